@@ -1,0 +1,20 @@
+"""The Typer application that every command module registers on."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="bt-sync",
+    help="Sync Braintrust logs, experiments and datasets into DuckDB and Parquet; push datasets back.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _global_options(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """Global options; `--debug` is read by `main()` before any command runs."""

@@ -1,0 +1,36 @@
+"""`bt-sync emulator`: run the local Braintrust-compatible API."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from connector.cli.app import app
+from connector.emulator import Emulator
+
+DEFAULT_EMULATOR_KEY = "bt-emulator-key"
+
+
+@app.command("emulator")
+def run_emulator(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (keep it on loopback)."),
+    port: int = typer.Option(8787, "--port", help="Port to listen on (0 picks a free one)."),
+    seed: str = typer.Option("demo", "--seed", help="Initial data: demo, empty, or bench:<rows>."),
+    state: Path | None = typer.Option(
+        None, "--state", help="Directory that persists the data across restarts."
+    ),
+    api_key: str | None = typer.Option(
+        None,
+        "--api-key",
+        help=f"Key clients must send [env: BRAINTRUST_API_KEY; default {DEFAULT_EMULATOR_KEY}].",
+    ),
+) -> None:
+    """Serve the Braintrust API emulator until interrupted."""
+    key = api_key or os.environ.get("BRAINTRUST_API_KEY") or DEFAULT_EMULATOR_KEY
+    server = Emulator(api_key=key, seed=seed, state_dir=state)
+    typer.echo(
+        f"Braintrust emulator on http://{host}:{port} (seed={seed}); clients authenticate with its API key."
+    )
+    server.serve_forever(host, port)

@@ -1,0 +1,282 @@
+"""The Braintrust REST API client: auth, retries, listing, fetch pages and inserts.
+
+One `httpx.Client` (pooled keep-alive connections) per `BraintrustClient`.
+Every call is retried on 408/425/429/5xx, timeouts, dropped connections and
+cut-short bodies, honouring `Retry-After`; 401/403 fail at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+import orjson
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from connector import __version__
+from connector.config import ApiSettings
+from connector.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    NotFoundError,
+    PayloadTooLarge,
+    RequestError,
+    ServerUnavailable,
+)
+from connector.retry import (
+    RETRYABLE_STATUSES,
+    TRANSIENT_EXCEPTIONS,
+    MalformedBody,
+    RetryableResponse,
+    backoff_honouring_retry_after,
+    parse_retry_after,
+)
+from schemas.api import (
+    Dataset,
+    Experiment,
+    FetchEventsRequest,
+    FetchEventsResponse,
+    InsertEventsResponse,
+    ObjectType,
+    Project,
+    SummarizeDatasetResponse,
+)
+
+LIST_PAGE_SIZE = 100
+MIN_FETCH_LIMIT = 10
+_SERVER_TEXT_CHARS = 300
+
+
+@dataclass
+class ClientStats:
+    """What this client sent: requests (including retries), retries, and fetch pages."""
+
+    requests: int = 0
+    retries: int = 0
+    fetch_pages: int = 0
+
+
+class BraintrustClient:
+    """A synchronous client for the parts of the Braintrust API that bt-sync uses.
+
+    Args:
+        settings: API URL, key, timeout and retry budget.
+        transport: an httpx transport to use instead of the network (tests only).
+    """
+
+    def __init__(self, settings: ApiSettings, *, transport: httpx.BaseTransport | None = None) -> None:
+        if settings.api_key is None or not settings.api_key.get_secret_value().strip():
+            raise ConfigError("No Braintrust API key: set BRAINTRUST_API_KEY or pass --api-key.")
+        self.api_url = settings.api_url
+        self.stats = ClientStats()
+        self._max_attempts = settings.max_attempts
+        self._http = httpx.Client(
+            base_url=settings.api_url,
+            headers={
+                "Authorization": f"Bearer {settings.api_key.get_secret_value().strip()}",
+                "User-Agent": f"bt-sync/{__version__}",
+            },
+            timeout=httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 10.0)),
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # Catalog -------------------------------------------------------------------------------------
+
+    def list_projects(self, *, name: str | None = None) -> Iterator[Project]:
+        """Yield every project visible to the key, optionally only the one called `name`."""
+        params = {"project_name": name} if name else {}
+        for raw in self._list("/v1/project", params):
+            yield Project.model_validate(raw)
+
+    def get_project(self, project_id: str) -> Project:
+        """Return one project by id."""
+        return Project.model_validate(self._request("GET", f"/v1/project/{project_id}"))
+
+    def create_project(self, name: str) -> Project:
+        """Create a project, or return the existing one with that name."""
+        return Project.model_validate(self._request("POST", "/v1/project", json={"name": name}))
+
+    def list_experiments(self, project_id: str) -> Iterator[Experiment]:
+        """Yield the experiments of a project."""
+        for raw in self._list("/v1/experiment", {"project_id": project_id}):
+            yield Experiment.model_validate(raw)
+
+    def list_datasets(self, project_id: str, *, name: str | None = None) -> Iterator[Dataset]:
+        """Yield the datasets of a project, optionally only the one called `name`."""
+        params = {"project_id": project_id} | ({"dataset_name": name} if name else {})
+        for raw in self._list("/v1/dataset", params):
+            yield Dataset.model_validate(raw)
+
+    def create_dataset(self, project_id: str, name: str) -> Dataset:
+        """Create a dataset, or return the existing one with that name in the project."""
+        body = {"project_id": project_id, "name": name}
+        return Dataset.model_validate(self._request("POST", "/v1/dataset", json=body))
+
+    def summarize_dataset(self, dataset_id: str) -> SummarizeDatasetResponse:
+        """Return the dataset's summary, including its live record count."""
+        raw = self._request("GET", f"/v1/dataset/{dataset_id}/summarize", params={"summarize_data": "true"})
+        return SummarizeDatasetResponse.model_validate(raw)
+
+    # Events --------------------------------------------------------------------------------------
+
+    def fetch_page(
+        self, object_type: ObjectType, object_id: str, request: FetchEventsRequest
+    ) -> FetchEventsResponse:
+        """Fetch one page of row versions, newest first.
+
+        On 5xx and timeouts the page size is halved for the next attempt (down to
+        `MIN_FETCH_LIMIT`): large pages are what time out on a loaded server.
+        """
+        body = request.model_dump(exclude_none=True)
+
+        def shrink_page(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            server_side = isinstance(error, RetryableResponse) and error.status >= 500
+            if (server_side or isinstance(error, httpx.TimeoutException)) and body.get("limit"):
+                body["limit"] = max(MIN_FETCH_LIMIT, body["limit"] // 2)
+
+        raw = self._request(
+            "POST", f"/v1/{object_type.value}/{object_id}/fetch", json=body, on_retry=shrink_page
+        )
+        self.stats.fetch_pages += 1
+        if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
+            raise ServerUnavailable(f"fetch of {object_type.value} {object_id} returned no `events` list")
+        return FetchEventsResponse(events=raw["events"], cursor=raw.get("cursor"))
+
+    def insert_events(self, object_type: ObjectType, object_id: str, body: bytes) -> InsertEventsResponse:
+        """Insert events given as a pre-serialised `{"events": [...]}` JSON body.
+
+        The body is bytes so callers can measure it against the request-size limit
+        exactly once, without serialising twice.
+
+        Raises:
+            PayloadTooLarge: the server refused the body's size (413); split and resend.
+        """
+        raw = self._request(
+            "POST",
+            f"/v1/{object_type.value}/{object_id}/insert",
+            content=body,
+            headers={"Content-Type": "application/json"},
+        )
+        return InsertEventsResponse.model_validate(raw)
+
+    # Plumbing ------------------------------------------------------------------------------------
+
+    def _list(self, path: str, params: dict[str, str]) -> Iterator[dict[str, Any]]:
+        """Page a list endpoint with `starting_after` until an empty page."""
+        starting_after: str | None = None
+        while True:
+            page_params: dict[str, str | int] = {**params, "limit": LIST_PAGE_SIZE}
+            if starting_after:
+                page_params["starting_after"] = starting_after
+            raw = self._request("GET", path, params=page_params)
+            objects = raw.get("objects") if isinstance(raw, dict) else None
+            if not isinstance(objects, list):
+                raise ServerUnavailable(f"GET {path} returned no `objects` list")
+            if not objects:
+                return
+            yield from objects
+            if objects[-1]["id"] == starting_after:
+                raise ServerUnavailable(f"GET {path}: `starting_after` did not advance")
+            starting_after = objects[-1]["id"]
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        content: bytes | None = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        on_retry: Any = None,
+    ) -> Any:
+        def before_sleep(state: RetryCallState) -> None:
+            self.stats.retries += 1
+            if on_retry is not None:
+                on_retry(state)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(TRANSIENT_EXCEPTIONS),
+            wait=backoff_honouring_retry_after(),
+            stop=stop_after_attempt(self._max_attempts),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._send_once(
+                        method, path, json=json, content=content, params=params, headers=headers
+                    )
+        except TRANSIENT_EXCEPTIONS as error:
+            raise ServerUnavailable(
+                f"{method} {path} failed after {self._max_attempts} attempts ({_describe(error)}); "
+                f"the API at {self.api_url} is unavailable or overloaded, try again later.",
+                status=error.status if isinstance(error, RetryableResponse) else None,
+            ) from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any,
+        content: bytes | None,
+        params: dict[str, Any] | None,
+        headers: dict[str, str] | None,
+    ) -> Any:
+        self.stats.requests += 1
+        if json is not None:
+            content, headers = orjson.dumps(json), {**(headers or {}), "Content-Type": "application/json"}
+        response = self._http.request(method, path, content=content, params=params, headers=headers)
+        status = response.status_code
+        if status < 300:
+            try:
+                return orjson.loads(response.content)
+            except orjson.JSONDecodeError:
+                raise MalformedBody("response body is not valid JSON (cut short?)") from None
+        if status in RETRYABLE_STATUSES:
+            raise RetryableResponse(status, parse_retry_after(response.headers.get("Retry-After")))
+        raise _status_error(method, path, response)
+
+
+def _status_error(method: str, path: str, response: httpx.Response) -> ApiError:
+    status = response.status_code
+    server_says = response.text[:_SERVER_TEXT_CHARS].strip()
+    if status in (401, 403):
+        verdict = "rejected the API key" if status == 401 else "refused this API key permission"
+        return AuthError(
+            f"Braintrust {verdict} (HTTP {status} on {method} {path}). "
+            "Check BRAINTRUST_API_KEY / --api-key and BRAINTRUST_API_URL / --api-url.",
+            status=status,
+        )
+    if status == 404:
+        return NotFoundError(f"{method} {path}: not found (HTTP 404). {server_says}".strip(), status=status)
+    if status == 413:
+        return PayloadTooLarge(f"{method} {path}: request too large (HTTP 413)", status=status)
+    return RequestError(f"{method} {path} was rejected (HTTP {status}): {server_says}", status=status)
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, RetryableResponse):
+        return f"last answer HTTP {error.status}"
+    return f"last error: {type(error).__name__}" + (f": {error}" if str(error) else "")

@@ -1,0 +1,206 @@
+"""Insert semantics: check events, then turn them into new row versions.
+
+Braintrust rows are versioned: each insert request writes one new version of
+every row it touches. An event either replaces the row (the default), deep-merges
+into its latest version (`_is_merge`), or deletes it (`_object_delete`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from connector.emulator.errors import bad_request
+from connector.emulator.merge import deep_merge, without_values
+
+Row = dict[str, Any]
+
+# Instructions to the server, never stored in a row.
+CONTROL_FIELDS = frozenset({"_is_merge", "_object_delete", "_merge_paths", "_array_delete", "_parent_id"})
+# Written by the server only; whatever a client sends for them is dropped.
+SERVER_FIELDS = frozenset({"_xact_id", "_pagination_key"})
+# A merge keeps these from the row's first write, as the SDK and the spec say.
+MERGE_KEEPS = frozenset({"id", "created", "span_id", "root_span_id", "span_parents"})
+_NOT_MERGED = CONTROL_FIELDS | SERVER_FIELDS | MERGE_KEEPS
+_NOT_STORED = CONTROL_FIELDS | SERVER_FIELDS
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_object(value: Any) -> bool:
+    return isinstance(value, dict)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _is_scores(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        score is None or (_is_number(score) and 0 <= score <= 1) for score in value.values()
+    )
+
+
+def _is_metrics(value: Any) -> bool:
+    return isinstance(value, dict) and all(metric is None or _is_number(metric) for metric in value.values())
+
+
+def _is_paths(value: Any) -> bool:
+    return isinstance(value, list) and all(_is_str_list(path) and path for path in value)
+
+
+def _is_array_deletes(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(item, dict) and _is_paths([item.get("path")]) and isinstance(item.get("delete"), list)
+        for item in value
+    )
+
+
+def _is_timestamp(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+# Field shapes from the spec's Insert*Event schemas; checked so that fetched rows
+# validate against the spec's *Event schemas later. Every field may also be null.
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "id": (_is_str, "a string"),
+    "created": (_is_timestamp, "an ISO-8601 timestamp"),
+    "span_id": (_is_str, "a string"),
+    "root_span_id": (_is_str, "a string"),
+    "_parent_id": (_is_str, "a string"),
+    "span_parents": (_is_str_list, "an array of strings"),
+    "tags": (_is_str_list, "an array of strings"),
+    "scores": (_is_scores, "an object of numbers between 0 and 1 (or null)"),
+    "metrics": (_is_metrics, "an object of numbers"),
+    "metadata": (_is_object, "an object"),
+    "context": (_is_object, "an object"),
+    "span_attributes": (_is_object, "an object"),
+    "facets": (_is_object, "an object"),
+    "origin": (_is_object, "an object"),
+    "is_root": (_is_bool, "true or false"),
+    "_is_merge": (_is_bool, "true or false"),
+    "_object_delete": (_is_bool, "true or false"),
+    "_merge_paths": (_is_paths, "an array of non-empty arrays of strings"),
+    "_array_delete": (_is_array_deletes, 'an array of {"path": [...], "delete": [...]}'),
+}
+
+
+def check_events(events: Any) -> list[Row]:
+    """Return `events` if it is a list of well-formed events.
+
+    Raises:
+        Rejected: 400 naming the first bad event and field.
+    """
+    if not isinstance(events, list):
+        raise bad_request("`events` must be an array of event objects")
+    for index, event in enumerate(events):
+        if not isinstance(event, dict):
+            raise bad_request(f"events[{index}] must be a JSON object, got {type(event).__name__}")
+        for field, (check, shape) in _CHECKS.items():
+            value = event.get(field)
+            if value is not None and not check(value):
+                raise bad_request(f"events[{index}].{field} must be {shape}")
+        if event.get("_object_delete") and not event.get("id"):
+            raise bad_request(f"events[{index}]: _object_delete needs the id of the row to delete")
+    return events
+
+
+def utc_timestamp(value: str | None = None) -> str:
+    """Return `value` (or now) as an ISO-8601 timestamp with a timezone, as fetch returns it."""
+    moment = datetime.now(UTC) if value is None else datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one insert request does to an object's rows.
+
+    Attributes:
+        row_ids: the id of each input event, in input order.
+        rows: the new version of each row the request leaves in place (one per id).
+        deleted: ids the request deleted (a later event in the same request may re-create one).
+    """
+
+    row_ids: list[str]
+    rows: list[Row]
+    deleted: list[str]
+
+
+def apply_events(events: list[Row], latest: Callable[[str], Row | None]) -> Outcome:
+    """Apply checked `events` in order, given `latest(id)`, the stored live version of a row.
+
+    Events for the same id are applied one after the other, so the request writes
+    a single version per id (the SDK relies on this: versions sharing an
+    `_xact_id` could not be told apart).
+    """
+    now = utc_timestamp()
+    state: dict[str, Row | None] = {}
+    deleted: dict[str, None] = {}
+    row_ids: list[str] = []
+
+    def current(row_id: str) -> Row | None:
+        return state[row_id] if row_id in state else latest(row_id)
+
+    for event in events:
+        row_id = event.get("id") or str(uuid.uuid4())
+        row_ids.append(row_id)
+        previous = current(row_id)
+        if event.get("_object_delete"):
+            state[row_id] = None
+            deleted[row_id] = None
+        elif event.get("_is_merge") and previous is not None:
+            state[row_id] = _merged(previous, event)
+        else:
+            parent_id = event.get("_parent_id")
+            parent = current(parent_id) if parent_id else None
+            state[row_id] = _replaced(row_id, previous, event, parent, now)
+    rows = [row for row in state.values() if row is not None]
+    return Outcome(row_ids=row_ids, rows=rows, deleted=list(deleted))
+
+
+def _merged(previous: Row, event: Row) -> Row:
+    stop_at = {tuple(path) for path in event.get("_merge_paths") or ()}
+    row = deep_merge(previous, {k: v for k, v in event.items() if k not in _NOT_MERGED}, stop_at)
+    for array_delete in event.get("_array_delete") or ():
+        row = without_values(row, tuple(array_delete["path"]), array_delete["delete"])
+    return row
+
+
+def _replaced(row_id: str, previous: Row | None, event: Row, parent: Row | None, now: str) -> Row:
+    row = {k: v for k, v in event.items() if k not in _NOT_STORED}
+    row["id"] = row_id
+    # A replace that leaves out the server-filled fields keeps the row in its
+    # place: same creation time, same trace.
+    before = previous or {}
+    created = event.get("created")
+    row["created"] = utc_timestamp(created) if created else before.get("created", now)
+    span_id = row.get("span_id") or before.get("span_id") or str(uuid.uuid4())
+    row["span_id"] = span_id
+    if parent is not None and not event.get("span_parents"):
+        row["span_parents"] = [parent["span_id"]]
+    inherited = parent["root_span_id"] if parent is not None else before.get("root_span_id")
+    row["root_span_id"] = row.get("root_span_id") or inherited or span_id
+    if row.get("is_root") is None:
+        row["is_root"] = not row.get("span_parents")
+    return row

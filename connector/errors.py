@@ -1,0 +1,91 @@
+"""Errors raised by bt-sync.
+
+Every error a user can cause or fix derives from :class:`BtSyncError` and carries
+a one-line message that says what to do. The marker mixins tell retry logic
+(ours and Dagster's ``RetryPolicy``) whether trying again can help.
+
+    BtSyncError
+    ├── ConfigError            bad flag, environment variable or path        (terminal)
+    ├── ApiError               the Braintrust API answered with an error
+    │   ├── AuthError          401/403: key missing, wrong or not allowed    (terminal)
+    │   ├── NotFoundError      404: the project/experiment/dataset is gone   (terminal)
+    │   ├── RequestError       other 4xx: the request itself is wrong        (terminal)
+    │   ├── PayloadTooLarge    413: split the request and send again         (terminal)
+    │   └── ServerUnavailable  429/5xx/timeouts/connection errors, retries exhausted (transient)
+    ├── PaginationError        a cursor repeated or stopped advancing       (transient)
+    ├── WarehouseError         the DuckDB file or Parquet root is unusable
+    │   └── WarehouseLocked    another process holds the DuckDB file       (transient)
+    ├── StateError             the sync state is unreadable or inconsistent  (terminal)
+    └── PushError              a push input file is invalid                  (terminal)
+"""
+
+from __future__ import annotations
+
+
+class TransientError:
+    """Marker: the same call may succeed if retried later."""
+
+
+class TerminalError:
+    """Marker: retrying the same call cannot succeed; something must change first."""
+
+
+class BtSyncError(Exception):
+    """Base class of every error bt-sync raises on purpose."""
+
+
+class ConfigError(BtSyncError, TerminalError):
+    """A flag, environment variable or path is missing or invalid."""
+
+
+class ApiError(BtSyncError):
+    """The Braintrust API answered with an error status.
+
+    Args:
+        message: what went wrong and what to do, never containing the API key.
+        status: the HTTP status, or None when no response arrived.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class AuthError(ApiError, TerminalError):
+    """The API key is missing, wrong, or lacks permission (401/403)."""
+
+
+class NotFoundError(ApiError, TerminalError):
+    """The requested object does not exist (404)."""
+
+
+class RequestError(ApiError, TerminalError):
+    """The API rejected the request itself (a 4xx other than 401/403/404/413/429)."""
+
+
+class PayloadTooLarge(ApiError, TerminalError):
+    """The request body was over the server's size limit (413)."""
+
+
+class ServerUnavailable(ApiError, TransientError):
+    """The API kept failing with 429/5xx, timeouts or dropped connections after all retries."""
+
+
+class PaginationError(BtSyncError, TransientError):
+    """The fetch cursor repeated or did not advance: stopping instead of looping."""
+
+
+class WarehouseError(BtSyncError, TerminalError):
+    """The DuckDB file or Parquet root cannot be opened, read or written."""
+
+
+class WarehouseLocked(WarehouseError, TransientError):
+    """Another process holds the DuckDB file; it was still locked after waiting."""
+
+
+class StateError(BtSyncError, TerminalError):
+    """The stored sync state is unreadable or inconsistent with the warehouse."""
+
+
+class PushError(BtSyncError, TerminalError):
+    """A push input file or its column mapping is invalid."""

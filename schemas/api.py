@@ -1,0 +1,133 @@
+"""Pydantic models of the Braintrust API objects bt-sync reads and writes.
+
+Checked against `openapi-official.yaml`. Models accept unknown fields
+(``extra="allow"``) because the API grows new fields; bt-sync keeps them rather
+than failing a sync over them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ObjectType(StrEnum):
+    """The three kinds of event containers that have `fetch` and `insert` endpoints."""
+
+    PROJECT_LOGS = "project_logs"
+    EXPERIMENT = "experiment"
+    DATASET = "dataset"
+
+
+class _ApiObject(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class Project(_ApiObject):
+    """`Project` in the spec."""
+
+    id: str
+    org_id: str
+    name: str
+    created: datetime | None = None
+    deleted_at: datetime | None = None
+    user_id: str | None = None
+
+
+class Experiment(_ApiObject):
+    """`Experiment` in the spec."""
+
+    id: str
+    project_id: str
+    name: str
+    description: str | None = None
+    created: datetime | None = None
+    deleted_at: datetime | None = None
+    dataset_id: str | None = None
+    dataset_version: str | None = None
+    public: bool | None = None
+    user_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    tags: list[str] | None = None
+
+
+class Dataset(_ApiObject):
+    """`Dataset` in the spec."""
+
+    id: str
+    project_id: str
+    name: str
+    description: str | None = None
+    created: datetime | None = None
+    deleted_at: datetime | None = None
+    user_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    tags: list[str] | None = None
+
+
+class ListResponse(_ApiObject):
+    """The envelope of every list endpoint: `{"objects": [...]}`."""
+
+    objects: list[dict[str, Any]]
+
+
+class FetchEventsRequest(BaseModel):
+    """Body of `POST /v1/{object}/{id}/fetch` (`FetchEventsRequest`).
+
+    `limit` counts traces, not rows. `max_xact_id`/`max_root_span_id` are the
+    deprecated manual cursor, used only when a server returns no `cursor`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int | None = Field(default=None, ge=0)
+    cursor: str | None = None
+    max_xact_id: str | None = None
+    max_root_span_id: str | None = None
+    version: str | None = None
+
+
+class FetchEventsResponse(BaseModel):
+    """Response of fetch: one page of row versions, newest `_xact_id` first.
+
+    Events stay plain dicts: they are shaped straight into Arrow columns, and a
+    model instance per row would cost more than the rest of the sync.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    events: list[dict[str, Any]]
+    cursor: str | None = None
+
+
+class InsertEventsRequest(BaseModel):
+    """Body of `POST /v1/{object}/{id}/insert`."""
+
+    events: list[dict[str, Any]]
+
+
+class InsertEventsResponse(BaseModel):
+    """`{"row_ids": [...]}`, aligned one-to-one with the inserted events."""
+
+    model_config = ConfigDict(extra="allow")
+
+    row_ids: list[str]
+
+
+class DataSummary(_ApiObject):
+    """`DataSummary`: how many live records a dataset has."""
+
+    total_records: int = Field(ge=0)
+
+
+class SummarizeDatasetResponse(_ApiObject):
+    """Response of `GET /v1/dataset/{id}/summarize`."""
+
+    project_name: str
+    dataset_name: str
+    project_url: str
+    dataset_url: str
+    data_summary: DataSummary | None = None
