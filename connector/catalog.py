@@ -44,6 +44,18 @@ class Catalog:
         return refs
 
 
+def object_ref(client: BraintrustClient, object_type: ObjectType, object_id: str) -> ObjectRef:
+    """Look up one event container by type and id (project id for project logs)."""
+    stream = EVENT_STREAMS[object_type]
+    if object_type is ObjectType.PROJECT_LOGS:
+        project = client.get_project(object_id)
+        return ObjectRef(stream, project.id, project.id, f"{project.name} logs")
+    found: Experiment | Dataset = (
+        client.get_experiment(object_id) if object_type is ObjectType.EXPERIMENT else client.get_dataset(object_id)
+    )
+    return ObjectRef(stream, found.id, found.project_id, found.name)
+
+
 def discover_catalog(client: BraintrustClient, selectors: Sequence[str] = ()) -> Catalog:
     """List the projects matching `selectors` (names or ids; all when empty) and their objects.
 

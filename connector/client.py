@@ -74,6 +74,7 @@ class BraintrustClient:
         self.api_url = settings.api_url
         self.stats = ClientStats()
         self._max_attempts = settings.max_attempts
+        self._wait = backoff_honouring_retry_after(settings.backoff_initial_s, settings.backoff_max_s)
         self._http = httpx.Client(
             base_url=settings.api_url,
             headers={
@@ -117,6 +118,14 @@ class BraintrustClient:
         """Yield the experiments of a project."""
         for raw in self._list("/v1/experiment", {"project_id": project_id}):
             yield Experiment.model_validate(raw)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """Return one experiment by id."""
+        return Experiment.model_validate(self._request("GET", f"/v1/experiment/{experiment_id}"))
+
+    def get_dataset(self, dataset_id: str) -> Dataset:
+        """Return one dataset by id."""
+        return Dataset.model_validate(self._request("GET", f"/v1/dataset/{dataset_id}"))
 
     def list_datasets(self, project_id: str, *, name: str | None = None) -> Iterator[Dataset]:
         """Yield the datasets of a project, optionally only the one called `name`."""
@@ -215,7 +224,7 @@ class BraintrustClient:
 
         retrying = Retrying(
             retry=retry_if_exception_type(TRANSIENT_EXCEPTIONS),
-            wait=backoff_honouring_retry_after(),
+            wait=self._wait,
             stop=stop_after_attempt(self._max_attempts),
             before_sleep=before_sleep,
             reraise=True,

@@ -19,6 +19,8 @@ class ApiSettings(BaseSettings):
             shows in `repr`, logs or error messages.
         timeout_s: per-request timeout in seconds.
         max_attempts: attempts per request before a transient failure is raised.
+        backoff_initial_s: first retry wait (jittered, doubling), unless the server sends `Retry-After`.
+        backoff_max_s: longest wait between two attempts.
     """
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
@@ -31,6 +33,8 @@ class ApiSettings(BaseSettings):
     )
     timeout_s: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=6, ge=1)
+    backoff_initial_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=30.0, ge=0)
 
     @field_validator("api_url")
     @classmethod

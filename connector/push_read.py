@@ -104,7 +104,7 @@ class SourceFile:
         self.columns: tuple[str, ...] = self._reader.columns
 
     def chunks(self) -> Iterator[RowChunk]:
-        """Yield the file's rows in order, one bounded chunk at a time (readable once)."""
+        """Yield the file's rows in order, one bounded chunk at a time; each call reads the file afresh."""
         yield from self._reader.chunks()
 
 
@@ -336,21 +336,19 @@ class _JsonlReader:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._chunks = self._read()
-        self._first = next(self._chunks, None)
-        if self._first is None:
+        chunks = self._read()
+        first = next(chunks, None)
+        chunks.close()
+        if first is None:
             raise PushError(f"{path.name} is empty")
         seen: dict[str, None] = {}
-        for row in self._first.rows:
+        for row in first.rows:
             if isinstance(row, dict):
                 seen.update(dict.fromkeys(row))
         self.columns = tuple(seen)
 
     def chunks(self) -> Iterator[RowChunk]:
-        if self._first is not None:
-            first, self._first = self._first, None
-            yield first
-        yield from self._chunks
+        return self._read()
 
     def _read(self) -> Iterator[RowChunk]:
         rows: list[dict[str, Any] | RowProblem] = []
@@ -398,13 +396,29 @@ def _jsonl_row(line: bytes) -> dict[str, Any] | RowProblem:
             return RowProblem(None, _not_utf8(line, bad_bytes), values=line.decode(errors="replace"))
         return RowProblem(None, f"invalid JSON ({error.msg} at char {error.pos})", values=text)
     if not isinstance(value, dict):
-        return RowProblem(None, f"expected a JSON object, found {_json_kind(value)}", values=line.decode())
+        return RowProblem(None, f"expected a JSON object, found {json_kind(value)}", values=line.decode())
     return value
 
 
-def _json_kind(value: Any) -> str:
-    kinds = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
-    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+def json_kind(value: Any) -> str:
+    """Name the JSON kind of a value for an error message: "a number", "an object", "null"…
+
+    Args:
+        value: a value as parsed from JSON or read from a file.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
 
 
 def _file_error(path: Path, error: Exception, near_row: int | None = None) -> PushError:

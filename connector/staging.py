@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from filelock import FileLock, Timeout
 from pydantic import BaseModel, ValidationError
 
-from connector.errors import StateError
+from connector.errors import StateError, WarehouseLocked
 from connector.pagination import PagePosition
 from connector.shape import STAGING_SCHEMA
 from schemas.api import ObjectType
@@ -52,6 +55,23 @@ class ObjectStaging:
 
     def __init__(self, root: Path, object_type: ObjectType, object_id: str) -> None:
         self.directory = root / object_type.value / object_id
+
+    @contextmanager
+    def locked(self, wait_s: float) -> Iterator[None]:
+        """Hold the object's lock, waiting up to `wait_s` for another process that holds it."""
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(f"{self.directory}.lock")
+        try:
+            lock.acquire(timeout=wait_s)
+        except Timeout:
+            raise WarehouseLocked(
+                f"another bt-sync process is syncing {self.directory.parent.name} {self.directory.name} "
+                f"into this warehouse; it still held it after {wait_s:.0f}s"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def load(self) -> Checkpoint | None:
         """Return the checkpoint left by an interrupted sync, if any."""

@@ -12,12 +12,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from filelock import FileLock, Timeout
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.catalog import Catalog, discover_catalog, write_catalog
 from connector.client import BraintrustClient
-from connector.errors import WarehouseLocked
 from connector.extract import DEFAULT_PAGE_LIMIT, ObjectRef, extract_object, newest_version
 from connector.load_duckdb import delete_object, merge_object
 from connector.load_parquet import ParquetSink
@@ -103,7 +101,7 @@ def run_sync(
     options: SyncOptions,
     progress: ProgressReporter | None = None,
 ) -> SyncSummary:
-    """Sync the selected Braintrust objects into the warehouse.
+    """Sync the catalog and every selected object into the warehouse.
 
     Args:
         client: the API client.
@@ -113,19 +111,18 @@ def run_sync(
         progress: where to show progress; nothing is shown when None.
 
     Raises:
-        WarehouseLocked: another sync holds the same DuckDB file for longer than `lock_wait_s`.
+        WarehouseLocked: the DuckDB file, or an object being synced by another process,
+            stayed locked for longer than `options.lock_wait_s`.
     """
     started, clock = datetime.now(UTC), time.monotonic()
     requests_before, retries_before = client.stats.requests, client.stats.retries
-    with _exclusive(warehouse.path, options.lock_wait_s):
-        catalog = discover_catalog(client, options.projects)
-        with warehouse.connect() as connection:
-            write_catalog(connection, catalog, replace_all=not options.projects)
-            states = read_states(connection)
-        run = _SyncRun(client, warehouse, parquet, options, progress or NullProgress(), states)
-        objects = [run.sync_object(ref) for ref in catalog.refs(options.object_types)]
-        removed = run.remove_vanished(catalog) if options.reconcile else []
-        run.catch_up_parquet(catalog)
+    catalog = discover_catalog(client, options.projects)
+    with warehouse.connect() as connection:
+        write_catalog(connection, catalog, replace_all=not options.projects)
+    run = _SyncRun(client, warehouse, parquet, options, progress or NullProgress())
+    objects = [run.sync_object(ref) for ref in catalog.refs(options.object_types)]
+    removed = run.remove_vanished(catalog) if options.reconcile else []
+    run.catch_up_parquet()
     return SyncSummary(
         started_at=started,
         seconds=round(time.monotonic() - clock, 3),
@@ -139,6 +136,18 @@ def run_sync(
     )
 
 
+def sync_object(
+    client: BraintrustClient,
+    warehouse: Warehouse,
+    parquet: ParquetSink | None,
+    ref: ObjectRef,
+    options: SyncOptions,
+    progress: ProgressReporter | None = None,
+) -> ObjectSummary:
+    """Sync one object (e.g. one Dagster partition), without touching the catalog tables."""
+    return _SyncRun(client, warehouse, parquet, options, progress or NullProgress()).sync_object(ref)
+
+
 class _SyncRun:
     def __init__(
         self,
@@ -147,22 +156,26 @@ class _SyncRun:
         parquet: ParquetSink | None,
         options: SyncOptions,
         progress: ProgressReporter,
-        states: dict[tuple[ObjectType, str], SyncState],
     ) -> None:
         self.client = client
         self.warehouse = warehouse
         self.parquet = parquet
         self.options = options
         self.progress = progress
-        self.states = states
         self.staging_root = staging_root(warehouse.path)
         self.full_read = options.full or options.reconcile
 
     def sync_object(self, ref: ObjectRef) -> ObjectSummary:
+        staging = ObjectStaging(self.staging_root, ref.stream.object_type, ref.object_id)
+        # Two processes syncing the same object would share its staging area: one waits for the other.
+        with staging.locked(self.options.lock_wait_s):
+            return self._sync_locked(ref, staging)
+
+    def _sync_locked(self, ref: ObjectRef, staging: ObjectStaging) -> ObjectSummary:
         clock = time.monotonic()
         object_type = ref.stream.object_type
-        previous = self.states.get((object_type, ref.object_id))
-        staging = ObjectStaging(self.staging_root, object_type, ref.object_id)
+        with self.warehouse.connect() as connection:
+            previous = read_states(connection).get((object_type, ref.object_id))
         checkpoint = self._resumable(staging, previous)
         resumed = checkpoint is not None
         if checkpoint is None:
@@ -223,14 +236,14 @@ class _SyncRun:
         """Delete the rows, state and Parquet of objects deleted upstream (within the synced projects)."""
         live = {(r.stream.object_type, r.object_id) for r in catalog.refs(self.options.object_types)}
         project_ids = {p.id for p in catalog.projects}
-        vanished = [
-            state
-            for key, state in self.states.items()
-            if key not in live
-            and state.object_type in self.options.object_types
-            and state.project_id in project_ids
-        ]
         with self.warehouse.connect() as connection:
+            vanished = [
+                state
+                for key, state in read_states(connection).items()
+                if key not in live
+                and state.object_type in self.options.object_types
+                and state.project_id in project_ids
+            ]
             for state in vanished:
                 stream = EVENT_STREAMS[state.object_type]
                 connection.execute("BEGIN TRANSACTION")
@@ -241,7 +254,7 @@ class _SyncRun:
                     self.parquet.remove_object(stream, state.object_id)
         return [f"{state.object_type.value}:{state.object_id}" for state in vanished]
 
-    def catch_up_parquet(self, catalog: Catalog) -> None:
+    def catch_up_parquet(self) -> None:
         """Rewrite Parquet files left behind by a crash between the DuckDB commit and the file write."""
         if self.parquet is None:
             return
@@ -277,25 +290,3 @@ def staging_root(duckdb_path: Path) -> Path:
 def _max_version(*versions: int | None) -> int | None:
     present = [v for v in versions if v is not None]
     return max(present) if present else None
-
-
-class _exclusive:
-    """Holds the per-DuckDB-file sync lock, so two syncs never interleave their writes."""
-
-    def __init__(self, duckdb_path: Path, wait_s: float) -> None:
-        duckdb_path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = FileLock(str(duckdb_path) + ".sync-lock")
-        self._wait_s = wait_s
-        self._path = duckdb_path
-
-    def __enter__(self) -> None:
-        try:
-            self._lock.acquire(timeout=self._wait_s)
-        except Timeout:
-            raise WarehouseLocked(
-                f"another bt-sync sync is writing {self._path}; "
-                f"it was still running after {self._wait_s:.0f}s"
-            ) from None
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._lock.release()

@@ -1,0 +1,246 @@
+"""The emulator's data: catalog objects and their event histories, with Braintrust's semantics.
+
+No HTTP here: tests and benchmarks use a `Store` directly to set up and inspect data.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from typing import Any, Literal
+
+import orjson
+
+from connector.emulator.catalog import Catalog, Kind, ListQuery, Obj
+from connector.emulator.clock import XactClock
+from connector.emulator.errors import bad_request
+from connector.emulator.generate import TraceFactory, log_batches
+from connector.emulator.history import History, Page
+from connector.emulator.journal import Journal
+from connector.emulator.rows import Row, apply_events, check_events, utc_timestamp
+
+ObjectType = Literal["project_logs", "experiment", "dataset"]
+OBJECT_TYPES: tuple[ObjectType, ...] = ("project_logs", "experiment", "dataset")
+# The catalog object that owns each kind of event history.
+OWNER: dict[ObjectType, Kind] = {"project_logs": "project", "experiment": "experiment", "dataset": "dataset"}
+MAX_FETCH_LIMIT = 1000
+
+
+class Store:
+    """In-memory Braintrust data for one organization; safe to use from many threads.
+
+    Args:
+        org_name: name of the organization; its id is derived from it.
+        xact_start: first `_xact_id` to hand out (then +1 per write), or None for
+            time-based ids like Braintrust's.
+    """
+
+    def __init__(self, *, org_name: str = "emulator-org", xact_start: int | None = None) -> None:
+        org_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"bt-sync-emulator/org/{org_name}"))
+        user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"bt-sync-emulator/user/{org_name}"))
+        self.catalog = Catalog(org_id, org_name, user_id)
+        self.clock = XactClock(xact_start)
+        self._histories: dict[tuple[ObjectType, str], History] = {}
+        self._journal: Journal | None = None
+        self._lock = threading.RLock()
+
+    # Catalog objects
+
+    def create_project(self, name: str, **fields: Any) -> Obj:
+        return self.create("project", {**fields, "name": name})[0]
+
+    def create_experiment(self, project_id: str, name: str, **fields: Any) -> Obj:
+        return self.create("experiment", {**fields, "project_id": project_id, "name": name})[0]
+
+    def create_dataset(self, project_id: str, name: str, **fields: Any) -> Obj:
+        return self.create("dataset", {**fields, "project_id": project_id, "name": name})[0]
+
+    def create(self, kind: Kind, body: Any) -> tuple[Obj, bool]:
+        """Create an object from a request body; return it and whether it is new.
+
+        As in the API, creating a name that exists in the same scope returns the
+        existing object unmodified (experiments with `ensure_new` get a fresh name).
+        """
+        with self._lock:
+            obj = self.catalog.build(kind, body)
+            existing = self.catalog.find(kind, obj["name"], obj.get("project_id"))
+            if existing is not None:
+                if not (kind == "experiment" and body.get("ensure_new")):
+                    return existing, False
+                obj["name"] = self.catalog.unique_name(kind, obj["name"], obj["project_id"])
+            self._put(kind, obj)
+            return obj, True
+
+    def get(self, kind: Kind, object_id: str) -> Obj:
+        with self._lock:
+            return self.catalog.get(kind, object_id)
+
+    def list(self, kind: Kind, query: ListQuery) -> list[Obj]:
+        with self._lock:
+            return self.catalog.list(kind, query)
+
+    def patch(self, kind: Kind, object_id: str, body: Any) -> Obj:
+        with self._lock:
+            obj = self.catalog.patched(kind, object_id, body)
+            self._put(kind, obj)
+            return obj
+
+    def delete(self, kind: Kind, object_id: str) -> Obj:
+        """Delete an object (a project takes its experiments and datasets along) and its events."""
+        with self._lock:
+            self.catalog.get(kind, object_id)
+            removed = self._drop(kind, object_id)
+            self._record({"op": "drop", "kind": kind, "id": object_id})
+            return {**removed, "deleted_at": utc_timestamp()}
+
+    # Events
+
+    def insert(self, object_type: ObjectType, object_id: str, events: list[Row]) -> list[str]:
+        """Apply one insert request; return the row id of each event, in order.
+
+        All rows written by one call share one new `_xact_id`.
+
+        Raises:
+            Rejected: 400 for malformed events, 404 for an unknown object.
+        """
+        check_events(events)
+        with self._lock:
+            history = self._history(object_type, object_id)
+            outcome = apply_events(events, history.latest)
+            self._write(object_type, history, outcome.rows, outcome.deleted)
+        return outcome.row_ids
+
+    def fetch(
+        self,
+        object_type: ObjectType,
+        object_id: str,
+        *,
+        limit: int = MAX_FETCH_LIMIT,
+        cursor: str | None = None,
+        version: int | None = None,
+        max_xact_id: int | None = None,
+        max_root_span_id: str | None = None,
+    ) -> Page:
+        """Return one fetch page; see `History.page`. `limit` is capped at 1000 traces."""
+        with self._lock:
+            return self._history(object_type, object_id).page(
+                limit=min(limit, MAX_FETCH_LIMIT),
+                cursor=cursor,
+                version=version,
+                max_xact_id=max_xact_id,
+                max_root_span_id=max_root_span_id,
+            )
+
+    def live_rows(self, object_type: ObjectType, object_id: str) -> list[Row]:
+        """Return the latest version of every row that is not deleted (order unspecified)."""
+        with self._lock:
+            return self._history(object_type, object_id).live_rows()
+
+    def live_count(self, object_type: ObjectType, object_id: str) -> int:
+        with self._lock:
+            return self._history(object_type, object_id).live_count()
+
+    def version_count(self, object_type: ObjectType, object_id: str) -> int:
+        """Return how many versions were ever written (what a full unpinned fetch pages over)."""
+        with self._lock:
+            return len(self._history(object_type, object_id))
+
+    def generate_logs(
+        self,
+        project_id: str,
+        n_rows: int,
+        *,
+        trace_spans: tuple[int, int] = (1, 20),
+        update_fraction: float = 0.05,
+        payload_bytes: int = 1200,
+        rng_seed: int = 0,
+    ) -> int:
+        """Bulk-write `n_rows` traced log rows, plus later versions of about `update_fraction` of them.
+
+        Rows are written in requests of about 1000 (one `_xact_id` each), without
+        going through the insert semantics, so a million rows take seconds.
+        Returns the number of versions written.
+        """
+        with self._lock:
+            history = self._history("project_logs", project_id)
+            # Mixing in the history length lets repeated calls add new rows, not re-create old ones.
+            rng = random.Random(f"{rng_seed}/{project_id}/{len(history)}")
+        factory = TraceFactory(rng, payload_bytes)
+        written = 0
+        for batch in log_batches(factory, n_rows, trace_spans=trace_spans, update_fraction=update_fraction):
+            with self._lock:
+                self._write("project_logs", history, batch, [])
+            written += len(batch)
+        return written
+
+    # Persistence
+
+    def open_journal(self, journal: Journal) -> bool:
+        """Replay `journal` into this store, then record every later write in it.
+
+        Returns whether the journal held any data.
+        """
+        replayed = False
+        with self._lock:
+            for record in journal.records():
+                self._replay(record)
+                replayed = True
+            self._journal = journal
+        return replayed
+
+    def _replay(self, record: dict[str, Any]) -> None:
+        if record["op"] == "put":
+            self.catalog.put(record["kind"], record["object"])
+        elif record["op"] == "drop":
+            self._drop(record["kind"], record["id"])
+        else:
+            xact = record["xact"]
+            self.clock.observe(xact)
+            versions = [(row["root_span_id"], row["id"], orjson.dumps(row)) for row in record["rows"]]
+            self._history(record["type"], record["object"]).append(xact, versions, record["deleted"])
+
+    def _record(self, record: dict[str, Any]) -> None:
+        if self._journal is not None:
+            self._journal.append(orjson.dumps(record))
+
+    # Internals (callers hold the lock)
+
+    def _put(self, kind: Kind, obj: Obj) -> None:
+        self.catalog.put(kind, obj)
+        self._record({"op": "put", "kind": kind, "object": obj})
+
+    def _drop(self, kind: Kind, object_id: str) -> Obj:
+        removed = self.catalog.drop(kind, object_id)
+        gone = {obj["id"] for obj in removed}
+        for key in [key for key in self._histories if key[1] in gone]:
+            del self._histories[key]
+        return removed[0]
+
+    def _history(self, object_type: ObjectType, object_id: str) -> History:
+        owner = OWNER.get(object_type)
+        if owner is None:
+            raise bad_request(f"unknown object type {object_type!r}: use one of {', '.join(OBJECT_TYPES)}")
+        self.catalog.get(owner, object_id)
+        key = (object_type, object_id)
+        history = self._histories.get(key)
+        if history is None:
+            history = self._histories[key] = History(object_id)
+        return history
+
+    def _write(self, object_type: ObjectType, history: History, rows: list[Row], deleted: list[str]) -> None:
+        xact = self.clock.next()
+        fixed = {"_xact_id": str(xact), **self._object_fields(object_type, history.object_id)}
+        blobs = [orjson.dumps({**row, **fixed}) for row in rows]
+        history.append(xact, [(row["root_span_id"], row["id"], blob) for row, blob in zip(rows, blobs, strict=True)], deleted)
+        if self._journal is not None:
+            rows_json = orjson.Fragment(b"[" + b",".join(blobs) + b"]")
+            record = {"op": "events", "type": object_type, "object": history.object_id, "xact": xact}
+            self._journal.append(orjson.dumps({**record, "deleted": deleted, "rows": rows_json}))
+
+    def _object_fields(self, object_type: ObjectType, object_id: str) -> dict[str, str]:
+        """Fields the server sets on every row of an object, whatever the client sent."""
+        if object_type == "project_logs":
+            return {"project_id": object_id, "org_id": self.catalog.org_id, "log_id": "g"}
+        owner = self.catalog.get(OWNER[object_type], object_id)
+        return {"project_id": owner["project_id"], f"{object_type}_id": object_id}

@@ -1,0 +1,406 @@
+"""Push a CSV, Parquet or JSONL file into a Braintrust dataset.
+
+The one function the CLI and Dagster call is `push_file`. The file is streamed
+twice at most: with `on_error="fail"` a first pass validates every row so a bad
+file sends nothing; the second pass maps rows to events with deterministic ids,
+groups them into numbered batches under the request-size limit and sends them
+with bounded concurrency, checkpointing each acknowledged batch so a rerun
+resumes where a crashed push stopped. A 413 splits the batch in half.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any, Literal, Self
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from connector.client import BraintrustClient
+from connector.errors import ApiError, PayloadTooLarge, PushError, ServerUnavailable
+from connector.progress import ProgressReporter, ProgressTask
+from connector.push_batch import MAX_REQUEST_BYTES, Batch, batches
+from connector.push_checkpoint import DEFAULT_STATE_DIR, PushCheckpoint, checkpoint_key, locked_checkpoint
+from connector.push_map import ColumnMapping, RowMapper, resolve_mapping
+from connector.push_read import FileFormat, RowProblem, SourceFile
+from schemas.api import Dataset, ObjectType
+
+__all__ = ["FileFormat", "PushOptions", "PushSummary", "push_file"]
+
+DEFAULT_BATCH_ROWS = 500
+DEFAULT_CONCURRENCY = 4
+
+
+class PushOptions(BaseModel):
+    """What to push where, and how: the options of `bt-sync push`.
+
+    Args:
+        file: the CSV, Parquet or JSONL file (optionally gzip-compressed).
+        project: the project name; created if missing.
+        dataset: the dataset name; created if missing.
+        format: the file format, or None to infer it from the extension.
+        id_column: the column holding row ids; None derives ids from each row's content.
+        input: columns combined into `input` (default: a column named `input`).
+        expected: columns combined into `expected` (default: a column named `expected`).
+        metadata: columns combined into `metadata` (default: a column named `metadata`).
+        tags: the column holding tags (default: a column named `tags`).
+        parse_json: parse text that looks like a JSON object or array.
+        batch_rows: the most rows in one insert request.
+        concurrency: the most insert requests in flight.
+        on_error: `fail` sends nothing if any row is invalid; `skip` sends the valid rows
+            and writes the invalid ones to `rejects`.
+        rejects: where `skip` writes rejected rows (JSON Lines).
+        dry_run: validate and count, without creating or sending anything.
+        force: forget the checkpoint of an earlier push of the same file and send everything again.
+        state_dir: where checkpoints live.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    file: Path
+    project: str = Field(min_length=1)
+    dataset: str = Field(min_length=1)
+    format: FileFormat | None = None
+    id_column: str | None = None
+    input: tuple[str, ...] = ()
+    expected: tuple[str, ...] = ()
+    metadata: tuple[str, ...] = ()
+    tags: str | None = None
+    parse_json: bool = True
+    batch_rows: int = Field(default=DEFAULT_BATCH_ROWS, ge=1, le=10_000)
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=32)
+    on_error: Literal["fail", "skip"] = "fail"
+    rejects: Path | None = None
+    dry_run: bool = False
+    force: bool = False
+    state_dir: Path = DEFAULT_STATE_DIR
+
+    @model_validator(mode="after")
+    def _rejects_go_with_skip(self) -> Self:
+        if self.on_error == "skip" and self.rejects is None:
+            raise ValueError("--on-error skip needs --rejects FILE, so skipped rows are kept somewhere")
+        if self.on_error == "fail" and self.rejects is not None:
+            raise ValueError("--rejects only applies with --on-error skip")
+        return self
+
+    def batch_shaping(self) -> dict[str, Any]:
+        """The options that decide which events land in which batch (part of the checkpoint key)."""
+        return self.model_dump(
+            mode="json", exclude={"file", "concurrency", "rejects", "dry_run", "force", "state_dir"}
+        ) | {"max_request_bytes": MAX_REQUEST_BYTES}
+
+
+class PushSummary(BaseModel):
+    """What a push did (or, with `dry_run`, would do).
+
+    Args:
+        file: the input file.
+        project: the project name.
+        dataset: the dataset name.
+        dataset_id: the dataset's id; None in a dry run of a dataset that does not exist yet.
+        rows_read: rows in the file.
+        rows_sent: rows acknowledged by the API in this run.
+        rows_resumed: valid rows in batches an earlier run already had acknowledged.
+        rows_skipped: invalid rows written to the rejects file.
+        batches: batches the file makes.
+        batches_sent: batches acknowledged in this run.
+        retries: requests the client retried (429, 5xx, dropped connections).
+        splits: batches split in two after a 413.
+        seconds: wall time.
+        unmapped_columns: file columns no event field reads.
+        already_complete: an earlier run pushed this file completely; nothing was read or sent.
+        dry_run: nothing was created or sent.
+        rejects: the rejects file, if any row was rejected.
+    """
+
+    file: str
+    project: str
+    dataset: str
+    dataset_id: str | None
+    rows_read: int = 0
+    rows_sent: int = 0
+    rows_resumed: int = 0
+    rows_skipped: int = 0
+    batches: int = 0
+    batches_sent: int = 0
+    retries: int = 0
+    splits: int = 0
+    seconds: float = 0.0
+    unmapped_columns: list[str] = []
+    already_complete: bool = False
+    dry_run: bool = False
+    rejects: str | None = None
+
+
+def push_file(client: BraintrustClient | None, options: PushOptions, progress: ProgressReporter) -> PushSummary:
+    """Push one file into a dataset, creating the project and dataset if missing.
+
+    Args:
+        client: the API client; may be None only for a dry run, which never calls the API.
+        options: what to push where.
+        progress: shows rows acknowledged and rows/s.
+
+    Raises:
+        PushError: the file or a row is invalid (with `on_error="fail"`), or a single row is too large.
+        ApiError: the API refused or kept failing; acknowledged batches stay checkpointed.
+    """
+    started = time.monotonic()
+    source = SourceFile(options.file, options.format)
+    mapping = resolve_mapping(
+        options.file.name,
+        source.columns,
+        id_column=options.id_column,
+        input_columns=options.input,
+        expected_columns=options.expected,
+        metadata_columns=options.metadata,
+        tags_column=options.tags,
+    )
+    run = _PushRun(options, source, mapping, progress)
+    if options.dry_run:
+        return run.dry_run(started)
+    if client is None:
+        raise PushError("a push that is not a dry run needs an API client")
+    return run.push(client, started)
+
+
+class _PushRun:
+    def __init__(
+        self, options: PushOptions, source: SourceFile, mapping: ColumnMapping, progress: ProgressReporter
+    ) -> None:
+        self.options = options
+        self.source = source
+        self.mapper = RowMapper(
+            mapping, project=options.project, dataset=options.dataset, parse_json=options.parse_json
+        )
+        self.progress = progress
+        self.summary = PushSummary(
+            file=str(options.file),
+            project=options.project,
+            dataset=options.dataset,
+            dataset_id=None,
+            unmapped_columns=[column for column in source.columns if column not in mapping.columns()],
+            dry_run=options.dry_run,
+        )
+
+    def dry_run(self, started: float) -> PushSummary:
+        with ExitStack() as stack:
+            on_problem = self._problem_handler(stack)
+            task = self.progress.task(f"validate {self.options.file.name}")
+            for batch in self._batches(self.source, on_problem, task):
+                self.summary.batches += 1
+                task.advance(pages=1)
+            task.close()
+        return self._finish(started)
+
+    def push(self, client: BraintrustClient, started: float) -> PushSummary:
+        dataset = _find_dataset(client, self.options)
+        if dataset is not None and not self.options.force and self._checkpoint_done(dataset):
+            return self._finish(started)
+        if self.options.on_error == "fail":
+            self._validate()
+        dataset = dataset or _create_dataset(client, self.options)
+        self.summary.dataset_id = dataset.id
+        key = checkpoint_key(self.options.file, dataset.id, self.options.batch_shaping())
+        with locked_checkpoint(self.options.state_dir, key, self.options.file, force=self.options.force) as checkpoint:
+            if checkpoint.complete:
+                self.summary.already_complete = True
+                return self._finish(started)
+            retries_before = client.stats.retries
+            try:
+                self._send(client, dataset.id, checkpoint)
+            finally:
+                self.summary.retries = client.stats.retries - retries_before
+            checkpoint.mark_complete()
+        return self._finish(started)
+
+    def _checkpoint_done(self, dataset: Dataset) -> bool:
+        self.summary.dataset_id = dataset.id
+        key = checkpoint_key(self.options.file, dataset.id, self.options.batch_shaping())
+        with locked_checkpoint(self.options.state_dir, key, self.options.file, force=False) as checkpoint:
+            self.summary.already_complete = checkpoint.complete
+        return self.summary.already_complete
+
+    def _validate(self) -> None:
+        """Read the whole file once, failing on the first invalid row before anything is created or sent."""
+        task = self.progress.task(f"validate {self.options.file.name}")
+        source = SourceFile(self.options.file, self.source.format)
+        for chunk in source.chunks():
+            for offset, row in enumerate(chunk.rows):
+                problem = row if isinstance(row, RowProblem) else self.mapper.event(row)
+                if isinstance(problem, RowProblem):
+                    raise PushError(problem.describe(self.options.file.name, chunk.first_row + offset))
+            task.advance(rows=len(chunk.rows))
+        task.close()
+
+    def _send(self, client: BraintrustClient, dataset_id: str, checkpoint: PushCheckpoint) -> None:
+        with ExitStack() as stack:
+            on_problem = self._problem_handler(stack)
+            task = self.progress.task(f"push {self.options.file.name}")
+            sender = _Sender(client, dataset_id, self.options, checkpoint, on_ack=self._on_ack(task))
+            try:
+                for batch in self._batches(self.source, on_problem, task):
+                    self.summary.batches += 1
+                    if checkpoint.is_acked(batch.number):
+                        self.summary.rows_resumed += len(batch.events)
+                        task.advance(rows=len(batch.events))
+                    else:
+                        sender.submit(batch)
+                sender.finish()
+            except ApiError as error:
+                raise type(error)(
+                    f"{error} The {self.summary.rows_sent + self.summary.rows_resumed:,} rows acknowledged so far "
+                    "are checkpointed: rerun the same command to send the rest.",
+                    status=error.status,
+                ) from error
+            finally:
+                task.close()
+
+    def _on_ack(self, task: ProgressTask) -> Callable[[Batch, int], None]:
+        def on_ack(batch: Batch, splits: int) -> None:
+            self.summary.rows_sent += len(batch.events)
+            self.summary.batches_sent += 1
+            self.summary.splits += splits
+            task.advance(rows=len(batch.events), pages=1)
+
+        return on_ack
+
+    def _batches(
+        self, source: SourceFile, on_problem: Callable[[int, RowProblem], None], task: ProgressTask
+    ) -> Iterator[Batch]:
+        return batches(self._events(source, on_problem), max_rows=self.options.batch_rows)
+
+    def _events(self, source: SourceFile, on_problem: Callable[[int, RowProblem], None]) -> Iterator[tuple[int, bytes]]:
+        for chunk in source.chunks():
+            self.summary.rows_read += len(chunk.rows)
+            for offset, row in enumerate(chunk.rows):
+                number = chunk.first_row + offset
+                event = row if isinstance(row, RowProblem) else self.mapper.event(row)
+                if isinstance(event, RowProblem):
+                    on_problem(number, event)
+                else:
+                    yield number, event
+
+    def _problem_handler(self, stack: ExitStack) -> Callable[[int, RowProblem], None]:
+        """Fail on the first problem, or with `on_error="skip"` write each to the rejects file."""
+        file_name = self.options.file.name
+        if self.options.rejects is None:
+
+            def fail(number: int, problem: RowProblem) -> None:
+                raise PushError(problem.describe(file_name, number))
+
+            return fail
+        rejects: IO[bytes] = stack.enter_context(self.options.rejects.open("wb"))
+
+        def skip(number: int, problem: RowProblem) -> None:
+            self.summary.rows_skipped += 1
+            self.summary.rejects = str(self.options.rejects)
+            record = {
+                "file": str(self.options.file),
+                "row": number,
+                "column": problem.column,
+                "reason": problem.reason,
+                "values": problem.values,
+            }
+            rejects.write(orjson.dumps(record, default=str) + b"\n")
+
+        return skip
+
+    def _finish(self, started: float) -> PushSummary:
+        self.summary.seconds = round(time.monotonic() - started, 3)
+        return self.summary
+
+
+class _Sender:
+    """Sends batches with at most `concurrency` in flight, checkpointing each one on its acknowledgement.
+
+    Only the calling thread touches the checkpoint and the summary; worker
+    threads only send (httpx.Client is thread-safe).
+    """
+
+    def __init__(
+        self,
+        client: BraintrustClient,
+        dataset_id: str,
+        options: PushOptions,
+        checkpoint: PushCheckpoint,
+        on_ack: Callable[[Batch, int], None],
+    ) -> None:
+        self._client = client
+        self._dataset_id = dataset_id
+        self._file_name = options.file.name
+        self._concurrency = options.concurrency
+        self._checkpoint = checkpoint
+        self._on_ack = on_ack
+        self._pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="bt-push")
+        self._in_flight: dict[Future[int], Batch] = {}
+
+    def submit(self, batch: Batch) -> None:
+        """Send `batch`, first waiting for a slot if `concurrency` batches are in flight."""
+        if len(self._in_flight) >= self._concurrency:
+            self._collect(FIRST_COMPLETED)
+        self._in_flight[self._pool.submit(self._insert, batch)] = batch
+
+    def finish(self) -> None:
+        """Wait for every batch in flight."""
+        try:
+            self._collect(ALL_COMPLETED)
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _collect(self, return_when: str) -> None:
+        try:
+            self._acknowledge(wait(self._in_flight, return_when=return_when).done)
+        except BaseException:
+            # Keep what the server did acknowledge: a rerun then resends only the rest.
+            self._acknowledge(wait(self._in_flight).done, keep_going=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+    def _acknowledge(self, done: set[Future[int]], keep_going: bool = False) -> None:
+        failure: BaseException | None = None
+        for future in sorted(done, key=lambda f: self._in_flight[f].number):
+            batch = self._in_flight.pop(future)
+            error = future.exception()
+            if error is not None:
+                failure = failure or error
+                continue
+            self._checkpoint.ack(batch.number)
+            self._on_ack(batch, future.result())
+        if failure is not None and not keep_going:
+            raise failure
+
+    def _insert(self, batch: Batch) -> int:
+        """Insert one batch, halving it on 413; returns how many splits it took."""
+        try:
+            response = self._client.insert_events(ObjectType.DATASET, self._dataset_id, batch.body())
+        except PayloadTooLarge:
+            if len(batch.events) == 1:
+                raise PushError(
+                    f"{self._file_name} row {batch.rows[0]}: the API refused the row as too large "
+                    "(HTTP 413) even when sent alone"
+                ) from None
+            first, second = batch.halves()
+            return 1 + self._insert(first) + self._insert(second)
+        if len(response.row_ids) != len(batch.events):
+            raise ServerUnavailable(
+                f"insert of batch {batch.number} returned {len(response.row_ids)} row ids "
+                f"for {len(batch.events)} rows"
+            )
+        return 0
+
+
+def _find_dataset(client: BraintrustClient, options: PushOptions) -> Dataset | None:
+    project = next((p for p in client.list_projects(name=options.project) if p.name == options.project), None)
+    if project is None:
+        return None
+    return next((d for d in client.list_datasets(project.id, name=options.dataset) if d.name == options.dataset), None)
+
+
+def _create_dataset(client: BraintrustClient, options: PushOptions) -> Dataset:
+    """Create the project and dataset; both calls return the existing object if another process won the race."""
+    project = client.create_project(options.project)
+    return client.create_dataset(project.id, options.dataset)

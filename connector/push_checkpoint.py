@@ -1,0 +1,142 @@
+"""Remember which batches of a push the API acknowledged, so a crashed push resumes.
+
+One small JSON file per (file contents, options, dataset) under the state
+directory, rewritten atomically after every acknowledged batch and guarded by a
+lock file so two pushes of the same file cannot interleave. Batches are
+deterministic, so a batch number means the same rows on every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from filelock import FileLock, Timeout
+
+from connector.errors import PushError, StateError
+
+DEFAULT_STATE_DIR = Path("data/push-state")
+_FORMAT_VERSION = 1
+
+
+def checkpoint_key(file: Path, dataset_id: str, options: dict[str, Any]) -> str:
+    """A name for the checkpoint of pushing this file, as it is now, with these options, into this dataset.
+
+    Any change to the file (size or modification time) or to an option that
+    shapes the batches starts a fresh checkpoint.
+
+    Args:
+        file: the input file.
+        dataset_id: the target dataset.
+        options: every option that changes which events the batches hold.
+    """
+    stat = file.stat()
+    identity = {
+        "file": str(file.resolve()),
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "dataset_id": dataset_id,
+        "options": options,
+    }
+    return hashlib.sha256(orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+class PushCheckpoint:
+    """The acknowledged batches of one push, saved after each change.
+
+    Args:
+        path: the checkpoint file.
+        file: the input file, recorded for people reading the state directory.
+    """
+
+    def __init__(self, path: Path, file: Path) -> None:
+        self.path = path
+        self._file = str(file)
+        self._acked_below = 0
+        self._acked: set[int] = set()
+        self.complete = False
+        if path.exists():
+            self._load()
+
+    def is_acked(self, batch: int) -> bool:
+        """Whether batch number `batch` was acknowledged by an earlier or the current run."""
+        return batch < self._acked_below or batch in self._acked
+
+    def ack(self, batch: int) -> None:
+        """Record batch number `batch` as acknowledged and save."""
+        self._acked.add(batch)
+        # Acks arrive out of order with concurrency; fold the contiguous prefix into one number.
+        while self._acked_below in self._acked:
+            self._acked.remove(self._acked_below)
+            self._acked_below += 1
+        self._save()
+
+    def mark_complete(self) -> None:
+        """Record that every batch was acknowledged, so a rerun sends nothing."""
+        self.complete = True
+        self._save()
+
+    def _load(self) -> None:
+        try:
+            saved = orjson.loads(self.path.read_bytes())
+            if saved["version"] != _FORMAT_VERSION:
+                raise ValueError(f"unknown version {saved['version']!r}")
+            self._acked_below = int(saved["acked_below"])
+            self._acked = {int(number) for number in saved["acked"]}
+            self.complete = bool(saved["complete"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise StateError(
+                f"push checkpoint {self.path} is unreadable ({error}); delete it or pass --force to push again"
+            ) from None
+
+    def _save(self) -> None:
+        state = {
+            "version": _FORMAT_VERSION,
+            "file": self._file,
+            "acked_below": self._acked_below,
+            "acked": sorted(self._acked),
+            "complete": self.complete,
+        }
+        temporary = self.path.with_suffix(".tmp")
+        # No fsync: this guards against a killed process, whose writes the OS still completes;
+        # a checkpoint lost to a power cut only means batches are sent again, replacing rows by id.
+        temporary.write_bytes(orjson.dumps(state))
+        os.replace(temporary, self.path)
+
+
+@contextmanager
+def locked_checkpoint(state_dir: Path, key: str, file: Path, *, force: bool) -> Iterator[PushCheckpoint]:
+    """Open the checkpoint `key`, holding its lock until the block ends.
+
+    Args:
+        state_dir: the directory holding checkpoints; created if missing.
+        key: from `checkpoint_key`.
+        file: the input file, for messages and the checkpoint's record.
+        force: forget what an earlier run acknowledged and start over.
+
+    Raises:
+        PushError: another process is pushing the same file into the same dataset.
+    """
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StateError(f"cannot create the push state directory {state_dir} ({error.strerror})") from None
+    path = state_dir / f"{key}.json"
+    lock = FileLock(str(state_dir / f"{key}.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise PushError(
+            f"another bt-sync push of {file.name} into this dataset is running (lock {lock.lock_file})"
+        ) from None
+    try:
+        if force:
+            path.unlink(missing_ok=True)
+        yield PushCheckpoint(path, file)
+    finally:
+        lock.release()

@@ -1,0 +1,236 @@
+"""Map file columns onto dataset event fields, validate each row, and serialise it with its id.
+
+One column mapped to `input` (or `expected`, `metadata`) becomes the value
+itself; several become an object `{column: value}`. With `parse_json`, text
+that looks like a JSON object or array is parsed. `metadata` always ends up an
+object, `tags` a list of strings. A row's id is its id column, else a hash of
+the project, dataset and mapped row, so pushing the same file again replaces
+rows instead of duplicating them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from connector.errors import PushError
+from connector.push_batch import MAX_EVENT_BYTES
+from connector.push_read import RowProblem, json_kind
+
+ID_HEX_CHARS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnMapping:
+    """Which file columns feed which event fields.
+
+    Args:
+        id: the column holding row ids, or None to derive ids from the row's content.
+        input: columns combined into `input`.
+        expected: columns combined into `expected`.
+        metadata: columns combined into `metadata`.
+        tags: the column holding tags, or None.
+    """
+
+    id: str | None
+    input: tuple[str, ...]
+    expected: tuple[str, ...]
+    metadata: tuple[str, ...]
+    tags: str | None
+
+    def columns(self) -> set[str]:
+        """Every column the mapping reads."""
+        single = {column for column in (self.id, self.tags) if column is not None}
+        return single.union(self.input, self.expected, self.metadata)
+
+
+def resolve_mapping(
+    file_name: str,
+    columns: Sequence[str],
+    *,
+    id_column: str | None = None,
+    input_columns: Sequence[str] = (),
+    expected_columns: Sequence[str] = (),
+    metadata_columns: Sequence[str] = (),
+    tags_column: str | None = None,
+) -> ColumnMapping:
+    """Combine the mapping flags with the defaults and check every mapped column exists.
+
+    A field without a flag takes the column of the same name (`id`, `input`,
+    `expected`, `metadata`, `tags`) when the file has one and no flag claims it.
+
+    Args:
+        file_name: the input file's name, for error messages.
+        columns: the file's column names.
+        id_column: `--id-column`.
+        input_columns: `--input`, possibly repeated.
+        expected_columns: `--expected`, possibly repeated.
+        metadata_columns: `--metadata`, possibly repeated.
+        tags_column: `--tags`.
+
+    Raises:
+        PushError: a mapped column is missing, or nothing maps to input, expected or metadata.
+    """
+    flagged = {
+        "--id-column": (id_column,) if id_column else (),
+        "--input": tuple(input_columns),
+        "--expected": tuple(expected_columns),
+        "--metadata": tuple(metadata_columns),
+        "--tags": (tags_column,) if tags_column else (),
+    }
+    claimed = {column for names in flagged.values() for column in names}
+
+    def pick(flag: str, default: str) -> tuple[str, ...]:
+        if flagged[flag]:
+            return flagged[flag]
+        return (default,) if default in columns and default not in claimed else ()
+
+    mapping = ColumnMapping(
+        id=next(iter(pick("--id-column", "id")), None),
+        input=pick("--input", "input"),
+        expected=pick("--expected", "expected"),
+        metadata=pick("--metadata", "metadata"),
+        tags=next(iter(pick("--tags", "tags")), None),
+    )
+    present = set(columns)
+    missing = [f'"{column}" (from {flag})' for flag, names in flagged.items() for column in names if column not in present]
+    if missing:
+        raise PushError(f"{file_name}: no column {', '.join(missing)}; the file has columns: {_listing(columns)}")
+    if not (mapping.input or mapping.expected or mapping.metadata):
+        raise PushError(
+            f"{file_name}: no column maps to input, expected or metadata; name them with "
+            f"--input/--expected/--metadata (the file has columns: {_listing(columns)})"
+        )
+    return mapping
+
+
+def _listing(columns: Sequence[str]) -> str:
+    return ", ".join(columns) if columns else "(none)"
+
+
+class _BadValue(Exception):
+    def __init__(self, column: str, reason: str) -> None:
+        super().__init__(reason)
+        self.column = column
+        self.reason = reason
+
+
+class RowMapper:
+    """Turns a row read from a file into a serialised dataset event, or says what is wrong with it.
+
+    Args:
+        mapping: which columns feed which fields.
+        project: the project name, part of every derived id.
+        dataset: the dataset name, part of every derived id.
+        parse_json: parse text that looks like a JSON object or array.
+        max_event_bytes: the largest serialised event one request can carry.
+    """
+
+    def __init__(
+        self,
+        mapping: ColumnMapping,
+        *,
+        project: str,
+        dataset: str,
+        parse_json: bool,
+        max_event_bytes: int = MAX_EVENT_BYTES,
+    ) -> None:
+        self._mapping = mapping
+        self._parse_json = parse_json
+        self._max_event_bytes = max_event_bytes
+        self._id_salt = orjson.dumps([project, dataset])
+
+    def event(self, row: dict[str, Any]) -> bytes | RowProblem:
+        """Return the row as one JSON event `{"id": ..., "input": ..., ...}`, or the problem with it.
+
+        Args:
+            row: column name → value, as read from the file.
+        """
+        try:
+            payload = self._payload(row)
+            body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+            row_id = self._row_id(row, body)
+        except _BadValue as bad:
+            return RowProblem(bad.column, bad.reason, values=row)
+        except orjson.JSONEncodeError as error:
+            return RowProblem(None, f"cannot be written as JSON ({error})", values=row)
+        # Splice the id in front of the payload serialised once for the hash, rather than serialise twice.
+        event = b'{"id":' + orjson.dumps(row_id) + (b"," + body[1:] if payload else b"}")
+        if len(event) > self._max_event_bytes:
+            return RowProblem(
+                None,
+                f"the row is {len(event):,} bytes as JSON, over the {self._max_event_bytes:,} bytes "
+                "one insert request may carry",
+                values=row,
+            )
+        return event
+
+    def _payload(self, row: dict[str, Any]) -> dict[str, Any]:
+        mapping = self._mapping
+        payload: dict[str, Any] = {}
+        for field, columns in (("input", mapping.input), ("expected", mapping.expected)):
+            if columns and (value := self._combined(row, columns)) is not None:
+                payload[field] = value
+        if mapping.metadata and (metadata := self._combined(row, mapping.metadata)) is not None:
+            payload["metadata"] = metadata if isinstance(metadata, dict) else {mapping.metadata[0]: metadata}
+        if mapping.tags is not None and (tags := _tags(mapping.tags, row.get(mapping.tags))):
+            payload["tags"] = tags
+        return payload
+
+    def _combined(self, row: dict[str, Any], columns: tuple[str, ...]) -> Any:
+        if len(columns) == 1:
+            return self._value(columns[0], row.get(columns[0]))
+        return {column: self._value(column, row.get(column)) for column in columns}
+
+    def _value(self, column: str, value: Any) -> Any:
+        if self._parse_json and isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+            try:
+                return orjson.loads(value)
+            except orjson.JSONDecodeError as error:
+                raise _BadValue(
+                    column,
+                    f"invalid JSON ({error.msg} at char {error.pos}); pass --no-parse-json to send such values as text",
+                ) from None
+        return value
+
+    def _row_id(self, row: dict[str, Any], payload: bytes) -> str:
+        column = self._mapping.id
+        if column is None:
+            return hashlib.sha256(self._id_salt + payload).hexdigest()[:ID_HEX_CHARS]
+        value = row.get(column)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        if isinstance(value, str) and value.strip():
+            return value
+        if value is None or isinstance(value, str):
+            raise _BadValue(column, "empty id; every row needs a value in the id column")
+        raise _BadValue(column, f"an id must be text or an integer, found {json_kind(value)} {_short(value)}")
+
+
+def _tags(column: str, value: Any) -> list[str]:
+    """Tags from a list of strings, a JSON array string, or a comma-separated string."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.startswith("["):
+            return [tag.strip() for tag in text.split(",") if tag.strip()]
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError as error:
+            raise _BadValue(column, f"invalid JSON array of tags ({error.msg} at char {error.pos})") from None
+    if not isinstance(value, list):
+        raise _BadValue(column, f"tags must be a list of strings or comma-separated text, found {json_kind(value)}")
+    for position, tag in enumerate(value, start=1):
+        if not isinstance(tag, str):
+            raise _BadValue(column, f"tags must be strings, found {json_kind(tag)} {_short(tag)} at position {position}")
+    return value
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,162 @@
+"""The API client against the real emulator over loopback."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from connector.client import BraintrustClient
+from connector.config import ApiSettings
+from connector.emulator import Emulator, FaultRule
+from connector.errors import AuthError, ConfigError, PaginationError, ServerUnavailable
+from connector.pagination import FetchPaginator
+from connector.xact import parse_xact
+from schemas.api import FetchEventsRequest, ObjectType
+
+
+def make_client(emulator: Emulator, **overrides: object) -> BraintrustClient:
+    settings = {"api_url": emulator.url, "api_key": emulator.api_key, "backoff_initial_s": 0.01} | overrides
+    return BraintrustClient(ApiSettings(**settings))
+
+
+def page_all(client: BraintrustClient, object_id: str, version: int, limit: int = 7) -> list[dict]:
+    paginator = FetchPaginator(version, limit)
+    rows: list[dict] = []
+    while paginator.has_next:
+        page = client.fetch_page(ObjectType.PROJECT_LOGS, object_id, paginator.request())
+        paginator.update(page)
+        rows += page.events
+    return rows
+
+
+@pytest.fixture
+def project(emulator: Emulator) -> dict:
+    return emulator.store.create_project("client-tests")
+
+
+def insert_logs(emulator: Emulator, project_id: str, count: int, prefix: str = "row") -> None:
+    events = [{"id": f"{prefix}-{i}", "input": {"i": i}, "root_span_id": f"trace-{i % 5}"} for i in range(count)]
+    emulator.store.insert("project_logs", project_id, events)
+
+
+def test_pagination_returns_every_version_exactly_once(emulator: Emulator, project: dict) -> None:
+    for batch in range(6):
+        insert_logs(emulator, project["id"], 40, prefix=f"b{batch}")
+    # a second version of 30 rows: both versions are in the history and must both be served
+    emulator.store.insert("project_logs", project["id"], [{"id": f"b0-{i}", "_is_merge": True, "output": i} for i in range(30)])
+    with make_client(emulator) as client:
+        newest = client.fetch_page(ObjectType.PROJECT_LOGS, project["id"], FetchEventsRequest(limit=1))
+        version = parse_xact(newest.events[0]["_xact_id"])
+        rows = page_all(client, project["id"], version, limit=3)
+        assert client.stats.fetch_pages > 10
+    versions = [(r["id"], r["_xact_id"]) for r in rows]
+    assert len(versions) == len(set(versions)) == 240 + 30
+    xacts = [parse_xact(r["_xact_id"]) for r in rows]
+    assert xacts == sorted(xacts, reverse=True)
+
+
+def test_version_pin_excludes_writes_made_mid_pagination(emulator: Emulator, project: dict) -> None:
+    insert_logs(emulator, project["id"], 50)
+    with make_client(emulator) as client:
+        first = client.fetch_page(ObjectType.PROJECT_LOGS, project["id"], FetchEventsRequest(limit=1))
+        version = parse_xact(first.events[0]["_xact_id"])
+        paginator = FetchPaginator(version, 2)
+        page = client.fetch_page(ObjectType.PROJECT_LOGS, project["id"], paginator.request())
+        paginator.update(page)
+        seen = list(page.events)
+        insert_logs(emulator, project["id"], 20, prefix="late")  # written after the pin
+        emulator.store.insert("project_logs", project["id"], [{"id": "row-1", "_object_delete": True}])
+        while paginator.has_next:
+            page = client.fetch_page(ObjectType.PROJECT_LOGS, project["id"], paginator.request())
+            paginator.update(page)
+            seen += page.events
+    assert not [r for r in seen if r["id"].startswith("late")]
+    assert all(parse_xact(r["_xact_id"]) <= version for r in seen)
+    assert {r["id"] for r in seen} == {f"row-{i}" for i in range(50)}
+
+
+def test_deleted_rows_never_appear(emulator: Emulator, project: dict) -> None:
+    insert_logs(emulator, project["id"], 20)
+    emulator.store.insert("project_logs", project["id"], [{"id": "row-3", "_is_merge": True, "output": "v2"}])
+    emulator.store.insert("project_logs", project["id"], [{"id": "row-3", "_object_delete": True}])
+    with make_client(emulator) as client:
+        first = client.fetch_page(ObjectType.PROJECT_LOGS, project["id"], FetchEventsRequest(limit=1))
+        rows = page_all(client, project["id"], parse_xact(first.events[0]["_xact_id"]))
+    ids = [r["id"] for r in rows]
+    assert "row-3" not in ids
+    assert len(ids) == 19
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        FaultRule(kind="status", route="/fetch", status=429, retry_after="0", times=2),
+        FaultRule(kind="status", route="/fetch", status=503, times=3),
+        FaultRule(kind="status", route="/fetch", status=500, times=1),
+        FaultRule(kind="drop", route="/fetch", times=2),
+        FaultRule(kind="truncate", route="/fetch", times=2),
+        FaultRule(kind="slow", route="/fetch", delay_s=1.0, times=1),
+    ],
+    ids=lambda rule: f"{rule.kind}-{rule.status}",
+)
+def test_retries_recover_from_injected_faults(emulator: Emulator, project: dict, rule: FaultRule) -> None:
+    insert_logs(emulator, project["id"], 30)
+    emulator.faults.add(rule)
+    with make_client(emulator, timeout_s=0.5) as client:
+        first = client.fetch_page(ObjectType.PROJECT_LOGS, project["id"], FetchEventsRequest(limit=1))
+        rows = page_all(client, project["id"], parse_xact(first.events[0]["_xact_id"]))
+        assert client.stats.retries >= 1
+    assert {r["id"] for r in rows} == {f"row-{i}" for i in range(30)}
+
+
+def test_retry_after_is_honoured(emulator: Emulator, project: dict) -> None:
+    emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=429, retry_after="1", times=1))
+    with make_client(emulator) as client:
+        started = time.monotonic()
+        assert [p.name for p in client.list_projects()] == ["client-tests"]
+        assert time.monotonic() - started >= 0.95
+
+
+def test_retries_exhausted_give_a_clear_error(emulator: Emulator, project: dict) -> None:
+    emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=503, times=10))
+    with make_client(emulator, max_attempts=3) as client, pytest.raises(ServerUnavailable) as caught:
+        list(client.list_projects())
+    assert "after 3 attempts" in str(caught.value)
+    assert "HTTP 503" in str(caught.value)
+
+
+def test_repeating_cursor_is_an_error_not_a_loop(emulator: Emulator, project: dict) -> None:
+    insert_logs(emulator, project["id"], 30)
+    emulator.faults.add(FaultRule(kind="repeat_cursor", route="/fetch", times=5, after=2))
+    with make_client(emulator) as client, pytest.raises(PaginationError):
+        first = client.fetch_page(ObjectType.PROJECT_LOGS, project["id"], FetchEventsRequest(limit=1))
+        page_all(client, project["id"], parse_xact(first.events[0]["_xact_id"]), limit=2)
+
+
+def test_401_is_clear_and_never_contains_the_key(emulator: Emulator) -> None:
+    wrong_key = "sk-wrong-secret-0123456789"
+    with make_client(emulator, api_key=wrong_key) as client, pytest.raises(AuthError) as caught:
+        list(client.list_projects())
+    message = str(caught.value)
+    assert "HTTP 401" in message and "BRAINTRUST_API_KEY" in message
+    assert wrong_key not in message and wrong_key not in repr(caught.value)
+
+
+def test_missing_key_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="BRAINTRUST_API_KEY"):
+        BraintrustClient(ApiSettings(api_url="http://127.0.0.1:9", api_key=None))
+
+
+def test_settings_repr_hides_the_key() -> None:
+    settings = ApiSettings(api_url="http://127.0.0.1:9", api_key="sk-visible-if-leaked")
+    assert "sk-visible-if-leaked" not in repr(settings) and "sk-visible-if-leaked" not in str(settings)
+
+
+def test_list_pages_with_starting_after(emulator: Emulator) -> None:
+    names = {f"p{i:03d}" for i in range(230)}
+    for name in names:
+        emulator.store.create_project(name)
+    with make_client(emulator) as client:
+        listed = [p.name for p in client.list_projects()]
+    assert sorted(listed) == sorted(names)
