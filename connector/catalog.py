@@ -51,7 +51,9 @@ def object_ref(client: BraintrustClient, object_type: ObjectType, object_id: str
         project = client.get_project(object_id)
         return ObjectRef(stream, project.id, project.id, f"{project.name} logs")
     found: Experiment | Dataset = (
-        client.get_experiment(object_id) if object_type is ObjectType.EXPERIMENT else client.get_dataset(object_id)
+        client.get_experiment(object_id)
+        if object_type is ObjectType.EXPERIMENT
+        else client.get_dataset(object_id)
     )
     return ObjectRef(stream, found.id, found.project_id, found.name)
 

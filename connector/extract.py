@@ -19,6 +19,10 @@ from schemas.api import FetchEventsRequest
 from schemas.tables import EventStream
 
 DEFAULT_PAGE_LIMIT = 1000
+# An incremental read starts with small pages and doubles them while every row is new:
+# the last page always overshoots into already-synced rows, and this keeps that overshoot
+# proportional to the change instead of a full page.
+INCREMENTAL_FIRST_LIMIT = 10
 PART_ROWS = 20_000
 
 
@@ -61,7 +65,8 @@ def extract_object(
     part, so a crash loses at most one part's pages.
     """
     shaper = RowShaper(ref.stream.payload_columns)
-    paginator = FetchPaginator(checkpoint.version, page_limit, checkpoint.position)
+    first_limit = page_limit if checkpoint.cutoff is None else min(INCREMENTAL_FIRST_LIMIT, page_limit)
+    paginator = FetchPaginator(checkpoint.version, first_limit, checkpoint.position)
     pending: list[pa.RecordBatch] = []
     pending_rows = pages = fetched = 0
     reached_cutoff = False
@@ -74,6 +79,7 @@ def extract_object(
             and shaped.min_xact is not None
             and shaped.min_xact <= checkpoint.cutoff
         )
+        paginator.limit = min(paginator.limit * 2, page_limit)
         pages += 1
         fetched += shaped.rows_seen
         if shaped.batch.num_rows:

@@ -33,13 +33,13 @@ class FetchPaginator:
 
     Args:
         version: the pinned `_xact_id` sent on every page.
-        limit: traces per page.
+        limit: traces per page; may be changed between pages.
         position: where to resume (from a checkpoint), or None to start at the newest row.
     """
 
     def __init__(self, version: int, limit: int, position: PagePosition | None = None) -> None:
         self._version = format_xact(version)
-        self._limit = limit
+        self.limit = limit
         self.position = position or PagePosition()
         self._seen_cursors: set[str] = {self.position.cursor} if self.position.cursor else set()
         self.has_next = True
@@ -48,7 +48,7 @@ class FetchPaginator:
         """The request for the next page."""
         position = self.position
         return FetchEventsRequest(
-            limit=self._limit,
+            limit=self.limit,
             version=self._version,
             cursor=position.cursor,
             max_xact_id=None if position.max_xact_id is None else format_xact(position.max_xact_id),

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack, closing
+from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, Literal, Self
+from types import TracebackType
+from typing import IO, Any, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from connector.client import BraintrustClient
 from connector.errors import ApiError, PayloadTooLarge, PushError, ServerUnavailable
@@ -29,10 +32,17 @@ from connector.push_map import ColumnMapping, RowMapper, resolve_mapping
 from connector.push_read import FileFormat, RowProblem, SourceFile
 from schemas.api import Dataset, ObjectType
 
-__all__ = ["FileFormat", "PushOptions", "PushSummary", "push_file"]
+__all__ = ["FileFormat", "OnError", "PushOptions", "PushSummary", "push_file"]
 
 DEFAULT_BATCH_ROWS = 500
 DEFAULT_CONCURRENCY = 4
+
+
+class OnError(StrEnum):
+    """What a push does with an invalid row."""
+
+    FAIL = "fail"
+    SKIP = "skip"
 
 
 class PushOptions(BaseModel):
@@ -73,19 +83,23 @@ class PushOptions(BaseModel):
     parse_json: bool = True
     batch_rows: int = Field(default=DEFAULT_BATCH_ROWS, ge=1, le=10_000)
     concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=32)
-    on_error: Literal["fail", "skip"] = "fail"
-    rejects: Path | None = None
+    on_error: OnError = OnError.FAIL
+    rejects: Path | None = Field(default=None, validate_default=True)
     dry_run: bool = False
     force: bool = False
     state_dir: Path = DEFAULT_STATE_DIR
 
-    @model_validator(mode="after")
-    def _rejects_go_with_skip(self) -> Self:
-        if self.on_error == "skip" and self.rejects is None:
-            raise ValueError("--on-error skip needs --rejects FILE, so skipped rows are kept somewhere")
-        if self.on_error == "fail" and self.rejects is not None:
-            raise ValueError("--rejects only applies with --on-error skip")
-        return self
+    @field_validator("rejects")
+    @classmethod
+    def _rejects_go_with_skip(cls, rejects: Path | None, info: ValidationInfo) -> Path | None:
+        skip = info.data.get("on_error") is OnError.SKIP
+        if skip and rejects is None:
+            raise PydanticCustomError(
+                "rejects", "--on-error skip needs --rejects FILE, so skipped rows are kept"
+            )
+        if not skip and rejects is not None:
+            raise PydanticCustomError("rejects", "--rejects only applies with --on-error skip")
+        return rejects
 
     def batch_shaping(self) -> dict[str, Any]:
         """The options that decide which events land in which batch (part of the checkpoint key)."""
@@ -136,7 +150,9 @@ class PushSummary(BaseModel):
     rejects: str | None = None
 
 
-def push_file(client: BraintrustClient | None, options: PushOptions, progress: ProgressReporter) -> PushSummary:
+def push_file(
+    client: BraintrustClient | None, options: PushOptions, progress: ProgressReporter
+) -> PushSummary:
     """Push one file into a dataset, creating the project and dataset if missing.
 
     Args:
@@ -188,76 +204,71 @@ class _PushRun:
 
     def dry_run(self, started: float) -> PushSummary:
         with ExitStack() as stack:
-            on_problem = self._problem_handler(stack)
-            task = self.progress.task(f"validate {self.options.file.name}")
-            for batch in self._batches(self.source, on_problem, task):
-                self.summary.batches += 1
-                task.advance(pages=1)
-            task.close()
+            task = stack.enter_context(closing(self.progress.task(f"validate {self.options.file.name}")))
+            events = self._events(self._problem_handler(stack), task, counted=True)
+            self.summary.batches = sum(1 for _ in batches(events, max_rows=self.options.batch_rows))
         return self._finish(started)
 
     def push(self, client: BraintrustClient, started: float) -> PushSummary:
         dataset = _find_dataset(client, self.options)
-        if dataset is not None and not self.options.force and self._checkpoint_done(dataset):
+        if dataset is not None and not self.options.force and self._already_pushed(dataset):
             return self._finish(started)
-        if self.options.on_error == "fail":
-            self._validate()
+        valid_rows = self._validate() if self.options.on_error is OnError.FAIL else None
         dataset = dataset or _create_dataset(client, self.options)
         self.summary.dataset_id = dataset.id
         key = checkpoint_key(self.options.file, dataset.id, self.options.batch_shaping())
-        with locked_checkpoint(self.options.state_dir, key, self.options.file, force=self.options.force) as checkpoint:
+        with locked_checkpoint(
+            self.options.state_dir, key, self.options.file, force=self.options.force
+        ) as checkpoint:
             if checkpoint.complete:
                 self.summary.already_complete = True
                 return self._finish(started)
             retries_before = client.stats.retries
             try:
-                self._send(client, dataset.id, checkpoint)
+                self._send(client, dataset.id, checkpoint, valid_rows)
             finally:
                 self.summary.retries = client.stats.retries - retries_before
             checkpoint.mark_complete()
         return self._finish(started)
 
-    def _checkpoint_done(self, dataset: Dataset) -> bool:
+    def _already_pushed(self, dataset: Dataset) -> bool:
         self.summary.dataset_id = dataset.id
         key = checkpoint_key(self.options.file, dataset.id, self.options.batch_shaping())
         with locked_checkpoint(self.options.state_dir, key, self.options.file, force=False) as checkpoint:
             self.summary.already_complete = checkpoint.complete
-        return self.summary.already_complete
+        return checkpoint.complete
 
-    def _validate(self) -> None:
-        """Read the whole file once, failing on the first invalid row before anything is created or sent."""
-        task = self.progress.task(f"validate {self.options.file.name}")
-        source = SourceFile(self.options.file, self.source.format)
-        for chunk in source.chunks():
-            for offset, row in enumerate(chunk.rows):
-                problem = row if isinstance(row, RowProblem) else self.mapper.event(row)
-                if isinstance(problem, RowProblem):
-                    raise PushError(problem.describe(self.options.file.name, chunk.first_row + offset))
-            task.advance(rows=len(chunk.rows))
-        task.close()
+    def _validate(self) -> int:
+        """Read the whole file once, failing on its first invalid row before anything is created or sent."""
+        with closing(self.progress.task(f"validate {self.options.file.name}")) as task:
+            return sum(1 for _ in self._events(self._fail, task))
 
-    def _send(self, client: BraintrustClient, dataset_id: str, checkpoint: PushCheckpoint) -> None:
+    def _send(
+        self, client: BraintrustClient, dataset_id: str, checkpoint: PushCheckpoint, valid_rows: int | None
+    ) -> None:
         with ExitStack() as stack:
-            on_problem = self._problem_handler(stack)
-            task = self.progress.task(f"push {self.options.file.name}")
-            sender = _Sender(client, dataset_id, self.options, checkpoint, on_ack=self._on_ack(task))
+            task = stack.enter_context(
+                closing(self.progress.task(f"push {self.options.file.name}", valid_rows))
+            )
+            events = self._events(self._problem_handler(stack), counted=True)
             try:
-                for batch in self._batches(self.source, on_problem, task):
-                    self.summary.batches += 1
-                    if checkpoint.is_acked(batch.number):
-                        self.summary.rows_resumed += len(batch.events)
-                        task.advance(rows=len(batch.events))
-                    else:
-                        sender.submit(batch)
-                sender.finish()
+                with _Sender(client, dataset_id, self.options, checkpoint, self._on_ack(task)) as sender:
+                    for batch in batches(events, max_rows=self.options.batch_rows):
+                        self.summary.batches += 1
+                        if checkpoint.is_acked(batch.number):
+                            self.summary.rows_resumed += len(batch.events)
+                            task.advance(rows=len(batch.events))
+                        else:
+                            sender.submit(batch)
             except ApiError as error:
+                acknowledged = self.summary.rows_sent + self.summary.rows_resumed
+                if not acknowledged:
+                    raise
                 raise type(error)(
-                    f"{error} The {self.summary.rows_sent + self.summary.rows_resumed:,} rows acknowledged so far "
-                    "are checkpointed: rerun the same command to send the rest.",
+                    f"{error} The {acknowledged:,} rows acknowledged so far are checkpointed: "
+                    "rerun the same command to send the rest.",
                     status=error.status,
                 ) from error
-            finally:
-                task.close()
 
     def _on_ack(self, task: ProgressTask) -> Callable[[Batch, int], None]:
         def on_ack(batch: Batch, splits: int) -> None:
@@ -268,14 +279,16 @@ class _PushRun:
 
         return on_ack
 
-    def _batches(
-        self, source: SourceFile, on_problem: Callable[[int, RowProblem], None], task: ProgressTask
-    ) -> Iterator[Batch]:
-        return batches(self._events(source, on_problem), max_rows=self.options.batch_rows)
-
-    def _events(self, source: SourceFile, on_problem: Callable[[int, RowProblem], None]) -> Iterator[tuple[int, bytes]]:
-        for chunk in source.chunks():
-            self.summary.rows_read += len(chunk.rows)
+    def _events(
+        self,
+        on_problem: Callable[[int, RowProblem], None],
+        task: ProgressTask | None = None,
+        counted: bool = False,
+    ) -> Iterator[tuple[int, bytes]]:
+        """Yield `(row number, serialised event)` for every valid row, handing problems to `on_problem`."""
+        for chunk in self.source.chunks():
+            if counted:
+                self.summary.rows_read += len(chunk.rows)
             for offset, row in enumerate(chunk.rows):
                 number = chunk.first_row + offset
                 event = row if isinstance(row, RowProblem) else self.mapper.event(row)
@@ -283,16 +296,16 @@ class _PushRun:
                     on_problem(number, event)
                 else:
                     yield number, event
+            if task is not None:
+                task.advance(rows=len(chunk.rows))
+
+    def _fail(self, number: int, problem: RowProblem) -> None:
+        raise PushError(problem.describe(self.options.file.name, number))
 
     def _problem_handler(self, stack: ExitStack) -> Callable[[int, RowProblem], None]:
-        """Fail on the first problem, or with `on_error="skip"` write each to the rejects file."""
-        file_name = self.options.file.name
+        """`_fail`, or with `on_error="skip"` a handler writing each problem to the rejects file."""
         if self.options.rejects is None:
-
-            def fail(number: int, problem: RowProblem) -> None:
-                raise PushError(problem.describe(file_name, number))
-
-            return fail
+            return self._fail
         rejects: IO[bytes] = stack.enter_context(self.options.rejects.open("wb"))
 
         def skip(number: int, problem: RowProblem) -> None:
@@ -305,6 +318,7 @@ class _PushRun:
                 "reason": problem.reason,
                 "values": problem.values,
             }
+            # `default=str`: Parquet values such as decimals have no JSON form of their own.
             rejects.write(orjson.dumps(record, default=str) + b"\n")
 
         return skip
@@ -318,7 +332,9 @@ class _Sender:
     """Sends batches with at most `concurrency` in flight, checkpointing each one on its acknowledgement.
 
     Only the calling thread touches the checkpoint and the summary; worker
-    threads only send (httpx.Client is thread-safe).
+    threads only send (httpx.Client is thread-safe). Leaving the block waits
+    for every batch in flight; if the block failed, batches acknowledged
+    meanwhile are still checkpointed, so a rerun resends only the rest.
     """
 
     def __init__(
@@ -335,42 +351,37 @@ class _Sender:
         self._concurrency = options.concurrency
         self._checkpoint = checkpoint
         self._on_ack = on_ack
-        self._pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="bt-push")
+        self._pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="bt-sync-push")
         self._in_flight: dict[Future[int], Batch] = {}
 
-    def submit(self, batch: Batch) -> None:
-        """Send `batch`, first waiting for a slot if `concurrency` batches are in flight."""
-        if len(self._in_flight) >= self._concurrency:
-            self._collect(FIRST_COMPLETED)
-        self._in_flight[self._pool.submit(self._insert, batch)] = batch
+    def __enter__(self) -> Self:
+        return self
 
-    def finish(self) -> None:
-        """Wait for every batch in flight."""
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
-            self._collect(ALL_COMPLETED)
+            self._acknowledge(wait(self._in_flight).done, raise_failure=exc is None)
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def _collect(self, return_when: str) -> None:
-        try:
-            self._acknowledge(wait(self._in_flight, return_when=return_when).done)
-        except BaseException:
-            # Keep what the server did acknowledge: a rerun then resends only the rest.
-            self._acknowledge(wait(self._in_flight).done, keep_going=True)
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    def submit(self, batch: Batch) -> None:
+        """Send `batch`, first waiting for a slot if `concurrency` batches are in flight."""
+        while len(self._in_flight) >= self._concurrency:
+            self._acknowledge(wait(self._in_flight, return_when=FIRST_COMPLETED).done, raise_failure=True)
+        self._in_flight[self._pool.submit(self._insert, batch)] = batch
 
-    def _acknowledge(self, done: set[Future[int]], keep_going: bool = False) -> None:
+    def _acknowledge(self, done: set[Future[int]], *, raise_failure: bool) -> None:
         failure: BaseException | None = None
         for future in sorted(done, key=lambda f: self._in_flight[f].number):
             batch = self._in_flight.pop(future)
             error = future.exception()
-            if error is not None:
+            if error is None:
+                self._checkpoint.ack(batch.number)
+                self._on_ack(batch, future.result())
+            else:
                 failure = failure or error
-                continue
-            self._checkpoint.ack(batch.number)
-            self._on_ack(batch, future.result())
-        if failure is not None and not keep_going:
+        if failure is not None and raise_failure:
             raise failure
 
     def _insert(self, batch: Batch) -> int:
@@ -397,10 +408,12 @@ def _find_dataset(client: BraintrustClient, options: PushOptions) -> Dataset | N
     project = next((p for p in client.list_projects(name=options.project) if p.name == options.project), None)
     if project is None:
         return None
-    return next((d for d in client.list_datasets(project.id, name=options.dataset) if d.name == options.dataset), None)
+    return next(
+        (d for d in client.list_datasets(project.id, name=options.dataset) if d.name == options.dataset), None
+    )
 
 
 def _create_dataset(client: BraintrustClient, options: PushOptions) -> Dataset:
-    """Create the project and dataset; both calls return the existing object if another process won the race."""
+    """Create the project and dataset; each call returns the existing object if another push won the race."""
     project = client.create_project(options.project)
     return client.create_dataset(project.id, options.dataset)

@@ -91,7 +91,7 @@ class PushCheckpoint:
             self.complete = bool(saved["complete"])
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise StateError(
-                f"push checkpoint {self.path} is unreadable ({error}); delete it or pass --force to push again"
+                f"push checkpoint {self.path} is unreadable ({error}); delete it or push again with --force"
             ) from None
 
     def _save(self) -> None:

@@ -97,9 +97,16 @@ def resolve_mapping(
         tags=next(iter(pick("--tags", "tags")), None),
     )
     present = set(columns)
-    missing = [f'"{column}" (from {flag})' for flag, names in flagged.items() for column in names if column not in present]
+    missing = [
+        f'"{column}" (from {flag})'
+        for flag, names in flagged.items()
+        for column in names
+        if column not in present
+    ]
     if missing:
-        raise PushError(f"{file_name}: no column {', '.join(missing)}; the file has columns: {_listing(columns)}")
+        raise PushError(
+            f"{file_name}: no column {', '.join(missing)}; the file has columns: {_listing(columns)}"
+        )
     if not (mapping.input or mapping.expected or mapping.metadata):
         raise PushError(
             f"{file_name}: no column maps to input, expected or metadata; name them with "
@@ -191,9 +198,9 @@ class RowMapper:
             try:
                 return orjson.loads(value)
             except orjson.JSONDecodeError as error:
+                reason = f"invalid JSON ({error.msg} at char {error.pos})"
                 raise _BadValue(
-                    column,
-                    f"invalid JSON ({error.msg} at char {error.pos}); pass --no-parse-json to send such values as text",
+                    column, f"{reason}; pass --no-parse-json to send such values as text"
                 ) from None
         return value
 
@@ -224,10 +231,14 @@ def _tags(column: str, value: Any) -> list[str]:
         except orjson.JSONDecodeError as error:
             raise _BadValue(column, f"invalid JSON array of tags ({error.msg} at char {error.pos})") from None
     if not isinstance(value, list):
-        raise _BadValue(column, f"tags must be a list of strings or comma-separated text, found {json_kind(value)}")
+        raise _BadValue(
+            column, f"tags must be a list of strings or comma-separated text, found {json_kind(value)}"
+        )
     for position, tag in enumerate(value, start=1):
         if not isinstance(tag, str):
-            raise _BadValue(column, f"tags must be strings, found {json_kind(tag)} {_short(tag)} at position {position}")
+            raise _BadValue(
+                column, f"tags must be strings, found {json_kind(tag)} {_short(tag)} at position {position}"
+            )
     return value
 
 

@@ -10,11 +10,11 @@ place, so the caller decides whether to fail or to skip it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import pyarrow as pa
@@ -23,11 +23,11 @@ import pyarrow.parquet as pq
 
 from connector.errors import PushError
 
-CSV_BLOCK_BYTES = 1 << 20
-PARQUET_BATCH_ROWS = 1024
+# pyarrow needs a whole row inside one block: this is also the largest CSV row it can read.
+CSV_BLOCK_BYTES = 16 << 20
+# Rows turned into Python objects at a time; a dict per row costs far more than its Arrow bytes.
+CHUNK_ROWS = 1024
 JSONL_READ_BYTES = 1 << 20
-# Columns of a JSONL file are the keys seen in its first chunk: the file has no header.
-JSONL_CHUNK_LINES = 1024
 
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
 
@@ -77,6 +77,12 @@ class RowChunk:
     rows: list[dict[str, Any] | RowProblem]
 
 
+class _Reader(Protocol):
+    columns: tuple[str, ...]
+
+    def chunks(self) -> Iterator[RowChunk]: ...
+
+
 class SourceFile:
     """An open input file: its column names up front, then its rows chunk by chunk.
 
@@ -95,13 +101,8 @@ class SourceFile:
             raise PushError(f"{path}: no such file")
         if path.stat().st_size == 0:
             raise PushError(f"{path.name} is empty")
-        reader = {
-            FileFormat.CSV: _CsvReader,
-            FileFormat.PARQUET: _ParquetReader,
-            FileFormat.JSONL: _JsonlReader,
-        }
-        self._reader = reader[self.format](path)
-        self.columns: tuple[str, ...] = self._reader.columns
+        self._reader = _READERS[self.format](path)
+        self.columns = self._reader.columns
 
     def chunks(self) -> Iterator[RowChunk]:
         """Yield the file's rows in order, one bounded chunk at a time; each call reads the file afresh."""
@@ -134,8 +135,8 @@ def _input_stream(path: Path) -> pa.NativeFile:
     return pa.input_stream(str(path), compression="detect")
 
 
-def _not_utf8(raw: bytes, error: UnicodeDecodeError) -> str:
-    return f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start})"
+def _not_utf8(error: UnicodeDecodeError) -> str:
+    return f"not valid UTF-8 (byte 0x{error.object[error.start]:02x} at offset {error.start})"
 
 
 class _CsvReader:
@@ -156,7 +157,10 @@ class _CsvReader:
                 has_rows = any(batch.num_rows for batch in reader)
         except pa.ArrowInvalid as error:
             raise _file_error(path, error) from None
-        if any("\ufffd" in name for name in names):
+        except UnicodeDecodeError:
+            names = None
+        # pyarrow either fails to decode a header that is not UTF-8 or replaces its bad bytes with U+FFFD.
+        if names is None or any("\ufffd" in name for name in names):
             raise PushError(f"{path.name}: the header is not valid UTF-8")
         if not has_rows:
             raise PushError(f"{path.name} has a header but no rows")
@@ -176,10 +180,12 @@ class _CsvReader:
                 reader = pa_csv.open_csv(
                     stream, read_options=self._read_options(), parse_options=parse, convert_options=convert
                 )
-                for batch in reader:
-                    chunk = RowChunk(next_row, self._with_malformed(next_row, _decode_csv_batch(batch)))
-                    next_row += len(chunk.rows)
-                    yield chunk
+                for block in reader:
+                    for start in range(0, block.num_rows, CHUNK_ROWS):
+                        batch = block.slice(start, CHUNK_ROWS)
+                        chunk = RowChunk(next_row, self._with_malformed(next_row, _decode_csv_batch(batch)))
+                        next_row += len(chunk.rows)
+                        yield chunk
         except pa.ArrowInvalid as error:
             raise _file_error(self._path, error, near_row=next_row) from None
         if self._malformed:
@@ -238,10 +244,9 @@ def _decode_csv_row(raw: dict[str, bytes | None]) -> dict[str, Any] | RowProblem
     shown = {name: None if value is None else value.decode(errors="replace") for name, value in raw.items()}
     for name, value in raw.items():
         try:
-            if value is not None:
-                value.decode()
+            (value or b"").decode()
         except UnicodeDecodeError as error:
-            return RowProblem(name, _not_utf8(value, error), values=shown)
+            return RowProblem(name, _not_utf8(error), values=shown)
     raise AssertionError("unreachable: some value failed to decode")
 
 
@@ -266,7 +271,7 @@ class _ParquetReader:
     def chunks(self) -> Iterator[RowChunk]:
         next_row = 1
         try:
-            for batch in self._file.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            for batch in self._file.iter_batches(batch_size=CHUNK_ROWS):
                 chunk = RowChunk(next_row, _parquet_rows(batch))
                 next_row += len(chunk.rows)
                 yield chunk
@@ -293,7 +298,7 @@ def _parquet_row(row: pa.RecordBatch) -> dict[str, Any] | RowProblem:
         try:
             column.to_pylist()
         except UnicodeDecodeError as error:
-            return RowProblem(name, f"not valid UTF-8 (byte 0x{error.object[error.start]:02x})")
+            return RowProblem(name, _not_utf8(error))
     raise AssertionError("unreachable: some column failed to decode")
 
 
@@ -336,21 +341,26 @@ class _JsonlReader:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        chunks = self._read()
-        first = next(chunks, None)
-        chunks.close()
-        if first is None:
-            raise PushError(f"{path.name} is empty")
+        # The file has no header: its columns are the keys seen in its first chunk of rows.
         seen: dict[str, None] = {}
-        for row in first.rows:
-            if isinstance(row, dict):
-                seen.update(dict.fromkeys(row))
+        rows = 0
+        chunks = self._read()
+        for chunk in chunks:
+            for row in chunk.rows:
+                if isinstance(row, dict):
+                    seen.update(dict.fromkeys(row))
+            rows += len(chunk.rows)
+            if rows >= CHUNK_ROWS:
+                break
+        chunks.close()
+        if not rows:
+            raise PushError(f"{path.name} is empty")
         self.columns = tuple(seen)
 
     def chunks(self) -> Iterator[RowChunk]:
         return self._read()
 
-    def _read(self) -> Iterator[RowChunk]:
+    def _read(self) -> Generator[RowChunk]:
         rows: list[dict[str, Any] | RowProblem] = []
         first_row = 1
         for line_number, line in self._lines():
@@ -363,7 +373,7 @@ class _JsonlReader:
                 rows, first_row = [], line_number + 1
                 continue
             rows.append(_jsonl_row(line))
-            if len(rows) >= JSONL_CHUNK_LINES:
+            if len(rows) >= CHUNK_ROWS:
                 yield RowChunk(first_row, rows)
                 rows, first_row = [], line_number + 1
         if rows:
@@ -393,7 +403,7 @@ def _jsonl_row(line: bytes) -> dict[str, Any] | RowProblem:
         try:
             text = line.decode()
         except UnicodeDecodeError as bad_bytes:
-            return RowProblem(None, _not_utf8(line, bad_bytes), values=line.decode(errors="replace"))
+            return RowProblem(None, _not_utf8(bad_bytes), values=line.decode(errors="replace"))
         return RowProblem(None, f"invalid JSON ({error.msg} at char {error.pos})", values=text)
     if not isinstance(value, dict):
         return RowProblem(None, f"expected a JSON object, found {json_kind(value)}", values=line.decode())
@@ -421,9 +431,18 @@ def json_kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
+_READERS: dict[FileFormat, Callable[[Path], _Reader]] = {
+    FileFormat.CSV: _CsvReader,
+    FileFormat.PARQUET: _ParquetReader,
+    FileFormat.JSONL: _JsonlReader,
+}
+
+
 def _file_error(path: Path, error: Exception, near_row: int | None = None) -> PushError:
     where = f"{path.name}" + (f" near row {near_row}" if near_row is not None else "")
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if message == "Empty CSV file":
         return PushError(f"{path.name} is empty")
+    if "straddling object" in message:
+        return PushError(f"{where}: a row is over {CSV_BLOCK_BYTES >> 20} MiB, far too large to send")
     return PushError(f"{where}: cannot read it ({message})")

@@ -33,6 +33,8 @@ class Checkpoint(BaseModel):
 
     Args:
         version: the pinned `_xact_id` every page was fetched at.
+        watermark: the newest row's `_xact_id` when the read started; stored as
+            `sync_state.version` once the merge commits.
         cutoff: versions at or below this were already synced (None: full read).
         position: where the next page starts.
         parts: staged part files, in fetch order.
@@ -42,6 +44,7 @@ class Checkpoint(BaseModel):
     """
 
     version: int
+    watermark: int
     cutoff: int | None
     position: PagePosition = PagePosition()
     parts: list[str] = []

@@ -23,7 +23,7 @@ from connector.progress import NullProgress, ProgressReporter
 from connector.staging import Checkpoint, ObjectStaging
 from connector.state import SyncState, delete_state, mark_parquet_written, read_states
 from connector.warehouse import Warehouse
-from connector.xact import xact_span_for_seconds
+from connector.xact import snapshot_pin, xact_span_for_seconds
 from schemas.api import ObjectType
 from schemas.tables import EVENT_STREAMS
 
@@ -179,10 +179,11 @@ class _SyncRun:
         checkpoint = self._resumable(staging, previous)
         resumed = checkpoint is not None
         if checkpoint is None:
-            checkpoint = Checkpoint(version=0, cutoff=None)
-            version = newest_version(self.client, ref)
-            if version is not None:
-                checkpoint = Checkpoint(version=version, cutoff=self._cutoff(previous))
+            checkpoint = Checkpoint(version=0, watermark=0, cutoff=None)
+            newest = newest_version(self.client, ref)
+            if newest is not None:
+                pin = snapshot_pin(newest, time.time())
+                checkpoint = Checkpoint(version=pin, watermark=newest, cutoff=self._cutoff(previous))
                 staging.save(checkpoint)
         if checkpoint.version and not checkpoint.done:
             task = self.progress.task(f"{ref.stream.table} · {ref.name}")
@@ -190,7 +191,7 @@ class _SyncRun:
                 self.client, ref, staging, checkpoint, task, page_limit=self.options.page_limit
             )
             task.close()
-        version = _max_version(checkpoint.version or None, previous.version if previous else None)
+        version = _max_version(checkpoint.watermark or None, previous.version if previous else None)
         state = SyncState(
             object_type=object_type,
             object_id=ref.object_id,
@@ -269,7 +270,7 @@ class _SyncRun:
         checkpoint = staging.load()
         if checkpoint is None:
             return None
-        already_committed = previous is not None and (previous.version or 0) >= checkpoint.version
+        already_committed = previous is not None and (previous.version or 0) >= checkpoint.watermark
         too_narrow = self.full_read and checkpoint.cutoff is not None
         if already_committed or too_narrow:
             staging.clear()

@@ -115,7 +115,7 @@ def arrow_reader(
     batch_rows: int = 100_000,
 ) -> pa.RecordBatchReader:
     """Run `sql` and stream its result as Arrow batches (bounded memory, unlike fetchall)."""
-    reader = connection.execute(sql, params).to_arrow_reader(batch_rows)
-    if reader is None:
+    relation = connection.sql(sql, params=params)
+    if relation is None:
         raise WarehouseError(f"DuckDB returned no result for: {sql[:80]}")
-    return reader
+    return relation.to_arrow_reader(batch_rows)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 XACT_TOP_BITS = 0x0DE1 << 48
 _SECONDS_SHIFT = 16
+_MAX_COUNTER = 0xFFFF
 
 
 def parse_xact(value: str | int) -> int:
@@ -39,7 +40,19 @@ def format_xact(value: int) -> str:
 
 def xact_for_time(unix_seconds: float, counter: int = 0) -> int:
     """Return the `_xact_id` Braintrust would mint at `unix_seconds` with `counter`."""
-    return XACT_TOP_BITS | (int(unix_seconds) << _SECONDS_SHIFT) | (counter & 0xFFFF)
+    return XACT_TOP_BITS | (int(unix_seconds) << _SECONDS_SHIFT) | (counter & _MAX_COUNTER)
+
+
+def snapshot_pin(newest_row_xact: int, now: float) -> int:
+    """The `version` to pin a read at, given the newest row's `_xact_id` and the clock.
+
+    A deletion is itself a write with its own, newer `_xact_id`; a pin at the
+    newest *row* would show rows deleted after it. Pinning at the last `_xact_id`
+    of the current second includes every write made before the sync started;
+    the watermark stays at the newest row, so what the pin lets through that
+    this read does not see is fetched by the next sync.
+    """
+    return max(newest_row_xact, xact_for_time(now, _MAX_COUNTER))
 
 
 def xact_span_for_seconds(seconds: float) -> int:

@@ -36,7 +36,9 @@ def project(emulator: Emulator) -> dict:
 
 
 def insert_logs(emulator: Emulator, project_id: str, count: int, prefix: str = "row") -> None:
-    events = [{"id": f"{prefix}-{i}", "input": {"i": i}, "root_span_id": f"trace-{i % 5}"} for i in range(count)]
+    events = [
+        {"id": f"{prefix}-{i}", "input": {"i": i}, "root_span_id": f"trace-{i % 5}"} for i in range(count)
+    ]
     emulator.store.insert("project_logs", project_id, events)
 
 
@@ -44,7 +46,9 @@ def test_pagination_returns_every_version_exactly_once(emulator: Emulator, proje
     for batch in range(6):
         insert_logs(emulator, project["id"], 40, prefix=f"b{batch}")
     # a second version of 30 rows: both versions are in the history and must both be served
-    emulator.store.insert("project_logs", project["id"], [{"id": f"b0-{i}", "_is_merge": True, "output": i} for i in range(30)])
+    emulator.store.insert(
+        "project_logs", project["id"], [{"id": f"b0-{i}", "_is_merge": True, "output": i} for i in range(30)]
+    )
     with make_client(emulator) as client:
         newest = client.fetch_page(ObjectType.PROJECT_LOGS, project["id"], FetchEventsRequest(limit=1))
         version = parse_xact(newest.events[0]["_xact_id"])

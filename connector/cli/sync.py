@@ -58,6 +58,7 @@ def sync(
     overlap_s: float = typer.Option(
         DEFAULT_OVERLAP_S, "--overlap-seconds", help="Re-read window below the watermark."
     ),
+    page_limit: int = typer.Option(1000, "--page-limit", min=1, max=1000, help="Traces per fetch page."),
     lock_wait_s: float = typer.Option(
         60.0, "--lock-wait", help="Seconds to wait for another process on the file."
     ),
@@ -70,6 +71,7 @@ def sync(
         full=full,
         reconcile=reconcile,
         overlap_s=overlap_s,
+        page_limit=page_limit,
         lock_wait_s=lock_wait_s,
     )
     store = warehouse_settings(duckdb, parquet, no_parquet)

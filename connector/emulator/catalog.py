@@ -156,7 +156,7 @@ class Catalog:
                     removed.append(children.pop(child_id))
         return removed
 
-    def list(self, kind: Kind, query: ListQuery) -> list[Obj]:
+    def list_objects(self, kind: Kind, query: ListQuery) -> list[Obj]:
         if query.starting_after and query.ending_before:
             raise bad_request("pass only one of starting_after and ending_before")
         if query.org_name is not None and query.org_name != self.org_name:
@@ -170,16 +170,17 @@ class Catalog:
         return found if query.limit is None else found[: query.limit]
 
     def _selected(self, obj: Obj, query: ListQuery) -> bool:
+        # A project is its own scope, so the project filters apply to it too.
+        project_id = str(obj.get("project_id") or obj["id"])
         if query.ids and obj["id"] not in query.ids:
             return False
         if query.name is not None and obj["name"] != query.name:
             return False
-        if query.project_id is not None and obj.get("project_id", obj["id"]) != query.project_id:
+        if query.project_id is not None and project_id != query.project_id:
             return False
-        if query.project_name is not None:
-            project_id = obj.get("project_id", obj["id"])
-            return self._objects["project"][project_id]["name"] == query.project_name
-        return True
+        return (
+            query.project_name is None or self._objects["project"][project_id]["name"] == query.project_name
+        )
 
     def _check(self, kind: Kind, body: Obj, required: tuple[str, ...]) -> None:
         for field in required:

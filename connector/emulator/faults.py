@@ -70,7 +70,9 @@ class FaultRule:
             raise ValueError(f"invalid fault rule: {error}") from error
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method.upper() == method) and re.search(self.route, path) is not None
+        return (self.method is None or self.method.upper() == method) and re.search(
+            self.route, path
+        ) is not None
 
 
 class FaultPlan:

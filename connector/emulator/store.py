@@ -18,7 +18,7 @@ from connector.emulator.errors import bad_request
 from connector.emulator.generate import TraceFactory, log_batches
 from connector.emulator.history import History, Page
 from connector.emulator.journal import Journal
-from connector.emulator.rows import Row, apply_events, check_events, utc_timestamp
+from connector.emulator.rows import Row, apply_events, check_events, serialize, utc_timestamp
 
 ObjectType = Literal["project_logs", "experiment", "dataset"]
 OBJECT_TYPES: tuple[ObjectType, ...] = ("project_logs", "experiment", "dataset")
@@ -76,9 +76,9 @@ class Store:
         with self._lock:
             return self.catalog.get(kind, object_id)
 
-    def list(self, kind: Kind, query: ListQuery) -> list[Obj]:
+    def list_objects(self, kind: Kind, query: ListQuery) -> list[Obj]:
         with self._lock:
-            return self.catalog.list(kind, query)
+            return self.catalog.list_objects(kind, query)
 
     def patch(self, kind: Kind, object_id: str, body: Any) -> Obj:
         with self._lock:
@@ -197,7 +197,7 @@ class Store:
         else:
             xact = record["xact"]
             self.clock.observe(xact)
-            versions = [(row["root_span_id"], row["id"], orjson.dumps(row)) for row in record["rows"]]
+            versions = [(row["root_span_id"], row["id"], serialize(row)) for row in record["rows"]]
             self._history(record["type"], record["object"]).append(xact, versions, record["deleted"])
 
     def _record(self, record: dict[str, Any]) -> None:
@@ -231,8 +231,12 @@ class Store:
     def _write(self, object_type: ObjectType, history: History, rows: list[Row], deleted: list[str]) -> None:
         xact = self.clock.next()
         fixed = {"_xact_id": str(xact), **self._object_fields(object_type, history.object_id)}
-        blobs = [orjson.dumps({**row, **fixed}) for row in rows]
-        history.append(xact, [(row["root_span_id"], row["id"], blob) for row, blob in zip(rows, blobs, strict=True)], deleted)
+        blobs = [serialize({**row, **fixed}) for row in rows]
+        history.append(
+            xact,
+            [(row["root_span_id"], row["id"], blob) for row, blob in zip(rows, blobs, strict=True)],
+            deleted,
+        )
         if self._journal is not None:
             rows_json = orjson.Fragment(b"[" + b",".join(blobs) + b"]")
             record = {"op": "events", "type": object_type, "object": history.object_id, "xact": xact}

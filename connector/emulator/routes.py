@@ -1,0 +1,365 @@
+"""The API endpoints: request parsing and response shapes, on top of the `Store`.
+
+Shapes follow Braintrust's OpenAPI spec (`braintrust-api/openapi-official.yaml`);
+the `/_emulator/*` admin endpoints are the emulator's own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from connector.emulator.catalog import KINDS, Kind, ListQuery
+from connector.emulator.errors import Rejected, bad_request
+from connector.emulator.faults import FaultPlan, FaultRule
+from connector.emulator.stats import Stats
+from connector.emulator.store import OBJECT_TYPES, ObjectType, Store
+from connector.emulator.summary import metric_summaries, score_summaries
+from connector.xact import parse_xact
+
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = JSON
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def json(cls, data: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
+        return cls(200, orjson.dumps(data), JSON, headers)
+
+    @classmethod
+    def error(cls, status: int, message: str, retry_after: str | None = None) -> Reply:
+        """An error reply; the spec allows any text or JSON body for errors."""
+        headers = (("Retry-After", retry_after),) if retry_after else ()
+        if status == 413:
+            # The body Braintrust's gateway sends for oversized requests.
+            return cls(413, b'{"message":"Request Too Long"}', JSON, headers)
+        return cls(status, message.encode(), TEXT, headers)
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request, as the endpoint handlers see it."""
+
+    store: Store
+    faults: FaultPlan
+    stats: Stats
+    params: dict[str, str]
+    query: dict[str, list[str]]
+    body: bytes
+    base_url: str
+    repeat_cursor: bool = False
+
+    def json(self) -> Any:
+        if not self.body.strip():
+            return {}
+        try:
+            return orjson.loads(self.body)
+        except orjson.JSONDecodeError as error:
+            raise bad_request(f"the request body is not valid JSON: {error}") from error
+
+    def json_object(self) -> dict[str, Any]:
+        body = self.json()
+        if not isinstance(body, dict):
+            raise bad_request("the request body must be a JSON object")
+        return body
+
+    def arg(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[-1] if values else None
+
+
+Handler = Callable[[Call], Reply]
+
+
+@dataclass(frozen=True)
+class Route:
+    """An endpoint.
+
+    Attributes:
+        name: stable name used in stats, e.g. "project_logs.fetch".
+        writes: changes data, so refused to a read-only key.
+        public: served without an API key.
+        admin: an emulator control endpoint: never faulted.
+    """
+
+    method: str
+    pattern: re.Pattern[str]
+    name: str
+    handler: Handler
+    writes: bool = False
+    public: bool = False
+    admin: bool = False
+
+
+def find_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
+    """Return the route serving `method path` and its path parameters.
+
+    Raises:
+        Rejected: 404 for an unknown path, 405 for a known path and another method.
+    """
+    allowed = []
+    for route in ROUTES:
+        match = route.pattern.fullmatch(path)
+        if match is None:
+            continue
+        if route.method == method:
+            return route, match.groupdict()
+        allowed.append(route.method)
+    if allowed:
+        raise Rejected(405, f"{method} is not allowed on {path}; use {', '.join(allowed)}")
+    raise Rejected(404, f"no endpoint at {path}")
+
+
+# Parameter parsing
+
+
+def _count(value: Any, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise bad_request(f"{name} must be a non-negative integer")
+
+
+def _xact(value: Any, name: str) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_xact(value)
+    except (ValueError, TypeError) as error:
+        raise bad_request(f"{name} must be a transaction id (a decimal string)") from error
+
+
+def _text(value: Any, name: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise bad_request(f"{name} must be a string")
+
+
+def _flag(value: str | None) -> bool:
+    return value is not None and value.lower() in {"true", "1"}
+
+
+# Catalog endpoints
+
+
+def _list(kind: Kind) -> Handler:
+    def handle(call: Call) -> Reply:
+        query = ListQuery(
+            limit=_count(call.arg("limit"), "limit"),
+            starting_after=call.arg("starting_after"),
+            ending_before=call.arg("ending_before"),
+            ids=tuple(call.query.get("ids", ())),
+            name=call.arg(f"{kind}_name"),
+            project_id=None if kind == "project" else call.arg("project_id"),
+            project_name=None if kind == "project" else call.arg("project_name"),
+            org_name=call.arg("org_name"),
+        )
+        return Reply.json({"objects": call.store.list_objects(kind, query)})
+
+    return handle
+
+
+def _create(kind: Kind) -> Handler:
+    def handle(call: Call) -> Reply:
+        obj, created = call.store.create(kind, call.json())
+        return Reply.json(obj, (("x-bt-found-existing", "false" if created else "true"),))
+
+    return handle
+
+
+def _get(kind: Kind) -> Handler:
+    return lambda call: Reply.json(call.store.get(kind, call.params["id"]))
+
+
+def _patch(kind: Kind) -> Handler:
+    return lambda call: Reply.json(call.store.patch(kind, call.params["id"], call.json()))
+
+
+def _delete(kind: Kind) -> Handler:
+    return lambda call: Reply.json(call.store.delete(kind, call.params["id"]))
+
+
+# Event endpoints
+
+
+def _insert(object_type: ObjectType) -> Handler:
+    def handle(call: Call) -> Reply:
+        body = call.json_object()
+        if "events" not in body:
+            raise bad_request('the body must be {"events": [...]}')
+        row_ids = call.store.insert(object_type, call.params["id"], body["events"])
+        call.stats.count_inserted(call.params["id"], len(row_ids))
+        return Reply.json({"row_ids": row_ids})
+
+    return handle
+
+
+def _fetch(object_type: ObjectType, *, from_body: bool) -> Handler:
+    def handle(call: Call) -> Reply:
+        # The GET form has no cursor (spec): only the POST form can follow one.
+        args: Mapping[str, Any] = (
+            call.json_object() if from_body else {name: call.arg(name) for name in _GET_ARGS}
+        )
+        limit = _count(args.get("limit"), "limit")
+        page = call.store.fetch(
+            object_type,
+            call.params["id"],
+            limit=1000 if limit is None else limit,
+            cursor=_text(args.get("cursor"), "cursor"),
+            version=_xact(args.get("version"), "version"),
+            max_xact_id=_xact(args.get("max_xact_id"), "max_xact_id"),
+            max_root_span_id=_text(args.get("max_root_span_id"), "max_root_span_id"),
+        )
+        call.stats.count_served(call.params["id"], len(page.rows))
+        cursor = page.cursor_here if call.repeat_cursor else page.cursor
+        return Reply(
+            200, b'{"events":[' + b",".join(page.rows) + b'],"cursor":' + orjson.dumps(cursor) + b"}"
+        )
+
+    return handle
+
+
+_GET_ARGS = ("limit", "max_xact_id", "max_root_span_id", "version")
+
+
+def _app_url(call: Call, project_name: str) -> str:
+    return f"{call.base_url}/app/{quote(call.store.catalog.org_name)}/p/{quote(project_name)}"
+
+
+def _summarize_dataset(call: Call) -> Reply:
+    dataset = call.store.get("dataset", call.params["id"])
+    project = call.store.get("project", dataset["project_id"])
+    project_url = _app_url(call, project["name"])
+    total = call.store.live_count("dataset", dataset["id"])
+    return Reply.json(
+        {
+            "project_name": project["name"],
+            "dataset_name": dataset["name"],
+            "project_url": project_url,
+            "dataset_url": f"{project_url}/datasets/{quote(dataset['name'])}",
+            # Spec: without summarize_data only the metadata is returned.
+            "data_summary": {"total_records": total} if _flag(call.arg("summarize_data")) else None,
+        }
+    )
+
+
+def _summarize_experiment(call: Call) -> Reply:
+    experiment = call.store.get("experiment", call.params["id"])
+    project = call.store.get("project", experiment["project_id"])
+    project_url = _app_url(call, project["name"])
+    summary: dict[str, Any] = {
+        "project_name": project["name"],
+        "experiment_name": experiment["name"],
+        "project_url": project_url,
+        "experiment_url": f"{project_url}/experiments/{quote(experiment['name'])}",
+        "comparison_experiment_name": None,
+        "scores": None,
+        "metrics": None,
+    }
+    if _flag(call.arg("summarize_scores")):
+        rows = call.store.live_rows("experiment", experiment["id"])
+        summary.update(scores=score_summaries(rows), metrics=metric_summaries(rows))
+    return Reply.json(summary)
+
+
+# SDK bootstrap endpoints
+
+
+def _login(call: Call) -> Reply:
+    catalog = call.store.catalog
+    org = {
+        "id": catalog.org_id,
+        "name": catalog.org_name,
+        "api_url": call.base_url,
+        "proxy_url": call.base_url,
+        "realtime_url": None,
+        "is_universal_api": True,
+        "git_metadata": None,
+    }
+    return Reply.json({"org_info": [org]})
+
+
+def _version(call: Call) -> Reply:
+    return Reply.json({"version": "bt-sync-emulator"})
+
+
+# Emulator control endpoints
+
+
+def _add_faults(call: Call) -> Reply:
+    body = call.json()
+    try:
+        rules = [FaultRule.from_json(item) for item in (body if isinstance(body, list) else [body])]
+    except ValueError as error:
+        raise bad_request(str(error)) from error
+    for rule in rules:
+        call.faults.add(rule)
+    return Reply.json({"pending": len(call.faults.pending())})
+
+
+def _clear_faults(call: Call) -> Reply:
+    call.faults.clear()
+    return Reply.json({"pending": 0})
+
+
+def _stats(call: Call) -> Reply:
+    return Reply.json(call.stats.snapshot())
+
+
+def _reset_stats(call: Call) -> Reply:
+    call.stats.reset()
+    return Reply.json(call.stats.snapshot())
+
+
+def _route(method: str, path: str, name: str, handler: Handler, **flags: bool) -> Route:
+    return Route(method, re.compile(path), name, handler, **flags)
+
+
+def _routes() -> list[Route]:
+    routes: list[Route] = []
+    for kind in KINDS:
+        item = rf"/v1/{kind}/(?P<id>[^/]+)"
+        routes += [
+            _route("GET", f"/v1/{kind}", f"{kind}.list", _list(kind)),
+            _route("POST", f"/v1/{kind}", f"{kind}.create", _create(kind), writes=True),
+            _route("GET", item, f"{kind}.get", _get(kind)),
+            _route("PATCH", item, f"{kind}.patch", _patch(kind), writes=True),
+            _route("DELETE", item, f"{kind}.delete", _delete(kind), writes=True),
+        ]
+    for object_type in OBJECT_TYPES:
+        item = rf"/v1/{object_type}/(?P<id>[^/]+)"
+        routes += [
+            _route("POST", f"{item}/insert", f"{object_type}.insert", _insert(object_type), writes=True),
+            _route("GET", f"{item}/fetch", f"{object_type}.fetch", _fetch(object_type, from_body=False)),
+            _route("POST", f"{item}/fetch", f"{object_type}.fetch", _fetch(object_type, from_body=True)),
+        ]
+    return [
+        *routes,
+        _route("GET", r"/v1/dataset/(?P<id>[^/]+)/summarize", "dataset.summarize", _summarize_dataset),
+        _route(
+            "GET", r"/v1/experiment/(?P<id>[^/]+)/summarize", "experiment.summarize", _summarize_experiment
+        ),
+        _route("POST", "/api/apikey/login", "login", _login),
+        _route("GET", "/version", "version", _version, public=True),
+        _route("POST", "/_emulator/faults", "admin.faults.add", _add_faults, admin=True),
+        _route("DELETE", "/_emulator/faults", "admin.faults.clear", _clear_faults, admin=True),
+        _route("GET", "/_emulator/stats", "admin.stats", _stats, admin=True),
+        _route("POST", "/_emulator/stats/reset", "admin.stats.reset", _reset_stats, admin=True),
+    ]
+
+
+ROUTES = _routes()

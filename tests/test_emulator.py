@@ -1,0 +1,633 @@
+"""The Braintrust emulator over real HTTP: fetch paging, insert semantics, auth, faults, persistence."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from connector.emulator import Emulator, FaultRule, ListQuery, Store
+from connector.xact import XACT_TOP_BITS
+
+EVERYTHING = ListQuery()
+
+
+@pytest.fixture
+def http(emulator: Emulator) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=emulator.url, headers=_auth(emulator.api_key), timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def project(emulator: Emulator) -> dict[str, Any]:
+    return emulator.store.create_project("tests")
+
+
+def _auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _fetch_pages(http: httpx.Client, path: str, **body: Any) -> list[list[dict[str, Any]]]:
+    """Follow the cursor to the end; return every non-empty page."""
+    pages = []
+    while True:
+        response = http.post(path, json=body)
+        response.raise_for_status()
+        page = response.json()
+        if not page["events"]:
+            assert page.get("cursor") is None
+            return pages
+        pages.append(page["events"])
+        body["cursor"] = page["cursor"]
+
+
+def _rows(pages: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [row for page in pages for row in page]
+
+
+def _trace(name: str, spans: int, **fields: Any) -> list[dict[str, Any]]:
+    root = {"id": f"{name}-0", "span_id": f"{name}-s0", "root_span_id": name, **fields}
+    children = [
+        {"id": f"{name}-{n}", "span_id": f"{name}-s{n}", "root_span_id": name, "span_parents": [f"{name}-s0"]}
+        for n in range(1, spans)
+    ]
+    return [root, *children]
+
+
+# Fetch paging
+
+
+def test_paging_serves_every_version_once_newest_first(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    emulator.store.generate_logs(project["id"], 600, trace_spans=(1, 6), update_fraction=0.3, rng_seed=3)
+    versions = emulator.store.version_count("project_logs", project["id"])
+
+    pages = _fetch_pages(http, f"/v1/project_logs/{project['id']}/fetch", limit=7)
+    rows = _rows(pages)
+
+    assert len(rows) == versions > 600
+    assert len({(row["id"], row["_xact_id"]) for row in rows}) == versions
+    order = [(int(row["_xact_id"]), row["root_span_id"]) for row in rows]
+    assert order == sorted(order, reverse=True)
+    assert all(len({row["root_span_id"] for row in page}) <= 7 for page in pages)
+    # Older versions of updated rows come back on later pages.
+    first_page_of: dict[str, int] = {}
+    reappeared = set()
+    for number, page in enumerate(pages):
+        for row in page:
+            if first_page_of.setdefault(row["id"], number) < number:
+                reappeared.add(row["id"])
+    assert reappeared
+    live = {row["id"] for row in emulator.store.live_rows("project_logs", project["id"])}
+    assert {row["id"] for row in rows} == live
+
+
+def test_limit_counts_traces_not_rows(emulator: Emulator, http: httpx.Client, project: Any) -> None:
+    emulator.store.insert("project_logs", project["id"], _trace("a", 5) + _trace("b", 5) + _trace("c", 5))
+
+    pages = _fetch_pages(http, f"/v1/project_logs/{project['id']}/fetch", limit=2)
+
+    assert [len(page) for page in pages] == [10, 5]
+    assert [sorted({row["root_span_id"] for row in page}) for page in pages] == [["b", "c"], ["a"]]
+
+
+def test_get_fetch_and_default_limit(emulator: Emulator, http: httpx.Client, project: Any) -> None:
+    emulator.store.insert("project_logs", project["id"], [{"id": f"r{n}", "input": n} for n in range(1200)])
+    path = f"/v1/project_logs/{project['id']}/fetch"
+
+    assert len(http.get(path).json()["events"]) == 1000
+    assert len(http.get(path, params={"limit": 3}).json()["events"]) == 3
+    assert len(http.post(path, json={"limit": 5000}).json()["events"]) == 1000
+
+
+def test_version_pin_excludes_writes_made_during_paging(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    store, path = emulator.store, f"/v1/project_logs/{project['id']}/fetch"
+    for batch in range(5):
+        store.insert("project_logs", project["id"], [{"id": f"r{batch}-{n}", "input": n} for n in range(4)])
+    pin = max(int(row["_xact_id"]) for row in store.live_rows("project_logs", project["id"]))
+
+    first = http.post(path, json={"limit": 6, "version": str(pin)}).json()
+    store.insert("project_logs", project["id"], [{"id": "r0-0", "_is_merge": True, "output": "new"}])
+    store.insert("project_logs", project["id"], [{"id": "late", "input": "late"}])
+    rest = _fetch_pages(http, path, limit=6, cursor=first["cursor"])
+
+    rows = first["events"] + _rows(rest)
+    assert len(rows) == 20
+    assert all(int(row["_xact_id"]) <= pin for row in rows)
+
+
+def test_cursor_without_version_ignores_later_writes(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    store, path = emulator.store, f"/v1/project_logs/{project['id']}/fetch"
+    for batch in range(4):
+        store.insert("project_logs", project["id"], [{"id": f"r{batch}-{n}"} for n in range(3)])
+
+    first = http.post(path, json={"limit": 3}).json()
+    store.insert("project_logs", project["id"], [{"id": f"new-{n}"} for n in range(10)])
+    rows = first["events"] + _rows(_fetch_pages(http, path, limit=3, cursor=first["cursor"]))
+
+    assert sorted(row["id"] for row in rows) == sorted(f"r{b}-{n}" for b in range(4) for n in range(3))
+
+
+def test_deprecated_max_xact_id_paging_matches_cursor_paging(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    emulator.store.generate_logs(project["id"], 300, trace_spans=(1, 5), update_fraction=0.2)
+    path = f"/v1/project_logs/{project['id']}/fetch"
+    by_cursor = _rows(_fetch_pages(http, path, limit=9))
+
+    by_tuple: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"limit": 9}
+    while events := http.get(path, params=params).json()["events"]:
+        by_tuple += events
+        last = min(events, key=lambda row: (int(row["_xact_id"]), row["root_span_id"]))
+        params |= {"max_xact_id": last["_xact_id"], "max_root_span_id": last["root_span_id"]}
+
+    assert [(row["id"], row["_xact_id"]) for row in by_tuple] == [
+        (row["id"], row["_xact_id"]) for row in by_cursor
+    ]
+
+
+def test_bad_fetch_arguments_are_400(emulator: Emulator, http: httpx.Client, project: Any) -> None:
+    path = f"/v1/project_logs/{project['id']}/fetch"
+    for body in ({"limit": -1}, {"limit": "x"}, {"version": "abc"}, {"cursor": "not-a-cursor"}, [1]):
+        response = http.post(path, json=body)
+        assert response.status_code == 400, body
+    assert (
+        http.post("/v1/project_logs/00000000-0000-4000-8000-000000000000/fetch", json={}).status_code == 404
+    )
+
+
+# Deletes, xact ids and insert semantics
+
+
+def test_deleted_rows_never_appear_unless_pinned_before_the_delete(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    store, path = emulator.store, f"/v1/project_logs/{project['id']}/fetch"
+    store.insert("project_logs", project["id"], [{"id": "gone", "input": 1}, {"id": "kept", "input": 1}])
+    store.insert("project_logs", project["id"], [{"id": "gone", "_is_merge": True, "output": 2}])
+    before_delete = max(int(row["_xact_id"]) for row in store.live_rows("project_logs", project["id"]))
+    store.insert("project_logs", project["id"], [{"id": "gone", "_object_delete": True}])
+
+    assert "gone" not in {row["id"] for row in _rows(_fetch_pages(http, path))}
+    pinned = _rows(_fetch_pages(http, path, version=str(before_delete)))
+    assert sorted(row["id"] for row in pinned) == ["gone", "gone", "kept"]
+
+    store.insert("project_logs", project["id"], [{"id": "gone", "input": "again"}])
+    rows = _rows(_fetch_pages(http, path))
+    assert [row["input"] for row in rows if row["id"] == "gone"] == ["again"]
+
+
+def test_delete_during_unpinned_paging_hides_rows_on_later_pages(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    store, path = emulator.store, f"/v1/project_logs/{project['id']}/fetch"
+    store.insert("project_logs", project["id"], [{"id": "old", "root_span_id": "t0"}])
+    store.insert(
+        "project_logs", project["id"], [{"id": f"new{n}", "root_span_id": f"t{n}"} for n in range(1, 4)]
+    )
+
+    first = http.post(path, json={"limit": 2}).json()
+    store.insert("project_logs", project["id"], [{"id": "old", "_object_delete": True}])
+    rows = first["events"] + _rows(_fetch_pages(http, path, limit=2, cursor=first["cursor"]))
+
+    assert "old" not in {row["id"] for row in rows}
+
+
+def test_one_xact_per_insert_request_strictly_increasing(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    path = f"/v1/project_logs/{project['id']}/insert"
+    for n in range(5):
+        response = http.post(path, json={"events": [{"id": f"r{n}-a"}, {"id": f"r{n}-b"}, {}]})
+        assert response.status_code == 200
+        assert response.json()["row_ids"][:2] == [f"r{n}-a", f"r{n}-b"]
+
+    rows = emulator.store.live_rows("project_logs", project["id"])
+    xacts_by_request: dict[int, set[str]] = {}
+    for row in rows:
+        xacts_by_request.setdefault(int(row["_xact_id"]), set()).add(row["id"])
+    assert len(xacts_by_request) == 5
+    assert all(len(ids) == 3 for ids in xacts_by_request.values())
+    assert all(len(str(xact)) == 19 and xact & XACT_TOP_BITS == XACT_TOP_BITS for xact in xacts_by_request)
+
+
+def test_xact_ids_crossing_a_digit_boundary_order_numerically() -> None:
+    with (
+        Emulator(xact_start=999_999_990) as emulator,
+        httpx.Client(base_url=emulator.url, headers=_auth(emulator.api_key)) as http,
+    ):
+        project = emulator.store.create_project("digits")
+        for n in range(20):
+            emulator.store.insert("project_logs", project["id"], [{"id": f"r{n}"}])
+        path = f"/v1/project_logs/{project['id']}/fetch"
+
+        xacts = [row["_xact_id"] for row in _rows(_fetch_pages(http, path, limit=4))]
+        assert [int(x) for x in xacts] == list(range(1_000_000_009, 999_999_989, -1))
+        assert xacts != sorted(xacts, reverse=True)  # as strings they would sort differently
+        pinned = _rows(_fetch_pages(http, path, version="999999999"))
+        assert len(pinned) == 10
+
+
+def test_replace_merge_and_control_fields(emulator: Emulator, project: Any) -> None:
+    store = emulator.store
+    store.insert(
+        "project_logs",
+        project["id"],
+        [{"id": "r", "input": {"a": 1, "b": {"c": 1}}, "tags": ["x", "y"], "metadata": {"m": {"n": 1}}}],
+    )
+    first = store.live_rows("project_logs", project["id"])[0]
+    store.insert(
+        "project_logs",
+        project["id"],
+        [
+            {
+                "id": "r",
+                "_is_merge": True,
+                "_merge_paths": [["metadata", "m"]],
+                "_array_delete": [{"path": ["tags"], "delete": ["x"]}],
+                "span_id": "ignored-on-merge",
+                "input": {"b": {"d": 2}},
+                "metadata": {"m": {"o": 2}},
+            }
+        ],
+    )
+    merged = store.live_rows("project_logs", project["id"])[0]
+    assert merged["input"] == {"a": 1, "b": {"c": 1, "d": 2}}
+    assert merged["metadata"] == {"m": {"o": 2}}
+    assert merged["tags"] == ["y"]
+    assert (merged["span_id"], merged["root_span_id"], merged["created"]) == (
+        first["span_id"],
+        first["root_span_id"],
+        first["created"],
+    )
+    assert not any(key.startswith("_") and key != "_xact_id" for key in merged)
+    assert (merged["project_id"], merged["org_id"], merged["log_id"]) == (
+        project["id"],
+        project["org_id"],
+        "g",
+    )
+
+    store.insert("project_logs", project["id"], [{"id": "r", "output": "replaced"}])
+    replaced = store.live_rows("project_logs", project["id"])[0]
+    assert "input" not in replaced and replaced["output"] == "replaced"
+    assert (replaced["created"], replaced["span_id"]) == (first["created"], first["span_id"])
+
+
+def test_same_id_twice_in_one_request_is_one_version(emulator: Emulator, project: Any) -> None:
+    store = emulator.store
+    row_ids = store.insert(
+        "project_logs",
+        project["id"],
+        [{"id": "r", "input": 1}, {"id": "r", "_is_merge": True, "output": 2}, {"id": "new"}],
+    )
+
+    assert row_ids == ["r", "r", "new"]
+    assert store.version_count("project_logs", project["id"]) == 2
+    row = next(row for row in store.live_rows("project_logs", project["id"]) if row["id"] == "r")
+    assert (row["input"], row["output"]) == (1, 2)
+
+
+def test_server_fills_ids_and_object_fields(emulator: Emulator, project: Any) -> None:
+    store = emulator.store
+    experiment = store.create_experiment(project["id"], "exp")
+    dataset = store.create_dataset(project["id"], "ds")
+    (log_id,) = store.insert("project_logs", project["id"], [{"input": "no ids", "project_id": "spoofed"}])
+    store.insert("experiment", experiment["id"], [{"id": "e"}])
+    store.insert("dataset", dataset["id"], [{"id": "d", "created": "2024-01-02T03:04:05"}])
+
+    (log,) = store.live_rows("project_logs", project["id"])
+    assert log["id"] == log_id and log["root_span_id"] == log["span_id"] and log["is_root"] is True
+    assert log["project_id"] == project["id"]
+    (row,) = store.live_rows("experiment", experiment["id"])
+    assert (row["experiment_id"], row["project_id"]) == (experiment["id"], project["id"])
+    (record,) = store.live_rows("dataset", dataset["id"])
+    assert (record["dataset_id"], record["created"]) == (dataset["id"], "2024-01-02T03:04:05.000Z")
+
+
+@pytest.mark.parametrize(
+    ("events", "message"),
+    [
+        (["not an object"], "events[0] must be a JSON object"),
+        ([{"scores": {"acc": 2}}], "events[0].scores"),
+        ([{}, {"tags": "x"}], "events[1].tags"),
+        ([{"_object_delete": True}], "needs the id"),
+        ("nope", "`events` must be an array"),
+    ],
+)
+def test_malformed_inserts_are_400_and_not_applied(
+    emulator: Emulator, http: httpx.Client, project: Any, events: Any, message: str
+) -> None:
+    response = http.post(f"/v1/project_logs/{project['id']}/insert", json={"events": events})
+
+    assert response.status_code == 400
+    assert message in response.text
+    assert emulator.store.version_count("project_logs", project["id"]) == 0
+
+
+def test_oversized_request_is_413_and_not_applied() -> None:
+    with (
+        Emulator(max_request_bytes=2000) as emulator,
+        httpx.Client(base_url=emulator.url, headers=_auth(emulator.api_key)) as http,
+    ):
+        project = emulator.store.create_project("big")
+        path = f"/v1/project_logs/{project['id']}/insert"
+        too_big = http.post(path, json={"events": [{"input": "x" * 3000}]})
+        small = http.post(path, json={"events": [{"input": "x"}]})
+
+        assert (too_big.status_code, too_big.json()) == (413, {"message": "Request Too Long"})
+        assert small.status_code == 200
+        assert emulator.store.version_count("project_logs", project["id"]) == 1
+
+
+# Catalog objects
+
+
+def test_catalog_create_list_get_patch_delete(http: httpx.Client) -> None:
+    first = http.post("/v1/project", json={"name": "one"}).json()
+    assert http.post("/v1/project", json={"name": "one", "description": "x"}).json() == first
+    names = [http.post("/v1/project", json={"name": name}).json()["name"] for name in ("two", "three")]
+    assert names == ["two", "three"]
+
+    listed = http.get("/v1/project").json()["objects"]
+    assert [p["name"] for p in listed] == ["three", "two", "one"]
+    assert [
+        p["name"]
+        for p in http.get("/v1/project", params={"limit": 1, "starting_after": listed[0]["id"]}).json()[
+            "objects"
+        ]
+    ] == ["two"]
+    assert [
+        p["name"]
+        for p in http.get("/v1/project", params={"ending_before": listed[2]["id"]}).json()["objects"]
+    ] == ["three", "two"]
+    assert [p["name"] for p in http.get("/v1/project", params={"project_name": "two"}).json()["objects"]] == [
+        "two"
+    ]
+    assert http.get("/v1/project", params={"org_name": "another-org"}).json()["objects"] == []
+
+    dataset = http.post(
+        "/v1/dataset", json={"project_id": first["id"], "name": "ds", "metadata": {"a": 1}}
+    ).json()
+    experiment = http.post("/v1/experiment", json={"project_id": first["id"], "name": "exp"}).json()
+    assert http.get("/v1/dataset", params={"project_name": "one"}).json()["objects"] == [dataset]
+    assert http.get("/v1/experiment", params={"project_id": first["id"], "experiment_name": "exp"}).json()[
+        "objects"
+    ] == [experiment]
+    again = http.post(
+        "/v1/experiment", json={"project_id": first["id"], "name": "exp", "ensure_new": True}
+    ).json()
+    assert again["name"] == "exp-1"
+
+    patched = http.patch(
+        f"/v1/dataset/{dataset['id']}", json={"description": "d", "metadata": {"b": 2}}
+    ).json()
+    assert (patched["description"], patched["metadata"]) == ("d", {"a": 1, "b": 2})
+    assert http.get(f"/v1/dataset/{dataset['id']}").json() == patched
+
+    deleted = http.delete(f"/v1/project/{first['id']}").json()
+    assert deleted["deleted_at"] is not None
+    assert http.get(f"/v1/project/{first['id']}").status_code == 404
+    assert http.get(f"/v1/dataset/{dataset['id']}").status_code == 404  # went with its project
+    assert http.post("/v1/dataset", json={"project_id": first["id"], "name": "x"}).status_code == 400
+
+
+def test_summaries(emulator: Emulator, http: httpx.Client, project: Any) -> None:
+    dataset = emulator.store.create_dataset(project["id"], "ds")
+    emulator.store.insert("dataset", dataset["id"], [{"id": str(n), "input": n} for n in range(5)])
+    emulator.store.insert("dataset", dataset["id"], [{"id": "0", "_object_delete": True}])
+    experiment = emulator.store.create_experiment(project["id"], "exp")
+    emulator.store.insert("experiment", experiment["id"], [{"scores": {"acc": 1}}, {"scores": {"acc": 0.5}}])
+
+    summary = http.get(f"/v1/dataset/{dataset['id']}/summarize", params={"summarize_data": "true"}).json()
+    assert summary["data_summary"] == {"total_records": 4}
+    assert summary["dataset_url"].endswith("/p/tests/datasets/ds")
+    scores = http.get(
+        f"/v1/experiment/{experiment['id']}/summarize", params={"summarize_scores": "true"}
+    ).json()
+    assert scores["scores"]["acc"]["score"] == 0.75
+
+
+# Auth and SDK bootstrap
+
+
+def test_auth_errors_never_echo_the_key(emulator: Emulator) -> None:
+    url = f"{emulator.url}/v1/project"
+    missing = httpx.get(url)
+    wrong = httpx.get(url, headers=_auth("sk-wrong-secret"))
+    malformed = httpx.get(url, headers={"Authorization": emulator.api_key})
+
+    assert [r.status_code for r in (missing, wrong, malformed)] == [401, 401, 401]
+    assert "sk-wrong-secret" not in wrong.text and emulator.api_key not in malformed.text
+
+
+def test_read_only_key_reads_but_cannot_write(emulator: Emulator, project: Any) -> None:
+    headers = _auth(emulator.api_key + "-readonly")
+    fetch = httpx.post(f"{emulator.url}/v1/project_logs/{project['id']}/fetch", json={}, headers=headers)
+    insert = httpx.post(
+        f"{emulator.url}/v1/project_logs/{project['id']}/insert", json={"events": [{}]}, headers=headers
+    )
+
+    assert (fetch.status_code, insert.status_code) == (200, 403)
+
+
+def test_login_and_version(emulator: Emulator, http: httpx.Client) -> None:
+    (org,) = http.post("/api/apikey/login").json()["org_info"]
+    assert (org["name"], org["api_url"]) == ("emulator-org", emulator.url)
+    assert httpx.get(f"{emulator.url}/version").status_code == 200
+    assert http.get("/v1/nothing-here").status_code == 404
+    assert http.put("/v1/project").status_code == 405
+
+
+# Faults
+
+
+def test_status_fault_with_retry_after_then_recovers(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    emulator.faults.add(FaultRule(kind="status", route="/fetch", status=429, retry_after="2", after=1))
+    path = f"/v1/project_logs/{project['id']}/fetch"
+
+    statuses = [http.post(path, json={}) for _ in range(3)]
+
+    assert [r.status_code for r in statuses] == [200, 429, 200]
+    assert statuses[1].headers["Retry-After"] == "2"
+    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 3
+
+
+def test_faulted_insert_is_not_applied(emulator: Emulator, http: httpx.Client, project: Any) -> None:
+    emulator.faults.add(FaultRule(kind="status", route="/insert", status=503, times=2))
+    path = f"/v1/project_logs/{project['id']}/insert"
+
+    statuses = [http.post(path, json={"events": [{"id": "r"}]}).status_code for _ in range(3)]
+
+    assert statuses == [503, 503, 200]
+    assert emulator.store.version_count("project_logs", project["id"]) == 1
+
+
+def test_drop_closes_without_response_and_does_not_apply(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    emulator.faults.add(FaultRule(kind="drop", route="/insert"))
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        http.post(f"/v1/project_logs/{project['id']}/insert", json={"events": [{"id": "r"}]})
+    assert emulator.store.version_count("project_logs", project["id"]) == 0
+
+
+def test_drop_after_apply_loses_the_ack_but_keeps_the_write(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    emulator.faults.add(FaultRule(kind="drop_after_apply", route="/insert"))
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        http.post(f"/v1/project_logs/{project['id']}/insert", json={"events": [{"id": "r"}]})
+    assert emulator.store.version_count("project_logs", project["id"]) == 1
+
+
+def test_truncate_sends_part_of_the_body(emulator: Emulator, project: Any) -> None:
+    emulator.store.insert(
+        "project_logs", project["id"], [{"id": f"r{n}", "input": "x" * 100} for n in range(20)]
+    )
+    emulator.faults.add(FaultRule(kind="truncate", route="/fetch"))
+    host, port = emulator.url.removeprefix("http://").split(":")
+    request = (
+        f"GET /v1/project_logs/{project['id']}/fetch HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {emulator.api_key}\r\n\r\n"
+    )
+
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(request.encode())
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = int(
+        next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")).split(b":")[
+            1
+        ]
+    )
+
+    assert head.startswith(b"HTTP/1.1 200") and 0 < len(body) < length
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(body)
+
+
+def test_truncate_is_a_transport_error_for_httpx(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    emulator.faults.add(FaultRule(kind="truncate", route="/fetch"))
+
+    with pytest.raises(httpx.RemoteProtocolError):
+        http.post(f"/v1/project_logs/{project['id']}/fetch", json={})
+
+
+def test_repeat_cursor_returns_a_cursor_that_does_not_advance(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    emulator.store.insert("project_logs", project["id"], [{"id": f"r{n}"} for n in range(5)])
+    path = f"/v1/project_logs/{project['id']}/fetch"
+    first = http.post(path, json={"limit": 1}).json()
+    emulator.faults.add(FaultRule(kind="repeat_cursor", route="/fetch", times=2))
+
+    again = http.post(path, json={"limit": 1, "cursor": first["cursor"]}).json()
+    third = http.post(path, json={"limit": 1, "cursor": again["cursor"]}).json()
+
+    assert again["cursor"] == first["cursor"] == third["cursor"]
+    assert again["events"] == third["events"] != first["events"]
+
+
+def test_slow_fault_delays(emulator: Emulator, http: httpx.Client) -> None:
+    emulator.faults.add(FaultRule(kind="slow", route="/v1/project", delay_s=0.3))
+
+    with pytest.raises(httpx.ReadTimeout):
+        http.get("/v1/project", timeout=0.1)
+    assert http.get("/v1/project").status_code == 200
+
+
+def test_admin_endpoints_add_faults_and_report_stats(emulator: Emulator, http: httpx.Client) -> None:
+    rules = [{"kind": "status", "status": 500, "route": "^/v1/project$", "times": 2}]
+    assert http.post("/_emulator/faults", json=rules).json() == {"pending": 1}
+    assert http.post("/_emulator/faults", json={"kind": "nope"}).status_code == 400
+
+    assert [http.get("/v1/project").status_code for _ in range(3)] == [500, 500, 200]
+    assert http.get("/_emulator/stats").json()["requests"]["GET project.list"] == 3
+    http.post("/_emulator/faults", json=rules)
+    assert http.delete("/_emulator/faults").json() == {"pending": 0}
+    assert http.post("/_emulator/stats/reset").json()["requests"] == {}
+    assert emulator.stats.requests == {}
+
+
+# Persistence and seeds
+
+
+def test_state_dir_survives_a_restart(tmp_path: Path) -> None:
+    with Emulator(state_dir=tmp_path, seed="demo") as first:
+        http = httpx.Client(base_url=first.url, headers=_auth(first.api_key))
+        project = http.post("/v1/project", json={"name": "kept"}).json()
+        dataset = http.post("/v1/dataset", json={"project_id": project["id"], "name": "ds"}).json()
+        http.post(
+            f"/v1/dataset/{dataset['id']}/insert", json={"events": [{"id": "a", "input": 1}, {"id": "b"}]}
+        )
+        http.post(
+            f"/v1/dataset/{dataset['id']}/insert",
+            json={"events": [{"id": "a", "_is_merge": True, "output": 2}]},
+        )
+        http.post(
+            f"/v1/dataset/{dataset['id']}/insert", json={"events": [{"id": "b", "_object_delete": True}]}
+        )
+        demo_projects = first.store.list_objects("project", EVERYTHING)
+        before = first.store.live_rows("dataset", dataset["id"])
+        last_xact = int(before[0]["_xact_id"])
+
+    second = Emulator(state_dir=tmp_path, seed="empty")
+    assert second.store.list_objects("project", EVERYTHING) == demo_projects
+    assert second.store.live_rows("dataset", dataset["id"]) == before
+    assert second.store.version_count("dataset", dataset["id"]) == 3
+    second.store.insert("dataset", dataset["id"], [{"id": "c"}])
+    newest = max(int(row["_xact_id"]) for row in second.store.live_rows("dataset", dataset["id"]))
+    assert newest > last_xact
+
+
+def test_demo_seed_is_rich_and_deterministic() -> None:
+    store, again = Emulator(seed="demo").store, Emulator(seed="demo").store
+    projects = store.list_objects("project", EVERYTHING)
+    experiments = store.list_objects("experiment", EVERYTHING)
+    datasets = store.list_objects("dataset", EVERYTHING)
+
+    assert (len(projects), len(experiments), len(datasets)) == (3, 2, 2)
+    for project in projects:
+        rows = store.live_rows("project_logs", project["id"])
+        assert 200 <= len(rows) < store.version_count("project_logs", project["id"])
+        assert {"input", "output", "metadata", "metrics", "span_attributes"} <= rows[0].keys()
+    assert all(
+        row.get("scores") for row in store.live_rows("experiment", experiments[0]["id"]) if row["is_root"]
+    )
+    assert all(
+        {"input", "expected", "metadata", "tags"} <= row.keys()
+        for row in store.live_rows("dataset", datasets[0]["id"])
+    )
+
+    def content(s: Store) -> list[Any]:
+        project = s.list_objects("project", EVERYTHING)[0]
+        return sorted((row["id"], row["input"]) for row in s.live_rows("project_logs", project["id"]))
+
+    assert content(store) == content(again)
+
+
+def test_bench_seed_and_unknown_seed() -> None:
+    store = Emulator(seed="bench:2000").store
+    (project,) = store.list_objects("project", EVERYTHING)
+    assert store.live_count("project_logs", project["id"]) == 2000
+    with pytest.raises(ValueError, match="unknown seed"):
+        Emulator(seed="lots")

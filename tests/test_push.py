@@ -1,0 +1,360 @@
+"""`push_file` against the real emulator: round trips, idempotence, resume, faults and bad input."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from connector.client import BraintrustClient
+from connector.emulator import Emulator, FaultRule, ListQuery
+from connector.errors import AuthError, PushError, ServerUnavailable
+from connector.progress import NullProgress
+from connector.push import PushOptions, PushSummary, push_file
+from schemas.api import FetchEventsRequest, ObjectType
+
+PROJECT, DATASET = "push-tests", "golden"
+Push = Callable[..., PushSummary]
+
+
+@pytest.fixture
+def push(push_client: BraintrustClient, tmp_path: Path) -> Push:
+    """Push a file with the given options into PROJECT/DATASET, checkpointing under tmp_path."""
+
+    def run(file: Path, **options: Any) -> PushSummary:
+        settings = {"project": PROJECT, "dataset": DATASET, "state_dir": tmp_path / "state"} | options
+        return push_file(push_client, PushOptions(file=file, **settings), NullProgress())
+
+    return run
+
+
+def dataset_id(emulator: Emulator) -> str:
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name=PROJECT, name=DATASET))
+    return str(dataset["id"])
+
+
+def fetch_all(client: BraintrustClient, object_id: str) -> list[dict[str, Any]]:
+    """Read a dataset back through the API's fetch paging: the latest version of each row."""
+    latest: dict[str, dict[str, Any]] = {}
+    cursor = None
+    while True:
+        page = client.fetch_page(ObjectType.DATASET, object_id, FetchEventsRequest(limit=37, cursor=cursor))
+        for event in page.events:
+            if event["id"] not in latest or int(event["_xact_id"]) > int(latest[event["id"]]["_xact_id"]):
+                latest[event["id"]] = event
+        if not page.events or not page.cursor:
+            return list(latest.values())
+        cursor = page.cursor
+
+
+def same_rows(pushed: list[dict[str, Any]], file_query: str, tmp_path: Path) -> None:
+    """Assert the pushed events equal, as a multiset, the rows `file_query` selects from the file."""
+    events = tmp_path / "pushed.jsonl"
+    events.write_bytes(b"".join(orjson.dumps(e, option=orjson.OPT_SORT_KEYS) + b"\n" for e in pushed))
+    with duckdb.connect() as con:
+        columns = "{id: 'VARCHAR', input: 'JSON', expected: 'JSON', metadata: 'JSON', tags: 'VARCHAR[]'}"
+        con.execute(f"CREATE TABLE pushed AS SELECT * FROM read_json('{events}', columns = {columns})")
+        con.execute(f"CREATE TABLE source AS {file_query}")
+        columns = [row[0] for row in con.execute("DESCRIBE source").fetchall()]
+        listed = ", ".join(columns)
+        assert con.execute("SELECT count(*) FROM source").fetchone() == (len(pushed),)
+        missing = con.execute(
+            f"SELECT {listed} FROM source EXCEPT ALL SELECT {listed} FROM pushed"
+        ).fetchall()
+        extra = con.execute(f"SELECT {listed} FROM pushed EXCEPT ALL SELECT {listed} FROM source").fetchall()
+    assert (missing, extra) == ([], [])
+
+
+# Files ---------------------------------------------------------------------------------------------
+
+
+def write_csv(path: Path, rows: int, start: int = 0) -> Path:
+    lines = ["id,input,expected,metadata,tags,note"]
+    for n in range(start, start + rows):
+        value = f'{{""n"": {n}, ""q"": ""what is {n}?""}}' if n % 2 else f'plain, ""quoted""\nline ü {n}'
+        lines.append(f'row-{n},"{value}",answer {n},"{{""source"": ""s{n % 3}""}}","t{n % 2},all",ignored')
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+    return path
+
+
+CSV_AS_EVENTS = """
+    SELECT id,
+           CASE WHEN left(input, 1) IN ('{{', '[') THEN json(input) ELSE to_json(input) END AS input,
+           to_json(expected) AS expected,
+           json(metadata) AS metadata,
+           string_split(tags, ',') AS tags
+    FROM read_csv('{path}', all_varchar = true, header = true)
+"""
+
+
+def write_parquet(path: Path, rows: int) -> Path:
+    table = pa.table(
+        {
+            "id": pa.array(range(rows), pa.int64()),
+            "input": [{"k": n % 5, "text": f"question {n}"} for n in range(rows)],
+            "expected": [None if n % 4 == 0 else f"answer {n}" for n in range(rows)],
+            "metadata": [{"score": n / 10} for n in range(rows)],
+            "tags": [["a", f"g{n % 3}"] for n in range(rows)],
+        }
+    )
+    pq.write_table(table, path, row_group_size=max(1, rows // 3))
+    return path
+
+
+PARQUET_AS_EVENTS = """
+    SELECT id::VARCHAR AS id, to_json(input) AS input,
+           CASE WHEN expected IS NOT NULL THEN to_json(expected) END AS expected,
+           to_json(metadata) AS metadata, tags
+    FROM read_parquet('{path}')
+"""
+
+
+def jsonl_rows(rows: int) -> list[dict[str, Any]]:
+    inputs: list[Any] = ["text", {"a": [1, 2], "b": None}, 42, [1, "x"], {"nested": {"deep": True}}]
+    return [
+        {"input": inputs[n % 5], "expected": {"n": n}, "metadata": {"i": n, "src": "jsonl"}, "tags": ["j"]}
+        for n in range(rows)
+    ]
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    data = b"".join(orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n" for row in rows)
+    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+    return path
+
+
+JSONL_AS_EVENTS = """
+    SELECT input, expected, metadata, tags FROM read_json('{path}', format = 'newline_delimited',
+        columns = {{input: 'JSON', expected: 'JSON', metadata: 'JSON', tags: 'VARCHAR[]'}})
+"""
+
+
+# Round trips ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["data.csv", "data.csv.gz"])
+def test_csv_round_trip(
+    emulator: Emulator, push_client: BraintrustClient, push: Push, tmp_path: Path, name: str
+) -> None:
+    path = write_csv(tmp_path / name, 230)
+    summary = push(path, batch_rows=50)
+    assert (summary.rows_read, summary.rows_sent, summary.batches_sent) == (230, 230, 5)
+    assert summary.unmapped_columns == ["note"]
+    pushed = fetch_all(push_client, dataset_id(emulator))
+    same_rows(pushed, CSV_AS_EVENTS.format(path=path), tmp_path)
+
+
+def test_parquet_round_trip(
+    emulator: Emulator, push_client: BraintrustClient, push: Push, tmp_path: Path
+) -> None:
+    path = write_parquet(tmp_path / "data.parquet", 200)
+    summary = push(path, batch_rows=64, concurrency=3)
+    assert (summary.rows_sent, summary.batches_sent, summary.dataset_id) == (200, 4, dataset_id(emulator))
+    same_rows(fetch_all(push_client, dataset_id(emulator)), PARQUET_AS_EVENTS.format(path=path), tmp_path)
+
+
+def test_jsonl_round_trip_with_hashed_ids(
+    emulator: Emulator, push_client: BraintrustClient, push: Push, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "data.jsonl.gz", jsonl_rows(150))
+    assert push(path).rows_sent == 150
+    pushed = fetch_all(push_client, dataset_id(emulator))
+    assert all(len(event["id"]) == 32 for event in pushed)
+    same_rows(
+        [{k: v for k, v in e.items() if k != "id"} for e in pushed],
+        JSONL_AS_EVENTS.format(path=path),
+        tmp_path,
+    )
+
+
+def test_mapping_flags_build_objects(emulator: Emulator, push: Push, tmp_path: Path) -> None:
+    path = tmp_path / "qa.csv"
+    path.write_text('key,question,context,answer,source\nk1,Why?,"{""doc"": 1}",Because,web\n')
+    push(path, id_column="key", input=("question", "context"), expected=("answer",), metadata=("source",))
+    (row,) = emulator.store.live_rows("dataset", dataset_id(emulator))
+    assert {k: row.get(k) for k in ("id", "input", "expected", "metadata")} == {
+        "id": "k1",
+        "input": {"question": "Why?", "context": {"doc": 1}},
+        "expected": "Because",
+        "metadata": {"source": "web"},
+    }
+
+
+# Idempotence and resume ------------------------------------------------------------------------------
+
+
+def test_rerun_creates_no_duplicates(emulator: Emulator, push: Push, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "data.jsonl", jsonl_rows(120))
+    first = push(path, batch_rows=40)
+    rows = emulator.store.live_rows("dataset", first.dataset_id)
+
+    again = push(path, batch_rows=40)
+    assert again.already_complete and again.rows_sent == 0
+    assert emulator.stats.rows_inserted[first.dataset_id] == 120
+
+    forced = push(path, batch_rows=40, force=True)
+    assert forced.rows_sent == 120
+    assert emulator.stats.rows_inserted[first.dataset_id] == 240
+    assert sorted(r["id"] for r in emulator.store.live_rows("dataset", first.dataset_id)) == sorted(
+        r["id"] for r in rows
+    )
+
+
+def test_a_failed_push_resumes_with_only_the_unacknowledged_batches(
+    emulator: Emulator, push: Push, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 300)
+    emulator.faults.add(FaultRule(kind="status", route="/insert", status=503, times=None, after=3))
+    with pytest.raises(ServerUnavailable, match="rows acknowledged so far are checkpointed: rerun"):
+        push(path, batch_rows=25, concurrency=1)
+    assert emulator.stats.rows_inserted[dataset_id(emulator)] == 75
+
+    emulator.faults.clear()
+    summary = push(path, batch_rows=25, concurrency=1)
+    assert (summary.rows_resumed, summary.rows_sent, summary.batches_sent) == (75, 225, 9)
+    assert emulator.stats.rows_inserted[dataset_id(emulator)] == 300
+    assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 300
+
+
+def test_a_changed_file_is_pushed_again(emulator: Emulator, push: Push, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "data.csv", 20)
+    push(path)
+    write_csv(path, 30)
+    assert push(path).rows_sent == 30
+    assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 30
+
+
+# Faults ------------------------------------------------------------------------------------------------
+
+
+def test_413_splits_batches_until_they_fit(emulator: Emulator, push: Push, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "data.csv", 100)
+    emulator.max_request_bytes = 4_000
+    summary = push(path, batch_rows=100)
+    assert summary.splits > 0 and summary.rows_sent == 100
+    assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 100
+
+
+def test_413_on_a_single_row_names_it(emulator: Emulator, push: Push, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "data.jsonl", [{"input": "x"}, {"input": "y" * 5_000}, {"input": "z"}])
+    emulator.max_request_bytes = 1_000
+    with pytest.raises(
+        PushError, match=r"^data\.jsonl row 2: the API refused the row as too large \(HTTP 413\)"
+    ):
+        push(path)
+
+
+def test_429_with_retry_after_is_waited_out(emulator: Emulator, push: Push, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "data.csv", 60)
+    emulator.faults.add(FaultRule(kind="status", route="/insert", status=429, retry_after="1", times=2))
+    summary = push(path, batch_rows=20, concurrency=1)
+    assert (summary.retries, summary.rows_sent) == (2, 60)
+    assert summary.seconds >= 2
+    assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 60
+
+
+@pytest.mark.parametrize("kind", ["drop", "drop_after_apply", "truncate"])
+def test_lost_connections_and_acks_leave_no_duplicates(
+    emulator: Emulator, push: Push, tmp_path: Path, kind: str
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 80)
+    emulator.faults.add(FaultRule(kind=kind, route="/insert", times=2, after=1))  # type: ignore[arg-type]
+    assert push(path, batch_rows=20).rows_sent == 80
+    assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 80
+
+
+def test_wrong_key_fails_fast(emulator: Emulator, tmp_path: Path) -> None:
+    from connector.config import ApiSettings
+
+    path = write_csv(tmp_path / "data.csv", 3)
+    with (
+        BraintrustClient(ApiSettings(api_url=emulator.url, api_key="wrong")) as client,
+        pytest.raises(AuthError),
+    ):
+        push_file(
+            client, PushOptions(file=path, project="p", dataset="d", state_dir=tmp_path), NullProgress()
+        )
+
+
+# Bad input --------------------------------------------------------------------------------------------
+
+
+BAD_FILES: dict[str, tuple[bytes, dict[str, Any], str]] = {
+    "invalid JSON": (
+        b'input,expected\nok,1\n"{""a"": }",2\n',
+        {},
+        'bad.csv row 2, column "input": invalid JSON (unexpected character, expected a JSON value at char 6)',
+    ),
+    "missing column": (b"question,answer\nq,a\n", {"input": ("question", "context")}, "bad.csv: no column"),
+    "wrong tags type": (
+        b'{"input": "q", "tags": [1]}\n',
+        {},
+        'bad.jsonl row 1, column "tags": tags must be strings',
+    ),
+    "not utf-8": (
+        b"input\nfine\n\xc3\x28\n",
+        {},
+        'bad.csv row 2, column "input": not valid UTF-8 (byte 0xc3 at offset 0)',
+    ),
+    "empty": (b"", {}, "bad.csv is empty"),
+    "wrong field count": (
+        b"input,expected\nq,a\nq,a,extra\n",
+        {},
+        "bad.csv row 2: expected 2 columns, found 3",
+    ),
+    "empty id": (b"id,input\n1,q\n,q\n", {}, 'bad.csv row 2, column "id": empty id'),
+    "row too large": (b"input\n" + b"x" * (6 << 20) + b"\n", {}, "bad.csv row 1: the row is 6,291,"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_input_fails_before_creating_or_sending_anything(
+    emulator: Emulator, push: Push, tmp_path: Path, case: str
+) -> None:
+    content, options, message = BAD_FILES[case]
+    path = tmp_path / ("bad.jsonl" if content.startswith(b"{") else "bad.csv")
+    path.write_bytes(content)
+    with pytest.raises(PushError) as error:
+        push(path, **options)
+    assert str(error.value).startswith(message)
+    assert emulator.stats.snapshot()["rows_inserted"] == {}
+    assert not [key for key in emulator.stats.snapshot()["requests"] if key.startswith("POST")]
+
+
+def test_skip_mode_sends_valid_rows_and_writes_rejects(
+    emulator: Emulator, push: Push, tmp_path: Path
+) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_bytes(b'id,input,tags\n1,ok,a\n2,"[oops",b\n3,fine,\n4,\xff,c\n5,"{""k"": 5}","[""x""]"\n')
+    rejects = tmp_path / "rejects.jsonl"
+    summary = push(path, on_error="skip", rejects=rejects)
+    assert (summary.rows_read, summary.rows_sent, summary.rows_skipped) == (5, 3, 2)
+    assert sorted(row["id"] for row in emulator.store.live_rows("dataset", summary.dataset_id)) == [
+        "1",
+        "3",
+        "5",
+    ]
+    rejected = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert [(r["row"], r["column"], r["reason"][:20], r["values"]["id"]) for r in rejected] == [
+        (2, "input", "invalid JSON (unexpe", "2"),
+        (4, "input", "not valid UTF-8 (byt", "4"),
+    ]
+
+
+def test_dry_run_validates_and_creates_nothing(emulator: Emulator, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "data.csv", 120)
+    summary = push_file(
+        None,
+        PushOptions(file=path, project=PROJECT, dataset=DATASET, batch_rows=50, dry_run=True),
+        NullProgress(),
+    )
+    assert (summary.rows_read, summary.batches, summary.rows_sent, summary.dataset_id) == (120, 3, 0, None)
+    assert emulator.stats.snapshot()["requests"] == {}

@@ -1,0 +1,197 @@
+"""`bt-sync push` as users and schedulers run it: exit codes, one-line errors, summaries, kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from connector.cli import main
+from connector.emulator import Emulator, FaultRule, ListQuery
+from tests.test_push import CSV_AS_EVENTS, same_rows, write_csv
+
+
+def run_cli(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    """Run `bt-sync push ARGS` in this process; return the exit code, stdout and stderr."""
+    argv = ["bt-sync", "push", *args, "--api-url", emulator.url, "--api-key", emulator.api_key]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", [*argv, "--state-dir", str(tmp_path / "state")])
+        with pytest.raises(SystemExit) as exited:
+            main()
+    out, err = capsys.readouterr()
+    return int(exited.value.code or 0), out, err
+
+
+def inserts(emulator: Emulator) -> int:
+    return sum(emulator.stats.rows_inserted.values())
+
+
+def test_json_summary_for_schedulers(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 40)
+    code, out, err = run_cli(
+        emulator, tmp_path, capsys, str(path), "--project", "p", "--dataset", "d", "--json"
+    )
+    summary = orjson.loads(out)
+    assert (code, err) == (0, "")
+    assert {k: summary[k] for k in ("rows_read", "rows_sent", "rows_skipped", "batches", "retries")} == {
+        "rows_read": 40,
+        "rows_sent": 40,
+        "rows_skipped": 0,
+        "batches": 1,
+        "retries": 0,
+    }
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p", name="d"))
+    assert summary["dataset_id"] == dataset["id"]
+
+
+def test_human_summary_and_rerun_message(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 30)
+    args = (str(path), "--project", "p", "--dataset", "d", "--batch-rows", "10")
+    code, out, _ = run_cli(emulator, tmp_path, capsys, *args)
+    assert code == 0
+    assert out.startswith("pushed 30 rows of data.csv to dataset 'd' in project 'p' (")
+    assert "in 3 batches" in out and "columns not sent: note" in out
+    code, out, _ = run_cli(emulator, tmp_path, capsys, *args)
+    assert code == 0
+    assert out.startswith(
+        "data.csv was already pushed to dataset 'd' in project 'p'; nothing sent (use --force"
+    )
+    assert inserts(emulator) == 30
+
+
+@pytest.mark.parametrize(
+    ("content", "args", "code", "message"),
+    [
+        (
+            b'input\nok\n"{""a"": 1,}"\n',
+            (),
+            1,
+            'bad.csv row 2, column "input": invalid JSON (trailing comma is not allowed at char 7); '
+            "pass --no-parse-json to send such values as text",
+        ),
+        (
+            b"q\nx\n",
+            ("--input", "question"),
+            1,
+            'bad.csv: no column "question" (from --input); the file has columns: q',
+        ),
+        (b"", (), 1, "bad.csv is empty"),
+        (
+            b"input\n\xe9t\xe9\n",
+            (),
+            1,
+            'bad.csv row 1, column "input": not valid UTF-8 (byte 0xe9 at offset 0)',
+        ),
+        (
+            b"input\nq\n",
+            ("--on-error", "skip"),
+            2,
+            "invalid setting: rejects: --on-error skip needs --rejects FILE, so skipped rows are kept",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_sends_nothing(
+    emulator: Emulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes,
+    args: tuple[str, ...],
+    code: int,
+    message: str,
+) -> None:
+    (tmp_path / "bad.csv").write_bytes(content)
+    exit_code, out, err = run_cli(
+        emulator, tmp_path, capsys, str(tmp_path / "bad.csv"), "--project", "p", "--dataset", "d", *args
+    )
+    assert (exit_code, out, err) == (code, "", f"bt-sync: error: {message}\n")
+    assert inserts(emulator) == 0
+    assert emulator.store.list_objects("project", ListQuery()) == []
+
+
+def test_dry_run_needs_no_api_key(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BRAINTRUST_API_KEY", raising=False)
+    path = write_csv(tmp_path / "data.csv", 25)
+    monkeypatch.setattr(
+        sys, "argv", ["bt-sync", "push", str(path), "--project", "p", "--dataset", "d", "--dry-run"]
+    )
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 0
+    assert (
+        capsys.readouterr().out
+        == "dry run: 25 of 25 rows of data.csv are valid, 1 batch; columns not sent: note.\n"
+    )
+    assert emulator.stats.snapshot()["requests"] == {}
+
+
+def push_process(emulator: Emulator, path: Path, state: Path, *extra: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-c", "from connector.cli import main; main()", "push", str(path)]
+    command += [
+        "--project",
+        "p",
+        "--dataset",
+        "d",
+        "--api-url",
+        emulator.url,
+        "--state-dir",
+        str(state),
+        *extra,
+    ]
+    env = os.environ | {"BRAINTRUST_API_KEY": emulator.api_key}
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path.cwd())
+
+
+def acked_batches(state: Path) -> int:
+    for checkpoint in state.glob("*.json"):
+        try:
+            saved: dict[str, Any] = orjson.loads(checkpoint.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            continue
+        return int(saved["acked_below"]) + len(saved["acked"])
+    return 0
+
+
+def test_kill_9_mid_push_then_rerun_sends_the_rest_exactly_once(emulator: Emulator, tmp_path: Path) -> None:
+    rows, batch_rows, concurrency = 2_000, 20, 2
+    path = write_csv(tmp_path / "data.csv", rows)
+    state = tmp_path / "state"
+    emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=0.03, times=None))
+    victim = push_process(
+        emulator, path, state, "--batch-rows", str(batch_rows), "--concurrency", str(concurrency)
+    )
+    deadline = time.monotonic() + 30
+    while acked_batches(state) < 15 and victim.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait(timeout=10) == -signal.SIGKILL
+    applied_before_kill = inserts(emulator)
+    assert 15 * batch_rows <= applied_before_kill < rows
+
+    emulator.faults.clear()
+    rerun = push_process(emulator, path, state, "--batch-rows", str(batch_rows), "--json")
+    out, err = rerun.communicate(timeout=60)
+    assert (rerun.returncode, err) == (0, b"")
+    summary = orjson.loads(out)
+    assert summary["rows_resumed"] >= 15 * batch_rows
+    assert summary["rows_resumed"] + summary["rows_sent"] == rows
+    # Only batches in flight at the kill were applied without being checkpointed, and so sent twice.
+    assert inserts(emulator) - rows <= concurrency * batch_rows
+
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p", name="d"))
+    live = emulator.store.live_rows("dataset", dataset["id"])
+    same_rows(live, CSV_AS_EVENTS.format(path=path), tmp_path)

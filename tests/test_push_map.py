@@ -1,0 +1,189 @@
+"""Column mapping, row validation and deterministic ids for pushed rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from connector.errors import PushError
+from connector.push_map import ColumnMapping, RowMapper, resolve_mapping
+from connector.push_read import RowProblem
+
+
+def mapper(mapping: ColumnMapping, parse_json: bool = True, **limits: Any) -> RowMapper:
+    return RowMapper(mapping, project="proj", dataset="ds", parse_json=parse_json, **limits)
+
+
+def event(mapping: ColumnMapping, row: dict[str, Any], parse_json: bool = True) -> dict[str, Any]:
+    result = mapper(mapping, parse_json).event(row)
+    assert isinstance(result, bytes), result
+    decoded: dict[str, Any] = orjson.loads(result)
+    return decoded
+
+
+def problem(mapping: ColumnMapping, row: dict[str, Any], parse_json: bool = True) -> RowProblem:
+    result = mapper(mapping, parse_json).event(row)
+    assert isinstance(result, RowProblem), result
+    return result
+
+
+DEFAULTS = ColumnMapping(
+    id="id", input=("input",), expected=("expected",), metadata=("metadata",), tags="tags"
+)
+
+
+def test_defaults_pick_columns_by_name() -> None:
+    mapping = resolve_mapping("d.csv", ["id", "input", "expected", "metadata", "tags", "other"])
+    assert mapping == DEFAULTS
+    assert mapping.columns() == {"id", "input", "expected", "metadata", "tags"}
+
+
+def test_flags_override_one_field_and_the_others_keep_defaults() -> None:
+    mapping = resolve_mapping("d.csv", ["q", "ctx", "input", "expected"], input_columns=["q", "ctx"])
+    assert mapping == ColumnMapping(
+        id=None, input=("q", "ctx"), expected=("expected",), metadata=(), tags=None
+    )
+
+
+def test_a_column_claimed_by_a_flag_is_not_also_a_default() -> None:
+    mapping = resolve_mapping(
+        "d.csv", ["input", "answer"], expected_columns=["input"], input_columns=["answer"]
+    )
+    assert (mapping.input, mapping.expected) == (("answer",), ("input",))
+
+
+def test_missing_mapped_columns_are_named_with_their_flag() -> None:
+    with pytest.raises(PushError) as error:
+        resolve_mapping("d.csv", ["a", "b"], input_columns=["a", "question"], id_column="key")
+    assert str(error.value) == (
+        'd.csv: no column "key" (from --id-column), "question" (from --input); the file has columns: a, b'
+    )
+
+
+def test_nothing_to_send_is_an_error() -> None:
+    with pytest.raises(
+        PushError, match=r"^d\.csv: no column maps to input, expected or metadata.*columns: a, id"
+    ):
+        resolve_mapping("d.csv", ["a", "id"])
+
+
+def test_single_columns_become_values_and_json_text_is_parsed() -> None:
+    row = {
+        "id": "r1",
+        "input": '{"q": [1, 2]}',
+        "expected": "[1, 2]",
+        "metadata": '{"m": true}',
+        "tags": None,
+    }
+    assert event(DEFAULTS, row) == {
+        "id": "r1",
+        "input": {"q": [1, 2]},
+        "expected": [1, 2],
+        "metadata": {"m": True},
+    }
+
+
+def test_no_parse_json_keeps_text() -> None:
+    row = {"id": "r1", "input": "[not json", "expected": None, "metadata": None, "tags": None}
+    assert event(DEFAULTS, row, parse_json=False) == {"id": "r1", "input": "[not json"}
+
+
+def test_only_objects_and_arrays_are_parsed() -> None:
+    row = {"id": 7, "input": "42", "expected": "true", "metadata": None, "tags": None}
+    assert event(DEFAULTS, row) == {"id": "7", "input": "42", "expected": "true"}
+
+
+def test_several_columns_make_an_object() -> None:
+    mapping = ColumnMapping(id=None, input=("q", "ctx"), expected=(), metadata=("src", "n"), tags=None)
+    mapped = event(mapping, {"q": "why", "ctx": '{"a": 1}', "src": "x", "n": None})
+    assert mapped == {
+        "id": mapped["id"],
+        "input": {"q": "why", "ctx": {"a": 1}},
+        "metadata": {"src": "x", "n": None},
+    }
+
+
+def test_a_single_non_object_metadata_column_is_wrapped() -> None:
+    mapping = ColumnMapping(id=None, input=("input",), expected=(), metadata=("source",), tags=None)
+    assert event(mapping, {"input": "q", "source": "web"})["metadata"] == {"source": "web"}
+    assert event(mapping, {"input": "q", "source": '{"k": 1}'})["metadata"] == {"k": 1}
+
+
+@pytest.mark.parametrize(
+    ("value", "tags"),
+    [
+        ("a, b,,c ", ["a", "b", "c"]),
+        ('["x", "y,z"]', ["x", "y,z"]),
+        (["p", "q"], ["p", "q"]),
+        ("", None),
+        (None, None),
+        ([], None),
+    ],
+)
+def test_tags(value: Any, tags: list[str] | None) -> None:
+    assert event(DEFAULTS, {"id": "1", "input": "q", "tags": value}).get("tags") == tags
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "reason"),
+    [
+        (
+            {"input": "{oops"},
+            "input",
+            "invalid JSON (unexpected character, expected a string key at char 1); "
+            "pass --no-parse-json to send such values as text",
+        ),
+        (
+            {"input": "q", "tags": 3},
+            "tags",
+            "tags must be a list of strings or comma-separated text, found a number",
+        ),
+        ({"input": "q", "tags": ["a", 2]}, "tags", "tags must be strings, found a number 2 at position 2"),
+        (
+            {"input": "q", "tags": "[oops"},
+            "tags",
+            "invalid JSON array of tags (unexpected character, expected a JSON value at char 1)",
+        ),
+        ({"input": "q", "id": None}, "id", "empty id; every row needs a value in the id column"),
+        ({"input": "q", "id": "  "}, "id", "empty id; every row needs a value in the id column"),
+        ({"input": "q", "id": 1.5}, "id", "an id must be text or an integer, found a number 1.5"),
+        ({"input": "q", "id": True}, "id", "an id must be text or an integer, found a boolean True"),
+        ({"input": "q", "id": {"a": 1}}, "id", "an id must be text or an integer, found an object {'a': 1}"),
+    ],
+)
+def test_bad_values_name_column_and_reason(row: dict[str, Any], column: str, reason: str) -> None:
+    found = problem(DEFAULTS, {"id": "1", **row})
+    assert (found.column, found.reason, found.values) == (column, reason, {"id": "1", **row})
+    assert found.describe("d.csv", 17) == f'd.csv row 17, column "{column}": {reason}'
+
+
+def test_a_row_over_the_request_limit_is_refused() -> None:
+    mapping = ColumnMapping(id=None, input=("input",), expected=(), metadata=(), tags=None)
+    small = mapper(mapping, max_event_bytes=100)
+    assert isinstance(small.event({"input": "x" * 40}), bytes)
+    found = small.event({"input": "x" * 100})
+    assert isinstance(found, RowProblem)
+    assert found.column is None
+    assert found.reason == "the row is 152 bytes as JSON, over the 100 bytes one insert request may carry"
+
+
+def test_derived_ids_are_stable_and_depend_on_content_and_target() -> None:
+    mapping = ColumnMapping(id=None, input=("input",), expected=("expected",), metadata=(), tags=None)
+    first = event(mapping, {"input": "q", "expected": "a", "ignored": 1})
+    assert len(first["id"]) == 32 and int(first["id"], 16) >= 0
+    assert event(mapping, {"expected": "a", "input": "q", "ignored": 2})["id"] == first["id"]
+    assert event(mapping, {"input": "q", "expected": "b"})["id"] != first["id"]
+    other_dataset = RowMapper(mapping, project="proj", dataset="other", parse_json=True).event(
+        {"input": "q", "expected": "a"}
+    )
+    assert isinstance(other_dataset, bytes) and orjson.loads(other_dataset)["id"] != first["id"]
+
+
+def test_json_parsed_and_typed_values_hash_alike() -> None:
+    mapping = ColumnMapping(id=None, input=("input",), expected=(), metadata=(), tags=None)
+    assert (
+        event(mapping, {"input": '{"b": 1, "a": 2}'})["id"]
+        == event(mapping, {"input": {"a": 2, "b": 1}})["id"]
+    )

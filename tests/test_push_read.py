@@ -1,0 +1,219 @@
+"""Reading push input files: formats, compression, row numbering and unreadable rows."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import re
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connector import push_read
+from connector.errors import PushError
+from connector.push_read import FileFormat, RowProblem, SourceFile, infer_format
+
+
+def numbered(source: SourceFile) -> list[tuple[int, dict[str, Any] | RowProblem]]:
+    return [(chunk.first_row + i, row) for chunk in source.chunks() for i, row in enumerate(chunk.rows)]
+
+
+def problems(source: SourceFile) -> dict[int, RowProblem]:
+    return {number: row for number, row in numbered(source) if isinstance(row, RowProblem)}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("a.csv", FileFormat.CSV),
+        ("a.CSV.gz", FileFormat.CSV),
+        ("a.parquet", FileFormat.PARQUET),
+        ("a.jsonl", FileFormat.JSONL),
+        ("a.ndjson", FileFormat.JSONL),
+        ("a.jsonl.gz", FileFormat.JSONL),
+        ("a.b.jsonl.zst", FileFormat.JSONL),
+    ],
+)
+def test_format_comes_from_the_extension(name: str, expected: FileFormat) -> None:
+    assert infer_format(Path(name)) is expected
+
+
+def test_unknown_extension_asks_for_format() -> None:
+    with pytest.raises(PushError, match=r"data\.txt: cannot tell the format.*--format"):
+        infer_format(Path("data.txt"))
+
+
+def test_csv_values_are_text_with_empty_cells_null(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text('id,input,expected\n1,"{""a"": 1}",""\n2,"two\nlines",\n', encoding="utf-8")
+    source = SourceFile(path)
+    assert source.columns == ("id", "input", "expected")
+    assert numbered(source) == [
+        (1, {"id": "1", "input": '{"a": 1}', "expected": ""}),
+        (2, {"id": "2", "input": "two\nlines", "expected": None}),
+    ]
+
+
+def test_gzip_csv_reads_like_plain(tmp_path: Path) -> None:
+    text = "input,expected\nq1,a1\nq2,a2\n"
+    (tmp_path / "d.csv").write_text(text)
+    (tmp_path / "d.csv.gz").write_bytes(gzip.compress(text.encode()))
+    assert numbered(SourceFile(tmp_path / "d.csv.gz")) == numbered(SourceFile(tmp_path / "d.csv"))
+
+
+def test_csv_rows_are_numbered_across_chunks_around_malformed_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(push_read, "CSV_BLOCK_BYTES", 256)
+    lines = ["n,input"]
+    for n in range(1, 301):
+        lines.append(f"{n},a,extra" if n in (40, 300) else f'{n},"multi\nline"' if n % 7 == 0 else f"{n},v")
+    path = tmp_path / "d.csv"
+    path.write_text("\n".join(lines) + "\n")
+    rows = numbered(SourceFile(path))
+    assert len(list(SourceFile(path).chunks())) > 5
+    assert [number for number, _ in rows] == list(range(1, 301))
+    for number, row in rows:
+        if number in (40, 300):
+            assert row == RowProblem(None, "expected 2 columns, found 3", values=f"{number},a,extra")
+        else:
+            assert isinstance(row, dict) and row["n"] == str(number)
+
+
+def test_csv_invalid_utf8_names_the_row_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"input,expected\nfine,ok\nbad \xff here,ok\n")
+    found = problems(SourceFile(path))
+    assert list(found) == [2]
+    assert found[2].column == "input"
+    assert found[2].reason == "not valid UTF-8 (byte 0xff at offset 4)"
+    assert found[2].values == {"input": "bad \ufffd here", "expected": "ok"}
+
+
+def test_csv_header_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"input,\xe9\nq,a\n")
+    with pytest.raises(PushError, match=r"d\.csv: the header is not valid UTF-8"):
+        SourceFile(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("e.csv", b"", "e.csv is empty"),
+        ("e.csv.gz", gzip.compress(b""), "e.csv.gz is empty"),
+        ("e.jsonl", b"", "e.jsonl is empty"),
+        ("e.jsonl", b"\n  \n\n", "e.jsonl is empty"),
+        ("e.csv", b"input,expected\n", "e.csv has a header but no rows"),
+        ("e.parquet", b"", "e.parquet is empty"),
+    ],
+)
+def test_empty_files(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(PushError, match=f"^{message}$"):
+        SourceFile(tmp_path / name)
+
+
+def test_parquet_with_no_rows(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"input": pa.array([], pa.string())}), tmp_path / "e.parquet")
+    with pytest.raises(PushError, match=r"^e\.parquet has no rows$"):
+        SourceFile(tmp_path / "e.parquet")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(PushError, match="no such file"):
+        SourceFile(tmp_path / "nope.csv")
+
+
+def test_garbage_parquet_is_a_file_error(tmp_path: Path) -> None:
+    (tmp_path / "d.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(PushError, match=r"^d\.parquet: cannot read it \("):
+        SourceFile(tmp_path / "d.parquet")
+
+
+def test_parquet_keeps_types_and_numbers_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(push_read, "CHUNK_ROWS", 3)
+    table = pa.table(
+        {
+            "input": [{"q": f"question {n}", "k": n} for n in range(10)],
+            "expected": [float(n) / 2 for n in range(10)],
+            "tags": [["a", "b"]] * 10,
+        }
+    )
+    pq.write_table(table, tmp_path / "d.parquet", row_group_size=4)
+    source = SourceFile(tmp_path / "d.parquet")
+    rows = numbered(source)
+    assert [number for number, _ in rows] == list(range(1, 11))
+    assert rows[7] == (8, {"input": {"q": "question 7", "k": 7}, "expected": 3.5, "tags": ["a", "b"]})
+
+
+@pytest.mark.parametrize(
+    ("column", "type_name"),
+    [
+        (pa.array([b"\x00"], pa.binary()), "binary"),
+        (pa.array([1], pa.decimal128(5, 2)), "decimal128(5, 2)"),
+        (pa.array([[("k", 1)]], pa.map_(pa.string(), pa.int64())), "map<string, int64"),
+    ],
+)
+def test_parquet_types_without_json_form_are_refused(
+    tmp_path: Path, column: pa.Array, type_name: str
+) -> None:
+    pq.write_table(pa.table({"input": ["q"], "odd": column}), tmp_path / "d.parquet")
+    with pytest.raises(
+        PushError, match=rf'^d\.parquet, column "odd": type {re.escape(type_name)}.* cannot be sent'
+    ):
+        SourceFile(tmp_path / "d.parquet")
+
+
+def test_jsonl_rows_are_line_numbers(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'{"input": 1}\n\n{"input": "two", "expected": [2]}\r\n{"input": 3}')
+    source = SourceFile(path)
+    assert source.columns == ("input", "expected")
+    assert numbered(source) == [(1, {"input": 1}), (3, {"input": "two", "expected": [2]}), (4, {"input": 3})]
+
+
+def test_jsonl_unreadable_lines_become_problems(tmp_path: Path) -> None:
+    path = tmp_path / "d.jsonl.gz"
+    lines = [b'{"input": 1}', b'{"input": ', b"[1, 2]", b'{"input": "\xff"}', b'{"input": 5}']
+    path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+    found = problems(SourceFile(path))
+    assert {number: (p.column, p.reason) for number, p in found.items()} == {
+        2: (None, "invalid JSON (unexpected end of data at char 10)"),
+        3: (None, "expected a JSON object, found a list"),
+        4: (None, "not valid UTF-8 (byte 0xff at offset 11)"),
+    }
+    assert found[3].values == "[1, 2]"
+
+
+def test_jsonl_chunks_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(push_read, "CHUNK_ROWS", 100)
+    monkeypatch.setattr(push_read, "JSONL_READ_BYTES", 1000)
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({"input": n}) + b"\n" for n in range(1, 1001)))
+    chunks = list(SourceFile(path).chunks())
+    assert max(len(chunk.rows) for chunk in chunks) == 100
+    assert [row for chunk in chunks for row in chunk.rows] == [{"input": n} for n in range(1, 1001)]
+
+
+text_values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.tuples(text_values, text_values), min_size=1, max_size=20))
+def test_csv_text_survives_any_quoting(
+    tmp_path_factory: pytest.TempPathFactory, rows: list[tuple[str, str]]
+) -> None:
+    path = tmp_path_factory.mktemp("csv") / "d.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_ALL)
+        writer.writerow(["input", "expected"])
+        writer.writerows(rows)
+    read = [(row["input"], row["expected"]) for _, row in numbered(SourceFile(path)) if isinstance(row, dict)]
+    assert read == rows
