@@ -23,7 +23,7 @@ from connector.warehouse import Warehouse
 DEFAULT_LOCK_WAIT_S = 600.0
 
 
-class BraintrustResource(dg.ConfigurableResource):
+class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The Braintrust API, and which of its projects to sync.
 
     Pass the key as `dg.EnvVar("BRAINTRUST_API_KEY")`: Dagster then stores and
@@ -62,7 +62,7 @@ class BraintrustResource(dg.ConfigurableResource):
             yield client
 
 
-class WarehouseResource(dg.ConfigurableResource):
+class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The DuckDB file and Parquet root that syncs write and checks read.
 
     Args:

@@ -321,6 +321,8 @@ def test_server_fills_ids_and_object_fields(emulator: Emulator, project: Any) ->
         (["not an object"], "events[0] must be a JSON object"),
         ([{"scores": {"acc": 2}}], "events[0].scores"),
         ([{}, {"tags": "x"}], "events[1].tags"),
+        ([{"metrics": {"custom": None}}], "events[0].metrics"),
+        ([{"span_attributes": {"type": "banana"}}], "events[0].span_attributes"),
         ([{"_object_delete": True}], "needs the id"),
         ("nope", "`events` must be an array"),
     ],

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-Path = tuple[str, ...]
+KeyPath = tuple[str, ...]
 
 
 def deep_merge(
-    base: Mapping[str, Any], update: Mapping[str, Any], stop_at: Collection[Path] = (), at: Path = ()
+    base: Mapping[str, Any], update: Mapping[str, Any], stop_at: Collection[KeyPath] = (), at: KeyPath = ()
 ) -> dict[str, Any]:
     """Return `base` with `update` merged in: objects merge key by key, anything else replaces.
 
@@ -28,7 +28,7 @@ def deep_merge(
     return merged
 
 
-def without_values(row: Mapping[str, Any], path: Path, values: list[Any]) -> dict[str, Any]:
+def without_values(row: Mapping[str, Any], path: KeyPath, values: list[Any]) -> dict[str, Any]:
     """Return `row` with `values` removed from the array at `path` (Braintrust's `_array_delete`)."""
     copy = dict(row)
     key, rest = path[0], path[1:]

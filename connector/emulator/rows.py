@@ -56,8 +56,44 @@ def _is_scores(value: Any) -> bool:
     )
 
 
+# The spec lets these metrics be null; any other metric must be a number.
+_NULLABLE_METRICS = frozenset(
+    {
+        "start",
+        "end",
+        "prompt_tokens",
+        "completion_tokens",
+        "tokens",
+        "caller_functionname",
+        "caller_filename",
+        "caller_lineno",
+    }
+)
+_SPAN_TYPES = frozenset(
+    {
+        "llm",
+        "score",
+        "function",
+        "eval",
+        "task",
+        "tool",
+        "automation",
+        "facet",
+        "preprocessor",
+        "classifier",
+        "review",
+    }
+)
+
+
 def _is_metrics(value: Any) -> bool:
-    return isinstance(value, dict) and all(metric is None or _is_number(metric) for metric in value.values())
+    return isinstance(value, dict) and all(
+        _is_number(metric) or (metric is None and name in _NULLABLE_METRICS) for name, metric in value.items()
+    )
+
+
+def _is_span_attributes(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("type") in _SPAN_TYPES | {None}
 
 
 def _is_paths(value: Any) -> bool:
@@ -93,9 +129,12 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "tags": (_is_str_list, "an array of strings"),
     "scores": (_is_scores, "an object of numbers between 0 and 1 (or null)"),
     "metrics": (_is_metrics, "an object of numbers"),
+    "span_attributes": (
+        _is_span_attributes,
+        f"an object whose type is one of {', '.join(sorted(_SPAN_TYPES))}",
+    ),
     "metadata": (_is_object, "an object"),
     "context": (_is_object, "an object"),
-    "span_attributes": (_is_object, "an object"),
     "facets": (_is_object, "an object"),
     "origin": (_is_object, "an object"),
     "is_root": (_is_bool, "true or false"),

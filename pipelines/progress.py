@@ -1,0 +1,39 @@
+"""Progress of long `connector` work, reported to the Dagster run log."""
+
+from typing import Protocol
+
+from connector.progress import ProgressTask
+
+
+class _Log(Protocol):
+    def info(self, msg: str) -> object: ...
+
+
+class _LogTask:
+    def __init__(self, log: _Log, description: str) -> None:
+        self._log = log
+        self._description = description
+        self._rows = 0
+        self._pages = 0
+
+    def advance(self, rows: int = 0, pages: int = 0) -> None:
+        self._rows += rows
+        self._pages += pages
+
+    def close(self) -> None:
+        self._log.info(f"{self._description}: {self._rows:,} rows, {self._pages:,} pages")
+
+
+class LogProgress:
+    """A `connector` progress reporter that logs one line per finished task (no bars in a run log).
+
+    Args:
+        log: where lines go, typically `context.log`.
+    """
+
+    def __init__(self, log: _Log) -> None:
+        self._log = log
+
+    def task(self, description: str, total_rows: int | None = None) -> ProgressTask:
+        """Start a task; its totals are logged when it closes."""
+        return _LogTask(self._log, description)
