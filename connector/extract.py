@@ -22,7 +22,7 @@ DEFAULT_PAGE_LIMIT = 1000
 # An incremental read starts with small pages and doubles them while every row is new:
 # the last page always overshoots into already-synced rows, and this keeps that overshoot
 # proportional to the change instead of a full page.
-INCREMENTAL_FIRST_LIMIT = 10
+INCREMENTAL_FIRST_LIMIT = 1
 PART_ROWS = 20_000
 
 

@@ -23,8 +23,11 @@ import pyarrow.parquet as pq
 
 from connector.errors import PushError
 
-# pyarrow needs a whole row inside one block: this is also the largest CSV row it can read.
-CSV_BLOCK_BYTES = 16 << 20
+# pyarrow reads up to 32 blocks ahead of the consumer, so the block size bounds memory. A row must
+# fit in one block: a file with a longer row is read again with blocks big enough for any row that
+# fits in one insert request (6 MiB).
+CSV_BLOCK_BYTES = 1 << 20
+CSV_MAX_BLOCK_BYTES = 8 << 20
 # Rows turned into Python objects at a time; a dict per row costs far more than its Arrow bytes.
 CHUNK_ROWS = 1024
 JSONL_READ_BYTES = 1 << 20
@@ -148,80 +151,114 @@ class _CsvReader:
 
     def __init__(self, path: Path) -> None:
         self._path = path
-        self._malformed: dict[int, RowProblem] = {}
-        skip_all = pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda _row: "skip")
-        try:
-            with _input_stream(path) as stream:
-                reader = pa_csv.open_csv(stream, read_options=self._read_options(), parse_options=skip_all)
-                names = reader.schema.names
-                has_rows = any(batch.num_rows for batch in reader)
-        except pa.ArrowInvalid as error:
-            raise _file_error(path, error) from None
-        except UnicodeDecodeError:
-            names = None
+        names = self._header()
         # pyarrow either fails to decode a header that is not UTF-8 or replaces its bad bytes with U+FFFD.
         if names is None or any("\ufffd" in name for name in names):
             raise PushError(f"{path.name}: the header is not valid UTF-8")
+        self.columns = tuple(names)
+        probe = self.chunks()
+        has_rows = next(probe, None) is not None
+        probe.close()
         if not has_rows:
             raise PushError(f"{path.name} has a header but no rows")
-        self.columns = tuple(names)
 
-    def chunks(self) -> Iterator[RowChunk]:
+    def chunks(self) -> Generator[RowChunk]:
+        next_row = 1
+        for block_bytes in (CSV_BLOCK_BYTES, CSV_MAX_BLOCK_BYTES):
+            try:
+                for chunk in self._read(block_bytes):
+                    # After a restart with bigger blocks, leave out the rows already yielded.
+                    skip = next_row - chunk.first_row
+                    if skip >= len(chunk.rows):
+                        continue
+                    yield RowChunk(next_row, chunk.rows[skip:]) if skip > 0 else chunk
+                    next_row = chunk.first_row + len(chunk.rows)
+                return
+            except pa.ArrowInvalid as error:
+                if not _row_over_block(error) or block_bytes == CSV_MAX_BLOCK_BYTES:
+                    raise _file_error(self._path, error, near_row=next_row) from None
+
+    def _header(self) -> list[str] | None:
+        # Malformed rows are skipped here: `chunks` reports them with their row numbers.
+        skip_malformed = pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda _row: "skip")
+        for block_bytes in (CSV_BLOCK_BYTES, CSV_MAX_BLOCK_BYTES):
+            try:
+                with _input_stream(self._path) as stream:
+                    reader = pa_csv.open_csv(
+                        stream, read_options=_csv_read_options(block_bytes), parse_options=skip_malformed
+                    )
+                    names: list[str] = reader.schema.names
+                    return names
+            except UnicodeDecodeError:
+                return None
+            except pa.ArrowInvalid as error:
+                if not _row_over_block(error) or block_bytes == CSV_MAX_BLOCK_BYTES:
+                    raise _file_error(self._path, error) from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _read(self, block_bytes: int) -> Iterator[RowChunk]:
+        malformed: dict[int, RowProblem] = {}
+
+        def on_malformed(row: Any) -> str:
+            # pyarrow numbers records from 1 counting the header, and leaves the row out of the batch.
+            reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
+            malformed[row.number - 1] = RowProblem(None, reason, values=row.text)
+            return "skip"
+
         convert = pa_csv.ConvertOptions(
             column_types=dict.fromkeys(self.columns, pa.binary()),
             strings_can_be_null=True,
             null_values=[""],
             quoted_strings_can_be_null=False,
         )
-        parse = pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=self._on_malformed)
+        parse = pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_malformed)
         next_row = 1
-        try:
-            with _input_stream(self._path) as stream:
-                reader = pa_csv.open_csv(
-                    stream, read_options=self._read_options(), parse_options=parse, convert_options=convert
-                )
-                for block in reader:
-                    for start in range(0, block.num_rows, CHUNK_ROWS):
-                        batch = block.slice(start, CHUNK_ROWS)
-                        chunk = RowChunk(next_row, self._with_malformed(next_row, _decode_csv_batch(batch)))
-                        next_row += len(chunk.rows)
-                        yield chunk
-        except pa.ArrowInvalid as error:
-            raise _file_error(self._path, error, near_row=next_row) from None
-        if self._malformed:
-            yield RowChunk(next_row, self._with_malformed(next_row, []))
+        with _input_stream(self._path) as stream:
+            reader = pa_csv.open_csv(
+                stream,
+                read_options=_csv_read_options(block_bytes),
+                parse_options=parse,
+                convert_options=convert,
+            )
+            for block in reader:
+                for start in range(0, block.num_rows, CHUNK_ROWS):
+                    rows = _with_malformed(
+                        malformed, next_row, _decode_csv_batch(block.slice(start, CHUNK_ROWS))
+                    )
+                    yield RowChunk(next_row, rows)
+                    next_row += len(rows)
+        if malformed:
+            yield RowChunk(next_row, _with_malformed(malformed, next_row, []))
 
-    def _read_options(self) -> pa_csv.ReadOptions:
-        # One thread: the malformed-row handler then sees rows in file order, with their numbers.
-        return pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False)
 
-    def _on_malformed(self, row: Any) -> str:
-        # pyarrow numbers records from 1 counting the header, and leaves the row out of the batch.
-        problem = RowProblem(
-            None, f"expected {row.expected_columns} columns, found {row.actual_columns}", values=row.text
-        )
-        self._malformed[row.number - 1] = problem
-        return "skip"
+def _csv_read_options(block_bytes: int) -> pa_csv.ReadOptions:
+    # One thread: the malformed-row handler then sees rows in file order, with their numbers.
+    return pa_csv.ReadOptions(block_size=block_bytes, use_threads=False)
 
-    def _with_malformed(
-        self, first_row: int, rows: list[dict[str, Any] | RowProblem]
-    ) -> list[dict[str, Any] | RowProblem]:
-        """Put the rows pyarrow skipped back at their place in the numbering."""
-        if not self._malformed:
-            return rows
-        merged: list[dict[str, Any] | RowProblem] = []
-        pending = iter(rows)
-        number = first_row
-        while True:
-            skipped = self._malformed.pop(number, None)
-            if skipped is not None:
-                merged.append(skipped)
-            else:
-                row = next(pending, None)
-                if row is None:
-                    return merged
-                merged.append(row)
-            number += 1
+
+def _row_over_block(error: pa.ArrowInvalid) -> bool:
+    return "straddling object" in str(error)
+
+
+def _with_malformed(
+    malformed: dict[int, RowProblem], first_row: int, rows: list[dict[str, Any] | RowProblem]
+) -> list[dict[str, Any] | RowProblem]:
+    """Put the rows pyarrow skipped as malformed back at their place in the numbering."""
+    if not malformed:
+        return rows
+    merged: list[dict[str, Any] | RowProblem] = []
+    pending = iter(rows)
+    number = first_row
+    while True:
+        skipped = malformed.pop(number, None)
+        if skipped is not None:
+            merged.append(skipped)
+        else:
+            row = next(pending, None)
+            if row is None:
+                return merged
+            merged.append(row)
+        number += 1
 
 
 def _decode_csv_batch(batch: pa.RecordBatch) -> list[dict[str, Any] | RowProblem]:
@@ -443,6 +480,6 @@ def _file_error(path: Path, error: Exception, near_row: int | None = None) -> Pu
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if message == "Empty CSV file":
         return PushError(f"{path.name} is empty")
-    if "straddling object" in message:
-        return PushError(f"{where}: a row is over {CSV_BLOCK_BYTES >> 20} MiB, far too large to send")
+    if isinstance(error, pa.ArrowInvalid) and _row_over_block(error):
+        return PushError(f"{where}: a row is over {CSV_MAX_BLOCK_BYTES >> 20} MiB, too large to send")
     return PushError(f"{where}: cannot read it ({message})")

@@ -14,10 +14,9 @@ from datetime import timedelta
 import dagster as dg
 
 from connector.catalog import discover_catalog, object_ref, write_catalog
-from connector.errors import NotFoundError
-from connector.extract import DEFAULT_PAGE_LIMIT
 from connector.client import BraintrustClient
-from connector.extract import ObjectRef
+from connector.errors import NotFoundError
+from connector.extract import DEFAULT_PAGE_LIMIT, ObjectRef
 from connector.sync import DEFAULT_OVERLAP_S, ObjectSummary, SyncOptions, sync_object
 from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.progress import LogProgress
@@ -97,7 +96,7 @@ def _table_schema(columns: tuple[Column, ...]) -> dg.TableSchema:
 )
 def braintrust_catalog(
     braintrust: BraintrustResource, warehouse: WarehouseResource
-) -> Iterator[dg.MaterializeResult]:
+) -> Iterator[dg.MaterializeResult[None]]:
     """List the projects (those in `braintrust.projects`, or all) and their experiments and datasets."""
     with terminal_errors_fail_without_retry():
         with braintrust.client() as client:
@@ -139,7 +138,7 @@ def _event_asset(assets: StreamAssets) -> dg.AssetsDefinition:
         config: EventSyncConfig,
         braintrust: BraintrustResource,
         warehouse: WarehouseResource,
-    ) -> dg.MaterializeResult:
+    ) -> dg.MaterializeResult[None]:
         options = SyncOptions(
             full=config.full,
             reconcile=config.reconcile,

@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connector.emulator import Emulator, FaultRule, ListQuery, Store
 from connector.xact import XACT_TOP_BITS
@@ -34,7 +36,7 @@ def _auth(key: str) -> dict[str, str]:
 
 def _fetch_pages(http: httpx.Client, path: str, **body: Any) -> list[list[dict[str, Any]]]:
     """Follow the cursor to the end; return every non-empty page."""
-    pages = []
+    pages: list[list[dict[str, Any]]] = []
     while True:
         response = http.post(path, json=body)
         response.raise_for_status()
@@ -165,6 +167,45 @@ def test_bad_fetch_arguments_are_400(emulator: Emulator, http: httpx.Client, pro
     assert (
         http.post("/v1/project_logs/00000000-0000-4000-8000-000000000000/fetch", json={}).status_code == 404
     )
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["insert", "merge", "replace", "delete"]), st.integers(0, 11), st.integers(1, 3)
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=_OPS, limit=st.integers(1, 4))
+def test_paging_property_matches_a_model_of_versions(ops: list[tuple[str, int, int]], limit: int) -> None:
+    """Any mix of writes: full paging returns exactly the versions of live rows since their last delete."""
+    store = Store()
+    project_id = store.create_project("model")["id"]
+    versions: dict[str, int] = {}  # live id -> versions written since it was (re)created
+    for op, key, trace in ops:
+        row_id = f"r{key}"
+        if op == "delete":
+            store.insert("project_logs", project_id, [{"id": row_id, "_object_delete": True}])
+            versions.pop(row_id, None)
+        else:
+            event = {"id": row_id, "root_span_id": f"t{trace}", "input": op, "_is_merge": op == "merge"}
+            store.insert("project_logs", project_id, [event])
+            versions[row_id] = versions.get(row_id, 0) + 1
+
+    rows, cursor = [], None
+    while True:
+        page = store.fetch("project_logs", project_id, limit=limit, cursor=cursor)
+        assert len({orjson.loads(blob)["root_span_id"] for blob in page.rows}) <= limit
+        rows += [orjson.loads(blob) for blob in page.rows]
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+
+    assert sorted(row["id"] for row in rows) == sorted(i for i, n in versions.items() for _ in range(n))
+    order = [(int(row["_xact_id"]), row["root_span_id"]) for row in rows]
+    assert order == sorted(order, reverse=True)
 
 
 # Deletes, xact ids and insert semantics

@@ -86,6 +86,21 @@ def test_csv_rows_are_numbered_across_chunks_around_malformed_rows(
             assert isinstance(row, dict) and row["n"] == str(number)
 
 
+def test_csv_rows_longer_than_a_block_are_read_with_bigger_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(push_read, "CSV_BLOCK_BYTES", 256)
+    monkeypatch.setattr(push_read, "CSV_MAX_BLOCK_BYTES", 4096)
+    values = [f"v{n}" if n != 30 else "x" * 1000 for n in range(1, 61)]
+    path = tmp_path / "d.csv"
+    path.write_text("input\n" + "\n".join(values) + "\n")
+    assert numbered(SourceFile(path)) == [(n, {"input": value}) for n, value in enumerate(values, start=1)]
+
+    path.write_text("input\nshort\n" + "y" * 5000 + "\n")
+    with pytest.raises(PushError, match=r"^d\.csv near row 2: a row is over 0 MiB, too large to send$"):
+        numbered(SourceFile(path))
+
+
 def test_csv_invalid_utf8_names_the_row_and_column(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
     path.write_bytes(b"input,expected\nfine,ok\nbad \xff here,ok\n")

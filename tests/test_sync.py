@@ -178,7 +178,8 @@ def test_incremental_after_one_percent_change_fetches_about_one_percent(
     emulator.stats.reset()
     incremental = sync(emulator, db)
     assert incremental.objects[0].updated == 50
-    # The last page overshoots into already-synced rows, by at most as many traces as the change spans;
-    # with the version pin's one-trace page that stays within 2.5% of the 5,000 rows, not the whole history.
+    # Pages are whole traces (1-20 spans here): the pin's one-trace page and the last page's overshoot
+    # into already-synced traces add a few traces to the 50 changed rows - about 1-3% of the 5,000 rows
+    # served, never the whole history.
     served = sum(emulator.stats.rows_served.values())
-    assert 50 <= incremental.rows_fetched <= served <= 125
+    assert 50 <= incremental.rows_fetched <= served <= 150

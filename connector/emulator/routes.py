@@ -214,11 +214,10 @@ def _fetch(object_type: ObjectType, *, from_body: bool) -> Handler:
         args: Mapping[str, Any] = (
             call.json_object() if from_body else {name: call.arg(name) for name in _GET_ARGS}
         )
-        limit = _count(args.get("limit"), "limit")
         page = call.store.fetch(
             object_type,
             call.params["id"],
-            limit=1000 if limit is None else limit,
+            limit=_count(args.get("limit"), "limit"),
             cursor=_text(args.get("cursor"), "cursor"),
             version=_xact(args.get("version"), "version"),
             max_xact_id=_xact(args.get("max_xact_id"), "max_xact_id"),

@@ -57,18 +57,7 @@ def _is_scores(value: Any) -> bool:
 
 
 # The spec lets these metrics be null; any other metric must be a number.
-_NULLABLE_METRICS = frozenset(
-    {
-        "start",
-        "end",
-        "prompt_tokens",
-        "completion_tokens",
-        "tokens",
-        "caller_functionname",
-        "caller_filename",
-        "caller_lineno",
-    }
-)
+_NULLABLE_METRICS = frozenset({"start", "end", "prompt_tokens", "completion_tokens", "tokens"})
 _SPAN_TYPES = frozenset(
     {
         "llm",
@@ -96,13 +85,17 @@ def _is_span_attributes(value: Any) -> bool:
     return isinstance(value, dict) and value.get("type") in _SPAN_TYPES | {None}
 
 
+def _is_path(value: Any) -> bool:
+    return _is_str_list(value) and len(value) > 0
+
+
 def _is_paths(value: Any) -> bool:
-    return isinstance(value, list) and all(_is_str_list(path) and path for path in value)
+    return isinstance(value, list) and all(_is_path(path) for path in value)
 
 
 def _is_array_deletes(value: Any) -> bool:
     return isinstance(value, list) and all(
-        isinstance(item, dict) and _is_paths([item.get("path")]) and isinstance(item.get("delete"), list)
+        isinstance(item, dict) and _is_path(item.get("path")) and isinstance(item.get("delete"), list)
         for item in value
     )
 

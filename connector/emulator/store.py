@@ -61,30 +61,31 @@ class Store:
 
         As in the API, creating a name that exists in the same scope returns the
         existing object unmodified (experiments with `ensure_new` get a fresh name).
+        Objects are returned as copies, here and below: changing one changes nothing stored.
         """
         with self._lock:
             obj = self.catalog.build(kind, body)
             existing = self.catalog.find(kind, obj["name"], obj.get("project_id"))
             if existing is not None:
                 if not (kind == "experiment" and body.get("ensure_new")):
-                    return existing, False
+                    return dict(existing), False
                 obj["name"] = self.catalog.unique_name(kind, obj["name"], obj["project_id"])
             self._put(kind, obj)
-            return obj, True
+            return dict(obj), True
 
     def get(self, kind: Kind, object_id: str) -> Obj:
         with self._lock:
-            return self.catalog.get(kind, object_id)
+            return dict(self.catalog.get(kind, object_id))
 
     def list_objects(self, kind: Kind, query: ListQuery) -> list[Obj]:
         with self._lock:
-            return self.catalog.list_objects(kind, query)
+            return [dict(obj) for obj in self.catalog.list_objects(kind, query)]
 
     def patch(self, kind: Kind, object_id: str, body: Any) -> Obj:
         with self._lock:
             obj = self.catalog.patched(kind, object_id, body)
             self._put(kind, obj)
-            return obj
+            return dict(obj)
 
     def delete(self, kind: Kind, object_id: str) -> Obj:
         """Delete an object (a project takes its experiments and datasets along) and its events."""
@@ -116,16 +117,16 @@ class Store:
         object_type: ObjectType,
         object_id: str,
         *,
-        limit: int = MAX_FETCH_LIMIT,
+        limit: int | None = None,
         cursor: str | None = None,
         version: int | None = None,
         max_xact_id: int | None = None,
         max_root_span_id: str | None = None,
     ) -> Page:
-        """Return one fetch page; see `History.page`. `limit` is capped at 1000 traces."""
+        """Return one fetch page; see `History.page`. `limit` defaults to, and is capped at, 1000 traces."""
         with self._lock:
             return self._history(object_type, object_id).page(
-                limit=min(limit, MAX_FETCH_LIMIT),
+                limit=MAX_FETCH_LIMIT if limit is None else min(limit, MAX_FETCH_LIMIT),
                 cursor=cursor,
                 version=version,
                 max_xact_id=max_xact_id,

@@ -1,0 +1,158 @@
+"""Asset checks on the event tables: unique keys, coverage, freshness, and dataset counts against the API.
+
+Checks read the whole table, so they are not partitioned; they run in
+`braintrust_checks_job` rather than in every partition run. Each opens DuckDB
+read-only and closes it before doing anything slow: while any process has the
+file open, no other process can write it.
+"""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+
+from connector.errors import NotFoundError
+from pipelines.failures import terminal_errors_fail_without_retry
+from pipelines.resources import BraintrustResource, WarehouseResource
+from pipelines.streams import DATASET_RECORDS, STREAMS, StreamAssets
+
+SAMPLE_SIZE = 10
+DEFAULT_MAX_AGE_HOURS = 6.0
+
+
+class SyncedRecentlyConfig(dg.Config):
+    """Run config of the `synced_recently` checks.
+
+    Args:
+        max_age_hours: the oldest last sync an object may have and pass.
+    """
+
+    max_age_hours: float = DEFAULT_MAX_AGE_HOURS
+
+
+def _sample(rows: Sequence[tuple[Any, ...]], fields: Sequence[str]) -> dg.MetadataValue:
+    sample = [dict(zip(fields, map(str, row), strict=True)) for row in rows[:SAMPLE_SIZE]]
+    return dg.MetadataValue.json(sample)
+
+
+def _unique_key(assets: StreamAssets) -> dg.AssetChecksDefinition:
+    table, key = assets.stream.table, assets.stream.key_column
+
+    @dg.asset_check(
+        asset=assets.key,
+        name="unique_key",
+        description=f"No two rows of `{table}` share ({key}, id): each holds the newest version of one row.",
+    )
+    def unique_key(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        grouped = f'SELECT "{key}", id, count(*) AS copies FROM "{table}" GROUP BY ALL HAVING count(*) > 1'
+        with terminal_errors_fail_without_retry(), warehouse.read_only() as connection:
+            total = connection.execute(f"SELECT count(*) FROM ({grouped})").fetchone()
+            sample = connection.execute(f"{grouped} ORDER BY copies DESC LIMIT {SAMPLE_SIZE}").fetchall()
+        duplicated = total[0] if total else 0
+        return dg.AssetCheckResult(
+            passed=duplicated == 0,
+            metadata={"duplicated_keys": duplicated, "sample": _sample(sample, (key, "id", "copies"))},
+        )
+
+    return unique_key
+
+
+def _objects_synced(assets: StreamAssets) -> dg.AssetChecksDefinition:
+    catalog, object_type = assets.catalog.table, assets.object_type.value
+
+    @dg.asset_check(
+        asset=assets.key,
+        name="objects_synced",
+        description=f"Every row of the `{catalog}` catalog has a `sync_state` row: each object was synced.",
+        additional_deps=[assets.catalog_key],
+    )
+    def objects_synced(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with terminal_errors_fail_without_retry(), warehouse.read_only() as connection:
+            missing = connection.execute(
+                f'SELECT c.id, c.name FROM "{catalog}" AS c LEFT JOIN sync_state AS s '
+                "ON s.object_type = ? AND s.object_id = c.id WHERE s.object_id IS NULL ORDER BY c.name",
+                [object_type],
+            ).fetchall()
+        return dg.AssetCheckResult(
+            passed=not missing,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"unsynced_objects": len(missing), "sample": _sample(missing, ("id", "name"))},
+        )
+
+    return objects_synced
+
+
+def _synced_recently(assets: StreamAssets) -> dg.AssetChecksDefinition:
+    catalog, object_type = assets.catalog.table, assets.object_type.value
+
+    @dg.asset_check(
+        asset=assets.key,
+        name="synced_recently",
+        description=f"Every object in `{catalog}` was synced within `max_age_hours` (default "
+        f"{DEFAULT_MAX_AGE_HOURS:g}). The asset's freshness policy sees only its latest partition run; "
+        "this sees each object.",
+        additional_deps=[assets.catalog_key],
+    )
+    def synced_recently(config: SyncedRecentlyConfig, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        oldest_allowed = datetime.now(UTC) - timedelta(hours=config.max_age_hours)
+        with terminal_errors_fail_without_retry(), warehouse.read_only() as connection:
+            stale = connection.execute(
+                f'SELECT s.object_id, c.name, s.synced_at FROM sync_state AS s JOIN "{catalog}" AS c '
+                "ON c.id = s.object_id WHERE s.object_type = ? AND s.synced_at < ? ORDER BY s.synced_at",
+                [object_type, oldest_allowed],
+            ).fetchall()
+        return dg.AssetCheckResult(
+            passed=not stale,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "stale_objects": len(stale),
+                "max_age_hours": config.max_age_hours,
+                "sample": _sample(stale, ("id", "name", "synced_at")),
+            },
+        )
+
+    return synced_recently
+
+
+@dg.asset_check(
+    asset=DATASET_RECORDS.key,
+    name="row_counts_match_api",
+    description="Each synced dataset has as many rows in `dataset_records` as "
+    "`/v1/dataset/{id}/summarize` reports live records. A mismatch means rows changed upstream since "
+    "the last sync, or rows were deleted upstream and the reconcile job has not run since.",
+)
+def row_counts_match_api(braintrust: BraintrustResource, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Compare every synced dataset's row count with the API's live record count."""
+    with terminal_errors_fail_without_retry(), warehouse.read_only() as connection:
+        local = connection.execute(
+            "SELECT s.object_id, d.name, count(r.id) FROM sync_state AS s "
+            "JOIN datasets AS d ON d.id = s.object_id "
+            "LEFT JOIN dataset_records AS r ON r.dataset_id = s.object_id "
+            "WHERE s.object_type = 'dataset' GROUP BY ALL ORDER BY d.name"
+        ).fetchall()
+    mismatched: list[tuple[str, str, int, int | None]] = []
+    with terminal_errors_fail_without_retry(), braintrust.client() as client:
+        for dataset_id, name, rows in local:
+            try:
+                summary = client.summarize_dataset(dataset_id).data_summary
+            except NotFoundError:
+                mismatched.append((dataset_id, name, rows, None))
+                continue
+            if summary is not None and summary.total_records != rows:
+                mismatched.append((dataset_id, name, rows, summary.total_records))
+    return dg.AssetCheckResult(
+        passed=not mismatched,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "datasets_checked": len(local),
+            "mismatched": len(mismatched),
+            "sample": _sample(mismatched, ("id", "name", "warehouse_rows", "api_records")),
+        },
+    )
+
+
+ASSET_CHECKS = [
+    *(factory(assets) for assets in STREAMS for factory in (_unique_key, _objects_synced, _synced_recently)),
+    row_counts_match_api,
+]

@@ -1,0 +1,38 @@
+"""The Dagster code location: `dagster dev` and `dagster definitions validate` load `defs` from here.
+
+No `from __future__ import annotations` in this package's definition modules:
+Dagster reads the annotations of asset and op functions at definition time.
+"""
+
+import dagster as dg
+
+from pipelines.assets import EVENT_ASSETS, braintrust_catalog
+from pipelines.checks import ASSET_CHECKS
+from pipelines.jobs import SYNC_JOBS, catalog_job, checks_job
+from pipelines.reconcile import reconcile_job
+from pipelines.resources import BraintrustResource, WarehouseResource
+from pipelines.schedules import SYNC_SCHEDULES, checks_schedule, reconcile_schedule
+from pipelines.sensors import braintrust_discovery_sensor
+
+
+def build_definitions(braintrust: BraintrustResource, warehouse: WarehouseResource) -> dg.Definitions:
+    """Every asset, check, job, schedule and sensor, bound to the given resources.
+
+    Args:
+        braintrust: the API to sync from (and push to).
+        warehouse: the DuckDB file and Parquet root to sync into.
+    """
+    return dg.Definitions(
+        assets=[braintrust_catalog, *EVENT_ASSETS],
+        asset_checks=ASSET_CHECKS,
+        jobs=[catalog_job, *SYNC_JOBS.values(), checks_job, reconcile_job],
+        schedules=[*SYNC_SCHEDULES, checks_schedule, reconcile_schedule],
+        sensors=[braintrust_discovery_sensor],
+        resources={"braintrust": braintrust, "warehouse": warehouse},
+    )
+
+
+defs = build_definitions(
+    BraintrustResource(api_key=dg.EnvVar("BRAINTRUST_API_KEY")),
+    WarehouseResource(),
+)
