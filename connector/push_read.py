@@ -481,5 +481,5 @@ def _file_error(path: Path, error: Exception, near_row: int | None = None) -> Pu
     if message == "Empty CSV file":
         return PushError(f"{path.name} is empty")
     if isinstance(error, pa.ArrowInvalid) and _row_over_block(error):
-        return PushError(f"{where}: a row is over {CSV_MAX_BLOCK_BYTES >> 20} MiB, too large to send")
+        return PushError(f"{where}: a row is over {CSV_MAX_BLOCK_BYTES:,} bytes, too large to send")
     return PushError(f"{where}: cannot read it ({message})")

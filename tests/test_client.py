@@ -11,7 +11,7 @@ from connector.config import ApiSettings
 from connector.emulator import Emulator, FaultRule
 from connector.errors import AuthError, ConfigError, PaginationError, ServerUnavailable
 from connector.pagination import FetchPaginator
-from connector.xact import parse_xact
+from connector.xact import parse_xact, snapshot_pin
 from schemas.api import FetchEventsRequest, ObjectType
 
 
@@ -86,7 +86,9 @@ def test_deleted_rows_never_appear(emulator: Emulator, project: dict) -> None:
     emulator.store.insert("project_logs", project["id"], [{"id": "row-3", "_object_delete": True}])
     with make_client(emulator) as client:
         first = client.fetch_page(ObjectType.PROJECT_LOGS, project["id"], FetchEventsRequest(limit=1))
-        rows = page_all(client, project["id"], parse_xact(first.events[0]["_xact_id"]))
+        # The deletion is the newest write: a pin at the newest *row* would predate it.
+        pin = snapshot_pin(parse_xact(first.events[0]["_xact_id"]), time.time())
+        rows = page_all(client, project["id"], pin)
     ids = [r["id"] for r in rows]
     assert "row-3" not in ids
     assert len(ids) == 19

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -261,6 +262,24 @@ def test_one_xact_per_insert_request_strictly_increasing(
     assert len(xacts_by_request) == 5
     assert all(len(ids) == 3 for ids in xacts_by_request.values())
     assert all(len(str(xact)) == 19 and xact & XACT_TOP_BITS == XACT_TOP_BITS for xact in xacts_by_request)
+
+
+def test_concurrent_inserts_each_get_their_own_xact(emulator: Emulator, project: Any) -> None:
+    path = f"{emulator.url}/v1/project_logs/{project['id']}/insert"
+
+    def insert(worker: int) -> None:
+        with httpx.Client(headers=_auth(emulator.api_key)) as http:
+            for n in range(10):
+                http.post(
+                    path, json={"events": [{"id": f"w{worker}-{n}-{k}"} for k in range(3)]}
+                ).raise_for_status()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(insert, range(6)))
+
+    rows = emulator.store.live_rows("project_logs", project["id"])
+    assert len(rows) == 180
+    assert len({row["_xact_id"] for row in rows}) == 60
 
 
 def test_xact_ids_crossing_a_digit_boundary_order_numerically() -> None:

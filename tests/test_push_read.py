@@ -96,8 +96,8 @@ def test_csv_rows_longer_than_a_block_are_read_with_bigger_blocks(
     path.write_text("input\n" + "\n".join(values) + "\n")
     assert numbered(SourceFile(path)) == [(n, {"input": value}) for n, value in enumerate(values, start=1)]
 
-    path.write_text("input\nshort\n" + "y" * 5000 + "\n")
-    with pytest.raises(PushError, match=r"^d\.csv near row 2: a row is over 0 MiB, too large to send$"):
+    path.write_text("input\nshort\n" + "y" * 10_000 + "\n")
+    with pytest.raises(PushError, match=r"^d\.csv near row 2: a row is over 4,096 bytes, too large to send$"):
         numbered(SourceFile(path))
 
 
