@@ -318,7 +318,7 @@ class _PushRun:
                 "reason": problem.reason,
                 "values": problem.values,
             }
-            # `default=str`: Parquet values such as decimals have no JSON form of their own.
+            # `default=str`: a row rejected because it has no JSON form must still reach the file.
             rejects.write(orjson.dumps(record, default=str) + b"\n")
 
         return skip

@@ -1,6 +1,6 @@
 """Stream the rows of a CSV, Parquet or JSONL file (optionally compressed) in bounded chunks.
 
-Memory is bounded by one chunk, never by the file. Rows come out as plain dicts
+Memory is bounded by a few read blocks and one chunk of rows, never by the file. Rows come out as plain dicts
 (column name → value) numbered from 1: for CSV the first record after the
 header is row 1 (a quoted value may span lines, so rows are not lines); for
 JSONL the row number is the line number. A row that cannot be decoded (bad
@@ -31,6 +31,7 @@ CSV_MAX_BLOCK_BYTES = 8 << 20
 # Rows turned into Python objects at a time; a dict per row costs far more than its Arrow bytes.
 CHUNK_ROWS = 1024
 JSONL_READ_BYTES = 1 << 20
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
 
@@ -63,7 +64,6 @@ class RowProblem:
 
     column: str | None
     reason: str
-
     values: dict[str, Any] | str | None = None
 
     def describe(self, file_name: str, row: int) -> str:
@@ -174,7 +174,7 @@ class _CsvReader:
                     yield RowChunk(next_row, chunk.rows[skip:]) if skip > 0 else chunk
                     next_row = chunk.first_row + len(chunk.rows)
                 return
-            except pa.ArrowInvalid as error:
+            except (pa.ArrowInvalid, OSError) as error:
                 if not _row_over_block(error) or block_bytes == CSV_MAX_BLOCK_BYTES:
                     raise _file_error(self._path, error, near_row=next_row) from None
 
@@ -191,7 +191,7 @@ class _CsvReader:
                     return names
             except UnicodeDecodeError:
                 return None
-            except pa.ArrowInvalid as error:
+            except (pa.ArrowInvalid, OSError) as error:
                 if not _row_over_block(error) or block_bytes == CSV_MAX_BLOCK_BYTES:
                     raise _file_error(self._path, error) from None
         raise AssertionError("unreachable: the last attempt returns or raises")
@@ -236,8 +236,8 @@ def _csv_read_options(block_bytes: int) -> pa_csv.ReadOptions:
     return pa_csv.ReadOptions(block_size=block_bytes, use_threads=False)
 
 
-def _row_over_block(error: pa.ArrowInvalid) -> bool:
-    return "straddling object" in str(error)
+def _row_over_block(error: Exception) -> bool:
+    return isinstance(error, pa.ArrowInvalid) and "straddling object" in str(error)
 
 
 def _with_malformed(
@@ -421,6 +421,8 @@ class _JsonlReader:
         tail = b""
         try:
             with _input_stream(self._path) as stream:
+                # Editors on Windows start UTF-8 files with a byte order mark, which JSON does not allow.
+                tail = stream.read(len(_UTF8_BOM)).removeprefix(_UTF8_BOM)
                 while block := stream.read(JSONL_READ_BYTES):
                     lines = (tail + block).split(b"\n")
                     tail = lines.pop()
@@ -480,6 +482,6 @@ def _file_error(path: Path, error: Exception, near_row: int | None = None) -> Pu
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     if message == "Empty CSV file":
         return PushError(f"{path.name} is empty")
-    if isinstance(error, pa.ArrowInvalid) and _row_over_block(error):
+    if _row_over_block(error):
         return PushError(f"{where}: a row is over {CSV_MAX_BLOCK_BYTES:,} bytes, too large to send")
     return PushError(f"{where}: cannot read it ({message})")

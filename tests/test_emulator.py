@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -364,13 +364,19 @@ def test_server_fills_ids_and_object_fields(emulator: Emulator, project: Any) ->
     dataset = store.create_dataset(project["id"], "ds")
     (log_id,) = store.insert("project_logs", project["id"], [{"input": "no ids", "project_id": "spoofed"}])
     store.insert("experiment", experiment["id"], [{"id": "e"}])
+    store.insert("experiment", experiment["id"], [{"id": "child", "_parent_id": "e"}])
     store.insert("dataset", dataset["id"], [{"id": "d", "created": "2024-01-02T03:04:05"}])
 
     (log,) = store.live_rows("project_logs", project["id"])
     assert log["id"] == log_id and log["root_span_id"] == log["span_id"] and log["is_root"] is True
     assert log["project_id"] == project["id"]
-    (row,) = store.live_rows("experiment", experiment["id"])
+    row, child = sorted(store.live_rows("experiment", experiment["id"]), key=lambda r: r["id"] != "e")
     assert (row["experiment_id"], row["project_id"]) == (experiment["id"], project["id"])
+    assert (child["root_span_id"], child["span_parents"], child["is_root"]) == (
+        row["root_span_id"],
+        [row["span_id"]],
+        False,
+    )
     (record,) = store.live_rows("dataset", dataset["id"])
     assert (record["dataset_id"], record["created"]) == (dataset["id"], "2024-01-02T03:04:05.000Z")
 

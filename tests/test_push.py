@@ -188,6 +188,11 @@ def test_mapping_flags_build_objects(emulator: Emulator, push: Push, tmp_path: P
     }
 
 
+def test_format_flag_overrides_the_extension(emulator: Emulator, push: Push, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "export.txt", jsonl_rows(5))
+    assert push(path, format="jsonl").rows_sent == 5
+
+
 # Idempotence and resume ------------------------------------------------------------------------------
 
 
@@ -230,6 +235,17 @@ def test_a_changed_file_is_pushed_again(emulator: Emulator, push: Push, tmp_path
     write_csv(path, 30)
     assert push(path).rows_sent == 30
     assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 30
+
+
+def test_batches_go_out_concurrently_but_never_more_than_allowed(
+    emulator: Emulator, push: Push, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 80)
+    emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=0.3, times=None))
+    summary = push(path, batch_rows=10, concurrency=4)
+    # Eight slow batches, four at a time: two rounds (0.6 s), not one (unbounded) or eight (serial).
+    assert summary.batches_sent == 8
+    assert 0.6 <= summary.seconds < 1.8
 
 
 # Faults ------------------------------------------------------------------------------------------------

@@ -195,3 +195,30 @@ def test_kill_9_mid_push_then_rerun_sends_the_rest_exactly_once(emulator: Emulat
     (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p", name="d"))
     live = emulator.store.live_rows("dataset", dataset["id"])
     same_rows(live, CSV_AS_EVENTS.format(path=path), tmp_path)
+
+
+MEMORY_PROBE = """
+import resource, sys
+from pathlib import Path
+from connector.progress import NullProgress
+from connector.push import PushOptions, push_file
+
+baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+options = PushOptions(file=Path(sys.argv[1]), project="p", dataset="d", dry_run=True)
+summary = push_file(None, options, NullProgress())
+print(summary.rows_read, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline) // 1024)
+"""
+
+
+@pytest.mark.slow
+def test_memory_is_bounded_by_the_batch_not_the_file(tmp_path: Path) -> None:
+    rows, pad = 120_000, "x" * 1000
+    path = tmp_path / "big.csv"
+    with path.open("w") as handle:
+        handle.write("id,input,expected\n")
+        handle.writelines(f'{n},"{{""q"": ""{pad}"", ""n"": {n}}}",answer {n}\n' for n in range(rows))
+    assert path.stat().st_size > 120_000_000
+    probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(path)], capture_output=True, check=True)
+    read, grown_mib = map(int, probe.stdout.split())
+    # Reading, mapping and batching all of it: the growth stays far below the file's size.
+    assert (read, grown_mib < 110) == (rows, True), grown_mib

@@ -141,6 +141,22 @@ def test_parquet_with_no_rows(tmp_path: Path) -> None:
         SourceFile(tmp_path / "e.parquet")
 
 
+@pytest.mark.parametrize("name", ["d.csv", "d.jsonl"])
+def test_a_utf8_byte_order_mark_is_ignored(tmp_path: Path, name: str) -> None:
+    content = b"input\nq\n" if name.endswith(".csv") else b'{"input": "q"}\n'
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + content)
+    assert numbered(SourceFile(tmp_path / name)) == [(1, {"input": "q"})]
+
+
+@pytest.mark.parametrize("name", ["d.csv.gz", "d.jsonl.gz"])
+def test_a_truncated_gzip_is_a_file_error(tmp_path: Path, name: str) -> None:
+    lines = b"".join(b'{"input": "%d"}\n' % n for n in range(50_000))
+    content = b"input\n" + lines if name.startswith("d.csv") else lines
+    (tmp_path / name).write_bytes(gzip.compress(content)[:-5000])
+    with pytest.raises(PushError, match=r"cannot read it \(Truncated compressed stream\)"):
+        numbered(SourceFile(tmp_path / name))
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(PushError, match="no such file"):
         SourceFile(tmp_path / "nope.csv")

@@ -19,8 +19,12 @@ from schemas.tables import EVENT_STREAMS
 EVENT_TABLES = {s.table: s.key_column for s in EVENT_STREAMS.values()}
 
 
-def sync(emulator: Emulator, db: Path, parquet: Path | None = None, **options: Any) -> SyncSummary:
-    settings = ApiSettings(api_url=emulator.url, api_key=emulator.api_key, backoff_initial_s=0.01)
+def sync(
+    emulator: Emulator, db: Path, parquet: Path | str | None = None, timeout_s: float = 60.0, **options: Any
+) -> SyncSummary:
+    settings = ApiSettings(
+        api_url=emulator.url, api_key=emulator.api_key, backoff_initial_s=0.01, timeout_s=timeout_s
+    )
     with BraintrustClient(settings) as client:
         sink = ParquetSink(str(parquet)) if parquet else None
         return run_sync(client, Warehouse(db), sink, SyncOptions(**{"overlap_s": 0} | options))

@@ -50,7 +50,7 @@ def test_parquet_on_an_s3_compatible_store(demo_emulator: Emulator, tmp_path: Pa
     fs.create_dir("warehouse")
     uri = f"s3://test:test@warehouse/bt?endpoint_override={s3_endpoint}&scheme=http&region=us-east-1"
     db = tmp_path / "w.duckdb"
-    sync(demo_emulator, db, parquet=uri)  # type: ignore[arg-type]
+    sync(demo_emulator, db, parquet=uri)
     for table, key in (("project_logs", "project_id"), ("dataset_records", "dataset_id")):
         dataset = ds.dataset(f"warehouse/bt/{table}", filesystem=fs, format="parquet", partitioning="hive")
         from_store = dataset.to_table(columns=[key, "id", "_xact_id"]).to_pylist()

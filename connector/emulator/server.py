@@ -80,6 +80,8 @@ class EmulatorServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    server_version = "bt-sync-emulator"
+    sys_version = ""
     server: EmulatorServer
     # Idle keep-alive connections give their thread back after this many seconds.
     timeout = 120

@@ -1,0 +1,70 @@
+"""Peer: the official `braintrust` SDK's fetch loop, written to DuckDB the way a user would.
+
+The SDK has no fetcher for project logs, so this reads an experiment holding the
+same generated rows (`braintrust.init(..., open=True).fetch()`). The SDK returns
+every version of every row, so the loop appends batches of 10,000 rows and
+keeps the newest version per `id` at the end. `BRAINTRUST_APP_URL`,
+`BRAINTRUST_API_URL` and `BRAINTRUST_API_KEY` point it at the emulator.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import braintrust
+import duckdb
+import orjson
+import pyarrow as pa
+
+from benchmarks.cases import CaseSpec, Counts
+
+BATCH_ROWS = 10_000
+TEXT = ("id", "_xact_id", "created", "project_id", "experiment_id", "span_id", "root_span_id")
+LISTS = ("span_parents", "tags")
+PAYLOADS = ("input", "output", "expected", "error", "scores", "metadata", "metrics", "span_attributes")
+# Arrow columns in this order; DuckDB casts the text columns on insert.
+VERSIONS_DDL = (
+    "CREATE TABLE versions (id VARCHAR, _xact_id UBIGINT, created TIMESTAMPTZ, project_id VARCHAR, "
+    "experiment_id VARCHAR, span_id VARCHAR, root_span_id VARCHAR, span_parents VARCHAR[], tags VARCHAR[], "
+    "input JSON, output JSON, expected JSON, error JSON, scores JSON, metadata JSON, metrics JSON, "
+    "span_attributes JSON, is_root BOOLEAN)"
+)
+
+
+def fetch(spec: CaseSpec) -> Counts:
+    """Fetch every row version of the experiment and keep the newest per `id` in DuckDB."""
+    experiment = braintrust.init(project=spec.project_name, experiment=spec.object_name, open=True)
+    fetched = 0
+    with duckdb.connect(str(Path(spec.workdir) / "sdk.duckdb")) as connection:
+        connection.execute(VERSIONS_DDL)
+        batch: list[dict[str, Any]] = []
+        for row in experiment.fetch():
+            batch.append(row)
+            if len(batch) == BATCH_ROWS:
+                _append(connection, batch)
+                fetched, batch = fetched + len(batch), []
+        _append(connection, batch)
+        fetched += len(batch)
+        connection.execute(
+            "CREATE TABLE experiment_events AS SELECT * FROM versions "
+            "QUALIFY row_number() OVER (PARTITION BY id ORDER BY _xact_id DESC) = 1"
+        )
+        connection.execute("DROP TABLE versions")
+        stored = connection.execute("SELECT count(*) FROM experiment_events").fetchone()
+    return Counts(rows_stored=int(stored[0]) if stored else 0, rows_fetched=fetched)
+
+
+def _append(connection: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    arrays = [pa.array([row.get(name) for row in rows], pa.string()) for name in TEXT]
+    arrays += [pa.array([row.get(name) for row in rows], pa.list_(pa.string())) for name in LISTS]
+    arrays += [
+        pa.array([None if row.get(name) is None else orjson.dumps(row[name]) for row in rows], pa.string())
+        for name in PAYLOADS
+    ]
+    arrays.append(pa.array([row.get("is_root") for row in rows], pa.bool_()))
+    connection.from_arrow(
+        pa.Table.from_arrays(arrays, names=[*TEXT, *LISTS, *PAYLOADS, "is_root"])
+    ).insert_into("versions")

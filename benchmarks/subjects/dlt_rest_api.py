@@ -1,0 +1,69 @@
+"""Peer: a dlt `rest_api` pipeline, merging on `id` into DuckDB.
+
+A declarative REST source as its docs show it: POST `fetch` with a JSON body,
+the cursor read from and written into the body, `events` as the data, and a
+`merge` on `id` that keeps the newest `_xact_id` (`dedup_sort`). Nested values
+stay JSON columns (`max_table_nesting=0`), the same shape bt-sync stores, which
+also spares dlt the child tables its default unnesting would create.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dlt
+import duckdb
+from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
+from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
+from dlt.sources.rest_api import rest_api_source
+
+from benchmarks.cases import CaseSpec, Counts
+
+PAGE_LIMIT = 1000
+DATASET = "braintrust"
+
+
+def fetch(spec: CaseSpec) -> Counts:
+    """Run the pipeline once into a fresh DuckDB file and pipelines directory."""
+    workdir = Path(spec.workdir)
+    table = spec.object_type
+    source = rest_api_source(
+        {
+            "client": {"base_url": spec.api_url, "auth": BearerTokenAuth(token=spec.api_key)},
+            "resources": [
+                {
+                    "name": table,
+                    "primary_key": "id",
+                    "write_disposition": {"disposition": "merge", "strategy": "delete-insert"},
+                    "columns": {"_xact_id": {"dedup_sort": "desc"}},
+                    "endpoint": {
+                        "path": f"v1/{spec.object_type}/{spec.object_id}/fetch",
+                        "method": "POST",
+                        "json": {"limit": PAGE_LIMIT},
+                        "data_selector": "events",
+                        "paginator": JSONResponseCursorPaginator(
+                            cursor_path="cursor", cursor_body_path="cursor"
+                        ),
+                    },
+                }
+            ],
+        },
+        max_table_nesting=0,
+    )
+    database = workdir / "dlt.duckdb"
+    pipeline = dlt.pipeline(
+        pipeline_name="bench",
+        pipelines_dir=str(workdir / "dlt-pipelines"),
+        destination=dlt.destinations.duckdb(str(database)),
+        dataset_name=DATASET,
+    )
+    info = pipeline.run(source)
+    info.raise_on_failed_jobs()
+    row_counts = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
+    with duckdb.connect(str(database), read_only=True) as connection:
+        stored = connection.execute(f'SELECT count(*) FROM {DATASET}."{table}"').fetchone()
+    return Counts(
+        rows_stored=int(stored[0]) if stored else 0,
+        rows_fetched=row_counts.get(table),
+        detail="loader: dlt default file format for duckdb",
+    )

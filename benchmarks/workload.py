@@ -1,0 +1,68 @@
+"""Work outside the measured cases: the file to push, and the change upstream before an incremental sync."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import duckdb
+import orjson
+
+from connector.client import BraintrustClient
+from connector.config import ApiSettings
+from connector.emulator.generate import TraceFactory
+from schemas.api import ObjectType
+
+CHANGE_BATCH_ROWS = 1000
+_TOPICS = ("billing", "shipping", "accounts", "returns", "search", "onboarding")
+
+
+def write_push_file(path: Path, rows: int) -> Path:
+    """Write a JSON Lines dataset file: `id`, `input`, `expected`, `metadata` and `tags` per row (~1 kB)."""
+    factory = TraceFactory(random.Random(7), payload_bytes=1200)
+    with path.open("wb") as out:
+        for number in range(rows):
+            record = {
+                "id": f"case-{number:08d}",
+                "input": {"question": factory.text(280), "context": factory.text(160)},
+                "expected": {"answer": factory.text(320)},
+                "metadata": {
+                    "topic": _TOPICS[number % len(_TOPICS)],
+                    "difficulty": factory.number(1, 5),
+                    "source": "benchmark",
+                },
+                "tags": ["golden"] if number % 10 == 0 else [],
+            }
+            out.write(orjson.dumps(record) + b"\n")
+    return path
+
+
+def change_rows(
+    api_url: str, api_key: str, project_id: str, duckdb_file: Path, table: str, fraction: float
+) -> int:
+    """Merge user feedback into `fraction` of the project's log rows (spread over the whole table).
+
+    The row ids come from the synced DuckDB file. Returns the number of rows changed.
+    """
+    with duckdb.connect(str(duckdb_file), read_only=True) as connection:
+        (total,) = connection.execute(f'SELECT count(*) FROM "{table}"').fetchone() or (0,)
+        ids = [
+            row[0]
+            for row in connection.execute(
+                f'SELECT id FROM "{table}" ORDER BY hash(id) LIMIT ?', [max(1, round(total * fraction))]
+            ).fetchall()
+        ]
+    settings = ApiSettings(api_url=api_url, api_key=api_key)
+    with BraintrustClient(settings) as client:
+        for start in range(0, len(ids), CHANGE_BATCH_ROWS):
+            events = [
+                {
+                    "id": row_id,
+                    "_is_merge": True,
+                    "scores": {"user_feedback": 1.0},
+                    "metadata": {"reviewed": True},
+                }
+                for row_id in ids[start : start + CHANGE_BATCH_ROWS]
+            ]
+            client.insert_events(ObjectType.PROJECT_LOGS, project_id, orjson.dumps({"events": events}))
+    return len(ids)

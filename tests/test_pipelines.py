@@ -1,0 +1,335 @@
+"""Dagster orchestration, run in-process against the emulator with a real DuckDB file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pytest
+
+from connector.emulator import Emulator
+from pipelines.assets import EVENT_ASSETS, braintrust_catalog
+from pipelines.definitions import build_definitions, defs
+from pipelines.jobs import CATALOG_JOB_NAME, CHECKS_JOB_NAME
+from pipelines.reconcile import RECONCILE_JOB_NAME
+from pipelines.resources import BraintrustResource, WarehouseResource
+from pipelines.schedules import SYNC_SCHEDULES
+from pipelines.sensors import braintrust_discovery_sensor
+from pipelines.streams import DATASET_RECORDS, EXPERIMENT_EVENTS, PROJECT_LOGS, STREAMS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def upstream(emulator: Emulator) -> dict[str, str]:
+    """One project with logs, an experiment and a dataset; returns their ids."""
+    store = emulator.store
+    project = store.create_project("pipelines")
+    experiment = store.create_experiment(project["id"], "exp-a")
+    dataset = store.create_dataset(project["id"], "golden")
+    store.insert("project_logs", project["id"], [{"id": f"log-{i}", "input": i} for i in range(30)])
+    store.insert("experiment", experiment["id"], [{"id": f"ev-{i}", "scores": {"acc": 0.5}} for i in range(10)])
+    store.insert("dataset", dataset["id"], [{"id": f"rec-{i}", "expected": i} for i in range(8)])
+    return {"project": project["id"], "experiment": experiment["id"], "dataset": dataset["id"]}
+
+
+@pytest.fixture
+def resources(emulator: Emulator, tmp_path: Path) -> dict[str, Any]:
+    return {
+        "braintrust": BraintrustResource(api_url=emulator.url, api_key=emulator.api_key),
+        "warehouse": WarehouseResource(
+            duckdb_path=str(tmp_path / "warehouse.duckdb"), parquet_root=str(tmp_path / "parquet")
+        ),
+    }
+
+
+@pytest.fixture
+def test_defs(resources: dict[str, Any]) -> dg.Definitions:
+    return build_definitions(resources["braintrust"], resources["warehouse"])
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+def discover(definitions: dg.Definitions, instance: dg.DagsterInstance) -> dg.SensorResult:
+    resources = definitions.get_repository_def().get_top_level_resources()
+    context = dg.build_sensor_context(instance=instance, resources=resources)
+    result = braintrust_discovery_sensor(context)
+    assert isinstance(result, dg.SensorResult)
+    return result
+
+
+def apply(result: dg.SensorResult, definitions: dg.Definitions, instance: dg.DagsterInstance) -> None:
+    """Do what the daemon does with a tick: change partitions first, then launch the runs."""
+    for request in result.dynamic_partitions_requests or []:
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+    for run in result.run_requests or []:
+        assert run.job_name is not None
+        job = definitions.resolve_job_def(run.job_name)
+        assert job.execute_in_process(instance=instance, partition_key=run.partition_key).success
+
+
+def run_checks(definitions: dg.Definitions, instance: dg.DagsterInstance) -> dict[str, dg.AssetCheckEvaluation]:
+    result = definitions.resolve_job_def(CHECKS_JOB_NAME).execute_in_process(instance=instance)
+    return {
+        f"{e.asset_key.path[-1]}:{e.check_name}": e for e in result.get_asset_check_evaluations()
+    }
+
+
+def warehouse_ids(tmp_path: Path, table: str, key: str, object_id: str) -> set[str]:
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as connection:
+        rows = connection.execute(f"SELECT id FROM {table} WHERE {key} = ?", [object_id]).fetchall()
+    return {row[0] for row in rows}
+
+
+def live_ids(emulator: Emulator, object_type: str, object_id: str) -> set[str]:
+    return {row["id"] for row in emulator.store.live_rows(object_type, object_id)}
+
+
+def test_definitions_name_every_asset_check_job_schedule_and_sensor() -> None:
+    repository = defs.get_repository_def()
+    assert {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()} == {
+        "braintrust/projects",
+        "braintrust/experiments",
+        "braintrust/datasets",
+        "braintrust/project_logs",
+        "braintrust/experiment_events",
+        "braintrust/dataset_records",
+    }
+    assert len(repository.asset_graph.asset_check_keys) == 10
+    assert {job.name for job in repository.get_all_jobs()} >= {
+        CATALOG_JOB_NAME,
+        CHECKS_JOB_NAME,
+        RECONCILE_JOB_NAME,
+        *(assets.job_name for assets in STREAMS),
+    }
+    assert {s.name for s in repository.schedule_defs} == {
+        "braintrust_project_logs_schedule",
+        "braintrust_experiment_events_schedule",
+        "braintrust_dataset_records_schedule",
+        "braintrust_checks_schedule",
+        "braintrust_reconcile_schedule",
+    }
+    assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in repository.schedule_defs)
+    assert [s.name for s in repository.sensor_defs] == ["braintrust_discovery_sensor"]
+
+
+def test_dagster_definitions_validate_passes_without_secrets() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("BRAINTRUST_API_KEY", "DAGSTER_HOME")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "pipelines.definitions"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "All code locations passed validation" in completed.stdout + completed.stderr
+
+
+def test_sensor_adds_partitions_for_new_objects_and_syncs_them(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    first = discover(test_defs, instance)
+    added = {r.partitions_def_name: list(r.partition_keys) for r in first.dynamic_partitions_requests}
+    assert added == {
+        "bt_project_logs": [upstream["project"]],
+        "bt_experiments": [upstream["experiment"]],
+        "bt_datasets": [upstream["dataset"]],
+    }
+    assert [(r.job_name, r.partition_key) for r in first.run_requests] == [
+        (CATALOG_JOB_NAME, None),
+        (PROJECT_LOGS.job_name, upstream["project"]),
+        (EXPERIMENT_EVENTS.job_name, upstream["experiment"]),
+        (DATASET_RECORDS.job_name, upstream["dataset"]),
+    ]
+    apply(first, test_defs, instance)
+    assert instance.get_dynamic_partitions("bt_experiments") == [upstream["experiment"]]
+    for assets, object_type, key in (
+        (PROJECT_LOGS, "project_logs", "project"),
+        (EXPERIMENT_EVENTS, "experiment", "experiment"),
+        (DATASET_RECORDS, "dataset", "dataset"),
+    ):
+        stream = assets.stream
+        synced = warehouse_ids(tmp_path, stream.table, stream.key_column, upstream[key])
+        assert synced == live_ids(emulator, object_type, upstream[key])
+
+    second = discover(test_defs, instance)
+    assert not second.run_requests
+    assert not second.dynamic_partitions_requests
+
+    new_experiment = emulator.store.create_experiment(upstream["project"], "exp-b")
+    emulator.store.delete("dataset", upstream["dataset"])
+    third = discover(test_defs, instance)
+    changes = [
+        (type(r).__name__, r.partitions_def_name, list(r.partition_keys))
+        for r in third.dynamic_partitions_requests
+    ]
+    assert changes == [
+        ("AddDynamicPartitionsRequest", "bt_experiments", [new_experiment["id"]]),
+        ("DeleteDynamicPartitionsRequest", "bt_datasets", [upstream["dataset"]]),
+    ]
+    assert [r.partition_key for r in third.run_requests] == [None, new_experiment["id"]]
+
+
+def test_partition_materialization_reports_what_the_sync_did(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    resources: dict[str, Any],
+    instance: dg.DagsterInstance,
+) -> None:
+    experiment = upstream["experiment"]
+    instance.add_dynamic_partitions("bt_experiments", [experiment])
+
+    def materialize() -> dict[str, Any]:
+        result = dg.materialize(
+            [braintrust_catalog, *EVENT_ASSETS],
+            selection=[EXPERIMENT_EVENTS.key],
+            partition_key=experiment,
+            instance=instance,
+            resources=resources,
+        )
+        (event,) = result.asset_materializations_for_node("braintrust__experiment_events")
+        assert event.partition == experiment
+        return {key: value.value for key, value in event.metadata.items()}
+
+    first = materialize()
+    assert first["dagster/partition_row_count"] == 10
+    assert first["dagster/table_name"] == "experiment_events"
+    assert (first["mode"], first["rows_fetched"], first["inserted"], first["updated"]) == ("full", 10, 10, 0)
+    assert first["deleted"] == 0 and first["pages"] >= 1 and first["seconds"] >= 0
+    assert int(first["version"]) > 0
+
+    emulator.store.insert(
+        "experiment", experiment, [{"id": "ev-0", "_is_merge": True, "output": "x"}, {"id": "ev-new"}]
+    )
+    second = materialize()
+    assert (second["mode"], second["inserted"], second["updated"]) == ("incremental", 1, 1)
+    assert second["dagster/partition_row_count"] == 11
+    assert int(second["version"]) > int(first["version"])
+
+
+def test_checks_pass_on_a_synced_warehouse(
+    upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    apply(discover(test_defs, instance), test_defs, instance)
+    evaluations = run_checks(test_defs, instance)
+    assert len(evaluations) == 10
+    assert {name: e.passed for name, e in evaluations.items() if not e.passed} == {}
+
+
+def test_unique_key_check_fails_on_a_duplicated_row(
+    upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    apply(discover(test_defs, instance), test_defs, instance)
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as connection:
+        connection.execute("INSERT INTO experiment_events SELECT * FROM experiment_events WHERE id = 'ev-3'")
+    evaluations = run_checks(test_defs, instance)
+    failed = evaluations["experiment_events:unique_key"]
+    assert not failed.passed
+    assert failed.severity == dg.AssetCheckSeverity.ERROR
+    assert failed.metadata["duplicated_keys"].value == 1
+    assert failed.metadata["sample"].value == [
+        {"experiment_id": upstream["experiment"], "id": "ev-3", "copies": "2"}
+    ]
+    assert [name for name, e in evaluations.items() if not e.passed] == ["experiment_events:unique_key"]
+
+
+def test_coverage_freshness_and_count_checks_warn_when_the_warehouse_is_behind(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    apply(discover(test_defs, instance), test_defs, instance)
+    emulator.store.insert("dataset", upstream["dataset"], [{"id": "rec-late", "expected": 0}])
+    unsynced = emulator.store.create_experiment(upstream["project"], "exp-unsynced")
+    assert test_defs.resolve_job_def(CATALOG_JOB_NAME).execute_in_process(instance=instance).success
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as connection:
+        connection.execute(
+            "UPDATE sync_state SET synced_at = ? WHERE object_type = 'project_logs'",
+            [datetime(2020, 1, 1, tzinfo=UTC)],
+        )
+    evaluations = run_checks(test_defs, instance)
+    failed = {name: e for name, e in evaluations.items() if not e.passed}
+    assert sorted(failed) == [
+        "dataset_records:row_counts_match_api",
+        "experiment_events:objects_synced",
+        "project_logs:synced_recently",
+    ]
+    assert all(e.severity == dg.AssetCheckSeverity.WARN for e in failed.values())
+    counts = failed["dataset_records:row_counts_match_api"].metadata["sample"].value
+    assert counts == [
+        {"id": upstream["dataset"], "name": "golden", "warehouse_rows": "8", "api_records": "9"}
+    ]
+    unsynced_sample = failed["experiment_events:objects_synced"].metadata["sample"].value
+    assert unsynced_sample == [{"id": unsynced["id"], "name": "exp-unsynced"}]
+
+
+def test_schedules_request_one_incremental_run_per_partition(
+    upstream: dict[str, str], instance: dg.DagsterInstance
+) -> None:
+    schedule = next(s for s in SYNC_SCHEDULES if s.name == "braintrust_experiment_events_schedule")
+    tick = datetime(2026, 1, 1, 10, tzinfo=UTC)
+    empty = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
+    assert empty.skip_message and "braintrust_discovery_sensor" in empty.skip_message
+    instance.add_dynamic_partitions("bt_experiments", ["exp-1", "exp-2"])
+    requests = schedule.evaluate_tick(
+        dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+    ).run_requests
+    assert [(r.partition_key, r.run_key) for r in requests or []] == [
+        ("exp-1", f"{tick.isoformat()}:exp-1"),
+        ("exp-2", f"{tick.isoformat()}:exp-2"),
+    ]
+
+
+def test_reconcile_job_removes_upstream_deletions_and_records_partitions(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    apply(discover(test_defs, instance), test_defs, instance)
+    emulator.store.insert("project_logs", upstream["project"], [{"id": "log-4", "_object_delete": True}])
+    emulator.store.delete("experiment", upstream["experiment"])
+    result = test_defs.resolve_job_def(RECONCILE_JOB_NAME).execute_in_process(instance=instance)
+    assert result.success
+    logs = warehouse_ids(tmp_path, "project_logs", "project_id", upstream["project"])
+    assert "log-4" not in logs and len(logs) == 29
+    assert warehouse_ids(tmp_path, "experiment_events", "experiment_id", upstream["experiment"]) == set()
+    assert instance.get_dynamic_partitions("bt_experiments") == []
+    recorded = {
+        (m.asset_key.to_user_string(), m.partition) for m in result.get_asset_materialization_events_as_list()
+    }
+    assert (PROJECT_LOGS.key.to_user_string(), upstream["project"]) in recorded
+    assert (DATASET_RECORDS.key.to_user_string(), upstream["dataset"]) in recorded
+    assert ("braintrust/experiments", None) in recorded
+
+
+def test_api_key_appears_in_no_event_of_a_run(
+    emulator: Emulator, upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    apply(discover(test_defs, instance), test_defs, instance)
+    logs = [str(entry) for run in instance.get_runs() for entry in instance.all_logs(run.run_id)]
+    assert logs and not [line for line in logs if emulator.api_key in line]
