@@ -60,7 +60,8 @@ def test_duckdb_types_the_raw_json_into_table_columns() -> None:
     with duckdb.connect() as con:
         con.register("staged", pa.Table.from_batches([batch]))
         row = con.execute(
-            f"SELECT s.scores['acc'], s.input->>'$.q[1]', s.span_parents, s.is_root, year(s.created), _xact_id "
+            "SELECT s.scores['acc'], s.input->>'$.q[1]', s.span_parents, s.is_root, year(s.created), "
+            "_xact_id "
             f"FROM (SELECT _xact_id, json_transform(_raw, '{struct}') AS s FROM staged)"
         ).fetchone()
     assert row == (0.25, "2", ["p"], False, 2025, 1000196408583467833)
