@@ -9,7 +9,7 @@ changes shape.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +52,10 @@ class RowShaper:
     """
 
     def __init__(self, columns: Iterable[Column]) -> None:
-        self._accepts = {c.name: c.accepts for c in columns}
-        self._known = frozenset(self._accepts)
+        # JSON columns take any value, so only the typed columns need a check per row.
+        self._checks: dict[str, Callable[[Any], bool] | None] = {
+            c.name: None if c.duckdb_type == "JSON" else _fit_check(c) for c in columns
+        }
 
     def shape(self, events: list[dict[str, Any]], cutoff: int | None) -> ShapedPage:
         """Shape a page, dropping versions at or below `cutoff` (already synced)."""
@@ -84,24 +86,27 @@ class RowShaper:
         return ShapedPage(batch=batch, min_xact=min_xact, rows_seen=len(events))
 
     def _extra(self, event: dict[str, Any]) -> bytes | None:
-        extra = {key: event[key] for key in event.keys() - self._known}
-        for key, accepts in self._accepts.items():
-            value = event.get(key)
-            if value is not None and not _fits(value, accepts, key):
-                extra[key] = value
-        return orjson.dumps(extra) if extra else None
+        extra: dict[str, Any] | None = None
+        checks = self._checks
+        for key, value in event.items():
+            if key in checks:
+                check = checks[key]
+                if check is None or value is None or check(value):
+                    continue
+            if extra is None:
+                extra = {}
+            extra[key] = value
+        return None if extra is None else orjson.dumps(extra)
 
 
-def _fits(value: Any, accepts: tuple[type, ...], key: str) -> bool:
-    # bool is an int in Python; a JSON `true` must not pass as a number or an id.
-    if isinstance(value, bool) and bool not in accepts:
-        return False
-    if not isinstance(value, accepts):
-        return False
-    if isinstance(value, dict) and key == "scores":
-        return all(
-            v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in value.values()
+def _fit_check(column: Column) -> Callable[[Any], bool]:
+    """A predicate telling whether a JSON value fits the typed column."""
+    # Exact type checks: a JSON `true` is a bool, which `isinstance` would also accept as an int.
+    accepted = frozenset(column.accepts)
+    if column.name == "scores":
+        return lambda value: type(value) is dict and all(
+            v is None or type(v) in (int, float) for v in value.values()
         )
-    if isinstance(value, list) and key in ("tags", "span_parents"):
-        return all(isinstance(v, str) for v in value)
-    return True
+    if column.duckdb_type == "VARCHAR[]":
+        return lambda value: type(value) is list and all(type(v) is str for v in value)
+    return lambda value: type(value) in accepted
