@@ -236,7 +236,7 @@ def _verdict(met: bool) -> str:
 
 
 def _ratio(baseline: Result | None, r: Result, field: str) -> str:
-    if baseline is None or r.tool == BTSYNC:
+    if baseline is None or r.tool.startswith(BTSYNC):
         return ""
     mine, theirs = getattr(baseline, field), getattr(r, field)
     return f"{mine / theirs:.2f}{TIMES}" if mine and theirs else ""

@@ -42,9 +42,12 @@ DEFAULT_PUSH_ROWS = 200_000
 CHANGE_FRACTION = 0.01
 CASE_TIMEOUT_S = 1800.0
 TOOLS = ("bt-sync", "floor", "dlt", "sdk")
+# Variants of a tool, run when the tool is.
+VARIANT_OF = {"bt-sync+parquet": "bt-sync"}
 # Display names, in table order.
 TOOL_NAMES = {
     "bt-sync": "bt-sync",
+    "bt-sync+parquet": "bt-sync (DuckDB + Parquet)",
     "floor": "floor (httpx + orjson)",
     "dlt": "dlt rest_api",
     "sdk": "braintrust SDK",
@@ -86,6 +89,7 @@ class Bench:
             self.case(emulator, rows, "full sync", "bt-sync", "btsync.sync", logs, btsync_dir)
             self.case(emulator, rows, "full sync", "floor", "floor.fetch", logs)
             self.case(emulator, rows, "full sync", "dlt", "dlt.fetch", logs)
+            self.case(emulator, rows, "full sync", "bt-sync+parquet", "btsync.sync_parquet", logs)
             if "bt-sync" in self.tools and (btsync_dir / DUCKDB_FILE).exists():
                 changed = change_rows(
                     seeded.url,
@@ -128,7 +132,7 @@ class Bench:
         push_file: Path | None = None,
     ) -> None:
         """Run one case in a fresh subprocess and record its result."""
-        if tool not in self.tools:
+        if VARIANT_OF.get(tool, tool) not in self.tools:
             return
         result = Result(
             run=self.run_id,

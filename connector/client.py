@@ -8,7 +8,8 @@ cut-short bodies, honouring `Retry-After`; 401/403 fail at once.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
@@ -53,11 +54,22 @@ _SERVER_TEXT_CHARS = 300
 
 @dataclass
 class ClientStats:
-    """What this client sent: requests (including retries), retries, and fetch pages."""
+    """What this client sent: requests (including retries), retries, and fetch pages.
+
+    Updated under a lock: one client is shared by the push path's sender threads.
+    """
 
     requests: int = 0
     retries: int = 0
     fetch_pages: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, *, requests: int = 0, retries: int = 0, fetch_pages: int = 0) -> None:
+        """Add to the counters."""
+        with self._lock:
+            self.requests += requests
+            self.retries += retries
+            self.fetch_pages += fetch_pages
 
 
 class BraintrustClient:
@@ -164,7 +176,7 @@ class BraintrustClient:
         raw = self._request(
             "POST", f"/v1/{object_type.value}/{object_id}/fetch", json=body, on_retry=shrink_page
         )
-        self.stats.fetch_pages += 1
+        self.stats.count(fetch_pages=1)
         if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
             raise ServerUnavailable(f"fetch of {object_type.value} {object_id} returned no `events` list")
         return FetchEventsResponse(events=raw["events"], cursor=raw.get("cursor"))
@@ -218,7 +230,7 @@ class BraintrustClient:
         on_retry: Any = None,
     ) -> Any:
         def before_sleep(state: RetryCallState) -> None:
-            self.stats.retries += 1
+            self.stats.count(retries=1)
             if on_retry is not None:
                 on_retry(state)
 
@@ -253,7 +265,7 @@ class BraintrustClient:
         params: dict[str, Any] | None,
         headers: dict[str, str] | None,
     ) -> Any:
-        self.stats.requests += 1
+        self.stats.count(requests=1)
         if json is not None:
             content, headers = orjson.dumps(json), {**(headers or {}), "Content-Type": "application/json"}
         response = self._http.request(method, path, content=content, params=params, headers=headers)

@@ -32,7 +32,7 @@ KINDS = {"braintrust", "duckdb"}
 FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=6), warn_window=timedelta(hours=2))
 # The client already retries each request; this retries a run step whose retries ran out (API outage,
 # DuckDB file held by a long merge). Terminal errors raise `Failure(allow_retries=False)` instead.
-SYNC_RETRY = dg.RetryPolicy(
+TRANSIENT_RETRY = dg.RetryPolicy(
     max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 
@@ -92,7 +92,7 @@ def _table_schema(columns: tuple[Column, ...]) -> dg.TableSchema:
         for assets in STREAMS
     ],
     pool=API_POOL,
-    retry_policy=SYNC_RETRY,
+    retry_policy=TRANSIENT_RETRY,
 )
 def braintrust_catalog(
     braintrust: BraintrustResource, warehouse: WarehouseResource
@@ -130,7 +130,7 @@ def _event_asset(assets: StreamAssets) -> dg.AssetsDefinition:
             "dagster/column_schema": _table_schema(stream.columns),
         },
         freshness_policy=FRESHNESS,
-        retry_policy=SYNC_RETRY,
+        retry_policy=TRANSIENT_RETRY,
         pool=API_POOL,
     )
     def sync_events(

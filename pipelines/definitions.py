@@ -9,6 +9,7 @@ import dagster as dg
 from pipelines.assets import EVENT_ASSETS, braintrust_catalog
 from pipelines.checks import ASSET_CHECKS
 from pipelines.jobs import SYNC_JOBS, catalog_job, checks_job
+from pipelines.push import push_job
 from pipelines.reconcile import reconcile_job
 from pipelines.resources import BraintrustResource, WarehouseResource
 from pipelines.schedules import SYNC_SCHEDULES, checks_schedule, reconcile_schedule
@@ -25,7 +26,7 @@ def build_definitions(braintrust: BraintrustResource, warehouse: WarehouseResour
     return dg.Definitions(
         assets=[braintrust_catalog, *EVENT_ASSETS],
         asset_checks=ASSET_CHECKS,
-        jobs=[catalog_job, *SYNC_JOBS.values(), checks_job, reconcile_job],
+        jobs=[catalog_job, *SYNC_JOBS.values(), checks_job, reconcile_job, push_job],
         schedules=[*SYNC_SCHEDULES, checks_schedule, reconcile_schedule],
         sensors=[braintrust_discovery_sensor],
         resources={"braintrust": braintrust, "warehouse": warehouse},

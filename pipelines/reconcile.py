@@ -13,7 +13,7 @@ import dagster as dg
 from pydantic import Field
 
 from connector.sync import SyncOptions, SyncSummary, run_sync
-from pipelines.assets import API_POOL, SYNC_RETRY, summary_metadata
+from pipelines.assets import API_POOL, TRANSIENT_RETRY, summary_metadata
 from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.progress import LogProgress
 from pipelines.resources import BraintrustResource, WarehouseResource
@@ -33,7 +33,7 @@ class ReconcileConfig(dg.Config):
     object_types: list[str] = Field(default_factory=lambda: [t.value for t in ObjectType])
 
 
-@dg.op(name="reconcile_warehouse", retry_policy=SYNC_RETRY, pool=API_POOL)
+@dg.op(name="reconcile_warehouse", retry_policy=TRANSIENT_RETRY, pool=API_POOL)
 def reconcile_warehouse(
     context: dg.OpExecutionContext,
     config: ReconcileConfig,

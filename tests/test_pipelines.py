@@ -35,7 +35,9 @@ def upstream(emulator: Emulator) -> dict[str, str]:
     experiment = store.create_experiment(project["id"], "exp-a")
     dataset = store.create_dataset(project["id"], "golden")
     store.insert("project_logs", project["id"], [{"id": f"log-{i}", "input": i} for i in range(30)])
-    store.insert("experiment", experiment["id"], [{"id": f"ev-{i}", "scores": {"acc": 0.5}} for i in range(10)])
+    store.insert(
+        "experiment", experiment["id"], [{"id": f"ev-{i}", "scores": {"acc": 0.5}} for i in range(10)]
+    )
     store.insert("dataset", dataset["id"], [{"id": f"rec-{i}", "expected": i} for i in range(8)])
     return {"project": project["id"], "experiment": experiment["id"], "dataset": dataset["id"]}
 
@@ -55,10 +57,25 @@ def test_defs(resources: dict[str, Any]) -> dg.Definitions:
     return build_definitions(resources["braintrust"], resources["warehouse"])
 
 
-@pytest.fixture
-def instance() -> Iterator[dg.DagsterInstance]:
-    with dg.instance_for_test() as test_instance:
+@pytest.fixture(scope="module")
+def module_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.DagsterInstance]:
+    """A sqlite-backed test instance shared by the module, with one event-log database (not one per run)."""
+    event_log = {
+        "module": "dagster._core.storage.event_log",
+        "class": "ConsolidatedSqliteEventLogStorage",
+        "config": {"base_dir": str(tmp_path_factory.mktemp("event_log"))},
+    }
+    with dg.instance_for_test(overrides={"event_log_storage": event_log}) as test_instance:
         yield test_instance
+
+
+@pytest.fixture
+def instance(module_instance: dg.DagsterInstance) -> dg.DagsterInstance:
+    """The shared instance with no partitions, as a fresh one would have."""
+    for assets in STREAMS:
+        for key in module_instance.get_dynamic_partitions(assets.partitions_name):
+            module_instance.delete_dynamic_partition(assets.partitions_name, key)
+    return module_instance
 
 
 def discover(definitions: dg.Definitions, instance: dg.DagsterInstance) -> dg.SensorResult:
@@ -83,11 +100,11 @@ def apply(result: dg.SensorResult, definitions: dg.Definitions, instance: dg.Dag
         assert job.execute_in_process(instance=instance, partition_key=run.partition_key).success
 
 
-def run_checks(definitions: dg.Definitions, instance: dg.DagsterInstance) -> dict[str, dg.AssetCheckEvaluation]:
+def run_checks(
+    definitions: dg.Definitions, instance: dg.DagsterInstance
+) -> dict[str, dg.AssetCheckEvaluation]:
     result = definitions.resolve_job_def(CHECKS_JOB_NAME).execute_in_process(instance=instance)
-    return {
-        f"{e.asset_key.path[-1]}:{e.check_name}": e for e in result.get_asset_check_evaluations()
-    }
+    return {f"{e.asset_key.path[-1]}:{e.check_name}": e for e in result.get_asset_check_evaluations()}
 
 
 def warehouse_ids(tmp_path: Path, table: str, key: str, object_id: str) -> set[str]:
@@ -291,13 +308,13 @@ def test_schedules_request_one_incremental_run_per_partition(
 ) -> None:
     schedule = next(s for s in SYNC_SCHEDULES if s.name == "braintrust_experiment_events_schedule")
     tick = datetime(2026, 1, 1, 10, tzinfo=UTC)
-    empty = schedule.evaluate_tick(dg.build_schedule_context(instance=instance, scheduled_execution_time=tick))
-    assert empty.skip_message and "braintrust_discovery_sensor" in empty.skip_message
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+    empty = schedule(context)
+    assert isinstance(empty, dg.SkipReason) and "braintrust_discovery_sensor" in (empty.skip_message or "")
     instance.add_dynamic_partitions("bt_experiments", ["exp-1", "exp-2"])
-    requests = schedule.evaluate_tick(
-        dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
-    ).run_requests
-    assert [(r.partition_key, r.run_key) for r in requests or []] == [
+    requests = schedule(context)
+    assert isinstance(requests, list)
+    assert [(r.partition_key, r.run_key) for r in requests] == [
         ("exp-1", f"{tick.isoformat()}:exp-1"),
         ("exp-2", f"{tick.isoformat()}:exp-2"),
     ]
@@ -320,7 +337,8 @@ def test_reconcile_job_removes_upstream_deletions_and_records_partitions(
     assert warehouse_ids(tmp_path, "experiment_events", "experiment_id", upstream["experiment"]) == set()
     assert instance.get_dynamic_partitions("bt_experiments") == []
     recorded = {
-        (m.asset_key.to_user_string(), m.partition) for m in result.get_asset_materialization_events_as_list()
+        (m.asset_key.to_user_string(), m.partition)
+        for m in result.asset_materializations_for_node("reconcile_warehouse")
     }
     assert (PROJECT_LOGS.key.to_user_string(), upstream["project"]) in recorded
     assert (DATASET_RECORDS.key.to_user_string(), upstream["dataset"]) in recorded
@@ -333,3 +351,54 @@ def test_api_key_appears_in_no_event_of_a_run(
     apply(discover(test_defs, instance), test_defs, instance)
     logs = [str(entry) for run in instance.get_runs() for entry in instance.all_logs(run.run_id)]
     assert logs and not [line for line in logs if emulator.api_key in line]
+
+
+def test_partitions_materialized_in_parallel_processes_share_the_duckdb_file(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    project = emulator.store.create_project("parallel")
+    experiments = [emulator.store.create_experiment(project["id"], f"exp-{n}")["id"] for n in range(3)]
+    for n, experiment in enumerate(experiments):
+        emulator.store.insert(
+            "experiment", experiment, [{"id": f"e{n}-{i}", "input": "x" * 200} for i in range(400)]
+        )
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    with dg.DagsterInstance.from_config(str(home)) as home_instance:
+        home_instance.add_dynamic_partitions("bt_experiments", experiments)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "BRAINTRUST_API_URL": emulator.url,
+        "BRAINTRUST_API_KEY": emulator.api_key,
+        "BT_SYNC_DUCKDB": str(tmp_path / "warehouse.duckdb"),
+        "BT_SYNC_PARQUET": str(tmp_path / "parquet"),
+    }
+    # In-process steps: the processes under test are the runs, one per partition, as the queue launches them.
+    in_process = '{"execution": {"config": {"in_process": {}}}}'
+    materialize = [
+        *(sys.executable, "-m", "dagster", "asset", "materialize", "-m", "pipelines.definitions"),
+        *("--config-json", in_process),
+    ]
+    runs = [
+        subprocess.Popen(
+            [*materialize, "--select", "braintrust/experiment_events", "--partition", experiment],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for experiment in experiments
+    ]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0] * len(runs), "\n".join(outputs)
+    for experiment in experiments:
+        synced = warehouse_ids(tmp_path, "experiment_events", "experiment_id", experiment)
+        assert synced == live_ids(emulator, "experiment", experiment)
+    with dg.DagsterInstance.from_config(str(home)) as home_instance:
+        status = home_instance.get_status_by_partition(
+            EXPERIMENT_EVENTS.key, experiments, EXPERIMENT_EVENTS.partitions
+        )
+    assert status == dict.fromkeys(experiments, dg.AssetPartitionStatus.MATERIALIZED)

@@ -188,6 +188,38 @@ def test_mapping_flags_build_objects(emulator: Emulator, push: Push, tmp_path: P
     }
 
 
+class RecordingProgress:
+    """Records each task's description, total and advanced rows and batches."""
+
+    def __init__(self) -> None:
+        self.tasks: list[dict[str, Any]] = []
+
+    def task(self, description: str, total_rows: int | None = None) -> RecordingProgress:
+        self.tasks.append({"description": description, "total": total_rows, "rows": 0, "batches": 0})
+        return self
+
+    def advance(self, rows: int = 0, pages: int = 0) -> None:
+        self.tasks[-1]["rows"] += rows
+        self.tasks[-1]["batches"] += pages
+
+    def close(self) -> None:
+        self.tasks[-1]["closed"] = True
+
+
+def test_progress_counts_validated_then_acknowledged_rows(
+    push_client: BraintrustClient, tmp_path: Path
+) -> None:
+    progress = RecordingProgress()
+    options = PushOptions(
+        file=write_csv(tmp_path / "d.csv", 90), project=PROJECT, dataset=DATASET, batch_rows=40
+    )
+    push_file(push_client, options.model_copy(update={"state_dir": tmp_path}), progress)
+    assert progress.tasks == [
+        {"description": "validate d.csv", "total": None, "rows": 90, "batches": 0, "closed": True},
+        {"description": "push d.csv", "total": 90, "rows": 90, "batches": 3, "closed": True},
+    ]
+
+
 def test_format_flag_overrides_the_extension(emulator: Emulator, push: Push, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "export.txt", jsonl_rows(5))
     assert push(path, format="jsonl").rows_sent == 5

@@ -202,6 +202,18 @@ def test_parquet_types_without_json_form_are_refused(
         SourceFile(tmp_path / "d.parquet")
 
 
+def test_parquet_invalid_utf8_names_the_row_and_column(tmp_path: Path) -> None:
+    # Parquet writers do not check UTF-8; pyarrow lets us write such a file by viewing bytes as text.
+    text = pa.array([b"ok", b"\xffbad", b"fine"], pa.binary()).view(pa.string())
+    pq.write_table(pa.table({"n": [1, 2, 3], "input": text}), tmp_path / "d.parquet")
+    rows = numbered(SourceFile(tmp_path / "d.parquet"))
+    assert rows == [
+        (1, {"n": 1, "input": "ok"}),
+        (2, RowProblem("input", "not valid UTF-8 (byte 0xff at offset 0)")),
+        (3, {"n": 3, "input": "fine"}),
+    ]
+
+
 def test_jsonl_rows_are_line_numbers(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_bytes(b'{"input": 1}\n\n{"input": "two", "expected": [2]}\r\n{"input": 3}')

@@ -7,6 +7,7 @@ from pathlib import Path
 from benchmarks.cases import CaseSpec, Counts
 from connector.client import BraintrustClient
 from connector.config import ApiSettings
+from connector.load_parquet import ParquetSink
 from connector.progress import NullProgress
 from connector.push import PushOptions, push_file
 from connector.sync import SyncOptions, run_sync
@@ -23,10 +24,19 @@ def _client(spec: CaseSpec) -> BraintrustClient:
 
 def sync(spec: CaseSpec) -> Counts:
     """Sync one object type into DuckDB: full on a new file, incremental on an existing one."""
+    return _sync(spec, None)
+
+
+def sync_with_parquet(spec: CaseSpec) -> Counts:
+    """`sync`, also writing the Parquet dataset (what `bt-sync sync` does by default)."""
+    return _sync(spec, ParquetSink(str(Path(spec.workdir) / "parquet")))
+
+
+def _sync(spec: CaseSpec, parquet: ParquetSink | None) -> Counts:
     # The change is written just before the incremental sync: no ingestion lag to re-read.
     options = SyncOptions(object_types=frozenset({ObjectType(spec.object_type)}), overlap_s=0)
     with _client(spec) as client:
-        summary = run_sync(client, Warehouse(Path(spec.workdir) / DUCKDB_FILE), None, options)
+        summary = run_sync(client, Warehouse(Path(spec.workdir) / DUCKDB_FILE), parquet, options)
     (synced,) = [o for o in summary.objects if o.object_id == spec.object_id]
     return Counts(
         rows_stored=synced.rows,

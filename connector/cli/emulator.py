@@ -24,7 +24,7 @@ def run_emulator(
     api_key: str | None = typer.Option(
         None,
         "--api-key",
-        help=f"Key clients must send [env: BRAINTRUST_API_KEY; default {DEFAULT_EMULATOR_KEY}].",
+        help=f"Key clients must send (env: BRAINTRUST_API_KEY; default {DEFAULT_EMULATOR_KEY}).",
     ),
 ) -> None:
     """Serve the Braintrust API emulator until interrupted."""

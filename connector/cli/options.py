@@ -13,17 +13,17 @@ import typer
 
 from connector.config import ApiSettings, WarehouseSettings
 
-ApiUrlOption = typer.Option(None, "--api-url", help="Braintrust API URL [env: BRAINTRUST_API_URL].")
+ApiUrlOption = typer.Option(None, "--api-url", help="Braintrust API URL (env: BRAINTRUST_API_URL).")
 ApiKeyOption = typer.Option(
-    None, "--api-key", help="Braintrust API key [env: BRAINTRUST_API_KEY]. Prefer the environment variable."
+    None, "--api-key", help="Braintrust API key (env: BRAINTRUST_API_KEY). Prefer the environment variable."
 )
 DuckDbOption = typer.Option(
-    None, "--duckdb", help="DuckDB file [env: BT_SYNC_DUCKDB; default ./data/braintrust.duckdb]."
+    None, "--duckdb", help="DuckDB file (env: BT_SYNC_DUCKDB; default ./data/braintrust.duckdb)."
 )
 ParquetOption = typer.Option(
     None,
     "--parquet",
-    help="Parquet root: directory or s3://… URI [env: BT_SYNC_PARQUET; default ./data/parquet].",
+    help="Parquet root: directory or s3://… URI (env: BT_SYNC_PARQUET; default ./data/parquet).",
 )
 NoParquetOption = typer.Option(False, "--no-parquet", help="Do not write Parquet.")
 JsonOption = typer.Option(False, "--json", help="Print a machine-readable JSON summary instead of tables.")

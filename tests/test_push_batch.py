@@ -1,0 +1,32 @@
+"""Grouping events into insert requests under the row and byte caps."""
+
+from __future__ import annotations
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connector.push_batch import Batch, batches
+
+events = st.lists(st.binary(min_size=2, max_size=60).map(lambda b: orjson.dumps({"v": b.hex()})), max_size=80)
+
+
+@given(events=events, max_rows=st.integers(1, 20), max_bytes=st.integers(150, 600))
+def test_batches_respect_both_caps_and_keep_every_event_in_order(
+    events: list[bytes], max_rows: int, max_bytes: int
+) -> None:
+    numbered = list(enumerate(events, start=1))
+    made = list(batches(numbered, max_rows=max_rows, max_bytes=max_bytes))
+    assert [b.number for b in made] == list(range(len(made)))
+    assert [(row, event) for b in made for row, event in zip(b.rows, b.events, strict=True)] == numbered
+    for batch in made:
+        assert 1 <= len(batch.events) <= max_rows
+        assert len(batch.body()) <= max_bytes
+        assert orjson.loads(batch.body()) == {"events": [orjson.loads(e) for e in batch.events]}
+    assert made == list(batches(numbered, max_rows=max_rows, max_bytes=max_bytes))
+
+
+def test_halves_keep_the_batch_number_and_rows() -> None:
+    batch = Batch(7, [10, 11, 12], [b"{}", b"[]", b"1"])
+    first, second = batch.halves()
+    assert (first, second) == (Batch(7, [10], [b"{}"]), Batch(7, [11, 12], [b"[]", b"1"]))
