@@ -14,7 +14,6 @@ from connector.push import (
     push_file,
 )
 from connector.push_checkpoint import DEFAULT_STATE_DIR
-from connector.push_read import FileFormat
 from pipelines.assets import TRANSIENT_RETRY
 from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.progress import LogProgress
@@ -25,6 +24,9 @@ PUSH_JOB_NAME = "braintrust_push_job"
 
 class PushConfig(dg.Config):
     """Run config of the push job: the options of `bt-sync push`, one field per flag.
+
+    Choices are plain strings spelled as on the command line (Dagster would
+    want enum member names instead); `connector.push.PushOptions` validates them.
 
     Args:
         file: the CSV, Parquet or JSONL file (optionally compressed), as the run worker sees it.
@@ -49,7 +51,7 @@ class PushConfig(dg.Config):
     file: str
     project: str
     dataset: str
-    format: FileFormat | None = None
+    format: str | None = None
     id_column: str | None = None
     input: list[str] = Field(default_factory=list)
     expected: list[str] = Field(default_factory=list)
@@ -58,7 +60,7 @@ class PushConfig(dg.Config):
     parse_json: bool = True
     batch_rows: int = DEFAULT_BATCH_ROWS
     concurrency: int = DEFAULT_CONCURRENCY
-    on_error: OnError = OnError.FAIL
+    on_error: str = OnError.FAIL.value
     rejects: str | None = None
     dry_run: bool = False
     force: bool = False

@@ -15,9 +15,11 @@ import duckdb
 import pytest
 
 from connector.emulator import Emulator
+from connector.push import PushOptions
 from pipelines.assets import EVENT_ASSETS, braintrust_catalog
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import CATALOG_JOB_NAME, CHECKS_JOB_NAME
+from pipelines.push import PUSH_JOB_NAME, PushConfig
 from pipelines.reconcile import RECONCILE_JOB_NAME
 from pipelines.resources import BraintrustResource, WarehouseResource
 from pipelines.schedules import SYNC_SCHEDULES
@@ -100,6 +102,11 @@ def apply(result: dg.SensorResult, definitions: dg.Definitions, instance: dg.Dag
         assert job.execute_in_process(instance=instance, partition_key=run.partition_key).success
 
 
+def sync_everything(definitions: dg.Definitions, instance: dg.DagsterInstance) -> None:
+    """Sync every object in one run (the reconcile job), which also registers their partitions."""
+    assert definitions.resolve_job_def(RECONCILE_JOB_NAME).execute_in_process(instance=instance).success
+
+
 def run_checks(
     definitions: dg.Definitions, instance: dg.DagsterInstance
 ) -> dict[str, dg.AssetCheckEvaluation]:
@@ -132,6 +139,7 @@ def test_definitions_name_every_asset_check_job_schedule_and_sensor() -> None:
         CATALOG_JOB_NAME,
         CHECKS_JOB_NAME,
         RECONCILE_JOB_NAME,
+        PUSH_JOB_NAME,
         *(assets.job_name for assets in STREAMS),
     }
     assert {s.name for s in repository.schedule_defs} == {
@@ -159,7 +167,7 @@ def test_dagster_definitions_validate_passes_without_secrets() -> None:
     assert "All code locations passed validation" in completed.stdout + completed.stderr
 
 
-def test_sensor_adds_partitions_for_new_objects_and_syncs_them(
+def test_sensor_adds_partitions_for_new_objects_and_syncs_them_without_logging_the_key(
     emulator: Emulator,
     upstream: dict[str, str],
     test_defs: dg.Definitions,
@@ -207,6 +215,9 @@ def test_sensor_adds_partitions_for_new_objects_and_syncs_them(
     ]
     assert [r.partition_key for r in third.run_requests] == [None, new_experiment["id"]]
 
+    logs = [str(entry) for run in instance.get_runs() for entry in instance.all_logs(run.run_id)]
+    assert logs and not [line for line in logs if emulator.api_key in line]
+
 
 def test_partition_materialization_reports_what_the_sync_did(
     emulator: Emulator,
@@ -245,10 +256,29 @@ def test_partition_materialization_reports_what_the_sync_did(
     assert int(second["version"]) > int(first["version"])
 
 
+def test_partition_of_a_deleted_object_fails_without_retrying(
+    resources: dict[str, Any], instance: dg.DagsterInstance
+) -> None:
+    instance.add_dynamic_partitions("bt_datasets", ["no-such-dataset"])
+    result = dg.materialize(
+        [braintrust_catalog, *EVENT_ASSETS],
+        selection=[DATASET_RECORDS.key],
+        partition_key="no-such-dataset",
+        instance=instance,
+        resources=resources,
+        raise_on_error=False,
+    )
+    assert not result.success
+    events = [e.event_type_value for e in result.all_events]
+    assert events.count("STEP_FAILURE") == 1 and "STEP_UP_FOR_RETRY" not in events
+    (failure,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "dataset no-such-dataset no longer exists" in str(failure.event_specific_data.error)
+
+
 def test_checks_pass_on_a_synced_warehouse(
     upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
-    apply(discover(test_defs, instance), test_defs, instance)
+    sync_everything(test_defs, instance)
     evaluations = run_checks(test_defs, instance)
     assert len(evaluations) == 10
     assert {name: e.passed for name, e in evaluations.items() if not e.passed} == {}
@@ -257,7 +287,7 @@ def test_checks_pass_on_a_synced_warehouse(
 def test_unique_key_check_fails_on_a_duplicated_row(
     upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
-    apply(discover(test_defs, instance), test_defs, instance)
+    sync_everything(test_defs, instance)
     with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as connection:
         connection.execute("INSERT INTO experiment_events SELECT * FROM experiment_events WHERE id = 'ev-3'")
     evaluations = run_checks(test_defs, instance)
@@ -278,7 +308,7 @@ def test_coverage_freshness_and_count_checks_warn_when_the_warehouse_is_behind(
     instance: dg.DagsterInstance,
     tmp_path: Path,
 ) -> None:
-    apply(discover(test_defs, instance), test_defs, instance)
+    sync_everything(test_defs, instance)
     emulator.store.insert("dataset", upstream["dataset"], [{"id": "rec-late", "expected": 0}])
     unsynced = emulator.store.create_experiment(upstream["project"], "exp-unsynced")
     assert test_defs.resolve_job_def(CATALOG_JOB_NAME).execute_in_process(instance=instance).success
@@ -303,9 +333,7 @@ def test_coverage_freshness_and_count_checks_warn_when_the_warehouse_is_behind(
     assert unsynced_sample == [{"id": unsynced["id"], "name": "exp-unsynced"}]
 
 
-def test_schedules_request_one_incremental_run_per_partition(
-    upstream: dict[str, str], instance: dg.DagsterInstance
-) -> None:
+def test_schedules_request_one_incremental_run_per_partition(instance: dg.DagsterInstance) -> None:
     schedule = next(s for s in SYNC_SCHEDULES if s.name == "braintrust_experiment_events_schedule")
     tick = datetime(2026, 1, 1, 10, tzinfo=UTC)
     context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
@@ -345,12 +373,49 @@ def test_reconcile_job_removes_upstream_deletions_and_records_partitions(
     assert ("braintrust/experiments", None) in recorded
 
 
-def test_api_key_appears_in_no_event_of_a_run(
-    emulator: Emulator, upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
+def test_push_job_inserts_a_file_into_a_dataset_like_the_cli(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
 ) -> None:
-    apply(discover(test_defs, instance), test_defs, instance)
-    logs = [str(entry) for run in instance.get_runs() for entry in instance.all_logs(run.run_id)]
-    assert logs and not [line for line in logs if emulator.api_key in line]
+    assert set(PushConfig.model_fields) == set(PushOptions.model_fields)
+    source = tmp_path / "golden.csv"
+    source.write_text("key,question,answer,topic\nq1,What is 2+2?,4,math\nq2,Capital of France?,Paris,geo\n")
+    config = {
+        "file": str(source),
+        "project": "pipelines",
+        "dataset": "pushed",
+        "format": "csv",
+        "id_column": "key",
+        "input": ["question"],
+        "expected": ["answer"],
+        "metadata": ["topic"],
+        "state_dir": str(tmp_path / "push-state"),
+    }
+    push = test_defs.resolve_job_def(PUSH_JOB_NAME)
+    result = push.execute_in_process(
+        instance=instance, run_config={"ops": {"push_dataset_file": {"config": config}}}
+    )
+    (output,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+    metadata = {k: v.value for k, v in output.event_specific_data.metadata.items()}
+    assert (metadata["rows_read"], metadata["rows_sent"], metadata["dry_run"]) == (2, 2, False)
+    rows = emulator.store.live_rows("dataset", metadata["dataset_id"])
+    assert sorted((r["id"], r["input"], r["expected"]) for r in rows) == [
+        ("q1", "What is 2+2?", "4"),
+        ("q2", "Capital of France?", "Paris"),
+    ]
+
+    skip_without_rejects = {**config, "on_error": "skip"}
+    failed = push.execute_in_process(
+        instance=instance,
+        run_config={"ops": {"push_dataset_file": {"config": skip_without_rejects}}},
+        raise_on_error=False,
+    )
+    assert not failed.success
+    (failure,) = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "rejects" in str(failure.event_specific_data.error)
 
 
 def test_partitions_materialized_in_parallel_processes_share_the_duckdb_file(
