@@ -5,17 +5,20 @@ Only one page and one part's worth of rows are in memory at a time.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
 from connector.client import BraintrustClient
-from connector.pagination import FetchPaginator
+from connector.pagination import FetchPaginator, PagePosition
 from connector.progress import ProgressTask
 from connector.shape import RowShaper
 from connector.staging import Checkpoint, ObjectStaging
 from connector.xact import parse_xact
-from schemas.api import FetchEventsRequest
+from schemas.api import FetchEventsRequest, FetchEventsResponse
 from schemas.tables import EventStream
 
 DEFAULT_PAGE_LIMIT = 1000
@@ -65,37 +68,25 @@ def extract_object(
     part, so a crash loses at most one part's pages.
     """
     shaper = RowShaper(ref.stream.payload_columns)
-    first_limit = page_limit if checkpoint.cutoff is None else min(INCREMENTAL_FIRST_LIMIT, page_limit)
-    paginator = FetchPaginator(checkpoint.version, first_limit, checkpoint.position)
     pending: list[pa.RecordBatch] = []
     pending_rows = pages = fetched = 0
-    reached_cutoff = False
-    while paginator.has_next and not reached_cutoff:
-        page = client.fetch_page(ref.stream.object_type, ref.object_id, paginator.request())
-        paginator.update(page)
-        shaped = shaper.shape(page.events, checkpoint.cutoff)
-        reached_cutoff = (
-            checkpoint.cutoff is not None
-            and shaped.min_xact is not None
-            and shaped.min_xact <= checkpoint.cutoff
-        )
-        paginator.limit = min(paginator.limit * 2, page_limit)
+    for page in _prefetched_pages(client, ref, checkpoint, page_limit):
+        batch = shaper.shape(page.events, checkpoint.cutoff)
         pages += 1
-        fetched += shaped.rows_seen
-        if shaped.batch.num_rows:
-            pending.append(shaped.batch)
-            pending_rows += shaped.batch.num_rows
-        progress.advance(rows=shaped.rows_seen, pages=1)
-        finished = reached_cutoff or not paginator.has_next
-        if pending_rows >= PART_ROWS or finished:
+        fetched += len(page.events)
+        if batch.num_rows:
+            pending.append(batch)
+            pending_rows += batch.num_rows
+        progress.advance(rows=len(page.events), pages=1)
+        if pending_rows >= PART_ROWS or page.last:
             parts = list(checkpoint.parts)
             if pending:
                 parts.append(staging.write_part(pending, len(parts)))
             checkpoint = checkpoint.model_copy(
                 update={
-                    "position": paginator.position,
+                    "position": page.position_after,
                     "parts": parts,
-                    "done": finished,
+                    "done": page.last,
                     "pages": checkpoint.pages + pages,
                     "rows_fetched": checkpoint.rows_fetched + fetched,
                 }
@@ -103,3 +94,42 @@ def extract_object(
             staging.save(checkpoint)
             pending, pending_rows, pages, fetched = [], 0, 0, 0
     return checkpoint
+
+
+@dataclass(frozen=True)
+class _FetchedPage:
+    events: list[dict[str, Any]]
+    position_after: PagePosition
+    last: bool
+
+
+def _prefetched_pages(
+    client: BraintrustClient, ref: ObjectRef, checkpoint: Checkpoint, page_limit: int
+) -> Iterator[_FetchedPage]:
+    """Yield the pages to stage, in order, with the next page's request already in flight.
+
+    Fetching one page ahead overlaps the server's work and the network with
+    shaping and staging the current page. Paging stops at the end of the data
+    or at the first page that reaches the cutoff (everything after it is older).
+    """
+    cutoff = checkpoint.cutoff
+    first_limit = page_limit if cutoff is None else min(INCREMENTAL_FIRST_LIMIT, page_limit)
+    paginator = FetchPaginator(checkpoint.version, first_limit, checkpoint.position)
+    object_type, object_id = ref.stream.object_type, ref.object_id
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bt-sync-fetch")
+    try:
+        in_flight: Future[FetchEventsResponse] | None = pool.submit(
+            client.fetch_page, object_type, object_id, paginator.request()
+        )
+        while in_flight is not None:
+            page = in_flight.result()
+            paginator.update(page)
+            oldest = min((parse_xact(e["_xact_id"]) for e in page.events), default=None)
+            last = not paginator.has_next or (cutoff is not None and oldest is not None and oldest <= cutoff)
+            paginator.limit = min(paginator.limit * 2, page_limit)
+            in_flight = (
+                None if last else pool.submit(client.fetch_page, object_type, object_id, paginator.request())
+            )
+            yield _FetchedPage(page.events, paginator.position, last)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -10,7 +10,6 @@ changes shape.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -29,21 +28,6 @@ STAGING_SCHEMA = pa.schema(
 )
 
 
-@dataclass(frozen=True)
-class ShapedPage:
-    """A page ready for staging.
-
-    Args:
-        batch: rows above the cutoff, in `STAGING_SCHEMA`.
-        min_xact: the smallest `_xact_id` on the page (None for an empty page).
-        rows_seen: rows on the page, including those at or below the cutoff.
-    """
-
-    batch: pa.RecordBatch
-    min_xact: int | None
-    rows_seen: int
-
-
 class RowShaper:
     """Shapes pages for one table.
 
@@ -57,24 +41,21 @@ class RowShaper:
             c.name: None if c.duckdb_type == "JSON" else _fit_check(c) for c in columns
         }
 
-    def shape(self, events: list[dict[str, Any]], cutoff: int | None) -> ShapedPage:
-        """Shape a page, dropping versions at or below `cutoff` (already synced)."""
+    def shape(self, events: list[dict[str, Any]], cutoff: int | None) -> pa.RecordBatch:
+        """Shape a page into `STAGING_SCHEMA`, dropping versions at or below `cutoff` (already synced)."""
         ids: list[str] = []
         xacts: list[int] = []
         raws: list[bytes] = []
         extras: list[bytes | None] = []
-        min_xact: int | None = None
         for event in events:
             xact = parse_xact(event["_xact_id"])
-            if min_xact is None or xact < min_xact:
-                min_xact = xact
             if cutoff is not None and xact <= cutoff:
                 continue
             ids.append(str(event["id"]))
             xacts.append(xact)
             raws.append(orjson.dumps(event))
             extras.append(self._extra(event))
-        batch = pa.RecordBatch.from_arrays(
+        return pa.RecordBatch.from_arrays(
             [
                 pa.array(ids, pa.string()),
                 pa.array(xacts, pa.uint64()),
@@ -83,7 +64,6 @@ class RowShaper:
             ],
             schema=STAGING_SCHEMA,
         )
-        return ShapedPage(batch=batch, min_xact=min_xact, rows_seen=len(events))
 
     def _extra(self, event: dict[str, Any]) -> bytes | None:
         extra: dict[str, Any] | None = None
@@ -104,8 +84,8 @@ def _fit_check(column: Column) -> Callable[[Any], bool]:
     # Exact type checks: a JSON `true` is a bool, which `isinstance` would also accept as an int.
     accepted = frozenset(column.accepts)
     if column.name == "scores":
-        return lambda value: type(value) is dict and all(
-            v is None or type(v) in (int, float) for v in value.values()
+        return lambda value: (
+            type(value) is dict and all(v is None or type(v) in (int, float) for v in value.values())
         )
     if column.duckdb_type == "VARCHAR[]":
         return lambda value: type(value) is list and all(type(v) is str for v in value)
