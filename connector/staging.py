@@ -13,6 +13,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -36,6 +37,7 @@ class Checkpoint(BaseModel):
         watermark: the newest row's `_xact_id` when the read started; stored as
             `sync_state.version` once the merge commits.
         cutoff: versions at or below this were already synced (None: full read).
+        started_at: when the read began; a `sync_state` committed later already holds its rows.
         position: where the next page starts.
         parts: staged part files, in fetch order.
         done: every page was fetched; only the merge is left.
@@ -46,6 +48,7 @@ class Checkpoint(BaseModel):
     version: int
     watermark: int
     cutoff: int | None
+    started_at: datetime
     position: PagePosition = PagePosition()
     parts: list[str] = []
     done: bool = False

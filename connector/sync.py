@@ -179,11 +179,14 @@ class _SyncRun:
         checkpoint = self._resumable(staging, previous)
         resumed = checkpoint is not None
         if checkpoint is None:
-            checkpoint = Checkpoint(version=0, watermark=0, cutoff=None)
+            started_at = datetime.now(UTC)
+            checkpoint = Checkpoint(version=0, watermark=0, cutoff=None, started_at=started_at)
             newest = newest_version(self.client, ref)
             if newest is not None:
                 pin = snapshot_pin(newest, time.time())
-                checkpoint = Checkpoint(version=pin, watermark=newest, cutoff=self._cutoff(previous))
+                checkpoint = Checkpoint(
+                    version=pin, watermark=newest, cutoff=self._cutoff(previous), started_at=started_at
+                )
                 staging.save(checkpoint)
         if checkpoint.version and not checkpoint.done:
             task = self.progress.task(f"{ref.stream.table} · {ref.name}")
@@ -270,7 +273,8 @@ class _SyncRun:
         checkpoint = staging.load()
         if checkpoint is None:
             return None
-        already_committed = previous is not None and (previous.version or 0) >= checkpoint.watermark
+        # Left behind by a crash after the merge committed, before the staging was cleared.
+        already_committed = previous is not None and previous.synced_at >= checkpoint.started_at
         too_narrow = self.full_read and checkpoint.cutoff is not None
         if already_committed or too_narrow:
             staging.clear()
