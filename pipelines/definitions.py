@@ -16,12 +16,19 @@ from pipelines.schedules import SYNC_SCHEDULES, checks_schedule, reconcile_sched
 from pipelines.sensors import braintrust_discovery_sensor
 
 
-def build_definitions(braintrust: BraintrustResource, warehouse: WarehouseResource) -> dg.Definitions:
+def build_definitions(
+    braintrust: BraintrustResource,
+    warehouse: WarehouseResource,
+    *,
+    executor: dg.ExecutorDefinition | None = None,
+) -> dg.Definitions:
     """Every asset, check, job, schedule and sensor, bound to the given resources.
 
     Args:
         braintrust: the API to sync from (and push to).
         warehouse: the DuckDB file and Parquet root to sync into.
+        executor: how each run executes its steps; None keeps Dagster's default (one process per
+            step), e.g. `dagster_k8s.k8s_job_executor` or `dagster_celery.celery_executor` to scale out.
     """
     return dg.Definitions(
         assets=[braintrust_catalog, *EVENT_ASSETS],
@@ -30,6 +37,7 @@ def build_definitions(braintrust: BraintrustResource, warehouse: WarehouseResour
         schedules=[*SYNC_SCHEDULES, checks_schedule, reconcile_schedule],
         sensors=[braintrust_discovery_sensor],
         resources={"braintrust": braintrust, "warehouse": warehouse},
+        executor=executor,
     )
 
 

@@ -41,23 +41,22 @@ def reconcile_warehouse(
     warehouse: WarehouseResource,
 ) -> None:
     """Sync the catalog and every object with `reconcile=True`, then record it on the assets."""
-    with terminal_errors_fail_without_retry():
-        unknown = sorted(set(config.object_types) - {t.value for t in ObjectType})
-        if unknown:
-            raise dg.Failure(
-                description=f"unknown object_types {unknown}: use project_logs, experiment, dataset",
-                allow_retries=False,
-            )
-        options = SyncOptions(
-            projects=tuple(braintrust.projects),
-            object_types=frozenset(ObjectType(t) for t in config.object_types),
-            reconcile=True,
-            lock_wait_s=warehouse.lock_wait_s,
+    unknown = sorted(set(config.object_types) - {t.value for t in ObjectType})
+    if unknown:
+        raise dg.Failure(
+            description=f"unknown object_types {unknown}: use project_logs, experiment, dataset",
+            allow_retries=False,
         )
-        with braintrust.client() as client:
-            summary = run_sync(
-                client, warehouse.warehouse(), warehouse.parquet(), options, LogProgress(context.log)
-            )
+    options = SyncOptions(
+        projects=tuple(braintrust.projects),
+        object_types=frozenset(ObjectType(t) for t in config.object_types),
+        reconcile=True,
+        lock_wait_s=warehouse.lock_wait_s,
+    )
+    with terminal_errors_fail_without_retry(), braintrust.client() as client:
+        summary = run_sync(
+            client, warehouse.warehouse(), warehouse.parquet(), options, LogProgress(context.log)
+        )
     _record_partitions(context.instance, summary)
     for event in _materializations(summary):
         context.log_event(event)

@@ -1,7 +1,7 @@
 """Schedules: the recurring incremental sync of every partition, the checks, and a weekly reconcile.
 
-All ship stopped; turn them on in the UI (Automation) or with
-`dagster schedule start -m pipelines.definitions <name>` while the daemon runs.
+All ship stopped; turn them on in the UI (Automation) or with `dagster schedule start <name>`
+run from the repository root, which loads the same code location (`bt_sync`) as `dagster dev`.
 """
 
 import dagster as dg

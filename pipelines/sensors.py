@@ -1,4 +1,8 @@
-"""The discovery sensor: keeps one partition per Braintrust object and syncs new objects at once."""
+"""The discovery sensor: keeps one partition per Braintrust object and syncs new objects at once.
+
+It ships stopped; turn it on in the UI (Automation) or with
+`dagster sensor start braintrust_discovery_sensor` run from the repository root.
+"""
 
 from collections import defaultdict
 

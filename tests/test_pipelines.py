@@ -151,13 +151,33 @@ def test_definitions_name_every_asset_check_job_schedule_and_sensor() -> None:
     }
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in repository.schedule_defs)
     assert [s.name for s in repository.sensor_defs] == ["braintrust_discovery_sensor"]
+    scaled = build_definitions(
+        BraintrustResource(api_key="unused"), WarehouseResource(), executor=dg.in_process_executor
+    )
+    assert scaled.resolve_job_def(CHECKS_JOB_NAME).executor_def is dg.in_process_executor
 
 
-def test_dagster_definitions_validate_passes_without_secrets() -> None:
+def test_dagster_yaml_configures_a_local_instance_with_concurrency_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    with dg.DagsterInstance.from_config(str(tmp_path)) as local:
+        concurrency = local.get_concurrency_config()
+        assert concurrency.run_queue_config.max_concurrent_runs == 4
+        assert concurrency.pool_config.default_pool_limit == 4
+        assert local.run_monitoring_settings["free_slots_after_run_end_seconds"] == 30
+        assert not local.telemetry_enabled
+    assert (tmp_path / ".dagster" / "storage").is_dir()
+
+
+def test_dagster_definitions_validate_passes_without_secrets(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("BRAINTRUST_API_KEY", "DAGSTER_HOME")}
+    validate = [sys.executable, "-m", "dagster", "definitions", "validate"]
     completed = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "pipelines.definitions"],
-        cwd=REPO,
+        # From elsewhere than the repository root, so the instance it creates does not land in `.dagster/`.
+        [*validate, "-m", "pipelines.definitions", "-d", str(REPO)],
+        cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
