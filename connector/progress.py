@@ -7,6 +7,9 @@ for schedulers, tests and `--json` runs.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -106,3 +109,17 @@ class RichProgress:
     def task(self, description: str, total_rows: int | None = None) -> ProgressTask:
         task_id = self._progress.add_task(description, total=total_rows, pages=0)
         return _RichTask(self._progress, task_id)
+
+
+@contextmanager
+def terminal_progress(*, quiet: bool = False) -> Iterator[ProgressReporter]:
+    """Live bars when stderr is a terminal (and not `quiet`), otherwise nothing.
+
+    Args:
+        quiet: show nothing even on a terminal (e.g. for `--json` output).
+    """
+    if quiet or not sys.stderr.isatty():
+        yield NullProgress()
+        return
+    with RichProgress() as progress:
+        yield progress

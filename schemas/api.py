@@ -37,8 +37,8 @@ class Project(_ApiObject):
     user_id: str | None = None
 
 
-class Experiment(_ApiObject):
-    """`Experiment` in the spec."""
+class _ProjectObject(_ApiObject):
+    """Fields experiments and datasets share."""
 
     id: str
     project_id: str
@@ -46,26 +46,21 @@ class Experiment(_ApiObject):
     description: str | None = None
     created: datetime | None = None
     deleted_at: datetime | None = None
+    user_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    tags: list[str] | None = None
+
+
+class Experiment(_ProjectObject):
+    """`Experiment` in the spec."""
+
     dataset_id: str | None = None
     dataset_version: str | None = None
     public: bool | None = None
-    user_id: str | None = None
-    metadata: dict[str, Any] | None = None
-    tags: list[str] | None = None
 
 
-class Dataset(_ApiObject):
+class Dataset(_ProjectObject):
     """`Dataset` in the spec."""
-
-    id: str
-    project_id: str
-    name: str
-    description: str | None = None
-    created: datetime | None = None
-    deleted_at: datetime | None = None
-    user_id: str | None = None
-    metadata: dict[str, Any] | None = None
-    tags: list[str] | None = None
 
 
 class ListResponse(_ApiObject):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +17,8 @@ from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.errors import BtSyncError, PaginationError, StateError
 from connector.staging import CHECKPOINT_FILE
 from schemas.api import ObjectType
-from tests.test_sync import all_tables, sync
+from tests.support import CLI, all_tables, start_cli_sync, sync
 
-CLI = [sys.executable, "-c", "from connector.cli import main; main()"]
 SECRET = "sk-bt-sync-test-secret-7f3a9c"
 
 # Every fault the emulator can inject on the read path, at several positions in the sync.
@@ -114,25 +112,7 @@ def test_sigkill_at_random_points_then_rerun_converges(
     work = tmp_path_factory.mktemp("killed")
     db, parquet = work / "w.duckdb", work / "pq"
     emulator.faults.add(FaultRule(kind="slow", route="/fetch", delay_s=0.01, times=None))
-    process = subprocess.Popen(
-        [
-            *CLI,
-            "sync",
-            "--api-url",
-            emulator.url,
-            "--duckdb",
-            str(db),
-            "--parquet",
-            str(parquet),
-            "--page-limit",
-            "3",
-            "--overlap-seconds",
-            "0",
-        ],
-        env={**os.environ, "BRAINTRUST_API_KEY": SECRET},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_cli_sync(emulator, db, parquet, page_limit=3)
     time.sleep(kill_after_s)
     process.send_signal(signal.SIGKILL)
     process.wait()

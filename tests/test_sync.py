@@ -3,41 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
 
-from connector.client import BraintrustClient
-from connector.config import ApiSettings
 from connector.emulator import Emulator
-from connector.load_parquet import ParquetSink
-from connector.sync import SyncOptions, SyncSummary, run_sync
-from connector.warehouse import Warehouse
-from schemas.tables import EVENT_STREAMS
-
-EVENT_TABLES = {s.table: s.key_column for s in EVENT_STREAMS.values()}
-
-
-def sync(
-    emulator: Emulator, db: Path, parquet: Path | str | None = None, timeout_s: float = 60.0, **options: Any
-) -> SyncSummary:
-    settings = ApiSettings(
-        api_url=emulator.url, api_key=emulator.api_key, backoff_initial_s=0.01, timeout_s=timeout_s
-    )
-    with BraintrustClient(settings) as client:
-        sink = ParquetSink(str(parquet)) if parquet else None
-        return run_sync(client, Warehouse(db), sink, SyncOptions(**{"overlap_s": 0} | options))
-
-
-def table_rows(db: Path, table: str) -> list[tuple[Any, ...]]:
-    key = EVENT_TABLES.get(table, "id")
-    with duckdb.connect(str(db), read_only=True) as con:
-        return con.execute(f"SELECT * EXCLUDE (_synced_at) FROM {table} ORDER BY {key}, id").fetchall()
-
-
-def all_tables(db: Path) -> dict[str, list[tuple[Any, ...]]]:
-    return {table: table_rows(db, table) for table in EVENT_TABLES}
+from tests.support import EVENT_TABLES, all_tables, sync, table_rows
 
 
 def live_ids(emulator: Emulator, object_type: str, object_id: str) -> set[str]:

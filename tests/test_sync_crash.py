@@ -2,47 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from connector.emulator import Emulator, FaultRule
-from tests.test_sync import all_tables, sync
-
-CLI = [sys.executable, "-c", "from connector.cli import main; main()"]
+from tests.support import all_tables, start_cli_sync, sync
 
 
 def fetches_served(emulator: Emulator) -> int:
     return sum(n for (method, route), n in emulator.stats.requests.items() if route.endswith("fetch"))
-
-
-def start_sync(emulator: Emulator, db: Path, parquet: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "BRAINTRUST_API_KEY": emulator.api_key}
-    return subprocess.Popen(
-        [
-            *CLI,
-            "sync",
-            "--api-url",
-            emulator.url,
-            "--duckdb",
-            str(db),
-            "--parquet",
-            str(parquet),
-            "--page-limit",
-            "20",
-            "--overlap-seconds",
-            "0",
-            "--json",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +36,7 @@ def test_kill_9_then_rerun_converges(
     db, parquet = tmp_path / "killed.duckdb", tmp_path / "killed-pq"
     emulator.stats.reset()
     emulator.faults.add(FaultRule(kind="slow", route="/fetch", delay_s=0.01, times=10_000))
-    process = start_sync(emulator, db, parquet)
+    process = start_cli_sync(emulator, db, parquet)
     deadline = time.monotonic() + 60
     # 10_000 means "after every fetch": the kill then lands in the merge or Parquet phase, or just after it.
     while process.poll() is None and time.monotonic() < deadline:

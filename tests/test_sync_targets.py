@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,9 +15,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from connector.emulator import Emulator, FaultRule
-from tests.test_sync import all_tables, sync
-
-CLI = [sys.executable, "-c", "from connector.cli import main; main()"]
+from tests.support import CLI, all_tables, run_cli, sync
 
 
 def free_port() -> int:
@@ -125,12 +122,6 @@ def test_two_concurrent_syncs_on_one_file_do_not_corrupt_it(demo_emulator: Emula
     assert not errors
     sync(demo_emulator, tmp_path / "reference.duckdb", full=True)
     assert all_tables(db) == all_tables(tmp_path / "reference.duckdb")
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=120
-    )
 
 
 def test_cli_sync_json_summary_and_status(demo_emulator: Emulator, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from rich.console import Console
 
 from connector.cli.app import app
 from connector.demo import run_demo
-from connector.progress import NullProgress, RichProgress
+from connector.progress import terminal_progress
 
 
 @app.command()
@@ -25,8 +25,5 @@ def demo(
     """Run the whole sync loop against a local emulator with demo data."""
     # Wide enough for the summary tables when the output is a file or a CI log.
     console = Console(width=None if sys.stdout.isatty() else 120)
-    if sys.stderr.isatty():
-        with RichProgress() as progress:
-            run_demo(duckdb, parquet, console, progress)
-    else:
-        run_demo(duckdb, parquet, console, NullProgress())
+    with terminal_progress() as progress:
+        run_demo(duckdb, parquet, console, progress)

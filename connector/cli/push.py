@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from contextlib import nullcontext
 from pathlib import Path
 
 import typer
@@ -11,7 +9,7 @@ import typer
 from connector.cli.app import app
 from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, api_settings
 from connector.client import BraintrustClient
-from connector.progress import NullProgress, ProgressReporter, RichProgress
+from connector.progress import terminal_progress
 from connector.push import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_CONCURRENCY,
@@ -93,8 +91,7 @@ def push(
         force=force,
         state_dir=state_dir,
     )
-    progress: ProgressReporter = RichProgress() if sys.stderr.isatty() and not as_json else NullProgress()
-    with progress if isinstance(progress, RichProgress) else nullcontext():
+    with terminal_progress(quiet=as_json) as progress:
         if dry_run:
             summary = push_file(None, options, progress)
         else:

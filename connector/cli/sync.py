@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from contextlib import nullcontext
 from pathlib import Path
 
 import orjson
@@ -25,7 +23,7 @@ from connector.cli.options import (
 from connector.client import BraintrustClient
 from connector.errors import ConfigError
 from connector.load_parquet import ParquetSink
-from connector.progress import NullProgress, ProgressReporter, RichProgress
+from connector.progress import terminal_progress
 from connector.state import read_states
 from connector.sync import DEFAULT_OVERLAP_S, SyncOptions, SyncSummary, run_sync
 from connector.warehouse import Warehouse
@@ -76,11 +74,9 @@ def sync(
     )
     store = warehouse_settings(duckdb, parquet, no_parquet)
     sink = ParquetSink(store.parquet_root) if store.parquet_root else None
-    show_progress = sys.stderr.isatty() and not as_json
-    progress: ProgressReporter = RichProgress() if show_progress else NullProgress()
     with (
         BraintrustClient(api_settings(api_url, api_key)) as client,
-        progress if isinstance(progress, RichProgress) else nullcontext(),
+        terminal_progress(quiet=as_json) as progress,
     ):
         summary = run_sync(
             client, Warehouse(store.duckdb_path, lock_wait_s=lock_wait_s), sink, options, progress
