@@ -177,10 +177,11 @@ class BraintrustClient:
             "POST", f"/v1/{object_type.value}/{object_id}/fetch", json=body, on_retry=shrink_page
         )
         self.stats.count(fetch_pages=1)
+        what = f"fetch of {object_type.value} {object_id}"
         if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
-            raise ServerUnavailable(f"fetch of {object_type.value} {object_id} returned no `events` list")
+            raise ServerUnavailable(f"{what} returned no `events` list")
         if not isinstance(raw.get("cursor"), str | None):
-            raise ServerUnavailable(f"fetch of {object_type.value} {object_id} returned a non-string `cursor`")
+            raise ServerUnavailable(f"{what} returned a non-string `cursor`")
         # Built without per-row validation: the event dicts go straight to staging, and
         # validating thousands of free-form rows per page costs as much as shaping them.
         return FetchEventsResponse.model_construct(events=raw["events"], cursor=raw.get("cursor"))
