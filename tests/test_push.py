@@ -18,7 +18,7 @@ from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.errors import AuthError, PushError, ServerUnavailable
 from connector.progress import NullProgress
 from connector.push import PushOptions, PushSummary, push_file
-from schemas.api import FetchEventsRequest, ObjectType
+from tests.support import sync
 
 PROJECT, DATASET = "push-tests", "golden"
 Push = Callable[..., PushSummary]
@@ -40,18 +40,23 @@ def dataset_id(emulator: Emulator) -> str:
     return str(dataset["id"])
 
 
-def fetch_all(client: BraintrustClient, object_id: str) -> list[dict[str, Any]]:
-    """Read a dataset back through the API's fetch paging: the latest version of each row."""
-    latest: dict[str, dict[str, Any]] = {}
-    cursor = None
-    while True:
-        page = client.fetch_page(ObjectType.DATASET, object_id, FetchEventsRequest(limit=37, cursor=cursor))
-        for event in page.events:
-            if event["id"] not in latest or int(event["_xact_id"]) > int(latest[event["id"]]["_xact_id"]):
-                latest[event["id"]] = event
-        if not page.events or not page.cursor:
-            return list(latest.values())
-        cursor = page.cursor
+def synced_rows(emulator: Emulator, tmp_path: Path) -> list[dict[str, Any]]:
+    """Sync the emulator into a fresh DuckDB file with bt-sync and read the dataset's rows back."""
+    db = tmp_path / "synced.duckdb"
+    sync(emulator, db)
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute(
+            "SELECT id, input, expected, metadata, tags FROM dataset_records WHERE dataset_id = ?",
+            [dataset_id(emulator)],
+        ).fetchall()
+
+    def decoded(text: str | None) -> Any:
+        return None if text is None else orjson.loads(text)
+
+    return [
+        {"id": id_, "input": decoded(i), "expected": decoded(e), "metadata": decoded(m), "tags": tags}
+        for id_, i, e, m, tags in rows
+    ]
 
 
 def same_rows(pushed: list[dict[str, Any]], file_query: str, tmp_path: Path) -> None:
@@ -141,32 +146,25 @@ JSONL_AS_EVENTS = """
 
 
 @pytest.mark.parametrize("name", ["data.csv", "data.csv.gz"])
-def test_csv_round_trip(
-    emulator: Emulator, push_client: BraintrustClient, push: Push, tmp_path: Path, name: str
-) -> None:
+def test_csv_round_trip(emulator: Emulator, push: Push, tmp_path: Path, name: str) -> None:
     path = write_csv(tmp_path / name, 230)
     summary = push(path, batch_rows=50)
     assert (summary.rows_read, summary.rows_sent, summary.batches_sent) == (230, 230, 5)
     assert summary.unmapped_columns == ["note"]
-    pushed = fetch_all(push_client, dataset_id(emulator))
-    same_rows(pushed, CSV_AS_EVENTS.format(path=path), tmp_path)
+    same_rows(synced_rows(emulator, tmp_path), CSV_AS_EVENTS.format(path=path), tmp_path)
 
 
-def test_parquet_round_trip(
-    emulator: Emulator, push_client: BraintrustClient, push: Push, tmp_path: Path
-) -> None:
+def test_parquet_round_trip(emulator: Emulator, push: Push, tmp_path: Path) -> None:
     path = write_parquet(tmp_path / "data.parquet", 200)
     summary = push(path, batch_rows=64, concurrency=3)
     assert (summary.rows_sent, summary.batches_sent, summary.dataset_id) == (200, 4, dataset_id(emulator))
-    same_rows(fetch_all(push_client, dataset_id(emulator)), PARQUET_AS_EVENTS.format(path=path), tmp_path)
+    same_rows(synced_rows(emulator, tmp_path), PARQUET_AS_EVENTS.format(path=path), tmp_path)
 
 
-def test_jsonl_round_trip_with_hashed_ids(
-    emulator: Emulator, push_client: BraintrustClient, push: Push, tmp_path: Path
-) -> None:
+def test_jsonl_round_trip_with_hashed_ids(emulator: Emulator, push: Push, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "data.jsonl.gz", jsonl_rows(150))
     assert push(path).rows_sent == 150
-    pushed = fetch_all(push_client, dataset_id(emulator))
+    pushed = synced_rows(emulator, tmp_path)
     assert all(len(event["id"]) == 32 for event in pushed)
     same_rows(
         [{k: v for k, v in e.items() if k != "id"} for e in pushed],
