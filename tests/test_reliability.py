@@ -13,11 +13,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from connector.client import BraintrustClient
+from connector.config import ApiSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.errors import BtSyncError, PaginationError, StateError
+from connector.progress import NullProgress
+from connector.push import PushOptions, push_file
 from connector.staging import CHECKPOINT_FILE
 from schemas.api import ObjectType
 from tests.support import CLI, all_tables, start_cli_sync, sync
+from tests.test_push import CSV_AS_EVENTS, same_rows, write_csv
+from tests.test_push_cli import push_process
 
 SECRET = "sk-bt-sync-test-secret-7f3a9c"
 
@@ -191,3 +197,73 @@ def test_the_api_key_never_reaches_output_or_files(reliability_emulator: Emulato
     assert any(path.suffix == ".parquet" for path in written)
     for path in written:
         assert SECRET.encode() not in path.read_bytes(), path
+
+
+# Push --------------------------------------------------------------------------------------------
+
+PUSH_ROWS = 400
+PUSH_FAULTS = [
+    *FAULTS,
+    FaultRule(kind="status", status=413),
+    FaultRule(kind="drop_after_apply"),
+]
+
+
+def pushed_exactly_once(emulator: Emulator, dataset: str, path: Path, tmp_path: Path) -> None:
+    (found,) = emulator.store.list_objects("dataset", ListQuery(project_name="p", name=dataset))
+    live = emulator.store.live_rows("dataset", found["id"])
+    same_rows(live, CSV_AS_EVENTS.format(path=path), tmp_path)
+
+
+@pytest.mark.parametrize("position", [0, 4])
+@pytest.mark.parametrize("fault", PUSH_FAULTS, ids=lambda f: f"{f.kind}-{f.status}")
+def test_a_fault_anywhere_in_a_push_loses_and_duplicates_nothing(
+    reliability_emulator: Emulator, tmp_path: Path, fault: FaultRule, position: int
+) -> None:
+    """12 faults x 2 positions = 24 scenarios, each ending with exactly the file's rows once."""
+    emulator = reliability_emulator
+    dataset = f"faults-{fault.kind}-{fault.status}-{position}"
+    path = write_csv(tmp_path / "data.csv", PUSH_ROWS)
+    emulator.faults.clear()
+    emulator.faults.add(
+        FaultRule(
+            kind=fault.kind,
+            status=fault.status,
+            retry_after=fault.retry_after,
+            delay_s=fault.delay_s,
+            route="/insert",
+            after=position,
+            times=2,
+        )
+    )
+    settings = ApiSettings(api_url=emulator.url, api_key=SECRET, backoff_initial_s=0.01, timeout_s=1.0)
+    with BraintrustClient(settings) as client:
+        options = PushOptions(
+            file=path, project="p", dataset=dataset, batch_rows=40, state_dir=tmp_path / "s"
+        )
+        summary = push_file(client, options, NullProgress())
+    emulator.faults.clear()
+    assert summary.rows_sent == PUSH_ROWS
+    assert summary.retries + summary.splits >= 1  # the fault fired and was survived
+    pushed_exactly_once(emulator, dataset, path, tmp_path)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kill_after_s=st.floats(min_value=0.3, max_value=2.0))
+def test_push_sigkill_at_random_points_then_rerun_has_each_row_once(
+    reliability_emulator: Emulator, tmp_path_factory: pytest.TempPathFactory, kill_after_s: float
+) -> None:
+    emulator = reliability_emulator
+    work = tmp_path_factory.mktemp("push-killed")
+    dataset = work.name
+    path = write_csv(work / "data.csv", 1_500)
+    emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=0.02, times=None))
+    victim = push_process(emulator, path, work / "state", "--dataset", dataset, "--batch-rows", "25")
+    time.sleep(kill_after_s)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    emulator.faults.clear()
+    rerun = push_process(emulator, path, work / "state", "--dataset", dataset, "--batch-rows", "25")
+    _, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err.decode()
+    pushed_exactly_once(emulator, dataset, path, work)
