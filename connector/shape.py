@@ -36,10 +36,11 @@ class RowShaper:
     """
 
     def __init__(self, columns: Iterable[Column]) -> None:
+        columns = tuple(columns)
+        self._known = frozenset(c.name for c in columns)
         # JSON columns take any value, so only the typed columns need a check per row.
-        self._checks: dict[str, Callable[[Any], bool] | None] = {
-            c.name: None if c.duckdb_type == "JSON" else _fit_check(c) for c in columns
-        }
+        self._checks = {c.name: _fit_check(c) for c in columns if c.duckdb_type != "JSON"}
+        self._typed = frozenset(self._checks)
 
     def shape(self, events: list[dict[str, Any]], cutoff: int | None) -> pa.RecordBatch:
         """Shape a page into `STAGING_SCHEMA`, dropping versions at or below `cutoff` (already synced)."""
@@ -66,17 +67,15 @@ class RowShaper:
         )
 
     def _extra(self, event: dict[str, Any]) -> bytes | None:
-        extra: dict[str, Any] | None = None
-        checks = self._checks
-        for key, value in event.items():
-            if key in checks:
-                check = checks[key]
-                if check is None or value is None or check(value):
-                    continue
-            if extra is None:
-                extra = {}
-            extra[key] = value
-        return None if extra is None else orjson.dumps(extra)
+        keys = event.keys()
+        # Set operations run in C: most rows have no unknown key and only a dozen typed ones.
+        misfits = [
+            key for key in keys & self._typed if event[key] is not None and not self._checks[key](event[key])
+        ]
+        unknown = keys - self._known
+        if not misfits and not unknown:
+            return None
+        return orjson.dumps({key: event[key] for key in (*unknown, *misfits)})
 
 
 def _fit_check(column: Column) -> Callable[[Any], bool]:
