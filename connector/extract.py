@@ -64,35 +64,62 @@ def extract_object(
     """Fetch the object's versions above `checkpoint.cutoff` at `checkpoint.version` into staging.
 
     Continues from `checkpoint.position` (a resumed sync) and returns the final
-    checkpoint with `done=True`. The checkpoint on disk is updated after each
-    part, so a crash loses at most one part's pages.
+    checkpoint with `done=True`. Parts are typed and written on a background
+    thread while the next pages are fetched; the checkpoint on disk is updated
+    once a part is on disk, so a crash loses at most two parts' pages.
     """
     shaper = RowShaper(ref.stream.payload_columns)
-    pending: list[pa.RecordBatch] = []
-    pending_rows = pages = fetched = 0
-    for page in _prefetched_pages(client, ref, checkpoint, page_limit):
-        batch = shaper.shape(page.events, checkpoint.cutoff)
-        pages += 1
-        fetched += len(page.events)
-        if batch.num_rows:
-            pending.append(batch)
-            pending_rows += batch.num_rows
-        progress.advance(rows=len(page.events), pages=1)
-        if pending_rows >= PART_ROWS or page.last:
-            parts = list(checkpoint.parts)
-            if pending:
-                parts.append(staging.write_part(pending, len(parts)))
-            checkpoint = checkpoint.model_copy(
-                update={
-                    "position": page.position_after,
-                    "parts": parts,
-                    "done": page.last,
-                    "pages": checkpoint.pages + pages,
-                    "rows_fetched": checkpoint.rows_fetched + fetched,
-                }
-            )
-            staging.save(checkpoint)
-            pending, pending_rows, pages, fetched = [], 0, 0, 0
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bt-sync-stage")
+    batches: list[pa.RecordBatch] = []
+    rows = pages = fetched = 0
+    next_part = len(checkpoint.parts)
+    writing: _PartInFlight | None = None
+    try:
+        for page in _prefetched_pages(client, ref, checkpoint, page_limit):
+            batch = shaper.shape(page.events, checkpoint.cutoff)
+            pages += 1
+            fetched += len(page.events)
+            if batch.num_rows:
+                batches.append(batch)
+                rows += batch.num_rows
+            progress.advance(rows=len(page.events), pages=1)
+            if rows >= PART_ROWS or page.last:
+                checkpoint = _record(writing, checkpoint, staging)
+                file = writer.submit(staging.write_part, ref.stream, batches, next_part) if batches else None
+                next_part += 1 if batches else 0
+                writing = _PartInFlight(file, page.position_after, pages, fetched, page.last)
+                batches, rows, pages, fetched = [], 0, 0, 0
+        return _record(writing, checkpoint, staging)
+    finally:
+        writer.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class _PartInFlight:
+    """A part being written, and the progress it completes once it is on disk."""
+
+    file: Future[str] | None
+    position_after: PagePosition
+    pages: int
+    fetched: int
+    done: bool
+
+
+def _record(part: _PartInFlight | None, checkpoint: Checkpoint, staging: ObjectStaging) -> Checkpoint:
+    """Wait for `part` to be written, then checkpoint it; returns the new checkpoint."""
+    if part is None:
+        return checkpoint
+    parts = [*checkpoint.parts, part.file.result()] if part.file is not None else checkpoint.parts
+    checkpoint = checkpoint.model_copy(
+        update={
+            "position": part.position_after,
+            "parts": parts,
+            "done": part.done,
+            "pages": checkpoint.pages + part.pages,
+            "rows_fetched": checkpoint.rows_fetched + part.fetched,
+        }
+    )
+    staging.save(checkpoint)
     return checkpoint
 
 

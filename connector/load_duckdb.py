@@ -1,6 +1,7 @@
 """Merging staged row versions into the DuckDB event tables.
 
-One transaction per object: dedupe the staged versions by `id` keeping the
+The staged parts are already typed (see `connector.transform`), so the file is
+held only for this: one transaction per object that dedupes the staged versions by `id` keeping the
 greatest `_xact_id` (a UBIGINT, so the comparison is numeric), merge only where
 the incoming version is newer, optionally delete rows the upstream no longer
 has, and write `sync_state` — all committed together or not at all.
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 from connector.extract import ObjectRef
 from connector.state import SyncState, write_state
 from connector.warehouse import arrow_reader
-from schemas.tables import EventStream, json_struct
+from schemas.tables import EventStream
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def merge_object(
     try:
         inserted = updated = deleted = 0
         if parts:
-            source = _incoming_sql(stream, ref.object_id, parts)
+            source = _incoming_sql(parts)
             if delete_missing:
                 deleted = _count(
                     connection,
@@ -101,24 +102,11 @@ def _merge(
     return inserted, updated
 
 
-def _incoming_sql(stream: EventStream, object_id: str, parts: list[Path]) -> str:
-    """SELECT of the newest staged version per id, typed into the table's column order."""
-    selected = []
-    for column in stream.payload_columns:
-        if column.name == stream.key_column:
-            selected.append(f"{_literal(object_id)} AS {column.name}")
-        elif column.name in ("id", "_xact_id"):
-            selected.append(f"staged.{column.name}")
-        else:
-            selected.append(f'staged.s."{column.name}"')
-    selected += ["staged._extra::JSON AS _extra", "now() AS _synced_at"]
-    struct = json_struct(stream.payload_columns)
+def _incoming_sql(parts: list[Path]) -> str:
+    """SELECT of the newest staged version per id, in the table's column order."""
     return (
-        f"SELECT {', '.join(selected)} FROM ("
-        f"SELECT id, _xact_id, _extra, json_transform(_raw, {_literal(struct)}) AS s "
-        f"FROM read_parquet({_path_list(parts)}) "
+        f"SELECT *, now() AS _synced_at FROM read_parquet({_path_list(parts)}) "
         "QUALIFY row_number() OVER (PARTITION BY id ORDER BY _xact_id DESC) = 1"
-        ") AS staged"
     )
 
 

@@ -17,14 +17,15 @@ from datetime import datetime
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ValidationError
 
 from connector.errors import StateError, WarehouseLocked
 from connector.pagination import PagePosition
 from connector.shape import STAGING_SCHEMA
+from connector.transform import write_typed_part
 from schemas.api import ObjectType
+from schemas.tables import EventStream
 
 CHECKPOINT_FILE = "checkpoint.json"
 
@@ -61,6 +62,7 @@ class ObjectStaging:
 
     def __init__(self, root: Path, object_type: ObjectType, object_id: str) -> None:
         self.directory = root / object_type.value / object_id
+        self.object_id = object_id
 
     @contextmanager
     def locked(self, wait_s: float) -> Iterator[None]:
@@ -98,12 +100,12 @@ class ObjectStaging:
         self.directory.mkdir(parents=True, exist_ok=True)
         _write_atomically(self.directory / CHECKPOINT_FILE, checkpoint.model_dump_json().encode())
 
-    def write_part(self, batches: list[pa.RecordBatch], number: int) -> str:
-        """Write `batches` as part `number` and return its file name."""
+    def write_part(self, stream: EventStream, batches: list[pa.RecordBatch], number: int) -> str:
+        """Type `batches` into the table's columns, write them as part `number`, return its file name."""
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"part-{number:06d}.parquet"
         temporary = self.directory / f".{name}.tmp"
-        pq.write_table(pa.Table.from_batches(batches, STAGING_SCHEMA), temporary, compression="lz4")
+        write_typed_part(stream, self.object_id, pa.Table.from_batches(batches, STAGING_SCHEMA), temporary)
         os.replace(temporary, self.directory / name)
         return name
 
