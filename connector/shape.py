@@ -9,7 +9,7 @@ changes shape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -38,9 +38,13 @@ class RowShaper:
     def __init__(self, columns: Iterable[Column]) -> None:
         columns = tuple(columns)
         self._known = frozenset(c.name for c in columns)
-        # JSON columns take any value, so only the typed columns need a check per row.
-        self._checks = {c.name: _fit_check(c) for c in columns if c.duckdb_type != "JSON"}
-        self._typed = frozenset(self._checks)
+        # JSON columns take any value, so only the typed columns need a check per row; most are
+        # scalars whose check is an exact type test (a JSON `true` must not pass as a number).
+        self._scalar_types = {
+            c.name: frozenset(c.accepts) for c in columns if c.duckdb_type not in _NESTED_TYPES
+        }
+        self._nested_types = {c.name: c.duckdb_type for c in columns if c.duckdb_type in _NESTED_TYPES}
+        self._typed = frozenset(c.name for c in columns if c.duckdb_type != "JSON")
 
     def shape(self, events: list[dict[str, Any]], cutoff: int | None) -> pa.RecordBatch:
         """Shape a page into `STAGING_SCHEMA`, dropping versions at or below `cutoff` (already synced)."""
@@ -68,24 +72,30 @@ class RowShaper:
 
     def _extra(self, event: dict[str, Any]) -> bytes | None:
         keys = event.keys()
-        # Set operations run in C: most rows have no unknown key and only a dozen typed ones.
-        misfits = [
-            key for key in keys & self._typed if event[key] is not None and not self._checks[key](event[key])
-        ]
+        misfits = []
+        # Set operations run in C: most rows have no unknown key and a dozen typed ones.
+        for key in keys & self._typed:
+            value = event[key]
+            if value is None:
+                continue
+            scalar_types = self._scalar_types.get(key)
+            if scalar_types is not None:
+                fits = type(value) in scalar_types
+            else:
+                fits = _nested_fits(self._nested_types[key], value)
+            if not fits:
+                misfits.append(key)
         unknown = keys - self._known
         if not misfits and not unknown:
             return None
         return orjson.dumps({key: event[key] for key in (*unknown, *misfits)})
 
 
-def _fit_check(column: Column) -> Callable[[Any], bool]:
-    """A predicate telling whether a JSON value fits the typed column."""
-    # Exact type checks: a JSON `true` is a bool, which `isinstance` would also accept as an int.
-    accepted = frozenset(column.accepts)
-    if column.name == "scores":
-        return lambda value: (
-            type(value) is dict and all(v is None or type(v) in (int, float) for v in value.values())
-        )
-    if column.duckdb_type == "VARCHAR[]":
-        return lambda value: type(value) is list and all(type(v) is str for v in value)
-    return lambda value: type(value) in accepted
+_NESTED_TYPES = frozenset({"JSON", "MAP(VARCHAR, DOUBLE)", "VARCHAR[]"})
+
+
+def _nested_fits(duckdb_type: str, value: Any) -> bool:
+    """Whether a JSON value fits a map-of-numbers or list-of-strings column."""
+    if duckdb_type == "MAP(VARCHAR, DOUBLE)":
+        return type(value) is dict and all(v is None or type(v) in (int, float) for v in value.values())
+    return type(value) is list and all(type(v) is str for v in value)
