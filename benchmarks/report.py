@@ -83,6 +83,7 @@ def render(results: Sequence[Result], analysis: str | None = None) -> str:
         "## Machine",
         "",
         *machine(),
+        *_load_line(results),
         "",
         "## Targets",
         "",
@@ -101,6 +102,16 @@ def render(results: Sequence[Result], analysis: str | None = None) -> str:
     if analysis:
         lines += [analysis.rstrip(), ""]
     return "\n".join(lines)
+
+
+def _load_line(results: Sequence[Result]) -> list[str]:
+    loads = [r.load_before for r in results if r.load_before is not None]
+    if not loads:
+        return []
+    return [
+        f"- 1-minute load average before each case: {min(loads):.2f} to {max(loads):.2f} "
+        "(the emulator and the case itself account for up to 2; more means other work shared the machine)"
+    ]
 
 
 def _baseline(results: Sequence[Result], size: int, object_type: str, case: str) -> Result | None:
@@ -168,12 +179,12 @@ def _notes(rows: Sequence[Result], results: Sequence[Result]) -> list[str]:
 def _targets(results: Sequence[Result], sizes: Sequence[int]) -> list[str]:
     """One row per target; wall decides, CPU is shown because it suffers less from a busy machine."""
     floor = {
-        size: (btsync.wall_s / peer.wall_s, btsync.cpu_s / peer.cpu_s)
-        for size, (btsync, peer) in _pairs(results, sizes, FLOOR).items()
+        size: (wall / peer_wall, cpu / peer_cpu)
+        for size, (wall, cpu, peer_wall, peer_cpu) in _pairs(results, sizes, FLOOR).items()
     }
     dlt = {
-        size: (peer.wall_s / btsync.wall_s, peer.cpu_s / btsync.cpu_s)
-        for size, (btsync, peer) in _pairs(results, sizes, DLT).items()
+        size: (peer_wall / wall, peer_cpu / cpu)
+        for size, (wall, cpu, peer_wall, peer_cpu) in _pairs(results, sizes, DLT).items()
     }
     incremental = {}
     for size in sizes:
@@ -222,14 +233,18 @@ def _rss_line(results: Sequence[Result], sizes: Sequence[int]) -> str:
     )
 
 
-def _pairs(results: Sequence[Result], sizes: Sequence[int], peer: str) -> dict[int, tuple[Result, Result]]:
-    """bt-sync's and `peer`'s full sync of the project logs, per size where both ran."""
+def _pairs(
+    results: Sequence[Result], sizes: Sequence[int], peer: str
+) -> dict[int, tuple[float, float, float, float]]:
+    """bt-sync's and `peer`'s (wall, CPU) for the full sync of the project logs, per size where both ran."""
     pairs = {}
     for size in sizes:
         btsync = _find(results, size, "project_logs", "full sync", BTSYNC)
         other = _find(results, size, "project_logs", "full sync", peer)
-        if btsync is not None and other is not None and btsync.wall_s and other.wall_s:
-            pairs[size] = (btsync, other)
+        if btsync is None or other is None:
+            continue
+        if btsync.wall_s and btsync.cpu_s and other.wall_s and other.cpu_s:
+            pairs[size] = (btsync.wall_s, btsync.cpu_s, other.wall_s, other.cpu_s)
     return pairs
 
 

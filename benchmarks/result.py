@@ -14,6 +14,7 @@ class Result:
     `work_rows` is what `rows_per_s` counts: the table's live rows for a full
     sync, the changed rows for an incremental one, the file's rows for a push.
     `server_rows` is what the emulator served (fetch) or received (push).
+    `load_before` is the 1-minute load average just before the case (others' work on the machine).
     """
 
     run: str
@@ -33,6 +34,7 @@ class Result:
     rows_fetched: int | None = None
     server_rows: int | None = None
     server_requests: int | None = None
+    load_before: float | None = None
     detail: str | None = None
     reason: str | None = None
 

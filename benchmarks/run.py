@@ -169,6 +169,7 @@ class Bench:
         )
         _say(f"{size:,} rows: {case} · {target.object_type} · {TOOL_NAMES[tool]}")
         emulator.reset_stats()
+        result.load_before = round(os.getloadavg()[0], 2)
         self._measure(spec, result, emulator)
         self._record(result)
 

@@ -56,14 +56,18 @@ def merge_object(
     try:
         inserted = updated = deleted = 0
         if parts:
-            source = _incoming_sql(parts)
             if delete_missing:
                 deleted = _count(
                     connection,
                     f"DELETE FROM {table} WHERE {scope} AND id NOT IN "
                     f"(SELECT id FROM read_parquet({_path_list(parts)})) RETURNING 1",
                 )
-            inserted, updated = _merge(connection, table, stream, source)
+            # Part by part, so the merge's memory follows a part, not the object (DuckDB does not
+            # spill a MERGE). Merging only newer versions makes the order of the parts irrelevant.
+            for part in parts:
+                part_inserted, part_updated = _merge(connection, table, stream, _incoming_sql(part))
+                inserted += part_inserted
+                updated += part_updated
         elif delete_missing:
             deleted = _count(connection, f"DELETE FROM {table} WHERE {scope} RETURNING 1")
         rows = _scalar(connection, f"SELECT count(*) FROM {table} WHERE {scope}")
@@ -102,10 +106,10 @@ def _merge(
     return inserted, updated
 
 
-def _incoming_sql(parts: list[Path]) -> str:
-    """SELECT of the newest staged version per id, in the table's column order."""
+def _incoming_sql(part: Path) -> str:
+    """SELECT of the newest staged version per id in a part, in the table's column order."""
     return (
-        f"SELECT *, now() AS _synced_at FROM read_parquet({_path_list(parts)}) "
+        f"SELECT *, now() AS _synced_at FROM read_parquet({_literal(str(part))}) "
         "QUALIFY row_number() OVER (PARTITION BY id ORDER BY _xact_id DESC) = 1"
     )
 

@@ -21,7 +21,7 @@ from connector.warehouse import arrow_reader
 from schemas.tables import EventStream
 
 DATA_FILE = "data.parquet"
-_BATCH_ROWS = 50_000
+_BATCH_ROWS = 10_000
 
 
 class ParquetSink:
@@ -49,7 +49,7 @@ class ParquetSink:
     def write_object(self, connection: duckdb.DuckDBPyConnection, stream: EventStream, object_id: str) -> int:
         """Replace the object's Parquet file with its current rows in DuckDB; returns the row count."""
         key = stream.key_column
-        query = f'SELECT * EXCLUDE ({key}) FROM "{stream.table}" WHERE {key} = ? ORDER BY id'
+        query = f'SELECT * EXCLUDE ({key}) FROM "{stream.table}" WHERE {key} = ?'
         reader = arrow_reader(connection, query, [object_id], _BATCH_ROWS)
         directory = self.object_dir(stream, object_id)
         temporary = f"{directory}/.{DATA_FILE}.{uuid.uuid4().hex}.tmp"

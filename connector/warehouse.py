@@ -21,7 +21,7 @@ from schemas.tables import CATALOG_TABLES, EVENT_STREAMS, SYNC_STATE_DDL, create
 
 DEFAULT_LOCK_WAIT_S = 60.0
 # Bounded so a sync on a small worker does not take the machine; spills go to the temp directory.
-DEFAULT_MEMORY_LIMIT = "1GB"
+DEFAULT_MEMORY_LIMIT = "512MB"
 
 
 def _is_lock_conflict(error: BaseException) -> bool:

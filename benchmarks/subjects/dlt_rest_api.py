@@ -13,6 +13,7 @@ for DuckDB, one `INSERT ... VALUES` statement per file, took 5x longer and
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Final
 
 import dlt
 import duckdb
@@ -24,7 +25,7 @@ from benchmarks.cases import CaseSpec, Counts
 
 PAGE_LIMIT = 1000
 DATASET = "braintrust"
-LOADER_FILE_FORMAT = "parquet"
+LOADER_FILE_FORMAT: Final = "parquet"
 
 
 def fetch(spec: CaseSpec) -> Counts:
@@ -64,6 +65,8 @@ def fetch(spec: CaseSpec) -> Counts:
     info = pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
     info.raise_on_failed_jobs()
     trace = pipeline.last_trace
+    assert trace is not None, "a pipeline that ran has a trace"
+    normalized = trace.last_normalize_info
     steps = ", ".join(
         f"{step.step} {(step.finished_at - step.started_at).total_seconds():.1f} s"
         for step in trace.steps
@@ -73,6 +76,6 @@ def fetch(spec: CaseSpec) -> Counts:
         stored = connection.execute(f'SELECT count(*) FROM {DATASET}."{table}"').fetchone()
     return Counts(
         rows_stored=int(stored[0]) if stored else 0,
-        rows_fetched=trace.last_normalize_info.row_counts.get(table),
+        rows_fetched=None if normalized is None else normalized.row_counts.get(table),
         detail=f"{steps} (max_table_nesting=0, loader_file_format={LOADER_FILE_FORMAT}, delete-insert merge)",
     )
