@@ -15,6 +15,7 @@ from typing import Any, Self
 
 import httpx
 import orjson
+from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from connector import __version__
@@ -42,6 +43,7 @@ from schemas.api import (
     FetchEventsRequest,
     FetchEventsResponse,
     InsertEventsResponse,
+    ListResponse,
     ObjectType,
     Project,
     SummarizeDatasetResponse,
@@ -212,10 +214,10 @@ class BraintrustClient:
             page_params: dict[str, str | int] = {**params, "limit": LIST_PAGE_SIZE}
             if starting_after:
                 page_params["starting_after"] = starting_after
-            raw = self._request("GET", path, params=page_params)
-            objects = raw.get("objects") if isinstance(raw, dict) else None
-            if not isinstance(objects, list):
-                raise ServerUnavailable(f"GET {path} returned no `objects` list")
+            try:
+                objects = ListResponse.model_validate(self._request("GET", path, params=page_params)).objects
+            except ValidationError:
+                raise ServerUnavailable(f"GET {path} returned no `objects` list") from None
             if not objects:
                 return
             yield from objects

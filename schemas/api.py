@@ -62,6 +62,8 @@ class Experiment(_ProjectObject):
 class Dataset(_ProjectObject):
     """`Dataset` in the spec."""
 
+    url_slug: str | None = None
+
 
 class ListResponse(_ApiObject):
     """The envelope of every list endpoint: `{"objects": [...]}`."""
@@ -96,12 +98,6 @@ class FetchEventsResponse(BaseModel):
 
     events: list[dict[str, Any]]
     cursor: str | None = None
-
-
-class InsertEventsRequest(BaseModel):
-    """Body of `POST /v1/{object}/{id}/insert`."""
-
-    events: list[dict[str, Any]]
 
 
 class InsertEventsResponse(BaseModel):
