@@ -7,6 +7,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -71,17 +72,7 @@ def test_a_fault_anywhere_in_a_sync_loses_and_duplicates_nothing(
     """10 faults x 2 routes x 3 positions = 60 scenarios; each completes with exactly the clean result."""
     emulator = reliability_emulator
     emulator.faults.clear()
-    emulator.faults.add(
-        FaultRule(
-            kind=fault.kind,
-            status=fault.status,
-            retry_after=fault.retry_after,
-            delay_s=fault.delay_s,
-            route=route,
-            after=position,
-            times=2,
-        )
-    )
+    emulator.faults.add(replace(fault, route=route, after=position, times=2))
     db = tmp_path / "w.duckdb"
     summary = sync(emulator, db, timeout_s=1.0) if fault.kind == "slow" else sync(emulator, db)
     emulator.faults.clear()
@@ -225,17 +216,7 @@ def test_a_fault_anywhere_in_a_push_loses_and_duplicates_nothing(
     dataset = f"faults-{fault.kind}-{fault.status}-{position}"
     path = write_csv(tmp_path / "data.csv", PUSH_ROWS)
     emulator.faults.clear()
-    emulator.faults.add(
-        FaultRule(
-            kind=fault.kind,
-            status=fault.status,
-            retry_after=fault.retry_after,
-            delay_s=fault.delay_s,
-            route="/insert",
-            after=position,
-            times=2,
-        )
-    )
+    emulator.faults.add(replace(fault, route="/insert", after=position, times=2))
     settings = ApiSettings(api_url=emulator.url, api_key=SECRET, backoff_initial_s=0.01, timeout_s=1.0)
     with BraintrustClient(settings) as client:
         options = PushOptions(
