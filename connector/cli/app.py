@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
+from rich.console import Console
 
 app = typer.Typer(
     name="bt-sync",
@@ -18,3 +21,8 @@ def _global_options(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
 ) -> None:
     """Global options; `--debug` is read by `main()` before any command runs."""
+
+
+def output_console() -> Console:
+    """Where commands print tables: the terminal's width, or wide enough for a log file or pipe."""
+    return Console(width=None if sys.stdout.isatty() else 140)

@@ -6,11 +6,10 @@ from typing import Any
 
 import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from connector.catalog import discover_catalog
-from connector.cli.app import app
+from connector.cli.app import app, output_console
 from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, api_settings
 from connector.client import BraintrustClient
 
@@ -41,4 +40,4 @@ def projects(
         table.add_row(
             row["project"], row["project_id"], ", ".join(row["experiments"]), ", ".join(row["datasets"])
         )
-    Console().print(table)
+    output_console().print(table)

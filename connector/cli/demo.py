@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from connector.cli.app import app
+from connector.cli.app import app, output_console
 from connector.demo import run_demo
 from connector.progress import terminal_progress
 
@@ -23,7 +21,6 @@ def demo(
     ),
 ) -> None:
     """Run the whole sync loop against a local emulator with demo data."""
-    # Wide enough for the summary tables when the output is a file or a CI log.
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    console = output_console()
     with terminal_progress() as progress:
         run_demo(duckdb, parquet, console, progress)

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from connector.cli.app import app
+from connector.cli.app import app, output_console
 from connector.cli.options import (
     ApiKeyOption,
     ApiUrlOption,
@@ -84,7 +84,7 @@ def sync(
     if as_json:
         typer.echo(summary.model_dump_json(indent=2))
     else:
-        print_summary(summary, Console())
+        print_summary(summary, output_console())
 
 
 def parse_object_kinds(text: str) -> frozenset[ObjectType]:
@@ -162,4 +162,4 @@ def status(
             s.synced_at.isoformat(timespec="seconds"),
             "current" if not s.parquet_stale else "stale",
         )
-    Console().print(table)
+    output_console().print(table)
