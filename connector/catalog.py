@@ -12,7 +12,15 @@ from connector.client import BraintrustClient
 from connector.errors import ConfigError
 from connector.extract import ObjectRef
 from schemas.api import Dataset, Experiment, ObjectType, Project
-from schemas.tables import DATASETS, EVENT_STREAMS, EXPERIMENTS, PROJECTS, CatalogTable, json_struct
+from schemas.tables import (
+    DATASETS,
+    EVENT_STREAMS,
+    EXPERIMENTS,
+    PROJECTS,
+    CatalogTable,
+    json_struct,
+    sql_literal,
+)
 
 
 @dataclass(frozen=True)
@@ -106,14 +114,14 @@ def _insert_objects(
     if not raw_objects:
         return
     typed = [c for c in table.columns if c.name not in ("_raw", "_synced_at")]
-    struct = json_struct(tuple(typed)).replace("'", "''")
+    struct = sql_literal(json_struct(tuple(typed)))
     staged = pa.table({"raw": pa.array(raw_objects, pa.string())})
     select = ", ".join(f's."{c.name}"' for c in typed)
     connection.register("catalog_rows", staged)
     try:
         connection.execute(
             f'INSERT INTO "{table.table}" SELECT {select}, raw::JSON, now() '
-            f"FROM (SELECT raw, json_transform(raw, '{struct}') AS s FROM catalog_rows)"
+            f"FROM (SELECT raw, json_transform(raw, {struct}) AS s FROM catalog_rows)"
         )
     finally:
         connection.unregister("catalog_rows")

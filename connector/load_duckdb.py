@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from connector.extract import ObjectRef
 from connector.state import SyncState, write_state
 from connector.warehouse import arrow_reader
-from schemas.tables import EventStream
+from schemas.tables import EventStream, sql_literal
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def merge_object(
     """
     stream = ref.stream
     table = f'"{stream.table}"'
-    scope = f"{stream.key_column} = {_literal(ref.object_id)}"
+    scope = f"{stream.key_column} = {sql_literal(ref.object_id)}"
     connection.execute("BEGIN TRANSACTION")
     try:
         inserted = updated = deleted = 0
@@ -83,7 +83,7 @@ def delete_object(connection: duckdb.DuckDBPyConnection, stream: EventStream, ob
     """Delete every row of an object that no longer exists upstream; returns rows deleted."""
     return _count(
         connection,
-        f'DELETE FROM "{stream.table}" WHERE {stream.key_column} = {_literal(object_id)} RETURNING 1',
+        f'DELETE FROM "{stream.table}" WHERE {stream.key_column} = {sql_literal(object_id)} RETURNING 1',
     )
 
 
@@ -109,7 +109,7 @@ def _merge(
 def _incoming_sql(part: Path) -> str:
     """SELECT of the newest staged version per id in a part, in the table's column order."""
     return (
-        f"SELECT *, now() AS _synced_at FROM read_parquet({_literal(str(part))}) "
+        f"SELECT *, now() AS _synced_at FROM read_parquet({sql_literal(str(part))}) "
         "QUALIFY row_number() OVER (PARTITION BY id ORDER BY _xact_id DESC) = 1"
     )
 
@@ -124,8 +124,4 @@ def _scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> int:
 
 
 def _path_list(paths: list[Path]) -> str:
-    return "[" + ", ".join(_literal(str(p)) for p in paths) + "]"
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    return "[" + ", ".join(sql_literal(str(p)) for p in paths) + "]"

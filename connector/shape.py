@@ -41,7 +41,9 @@ class RowShaper:
         # JSON columns take any value, so only the typed columns need a check per row; most are
         # scalars whose check is an exact type test (a JSON `true` must not pass as a number).
         self._scalar_types = {
-            c.name: frozenset(c.accepts) for c in columns if c.duckdb_type not in _NESTED_TYPES
+            c.name: frozenset(c.accepts)
+            for c in columns
+            if c.duckdb_type != "JSON" and c.duckdb_type not in _NESTED_TYPES
         }
         self._nested_types = {c.name: c.duckdb_type for c in columns if c.duckdb_type in _NESTED_TYPES}
         self._typed = frozenset(c.name for c in columns if c.duckdb_type != "JSON")
@@ -91,7 +93,7 @@ class RowShaper:
         return orjson.dumps({key: event[key] for key in (*unknown, *misfits)})
 
 
-_NESTED_TYPES = frozenset({"JSON", "MAP(VARCHAR, DOUBLE)", "VARCHAR[]"})
+_NESTED_TYPES = frozenset({"MAP(VARCHAR, DOUBLE)", "VARCHAR[]"})
 
 
 def _nested_fits(duckdb_type: str, value: Any) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from schemas.tables import EventStream, json_struct
+from schemas.tables import EventStream, json_struct, sql_literal
 
 
 def write_typed_part(stream: EventStream, object_id: str, staged: pa.Table, destination: Path) -> None:
@@ -24,7 +24,7 @@ def write_typed_part(stream: EventStream, object_id: str, staged: pa.Table, dest
     with duckdb.connect(config={"threads": 1}) as connection:
         connection.register("staged_rows", staged)
         connection.execute(
-            f"COPY ({_typed_select(stream, object_id)}) TO {_literal(str(destination))} "
+            f"COPY ({_typed_select(stream, object_id)}) TO {sql_literal(str(destination))} "
             "(FORMAT parquet, COMPRESSION lz4)"
         )
 
@@ -33,18 +33,14 @@ def _typed_select(stream: EventStream, object_id: str) -> str:
     selected = []
     for column in stream.payload_columns:
         if column.name == stream.key_column:
-            selected.append(f"{_literal(object_id)} AS {column.name}")
+            selected.append(f"{sql_literal(object_id)} AS {column.name}")
         elif column.name in ("id", "_xact_id"):
             selected.append(column.name)
         else:
             selected.append(f's."{column.name}"')
     selected.append("_extra::JSON AS _extra")
-    struct = _literal(json_struct(stream.payload_columns))
+    struct = sql_literal(json_struct(stream.payload_columns))
     return (
         f"SELECT {', '.join(selected)} "
         f"FROM (SELECT id, _xact_id, _extra, json_transform(_raw, {struct}) AS s FROM staged_rows)"
     )
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"

@@ -179,6 +179,11 @@ def create_table_sql(table: str, columns: tuple[Column, ...]) -> str:
     return f'CREATE TABLE IF NOT EXISTS "{table}" (\n    {body}\n)'
 
 
+def sql_literal(value: str) -> str:
+    """Quote `value` as a SQL string literal (for the identifiers and paths DuckDB cannot bind)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def json_struct(columns: tuple[Column, ...]) -> str:
     """Return the `json_transform` structure that types `columns` out of a JSON object."""
     fields = ", ".join(f'"{c.name}": "{c.duckdb_type}"' for c in columns)
