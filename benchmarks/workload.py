@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 import orjson
 
-from connector.client import BraintrustClient
+from connector.api.client import BraintrustClient
 from connector.config import ApiSettings
 from connector.emulator.generate import TraceFactory
 from schemas.api import ObjectType

@@ -11,8 +11,10 @@ The public surface; everything else is internal:
 
 __version__ = "0.1.0"
 
-from connector.client import BraintrustClient
+from connector.api.client import BraintrustClient
 from connector.config import ApiSettings, WarehouseSettings
+from connector.destinations.load_parquet import ParquetSink
+from connector.destinations.warehouse import Warehouse
 from connector.errors import (
     ApiError,
     AuthError,
@@ -25,10 +27,8 @@ from connector.errors import (
     WarehouseError,
     WarehouseLocked,
 )
-from connector.load_parquet import ParquetSink
-from connector.push import PushOptions, PushSummary, push_file
-from connector.sync import ObjectSummary, SyncOptions, SyncSummary, run_sync, sync_object
-from connector.warehouse import Warehouse
+from connector.push.run import PushOptions, PushSummary, push_file
+from connector.sync.run import ObjectSummary, SyncOptions, SyncSummary, run_sync, sync_object
 
 __all__ = [
     "ApiError",

@@ -13,11 +13,11 @@ from datetime import timedelta
 
 import dagster as dg
 
-from connector.catalog import discover_catalog, object_ref, write_catalog
-from connector.client import BraintrustClient
+from connector.api.client import BraintrustClient
 from connector.errors import NotFoundError
-from connector.extract import DEFAULT_PAGE_LIMIT, ObjectRef
-from connector.sync import DEFAULT_OVERLAP_S, ObjectSummary, SyncOptions, sync_object
+from connector.sync.catalog import discover_catalog, object_ref, write_catalog
+from connector.sync.extract import DEFAULT_PAGE_LIMIT, ObjectRef
+from connector.sync.run import DEFAULT_OVERLAP_S, ObjectSummary, SyncOptions, sync_object
 from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.progress import LogProgress
 from pipelines.resources import BraintrustResource, WarehouseResource

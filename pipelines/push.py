@@ -5,7 +5,8 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field, ValidationError
 
-from connector.push import (
+from connector.push.checkpoint import DEFAULT_STATE_DIR
+from connector.push.run import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_CONCURRENCY,
     OnError,
@@ -13,7 +14,6 @@ from connector.push import (
     PushSummary,
     push_file,
 )
-from connector.push_checkpoint import DEFAULT_STATE_DIR
 from pipelines.assets import TRANSIENT_RETRY
 from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.progress import LogProgress

@@ -12,7 +12,7 @@ from collections import defaultdict
 import dagster as dg
 from pydantic import Field
 
-from connector.sync import SyncOptions, SyncSummary, run_sync
+from connector.sync.run import SyncOptions, SyncSummary, run_sync
 from pipelines.assets import API_POOL, TRANSIENT_RETRY, summary_metadata
 from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.progress import LogProgress

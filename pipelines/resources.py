@@ -14,10 +14,10 @@ import dagster as dg
 import duckdb
 from pydantic import Field
 
-from connector.client import BraintrustClient
+from connector.api.client import BraintrustClient
 from connector.config import ApiSettings, WarehouseSettings
-from connector.load_parquet import ParquetSink
-from connector.warehouse import Warehouse
+from connector.destinations.load_parquet import ParquetSink
+from connector.destinations.warehouse import Warehouse
 
 # Partition runs wait on each other's DuckDB commits; a merge of a large object can hold the file for minutes.
 DEFAULT_LOCK_WAIT_S = 600.0

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import dagster as dg
 
-from connector.catalog import Catalog, discover_catalog
+from connector.sync.catalog import Catalog, discover_catalog
 from pipelines.jobs import SYNC_JOBS, catalog_job
 from pipelines.resources import BraintrustResource
 from pipelines.streams import STREAMS

@@ -31,7 +31,7 @@ def demo_emulator() -> Iterator[Emulator]:
 @pytest.fixture
 def push_client(emulator: Emulator) -> Iterator[BraintrustClient]:  # noqa: F821
     """A client of `emulator` whose retries back off for milliseconds, not seconds."""
-    from connector.client import BraintrustClient
+    from connector.api.client import BraintrustClient
     from connector.config import ApiSettings
 
     settings = ApiSettings(api_url=emulator.url, api_key=emulator.api_key, backoff_initial_s=0.01)

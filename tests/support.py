@@ -10,12 +10,12 @@ from typing import Any
 
 import duckdb
 
-from connector.client import BraintrustClient
+from connector.api.client import BraintrustClient
 from connector.config import ApiSettings
+from connector.destinations.load_parquet import ParquetSink
+from connector.destinations.warehouse import Warehouse
 from connector.emulator import Emulator
-from connector.load_parquet import ParquetSink
-from connector.sync import SyncOptions, SyncSummary, run_sync
-from connector.warehouse import Warehouse
+from connector.sync.run import SyncOptions, SyncSummary, run_sync
 from schemas.tables import EVENT_STREAMS
 
 CLI = [sys.executable, "-c", "from connector.cli import main; main()"]

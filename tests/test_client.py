@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from connector.client import BraintrustClient
+from connector.api.client import BraintrustClient
+from connector.api.pagination import FetchPaginator
+from connector.api.xact import parse_xact, snapshot_pin
 from connector.config import ApiSettings
 from connector.emulator import Emulator, FaultRule
 from connector.errors import AuthError, ConfigError, PaginationError, ServerUnavailable
-from connector.pagination import FetchPaginator
-from connector.xact import parse_xact, snapshot_pin
 from schemas.api import FetchEventsRequest, ObjectType
 
 

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from connector.api.xact import XACT_TOP_BITS
 from connector.emulator import Emulator, FaultRule, ListQuery, Store
-from connector.xact import XACT_TOP_BITS
 
 EVERYTHING = ListQuery()
 

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 
 from connector.emulator import Emulator
-from connector.push import PushOptions
+from connector.push.run import PushOptions
 from pipelines.assets import EVENT_ASSETS, braintrust_catalog
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import CATALOG_JOB_NAME, CHECKS_JOB_NAME

@@ -13,11 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from connector.client import BraintrustClient
+from connector.api.client import BraintrustClient
 from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.errors import AuthError, PushError, ServerUnavailable
 from connector.progress import NullProgress
-from connector.push import PushOptions, PushSummary, push_file
+from connector.push.run import PushOptions, PushSummary, push_file
 from tests.support import sync
 
 PROJECT, DATASET = "push-tests", "golden"

@@ -6,7 +6,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.push_batch import Batch, batches
+from connector.push.batch import Batch, batches
 
 events = st.lists(st.binary(min_size=2, max_size=60).map(lambda b: orjson.dumps({"v": b.hex()})), max_size=80)
 

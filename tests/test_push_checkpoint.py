@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from connector.errors import PushError, StateError
-from connector.push_checkpoint import PushCheckpoint, checkpoint_key, locked_checkpoint
+from connector.push.checkpoint import PushCheckpoint, checkpoint_key, locked_checkpoint
 
 
 def test_acks_out_of_order_survive_a_reload(tmp_path: Path) -> None:

@@ -201,7 +201,7 @@ MEMORY_PROBE = """
 import resource, sys
 from pathlib import Path
 from connector.progress import NullProgress
-from connector.push import PushOptions, push_file
+from connector.push.run import PushOptions, push_file
 
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 options = PushOptions(file=Path(sys.argv[1]), project="p", dataset="d", dry_run=True)

@@ -8,8 +8,8 @@ import orjson
 import pytest
 
 from connector.errors import PushError
-from connector.push_map import ColumnMapping, RowMapper, resolve_mapping
-from connector.push_read import RowProblem
+from connector.push.map import ColumnMapping, RowMapper, resolve_mapping
+from connector.push.read import RowProblem
 
 
 def mapper(mapping: ColumnMapping, parse_json: bool = True, **limits: Any) -> RowMapper:

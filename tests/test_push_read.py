@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector import push_read
 from connector.errors import PushError
-from connector.push_read import FileFormat, RowProblem, SourceFile, infer_format
+from connector.push import read as push_read
+from connector.push.read import FileFormat, RowProblem, SourceFile, infer_format
 
 
 def numbered(source: SourceFile) -> list[tuple[int, dict[str, Any] | RowProblem]]:

@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.client import BraintrustClient
+from connector.api.client import BraintrustClient
 from connector.config import ApiSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.errors import BtSyncError, PaginationError, StateError
 from connector.progress import NullProgress
-from connector.push import PushOptions, push_file
-from connector.staging import CHECKPOINT_FILE
+from connector.push.run import PushOptions, push_file
+from connector.sync.staging import CHECKPOINT_FILE
 from schemas.api import ObjectType
 from tests.support import CLI, all_tables, start_cli_sync, sync
 from tests.test_push import CSV_AS_EVENTS, same_rows, write_csv

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.utils
 
-from connector.retry import MAX_RETRY_AFTER_S, parse_retry_after
+from connector.api.retry import MAX_RETRY_AFTER_S, parse_retry_after
 
 
 def test_seconds() -> None:

@@ -6,7 +6,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from connector.shape import RowShaper
+from connector.sync.shape import RowShaper
 from schemas.tables import PROJECT_LOGS, json_struct
 
 

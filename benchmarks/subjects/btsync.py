@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.cases import CaseSpec, Counts
-from connector.client import BraintrustClient
+from connector.api.client import BraintrustClient
 from connector.config import ApiSettings
-from connector.load_parquet import ParquetSink
+from connector.destinations.load_parquet import ParquetSink
+from connector.destinations.warehouse import Warehouse
 from connector.progress import NullProgress
-from connector.push import PushOptions, push_file
-from connector.sync import SyncOptions, run_sync
-from connector.warehouse import Warehouse
+from connector.push.run import PushOptions, push_file
+from connector.sync.run import SyncOptions, run_sync
 from schemas.api import ObjectType
 
 # The DuckDB file lives in the case's workdir, so an incremental sync finds the full sync's state.

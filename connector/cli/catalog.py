@@ -8,10 +8,10 @@ import orjson
 import typer
 from rich.table import Table
 
-from connector.catalog import discover_catalog
+from connector.api.client import BraintrustClient
 from connector.cli.app import app, output_console
 from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, api_settings
-from connector.client import BraintrustClient
+from connector.sync.catalog import discover_catalog
 
 
 @app.command()

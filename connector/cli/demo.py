@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from connector.cli.app import app, output_console
-from connector.demo import run_demo
+from connector.cli.demo_run import run_demo
 from connector.progress import terminal_progress
 
 

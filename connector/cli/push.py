@@ -6,11 +6,13 @@ from pathlib import Path
 
 import typer
 
+from connector.api.client import BraintrustClient
 from connector.cli.app import app
 from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, api_settings
-from connector.client import BraintrustClient
 from connector.progress import terminal_progress
-from connector.push import (
+from connector.push.checkpoint import DEFAULT_STATE_DIR
+from connector.push.read import FileFormat
+from connector.push.run import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_CONCURRENCY,
     OnError,
@@ -18,8 +20,6 @@ from connector.push import (
     PushSummary,
     push_file,
 )
-from connector.push_checkpoint import DEFAULT_STATE_DIR
-from connector.push_read import FileFormat
 
 
 @app.command()

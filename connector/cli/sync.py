@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from connector.api.client import BraintrustClient
 from connector.cli.app import app, output_console
 from connector.cli.options import (
     ApiKeyOption,
@@ -20,13 +21,12 @@ from connector.cli.options import (
     api_settings,
     warehouse_settings,
 )
-from connector.client import BraintrustClient
+from connector.destinations.load_parquet import ParquetSink
+from connector.destinations.state import read_states
+from connector.destinations.warehouse import Warehouse
 from connector.errors import ConfigError
-from connector.load_parquet import ParquetSink
 from connector.progress import terminal_progress
-from connector.state import read_states
-from connector.sync import DEFAULT_OVERLAP_S, SyncOptions, SyncSummary, run_sync
-from connector.warehouse import Warehouse
+from connector.sync.run import DEFAULT_OVERLAP_S, SyncOptions, SyncSummary, run_sync
 from schemas.api import ObjectType
 
 _OBJECT_NAMES = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from connector.xact import xact_for_time
+from connector.api.xact import xact_for_time
 
 
 class XactClock:

@@ -14,13 +14,13 @@ from urllib.parse import quote
 
 import orjson
 
+from connector.api.xact import parse_xact
 from connector.emulator.catalog import KINDS, Kind, ListQuery
 from connector.emulator.errors import Rejected, bad_request
 from connector.emulator.faults import FaultPlan, FaultRule
 from connector.emulator.stats import Stats
 from connector.emulator.store import OBJECT_TYPES, ObjectType, Store
 from connector.emulator.summary import metric_summaries, score_summaries
-from connector.xact import parse_xact
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"

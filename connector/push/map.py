@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 
 from connector.errors import PushError
-from connector.push_batch import MAX_EVENT_BYTES
-from connector.push_read import RowProblem, json_kind
+from connector.push.batch import MAX_EVENT_BYTES
+from connector.push.read import RowProblem, json_kind
 
 ID_HEX_CHARS = 32
 

@@ -20,10 +20,10 @@ import pyarrow as pa
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, ValidationError
 
+from connector.api.pagination import PagePosition
 from connector.errors import StateError, WarehouseLocked
-from connector.pagination import PagePosition
-from connector.shape import STAGING_SCHEMA
-from connector.transform import write_typed_part
+from connector.sync.shape import STAGING_SCHEMA
+from connector.sync.transform import write_typed_part
 from schemas.api import ObjectType
 from schemas.tables import EventStream
 

@@ -14,16 +14,16 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from connector.catalog import Catalog, discover_catalog, write_catalog
-from connector.client import BraintrustClient
-from connector.extract import DEFAULT_PAGE_LIMIT, ObjectRef, extract_object, newest_version
-from connector.load_duckdb import delete_object, merge_object
-from connector.load_parquet import ParquetSink
+from connector.api.client import BraintrustClient
+from connector.api.xact import snapshot_pin, xact_span_for_seconds
+from connector.destinations.load_duckdb import delete_object, merge_object
+from connector.destinations.load_parquet import ParquetSink
+from connector.destinations.state import SyncState, delete_state, mark_parquet_written, read_states
+from connector.destinations.warehouse import Warehouse
 from connector.progress import NullProgress, ProgressReporter
-from connector.staging import Checkpoint, ObjectStaging
-from connector.state import SyncState, delete_state, mark_parquet_written, read_states
-from connector.warehouse import Warehouse
-from connector.xact import snapshot_pin, xact_span_for_seconds
+from connector.sync.catalog import Catalog, discover_catalog, write_catalog
+from connector.sync.extract import DEFAULT_PAGE_LIMIT, ObjectRef, extract_object, newest_version
+from connector.sync.staging import Checkpoint, ObjectStaging
 from schemas.api import ObjectType
 from schemas.tables import EVENT_STREAMS
 

@@ -19,6 +19,14 @@ from pydantic import ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from connector import __version__
+from connector.api.retry import (
+    RETRYABLE_STATUSES,
+    TRANSIENT_EXCEPTIONS,
+    MalformedBody,
+    RetryableResponse,
+    backoff_honouring_retry_after,
+    parse_retry_after,
+)
 from connector.config import ApiSettings
 from connector.errors import (
     ApiError,
@@ -28,14 +36,6 @@ from connector.errors import (
     PayloadTooLarge,
     RequestError,
     ServerUnavailable,
-)
-from connector.retry import (
-    RETRYABLE_STATUSES,
-    TRANSIENT_EXCEPTIONS,
-    MalformedBody,
-    RetryableResponse,
-    backoff_honouring_retry_after,
-    parse_retry_after,
 )
 from schemas.api import (
     Dataset,

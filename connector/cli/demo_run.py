@@ -13,13 +13,13 @@ import duckdb
 from rich.console import Console
 from rich.table import Table
 
-from connector.client import BraintrustClient
+from connector.api.client import BraintrustClient
 from connector.config import ApiSettings
+from connector.destinations.load_parquet import ParquetSink
+from connector.destinations.warehouse import Warehouse
 from connector.emulator import Emulator, ListQuery
-from connector.load_parquet import ParquetSink
 from connector.progress import ProgressReporter
-from connector.sync import SyncOptions, SyncSummary, run_sync, staging_root
-from connector.warehouse import Warehouse
+from connector.sync.run import SyncOptions, SyncSummary, run_sync, staging_root
 
 EXAMPLE_SQL = """\
 SELECT e.name AS experiment,

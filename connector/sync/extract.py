@@ -12,12 +12,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from connector.client import BraintrustClient
-from connector.pagination import FetchPaginator, PagePosition
+from connector.api.client import BraintrustClient
+from connector.api.pagination import FetchPaginator, PagePosition
+from connector.api.xact import parse_xact
 from connector.progress import ProgressTask
-from connector.shape import RowShaper
-from connector.staging import Checkpoint, ObjectStaging
-from connector.xact import parse_xact
+from connector.sync.shape import RowShaper
+from connector.sync.staging import Checkpoint, ObjectStaging
 from schemas.api import FetchEventsRequest, FetchEventsResponse
 from schemas.tables import EventStream
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from connector.api.xact import format_xact, parse_xact
 from connector.errors import PaginationError
-from connector.xact import format_xact, parse_xact
 from schemas.api import FetchEventsRequest, FetchEventsResponse
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from connector.xact import parse_xact
+from connector.api.xact import parse_xact
 from schemas.tables import Column
 
 STAGING_SCHEMA = pa.schema(

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from connector.client import BraintrustClient
+from connector.api.client import BraintrustClient
 from connector.errors import ConfigError
-from connector.extract import ObjectRef
+from connector.sync.extract import ObjectRef
 from schemas.api import Dataset, Experiment, ObjectType, Project
 from schemas.tables import (
     DATASETS,

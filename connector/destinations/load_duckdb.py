@@ -1,6 +1,6 @@
 """Merging staged row versions into the DuckDB event tables.
 
-The staged parts are already typed (see `connector.transform`), so the file is
+The staged parts are already typed (see `connector.sync.transform`), so the file is
 held only for this: one transaction per object that dedupes the staged versions by `id` keeping the
 greatest `_xact_id` (a UBIGINT, so the comparison is numeric), merge only where
 the incoming version is newer, optionally delete rows the upstream no longer
@@ -15,9 +15,9 @@ from pathlib import Path
 import duckdb
 import pyarrow.compute as pc
 
-from connector.extract import ObjectRef
-from connector.state import SyncState, write_state
-from connector.warehouse import arrow_reader
+from connector.destinations.state import SyncState, write_state
+from connector.destinations.warehouse import arrow_reader
+from connector.sync.extract import ObjectRef
 from schemas.tables import EventStream, sql_literal
 
 

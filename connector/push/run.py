@@ -23,13 +23,13 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from connector.client import BraintrustClient
+from connector.api.client import BraintrustClient
 from connector.errors import ApiError, PayloadTooLarge, PushError, ServerUnavailable
 from connector.progress import ProgressReporter, ProgressTask
-from connector.push_batch import MAX_REQUEST_BYTES, Batch, batches
-from connector.push_checkpoint import DEFAULT_STATE_DIR, PushCheckpoint, checkpoint_key, locked_checkpoint
-from connector.push_map import ColumnMapping, RowMapper, resolve_mapping
-from connector.push_read import FileFormat, RowProblem, SourceFile
+from connector.push.batch import MAX_REQUEST_BYTES, Batch, batches
+from connector.push.checkpoint import DEFAULT_STATE_DIR, PushCheckpoint, checkpoint_key, locked_checkpoint
+from connector.push.map import ColumnMapping, RowMapper, resolve_mapping
+from connector.push.read import FileFormat, RowProblem, SourceFile
 from schemas.api import Dataset, ObjectType
 
 __all__ = ["FileFormat", "OnError", "PushOptions", "PushSummary", "push_file"]

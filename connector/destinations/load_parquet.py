@@ -16,8 +16,8 @@ import duckdb
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from connector.destinations.warehouse import arrow_reader
 from connector.errors import WarehouseError
-from connector.warehouse import arrow_reader
 from schemas.tables import EventStream
 
 DATA_FILE = "data.parquet"
