@@ -14,17 +14,20 @@ from connector.emulator.catalog import ListQuery
 from connector.emulator.errors import Rejected
 from connector.emulator.faults import FaultPlan, FaultRule
 from connector.emulator.history import Page
+from connector.emulator.kinds import KINDS, Kind
 from connector.emulator.server import READ_ONLY_SUFFIX
 from connector.emulator.stats import Stats
 from connector.emulator.store import OBJECT_TYPES, ObjectType, Store
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",
+    "KINDS",
     "OBJECT_TYPES",
     "READ_ONLY_SUFFIX",
     "Emulator",
     "FaultPlan",
     "FaultRule",
+    "Kind",
     "ListQuery",
     "ObjectType",
     "Page",

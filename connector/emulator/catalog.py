@@ -1,58 +1,24 @@
-"""Projects, experiments and datasets: the objects that own event histories."""
+"""Catalog objects (projects and what they own) with the API's create, patch, list and version rules.
+
+Every kind goes through the same code here; how kinds differ is data in `kinds.SPECS`.
+"""
 
 from __future__ import annotations
 
-import re
+import copy
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from connector.emulator.errors import bad_request, not_found
+from connector.emulator.kinds import SPECS, TABLES, Kind, Obj, table_of
 from connector.emulator.merge import deep_merge
 from connector.emulator.rows import utc_timestamp
-
-Kind = Literal["project", "experiment", "dataset"]
-KINDS: tuple[Kind, ...] = ("project", "experiment", "dataset")
-Obj = dict[str, Any]
-
-
-def _nullable(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    return lambda value: value is None or check(value)
-
-
-_NAME = (lambda value: isinstance(value, str) and value != "", "a non-empty string")
-_TEXT = (_nullable(lambda value: isinstance(value, str)), "a string")
-_OBJECT = (_nullable(lambda value: isinstance(value, dict)), "an object")
-_TAGS = (
-    _nullable(lambda value: isinstance(value, list) and all(isinstance(tag, str) for tag in value)),
-    "an array of strings",
-)
-_FLAG = (_nullable(lambda value: isinstance(value, bool)), "true or false")
-
-# Fields a client may set on create or patch, with their shapes (spec: Create*/Patch*).
-_FIELDS: dict[Kind, dict[str, tuple[Callable[[Any], bool], str]]] = {
-    "project": {"name": _NAME, "description": _TEXT, "settings": _OBJECT},
-    "experiment": {
-        "name": _NAME,
-        "description": _TEXT,
-        "repo_info": _OBJECT,
-        "base_exp_id": _TEXT,
-        "dataset_id": _TEXT,
-        "dataset_version": _TEXT,
-        "public": _FLAG,
-        "metadata": _OBJECT,
-        "tags": _TAGS,
-    },
-    "dataset": {"name": _NAME, "description": _TEXT, "metadata": _OBJECT, "tags": _TAGS},
-}
-# Spec: "Patch operations replace all settings"; other object fields deep-merge.
-_REPLACED_ON_PATCH = frozenset({"settings"})
 
 
 @dataclass(frozen=True)
 class ListQuery:
-    """Filters of the list endpoints (`GET /v1/project` etc.)."""
+    """Filters of the list endpoints (`GET /v1/project` etc.); each kind reads those its spec has."""
 
     limit: int | None = None
     starting_after: str | None = None
@@ -62,10 +28,16 @@ class ListQuery:
     project_id: str | None = None
     project_name: str | None = None
     org_name: str | None = None
+    slug: str | None = None
+    score_types: tuple[str, ...] = ()
+    version: int | None = None
 
 
 class Catalog:
-    """The live projects, experiments and datasets of one organization.
+    """The live catalog objects of one organization.
+
+    Objects are kept whole, as their table kind stores them; `view` cuts one down to
+    the fields of the kind it is served as.
 
     Args:
         org_id: id of the one organization the emulator serves.
@@ -78,19 +50,48 @@ class Catalog:
         self.org_name = org_name
         self.user_id = user_id
         # Insertion order is creation order; lists are served newest first.
-        self._objects: dict[Kind, dict[str, Obj]] = {kind: {} for kind in KINDS}
+        self._objects: dict[Kind, dict[str, Obj]] = {table: {} for table in TABLES}
+        # Every version of each versioned object, oldest first: what `version` reads.
+        self._versions: dict[str, list[Obj]] = {}
 
-    def get(self, kind: Kind, object_id: str) -> Obj:
-        found = self._objects[kind].get(object_id)
-        if found is None:
+    def get(self, kind: Kind, object_id: str, version: int | None = None) -> Obj:
+        """Return a stored object (as it was at `version`, if given).
+
+        Raises:
+            Rejected: 404 if there is no such `kind` (at that version).
+        """
+        found = self._objects[table_of(kind)].get(object_id)
+        if found is not None and version is not None:
+            found = self._at(kind, found, version)
+        if found is None or not SPECS[kind].shows(found):
             raise not_found(kind, object_id)
         return found
 
-    def find(self, kind: Kind, name: str, project_id: str | None) -> Obj | None:
-        for obj in self._objects[kind].values():
-            if obj["name"] == name and obj.get("project_id") == project_id:
+    def view(self, kind: Kind, obj: Obj) -> Obj:
+        """Return a copy of `obj` with exactly the fields of `kind`'s schema."""
+        response = SPECS[kind].response
+        return {name: copy.deepcopy(obj.get(name, default)) for name, default in response.items()}
+
+    def find(self, kind: Kind, key: str, project_id: str | None) -> Obj | None:
+        """Return the object of `kind`'s table whose key field (name or slug) is `key` in the scope."""
+        field = SPECS[kind].key
+        for obj in self._objects[table_of(kind)].values():
+            if obj[field] == key and obj.get("project_id") == project_id:
                 return obj
         return None
+
+    def existing(self, kind: Kind, obj: Obj) -> Obj | None:
+        """Return the stored object that holds `obj`'s key, if any.
+
+        Raises:
+            Rejected: 400 if the holder is not a `kind` (a code function's slug, for a prompt).
+        """
+        spec = SPECS[kind]
+        found = self.find(kind, obj[spec.key], obj.get("project_id"))
+        if found is not None and not spec.shows(found):
+            holder = table_of(kind)
+            raise bad_request(f"{spec.key} {obj[spec.key]!r} belongs to a {holder} that is not a {kind}")
+        return found
 
     def build(self, kind: Kind, body: Any) -> Obj:
         """Return a new object from a create request body (not yet stored).
@@ -98,24 +99,26 @@ class Catalog:
         Raises:
             Rejected: 400 for a malformed body or a project_id that does not exist.
         """
+        spec = SPECS[kind]
         if not isinstance(body, dict):
             raise bad_request(f"the body of a create {kind} request must be a JSON object")
         body = dict(body)
-        project_id = None
-        if kind != "project":
-            project_id = body.get("project_id")
-            if not isinstance(project_id, str) or project_id not in self._objects["project"]:
-                raise bad_request(f"project_id {project_id!r} is not an existing project")
-        if kind == "experiment" and body.get("name") is None:
-            body["name"] = self.unique_name("experiment", "experiment", project_id)
-        self._check(kind, body, required=("name",))
-        obj = self._defaults(kind, project_id)
-        obj.update({key: value for key, value in body.items() if key in _FIELDS[kind] and value is not None})
-        if kind == "experiment":
-            obj["commit"] = (obj["repo_info"] or {}).get("commit")
-        if kind == "dataset":
-            obj["url_slug"] = _slug(obj["name"])
-        return obj
+        project_id = self._scope(body) if spec.scoped else None
+        if spec.fresh_name is not None and body.get("name") is None:
+            body["name"] = self.unique_name(kind, spec.fresh_name, project_id)
+        self._check(kind, body, required=spec.required)
+        stored = SPECS[table_of(kind)].response
+        server = {
+            "id": str(uuid.uuid4()),
+            "created": utc_timestamp(),
+            "org_id": self.org_id,
+            "user_id": self.user_id,
+            "project_id": project_id,
+        }
+        obj = {**stored, **{name: value for name, value in server.items() if name in stored}}
+        obj.update({key: value for key, value in body.items() if key in spec.fields and value is not None})
+        obj.update(copy.deepcopy(dict(spec.forced)))
+        return {**obj, **spec.derive(obj)}
 
     def unique_name(self, kind: Kind, name: str, project_id: str | None) -> str:
         """Return `name`, or `name-N` if taken (the `ensure_new` behaviour of experiment creation)."""
@@ -127,33 +130,35 @@ class Catalog:
 
     def patched(self, kind: Kind, object_id: str, body: Any) -> Obj:
         """Return the object after a PATCH body (not yet stored); nulls are ignored, as in the API."""
+        spec = SPECS[kind]
         obj = self.get(kind, object_id)
         if not isinstance(body, dict):
             raise bad_request(f"the body of a patch {kind} request must be a JSON object")
-        changes = {key: value for key, value in body.items() if key in _FIELDS[kind] and value is not None}
+        changes = {key: value for key, value in body.items() if spec.may_patch(key) and value is not None}
         self._check(kind, changes, required=())
-        name = changes.get("name")
-        if name is not None and name != obj["name"]:
-            if self.find(kind, name, obj.get("project_id")) is not None:
-                raise bad_request(f"a {kind} named {name!r} already exists")
-            if kind == "dataset":
-                changes["url_slug"] = _slug(name)
-        merged = {key: value for key, value in changes.items() if key not in _REPLACED_ON_PATCH}
+        key = str(changes.get(spec.key, obj[spec.key]))
+        if key != obj[spec.key] and self.find(kind, key, obj.get("project_id")) is not None:
+            raise bad_request(f"a {kind} with {spec.key} {key!r} already exists")
+        merged = {name: value for name, value in changes.items() if name not in spec.replaced_on_patch}
         patched = deep_merge(obj, merged)
-        patched.update({key: changes[key] for key in _REPLACED_ON_PATCH & changes.keys()})
-        return patched
+        patched.update({name: changes[name] for name in spec.replaced_on_patch & changes.keys()})
+        return {**patched, **spec.derive(patched)}
 
-    def put(self, kind: Kind, obj: Obj) -> None:
-        self._objects[kind][obj["id"]] = obj
+    def put(self, table: Kind, obj: Obj) -> None:
+        self._objects[table][obj["id"]] = obj
+        if SPECS[table].versioned:
+            self._versions.setdefault(obj["id"], []).append(obj)
 
-    def drop(self, kind: Kind, object_id: str) -> list[Obj]:
-        """Remove an object, and a project's experiments and datasets with it; return all removed."""
-        removed = [self._objects[kind].pop(object_id)]
-        if kind == "project":
-            for child_kind in ("experiment", "dataset"):
-                children = self._objects[child_kind]
-                for child_id in [key for key, child in children.items() if child["project_id"] == object_id]:
-                    removed.append(children.pop(child_id))
+    def drop(self, table: Kind, object_id: str) -> list[Obj]:
+        """Remove an object, and a project's objects with it; return all removed."""
+        removed = [self._objects[table].pop(object_id)]
+        if table == "project":
+            for child_table in TABLES:
+                children = self._objects[child_table]
+                doomed = [key for key, child in children.items() if child.get("project_id") == object_id]
+                removed += [children.pop(child_id) for child_id in doomed]
+        for obj in removed:
+            self._versions.pop(obj["id"], None)
         return removed
 
     def list_objects(self, kind: Kind, query: ListQuery) -> list[Obj]:
@@ -161,7 +166,11 @@ class Catalog:
             raise bad_request("pass only one of starting_after and ending_before")
         if query.org_name is not None and query.org_name != self.org_name:
             return []
-        found = [obj for obj in reversed(self._objects[kind].values()) if self._selected(obj, query)]
+        found = []
+        for current in reversed(self._objects[table_of(kind)].values()):
+            obj = current if query.version is None else self._at(kind, current, query.version)
+            if obj is not None and SPECS[kind].shows(obj) and self._selected(obj, query):
+                found.append(obj)
         if query.starting_after:
             found = found[_index_of(found, query.starting_after) + 1 :]
         if query.ending_before:
@@ -169,50 +178,41 @@ class Catalog:
             return found if query.limit is None else found[max(0, len(found) - query.limit) :]
         return found if query.limit is None else found[: query.limit]
 
+    def _at(self, kind: Kind, obj: Obj, version: int) -> Obj | None:
+        """Return `obj` as it was after transaction `version`, or None if it did not exist yet."""
+        if not SPECS[kind].versioned:
+            raise bad_request(f"a {kind} has no versions")
+        older = [past for past in self._versions.get(obj["id"], [obj]) if int(past["_xact_id"]) <= version]
+        return older[-1] if older else None
+
     def _selected(self, obj: Obj, query: ListQuery) -> bool:
         # A project is its own scope, so the project filters apply to it too.
         project_id = str(obj.get("project_id") or obj["id"])
-        if query.ids and obj["id"] not in query.ids:
-            return False
-        if query.name is not None and obj["name"] != query.name:
-            return False
-        if query.project_id is not None and project_id != query.project_id:
-            return False
-        return (
-            query.project_name is None or self._objects["project"][project_id]["name"] == query.project_name
+        wanted = (
+            (query.name, obj["name"]),
+            (query.slug, obj.get("slug")),
+            (query.project_id, project_id),
+            (query.project_name, self._objects["project"][project_id]["name"]),
         )
+        return (
+            all(want is None or want == have for want, have in wanted)
+            and (not query.ids or obj["id"] in query.ids)
+            and (not query.score_types or obj.get("score_type") in query.score_types)
+        )
+
+    def _scope(self, body: Obj) -> str:
+        project_id = body.get("project_id")
+        if not isinstance(project_id, str) or project_id not in self._objects["project"]:
+            raise bad_request(f"project_id {project_id!r} is not an existing project")
+        return project_id
 
     def _check(self, kind: Kind, body: Obj, required: tuple[str, ...]) -> None:
         for field in required:
             if body.get(field) is None:
                 raise bad_request(f"{field} is required to create a {kind}")
-        for field, (check, shape) in _FIELDS[kind].items():
+        for field, (check, shape) in SPECS[kind].fields.items():
             if field in body and not check(body[field]):
                 raise bad_request(f"{field} must be {shape}")
-
-    def _defaults(self, kind: Kind, project_id: str | None) -> Obj:
-        common: Obj = {
-            "id": str(uuid.uuid4()),
-            "name": "",
-            "description": None,
-            "created": utc_timestamp(),
-            "deleted_at": None,
-            "user_id": self.user_id,
-        }
-        if kind == "project":
-            return {**common, "org_id": self.org_id, "settings": None}
-        scoped = {**common, "project_id": project_id, "metadata": None, "tags": None}
-        if kind == "dataset":
-            return {**scoped, "url_slug": ""}
-        return {
-            **scoped,
-            "repo_info": None,
-            "commit": None,
-            "base_exp_id": None,
-            "dataset_id": None,
-            "dataset_version": None,
-            "public": False,
-        }
 
 
 def _index_of(objects: list[Obj], object_id: str) -> int:
@@ -220,7 +220,3 @@ def _index_of(objects: list[Obj], object_id: str) -> int:
         if obj["id"] == object_id:
             return index
     raise bad_request(f"no object with id {object_id} in this listing")
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "dataset"

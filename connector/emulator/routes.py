@@ -15,9 +15,10 @@ from urllib.parse import quote
 import orjson
 
 from connector.api.xact import parse_xact
-from connector.emulator.catalog import KINDS, Kind, ListQuery
+from connector.emulator.catalog import ListQuery
 from connector.emulator.errors import Rejected, bad_request
 from connector.emulator.faults import FaultPlan, FaultRule
+from connector.emulator.kinds import KINDS, SPECS, Kind
 from connector.emulator.stats import Stats
 from connector.emulator.store import OBJECT_TYPES, ObjectType, Store
 from connector.emulator.summary import metric_summaries, score_summaries
@@ -156,7 +157,17 @@ def _flag(value: str | None) -> bool:
 # Catalog endpoints
 
 
+def _read_version(call: Call) -> int | None:
+    """The `version` of a read of a versioned kind (a transaction id)."""
+    if call.arg("environment") is not None:
+        # An environment names a version chosen in the app; guessing one would answer wrongly.
+        raise bad_request("the emulator has no environments: pass a version (a transaction id) instead")
+    return _xact(call.arg("version"), "version")
+
+
 def _list(kind: Kind) -> Handler:
+    spec = SPECS[kind]
+
     def handle(call: Call) -> Reply:
         query = ListQuery(
             limit=_count(call.arg("limit"), "limit"),
@@ -164,25 +175,32 @@ def _list(kind: Kind) -> Handler:
             ending_before=call.arg("ending_before"),
             ids=tuple(call.query.get("ids", ())),
             name=call.arg(f"{kind}_name"),
-            project_id=None if kind == "project" else call.arg("project_id"),
-            project_name=None if kind == "project" else call.arg("project_name"),
+            project_id=call.arg("project_id") if spec.scoped else None,
+            project_name=call.arg("project_name") if spec.scoped else None,
             org_name=call.arg("org_name"),
+            slug=call.arg("slug") if "slug" in spec.response else None,
+            score_types=tuple(call.query.get("score_type", ())) if "score_type" in spec.response else (),
+            version=_read_version(call) if spec.versioned else None,
         )
         return Reply.json({"objects": call.store.list_objects(kind, query)})
 
     return handle
 
 
-def _create(kind: Kind) -> Handler:
+def _create(kind: Kind, *, replace: bool = False) -> Handler:
     def handle(call: Call) -> Reply:
-        obj, created = call.store.create(kind, call.json())
+        write = call.store.replace if replace else call.store.create
+        obj, created = write(kind, call.json())
         return Reply.json(obj, (("x-bt-found-existing", "false" if created else "true"),))
 
     return handle
 
 
 def _get(kind: Kind) -> Handler:
-    return lambda call: Reply.json(call.store.get(kind, call.params["id"]))
+    versioned = SPECS[kind].versioned
+    return lambda call: Reply.json(
+        call.store.get(kind, call.params["id"], _read_version(call) if versioned else None)
+    )
 
 
 def _patch(kind: Kind) -> Handler:
@@ -339,6 +357,10 @@ def _routes() -> list[Route]:
             _route("PATCH", item, f"{kind}.patch", _patch(kind), writes=True),
             _route("DELETE", item, f"{kind}.delete", _delete(kind), writes=True),
         ]
+        if SPECS[kind].replaceable:
+            routes.append(
+                _route("PUT", f"/v1/{kind}", f"{kind}.replace", _create(kind, replace=True), writes=True)
+            )
     for object_type in OBJECT_TYPES:
         item = rf"/v1/{object_type}/(?P<id>[^/]+)"
         routes += [

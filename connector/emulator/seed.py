@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from connector.emulator.generate import TraceFactory, iso
+from connector.emulator.kinds import Kind
 from connector.emulator.store import Store
 
 # Demo rows carry fixed creation times so the demo data is the same on every run.
@@ -51,8 +53,14 @@ def _demo(store: Store) -> None:
     main = projects[0]["id"]
     golden = _demo_dataset(store, factory, main, "golden-questions", records=24)
     _demo_dataset(store, factory, main, "edge-cases", records=12)
-    for name, quality in (("baseline", 0.55), ("prompt-v2", 0.8)):
-        _demo_experiment(store, factory, main, name, golden, quality)
+    for kind, bodies in _DEMO_DEFINITIONS:
+        for body in bodies:
+            store.create(kind, {**body, "project_id": main})
+    # The baseline ran on the prompt's first version, prompt-v2 on its second.
+    prompt = store.create("prompt", {**_DEMO_PROMPT, "project_id": main})[0]
+    _demo_experiment(store, factory, main, "baseline", golden, 0.55, prompt)
+    prompt = store.patch("prompt", prompt["id"], _DEMO_PROMPT_V2)
+    _demo_experiment(store, factory, main, "prompt-v2", golden, 0.8, prompt)
 
 
 def _demo_logs(store: Store, factory: TraceFactory, project_id: str, *, traces: int, start: float) -> None:
@@ -105,7 +113,13 @@ def _demo_dataset(store: Store, factory: TraceFactory, project_id: str, name: st
 
 
 def _demo_experiment(
-    store: Store, factory: TraceFactory, project_id: str, name: str, dataset_id: str, quality: float
+    store: Store,
+    factory: TraceFactory,
+    project_id: str,
+    name: str,
+    dataset_id: str,
+    quality: float,
+    prompt: dict[str, Any],
 ) -> None:
     rng = factory.rng
     experiment = store.create_experiment(
@@ -136,22 +150,180 @@ def _demo_experiment(
             }
         )
         prompt_tokens = rng.randint(100, 900)
-        events.append(
-            {
-                "id": factory.new_id(),
-                "span_id": factory.new_id(),
-                "root_span_id": root_span_id,
-                "span_parents": [root_span_id],
-                "created": iso(start + 0.1),
-                "input": record["input"],
-                "output": {"answer": factory.text(90)},
-                "metrics": {
-                    "start": start + 0.1,
-                    "end": start + 0.4,
-                    "prompt_tokens": prompt_tokens,
-                    "tokens": prompt_tokens + 50,
-                },
-                "span_attributes": {"name": "task", "type": "task"},
-            }
-        )
+        task = {
+            "id": factory.new_id(),
+            "span_id": factory.new_id(),
+            "root_span_id": root_span_id,
+            "span_parents": [root_span_id],
+            "created": iso(start + 0.1),
+            "input": record["input"],
+            "output": {"answer": factory.text(90)},
+            "metrics": {"start": start + 0.1, "end": start + 0.4},
+            "span_attributes": {"name": "task", "type": "task"},
+        }
+        events += [task, _demo_llm_span(task, prompt, prompt_tokens)]
     store.insert("experiment", experiment["id"], events)
+
+
+def _demo_llm_span(task: dict[str, Any], prompt: dict[str, Any], prompt_tokens: int) -> dict[str, Any]:
+    """The task's model call, logged as the SDK logs a call built from a saved prompt.
+
+    `Prompt.build()` hands the wrapped client `metadata.prompt` = {id, project_id,
+    version (the prompt's `_xact_id`), variables}; that is how a row names its prompt.
+    """
+    # Ids derived from the task's, not drawn from the RNG, so every other demo value stays as it was.
+    row_id, span_id = (
+        str(uuid.uuid5(uuid.NAMESPACE_URL, f"bt-sync-emulator/llm/{task[field]}"))
+        for field in ("id", "span_id")
+    )
+    question = task["input"]["question"]
+    prompt_data = prompt["prompt_data"]
+    messages = [
+        {**message, "content": message["content"].replace("{{question}}", question)}
+        for message in prompt_data["prompt"]["messages"]
+    ]
+    start, end = task["metrics"]["start"], task["metrics"]["end"]
+    return {
+        "id": row_id,
+        "span_id": span_id,
+        "root_span_id": task["root_span_id"],
+        "span_parents": [task["span_id"]],
+        "created": iso(start + 0.05),
+        "input": messages,
+        "output": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": task["output"]["answer"]},
+                "finish_reason": "stop",
+            }
+        ],
+        "metadata": {
+            "model": prompt_data["options"]["model"],
+            **prompt_data["options"]["params"],
+            "provider": "openai",
+            "prompt": {
+                "id": prompt["id"],
+                "project_id": prompt["project_id"],
+                "version": prompt["_xact_id"],
+                "variables": {"question": question},
+            },
+        },
+        "metrics": {
+            "start": start + 0.05,
+            "end": end - 0.05,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": 50,
+            "tokens": prompt_tokens + 50,
+        },
+        "span_attributes": {"name": "Chat Completion", "type": "llm"},
+    }
+
+
+_DEMO_SYSTEM = "You are a customer support agent. Answer the customer's question in two sentences."
+_DEMO_PROMPT: dict[str, Any] = {
+    "name": "Support answer",
+    "slug": "support-answer",
+    "description": "Answers one customer question",
+    "prompt_data": {
+        "prompt": {
+            "type": "chat",
+            "messages": [
+                {"role": "system", "content": _DEMO_SYSTEM},
+                {"role": "user", "content": "{{question}}"},
+            ],
+        },
+        "options": {"model": "gpt-4o", "params": {"temperature": 0.7, "max_tokens": 300}},
+    },
+    "tags": ["prod"],
+}
+# A PATCH deep-merges: the messages are replaced (arrays are), the params merged.
+_DEMO_PROMPT_V2: dict[str, Any] = {
+    "prompt_data": {
+        "prompt": {
+            "type": "chat",
+            "messages": [
+                {"role": "system", "content": _DEMO_SYSTEM + " Quote the policy you rely on."},
+                {"role": "user", "content": "{{question}}"},
+            ],
+        },
+        "options": {"params": {"temperature": 0.2}},
+    }
+}
+_DEMO_DEFINITIONS: tuple[tuple[Kind, tuple[dict[str, Any], ...]], ...] = (
+    (
+        "function",
+        (
+            {
+                "name": "Exact match",
+                "slug": "exact-match",
+                "description": "1 if the answer is the expected one, else 0",
+                "function_type": "scorer",
+                "function_data": {
+                    "type": "code",
+                    "data": {
+                        "type": "inline",
+                        "runtime_context": {"runtime": "python", "version": "3.12"},
+                        "code": "def handler(output, expected):\n    return float(output == expected)\n",
+                    },
+                },
+            },
+            # An LLM judge: a scorer whose function_data is a prompt, so it is a prompt too.
+            {
+                "name": "Relevance judge",
+                "slug": "relevance-judge",
+                "function_type": "scorer",
+                "function_data": {"type": "prompt"},
+                "prompt_data": {
+                    "prompt": {
+                        "type": "chat",
+                        "messages": [
+                            {
+                                "role": "user",
+                                "content": "Question: {{input}}\nAnswer: {{output}}\nIs the answer relevant?",
+                            }
+                        ],
+                    },
+                    "options": {"model": "gpt-4o-mini", "params": {"temperature": 0}},
+                    "parser": {
+                        "type": "llm_classifier",
+                        "use_cot": True,
+                        "choice_scores": {"Yes": 1, "Partly": 0.5, "No": 0},
+                    },
+                },
+            },
+        ),
+    ),
+    (
+        "project_score",
+        (
+            {"name": "accuracy", "score_type": "slider", "description": "Reviewer's rating of the answer"},
+            {
+                "name": "user_feedback",
+                "score_type": "slider",
+                "description": "Thumbs up or down from the user",
+            },
+            {
+                "name": "resolution",
+                "score_type": "categorical",
+                "categories": [
+                    {"name": "resolved", "value": 1},
+                    {"name": "partly resolved", "value": 0.5},
+                    {"name": "unresolved", "value": 0},
+                ],
+            },
+            {
+                "name": "overall",
+                "score_type": "weighted",
+                "categories": {"exact_match": 0.5, "relevance": 0.5},
+            },
+        ),
+    ),
+    (
+        "project_tag",
+        (
+            {"name": "prod", "color": "#16a34a", "description": "Production traffic"},
+            {"name": "beta", "color": "#ca8a04", "description": "Beta users"},
+            {"name": "reviewed", "color": "#2563eb", "description": "Checked by a reviewer"},
+        ),
+    ),
+)

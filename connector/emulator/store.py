@@ -12,12 +12,13 @@ from typing import Any, Literal
 
 import orjson
 
-from connector.emulator.catalog import Catalog, Kind, ListQuery, Obj
+from connector.emulator.catalog import Catalog, ListQuery
 from connector.emulator.clock import XactClock
 from connector.emulator.errors import bad_request
 from connector.emulator.generate import TraceFactory, log_batches
 from connector.emulator.history import History, Page
 from connector.emulator.journal import Journal
+from connector.emulator.kinds import SPECS, Kind, Obj, table_of
 from connector.emulator.rows import Row, apply_events, check_events, serialize, utc_timestamp
 
 ObjectType = Literal["project_logs", "experiment", "dataset"]
@@ -59,41 +60,53 @@ class Store:
     def create(self, kind: Kind, body: Any) -> tuple[Obj, bool]:
         """Create an object from a request body; return it and whether it is new.
 
-        As in the API, creating a name that exists in the same scope returns the
-        existing object unmodified (experiments with `ensure_new` get a fresh name).
+        As in the API, creating a key (name, or slug) that exists in the same scope
+        returns the existing object unmodified (experiments with `ensure_new` get a fresh name).
         Objects are returned as copies, here and below: changing one changes nothing stored.
         """
         with self._lock:
             obj = self.catalog.build(kind, body)
-            existing = self.catalog.find(kind, obj["name"], obj.get("project_id"))
+            existing = self.catalog.existing(kind, obj)
             if existing is not None:
-                if not (kind == "experiment" and body.get("ensure_new")):
-                    return dict(existing), False
+                if not (SPECS[kind].fresh_name and body.get("ensure_new")):
+                    return self.catalog.view(kind, existing), False
                 obj["name"] = self.catalog.unique_name(kind, obj["name"], obj["project_id"])
-            self._put(kind, obj)
-            return dict(obj), True
+            return self._put(kind, obj), True
 
-    def get(self, kind: Kind, object_id: str) -> Obj:
+    def replace(self, kind: Kind, body: Any) -> tuple[Obj, bool]:
+        """Create, or replace the object holding the same key by one made from `body` alone (PUT).
+
+        The replacement keeps the id and creation time; returns it and whether it is new.
+        """
         with self._lock:
-            return dict(self.catalog.get(kind, object_id))
+            obj = self.catalog.build(kind, body)
+            existing = self.catalog.existing(kind, obj)
+            if existing is not None:
+                obj.update(id=existing["id"], created=existing["created"])
+            return self._put(kind, obj), existing is None
+
+    def get(self, kind: Kind, object_id: str, version: int | None = None) -> Obj:
+        """Return an object; for a versioned kind, as it was at transaction `version` if given."""
+        with self._lock:
+            return self.catalog.view(kind, self.catalog.get(kind, object_id, version))
 
     def list_objects(self, kind: Kind, query: ListQuery) -> list[Obj]:
         with self._lock:
-            return [dict(obj) for obj in self.catalog.list_objects(kind, query)]
+            return [self.catalog.view(kind, obj) for obj in self.catalog.list_objects(kind, query)]
 
     def patch(self, kind: Kind, object_id: str, body: Any) -> Obj:
         with self._lock:
-            obj = self.catalog.patched(kind, object_id, body)
-            self._put(kind, obj)
-            return dict(obj)
+            return self._put(kind, self.catalog.patched(kind, object_id, body))
 
     def delete(self, kind: Kind, object_id: str) -> Obj:
-        """Delete an object (a project takes its experiments and datasets along) and its events."""
+        """Delete an object (a project takes everything in it along) and its events."""
         with self._lock:
-            self.catalog.get(kind, object_id)
-            removed = self._drop(kind, object_id)
-            self._record({"op": "drop", "kind": kind, "id": object_id})
-            return {**removed, "deleted_at": utc_timestamp()}
+            deleted = self.catalog.view(kind, self.catalog.get(kind, object_id))
+            self._drop(table_of(kind), object_id)
+            self._record({"op": "drop", "kind": table_of(kind), "id": object_id})
+            if "deleted_at" in deleted:
+                deleted["deleted_at"] = utc_timestamp()
+            return deleted
 
     # Events
 
@@ -192,7 +205,10 @@ class Store:
 
     def _replay(self, record: dict[str, Any]) -> None:
         if record["op"] == "put":
-            self.catalog.put(record["kind"], record["object"])
+            obj = record["object"]
+            if obj.get("_xact_id") is not None:
+                self.clock.observe(int(obj["_xact_id"]))
+            self.catalog.put(record["kind"], obj)
         elif record["op"] == "drop":
             self._drop(record["kind"], record["id"])
         else:
@@ -207,16 +223,19 @@ class Store:
 
     # Internals (callers hold the lock)
 
-    def _put(self, kind: Kind, obj: Obj) -> None:
-        self.catalog.put(kind, obj)
-        self._record({"op": "put", "kind": kind, "object": obj})
+    def _put(self, kind: Kind, obj: Obj) -> Obj:
+        """Store a new or changed object (a new version, for a versioned kind); return its view."""
+        table = table_of(kind)
+        if SPECS[table].versioned:
+            obj = {**obj, "_xact_id": str(self.clock.next())}
+        self.catalog.put(table, obj)
+        self._record({"op": "put", "kind": table, "object": obj})
+        return self.catalog.view(kind, obj)
 
-    def _drop(self, kind: Kind, object_id: str) -> Obj:
-        removed = self.catalog.drop(kind, object_id)
-        gone = {obj["id"] for obj in removed}
+    def _drop(self, table: Kind, object_id: str) -> None:
+        gone = {obj["id"] for obj in self.catalog.drop(table, object_id)}
         for key in [key for key in self._histories if key[1] in gone]:
             del self._histories[key]
-        return removed[0]
 
     def _history(self, object_type: ObjectType, object_id: str) -> History:
         owner = OWNER.get(object_type)
