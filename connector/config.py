@@ -1,38 +1,57 @@
-"""Settings, read with the precedence CLI flag > environment > default."""
+"""Settings and defaults, read with the precedence CLI flag > environment > default.
+
+Every default lives here once: the CLI, Dagster, the demo, the benchmarks and
+the tests build their settings from these classes (see `connector.wiring`).
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_API_URL = "https://api.braintrust.dev"
+DEFAULT_DUCKDB_PATH = Path("data/braintrust.duckdb")
+DEFAULT_PARQUET_ROOT = "data/parquet"
+DEFAULT_STATE_DIR = Path("data/state")
+DEFAULT_ICEBERG_NAMESPACE = "braintrust"
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MAX_ATTEMPTS = 6
+# Traces per fetch page: the API's maximum.
+DEFAULT_PAGE_LIMIT = 1000
+# Braintrust ingestion is eventually consistent: an incremental sync re-reads this much below its watermark.
+DEFAULT_OVERLAP_S = 5.0
+# How long a sync waits for another process syncing the same object (a long full read can take minutes).
+DEFAULT_LOCK_WAIT_S = 600.0
+DEFAULT_BATCH_ROWS = 500
+DEFAULT_CONCURRENCY = 4
 
 
-class ApiSettings(BaseSettings):
-    """Where the Braintrust API is and how to authenticate.
+class _Settings(BaseSettings):
+    # An aliased field reads exactly that variable (and takes its field name as a keyword argument);
+    # the others read BT_SYNC_<FIELD>, never a bare name such as TIMEOUT_S.
+    model_config = SettingsConfigDict(env_prefix="BT_SYNC_", extra="ignore", populate_by_name=True)
+
+
+class ApiSettings(_Settings):
+    """Where the Braintrust API is and how to call it.
 
     Args:
         api_url: base URL of the API (`BRAINTRUST_API_URL`).
         api_key: the API key (`BRAINTRUST_API_KEY`); a `SecretStr`, so it never
             shows in `repr`, logs or error messages.
-        timeout_s: per-request timeout in seconds.
-        max_attempts: attempts per request before a transient failure is raised.
+        timeout_s: per-request timeout in seconds (`BT_SYNC_TIMEOUT`).
+        max_attempts: attempts per request before a transient failure is raised (`BT_SYNC_MAX_ATTEMPTS`).
         backoff_initial_s: first retry wait (jittered, doubling), unless the server sends `Retry-After`.
         backoff_max_s: longest wait between two attempts.
     """
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
-
-    api_url: str = Field(
-        default=DEFAULT_API_URL, validation_alias=AliasChoices("api_url", "BRAINTRUST_API_URL")
-    )
-    api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("api_key", "BRAINTRUST_API_KEY")
-    )
-    timeout_s: float = Field(default=60.0, gt=0)
-    max_attempts: int = Field(default=6, ge=1)
+    api_url: str = Field(default=DEFAULT_API_URL, validation_alias="BRAINTRUST_API_URL")
+    api_key: SecretStr | None = Field(default=None, validation_alias="BRAINTRUST_API_KEY")
+    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, validation_alias="BT_SYNC_TIMEOUT")
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, validation_alias="BT_SYNC_MAX_ATTEMPTS")
     backoff_initial_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=30.0, ge=0)
 
@@ -44,21 +63,42 @@ class ApiSettings(BaseSettings):
         return value.rstrip("/")
 
 
-class WarehouseSettings(BaseSettings):
-    """Where synced data lands.
+class DestinationKind(StrEnum):
+    """Where synced tables land."""
+
+    DUCKDB = "duckdb"
+    ICEBERG = "iceberg"
+
+
+class WarehouseSettings(_Settings):
+    """Where synced data lands, and where a worker keeps its scratch.
 
     Args:
-        duckdb_path: the DuckDB database file (`BT_SYNC_DUCKDB`).
-        parquet_root: local directory or `pyarrow.fs` URI such as `s3://bucket/prefix`
-            (`BT_SYNC_PARQUET`); None disables Parquet output.
+        destination: `duckdb` (Parquet files plus a DuckDB file of views) or `iceberg` (`BT_SYNC_DESTINATION`).
+        duckdb_path: the DuckDB file analysts open (`BT_SYNC_DUCKDB`).
+        parquet_root: directory or `s3://bucket/prefix` holding the tables as Parquet (`BT_SYNC_PARQUET`);
+            None keeps them in a private directory beside the DuckDB file (`--no-parquet`).
+        state_dir: this worker's scratch: staged pages, checkpoints, push checkpoints (`BT_SYNC_STATE_DIR`).
+        iceberg_catalog: a pyiceberg SQL catalog URI or a `.pyiceberg.yaml` catalog name
+            (`BT_SYNC_ICEBERG_CATALOG`).
+        iceberg_warehouse: where Iceberg data files go: a path or `s3://…` (`BT_SYNC_ICEBERG_WAREHOUSE`).
+        iceberg_namespace: the Iceberg namespace of the tables (`BT_SYNC_ICEBERG_NAMESPACE`).
     """
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+    destination: DestinationKind = Field(
+        default=DestinationKind.DUCKDB, validation_alias="BT_SYNC_DESTINATION"
+    )
+    duckdb_path: Path = Field(default=DEFAULT_DUCKDB_PATH, validation_alias="BT_SYNC_DUCKDB")
+    parquet_root: str | None = Field(default=DEFAULT_PARQUET_ROOT, validation_alias="BT_SYNC_PARQUET")
+    state_dir: Path = Field(default=DEFAULT_STATE_DIR, validation_alias="BT_SYNC_STATE_DIR")
+    iceberg_catalog: str | None = Field(default=None, validation_alias="BT_SYNC_ICEBERG_CATALOG")
+    iceberg_warehouse: str | None = Field(default=None, validation_alias="BT_SYNC_ICEBERG_WAREHOUSE")
+    iceberg_namespace: str = Field(
+        default=DEFAULT_ICEBERG_NAMESPACE,
+        validation_alias="BT_SYNC_ICEBERG_NAMESPACE",
+    )
 
-    duckdb_path: Path = Field(
-        default=Path("data/braintrust.duckdb"),
-        validation_alias=AliasChoices("duckdb_path", "BT_SYNC_DUCKDB"),
-    )
-    parquet_root: str | None = Field(
-        default="data/parquet", validation_alias=AliasChoices("parquet_root", "BT_SYNC_PARQUET")
-    )
+    @property
+    def tables_root(self) -> str:
+        """Where the table files live: the Parquet root, or a directory beside the DuckDB file."""
+        return self.parquet_root or str(self.duckdb_path.with_name(self.duckdb_path.name + ".tables"))

@@ -11,12 +11,15 @@ a one-line message that says what to do. The marker mixins tell retry logic
     │   ├── NotFoundError      404: the project/experiment/dataset is gone   (terminal)
     │   ├── RequestError       other 4xx: the request itself is wrong        (terminal)
     │   ├── PayloadTooLarge    413: split the request and send again         (terminal)
+    │   ├── MalformedResponse  a response bt-sync cannot trust (null ids...) (terminal)
     │   └── ServerUnavailable  429/5xx/timeouts/connection errors, retries exhausted (transient)
     ├── PaginationError        a cursor repeated or stopped advancing       (transient)
-    ├── WarehouseError         the DuckDB file or Parquet root is unusable
-    │   └── WarehouseLocked    another process holds the DuckDB file       (transient)
+    ├── WarehouseError         the warehouse files cannot be read or written (terminal)
+    ├── WarehouseLocked        another process is syncing the same object  (transient)
     ├── StateError             the sync state is unreadable or inconsistent  (terminal)
-    └── PushError              a push input file is invalid                  (terminal)
+    ├── PushError              a push input file is invalid                  (terminal)
+    ├── QueryError             a SQL query over the tables failed            (terminal)
+    └── SyncIncomplete         some objects failed; the others were synced   (terminal)
 """
 
 from __future__ import annotations
@@ -67,6 +70,10 @@ class PayloadTooLarge(ApiError, TerminalError):
     """The request body was over the server's size limit (413)."""
 
 
+class MalformedResponse(ApiError, TerminalError):
+    """A response breaks the API's contract (an event without an id, a `_xact_id` that is not a number)."""
+
+
 class ServerUnavailable(ApiError, TransientError):
     """The API kept failing with 429/5xx, timeouts or dropped connections after all retries."""
 
@@ -76,11 +83,11 @@ class PaginationError(BtSyncError, TransientError):
 
 
 class WarehouseError(BtSyncError, TerminalError):
-    """The DuckDB file or Parquet root cannot be opened, read or written."""
+    """The DuckDB file, the Parquet root or the Iceberg catalog cannot be opened, read or written."""
 
 
-class WarehouseLocked(WarehouseError, TransientError):
-    """Another process holds the DuckDB file; it was still locked after waiting."""
+class WarehouseLocked(BtSyncError, TransientError):
+    """Another process is syncing the same object; it still held the object's lock after waiting."""
 
 
 class StateError(BtSyncError, TerminalError):
@@ -89,3 +96,11 @@ class StateError(BtSyncError, TerminalError):
 
 class PushError(BtSyncError, TerminalError):
     """A push input file or its column mapping is invalid."""
+
+
+class QueryError(BtSyncError, TerminalError):
+    """A SQL query over the synced tables is invalid, writes, or failed."""
+
+
+class SyncIncomplete(BtSyncError, TerminalError):
+    """Some objects could not be synced (each is named); every other object was synced and committed."""

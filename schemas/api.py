@@ -22,27 +22,37 @@ class ObjectType(StrEnum):
     DATASET = "dataset"
 
 
-class _ApiObject(BaseModel):
+class _Response(BaseModel):
+    """Base of what the API returns: frozen, and keeping fields added to the API after this was written."""
+
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
-class Project(_ApiObject):
-    """`Project` in the spec."""
+class ApiObject(_Response):
+    """An object the API lists: a project, experiment, dataset, prompt, ..."""
 
     id: str
-    org_id: str
     name: str
+
+    @property
+    def owning_project_id(self) -> str:
+        """The project the object belongs to (a project's own id)."""
+        return str(getattr(self, "project_id", None) or self.id)
+
+
+class Project(ApiObject):
+    """`Project` in the spec."""
+
+    org_id: str
     created: datetime | None = None
     deleted_at: datetime | None = None
     user_id: str | None = None
 
 
-class _ProjectObject(_ApiObject):
+class _ProjectObject(ApiObject):
     """Fields experiments and datasets share."""
 
-    id: str
     project_id: str
-    name: str
     description: str | None = None
     created: datetime | None = None
     deleted_at: datetime | None = None
@@ -65,7 +75,36 @@ class Dataset(_ProjectObject):
     url_slug: str | None = None
 
 
-class ListResponse(_ApiObject):
+class _InProject(ApiObject):
+    """An object listed per project: a prompt, function, score or tag definition."""
+
+    project_id: str
+
+
+class Prompt(_InProject):
+    """`Prompt` in the spec; `_xact_id` is its version."""
+
+    slug: str | None = None
+
+
+class Function(_InProject):
+    """`Function` in the spec: a scorer, tool, task or LLM function; `_xact_id` is its version."""
+
+    slug: str | None = None
+    function_type: str | None = None
+
+
+class ProjectScore(_InProject):
+    """`ProjectScore` in the spec: the definition of one score name."""
+
+    score_type: str | None = None
+
+
+class ProjectTag(_InProject):
+    """`ProjectTag` in the spec: the definition of one tag."""
+
+
+class ListResponse(_Response):
     """The envelope of every list endpoint: `{"objects": [...]}`."""
 
     objects: list[dict[str, Any]]
@@ -108,13 +147,13 @@ class InsertEventsResponse(BaseModel):
     row_ids: list[str]
 
 
-class DataSummary(_ApiObject):
+class DataSummary(_Response):
     """`DataSummary`: how many live records a dataset has."""
 
     total_records: int = Field(ge=0)
 
 
-class SummarizeDatasetResponse(_ApiObject):
+class SummarizeDatasetResponse(_Response):
     """Response of `GET /v1/dataset/{id}/summarize`."""
 
     project_name: str

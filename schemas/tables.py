@@ -1,9 +1,11 @@
-"""The warehouse tables: their columns, DuckDB types and keys.
+"""The warehouse tables: their columns, DuckDB types, keys and meaning.
 
-Rows arrive as raw JSON text and are typed inside DuckDB with one
-`json_transform` per row (one parse, in C++), so a column is described by its
-DuckDB type and by the Python types its JSON value may have: a value of any
-other type is kept in `_extra` instead of being nulled silently.
+This module is the single source of column truth: the staging transform, the
+Parquet files, the DuckDB views, the Iceberg tables, the Dagster column schemas
+and the README's table section all derive from it. Rows arrive as raw JSON and
+are typed inside DuckDB (`json_transform`, one parse per page), so a column is
+described by its DuckDB type and by the JSON shapes that fit it: a value of
+another shape is kept in `_extra` instead of being nulled silently.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ from dataclasses import dataclass
 
 from schemas.api import ObjectType
 
-_JSON_VALUE = (dict, list, str, int, float, bool)
-
 
 @dataclass(frozen=True)
 class Column:
@@ -21,53 +21,80 @@ class Column:
 
     Args:
         name: column and JSON key name.
-        duckdb_type: type in the DuckDB table (and in `json_transform`).
-        accepts: Python types a JSON value must have to fit the column.
+        duckdb_type: type in the tables (and in `json_transform`).
+        description: what the column holds, for analysts (view comments, Dagster, README).
     """
 
     name: str
     duckdb_type: str
-    accepts: tuple[type, ...]
+    description: str
+
+    @property
+    def is_json(self) -> bool:
+        """Free-form payload stored as JSON text: any JSON value fits."""
+        return self.duckdb_type == "JSON"
 
 
-def _varchar(name: str) -> Column:
-    return Column(name, "VARCHAR", (str,))
+def _varchar(name: str, description: str) -> Column:
+    return Column(name, "VARCHAR", description)
 
 
-def _json(name: str) -> Column:
-    return Column(name, "JSON", _JSON_VALUE)
+def _json(name: str, description: str) -> Column:
+    return Column(name, "JSON", description)
 
 
-_EVENT_HEAD = (
-    _varchar("id"),
-    Column("_xact_id", "UBIGINT", (str, int)),
-    Column("created", "TIMESTAMPTZ", (str,)),
-    _varchar("project_id"),
+def _timestamp(name: str, description: str) -> Column:
+    return Column(name, "TIMESTAMPTZ", description)
+
+
+def _tags(description: str) -> Column:
+    return Column("tags", "VARCHAR[]", description)
+
+
+ID = _varchar("id", "Row id, unique within its object (the same id in two objects is two rows).")
+XACT_ID = Column(
+    "_xact_id",
+    "UBIGINT",
+    "Version of the row: the transaction id that wrote it. Greater is newer; compare as a number.",
 )
+CREATED = _timestamp("created", "When the row was first created.")
+PROJECT_ID = _varchar("project_id", "The project the row belongs to.")
+
 _EVENT_BODY = (
-    _varchar("span_id"),
-    _varchar("root_span_id"),
-    Column("is_root", "BOOLEAN", (bool,)),
-    Column("span_parents", "VARCHAR[]", (list,)),
-    Column("tags", "VARCHAR[]", (list,)),
-    _json("input"),
-    _json("output"),
-    _json("expected"),
-    _json("error"),
-    Column("scores", "MAP(VARCHAR, DOUBLE)", (dict,)),
-    _json("metadata"),
-    _json("metrics"),
-    _json("context"),
-    _json("span_attributes"),
-    _json("origin"),
-    _json("comments"),
-    _json("audit_data"),
-    _json("facets"),
-    _json("classifications"),
-    _varchar("_pagination_key"),
+    _varchar("span_id", "Id of the span this row records."),
+    _varchar("root_span_id", "Id of the trace's root span: rows sharing it form one trace."),
+    Column("is_root", "BOOLEAN", "Whether the row is the root span of its trace."),
+    Column("span_parents", "VARCHAR[]", "Span ids of the span's parents (empty for a root span)."),
+    _tags("Tags set on the row."),
+    _json("input", "The span's input (free-form JSON)."),
+    _json("output", "The span's output (free-form JSON)."),
+    _json("expected", "The expected output, for evaluations and dataset records."),
+    _json("error", "The error the span raised, if any."),
+    Column(
+        "scores",
+        "MAP(VARCHAR, DOUBLE)",
+        "Scores between 0 and 1 by name: scores['accuracy'].",
+    ),
+    _json("metadata", "User metadata (free-form JSON object)."),
+    _json("metrics", "Metrics: start/end times (Unix seconds), token counts and others."),
+    _json("context", "Where the span was logged from (caller file, line, function)."),
+    _json("span_attributes", "Span name and type (llm, task, tool, score, ...)."),
+    _json(
+        "origin", "For dataset records and spans copied from elsewhere: the object and row they came from."
+    ),
+    _json("comments", "Comments attached to the row."),
+    _json("audit_data", "Audit trail of the row's changes (feedback sources and metadata)."),
+    _json("facets", "Facets computed for the row."),
+    _json("classifications", "Classifications computed for the row."),
+    _varchar("_pagination_key", "The API's pagination key of the row."),
 )
-EXTRA_COLUMN = Column("_extra", "JSON", (dict,))
-SYNCED_AT_COLUMN = Column("_synced_at", "TIMESTAMPTZ", ())
+EXTRA = _json(
+    "_extra",
+    "Fields the API sent that have no column, and values whose type did not fit their column; "
+    "NULL when every field fit.",
+)
+SYNCED_AT = _timestamp("_synced_at", "When bt-sync fetched this version of the row.")
+RAW = _json("_raw", "The whole object as the API returned it.")
 
 
 @dataclass(frozen=True)
@@ -76,107 +103,196 @@ class EventStream:
 
     Args:
         object_type: the API object type whose `fetch` feeds the table.
-        table: DuckDB table and Parquet directory name.
+        table: table and Parquet directory name.
         key_column: the column naming the object; rows are unique per (key_column, id).
         scope_columns: object-identifying columns besides `project_id`.
+        description: what one row is.
     """
 
     object_type: ObjectType
     table: str
     key_column: str
     scope_columns: tuple[Column, ...]
+    description: str
 
     @property
     def payload_columns(self) -> tuple[Column, ...]:
         """Columns read from the event JSON, in table order."""
-        return _EVENT_HEAD + self.scope_columns + _EVENT_BODY
+        return (ID, XACT_ID, CREATED, PROJECT_ID, *self.scope_columns, *_EVENT_BODY)
 
     @property
     def columns(self) -> tuple[Column, ...]:
         """Every column of the table, in order."""
-        return (*self.payload_columns, EXTRA_COLUMN, SYNCED_AT_COLUMN)
+        return (*self.payload_columns, EXTRA, SYNCED_AT)
+
+    @property
+    def file_columns(self) -> tuple[Column, ...]:
+        """The columns stored inside a Parquet file: the key column lives in the file's directory name."""
+        return tuple(c for c in self.columns if c.name != self.key_column)
 
 
 PROJECT_LOGS = EventStream(
     ObjectType.PROJECT_LOGS,
     "project_logs",
     "project_id",
-    (_varchar("org_id"), _varchar("log_id"), _json("_async_scoring_state")),
+    (
+        _varchar("org_id", "The organization the project belongs to."),
+        _varchar("log_id", "Always 'g': the project's log."),
+        _json("_async_scoring_state", "State of online scoring for the row."),
+    ),
+    "A project's log span (production traces), latest version.",
 )
 EXPERIMENT_EVENTS = EventStream(
-    ObjectType.EXPERIMENT, "experiment_events", "experiment_id", (_varchar("experiment_id"),)
+    ObjectType.EXPERIMENT,
+    "experiment_events",
+    "experiment_id",
+    (_varchar("experiment_id", "The experiment the row belongs to."),),
+    "An experiment's span (evaluation cases and their sub-spans), latest version.",
 )
-DATASET_RECORDS = EventStream(ObjectType.DATASET, "dataset_records", "dataset_id", (_varchar("dataset_id"),))
-
-EVENT_STREAMS: dict[ObjectType, EventStream] = {
-    stream.object_type: stream for stream in (PROJECT_LOGS, EXPERIMENT_EVENTS, DATASET_RECORDS)
-}
+DATASET_RECORDS = EventStream(
+    ObjectType.DATASET,
+    "dataset_records",
+    "dataset_id",
+    (_varchar("dataset_id", "The dataset the record belongs to."),),
+    "A dataset record, latest version.",
+)
 
 
 @dataclass(frozen=True)
 class CatalogTable:
-    """A table with one row per API object (project, experiment or dataset)."""
+    """A table with one row per API object (project, experiment, prompt, ...).
+
+    Args:
+        table: table and Parquet directory name.
+        columns: typed API fields, then `_raw` (the whole object) and `_synced_at`.
+        description: what one row is.
+    """
 
     table: str
     columns: tuple[Column, ...]
+    description: str
+
+    @property
+    def typed_columns(self) -> tuple[Column, ...]:
+        """The columns read out of the API object (all but `_raw` and `_synced_at`)."""
+        return tuple(c for c in self.columns if c not in (RAW, SYNCED_AT))
 
 
-_CATALOG_TAIL = (Column("_raw", "JSON", (dict,)), SYNCED_AT_COLUMN)
+_CATALOG_TAIL = (RAW, SYNCED_AT)
+_NAME = _varchar("name", "Name.")
+_DESCRIPTION = _varchar("description", "Description.")
+_CREATED_AT = _timestamp("created", "When the object was created.")
+_USER_ID = _varchar("user_id", "Who created it.")
+_IN_PROJECT = _varchar("project_id", "The project it belongs to.")
+_METADATA = _json("metadata", "User metadata.")
+
 PROJECTS = CatalogTable(
     "projects",
     (
-        _varchar("id"),
-        _varchar("org_id"),
-        _varchar("name"),
-        Column("created", "TIMESTAMPTZ", (str,)),
-        _varchar("user_id"),
+        _varchar("id", "Project id."),
+        _varchar("org_id", "The organization."),
+        _NAME,
+        _CREATED_AT,
+        _USER_ID,
         *_CATALOG_TAIL,
     ),
+    "A project.",
 )
-_OBJECT_COMMON = (
-    _varchar("id"),
-    _varchar("project_id"),
-    _varchar("name"),
-    _varchar("description"),
-    Column("created", "TIMESTAMPTZ", (str,)),
-    _varchar("user_id"),
-    _json("metadata"),
-    Column("tags", "VARCHAR[]", (list,)),
-)
+_CONTAINER_COMMON = (_IN_PROJECT, _NAME, _DESCRIPTION, _CREATED_AT, _USER_ID, _METADATA, _tags("Tags."))
 EXPERIMENTS = CatalogTable(
     "experiments",
     (
-        *_OBJECT_COMMON,
-        _varchar("dataset_id"),
-        _varchar("dataset_version"),
-        Column("public", "BOOLEAN", (bool,)),
+        _varchar("id", "Experiment id."),
+        *_CONTAINER_COMMON,
+        _varchar("dataset_id", "The dataset the experiment ran on, if any."),
+        _varchar("dataset_version", "The version of that dataset."),
+        Column("public", "BOOLEAN", "Whether the experiment is public."),
         *_CATALOG_TAIL,
     ),
+    "An experiment.",
 )
-DATASETS = CatalogTable("datasets", (*_OBJECT_COMMON, *_CATALOG_TAIL))
-CATALOG_TABLES = (PROJECTS, EXPERIMENTS, DATASETS)
-
-SYNC_STATE_DDL = """
-CREATE TABLE IF NOT EXISTS sync_state (
-    object_type VARCHAR NOT NULL,
-    object_id VARCHAR NOT NULL,
-    project_id VARCHAR,
-    table_name VARCHAR NOT NULL,
-    version UBIGINT,
-    rows BIGINT NOT NULL,
-    last_fetched_rows BIGINT NOT NULL,
-    last_pages BIGINT NOT NULL,
-    synced_at TIMESTAMPTZ NOT NULL,
-    parquet_version UBIGINT,
-    PRIMARY KEY (object_type, object_id)
+DATASETS = CatalogTable(
+    "datasets", (_varchar("id", "Dataset id."), *_CONTAINER_COMMON, *_CATALOG_TAIL), "A dataset."
 )
-"""
+_FUNCTION_COMMON = (
+    _IN_PROJECT,
+    _NAME,
+    _varchar("slug", "Stable identifier within the project."),
+    _DESCRIPTION,
+    _CREATED_AT,
+    XACT_ID,
+    _json("prompt_data", "The prompt: model, messages and parameters."),
+    _varchar("function_type", "What the function is for: llm, scorer, task, tool, ..."),
+    _METADATA,
+    _tags("Tags."),
+)
+PROMPTS = CatalogTable(
+    "prompts",
+    (_varchar("id", "Prompt id."), *_FUNCTION_COMMON, *_CATALOG_TAIL),
+    "A prompt, at its latest version (`_xact_id`).",
+)
+FUNCTIONS = CatalogTable(
+    "functions",
+    (
+        _varchar("id", "Function id."),
+        *_FUNCTION_COMMON,
+        _json("function_data", "The implementation: code, prompt or global function."),
+        _json("origin", "Where the function was defined from."),
+        _json("function_schema", "JSON schema of its parameters and return value."),
+        *_CATALOG_TAIL,
+    ),
+    "A function: scorer, tool, task or LLM call, at its latest version (`_xact_id`).",
+)
+PROJECT_SCORES = CatalogTable(
+    "project_scores",
+    (
+        _varchar("id", "Score definition id."),
+        _IN_PROJECT,
+        _NAME,
+        _DESCRIPTION,
+        _CREATED_AT,
+        _USER_ID,
+        _varchar("score_type", "slider, categorical, weighted, minimum, maximum, online, free-form, ..."),
+        _json("categories", "For categorical scores: the categories and their values."),
+        _json("config", "Score configuration (online scoring rules, destination, ...)."),
+        _varchar("position", "Sort position in the UI."),
+        *_CATALOG_TAIL,
+    ),
+    "A score definition of a project: what a score name means and how it is given.",
+)
+PROJECT_TAGS = CatalogTable(
+    "project_tags",
+    (
+        _varchar("id", "Tag definition id."),
+        _IN_PROJECT,
+        _NAME,
+        _DESCRIPTION,
+        _CREATED_AT,
+        _USER_ID,
+        _varchar("color", "Color in the UI."),
+        _varchar("position", "Sort position in the UI."),
+        *_CATALOG_TAIL,
+    ),
+    "A tag definition of a project.",
+)
 
-
-def create_table_sql(table: str, columns: tuple[Column, ...]) -> str:
-    """Return `CREATE TABLE IF NOT EXISTS` for a table with `columns`."""
-    body = ",\n    ".join(f'"{c.name}" {c.duckdb_type}' for c in columns)
-    return f'CREATE TABLE IF NOT EXISTS "{table}" (\n    {body}\n)'
+SYNC_STATE_COLUMNS = (
+    _varchar("object_type", "project_logs, experiment or dataset."),
+    _varchar(
+        "object_id", "The object's id (the project id for project logs); its Dagster partition key is `name`."
+    ),
+    _varchar("name", "A readable name: `project/experiment`, `project/dataset` or `project` for logs."),
+    _varchar("project_id", "The project it belongs to."),
+    _varchar("table_name", "The table holding its rows."),
+    Column("version", "UBIGINT", "Watermark: the newest `_xact_id` the table holds for the object."),
+    Column("rows", "BIGINT", "Rows of the object in its table."),
+    Column("files", "BIGINT", "Parquet files holding those rows."),
+    Column("bytes", "BIGINT", "Bytes of those files."),
+    Column("last_fetched_rows", "BIGINT", "Row versions the last sync received."),
+    Column("last_pages", "BIGINT", "Fetch pages the last sync requested."),
+    Column("last_bytes_written", "BIGINT", "Parquet bytes the last sync wrote."),
+    _timestamp("synced_at", "When the last sync of the object committed."),
+)
 
 
 def sql_literal(value: str) -> str:
@@ -184,7 +300,18 @@ def sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def sql_identifier(name: str) -> str:
+    """Quote `name` as a SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def json_struct(columns: tuple[Column, ...]) -> str:
     """Return the `json_transform` structure that types `columns` out of a JSON object."""
-    fields = ", ".join(f'"{c.name}": "{c.duckdb_type}"' for c in columns)
+    fields = ", ".join(f'"{c.name}": "{_transform_type(c)}"' for c in columns)
     return "{" + fields + "}"
+
+
+def _transform_type(column: Column) -> str:
+    # Read as text and checked in SQL: a timestamp that does not parse must be kept, not nulled, and
+    # a version must be plain digits ("1.5" would otherwise round to 2).
+    return "VARCHAR" if column.duckdb_type == "TIMESTAMPTZ" or column is XACT_ID else column.duckdb_type

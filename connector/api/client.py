@@ -8,7 +8,7 @@ cut-short bodies, honouring `Retry-After`; 401/403 fail at once.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -32,14 +32,15 @@ from connector.errors import (
     ApiError,
     AuthError,
     ConfigError,
+    MalformedResponse,
     NotFoundError,
     PayloadTooLarge,
     RequestError,
     ServerUnavailable,
 )
 from schemas.api import (
+    ApiObject,
     Dataset,
-    Experiment,
     FetchEventsRequest,
     FetchEventsResponse,
     InsertEventsResponse,
@@ -48,6 +49,7 @@ from schemas.api import (
     Project,
     SummarizeDatasetResponse,
 )
+from schemas.kinds import ObjectKind
 
 LIST_PAGE_SIZE = 100
 MIN_FETCH_LIMIT = 10
@@ -120,26 +122,9 @@ class BraintrustClient:
         for raw in self._list("/v1/project", params):
             yield Project.model_validate(raw)
 
-    def get_project(self, project_id: str) -> Project:
-        """Return one project by id."""
-        return Project.model_validate(self._request("GET", f"/v1/project/{project_id}"))
-
     def create_project(self, name: str) -> Project:
         """Create a project, or return the existing one with that name."""
         return Project.model_validate(self._request("POST", "/v1/project", json={"name": name}))
-
-    def list_experiments(self, project_id: str) -> Iterator[Experiment]:
-        """Yield the experiments of a project."""
-        for raw in self._list("/v1/experiment", {"project_id": project_id}):
-            yield Experiment.model_validate(raw)
-
-    def get_experiment(self, experiment_id: str) -> Experiment:
-        """Return one experiment by id."""
-        return Experiment.model_validate(self._request("GET", f"/v1/experiment/{experiment_id}"))
-
-    def get_dataset(self, dataset_id: str) -> Dataset:
-        """Return one dataset by id."""
-        return Dataset.model_validate(self._request("GET", f"/v1/dataset/{dataset_id}"))
 
     def list_datasets(self, project_id: str, *, name: str | None = None) -> Iterator[Dataset]:
         """Yield the datasets of a project, optionally only the one called `name`."""
@@ -157,15 +142,45 @@ class BraintrustClient:
         raw = self._request("GET", f"/v1/dataset/{dataset_id}/summarize", params={"summarize_data": "true"})
         return SummarizeDatasetResponse.model_validate(raw)
 
+    def get_object(self, kind: ObjectKind, object_id: str) -> ApiObject:
+        """Return one object of `kind` by id.
+
+        Raises:
+            NotFoundError: it does not exist (any more).
+        """
+        return kind.model.model_validate(self._request("GET", f"/v1/{kind.api_path}/{object_id}"))
+
+    def list_kind(self, kind: ObjectKind, project_id: str | None = None) -> Iterator[ApiObject]:
+        """Yield every object of `kind` (in `project_id`, for kinds listed per project)."""
+        params = {"project_id": project_id} if project_id is not None else {}
+        for raw in self._list(f"/v1/{kind.api_path}", params):
+            yield kind.model.model_validate(raw)
+
     # Events --------------------------------------------------------------------------------------
 
     def fetch_page(
         self, object_type: ObjectType, object_id: str, request: FetchEventsRequest
     ) -> FetchEventsResponse:
-        """Fetch one page of row versions, newest first.
+        """Fetch one page of row versions, newest first, parsed into Python (for small pages).
+
+        The sync reads pages with `fetch_raw` instead: its rows are parsed once, by DuckDB.
+        """
+        raw = orjson.loads(self.fetch_raw(object_type, object_id, request))
+        what = f"fetch of {object_type.value} {object_id}"
+        if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
+            raise MalformedResponse(f"{what} returned no `events` list")
+        if not isinstance(raw.get("cursor"), str | None):
+            raise MalformedResponse(f"{what} returned a non-string `cursor`")
+        return FetchEventsResponse.model_construct(events=raw["events"], cursor=raw.get("cursor"))
+
+    def fetch_raw(self, object_type: ObjectType, object_id: str, request: FetchEventsRequest) -> bytes:
+        """Fetch one page of row versions, newest first, as the response body's bytes.
 
         On 5xx and timeouts the page size is halved for the next attempt (down to
         `MIN_FETCH_LIMIT`): large pages are what time out on a loaded server.
+
+        Raises:
+            NotFoundError: the object no longer exists.
         """
         body = request.model_dump(exclude_none=True)
 
@@ -175,18 +190,15 @@ class BraintrustClient:
             if (server_side or isinstance(error, httpx.TimeoutException)) and body.get("limit"):
                 body["limit"] = max(MIN_FETCH_LIMIT, body["limit"] // 2)
 
-        raw = self._request(
-            "POST", f"/v1/{object_type.value}/{object_id}/fetch", json=body, on_retry=shrink_page
+        content: bytes = self._request(
+            "POST",
+            f"/v1/{object_type.value}/{object_id}/fetch",
+            json=body,
+            on_retry=shrink_page,
+            parse=_json_object_bytes,
         )
         self.stats.count(fetch_pages=1)
-        what = f"fetch of {object_type.value} {object_id}"
-        if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
-            raise ServerUnavailable(f"{what} returned no `events` list")
-        if not isinstance(raw.get("cursor"), str | None):
-            raise ServerUnavailable(f"{what} returned a non-string `cursor`")
-        # Built without per-row validation: the event dicts go straight to staging, and
-        # validating thousands of free-form rows per page costs as much as shaping them.
-        return FetchEventsResponse.model_construct(events=raw["events"], cursor=raw.get("cursor"))
+        return content
 
     def insert_events(self, object_type: ObjectType, object_id: str, body: bytes) -> InsertEventsResponse:
         """Insert events given as a pre-serialised `{"events": [...]}` JSON body.
@@ -235,6 +247,7 @@ class BraintrustClient:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         on_retry: Any = None,
+        parse: Callable[[bytes], Any] = orjson.loads,
     ) -> Any:
         def before_sleep(state: RetryCallState) -> None:
             self.stats.count(retries=1)
@@ -252,7 +265,7 @@ class BraintrustClient:
             for attempt in retrying:
                 with attempt:
                     return self._send_once(
-                        method, path, json=json, content=content, params=params, headers=headers
+                        method, path, json=json, content=content, params=params, headers=headers, parse=parse
                     )
         except TRANSIENT_EXCEPTIONS as error:
             raise ServerUnavailable(
@@ -271,6 +284,7 @@ class BraintrustClient:
         content: bytes | None,
         params: dict[str, Any] | None,
         headers: dict[str, str] | None,
+        parse: Callable[[bytes], Any],
     ) -> Any:
         self.stats.count(requests=1)
         if json is not None:
@@ -279,12 +293,20 @@ class BraintrustClient:
         status = response.status_code
         if status < 300:
             try:
-                return orjson.loads(response.content)
+                return parse(response.content)
             except orjson.JSONDecodeError:
                 raise MalformedBody("response body is not valid JSON (cut short?)") from None
         if status in RETRYABLE_STATUSES:
             raise RetryableResponse(status, parse_retry_after(response.headers.get("Retry-After")))
         raise _status_error(method, path, response)
+
+
+def _json_object_bytes(content: bytes) -> bytes:
+    """Check a body cheaply for being cut short, without parsing it (DuckDB parses it once, later)."""
+    stripped = content.strip()
+    if not (stripped.startswith(b"{") and stripped.endswith(b"}")):
+        raise MalformedBody("response body is not a JSON object (cut short?)")
+    return content
 
 
 def _status_error(method: str, path: str, response: httpx.Response) -> ApiError:

@@ -1,21 +1,26 @@
 """Paging through `fetch`: the opaque cursor, or the deprecated manual cursor.
 
-Braintrust returns `cursor` on every non-empty page. A server that sends rows
-but no cursor is treated as one that only knows the deprecated
+Braintrust returns `cursor` on every page but the last, including pages that
+happen to hold no events (they are followed, not taken as the end). A server
+that sends rows but no cursor is treated as one that only knows the deprecated
 `max_xact_id`/`max_root_span_id` paging, which continues strictly after the
-last (`_xact_id`, `root_span_id`) of the page. Either way a cursor that repeats
-or a position that does not move is an error, never an endless loop.
+last (`_xact_id`, `root_span_id`) of the page. Either way a cursor that repeats,
+a position that does not move, or a run of empty pages is an error, never an
+endless loop.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from connector.api.xact import format_xact, parse_xact
+from connector.api.xact import format_xact
 from connector.errors import PaginationError
-from schemas.api import FetchEventsRequest, FetchEventsResponse
+from schemas.api import FetchEventsRequest
+
+# Empty pages that each carry a new cursor: this many in a row means the server is not making progress.
+MAX_EMPTY_PAGES = 100
 
 
 class PagePosition(BaseModel):
@@ -26,6 +31,21 @@ class PagePosition(BaseModel):
     cursor: str | None = None
     max_xact_id: int | None = None
     max_root_span_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PageEnd:
+    """What paging needs to know of a page.
+
+    Args:
+        cursor: the page's `cursor`, None when the server sent none.
+        events: how many events it held.
+        oldest: its smallest (`_xact_id`, `root_span_id`): where manual paging continues.
+    """
+
+    cursor: str | None
+    events: int
+    oldest: tuple[int, str] | None
 
 
 class FetchPaginator:
@@ -42,6 +62,7 @@ class FetchPaginator:
         self.limit = limit
         self.position = position or PagePosition()
         self._seen_cursors: set[str] = {self.position.cursor} if self.position.cursor else set()
+        self._empty_in_a_row = 0
         self.has_next = True
 
     def request(self) -> FetchEventsRequest:
@@ -55,25 +76,27 @@ class FetchPaginator:
             max_root_span_id=position.max_root_span_id,
         )
 
-    def update(self, page: FetchEventsResponse) -> None:
+    def request_after(self, cursor: str) -> FetchEventsRequest:
+        """The request for the page after one whose cursor is `cursor` (to send before `update`)."""
+        return self.request().model_copy(
+            update={"cursor": cursor, "max_xact_id": None, "max_root_span_id": None}
+        )
+
+    def update(self, page: PageEnd) -> None:
         """Advance past `page`; sets `has_next` to False at the end of the data.
 
         Raises:
-            PaginationError: the cursor repeated or the manual position did not move.
+            PaginationError: the cursor repeated, the manual position did not move, or
+                too many empty pages came in a row.
         """
-        if not page.events:
+        self._empty_in_a_row = 0 if page.events else self._empty_in_a_row + 1
+        if page.cursor:
+            self._follow(page.cursor)
+            return
+        if page.oldest is None:
             self.has_next = False
             return
-        if page.cursor:
-            if page.cursor in self._seen_cursors:
-                raise PaginationError(
-                    "the API returned a fetch cursor it had already returned; stopping instead of looping. "
-                    "Rerun the sync: it resumes from its last checkpoint."
-                )
-            self._seen_cursors.add(page.cursor)
-            self.position = PagePosition(cursor=page.cursor)
-            return
-        xact, root_span_id = _last_position(page.events)
+        xact, root_span_id = page.oldest
         previous = self.position
         if previous.max_xact_id is not None and (xact, root_span_id) >= (
             previous.max_xact_id,
@@ -84,7 +107,16 @@ class FetchPaginator:
             )
         self.position = PagePosition(max_xact_id=xact, max_root_span_id=root_span_id)
 
-
-def _last_position(events: list[dict[str, Any]]) -> tuple[int, str]:
-    # Pages are ordered by (_xact_id, root_span_id) descending: the smallest tuple is where to continue.
-    return min((parse_xact(e["_xact_id"]), str(e.get("root_span_id", ""))) for e in events)
+    def _follow(self, cursor: str) -> None:
+        if cursor in self._seen_cursors:
+            raise PaginationError(
+                "the API returned a fetch cursor it had already returned; stopping instead of looping. "
+                "Rerun the sync: it resumes from its last checkpoint."
+            )
+        if self._empty_in_a_row >= MAX_EMPTY_PAGES:
+            raise PaginationError(
+                f"the API returned {MAX_EMPTY_PAGES} empty pages in a row, each with a new cursor; stopping. "
+                "Rerun the sync: it resumes from its last checkpoint."
+            )
+        self._seen_cursors.add(cursor)
+        self.position = PagePosition(cursor=cursor)

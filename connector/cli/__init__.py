@@ -11,7 +11,7 @@ import traceback
 
 from pydantic import ValidationError
 
-from connector.cli import catalog, demo, emulator, push, sync
+from connector.cli import catalog, demo, emulator, push, sql, sync
 from connector.cli.app import app
 from connector.errors import BtSyncError, ConfigError
 
@@ -21,7 +21,14 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
-_COMMAND_MODULES = (catalog, demo, emulator, push, sync)  # importing a module registers its commands on `app`
+_COMMAND_MODULES = (
+    catalog,
+    demo,
+    emulator,
+    push,
+    sql,
+    sync,
+)  # importing a module registers its commands on `app`
 
 
 def main() -> None:
@@ -34,10 +41,27 @@ def main() -> None:
         print("bt-sync: interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
     except (BtSyncError, ValidationError) as error:
-        if debug:
-            traceback.print_exc()
-        print(f"bt-sync: error: {_one_line(error)}", file=sys.stderr)
-        sys.exit(EXIT_USAGE if isinstance(error, ConfigError | ValidationError) else EXIT_FAILURE)
+        _fail(
+            _one_line(error),
+            EXIT_USAGE if isinstance(error, ConfigError | ValidationError) else EXIT_FAILURE,
+            debug,
+        )
+    except OSError as error:
+        # Disk full, permissions, a vanished directory: the system's reason, and the file it names.
+        where = f": {error.filename}" if error.filename else ""
+        _fail(f"{error.strerror or error}{where}", EXIT_FAILURE, debug)
+    except Exception as error:
+        if not type(error).__module__.startswith("duckdb"):
+            raise
+        # A DuckDB error that reached here names its cause on its first line (e.g. "No space left on device").
+        _fail(f"DuckDB: {_one_line(error)}", EXIT_FAILURE, debug)
+
+
+def _fail(message: str, code: int, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    print(f"bt-sync: error: {message}", file=sys.stderr)
+    sys.exit(code)
 
 
 def _one_line(error: Exception) -> str:

@@ -12,6 +12,7 @@ from connector.api.client import BraintrustClient
 from connector.cli.app import app, output_console
 from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, api_settings
 from connector.sync.catalog import discover_catalog
+from schemas.kinds import DATASET, EXPERIMENT
 
 
 @app.command()
@@ -22,13 +23,15 @@ def projects(
 ) -> None:
     """List projects with their experiments and datasets."""
     with BraintrustClient(api_settings(api_url, api_key)) as client:
-        catalog = discover_catalog(client)
+        catalog = discover_catalog(client, kinds=(EXPERIMENT, DATASET))
     rows: list[dict[str, Any]] = [
         {
             "project": project.name,
             "project_id": project.id,
-            "experiments": [e.name for e in catalog.experiments if e.project_id == project.id],
-            "datasets": [d.name for d in catalog.datasets if d.project_id == project.id],
+            **{
+                kind.name: [o.name for o in catalog.objects[kind] if o.owning_project_id == project.id]
+                for kind in (EXPERIMENT, DATASET)
+            },
         }
         for project in catalog.projects
     ]

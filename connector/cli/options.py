@@ -17,26 +17,78 @@ ApiUrlOption = typer.Option(None, "--api-url", help="Braintrust API URL (env: BR
 ApiKeyOption = typer.Option(
     None, "--api-key", help="Braintrust API key (env: BRAINTRUST_API_KEY). Prefer the environment variable."
 )
+TimeoutOption = typer.Option(
+    None, "--timeout", help="Seconds to wait for each API response (env: BT_SYNC_TIMEOUT; default 60)."
+)
 DuckDbOption = typer.Option(
-    None, "--duckdb", help="DuckDB file (env: BT_SYNC_DUCKDB; default ./data/braintrust.duckdb)."
+    None,
+    "--duckdb",
+    help="DuckDB file of views analysts open (env: BT_SYNC_DUCKDB; default ./data/braintrust.duckdb).",
 )
 ParquetOption = typer.Option(
     None,
     "--parquet",
-    help="Parquet root: directory or s3://… URI (env: BT_SYNC_PARQUET; default ./data/parquet).",
+    help="Where the tables' Parquet files go: a directory or s3://bucket/prefix "
+    "(env: BT_SYNC_PARQUET; default ./data/parquet).",
 )
-NoParquetOption = typer.Option(False, "--no-parquet", help="Do not write Parquet.")
+NoParquetOption = typer.Option(
+    False, "--no-parquet", help="Keep the Parquet files in a private directory beside the DuckDB file."
+)
+DestinationOption = typer.Option(
+    None, "--destination", help="duckdb (Parquet files + DuckDB views) or iceberg (env: BT_SYNC_DESTINATION)."
+)
+IcebergCatalogOption = typer.Option(
+    None,
+    "--iceberg-catalog",
+    help="pyiceberg SQL catalog URI (sqlite:///..., postgresql+psycopg://...) or a .pyiceberg.yaml catalog name "
+    "(env: BT_SYNC_ICEBERG_CATALOG).",
+)
+IcebergWarehouseOption = typer.Option(
+    None,
+    "--iceberg-warehouse",
+    help="Where Iceberg data files go: a path or s3://... (env: BT_SYNC_ICEBERG_WAREHOUSE).",
+)
+IcebergNamespaceOption = typer.Option(
+    None,
+    "--iceberg-namespace",
+    help="Iceberg namespace of the tables (env: BT_SYNC_ICEBERG_NAMESPACE; default braintrust).",
+)
+StateDirOption = typer.Option(
+    None,
+    "--state-dir",
+    help="This machine's scratch: staged pages and checkpoints (env: BT_SYNC_STATE_DIR; default ./data/state).",
+)
 JsonOption = typer.Option(False, "--json", help="Print a machine-readable JSON summary instead of tables.")
 
 
-def api_settings(api_url: str | None, api_key: str | None) -> ApiSettings:
+def api_settings(api_url: str | None, api_key: str | None, timeout: float | None = None) -> ApiSettings:
     """Build API settings from flags given on the command line."""
-    return ApiSettings(**_given(api_url=api_url, api_key=api_key))
+    return ApiSettings(**_given(api_url=api_url, api_key=api_key, timeout_s=timeout))
 
 
-def warehouse_settings(duckdb: Path | None, parquet: str | None, no_parquet: bool) -> WarehouseSettings:
+def warehouse_settings(
+    *,
+    duckdb: Path | None = None,
+    parquet: str | None = None,
+    no_parquet: bool = False,
+    destination: str | None = None,
+    iceberg_catalog: str | None = None,
+    iceberg_warehouse: str | None = None,
+    iceberg_namespace: str | None = None,
+    state_dir: Path | None = None,
+) -> WarehouseSettings:
     """Build warehouse settings; `--no-parquet` wins over `--parquet` and the environment."""
-    settings = WarehouseSettings(**_given(duckdb_path=duckdb, parquet_root=parquet))
+    settings = WarehouseSettings(
+        **_given(
+            duckdb_path=duckdb,
+            parquet_root=parquet,
+            destination=destination,
+            iceberg_catalog=iceberg_catalog,
+            iceberg_warehouse=iceberg_warehouse,
+            iceberg_namespace=iceberg_namespace,
+            state_dir=state_dir,
+        )
+    )
     return settings.model_copy(update={"parquet_root": None}) if no_parquet else settings
 
 

@@ -3,51 +3,56 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from connector.api.client import BraintrustClient
 from connector.cli.app import app, output_console
 from connector.cli.options import (
     ApiKeyOption,
     ApiUrlOption,
+    DestinationOption,
     DuckDbOption,
+    IcebergCatalogOption,
+    IcebergNamespaceOption,
+    IcebergWarehouseOption,
     JsonOption,
     NoParquetOption,
     ParquetOption,
+    StateDirOption,
+    TimeoutOption,
     api_settings,
     warehouse_settings,
 )
-from connector.destinations.load_parquet import ParquetSink
-from connector.destinations.state import read_states
-from connector.destinations.warehouse import Warehouse
-from connector.errors import ConfigError
-from connector.progress import terminal_progress
-from connector.sync.run import DEFAULT_OVERLAP_S, SyncOptions, SyncSummary, run_sync
-from schemas.api import ObjectType
+from connector.config import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
 
-_OBJECT_NAMES = {
-    "logs": ObjectType.PROJECT_LOGS,
-    "experiments": ObjectType.EXPERIMENT,
-    "datasets": ObjectType.DATASET,
-}
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from connector.sync.run import SyncSummary
 
 
 @app.command()
 def sync(
     api_url: str | None = ApiUrlOption,
     api_key: str | None = ApiKeyOption,
+    timeout: float | None = TimeoutOption,
     duckdb: Path | None = DuckDbOption,
     parquet: str | None = ParquetOption,
     no_parquet: bool = NoParquetOption,
+    destination: str | None = DestinationOption,
+    iceberg_catalog: str | None = IcebergCatalogOption,
+    iceberg_warehouse: str | None = IcebergWarehouseOption,
+    iceberg_namespace: str | None = IcebergNamespaceOption,
+    state_dir: Path | None = StateDirOption,
     project: list[str] = typer.Option(
         [], "--project", help="Project name or id to sync (repeatable; default all)."
     ),
     objects: str = typer.Option(
-        "logs,experiments,datasets", "--objects", help="Comma-separated object kinds."
+        "logs,experiments,datasets,prompts,functions,project_scores,project_tags",
+        "--objects",
+        help="Comma-separated kinds: logs, experiments, datasets (their rows) and prompts, functions, "
+        "project_scores, project_tags (catalog only).",
     ),
     full: bool = typer.Option(False, "--full", help="Re-read every object's whole history."),
     reconcile: bool = typer.Option(
@@ -56,58 +61,69 @@ def sync(
     overlap_s: float = typer.Option(
         DEFAULT_OVERLAP_S, "--overlap-seconds", help="Re-read window below the watermark."
     ),
-    page_limit: int = typer.Option(1000, "--page-limit", min=1, max=1000, help="Traces per fetch page."),
+    page_limit: int = typer.Option(
+        DEFAULT_PAGE_LIMIT, "--page-limit", min=1, max=1000, help="Traces per fetch page."
+    ),
     lock_wait_s: float = typer.Option(
-        60.0, "--lock-wait", help="Seconds to wait for another process on the file."
+        DEFAULT_LOCK_WAIT_S,
+        "--lock-wait",
+        help="Seconds to wait for another process syncing the same object.",
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Sync project logs, experiments and datasets incrementally into DuckDB (and Parquet)."""
+    """Sync project logs, experiments, datasets and the project catalog incrementally."""
+    from connector.errors import SyncIncomplete
+    from connector.progress import terminal_progress
+    from connector.sync.run import SyncOptions, parse_object_kinds, run_sync
+    from connector.wiring import open_client, open_destination
+
     options = SyncOptions(
         projects=tuple(project),
-        object_types=parse_object_kinds(objects),
+        kinds=parse_object_kinds(objects),
         full=full,
         reconcile=reconcile,
         overlap_s=overlap_s,
         page_limit=page_limit,
         lock_wait_s=lock_wait_s,
     )
-    store = warehouse_settings(duckdb, parquet, no_parquet)
-    sink = ParquetSink(store.parquet_root) if store.parquet_root else None
-    with (
-        BraintrustClient(api_settings(api_url, api_key)) as client,
-        terminal_progress(quiet=as_json) as progress,
-    ):
-        summary = run_sync(
-            client, Warehouse(store.duckdb_path, lock_wait_s=lock_wait_s), sink, options, progress
-        )
+    store = warehouse_settings(
+        duckdb=duckdb,
+        parquet=parquet,
+        no_parquet=no_parquet,
+        destination=destination,
+        iceberg_catalog=iceberg_catalog,
+        iceberg_warehouse=iceberg_warehouse,
+        iceberg_namespace=iceberg_namespace,
+        state_dir=state_dir,
+    )
+    with open_client(api_settings(api_url, api_key, timeout)) as client:
+        target = open_destination(store)
+        with terminal_progress(quiet=as_json) as progress:
+            summary = run_sync(client, target, options, progress)
     if as_json:
         typer.echo(summary.model_dump_json(indent=2))
     else:
         print_summary(summary, output_console())
-
-
-def parse_object_kinds(text: str) -> frozenset[ObjectType]:
-    """Parse `--objects logs,experiments,datasets`."""
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in _OBJECT_NAMES]
-    if unknown or not names:
-        raise ConfigError(
-            f"--objects takes a comma-separated subset of {', '.join(_OBJECT_NAMES)}; got {text!r}"
-        )
-    return frozenset(_OBJECT_NAMES[name] for name in names)
+    if summary.failures:
+        failed = "; ".join(f"{o.table} {o.name!r}: {o.error}" for o in summary.failures)
+        raise SyncIncomplete(f"{len(summary.failures)} of {len(summary.objects)} objects failed ({failed})")
 
 
 def print_summary(summary: SyncSummary, console: Console) -> None:
     """Print a sync summary as a table."""
+    from rich.table import Table
+
     table = Table(
         "table", "object", "mode", "pages", "fetched", "inserted", "updated", "deleted", "rows", "seconds"
     )
     for o in summary.objects:
+        mode = (
+            o.mode + (" (resumed)" if o.resumed else "") if o.status == "synced" else f"{o.status}: {o.error}"
+        )
         table.add_row(
             o.table,
             o.name,
-            o.mode + (" (resumed)" if o.resumed else ""),
+            mode,
             str(o.pages),
             str(o.rows_fetched),
             str(o.inserted),
@@ -119,47 +135,43 @@ def print_summary(summary: SyncSummary, console: Console) -> None:
     console.print(table)
     if summary.removed_objects:
         console.print(f"removed objects deleted upstream: {', '.join(summary.removed_objects)}")
+    listed = ", ".join(f"{count} {name}" for name, count in summary.catalog.items())
     console.print(
-        f"synced {summary.projects} projects, {summary.experiments} experiments, {summary.datasets} datasets "
-        f"in {summary.seconds:.2f}s ({summary.requests} requests, {summary.retries} retries)"
+        f"synced {listed} in {summary.seconds:.2f}s ({summary.requests} requests, {summary.retries} retries)"
     )
 
 
 @app.command()
 def status(
     duckdb: Path | None = DuckDbOption,
+    parquet: str | None = ParquetOption,
+    no_parquet: bool = NoParquetOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Show, per synced object, its rows, watermark version and last sync time."""
-    store = warehouse_settings(duckdb, None, no_parquet=True)
-    with Warehouse(store.duckdb_path).connect(read_only=True) as connection:
-        states = sorted(read_states(connection).values(), key=lambda s: (s.table_name, s.object_id))
-        names = dict(
-            connection.execute(
-                "SELECT id, name FROM experiments UNION ALL SELECT id, name FROM datasets "
-                "UNION ALL SELECT id, name || ' logs' FROM projects"
-            ).fetchall()
-        )
+    """Show, per synced object: its name (the Dagster partition key), id, rows, watermark and last sync."""
+    import orjson
+    from rich.table import Table
+
+    from connector.wiring import open_destination
+
+    store = warehouse_settings(duckdb=duckdb, parquet=parquet, no_parquet=no_parquet)
+    states = sorted(
+        open_destination(store, prepare=False).list_states(), key=lambda s: (s.table_name, s.name)
+    )
     if as_json:
-        rows = [
-            {
-                **s.__dict__,
-                "object_type": s.object_type.value,
-                "name": names.get(s.object_id),
-                "synced_at": s.synced_at.isoformat(),
-            }
-            for s in states
-        ]
-        typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        typer.echo(
+            orjson.dumps([s.model_dump(mode="json") for s in states], option=orjson.OPT_INDENT_2).decode()
+        )
         return
-    table = Table("table", "object", "rows", "version", "last sync", "parquet")
+    table = Table("table", "object (partition key)", "id", "rows", "files", "version", "last sync")
     for s in states:
         table.add_row(
             s.table_name,
-            names.get(s.object_id, s.object_id),
+            s.name,
+            s.object_id,
             str(s.rows),
+            str(s.files),
             str(s.version),
             s.synced_at.isoformat(timespec="seconds"),
-            "current" if not s.parquet_stale else "stale",
         )
     output_console().print(table)

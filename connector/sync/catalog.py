@@ -1,78 +1,75 @@
-"""The catalog: which projects, experiments and datasets exist, and their tables."""
+"""The catalog: which projects exist, and the objects of every kind in them.
+
+Listing is one code path over the registry of kinds (`schemas.kinds`): a
+kind's objects are listed per project with `starting_after` paging. The event
+containers among them (projects' logs, experiments, datasets) become the
+`ObjectRef`s a sync reads, named readably: `project`, `project/experiment`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import duckdb
-import pyarrow as pa
-
 from connector.api.client import BraintrustClient
+from connector.destinations.base import Destination, ObjectRef
 from connector.errors import ConfigError
-from connector.sync.extract import ObjectRef
-from schemas.api import Dataset, Experiment, ObjectType, Project
-from schemas.tables import (
-    DATASETS,
-    EVENT_STREAMS,
-    EXPERIMENTS,
-    PROJECTS,
-    CatalogTable,
-    json_struct,
-    sql_literal,
-)
+from schemas.api import ApiObject, ObjectType, Project
+from schemas.kinds import BY_OBJECT_TYPE, EVENT_KINDS, KINDS, PROJECT, ObjectKind
 
 
 @dataclass(frozen=True)
 class Catalog:
-    """The selected projects and every experiment and dataset in them."""
+    """The selected projects and their objects of the listed kinds.
+
+    Args:
+        projects: the selected projects.
+        objects: per listed kind (projects included), its objects in those projects.
+    """
 
     projects: tuple[Project, ...]
-    experiments: tuple[Experiment, ...]
-    datasets: tuple[Dataset, ...]
+    objects: dict[ObjectKind, tuple[ApiObject, ...]]
 
-    def refs(self, object_types: frozenset[ObjectType]) -> list[ObjectRef]:
-        """The event containers to sync, for the requested object types."""
-        refs: list[ObjectRef] = []
-        if ObjectType.PROJECT_LOGS in object_types:
-            refs += [
-                ObjectRef(EVENT_STREAMS[ObjectType.PROJECT_LOGS], p.id, p.id, f"{p.name} logs")
-                for p in self.projects
-            ]
-        if ObjectType.EXPERIMENT in object_types:
-            refs += [
-                ObjectRef(EVENT_STREAMS[ObjectType.EXPERIMENT], e.id, e.project_id, e.name)
-                for e in self.experiments
-            ]
-        if ObjectType.DATASET in object_types:
-            refs += [
-                ObjectRef(EVENT_STREAMS[ObjectType.DATASET], d.id, d.project_id, d.name)
-                for d in self.datasets
-            ]
-        return refs
+    def count(self, kind: ObjectKind) -> int:
+        """How many objects of `kind` were listed."""
+        return len(self.objects.get(kind, ()))
+
+    def refs(self, kinds: Iterable[ObjectKind]) -> list[ObjectRef]:
+        """The event containers of `kinds`, in registry order."""
+        names = {project.id: project.name for project in self.projects}
+        selected = set(kinds)
+        return [
+            object_ref(kind, obj, names[obj.owning_project_id])
+            for kind in EVENT_KINDS
+            if kind in selected
+            for obj in self.objects.get(kind, ())
+        ]
 
 
-def object_ref(client: BraintrustClient, object_type: ObjectType, object_id: str) -> ObjectRef:
-    """Look up one event container by type and id (project id for project logs)."""
-    stream = EVENT_STREAMS[object_type]
-    if object_type is ObjectType.PROJECT_LOGS:
-        project = client.get_project(object_id)
-        return ObjectRef(stream, project.id, project.id, f"{project.name} logs")
-    found: Experiment | Dataset = (
-        client.get_experiment(object_id)
-        if object_type is ObjectType.EXPERIMENT
-        else client.get_dataset(object_id)
-    )
-    return ObjectRef(stream, found.id, found.project_id, found.name)
+def object_ref(kind: ObjectKind, obj: ApiObject, project_name: str) -> ObjectRef:
+    """The event container `obj` of an event kind, with its readable name."""
+    assert kind.events is not None, f"{kind.name} has no events"
+    name = project_name if kind is PROJECT else f"{project_name}/{obj.name}"
+    return ObjectRef(kind.events, obj.id, obj.owning_project_id, name)
 
 
-def discover_catalog(client: BraintrustClient, selectors: Sequence[str] = ()) -> Catalog:
-    """List the projects matching `selectors` (names or ids; all when empty) and their objects.
+def lookup_ref(client: BraintrustClient, object_type: ObjectType, object_id: str) -> ObjectRef:
+    """Look up one event container by type and id (the project id for project logs)."""
+    kind = BY_OBJECT_TYPE[object_type]
+    obj = client.get_object(kind, object_id)
+    project = obj if kind is PROJECT else client.get_object(PROJECT, obj.owning_project_id)
+    return object_ref(kind, obj, project.name)
+
+
+def discover_catalog(
+    client: BraintrustClient, selectors: Sequence[str] = (), kinds: Iterable[ObjectKind] = KINDS
+) -> Catalog:
+    """List the projects matching `selectors` (names or ids; all when empty) and their objects of `kinds`.
 
     Raises:
         ConfigError: a selector matches no project.
     """
-    projects = list(client.list_projects())
+    projects = [project for project in client.list_kind(PROJECT) if isinstance(project, Project)]
     if selectors:
         chosen = [p for p in projects if p.id in selectors or p.name in selectors]
         unknown = set(selectors) - {p.id for p in chosen} - {p.name for p in chosen}
@@ -80,48 +77,15 @@ def discover_catalog(client: BraintrustClient, selectors: Sequence[str] = ()) ->
             known = ", ".join(sorted(p.name for p in projects)) or "none"
             raise ConfigError(f"no project named or with id {', '.join(sorted(unknown))} (projects: {known})")
         projects = chosen
-    experiments = [e for p in projects for e in client.list_experiments(p.id)]
-    datasets = [d for p in projects for d in client.list_datasets(p.id)]
-    return Catalog(tuple(projects), tuple(experiments), tuple(datasets))
+    objects: dict[ObjectKind, tuple[ApiObject, ...]] = {PROJECT: tuple(projects)}
+    for kind in kinds:
+        if kind.in_project:
+            objects[kind] = tuple(obj for project in projects for obj in client.list_kind(kind, project.id))
+    return Catalog(tuple(projects), objects)
 
 
-def write_catalog(connection: duckdb.DuckDBPyConnection, catalog: Catalog, *, replace_all: bool) -> None:
-    """Replace the catalog rows of the catalog's projects (or of every project) in one transaction."""
-    project_ids = [p.id for p in catalog.projects]
-    connection.execute("BEGIN TRANSACTION")
-    try:
-        for table, owner_column, objects in (
-            (PROJECTS, "id", catalog.projects),
-            (EXPERIMENTS, "project_id", catalog.experiments),
-            (DATASETS, "project_id", catalog.datasets),
-        ):
-            if replace_all:
-                connection.execute(f'DELETE FROM "{table.table}"')
-            else:
-                connection.execute(
-                    f'DELETE FROM "{table.table}" WHERE {owner_column} = ANY(?)', [project_ids]
-                )
-            _insert_objects(connection, table, [o.model_dump_json() for o in objects])
-        connection.execute("COMMIT")
-    except BaseException:
-        connection.execute("ROLLBACK")
-        raise
-
-
-def _insert_objects(
-    connection: duckdb.DuckDBPyConnection, table: CatalogTable, raw_objects: list[str]
-) -> None:
-    if not raw_objects:
-        return
-    typed = [c for c in table.columns if c.name not in ("_raw", "_synced_at")]
-    struct = sql_literal(json_struct(tuple(typed)))
-    staged = pa.table({"raw": pa.array(raw_objects, pa.string())})
-    select = ", ".join(f's."{c.name}"' for c in typed)
-    connection.register("catalog_rows", staged)
-    try:
-        connection.execute(
-            f'INSERT INTO "{table.table}" SELECT {select}, raw::JSON, now() '
-            f"FROM (SELECT raw, json_transform(raw, {struct}) AS s FROM catalog_rows)"
-        )
-    finally:
-        connection.unregister("catalog_rows")
+def write_catalog(destination: Destination, catalog: Catalog, *, replace_all: bool) -> None:
+    """Replace the catalog tables' rows of the listed kinds: for every project, or only the listed ones."""
+    project_ids = None if replace_all else [project.id for project in catalog.projects]
+    for kind, objects in catalog.objects.items():
+        destination.write_catalog(kind, objects, project_ids)

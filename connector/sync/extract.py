@@ -1,55 +1,50 @@
-"""Extraction of one object: pin a version, page newest-first, stage, checkpoint.
+"""Reading one object: pin a version, page newest first, stage every page, checkpoint after each.
 
-Only one page and one part's worth of rows are in memory at a time.
+The next page is requested while the current one is being typed and written:
+the cursor is read off the end of the raw body (checked afterwards against
+DuckDB's full parse), so the network and the server's work overlap with
+staging. Only one page is in memory at a time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import re
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
-
-import pyarrow as pa
 
 from connector.api.client import BraintrustClient
-from connector.api.pagination import FetchPaginator, PagePosition
+from connector.api.pagination import FetchPaginator, PageEnd
 from connector.api.xact import parse_xact
+from connector.destinations.base import ObjectRef
+from connector.errors import MalformedResponse, PaginationError
 from connector.progress import ProgressTask
-from connector.sync.shape import RowShaper
+from connector.sync.shape import PageMalformed
+from connector.sync.stage import PageStager, StagedPage
 from connector.sync.staging import Checkpoint, ObjectStaging
-from schemas.api import FetchEventsRequest, FetchEventsResponse
-from schemas.tables import EventStream
+from schemas.api import FetchEventsRequest
 
-DEFAULT_PAGE_LIMIT = 1000
-# An incremental read starts with small pages and doubles them while every row is new:
-# the last page always overshoots into already-synced rows, and this keeps that overshoot
-# proportional to the change instead of a full page.
+# An incremental read starts with small pages and doubles them while it goes on: the last page
+# always overshoots into already-synced rows, and this keeps the overshoot proportional to the change.
 INCREMENTAL_FIRST_LIMIT = 1
-PART_ROWS = 20_000
-
-
-@dataclass(frozen=True)
-class ObjectRef:
-    """One event container to sync.
-
-    Args:
-        stream: which table it feeds.
-        object_id: the project id (logs), experiment id or dataset id.
-        project_id: the project it belongs to.
-        name: a human name for progress and summaries.
-    """
-
-    stream: EventStream
-    object_id: str
-    project_id: str
-    name: str
+# `{"events": [...], "cursor": "..."}`: a cursor that is the body's last member is the top-level one,
+# since only the top-level object can close the body.
+_TRAILING_CURSOR = re.compile(rb'[{,]\s*"cursor"\s*:\s*(null|"(?:[^"\\]|\\.)*")\s*}\s*$')
+_TAIL_BYTES = 8192
 
 
 def newest_version(client: BraintrustClient, ref: ObjectRef) -> int | None:
-    """Return the newest visible `_xact_id` of the object, or None when it has no rows."""
-    page = client.fetch_page(ref.stream.object_type, ref.object_id, FetchEventsRequest(limit=1))
-    return max((parse_xact(e["_xact_id"]) for e in page.events), default=None)
+    """The newest visible `_xact_id` of the object, or None when it has no rows.
+
+    Raises:
+        MalformedResponse: the newest row's `_xact_id` is not a version.
+    """
+    page = client.fetch_page(ref.object_type, ref.object_id, FetchEventsRequest(limit=1))
+    try:
+        return max((parse_xact(event["_xact_id"]) for event in page.events), default=None)
+    except (ValueError, TypeError, KeyError) as error:
+        raise MalformedResponse(
+            f"{ref.stream.table} of {ref.name!r}: newest row has no valid _xact_id ({error})"
+        ) from None
 
 
 def extract_object(
@@ -59,104 +54,107 @@ def extract_object(
     checkpoint: Checkpoint,
     progress: ProgressTask,
     *,
-    page_limit: int = DEFAULT_PAGE_LIMIT,
+    page_limit: int,
+    object_rows: int,
 ) -> Checkpoint:
     """Fetch the object's versions above `checkpoint.cutoff` at `checkpoint.version` into staging.
 
-    Continues from `checkpoint.position` (a resumed sync) and returns the final
-    checkpoint with `done=True`. Parts are typed and written on a background
-    thread while the next pages are fetched; the checkpoint on disk is updated
-    once a part is on disk, so a crash loses at most two parts' pages.
-    """
-    shaper = RowShaper(ref.stream.payload_columns)
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bt-sync-stage")
-    batches: list[pa.RecordBatch] = []
-    rows = pages = fetched = 0
-    next_part = len(checkpoint.parts)
-    writing: _PartInFlight | None = None
-    try:
-        for page in _prefetched_pages(client, ref, checkpoint, page_limit):
-            batch = shaper.shape(page.events, checkpoint.cutoff)
-            pages += 1
-            fetched += len(page.events)
-            if batch.num_rows:
-                batches.append(batch)
-                rows += batch.num_rows
-            progress.advance(rows=len(page.events), pages=1)
-            if rows >= PART_ROWS or page.last:
-                checkpoint = _record(writing, checkpoint, staging)
-                file = writer.submit(staging.write_part, ref.stream, batches, next_part) if batches else None
-                next_part += 1 if batches else 0
-                writing = _PartInFlight(file, page.position_after, pages, fetched, page.last)
-                batches, rows, pages, fetched = [], 0, 0, 0
-        return _record(writing, checkpoint, staging)
-    finally:
-        writer.shutdown(wait=True, cancel_futures=True)
+    Continues from `checkpoint.position` (a resumed read) and returns the final
+    checkpoint, with `done=True`. The checkpoint on disk is updated after every
+    page, once its parts are on disk.
 
+    Args:
+        object_rows: rows the object already holds in the destination (sizes the staged parts).
 
-@dataclass(frozen=True)
-class _PartInFlight:
-    """A part being written, and the progress it completes once it is on disk."""
-
-    file: Future[str] | None
-    position_after: PagePosition
-    pages: int
-    fetched: int
-    done: bool
-
-
-def _record(part: _PartInFlight | None, checkpoint: Checkpoint, staging: ObjectStaging) -> Checkpoint:
-    """Wait for `part` to be written, then checkpoint it; returns the new checkpoint."""
-    if part is None:
-        return checkpoint
-    parts = [*checkpoint.parts, part.file.result()] if part.file is not None else checkpoint.parts
-    checkpoint = checkpoint.model_copy(
-        update={
-            "position": part.position_after,
-            "parts": parts,
-            "done": part.done,
-            "pages": checkpoint.pages + part.pages,
-            "rows_fetched": checkpoint.rows_fetched + part.fetched,
-        }
-    )
-    staging.save(checkpoint)
-    return checkpoint
-
-
-@dataclass(frozen=True)
-class _FetchedPage:
-    events: list[dict[str, Any]]
-    position_after: PagePosition
-    last: bool
-
-
-def _prefetched_pages(
-    client: BraintrustClient, ref: ObjectRef, checkpoint: Checkpoint, page_limit: int
-) -> Iterator[_FetchedPage]:
-    """Yield the pages to stage, in order, with the next page's request already in flight.
-
-    Fetching one page ahead overlaps the server's work and the network with
-    shaping and staging the current page. Paging stops at the end of the data
-    or at the first page that reaches the cutoff (everything after it is older).
+    Raises:
+        MalformedResponse: a page breaks the API's contract (an event without an id, ...).
+        PaginationError: the cursor repeated or stopped advancing.
     """
     cutoff = checkpoint.cutoff
-    first_limit = page_limit if cutoff is None else min(INCREMENTAL_FIRST_LIMIT, page_limit)
-    paginator = FetchPaginator(checkpoint.version, first_limit, checkpoint.position)
-    object_type, object_id = ref.stream.object_type, ref.object_id
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bt-sync-fetch")
+    paginator = FetchPaginator(
+        checkpoint.version,
+        page_limit if cutoff is None else min(INCREMENTAL_FIRST_LIMIT, page_limit),
+        checkpoint.position,
+    )
+    stager = PageStager(
+        ref.stream,
+        staging,
+        checkpoint.parts,
+        ordered=checkpoint.ordered,
+        oldest_xact=checkpoint.oldest_xact,
+        object_rows=object_rows + checkpoint.rows_staged,
+    )
+    fetcher = _Fetcher(client, ref)
     try:
-        in_flight: Future[FetchEventsResponse] | None = pool.submit(
-            client.fetch_page, object_type, object_id, paginator.request()
-        )
-        while in_flight is not None:
-            page = in_flight.result()
-            paginator.update(page)
-            oldest = min((parse_xact(e["_xact_id"]) for e in page.events), default=None)
-            last = not paginator.has_next or (cutoff is not None and oldest is not None and oldest <= cutoff)
-            paginator.limit = min(paginator.limit * 2, page_limit)
-            in_flight = (
-                None if last else pool.submit(client.fetch_page, object_type, object_id, paginator.request())
+        in_flight = fetcher.fetch(paginator.request())
+        while True:
+            body = in_flight.result()
+            early = trailing_cursor(body) if cutoff is None else None
+            if early is not None:
+                # A full read wants the next page whatever this one holds: ask for it now.
+                in_flight = fetcher.fetch(paginator.request_after(early))
+            page = _stage(stager, body, cutoff, ref)
+            if early is not None and page.cursor != early:
+                raise PaginationError(
+                    f"the cursor at the end of a page of {ref.name!r} is not the page's cursor"
+                )
+            paginator.update(PageEnd(page.cursor, page.events, page.oldest))
+            done = not paginator.has_next or (
+                cutoff is not None and page.oldest is not None and page.oldest[0] <= cutoff
             )
-            yield _FetchedPage(page.events, paginator.position, last)
+            checkpoint = checkpoint.model_copy(
+                update={
+                    "position": paginator.position,
+                    "parts": [*checkpoint.parts, *page.parts],
+                    "done": done,
+                    "pages": checkpoint.pages + 1,
+                    "rows_fetched": checkpoint.rows_fetched + page.events,
+                    "rows_staged": checkpoint.rows_staged + page.rows,
+                    "ordered": stager.ordered,
+                    "oldest_xact": stager.oldest_xact,
+                }
+            )
+            staging.save(checkpoint)
+            progress.advance(rows=page.events, pages=1)
+            if done:
+                return checkpoint
+            if early is None:
+                paginator.limit = min(paginator.limit * 2, page_limit)
+                in_flight = fetcher.fetch(paginator.request())
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        fetcher.close()
+        stager.close()
+
+
+def trailing_cursor(body: bytes) -> str | None:
+    """The cursor, when the body ends with it (a cheap look at the tail); None otherwise or when null."""
+    match = _TRAILING_CURSOR.search(body[-_TAIL_BYTES:])
+    if match is None or match.group(1) == b"null":
+        return None
+    cursor = json.loads(match.group(1))
+    return cursor if isinstance(cursor, str) else None
+
+
+def _stage(stager: PageStager, body: bytes, cutoff: int | None, ref: ObjectRef) -> StagedPage:
+    try:
+        return stager.stage(body, cutoff)
+    except PageMalformed as malformed:
+        raise MalformedResponse(
+            f"a fetch page of {ref.stream.table} {ref.name!r} ({ref.object_id}) is malformed: {malformed}; "
+            "nothing was committed for it"
+        ) from None
+
+
+class _Fetcher:
+    """Fetches pages on a background thread, one at a time."""
+
+    def __init__(self, client: BraintrustClient, ref: ObjectRef) -> None:
+        self._client = client
+        self._ref = ref
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bt-sync-fetch")
+
+    def fetch(self, request: FetchEventsRequest) -> Future[bytes]:
+        return self._pool.submit(self._client.fetch_raw, self._ref.object_type, self._ref.object_id, request)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

@@ -1,35 +1,43 @@
-"""A sync run: catalog, then each object extracted, merged and written to Parquet.
+"""A sync run: the catalog, then each object read, staged and merged into the destination.
 
 This is the one function the CLI, the demo and Dagster call. Per object:
-pin the newest version V, fetch versions above the watermark (minus an overlap
-window for ingestion lag) into staging, merge into DuckDB with `sync_state`
-in one transaction, then rewrite the object's Parquet file.
+pin the newest version V, fetch the versions above the watermark (minus an
+overlap window for ingestion lag) into staging, and let the destination merge
+them and commit them with the new watermark, atomically. An object that fails
+(a malformed response, another process holding it) is reported and the run
+goes on with the others; an object deleted upstream mid-run is skipped.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from pathlib import Path
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.api.client import BraintrustClient
 from connector.api.xact import snapshot_pin, xact_span_for_seconds
-from connector.destinations.load_duckdb import delete_object, merge_object
-from connector.destinations.load_parquet import ParquetSink
-from connector.destinations.state import SyncState, delete_state, mark_parquet_written, read_states
-from connector.destinations.warehouse import Warehouse
+from connector.config import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
+from connector.destinations.base import Destination, ObjectRef, SyncState
+from connector.errors import (
+    ConfigError,
+    MalformedResponse,
+    NotFoundError,
+    PaginationError,
+    StateError,
+    WarehouseLocked,
+)
 from connector.progress import NullProgress, ProgressReporter
 from connector.sync.catalog import Catalog, discover_catalog, write_catalog
-from connector.sync.extract import DEFAULT_PAGE_LIMIT, ObjectRef, extract_object, newest_version
+from connector.sync.extract import extract_object, newest_version
 from connector.sync.staging import Checkpoint, ObjectStaging
 from schemas.api import ObjectType
-from schemas.tables import EVENT_STREAMS
+from schemas.kinds import BY_OPTION, EVENT_STREAMS, KINDS, ObjectKind
 
-ALL_OBJECT_TYPES = frozenset(ObjectType)
-# Braintrust ingestion is eventually consistent: re-read this much below the watermark.
-DEFAULT_OVERLAP_S = 5.0
+# Failures confined to one object: the run reports them and goes on with the other objects.
+OBJECT_FAILURES = (MalformedResponse, PaginationError, StateError, WarehouseLocked)
 
 
 class SyncOptions(BaseModel):
@@ -37,23 +45,36 @@ class SyncOptions(BaseModel):
 
     Args:
         projects: project names or ids to sync; empty means every project.
-        object_types: which event containers to sync.
+        kinds: which kinds of objects to sync (`--objects`): event containers and catalog kinds.
         full: ignore watermarks and re-read every object's whole history.
         reconcile: re-read everything and delete rows (and objects) deleted upstream.
         page_limit: traces per fetch page.
         overlap_s: how far below the watermark an incremental sync re-reads.
-        lock_wait_s: how long to wait for another sync or process holding the DuckDB file.
+        lock_wait_s: how long to wait for another process syncing the same object.
     """
 
     model_config = ConfigDict(frozen=True)
 
     projects: tuple[str, ...] = ()
-    object_types: frozenset[ObjectType] = ALL_OBJECT_TYPES
+    kinds: frozenset[str] = frozenset(kind.option for kind in KINDS)
     full: bool = False
     reconcile: bool = False
     page_limit: int = Field(default=DEFAULT_PAGE_LIMIT, ge=1, le=1000)
     overlap_s: float = Field(default=DEFAULT_OVERLAP_S, ge=0)
-    lock_wait_s: float = Field(default=60.0, ge=0)
+    lock_wait_s: float = Field(default=DEFAULT_LOCK_WAIT_S, ge=0)
+
+    @property
+    def selected_kinds(self) -> list[ObjectKind]:
+        """The selected kinds, in registry order."""
+        return [kind for kind in KINDS if kind.option in self.kinds]
+
+
+class ObjectStatus(StrEnum):
+    """How an object's sync ended."""
+
+    SYNCED = "synced"
+    SKIPPED = "skipped"
+    FAILED = "failed"
 
 
 class ObjectSummary(BaseModel):
@@ -63,26 +84,31 @@ class ObjectSummary(BaseModel):
     object_id: str
     name: str
     table: str
-    version: int | None
-    mode: str
-    resumed: bool
-    pages: int
-    rows_fetched: int
-    inserted: int
-    updated: int
-    deleted: int
-    rows: int
-    seconds: float
+    status: ObjectStatus = ObjectStatus.SYNCED
+    error: str | None = None
+    version: int | None = None
+    mode: str = "incremental"
+    resumed: bool = False
+    pages: int = 0
+    rows_fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    rows: int = 0
+    bytes_written: int = 0
+    seconds: float = 0.0
 
 
 class SyncSummary(BaseModel):
-    """What a sync run did."""
+    """What a sync run did.
+
+    Args:
+        catalog: objects listed per catalog table (`projects`, `experiments`, ...).
+    """
 
     started_at: datetime
     seconds: float
-    projects: int
-    experiments: int
-    datasets: int
+    catalog: dict[str, int]
     objects: list[ObjectSummary]
     removed_objects: list[str]
     requests: int
@@ -93,42 +119,38 @@ class SyncSummary(BaseModel):
         """Row versions received from the API, over every object."""
         return sum(o.rows_fetched for o in self.objects)
 
+    @property
+    def failures(self) -> list[ObjectSummary]:
+        """The objects that could not be synced."""
+        return [o for o in self.objects if o.status is ObjectStatus.FAILED]
+
 
 def run_sync(
     client: BraintrustClient,
-    warehouse: Warehouse,
-    parquet: ParquetSink | None,
+    destination: Destination,
     options: SyncOptions,
     progress: ProgressReporter | None = None,
 ) -> SyncSummary:
-    """Sync the catalog and every selected object into the warehouse.
+    """Sync the catalog and every selected object into the destination.
 
     Args:
         client: the API client.
-        warehouse: the DuckDB file.
-        parquet: the Parquet root, or None to skip Parquet.
+        destination: where the tables are.
         options: what to sync.
         progress: where to show progress; nothing is shown when None.
-
-    Raises:
-        WarehouseLocked: the DuckDB file, or an object being synced by another process,
-            stayed locked for longer than `options.lock_wait_s`.
     """
     started, clock = datetime.now(UTC), time.monotonic()
     requests_before, retries_before = client.stats.requests, client.stats.retries
-    catalog = discover_catalog(client, options.projects)
-    with warehouse.connect() as connection:
-        write_catalog(connection, catalog, replace_all=not options.projects)
-    run = _SyncRun(client, warehouse, parquet, options, progress or NullProgress())
-    objects = [run.sync_object(ref) for ref in catalog.refs(options.object_types)]
-    removed = run.remove_vanished(catalog) if options.reconcile else []
-    run.catch_up_parquet()
+    kinds = options.selected_kinds
+    catalog = discover_catalog(client, options.projects, kinds)
+    write_catalog(destination, catalog, replace_all=not options.projects)
+    run = _SyncRun(client, destination, options, progress or NullProgress())
+    objects = [run.sync_object(ref) for ref in catalog.refs(kinds)]
+    removed = run.remove_vanished(catalog, kinds) if options.reconcile else []
     return SyncSummary(
         started_at=started,
         seconds=round(time.monotonic() - clock, 3),
-        projects=len(catalog.projects),
-        experiments=len(catalog.experiments),
-        datasets=len(catalog.datasets),
+        catalog={kind.name: catalog.count(kind) for kind in catalog.objects},
         objects=objects,
         removed_objects=removed,
         requests=client.stats.requests - requests_before,
@@ -138,93 +160,100 @@ def run_sync(
 
 def sync_object(
     client: BraintrustClient,
-    warehouse: Warehouse,
-    parquet: ParquetSink | None,
+    destination: Destination,
     ref: ObjectRef,
     options: SyncOptions,
     progress: ProgressReporter | None = None,
 ) -> ObjectSummary:
-    """Sync one object (e.g. one Dagster partition), without touching the catalog tables."""
-    return _SyncRun(client, warehouse, parquet, options, progress or NullProgress()).sync_object(ref)
+    """Sync one object (e.g. one Dagster partition), without touching the catalog tables.
+
+    Raises:
+        the object's failure (see `OBJECT_FAILURES`), or NotFoundError when it was deleted upstream.
+    """
+    return _SyncRun(client, destination, options, progress or NullProgress()).sync_one(ref)
 
 
 class _SyncRun:
     def __init__(
         self,
         client: BraintrustClient,
-        warehouse: Warehouse,
-        parquet: ParquetSink | None,
+        destination: Destination,
         options: SyncOptions,
         progress: ProgressReporter,
     ) -> None:
         self.client = client
-        self.warehouse = warehouse
-        self.parquet = parquet
+        self.destination = destination
         self.options = options
         self.progress = progress
-        self.staging_root = staging_root(warehouse.path)
         self.full_read = options.full or options.reconcile
 
     def sync_object(self, ref: ObjectRef) -> ObjectSummary:
-        staging = ObjectStaging(self.staging_root, ref.stream.object_type, ref.object_id)
-        # Two processes syncing the same object would share its staging area: one waits for the other.
-        with staging.locked(self.options.lock_wait_s):
-            return self._sync_locked(ref, staging)
+        """Sync one object, turning its own failures into its summary's status."""
+        try:
+            return self.sync_one(ref)
+        except NotFoundError:
+            ObjectStaging(self.destination.scratch, ref).clear()
+            return _summary(ref, ObjectStatus.SKIPPED, "deleted upstream during the sync")
+        except OBJECT_FAILURES as error:
+            return _summary(ref, ObjectStatus.FAILED, str(error))
 
-    def _sync_locked(self, ref: ObjectRef, staging: ObjectStaging) -> ObjectSummary:
+    def sync_one(self, ref: ObjectRef) -> ObjectSummary:
+        """Sync one object; a resumed read is followed by a read up to the current newest version."""
+        with self.destination.lock(ref, self.options.lock_wait_s):
+            summary = self._sync_locked(ref)
+            if summary.resumed:
+                # The resumed read was pinned at the old snapshot: read on to what was written since.
+                caught_up = self._sync_locked(ref)
+                summary = _combined(summary, caught_up)
+        return summary
+
+    def _sync_locked(self, ref: ObjectRef) -> ObjectSummary:
         clock = time.monotonic()
-        object_type = ref.stream.object_type
-        with self.warehouse.connect() as connection:
-            previous = read_states(connection).get((object_type, ref.object_id))
+        staging = ObjectStaging(self.destination.scratch, ref)
+        previous = self.destination.read_state(ref)
         checkpoint = self._resumable(staging, previous)
         resumed = checkpoint is not None
         if checkpoint is None:
-            started_at = datetime.now(UTC)
-            checkpoint = Checkpoint(version=0, watermark=0, cutoff=None, started_at=started_at)
-            newest = newest_version(self.client, ref)
-            if newest is not None:
-                pin = snapshot_pin(newest, time.time())
-                checkpoint = Checkpoint(
-                    version=pin, watermark=newest, cutoff=self._cutoff(previous), started_at=started_at
-                )
-                staging.save(checkpoint)
+            checkpoint = self._start(ref, previous)
+            staging.save(checkpoint)
         if checkpoint.version and not checkpoint.done:
             task = self.progress.task(f"{ref.stream.table} · {ref.name}")
-            checkpoint = extract_object(
-                self.client, ref, staging, checkpoint, task, page_limit=self.options.page_limit
-            )
-            task.close()
-        version = _max_version(checkpoint.watermark or None, previous.version if previous else None)
+            try:
+                checkpoint = extract_object(
+                    self.client,
+                    ref,
+                    staging,
+                    checkpoint,
+                    task,
+                    page_limit=self.options.page_limit,
+                    object_rows=previous.rows if previous else 0,
+                )
+            finally:
+                task.close()
         state = SyncState(
-            object_type=object_type,
+            object_type=ref.object_type,
             object_id=ref.object_id,
+            name=ref.name,
             project_id=ref.project_id,
             table_name=ref.stream.table,
-            version=version,
-            rows=0,
+            version=_newest(checkpoint.watermark or None, previous.version if previous else None),
             last_fetched_rows=checkpoint.rows_fetched,
             last_pages=checkpoint.pages,
             synced_at=datetime.now(UTC),
-            parquet_version=previous.parquet_version if previous else None,
         )
-        with self.warehouse.connect() as connection:
-            result = merge_object(
-                connection,
-                ref,
-                staging.part_paths(checkpoint),
-                state,
-                delete_missing=self.options.reconcile and checkpoint.cutoff is None,
-            )
-            if self.parquet is not None:
-                self.parquet.write_object(connection, ref.stream, ref.object_id)
-                mark_parquet_written(connection, object_type, ref.object_id, version)
+        result = self.destination.merge(
+            ref,
+            staging.staged(checkpoint),
+            state,
+            delete_missing=self.options.reconcile and checkpoint.cutoff is None,
+        )
         staging.clear()
         return ObjectSummary(
-            object_type=object_type,
+            object_type=ref.object_type,
             object_id=ref.object_id,
             name=ref.name,
             table=ref.stream.table,
-            version=version,
+            version=state.version,
             mode="incremental" if checkpoint.cutoff is not None else "full",
             resumed=resumed,
             pages=checkpoint.pages,
@@ -233,43 +262,42 @@ class _SyncRun:
             updated=result.updated,
             deleted=result.deleted,
             rows=result.rows,
+            bytes_written=result.bytes_written,
             seconds=round(time.monotonic() - clock, 3),
         )
 
-    def remove_vanished(self, catalog: Catalog) -> list[str]:
-        """Delete the rows, state and Parquet of objects deleted upstream (within the synced projects)."""
-        live = {(r.stream.object_type, r.object_id) for r in catalog.refs(self.options.object_types)}
-        project_ids = {p.id for p in catalog.projects}
-        with self.warehouse.connect() as connection:
-            vanished = [
-                state
-                for key, state in read_states(connection).items()
-                if key not in live
-                and state.object_type in self.options.object_types
-                and state.project_id in project_ids
-            ]
-            for state in vanished:
-                stream = EVENT_STREAMS[state.object_type]
-                connection.execute("BEGIN TRANSACTION")
-                delete_object(connection, stream, state.object_id)
-                delete_state(connection, state.object_type, state.object_id)
-                connection.execute("COMMIT")
-                if self.parquet is not None:
-                    self.parquet.remove_object(stream, state.object_id)
+    def _start(self, ref: ObjectRef, previous: SyncState | None) -> Checkpoint:
+        started_at = datetime.now(UTC)
+        newest = newest_version(self.client, ref)
+        if newest is None:
+            return Checkpoint(version=0, watermark=0, cutoff=None, started_at=started_at, done=True)
+        return Checkpoint(
+            version=snapshot_pin(newest, time.time()),
+            watermark=newest,
+            cutoff=self._cutoff(previous),
+            started_at=started_at,
+        )
+
+    def remove_vanished(self, catalog: Catalog, kinds: Iterable[ObjectKind]) -> list[str]:
+        """Remove the objects deleted upstream (within the synced projects and kinds)."""
+        selected = {kind.events.object_type for kind in kinds if kind.events is not None}
+        live = {(ref.object_type, ref.object_id) for ref in catalog.refs(kinds)}
+        project_ids = {project.id for project in catalog.projects}
+        vanished = [
+            state
+            for state in self.destination.list_states()
+            if (state.object_type, state.object_id) not in live
+            and state.object_type in selected
+            and state.project_id in project_ids
+        ]
+        for state in vanished:
+            ref = ObjectRef(EVENT_STREAMS[state.object_type], state.object_id, state.project_id, state.name)
+            with self.destination.lock(ref, self.options.lock_wait_s):
+                self.destination.remove_object(state)
         return [f"{state.object_type.value}:{state.object_id}" for state in vanished]
 
-    def catch_up_parquet(self) -> None:
-        """Rewrite Parquet files left behind by a crash between the DuckDB commit and the file write."""
-        if self.parquet is None:
-            return
-        with self.warehouse.connect() as connection:
-            for state in read_states(connection).values():
-                if state.parquet_stale:
-                    self.parquet.write_object(connection, EVENT_STREAMS[state.object_type], state.object_id)
-                    mark_parquet_written(connection, state.object_type, state.object_id, state.version)
-
     def _resumable(self, staging: ObjectStaging, previous: SyncState | None) -> Checkpoint | None:
-        """The checkpoint of an interrupted sync to resume, or None (leftovers discarded) to start afresh."""
+        """The checkpoint of an interrupted read to resume, or None (leftovers discarded) to start afresh."""
         checkpoint = staging.load()
         if checkpoint is None:
             return None
@@ -287,11 +315,46 @@ class _SyncRun:
         return max(0, previous.version - xact_span_for_seconds(self.options.overlap_s))
 
 
-def staging_root(duckdb_path: Path) -> Path:
-    """Where a sync into `duckdb_path` stages fetched rows and checkpoints."""
-    return duckdb_path.with_name(duckdb_path.name + ".staging")
+def parse_object_kinds(text: str) -> frozenset[str]:
+    """Parse `--objects logs,experiments,...` into registry options.
+
+    Raises:
+        ConfigError: an unknown or empty selection.
+    """
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in BY_OPTION]
+    if unknown or not names:
+        raise ConfigError(f"--objects takes a comma-separated subset of {', '.join(BY_OPTION)}; got {text!r}")
+    return frozenset(names)
 
 
-def _max_version(*versions: int | None) -> int | None:
+def _summary(ref: ObjectRef, status: ObjectStatus, error: str) -> ObjectSummary:
+    return ObjectSummary(
+        object_type=ref.object_type,
+        object_id=ref.object_id,
+        name=ref.name,
+        table=ref.stream.table,
+        status=status,
+        error=error,
+    )
+
+
+def _combined(first: ObjectSummary, second: ObjectSummary) -> ObjectSummary:
+    """One summary for a resumed read and the read that caught up after it."""
+    return second.model_copy(
+        update={
+            "resumed": True,
+            "pages": first.pages + second.pages,
+            "rows_fetched": first.rows_fetched + second.rows_fetched,
+            "inserted": first.inserted + second.inserted,
+            "updated": first.updated + second.updated,
+            "deleted": first.deleted + second.deleted,
+            "bytes_written": first.bytes_written + second.bytes_written,
+            "seconds": round(first.seconds + second.seconds, 3),
+        }
+    )
+
+
+def _newest(*versions: int | None) -> int | None:
     present = [v for v in versions if v is not None]
     return max(present) if present else None

@@ -1,103 +1,138 @@
-"""Turning one fetch page into an Arrow record batch for staging.
+"""Which events of a fetch page fit their table, decided from the page's JSON structure.
 
-A staged row is (`id`, `_xact_id`, `_raw`, `_extra`): the event's JSON text is
-typed later by DuckDB in one pass, so Python does one serialisation per row and
-nothing per column. Keys the table has no column for, and values whose JSON
-type does not fit their column, go to `_extra` so nothing is lost when the API
-changes shape.
+DuckDB types a page in one parse (`json_transform`), but silently: a string
+where a number belongs becomes NULL, a number where text belongs becomes its
+digits. So before typing, `json_structure` (the union of every event's shape,
+computed by DuckDB) tells whether any event has a key the table lacks or a
+value of the wrong shape. Almost every page fits, and is typed as is. A page
+that does not fit is also read here, event by event, to keep each misfit in
+`_extra` verbatim (the standard library's parser: it keeps integers wider than
+64 bits exact) and to null it in its column.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from dataclasses import dataclass
 from typing import Any
 
-import orjson
-import pyarrow as pa
+from schemas.tables import Column, EventStream
 
-from connector.api.xact import parse_xact
-from schemas.tables import Column
-
-STAGING_SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("_xact_id", pa.uint64(), nullable=False),
-        pa.field("_raw", pa.string(), nullable=False),
-        pa.field("_extra", pa.string()),
-    ]
-)
+# Shapes `json_structure` reports for JSON scalars.
+_NULL = "NULL"
+_TEXT = frozenset({"VARCHAR", _NULL})
+_NUMBER = frozenset({"DOUBLE", "UBIGINT", "BIGINT", "HUGEINT", _NULL})
 
 
-class RowShaper:
-    """Shapes pages for one table.
+class PageMalformed(Exception):
+    """The page is not `{"events": [objects...], "cursor": text}`: the reason, for a message."""
+
+
+@dataclass(frozen=True)
+class PageShape:
+    """What the page's structure says about its events.
 
     Args:
-        columns: the table's payload columns (what `json_transform` will read).
+        unknown_keys: keys some event has and the table has no column for.
+        misfit_columns: typed columns some event holds a value of the wrong shape in.
     """
 
-    def __init__(self, columns: Iterable[Column]) -> None:
-        columns = tuple(columns)
-        self._known = frozenset(c.name for c in columns)
-        # JSON columns take any value, so only the typed columns need a check per row; most are
-        # scalars whose check is an exact type test (a JSON `true` must not pass as a number).
-        self._scalar_types = {
-            c.name: frozenset(c.accepts)
-            for c in columns
-            if c.duckdb_type != "JSON" and c.duckdb_type not in _NESTED_TYPES
-        }
-        self._nested_types = {c.name: c.duckdb_type for c in columns if c.duckdb_type in _NESTED_TYPES}
-        self._typed = frozenset(c.name for c in columns if c.duckdb_type != "JSON")
+    unknown_keys: frozenset[str]
+    misfit_columns: frozenset[str]
 
-    def shape(self, events: list[dict[str, Any]], cutoff: int | None) -> pa.RecordBatch:
-        """Shape a page into `STAGING_SCHEMA`, dropping versions at or below `cutoff` (already synced)."""
-        ids: list[str] = []
-        xacts: list[int] = []
-        raws: list[bytes] = []
-        extras: list[bytes | None] = []
-        for event in events:
-            xact = parse_xact(event["_xact_id"])
-            if cutoff is not None and xact <= cutoff:
-                continue
-            ids.append(str(event["id"]))
-            xacts.append(xact)
-            raws.append(orjson.dumps(event))
-            extras.append(self._extra(event))
-        return pa.RecordBatch.from_arrays(
-            [
-                pa.array(ids, pa.string()),
-                pa.array(xacts, pa.uint64()),
-                pa.array(raws, pa.string()),
-                pa.array(extras, pa.string()),
-            ],
-            schema=STAGING_SCHEMA,
+    @property
+    def fits(self) -> bool:
+        """Every event fits its table: type the page directly."""
+        return not self.unknown_keys and not self.misfit_columns
+
+
+def page_shape(structure: str, stream: EventStream) -> PageShape:
+    """Read DuckDB's `json_structure` of a page.
+
+    Raises:
+        PageMalformed: the page is not a JSON object with an `events` list of objects,
+            or its `cursor` is not text.
+    """
+    page = json.loads(structure)
+    if not isinstance(page, dict):
+        raise PageMalformed("the page is not a JSON object")
+    if "events" not in page:
+        raise PageMalformed("the page has no `events` list")
+    if page.get("cursor", _NULL) not in _TEXT:
+        raise PageMalformed("the page's `cursor` is not text")
+    events = page["events"]
+    if not isinstance(events, list):
+        raise PageMalformed("the page's `events` is not a list")
+    event = events[0] if events else _NULL
+    if event == _NULL:
+        return PageShape(frozenset(), frozenset())
+    if not isinstance(event, dict):
+        raise PageMalformed("the page's `events` holds values that are not JSON objects")
+    columns = {column.name: column for column in stream.payload_columns}
+    misfits = frozenset(
+        name for name, shape in event.items() if name in columns and not _shape_fits(columns[name], shape)
+    )
+    if "id" in misfits:
+        raise PageMalformed("the page has events whose `id` is not text")
+    return PageShape(unknown_keys=frozenset(event.keys() - columns.keys()), misfit_columns=misfits)
+
+
+def _shape_fits(column: Column, shape: Any) -> bool:
+    """Whether every value with this (merged) shape fits the column without loss."""
+    if column.is_json or shape == _NULL:
+        return True
+    if column.name == "_xact_id":
+        # Validated value by value in SQL: a malformed version fails the object instead.
+        return True
+    if column.duckdb_type in ("VARCHAR", "TIMESTAMPTZ"):
+        return shape in _TEXT
+    if column.duckdb_type == "BOOLEAN":
+        return shape in ("BOOLEAN", _NULL)
+    if column.duckdb_type == "VARCHAR[]":
+        return isinstance(shape, list) and shape[0] in _TEXT
+    if column.duckdb_type == "MAP(VARCHAR, DOUBLE)":
+        return isinstance(shape, dict) and all(value in _NUMBER for value in shape.values())
+    raise AssertionError(f"no shape rule for {column.duckdb_type}")
+
+
+@dataclass(frozen=True)
+class EventMisfits:
+    """For each event of a page that does not fit (by position): its `_extra` and misfit columns."""
+
+    ordinals: list[int]
+    extras: list[str | None]
+    misfits: list[list[str]]
+
+
+def event_misfits(body: bytes, stream: EventStream, shape: PageShape) -> EventMisfits:
+    """Go through a page that does not fit, event by event: what each one keeps in `_extra`."""
+    events = json.loads(body)["events"]
+    checked = {
+        column.name: column for column in stream.payload_columns if column.name in shape.misfit_columns
+    }
+    result = EventMisfits([], [], [])
+    for ordinal, event in enumerate(events):
+        misfits = [name for name, column in checked.items() if not _value_fits(column, event.get(name))]
+        extra = {key: event[key] for key in (*(shape.unknown_keys & event.keys()), *misfits)}
+        if extra:
+            result.ordinals.append(ordinal + 1)
+            result.extras.append(json.dumps(extra, ensure_ascii=False))
+            result.misfits.append(misfits)
+    return result
+
+
+def _value_fits(column: Column, value: Any) -> bool:
+    if value is None:
+        return True
+    if column.duckdb_type in ("VARCHAR", "TIMESTAMPTZ"):
+        return isinstance(value, str)
+    if column.duckdb_type == "BOOLEAN":
+        return isinstance(value, bool)
+    if column.duckdb_type == "VARCHAR[]":
+        return isinstance(value, list) and all(item is None or isinstance(item, str) for item in value)
+    if column.duckdb_type == "MAP(VARCHAR, DOUBLE)":
+        return isinstance(value, dict) and all(
+            item is None or (isinstance(item, int | float) and not isinstance(item, bool))
+            for item in value.values()
         )
-
-    def _extra(self, event: dict[str, Any]) -> bytes | None:
-        keys = event.keys()
-        misfits = []
-        # Set operations run in C: most rows have no unknown key and a dozen typed ones.
-        for key in keys & self._typed:
-            value = event[key]
-            if value is None:
-                continue
-            scalar_types = self._scalar_types.get(key)
-            if scalar_types is not None:
-                fits = type(value) in scalar_types
-            else:
-                fits = _nested_fits(self._nested_types[key], value)
-            if not fits:
-                misfits.append(key)
-        unknown = keys - self._known
-        if not misfits and not unknown:
-            return None
-        return orjson.dumps({key: event[key] for key in (*unknown, *misfits)})
-
-
-_NESTED_TYPES = frozenset({"MAP(VARCHAR, DOUBLE)", "VARCHAR[]"})
-
-
-def _nested_fits(duckdb_type: str, value: Any) -> bool:
-    """Whether a JSON value fits a map-of-numbers or list-of-strings column."""
-    if duckdb_type == "MAP(VARCHAR, DOUBLE)":
-        return type(value) is dict and all(v is None or type(v) in (int, float) for v in value.values())
-    return type(value) is list and all(type(v) is str for v in value)
+    return True

@@ -1,0 +1,54 @@
+"""`bt-sync sql`: a read-only query over the synced tables, printed as a table, CSV or JSON.
+
+The query runs in an in-memory DuckDB whose views read the Parquet files
+directly: it never opens the analysts' DuckDB file, so it never waits for, or
+makes wait, a sync or another session.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from connector.cli.app import app, output_console
+from connector.cli.options import DuckDbOption, NoParquetOption, ParquetOption, warehouse_settings
+
+# Rows shown in a terminal table; CSV and JSON stream every row.
+TABLE_ROWS = 1000
+
+
+class OutputFormat(StrEnum):
+    """How `bt-sync sql` prints its result."""
+
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+@app.command()
+def sql(
+    query: str = typer.Argument(
+        ..., help="One SELECT statement over the synced tables (see README: Tables)."
+    ),
+    output: OutputFormat | None = typer.Option(
+        None, "--format", help="table (default on a terminal), csv (default otherwise) or json."
+    ),
+    duckdb: Path | None = DuckDbOption,
+    parquet: str | None = ParquetOption,
+    no_parquet: bool = NoParquetOption,
+) -> None:
+    """Run a read-only SQL query over the synced tables; it never waits for, nor blocks, a running sync."""
+    from connector.destinations.query import run_query
+
+    store = warehouse_settings(duckdb=duckdb, parquet=parquet, no_parquet=no_parquet)
+    chosen = output or (OutputFormat.TABLE if sys.stdout.isatty() else OutputFormat.CSV)
+    with run_query(store, query) as result:
+        if chosen is OutputFormat.TABLE:
+            result.print_table(output_console(), TABLE_ROWS)
+        elif chosen is OutputFormat.CSV:
+            result.write_csv(sys.stdout.buffer)
+        else:
+            result.write_json(sys.stdout.buffer)

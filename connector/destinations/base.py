@@ -1,0 +1,164 @@
+"""The storage seam: what a sync needs from wherever its tables land.
+
+Extraction stages each object's fetched rows as Parquet parts in local scratch
+space; a `Destination` then merges them, committing the rows together with the
+object's `SyncState` (its watermark) so the two can never disagree. The DuckDB
+destination (Parquet files plus a DuckDB file of views) and the Iceberg
+destination implement this protocol; nothing else in a sync knows which one runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from pydantic import BaseModel
+
+from schemas.api import ApiObject, ObjectType
+from schemas.kinds import ObjectKind
+from schemas.tables import EventStream
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One event container to sync.
+
+    Args:
+        stream: which table it feeds.
+        object_id: the project id (logs), experiment id or dataset id.
+        project_id: the project it belongs to.
+        name: a readable, stable name: `project` (its logs), `project/experiment` or `project/dataset`.
+    """
+
+    stream: EventStream
+    object_id: str
+    project_id: str
+    name: str
+
+    @property
+    def object_type(self) -> ObjectType:
+        """The API object type whose fetch feeds the object's rows."""
+        return self.stream.object_type
+
+
+@dataclass(frozen=True)
+class StagedParts:
+    """An object's fetched rows, staged as Parquet files in the table's file columns.
+
+    Args:
+        paths: the part files, newest rows first.
+        deduplicated: every id appears at most once across the parts, as its newest fetched
+            version (the pages came newest first); False means the merge must deduplicate.
+    """
+
+    paths: tuple[Path, ...]
+    deduplicated: bool
+
+
+class SyncState(BaseModel):
+    """What the warehouse holds for one object: the `sync_state` table's row.
+
+    Args:
+        object_type: project_logs, experiment or dataset.
+        object_id: the object's id.
+        name: its readable name (also its Dagster partition key).
+        project_id: its project.
+        table_name: the table its rows are in.
+        version: the watermark: newest `_xact_id` held (None: the object had no rows).
+        rows: rows of the object in its table.
+        files: data files holding them.
+        bytes: bytes of those files.
+        last_fetched_rows: row versions the last sync received.
+        last_pages: fetch pages the last sync requested.
+        last_bytes_written: bytes the last sync wrote.
+        synced_at: when the last sync committed.
+    """
+
+    object_type: ObjectType
+    object_id: str
+    name: str
+    project_id: str
+    table_name: str
+    version: int | None
+    rows: int = 0
+    files: int = 0
+    bytes: int = 0
+    last_fetched_rows: int = 0
+    last_pages: int = 0
+    last_bytes_written: int = 0
+    synced_at: datetime
+
+
+class MergeResult(BaseModel):
+    """What a merge changed."""
+
+    inserted: int
+    updated: int
+    deleted: int
+    rows: int
+    bytes_written: int
+
+
+class Destination(Protocol):
+    """Where synced tables land."""
+
+    @property
+    def key(self) -> str:
+        """A short stable identity, naming this destination's scratch space."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """Where the tables are, for people (never containing credentials)."""
+        ...
+
+    @property
+    def scratch(self) -> Path:
+        """This worker's local scratch directory for syncs into this destination."""
+        ...
+
+    def prepare(self) -> None:
+        """Create whatever must exist before the first sync (tables, the DuckDB file of views)."""
+
+    def lock(self, ref: ObjectRef, wait_s: float) -> AbstractContextManager[None]:
+        """Hold `ref` against other syncs of the same object; waits up to `wait_s`.
+
+        Raises:
+            WarehouseLocked: another sync still held it after `wait_s`.
+        """
+        ...
+
+    def read_state(self, ref: ObjectRef) -> SyncState | None:
+        """The object's committed state, or None if it was never synced."""
+        ...
+
+    def list_states(self) -> list[SyncState]:
+        """Every synced object's state."""
+        ...
+
+    def merge(
+        self, ref: ObjectRef, staged: StagedParts, state: SyncState, *, delete_missing: bool
+    ) -> MergeResult:
+        """Merge staged rows and commit them with `state` atomically.
+
+        Keeps, per id, the version with the greatest `_xact_id`.
+
+        Args:
+            ref: the object.
+            staged: its fetched rows (those above the watermark, or all of them for a full read).
+            state: the state to commit; its row and file counts are filled in.
+            delete_missing: `staged` holds the whole object, so rows not in it were deleted upstream.
+        """
+        ...
+
+    def remove_object(self, state: SyncState) -> None:
+        """Delete an object's rows and state: it was deleted upstream (the caller holds its lock)."""
+
+    def write_catalog(
+        self, kind: ObjectKind, objects: Sequence[ApiObject], project_ids: Sequence[str] | None
+    ) -> None:
+        """Replace a catalog table's rows: all of them, or those of `project_ids` only."""

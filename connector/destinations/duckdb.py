@@ -1,0 +1,37 @@
+"""The DuckDB destination: the tables as a tree of Parquet files, and a DuckDB file of views over them.
+
+Analysts open the DuckDB file (`BT_SYNC_DUCKDB`) from any DuckDB 1.4 or newer,
+read-only or not, for as long as they like: syncs write only the Parquet
+files, so neither side ever waits for the other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from connector.destinations.parquet_tree import ParquetTree
+from connector.destinations.views import ensure_views_file
+
+
+class DuckDbDestination(ParquetTree):
+    """Parquet files under `root`, and the analysts' DuckDB file at `duckdb_path`.
+
+    Args:
+        duckdb_path: the DuckDB file of views.
+        root: the Parquet tree: a local directory or an `s3://` URI.
+        state_dir: this worker's scratch directory.
+    """
+
+    def __init__(self, duckdb_path: Path, root: str, state_dir: Path) -> None:
+        super().__init__(root, state_dir)
+        self.duckdb_path = duckdb_path
+
+    @property
+    def description(self) -> str:
+        """The DuckDB file, and where its tables' files are."""
+        return f"{self.duckdb_path} (tables in {self.root.display})"
+
+    def prepare(self) -> None:
+        """Make the tree readable, then create or refresh the DuckDB file's views."""
+        super().prepare()
+        ensure_views_file(self.duckdb_path, self.root)

@@ -1,0 +1,144 @@
+"""Read-only SQL over the synced tables, streamed out as Arrow batches, CSV or JSON.
+
+Used by `bt-sync sql` and `bt-sync push --sql`. The query runs in an
+in-memory DuckDB whose views read the tables' files directly, so it shares no
+lock with a sync or with analysts' sessions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+from rich.console import Console
+from rich.table import Table
+
+from connector.config import WarehouseSettings
+from connector.destinations.filesystem import Root
+from connector.destinations.views import reader
+from connector.errors import QueryError
+
+BATCH_ROWS = 10_000
+_READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
+
+
+class QueryResult:
+    """The result of a query, read once, batch by batch."""
+
+    def __init__(self, batches: pa.RecordBatchReader, json_columns: set[str]) -> None:
+        self._batches = batches
+        self.schema: pa.Schema = batches.schema
+        self._json_columns = json_columns
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The rows, in batches."""
+        try:
+            yield from self._batches
+        except (duckdb.Error, pa.ArrowException) as error:
+            raise QueryError(f"the query failed: {_first_line(error)}") from None
+
+    def write_csv(self, out: IO[bytes]) -> None:
+        """Write CSV with a header; JSON and nested values as JSON text."""
+        writer: pa_csv.CSVWriter | None = None
+        for batch in self.batches():
+            flat = _as_text(batch, self._json_columns)
+            if writer is None:
+                writer = pa_csv.CSVWriter(out, flat.schema)
+            writer.write_batch(flat)
+        if writer is None:
+            out.write((",".join(self.schema.names) + "\n").encode())
+        else:
+            writer.close()
+
+    def write_json(self, out: IO[bytes]) -> None:
+        """Write a JSON array of row objects; JSON columns as JSON values, not strings."""
+        out.write(b"[")
+        first = True
+        for batch in self.batches():
+            for row in _json_rows(batch, self._json_columns):
+                out.write(b"\n" if first else b",\n")
+                out.write(orjson.dumps(row, default=str))
+                first = False
+        out.write(b"\n]\n" if not first else b"]\n")
+
+    def print_table(self, console: Console, max_rows: int) -> None:
+        """Print at most `max_rows` rows as a table, saying how many more there were."""
+        table = Table(*self.schema.names)
+        shown = more = 0
+        for batch in self.batches():
+            for row in batch.to_pylist():
+                if shown < max_rows:
+                    table.add_row(*("" if value is None else str(value) for value in row.values()))
+                    shown += 1
+                else:
+                    more += 1
+        console.print(table)
+        if more:
+            console.print(f"... and {more:,} more rows (use --format csv or json for every row)")
+
+
+@contextmanager
+def run_query(settings: WarehouseSettings, sql: str) -> Iterator[QueryResult]:
+    """Run one read-only statement over the tables of `settings`.
+
+    Raises:
+        QueryError: the statement is not one SELECT, or DuckDB refused it.
+    """
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as error:
+        raise QueryError(f"the query is not valid SQL: {_first_line(error)}") from None
+    if len(statements) != 1 or statements[0].type.name not in _READ_ONLY_STATEMENTS:
+        raise QueryError("give exactly one SELECT statement: the tables are read-only here")
+    with reader(Root(settings.tables_root)) as con:
+        try:
+            relation = con.sql(sql)
+            if relation is None:
+                raise QueryError("the statement returned no rows")
+            json_columns = {name for name, kind in zip(relation.columns, relation.types, strict=True) if kind == "JSON"}
+            yield QueryResult(relation.to_arrow_reader(BATCH_ROWS), json_columns)
+        except duckdb.Error as error:
+            raise QueryError(f"the query failed: {_first_line(error)}") from None
+
+
+def _as_text(batch: pa.RecordBatch, json_columns: set[str]) -> pa.RecordBatch:
+    """CSV holds scalars: JSON columns as their text, nested values as JSON text."""
+    columns, names = [], []
+    for field, column in zip(batch.schema, batch.columns, strict=True):
+        if field.name not in json_columns and pa.types.is_nested(field.type):
+            values = (_plain(value, field.type) for value in column.to_pylist())
+            column = pa.array(
+                [None if value is None else orjson.dumps(value, default=str).decode() for value in values],
+                pa.string(),
+            )
+        columns.append(column)
+        names.append(field.name)
+    return pa.RecordBatch.from_arrays(columns, names=names)
+
+
+def _json_rows(batch: pa.RecordBatch, json_columns: set[str]) -> Iterator[dict[str, Any]]:
+    nested = [field for field in batch.schema if pa.types.is_nested(field.type)]
+    for row in batch.to_pylist():
+        for name in json_columns:
+            if row[name] is not None:
+                row[name] = orjson.Fragment(row[name])
+        for field in nested:
+            row[field.name] = _plain(row[field.name], field.type)
+        yield row
+
+
+def _plain(value: Any, data_type: pa.DataType) -> Any:
+    """A value as JSON shows it: Arrow gives a map as (key, value) pairs, JSON wants an object."""
+    if value is not None and pa.types.is_map(data_type):
+        return dict(value)
+    return value
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,173 @@
+"""The DuckDB face of the Parquet tree: one view per table, in a file analysts open, or in memory.
+
+The analysts' file holds only views, so a sync never writes it: its rows live
+in the Parquet files the views read, and every query sees the files as they
+are at that moment. It is written in DuckDB 1.4's storage format (which
+DuckDB 1.4, 1.5 and 2.x all read), once, and again only when its views
+change (another bt-sync version, a moved Parquet root). It is then rebuilt
+beside the old one and renamed over it, so sessions that hold the old file
+open keep working, and new ones get the new views.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+import duckdb
+
+from connector.destinations.filesystem import Root
+from connector.destinations.parquet_tree import CATALOG_FILE, STATE_FILE
+from connector.errors import WarehouseError
+from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
+from schemas.tables import SYNC_STATE_COLUMNS, Column, sql_identifier, sql_literal
+
+# The oldest storage format DuckDB 2.x writes that DuckDB 1.4 and newer read.
+STORAGE_VERSION = "v1.4.0"
+# A view holding the fingerprint of the others, so a sync can tell whether they are current.
+MARKER_VIEW = "_bt_sync"
+
+
+def view_statements(root: Root) -> list[str]:
+    """`CREATE VIEW` (and `COMMENT ON`) statements for every table, reading the tree at `root`."""
+    statements: list[str] = []
+    for stream in EVENT_STREAMS.values():
+        source = (
+            f"read_parquet({sql_literal(root.uri(stream.table) + '/*/*.parquet')}, hive_partitioning = true, "
+            f"hive_types = {{{sql_literal(stream.key_column)}: 'VARCHAR'}}, union_by_name = true)"
+        )
+        statements += _view(stream.table, stream.columns, source, stream.description)
+    for table in CATALOG_TABLES:
+        source = (
+            f"read_parquet({sql_literal(root.uri(f'{table.table}/{CATALOG_FILE}'))}, union_by_name = true)"
+        )
+        statements += _view(table.table, table.columns, source, table.description)
+    statements += _sync_state_view(root)
+    return statements
+
+
+def fingerprint(statements: list[str]) -> str:
+    """A short digest of the views: equal digests, equal views."""
+    return hashlib.sha256("\n".join(statements).encode()).hexdigest()[:16]
+
+
+def reader(root: Root) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with every table as a view: it never touches the analysts' file."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for statement in view_statements(root):
+        con.execute(statement)
+    return con
+
+
+def ensure_views_file(path: Path, root: Root) -> bool:
+    """Create or update the analysts' DuckDB file; returns whether it was (re)written.
+
+    Raises:
+        WarehouseError: the file exists and holds tables or views bt-sync did not make.
+    """
+    statements = view_statements(root)
+    wanted = fingerprint(statements)
+    if path.exists():
+        current = _current_fingerprint(path)
+        if current is None or current == wanted:
+            # None: another process holds the file for writing; the views are refreshed next time.
+            return False
+    _write_views_file(
+        path, [*statements, f"CREATE VIEW {MARKER_VIEW} AS SELECT {sql_literal(wanted)} AS views"]
+    )
+    return True
+
+
+def _current_fingerprint(path: Path) -> str | None:
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as error:
+        if "lock" in str(error).lower():
+            return None
+        raise WarehouseError(f"cannot open {path}: {_first_line(error)}") from None
+    except duckdb.Error as error:
+        raise WarehouseError(
+            f"{path} is not a DuckDB database bt-sync can read ({_first_line(error)}); "
+            "move it away or choose another --duckdb file"
+        ) from None
+    with con:
+        ours = {stream.table for stream in EVENT_STREAMS.values()} | {t.table for t in CATALOG_TABLES}
+        ours |= {"sync_state", MARKER_VIEW}
+        objects = con.execute(
+            "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()
+        foreign = sorted(
+            f"{kind.lower()} {name}" for name, kind in objects if name not in ours or kind != "VIEW"
+        )
+        if foreign:
+            raise WarehouseError(
+                f"{path} holds {', '.join(foreign)}, which bt-sync did not make (it keeps only views of the "
+                "synced tables there): choose another --duckdb file, or move this one away. "
+                "A file written by bt-sync 0.1 (tables inside the file) is rebuilt by moving it away and "
+                "running `bt-sync sync --full`."
+            )
+        if not any(name == MARKER_VIEW for name, _ in objects):
+            return ""
+        row = con.execute(f"SELECT views FROM {MARKER_VIEW}").fetchone()
+    return str(row[0]) if row else ""
+
+
+def _write_views_file(path: Path, statements: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with duckdb.connect() as con:
+            con.execute(
+                f"ATTACH {sql_literal(str(temporary))} AS analysts (STORAGE_VERSION '{STORAGE_VERSION}')"
+            )
+            con.execute("USE analysts")
+            for statement in statements:
+                con.execute(statement)
+            con.execute("USE memory")
+            con.execute("DETACH analysts")
+        os.replace(temporary, path)
+    except (OSError, duckdb.Error) as error:
+        temporary.unlink(missing_ok=True)
+        raise WarehouseError(f"cannot write {path}: {_first_line(error)}") from None
+
+
+def _view(name: str, columns: tuple[Column, ...], source: str, description: str) -> list[str]:
+    selected = ", ".join(sql_identifier(c.name) for c in columns)
+    statements = [f"CREATE OR REPLACE VIEW {sql_identifier(name)} AS SELECT {selected} FROM {source}"]
+    statements.append(f"COMMENT ON VIEW {sql_identifier(name)} IS {sql_literal(description)}")
+    statements += [
+        f"COMMENT ON COLUMN {sql_identifier(name)}.{sql_identifier(c.name)} IS {sql_literal(c.description)}"
+        for c in columns
+    ]
+    return statements
+
+
+def _sync_state_view(root: Root) -> list[str]:
+    fields = ", ".join(f"{sql_identifier(c.name)} {c.duckdb_type}" for c in SYNC_STATE_COLUMNS)
+    source = (
+        f"read_json({sql_literal(root.uri() + '/*/*/' + STATE_FILE)}, hive_partitioning = false, "
+        f"columns = {{'state': 'STRUCT({fields})', 'removed_at': 'TIMESTAMPTZ'}})"
+    )
+    selected = ", ".join(
+        f"state.{sql_identifier(c.name)} AS {sql_identifier(c.name)}" for c in SYNC_STATE_COLUMNS
+    )
+    statements = [
+        f"CREATE OR REPLACE VIEW sync_state AS SELECT {selected} FROM {source} "
+        "WHERE state IS NOT NULL AND removed_at IS NULL"
+    ]
+    statements.append(
+        "COMMENT ON VIEW sync_state IS 'One row per synced object: its watermark, rows and last sync.'"
+    )
+    statements += [
+        f"COMMENT ON COLUMN sync_state.{sql_identifier(c.name)} IS {sql_literal(c.description)}"
+        for c in SYNC_STATE_COLUMNS
+    ]
+    return statements
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

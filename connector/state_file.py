@@ -1,0 +1,85 @@
+"""The one way bt-sync keeps state on disk: a versioned pydantic model as JSON, replaced atomically.
+
+Sync checkpoints, push checkpoints and each object's commit record are all
+`StateFile`s. Each carries `format_version`, so a file written by another
+version of bt-sync is refused with a message instead of being misread.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from connector.errors import StateError
+
+
+class StateFile(BaseModel):
+    """Base of every JSON state file; subclasses set `FORMAT` and add fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    FORMAT: ClassVar[int] = 1
+    format_version: int = 0
+
+    def model_post_init(self, context: object) -> None:
+        if self.format_version == 0:
+            self.format_version = self.FORMAT
+
+    def dumps(self) -> bytes:
+        """The file's bytes."""
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def loads(cls, data: bytes, where: str, remedy: str) -> Self:
+        """Parse a state file's bytes.
+
+        Args:
+            data: the file's content.
+            where: the file, for the message.
+            remedy: what the user can do about an unreadable file.
+
+        Raises:
+            StateError: the file is corrupt, or from another version of bt-sync.
+        """
+        try:
+            state = cls.model_validate_json(data)
+        except ValidationError as error:
+            raise StateError(f"{where} is unreadable ({_first_problem(error)}); {remedy}") from None
+        if state.format_version != cls.FORMAT:
+            raise StateError(
+                f"{where} has format version {state.format_version}, this bt-sync reads {cls.FORMAT}; {remedy}"
+            )
+        return state
+
+    def save(self, path: Path) -> None:
+        """Write to a local `path` atomically (a crash leaves the old or the new file, never half of one)."""
+        write_atomically(path, self.dumps())
+
+    @classmethod
+    def load(cls, path: Path, remedy: str) -> Self | None:
+        """Read a local state file, or None if there is none."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        return cls.loads(data, str(path), remedy)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data`: write a temporary file, flush it to disk, rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+
+
+def _first_problem(error: ValidationError) -> str:
+    issue = error.errors()[0]
+    where = ".".join(str(part) for part in issue["loc"])
+    return f"{where}: {issue['msg']}" if where else issue["msg"]

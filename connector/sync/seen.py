@@ -1,0 +1,52 @@
+"""The ids one read has already staged, kept in 16 bytes an id.
+
+Pages arrive newest version first, so the first version of an id a read sees
+is its newest: later ones are dropped as they arrive, and the staged parts can
+become the object's files as they are. A Python set of the ids themselves
+would grow by about 100 bytes a row; this keeps each id's 128-bit MD5 in
+sorted NumPy runs (its upper half sorted, its lower half checked on a match),
+so memory stays flat in the size of the object.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+Hashes = npt.NDArray[np.uint64]
+# Merge the runs into one when there are more: lookups stay cheap and merging stays rare.
+_MAX_RUNS = 16
+
+
+class SeenIds:
+    """A set of ids, each given as the two halves of its MD5 (DuckDB's `md5_number_upper/lower`)."""
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[Hashes, Hashes]] = []
+
+    def __len__(self) -> int:
+        return sum(len(upper) for upper, _ in self._runs)
+
+    def contains(self, upper: Hashes, lower: Hashes) -> npt.NDArray[np.bool_]:
+        """For each id, whether it is in the set."""
+        found = np.zeros(len(upper), dtype=bool)
+        for run_upper, run_lower in self._runs:
+            at = np.minimum(np.searchsorted(run_upper, upper), len(run_upper) - 1)
+            found |= (run_upper[at] == upper) & (run_lower[at] == lower)
+        return found
+
+    def add(self, upper: Hashes, lower: Hashes) -> None:
+        """Add ids (not already in the set)."""
+        if len(upper):
+            self._runs.append(_sorted_run(upper, lower))
+        if len(self._runs) > _MAX_RUNS:
+            self._runs = [
+                _sorted_run(
+                    np.concatenate([u for u, _ in self._runs]), np.concatenate([v for _, v in self._runs])
+                )
+            ]
+
+
+def _sorted_run(upper: Hashes, lower: Hashes) -> tuple[Hashes, Hashes]:
+    order = np.argsort(upper, kind="quicksort")
+    return upper[order], lower[order]

@@ -1,0 +1,299 @@
+"""Typing fetch pages in DuckDB and staging their rows as Parquet parts.
+
+A page's body goes to DuckDB as it came off the wire, and Python never
+touches a row. Three passes over the page, all in DuckDB's C++:
+`json_structure` decides whether every event fits its table (see
+`connector.sync.shape`); a light `json_transform` of ids and versions feeds
+the checks, the cutoff and the deduplication; a full `json_transform` types
+the rows that are kept and writes them to Parquet, once, in the table's file
+format.
+
+Parts are the object's future data files: for an object's first load they are
+moved into place as they are. Each page becomes one part, or several of the
+object's file size; each is written under a temporary name and renamed, so a
+checkpoint can say "these parts, then continue after that page".
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from connector.destinations.file_size import file_target_rows
+from connector.sync.seen import SeenIds
+from connector.sync.shape import PageMalformed, PageShape, event_misfits, page_shape
+from connector.sync.staging import ObjectStaging
+from schemas.tables import Column, EventStream, json_struct, sql_identifier, sql_literal
+
+# DuckDB's memory for typing pages; a page of 1,000 traces is about 13 MB of JSON.
+STAGING_MEMORY_LIMIT = "256MB"
+_KEYS_STRUCT = (
+    '{"events": [{"id": "VARCHAR", "_xact_id": "VARCHAR", "root_span_id": "VARCHAR"}], "cursor": "VARCHAR"}'
+)
+
+
+@dataclass(frozen=True)
+class StagedPage:
+    """What staging one page found and wrote.
+
+    Args:
+        cursor: the page's cursor (None: the server sent none).
+        events: events on the page.
+        newest_xact: the page's greatest `_xact_id` (None for an empty page).
+        oldest: its smallest (`_xact_id`, `root_span_id`), where manual paging continues.
+        parts: the part files written for it (none when every row was dropped).
+        rows: rows written to those parts.
+    """
+
+    cursor: str | None
+    events: int
+    newest_xact: int | None
+    oldest: tuple[int, str] | None
+    parts: list[str]
+    rows: int
+
+
+class PageStager:
+    """Stages the pages of one object's read into Parquet parts.
+
+    Args:
+        stream: the table the object's rows go to.
+        staging: the object's scratch directory.
+        parts: parts already staged by an interrupted read (their ids are not staged again).
+        ordered: whether the pages staged so far came newest first.
+        oldest_xact: the smallest `_xact_id` received so far.
+        object_rows: rows the object already has, plus those already staged (sizes the parts).
+    """
+
+    def __init__(
+        self,
+        stream: EventStream,
+        staging: ObjectStaging,
+        parts: list[str],
+        *,
+        ordered: bool,
+        oldest_xact: int | None,
+        object_rows: int,
+    ) -> None:
+        self._stream = stream
+        self._staging = staging
+        self._part_count = len(parts)
+        self.ordered = ordered
+        self.oldest_xact = oldest_xact
+        self._object_rows = object_rows
+        self._seen = SeenIds()
+        self._sql = _PageSql(stream)
+        self._con = duckdb.connect(config={"memory_limit": STAGING_MEMORY_LIMIT})
+        # Timestamps without a zone are read as UTC, as the API means them.
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._remember_staged_ids([staging.directory / name for name in parts])
+
+    def close(self) -> None:
+        """Release DuckDB."""
+        self._con.close()
+
+    def stage(self, body: bytes, cutoff: int | None) -> StagedPage:
+        """Type one page and stage the rows to keep: above `cutoff`, newest version of each id.
+
+        Raises:
+            PageMalformed: the page or an event breaks the API's contract (the reason, for a message).
+        """
+        con = self._con
+        con.register("page_body", _one_string(body))
+        try:
+            shape = page_shape(str(_scalar(con, "SELECT json_structure(body) FROM page_body")), self._stream)
+            con.execute(self._sql.page_keys)
+        except duckdb.Error as error:
+            raise PageMalformed(f"the page is not valid JSON ({_first_line(error)})") from None
+        events, bad_ids, bad_xacts, newest, oldest, bad_sample, cursor = con.execute(
+            self._sql.page_checks
+        ).fetchall()[0]
+        if not events:
+            cursor = _scalar(con, "SELECT json_extract_string(body, '$.cursor') FROM page_body")
+        if bad_ids:
+            raise PageMalformed(f"{bad_ids} of its events have no id (null or missing)")
+        if bad_xacts:
+            raise PageMalformed(
+                f"{bad_xacts} of its events have a `_xact_id` that is not a 64-bit decimal number, "
+                f"e.g. {bad_sample!r}"
+            )
+        written: list[str] = []
+        rows = 0
+        if newest is not None:
+            if self.oldest_xact is not None and newest > self.oldest_xact:
+                # Out of order: from here on keep every version, and let the merge keep the newest.
+                self.ordered = False
+            self.oldest_xact = oldest["x"] if self.oldest_xact is None else min(self.oldest_xact, oldest["x"])
+            keep = self._rows_to_keep(cutoff)
+            if keep is not None and len(keep):
+                written, rows = self._write(body, shape, keep, all_rows=len(keep) == events)
+        con.unregister("page_body")
+        return StagedPage(
+            cursor=None if cursor is None else str(cursor),
+            events=int(events),
+            newest_xact=None if newest is None else int(newest),
+            oldest=None if oldest is None else (int(oldest["x"]), str(oldest["r"])),
+            parts=written,
+            rows=rows,
+        )
+
+    def _rows_to_keep(self, cutoff: int | None) -> np.ndarray | None:
+        candidates = self._con.execute(self._sql.candidates(cutoff)).fetchnumpy()
+        ordinals, upper, lower = candidates["_ordinal"], candidates["upper"], candidates["lower"]
+        if self.ordered:
+            # Pages are newest first: an id seen on an earlier page has a newer version staged already.
+            new = ~self._seen.contains(upper, lower)
+            ordinals, upper, lower = ordinals[new], upper[new], lower[new]
+        self._seen.add(upper, lower)
+        return ordinals
+
+    def _write(
+        self, body: bytes, shape: PageShape, keep: np.ndarray, *, all_rows: bool
+    ) -> tuple[list[str], int]:
+        con = self._con
+        if not shape.fits:
+            misfits = event_misfits(body, self._stream, shape)
+            con.register("page_misfits", pa.table({
+                "_ordinal": pa.array(misfits.ordinals, pa.int64()),
+                "_misfit_extra": pa.array(misfits.extras, pa.string()),
+                "_misfits": pa.array(misfits.misfits, pa.list_(pa.string())),
+            }))  # fmt: skip
+        if not all_rows:
+            con.register("page_keep", pa.table({"_ordinal": pa.array(keep, pa.int64())}))
+        target = file_target_rows(self._object_rows)
+        self._staging.directory.mkdir(parents=True, exist_ok=True)
+        output = self._staging.directory / f".page-{self._part_count:06d}.tmp"
+        shutil.rmtree(output, ignore_errors=True)
+        con.execute(
+            self._sql.write(
+                shape.misfit_columns, misfits=not shape.fits, keep=not all_rows, into=output, file_rows=target
+            )
+        ).fetchall()
+        written = []
+        for produced in sorted(output.iterdir(), key=lambda p: int(p.stem.rsplit("_", 1)[1])):
+            path = self._staging.part_path(self._part_count)
+            produced.replace(path)
+            written.append(path.name)
+            self._part_count += 1
+        output.rmdir()
+        self._object_rows += len(keep)
+        return written, len(keep)
+
+    def _remember_staged_ids(self, parts: list[Path]) -> None:
+        if not parts:
+            return
+        hashes = self._con.execute(
+            "SELECT md5_number_upper(id) AS upper, md5_number_lower(id) AS lower "
+            f"FROM read_parquet([{', '.join(sql_literal(str(p)) for p in parts)}])"
+        ).fetchnumpy()
+        self._seen.add(hashes["upper"], hashes["lower"])
+
+
+class _PageSql:
+    """The SQL staging one table's pages."""
+
+    def __init__(self, stream: EventStream) -> None:
+        self._file_columns = stream.file_columns
+        self._struct = '{"events": [' + json_struct(stream.payload_columns) + '], "cursor": "VARCHAR"}'
+        self.page_keys = (
+            "CREATE OR REPLACE TEMP TABLE page_keys AS SELECT e.id, "
+            f"{_version('e._xact_id')} AS _xact_id, e._xact_id AS _xact_text, e.root_span_id, e._ordinal, e._cursor "
+            "FROM (SELECT unnest(t.events, max_depth := 2), generate_subscripts(t.events, 1) AS _ordinal, "
+            f"t.cursor AS _cursor FROM (SELECT json_transform(body, {sql_literal(_KEYS_STRUCT)}) AS t FROM page_body)) AS e"
+        )
+        self.page_checks = (
+            "SELECT count(*), count(*) FILTER (WHERE id IS NULL), count(*) FILTER (WHERE _xact_id IS NULL), "
+            "max(_xact_id), min({'x': _xact_id, 'r': coalesce(root_span_id, '')}), "
+            "any_value(_xact_text) FILTER (WHERE _xact_id IS NULL), any_value(_cursor) FROM page_keys"
+        )
+
+    def candidates(self, cutoff: int | None) -> str:
+        """Per id, the page's newest version above the cutoff: its ordinal and id hash."""
+        above = "" if cutoff is None else f"WHERE _xact_id > {int(cutoff)}"
+        return (
+            "SELECT _ordinal, md5_number_upper(id) AS upper, md5_number_lower(id) AS lower "
+            f"FROM page_keys {above} "
+            "QUALIFY row_number() OVER (PARTITION BY id ORDER BY _xact_id DESC, _ordinal) = 1 ORDER BY _ordinal"
+        )
+
+    def write(
+        self, misfit_columns: frozenset[str], *, misfits: bool, keep: bool, into: Path, file_rows: int
+    ) -> str:
+        """COPY the page's typed rows (those in `page_keep` when `keep`) into files of `file_rows` rows."""
+        payload = [c for c in self._file_columns if c.name not in ("_extra", "_synced_at")]
+        typed = [f"{_typed(c, misfit_columns)} AS {sql_identifier(c.name)}" for c in payload]
+        extras = ["m._misfit_extra"] if misfits else []
+        extras += [_unparsed_time(c, misfit_columns) for c in payload if c.duckdb_type == "TIMESTAMPTZ"]
+        source = (
+            "SELECT unnest(t.events, max_depth := 2), generate_subscripts(t.events, 1) AS _ordinal "
+            f"FROM (SELECT json_transform(body, {sql_literal(self._struct)}) AS t FROM page_body)"
+        )
+        joins = " LEFT JOIN page_misfits AS m USING (_ordinal)" if misfits else ""
+        joins += " SEMI JOIN page_keep USING (_ordinal)" if keep else ""
+        return (
+            f"COPY (SELECT {', '.join(typed)}, ({_merged_json(extras)})::JSON AS _extra, now() AS _synced_at "
+            f"FROM ({source}) AS e{joins} ORDER BY e._ordinal) "
+            f"TO {sql_literal(str(into))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, "
+            f"ROW_GROUP_SIZE {file_rows}, ROW_GROUPS_PER_FILE 1)"
+        )
+
+
+def _version(value: str) -> str:
+    # `try_cast` alone would round "1.5" to 2: only plain digits are versions.
+    return f"CASE WHEN regexp_full_match({value}, '[0-9]{{1,20}}') THEN try_cast({value} AS UBIGINT) END"
+
+
+def _typed(column: Column, misfit_columns: frozenset[str]) -> str:
+    value = f"e.{sql_identifier(column.name)}"
+    if column.name == "_xact_id":
+        value = _version(value)
+    elif column.duckdb_type == "TIMESTAMPTZ":
+        value = f"try_cast({value} AS TIMESTAMPTZ)"
+    if column.name in misfit_columns:
+        value = f"CASE WHEN list_contains(m._misfits, {sql_literal(column.name)}) THEN NULL ELSE {value} END"
+    return value
+
+
+def _unparsed_time(column: Column, misfit_columns: frozenset[str]) -> str:
+    """SQL keeping a timestamp that does not parse in `_extra` (as `{"created": "..."}`), else NULL."""
+    value = f"e.{sql_identifier(column.name)}"
+    unparsed = f"{value} IS NOT NULL AND try_cast({value} AS TIMESTAMPTZ) IS NULL"
+    if column.name in misfit_columns:
+        # Not text at all: the misfit path already keeps the original value.
+        unparsed += f" AND NOT coalesce(list_contains(m._misfits, {sql_literal(column.name)}), false)"
+    return f"CASE WHEN {unparsed} THEN json_object({sql_literal(column.name)}, {value}) END"
+
+
+def _merged_json(fragments: list[str]) -> str:
+    """SQL merging JSON-object fragments (each possibly NULL) into one object, NULL if all are NULL."""
+    if not fragments:
+        return "NULL::VARCHAR"
+    merged = fragments[0]
+    for fragment in fragments[1:]:
+        merged = (
+            f"CASE WHEN ({merged}) IS NULL THEN {fragment} WHEN ({fragment}) IS NULL THEN ({merged}) "
+            f"ELSE json_merge_patch({merged}, {fragment}) END"
+        )
+    return merged
+
+
+def _one_string(body: bytes) -> pa.Table:
+    """`body` as a one-row string table, without copying it (DuckDB checks the UTF-8 as it parses)."""
+    offsets = pa.array([0, len(body)], pa.int32()).buffers()[1]
+    array = pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(body)])
+    return pa.table({"body": array})
+
+
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> object:
+    rows = con.execute(sql).fetchall()
+    return rows[0][0] if rows else None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
