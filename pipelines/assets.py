@@ -14,15 +14,16 @@ from datetime import timedelta
 import dagster as dg
 
 from connector.api.client import BraintrustClient
+from connector.config import DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
+from connector.destinations.base import ObjectRef
 from connector.errors import NotFoundError
-from connector.sync.catalog import discover_catalog, object_ref, write_catalog
-from connector.sync.extract import DEFAULT_PAGE_LIMIT, ObjectRef
-from connector.sync.run import DEFAULT_OVERLAP_S, ObjectSummary, SyncOptions, sync_object
+from connector.sync.catalog import discover_catalog, lookup_ref, write_catalog
+from connector.sync.run import ObjectSummary, SyncOptions, sync_object
 from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.progress import LogProgress
 from pipelines.resources import BraintrustResource, WarehouseResource
-from pipelines.streams import GROUP, STREAMS, StreamAssets
-from schemas.api import ObjectType
+from pipelines.streams import GROUP, STREAMS, StreamAssets, catalog_key
+from schemas.kinds import KINDS as OBJECT_KINDS
 from schemas.tables import Column
 
 # Caps concurrent syncs against the API (its rate limits), not DuckDB writes: those serialize on the file.
@@ -79,17 +80,16 @@ def _table_schema(columns: tuple[Column, ...]) -> dg.TableSchema:
     name="braintrust_catalog",
     specs=[
         dg.AssetSpec(
-            assets.catalog_key,
-            description=f"Every Braintrust {assets.catalog.table} row the API lists, "
-            f"in DuckDB table `{assets.catalog.table}`.",
+            catalog_key(kind),
+            description=f"Every Braintrust {kind.name} row the API lists, in table `{kind.catalog.table}`.",
             group_name=GROUP,
             kinds=KINDS,
             metadata={
-                "dagster/table_name": assets.catalog.table,
-                "dagster/column_schema": _table_schema(assets.catalog.columns),
+                "dagster/table_name": kind.catalog.table,
+                "dagster/column_schema": _table_schema(kind.catalog.columns),
             },
         )
-        for assets in STREAMS
+        for kind in OBJECT_KINDS
     ],
     pool=API_POOL,
     retry_policy=TRANSIENT_RETRY,
@@ -97,21 +97,13 @@ def _table_schema(columns: tuple[Column, ...]) -> dg.TableSchema:
 def braintrust_catalog(
     braintrust: BraintrustResource, warehouse: WarehouseResource
 ) -> Iterator[dg.MaterializeResult[None]]:
-    """List the projects (those in `braintrust.projects`, or all) and their experiments and datasets."""
+    """List the projects (those in `braintrust.projects`, or all) and their objects of every kind."""
     with terminal_errors_fail_without_retry():
         with braintrust.client() as client:
             catalog = discover_catalog(client, braintrust.projects)
-        with warehouse.warehouse().connect() as connection:
-            write_catalog(connection, catalog, replace_all=not braintrust.projects)
-    rows = {
-        ObjectType.PROJECT_LOGS: len(catalog.projects),
-        ObjectType.EXPERIMENT: len(catalog.experiments),
-        ObjectType.DATASET: len(catalog.datasets),
-    }
-    for assets in STREAMS:
-        yield dg.MaterializeResult(
-            asset_key=assets.catalog_key, metadata={"dagster/row_count": rows[assets.object_type]}
-        )
+        write_catalog(warehouse.open(), catalog, replace_all=not braintrust.projects)
+    for kind in OBJECT_KINDS:
+        yield dg.MaterializeResult(asset_key=catalog_key(kind), metadata={"dagster/row_count": catalog.count(kind)})
 
 
 def _event_asset(assets: StreamAssets) -> dg.AssetsDefinition:
@@ -148,9 +140,7 @@ def _event_asset(assets: StreamAssets) -> dg.AssetsDefinition:
         )
         with terminal_errors_fail_without_retry(), braintrust.client() as client:
             ref = _object_ref(client, assets, context.partition_key)
-            summary = sync_object(
-                client, warehouse.warehouse(), warehouse.parquet(), ref, options, LogProgress(context.log)
-            )
+            summary = sync_object(client, warehouse.open(), ref, options, LogProgress(context.log))
         return dg.MaterializeResult(metadata=summary_metadata(summary))
 
     return sync_events
@@ -158,7 +148,7 @@ def _event_asset(assets: StreamAssets) -> dg.AssetsDefinition:
 
 def _object_ref(client: BraintrustClient, assets: StreamAssets, object_id: str) -> ObjectRef:
     try:
-        return object_ref(client, assets.object_type, object_id)
+        return lookup_ref(client, assets.object_type, object_id)
     except NotFoundError:
         raise dg.Failure(
             description=f"{assets.object_type.value} {object_id} no longer exists in Braintrust: the "

@@ -1,9 +1,8 @@
 """Asset checks on the event tables: unique keys, coverage, freshness, and dataset counts against the API.
 
 Checks read the whole table, so they are not partitioned; they run in
-`braintrust_checks_job` rather than in every partition run. Each opens DuckDB
-read-only and closes it before doing anything slow: while any process has the
-file open, no other process can write it.
+`braintrust_checks_job` rather than in every partition run. They read the
+tables' files through an in-memory DuckDB, so they never block a sync.
 """
 
 from collections.abc import Sequence
@@ -46,7 +45,7 @@ def _unique_key(assets: StreamAssets) -> dg.AssetChecksDefinition:
     )
     def unique_key(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         grouped = f'SELECT "{key}", id, count(*) AS copies FROM "{table}" GROUP BY ALL HAVING count(*) > 1'
-        with terminal_errors_fail_without_retry(), warehouse.read_only() as connection:
+        with terminal_errors_fail_without_retry(), warehouse.reader() as connection:
             total = connection.execute(f"SELECT count(*) FROM ({grouped})").fetchone()
             sample = connection.execute(f"{grouped} ORDER BY copies DESC LIMIT {SAMPLE_SIZE}").fetchall()
         duplicated = total[0] if total else 0
@@ -68,7 +67,7 @@ def _objects_synced(assets: StreamAssets) -> dg.AssetChecksDefinition:
         additional_deps=[assets.catalog_key],
     )
     def objects_synced(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        with terminal_errors_fail_without_retry(), warehouse.read_only() as connection:
+        with terminal_errors_fail_without_retry(), warehouse.reader() as connection:
             missing = connection.execute(
                 f'SELECT c.id, c.name FROM "{catalog}" AS c LEFT JOIN sync_state AS s '
                 "ON s.object_type = ? AND s.object_id = c.id WHERE s.object_id IS NULL ORDER BY c.name",
@@ -96,7 +95,7 @@ def _synced_recently(assets: StreamAssets) -> dg.AssetChecksDefinition:
     )
     def synced_recently(config: SyncedRecentlyConfig, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         oldest_allowed = datetime.now(UTC) - timedelta(hours=config.max_age_hours)
-        with terminal_errors_fail_without_retry(), warehouse.read_only() as connection:
+        with terminal_errors_fail_without_retry(), warehouse.reader() as connection:
             stale = connection.execute(
                 f'SELECT s.object_id, c.name, s.synced_at FROM sync_state AS s JOIN "{catalog}" AS c '
                 "ON c.id = s.object_id WHERE s.object_type = ? AND s.synced_at < ? ORDER BY s.synced_at",
@@ -124,7 +123,7 @@ def _synced_recently(assets: StreamAssets) -> dg.AssetChecksDefinition:
 )
 def row_counts_match_api(braintrust: BraintrustResource, warehouse: WarehouseResource) -> dg.AssetCheckResult:
     """Compare every synced dataset's row count with the API's live record count."""
-    with terminal_errors_fail_without_retry(), warehouse.read_only() as connection:
+    with terminal_errors_fail_without_retry(), warehouse.reader() as connection:
         local = connection.execute(
             "SELECT s.object_id, d.name, count(r.id) FROM sync_state AS s "
             "JOIN datasets AS d ON d.id = s.object_id "

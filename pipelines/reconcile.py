@@ -17,8 +17,9 @@ from pipelines.assets import API_POOL, TRANSIENT_RETRY, summary_metadata
 from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.progress import LogProgress
 from pipelines.resources import BraintrustResource, WarehouseResource
-from pipelines.streams import BY_TYPE, STREAMS
+from pipelines.streams import BY_TYPE, STREAMS, catalog_key
 from schemas.api import ObjectType
+from schemas.kinds import BY_OBJECT_TYPE, KINDS
 
 RECONCILE_JOB_NAME = "braintrust_reconcile_job"
 
@@ -49,14 +50,12 @@ def reconcile_warehouse(
         )
     options = SyncOptions(
         projects=tuple(braintrust.projects),
-        object_types=frozenset(ObjectType(t) for t in config.object_types),
+        kinds=frozenset(BY_OBJECT_TYPE[ObjectType(t)].option for t in config.object_types),
         reconcile=True,
         lock_wait_s=warehouse.lock_wait_s,
     )
     with terminal_errors_fail_without_retry(), braintrust.client() as client:
-        summary = run_sync(
-            client, warehouse.warehouse(), warehouse.parquet(), options, LogProgress(context.log)
-        )
+        summary = run_sync(client, warehouse.open(), options, LogProgress(context.log))
     _record_partitions(context.instance, summary)
     for event in _materializations(summary):
         context.log_event(event)
@@ -81,16 +80,10 @@ def _record_partitions(instance: dg.DagsterInstance, summary: SyncSummary) -> No
 
 
 def _materializations(summary: SyncSummary) -> list[dg.AssetMaterialization]:
-    catalog_rows = {
-        ObjectType.PROJECT_LOGS: summary.projects,
-        ObjectType.EXPERIMENT: summary.experiments,
-        ObjectType.DATASET: summary.datasets,
-    }
     events = [
-        dg.AssetMaterialization(
-            asset_key=assets.catalog_key, metadata={"dagster/row_count": catalog_rows[assets.object_type]}
-        )
-        for assets in STREAMS
+        dg.AssetMaterialization(asset_key=catalog_key(kind), metadata={"dagster/row_count": count})
+        for kind in KINDS
+        if (count := summary.catalog.get(kind.name)) is not None
     ]
     events += [
         dg.AssetMaterialization(

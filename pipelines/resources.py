@@ -15,12 +15,17 @@ import duckdb
 from pydantic import Field
 
 from connector.api.client import BraintrustClient
-from connector.config import ApiSettings, WarehouseSettings
-from connector.destinations.load_parquet import ParquetSink
-from connector.destinations.warehouse import Warehouse
-
-# Partition runs wait on each other's DuckDB commits; a merge of a large object can hold the file for minutes.
-DEFAULT_LOCK_WAIT_S = 600.0
+from connector.config import (
+    DEFAULT_LOCK_WAIT_S,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TIMEOUT_S,
+    ApiSettings,
+    WarehouseSettings,
+)
+from connector.destinations.base import Destination
+from connector.destinations.filesystem import Root
+from connector.destinations.views import reader
+from connector.wiring import open_destination
 
 
 class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -41,8 +46,8 @@ class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     api_key: str
     api_url: str | None = None
     projects: list[str] = Field(default_factory=list)
-    timeout_s: float = 60.0
-    max_attempts: int = 6
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
 
     def settings(self) -> ApiSettings:
         """The `connector` settings these fields (and the environment, for unset ones) describe."""
@@ -63,37 +68,56 @@ class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
 
 class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
-    """The DuckDB file and Parquet root that syncs write and checks read.
+    """Where syncs write and checks read: the same settings as the CLI's.
+
+    A field left as None falls through to the same environment variable and
+    default as the CLI (`BT_SYNC_DESTINATION`, `BT_SYNC_DUCKDB`, `BT_SYNC_PARQUET`, ...).
 
     Args:
-        duckdb_path: the DuckDB file; None reads `BT_SYNC_DUCKDB`, else `data/braintrust.duckdb`.
-        parquet_root: a directory or `pyarrow.fs` URI; None reads `BT_SYNC_PARQUET`, else `data/parquet`.
-        write_parquet: False writes DuckDB only.
-        lock_wait_s: how long a run waits for another process holding the DuckDB file.
+        destination: `duckdb` or `iceberg`.
+        duckdb_path: the DuckDB file of views analysts open.
+        parquet_root: a directory or `s3://` URI holding the tables' Parquet files.
+        write_parquet: False keeps the Parquet files in a private directory beside the DuckDB file.
+        state_dir: this worker's scratch directory (staged pages, checkpoints).
+        iceberg_catalog: the Iceberg catalog (a SQL catalog URI or a `.pyiceberg.yaml` name).
+        iceberg_warehouse: where Iceberg data files go.
+        iceberg_namespace: the Iceberg namespace.
+        lock_wait_s: how long a run waits for another run syncing the same object.
     """
 
+    destination: str | None = None
     duckdb_path: str | None = None
     parquet_root: str | None = None
     write_parquet: bool = True
+    state_dir: str | None = None
+    iceberg_catalog: str | None = None
+    iceberg_warehouse: str | None = None
+    iceberg_namespace: str | None = None
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S
 
     def settings(self) -> WarehouseSettings:
         """The `connector` settings these fields (and the environment, for unset ones) describe."""
-        given: dict[str, Any] = {"duckdb_path": self.duckdb_path, "parquet_root": self.parquet_root}
+        given = {name: getattr(self, name) for name in _WAREHOUSE_FIELDS}
         settings = WarehouseSettings(**{name: value for name, value in given.items() if value is not None})
         return settings if self.write_parquet else settings.model_copy(update={"parquet_root": None})
 
-    def warehouse(self) -> Warehouse:
-        """The DuckDB file, waiting up to `lock_wait_s` for other writers."""
-        return Warehouse(self.settings().duckdb_path, lock_wait_s=self.lock_wait_s)
-
-    def parquet(self) -> ParquetSink | None:
-        """The Parquet root, or None when Parquet is off."""
-        root = self.settings().parquet_root
-        return ParquetSink(root) if root else None
+    def open(self) -> Destination:
+        """The destination, ready to sync into."""
+        return open_destination(self.settings())
 
     @contextmanager
-    def read_only(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the DuckDB file read-only (waiting for a writer to finish its commit)."""
-        with self.warehouse().connect(read_only=True) as connection:
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An in-memory DuckDB connection viewing the synced tables (never blocks a sync)."""
+        with reader(Root(self.settings().tables_root)) as connection:
             yield connection
+
+
+_WAREHOUSE_FIELDS = (
+    "destination",
+    "duckdb_path",
+    "parquet_root",
+    "state_dir",
+    "iceberg_catalog",
+    "iceberg_warehouse",
+    "iceberg_namespace",
+)

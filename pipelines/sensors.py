@@ -13,6 +13,7 @@ from pipelines.jobs import SYNC_JOBS, catalog_job
 from pipelines.resources import BraintrustResource
 from pipelines.streams import STREAMS
 from schemas.api import ObjectType
+from schemas.kinds import EVENT_KINDS
 
 DISCOVERY_INTERVAL_S = 300
 
@@ -30,15 +31,15 @@ def braintrust_discovery_sensor(
 ) -> dg.SensorResult:
     """Compare the API's objects with the instance's partitions and request the difference."""
     with braintrust.client() as client:
-        catalog = discover_catalog(client, braintrust.projects)
+        catalog = discover_catalog(client, braintrust.projects, EVENT_KINDS)
     return discovery_result(catalog, context.instance)
 
 
 def discovery_result(catalog: Catalog, instance: dg.DagsterInstance) -> dg.SensorResult:
     """The partition changes and runs that bring the instance's partitions in line with `catalog`."""
     live: defaultdict[ObjectType, list[str]] = defaultdict(list)
-    for ref in catalog.refs(frozenset(ObjectType)):
-        live[ref.stream.object_type].append(ref.object_id)
+    for ref in catalog.refs(EVENT_KINDS):
+        live[ref.object_type].append(ref.object_id)
     partition_requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
     sync_requests: list[dg.RunRequest] = []
     for assets in STREAMS:

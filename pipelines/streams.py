@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import dagster as dg
 
 from schemas.api import ObjectType
-from schemas.tables import DATASETS, EVENT_STREAMS, EXPERIMENTS, PROJECTS, CatalogTable, EventStream
+from schemas.kinds import EVENT_STREAMS, KINDS, ObjectKind
+from schemas.tables import DATASETS, EXPERIMENTS, PROJECTS, CatalogTable, EventStream
 
 GROUP = "braintrust"
 KEY_PREFIX = "braintrust"
@@ -44,6 +45,7 @@ class StreamAssets:
         """The catalog asset's key, e.g. `braintrust/experiments`."""
         return dg.AssetKey([KEY_PREFIX, self.catalog.table])
 
+
     @property
     def job_name(self) -> str:
         """The partitioned job that syncs one object of this kind per run."""
@@ -57,6 +59,11 @@ class StreamAssets:
         return name
 
 
+def catalog_key(kind: ObjectKind) -> dg.AssetKey:
+    """The asset key of a kind's catalog table, e.g. `braintrust/prompts`."""
+    return dg.AssetKey([KEY_PREFIX, kind.catalog.table])
+
+
 PROJECT_LOGS = StreamAssets(
     EVENT_STREAMS[ObjectType.PROJECT_LOGS], PROJECTS, dg.DynamicPartitionsDefinition(name="bt_project_logs")
 )
@@ -68,4 +75,4 @@ DATASET_RECORDS = StreamAssets(
 )
 STREAMS = (PROJECT_LOGS, EXPERIMENT_EVENTS, DATASET_RECORDS)
 BY_TYPE = {assets.object_type: assets for assets in STREAMS}
-CATALOG_KEYS = [assets.catalog_key for assets in STREAMS]
+CATALOG_KEYS = [catalog_key(kind) for kind in KINDS]

@@ -1,14 +1,16 @@
-"""Shared fixtures."""
+"""Shared fixtures: a real emulator on loopback, throwaway warehouses, fast API clients."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from connector.api.client import BraintrustClient
+from connector.config import WarehouseSettings
 from connector.emulator import Emulator
-
-# Emulator ----------------------------------------------------------------------------------------
+from tests.helpers import fast_client, warehouse_in
 
 
 @pytest.fixture
@@ -25,15 +27,14 @@ def demo_emulator() -> Iterator[Emulator]:
         yield running
 
 
-# Push (owned by the push module's tests) -----------------------------------------------------------
+@pytest.fixture
+def warehouse(tmp_path: Path) -> WarehouseSettings:
+    """A throwaway DuckDB destination (Parquet files and the DuckDB file of views) under `tmp_path`."""
+    return warehouse_in(tmp_path)
 
 
 @pytest.fixture
-def push_client(emulator: Emulator) -> Iterator[BraintrustClient]:  # noqa: F821
-    """A client of `emulator` whose retries back off for milliseconds, not seconds."""
-    from connector.api.client import BraintrustClient
-    from connector.config import ApiSettings
-
-    settings = ApiSettings(api_url=emulator.url, api_key=emulator.api_key, backoff_initial_s=0.01)
-    with BraintrustClient(settings) as client:
+def push_client(emulator: Emulator) -> Iterator[BraintrustClient]:
+    """A client of `emulator` with fast retries."""
+    with fast_client(emulator) as client:
         yield client

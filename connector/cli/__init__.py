@@ -6,6 +6,7 @@ exit code; a traceback only with `--debug`.
 
 from __future__ import annotations
 
+import logging
 import sys
 import traceback
 
@@ -34,6 +35,9 @@ _COMMAND_MODULES = (
 def main() -> None:
     """Entry point of the `bt-sync` console script."""
     debug = "--debug" in sys.argv[1:]
+    warnings = logging.StreamHandler(sys.stderr)
+    warnings.setFormatter(logging.Formatter("bt-sync: warning: %(message)s"))
+    logging.getLogger("bt_sync").addHandler(warnings)
     try:
         # Typer reports usage errors itself and exits; our own errors propagate to here.
         app()

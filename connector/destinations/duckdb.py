@@ -7,10 +7,14 @@ files, so neither side ever waits for the other.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from connector.destinations.parquet_tree import ParquetTree
 from connector.destinations.views import ensure_views_file
+from connector.errors import WarehouseError
+
+logger = logging.getLogger("bt_sync")
 
 
 class DuckDbDestination(ParquetTree):
@@ -34,4 +38,12 @@ class DuckDbDestination(ParquetTree):
     def prepare(self) -> None:
         """Make the tree readable, then create or refresh the DuckDB file's views."""
         super().prepare()
-        ensure_views_file(self.duckdb_path, self.root)
+        try:
+            ensure_views_file(self.duckdb_path, self.root)
+        except WarehouseError as error:
+            if self.root.is_local:
+                raise
+            # Views over object storage need DuckDB's httpfs extension, which may not be installable here.
+            logger.warning(
+                "%s; the tables are synced, and DuckDB reads them once httpfs is installed (INSTALL httpfs)", error
+            )

@@ -8,9 +8,9 @@ can keep them as its files.
 
 from __future__ import annotations
 
-MIN_FILE_ROWS = 2_000
+MIN_FILE_ROWS = 256
 MAX_FILE_ROWS = 250_000
-FILES_PER_OBJECT = 32
+FILES_PER_OBJECT = 64
 
 
 def file_target_rows(object_rows: int) -> int:

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -132,6 +133,21 @@ class Root:
             pafs.copy_files(self.full(relative), str(local_file), source_filesystem=self.fs)
         except (OSError, pa.ArrowException) as error:
             raise self._error("read", relative, error) from None
+
+    def copy(self, source: str, target: str) -> None:
+        """Copy a file within the tree (one PUT on object storage, so readers see it whole)."""
+        try:
+            self.fs.copy_file(self.full(source), self.full(target))
+        except (OSError, pa.ArrowException) as error:
+            raise self._error("copy", source, error) from None
+
+    def modified(self, relative: str) -> datetime:
+        """When a file was last written."""
+        try:
+            mtime = self.fs.get_file_info(self.full(relative)).mtime
+        except (OSError, pa.ArrowException) as error:
+            raise self._error("stat", relative, error) from None
+        return mtime if mtime.tzinfo else mtime.replace(tzinfo=UTC)
 
     def rename(self, source: str, target: str) -> None:
         """Move `source` over `target` (atomic on a local disk; a copy on object storage)."""

@@ -3,13 +3,14 @@
 Every row lives in one file of its object for good (updates rewrite that
 file; new rows go to the object's open file, then to new ones), so a reader
 can never see two versions of a row, and a sync writes bytes in proportion to
-what changed. A first load of an object moves its staged parts into place as
-they are. The plan (which ids are new, newer, deleted, and in which file) is
-computed in DuckDB from the ids and versions only; payloads are read once,
-for the rows that changed.
+what changed. A first load of an object keeps its staged parts as its files.
+The plan (which ids are new, newer or deleted, and in which file) is computed
+in DuckDB from the ids and versions only; payloads are read once, for the
+rows that changed.
 
-Nothing here is visible to readers: every file is written under a temporary
-name, and `MergeOutput.swaps` says which temporary replaces which file.
+Each file written is a new version with a name of its own, complete before
+it appears (a temporary name, then a rename); nothing existing is modified.
+Committing the new versions is the caller's job.
 """
 
 from __future__ import annotations
@@ -34,37 +35,58 @@ MERGE_MEMORY_LIMIT = "256MB"
 
 
 class DataFile(BaseModel):
-    """One Parquet file of an object."""
+    """One Parquet file of an object.
+
+    Args:
+        name: its name in the object's directory of the tree (`part-000003.parquet`).
+        version: the immutable file holding its current content, in the object's version directory.
+        rows: rows it holds.
+        bytes: its size.
+    """
 
     name: str
+    version: str
     rows: int
     bytes: int
 
 
-class Swap(BaseModel):
-    """A file written under a temporary name, to be renamed over its final name once committed."""
+@dataclass(frozen=True)
+class ObjectFiles:
+    """Where an object's files are: its directory in the tree, and its directory of immutable versions."""
 
-    temporary: str
-    final: str
+    root: Root
+    directory: str
+    versions: str
+
+    def version_path(self, version: str) -> str:
+        """The path of a version, relative to the root."""
+        return f"{self.versions}/{version}"
+
+    def current_path(self, data_file: DataFile) -> str:
+        """Where a file's current content is: its version on a local disk; on object storage, where
+        versions are deleted once copied into the tree, the tree's copy."""
+        if self.root.is_local:
+            return self.version_path(data_file.version)
+        return f"{self.directory}/{data_file.name}"
 
 
 @dataclass(frozen=True)
 class MergeOutput:
-    """An object's files after a merge, and the writes that make them so.
+    """An object's files after a merge.
 
     Args:
         files: every file of the object afterwards.
         open_file: the file new rows go to next.
-        swaps: temporary files to rename into place, once the merge is committed.
+        changed: the names of the files that have a new version.
         inserted: rows new to the object.
         updated: rows replaced by a newer version.
         deleted: rows removed.
-        bytes_written: bytes of the files written.
+        bytes_written: bytes of the versions written.
     """
 
     files: list[DataFile]
     open_file: str | None
-    swaps: list[Swap]
+    changed: list[str]
     inserted: int
     updated: int
     deleted: int
@@ -77,8 +99,7 @@ def file_name(number: int) -> str:
 
 
 def merge_files(
-    root: Root,
-    directory: str,
+    where: ObjectFiles,
     stream: EventStream,
     files: Sequence[DataFile],
     open_file: str | None,
@@ -87,30 +108,28 @@ def merge_files(
     delete_missing: bool,
     scratch: Path,
 ) -> MergeOutput:
-    """Plan and write the files that merging `staged` into an object's `files` changes.
+    """Plan and write the new versions of the files that merging `staged` into an object's `files` changes.
 
     Args:
-        root: the tree the object's directory is in.
-        directory: the object's directory in `root`.
+        where: the object's directories.
         stream: the object's table.
         files: the object's current files.
         open_file: the file new rows go to next.
         staged: the fetched rows.
         delete_missing: `staged` holds the whole object: rows not in it are deleted.
-        scratch: a local directory for DuckDB's spill files and downloads.
+        scratch: a local directory for DuckDB's spill files and uploads.
     """
     scratch.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:8]
     with _connect(scratch) as con:
         incoming = _parquet_list(staged.paths)
         if not sum(f.rows for f in files) and not delete_missing and _each_id_once(con, incoming, staged):
-            return _first_load(root, directory, files, staged)
-        return _Merge(con, root, directory, stream, files, open_file, incoming, scratch).run(delete_missing)
+            return _first_load(where, files, staged, token)
+        return _Merge(con, where, stream, files, open_file, incoming, scratch, token).run(delete_missing)
 
 
 def _connect(scratch: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(
-        config={"memory_limit": MERGE_MEMORY_LIMIT, "temp_directory": str(scratch / "spill")}
-    )
+    con = duckdb.connect(config={"memory_limit": MERGE_MEMORY_LIMIT, "temp_directory": str(scratch / "spill")})
     # JSON columns then reach Arrow (and Parquet written through it) as JSON, not plain text.
     con.execute("SET arrow_lossless_conversion = true")
     return con
@@ -124,25 +143,21 @@ def _each_id_once(con: duckdb.DuckDBPyConnection, incoming: str, staged: StagedP
     return bool(unique)
 
 
-def _first_load(root: Root, directory: str, files: Sequence[DataFile], staged: StagedParts) -> MergeOutput:
+def _first_load(where: ObjectFiles, files: Sequence[DataFile], staged: StagedParts, token: str) -> MergeOutput:
     number = _next_number(files)
-    token = uuid.uuid4().hex[:8]
     new_files: list[DataFile] = []
-    swaps: list[Swap] = []
     for path in staged.paths:
         name = file_name(number)
-        temporary = f".{name}.{token}.tmp"
-        rows = pq.read_metadata(path).num_rows
-        size = path.stat().st_size
-        root.place(path, f"{directory}/{temporary}")
-        new_files.append(DataFile(name=name, rows=rows, bytes=size))
-        swaps.append(Swap(temporary=temporary, final=name))
+        version = _version_name(name, token)
+        rows, size = pq.read_metadata(path).num_rows, path.stat().st_size
+        _put(where, path, version)
+        new_files.append(DataFile(name=name, version=version, rows=rows, bytes=size))
         number += 1
     return MergeOutput(
         files=[*files, *new_files],
         # Parts come newest first: the first holds the most recent rows, where new ones belong.
         open_file=new_files[0].name if new_files else None,
-        swaps=swaps,
+        changed=[f.name for f in new_files],
         inserted=sum(f.rows for f in new_files),
         updated=0,
         deleted=0,
@@ -154,25 +169,23 @@ class _Merge:
     def __init__(
         self,
         con: duckdb.DuckDBPyConnection,
-        root: Root,
-        directory: str,
+        where: ObjectFiles,
         stream: EventStream,
         files: Sequence[DataFile],
         open_file: str | None,
         incoming: str,
         scratch: Path,
+        token: str,
     ) -> None:
         self._con = con
-        self._root = root
-        self._directory = directory
-        self._stream = stream
+        self._where = where
         self._files = {f.name: f for f in files}
         self._open_file = open_file
         self._incoming = incoming
         self._scratch = scratch
-        self._token = uuid.uuid4().hex[:8]
+        self._token = token
         self._columns = ", ".join(sql_identifier(c.name) for c in stream.file_columns)
-        self._con.execute(
+        con.execute(
             "CREATE TEMP TABLE template ("
             + ", ".join(f"{sql_identifier(c.name)} {c.duckdb_type}" for c in stream.file_columns)
             + ")"
@@ -180,18 +193,20 @@ class _Merge:
 
     def run(self, delete_missing: bool) -> MergeOutput:
         con = self._con
-        self._register_current_keys()
-        join = "FULL OUTER JOIN" if delete_missing else "LEFT JOIN"
+        self._load_current_keys()
+        has_incoming = self._incoming != "[]"
         con.execute(
-            "CREATE TEMP TABLE incoming AS SELECT id, max(_xact_id) AS new_x "
-            f"FROM read_parquet({self._incoming}) GROUP BY id"
-            if self._incoming != "[]"
+            f"CREATE TEMP TABLE incoming AS SELECT id, max(_xact_id) AS new_x FROM read_parquet({self._incoming}) "
+            "GROUP BY id"
+            if has_incoming
             else "CREATE TEMP TABLE incoming (id VARCHAR, new_x UBIGINT)"
         )
+        join = "FULL OUTER JOIN" if delete_missing else "LEFT JOIN"
         con.execute(
             "CREATE TEMP TABLE plan AS SELECT coalesce(i.id, c.id) AS id, i.new_x, c.file, "
             "CASE WHEN c.id IS NULL THEN 'insert' WHEN i.id IS NULL THEN 'delete' ELSE 'update' END AS action "
             f"FROM incoming AS i {join} current_keys AS c ON i.id = c.id "
+            # Compared as numbers (UBIGINT): as text, "999999999" would beat "1000000000".
             "WHERE c.id IS NULL OR i.id IS NULL OR i.new_x > c.old_x"
         )
         counts = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY action").fetchall())
@@ -202,23 +217,18 @@ class _Merge:
             "JOIN plan AS x ON p.id = x.id AND p._xact_id = x.new_x WHERE x.action <> 'delete' "
             # The same version staged twice (a page read again after a resume) is one row.
             "QUALIFY row_number() OVER (PARTITION BY p.id ORDER BY p._synced_at DESC) = 1"
-            if self._incoming != "[]"
+            if has_incoming
             else "CREATE TEMP TABLE changes AS SELECT *, NULL::VARCHAR AS _file FROM template"
         )
-        touched = [
-            str(row[0]) for row in con.execute("SELECT DISTINCT file FROM plan ORDER BY file").fetchall()
-        ]
-        swaps: list[Swap] = []
+        changed = [str(row[0]) for row in con.execute("SELECT DISTINCT file FROM plan ORDER BY file").fetchall()]
         written = 0
-        for name in touched:
-            rows, size, swap = self._rewrite(name)
-            self._files[name] = DataFile(name=name, rows=rows, bytes=size)
-            swaps.append(swap)
-            written += size
+        for name in changed:
+            self._files[name] = self._rewrite(name)
+            written += self._files[name].bytes
         return MergeOutput(
             files=sorted(self._files.values(), key=lambda f: f.name),
             open_file=new_names[-1] if new_names else self._open_file,
-            swaps=swaps,
+            changed=changed,
             inserted=inserted,
             updated=updated,
             deleted=deleted,
@@ -228,36 +238,35 @@ class _Merge:
     def _total_rows(self) -> int:
         return sum(f.rows for f in self._files.values())
 
-    def _register_current_keys(self) -> None:
-        names = list(self._files)
-        if not names:
-            self._con.execute("CREATE TEMP TABLE current_keys (id VARCHAR, old_x UBIGINT, file VARCHAR)")
+    def _load_current_keys(self) -> None:
+        """The id, version and file of every row the object holds (read from its files' id columns)."""
+        con, where = self._con, self._where
+        con.execute("CREATE TEMP TABLE current_keys (id VARCHAR, old_x UBIGINT, file VARCHAR)")
+        if not self._files:
             return
-        if self._root.is_local:
-            paths = [str(self._root.local(f"{self._directory}/{name}")) for name in names]
-            self._con.execute(
-                "CREATE TEMP TABLE current_keys AS SELECT id, _xact_id AS old_x, parse_filename(filename) AS file "
-                f"FROM read_parquet({_parquet_list(paths)}, filename = true)"
+        if where.root.is_local:
+            paths = {str(where.root.local(where.version_path(f.version))): f.name for f in self._files.values()}
+            con.register("file_names", pa.table({"path": list(paths), "name": list(paths.values())}))
+            con.execute(
+                "INSERT INTO current_keys SELECT r.id, r._xact_id, n.name "
+                f"FROM read_parquet({_parquet_list(list(paths))}, filename = true) AS r "
+                "JOIN file_names AS n ON r.filename = n.path"
             )
             return
         reader = pa.RecordBatchReader.from_batches(
-            pa.schema([("id", pa.string()), ("old_x", pa.uint64()), ("file", pa.string())]),
-            self._remote_keys(names),
+            pa.schema([("id", pa.string()), ("old_x", pa.uint64()), ("file", pa.string())]), self._remote_keys()
         )
-        self._con.register("remote_keys", reader)
-        self._con.execute("CREATE TEMP TABLE current_keys AS SELECT * FROM remote_keys")
+        con.register("remote_keys", reader)
+        con.execute("INSERT INTO current_keys SELECT * FROM remote_keys")
 
-    def _remote_keys(self, names: list[str]) -> Iterator[pa.RecordBatch]:
-        for name in names:
+    def _remote_keys(self) -> Iterator[pa.RecordBatch]:
+        root = self._where.root
+        for data_file in self._files.values():
             table = pq.read_table(
-                self._root.full(f"{self._directory}/{name}"),
-                columns=["id", "_xact_id"],
-                filesystem=self._root.fs,
+                root.full(self._where.current_path(data_file)), columns=["id", "_xact_id"], filesystem=root.fs
             )
-            files = pa.array([name] * table.num_rows, pa.string())
-            yield from pa.table(
-                [table["id"], table["_xact_id"], files], names=["id", "old_x", "file"]
-            ).to_batches()
+            names = pa.array([data_file.name] * table.num_rows, pa.string())
+            yield from pa.table([table["id"], table["_xact_id"], names], names=["id", "old_x", "file"]).to_batches()
 
     def _assign_new_rows(self, inserted: int, *, total_after: int) -> list[str]:
         """Give each new row a file: the open one while it has room, then new files; returns the new files."""
@@ -269,53 +278,59 @@ class _Merge:
             room = max(0, target - self._files[self._open_file].rows)
         first = _next_number(self._files.values())
         new_count = -(-(inserted - room) // target) if inserted > room else 0
-        new_names = [file_name(first + index) for index in range(new_count)]
         self._con.execute(
             "UPDATE plan SET file = CASE WHEN r.n <= $room THEN $open "
             "ELSE printf('part-%06d.parquet', $first + (r.n - $room - 1) // $target) END "
-            "FROM (SELECT id, row_number() OVER (ORDER BY new_x DESC, id) AS n FROM plan WHERE action = 'insert') AS r "
-            "WHERE plan.id = r.id",
+            "FROM (SELECT id, row_number() OVER (ORDER BY new_x DESC, id) AS n FROM plan WHERE action = 'insert') "
+            "AS r WHERE plan.id = r.id",
             {"room": room, "open": self._open_file or "", "first": first, "target": target},
         )
-        return new_names
+        return [file_name(first + index) for index in range(new_count)]
 
-    def _rewrite(self, name: str) -> tuple[int, int, Swap]:
-        """Write file `name`'s new content under a temporary name; returns its rows, bytes and swap."""
-        con = self._con
+    def _rewrite(self, name: str) -> DataFile:
+        """Write file `name`'s next version: its rows that stay, and the new and newer ones."""
         kept = "SELECT * FROM template"
         if name in self._files:
-            old = self._readable(name)
             kept = (
-                f"SELECT * FROM read_parquet({sql_literal(old)}, union_by_name = true) "
+                f"SELECT * FROM read_parquet({sql_literal(self._readable(self._files[name]))}, union_by_name = true) "
                 f"ANTI JOIN (SELECT id FROM plan WHERE file = {sql_literal(name)} AND action <> 'insert') USING (id)"
             )
         query = (
             f"SELECT {self._columns} FROM (SELECT * FROM template UNION ALL BY NAME {kept} "
             f"UNION ALL BY NAME SELECT * EXCLUDE (_file) FROM changes WHERE _file = {sql_literal(name)})"
         )
-        temporary = f".{name}.{self._token}.tmp"
-        local = (
-            self._root.local(f"{self._directory}/{temporary}")
-            if self._root.is_local
-            else self._scratch / temporary
-        )
-        local.parent.mkdir(parents=True, exist_ok=True)
-        (copied,) = con.execute(
+        version = _version_name(name, self._token)
+        local = self._scratch / f".{version}.tmp"
+        ((rows,),) = self._con.execute(
             f"COPY ({query}) TO {sql_literal(str(local))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
         ).fetchall()
-        rows = int(copied[0])
         size = local.stat().st_size
-        if not self._root.is_local:
-            self._root.place(local, f"{self._directory}/{temporary}")
-        return rows, size, Swap(temporary=temporary, final=name)
+        _put(self._where, local, version)
+        return DataFile(name=name, version=version, rows=int(rows), bytes=size)
 
-    def _readable(self, name: str) -> str:
-        """A local path DuckDB can read file `name` at (downloaded first from object storage)."""
-        if self._root.is_local:
-            return str(self._root.local(f"{self._directory}/{name}"))
-        local = self._scratch / f"download-{self._token}-{name}"
-        self._root.fetch(f"{self._directory}/{name}", local)
+    def _readable(self, data_file: DataFile) -> str:
+        """A local path DuckDB can read a file's current version at (downloaded first from object storage)."""
+        root, path = self._where.root, self._where.current_path(data_file)
+        if root.is_local:
+            return str(root.local(path))
+        local = self._scratch / f"download-{self._token}-{data_file.version}"
+        root.fetch(path, local)
         return str(local)
+
+
+def _put(where: ObjectFiles, local: Path, version: str) -> None:
+    """Move a finished local file into the version directory, complete before its name appears there."""
+    root = where.root
+    if root.is_local:
+        temporary = f".{version}.tmp"
+        root.place(local, where.version_path(temporary))
+        root.rename(where.version_path(temporary), where.version_path(version))
+    else:
+        root.place(local, where.version_path(version))
+
+
+def _version_name(name: str, token: str) -> str:
+    return f"{name.removesuffix('.parquet')}.{token}.parquet"
 
 
 def _next_number(files: Iterable[DataFile]) -> int:

@@ -2,18 +2,25 @@
 
 Layout, under the root (a local directory or an `s3://` prefix):
 
-    <table>/<key>=<object id>/part-000000.parquet   an object's rows, in files of bounded size
-    <table>/<key>=<object id>/_sync_state.json      its commit record: state, files, pending renames
-    <table>/<key>=__schema__/...                    an empty object, so every table always has a file
-    <catalog table>/data.parquet                    one file per catalog table (projects, experiments, ...)
+    <table>/<key>=<object id>/part-000000.parquet    an object's rows, in files of bounded size
+    <table>/<key>=<object id>/_sync_state.json       its commit record: state, files, work left to do
+    <table>/<key>=__schema__/...                     an empty object, so every table always has a file
+    <catalog table>/data.parquet                     one file per catalog table (projects, experiments, ...)
+    _bt_sync/<table>/<key>=<object id>/*.parquet     immutable versions of the files, read by the DuckDB views
 
 Plain engines read `<table>/*/*.parquet` with hive partitioning as the
-deduplicated table. A merge writes new files under temporary names, then
-commits by replacing the object's `_sync_state.json` (atomically) with a record
-listing the renames still to do, then renames. A crash before the commit
-leaves the old state (the temporaries are swept later); a crash after it is
-rolled forward by the next sync of the object. A reader sees each file whole,
-and never two versions of a row: rows never move between files.
+deduplicated table: rows never move between files, and each file is replaced
+atomically (a hard link to its new version renamed over it). DuckDB, though,
+reads a file's footer and its data through separate opens, so a file replaced
+in between fails the query; the DuckDB views therefore read the immutable
+versions, keeping those the commit records name. A replaced version is deleted
+an hour later, when no query can still be reading it.
+
+A merge writes its new versions, then commits by replacing the object's
+`_sync_state.json` (atomically) with a record naming them, then updates the
+tree's files. A crash before the commit leaves the old state (the versions
+written are swept later); a crash after it is rolled forward by the next sync
+of the object.
 """
 
 from __future__ import annotations
@@ -28,42 +35,54 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
+from pydantic import BaseModel, Field
 
 from connector.destinations.base import MergeResult, ObjectRef, StagedParts, SyncState
 from connector.destinations.filesystem import Root
-from connector.destinations.parquet_merge import DataFile, Swap, merge_files
+from connector.destinations.parquet_merge import DataFile, ObjectFiles, merge_files
 from connector.errors import WarehouseLocked
 from connector.state_file import StateFile
 from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
-from schemas.tables import CatalogTable, EventStream, json_struct, sql_identifier, sql_literal
+from schemas.tables import CatalogTable, Column, EventStream, json_struct, sql_identifier, sql_literal
 
 STATE_FILE = "_sync_state.json"
 CATALOG_FILE = "data.parquet"
+VERSIONS = "_bt_sync"
 # The directory of the empty object that keeps every table's glob matching at least one file.
 SCHEMA_OBJECT = "__schema__"
-# How long the emptied directory of a deleted object stays, for queries that listed its files.
-REMOVED_OBJECT_GRACE = timedelta(hours=1)
+SCHEMA_FILE = "part-000000.parquet"
+# How long a replaced version (or a deleted object's directory) stays for queries that listed it.
+RETIRED_GRACE = timedelta(hours=1)
 _UNREADABLE_STATE = "delete the object's directory to sync it afresh"
 
 
+class Retired(BaseModel):
+    """A version no longer current, and since when."""
+
+    version: str
+    at: datetime
+
+
 class ObjectRecord(StateFile):
-    """An object's commit record: its state, its files, and renames not yet done.
+    """An object's commit record: its state, its files, and the work a crash may have left.
 
     Args:
         state: the committed state.
-        files: the object's data files.
+        files: the object's data files and their current versions.
         open_file: the file new rows go to next.
-        pending: temporary files to rename over their final names (a commit interrupted half-way).
+        unpublished: files whose copy in the tree lags their committed version.
+        retired: versions replaced, deleted once no query can still be reading them.
         removed_at: when the object was deleted upstream and its rows removed.
     """
 
     FORMAT = 1
 
     state: SyncState
-    files: list[DataFile] = []
+    files: list[DataFile] = Field(default_factory=list)
     open_file: str | None = None
-    pending: list[Swap] = []
+    unpublished: list[str] = Field(default_factory=list)
+    retired: list[Retired] = Field(default_factory=list)
     removed_at: datetime | None = None
 
 
@@ -72,7 +91,7 @@ class ParquetTree:
 
     Args:
         root: where the tree is: a local directory or an `s3://bucket/prefix` URI.
-        state_dir: this worker's scratch directory (staging, locks for a remote root).
+        state_dir: this worker's scratch directory (staging, and locks for a remote root).
     """
 
     def __init__(self, root: str, state_dir: Path) -> None:
@@ -98,19 +117,20 @@ class ParquetTree:
     def prepare(self) -> None:
         """Write the empty objects and catalog files that keep every table readable before data arrives."""
         for stream in EVENT_STREAMS.values():
-            directory = f"{stream.table}/{stream.key_column}={SCHEMA_OBJECT}"
-            self.root.write(f"{directory}/part-000000.parquet", _empty_parquet(_file_schema(stream)))
-            self.root.write(f"{directory}/{STATE_FILE}", b"{}")
+            empty = _empty_parquet(_schema(stream.file_columns))
+            for directory in (_directory(stream, SCHEMA_OBJECT), _versions(stream, SCHEMA_OBJECT)):
+                self.root.write(f"{directory}/{SCHEMA_FILE}", empty)
+            self.root.write(f"{_directory(stream, SCHEMA_OBJECT)}/{STATE_FILE}", b"{}")
         for table in CATALOG_TABLES:
             if not self.root.exists(f"{table.table}/{CATALOG_FILE}"):
-                self.root.write(f"{table.table}/{CATALOG_FILE}", _empty_parquet(_catalog_schema(table)))
+                self.root.write(f"{table.table}/{CATALOG_FILE}", _empty_parquet(_schema(table.columns)))
         self._purge_removed_objects()
 
     @contextmanager
     def lock(self, ref: ObjectRef, wait_s: float) -> Iterator[None]:
         """Hold the object against other syncs of it, waiting up to `wait_s`."""
         if self.root.is_local:
-            path = self.root.local(f"{_directory(ref.stream, ref.object_id)}/.lock")
+            path = self.root.local(f"{_versions(ref.stream, ref.object_id)}.lock")
         else:
             path = self._state_dir / "locks" / self._key / ref.stream.table / f"{ref.object_id}.lock"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -128,46 +148,50 @@ class ParquetTree:
             lock.release()
 
     def read_state(self, ref: ObjectRef) -> SyncState | None:
-        """The object's committed state (finishing an interrupted commit first)."""
+        """The object's committed state, after finishing what a crash left (the caller holds the lock)."""
         record = self._recovered(ref.stream, ref.object_id)
         return None if record is None or record.removed_at is not None else record.state
 
     def list_states(self) -> list[SyncState]:
         """Every synced object's committed state (read only: objects may be syncing meanwhile)."""
-        return [record.state for record in self._records() if record.removed_at is None]
+        return [record.state for _, record in self._records() if record.removed_at is None]
 
     def merge(
         self, ref: ObjectRef, staged: StagedParts, state: SyncState, *, delete_missing: bool
     ) -> MergeResult:
-        """Merge `staged` into the object's files and commit them with `state`."""
-        directory = _directory(ref.stream, ref.object_id)
+        """Merge `staged` into the object's files and commit them with `state` (the caller holds the lock)."""
         record = self._recovered(ref.stream, ref.object_id)
-        files = record.files if record is not None and record.removed_at is None else []
+        live = record is not None and record.removed_at is None
+        previous = {f.name: f for f in record.files} if record is not None and live else {}
         output = merge_files(
-            self.root,
-            directory,
+            self._files(ref.stream, ref.object_id),
             ref.stream,
-            files,
-            record.open_file if record is not None else None,
+            list(previous.values()),
+            record.open_file if record is not None and live else None,
             staged,
             delete_missing=delete_missing,
             scratch=self.scratch / "merge" / ref.object_id,
         )
+        now = datetime.now(UTC)
+        retired = [Retired(version=previous[name].version, at=now) for name in output.changed if name in previous]
         rows = sum(f.rows for f in output.files)
-        committed = state.model_copy(
-            update={
-                "rows": rows,
-                "files": len(output.files),
-                "bytes": sum(f.bytes for f in output.files),
-                "last_bytes_written": output.bytes_written,
-            }
-        )
-        self._commit(
-            directory,
-            ObjectRecord(
-                state=committed, files=output.files, open_file=output.open_file, pending=output.swaps
+        committed = ObjectRecord(
+            state=state.model_copy(
+                update={
+                    "rows": rows,
+                    "files": len(output.files),
+                    "bytes": sum(f.bytes for f in output.files),
+                    "last_bytes_written": output.bytes_written,
+                }
             ),
+            files=output.files,
+            open_file=output.open_file,
+            unpublished=output.changed,
+            retired=[*(record.retired if record is not None else []), *retired],
         )
+        # Once the record names the new versions, the merge is committed; the rest can be redone.
+        self._write_record(ref.stream, ref.object_id, committed)
+        self._publish(ref.stream, ref.object_id, committed)
         return MergeResult(
             inserted=output.inserted,
             updated=output.updated,
@@ -177,23 +201,23 @@ class ParquetTree:
         )
 
     def remove_object(self, state: SyncState) -> None:
-        """Empty a deleted object's files and mark it removed; its directory goes after a grace period.
-
-        The caller holds the object's lock.
-        """
+        """Take a deleted object's rows out of the tables (the caller holds the object's lock)."""
         stream = EVENT_STREAMS[state.object_type]
-        directory = _directory(stream, state.object_id)
         record = self._recovered(stream, state.object_id)
-        if record is None:
+        if record is None or record.removed_at is not None:
             return
-        empty = _empty_parquet(_file_schema(stream))
-        # Emptied rather than deleted: a query that already listed the files must still find them.
-        for data_file in record.files:
-            self.root.write(f"{directory}/{data_file.name}", empty)
+        now = datetime.now(UTC)
         removed = record.model_copy(
-            update={"files": [], "open_file": None, "pending": [], "removed_at": datetime.now(UTC)}
+            update={
+                "files": [],
+                "open_file": None,
+                "retired": [*record.retired, *(Retired(version=f.version, at=now) for f in record.files)],
+                "removed_at": now,
+            }
         )
-        self.root.write(f"{directory}/{STATE_FILE}", removed.dumps())
+        self._write_record(stream, state.object_id, removed)
+        for data_file in record.files:
+            self.root.delete(f"{_directory(stream, state.object_id)}/{data_file.name}")
 
     def write_catalog(
         self, kind: ObjectKind, objects: Sequence[ApiObject], project_ids: Sequence[str] | None
@@ -204,10 +228,8 @@ class ParquetTree:
         with duckdb.connect() as con:
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET arrow_lossless_conversion = true")
-            con.register(
-                "catalog_rows",
-                pa.table({"raw": pa.array([o.model_dump_json() for o in objects], pa.string())}),
-            )
+            raw = pa.array([o.model_dump_json() for o in objects], pa.string())
+            con.register("catalog_rows", pa.table({"raw": raw}))
             query = _catalog_select(table)
             kept = self.root.read(path) if project_ids is not None else None
             if kept:
@@ -217,6 +239,9 @@ class ParquetTree:
                 query += f" UNION ALL BY NAME SELECT * FROM kept_rows WHERE {owner} NOT IN (SELECT id FROM replaced)"
             self.root.write(path, _parquet_bytes(con.sql(query).to_arrow_table()))
 
+    def _files(self, stream: EventStream, object_id: str) -> ObjectFiles:
+        return ObjectFiles(self.root, _directory(stream, object_id), _versions(stream, object_id))
+
     def _load(self, stream: EventStream, object_id: str) -> ObjectRecord | None:
         directory = _directory(stream, object_id)
         data = self.root.read(f"{directory}/{STATE_FILE}")
@@ -224,40 +249,90 @@ class ParquetTree:
             return None
         return ObjectRecord.loads(data, f"{self.root.display}/{directory}/{STATE_FILE}", _UNREADABLE_STATE)
 
-    def _recovered(self, stream: EventStream, object_id: str) -> ObjectRecord | None:
-        """The object's record, after renaming the files of a commit that a crash interrupted.
+    def _write_record(self, stream: EventStream, object_id: str, record: ObjectRecord) -> None:
+        self.root.write(f"{_directory(stream, object_id)}/{STATE_FILE}", record.dumps())
 
-        Only for the holder of the object's lock: it renames and deletes files of the object.
+    def _recovered(self, stream: EventStream, object_id: str) -> ObjectRecord | None:
+        """The object's record after finishing a commit a crash interrupted and deleting what no query needs.
+
+        Only for the holder of the object's lock: it writes and deletes the object's files.
         """
-        directory = _directory(stream, object_id)
         record = self._load(stream, object_id)
         if record is None:
             return None
-        if record.pending:
-            self._finish_renames(directory, record)
-            record = record.model_copy(update={"pending": []})
-            self.root.write(f"{directory}/{STATE_FILE}", record.dumps())
-        self._sweep_temporaries(directory)
-        return record
+        if record.unpublished:
+            record = self._publish(stream, object_id, record)
+        return self._collect_garbage(stream, object_id, record)
 
-    def _commit(self, directory: str, record: ObjectRecord) -> None:
-        # The record names the renames still to do: once it is written the merge is committed.
-        self.root.write(f"{directory}/{STATE_FILE}", record.dumps())
-        self._finish_renames(directory, record)
-        self.root.write(f"{directory}/{STATE_FILE}", record.model_copy(update={"pending": []}).dumps())
+    def _publish(self, stream: EventStream, object_id: str, record: ObjectRecord) -> ObjectRecord:
+        """Bring the tree's files up to their committed versions."""
+        where = self._files(stream, object_id)
+        versions = {f.name: f.version for f in record.files}
+        for name in record.unpublished:
+            if name in versions:
+                self._replace_with_version(where, name, versions[name])
+        published = record.model_copy(update={"unpublished": []})
+        self._write_record(stream, object_id, published)
+        if not self.root.is_local:
+            # Only the DuckDB views read versions, and on object storage they read the tree itself.
+            for name in record.unpublished:
+                self.root.delete(where.version_path(versions[name]))
+        return published
 
-    def _finish_renames(self, directory: str, record: ObjectRecord) -> None:
-        for swap in record.pending:
-            if self.root.exists(f"{directory}/{swap.temporary}"):
-                self.root.rename(f"{directory}/{swap.temporary}", f"{directory}/{swap.final}")
+    def _replace_with_version(self, where: ObjectFiles, name: str, version: str) -> None:
+        target = f"{where.directory}/{name}"
+        if self.root.is_local:
+            source, destination = self.root.local(where.version_path(version)), self.root.local(target)
+            if destination.exists() and destination.samefile(source):
+                return  # published before a crash: a rename between two links of one file would do nothing
+            temporary = destination.with_name(f".{name}.tmp")
+            temporary.parent.mkdir(parents=True, exist_ok=True)
+            temporary.unlink(missing_ok=True)
+            temporary.hardlink_to(source)
+            temporary.replace(destination)
+        else:
+            self.root.copy(where.version_path(version), target)
 
-    def _sweep_temporaries(self, directory: str) -> None:
-        """Delete files a merge wrote and never committed (its process died first)."""
-        for name in self.root.list(directory):
-            if name.startswith(".part-") and name.endswith(".tmp"):
-                self.root.delete(f"{directory}/{name}")
+    def _collect_garbage(self, stream: EventStream, object_id: str, record: ObjectRecord) -> ObjectRecord:
+        """Delete retired versions past their grace, versions a crashed merge left, a removed object's files."""
+        where = self._files(stream, object_id)
+        oldest_kept = datetime.now(UTC) - RETIRED_GRACE
+        if record.removed_at is not None and record.removed_at < oldest_kept:
+            self.root.delete_tree(where.versions)
+            self.root.delete_tree(where.directory)
+            return record
+        expired = [r for r in record.retired if r.at < oldest_kept]
+        for retired in expired:
+            self.root.delete(where.version_path(retired.version))
+        for name in self.root.list(where.directory):
+            if name.startswith(".") and name.endswith(".tmp"):
+                self.root.delete(f"{where.directory}/{name}")
+        known = {f.version for f in record.files} | {r.version for r in record.retired}
+        for name in self.root.list(where.versions):
+            # Written by a merge that died before its commit: no record names it.
+            if name not in known and (name.endswith(".tmp") or self.root.modified(where.version_path(name)) < oldest_kept):
+                self.root.delete(where.version_path(name))
+        if not expired:
+            return record
+        remaining = [r for r in record.retired if r.at >= oldest_kept]
+        collected = record.model_copy(update={"retired": remaining})
+        self._write_record(stream, object_id, collected)
+        return collected
 
-    def _records(self) -> Iterator[ObjectRecord]:
+    def _purge_removed_objects(self) -> None:
+        """Delete the directories of objects removed more than the grace period ago (unless being synced)."""
+        oldest_kept = datetime.now(UTC) - RETIRED_GRACE
+        for stream, record in self._records():
+            if record.removed_at is None or record.removed_at >= oldest_kept:
+                continue
+            ref = ObjectRef(stream, record.state.object_id, record.state.project_id, record.state.name)
+            try:
+                with self.lock(ref, 0):
+                    self._recovered(stream, record.state.object_id)
+            except WarehouseLocked:
+                continue
+
+    def _records(self) -> Iterator[tuple[EventStream, ObjectRecord]]:
         for stream in EVENT_STREAMS.values():
             for entry in self.root.list(stream.table):
                 key, _, object_id = entry.partition("=")
@@ -265,26 +340,19 @@ class ParquetTree:
                     continue
                 record = self._load(stream, object_id)
                 if record is not None:
-                    yield record
-
-    def _purge_removed_objects(self) -> None:
-        oldest_kept = datetime.now(UTC) - REMOVED_OBJECT_GRACE
-        for record in self._records():
-            if record.removed_at is not None and record.removed_at < oldest_kept:
-                stream = EVENT_STREAMS[record.state.object_type]
-                self.root.delete_tree(_directory(stream, record.state.object_id))
+                    yield stream, record
 
 
 def _directory(stream: EventStream, object_id: str) -> str:
     return f"{stream.table}/{stream.key_column}={object_id}"
 
 
-def _file_schema(stream: EventStream) -> str:
-    return ", ".join(f"{sql_identifier(c.name)} {c.duckdb_type}" for c in stream.file_columns)
+def _versions(stream: EventStream, object_id: str) -> str:
+    return f"{VERSIONS}/{_directory(stream, object_id)}"
 
 
-def _catalog_schema(table: CatalogTable) -> str:
-    return ", ".join(f"{sql_identifier(c.name)} {c.duckdb_type}" for c in table.columns)
+def _schema(columns: Sequence[Column]) -> str:
+    return ", ".join(f"{sql_identifier(c.name)} {c.duckdb_type}" for c in columns)
 
 
 def _empty_parquet(columns: str) -> bytes:

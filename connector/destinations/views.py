@@ -19,10 +19,10 @@ from pathlib import Path
 import duckdb
 
 from connector.destinations.filesystem import Root
-from connector.destinations.parquet_tree import CATALOG_FILE, STATE_FILE
+from connector.destinations.parquet_tree import CATALOG_FILE, STATE_FILE, VERSIONS
 from connector.errors import WarehouseError
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
-from schemas.tables import SYNC_STATE_COLUMNS, Column, sql_identifier, sql_literal
+from schemas.tables import SYNC_STATE_COLUMNS, Column, EventStream, sql_identifier, sql_literal
 
 # The oldest storage format DuckDB 2.x writes that DuckDB 1.4 and newer read.
 STORAGE_VERSION = "v1.4.0"
@@ -34,11 +34,7 @@ def view_statements(root: Root) -> list[str]:
     """`CREATE VIEW` (and `COMMENT ON`) statements for every table, reading the tree at `root`."""
     statements: list[str] = []
     for stream in EVENT_STREAMS.values():
-        source = (
-            f"read_parquet({sql_literal(root.uri(stream.table) + '/*/*.parquet')}, hive_partitioning = true, "
-            f"hive_types = {{{sql_literal(stream.key_column)}: 'VARCHAR'}}, union_by_name = true)"
-        )
-        statements += _view(stream.table, stream.columns, source, stream.description)
+        statements += _view(stream.table, stream.columns, _event_source(root, stream), stream.description)
     for table in CATALOG_TABLES:
         source = (
             f"read_parquet({sql_literal(root.uri(f'{table.table}/{CATALOG_FILE}'))}, union_by_name = true)"
@@ -132,6 +128,30 @@ def _write_views_file(path: Path, statements: list[str]) -> None:
     except (OSError, duckdb.Error) as error:
         temporary.unlink(missing_ok=True)
         raise WarehouseError(f"cannot write {path}: {_first_line(error)}") from None
+
+
+def _event_source(root: Root, stream: EventStream) -> str:
+    """The rows of an event table: on a local disk, the committed versions of its files.
+
+    DuckDB reads a file's footer and its data through separate opens, so it must not
+    read a file that a sync replaces meanwhile: it reads the immutable versions, keeping
+    those the objects' commit records name (replaced ones linger an hour, filtered out).
+    """
+    hive = f"hive_partitioning = true, hive_types = {{{sql_literal(stream.key_column)}: 'VARCHAR'}}"
+    if not root.is_local:
+        # On object storage the tree's files are replaced by a single PUT each, and read over HTTP.
+        return f"read_parquet({sql_literal(root.uri(stream.table) + '/*/*.parquet')}, {hive}, union_by_name = true)"
+    versions = root.uri(f"{VERSIONS}/{stream.table}")
+    committed = (
+        f"SELECT {sql_literal(versions + '/' + stream.key_column + '=')} || state.object_id || '/' || f.version "
+        f"FROM (SELECT state, unnest(files) AS f FROM read_json({sql_literal(root.uri(stream.table) + '/*/' + STATE_FILE)}, "
+        "hive_partitioning = false, columns = {'state': 'STRUCT(object_id VARCHAR)', "
+        "'files': 'STRUCT(version VARCHAR)[]', 'removed_at': 'TIMESTAMPTZ'}) WHERE removed_at IS NULL)"
+    )
+    return (
+        f"read_parquet({sql_literal(versions + '/*/*.parquet')}, {hive}, union_by_name = true, filename = true) "
+        f"WHERE filename IN ({committed})"
+    )
 
 
 def _view(name: str, columns: tuple[Column, ...], source: str, description: str) -> list[str]:

@@ -175,12 +175,12 @@ class PageStager:
             )
         ).fetchall()
         written = []
-        for produced in sorted(output.iterdir(), key=lambda p: int(p.stem.rsplit("_", 1)[1])):
+        for produced in sorted(output.glob("_part=*/*.parquet"), key=_part_order):
             path = self._staging.part_path(self._part_count)
             produced.replace(path)
             written.append(path.name)
             self._part_count += 1
-        output.rmdir()
+        shutil.rmtree(output)
         self._object_rows += len(keep)
         return written, len(keep)
 
@@ -235,11 +235,12 @@ class _PageSql:
         )
         joins = " LEFT JOIN page_misfits AS m USING (_ordinal)" if misfits else ""
         joins += " SEMI JOIN page_keep USING (_ordinal)" if keep else ""
+        # Numbered among the rows kept, so each part holds `file_rows` rows (the last one fewer).
+        part = f"(row_number() OVER (ORDER BY e._ordinal) - 1) // {int(file_rows)} AS _part"
         return (
-            f"COPY (SELECT {', '.join(typed)}, ({_merged_json(extras)})::JSON AS _extra, now() AS _synced_at "
-            f"FROM ({source}) AS e{joins} ORDER BY e._ordinal) "
-            f"TO {sql_literal(str(into))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, "
-            f"ROW_GROUP_SIZE {file_rows}, ROW_GROUPS_PER_FILE 1)"
+            f"COPY (SELECT {', '.join(typed)}, ({_merged_json(extras)})::JSON AS _extra, now() AS _synced_at, "
+            f"{part} FROM ({source}) AS e{joins} ORDER BY e._ordinal) "
+            f"TO {sql_literal(str(into))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARTITION_BY (_part))"
         )
 
 
@@ -287,6 +288,11 @@ def _one_string(body: bytes) -> pa.Table:
     offsets = pa.array([0, len(body)], pa.int32()).buffers()[1]
     array = pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(body)])
     return pa.table({"body": array})
+
+
+def _part_order(path: Path) -> tuple[int, str]:
+    """Order of a file COPY wrote under `_part=N/`: by N, then by name."""
+    return int(path.parent.name.removeprefix("_part=")), path.name
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> object:

@@ -1,0 +1,177 @@
+"""The analysts' DuckDB file: never in a sync's way, readable by DuckDB 1.4 and newer, always current."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from connector.config import WarehouseSettings
+from connector.emulator import Emulator, ListQuery
+from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
+from tests.helpers import cli_warehouse_args, query, run_cli, sync
+
+# Every table the README documents.
+TABLES = [*(s.table for s in EVENT_STREAMS.values()), *(t.table for t in CATALOG_TABLES), "sync_state"]
+# A DuckDB of each older release line, in its own venv, kept between runs.
+OLD_DUCKDB_VENVS = Path(__file__).resolve().parents[2] / ".venv" / "old-duckdb"
+READER = textwrap.dedent(
+    """
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1], read_only=True)
+    print("open", flush=True)
+    while sys.stdin.readline().strip() == "query":
+        try:
+            total, distinct = con.execute(
+                "SELECT count(*), count(DISTINCT (project_id, id)) FROM project_logs").fetchone()
+            print(f"ok {total} {distinct}", flush=True)
+        except Exception as error:
+            print("error", str(error).splitlines()[0], flush=True)
+    """
+)
+
+
+@pytest.fixture
+def project(demo_emulator: Emulator) -> dict[str, str]:
+    return demo_emulator.store.list_objects("project", ListQuery())[0]
+
+
+class HeldSession:
+    """Another process holding the DuckDB file open read-only, as a notebook does, answering queries on demand."""
+
+    def __init__(self, path: Path) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", READER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self._process.stdout is not None and self._process.stdout.readline().strip() == "open"
+
+    def ask(self) -> str:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write("query\n")
+        self._process.stdin.flush()
+        return self._process.stdout.readline().strip()
+
+    def close(self) -> None:
+        assert self._process.stdin is not None
+        self._process.stdin.close()
+        self._process.wait(timeout=30)
+
+
+@pytest.fixture
+def held(demo_emulator: Emulator, warehouse: WarehouseSettings) -> Iterator[HeldSession]:
+    sync(demo_emulator, warehouse)
+    session = HeldSession(warehouse.duckdb_path)
+    yield session
+    session.close()
+
+
+def test_syncs_never_wait_for_a_session_holding_the_file_and_it_sees_their_rows(
+    demo_emulator: Emulator, project: dict[str, str], warehouse: WarehouseSettings, held: HeldSession
+) -> None:
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
+    for round_ in range(3):
+        demo_emulator.store.insert("project_logs", project["id"], [{"id": f"new-{round_}", "input": round_}])
+        started = time.monotonic()
+        done = run_cli("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--lock-wait", "10", env=env)
+        assert done.returncode == 0, done.stderr
+        assert time.monotonic() - started < 10
+        live = demo_emulator.store.live_count("project_logs", project["id"])
+        total = query(warehouse, "SELECT count(*) FROM project_logs")[0][0]
+        # The held session answers, and sees the new rows: its views read the files as they are now.
+        assert held.ask() == f"ok {total} {total}"
+        with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as fresh:
+            assert fresh.execute("SELECT count(*) FROM project_logs WHERE id = ?", [f"new-{round_}"]).fetchone() == (1,)
+        assert live + sum(
+            demo_emulator.store.live_count("project_logs", p["id"])
+            for p in demo_emulator.store.list_objects("project", ListQuery())
+            if p["id"] != project["id"]
+        ) == total
+
+
+def test_queries_never_fail_or_see_a_row_twice_while_syncs_commit(
+    demo_emulator: Emulator, project: dict[str, str], warehouse: WarehouseSettings, held: HeldSession
+) -> None:
+    env = {**os.environ, "BRAINTRUST_API_KEY": demo_emulator.api_key}
+    rows = demo_emulator.store.live_rows("project_logs", project["id"])
+    for round_ in range(3):
+        demo_emulator.store.insert(
+            "project_logs", project["id"], [{"id": row["id"], "_is_merge": True, "tags": [str(round_)]} for row in rows]
+        )
+        syncing = subprocess.Popen(
+            [sys.executable, "-m", "connector.cli", "sync", "--api-url", demo_emulator.url,
+             *cli_warehouse_args(warehouse), "--full"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        answers = []
+        while syncing.poll() is None:
+            answers.append(held.ask())
+        answers.append(held.ask())
+        assert syncing.returncode == 0
+        bad = [a for a in answers if not (a.startswith("ok ") and a.split()[1] == a.split()[2])]
+        assert answers and not bad, bad
+
+
+def test_a_file_with_tables_bt_sync_did_not_make_is_refused_in_one_line(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    with duckdb.connect(str(warehouse.duckdb_path)) as con:
+        con.execute("CREATE TABLE project_logs (id INTEGER, note VARCHAR)")
+    done = run_cli(
+        "sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse),
+        env={"BRAINTRUST_API_KEY": demo_emulator.api_key},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "table project_logs" in done.stderr and "bt-sync did not make" in done.stderr
+
+
+def test_the_views_follow_a_moved_parquet_root(demo_emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path) -> None:
+    sync(demo_emulator, warehouse)
+    moved = warehouse.model_copy(update={"parquet_root": str(tmp_path / "moved")})
+    sync(demo_emulator, moved)
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+        (sql,) = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'project_logs'").fetchone()
+    assert str(tmp_path / "moved") in sql
+
+
+def old_duckdb(release: str) -> Path:
+    """The Python of a venv with DuckDB `release` (e.g. "1.5"), made from PyPI once and kept."""
+    venv = OLD_DUCKDB_VENVS / release
+    python = venv / "bin" / "python"
+    if not python.exists():
+        uv = [sys.executable, "-m", "uv"]
+        subprocess.run([*uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+        subprocess.run([*uv, "pip", "install", "--quiet", "--python", str(python), f"duckdb=={release}.*"], check=True)
+    return python
+
+
+@pytest.mark.parametrize("release", ["1.4", "1.5"])
+def test_an_older_duckdb_reads_every_table(demo_emulator: Emulator, warehouse: WarehouseSettings, release: str) -> None:
+    sync(demo_emulator, warehouse)
+    expected = {table: query(warehouse, f"SELECT count(*) FROM {table}")[0][0] for table in TABLES}
+    script = textwrap.dedent(
+        """
+        import json, sys, duckdb
+        con = duckdb.connect(sys.argv[1], read_only=True)
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in sys.argv[2:]}
+        typed = con.execute("SELECT typeof(input), typeof(scores), typeof(_xact_id) FROM project_logs LIMIT 1").fetchone()
+        print(json.dumps({"version": duckdb.__version__, "counts": counts, "typed": typed}))
+        """
+    )
+    done = subprocess.run(
+        [str(old_duckdb(release)), "-c", script, str(warehouse.duckdb_path), *TABLES],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    import json
+
+    result = json.loads(done.stdout)
+    assert result["version"].startswith(release)
+    assert result["counts"] == expected and all(expected[t] > 0 for t in TABLES)
+    assert result["typed"] == ["JSON", "MAP(VARCHAR, DOUBLE)", "UBIGINT"]

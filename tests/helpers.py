@@ -1,0 +1,93 @@
+"""Helpers shared by the tests: run a sync in-process or as the real CLI, and read the tables back.
+
+Every test that syncs runs the real connector against the real emulator over
+HTTP, into real Parquet files read back through DuckDB.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from connector.api.client import BraintrustClient
+from connector.config import ApiSettings, WarehouseSettings
+from connector.destinations.filesystem import Root
+from connector.destinations.views import reader
+from connector.emulator import Emulator
+from connector.sync.run import SyncOptions, SyncSummary, run_sync
+from connector.wiring import open_destination
+from schemas.kinds import EVENT_STREAMS
+
+CLI = [sys.executable, "-m", "connector.cli"]
+EVENT_TABLES = {stream.table: stream.key_column for stream in EVENT_STREAMS.values()}
+
+
+def warehouse_in(directory: Path, name: str = "w") -> WarehouseSettings:
+    """Settings of a DuckDB destination under `directory`."""
+    return WarehouseSettings(
+        duckdb_path=directory / f"{name}.duckdb",
+        parquet_root=str(directory / f"{name}-parquet"),
+        state_dir=directory / f"{name}-state",
+    )
+
+
+def fast_client(emulator: Emulator, **settings: Any) -> BraintrustClient:
+    """A client of `emulator` whose retries back off for milliseconds, not seconds."""
+    return BraintrustClient(
+        ApiSettings(api_url=emulator.url, api_key=emulator.api_key, backoff_initial_s=0.01, **settings)
+    )
+
+
+def sync(emulator: Emulator, settings: WarehouseSettings, **options: Any) -> SyncSummary:
+    """A sync in this process (no overlap window unless given), with fast retries."""
+    with fast_client(emulator) as client:
+        return run_sync(client, open_destination(settings), SyncOptions(**{"overlap_s": 0} | options))
+
+
+def query(settings: WarehouseSettings, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
+    """Rows of a query over the synced tables, as a fresh reader sees them."""
+    with reader(Root(settings.tables_root)) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def event_tables(settings: WarehouseSettings) -> dict[str, list[tuple[Any, ...]]]:
+    """Every event table's rows but `_synced_at`, in key order."""
+    return {
+        table: query(settings, f"SELECT * EXCLUDE (_synced_at) FROM {table} ORDER BY {key}, id")
+        for table, key in EVENT_TABLES.items()
+    }
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `bt-sync ARGS` to completion and capture its output."""
+    return subprocess.run(
+        [*CLI, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def start_cli_sync(
+    emulator: Emulator, settings: WarehouseSettings, *extra: str, page_limit: int = 20
+) -> subprocess.Popen[bytes]:
+    """Start `bt-sync sync` as a real subprocess (to be killed)."""
+    return subprocess.Popen(
+        [*CLI, "sync", *cli_warehouse_args(settings), "--api-url", emulator.url, "--page-limit", str(page_limit),
+         "--overlap-seconds", "0", "--json", *extra],
+        env={**os.environ, "BRAINTRUST_API_KEY": emulator.api_key},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def cli_warehouse_args(settings: WarehouseSettings) -> list[str]:
+    """The `--duckdb/--parquet/--state-dir` flags naming `settings`."""
+    return [
+        "--duckdb",
+        str(settings.duckdb_path),
+        "--parquet",
+        settings.tables_root,
+        "--state-dir",
+        str(settings.state_dir),
+    ]
