@@ -16,13 +16,14 @@ from connector.emulator.faults import FaultPlan, FaultRule
 from connector.emulator.history import Page
 from connector.emulator.server import READ_ONLY_SUFFIX
 from connector.emulator.stats import Stats
-from connector.emulator.store import OBJECT_TYPES, ObjectType, Store
+from connector.emulator.store import OBJECT_TYPES, Events, ObjectType, Store
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",
     "OBJECT_TYPES",
     "READ_ONLY_SUFFIX",
     "Emulator",
+    "Events",
     "FaultPlan",
     "FaultRule",
     "ListQuery",

@@ -118,17 +118,18 @@ class History:
 
         A page holds one version per id, its newest below `end`: the spec lets
         earlier versions come back on later pages only (`FetchLimit`), and the
-        SDK keeps every row it is served. An earlier version passed over here is
-        still served on a later page if it lies below the page's last row.
+        SDK keeps every row it is served. Earlier versions passed over here are
+        consumed with the page, so a fetch that fits one page serves none.
         """
         rows: list[bytes] = []
         traces: set[str] = set()
         ids: set[str] = set()
         row_ids, root_span_ids, blobs = self._ids, self._root_span_ids, self._blobs
-        next_end = end
-        for position in range(end - 1, -1, -1):
+        position = end - 1
+        while position >= 0:
             row_id = row_ids[position]
             if row_id in ids or (self._deleted_at and self._hidden(position, version)):
+                position -= 1
                 continue
             root_span_id = root_span_ids[position]
             if root_span_id not in traces:
@@ -137,8 +138,8 @@ class History:
                 traces.add(root_span_id)
             ids.add(row_id)
             rows.append(blobs[position])
-            next_end = position
-        return rows, next_end
+            position -= 1
+        return rows, position + 1
 
     def _hidden(self, position: int, version: int | None) -> bool:
         # A deletion at xact d hides every version written before it, for any
