@@ -205,13 +205,16 @@ def test_dataset_insert_update_delete_fetch_and_eval(sdk: None, emulator: Emulat
     dataset.flush()
 
     fetched = list(braintrust.init_dataset(project=PROJECT, name="golden").fetch())
+    # The SDK's BTQL fetcher (`POST /btql`), which its dev server uses for datasets.
+    by_btql = braintrust.init_dataset(project=PROJECT, name="golden", _internal_btql={"limit": 10})
     result = braintrust.Eval(
         PROJECT, data=braintrust.init_dataset(project=PROJECT, name="golden"), task=answer, scores=[exact]
     )
 
-    assert sorted((record["id"], record["expected"]) for record in fetched) == sorted(
-        [(kept, "4"), (fixed, "6")]
-    )
+    expected = sorted([(kept, "4"), (fixed, "6")])
+    assert sorted((record["id"], record["expected"]) for record in fetched) == expected
+    assert sorted((record["id"], record["expected"]) for record in by_btql.fetch()) == expected
+    assert emulator.stats.requests[("POST", "btql")] == 2  # the page, then the empty page that ends it
     assert len(result.results) == 2
     sync(emulator, tmp_path / "w.duckdb")
     records = synced(tmp_path / "w.duckdb", "dataset_records", dataset.id)
