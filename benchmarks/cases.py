@@ -26,9 +26,10 @@ SUBJECTS: dict[str, tuple[str, str]] = {
     "floor.push": ("benchmarks.subjects.floor", "push"),
     "dlt.fetch": ("benchmarks.subjects.dlt_rest_api", "fetch"),
     "sdk.fetch": ("benchmarks.subjects.braintrust_sdk", "fetch"),
+    "sdk.push": ("benchmarks.subjects.braintrust_sdk", "push"),
 }
 # The package each peer needs, so a missing one is reported as skipped rather than failed.
-REQUIRES: dict[str, str] = {"dlt.fetch": "dlt", "sdk.fetch": "braintrust"}
+REQUIRES: dict[str, str] = {"dlt.fetch": "dlt", "sdk.fetch": "braintrust", "sdk.push": "braintrust"}
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ Per table size: one emulator process is seeded with that many generated log
 rows (and an experiment with the same rows), then each case runs in a fresh
 subprocess against it: bt-sync's full sync, the floor and dlt on the project
 logs; a 1% change upstream, then bt-sync's incremental sync; the SDK, bt-sync
-and the floor on the experiment. The push cases run once, on the first size.
+and the floor on the experiment. The push cases (bt-sync, the floor, the SDK)
+run once, on the first size.
 """
 
 from __future__ import annotations
@@ -114,7 +115,11 @@ class Bench:
             self.case(emulator, rows, "full sync", "floor", "floor.fetch", experiment)
             if push_rows:
                 push_file = write_push_file(self.workdir / "push.jsonl", push_rows)
-                for tool, subject in (("bt-sync", "btsync.push"), ("floor", "floor.push")):
+                for tool, subject in (
+                    ("bt-sync", "btsync.push"),
+                    ("floor", "floor.push"),
+                    ("sdk", "sdk.push"),
+                ):
                     dataset = Target("dataset", "", f"push-{tool}", push_rows)
                     self.case(emulator, rows, "push", tool, subject, dataset, push_file=push_file)
 

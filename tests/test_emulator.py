@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -65,30 +66,36 @@ def _trace(name: str, spans: int, **fields: Any) -> list[dict[str, Any]]:
 # Fetch paging
 
 
-def test_paging_serves_every_version_once_newest_first(
+def _check_paging(pages: list[list[dict[str, Any]]], live: dict[str, str], limit: int) -> None:
+    """What every full fetch must satisfy, given the live `_xact_id` of each row id.
+
+    Pages run newest first and hold at most `limit` traces and one version per id;
+    older versions may come back on later pages (spec: `FetchLimit`), never twice.
+    """
+    rows = _rows(pages)
+    for page in pages:
+        assert len({row["root_span_id"] for row in page}) <= limit
+        assert len({row["id"] for row in page}) == len(page)
+    order = [(int(row["_xact_id"]), row["root_span_id"]) for row in rows]
+    assert order == sorted(order, reverse=True)
+    assert len({(row["id"], row["_xact_id"]) for row in rows}) == len(rows)
+    first_served: dict[str, str] = {}
+    for row in rows:
+        first_served.setdefault(row["id"], row["_xact_id"])
+    assert first_served == live
+
+
+def test_paging_serves_newest_first_one_version_per_id_per_page(
     emulator: Emulator, http: httpx.Client, project: Any
 ) -> None:
     emulator.store.generate_logs(project["id"], 600, trace_spans=(1, 6), update_fraction=0.3, rng_seed=3)
-    versions = emulator.store.version_count("project_logs", project["id"])
+    live = {row["id"]: row["_xact_id"] for row in emulator.store.live_rows("project_logs", project["id"])}
 
     pages = _fetch_pages(http, f"/v1/project_logs/{project['id']}/fetch", limit=7)
-    rows = _rows(pages)
 
-    assert len(rows) == versions > 600
-    assert len({(row["id"], row["_xact_id"]) for row in rows}) == versions
-    order = [(int(row["_xact_id"]), row["root_span_id"]) for row in rows]
-    assert order == sorted(order, reverse=True)
-    assert all(len({row["root_span_id"] for row in page}) <= 7 for page in pages)
+    _check_paging(pages, live, 7)
     # Older versions of updated rows come back on later pages.
-    first_page_of: dict[str, int] = {}
-    reappeared = set()
-    for number, page in enumerate(pages):
-        for row in page:
-            if first_page_of.setdefault(row["id"], number) < number:
-                reappeared.add(row["id"])
-    assert reappeared
-    live = {row["id"] for row in emulator.store.live_rows("project_logs", project["id"])}
-    assert {row["id"] for row in rows} == live
+    assert len(_rows(pages)) > len(live) == 600
 
 
 def test_limit_counts_traces_not_rows(emulator: Emulator, http: httpx.Client, project: Any) -> None:
@@ -181,7 +188,7 @@ _OPS = st.lists(
 @settings(max_examples=60, deadline=None)
 @given(ops=_OPS, limit=st.integers(1, 4))
 def test_paging_property_matches_a_model_of_versions(ops: list[tuple[str, int, int]], limit: int) -> None:
-    """Any mix of writes: full paging returns exactly the versions of live rows since their last delete."""
+    """Any mix of writes: full paging serves the live rows, newest version first, nothing deleted."""
     store = Store()
     project_id = store.create_project("model")["id"]
     versions: dict[str, int] = {}  # live id -> versions written since it was (re)created
@@ -195,18 +202,20 @@ def test_paging_property_matches_a_model_of_versions(ops: list[tuple[str, int, i
             store.insert("project_logs", project_id, [event])
             versions[row_id] = versions.get(row_id, 0) + 1
 
-    rows, cursor = [], None
+    pages, cursor = [], None
     while True:
         page = store.fetch("project_logs", project_id, limit=limit, cursor=cursor)
-        assert len({orjson.loads(blob)["root_span_id"] for blob in page.rows}) <= limit
-        rows += [orjson.loads(blob) for blob in page.rows]
+        if page.rows:
+            pages.append([orjson.loads(blob) for blob in page.rows])
         if page.cursor is None:
             break
         cursor = page.cursor
 
-    assert sorted(row["id"] for row in rows) == sorted(i for i, n in versions.items() for _ in range(n))
-    order = [(int(row["_xact_id"]), row["root_span_id"]) for row in rows]
-    assert order == sorted(order, reverse=True)
+    live = {row["id"]: row["_xact_id"] for row in store.live_rows("project_logs", project_id)}
+    assert live.keys() == versions.keys()
+    _check_paging(pages, live, limit)
+    served = Counter(row["id"] for row in _rows(pages))
+    assert all(served[row_id] <= n for row_id, n in versions.items())
 
 
 # Deletes, xact ids and insert semantics
@@ -223,7 +232,8 @@ def test_deleted_rows_never_appear_unless_pinned_before_the_delete(
 
     assert "gone" not in {row["id"] for row in _rows(_fetch_pages(http, path))}
     pinned = _rows(_fetch_pages(http, path, version=str(before_delete)))
-    assert sorted(row["id"] for row in pinned) == ["gone", "gone", "kept"]
+    assert {row["id"] for row in pinned} == {"gone", "kept"}
+    assert next(row for row in pinned if row["id"] == "gone")["output"] == 2
 
     store.insert("project_logs", project["id"], [{"id": "gone", "input": "again"}])
     rows = _rows(_fetch_pages(http, path))
@@ -513,8 +523,199 @@ def test_login_and_version(emulator: Emulator, http: httpx.Client) -> None:
     (org,) = http.post("/api/apikey/login").json()["org_info"]
     assert (org["name"], org["api_url"]) == ("emulator-org", emulator.url)
     assert httpx.get(f"{emulator.url}/version").status_code == 200
+    assert httpx.get(f"{emulator.url}/v1").text == "Hello, World!"
     assert http.get("/v1/nothing-here").status_code == 404
     assert http.put("/v1/project").status_code == 405
+
+
+# The SDK's own endpoints: /logs3, feedback, /btql
+
+
+def _log_row(project_id: str, **fields: Any) -> dict[str, Any]:
+    return {"project_id": project_id, "log_id": "g", **fields}
+
+
+def test_logs3_writes_each_row_to_the_object_it_names_in_one_xact(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    store = emulator.store
+    experiment = store.create_experiment(project["id"], "exp")
+    dataset = store.create_dataset(project["id"], "ds")
+    store.insert("dataset", dataset["id"], [{"id": "old", "input": 0}])
+    rows = [
+        _log_row(project["id"], id="span", input="q", span_id="s", root_span_id="t"),
+        {"experiment_id": experiment["id"], "id": "e", "scores": {"acc": 1}},
+        _log_row(project["id"], id="span", _is_merge=True, output="a"),
+        {"dataset_id": dataset["id"], "id": "new", "input": 1, "expected": 2},
+        {"dataset_id": dataset["id"], "id": "old", "_object_delete": True},
+    ]
+
+    response = http.post("/logs3", json={"rows": rows, "api_version": 2})
+
+    assert response.status_code == 200, response.text
+    (log,) = store.live_rows("project_logs", project["id"])
+    assert (log["input"], log["output"], log["root_span_id"], log["log_id"]) == ("q", "a", "t", "g")
+    (record,) = store.live_rows("dataset", dataset["id"])
+    assert (record["id"], record["dataset_id"]) == ("new", dataset["id"])
+    (row,) = store.live_rows("experiment", experiment["id"])
+    assert {log["_xact_id"], record["_xact_id"], row["_xact_id"]} == {row["_xact_id"]}
+    assert emulator.stats.rows_inserted == {project["id"]: 2, experiment["id"]: 1, dataset["id"]: 2}
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "status", "message"),
+    [
+        ({"id": "x"}, 400, "rows[1] names no object"),
+        ({"prompt_session_id": "p", "log_id": "x"}, 400, "playground"),
+        ({"experiment_id": "00000000-0000-4000-8000-000000000000"}, 404, "experiment"),
+        ({"scores": {"accuracy": 3}}, 400, "rows[1].scores"),
+    ],
+)
+def test_logs3_request_with_a_bad_row_writes_nothing(
+    emulator: Emulator, http: httpx.Client, project: Any, bad_row: dict[str, Any], status: int, message: str
+) -> None:
+    rows = [_log_row(project["id"], id="good"), bad_row]
+
+    response = http.post("/logs3", json={"rows": rows, "api_version": 2})
+
+    assert response.status_code == status and message in response.text, response.text
+    assert emulator.store.version_count("project_logs", project["id"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"events": []}, '{"rows": [...], "api_version": 2}'),
+        ({"rows": [], "api_version": 1}, "api_version 1"),
+        ({"rows": {"type": "logs3_overflow", "key": "k"}, "api_version": 2}, "overflow"),
+    ],
+)
+def test_logs3_bodies_the_emulator_does_not_serve(http: httpx.Client, body: Any, message: str) -> None:
+    response = http.post("/logs3", json=body)
+
+    assert response.status_code == 400 and message in response.text, response.text
+
+
+def test_feedback_and_comments_stay_on_their_row_across_later_writes(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    store, path = emulator.store, f"/v1/project_logs/{project['id']}"
+    store.insert("project_logs", project["id"], [{"id": "r", "input": "q", "metadata": {"model": "m"}}])
+    audit = {"_audit_source": "app", "_audit_metadata": {"reviewer": "ann"}}
+    sdk_feedback = [
+        _log_row(project["id"], id="r", _is_merge=True, scores={"user": 1}, **audit),
+        _log_row(project["id"], id="c1", origin={"id": "r"}, comment={"text": "first"}, **audit),
+    ]
+    assert http.post("/logs3", json={"rows": sdk_feedback, "api_version": 2}).status_code == 200
+    rest_feedback = [{"id": "r", "tags": ["checked"], "comment": "second", "source": "api"}]
+    assert http.post(f"{path}/feedback", json={"feedback": rest_feedback}).json() == {"status": "success"}
+    (reviewed,) = store.live_rows("project_logs", project["id"])
+    assert (reviewed["scores"], reviewed["tags"], reviewed["metadata"]) == (
+        {"user": 1},
+        ["checked"],
+        {"model": "m"},
+    )
+    # A later replace and merge keep the trail; a client cannot write it directly.
+    http.post(f"{path}/insert", json={"events": [{"id": "r", "input": "q2", "comments": ["spoofed"]}]})
+    http.post(f"{path}/insert", json={"events": [{"id": "r", "_is_merge": True, "output": "a"}]})
+
+    (row,) = store.live_rows("project_logs", project["id"])
+    assert (row["input"], row["output"], "scores" in row) == ("q2", "a", False)
+    assert [(c["comment"]["text"], c["source"], c["metadata"]) for c in row["comments"]] == [
+        ("first", "app", {"reviewer": "ann"}),
+        ("second", "api", None),
+    ]
+    assert [(a["action"], a["source"], a["metadata"]) for a in row["audit_data"]] == [
+        ("merge", "app", {"reviewer": "ann"}),
+        ("merge", "api", None),
+    ]
+    assert all(entry["_xact_id"] and entry["created"] for entry in row["comments"] + row["audit_data"])
+    assert not [key for key in row if key.startswith("_audit")]
+
+    store.insert("project_logs", project["id"], [{"id": "r", "_object_delete": True}])
+    store.insert("project_logs", project["id"], [{"id": "r", "input": "new"}])
+    (reborn,) = store.live_rows("project_logs", project["id"])
+    assert "comments" not in reborn and "audit_data" not in reborn
+
+
+@pytest.mark.parametrize(
+    ("object_type", "item", "message"),
+    [
+        ("dataset", {"id": "r", "scores": {"a": 1}}, "dataset feedback takes no scores"),
+        ("project_logs", {"id": "r", "metadata": {"a": 1}}, "gives no feedback"),
+        ("project_logs", {"id": "r", "tags": ["t"], "source": "robot"}, "source must be one of"),
+        ("experiment", {"scores": {"a": 1}}, "the id of the row"),
+        ("experiment", {"id": "missing", "comment": "c"}, "row missing, which does not exist"),
+    ],
+)
+def test_bad_feedback_is_400_and_not_applied(
+    emulator: Emulator, http: httpx.Client, project: Any, object_type: str, item: Any, message: str
+) -> None:
+    store = emulator.store
+    object_id = {
+        "project_logs": project["id"],
+        "experiment": store.create_experiment(project["id"], "exp")["id"],
+        "dataset": store.create_dataset(project["id"], "ds")["id"],
+    }[object_type]
+
+    response = http.post(f"/v1/{object_type}/{object_id}/feedback", json={"feedback": [item]})
+
+    assert response.status_code == 400 and message in response.text, response.text
+    assert store.version_count(object_type, object_id) == 0
+
+
+def _btql_body(object_type: str, object_id: str, **query: Any) -> dict[str, Any]:
+    """The body of the SDK's object fetch (`ObjectFetcher._refetch`)."""
+    source = {
+        "op": "function",
+        "name": {"op": "ident", "name": [object_type]},
+        "args": [{"op": "literal", "value": object_id}],
+    }
+    return {
+        "query": {"select": [{"op": "star"}], "from": source, **query},
+        "use_columnstore": False,
+        "brainstore_realtime": True,
+        "query_source": f"py_sdk_object_fetcher_{object_type}",
+    }
+
+
+def test_btql_object_fetch_pages_like_fetch(emulator: Emulator, http: httpx.Client, project: Any) -> None:
+    emulator.store.generate_logs(project["id"], 300, trace_spans=(1, 5), update_fraction=0.2)
+    by_fetch = _rows(_fetch_pages(http, f"/v1/project_logs/{project['id']}/fetch", limit=9))
+
+    by_btql: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        body = _btql_body("project_logs", project["id"], limit=9, cursor=cursor)
+        page = http.post("/btql", json=body).json()
+        by_btql += page["data"]
+        if not (cursor := page.get("cursor")):
+            break
+
+    assert by_btql == by_fetch
+    pin = by_fetch[len(by_fetch) // 2]["_xact_id"]
+    pinned = http.post("/btql", json={**_btql_body("project_logs", project["id"]), "version": pin}).json()
+    assert pinned["data"] and all(int(row["_xact_id"]) <= int(pin) for row in pinned["data"])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"filter": {"op": "eq"}}, "also has filter"),
+        ({"select": [{"op": "ident", "name": ["id"]}]}, "only `select *`"),
+        ({"from": {"op": "function", "name": {"op": "ident", "name": ["prompt"]}}}, "`from` must be one of"),
+    ],
+)
+def test_btql_other_queries_are_400(
+    http: httpx.Client, project: Any, change: dict[str, Any], message: str
+) -> None:
+    body = _btql_body("project_logs", project["id"])
+    body["query"] |= change
+
+    response = http.post("/btql", json=body)
+
+    assert response.status_code == 400 and message in response.text, response.text
+    assert http.post("/btql", json={"query": "select: *"}).status_code == 400
 
 
 # Faults

@@ -270,3 +270,64 @@ def test_error_responses(api: _Api, demo_emulator: Emulator) -> None:
     api("GET", "/v1/project", status=429)
     demo_emulator.faults.add(FaultRule(kind="status", status=500, route="^/v1/project$"))
     api("GET", "/v1/project", status=500)
+
+
+@pytest.mark.parametrize("object_type", ["project_logs", "experiment", "dataset"])
+def test_feedback(api: _Api, object_type: str) -> None:
+    owner = {"project_logs": "project", "experiment": "experiment", "dataset": "dataset"}[object_type]
+    object_id = api("GET", f"/v1/{owner}")["objects"][0]["id"]
+    path = f"/v1/{object_type}/{object_id}"
+    row_id = api("POST", f"{path}/fetch", json={"limit": 1})["events"][0]["id"]
+    item: dict[str, Any] = {"id": row_id, "tags": ["reviewed"], "comment": "ok", "metadata": {"by": "test"}}
+    if object_type != "dataset":
+        item |= {"scores": {"user": 1}, "expected": "better", "source": "app"}
+
+    assert api("POST", f"{path}/feedback", json={"feedback": [item]}) == {"status": "success"}
+
+    (row,) = [r for r in api("POST", f"{path}/fetch", json={"limit": 5})["events"] if r["id"] == row_id]
+    assert row["tags"][-1] == "reviewed" and row["comments"][-1]["comment"] == {"text": "ok"}
+
+
+def test_index(api: _Api) -> None:
+    assert api("GET", "/v1") == "Hello, World!"
+
+
+def test_rows_written_through_logs3_fetch_as_spec_events(api: _Api) -> None:
+    """The SDK's write path is not in the spec, but the rows it leaves must be valid events."""
+    project = api("POST", "/v1/project", json={"name": "sdk-writes"})
+    experiment = api("POST", "/v1/experiment", json={"project_id": project["id"], "name": "sdk"})
+    dataset = api("POST", "/v1/dataset", json={"project_id": project["id"], "name": "sdk"})
+    logs = {"project_id": project["id"], "log_id": "g"}
+    audit = {"_audit_source": "external", "_audit_metadata": {"user": "u"}}
+    span = {"span_id": "s1", "root_span_id": "t1", "span_parents": None, "metrics": {"start": 1.0}}
+    rows = [
+        {**logs, "id": "root", **span, "input": "q", "span_attributes": {"name": "root", "type": "task"}},
+        {**logs, "id": "child", "span_id": "s2", "root_span_id": "t1", "span_parents": ["s1"], "output": 1},
+        {"experiment_id": experiment["id"], "id": "e", **span, "scores": {"acc": 0.5}},
+        {"dataset_id": dataset["id"], "id": "d", "input": 1, "expected": 2, "tags": None},
+    ]
+    feedback = [
+        {**logs, "id": "root", "_is_merge": True, "scores": {"user": 1}, **audit},
+        {**logs, "id": "c", "origin": {"id": "root"}, "comment": {"text": "nice"}, **audit},
+        {"experiment_id": experiment["id"], "id": "e", "_is_merge": True, "metrics": {"end": 2.0}},
+        {"dataset_id": dataset["id"], "id": "d", "_is_merge": True, "expected": 3},
+    ]
+    for batch in (rows, feedback):
+        response = api.http.post("/logs3", json={"rows": batch, "api_version": 2})
+        assert response.status_code == 200, response.text
+
+    fetched = {
+        object_type: api("POST", f"/v1/{object_type}/{object_id}/fetch", json={})["events"]
+        for object_type, object_id in (
+            ("project_logs", project["id"]),
+            ("experiment", experiment["id"]),
+            ("dataset", dataset["id"]),
+        )
+    }
+    assert {object_type: len(events) for object_type, events in fetched.items()} == {
+        "project_logs": 2,
+        "experiment": 1,
+        "dataset": 1,
+    }
+    (root,) = [event for event in fetched["project_logs"] if event["id"] == "root"]
+    assert root["comments"] and root["audit_data"]

@@ -1,10 +1,14 @@
-"""Peer: the official `braintrust` SDK's fetch loop, written to DuckDB the way a user would.
+"""Peer: the official `braintrust` SDK, reading into DuckDB and pushing a file, the way a user would.
 
-The SDK has no fetcher for project logs, so this reads an experiment holding the
-same generated rows (`braintrust.init(..., open=True).fetch()`). The SDK returns
-every version of every row, so the loop appends batches of 10,000 rows and
-keeps the newest version per `id` at the end. `BRAINTRUST_APP_URL`,
-`BRAINTRUST_API_URL` and `BRAINTRUST_API_KEY` point it at the emulator.
+Reading: the SDK has no fetcher for project logs, so this reads an experiment
+holding the same generated rows (`braintrust.init(..., open=True).fetch()`). The
+SDK returns every version of every row, so the loop appends batches of 10,000
+rows and keeps the newest version per `id` at the end.
+
+Pushing: `Dataset.insert()` per line of the file, then `flush()`, in the SDK's
+default (background) mode; the rows stored are what the emulator then holds.
+
+`BRAINTRUST_APP_URL`, `BRAINTRUST_API_URL` and `BRAINTRUST_API_KEY` point it at the emulator.
 """
 
 from __future__ import annotations
@@ -73,3 +77,22 @@ def _append(connection: duckdb.DuckDBPyConnection, rows: list[Mapping[str, Any]]
     connection.from_arrow(
         pa.Table.from_arrays(arrays, names=[*TEXT, *LISTS, *PAYLOADS, "is_root"])
     ).insert_into("versions")
+
+
+def push(spec: CaseSpec) -> Counts:
+    """Insert every line of the file into a new dataset with `Dataset.insert`, then `flush()`."""
+    assert spec.push_file is not None
+    dataset = braintrust.init_dataset(project=spec.project_name, name=spec.object_name)
+    sent = 0
+    with open(spec.push_file, "rb") as lines:
+        for line in lines:
+            dataset.insert(**orjson.loads(line))
+            sent += 1
+    dataset.flush()
+    # The SDK drops what it cannot send (and a full queue's oldest rows) without raising: count what arrived.
+    summary = dataset.summarize(summarize_data=True).data_summary
+    return Counts(
+        rows_fetched=sent,
+        rows_stored=None if summary is None else summary.total_records,
+        detail="Dataset.insert per line, one flush at the end (POST /logs3 in the background)",
+    )

@@ -17,7 +17,7 @@ from connector.emulator.history import Page
 from connector.emulator.kinds import KINDS, Kind
 from connector.emulator.server import READ_ONLY_SUFFIX
 from connector.emulator.stats import Stats
-from connector.emulator.store import OBJECT_TYPES, ObjectType, Store
+from connector.emulator.store import OBJECT_TYPES, Events, ObjectType, Store
 
 __all__ = [
     "DEFAULT_MAX_REQUEST_BYTES",
@@ -25,6 +25,7 @@ __all__ = [
     "OBJECT_TYPES",
     "READ_ONLY_SUFFIX",
     "Emulator",
+    "Events",
     "FaultPlan",
     "FaultRule",
     "Kind",

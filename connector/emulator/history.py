@@ -3,7 +3,8 @@
 Every version ever written is kept, in fetch order reversed: ascending
 (`_xact_id`, `root_span_id`, `id`). Writes only ever append (each request gets a
 larger `_xact_id` than any before it), so a position in the history is a stable
-bookmark: the cursor is just "continue below position p, with pin v".
+bookmark: the cursor is just "continue below position p, with pin v". A page
+serves at most one version of each id.
 Versions are kept pre-serialized so a page is served by joining bytes.
 """
 
@@ -113,12 +114,21 @@ class History:
         return Page(rows=rows, cursor=next_cursor, cursor_here=self._encode(end, version))
 
     def _collect(self, end: int, limit: int, version: int | None) -> tuple[list[bytes], int]:
+        """Return the page's rows below `end` and where the next page ends.
+
+        A page holds one version per id, its newest below `end`: the spec lets
+        earlier versions come back on later pages only (`FetchLimit`), and the
+        SDK keeps every row it is served. Earlier versions passed over here are
+        consumed with the page, so a fetch that fits one page serves none.
+        """
         rows: list[bytes] = []
         traces: set[str] = set()
-        root_span_ids, blobs = self._root_span_ids, self._blobs
+        ids: set[str] = set()
+        row_ids, root_span_ids, blobs = self._ids, self._root_span_ids, self._blobs
         position = end - 1
         while position >= 0:
-            if self._deleted_at and self._hidden(position, version):
+            row_id = row_ids[position]
+            if row_id in ids or (self._deleted_at and self._hidden(position, version)):
                 position -= 1
                 continue
             root_span_id = root_span_ids[position]
@@ -126,6 +136,7 @@ class History:
                 if len(traces) >= limit:
                     break
                 traces.add(root_span_id)
+            ids.add(row_id)
             rows.append(blobs[position])
             position -= 1
         return rows, position + 1

@@ -15,12 +15,15 @@ from urllib.parse import quote
 import orjson
 
 from connector.api.xact import parse_xact
+from connector.emulator.btql import object_query
 from connector.emulator.catalog import ListQuery
 from connector.emulator.errors import Rejected, bad_request
 from connector.emulator.faults import FaultPlan, FaultRule
+from connector.emulator.feedback import feedback_events
 from connector.emulator.kinds import KINDS, SPECS, Kind
+from connector.emulator.logs3 import logs3_batches
 from connector.emulator.stats import Stats
-from connector.emulator.store import OBJECT_TYPES, ObjectType, Store
+from connector.emulator.store import OBJECT_TYPES, Events, ObjectType, Store
 from connector.emulator.summary import metric_summaries, score_summaries
 
 JSON = "application/json"
@@ -232,22 +235,54 @@ def _fetch(object_type: ObjectType, *, from_body: bool) -> Handler:
         args: Mapping[str, Any] = (
             call.json_object() if from_body else {name: call.arg(name) for name in _GET_ARGS}
         )
-        page = call.store.fetch(
-            object_type,
-            call.params["id"],
-            limit=_count(args.get("limit"), "limit"),
-            cursor=_text(args.get("cursor"), "cursor"),
-            version=_xact(args.get("version"), "version"),
-            max_xact_id=_xact(args.get("max_xact_id"), "max_xact_id"),
-            max_root_span_id=_text(args.get("max_root_span_id"), "max_root_span_id"),
-        )
-        call.stats.count_served(call.params["id"], len(page.rows))
-        cursor = page.cursor_here if call.repeat_cursor else page.cursor
-        return Reply(
-            200, b'{"events":[' + b",".join(page.rows) + b'],"cursor":' + orjson.dumps(cursor) + b"}"
-        )
+        return _page(call, object_type, call.params["id"], args, b"events")
 
     return handle
+
+
+def _btql(call: Call) -> Reply:
+    query = object_query(call.json_object())
+    return _page(call, query.object_type, query.object_id, query.paging, b"data")
+
+
+def _page(call: Call, object_type: ObjectType, object_id: str, args: Mapping[str, Any], key: bytes) -> Reply:
+    """One fetch page as `{"<key>": [...], "cursor": ...}` (`events` for `/fetch`, `data` for `/btql`)."""
+    page = call.store.fetch(
+        object_type,
+        object_id,
+        limit=_count(args.get("limit"), "limit"),
+        cursor=_text(args.get("cursor"), "cursor"),
+        version=_xact(args.get("version"), "version"),
+        max_xact_id=_xact(args.get("max_xact_id"), "max_xact_id"),
+        max_root_span_id=_text(args.get("max_root_span_id"), "max_root_span_id"),
+    )
+    call.stats.count_served(object_id, len(page.rows))
+    cursor = page.cursor_here if call.repeat_cursor else page.cursor
+    return Reply(
+        200, b'{"' + key + b'":[' + b",".join(page.rows) + b'],"cursor":' + orjson.dumps(cursor) + b"}"
+    )
+
+
+def _feedback(object_type: ObjectType) -> Handler:
+    def handle(call: Call) -> Reply:
+        events = feedback_events(object_type, call.json())
+        _write(call, [Events(object_type, call.params["id"], events)])
+        return Reply.json({"status": "success"})
+
+    return handle
+
+
+def _logs3(call: Call) -> Reply:
+    # The SDK only checks the status; the body says what was written, per object.
+    written = _write(call, logs3_batches(call.json()))
+    return Reply.json({"status": "success", "rows": written})
+
+
+def _write(call: Call, batches: list[Events]) -> dict[str, int]:
+    call.store.write(batches)
+    for batch in batches:
+        call.stats.count_inserted(batch.object_id, len(batch.events))
+    return {batch.object_id: len(batch.events) for batch in batches}
 
 
 _GET_ARGS = ("limit", "max_xact_id", "max_root_span_id", "version")
@@ -311,7 +346,14 @@ def _login(call: Call) -> Reply:
 
 
 def _version(call: Call) -> Reply:
+    # No `logs3_payload_max_bytes`: the SDK then never sends `/logs3/overflow`
+    # references (not served) and caps a `/logs3` request at its 6 MiB default,
+    # `DEFAULT_MAX_REQUEST_BYTES`.
     return Reply.json({"version": "bt-sync-emulator"})
+
+
+def _index(call: Call) -> Reply:
+    return Reply(200, b"Hello, World!", TEXT)
 
 
 # Emulator control endpoints
@@ -367,6 +409,9 @@ def _routes() -> list[Route]:
             _route("POST", f"{item}/insert", f"{object_type}.insert", _insert(object_type), writes=True),
             _route("GET", f"{item}/fetch", f"{object_type}.fetch", _fetch(object_type, from_body=False)),
             _route("POST", f"{item}/fetch", f"{object_type}.fetch", _fetch(object_type, from_body=True)),
+            _route(
+                "POST", f"{item}/feedback", f"{object_type}.feedback", _feedback(object_type), writes=True
+            ),
         ]
     return [
         *routes,
@@ -374,8 +419,11 @@ def _routes() -> list[Route]:
         _route(
             "GET", r"/v1/experiment/(?P<id>[^/]+)/summarize", "experiment.summarize", _summarize_experiment
         ),
+        _route("POST", "/logs3", "logs3", _logs3, writes=True),
+        _route("POST", "/btql", "btql", _btql),
         _route("POST", "/api/apikey/login", "login", _login),
         _route("GET", "/version", "version", _version, public=True),
+        _route("GET", "/v1", "index", _index, public=True),
         _route("POST", "/_emulator/faults", "admin.faults.add", _add_faults, admin=True),
         _route("DELETE", "/_emulator/faults", "admin.faults.clear", _clear_faults, admin=True),
         _route("GET", "/_emulator/stats", "admin.stats", _stats, admin=True),

@@ -3,6 +3,12 @@
 Braintrust rows are versioned: each insert request writes one new version of
 every row it touches. An event either replaces the row (the default), deep-merges
 into its latest version (`_is_merge`), or deletes it (`_object_delete`).
+
+Feedback, as the SDK writes it, rides on the same events: `_audit_source` and
+`_audit_metadata` on an update become an entry of the row's `audit_data`, and a
+comment event (`comment` plus `origin.id`) becomes an entry of its target row's
+`comments`. The emulator keeps both on the row rather than as rows of their own,
+so a fetch (and a sync) sees them where they belong.
 """
 
 from __future__ import annotations
@@ -21,9 +27,21 @@ from connector.emulator.merge import deep_merge, without_values
 Row = dict[str, Any]
 
 # Instructions to the server, never stored in a row.
-CONTROL_FIELDS = frozenset({"_is_merge", "_object_delete", "_merge_paths", "_array_delete", "_parent_id"})
+CONTROL_FIELDS = frozenset(
+    {
+        "_is_merge",
+        "_object_delete",
+        "_merge_paths",
+        "_array_delete",
+        "_parent_id",
+        "_audit_source",
+        "_audit_metadata",
+    }
+)
+# The row's feedback trail: kept across replaces and merges, appended to by feedback only.
+TRAIL_FIELDS = frozenset({"comments", "audit_data"})
 # Written by the server only; whatever a client sends for them is dropped.
-SERVER_FIELDS = frozenset({"_xact_id", "_pagination_key"})
+SERVER_FIELDS = frozenset({"_xact_id", "_pagination_key"}) | TRAIL_FIELDS
 # A merge keeps these from the row's first write, as the SDK and the spec say.
 MERGE_KEEPS = frozenset({"id", "created", "span_id", "root_span_id", "span_parents"})
 _NOT_MERGED = CONTROL_FIELDS | SERVER_FIELDS | MERGE_KEEPS
@@ -56,6 +74,8 @@ def _is_scores(value: Any) -> bool:
     )
 
 
+# Who gave a piece of feedback (spec: the `source` of Feedback*Item).
+AUDIT_SOURCES = ("app", "api", "external")
 # The spec lets these metrics be null; any other metric must be a number.
 _NULLABLE_METRICS = frozenset({"start", "end", "prompt_tokens", "completion_tokens", "tokens"})
 _SPAN_TYPES = frozenset(
@@ -100,6 +120,14 @@ def _is_array_deletes(value: Any) -> bool:
     )
 
 
+def _is_audit_source(value: Any) -> bool:
+    return value in AUDIT_SOURCES
+
+
+def _is_comment(value: Any) -> bool:
+    return isinstance(value, dict) and isinstance(value.get("text"), str)
+
+
 def _is_timestamp(value: Any) -> bool:
     if not isinstance(value, str):
         return False
@@ -135,26 +163,36 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "_object_delete": (_is_bool, "true or false"),
     "_merge_paths": (_is_paths, "an array of non-empty arrays of strings"),
     "_array_delete": (_is_array_deletes, 'an array of {"path": [...], "delete": [...]}'),
+    "_audit_source": (_is_audit_source, f"one of {', '.join(AUDIT_SOURCES)}"),
+    "_audit_metadata": (_is_object, "an object"),
+    "comment": (_is_comment, 'an object {"text": "..."}'),
 }
 
 
-def check_events(events: Any) -> list[Row]:
+def check_events(events: Any, name: str = "events") -> list[Row]:
     """Return `events` if it is a list of well-formed events.
+
+    Args:
+        events: the events of one request.
+        name: what the request calls them, for error messages ("events", "rows").
 
     Raises:
         Rejected: 400 naming the first bad event and field.
     """
     if not isinstance(events, list):
-        raise bad_request("`events` must be an array of event objects")
+        raise bad_request(f"`{name}` must be an array of event objects")
     for index, event in enumerate(events):
+        where = f"{name}[{index}]"
         if not isinstance(event, dict):
-            raise bad_request(f"events[{index}] must be a JSON object, got {type(event).__name__}")
+            raise bad_request(f"{where} must be a JSON object, got {type(event).__name__}")
         for field, (check, shape) in _CHECKS.items():
             value = event.get(field)
             if value is not None and not check(value):
-                raise bad_request(f"events[{index}].{field} must be {shape}")
+                raise bad_request(f"{where}.{field} must be {shape}")
         if event.get("_object_delete") and not event.get("id"):
-            raise bad_request(f"events[{index}]: _object_delete needs the id of the row to delete")
+            raise bad_request(f"{where}: _object_delete needs the id of the row to delete")
+        if event.get("comment") is not None and not isinstance((event.get("origin") or {}).get("id"), str):
+            raise bad_request(f"{where}: a comment needs origin.id, the id of the row it is about")
     return events
 
 
@@ -188,12 +226,16 @@ class Outcome:
     deleted: list[str]
 
 
-def apply_events(events: list[Row], latest: Callable[[str], Row | None]) -> Outcome:
+def apply_events(events: list[Row], latest: Callable[[str], Row | None], xact: int) -> Outcome:
     """Apply checked `events` in order, given `latest(id)`, the stored live version of a row.
 
     Events for the same id are applied one after the other, so the request writes
     a single version per id (the SDK relies on this: versions sharing an
-    `_xact_id` could not be told apart).
+    `_xact_id` could not be told apart). `xact` is the request's `_xact_id`, which
+    feedback entries record.
+
+    Raises:
+        Rejected: 400 for a comment on a row that does not exist.
     """
     now = utc_timestamp()
     state: dict[str, Row | None] = {}
@@ -206,18 +248,49 @@ def apply_events(events: list[Row], latest: Callable[[str], Row | None]) -> Outc
     for event in events:
         row_id = event.get("id") or str(uuid.uuid4())
         row_ids.append(row_id)
+        if event.get("comment") is not None:
+            target_id = event["origin"]["id"]
+            state[target_id] = _commented(current(target_id), row_id, event, xact, now)
+            continue
         previous = current(row_id)
         if event.get("_object_delete"):
             state[row_id] = None
             deleted[row_id] = None
-        elif event.get("_is_merge") and previous is not None:
-            state[row_id] = _merged(previous, event)
+            continue
+        if event.get("_is_merge") and previous is not None:
+            row = _merged(previous, event)
         else:
             parent_id = event.get("_parent_id")
             parent = current(parent_id) if parent_id else None
-            state[row_id] = _replaced(row_id, previous, event, parent, now)
+            row = _replaced(row_id, previous, event, parent, now)
+        state[row_id] = _audited(row, event, xact, now)
     rows = [row for row in state.values() if row is not None]
     return Outcome(row_ids=row_ids, rows=rows, deleted=list(deleted))
+
+
+def _trail_entry(event: Row, xact: int, created: str) -> Row:
+    """What the row's trail records of any piece of feedback: its version, time, source and metadata."""
+    return {
+        "_xact_id": str(xact),
+        "created": created,
+        "source": event.get("_audit_source") or "external",
+        "metadata": event.get("_audit_metadata"),
+    }
+
+
+def _audited(row: Row, event: Row, xact: int, now: str) -> Row:
+    if event.get("_audit_source") is None and event.get("_audit_metadata") is None:
+        return row
+    entry = {**_trail_entry(event, xact, now), "action": "merge" if event.get("_is_merge") else "upsert"}
+    return {**row, "audit_data": [*(row.get("audit_data") or []), entry]}
+
+
+def _commented(target: Row | None, comment_id: str, event: Row, xact: int, now: str) -> Row:
+    if target is None:
+        raise bad_request(f"comment {comment_id} is about row {event['origin']['id']}, which does not exist")
+    created = utc_timestamp(event["created"]) if event.get("created") else now
+    entry = {"id": comment_id, **_trail_entry(event, xact, created), "comment": event["comment"]}
+    return {**target, "comments": [*(target.get("comments") or []), entry]}
 
 
 def _merged(previous: Row, event: Row) -> Row:
@@ -244,4 +317,5 @@ def _replaced(row_id: str, previous: Row | None, event: Row, parent: Row | None,
     row["root_span_id"] = row.get("root_span_id") or inherited or span_id
     if row.get("is_root") is None:
         row["is_root"] = not row.get("span_parents")
+    row.update({field: before[field] for field in TRAIL_FIELDS if before.get(field)})
     return row

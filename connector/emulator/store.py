@@ -8,6 +8,8 @@ from __future__ import annotations
 import random
 import threading
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -26,6 +28,15 @@ OBJECT_TYPES: tuple[ObjectType, ...] = ("project_logs", "experiment", "dataset")
 # The catalog object that owns each kind of event history.
 OWNER: dict[ObjectType, Kind] = {"project_logs": "project", "experiment": "experiment", "dataset": "dataset"}
 MAX_FETCH_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class Events:
+    """The events one write request carries for one object."""
+
+    object_type: ObjectType
+    object_id: str
+    events: list[Row]
 
 
 class Store:
@@ -118,12 +129,33 @@ class Store:
         Raises:
             Rejected: 400 for malformed events, 404 for an unknown object.
         """
-        check_events(events)
+        return self.write([Events(object_type, object_id, events)])[0]
+
+    def write(self, batches: Sequence[Events]) -> list[list[str]]:
+        """Apply one write request that may touch several objects (the SDK's `/logs3`), all or nothing.
+
+        Every row it writes, in any object, shares one new `_xact_id`. Each object
+        must appear in one batch at most. Returns the row ids of each batch's events.
+
+        Raises:
+            Rejected: 400 for malformed events or a comment on a missing row,
+                404 for an unknown object; nothing is written then.
+            ValueError: if an object appears in two batches.
+        """
+        if len({(batch.object_type, batch.object_id) for batch in batches}) < len(batches):
+            raise ValueError("each object may appear in one batch of a write at most")
+        for batch in batches:
+            check_events(batch.events)
         with self._lock:
-            history = self._history(object_type, object_id)
-            outcome = apply_events(events, history.latest)
-            self._write(object_type, history, outcome.rows, outcome.deleted)
-        return outcome.row_ids
+            histories = [self._history(batch.object_type, batch.object_id) for batch in batches]
+            xact = self.clock.next()
+            outcomes = [
+                apply_events(batch.events, history.latest, xact)
+                for batch, history in zip(batches, histories, strict=True)
+            ]
+            for batch, history, outcome in zip(batches, histories, outcomes, strict=True):
+                self._write(batch.object_type, history, xact, outcome.rows, outcome.deleted)
+        return [outcome.row_ids for outcome in outcomes]
 
     def fetch(
         self,
@@ -156,7 +188,7 @@ class Store:
             return self._history(object_type, object_id).live_count()
 
     def version_count(self, object_type: ObjectType, object_id: str) -> int:
-        """Return how many versions were ever written (what a full unpinned fetch pages over)."""
+        """Return how many versions were ever written (a full unpinned fetch pages over them)."""
         with self._lock:
             return len(self._history(object_type, object_id))
 
@@ -184,7 +216,7 @@ class Store:
         written = 0
         for batch in log_batches(factory, n_rows, trace_spans=trace_spans, update_fraction=update_fraction):
             with self._lock:
-                self._write("project_logs", history, batch, [])
+                self._write("project_logs", history, self.clock.next(), batch, [])
             written += len(batch)
         return written
 
@@ -248,8 +280,9 @@ class Store:
             history = self._histories[key] = History(object_id)
         return history
 
-    def _write(self, object_type: ObjectType, history: History, rows: list[Row], deleted: list[str]) -> None:
-        xact = self.clock.next()
+    def _write(
+        self, object_type: ObjectType, history: History, xact: int, rows: list[Row], deleted: list[str]
+    ) -> None:
         fixed = {"_xact_id": str(xact), **self._object_fields(object_type, history.object_id)}
         blobs = [serialize({**row, **fixed}) for row in rows]
         history.append(

@@ -1,0 +1,269 @@
+"""The official `braintrust` SDK (0.47.0, unmodified) against the emulator, then a bt-sync into DuckDB.
+
+Each test runs one workflow an app runs against Braintrust, then syncs the
+emulator into DuckDB and checks that exactly what the app wrote landed there.
+The SDK is configured as for a real deployment, through its environment: the
+emulator's URL as both app and API URL, synchronous flushing with no retries
+(a lost write raises at `flush()` instead of being dropped in the background),
+and every non-loopback request sent to a dead proxy, so a call that would leave
+the machine fails the test instead of passing unnoticed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import braintrust
+import braintrust_api
+import duckdb
+import orjson
+import pytest
+from braintrust.logger import SummarySuccess, _internal_reset_global_state
+
+from connector.emulator import Emulator, FaultRule, ListQuery
+from tests.support import sync
+
+PROJECT = "support-bot"
+# Questions and their expected answers; `answer` gets the second one wrong.
+CASES = {"2+2": "4", "3+3": "6"}
+
+
+@pytest.fixture
+def sdk(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The SDK's environment pointed at `emulator`, and its global state fresh before and after."""
+    settings = {
+        "BRAINTRUST_APP_URL": emulator.url,
+        "BRAINTRUST_API_URL": emulator.url,
+        "BRAINTRUST_API_KEY": emulator.api_key,
+        "BRAINTRUST_SYNC_FLUSH": "1",
+        "BRAINTRUST_NUM_RETRIES": "0",
+        "BRAINTRUST_DISABLE_ATEXIT_FLUSH": "1",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    _internal_reset_global_state()
+    yield
+    _internal_reset_global_state()
+
+
+def exact(input: Any, output: Any, expected: Any) -> float:
+    """A scorer, as an app would pass to `Eval`."""
+    return float(output == expected)
+
+
+def answer(question: str) -> str:
+    """The app's task: one right answer, one wrong."""
+    return {"2+2": "4", "3+3": "7"}[question]
+
+
+# What landed in DuckDB. The storage layer is being rewritten: these helpers are the only
+# code that knows table and column names.
+
+
+def synced(db: Path, table: str, key: str) -> dict[str, dict[str, Any]]:
+    """The synced rows of the object `key` in `table`, by id, with JSON columns decoded."""
+    key_column = {"project_logs": "project_id", "experiment_events": "experiment_id"}.get(table, "dataset_id")
+    with duckdb.connect(str(db), read_only=True) as connection:
+        cursor = connection.execute(f'SELECT * FROM "{table}" WHERE "{key_column}" = ?', [key])
+        columns = [(name, str(kind) == "JSON") for name, kind, *_ in cursor.description]
+        rows = cursor.fetchall()
+    return {
+        row[0]: {
+            name: orjson.loads(value) if is_json and value is not None else value
+            for (name, is_json), value in zip(columns, row, strict=True)
+        }
+        for row in rows
+    }
+
+
+def feedback(row: dict[str, Any]) -> tuple[list[str], list[tuple[str, Any]]]:
+    """The comment texts on a row, and the (source, metadata) of each audit entry."""
+    comments = [comment["comment"]["text"] for comment in row["comments"] or []]
+    audits = [(audit["source"], audit["metadata"]) for audit in row["audit_data"] or []]
+    return comments, audits
+
+
+def check_traces(rows: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """Check each trace's structure (one root; every parent a span of the same trace).
+
+    Returns the span names of each trace, root first, keyed by the root's id.
+    """
+    traces: dict[str, list[dict[str, Any]]] = {}
+    for row in rows.values():
+        traces.setdefault(row["root_span_id"], []).append(row)
+    names = {}
+    for spans in traces.values():
+        (root,) = [span for span in spans if span["is_root"]]
+        span_ids = {span["span_id"] for span in spans}
+        for span in spans:
+            assert span["is_root"] == (not span["span_parents"])
+            assert set(span["span_parents"] or ()) <= span_ids
+        children = sorted(span["span_attributes"]["name"] for span in spans if span is not root)
+        names[root["id"]] = [root["span_attributes"]["name"], *children]
+    return names
+
+
+def check_clean(rows: dict[str, dict[str, Any]]) -> None:
+    """No write instruction (`_is_merge`, `_audit_*`, ...) is left on a stored row."""
+    for row in rows.values():
+        leftovers = set(row) | set(row.get("_extra") or {})
+        assert not {name for name in leftovers if name.startswith(("_audit", "_is_", "_object_"))}
+        assert "comment" not in leftovers
+
+
+# Workflows
+
+
+def test_logger_with_nested_spans_and_feedback(sdk: None, emulator: Emulator, tmp_path: Path) -> None:
+    logger = braintrust.init_logger(project=PROJECT)
+    ping = logger.log(input="ping", output="pong", scores={"ok": 1})
+
+    @braintrust.traced(name="retrieve", type="tool")
+    def retrieve(question: str) -> list[str]:
+        return ["refunds take 30 days"]
+
+    with logger.start_span(name="handle-request", input={"question": "refund?"}) as root:
+        documents = retrieve("refund?")
+        with root.start_span(name="answer", type="llm") as llm:
+            llm.log(input=documents, output="30 days", metrics={"prompt_tokens": 12, "completion_tokens": 3})
+        # Written so far: the root's later log and end reach the server as `_is_merge` updates.
+        logger.flush()
+        root.log(output="30 days", scores={"helpful": 0.5}, metadata={"model": "gpt-x"})
+    logger.flush()
+    logger.log_feedback(
+        id=root.id, scores={"user": 1}, comment="right answer", metadata={"reviewer": "ann"}, source="app"
+    )
+    logger.flush()
+
+    sync(emulator, tmp_path / "w.duckdb")
+    rows = synced(tmp_path / "w.duckdb", "project_logs", logger.project.id)
+    assert check_traces(rows) == {root.id: ["handle-request", "answer", "retrieve"], ping: ["root"]}
+    request = rows[root.id]
+    assert (request["input"], request["output"]) == ({"question": "refund?"}, "30 days")
+    assert request["scores"] == {"helpful": 0.5, "user": 1}
+    assert request["metadata"] == {"model": "gpt-x"}
+    assert feedback(request) == (["right answer"], [("app", {"reviewer": "ann"})])
+    assert rows[ping]["scores"] == {"ok": 1}
+    check_clean(rows)
+
+
+def test_experiment_log_summarize_and_feedback(sdk: None, emulator: Emulator, tmp_path: Path) -> None:
+    experiment = braintrust.init(project=PROJECT, experiment="prompt-v2")
+    ids = [
+        experiment.log(input=q, output=answer(q), expected=e, scores={"exact": exact(q, answer(q), e)})
+        for q, e in CASES.items()
+    ]
+    summary = experiment.summarize()
+    experiment.log_feedback(id=ids[1], scores={"exact": 1}, comment="close enough", source="app")
+    experiment.flush()
+
+    assert isinstance(summary.comparison, SummarySuccess)
+    assert summary.comparison.scores["exact"].score == 0.5
+    sync(emulator, tmp_path / "w.duckdb")
+    rows = synced(tmp_path / "w.duckdb", "experiment_events", experiment.id)
+    assert {row_id: row["scores"] for row_id, row in rows.items()} == {
+        ids[0]: {"exact": 1},
+        ids[1]: {"exact": 1},
+    }
+    assert feedback(rows[ids[1]]) == (["close enough"], [("app", None)])
+    check_clean(rows)
+
+
+def test_eval_with_in_memory_data_and_a_scorer(sdk: None, emulator: Emulator, tmp_path: Path) -> None:
+    data = [{"input": question, "expected": expected} for question, expected in CASES.items()]
+
+    result = braintrust.Eval(PROJECT, data=data, task=answer, scores=[exact], experiment_name="arithmetic")
+
+    assert isinstance(result.summary.comparison, SummarySuccess)
+    assert result.summary.comparison.scores["exact"].score == 0.5
+    sync(emulator, tmp_path / "w.duckdb")
+    assert result.summary.experiment_id is not None
+    rows = synced(tmp_path / "w.duckdb", "experiment_events", result.summary.experiment_id)
+    traces = check_traces(rows)
+    assert sorted(traces.values()) == [["eval", "exact", "task"]] * 2
+    cases = {(rows[root]["input"], rows[root]["expected"], rows[root]["output"]) for root in traces}
+    assert cases == {("2+2", "4", "4"), ("3+3", "6", "7")}
+    scored = {row["input"]["input"]: row["scores"] for row in rows.values() if row["scores"]}
+    assert scored == {"2+2": {"exact": 1}, "3+3": {"exact": 0}}
+    check_clean(rows)
+
+
+def test_dataset_insert_update_delete_fetch_and_eval(sdk: None, emulator: Emulator, tmp_path: Path) -> None:
+    dataset = braintrust.init_dataset(project=PROJECT, name="golden")
+    kept = dataset.insert(input="2+2", expected="4", metadata={"topic": "math"}, tags=["curated"])
+    fixed = dataset.insert(input="3+3", expected="7")
+    dropped = dataset.insert(input="x", expected="y")
+    dataset.flush()
+    dataset.update(id=fixed, expected="6")
+    dataset.flush()
+    dataset.delete(dropped)
+    dataset.flush()
+
+    fetched = list(braintrust.init_dataset(project=PROJECT, name="golden").fetch())
+    # The SDK's BTQL fetcher (`POST /btql`), which its dev server uses for datasets.
+    by_btql = braintrust.init_dataset(project=PROJECT, name="golden", _internal_btql={"limit": 10})
+    result = braintrust.Eval(
+        PROJECT, data=braintrust.init_dataset(project=PROJECT, name="golden"), task=answer, scores=[exact]
+    )
+
+    expected = sorted([(kept, "4"), (fixed, "6")])
+    assert sorted((record["id"], record["expected"]) for record in fetched) == expected
+    assert sorted((record["id"], record["expected"]) for record in by_btql.fetch()) == expected
+    assert emulator.stats.requests[("POST", "btql")] == 2  # the page, then the empty page that ends it
+    assert len(result.results) == 2
+    sync(emulator, tmp_path / "w.duckdb")
+    records = synced(tmp_path / "w.duckdb", "dataset_records", dataset.id)
+    assert {row_id: (row["input"], row["expected"]) for row_id, row in records.items()} == {
+        kept: ("2+2", "4"),
+        fixed: ("3+3", "6"),
+    }
+    assert (records[kept]["metadata"], records[kept]["tags"]) == ({"topic": "math"}, ["curated"])
+    assert result.summary.experiment_id is not None
+    runs = synced(tmp_path / "w.duckdb", "experiment_events", result.summary.experiment_id)
+    origins = {row["origin"]["id"] for row in runs.values() if row["is_root"]}
+    assert origins == {kept, fixed}
+    check_clean(records)
+
+
+def test_rest_client_feedback_on_each_object_type(emulator: Emulator, tmp_path: Path) -> None:
+    client = braintrust_api.Braintrust(api_key=emulator.api_key, base_url=emulator.url, max_retries=0)
+    project = client.projects.create(name=PROJECT)
+    experiment = client.experiments.create(project_id=project.id, name="rest")
+    dataset = client.datasets.create(project_id=project.id, name="rest")
+    client.projects.logs.insert(project.id, events=[{"id": "log", "input": "q"}])
+    client.experiments.insert(experiment.id, events=[{"id": "run", "input": "q"}])
+    client.datasets.insert(dataset.id, events=[{"id": "record", "input": "q"}])
+
+    client.projects.logs.feedback(
+        project.id, feedback=[{"id": "log", "scores": {"user": 1}, "source": "api"}]
+    )
+    client.experiments.feedback(experiment.id, feedback=[{"id": "run", "comment": "flaky", "source": "app"}])
+    client.datasets.feedback(dataset.id, feedback=[{"id": "record", "tags": ["checked"]}])
+
+    assert client.top_level.hello_world() == "Hello, World!"
+    sync(emulator, tmp_path / "w.duckdb")
+    db = tmp_path / "w.duckdb"
+    log = synced(db, "project_logs", project.id)["log"]
+    run = synced(db, "experiment_events", experiment.id)["run"]
+    record = synced(db, "dataset_records", dataset.id)["record"]
+    assert (log["scores"], feedback(log)) == ({"user": 1}, ([], [("api", None)]))
+    assert feedback(run) == (["flaky"], [])
+    assert (record["tags"], feedback(record)) == (["checked"], ([], [("external", None)]))
+
+
+def test_a_write_the_emulator_refuses_fails_the_app(sdk: None, emulator: Emulator) -> None:
+    """The settings above make a lost write loud, so the tests cannot pass on dropped rows."""
+    emulator.faults.add(FaultRule(kind="status", status=500, route="^/logs3$"))
+    logger = braintrust.init_logger(project=PROJECT)
+    logger.log(input="lost")
+
+    with pytest.raises(BaseExceptionGroup) as failed:
+        logger.flush()
+    assert "log request failed" in str(failed.value.exceptions[0])
+    (project,) = emulator.store.list_objects("project", ListQuery())
+    assert emulator.store.version_count("project_logs", project["id"]) == 0
