@@ -239,8 +239,11 @@ class _PushRun:
 
     def dry_run(self, started: float) -> PushSummary:
         with ExitStack() as stack:
-            ids = self._scan(stack)
-            self.summary.batches = sum(1 for _ in self._batches(ids))
+            ids, batch_count = self._scan(stack)
+            # Rows left out as duplicates shift the batches: only then count them over again.
+            self.summary.batches = (
+                sum(1 for _ in self._batches(ids)) if self.summary.rows_duplicate else batch_count
+            )
         return self._finish(started)
 
     def push(self, client: BraintrustClient, started: float) -> PushSummary:
@@ -248,7 +251,7 @@ class _PushRun:
         if dataset is not None and not self.options.force and self._already_pushed(dataset):
             return self._finish(started)
         with ExitStack() as stack:
-            ids = self._scan(stack)
+            ids, _ = self._scan(stack)
             dataset = dataset or _create_dataset(client, self.options)
             self.summary.dataset_id = dataset.id
             key = checkpoint_key(self.options.file, dataset.id, self.options.batch_shaping())
@@ -273,8 +276,10 @@ class _PushRun:
             self.summary.already_complete = checkpoint.complete
         return checkpoint.complete
 
-    def _scan(self, stack: ExitStack) -> IdIndex:
+    def _scan(self, stack: ExitStack) -> tuple[IdIndex, int]:
         """Read the whole file once, before anything is created or sent: validate, learn columns, index ids.
+
+        Returns the index of ids and how many batches the valid rows make if no id repeats.
 
         With `on_error="fail"` the first invalid row stops the push; with "skip" invalid rows go
         to the rejects file. JSON rows show their keys only as they are read: when keys first
@@ -285,10 +290,8 @@ class _PushRun:
         rejects = self._rejects(stack)
         while True:
             with closing(self.progress.task(f"validate {self.options.file.name}")) as task:
-                for number, event in self._events(
-                    rejects.write if rejects else self._fail, task, counted=True
-                ):
-                    ids.add(number, event.id)
+                indexed = self._indexed(ids, rejects.write if rejects else self._fail, task)
+                batch_count = sum(1 for _ in batches(indexed, max_rows=self.options.batch_rows))
             mapping = self._mapping(check=True)
             if mapping == self.mapper.mapping:
                 break
@@ -298,7 +301,14 @@ class _PushRun:
             if rejects:
                 rejects.restart()
         self._report(mapping, ids.duplicates())
-        return ids
+        return ids, batch_count
+
+    def _indexed(
+        self, ids: IdIndex, on_problem: Callable[[int, RowProblem], None], task: ProgressTask
+    ) -> Iterator[tuple[int, bytes]]:
+        for number, event in self._events(on_problem, task, counted=True):
+            ids.add(number, event.id)
+            yield number, event.json
 
     def _report(self, mapping: ColumnMapping, duplicates: Duplicates) -> None:
         name = self.options.file.name
@@ -349,7 +359,6 @@ class _PushRun:
             try:
                 with _Sender(client, dataset_id, self.options, checkpoint, self._on_ack(task)) as sender:
                     for batch in self._batches(ids):
-                        self._check_unchanged()
                         summary.batches += 1
                         if checkpoint.is_acked(batch.number):
                             summary.rows_resumed += len(batch.events)
@@ -367,7 +376,12 @@ class _PushRun:
                 ) from error
 
     def _check_unchanged(self) -> None:
-        """Refuse to go on with a file rewritten since the scan: its row numbers may mean other rows now."""
+        """Refuse to finish a push of a file rewritten since it was opened: its rows may not be the ones sent.
+
+        Checked once the file was read through, not per batch: a stat call costs little, but the
+        GIL it gives up can take milliseconds to win back from the sender threads. The push then
+        fails before its checkpoint is marked complete, and a rerun sends the new file afresh.
+        """
         if _identity(self.options.file) != self._opened:
             raise PushError(
                 f"{self.options.file.name} changed while it was pushed; push it again "
