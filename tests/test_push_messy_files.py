@@ -343,12 +343,15 @@ def test_compressed_files_are_read_whatever_their_name(emulator: Emulator, tmp_p
     (tmp_path / "gz.csv").write_bytes(gzip.compress(b"id,input\n1,from gzip\n"))
     (tmp_path / "bz.jsonl").write_bytes(bz2.compress(b'{"id": "2", "input": "from bzip2"}\n'))
     (tmp_path / "plain.csv.gz").write_bytes(b"id,input\n3,not compressed at all\n")
-    for name in ("gz.csv", "bz.jsonl", "plain.csv.gz"):
+    with pa.output_stream(str(tmp_path / "zstd.csv"), compression="zstd") as stream:
+        stream.write(b"id,input\n4,from zstd\n")
+    for name in ("gz.csv", "bz.jsonl", "plain.csv.gz", "zstd.csv"):
         push(tmp_path / name)
     assert {i: row["input"] for i, row in stored(emulator).items()} == {
         "1": "from gzip",
         "2": "from bzip2",
         "3": "not compressed at all",
+        "4": "from zstd",
     }
 
 
