@@ -1,4 +1,4 @@
-"""The push job: `bt-sync push FILE` (a CSV, Parquet or JSONL file into a dataset) as a Dagster run."""
+"""The push job: `bt-sync push FILE` (a CSV, Parquet, JSONL or JSON file into a dataset) as a Dagster run."""
 
 from pathlib import Path
 
@@ -29,10 +29,10 @@ class PushConfig(dg.Config):
     want enum member names instead); `connector.push.PushOptions` validates them.
 
     Args:
-        file: the CSV, Parquet or JSONL file (optionally compressed), as the run worker sees it.
+        file: the CSV, Parquet, JSONL or JSON file (optionally compressed), as the run worker sees it.
         project: the project name; created if missing.
         dataset: the dataset name; created if missing.
-        format: `csv`, `parquet` or `jsonl`; None infers it from the extension.
+        format: `csv`, `parquet`, `jsonl` or `json`; None infers it from the content, then the extension.
         id_column: the column of row ids; None uses `id` if present, else a hash of the row.
         input: columns combined into `input` (default: a column named `input`).
         expected: columns combined into `expected` (default: a column named `expected`).
@@ -88,11 +88,13 @@ def _summary_metadata(summary: PushSummary) -> dict[str, dg.MetadataValue]:
         "rows_sent": dg.MetadataValue.int(summary.rows_sent),
         "rows_resumed": dg.MetadataValue.int(summary.rows_resumed),
         "rows_skipped": dg.MetadataValue.int(summary.rows_skipped),
+        "rows_duplicate": dg.MetadataValue.int(summary.rows_duplicate),
         "batches_sent": dg.MetadataValue.int(summary.batches_sent),
         "retries": dg.MetadataValue.int(summary.retries),
         "already_complete": dg.MetadataValue.bool(summary.already_complete),
         "dry_run": dg.MetadataValue.bool(summary.dry_run),
         "seconds": dg.MetadataValue.float(summary.seconds),
+        "warnings": dg.MetadataValue.json(summary.warnings),
     }
 
 
@@ -109,11 +111,14 @@ def push_dataset_file(
         else:
             with braintrust.client() as client:
                 summary = push_file(client, options, progress)
+    for warning in summary.warnings:
+        context.log.warning(warning)
     context.add_output_metadata(_summary_metadata(summary))
 
 
 @dg.job(
-    name=PUSH_JOB_NAME, description="Insert a CSV, Parquet or JSONL file into a dataset (`bt-sync push`)."
+    name=PUSH_JOB_NAME,
+    description="Insert a CSV, Parquet, JSONL or JSON file into a dataset (`bt-sync push`).",
 )
 def push_job() -> None:
     """Run `push_dataset_file`."""

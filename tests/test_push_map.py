@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from connector.errors import PushError
-from connector.push.map import ColumnMapping, RowMapper, resolve_mapping
+from connector.push.map import ColumnMapping, Event, RowMapper, resolve_mapping
 from connector.push.read import RowProblem
 
 
@@ -18,8 +18,9 @@ def mapper(mapping: ColumnMapping, parse_json: bool = True, **limits: Any) -> Ro
 
 def event(mapping: ColumnMapping, row: dict[str, Any], parse_json: bool = True) -> dict[str, Any]:
     result = mapper(mapping, parse_json).event(row)
-    assert isinstance(result, bytes), result
-    decoded: dict[str, Any] = orjson.loads(result)
+    assert isinstance(result, Event), result
+    decoded: dict[str, Any] = orjson.loads(result.json)
+    assert decoded["id"] == result.id
     return decoded
 
 
@@ -162,7 +163,7 @@ def test_bad_values_name_column_and_reason(row: dict[str, Any], column: str, rea
 def test_a_row_over_the_request_limit_is_refused() -> None:
     mapping = ColumnMapping(id=None, input=("input",), expected=(), metadata=(), tags=None)
     small = mapper(mapping, max_event_bytes=100)
-    assert isinstance(small.event({"input": "x" * 40}), bytes)
+    assert isinstance(small.event({"input": "x" * 40}), Event)
     found = small.event({"input": "x" * 100})
     assert isinstance(found, RowProblem)
     assert found.column is None
@@ -178,7 +179,7 @@ def test_derived_ids_are_stable_and_depend_on_content_and_target() -> None:
     other_dataset = RowMapper(mapping, project="proj", dataset="other", parse_json=True).event(
         {"input": "q", "expected": "a"}
     )
-    assert isinstance(other_dataset, bytes) and orjson.loads(other_dataset)["id"] != first["id"]
+    assert isinstance(other_dataset, Event) and other_dataset.id != first["id"]
 
 
 def test_json_parsed_and_typed_values_hash_alike() -> None:

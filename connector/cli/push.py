@@ -1,4 +1,4 @@
-"""`bt-sync push`: bulk-insert a dataset from a CSV, Parquet or JSONL file."""
+"""`bt-sync push`: bulk-insert a dataset from a CSV, Parquet, JSON Lines or JSON file."""
 
 from __future__ import annotations
 
@@ -24,11 +24,13 @@ from connector.push.run import (
 
 @app.command()
 def push(
-    file: Path = typer.Argument(..., help="CSV, Parquet or JSONL file; .gz (and .bz2, .zst) compressed too."),
+    file: Path = typer.Argument(
+        ..., help="CSV, Parquet, JSONL or JSON (an array) file; gzip, bz2, zstd or lz4 compressed too."
+    ),
     project: str = typer.Option(..., "--project", help="Project name; created if missing."),
     dataset: str = typer.Option(..., "--dataset", help="Dataset name; created if missing."),
     file_format: FileFormat | None = typer.Option(
-        None, "--format", help="File format (default: from the extension)."
+        None, "--format", help="File format (default: from the content, then the extension)."
     ),
     id_column: str | None = typer.Option(
         None, "--id-column", help="Column of row ids (default: `id` if present, else a hash of the row)."
@@ -71,7 +73,10 @@ def push(
     api_key: str | None = ApiKeyOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Insert a file's rows into a dataset; rerunning never duplicates rows and resumes a crashed push."""
+    """Insert a file's rows into a dataset; rerunning never duplicates rows and resumes a crashed push.
+
+    Warnings (no id column, rows sharing an id) go to stderr, one line each, and into the `--json` summary.
+    """
     options = PushOptions(
         file=file,
         project=project,
@@ -97,6 +102,8 @@ def push(
         else:
             with BraintrustClient(api_settings(api_url, api_key)) as client:
                 summary = push_file(client, options, progress)
+    for warning in summary.warnings:
+        typer.echo(f"bt-sync: warning: {warning}", err=True)
     typer.echo(summary.model_dump_json(indent=2) if as_json else describe(summary))
 
 
@@ -123,6 +130,8 @@ def describe(summary: PushSummary) -> str:
             line += f"; {summary.rows_resumed:,} rows were already sent by an earlier run"
     if summary.rows_skipped:
         line += f"; {summary.rows_skipped:,} invalid rows written to {summary.rejects}"
+    if summary.rows_duplicate:
+        line += f"; {summary.rows_duplicate:,} rows left out: a later row has the same id"
     if summary.unmapped_columns:
         line += f"; columns not sent: {', '.join(summary.unmapped_columns)}"
     return line + "."

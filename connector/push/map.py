@@ -13,13 +13,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from connector.errors import PushError
 from connector.push.batch import MAX_EVENT_BYTES
-from connector.push.read import RowProblem, json_kind
+from connector.push.read import RowProblem, json_kind, printable
 
 ID_HEX_CHARS = 32
 
@@ -57,6 +58,7 @@ def resolve_mapping(
     expected_columns: Sequence[str] = (),
     metadata_columns: Sequence[str] = (),
     tags_column: str | None = None,
+    check: bool = True,
 ) -> ColumnMapping:
     """Combine the mapping flags with the defaults and check every mapped column exists.
 
@@ -71,6 +73,8 @@ def resolve_mapping(
         expected_columns: `--expected`, possibly repeated.
         metadata_columns: `--metadata`, possibly repeated.
         tags_column: `--tags`.
+        check: raise when the mapping is incomplete; False while `columns` may still grow
+            (JSON rows, whose keys are known only once the whole file was read).
 
     Raises:
         PushError: a mapped column is missing, or nothing maps to input, expected or metadata.
@@ -96,6 +100,14 @@ def resolve_mapping(
         metadata=pick("--metadata", "metadata"),
         tags=next(iter(pick("--tags", "tags")), None),
     )
+    if check:
+        _check(file_name, columns, flagged, mapping)
+    return mapping
+
+
+def _check(
+    file_name: str, columns: Sequence[str], flagged: dict[str, tuple[str, ...]], mapping: ColumnMapping
+) -> None:
     present = set(columns)
     missing = [
         f'"{column}" (from {flag})'
@@ -104,19 +116,32 @@ def resolve_mapping(
         if column not in present
     ]
     if missing:
-        raise PushError(
-            f"{file_name}: no column {', '.join(missing)}; the file has columns: {_listing(columns)}"
-        )
+        listing = f"the file has columns: {_listing(columns)}"
+        raise PushError(printable(f"{file_name}: no column {', '.join(missing)}; {listing}"))
     if not (mapping.input or mapping.expected or mapping.metadata):
         raise PushError(
-            f"{file_name}: no column maps to input, expected or metadata; name them with "
-            f"--input/--expected/--metadata (the file has columns: {_listing(columns)})"
+            printable(
+                f"{file_name}: no column maps to input, expected or metadata; name them with "
+                f"--input/--expected/--metadata (the file has columns: {_listing(columns)})"
+            )
         )
-    return mapping
 
 
 def _listing(columns: Sequence[str]) -> str:
     return ", ".join(columns) if columns else "(none)"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A row mapped to a dataset event.
+
+    Args:
+        id: the event's id.
+        json: the event serialised as one JSON object, id included.
+    """
+
+    id: str
+    json: bytes
 
 
 class _BadValue(Exception):
@@ -146,12 +171,12 @@ class RowMapper:
         parse_json: bool,
         max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
-        self._mapping = mapping
+        self.mapping = mapping
         self._parse_json = parse_json
         self._max_event_bytes = max_event_bytes
         self._id_salt = orjson.dumps([project, dataset])
 
-    def event(self, row: dict[str, Any]) -> bytes | RowProblem:
+    def event(self, row: dict[str, Any]) -> Event | RowProblem:
         """Return the row as one JSON event `{"id": ..., "input": ..., ...}`, or the problem with it.
 
         Args:
@@ -159,7 +184,7 @@ class RowMapper:
         """
         try:
             payload = self._payload(row)
-            body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+            body = orjson.dumps(payload, default=_exact_number, option=orjson.OPT_SORT_KEYS)
             row_id = self._row_id(row, body)
         except _BadValue as bad:
             return RowProblem(bad.column, bad.reason, values=row)
@@ -174,10 +199,10 @@ class RowMapper:
                 "one insert request may carry",
                 values=row,
             )
-        return event
+        return Event(row_id, event)
 
     def _payload(self, row: dict[str, Any]) -> dict[str, Any]:
-        mapping = self._mapping
+        mapping = self.mapping
         payload: dict[str, Any] = {}
         for field, columns in (("input", mapping.input), ("expected", mapping.expected)):
             if columns and (value := self._combined(row, columns)) is not None:
@@ -205,7 +230,7 @@ class RowMapper:
         return value
 
     def _row_id(self, row: dict[str, Any], payload: bytes) -> str:
-        column = self._mapping.id
+        column = self.mapping.id
         if column is None:
             return hashlib.sha256(self._id_salt + payload).hexdigest()[:ID_HEX_CHARS]
         value = row.get(column)
@@ -216,6 +241,13 @@ class RowMapper:
         if value is None or isinstance(value, str):
             raise _BadValue(column, "empty id; every row needs a value in the id column")
         raise _BadValue(column, f"an id must be text or an integer, found {json_kind(value)} {_short(value)}")
+
+
+def _exact_number(value: Any) -> orjson.Fragment:
+    """Write a `Decimal` (a Parquet decimal, a JSON fraction) as the exact JSON number it is."""
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(str(value))
+    raise TypeError(f"{type(value).__name__} has no JSON form")
 
 
 def _tags(column: str, value: Any) -> list[str]:

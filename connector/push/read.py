@@ -1,27 +1,39 @@
-"""Stream the rows of a CSV, Parquet or JSONL file (optionally compressed) in bounded chunks.
+"""Stream the rows of a CSV, Parquet, JSON Lines or JSON file (optionally compressed) in bounded chunks.
 
 Memory is bounded by a few read blocks and one chunk of rows, never by the file. Rows come out as plain dicts
 (column name → value) numbered from 1: for CSV the first record after the
 header is row 1 (a quoted value may span lines, so rows are not lines); for
-JSONL the row number is the line number. A row that cannot be decoded (bad
-UTF-8, wrong field count, not a JSON object) comes out as a `RowProblem` in its
-place, so the caller decides whether to fail or to skip it.
+JSONL the row number is the line number; for JSON, the object's position. A row
+that cannot be decoded (bad UTF-8, wrong field count, not a JSON object) comes
+out as a `RowProblem` in its place, so the caller decides whether to fail or to
+skip it.
+
+The content outranks the name: the first bytes tell gzip, bzip2, zstd and lz4
+compression and Parquet apart from text, so a mislabelled file is read as what
+it is, or refused saying what it is.
 """
 
 from __future__ import annotations
 
+import io
+import re
+import sys
 from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+import ijson
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from connector.errors import PushError
+from connector.push.arrow_values import VALUE_ERRORS, ColumnPlan, NoJsonForm, plan_column, python_rows
 
 # pyarrow reads up to 32 blocks ahead of the consumer, so the block size bounds memory. A row must
 # fit in one block: a file with a longer row is read again with blocks big enough for any row that
@@ -31,9 +43,25 @@ CSV_MAX_BLOCK_BYTES = 8 << 20
 # Rows turned into Python objects at a time; a dict per row costs far more than its Arrow bytes.
 CHUNK_ROWS = 1024
 JSONL_READ_BYTES = 1 << 20
+SNIFF_BYTES = 64 << 10
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
+_COMPRESSION_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18", "lz4"))
+# "BZh", the block size, then the magic of a first block or of the end of an empty stream.
+_BZIP2_MAGIC = re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)")
+_PARQUET_MAGIC = b"PAR1"
+# Files that are not text, by their first bytes, for saying what a mislabelled file is.
+_NOT_TEXT = (
+    (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook?)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (or another OLE file)"),
+    (b"ARROW1", "an Arrow IPC (Feather) file"),
+    (b"SQLite format 3\x00", "a SQLite database"),
+    (b"\xff\xfe", "UTF-16 text"),
+    (b"\xfe\xff", "UTF-16 text"),
+)
+# C0 and C1 control characters and DEL, escaped wherever file content reaches a message.
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
 
 
 class FileFormat(StrEnum):
@@ -42,6 +70,7 @@ class FileFormat(StrEnum):
     CSV = "csv"
     PARQUET = "parquet"
     JSONL = "jsonl"
+    JSON = "json"
 
 
 _FORMAT_BY_SUFFIX = {
@@ -49,6 +78,13 @@ _FORMAT_BY_SUFFIX = {
     ".parquet": FileFormat.PARQUET,
     ".jsonl": FileFormat.JSONL,
     ".ndjson": FileFormat.JSONL,
+    ".json": FileFormat.JSON,
+}
+_FORMAT_NAMES = {
+    FileFormat.CSV: "CSV",
+    FileFormat.PARQUET: "Parquet",
+    FileFormat.JSONL: "JSON Lines",
+    FileFormat.JSON: "JSON",
 }
 
 
@@ -67,9 +103,9 @@ class RowProblem:
     values: dict[str, Any] | str | None = None
 
     def describe(self, file_name: str, row: int) -> str:
-        """Return `FILE row N, column "C": reason`."""
+        """Return `FILE row N, column "C": reason`, with control characters escaped."""
         where = f"{file_name} row {row}" + (f', column "{self.column}"' if self.column is not None else "")
-        return f"{where}: {self.reason}"
+        return printable(f"{where}: {self.reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +116,28 @@ class RowChunk:
     rows: list[dict[str, Any] | RowProblem]
 
 
+def printable(text: str) -> str:
+    """`text` with control characters escaped as `\\xNN`, fit for a one-line message on a terminal."""
+    return text.translate(_ESCAPES)
+
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    """A file and the compression its first bytes show."""
+
+    path: Path
+    compression: str | None
+
+    def open(self) -> pa.NativeFile:
+        return pa.input_stream(str(self.path), compression=self.compression)
+
+
 class _Reader(Protocol):
-    columns: tuple[str, ...]
+    @property
+    def columns(self) -> tuple[str, ...]: ...
+
+    @property
+    def columns_complete(self) -> bool: ...
 
     def chunks(self) -> Iterator[RowChunk]: ...
 
@@ -91,7 +147,7 @@ class SourceFile:
 
     Args:
         path: the file to read.
-        file_format: its format, or None to infer it from the extension.
+        file_format: its format, or None to infer it from the content, then the extension.
 
     Raises:
         PushError: the file is missing, empty, of an unknown format, or not readable as that format.
@@ -99,13 +155,26 @@ class SourceFile:
 
     def __init__(self, path: Path, file_format: FileFormat | None = None) -> None:
         self.path = path
-        self.format = file_format or infer_format(path)
+        if path.is_dir():
+            raise PushError(f"{path} is a directory, not a file")
         if not path.is_file():
             raise PushError(f"{path}: no such file")
         if path.stat().st_size == 0:
             raise PushError(f"{path.name} is empty")
-        self._reader = _READERS[self.format](path)
-        self.columns = self._reader.columns
+        with path.open("rb") as raw:
+            source = _Input(path, _compression(raw.read(SNIFF_BYTES)))
+        self.format = _content_format(source, _content_head(source), file_format)
+        self._reader = _READERS[self.format](source)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The column names; for JSON Lines and JSON, the keys of the rows read so far."""
+        return self._reader.columns
+
+    @property
+    def columns_complete(self) -> bool:
+        """Whether `columns` names every column: always for CSV and Parquet, after a full read for JSON."""
+        return self._reader.columns_complete
 
     def chunks(self) -> Iterator[RowChunk]:
         """Yield the file's rows in order, one bounded chunk at a time; each call reads the file afresh."""
@@ -127,15 +196,56 @@ def infer_format(path: Path) -> FileFormat:
     file_format = _FORMAT_BY_SUFFIX.get(Path(name).suffix)
     if file_format is None:
         raise PushError(
-            f"{path.name}: cannot tell the format from the extension; "
-            "use .csv, .parquet or .jsonl (optionally .gz), or pass --format csv|parquet|jsonl"
+            f"{path.name}: cannot tell the format from the extension; use .csv, .parquet, .jsonl "
+            "or .json (optionally .gz), or pass --format csv|parquet|jsonl|json"
         )
     return file_format
 
 
-def _input_stream(path: Path) -> pa.NativeFile:
-    """Open a file for streaming, decompressing by extension (`.gz`, `.bz2`, `.zst`, `.lz4`)."""
-    return pa.input_stream(str(path), compression="detect")
+def _compression(head: bytes) -> str | None:
+    if _BZIP2_MAGIC.match(head):
+        return "bz2"
+    return next((codec for magic, codec in _COMPRESSION_MAGIC if head.startswith(magic)), None)
+
+
+def _content_head(source: _Input) -> bytes:
+    """The first bytes of the (decompressed) content."""
+    try:
+        with source.open() as stream:
+            head: bytes = stream.read(SNIFF_BYTES)
+    except (pa.ArrowInvalid, OSError) as error:
+        raise _file_error(source.path, error) from None
+    if not head:
+        raise PushError(f"{source.path.name} is empty")
+    return head
+
+
+def _content_format(source: _Input, head: bytes, requested: FileFormat | None) -> FileFormat:
+    """The format the content shows, else the one requested or in the name, if the content fits it."""
+    name = source.path.name
+    if head.startswith(_PARQUET_MAGIC):
+        if source.compression is not None:
+            raise PushError(
+                f"{name} is a {source.compression}-compressed Parquet file; decompress it first "
+                "(Parquet compresses its own data)"
+            )
+        if requested not in (None, FileFormat.PARQUET):
+            what = _FORMAT_NAMES[requested]
+            raise PushError(f"{name} is a Parquet file, not {what}; pass --format parquet")
+        return FileFormat.PARQUET
+    file_format = requested or infer_format(source.path)
+    kind = next((kind for magic, kind in _NOT_TEXT if head.startswith(magic)), None)
+    if kind is None and b"\x00" in head:
+        kind = "a binary file or UTF-16 text (it holds NUL bytes)"
+    if file_format is FileFormat.PARQUET:
+        packed = f"{source.compression}-compressed " if source.compression else ""
+        raise PushError(
+            f"{name} is not a Parquet file: it is {packed}{kind or 'text'}; "
+            "pass --format csv, jsonl or json if it holds rows as text"
+        )
+    if kind is not None:
+        raise PushError(f"{name} is {kind}, not UTF-8 {_FORMAT_NAMES[file_format]} text")
+    return file_format
 
 
 def _not_utf8(error: UnicodeDecodeError) -> str:
@@ -149,18 +259,22 @@ class _CsvReader:
     fails the whole stream without saying where, and we must name the row.
     """
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    columns_complete = True
+
+    def __init__(self, source: _Input) -> None:
+        self._source = source
+        name = source.path.name
         names = self._header()
         # pyarrow either fails to decode a header that is not UTF-8 or replaces its bad bytes with U+FFFD.
-        if names is None or any("\ufffd" in name for name in names):
-            raise PushError(f"{path.name}: the header is not valid UTF-8")
+        if names is None or any("\ufffd" in column for column in names):
+            raise PushError(f"{name}: the header is not valid UTF-8")
+        refuse_repeated_names(name, names)
         self.columns = tuple(names)
         probe = self.chunks()
         has_rows = next(probe, None) is not None
         probe.close()
         if not has_rows:
-            raise PushError(f"{path.name} has a header but no rows")
+            raise PushError(f"{name} has a header but no rows")
 
     def chunks(self) -> Generator[RowChunk]:
         next_row = 1
@@ -176,14 +290,14 @@ class _CsvReader:
                 return
             except (pa.ArrowInvalid, OSError) as error:
                 if not _row_over_block(error) or block_bytes == CSV_MAX_BLOCK_BYTES:
-                    raise _file_error(self._path, error, near_row=next_row) from None
+                    raise _file_error(self._source.path, error, near_row=next_row) from None
 
     def _header(self) -> list[str] | None:
         # Malformed rows are skipped here: `chunks` reports them with their row numbers.
         skip_malformed = pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda _row: "skip")
         for block_bytes in (CSV_BLOCK_BYTES, CSV_MAX_BLOCK_BYTES):
             try:
-                with _input_stream(self._path) as stream:
+                with self._source.open() as stream, _quiet_undecodable_rows():
                     reader = pa_csv.open_csv(
                         stream, read_options=_csv_read_options(block_bytes), parse_options=skip_malformed
                     )
@@ -193,7 +307,7 @@ class _CsvReader:
                 return None
             except (pa.ArrowInvalid, OSError) as error:
                 if not _row_over_block(error) or block_bytes == CSV_MAX_BLOCK_BYTES:
-                    raise _file_error(self._path, error) from None
+                    raise _file_error(self._source.path, error) from None
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _read(self, block_bytes: int) -> Iterator[RowChunk]:
@@ -213,14 +327,15 @@ class _CsvReader:
         )
         parse = pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_malformed)
         next_row = 1
-        with _input_stream(self._path) as stream:
-            reader = pa_csv.open_csv(
-                stream,
-                read_options=_csv_read_options(block_bytes),
-                parse_options=parse,
-                convert_options=convert,
-            )
-            for block in reader:
+        with self._source.open() as stream:
+            with _quiet_undecodable_rows():
+                reader = pa_csv.open_csv(
+                    stream,
+                    read_options=_csv_read_options(block_bytes),
+                    parse_options=parse,
+                    convert_options=convert,
+                )
+            while (block := _next_block(reader)) is not None:
                 for start in range(0, block.num_rows, CHUNK_ROWS):
                     rows = _with_malformed(
                         malformed, next_row, _decode_csv_batch(block.slice(start, CHUNK_ROWS))
@@ -229,6 +344,50 @@ class _CsvReader:
                     next_row += len(rows)
         if malformed:
             yield RowChunk(next_row, _with_malformed(malformed, next_row, []))
+
+
+def refuse_repeated_names(file_name: str, names: list[str]) -> None:
+    """Refuse columns that share a name: as dict keys, all but one would be lost.
+
+    Raises:
+        PushError: naming the first repeated column.
+    """
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise PushError(
+                printable(f'{file_name}: more than one column is named "{name}"; rename them so none is lost')
+            )
+        seen.add(name)
+
+
+def _next_block(reader: pa_csv.CSVStreamingReader) -> pa.RecordBatch | None:
+    with _quiet_undecodable_rows():
+        try:
+            return reader.read_next_batch()
+        except StopIteration:
+            return None
+
+
+@contextmanager
+def _quiet_undecodable_rows() -> Iterator[None]:
+    """Keep pyarrow's report of a malformed row that is not UTF-8 off stderr.
+
+    pyarrow decodes a malformed row's text before calling the invalid-row handler; when the
+    text is not UTF-8 it prints "Exception ignored … UnicodeDecodeError" and stops with a parse
+    error, which the caller reports in one line.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, UnicodeDecodeError):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 def _csv_read_options(block_bytes: int) -> pa_csv.ReadOptions:
@@ -288,19 +447,17 @@ def _decode_csv_row(raw: dict[str, bytes | None]) -> dict[str, Any] | RowProblem
 
 
 class _ParquetReader:
-    def __init__(self, path: Path) -> None:
-        self._path = path
+    columns_complete = True
+
+    def __init__(self, source: _Input) -> None:
+        self._path = path = source.path
         try:
             self._file = pq.ParquetFile(str(path))
         except (pa.ArrowInvalid, OSError) as error:
             raise _file_error(path, error) from None
         schema = self._file.schema_arrow
-        for field in schema:
-            if not _json_compatible(field.type):
-                raise PushError(
-                    f'{path.name}, column "{field.name}": type {field.type} cannot be sent as JSON; '
-                    "cast it to a string or number column first"
-                )
+        refuse_repeated_names(path.name, schema.names)
+        self._plans = [_column_plan(path.name, field) for field in schema]
         if self._file.metadata.num_rows == 0:
             raise PushError(f"{path.name} has no rows")
         self.columns = tuple(schema.names)
@@ -309,63 +466,49 @@ class _ParquetReader:
         next_row = 1
         try:
             for batch in self._file.iter_batches(batch_size=CHUNK_ROWS):
-                chunk = RowChunk(next_row, _parquet_rows(batch))
+                chunk = RowChunk(next_row, _parquet_rows(batch, self._plans))
                 next_row += len(chunk.rows)
                 yield chunk
         except (pa.ArrowInvalid, OSError) as error:
             raise _file_error(self._path, error, near_row=next_row) from None
 
 
-def _parquet_rows(batch: pa.RecordBatch) -> list[dict[str, Any] | RowProblem]:
+def _column_plan(file_name: str, field: pa.Field) -> ColumnPlan:
     try:
-        rows: list[dict[str, Any] | RowProblem] = batch.to_pylist()
+        return plan_column(field.type)
+    except NoJsonForm as error:
+        where = f'{file_name}, column "{field.name}"'
+        raise PushError(printable(f"{where}: type {field.type} cannot be sent as JSON: {error}")) from None
+
+
+def _parquet_rows(batch: pa.RecordBatch, plans: list[ColumnPlan]) -> list[dict[str, Any] | RowProblem]:
+    try:
+        rows: list[dict[str, Any] | RowProblem] = list(python_rows(batch, plans))
         return rows
-    except UnicodeDecodeError:
-        return [_parquet_row(batch.slice(index, 1)) for index in range(batch.num_rows)]
+    except VALUE_ERRORS:
+        return [_parquet_row(batch.slice(index, 1), plans) for index in range(batch.num_rows)]
 
 
-def _parquet_row(row: pa.RecordBatch) -> dict[str, Any] | RowProblem:
-    """Convert one row, naming the string column that holds invalid UTF-8 (Parquet does not check)."""
+def _parquet_row(row: pa.RecordBatch, plans: list[ColumnPlan]) -> dict[str, Any] | RowProblem:
+    """Convert one row, naming the column whose value cannot be converted (e.g. text that is not UTF-8)."""
     try:
-        values: dict[str, Any] = row.to_pylist()[0]
-        return values
-    except UnicodeDecodeError:
+        return python_rows(row, plans)[0]
+    except VALUE_ERRORS:
         pass
-    for name, column in zip(row.schema.names, row.columns, strict=True):
+    for index, (name, plan) in enumerate(zip(row.schema.names, plans, strict=True)):
         try:
-            column.to_pylist()
-        except UnicodeDecodeError as error:
-            return RowProblem(name, _not_utf8(error))
-    raise AssertionError("unreachable: some column failed to decode")
+            python_rows(row.select([index]), [plan])
+        except VALUE_ERRORS as error:
+            return RowProblem(name, _value_problem(error))
+    raise AssertionError("unreachable: some column failed to convert")
 
 
-def _json_compatible(data_type: pa.DataType) -> bool:
-    """Whether `to_pylist` values of this type serialise to JSON (orjson handles dates and times)."""
-    if pa.types.is_dictionary(data_type):
-        return _json_compatible(data_type.value_type)
-    if (
-        pa.types.is_list(data_type)
-        or pa.types.is_large_list(data_type)
-        or pa.types.is_fixed_size_list(data_type)
-    ):
-        return _json_compatible(data_type.value_type)
-    if pa.types.is_struct(data_type):
-        return all(_json_compatible(field.type) for field in data_type)
-    return any(
-        check(data_type)
-        for check in (
-            pa.types.is_null,
-            pa.types.is_boolean,
-            pa.types.is_integer,
-            pa.types.is_floating,
-            pa.types.is_string,
-            pa.types.is_large_string,
-            pa.types.is_string_view,
-            pa.types.is_date,
-            pa.types.is_timestamp,
-            pa.types.is_time,
-        )
-    )
+def _value_problem(error: Exception) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return _not_utf8(error)
+    if isinstance(error, KeyError):
+        return f"a map holds the same key twice, and a JSON object keeps only one ({error.args[0]})"
+    return f"the value has no JSON form ({error})"
 
 
 class _JsonlReader:
@@ -373,26 +516,30 @@ class _JsonlReader:
 
     Not `pyarrow.json`: it infers one Arrow type per column, so a free-form
     `input` that is a string on one line and an object on the next fails, and
-    objects with different keys come back padded with nulls.
+    objects with different keys come back padded with nulls. The columns are the
+    keys seen so far; every read collects them, so after one full read they are all known.
     """
 
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        # The file has no header: its columns are the keys seen in its first chunk of rows.
-        seen: dict[str, None] = {}
-        rows = 0
-        chunks = self._read()
-        for chunk in chunks:
-            for row in chunk.rows:
-                if isinstance(row, dict):
-                    seen.update(dict.fromkeys(row))
-            rows += len(chunk.rows)
-            if rows >= CHUNK_ROWS:
-                break
-        chunks.close()
-        if not rows:
-            raise PushError(f"{path.name} is empty")
-        self.columns = tuple(seen)
+    def __init__(self, source: _Input) -> None:
+        self._source = source
+        self._seen: dict[str, None] = {}
+        self.columns_complete = False
+        # A file whose first row is not an object is not JSON Lines at all: say so, rather than
+        # report that none of its (no) columns maps to an event field.
+        lines = self._lines()
+        first = next(((number, line) for number, line in lines if line.strip()), None)
+        lines.close()
+        if first is None:
+            raise PushError(f"{source.path.name} is empty")
+        number, line = first
+        row = _jsonl_row(line)
+        if isinstance(row, RowProblem):
+            raise _not_json_lines(source.path.name, number, line, row)
+        self._seen.update(dict.fromkeys(row))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self._seen)
 
     def chunks(self) -> Iterator[RowChunk]:
         return self._read()
@@ -409,18 +556,22 @@ class _JsonlReader:
                 yield RowChunk(first_row, rows)
                 rows, first_row = [], line_number + 1
                 continue
-            rows.append(_jsonl_row(line))
+            row = _jsonl_row(line)
+            if not isinstance(row, RowProblem):
+                self._seen.update(dict.fromkeys(row))
+            rows.append(row)
             if len(rows) >= CHUNK_ROWS:
                 yield RowChunk(first_row, rows)
                 rows, first_row = [], line_number + 1
         if rows:
             yield RowChunk(first_row, rows)
+        self.columns_complete = True
 
-    def _lines(self) -> Iterator[tuple[int, bytes]]:
+    def _lines(self) -> Generator[tuple[int, bytes]]:
         number = 0
         tail = b""
         try:
-            with _input_stream(self._path) as stream:
+            with self._source.open() as stream:
                 # Editors on Windows start UTF-8 files with a byte order mark, which JSON does not allow.
                 tail = stream.read(len(_UTF8_BOM)).removeprefix(_UTF8_BOM)
                 while block := stream.read(JSONL_READ_BYTES):
@@ -430,7 +581,7 @@ class _JsonlReader:
                         number += 1
                         yield number, line
         except (pa.ArrowInvalid, OSError) as error:
-            raise _file_error(self._path, error, near_row=number + 1) from None
+            raise _file_error(self._source.path, error, near_row=number + 1) from None
         if tail:
             yield number + 1, tail
 
@@ -449,6 +600,93 @@ def _jsonl_row(line: bytes) -> dict[str, Any] | RowProblem:
     return value
 
 
+def _not_json_lines(file_name: str, number: int, line: bytes, problem: RowProblem) -> PushError:
+    if b"\r" in line.rstrip(b"\r"):
+        what = "its lines end with a lone CR (\\r), and JSON Lines needs LF or CRLF"
+    elif line.lstrip().startswith(b"["):
+        what = "it is a JSON array"
+    else:
+        what = problem.reason.replace("expected a JSON object, found", "it is")
+    return PushError(
+        printable(
+            f"{file_name} line {number} is not a JSON object: {what}. JSON Lines holds one object per line; "
+            "for a JSON array, or objects spread over several lines, pass --format json"
+        )
+    )
+
+
+class _JsonReader:
+    """A JSON array of objects, or objects one after another (pretty-printed or not), streamed with ijson.
+
+    The objects are the rows, numbered from 1; like JSON Lines, the columns are the keys seen so far.
+    Numbers with a fraction or exponent come out as `Decimal`s, which `map.py` writes back exactly.
+    """
+
+    def __init__(self, source: _Input) -> None:
+        self._source = source
+        self._seen: dict[str, None] = {}
+        self.columns_complete = False
+        chunks = self._read()
+        first = next(chunks, None)
+        chunks.close()
+        name = source.path.name
+        if first is None:
+            raise PushError(f"{name} holds no rows")
+        row = first.rows[0]
+        if isinstance(row, RowProblem):
+            raise PushError(printable(f"{name} row 1 is not a JSON object: {row.reason}"))
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self._seen)
+
+    def chunks(self) -> Iterator[RowChunk]:
+        return self._read()
+
+    def _read(self) -> Generator[RowChunk]:
+        rows: list[dict[str, Any] | RowProblem] = []
+        number = 0
+        try:
+            with self._source.open() as raw:
+                for value in _json_values(self._source.path.name, io.BufferedReader(raw, JSONL_READ_BYTES)):
+                    number += 1
+                    if isinstance(value, dict):
+                        self._seen.update(dict.fromkeys(value))
+                        rows.append(value)
+                    else:
+                        reason = f"expected a JSON object, found {json_kind(value)}"
+                        rows.append(RowProblem(None, reason, values=value))
+                    if len(rows) >= CHUNK_ROWS:
+                        yield RowChunk(number - len(rows) + 1, rows)
+                        rows = []
+        except ijson.JSONError as error:
+            where = f"{self._source.path.name} near row {number + 1}"
+            raise PushError(printable(f"{where}: invalid JSON ({_first_line(error)})")) from None
+        except UnicodeDecodeError as error:
+            raise PushError(f"{self._source.path.name} near row {number + 1}: {_not_utf8(error)}") from None
+        except (pa.ArrowInvalid, OSError) as error:
+            raise _file_error(self._source.path, error, near_row=number + 1) from None
+        if rows:
+            yield RowChunk(number - len(rows) + 1, rows)
+        self.columns_complete = True
+
+
+def _json_values(file_name: str, stream: io.BufferedReader) -> Iterator[Any]:
+    """The elements of a top-level array, or the top-level values one after another."""
+    if stream.peek(len(_UTF8_BOM)).startswith(_UTF8_BOM):
+        stream.read(len(_UTF8_BOM))
+    start = stream.peek(JSONL_READ_BYTES).lstrip()[:1]
+    if start in (b"[", b"{"):
+        values: Iterator[Any] = (
+            ijson.items(stream, "item") if start == b"[" else ijson.items(stream, "", multiple_values=True)
+        )
+        return values
+    if not start:
+        raise PushError(f"{file_name} is empty")
+    shown = printable(start.decode(errors="replace"))
+    raise PushError(f'{file_name} is not JSON rows: it starts with "{shown}", not with [ or {{')
+
+
 def json_kind(value: Any) -> str:
     """Name the JSON kind of a value for an error message: "a number", "an object", "null"…
 
@@ -459,7 +697,7 @@ def json_kind(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | Decimal):
         return "a number"
     if isinstance(value, str):
         return "text"
@@ -470,18 +708,24 @@ def json_kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-_READERS: dict[FileFormat, Callable[[Path], _Reader]] = {
+_READERS: dict[FileFormat, Callable[[_Input], _Reader]] = {
     FileFormat.CSV: _CsvReader,
     FileFormat.PARQUET: _ParquetReader,
     FileFormat.JSONL: _JsonlReader,
+    FileFormat.JSON: _JsonReader,
 }
 
 
 def _file_error(path: Path, error: Exception, near_row: int | None = None) -> PushError:
     where = f"{path.name}" + (f" near row {near_row}" if near_row is not None else "")
-    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    message = _first_line(error)
     if message == "Empty CSV file":
         return PushError(f"{path.name} is empty")
     if _row_over_block(error):
         return PushError(f"{where}: a row is over {CSV_MAX_BLOCK_BYTES:,} bytes, too large to send")
-    return PushError(f"{where}: cannot read it ({message})")
+    return PushError(printable(f"{where}: cannot read it ({message})"))
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

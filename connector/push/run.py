@@ -1,15 +1,20 @@
-"""Push a CSV, Parquet or JSONL file into a Braintrust dataset.
+"""Push a CSV, Parquet, JSON Lines or JSON file into a Braintrust dataset.
 
-The one function the CLI and Dagster call is `push_file`. The file is streamed
-twice at most: with `on_error="fail"` a first pass validates every row so a bad
-file sends nothing; the second pass maps rows to events with deterministic ids,
-groups them into numbered batches under the request-size limit and sends them
-with bounded concurrency, checkpointing each acknowledged batch so a rerun
-resumes where a crashed push stopped. A 413 splits the batch in half.
+The one function the CLI and Dagster call is `push_file`. Every path is checked
+before anything is created or opened for writing. Then the file is streamed
+twice: a first pass, before anything is created, validates every row (with
+`on_error="fail"` a bad row stops the push; with "skip" it goes to the rejects
+file), learns every column of JSON rows, and indexes each row's id, so that of
+rows sharing an id only the last is sent. The second pass maps rows to events
+with deterministic ids, groups them into numbered batches under the
+request-size limit and sends them with bounded concurrency, checkpointing each
+acknowledged batch so a rerun resumes where a crashed push stopped. A 413 splits
+the batch in half.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -24,12 +29,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from connector.api.client import BraintrustClient
-from connector.errors import ApiError, PayloadTooLarge, PushError, ServerUnavailable
+from connector.errors import ApiError, ConfigError, PayloadTooLarge, PushError, ServerUnavailable
 from connector.progress import ProgressReporter, ProgressTask
 from connector.push.batch import MAX_REQUEST_BYTES, Batch, batches
 from connector.push.checkpoint import DEFAULT_STATE_DIR, PushCheckpoint, checkpoint_key, locked_checkpoint
-from connector.push.map import ColumnMapping, RowMapper, resolve_mapping
-from connector.push.read import FileFormat, RowProblem, SourceFile
+from connector.push.ids import Duplicates, IdIndex
+from connector.push.map import ColumnMapping, Event, RowMapper, resolve_mapping
+from connector.push.read import FileFormat, RowProblem, SourceFile, printable
 from schemas.api import Dataset, ObjectType
 
 __all__ = ["FileFormat", "OnError", "PushOptions", "PushSummary", "push_file"]
@@ -49,10 +55,10 @@ class PushOptions(BaseModel):
     """What to push where, and how: the options of `bt-sync push`.
 
     Args:
-        file: the CSV, Parquet or JSONL file (optionally gzip-compressed).
+        file: the CSV, Parquet, JSON Lines or JSON file (optionally compressed).
         project: the project name; created if missing.
         dataset: the dataset name; created if missing.
-        format: the file format, or None to infer it from the extension.
+        format: the file format, or None to infer it from the content, then the extension.
         id_column: the column holding row ids; None derives ids from each row's content.
         input: columns combined into `input` (default: a column named `input`).
         expected: columns combined into `expected` (default: a column named `expected`).
@@ -103,9 +109,11 @@ class PushOptions(BaseModel):
 
     def batch_shaping(self) -> dict[str, Any]:
         """The options that decide which events land in which batch (part of the checkpoint key)."""
+        # `rows` names how rows become batches: checkpoints written before duplicate ids were left
+        # out (and before late JSON keys were mapped) numbered other rows, so they must not be reused.
         return self.model_dump(
             mode="json", exclude={"file", "concurrency", "rejects", "dry_run", "force", "state_dir"}
-        ) | {"max_request_bytes": MAX_REQUEST_BYTES}
+        ) | {"max_request_bytes": MAX_REQUEST_BYTES, "rows": "valid, last of each id"}
 
 
 class PushSummary(BaseModel):
@@ -120,15 +128,18 @@ class PushSummary(BaseModel):
         rows_sent: rows acknowledged by the API in this run.
         rows_resumed: valid rows in batches an earlier run already had acknowledged.
         rows_skipped: invalid rows written to the rejects file.
+        rows_duplicate: valid rows not sent because a later row of the file has the same id.
         batches: batches the file makes.
         batches_sent: batches acknowledged in this run.
         retries: requests the client retried (429, 5xx, dropped connections).
         splits: batches split in two after a 413.
         seconds: wall time.
         unmapped_columns: file columns no event field reads.
+        id_column: the column ids come from; None when they are hashes of each row's content.
         already_complete: an earlier run pushed this file completely; nothing was read or sent.
         dry_run: nothing was created or sent.
         rejects: the rejects file, if any row was rejected.
+        warnings: what the push did that a user may not expect, one line each.
     """
 
     file: str
@@ -139,15 +150,18 @@ class PushSummary(BaseModel):
     rows_sent: int = 0
     rows_resumed: int = 0
     rows_skipped: int = 0
+    rows_duplicate: int = 0
     batches: int = 0
     batches_sent: int = 0
     retries: int = 0
     splits: int = 0
     seconds: float = 0.0
     unmapped_columns: list[str] = []
+    id_column: str | None = None
     already_complete: bool = False
     dry_run: bool = False
     rejects: str | None = None
+    warnings: list[str] = []
 
 
 def push_file(
@@ -158,24 +172,16 @@ def push_file(
     Args:
         client: the API client; may be None only for a dry run, which never calls the API.
         options: what to push where.
-        progress: shows rows acknowledged and rows/s.
+        progress: shows rows validated, then rows acknowledged and rows/s.
 
     Raises:
+        ConfigError: the rejects file or the state directory cannot be written, or is the input.
         PushError: the file or a row is invalid (with `on_error="fail"`), or a single row is too large.
         ApiError: the API refused or kept failing; acknowledged batches stay checkpointed.
     """
     started = time.monotonic()
-    source = SourceFile(options.file, options.format)
-    mapping = resolve_mapping(
-        options.file.name,
-        source.columns,
-        id_column=options.id_column,
-        input_columns=options.input,
-        expected_columns=options.expected,
-        metadata_columns=options.metadata,
-        tags_column=options.tags,
-    )
-    run = _PushRun(options, source, mapping, progress)
+    _check_paths(options)
+    run = _PushRun(options, SourceFile(options.file, options.format), progress)
     if options.dry_run:
         return run.dry_run(started)
     if client is None:
@@ -183,49 +189,81 @@ def push_file(
     return run.push(client, started)
 
 
+def _check_paths(options: PushOptions) -> None:
+    """Refuse a rejects file or state directory that cannot work, before anything is created or written.
+
+    Raises:
+        ConfigError: naming the path and what is wrong with it.
+    """
+    if options.rejects is not None:
+        _check_rejects(options.rejects, options.file)
+    if not options.dry_run:
+        _check_state_dir(options.state_dir)
+
+
+def _check_rejects(rejects: Path, file: Path) -> None:
+    if rejects.is_dir():
+        raise ConfigError(f"--rejects {rejects} is a directory; name a file")
+    # samefile compares device and inode: it sees through symlinks, hard links and `./x` vs `x`.
+    if rejects.exists() and file.exists() and os.path.samefile(rejects, file):
+        raise ConfigError(f"--rejects {rejects} is the input file; writing rejects there would destroy it")
+    folder = rejects.parent
+    if not folder.is_dir():
+        raise ConfigError(f"--rejects {rejects}: no such directory {folder}")
+    if not os.access(folder, os.W_OK | os.X_OK) or (rejects.exists() and not os.access(rejects, os.W_OK)):
+        raise ConfigError(f"--rejects {rejects}: permission denied")
+
+
+def _check_state_dir(state_dir: Path) -> None:
+    existing = next(path for path in (state_dir, *state_dir.absolute().parents) if path.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"--state-dir {state_dir}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--state-dir {state_dir}: cannot create or write in {existing}")
+
+
 class _PushRun:
-    def __init__(
-        self, options: PushOptions, source: SourceFile, mapping: ColumnMapping, progress: ProgressReporter
-    ) -> None:
+    def __init__(self, options: PushOptions, source: SourceFile, progress: ProgressReporter) -> None:
         self.options = options
         self.source = source
-        self.mapper = RowMapper(
-            mapping, project=options.project, dataset=options.dataset, parse_json=options.parse_json
-        )
         self.progress = progress
+        self.mapper = self._mapper(self._mapping(check=source.columns_complete))
         self.summary = PushSummary(
             file=str(options.file),
             project=options.project,
             dataset=options.dataset,
             dataset_id=None,
-            unmapped_columns=[column for column in source.columns if column not in mapping.columns()],
             dry_run=options.dry_run,
         )
+        self._opened = _identity(options.file)
 
     def dry_run(self, started: float) -> PushSummary:
         with ExitStack() as stack:
-            task = stack.enter_context(closing(self.progress.task(f"validate {self.options.file.name}")))
-            events = self._events(self._problem_handler(stack), task, counted=True)
-            self.summary.batches = sum(1 for _ in batches(events, max_rows=self.options.batch_rows))
+            ids, batch_count = self._scan(stack)
+            # Rows left out as duplicates shift the batches: only then count them over again.
+            self.summary.batches = (
+                sum(1 for _ in self._batches(ids)) if self.summary.rows_duplicate else batch_count
+            )
         return self._finish(started)
 
     def push(self, client: BraintrustClient, started: float) -> PushSummary:
         dataset = _find_dataset(client, self.options)
         if dataset is not None and not self.options.force and self._already_pushed(dataset):
             return self._finish(started)
-        valid_rows = self._validate() if self.options.on_error is OnError.FAIL else None
-        dataset = dataset or _create_dataset(client, self.options)
-        self.summary.dataset_id = dataset.id
-        key = checkpoint_key(self.options.file, dataset.id, self.options.batch_shaping())
-        with locked_checkpoint(
-            self.options.state_dir, key, self.options.file, force=self.options.force
-        ) as checkpoint:
+        with ExitStack() as stack:
+            ids, _ = self._scan(stack)
+            dataset = dataset or _create_dataset(client, self.options)
+            self.summary.dataset_id = dataset.id
+            key = checkpoint_key(self.options.file, dataset.id, self.options.batch_shaping())
+            checkpoint = stack.enter_context(
+                locked_checkpoint(self.options.state_dir, key, self.options.file, force=self.options.force)
+            )
             if checkpoint.complete:
                 self.summary.already_complete = True
                 return self._finish(started)
             retries_before = client.stats.retries
             try:
-                self._send(client, dataset.id, checkpoint, valid_rows)
+                self._send(client, dataset.id, checkpoint, ids)
             finally:
                 self.summary.retries = client.stats.retries - retries_before
             checkpoint.mark_complete()
@@ -238,30 +276,97 @@ class _PushRun:
             self.summary.already_complete = checkpoint.complete
         return checkpoint.complete
 
-    def _validate(self) -> int:
-        """Read the whole file once, failing on its first invalid row before anything is created or sent."""
-        with closing(self.progress.task(f"validate {self.options.file.name}")) as task:
-            return sum(1 for _ in self._events(self._fail, task))
+    def _scan(self, stack: ExitStack) -> tuple[IdIndex, int]:
+        """Read the whole file once, before anything is created or sent: validate, learn columns, index ids.
+
+        Returns the index of ids and how many batches the valid rows make if no id repeats.
+
+        With `on_error="fail"` the first invalid row stops the push; with "skip" invalid rows go
+        to the rejects file. JSON rows show their keys only as they are read: when keys first
+        seen late change the mapping (`--expected k` for a key of row 5,000, say), the file is
+        read again with the complete mapping, so no row is checked against a partial one.
+        """
+        ids = stack.enter_context(IdIndex())
+        rejects = self._rejects(stack)
+        while True:
+            with closing(self.progress.task(f"validate {self.options.file.name}")) as task:
+                indexed = self._indexed(ids, rejects.write if rejects else self._fail, task)
+                batch_count = sum(1 for _ in batches(indexed, max_rows=self.options.batch_rows))
+            mapping = self._mapping(check=True)
+            if mapping == self.mapper.mapping:
+                break
+            self.mapper = self._mapper(mapping)
+            self.summary.rows_read = self.summary.rows_skipped = 0
+            ids.clear()
+            if rejects:
+                rejects.restart()
+        self._report(mapping, ids.duplicates())
+        return ids, batch_count
+
+    def _indexed(
+        self, ids: IdIndex, on_problem: Callable[[int, RowProblem], None], task: ProgressTask
+    ) -> Iterator[tuple[int, bytes]]:
+        for number, event in self._events(on_problem, task, counted=True):
+            ids.add(number, event.id)
+            yield number, event.json
+
+    def _report(self, mapping: ColumnMapping, duplicates: Duplicates) -> None:
+        name = self.options.file.name
+        summary = self.summary
+        summary.unmapped_columns = [
+            column for column in self.source.columns if column not in mapping.columns()
+        ]
+        summary.id_column = mapping.id
+        summary.rows_duplicate = duplicates.rows
+        if mapping.id is None:
+            summary.warnings.append(
+                f"{name} has no id column, so each row's id is a hash of its content: a row edited "
+                "since an earlier push is stored as a new row beside the old one "
+                "(name an id column with --id-column)"
+            )
+        if duplicates.rows:
+            rows = ", ".join(map(str, duplicates.example_rows))
+            summary.warnings.append(
+                printable(
+                    f"{duplicates.rows:,} rows of {name} were not sent: a later row has the same id, "
+                    f'and the last one wins (e.g. id "{duplicates.example_id}" on rows {rows})'
+                )
+            )
+
+    def _batches(self, ids: IdIndex) -> Iterator[Batch]:
+        """The batches to send: valid rows in file order, each id only from its last row."""
+        superseded = ids.superseded_rows()
+        next_superseded = next(superseded, None)
+
+        def last_of_each_id() -> Iterator[tuple[int, bytes]]:
+            nonlocal next_superseded
+            # Problems were reported by the scan; the file did not change since (see `_send`).
+            for number, event in self._events(lambda _number, _problem: None):
+                if number == next_superseded:
+                    next_superseded = next(superseded, None)
+                else:
+                    yield number, event.json
+            self._check_unchanged()
+
+        return batches(last_of_each_id(), max_rows=self.options.batch_rows)
 
     def _send(
-        self, client: BraintrustClient, dataset_id: str, checkpoint: PushCheckpoint, valid_rows: int | None
+        self, client: BraintrustClient, dataset_id: str, checkpoint: PushCheckpoint, ids: IdIndex
     ) -> None:
-        with ExitStack() as stack:
-            task = stack.enter_context(
-                closing(self.progress.task(f"push {self.options.file.name}", valid_rows))
-            )
-            events = self._events(self._problem_handler(stack), counted=True)
+        summary = self.summary
+        to_send = summary.rows_read - summary.rows_skipped - summary.rows_duplicate
+        with closing(self.progress.task(f"push {self.options.file.name}", to_send)) as task:
             try:
                 with _Sender(client, dataset_id, self.options, checkpoint, self._on_ack(task)) as sender:
-                    for batch in batches(events, max_rows=self.options.batch_rows):
-                        self.summary.batches += 1
+                    for batch in self._batches(ids):
+                        summary.batches += 1
                         if checkpoint.is_acked(batch.number):
-                            self.summary.rows_resumed += len(batch.events)
+                            summary.rows_resumed += len(batch.events)
                             task.advance(rows=len(batch.events))
                         else:
                             sender.submit(batch)
             except ApiError as error:
-                acknowledged = self.summary.rows_sent + self.summary.rows_resumed
+                acknowledged = summary.rows_sent + summary.rows_resumed
                 if not acknowledged:
                     raise
                 raise type(error)(
@@ -269,6 +374,19 @@ class _PushRun:
                     "rerun the same command to send the rest.",
                     status=error.status,
                 ) from error
+
+    def _check_unchanged(self) -> None:
+        """Refuse to finish a push of a file rewritten since it was opened: its rows may not be the ones sent.
+
+        Checked once the file was read through, not per batch: a stat call costs little, but the
+        GIL it gives up can take milliseconds to win back from the sender threads. The push then
+        fails before its checkpoint is marked complete, and a rerun sends the new file afresh.
+        """
+        if _identity(self.options.file) != self._opened:
+            raise PushError(
+                f"{self.options.file.name} changed while it was pushed; push it again "
+                "(rows already sent are replaced by id, not duplicated)"
+            )
 
     def _on_ack(self, task: ProgressTask) -> Callable[[Batch, int], None]:
         def on_ack(batch: Batch, splits: int) -> None:
@@ -284,8 +402,8 @@ class _PushRun:
         on_problem: Callable[[int, RowProblem], None],
         task: ProgressTask | None = None,
         counted: bool = False,
-    ) -> Iterator[tuple[int, bytes]]:
-        """Yield `(row number, serialised event)` for every valid row, handing problems to `on_problem`."""
+    ) -> Iterator[tuple[int, Event]]:
+        """Yield `(row number, event)` for every valid row, handing problems to `on_problem`."""
         for chunk in self.source.chunks():
             if counted:
                 self.summary.rows_read += len(chunk.rows)
@@ -302,30 +420,70 @@ class _PushRun:
     def _fail(self, number: int, problem: RowProblem) -> None:
         raise PushError(problem.describe(self.options.file.name, number))
 
-    def _problem_handler(self, stack: ExitStack) -> Callable[[int, RowProblem], None]:
-        """`_fail`, or with `on_error="skip"` a handler writing each problem to the rejects file."""
+    def _rejects(self, stack: ExitStack) -> _Rejects | None:
         if self.options.rejects is None:
-            return self._fail
-        rejects: IO[bytes] = stack.enter_context(self.options.rejects.open("wb"))
+            return None
+        try:
+            handle = stack.enter_context(self.options.rejects.open("wb"))
+        except OSError as error:
+            raise ConfigError(f"--rejects {self.options.rejects}: {error.strerror}") from None
+        return _Rejects(handle, self.options.file, self.summary)
 
-        def skip(number: int, problem: RowProblem) -> None:
-            self.summary.rows_skipped += 1
-            self.summary.rejects = str(self.options.rejects)
-            record = {
-                "file": str(self.options.file),
-                "row": number,
-                "column": problem.column,
-                "reason": problem.reason,
-                "values": problem.values,
-            }
-            # `default=str`: a row rejected because it has no JSON form must still reach the file.
-            rejects.write(orjson.dumps(record, default=str) + b"\n")
+    def _mapping(self, *, check: bool) -> ColumnMapping:
+        options = self.options
+        return resolve_mapping(
+            options.file.name,
+            self.source.columns,
+            id_column=options.id_column,
+            input_columns=options.input,
+            expected_columns=options.expected,
+            metadata_columns=options.metadata,
+            tags_column=options.tags,
+            check=check,
+        )
 
-        return skip
+    def _mapper(self, mapping: ColumnMapping) -> RowMapper:
+        options = self.options
+        return RowMapper(
+            mapping, project=options.project, dataset=options.dataset, parse_json=options.parse_json
+        )
 
     def _finish(self, started: float) -> PushSummary:
         self.summary.seconds = round(time.monotonic() - started, 3)
         return self.summary
+
+
+class _Rejects:
+    """The rejects file: one JSON line per invalid row, with where and why."""
+
+    def __init__(self, handle: IO[bytes], file: Path, summary: PushSummary) -> None:
+        self._handle = handle
+        self._file = str(file)
+        self._summary = summary
+        summary.rejects = str(handle.name)
+
+    def write(self, number: int, problem: RowProblem) -> None:
+        self._summary.rows_skipped += 1
+        record = {
+            "file": self._file,
+            "row": number,
+            "column": problem.column,
+            "reason": problem.reason,
+            "values": problem.values,
+        }
+        # `default=str`: a row rejected because it has no JSON form must still reach the file.
+        self._handle.write(orjson.dumps(record, default=str) + b"\n")
+
+    def restart(self) -> None:
+        """Empty the file, for a scan that starts over."""
+        self._handle.seek(0)
+        self._handle.truncate()
+
+
+def _identity(file: Path) -> tuple[int, int, int]:
+    """What changes when a file is rewritten: its inode, size and modification time."""
+    stat = file.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 class _Sender:

@@ -1,0 +1,231 @@
+"""Python values with an exact JSON form from Arrow columns, for every Arrow type that has one.
+
+`to_pylist` alone fails on nanosecond timestamps and times ("install pandas"), and turns a map into
+a list of pairs. So each column's type is planned once, when a file is opened: a type without a
+JSON form is refused, naming why; nanosecond leaves, however deeply nested, are cast to integers in
+Arrow and written as ISO 8601 text with all nine digits; maps with text keys become objects, and a
+map that repeats a key is a bad value rather than a silently dropped entry. Decimals stay
+`Decimal`s, which `map.py` writes as exact JSON numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+# What reading a value can raise: text that is not UTF-8 (a ValueError), a map repeating a key
+# (KeyError), a date outside Python's range (ValueError or OverflowError).
+VALUE_ERRORS = (ValueError, KeyError, OverflowError)
+
+_EPOCH = datetime(1970, 1, 1)
+# Arrow's canonical extension types whose `to_pylist` values orjson writes: UUIDs, JSON text, booleans.
+_FINAL_EXTENSIONS = frozenset({"arrow.uuid", "arrow.json", "arrow.bool8"})
+_SECONDS_END_IN_TIMESTAMP = len("YYYY-MM-DDTHH:MM:SS")
+_SECONDS_END_IN_TIME = len("HH:MM:SS")
+
+Fix = Callable[[Any], Any]
+
+
+class NoJsonForm(Exception):
+    """A type whose values have no faithful JSON form; the message says what to cast it to."""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnPlan:
+    """How to turn one column into Python values.
+
+    Args:
+        arrow_type: the type to cast the column to before `to_pylist`.
+        fix: applied to each non-null value `to_pylist` returns, or None when they are final.
+    """
+
+    arrow_type: pa.DataType
+    fix: Fix | None = None
+
+
+def plan_column(data_type: pa.DataType) -> ColumnPlan:
+    """Plan the conversion of a column of `data_type`.
+
+    Raises:
+        NoJsonForm: the type has no faithful JSON form.
+    """
+    if pa.types.is_timestamp(data_type) and data_type.unit == "ns":
+        return ColumnPlan(pa.int64(), _nanosecond_timestamp(data_type.tz))
+    if pa.types.is_time64(data_type) and data_type.unit == "ns":
+        return ColumnPlan(pa.int64(), _nanosecond_time)
+    if pa.types.is_dictionary(data_type):
+        inner = plan_column(data_type.value_type)
+        return ColumnPlan(data_type) if _as_is(inner, data_type.value_type) else inner
+    for is_list, list_type in _LIST_TYPES:
+        if is_list(data_type):
+            inner = plan_column(data_type.value_type)
+            if _as_is(inner, data_type.value_type):
+                return ColumnPlan(data_type)
+            value_field = data_type.value_field.with_type(inner.arrow_type)
+            return ColumnPlan(list_type(value_field, data_type), _each(inner))
+    if pa.types.is_list_view(data_type) or pa.types.is_large_list_view(data_type):
+        if not _as_is(plan_column(data_type.value_type), data_type.value_type):
+            raise NoJsonForm("Arrow cannot convert the values of a list view; cast it to a list")
+        return ColumnPlan(data_type)
+    if pa.types.is_struct(data_type):
+        return _plan_struct(data_type)
+    if pa.types.is_map(data_type):
+        return _plan_map(data_type)
+    if _is_final(data_type):
+        return ColumnPlan(data_type)
+    raise NoJsonForm(_why_not(data_type))
+
+
+def python_rows(batch: pa.RecordBatch, plans: list[ColumnPlan]) -> list[dict[str, Any]]:
+    """The rows of `batch` as dicts of JSON-ready values, following `plans` (one per column).
+
+    Raises:
+        ValueError, KeyError, OverflowError: a value cannot be converted (see `VALUE_ERRORS`).
+    """
+    columns = [
+        column if plan.arrow_type.equals(column.type) else column.cast(plan.arrow_type)
+        for column, plan in zip(batch.columns, plans, strict=True)
+    ]
+    rows: list[dict[str, Any]] = pa.RecordBatch.from_arrays(columns, batch.schema.names).to_pylist(
+        maps_as_pydicts="strict"
+    )
+    for name, plan in zip(batch.schema.names, plans, strict=True):
+        if plan.fix is not None:
+            fix = plan.fix
+            for row in rows:
+                if (value := row[name]) is not None:
+                    row[name] = fix(value)
+    return rows
+
+
+def _as_is(plan: ColumnPlan, data_type: pa.DataType) -> bool:
+    return plan.fix is None and plan.arrow_type.equals(data_type)
+
+
+_LIST_TYPES: tuple[tuple[Callable[[pa.DataType], bool], Callable[[pa.Field, Any], pa.DataType]], ...] = (
+    (pa.types.is_list, lambda field, _: pa.list_(field)),
+    (pa.types.is_large_list, lambda field, _: pa.large_list(field)),
+    (pa.types.is_fixed_size_list, lambda field, original: pa.list_(field, original.list_size)),
+)
+
+
+def _each(inner: ColumnPlan) -> Fix | None:
+    fix = inner.fix
+    if fix is None:
+        return None
+    return lambda values: [None if value is None else fix(value) for value in values]
+
+
+def _plan_struct(data_type: pa.StructType) -> ColumnPlan:
+    names = [field.name for field in data_type]
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated is not None:
+        raise NoJsonForm(f'it has two fields named "{repeated}", and a JSON object keeps only one')
+    plans = {field.name: plan_column(field.type) for field in data_type}
+    if all(_as_is(plans[field.name], field.type) for field in data_type):
+        return ColumnPlan(data_type)
+    fixes = {name: plan.fix for name, plan in plans.items() if plan.fix is not None}
+
+    def fix(value: dict[str, Any]) -> dict[str, Any]:
+        for name, fix_field in fixes.items():
+            if value[name] is not None:
+                value[name] = fix_field(value[name])
+        return value
+
+    fields = [field.with_type(plans[field.name].arrow_type) for field in data_type]
+    return ColumnPlan(pa.struct(fields), fix if fixes else None)
+
+
+def _plan_map(data_type: pa.MapType) -> ColumnPlan:
+    key_type = data_type.key_type
+    if not (pa.types.is_string(key_type) or pa.types.is_large_string(key_type)):
+        raise NoJsonForm(f"a map with {key_type} keys has no JSON object form; cast its keys to string")
+    inner = plan_column(data_type.item_type)
+    if _as_is(inner, data_type.item_type):
+        return ColumnPlan(data_type)
+    fix = inner.fix
+    arrow_type = pa.map_(data_type.key_field, data_type.item_field.with_type(inner.arrow_type))
+    if fix is None:
+        return ColumnPlan(arrow_type)
+    return ColumnPlan(
+        arrow_type, lambda value: {key: None if item is None else fix(item) for key, item in value.items()}
+    )
+
+
+def _is_final(data_type: pa.DataType) -> bool:
+    """Whether `to_pylist` gives values orjson writes faithfully (it writes dates, times and UUIDs)."""
+    if isinstance(data_type, pa.BaseExtensionType):
+        return data_type.extension_name in _FINAL_EXTENSIONS
+    return any(
+        check(data_type)
+        for check in (
+            pa.types.is_null,
+            pa.types.is_boolean,
+            pa.types.is_integer,
+            pa.types.is_floating,
+            pa.types.is_decimal,
+            pa.types.is_string,
+            pa.types.is_large_string,
+            pa.types.is_string_view,
+            pa.types.is_date,
+            pa.types.is_timestamp,
+            pa.types.is_time,
+        )
+    )
+
+
+def _why_not(data_type: pa.DataType) -> str:
+    if any(
+        check(data_type)
+        for check in (
+            pa.types.is_binary,
+            pa.types.is_large_binary,
+            pa.types.is_binary_view,
+            pa.types.is_fixed_size_binary,
+        )
+    ):
+        return "binary data has no JSON form; cast it to string if it holds text"
+    if pa.types.is_duration(data_type) or pa.types.is_interval(data_type):
+        return "a duration has no single JSON form; cast it to an integer count of a unit, or to string"
+    return "it has no JSON form; cast it to a string or number column"
+
+
+def _nanosecond_timestamp(tz: str | None) -> Fix:
+    # pyarrow's own time zone object, so the text is what a microsecond column of the zone gives.
+    zone = None if tz is None else pa.scalar(0, pa.timestamp("us", tz)).as_py().tzinfo
+
+    def text(nanoseconds: int) -> str:
+        microseconds, rest = divmod(nanoseconds, 1000)
+        moment = _EPOCH + timedelta(microseconds=microseconds)
+        if zone is not None:
+            moment = moment.replace(tzinfo=UTC).astimezone(zone)
+        return _with_nanoseconds(orjson.dumps(moment), _SECONDS_END_IN_TIMESTAMP, rest)
+
+    return text
+
+
+def _nanosecond_time(nanoseconds: int) -> str:
+    microseconds, rest = divmod(nanoseconds, 1000)
+    moment = (datetime.min + timedelta(microseconds=microseconds)).time()
+    return _with_nanoseconds(orjson.dumps(moment), _SECONDS_END_IN_TIME, rest)
+
+
+def _with_nanoseconds(written: bytes, seconds_end: int, rest: int) -> str:
+    """Add the digits below a microsecond to a time orjson wrote as a JSON string.
+
+    Without such digits the text is orjson's own, so a nanosecond column holding whole
+    microseconds gives exactly what a microsecond column does (and the same derived ids).
+    """
+    text = written[1:-1].decode()
+    if not rest:
+        return text
+    head, tail = text[:seconds_end], text[seconds_end:]
+    microseconds = "000000"
+    if tail.startswith("."):
+        microseconds, tail = tail[1:7], tail[7:]
+    return f"{head}.{microseconds}{rest:03d}{tail}"

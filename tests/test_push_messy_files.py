@@ -1,0 +1,528 @@
+"""Pushing the files people really have: mislabelled, oddly typed, repeated, edited; and risky rejects paths.
+
+Every test runs the real CLI or `push_file` against the real emulator and looks at what the
+emulator stored, the files on disk, the exit code and the one-line message.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from connector.api.client import BraintrustClient
+from connector.emulator import Emulator, ListQuery
+from connector.errors import PushError
+from connector.progress import NullProgress
+from connector.push.run import PushOptions, PushSummary, push_file
+from tests.test_push_cli import push_process, run_cli
+
+PROJECT, DATASET = "messy", "files"
+
+
+@pytest.fixture
+def push(push_client: BraintrustClient, tmp_path: Path) -> Any:
+    """Push a file with the given options into PROJECT/DATASET, checkpointing under tmp_path."""
+
+    def run(file: Path, **options: Any) -> PushSummary:
+        settings = {"project": PROJECT, "dataset": DATASET, "state_dir": tmp_path / "state"} | options
+        return push_file(push_client, PushOptions(file=file, **settings), NullProgress())
+
+    return run
+
+
+def stored(emulator: Emulator) -> dict[str, dict[str, Any]]:
+    """The dataset's live rows by id."""
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name=PROJECT, name=DATASET))
+    return {row["id"]: row for row in emulator.store.live_rows("dataset", dataset["id"])}
+
+
+def nothing_created(emulator: Emulator) -> bool:
+    return emulator.store.list_objects("project", ListQuery()) == [] and not emulator.stats.rows_inserted
+
+
+def cli(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], path: Path, *args: str
+) -> tuple[int, str, str]:
+    code, out, err = run_cli(
+        emulator, tmp_path, capsys, str(path), "--project", PROJECT, "--dataset", DATASET, *args
+    )
+    # One line at most on stderr per message, never a raw control byte.
+    assert not [c for c in err if c < " " and c != "\n"], err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    return code, out, err
+
+
+def jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(row) + b"\n" for row in rows))
+    return path
+
+
+# 11. --rejects and --state-dir are checked before anything is created or written ----------------------
+
+
+def rejects_naming_the_input(tmp_path: Path, how: str) -> tuple[Path, str]:
+    data = tmp_path / "data.csv"
+    if how == "same path":
+        return data, str(data)
+    if how == "another spelling":
+        return data, str(tmp_path / ".." / tmp_path.name / "data.csv")
+    link = tmp_path / "link.jsonl"
+    if how == "hard link":
+        os.link(data, link)
+    else:
+        link.symlink_to(data)
+    return data, str(link)
+
+
+@pytest.mark.parametrize("how", ["same path", "another spelling", "hard link", "symlink"])
+def test_rejects_naming_the_input_file_is_refused_and_the_input_is_kept(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
+) -> None:
+    content = b"input,expected\nq,a\n[bad,b\n"
+    (tmp_path / "data.csv").write_bytes(content)
+    data, rejects = rejects_naming_the_input(tmp_path, how)
+    code, out, err = cli(emulator, tmp_path, capsys, data, "--on-error", "skip", "--rejects", rejects)
+    assert (code, out) == (2, "")
+    assert (
+        err
+        == f"bt-sync: error: --rejects {rejects} is the input file; writing rejects there would destroy it\n"
+    )
+    assert data.read_bytes() == content
+    assert nothing_created(emulator)
+
+
+@pytest.mark.parametrize(
+    ("rejects", "message"),
+    [
+        ("missing/rejects.jsonl", "--rejects {tmp}/missing/rejects.jsonl: no such directory {tmp}/missing"),
+        ("", "--rejects {tmp} is a directory; name a file"),
+    ],
+)
+def test_a_rejects_path_that_cannot_be_written_is_one_line_before_anything_is_created(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], rejects: str, message: str
+) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("input\nq\n")
+    path = str(tmp_path / rejects) if rejects else str(tmp_path)
+    code, out, err = cli(emulator, tmp_path, capsys, data, "--on-error", "skip", "--rejects", path)
+    assert (code, out, err) == (2, "", f"bt-sync: error: {message.format(tmp=tmp_path)}\n")
+    assert nothing_created(emulator)
+
+
+def test_a_state_dir_that_is_a_file_is_refused_before_anything_is_created(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("input\nq\n")
+    with pytest.raises(Exception, match=r"--state-dir .*data\.csv/state: .*data\.csv is not a directory"):
+        push(data, state_dir=data / "state")
+    assert nothing_created(emulator)
+
+
+# 12. JSON keys first seen late ---------------------------------------------------------------------------
+
+
+def late_key_rows() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [{"id": str(n), "input": f"q{n}"} for n in range(1500)]
+    for n in (1200, 1499):
+        rows[n] |= {"expected": f"a{n}", "note": "late"}
+    return rows
+
+
+def test_a_jsonl_key_first_seen_after_the_first_chunk_is_sent(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    summary = push(jsonl(tmp_path / "late.jsonl", late_key_rows()), batch_rows=300)
+    assert (summary.rows_sent, summary.unmapped_columns) == (1500, ["note"])
+    rows = stored(emulator)
+    assert (rows["1200"]["expected"], rows["1499"]["expected"], rows["7"].get("expected")) == (
+        "a1200",
+        "a1499",
+        None,
+    )
+
+
+def test_a_flag_naming_a_late_jsonl_key_finds_it(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = jsonl(tmp_path / "late.jsonl", late_key_rows())
+    code, out, _ = cli(emulator, tmp_path, capsys, path, "--expected", "note", "--metadata", "expected")
+    assert code == 0 and out.startswith("pushed 1,500 rows")
+    row = stored(emulator)["1200"]
+    assert (row["expected"], row["metadata"]) == ("late", {"expected": "a1200"})
+    code, _, err = cli(emulator, tmp_path, capsys, path, "--expected", "nowhere")
+    assert (code, err) == (
+        1,
+        'bt-sync: error: late.jsonl: no column "nowhere" (from --expected); '
+        "the file has columns: id, input, expected, note\n",
+    )
+
+
+# 13. Repeated column names ------------------------------------------------------------------------------
+
+
+def test_a_csv_header_repeating_a_name_is_refused(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("input,expected,input\nq,a,r\n")
+    code, _, err = cli(emulator, tmp_path, capsys, path)
+    assert (code, err) == (
+        1,
+        'bt-sync: error: dup.csv: more than one column is named "input"; rename them so none is lost\n',
+    )
+    assert nothing_created(emulator)
+
+
+def test_parquet_columns_or_struct_fields_repeating_a_name_are_refused(tmp_path: Path, push: Any) -> None:
+    columns = pa.table({"input": ["q"], "expected": ["a"]}).rename_columns(["input", "input"])
+    pq.write_table(columns, tmp_path / "dup.parquet")
+    with pytest.raises(PushError, match=r'^dup\.parquet: more than one column is named "input"'):
+        push(tmp_path / "dup.parquet")
+
+    struct = pa.StructArray.from_arrays([pa.array([1]), pa.array([2])], names=["k", "k"])
+    pq.write_table(pa.table({"input": struct}), tmp_path / "nested.parquet")
+    with pytest.raises(PushError, match=r'column "input": .*it has two fields named "k"'):
+        push(tmp_path / "nested.parquet")
+
+
+# 14. Rows sharing an id: the last one wins, and the summary says so ------------------------------------
+
+
+def test_the_last_row_with_an_id_wins_and_the_duplicates_are_reported(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = ["id,input"] + [f"r{n},first {n}" for n in range(200)]
+    lines[1 + 150] = "r3,second 3"  # row 151 repeats the id of row 4, three batches later
+    path = tmp_path / "dup.csv"
+    path.write_text("\n".join(lines) + "\n")
+    code, out, err = cli(emulator, tmp_path, capsys, path, "--batch-rows", "40", "--json")
+    summary = orjson.loads(out)
+    assert code == 0
+    assert (summary["rows_read"], summary["rows_sent"], summary["rows_duplicate"]) == (200, 199, 1)
+    assert err == (
+        "bt-sync: warning: 1 rows of dup.csv were not sent: a later row has the same id, "
+        'and the last one wins (e.g. id "r3" on rows 4, 151)\n'
+    )
+    rows = stored(emulator)
+    assert (len(rows), rows["r3"]["input"]) == (199, "second 3")
+    assert emulator.stats.rows_inserted[summary["dataset_id"]] == 199
+
+
+def test_jsonl_ids_1_and_quoted_1_are_one_id(emulator: Emulator, tmp_path: Path, push: Any) -> None:
+    path = jsonl(tmp_path / "ids.jsonl", [{"id": 1, "input": "number"}, {"id": "1", "input": "text"}])
+    summary = push(path)
+    assert (summary.rows_sent, summary.rows_duplicate) == (1, 1)
+    assert summary.warnings == [
+        "1 rows of ids.jsonl were not sent: a later row has the same id, and the last one wins "
+        '(e.g. id "1" on rows 1, 2)'
+    ]
+    assert stored(emulator)["1"]["input"] == "text"
+
+
+def test_a_dry_run_counts_duplicates_and_the_batches_without_them(tmp_path: Path) -> None:
+    path = jsonl(tmp_path / "d.jsonl", [{"id": n % 30, "input": n} for n in range(90)])
+    options = PushOptions(file=path, project=PROJECT, dataset=DATASET, batch_rows=20, dry_run=True)
+    summary = push_file(None, options, NullProgress())
+    assert (summary.rows_read, summary.rows_duplicate, summary.batches) == (90, 60, 2)
+
+
+def test_a_resumed_push_of_a_file_with_duplicates_stores_the_last_rows(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    from connector.emulator import FaultRule
+    from connector.errors import ServerUnavailable
+
+    path = jsonl(tmp_path / "d.jsonl", [{"id": n % 50, "input": n} for n in range(120)])
+    emulator.faults.add(FaultRule(kind="status", route="/insert", status=503, times=None, after=1))
+    with pytest.raises(ServerUnavailable):
+        push(path, batch_rows=10, concurrency=1)
+    emulator.faults.clear()
+    summary = push(path, batch_rows=10, concurrency=1)
+    assert (summary.rows_resumed + summary.rows_sent, summary.rows_duplicate) == (50, 70)
+    assert {int(i): row["input"] for i, row in stored(emulator).items()} == {n % 50: n for n in range(120)}
+
+
+# 15. Arrow types: nanoseconds and every other type with a JSON form -----------------------------------
+
+
+def test_nanosecond_times_and_other_arrow_types_arrive_exactly(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    ns = 1_700_000_000_123_456_789
+    whole_us = 1_700_000_000_123_456_000
+    key = uuid.UUID(int=7)
+    table = pa.table(
+        {
+            "id": ["a", "b"],
+            "naive": pa.array([ns, -1], pa.timestamp("ns")),
+            "zoned": pa.array([ns, whole_us], pa.timestamp("ns", "Europe/Paris")),
+            "micro": pa.array([whole_us // 1000] * 2, pa.timestamp("us", "Europe/Paris")),
+            "clock": pa.array([45_296_000_000_001, 0], pa.time64("ns")),
+            "many": pa.array([[ns, None], None], pa.list_(pa.timestamp("ns"))),
+            "nested": pa.array(
+                [{"at": ns, "n": 1}, {"at": None, "n": 2}],
+                pa.struct([("at", pa.timestamp("ns")), ("n", pa.int8())]),
+            ),
+            "by_name": pa.array([[("x", ns)], []], pa.map_(pa.string(), pa.timestamp("ns", "UTC"))),
+            "price": pa.array([Decimal("12.30"), Decimal("-0.001")], pa.decimal128(10, 3)),
+            "key": pa.array([key.bytes, key.bytes], pa.uuid()),
+            "half": pa.array([1.5, None], pa.float16()),
+        }
+    )
+    pq.write_table(table, tmp_path / "types.parquet")
+    columns = [name for name in table.column_names if name != "id"]
+    push(tmp_path / "types.parquet", input=tuple(columns))
+    rows = stored(emulator)
+    assert rows["a"]["input"] == {
+        "naive": "2023-11-14T22:13:20.123456789",
+        "zoned": "2023-11-14T23:13:20.123456789+01:00",
+        "micro": "2023-11-14T23:13:20.123456+01:00",
+        "clock": "12:34:56.000000001",
+        "many": ["2023-11-14T22:13:20.123456789", None],
+        "nested": {"at": "2023-11-14T22:13:20.123456789", "n": 1},
+        "by_name": {"x": "2023-11-14T22:13:20.123456789+00:00"},
+        "price": 12.3,
+        "key": str(key),
+        "half": 1.5,
+    }
+    b = rows["b"]["input"]
+    # Whole microseconds read the same from a nanosecond column as from a microsecond one.
+    assert b["zoned"] == b["micro"] == rows["a"]["input"]["micro"]
+    assert (b["naive"], b["clock"], b["nested"], b["by_name"], b["price"]) == (
+        "1969-12-31T23:59:59.999999999",
+        "00:00:00",
+        {"at": None, "n": 2},
+        {},
+        -0.001,
+    )
+    assert datetime.fromisoformat(b["micro"]).astimezone(UTC).year == 2023
+
+
+def test_a_type_without_a_json_form_is_one_line_naming_the_column(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pq.write_table(
+        pa.table({"input": ["q"], "wait": pa.array([5], pa.duration("s"))}), tmp_path / "d.parquet"
+    )
+    code, _, err = cli(emulator, tmp_path, capsys, tmp_path / "d.parquet")
+    assert (code, err) == (
+        1,
+        'bt-sync: error: d.parquet, column "wait": type duration[s] cannot be sent as JSON: a duration has '
+        "no single JSON form; cast it to an integer count of a unit, or to string\n",
+    )
+    assert nothing_created(emulator)
+
+
+def test_a_map_repeating_a_key_is_a_bad_row_not_a_lost_entry(tmp_path: Path, push: Any) -> None:
+    maps = pa.array([[("k", 1)], [("k", 1), ("k", 2)]], pa.map_(pa.string(), pa.int64()))
+    pq.write_table(pa.table({"input": maps}), tmp_path / "m.parquet")
+    rejects = tmp_path / "rejects.jsonl"
+    summary = push(tmp_path / "m.parquet", on_error="skip", rejects=rejects)
+    assert (summary.rows_sent, summary.rows_skipped) == (1, 1)
+    (rejected,) = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert (rejected["row"], rejected["column"]) == (2, "input")
+    assert rejected["reason"].startswith("a map holds the same key twice")
+
+
+# 16. Files whose name says something else than their bytes ---------------------------------------------
+
+
+def test_compressed_files_are_read_whatever_their_name(emulator: Emulator, tmp_path: Path, push: Any) -> None:
+    (tmp_path / "gz.csv").write_bytes(gzip.compress(b"id,input\n1,from gzip\n"))
+    (tmp_path / "bz.jsonl").write_bytes(bz2.compress(b'{"id": "2", "input": "from bzip2"}\n'))
+    (tmp_path / "plain.csv.gz").write_bytes(b"id,input\n3,not compressed at all\n")
+    with pa.output_stream(str(tmp_path / "zstd.csv"), compression="zstd") as stream:
+        stream.write(b"id,input\n4,from zstd\n")
+    for name in ("gz.csv", "bz.jsonl", "plain.csv.gz", "zstd.csv"):
+        push(tmp_path / name)
+    assert {i: row["input"] for i, row in stored(emulator).items()} == {
+        "1": "from gzip",
+        "2": "from bzip2",
+        "3": "not compressed at all",
+        "4": "from zstd",
+    }
+
+
+def test_a_parquet_file_named_csv_is_read_as_parquet(emulator: Emulator, tmp_path: Path, push: Any) -> None:
+    pq.write_table(pa.table({"id": ["p"], "input": [{"q": 1}]}), tmp_path / "export.csv")
+    assert push(tmp_path / "export.csv").rows_sent == 1
+    assert stored(emulator)["p"]["input"] == {"q": 1}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "args", "message"),
+    [
+        (
+            "d.parquet.gz",
+            "parquet+gzip",
+            (),
+            "d.parquet.gz is a gzip-compressed Parquet file; decompress it first",
+        ),
+        (
+            "d.csv",
+            "parquet",
+            ("--format", "jsonl"),
+            "d.csv is a Parquet file, not JSON Lines; pass --format parquet",
+        ),
+        (
+            "d.parquet",
+            b"id,input\n1,q\n",
+            (),
+            "d.parquet is not a Parquet file: it is text; pass --format csv",
+        ),
+        (
+            "d.parquet",
+            gzip.compress(b"id,input\n"),
+            (),
+            "d.parquet is not a Parquet file: it is gzip-compressed text",
+        ),
+        (
+            "d.csv",
+            b"PK\x03\x04\x14\x00\x06\x00",
+            (),
+            "d.csv is a ZIP archive (an .xlsx workbook?), not UTF-8 CSV",
+        ),
+        ("d.csv", "input\nq\n".encode("utf-16"), (), "d.csv is UTF-16 text, not UTF-8 CSV text"),
+        (
+            "d.jsonl",
+            b'{"a"\x00\x01\x1b[31m',
+            (),
+            "d.jsonl is a binary file or UTF-16 text (it holds NUL bytes)",
+        ),
+    ],
+)
+def test_a_mislabelled_file_says_what_it_is_in_one_clean_line(
+    emulator: Emulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: bytes | str,
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    path = tmp_path / name
+    if isinstance(content, str):
+        pq.write_table(pa.table({"input": ["q"]}), path)
+        if content == "parquet+gzip":
+            path.write_bytes(gzip.compress(path.read_bytes()))
+    else:
+        path.write_bytes(content)
+    code, out, err = cli(emulator, tmp_path, capsys, path, *args)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"bt-sync: error: {message}") and err.count("\n") == 1
+    assert nothing_created(emulator)
+
+
+def test_control_bytes_from_a_file_are_escaped_in_messages(emulator: Emulator, tmp_path: Path) -> None:
+    # A malformed row that is not UTF-8 either: pyarrow fails decoding it before calling our handler.
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"input,expected\nq,a\nx,\xff\x1b[2J,z\n")
+    # A real process: pytest would catch what pyarrow prints on its own ("Exception ignored ...").
+    process = push_process(emulator, path, tmp_path / "state")
+    out, err = process.communicate(timeout=60)
+    assert (process.returncode, out) == (1, b"")
+    assert err.startswith(b"bt-sync: error: d.csv: cannot read it (CSV parse error: Row #3: Expected 2 ")
+    assert err.endswith(b"\\x1b[2J,z)\n") and err.count(b"\n") == 1
+    assert not [byte for byte in err[:-1] if byte < 0x20]
+
+
+# 17. JSON arrays, pretty-printed JSON, and files that are not JSON Lines -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (b'[{"input": 1}, {"input": 2}]\n', "it is a JSON array"),
+        (b'{\n  "input": 1\n}\n', "invalid JSON (unexpected end of data at char 1)"),
+        (
+            b'{"input": 1}\r{"input": 2}\r',
+            "its lines end with a lone CR (\\r), and JSON Lines needs LF or CRLF",
+        ),
+        (b'"just text"\n', "it is text"),
+    ],
+)
+def test_a_file_that_is_not_json_lines_says_so(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, detail: str
+) -> None:
+    (tmp_path / "d.jsonl").write_bytes(content)
+    code, _, err = cli(emulator, tmp_path, capsys, tmp_path / "d.jsonl")
+    assert (code, err) == (
+        1,
+        f"bt-sync: error: d.jsonl line 1 is not a JSON object: {detail}. JSON Lines holds one object per "
+        "line; for a JSON array, or objects spread over several lines, pass --format json\n",
+    )
+    assert nothing_created(emulator)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'\xef\xbb\xbf[\n  {"id": "a", "input": 1.50, "expected": {"n": 12345678901234567890}},\n'
+        b'  {"id": "b", "input": [1e2], "tags": ["t"]}\n]\n',
+        b'{"id": "a",\n "input": 1.50, "expected": {"n": 12345678901234567890}}\r'
+        b'{"id": "b", "input": [1e2], "tags": ["t"]}',
+    ],
+    ids=["array", "objects one after another"],
+)
+def test_json_files_are_streamed_rows(emulator: Emulator, tmp_path: Path, push: Any, content: bytes) -> None:
+    path = tmp_path / "d.json"
+    path.write_bytes(gzip.compress(content))
+    summary = push(path, id_column="id")
+    assert (summary.rows_read, summary.rows_sent) == (2, 2)
+    rows = stored(emulator)
+    assert (rows["a"]["input"], rows["a"]["expected"], rows["b"]["input"], rows["b"]["tags"]) == (
+        1.5,
+        {"n": 12345678901234567890},
+        [100.0],
+        ["t"],
+    )
+
+
+def test_json_rows_that_are_not_objects_and_broken_json_are_reported(tmp_path: Path, push: Any) -> None:
+    path = tmp_path / "d.json"
+    path.write_bytes(b'[{"input": 1}, 2, {"input": 3}]')
+    rejects = tmp_path / "rejects.jsonl"
+    assert push(path, on_error="skip", rejects=rejects).rows_skipped == 1
+    assert orjson.loads(rejects.read_bytes())["reason"] == "expected a JSON object, found a number"
+
+    path.write_bytes(b'[{"input": 1}, {"input": }]')
+    with pytest.raises(PushError, match=r"^d\.json near row 2: invalid JSON \(parse error: unallowed token"):
+        push(path)
+
+
+# 18. Without an id column, an edited file leaves its old rows: say so ----------------------------------
+
+
+def test_no_id_column_is_a_warning_and_a_summary_field(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "qa.csv"
+    path.write_text("input,expected\nq,a\n")
+    code, out, err = cli(emulator, tmp_path, capsys, path, "--json")
+    assert code == 0
+    assert err == (
+        "bt-sync: warning: qa.csv has no id column, so each row's id is a hash of its content: "
+        "a row edited since an earlier push is stored as a new row beside the old one "
+        "(name an id column with --id-column)\n"
+    )
+    summary = orjson.loads(out)
+    assert (summary["id_column"], summary["warnings"]) == (
+        None,
+        [err.removeprefix("bt-sync: warning: ")[:-1]],
+    )
+
+    path.write_text("id,input,expected\n1,q,a\n")
+    code, out, err = cli(emulator, tmp_path, capsys, path, "--json")
+    assert (code, err, orjson.loads(out)["id_column"]) == (0, "", "id")
