@@ -20,7 +20,6 @@ from pathlib import Path
 # subject -> (module, function); modules are imported only in the case's own process.
 SUBJECTS: dict[str, tuple[str, str]] = {
     "btsync.sync": ("benchmarks.subjects.btsync", "sync"),
-    "btsync.sync_parquet": ("benchmarks.subjects.btsync", "sync_with_parquet"),
     "btsync.push": ("benchmarks.subjects.btsync", "push"),
     "floor.fetch": ("benchmarks.subjects.floor", "fetch"),
     "floor.push": ("benchmarks.subjects.floor", "push"),

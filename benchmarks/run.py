@@ -90,7 +90,6 @@ class Bench:
             self.case(emulator, rows, "full sync", "bt-sync", "btsync.sync", logs, btsync_dir)
             self.case(emulator, rows, "full sync", "floor", "floor.fetch", logs)
             self.case(emulator, rows, "full sync", "dlt", "dlt.fetch", logs)
-            self.case(emulator, rows, "full sync", "bt-sync+parquet", "btsync.sync_parquet", logs)
             if "bt-sync" in self.tools and (btsync_dir / DUCKDB_FILE).exists():
                 changed = change_rows(
                     seeded.url,

@@ -1,7 +1,7 @@
-"""Settings and defaults, read with the precedence CLI flag > environment > default.
+"""Settings, read with the precedence CLI flag > environment > default (`connector.defaults`).
 
-Every default lives here once: the CLI, Dagster, the demo, the benchmarks and
-the tests build their settings from these classes (see `connector.wiring`).
+The CLI, Dagster, the demo, the benchmarks and the tests all build their
+settings from these classes, and their parts from the settings (see `connector.wiring`).
 """
 
 from __future__ import annotations
@@ -12,21 +12,15 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_API_URL = "https://api.braintrust.dev"
-DEFAULT_DUCKDB_PATH = Path("data/braintrust.duckdb")
-DEFAULT_PARQUET_ROOT = "data/parquet"
-DEFAULT_STATE_DIR = Path("data/state")
-DEFAULT_ICEBERG_NAMESPACE = "braintrust"
-DEFAULT_TIMEOUT_S = 60.0
-DEFAULT_MAX_ATTEMPTS = 6
-# Traces per fetch page: the API's maximum.
-DEFAULT_PAGE_LIMIT = 1000
-# Braintrust ingestion is eventually consistent: an incremental sync re-reads this much below its watermark.
-DEFAULT_OVERLAP_S = 5.0
-# How long a sync waits for another process syncing the same object (a long full read can take minutes).
-DEFAULT_LOCK_WAIT_S = 600.0
-DEFAULT_BATCH_ROWS = 500
-DEFAULT_CONCURRENCY = 4
+from connector.defaults import (
+    DEFAULT_API_URL,
+    DEFAULT_DUCKDB_PATH,
+    DEFAULT_ICEBERG_NAMESPACE,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PARQUET_ROOT,
+    DEFAULT_STATE_DIR,
+    DEFAULT_TIMEOUT_S,
+)
 
 
 class _Settings(BaseSettings):
@@ -74,7 +68,7 @@ class WarehouseSettings(_Settings):
     """Where synced data lands, and where a worker keeps its scratch.
 
     Args:
-        destination: `duckdb` (Parquet files plus a DuckDB file of views) or `iceberg` (`BT_SYNC_DESTINATION`).
+        destination: `duckdb` (Parquet files, a DuckDB file of views) or `iceberg` (`BT_SYNC_DESTINATION`).
         duckdb_path: the DuckDB file analysts open (`BT_SYNC_DUCKDB`).
         parquet_root: directory or `s3://bucket/prefix` holding the tables as Parquet (`BT_SYNC_PARQUET`);
             None keeps them in a private directory beside the DuckDB file (`--no-parquet`).

@@ -50,7 +50,8 @@ class StateFile(BaseModel):
             raise StateError(f"{where} is unreadable ({_first_problem(error)}); {remedy}") from None
         if state.format_version != cls.FORMAT:
             raise StateError(
-                f"{where} has format version {state.format_version}, this bt-sync reads {cls.FORMAT}; {remedy}"
+                f"{where} has format version {state.format_version}, this bt-sync reads {cls.FORMAT}; "
+                f"{remedy}"
             )
         return state
 

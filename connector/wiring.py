@@ -32,10 +32,8 @@ def open_destination(settings: WarehouseSettings, *, prepare: bool = True) -> De
     """
     destination: Destination
     if settings.destination is DestinationKind.ICEBERG:
-        from connector.destinations.iceberg import open_iceberg
-
-        destination = open_iceberg(settings)
-    elif settings.destination is DestinationKind.DUCKDB:
+        raise ConfigError("the iceberg destination is not in this build")
+    if settings.destination is DestinationKind.DUCKDB:
         destination = DuckDbDestination(settings.duckdb_path, settings.tables_root, settings.state_dir)
     else:
         raise ConfigError(f"unknown destination {settings.destination!r}: use duckdb or iceberg")

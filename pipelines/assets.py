@@ -14,7 +14,7 @@ from datetime import timedelta
 import dagster as dg
 
 from connector.api.client import BraintrustClient
-from connector.config import DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
+from connector.defaults import DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
 from connector.destinations.base import ObjectRef
 from connector.errors import NotFoundError
 from connector.sync.catalog import discover_catalog, lookup_ref, write_catalog
@@ -103,7 +103,9 @@ def braintrust_catalog(
             catalog = discover_catalog(client, braintrust.projects)
         write_catalog(warehouse.open(), catalog, replace_all=not braintrust.projects)
     for kind in OBJECT_KINDS:
-        yield dg.MaterializeResult(asset_key=catalog_key(kind), metadata={"dagster/row_count": catalog.count(kind)})
+        yield dg.MaterializeResult(
+            asset_key=catalog_key(kind), metadata={"dagster/row_count": catalog.count(kind)}
+        )
 
 
 def _event_asset(assets: StreamAssets) -> dg.AssetsDefinition:

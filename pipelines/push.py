@@ -5,15 +5,10 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field, ValidationError
 
-from connector.push.checkpoint import DEFAULT_STATE_DIR
-from connector.push.run import (
-    DEFAULT_BATCH_ROWS,
-    DEFAULT_CONCURRENCY,
-    OnError,
-    PushOptions,
-    PushSummary,
-    push_file,
-)
+from connector.defaults import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_STATE_DIR
+from connector.push.choices import OnError
+from connector.push.options import PushOptions, PushSummary
+from connector.push.run import push_file
 from pipelines.assets import TRANSIENT_RETRY
 from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.progress import LogProgress

@@ -15,13 +15,8 @@ import duckdb
 from pydantic import Field
 
 from connector.api.client import BraintrustClient
-from connector.config import (
-    DEFAULT_LOCK_WAIT_S,
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_TIMEOUT_S,
-    ApiSettings,
-    WarehouseSettings,
-)
+from connector.config import ApiSettings, WarehouseSettings
+from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_S
 from connector.destinations.base import Destination
 from connector.destinations.filesystem import Root
 from connector.destinations.views import reader

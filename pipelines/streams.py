@@ -45,7 +45,6 @@ class StreamAssets:
         """The catalog asset's key, e.g. `braintrust/experiments`."""
         return dg.AssetKey([KEY_PREFIX, self.catalog.table])
 
-
     @property
     def job_name(self) -> str:
         """The partitioned job that syncs one object of this kind per run."""

@@ -41,9 +41,11 @@ def fast_client(emulator: Emulator, **settings: Any) -> BraintrustClient:
     )
 
 
-def sync(emulator: Emulator, settings: WarehouseSettings, **options: Any) -> SyncSummary:
+def sync(
+    emulator: Emulator, settings: WarehouseSettings, timeout_s: float = 60.0, **options: Any
+) -> SyncSummary:
     """A sync in this process (no overlap window unless given), with fast retries."""
-    with fast_client(emulator) as client:
+    with fast_client(emulator, timeout_s=timeout_s) as client:
         return run_sync(client, open_destination(settings), SyncOptions(**{"overlap_s": 0} | options))
 
 
@@ -61,7 +63,9 @@ def event_tables(settings: WarehouseSettings) -> dict[str, list[tuple[Any, ...]]
     }
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run `bt-sync ARGS` to completion and capture its output."""
     return subprocess.run(
         [*CLI, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
@@ -73,8 +77,8 @@ def start_cli_sync(
 ) -> subprocess.Popen[bytes]:
     """Start `bt-sync sync` as a real subprocess (to be killed)."""
     return subprocess.Popen(
-        [*CLI, "sync", *cli_warehouse_args(settings), "--api-url", emulator.url, "--page-limit", str(page_limit),
-         "--overlap-seconds", "0", "--json", *extra],
+        [*CLI, "sync", *cli_warehouse_args(settings), "--api-url", emulator.url,
+         "--page-limit", str(page_limit), "--overlap-seconds", "0", "--json", *extra],
         env={**os.environ, "BRAINTRUST_API_KEY": emulator.api_key},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

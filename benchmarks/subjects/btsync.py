@@ -6,37 +6,33 @@ from pathlib import Path
 
 from benchmarks.cases import CaseSpec, Counts
 from connector.api.client import BraintrustClient
-from connector.config import ApiSettings
-from connector.destinations.load_parquet import ParquetSink
-from connector.destinations.warehouse import Warehouse
+from connector.config import ApiSettings, WarehouseSettings
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, push_file
 from connector.sync.run import SyncOptions, run_sync
+from connector.wiring import open_client, open_destination
 from schemas.api import ObjectType
+from schemas.kinds import BY_OBJECT_TYPE
 
 # The DuckDB file lives in the case's workdir, so an incremental sync finds the full sync's state.
 DUCKDB_FILE = "btsync.duckdb"
 
 
 def _client(spec: CaseSpec) -> BraintrustClient:
-    return BraintrustClient(ApiSettings(api_url=spec.api_url, api_key=spec.api_key))
+    return open_client(ApiSettings(api_url=spec.api_url, api_key=spec.api_key))
 
 
 def sync(spec: CaseSpec) -> Counts:
-    """Sync one object type into DuckDB: full on a new file, incremental on an existing one."""
-    return _sync(spec, None)
-
-
-def sync_with_parquet(spec: CaseSpec) -> Counts:
-    """`sync`, also writing the Parquet dataset (what `bt-sync sync` does by default)."""
-    return _sync(spec, ParquetSink(str(Path(spec.workdir) / "parquet")))
-
-
-def _sync(spec: CaseSpec, parquet: ParquetSink | None) -> Counts:
+    """Sync one object type into the default destination: full into a new one, else incremental."""
+    workdir = Path(spec.workdir)
+    store = WarehouseSettings(
+        duckdb_path=workdir / DUCKDB_FILE, parquet_root=str(workdir / "parquet"), state_dir=workdir / "state"
+    )
     # The change is written just before the incremental sync: no ingestion lag to re-read.
-    options = SyncOptions(object_types=frozenset({ObjectType(spec.object_type)}), overlap_s=0)
+    kind = BY_OBJECT_TYPE[ObjectType(spec.object_type)]
+    options = SyncOptions(kinds=frozenset({kind.option}), overlap_s=0)
     with _client(spec) as client:
-        summary = run_sync(client, Warehouse(Path(spec.workdir) / DUCKDB_FILE), parquet, options)
+        summary = run_sync(client, open_destination(store), options)
     (synced,) = [o for o in summary.objects if o.object_id == spec.object_id]
     return Counts(
         rows_stored=synced.rows,

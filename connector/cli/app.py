@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(
     name="bt-sync",
@@ -13,6 +16,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    # Plain help: rendering it with rich would double the time `bt-sync --help` takes to start.
+    rich_markup_mode=None,
 )
 
 
@@ -25,4 +30,6 @@ def _global_options(
 
 def output_console() -> Console:
     """Where commands print tables: the terminal's width, or wide enough for a log file or pipe."""
+    from rich.console import Console
+
     return Console(width=None if sys.stdout.isatty() else 140)

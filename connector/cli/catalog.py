@@ -4,15 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import typer
-from rich.table import Table
 
-from connector.api.client import BraintrustClient
 from connector.cli.app import app, output_console
 from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, api_settings
-from connector.sync.catalog import discover_catalog
-from schemas.kinds import DATASET, EXPERIMENT
 
 
 @app.command()
@@ -22,7 +17,14 @@ def projects(
     as_json: bool = JsonOption,
 ) -> None:
     """List projects with their experiments and datasets."""
-    with BraintrustClient(api_settings(api_url, api_key)) as client:
+    import orjson
+    from rich.table import Table
+
+    from connector.sync.catalog import discover_catalog
+    from connector.wiring import open_client
+    from schemas.kinds import DATASET, EXPERIMENT
+
+    with open_client(api_settings(api_url, api_key)) as client:
         catalog = discover_catalog(client, kinds=(EXPERIMENT, DATASET))
     rows: list[dict[str, Any]] = [
         {

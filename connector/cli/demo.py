@@ -64,7 +64,8 @@ def demo(
     _show_query(console, store)
     console.print(
         f"\nDuckDB file (views): {duckdb}   Parquet files: {parquet}\n"
-        f'Try: .venv/bin/bt-sync sql --duckdb {duckdb} --parquet {parquet} "SELECT count(*) FROM project_logs"\n'
+        f"Try: .venv/bin/bt-sync sql --duckdb {duckdb} --parquet {parquet} "
+        '"SELECT count(*) FROM project_logs"\n'
         f"  or: .venv/bin/duckdb -readonly {duckdb}   (any DuckDB 1.4 or newer opens it)"
     )
 

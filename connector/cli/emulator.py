@@ -8,7 +8,6 @@ from pathlib import Path
 import typer
 
 from connector.cli.app import app
-from connector.emulator import Emulator
 
 DEFAULT_EMULATOR_KEY = "bt-emulator-key"
 
@@ -28,6 +27,8 @@ def run_emulator(
     ),
 ) -> None:
     """Serve the Braintrust API emulator until interrupted."""
+    from connector.emulator import Emulator
+
     key = api_key or os.environ.get("BRAINTRUST_API_KEY") or DEFAULT_EMULATOR_KEY
     server = Emulator(api_key=key, seed=seed, state_dir=state)
     typer.echo(

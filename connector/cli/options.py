@@ -7,11 +7,12 @@ environment, then to the default (CLI flag > environment > default).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from connector.config import ApiSettings, WarehouseSettings
+if TYPE_CHECKING:
+    from connector.config import ApiSettings, WarehouseSettings
 
 ApiUrlOption = typer.Option(None, "--api-url", help="Braintrust API URL (env: BRAINTRUST_API_URL).")
 ApiKeyOption = typer.Option(
@@ -40,8 +41,8 @@ DestinationOption = typer.Option(
 IcebergCatalogOption = typer.Option(
     None,
     "--iceberg-catalog",
-    help="pyiceberg SQL catalog URI (sqlite:///..., postgresql+psycopg://...) or a .pyiceberg.yaml catalog name "
-    "(env: BT_SYNC_ICEBERG_CATALOG).",
+    help="pyiceberg SQL catalog URI (sqlite:///..., postgresql+psycopg://...) or a .pyiceberg.yaml "
+    "catalog name (env: BT_SYNC_ICEBERG_CATALOG).",
 )
 IcebergWarehouseOption = typer.Option(
     None,
@@ -56,13 +57,16 @@ IcebergNamespaceOption = typer.Option(
 StateDirOption = typer.Option(
     None,
     "--state-dir",
-    help="This machine's scratch: staged pages and checkpoints (env: BT_SYNC_STATE_DIR; default ./data/state).",
+    help="This machine's scratch: staged pages and checkpoints "
+    "(env: BT_SYNC_STATE_DIR; default ./data/state).",
 )
 JsonOption = typer.Option(False, "--json", help="Print a machine-readable JSON summary instead of tables.")
 
 
 def api_settings(api_url: str | None, api_key: str | None, timeout: float | None = None) -> ApiSettings:
     """Build API settings from flags given on the command line."""
+    from connector.config import ApiSettings
+
     return ApiSettings(**_given(api_url=api_url, api_key=api_key, timeout_s=timeout))
 
 
@@ -78,6 +82,8 @@ def warehouse_settings(
     state_dir: Path | None = None,
 ) -> WarehouseSettings:
     """Build warehouse settings; `--no-parquet` wins over `--parquet` and the environment."""
+    from connector.config import WarehouseSettings
+
     settings = WarehouseSettings(
         **_given(
             duckdb_path=duckdb,

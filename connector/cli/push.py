@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from connector.api.client import BraintrustClient
 from connector.cli.app import app
 from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, api_settings
-from connector.progress import terminal_progress
-from connector.push.checkpoint import DEFAULT_STATE_DIR
-from connector.push.read import FileFormat
-from connector.push.run import (
-    DEFAULT_BATCH_ROWS,
-    DEFAULT_CONCURRENCY,
-    OnError,
-    PushOptions,
-    PushSummary,
-    push_file,
-)
+from connector.defaults import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_STATE_DIR
+from connector.push.choices import FileFormat, OnError
+
+if TYPE_CHECKING:
+    from connector.push.options import PushSummary
 
 
 @app.command()
@@ -77,6 +71,11 @@ def push(
 
     Warnings (no id column, rows sharing an id) go to stderr, one line each, and into the `--json` summary.
     """
+    from connector.progress import terminal_progress
+    from connector.push.options import PushOptions
+    from connector.push.run import push_file
+    from connector.wiring import open_client
+
     options = PushOptions(
         file=file,
         project=project,
@@ -100,7 +99,7 @@ def push(
         if dry_run:
             summary = push_file(None, options, progress)
         else:
-            with BraintrustClient(api_settings(api_url, api_key)) as client:
+            with open_client(api_settings(api_url, api_key)) as client:
                 summary = push_file(client, options, progress)
     for warning in summary.warnings:
         typer.echo(f"bt-sync: warning: {warning}", err=True)

@@ -24,7 +24,7 @@ from connector.cli.options import (
     api_settings,
     warehouse_settings,
 )
-from connector.config import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
+from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
 
 if TYPE_CHECKING:
     from rich.console import Console

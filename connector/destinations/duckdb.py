@@ -45,5 +45,6 @@ class DuckDbDestination(ParquetTree):
                 raise
             # Views over object storage need DuckDB's httpfs extension, which may not be installable here.
             logger.warning(
-                "%s; the tables are synced, and DuckDB reads them once httpfs is installed (INSTALL httpfs)", error
+                "%s; the tables are synced, and DuckDB reads them once httpfs is installed (INSTALL httpfs)",
+                error,
             )

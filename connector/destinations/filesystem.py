@@ -8,6 +8,7 @@ URI with credentials in it works too, but is never shown: `display` hides them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -93,7 +94,8 @@ class Root:
                     os.fsync(handle.fileno())
                 os.replace(temporary, path)
             except OSError as error:
-                temporary.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    temporary.unlink(missing_ok=True)
                 raise self._error("write", relative, error) from None
             return
         try:
@@ -144,7 +146,7 @@ class Root:
     def modified(self, relative: str) -> datetime:
         """When a file was last written."""
         try:
-            mtime = self.fs.get_file_info(self.full(relative)).mtime
+            mtime: datetime = self.fs.get_file_info(self.full(relative)).mtime
         except (OSError, pa.ArrowException) as error:
             raise self._error("stat", relative, error) from None
         return mtime if mtime.tzinfo else mtime.replace(tzinfo=UTC)

@@ -129,7 +129,9 @@ def merge_files(
 
 
 def _connect(scratch: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"memory_limit": MERGE_MEMORY_LIMIT, "temp_directory": str(scratch / "spill")})
+    con = duckdb.connect(
+        config={"memory_limit": MERGE_MEMORY_LIMIT, "temp_directory": str(scratch / "spill")}
+    )
     # JSON columns then reach Arrow (and Parquet written through it) as JSON, not plain text.
     con.execute("SET arrow_lossless_conversion = true")
     return con
@@ -139,11 +141,15 @@ def _each_id_once(con: duckdb.DuckDBPyConnection, incoming: str, staged: StagedP
     """Whether the parts can become files as they are: each id once (checked, not only trusted)."""
     if not staged.paths or not staged.deduplicated:
         return False
-    ((unique,),) = con.execute(f"SELECT count(*) = count(DISTINCT id) FROM read_parquet({incoming})").fetchall()
+    ((unique,),) = con.execute(
+        f"SELECT count(*) = count(DISTINCT id) FROM read_parquet({incoming})"
+    ).fetchall()
     return bool(unique)
 
 
-def _first_load(where: ObjectFiles, files: Sequence[DataFile], staged: StagedParts, token: str) -> MergeOutput:
+def _first_load(
+    where: ObjectFiles, files: Sequence[DataFile], staged: StagedParts, token: str
+) -> MergeOutput:
     number = _next_number(files)
     new_files: list[DataFile] = []
     for path in staged.paths:
@@ -196,7 +202,8 @@ class _Merge:
         self._load_current_keys()
         has_incoming = self._incoming != "[]"
         con.execute(
-            f"CREATE TEMP TABLE incoming AS SELECT id, max(_xact_id) AS new_x FROM read_parquet({self._incoming}) "
+            "CREATE TEMP TABLE incoming AS SELECT id, max(_xact_id) AS new_x FROM "
+            f"read_parquet({self._incoming}) "
             "GROUP BY id"
             if has_incoming
             else "CREATE TEMP TABLE incoming (id VARCHAR, new_x UBIGINT)"
@@ -204,7 +211,8 @@ class _Merge:
         join = "FULL OUTER JOIN" if delete_missing else "LEFT JOIN"
         con.execute(
             "CREATE TEMP TABLE plan AS SELECT coalesce(i.id, c.id) AS id, i.new_x, c.file, "
-            "CASE WHEN c.id IS NULL THEN 'insert' WHEN i.id IS NULL THEN 'delete' ELSE 'update' END AS action "
+            "CASE WHEN c.id IS NULL THEN 'insert' WHEN i.id IS NULL THEN 'delete' ELSE 'update' END AS "
+            "action "
             f"FROM incoming AS i {join} current_keys AS c ON i.id = c.id "
             # Compared as numbers (UBIGINT): as text, "999999999" would beat "1000000000".
             "WHERE c.id IS NULL OR i.id IS NULL OR i.new_x > c.old_x"
@@ -213,14 +221,17 @@ class _Merge:
         inserted, updated, deleted = counts.get("insert", 0), counts.get("update", 0), counts.get("delete", 0)
         new_names = self._assign_new_rows(inserted, total_after=self._total_rows() + inserted - deleted)
         con.execute(
-            f"CREATE TEMP TABLE changes AS SELECT p.*, x.file AS _file FROM read_parquet({self._incoming}) AS p "
+            f"CREATE TEMP TABLE changes AS SELECT p.*, x.file AS _file FROM read_parquet({self._incoming}) "
+            "AS p "
             "JOIN plan AS x ON p.id = x.id AND p._xact_id = x.new_x WHERE x.action <> 'delete' "
             # The same version staged twice (a page read again after a resume) is one row.
             "QUALIFY row_number() OVER (PARTITION BY p.id ORDER BY p._synced_at DESC) = 1"
             if has_incoming
             else "CREATE TEMP TABLE changes AS SELECT *, NULL::VARCHAR AS _file FROM template"
         )
-        changed = [str(row[0]) for row in con.execute("SELECT DISTINCT file FROM plan ORDER BY file").fetchall()]
+        changed = [
+            str(row[0]) for row in con.execute("SELECT DISTINCT file FROM plan ORDER BY file").fetchall()
+        ]
         written = 0
         for name in changed:
             self._files[name] = self._rewrite(name)
@@ -245,7 +256,9 @@ class _Merge:
         if not self._files:
             return
         if where.root.is_local:
-            paths = {str(where.root.local(where.version_path(f.version))): f.name for f in self._files.values()}
+            paths = {
+                str(where.root.local(where.version_path(f.version))): f.name for f in self._files.values()
+            }
             con.register("file_names", pa.table({"path": list(paths), "name": list(paths.values())}))
             con.execute(
                 "INSERT INTO current_keys SELECT r.id, r._xact_id, n.name "
@@ -254,7 +267,8 @@ class _Merge:
             )
             return
         reader = pa.RecordBatchReader.from_batches(
-            pa.schema([("id", pa.string()), ("old_x", pa.uint64()), ("file", pa.string())]), self._remote_keys()
+            pa.schema([("id", pa.string()), ("old_x", pa.uint64()), ("file", pa.string())]),
+            self._remote_keys(),
         )
         con.register("remote_keys", reader)
         con.execute("INSERT INTO current_keys SELECT * FROM remote_keys")
@@ -266,7 +280,9 @@ class _Merge:
                 root.full(self._where.current_path(data_file)), columns=["id", "_xact_id"], filesystem=root.fs
             )
             names = pa.array([data_file.name] * table.num_rows, pa.string())
-            yield from pa.table([table["id"], table["_xact_id"], names], names=["id", "old_x", "file"]).to_batches()
+            yield from pa.table(
+                [table["id"], table["_xact_id"], names], names=["id", "old_x", "file"]
+            ).to_batches()
 
     def _assign_new_rows(self, inserted: int, *, total_after: int) -> list[str]:
         """Give each new row a file: the open one while it has room, then new files; returns the new files."""
@@ -281,7 +297,8 @@ class _Merge:
         self._con.execute(
             "UPDATE plan SET file = CASE WHEN r.n <= $room THEN $open "
             "ELSE printf('part-%06d.parquet', $first + (r.n - $room - 1) // $target) END "
-            "FROM (SELECT id, row_number() OVER (ORDER BY new_x DESC, id) AS n FROM plan WHERE action = 'insert') "
+            "FROM (SELECT id, row_number() OVER (ORDER BY new_x DESC, id) AS n FROM plan WHERE action = "
+            "'insert') "
             "AS r WHERE plan.id = r.id",
             {"room": room, "open": self._open_file or "", "first": first, "target": target},
         )
@@ -292,8 +309,10 @@ class _Merge:
         kept = "SELECT * FROM template"
         if name in self._files:
             kept = (
-                f"SELECT * FROM read_parquet({sql_literal(self._readable(self._files[name]))}, union_by_name = true) "
-                f"ANTI JOIN (SELECT id FROM plan WHERE file = {sql_literal(name)} AND action <> 'insert') USING (id)"
+                f"SELECT * FROM read_parquet({sql_literal(self._readable(self._files[name]))}, "
+                "union_by_name = true) "
+                f"ANTI JOIN (SELECT id FROM plan WHERE file = {sql_literal(name)} AND action <> 'insert') "
+                "USING (id)"
             )
         query = (
             f"SELECT {self._columns} FROM (SELECT * FROM template UNION ALL BY NAME {kept} "
@@ -302,7 +321,8 @@ class _Merge:
         version = _version_name(name, self._token)
         local = self._scratch / f".{version}.tmp"
         ((rows,),) = self._con.execute(
-            f"COPY ({query}) TO {sql_literal(str(local))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)"
+            f"COPY ({query}) TO {sql_literal(str(local))} (FORMAT parquet, COMPRESSION zstd, "
+            "COMPRESSION_LEVEL 1)"
         ).fetchall()
         size = local.stat().st_size
         _put(self._where, local, version)

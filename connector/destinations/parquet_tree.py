@@ -173,7 +173,9 @@ class ParquetTree:
             scratch=self.scratch / "merge" / ref.object_id,
         )
         now = datetime.now(UTC)
-        retired = [Retired(version=previous[name].version, at=now) for name in output.changed if name in previous]
+        retired = [
+            Retired(version=previous[name].version, at=now) for name in output.changed if name in previous
+        ]
         rows = sum(f.rows for f in output.files)
         committed = ObjectRecord(
             state=state.model_copy(
@@ -222,7 +224,7 @@ class ParquetTree:
     def write_catalog(
         self, kind: ObjectKind, objects: Sequence[ApiObject], project_ids: Sequence[str] | None
     ) -> None:
-        """Replace the catalog table's file: all rows, or those of `project_ids` (other projects' rows stay)."""
+        """Replace the catalog table's file: all rows, or those of `project_ids` (other projects' stay)."""
         table = kind.catalog
         path = f"{table.table}/{CATALOG_FILE}"
         with duckdb.connect() as con:
@@ -236,7 +238,8 @@ class ParquetTree:
                 owner = "id" if kind is PROJECT else "project_id"
                 con.register("kept_rows", pq.read_table(pa.BufferReader(kept)))
                 con.register("replaced", pa.table({"id": pa.array(list(project_ids or []), pa.string())}))
-                query += f" UNION ALL BY NAME SELECT * FROM kept_rows WHERE {owner} NOT IN (SELECT id FROM replaced)"
+                others = f"SELECT * FROM kept_rows WHERE {owner} NOT IN (SELECT id FROM replaced)"
+                query += f" UNION ALL BY NAME {others}"
             self.root.write(path, _parquet_bytes(con.sql(query).to_arrow_table()))
 
     def _files(self, stream: EventStream, object_id: str) -> ObjectFiles:
@@ -294,7 +297,7 @@ class ParquetTree:
             self.root.copy(where.version_path(version), target)
 
     def _collect_garbage(self, stream: EventStream, object_id: str, record: ObjectRecord) -> ObjectRecord:
-        """Delete retired versions past their grace, versions a crashed merge left, a removed object's files."""
+        """Delete retired versions past their grace, versions of crashed merges, a removed object's files."""
         where = self._files(stream, object_id)
         oldest_kept = datetime.now(UTC) - RETIRED_GRACE
         if record.removed_at is not None and record.removed_at < oldest_kept:
@@ -310,7 +313,9 @@ class ParquetTree:
         known = {f.version for f in record.files} | {r.version for r in record.retired}
         for name in self.root.list(where.versions):
             # Written by a merge that died before its commit: no record names it.
-            if name not in known and (name.endswith(".tmp") or self.root.modified(where.version_path(name)) < oldest_kept):
+            if name not in known and (
+                name.endswith(".tmp") or self.root.modified(where.version_path(name)) < oldest_kept
+            ):
                 self.root.delete(where.version_path(name))
         if not expired:
             return record

@@ -7,6 +7,8 @@ lock with a sync or with analysts' sessions.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -14,7 +16,6 @@ from typing import IO, Any
 import duckdb
 import orjson
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 from rich.console import Console
 from rich.table import Table
 
@@ -43,17 +44,16 @@ class QueryResult:
             raise QueryError(f"the query failed: {_first_line(error)}") from None
 
     def write_csv(self, out: IO[bytes]) -> None:
-        """Write CSV with a header; JSON and nested values as JSON text."""
-        writer: pa_csv.CSVWriter | None = None
+        """Write CSV with a header, quoting only where needed; JSON and nested values as JSON text."""
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        writer = csv.writer(text)
+        writer.writerow(self.schema.names)
         for batch in self.batches():
             flat = _as_text(batch, self._json_columns)
-            if writer is None:
-                writer = pa_csv.CSVWriter(out, flat.schema)
-            writer.write_batch(flat)
-        if writer is None:
-            out.write((",".join(self.schema.names) + "\n").encode())
-        else:
-            writer.close()
+            writer.writerows(
+                ["" if value is None else value for value in row.values()] for row in flat.to_pylist()
+            )
+        text.detach()
 
     def write_json(self, out: IO[bytes]) -> None:
         """Write a JSON array of row objects; JSON columns as JSON values, not strings."""
@@ -100,7 +100,9 @@ def run_query(settings: WarehouseSettings, sql: str) -> Iterator[QueryResult]:
             relation = con.sql(sql)
             if relation is None:
                 raise QueryError("the statement returned no rows")
-            json_columns = {name for name, kind in zip(relation.columns, relation.types, strict=True) if kind == "JSON"}
+            json_columns = {
+                name for name, kind in zip(relation.columns, relation.types, strict=True) if kind == "JSON"
+            }
             yield QueryResult(relation.to_arrow_reader(BATCH_ROWS), json_columns)
         except duckdb.Error as error:
             raise QueryError(f"the query failed: {_first_line(error)}") from None

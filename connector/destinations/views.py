@@ -50,11 +50,23 @@ def fingerprint(statements: list[str]) -> str:
 
 
 def reader(root: Root) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with every table as a view: it never touches the analysts' file."""
+    """An in-memory DuckDB connection with every table as a view: it never touches the analysts' file.
+
+    Raises:
+        WarehouseError: nothing was synced to `root` yet, or its files cannot be read.
+    """
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    for statement in view_statements(root):
-        con.execute(statement)
+    try:
+        for statement in view_statements(root):
+            con.execute(statement)
+    except duckdb.Error as error:
+        con.close()
+        if "No files found" in str(error):
+            raise WarehouseError(
+                f"no synced tables at {root.display} yet: run `bt-sync sync` first"
+            ) from None
+        raise WarehouseError(f"cannot read the tables at {root.display}: {_first_line(error)}") from None
     return con
 
 
@@ -83,7 +95,9 @@ def _current_fingerprint(path: Path) -> str | None:
     except duckdb.IOException as error:
         if "lock" in str(error).lower():
             return None
-        raise WarehouseError(f"cannot open {path}: {_first_line(error)}") from None
+        raise WarehouseError(
+            f"cannot open {path}: {_first_line(error)}; move it away or choose another --duckdb file"
+        ) from None
     except duckdb.Error as error:
         raise WarehouseError(
             f"{path} is not a DuckDB database bt-sync can read ({_first_line(error)}); "
@@ -140,16 +154,20 @@ def _event_source(root: Root, stream: EventStream) -> str:
     hive = f"hive_partitioning = true, hive_types = {{{sql_literal(stream.key_column)}: 'VARCHAR'}}"
     if not root.is_local:
         # On object storage the tree's files are replaced by a single PUT each, and read over HTTP.
-        return f"read_parquet({sql_literal(root.uri(stream.table) + '/*/*.parquet')}, {hive}, union_by_name = true)"
+        files = sql_literal(root.uri(stream.table) + "/*/*.parquet")
+        return f"read_parquet({files}, {hive}, union_by_name = true)"
     versions = root.uri(f"{VERSIONS}/{stream.table}")
     committed = (
-        f"SELECT {sql_literal(versions + '/' + stream.key_column + '=')} || state.object_id || '/' || f.version "
-        f"FROM (SELECT state, unnest(files) AS f FROM read_json({sql_literal(root.uri(stream.table) + '/*/' + STATE_FILE)}, "
+        f"SELECT {sql_literal(versions + '/' + stream.key_column + '=')} || state.object_id || '/' || "
+        "f.version "
+        "FROM (SELECT state, unnest(files) AS f FROM "
+        f"read_json({sql_literal(root.uri(stream.table) + '/*/' + STATE_FILE)}, "
         "hive_partitioning = false, columns = {'state': 'STRUCT(object_id VARCHAR)', "
         "'files': 'STRUCT(version VARCHAR)[]', 'removed_at': 'TIMESTAMPTZ'}) WHERE removed_at IS NULL)"
     )
     return (
-        f"read_parquet({sql_literal(versions + '/*/*.parquet')}, {hive}, union_by_name = true, filename = true) "
+        f"read_parquet({sql_literal(versions + '/*/*.parquet')}, {hive}, union_by_name = true, filename = "
+        "true) "
         f"WHERE filename IN ({committed})"
     )
 

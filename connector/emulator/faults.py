@@ -7,7 +7,9 @@ import threading
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
-FaultKind = Literal["status", "slow", "drop", "truncate", "repeat_cursor", "drop_after_apply"]
+FaultKind = Literal[
+    "status", "slow", "drop", "truncate", "repeat_cursor", "empty_page", "body", "drop_after_apply"
+]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
 
@@ -23,12 +25,16 @@ class FaultRule:
             `truncate`: send the headers (full Content-Length) and part of the body, then close
             (a write is not applied);
             `repeat_cursor`: serve a fetch normally but return a cursor that does not advance;
+            `empty_page`: serve a fetch page with no events but a cursor to the same position
+            (following it serves the page the request would have had);
+            `body`: answer 200 with `body` as the JSON body, whatever the request (a malformed response);
             `drop_after_apply`: apply the request, then close without responding (a lost ack).
         route: regular expression searched in the request path ("/insert" works as a substring).
         method: HTTP method to match, or None for any.
         status: HTTP status for `kind="status"` (429, 500, 503, 413, 408, ...).
         retry_after: value of the `Retry-After` header: seconds ("1") or an HTTP-date.
         delay_s: delay for `kind="slow"`.
+        body: the response body for `kind="body"`.
         times: how many matching requests to affect; None for all of them.
         after: how many matching requests to let through before the first fault.
     """
@@ -39,6 +45,7 @@ class FaultRule:
     status: int = 500
     retry_after: str | None = None
     delay_s: float = 0.0
+    body: str | None = None
     times: int | None = 1
     after: int = 0
 

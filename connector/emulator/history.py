@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
@@ -35,11 +36,14 @@ class Page:
         cursor: the cursor of the next page, or None when this page is empty.
         cursor_here: a cursor that fetches this same page again (for the
             `repeat_cursor` fault, which simulates a cursor that does not advance).
+        cursor_again: another cursor to this same page, spelt differently (for the `empty_page`
+            fault: a server may answer an empty page whose cursor moves on without skipping rows).
     """
 
     rows: list[bytes]
     cursor: str | None
     cursor_here: str
+    cursor_again: str
 
 
 class History:
@@ -111,7 +115,12 @@ class History:
             end = min(end, self._position_below(max_xact_id, max_root_span_id))
         rows, next_end = self._collect(end, limit, version)
         next_cursor = self._encode(next_end, version) if rows else None
-        return Page(rows=rows, cursor=next_cursor, cursor_here=self._encode(end, version))
+        return Page(
+            rows=rows,
+            cursor=next_cursor,
+            cursor_here=self._encode(end, version),
+            cursor_again=self._encode(end, version, again=True),
+        )
 
     def _collect(self, end: int, limit: int, version: int | None) -> tuple[list[bytes], int]:
         """Return the page's rows below `end` and where the next page ends.
@@ -157,8 +166,11 @@ class History:
         high = bisect_right(self._xacts, max_xact_id, lo=low)
         return bisect_left(self._root_span_ids, max_root_span_id, low, high)
 
-    def _encode(self, end: int, version: int | None) -> str:
-        raw = orjson.dumps({"o": self.object_id, "p": end, "v": version})
+    def _encode(self, end: int, version: int | None, *, again: bool = False) -> str:
+        state: dict[str, object] = {"o": self.object_id, "p": end, "v": version}
+        if again:
+            state["n"] = secrets.token_hex(4)
+        raw = orjson.dumps(state)
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     def _decode(self, cursor: str) -> tuple[int, int | None]:

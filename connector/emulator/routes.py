@@ -63,6 +63,7 @@ class Call:
     body: bytes
     base_url: str
     repeat_cursor: bool = False
+    empty_page: bool = False
 
     def json(self) -> Any:
         if not self.body.strip():
@@ -256,11 +257,10 @@ def _page(call: Call, object_type: ObjectType, object_id: str, args: Mapping[str
         max_xact_id=_xact(args.get("max_xact_id"), "max_xact_id"),
         max_root_span_id=_text(args.get("max_root_span_id"), "max_root_span_id"),
     )
-    call.stats.count_served(object_id, len(page.rows))
-    cursor = page.cursor_here if call.repeat_cursor else page.cursor
-    return Reply(
-        200, b'{"' + key + b'":[' + b",".join(page.rows) + b'],"cursor":' + orjson.dumps(cursor) + b"}"
-    )
+    rows = [] if call.empty_page else page.rows
+    call.stats.count_served(object_id, len(rows))
+    cursor = page.cursor_here if call.repeat_cursor else page.cursor_again if call.empty_page else page.cursor
+    return Reply(200, b'{"' + key + b'":[' + b",".join(rows) + b'],"cursor":' + orjson.dumps(cursor) + b"}")
 
 
 def _feedback(object_type: ObjectType) -> Handler:

@@ -137,6 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
             body=body,
             base_url=f"http://{self.headers['Host']}" if self.headers["Host"] else backend.url,
             repeat_cursor=fault is not None and fault.kind == "repeat_cursor",
+            empty_page=fault is not None and fault.kind == "empty_page",
         )
         self._respond(route, call, fault)
 
@@ -148,6 +149,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(Reply.error(fault.status, f"injected fault: HTTP {fault.status}", fault.retry_after))
         elif kind == "drop":
             self.close_connection = True
+        elif fault is not None and kind == "body":
+            self._send(Reply(200, (fault.body or "").encode()))
         elif kind == "truncate" and route.writes:
             # A truncated write is never applied: the client cannot know whether it was.
             self._send(Reply(200, b'{"message":"truncated; the write was not applied"}'), truncate=True)

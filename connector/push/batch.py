@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-# The gateway in front of the API refuses bodies over 6 MiB; keep headroom for what proxies add.
-MAX_REQUEST_BYTES = 5_632 * 1024
+from connector.push.options import MAX_REQUEST_BYTES
+
 _HEAD = b'{"events":['
 _TAIL = b"]}"
 MAX_EVENT_BYTES = MAX_REQUEST_BYTES - len(_HEAD) - len(_TAIL)

@@ -20,7 +20,6 @@ from filelock import FileLock, Timeout
 
 from connector.errors import PushError, StateError
 
-DEFAULT_STATE_DIR = Path("data/push-state")
 _FORMAT_VERSION = 1
 
 

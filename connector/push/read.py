@@ -22,7 +22,6 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,6 +33,7 @@ import pyarrow.parquet as pq
 
 from connector.errors import PushError
 from connector.push.arrow_values import VALUE_ERRORS, ColumnPlan, NoJsonForm, plan_column, python_rows
+from connector.push.choices import FileFormat
 
 # pyarrow reads up to 32 blocks ahead of the consumer, so the block size bounds memory. A row must
 # fit in one block: a file with a longer row is read again with blocks big enough for any row that
@@ -62,15 +62,6 @@ _NOT_TEXT = (
 )
 # C0 and C1 control characters and DEL, escaped wherever file content reaches a message.
 _ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
-
-
-class FileFormat(StrEnum):
-    """The input formats `bt-sync push` reads."""
-
-    CSV = "csv"
-    PARQUET = "parquet"
-    JSONL = "jsonl"
-    JSON = "json"
 
 
 _FORMAT_BY_SUFFIX = {

@@ -19,149 +19,24 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, closing
-from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Self
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
-from pydantic_core import PydanticCustomError
 
 from connector.api.client import BraintrustClient
 from connector.errors import ApiError, ConfigError, PayloadTooLarge, PushError, ServerUnavailable
 from connector.progress import ProgressReporter, ProgressTask
-from connector.push.batch import MAX_REQUEST_BYTES, Batch, batches
-from connector.push.checkpoint import DEFAULT_STATE_DIR, PushCheckpoint, checkpoint_key, locked_checkpoint
+from connector.push.batch import Batch, batches
+from connector.push.checkpoint import PushCheckpoint, checkpoint_key, locked_checkpoint
 from connector.push.ids import Duplicates, IdIndex
 from connector.push.map import ColumnMapping, Event, RowMapper, resolve_mapping
-from connector.push.read import FileFormat, RowProblem, SourceFile, printable
+from connector.push.options import PushOptions, PushSummary
+from connector.push.read import RowProblem, SourceFile, printable
 from schemas.api import Dataset, ObjectType
 
-__all__ = ["FileFormat", "OnError", "PushOptions", "PushSummary", "push_file"]
-
-DEFAULT_BATCH_ROWS = 500
-DEFAULT_CONCURRENCY = 4
-
-
-class OnError(StrEnum):
-    """What a push does with an invalid row."""
-
-    FAIL = "fail"
-    SKIP = "skip"
-
-
-class PushOptions(BaseModel):
-    """What to push where, and how: the options of `bt-sync push`.
-
-    Args:
-        file: the CSV, Parquet, JSON Lines or JSON file (optionally compressed).
-        project: the project name; created if missing.
-        dataset: the dataset name; created if missing.
-        format: the file format, or None to infer it from the content, then the extension.
-        id_column: the column holding row ids; None derives ids from each row's content.
-        input: columns combined into `input` (default: a column named `input`).
-        expected: columns combined into `expected` (default: a column named `expected`).
-        metadata: columns combined into `metadata` (default: a column named `metadata`).
-        tags: the column holding tags (default: a column named `tags`).
-        parse_json: parse text that looks like a JSON object or array.
-        batch_rows: the most rows in one insert request.
-        concurrency: the most insert requests in flight.
-        on_error: `fail` sends nothing if any row is invalid; `skip` sends the valid rows
-            and writes the invalid ones to `rejects`.
-        rejects: where `skip` writes rejected rows (JSON Lines).
-        dry_run: validate and count, without creating or sending anything.
-        force: forget the checkpoint of an earlier push of the same file and send everything again.
-        state_dir: where checkpoints live.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    file: Path
-    project: str = Field(min_length=1)
-    dataset: str = Field(min_length=1)
-    format: FileFormat | None = None
-    id_column: str | None = None
-    input: tuple[str, ...] = ()
-    expected: tuple[str, ...] = ()
-    metadata: tuple[str, ...] = ()
-    tags: str | None = None
-    parse_json: bool = True
-    batch_rows: int = Field(default=DEFAULT_BATCH_ROWS, ge=1, le=10_000)
-    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=32)
-    on_error: OnError = OnError.FAIL
-    rejects: Path | None = Field(default=None, validate_default=True)
-    dry_run: bool = False
-    force: bool = False
-    state_dir: Path = DEFAULT_STATE_DIR
-
-    @field_validator("rejects")
-    @classmethod
-    def _rejects_go_with_skip(cls, rejects: Path | None, info: ValidationInfo) -> Path | None:
-        skip = info.data.get("on_error") is OnError.SKIP
-        if skip and rejects is None:
-            raise PydanticCustomError(
-                "rejects", "--on-error skip needs --rejects FILE, so skipped rows are kept"
-            )
-        if not skip and rejects is not None:
-            raise PydanticCustomError("rejects", "--rejects only applies with --on-error skip")
-        return rejects
-
-    def batch_shaping(self) -> dict[str, Any]:
-        """The options that decide which events land in which batch (part of the checkpoint key)."""
-        # `rows` names how rows become batches: checkpoints written before duplicate ids were left
-        # out (and before late JSON keys were mapped) numbered other rows, so they must not be reused.
-        return self.model_dump(
-            mode="json", exclude={"file", "concurrency", "rejects", "dry_run", "force", "state_dir"}
-        ) | {"max_request_bytes": MAX_REQUEST_BYTES, "rows": "valid, last of each id"}
-
-
-class PushSummary(BaseModel):
-    """What a push did (or, with `dry_run`, would do).
-
-    Args:
-        file: the input file.
-        project: the project name.
-        dataset: the dataset name.
-        dataset_id: the dataset's id; None in a dry run of a dataset that does not exist yet.
-        rows_read: rows in the file.
-        rows_sent: rows acknowledged by the API in this run.
-        rows_resumed: valid rows in batches an earlier run already had acknowledged.
-        rows_skipped: invalid rows written to the rejects file.
-        rows_duplicate: valid rows not sent because a later row of the file has the same id.
-        batches: batches the file makes.
-        batches_sent: batches acknowledged in this run.
-        retries: requests the client retried (429, 5xx, dropped connections).
-        splits: batches split in two after a 413.
-        seconds: wall time.
-        unmapped_columns: file columns no event field reads.
-        id_column: the column ids come from; None when they are hashes of each row's content.
-        already_complete: an earlier run pushed this file completely; nothing was read or sent.
-        dry_run: nothing was created or sent.
-        rejects: the rejects file, if any row was rejected.
-        warnings: what the push did that a user may not expect, one line each.
-    """
-
-    file: str
-    project: str
-    dataset: str
-    dataset_id: str | None
-    rows_read: int = 0
-    rows_sent: int = 0
-    rows_resumed: int = 0
-    rows_skipped: int = 0
-    rows_duplicate: int = 0
-    batches: int = 0
-    batches_sent: int = 0
-    retries: int = 0
-    splits: int = 0
-    seconds: float = 0.0
-    unmapped_columns: list[str] = []
-    id_column: str | None = None
-    already_complete: bool = False
-    dry_run: bool = False
-    rejects: str | None = None
-    warnings: list[str] = []
+__all__ = ["push_file"]
 
 
 def push_file(
@@ -256,7 +131,9 @@ class _PushRun:
             self.summary.dataset_id = dataset.id
             key = checkpoint_key(self.options.file, dataset.id, self.options.batch_shaping())
             checkpoint = stack.enter_context(
-                locked_checkpoint(self.options.state_dir, key, self.options.file, force=self.options.force)
+                locked_checkpoint(
+                    self.options.checkpoint_dir, key, self.options.file, force=self.options.force
+                )
             )
             if checkpoint.complete:
                 self.summary.already_complete = True
@@ -272,7 +149,9 @@ class _PushRun:
     def _already_pushed(self, dataset: Dataset) -> bool:
         self.summary.dataset_id = dataset.id
         key = checkpoint_key(self.options.file, dataset.id, self.options.batch_shaping())
-        with locked_checkpoint(self.options.state_dir, key, self.options.file, force=False) as checkpoint:
+        with locked_checkpoint(
+            self.options.checkpoint_dir, key, self.options.file, force=False
+        ) as checkpoint:
             self.summary.already_complete = checkpoint.complete
         return checkpoint.complete
 

@@ -13,12 +13,12 @@ import re
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from connector.api.client import BraintrustClient
-from connector.api.pagination import FetchPaginator, PageEnd
+from connector.api.pagination import MAX_EMPTY_PAGES, FetchPaginator, PageEnd
 from connector.api.xact import parse_xact
 from connector.destinations.base import ObjectRef
 from connector.errors import MalformedResponse, PaginationError
 from connector.progress import ProgressTask
-from connector.sync.shape import PageMalformed
+from connector.sync.shape import PageMalformed, check_events
 from connector.sync.stage import PageStager, StagedPage
 from connector.sync.staging import Checkpoint, ObjectStaging
 from schemas.api import FetchEventsRequest
@@ -36,15 +36,27 @@ def newest_version(client: BraintrustClient, ref: ObjectRef) -> int | None:
     """The newest visible `_xact_id` of the object, or None when it has no rows.
 
     Raises:
-        MalformedResponse: the newest row's `_xact_id` is not a version.
+        MalformedResponse: the page breaks the API's contract.
     """
-    page = client.fetch_page(ref.object_type, ref.object_id, FetchEventsRequest(limit=1))
-    try:
-        return max((parse_xact(event["_xact_id"]) for event in page.events), default=None)
-    except (ValueError, TypeError, KeyError) as error:
-        raise MalformedResponse(
-            f"{ref.stream.table} of {ref.name!r}: newest row has no valid _xact_id ({error})"
-        ) from None
+    request = FetchEventsRequest(limit=1)
+    for _ in range(MAX_EMPTY_PAGES):
+        body = client.fetch_raw(ref.object_type, ref.object_id, request)
+        try:
+            # The standard library's parser: the one-trace page may hold integers wider than 64 bits.
+            page = json.loads(body)
+            events = check_events(page)
+        except ValueError as error:
+            raise _malformed(ref, PageMalformed(f"the page is not valid JSON ({error})")) from None
+        except PageMalformed as malformed:
+            raise _malformed(ref, malformed) from None
+        cursor = page.get("cursor")
+        if events or not isinstance(cursor, str) or not cursor:
+            return max((parse_xact(str(event["_xact_id"])) for event in events), default=None)
+        # An empty page with a cursor is not the end: the newest row is further on.
+        request = FetchEventsRequest(limit=1, cursor=cursor)
+    raise PaginationError(
+        f"{ref.stream.table} {ref.name!r}: {MAX_EMPTY_PAGES} empty pages in a row; stopping."
+    )
 
 
 def extract_object(
@@ -139,10 +151,14 @@ def _stage(stager: PageStager, body: bytes, cutoff: int | None, ref: ObjectRef) 
     try:
         return stager.stage(body, cutoff)
     except PageMalformed as malformed:
-        raise MalformedResponse(
-            f"a fetch page of {ref.stream.table} {ref.name!r} ({ref.object_id}) is malformed: {malformed}; "
-            "nothing was committed for it"
-        ) from None
+        raise _malformed(ref, malformed) from None
+
+
+def _malformed(ref: ObjectRef, malformed: PageMalformed) -> MalformedResponse:
+    return MalformedResponse(
+        f"a fetch page of {ref.stream.table} {ref.name!r} ({ref.object_id}) is malformed: {malformed}; "
+        "nothing was committed for it"
+    )
 
 
 class _Fetcher:

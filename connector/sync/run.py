@@ -10,6 +10,7 @@ goes on with the others; an object deleted upstream mid-run is skipped.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connector.api.client import BraintrustClient
 from connector.api.xact import snapshot_pin, xact_span_for_seconds
-from connector.config import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
+from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
 from connector.destinations.base import Destination, ObjectRef, SyncState
 from connector.errors import (
     ConfigError,
@@ -36,6 +37,7 @@ from connector.sync.staging import Checkpoint, ObjectStaging
 from schemas.api import ObjectType
 from schemas.kinds import BY_OPTION, EVENT_STREAMS, KINDS, ObjectKind
 
+logger = logging.getLogger("bt_sync")
 # Failures confined to one object: the run reports them and goes on with the other objects.
 OBJECT_FAILURES = (MalformedResponse, PaginationError, StateError, WarehouseLocked)
 
@@ -193,6 +195,13 @@ class _SyncRun:
             return self.sync_one(ref)
         except NotFoundError:
             ObjectStaging(self.destination.scratch, ref).clear()
+            logger.warning(
+                "%s %r (%s) was deleted upstream during the sync: skipped (sync --reconcile removes its "
+                "rows)",
+                ref.stream.table,
+                ref.name,
+                ref.object_id,
+            )
             return _summary(ref, ObjectStatus.SKIPPED, "deleted upstream during the sync")
         except OBJECT_FAILURES as error:
             return _summary(ref, ObjectStatus.FAILED, str(error))

@@ -28,6 +28,56 @@ class PageMalformed(Exception):
     """The page is not `{"events": [objects...], "cursor": text}`: the reason, for a message."""
 
 
+def events_without_id(count: int) -> PageMalformed:
+    """Events whose `id` is null or missing."""
+    return PageMalformed(f"{count} of its events have no id (null or missing)")
+
+
+def events_with_bad_version(count: int, example: object) -> PageMalformed:
+    """Events whose `_xact_id` is not a version."""
+    return PageMalformed(
+        f"{count} of its events have a `_xact_id` that is not a 64-bit decimal number, e.g. {example!r}"
+    )
+
+
+def is_version(value: object) -> bool:
+    """Whether a JSON value is a valid `_xact_id`: the decimal digits (text or number) of a uint64."""
+    text = (
+        value
+        if isinstance(value, str)
+        else str(value)
+        if isinstance(value, int) and not isinstance(value, bool)
+        else ""
+    )
+    return text.isascii() and text.isdigit() and len(text) <= 20 and int(text) < 2**64
+
+
+def check_events(page: object) -> list[dict[str, Any]]:
+    """The events of a page parsed in Python (a small one), checked as `page_shape` and staging check them.
+
+    Raises:
+        PageMalformed: as for a page staged in DuckDB.
+    """
+    if not isinstance(page, dict):
+        raise PageMalformed("the page is not a JSON object")
+    if "events" not in page:
+        raise PageMalformed("the page has no `events` list")
+    events = page["events"]
+    if not isinstance(events, list):
+        raise PageMalformed("the page's `events` is not a list")
+    if not all(isinstance(event, dict) for event in events):
+        raise PageMalformed("the page's `events` holds values that are not JSON objects")
+    if any(event.get("id") is not None and not isinstance(event["id"], str) for event in events):
+        raise PageMalformed("the page has events whose `id` is not text")
+    missing = sum(1 for event in events if event.get("id") is None)
+    if missing:
+        raise events_without_id(missing)
+    bad = [event.get("_xact_id") for event in events if not is_version(event.get("_xact_id"))]
+    if bad:
+        raise events_with_bad_version(len(bad), bad[0])
+    return events
+
+
 @dataclass(frozen=True)
 class PageShape:
     """What the page's structure says about its events.

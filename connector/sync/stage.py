@@ -26,7 +26,14 @@ import pyarrow as pa
 
 from connector.destinations.file_size import file_target_rows
 from connector.sync.seen import SeenIds
-from connector.sync.shape import PageMalformed, PageShape, event_misfits, page_shape
+from connector.sync.shape import (
+    PageMalformed,
+    PageShape,
+    event_misfits,
+    events_with_bad_version,
+    events_without_id,
+    page_shape,
+)
 from connector.sync.staging import ObjectStaging
 from schemas.tables import Column, EventStream, json_struct, sql_identifier, sql_literal
 
@@ -116,12 +123,9 @@ class PageStager:
         if not events:
             cursor = _scalar(con, "SELECT json_extract_string(body, '$.cursor') FROM page_body")
         if bad_ids:
-            raise PageMalformed(f"{bad_ids} of its events have no id (null or missing)")
+            raise events_without_id(bad_ids)
         if bad_xacts:
-            raise PageMalformed(
-                f"{bad_xacts} of its events have a `_xact_id` that is not a 64-bit decimal number, "
-                f"e.g. {bad_sample!r}"
-            )
+            raise events_with_bad_version(bad_xacts, bad_sample)
         written: list[str] = []
         rows = 0
         if newest is not None:
@@ -202,9 +206,11 @@ class _PageSql:
         self._struct = '{"events": [' + json_struct(stream.payload_columns) + '], "cursor": "VARCHAR"}'
         self.page_keys = (
             "CREATE OR REPLACE TEMP TABLE page_keys AS SELECT e.id, "
-            f"{_version('e._xact_id')} AS _xact_id, e._xact_id AS _xact_text, e.root_span_id, e._ordinal, e._cursor "
+            f"{_version('e._xact_id')} AS _xact_id, e._xact_id AS _xact_text, e.root_span_id, e._ordinal, "
+            "e._cursor "
             "FROM (SELECT unnest(t.events, max_depth := 2), generate_subscripts(t.events, 1) AS _ordinal, "
-            f"t.cursor AS _cursor FROM (SELECT json_transform(body, {sql_literal(_KEYS_STRUCT)}) AS t FROM page_body)) AS e"
+            f"t.cursor AS _cursor FROM (SELECT json_transform(body, {sql_literal(_KEYS_STRUCT)}) AS t FROM "
+            "page_body)) AS e"
         )
         self.page_checks = (
             "SELECT count(*), count(*) FILTER (WHERE id IS NULL), count(*) FILTER (WHERE _xact_id IS NULL), "
@@ -218,7 +224,8 @@ class _PageSql:
         return (
             "SELECT _ordinal, md5_number_upper(id) AS upper, md5_number_lower(id) AS lower "
             f"FROM page_keys {above} "
-            "QUALIFY row_number() OVER (PARTITION BY id ORDER BY _xact_id DESC, _ordinal) = 1 ORDER BY _ordinal"
+            "QUALIFY row_number() OVER (PARTITION BY id ORDER BY _xact_id DESC, _ordinal) = 1 ORDER BY "
+            "_ordinal"
         )
 
     def write(
@@ -238,9 +245,11 @@ class _PageSql:
         # Numbered among the rows kept, so each part holds `file_rows` rows (the last one fewer).
         part = f"(row_number() OVER (ORDER BY e._ordinal) - 1) // {int(file_rows)} AS _part"
         return (
-            f"COPY (SELECT {', '.join(typed)}, ({_merged_json(extras)})::JSON AS _extra, now() AS _synced_at, "
+            f"COPY (SELECT {', '.join(typed)}, ({_merged_json(extras)})::JSON AS _extra, now() AS "
+            "_synced_at, "
             f"{part} FROM ({source}) AS e{joins} ORDER BY e._ordinal) "
-            f"TO {sql_literal(str(into))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, PARTITION_BY (_part))"
+            f"TO {sql_literal(str(into))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, "
+            "PARTITION_BY (_part))"
         )
 
 

@@ -13,6 +13,8 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
+from pydantic import Field
+
 from connector.api.pagination import PagePosition
 from connector.destinations.base import ObjectRef, StagedParts
 from connector.state_file import StateFile
@@ -46,7 +48,7 @@ class Checkpoint(StateFile):
     cutoff: int | None
     started_at: datetime
     position: PagePosition = PagePosition()
-    parts: list[str] = []
+    parts: list[str] = Field(default_factory=list)
     done: bool = False
     pages: int = 0
     rows_fetched: int = 0

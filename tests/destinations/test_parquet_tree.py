@@ -1,4 +1,4 @@
-"""The Parquet tree: writes follow the change, files stay bounded, plain engines read it, commits survive crashes."""
+"""The Parquet tree: writes follow the change, files stay bounded, plain engines read it, crashes heal."""
 
 from __future__ import annotations
 
@@ -41,7 +41,9 @@ def hourly_change(emulator: Emulator, project_id: str, new_rows: int, updated_ro
     chosen = random.Random(3).sample(live[-len(live) * 3 // 100 :], updated_rows)
     emulator.store.generate_logs(project_id, new_rows, update_fraction=0.0, rng_seed=2)
     emulator.store.insert(
-        "project_logs", project_id, [{"id": row["id"], "_is_merge": True, "scores": {"thumbs": 1}} for row in chosen]
+        "project_logs",
+        project_id,
+        [{"id": row["id"], "_is_merge": True, "scores": {"thumbs": 1}} for row in chosen],
     )
 
 
@@ -91,7 +93,9 @@ def test_plain_engines_read_the_tree_as_the_deduplicated_table(
     sync(demo_emulator, warehouse)
     project = demo_emulator.store.list_objects("project", ListQuery())[0]
     rows = demo_emulator.store.live_rows("project_logs", project["id"])
-    demo_emulator.store.insert("project_logs", project["id"], [{"id": rows[0]["id"], "_is_merge": True, "tags": ["x"]}])
+    demo_emulator.store.insert(
+        "project_logs", project["id"], [{"id": rows[0]["id"], "_is_merge": True, "tags": ["x"]}]
+    )
     demo_emulator.store.insert("project_logs", project["id"], [{"id": rows[1]["id"], "_object_delete": True}])
     sync(demo_emulator, warehouse, reconcile=True)
     root = warehouse.tables_root
@@ -100,10 +104,15 @@ def test_plain_engines_read_the_tree_as_the_deduplicated_table(
         assert expected
         with duckdb.connect() as con:
             plain = con.execute(
-                f"SELECT {key}, id, _xact_id FROM read_parquet('{root}/{table}/*/*.parquet', hive_partitioning = true)"
+                f"SELECT {key}, id, _xact_id FROM read_parquet('{root}/{table}/*/*.parquet', "
+                "hive_partitioning = true)"
             ).fetchall()
-        arrow = ds.dataset(f"{root}/{table}", format="parquet", partitioning="hive").to_table(columns=[key, "id", "_xact_id"])
-        polars = pl.scan_parquet(f"{root}/{table}/*/*.parquet", hive_partitioning=True).select(key, "id", "_xact_id")
+        arrow = ds.dataset(f"{root}/{table}", format="parquet", partitioning="hive").to_table(
+            columns=[key, "id", "_xact_id"]
+        )
+        polars = pl.scan_parquet(f"{root}/{table}/*/*.parquet", hive_partitioning=True).select(
+            key, "id", "_xact_id"
+        )
         assert sorted(plain) == expected
         assert sorted((r[key], r["id"], r["_xact_id"]) for r in arrow.to_pylist()) == expected
         assert sorted(polars.collect().iter_rows()) == expected
@@ -135,7 +144,9 @@ def test_a_commit_cut_short_before_the_tree_caught_up_is_finished_by_the_next_sy
     sync(emulator, reference)
     assert event_tables(warehouse) == event_tables(reference)
     with duckdb.connect() as con:
-        plain = con.execute(f"SELECT count(*), count(DISTINCT id) FROM read_parquet('{directory}/*.parquet')").fetchone()
+        plain = con.execute(
+            f"SELECT count(*), count(DISTINCT id) FROM read_parquet('{directory}/*.parquet')"
+        ).fetchone()
     assert plain == (4_500, 4_500)
     assert not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
 
@@ -162,7 +173,9 @@ def test_files_of_a_merge_that_never_committed_are_swept(
     written = {p.name for p in versions.iterdir()}
     assert query(warehouse, "SELECT output FROM project_logs WHERE id = 'r1'") == [(None,)]
     sync(emulator, warehouse)
-    record = (Path(warehouse.tables_root, "project_logs", f"project_id={project['id']}") / "_sync_state.json").read_text()
+    record = (
+        Path(warehouse.tables_root, "project_logs", f"project_id={project['id']}") / "_sync_state.json"
+    ).read_text()
     # The uncommitted version is no record's: it stays only for the grace period, invisible to the views.
     assert all(name in record or name.endswith(".tmp") for name in written) is False
     assert query(warehouse, "SELECT output FROM project_logs WHERE id = 'r1'") == [('"new"',)]
@@ -204,12 +217,17 @@ def test_the_tree_on_an_s3_compatible_store(
     sync(demo_emulator, settings)
     project = demo_emulator.store.list_objects("project", ListQuery())[0]
     row = demo_emulator.store.live_rows("project_logs", project["id"])[0]
-    demo_emulator.store.insert("project_logs", project["id"], [{"id": row["id"], "_is_merge": True, "output": "v2"}])
+    demo_emulator.store.insert(
+        "project_logs", project["id"], [{"id": row["id"], "_is_merge": True, "output": "v2"}]
+    )
     second = sync(demo_emulator, settings)
     assert sum(o.updated for o in second.objects) == 1
     local = warehouse_in(tmp_path, "local")
     sync(demo_emulator, local)
     for table, key in (("project_logs", "project_id"), ("dataset_records", "dataset_id")):
         dataset = ds.dataset(f"warehouse/bt/{table}", filesystem=fs, format="parquet", partitioning="hive")
-        stored = sorted((r[key], r["id"], r["_xact_id"]) for r in dataset.to_table(columns=[key, "id", "_xact_id"]).to_pylist())
+        stored = sorted(
+            (r[key], r["id"], r["_xact_id"])
+            for r in dataset.to_table(columns=[key, "id", "_xact_id"]).to_pylist()
+        )
         assert stored and stored == sorted(query(local, f"SELECT {key}, id, _xact_id FROM {table}"))

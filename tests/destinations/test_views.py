@@ -44,11 +44,14 @@ def project(demo_emulator: Emulator) -> dict[str, str]:
 
 
 class HeldSession:
-    """Another process holding the DuckDB file open read-only, as a notebook does, answering queries on demand."""
+    """Another process holding the DuckDB file open read-only, as a notebook does; answers on demand."""
 
     def __init__(self, path: Path) -> None:
         self._process = subprocess.Popen(
-            [sys.executable, "-c", READER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", READER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         assert self._process.stdout is not None and self._process.stdout.readline().strip() == "open"
 
@@ -79,7 +82,15 @@ def test_syncs_never_wait_for_a_session_holding_the_file_and_it_sees_their_rows(
     for round_ in range(3):
         demo_emulator.store.insert("project_logs", project["id"], [{"id": f"new-{round_}", "input": round_}])
         started = time.monotonic()
-        done = run_cli("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--lock-wait", "10", env=env)
+        done = run_cli(
+            "sync",
+            "--api-url",
+            demo_emulator.url,
+            *cli_warehouse_args(warehouse),
+            "--lock-wait",
+            "10",
+            env=env,
+        )
         assert done.returncode == 0, done.stderr
         assert time.monotonic() - started < 10
         live = demo_emulator.store.live_count("project_logs", project["id"])
@@ -87,12 +98,18 @@ def test_syncs_never_wait_for_a_session_holding_the_file_and_it_sees_their_rows(
         # The held session answers, and sees the new rows: its views read the files as they are now.
         assert held.ask() == f"ok {total} {total}"
         with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as fresh:
-            assert fresh.execute("SELECT count(*) FROM project_logs WHERE id = ?", [f"new-{round_}"]).fetchone() == (1,)
-        assert live + sum(
-            demo_emulator.store.live_count("project_logs", p["id"])
-            for p in demo_emulator.store.list_objects("project", ListQuery())
-            if p["id"] != project["id"]
-        ) == total
+            assert fresh.execute(
+                "SELECT count(*) FROM project_logs WHERE id = ?", [f"new-{round_}"]
+            ).fetchone() == (1,)
+        assert (
+            live
+            + sum(
+                demo_emulator.store.live_count("project_logs", p["id"])
+                for p in demo_emulator.store.list_objects("project", ListQuery())
+                if p["id"] != project["id"]
+            )
+            == total
+        )
 
 
 def test_queries_never_fail_or_see_a_row_twice_while_syncs_commit(
@@ -102,7 +119,9 @@ def test_queries_never_fail_or_see_a_row_twice_while_syncs_commit(
     rows = demo_emulator.store.live_rows("project_logs", project["id"])
     for round_ in range(3):
         demo_emulator.store.insert(
-            "project_logs", project["id"], [{"id": row["id"], "_is_merge": True, "tags": [str(round_)]} for row in rows]
+            "project_logs",
+            project["id"],
+            [{"id": row["id"], "_is_merge": True, "tags": [str(round_)]} for row in rows],
         )
         syncing = subprocess.Popen(
             [sys.executable, "-m", "connector.cli", "sync", "--api-url", demo_emulator.url,
@@ -128,10 +147,16 @@ def test_a_file_with_tables_bt_sync_did_not_make_is_refused_in_one_line(
         env={"BRAINTRUST_API_KEY": demo_emulator.api_key},
     )  # fmt: skip
     assert done.returncode == 1
-    assert done.stderr.count("\n") == 1 and "table project_logs" in done.stderr and "bt-sync did not make" in done.stderr
+    assert (
+        done.stderr.count("\n") == 1
+        and "table project_logs" in done.stderr
+        and "bt-sync did not make" in done.stderr
+    )
 
 
-def test_the_views_follow_a_moved_parquet_root(demo_emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path) -> None:
+def test_the_views_follow_a_moved_parquet_root(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path
+) -> None:
     sync(demo_emulator, warehouse)
     moved = warehouse.model_copy(update={"parquet_root": str(tmp_path / "moved")})
     sync(demo_emulator, moved)
@@ -147,12 +172,16 @@ def old_duckdb(release: str) -> Path:
     if not python.exists():
         uv = [sys.executable, "-m", "uv"]
         subprocess.run([*uv, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
-        subprocess.run([*uv, "pip", "install", "--quiet", "--python", str(python), f"duckdb=={release}.*"], check=True)
+        subprocess.run(
+            [*uv, "pip", "install", "--quiet", "--python", str(python), f"duckdb=={release}.*"], check=True
+        )
     return python
 
 
 @pytest.mark.parametrize("release", ["1.4", "1.5"])
-def test_an_older_duckdb_reads_every_table(demo_emulator: Emulator, warehouse: WarehouseSettings, release: str) -> None:
+def test_an_older_duckdb_reads_every_table(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, release: str
+) -> None:
     sync(demo_emulator, warehouse)
     expected = {table: query(warehouse, f"SELECT count(*) FROM {table}")[0][0] for table in TABLES}
     script = textwrap.dedent(
@@ -160,7 +189,9 @@ def test_an_older_duckdb_reads_every_table(demo_emulator: Emulator, warehouse: W
         import json, sys, duckdb
         con = duckdb.connect(sys.argv[1], read_only=True)
         counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in sys.argv[2:]}
-        typed = con.execute("SELECT typeof(input), typeof(scores), typeof(_xact_id) FROM project_logs LIMIT 1").fetchone()
+        typed = con.execute(
+            "SELECT typeof(input), typeof(scores), typeof(_xact_id) FROM project_logs LIMIT 1"
+        ).fetchone()
         print(json.dumps({"version": duckdb.__version__, "counts": counts, "typed": typed}))
         """
     )

@@ -44,7 +44,9 @@ def test_full_then_incremental_equals_fresh_full_sync(
 ) -> None:
     first = sync(emulator, warehouse)
     assert first.objects[0].rows == 60
-    emulator.store.insert("project_logs", project["id"], [{"id": "log-5", "_is_merge": True, "output": "changed"}])
+    emulator.store.insert(
+        "project_logs", project["id"], [{"id": "log-5", "_is_merge": True, "output": "changed"}]
+    )
     emulator.store.insert("project_logs", project["id"], [{"id": "log-new", "input": "fresh"}])
     dataset = emulator.store.create_dataset(project["id"], "ds")
     emulator.store.insert("dataset", dataset["id"], [{"id": "r1", "input": 1, "expected": 2}])
@@ -57,11 +59,17 @@ def test_full_then_incremental_equals_fresh_full_sync(
     assert query(warehouse, "SELECT output FROM project_logs WHERE id = 'log-5'") == [('"changed"',)]
 
 
-def test_update_of_an_old_row_lands(emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings) -> None:
+def test_update_of_an_old_row_lands(
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings
+) -> None:
     sync(emulator, warehouse)
-    emulator.store.insert("project_logs", project["id"], [{"id": "log-0", "_is_merge": True, "scores": {"acc": 0.99}}])
+    emulator.store.insert(
+        "project_logs", project["id"], [{"id": "log-0", "_is_merge": True, "scores": {"acc": 0.99}}]
+    )
     sync(emulator, warehouse)
-    rows = query(warehouse, "SELECT scores['acc'], output, count(*) OVER () FROM project_logs WHERE id = 'log-0'")
+    rows = query(
+        warehouse, "SELECT scores['acc'], output, count(*) OVER () FROM project_logs WHERE id = 'log-0'"
+    )
     assert rows == [(0.99, '"a0"', 1)]
 
 
@@ -73,7 +81,9 @@ def test_same_id_in_two_datasets_stays_two_rows(
     emulator.store.insert("dataset", first["id"], [{"id": "shared", "input": "from first"}])
     emulator.store.insert("dataset", second["id"], [{"id": "shared", "input": "from second"}])
     sync(emulator, warehouse)
-    rows = query(warehouse, "SELECT dataset_id, input FROM dataset_records WHERE id = 'shared' ORDER BY input")
+    rows = query(
+        warehouse, "SELECT dataset_id, input FROM dataset_records WHERE id = 'shared' ORDER BY input"
+    )
     assert rows == [(first["id"], '"from first"'), (second["id"], '"from second"')]
 
 
@@ -119,6 +129,14 @@ def test_incremental_after_one_percent_change_fetches_about_one_percent(
 
 def test_catalog_tables_hold_every_kind(demo_emulator: Emulator, warehouse: WarehouseSettings) -> None:
     summary = sync(demo_emulator, warehouse)
-    for table in ("projects", "experiments", "datasets", "prompts", "functions", "project_scores", "project_tags"):
+    for table in (
+        "projects",
+        "experiments",
+        "datasets",
+        "prompts",
+        "functions",
+        "project_scores",
+        "project_tags",
+    ):
         (count,) = query(warehouse, f"SELECT count(*) FROM {table}")[0]
         assert count == summary.catalog[table] > 0, table

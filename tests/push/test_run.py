@@ -2,25 +2,33 @@
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from connector.api.client import BraintrustClient
-from connector.emulator import Emulator, FaultRule, ListQuery
+from connector.emulator import Emulator, FaultRule
 from connector.errors import AuthError, PushError, ServerUnavailable
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, PushSummary, push_file
-from tests.support import sync
+from tests.push.helpers import (
+    CSV_AS_EVENTS,
+    DATASET,
+    JSONL_AS_EVENTS,
+    PARQUET_AS_EVENTS,
+    PROJECT,
+    dataset_id,
+    jsonl_rows,
+    same_rows,
+    synced_rows,
+    write_csv,
+    write_jsonl,
+    write_parquet,
+)
 
-PROJECT, DATASET = "push-tests", "golden"
 Push = Callable[..., PushSummary]
 
 
@@ -33,113 +41,6 @@ def push(push_client: BraintrustClient, tmp_path: Path) -> Push:
         return push_file(push_client, PushOptions(file=file, **settings), NullProgress())
 
     return run
-
-
-def dataset_id(emulator: Emulator) -> str:
-    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name=PROJECT, name=DATASET))
-    return str(dataset["id"])
-
-
-def synced_rows(emulator: Emulator, tmp_path: Path) -> list[dict[str, Any]]:
-    """Sync the emulator into a fresh DuckDB file with bt-sync and read the dataset's rows back."""
-    db = tmp_path / "synced.duckdb"
-    sync(emulator, db)
-    with duckdb.connect(str(db), read_only=True) as con:
-        rows = con.execute(
-            "SELECT id, input, expected, metadata, tags FROM dataset_records WHERE dataset_id = ?",
-            [dataset_id(emulator)],
-        ).fetchall()
-
-    def decoded(text: str | None) -> Any:
-        return None if text is None else orjson.loads(text)
-
-    return [
-        {"id": id_, "input": decoded(i), "expected": decoded(e), "metadata": decoded(m), "tags": tags}
-        for id_, i, e, m, tags in rows
-    ]
-
-
-def same_rows(pushed: list[dict[str, Any]], file_query: str, tmp_path: Path) -> None:
-    """Assert the pushed events equal, as a multiset, the rows `file_query` selects from the file."""
-    events = tmp_path / "pushed.jsonl"
-    events.write_bytes(b"".join(orjson.dumps(e, option=orjson.OPT_SORT_KEYS) + b"\n" for e in pushed))
-    with duckdb.connect() as con:
-        columns = "{id: 'VARCHAR', input: 'JSON', expected: 'JSON', metadata: 'JSON', tags: 'VARCHAR[]'}"
-        con.execute(f"CREATE TABLE pushed AS SELECT * FROM read_json('{events}', columns = {columns})")
-        con.execute(f"CREATE TABLE source AS {file_query}")
-        columns = [row[0] for row in con.execute("DESCRIBE source").fetchall()]
-        listed = ", ".join(columns)
-        assert con.execute("SELECT count(*) FROM source").fetchone() == (len(pushed),)
-        missing = con.execute(
-            f"SELECT {listed} FROM source EXCEPT ALL SELECT {listed} FROM pushed"
-        ).fetchall()
-        extra = con.execute(f"SELECT {listed} FROM pushed EXCEPT ALL SELECT {listed} FROM source").fetchall()
-    assert (missing, extra) == ([], [])
-
-
-# Files ---------------------------------------------------------------------------------------------
-
-
-def write_csv(path: Path, rows: int, start: int = 0) -> Path:
-    lines = ["id,input,expected,metadata,tags,note"]
-    for n in range(start, start + rows):
-        value = f'{{""n"": {n}, ""q"": ""what is {n}?""}}' if n % 2 else f'plain, ""quoted""\nline ü {n}'
-        lines.append(f'row-{n},"{value}",answer {n},"{{""source"": ""s{n % 3}""}}","t{n % 2},all",ignored')
-    data = ("\n".join(lines) + "\n").encode()
-    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
-    return path
-
-
-CSV_AS_EVENTS = """
-    SELECT id,
-           CASE WHEN left(input, 1) IN ('{{', '[') THEN json(input) ELSE to_json(input) END AS input,
-           to_json(expected) AS expected,
-           json(metadata) AS metadata,
-           string_split(tags, ',') AS tags
-    FROM read_csv('{path}', all_varchar = true, header = true)
-"""
-
-
-def write_parquet(path: Path, rows: int) -> Path:
-    table = pa.table(
-        {
-            "id": pa.array(range(rows), pa.int64()),
-            "input": [{"k": n % 5, "text": f"question {n}"} for n in range(rows)],
-            "expected": [None if n % 4 == 0 else f"answer {n}" for n in range(rows)],
-            "metadata": [{"score": n / 10} for n in range(rows)],
-            "tags": [["a", f"g{n % 3}"] for n in range(rows)],
-        }
-    )
-    pq.write_table(table, path, row_group_size=max(1, rows // 3))
-    return path
-
-
-PARQUET_AS_EVENTS = """
-    SELECT id::VARCHAR AS id, to_json(input) AS input,
-           CASE WHEN expected IS NOT NULL THEN to_json(expected) END AS expected,
-           to_json(metadata) AS metadata, tags
-    FROM read_parquet('{path}')
-"""
-
-
-def jsonl_rows(rows: int) -> list[dict[str, Any]]:
-    inputs: list[Any] = ["text", {"a": [1, 2], "b": None}, 42, [1, "x"], {"nested": {"deep": True}}]
-    return [
-        {"input": inputs[n % 5], "expected": {"n": n}, "metadata": {"i": n, "src": "jsonl"}, "tags": ["j"]}
-        for n in range(rows)
-    ]
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    data = b"".join(orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n" for row in rows)
-    path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
-    return path
-
-
-JSONL_AS_EVENTS = """
-    SELECT input, expected, metadata, tags FROM read_json('{path}', format = 'newline_delimited',
-        columns = {{input: 'JSON', expected: 'JSON', metadata: 'JSON', tags: 'VARCHAR[]'}})
-"""
 
 
 # Round trips ----------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from connector.emulator import Emulator, ListQuery
 from connector.errors import PushError
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, PushSummary, push_file
-from tests.test_push_cli import push_process, run_cli
+from tests.push.helpers import push_process, run_cli
 
 PROJECT, DATASET = "messy", "files"
 
@@ -384,7 +384,7 @@ def test_a_parquet_file_named_csv_is_read_as_parquet(emulator: Emulator, tmp_pat
         ),
         (
             "d.parquet",
-            gzip.compress(b"id,input\n"),
+            gzip.compress(b"id,input\n", mtime=0),
             (),
             "d.parquet is not a Parquet file: it is gzip-compressed text",
         ),

@@ -29,7 +29,6 @@ def test_every_case_ran_and_has_a_rate(results: tuple[Path, list[Result]]) -> No
     assert {(r.object, r.case, r.tool) for r in measured} == {
         ("project_logs", "full sync", "bt-sync"),
         ("project_logs", "full sync", "floor (httpx + orjson)"),
-        ("project_logs", "full sync", "bt-sync (DuckDB + Parquet)"),
         ("project_logs", "incremental sync", "bt-sync"),
         ("experiment", "full sync", "bt-sync"),
         ("experiment", "full sync", "floor (httpx + orjson)"),

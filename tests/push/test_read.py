@@ -122,7 +122,7 @@ def test_csv_header_not_utf8(tmp_path: Path) -> None:
     ("name", "content", "message"),
     [
         ("e.csv", b"", "e.csv is empty"),
-        ("e.csv.gz", gzip.compress(b""), "e.csv.gz is empty"),
+        ("e.csv.gz", gzip.compress(b"", mtime=0), "e.csv.gz is empty"),
         ("e.jsonl", b"", "e.jsonl is empty"),
         ("e.jsonl", b"\n  \n\n", "e.jsonl is empty"),
         ("e.csv", b"input,expected\n", "e.csv has a header but no rows"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from pipelines.schedules import SYNC_SCHEDULES
 from pipelines.sensors import braintrust_discovery_sensor
 from pipelines.streams import DATASET_RECORDS, EXPERIMENT_EVENTS, PROJECT_LOGS, STREAMS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -120,6 +121,32 @@ def warehouse_ids(tmp_path: Path, table: str, key: str, object_id: str) -> set[s
     return {row[0] for row in rows}
 
 
+def record_path(tmp_path: Path, table: str, key: str, object_id: str) -> Path:
+    return tmp_path / "parquet" / table / f"{key}={object_id}" / "_sync_state.json"
+
+
+def duplicate_row(tmp_path: Path, table: str, key: str, object_id: str, row_id: str) -> None:
+    """Corrupt the warehouse behind bt-sync's back: a second copy of a row in the object's file."""
+    record = json.loads(record_path(tmp_path, table, key, object_id).read_text())
+    versions = tmp_path / "parquet" / "_bt_sync" / table / f"{key}={object_id}"
+    path = versions / record["files"][0]["version"]
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"COPY (SELECT * FROM '{path}' UNION ALL SELECT * FROM '{path}' WHERE id = '{row_id}') TO "
+            f"'{path}.new' (FORMAT parquet)"
+        )
+    (versions / f"{path.name}.new").replace(path)
+
+
+def age_sync_state(tmp_path: Path, table: str, key: str, when: datetime) -> None:
+    """Make every object of a table look last synced at `when`."""
+    for path in (tmp_path / "parquet" / table).glob(f"{key}=*/_sync_state.json"):
+        record = json.loads(path.read_text())
+        if record.get("state"):
+            record["state"]["synced_at"] = when.isoformat()
+            path.write_text(json.dumps(record))
+
+
 def live_ids(emulator: Emulator, object_type: str, object_id: str) -> set[str]:
     return {row["id"] for row in emulator.store.live_rows(object_type, object_id)}
 
@@ -130,6 +157,10 @@ def test_definitions_name_every_asset_check_job_schedule_and_sensor() -> None:
         "braintrust/projects",
         "braintrust/experiments",
         "braintrust/datasets",
+        "braintrust/prompts",
+        "braintrust/functions",
+        "braintrust/project_scores",
+        "braintrust/project_tags",
         "braintrust/project_logs",
         "braintrust/experiment_events",
         "braintrust/dataset_records",
@@ -308,8 +339,7 @@ def test_unique_key_check_fails_on_a_duplicated_row(
     upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
     sync_everything(test_defs, instance)
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as connection:
-        connection.execute("INSERT INTO experiment_events SELECT * FROM experiment_events WHERE id = 'ev-3'")
+    duplicate_row(tmp_path, "experiment_events", "experiment_id", upstream["experiment"], "ev-3")
     evaluations = run_checks(test_defs, instance)
     failed = evaluations["experiment_events:unique_key"]
     assert not failed.passed
@@ -332,11 +362,7 @@ def test_coverage_freshness_and_count_checks_warn_when_the_warehouse_is_behind(
     emulator.store.insert("dataset", upstream["dataset"], [{"id": "rec-late", "expected": 0}])
     unsynced = emulator.store.create_experiment(upstream["project"], "exp-unsynced")
     assert test_defs.resolve_job_def(CATALOG_JOB_NAME).execute_in_process(instance=instance).success
-    with duckdb.connect(str(tmp_path / "warehouse.duckdb")) as connection:
-        connection.execute(
-            "UPDATE sync_state SET synced_at = ? WHERE object_type = 'project_logs'",
-            [datetime(2020, 1, 1, tzinfo=UTC)],
-        )
+    age_sync_state(tmp_path, "project_logs", "project_id", datetime(2020, 1, 1, tzinfo=UTC))
     evaluations = run_checks(test_defs, instance)
     failed = {name: e for name, e in evaluations.items() if not e.passed}
     assert sorted(failed) == [

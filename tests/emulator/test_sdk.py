@@ -23,7 +23,7 @@ import pytest
 from braintrust.logger import SummarySuccess, _internal_reset_global_state
 
 from connector.emulator import Emulator, FaultRule, ListQuery
-from tests.support import sync
+from tests.helpers import sync, warehouse_in
 
 PROJECT = "support-bot"
 # Questions and their expected answers; `answer` gets the second one wrong.
@@ -61,8 +61,7 @@ def answer(question: str) -> str:
     return {"2+2": "4", "3+3": "7"}[question]
 
 
-# What landed in DuckDB. The storage layer is being rewritten: these helpers are the only
-# code that knows table and column names.
+# What landed, read through the DuckDB file analysts open (`warehouse_in` names it `w.duckdb`).
 
 
 def synced(db: Path, table: str, key: str) -> dict[str, dict[str, Any]]:
@@ -140,7 +139,7 @@ def test_logger_with_nested_spans_and_feedback(sdk: None, emulator: Emulator, tm
     )
     logger.flush()
 
-    sync(emulator, tmp_path / "w.duckdb")
+    sync(emulator, warehouse_in(tmp_path))
     rows = synced(tmp_path / "w.duckdb", "project_logs", logger.project.id)
     assert check_traces(rows) == {root.id: ["handle-request", "answer", "retrieve"], ping: ["root"]}
     request = rows[root.id]
@@ -164,7 +163,7 @@ def test_experiment_log_summarize_and_feedback(sdk: None, emulator: Emulator, tm
 
     assert isinstance(summary.comparison, SummarySuccess)
     assert summary.comparison.scores["exact"].score == 0.5
-    sync(emulator, tmp_path / "w.duckdb")
+    sync(emulator, warehouse_in(tmp_path))
     rows = synced(tmp_path / "w.duckdb", "experiment_events", experiment.id)
     assert {row_id: row["scores"] for row_id, row in rows.items()} == {
         ids[0]: {"exact": 1},
@@ -181,7 +180,7 @@ def test_eval_with_in_memory_data_and_a_scorer(sdk: None, emulator: Emulator, tm
 
     assert isinstance(result.summary.comparison, SummarySuccess)
     assert result.summary.comparison.scores["exact"].score == 0.5
-    sync(emulator, tmp_path / "w.duckdb")
+    sync(emulator, warehouse_in(tmp_path))
     assert result.summary.experiment_id is not None
     rows = synced(tmp_path / "w.duckdb", "experiment_events", result.summary.experiment_id)
     traces = check_traces(rows)
@@ -216,7 +215,7 @@ def test_dataset_insert_update_delete_fetch_and_eval(sdk: None, emulator: Emulat
     assert sorted((record["id"], record["expected"]) for record in by_btql.fetch()) == expected
     assert emulator.stats.requests[("POST", "btql")] == 2  # the page, then the empty page that ends it
     assert len(result.results) == 2
-    sync(emulator, tmp_path / "w.duckdb")
+    sync(emulator, warehouse_in(tmp_path))
     records = synced(tmp_path / "w.duckdb", "dataset_records", dataset.id)
     assert {row_id: (row["input"], row["expected"]) for row_id, row in records.items()} == {
         kept: ("2+2", "4"),
@@ -246,7 +245,7 @@ def test_rest_client_feedback_on_each_object_type(emulator: Emulator, tmp_path: 
     client.datasets.feedback(dataset.id, feedback=[{"id": "record", "tags": ["checked"]}])
 
     assert client.top_level.hello_world() == "Hello, World!"
-    sync(emulator, tmp_path / "w.duckdb")
+    sync(emulator, warehouse_in(tmp_path))
     db = tmp_path / "w.duckdb"
     log = synced(db, "project_logs", project.id)["log"]
     run = synced(db, "experiment_events", experiment.id)["run"]

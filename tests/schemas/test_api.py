@@ -20,7 +20,7 @@ from schemas.api import (
 )
 
 # Braintrust's official OpenAPI spec, copied here so the check never depends on a sibling checkout.
-SPEC = Path(__file__).resolve().parent / "fixtures" / "braintrust-openapi.yaml"
+SPEC = Path(__file__).resolve().parents[1] / "fixtures" / "braintrust-openapi.yaml"
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ import time
 import pytest
 
 from connector.api.client import BraintrustClient
-from connector.api.pagination import FetchPaginator
+from connector.api.pagination import FetchPaginator, PageEnd
 from connector.api.xact import parse_xact, snapshot_pin
 from connector.config import ApiSettings
 from connector.emulator import Emulator, FaultRule
 from connector.errors import AuthError, ConfigError, PaginationError, ServerUnavailable
-from schemas.api import FetchEventsRequest, ObjectType
+from schemas.api import FetchEventsRequest, FetchEventsResponse, ObjectType
 
 
 def make_client(emulator: Emulator, **overrides: object) -> BraintrustClient:
@@ -20,12 +20,18 @@ def make_client(emulator: Emulator, **overrides: object) -> BraintrustClient:
     return BraintrustClient(ApiSettings(**settings))
 
 
+def page_end(page: FetchEventsResponse) -> PageEnd:
+    """What the paginator needs of a parsed page."""
+    oldest = min(((parse_xact(e["_xact_id"]), e["root_span_id"]) for e in page.events), default=None)
+    return PageEnd(page.cursor, len(page.events), oldest)
+
+
 def page_all(client: BraintrustClient, object_id: str, version: int, limit: int = 7) -> list[dict]:
     paginator = FetchPaginator(version, limit)
     rows: list[dict] = []
     while paginator.has_next:
         page = client.fetch_page(ObjectType.PROJECT_LOGS, object_id, paginator.request())
-        paginator.update(page)
+        paginator.update(page_end(page))
         rows += page.events
     return rows
 
@@ -67,13 +73,13 @@ def test_version_pin_excludes_writes_made_mid_pagination(emulator: Emulator, pro
         version = parse_xact(first.events[0]["_xact_id"])
         paginator = FetchPaginator(version, 2)
         page = client.fetch_page(ObjectType.PROJECT_LOGS, project["id"], paginator.request())
-        paginator.update(page)
+        paginator.update(page_end(page))
         seen = list(page.events)
         insert_logs(emulator, project["id"], 20, prefix="late")  # written after the pin
         emulator.store.insert("project_logs", project["id"], [{"id": "row-1", "_object_delete": True}])
         while paginator.has_next:
             page = client.fetch_page(ObjectType.PROJECT_LOGS, project["id"], paginator.request())
-            paginator.update(page)
+            paginator.update(page_end(page))
             seen += page.events
     assert not [r for r in seen if r["id"].startswith("late")]
     assert all(parse_xact(r["_xact_id"]) <= version for r in seen)

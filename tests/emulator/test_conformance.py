@@ -19,7 +19,7 @@ from werkzeug.datastructures import Headers, ImmutableMultiDict
 from connector.emulator import KINDS, Emulator, FaultRule
 
 # Braintrust's official OpenAPI spec, copied here so the check never depends on a sibling checkout.
-SPEC_PATH = Path(__file__).resolve().parent / "fixtures" / "braintrust-openapi.yaml"
+SPEC_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "braintrust-openapi.yaml"
 # Paths are matched against the spec's server URL, so requests are presented as sent there.
 SPEC_SERVER = "https://api.braintrust.dev"
 

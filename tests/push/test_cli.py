@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 
 from connector.cli import main
 from connector.emulator import Emulator, FaultRule, ListQuery
-from tests.test_push import CSV_AS_EVENTS, same_rows, write_csv
-
-
-def run_cli(
-    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str, str]:
-    """Run `bt-sync push ARGS` in this process; return the exit code, stdout and stderr."""
-    argv = ["bt-sync", "push", *args, "--api-url", emulator.url, "--api-key", emulator.api_key]
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(sys, "argv", [*argv, "--state-dir", str(tmp_path / "state")])
-        with pytest.raises(SystemExit) as exited:
-            main()
-    out, err = capsys.readouterr()
-    return int(exited.value.code or 0), out, err
+from tests.push.helpers import CSV_AS_EVENTS, acked_batches, push_process, run_cli, same_rows, write_csv
 
 
 def inserts(emulator: Emulator) -> int:
@@ -137,33 +122,6 @@ def test_dry_run_needs_no_api_key(
         == "dry run: 25 of 25 rows of data.csv are valid, 1 batch; columns not sent: note.\n"
     )
     assert emulator.stats.snapshot()["requests"] == {}
-
-
-def push_process(emulator: Emulator, path: Path, state: Path, *extra: str) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-c", "from connector.cli import main; main()", "push", str(path)]
-    command += [
-        "--project",
-        "p",
-        "--dataset",
-        "d",
-        "--api-url",
-        emulator.url,
-        "--state-dir",
-        str(state),
-        *extra,
-    ]
-    env = os.environ | {"BRAINTRUST_API_KEY": emulator.api_key}
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path.cwd())
-
-
-def acked_batches(state: Path) -> int:
-    for checkpoint in state.glob("*.json"):
-        try:
-            saved: dict[str, Any] = orjson.loads(checkpoint.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            continue
-        return int(saved["acked_below"]) + len(saved["acked"])
-    return 0
 
 
 def test_kill_9_mid_push_then_rerun_sends_the_rest_exactly_once(emulator: Emulator, tmp_path: Path) -> None:

@@ -1,0 +1,24 @@
+"""Every default of bt-sync, in one place (the settings, the CLI and Dagster all read them here).
+
+A module of plain constants, so the command line can show them without importing anything heavy.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEFAULT_API_URL = "https://api.braintrust.dev"
+DEFAULT_DUCKDB_PATH = Path("data/braintrust.duckdb")
+DEFAULT_PARQUET_ROOT = "data/parquet"
+DEFAULT_STATE_DIR = Path("data/state")
+DEFAULT_ICEBERG_NAMESPACE = "braintrust"
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MAX_ATTEMPTS = 6
+# Traces per fetch page: the API's maximum.
+DEFAULT_PAGE_LIMIT = 1000
+# Braintrust ingestion is eventually consistent: an incremental sync re-reads this much below its watermark.
+DEFAULT_OVERLAP_S = 5.0
+# How long a sync waits for another process syncing the same object (a long full read can take minutes).
+DEFAULT_LOCK_WAIT_S = 600.0
+DEFAULT_BATCH_ROWS = 500
+DEFAULT_CONCURRENCY = 4

@@ -1,0 +1,135 @@
+"""`bt-sync sync`, `status` and `sql` as users and schedulers run them: summaries, exits, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from connector.config import WarehouseSettings
+from connector.emulator import Emulator
+from tests.helpers import CLI, cli_warehouse_args, run_cli
+
+
+def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: WarehouseSettings) -> None:
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
+    done = run_cli("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["catalog"]["projects"] == 3 and len(summary["objects"]) == 7
+    status = run_cli("status", *cli_warehouse_args(warehouse)[:4], "--json")
+    states = json.loads(status.stdout)
+    assert status.returncode == 0 and {s["name"] for s in states} >= {"support-bot", "support-bot/baseline"}
+    assert all(s["version"] and s["rows"] for s in states)
+    counted = run_cli(
+        "sql",
+        *cli_warehouse_args(warehouse)[:4],
+        "SELECT count(*) AS n FROM experiment_events",
+        "--format",
+        "json",
+    )
+    assert json.loads(counted.stdout) == [{"n": 138}]
+    csv = run_cli(
+        "sql",
+        *cli_warehouse_args(warehouse)[:4],
+        "SELECT id, scores FROM experiment_events ORDER BY id LIMIT 2",
+    )
+    assert csv.returncode == 0 and csv.stdout.splitlines()[0] == "id,scores"
+
+
+def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: WarehouseSettings) -> None:
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
+    assert (
+        run_cli("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), env=env).returncode
+        == 0
+    )
+    syncing = subprocess.Popen(
+        [*CLI, "sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--full"],
+        env={**__import__("os").environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    answers = []
+    while syncing.poll() is None or not answers:
+        done = run_cli(
+            "sql", *cli_warehouse_args(warehouse)[:4], "SELECT count(*) FROM project_logs", "--format", "csv"
+        )
+        answers.append((done.returncode, done.stdout.splitlines()[-1] if done.stdout else done.stderr))
+    assert syncing.wait() == 0
+    assert all(code == 0 and value == "1130" for code, value in answers), answers
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (
+            ["sync", "--api-url", "{url}", *["{warehouse}"]],
+            {"BRAINTRUST_API_KEY": "wrong"},
+            "rejected the API key",
+        ),
+        (["sync", "--api-url", "{url}"], {"BRAINTRUST_API_KEY": ""}, "No Braintrust API key"),
+        (["sync", "--api-url", "ftp://x"], {}, "api_url"),
+        (["sync", "--api-url", "{url}", "--objects", "logz"], {}, "--objects"),
+        (["sync", "--api-url", "{url}", "--project", "nope"], {}, "no project named"),
+        (["sync", "--api-url", "{url}", "--duckdb", "/proc/forbidden/w.duckdb"], {}, "/proc/forbidden"),
+        (["sync", "--api-url", "{url}", "--duckdb", "{corrupt}"], {}, "not a valid DuckDB database"),
+        (["sync", "--api-url", "http://127.0.0.1:9"], {}, "unavailable"),
+        (["sync", "--api-url", "{url}", "--timeout", "-1"], {}, "timeout"),
+        (
+            [
+                "sync",
+                "--api-url",
+                "{url}",
+                "--parquet",
+                "s3://AKIAKEY:s3cr3t/x@bucket/p?endpoint_override=127.0.0.1:9&scheme=http",
+            ],
+            {},
+            "s3://***@bucket",
+        ),
+        (["sql", "SELECT * FROM no_such_table"], {}, "run `bt-sync sync` first"),
+        (["sql", "DROP TABLE project_logs"], {}, "one SELECT"),
+        (["sql", "SELEC 1"], {}, "syntax"),
+    ],
+)
+def test_errors_are_one_line_without_traceback_or_secrets(
+    demo_emulator: Emulator, tmp_path: Path, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    corrupt = tmp_path / "corrupt.duckdb"
+    corrupt.write_bytes(b"this is not a duckdb file" * 100)
+    values = {"url": demo_emulator.url, "corrupt": str(corrupt)}
+    full_env = {
+        "BRAINTRUST_API_KEY": demo_emulator.api_key,
+        "BT_SYNC_DUCKDB": str(tmp_path / "w.duckdb"),
+        "BT_SYNC_PARQUET": str(tmp_path / "pq"),
+        "BT_SYNC_STATE_DIR": str(tmp_path / "state"),
+        "BT_SYNC_TIMEOUT": "5",
+    } | env
+    done = run_cli(*(a.format(**values) for a in args if a != "{warehouse}"), env=full_env)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in done.stderr
+    assert demo_emulator.api_key not in done.stderr + done.stdout
+    assert "s3cr3t" not in done.stderr + done.stdout
+
+
+def test_unprefixed_settings_change_nothing(demo_emulator: Emulator, warehouse: WarehouseSettings) -> None:
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key, "TIMEOUT_S": "0.000001", "MAX_ATTEMPTS": "0"}
+    done = run_cli("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+
+
+def test_help_is_fast_to_print() -> None:
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "connector.cli", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
+    assert not imported & {"duckdb", "pyarrow", "numpy", "httpx", "dagster"}, imported & {
+        "duckdb",
+        "pyarrow",
+        "numpy",
+        "httpx",
+    }

@@ -1,0 +1,93 @@
+"""Every fault during a push, and random SIGKILLs: each row lands exactly once."""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from connector.api.client import BraintrustClient
+from connector.config import ApiSettings
+from connector.emulator import Emulator, FaultRule, ListQuery
+from connector.progress import NullProgress
+from connector.push.run import PushOptions, push_file
+from tests.push.helpers import CSV_AS_EVENTS, acked_batches, push_process, same_rows, write_csv
+
+# Every fault the emulator can inject, and the two that only writes meet.
+FAULTS = [
+    FaultRule(kind="status", status=429, retry_after="0"),
+    FaultRule(kind="status", status=429, retry_after="Thu, 01 Jan 1970 00:00:00 GMT"),
+    FaultRule(kind="status", status=500),
+    FaultRule(kind="status", status=502),
+    FaultRule(kind="status", status=503),
+    FaultRule(kind="status", status=504),
+    FaultRule(kind="status", status=408),
+    FaultRule(kind="slow", delay_s=1.2),
+    FaultRule(kind="drop"),
+    FaultRule(kind="truncate"),
+    FaultRule(kind="status", status=413),
+    FaultRule(kind="drop_after_apply"),
+]
+
+PUSH_ROWS = 400
+
+
+def pushed_exactly_once(emulator: Emulator, dataset: str, path: Path, tmp_path: Path) -> None:
+    (found,) = emulator.store.list_objects("dataset", ListQuery(project_name="p", name=dataset))
+    live = emulator.store.live_rows("dataset", found["id"])
+    same_rows(live, CSV_AS_EVENTS.format(path=path), tmp_path)
+
+
+@pytest.mark.parametrize("position", [0, 4])
+@pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f"{f.kind}-{f.status}")
+def test_a_fault_anywhere_in_a_push_loses_and_duplicates_nothing(
+    emulator: Emulator, tmp_path: Path, fault: FaultRule, position: int
+) -> None:
+    """12 faults x 2 positions = 24 scenarios, each ending with exactly the file's rows once."""
+    dataset = f"faults-{fault.kind}-{fault.status}-{position}"
+    path = write_csv(tmp_path / "data.csv", PUSH_ROWS)
+    emulator.faults.clear()
+    emulator.faults.add(replace(fault, route="/insert", after=position, times=2))
+    settings = ApiSettings(
+        api_url=emulator.url, api_key=emulator.api_key, backoff_initial_s=0.01, timeout_s=1.0
+    )
+    with BraintrustClient(settings) as client:
+        options = PushOptions(
+            file=path, project="p", dataset=dataset, batch_rows=40, state_dir=tmp_path / "s"
+        )
+        summary = push_file(client, options, NullProgress())
+    emulator.faults.clear()
+    assert summary.rows_sent == PUSH_ROWS
+    assert summary.retries + summary.splits >= 1  # the fault fired and was survived
+    pushed_exactly_once(emulator, dataset, path, tmp_path)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kill_after_batches=st.integers(min_value=0, max_value=40))
+def test_push_sigkill_at_random_points_then_rerun_has_each_row_once(
+    emulator: Emulator, tmp_path_factory: pytest.TempPathFactory, kill_after_batches: int
+) -> None:
+    work = tmp_path_factory.mktemp("push-killed")
+    dataset = work.name
+    path = write_csv(work / "data.csv", 1_500)
+    emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=0.02, times=None))
+    victim = push_process(emulator, path, work / "state", "--dataset", dataset, "--batch-rows", "25")
+    deadline = time.monotonic() + 60
+    while (
+        acked_batches(work / "state") < kill_after_batches
+        and victim.poll() is None
+        and time.monotonic() < deadline
+    ):
+        time.sleep(0.002)
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL, "the push finished before the kill landed"
+    emulator.faults.clear()
+    rerun = push_process(emulator, path, work / "state", "--dataset", dataset, "--batch-rows", "25")
+    _, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err.decode()
+    pushed_exactly_once(emulator, dataset, path, work)

@@ -1,0 +1,172 @@
+"""What messy responses do to a sync: nothing lost, nothing silently changed, one clear line a failure."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+import pytest
+
+from connector.config import WarehouseSettings
+from connector.emulator import Emulator, FaultRule
+from tests.helpers import cli_warehouse_args, query, run_cli, sync
+
+BIG = 18446744073709551616  # 2**64: wider than any integer type
+
+
+@pytest.fixture
+def projects(emulator: Emulator) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two projects with logs: `broken` gets the malformed responses, `healthy` must sync regardless."""
+    broken = emulator.store.create_project("broken")
+    healthy = emulator.store.create_project("healthy")
+    for project in (broken, healthy):
+        emulator.store.insert(
+            "project_logs", project["id"], [{"id": f"r{i}", "input": i} for i in range(120)]
+        )
+    return broken, healthy
+
+
+def serve(emulator: Emulator, project_id: str, events: list[Any] | str, times: int | None = None) -> None:
+    """Make fetches of the project's logs answer exactly this page (the first `times` of them, or all)."""
+    # The standard library's encoder: it writes integers wider than 64 bits.
+    body = events if isinstance(events, str) else json.dumps({"events": events, "cursor": None})
+    emulator.faults.add(
+        FaultRule(kind="body", route=f"/v1/project_logs/{project_id}/fetch", body=body, times=times)
+    )
+
+
+def event(row_id: Any = "a", xact: Any = "1000198294685155348", **fields: Any) -> dict[str, Any]:
+    return {"id": row_id, "_xact_id": xact, "created": "2025-06-02T09:00:00.000Z", **fields}
+
+
+def test_empty_pages_that_carry_a_cursor_are_followed(
+    emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
+) -> None:
+    broken, _ = projects
+    for after in (0, 2, 3, 7):
+        emulator.faults.add(FaultRule(kind="empty_page", route=f"{broken['id']}/fetch", after=after, times=1))
+    sync(emulator, warehouse, page_limit=10)
+    assert query(warehouse, "SELECT count(*) FROM project_logs WHERE project_id = ?", [broken["id"]]) == [
+        (120,)
+    ]
+    emulator.store.insert("project_logs", broken["id"], [{"id": "later", "input": "x"}])
+    sync(emulator, warehouse, page_limit=10)
+    assert query(warehouse, "SELECT count(*) FROM project_logs WHERE project_id = ?", [broken["id"]]) == [
+        (121,)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("page", "says"),
+    [
+        ([event(row_id=None)] * 112, "have no id"),
+        ([{"_xact_id": "1000198294685155348", "input": 1}], "have no id"),
+        ([event(row_id=5)], "`id` is not text"),
+        ([event(xact=1.5)], "`_xact_id` that is not a 64-bit decimal"),
+        ([event(xact=str(BIG))], "`_xact_id` that is not a 64-bit decimal"),
+        ([event(xact="12a")], "`_xact_id` that is not a 64-bit decimal"),
+        ([1, 2, 3], "values that are not JSON objects"),
+        ('{"events": {"a": 1}, "cursor": null}', "`events` is not a list"),
+        ('{"rows": [], "cursor": null}', "no `events` list"),
+        ('{"events": [{"id": "a", }], "cursor": null}', "not valid JSON"),
+    ],
+    ids=[
+        "null-ids",
+        "no-id",
+        "numeric-id",
+        "float-xact",
+        "wide-xact",
+        "text-xact",
+        "scalars",
+        "object",
+        "no-events",
+        "invalid",
+    ],
+)
+def test_a_malformed_page_fails_its_object_in_one_line_and_the_others_sync(
+    emulator: Emulator,
+    projects: tuple[dict[str, Any], ...],
+    warehouse: WarehouseSettings,
+    page: list[Any] | str,
+    says: str,
+) -> None:
+    broken, healthy = projects
+    sync(emulator, warehouse)
+    before = query(
+        warehouse, "SELECT count(*), max(_xact_id) FROM project_logs WHERE project_id = ?", [broken["id"]]
+    )
+    serve(emulator, broken["id"], page)
+    emulator.store.insert("project_logs", healthy["id"], [{"id": "new", "input": "after"}])
+    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--full",
+                   env={"BRAINTRUST_API_KEY": emulator.api_key})  # fmt: skip
+    assert done.returncode == 1
+    (line,) = done.stderr.strip().splitlines()
+    assert says in line and "'broken'" in line and broken["id"] in line and "Traceback" not in done.stderr
+    assert query(
+        warehouse, "SELECT count(*) FROM project_logs WHERE project_id = ? AND id = 'new'", [healthy["id"]]
+    ) == [(1,)]
+    after = query(
+        warehouse, "SELECT count(*), max(_xact_id) FROM project_logs WHERE project_id = ?", [broken["id"]]
+    )
+    assert after == before  # nothing committed for the broken object
+
+
+def test_misfits_keep_their_value_in_extra_and_nothing_is_lost(
+    emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # A project with no rows of its own: the pin and the first page are the page below, the next is empty.
+    broken = emulator.store.create_project("messy")
+    serve(
+        emulator,
+        broken["id"],
+        [
+            event("bad-time", created="yesterday"),
+            event("number-time", created=1717000000),
+            event("big", metadata={"n": BIG, "nested": [BIG, 1.5]}, output=BIG),
+            event("drift", scores={"acc": "high", "ok": 0.5}, tags=["a", 3], brand_new={"x": [1, 2]}),
+            event("fine", scores={"acc": 1}, is_root=True, tags=["t"]),
+        ],
+        times=2,
+    )
+    sync(emulator, warehouse)
+    rows = {
+        row[0]: row[1:]
+        for row in query(
+            warehouse,
+            "SELECT id, created, _extra, metadata, output, scores, tags FROM project_logs WHERE project_id "
+            "= ?",
+            [broken["id"]],
+        )
+    }
+    created, extra, *_ = rows["bad-time"]
+    assert created is None and orjson.loads(extra) == {"created": "yesterday"}
+    created, extra, *_ = rows["number-time"]
+    assert created is None and orjson.loads(extra) == {"created": 1717000000}
+    _, extra, metadata, output, *_ = rows["big"]
+    assert extra is None and str(BIG) in metadata and output == str(BIG)
+    assert query(warehouse, "SELECT (metadata->>'n') FROM project_logs WHERE id = 'big'") == [(str(BIG),)]
+    _, extra, _, _, scores, tags = rows["drift"]
+    assert (scores, tags) == (None, None)
+    assert orjson.loads(extra) == {
+        "scores": {"acc": "high", "ok": 0.5},
+        "tags": ["a", 3],
+        "brand_new": {"x": [1, 2]},
+    }
+    _, extra, _, _, scores, tags = rows["fine"]
+    assert (extra, scores, tags) == (None, {"acc": 1.0}, ["t"])
+
+
+def test_an_object_deleted_during_the_run_is_skipped_with_a_warning(
+    emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
+) -> None:
+    broken, _ = projects
+    emulator.faults.add(FaultRule(kind="status", status=404, route=f"{broken['id']}/fetch", times=None))
+    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--json",
+                   env={"BRAINTRUST_API_KEY": emulator.api_key})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = orjson.loads(done.stdout)
+    by_name = {o["name"]: o for o in summary["objects"]}
+    assert by_name["broken"]["status"] == "skipped" and "deleted upstream" in by_name["broken"]["error"]
+    assert by_name["healthy"]["status"] == "synced" and by_name["healthy"]["rows"] == 120
+    assert "broken" in done.stderr and done.stderr.count("\n") == 1
