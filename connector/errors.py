@@ -104,3 +104,13 @@ class QueryError(BtSyncError, TerminalError):
 
 class SyncIncomplete(BtSyncError, TerminalError):
     """Some objects could not be synced (each is named); every other object was synced and committed."""
+
+
+def one_line_reason(error: BaseException) -> str:
+    """A library error's cause on one line (`No space left on device` out of DuckDB's JSON-wrapped errors)."""
+    text = str(error).strip()
+    marker = '"exception_message":"'
+    if marker in text:
+        # DuckDB wraps the failing operation's own error as JSON inside its message.
+        text = text.split(marker, 1)[1].split('","', 1)[0].replace('\\"', '"')
+    return " ".join(text.splitlines()[0].split()) if text else type(error).__name__

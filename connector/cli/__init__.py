@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from connector.cli import catalog, demo, emulator, push, sql, sync
 from connector.cli.app import app
-from connector.errors import BtSyncError, ConfigError
+from connector.errors import BtSyncError, ConfigError, one_line_reason
 
 __all__ = ["app", "main"]
 
@@ -55,10 +55,10 @@ def main() -> None:
         where = f": {error.filename}" if error.filename else ""
         _fail(f"{error.strerror or error}{where}", EXIT_FAILURE, debug)
     except Exception as error:
-        if not type(error).__module__.startswith("duckdb"):
+        if "duckdb" not in type(error).__module__:
             raise
-        # A DuckDB error that reached here names its cause on its first line (e.g. "No space left on device").
-        _fail(f"DuckDB: {_one_line(error)}", EXIT_FAILURE, debug)
+        # A DuckDB error that reached here (a full disk, an unreadable file) names its cause.
+        _fail(f"DuckDB: {one_line_reason(error)}", EXIT_FAILURE, debug)
 
 
 def _fail(message: str, code: int, debug: bool) -> None:

@@ -139,7 +139,8 @@ class _Handler(BaseHTTPRequestHandler):
             repeat_cursor=fault is not None and fault.kind == "repeat_cursor",
             empty_page=fault is not None and fault.kind == "empty_page",
         )
-        self._respond(route, call, fault)
+        with backend.stats.serving(route.name):
+            self._respond(route, call, fault)
 
     def _respond(self, route: Route, call: Call, fault: FaultRule | None) -> None:
         kind = None if fault is None else fault.kind

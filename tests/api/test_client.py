@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import orjson
 import pytest
 
 from connector.api.client import BraintrustClient
@@ -11,7 +12,7 @@ from connector.api.pagination import FetchPaginator, PageEnd
 from connector.api.xact import parse_xact, snapshot_pin
 from connector.config import ApiSettings
 from connector.emulator import Emulator, FaultRule
-from connector.errors import AuthError, ConfigError, PaginationError, ServerUnavailable
+from connector.errors import ApiError, AuthError, ConfigError, PaginationError, ServerUnavailable
 from schemas.api import FetchEventsRequest, FetchEventsResponse, ObjectType
 
 
@@ -146,13 +147,53 @@ def test_repeating_cursor_is_an_error_not_a_loop(emulator: Emulator, project: di
         page_all(client, project["id"], parse_xact(first.events[0]["_xact_id"]), limit=2)
 
 
-def test_401_is_clear_and_never_contains_the_key(emulator: Emulator) -> None:
+def test_401_fails_at_once_clearly_and_never_contains_the_key(emulator: Emulator) -> None:
     wrong_key = "sk-wrong-secret-0123456789"
     with make_client(emulator, api_key=wrong_key) as client, pytest.raises(AuthError) as caught:
         list(client.list_projects())
+    assert client.stats.requests == 1  # not retried: a wrong key stays wrong
     message = str(caught.value)
     assert "HTTP 401" in message and "BRAINTRUST_API_KEY" in message
     assert wrong_key not in message and wrong_key not in repr(caught.value)
+
+
+def test_403_fails_at_once(emulator: Emulator) -> None:
+    # The emulator accepts `<key>-readonly` for reads and answers 403 to writes.
+    with make_client(emulator, api_key=emulator.api_key + "-readonly") as client:
+        with pytest.raises(AuthError, match="HTTP 403") as caught:
+            client.create_project("not-allowed")
+        assert client.stats.requests == 1
+    assert "refused this API key permission" in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504])
+def test_retryable_statuses_are_retried(emulator: Emulator, status: int) -> None:
+    emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=status, times=2))
+    with make_client(emulator) as client:
+        assert list(client.list_projects()) == []
+        assert (client.stats.requests, client.stats.retries) == (3, 2)
+
+
+@pytest.mark.parametrize("status", [400, 404, 409, 422])
+def test_other_client_errors_are_not_retried(emulator: Emulator, status: int) -> None:
+    emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=status, times=1))
+    with make_client(emulator) as client, pytest.raises(ApiError, match=f"HTTP {status}"):
+        list(client.list_projects())
+    assert client.stats.requests == 1
+
+
+def test_5xx_and_timeouts_halve_the_page_size(emulator: Emulator, project: dict) -> None:
+    insert_logs(emulator, project["id"], 100, prefix="single")  # 5 traces of 20 rows
+    emulator.store.insert(
+        "project_logs", project["id"], [{"id": f"t{i}", "root_span_id": f"t{i}"} for i in range(60)]
+    )
+    emulator.faults.add(FaultRule(kind="status", route="/fetch", status=503, times=1))
+    emulator.faults.add(FaultRule(kind="slow", route="/fetch", delay_s=1.0, times=1))
+    with make_client(emulator, timeout_s=0.5) as client:
+        body = client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], FetchEventsRequest(limit=48))
+    traces = {event["root_span_id"] for event in orjson.loads(body)["events"]}
+    # 48 traces asked for; a 503 made it 24, then a timeout 12.
+    assert len(traces) == 12
 
 
 def test_missing_key_is_a_config_error() -> None:

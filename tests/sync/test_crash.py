@@ -1,0 +1,167 @@
+"""A sync interrupted anywhere resumes from its checkpoint and converges; versions compare as numbers."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.config import WarehouseSettings
+from connector.emulator import Emulator, FaultRule
+from connector.sync.stage import PageStager
+from connector.sync.staging import CHECKPOINT_FILE, Checkpoint
+from tests.helpers import event_tables, query, start_cli_sync, sync, warehouse_in
+
+
+@pytest.fixture
+def project(emulator: Emulator) -> dict[str, Any]:
+    project = emulator.store.create_project("crash")
+    emulator.store.generate_logs(project["id"], 3_000, update_fraction=0.05, rng_seed=7)
+    return project
+
+
+def checkpoint_of(settings: WarehouseSettings, project_id: str) -> Checkpoint | None:
+    paths = list(settings.state_dir.glob(f"staging/*/project_logs/{project_id}/{CHECKPOINT_FILE}"))
+    return Checkpoint.load(paths[0], "") if paths else None
+
+
+def test_a_killed_sync_resumes_from_its_staged_parts_and_cursor(
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings, tmp_path: Path
+) -> None:
+    emulator.faults.add(FaultRule(kind="slow", route="/fetch", delay_s=0.05, times=None))
+    process = start_cli_sync(emulator, warehouse, page_limit=10)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and process.poll() is None:
+        checkpoint = checkpoint_of(warehouse, project["id"])
+        if checkpoint is not None and len(checkpoint.parts) >= 3:
+            break
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, "the sync finished before the kill landed"
+    emulator.faults.clear()
+    checkpoint = checkpoint_of(warehouse, project["id"])
+    assert checkpoint is not None and len(checkpoint.parts) >= 2 and checkpoint.position.cursor
+    pages_before_kill = checkpoint.pages
+    summary = sync(emulator, warehouse, page_limit=10)
+    (resumed,) = summary.objects
+    assert resumed.resumed
+    reference = warehouse_in(tmp_path, "reference")
+    clean = sync(emulator, reference, page_limit=10)
+    # The rerun fetched only what the checkpoint had not: the kill's pages were not fetched again.
+    assert resumed.pages < clean.objects[0].pages + 2 and pages_before_kill >= 3
+    assert event_tables(warehouse) == event_tables(reference)
+
+
+def test_a_crash_while_a_part_is_written_loses_no_page(
+    emulator: Emulator,
+    project: dict[str, Any],
+    warehouse: WarehouseSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_write = PageStager._write
+    calls = 0
+
+    def crash_on_third(self: PageStager, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise KeyboardInterrupt  # the process dies while the third page's part is being written
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(PageStager, "_write", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        sync(emulator, warehouse, page_limit=10)
+    monkeypatch.undo()
+    checkpoint = checkpoint_of(warehouse, project["id"])
+    assert checkpoint is not None and checkpoint.pages == 2  # the checkpoint names only pages on disk
+    sync(emulator, warehouse, page_limit=10)
+    reference = warehouse_in(tmp_path, "reference")
+    sync(emulator, reference)
+    assert event_tables(warehouse) == event_tables(reference)
+
+
+def test_a_resumed_read_goes_on_to_what_was_written_since(
+    emulator: Emulator,
+    project: dict[str, Any],
+    warehouse: WarehouseSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_write = PageStager._write
+    calls = 0
+
+    def crash_on_fourth(self: PageStager, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise KeyboardInterrupt
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(PageStager, "_write", crash_on_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        sync(emulator, warehouse, page_limit=10)
+    monkeypatch.undo()
+    # Written after the interrupted read pinned its snapshot: the resumed read alone cannot see them.
+    emulator.store.generate_logs(project["id"], 500, update_fraction=0.0, rng_seed=8)
+    summary = sync(emulator, warehouse, page_limit=10)
+    assert summary.objects[0].resumed
+    reference = warehouse_in(tmp_path, "reference")
+    sync(emulator, reference)
+    assert event_tables(warehouse) == event_tables(reference)
+    assert query(warehouse, "SELECT count(*) FROM project_logs")[0][0] == 3_500
+
+
+# Versions ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def digits(tmp_path: Path) -> Any:
+    """An emulator whose `_xact_id`s cross from 9 to 10 digits: as text, "999999999" > "1000000000"."""
+    with Emulator(seed="empty", xact_start=999_999_990) as emulator:
+        yield emulator
+
+
+def test_a_newer_version_with_more_digits_wins_an_incremental_merge(
+    digits: Emulator, warehouse: WarehouseSettings
+) -> None:
+    project = digits.store.create_project("digits")
+    for version in range(10):  # xacts 999999990 .. 999999999
+        digits.store.insert("project_logs", project["id"], [{"id": "row", "output": version}])
+    sync(digits, warehouse)
+    assert query(warehouse, "SELECT _xact_id FROM project_logs") == [(999_999_999,)]
+    digits.store.insert("project_logs", project["id"], [{"id": "row", "output": "ten digits"}])
+    sync(digits, warehouse)
+    assert query(warehouse, "SELECT output, _xact_id FROM project_logs") == [('"ten digits"', 1_000_000_000)]
+
+
+def test_versions_of_one_read_across_a_digit_boundary_keep_the_newest(
+    digits: Emulator, warehouse: WarehouseSettings
+) -> None:
+    project = digits.store.create_project("digits")
+    for version in range(14):  # 999999990 .. 1000000003, all in one full read
+        digits.store.insert("project_logs", project["id"], [{"id": "row", "output": version}])
+    sync(digits, warehouse, page_limit=1)
+    assert query(warehouse, "SELECT output, _xact_id FROM project_logs") == [("13", 1_000_000_003)]
+
+
+def test_a_page_holding_two_versions_keeps_the_newer_one(
+    emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    project = emulator.store.create_project("one-page")
+    page = (
+        '{"events": ['
+        '{"id": "row", "_xact_id": "999999999", "output": "older"},'
+        '{"id": "row", "_xact_id": "1000000000", "output": "newer"},'
+        '{"id": "other", "_xact_id": "5", "output": "x"}'
+        '], "cursor": null}'
+    )
+    emulator.faults.add(FaultRule(kind="body", route=f"{project['id']}/fetch", body=page, times=2))
+    sync(emulator, warehouse)
+    assert query(warehouse, "SELECT id, output FROM project_logs ORDER BY id") == [
+        ("other", '"x"'),
+        ("row", '"newer"'),
+    ]

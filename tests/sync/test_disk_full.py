@@ -1,0 +1,90 @@
+"""A full disk, while staging or committing: one line naming the cause, the old state kept, a clean rerun."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connector.config import WarehouseSettings
+from connector.emulator import Emulator
+from tests.helpers import cli_warehouse_args, event_tables, query, run_cli, sync, warehouse_in
+
+
+class SmallDisk:
+    """A tmpfs of a few megabytes, mounted for one test (the tests run as root, here and in CI)."""
+
+    def __init__(self, path: Path, megabytes: int) -> None:
+        self.path = path
+        path.mkdir()
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+        )
+        if mounted.returncode:
+            pytest.fail(f"cannot mount a small tmpfs for the disk-full tests: {mounted.stderr.strip()}")
+
+    def grow(self, megabytes: int) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={megabytes}m", str(self.path)], check=True)
+
+    def unmount(self) -> None:
+        subprocess.run(["umount", "--lazy", str(self.path)], check=False)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    disk = SmallDisk(tmp_path / "small", 2)
+    yield disk
+    disk.unmount()
+
+
+@pytest.fixture
+def busy_project(emulator: Emulator) -> dict[str, str]:
+    project = emulator.store.create_project("busy")
+    emulator.store.generate_logs(project["id"], 12_000, update_fraction=0.0, rng_seed=3)
+    return project
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def test_a_full_disk_while_staging_is_one_line_and_the_rerun_converges(
+    emulator: Emulator, busy_project: dict[str, str], small_disk: SmallDisk, tmp_path: Path
+) -> None:
+    settings = warehouse_in(tmp_path).model_copy(update={"state_dir": small_disk.path / "state"})
+    env = {"BRAINTRUST_API_KEY": emulator.api_key}
+    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env)
+    assert done.returncode == 1
+    assert "No space left on device" in one_line(done.stderr)
+    small_disk.grow(256)
+    assert run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env).returncode == 0
+    reference = warehouse_in(tmp_path, "reference")
+    sync(emulator, reference)
+    assert event_tables(settings) == event_tables(reference)
+
+
+def test_a_full_disk_while_committing_keeps_the_old_state_and_the_rerun_converges(
+    emulator: Emulator, small_disk: SmallDisk, tmp_path: Path
+) -> None:
+    project = emulator.store.create_project("growing")
+    emulator.store.generate_logs(project["id"], 500, update_fraction=0.0, rng_seed=4)
+    settings: WarehouseSettings = warehouse_in(tmp_path).model_copy(
+        update={"parquet_root": str(small_disk.path / "pq")}
+    )
+    sync(emulator, settings)
+    before = event_tables(settings)
+    emulator.store.generate_logs(project["id"], 12_000, update_fraction=0.0, rng_seed=5)
+    env = {"BRAINTRUST_API_KEY": emulator.api_key}
+    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env)
+    assert done.returncode == 1
+    assert "No space left on device" in one_line(done.stderr)
+    assert event_tables(settings) == before  # the commit did not happen: readers see the old rows
+    small_disk.grow(256)
+    assert run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env).returncode == 0
+    assert query(settings, "SELECT count(*) FROM project_logs")[0][0] == 12_500
