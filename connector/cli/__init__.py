@@ -7,6 +7,7 @@ exit code; a traceback only with `--debug`.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import traceback
 
@@ -17,6 +18,10 @@ from connector.cli.app import app
 from connector.errors import BtSyncError, ConfigError, one_line_reason
 
 __all__ = ["app", "main"]
+
+# NumPy (loaded by pyarrow) starts one BLAS thread per core at import, a third of a second here;
+# bt-sync does no linear algebra. Set before any command imports it; a user's own setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

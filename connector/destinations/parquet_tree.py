@@ -26,6 +26,7 @@ of the object.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
 
@@ -116,15 +116,21 @@ class ParquetTree:
 
     def prepare(self) -> None:
         """Write the empty objects and catalog files that keep every table readable before data arrives."""
-        for stream in EVENT_STREAMS.values():
-            empty = _empty_parquet(_schema(stream.file_columns))
-            for directory in (_directory(stream, SCHEMA_OBJECT), _versions(stream, SCHEMA_OBJECT)):
-                self.root.write(f"{directory}/{SCHEMA_FILE}", empty)
-            self.root.write(f"{_directory(stream, SCHEMA_OBJECT)}/{STATE_FILE}", b"{}")
-        for table in CATALOG_TABLES:
-            if not self.root.exists(f"{table.table}/{CATALOG_FILE}"):
-                self.root.write(f"{table.table}/{CATALOG_FILE}", _empty_parquet(_schema(table.columns)))
+        with duckdb.connect() as con:
+            for stream in EVENT_STREAMS.values():
+                empty = _empty_parquet(con, stream.file_columns)
+                for directory in (_directory(stream, SCHEMA_OBJECT), _versions(stream, SCHEMA_OBJECT)):
+                    self._write_if_changed(f"{directory}/{SCHEMA_FILE}", empty)
+                self._write_if_changed(f"{_directory(stream, SCHEMA_OBJECT)}/{STATE_FILE}", b"{}")
+            for table in CATALOG_TABLES:
+                if not self.root.exists(f"{table.table}/{CATALOG_FILE}"):
+                    self.root.write(f"{table.table}/{CATALOG_FILE}", _empty_parquet(con, table.columns))
         self._purge_removed_objects()
+
+    def _write_if_changed(self, relative: str, data: bytes) -> None:
+        # Every sync prepares the tree: rewriting identical files would only cost time.
+        if self.root.read(relative) != data:
+            self.root.write(relative, data)
 
     @contextmanager
     def lock(self, ref: ObjectRef, wait_s: float) -> Iterator[None]:
@@ -227,20 +233,23 @@ class ParquetTree:
         """Replace the catalog table's file: all rows, or those of `project_ids` (other projects' stay)."""
         table = kind.catalog
         path = f"{table.table}/{CATALOG_FILE}"
-        with duckdb.connect() as con:
+        with duckdb.connect() as con, tempfile.TemporaryDirectory(prefix="bt-sync-") as directory:
             con.execute("SET TimeZone = 'UTC'")
-            con.execute("SET arrow_lossless_conversion = true")
             raw = pa.array([o.model_dump_json() for o in objects], pa.string())
             con.register("catalog_rows", pa.table({"raw": raw}))
             query = _catalog_select(table)
             kept = self.root.read(path) if project_ids is not None else None
             if kept:
+                kept_file = Path(directory) / "kept.parquet"
+                kept_file.write_bytes(kept)
                 owner = "id" if kind is PROJECT else "project_id"
-                con.register("kept_rows", pq.read_table(pa.BufferReader(kept)))
                 con.register("replaced", pa.table({"id": pa.array(list(project_ids or []), pa.string())}))
-                others = f"SELECT * FROM kept_rows WHERE {owner} NOT IN (SELECT id FROM replaced)"
+                others = (
+                    f"SELECT * FROM read_parquet({sql_literal(str(kept_file))}) "
+                    f"WHERE {owner} NOT IN (SELECT id FROM replaced)"
+                )
                 query += f" UNION ALL BY NAME {others}"
-            self.root.write(path, _parquet_bytes(con.sql(query).to_arrow_table()))
+            self.root.write(path, _parquet_bytes(con, query))
 
     def _files(self, stream: EventStream, object_id: str) -> ObjectFiles:
         return ObjectFiles(self.root, _directory(stream, object_id), _versions(stream, object_id))
@@ -356,22 +365,22 @@ def _versions(stream: EventStream, object_id: str) -> str:
     return f"{VERSIONS}/{_directory(stream, object_id)}"
 
 
-def _schema(columns: Sequence[Column]) -> str:
-    return ", ".join(f"{sql_identifier(c.name)} {c.duckdb_type}" for c in columns)
-
-
-def _empty_parquet(columns: str) -> bytes:
+def _empty_parquet(con: duckdb.DuckDBPyConnection, columns: Sequence[Column]) -> bytes:
     """A Parquet file with no rows and these columns."""
-    with duckdb.connect() as con:
-        con.execute("SET arrow_lossless_conversion = true")
-        con.execute(f"CREATE TEMP TABLE empty ({columns})")
-        return _parquet_bytes(con.sql("SELECT * FROM empty").to_arrow_table())
+    nulls = ", ".join(f"NULL::{c.duckdb_type} AS {sql_identifier(c.name)}" for c in columns)
+    return _parquet_bytes(con, f"SELECT {nulls} LIMIT 0")
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
-    return bytes(sink.getvalue())
+def _parquet_bytes(con: duckdb.DuckDBPyConnection, query: str) -> bytes:
+    """The result of `query` as a Parquet file, written by DuckDB as it writes the data files.
+
+    Not through Arrow: DuckDB hands a BOOLEAN to Arrow as an 8-bit integer when the conversion keeps
+    JSON columns JSON, and the tables' column types would then differ from file to file.
+    """
+    with tempfile.TemporaryDirectory(prefix="bt-sync-") as directory:
+        path = Path(directory) / "table.parquet"
+        con.execute(f"COPY ({query}) TO {sql_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)")
+        return path.read_bytes()
 
 
 def _catalog_select(table: CatalogTable) -> str:

@@ -19,7 +19,7 @@ _MAX_RUNS = 16
 
 
 class SeenIds:
-    """A set of ids, each given as the two halves of its MD5 (DuckDB's `md5_number_upper/lower`)."""
+    """A set of ids, each given as the two halves of its MD5 (from DuckDB's `md5_number`)."""
 
     def __init__(self) -> None:
         self._runs: list[tuple[Hashes, Hashes]] = []

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from connector.destinations.file_size import file_target_rows
@@ -39,6 +40,9 @@ from schemas.tables import Column, EventStream, json_struct, sql_identifier, sql
 
 # DuckDB's memory for typing pages; a page of 1,000 traces is about 13 MB of JSON.
 STAGING_MEMORY_LIMIT = "256MB"
+# The two 64-bit halves of `md5` (an id's `md5_number`): one MD5 per id, where
+# `md5_number_upper` and `_lower` would compute it twice.
+_MD5_HALVES = "(md5 >> 64)::UBIGINT AS upper, (md5 & 18446744073709551615)::UBIGINT AS lower"
 _KEYS_STRUCT = (
     '{"events": [{"id": "VARCHAR", "_xact_id": "VARCHAR", "root_span_id": "VARCHAR"}], "cursor": "VARCHAR"}'
 )
@@ -134,7 +138,7 @@ class PageStager:
                 self.ordered = False
             self.oldest_xact = oldest["x"] if self.oldest_xact is None else min(self.oldest_xact, oldest["x"])
             keep = self._rows_to_keep(cutoff)
-            if keep is not None and len(keep):
+            if len(keep):
                 written, rows = self._write(body, shape, keep, all_rows=len(keep) == events)
         con.unregister("page_body")
         return StagedPage(
@@ -146,7 +150,7 @@ class PageStager:
             rows=rows,
         )
 
-    def _rows_to_keep(self, cutoff: int | None) -> np.ndarray | None:
+    def _rows_to_keep(self, cutoff: int | None) -> npt.NDArray[np.int64]:
         candidates = self._con.execute(self._sql.candidates(cutoff)).fetchnumpy()
         ordinals, upper, lower = candidates["_ordinal"], candidates["upper"], candidates["lower"]
         if self.ordered:
@@ -157,9 +161,10 @@ class PageStager:
         return ordinals
 
     def _write(
-        self, body: bytes, shape: PageShape, keep: np.ndarray, *, all_rows: bool
+        self, body: bytes, shape: PageShape, keep: npt.NDArray[np.int64], *, all_rows: bool
     ) -> tuple[list[str], int]:
         con = self._con
+        target = file_target_rows(self._object_rows)
         if not shape.fits:
             misfits = event_misfits(body, self._stream, shape)
             con.register("page_misfits", pa.table({
@@ -168,8 +173,9 @@ class PageStager:
                 "_misfits": pa.array(misfits.misfits, pa.list_(pa.string())),
             }))  # fmt: skip
         if not all_rows:
-            con.register("page_keep", pa.table({"_ordinal": pa.array(keep, pa.int64())}))
-        target = file_target_rows(self._object_rows)
+            # `keep` is in page order: the k-th row kept goes to part k // target.
+            parts = np.arange(len(keep), dtype=np.int64) // target
+            con.register("page_keep", pa.table({"_ordinal": keep, "_part": parts}))
         self._staging.directory.mkdir(parents=True, exist_ok=True)
         output = self._staging.directory / f".page-{self._part_count:06d}.tmp"
         shutil.rmtree(output, ignore_errors=True)
@@ -192,8 +198,8 @@ class PageStager:
         if not parts:
             return
         hashes = self._con.execute(
-            "SELECT md5_number_upper(id) AS upper, md5_number_lower(id) AS lower "
-            f"FROM read_parquet([{', '.join(sql_literal(str(p)) for p in parts)}])"
+            f"SELECT {_MD5_HALVES} FROM (SELECT md5_number(id) AS md5 "
+            f"FROM read_parquet([{', '.join(sql_literal(str(p)) for p in parts)}]))"
         ).fetchnumpy()
         self._seen.add(hashes["upper"], hashes["lower"])
 
@@ -219,14 +225,14 @@ class _PageSql:
         )
 
     def candidates(self, cutoff: int | None) -> str:
-        """Per id, the page's newest version above the cutoff: its ordinal and id hash."""
+        """Per id, the page's newest version above the cutoff (the first on the page of equals): its
+        ordinal and the two halves of the id's MD5, in page order."""
         above = "" if cutoff is None else f"WHERE _xact_id > {int(cutoff)}"
-        return (
-            "SELECT _ordinal, md5_number_upper(id) AS upper, md5_number_lower(id) AS lower "
-            f"FROM page_keys {above} "
-            "QUALIFY row_number() OVER (PARTITION BY id ORDER BY _xact_id DESC, _ordinal) = 1 ORDER BY "
-            "_ordinal"
+        newest = (
+            "SELECT arg_max(_ordinal, {'x': _xact_id, 'o': -_ordinal}) AS _ordinal, md5_number(id) AS md5 "
+            f"FROM page_keys {above} GROUP BY id"
         )
+        return f"SELECT _ordinal, {_MD5_HALVES} FROM ({newest}) ORDER BY _ordinal"
 
     def write(
         self, misfit_columns: frozenset[str], *, misfits: bool, keep: bool, into: Path, file_rows: int
@@ -241,13 +247,12 @@ class _PageSql:
             f"FROM (SELECT json_transform(body, {sql_literal(self._struct)}) AS t FROM page_body)"
         )
         joins = " LEFT JOIN page_misfits AS m USING (_ordinal)" if misfits else ""
-        joins += " SEMI JOIN page_keep USING (_ordinal)" if keep else ""
-        # Numbered among the rows kept, so each part holds `file_rows` rows (the last one fewer).
-        part = f"(row_number() OVER (ORDER BY e._ordinal) - 1) // {int(file_rows)} AS _part"
+        joins += " JOIN page_keep AS k USING (_ordinal)" if keep else ""
+        # Each part holds `file_rows` rows (the last one fewer): numbered among the rows kept.
+        part = "k._part" if keep else f"(e._ordinal - 1) // {int(file_rows)}"
         return (
             f"COPY (SELECT {', '.join(typed)}, ({_merged_json(extras)})::JSON AS _extra, now() AS "
-            "_synced_at, "
-            f"{part} FROM ({source}) AS e{joins} ORDER BY e._ordinal) "
+            f"_synced_at, {part} AS _part FROM ({source}) AS e{joins}) "
             f"TO {sql_literal(str(into))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, "
             "PARTITION_BY (_part))"
         )

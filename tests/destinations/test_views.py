@@ -15,6 +15,7 @@ import pytest
 
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator, ListQuery
+from connector.wiring import open_destination
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 from tests.helpers import cli_warehouse_args, query, run_cli, sync
 
@@ -179,6 +180,38 @@ def old_duckdb(release: str) -> Path:
 
 
 @pytest.mark.parametrize("release", ["1.4", "1.5"])
+def _declared_types() -> dict[tuple[str, str], str]:
+    """(table, column) -> the DuckDB type `schemas.tables` declares, as `information_schema` spells it."""
+    spelled = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
+    tables = [(s.table, s.columns) for s in EVENT_STREAMS.values()]
+    tables += [(t.table, t.columns) for t in CATALOG_TABLES]
+    return {
+        (table, column.name): spelled.get(column.duckdb_type, column.duckdb_type)
+        for table, columns in tables
+        for column in columns
+    }
+
+
+def test_every_column_of_the_file_has_the_type_the_tables_declare(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # Before any data (placeholder files only), then after a sync (data files too).
+    for step in ("empty", "synced"):
+        if step == "synced":
+            sync(demo_emulator, warehouse)
+        else:
+            open_destination(warehouse)
+        with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+            actual = {
+                (table, column): data_type
+                for table, column, data_type in con.execute(
+                    "SELECT table_name, column_name, data_type FROM information_schema.columns"
+                ).fetchall()
+            }
+        declared = _declared_types()
+        assert {key: actual.get(key) for key in declared} == declared, step
+
+
 def test_an_older_duckdb_reads_every_table(
     demo_emulator: Emulator, warehouse: WarehouseSettings, release: str
 ) -> None:
