@@ -289,16 +289,19 @@ class BraintrustClient:
         self.stats.count(requests=1)
         if json is not None:
             content, headers = orjson.dumps(json), {**(headers or {}), "Content-Type": "application/json"}
-        response = self._http.request(method, path, content=content, params=params, headers=headers)
-        status = response.status_code
+        # The body is joined here, not kept on the response: httpx leaves a response in a reference
+        # cycle, which would hold a whole fetch page in memory until Python's cyclic GC runs.
+        with self._http.stream(method, path, content=content, params=params, headers=headers) as response:
+            body = b"".join(response.iter_bytes())
+            status, retry_after = response.status_code, response.headers.get("Retry-After")
         if status < 300:
             try:
-                return parse(response.content)
+                return parse(body)
             except orjson.JSONDecodeError:
                 raise MalformedBody("response body is not valid JSON (cut short?)") from None
         if status in RETRYABLE_STATUSES:
-            raise RetryableResponse(status, parse_retry_after(response.headers.get("Retry-After")))
-        raise _status_error(method, path, response)
+            raise RetryableResponse(status, parse_retry_after(retry_after))
+        raise _status_error(method, path, status, body)
 
 
 def _json_object_bytes(content: bytes) -> bytes:
@@ -309,9 +312,8 @@ def _json_object_bytes(content: bytes) -> bytes:
     return content
 
 
-def _status_error(method: str, path: str, response: httpx.Response) -> ApiError:
-    status = response.status_code
-    server_says = response.text[:_SERVER_TEXT_CHARS].strip()
+def _status_error(method: str, path: str, status: int, body: bytes) -> ApiError:
+    server_says = body[: _SERVER_TEXT_CHARS * 4].decode("utf-8", "replace")[:_SERVER_TEXT_CHARS].strip()
     if status in (401, 403):
         verdict = "rejected the API key" if status == 401 else "refused this API key permission"
         return AuthError(

@@ -40,7 +40,7 @@ from pydantic import BaseModel, Field
 from connector.destinations.base import MergeResult, ObjectRef, StagedParts, SyncState
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, ObjectFiles, merge_files
-from connector.errors import WarehouseLocked
+from connector.errors import WarehouseError, WarehouseLocked
 from connector.state_file import StateFile
 from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
@@ -129,7 +129,11 @@ class ParquetTree:
 
     def _write_if_changed(self, relative: str, data: bytes) -> None:
         # Every sync prepares the tree: rewriting identical files would only cost time.
-        if self.root.read(relative) != data:
+        try:
+            current = self.root.read(relative)
+        except WarehouseError:
+            current = None  # unreadable: the write fixes it, or says why it cannot
+        if current != data:
             self.root.write(relative, data)
 
     @contextmanager

@@ -23,8 +23,12 @@ from connector.sync.stage import PageStager, StagedPage
 from connector.sync.staging import Checkpoint, ObjectStaging
 from schemas.api import FetchEventsRequest
 
-# An incremental read starts with small pages and doubles them while it goes on: the last page
-# always overshoots into already-synced rows, and this keeps the overshoot proportional to the change.
+# Pages start small and double while they go on, toward the size in bytes that keeps staging's memory
+# bounded whatever the size of a row: `--page-limit` is the most traces a page may hold. An incremental
+# read starts smallest: its last page always overshoots into already-synced rows, and this keeps the
+# overshoot proportional to the change.
+PAGE_TARGET_BYTES = 8 * 2**20
+FULL_FIRST_LIMIT = 10
 INCREMENTAL_FIRST_LIMIT = 1
 # `{"events": [...], "cursor": "..."}`: a cursor that is the body's last member is the top-level one,
 # since only the top-level object can close the body.
@@ -85,7 +89,7 @@ def extract_object(
     cutoff = checkpoint.cutoff
     paginator = FetchPaginator(
         checkpoint.version,
-        page_limit if cutoff is None else min(INCREMENTAL_FIRST_LIMIT, page_limit),
+        min(FULL_FIRST_LIMIT if cutoff is None else INCREMENTAL_FIRST_LIMIT, page_limit),
         checkpoint.position,
     )
     stager = PageStager(
@@ -101,6 +105,7 @@ def extract_object(
         in_flight = fetcher.fetch(paginator.request())
         while True:
             body = in_flight.result()
+            paginator.limit = next_limit(paginator.limit, len(body), page_limit)
             early = trailing_cursor(body) if cutoff is None else None
             if early is not None:
                 # A full read wants the next page whatever this one holds: ask for it now.
@@ -131,11 +136,16 @@ def extract_object(
             if done:
                 return checkpoint
             if early is None:
-                paginator.limit = min(paginator.limit * 2, page_limit)
                 in_flight = fetcher.fetch(paginator.request())
     finally:
         fetcher.close()
         stager.close()
+
+
+def next_limit(limit: int, page_bytes: int, most: int) -> int:
+    """The next page's limit: double this one's, but aim at `PAGE_TARGET_BYTES` and stay within `most`."""
+    toward_target = limit * PAGE_TARGET_BYTES // max(page_bytes, 1)
+    return max(1, min(most, 2 * limit, toward_target))
 
 
 def trailing_cursor(body: bytes) -> str | None:

@@ -38,8 +38,12 @@ from connector.sync.shape import (
 from connector.sync.staging import ObjectStaging
 from schemas.tables import Column, EventStream, json_struct, sql_identifier, sql_literal
 
-# DuckDB's memory for typing pages; a page of 1,000 traces is about 13 MB of JSON.
-STAGING_MEMORY_LIMIT = "256MB"
+# DuckDB's memory for typing a page, which it types whole: a fixed part and about ten times the
+# page (a 12 MB page needs about 128 MB, a 2 MB one 48 MB), with room to spare. Pages are kept near
+# `connector.sync.extract.PAGE_TARGET_BYTES`; a single trace bigger than that still fits.
+STAGING_MEMORY_BASE_BYTES = 64 * 2**20
+STAGING_MEMORY_PER_PAGE_BYTE = 16
+_MEMORY_STEP_BYTES = 64 * 2**20
 # The two 64-bit halves of `md5` (an id's `md5_number`): one MD5 per id, where
 # `md5_number_upper` and `_lower` would compute it twice.
 _MD5_HALVES = "(md5 >> 64)::UBIGINT AS upper, (md5 & 18446744073709551615)::UBIGINT AS lower"
@@ -99,7 +103,8 @@ class PageStager:
         self._object_rows = object_rows
         self._seen = SeenIds()
         self._sql = _PageSql(stream)
-        self._con = duckdb.connect(config={"memory_limit": STAGING_MEMORY_LIMIT})
+        self._memory_limit = STAGING_MEMORY_BASE_BYTES
+        self._con = duckdb.connect(config={"memory_limit": f"{self._memory_limit}B"})
         # Timestamps without a zone are read as UTC, as the API means them.
         self._con.execute("SET TimeZone = 'UTC'")
         self._remember_staged_ids([staging.directory / name for name in parts])
@@ -115,11 +120,13 @@ class PageStager:
             PageMalformed: the page or an event breaks the API's contract (the reason, for a message).
         """
         con = self._con
+        self._fit_memory_to(len(body))
         con.register("page_body", _one_string(body))
         try:
             shape = page_shape(str(_scalar(con, "SELECT json_structure(body) FROM page_body")), self._stream)
             con.execute(self._sql.page_keys)
-        except duckdb.Error as error:
+        except duckdb.InvalidInputException as error:
+            # Only what DuckDB says of the input: running out of memory or disk is not the page's fault.
             raise PageMalformed(f"the page is not valid JSON ({_first_line(error)})") from None
         events, bad_ids, bad_xacts, newest, oldest, bad_sample, cursor = con.execute(
             self._sql.page_checks
@@ -150,6 +157,14 @@ class PageStager:
             rows=rows,
         )
 
+    def _fit_memory_to(self, page_bytes: int) -> None:
+        needed = STAGING_MEMORY_BASE_BYTES + STAGING_MEMORY_PER_PAGE_BYTE * page_bytes
+        # In steps: pages of similar sizes share a limit, and setting it is not free.
+        limit = -(-needed // _MEMORY_STEP_BYTES) * _MEMORY_STEP_BYTES
+        if limit != self._memory_limit:
+            self._con.execute(f"SET memory_limit = '{limit}B'")
+            self._memory_limit = limit
+
     def _rows_to_keep(self, cutoff: int | None) -> npt.NDArray[np.int64]:
         candidates = self._con.execute(self._sql.candidates(cutoff)).fetchnumpy()
         ordinals, upper, lower = candidates["_ordinal"], candidates["upper"], candidates["lower"]
@@ -164,7 +179,6 @@ class PageStager:
         self, body: bytes, shape: PageShape, keep: npt.NDArray[np.int64], *, all_rows: bool
     ) -> tuple[list[str], int]:
         con = self._con
-        target = file_target_rows(self._object_rows)
         if not shape.fits:
             misfits = event_misfits(body, self._stream, shape)
             con.register("page_misfits", pa.table({
@@ -173,19 +187,21 @@ class PageStager:
                 "_misfits": pa.array(misfits.misfits, pa.list_(pa.string())),
             }))  # fmt: skip
         if not all_rows:
-            # `keep` is in page order: the k-th row kept goes to part k // target.
-            parts = np.arange(len(keep), dtype=np.int64) // target
-            con.register("page_keep", pa.table({"_ordinal": keep, "_part": parts}))
+            con.register("page_keep", pa.table({"_ordinal": keep}))
         self._staging.directory.mkdir(parents=True, exist_ok=True)
         output = self._staging.directory / f".page-{self._part_count:06d}.tmp"
         shutil.rmtree(output, ignore_errors=True)
         con.execute(
             self._sql.write(
-                shape.misfit_columns, misfits=not shape.fits, keep=not all_rows, into=output, file_rows=target
+                shape.misfit_columns,
+                misfits=not shape.fits,
+                keep=not all_rows,
+                into=output,
+                file_rows=file_target_rows(self._object_rows),
             )
         ).fetchall()
         written = []
-        for produced in sorted(output.glob("_part=*/*.parquet"), key=_part_order):
+        for produced in sorted(output.glob("*.parquet"), key=_file_order):
             path = self._staging.part_path(self._part_count)
             produced.replace(path)
             written.append(path.name)
@@ -247,14 +263,14 @@ class _PageSql:
             f"FROM (SELECT json_transform(body, {sql_literal(self._struct)}) AS t FROM page_body)"
         )
         joins = " LEFT JOIN page_misfits AS m USING (_ordinal)" if misfits else ""
-        joins += " JOIN page_keep AS k USING (_ordinal)" if keep else ""
-        # Each part holds `file_rows` rows (the last one fewer): numbered among the rows kept.
-        part = "k._part" if keep else f"(e._ordinal - 1) // {int(file_rows)}"
+        joins += " SEMI JOIN page_keep USING (_ordinal)" if keep else ""
+        # One row group per file, cut every `file_rows` rows, in page order: files written one at a
+        # time, so memory holds one file's rows, not a buffer per file.
         return (
             f"COPY (SELECT {', '.join(typed)}, ({_merged_json(extras)})::JSON AS _extra, now() AS "
-            f"_synced_at, {part} AS _part FROM ({source}) AS e{joins}) "
+            f"_synced_at FROM ({source}) AS e{joins}) "
             f"TO {sql_literal(str(into))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, "
-            "PARTITION_BY (_part))"
+            f"ROW_GROUP_SIZE {int(file_rows)}, ROW_GROUPS_PER_FILE 1)"
         )
 
 
@@ -304,9 +320,9 @@ def _one_string(body: bytes) -> pa.Table:
     return pa.table({"body": array})
 
 
-def _part_order(path: Path) -> tuple[int, str]:
-    """Order of a file COPY wrote under `_part=N/`: by N, then by name."""
-    return int(path.parent.name.removeprefix("_part=")), path.name
+def _file_order(path: Path) -> int:
+    """Order of a file COPY wrote (`data_N.parquet`): by N."""
+    return int(path.stem.rsplit("_", 1)[1])
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> object:

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -82,7 +81,7 @@ def test_syncs_never_wait_for_a_session_holding_the_file_and_it_sees_their_rows(
     env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
     for round_ in range(3):
         demo_emulator.store.insert("project_logs", project["id"], [{"id": f"new-{round_}", "input": round_}])
-        started = time.monotonic()
+        # Blocked by the session, the sync would give up after --lock-wait and exit 1.
         done = run_cli(
             "sync",
             "--api-url",
@@ -93,7 +92,6 @@ def test_syncs_never_wait_for_a_session_holding_the_file_and_it_sees_their_rows(
             env=env,
         )
         assert done.returncode == 0, done.stderr
-        assert time.monotonic() - started < 10
         live = demo_emulator.store.live_count("project_logs", project["id"])
         total = query(warehouse, "SELECT count(*) FROM project_logs")[0][0]
         # The held session answers, and sees the new rows: its views read the files as they are now.
@@ -179,7 +177,6 @@ def old_duckdb(release: str) -> Path:
     return python
 
 
-@pytest.mark.parametrize("release", ["1.4", "1.5"])
 def _declared_types() -> dict[tuple[str, str], str]:
     """(table, column) -> the DuckDB type `schemas.tables` declares, as `information_schema` spells it."""
     spelled = {"TIMESTAMPTZ": "TIMESTAMP WITH TIME ZONE"}
@@ -212,6 +209,7 @@ def test_every_column_of_the_file_has_the_type_the_tables_declare(
         assert {key: actual.get(key) for key in declared} == declared, step
 
 
+@pytest.mark.parametrize("release", ["1.4", "1.5"])
 def test_an_older_duckdb_reads_every_table(
     demo_emulator: Emulator, warehouse: WarehouseSettings, release: str
 ) -> None:

@@ -12,6 +12,10 @@ from connector.config import WarehouseSettings
 from connector.emulator import Emulator
 from tests.helpers import cli_warehouse_args, event_tables, query, run_cli, sync, warehouse_in
 
+DISK_MB = 2
+# Rows take about 150 bytes once written as Parquet: these need twice the disk.
+OVERFLOWING_ROWS = 30_000
+
 
 class SmallDisk:
     """A tmpfs of a few megabytes, mounted for one test (the tests run as root, here and in CI)."""
@@ -36,7 +40,7 @@ class SmallDisk:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
-    disk = SmallDisk(tmp_path / "small", 2)
+    disk = SmallDisk(tmp_path / "small", DISK_MB)
     yield disk
     disk.unmount()
 
@@ -44,7 +48,7 @@ def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
 @pytest.fixture
 def busy_project(emulator: Emulator) -> dict[str, str]:
     project = emulator.store.create_project("busy")
-    emulator.store.generate_logs(project["id"], 12_000, update_fraction=0.0, rng_seed=3)
+    emulator.store.generate_logs(project["id"], OVERFLOWING_ROWS, update_fraction=0.0, rng_seed=3)
     return project
 
 
@@ -79,7 +83,7 @@ def test_a_full_disk_while_committing_keeps_the_old_state_and_the_rerun_converge
     )
     sync(emulator, settings)
     before = event_tables(settings)
-    emulator.store.generate_logs(project["id"], 12_000, update_fraction=0.0, rng_seed=5)
+    emulator.store.generate_logs(project["id"], OVERFLOWING_ROWS, update_fraction=0.0, rng_seed=5)
     env = {"BRAINTRUST_API_KEY": emulator.api_key}
     done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env)
     assert done.returncode == 1
@@ -87,4 +91,4 @@ def test_a_full_disk_while_committing_keeps_the_old_state_and_the_rerun_converge
     assert event_tables(settings) == before  # the commit did not happen: readers see the old rows
     small_disk.grow(256)
     assert run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env).returncode == 0
-    assert query(settings, "SELECT count(*) FROM project_logs")[0][0] == 12_500
+    assert query(settings, "SELECT count(*) FROM project_logs")[0][0] == OVERFLOWING_ROWS + 500

@@ -1,0 +1,67 @@
+"""Pages are sized in bytes, not only in traces: staging's memory follows the page, whatever a row weighs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from connector.config import WarehouseSettings
+from connector.emulator import Emulator
+from connector.sync import extract, stage
+from connector.sync.extract import next_limit
+from connector.sync.stage import PageStager
+from tests.helpers import sync
+
+TARGET = 256 * 1024
+
+
+def test_the_limit_doubles_toward_the_byte_target_and_never_passes_the_page_limit() -> None:
+    assert next_limit(10, page_bytes=1_000, most=1000) == 20  # small pages: double
+    assert next_limit(400, page_bytes=4 * extract.PAGE_TARGET_BYTES, most=1000) == 100  # too big: shrink
+    assert next_limit(600, page_bytes=extract.PAGE_TARGET_BYTES // 2, most=1000) == 1000  # capped
+    assert next_limit(1, page_bytes=100 * extract.PAGE_TARGET_BYTES, most=1000) == 1  # one trace at least
+
+
+@pytest.fixture
+def page_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every page staged, in order."""
+    sizes: list[int] = []
+    real_stage = PageStager.stage
+
+    def recording(self: PageStager, body: bytes, cutoff: int | None) -> Any:
+        sizes.append(len(body))
+        return real_stage(self, body, cutoff)
+
+    monkeypatch.setattr(PageStager, "stage", recording)
+    monkeypatch.setattr(extract, "PAGE_TARGET_BYTES", TARGET)
+    return sizes
+
+
+def test_pages_of_heavy_rows_hold_fewer_traces(
+    emulator: Emulator, warehouse: WarehouseSettings, page_sizes: list[int]
+) -> None:
+    project = emulator.store.create_project("heavy")
+    # Traces of one span of ~20 kB: a page of the default 1,000 traces would be 20 MB.
+    emulator.store.generate_logs(project["id"], 600, trace_spans=(1, 1), payload_bytes=20_000, rng_seed=1)
+    summary = sync(emulator, warehouse)
+    (synced,) = summary.objects
+    assert synced.rows == 600
+    # Pages start small and double until they near the target, then stay near it.
+    assert len(page_sizes) > 4
+    assert page_sizes[0] < TARGET
+    assert max(page_sizes) <= 2 * TARGET, page_sizes
+
+
+def test_a_trace_heavier_than_staging_s_base_memory_still_syncs(
+    emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Any
+) -> None:
+    project = emulator.store.create_project("one-huge-trace")
+    # One trace of 30 spans of 200 kB: a 6 MB page, which takes DuckDB about 96 MB to type, more than
+    # staging's base memory: the limit must grow with the page.
+    emulator.store.generate_logs(
+        project["id"], 30, trace_spans=(30, 30), payload_bytes=200_000, update_fraction=0, rng_seed=2
+    )
+    assert stage.STAGING_MEMORY_BASE_BYTES < 96 * 2**20
+    (synced,) = sync(emulator, warehouse).objects
+    assert synced.rows == 30
