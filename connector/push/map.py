@@ -2,7 +2,8 @@
 
 One column mapped to `input` (or `expected`, `metadata`) becomes the value
 itself; several become an object `{column: value}`. With `parse_json`, text
-that looks like a JSON object or array is parsed. `metadata` always ends up an
+that looks like a JSON object or array is parsed (never the values of a query's
+JSON columns, which are JSON values already: a string stays a string). `metadata` always ends up an
 object, `tags` a list of strings; a query's event rows also fill `origin`. A
 row's id is its id column, else a hash of the project, dataset and mapped row,
 so pushing the same rows again replaces them instead of duplicating them.
@@ -172,6 +173,7 @@ class RowMapper:
         project: the project name, part of every derived id.
         dataset: the dataset name, part of every derived id.
         parse_json: parse text that looks like a JSON object or array.
+        json_columns: columns whose values are JSON values already, never parsed again.
         max_event_bytes: the largest serialised event one request can carry.
     """
 
@@ -182,10 +184,12 @@ class RowMapper:
         project: str,
         dataset: str,
         parse_json: bool,
+        json_columns: frozenset[str] = frozenset(),
         max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         self.mapping = mapping
         self._parse_json = parse_json
+        self._json_columns = json_columns
         self._max_event_bytes = max_event_bytes
         self._id_salt = orjson.dumps([project, dataset])
 
@@ -234,7 +238,12 @@ class RowMapper:
         return {column: self._value(column, row.get(column)) for column in columns}
 
     def _value(self, column: str, value: Any) -> Any:
-        if self._parse_json and isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        if (
+            self._parse_json
+            and isinstance(value, str)
+            and value.lstrip()[:1] in ("{", "[")
+            and column not in self._json_columns
+        ):
             try:
                 return orjson.loads(value)
             except orjson.JSONDecodeError as error:

@@ -52,6 +52,7 @@ class QuerySource:
     columns_complete = True
 
     def __init__(self, settings: WarehouseSettings, sql: str, progress: ProgressReporter) -> None:
+        self.sql = sql
         self._spill = tempfile.TemporaryDirectory(prefix="bt-sync-push-sql-")
         self._db = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": self._spill.name})
         try:
@@ -85,7 +86,8 @@ class QuerySource:
         with run_query(settings, sql) as result, closing(progress.task("run query")) as task:
             self.columns: tuple[str, ...] = tuple(result.schema.names)
             refuse_repeated_names(NAME, list(self.columns))
-            self._plans = [_plan(field, field.name in result.json_columns) for field in result.schema]
+            self.json_columns = frozenset(result.json_columns)
+            self._plans = [_plan(field, field.name in self.json_columns) for field in result.schema]
             # Columns kept by position: DuckDB compares names without case, and a result may hold `a` and `A`.
             positional = [f"c{index}" for index in range(len(self.columns))]
             self._db.from_arrow(pa.Table.from_batches([], result.schema).rename_columns(positional)).create(

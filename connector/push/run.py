@@ -76,12 +76,13 @@ def push(
     started = time.monotonic()
     _check_paths(options)
     with ExitStack() as stack:
+        source: RowSource
         if options.file is not None:
-            run = _PushRun(options, SourceFile(options.file, options.format), progress)
+            source = SourceFile(options.file, options.format)
         else:
             query = _query_text(options)
             source = stack.enter_context(QuerySource(warehouse or WarehouseSettings(), query, progress))
-            run = _PushRun(options, source, progress, query=query)
+        run = _PushRun(options, source, progress)
         if options.dry_run:
             return run.dry_run(started)
         if client is None:
@@ -142,28 +143,27 @@ def _check_state_dir(state_dir: Path) -> None:
 
 
 class _PushRun:
-    """One push of a file (`query` None) or of a query's result.
+    """One push of a file or of a query's result.
 
     Args:
         options: what to push where.
         source: the rows.
         progress: where to show them being validated and sent.
-        query: the query's text, for a query's result.
     """
 
-    def __init__(
-        self, options: PushOptions, source: RowSource, progress: ProgressReporter, query: str | None = None
-    ) -> None:
+    def __init__(self, options: PushOptions, source: RowSource, progress: ProgressReporter) -> None:
         self.options = options
         self.source = source
         self.progress = progress
-        self.query = query
+        result = source if isinstance(source, QuerySource) else None
+        self.query = None if result is None else result.sql
         # A query's result links its records to the spans its rows came from; a file's rows never do.
-        self.origin = find_origin(source.columns) if query is not None else None
+        self.origin = None if result is None else find_origin(source.columns)
+        self.json_columns = frozenset() if result is None else result.json_columns
         self.mapper = self._mapper(self._mapping(check=source.columns_complete))
         self.summary = PushSummary(
             file=None if options.file is None else str(options.file),
-            query=query,
+            query=self.query,
             project=options.project,
             dataset=options.dataset,
             dataset_id=None,
@@ -171,8 +171,8 @@ class _PushRun:
         )
         self._opened = None if options.file is None else _identity(options.file)
         # What names a query's rows for its checkpoint: a digest of the events the scan makes.
-        self._digest = None if query is None else hashlib.sha256()
-        self._record = str(options.file) if query is None else query
+        self._digest = None if self.query is None else hashlib.sha256()
+        self._record = str(options.file) if self.query is None else self.query
 
     def dry_run(self, started: float) -> PushSummary:
         with ExitStack() as stack:
@@ -406,7 +406,11 @@ class _PushRun:
     def _mapper(self, mapping: ColumnMapping) -> RowMapper:
         options = self.options
         return RowMapper(
-            mapping, project=options.project, dataset=options.dataset, parse_json=options.parse_json
+            mapping,
+            project=options.project,
+            dataset=options.dataset,
+            parse_json=options.parse_json,
+            json_columns=self.json_columns,
         )
 
     def _finish(self, started: float) -> PushSummary:
