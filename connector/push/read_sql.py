@@ -31,7 +31,10 @@ from connector.push.arrow_values import ColumnPlan
 from connector.push.read import CHUNK_ROWS, RowChunk, arrow_rows, column_plan, refuse_repeated_names
 
 NAME = "query result"
+# What the kept rows may hold in memory before they spill to disk. One thread: DuckDB's sort of wide
+# rows runs out of memory under this limit with two (measured: a million 1.3 KB rows), not with one.
 MEMORY_LIMIT = "256MB"
+THREADS = 1
 
 
 class QuerySource:
@@ -54,7 +57,9 @@ class QuerySource:
     def __init__(self, settings: WarehouseSettings, sql: str, progress: ProgressReporter) -> None:
         self.sql = sql
         self._spill = tempfile.TemporaryDirectory(prefix="bt-sync-push-sql-")
-        self._db = duckdb.connect(config={"memory_limit": MEMORY_LIMIT, "temp_directory": self._spill.name})
+        self._db = duckdb.connect(
+            config={"memory_limit": MEMORY_LIMIT, "threads": THREADS, "temp_directory": self._spill.name}
+        )
         try:
             self._load(settings, sql, progress)
         except BaseException:
