@@ -32,7 +32,7 @@ from connector.cli.options import (
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
 
-    from connector.push.options import PushSummary
+    from connector.push.options import PushOptions, PushSummary
 
 ARGUMENT = "file"
 # The command's parameters that are not push options: where the API and the synced tables are, and output.
@@ -101,7 +101,7 @@ def cli_parameter(name: str, field: FieldInfo) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
 
 
-def _push(options: Any, given: dict[str, Any]) -> None:
+def _push(options: PushOptions, given: dict[str, Any]) -> None:
     from connector.progress import terminal_progress
     from connector.push.run import push as run_push
     from connector.wiring import open_client
