@@ -39,7 +39,7 @@ class PushConfigBase(dg.Config):
             raise dg.Failure(description=f"invalid push config: {problems}", allow_retries=False) from None
 
 
-def config_field(field: FieldInfo) -> tuple[Any, Any]:
+def _config_field(field: FieldInfo) -> tuple[Any, Any]:
     """A `PushOptions` field as Dagster's config takes it: paths as text, choices spelled as on the
     command line (Dagster would want enum member names), sequences as lists.
 
@@ -71,6 +71,7 @@ def _config_type(annotation: Any) -> Any:
     return annotation
 
 
+# A model made at run time has no fields mypy can see: it checks the op against the base.
 if TYPE_CHECKING:
     PushConfig = PushConfigBase
 else:
@@ -79,7 +80,7 @@ else:
         __base__=PushConfigBase,
         __doc__="Run config of the push job: the options of `bt-sync push`, one field per option.",
         __module__=__name__,
-        **{name: config_field(field) for name, field in PushOptions.model_fields.items()},
+        **{name: _config_field(field) for name, field in PushOptions.model_fields.items()},
     )
 
 
