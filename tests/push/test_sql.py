@@ -99,16 +99,15 @@ def upstream_project(emulator: Emulator) -> str:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Emulator, str]]:
+def shared() -> Iterator[tuple[Emulator, str]]:
     """An emulator holding the upstream project, for the whole module; and the project's id."""
     with Emulator(seed="empty") as running:
         yield running, upstream_project(running)
 
 
 @pytest.fixture(scope="module")
-def shared_warehouse(
-    shared: tuple[Emulator, str], tmp_path_factory: pytest.TempPathFactory
-) -> WarehouseSettings:
+def synced(shared: tuple[Emulator, str], tmp_path_factory: pytest.TempPathFactory) -> WarehouseSettings:
+    """A warehouse the shared emulator was synced into."""
     settings = warehouse_in(tmp_path_factory.mktemp("sql"))
     sync(shared[0], settings)
     return settings
@@ -124,11 +123,6 @@ def upstream(shared: tuple[Emulator, str]) -> Iterator[Emulator]:
 @pytest.fixture
 def project_id(shared: tuple[Emulator, str]) -> str:
     return shared[1]
-
-
-@pytest.fixture
-def synced(shared_warehouse: WarehouseSettings) -> WarehouseSettings:
-    return shared_warehouse
 
 
 @pytest.fixture
