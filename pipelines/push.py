@@ -1,65 +1,30 @@
-"""The push job: `bt-sync push FILE` (a CSV, Parquet, JSONL or JSON file into a dataset) as a Dagster run."""
+"""The push job: `bt-sync push` (a file, or a query's result, into a dataset) as a Dagster run.
 
+Its run config is generated from `PushOptions`: one field per option, with the option's
+description and default, so an option is declared once (`connector.push.options`).
+"""
+
+from enum import Enum
 from pathlib import Path
+from types import GenericAlias, UnionType
+from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
 import dagster as dg
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, create_model
+from pydantic.fields import FieldInfo
 
-from connector.defaults import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_STATE_DIR
-from connector.push.choices import OnError
 from connector.push.options import PushOptions, PushSummary
-from connector.push.run import push_file
+from connector.push.run import push
 from pipelines.assets import TRANSIENT_RETRY
 from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.progress import LogProgress
-from pipelines.resources import BraintrustResource
+from pipelines.resources import BraintrustResource, WarehouseResource
 
 PUSH_JOB_NAME = "braintrust_push_job"
 
 
-class PushConfig(dg.Config):
-    """Run config of the push job: the options of `bt-sync push`, one field per flag.
-
-    Choices are plain strings spelled as on the command line (Dagster would
-    want enum member names instead); `connector.push.PushOptions` validates them.
-
-    Args:
-        file: the CSV, Parquet, JSONL or JSON file (optionally compressed), as the run worker sees it.
-        project: the project name; created if missing.
-        dataset: the dataset name; created if missing.
-        format: `csv`, `parquet`, `jsonl` or `json`; None infers it from the content, then the extension.
-        id_column: the column of row ids; None uses `id` if present, else a hash of the row.
-        input: columns combined into `input` (default: a column named `input`).
-        expected: columns combined into `expected` (default: a column named `expected`).
-        metadata: columns combined into `metadata` (default: a column named `metadata`).
-        tags: the column of tags (default: a column named `tags`).
-        parse_json: parse text that looks like a JSON object or array.
-        batch_rows: the most rows in one insert request.
-        concurrency: the most insert requests in flight.
-        on_error: `fail` sends nothing if any row is invalid; `skip` sends the valid rows.
-        rejects: with `skip`, the JSON Lines file receiving rejected rows and why.
-        dry_run: validate and count; create and send nothing.
-        force: ignore the checkpoint of an earlier push and send everything again.
-        state_dir: where push checkpoints are kept.
-    """
-
-    file: str
-    project: str
-    dataset: str
-    format: str | None = None
-    id_column: str | None = None
-    input: list[str] = Field(default_factory=list)
-    expected: list[str] = Field(default_factory=list)
-    metadata: list[str] = Field(default_factory=list)
-    tags: str | None = None
-    parse_json: bool = True
-    batch_rows: int = DEFAULT_BATCH_ROWS
-    concurrency: int = DEFAULT_CONCURRENCY
-    on_error: str = OnError.FAIL.value
-    rejects: str | None = None
-    dry_run: bool = False
-    force: bool = False
-    state_dir: str = str(DEFAULT_STATE_DIR)
+class PushConfigBase(dg.Config):
+    """What every push run config does: turn itself into `PushOptions`."""
 
     def push_options(self) -> PushOptions:
         """The same options as `connector` takes them.
@@ -68,15 +33,64 @@ class PushConfig(dg.Config):
             dg.Failure: the options are inconsistent (e.g. `on_error: skip` without `rejects`).
         """
         try:
-            return PushOptions(**{name: getattr(self, name) for name in PushOptions.model_fields})
+            return PushOptions(**self.model_dump())
         except ValidationError as error:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
             raise dg.Failure(description=f"invalid push config: {problems}", allow_retries=False) from None
 
 
+def _config_field(field: FieldInfo) -> tuple[Any, Any]:
+    """A `PushOptions` field as Dagster's config takes it: paths as text, choices spelled as on the
+    command line (Dagster would want enum member names), sequences as lists.
+
+    Args:
+        field: the field, with its annotation, default and description.
+    """
+    annotation = _config_type(field.annotation)
+    if field.is_required():
+        return annotation, Field(description=field.description)
+    default = field.default
+    if isinstance(default, tuple):
+        return annotation, Field(default_factory=list, description=field.description)
+    if isinstance(default, Enum):
+        default = default.value
+    elif isinstance(default, Path):
+        default = str(default)
+    return annotation, Field(default=default, description=field.description)
+
+
+def _config_type(annotation: Any) -> Any:
+    if annotation is Path or (isinstance(annotation, type) and issubclass(annotation, Enum)):
+        return str
+    origin = get_origin(annotation)
+    if origin is tuple:
+        return GenericAlias(list, get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        members = tuple(_config_type(member) for member in get_args(annotation))
+        return Union[members]  # noqa: UP007 - a union built at run time
+    return annotation
+
+
+# A model made at run time has no fields mypy can see: it checks the op against the base.
+if TYPE_CHECKING:
+    PushConfig = PushConfigBase
+else:
+    PushConfig = create_model(
+        "PushConfig",
+        __base__=PushConfigBase,
+        __doc__="Run config of the push job: the options of `bt-sync push`, one field per option.",
+        __module__=__name__,
+        **{name: _config_field(field) for name, field in PushOptions.model_fields.items()},
+    )
+
+
 def _summary_metadata(summary: PushSummary) -> dict[str, dg.MetadataValue]:
-    return {
-        "file": dg.MetadataValue.path(Path(summary.file)),
+    source = (
+        {"file": dg.MetadataValue.path(Path(summary.file))}
+        if summary.file is not None
+        else {"query": dg.MetadataValue.md(f"```sql\n{summary.query}\n```")}
+    )
+    return source | {
         "dataset": dg.MetadataValue.text(f"{summary.project}/{summary.dataset}"),
         "dataset_id": dg.MetadataValue.text(summary.dataset_id or ""),
         "rows_read": dg.MetadataValue.int(summary.rows_read),
@@ -86,6 +100,7 @@ def _summary_metadata(summary: PushSummary) -> dict[str, dg.MetadataValue]:
         "rows_duplicate": dg.MetadataValue.int(summary.rows_duplicate),
         "batches_sent": dg.MetadataValue.int(summary.batches_sent),
         "retries": dg.MetadataValue.int(summary.retries),
+        "origin": dg.MetadataValue.text(summary.origin or ""),
         "already_complete": dg.MetadataValue.bool(summary.already_complete),
         "dry_run": dg.MetadataValue.bool(summary.dry_run),
         "seconds": dg.MetadataValue.float(summary.seconds),
@@ -95,17 +110,20 @@ def _summary_metadata(summary: PushSummary) -> dict[str, dg.MetadataValue]:
 
 @dg.op(name="push_dataset_file", out=dg.Out(dg.Nothing), retry_policy=TRANSIENT_RETRY)
 def push_dataset_file(
-    context: dg.OpExecutionContext, config: PushConfig, braintrust: BraintrustResource
+    context: dg.OpExecutionContext,
+    config: PushConfig,
+    braintrust: BraintrustResource,
+    warehouse: WarehouseResource,
 ) -> None:
-    """Push the file; a retried or rerun push resumes from its checkpoint instead of resending."""
+    """Push the file or the query's result; a retried or rerun push resumes from its checkpoint."""
     options = config.push_options()
     progress = LogProgress(context.log)
     with terminal_errors_fail_without_retry():
         if options.dry_run:
-            summary = push_file(None, options, progress)
+            summary = push(None, options, progress, warehouse.settings())
         else:
             with braintrust.client() as client:
-                summary = push_file(client, options, progress)
+                summary = push(client, options, progress, warehouse.settings())
     for warning in summary.warnings:
         context.log.warning(warning)
     context.add_output_metadata(_summary_metadata(summary))
@@ -113,7 +131,8 @@ def push_dataset_file(
 
 @dg.job(
     name=PUSH_JOB_NAME,
-    description="Insert a CSV, Parquet, JSONL or JSON file into a dataset (`bt-sync push`).",
+    description="Insert a CSV, Parquet, JSONL or JSON file, or the result of a SQL query over the "
+    "synced tables, into a dataset (`bt-sync push`).",
 )
 def push_job() -> None:
     """Run `push_dataset_file`."""

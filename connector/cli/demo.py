@@ -1,7 +1,8 @@
 """`bt-sync demo`: the whole loop against a local emulator, narrated.
 
 Starts the emulator with demo data, syncs everything, edits and deletes rows
-upstream, syncs incrementally, reconciles, and shows a query over the result.
+upstream, syncs incrementally, reconciles, shows a query over the result, then
+curates a dataset from the synced logs with `push --sql` and syncs it back.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from connector.cli.app import app, output_console
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from connector.api.client import BraintrustClient
     from connector.config import WarehouseSettings
     from connector.emulator import Emulator
+    from connector.progress import ProgressReporter
     from connector.sync.run import SyncSummary
 
 EXAMPLE_SQL = """\
@@ -28,6 +31,18 @@ SELECT e.name AS experiment,
        sum((ev.metrics->>'tokens')::BIGINT) AS tokens
 FROM experiment_events ev JOIN experiments e ON e.id = ev.experiment_id
 GROUP BY ALL ORDER BY experiment"""
+CURATION_PROJECT, CURATION_DATASET = "support-bot", "hard-cases"
+# Root spans a scorer rated poorly become test cases; `project_id` and `_xact_id` fill each record's `origin`.
+CURATION_SQL = """\
+SELECT id, project_id, _xact_id, input, output AS expected, metadata
+FROM project_logs
+WHERE is_root AND scores['correctness'] < 0.5"""
+CURATED_SQL = f"""\
+SELECT d.name AS dataset, count(*) AS records,
+       count(*) FILTER (WHERE r.origin->>'object_type' = 'project_logs') AS linked_to_a_span
+FROM dataset_records r JOIN datasets d ON d.id = r.dataset_id
+WHERE d.name = '{CURATION_DATASET}'
+GROUP BY ALL"""
 
 
 @app.command()
@@ -61,7 +76,10 @@ def demo(
             _report(console, step, run_sync(client, destination, SyncOptions(overlap_s=0), progress))
             step = "5. Reconcile (finds rows deleted upstream)"
             _report(console, step, run_sync(client, destination, SyncOptions(reconcile=True), progress))
-    _show_query(console, store)
+            _show_query(console, store, "6. Ad-hoc SQL", EXAMPLE_SQL)
+            _curate(console, client, store, progress)
+            run_sync(client, destination, SyncOptions(overlap_s=0), progress)
+            _show_query(console, store, "8. Synced back (incremental sync)", CURATED_SQL)
     console.print(
         f"\nDuckDB file (views): {duckdb}   Parquet files: {parquet}\n"
         f"Try: .venv/bin/bt-sync sql --duckdb {duckdb} --parquet {parquet} "
@@ -117,12 +135,28 @@ def _report(console: Console, step: str, summary: SyncSummary) -> None:
     console.print(f"   {summary.requests} API requests, {summary.seconds:.2f}s")
 
 
-def _show_query(console: Console, store: WarehouseSettings) -> None:
+def _show_query(console: Console, store: WarehouseSettings, step: str, sql: str) -> None:
     from connector.destinations.query import run_query
 
-    console.print("[bold]6. Ad-hoc SQL[/]:\n" + EXAMPLE_SQL)
-    with run_query(store, EXAMPLE_SQL) as result:
+    console.print(f"[bold]{step}[/]:")
+    console.print(sql, markup=False, highlight=False)
+    with run_query(store, sql) as result:
         result.print_table(console, 20)
+
+
+def _curate(
+    console: Console, client: BraintrustClient, store: WarehouseSettings, progress: ProgressReporter
+) -> None:
+    from connector.cli.push import describe
+    from connector.push.options import PushOptions
+    from connector.push.run import push
+
+    console.print("[bold]7. Curate a dataset from the logs[/] (bt-sync push --sql):")
+    console.print(CURATION_SQL, markup=False, highlight=False)
+    options = PushOptions(
+        sql=CURATION_SQL, project=CURATION_PROJECT, dataset=CURATION_DATASET, state_dir=store.state_dir
+    )
+    console.print(describe(push(client, options, progress, store)), markup=False)
 
 
 def _remove(path: Path) -> None:

@@ -1,106 +1,123 @@
-"""`bt-sync push`: bulk-insert a dataset from a CSV, Parquet, JSON Lines or JSON file."""
+"""`bt-sync push`: bulk-insert a dataset from a file, or from the result of a query over the synced tables.
+
+The command's parameters are generated from `PushOptions`' fields, so an option is
+declared once, in `connector.push.options`: its flag is `--` and the field's name
+dashed (`--x/--no-x` for a field true by default, repeatable for a tuple), its help
+and default are the field's; only `file` is positional. They are generated when
+`bt-sync push` runs, not when `bt-sync` starts: importing pydantic's model machinery
+would add ~80 ms to `bt-sync --help`. Until then `push` is a stub taking any arguments.
+"""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import GenericAlias
+from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 import typer
 
 from connector.cli.app import app
-from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, api_settings
-from connector.defaults import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_STATE_DIR
-from connector.push.choices import FileFormat, OnError
+from connector.cli.options import (
+    ApiKeyOption,
+    ApiUrlOption,
+    DuckDbOption,
+    JsonOption,
+    NoParquetOption,
+    ParquetOption,
+    api_settings,
+    warehouse_settings,
+)
 
 if TYPE_CHECKING:
-    from connector.push.options import PushSummary
+    from pydantic.fields import FieldInfo
+
+    from connector.push.options import PushOptions, PushSummary
+
+ARGUMENT = "file"
+# The command's parameters that are not push options: where the API and the synced tables are, and output.
+OTHER_PARAMETERS: dict[str, tuple[Any, Any]] = {
+    "api_url": (str | None, ApiUrlOption),
+    "api_key": (str | None, ApiKeyOption),
+    "duckdb": (Path | None, DuckDbOption),
+    "parquet": (str | None, ParquetOption),
+    "no_parquet": (bool, NoParquetOption),
+    "as_json": (bool, JsonOption),
+}
 
 
-@app.command()
-def push(
-    file: Path = typer.Argument(
-        ..., help="CSV, Parquet, JSONL or JSON (an array) file; gzip, bz2, zstd or lz4 compressed too."
-    ),
-    project: str = typer.Option(..., "--project", help="Project name; created if missing."),
-    dataset: str = typer.Option(..., "--dataset", help="Dataset name; created if missing."),
-    file_format: FileFormat | None = typer.Option(
-        None, "--format", help="File format (default: from the content, then the extension)."
-    ),
-    id_column: str | None = typer.Option(
-        None, "--id-column", help="Column of row ids (default: `id` if present, else a hash of the row)."
-    ),
-    input_columns: list[str] = typer.Option(
-        [],
-        "--input",
-        help="Column for `input`; repeat to make an object of several (default: a column named input).",
-    ),
-    expected_columns: list[str] = typer.Option(
-        [], "--expected", help="Column for `expected`; repeatable (default: a column named expected)."
-    ),
-    metadata_columns: list[str] = typer.Option(
-        [], "--metadata", help="Column for `metadata`; repeatable (default: a column named metadata)."
-    ),
-    tags_column: str | None = typer.Option(
-        None,
-        "--tags",
-        help="Column of tags: a JSON array or comma-separated text (default: a column named tags).",
-    ),
-    parse_json: bool = typer.Option(
-        True, "--parse-json/--no-parse-json", help="Parse text that looks like a JSON object or array."
-    ),
-    batch_rows: int = typer.Option(DEFAULT_BATCH_ROWS, "--batch-rows", help="Most rows per insert request."),
-    concurrency: int = typer.Option(DEFAULT_CONCURRENCY, "--concurrency", help="Most requests in flight."),
-    on_error: OnError = typer.Option(
-        OnError.FAIL,
-        "--on-error",
-        help="fail: send nothing if any row is invalid; skip: send the valid rows.",
-    ),
-    rejects: Path | None = typer.Option(
-        None, "--rejects", help="With --on-error skip: JSONL file receiving rejected rows and why."
-    ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and count; create and send nothing."),
-    force: bool = typer.Option(
-        False, "--force", help="Ignore the checkpoint of an earlier push; send it all again."
-    ),
-    state_dir: Path = typer.Option(DEFAULT_STATE_DIR, "--state-dir", help="Where push checkpoints are kept."),
-    api_url: str | None = ApiUrlOption,
-    api_key: str | None = ApiKeyOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """Insert a file's rows into a dataset; rerunning never duplicates rows and resumes a crashed push.
+@app.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False
+)
+def push(ctx: typer.Context) -> None:
+    """Insert a FILE's rows, or a --sql query's, into a dataset; reruns never duplicate rows and resume.
 
+    --sql runs read-only over the synced tables (--duckdb/--parquet, as for `bt-sync sql`). A query
+    returning event rows with their object and id (`id` with `project_id`, `experiment_id` or
+    `dataset_id`; `_xact_id` too) fills each record's `origin`, linking it to its span.
     Warnings (no id column, rows sharing an id) go to stderr, one line each, and into the `--json` summary.
     """
-    from connector.progress import terminal_progress
+    push_command().main(ctx.args, prog_name=ctx.command_path)
+
+
+def push_command() -> Any:
+    """The `push` command: a parameter per `PushOptions` field, and the API, warehouse and output flags."""
     from connector.push.options import PushOptions
-    from connector.push.run import push_file
+
+    def run(**given: Any) -> None:
+        _push(PushOptions(**{name: given[name] for name in PushOptions.model_fields}), given)
+
+    run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [cli_parameter(name, field) for name, field in PushOptions.model_fields.items()]
+        + [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+            for name, (annotation, info) in OTHER_PARAMETERS.items()
+        ]
+    )
+    command = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+    command.command(name="push", help=inspect.getdoc(push))(run)
+    return typer.main.get_command(command)
+
+
+def cli_parameter(name: str, field: FieldInfo) -> inspect.Parameter:
+    """The command-line parameter of one `PushOptions` field.
+
+    Args:
+        name: the field's name.
+        field: the field, with its annotation, default and description.
+    """
+    annotation: Any = field.annotation
+    default = ... if field.is_required() else field.default
+    if name == ARGUMENT:
+        info = typer.Argument(default, help=field.description, show_default=False)
+    else:
+        flag = "--" + name.replace("_", "-")
+        if default is True:
+            flag += f"/--no-{flag.removeprefix('--')}"
+        if get_origin(annotation) is tuple:
+            # A tuple option is a flag given once per value; typer collects those in a list.
+            annotation, default = GenericAlias(list, get_args(annotation)[0]), list(field.default)
+        info = typer.Option(default, flag, help=field.description)
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+
+
+def _push(options: PushOptions, given: dict[str, Any]) -> None:
+    from connector.progress import terminal_progress
+    from connector.push.run import push as run_push
     from connector.wiring import open_client
 
-    options = PushOptions(
-        file=file,
-        project=project,
-        dataset=dataset,
-        format=file_format,
-        id_column=id_column,
-        input=tuple(input_columns),
-        expected=tuple(expected_columns),
-        metadata=tuple(metadata_columns),
-        tags=tags_column,
-        parse_json=parse_json,
-        batch_rows=batch_rows,
-        concurrency=concurrency,
-        on_error=on_error,
-        rejects=rejects,
-        dry_run=dry_run,
-        force=force,
-        state_dir=state_dir,
-    )
+    as_json = given["as_json"]
+    warehouse = None
+    if options.file is None:
+        warehouse = warehouse_settings(
+            duckdb=given["duckdb"], parquet=given["parquet"], no_parquet=given["no_parquet"]
+        )
     with terminal_progress(quiet=as_json) as progress:
-        if dry_run:
-            summary = push_file(None, options, progress)
+        if options.dry_run:
+            summary = run_push(None, options, progress, warehouse)
         else:
-            with open_client(api_settings(api_url, api_key)) as client:
-                summary = push_file(client, options, progress)
+            with open_client(api_settings(given["api_url"], given["api_key"])) as client:
+                summary = run_push(client, options, progress, warehouse)
     for warning in summary.warnings:
         typer.echo(f"bt-sync: warning: {warning}", err=True)
     typer.echo(summary.model_dump_json(indent=2) if as_json else describe(summary))
@@ -110,12 +127,14 @@ def describe(summary: PushSummary) -> str:
     """One line saying what a push did, for people.
 
     Args:
-        summary: the result of `push_file`.
+        summary: the result of `push`.
     """
     target = f"dataset {summary.dataset!r} in project {summary.project!r}"
-    name = Path(summary.file).name
+    name = "the query result" if summary.file is None else Path(summary.file).name
     if summary.already_complete:
         return f"{name} was already pushed to {target}; nothing sent (use --force to send it again)."
+    if not summary.rows_read:
+        return f"{name} has no rows; nothing pushed to {target}."
     valid = summary.rows_read - summary.rows_skipped
     if summary.dry_run:
         line = f"dry run: {valid:,} of {summary.rows_read:,} rows of {name} are valid"
@@ -127,6 +146,8 @@ def describe(summary: PushSummary) -> str:
         )
         if summary.rows_resumed:
             line += f"; {summary.rows_resumed:,} rows were already sent by an earlier run"
+    if summary.origin:
+        line += f"; each record's origin is its {summary.origin} row"
     if summary.rows_skipped:
         line += f"; {summary.rows_skipped:,} invalid rows written to {summary.rejects}"
     if summary.rows_duplicate:

@@ -29,12 +29,17 @@ _READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 
 
 class QueryResult:
-    """The result of a query, read once, batch by batch."""
+    """The result of a query, read once, batch by batch.
+
+    Args:
+        batches: the rows.
+        json_columns: the columns of DuckDB type JSON, which Arrow carries as plain text.
+    """
 
     def __init__(self, batches: pa.RecordBatchReader, json_columns: set[str]) -> None:
         self._batches = batches
         self.schema: pa.Schema = batches.schema
-        self._json_columns = json_columns
+        self.json_columns = json_columns
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The rows, in batches."""
@@ -49,7 +54,7 @@ class QueryResult:
         writer = csv.writer(text)
         writer.writerow(self.schema.names)
         for batch in self.batches():
-            flat = _as_text(batch, self._json_columns)
+            flat = _as_text(batch, self.json_columns)
             writer.writerows(
                 ["" if value is None else value for value in row.values()] for row in flat.to_pylist()
             )
@@ -60,7 +65,7 @@ class QueryResult:
         out.write(b"[")
         first = True
         for batch in self.batches():
-            for row in _json_rows(batch, self._json_columns):
+            for row in _json_rows(batch, self.json_columns):
                 out.write(b"\n" if first else b",\n")
                 out.write(orjson.dumps(row, default=str))
                 first = False

@@ -1,9 +1,11 @@
 """Remember which batches of a push the API acknowledged, so a crashed push resumes.
 
-One small JSON file per (file contents, options, dataset) under the state
-directory, rewritten atomically after every acknowledged batch and guarded by a
-lock file so two pushes of the same file cannot interleave. Batches are
-deterministic, so a batch number means the same rows on every run.
+One small JSON file per (input, options, dataset) under the state directory,
+rewritten atomically after every acknowledged batch and guarded by a lock file
+so two pushes of the same input cannot interleave. Batches are deterministic,
+so a batch number means the same rows on every run. A file is known by its
+path, size and modification time; a query's result, which has none of these,
+by a digest of the events its rows make (see `connector.push.run`).
 """
 
 from __future__ import annotations
@@ -23,26 +25,24 @@ from connector.errors import PushError, StateError
 _FORMAT_VERSION = 1
 
 
-def checkpoint_key(file: Path, dataset_id: str, options: dict[str, Any]) -> str:
-    """A name for the checkpoint of pushing this file, as it is now, with these options, into this dataset.
+def file_identity(file: Path) -> dict[str, Any]:
+    """What names a file as it is now: any change to its size or modification time makes another."""
+    stat = file.stat()
+    return {"file": str(file.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
-    Any change to the file (size or modification time) or to an option that
-    shapes the batches starts a fresh checkpoint.
+
+def checkpoint_key(identity: dict[str, Any], dataset_id: str, options: dict[str, Any]) -> str:
+    """A name for the checkpoint of pushing this input, as it is now, with these options, into this dataset.
+
+    Any change to the input or to an option that shapes the batches starts a fresh checkpoint.
 
     Args:
-        file: the input file.
+        identity: what names the input: `file_identity`, or a digest of a query's events.
         dataset_id: the target dataset.
         options: every option that changes which events the batches hold.
     """
-    stat = file.stat()
-    identity = {
-        "file": str(file.resolve()),
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-        "dataset_id": dataset_id,
-        "options": options,
-    }
-    return hashlib.sha256(orjson.dumps(identity, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+    key = identity | {"dataset_id": dataset_id, "options": options}
+    return hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
 class PushCheckpoint:
@@ -50,12 +50,12 @@ class PushCheckpoint:
 
     Args:
         path: the checkpoint file.
-        file: the input file, recorded for people reading the state directory.
+        source: the input file or query, recorded for people reading the state directory.
     """
 
-    def __init__(self, path: Path, file: Path) -> None:
+    def __init__(self, path: Path, source: str) -> None:
         self.path = path
-        self._file = str(file)
+        self._source = source
         self._acked_below = 0
         self._acked: set[int] = set()
         self.complete = False
@@ -96,7 +96,7 @@ class PushCheckpoint:
     def _save(self) -> None:
         state = {
             "version": _FORMAT_VERSION,
-            "file": self._file,
+            "source": self._source,
             "acked_below": self._acked_below,
             "acked": sorted(self._acked),
             "complete": self.complete,
@@ -109,17 +109,20 @@ class PushCheckpoint:
 
 
 @contextmanager
-def locked_checkpoint(state_dir: Path, key: str, file: Path, *, force: bool) -> Iterator[PushCheckpoint]:
+def locked_checkpoint(
+    state_dir: Path, key: str, source: str, name: str, *, force: bool
+) -> Iterator[PushCheckpoint]:
     """Open the checkpoint `key`, holding its lock until the block ends.
 
     Args:
         state_dir: the directory holding checkpoints; created if missing.
         key: from `checkpoint_key`.
-        file: the input file, for messages and the checkpoint's record.
+        source: the input file or query, for the checkpoint's record.
+        name: the input's name, for messages.
         force: forget what an earlier run acknowledged and start over.
 
     Raises:
-        PushError: another process is pushing the same file into the same dataset.
+        PushError: another process is pushing the same input into the same dataset.
     """
     try:
         state_dir.mkdir(parents=True, exist_ok=True)
@@ -131,11 +134,11 @@ def locked_checkpoint(state_dir: Path, key: str, file: Path, *, force: bool) -> 
         lock.acquire(timeout=0)
     except Timeout:
         raise PushError(
-            f"another bt-sync push of {file.name} into this dataset is running (lock {lock.lock_file})"
+            f"another bt-sync push of {name} into this dataset is running (lock {lock.lock_file})"
         ) from None
     try:
         if force:
             path.unlink(missing_ok=True)
-        yield PushCheckpoint(path, file)
+        yield PushCheckpoint(path, source)
     finally:
         lock.release()

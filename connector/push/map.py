@@ -1,11 +1,12 @@
-"""Map file columns onto dataset event fields, validate each row, and serialise it with its id.
+"""Map the columns of a file or a query's result onto dataset event fields; validate and serialise each row.
 
 One column mapped to `input` (or `expected`, `metadata`) becomes the value
 itself; several become an object `{column: value}`. With `parse_json`, text
-that looks like a JSON object or array is parsed. `metadata` always ends up an
-object, `tags` a list of strings. A row's id is its id column, else a hash of
-the project, dataset and mapped row, so pushing the same file again replaces
-rows instead of duplicating them.
+that looks like a JSON object or array is parsed (never the values of a query's
+JSON columns, which are JSON values already: a string stays a string). `metadata` always ends up an
+object, `tags` a list of strings; a query's event rows also fill `origin`. A
+row's id is its id column, else a hash of the project, dataset and mapped row,
+so pushing the same rows again replaces them instead of duplicating them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import orjson
 
 from connector.errors import PushError
 from connector.push.batch import MAX_EVENT_BYTES
+from connector.push.origin import BadOrigin, OriginColumns
 from connector.push.read import RowProblem, json_kind, printable
 
 ID_HEX_CHARS = 32
@@ -27,7 +29,7 @@ ID_HEX_CHARS = 32
 
 @dataclass(frozen=True, slots=True)
 class ColumnMapping:
-    """Which file columns feed which event fields.
+    """Which columns feed which event fields.
 
     Args:
         id: the column holding row ids, or None to derive ids from the row's content.
@@ -35,6 +37,7 @@ class ColumnMapping:
         expected: columns combined into `expected`.
         metadata: columns combined into `metadata`.
         tags: the column holding tags, or None.
+        origin: the columns naming the event each row came from, or None.
     """
 
     id: str | None
@@ -42,11 +45,13 @@ class ColumnMapping:
     expected: tuple[str, ...]
     metadata: tuple[str, ...]
     tags: str | None
+    origin: OriginColumns | None = None
 
     def columns(self) -> set[str]:
         """Every column the mapping reads."""
         single = {column for column in (self.id, self.tags) if column is not None}
-        return single.union(self.input, self.expected, self.metadata)
+        origin = self.origin.columns() if self.origin else set()
+        return single.union(self.input, self.expected, self.metadata, origin)
 
 
 def resolve_mapping(
@@ -58,7 +63,9 @@ def resolve_mapping(
     expected_columns: Sequence[str] = (),
     metadata_columns: Sequence[str] = (),
     tags_column: str | None = None,
+    origin: OriginColumns | None = None,
     check: bool = True,
+    holder: str = "the file",
 ) -> ColumnMapping:
     """Combine the mapping flags with the defaults and check every mapped column exists.
 
@@ -66,15 +73,17 @@ def resolve_mapping(
     `expected`, `metadata`, `tags`) when the file has one and no flag claims it.
 
     Args:
-        file_name: the input file's name, for error messages.
-        columns: the file's column names.
+        file_name: the input's name, for error messages.
+        columns: the input's column names.
         id_column: `--id-column`.
         input_columns: `--input`, possibly repeated.
         expected_columns: `--expected`, possibly repeated.
         metadata_columns: `--metadata`, possibly repeated.
         tags_column: `--tags`.
+        origin: the columns naming the event each row came from, if any.
         check: raise when the mapping is incomplete; False while `columns` may still grow
             (JSON rows, whose keys are known only once the whole file was read).
+        holder: what has the columns, for error messages ("the file", "the result").
 
     Raises:
         PushError: a mapped column is missing, or nothing maps to input, expected or metadata.
@@ -99,14 +108,19 @@ def resolve_mapping(
         expected=pick("--expected", "expected"),
         metadata=pick("--metadata", "metadata"),
         tags=next(iter(pick("--tags", "tags")), None),
+        origin=origin,
     )
     if check:
-        _check(file_name, columns, flagged, mapping)
+        _check(file_name, columns, flagged, mapping, holder)
     return mapping
 
 
 def _check(
-    file_name: str, columns: Sequence[str], flagged: dict[str, tuple[str, ...]], mapping: ColumnMapping
+    file_name: str,
+    columns: Sequence[str],
+    flagged: dict[str, tuple[str, ...]],
+    mapping: ColumnMapping,
+    holder: str,
 ) -> None:
     present = set(columns)
     missing = [
@@ -116,13 +130,13 @@ def _check(
         if column not in present
     ]
     if missing:
-        listing = f"the file has columns: {_listing(columns)}"
+        listing = f"{holder} has columns: {_listing(columns)}"
         raise PushError(printable(f"{file_name}: no column {', '.join(missing)}; {listing}"))
     if not (mapping.input or mapping.expected or mapping.metadata):
         raise PushError(
             printable(
                 f"{file_name}: no column maps to input, expected or metadata; name them with "
-                f"--input/--expected/--metadata (the file has columns: {_listing(columns)})"
+                f"--input/--expected/--metadata ({holder} has columns: {_listing(columns)})"
             )
         )
 
@@ -152,13 +166,14 @@ class _BadValue(Exception):
 
 
 class RowMapper:
-    """Turns a row read from a file into a serialised dataset event, or says what is wrong with it.
+    """Turns a row read from a file or a query into a serialised dataset event, or says what is wrong with it.
 
     Args:
         mapping: which columns feed which fields.
         project: the project name, part of every derived id.
         dataset: the dataset name, part of every derived id.
         parse_json: parse text that looks like a JSON object or array.
+        json_columns: columns whose values are JSON values already, never parsed again.
         max_event_bytes: the largest serialised event one request can carry.
     """
 
@@ -169,10 +184,12 @@ class RowMapper:
         project: str,
         dataset: str,
         parse_json: bool,
+        json_columns: frozenset[str] = frozenset(),
         max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         self.mapping = mapping
         self._parse_json = parse_json
+        self._json_columns = json_columns
         self._max_event_bytes = max_event_bytes
         self._id_salt = orjson.dumps([project, dataset])
 
@@ -180,13 +197,13 @@ class RowMapper:
         """Return the row as one JSON event `{"id": ..., "input": ..., ...}`, or the problem with it.
 
         Args:
-            row: column name → value, as read from the file.
+            row: column name → value, as read.
         """
         try:
             payload = self._payload(row)
             body = orjson.dumps(payload, default=_exact_number, option=orjson.OPT_SORT_KEYS)
             row_id = self._row_id(row, body)
-        except _BadValue as bad:
+        except (_BadValue, BadOrigin) as bad:
             return RowProblem(bad.column, bad.reason, values=row)
         except orjson.JSONEncodeError as error:
             return RowProblem(None, f"cannot be written as JSON ({error})", values=row)
@@ -211,6 +228,8 @@ class RowMapper:
             payload["metadata"] = metadata if isinstance(metadata, dict) else {mapping.metadata[0]: metadata}
         if mapping.tags is not None and (tags := _tags(mapping.tags, row.get(mapping.tags))):
             payload["tags"] = tags
+        if mapping.origin is not None and (origin := mapping.origin.of(row)) is not None:
+            payload["origin"] = origin
         return payload
 
     def _combined(self, row: dict[str, Any], columns: tuple[str, ...]) -> Any:
@@ -219,7 +238,12 @@ class RowMapper:
         return {column: self._value(column, row.get(column)) for column in columns}
 
     def _value(self, column: str, value: Any) -> Any:
-        if self._parse_json and isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+        if (
+            self._parse_json
+            and isinstance(value, str)
+            and value.lstrip()[:1] in ("{", "[")
+            and column not in self._json_columns
+        ):
             try:
                 return orjson.loads(value)
             except orjson.JSONDecodeError as error:

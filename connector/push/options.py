@@ -1,7 +1,10 @@
 """What a push takes and reports: the options of `bt-sync push` (and of the Dagster push job) and its summary.
 
-Kept apart from the push itself so the command line can read them without
-loading the machinery that reads files and sends batches.
+`PushOptions` is the one declaration of the push options: the command line's flags
+(`connector.cli.push`) and the Dagster job's run config (`pipelines.push`) are generated
+from its fields, their descriptions and defaults. Kept apart from the push itself, and
+built lazily (`defer_build`), so the command line can read the fields without loading
+the machinery that reads files and sends batches.
 """
 
 from __future__ import annotations
@@ -17,51 +20,98 @@ from connector.push.choices import FileFormat, OnError
 
 # The gateway in front of the API refuses bodies over 6 MiB; keep headroom for what proxies add.
 MAX_REQUEST_BYTES = 5_632 * 1024
+# The fields naming what is pushed; exactly one is given.
+SOURCE_FIELDS = ("file", "sql", "sql_file")
+_SOURCE_NAMES = {"file": "FILE", "sql": "--sql", "sql_file": "--sql-file"}
 
 
 class PushOptions(BaseModel):
     """What to push where, and how: the options of `bt-sync push`.
 
-    Args:
-        file: the CSV, Parquet, JSON Lines or JSON file (optionally compressed).
-        project: the project name; created if missing.
-        dataset: the dataset name; created if missing.
-        format: the file format, or None to infer it from the content, then the extension.
-        id_column: the column holding row ids; None derives ids from each row's content.
-        input: columns combined into `input` (default: a column named `input`).
-        expected: columns combined into `expected` (default: a column named `expected`).
-        metadata: columns combined into `metadata` (default: a column named `metadata`).
-        tags: the column holding tags (default: a column named `tags`).
-        parse_json: parse text that looks like a JSON object or array.
-        batch_rows: the most rows in one insert request.
-        concurrency: the most insert requests in flight.
-        on_error: `fail` sends nothing if any row is invalid; `skip` sends the valid rows
-            and writes the invalid ones to `rejects`.
-        rejects: where `skip` writes rejected rows (JSON Lines).
-        dry_run: validate and count, without creating or sending anything.
-        force: forget the checkpoint of an earlier push of the same file and send everything again.
-        state_dir: this machine's scratch; push checkpoints live in its `push/` directory.
+    Each field's description is its help on the command line and in Dagster's run config;
+    the source is a file, or a read-only query over the synced tables (`sql` or `sql_file`).
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
-    file: Path
-    project: str = Field(min_length=1)
-    dataset: str = Field(min_length=1)
-    format: FileFormat | None = None
-    id_column: str | None = None
-    input: tuple[str, ...] = ()
-    expected: tuple[str, ...] = ()
-    metadata: tuple[str, ...] = ()
-    tags: str | None = None
-    parse_json: bool = True
-    batch_rows: int = Field(default=DEFAULT_BATCH_ROWS, ge=1, le=10_000)
-    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=32)
-    on_error: OnError = OnError.FAIL
-    rejects: Path | None = Field(default=None, validate_default=True)
-    dry_run: bool = False
-    force: bool = False
-    state_dir: Path = DEFAULT_STATE_DIR
+    file: Path | None = Field(
+        default=None,
+        description="CSV, Parquet, JSONL or JSON (an array) file; gzip, bz2, zstd or lz4 compressed too.",
+    )
+    sql: str | None = Field(
+        default=None,
+        description="Push the result of this read-only query over the synced tables instead of a file.",
+    )
+    sql_file: Path | None = Field(
+        default=None, validate_default=True, description="Read the --sql query from this file."
+    )
+    project: str = Field(min_length=1, description="Project name; created if missing.")
+    dataset: str = Field(min_length=1, description="Dataset name; created if missing.")
+    format: FileFormat | None = Field(
+        default=None, description="File format (default: from the content, then the extension)."
+    )
+    id_column: str | None = Field(
+        default=None, description="Column of row ids (default: `id` if present, else a hash of the row)."
+    )
+    input: tuple[str, ...] = Field(
+        default=(),
+        description="Column for `input`; repeat to make an object of several "
+        "(default: a column named input).",
+    )
+    expected: tuple[str, ...] = Field(
+        default=(), description="Column for `expected`; repeatable (default: a column named expected)."
+    )
+    metadata: tuple[str, ...] = Field(
+        default=(), description="Column for `metadata`; repeatable (default: a column named metadata)."
+    )
+    tags: str | None = Field(
+        default=None,
+        description="Column of tags: a list, a JSON array or comma-separated text "
+        "(default: a column named tags).",
+    )
+    parse_json: bool = Field(default=True, description="Parse text that looks like a JSON object or array.")
+    batch_rows: int = Field(
+        default=DEFAULT_BATCH_ROWS, ge=1, le=10_000, description="Most rows per insert request."
+    )
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=32, description="Most requests in flight.")
+    on_error: OnError = Field(
+        default=OnError.FAIL,
+        description="fail: send nothing if any row is invalid; skip: send the valid rows.",
+    )
+    rejects: Path | None = Field(
+        default=None,
+        validate_default=True,
+        description="With --on-error skip: JSONL file receiving rejected rows and why.",
+    )
+    dry_run: bool = Field(default=False, description="Validate and count; create and send nothing.")
+    force: bool = Field(
+        default=False, description="Ignore the checkpoint of an earlier push; send it all again."
+    )
+    state_dir: Path = Field(
+        default=DEFAULT_STATE_DIR, description="Where push checkpoints are kept (in push/)."
+    )
+
+    @field_validator("sql_file")
+    @classmethod
+    def _one_source(cls, sql_file: Path | None, info: ValidationInfo) -> Path | None:
+        values = {**info.data, "sql_file": sql_file}
+        given = [_SOURCE_NAMES[name] for name in SOURCE_FIELDS if values.get(name)]
+        if not given:
+            raise PydanticCustomError("source", "give a FILE to push, or --sql QUERY, or --sql-file F")
+        if len(given) > 1:
+            raise PydanticCustomError(
+                "source",
+                "give one of FILE, --sql and --sql-file, not {given}",
+                {"given": " and ".join(given)},
+            )
+        return sql_file
+
+    @field_validator("format")
+    @classmethod
+    def _format_of_a_file(cls, file_format: FileFormat | None, info: ValidationInfo) -> FileFormat | None:
+        if file_format is not None and info.data.get("file") is None:
+            raise PydanticCustomError("format", "--format applies to a FILE, not to a query's result")
+        return file_format
 
     @field_validator("rejects")
     @classmethod
@@ -80,12 +130,18 @@ class PushOptions(BaseModel):
         """Where this push's checkpoints are kept."""
         return self.state_dir / "push"
 
+    @property
+    def input_file(self) -> Path | None:
+        """The file the push reads from this machine: the data file or the query's file, if any."""
+        return self.file or self.sql_file
+
     def batch_shaping(self) -> dict[str, Any]:
         """The options that decide which events land in which batch (part of the checkpoint key)."""
         # `rows` names how rows become batches: checkpoints written before duplicate ids were left
         # out (and before late JSON keys were mapped) numbered other rows, so they must not be reused.
         return self.model_dump(
-            mode="json", exclude={"file", "concurrency", "rejects", "dry_run", "force", "state_dir"}
+            mode="json",
+            exclude={*SOURCE_FIELDS, "concurrency", "rejects", "dry_run", "force", "state_dir"},
         ) | {"max_request_bytes": MAX_REQUEST_BYTES, "rows": "valid, last of each id"}
 
 
@@ -93,29 +149,35 @@ class PushSummary(BaseModel):
     """What a push did (or, with `dry_run`, would do).
 
     Args:
-        file: the input file.
+        file: the input file; None for a query.
+        query: the query whose result was pushed; None for a file.
         project: the project name.
         dataset: the dataset name.
         dataset_id: the dataset's id; None in a dry run of a dataset that does not exist yet.
-        rows_read: rows in the file.
+        rows_read: rows in the file, or in the query's result.
         rows_sent: rows acknowledged by the API in this run.
         rows_resumed: valid rows in batches an earlier run already had acknowledged.
         rows_skipped: invalid rows written to the rejects file.
-        rows_duplicate: valid rows not sent because a later row of the file has the same id.
-        batches: batches the file makes.
+        rows_duplicate: valid rows not sent because a later row has the same id.
+        batches: batches the rows make.
         batches_sent: batches acknowledged in this run.
         retries: requests the client retried (429, 5xx, dropped connections).
         splits: batches split in two after a 413.
         seconds: wall time.
-        unmapped_columns: file columns no event field reads.
+        unmapped_columns: columns no event field reads.
         id_column: the column ids come from; None when they are hashes of each row's content.
-        already_complete: an earlier run pushed this file completely; nothing was read or sent.
+        origin: for a query returning event rows with their object and id, the object type each
+            record's `origin` points to (`project_logs`, `experiment` or `dataset`); else None.
+        already_complete: an earlier run pushed the same rows completely; nothing was sent.
         dry_run: nothing was created or sent.
         rejects: the rejects file, if any row was rejected.
         warnings: what the push did that a user may not expect, one line each.
     """
 
-    file: str
+    model_config = ConfigDict(defer_build=True)
+
+    file: str | None
+    query: str | None = None
     project: str
     dataset: str
     dataset_id: str | None
@@ -131,6 +193,7 @@ class PushSummary(BaseModel):
     seconds: float = 0.0
     unmapped_columns: list[str] = []
     id_column: str | None = None
+    origin: str | None = None
     already_complete: bool = False
     dry_run: bool = False
     rejects: str | None = None

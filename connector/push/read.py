@@ -133,6 +133,15 @@ class _Reader(Protocol):
     def chunks(self) -> Iterator[RowChunk]: ...
 
 
+class RowSource(_Reader, Protocol):
+    """Where a push reads its rows from: a file (`SourceFile`) or a query's result (`QuerySource`)."""
+
+    @property
+    def name(self) -> str:
+        """How messages name it, e.g. `data.csv`."""
+        ...
+
+
 class SourceFile:
     """An open input file: its column names up front, then its rows chunk by chunk.
 
@@ -156,6 +165,11 @@ class SourceFile:
             source = _Input(path, _compression(raw.read(SNIFF_BYTES)))
         self.format = _content_format(source, _content_head(source), file_format)
         self._reader = _READERS[self.format](source)
+
+    @property
+    def name(self) -> str:
+        """The file's name, as messages show it."""
+        return self.path.name
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -448,7 +462,7 @@ class _ParquetReader:
             raise _file_error(path, error) from None
         schema = self._file.schema_arrow
         refuse_repeated_names(path.name, schema.names)
-        self._plans = [_column_plan(path.name, field) for field in schema]
+        self._plans = [column_plan(path.name, field) for field in schema]
         if self._file.metadata.num_rows == 0:
             raise PushError(f"{path.name} has no rows")
         self.columns = tuple(schema.names)
@@ -457,30 +471,36 @@ class _ParquetReader:
         next_row = 1
         try:
             for batch in self._file.iter_batches(batch_size=CHUNK_ROWS):
-                chunk = RowChunk(next_row, _parquet_rows(batch, self._plans))
+                chunk = RowChunk(next_row, arrow_rows(batch, self._plans))
                 next_row += len(chunk.rows)
                 yield chunk
         except (pa.ArrowInvalid, OSError) as error:
             raise _file_error(self._path, error, near_row=next_row) from None
 
 
-def _column_plan(file_name: str, field: pa.Field) -> ColumnPlan:
+def column_plan(source_name: str, field: pa.Field) -> ColumnPlan:
+    """How to read the values of an Arrow column as JSON values.
+
+    Raises:
+        PushError: the column's type has no JSON form, naming the column and what to cast it to.
+    """
     try:
         return plan_column(field.type)
     except NoJsonForm as error:
-        where = f'{file_name}, column "{field.name}"'
+        where = f'{source_name}, column "{field.name}"'
         raise PushError(printable(f"{where}: type {field.type} cannot be sent as JSON: {error}")) from None
 
 
-def _parquet_rows(batch: pa.RecordBatch, plans: list[ColumnPlan]) -> list[dict[str, Any] | RowProblem]:
+def arrow_rows(batch: pa.RecordBatch, plans: list[ColumnPlan]) -> list[dict[str, Any] | RowProblem]:
+    """The rows of an Arrow batch as dicts, following `plans`; a row with an unreadable value is a problem."""
     try:
         rows: list[dict[str, Any] | RowProblem] = list(python_rows(batch, plans))
         return rows
     except VALUE_ERRORS:
-        return [_parquet_row(batch.slice(index, 1), plans) for index in range(batch.num_rows)]
+        return [_arrow_row(batch.slice(index, 1), plans) for index in range(batch.num_rows)]
 
 
-def _parquet_row(row: pa.RecordBatch, plans: list[ColumnPlan]) -> dict[str, Any] | RowProblem:
+def _arrow_row(row: pa.RecordBatch, plans: list[ColumnPlan]) -> dict[str, Any] | RowProblem:
     """Convert one row, naming the column whose value cannot be converted (e.g. text that is not UTF-8)."""
     try:
         return python_rows(row, plans)[0]

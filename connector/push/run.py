@@ -1,7 +1,7 @@
-"""Push a CSV, Parquet, JSON Lines or JSON file into a Braintrust dataset.
+"""Push a CSV, Parquet, JSON Lines or JSON file, or the result of a SQL query, into a Braintrust dataset.
 
-The one function the CLI and Dagster call is `push_file`. Every path is checked
-before anything is created or opened for writing. Then the file is streamed
+The one function the CLI and Dagster call is `push`. Every path is checked
+before anything is created or opened for writing. Then the rows are streamed
 twice: a first pass, before anything is created, validates every row (with
 `on_error="fail"` a bad row stops the push; with "skip" it goes to the rejects
 file), learns every column of JSON rows, and indexes each row's id, so that of
@@ -10,58 +10,103 @@ with deterministic ids, groups them into numbered batches under the
 request-size limit and sends them with bounded concurrency, checkpointing each
 acknowledged batch so a rerun resumes where a crashed push stopped. A 413 splits
 the batch in half.
+
+A file's checkpoint is known by the file's path, size and modification time, so a
+rerun of a file already pushed reads nothing. A query's result has none of these:
+its checkpoint is known by a digest of the events the first pass made (each row's
+number and JSON, in the result's sorted order) with the options and the dataset.
+So a rerun whose query returns the same rows, however it is spelled, resumes or
+sends nothing; any change to the rows (a span re-scored upstream, then synced)
+pushes the result afresh, replacing records by id.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import ExitStack, closing
+from contextlib import AbstractContextManager, ExitStack, closing
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Any, Self
 
 import orjson
 
 from connector.api.client import BraintrustClient
+from connector.config import WarehouseSettings
 from connector.errors import ApiError, ConfigError, PayloadTooLarge, PushError, ServerUnavailable
 from connector.progress import ProgressReporter, ProgressTask
 from connector.push.batch import Batch, batches
-from connector.push.checkpoint import PushCheckpoint, checkpoint_key, locked_checkpoint
+from connector.push.checkpoint import PushCheckpoint, checkpoint_key, file_identity, locked_checkpoint
 from connector.push.ids import Duplicates, IdIndex
 from connector.push.map import ColumnMapping, Event, RowMapper, resolve_mapping
 from connector.push.options import PushOptions, PushSummary
-from connector.push.read import RowProblem, SourceFile, printable
+from connector.push.origin import find_origin
+from connector.push.read import RowProblem, RowSource, SourceFile, printable
+from connector.push.read_sql import QuerySource
 from schemas.api import Dataset, ObjectType
 
-__all__ = ["push_file"]
+__all__ = ["push", "push_file"]
 
 
-def push_file(
-    client: BraintrustClient | None, options: PushOptions, progress: ProgressReporter
+def push(
+    client: BraintrustClient | None,
+    options: PushOptions,
+    progress: ProgressReporter,
+    warehouse: WarehouseSettings | None = None,
 ) -> PushSummary:
-    """Push one file into a dataset, creating the project and dataset if missing.
+    """Push a file, or the result of a query over the synced tables, into a dataset.
+
+    Creates the project and dataset if missing.
 
     Args:
         client: the API client; may be None only for a dry run, which never calls the API.
         options: what to push where.
         progress: shows rows validated, then rows acknowledged and rows/s.
+        warehouse: the tables `options.sql` reads; None reads the environment's (`BT_SYNC_PARQUET`...).
 
     Raises:
-        ConfigError: the rejects file or the state directory cannot be written, or is the input.
-        PushError: the file or a row is invalid (with `on_error="fail"`), or a single row is too large.
+        ConfigError: the rejects file, the state directory or the query's file cannot be used.
+        QueryError: the query is not one SELECT, or DuckDB refused it.
+        PushError: the input or a row is invalid (with `on_error="fail"`), or a single row is too large.
         ApiError: the API refused or kept failing; acknowledged batches stay checkpointed.
     """
     started = time.monotonic()
     _check_paths(options)
-    run = _PushRun(options, SourceFile(options.file, options.format), progress)
-    if options.dry_run:
-        return run.dry_run(started)
-    if client is None:
-        raise PushError("a push that is not a dry run needs an API client")
-    return run.push(client, started)
+    with ExitStack() as stack:
+        source: RowSource
+        if options.file is not None:
+            source = SourceFile(options.file, options.format)
+        else:
+            query = _query_text(options)
+            source = stack.enter_context(QuerySource(warehouse or WarehouseSettings(), query, progress))
+        run = _PushRun(options, source, progress)
+        if options.dry_run:
+            return run.dry_run(started)
+        if client is None:
+            raise PushError("a push that is not a dry run needs an API client")
+        return run.push(client, started)
+
+
+def push_file(
+    client: BraintrustClient | None, options: PushOptions, progress: ProgressReporter
+) -> PushSummary:
+    """Push `options.file` into a dataset: `push` without a warehouse, the entry point of bt-sync 0.2."""
+    return push(client, options, progress)
+
+
+def _query_text(options: PushOptions) -> str:
+    if options.sql is not None:
+        return options.sql
+    assert options.sql_file is not None, "PushOptions names exactly one source"
+    try:
+        return options.sql_file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"--sql-file {options.sql_file}: not UTF-8 text ({error.reason})") from None
+    except OSError as error:
+        raise ConfigError(f"--sql-file {options.sql_file}: {error.strerror}") from None
 
 
 def _check_paths(options: PushOptions) -> None:
@@ -71,16 +116,16 @@ def _check_paths(options: PushOptions) -> None:
         ConfigError: naming the path and what is wrong with it.
     """
     if options.rejects is not None:
-        _check_rejects(options.rejects, options.file)
+        _check_rejects(options.rejects, options.input_file)
     if not options.dry_run:
         _check_state_dir(options.state_dir)
 
 
-def _check_rejects(rejects: Path, file: Path) -> None:
+def _check_rejects(rejects: Path, input_file: Path | None) -> None:
     if rejects.is_dir():
         raise ConfigError(f"--rejects {rejects} is a directory; name a file")
     # samefile compares device and inode: it sees through symlinks, hard links and `./x` vs `x`.
-    if rejects.exists() and file.exists() and os.path.samefile(rejects, file):
+    if input_file and rejects.exists() and input_file.exists() and os.path.samefile(rejects, input_file):
         raise ConfigError(f"--rejects {rejects} is the input file; writing rejects there would destroy it")
     folder = rejects.parent
     if not folder.is_dir():
@@ -98,19 +143,36 @@ def _check_state_dir(state_dir: Path) -> None:
 
 
 class _PushRun:
-    def __init__(self, options: PushOptions, source: SourceFile, progress: ProgressReporter) -> None:
+    """One push of a file or of a query's result.
+
+    Args:
+        options: what to push where.
+        source: the rows.
+        progress: where to show them being validated and sent.
+    """
+
+    def __init__(self, options: PushOptions, source: RowSource, progress: ProgressReporter) -> None:
         self.options = options
         self.source = source
         self.progress = progress
+        result = source if isinstance(source, QuerySource) else None
+        self.query = None if result is None else result.sql
+        # A query's result links its records to the spans its rows came from; a file's rows never do.
+        self.origin = None if result is None else find_origin(source.columns)
+        self.json_columns = frozenset() if result is None else result.json_columns
         self.mapper = self._mapper(self._mapping(check=source.columns_complete))
         self.summary = PushSummary(
-            file=str(options.file),
+            file=None if options.file is None else str(options.file),
+            query=self.query,
             project=options.project,
             dataset=options.dataset,
             dataset_id=None,
             dry_run=options.dry_run,
         )
-        self._opened = _identity(options.file)
+        self._opened = None if options.file is None else _identity(options.file)
+        # What names a query's rows for its checkpoint: a digest of the events the scan makes.
+        self._digest = None if self.query is None else hashlib.sha256()
+        self._record = str(options.file) if self.query is None else self.query
 
     def dry_run(self, started: float) -> PushSummary:
         with ExitStack() as stack:
@@ -123,18 +185,17 @@ class _PushRun:
 
     def push(self, client: BraintrustClient, started: float) -> PushSummary:
         dataset = _find_dataset(client, self.options)
-        if dataset is not None and not self.options.force and self._already_pushed(dataset):
+        # A file already pushed is known before it is read; a query's rows only once they are.
+        known_before_reading = self._digest is None and not self.options.force
+        if dataset is not None and known_before_reading and self._already_pushed(dataset):
             return self._finish(started)
         with ExitStack() as stack:
             ids, _ = self._scan(stack)
+            if not self.summary.rows_read:
+                return self._finish(started)
             dataset = dataset or _create_dataset(client, self.options)
             self.summary.dataset_id = dataset.id
-            key = checkpoint_key(self.options.file, dataset.id, self.options.batch_shaping())
-            checkpoint = stack.enter_context(
-                locked_checkpoint(
-                    self.options.checkpoint_dir, key, self.options.file, force=self.options.force
-                )
-            )
+            checkpoint = stack.enter_context(self._checkpoint(dataset, force=self.options.force))
             if checkpoint.complete:
                 self.summary.already_complete = True
                 return self._finish(started)
@@ -148,15 +209,23 @@ class _PushRun:
 
     def _already_pushed(self, dataset: Dataset) -> bool:
         self.summary.dataset_id = dataset.id
-        key = checkpoint_key(self.options.file, dataset.id, self.options.batch_shaping())
-        with locked_checkpoint(
-            self.options.checkpoint_dir, key, self.options.file, force=False
-        ) as checkpoint:
+        with self._checkpoint(dataset, force=False) as checkpoint:
             self.summary.already_complete = checkpoint.complete
         return checkpoint.complete
 
+    def _checkpoint(self, dataset: Dataset, *, force: bool) -> AbstractContextManager[PushCheckpoint]:
+        options = self.options
+        identity: dict[str, Any]
+        if self._digest is None:
+            assert options.file is not None, "only a query's rows are known by a digest"
+            identity = file_identity(options.file)
+        else:
+            identity = {"events": self._digest.hexdigest()}
+        key = checkpoint_key(identity, dataset.id, options.batch_shaping())
+        return locked_checkpoint(options.checkpoint_dir, key, self._record, self.source.name, force=force)
+
     def _scan(self, stack: ExitStack) -> tuple[IdIndex, int]:
-        """Read the whole file once, before anything is created or sent: validate, learn columns, index ids.
+        """Read every row once, before anything is created or sent: validate, learn columns, index ids.
 
         Returns the index of ids and how many batches the valid rows make if no id repeats.
 
@@ -168,7 +237,7 @@ class _PushRun:
         ids = stack.enter_context(IdIndex())
         rejects = self._rejects(stack)
         while True:
-            with closing(self.progress.task(f"validate {self.options.file.name}")) as task:
+            with closing(self.progress.task(f"validate {self.source.name}")) as task:
                 indexed = self._indexed(ids, rejects.write if rejects else self._fail, task)
                 batch_count = sum(1 for _ in batches(indexed, max_rows=self.options.batch_rows))
             mapping = self._mapping(check=True)
@@ -185,18 +254,26 @@ class _PushRun:
     def _indexed(
         self, ids: IdIndex, on_problem: Callable[[int, RowProblem], None], task: ProgressTask
     ) -> Iterator[tuple[int, bytes]]:
+        digest = self._digest = None if self._digest is None else hashlib.sha256()
         for number, event in self._events(on_problem, task, counted=True):
             ids.add(number, event.id)
+            if digest is not None:
+                digest.update(b"%d:%d:" % (number, len(event.json)))
+                digest.update(event.json)
             yield number, event.json
 
     def _report(self, mapping: ColumnMapping, duplicates: Duplicates) -> None:
-        name = self.options.file.name
+        name = self.source.name
         summary = self.summary
         summary.unmapped_columns = [
             column for column in self.source.columns if column not in mapping.columns()
         ]
         summary.id_column = mapping.id
+        summary.origin = mapping.origin.object_type if mapping.origin else None
         summary.rows_duplicate = duplicates.rows
+        if not summary.rows_read:
+            # Only a query's result can be empty (an empty file is refused): nothing is created then.
+            summary.warnings.append(f"the {name} has no rows; there is nothing to push")
         if mapping.id is None:
             summary.warnings.append(
                 f"{name} has no id column, so each row's id is a hash of its content: a row edited "
@@ -219,7 +296,7 @@ class _PushRun:
 
         def last_of_each_id() -> Iterator[tuple[int, bytes]]:
             nonlocal next_superseded
-            # Problems were reported by the scan; the file did not change since (see `_send`).
+            # Problems were reported by the scan; the input did not change since (see `_check_unchanged`).
             for number, event in self._events(lambda _number, _problem: None):
                 if number == next_superseded:
                     next_superseded = next(superseded, None)
@@ -234,9 +311,11 @@ class _PushRun:
     ) -> None:
         summary = self.summary
         to_send = summary.rows_read - summary.rows_skipped - summary.rows_duplicate
-        with closing(self.progress.task(f"push {self.options.file.name}", to_send)) as task:
+        with closing(self.progress.task(f"push {self.source.name}", to_send)) as task:
             try:
-                with _Sender(client, dataset_id, self.options, checkpoint, self._on_ack(task)) as sender:
+                with _Sender(
+                    client, dataset_id, self.source.name, self.options, checkpoint, self._on_ack(task)
+                ) as sender:
                     for batch in self._batches(ids):
                         summary.batches += 1
                         if checkpoint.is_acked(batch.number):
@@ -260,10 +339,11 @@ class _PushRun:
         Checked once the file was read through, not per batch: a stat call costs little, but the
         GIL it gives up can take milliseconds to win back from the sender threads. The push then
         fails before its checkpoint is marked complete, and a rerun sends the new file afresh.
+        A query's result is kept apart from the tables, so no sync changes it meanwhile.
         """
-        if _identity(self.options.file) != self._opened:
+        if self.options.file is not None and _identity(self.options.file) != self._opened:
             raise PushError(
-                f"{self.options.file.name} changed while it was pushed; push it again "
+                f"{self.source.name} changed while it was pushed; push it again "
                 "(rows already sent are replaced by id, not duplicated)"
             )
 
@@ -297,7 +377,7 @@ class _PushRun:
                 task.advance(rows=len(chunk.rows))
 
     def _fail(self, number: int, problem: RowProblem) -> None:
-        raise PushError(problem.describe(self.options.file.name, number))
+        raise PushError(problem.describe(self.source.name, number))
 
     def _rejects(self, stack: ExitStack) -> _Rejects | None:
         if self.options.rejects is None:
@@ -306,25 +386,31 @@ class _PushRun:
             handle = stack.enter_context(self.options.rejects.open("wb"))
         except OSError as error:
             raise ConfigError(f"--rejects {self.options.rejects}: {error.strerror}") from None
-        return _Rejects(handle, self.options.file, self.summary)
+        return _Rejects(handle, self.summary)
 
     def _mapping(self, *, check: bool) -> ColumnMapping:
         options = self.options
         return resolve_mapping(
-            options.file.name,
+            self.source.name,
             self.source.columns,
             id_column=options.id_column,
             input_columns=options.input,
             expected_columns=options.expected,
             metadata_columns=options.metadata,
             tags_column=options.tags,
+            origin=self.origin,
             check=check,
+            holder="the file" if self.query is None else "the result",
         )
 
     def _mapper(self, mapping: ColumnMapping) -> RowMapper:
         options = self.options
         return RowMapper(
-            mapping, project=options.project, dataset=options.dataset, parse_json=options.parse_json
+            mapping,
+            project=options.project,
+            dataset=options.dataset,
+            parse_json=options.parse_json,
+            json_columns=self.json_columns,
         )
 
     def _finish(self, started: float) -> PushSummary:
@@ -333,11 +419,11 @@ class _PushRun:
 
 
 class _Rejects:
-    """The rejects file: one JSON line per invalid row, with where and why."""
+    """The rejects file: one JSON line per invalid row, with where and why (`file` is null for a query)."""
 
-    def __init__(self, handle: IO[bytes], file: Path, summary: PushSummary) -> None:
+    def __init__(self, handle: IO[bytes], summary: PushSummary) -> None:
         self._handle = handle
-        self._file = str(file)
+        self._file = summary.file
         self._summary = summary
         summary.rejects = str(handle.name)
 
@@ -378,13 +464,14 @@ class _Sender:
         self,
         client: BraintrustClient,
         dataset_id: str,
+        source_name: str,
         options: PushOptions,
         checkpoint: PushCheckpoint,
         on_ack: Callable[[Batch, int], None],
     ) -> None:
         self._client = client
         self._dataset_id = dataset_id
-        self._file_name = options.file.name
+        self._source_name = source_name
         self._concurrency = options.concurrency
         self._checkpoint = checkpoint
         self._on_ack = on_ack
@@ -428,7 +515,7 @@ class _Sender:
         except PayloadTooLarge:
             if len(batch.events) == 1:
                 raise PushError(
-                    f"{self._file_name} row {batch.rows[0]}: the API refused the row as too large "
+                    f"{self._source_name} row {batch.rows[0]}: the API refused the row as too large "
                     "(HTTP 413) even when sent alone"
                 ) from None
             first, second = batch.halves()

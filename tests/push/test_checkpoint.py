@@ -1,4 +1,4 @@
-"""Push checkpoints: acknowledged batches survive a restart; two pushes of one file cannot interleave."""
+"""Push checkpoints: acknowledged batches survive a restart; two pushes of one input cannot interleave."""
 
 from __future__ import annotations
 
@@ -7,46 +7,46 @@ from pathlib import Path
 import pytest
 
 from connector.errors import PushError, StateError
-from connector.push.checkpoint import PushCheckpoint, checkpoint_key, locked_checkpoint
+from connector.push.checkpoint import PushCheckpoint, checkpoint_key, file_identity, locked_checkpoint
 
 
 def test_acks_out_of_order_survive_a_reload(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
-    checkpoint = PushCheckpoint(path, Path("data.csv"))
+    checkpoint = PushCheckpoint(path, "data.csv")
     for batch in (0, 2, 1, 5):
         checkpoint.ack(batch)
-    reloaded = PushCheckpoint(path, Path("data.csv"))
+    reloaded = PushCheckpoint(path, "data.csv")
     assert [n for n in range(7) if reloaded.is_acked(n)] == [0, 1, 2, 5]
     assert not reloaded.complete
     reloaded.mark_complete()
-    assert PushCheckpoint(path, Path("data.csv")).complete
+    assert PushCheckpoint(path, "data.csv").complete
 
 
 def test_an_unreadable_checkpoint_says_how_to_recover(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     path.write_text("{not json")
     with pytest.raises(StateError, match=r"unreadable .*--force"):
-        PushCheckpoint(path, Path("data.csv"))
+        PushCheckpoint(path, "data.csv")
 
 
 def test_the_key_changes_with_the_file_and_the_options(tmp_path: Path) -> None:
     data = tmp_path / "data.csv"
     data.write_text("input\nq\n")
-    key = checkpoint_key(data, "ds1", {"batch_rows": 500})
-    assert key == checkpoint_key(data, "ds1", {"batch_rows": 500})
-    assert key != checkpoint_key(data, "ds2", {"batch_rows": 500})
-    assert key != checkpoint_key(data, "ds1", {"batch_rows": 100})
+    key = checkpoint_key(file_identity(data), "ds1", {"batch_rows": 500})
+    assert key == checkpoint_key(file_identity(data), "ds1", {"batch_rows": 500})
+    assert key != checkpoint_key(file_identity(data), "ds2", {"batch_rows": 500})
+    assert key != checkpoint_key(file_identity(data), "ds1", {"batch_rows": 100})
     data.write_text("input\nq\nr\n")
-    assert key != checkpoint_key(data, "ds1", {"batch_rows": 500})
+    assert key != checkpoint_key(file_identity(data), "ds1", {"batch_rows": 500})
 
 
 def test_one_push_of_a_file_at_a_time(tmp_path: Path) -> None:
-    with locked_checkpoint(tmp_path, "k", Path("data.csv"), force=False) as checkpoint:
+    with locked_checkpoint(tmp_path, "k", "data.csv", "data.csv", force=False) as checkpoint:
         checkpoint.ack(0)
         with (
             pytest.raises(PushError, match=r"another bt-sync push of data\.csv"),
-            locked_checkpoint(tmp_path, "k", Path("data.csv"), force=False),
+            locked_checkpoint(tmp_path, "k", "data.csv", "data.csv", force=False),
         ):
             pass
-    with locked_checkpoint(tmp_path, "k", Path("data.csv"), force=True) as forced:
+    with locked_checkpoint(tmp_path, "k", "data.csv", "data.csv", force=True) as forced:
         assert not forced.is_acked(0)

@@ -1,0 +1,110 @@
+"""Link a dataset record back to the span it was curated from, through the API's `origin` reference.
+
+A query over the synced tables that returns event rows with their object and id (say
+`SELECT id, project_id, _xact_id, input, ... FROM project_logs`) carries everything the
+API's `ObjectReference` needs: `object_type`, `object_id`, `id` and, optionally, `_xact_id`.
+Which event table the rows came from is read off the object column the result has: every
+event table has `project_id`, so `experiment_id` or `dataset_id` outranks it, and a result
+holding both of those names no single table, so gets no origin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.kinds import EVENT_STREAMS
+from schemas.tables import ID, XACT_ID
+
+# Columns every event table has: naming one of them says nothing about which table a row is from.
+_COMMON = set.intersection(*({c.name for c in s.payload_columns} for s in EVENT_STREAMS.values()))
+
+
+class BadOrigin(Exception):
+    """A value that cannot go into `origin`.
+
+    Args:
+        column: the column holding it.
+        reason: what is wrong, for a human.
+    """
+
+    def __init__(self, column: str, reason: str) -> None:
+        super().__init__(reason)
+        self.column = column
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class OriginColumns:
+    """The columns of a query's result naming the event each row came from.
+
+    Args:
+        object_type: the event container's type, as `origin.object_type` spells it.
+        object_id: the column of the container's id (`project_id`, `experiment_id` or `dataset_id`).
+        id: the column of the event's id.
+        xact_id: the column of the event's `_xact_id`, if the result has one.
+    """
+
+    object_type: str
+    object_id: str
+    id: str = ID.name
+    xact_id: str | None = None
+
+    def columns(self) -> set[str]:
+        """Every column the origin reads."""
+        return {self.object_id, self.id} | ({self.xact_id} if self.xact_id else set())
+
+    def of(self, row: dict[str, Any]) -> dict[str, str] | None:
+        """The `origin` of one row; None when its object or id is null (e.g. from an outer join).
+
+        Raises:
+            BadOrigin: the object id or id is not text, or `_xact_id` is not a whole number.
+        """
+        object_id, event_id = _text(self.object_id, row), _text(self.id, row)
+        if object_id is None or event_id is None:
+            return None
+        origin = {"object_type": self.object_type, "object_id": object_id, "id": event_id}
+        if self.xact_id is not None and (xact_id := _xact_id(self.xact_id, row)) is not None:
+            origin["_xact_id"] = xact_id
+        return origin
+
+
+def find_origin(columns: Sequence[str]) -> OriginColumns | None:
+    """The origin columns of a result with these columns, if it holds event rows with their object and id.
+
+    Args:
+        columns: the result's column names.
+    """
+    present = set(columns)
+    if ID.name not in present:
+        return None
+    streams = [stream for stream in EVENT_STREAMS.values() if stream.key_column in present]
+    specific = [stream for stream in streams if stream.key_column not in _COMMON] or streams
+    if len(specific) != 1:
+        return None
+    (stream,) = specific
+    return OriginColumns(
+        object_type=stream.object_type.value,
+        object_id=stream.key_column,
+        xact_id=XACT_ID.name if XACT_ID.name in present else None,
+    )
+
+
+def _text(column: str, row: dict[str, Any]) -> str | None:
+    value = row.get(column)
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise BadOrigin(column, f"an origin needs a text id here, found {value!r}")
+
+
+def _xact_id(column: str, row: dict[str, Any]) -> str | None:
+    value = row.get(column)
+    if value is None:
+        return None
+    # The API sends and takes `_xact_id` as a decimal string; the tables hold it as UBIGINT.
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and value.isdecimal():
+        return value
+    raise BadOrigin(column, f"an origin's _xact_id is a whole number, found {value!r}")

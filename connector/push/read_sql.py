@@ -1,0 +1,111 @@
+"""Read the result of a read-only SQL query over the synced tables as the rows of a push.
+
+The query runs once, through `run_query` (an in-memory DuckDB of views over the tables'
+files, so it never waits for, nor blocks, a sync). Its result is copied into a private
+DuckDB database that spills to a temporary directory, sorted by all its columns: a push
+reads its rows more than once (validate, then send), and a rerun must meet the same rows
+in the same order for a checkpoint's batch numbers to mean the same rows again, while
+DuckDB returns the rows of a query without ORDER BY in a different order on every run.
+Rows are numbered from 1 in that sorted order.
+
+JSON columns arrive as their values (objects, arrays, text, numbers), maps as objects,
+lists as arrays, as in a Parquet file.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import closing
+from types import TracebackType
+from typing import Self
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from connector.config import WarehouseSettings
+from connector.destinations.query import run_query
+from connector.progress import ProgressReporter
+from connector.push.arrow_values import ColumnPlan
+from connector.push.read import CHUNK_ROWS, RowChunk, arrow_rows, column_plan, refuse_repeated_names
+
+NAME = "query result"
+# What the kept rows may hold in memory before they spill to disk. One thread: DuckDB's sort of wide
+# rows runs out of memory under this limit with two (measured: a million 1.3 KB rows), not with one.
+MEMORY_LIMIT = "256MB"
+THREADS = 1
+
+
+class QuerySource:
+    """The rows of a query's result, read once and kept, sorted, until `close`; a context manager.
+
+    Args:
+        settings: the warehouse whose tables the query reads.
+        sql: one SELECT statement.
+        progress: shows the rows the query returned.
+
+    Raises:
+        QueryError: the statement is not one SELECT, or DuckDB refused it (one line).
+        WarehouseError: nothing was synced yet, or the tables cannot be read.
+        PushError: a column has no JSON form, or two columns share a name.
+    """
+
+    name = NAME
+    columns_complete = True
+
+    def __init__(self, settings: WarehouseSettings, sql: str, progress: ProgressReporter) -> None:
+        self.sql = sql
+        self._spill = tempfile.TemporaryDirectory(prefix="bt-sync-push-sql-")
+        self._db = duckdb.connect(
+            config={"memory_limit": MEMORY_LIMIT, "threads": THREADS, "temp_directory": self._spill.name}
+        )
+        try:
+            self._load(settings, sql, progress)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Drop the kept rows."""
+        self._db.close()
+        self._spill.cleanup()
+
+    def chunks(self) -> Iterator[RowChunk]:
+        """Yield the rows in sorted order, one bounded chunk at a time; each call reads them afresh."""
+        next_row = 1
+        for batch in self._db.sql("SELECT * FROM result").to_arrow_reader(CHUNK_ROWS):
+            named = batch.rename_columns(self.columns)
+            yield RowChunk(next_row, arrow_rows(named, self._plans))
+            next_row += batch.num_rows
+
+    def _load(self, settings: WarehouseSettings, sql: str, progress: ProgressReporter) -> None:
+        with run_query(settings, sql) as result, closing(progress.task("run query")) as task:
+            self.columns: tuple[str, ...] = tuple(result.schema.names)
+            refuse_repeated_names(NAME, list(self.columns))
+            self.json_columns = frozenset(result.json_columns)
+            self._plans = [_plan(field, field.name in self.json_columns) for field in result.schema]
+            # Columns kept by position: DuckDB compares names without case, and a result may hold `a` and `A`.
+            positional = [f"c{index}" for index in range(len(self.columns))]
+            self._db.from_arrow(pa.Table.from_batches([], result.schema).rename_columns(positional)).create(
+                "unsorted"
+            )
+            for batch in result.batches():
+                self._db.from_arrow(batch.rename_columns(positional)).insert_into("unsorted")
+                task.advance(rows=batch.num_rows)
+        # ORDER BY ALL: the first column first, so a result led by `id` is numbered in id order.
+        self._db.execute("CREATE TABLE result AS SELECT * FROM unsorted ORDER BY ALL; DROP TABLE unsorted")
+
+
+def _plan(field: pa.Field, is_json: bool) -> ColumnPlan:
+    if is_json:
+        return ColumnPlan(field.type, orjson.loads)
+    return column_plan(NAME, field)
