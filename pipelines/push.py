@@ -117,6 +117,9 @@ def push_dataset_file(
 ) -> None:
     """Push the file or the query's result; a retried or rerun push resumes from its checkpoint."""
     options = config.push_options()
+    if options.state_dir is None:
+        # Checkpoints live in the warehouse resource's scratch, as the syncs' do.
+        options = options.model_copy(update={"state_dir": warehouse.settings().state_dir})
     progress = LogProgress(context.log)
     with terminal_errors_fail_without_retry():
         if options.dry_run:

@@ -87,8 +87,10 @@ class PushOptions(BaseModel):
     force: bool = Field(
         default=False, description="Ignore the checkpoint of an earlier push; send it all again."
     )
-    state_dir: Path = Field(
-        default=DEFAULT_STATE_DIR, description="Where push checkpoints are kept (in push/)."
+    state_dir: Path | None = Field(
+        default=None,
+        description="Where push checkpoints are kept, in push/ "
+        f"(default: BT_SYNC_STATE_DIR, else ./{DEFAULT_STATE_DIR}).",
     )
 
     @field_validator("sql_file")
@@ -127,8 +129,12 @@ class PushOptions(BaseModel):
 
     @property
     def checkpoint_dir(self) -> Path:
-        """Where this push's checkpoints are kept."""
-        return self.state_dir / "push"
+        """Where this push's checkpoints are kept: under `state_dir`, else the sync's scratch setting."""
+        if self.state_dir is not None:
+            return self.state_dir / "push"
+        from connector.config import WarehouseSettings
+
+        return WarehouseSettings().state_dir / "push"
 
     @property
     def input_file(self) -> Path | None:

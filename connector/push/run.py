@@ -118,7 +118,7 @@ def _check_paths(options: PushOptions) -> None:
     if options.rejects is not None:
         _check_rejects(options.rejects, options.input_file)
     if not options.dry_run:
-        _check_state_dir(options.state_dir)
+        _check_state_dir(options.checkpoint_dir.parent)
 
 
 def _check_rejects(rejects: Path, input_file: Path | None) -> None:

@@ -306,3 +306,13 @@ def test_dry_run_validates_and_creates_nothing(emulator: Emulator, tmp_path: Pat
     )
     assert (summary.rows_read, summary.batches, summary.rows_sent, summary.dataset_id) == (120, 3, 0, None)
     assert emulator.stats.snapshot()["requests"] == {}
+
+
+def test_checkpoints_follow_the_state_dir_setting_when_no_flag_names_one(
+    push_client: BraintrustClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BT_SYNC_STATE_DIR", str(tmp_path / "from-env"))
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"id": "a", "input": 1}\n')
+    push_file(push_client, PushOptions(file=path, project="p", dataset="d"), NullProgress())
+    assert list((tmp_path / "from-env" / "push").glob("*.json"))
