@@ -104,7 +104,9 @@ class PageStager:
         self._seen = SeenIds()
         self._sql = _PageSql(stream)
         self._memory_limit = STAGING_MEMORY_BASE_BYTES
-        self._con = duckdb.connect(config={"memory_limit": f"{self._memory_limit}B"})
+        # One thread: a page is one JSON value, typed by one thread anyway; a second only adds memory.
+        # The fetch of the next page runs alongside.
+        self._con = duckdb.connect(config={"memory_limit": f"{self._memory_limit}B", "threads": 1})
         # Timestamps without a zone are read as UTC, as the API means them.
         self._con.execute("SET TimeZone = 'UTC'")
         self._remember_staged_ids([staging.directory / name for name in parts])
@@ -159,9 +161,9 @@ class PageStager:
 
     def _fit_memory_to(self, page_bytes: int) -> None:
         needed = STAGING_MEMORY_BASE_BYTES + STAGING_MEMORY_PER_PAGE_BYTE * page_bytes
-        # In steps: pages of similar sizes share a limit, and setting it is not free.
+        # Only ever raised, in steps: setting it is not free, and pages near the target vary in size.
         limit = -(-needed // _MEMORY_STEP_BYTES) * _MEMORY_STEP_BYTES
-        if limit != self._memory_limit:
+        if limit > self._memory_limit:
             self._con.execute(f"SET memory_limit = '{limit}B'")
             self._memory_limit = limit
 
