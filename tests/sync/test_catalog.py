@@ -1,0 +1,109 @@
+"""The project catalog (prompts, functions, score and tag definitions) as tables, and the README's queries."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from connector.config import WarehouseSettings
+from connector.emulator import Emulator, ListQuery
+from tests.helpers import query, sync
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+# Emulator kind -> table, for the kinds that have no rows to page through.
+DEFINITIONS = {
+    "prompt": "prompts",
+    "function": "functions",
+    "project_score": "project_scores",
+    "project_tag": "project_tags",
+}
+
+
+def listed(emulator: Emulator, kind: str) -> dict[str, dict[str, Any]]:
+    return {o["id"]: o for o in emulator.store.list_objects(kind, ListQuery())}  # type: ignore[arg-type]
+
+
+def test_objects_selects_the_catalog_kinds_alone(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    summary = sync(demo_emulator, warehouse, kinds=frozenset({"prompts", "project_tags"}))
+    assert summary.objects == []  # no logs, experiments or datasets read
+    assert summary.catalog["prompts"] == len(listed(demo_emulator, "prompt")) > 0
+    assert summary.catalog["project_tags"] == len(listed(demo_emulator, "project_tag")) > 0
+    assert query(warehouse, "SELECT count(*) FROM functions") == [(0,)]
+    assert query(warehouse, "SELECT count(*) FROM project_logs") == [(0,)]
+
+
+def test_each_definition_has_its_typed_fields_and_the_whole_object(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    sync(demo_emulator, warehouse)
+    prompts = listed(demo_emulator, "prompt")
+    for row_id, name, slug, version, prompt_data, raw in query(
+        warehouse, "SELECT id, name, slug, _xact_id, prompt_data, _raw FROM prompts"
+    ):
+        api = prompts[row_id]
+        assert (name, slug, version) == (api["name"], api["slug"], int(api["_xact_id"]))
+        assert json.loads(prompt_data) == api["prompt_data"] and json.loads(raw) == api
+    functions = listed(demo_emulator, "function")
+    scorers = query(warehouse, "SELECT id, function_data FROM functions WHERE function_type = 'scorer'")
+    assert scorers and all(json.loads(data) == functions[i]["function_data"] for i, data in scorers)
+    scores = listed(demo_emulator, "project_score")
+    for row_id, score_type, categories in query(
+        warehouse, "SELECT id, score_type, categories FROM project_scores"
+    ):
+        assert score_type == scores[row_id]["score_type"]
+        assert (json.loads(categories) if categories else None) == scores[row_id].get("categories")
+    tags = listed(demo_emulator, "project_tag")
+    assert dict(query(warehouse, "SELECT id, color FROM project_tags")) == {
+        i: t.get("color") for i, t in tags.items()
+    }
+
+
+def test_a_definition_deleted_upstream_leaves_its_table_at_the_next_sync(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    sync(demo_emulator, warehouse)
+    for kind, table in DEFINITIONS.items():
+        gone = next(iter(listed(demo_emulator, kind)))
+        demo_emulator.store.delete(kind, gone)  # type: ignore[arg-type]
+        sync(demo_emulator, warehouse, kinds=frozenset({table}))
+        ids = {row_id for (row_id,) in query(warehouse, f"SELECT id FROM {table}")}
+        assert ids == set(listed(demo_emulator, kind)) and gone not in ids, table
+
+
+def test_a_sync_of_one_project_keeps_the_other_projects_definitions(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    other = demo_emulator.store.create_project("other-team")
+    demo_emulator.store.create("project_tag", {"project_id": other["id"], "name": "urgent"})
+    sync(demo_emulator, warehouse)
+    first = query(warehouse, "SELECT id, name FROM project_tags ORDER BY id")
+    sync(demo_emulator, warehouse, projects=("other-team",))
+    assert query(warehouse, "SELECT id, name FROM project_tags ORDER BY id") == first
+    assert ("urgent",) in query(warehouse, "SELECT name FROM project_tags")
+
+
+def test_the_readme_queries_run_on_the_demo_warehouse(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    sync(demo_emulator, warehouse)
+    # The example queries over the tables (the Parquet section's read plain files instead).
+    tables = README.read_text().split("\n## Tables\n", 1)[1].split("\n### Parquet", 1)[0]
+    code = "\n".join(
+        line
+        for block in re.findall(r"```sql\n(.*?)```", tables, re.S)
+        for line in block.splitlines()
+        if not line.lstrip().startswith("--")
+    )
+    queries = [q.strip() for q in code.split(";") if q.strip()]
+    assert len(queries) >= 4
+    for sql in queries:
+        assert query(warehouse, sql), sql
+    by_prompt_version = next(q for q in queries if "$.prompt.version" in q)
+    rows = query(warehouse, by_prompt_version)
+    # The demo ran two versions of one prompt: the second scores higher.
+    assert len(rows) == 2 and rows[0][0] == rows[1][0] and rows[0][1] != rows[1][1]
+    assert rows[1][2] > rows[0][2]
