@@ -16,10 +16,24 @@ from connector.api.client import BraintrustClient
 from connector.config import ApiSettings, WarehouseSettings
 from connector.destinations.filesystem import Root
 from connector.destinations.views import reader
-from connector.emulator import Emulator
+from connector.emulator import Emulator, FaultRule
 from connector.sync.run import SyncOptions, SyncSummary, run_sync
 from connector.wiring import open_destination
 from schemas.kinds import EVENT_STREAMS
+
+# Every fault the emulator injects that a client must survive by retrying, read path or write path.
+RETRIED_FAULTS = [
+    FaultRule(kind="status", status=429, retry_after="0"),
+    FaultRule(kind="status", status=429, retry_after="Thu, 01 Jan 1970 00:00:00 GMT"),
+    FaultRule(kind="status", status=500),
+    FaultRule(kind="status", status=502),
+    FaultRule(kind="status", status=503),
+    FaultRule(kind="status", status=504),
+    FaultRule(kind="status", status=408),
+    FaultRule(kind="slow", delay_s=1.2),
+    FaultRule(kind="drop"),
+    FaultRule(kind="truncate"),
+]
 
 CLI = [sys.executable, "-m", "connector.cli"]
 EVENT_TABLES = {stream.table: stream.key_column for stream in EVENT_STREAMS.values()}

@@ -16,20 +16,12 @@ from connector.config import ApiSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, push_file
+from tests.helpers import RETRIED_FAULTS
 from tests.push.helpers import CSV_AS_EVENTS, acked_batches, push_process, same_rows, write_csv
 
 # Every fault the emulator can inject, and the two that only writes meet.
 FAULTS = [
-    FaultRule(kind="status", status=429, retry_after="0"),
-    FaultRule(kind="status", status=429, retry_after="Thu, 01 Jan 1970 00:00:00 GMT"),
-    FaultRule(kind="status", status=500),
-    FaultRule(kind="status", status=502),
-    FaultRule(kind="status", status=503),
-    FaultRule(kind="status", status=504),
-    FaultRule(kind="status", status=408),
-    FaultRule(kind="slow", delay_s=1.2),
-    FaultRule(kind="drop"),
-    FaultRule(kind="truncate"),
+    *RETRIED_FAULTS,
     FaultRule(kind="status", status=413),
     FaultRule(kind="drop_after_apply"),
 ]

@@ -28,6 +28,21 @@ def checkpoint_of(settings: WarehouseSettings, project_id: str) -> Checkpoint | 
     return Checkpoint.load(paths[0], "") if paths else None
 
 
+def crash_while_writing_page(page: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the sync die (as on Ctrl-C) while staging writes that page's parts."""
+    real_write = PageStager._write
+    calls = 0
+
+    def crashing(self: PageStager, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == page:
+            raise KeyboardInterrupt
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(PageStager, "_write", crashing)
+
+
 def test_a_killed_sync_resumes_from_its_staged_parts_and_cursor(
     emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings, tmp_path: Path
 ) -> None:
@@ -62,17 +77,8 @@ def test_a_crash_while_a_part_is_written_loses_no_page(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_write = PageStager._write
-    calls = 0
-
-    def crash_on_third(self: PageStager, *args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 3:
-            raise KeyboardInterrupt  # the process dies while the third page's part is being written
-        return real_write(self, *args, **kwargs)
-
-    monkeypatch.setattr(PageStager, "_write", crash_on_third)
+    # The process dies while the third page's part is being written.
+    crash_while_writing_page(3, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         sync(emulator, warehouse, page_limit=10)
     monkeypatch.undo()
@@ -91,17 +97,7 @@ def test_a_resumed_read_goes_on_to_what_was_written_since(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_write = PageStager._write
-    calls = 0
-
-    def crash_on_fourth(self: PageStager, *args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 4:
-            raise KeyboardInterrupt
-        return real_write(self, *args, **kwargs)
-
-    monkeypatch.setattr(PageStager, "_write", crash_on_fourth)
+    crash_while_writing_page(4, monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         sync(emulator, warehouse, page_limit=10)
     monkeypatch.undo()

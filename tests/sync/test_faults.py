@@ -17,23 +17,20 @@ from connector.config import WarehouseSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.errors import BtSyncError
 from connector.sync.staging import CHECKPOINT_FILE
-from tests.helpers import cli_warehouse_args, event_tables, run_cli, start_cli_sync, sync, warehouse_in
+from tests.helpers import (
+    RETRIED_FAULTS,
+    cli_warehouse_args,
+    event_tables,
+    run_cli,
+    start_cli_sync,
+    sync,
+    warehouse_in,
+)
 
 SECRET = "sk-bt-sync-test-secret-7f3a9c"
 
 # Every fault the emulator can inject on the read path, at several positions in the sync.
-FAULTS = [
-    FaultRule(kind="status", status=429, retry_after="0"),
-    FaultRule(kind="status", status=429, retry_after="Thu, 01 Jan 1970 00:00:00 GMT"),
-    FaultRule(kind="status", status=500),
-    FaultRule(kind="status", status=502),
-    FaultRule(kind="status", status=503),
-    FaultRule(kind="status", status=504),
-    FaultRule(kind="status", status=408),
-    FaultRule(kind="slow", delay_s=1.2),
-    FaultRule(kind="drop"),
-    FaultRule(kind="truncate"),
-]
+FAULTS = RETRIED_FAULTS
 ROUTES = ["/fetch", "^/v1/(project|experiment|dataset)$"]
 POSITIONS = [0, 3, 9]
 Tables = dict[str, list[tuple[Any, ...]]]
