@@ -12,7 +12,7 @@ import traceback
 
 from pydantic import ValidationError
 
-from connector.cli import catalog, demo, emulator, push, sql, sync
+from connector.cli import catalog, demo, emulator, maintain, push, sql, sync
 from connector.cli.app import app
 from connector.errors import BtSyncError, ConfigError
 
@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     catalog,
     demo,
     emulator,
+    maintain,
     push,
     sql,
     sync,

@@ -195,7 +195,7 @@ class Destination(Protocol):
         ...
 
     def maintain(self, retain: timedelta) -> MaintainSummary:
-        """Tidy the storage: drop what no reader needs any more (versions older than `retain`), merge small files.
+        """Tidy the storage: drop what no reader needs (versions older than `retain`), merge small files.
 
         Safe while syncs run.
         """

@@ -222,7 +222,7 @@ class IcebergDestination:
         owner = "id" if kind is PROJECT else "project_id"
         scope: BooleanExpression = AlwaysTrue()
         if project_ids is not None:
-            scope = In(owner, set(project_ids)) if project_ids else AlwaysFalse()
+            scope = In(term=owner, literals=set(project_ids)) if project_ids else AlwaysFalse()
 
         def attempt() -> None:
             table = self._table(table_name)
@@ -324,7 +324,7 @@ def _replace_files(
     """Stage one snapshot replacing `removed` by `added`, validated against the object's partitions only."""
     with update.overwrite() as files:
         # Conflict detection looks at this predicate: only commits touching the same object conflict.
-        files.delete_by_predicate(EqualTo(stream.key_column, object_id))
+        files.delete_by_predicate(EqualTo(term=stream.key_column, value=object_id))
         for data_file in removed:
             files.delete_data_file(data_file)
         for data_file in added:

@@ -9,6 +9,7 @@ standard AWS settings or the catalog's own `s3.*` properties.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -67,7 +68,7 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None) -> Catalog:
     properties: dict[str, str] = {}
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     if region:
-        # Without a region pyiceberg asks AWS where each bucket is, which an S3-compatible store cannot answer.
+        # Without a region pyiceberg asks AWS where each bucket is: an S3-compatible store cannot answer.
         properties["s3.region"] = region
     if "://" in uri_or_name:
         if not warehouse:
@@ -113,10 +114,9 @@ def ensure_table(
 
 def ensure_namespace(catalog: Catalog, namespace: str) -> None:
     """Create the namespace if missing."""
-    try:
+    # Another worker may create it between the check and the create.
+    with contextlib.suppress(NamespaceAlreadyExistsError):
         catalog.create_namespace_if_not_exists(namespace)
-    except NamespaceAlreadyExistsError:
-        pass  # created by another worker between the check and the create
 
 
 def replace_rows(table: Table, rows: pa.Table, snapshot_properties: dict[str, str]) -> None:
@@ -142,7 +142,9 @@ def retry_conflicts(what: str, attempt: Callable[[], T]) -> T:
     Raises:
         WarehouseError: it still conflicted after `REPLANS` attempts.
     """
-    for number in range(1, REPLANS + 1):
+    number = 0
+    while True:
+        number += 1
         try:
             return attempt()
         except (CommitFailedException, ValidationException) as error:
@@ -153,7 +155,6 @@ def retry_conflicts(what: str, attempt: Callable[[], T]) -> T:
                 ) from None
             logger.info("%s conflicted with another writer (%s): planning again", what, first_line(error))
             time.sleep(random.uniform(0.05, 0.2) * number)
-    raise AssertionError("unreachable")
 
 
 def first_line(error: BaseException) -> str:

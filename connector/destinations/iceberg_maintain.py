@@ -86,7 +86,7 @@ def _compact_event_table(name: str, stream: EventStream, reload: Callable[[str],
 
 
 def _compact_object(table: Table, stream: EventStream, object_id: str) -> tuple[int, int]:
-    tasks = list(table.scan(row_filter=EqualTo(stream.key_column, object_id)).plan_files())
+    tasks = list(table.scan(row_filter=EqualTo(term=stream.key_column, value=object_id)).plan_files())
     target = file_target_rows(sum(t.file.record_count for t in tasks))
     by_day: defaultdict[object, list[DataFile]] = defaultdict(list)
     for task in tasks:
@@ -109,7 +109,7 @@ def _compact_object(table: Table, stream: EventStream, object_id: str) -> tuple[
     with transaction.update_snapshot(
         snapshot_properties={"bt-sync.maintain": "compact"}
     ).overwrite() as update:
-        update.delete_by_predicate(EqualTo(stream.key_column, object_id))
+        update.delete_by_predicate(EqualTo(term=stream.key_column, value=object_id))
         for data_file in removed:
             update.delete_data_file(data_file)
         for data_file in added:
@@ -133,7 +133,7 @@ def _compact_whole(name: str, reload: Callable[[str], Table]) -> tuple[int, int]
 
 
 def _delete_unreferenced(table: Table, horizon: datetime) -> tuple[int, int]:
-    """Delete files under the table's location that no snapshot or metadata refers to, older than `horizon`."""
+    """Delete files under the table's location that nothing refers to and older than `horizon`."""
     io = table.io
     if not isinstance(io, PyArrowFileIO):
         return 0, 0

@@ -75,7 +75,7 @@ class MergePlan:
 
 def object_files(table: Table, stream: EventStream, object_id: str) -> list[FileScanTask]:
     """The object's data files in the table's current snapshot (its partitions only)."""
-    return list(table.scan(row_filter=EqualTo(stream.key_column, object_id)).plan_files())
+    return list(table.scan(row_filter=EqualTo(term=stream.key_column, value=object_id)).plan_files())
 
 
 def plan_merge(
@@ -145,7 +145,7 @@ class _Merge:
         return bool(unique)
 
     def first_load(self) -> MergePlan:
-        """An object's first rows: each staged part (of the object's file size) is written as it is, sorted."""
+        """An object's first rows: each staged part (of the object's file size) is written as one file."""
         added: list[DataFile] = []
         for path in self._staged.paths:
             rows = self._con.sql(
@@ -158,15 +158,16 @@ class _Merge:
         con = self._con
         con.register("current_keys", self._current_keys())
         con.execute(
-            f"CREATE TEMP TABLE incoming AS SELECT id, max(_xact_id) AS new_x FROM read_parquet({self._parts}) "
-            "GROUP BY id"
+            "CREATE TEMP TABLE incoming AS SELECT id, max(_xact_id) AS new_x "
+            f"FROM read_parquet({self._parts}) GROUP BY id"
             if self._staged.paths
             else "CREATE TEMP TABLE incoming (id VARCHAR, new_x UBIGINT)"
         )
         join = "FULL OUTER JOIN" if delete_missing else "LEFT JOIN"
         con.execute(
             "CREATE TEMP TABLE plan AS SELECT coalesce(i.id, c.id) AS id, i.new_x, c.file, "
-            "CASE WHEN c.id IS NULL THEN 'insert' WHEN i.id IS NULL THEN 'delete' ELSE 'update' END AS action "
+            "CASE WHEN c.id IS NULL THEN 'insert' WHEN i.id IS NULL THEN 'delete' ELSE 'update' END "
+            "AS action "
             f"FROM incoming AS i {join} current_keys AS c ON i.id = c.id "
             # Compared as numbers: as text, "999999999" would beat "1000000000".
             "WHERE c.id IS NULL OR i.id IS NULL OR i.new_x > c.old_x"
@@ -191,7 +192,7 @@ class _Merge:
         )
 
     def _collect_output(self) -> None:
-        """The new and newer rows, typed as the table stores them (the rows kept from rewritten files follow)."""
+        """The new and newer rows, typed as stored (the rows kept from rewritten files are added next)."""
         columns = ", ".join(f"{sql_identifier(c.name)} {stored_type(c)}" for c in self._stream.columns)
         self._con.execute(f"CREATE TEMP TABLE output ({columns})")
         if self._staged.paths:

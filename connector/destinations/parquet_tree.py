@@ -248,14 +248,18 @@ class ParquetTree:
         Each sync does this for the objects it syncs; this reaches the others. The grace is fixed
         (queries may still read a replaced version), so `retain` changes nothing here.
         """
+        deleted = 0
         for stream, record in self._records():
             ref = ObjectRef(stream, record.state.object_id, record.state.project_id, record.state.name)
+            versions = _versions(stream, record.state.object_id)
             try:
                 with self.lock(ref, 0):
+                    before = len(self.root.list(versions))
                     self._recovered(stream, record.state.object_id)
+                    deleted += before - len(self.root.list(versions))
             except WarehouseLocked:
                 continue  # being synced, which collects its garbage itself
-        return MaintainSummary(tables=len(EVENT_STREAMS) + len(CATALOG_TABLES) + 1)
+        return MaintainSummary(tables=len(EVENT_STREAMS) + len(CATALOG_TABLES) + 1, files_deleted=deleted)
 
     def _files(self, stream: EventStream, object_id: str) -> ObjectFiles:
         return ObjectFiles(self.root, _directory(stream, object_id), _versions(stream, object_id))
@@ -390,7 +394,7 @@ def _parquet_bytes(table: pa.Table) -> bytes:
 
 
 def catalog_select(table: CatalogTable) -> str:
-    """A DuckDB query typing the API objects in `catalog_rows` (a `raw` JSON text column) as `table`'s rows."""
+    """A DuckDB query typing the API objects in `catalog_rows` (a `raw` JSON column) as `table`'s rows."""
     typed = table.typed_columns
     selected = []
     for column in typed:
