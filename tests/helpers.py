@@ -103,18 +103,20 @@ def upstream_keys(emulator: Emulator) -> dict[str, list[tuple[str, str, int]]]:
 
 def catalog_tables(settings: WarehouseSettings) -> dict[str, list[tuple[Any, ...]]]:
     """Every catalog table's rows but `_synced_at`, in id order."""
-    return {
-        table.table: query(settings, f"SELECT * EXCLUDE (_synced_at) FROM {table.table} ORDER BY id")
-        for table in CATALOG_TABLES
-    }
+    return _each(settings, {table.table: "id" for table in CATALOG_TABLES})
 
 
 def event_tables(settings: WarehouseSettings) -> dict[str, list[tuple[Any, ...]]]:
     """Every event table's rows but `_synced_at`, in key order."""
-    return {
-        table: query(settings, f"SELECT * EXCLUDE (_synced_at) FROM {table} ORDER BY {key}, id")
-        for table, key in EVENT_TABLES.items()
-    }
+    return _each(settings, {table: f"{key}, id" for table, key in EVENT_TABLES.items()})
+
+
+def _each(settings: WarehouseSettings, order: dict[str, str]) -> dict[str, list[tuple[Any, ...]]]:
+    with open_destination(settings, prepare=False).reader() as con:
+        return {
+            table: con.execute(f"SELECT * EXCLUDE (_synced_at) FROM {table} ORDER BY {by}").fetchall()
+            for table, by in order.items()
+        }
 
 
 def run_cli(

@@ -65,11 +65,7 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None) -> Catalog:
             "the iceberg destination needs a catalog: --iceberg-catalog (BT_SYNC_ICEBERG_CATALOG), a SQL "
             "catalog URI such as sqlite:///catalog.db or the name of a catalog in .pyiceberg.yaml"
         )
-    properties: dict[str, str] = {}
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    if region:
-        # Without a region pyiceberg asks AWS where each bucket is: an S3-compatible store cannot answer.
-        properties["s3.region"] = region
+    properties = _standard_aws_settings()
     if "://" in uri_or_name:
         if not warehouse:
             raise ConfigError(
@@ -91,6 +87,19 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None) -> Catalog:
         raise WarehouseError(
             f"cannot open the iceberg catalog {redact(uri_or_name)}: {first_line(error)}"
         ) from None
+
+
+def _standard_aws_settings() -> dict[str, str]:
+    """The standard AWS variables pyiceberg's S3 file IO does not read itself, as catalog properties."""
+    properties: dict[str, str] = {}
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        # Without a region pyiceberg asks AWS where each bucket is: an S3-compatible store cannot answer.
+        properties["s3.region"] = region
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        properties["s3.endpoint"] = endpoint
+    return properties
 
 
 def ensure_table(
