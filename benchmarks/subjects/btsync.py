@@ -1,4 +1,4 @@
-"""bt-sync itself, through its Python API: a sync (full or incremental) and a push."""
+"""bt-sync itself, through its Python API: a sync (full or incremental, DuckDB or Iceberg) and a push."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from benchmarks.cases import CaseSpec, Counts
 from connector.api.client import BraintrustClient
-from connector.config import ApiSettings, WarehouseSettings
+from connector.config import ApiSettings, DestinationKind, WarehouseSettings
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, push_file
 from connector.sync.run import SyncOptions, run_sync
@@ -25,19 +25,48 @@ def _client(spec: CaseSpec) -> BraintrustClient:
 def sync(spec: CaseSpec) -> Counts:
     """Sync one object type into the default destination: full into a new one, else incremental."""
     workdir = Path(spec.workdir)
-    store = WarehouseSettings(
-        duckdb_path=workdir / DUCKDB_FILE, parquet_root=str(workdir / "parquet"), state_dir=workdir / "state"
+    return _sync(
+        spec,
+        WarehouseSettings(
+            duckdb_path=workdir / DUCKDB_FILE,
+            parquet_root=str(workdir / "parquet"),
+            state_dir=workdir / "state",
+        ),
     )
+
+
+def sync_iceberg(spec: CaseSpec) -> Counts:
+    """Sync one object type into Iceberg tables (a SQLite catalog, a local warehouse) in the workdir."""
+    workdir = Path(spec.workdir)
+    return _sync(
+        spec,
+        WarehouseSettings(
+            destination=DestinationKind.ICEBERG,
+            iceberg_catalog=f"sqlite:///{workdir / 'iceberg-catalog.db'}",
+            iceberg_warehouse=str(workdir / "iceberg-warehouse"),
+            state_dir=workdir / "state",
+        ),
+    )
+
+
+def _sync(spec: CaseSpec, store: WarehouseSettings) -> Counts:
     # The change is written just before the incremental sync: no ingestion lag to re-read.
     kind = BY_OBJECT_TYPE[ObjectType(spec.object_type)]
     options = SyncOptions(kinds=frozenset({kind.option}), overlap_s=0)
+    destination = open_destination(store)
     with _client(spec) as client:
-        summary = run_sync(client, open_destination(store), options)
+        summary = run_sync(client, destination, options)
     (synced,) = [o for o in summary.objects if o.object_id == spec.object_id]
+    (state,) = [s for s in destination.list_states() if s.object_id == spec.object_id]
     return Counts(
         rows_stored=synced.rows,
         rows_fetched=synced.rows_fetched,
-        detail=f"{synced.mode}: {synced.pages} pages, {synced.inserted} inserted, {synced.updated} updated",
+        detail=(
+            f"{synced.mode}: {synced.pages} pages, {synced.inserted} inserted, {synced.updated} updated; "
+            f"wrote {synced.bytes_written / 2**20:,.1f} MiB, "
+            f"{synced.bytes_written / max(state.bytes, 1):.1%} of the table's {state.bytes / 2**20:,.1f} MiB "
+            f"in {state.files} files"
+        ),
     )
 
 
