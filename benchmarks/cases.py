@@ -20,7 +20,7 @@ from pathlib import Path
 # subject -> (module, function); modules are imported only in the case's own process.
 SUBJECTS: dict[str, tuple[str, str]] = {
     "btsync.sync": ("benchmarks.subjects.btsync", "sync"),
-    "btsync.sync_iceberg": ("benchmarks.subjects.btsync", "sync_iceberg"),
+    "btsync.sync_iceberg": ("benchmarks.subjects.btsync_iceberg", "sync"),
     "btsync.push": ("benchmarks.subjects.btsync", "push"),
     "floor.fetch": ("benchmarks.subjects.floor", "fetch"),
     "floor.push": ("benchmarks.subjects.floor", "push"),

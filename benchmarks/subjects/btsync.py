@@ -1,4 +1,4 @@
-"""bt-sync itself, through its Python API: a sync (full or incremental, DuckDB or Iceberg) and a push."""
+"""bt-sync itself, through its Python API: a sync (full or incremental) and a push."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 from benchmarks.cases import CaseSpec, Counts
 from connector.api.client import BraintrustClient
-from connector.config import ApiSettings, DestinationKind, WarehouseSettings
+from connector.config import ApiSettings, WarehouseSettings
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, push_file
 from connector.sync.run import SyncOptions, run_sync
@@ -25,7 +25,7 @@ def _client(spec: CaseSpec) -> BraintrustClient:
 def sync(spec: CaseSpec) -> Counts:
     """Sync one object type into the default destination: full into a new one, else incremental."""
     workdir = Path(spec.workdir)
-    return _sync(
+    return sync_into(
         spec,
         WarehouseSettings(
             duckdb_path=workdir / DUCKDB_FILE,
@@ -35,21 +35,8 @@ def sync(spec: CaseSpec) -> Counts:
     )
 
 
-def sync_iceberg(spec: CaseSpec) -> Counts:
-    """Sync one object type into Iceberg tables (a SQLite catalog, a local warehouse) in the workdir."""
-    workdir = Path(spec.workdir)
-    return _sync(
-        spec,
-        WarehouseSettings(
-            destination=DestinationKind.ICEBERG,
-            iceberg_catalog=f"sqlite:///{workdir / 'iceberg-catalog.db'}",
-            iceberg_warehouse=str(workdir / "iceberg-warehouse"),
-            state_dir=workdir / "state",
-        ),
-    )
-
-
-def _sync(spec: CaseSpec, store: WarehouseSettings) -> Counts:
+def sync_into(spec: CaseSpec, store: WarehouseSettings) -> Counts:
+    """Sync the case's object type into the destination `store` names, and describe what it wrote."""
     # The change is written just before the incremental sync: no ingestion lag to re-read.
     kind = BY_OBJECT_TYPE[ObjectType(spec.object_type)]
     options = SyncOptions(kinds=frozenset({kind.option}), overlap_s=0)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pyiceberg.expressions import AlwaysTrue, EqualTo
 from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
@@ -145,14 +146,11 @@ class _Merge:
         return bool(unique)
 
     def first_load(self) -> MergePlan:
-        """An object's first rows: each staged part (of the object's file size) is written as one file."""
-        added: list[DataFile] = []
-        for path in self._staged.paths:
-            rows = self._con.sql(
-                f"SELECT {self._select} FROM read_parquet({sql_literal(str(path))}) ORDER BY created"
-            ).to_arrow_table()
-            added += self._write([rows])
-        return self._plan([], added, inserted=sum(f.record_count for f in added), updated=0, deleted=0)
+        """An object's first rows: the staged rows as they are, in files of the object's size."""
+        rows = sum(pq.read_metadata(path).num_rows for path in self._staged.paths)
+        source = f"SELECT {self._select} FROM read_parquet({self._parts})"
+        added = self._write(self._sorted(source, file_target_rows(rows)))
+        return self._plan([], added, inserted=rows, updated=0, deleted=0)
 
     def run(self, delete_missing: bool) -> MergePlan:
         con = self._con
@@ -182,7 +180,9 @@ class _Merge:
         ]
         self._keep_rows_of([self._tasks[f.file_path] for f in removed])
         rows_after = sum(t.file.record_count for t in self._tasks.values()) + counts.get("insert", 0)
-        added = self._write(self._sorted_output(file_target_rows(rows_after - counts.get("delete", 0))))
+        added = self._write(
+            self._sorted("SELECT * FROM output", file_target_rows(rows_after - counts.get("delete", 0)))
+        )
         return self._plan(
             removed,
             added,
@@ -216,9 +216,9 @@ class _Merge:
                 )
                 self._con.unregister("rewritten_file")
 
-    def _sorted_output(self, file_rows: int) -> Iterator[pa.Table]:
-        reader = self._con.sql("SELECT * FROM output ORDER BY created, id").to_arrow_reader(file_rows)
-        for batch in reader:
+    def _sorted(self, rows: str, file_rows: int) -> Iterator[pa.Table]:
+        """The rows of a query in order of `created`, in chunks of a file's rows."""
+        for batch in self._con.sql(f"{rows} ORDER BY created, id").to_arrow_reader(file_rows):
             yield pa.Table.from_batches([batch])
 
     def _current_keys(self) -> pa.Table:

@@ -29,6 +29,7 @@ from tests.helpers import (
 
 # An object of this size, changed by 1-2%, must not rewrite more than a tenth of its bytes.
 OBJECT_ROWS = 20_000
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "iceberg.md"
 STATE_COLUMNS = "object_type, object_id, name, project_id, table_name, version, rows"
 
 
@@ -56,13 +57,16 @@ def both_warehouses(settings: WarehouseSettings) -> dict[str, Any]:
     }
 
 
-def test_the_iceberg_tables_hold_what_the_duckdb_warehouse_holds(
+def test_the_iceberg_tables_hold_what_the_duckdb_warehouse_holds_and_the_docs_snippet_reads_them(
     demo_emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path
 ) -> None:
-    iceberg = iceberg_in(tmp_path)
+    # Where the snippet in docs/iceberg.md looks, relative to its working directory.
+    iceberg = iceberg_in(tmp_path, catalog=f"sqlite:///{tmp_path / 'data' / 'iceberg' / 'catalog.db'}")
+    (tmp_path / "data" / "iceberg").mkdir(parents=True)
     sync(demo_emulator, iceberg)
     sync(demo_emulator, warehouse)
-    assert both_warehouses(iceberg) == both_warehouses(warehouse)
+    expected = both_warehouses(warehouse)
+    assert both_warehouses(iceberg) == expected
     logs = iceberg_table(iceberg, "project_logs")
     assert [(f.name, str(f.transform)) for f in logs.spec().fields] == [
         ("project_id", "identity"),
@@ -72,6 +76,12 @@ def test_the_iceberg_tables_hold_what_the_duckdb_warehouse_holds(
     # Any engine reading the table sees one row per id.
     rows = logs.scan(selected_fields=("project_id", "id")).to_arrow()
     assert rows.num_rows == len(set(zip(rows["project_id"].to_pylist(), rows["id"].to_pylist(), strict=True)))
+    snippet = DOCS.read_text().split("<!-- tested: tests/destinations/test_iceberg.py -->\n```python\n")[1]
+    ran = subprocess.run(
+        [sys.executable, "-c", snippet.split("```")[0]], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith(f"{len(expected['project_logs'])} rows\n[('")
     mirrored = iceberg_table(iceberg, "sync_state").scan().to_arrow()
     assert sorted(mirrored["object_id"].to_pylist()) == [r[1] for r in both_warehouses(iceberg)["sync_state"]]
 
