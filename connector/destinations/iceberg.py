@@ -112,7 +112,7 @@ class IcebergDestination:
             for table in CATALOG_TABLES:
                 ensure_table(self._catalog, self._id(table.table), iceberg_schema(table.columns))
             ensure_table(self._catalog, self._id(SYNC_STATE_TABLE), SYNC_STATE_SCHEMA)
-        except (OSError, ValueError) as error:
+        except Exception as error:  # the catalog's, the object store's or the database driver's
             raise WarehouseError(
                 f"cannot create the tables in {self.description}: {first_line(error)}"
             ) from None

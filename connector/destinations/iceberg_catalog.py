@@ -81,7 +81,8 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None) -> Catalog:
         return load_catalog(name, **properties)
     except ValueError as error:
         raise ConfigError(
-            f"cannot use the iceberg catalog {redact(uri_or_name)}: {first_line(error)}"
+            f"cannot use the iceberg catalog {redact(uri_or_name)}: {first_line(error)} (give a SQL "
+            "catalog URI such as sqlite:///catalog.db, or the name of a catalog in .pyiceberg.yaml)"
         ) from None
     except Exception as error:
         raise WarehouseError(

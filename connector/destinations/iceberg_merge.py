@@ -5,10 +5,11 @@ plan (which ids are new, newer or deleted, and which data file holds each)
 is computed in DuckDB from the ids and versions of the object's files, read
 through pyiceberg (so partition pruning keeps it to the object). New rows go
 to new files; a file holding an updated or deleted row is rewritten without
-it. Rows are written in order of `created` in files of bounded size, so the
-updates an incremental sync usually brings (feedback on recent rows) touch the
-few newest files of the newest day partitions. Nothing is committed here: the
-caller commits the removed and added files together with the object's state.
+it. Files hold the object's file size of rows, in order of `created`, written
+as the rows were fetched (newest first), so the updates an incremental sync
+usually brings (feedback on recent rows) touch the few files of the newest
+rows. Nothing is committed here: the caller commits the removed and added
+files together with the object's state.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ class _Merge:
         """An object's first rows: the staged rows as they are, in files of the object's size."""
         rows = sum(pq.read_metadata(path).num_rows for path in self._staged.paths)
         source = f"SELECT {self._select} FROM read_parquet({self._parts})"
-        added = self._write(self._sorted(source, file_target_rows(rows)))
+        added = self._write(self._chunks(source, file_target_rows(rows)))
         return self._plan([], added, inserted=rows, updated=0, deleted=0)
 
     def run(self, delete_missing: bool) -> MergePlan:
@@ -181,7 +182,7 @@ class _Merge:
         self._keep_rows_of([self._tasks[f.file_path] for f in removed])
         rows_after = sum(t.file.record_count for t in self._tasks.values()) + counts.get("insert", 0)
         added = self._write(
-            self._sorted("SELECT * FROM output", file_target_rows(rows_after - counts.get("delete", 0)))
+            self._chunks("SELECT * FROM output", file_target_rows(rows_after - counts.get("delete", 0)))
         )
         return self._plan(
             removed,
@@ -216,10 +217,14 @@ class _Merge:
                 )
                 self._con.unregister("rewritten_file")
 
-    def _sorted(self, rows: str, file_rows: int) -> Iterator[pa.Table]:
-        """The rows of a query in order of `created`, in chunks of a file's rows."""
-        for batch in self._con.sql(f"{rows} ORDER BY created, id").to_arrow_reader(file_rows):
-            yield pa.Table.from_batches([batch])
+    def _chunks(self, rows: str, file_rows: int) -> Iterator[pa.Table]:
+        """The rows of a query, a file's rows at a time, each chunk in order of `created`.
+
+        Streamed, never sorted whole (a whole object may not fit in memory): the rows come
+        roughly newest first (as fetched), so each file covers a span of time.
+        """
+        for batch in self._con.sql(rows).to_arrow_reader(file_rows):
+            yield pa.Table.from_batches([batch]).sort_by([("created", "ascending"), ("id", "ascending")])
 
     def _current_keys(self) -> pa.Table:
         """The id, version and data file of every row the object holds."""
