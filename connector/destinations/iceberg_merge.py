@@ -223,8 +223,17 @@ class _Merge:
         Streamed, never sorted whole (a whole object may not fit in memory): the rows come
         roughly newest first (as fetched), so each file covers a span of time.
         """
-        for batch in self._con.sql(rows).to_arrow_reader(file_rows):
-            yield pa.Table.from_batches([batch]).sort_by([("created", "ascending"), ("id", "ascending")])
+        order = [("created", "ascending"), ("id", "ascending")]
+        reader = self._con.sql(rows).to_arrow_reader(file_rows)
+        pending = reader.schema.empty_table()
+        for batch in reader:
+            # A parallel scan hands over smaller batches: gather them into whole files.
+            pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
+            while pending.num_rows >= file_rows:
+                yield pending.slice(0, file_rows).sort_by(order)
+                pending = pending.slice(file_rows)
+        if pending.num_rows:
+            yield pending.sort_by(order)
 
     def _current_keys(self) -> pa.Table:
         """The id, version and data file of every row the object holds."""
