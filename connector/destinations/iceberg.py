@@ -245,7 +245,7 @@ class IcebergDestination:
 
     def maintain(self, retain: timedelta) -> MaintainSummary:
         """Merge small files, expire snapshots older than `retain`, delete files no snapshot needs."""
-        return maintain_tables({name: self._table(name) for name in self._table_names()}, retain, self._table)
+        return maintain_tables(self._table_names(), retain, self._table)
 
     def _commit(self, table: Table, ref: ObjectRef, plan: MergePlan, state: SyncState) -> None:
         transaction = table.transaction()
@@ -273,8 +273,10 @@ class IcebergDestination:
 
         try:
             retry_conflicts("writing sync_state", attempt)
-        except WarehouseError as error:
-            logger.warning("%s; the next sync rewrites it", error)
+        except Exception as error:  # the rows and their state are committed: this copy can wait
+            logger.warning(
+                "could not rewrite the sync_state table (%s); the next sync does", first_line(error)
+            )
 
     def _table(self, name: str) -> Table:
         try:

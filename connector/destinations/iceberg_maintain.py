@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pyarrow.fs as pafs
@@ -33,42 +33,53 @@ from schemas.tables import EventStream
 # A data file is small when it holds under this share of its object's file size.
 SMALL_SHARE = 0.5
 _BY_TABLE = {stream.table: stream for stream in EVENT_STREAMS.values()}
+_COUNTS = ("snapshots_expired", "files_compacted", "files_written", "files_deleted", "bytes_deleted")
 
 
-def maintain_tables(
-    tables: Mapping[str, Table], retain: timedelta, reload: Callable[[str], Table]
-) -> MaintainSummary:
+def maintain_tables(names: Sequence[str], retain: timedelta, load: Callable[[str], Table]) -> MaintainSummary:
     """Maintain every table (see the module docstring).
 
     Args:
-        tables: the tables by name.
+        names: the tables.
         retain: keep snapshots, and unreferenced files, younger than this.
-        reload: loads a table afresh (after a conflicting commit).
+        load: loads a table afresh (again after a conflicting commit).
     """
-    summary = MaintainSummary(tables=len(tables))
     horizon = datetime.now(UTC) - retain
-    for name in tables:
-        stream = _BY_TABLE.get(name)
-        compacted, written = (
-            _compact_event_table(name, stream, reload) if stream is not None else _compact_whole(name, reload)
-        )
-        table = reload(name)
-        expired = [s.snapshot_id for s in table.snapshots() if s.timestamp_ms < horizon.timestamp() * 1000]
-        current = table.current_snapshot()
-        expired = [s for s in expired if current is None or s != current.snapshot_id]
-        if expired:
-            table.maintenance.expire_snapshots().by_ids(expired).commit()
-        deleted, freed = _delete_unreferenced(reload(name), horizon)
-        summary = summary.model_copy(
-            update={
-                "snapshots_expired": summary.snapshots_expired + len(expired),
-                "files_compacted": summary.files_compacted + compacted,
-                "files_written": summary.files_written + written,
-                "files_deleted": summary.files_deleted + deleted,
-                "bytes_deleted": summary.bytes_deleted + freed,
-            }
-        )
-    return summary
+    done = [_maintain(name, horizon, load) for name in names]
+    return MaintainSummary(
+        tables=len(done),
+        **{field: sum(getattr(one, field) for one in done) for field in _COUNTS},
+    )
+
+
+def _maintain(name: str, horizon: datetime, load: Callable[[str], Table]) -> MaintainSummary:
+    stream = _BY_TABLE.get(name)
+    compacted, written = (
+        _compact_event_table(name, stream, load) if stream is not None else _compact_whole(name, load)
+    )
+    expired = retry_conflicts(f"expiring snapshots of {name}", lambda: _expire(load(name), horizon))
+    deleted, freed = _delete_unreferenced(load(name), horizon)
+    return MaintainSummary(
+        snapshots_expired=expired,
+        files_compacted=compacted,
+        files_written=written,
+        files_deleted=deleted,
+        bytes_deleted=freed,
+    )
+
+
+def _expire(table: Table, horizon: datetime) -> int:
+    """Drop the snapshots older than `horizon` but the current one; returns how many."""
+    current = table.current_snapshot()
+    expired = [
+        s.snapshot_id
+        for s in table.snapshots()
+        if s.timestamp_ms < horizon.timestamp() * 1000
+        and (current is None or s.snapshot_id != current.snapshot_id)
+    ]
+    if expired:
+        table.maintenance.expire_snapshots().by_ids(expired).commit()
+    return len(expired)
 
 
 def _compact_event_table(name: str, stream: EventStream, reload: Callable[[str], Table]) -> tuple[int, int]:
