@@ -101,7 +101,7 @@ def test_four_workers_on_other_state_dirs_converge_to_one_sync_while_a_reader_re
 ) -> None:
     projects = [emulator.store.create_project(f"team-{n}") for n in range(WORKERS)]
     for project in projects:
-        emulator.store.generate_logs(project["id"], 600, update_fraction=0.05)
+        emulator.store.generate_logs(project["id"], 300, update_fraction=0.05)
         experiment = emulator.store.create_experiment(project["id"], "eval")
         emulator.store.insert(
             "experiment", experiment["id"], [{"id": f"case-{i}", "input": i} for i in range(20)]
