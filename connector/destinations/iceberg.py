@@ -28,16 +28,14 @@ import duckdb
 import pyarrow as pa
 from filelock import FileLock, Timeout
 from pyiceberg.catalog import Catalog
-from pyiceberg.exceptions import CommitFailedException, ValidationException
-from pyiceberg.expressions import AlwaysFalse, AlwaysTrue, BooleanExpression, EqualTo, In
-from pyiceberg.manifest import DataFile
+from pyiceberg.expressions import AlwaysFalse, AlwaysTrue, BooleanExpression, In
 from pyiceberg.table import Table
-from pyiceberg.table.update.snapshot import UpdateSnapshot
 
 from connector.config import WarehouseSettings
 from connector.destinations.base import MaintainSummary, MergeResult, ObjectRef, StagedParts, SyncState
 from connector.destinations.filesystem import redact
 from connector.destinations.iceberg_catalog import (
+    commit_object_files,
     ensure_namespace,
     ensure_table,
     first_line,
@@ -46,7 +44,7 @@ from connector.destinations.iceberg_catalog import (
     retry_conflicts,
 )
 from connector.destinations.iceberg_maintain import maintain_tables
-from connector.destinations.iceberg_merge import MergePlan, object_files, plan_merge
+from connector.destinations.iceberg_merge import object_files, plan_merge
 from connector.destinations.iceberg_read import iceberg_reader
 from connector.destinations.iceberg_schema import (
     SYNC_STATE_SCHEMA,
@@ -59,7 +57,6 @@ from connector.destinations.parquet_tree import catalog_select
 from connector.errors import WarehouseError, WarehouseLocked
 from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
-from schemas.tables import EventStream
 
 logger = logging.getLogger("bt_sync")
 # The table property holding an object's committed state: `bt-sync.state.<object id>`.
@@ -179,7 +176,15 @@ class IcebergDestination:
                     "last_bytes_written": plan.bytes_written,
                 }
             )
-            self._commit(table, ref, plan, final)
+            commit_object_files(
+                table,
+                ref.stream,
+                ref.object_id,
+                plan.removed,
+                plan.added,
+                snapshot_properties={"bt-sync.object": f"{ref.object_type.value}:{ref.object_id}"},
+                set_properties={STATE_PROPERTY + ref.object_id: final.model_dump_json()},
+            )
             return MergeResult(
                 inserted=plan.inserted,
                 updated=plan.updated,
@@ -198,12 +203,15 @@ class IcebergDestination:
 
         def attempt() -> None:
             table = self._table(stream.table)
-            transaction = table.transaction()
-            files = [task.file for task in object_files(table, stream, state.object_id)]
-            if files:
-                _replace_files(transaction.update_snapshot(), stream, state.object_id, files, [])
-            transaction.remove_properties(STATE_PROPERTY + state.object_id)
-            transaction.commit_transaction()
+            commit_object_files(
+                table,
+                stream,
+                state.object_id,
+                [task.file for task in object_files(table, stream, state.object_id)],
+                [],
+                snapshot_properties={"bt-sync.removed": f"{state.object_type.value}:{state.object_id}"},
+                remove_properties=[STATE_PROPERTY + state.object_id],
+            )
 
         retry_conflicts(f"removing {stream.table} {state.name!r}", attempt)
         self._publish_states()
@@ -246,21 +254,6 @@ class IcebergDestination:
     def maintain(self, retain: timedelta) -> MaintainSummary:
         """Merge small files, expire snapshots older than `retain`, delete files no snapshot needs."""
         return maintain_tables(self._table_names(), retain, self._table)
-
-    def _commit(self, table: Table, ref: ObjectRef, plan: MergePlan, state: SyncState) -> None:
-        transaction = table.transaction()
-        if plan.changes_data:
-            summary = {"bt-sync.object": f"{ref.object_type.value}:{ref.object_id}"}
-            update = transaction.update_snapshot(snapshot_properties=summary)
-            _replace_files(update, ref.stream, ref.object_id, plan.removed, plan.added)
-        transaction.set_properties({STATE_PROPERTY + ref.object_id: state.model_dump_json()})
-        try:
-            transaction.commit_transaction()
-        except (CommitFailedException, ValidationException):
-            # The commit did not land: nothing refers to the files written for it.
-            for data_file in plan.added:
-                table.io.delete(data_file.file_path)
-            raise
 
     def _publish_states(self) -> None:
         """Rewrite the `sync_state` table from the committed states (it lags them only if this fails)."""
@@ -314,20 +307,3 @@ def _same_rows(current: pa.Table, new: pa.Table) -> bool:
 def _state_of(table: Table, object_id: str) -> SyncState | None:
     value = table.properties.get(STATE_PROPERTY + object_id)
     return None if value is None else SyncState.model_validate_json(value)
-
-
-def _replace_files(
-    update: UpdateSnapshot,
-    stream: EventStream,
-    object_id: str,
-    removed: Sequence[DataFile],
-    added: Sequence[DataFile],
-) -> None:
-    """Stage one snapshot replacing `removed` by `added`, validated against the object's partitions only."""
-    with update.overwrite() as files:
-        # Conflict detection looks at this predicate: only commits touching the same object conflict.
-        files.delete_by_predicate(EqualTo(term=stream.key_column, value=object_id))
-        for data_file in removed:
-            files.delete_data_file(data_file)
-        for data_file in added:
-            files.append_data_file(data_file)

@@ -1,4 +1,4 @@
-"""Opening the Iceberg catalog the settings name, creating the tables, and retrying conflicting commits.
+"""The Iceberg catalog the settings name: opening it, creating the tables, committing, retrying conflicts.
 
 `--iceberg-catalog` is either a SQL catalog URI (`sqlite:///…` for one
 machine, `postgresql+psycopg://…` shared by many) or the name of a catalog in
@@ -14,7 +14,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import pyarrow as pa
@@ -26,13 +26,16 @@ from pyiceberg.exceptions import (
     TableAlreadyExistsError,
     ValidationException,
 )
+from pyiceberg.expressions import EqualTo
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import Table
 
 from connector.destinations.filesystem import redact
 from connector.errors import ConfigError, WarehouseError
+from schemas.tables import EventStream
 
 logger = logging.getLogger("bt_sync")
 T = TypeVar("T")
@@ -141,6 +144,42 @@ def replace_rows(table: Table, rows: pa.Table, snapshot_properties: dict[str, st
             ):
                 update.append_data_file(data_file)
     transaction.commit_transaction()
+
+
+def commit_object_files(
+    table: Table,
+    stream: EventStream,
+    object_id: str,
+    removed: Sequence[DataFile],
+    added: Sequence[DataFile],
+    *,
+    snapshot_properties: dict[str, str],
+    set_properties: dict[str, str] | None = None,
+    remove_properties: Sequence[str] = (),
+) -> None:
+    """Commit one snapshot replacing an object's `removed` data files by `added`, and table properties.
+
+    Conflicts are looked for in the object's partitions only, so writers of other objects never
+    conflict. A commit that did not land deletes the files written for it.
+    """
+    transaction = table.transaction()
+    if removed or added:
+        with transaction.update_snapshot(snapshot_properties=snapshot_properties).overwrite() as update:
+            update.delete_by_predicate(EqualTo(term=stream.key_column, value=object_id))
+            for data_file in removed:
+                update.delete_data_file(data_file)
+            for data_file in added:
+                update.append_data_file(data_file)
+    if set_properties:
+        transaction.set_properties(set_properties)
+    if remove_properties:
+        transaction.remove_properties(*remove_properties)
+    try:
+        transaction.commit_transaction()
+    except (CommitFailedException, ValidationException):
+        for data_file in added:
+            table.io.delete(data_file.file_path)
+        raise
 
 
 def retry_conflicts(what: str, attempt: Callable[[], T]) -> T:

@@ -26,7 +26,7 @@ from pyiceberg.table import Table
 
 from connector.destinations.base import MaintainSummary
 from connector.destinations.file_size import file_target_rows
-from connector.destinations.iceberg_catalog import replace_rows, retry_conflicts
+from connector.destinations.iceberg_catalog import commit_object_files, replace_rows, retry_conflicts
 from schemas.kinds import EVENT_STREAMS
 from schemas.tables import EventStream
 
@@ -116,16 +116,9 @@ def _compact_object(table: Table, stream: EventStream, object_id: str) -> tuple[
             added += _dataframe_to_data_files(
                 table.metadata, rows.slice(start, target), table.io, write_uuid, counter
             )
-    transaction = table.transaction()
-    with transaction.update_snapshot(
-        snapshot_properties={"bt-sync.maintain": "compact"}
-    ).overwrite() as update:
-        update.delete_by_predicate(EqualTo(term=stream.key_column, value=object_id))
-        for data_file in removed:
-            update.delete_data_file(data_file)
-        for data_file in added:
-            update.append_data_file(data_file)
-    transaction.commit_transaction()
+    commit_object_files(
+        table, stream, object_id, removed, added, snapshot_properties={"bt-sync.maintain": "compact"}
+    )
     return len(removed), len(added)
 
 
