@@ -26,6 +26,10 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+
+# pyiceberg computes the day of `created` partition values with it when writing: a missing one is the
+# extra's one-line error here, at open, rather than a failure in the middle of a merge.
+import pyiceberg_core  # noqa: F401
 from filelock import FileLock, Timeout
 from pyiceberg.catalog import Catalog
 from pyiceberg.expressions import AlwaysFalse, AlwaysTrue, BooleanExpression, In
