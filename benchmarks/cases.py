@@ -20,6 +20,7 @@ from pathlib import Path
 # subject -> (module, function); modules are imported only in the case's own process.
 SUBJECTS: dict[str, tuple[str, str]] = {
     "btsync.sync": ("benchmarks.subjects.btsync", "sync"),
+    "btsync.sync_iceberg": ("benchmarks.subjects.btsync_iceberg", "sync"),
     "btsync.push": ("benchmarks.subjects.btsync", "push"),
     "floor.fetch": ("benchmarks.subjects.floor", "fetch"),
     "floor.push": ("benchmarks.subjects.floor", "push"),
@@ -28,7 +29,12 @@ SUBJECTS: dict[str, tuple[str, str]] = {
     "sdk.push": ("benchmarks.subjects.braintrust_sdk", "push"),
 }
 # The package each peer needs, so a missing one is reported as skipped rather than failed.
-REQUIRES: dict[str, str] = {"dlt.fetch": "dlt", "sdk.fetch": "braintrust", "sdk.push": "braintrust"}
+REQUIRES: dict[str, str] = {
+    "dlt.fetch": "dlt",
+    "sdk.fetch": "braintrust",
+    "sdk.push": "braintrust",
+    "btsync.sync_iceberg": "pyiceberg",
+}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from benchmarks.result import Result, load_results
 
 BENCH_DIR = Path(__file__).resolve().parent
-PACKAGES = ("bt-sync", "duckdb", "pyarrow", "httpx", "orjson", "dlt", "braintrust")
+PACKAGES = ("bt-sync", "duckdb", "pyarrow", "pyiceberg", "httpx", "orjson", "dlt", "braintrust")
 BTSYNC = "bt-sync"
 FLOOR = "floor (httpx + orjson)"
 DLT = "dlt rest_api"
@@ -35,6 +35,9 @@ _Describe = Callable[[float, float], str]
 _SECTIONS = {
     ("project_logs", "full sync"): "Full sync of the project logs",
     ("project_logs", "incremental sync"): "Incremental sync of the project logs after 1% of the rows changed",
+    ("project_logs", "incremental sync (new rows, recent updates)"): (
+        "Incremental sync of the project logs after 1% new rows and feedback on 0.5% (among the newest 3%)"
+    ),
     ("experiment", "full sync"): "Full read of an experiment holding the same generated rows (for the SDK)",
     ("dataset", "push"): "Push of a JSON Lines file into a new dataset",
 }

@@ -5,9 +5,10 @@
 Per table size: one emulator process is seeded with that many generated log
 rows (and an experiment with the same rows), then each case runs in a fresh
 subprocess against it: bt-sync's full sync, the floor and dlt on the project
-logs; a 1% change upstream, then bt-sync's incremental sync; the SDK, bt-sync
-and the floor on the experiment. The push cases (bt-sync, the floor, the SDK)
-run once, on the first size.
+logs; a 1% change upstream, then bt-sync's incremental sync; bt-sync's full
+sync into Iceberg, then 1% new rows and updates of recent ones, and both
+destinations' incremental syncs; the SDK, bt-sync and the floor on the
+experiment. The push cases (bt-sync, the floor, the SDK) run once, on the first size.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from benchmarks.emulator_process import EXPERIMENT, PROJECT, EmulatorProcess
 from benchmarks.report import analysis_text, render
 from benchmarks.result import Result
 from benchmarks.subjects.btsync import DUCKDB_FILE
-from benchmarks.workload import change_rows, write_push_file
+from benchmarks.workload import change_rows, recent_change, write_push_file
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -41,14 +42,16 @@ DEFAULT_ROWS = (200_000, 1_000_000)
 QUICK_ROWS = (20_000,)
 DEFAULT_PUSH_ROWS = 200_000
 CHANGE_FRACTION = 0.01
+RECENT_CASE = "incremental sync (new rows, recent updates)"
 CASE_TIMEOUT_S = 1800.0
-TOOLS = ("bt-sync", "floor", "dlt", "sdk")
+TOOLS = ("bt-sync", "iceberg", "floor", "dlt", "sdk")
 # Variants of a tool, run when the tool is.
 VARIANT_OF = {"bt-sync+parquet": "bt-sync"}
 # Display names, in table order.
 TOOL_NAMES = {
     "bt-sync": "bt-sync",
     "bt-sync+parquet": "bt-sync (DuckDB + Parquet)",
+    "iceberg": "bt-sync (Iceberg)",
     "floor": "floor (httpx + orjson)",
     "dlt": "dlt rest_api",
     "sdk": "braintrust SDK",
@@ -109,6 +112,7 @@ class Bench:
                     btsync_dir,
                     work_rows=changed,
                 )
+            self.recent_change_cases(emulator, rows, logs, btsync_dir)
             self.case(emulator, rows, "full sync", "sdk", "sdk.fetch", experiment)
             self.case(emulator, rows, "full sync", "bt-sync", "btsync.sync", experiment)
             self.case(emulator, rows, "full sync", "floor", "floor.fetch", experiment)
@@ -121,6 +125,44 @@ class Bench:
                 ):
                     dataset = Target("dataset", "", f"push-{tool}", push_rows)
                     self.case(emulator, rows, "push", tool, subject, dataset, push_file=push_file)
+
+    def recent_change_cases(
+        self, emulator: EmulatorProcess, rows: int, logs: Target, btsync_dir: Path
+    ) -> None:
+        """Iceberg's full sync; then new rows and updates of recent ones, and both destinations' syncs.
+
+        The usual hourly change of a log touches the newest rows: both destinations rewrite the files
+        holding them, and the bytes written (in each case's detail) follow the change.
+        """
+        if "iceberg" not in self.tools:
+            return
+        iceberg_dir = self._dir(rows, "iceberg-logs")
+        self.case(emulator, rows, "full sync", "iceberg", "btsync.sync_iceberg", logs, iceberg_dir)
+        if not (btsync_dir / DUCKDB_FILE).exists():
+            return
+        seeded = emulator.seeded
+        changed = recent_change(
+            seeded.url,
+            emulator.api_key,
+            seeded.project_id,
+            btsync_dir / DUCKDB_FILE,
+            "project_logs",
+            CHANGE_FRACTION,
+        )
+        new_total = replace(logs, live_rows=logs.live_rows + round(logs.live_rows * CHANGE_FRACTION))
+        self.case(
+            emulator, rows, RECENT_CASE, "bt-sync", "btsync.sync", new_total, btsync_dir, work_rows=changed
+        )
+        self.case(
+            emulator,
+            rows,
+            RECENT_CASE,
+            "iceberg",
+            "btsync.sync_iceberg",
+            new_total,
+            iceberg_dir,
+            work_rows=changed,
+        )
 
     def case(
         self,
@@ -263,7 +305,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--push-rows", type=int, help=f"rows in the pushed file (default {DEFAULT_PUSH_ROWS})"
     )
     parser.add_argument("--quick", action="store_true", help="one small size (20,000 rows), for a quick look")
-    parser.add_argument("--tools", default=",".join(TOOLS), help="which of bt-sync,floor,dlt,sdk to run")
+    parser.add_argument(
+        "--tools", default=",".join(TOOLS), help="which of bt-sync,iceberg,floor,dlt,sdk to run"
+    )
     parser.add_argument("--out", type=Path, default=BENCH_DIR, help="where results.jsonl and RESULTS.md go")
     parser.add_argument("--keep-workdir", action="store_true", help="keep the DuckDB files the cases wrote")
     args = parser.parse_args(argv)

@@ -10,7 +10,7 @@ import orjson
 
 from connector.api.client import BraintrustClient
 from connector.config import ApiSettings
-from connector.emulator.generate import TraceFactory
+from connector.emulator.generate import TraceFactory, log_batches
 from schemas.api import ObjectType
 
 CHANGE_BATCH_ROWS = 1000
@@ -66,3 +66,40 @@ def change_rows(
             ]
             client.insert_events(ObjectType.PROJECT_LOGS, project_id, orjson.dumps({"events": events}))
     return len(ids)
+
+
+def recent_change(
+    api_url: str, api_key: str, project_id: str, duckdb_file: Path, table: str, fraction: float
+) -> int:
+    """The usual hourly change: `fraction` of the table's rows as new traces, plus feedback merged
+    into half as many rows among the newest 3%. Returns the number of rows new or changed.
+
+    The row ids come from the synced DuckDB file.
+    """
+    with duckdb.connect(str(duckdb_file), read_only=True) as connection:
+        (total,) = connection.execute(f'SELECT count(*) FROM "{table}"').fetchone() or (0,)
+        new_rows, updated_rows = max(1, round(total * fraction)), max(1, round(total * fraction / 2))
+        recent = [
+            row[0]
+            for row in connection.execute(
+                f'SELECT id FROM "{table}" ORDER BY created DESC LIMIT ?',
+                [max(updated_rows, total * 3 // 100)],
+            ).fetchall()
+        ]
+    updates = [
+        {"id": row_id, "_is_merge": True, "scores": {"user_feedback": 1.0}}
+        for row_id in random.Random(5).sample(recent, updated_rows)
+    ]
+    factory = TraceFactory(random.Random(11), payload_bytes=1200)
+    new = [
+        row
+        for batch in log_batches(factory, new_rows, trace_spans=(1, 20), update_fraction=0.0)
+        for row in batch
+    ]
+    settings = ApiSettings(api_url=api_url, api_key=api_key)
+    with BraintrustClient(settings) as client:
+        events = [*new, *updates]
+        for start in range(0, len(events), CHANGE_BATCH_ROWS):
+            body = orjson.dumps({"events": events[start : start + CHANGE_BATCH_ROWS]})
+            client.insert_events(ObjectType.PROJECT_LOGS, project_id, body)
+    return new_rows + updated_rows

@@ -22,3 +22,5 @@ DEFAULT_OVERLAP_S = 5.0
 DEFAULT_LOCK_WAIT_S = 600.0
 DEFAULT_BATCH_ROWS = 500
 DEFAULT_CONCURRENCY = 4
+# `bt-sync maintain` keeps table versions (Iceberg snapshots) and unreferenced files younger than this.
+DEFAULT_RETAIN_HOURS = 24.0

@@ -32,11 +32,24 @@ def open_destination(settings: WarehouseSettings, *, prepare: bool = True) -> De
     """
     destination: Destination
     if settings.destination is DestinationKind.ICEBERG:
-        raise ConfigError("the iceberg destination is not in this build")
-    if settings.destination is DestinationKind.DUCKDB:
+        destination = _iceberg_destination(settings)
+    elif settings.destination is DestinationKind.DUCKDB:
         destination = DuckDbDestination(settings.duckdb_path, settings.tables_root, settings.state_dir)
     else:
         raise ConfigError(f"unknown destination {settings.destination!r}: use duckdb or iceberg")
     if prepare:
         destination.prepare()
     return destination
+
+
+def _iceberg_destination(settings: WarehouseSettings) -> Destination:
+    """The Iceberg destination, whose libraries are an optional extra (imported only when chosen)."""
+    try:
+        from connector.destinations.iceberg import IcebergDestination
+    except ModuleNotFoundError as error:
+        if not (error.name or "").startswith(("pyiceberg", "sqlalchemy")):
+            raise
+        raise ConfigError(
+            "the iceberg destination needs the iceberg extra: pip install 'bt-sync[iceberg]'"
+        ) from None
+    return IcebergDestination(settings)

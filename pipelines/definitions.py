@@ -9,6 +9,7 @@ import dagster as dg
 from pipelines.assets import EVENT_ASSETS, braintrust_catalog
 from pipelines.checks import ASSET_CHECKS
 from pipelines.jobs import SYNC_JOBS, catalog_job, checks_job
+from pipelines.maintain import maintain_job, maintain_schedule
 from pipelines.push import push_job
 from pipelines.reconcile import reconcile_job
 from pipelines.resources import BraintrustResource, WarehouseResource
@@ -26,15 +27,15 @@ def build_definitions(
 
     Args:
         braintrust: the API to sync from (and push to).
-        warehouse: the DuckDB file and Parquet root to sync into.
+        warehouse: the destination to sync into (DuckDB and Parquet, or Iceberg).
         executor: how each run executes its steps; None keeps Dagster's default (one process per
             step), e.g. `dagster_k8s.k8s_job_executor` or `dagster_celery.celery_executor` to scale out.
     """
     return dg.Definitions(
         assets=[braintrust_catalog, *EVENT_ASSETS],
         asset_checks=ASSET_CHECKS,
-        jobs=[catalog_job, *SYNC_JOBS.values(), checks_job, reconcile_job, push_job],
-        schedules=[*SYNC_SCHEDULES, checks_schedule, reconcile_schedule],
+        jobs=[catalog_job, *SYNC_JOBS.values(), checks_job, reconcile_job, push_job, maintain_job],
+        schedules=[*SYNC_SCHEDULES, checks_schedule, reconcile_schedule, maintain_schedule],
         sensors=[braintrust_discovery_sensor],
         resources={"braintrust": braintrust, "warehouse": warehouse},
         executor=executor,

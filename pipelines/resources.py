@@ -1,4 +1,4 @@
-"""Dagster resources: the Braintrust API and the warehouse (DuckDB file and Parquet root).
+"""Dagster resources: the Braintrust API and the warehouse (DuckDB and Parquet, or Iceberg).
 
 Both wrap `connector` settings rather than re-implementing them. A field left
 as None falls through to the same environment variable and default as the
@@ -18,8 +18,6 @@ from connector.api.client import BraintrustClient
 from connector.config import ApiSettings, WarehouseSettings
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_S
 from connector.destinations.base import Destination
-from connector.destinations.filesystem import Root
-from connector.destinations.views import reader
 from connector.wiring import open_destination
 
 
@@ -103,7 +101,7 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """An in-memory DuckDB connection viewing the synced tables (never blocks a sync)."""
-        with reader(Root(self.settings().tables_root)) as connection:
+        with open_destination(self.settings(), prepare=False).reader() as connection:
             yield connection
 
 

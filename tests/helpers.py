@@ -1,25 +1,24 @@
 """Helpers shared by the tests: run a sync in-process or as the real CLI, and read the tables back.
 
 Every test that syncs runs the real connector against the real emulator over
-HTTP, into real Parquet files read back through DuckDB.
+HTTP, into real Parquet files (or Iceberg tables) read back through DuckDB.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 from connector.api.client import BraintrustClient
-from connector.config import ApiSettings, WarehouseSettings
-from connector.destinations.filesystem import Root
-from connector.destinations.views import reader
-from connector.emulator import Emulator, FaultRule
+from connector.config import ApiSettings, DestinationKind, WarehouseSettings
+from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.sync.run import SyncOptions, SyncSummary, run_sync
 from connector.wiring import open_destination
-from schemas.kinds import EVENT_STREAMS
+from schemas.kinds import CATALOG_TABLES, EVENT_KINDS, EVENT_STREAMS
 
 # Every fault the emulator injects that a client must survive by retrying, read path or write path.
 RETRIED_FAULTS = [
@@ -48,6 +47,30 @@ def warehouse_in(directory: Path, name: str = "w") -> WarehouseSettings:
     )
 
 
+def iceberg_in(
+    directory: Path, name: str = "ice", *, catalog: str | None = None, warehouse: str | None = None
+) -> WarehouseSettings:
+    """Settings of an Iceberg destination: a SQLite catalog and a warehouse under `directory` by default."""
+    return WarehouseSettings(
+        destination=DestinationKind.ICEBERG,
+        iceberg_catalog=catalog or f"sqlite:///{directory / f'{name}-catalog.db'}",
+        iceberg_warehouse=warehouse or str(directory / f"{name}-warehouse"),
+        state_dir=directory / f"{name}-state",
+    )
+
+
+def hourly_change(emulator: Emulator, project_id: str, new_rows: int, updated_rows: int) -> None:
+    """New traces, plus user feedback on rows among the newest few percent (the usual hourly pattern)."""
+    live = sorted(emulator.store.live_rows("project_logs", project_id), key=lambda row: row["created"])
+    chosen = random.Random(3).sample(live[-len(live) * 3 // 100 :], updated_rows)
+    emulator.store.generate_logs(project_id, new_rows, update_fraction=0.0, rng_seed=2)
+    emulator.store.insert(
+        "project_logs",
+        project_id,
+        [{"id": row["id"], "_is_merge": True, "scores": {"thumbs": 1}} for row in chosen],
+    )
+
+
 def fast_client(emulator: Emulator, **settings: Any) -> BraintrustClient:
     """A client of `emulator` whose retries back off for milliseconds, not seconds."""
     return BraintrustClient(
@@ -65,16 +88,49 @@ def sync(
 
 def query(settings: WarehouseSettings, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:
     """Rows of a query over the synced tables, as a fresh reader sees them."""
-    with reader(Root(settings.tables_root)) as con:
+    with open_destination(settings, prepare=False).reader() as con:
         return con.execute(sql, params or []).fetchall()
+
+
+def synced_keys(settings: WarehouseSettings) -> dict[str, list[tuple[str, str, int]]]:
+    """Every event table's (object, id, `_xact_id`), in order."""
+    with open_destination(settings, prepare=False).reader() as con:
+        return {
+            table: con.execute(f"SELECT {key}, id, _xact_id FROM {table} ORDER BY ALL").fetchall()
+            for table, key in EVENT_TABLES.items()
+        }
+
+
+def upstream_keys(emulator: Emulator) -> dict[str, list[tuple[str, str, int]]]:
+    """What `synced_keys` must return: the emulator's live rows, newest versions."""
+    keys: dict[str, list[tuple[str, str, int]]] = {}
+    for kind in EVENT_KINDS:
+        assert kind.events is not None
+        objects = emulator.store.list_objects(kind.api_path, ListQuery())
+        keys[kind.events.table] = sorted(
+            (obj["id"], row["id"], int(row["_xact_id"]))
+            for obj in objects
+            for row in emulator.store.live_rows(kind.events.object_type, obj["id"])
+        )
+    return keys
+
+
+def catalog_tables(settings: WarehouseSettings) -> dict[str, list[tuple[Any, ...]]]:
+    """Every catalog table's rows but `_synced_at`, in id order."""
+    return _each(settings, {table.table: "id" for table in CATALOG_TABLES})
 
 
 def event_tables(settings: WarehouseSettings) -> dict[str, list[tuple[Any, ...]]]:
     """Every event table's rows but `_synced_at`, in key order."""
-    return {
-        table: query(settings, f"SELECT * EXCLUDE (_synced_at) FROM {table} ORDER BY {key}, id")
-        for table, key in EVENT_TABLES.items()
-    }
+    return _each(settings, {table: f"{key}, id" for table, key in EVENT_TABLES.items()})
+
+
+def _each(settings: WarehouseSettings, order: dict[str, str]) -> dict[str, list[tuple[Any, ...]]]:
+    with open_destination(settings, prepare=False).reader() as con:
+        return {
+            table: con.execute(f"SELECT * EXCLUDE (_synced_at) FROM {table} ORDER BY {by}").fetchall()
+            for table, by in order.items()
+        }
 
 
 def run_cli(
@@ -100,7 +156,20 @@ def start_cli_sync(
 
 
 def cli_warehouse_args(settings: WarehouseSettings) -> list[str]:
-    """The `--duckdb/--parquet/--state-dir` flags naming `settings`."""
+    """The `--duckdb/--parquet/--state-dir` flags naming `settings` (`--destination iceberg ...`: Iceberg)."""
+    if settings.destination is DestinationKind.ICEBERG:
+        return [
+            "--destination",
+            "iceberg",
+            "--iceberg-catalog",
+            str(settings.iceberg_catalog),
+            "--iceberg-warehouse",
+            str(settings.iceberg_warehouse),
+            "--iceberg-namespace",
+            settings.iceberg_namespace,
+            "--state-dir",
+            str(settings.state_dir),
+        ]
     return [
         "--duckdb",
         str(settings.duckdb_path),

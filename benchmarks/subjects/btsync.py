@@ -25,19 +25,35 @@ def _client(spec: CaseSpec) -> BraintrustClient:
 def sync(spec: CaseSpec) -> Counts:
     """Sync one object type into the default destination: full into a new one, else incremental."""
     workdir = Path(spec.workdir)
-    store = WarehouseSettings(
-        duckdb_path=workdir / DUCKDB_FILE, parquet_root=str(workdir / "parquet"), state_dir=workdir / "state"
+    return sync_into(
+        spec,
+        WarehouseSettings(
+            duckdb_path=workdir / DUCKDB_FILE,
+            parquet_root=str(workdir / "parquet"),
+            state_dir=workdir / "state",
+        ),
     )
+
+
+def sync_into(spec: CaseSpec, store: WarehouseSettings) -> Counts:
+    """Sync the case's object type into the destination `store` names, and describe what it wrote."""
     # The change is written just before the incremental sync: no ingestion lag to re-read.
     kind = BY_OBJECT_TYPE[ObjectType(spec.object_type)]
     options = SyncOptions(kinds=frozenset({kind.option}), overlap_s=0)
+    destination = open_destination(store)
     with _client(spec) as client:
-        summary = run_sync(client, open_destination(store), options)
+        summary = run_sync(client, destination, options)
     (synced,) = [o for o in summary.objects if o.object_id == spec.object_id]
+    (state,) = [s for s in destination.list_states() if s.object_id == spec.object_id]
     return Counts(
         rows_stored=synced.rows,
         rows_fetched=synced.rows_fetched,
-        detail=f"{synced.mode}: {synced.pages} pages, {synced.inserted} inserted, {synced.updated} updated",
+        detail=(
+            f"{synced.mode}: {synced.pages} pages, {synced.inserted} inserted, {synced.updated} updated; "
+            f"wrote {synced.bytes_written / 2**20:,.1f} MiB, "
+            f"{synced.bytes_written / max(state.bytes, 1):.1%} of the table's {state.bytes / 2**20:,.1f} MiB "
+            f"in {state.files} files"
+        ),
     )
 
 

@@ -13,7 +13,7 @@ import traceback
 
 from pydantic import ValidationError
 
-from connector.cli import catalog, demo, emulator, push, sql, sync
+from connector.cli import catalog, demo, emulator, maintain, push, sql, sync
 from connector.cli.app import app
 from connector.errors import BtSyncError, ConfigError, one_line_reason
 
@@ -31,6 +31,7 @@ _COMMAND_MODULES = (
     catalog,
     demo,
     emulator,
+    maintain,
     push,
     sql,
     sync,

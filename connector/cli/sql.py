@@ -1,8 +1,9 @@
 """`bt-sync sql`: a read-only query over the synced tables, printed as a table, CSV or JSON.
 
-The query runs in an in-memory DuckDB whose views read the Parquet files
-directly: it never opens the analysts' DuckDB file, so it never waits for, or
-makes wait, a sync or another session.
+The query runs in an in-memory DuckDB whose views read the tables' files
+directly (the Parquet tree, or the Iceberg tables' current snapshot): it never
+opens the analysts' DuckDB file, so it never waits for, or makes wait, a sync
+or another session.
 """
 
 from __future__ import annotations
@@ -14,7 +15,16 @@ from pathlib import Path
 import typer
 
 from connector.cli.app import app, output_console
-from connector.cli.options import DuckDbOption, NoParquetOption, ParquetOption, warehouse_settings
+from connector.cli.options import (
+    DestinationOption,
+    DuckDbOption,
+    IcebergCatalogOption,
+    IcebergNamespaceOption,
+    IcebergWarehouseOption,
+    NoParquetOption,
+    ParquetOption,
+    warehouse_settings,
+)
 
 # Rows shown in a terminal table; CSV and JSON stream every row.
 TABLE_ROWS = 1000
@@ -39,11 +49,23 @@ def sql(
     duckdb: Path | None = DuckDbOption,
     parquet: str | None = ParquetOption,
     no_parquet: bool = NoParquetOption,
+    destination: str | None = DestinationOption,
+    iceberg_catalog: str | None = IcebergCatalogOption,
+    iceberg_warehouse: str | None = IcebergWarehouseOption,
+    iceberg_namespace: str | None = IcebergNamespaceOption,
 ) -> None:
     """Run a read-only SQL query over the synced tables; it never waits for, nor blocks, a running sync."""
     from connector.destinations.query import run_query
 
-    store = warehouse_settings(duckdb=duckdb, parquet=parquet, no_parquet=no_parquet)
+    store = warehouse_settings(
+        duckdb=duckdb,
+        parquet=parquet,
+        no_parquet=no_parquet,
+        destination=destination,
+        iceberg_catalog=iceberg_catalog,
+        iceberg_warehouse=iceberg_warehouse,
+        iceberg_namespace=iceberg_namespace,
+    )
     chosen = output or (OutputFormat.TABLE if sys.stdout.isatty() else OutputFormat.CSV)
     with run_query(store, query) as result:
         if chosen is OutputFormat.TABLE:

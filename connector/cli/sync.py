@@ -146,6 +146,10 @@ def status(
     duckdb: Path | None = DuckDbOption,
     parquet: str | None = ParquetOption,
     no_parquet: bool = NoParquetOption,
+    destination: str | None = DestinationOption,
+    iceberg_catalog: str | None = IcebergCatalogOption,
+    iceberg_warehouse: str | None = IcebergWarehouseOption,
+    iceberg_namespace: str | None = IcebergNamespaceOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Show, per synced object: its name (the Dagster partition key), id, rows, watermark and last sync."""
@@ -154,7 +158,15 @@ def status(
 
     from connector.wiring import open_destination
 
-    store = warehouse_settings(duckdb=duckdb, parquet=parquet, no_parquet=no_parquet)
+    store = warehouse_settings(
+        duckdb=duckdb,
+        parquet=parquet,
+        no_parquet=no_parquet,
+        destination=destination,
+        iceberg_catalog=iceberg_catalog,
+        iceberg_warehouse=iceberg_warehouse,
+        iceberg_namespace=iceberg_namespace,
+    )
     states = sorted(
         open_destination(store, prepare=False).list_states(), key=lambda s: (s.table_name, s.name)
     )

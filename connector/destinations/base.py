@@ -12,15 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
 from schemas.api import ApiObject, ObjectType
 from schemas.kinds import ObjectKind
 from schemas.tables import EventStream
+
+if TYPE_CHECKING:
+    import duckdb
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,26 @@ class MergeResult(BaseModel):
     bytes_written: int
 
 
+class MaintainSummary(BaseModel):
+    """What `bt-sync maintain` did.
+
+    Args:
+        tables: tables looked at.
+        snapshots_expired: table snapshots (versions) dropped.
+        files_compacted: small data files merged into bigger ones.
+        files_written: data files those became.
+        files_deleted: files no version of any table needs any more, deleted.
+        bytes_deleted: their bytes.
+    """
+
+    tables: int = 0
+    snapshots_expired: int = 0
+    files_compacted: int = 0
+    files_written: int = 0
+    files_deleted: int = 0
+    bytes_deleted: int = 0
+
+
 class Destination(Protocol):
     """Where synced tables land."""
 
@@ -162,3 +185,18 @@ class Destination(Protocol):
         self, kind: ObjectKind, objects: Sequence[ApiObject], project_ids: Sequence[str] | None
     ) -> None:
         """Replace a catalog table's rows: all of them, or those of `project_ids` only."""
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with every table as a view, as committed now (read only).
+
+        Raises:
+            WarehouseError: the tables cannot be read.
+        """
+        ...
+
+    def maintain(self, retain: timedelta) -> MaintainSummary:
+        """Tidy the storage: drop what no reader needs (versions older than `retain`), merge small files.
+
+        Safe while syncs run.
+        """
+        ...

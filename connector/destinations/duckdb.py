@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import duckdb
+
 from connector.destinations.parquet_tree import ParquetTree
-from connector.destinations.views import ensure_views_file
+from connector.destinations.views import ensure_views_file, reader
 from connector.errors import WarehouseError
 
 logger = logging.getLogger("bt_sync")
@@ -34,6 +36,10 @@ class DuckDbDestination(ParquetTree):
     def description(self) -> str:
         """The DuckDB file, and where its tables' files are."""
         return f"{self.duckdb_path} (tables in {self.root.display})"
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection viewing the tree (it never opens the analysts' file)."""
+        return reader(self.root)
 
     def prepare(self) -> None:
         """Make the tree readable, then create or refresh the DuckDB file's views."""

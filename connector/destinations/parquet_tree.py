@@ -37,7 +37,7 @@ import pyarrow as pa
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
 
-from connector.destinations.base import MergeResult, ObjectRef, StagedParts, SyncState
+from connector.destinations.base import MaintainSummary, MergeResult, ObjectRef, StagedParts, SyncState
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, ObjectFiles, merge_files
 from connector.errors import WarehouseError, WarehouseLocked
@@ -241,7 +241,7 @@ class ParquetTree:
             con.execute("SET TimeZone = 'UTC'")
             raw = pa.array([o.model_dump_json() for o in objects], pa.string())
             con.register("catalog_rows", pa.table({"raw": raw}))
-            query = _catalog_select(table)
+            query = catalog_select(table)
             kept = self.root.read(path) if project_ids is not None else None
             if kept:
                 kept_file = Path(directory) / "kept.parquet"
@@ -254,6 +254,25 @@ class ParquetTree:
                 )
                 query += f" UNION ALL BY NAME {others}"
             self.root.write(path, _parquet_bytes(con, query))
+
+    def maintain(self, retain: timedelta) -> MaintainSummary:
+        """Finish interrupted commits and delete retired versions past their grace, for every object.
+
+        Each sync does this for the objects it syncs; this reaches the others. The grace is fixed
+        (queries may still read a replaced version), so `retain` changes nothing here.
+        """
+        deleted = 0
+        for stream, record in self._records():
+            ref = ObjectRef(stream, record.state.object_id, record.state.project_id, record.state.name)
+            versions = _versions(stream, record.state.object_id)
+            try:
+                with self.lock(ref, 0):
+                    before = len(self.root.list(versions))
+                    self._recovered(stream, record.state.object_id)
+                    deleted += before - len(self.root.list(versions))
+            except WarehouseLocked:
+                continue  # being synced, which collects its garbage itself
+        return MaintainSummary(tables=len(EVENT_STREAMS) + len(CATALOG_TABLES) + 1, files_deleted=deleted)
 
     def _files(self, stream: EventStream, object_id: str) -> ObjectFiles:
         return ObjectFiles(self.root, _directory(stream, object_id), _versions(stream, object_id))
@@ -387,7 +406,8 @@ def _parquet_bytes(con: duckdb.DuckDBPyConnection, query: str) -> bytes:
         return path.read_bytes()
 
 
-def _catalog_select(table: CatalogTable) -> str:
+def catalog_select(table: CatalogTable) -> str:
+    """A DuckDB query typing the API objects in `catalog_rows` (a `raw` JSON column) as `table`'s rows."""
     typed = table.typed_columns
     selected = []
     for column in typed:

@@ -1,8 +1,8 @@
 """Read-only SQL over the synced tables, streamed out as Arrow batches, CSV or JSON.
 
-Used by `bt-sync sql` and `bt-sync push --sql`. The query runs in an
-in-memory DuckDB whose views read the tables' files directly, so it shares no
-lock with a sync or with analysts' sessions.
+Used by `bt-sync sql` and `bt-sync push --sql`. The query runs in the
+destination's in-memory DuckDB reader, whose views read the tables' files
+directly, so it shares no lock with a sync or with analysts' sessions.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.config import WarehouseSettings
-from connector.destinations.filesystem import Root
-from connector.destinations.views import reader
 from connector.errors import QueryError
+from connector.wiring import open_destination
 
 BATCH_ROWS = 10_000
 _READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
@@ -100,7 +99,7 @@ def run_query(settings: WarehouseSettings, sql: str) -> Iterator[QueryResult]:
         raise QueryError(f"the query is not valid SQL: {_first_line(error)}") from None
     if len(statements) != 1 or statements[0].type.name not in _READ_ONLY_STATEMENTS:
         raise QueryError("give exactly one SELECT statement: the tables are read-only here")
-    with reader(Root(settings.tables_root)) as con:
+    with open_destination(settings, prepare=False).reader() as con:
         try:
             relation = con.sql(sql)
             if relation is None:

@@ -28,18 +28,21 @@ from schemas.tables import SYNC_STATE_COLUMNS, Column, EventStream, sql_identifi
 STORAGE_VERSION = "v1.4.0"
 # A view holding the fingerprint of the others, so a sync can tell whether they are current.
 MARKER_VIEW = "_bt_sync"
+SYNC_STATE_DESCRIPTION = "One row per synced object: its watermark, rows and last sync."
 
 
 def view_statements(root: Root) -> list[str]:
     """`CREATE VIEW` (and `COMMENT ON`) statements for every table, reading the tree at `root`."""
     statements: list[str] = []
     for stream in EVENT_STREAMS.values():
-        statements += _view(stream.table, stream.columns, _event_source(root, stream), stream.description)
+        statements += table_view(
+            stream.table, stream.columns, _event_source(root, stream), stream.description
+        )
     for table in CATALOG_TABLES:
         source = (
             f"read_parquet({sql_literal(root.uri(f'{table.table}/{CATALOG_FILE}'))}, union_by_name = true)"
         )
-        statements += _view(table.table, table.columns, source, table.description)
+        statements += table_view(table.table, table.columns, source, table.description)
     statements += _sync_state_view(root)
     return statements
 
@@ -175,7 +178,8 @@ def _event_source(root: Root, stream: EventStream) -> str:
     )
 
 
-def _view(name: str, columns: tuple[Column, ...], source: str, description: str) -> list[str]:
+def table_view(name: str, columns: tuple[Column, ...], source: str, description: str) -> list[str]:
+    """A view `name` selecting `columns` from `source`, and the comments describing it and its columns."""
     selected = ", ".join(sql_identifier(c.name) for c in columns)
     statements = [f"CREATE OR REPLACE VIEW {sql_identifier(name)} AS SELECT {selected} FROM {source}"]
     statements.append(f"COMMENT ON VIEW {sql_identifier(name)} IS {sql_literal(description)}")
@@ -199,9 +203,7 @@ def _sync_state_view(root: Root) -> list[str]:
         f"CREATE OR REPLACE VIEW sync_state AS SELECT {selected} FROM {source} "
         "WHERE state IS NOT NULL AND removed_at IS NULL"
     ]
-    statements.append(
-        "COMMENT ON VIEW sync_state IS 'One row per synced object: its watermark, rows and last sync.'"
-    )
+    statements.append(f"COMMENT ON VIEW sync_state IS {sql_literal(SYNC_STATE_DESCRIPTION)}")
     statements += [
         f"COMMENT ON COLUMN sync_state.{sql_identifier(c.name)} IS {sql_literal(c.description)}"
         for c in SYNC_STATE_COLUMNS

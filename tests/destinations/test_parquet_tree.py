@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from connector.destinations.file_size import file_target_rows
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_tree import ParquetTree
 from connector.emulator import Emulator, ListQuery
-from tests.helpers import event_tables, query, sync, warehouse_in
+from tests.helpers import event_tables, hourly_change, query, sync, warehouse_in
 
 # An object of this size, changed by 1-2%, must not rewrite more than a tenth of its bytes.
 OBJECT_ROWS = 30_000
@@ -33,18 +32,6 @@ def data_files(settings: WarehouseSettings, table: str) -> dict[str, tuple[int, 
         for path in root.glob("*/*.parquet")
         if "__schema__" not in str(path)
     }
-
-
-def hourly_change(emulator: Emulator, project_id: str, new_rows: int, updated_rows: int) -> None:
-    """New traces, plus user feedback on rows among the newest few percent (the usual hourly pattern)."""
-    live = sorted(emulator.store.live_rows("project_logs", project_id), key=lambda row: row["created"])
-    chosen = random.Random(3).sample(live[-len(live) * 3 // 100 :], updated_rows)
-    emulator.store.generate_logs(project_id, new_rows, update_fraction=0.0, rng_seed=2)
-    emulator.store.insert(
-        "project_logs",
-        project_id,
-        [{"id": row["id"], "_is_merge": True, "scores": {"thumbs": 1}} for row in chosen],
-    )
 
 
 def test_an_incremental_sync_writes_bytes_in_proportion_to_the_change(

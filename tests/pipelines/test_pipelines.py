@@ -20,6 +20,7 @@ from connector.push.run import PushOptions
 from pipelines.assets import EVENT_ASSETS, braintrust_catalog
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import CATALOG_JOB_NAME, CHECKS_JOB_NAME
+from pipelines.maintain import MAINTAIN_JOB_NAME
 from pipelines.push import PUSH_JOB_NAME, PushConfig
 from pipelines.reconcile import RECONCILE_JOB_NAME
 from pipelines.resources import BraintrustResource, WarehouseResource
@@ -171,6 +172,7 @@ def test_definitions_name_every_asset_check_job_schedule_and_sensor() -> None:
         CHECKS_JOB_NAME,
         RECONCILE_JOB_NAME,
         PUSH_JOB_NAME,
+        MAINTAIN_JOB_NAME,
         *(assets.job_name for assets in STREAMS),
     }
     assert {s.name for s in repository.schedule_defs} == {
@@ -179,6 +181,7 @@ def test_definitions_name_every_asset_check_job_schedule_and_sensor() -> None:
         "braintrust_dataset_records_schedule",
         "braintrust_checks_schedule",
         "braintrust_reconcile_schedule",
+        "braintrust_maintain_schedule",
     }
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in repository.schedule_defs)
     assert [s.name for s in repository.sensor_defs] == ["braintrust_discovery_sensor"]
@@ -333,6 +336,27 @@ def test_checks_pass_on_a_synced_warehouse(
     evaluations = run_checks(test_defs, instance)
     assert len(evaluations) == 10
     assert {name: e.passed for name, e in evaluations.items() if not e.passed} == {}
+
+
+def test_an_iceberg_warehouse_syncs_passes_its_checks_and_is_maintained(
+    emulator: Emulator, upstream: dict[str, str], instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    warehouse = WarehouseResource(
+        destination="iceberg",
+        iceberg_catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
+        iceberg_warehouse=str(tmp_path / "iceberg"),
+        state_dir=str(tmp_path / "state"),
+    )
+    iceberg_defs = build_definitions(
+        BraintrustResource(api_url=emulator.url, api_key=emulator.api_key), warehouse
+    )
+    sync_everything(iceberg_defs, instance)
+    assert {name: e.passed for name, e in run_checks(iceberg_defs, instance).items() if not e.passed} == {}
+    with warehouse.reader() as connection:
+        assert connection.execute("SELECT count(*) FROM project_logs").fetchone() == (30,)
+    config = {"ops": {"maintain_warehouse": {"config": {"retain_hours": 0}}}}
+    job = iceberg_defs.resolve_job_def(MAINTAIN_JOB_NAME)
+    assert job.execute_in_process(instance=instance, run_config=config).success
 
 
 def test_unique_key_check_fails_on_a_duplicated_row(

@@ -1,0 +1,66 @@
+"""`bt-sync maintain`: tidy the warehouse's storage while syncs go on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from connector.cli.app import app
+from connector.cli.options import (
+    DestinationOption,
+    DuckDbOption,
+    IcebergCatalogOption,
+    IcebergNamespaceOption,
+    IcebergWarehouseOption,
+    JsonOption,
+    NoParquetOption,
+    ParquetOption,
+    StateDirOption,
+    warehouse_settings,
+)
+from connector.defaults import DEFAULT_RETAIN_HOURS
+
+
+@app.command()
+def maintain(
+    duckdb: Path | None = DuckDbOption,
+    parquet: str | None = ParquetOption,
+    no_parquet: bool = NoParquetOption,
+    destination: str | None = DestinationOption,
+    iceberg_catalog: str | None = IcebergCatalogOption,
+    iceberg_warehouse: str | None = IcebergWarehouseOption,
+    iceberg_namespace: str | None = IcebergNamespaceOption,
+    state_dir: Path | None = StateDirOption,
+    retain_hours: float = typer.Option(
+        DEFAULT_RETAIN_HOURS,
+        "--retain-hours",
+        min=0,
+        help="Keep table versions (Iceberg snapshots: time travel) and unreferenced files younger than this.",
+    ),
+    as_json: bool = JsonOption,
+) -> None:
+    """Expire old table versions, merge small files and delete files nothing needs (safe during syncs)."""
+    from datetime import timedelta
+
+    from connector.wiring import open_destination
+
+    store = warehouse_settings(
+        duckdb=duckdb,
+        parquet=parquet,
+        no_parquet=no_parquet,
+        destination=destination,
+        iceberg_catalog=iceberg_catalog,
+        iceberg_warehouse=iceberg_warehouse,
+        iceberg_namespace=iceberg_namespace,
+        state_dir=state_dir,
+    )
+    summary = open_destination(store, prepare=False).maintain(timedelta(hours=retain_hours))
+    if as_json:
+        typer.echo(summary.model_dump_json(indent=2))
+        return
+    typer.echo(
+        f"maintained {summary.tables} tables: {summary.snapshots_expired} snapshots expired, "
+        f"{summary.files_compacted} small files merged into {summary.files_written}, "
+        f"{summary.files_deleted} files no longer needed deleted ({summary.bytes_deleted:,} bytes)"
+    )

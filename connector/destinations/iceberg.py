@@ -1,0 +1,313 @@
+"""The Iceberg destination: the tables in an Iceberg catalog, written by many workers at once.
+
+Workers on different machines share only the catalog and the object store;
+each keeps its scratch (staged reads, checkpoints) under its own `--state-dir`.
+
+An object's state (its watermark) is a property of its event table, set in
+the same commit as its rows: one catalog commit swaps in the new table
+metadata holding both, so a crash at any point leaves the previous commit
+whole. The `sync_state` table is written from those properties after each
+commit, for engines that read the tables directly; bt-sync itself reads the
+properties. Commits by other workers are validated against this commit's
+object only (the event tables are partitioned by object), so workers syncing
+different objects never conflict; two syncs of one object conflict, and the
+later plans again on the new snapshot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+# pyiceberg computes the day of `created` partition values with it when writing: a missing one is the
+# extra's one-line error here, at open, rather than a failure in the middle of a merge.
+import pyiceberg_core  # noqa: F401
+from filelock import FileLock, Timeout
+from pyiceberg.catalog import Catalog
+from pyiceberg.expressions import AlwaysFalse, AlwaysTrue, BooleanExpression, In
+from pyiceberg.table import Table
+
+from connector.config import WarehouseSettings
+from connector.destinations.base import MaintainSummary, MergeResult, ObjectRef, StagedParts, SyncState
+from connector.destinations.filesystem import redact
+from connector.destinations.iceberg_catalog import (
+    commit_object_files,
+    ensure_namespace,
+    ensure_table,
+    first_line,
+    open_catalog,
+    replace_rows,
+    retry_conflicts,
+)
+from connector.destinations.iceberg_maintain import maintain_tables
+from connector.destinations.iceberg_merge import object_files, plan_merge
+from connector.destinations.iceberg_read import iceberg_reader
+from connector.destinations.iceberg_schema import (
+    SYNC_STATE_SCHEMA,
+    SYNC_STATE_TABLE,
+    event_partitioning,
+    iceberg_schema,
+    stored_select,
+)
+from connector.destinations.parquet_tree import catalog_select
+from connector.errors import WarehouseError, WarehouseLocked
+from schemas.api import ApiObject
+from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
+
+logger = logging.getLogger("bt_sync")
+# The table property holding an object's committed state: `bt-sync.state.<object id>`.
+STATE_PROPERTY = "bt-sync.state."
+
+
+class IcebergDestination:
+    """The tables in the Iceberg catalog and namespace the settings name.
+
+    Args:
+        settings: the catalog, warehouse, namespace and this worker's state directory.
+
+    Raises:
+        ConfigError: no catalog, or a SQL catalog without a warehouse.
+        WarehouseError: the catalog cannot be opened.
+    """
+
+    def __init__(self, settings: WarehouseSettings) -> None:
+        self._catalog_name = settings.iceberg_catalog or ""
+        self._catalog: Catalog = open_catalog(settings.iceberg_catalog, settings.iceberg_warehouse)
+        self._namespace = settings.iceberg_namespace
+        self._state_dir = settings.state_dir
+        identity = f"{self._catalog_name}|{settings.iceberg_warehouse}|{self._namespace}"
+        self._key = hashlib.sha256(identity.encode()).hexdigest()[:12]
+
+    @property
+    def key(self) -> str:
+        """A short stable identity of the catalog and namespace."""
+        return self._key
+
+    @property
+    def description(self) -> str:
+        """The catalog and namespace, without credentials."""
+        return f"iceberg catalog {redact(self._catalog_name)}, namespace {self._namespace}"
+
+    @property
+    def scratch(self) -> Path:
+        """Where this worker stages its reads."""
+        return self._state_dir / "staging" / self._key
+
+    def prepare(self) -> None:
+        """Create the namespace and every table that does not exist yet."""
+        try:
+            ensure_namespace(self._catalog, self._namespace)
+            for stream in EVENT_STREAMS.values():
+                schema = iceberg_schema(stream.columns)
+                ensure_table(
+                    self._catalog, self._id(stream.table), schema, event_partitioning(stream, schema)
+                )
+            for table in CATALOG_TABLES:
+                ensure_table(self._catalog, self._id(table.table), iceberg_schema(table.columns))
+            ensure_table(self._catalog, self._id(SYNC_STATE_TABLE), SYNC_STATE_SCHEMA)
+        except Exception as error:  # the catalog's, the object store's or the database driver's
+            raise WarehouseError(
+                f"cannot create the tables in {self.description}: {first_line(error)}"
+            ) from None
+
+    @contextmanager
+    def lock(self, ref: ObjectRef, wait_s: float) -> Iterator[None]:
+        """Hold the object against other syncs of it on this machine.
+
+        Workers on other machines are kept apart by the commit: a sync that committed to the
+        object since another read it makes that one plan its merge again.
+        """
+        path = self._state_dir / "locks" / self._key / ref.stream.table / f"{ref.object_id}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path))
+        try:
+            lock.acquire(timeout=wait_s)
+        except Timeout:
+            raise WarehouseLocked(
+                f"another bt-sync process is syncing {ref.stream.table} {ref.name!r} ({ref.object_id}) "
+                f"and still held it after {wait_s:.0f}s (--lock-wait)"
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def read_state(self, ref: ObjectRef) -> SyncState | None:
+        """The object's committed state, or None."""
+        return _state_of(self._table(ref.stream.table), ref.object_id)
+
+    def list_states(self) -> list[SyncState]:
+        """Every synced object's committed state."""
+        return [
+            SyncState.model_validate_json(value)
+            for stream in EVENT_STREAMS.values()
+            for name, value in self._table(stream.table).properties.items()
+            if name.startswith(STATE_PROPERTY)
+        ]
+
+    def merge(
+        self, ref: ObjectRef, staged: StagedParts, state: SyncState, *, delete_missing: bool
+    ) -> MergeResult:
+        """Merge `staged` into the object's rows and commit them with `state` in one commit."""
+
+        def attempt() -> MergeResult:
+            table = self._table(ref.stream.table)
+            committed = _state_of(table, ref.object_id)
+            plan = plan_merge(
+                table,
+                ref.stream,
+                ref.object_id,
+                staged,
+                delete_missing=delete_missing,
+                scratch=self.scratch / "merge" / ref.object_id,
+            )
+            versions = [v for v in (state.version, committed.version if committed else None) if v is not None]
+            final = state.model_copy(
+                update={
+                    # Another machine may have committed a newer read of the object since this one began.
+                    "version": max(versions) if versions else None,
+                    "rows": plan.rows,
+                    "files": plan.files,
+                    "bytes": plan.bytes,
+                    "last_bytes_written": plan.bytes_written,
+                }
+            )
+            commit_object_files(
+                table,
+                ref.stream,
+                ref.object_id,
+                plan.removed,
+                plan.added,
+                snapshot_properties={"bt-sync.object": f"{ref.object_type.value}:{ref.object_id}"},
+                set_properties={STATE_PROPERTY + ref.object_id: final.model_dump_json()},
+            )
+            return MergeResult(
+                inserted=plan.inserted,
+                updated=plan.updated,
+                deleted=plan.deleted,
+                rows=plan.rows,
+                bytes_written=plan.bytes_written,
+            )
+
+        result = retry_conflicts(f"committing {ref.stream.table} {ref.name!r}", attempt)
+        self._publish_states()
+        return result
+
+    def remove_object(self, state: SyncState) -> None:
+        """Delete a deleted object's rows and state in one commit."""
+        stream = EVENT_STREAMS[state.object_type]
+
+        def attempt() -> None:
+            table = self._table(stream.table)
+            commit_object_files(
+                table,
+                stream,
+                state.object_id,
+                [task.file for task in object_files(table, stream, state.object_id)],
+                [],
+                snapshot_properties={"bt-sync.removed": f"{state.object_type.value}:{state.object_id}"},
+                remove_properties=[STATE_PROPERTY + state.object_id],
+            )
+
+        retry_conflicts(f"removing {stream.table} {state.name!r}", attempt)
+        self._publish_states()
+
+    def write_catalog(
+        self, kind: ObjectKind, objects: Sequence[ApiObject], project_ids: Sequence[str] | None
+    ) -> None:
+        """Replace the catalog table's rows: all, or those of `project_ids` (other projects' rows stay)."""
+        table_name = kind.catalog.table
+        with duckdb.connect() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            con.register("catalog_rows", pa.table({"raw": pa.array([o.model_dump_json() for o in objects])}))
+            rows = con.sql(
+                f"SELECT {stored_select(kind.catalog.columns)} FROM ({catalog_select(kind.catalog)})"
+            ).to_arrow_table()
+        owner = "id" if kind is PROJECT else "project_id"
+        scope: BooleanExpression = AlwaysTrue()
+        if project_ids is not None:
+            scope = In(term=owner, literals=set(project_ids)) if project_ids else AlwaysFalse()
+
+        def attempt() -> None:
+            table = self._table(table_name)
+            current = table.scan(row_filter=scope).to_arrow()
+            if _same_rows(current, rows):
+                return  # nothing changed: no commit, no snapshot
+            if project_ids is None:
+                replace_rows(table, rows, {"bt-sync.catalog": table_name})
+                return
+            with warnings.catch_warnings():
+                # A project's first listing replaces no rows, which pyiceberg warns about.
+                warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                table.overwrite(rows.cast(table.schema().as_arrow()), overwrite_filter=scope)
+
+        retry_conflicts(f"writing {table_name}", attempt)
+
+    def reader(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection viewing every table's current snapshot."""
+        return iceberg_reader({name: self._table(name) for name in self._table_names()}, self.list_states())
+
+    def maintain(self, retain: timedelta) -> MaintainSummary:
+        """Merge small files, expire snapshots older than `retain`, delete files no snapshot needs."""
+        return maintain_tables(self._table_names(), retain, self._table)
+
+    def _publish_states(self) -> None:
+        """Rewrite the `sync_state` table from the committed states (it lags them only if this fails)."""
+
+        def attempt() -> None:
+            states = self.list_states()
+            table = self._table(SYNC_STATE_TABLE)
+            rows = pa.Table.from_pylist([s.model_dump() for s in states], schema=table.schema().as_arrow())
+            replace_rows(table, rows, {"bt-sync.sync-state": str(len(states))})
+
+        try:
+            retry_conflicts("writing sync_state", attempt)
+        except Exception as error:  # the rows and their state are committed: this copy can wait
+            logger.warning(
+                "could not rewrite the sync_state table (%s); the next sync does", first_line(error)
+            )
+
+    def _table(self, name: str) -> Table:
+        try:
+            return self._catalog.load_table(self._id(name))
+        except Exception as error:
+            raise WarehouseError(
+                f"cannot load {self._namespace}.{name} from {self.description}: {first_line(error)} "
+                "(a sync creates the tables)"
+            ) from None
+
+    def _table_names(self) -> list[str]:
+        return [
+            *(stream.table for stream in EVENT_STREAMS.values()),
+            *(table.table for table in CATALOG_TABLES),
+            SYNC_STATE_TABLE,
+        ]
+
+    def _id(self, name: str) -> tuple[str, str]:
+        return (self._namespace, name)
+
+
+def _same_rows(current: pa.Table, new: pa.Table) -> bool:
+    """Whether two versions of catalog rows hold the same objects, apart from when they were fetched."""
+    if current.num_rows != new.num_rows:
+        return False
+    kept = [name for name in new.column_names if name != "_synced_at"]
+    ordered = [("id", "ascending")]
+    return bool(
+        current.select(kept)
+        .sort_by(ordered)
+        .equals(new.select(kept).sort_by(ordered).cast(current.select(kept).schema))
+    )
+
+
+def _state_of(table: Table, object_id: str) -> SyncState | None:
+    value = table.properties.get(STATE_PROPERTY + object_id)
+    return None if value is None else SyncState.model_validate_json(value)

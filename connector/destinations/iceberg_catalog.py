@@ -1,0 +1,212 @@
+"""The Iceberg catalog the settings name: opening it, creating the tables, committing, retrying conflicts.
+
+`--iceberg-catalog` is either a SQL catalog URI (`sqlite:///…` for one
+machine, `postgresql+psycopg://…` shared by many) or the name of a catalog in
+`.pyiceberg.yaml` (or `PYICEBERG_CATALOG__<NAME>__…` variables), which is how
+REST and Glue catalogs are configured. Object storage credentials come from the
+standard AWS settings or the catalog's own `s3.*` properties.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.exceptions import (
+    CommitFailedException,
+    NamespaceAlreadyExistsError,
+    NoSuchTableError,
+    TableAlreadyExistsError,
+    ValidationException,
+)
+from pyiceberg.expressions import EqualTo
+from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.manifest import DataFile
+from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+
+from connector.destinations.filesystem import redact
+from connector.errors import ConfigError, WarehouseError
+from schemas.tables import EventStream
+
+logger = logging.getLogger("bt_sync")
+T = TypeVar("T")
+
+# The catalog name rows of a SQL catalog are kept under (other engines' JDBC catalogs must use it too).
+SQL_CATALOG_NAME = "bt_sync"
+TABLE_PROPERTIES = {
+    # Workers on many machines commit to the same tables; pyiceberg re-validates and retries each conflict.
+    "commit.retry.num-retries": "20",
+    "commit.retry.min-wait-ms": "50",
+    "commit.retry.max-wait-ms": "2000",
+    # Every commit writes a metadata file: keep only the recent ones.
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "20",
+    "write.parquet.compression-codec": "zstd",
+}
+# Attempts at an operation whose commit conflicted with another writer's in a way that needs a new plan.
+REPLANS = 12
+
+
+def open_catalog(uri_or_name: str | None, warehouse: str | None) -> Catalog:
+    """The catalog: a SQL catalog at a URI, or one configured by name.
+
+    Raises:
+        ConfigError: no catalog given, or a SQL catalog without a warehouse location.
+        WarehouseError: the catalog cannot be opened.
+    """
+    if not uri_or_name:
+        raise ConfigError(
+            "the iceberg destination needs a catalog: --iceberg-catalog (BT_SYNC_ICEBERG_CATALOG), a SQL "
+            "catalog URI such as sqlite:///catalog.db or the name of a catalog in .pyiceberg.yaml"
+        )
+    properties = _standard_aws_settings()
+    if "://" in uri_or_name:
+        if not warehouse:
+            raise ConfigError(
+                "a SQL catalog needs a warehouse location: --iceberg-warehouse (BT_SYNC_ICEBERG_WAREHOUSE), "
+                "a directory or s3://bucket/prefix"
+            )
+        name, properties = SQL_CATALOG_NAME, {**properties, "type": "sql", "uri": uri_or_name}
+    else:
+        name = uri_or_name
+    if warehouse:
+        properties["warehouse"] = warehouse if "://" in warehouse else os.path.abspath(warehouse)
+    try:
+        return load_catalog(name, **properties)
+    except ValueError as error:
+        raise ConfigError(
+            f"cannot use the iceberg catalog {redact(uri_or_name)}: {first_line(error)} (give a SQL "
+            "catalog URI such as sqlite:///catalog.db, or the name of a catalog in .pyiceberg.yaml)"
+        ) from None
+    except Exception as error:
+        raise WarehouseError(
+            f"cannot open the iceberg catalog {redact(uri_or_name)}: {first_line(error)}"
+        ) from None
+
+
+def _standard_aws_settings() -> dict[str, str]:
+    """The standard AWS variables pyiceberg's S3 file IO does not read itself, as catalog properties."""
+    properties: dict[str, str] = {}
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if region:
+        # Without a region pyiceberg asks AWS where each bucket is: an S3-compatible store cannot answer.
+        properties["s3.region"] = region
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        properties["s3.endpoint"] = endpoint
+    return properties
+
+
+def ensure_table(
+    catalog: Catalog, identifier: tuple[str, str], schema: Schema, spec: PartitionSpec | None = None
+) -> Table:
+    """The table, created if missing (another worker creating it at the same moment is fine)."""
+    try:
+        return catalog.load_table(identifier)
+    except NoSuchTableError:
+        pass
+    try:
+        return catalog.create_table(
+            identifier,
+            schema,
+            partition_spec=spec or UNPARTITIONED_PARTITION_SPEC,
+            properties=TABLE_PROPERTIES,
+        )
+    except TableAlreadyExistsError:
+        return catalog.load_table(identifier)
+
+
+def ensure_namespace(catalog: Catalog, namespace: str) -> None:
+    """Create the namespace if missing."""
+    # Another worker may create it between the check and the create.
+    with contextlib.suppress(NamespaceAlreadyExistsError):
+        catalog.create_namespace_if_not_exists(namespace)
+
+
+def replace_rows(table: Table, rows: pa.Table, snapshot_properties: dict[str, str]) -> None:
+    """Commit one snapshot in which `rows` (one file) replace every row of a small table."""
+    transaction = table.transaction()
+    with transaction.update_snapshot(snapshot_properties=snapshot_properties).overwrite() as update:
+        for task in table.scan().plan_files():
+            update.delete_data_file(task.file)
+        if rows.num_rows:
+            for data_file in _dataframe_to_data_files(
+                transaction.table_metadata, rows.cast(table.schema().as_arrow()), table.io, update.commit_uuid
+            ):
+                update.append_data_file(data_file)
+    transaction.commit_transaction()
+
+
+def commit_object_files(
+    table: Table,
+    stream: EventStream,
+    object_id: str,
+    removed: Sequence[DataFile],
+    added: Sequence[DataFile],
+    *,
+    snapshot_properties: dict[str, str],
+    set_properties: dict[str, str] | None = None,
+    remove_properties: Sequence[str] = (),
+) -> None:
+    """Commit one snapshot replacing an object's `removed` data files by `added`, and table properties.
+
+    Conflicts are looked for in the object's partitions only, so writers of other objects never
+    conflict. A commit that did not land deletes the files written for it.
+    """
+    transaction = table.transaction()
+    if removed or added:
+        with transaction.update_snapshot(snapshot_properties=snapshot_properties).overwrite() as update:
+            update.delete_by_predicate(EqualTo(term=stream.key_column, value=object_id))
+            for data_file in removed:
+                update.delete_data_file(data_file)
+            for data_file in added:
+                update.append_data_file(data_file)
+    if set_properties:
+        transaction.set_properties(set_properties)
+    if remove_properties:
+        transaction.remove_properties(*remove_properties)
+    try:
+        transaction.commit_transaction()
+    except (CommitFailedException, ValidationException):
+        for data_file in added:
+            table.io.delete(data_file.file_path)
+        raise
+
+
+def retry_conflicts(what: str, attempt: Callable[[], T]) -> T:
+    """Run `attempt` (which loads the table afresh, plans and commits) until no other writer conflicts.
+
+    pyiceberg retries a commit whose base moved on its own; a conflict it cannot resolve (another
+    writer changed the same rows) raises, and the operation is planned again on the new snapshot.
+
+    Raises:
+        WarehouseError: it still conflicted after `REPLANS` attempts.
+    """
+    number = 0
+    while True:
+        number += 1
+        try:
+            return attempt()
+        except (CommitFailedException, ValidationException) as error:
+            if number == REPLANS:
+                raise WarehouseError(
+                    f"{what}: another writer kept committing conflicting changes ({first_line(error)}); "
+                    "run the sync again"
+                ) from None
+            logger.info("%s conflicted with another writer (%s): planning again", what, first_line(error))
+            time.sleep(random.uniform(0.05, 0.2) * number)
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line, fit for a one-line message (credentials hidden)."""
+    text = str(error).strip()
+    return redact(text.splitlines()[0] if text else type(error).__name__)

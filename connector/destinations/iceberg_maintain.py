@@ -1,0 +1,176 @@
+"""`bt-sync maintain` for Iceberg: compact small files, expire old snapshots, delete files nothing needs.
+
+Incremental syncs add small files (each sync's new rows in each day it
+touches); compaction merges each object's small files per day partition into
+files of the object's size, in order of `created`, in one commit validated
+like a sync's (a sync of the same object meanwhile makes it plan again).
+Expiring snapshots drops old versions from the metadata; the data and
+manifest files only they used, and files of commits that never landed (a
+killed worker), are then deleted once older than the retention, so a write in
+flight is never touched.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pyarrow.fs as pafs
+from pyiceberg.expressions import AlwaysTrue, EqualTo
+from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO, _dataframe_to_data_files
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import Table
+
+from connector.destinations.base import MaintainSummary
+from connector.destinations.file_size import file_target_rows
+from connector.destinations.iceberg_catalog import commit_object_files, replace_rows, retry_conflicts
+from schemas.kinds import EVENT_STREAMS
+from schemas.tables import EventStream
+
+# A data file is small when it holds under this share of its object's file size.
+SMALL_SHARE = 0.5
+_BY_TABLE = {stream.table: stream for stream in EVENT_STREAMS.values()}
+_COUNTS = ("snapshots_expired", "files_compacted", "files_written", "files_deleted", "bytes_deleted")
+
+
+def maintain_tables(names: Sequence[str], retain: timedelta, load: Callable[[str], Table]) -> MaintainSummary:
+    """Maintain every table (see the module docstring).
+
+    Args:
+        names: the tables.
+        retain: keep snapshots, and unreferenced files, younger than this.
+        load: loads a table afresh (again after a conflicting commit).
+    """
+    horizon = datetime.now(UTC) - retain
+    done = [_maintain(name, horizon, load) for name in names]
+    return MaintainSummary(
+        tables=len(done),
+        **{field: sum(getattr(one, field) for one in done) for field in _COUNTS},
+    )
+
+
+def _maintain(name: str, horizon: datetime, load: Callable[[str], Table]) -> MaintainSummary:
+    stream = _BY_TABLE.get(name)
+    compacted, written = (
+        _compact_event_table(name, stream, load) if stream is not None else _compact_whole(name, load)
+    )
+    expired = retry_conflicts(f"expiring snapshots of {name}", lambda: _expire(load(name), horizon))
+    deleted, freed = _delete_unreferenced(load(name), horizon)
+    return MaintainSummary(
+        snapshots_expired=expired,
+        files_compacted=compacted,
+        files_written=written,
+        files_deleted=deleted,
+        bytes_deleted=freed,
+    )
+
+
+def _expire(table: Table, horizon: datetime) -> int:
+    """Drop the snapshots older than `horizon` but the current one; returns how many."""
+    current = table.current_snapshot()
+    expired = [
+        s.snapshot_id
+        for s in table.snapshots()
+        if s.timestamp_ms < horizon.timestamp() * 1000
+        and (current is None or s.snapshot_id != current.snapshot_id)
+    ]
+    if expired:
+        table.maintenance.expire_snapshots().by_ids(expired).commit()
+    return len(expired)
+
+
+def _compact_event_table(name: str, stream: EventStream, reload: Callable[[str], Table]) -> tuple[int, int]:
+    table = reload(name)
+    objects = {str(task.file.partition[0]) for task in table.scan().plan_files()}
+    compacted = written = 0
+    for object_id in sorted(objects):
+
+        def attempt(object_id: str = object_id) -> tuple[int, int]:
+            return _compact_object(reload(name), stream, object_id)
+
+        done, made = retry_conflicts(f"compacting {name} {object_id}", attempt)
+        compacted, written = compacted + done, written + made
+    return compacted, written
+
+
+def _compact_object(table: Table, stream: EventStream, object_id: str) -> tuple[int, int]:
+    tasks = list(table.scan(row_filter=EqualTo(term=stream.key_column, value=object_id)).plan_files())
+    target = file_target_rows(sum(t.file.record_count for t in tasks))
+    by_day: defaultdict[object, list[DataFile]] = defaultdict(list)
+    for task in tasks:
+        if task.file.record_count < target * SMALL_SHARE:
+            by_day[task.file.partition[1]].append(task.file)
+    small = [files for files in by_day.values() if len(files) > 1]
+    if not small:
+        return 0, 0
+    removed = [f for files in small for f in files]
+    scan = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue())
+    write_uuid, counter = uuid.uuid4(), itertools.count()
+    added: list[DataFile] = []
+    for files in small:
+        rows = scan.to_table([t for t in tasks if t.file in files]).sort_by([("created", "ascending")])
+        for start in range(0, rows.num_rows, target):
+            added += _dataframe_to_data_files(
+                table.metadata, rows.slice(start, target), table.io, write_uuid, counter
+            )
+    commit_object_files(
+        table, stream, object_id, removed, added, snapshot_properties={"bt-sync.maintain": "compact"}
+    )
+    return len(removed), len(added)
+
+
+def _compact_whole(name: str, reload: Callable[[str], Table]) -> tuple[int, int]:
+    """A small unpartitioned table (catalog, sync_state) becomes one file again."""
+
+    def attempt() -> tuple[int, int]:
+        table = reload(name)
+        files = list(table.scan().plan_files())
+        if len(files) < 2:
+            return 0, 0
+        replace_rows(table, table.scan().to_arrow(), {"bt-sync.maintain": "compact"})
+        return len(files), 1
+
+    return retry_conflicts(f"compacting {name}", attempt)
+
+
+def _delete_unreferenced(table: Table, horizon: datetime) -> tuple[int, int]:
+    """Delete files under the table's location that nothing refers to and older than `horizon`."""
+    io = table.io
+    if not isinstance(io, PyArrowFileIO):
+        return 0, 0
+    referenced = _referenced(table)
+    scheme, netloc, base = PyArrowFileIO.parse_location(table.location())
+    fs = io.fs_by_scheme(scheme, netloc)
+    prefix = "" if scheme == "file" else f"{scheme}://"
+    deleted = freed = 0
+    for info in fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True)):
+        if info.type != pafs.FileType.File:
+            continue
+        location = prefix + info.path
+        modified = info.mtime if info.mtime.tzinfo else info.mtime.replace(tzinfo=UTC)
+        if location in referenced or _local(location) in referenced or modified >= horizon:
+            continue
+        fs.delete_file(info.path)
+        deleted, freed = deleted + 1, freed + int(info.size or 0)
+    return deleted, freed
+
+
+def _referenced(table: Table) -> set[str]:
+    metadata = table.metadata
+    paths = {table.metadata_location, *(entry.metadata_file for entry in metadata.metadata_log)}
+    for snapshot in metadata.snapshots:
+        paths.add(snapshot.manifest_list)
+        for manifest in snapshot.manifests(table.io):
+            paths.add(manifest.manifest_path)
+            paths.update(
+                entry.data_file.file_path
+                for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+            )
+    return {_local(p) for p in paths} | paths
+
+
+def _local(location: str) -> str:
+    return location.removeprefix("file://")

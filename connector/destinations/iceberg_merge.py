@@ -1,0 +1,280 @@
+"""Planning an object's merge into its Iceberg table and writing the data files it needs.
+
+Like the Parquet tree's merge, it rewrites only what the change touches: the
+plan (which ids are new, newer or deleted, and which data file holds each)
+is computed in DuckDB from the ids and versions of the object's files, read
+through pyiceberg (so partition pruning keeps it to the object). New rows go
+to new files; a file holding an updated or deleted row is rewritten without
+it. Files hold the object's file size of rows, in order of `created`, written
+as the rows were fetched (newest first), so the updates an incremental sync
+usually brings (feedback on recent rows) touch the few files of the newest
+rows. Nothing is committed here: the caller commits the removed and added
+files together with the object's state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.expressions import AlwaysTrue, EqualTo
+from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
+from pyiceberg.manifest import DataFile
+from pyiceberg.table import FileScanTask, Table
+
+from connector.destinations.base import StagedParts
+from connector.destinations.file_size import file_target_rows
+from connector.destinations.iceberg_schema import stored_select, stored_type
+from schemas.tables import EventStream, sql_identifier, sql_literal
+
+# A merge of a whole object (a full read) may not fit in memory: DuckDB spills beyond this.
+MERGE_MEMORY_LIMIT = "256MB"
+# Data files read at once (their id and version columns, or a whole file to rewrite).
+READ_THREADS = 8
+
+
+@dataclass(frozen=True)
+class MergePlan:
+    """What merging staged rows into an object changes, with the new data files already written.
+
+    Args:
+        removed: the object's data files the commit replaces.
+        added: the data files written for the commit (not yet part of the table).
+        inserted: rows new to the object.
+        updated: rows replaced by a newer version.
+        deleted: rows removed.
+        rows: the object's rows afterwards.
+        files: its data files afterwards.
+        bytes: their bytes.
+    """
+
+    removed: list[DataFile]
+    added: list[DataFile]
+    inserted: int
+    updated: int
+    deleted: int
+    rows: int
+    files: int
+    bytes: int
+
+    @property
+    def bytes_written(self) -> int:
+        """Bytes of the data files written."""
+        return sum(f.file_size_in_bytes for f in self.added)
+
+    @property
+    def changes_data(self) -> bool:
+        """Whether the commit adds or removes data files (otherwise it only records the state)."""
+        return bool(self.removed or self.added)
+
+
+def object_files(table: Table, stream: EventStream, object_id: str) -> list[FileScanTask]:
+    """The object's data files in the table's current snapshot (its partitions only)."""
+    return list(table.scan(row_filter=EqualTo(term=stream.key_column, value=object_id)).plan_files())
+
+
+def plan_merge(
+    table: Table,
+    stream: EventStream,
+    object_id: str,
+    staged: StagedParts,
+    *,
+    delete_missing: bool,
+    scratch: Path,
+) -> MergePlan:
+    """Plan merging `staged` into the object's rows (the greatest `_xact_id` wins) and write the new files.
+
+    Args:
+        table: the event table, as loaded for this attempt.
+        stream: its description.
+        object_id: the object.
+        staged: the fetched rows.
+        delete_missing: `staged` holds the whole object: rows not in it are deleted.
+        scratch: a local directory for DuckDB's spill files.
+    """
+    scratch.mkdir(parents=True, exist_ok=True)
+    tasks = object_files(table, stream, object_id)
+    with _connect(scratch) as con:
+        merge = _Merge(con, table, stream, object_id, staged, tasks)
+        if not tasks and not delete_missing and merge.each_id_once():
+            return merge.first_load()
+        return merge.run(delete_missing)
+
+
+def _connect(scratch: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(
+        config={"memory_limit": MERGE_MEMORY_LIMIT, "temp_directory": str(scratch / "spill")}
+    )
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+class _Merge:
+    def __init__(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: Table,
+        stream: EventStream,
+        object_id: str,
+        staged: StagedParts,
+        tasks: Sequence[FileScanTask],
+    ) -> None:
+        self._con = con
+        self._table = table
+        self._stream = stream
+        self._staged = staged
+        self._tasks = {task.file.file_path: task for task in tasks}
+        self._parts = "[" + ", ".join(sql_literal(str(p)) for p in staged.paths) + "]"
+        # Staged parts leave out the key column (the Parquet tree keeps it in directory names).
+        self._select = stored_select(stream.columns, {stream.key_column: sql_literal(object_id)})
+        self._write_uuid = uuid.uuid4()
+        self._counter = itertools.count()
+
+    def each_id_once(self) -> bool:
+        """Whether the staged parts can be written as they are: each id once (checked, not only trusted)."""
+        if not self._staged.paths or not self._staged.deduplicated:
+            return False
+        ((unique,),) = self._con.execute(
+            f"SELECT count(*) = count(DISTINCT id) FROM read_parquet({self._parts})"
+        ).fetchall()
+        return bool(unique)
+
+    def first_load(self) -> MergePlan:
+        """An object's first rows: the staged rows as they are, in files of the object's size."""
+        rows = sum(pq.read_metadata(path).num_rows for path in self._staged.paths)
+        source = f"SELECT {self._select} FROM read_parquet({self._parts})"
+        added = self._write(self._chunks(source, file_target_rows(rows)))
+        return self._plan([], added, inserted=rows, updated=0, deleted=0)
+
+    def run(self, delete_missing: bool) -> MergePlan:
+        con = self._con
+        con.register("current_keys", self._current_keys())
+        con.execute(
+            "CREATE TEMP TABLE incoming AS SELECT id, max(_xact_id) AS new_x "
+            f"FROM read_parquet({self._parts}) GROUP BY id"
+            if self._staged.paths
+            else "CREATE TEMP TABLE incoming (id VARCHAR, new_x UBIGINT)"
+        )
+        join = "FULL OUTER JOIN" if delete_missing else "LEFT JOIN"
+        con.execute(
+            "CREATE TEMP TABLE plan AS SELECT coalesce(i.id, c.id) AS id, i.new_x, c.file, "
+            "CASE WHEN c.id IS NULL THEN 'insert' WHEN i.id IS NULL THEN 'delete' ELSE 'update' END "
+            "AS action "
+            f"FROM incoming AS i {join} current_keys AS c ON i.id = c.id "
+            # Compared as numbers: as text, "999999999" would beat "1000000000".
+            "WHERE c.id IS NULL OR i.id IS NULL OR i.new_x > c.old_x"
+        )
+        counts = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY action").fetchall())
+        if not counts:
+            return self._plan([], [], inserted=0, updated=0, deleted=0)
+        self._collect_output()
+        removed = [
+            self._tasks[str(row[0])].file
+            for row in con.execute("SELECT DISTINCT file FROM plan WHERE action <> 'insert'").fetchall()
+        ]
+        self._keep_rows_of([self._tasks[f.file_path] for f in removed])
+        rows_after = sum(t.file.record_count for t in self._tasks.values()) + counts.get("insert", 0)
+        added = self._write(
+            self._chunks("SELECT * FROM output", file_target_rows(rows_after - counts.get("delete", 0)))
+        )
+        return self._plan(
+            removed,
+            added,
+            inserted=counts.get("insert", 0),
+            updated=counts.get("update", 0),
+            deleted=counts.get("delete", 0),
+        )
+
+    def _collect_output(self) -> None:
+        """The new and newer rows, typed as stored (the rows kept from rewritten files are added next)."""
+        columns = ", ".join(f"{sql_identifier(c.name)} {stored_type(c)}" for c in self._stream.columns)
+        self._con.execute(f"CREATE TEMP TABLE output ({columns})")
+        if self._staged.paths:
+            self._con.execute(
+                f"INSERT INTO output SELECT {self._select} FROM ("
+                f"SELECT p.* FROM read_parquet({self._parts}) AS p "
+                "JOIN plan AS x ON p.id = x.id AND p._xact_id = x.new_x WHERE x.action <> 'delete' "
+                # The same version staged twice (a page read again after a resume) is one row.
+                "QUALIFY row_number() OVER (PARTITION BY p.id ORDER BY p._synced_at DESC) = 1)"
+            )
+
+    def _keep_rows_of(self, tasks: Sequence[FileScanTask]) -> None:
+        """Add the rows of the files being rewritten that stay: those neither updated nor deleted."""
+        scan = ArrowScan(self._table.metadata, self._table.io, self._table.schema(), AlwaysTrue())
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            for rows in pool.map(lambda task: scan.to_table([task]), tasks):
+                self._con.register("rewritten_file", rows)
+                self._con.execute(
+                    "INSERT INTO output BY NAME SELECT * FROM rewritten_file "
+                    "ANTI JOIN (SELECT id FROM plan WHERE action <> 'insert') USING (id)"
+                )
+                self._con.unregister("rewritten_file")
+
+    def _chunks(self, rows: str, file_rows: int) -> Iterator[pa.Table]:
+        """The rows of a query, a file's rows at a time, each chunk in order of `created`.
+
+        Streamed, never sorted whole (a whole object may not fit in memory): the rows come
+        roughly newest first (as fetched), so each file covers a span of time.
+        """
+        order = [("created", "ascending"), ("id", "ascending")]
+        reader = self._con.sql(rows).to_arrow_reader(file_rows)
+        pending = reader.schema.empty_table()
+        for batch in reader:
+            # A parallel scan hands over smaller batches: gather them into whole files.
+            pending = pa.concat_tables([pending, pa.Table.from_batches([batch])])
+            while pending.num_rows >= file_rows:
+                yield pending.slice(0, file_rows).sort_by(order)
+                pending = pending.slice(file_rows)
+        if pending.num_rows:
+            yield pending.sort_by(order)
+
+    def _current_keys(self) -> pa.Table:
+        """The id, version and data file of every row the object holds."""
+        schema = pa.schema([("id", pa.string()), ("old_x", pa.int64()), ("file", pa.string())])
+        scan = ArrowScan(
+            self._table.metadata, self._table.io, self._table.schema().select("id", "_xact_id"), AlwaysTrue()
+        )
+
+        def keys(task: FileScanTask) -> pa.Table:
+            rows = scan.to_table([task])
+            files = pa.array([task.file.file_path] * rows.num_rows, pa.string())
+            return pa.Table.from_arrays(
+                [rows["id"].cast(pa.string()), rows["_xact_id"], files], schema=schema
+            )
+
+        with ThreadPoolExecutor(READ_THREADS) as pool:
+            tables = list(pool.map(keys, self._tasks.values()))
+        return pa.concat_tables(tables) if tables else schema.empty_table()
+
+    def _write(self, chunks: Iterable[pa.Table]) -> list[DataFile]:
+        """Write data files (one per chunk and day partition) into the table's location."""
+        written: list[DataFile] = []
+        for chunk in chunks:
+            written += _dataframe_to_data_files(
+                self._table.metadata, chunk, self._table.io, self._write_uuid, self._counter
+            )
+        return written
+
+    def _plan(
+        self, removed: list[DataFile], added: list[DataFile], *, inserted: int, updated: int, deleted: int
+    ) -> MergePlan:
+        gone = {f.file_path for f in removed}
+        kept = [t.file for path, t in self._tasks.items() if path not in gone]
+        after = [*kept, *added]
+        return MergePlan(
+            removed=removed,
+            added=added,
+            inserted=inserted,
+            updated=updated,
+            deleted=deleted,
+            rows=sum(f.record_count for f in after),
+            files=len(after),
+            bytes=sum(f.file_size_in_bytes for f in after),
+        )

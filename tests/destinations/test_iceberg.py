@@ -1,0 +1,179 @@
+"""The Iceberg destination: the DuckDB warehouse's tables, merges writing only what changed, maintenance."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pyiceberg.catalog import load_catalog
+from pyiceberg.table import Table
+
+from connector.config import WarehouseSettings
+from connector.emulator import Emulator, ListQuery
+from connector.wiring import open_destination
+from tests.helpers import (
+    catalog_tables,
+    cli_warehouse_args,
+    event_tables,
+    hourly_change,
+    iceberg_in,
+    query,
+    run_cli,
+    sync,
+    synced_keys,
+    upstream_keys,
+)
+
+# An object of this size, changed by 1-2%, must not rewrite more than a tenth of its bytes.
+OBJECT_ROWS = 10_000
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "iceberg.md"
+STATE_COLUMNS = "object_type, object_id, name, project_id, table_name, version, rows"
+
+
+def iceberg_table(settings: WarehouseSettings, name: str) -> Table:
+    """A table as any pyiceberg user opens it: the SQL catalog bt-sync wrote, by its URI."""
+    catalog = load_catalog(
+        "bt_sync", type="sql", uri=str(settings.iceberg_catalog), warehouse=str(settings.iceberg_warehouse)
+    )
+    return catalog.load_table((settings.iceberg_namespace, name))
+
+
+def data_files(settings: WarehouseSettings, table: str) -> dict[str, int]:
+    """The data files of a table's current snapshot: path -> bytes."""
+    return {
+        task.file.file_path: task.file.file_size_in_bytes
+        for task in iceberg_table(settings, table).scan().plan_files()
+    }
+
+
+def both_warehouses(settings: WarehouseSettings) -> dict[str, Any]:
+    return {
+        **event_tables(settings),
+        **catalog_tables(settings),
+        "sync_state": query(settings, f"SELECT {STATE_COLUMNS} FROM sync_state ORDER BY object_id"),
+    }
+
+
+def test_the_iceberg_tables_hold_what_the_duckdb_warehouse_holds_and_the_docs_snippet_reads_them(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path
+) -> None:
+    # Where the snippet in docs/iceberg.md looks, relative to its working directory.
+    iceberg = iceberg_in(tmp_path, catalog=f"sqlite:///{tmp_path / 'data' / 'iceberg' / 'catalog.db'}")
+    (tmp_path / "data" / "iceberg").mkdir(parents=True)
+    sync(demo_emulator, iceberg)
+    sync(demo_emulator, warehouse)
+    expected = both_warehouses(warehouse)
+    assert both_warehouses(iceberg) == expected
+    logs = iceberg_table(iceberg, "project_logs")
+    assert [(f.name, str(f.transform)) for f in logs.spec().fields] == [
+        ("project_id", "identity"),
+        ("created_day", "day"),
+    ]
+    assert logs.schema().find_field("input").doc == "The span's input (free-form JSON)."
+    # Any engine reading the table sees one row per id.
+    rows = logs.scan(selected_fields=("project_id", "id")).to_arrow()
+    assert rows.num_rows == len(set(zip(rows["project_id"].to_pylist(), rows["id"].to_pylist(), strict=True)))
+    snippet = DOCS.read_text().split("<!-- tested: tests/destinations/test_iceberg.py -->\n```python\n")[1]
+    ran = subprocess.run(
+        [sys.executable, "-c", snippet.split("```")[0]], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith(f"{len(expected['project_logs'])} rows\n[('")
+    mirrored = iceberg_table(iceberg, "sync_state").scan().to_arrow()
+    assert sorted(mirrored["object_id"].to_pylist()) == [r[1] for r in both_warehouses(iceberg)["sync_state"]]
+
+
+def test_an_incremental_sync_rewrites_a_small_share_of_the_bytes(emulator: Emulator, tmp_path: Path) -> None:
+    iceberg = iceberg_in(tmp_path)
+    busy = emulator.store.create_project("busy")
+    quiet = emulator.store.create_project("quiet")
+    emulator.store.generate_logs(busy["id"], OBJECT_ROWS, update_fraction=0.05, rng_seed=1)
+    emulator.store.generate_logs(quiet["id"], 2_000, update_fraction=0.0, rng_seed=1)
+    sync(emulator, iceberg, kinds=frozenset({"logs"}))
+    before = data_files(iceberg, "project_logs")
+    hourly_change(emulator, busy["id"], new_rows=OBJECT_ROWS // 100, updated_rows=OBJECT_ROWS // 200)
+    summary = sync(emulator, iceberg, kinds=frozenset({"logs"}))
+    after = data_files(iceberg, "project_logs")
+    by_name = {o.name: o for o in summary.objects}
+    assert by_name["busy"].inserted == OBJECT_ROWS // 100 and by_name["busy"].updated == OBJECT_ROWS // 200
+    written = sum(size for path, size in after.items() if path not in before)
+    assert by_name["busy"].bytes_written == written
+    assert 0 < written <= sum(before.values()) // 10, f"wrote {written:,} of {sum(before.values()):,} bytes"
+    assert {p for p in after if quiet["id"] in p} == {p for p in before if quiet["id"] in p}
+    assert by_name["quiet"].bytes_written == 0
+    assert synced_keys(iceberg) == upstream_keys(emulator)
+
+
+def test_reconcile_deletes_what_was_deleted_upstream(demo_emulator: Emulator, tmp_path: Path) -> None:
+    iceberg = iceberg_in(tmp_path)
+    sync(demo_emulator, iceberg, kinds=frozenset({"logs", "datasets"}))
+    project = demo_emulator.store.list_objects("project", ListQuery(name="support-bot"))[0]
+    row = demo_emulator.store.live_rows("project_logs", project["id"])[0]
+    demo_emulator.store.insert("project_logs", project["id"], [{"id": row["id"], "_object_delete": True}])
+    dataset = demo_emulator.store.list_objects("dataset", ListQuery())[0]
+    demo_emulator.store.delete("dataset", dataset["id"])
+    summary = sync(demo_emulator, iceberg, reconcile=True, kinds=frozenset({"logs", "datasets"}))
+    assert f"dataset:{dataset['id']}" in summary.removed_objects
+    assert query(iceberg, "SELECT count(*) FROM project_logs WHERE id = ?", [row["id"]]) == [(0,)]
+    synced, upstream = synced_keys(iceberg), upstream_keys(demo_emulator)
+    assert [synced[t] for t in ("project_logs", "dataset_records")] == [
+        upstream[t] for t in ("project_logs", "dataset_records")
+    ]
+    assert dataset["id"] not in {s.object_id for s in open_destination(iceberg, prepare=False).list_states()}
+
+
+def test_the_cli_syncs_queries_shows_status_and_maintains_from_the_environment(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    iceberg = iceberg_in(tmp_path)
+    env = {
+        "BRAINTRUST_API_KEY": emulator.api_key,
+        "BT_SYNC_DESTINATION": "iceberg",
+        "BT_SYNC_ICEBERG_CATALOG": str(iceberg.iceberg_catalog),
+        "BT_SYNC_ICEBERG_WAREHOUSE": str(iceberg.iceberg_warehouse),
+        "BT_SYNC_STATE_DIR": str(iceberg.state_dir),
+    }
+    project = emulator.store.create_project("growing")
+    emulator.store.generate_logs(project["id"], 300, update_fraction=0.0)
+    synced = run_cli("sync", "--api-url", emulator.url, "--objects", "logs", "--json", env=env)
+    assert synced.returncode == 0, synced.stderr
+    for _ in range(2):  # each incremental sync adds a small file
+        emulator.store.generate_logs(project["id"], 300, update_fraction=0.0)
+        sync(emulator, iceberg, kinds=frozenset({"logs"}))
+    status = run_cli("status", "--json", env=env)
+    assert [(s["name"], s["rows"]) for s in json.loads(status.stdout)] == [("growing", 900)]
+    counted = run_cli("sql", "SELECT count(DISTINCT id) AS n FROM project_logs", "--format", "json", env=env)
+    assert json.loads(counted.stdout) == [{"n": 900}]
+    rows, files_before = event_tables(iceberg), len(data_files(iceberg, "project_logs"))
+    done = run_cli("maintain", "--retain-hours", "0", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["files_compacted"] >= 2 and summary["files_written"] < summary["files_compacted"]
+    assert summary["snapshots_expired"] > 0 and summary["files_deleted"] > 0
+    assert len(data_files(iceberg, "project_logs")) < files_before
+    assert len(iceberg_table(iceberg, "project_logs").snapshots()) == 1
+    assert event_tables(iceberg) == rows
+    # Every file the table needs is still there: a read of every column of every file succeeds.
+    assert iceberg_table(iceberg, "project_logs").scan().to_arrow().num_rows == 900
+
+
+def test_choosing_iceberg_without_its_extra_or_catalog_is_one_clear_line(tmp_path: Path) -> None:
+    hidden = (
+        "import sys; sys.modules['pyiceberg'] = None; sys.argv = ['bt-sync', *sys.argv[1:]]; "
+        "from connector.cli import main; main()"
+    )
+    without_extra = subprocess.run(
+        [sys.executable, "-c", hidden, "status", *cli_warehouse_args(iceberg_in(tmp_path))[:-2]],
+        capture_output=True,
+        text=True,
+    )
+    assert without_extra.returncode == 2
+    assert without_extra.stderr.strip() == (
+        "bt-sync: error: the iceberg destination needs the iceberg extra: pip install 'bt-sync[iceberg]'"
+    )
+    no_catalog = run_cli("status", "--destination", "iceberg")
+    assert no_catalog.returncode == 2 and len(no_catalog.stderr.strip().splitlines()) == 1
+    assert "--iceberg-catalog" in no_catalog.stderr
