@@ -1,14 +1,16 @@
 """Run every benchmark case and write `results.jsonl` and `RESULTS.md`.
 
-`python -m benchmarks.run [--rows 200000,1000000] [--quick] [--tools bt-sync,floor,dlt,sdk]`
+`python -m benchmarks.run [--rows 200000,1000000] [--quick] [--tools bt-sync,iceberg,floor,dlt,sdk]`
 
 Per table size: one emulator process is seeded with that many generated log
-rows (and an experiment with the same rows), then each case runs in a fresh
-subprocess against it: bt-sync's full sync, the floor and dlt on the project
-logs; a 1% change upstream, then bt-sync's incremental sync; bt-sync's full
-sync into Iceberg, then 1% new rows and updates of recent ones, and both
-destinations' incremental syncs; the SDK, bt-sync and the floor on the
-experiment. The push cases (bt-sync, the floor, the SDK) run once, on the first size.
+rows (and an experiment with the same rows), then each case runs as a fresh
+process, measured from outside by `benchmarks.measure`: bt-sync as its command
+line with default settings, each peer as a command (`benchmarks.cases`). The
+cases: bt-sync's and the floor's full sync of the project logs, twice each,
+interleaved; dlt's; bt-sync's into Iceberg; then the usual hourly change upstream
+(new rows, feedback on recent ones) and both destinations' incremental syncs;
+the SDK, bt-sync and the floor on the experiment. On the first size only: the
+push cases (bt-sync, the floor, the SDK) and `bt-sync --help`.
 """
 
 from __future__ import annotations
@@ -23,18 +25,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from benchmarks.cases import REQUIRES, CaseSpec
+from benchmarks.cases import REQUIRES, CaseSpec, Counts
 from benchmarks.emulator_process import EXPERIMENT, PROJECT, EmulatorProcess
-from benchmarks.report import analysis_text, render
+from benchmarks.report import FULL, HOURLY, PUSH, STARTUP, TOOL_NAMES, analysis_text, render
 from benchmarks.result import Result
-from benchmarks.subjects.btsync import DUCKDB_FILE
-from benchmarks.workload import change_rows, recent_change, write_push_file
+from benchmarks.subjects import btsync
+from benchmarks.workload import recent_change, write_push_file
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -42,20 +43,11 @@ DEFAULT_ROWS = (200_000, 1_000_000)
 QUICK_ROWS = (20_000,)
 DEFAULT_PUSH_ROWS = 200_000
 CHANGE_FRACTION = 0.01
-RECENT_CASE = "incremental sync (new rows, recent updates)"
+# The full syncs the targets compare run this many times each, interleaved; the report keeps the fastest.
+FULL_REPEATS = 2
+HELP_REPEATS = 5
 CASE_TIMEOUT_S = 1800.0
 TOOLS = ("bt-sync", "iceberg", "floor", "dlt", "sdk")
-# Variants of a tool, run when the tool is.
-VARIANT_OF = {"bt-sync+parquet": "bt-sync"}
-# Display names, in table order.
-TOOL_NAMES = {
-    "bt-sync": "bt-sync",
-    "bt-sync+parquet": "bt-sync (DuckDB + Parquet)",
-    "iceberg": "bt-sync (Iceberg)",
-    "floor": "floor (httpx + orjson)",
-    "dlt": "dlt rest_api",
-    "sdk": "braintrust SDK",
-}
 
 
 @dataclass(frozen=True)
@@ -66,6 +58,14 @@ class Target:
     object_id: str
     object_name: str
     live_rows: int
+
+
+@dataclass(frozen=True)
+class Command:
+    """A case as a command line, and how to read what it did from its stdout."""
+
+    argv: list[str]
+    counts: Callable[[str], Counts]
 
 
 class Bench:
@@ -83,88 +83,91 @@ class Bench:
     def size(self, rows: int, push_rows: int | None) -> None:
         """Seed an emulator with `rows` rows and run every case against it."""
         api_key = f"bench-{secrets.token_hex(8)}"
-        log = self.workdir / "emulator.log"
         _say(f"{rows:,} rows: seeding the emulator")
-        with EmulatorProcess(rows, api_key, log) as emulator:
+        with EmulatorProcess(rows, api_key, self.workdir / "emulator.log") as emulator:
             seeded = emulator.seeded
             logs = Target("project_logs", seeded.project_id, PROJECT, seeded.logs_rows)
             experiment = Target("experiment", seeded.experiment_id, EXPERIMENT, seeded.experiment_rows)
-            btsync_dir = self._dir(rows, "btsync-logs")
-            self.case(emulator, rows, "full sync", "bt-sync", "btsync.sync", logs, btsync_dir)
-            self.case(emulator, rows, "full sync", "floor", "floor.fetch", logs)
-            self.case(emulator, rows, "full sync", "dlt", "dlt.fetch", logs)
-            if "bt-sync" in self.tools and (btsync_dir / DUCKDB_FILE).exists():
-                changed = change_rows(
-                    seeded.url,
-                    api_key,
-                    seeded.project_id,
-                    btsync_dir / DUCKDB_FILE,
-                    "project_logs",
-                    CHANGE_FRACTION,
-                )
-                self.case(
-                    emulator,
-                    rows,
-                    "incremental sync",
-                    "bt-sync",
-                    "btsync.sync",
-                    logs,
-                    btsync_dir,
-                    work_rows=changed,
-                )
-            self.recent_change_cases(emulator, rows, logs, btsync_dir)
-            self.case(emulator, rows, "full sync", "sdk", "sdk.fetch", experiment)
-            self.case(emulator, rows, "full sync", "bt-sync", "btsync.sync", experiment)
-            self.case(emulator, rows, "full sync", "floor", "floor.fetch", experiment)
+            duckdb_dir = iceberg_dir = None
+            for repeat in range(FULL_REPEATS):
+                duckdb_dir = self.sync(emulator, rows, FULL, logs, f"btsync-logs-{repeat}", repeat=repeat)
+                self.peer(emulator, rows, FULL, "floor", "floor.fetch", logs, repeat=repeat)
+            self.peer(emulator, rows, FULL, "dlt", "dlt.fetch", logs)
+            iceberg_dir = self.sync(emulator, rows, FULL, logs, "iceberg-logs", tool="iceberg")
+            self.hourly_change(emulator, rows, logs, duckdb_dir, iceberg_dir)
+            self.peer(emulator, rows, FULL, "sdk", "sdk.fetch", experiment)
+            self.sync(emulator, rows, FULL, experiment, "btsync-experiment")
+            self.peer(emulator, rows, FULL, "floor", "floor.fetch", experiment)
             if push_rows:
                 push_file = write_push_file(self.workdir / "push.jsonl", push_rows)
-                for tool, subject in (
-                    ("bt-sync", "btsync.push"),
-                    ("floor", "floor.push"),
-                    ("sdk", "sdk.push"),
-                ):
-                    dataset = Target("dataset", "", f"push-{tool}", push_rows)
-                    self.case(emulator, rows, "push", tool, subject, dataset, push_file=push_file)
+                for tool in ("bt-sync", "floor", "sdk"):
+                    self.push(
+                        emulator, rows, tool, Target("dataset", "", f"push-{tool}", push_rows), push_file
+                    )
+                self.startup(emulator, rows)
 
-    def recent_change_cases(
-        self, emulator: EmulatorProcess, rows: int, logs: Target, btsync_dir: Path
+    def hourly_change(
+        self,
+        emulator: EmulatorProcess,
+        rows: int,
+        logs: Target,
+        duckdb_dir: Path | None,
+        iceberg_dir: Path | None,
     ) -> None:
-        """Iceberg's full sync; then new rows and updates of recent ones, and both destinations' syncs.
+        """The usual hourly change upstream (new traces, feedback on recent ones); each destination syncs it.
 
-        The usual hourly change of a log touches the newest rows: both destinations rewrite the files
-        holding them, and the bytes written (in each case's detail) follow the change.
+        The change is picked from the DuckDB destination's tables, so it needs that destination's full sync.
         """
-        if "iceberg" not in self.tools:
-            return
-        iceberg_dir = self._dir(rows, "iceberg-logs")
-        self.case(emulator, rows, "full sync", "iceberg", "btsync.sync_iceberg", logs, iceberg_dir)
-        if not (btsync_dir / DUCKDB_FILE).exists():
+        if duckdb_dir is None or not (duckdb_dir / btsync.DUCKDB_FILE).exists():
             return
         seeded = emulator.seeded
         changed = recent_change(
             seeded.url,
             emulator.api_key,
             seeded.project_id,
-            btsync_dir / DUCKDB_FILE,
+            duckdb_dir / btsync.DUCKDB_FILE,
             "project_logs",
             CHANGE_FRACTION,
         )
-        new_total = replace(logs, live_rows=logs.live_rows + round(logs.live_rows * CHANGE_FRACTION))
-        self.case(
-            emulator, rows, RECENT_CASE, "bt-sync", "btsync.sync", new_total, btsync_dir, work_rows=changed
-        )
-        self.case(
-            emulator,
-            rows,
-            RECENT_CASE,
-            "iceberg",
-            "btsync.sync_iceberg",
-            new_total,
-            iceberg_dir,
-            work_rows=changed,
-        )
+        after = replace(logs, live_rows=logs.live_rows + round(logs.live_rows * CHANGE_FRACTION))
+        self.sync(emulator, rows, HOURLY, after, duckdb_dir.name, work_rows=changed)
+        if iceberg_dir is not None:
+            self.sync(emulator, rows, HOURLY, after, iceberg_dir.name, work_rows=changed, tool="iceberg")
 
-    def case(
+    def sync(
+        self,
+        emulator: EmulatorProcess,
+        size: int,
+        case: str,
+        target: Target,
+        directory: str,
+        *,
+        tool: str = "bt-sync",
+        work_rows: int | None = None,
+        repeat: int = 0,
+    ) -> Path | None:
+        """`bt-sync sync` of the target into the named directory (full if new); returns the directory."""
+        if tool not in self.tools:
+            return None
+        spec = self._spec(emulator, target, self._dir(size, directory))
+        command = Command(
+            btsync.sync_command(spec, iceberg=tool == "iceberg"), lambda out: btsync.sync_counts(spec, out)
+        )
+        self.measure(emulator, self._result(size, case, tool, target, work_rows, repeat), spec, command)
+        return Path(spec.workdir)
+
+    def push(self, emulator: EmulatorProcess, size: int, tool: str, target: Target, push_file: Path) -> None:
+        """A push of the file into a new dataset, by bt-sync's command line or a peer."""
+        if tool != "bt-sync":
+            self.peer(emulator, size, PUSH, tool, f"{tool}.push", target, push_file=push_file)
+            return
+        if tool not in self.tools:
+            return
+        spec = self._spec(emulator, target, self._dir(size, "btsync-push"), push_file)
+        command = Command(btsync.push_command(spec), btsync.push_counts)
+        self.measure(emulator, self._result(size, PUSH, tool, target), spec, command)
+
+    def peer(
         self,
         emulator: EmulatorProcess,
         size: int,
@@ -172,24 +175,14 @@ class Bench:
         tool: str,
         subject: str,
         target: Target,
-        workdir: Path | None = None,
         *,
-        work_rows: int | None = None,
         push_file: Path | None = None,
+        repeat: int = 0,
     ) -> None:
-        """Run one case in a fresh subprocess and record its result."""
-        if VARIANT_OF.get(tool, tool) not in self.tools:
+        """A peer's case, as `python -m benchmarks.cases SUBJECT SPEC`; skipped if its package is missing."""
+        if tool not in self.tools:
             return
-        result = Result(
-            run=self.run_id,
-            size=size,
-            object=target.object_type,
-            case=case,
-            tool=TOOL_NAMES[tool],
-            status="ok",
-            work_rows=target.live_rows if work_rows is None else work_rows,
-            expected_rows=target.live_rows,
-        )
+        result = self._result(size, case, tool, target, repeat=repeat)
         required = REQUIRES.get(subject)
         if required is not None and importlib.util.find_spec(required) is None:
             result.status = "skipped"
@@ -198,11 +191,75 @@ class Bench:
             )
             self._record(result)
             return
-        workdir = workdir or self._dir(size, f"{tool}-{target.object_type}")
+        spec = self._spec(
+            emulator, target, self._dir(size, f"{tool}-{target.object_type}-{repeat}"), push_file
+        )
+        argv = [sys.executable, "-m", "benchmarks.cases", subject, json.dumps(asdict(spec))]
+        self.measure(emulator, result, spec, Command(argv, _last_line_counts))
+
+    def startup(self, emulator: EmulatorProcess, size: int) -> None:
+        """`bt-sync --help`, the fastest of a few runs: what starting the command line costs."""
+        if "bt-sync" not in self.tools:
+            return
+        spec = self._spec(emulator, Target("cli", "", "", 0), self._dir(size, "startup"))
+        runs = []
+        for _ in range(HELP_REPEATS):
+            result = self._result(size, STARTUP, "bt-sync", Target("cli", "", "", 0))
+            self.measure(
+                emulator, result, spec, Command(btsync.help_command(), lambda _: Counts()), record=False
+            )
+            runs.append(result)
+        self._record(min(runs, key=lambda r: r.wall_s if r.wall_s is not None else float("inf")))
+
+    def measure(
+        self,
+        emulator: EmulatorProcess,
+        result: Result,
+        spec: CaseSpec,
+        command: Command,
+        *,
+        record: bool = True,
+    ) -> None:
+        """Run the command under `benchmarks.measure` and fill in `result`."""
+        workdir = Path(spec.workdir)
         workdir.mkdir(parents=True, exist_ok=True)
-        spec = CaseSpec(
-            case=case,
-            subject=subject,
+        token = secrets.token_hex(4)
+        measured_file, output_file = workdir / f"measured-{token}.json", workdir / f"stdout-{token}.txt"
+        _say(f"{result.size:,} rows: {result.case} · {result.object} · {result.tool}")
+        emulator.reset_stats()
+        result.load_before = round(os.getloadavg()[0], 2)
+        launcher = [sys.executable, "-m", "benchmarks.measure", str(measured_file), str(output_file), "--"]
+        completed = subprocess.run(
+            [*launcher, *command.argv],
+            cwd=REPO_ROOT,
+            env=_case_env(spec),
+            capture_output=True,
+            text=True,
+            timeout=CASE_TIMEOUT_S,
+        )
+        measured = json.loads(measured_file.read_text()) if measured_file.exists() else {}
+        if completed.returncode or measured.get("returncode", 1):
+            result.status = "failed"
+            lines = completed.stderr.strip().splitlines()
+            result.reason = lines[-1] if lines else f"exit status {measured.get('returncode')}"
+        else:
+            result.wall_s, result.cpu_s = measured["wall_s"], measured["cpu_s"]
+            result.rss_peak_mb = measured["rss_peak_mb"]
+            counts = command.counts(output_file.read_text())
+            for field in fields(Counts):
+                setattr(result, field.name, getattr(counts, field.name))
+            result.rows_per_s = round(result.work_rows / result.wall_s, 1) if result.wall_s else None
+            stats = emulator.stats()
+            result.server_requests = sum(stats["requests"].values())
+            counter = "rows_inserted" if result.object == "dataset" else "rows_served"
+            result.server_rows = sum(stats[counter].values())
+        if record:
+            self._record(result)
+
+    def _spec(
+        self, emulator: EmulatorProcess, target: Target, workdir: Path, push_file: Path | None = None
+    ) -> CaseSpec:
+        return CaseSpec(
             api_url=emulator.seeded.url,
             api_key=emulator.api_key,
             object_type=target.object_type,
@@ -210,37 +267,29 @@ class Bench:
             project_name=PROJECT,
             object_name=target.object_name,
             workdir=str(workdir),
-            result_file=str(workdir / f"result-{secrets.token_hex(4)}.json"),
             push_file=None if push_file is None else str(push_file),
         )
-        _say(f"{size:,} rows: {case} · {target.object_type} · {TOOL_NAMES[tool]}")
-        emulator.reset_stats()
-        result.load_before = round(os.getloadavg()[0], 2)
-        self._measure(spec, result, emulator)
-        self._record(result)
 
-    def _measure(self, spec: CaseSpec, result: Result, emulator: EmulatorProcess) -> None:
-        completed = subprocess.run(
-            [sys.executable, "-m", "benchmarks.cases", json.dumps(asdict(spec))],
-            cwd=REPO_ROOT,
-            env=_case_env(spec),
-            capture_output=True,
-            text=True,
-            timeout=CASE_TIMEOUT_S,
+    def _result(
+        self,
+        size: int,
+        case: str,
+        tool: str,
+        target: Target,
+        work_rows: int | None = None,
+        repeat: int = 0,
+    ) -> Result:
+        return Result(
+            run=self.run_id,
+            size=size,
+            object=target.object_type,
+            case=case,
+            tool=TOOL_NAMES[tool],
+            status="ok",
+            work_rows=target.live_rows if work_rows is None else work_rows,
+            expected_rows=target.live_rows,
+            repeat=repeat,
         )
-        if completed.returncode != 0:
-            result.status = "failed"
-            lines = (completed.stderr or completed.stdout).strip().splitlines()
-            result.reason = lines[-1] if lines else f"exit status {completed.returncode}"
-            return
-        measured: dict[str, Any] = json.loads(Path(spec.result_file).read_text())
-        for key, value in measured.items():
-            setattr(result, key, value)
-        result.rows_per_s = round(result.work_rows / result.wall_s, 1) if result.wall_s else None
-        stats = emulator.stats()
-        result.server_requests = sum(stats["requests"].values())
-        counter = "rows_inserted" if spec.object_type == "dataset" else "rows_served"
-        result.server_rows = sum(stats[counter].values())
 
     def _record(self, result: Result) -> None:
         self.results.append(result)
@@ -256,6 +305,11 @@ class Bench:
 
     def _dir(self, size: int, name: str) -> Path:
         return self.workdir / str(size) / name
+
+
+def _last_line_counts(output: str) -> Counts:
+    lines = output.strip().splitlines()
+    return Counts(**json.loads(lines[-1])) if lines else Counts()
 
 
 def _case_env(spec: CaseSpec) -> dict[str, str]:

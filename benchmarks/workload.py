@@ -37,37 +37,6 @@ def write_push_file(path: Path, rows: int) -> Path:
     return path
 
 
-def change_rows(
-    api_url: str, api_key: str, project_id: str, duckdb_file: Path, table: str, fraction: float
-) -> int:
-    """Merge user feedback into `fraction` of the project's log rows (spread over the whole table).
-
-    The row ids come from the synced DuckDB file. Returns the number of rows changed.
-    """
-    with duckdb.connect(str(duckdb_file), read_only=True) as connection:
-        (total,) = connection.execute(f'SELECT count(*) FROM "{table}"').fetchone() or (0,)
-        ids = [
-            row[0]
-            for row in connection.execute(
-                f'SELECT id FROM "{table}" ORDER BY hash(id) LIMIT ?', [max(1, round(total * fraction))]
-            ).fetchall()
-        ]
-    settings = ApiSettings(api_url=api_url, api_key=api_key)
-    with BraintrustClient(settings) as client:
-        for start in range(0, len(ids), CHANGE_BATCH_ROWS):
-            events = [
-                {
-                    "id": row_id,
-                    "_is_merge": True,
-                    "scores": {"user_feedback": 1.0},
-                    "metadata": {"reviewed": True},
-                }
-                for row_id in ids[start : start + CHANGE_BATCH_ROWS]
-            ]
-            client.insert_events(ObjectType.PROJECT_LOGS, project_id, orjson.dumps({"events": events}))
-    return len(ids)
-
-
 def recent_change(
     api_url: str, api_key: str, project_id: str, duckdb_file: Path, table: str, fraction: float
 ) -> int:
@@ -102,4 +71,4 @@ def recent_change(
         for start in range(0, len(events), CHANGE_BATCH_ROWS):
             body = orjson.dumps({"events": events[start : start + CHANGE_BATCH_ROWS]})
             client.insert_events(ObjectType.PROJECT_LOGS, project_id, body)
-    return new_rows + updated_rows
+    return int(new_rows + updated_rows)

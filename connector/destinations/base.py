@@ -97,13 +97,20 @@ class SyncState(BaseModel):
 
 
 class MergeResult(BaseModel):
-    """What a merge changed."""
+    """What a merge changed.
+
+    Args:
+        rows: the object's rows after the merge.
+        bytes_written: bytes of the data files the merge wrote.
+        bytes: bytes of all the object's data files after the merge.
+    """
 
     inserted: int
     updated: int
     deleted: int
     rows: int
     bytes_written: int
+    bytes: int
 
 
 class MaintainSummary(BaseModel):

@@ -195,6 +195,7 @@ class IcebergDestination:
                 deleted=plan.deleted,
                 rows=plan.rows,
                 bytes_written=plan.bytes_written,
+                bytes=plan.bytes,
             )
 
         result = retry_conflicts(f"committing {ref.stream.table} {ref.name!r}", attempt)

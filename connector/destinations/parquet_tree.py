@@ -186,13 +186,13 @@ class ParquetTree:
         retired = [
             Retired(version=previous[name].version, at=now) for name in output.changed if name in previous
         ]
-        rows = sum(f.rows for f in output.files)
+        rows, size = sum(f.rows for f in output.files), sum(f.bytes for f in output.files)
         committed = ObjectRecord(
             state=state.model_copy(
                 update={
                     "rows": rows,
                     "files": len(output.files),
-                    "bytes": sum(f.bytes for f in output.files),
+                    "bytes": size,
                     "last_bytes_written": output.bytes_written,
                 }
             ),
@@ -210,6 +210,7 @@ class ParquetTree:
             deleted=output.deleted,
             rows=rows,
             bytes_written=output.bytes_written,
+            bytes=size,
         )
 
     def remove_object(self, state: SyncState) -> None:

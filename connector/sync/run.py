@@ -80,7 +80,7 @@ class ObjectStatus(StrEnum):
 
 
 class ObjectSummary(BaseModel):
-    """What a sync did to one object."""
+    """What a sync did to one object (`rows` and `bytes`: all its rows and data files after the sync)."""
 
     object_type: ObjectType
     object_id: str
@@ -98,6 +98,7 @@ class ObjectSummary(BaseModel):
     deleted: int = 0
     rows: int = 0
     bytes_written: int = 0
+    bytes: int = 0
     seconds: float = 0.0
 
 
@@ -272,6 +273,7 @@ class _SyncRun:
             deleted=result.deleted,
             rows=result.rows,
             bytes_written=result.bytes_written,
+            bytes=result.bytes,
             seconds=round(time.monotonic() - clock, 3),
         )
 
