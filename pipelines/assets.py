@@ -20,7 +20,7 @@ from connector.sync.catalog import discover_catalog, write_catalog
 from connector.sync.run import SyncOptions, remove_vanished, sync_object
 from pipelines.discovery import partition_changes
 from pipelines.failures import partition_failures, terminal_errors_fail_without_retry
-from pipelines.metadata import catalog_metadata, event_metadata
+from pipelines.metadata import catalog_metadata, event_metadata, table_size
 from pipelines.objects import find_objects
 from pipelines.progress import LogProgress
 from pipelines.resources import BraintrustResource, WarehouseResource
@@ -105,7 +105,7 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
         config: EventSyncConfig,
         braintrust: BraintrustResource,
         warehouse: WarehouseResource,
-    ) -> Iterator[dg.AssetMaterialization]:
+    ) -> Iterator[dg.AssetMaterialization | dg.AssetObservation]:
         """Sync each object the run's partitions name, incrementally unless configured otherwise."""
         options = config.options(warehouse.lock_wait_s)
         errors: dict[str, Exception] = {}
@@ -117,7 +117,7 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                 for key in context.partition_keys:
                     obj = found.get(key)
                     if obj is None and config.reconcile:
-                        # Gone upstream: removed below; the sensor removes its partition.
+                        # Deleted upstream: the reconcile removes its rows below, the sensor its partition.
                         context.log.warning(_missing(assets, key))
                         continue
                     try:
@@ -127,13 +127,17 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                     except BtSyncError as error:
                         errors[key] = error
                         continue
-                    url = obj.url(braintrust.app(), org_names)
-                    metadata = event_metadata(obj, summary, warehouse, connection, url)
+                    metadata = event_metadata(
+                        obj, summary, warehouse, connection, obj.url(braintrust.app(), org_names)
+                    )
                     yield dg.AssetMaterialization(asset_key=assets.key, partition=key, metadata=metadata)
-            if config.reconcile:
-                catalog = discover_catalog(client, braintrust.projects, [assets.kind])
-                for removed in remove_vanished(destination, catalog, [assets.kind], warehouse.lock_wait_s):
-                    context.log.info(f"removed {removed}: deleted upstream")
+                if config.reconcile:
+                    catalog = discover_catalog(client, braintrust.projects, [assets.kind])
+                    for removed in remove_vanished(destination, catalog, [assets.kind], options.lock_wait_s):
+                        context.log.info(f"removed {removed}: deleted upstream")
+                # The whole table's size: an observation of the asset, not of a partition (see metadata.py).
+                size = table_size(connection, assets.stream.table)
+                yield dg.AssetObservation(asset_key=assets.key, metadata=size)
             if errors:
                 raise partition_failures(errors)
 

@@ -41,6 +41,7 @@ def build_definitions(
     jobs = build_jobs(specs)
     return dg.Definitions(
         assets=[
+            specs.source,
             build_catalog_asset(specs, retry_policy),
             *(build_event_asset(assets, retry_policy) for assets in specs.events),
         ],

@@ -24,11 +24,13 @@ class PartitionChanges:
 
     Args:
         assets: the event table.
+        listed: every listed object, by key.
         added: the listed objects without a partition, by key.
         removed: keys of partitions whose object is no longer listed under them.
     """
 
     assets: EventAssets
+    listed: dict[str, ObjectRef]
     added: dict[str, ObjectRef]
     removed: list[str]
 
@@ -59,5 +61,5 @@ def partition_changes(
         known = set(instance.get_dynamic_partitions(assets.partitions_name))
         wanted = listed[assets.object_type]
         added = {key: ref for key, ref in wanted.items() if key not in known}
-        changes.append(PartitionChanges(assets, added, sorted(known.difference(wanted))))
+        changes.append(PartitionChanges(assets, wanted, added, sorted(known.difference(wanted))))
     return changes

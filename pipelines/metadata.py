@@ -1,10 +1,12 @@
 """Materialization metadata: what a sync did, where the rows are, and a look at the newest of them.
 
-Numbers are kept to those Dagster plots sensibly: rows per object
-(`dagster/partition_row_count`, plotted by partition) and rows in the whole
-table (`dagster/row_count`, plotted over time, and the table size the catalog
-shows). What one sync of one object did is one line of text instead, since
-Dagster's time plots would draw it as a line across unrelated objects.
+Numbers are kept to those Dagster plots sensibly. A partition's materialization
+carries its object's rows (`dagster/partition_row_count`, plotted by partition).
+The whole table's rows and bytes (`dagster/row_count`, `dagster/size_bytes`: the
+table size the asset's overview shows) go on an observation of the asset, not
+of a partition, so they are plotted over time and never drawn across partitions.
+What one sync of one object did is one line of text, since a time plot would
+draw it as a line across unrelated objects.
 """
 
 import re
@@ -46,7 +48,6 @@ def event_metadata(
     stream = obj.ref.stream
     metadata = {
         "dagster/partition_row_count": dg.MetadataValue.int(summary.rows),
-        "dagster/row_count": dg.MetadataValue.int(table_rows(connection, stream.table)),
         "dagster/table_name": dg.MetadataValue.text(f"{warehouse.database}.main.{stream.table}"),
         "dagster/uri": dg.MetadataValue.text(
             warehouse.uri(f"{stream.table}/{stream.key_column}={obj.ref.object_id}")
@@ -91,12 +92,13 @@ def sync_line(summary: ObjectSummary) -> str:
     )
 
 
-def table_rows(connection: duckdb.DuckDBPyConnection, table: str) -> int:
-    """Rows of every synced object of an event table, as their sync states count them."""
+def table_size(connection: duckdb.DuckDBPyConnection, table: str) -> dict[str, dg.MetadataValue]:
+    """Rows and bytes of every synced object of an event table, as their sync states count them."""
     row = connection.execute(
-        "SELECT coalesce(sum(rows), 0) FROM sync_state WHERE table_name = ?", [table]
+        "SELECT coalesce(sum(rows), 0), coalesce(sum(bytes), 0) FROM sync_state WHERE table_name = ?", [table]
     ).fetchone()
-    return int(row[0]) if row else 0
+    rows, size = (int(row[0]), int(row[1])) if row else (0, 0)
+    return {"dagster/row_count": dg.MetadataValue.int(rows), "dagster/size_bytes": dg.MetadataValue.int(size)}
 
 
 def preview(

@@ -26,8 +26,8 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         minimum_interval_seconds=DISCOVERY_INTERVAL_S,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description="List Braintrust projects, experiments and datasets; add a partition for each new "
-        "(or renamed) one and sync it, remove the partitions of deleted (or renamed) ones, and refresh "
-        "the catalog when anything changed.",
+        "(or renamed) one, sync every partition never synced yet, remove the partitions of deleted (or "
+        "renamed) ones, and refresh the catalog when anything changed.",
     )
     def braintrust_discovery_sensor(
         context: dg.SensorEvaluationContext, braintrust: BraintrustResource
@@ -39,21 +39,24 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         sync_requests: list[dg.RunRequest] = []
         for change in partition_changes(specs, catalog, context.instance):
             partition_requests += change.requests()
+            # New partitions, and those a catalog run added that were never synced. Keyed by object
+            # too: an object deleted and re-created under the same name is synced again.
+            synced = context.instance.get_materialized_partitions(change.assets.key)
             sync_requests += [
-                # Keyed by object too: an object deleted and re-created under the same name syncs again.
                 dg.RunRequest(
                     run_key=f"{change.assets.partitions_name}:{key}:{ref.object_id}",
                     job_name=change.assets.job_name,
                     partition_key=key,
                 )
-                for key, ref in change.added.items()
+                for key, ref in change.listed.items()
+                if key in change.added or key not in synced
             ]
-        if not partition_requests:
-            return dg.SensorResult(skip_reason="no Braintrust object was added, renamed or deleted")
-        # A new object's sync runs once (run_key); later syncs come from the schedules.
-        catalog_request = dg.RunRequest(job_name=jobs.catalog.name)
+        if not partition_requests and not sync_requests:
+            return dg.SensorResult(skip_reason="every Braintrust object has a synced partition")
+        # A new object's first sync runs once (run_key); later syncs come from the schedules.
+        catalog_request = [dg.RunRequest(job_name=jobs.catalog.name)] if partition_requests else []
         return dg.SensorResult(
-            run_requests=[catalog_request, *sync_requests], dynamic_partitions_requests=partition_requests
+            run_requests=[*catalog_request, *sync_requests], dynamic_partitions_requests=partition_requests
         )
 
     return braintrust_discovery_sensor

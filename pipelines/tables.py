@@ -81,10 +81,12 @@ class BraintrustSpecs:
     """The asset spec of every table bt-sync writes.
 
     Args:
+        source: the external asset standing for Braintrust, upstream of every table.
         catalog: per kind, the spec of its catalog table, in registry order.
         events: the three event tables.
     """
 
+    source: dg.AssetSpec
     catalog: dict[ObjectKind, dg.AssetSpec]
     events: tuple[EventAssets, ...]
 
@@ -117,4 +119,4 @@ def resolve_specs(translator: BraintrustTranslator, database: str) -> Braintrust
         )
         spec = translator.get_asset_spec(data).replace_attributes(partitions_def=partitions)
         events.append(EventAssets(kind, spec, catalog[kind], partitions))
-    return BraintrustSpecs(catalog, tuple(events))
+    return BraintrustSpecs(translator.get_source_spec(), catalog, tuple(events))

@@ -1,7 +1,8 @@
 """How bt-sync's tables become Dagster asset specs, and the hook that changes them.
 
 `build_definitions` asks a `BraintrustTranslator` for the spec of every table
-it writes: the seven catalog tables and the three event tables. Subclass it to
+it writes (the seven catalog tables and the three event tables), and of the
+external asset standing for Braintrust itself, upstream of them all. Subclass it to
 change keys, groups, owners, tags, descriptions, kinds or the freshness
 policy, as with dagster-dlt's `DagsterDltTranslator`:
 
@@ -76,6 +77,19 @@ class BraintrustTableData:
 class BraintrustTranslator:
     """Turns each table bt-sync writes into a Dagster `AssetSpec`; subclass it to customize the specs."""
 
+    def get_source_spec(self) -> dg.AssetSpec:
+        """The spec of Braintrust itself: an external asset (Dagster never materializes it), upstream of
+        every table so the graph shows where they come from. Nothing observes it, so it never marks a
+        table "Unsynced"."""
+        return dg.AssetSpec(
+            key=dg.AssetKey([KEY_PREFIX, "api"]),
+            description="The Braintrust API: projects, their logs, experiments, datasets and the rest of "
+            "the catalog, which every table here is synced from. External: bt-sync reads it, never writes "
+            "it.",
+            group_name=GROUP,
+            kinds={"braintrust"},
+        )
+
     def get_asset_spec(self, data: BraintrustTableData) -> dg.AssetSpec:
         """The spec of one table: key `braintrust/<table>`, group `braintrust`, kinds, schema and freshness.
 
@@ -95,6 +109,7 @@ class BraintrustTranslator:
             },
             partitions_def=data.partitions_def,
             freshness_policy=FRESHNESS if data.is_event_table else None,
+            deps=[self.get_source_spec().key],
         )
 
 
@@ -104,10 +119,9 @@ def table_schema(columns: tuple[Column, ...]) -> dg.TableSchema:
 
 
 def schema_version(columns: tuple[Column, ...]) -> str:
-    """A short digest of a table's column names and types.
+    """A short digest of a table's column names and types: the asset's code version.
 
-    Used as the asset's code version, so Dagster marks partitions "Unsynced" after
-    an upgrade only when the table's shape changed (a `full` sync refills old rows).
+    It changes only when an upgrade changes the table's shape, not with every bt-sync release.
     """
     shape = "\n".join(f"{c.name} {c.duckdb_type}" for c in columns)
     return hashlib.sha256(shape.encode()).hexdigest()[:12]

@@ -71,7 +71,8 @@ def module_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.Dag
 
 @pytest.fixture
 def instance(module_instance: dg.DagsterInstance) -> dg.DagsterInstance:
-    """The shared instance with no partitions, as a fresh one would have."""
+    """The shared instance with no partitions and no asset history, as a fresh one would have."""
+    module_instance.wipe_assets(module_instance.all_asset_keys())
     for partitions in PARTITIONS.values():
         assert partitions.name is not None
         for key in module_instance.get_dynamic_partitions(partitions.name):

@@ -63,6 +63,14 @@ def materializations(result: dg.ExecuteInProcessResult) -> dict[str | None, dict
     }
 
 
+def table_size(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
+    """The metadata values of the one observation a sync run recorded: the whole table's size."""
+    (observation,) = [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    assert observation.partition is None
+    metadata = observation.asset_observation_data.asset_observation.metadata
+    return {key: value.value for key, value in metadata.items()}
+
+
 def warehouse_ids(warehouse: WarehouseResource, table: str, key: str, object_id: str) -> set[str]:
     """Ids of an object's rows, as an analyst opening the DuckDB file sees them."""
     with duckdb.connect(str(warehouse.duckdb_file()), read_only=True) as connection:

@@ -21,13 +21,16 @@ from tests.pipelines.helpers import materializations, refresh_catalog, run_job
 
 REPO = Path(__file__).resolve().parents[2]
 EVENT_TABLES = ("project_logs", "experiment_events", "dataset_records")
+SOURCE = dg.AssetKey(["braintrust", "api"])
 
 
 def test_definitions_name_every_asset_check_job_schedule_and_sensor() -> None:
     repository = defs.get_repository_def()
     assert {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()} == {
-        f"braintrust/{table}" for table in (*EVENT_TABLES, *(kind.catalog.table for kind in KINDS))
+        "braintrust/api",
+        *(f"braintrust/{table}" for table in (*EVENT_TABLES, *(kind.catalog.table for kind in KINDS))),
     }
+    assert repository.asset_graph.get(SOURCE).is_external
     assert len(repository.asset_graph.asset_check_keys) == 10
     assert {job.name for job in repository.get_all_jobs()} >= {
         CATALOG_JOB_NAME,
@@ -61,8 +64,9 @@ def test_asset_specs_carry_kinds_code_versions_qualified_names_and_described_col
             (c.name, c.duckdb_type, c.description) for c in stream.columns
         ]
         assert all(column.description for column in schema.columns)
-        # The event tables depend on nothing: refreshing the catalog never marks them "Unsynced".
-        assert not node.parent_keys
+        # The event tables depend on Braintrust alone, not on the catalog tables: refreshing the catalog
+        # never marks them "Unsynced".
+        assert node.parent_keys == {SOURCE}
         assert node.freshness_policy is not None
     catalog = graph.get(dg.AssetKey(["braintrust", "experiments"]))
     assert catalog.tags["braintrust/table_type"] == "catalog" and not catalog.is_partitioned
@@ -87,8 +91,10 @@ def test_a_translator_changes_keys_groups_owners_and_tags_everywhere(
     custom = build_definitions(braintrust, warehouse_resource, translator=TeamTranslator())
     repository = custom.get_repository_def()
     keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}
-    assert "llm/braintrust/experiment_events" in keys and not [k for k in keys if not k.startswith("llm/")]
+    assert "llm/braintrust/experiment_events" in keys
+    assert [k for k in keys if not k.startswith("llm/")] == ["braintrust/api"]
     node = repository.asset_graph.get(dg.AssetKey(["llm", "braintrust", "experiment_events"]))
+    assert node.parent_keys == {SOURCE}
     assert node.group_name == "llm_observability" and node.owners == ["team:ml-platform"]
     assert node.tags["domain"] == "evals" and node.is_partitioned
     assert {check.asset_key.path[0] for check in repository.asset_graph.asset_check_keys} == {"llm"}

@@ -21,6 +21,7 @@ from tests.pipelines.helpers import (
     materializations,
     refresh_catalog,
     run_job,
+    table_size,
     warehouse_ids,
 )
 
@@ -39,11 +40,15 @@ def test_a_partition_materialization_describes_the_object_the_table_and_its_newe
 ) -> None:
     refresh_catalog(test_defs, instance)
     key = "support-bot/baseline"
-    first = materializations(run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key=key))
+    run = run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key=key)
+    first = materializations(run)
     assert list(first) == [key]
     metadata = first[key]
     assert metadata["dagster/partition_row_count"] == 10
-    assert metadata["dagster/row_count"] == 10
+    # The whole table's size is observed on the asset, not on a partition, so no plot by partition draws it.
+    assert "dagster/row_count" not in metadata
+    size = table_size(run)
+    assert size["dagster/row_count"] == 10 and size["dagster/size_bytes"] > 0
     assert metadata["dagster/table_name"] == "warehouse.main.experiment_events"
     assert (
         metadata["dagster/uri"]
@@ -66,20 +71,19 @@ def test_a_partition_materialization_describes_the_object_the_table_and_its_newe
         upstream["experiment"],
         [{"id": "ev-0", "_is_merge": True, "output": "x | y\nz"}, {"id": "ev-new", "input": "newest"}],
     )
-    logs = materializations(
-        run_job(test_defs, instance, "braintrust_project_logs_job", partition_key="support-bot")
-    )
-    assert logs["support-bot"]["dagster/row_count"] == 30
-    assert logs["support-bot"]["braintrust_url"].endswith("/p/support-bot/logs")
-    second = materializations(run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key=key))[key]
+    logs = run_job(test_defs, instance, "braintrust_project_logs_job", partition_key="support-bot")
+    assert table_size(logs)["dagster/row_count"] == 30
+    assert materializations(logs)["support-bot"]["braintrust_url"].endswith("/p/support-bot/logs")
+    rerun = run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key=key)
+    second = materializations(rerun)[key]
     assert second["last_sync"].startswith("incremental: ") and "1 inserted, 1 updated" in second["last_sync"]
-    assert (second["dagster/partition_row_count"], second["dagster/row_count"]) == (11, 11)
+    assert (second["dagster/partition_row_count"], table_size(rerun)["dagster/row_count"]) == (11, 11)
     assert int(second["version"]) > int(metadata["version"])
-    # The partition's plots: the latest materialization of each partition, keyed by its readable name.
+    # Markdown cells stay on one line, with `|` escaped.
+    assert '| "x \\| y\\nz" |' in second["preview"]
+    # What the plots by partition read: the latest materialization of each partition, by readable key.
     records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=EXPERIMENT_EVENTS), limit=10)
     assert {r.partition_key for r in records.records} == {key}
-    # Markdown cells stay on one line, with `|` escaped.
-    assert '"x \\| y\\nz"' in second["preview"] or "x \\| y" in second["preview"]
 
 
 def test_refreshing_the_catalog_does_not_mark_event_partitions_unsynced(

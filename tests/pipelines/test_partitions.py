@@ -81,6 +81,23 @@ def test_the_sensor_keeps_one_readable_partition_per_object_and_follows_renames(
     assert metadata["object_id"] == upstream["experiment"]
 
 
+def test_the_sensor_first_syncs_the_partitions_a_catalog_run_added(
+    upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    refresh_catalog(test_defs, instance)
+    assert instance.get_dynamic_partitions("bt_experiments") == ["support-bot/baseline"]
+    tick = discover(test_defs, instance)
+    assert not tick.dynamic_partitions_requests
+    assert [(r.job_name, r.partition_key) for r in tick.run_requests] == [
+        ("braintrust_project_logs_job", "support-bot"),
+        (EXPERIMENTS_JOB, "support-bot/baseline"),
+        ("braintrust_dataset_records_job", "support-bot/golden"),
+    ]
+    apply(tick, test_defs, instance)
+    skipped = discover(test_defs, instance).skip_reason
+    assert skipped is not None and skipped.skip_message == "every Braintrust object has a synced partition"
+
+
 def test_ambiguous_names_get_unique_keys_that_sync_the_right_object(
     emulator: Emulator, test_defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
