@@ -94,7 +94,7 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
 
     @dg.multi_asset(
         name=assets.op_name,
-        # Skippable: the step records each partition's own materialization, with that object's metadata.
+        # Skippable: a run of many partitions records each one's materialization, with its own metadata.
         specs=[assets.spec.replace_attributes(skippable=True)],
         pool=API_POOL,
         retry_policy=retry_policy,
@@ -105,7 +105,7 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
         config: EventSyncConfig,
         braintrust: BraintrustResource,
         warehouse: WarehouseResource,
-    ) -> Iterator[dg.AssetMaterialization | dg.AssetObservation]:
+    ) -> Iterator[dg.MaterializeResult[None] | dg.AssetMaterialization | dg.AssetObservation]:
         """Sync each object the run's partitions name, incrementally unless configured otherwise."""
         options = config.options(warehouse.lock_wait_s)
         errors: dict[str, Exception] = {}
@@ -130,7 +130,12 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                     metadata = event_metadata(
                         obj, summary, warehouse, connection, obj.url(braintrust.app(), org_names)
                     )
-                    yield dg.AssetMaterialization(asset_key=assets.key, partition=key, metadata=metadata)
+                    if len(context.partition_keys) == 1:
+                        # The step's output: the asset's checks in the same run then run after it.
+                        yield dg.MaterializeResult(metadata=metadata)
+                    else:
+                        # One output would stand for every partition of the range, with one metadata.
+                        yield dg.AssetMaterialization(asset_key=assets.key, partition=key, metadata=metadata)
                 if config.reconcile:
                     catalog = discover_catalog(client, braintrust.projects, [assets.kind])
                     for removed in remove_vanished(destination, catalog, [assets.kind], options.lock_wait_s):

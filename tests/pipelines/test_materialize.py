@@ -14,7 +14,8 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver
 from dagster._core.loader import LoadingContextForTest
 
 from connector.emulator import Emulator
-from pipelines.resources import WarehouseResource
+from pipelines import BraintrustTableData, BraintrustTranslator, build_definitions
+from pipelines.resources import BraintrustResource, WarehouseResource
 from tests.pipelines.helpers import (
     apply,
     discover,
@@ -81,26 +82,55 @@ def test_a_partition_materialization_describes_the_object_the_table_and_its_newe
     assert int(second["version"]) > int(metadata["version"])
     # Markdown cells stay on one line, with `|` escaped.
     assert '| "x \\| y\\nz" |' in second["preview"]
+    # Materialized as the UI's Materialize does it, with the asset's checks, which run after the sync.
+    with_checks = test_defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, partition_key=key, asset_selection=[EXPERIMENT_EVENTS]
+    )
+    assert sorted(e.check_name for e in with_checks.get_asset_check_evaluations()) == [
+        "objects_synced",
+        "synced_recently",
+        "unique_key",
+    ]
     # What the plots by partition read: the latest materialization of each partition, by readable key.
     records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=EXPERIMENT_EVENTS), limit=10)
     assert {r.partition_key for r in records.records} == {key}
 
 
-def test_refreshing_the_catalog_does_not_mark_event_partitions_unsynced(
-    upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
+class NewColumnsTranslator(BraintrustTranslator):
+    """What an upgrade that changes the tables' columns looks like to Dagster: a new code version."""
+
+    def get_asset_spec(self, data: BraintrustTableData) -> dg.AssetSpec:
+        return super().get_asset_spec(data).replace_attributes(code_version="new-columns")
+
+
+def test_unsynced_means_new_columns_never_a_catalog_refresh(
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    braintrust: BraintrustResource,
+    warehouse_resource: WarehouseResource,
 ) -> None:
     apply(discover(test_defs, instance), test_defs, instance)
     refresh_catalog(test_defs, instance)
     refresh_catalog(test_defs, instance)
-    resolver = CachingStaleStatusResolver(
-        instance, test_defs.get_repository_def().asset_graph, LoadingContextForTest(instance)
-    )
-    for key, partition in (
+    partitions = (
         (EXPERIMENT_EVENTS, "support-bot/baseline"),
         (dg.AssetKey(["braintrust", "project_logs"]), "support-bot"),
         (dg.AssetKey(["braintrust", "dataset_records"]), "support-bot/golden"),
-    ):
-        assert resolver.get_status(key, partition).value == "FRESH", resolver.get_stale_causes(key, partition)
+    )
+    now = _stale_status(test_defs, instance)
+    assert {now.get_status(key, partition).value for key, partition in partitions} == {"FRESH"}
+
+    upgraded = build_definitions(braintrust, warehouse_resource, translator=NewColumnsTranslator())
+    later = _stale_status(upgraded, instance)
+    for key, partition in partitions:
+        assert [c.reason for c in later.get_stale_causes(key, partition)] == ["has a new code version"]
+
+
+def _stale_status(definitions: dg.Definitions, instance: dg.DagsterInstance) -> CachingStaleStatusResolver:
+    """What the UI's "Unsynced" badge reads."""
+    graph = definitions.get_repository_def().asset_graph
+    return CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
 
 
 def test_a_partition_whose_object_another_process_holds_is_retried_until_it_syncs(
