@@ -127,15 +127,9 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                     except BtSyncError as error:
                         errors[key] = error
                         continue
-                    metadata = event_metadata(
-                        obj, summary, warehouse, connection, obj.url(braintrust.app(), org_names)
-                    )
-                    if len(context.partition_keys) == 1:
-                        # The step's output: the asset's checks in the same run then run after it.
-                        yield dg.MaterializeResult(metadata=metadata)
-                    else:
-                        # One output would stand for every partition of the range, with one metadata.
-                        yield dg.AssetMaterialization(asset_key=assets.key, partition=key, metadata=metadata)
+                    url = obj.url(braintrust.app(), org_names)
+                    metadata = event_metadata(obj, summary, warehouse, connection, url)
+                    yield _recorded(context, assets, key, metadata)
                 if config.reconcile:
                     catalog = discover_catalog(client, braintrust.projects, [assets.kind])
                     for removed in remove_vanished(destination, catalog, [assets.kind], options.lock_wait_s):
@@ -147,6 +141,17 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                 raise partition_failures(errors)
 
     return sync_events
+
+
+def _recorded(
+    context: dg.AssetExecutionContext, assets: EventAssets, key: str, metadata: dict[str, dg.MetadataValue]
+) -> dg.MaterializeResult[None] | dg.AssetMaterialization:
+    """How a synced partition is recorded: as the step's output when the run holds only it (the asset's
+    checks then run after it), else as its own materialization (one output would stand for every
+    partition of the range, with one set of metadata)."""
+    if len(context.partition_keys) == 1:
+        return dg.MaterializeResult(metadata=metadata)
+    return dg.AssetMaterialization(asset_key=assets.key, partition=key, metadata=metadata)
 
 
 def _org_names(
