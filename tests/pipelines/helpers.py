@@ -7,9 +7,11 @@ from typing import Any
 import dagster as dg
 import duckdb
 
+from connector.emulator import Emulator
 from pipelines.jobs import CATALOG_JOB_NAME, CHECKS_JOB_NAME
 from pipelines.resources import WarehouseResource
 from pipelines.sensors import DISCOVERY_SENSOR_NAME
+from tests.helpers import sync
 
 
 def discover(definitions: dg.Definitions, instance: dg.DagsterInstance) -> dg.SensorResult:
@@ -69,6 +71,11 @@ def table_size(result: dg.ExecuteInProcessResult) -> dict[str, Any]:
     assert observation.partition is None
     metadata = observation.asset_observation_data.asset_observation.metadata
     return {key: value.value for key, value in metadata.items()}
+
+
+def sync_warehouse(emulator: Emulator, warehouse: WarehouseResource) -> None:
+    """Sync everything as `bt-sync sync` does, without Dagster, for tests of what runs after a sync."""
+    sync(emulator, warehouse.settings())
 
 
 def warehouse_ids(warehouse: WarehouseResource, table: str, key: str, object_id: str) -> set[str]:

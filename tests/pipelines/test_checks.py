@@ -1,4 +1,4 @@
-"""Asset checks on the event tables, run as `braintrust_checks_job` runs them, after Dagster syncs."""
+"""Asset checks on the event tables, run as `braintrust_checks_job` runs them, on a synced warehouse."""
 
 from __future__ import annotations
 
@@ -11,12 +11,7 @@ import duckdb
 
 from connector.emulator import Emulator
 from pipelines.resources import WarehouseResource
-from tests.pipelines.helpers import apply, discover, refresh_catalog, run_checks
-
-
-def sync_everything(definitions: dg.Definitions, instance: dg.DagsterInstance) -> None:
-    """One discovery tick, applied: a partition per object, each synced."""
-    apply(discover(definitions, instance), definitions, instance)
+from tests.pipelines.helpers import refresh_catalog, run_checks, sync_warehouse
 
 
 def duplicate_row(warehouse: WarehouseResource, table: str, key: str, object_id: str, row_id: str) -> None:
@@ -43,21 +38,26 @@ def age_sync_state(warehouse: WarehouseResource, table: str, key: str, when: dat
 
 
 def test_checks_pass_on_a_synced_warehouse(
-    upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
 ) -> None:
-    sync_everything(test_defs, instance)
+    sync_warehouse(emulator, warehouse_resource)
     evaluations = run_checks(test_defs, instance)
     assert len(evaluations) == 10
     assert {name: e.passed for name, e in evaluations.items() if not e.passed} == {}
 
 
 def test_unique_key_check_fails_on_a_duplicated_row(
+    emulator: Emulator,
     upstream: dict[str, str],
     test_defs: dg.Definitions,
     instance: dg.DagsterInstance,
     warehouse_resource: WarehouseResource,
 ) -> None:
-    sync_everything(test_defs, instance)
+    sync_warehouse(emulator, warehouse_resource)
     duplicate_row(warehouse_resource, "experiment_events", "experiment_id", upstream["experiment"], "ev-3")
     evaluations = run_checks(test_defs, instance)
     failed = evaluations["experiment_events:unique_key"]
@@ -77,7 +77,7 @@ def test_coverage_freshness_and_count_checks_warn_when_the_warehouse_is_behind(
     instance: dg.DagsterInstance,
     warehouse_resource: WarehouseResource,
 ) -> None:
-    sync_everything(test_defs, instance)
+    sync_warehouse(emulator, warehouse_resource)
     emulator.store.insert("dataset", upstream["dataset"], [{"id": "rec-late", "expected": 0}])
     unsynced = emulator.store.create_experiment(upstream["project"], "exp-unsynced")
     refresh_catalog(test_defs, instance)

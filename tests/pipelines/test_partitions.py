@@ -12,9 +12,18 @@ from connector.emulator import Emulator
 from pipelines.jobs import CATALOG_JOB_NAME
 from pipelines.resources import WarehouseResource
 from tests.helpers import run_cli
-from tests.pipelines.helpers import apply, discover, materializations, refresh_catalog, run_job, warehouse_ids
+from tests.pipelines.helpers import (
+    apply,
+    discover,
+    materializations,
+    refresh_catalog,
+    run_job,
+    sync_warehouse,
+    warehouse_ids,
+)
 
 EXPERIMENTS_JOB = "braintrust_experiment_events_job"
+EXPERIMENT_EVENTS = dg.AssetKey(["braintrust", "experiment_events"])
 
 
 def partition_changes(result: dg.SensorResult) -> list[tuple[str, str, list[str]]]:
@@ -72,11 +81,11 @@ def test_the_sensor_keeps_one_readable_partition_per_object_and_follows_renames(
         ("Delete", "bt_datasets", ["support-bot/golden"]),
     ]
     apply(moved, test_defs, instance)
-    # The renamed experiment keeps its rows (they are keyed by its id): its first run under the new key
-    # was incremental.
-    (metadata,) = materializations(
-        run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key="support-bot/baseline-v2")
-    ).values()
+    # The renamed experiment keeps its rows (they are keyed by its id): the sensor's first run of it
+    # under the new key was incremental.
+    renamed = dg.AssetRecordsFilter(asset_key=EXPERIMENT_EVENTS, asset_partitions=["support-bot/baseline-v2"])
+    (record,) = instance.fetch_materializations(renamed, limit=1).records
+    metadata = {k: v.value for k, v in record.asset_materialization.metadata.items()}
     assert metadata["last_sync"].startswith("incremental: ") and metadata["dagster/partition_row_count"] == 10
     assert metadata["object_id"] == upstream["experiment"]
 
@@ -130,12 +139,14 @@ def test_ambiguous_names_get_unique_keys_that_sync_the_right_object(
 
 
 def test_bt_sync_status_shows_the_partition_keys(
+    emulator: Emulator,
     upstream: dict[str, str],
     test_defs: dg.Definitions,
     instance: dg.DagsterInstance,
     warehouse_resource: WarehouseResource,
 ) -> None:
-    apply(discover(test_defs, instance), test_defs, instance)
+    refresh_catalog(test_defs, instance)
+    sync_warehouse(emulator, warehouse_resource)
     settings = warehouse_resource.settings()
     status = run_cli(
         "status", "--duckdb", str(settings.duckdb_path), "--parquet", settings.tables_root, "--json"
