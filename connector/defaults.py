@@ -8,6 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 DEFAULT_API_URL = "https://api.braintrust.dev"
+# The web UI of the public API, for links to objects (`connector.api.links`).
+DEFAULT_APP_URL = "https://www.braintrust.dev"
 DEFAULT_DUCKDB_PATH = Path("data/braintrust.duckdb")
 DEFAULT_PARQUET_ROOT = "data/parquet"
 DEFAULT_STATE_DIR = Path("data/state")

@@ -1,5 +1,26 @@
 """Dagster orchestration for bt-sync: assets, checks, jobs, schedules and a sensor over `connector`.
 
-`pipelines.definitions.defs` is the code location (`[tool.dagster]` in
-pyproject.toml); `build_definitions` binds the same definitions to other resources.
+`pipelines.definitions.defs` is the code location (`[tool.dg]` and `[tool.dagster]` in
+pyproject.toml). To deploy with other resources, keys, owners or executors, build your own:
+
+    import dagster as dg
+    from pipelines import BraintrustResource, BraintrustTranslator, WarehouseResource, build_definitions
+
+    defs = build_definitions(
+        BraintrustResource(api_key=dg.EnvVar("BRAINTRUST_API_KEY")),
+        WarehouseResource(parquet_root="s3://bucket/bt-sync"),
+        translator=BraintrustTranslator(),
+    )
 """
+
+from pipelines.definitions import build_definitions
+from pipelines.resources import BraintrustResource, WarehouseResource
+from pipelines.translator import BraintrustTableData, BraintrustTranslator
+
+__all__ = [
+    "BraintrustResource",
+    "BraintrustTableData",
+    "BraintrustTranslator",
+    "WarehouseResource",
+    "build_definitions",
+]

@@ -1,49 +1,48 @@
 """Assets: the catalog tables, and the three event tables partitioned by object.
 
-Each event asset partition is one object (a project's logs, an experiment or a
-dataset); materializing it runs `connector.sync.sync_object` for that object.
-Partitions extract in parallel (one run each) and their merges serialize on
-the DuckDB file: `sync_object` opens the file only to commit, waiting with
-backoff while another run holds it, and a per-object file lock keeps two runs
-of the same partition from interleaving.
+Each event partition is one object (a project's logs, an experiment or a
+dataset), keyed by its readable name; materializing it runs
+`connector.sync.sync_object` for that object. A run may hold one partition (the
+schedules, the sensor, the UI's Materialize) or many (a backfill runs as one
+run per table, as does the weekly reconcile): it syncs them one after another and
+records a materialization per partition. Partitions extract in parallel across
+runs; a per-object lock keeps two runs of the same object from interleaving.
 """
 
 from collections.abc import Iterator
-from datetime import timedelta
 
 import dagster as dg
 
 from connector.api.client import BraintrustClient
 from connector.defaults import DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
-from connector.destinations.base import ObjectRef
-from connector.errors import NotFoundError
-from connector.sync.catalog import discover_catalog, lookup_ref, write_catalog
-from connector.sync.run import ObjectSummary, SyncOptions, sync_object
-from pipelines.failures import terminal_errors_fail_without_retry
+from connector.errors import BtSyncError, NotFoundError
+from connector.sync.catalog import discover_catalog, write_catalog
+from connector.sync.run import SyncOptions, remove_vanished, sync_object
+from pipelines.discovery import partition_changes
+from pipelines.failures import partition_failures, terminal_errors_fail_without_retry
+from pipelines.metadata import catalog_metadata, event_metadata, table_size
+from pipelines.objects import find_objects
 from pipelines.progress import LogProgress
 from pipelines.resources import BraintrustResource, WarehouseResource
-from pipelines.streams import GROUP, STREAMS, StreamAssets, catalog_key
-from schemas.kinds import KINDS as OBJECT_KINDS
-from schemas.tables import Column
+from pipelines.tables import BraintrustSpecs, EventAssets
 
-# Caps concurrent syncs against the API (its rate limits), not DuckDB writes: those serialize on the file.
+# Caps concurrent syncs against the API (its rate limits).
 API_POOL = "braintrust_api"
-KINDS = {"braintrust", "duckdb"}
-# What the schedules aim for (hourly) plus slack for a slow run; a per-object check backs this up.
-FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=6), warn_window=timedelta(hours=2))
-# The client already retries each request; this retries a run step whose retries ran out (API outage,
-# DuckDB file held by a long merge). Terminal errors raise `Failure(allow_retries=False)` instead.
+# The client already retries each request; this retries a run step whose retries ran out (an API outage,
+# the object locked by another run). Terminal errors raise `Failure(allow_retries=False)` instead.
 TRANSIENT_RETRY = dg.RetryPolicy(
     max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
+CATALOG_OP = "braintrust_catalog"
 
 
 class EventSyncConfig(dg.Config):
-    """Run config of an event asset partition: the `bt-sync sync` flags that apply to one object.
+    """Run config of an event asset: the `bt-sync sync` flags that apply to its objects.
 
     Args:
-        full: re-read the object's whole history instead of only what is above the watermark.
-        reconcile: re-read everything and delete rows deleted upstream.
+        full: re-read each object's whole history instead of only what is above the watermark.
+        reconcile: re-read everything, delete rows deleted upstream, and remove the objects of this
+            table that were deleted upstream.
         overlap_s: how far below the watermark an incremental sync re-reads.
         page_limit: traces per fetch page.
     """
@@ -53,110 +52,126 @@ class EventSyncConfig(dg.Config):
     overlap_s: float = DEFAULT_OVERLAP_S
     page_limit: int = DEFAULT_PAGE_LIMIT
 
-
-def summary_metadata(summary: ObjectSummary) -> dict[str, dg.MetadataValue]:
-    """Materialization metadata of one synced object (one partition)."""
-    return {
-        "dagster/partition_row_count": dg.MetadataValue.int(summary.rows),
-        "dagster/table_name": dg.MetadataValue.text(summary.table),
-        "object_name": dg.MetadataValue.text(summary.name),
-        "mode": dg.MetadataValue.text(summary.mode + (" (resumed)" if summary.resumed else "")),
-        "rows_fetched": dg.MetadataValue.int(summary.rows_fetched),
-        "inserted": dg.MetadataValue.int(summary.inserted),
-        "updated": dg.MetadataValue.int(summary.updated),
-        "deleted": dg.MetadataValue.int(summary.deleted),
-        # An `_xact_id` is above 2**53: as a number the UI would round it.
-        "version": dg.MetadataValue.text("" if summary.version is None else str(summary.version)),
-        "pages": dg.MetadataValue.int(summary.pages),
-        "seconds": dg.MetadataValue.float(summary.seconds),
-    }
-
-
-def _table_schema(columns: tuple[Column, ...]) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(c.name, c.duckdb_type) for c in columns])
-
-
-@dg.multi_asset(
-    name="braintrust_catalog",
-    specs=[
-        dg.AssetSpec(
-            catalog_key(kind),
-            description=f"Every Braintrust {kind.name} row the API lists, in table `{kind.catalog.table}`.",
-            group_name=GROUP,
-            kinds=KINDS,
-            metadata={
-                "dagster/table_name": kind.catalog.table,
-                "dagster/column_schema": _table_schema(kind.catalog.columns),
-            },
-        )
-        for kind in OBJECT_KINDS
-    ],
-    pool=API_POOL,
-    retry_policy=TRANSIENT_RETRY,
-)
-def braintrust_catalog(
-    braintrust: BraintrustResource, warehouse: WarehouseResource
-) -> Iterator[dg.MaterializeResult[None]]:
-    """List the projects (those in `braintrust.projects`, or all) and their objects of every kind."""
-    with terminal_errors_fail_without_retry():
-        with braintrust.client() as client:
-            catalog = discover_catalog(client, braintrust.projects)
-        write_catalog(warehouse.open(), catalog, replace_all=not braintrust.projects)
-    for kind in OBJECT_KINDS:
-        yield dg.MaterializeResult(
-            asset_key=catalog_key(kind), metadata={"dagster/row_count": catalog.count(kind)}
+    def options(self, lock_wait_s: float) -> SyncOptions:
+        """The same options as `connector` takes them."""
+        return SyncOptions(
+            full=self.full,
+            reconcile=self.reconcile,
+            overlap_s=self.overlap_s,
+            page_limit=self.page_limit,
+            lock_wait_s=lock_wait_s,
         )
 
 
-def _event_asset(assets: StreamAssets) -> dg.AssetsDefinition:
-    stream = assets.stream
+def build_catalog_asset(specs: BraintrustSpecs, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
+    """The catalog tables, all listed in one step, which also keeps one event partition per object."""
 
-    @dg.asset(
-        key=assets.key,
-        description=f"Rows of `{stream.table}`, one partition per {stream.key_column.removesuffix('_id')} "
-        f"(keyed by {stream.key_column}, id); materializing a partition syncs that object incrementally.",
-        partitions_def=assets.partitions,
-        deps=[assets.catalog_key],
-        group_name=GROUP,
-        kinds=KINDS,
-        metadata={
-            "dagster/table_name": stream.table,
-            "dagster/column_schema": _table_schema(stream.columns),
-        },
-        freshness_policy=FRESHNESS,
-        retry_policy=TRANSIENT_RETRY,
+    @dg.multi_asset(
+        name=CATALOG_OP, specs=list(specs.catalog.values()), pool=API_POOL, retry_policy=retry_policy
+    )
+    def braintrust_catalog(
+        context: dg.AssetExecutionContext, braintrust: BraintrustResource, warehouse: WarehouseResource
+    ) -> Iterator[dg.MaterializeResult[None]]:
+        """List the projects (those in `braintrust.projects`, or all) and their objects of every kind."""
+        with terminal_errors_fail_without_retry():
+            with braintrust.client() as client:
+                catalog = discover_catalog(client, braintrust.projects)
+            write_catalog(warehouse.open(), catalog, replace_all=not braintrust.projects)
+            for change in partition_changes(specs, catalog, context.instance):
+                change.apply(context.instance)
+            with warehouse.reader() as connection:
+                for kind, spec in specs.catalog.items():
+                    metadata = catalog_metadata(
+                        kind.catalog.table, kind.catalog.columns, catalog.count(kind), warehouse, connection
+                    )
+                    yield dg.MaterializeResult(asset_key=spec.key, metadata=metadata)
+
+    return braintrust_catalog
+
+
+def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:
+    """The event table of one kind of object, one partition per object."""
+
+    @dg.multi_asset(
+        name=assets.op_name,
+        # Skippable: a run of many partitions records each one's materialization, with its own metadata.
+        specs=[assets.spec.replace_attributes(skippable=True)],
         pool=API_POOL,
+        retry_policy=retry_policy,
+        backfill_policy=dg.BackfillPolicy.single_run(),
     )
     def sync_events(
         context: dg.AssetExecutionContext,
         config: EventSyncConfig,
         braintrust: BraintrustResource,
         warehouse: WarehouseResource,
-    ) -> dg.MaterializeResult[None]:
-        options = SyncOptions(
-            full=config.full,
-            reconcile=config.reconcile,
-            overlap_s=config.overlap_s,
-            page_limit=config.page_limit,
-            lock_wait_s=warehouse.lock_wait_s,
-        )
+    ) -> Iterator[dg.MaterializeResult[None] | dg.AssetMaterialization | dg.AssetObservation]:
+        """Sync each object the run's partitions name, incrementally unless configured otherwise."""
+        options = config.options(warehouse.lock_wait_s)
+        errors: dict[str, Exception] = {}
         with terminal_errors_fail_without_retry(), braintrust.client() as client:
-            ref = _object_ref(client, assets, context.partition_key)
-            summary = sync_object(client, warehouse.open(), ref, options, LogProgress(context.log))
-        return dg.MaterializeResult(metadata=summary_metadata(summary))
+            found = find_objects(client, assets.kind, context.partition_keys, braintrust.projects)
+            destination = warehouse.open()
+            org_names = _org_names(context, braintrust, client)
+            with warehouse.reader() as connection:
+                for key in context.partition_keys:
+                    obj = found.get(key)
+                    if obj is None and config.reconcile:
+                        # Deleted upstream: the reconcile removes its rows below, the sensor its partition.
+                        context.log.warning(_missing(assets, key))
+                        continue
+                    try:
+                        if obj is None:
+                            raise NotFoundError(_missing(assets, key))
+                        summary = sync_object(client, destination, obj.ref, options, LogProgress(context.log))
+                    except BtSyncError as error:
+                        errors[key] = error
+                        continue
+                    url = obj.url(braintrust.app(), org_names)
+                    metadata = event_metadata(obj, summary, warehouse, connection, url)
+                    yield _recorded(context, assets, key, metadata)
+                if config.reconcile:
+                    catalog = discover_catalog(client, braintrust.projects, [assets.kind])
+                    for removed in remove_vanished(destination, catalog, [assets.kind], options.lock_wait_s):
+                        context.log.info(f"removed {removed}: deleted upstream")
+                # The whole table's size: an observation of the asset, not of a partition (see metadata.py).
+                size = table_size(connection, assets.stream.table)
+                yield dg.AssetObservation(asset_key=assets.key, metadata=size)
+            if errors:
+                raise partition_failures(errors)
 
     return sync_events
 
 
-def _object_ref(client: BraintrustClient, assets: StreamAssets, object_id: str) -> ObjectRef:
+def _recorded(
+    context: dg.AssetExecutionContext, assets: EventAssets, key: str, metadata: dict[str, dg.MetadataValue]
+) -> dg.MaterializeResult[None] | dg.AssetMaterialization:
+    """How a synced partition is recorded: as the step's output when the run holds only it (the asset's
+    checks then run after it), else as its own materialization (one output would stand for every
+    partition of the range, with one set of metadata)."""
+    if len(context.partition_keys) == 1:
+        return dg.MaterializeResult(metadata=metadata)
+    return dg.AssetMaterialization(asset_key=assets.key, partition=key, metadata=metadata)
+
+
+def _org_names(
+    context: dg.AssetExecutionContext, braintrust: BraintrustResource, client: BraintrustClient
+) -> dict[str, str]:
+    """Organization names by id, for links to the UI; none when the UI is unknown or does not answer."""
+    app = braintrust.app()
+    if app is None:
+        return {}
     try:
-        return lookup_ref(client, assets.object_type, object_id)
-    except NotFoundError:
-        raise dg.Failure(
-            description=f"{assets.object_type.value} {object_id} no longer exists in Braintrust: the "
-            "discovery sensor removes its partition, and the reconcile job deletes its rows.",
-            allow_retries=False,
-        ) from None
+        return client.org_names(app)
+    except BtSyncError as error:
+        context.log.warning(f"materializations will not link to the Braintrust UI: {error}")
+        return {}
 
 
-EVENT_ASSETS = [_event_asset(assets) for assets in STREAMS]
+def _missing(assets: EventAssets, key: str) -> str:
+    return (
+        f"no {assets.object_type.value} in Braintrust has the partition key {key!r}: it was deleted or "
+        "renamed, or its project is not among `braintrust.projects`. The discovery sensor (or a catalog "
+        "run) removes its partition and adds one under a renamed object's new name (`bt-sync status` "
+        "lists the keys); a reconcile run removes the rows of deleted objects."
+    )

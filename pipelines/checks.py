@@ -14,7 +14,8 @@ import dagster as dg
 from connector.errors import NotFoundError
 from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.resources import BraintrustResource, WarehouseResource
-from pipelines.streams import DATASET_RECORDS, STREAMS, StreamAssets
+from pipelines.tables import BraintrustSpecs, EventAssets
+from schemas.api import ObjectType
 
 SAMPLE_SIZE = 10
 DEFAULT_MAX_AGE_HOURS = 6.0
@@ -35,7 +36,7 @@ def _sample(rows: Sequence[tuple[Any, ...]], fields: Sequence[str]) -> dg.Metada
     return dg.MetadataValue.json(sample)
 
 
-def _unique_key(assets: StreamAssets) -> dg.AssetChecksDefinition:
+def _unique_key(assets: EventAssets) -> dg.AssetChecksDefinition:
     table, key = assets.stream.table, assets.stream.key_column
 
     @dg.asset_check(
@@ -57,8 +58,8 @@ def _unique_key(assets: StreamAssets) -> dg.AssetChecksDefinition:
     return unique_key
 
 
-def _objects_synced(assets: StreamAssets) -> dg.AssetChecksDefinition:
-    catalog, object_type = assets.catalog.table, assets.object_type.value
+def _objects_synced(assets: EventAssets) -> dg.AssetChecksDefinition:
+    catalog, object_type = assets.kind.catalog.table, assets.object_type.value
 
     @dg.asset_check(
         asset=assets.key,
@@ -82,8 +83,8 @@ def _objects_synced(assets: StreamAssets) -> dg.AssetChecksDefinition:
     return objects_synced
 
 
-def _synced_recently(assets: StreamAssets) -> dg.AssetChecksDefinition:
-    catalog, object_type = assets.catalog.table, assets.object_type.value
+def _synced_recently(assets: EventAssets) -> dg.AssetChecksDefinition:
+    catalog, object_type = assets.kind.catalog.table, assets.object_type.value
 
     @dg.asset_check(
         asset=assets.key,
@@ -114,44 +115,52 @@ def _synced_recently(assets: StreamAssets) -> dg.AssetChecksDefinition:
     return synced_recently
 
 
-@dg.asset_check(
-    asset=DATASET_RECORDS.key,
-    name="row_counts_match_api",
-    description="Each synced dataset has as many rows in `dataset_records` as "
-    "`/v1/dataset/{id}/summarize` reports live records. A mismatch means rows changed upstream since "
-    "the last sync, or rows were deleted upstream and the reconcile job has not run since.",
-)
-def row_counts_match_api(braintrust: BraintrustResource, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    """Compare every synced dataset's row count with the API's live record count."""
-    with terminal_errors_fail_without_retry(), warehouse.reader() as connection:
-        local = connection.execute(
-            "SELECT s.object_id, d.name, count(r.id) FROM sync_state AS s "
-            "JOIN datasets AS d ON d.id = s.object_id "
-            "LEFT JOIN dataset_records AS r ON r.dataset_id = s.object_id "
-            "WHERE s.object_type = 'dataset' GROUP BY ALL ORDER BY d.name"
-        ).fetchall()
-    mismatched: list[tuple[str, str, int, int | None]] = []
-    with terminal_errors_fail_without_retry(), braintrust.client() as client:
-        for dataset_id, name, rows in local:
-            try:
-                summary = client.summarize_dataset(dataset_id).data_summary
-            except NotFoundError:
-                mismatched.append((dataset_id, name, rows, None))
-                continue
-            if summary is not None and summary.total_records != rows:
-                mismatched.append((dataset_id, name, rows, summary.total_records))
-    return dg.AssetCheckResult(
-        passed=not mismatched,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "datasets_checked": len(local),
-            "mismatched": len(mismatched),
-            "sample": _sample(mismatched, ("id", "name", "warehouse_rows", "api_records")),
-        },
+def _row_counts_match_api(assets: EventAssets) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=assets.key,
+        name="row_counts_match_api",
+        description="Each synced dataset has as many rows in `dataset_records` as "
+        "`/v1/dataset/{id}/summarize` reports live records. A mismatch means rows changed upstream since "
+        "the last sync, or rows were deleted upstream and no reconcile run has removed them since.",
     )
+    def row_counts_match_api(
+        braintrust: BraintrustResource, warehouse: WarehouseResource
+    ) -> dg.AssetCheckResult:
+        """Compare every synced dataset's row count with the API's live record count."""
+        with terminal_errors_fail_without_retry(), warehouse.reader() as connection:
+            local = connection.execute(
+                "SELECT s.object_id, d.name, count(r.id) FROM sync_state AS s "
+                "JOIN datasets AS d ON d.id = s.object_id "
+                "LEFT JOIN dataset_records AS r ON r.dataset_id = s.object_id "
+                "WHERE s.object_type = 'dataset' GROUP BY ALL ORDER BY d.name"
+            ).fetchall()
+        mismatched: list[tuple[str, str, int, int | None]] = []
+        with terminal_errors_fail_without_retry(), braintrust.client() as client:
+            for dataset_id, name, rows in local:
+                try:
+                    summary = client.summarize_dataset(dataset_id).data_summary
+                except NotFoundError:
+                    mismatched.append((dataset_id, name, rows, None))
+                    continue
+                if summary is not None and summary.total_records != rows:
+                    mismatched.append((dataset_id, name, rows, summary.total_records))
+        return dg.AssetCheckResult(
+            passed=not mismatched,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "datasets_checked": len(local),
+                "mismatched": len(mismatched),
+                "sample": _sample(mismatched, ("id", "name", "warehouse_rows", "api_records")),
+            },
+        )
+
+    return row_counts_match_api
 
 
-ASSET_CHECKS = [
-    *(factory(assets) for assets in STREAMS for factory in (_unique_key, _objects_synced, _synced_recently)),
-    row_counts_match_api,
-]
+def build_checks(specs: BraintrustSpecs) -> list[dg.AssetChecksDefinition]:
+    """Every check, on the event tables the specs name."""
+    per_table = (_unique_key, _objects_synced, _synced_recently)
+    return [
+        *(factory(assets) for assets in specs.events for factory in per_table),
+        _row_counts_match_api(specs.event(ObjectType.DATASET)),
+    ]

@@ -1,4 +1,4 @@
-"""The Dagster code location: `dagster dev` and `dagster definitions validate` load `defs` from here.
+"""The Dagster code location: `dg dev`, `dg check defs` and `dagster dev` load `defs` from here.
 
 No `from __future__ import annotations` in this package's definition modules:
 Dagster reads the annotations of asset and op functions at definition time.
@@ -6,21 +6,24 @@ Dagster reads the annotations of asset and op functions at definition time.
 
 import dagster as dg
 
-from pipelines.assets import EVENT_ASSETS, braintrust_catalog
-from pipelines.checks import ASSET_CHECKS
-from pipelines.jobs import SYNC_JOBS, catalog_job, checks_job
+from pipelines.assets import TRANSIENT_RETRY, build_catalog_asset, build_event_asset
+from pipelines.checks import build_checks
+from pipelines.jobs import build_jobs
 from pipelines.maintain import maintain_job, maintain_schedule
 from pipelines.push import push_job
-from pipelines.reconcile import reconcile_job
 from pipelines.resources import BraintrustResource, WarehouseResource
-from pipelines.schedules import SYNC_SCHEDULES, checks_schedule, reconcile_schedule
-from pipelines.sensors import braintrust_discovery_sensor
+from pipelines.schedules import build_schedules
+from pipelines.sensors import build_discovery_sensor
+from pipelines.tables import resolve_specs
+from pipelines.translator import BraintrustTranslator
 
 
 def build_definitions(
     braintrust: BraintrustResource,
     warehouse: WarehouseResource,
     *,
+    translator: BraintrustTranslator | None = None,
+    retry_policy: dg.RetryPolicy = TRANSIENT_RETRY,
     executor: dg.ExecutorDefinition | None = None,
 ) -> dg.Definitions:
     """Every asset, check, job, schedule and sensor, bound to the given resources.
@@ -28,15 +31,25 @@ def build_definitions(
     Args:
         braintrust: the API to sync from (and push to).
         warehouse: the destination to sync into (DuckDB and Parquet, or Iceberg).
+        translator: what turns each table into an asset spec (keys, groups, owners, tags...);
+            None uses `BraintrustTranslator()`.
+        retry_policy: how a sync step is retried after a transient failure (an API outage, an
+            object locked by another run); terminal failures are never retried.
         executor: how each run executes its steps; None keeps Dagster's default (one process per
             step), e.g. `dagster_k8s.k8s_job_executor` or `dagster_celery.celery_executor` to scale out.
     """
+    specs = resolve_specs(translator or BraintrustTranslator(), warehouse.table_schema)
+    jobs = build_jobs(specs)
     return dg.Definitions(
-        assets=[braintrust_catalog, *EVENT_ASSETS],
-        asset_checks=ASSET_CHECKS,
-        jobs=[catalog_job, *SYNC_JOBS.values(), checks_job, reconcile_job, push_job, maintain_job],
-        schedules=[*SYNC_SCHEDULES, checks_schedule, reconcile_schedule, maintain_schedule],
-        sensors=[braintrust_discovery_sensor],
+        assets=[
+            specs.source,
+            build_catalog_asset(specs, retry_policy),
+            *(build_event_asset(assets, retry_policy) for assets in specs.events),
+        ],
+        asset_checks=build_checks(specs),
+        jobs=[*jobs.all(), push_job, maintain_job],
+        schedules=[*build_schedules(specs, jobs), maintain_schedule],
+        sensors=[build_discovery_sensor(specs, jobs)],
         resources={"braintrust": braintrust, "warehouse": warehouse},
         executor=executor,
     )

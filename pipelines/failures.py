@@ -1,23 +1,41 @@
-"""Turning `connector` errors into Dagster failures that are retried only when retrying can help."""
+"""Turning `connector` errors into Dagster step failures that are retried only when retrying can help.
 
-from collections.abc import Iterator
+A step with a `RetryPolicy` is retried after any exception but `dg.Failure(allow_retries=False)`.
+So terminal errors (`TerminalError`: a bad key, a deleted object, a bad file) become such a
+failure, and transient ones (`TransientError`: the API unavailable, the object locked by another
+process) propagate unchanged for the policy to retry, as do errors bt-sync did not foresee.
+"""
+
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import dagster as dg
 
-from connector.errors import BtSyncError, TerminalError
+from connector.errors import BtSyncError, TerminalError, TransientError
 
 
 @contextmanager
 def terminal_errors_fail_without_retry() -> Iterator[None]:
-    """Re-raise terminal errors (bad key, missing object, bad file) as `dg.Failure(allow_retries=False)`.
-
-    Transient errors (API unavailable, DuckDB file locked) propagate unchanged, so
-    the step's `RetryPolicy` tries again.
-    """
+    """Re-raise terminal errors as `dg.Failure(allow_retries=False)`; let everything else through."""
     try:
         yield
     except BtSyncError as error:
         if isinstance(error, TerminalError):
             raise dg.Failure(description=str(error), allow_retries=False) from error
         raise
+
+
+def partition_failures(errors: Mapping[str, Exception]) -> Exception:
+    """The error of a run some of whose partitions failed (the others were materialized).
+
+    One failed partition fails the run with its own error. Several fail it with one
+    `dg.Failure` naming each, retried if any of them may succeed on retry.
+
+    Args:
+        errors: the error of each failed partition, by partition key.
+    """
+    if len(errors) == 1:
+        return next(iter(errors.values()))
+    retry = any(isinstance(error, TransientError) for error in errors.values())
+    listing = "; ".join(f"{key}: {error}" for key, error in errors.items())
+    return dg.Failure(description=f"{len(errors)} partitions failed: {listing}", allow_retries=retry)

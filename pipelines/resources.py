@@ -8,16 +8,25 @@ environment configures both.
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import dagster as dg
 import duckdb
 from pydantic import Field
 
 from connector.api.client import BraintrustClient
-from connector.config import ApiSettings, WarehouseSettings
-from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT_S
+from connector.config import ApiSettings, DestinationKind, WarehouseSettings
+from connector.defaults import (
+    DEFAULT_API_URL,
+    DEFAULT_APP_URL,
+    DEFAULT_LOCK_WAIT_S,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_TIMEOUT_S,
+)
 from connector.destinations.base import Destination
+from connector.destinations.filesystem import Root
 from connector.wiring import open_destination
 
 
@@ -34,6 +43,8 @@ class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         projects: names or ids of the projects to sync; empty syncs every project the key sees.
         timeout_s: per-request timeout in seconds.
         max_attempts: attempts per request before a transient failure is raised.
+        app_url: the Braintrust web UI that materializations link to; None links to the public UI
+            when `api_url` is the public API, and nowhere otherwise.
     """
 
     api_key: str
@@ -41,6 +52,7 @@ class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     projects: list[str] = Field(default_factory=list)
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    app_url: str | None = None
 
     def settings(self) -> ApiSettings:
         """The `connector` settings these fields (and the environment, for unset ones) describe."""
@@ -58,6 +70,12 @@ class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         """Open an API client, closed when the block ends."""
         with BraintrustClient(self.settings()) as client:
             yield client
+
+    def app(self) -> str | None:
+        """The Braintrust web UI that links point to, if known."""
+        if self.app_url is not None:
+            return self.app_url
+        return DEFAULT_APP_URL if self.settings().api_url == DEFAULT_API_URL else None
 
 
 class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -97,6 +115,29 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def open(self) -> Destination:
         """The destination, ready to sync into."""
         return open_destination(self.settings())
+
+    @property
+    def table_schema(self) -> str:
+        """Where analysts find the tables: `<DuckDB file name>.main`, or the Iceberg namespace."""
+        settings = self.settings()
+        if settings.destination is DestinationKind.ICEBERG:
+            return settings.iceberg_namespace
+        return f"{settings.duckdb_path.stem}.main"
+
+    @property
+    def is_iceberg(self) -> bool:
+        """Whether the tables are Iceberg tables (else Parquet files and a DuckDB file of views)."""
+        return self.settings().destination is DestinationKind.ICEBERG
+
+    def uri(self, relative: str = "") -> str:
+        """A URI of a path inside the tables' Parquet root, without credentials (`file://` when local)."""
+        root = Root(self.settings().tables_root)
+        uri = root.uri(relative)
+        return f"file://{quote(uri, safe='/=')}" if root.is_local else uri
+
+    def duckdb_file(self) -> Path:
+        """The analysts' DuckDB file, as an absolute path."""
+        return self.settings().duckdb_path.resolve()
 
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:

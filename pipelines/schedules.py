@@ -1,55 +1,80 @@
-"""Schedules: the recurring incremental sync of every partition, the checks, and a weekly reconcile.
+"""Schedules: the hourly incremental sync of every partition, the checks, and a weekly reconcile.
 
-All ship stopped; turn them on in the UI (Automation) or with `dagster schedule start <name>`
-run from the repository root, which loads the same code location (`bt_sync`) as `dagster dev`.
+All ship stopped; turn them on in the UI (Automation), or with `dagster schedule start <name>`
+run from the repository root.
 """
 
 import dagster as dg
 
-from pipelines.jobs import SYNC_JOBS, checks_job
-from pipelines.reconcile import reconcile_job
-from pipelines.streams import STREAMS, StreamAssets
+from pipelines.jobs import BraintrustJobs
+from pipelines.tables import BraintrustSpecs, EventAssets
 
 SYNC_CRON = "0 * * * *"
 CHECKS_CRON = "45 * * * *"
 RECONCILE_CRON = "0 3 * * 0"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def _sync_schedule(assets: StreamAssets) -> dg.ScheduleDefinition:
+def _no_partitions(assets: EventAssets) -> dg.SkipReason:
+    return dg.SkipReason(
+        f"no {assets.partitions_name} partitions yet: start the braintrust_discovery_sensor "
+        "or run braintrust_catalog_job"
+    )
+
+
+def _sync_schedule(assets: EventAssets, jobs: BraintrustJobs) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=f"braintrust_{assets.stream.table}_schedule",
         cron_schedule=SYNC_CRON,
-        job=SYNC_JOBS[assets.object_type],
+        job=jobs.sync[assets.object_type],
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description=f"Sync every partition of `{assets.stream.table}` incrementally, one run per object.",
     )
     def sync_every_partition(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest] | dg.SkipReason:
         keys = context.instance.get_dynamic_partitions(assets.partitions_name)
         if not keys:
-            return dg.SkipReason(
-                f"no {assets.partitions_name} partitions yet: start braintrust_discovery_sensor "
-                "or run braintrust_reconcile_job"
-            )
+            return _no_partitions(assets)
         tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
         return [dg.RunRequest(run_key=f"{tick}:{key}", partition_key=key) for key in keys]
 
     return sync_every_partition
 
 
-SYNC_SCHEDULES = [_sync_schedule(assets) for assets in STREAMS]
+def _reconcile_schedule(assets: EventAssets, jobs: BraintrustJobs) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=f"braintrust_{assets.stream.table}_reconcile_schedule",
+        cron_schedule=RECONCILE_CRON,
+        job=jobs.sync[assets.object_type],
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description=f"Weekly: re-read every object of `{assets.stream.table}` in one run, deleting rows "
+        "and objects deleted upstream (`bt-sync sync --reconcile`).",
+    )
+    def reconcile_every_partition(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        keys = context.instance.get_dynamic_partitions(assets.partitions_name)
+        if not keys:
+            return _no_partitions(assets)
+        # One run over the whole range: a reconcile reads everything anyway, and one process does it
+        # without a run's start-up cost per object.
+        return dg.RunRequest(
+            run_config={"ops": {assets.op_name: {"config": {"reconcile": True}}}},
+            tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]},
+        )
 
-checks_schedule = dg.ScheduleDefinition(
-    name="braintrust_checks_schedule",
-    cron_schedule=CHECKS_CRON,
-    job=checks_job,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Run the event table checks hourly, after the syncs.",
-)
+    return reconcile_every_partition
 
-reconcile_schedule = dg.ScheduleDefinition(
-    name="braintrust_reconcile_schedule",
-    cron_schedule=RECONCILE_CRON,
-    job=reconcile_job,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Weekly full re-read that removes rows and objects deleted upstream.",
-)
+
+def build_schedules(specs: BraintrustSpecs, jobs: BraintrustJobs) -> list[dg.ScheduleDefinition]:
+    """The sync and reconcile schedule of each event table, and the checks' schedule."""
+    checks = dg.ScheduleDefinition(
+        name="braintrust_checks_schedule",
+        cron_schedule=CHECKS_CRON,
+        job=jobs.checks,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Run the event table checks hourly, after the syncs.",
+    )
+    return [
+        *(_sync_schedule(assets, jobs) for assets in specs.events),
+        *(_reconcile_schedule(assets, jobs) for assets in specs.events),
+        checks,
+    ]

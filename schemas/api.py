@@ -161,3 +161,16 @@ class SummarizeDatasetResponse(_Response):
     project_url: str
     dataset_url: str
     data_summary: DataSummary | None = None
+
+
+class OrgInfo(_Response):
+    """One organization the key belongs to, as the app's login endpoint describes it."""
+
+    id: str
+    name: str
+
+
+class LoginResponse(_Response):
+    """Response of the app's `POST /api/apikey/login`: the key's organizations."""
+
+    org_info: list[OrgInfo] = Field(default_factory=list)

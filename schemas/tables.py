@@ -279,7 +279,9 @@ PROJECT_TAGS = CatalogTable(
 SYNC_STATE_COLUMNS = (
     _varchar("object_type", "project_logs, experiment or dataset."),
     _varchar(
-        "object_id", "The object's id (the project id for project logs); its Dagster partition key is `name`."
+        "object_id",
+        "The object's id (the project id for project logs). Its Dagster partition key is `name`, with "
+        "`~<object_id>` appended where names are ambiguous (`bt-sync status` shows it).",
     ),
     _varchar("name", "A readable name: `project/experiment`, `project/dataset` or `project` for logs."),
     _varchar("project_id", "The project it belongs to."),

@@ -45,6 +45,7 @@ from schemas.api import (
     FetchEventsResponse,
     InsertEventsResponse,
     ListResponse,
+    LoginResponse,
     ObjectType,
     Project,
     SummarizeDatasetResponse,
@@ -155,6 +156,15 @@ class BraintrustClient:
         params = {"project_id": project_id} if project_id is not None else {}
         for raw in self._list(f"/v1/{kind.api_path}", params):
             yield kind.model.model_validate(raw)
+
+    def org_names(self, app_url: str) -> dict[str, str]:
+        """Names of the key's organizations by id, from the Braintrust app's login endpoint.
+
+        Args:
+            app_url: the Braintrust app (the web UI), e.g. `https://www.braintrust.dev`.
+        """
+        raw = self._request("POST", f"{app_url.rstrip('/')}/api/apikey/login")
+        return {org.id: org.name for org in LoginResponse.model_validate(raw).org_info}
 
     # Events --------------------------------------------------------------------------------------
 

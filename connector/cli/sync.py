@@ -152,10 +152,11 @@ def status(
     iceberg_namespace: str | None = IcebergNamespaceOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Show, per synced object: its name (the Dagster partition key), id, rows, watermark and last sync."""
+    """Show, per synced object: its name as a Dagster partition key, id, rows, watermark and last sync."""
     import orjson
     from rich.table import Table
 
+    from connector.sync.keys import object_keys
     from connector.wiring import open_destination
 
     store = warehouse_settings(
@@ -170,16 +171,18 @@ def status(
     states = sorted(
         open_destination(store, prepare=False).list_states(), key=lambda s: (s.table_name, s.name)
     )
+    keys = object_keys(states)
     if as_json:
-        typer.echo(
-            orjson.dumps([s.model_dump(mode="json") for s in states], option=orjson.OPT_INDENT_2).decode()
-        )
+        listed = [
+            {**s.model_dump(mode="json"), "partition_key": keys[(s.object_type, s.object_id)]} for s in states
+        ]
+        typer.echo(orjson.dumps(listed, option=orjson.OPT_INDENT_2).decode())
         return
     table = Table("table", "object (partition key)", "id", "rows", "files", "version", "last sync")
     for s in states:
         table.add_row(
             s.table_name,
-            s.name,
+            keys[(s.object_type, s.object_id)],
             s.object_id,
             str(s.rows),
             str(s.files),

@@ -68,7 +68,7 @@ class SyncState(BaseModel):
     Args:
         object_type: project_logs, experiment or dataset.
         object_id: the object's id.
-        name: its readable name (also its Dagster partition key).
+        name: its readable name (its Dagster partition key, see `connector.sync.keys`).
         project_id: its project.
         table_name: the table its rows are in.
         version: the watermark: newest `_xact_id` held (None: the object had no rows).

@@ -149,7 +149,7 @@ def run_sync(
     write_catalog(destination, catalog, replace_all=not options.projects)
     run = _SyncRun(client, destination, options, progress or NullProgress())
     objects = [run.sync_object(ref) for ref in catalog.refs(kinds)]
-    removed = run.remove_vanished(catalog, kinds) if options.reconcile else []
+    removed = remove_vanished(destination, catalog, kinds, options.lock_wait_s) if options.reconcile else []
     return SyncSummary(
         started_at=started,
         seconds=round(time.monotonic() - clock, 3),
@@ -174,6 +174,31 @@ def sync_object(
         the object's failure (see `OBJECT_FAILURES`), or NotFoundError when it was deleted upstream.
     """
     return _SyncRun(client, destination, options, progress or NullProgress()).sync_one(ref)
+
+
+def remove_vanished(
+    destination: Destination, catalog: Catalog, kinds: Iterable[ObjectKind], lock_wait_s: float
+) -> list[str]:
+    """Remove the objects deleted upstream (within the listed projects and `kinds`) from the destination.
+
+    Returns:
+        the removed objects, as `object_type:object_id`.
+    """
+    selected = {kind.events.object_type for kind in kinds if kind.events is not None}
+    live = {(ref.object_type, ref.object_id) for ref in catalog.refs(kinds)}
+    project_ids = {project.id for project in catalog.projects}
+    vanished = [
+        state
+        for state in destination.list_states()
+        if (state.object_type, state.object_id) not in live
+        and state.object_type in selected
+        and state.project_id in project_ids
+    ]
+    for state in vanished:
+        ref = ObjectRef(EVENT_STREAMS[state.object_type], state.object_id, state.project_id, state.name)
+        with destination.lock(ref, lock_wait_s):
+            destination.remove_object(state)
+    return [f"{state.object_type.value}:{state.object_id}" for state in vanished]
 
 
 class _SyncRun:
@@ -288,24 +313,6 @@ class _SyncRun:
             cutoff=self._cutoff(previous),
             started_at=started_at,
         )
-
-    def remove_vanished(self, catalog: Catalog, kinds: Iterable[ObjectKind]) -> list[str]:
-        """Remove the objects deleted upstream (within the synced projects and kinds)."""
-        selected = {kind.events.object_type for kind in kinds if kind.events is not None}
-        live = {(ref.object_type, ref.object_id) for ref in catalog.refs(kinds)}
-        project_ids = {project.id for project in catalog.projects}
-        vanished = [
-            state
-            for state in self.destination.list_states()
-            if (state.object_type, state.object_id) not in live
-            and state.object_type in selected
-            and state.project_id in project_ids
-        ]
-        for state in vanished:
-            ref = ObjectRef(EVENT_STREAMS[state.object_type], state.object_id, state.project_id, state.name)
-            with self.destination.lock(ref, self.options.lock_wait_s):
-                self.destination.remove_object(state)
-        return [f"{state.object_type.value}:{state.object_id}" for state in vanished]
 
     def _resumable(self, staging: ObjectStaging, previous: SyncState | None) -> Checkpoint | None:
         """The checkpoint of an interrupted read to resume, or None (leftovers discarded) to start afresh."""

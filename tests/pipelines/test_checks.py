@@ -1,0 +1,122 @@
+"""Asset checks on the event tables, run as `braintrust_checks_job` runs them, on a synced warehouse."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+
+from connector.emulator import Emulator
+from pipelines import BraintrustResource, build_definitions
+from pipelines.maintain import MAINTAIN_JOB_NAME
+from pipelines.resources import WarehouseResource
+from tests.pipelines.helpers import refresh_catalog, run_checks, run_job, sync_warehouse
+
+
+def duplicate_row(warehouse: WarehouseResource, table: str, key: str, object_id: str, row_id: str) -> None:
+    """Corrupt the warehouse behind bt-sync's back: a second copy of a row in the object's file."""
+    root = Path(warehouse.settings().tables_root)
+    record = json.loads((root / table / f"{key}={object_id}" / "_sync_state.json").read_text())
+    versions = root / "_bt_sync" / table / f"{key}={object_id}"
+    path = versions / record["files"][0]["version"]
+    with duckdb.connect() as connection:
+        connection.execute(
+            f"COPY (SELECT * FROM '{path}' UNION ALL SELECT * FROM '{path}' WHERE id = '{row_id}') TO "
+            f"'{path}.new' (FORMAT parquet)"
+        )
+    (versions / f"{path.name}.new").replace(path)
+
+
+def age_sync_state(warehouse: WarehouseResource, table: str, key: str, when: datetime) -> None:
+    """Make every object of a table look last synced at `when`."""
+    for path in Path(warehouse.settings().tables_root, table).glob(f"{key}=*/_sync_state.json"):
+        record = json.loads(path.read_text())
+        if record.get("state"):
+            record["state"]["synced_at"] = when.isoformat()
+            path.write_text(json.dumps(record))
+
+
+def test_checks_pass_on_a_synced_warehouse(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    sync_warehouse(emulator, warehouse_resource)
+    evaluations = run_checks(test_defs, instance)
+    assert len(evaluations) == 10
+    assert {name: e.passed for name, e in evaluations.items() if not e.passed} == {}
+
+
+def test_an_iceberg_warehouse_syncs_passes_its_checks_and_is_maintained(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    braintrust: BraintrustResource,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    warehouse = WarehouseResource(
+        destination="iceberg",
+        iceberg_catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
+        iceberg_warehouse=str(tmp_path / "iceberg"),
+        state_dir=str(tmp_path / "state"),
+    )
+    iceberg_defs = build_definitions(braintrust, warehouse)
+    sync_warehouse(emulator, warehouse)
+    assert {name: e.passed for name, e in run_checks(iceberg_defs, instance).items() if not e.passed} == {}
+    with warehouse.reader() as connection:
+        assert connection.execute("SELECT count(*) FROM project_logs").fetchone() == (30,)
+    config = {"ops": {"maintain_warehouse": {"config": {"retain_hours": 0}}}}
+    assert run_job(iceberg_defs, instance, MAINTAIN_JOB_NAME, run_config=config).success
+
+
+def test_unique_key_check_fails_on_a_duplicated_row(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    sync_warehouse(emulator, warehouse_resource)
+    duplicate_row(warehouse_resource, "experiment_events", "experiment_id", upstream["experiment"], "ev-3")
+    evaluations = run_checks(test_defs, instance)
+    failed = evaluations["experiment_events:unique_key"]
+    assert not failed.passed
+    assert failed.severity == dg.AssetCheckSeverity.ERROR
+    assert failed.metadata["duplicated_keys"].value == 1
+    assert failed.metadata["sample"].value == [
+        {"experiment_id": upstream["experiment"], "id": "ev-3", "copies": "2"}
+    ]
+    assert [name for name, e in evaluations.items() if not e.passed] == ["experiment_events:unique_key"]
+
+
+def test_coverage_freshness_and_count_checks_warn_when_the_warehouse_is_behind(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    sync_warehouse(emulator, warehouse_resource)
+    emulator.store.insert("dataset", upstream["dataset"], [{"id": "rec-late", "expected": 0}])
+    unsynced = emulator.store.create_experiment(upstream["project"], "exp-unsynced")
+    refresh_catalog(test_defs, instance)
+    age_sync_state(warehouse_resource, "project_logs", "project_id", datetime(2020, 1, 1, tzinfo=UTC))
+    evaluations = run_checks(test_defs, instance)
+    failed = {name: e for name, e in evaluations.items() if not e.passed}
+    assert sorted(failed) == [
+        "dataset_records:row_counts_match_api",
+        "experiment_events:objects_synced",
+        "project_logs:synced_recently",
+    ]
+    assert all(e.severity == dg.AssetCheckSeverity.WARN for e in failed.values())
+    counts = failed["dataset_records:row_counts_match_api"].metadata["sample"].value
+    assert counts == [
+        {"id": upstream["dataset"], "name": "golden", "warehouse_rows": "8", "api_records": "9"}
+    ]
+    unsynced_sample = failed["experiment_events:objects_synced"].metadata["sample"].value
+    assert unsynced_sample == [{"id": unsynced["id"], "name": "exp-unsynced"}]

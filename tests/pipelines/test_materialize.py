@@ -1,0 +1,283 @@
+"""Materializing event partitions in-process against the emulator: metadata, staleness, failures, retries,
+reconcile runs, and partitions run in parallel processes on one warehouse."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.definitions.data_version import CachingStaleStatusResolver
+from dagster._core.loader import LoadingContextForTest
+
+from connector.emulator import Emulator
+from pipelines import BraintrustTableData, BraintrustTranslator, build_definitions
+from pipelines.resources import BraintrustResource, WarehouseResource
+from tests.pipelines.helpers import (
+    materializations,
+    refresh_catalog,
+    run_job,
+    sync_warehouse,
+    table_size,
+    warehouse_ids,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+EXPERIMENTS_JOB = "braintrust_experiment_events_job"
+EXPERIMENT_EVENTS = dg.AssetKey(["braintrust", "experiment_events"])
+
+
+def test_a_partition_materialization_describes_the_object_the_table_and_its_newest_rows(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+    tmp_path: Path,
+) -> None:
+    refresh_catalog(test_defs, instance)
+    key = "support-bot/baseline"
+    run = run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key=key)
+    first = materializations(run)
+    assert list(first) == [key]
+    metadata = first[key]
+    assert metadata["dagster/partition_row_count"] == 10
+    # The whole table's size is observed on the asset, not on a partition, so no plot by partition draws it.
+    assert "dagster/row_count" not in metadata
+    size = table_size(run)
+    assert size["dagster/row_count"] == 10 and size["dagster/size_bytes"] > 0
+    assert metadata["dagster/table_name"] == "warehouse.main.experiment_events"
+    assert (
+        metadata["dagster/uri"]
+        == f"file://{tmp_path}/parquet/experiment_events/experiment_id={upstream['experiment']}"
+    )
+    assert Path(metadata["dagster/uri"].removeprefix("file://"), "_sync_state.json").is_file()
+    assert metadata["duckdb_file"] == str(tmp_path / "warehouse.duckdb")
+    assert (metadata["object_id"], metadata["project_id"]) == (upstream["experiment"], upstream["project"])
+    assert metadata["braintrust_url"] == f"{emulator.url}/app/emulator-org/p/support-bot/experiments/baseline"
+    assert metadata["last_sync"].startswith("full: 10 row versions fetched in ")
+    assert "10 inserted, 0 updated, 0 deleted" in metadata["last_sync"]
+    assert int(metadata["version"]) > 0
+    preview = metadata["preview"].splitlines()
+    assert preview[0] == "| id | created | input | output | expected | scores | tags |"
+    assert len(preview) == 2 + 5 and '"question 0"' in metadata["preview"]
+    assert {k for k, v in metadata.items() if emulator.api_key in str(v)} == set()
+
+    emulator.store.insert(
+        "experiment",
+        upstream["experiment"],
+        [{"id": "ev-0", "_is_merge": True, "output": "x | y\nz"}, {"id": "ev-new", "input": "newest"}],
+    )
+    logs = run_job(test_defs, instance, "braintrust_project_logs_job", partition_key="support-bot")
+    assert table_size(logs)["dagster/row_count"] == 30
+    assert materializations(logs)["support-bot"]["braintrust_url"].endswith("/p/support-bot/logs")
+    rerun = run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key=key)
+    second = materializations(rerun)[key]
+    assert second["last_sync"].startswith("incremental: ") and "1 inserted, 1 updated" in second["last_sync"]
+    assert (second["dagster/partition_row_count"], table_size(rerun)["dagster/row_count"]) == (11, 11)
+    assert int(second["version"]) > int(metadata["version"])
+    # Markdown cells stay on one line, with `|` escaped.
+    assert '| "x \\| y\\nz" |' in second["preview"]
+    # Materialized as the UI's Materialize does it, with the asset's checks, which run after the sync.
+    with_checks = test_defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance, partition_key=key, asset_selection=[EXPERIMENT_EVENTS]
+    )
+    assert sorted(e.check_name for e in with_checks.get_asset_check_evaluations()) == [
+        "objects_synced",
+        "synced_recently",
+        "unique_key",
+    ]
+    # What the plots by partition read: the latest materialization of each partition, by readable key.
+    records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=EXPERIMENT_EVENTS), limit=10)
+    assert {r.partition_key for r in records.records} == {key}
+
+
+class NewColumnsTranslator(BraintrustTranslator):
+    """What an upgrade that changes the tables' columns looks like to Dagster: a new code version."""
+
+    def get_asset_spec(self, data: BraintrustTableData) -> dg.AssetSpec:
+        return super().get_asset_spec(data).replace_attributes(code_version="new-columns")
+
+
+def test_unsynced_means_new_columns_never_a_catalog_refresh(
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    braintrust: BraintrustResource,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    refresh_catalog(test_defs, instance)
+    run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key="support-bot/baseline")
+    refresh_catalog(test_defs, instance)
+    now = _stale_status(test_defs, instance)
+    assert now.get_status(EXPERIMENT_EVENTS, "support-bot/baseline").value == "FRESH"
+
+    upgraded = build_definitions(braintrust, warehouse_resource, translator=NewColumnsTranslator())
+    causes = _stale_status(upgraded, instance).get_stale_causes(EXPERIMENT_EVENTS, "support-bot/baseline")
+    assert [c.reason for c in causes] == ["has a new code version"]
+
+
+def _stale_status(definitions: dg.Definitions, instance: dg.DagsterInstance) -> CachingStaleStatusResolver:
+    """What the UI's "Unsynced" badge reads."""
+    graph = definitions.get_repository_def().asset_graph
+    return CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
+
+
+def test_a_partition_whose_object_another_process_holds_is_retried_until_it_syncs(
+    upstream: dict[str, str], test_defs: dg.Definitions, warehouse_resource: WarehouseResource, tmp_path: Path
+) -> None:
+    release = tmp_path / "release"
+    settings = warehouse_resource.settings()
+    where = [str(settings.duckdb_path), settings.tables_root, str(settings.state_dir)]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, *where, upstream["experiment"], upstream["project"], str(release)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with dg.instance_for_test() as instance:
+            refresh_catalog(test_defs, instance)
+            # Let the other process go once Dagster has scheduled a retry of the failed step.
+            watcher = threading.Thread(target=_release_after_a_retry, args=(instance, release), daemon=True)
+            watcher.start()
+            result = run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key="support-bot/baseline")
+            watcher.join(timeout=10)
+            events = [e.event_type_value for e in result.all_events]
+            assert events.count("STEP_UP_FOR_RETRY") >= 1 and "STEP_FAILURE" not in events
+            retry = next(e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY")
+            assert "another bt-sync process is syncing experiment_events" in str(
+                retry.event_specific_data.error
+            )
+            assert materializations(result)["support-bot/baseline"]["dagster/partition_row_count"] == 10
+    finally:
+        release.touch()
+        holder.wait(timeout=10)
+
+
+_HOLD_LOCK = """
+import sys, time
+from pathlib import Path
+from connector.config import WarehouseSettings
+from connector.destinations.base import ObjectRef
+from connector.wiring import open_destination
+from schemas.api import ObjectType
+from schemas.kinds import EVENT_STREAMS
+
+duckdb_path, root, state_dir, experiment, project, release = sys.argv[1:]
+settings = WarehouseSettings(duckdb_path=duckdb_path, parquet_root=root, state_dir=state_dir)
+destination = open_destination(settings)
+ref = ObjectRef(EVENT_STREAMS[ObjectType.EXPERIMENT], experiment, project, "support-bot/baseline")
+with destination.lock(ref, 5):
+    print("locked", flush=True)
+    while not Path(release).exists():
+        time.sleep(0.02)
+"""
+
+
+def _release_after_a_retry(instance: dg.DagsterInstance, release: Path) -> None:
+    for _ in range(1000):
+        for run in instance.get_runs():
+            if instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY):
+                release.touch()
+                return
+        threading.Event().wait(0.02)
+
+
+def test_a_reconcile_run_syncs_every_partition_in_one_run_and_removes_what_was_deleted_upstream(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    store = emulator.store
+    for name in ("candidate", "ablation"):
+        experiment = store.create_experiment(upstream["project"], name)
+        store.insert("experiment", experiment["id"], [{"id": f"{name}-{i}"} for i in range(3)])
+    sync_warehouse(emulator, warehouse_resource)
+    refresh_catalog(test_defs, instance)
+    store.delete("experiment", upstream["experiment"])
+    store.insert("project_logs", upstream["project"], [{"id": "log-4", "_object_delete": True}])
+
+    keys = instance.get_dynamic_partitions("bt_experiments")
+    assert sorted(keys) == ["support-bot/ablation", "support-bot/baseline", "support-bot/candidate"]
+    schedule = test_defs.resolve_schedule_def("braintrust_experiment_events_reconcile_schedule")
+    request = schedule(dg.build_schedule_context(instance=instance))
+    assert isinstance(request, dg.RunRequest)
+    result = run_job(test_defs, instance, EXPERIMENTS_JOB, run_config=request.run_config, tags=request.tags)
+    recorded = materializations(result)
+    assert sorted(recorded) == ["support-bot/ablation", "support-bot/candidate"]
+    assert all(m["last_sync"].startswith("full: 3 row versions") for m in recorded.values())
+    assert table_size(result)["dagster/row_count"] == 6
+    assert (
+        warehouse_ids(warehouse_resource, "experiment_events", "experiment_id", upstream["experiment"])
+        == set()
+    )
+
+    reconcile_logs = {"ops": {"braintrust_project_logs": {"config": {"reconcile": True}}}}
+    logs = run_job(
+        test_defs,
+        instance,
+        "braintrust_project_logs_job",
+        partition_key="support-bot",
+        run_config=reconcile_logs,
+    )
+    assert "1 deleted" in materializations(logs)["support-bot"]["last_sync"]
+    remaining = warehouse_ids(warehouse_resource, "project_logs", "project_id", upstream["project"])
+    assert "log-4" not in remaining and len(remaining) == 29
+
+
+def test_partitions_materialized_with_dg_in_parallel_processes_share_the_warehouse(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    project = emulator.store.create_project("parallel")
+    names = [f"exp-{n}" for n in range(2)]
+    experiments = [emulator.store.create_experiment(project["id"], name)["id"] for name in names]
+    for n, experiment in enumerate(experiments):
+        emulator.store.insert(
+            "experiment", experiment, [{"id": f"e{n}-{i}", "input": "x" * 200} for i in range(400)]
+        )
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    keys = [f"parallel/{name}" for name in names]
+    with dg.DagsterInstance.from_config(str(home)) as home_instance:
+        home_instance.add_dynamic_partitions("bt_experiments", keys)
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "BRAINTRUST_API_URL": emulator.url,
+        "BRAINTRUST_API_KEY": emulator.api_key,
+        "BT_SYNC_DUCKDB": str(tmp_path / "warehouse.duckdb"),
+        "BT_SYNC_PARQUET": str(tmp_path / "parquet"),
+        "BT_SYNC_STATE_DIR": str(tmp_path / "state"),
+    }
+    # In-process steps: the processes under test are the runs, one per partition, as the queue launches them.
+    in_process = '{"execution": {"config": {"in_process": {}}}}'
+    launch = [str(Path(sys.executable).parent / "dg"), "launch", "--assets", "braintrust/experiment_events"]
+    runs = [
+        subprocess.Popen(
+            [*launch, "--partition", key, "--config-json", in_process],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for key in keys
+    ]
+    outputs = [run.communicate(timeout=180)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0] * len(runs), "\n".join(outputs)
+    resource = WarehouseResource(duckdb_path=env["BT_SYNC_DUCKDB"], parquet_root=env["BT_SYNC_PARQUET"])
+    for experiment in experiments:
+        synced = warehouse_ids(resource, "experiment_events", "experiment_id", experiment)
+        assert synced == {row["id"] for row in emulator.store.live_rows("experiment", experiment)}
+    with dg.DagsterInstance.from_config(str(home)) as home_instance:
+        partitions = dg.DynamicPartitionsDefinition(name="bt_experiments")
+        status = home_instance.get_status_by_partition(EXPERIMENT_EVENTS, keys, partitions)
+    assert status == dict.fromkeys(keys, dg.AssetPartitionStatus.MATERIALIZED)
+    assert not [line for output in outputs for line in output.splitlines() if "Warning" in line]

@@ -1,0 +1,196 @@
+"""Partitions: one per Braintrust object, keyed by its readable name, kept in step by the sensor and the
+catalog, and requested by the schedules."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from connector.emulator import Emulator
+from pipelines.jobs import CATALOG_JOB_NAME
+from pipelines.resources import WarehouseResource
+from tests.helpers import run_cli
+from tests.pipelines.helpers import (
+    apply,
+    discover,
+    materializations,
+    refresh_catalog,
+    run_job,
+    sync_warehouse,
+    warehouse_ids,
+)
+
+EXPERIMENTS_JOB = "braintrust_experiment_events_job"
+EXPERIMENT_EVENTS = dg.AssetKey(["braintrust", "experiment_events"])
+
+
+def partition_changes(result: dg.SensorResult) -> list[tuple[str, str, list[str]]]:
+    return [
+        (
+            type(r).__name__.removesuffix("DynamicPartitionsRequest"),
+            r.partitions_def_name,
+            list(r.partition_keys),
+        )
+        for r in result.dynamic_partitions_requests
+    ]
+
+
+def test_the_sensor_keeps_one_readable_partition_per_object_and_follows_renames(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    first = discover(test_defs, instance)
+    assert partition_changes(first) == [
+        ("Add", "bt_project_logs", ["support-bot"]),
+        ("Add", "bt_experiments", ["support-bot/baseline"]),
+        ("Add", "bt_datasets", ["support-bot/golden"]),
+    ]
+    assert [(r.job_name, r.partition_key) for r in first.run_requests] == [
+        (CATALOG_JOB_NAME, None),
+        ("braintrust_project_logs_job", "support-bot"),
+        (EXPERIMENTS_JOB, "support-bot/baseline"),
+        ("braintrust_dataset_records_job", "support-bot/golden"),
+    ]
+    apply(first, test_defs, instance)
+    synced = warehouse_ids(warehouse_resource, "experiment_events", "experiment_id", upstream["experiment"])
+    assert len(synced) == 10
+    assert not discover(test_defs, instance).dynamic_partitions_requests
+
+    emulator.store.patch("experiment", upstream["experiment"], {"name": "baseline-v2"})
+    emulator.store.delete("dataset", upstream["dataset"])
+    # A run of the old key, launched before the sensor moved the partition, fails and is not retried.
+    stale = run_job(
+        test_defs, instance, EXPERIMENTS_JOB, partition_key="support-bot/baseline", raise_on_error=False
+    )
+    events = [e.event_type_value for e in stale.all_events]
+    assert events.count("STEP_FAILURE") == 1 and "STEP_UP_FOR_RETRY" not in events
+    (failure,) = [e for e in stale.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "has the partition key 'support-bot/baseline': it was deleted or renamed" in str(
+        failure.event_specific_data.error
+    )
+
+    moved = discover(test_defs, instance)
+    assert partition_changes(moved) == [
+        ("Add", "bt_experiments", ["support-bot/baseline-v2"]),
+        ("Delete", "bt_experiments", ["support-bot/baseline"]),
+        ("Delete", "bt_datasets", ["support-bot/golden"]),
+    ]
+    apply(moved, test_defs, instance)
+    # The renamed experiment keeps its rows (they are keyed by its id): the sensor's first run of it
+    # under the new key was incremental.
+    renamed = dg.AssetRecordsFilter(asset_key=EXPERIMENT_EVENTS, asset_partitions=["support-bot/baseline-v2"])
+    (record,) = instance.fetch_materializations(renamed, limit=1).records
+    metadata = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    assert metadata["last_sync"].startswith("incremental: ") and metadata["dagster/partition_row_count"] == 10
+    assert metadata["object_id"] == upstream["experiment"]
+
+
+def test_the_sensor_first_syncs_the_partitions_a_catalog_run_added(
+    upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    refresh_catalog(test_defs, instance)
+    assert instance.get_dynamic_partitions("bt_experiments") == ["support-bot/baseline"]
+    tick = discover(test_defs, instance)
+    assert not tick.dynamic_partitions_requests
+    assert [(r.job_name, r.partition_key) for r in tick.run_requests] == [
+        ("braintrust_project_logs_job", "support-bot"),
+        (EXPERIMENTS_JOB, "support-bot/baseline"),
+        ("braintrust_dataset_records_job", "support-bot/golden"),
+    ]
+    apply(tick, test_defs, instance)
+    skipped = discover(test_defs, instance).skip_reason
+    assert skipped is not None and skipped.skip_message == "every Braintrust object has a synced partition"
+
+
+def test_ambiguous_names_get_unique_keys_that_sync_the_right_object(
+    emulator: Emulator, test_defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    store = emulator.store
+    nested, plain = store.create_project("team/bot"), store.create_project("team")
+    slash_in_project = store.create_experiment(nested["id"], "run")
+    slash_in_name = store.create_experiment(plain["id"], "bot/run")
+    dots = store.create_experiment(plain["id"], "wait...done")
+    for n, experiment in enumerate((slash_in_project, slash_in_name, dots)):
+        store.insert("experiment", experiment["id"], [{"id": f"e{i}"} for i in range(n + 1)])
+
+    refresh_catalog(test_defs, instance)
+    keys = instance.get_dynamic_partitions("bt_experiments")
+    assert sorted(keys) == sorted(
+        [
+            f"team/bot/run~{slash_in_project['id']}",
+            f"team/bot/run~{slash_in_name['id']}",
+            f"team/wait…done~{dots['id']}",
+        ]
+    )
+    assert sorted(instance.get_dynamic_partitions("bt_project_logs")) == sorted(
+        ["team", f"team/bot~{nested['id']}"]
+    )
+    for n, experiment in enumerate((slash_in_project, slash_in_name, dots)):
+        key = next(k for k in keys if k.endswith(experiment["id"]))
+        (metadata,) = materializations(
+            run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key=key)
+        ).values()
+        assert (metadata["object_id"], metadata["dagster/partition_row_count"]) == (experiment["id"], n + 1)
+
+
+def test_bt_sync_status_shows_the_partition_keys(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    refresh_catalog(test_defs, instance)
+    sync_warehouse(emulator, warehouse_resource)
+    settings = warehouse_resource.settings()
+    status = run_cli(
+        "status", "--duckdb", str(settings.duckdb_path), "--parquet", settings.tables_root, "--json"
+    )
+    assert status.returncode == 0, status.stderr
+    keys = {(s["table_name"], s["partition_key"]) for s in json.loads(status.stdout)}
+    partitions = {
+        *(("project_logs", key) for key in instance.get_dynamic_partitions("bt_project_logs")),
+        *(("experiment_events", key) for key in instance.get_dynamic_partitions("bt_experiments")),
+        *(("dataset_records", key) for key in instance.get_dynamic_partitions("bt_datasets")),
+    }
+    assert (
+        keys
+        == partitions
+        == {
+            ("project_logs", "support-bot"),
+            ("experiment_events", "support-bot/baseline"),
+            ("dataset_records", "support-bot/golden"),
+        }
+    )
+    table = run_cli("status", "--duckdb", str(settings.duckdb_path), "--parquet", settings.tables_root)
+    assert "support-bot/baseline" in table.stdout
+
+
+def test_schedules_sync_each_partition_hourly_and_reconcile_each_table_in_one_weekly_run(
+    test_defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    hourly = test_defs.resolve_schedule_def("braintrust_experiment_events_schedule")
+    weekly = test_defs.resolve_schedule_def("braintrust_experiment_events_reconcile_schedule")
+    tick = datetime(2026, 1, 1, 10, tzinfo=UTC)
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+    for schedule in (hourly, weekly):
+        empty = schedule(context)
+        assert isinstance(empty, dg.SkipReason) and "braintrust_discovery_sensor" in (
+            empty.skip_message or ""
+        )
+    instance.add_dynamic_partitions("bt_experiments", ["bot/a", "bot/b", "bot/c"])
+    requests = hourly(context)
+    assert isinstance(requests, list)
+    assert [(r.partition_key, r.run_key) for r in requests] == [
+        (key, f"{tick.isoformat()}:{key}") for key in ("bot/a", "bot/b", "bot/c")
+    ]
+    reconcile = weekly(context)
+    assert isinstance(reconcile, dg.RunRequest)
+    assert reconcile.tags["dagster/asset_partition_range_start"] == "bot/a"
+    assert reconcile.tags["dagster/asset_partition_range_end"] == "bot/c"
+    assert reconcile.run_config == {"ops": {"braintrust_experiment_events": {"config": {"reconcile": True}}}}
