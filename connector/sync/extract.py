@@ -101,6 +101,9 @@ def extract_object(
         object_rows=object_rows + checkpoint.rows_staged,
     )
     fetcher = _Fetcher(client, ref)
+    # The last page staged, and the checkpoint naming it: saved once its parts are on disk, while
+    # the next page is read (never before: a checkpoint names only parts that exist).
+    pending: tuple[StagedPage, Checkpoint] | None = None
     try:
         in_flight = fetcher.fetch(paginator.request())
         while True:
@@ -131,15 +134,24 @@ def extract_object(
                     "oldest_xact": stager.oldest_xact,
                 }
             )
-            staging.save(checkpoint)
-            progress.advance(rows=page.events, pages=1)
-            if done:
-                return checkpoint
-            if early is None:
+            if early is None and not done:
                 in_flight = fetcher.fetch(paginator.request())
+            if pending is not None:
+                _save(staging, progress, *pending)
+            pending = (page, checkpoint)
+            if done:
+                _save(staging, progress, *pending)
+                return checkpoint
     finally:
         fetcher.close()
         stager.close()
+
+
+def _save(staging: ObjectStaging, progress: ProgressTask, page: StagedPage, checkpoint: Checkpoint) -> None:
+    """Checkpoint a page once its parts are on disk."""
+    page.wait()
+    staging.save(checkpoint)
+    progress.advance(rows=page.events, pages=1)
 
 
 def next_limit(limit: int, page_bytes: int, most: int) -> int:

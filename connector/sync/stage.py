@@ -17,6 +17,7 @@ checkpoint can say "these parts, then continue after that page".
 from __future__ import annotations
 
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from schemas.tables import Column, EventStream, json_struct, sql_identifier, sql
 STAGING_MEMORY_BASE_BYTES = 64 * 2**20
 STAGING_MEMORY_PER_PAGE_BYTE = 16
 _MEMORY_STEP_BYTES = 64 * 2**20
+MAX_PARTS_PER_PAGE = 4
 # The two 64-bit halves of `md5` (an id's `md5_number`): one MD5 per id, where
 # `md5_number_upper` and `_lower` would compute it twice.
 _MD5_HALVES = "(md5 >> 64)::UBIGINT AS upper, (md5 & 18446744073709551615)::UBIGINT AS lower"
@@ -54,15 +56,16 @@ _KEYS_STRUCT = (
 
 @dataclass(frozen=True)
 class StagedPage:
-    """What staging one page found and wrote.
+    """What staging one page found, and the writing of its parts.
 
     Args:
         cursor: the page's cursor (None: the server sent none).
         events: events on the page.
         newest_xact: the page's greatest `_xact_id` (None for an empty page).
         oldest: its smallest (`_xact_id`, `root_span_id`), where manual paging continues.
-        parts: the part files written for it (none when every row was dropped).
+        parts: the part files it is written to (none when every row was dropped).
         rows: rows written to those parts.
+        written: done when the parts are on disk.
     """
 
     cursor: str | None
@@ -71,6 +74,11 @@ class StagedPage:
     oldest: tuple[int, str] | None
     parts: list[str]
     rows: int
+    written: Future[None]
+
+    def wait(self) -> None:
+        """Return once the page's parts are on disk; raise what writing them raised."""
+        self.written.result()
 
 
 class PageStager:
@@ -103,26 +111,26 @@ class PageStager:
         self._object_rows = object_rows
         self._seen = SeenIds()
         self._sql = _PageSql(stream)
-        self._memory_limit = STAGING_MEMORY_BASE_BYTES
-        # One thread: a page is one JSON value, typed by one thread anyway; a second only adds memory.
-        # The fetch of the next page runs alongside.
-        self._con = duckdb.connect(config={"memory_limit": f"{self._memory_limit}B", "threads": 1})
-        # Timestamps without a zone are read as UTC, as the API means them.
-        self._con.execute("SET TimeZone = 'UTC'")
+        self._reader = _Session()
+        self._writer = _Session()
+        # Writing a page's parts (the full typing, the heavier half) overlaps with reading the next page.
+        self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bt-sync-stage")
         self._remember_staged_ids([staging.directory / name for name in parts])
 
     def close(self) -> None:
-        """Release DuckDB."""
-        self._con.close()
+        """Let a write in progress finish, then release DuckDB."""
+        self._writes.shutdown(wait=True, cancel_futures=True)
+        self._reader.con.close()
+        self._writer.con.close()
 
     def stage(self, body: bytes, cutoff: int | None) -> StagedPage:
-        """Type one page and stage the rows to keep: above `cutoff`, newest version of each id.
+        """Check one page and start writing the rows to keep: above `cutoff`, newest version of each id.
 
         Raises:
             PageMalformed: the page or an event breaks the API's contract (the reason, for a message).
         """
-        con = self._con
-        self._fit_memory_to(len(body))
+        con = self._reader.con
+        self._reader.fit(len(body))
         con.register("page_body", _one_string(body))
         try:
             shape = page_shape(str(_scalar(con, "SELECT json_structure(body) FROM page_body")), self._stream)
@@ -135,40 +143,51 @@ class PageStager:
         ).fetchall()[0]
         if not events:
             cursor = _scalar(con, "SELECT json_extract_string(body, '$.cursor') FROM page_body")
+        con.unregister("page_body")
         if bad_ids:
             raise events_without_id(bad_ids)
         if bad_xacts:
             raise events_with_bad_version(bad_xacts, bad_sample)
-        written: list[str] = []
-        rows = 0
+        keep: npt.NDArray[np.int64] = np.empty(0, np.int64)
         if newest is not None:
             if self.oldest_xact is not None and newest > self.oldest_xact:
                 # Out of order: from here on keep every version, and let the merge keep the newest.
                 self.ordered = False
             self.oldest_xact = oldest["x"] if self.oldest_xact is None else min(self.oldest_xact, oldest["x"])
             keep = self._rows_to_keep(cutoff)
-            if len(keep):
-                written, rows = self._write(body, shape, keep, all_rows=len(keep) == events)
-        con.unregister("page_body")
+        parts = self._name_parts(len(keep))
+        written: Future[None] = Future()
+        if parts:
+            written = self._writes.submit(self._write, body, shape, keep, parts)
+        else:
+            written.set_result(None)
         return StagedPage(
             cursor=None if cursor is None else str(cursor),
             events=int(events),
             newest_xact=None if newest is None else int(newest),
             oldest=None if oldest is None else (int(oldest["x"]), str(oldest["r"])),
-            parts=written,
-            rows=rows,
+            parts=[path.name for path in parts],
+            rows=len(keep),
+            written=written,
         )
 
-    def _fit_memory_to(self, page_bytes: int) -> None:
-        needed = STAGING_MEMORY_BASE_BYTES + STAGING_MEMORY_PER_PAGE_BYTE * page_bytes
-        # Only ever raised, in steps: setting it is not free, and pages near the target vary in size.
-        limit = -(-needed // _MEMORY_STEP_BYTES) * _MEMORY_STEP_BYTES
-        if limit > self._memory_limit:
-            self._con.execute(f"SET memory_limit = '{limit}B'")
-            self._memory_limit = limit
+    def _name_parts(self, rows: int) -> list[Path]:
+        """The part files for `rows` new rows: of the object's file size, but only a few per page.
+
+        A part costs a file's fixed overhead, and a first load's early pages would otherwise be cut
+        into dozens. Pages start small and double, so the newest rows still get small parts.
+        """
+        if not rows:
+            return []
+        part_rows = max(file_target_rows(self._object_rows), -(-rows // MAX_PARTS_PER_PAGE))
+        count = -(-rows // part_rows)
+        names = [self._staging.part_path(self._part_count + index) for index in range(count)]
+        self._part_count += count
+        self._object_rows += rows
+        return names
 
     def _rows_to_keep(self, cutoff: int | None) -> npt.NDArray[np.int64]:
-        candidates = self._con.execute(self._sql.candidates(cutoff)).fetchnumpy()
+        candidates = self._reader.con.execute(self._sql.candidates(cutoff)).fetchnumpy()
         ordinals, upper, lower = candidates["_ordinal"], candidates["upper"], candidates["lower"]
         if self.ordered:
             # Pages are newest first: an id seen on an earlier page has a newer version staged already.
@@ -177,10 +196,12 @@ class PageStager:
         self._seen.add(upper, lower)
         return ordinals
 
-    def _write(
-        self, body: bytes, shape: PageShape, keep: npt.NDArray[np.int64], *, all_rows: bool
-    ) -> tuple[list[str], int]:
-        con = self._con
+    def _write(self, body: bytes, shape: PageShape, keep: npt.NDArray[np.int64], parts: list[Path]) -> None:
+        """Type the kept rows of the page and write them to `parts`, in page order (on the write thread)."""
+        session = self._writer
+        session.fit(len(body))
+        con = session.con
+        con.register("page_body", _one_string(body))
         if not shape.fits:
             misfits = event_misfits(body, self._stream, shape)
             con.register("page_misfits", pa.table({
@@ -188,38 +209,46 @@ class PageStager:
                 "_misfit_extra": pa.array(misfits.extras, pa.string()),
                 "_misfits": pa.array(misfits.misfits, pa.list_(pa.string())),
             }))  # fmt: skip
-        if not all_rows:
-            con.register("page_keep", pa.table({"_ordinal": keep}))
-        self._staging.directory.mkdir(parents=True, exist_ok=True)
-        output = self._staging.directory / f".page-{self._part_count:06d}.tmp"
+        part_rows = -(-len(keep) // len(parts))
+        con.register("page_keep", pa.table({"_ordinal": keep, "_part": np.arange(len(keep)) // part_rows}))
+        output = parts[0].with_name(f".{parts[0].stem}.tmp")
         shutil.rmtree(output, ignore_errors=True)
-        con.execute(
-            self._sql.write(
-                shape.misfit_columns,
-                misfits=not shape.fits,
-                keep=not all_rows,
-                into=output,
-                file_rows=file_target_rows(self._object_rows),
-            )
-        ).fetchall()
-        written = []
-        for produced in sorted(output.glob("*.parquet"), key=_file_order):
-            path = self._staging.part_path(self._part_count)
-            produced.replace(path)
-            written.append(path.name)
-            self._part_count += 1
+        parts[0].parent.mkdir(parents=True, exist_ok=True)
+        con.execute(self._sql.write(shape.misfit_columns, misfits=not shape.fits, into=output)).fetchall()
+        produced = sorted(output.glob("_part=*/*.parquet"), key=_part_order)
+        for file, part in zip(produced, parts, strict=True):
+            file.replace(part)
         shutil.rmtree(output)
-        self._object_rows += len(keep)
-        return written, len(keep)
+        con.unregister("page_body")
 
     def _remember_staged_ids(self, parts: list[Path]) -> None:
         if not parts:
             return
-        hashes = self._con.execute(
+        hashes = self._reader.con.execute(
             f"SELECT {_MD5_HALVES} FROM (SELECT md5_number(id) AS md5 "
             f"FROM read_parquet([{', '.join(sql_literal(str(p)) for p in parts)}]))"
         ).fetchnumpy()
         self._seen.add(hashes["upper"], hashes["lower"])
+
+
+class _Session:
+    """An in-memory DuckDB for staging, its memory limit fitted to the pages it types."""
+
+    def __init__(self) -> None:
+        self._limit = STAGING_MEMORY_BASE_BYTES
+        # One thread: a page is one JSON value, typed by one thread anyway; a second only adds memory.
+        self.con = duckdb.connect(config={"memory_limit": f"{self._limit}B", "threads": 1})
+        # Timestamps without a zone are read as UTC, as the API means them.
+        self.con.execute("SET TimeZone = 'UTC'")
+
+    def fit(self, page_bytes: int) -> None:
+        """Make room for typing a page of `page_bytes`."""
+        needed = STAGING_MEMORY_BASE_BYTES + STAGING_MEMORY_PER_PAGE_BYTE * page_bytes
+        # Only ever raised, in steps: setting it is not free, and pages near the target vary in size.
+        limit = -(-needed // _MEMORY_STEP_BYTES) * _MEMORY_STEP_BYTES
+        if limit > self._limit:
+            self.con.execute(f"SET memory_limit = '{limit}B'")
+            self._limit = limit
 
 
 class _PageSql:
@@ -252,10 +281,8 @@ class _PageSql:
         )
         return f"SELECT _ordinal, {_MD5_HALVES} FROM ({newest}) ORDER BY _ordinal"
 
-    def write(
-        self, misfit_columns: frozenset[str], *, misfits: bool, keep: bool, into: Path, file_rows: int
-    ) -> str:
-        """COPY the page's typed rows (those in `page_keep` when `keep`) into files of `file_rows` rows."""
+    def write(self, misfit_columns: frozenset[str], *, misfits: bool, into: Path) -> str:
+        """COPY the page's typed rows named in `page_keep` into one file per `page_keep._part`."""
         payload = [c for c in self._file_columns if c.name not in ("_extra", "_synced_at")]
         typed = [f"{_typed(c, misfit_columns)} AS {sql_identifier(c.name)}" for c in payload]
         extras = ["m._misfit_extra"] if misfits else []
@@ -264,15 +291,12 @@ class _PageSql:
             "SELECT unnest(t.events, max_depth := 2), generate_subscripts(t.events, 1) AS _ordinal "
             f"FROM (SELECT json_transform(body, {sql_literal(self._struct)}) AS t FROM page_body)"
         )
-        joins = " LEFT JOIN page_misfits AS m USING (_ordinal)" if misfits else ""
-        joins += " SEMI JOIN page_keep USING (_ordinal)" if keep else ""
-        # One row group per file, cut every `file_rows` rows, in page order: files written one at a
-        # time, so memory holds one file's rows, not a buffer per file.
+        misfit_join = " LEFT JOIN page_misfits AS m USING (_ordinal)" if misfits else ""
         return (
             f"COPY (SELECT {', '.join(typed)}, ({_merged_json(extras)})::JSON AS _extra, now() AS "
-            f"_synced_at FROM ({source}) AS e{joins}) "
+            f"_synced_at, k._part FROM ({source}) AS e JOIN page_keep AS k USING (_ordinal){misfit_join}) "
             f"TO {sql_literal(str(into))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, "
-            f"ROW_GROUP_SIZE {int(file_rows)}, ROW_GROUPS_PER_FILE 1)"
+            "PARTITION_BY (_part))"
         )
 
 
@@ -322,9 +346,9 @@ def _one_string(body: bytes) -> pa.Table:
     return pa.table({"body": array})
 
 
-def _file_order(path: Path) -> int:
-    """Order of a file COPY wrote (`data_N.parquet`): by N."""
-    return int(path.stem.rsplit("_", 1)[1])
+def _part_order(path: Path) -> tuple[int, str]:
+    """Order of a file COPY wrote under `_part=N/`: by N, then by name."""
+    return int(path.parent.name.removeprefix("_part=")), path.name
 
 
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> object:
