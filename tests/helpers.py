@@ -142,6 +142,30 @@ def run_cli(
     )
 
 
+# The child's peak resident set size, read by a small launcher. Not read by this process: Linux starts a
+# child's `ru_maxrss` at its parent's peak (carried across `exec`, and vfork shares the parent's memory
+# until then), and this process holds the emulator's rows. Exact, unlike sampling the child's VmHWM
+# from outside, which can miss a peak in the moments before it exits.
+_PEAK_RSS_LAUNCHER = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def cli_peak_rss_mib(*args: str, env: dict[str, str], timeout: float = 120) -> float:
+    """Run `bt-sync ARGS` to completion and return its peak resident set size, in MiB."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS_LAUNCHER, *CLI, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout) / 1024
+
+
 def start_cli_sync(
     emulator: Emulator, settings: WarehouseSettings, *extra: str, page_limit: int = 20
 ) -> subprocess.Popen[bytes]:

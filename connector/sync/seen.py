@@ -4,7 +4,7 @@ Pages arrive newest version first, so the first version of an id a read sees
 is its newest: later ones are dropped as they arrive, and the staged parts can
 become the object's files as they are. A Python set of the ids themselves
 would grow by about 100 bytes a row; this keeps each id's 128-bit MD5 in
-sorted NumPy runs (its upper half sorted, its lower half checked on a match),
+sorted NumPy runs (sorted by its upper half, the lower half checked on a match),
 so memory stays flat in the size of the object.
 """
 
@@ -31,8 +31,16 @@ class SeenIds:
         """For each id, whether it is in the set."""
         found = np.zeros(len(upper), dtype=bool)
         for run_upper, run_lower in self._runs:
-            at = np.minimum(np.searchsorted(run_upper, upper), len(run_upper) - 1)
-            found |= (run_upper[at] == upper) & (run_lower[at] == lower)
+            at = np.searchsorted(run_upper, upper)
+            # Ids can share an upper half (rarely, but one id must not hide another): check each
+            # entry of a run holding it, not only the first.
+            while True:
+                entry = np.minimum(at, len(run_upper) - 1)
+                same_upper = (at < len(run_upper)) & (run_upper[entry] == upper)
+                if not same_upper.any():
+                    break
+                found |= same_upper & (run_lower[entry] == lower)
+                at = at + same_upper
         return found
 
     def add(self, upper: Hashes, lower: Hashes) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,10 +25,23 @@ def test_batches_respect_both_caps_and_keep_every_event_in_order(
         assert 1 <= len(batch.events) <= max_rows
         assert len(batch.body()) <= max_bytes
         assert orjson.loads(batch.body()) == {"events": [orjson.loads(e) for e in batch.events]}
+    for batch, following in pairwise(made):
+        # Full: the next event would have broken a cap (fewer, larger requests).
+        assert len(batch.events) == max_rows or len(batch.body()) + 1 + len(following.events[0]) > max_bytes
     assert made == list(batches(numbered, max_rows=max_rows, max_bytes=max_bytes))
+
+
+def test_a_batch_fills_up_to_the_byte_cap_exactly() -> None:
+    event = b'{"v":"aa"}'
+    for count in (1, 2, 3):
+        cap = len(Batch(0, [], [event] * count).body())
+        made = batches(enumerate([event] * (count + 1)), max_rows=10, max_bytes=cap)
+        assert [len(batch.events) for batch in made] == [count, 1]
 
 
 def test_halves_keep_the_batch_number_and_rows() -> None:
     batch = Batch(7, [10, 11, 12], [b"{}", b"[]", b"1"])
     first, second = batch.halves()
     assert (first, second) == (Batch(7, [10], [b"{}"]), Batch(7, [11, 12], [b"[]", b"1"]))
+    four = Batch(2, [1, 2, 3, 4], [b"1", b"2", b"3", b"4"])
+    assert four.halves() == (Batch(2, [1, 2], [b"1", b"2"]), Batch(2, [3, 4], [b"3", b"4"]))

@@ -1,0 +1,44 @@
+"""The ids a read has staged: a set of 128-bit hashes, whatever the order and number of additions."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connector.sync.seen import SeenIds
+
+# Few distinct halves, so ids often share an upper half and differ in the lower, or the reverse.
+halves = st.integers(0, 6).map(lambda n: n * (2**61 + 12345))
+ids = st.tuples(halves, halves)
+
+
+def arrays(pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([u for u, _ in pairs], dtype=np.uint64), np.array([v for _, v in pairs], dtype=np.uint64)
+
+
+@given(additions=st.lists(st.lists(ids, max_size=6), max_size=40), probes=st.lists(ids, max_size=30))
+def test_it_holds_exactly_the_ids_added(
+    additions: list[list[tuple[int, int]]], probes: list[tuple[int, int]]
+) -> None:
+    seen, expected = SeenIds(), set[tuple[int, int]]()
+    for added in additions:
+        new = [pair for pair in dict.fromkeys(added) if pair not in expected]
+        seen.add(*arrays(new))
+        expected.update(new)
+        assert len(seen) == len(expected)
+    found = seen.contains(*arrays(probes))
+    assert found.tolist() == [pair in expected for pair in probes]
+
+
+def test_many_additions_merge_into_one_run_and_lose_nothing() -> None:
+    seen = SeenIds()
+    rng = np.random.default_rng(1)
+    upper = rng.integers(0, 2**63, 2_000, dtype=np.uint64)
+    lower = rng.integers(0, 2**63, 2_000, dtype=np.uint64)
+    for start in range(0, 2_000, 100):  # 20 additions: more than the runs kept apart
+        seen.add(upper[start : start + 100], lower[start : start + 100])
+    assert len(seen) == 2_000
+    assert seen.contains(upper, lower).all()
+    assert not seen.contains(upper, lower + np.uint64(1)).any()
+    assert not seen.contains(upper + np.uint64(1), lower).any()
