@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: demo test lint bench install
+.PHONY: demo test lint bench install mutants
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,3 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m uv pip install --quiet --python $(BIN)/python --compile-bytecode -e ".[dev,bench]"
 	$(BIN)/python -m benchmarks.run
+
+# Mutation testing of the guarantee-carrying code (about an hour on two cores; never in CI).
+mutants: $(STAMP)
+	$(BIN)/python -m tests.mutants run
