@@ -1,15 +1,16 @@
 """Push a CSV, Parquet, JSON Lines or JSON file, or the result of a SQL query, into a Braintrust dataset.
 
 The one function the CLI and Dagster call is `push`. Every path is checked
-before anything is created or opened for writing. Then the rows are streamed
-twice: a first pass, before anything is created, validates every row (with
+before anything is created or opened for writing. Then a first pass, before
+anything is created, reads every row once: it validates it (with
 `on_error="fail"` a bad row stops the push; with "skip" it goes to the rejects
-file), learns every column of JSON rows, and indexes each row's id, so that of
-rows sharing an id only the last is sent. The second pass maps rows to events
-with deterministic ids, groups them into numbered batches under the
-request-size limit and sends them with bounded concurrency, checkpointing each
-acknowledged batch so a rerun resumes where a crashed push stopped. A 413 splits
-the batch in half.
+file), learns every column of JSON rows, maps it to an event with a
+deterministic id, spools the event to a temporary file and indexes its id, so
+that of rows sharing an id only the last is sent. The second pass reads the
+spooled events back, groups them into numbered batches under the request-size
+limit and sends them with bounded concurrency, checkpointing each acknowledged
+batch so a rerun resumes where a crashed push stopped. A 413 splits the batch in
+half.
 
 A file's checkpoint is known by the file's path, size and modification time, so a
 rerun of a file already pushed reads nothing. A query's result has none of these:
@@ -46,6 +47,7 @@ from connector.push.options import PushOptions, PushSummary
 from connector.push.origin import find_origin
 from connector.push.read import RowProblem, RowSource, SourceFile, printable
 from connector.push.read_sql import QuerySource
+from connector.push.spool import EventSpool
 from schemas.api import Dataset, ObjectType
 
 __all__ = ["push", "push_file"]
@@ -176,10 +178,10 @@ class _PushRun:
 
     def dry_run(self, started: float) -> PushSummary:
         with ExitStack() as stack:
-            ids, batch_count = self._scan(stack)
+            ids, spool, batch_count = self._scan(stack)
             # Rows left out as duplicates shift the batches: only then count them over again.
             self.summary.batches = (
-                sum(1 for _ in self._batches(ids)) if self.summary.rows_duplicate else batch_count
+                sum(1 for _ in self._batches(ids, spool)) if self.summary.rows_duplicate else batch_count
             )
         return self._finish(started)
 
@@ -190,7 +192,7 @@ class _PushRun:
         if dataset is not None and known_before_reading and self._already_pushed(dataset):
             return self._finish(started)
         with ExitStack() as stack:
-            ids, _ = self._scan(stack)
+            ids, spool, _ = self._scan(stack)
             if not self.summary.rows_read:
                 return self._finish(started)
             dataset = dataset or _create_dataset(client, self.options)
@@ -201,7 +203,7 @@ class _PushRun:
                 return self._finish(started)
             retries_before = client.stats.retries
             try:
-                self._send(client, dataset.id, checkpoint, ids)
+                self._send(client, dataset.id, checkpoint, self._batches(ids, spool))
             finally:
                 self.summary.retries = client.stats.retries - retries_before
             checkpoint.mark_complete()
@@ -224,10 +226,10 @@ class _PushRun:
         key = checkpoint_key(identity, dataset.id, options.batch_shaping())
         return locked_checkpoint(options.checkpoint_dir, key, self._record, self.source.name, force=force)
 
-    def _scan(self, stack: ExitStack) -> tuple[IdIndex, int]:
+    def _scan(self, stack: ExitStack) -> tuple[IdIndex, EventSpool, int]:
         """Read every row once, before anything is created or sent: validate, learn columns, index ids.
 
-        Returns the index of ids and how many batches the valid rows make if no id repeats.
+        Returns the index of ids, the spooled events and how many batches they make if no id repeats.
 
         With `on_error="fail"` the first invalid row stops the push; with "skip" invalid rows go
         to the rejects file. JSON rows show their keys only as they are read: when keys first
@@ -235,10 +237,11 @@ class _PushRun:
         read again with the complete mapping, so no row is checked against a partial one.
         """
         ids = stack.enter_context(IdIndex())
+        spool = stack.enter_context(EventSpool())
         rejects = self._rejects(stack)
         while True:
             with closing(self.progress.task(f"validate {self.source.name}")) as task:
-                indexed = self._indexed(ids, rejects.write if rejects else self._fail, task)
+                indexed = self._indexed(ids, spool, rejects.write if rejects else self._fail, task)
                 batch_count = sum(1 for _ in batches(indexed, max_rows=self.options.batch_rows))
             mapping = self._mapping(check=True)
             if mapping == self.mapper.mapping:
@@ -246,17 +249,23 @@ class _PushRun:
             self.mapper = self._mapper(mapping)
             self.summary.rows_read = self.summary.rows_skipped = 0
             ids.clear()
+            spool.restart()
             if rejects:
                 rejects.restart()
         self._report(mapping, ids.duplicates())
-        return ids, batch_count
+        return ids, spool, batch_count
 
     def _indexed(
-        self, ids: IdIndex, on_problem: Callable[[int, RowProblem], None], task: ProgressTask
+        self,
+        ids: IdIndex,
+        spool: EventSpool,
+        on_problem: Callable[[int, RowProblem], None],
+        task: ProgressTask,
     ) -> Iterator[tuple[int, bytes]]:
         digest = self._digest = None if self._digest is None else hashlib.sha256()
-        for number, event in self._events(on_problem, task, counted=True):
+        for number, event in self._events(on_problem, task):
             ids.add(number, event.id)
+            spool.append(number, event.json)
             if digest is not None:
                 digest.update(b"%d:%d:" % (number, len(event.json)))
                 digest.update(event.json)
@@ -289,25 +298,24 @@ class _PushRun:
                 )
             )
 
-    def _batches(self, ids: IdIndex) -> Iterator[Batch]:
-        """The batches to send: valid rows in file order, each id only from its last row."""
+    def _batches(self, ids: IdIndex, spool: EventSpool) -> Iterator[Batch]:
+        """The batches to send: the spooled events in file order, each id only from its last row."""
         superseded = ids.superseded_rows()
         next_superseded = next(superseded, None)
 
         def last_of_each_id() -> Iterator[tuple[int, bytes]]:
             nonlocal next_superseded
-            # Problems were reported by the scan; the input did not change since (see `_check_unchanged`).
-            for number, event in self._events(lambda _number, _problem: None):
+            for number, event in spool.events():
                 if number == next_superseded:
                     next_superseded = next(superseded, None)
                 else:
-                    yield number, event.json
+                    yield number, event
             self._check_unchanged()
 
         return batches(last_of_each_id(), max_rows=self.options.batch_rows)
 
     def _send(
-        self, client: BraintrustClient, dataset_id: str, checkpoint: PushCheckpoint, ids: IdIndex
+        self, client: BraintrustClient, dataset_id: str, checkpoint: PushCheckpoint, to_push: Iterator[Batch]
     ) -> None:
         summary = self.summary
         to_send = summary.rows_read - summary.rows_skipped - summary.rows_duplicate
@@ -316,7 +324,7 @@ class _PushRun:
                 with _Sender(
                     client, dataset_id, self.source.name, self.options, checkpoint, self._on_ack(task)
                 ) as sender:
-                    for batch in self._batches(ids):
+                    for batch in to_push:
                         summary.batches += 1
                         if checkpoint.is_acked(batch.number):
                             summary.rows_resumed += len(batch.events)
@@ -357,15 +365,11 @@ class _PushRun:
         return on_ack
 
     def _events(
-        self,
-        on_problem: Callable[[int, RowProblem], None],
-        task: ProgressTask | None = None,
-        counted: bool = False,
+        self, on_problem: Callable[[int, RowProblem], None], task: ProgressTask
     ) -> Iterator[tuple[int, Event]]:
-        """Yield `(row number, event)` for every valid row, handing problems to `on_problem`."""
+        """Yield `(row number, event)` for every valid row read, handing problems to `on_problem`."""
         for chunk in self.source.chunks():
-            if counted:
-                self.summary.rows_read += len(chunk.rows)
+            self.summary.rows_read += len(chunk.rows)
             for offset, row in enumerate(chunk.rows):
                 number = chunk.first_row + offset
                 event = row if isinstance(row, RowProblem) else self.mapper.event(row)
@@ -373,8 +377,7 @@ class _PushRun:
                     on_problem(number, event)
                 else:
                     yield number, event
-            if task is not None:
-                task.advance(rows=len(chunk.rows))
+            task.advance(rows=len(chunk.rows))
 
     def _fail(self, number: int, problem: RowProblem) -> None:
         raise PushError(problem.describe(self.source.name, number))

@@ -1,0 +1,77 @@
+"""Keep a push's validated events on disk between its two passes, so the input is parsed once.
+
+The first pass of a push reads, validates and maps every row before anything is
+sent; the second sends the events. Reading and mapping the input again would
+cost as much as the first pass (most of a push's CPU), so the first pass writes
+each event here, with its row number, and the second reads them back. The file
+is anonymous (unlinked at once), so a crash leaves nothing behind, and it lives
+in the temporary directory (`TMPDIR`): it holds about as many bytes as the
+events sent.
+"""
+
+from __future__ import annotations
+
+import struct
+import tempfile
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Self
+
+# Each record: the row number, the event's length, then the event's JSON.
+_HEADER = struct.Struct("<QI")
+_READ_BYTES = 1 << 20
+
+
+class EventSpool:
+    """Row-numbered events written once and read back in order; a context manager that removes them."""
+
+    def __init__(self) -> None:
+        # Closed (and so removed) by `__exit__`: the spool outlives any one block of the push.
+        self._file = tempfile.TemporaryFile(prefix="bt-sync-push-events-")  # noqa: SIM115
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._file.close()
+
+    def append(self, number: int, event: bytes) -> None:
+        """Add the event of row `number`."""
+        self._file.write(_HEADER.pack(number, len(event)))
+        self._file.write(event)
+
+    def restart(self) -> None:
+        """Forget every event: the input is being read again."""
+        self._file.seek(0)
+        self._file.truncate()
+
+    def events(self) -> Iterator[tuple[int, bytes]]:
+        """Every `(row number, event)` appended, in order."""
+        self._file.flush()
+        self._file.seek(0)
+        buffer = memoryview(b"")
+        position = 0
+        while True:
+            if len(buffer) - position < _HEADER.size:
+                buffer, position = self._refill(buffer[position:], _HEADER.size), 0
+                if len(buffer) < _HEADER.size:
+                    break
+            number, length = _HEADER.unpack_from(buffer, position)
+            end = position + _HEADER.size + length
+            if end > len(buffer):
+                buffer, position = self._refill(buffer[position:], end - position), 0
+                end = _HEADER.size + length
+            yield number, bytes(buffer[position + _HEADER.size : end])
+            position = end
+
+    def _refill(self, rest: memoryview, needed: int) -> memoryview:
+        """`rest` followed by the file's next bytes: at least `needed` in all, unless the file ends."""
+        data = bytearray(rest)
+        while len(data) < needed:
+            block = self._file.read(max(_READ_BYTES, needed - len(data)))
+            if not block:
+                break
+            data += block
+        return memoryview(bytes(data))
