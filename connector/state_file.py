@@ -55,9 +55,13 @@ class StateFile(BaseModel):
             )
         return state
 
-    def save(self, path: Path) -> None:
-        """Write to a local `path` atomically (a crash leaves the old or the new file, never half of one)."""
-        write_atomically(path, self.dumps())
+    def save(self, path: Path, *, durable: bool = True) -> None:
+        """Write to a local `path` atomically (a crash leaves the old or the new file, never half of one).
+
+        `durable=False` skips flushing to disk: enough against a killed process, whose writes the OS
+        still completes, for state whose loss in a power cut only means repeating safe work.
+        """
+        write_atomically(path, self.dumps(), durable=durable)
 
     @classmethod
     def load(cls, path: Path, remedy: str) -> Self | None:
@@ -69,14 +73,15 @@ class StateFile(BaseModel):
         return cls.loads(data, str(path), remedy)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data`: write a temporary file, flush it to disk, rename it over `path`."""
+def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
+    """Replace `path` with `data`: write a temporary file (synced to disk if `durable`), rename it over."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
     with open(temporary, "wb") as handle:
         handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(temporary, path)
 
 

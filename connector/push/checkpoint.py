@@ -11,7 +11,6 @@ by a digest of the events its rows make (see `connector.push.run`).
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,10 +18,10 @@ from typing import Any
 
 import orjson
 from filelock import FileLock, Timeout
+from pydantic import Field
 
 from connector.errors import PushError, StateError
-
-_FORMAT_VERSION = 1
+from connector.state_file import StateFile
 
 
 def file_identity(file: Path) -> dict[str, Any]:
@@ -45,6 +44,22 @@ def checkpoint_key(identity: dict[str, Any], dataset_id: str, options: dict[str,
     return hashlib.sha256(orjson.dumps(key, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
+class _PushState(StateFile):
+    """A push checkpoint's file.
+
+    Args:
+        source: the input file or query, for people reading the state directory.
+        acked_below: every batch numbered below this was acknowledged.
+        acked: batches at or above it acknowledged out of order.
+        complete: every batch was acknowledged.
+    """
+
+    source: str
+    acked_below: int = 0
+    acked: list[int] = Field(default_factory=list)
+    complete: bool = False
+
+
 class PushCheckpoint:
     """The acknowledged batches of one push, saved after each change.
 
@@ -55,57 +70,39 @@ class PushCheckpoint:
 
     def __init__(self, path: Path, source: str) -> None:
         self.path = path
-        self._source = source
-        self._acked_below = 0
-        self._acked: set[int] = set()
-        self.complete = False
-        if path.exists():
-            self._load()
+        saved = _PushState.load(path, remedy="delete it or push again with --force")
+        self._state = saved or _PushState(source=source)
+        self._acked = set(self._state.acked)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every batch was acknowledged, so a rerun sends nothing."""
+        return self._state.complete
 
     def is_acked(self, batch: int) -> bool:
         """Whether batch number `batch` was acknowledged by an earlier or the current run."""
-        return batch < self._acked_below or batch in self._acked
+        return batch < self._state.acked_below or batch in self._acked
 
     def ack(self, batch: int) -> None:
         """Record batch number `batch` as acknowledged and save."""
         self._acked.add(batch)
+        state = self._state
         # Acks arrive out of order with concurrency; fold the contiguous prefix into one number.
-        while self._acked_below in self._acked:
-            self._acked.remove(self._acked_below)
-            self._acked_below += 1
+        while state.acked_below in self._acked:
+            self._acked.remove(state.acked_below)
+            state.acked_below += 1
         self._save()
 
     def mark_complete(self) -> None:
         """Record that every batch was acknowledged, so a rerun sends nothing."""
-        self.complete = True
+        self._state.complete = True
         self._save()
 
-    def _load(self) -> None:
-        try:
-            saved = orjson.loads(self.path.read_bytes())
-            if saved["version"] != _FORMAT_VERSION:
-                raise ValueError(f"unknown version {saved['version']!r}")
-            self._acked_below = int(saved["acked_below"])
-            self._acked = {int(number) for number in saved["acked"]}
-            self.complete = bool(saved["complete"])
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise StateError(
-                f"push checkpoint {self.path} is unreadable ({error}); delete it or push again with --force"
-            ) from None
-
     def _save(self) -> None:
-        state = {
-            "version": _FORMAT_VERSION,
-            "source": self._source,
-            "acked_below": self._acked_below,
-            "acked": sorted(self._acked),
-            "complete": self.complete,
-        }
-        temporary = self.path.with_suffix(".tmp")
-        # No fsync: this guards against a killed process, whose writes the OS still completes;
-        # a checkpoint lost to a power cut only means batches are sent again, replacing rows by id.
-        temporary.write_bytes(orjson.dumps(state))
-        os.replace(temporary, self.path)
+        self._state.acked = sorted(self._acked)
+        # Not flushed to disk: a checkpoint lost to a power cut only means batches are sent again,
+        # replacing rows by id, and a flush per batch would slow every push.
+        self._state.save(self.path, durable=False)
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,14 @@ def test_one_push_of_a_file_at_a_time(tmp_path: Path) -> None:
             pass
     with locked_checkpoint(tmp_path, "k", "data.csv", "data.csv", force=True) as forced:
         assert not forced.is_acked(0)
+
+
+def test_a_checkpoint_of_another_format_version_is_refused_not_misread(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    checkpoint = PushCheckpoint(path, "data.csv")
+    checkpoint.ack(0)
+    saved = json.loads(path.read_text())
+    assert saved["format_version"] == 1 and saved["acked_below"] == 1
+    path.write_text(json.dumps(saved | {"format_version": 2}))
+    with pytest.raises(StateError, match=r"format version 2, this bt-sync reads 1; delete it or .*--force"):
+        PushCheckpoint(path, "data.csv")
