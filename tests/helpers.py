@@ -134,11 +134,16 @@ def _each(settings: WarehouseSettings, order: dict[str, str]) -> dict[str, list[
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run `bt-sync ARGS` to completion and capture its output."""
+    """Run `bt-sync ARGS` to completion (in `cwd`, default this directory) and capture its output."""
     return subprocess.run(
-        [*CLI, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout
+        [*CLI, *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
     )
 
 

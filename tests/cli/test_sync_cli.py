@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from connector.config import WarehouseSettings
-from connector.emulator import Emulator
-from tests.helpers import CLI, cli_warehouse_args, run_cli
+from connector.emulator import Emulator, FaultRule
+from tests.helpers import CLI, cli_warehouse_args, query, run_cli
 
 
 def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: WarehouseSettings) -> None:
@@ -119,6 +119,68 @@ def test_unprefixed_settings_change_nothing(demo_emulator: Emulator, warehouse: 
     env = {"BRAINTRUST_API_KEY": demo_emulator.api_key, "TIMEOUT_S": "0.000001", "MAX_ATTEMPTS": "0"}
     done = run_cli("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--json", env=env)
     assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture
+def slow_project(emulator: Emulator) -> str:
+    """The id of a project with 20 log rows, whose first fetch takes a second to answer."""
+    project_id: str = emulator.store.create_project("slow")["id"]
+    emulator.store.generate_logs(project_id, 20, update_fraction=0.0, rng_seed=1)
+    emulator.faults.add(FaultRule(kind="slow", delay_s=1.0, route=f"{project_id}/fetch"))
+    return project_id
+
+
+@pytest.mark.parametrize(
+    ("env", "flags", "times_out"),
+    [
+        ({"BT_SYNC_TIMEOUT": "0.3"}, [], True),
+        ({}, ["--timeout", "0.3"], True),
+        ({"BT_SYNC_TIMEOUT": "5"}, [], False),
+        ({"BT_SYNC_TIMEOUT": "0.3"}, ["--timeout", "5"], False),  # the flag outranks the environment
+    ],
+)
+def test_the_timeout_setting_bounds_each_response(
+    emulator: Emulator,
+    slow_project: str,
+    warehouse: WarehouseSettings,
+    env: dict[str, str],
+    flags: list[str],
+    times_out: bool,
+) -> None:
+    settings = {"BRAINTRUST_API_KEY": emulator.api_key, "BT_SYNC_MAX_ATTEMPTS": "1"} | env
+    done = run_cli(
+        "sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--objects", "logs", *flags,
+        env=settings,
+    )  # fmt: skip
+    if times_out:
+        # The API timing out is transient: the run stops (to be retried later) with one line naming the call.
+        assert done.returncode == 1
+        (line,) = done.stderr.strip().splitlines()
+        assert f"/v1/project_logs/{slow_project}/fetch failed after 1 attempts" in line, line
+        assert "ReadTimeout: timed out" in line, line
+        assert not warehouse.duckdb_path.exists() or not query(warehouse, "SELECT * FROM project_logs")
+    else:
+        assert done.returncode == 0, done.stderr
+        assert query(warehouse, "SELECT project_id, count(*) FROM project_logs GROUP BY ALL") == [
+            (slow_project, 20)
+        ]
+
+
+@pytest.mark.parametrize("attempts", [2, 3])
+def test_the_max_attempts_setting_counts_the_requests_on_a_retryable_status(
+    emulator: Emulator, warehouse: WarehouseSettings, attempts: int
+) -> None:
+    project = emulator.store.create_project("unavailable")
+    emulator.store.generate_logs(project["id"], 5, update_fraction=0.0, rng_seed=1)
+    emulator.faults.add(FaultRule(kind="status", status=503, route="/fetch", times=None))
+    env = {"BRAINTRUST_API_KEY": emulator.api_key, "BT_SYNC_MAX_ATTEMPTS": str(attempts)}
+    done = run_cli(
+        "sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--objects", "logs", env=env
+    )
+    fetches = sum(n for (_, route), n in emulator.stats.requests.items() if route == "project_logs.fetch")
+    assert done.returncode == 1
+    assert fetches == attempts
+    assert f"failed after {attempts} attempts (last answer HTTP 503)" in done.stderr
 
 
 def test_help_is_fast_to_print() -> None:

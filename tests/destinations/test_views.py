@@ -136,11 +136,13 @@ def test_queries_never_fail_or_see_a_row_twice_while_syncs_commit(
         assert answers and not bad, bad
 
 
+@pytest.mark.parametrize("table", ["project_logs", "projects"])
 def test_a_file_with_tables_bt_sync_did_not_make_is_refused_in_one_line(
-    demo_emulator: Emulator, warehouse: WarehouseSettings
+    demo_emulator: Emulator, warehouse: WarehouseSettings, table: str
 ) -> None:
     with duckdb.connect(str(warehouse.duckdb_path)) as con:
-        con.execute("CREATE TABLE project_logs (id INTEGER, note VARCHAR)")
+        con.execute(f"CREATE TABLE {table} (id INTEGER, note VARCHAR)")
+        con.execute(f"INSERT INTO {table} VALUES (1, 'mine')")
     done = run_cli(
         "sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse),
         env={"BRAINTRUST_API_KEY": demo_emulator.api_key},
@@ -148,9 +150,13 @@ def test_a_file_with_tables_bt_sync_did_not_make_is_refused_in_one_line(
     assert done.returncode == 1
     assert (
         done.stderr.count("\n") == 1
-        and "table project_logs" in done.stderr
+        and f"table {table}" in done.stderr
         and "bt-sync did not make" in done.stderr
     )
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+        kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [table])
+        assert kind.fetchall() == [("BASE TABLE",)]
+        assert con.execute(f"SELECT * FROM {table}").fetchall() == [(1, "mine")]
 
 
 def test_the_views_follow_a_moved_parquet_root(

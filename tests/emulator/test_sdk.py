@@ -11,6 +11,11 @@ the machine fails the test instead of passing unnoticed.
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,13 +23,15 @@ from typing import Any
 import braintrust
 import braintrust_api
 import duckdb
+import httpx
 import orjson
 import pytest
-from braintrust.logger import SummarySuccess, _internal_reset_global_state
+from braintrust.logger import DEFAULT_MAX_REQUEST_SIZE, SummarySuccess, _internal_reset_global_state
 
 from connector.emulator import Emulator, FaultRule, ListQuery
-from tests.helpers import sync, warehouse_in
+from tests.helpers import run_cli, sync, warehouse_in
 
+README = Path(__file__).resolve().parents[2] / "README.md"
 PROJECT = "support-bot"
 # Questions and their expected answers; `answer` gets the second one wrong.
 CASES = {"2+2": "4", "3+3": "6"}
@@ -266,3 +273,49 @@ def test_a_write_the_emulator_refuses_fails_the_app(sdk: None, emulator: Emulato
     assert "log request failed" in str(failed.value.exceptions[0])
     (project,) = emulator.store.list_objects("project", ListQuery())
     assert emulator.store.version_count("project_logs", project["id"]) == 0
+
+
+def test_the_sdk_sizes_its_writes_by_the_limit_the_emulator_enforces(
+    sdk: None, emulator: Emulator, tmp_path: Path
+) -> None:
+    # No advertised limit: the SDK then caps a request at its default and never asks for
+    # `/logs3/overflow` (not served); that default is the limit the emulator enforces.
+    assert "logs3_payload_max_bytes" not in httpx.get(f"{emulator.url}/version").json()
+    assert emulator.max_request_bytes == DEFAULT_MAX_REQUEST_SIZE
+    over = {"rows": [], "api_version": 2, "pad": "x" * emulator.max_request_bytes}
+    headers = {"Authorization": f"Bearer {emulator.api_key}"}
+    assert httpx.post(f"{emulator.url}/logs3", json=over, headers=headers).status_code == 413
+
+    logger = braintrust.init_logger(project=PROJECT)
+    large = "x" * (emulator.max_request_bytes * 2 // 5)
+    ids = [logger.log(input=large, output=n) for n in range(3)]  # more than one request's worth
+    logger.flush()
+
+    assert emulator.stats.requests[("GET", "version")] >= 1
+    assert emulator.stats.requests[("POST", "logs3")] >= 2
+    sync(emulator, warehouse_in(tmp_path))
+    rows = synced(tmp_path / "w.duckdb", "project_logs", logger.project.id)
+    assert {row_id: (len(row["input"]), row["output"]) for row_id, row in rows.items()} == {
+        row_id: (len(large), n) for n, row_id in enumerate(ids)
+    }
+
+
+def test_the_readme_app_logs_what_the_readme_query_shows(sdk: None, tmp_path: Path) -> None:
+    """The README's "Develop against a local Braintrust" steps 3 and 4, run as written."""
+    section = README.read_text().split("## Develop against a local Braintrust")[1].split("\n## ")[0]
+    blocks = re.findall(r"```(\w*)\n(.*?)```", section, re.DOTALL)
+    (app,) = [text for language, text in blocks if language == "python"]
+    (steps,) = [text for _, text in blocks if "bt-sync sync" in text]
+    (shown,) = [text for language, text in blocks if language == ""]
+    (command,) = [line for line in steps.splitlines() if line.startswith("bt-sync sync")]
+    (sql,) = re.findall(r"\.sql\('''(.*?)'''\)", steps, re.DOTALL)
+
+    (tmp_path / "app.py").write_text(app)
+    ran = subprocess.run(
+        [sys.executable, "app.py"], cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True
+    )
+    assert ran.returncode == 0, ran.stderr
+    synced_now = run_cli(*shlex.split(command)[1:], cwd=tmp_path)
+    assert synced_now.returncode == 0, synced_now.stderr
+    with duckdb.connect(str(tmp_path / "data" / "braintrust.duckdb"), read_only=True) as connection:
+        assert str(connection.sql(sql)) == shown

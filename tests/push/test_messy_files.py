@@ -41,9 +41,9 @@ def push(push_client: BraintrustClient, tmp_path: Path) -> Any:
     return run
 
 
-def stored(emulator: Emulator) -> dict[str, dict[str, Any]]:
+def stored(emulator: Emulator, name: str = DATASET) -> dict[str, dict[str, Any]]:
     """The dataset's live rows by id."""
-    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name=PROJECT, name=DATASET))
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name=PROJECT, name=name))
     return {row["id"]: row for row in emulator.store.live_rows("dataset", dataset["id"])}
 
 
@@ -339,20 +339,54 @@ def test_a_map_repeating_a_key_is_a_bad_row_not_a_lost_entry(tmp_path: Path, pus
 # 16. Files whose name says something else than their bytes ---------------------------------------------
 
 
-def test_compressed_files_are_read_whatever_their_name(emulator: Emulator, tmp_path: Path, push: Any) -> None:
-    (tmp_path / "gz.csv").write_bytes(gzip.compress(b"id,input\n1,from gzip\n"))
-    (tmp_path / "bz.jsonl").write_bytes(bz2.compress(b'{"id": "2", "input": "from bzip2"}\n'))
-    (tmp_path / "plain.csv.gz").write_bytes(b"id,input\n3,not compressed at all\n")
-    with pa.output_stream(str(tmp_path / "zstd.csv"), compression="zstd") as stream:
-        stream.write(b"id,input\n4,from zstd\n")
-    for name in ("gz.csv", "bz.jsonl", "plain.csv.gz", "zstd.csv"):
-        push(tmp_path / name)
-    assert {i: row["input"] for i, row in stored(emulator).items()} == {
-        "1": "from gzip",
-        "2": "from bzip2",
-        "3": "not compressed at all",
-        "4": "from zstd",
-    }
+# Each format's plain content, and how many rows it holds.
+PLAIN = {
+    "csv": 'id,input,expected\n1,"{""q"": 1}",a\n2,"two\nlines",\n3,café,c\n'.encode(),
+    "jsonl": b'{"id": "1", "input": {"q": 1}, "expected": "a"}\n{"id": "2", "metadata": {"k": [1, 2]}}\n',
+}
+ROWS = {"csv": 3, "jsonl": 2}
+
+
+def compress(codec: str | None, content: bytes) -> bytes:
+    if codec in ("gzip", "bz2"):
+        return gzip.compress(content) if codec == "gzip" else bz2.compress(content)
+    if codec is None:
+        return content
+    sink = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(sink, codec) as stream:
+        stream.write(content)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+@pytest.mark.parametrize(
+    ("name", "codec"),
+    [
+        ("gz.csv", "gzip"),
+        ("bz.jsonl", "bz2"),
+        ("zstd.csv", "zstd"),
+        ("lz4.csv", "lz4"),
+        ("lz4.jsonl", "lz4"),
+        ("named.jsonl.lz4", "lz4"),
+        ("plain.csv.gz", None),
+    ],
+)
+def test_compressed_files_are_read_whatever_their_name(
+    emulator: Emulator, tmp_path: Path, push: Any, name: str, codec: str | None
+) -> None:
+    kind = "csv" if ".csv" in name else "jsonl"
+    content = PLAIN[kind]
+    (tmp_path / "plain").mkdir()
+    plain = tmp_path / "plain" / name.removesuffix(".gz").removesuffix(".lz4")
+    plain.write_bytes(content)
+    (tmp_path / name).write_bytes(compress(codec, content))
+    push(plain, dataset="plain")
+    push(tmp_path / name)
+
+    def fields(rows: dict[str, dict[str, Any]]) -> dict[str, tuple[Any, ...]]:
+        return {i: (row.get("input"), row.get("expected"), row.get("metadata")) for i, row in rows.items()}
+
+    assert fields(stored(emulator)) == fields(stored(emulator, "plain"))
+    assert len(stored(emulator)) == ROWS[kind]
 
 
 def test_a_parquet_file_named_csv_is_read_as_parquet(emulator: Emulator, tmp_path: Path, push: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -13,7 +14,18 @@ from connector.config import WarehouseSettings
 from connector.emulator import Emulator, FaultRule
 from connector.sync.stage import PageStager
 from connector.sync.staging import CHECKPOINT_FILE, Checkpoint
-from tests.helpers import event_tables, query, start_cli_sync, sync, warehouse_in
+from tests.helpers import (
+    cli_warehouse_args,
+    event_tables,
+    hourly_change,
+    query,
+    run_cli,
+    start_cli_sync,
+    sync,
+    synced_keys,
+    upstream_keys,
+    warehouse_in,
+)
 
 
 @pytest.fixture
@@ -43,23 +55,28 @@ def crash_while_writing_page(page: int, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(PageStager, "_write", crashing)
 
 
-def test_a_killed_sync_resumes_from_its_staged_parts_and_cursor(
-    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings, tmp_path: Path
-) -> None:
+def kill_mid_read(emulator: Emulator, settings: WarehouseSettings, project_id: str) -> Checkpoint:
+    """Start `bt-sync sync`, SIGKILL it once it has staged three pages, and return its checkpoint."""
     emulator.faults.add(FaultRule(kind="slow", route="/fetch", delay_s=0.05, times=None))
-    process = start_cli_sync(emulator, warehouse, page_limit=10)
+    process = start_cli_sync(emulator, settings, page_limit=10)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and process.poll() is None:
-        checkpoint = checkpoint_of(warehouse, project["id"])
+        checkpoint = checkpoint_of(settings, project_id)
         if checkpoint is not None and len(checkpoint.parts) >= 3:
             break
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
     assert process.wait() == -signal.SIGKILL, "the sync finished before the kill landed"
     emulator.faults.clear()
-    checkpoint = checkpoint_of(warehouse, project["id"])
+    checkpoint = checkpoint_of(settings, project_id)
     assert checkpoint is not None and len(checkpoint.parts) >= 2 and checkpoint.position.cursor
-    pages_before_kill = checkpoint.pages
+    return checkpoint
+
+
+def test_a_killed_sync_resumes_from_its_staged_parts_and_cursor(
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings, tmp_path: Path
+) -> None:
+    pages_before_kill = kill_mid_read(emulator, warehouse, project["id"]).pages
     summary = sync(emulator, warehouse, page_limit=10)
     (resumed,) = summary.objects
     assert resumed.resumed
@@ -68,6 +85,23 @@ def test_a_killed_sync_resumes_from_its_staged_parts_and_cursor(
     # The rerun fetched only what the checkpoint had not: the kill's pages were not fetched again.
     assert resumed.pages < clean.objects[0].pages + 2 and pages_before_kill >= 3
     assert event_tables(warehouse) == event_tables(reference)
+
+
+def test_a_rerun_after_a_kill_and_new_writes_ends_with_every_row(
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings
+) -> None:
+    kill_mid_read(emulator, warehouse, project["id"])
+    # New traces, and feedback on the newest rows: the pages read first, so staged before the kill.
+    hourly_change(emulator, project["id"], new_rows=500, updated_rows=30)
+    done = run_cli(
+        "sync", *cli_warehouse_args(warehouse), "--api-url", emulator.url, "--page-limit", "10",
+        "--overlap-seconds", "0", "--json", env={"BRAINTRUST_API_KEY": emulator.api_key},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (rerun,) = json.loads(done.stdout)["objects"]
+    assert rerun["resumed"]
+    assert synced_keys(warehouse) == upstream_keys(emulator)
+    assert query(warehouse, "SELECT count(*) FROM project_logs")[0][0] == 3_500
 
 
 def test_a_crash_while_a_part_is_written_loses_no_page(
