@@ -15,7 +15,7 @@ from pipelines.resources import BraintrustResource, WarehouseResource
 from pipelines.schedules import build_schedules
 from pipelines.sensors import build_discovery_sensor
 from pipelines.tables import resolve_specs
-from pipelines.translator import BraintrustTranslator
+from pipelines.translator import DUCKDB_KINDS, ICEBERG_KINDS, BraintrustTranslator
 
 
 def build_definitions(
@@ -38,7 +38,8 @@ def build_definitions(
         executor: how each run executes its steps; None keeps Dagster's default (one process per
             step), e.g. `dagster_k8s.k8s_job_executor` or `dagster_celery.celery_executor` to scale out.
     """
-    specs = resolve_specs(translator or BraintrustTranslator(), warehouse.table_schema)
+    storage_kinds = ICEBERG_KINDS if warehouse.is_iceberg else DUCKDB_KINDS
+    specs = resolve_specs(translator or BraintrustTranslator(), warehouse.table_schema, storage_kinds)
     jobs = build_jobs(specs)
     return dg.Definitions(
         assets=[

@@ -95,17 +95,26 @@ class BraintrustSpecs:
         return next(assets for assets in self.events if assets.object_type is object_type)
 
 
-def resolve_specs(translator: BraintrustTranslator, schema: str) -> BraintrustSpecs:
+def resolve_specs(
+    translator: BraintrustTranslator, schema: str, storage_kinds: frozenset[str]
+) -> BraintrustSpecs:
     """Ask the translator for every table's spec.
 
     Args:
         translator: what turns tables into specs.
         schema: where the tables are (`TableData.schema`).
+        storage_kinds: the engines holding them (`TableData.storage_kinds`).
     """
     catalog = {
         kind: translator.get_asset_spec(
             BraintrustTableData(
-                kind.catalog.table, kind.catalog.description, kind.catalog.columns, kind, None, schema
+                kind.catalog.table,
+                kind.catalog.description,
+                kind.catalog.columns,
+                kind,
+                None,
+                schema,
+                storage_kinds,
             )
         ).replace_attributes(partitions_def=None)
         for kind in KINDS
@@ -115,7 +124,13 @@ def resolve_specs(translator: BraintrustTranslator, schema: str) -> BraintrustSp
         assert kind.events is not None, "an event kind has events"
         partitions = PARTITIONS[kind.events.object_type]
         data = BraintrustTableData(
-            kind.events.table, kind.events.description, kind.events.columns, kind, partitions, schema
+            kind.events.table,
+            kind.events.description,
+            kind.events.columns,
+            kind,
+            partitions,
+            schema,
+            storage_kinds,
         )
         spec = translator.get_asset_spec(data).replace_attributes(partitions_def=partitions)
         events.append(EventAssets(kind, spec, catalog[kind], partitions))

@@ -32,7 +32,9 @@ from schemas.tables import Column
 
 KEY_PREFIX = "braintrust"
 GROUP = "braintrust"
-KINDS = {"braintrust", "duckdb", "parquet"}
+# The engines holding the tables, shown as asset kinds beside "braintrust".
+DUCKDB_KINDS = frozenset({"duckdb", "parquet"})
+ICEBERG_KINDS = frozenset({"iceberg"})
 # What the schedules aim for (hourly) plus slack for a slow run; the `synced_recently` check sees each object.
 FRESHNESS = dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=6), warn_window=timedelta(hours=2))
 _PARTITION_KEY_SHAPE = {
@@ -53,6 +55,7 @@ class BraintrustTableData:
         kind: the kind of Braintrust object the table is about (`schemas.kinds`).
         partitions_def: for an event table, its partitions (one per object); None for a catalog table.
         schema: where the table is: `<DuckDB file name>.main`, or the Iceberg namespace.
+        storage_kinds: the engines holding it: `DUCKDB_KINDS` or `ICEBERG_KINDS`.
     """
 
     table: str
@@ -61,6 +64,7 @@ class BraintrustTableData:
     kind: ObjectKind
     partitions_def: dg.DynamicPartitionsDefinition | None
     schema: str
+    storage_kinds: frozenset[str] = DUCKDB_KINDS
 
     @property
     def is_event_table(self) -> bool:
@@ -100,7 +104,7 @@ class BraintrustTranslator:
             key=dg.AssetKey([KEY_PREFIX, data.table]),
             description=_description(data),
             group_name=GROUP,
-            kinds=KINDS,
+            kinds={"braintrust", *data.storage_kinds},
             tags={"braintrust/table_type": "events" if data.is_event_table else "catalog"},
             code_version=schema_version(data.columns),
             metadata={

@@ -73,6 +73,21 @@ def test_asset_specs_carry_kinds_code_versions_qualified_names_and_described_col
         assert node.freshness_policy is not None
     catalog = graph.get(dg.AssetKey(["braintrust", "experiments"]))
     assert catalog.tags["braintrust/table_type"] == "catalog" and not catalog.is_partitioned
+    assert catalog.kinds == {"braintrust", "duckdb", "parquet"}
+
+
+def test_iceberg_tables_show_the_iceberg_kind_and_their_namespace(tmp_path: Path) -> None:
+    warehouse = WarehouseResource(
+        destination="iceberg",
+        iceberg_catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
+        iceberg_warehouse=str(tmp_path / "warehouse"),
+    )
+    iceberg_defs = build_definitions(BraintrustResource(api_key="unused"), warehouse)
+    graph = iceberg_defs.get_repository_def().asset_graph
+    for table in (*(stream.table for stream in EVENT_STREAMS.values()), "experiments"):
+        node = graph.get(dg.AssetKey(["braintrust", table]))
+        assert node.kinds == {"braintrust", "iceberg"}
+        assert node.metadata["dagster/table_name"] == f"{warehouse.table_schema}.{table}"
 
 
 class TeamTranslator(BraintrustTranslator):
