@@ -40,6 +40,27 @@ def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: Warehou
     assert csv.returncode == 0 and csv.stdout.splitlines()[0] == "id,scores"
 
 
+def test_objects_names_catalog_kinds_on_the_command_line(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
+    args = ("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse))
+    done = run_cli(*args, "--objects", "prompts,project_tags", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    # The projects are listed to find the definitions, but no event object is read.
+    assert summary["objects"] == []
+    assert summary["catalog"]["prompts"] == 2 and summary["catalog"]["project_tags"] == 3
+    counted = run_cli(
+        "sql",
+        *cli_warehouse_args(warehouse)[:4],
+        "SELECT (SELECT count(*) FROM prompts) AS prompts, (SELECT count(*) FROM project_tags) AS tags",
+        "--format",
+        "json",
+    )
+    assert json.loads(counted.stdout) == [{"prompts": 2, "tags": 3}]
+
+
 def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: WarehouseSettings) -> None:
     env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
     assert (
