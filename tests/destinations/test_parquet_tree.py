@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,13 @@ import pyarrow.fs as pafs
 import pytest
 
 from connector.config import WarehouseSettings
+from connector.destinations.base import ObjectRef
 from connector.destinations.file_size import file_target_rows
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_tree import ParquetTree
 from connector.emulator import Emulator, ListQuery
+from connector.errors import WarehouseLocked
+from schemas.kinds import PROJECT
 from tests.helpers import event_tables, hourly_change, query, sync, warehouse_in
 
 # An object of this size, changed by 1-2%, must not rewrite more than a tenth of its bytes.
@@ -218,3 +222,23 @@ def test_the_tree_on_an_s3_compatible_store(
             for r in dataset.to_table(columns=[key, "id", "_xact_id"]).to_pylist()
         )
         assert stored and stored == sorted(query(local, f"SELECT {key}, id, _xact_id FROM {table}"))
+
+
+def test_an_object_s_lock_holds_off_a_second_holder_for_the_wait_then_says_so(tmp_path: Path) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    assert PROJECT.events is not None
+    ref = ObjectRef(PROJECT.events, "object-a", "project", "bot")
+    other = ObjectRef(PROJECT.events, "object-b", "project", "other bot")
+    with tree.lock(ref, 0):
+        started = time.monotonic()
+        with pytest.raises(WarehouseLocked) as refused, tree.lock(ref, 0.3):
+            pass
+        assert time.monotonic() - started >= 0.3
+        with tree.lock(other, 0):
+            pass  # another object is not held
+    assert str(refused.value) == (
+        "another bt-sync process is syncing project_logs 'bot' (object-a) and still held it after 0s "
+        "(--lock-wait)"
+    )
+    with tree.lock(ref, 0):
+        pass  # released when its holder is done
