@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
 from connector.destinations.base import ObjectRef, StagedParts
 from connector.destinations.filesystem import Root
@@ -102,3 +103,62 @@ def test_an_older_version_changes_nothing(tmp_path: Path) -> None:
     output = files.merge([event("a", 999_999_999, "old")])
     assert (output.changed, output.updated, output.bytes_written) == ([], 0, 0)
     assert files.files == before and files.rows() == [("a", 1_000_000_000, '"new"')]
+
+
+def test_the_same_version_again_changes_nothing(tmp_path: Path) -> None:
+    files = Files(tmp_path)
+    files.merge([event("a", 7, "x"), event("b", 6)])
+    output = files.merge([event("a", 7, "x")])
+    assert (output.changed, output.inserted, output.updated) == ([], 0, 0)
+
+
+def test_a_version_staged_twice_and_older_versions_of_a_resumed_read_become_one_row(tmp_path: Path) -> None:
+    # A resumed read staged a page again, and an out-of-order read staged two versions of `b`.
+    first = staged(tmp_path / "before-the-crash", [event("a", 7, "a7"), event("b", 3, "b3")])
+    again = staged(tmp_path / "after-the-resume", [event("a", 7, "a7"), event("b", 4, "b4")])
+    parts = StagedParts(first.paths + again.paths, deduplicated=False)
+    where = ObjectFiles(Root(str(tmp_path / "tree")), "t/o", "v/o")
+    output = merge_files(where, LOGS, [], None, parts, delete_missing=False, scratch=tmp_path / "scratch")
+    files = Files(tmp_path)
+    files.files = output.files
+    assert files.rows() == [("a", 7, '"a7"'), ("b", 4, '"b4"')]
+    assert (output.inserted, output.updated, output.deleted) == (2, 0, 0)
+
+
+def test_a_full_read_deletes_the_rows_it_did_not_see_and_an_incremental_one_keeps_them(
+    tmp_path: Path,
+) -> None:
+    files = Files(tmp_path)
+    files.merge([event("a", 3), event("b", 2), event("c", 1)])
+    incremental = files.merge([event("d", 4)])
+    assert incremental.deleted == 0 and [row[0] for row in files.rows()] == ["a", "b", "c", "d"]
+    full = files.merge([event("d", 4), event("b", 5, "new")], delete_missing=True)
+    assert (full.inserted, full.updated, full.deleted) == (0, 1, 2)
+    assert files.rows() == [("b", 5, '"new"'), ("d", 4, None)]
+
+
+def test_new_rows_fill_the_open_file_then_new_files_of_the_object_s_file_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("connector.destinations.file_size.MIN_FILE_ROWS", 2)
+    files = Files(tmp_path)
+    first = files.merge([event("r9", 9), event("r8", 8), event("r7", 7)])
+    # A first load keeps the staged parts (two rows a file), newest first; new rows go to the newest.
+    assert [(f.name, f.rows) for f in first.files] == [("part-000000.parquet", 2), ("part-000001.parquet", 1)]
+    assert first.open_file == "part-000000.parquet" and first.inserted == 3
+    second = files.merge([event("r12", 12), event("r11", 11), event("r10", 10)])
+    assert [(f.name, f.rows) for f in second.files][2:] == [
+        ("part-000002.parquet", 2),
+        ("part-000003.parquet", 1),
+    ]
+    assert second.changed == ["part-000002.parquet", "part-000003.parquet"]
+    assert second.open_file == "part-000003.parquet"
+    third = files.merge([event("r13", 13)])
+    assert third.changed == ["part-000003.parquet"] and third.open_file == "part-000003.parquet"
+    with duckdb.connect() as con:
+        by_file = con.execute(
+            "SELECT id FROM read_parquet($path) ORDER BY id",
+            {"path": str(files.where.root.local(files.where.version_path(third.files[3].version)))},
+        ).fetchall()
+    assert by_file == [("r10",), ("r13",)]
+    assert len(files.rows()) == 7

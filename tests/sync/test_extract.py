@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from connector.api.client import BraintrustClient
@@ -12,8 +15,13 @@ from connector.destinations.base import ObjectRef
 from connector.emulator import Emulator, FaultRule
 from connector.errors import MalformedResponse, PaginationError
 from connector.sync.extract import newest_version
+from connector.sync.stage import PageStager
+from connector.sync.staging import ObjectStaging
 from schemas.kinds import PROJECT
 from tests.helpers import fast_client
+
+assert PROJECT.events is not None
+LOGS = PROJECT.events
 
 
 @pytest.fixture
@@ -23,8 +31,7 @@ def client(emulator: Emulator) -> Iterator[BraintrustClient]:
 
 
 def logs_of(project: dict[str, Any]) -> ObjectRef:
-    assert PROJECT.events is not None
-    return ObjectRef(PROJECT.events, project["id"], project["id"], project["name"])
+    return ObjectRef(LOGS, project["id"], project["id"], project["name"])
 
 
 def test_the_version_probe_reads_one_trace_and_returns_its_version(
@@ -83,3 +90,101 @@ def test_a_malformed_probe_names_the_object_and_the_reason(
     message = str(raised.value)
     assert f"project_logs 'malformed' ({project['id']}) is malformed" in message
     assert reason in message and "nothing was committed" in message
+
+
+# Staging: what each page keeps ------------------------------------------------------------------------
+
+
+CREATED = "2025-06-02T09:00:00Z"
+
+
+def page(*events: tuple[str, int], cursor: str | None = None) -> bytes:
+    return json.dumps(
+        {
+            "events": [
+                {"id": row_id, "_xact_id": str(xact), "root_span_id": row_id, "created": CREATED}
+                for row_id, xact in events
+            ],
+            "cursor": cursor,
+        }
+    ).encode()
+
+
+def staged_rows(staging: ObjectStaging, parts: list[str]) -> list[tuple[str, int]]:
+    with duckdb.connect() as con:
+        return con.execute(
+            "SELECT id, _xact_id FROM read_parquet($paths) ORDER BY _xact_id DESC, id",
+            {"paths": [str(staging.directory / name) for name in parts]},
+        ).fetchall()
+
+
+@pytest.fixture
+def staging(tmp_path: Path) -> ObjectStaging:
+    return ObjectStaging(tmp_path, ObjectRef(LOGS, "object", "project", "bot"))
+
+
+def stager_of(staging: ObjectStaging, parts: list[str] | None = None) -> PageStager:
+    return PageStager(LOGS, staging, parts or [], ordered=True, oldest_xact=None, object_rows=0)
+
+
+def test_a_page_keeps_the_versions_above_the_cutoff_and_each_id_s_newest(staging: ObjectStaging) -> None:
+    stager = stager_of(staging)
+    try:
+        staged = stager.stage(page(("a", 7), ("a", 6), ("b", 6), ("c", 5), ("d", 4), cursor="next"), 5)
+        staged.wait()
+    finally:
+        stager.close()
+    assert (staged.cursor, staged.events, staged.rows, staged.newest_xact, staged.oldest) == (
+        "next", 5, 2, 7, (4, "d")
+    )  # fmt: skip
+    assert staged_rows(staging, staged.parts) == [("a", 7), ("b", 6)]
+
+
+def test_an_ordered_read_stages_each_id_once_also_across_a_resume(staging: ObjectStaging) -> None:
+    stager = stager_of(staging)
+    try:
+        first = stager.stage(page(("a", 9), ("b", 8)), None)
+        second = stager.stage(page(("a", 7), ("c", 6)), None)
+        second.wait()
+    finally:
+        stager.close()
+    assert stager.ordered and second.rows == 1
+    # A resumed read remembers the ids of the parts its checkpoint names, and numbers parts after them.
+    resumed = stager_of(staging, [*first.parts, *second.parts])
+    try:
+        third = resumed.stage(page(("b", 5), ("c", 4), ("d", 3)), None)
+        third.wait()
+    finally:
+        resumed.close()
+    assert third.parts == ["part-000002.parquet"] and third.rows == 1
+    assert staged_rows(staging, [*first.parts, *second.parts, *third.parts]) == [
+        ("a", 9), ("b", 8), ("c", 6), ("d", 3)
+    ]  # fmt: skip
+
+
+def test_pages_out_of_order_keep_every_version_for_the_merge_to_choose(staging: ObjectStaging) -> None:
+    stager = stager_of(staging)
+    try:
+        first = stager.stage(page(("a", 5), ("b", 4)), None)
+        second = stager.stage(page(("a", 9), ("b", 3)), None)
+        second.wait()
+    finally:
+        stager.close()
+    assert not stager.ordered and stager.oldest_xact == 3
+    assert staged_rows(staging, [*first.parts, *second.parts]) == [("a", 9), ("a", 5), ("b", 4), ("b", 3)]
+
+
+def test_a_page_of_many_rows_is_cut_into_parts_in_page_order(
+    staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("connector.destinations.file_size.MIN_FILE_ROWS", 2)
+    stager = stager_of(staging)
+    try:
+        staged = stager.stage(page(*((f"r{n}", 100 - n) for n in range(10))), None)
+        staged.wait()
+    finally:
+        stager.close()
+    # At most four parts a page: ten rows make parts of three, and the first holds the newest rows.
+    assert staged.parts == [f"part-{n:06d}.parquet" for n in range(4)] and staged.rows == 10
+    assert [len(staged_rows(staging, [name])) for name in staged.parts] == [3, 3, 3, 1]
+    assert staged_rows(staging, staged.parts[:1]) == [("r0", 100), ("r1", 99), ("r2", 98)]
