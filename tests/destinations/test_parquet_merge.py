@@ -8,15 +8,19 @@ fraction of a second.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pytest
 
-from connector.destinations.base import ObjectRef, StagedParts
+from connector.destinations.base import MergeResult, ObjectRef, StagedParts, SyncState
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, MergeOutput, ObjectFiles, merge_files
+from connector.destinations.parquet_tree import ParquetTree
 from connector.sync.stage import PageStager
 from connector.sync.staging import ObjectStaging
 from schemas.kinds import PROJECT
@@ -162,3 +166,40 @@ def test_new_rows_fill_the_open_file_then_new_files_of_the_object_s_file_size(
         ).fetchall()
     assert by_file == [("r10",), ("r13",)]
     assert len(files.rows()) == 7
+
+
+def test_merges_on_object_storage_read_the_tree_s_files_back_from_it(
+    tmp_path: Path, s3_bucket: pafs.S3FileSystem
+) -> None:
+    tree = ParquetTree("s3://warehouse/bt", tmp_path / "state")
+    state = SyncState(
+        object_type=LOGS.object_type, object_id="object", name="bot", project_id="project",
+        table_name=LOGS.table, version=None, synced_at=datetime.now(UTC),
+    )  # fmt: skip
+    reads = iter(range(100))
+
+    def merge(*pages: list[dict[str, Any]], delete_missing: bool = False) -> MergeResult:
+        return tree.merge(
+            REF, staged(tmp_path / f"read-{next(reads)}", *pages), state, delete_missing=delete_missing
+        )
+
+    def rows() -> list[tuple[Any, ...]]:
+        files = ds.dataset(
+            "warehouse/bt/project_logs/project_id=object", filesystem=s3_bucket, format="parquet"
+        )
+        table = files.to_table(columns=["id", "_xact_id", "output"]).to_pylist()
+        return sorted((row["id"], row["_xact_id"], row["output"]) for row in table)
+
+    first = merge([event("a", 3, "a3"), event("b", 2), event("c", 1)])
+    assert (first.inserted, first.rows) == (3, 3)
+    second = merge([event("a", 1_000_000_000, "a-new"), event("d", 4)])
+    assert (second.inserted, second.updated, second.rows) == (1, 1, 4)
+    assert rows() == [("a", 1_000_000_000, '"a-new"'), ("b", 2, None), ("c", 1, None), ("d", 4, None)]
+    full = merge([event("a", 1_000_000_000, "a-new"), event("d", 4)], delete_missing=True)
+    assert (full.deleted, full.rows) == (2, 2)
+    assert rows() == [("a", 1_000_000_000, '"a-new"'), ("d", 4, None)]
+    # On object storage a version is deleted once the tree holds its copy.
+    versions = s3_bucket.get_file_info(
+        pafs.FileSelector("warehouse/bt/_bt_sync/project_logs", recursive=True)
+    )
+    assert [info.path for info in versions if info.type == pafs.FileType.File] == []

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,36 +170,11 @@ def test_files_of_a_merge_that_never_committed_are_swept(
     assert query(warehouse, "SELECT output FROM project_logs WHERE id = 'r1'") == [('"new"',)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 def test_the_tree_on_an_s3_compatible_store(
-    demo_emulator: Emulator, tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    demo_emulator: Emulator, tmp_path: Path, s3_bucket: pafs.S3FileSystem
 ) -> None:
-    # Credentials and endpoint the standard AWS way: nothing secret in the URI.
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test-secret",
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    fs = pafs.S3FileSystem(endpoint_override=s3_endpoint, allow_bucket_creation=True)
-    fs.create_dir("warehouse")
+    # Credentials and endpoint the standard AWS way (the fixture): nothing secret in the URI.
+    fs = s3_bucket
     settings = WarehouseSettings(
         duckdb_path=tmp_path / "w.duckdb", parquet_root="s3://warehouse/bt", state_dir=tmp_path / "state"
     )
