@@ -7,7 +7,6 @@ fraction of a second.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,43 +16,11 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 
-from connector.destinations.base import MergeResult, ObjectRef, StagedParts, SyncState
+from connector.destinations.base import MergeResult, StagedParts, SyncState
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, MergeOutput, ObjectFiles, merge_files
 from connector.destinations.parquet_tree import ParquetTree
-from connector.sync.stage import PageStager
-from connector.sync.staging import ObjectStaging
-from schemas.kinds import PROJECT
-from schemas.tables import EventStream
-
-assert PROJECT.events is not None
-LOGS: EventStream = PROJECT.events
-REF = ObjectRef(LOGS, "object", "project", "bot")
-
-
-def event(row_id: str, xact: int, output: Any = None) -> dict[str, Any]:
-    return {
-        "id": row_id,
-        "_xact_id": str(xact),
-        "root_span_id": row_id,
-        "created": "2025-06-02T09:00:00.000Z",
-        "output": output,
-    }
-
-
-def staged(directory: Path, *pages: list[dict[str, Any]], cutoff: int | None = None) -> StagedParts:
-    """Stage `pages` (in the order given) as one read would, and return its parts for the merge."""
-    staging = ObjectStaging(directory, REF)
-    stager = PageStager(LOGS, staging, [], ordered=True, oldest_xact=None, object_rows=0)
-    names: list[str] = []
-    try:
-        for events in pages:
-            page = stager.stage(json.dumps({"events": events, "cursor": None}).encode(), cutoff)
-            page.wait()
-            names += page.parts
-    finally:
-        stager.close()
-    return StagedParts(tuple(staging.directory / name for name in names), stager.ordered)
+from tests.helpers import LOGS, LOGS_REF, event, staged
 
 
 class Files:
@@ -180,7 +147,7 @@ def test_merges_on_object_storage_read_the_tree_s_files_back_from_it(
 
     def merge(*pages: list[dict[str, Any]], delete_missing: bool = False) -> MergeResult:
         return tree.merge(
-            REF, staged(tmp_path / f"read-{next(reads)}", *pages), state, delete_missing=delete_missing
+            LOGS_REF, staged(tmp_path / f"read-{next(reads)}", *pages), state, delete_missing=delete_missing
         )
 
     def rows() -> list[tuple[Any, ...]]:

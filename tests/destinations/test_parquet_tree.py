@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +15,24 @@ import pyarrow.fs as pafs
 import pytest
 
 from connector.config import WarehouseSettings
-from connector.destinations.base import ObjectRef
+from connector.destinations.base import ObjectRef, SyncState
 from connector.destinations.file_size import file_target_rows
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_tree import ParquetTree
 from connector.emulator import Emulator, ListQuery
 from connector.errors import WarehouseLocked
 from schemas.kinds import PROJECT
-from tests.helpers import event_tables, hourly_change, query, sync, warehouse_in
+from tests.helpers import (
+    LOGS,
+    LOGS_REF,
+    event,
+    event_tables,
+    hourly_change,
+    query,
+    staged,
+    sync,
+    warehouse_in,
+)
 
 # An object of this size, changed by 1-2%, must not rewrite more than a tenth of its bytes.
 OBJECT_ROWS = 30_000
@@ -215,3 +227,31 @@ def test_an_object_s_lock_holds_off_a_second_holder_for_the_wait_then_says_so(tm
     )
     with tree.lock(ref, 0):
         pass  # released when its holder is done
+
+
+def test_a_removed_object_s_versions_stay_for_the_grace_from_its_removal_then_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    state = SyncState(
+        object_type=LOGS.object_type, object_id=LOGS_REF.object_id, name="bot", project_id="project",
+        table_name=LOGS.table, version=2, synced_at=datetime.now(UTC),
+    )  # fmt: skip
+    tree.merge(
+        LOGS_REF, staged(tmp_path / "read", [event("a", 2), event("b", 1)]), state, delete_missing=False
+    )
+    directory = tmp_path / "tree" / "project_logs" / "project_id=object"
+    versions = tmp_path / "tree" / "_bt_sync" / "project_logs" / "project_id=object"
+    (written,) = list(versions.iterdir())
+    long_ago = time.time() - 3 * 3600
+    os.utime(written, (long_ago, long_ago))  # written long before the removal
+    tree.remove_object(state)
+    assert sorted(p.name for p in directory.iterdir()) == ["_sync_state.json"]
+    assert tree.read_state(LOGS_REF) is None and tree.list_states() == []
+    # A query that listed the version before the removal may still read it: it stays for the grace.
+    tree.maintain(timedelta(0))
+    tree.prepare()
+    assert list(versions.iterdir()) == [written]
+    monkeypatch.setattr("connector.destinations.parquet_tree.RETIRED_GRACE", timedelta(0))
+    tree.prepare()
+    assert not directory.exists() and not versions.exists()

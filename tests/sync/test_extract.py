@@ -17,11 +17,7 @@ from connector.errors import MalformedResponse, PaginationError
 from connector.sync.extract import newest_version
 from connector.sync.stage import PageStager
 from connector.sync.staging import ObjectStaging
-from schemas.kinds import PROJECT
-from tests.helpers import fast_client
-
-assert PROJECT.events is not None
-LOGS = PROJECT.events
+from tests.helpers import LOGS, fast_client
 
 
 @pytest.fixture
