@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from connector.errors import PushError, StateError
@@ -13,8 +14,12 @@ from connector.push.checkpoint import PushCheckpoint, checkpoint_key, file_ident
 def test_acks_out_of_order_survive_a_reload(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     checkpoint = PushCheckpoint(path, "data.csv")
-    for batch in (0, 2, 1, 5):
+    for batch in (1, 0, 2, 5):
         checkpoint.ack(batch)
+    # The contiguous prefix is folded into one number: the file stays small however many batches.
+    assert orjson.loads(path.read_bytes()) == {
+        "version": 1, "source": "data.csv", "acked_below": 3, "acked": [5], "complete": False
+    }  # fmt: skip
     reloaded = PushCheckpoint(path, "data.csv")
     assert [n for n in range(7) if reloaded.is_acked(n)] == [0, 1, 2, 5]
     assert not reloaded.complete
@@ -26,6 +31,13 @@ def test_an_unreadable_checkpoint_says_how_to_recover(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     path.write_text("{not json")
     with pytest.raises(StateError, match=r"unreadable .*--force"):
+        PushCheckpoint(path, "data.csv")
+
+
+def test_a_checkpoint_of_another_format_is_refused_by_name(tmp_path: Path) -> None:
+    path = tmp_path / "c.json"
+    path.write_bytes(orjson.dumps({"version": 2, "acked_below": 3, "acked": [], "complete": True}))
+    with pytest.raises(StateError, match=r"unreadable \(unknown version 2\); delete it or push again"):
         PushCheckpoint(path, "data.csv")
 
 

@@ -119,6 +119,25 @@ def test_progress_counts_validated_then_acknowledged_rows(
     ]
 
 
+def test_progress_and_batches_count_only_the_rows_to_send(
+    push_client: BraintrustClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "messy.csv"
+    rows = [f"{n % 45},row {n}" for n in range(50)] + ['50,"[oops"', '51,"[oops"']  # 5 ids repeat
+    path.write_text("id,input\n" + "\n".join(rows) + "\n")
+    progress = RecordingProgress()
+    options = PushOptions(
+        file=path, project=PROJECT, dataset=DATASET, batch_rows=20, on_error="skip",
+        rejects=tmp_path / "rejects.jsonl", state_dir=tmp_path,
+    )  # fmt: skip
+    summary = push_file(push_client, options, progress)
+    assert (summary.rows_read, summary.rows_skipped, summary.rows_duplicate) == (52, 2, 5)
+    assert (summary.rows_sent, summary.batches, summary.batches_sent) == (45, 3, 3)
+    assert progress.tasks[1] == {
+        "description": "push messy.csv", "total": 45, "rows": 45, "batches": 3, "closed": True
+    }  # fmt: skip
+
+
 def test_format_flag_overrides_the_extension(emulator: Emulator, push: Push, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "export.txt", jsonl_rows(5))
     assert push(path, format="jsonl").rows_sent == 5
