@@ -152,7 +152,7 @@ def test_rerun_creates_no_duplicates(emulator: Emulator, push: Push, tmp_path: P
     rows = emulator.store.live_rows("dataset", first.dataset_id)
 
     again = push(path, batch_rows=40)
-    assert again.already_complete and again.rows_sent == 0
+    assert again.already_complete and again.rows_sent == 0 and again.dataset_id == first.dataset_id
     assert emulator.stats.rows_inserted[first.dataset_id] == 120
 
     forced = push(path, batch_rows=40, force=True)
