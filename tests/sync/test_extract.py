@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,10 @@ from connector.api.client import BraintrustClient
 from connector.destinations.base import ObjectRef
 from connector.emulator import Emulator, FaultRule
 from connector.errors import MalformedResponse, PaginationError
-from connector.sync.extract import newest_version
+from connector.progress import NullProgress
+from connector.sync.extract import extract_object, newest_version
 from connector.sync.stage import PageStager
-from connector.sync.staging import ObjectStaging
+from connector.sync.staging import Checkpoint, ObjectStaging
 from tests.helpers import LOGS, fast_client
 
 
@@ -184,3 +186,59 @@ def test_a_page_of_many_rows_is_cut_into_parts_in_page_order(
     assert staged.parts == [f"part-{n:06d}.parquet" for n in range(4)] and staged.rows == 10
     assert [len(staged_rows(staging, [name])) for name in staged.parts] == [3, 3, 3, 1]
     assert staged_rows(staging, staged.parts[:1]) == [("r0", 100), ("r1", 99), ("r2", 98)]
+
+
+# A read: the pages fetched and the checkpoint saved -----------------------------------------------------
+
+
+def read(
+    client: BraintrustClient, project: dict[str, Any], staging: ObjectStaging, cutoff: int | None
+) -> Checkpoint:
+    version = newest_version(client, logs_of(project))
+    assert version is not None
+    start = Checkpoint(version=version, watermark=version, cutoff=cutoff, started_at=datetime.now(UTC))
+    return extract_object(
+        client, logs_of(project), staging, start, NullProgress().task("read"), page_limit=5, object_rows=0
+    )
+
+
+def test_an_incremental_read_stops_at_the_page_that_reaches_the_cutoff(
+    emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
+) -> None:
+    project = emulator.store.create_project("incremental")
+    for number in range(30):
+        emulator.store.insert("project_logs", project["id"], [{"id": f"r{number:02d}", "input": number}])
+    newest_first = sorted(
+        (
+            (int(row["_xact_id"]), row["id"])
+            for row in emulator.store.live_rows("project_logs", project["id"])
+        ),
+        reverse=True,
+    )
+    emulator.stats.reset()
+    # Pages of 1, 2 and 4 traces: the third ends exactly at the cutoff, the seventh newest row.
+    done = read(client, project, staging, cutoff=newest_first[6][0])
+    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 1 + 3  # the probe, then three pages
+    assert (done.done, done.pages, done.rows_fetched, done.rows_staged, done.ordered) == (True, 3, 7, 6, True)
+    assert done.oldest_xact == newest_first[6][0]
+    assert staging.load() == done  # the last page's checkpoint is on disk
+    assert sorted(staged_rows(staging, done.parts)) == sorted(
+        (row_id, xact) for xact, row_id in newest_first[:6]
+    )
+
+
+def test_a_full_read_fetches_every_page_once_and_checkpoints_where_it_ended(
+    emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
+) -> None:
+    project = emulator.store.create_project("full")
+    for number in range(30):
+        emulator.store.insert("project_logs", project["id"], [{"id": f"r{number:02d}", "input": number}])
+    emulator.stats.reset()
+    done = read(client, project, staging, cutoff=None)
+    # Pages of at most five traces (the page limit): six full pages, then the empty last one.
+    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 1 + 7
+    assert (done.done, done.pages, done.rows_fetched, done.rows_staged) == (True, 7, 30, 30)
+    assert len(done.parts) == 6 and staging.load() == done
+    assert sorted(row_id for row_id, _ in staged_rows(staging, done.parts)) == [
+        f"r{n:02d}" for n in range(30)
+    ]
