@@ -7,6 +7,7 @@ fraction of a second.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,10 @@ def test_new_rows_fill_the_open_file_then_new_files_of_the_object_s_file_size(
 def test_merges_on_object_storage_read_the_tree_s_files_back_from_it(
     tmp_path: Path, s3_bucket: pafs.S3FileSystem
 ) -> None:
-    tree = ParquetTree("s3://warehouse/bt", tmp_path / "state")
+    # moto keeps its buckets for the life of the process (mutmut runs the tests twice in one): a prefix
+    # of this test's own.
+    prefix = f"warehouse/{uuid.uuid4().hex}"
+    tree = ParquetTree(f"s3://{prefix}", tmp_path / "state")
     state = SyncState(
         object_type=LOGS.object_type, object_id="object", name="bot", project_id="project",
         table_name=LOGS.table, version=None, synced_at=datetime.now(UTC),
@@ -151,9 +155,7 @@ def test_merges_on_object_storage_read_the_tree_s_files_back_from_it(
         )
 
     def rows() -> list[tuple[Any, ...]]:
-        files = ds.dataset(
-            "warehouse/bt/project_logs/project_id=object", filesystem=s3_bucket, format="parquet"
-        )
+        files = ds.dataset(f"{prefix}/project_logs/project_id=object", filesystem=s3_bucket, format="parquet")
         table = files.to_table(columns=["id", "_xact_id", "output"]).to_pylist()
         return sorted((row["id"], row["_xact_id"], row["output"]) for row in table)
 
@@ -166,7 +168,5 @@ def test_merges_on_object_storage_read_the_tree_s_files_back_from_it(
     assert (full.deleted, full.rows) == (2, 2)
     assert rows() == [("a", 1_000_000_000, '"a-new"'), ("d", 4, None)]
     # On object storage a version is deleted once the tree holds its copy.
-    versions = s3_bucket.get_file_info(
-        pafs.FileSelector("warehouse/bt/_bt_sync/project_logs", recursive=True)
-    )
+    versions = s3_bucket.get_file_info(pafs.FileSelector(f"{prefix}/_bt_sync/project_logs", recursive=True))
     assert [info.path for info in versions if info.type == pafs.FileType.File] == []
