@@ -87,7 +87,7 @@ def test_a_malformed_probe_names_the_object_and_the_reason(
         newest_version(client, logs_of(project))
     message = str(raised.value)
     assert f"project_logs 'malformed' ({project['id']}) is malformed" in message
-    assert reason in message and "nothing was committed" in message
+    assert reason in message and message.endswith("; nothing was committed for it")
 
 
 # Staging: what each page keeps ------------------------------------------------------------------------
