@@ -172,9 +172,16 @@ def test_a_failed_push_resumes_with_only_the_unacknowledged_batches(
         push(path, batch_rows=25, concurrency=1)
     assert emulator.stats.rows_inserted[dataset_id(emulator)] == 75
 
+    # Failing again, the rerun counts the batches it resumed past as acknowledged, and keeps the status.
+    emulator.faults.clear()
+    emulator.faults.add(FaultRule(kind="status", route="/insert", status=503, times=None, after=2))
+    with pytest.raises(ServerUnavailable, match="The 125 rows acknowledged so far") as again:
+        push(path, batch_rows=25, concurrency=1)
+    assert again.value.status == 503
+
     emulator.faults.clear()
     summary = push(path, batch_rows=25, concurrency=1)
-    assert (summary.rows_resumed, summary.rows_sent, summary.batches_sent) == (75, 225, 9)
+    assert (summary.rows_resumed, summary.rows_sent, summary.batches_sent) == (125, 175, 7)
     assert emulator.stats.rows_inserted[dataset_id(emulator)] == 300
     assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 300
 
@@ -199,14 +206,29 @@ def test_batches_go_out_concurrently_but_never_more_than_allowed(
     assert emulator.stats.most_in_flight["dataset.insert"] == 3
 
 
+def test_a_slow_batch_does_not_hold_back_the_batches_after_it(
+    emulator: Emulator, push: Push, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 60)
+    emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=1.0, times=1))
+    push(path, batch_rows=10, concurrency=2)
+    versions = {
+        row["id"]: int(row["_xact_id"]) for row in emulator.store.live_rows("dataset", dataset_id(emulator))
+    }
+    first_batch = [versions[f"row-{n}"] for n in range(10)]
+    # While the first batch was held, the other slot sent every later batch: all landed before it.
+    assert min(first_batch) > max(versions[f"row-{n}"] for n in range(10, 60))
+
+
 # Faults ------------------------------------------------------------------------------------------------
 
 
 def test_413_splits_batches_until_they_fit(emulator: Emulator, push: Push, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "data.csv", 100)
     emulator.max_request_bytes = 4_000
-    summary = push(path, batch_rows=100)
-    assert summary.splits > 0 and summary.rows_sent == 100
+    summary = push(path, batch_rows=50)
+    # Each batch of 50 rows is too large, each half of it fits: one split per batch.
+    assert (summary.splits, summary.batches_sent, summary.rows_sent) == (2, 2, 100)
     assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 100
 
 
