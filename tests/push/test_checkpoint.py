@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import orjson
@@ -50,6 +51,11 @@ def test_the_key_changes_with_the_file_and_the_options(tmp_path: Path) -> None:
     assert key != checkpoint_key(file_identity(data), "ds1", {"batch_rows": 100})
     data.write_text("input\nq\nr\n")
     assert key != checkpoint_key(file_identity(data), "ds1", {"batch_rows": 500})
+    # A copy with the same size and time is another file: it must not pass for one already pushed.
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(data.read_bytes())
+    os.utime(copy, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns))
+    assert checkpoint_key(file_identity(copy), "ds1", {}) != checkpoint_key(file_identity(data), "ds1", {})
 
 
 def test_one_push_of_a_file_at_a_time(tmp_path: Path) -> None:

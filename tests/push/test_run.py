@@ -11,7 +11,7 @@ import pytest
 
 from connector.api.client import BraintrustClient
 from connector.emulator import Emulator, FaultRule
-from connector.errors import AuthError, PushError, ServerUnavailable
+from connector.errors import ApiError, AuthError, PushError, ServerUnavailable
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, PushSummary, push_file
 from tests.push.helpers import (
@@ -223,22 +223,41 @@ def test_a_slow_batch_does_not_hold_back_the_batches_after_it(
 # Faults ------------------------------------------------------------------------------------------------
 
 
-def test_413_splits_batches_until_they_fit(emulator: Emulator, push: Push, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("batch_rows", "splits", "batches"),
+    # Halves of 25 rows fit: a batch of 50 is split once, one of 100 three times (in two, then each half).
+    [(50, 2, 2), (100, 3, 1)],
+)
+def test_413_splits_batches_until_they_fit(
+    emulator: Emulator, push: Push, tmp_path: Path, batch_rows: int, splits: int, batches: int
+) -> None:
     path = write_csv(tmp_path / "data.csv", 100)
     emulator.max_request_bytes = 4_000
-    summary = push(path, batch_rows=50)
-    # Each batch of 50 rows is too large, each half of it fits: one split per batch.
-    assert (summary.splits, summary.batches_sent, summary.rows_sent) == (2, 2, 100)
+    summary = push(path, batch_rows=batch_rows)
+    assert (summary.splits, summary.batches_sent, summary.rows_sent) == (splits, batches, 100)
     assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 100
 
 
 def test_413_on_a_single_row_names_it(emulator: Emulator, push: Push, tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "data.jsonl", [{"input": "x"}, {"input": "y" * 5_000}, {"input": "z"}])
+    # The big row is last: a pair holding it is split before the row alone is refused.
+    path = write_jsonl(tmp_path / "data.jsonl", [{"input": "x"}, {"input": "z"}, {"input": "y" * 5_000}])
     emulator.max_request_bytes = 1_000
-    with pytest.raises(
-        PushError, match=r"^data\.jsonl row 2: the API refused the row as too large \(HTTP 413\)"
-    ):
+    with pytest.raises(PushError) as refused:
         push(path)
+    assert str(refused.value) == (
+        "data.jsonl row 3: the API refused the row as too large (HTTP 413) even when sent alone"
+    )
+
+
+def test_a_batch_the_api_refuses_stops_the_push_before_the_batches_after_it(
+    emulator: Emulator, push: Push, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 150)
+    emulator.faults.add(FaultRule(kind="status", route="/insert", status=400, after=3, times=1))
+    with pytest.raises(ApiError, match="HTTP 400"):
+        push(path, batch_rows=25, concurrency=1)
+    assert emulator.stats.rows_inserted[dataset_id(emulator)] == 75
+    assert push(path, batch_rows=25, concurrency=1).rows_resumed == 75
 
 
 def test_429_with_retry_after_is_waited_out(emulator: Emulator, push: Push, tmp_path: Path) -> None:
