@@ -153,6 +153,7 @@ def test_rerun_creates_no_duplicates(emulator: Emulator, push: Push, tmp_path: P
 
     again = push(path, batch_rows=40)
     assert again.already_complete and again.rows_sent == 0 and again.dataset_id == first.dataset_id
+    assert again.rows_read == 0  # known as pushed before the file is read again
     assert emulator.stats.rows_inserted[first.dataset_id] == 120
 
     forced = push(path, batch_rows=40, force=True)
@@ -181,7 +182,12 @@ def test_a_failed_push_resumes_with_only_the_unacknowledged_batches(
 
     emulator.faults.clear()
     summary = push(path, batch_rows=25, concurrency=1)
-    assert (summary.rows_resumed, summary.rows_sent, summary.batches_sent) == (125, 175, 7)
+    assert (summary.rows_resumed, summary.rows_sent, summary.batches_sent, summary.retries) == (
+        125,
+        175,
+        7,
+        0,
+    )
     assert emulator.stats.rows_inserted[dataset_id(emulator)] == 300
     assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 300
 
