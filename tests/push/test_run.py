@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -198,6 +199,38 @@ def test_a_changed_file_is_pushed_again(emulator: Emulator, push: Push, tmp_path
     write_csv(path, 30)
     assert push(path).rows_sent == 30
     assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 30
+
+
+class TouchOnFirstAck(RecordingProgress):
+    """Progress that moves a file's modification time when the push's first batch is acknowledged."""
+
+    def __init__(self, file: Path) -> None:
+        super().__init__()
+        self._file = file
+
+    def advance(self, rows: int = 0, pages: int = 0) -> None:
+        super().advance(rows, pages)
+        if pages and self.tasks[-1]["batches"] == 1:
+            stat = self._file.stat()
+            os.utime(self._file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+
+
+def test_a_file_changed_while_it_is_pushed_is_not_marked_pushed(
+    emulator: Emulator, push_client: BraintrustClient, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 60)
+    options = PushOptions(
+        file=path, project=PROJECT, dataset=DATASET, batch_rows=10, concurrency=1, state_dir=tmp_path / "s"
+    )
+    with pytest.raises(PushError) as changed:
+        push_file(push_client, options, TouchOnFirstAck(path))
+    assert str(changed.value) == (
+        "data.csv changed while it was pushed; push it again (rows already sent are replaced by id, "
+        "not duplicated)"
+    )
+    again = push_file(push_client, options, NullProgress())
+    assert not again.already_complete and again.rows_sent == 60
+    assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 60
 
 
 def test_batches_go_out_concurrently_but_never_more_than_allowed(
