@@ -255,3 +255,17 @@ def test_a_removed_object_s_versions_stay_for_the_grace_from_its_removal_then_go
     monkeypatch.setattr("connector.destinations.parquet_tree.RETIRED_GRACE", timedelta(0))
     tree.prepare()
     assert not directory.exists() and not versions.exists()
+
+
+def test_a_replacement_cut_short_leaves_no_temporary_file_after_the_next_recovery(tmp_path: Path) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    state = SyncState(
+        object_type=LOGS.object_type, object_id=LOGS_REF.object_id, name="bot", project_id="project",
+        table_name=LOGS.table, version=1, synced_at=datetime.now(UTC),
+    )  # fmt: skip
+    tree.merge(LOGS_REF, staged(tmp_path / "read", [event("a", 1)]), state, delete_missing=False)
+    directory = tmp_path / "tree" / "project_logs" / "project_id=object"
+    # What a crash between linking a new version and renaming it over the file leaves.
+    (directory / ".part-000000.parquet.tmp").write_bytes(b"partial")
+    assert tree.read_state(LOGS_REF) is not None  # the holder of the lock recovers the object first
+    assert sorted(p.name for p in directory.iterdir()) == ["_sync_state.json", "part-000000.parquet"]
