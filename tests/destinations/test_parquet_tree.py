@@ -257,7 +257,7 @@ def test_a_removed_object_s_versions_stay_for_the_grace_from_its_removal_then_go
     assert not directory.exists() and not versions.exists()
 
 
-def test_a_replacement_cut_short_leaves_no_temporary_file_after_the_next_recovery(tmp_path: Path) -> None:
+def test_writes_cut_short_leave_no_temporary_file_after_the_next_recovery(tmp_path: Path) -> None:
     tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
     state = SyncState(
         object_type=LOGS.object_type, object_id=LOGS_REF.object_id, name="bot", project_id="project",
@@ -267,5 +267,10 @@ def test_a_replacement_cut_short_leaves_no_temporary_file_after_the_next_recover
     directory = tmp_path / "tree" / "project_logs" / "project_id=object"
     # What a crash between linking a new version and renaming it over the file leaves.
     (directory / ".part-000000.parquet.tmp").write_bytes(b"partial")
+    # And what a merge dies with while writing a version: however new, no query can be reading it.
+    versions = tmp_path / "tree" / "_bt_sync" / "project_logs" / "project_id=object"
+    kept = sorted(p.name for p in versions.iterdir())
+    (versions / ".part-000001.0123abcd.parquet.tmp").write_bytes(b"partial")
     assert tree.read_state(LOGS_REF) is not None  # the holder of the lock recovers the object first
     assert sorted(p.name for p in directory.iterdir()) == ["_sync_state.json", "part-000000.parquet"]
+    assert sorted(p.name for p in versions.iterdir()) == kept
