@@ -274,3 +274,23 @@ def test_writes_cut_short_leave_no_temporary_file_after_the_next_recovery(tmp_pa
     assert tree.read_state(LOGS_REF) is not None  # the holder of the lock recovers the object first
     assert sorted(p.name for p in directory.iterdir()) == ["_sync_state.json", "part-000000.parquet"]
     assert sorted(p.name for p in versions.iterdir()) == kept
+
+
+def test_a_replaced_version_is_deleted_once_past_its_grace_and_forgotten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    state = SyncState(
+        object_type=LOGS.object_type, object_id=LOGS_REF.object_id, name="bot", project_id="project",
+        table_name=LOGS.table, version=2, synced_at=datetime.now(UTC),
+    )  # fmt: skip
+    versions = tmp_path / "tree" / "_bt_sync" / "project_logs" / "project_id=object"
+    record = tmp_path / "tree" / "project_logs" / "project_id=object" / "_sync_state.json"
+    tree.merge(LOGS_REF, staged(tmp_path / "first", [event("a", 1)]), state, delete_missing=False)
+    (first,) = [p.name for p in versions.iterdir()]
+    tree.merge(LOGS_REF, staged(tmp_path / "second", [event("a", 2)]), state, delete_missing=False)
+    assert first in record.read_text() and len(list(versions.iterdir())) == 2  # kept for the grace
+    monkeypatch.setattr("connector.destinations.parquet_tree.RETIRED_GRACE", timedelta(0))
+    for _ in range(2):  # the second recovery reads what the first wrote
+        assert tree.read_state(LOGS_REF) is not None
+        assert first not in [p.name for p in versions.iterdir()] and first not in record.read_text()
