@@ -16,7 +16,7 @@ from connector.destinations.base import ObjectRef
 from connector.emulator import Emulator, FaultRule
 from connector.errors import MalformedResponse, PaginationError
 from connector.progress import NullProgress
-from connector.sync.extract import extract_object, newest_version
+from connector.sync.extract import extract_object, newest_version, trailing_cursor
 from connector.sync.stage import PageStager
 from connector.sync.staging import Checkpoint, ObjectStaging
 from tests.helpers import LOGS, fast_client
@@ -242,3 +242,24 @@ def test_a_full_read_fetches_every_page_once_and_checkpoints_where_it_ended(
     assert sorted(row_id for row_id, _ in staged_rows(staging, done.parts)) == [
         f"r{n:02d}" for n in range(30)
     ]
+
+
+@pytest.mark.parametrize(
+    ("body", "cursor"),
+    [
+        (b'{"events": [], "cursor": "c-1"}', "c-1"),
+        (b'{"events": [{"id": "' + b"x" * 9_000 + b'"}], "cursor": "c\\"2"}\n', 'c"2'),
+        (b'{"events": [], "cursor": null}', None),
+        (b'{"cursor": "c-3", "events": []}', None),  # not at the end: DuckDB's parse will say
+        (b'{"events": [{"cursor": "inner"}]}', None),
+    ],
+)
+def test_a_cursor_that_ends_the_body_is_read_off_its_tail(body: bytes, cursor: str | None) -> None:
+    assert trailing_cursor(body) == cursor
+
+
+def test_clearing_an_object_that_staged_nothing_is_a_no_op(staging: ObjectStaging) -> None:
+    staging.clear()
+    staging.save(Checkpoint(version=1, watermark=1, cutoff=None, started_at=datetime.now(UTC)))
+    staging.clear()
+    assert not staging.directory.exists() and staging.load() is None
