@@ -294,3 +294,33 @@ def test_a_replaced_version_is_deleted_once_past_its_grace_and_forgotten(
     for _ in range(2):  # the second recovery reads what the first wrote
         assert tree.read_state(LOGS_REF) is not None
         assert first not in [p.name for p in versions.iterdir()] and first not in record.read_text()
+
+
+def test_preparing_the_tree_purges_each_removed_object_past_its_grace_whatever_comes_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    refs = {name: ObjectRef(LOGS, name, "project", name) for name in ("a-live", "b-locked", "c-removed")}
+    states = {
+        name: SyncState(
+            object_type=LOGS.object_type,
+            object_id=name,
+            name=name,
+            project_id="project",
+            table_name=LOGS.table,
+            version=1,
+            synced_at=datetime.now(UTC),
+        )
+        for name in refs
+    }
+    for name, ref in refs.items():
+        tree.merge(ref, staged(tmp_path / name, [event("a", 1)]), states[name], delete_missing=False)
+    tree.remove_object(states["b-locked"])
+    tree.remove_object(states["c-removed"])
+    monkeypatch.setattr("connector.destinations.parquet_tree.RETIRED_GRACE", timedelta(0))
+    with tree.lock(refs["b-locked"], 0):  # being synced elsewhere: left for later
+        tree.prepare()
+    tables = tmp_path / "tree" / "project_logs"
+    assert sorted(p.name for p in tables.iterdir()) == [
+        "project_id=__schema__", "project_id=a-live", "project_id=b-locked"
+    ]  # fmt: skip
