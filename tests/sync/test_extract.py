@@ -263,3 +263,44 @@ def test_clearing_an_object_that_staged_nothing_is_a_no_op(staging: ObjectStagin
     staging.save(Checkpoint(version=1, watermark=1, cutoff=None, started_at=datetime.now(UTC)))
     staging.clear()
     assert not staging.directory.exists() and staging.load() is None
+
+
+def test_a_read_resumed_from_its_checkpoint_fetches_only_the_pages_after_it(
+    emulator: Emulator, client: BraintrustClient, staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = emulator.store.create_project("resumed")
+    for number in range(30):
+        emulator.store.insert("project_logs", project["id"], [{"id": f"r{number:02d}", "input": number}])
+    real_write = PageStager._write
+    writes = 0
+
+    def die_writing_the_third_page(self: PageStager, *args: Any) -> None:
+        nonlocal writes
+        writes += 1
+        if writes == 3:
+            raise KeyboardInterrupt
+        real_write(self, *args)
+
+    monkeypatch.setattr(PageStager, "_write", die_writing_the_third_page)
+    with pytest.raises(KeyboardInterrupt):
+        read(client, project, staging, cutoff=None)
+    monkeypatch.undo()
+    left = staging.load()
+    assert left is not None and (left.pages, len(left.parts), left.done) == (2, 2, False)
+    assert left.position.cursor
+    emulator.stats.reset()
+    done = extract_object(
+        client, logs_of(project), staging, left, NullProgress().task("read"), page_limit=5, object_rows=0
+    )
+    # Pages three to six and the empty last one; the first two are not fetched again.
+    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 5
+    assert (done.done, done.pages, done.rows_fetched, done.rows_staged, len(done.parts)) == (
+        True,
+        7,
+        30,
+        30,
+        6,
+    )
+    assert sorted(row_id for row_id, _ in staged_rows(staging, done.parts)) == [
+        f"r{n:02d}" for n in range(30)
+    ]
