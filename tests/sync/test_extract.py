@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from connector.api.client import BraintrustClient
+from connector.api.pagination import PagePosition
 from connector.destinations.base import ObjectRef
 from connector.emulator import Emulator, FaultRule
 from connector.errors import MalformedResponse, PaginationError
@@ -304,3 +305,26 @@ def test_a_read_resumed_from_its_checkpoint_fetches_only_the_pages_after_it(
     assert sorted(row_id for row_id, _ in staged_rows(staging, done.parts)) == [
         f"r{n:02d}" for n in range(30)
     ]
+
+
+def test_a_resumed_read_remembers_the_oldest_version_so_far_and_keeps_a_newer_one_that_comes_late(
+    emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
+) -> None:
+    project = emulator.store.create_project("late")
+    stager = stager_of(staging)
+    try:
+        before = stager.stage(page(("a", 6), ("b", 5), cursor="after-b"), None)
+        before.wait()
+    finally:
+        stager.close()
+    left = Checkpoint(
+        version=9, watermark=9, cutoff=None, started_at=datetime.now(UTC), parts=before.parts, pages=1,
+        rows_fetched=2, rows_staged=2, oldest_xact=5, position=PagePosition(cursor="after-b"),
+    )  # fmt: skip
+    # The page after the crash holds a version of `a` newer than any seen before it: out of order.
+    emulator.faults.add(FaultRule(kind="body", route=f"{project['id']}/fetch", body=page(("a", 9)).decode()))
+    done = extract_object(
+        client, logs_of(project), staging, left, NullProgress().task("read"), page_limit=5, object_rows=0
+    )
+    assert (done.done, done.ordered, done.rows_staged) == (True, False, 3)
+    assert ("a", 9) in staged_rows(staging, done.parts)
