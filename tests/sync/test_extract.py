@@ -328,3 +328,30 @@ def test_a_resumed_read_remembers_the_oldest_version_so_far_and_keeps_a_newer_on
     )
     assert (done.done, done.ordered, done.rows_staged) == (True, False, 3)
     assert ("a", 9) in staged_rows(staging, done.parts)
+
+
+def test_a_page_without_a_cursor_is_followed_below_its_oldest_row(
+    emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
+) -> None:
+    project = emulator.store.create_project("no-cursor")
+    for number in range(12):
+        emulator.store.insert("project_logs", project["id"], [{"id": f"r{number:02d}", "input": number}])
+    rows = sorted(
+        emulator.store.live_rows("project_logs", project["id"]), key=lambda row: -int(row["_xact_id"])
+    )
+    # A server that knows only the deprecated paging: the first page's five rows, and no cursor.
+    first = {
+        "events": [
+            {key: row[key] for key in ("id", "_xact_id", "root_span_id", "created")} for row in rows[:5]
+        ]
+    }
+    emulator.faults.add(
+        FaultRule(
+            kind="body", route=f"{project['id']}/fetch", body=json.dumps(first | {"cursor": None}), after=1
+        )
+    )
+    done = read(client, project, staging, cutoff=None)
+    assert done.done and done.rows_staged == 12
+    assert sorted(row_id for row_id, _ in staged_rows(staging, done.parts)) == [
+        f"r{n:02d}" for n in range(12)
+    ]
