@@ -355,3 +355,21 @@ def test_a_page_without_a_cursor_is_followed_below_its_oldest_row(
     assert sorted(row_id for row_id, _ in staged_rows(staging, done.parts)) == [
         f"r{n:02d}" for n in range(12)
     ]
+
+
+def test_a_page_whose_tail_and_whole_disagree_on_the_cursor_is_an_error(
+    emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
+) -> None:
+    project = emulator.store.create_project("two-cursors")
+    emulator.store.insert("project_logs", project["id"], [{"id": "a", "input": 1}])
+    (row,) = emulator.store.live_rows("project_logs", project["id"])
+    # A duplicate key: the cheap look at the tail reads the last cursor, DuckDB's parse the first.
+    body = (
+        page(("a", int(row["_xact_id"])))
+        .decode()
+        .replace('"cursor": null', '"cursor": "one", "cursor": "two"')
+    )
+    emulator.faults.add(FaultRule(kind="body", route=f"{project['id']}/fetch", body=body, after=1))
+    with pytest.raises(PaginationError) as raised:
+        read(client, project, staging, cutoff=None)
+    assert str(raised.value) == "the cursor at the end of a page of 'two-cursors' is not the page's cursor"
