@@ -16,7 +16,7 @@ from connector.api.pagination import PagePosition
 from connector.destinations.base import ObjectRef
 from connector.emulator import Emulator, FaultRule
 from connector.errors import MalformedResponse, PaginationError
-from connector.progress import NullProgress
+from connector.progress import NullProgress, ProgressTask
 from connector.sync.extract import extract_object, newest_version, trailing_cursor
 from connector.sync.stage import PageStager
 from connector.sync.staging import Checkpoint, ObjectStaging
@@ -192,15 +192,32 @@ def test_a_page_of_many_rows_is_cut_into_parts_in_page_order(
 # A read: the pages fetched and the checkpoint saved -----------------------------------------------------
 
 
+class Advanced:
+    """A progress task that sums what it is advanced by."""
+
+    def __init__(self) -> None:
+        self.rows = self.pages = 0
+
+    def advance(self, rows: int = 0, pages: int = 0) -> None:
+        self.rows += rows
+        self.pages += pages
+
+    def close(self) -> None:
+        pass
+
+
 def read(
-    client: BraintrustClient, project: dict[str, Any], staging: ObjectStaging, cutoff: int | None
+    client: BraintrustClient,
+    project: dict[str, Any],
+    staging: ObjectStaging,
+    cutoff: int | None,
+    progress: ProgressTask | None = None,
 ) -> Checkpoint:
     version = newest_version(client, logs_of(project))
     assert version is not None
     start = Checkpoint(version=version, watermark=version, cutoff=cutoff, started_at=datetime.now(UTC))
-    return extract_object(
-        client, logs_of(project), staging, start, NullProgress().task("read"), page_limit=5, object_rows=0
-    )
+    task = progress or NullProgress().task("read")
+    return extract_object(client, logs_of(project), staging, start, task, page_limit=5, object_rows=0)
 
 
 def test_an_incremental_read_stops_at_the_page_that_reaches_the_cutoff(
@@ -235,7 +252,9 @@ def test_a_full_read_fetches_every_page_once_and_checkpoints_where_it_ended(
     for number in range(30):
         emulator.store.insert("project_logs", project["id"], [{"id": f"r{number:02d}", "input": number}])
     emulator.stats.reset()
-    done = read(client, project, staging, cutoff=None)
+    progress = Advanced()
+    done = read(client, project, staging, cutoff=None, progress=progress)
+    assert (progress.rows, progress.pages) == (30, 7)
     # Pages of at most five traces (the page limit): six full pages, then the empty last one.
     assert emulator.stats.requests[("POST", "project_logs.fetch")] == 1 + 7
     assert (done.done, done.pages, done.rows_fetched, done.rows_staged) == (True, 7, 30, 30)
