@@ -6,6 +6,7 @@ HTTP, into real Parquet files (or Iceberg tables) read back through DuckDB.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -15,10 +16,14 @@ from typing import Any
 
 from connector.api.client import BraintrustClient
 from connector.config import ApiSettings, DestinationKind, WarehouseSettings
+from connector.destinations.base import ObjectRef, StagedParts
 from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.sync.run import SyncOptions, SyncSummary, run_sync
+from connector.sync.stage import PageStager
+from connector.sync.staging import ObjectStaging
 from connector.wiring import open_destination
-from schemas.kinds import CATALOG_TABLES, EVENT_KINDS, EVENT_STREAMS
+from schemas.kinds import CATALOG_TABLES, EVENT_KINDS, EVENT_STREAMS, PROJECT
+from schemas.tables import EventStream
 
 # Every fault the emulator injects that a client must survive by retrying, read path or write path.
 RETRIED_FAULTS = [
@@ -33,6 +38,11 @@ RETRIED_FAULTS = [
     FaultRule(kind="drop"),
     FaultRule(kind="truncate"),
 ]
+
+assert PROJECT.events is not None
+LOGS: EventStream = PROJECT.events
+# A project's logs, for tests that stage and merge without an emulator.
+LOGS_REF = ObjectRef(LOGS, "object", "project", "bot")
 
 CLI = [sys.executable, "-m", "connector.cli"]
 EVENT_TABLES = {stream.table: stream.key_column for stream in EVENT_STREAMS.values()}
@@ -207,3 +217,29 @@ def cli_warehouse_args(settings: WarehouseSettings) -> list[str]:
         "--state-dir",
         str(settings.state_dir),
     ]
+
+
+def event(row_id: str, xact: int, output: Any = None) -> dict[str, Any]:
+    """A log event of one span, as a fetch page carries it."""
+    return {
+        "id": row_id,
+        "_xact_id": str(xact),
+        "root_span_id": row_id,
+        "created": "2025-06-02T09:00:00.000Z",
+        "output": output,
+    }
+
+
+def staged(directory: Path, *pages: list[dict[str, Any]], cutoff: int | None = None) -> StagedParts:
+    """Stage `pages` of `LOGS_REF` (in the order given) as one read does, and return its parts."""
+    staging = ObjectStaging(directory, LOGS_REF)
+    stager = PageStager(LOGS, staging, [], ordered=True, oldest_xact=None, object_rows=0)
+    names: list[str] = []
+    try:
+        for events in pages:
+            page = stager.stage(json.dumps({"events": events, "cursor": None}).encode(), cutoff)
+            page.wait()
+            names += page.parts
+    finally:
+        stager.close()
+    return StagedParts(tuple(staging.directory / name for name in names), stager.ordered)

@@ -2,8 +2,8 @@
 
 `make mutants` runs this (never CI: a full run takes about an hour on two cores). mutmut mutates the
 files `[tool.mutmut] only_mutate` names in pyproject.toml; of those, the functions below are in scope
-(the rest of a file, such as the catalog writer beside the commit, is not a guarantee). Each group
-is run on its own, with at most `MUTANTS_CHILDREN` mutants at a time, then every in-scope mutant's
+(the rest of a file, such as the catalog writer beside the commit, is not a guarantee). The chosen
+groups are run together, at most `MUTANTS_CHILDREN` mutants at a time, then every in-scope mutant's
 outcome is summed per module, as tests/MUTATION.md reports it.
 
     python -m tests.mutants run [group ...]    groups: api, destinations, push, sync (default all)
@@ -65,7 +65,9 @@ SCOPE: dict[str, tuple[str, ...]] = {
     "connector.sync.extract": ("*",),
     "connector.sync.seen": ("*",),
     "connector.sync.stage": (
+        "xǁStagedPageǁwait",
         "xǁPageStagerǁstage",
+        "xǁPageStagerǁ_name_parts",
         "xǁPageStagerǁ_rows_to_keep",
         "xǁPageStagerǁ_remember_staged_ids",
         "xǁ_PageSqlǁcandidates",
@@ -83,17 +85,22 @@ def patterns(module: str) -> list[str]:
 
 def run(groups: list[str]) -> None:
     children = os.environ.get("MUTANTS_CHILDREN", "1")
-    for group in groups:
-        names = [p for module in SCOPE if module.split(".")[1] == group for p in patterns(module)]
-        print(f"mutants: {group}", flush=True)
-        # mutmut redraws a progress line many times a second: keep only its summary.
-        done = subprocess.run(
-            [Path(sys.executable).parent / "mutmut", "run", "--max-children", children, *names],
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode:
-            sys.exit(f"mutmut failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    bin_dir = Path(sys.executable).parent
+    # mutmut runs `type_check_command` (mypy) by name: this environment's, whether or not it is activated.
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    names = [p for module in SCOPE if module.split(".")[1] in groups for p in patterns(module)]
+    print(f"mutants: {', '.join(groups)}", flush=True)
+    # One mutmut run for every group: its setup (mutating, mapping tests, a clean run, mypy) is done
+    # once, and it tries the mutants with the fastest tests first. It redraws a progress line many times
+    # a second: keep only its summary.
+    done = subprocess.run(
+        [bin_dir / "mutmut", "run", "--max-children", children, *names],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if done.returncode:
+        sys.exit(f"mutmut failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 
 
 def report() -> None:

@@ -32,6 +32,8 @@ from schemas.tables import EventStream, sql_identifier, sql_literal
 
 # A merge of a whole object (a full read) may not fit in memory: DuckDB spills beyond this.
 MERGE_MEMORY_LIMIT = "256MB"
+# The id, version and file of each row an object holds, as read from object storage.
+_CURRENT_KEYS = pa.schema([("id", pa.string()), ("old_x", pa.uint64()), ("file", pa.string())])
 
 
 class DataFile(BaseModel):
@@ -266,10 +268,7 @@ class _Merge:
                 "JOIN file_names AS n ON r.filename = n.path"
             )
             return
-        reader = pa.RecordBatchReader.from_batches(
-            pa.schema([("id", pa.string()), ("old_x", pa.uint64()), ("file", pa.string())]),
-            self._remote_keys(),
-        )
+        reader = pa.RecordBatchReader.from_batches(_CURRENT_KEYS, self._remote_keys())
         con.register("remote_keys", reader)
         con.execute("INSERT INTO current_keys SELECT * FROM remote_keys")
 
@@ -280,8 +279,8 @@ class _Merge:
                 root.full(self._where.current_path(data_file)), columns=["id", "_xact_id"], filesystem=root.fs
             )
             names = pa.array([data_file.name] * table.num_rows, pa.string())
-            yield from pa.table(
-                [table["id"], table["_xact_id"], names], names=["id", "old_x", "file"]
+            yield from pa.Table.from_arrays(
+                [table["id"], table["_xact_id"], names], schema=_CURRENT_KEYS
             ).to_batches()
 
     def _assign_new_rows(self, inserted: int, *, total_after: int) -> list[str]:

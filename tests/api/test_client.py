@@ -196,6 +196,30 @@ def test_5xx_and_timeouts_halve_the_page_size(emulator: Emulator, project: dict)
     assert len(traces) == 12
 
 
+@pytest.mark.parametrize(
+    ("fault", "limit", "traces"),
+    [
+        (FaultRule(kind="status", route="/fetch", status=500), 48, 24),
+        (FaultRule(kind="status", route="/fetch", status=504), 16, 10),  # never below MIN_FETCH_LIMIT
+        (FaultRule(kind="status", route="/fetch", status=429, retry_after="0"), 48, 48),
+        (FaultRule(kind="status", route="/fetch", status=408), 48, 48),
+        (FaultRule(kind="drop", route="/fetch"), 48, 48),
+    ],
+    ids=["500", "504-floor", "429", "408", "drop"],
+)
+def test_only_server_errors_and_timeouts_shrink_the_page(
+    emulator: Emulator, project: dict, fault: FaultRule, limit: int, traces: int
+) -> None:
+    emulator.store.insert(
+        "project_logs", project["id"], [{"id": f"t{i}", "root_span_id": f"t{i}"} for i in range(60)]
+    )
+    emulator.faults.add(fault)
+    with make_client(emulator) as client:
+        body = client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], FetchEventsRequest(limit=limit))
+        assert (client.stats.requests, client.stats.retries, client.stats.fetch_pages) == (2, 1, 1)
+    assert len({event["root_span_id"] for event in orjson.loads(body)["events"]}) == traces
+
+
 def test_missing_key_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="BRAINTRUST_API_KEY"):
         BraintrustClient(ApiSettings(api_url="http://127.0.0.1:9", api_key=None))

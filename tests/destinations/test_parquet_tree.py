@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
+import os
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,24 @@ import pyarrow.fs as pafs
 import pytest
 
 from connector.config import WarehouseSettings
+from connector.destinations.base import ObjectRef, SyncState
 from connector.destinations.file_size import file_target_rows
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_tree import ParquetTree
 from connector.emulator import Emulator, ListQuery
-from tests.helpers import event_tables, hourly_change, query, sync, warehouse_in
+from connector.errors import WarehouseLocked
+from schemas.kinds import PROJECT
+from tests.helpers import (
+    LOGS,
+    LOGS_REF,
+    event,
+    event_tables,
+    hourly_change,
+    query,
+    staged,
+    sync,
+    warehouse_in,
+)
 
 # An object of this size, changed by 1-2%, must not rewrite more than a tenth of its bytes.
 OBJECT_ROWS = 30_000
@@ -168,36 +182,11 @@ def test_files_of_a_merge_that_never_committed_are_swept(
     assert query(warehouse, "SELECT output FROM project_logs WHERE id = 'r1'") == [('"new"',)]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
-
-
 def test_the_tree_on_an_s3_compatible_store(
-    demo_emulator: Emulator, tmp_path: Path, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+    demo_emulator: Emulator, tmp_path: Path, s3_bucket: pafs.S3FileSystem
 ) -> None:
-    # Credentials and endpoint the standard AWS way: nothing secret in the URI.
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test-secret",
-        "AWS_ENDPOINT_URL": s3_endpoint,
-        "AWS_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    fs = pafs.S3FileSystem(endpoint_override=s3_endpoint, allow_bucket_creation=True)
-    fs.create_dir("warehouse")
+    # Credentials and endpoint the standard AWS way (the fixture): nothing secret in the URI.
+    fs = s3_bucket
     settings = WarehouseSettings(
         duckdb_path=tmp_path / "w.duckdb", parquet_root="s3://warehouse/bt", state_dir=tmp_path / "state"
     )
@@ -218,3 +207,120 @@ def test_the_tree_on_an_s3_compatible_store(
             for r in dataset.to_table(columns=[key, "id", "_xact_id"]).to_pylist()
         )
         assert stored and stored == sorted(query(local, f"SELECT {key}, id, _xact_id FROM {table}"))
+
+
+def test_an_object_s_lock_holds_off_a_second_holder_for_the_wait_then_says_so(tmp_path: Path) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    assert PROJECT.events is not None
+    ref = ObjectRef(PROJECT.events, "object-a", "project", "bot")
+    other = ObjectRef(PROJECT.events, "object-b", "project", "other bot")
+    with tree.lock(ref, 0):
+        started = time.monotonic()
+        with pytest.raises(WarehouseLocked) as refused, tree.lock(ref, 0.3):
+            pass
+        assert time.monotonic() - started >= 0.3
+        with tree.lock(other, 0):
+            pass  # another object is not held
+    assert str(refused.value) == (
+        "another bt-sync process is syncing project_logs 'bot' (object-a) and still held it after 0s "
+        "(--lock-wait)"
+    )
+    with tree.lock(ref, 0):
+        pass  # released when its holder is done
+
+
+def test_a_removed_object_s_versions_stay_for_the_grace_from_its_removal_then_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    state = SyncState(
+        object_type=LOGS.object_type, object_id=LOGS_REF.object_id, name="bot", project_id="project",
+        table_name=LOGS.table, version=2, synced_at=datetime.now(UTC),
+    )  # fmt: skip
+    tree.merge(
+        LOGS_REF, staged(tmp_path / "read", [event("a", 2), event("b", 1)]), state, delete_missing=False
+    )
+    directory = tmp_path / "tree" / "project_logs" / "project_id=object"
+    versions = tmp_path / "tree" / "_bt_sync" / "project_logs" / "project_id=object"
+    (written,) = list(versions.iterdir())
+    long_ago = time.time() - 3 * 3600
+    os.utime(written, (long_ago, long_ago))  # written long before the removal
+    tree.remove_object(state)
+    assert sorted(p.name for p in directory.iterdir()) == ["_sync_state.json"]
+    assert tree.read_state(LOGS_REF) is None and tree.list_states() == []
+    # A query that listed the version before the removal may still read it: it stays for the grace.
+    tree.maintain(timedelta(0))
+    tree.prepare()
+    assert list(versions.iterdir()) == [written]
+    monkeypatch.setattr("connector.destinations.parquet_tree.RETIRED_GRACE", timedelta(0))
+    tree.prepare()
+    assert not directory.exists() and not versions.exists()
+
+
+def test_writes_cut_short_leave_no_temporary_file_after_the_next_recovery(tmp_path: Path) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    state = SyncState(
+        object_type=LOGS.object_type, object_id=LOGS_REF.object_id, name="bot", project_id="project",
+        table_name=LOGS.table, version=1, synced_at=datetime.now(UTC),
+    )  # fmt: skip
+    tree.merge(LOGS_REF, staged(tmp_path / "read", [event("a", 1)]), state, delete_missing=False)
+    directory = tmp_path / "tree" / "project_logs" / "project_id=object"
+    # What a crash between linking a new version and renaming it over the file leaves.
+    (directory / ".part-000000.parquet.tmp").write_bytes(b"partial")
+    # And what a merge dies with while writing a version: however new, no query can be reading it.
+    versions = tmp_path / "tree" / "_bt_sync" / "project_logs" / "project_id=object"
+    kept = sorted(p.name for p in versions.iterdir())
+    (versions / ".part-000001.0123abcd.parquet.tmp").write_bytes(b"partial")
+    assert tree.read_state(LOGS_REF) is not None  # the holder of the lock recovers the object first
+    assert sorted(p.name for p in directory.iterdir()) == ["_sync_state.json", "part-000000.parquet"]
+    assert sorted(p.name for p in versions.iterdir()) == kept
+
+
+def test_a_replaced_version_is_deleted_once_past_its_grace_and_forgotten(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    state = SyncState(
+        object_type=LOGS.object_type, object_id=LOGS_REF.object_id, name="bot", project_id="project",
+        table_name=LOGS.table, version=2, synced_at=datetime.now(UTC),
+    )  # fmt: skip
+    versions = tmp_path / "tree" / "_bt_sync" / "project_logs" / "project_id=object"
+    record = tmp_path / "tree" / "project_logs" / "project_id=object" / "_sync_state.json"
+    tree.merge(LOGS_REF, staged(tmp_path / "first", [event("a", 1)]), state, delete_missing=False)
+    (first,) = [p.name for p in versions.iterdir()]
+    tree.merge(LOGS_REF, staged(tmp_path / "second", [event("a", 2)]), state, delete_missing=False)
+    assert first in record.read_text() and len(list(versions.iterdir())) == 2  # kept for the grace
+    monkeypatch.setattr("connector.destinations.parquet_tree.RETIRED_GRACE", timedelta(0))
+    for _ in range(2):  # the second recovery reads what the first wrote
+        assert tree.read_state(LOGS_REF) is not None
+        assert first not in [p.name for p in versions.iterdir()] and first not in record.read_text()
+
+
+def test_preparing_the_tree_purges_each_removed_object_past_its_grace_whatever_comes_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    refs = {name: ObjectRef(LOGS, name, "project", name) for name in ("a-live", "b-locked", "c-removed")}
+    states = {
+        name: SyncState(
+            object_type=LOGS.object_type,
+            object_id=name,
+            name=name,
+            project_id="project",
+            table_name=LOGS.table,
+            version=1,
+            synced_at=datetime.now(UTC),
+        )
+        for name in refs
+    }
+    for name, ref in refs.items():
+        tree.merge(ref, staged(tmp_path / name, [event("a", 1)]), states[name], delete_missing=False)
+    tree.remove_object(states["b-locked"])
+    tree.remove_object(states["c-removed"])
+    monkeypatch.setattr("connector.destinations.parquet_tree.RETIRED_GRACE", timedelta(0))
+    with tree.lock(refs["b-locked"], 0):  # being synced elsewhere: left for later
+        tree.prepare()
+    tables = tmp_path / "tree" / "project_logs"
+    assert sorted(p.name for p in tables.iterdir()) == [
+        "project_id=__schema__", "project_id=a-live", "project_id=b-locked"
+    ]  # fmt: skip

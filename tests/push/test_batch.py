@@ -32,11 +32,13 @@ def test_batches_respect_both_caps_and_keep_every_event_in_order(
 
 
 def test_a_batch_fills_up_to_the_byte_cap_exactly() -> None:
-    event = b'{"v":"aa"}'
-    for count in (1, 2, 3):
-        cap = len(Batch(0, [], [event] * count).body())
-        made = batches(enumerate([event] * (count + 1)), max_rows=10, max_bytes=cap)
-        assert [len(batch.events) for batch in made] == [count, 1]
+    # One-byte events too: an envelope miscounted by a few bytes would let one more in.
+    for event in (b'{"v":"aa"}', b"1"):
+        for count in (1, 2, 3):
+            cap = len(Batch(0, [], [event] * count).body())
+            made = list(batches(enumerate([event] * (count + 1)), max_rows=10, max_bytes=cap))
+            assert [len(batch.events) for batch in made] == [count, 1]
+            assert all(len(batch.body()) <= cap for batch in made)
 
 
 def test_halves_keep_the_batch_number_and_rows() -> None:

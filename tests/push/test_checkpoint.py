@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import orjson
 import pytest
 
 from connector.errors import PushError, StateError
@@ -14,8 +16,12 @@ from connector.push.checkpoint import PushCheckpoint, checkpoint_key, file_ident
 def test_acks_out_of_order_survive_a_reload(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     checkpoint = PushCheckpoint(path, "data.csv")
-    for batch in (0, 2, 1, 5):
+    for batch in (1, 0, 2, 5):
         checkpoint.ack(batch)
+    # The contiguous prefix is folded into one number: the file stays small however many batches.
+    assert orjson.loads(path.read_bytes()) == {
+        "format_version": 1, "source": "data.csv", "acked_below": 3, "acked": [5], "complete": False
+    }  # fmt: skip
     reloaded = PushCheckpoint(path, "data.csv")
     assert [n for n in range(7) if reloaded.is_acked(n)] == [0, 1, 2, 5]
     assert not reloaded.complete
@@ -39,6 +45,11 @@ def test_the_key_changes_with_the_file_and_the_options(tmp_path: Path) -> None:
     assert key != checkpoint_key(file_identity(data), "ds1", {"batch_rows": 100})
     data.write_text("input\nq\nr\n")
     assert key != checkpoint_key(file_identity(data), "ds1", {"batch_rows": 500})
+    # A copy with the same size and time is another file: it must not pass for one already pushed.
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(data.read_bytes())
+    os.utime(copy, ns=(data.stat().st_atime_ns, data.stat().st_mtime_ns))
+    assert checkpoint_key(file_identity(copy), "ds1", {}) != checkpoint_key(file_identity(data), "ds1", {})
 
 
 def test_one_push_of_a_file_at_a_time(tmp_path: Path) -> None:

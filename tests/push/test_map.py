@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -188,3 +189,26 @@ def test_json_parsed_and_typed_values_hash_alike() -> None:
         event(mapping, {"input": '{"b": 1, "a": 2}'})["id"]
         == event(mapping, {"input": {"a": 2, "b": 1}})["id"]
     )
+
+
+def test_a_row_of_exactly_the_request_limit_fits() -> None:
+    mapping = ColumnMapping(id=None, input=("input",), expected=(), metadata=(), tags=None)
+    probe = mapper(mapping).event({"input": "x" * 40})
+    assert isinstance(probe, Event)
+    assert isinstance(mapper(mapping, max_event_bytes=len(probe.json)).event({"input": "x" * 40}), Event)
+    too_big = mapper(mapping, max_event_bytes=len(probe.json) - 1).event({"input": "x" * 40})
+    assert isinstance(too_big, RowProblem) and too_big.values == {"input": "x" * 40}
+
+
+def test_a_row_whose_mapped_values_are_all_empty_is_the_id_alone() -> None:
+    mapping = ColumnMapping(id="id", input=("input",), expected=("expected",), metadata=(), tags=None)
+    assert event(mapping, {"id": "r1", "input": None, "expected": None}) == {"id": "r1"}
+
+
+def test_decimals_are_written_as_the_exact_numbers_they_are_and_other_objects_are_refused() -> None:
+    mapping = ColumnMapping(id="id", input=("input",), expected=(), metadata=(), tags=None)
+    exact = mapper(mapping).event({"id": "r1", "input": Decimal("0.10000000000000000001")})
+    assert isinstance(exact, Event) and exact.json == b'{"id":"r1","input":0.10000000000000000001}'
+    row = {"id": "r2", "input": {1, 2}}
+    refused = problem(mapping, row)
+    assert refused.reason.startswith("cannot be written as JSON") and refused.values == row

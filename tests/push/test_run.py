@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 
 from connector.api.client import BraintrustClient
 from connector.emulator import Emulator, FaultRule
-from connector.errors import AuthError, PushError, ServerUnavailable
+from connector.errors import ApiError, AuthError, PushError, ServerUnavailable
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, PushSummary, push_file
 from tests.push.helpers import (
@@ -119,6 +120,25 @@ def test_progress_counts_validated_then_acknowledged_rows(
     ]
 
 
+def test_progress_and_batches_count_only_the_rows_to_send(
+    push_client: BraintrustClient, tmp_path: Path
+) -> None:
+    path = tmp_path / "messy.csv"
+    rows = [f"{n % 45},row {n}" for n in range(50)] + ['50,"[oops"', '51,"[oops"']  # 5 ids repeat
+    path.write_text("id,input\n" + "\n".join(rows) + "\n")
+    progress = RecordingProgress()
+    options = PushOptions(
+        file=path, project=PROJECT, dataset=DATASET, batch_rows=20, on_error="skip",
+        rejects=tmp_path / "rejects.jsonl", state_dir=tmp_path,
+    )  # fmt: skip
+    summary = push_file(push_client, options, progress)
+    assert (summary.rows_read, summary.rows_skipped, summary.rows_duplicate) == (52, 2, 5)
+    assert (summary.rows_sent, summary.batches, summary.batches_sent) == (45, 3, 3)
+    assert progress.tasks[1] == {
+        "description": "push messy.csv", "total": 45, "rows": 45, "batches": 3, "closed": True
+    }  # fmt: skip
+
+
 def test_format_flag_overrides_the_extension(emulator: Emulator, push: Push, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "export.txt", jsonl_rows(5))
     assert push(path, format="jsonl").rows_sent == 5
@@ -133,7 +153,8 @@ def test_rerun_creates_no_duplicates(emulator: Emulator, push: Push, tmp_path: P
     rows = emulator.store.live_rows("dataset", first.dataset_id)
 
     again = push(path, batch_rows=40)
-    assert again.already_complete and again.rows_sent == 0
+    assert again.already_complete and again.rows_sent == 0 and again.dataset_id == first.dataset_id
+    assert again.rows_read == 0  # known as pushed before the file is read again
     assert emulator.stats.rows_inserted[first.dataset_id] == 120
 
     forced = push(path, batch_rows=40, force=True)
@@ -153,9 +174,21 @@ def test_a_failed_push_resumes_with_only_the_unacknowledged_batches(
         push(path, batch_rows=25, concurrency=1)
     assert emulator.stats.rows_inserted[dataset_id(emulator)] == 75
 
+    # Failing again, the rerun counts the batches it resumed past as acknowledged, and keeps the status.
+    emulator.faults.clear()
+    emulator.faults.add(FaultRule(kind="status", route="/insert", status=503, times=None, after=2))
+    with pytest.raises(ServerUnavailable, match="The 125 rows acknowledged so far") as again:
+        push(path, batch_rows=25, concurrency=1)
+    assert again.value.status == 503
+
     emulator.faults.clear()
     summary = push(path, batch_rows=25, concurrency=1)
-    assert (summary.rows_resumed, summary.rows_sent, summary.batches_sent) == (75, 225, 9)
+    assert (summary.rows_resumed, summary.rows_sent, summary.batches_sent, summary.retries) == (
+        125,
+        175,
+        7,
+        0,
+    )
     assert emulator.stats.rows_inserted[dataset_id(emulator)] == 300
     assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 300
 
@@ -166,6 +199,38 @@ def test_a_changed_file_is_pushed_again(emulator: Emulator, push: Push, tmp_path
     write_csv(path, 30)
     assert push(path).rows_sent == 30
     assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 30
+
+
+class TouchOnFirstAck(RecordingProgress):
+    """Progress that moves a file's modification time when the push's first batch is acknowledged."""
+
+    def __init__(self, file: Path) -> None:
+        super().__init__()
+        self._file = file
+
+    def advance(self, rows: int = 0, pages: int = 0) -> None:
+        super().advance(rows, pages)
+        if pages and self.tasks[-1]["batches"] == 1:
+            stat = self._file.stat()
+            os.utime(self._file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+
+
+def test_a_file_changed_while_it_is_pushed_is_not_marked_pushed(
+    emulator: Emulator, push_client: BraintrustClient, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 60)
+    options = PushOptions(
+        file=path, project=PROJECT, dataset=DATASET, batch_rows=10, concurrency=1, state_dir=tmp_path / "s"
+    )
+    with pytest.raises(PushError) as changed:
+        push_file(push_client, options, TouchOnFirstAck(path))
+    assert str(changed.value) == (
+        "data.csv changed while it was pushed; push it again (rows already sent are replaced by id, "
+        "not duplicated)"
+    )
+    again = push_file(push_client, options, NullProgress())
+    assert not again.already_complete and again.rows_sent == 60
+    assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 60
 
 
 def test_batches_go_out_concurrently_but_never_more_than_allowed(
@@ -180,24 +245,57 @@ def test_batches_go_out_concurrently_but_never_more_than_allowed(
     assert emulator.stats.most_in_flight["dataset.insert"] == 3
 
 
+def test_a_slow_batch_does_not_hold_back_the_batches_after_it(
+    emulator: Emulator, push: Push, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 30)
+    emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=1.5, times=1))
+    push(path, batch_rows=10, concurrency=2)
+    rows = emulator.store.live_rows("dataset", dataset_id(emulator))
+    versions = {row["id"]: int(row["_xact_id"]) for row in rows}
+    # While the first batch was held, the other slot sent the second and then the third: waiting for
+    # both slots to free before sending more would have put the third after the first.
+    assert max(versions[f"row-{n}"] for n in range(20, 30)) < min(versions[f"row-{n}"] for n in range(10))
+
+
 # Faults ------------------------------------------------------------------------------------------------
 
 
-def test_413_splits_batches_until_they_fit(emulator: Emulator, push: Push, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("batch_rows", "splits", "batches"),
+    # Halves of 25 rows fit: a batch of 50 is split once, one of 100 three times (in two, then each half).
+    [(50, 2, 2), (100, 3, 1)],
+)
+def test_413_splits_batches_until_they_fit(
+    emulator: Emulator, push: Push, tmp_path: Path, batch_rows: int, splits: int, batches: int
+) -> None:
     path = write_csv(tmp_path / "data.csv", 100)
     emulator.max_request_bytes = 4_000
-    summary = push(path, batch_rows=100)
-    assert summary.splits > 0 and summary.rows_sent == 100
+    summary = push(path, batch_rows=batch_rows)
+    assert (summary.splits, summary.batches_sent, summary.rows_sent) == (splits, batches, 100)
     assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 100
 
 
 def test_413_on_a_single_row_names_it(emulator: Emulator, push: Push, tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "data.jsonl", [{"input": "x"}, {"input": "y" * 5_000}, {"input": "z"}])
+    # The big row is last: a pair holding it is split before the row alone is refused.
+    path = write_jsonl(tmp_path / "data.jsonl", [{"input": "x"}, {"input": "z"}, {"input": "y" * 5_000}])
     emulator.max_request_bytes = 1_000
-    with pytest.raises(
-        PushError, match=r"^data\.jsonl row 2: the API refused the row as too large \(HTTP 413\)"
-    ):
+    with pytest.raises(PushError) as refused:
         push(path)
+    assert str(refused.value) == (
+        "data.jsonl row 3: the API refused the row as too large (HTTP 413) even when sent alone"
+    )
+
+
+def test_a_batch_the_api_refuses_stops_the_push_before_the_batches_after_it(
+    emulator: Emulator, push: Push, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 150)
+    emulator.faults.add(FaultRule(kind="status", route="/insert", status=400, after=3, times=1))
+    with pytest.raises(ApiError, match="HTTP 400"):
+        push(path, batch_rows=25, concurrency=1)
+    assert emulator.stats.rows_inserted[dataset_id(emulator)] == 75
+    assert push(path, batch_rows=25, concurrency=1).rows_resumed == 75
 
 
 def test_429_with_retry_after_is_waited_out(emulator: Emulator, push: Push, tmp_path: Path) -> None:

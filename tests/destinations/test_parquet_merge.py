@@ -1,0 +1,172 @@
+"""Merging staged rows into an object's files: newest version by number, each id once, only changed files.
+
+Pages are staged by the real stager from JSON bodies and merged into real
+Parquet files, read back through DuckDB: no emulator, so each test takes a
+fraction of a second.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pytest
+
+from connector.destinations.base import MergeResult, StagedParts, SyncState
+from connector.destinations.filesystem import Root
+from connector.destinations.parquet_merge import DataFile, MergeOutput, ObjectFiles, merge_files
+from connector.destinations.parquet_tree import ParquetTree
+from tests.helpers import LOGS, LOGS_REF, event, staged
+
+
+class Files:
+    """One object's files in a local tree, merged into one read after another."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self.where = ObjectFiles(Root(str(directory / "tree")), "t/o", "v/o")
+        self.files: list[DataFile] = []
+        self.open_file: str | None = None
+        self._reads = 0
+
+    def merge(self, *pages: list[dict[str, Any]], delete_missing: bool = False) -> MergeOutput:
+        self._reads += 1
+        parts = staged(self._directory / f"read-{self._reads}", *pages)
+        output = merge_files(
+            self.where,
+            LOGS,
+            self.files,
+            self.open_file,
+            parts,
+            delete_missing=delete_missing,
+            scratch=self._directory / "scratch",
+        )
+        self.files, self.open_file = output.files, output.open_file
+        return output
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """(id, `_xact_id`, output) of every row, from the files' current versions."""
+        if not self.files:
+            return []
+        paths = [str(self.where.root.local(self.where.version_path(f.version))) for f in self.files]
+        with duckdb.connect() as con:
+            return con.execute(
+                "SELECT id, _xact_id, output::VARCHAR FROM read_parquet($paths) ORDER BY id", {"paths": paths}
+            ).fetchall()
+
+
+def test_a_newer_version_with_more_digits_replaces_the_older(tmp_path: Path) -> None:
+    files = Files(tmp_path)
+    files.merge([event("a", 999_999_999, "old"), event("b", 5)])
+    output = files.merge([event("a", 1_000_000_000, "new")])
+    assert (output.inserted, output.updated, output.deleted) == (0, 1, 0)
+    assert files.rows() == [("a", 1_000_000_000, '"new"'), ("b", 5, None)]
+
+
+def test_an_older_version_changes_nothing(tmp_path: Path) -> None:
+    files = Files(tmp_path)
+    files.merge([event("a", 1_000_000_000, "new")])
+    before = files.files
+    output = files.merge([event("a", 999_999_999, "old")])
+    assert (output.changed, output.updated, output.bytes_written) == ([], 0, 0)
+    assert files.files == before and files.rows() == [("a", 1_000_000_000, '"new"')]
+
+
+def test_the_same_version_again_changes_nothing(tmp_path: Path) -> None:
+    files = Files(tmp_path)
+    files.merge([event("a", 7, "x"), event("b", 6)])
+    output = files.merge([event("a", 7, "x")])
+    assert (output.changed, output.inserted, output.updated) == ([], 0, 0)
+
+
+def test_a_version_staged_twice_and_older_versions_of_a_resumed_read_become_one_row(tmp_path: Path) -> None:
+    # A resumed read staged a page again, and an out-of-order read staged two versions of `b`.
+    first = staged(tmp_path / "before-the-crash", [event("a", 7, "a7"), event("b", 3, "b3")])
+    again = staged(tmp_path / "after-the-resume", [event("a", 7, "a7"), event("b", 4, "b4")])
+    parts = StagedParts(first.paths + again.paths, deduplicated=False)
+    where = ObjectFiles(Root(str(tmp_path / "tree")), "t/o", "v/o")
+    output = merge_files(where, LOGS, [], None, parts, delete_missing=False, scratch=tmp_path / "scratch")
+    files = Files(tmp_path)
+    files.files = output.files
+    assert files.rows() == [("a", 7, '"a7"'), ("b", 4, '"b4"')]
+    assert (output.inserted, output.updated, output.deleted) == (2, 0, 0)
+
+
+def test_a_full_read_deletes_the_rows_it_did_not_see_and_an_incremental_one_keeps_them(
+    tmp_path: Path,
+) -> None:
+    files = Files(tmp_path)
+    files.merge([event("a", 3), event("b", 2), event("c", 1)])
+    incremental = files.merge([event("d", 4)])
+    assert incremental.deleted == 0 and [row[0] for row in files.rows()] == ["a", "b", "c", "d"]
+    full = files.merge([event("d", 4), event("b", 5, "new")], delete_missing=True)
+    assert (full.inserted, full.updated, full.deleted) == (0, 1, 2)
+    assert files.rows() == [("b", 5, '"new"'), ("d", 4, None)]
+
+
+def test_new_rows_fill_the_open_file_then_new_files_of_the_object_s_file_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("connector.destinations.file_size.MIN_FILE_ROWS", 2)
+    files = Files(tmp_path)
+    first = files.merge([event("r9", 9), event("r8", 8), event("r7", 7)])
+    # A first load keeps the staged parts (two rows a file), newest first; new rows go to the newest.
+    assert [(f.name, f.rows) for f in first.files] == [("part-000000.parquet", 2), ("part-000001.parquet", 1)]
+    assert first.open_file == "part-000000.parquet" and first.inserted == 3
+    second = files.merge([event("r12", 12), event("r11", 11), event("r10", 10)])
+    assert [(f.name, f.rows) for f in second.files][2:] == [
+        ("part-000002.parquet", 2),
+        ("part-000003.parquet", 1),
+    ]
+    assert second.changed == ["part-000002.parquet", "part-000003.parquet"]
+    assert second.open_file == "part-000003.parquet"
+    third = files.merge([event("r13", 13)])
+    assert third.changed == ["part-000003.parquet"] and third.open_file == "part-000003.parquet"
+    with duckdb.connect() as con:
+        by_file = con.execute(
+            "SELECT id FROM read_parquet($path) ORDER BY id",
+            {"path": str(files.where.root.local(files.where.version_path(third.files[3].version)))},
+        ).fetchall()
+    assert by_file == [("r10",), ("r13",)]
+    assert len(files.rows()) == 7
+
+
+def test_merges_on_object_storage_read_the_tree_s_files_back_from_it(
+    tmp_path: Path, s3_bucket: pafs.S3FileSystem
+) -> None:
+    # moto keeps its buckets for the life of the process (mutmut runs the tests twice in one): a prefix
+    # of this test's own.
+    prefix = f"warehouse/{uuid.uuid4().hex}"
+    tree = ParquetTree(f"s3://{prefix}", tmp_path / "state")
+    state = SyncState(
+        object_type=LOGS.object_type, object_id="object", name="bot", project_id="project",
+        table_name=LOGS.table, version=None, synced_at=datetime.now(UTC),
+    )  # fmt: skip
+    reads = iter(range(100))
+
+    def merge(*pages: list[dict[str, Any]], delete_missing: bool = False) -> MergeResult:
+        return tree.merge(
+            LOGS_REF, staged(tmp_path / f"read-{next(reads)}", *pages), state, delete_missing=delete_missing
+        )
+
+    def rows() -> list[tuple[Any, ...]]:
+        files = ds.dataset(f"{prefix}/project_logs/project_id=object", filesystem=s3_bucket, format="parquet")
+        table = files.to_table(columns=["id", "_xact_id", "output"]).to_pylist()
+        return sorted((row["id"], row["_xact_id"], row["output"]) for row in table)
+
+    first = merge([event("a", 3, "a3"), event("b", 2), event("c", 1)])
+    assert (first.inserted, first.rows) == (3, 3)
+    second = merge([event("a", 1_000_000_000, "a-new"), event("d", 4)])
+    assert (second.inserted, second.updated, second.rows) == (1, 1, 4)
+    assert rows() == [("a", 1_000_000_000, '"a-new"'), ("b", 2, None), ("c", 1, None), ("d", 4, None)]
+    full = merge([event("a", 1_000_000_000, "a-new"), event("d", 4)], delete_missing=True)
+    assert (full.deleted, full.rows) == (2, 2)
+    assert rows() == [("a", 1_000_000_000, '"a-new"'), ("d", 4, None)]
+    # On object storage a version is deleted once the tree holds its copy.
+    versions = s3_bucket.get_file_info(pafs.FileSelector(f"{prefix}/_bt_sync/project_logs", recursive=True))
+    assert [info.path for info in versions if info.type == pafs.FileType.File] == []

@@ -1,0 +1,394 @@
+"""Reading one object: the version probe, and the pages a read fetches and checkpoints."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from connector.api.client import BraintrustClient
+from connector.api.pagination import PagePosition
+from connector.destinations.base import ObjectRef
+from connector.emulator import Emulator, FaultRule
+from connector.errors import MalformedResponse, PaginationError
+from connector.progress import NullProgress, ProgressTask
+from connector.sync.extract import extract_object, newest_version, trailing_cursor
+from connector.sync.stage import PageStager
+from connector.sync.staging import Checkpoint, ObjectStaging
+from tests.helpers import LOGS, fast_client
+
+
+@pytest.fixture
+def client(emulator: Emulator) -> Iterator[BraintrustClient]:
+    with fast_client(emulator) as running:
+        yield running
+
+
+def logs_of(project: dict[str, Any]) -> ObjectRef:
+    return ObjectRef(LOGS, project["id"], project["id"], project["name"])
+
+
+def test_the_version_probe_reads_one_trace_and_returns_its_version(
+    emulator: Emulator, client: BraintrustClient
+) -> None:
+    project = emulator.store.create_project("probe")
+    for number in range(5):
+        emulator.store.insert("project_logs", project["id"], [{"id": f"r{number}", "input": number}])
+    newest = max(int(row["_xact_id"]) for row in emulator.store.live_rows("project_logs", project["id"]))
+    assert newest_version(client, logs_of(project)) == newest
+    # One trace of one span: the probe costs one row whatever the object's size.
+    assert emulator.stats.rows_served[project["id"]] == 1
+
+
+def test_the_version_probe_of_an_empty_object_is_none(emulator: Emulator, client: BraintrustClient) -> None:
+    project = emulator.store.create_project("empty")
+    assert newest_version(client, logs_of(project)) is None
+
+
+def test_the_version_probe_follows_empty_pages_that_carry_a_cursor(
+    emulator: Emulator, client: BraintrustClient
+) -> None:
+    project = emulator.store.create_project("behind-empty-pages")
+    emulator.store.insert("project_logs", project["id"], [{"id": "only", "input": 1}])
+    emulator.faults.add(FaultRule(kind="empty_page", route=f"{project['id']}/fetch", times=3))
+    (row,) = emulator.store.live_rows("project_logs", project["id"])
+    assert newest_version(client, logs_of(project)) == int(row["_xact_id"])
+
+
+def test_the_version_probe_stops_after_too_many_empty_pages(
+    emulator: Emulator, client: BraintrustClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("connector.sync.extract.MAX_EMPTY_PAGES", 3)
+    project = emulator.store.create_project("only-empty-pages")
+    emulator.store.insert("project_logs", project["id"], [{"id": "only", "input": 1}])
+    emulator.faults.add(FaultRule(kind="empty_page", route=f"{project['id']}/fetch", times=None))
+    with pytest.raises(PaginationError, match="3 empty pages in a row"):
+        newest_version(client, logs_of(project))
+    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ('{"events": [}', "the page is not valid JSON"),
+        ('{"events": [{"_xact_id": "5"}], "cursor": null}', "id"),
+    ],
+)
+def test_a_malformed_probe_names_the_object_and_the_reason(
+    emulator: Emulator, client: BraintrustClient, body: str, reason: str
+) -> None:
+    project = emulator.store.create_project("malformed")
+    emulator.faults.add(FaultRule(kind="body", route=f"{project['id']}/fetch", body=body, times=None))
+    with pytest.raises(MalformedResponse) as raised:
+        newest_version(client, logs_of(project))
+    message = str(raised.value)
+    assert f"project_logs 'malformed' ({project['id']}) is malformed" in message
+    assert reason in message and message.endswith("; nothing was committed for it")
+
+
+# Staging: what each page keeps ------------------------------------------------------------------------
+
+
+CREATED = "2025-06-02T09:00:00Z"
+
+
+def page(*events: tuple[str, int], cursor: str | None = None) -> bytes:
+    return json.dumps(
+        {
+            "events": [
+                {"id": row_id, "_xact_id": str(xact), "root_span_id": row_id, "created": CREATED}
+                for row_id, xact in events
+            ],
+            "cursor": cursor,
+        }
+    ).encode()
+
+
+def staged_rows(staging: ObjectStaging, parts: list[str]) -> list[tuple[str, int]]:
+    with duckdb.connect() as con:
+        return con.execute(
+            "SELECT id, _xact_id FROM read_parquet($paths) ORDER BY _xact_id DESC, id",
+            {"paths": [str(staging.directory / name) for name in parts]},
+        ).fetchall()
+
+
+@pytest.fixture
+def staging(tmp_path: Path) -> ObjectStaging:
+    return ObjectStaging(tmp_path, ObjectRef(LOGS, "object", "project", "bot"))
+
+
+def stager_of(staging: ObjectStaging, parts: list[str] | None = None) -> PageStager:
+    return PageStager(LOGS, staging, parts or [], ordered=True, oldest_xact=None, object_rows=0)
+
+
+def test_a_page_keeps_the_versions_above_the_cutoff_and_each_id_s_newest(staging: ObjectStaging) -> None:
+    stager = stager_of(staging)
+    try:
+        staged = stager.stage(page(("a", 7), ("a", 6), ("b", 6), ("c", 5), ("d", 4), cursor="next"), 5)
+        staged.wait()
+    finally:
+        stager.close()
+    assert (staged.cursor, staged.events, staged.rows, staged.newest_xact, staged.oldest) == (
+        "next", 5, 2, 7, (4, "d")
+    )  # fmt: skip
+    assert staged_rows(staging, staged.parts) == [("a", 7), ("b", 6)]
+
+
+def test_an_ordered_read_stages_each_id_once_also_across_a_resume(staging: ObjectStaging) -> None:
+    stager = stager_of(staging)
+    try:
+        first = stager.stage(page(("a", 9), ("b", 8)), None)
+        second = stager.stage(page(("a", 7), ("c", 6)), None)
+        second.wait()
+    finally:
+        stager.close()
+    assert stager.ordered and second.rows == 1
+    # A resumed read remembers the ids of the parts its checkpoint names, and numbers parts after them.
+    resumed = stager_of(staging, [*first.parts, *second.parts])
+    try:
+        third = resumed.stage(page(("b", 5), ("c", 4), ("d", 3)), None)
+        third.wait()
+    finally:
+        resumed.close()
+    assert third.parts == ["part-000002.parquet"] and third.rows == 1
+    assert staged_rows(staging, [*first.parts, *second.parts, *third.parts]) == [
+        ("a", 9), ("b", 8), ("c", 6), ("d", 3)
+    ]  # fmt: skip
+
+
+def test_pages_out_of_order_keep_every_version_for_the_merge_to_choose(staging: ObjectStaging) -> None:
+    stager = stager_of(staging)
+    try:
+        first = stager.stage(page(("a", 5), ("b", 4)), None)
+        second = stager.stage(page(("a", 9), ("b", 3)), None)
+        second.wait()
+    finally:
+        stager.close()
+    assert not stager.ordered and stager.oldest_xact == 3
+    assert staged_rows(staging, [*first.parts, *second.parts]) == [("a", 9), ("a", 5), ("b", 4), ("b", 3)]
+
+
+def test_a_page_of_many_rows_is_cut_into_parts_in_page_order(
+    staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("connector.destinations.file_size.MIN_FILE_ROWS", 2)
+    stager = stager_of(staging)
+    try:
+        staged = stager.stage(page(*((f"r{n}", 100 - n) for n in range(10))), None)
+        staged.wait()
+    finally:
+        stager.close()
+    # At most four parts a page: ten rows make parts of three, and the first holds the newest rows.
+    assert staged.parts == [f"part-{n:06d}.parquet" for n in range(4)] and staged.rows == 10
+    assert [len(staged_rows(staging, [name])) for name in staged.parts] == [3, 3, 3, 1]
+    assert staged_rows(staging, staged.parts[:1]) == [("r0", 100), ("r1", 99), ("r2", 98)]
+
+
+# A read: the pages fetched and the checkpoint saved -----------------------------------------------------
+
+
+class Advanced:
+    """A progress task that sums what it is advanced by."""
+
+    def __init__(self) -> None:
+        self.rows = self.pages = 0
+
+    def advance(self, rows: int = 0, pages: int = 0) -> None:
+        self.rows += rows
+        self.pages += pages
+
+    def close(self) -> None:
+        pass
+
+
+def read(
+    client: BraintrustClient,
+    project: dict[str, Any],
+    staging: ObjectStaging,
+    cutoff: int | None,
+    progress: ProgressTask | None = None,
+) -> Checkpoint:
+    version = newest_version(client, logs_of(project))
+    assert version is not None
+    start = Checkpoint(version=version, watermark=version, cutoff=cutoff, started_at=datetime.now(UTC))
+    task = progress or NullProgress().task("read")
+    return extract_object(client, logs_of(project), staging, start, task, page_limit=5, object_rows=0)
+
+
+def test_an_incremental_read_stops_at_the_page_that_reaches_the_cutoff(
+    emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
+) -> None:
+    project = emulator.store.create_project("incremental")
+    for number in range(30):
+        emulator.store.insert("project_logs", project["id"], [{"id": f"r{number:02d}", "input": number}])
+    newest_first = sorted(
+        (
+            (int(row["_xact_id"]), row["id"])
+            for row in emulator.store.live_rows("project_logs", project["id"])
+        ),
+        reverse=True,
+    )
+    emulator.stats.reset()
+    # Pages of 1, 2 and 4 traces: the third ends exactly at the cutoff, the seventh newest row.
+    done = read(client, project, staging, cutoff=newest_first[6][0])
+    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 1 + 3  # the probe, then three pages
+    assert (done.done, done.pages, done.rows_fetched, done.rows_staged, done.ordered) == (True, 3, 7, 6, True)
+    assert done.oldest_xact == newest_first[6][0]
+    assert staging.load() == done  # the last page's checkpoint is on disk
+    assert sorted(staged_rows(staging, done.parts)) == sorted(
+        (row_id, xact) for xact, row_id in newest_first[:6]
+    )
+
+
+def test_a_full_read_fetches_every_page_once_and_checkpoints_where_it_ended(
+    emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
+) -> None:
+    project = emulator.store.create_project("full")
+    for number in range(30):
+        emulator.store.insert("project_logs", project["id"], [{"id": f"r{number:02d}", "input": number}])
+    emulator.stats.reset()
+    progress = Advanced()
+    done = read(client, project, staging, cutoff=None, progress=progress)
+    assert (progress.rows, progress.pages) == (30, 7)
+    # Pages of at most five traces (the page limit): six full pages, then the empty last one.
+    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 1 + 7
+    assert (done.done, done.pages, done.rows_fetched, done.rows_staged) == (True, 7, 30, 30)
+    assert len(done.parts) == 6 and staging.load() == done
+    assert sorted(row_id for row_id, _ in staged_rows(staging, done.parts)) == [
+        f"r{n:02d}" for n in range(30)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "cursor"),
+    [
+        (b'{"events": [], "cursor": "c-1"}', "c-1"),
+        (b'{"events": [{"id": "' + b"x" * 9_000 + b'"}], "cursor": "c\\"2"}\n', 'c"2'),
+        (b'{"events": [], "cursor": null}', None),
+        (b'{"cursor": "c-3", "events": []}', None),  # not at the end: DuckDB's parse will say
+        (b'{"events": [{"cursor": "inner"}]}', None),
+    ],
+)
+def test_a_cursor_that_ends_the_body_is_read_off_its_tail(body: bytes, cursor: str | None) -> None:
+    assert trailing_cursor(body) == cursor
+
+
+def test_clearing_an_object_that_staged_nothing_is_a_no_op(staging: ObjectStaging) -> None:
+    staging.clear()
+    staging.save(Checkpoint(version=1, watermark=1, cutoff=None, started_at=datetime.now(UTC)))
+    staging.clear()
+    assert not staging.directory.exists() and staging.load() is None
+
+
+def test_a_read_resumed_from_its_checkpoint_fetches_only_the_pages_after_it(
+    emulator: Emulator, client: BraintrustClient, staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = emulator.store.create_project("resumed")
+    for number in range(30):
+        emulator.store.insert("project_logs", project["id"], [{"id": f"r{number:02d}", "input": number}])
+    real_write = PageStager._write
+    writes = 0
+
+    def die_writing_the_third_page(self: PageStager, *args: Any) -> None:
+        nonlocal writes
+        writes += 1
+        if writes == 3:
+            raise KeyboardInterrupt
+        real_write(self, *args)
+
+    monkeypatch.setattr(PageStager, "_write", die_writing_the_third_page)
+    with pytest.raises(KeyboardInterrupt):
+        read(client, project, staging, cutoff=None)
+    monkeypatch.undo()
+    left = staging.load()
+    assert left is not None and (left.pages, len(left.parts), left.done) == (2, 2, False)
+    assert left.position.cursor
+    emulator.stats.reset()
+    done = extract_object(
+        client, logs_of(project), staging, left, NullProgress().task("read"), page_limit=5, object_rows=0
+    )
+    # Pages three to six and the empty last one; the first two are not fetched again.
+    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 5
+    assert (done.done, done.pages, done.rows_fetched, done.rows_staged, len(done.parts)) == (
+        True,
+        7,
+        30,
+        30,
+        6,
+    )
+    assert sorted(row_id for row_id, _ in staged_rows(staging, done.parts)) == [
+        f"r{n:02d}" for n in range(30)
+    ]
+
+
+def test_a_resumed_read_remembers_the_oldest_version_so_far_and_keeps_a_newer_one_that_comes_late(
+    emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
+) -> None:
+    project = emulator.store.create_project("late")
+    stager = stager_of(staging)
+    try:
+        before = stager.stage(page(("a", 6), ("b", 5), cursor="after-b"), None)
+        before.wait()
+    finally:
+        stager.close()
+    left = Checkpoint(
+        version=9, watermark=9, cutoff=None, started_at=datetime.now(UTC), parts=before.parts, pages=1,
+        rows_fetched=2, rows_staged=2, oldest_xact=5, position=PagePosition(cursor="after-b"),
+    )  # fmt: skip
+    # The page after the crash holds a version of `a` newer than any seen before it: out of order.
+    emulator.faults.add(FaultRule(kind="body", route=f"{project['id']}/fetch", body=page(("a", 9)).decode()))
+    done = extract_object(
+        client, logs_of(project), staging, left, NullProgress().task("read"), page_limit=5, object_rows=0
+    )
+    assert (done.done, done.ordered, done.rows_staged) == (True, False, 3)
+    assert ("a", 9) in staged_rows(staging, done.parts)
+
+
+def test_a_page_without_a_cursor_is_followed_below_its_oldest_row(
+    emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
+) -> None:
+    project = emulator.store.create_project("no-cursor")
+    for number in range(12):
+        emulator.store.insert("project_logs", project["id"], [{"id": f"r{number:02d}", "input": number}])
+    rows = sorted(
+        emulator.store.live_rows("project_logs", project["id"]), key=lambda row: -int(row["_xact_id"])
+    )
+    # A server that knows only the deprecated paging: the first page's five rows, and no cursor.
+    first = {
+        "events": [
+            {key: row[key] for key in ("id", "_xact_id", "root_span_id", "created")} for row in rows[:5]
+        ]
+    }
+    emulator.faults.add(
+        FaultRule(
+            kind="body", route=f"{project['id']}/fetch", body=json.dumps(first | {"cursor": None}), after=1
+        )
+    )
+    done = read(client, project, staging, cutoff=None)
+    assert done.done and done.rows_staged == 12
+    assert sorted(row_id for row_id, _ in staged_rows(staging, done.parts)) == [
+        f"r{n:02d}" for n in range(12)
+    ]
+
+
+def test_a_page_whose_tail_and_whole_disagree_on_the_cursor_is_an_error(
+    emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
+) -> None:
+    project = emulator.store.create_project("two-cursors")
+    emulator.store.insert("project_logs", project["id"], [{"id": "a", "input": 1}])
+    (row,) = emulator.store.live_rows("project_logs", project["id"])
+    # A duplicate key: the cheap look at the tail reads the last cursor, DuckDB's parse the first.
+    body = (
+        page(("a", int(row["_xact_id"])))
+        .decode()
+        .replace('"cursor": null', '"cursor": "one", "cursor": "two"')
+    )
+    emulator.faults.add(FaultRule(kind="body", route=f"{project['id']}/fetch", body=body, after=1))
+    with pytest.raises(PaginationError) as raised:
+        read(client, project, staging, cutoff=None)
+    assert str(raised.value) == "the cursor at the end of a page of 'two-cursors' is not the page's cursor"
