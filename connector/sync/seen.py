@@ -48,11 +48,17 @@ class SeenIds:
         if len(upper):
             self._runs.append(_sorted_run(upper, lower))
         if len(self._runs) > _MAX_RUNS:
-            self._runs = [
-                _sorted_run(
-                    np.concatenate([u for u, _ in self._runs]), np.concatenate([v for _, v in self._runs])
-                )
-            ]
+            # Let go of the runs once copied, and sort the copy in place: at a million ids each copy
+            # is 16 MB, and the merge would otherwise hold three at once.
+            runs, self._runs = self._runs, []
+            merged_upper = np.concatenate([u for u, _ in runs])
+            merged_lower = np.concatenate([v for _, v in runs])
+            del runs
+            order = np.argsort(merged_upper, kind="quicksort")
+            # In place: the merged arrays are this set's own.
+            merged_upper[:] = merged_upper[order]
+            merged_lower[:] = merged_lower[order]
+            self._runs = [(merged_upper, merged_lower)]
 
 
 def _sorted_run(upper: Hashes, lower: Hashes) -> tuple[Hashes, Hashes]:
