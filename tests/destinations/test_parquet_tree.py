@@ -209,6 +209,14 @@ def test_the_tree_on_an_s3_compatible_store(
         assert stored and stored == sorted(query(local, f"SELECT {key}, id, _xact_id FROM {table}"))
 
 
+def logs_state(version: int) -> SyncState:
+    """The state of the logs object the tree tests merge into, at `version`."""
+    return SyncState(
+        object_type=LOGS.object_type, object_id=LOGS_REF.object_id, name="bot", project_id="project",
+        table_name=LOGS.table, version=version, synced_at=datetime.now(UTC),
+    )  # fmt: skip
+
+
 def test_an_object_s_lock_holds_off_a_second_holder_for_the_wait_then_says_so(tmp_path: Path) -> None:
     tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
     assert PROJECT.events is not None
@@ -233,10 +241,7 @@ def test_a_removed_object_s_versions_stay_for_the_grace_from_its_removal_then_go
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
-    state = SyncState(
-        object_type=LOGS.object_type, object_id=LOGS_REF.object_id, name="bot", project_id="project",
-        table_name=LOGS.table, version=2, synced_at=datetime.now(UTC),
-    )  # fmt: skip
+    state = logs_state(version=2)
     tree.merge(
         LOGS_REF, staged(tmp_path / "read", [event("a", 2), event("b", 1)]), state, delete_missing=False
     )
@@ -259,10 +264,7 @@ def test_a_removed_object_s_versions_stay_for_the_grace_from_its_removal_then_go
 
 def test_writes_cut_short_leave_no_temporary_file_after_the_next_recovery(tmp_path: Path) -> None:
     tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
-    state = SyncState(
-        object_type=LOGS.object_type, object_id=LOGS_REF.object_id, name="bot", project_id="project",
-        table_name=LOGS.table, version=1, synced_at=datetime.now(UTC),
-    )  # fmt: skip
+    state = logs_state(version=1)
     tree.merge(LOGS_REF, staged(tmp_path / "read", [event("a", 1)]), state, delete_missing=False)
     directory = tmp_path / "tree" / "project_logs" / "project_id=object"
     # What a crash between linking a new version and renaming it over the file leaves.
@@ -280,10 +282,7 @@ def test_a_replaced_version_is_deleted_once_past_its_grace_and_forgotten(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
-    state = SyncState(
-        object_type=LOGS.object_type, object_id=LOGS_REF.object_id, name="bot", project_id="project",
-        table_name=LOGS.table, version=2, synced_at=datetime.now(UTC),
-    )  # fmt: skip
+    state = logs_state(version=2)
     versions = tmp_path / "tree" / "_bt_sync" / "project_logs" / "project_id=object"
     record = tmp_path / "tree" / "project_logs" / "project_id=object" / "_sync_state.json"
     tree.merge(LOGS_REF, staged(tmp_path / "first", [event("a", 1)]), state, delete_missing=False)

@@ -33,6 +33,22 @@ def logs_of(project: dict[str, Any]) -> ObjectRef:
     return ObjectRef(LOGS, project["id"], project["id"], project["name"])
 
 
+def staged_ids(staging: ObjectStaging, parts: list[str]) -> list[str]:
+    """The ids the parts hold, sorted."""
+    return sorted(row_id for row_id, _ in staged_rows(staging, parts))
+
+
+def numbered_ids(count: int) -> list[str]:
+    """`r00`, `r01`, …: the ids `insert_numbered` writes, `count` of them."""
+    return [f"r{n:02d}" for n in range(count)]
+
+
+def insert_numbered(emulator: Emulator, project_id: str, count: int) -> None:
+    """Log `count` rows to the project, one write each (so one version each), ids `numbered_ids`."""
+    for number, row_id in enumerate(numbered_ids(count)):
+        emulator.store.insert("project_logs", project_id, [{"id": row_id, "input": number}])
+
+
 def test_the_version_probe_reads_one_trace_and_returns_its_version(
     emulator: Emulator, client: BraintrustClient
 ) -> None:
@@ -224,8 +240,7 @@ def test_an_incremental_read_stops_at_the_page_that_reaches_the_cutoff(
     emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
 ) -> None:
     project = emulator.store.create_project("incremental")
-    for number in range(30):
-        emulator.store.insert("project_logs", project["id"], [{"id": f"r{number:02d}", "input": number}])
+    insert_numbered(emulator, project["id"], 30)
     newest_first = sorted(
         (
             (int(row["_xact_id"]), row["id"])
@@ -249,8 +264,7 @@ def test_a_full_read_fetches_every_page_once_and_checkpoints_where_it_ended(
     emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
 ) -> None:
     project = emulator.store.create_project("full")
-    for number in range(30):
-        emulator.store.insert("project_logs", project["id"], [{"id": f"r{number:02d}", "input": number}])
+    insert_numbered(emulator, project["id"], 30)
     emulator.stats.reset()
     progress = Advanced()
     done = read(client, project, staging, cutoff=None, progress=progress)
@@ -259,9 +273,7 @@ def test_a_full_read_fetches_every_page_once_and_checkpoints_where_it_ended(
     assert emulator.stats.requests[("POST", "project_logs.fetch")] == 1 + 7
     assert (done.done, done.pages, done.rows_fetched, done.rows_staged) == (True, 7, 30, 30)
     assert len(done.parts) == 6 and staging.load() == done
-    assert sorted(row_id for row_id, _ in staged_rows(staging, done.parts)) == [
-        f"r{n:02d}" for n in range(30)
-    ]
+    assert staged_ids(staging, done.parts) == numbered_ids(30)
 
 
 @pytest.mark.parametrize(
@@ -289,8 +301,7 @@ def test_a_read_resumed_from_its_checkpoint_fetches_only_the_pages_after_it(
     emulator: Emulator, client: BraintrustClient, staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project = emulator.store.create_project("resumed")
-    for number in range(30):
-        emulator.store.insert("project_logs", project["id"], [{"id": f"r{number:02d}", "input": number}])
+    insert_numbered(emulator, project["id"], 30)
     real_write = PageStager._write
     writes = 0
 
@@ -321,9 +332,7 @@ def test_a_read_resumed_from_its_checkpoint_fetches_only_the_pages_after_it(
         30,
         6,
     )
-    assert sorted(row_id for row_id, _ in staged_rows(staging, done.parts)) == [
-        f"r{n:02d}" for n in range(30)
-    ]
+    assert staged_ids(staging, done.parts) == numbered_ids(30)
 
 
 def test_a_resumed_read_remembers_the_oldest_version_so_far_and_keeps_a_newer_one_that_comes_late(
@@ -353,8 +362,7 @@ def test_a_page_without_a_cursor_is_followed_below_its_oldest_row(
     emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
 ) -> None:
     project = emulator.store.create_project("no-cursor")
-    for number in range(12):
-        emulator.store.insert("project_logs", project["id"], [{"id": f"r{number:02d}", "input": number}])
+    insert_numbered(emulator, project["id"], 12)
     rows = sorted(
         emulator.store.live_rows("project_logs", project["id"]), key=lambda row: -int(row["_xact_id"])
     )
@@ -371,9 +379,7 @@ def test_a_page_without_a_cursor_is_followed_below_its_oldest_row(
     )
     done = read(client, project, staging, cutoff=None)
     assert done.done and done.rows_staged == 12
-    assert sorted(row_id for row_id, _ in staged_rows(staging, done.parts)) == [
-        f"r{n:02d}" for n in range(12)
-    ]
+    assert staged_ids(staging, done.parts) == numbered_ids(12)
 
 
 def test_a_page_whose_tail_and_whole_disagree_on_the_cursor_is_an_error(
