@@ -19,7 +19,6 @@ from typing import Self
 
 # Each record: the row number, the event's length, then the event's JSON.
 _HEADER = struct.Struct("<QI")
-_READ_BYTES = 1 << 20
 
 
 class EventSpool:
@@ -51,27 +50,7 @@ class EventSpool:
         """Every `(row number, event)` appended, in order."""
         self._file.flush()
         self._file.seek(0)
-        buffer = memoryview(b"")
-        position = 0
-        while True:
-            if len(buffer) - position < _HEADER.size:
-                buffer, position = self._refill(buffer[position:], _HEADER.size), 0
-                if len(buffer) < _HEADER.size:
-                    break
-            number, length = _HEADER.unpack_from(buffer, position)
-            end = position + _HEADER.size + length
-            if end > len(buffer):
-                buffer, position = self._refill(buffer[position:], end - position), 0
-                end = _HEADER.size + length
-            yield number, bytes(buffer[position + _HEADER.size : end])
-            position = end
-
-    def _refill(self, rest: memoryview, needed: int) -> memoryview:
-        """`rest` followed by the file's next bytes: at least `needed` in all, unless the file ends."""
-        data = bytearray(rest)
-        while len(data) < needed:
-            block = self._file.read(max(_READ_BYTES, needed - len(data)))
-            if not block:
-                break
-            data += block
-        return memoryview(bytes(data))
+        # The file object buffers its reads: small reads of headers cost no system call each.
+        while header := self._file.read(_HEADER.size):
+            number, length = _HEADER.unpack(header)
+            yield number, self._file.read(length)
