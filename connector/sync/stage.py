@@ -156,10 +156,10 @@ class PageStager:
             self.oldest_xact = oldest["x"] if self.oldest_xact is None else min(self.oldest_xact, oldest["x"])
             keep = self._rows_to_keep(cutoff)
         parts = self._name_parts(len(keep))
-        written: Future[None] = Future()
         if parts:
             written = self._writes.submit(self._write, body, shape, keep, parts)
         else:
+            written = Future()
             written.set_result(None)
         return StagedPage(
             cursor=None if cursor is None else str(cursor),
