@@ -54,6 +54,7 @@ SCOPE: dict[str, tuple[str, ...]] = {
         "xǁ_PushRunǁpush",
         "xǁ_PushRunǁ_already_pushed",
         "xǁ_PushRunǁ_checkpoint",
+        "xǁ_PushRunǁ_scan",
         "xǁ_PushRunǁ_indexed",
         "xǁ_PushRunǁ_batches",
         "xǁ_PushRunǁ_send",
@@ -62,6 +63,7 @@ SCOPE: dict[str, tuple[str, ...]] = {
         "xǁ_Senderǁ*",
         "x__identity",
     ),
+    "connector.push.spool": ("*",),
     "connector.sync.extract": ("*",),
     "connector.sync.seen": ("*",),
     "connector.sync.stage": (
@@ -71,6 +73,7 @@ SCOPE: dict[str, tuple[str, ...]] = {
         "xǁPageStagerǁ_rows_to_keep",
         "xǁPageStagerǁ_remember_staged_ids",
         "xǁ_PageSqlǁcandidates",
+        "x__version",
     ),
     "connector.sync.staging": ("*",),
 }
