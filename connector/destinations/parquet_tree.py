@@ -321,8 +321,8 @@ class ParquetTree:
             source, destination = self.root.local(where.version_path(version)), self.root.local(target)
             if destination.exists() and destination.samefile(source):
                 return  # published before a crash: a rename between two links of one file would do nothing
+            # In the object's directory, which exists: the record naming this version was written there first.
             temporary = destination.with_name(f".{name}.tmp")
-            temporary.parent.mkdir(parents=True, exist_ok=True)
             temporary.unlink(missing_ok=True)
             temporary.hardlink_to(source)
             temporary.replace(destination)

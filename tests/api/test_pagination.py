@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from connector.api.pagination import MAX_EMPTY_PAGES, FetchPaginator, PageEnd, PagePosition
@@ -9,6 +11,20 @@ from connector.errors import PaginationError
 from schemas.api import FetchEventsRequest
 
 VERSION = 1000198294685155348
+# What a user reads when paging stops: the whole text, so that a change to it is a choice.
+RERUN = "Rerun the sync: it resumes from its last checkpoint."
+REPEATED_CURSOR = (
+    f"the API returned a fetch cursor it had already returned; stopping instead of looping. {RERUN}"
+)
+TOO_MANY_EMPTY_PAGES = (
+    f"the API returned {MAX_EMPTY_PAGES} empty pages in a row, each with a new cursor; stopping. {RERUN}"
+)
+NOT_MOVING = "fetch paging by max_xact_id did not move past the previous page; stopping."
+
+
+def whole(message: str) -> str:
+    """A `match` pattern for exactly `message`."""
+    return f"^{re.escape(message)}$"
 
 
 def test_the_first_request_is_pinned_and_starts_at_the_newest_row() -> None:
@@ -36,11 +52,11 @@ def test_a_repeated_cursor_is_an_error_also_the_one_a_resumed_read_started_from(
     paginator = FetchPaginator(VERSION, 10)
     paginator.update(PageEnd("c1", 10, (9, "r")))
     paginator.update(PageEnd("c2", 10, (8, "r")))
-    with pytest.raises(PaginationError, match="a fetch cursor it had already returned; stopping"):
+    with pytest.raises(PaginationError, match=whole(REPEATED_CURSOR)):
         paginator.update(PageEnd("c1", 10, (7, "r")))
     resumed = FetchPaginator(VERSION, 10, PagePosition(cursor="c2"))
     assert resumed.request().cursor == "c2"
-    with pytest.raises(PaginationError, match="already returned"):
+    with pytest.raises(PaginationError, match=whole(REPEATED_CURSOR)):
         resumed.update(PageEnd("c2", 10, (7, "r")))
 
 
@@ -52,7 +68,7 @@ def test_empty_pages_with_new_cursors_are_followed_until_too_many_come_in_a_row(
     for n in range(MAX_EMPTY_PAGES - 1):
         paginator.update(PageEnd(f"again-{n}", 0, None))
     assert paginator.has_next
-    with pytest.raises(PaginationError, match=f"{MAX_EMPTY_PAGES} empty pages in a row"):
+    with pytest.raises(PaginationError, match=whole(TOO_MANY_EMPTY_PAGES)):
         paginator.update(PageEnd("one-too-many", 0, None))
 
 
@@ -73,7 +89,7 @@ def test_without_cursors_paging_continues_below_the_oldest_row_of_the_page() -> 
 def test_without_cursors_a_page_that_does_not_move_down_is_an_error(oldest: tuple[int, str]) -> None:
     paginator = FetchPaginator(VERSION, 10)
     paginator.update(PageEnd(None, 10, (999999999, "root-z")))
-    with pytest.raises(PaginationError, match="did not move past the previous page"):
+    with pytest.raises(PaginationError, match=whole(NOT_MOVING)):
         paginator.update(PageEnd(None, 10, oldest))
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from connector.destinations.base import MergeResult, StagedParts, SyncState
 from connector.destinations.filesystem import Root
-from connector.destinations.parquet_merge import DataFile, MergeOutput, ObjectFiles, merge_files
+from connector.destinations.parquet_merge import DataFile, MergeOutput, ObjectFiles, _connect, merge_files
 from connector.destinations.parquet_tree import ParquetTree
 from tests.helpers import LOGS, LOGS_REF, event, staged
 
@@ -117,7 +117,8 @@ def test_new_rows_fill_the_open_file_then_new_files_of_the_object_s_file_size(
     first = files.merge([event("r9", 9), event("r8", 8), event("r7", 7)])
     # A first load keeps the staged parts (two rows a file), newest first; new rows go to the newest.
     assert [(f.name, f.rows) for f in first.files] == [("part-000000.parquet", 2), ("part-000001.parquet", 1)]
-    assert first.open_file == "part-000000.parquet" and first.inserted == 3
+    assert first.open_file == "part-000000.parquet"
+    assert (first.inserted, first.updated, first.deleted) == (3, 0, 0)
     second = files.merge([event("r12", 12), event("r11", 11), event("r10", 10)])
     assert [(f.name, f.rows) for f in second.files][2:] == [
         ("part-000002.parquet", 2),
@@ -134,6 +135,47 @@ def test_new_rows_fill_the_open_file_then_new_files_of_the_object_s_file_size(
         ).fetchall()
     assert by_file == [("r10",), ("r13",)]
     assert len(files.rows()) == 7
+
+
+def test_merging_nothing_into_an_empty_object_writes_nothing(tmp_path: Path) -> None:
+    output = Files(tmp_path).merge()
+    assert (output.files, output.open_file, output.inserted, output.bytes_written) == ([], None, 0, 0)
+
+
+def test_a_full_read_into_an_empty_object_writes_numbered_files(tmp_path: Path) -> None:
+    output = Files(tmp_path).merge([event("a", 3), event("b", 2), event("c", 1)], delete_missing=True)
+    assert [(f.name, f.rows) for f in output.files] == [("part-000000.parquet", 3)]
+    assert (output.open_file, output.inserted) == ("part-000000.parquet", 3)
+
+
+def test_new_rows_are_cut_to_the_file_size_of_the_table_after_the_merge(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two files a table: the file size is half of what the object holds once the merge is done.
+    monkeypatch.setattr("connector.destinations.file_size.FILES_PER_OBJECT", 2)
+    monkeypatch.setattr("connector.destinations.file_size.MIN_FILE_ROWS", 1)
+    files = Files(tmp_path)
+    kept = [event(f"old{n}", 20 - n) for n in range(3)]
+    first = files.merge([*kept, *(event(f"gone{n}", 10 - n) for n in range(3))])
+    assert [f.rows for f in first.files] == [2, 2, 2] and first.open_file == "part-000000.parquet"
+    # 6 rows, 5 new, 3 deleted: 8 rows, files of 4. The open file takes 2 more, a new file the other 3.
+    output = files.merge([*kept, *(event(f"new{n}", 30 - n) for n in range(5))], delete_missing=True)
+    assert (output.inserted, output.deleted) == (5, 3)
+    assert [(f.name, f.rows) for f in output.files] == [
+        ("part-000000.parquet", 4),
+        ("part-000001.parquet", 1),
+        ("part-000002.parquet", 0),
+        ("part-000003.parquet", 3),
+    ]
+    assert output.open_file == "part-000003.parquet"
+    assert output.bytes_written == sum(f.bytes for f in output.files) and output.bytes_written > 0
+
+
+def test_a_merge_s_duckdb_spills_into_its_scratch_directory_within_its_memory_limit(tmp_path: Path) -> None:
+    # Not the working directory, which may be anywhere (a read-only checkout, a Dagster run's cwd).
+    with _connect(tmp_path) as con:
+        settings = con.execute("SELECT current_setting('temp_directory'), current_setting('memory_limit')")
+        assert settings.fetchone() == (str(tmp_path / "spill"), "244.1 MiB")
 
 
 def test_merges_on_object_storage_read_the_tree_s_files_back_from_it(

@@ -217,6 +217,28 @@ def logs_state(version: int) -> SyncState:
     )  # fmt: skip
 
 
+def test_a_merge_adds_new_rows_to_the_open_file_and_commits_the_object_s_size(tmp_path: Path) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    state = logs_state(version=3)
+    tree.merge(LOGS_REF, staged(tmp_path / "first", [event("a", 1)]), state, delete_missing=False)
+    second = tree.merge(
+        LOGS_REF, staged(tmp_path / "second", [event("c", 3), event("b", 2)]), state, delete_missing=False
+    )
+    directory = tmp_path / "tree" / "project_logs" / "project_id=object"
+    # A small object is one file: the new rows join it instead of starting a file each sync.
+    assert sorted(p.name for p in directory.iterdir()) == ["_sync_state.json", "part-000000.parquet"]
+    size = (directory / "part-000000.parquet").stat().st_size
+    assert (second.rows, second.bytes, second.bytes_written) == (3, size, size)
+    committed = tree.read_state(LOGS_REF)
+    assert committed is not None
+    assert (committed.rows, committed.files, committed.bytes, committed.last_bytes_written) == (
+        3,
+        1,
+        size,
+        size,
+    )
+
+
 def test_an_object_s_lock_holds_off_a_second_holder_for_the_wait_then_says_so(tmp_path: Path) -> None:
     tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
     assert PROJECT.events is not None
@@ -293,6 +315,27 @@ def test_a_replaced_version_is_deleted_once_past_its_grace_and_forgotten(
     for _ in range(2):  # the second recovery reads what the first wrote
         assert tree.read_state(LOGS_REF) is not None
         assert first not in [p.name for p in versions.iterdir()] and first not in record.read_text()
+
+
+def test_versions_replaced_by_merges_in_a_row_stay_for_the_grace_from_their_replacement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    versions = tmp_path / "tree" / "_bt_sync" / "project_logs" / "project_id=object"
+    for version in (1, 2, 3):
+        for written in versions.glob("*.parquet"):  # written long ago, replaced only now
+            long_ago = time.time() - 3 * 3600
+            os.utime(written, (long_ago, long_ago))
+        state = logs_state(version=version)
+        tree.merge(
+            LOGS_REF, staged(tmp_path / f"read-{version}", [event("a", version)]), state, delete_missing=False
+        )
+    assert tree.read_state(LOGS_REF) is not None
+    # A query that listed a version before its replacement may still read it, however old its file.
+    assert len(list(versions.iterdir())) == 3
+    monkeypatch.setattr("connector.destinations.parquet_tree.RETIRED_GRACE", timedelta(0))
+    assert tree.read_state(LOGS_REF) is not None
+    assert len(list(versions.iterdir())) == 1
 
 
 def test_preparing_the_tree_purges_each_removed_object_past_its_grace_whatever_comes_before_it(

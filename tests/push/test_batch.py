@@ -32,13 +32,17 @@ def test_batches_respect_both_caps_and_keep_every_event_in_order(
 
 
 def test_a_batch_fills_up_to_the_byte_cap_exactly() -> None:
-    # One-byte events too: an envelope miscounted by a few bytes would let one more in.
+    # One-byte events too: an envelope or a comma miscounted by one byte, in the first batch or in any
+    # after it, would let one more event in.
     for event in (b'{"v":"aa"}', b"1"):
         for count in (1, 2, 3):
+            numbered = list(enumerate([event] * (3 * count)))
             cap = len(Batch(0, [], [event] * count).body())
-            made = list(batches(enumerate([event] * (count + 1)), max_rows=10, max_bytes=cap))
-            assert [len(batch.events) for batch in made] == [count, 1]
-            assert all(len(batch.body()) <= cap for batch in made)
+            made = list(batches(numbered, max_rows=10, max_bytes=cap))
+            assert [len(batch.events) for batch in made] == [count] * 3
+            if count > 1:
+                sizes = [len(batch.events) for batch in batches(numbered, max_rows=10, max_bytes=cap - 1)]
+                assert sizes[:-1] == [count - 1] * (len(sizes) - 1) and 1 <= sizes[-1] <= count - 1
 
 
 def test_halves_keep_the_batch_number_and_rows() -> None:

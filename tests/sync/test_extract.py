@@ -76,6 +76,40 @@ def test_the_version_probe_follows_empty_pages_that_carry_a_cursor(
     assert newest_version(client, logs_of(project)) == int(row["_xact_id"])
 
 
+def test_the_version_probe_asks_each_empty_page_s_cursor_for_one_more_trace(
+    emulator: Emulator, client: BraintrustClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = emulator.store.create_project("cursor-after-empty-pages")
+    emulator.store.insert("project_logs", project["id"], [{"id": "only", "input": 1}])
+    emulator.faults.add(FaultRule(kind="empty_page", route=f"{project['id']}/fetch", times=2))
+    asked: list[tuple[int | None, str | None]] = []
+    answered: list[str | None] = []
+    fetch_raw = client.fetch_raw
+
+    def recorded(*args: Any) -> bytes:
+        asked.append((args[-1].limit, args[-1].cursor))
+        body = fetch_raw(*args)
+        answered.append(json.loads(body).get("cursor"))
+        return body
+
+    monkeypatch.setattr(client, "fetch_raw", recorded)
+    newest_version(client, logs_of(project))
+    assert asked == [(1, None), (1, answered[0]), (1, answered[1])]
+    assert answered[0] and answered[1]
+
+
+@pytest.mark.parametrize(
+    "page", ['{"events": [], "cursor": ""}', '{"events": [], "cursor": null}', '{"events": []}']
+)
+def test_an_empty_page_without_a_cursor_ends_the_probe(
+    emulator: Emulator, client: BraintrustClient, page: str
+) -> None:
+    project = emulator.store.create_project("ends-empty")
+    emulator.faults.add(FaultRule(kind="body", route=f"{project['id']}/fetch", body=page, times=None))
+    assert newest_version(client, logs_of(project)) is None
+    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 1
+
+
 def test_the_version_probe_stops_after_too_many_empty_pages(
     emulator: Emulator, client: BraintrustClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
