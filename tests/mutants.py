@@ -107,8 +107,11 @@ def run(groups: list[str]) -> None:
 
 
 def report() -> None:
-    print(f"{'module':40} {'killed':>6} {'total':>6}")
+    """Print the scores per module, as tests/MUTATION.md's table has them, then every mutant not killed."""
+    columns = ("killed", "by mypy", "survived", "not checked", "total")
+    print(f"{'module':40}" + "".join(f"{column:>12}" for column in columns))
     survivors = []
+    totals: Counter[str] = Counter()
     for module in SCOPE:
         data = SourceFileMutationData(path=Path(*module.split(".")).with_suffix(".py"))
         data.load()
@@ -120,7 +123,10 @@ def report() -> None:
                 if status not in KILLED:
                     survivors.append(f"{name}: {status}")
         killed = sum(statuses[status] for status in KILLED)
-        print(f"{module:40} {killed:>6} {statuses.total():>6}")
+        counts = (killed, statuses["caught by type check"], statuses["survived"], statuses["not checked"])
+        print(f"{module:40}" + "".join(f"{count:>12}" for count in (*counts, statuses.total())))
+        totals.update(dict(zip(columns, (*counts, statuses.total()), strict=True)))
+    print(f"{'all':40}" + "".join(f"{totals[column]:>12}" for column in columns))
     print("\nnot killed:" if survivors else "\nevery mutant in scope was killed")
     print("\n".join(f"    {line}" for line in survivors))
 

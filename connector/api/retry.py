@@ -59,9 +59,7 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
 
 
-def backoff_honouring_retry_after(
-    initial_s: float = 0.5, max_s: float = 30.0
-) -> Callable[[RetryCallState], float]:
+def backoff_honouring_retry_after(initial_s: float, max_s: float) -> Callable[[RetryCallState], float]:
     """A tenacity wait: the server's `Retry-After` when given, else jittered exponential backoff."""
     jittered = wait_random_exponential(multiplier=initial_s, max=max_s)
 

@@ -139,6 +139,30 @@ def test_retries_exhausted_give_a_clear_error(emulator: Emulator, project: dict)
     assert "HTTP 503" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("route", "says"),
+    [
+        ("/v1/project", "response body is not valid JSON (cut short?)"),
+        ("/fetch", "response body is not a JSON object (cut short?)"),
+    ],
+    ids=["parsed", "fetch-page"],
+)
+def test_json_cut_short_every_time_gives_a_clear_error(
+    emulator: Emulator, project: dict, route: str, says: str
+) -> None:
+    # A whole response (its Content-Length kept) whose JSON stops short, as from a proxy that cut it.
+    emulator.faults.add(FaultRule(kind="body", route=route, body='{"objects": [{"id": "a"', times=10))
+    request = FetchEventsRequest(limit=1)
+    with make_client(emulator, max_attempts=2) as client, pytest.raises(ServerUnavailable) as caught:
+        if route == "/fetch":
+            client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request)
+        else:
+            list(client.list_projects())
+    assert f"after 2 attempts (last error: MalformedBody: {says}); the API at {emulator.url} is" in str(
+        caught.value
+    )
+
+
 def test_repeating_cursor_is_an_error_not_a_loop(emulator: Emulator, project: dict) -> None:
     insert_logs(emulator, project["id"], 30)
     emulator.faults.add(FaultRule(kind="repeat_cursor", route="/fetch", times=5, after=2))

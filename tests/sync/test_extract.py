@@ -18,6 +18,7 @@ from connector.emulator import Emulator, FaultRule
 from connector.errors import MalformedResponse, PaginationError
 from connector.progress import NullProgress, ProgressTask
 from connector.sync.extract import extract_object, newest_version, trailing_cursor
+from connector.sync.shape import PageMalformed
 from connector.sync.stage import PageStager
 from connector.sync.staging import Checkpoint, ObjectStaging
 from tests.helpers import LOGS, fast_client
@@ -216,11 +217,71 @@ def test_pages_out_of_order_keep_every_version_for_the_merge_to_choose(staging: 
     try:
         first = stager.stage(page(("a", 5), ("b", 4)), None)
         second = stager.stage(page(("a", 9), ("b", 3)), None)
+        third = stager.stage(page(("c", 7)), None)
+        third.wait()
+    finally:
+        stager.close()
+    # The next page must start below the oldest version of any page, not of the last one.
+    assert not stager.ordered and stager.oldest_xact == 3
+    assert staged_rows(staging, [*first.parts, *second.parts, *third.parts]) == [
+        ("a", 9), ("c", 7), ("a", 5), ("b", 4), ("b", 3)
+    ]  # fmt: skip
+
+
+def test_pages_that_meet_at_one_version_are_still_in_order(staging: ObjectStaging) -> None:
+    stager = stager_of(staging)
+    try:
+        first = stager.stage(page(("a", 5), ("b", 4)), None)
+        # One write's rows can span two pages: this page's newest is the last page's oldest.
+        second = stager.stage(page(("a", 4), ("c", 4), ("d", 3)), None)
         second.wait()
     finally:
         stager.close()
-    assert not stager.ordered and stager.oldest_xact == 3
-    assert staged_rows(staging, [*first.parts, *second.parts]) == [("a", 9), ("a", 5), ("b", 4), ("b", 3)]
+    assert stager.ordered and second.rows == 2
+    assert staged_rows(staging, [*first.parts, *second.parts]) == [("a", 5), ("b", 4), ("c", 4), ("d", 3)]
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (
+            b'{"events": [{"id": "a" "_xact_id": "1"}], "cursor": null}',
+            r"^the page is not valid JSON \(.+\)$",
+        ),
+        (
+            b'{"events": [{"id": "a", "_xact_id": "12a"}, {"id": "b", "_xact_id": "7"}], "cursor": null}',
+            r"^1 of its events have a `_xact_id` that is not a 64-bit decimal number, e\.g\. '12a'$",
+        ),
+    ],
+    ids=["invalid", "bad-version"],
+)
+def test_a_malformed_page_is_refused_with_the_reason(staging: ObjectStaging, body: bytes, says: str) -> None:
+    stager = stager_of(staging)
+    try:
+        with pytest.raises(PageMalformed, match=says):
+            stager.stage(body, None)
+    finally:
+        stager.close()
+
+
+def test_parts_grow_with_the_rows_the_object_has_staged(
+    staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One file an object: a page's parts are as large as everything staged before it (two rows at least).
+    monkeypatch.setattr("connector.destinations.file_size.FILES_PER_OBJECT", 1)
+    monkeypatch.setattr("connector.destinations.file_size.MIN_FILE_ROWS", 2)
+    stager = stager_of(staging)
+    sizes = []
+    try:
+        newest = 100
+        for count in (4, 8, 12):
+            staged = stager.stage(page(*((f"r{newest - n}", newest - n) for n in range(count))), None)
+            staged.wait()
+            sizes.append([len(staged_rows(staging, [name])) for name in staged.parts])
+            newest -= count
+    finally:
+        stager.close()
+    assert sizes == [[2, 2], [4, 4], [12]]
 
 
 def test_a_page_of_many_rows_is_cut_into_parts_in_page_order(
@@ -390,6 +451,32 @@ def test_a_resumed_read_remembers_the_oldest_version_so_far_and_keeps_a_newer_on
     )
     assert (done.done, done.ordered, done.rows_staged) == (True, False, 3)
     assert ("a", 9) in staged_rows(staging, done.parts)
+
+
+def test_a_resumed_read_cuts_its_parts_for_the_rows_staged_before_it(
+    emulator: Emulator, client: BraintrustClient, staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One file an object: parts are as large as everything staged before them, the crashed run's rows too.
+    monkeypatch.setattr("connector.destinations.file_size.FILES_PER_OBJECT", 1)
+    monkeypatch.setattr("connector.destinations.file_size.MIN_FILE_ROWS", 2)
+    project = emulator.store.create_project("resumed-parts")
+    stager = stager_of(staging)
+    try:
+        before = stager.stage(page(*((f"r{20 - n}", 20 - n) for n in range(8)), cursor="after"), None)
+        before.wait()
+    finally:
+        stager.close()
+    left = Checkpoint(
+        version=20, watermark=20, cutoff=None, started_at=datetime.now(UTC), parts=before.parts, pages=1,
+        rows_fetched=8, rows_staged=8, oldest_xact=13, position=PagePosition(cursor="after"),
+    )  # fmt: skip
+    after = page(*((f"r{12 - n}", 12 - n) for n in range(8)))
+    emulator.faults.add(FaultRule(kind="body", route=f"{project['id']}/fetch", body=after.decode()))
+    done = extract_object(
+        client, logs_of(project), staging, left, NullProgress().task("read"), page_limit=5, object_rows=0
+    )
+    assert len(before.parts) == 4 and done.rows_staged == 16
+    assert [len(staged_rows(staging, [name])) for name in done.parts[4:]] == [8]
 
 
 def test_a_page_without_a_cursor_is_followed_below_its_oldest_row(
