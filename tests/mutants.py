@@ -87,7 +87,7 @@ def patterns(module: str) -> list[str]:
 
 
 def run(groups: list[str]) -> None:
-    children = os.environ.get("MUTANTS_CHILDREN", "1")
+    children = os.environ.get("MUTANTS_CHILDREN", "2")
     bin_dir = Path(sys.executable).parent
     # mutmut runs `type_check_command` (mypy) by name: this environment's, whether or not it is activated.
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
