@@ -9,14 +9,19 @@ from __future__ import annotations
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from connector.api.client import BraintrustClient
 from connector.config import ApiSettings, DestinationKind, WarehouseSettings
 from connector.destinations.base import ObjectRef, StagedParts
+from connector.destinations.file_size import FILES_PER_OBJECT
 from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.sync.run import SyncOptions, SyncSummary, run_sync
 from connector.sync.stage import PageStager
@@ -233,13 +238,25 @@ def event(row_id: str, xact: int, output: Any = None) -> dict[str, Any]:
 def staged(directory: Path, *pages: list[dict[str, Any]], cutoff: int | None = None) -> StagedParts:
     """Stage `pages` of `LOGS_REF` (in the order given) as one read does, and return its parts."""
     staging = ObjectStaging(directory, LOGS_REF)
-    stager = PageStager(LOGS, staging, [], ordered=True, oldest_xact=None, object_rows=0)
     names: list[str] = []
-    try:
+    with closing(PageStager(LOGS, staging, [], ordered=True, oldest_xact=None, object_rows=0)) as stager:
         for events in pages:
             page = stager.stage(json.dumps({"events": events, "cursor": None}).encode(), cutoff)
             page.wait()
             names += page.parts
-    finally:
-        stager.close()
     return StagedParts(tuple(staging.directory / name for name in names), stager.ordered)
+
+
+def small_files(
+    monkeypatch: pytest.MonkeyPatch, *, min_rows: int, files_per_object: int = FILES_PER_OBJECT
+) -> None:
+    """Scale data files down to a few rows: `min_rows` at least, an object cut in `files_per_object`."""
+    monkeypatch.setattr("connector.destinations.file_size.MIN_FILE_ROWS", min_rows)
+    monkeypatch.setattr("connector.destinations.file_size.FILES_PER_OBJECT", files_per_object)
+
+
+def free_port() -> int:
+    """A loopback port no one listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

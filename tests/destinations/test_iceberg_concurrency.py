@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -26,6 +25,7 @@ from tests.helpers import (
     catalog_tables,
     cli_warehouse_args,
     event_tables,
+    free_port,
     iceberg_in,
     run_cli,
     sync,
@@ -34,12 +34,6 @@ from tests.helpers import (
 )
 
 WORKERS = 4
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

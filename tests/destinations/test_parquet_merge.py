@@ -21,7 +21,7 @@ from connector.destinations.base import MergeResult, StagedParts, SyncState
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, MergeOutput, ObjectFiles, _connect, merge_files
 from connector.destinations.parquet_tree import ParquetTree
-from tests.helpers import LOGS, LOGS_REF, event, staged
+from tests.helpers import LOGS, LOGS_REF, event, small_files, staged
 
 
 class Files:
@@ -112,7 +112,7 @@ def test_a_full_read_deletes_the_rows_it_did_not_see_and_an_incremental_one_keep
 def test_new_rows_fill_the_open_file_then_new_files_of_the_object_s_file_size(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("connector.destinations.file_size.MIN_FILE_ROWS", 2)
+    small_files(monkeypatch, min_rows=2)
     files = Files(tmp_path)
     first = files.merge([event("r9", 9), event("r8", 8), event("r7", 7)])
     # A first load keeps the staged parts (two rows a file), newest first; new rows go to the newest.
@@ -152,8 +152,7 @@ def test_new_rows_are_cut_to_the_file_size_of_the_table_after_the_merge(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Two files a table: the file size is half of what the object holds once the merge is done.
-    monkeypatch.setattr("connector.destinations.file_size.FILES_PER_OBJECT", 2)
-    monkeypatch.setattr("connector.destinations.file_size.MIN_FILE_ROWS", 1)
+    small_files(monkeypatch, min_rows=1, files_per_object=2)
     files = Files(tmp_path)
     kept = [event(f"old{n}", 20 - n) for n in range(3)]
     first = files.merge([*kept, *(event(f"gone{n}", 10 - n) for n in range(3))])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,9 @@ from connector.errors import MalformedResponse, PaginationError
 from connector.progress import NullProgress, ProgressTask
 from connector.sync.extract import extract_object, newest_version, trailing_cursor
 from connector.sync.shape import PageMalformed
-from connector.sync.stage import PageStager
+from connector.sync.stage import PageStager, StagedPage
 from connector.sync.staging import Checkpoint, ObjectStaging
-from tests.helpers import LOGS, fast_client
+from tests.helpers import LOGS, fast_client, small_files
 
 
 @pytest.fixture
@@ -178,12 +179,9 @@ def stager_of(staging: ObjectStaging, parts: list[str] | None = None) -> PageSta
 
 
 def test_a_page_keeps_the_versions_above_the_cutoff_and_each_id_s_newest(staging: ObjectStaging) -> None:
-    stager = stager_of(staging)
-    try:
+    with closing(stager_of(staging)) as stager:
         staged = stager.stage(page(("a", 7), ("a", 6), ("b", 6), ("c", 5), ("d", 4), cursor="next"), 5)
         staged.wait()
-    finally:
-        stager.close()
     assert (staged.cursor, staged.events, staged.rows, staged.newest_xact, staged.oldest) == (
         "next", 5, 2, 7, (4, "d")
     )  # fmt: skip
@@ -191,21 +189,15 @@ def test_a_page_keeps_the_versions_above_the_cutoff_and_each_id_s_newest(staging
 
 
 def test_an_ordered_read_stages_each_id_once_also_across_a_resume(staging: ObjectStaging) -> None:
-    stager = stager_of(staging)
-    try:
+    with closing(stager_of(staging)) as stager:
         first = stager.stage(page(("a", 9), ("b", 8)), None)
         second = stager.stage(page(("a", 7), ("c", 6)), None)
         second.wait()
-    finally:
-        stager.close()
     assert stager.ordered and second.rows == 1
     # A resumed read remembers the ids of the parts its checkpoint names, and numbers parts after them.
-    resumed = stager_of(staging, [*first.parts, *second.parts])
-    try:
+    with closing(stager_of(staging, [*first.parts, *second.parts])) as resumed:
         third = resumed.stage(page(("b", 5), ("c", 4), ("d", 3)), None)
         third.wait()
-    finally:
-        resumed.close()
     assert third.parts == ["part-000002.parquet"] and third.rows == 1
     assert staged_rows(staging, [*first.parts, *second.parts, *third.parts]) == [
         ("a", 9), ("b", 8), ("c", 6), ("d", 3)
@@ -213,14 +205,11 @@ def test_an_ordered_read_stages_each_id_once_also_across_a_resume(staging: Objec
 
 
 def test_pages_out_of_order_keep_every_version_for_the_merge_to_choose(staging: ObjectStaging) -> None:
-    stager = stager_of(staging)
-    try:
+    with closing(stager_of(staging)) as stager:
         first = stager.stage(page(("a", 5), ("b", 4)), None)
         second = stager.stage(page(("a", 9), ("b", 3)), None)
         third = stager.stage(page(("c", 7)), None)
         third.wait()
-    finally:
-        stager.close()
     # The next page must start below the oldest version of any page, not of the last one.
     assert not stager.ordered and stager.oldest_xact == 3
     assert staged_rows(staging, [*first.parts, *second.parts, *third.parts]) == [
@@ -229,14 +218,11 @@ def test_pages_out_of_order_keep_every_version_for_the_merge_to_choose(staging: 
 
 
 def test_pages_that_meet_at_one_version_are_still_in_order(staging: ObjectStaging) -> None:
-    stager = stager_of(staging)
-    try:
+    with closing(stager_of(staging)) as stager:
         first = stager.stage(page(("a", 5), ("b", 4)), None)
         # One write's rows can span two pages: this page's newest is the last page's oldest.
         second = stager.stage(page(("a", 4), ("c", 4), ("d", 3)), None)
         second.wait()
-    finally:
-        stager.close()
     assert stager.ordered and second.rows == 2
     assert staged_rows(staging, [*first.parts, *second.parts]) == [("a", 5), ("b", 4), ("c", 4), ("d", 3)]
 
@@ -256,44 +242,33 @@ def test_pages_that_meet_at_one_version_are_still_in_order(staging: ObjectStagin
     ids=["invalid", "bad-version"],
 )
 def test_a_malformed_page_is_refused_with_the_reason(staging: ObjectStaging, body: bytes, says: str) -> None:
-    stager = stager_of(staging)
-    try:
-        with pytest.raises(PageMalformed, match=says):
-            stager.stage(body, None)
-    finally:
-        stager.close()
+    with closing(stager_of(staging)) as stager, pytest.raises(PageMalformed, match=says):
+        stager.stage(body, None)
 
 
 def test_parts_grow_with_the_rows_the_object_has_staged(
     staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One file an object: a page's parts are as large as everything staged before it (two rows at least).
-    monkeypatch.setattr("connector.destinations.file_size.FILES_PER_OBJECT", 1)
-    monkeypatch.setattr("connector.destinations.file_size.MIN_FILE_ROWS", 2)
-    stager = stager_of(staging)
+    small_files(monkeypatch, min_rows=2, files_per_object=1)
     sizes = []
-    try:
+    with closing(stager_of(staging)) as stager:
         newest = 100
         for count in (4, 8, 12):
             staged = stager.stage(page(*((f"r{newest - n}", newest - n) for n in range(count))), None)
             staged.wait()
             sizes.append([len(staged_rows(staging, [name])) for name in staged.parts])
             newest -= count
-    finally:
-        stager.close()
     assert sizes == [[2, 2], [4, 4], [12]]
 
 
 def test_a_page_of_many_rows_is_cut_into_parts_in_page_order(
     staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("connector.destinations.file_size.MIN_FILE_ROWS", 2)
-    stager = stager_of(staging)
-    try:
+    small_files(monkeypatch, min_rows=2)
+    with closing(stager_of(staging)) as stager:
         staged = stager.stage(page(*((f"r{n}", 100 - n) for n in range(10))), None)
         staged.wait()
-    finally:
-        stager.close()
     # At most four parts a page: ten rows make parts of three, and the first holds the newest rows.
     assert staged.parts == [f"part-{n:06d}.parquet" for n in range(4)] and staged.rows == 10
     assert [len(staged_rows(staging, [name])) for name in staged.parts] == [3, 3, 3, 1]
@@ -430,24 +405,47 @@ def test_a_read_resumed_from_its_checkpoint_fetches_only_the_pages_after_it(
     assert staged_ids(staging, done.parts) == numbered_ids(30)
 
 
+def resume_after_a_crash(
+    emulator: Emulator,
+    client: BraintrustClient,
+    staging: ObjectStaging,
+    project: dict[str, Any],
+    crashed: bytes,
+    served: bytes,
+    *,
+    version: int,
+) -> tuple[StagedPage, Checkpoint]:
+    """A read of `project` at `version` that died once it had staged the page `crashed`, resumed from
+    its checkpoint against a server that answers `served`: the crashed page and the final checkpoint."""
+    with closing(stager_of(staging)) as stager:
+        before = stager.stage(crashed, None)
+        before.wait()
+    assert before.oldest is not None and before.cursor is not None
+    left = Checkpoint(
+        version=version, watermark=version, cutoff=None, started_at=datetime.now(UTC), parts=before.parts,
+        pages=1, rows_fetched=before.events, rows_staged=before.rows, oldest_xact=before.oldest[0],
+        position=PagePosition(cursor=before.cursor),
+    )  # fmt: skip
+    emulator.faults.add(FaultRule(kind="body", route=f"{project['id']}/fetch", body=served.decode()))
+    done = extract_object(
+        client, logs_of(project), staging, left, NullProgress().task("read"), page_limit=5, object_rows=0
+    )
+    return before, done
+
+
 def test_a_resumed_read_remembers_the_oldest_version_so_far_and_keeps_a_newer_one_that_comes_late(
     emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
 ) -> None:
     project = emulator.store.create_project("late")
-    stager = stager_of(staging)
-    try:
-        before = stager.stage(page(("a", 6), ("b", 5), cursor="after-b"), None)
-        before.wait()
-    finally:
-        stager.close()
-    left = Checkpoint(
-        version=9, watermark=9, cutoff=None, started_at=datetime.now(UTC), parts=before.parts, pages=1,
-        rows_fetched=2, rows_staged=2, oldest_xact=5, position=PagePosition(cursor="after-b"),
-    )  # fmt: skip
     # The page after the crash holds a version of `a` newer than any seen before it: out of order.
-    emulator.faults.add(FaultRule(kind="body", route=f"{project['id']}/fetch", body=page(("a", 9)).decode()))
-    done = extract_object(
-        client, logs_of(project), staging, left, NullProgress().task("read"), page_limit=5, object_rows=0
+    _, done = resume_after_a_crash(
+        emulator,
+        client,
+        staging,
+        project,
+        page(("a", 6), ("b", 5), cursor="after-b"),
+        page(("a", 9)),
+        version=9,
     )
     assert (done.done, done.ordered, done.rows_staged) == (True, False, 3)
     assert ("a", 9) in staged_rows(staging, done.parts)
@@ -457,24 +455,11 @@ def test_a_resumed_read_cuts_its_parts_for_the_rows_staged_before_it(
     emulator: Emulator, client: BraintrustClient, staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # One file an object: parts are as large as everything staged before them, the crashed run's rows too.
-    monkeypatch.setattr("connector.destinations.file_size.FILES_PER_OBJECT", 1)
-    monkeypatch.setattr("connector.destinations.file_size.MIN_FILE_ROWS", 2)
+    small_files(monkeypatch, min_rows=2, files_per_object=1)
     project = emulator.store.create_project("resumed-parts")
-    stager = stager_of(staging)
-    try:
-        before = stager.stage(page(*((f"r{20 - n}", 20 - n) for n in range(8)), cursor="after"), None)
-        before.wait()
-    finally:
-        stager.close()
-    left = Checkpoint(
-        version=20, watermark=20, cutoff=None, started_at=datetime.now(UTC), parts=before.parts, pages=1,
-        rows_fetched=8, rows_staged=8, oldest_xact=13, position=PagePosition(cursor="after"),
-    )  # fmt: skip
-    after = page(*((f"r{12 - n}", 12 - n) for n in range(8)))
-    emulator.faults.add(FaultRule(kind="body", route=f"{project['id']}/fetch", body=after.decode()))
-    done = extract_object(
-        client, logs_of(project), staging, left, NullProgress().task("read"), page_limit=5, object_rows=0
-    )
+    crashed = page(*((f"r{20 - n}", 20 - n) for n in range(8)), cursor="after")
+    served = page(*((f"r{12 - n}", 12 - n) for n in range(8)))
+    before, done = resume_after_a_crash(emulator, client, staging, project, crashed, served, version=20)
     assert len(before.parts) == 4 and done.rows_staged == 16
     assert [len(staged_rows(staging, [name])) for name in done.parts[4:]] == [8]
 
