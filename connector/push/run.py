@@ -23,12 +23,13 @@ pushes the result afresh, replacing records by id.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, ExitStack, closing
+from contextlib import AbstractContextManager, ExitStack, closing, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
@@ -239,19 +240,20 @@ class _PushRun:
         ids = stack.enter_context(IdIndex())
         spool = stack.enter_context(EventSpool())
         rejects = self._rejects(stack)
-        while True:
-            with closing(self.progress.task(f"validate {self.source.name}")) as task:
-                indexed = self._indexed(ids, spool, rejects.write if rejects else self._fail, task)
-                batch_count = sum(1 for _ in batches(indexed, max_rows=self.options.batch_rows))
-            mapping = self._mapping(check=True)
-            if mapping == self.mapper.mapping:
-                break
-            self.mapper = self._mapper(mapping)
-            self.summary.rows_read = self.summary.rows_skipped = 0
-            ids.clear()
-            spool.restart()
-            if rejects:
-                rejects.restart()
+        with _collector_paused():
+            while True:
+                with closing(self.progress.task(f"validate {self.source.name}")) as task:
+                    indexed = self._indexed(ids, spool, rejects.write if rejects else self._fail, task)
+                    batch_count = sum(1 for _ in batches(indexed, max_rows=self.options.batch_rows))
+                mapping = self._mapping(check=True)
+                if mapping == self.mapper.mapping:
+                    break
+                self.mapper = self._mapper(mapping)
+                self.summary.rows_read = self.summary.rows_skipped = 0
+                ids.clear()
+                spool.restart()
+                if rejects:
+                    rejects.restart()
         self._report(mapping, ids.duplicates())
         return ids, spool, batch_count
 
@@ -446,6 +448,23 @@ class _Rejects:
         """Empty the file, for a scan that starts over."""
         self._handle.seek(0)
         self._handle.truncate()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector, e.g. while the scan parses rows.
+
+    Parsed rows are plain dicts and lists, with no cycles to find, but each chunk's thousands of new
+    containers trigger collections that walk them all again: about a seventh of the scan's CPU.
+    Reference counting still frees every row. The collector is back once the scan is over.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _identity(file: Path) -> tuple[int, int, int]:

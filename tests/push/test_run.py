@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -396,6 +397,25 @@ def test_skip_mode_sends_valid_rows_and_writes_rejects(
         (2, "input", "invalid JSON (unexpe", "2"),
         (4, "input", "not valid UTF-8 (byt", "4"),
     ]
+
+
+def test_the_cycle_collector_is_as_it_was_after_a_push_or_a_failed_scan(
+    emulator: Emulator, push: Push, tmp_path: Path
+) -> None:
+    # The scan pauses Python's cycle collector; a long-lived process (Dagster's) must get it back.
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"id,input\n1,q\n,q\n")
+    push(write_csv(tmp_path / "data.csv", 10))
+    assert gc.isenabled()
+    with pytest.raises(PushError):
+        push(bad)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        push(write_csv(tmp_path / "more.csv", 10))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_dry_run_validates_and_creates_nothing(emulator: Emulator, tmp_path: Path) -> None:
