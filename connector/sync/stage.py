@@ -212,13 +212,22 @@ class PageStager:
         part_rows = -(-len(keep) // len(parts))
         con.register("page_keep", pa.table({"_ordinal": keep, "_part": np.arange(len(keep)) // part_rows}))
         output = parts[0].with_name(f".{parts[0].stem}.tmp")
+        # A killed write may have left either kind of output behind.
         shutil.rmtree(output, ignore_errors=True)
+        output.unlink(missing_ok=True)
         parts[0].parent.mkdir(parents=True, exist_ok=True)
-        con.execute(self._sql.write(shape.misfit_columns, misfits=not shape.fits, into=output)).fetchall()
-        produced = sorted(output.glob("_part=*/*.parquet"), key=_part_order)
-        for file, part in zip(produced, parts, strict=True):
-            file.replace(part)
-        shutil.rmtree(output)
+        # Partitioning by part costs about a sixth of the write even into one part: only when needed.
+        split = len(parts) > 1
+        con.execute(
+            self._sql.write(shape.misfit_columns, misfits=not shape.fits, into=output, split=split)
+        ).fetchall()
+        if split:
+            produced = sorted(output.glob("_part=*/*.parquet"), key=_part_order)
+            for file, part in zip(produced, parts, strict=True):
+                file.replace(part)
+            shutil.rmtree(output)
+        else:
+            output.replace(parts[0])
         con.unregister("page_body")
 
     def _remember_staged_ids(self, parts: list[Path]) -> None:
@@ -281,8 +290,9 @@ class _PageSql:
         )
         return f"SELECT _ordinal, {_MD5_HALVES} FROM ({newest}) ORDER BY _ordinal"
 
-    def write(self, misfit_columns: frozenset[str], *, misfits: bool, into: Path) -> str:
-        """COPY the page's typed rows named in `page_keep` into one file per `page_keep._part`."""
+    def write(self, misfit_columns: frozenset[str], *, misfits: bool, into: Path, split: bool) -> str:
+        """COPY the page's typed rows named in `page_keep` into one file per `page_keep._part` under
+        the directory `into` if `split`, else into the one file `into`."""
         payload = [c for c in self._file_columns if c.name not in ("_extra", "_synced_at")]
         typed = [f"{_typed(c, misfit_columns)} AS {sql_identifier(c.name)}" for c in payload]
         extras = ["m._misfit_extra"] if misfits else []
@@ -292,11 +302,11 @@ class _PageSql:
             f"FROM (SELECT json_transform(body, {sql_literal(self._struct)}) AS t FROM page_body)"
         )
         misfit_join = " LEFT JOIN page_misfits AS m USING (_ordinal)" if misfits else ""
+        part, options = (", k._part", ", PARTITION_BY (_part)") if split else ("", "")
         return (
             f"COPY (SELECT {', '.join(typed)}, ({_merged_json(extras)})::JSON AS _extra, now() AS "
-            f"_synced_at, k._part FROM ({source}) AS e JOIN page_keep AS k USING (_ordinal){misfit_join}) "
-            f"TO {sql_literal(str(into))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, "
-            "PARTITION_BY (_part))"
+            f"_synced_at{part} FROM ({source}) AS e JOIN page_keep AS k USING (_ordinal){misfit_join}) "
+            f"TO {sql_literal(str(into))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1{options})"
         )
 
 

@@ -275,6 +275,36 @@ def test_a_page_of_many_rows_is_cut_into_parts_in_page_order(
     assert staged_rows(staging, staged.parts[:1]) == [("r0", 100), ("r1", 99), ("r2", 98)]
 
 
+@pytest.mark.parametrize("leftover", ["file", "directory"])
+def test_a_write_killed_before_its_rename_leaves_nothing_in_the_way(
+    staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch, leftover: str
+) -> None:
+    # A page of one part is written to a temporary file, a page of several to a temporary directory:
+    # whatever a killed write left under that name, the next write of the part replaces it.
+    small_files(monkeypatch, min_rows=2)
+    for number in range(5):
+        temporary = staging.part_path(number).with_name(f".part-{number:06d}.tmp")
+        temporary.parent.mkdir(parents=True, exist_ok=True)
+        if leftover == "file":
+            temporary.write_bytes(b"cut short")
+        else:
+            (temporary / "_part=0").mkdir(parents=True)
+            (temporary / "_part=0" / "data_0.parquet").write_bytes(b"cut short")
+    with closing(stager_of(staging)) as stager:
+        one = stager.stage(page(("a", 9)), None)
+        several = stager.stage(page(*((f"r{n}", 8 - n) for n in range(4))), None)
+        several.wait()
+    assert one.parts == ["part-000000.parquet"]
+    assert several.parts == ["part-000001.parquet", "part-000002.parquet"]
+    assert staged_rows(staging, [*one.parts, *several.parts]) == [
+        ("a", 9), ("r0", 8), ("r1", 7), ("r2", 6), ("r3", 5)
+    ]  # fmt: skip
+    # A write names its temporary output after its first part; the others' are not its to clear.
+    assert sorted(path.name for path in staging.directory.iterdir() if path.name.endswith(".tmp")) == [
+        ".part-000002.tmp", ".part-000003.tmp", ".part-000004.tmp"
+    ]  # fmt: skip
+
+
 # A read: the pages fetched and the checkpoint saved -----------------------------------------------------
 
 
