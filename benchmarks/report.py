@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
@@ -347,7 +348,15 @@ def analysis_text(path: Path) -> str | None:
 
 
 def main(argv: Sequence[str]) -> None:
-    out_dir = Path(argv[0]) if argv else BENCH_DIR
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.report", description="Render RESULTS.md again from results.jsonl."
+    )
+    parser.add_argument(
+        "out_dir", nargs="?", type=Path, default=BENCH_DIR, help="the run's directory (default: benchmarks/)"
+    )
+    out_dir = parser.parse_args(argv).out_dir
+    if not (out_dir / "results.jsonl").is_file():
+        parser.error(f"{out_dir} holds no results.jsonl")
     results = load_results(out_dir / "results.jsonl")
     (out_dir / "RESULTS.md").write_text(render(results, analysis_text(BENCH_DIR / "analysis.md")))
 

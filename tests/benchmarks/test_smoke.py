@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import cases, run
+from benchmarks import cases, report, run
 from benchmarks.report import FULL, HOURLY, PUSH, STARTUP
 from benchmarks.result import Result, load_results
 
@@ -82,3 +82,19 @@ def test_results_markdown_has_the_targets_and_the_fastest_runs(results: tuple[Pa
         r.wall_s or 0 for r in rows if r.tool == BTSYNC and r.object == "project_logs" and r.case == FULL
     )
     assert f"| **bt-sync** | 2,000 | {fastest:,.2f} |" in markdown
+
+
+def test_the_report_renders_a_run_again_and_names_a_directory_without_results(
+    results: tuple[Path, list[Result]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_dir, _ = results
+    rendered = (out_dir / "RESULTS.md").read_text()
+    (out_dir / "RESULTS.md").unlink()
+    report.main([str(out_dir)])
+    assert (out_dir / "RESULTS.md").read_text() == rendered
+    with pytest.raises(SystemExit) as exited:
+        report.main([str(tmp_path)])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"python -m benchmarks.report: error: {tmp_path} holds no results.jsonl"
+    )
