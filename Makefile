@@ -25,6 +25,7 @@ demo: bytecode
 
 test: bytecode
 	$(BIN)/ruff check connector schemas pipelines tests benchmarks
+	$(BIN)/ruff format --check connector schemas pipelines tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -n 2
 
