@@ -192,13 +192,18 @@ def test_memory_is_bounded_by_the_batch_not_the_file(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_memory_sending_is_bounded_by_the_batch_not_the_file(emulator: Emulator, tmp_path: Path) -> None:
     peaks: dict[int, float] = {}
+    file_mib: dict[int, float] = {}
     for rows in (20_000, 100_000):
         path = write_kilobyte_rows(tmp_path / f"rows-{rows}.csv", rows)
+        file_mib[rows] = path.stat().st_size / 2**20
         peaks[rows] = cli_peak_rss_mib(
             "push", str(path), "--project", "p", "--dataset", f"d{rows}", "--api-url", emulator.url,
             "--state-dir", str(tmp_path / "state"),
             env={"BRAINTRUST_API_KEY": emulator.api_key},
         )  # fmt: skip
     assert sum(emulator.stats.rows_inserted.values()) == 120_000
-    # 80 MB more file to read, validate, index and send: the peak stays where the batches put it.
-    assert peaks[100_000] <= 1.15 * peaks[20_000], peaks
+    # 80 MB more file to read, validate, index and send: the peak stays where the batches put it. A
+    # bound on the growth, not a ratio: one push's peak moves by 20 MB from run to run on two cores
+    # (218-243 MB for the smaller file here), while holding the file would add all of its 80 MB.
+    grown, more_file = peaks[100_000] - peaks[20_000], file_mib[100_000] - file_mib[20_000]
+    assert grown < 0.75 * more_file, (peaks, more_file)
