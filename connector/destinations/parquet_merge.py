@@ -79,7 +79,7 @@ class MergeOutput:
     Args:
         files: every file of the object afterwards.
         open_file: the file new rows go to next.
-        changed: the names of the files that have a new version.
+        changed: the names of the files that have a new version, or that are gone (no row stayed).
         inserted: rows new to the object.
         updated: rows replaced by a newer version.
         deleted: rows removed.
@@ -236,11 +236,16 @@ class _Merge:
         ]
         written = 0
         for name in changed:
-            self._files[name] = self._rewrite(name)
-            written += self._files[name].bytes
+            rewritten = self._rewrite(name)
+            if rewritten is None:
+                del self._files[name]  # every row it held was deleted: the file goes with them
+                continue
+            self._files[name] = rewritten
+            written += rewritten.bytes
+        open_file = new_names[-1] if new_names else self._open_file
         return MergeOutput(
             files=sorted(self._files.values(), key=lambda f: f.name),
-            open_file=new_names[-1] if new_names else self._open_file,
+            open_file=open_file if open_file in self._files else None,
             changed=changed,
             inserted=inserted,
             updated=updated,
@@ -303,8 +308,11 @@ class _Merge:
         )
         return [file_name(first + index) for index in range(new_count)]
 
-    def _rewrite(self, name: str) -> DataFile:
-        """Write file `name`'s next version: its rows that stay, and the new and newer ones."""
+    def _rewrite(self, name: str) -> DataFile | None:
+        """Write file `name`'s next version: its rows that stay, and the new and newer ones.
+
+        Returns None, and writes nothing, when no row stays.
+        """
         kept = "SELECT * FROM template"
         if name in self._files:
             kept = (
@@ -323,6 +331,9 @@ class _Merge:
             f"COPY ({query}) TO {sql_literal(str(local))} (FORMAT parquet, COMPRESSION zstd, "
             "COMPRESSION_LEVEL 1)"
         ).fetchall()
+        if not rows:
+            local.unlink()
+            return None
         size = local.stat().st_size
         _put(self._where, local, version)
         return DataFile(name=name, version=version, rows=int(rows), bytes=size)

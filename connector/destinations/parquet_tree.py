@@ -307,12 +307,15 @@ class ParquetTree:
         for name in record.unpublished:
             if name in versions:
                 self._replace_with_version(where, name, versions[name])
+            else:
+                self.root.delete(f"{where.directory}/{name}")  # the merge left no row in it
         published = record.model_copy(update={"unpublished": []})
         self._write_record(stream, object_id, published)
         if not self.root.is_local:
             # Only the DuckDB views read versions, and on object storage they read the tree itself.
             for name in record.unpublished:
-                self.root.delete(where.version_path(versions[name]))
+                if name in versions:
+                    self.root.delete(where.version_path(versions[name]))
         return published
 
     def _replace_with_version(self, where: ObjectFiles, name: str, version: str) -> None:

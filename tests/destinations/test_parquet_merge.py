@@ -137,6 +137,23 @@ def test_new_rows_fill_the_open_file_then_new_files_of_the_object_s_file_size(
     assert len(files.rows()) == 7
 
 
+def test_a_file_left_without_rows_is_dropped_and_new_rows_start_a_file_when_it_was_the_open_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_files(monkeypatch, min_rows=2)
+    files = Files(tmp_path)
+    files.merge([event("r9", 9), event("r8", 8), event("r7", 7)])
+    full = files.merge([event("r7", 7)], delete_missing=True)
+    assert (full.deleted, full.changed, full.bytes_written) == (2, ["part-000000.parquet"], 0)
+    assert ([(f.name, f.rows) for f in full.files], full.open_file) == ([("part-000001.parquet", 1)], None)
+    written = list((tmp_path / "tree" / "v" / "o").iterdir())
+    assert len(written) == 2  # the first load's two files: the emptied file got no new version
+    more = files.merge([event("r10", 10)])
+    assert [(f.name, f.rows) for f in more.files] == [("part-000001.parquet", 1), ("part-000002.parquet", 1)]
+    assert more.open_file == "part-000002.parquet"
+    assert [row[0] for row in files.rows()] == ["r10", "r7"]
+
+
 def test_merging_nothing_into_an_empty_object_writes_nothing(tmp_path: Path) -> None:
     output = Files(tmp_path).merge()
     assert (output.files, output.open_file, output.inserted, output.bytes_written) == ([], None, 0, 0)
@@ -158,14 +175,15 @@ def test_new_rows_are_cut_to_the_file_size_of_the_table_after_the_merge(
     first = files.merge([*kept, *(event(f"gone{n}", 10 - n) for n in range(3))])
     assert [f.rows for f in first.files] == [2, 2, 2] and first.open_file == "part-000000.parquet"
     # 6 rows, 5 new, 3 deleted: 8 rows, files of 4. The open file takes 2 more, a new file the other 3.
+    # The file whose two rows were both deleted is gone, not kept empty.
     output = files.merge([*kept, *(event(f"new{n}", 30 - n) for n in range(5))], delete_missing=True)
     assert (output.inserted, output.deleted) == (5, 3)
     assert [(f.name, f.rows) for f in output.files] == [
         ("part-000000.parquet", 4),
         ("part-000001.parquet", 1),
-        ("part-000002.parquet", 0),
         ("part-000003.parquet", 3),
     ]
+    assert "part-000002.parquet" in output.changed
     assert output.open_file == "part-000003.parquet"
     assert output.bytes_written == sum(f.bytes for f in output.files) and output.bytes_written > 0
 
@@ -211,3 +229,7 @@ def test_merges_on_object_storage_read_the_tree_s_files_back_from_it(
     # On object storage a version is deleted once the tree holds its copy.
     versions = s3_bucket.get_file_info(pafs.FileSelector(f"{prefix}/_bt_sync/project_logs", recursive=True))
     assert [info.path for info in versions if info.type == pafs.FileType.File] == []
+    emptied = merge(delete_missing=True)
+    assert (emptied.deleted, emptied.rows, emptied.bytes) == (2, 0, 0)
+    tree_files = s3_bucket.get_file_info(pafs.FileSelector(f"{prefix}/project_logs", recursive=True))
+    assert [info.base_name for info in tree_files if info.type == pafs.FileType.File] == ["_sync_state.json"]

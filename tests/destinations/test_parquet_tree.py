@@ -239,6 +239,32 @@ def test_a_merge_adds_new_rows_to_the_open_file_and_commits_the_object_s_size(tm
     )
 
 
+def test_a_file_a_merge_empties_leaves_the_tree_also_when_the_commit_was_cut_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    tree.merge(
+        LOGS_REF,
+        staged(tmp_path / "first", [event("a", 2), event("b", 1)]),
+        logs_state(2),
+        delete_missing=False,
+    )
+    directory = tmp_path / "tree" / "project_logs" / "project_id=object"
+    assert (directory / "part-000000.parquet").exists()
+
+    def cut_short(self: ParquetTree, *args: Any) -> None:
+        raise KeyboardInterrupt  # the process dies once the record is written, before the tree caught up
+
+    monkeypatch.setattr(ParquetTree, "_publish", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        tree.merge(LOGS_REF, staged(tmp_path / "full"), logs_state(3), delete_missing=True)
+    monkeypatch.undo()
+    assert (directory / "part-000000.parquet").exists()
+    committed = tree.read_state(LOGS_REF)  # the next holder of the lock finishes the commit
+    assert committed is not None and (committed.rows, committed.files, committed.bytes) == (0, 0, 0)
+    assert sorted(p.name for p in directory.iterdir()) == ["_sync_state.json"]
+
+
 def test_an_object_s_lock_holds_off_a_second_holder_for_the_wait_then_says_so(tmp_path: Path) -> None:
     tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
     assert PROJECT.events is not None
