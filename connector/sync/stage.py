@@ -27,6 +27,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from connector.destinations.file_size import file_target_rows
+from connector.errors import WarehouseError
 from connector.sync.seen import SeenIds
 from connector.sync.shape import (
     PageMalformed,
@@ -217,9 +218,15 @@ class PageStager:
         parts[0].parent.mkdir(parents=True, exist_ok=True)
         # Partitioning by part costs about a sixth of the write even into one part: only when needed.
         split = len(parts) > 1
-        con.execute(
+        ((written,),) = con.execute(
             self._sql.write(shape.misfit_columns, misfits=not shape.fits, into=output, split=split)
         ).fetchall()
+        if written != len(selection.ordinals):
+            # The rows are picked by position: a page typed into another number of rows than its
+            # events would lose rows without a word. Fail before a checkpoint names the parts.
+            raise WarehouseError(
+                f"staging wrote {written} rows of a page where {len(selection.ordinals)} were kept"
+            )
         if split:
             produced = sorted(output.glob("_part=*/*.parquet"), key=_part_order)
             for file, part in zip(produced, parts, strict=True):

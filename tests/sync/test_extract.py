@@ -16,8 +16,9 @@ from connector.api.client import BraintrustClient
 from connector.api.pagination import PagePosition
 from connector.destinations.base import ObjectRef
 from connector.emulator import Emulator, FaultRule
-from connector.errors import MalformedResponse, PaginationError
+from connector.errors import MalformedResponse, PaginationError, WarehouseError
 from connector.progress import NullProgress, ProgressTask
+from connector.sync import stage
 from connector.sync.extract import extract_object, newest_version, trailing_cursor
 from connector.sync.shape import PageMalformed
 from connector.sync.stage import PageStager, StagedPage
@@ -186,6 +187,22 @@ def test_a_page_keeps_the_versions_above_the_cutoff_and_each_id_s_newest(staging
         "next", 5, 2, 7, (4, "d")
     )  # fmt: skip
     assert staged_rows(staging, staged.parts) == [("a", 7), ("b", 6)]
+
+
+def test_a_write_that_stores_fewer_rows_than_it_keeps_fails_and_leaves_no_part(
+    staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The kept rows are picked by their position on the page: a selection one event short (as if
+    # the page were typed into more rows than it has events) would drop the last row without a word.
+    real_table = stage._Selection.table
+    monkeypatch.setattr(
+        stage._Selection, "table", lambda self, parts: real_table(self, parts).slice(0, self.events - 1)
+    )
+    with closing(stager_of(staging)) as stager:
+        staged = stager.stage(page(("a", 7), ("b", 6), ("c", 5)), None)
+        with pytest.raises(WarehouseError, match="staging wrote 2 rows of a page where 3 were kept"):
+            staged.wait()
+    assert not (staging.directory / staged.parts[0]).exists()
 
 
 def test_an_ordered_read_stages_each_id_once_also_across_a_resume(staging: ObjectStaging) -> None:
