@@ -225,7 +225,8 @@ class PageStager:
             # The rows are picked by position: a page typed into another number of rows than its
             # events would lose rows without a word. Fail before a checkpoint names the parts.
             raise WarehouseError(
-                f"staging wrote {written} rows of a page where {len(selection.ordinals)} were kept"
+                f"{self._stream.table}: staging wrote {written} rows of a page where "
+                f"{len(selection.ordinals)} were kept"
             )
         if split:
             produced = sorted(output.glob("_part=*/*.parquet"), key=_part_order)
