@@ -200,8 +200,9 @@ def test_a_write_that_stores_fewer_rows_than_it_keeps_fails_and_leaves_no_part(
     )
     with closing(stager_of(staging)) as stager:
         staged = stager.stage(page(("a", 7), ("b", 6), ("c", 5)), None)
-        with pytest.raises(WarehouseError, match="^project_logs: staging wrote 2 rows of a page where 3 were kept$"):
+        with pytest.raises(WarehouseError) as failure:
             staged.wait()
+    assert str(failure.value) == "project_logs: staging wrote 2 rows of a page where 3 were kept"
     assert not (staging.directory / staged.parts[0]).exists()
 
 
