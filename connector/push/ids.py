@@ -10,7 +10,7 @@ directory past its memory limit.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -59,10 +59,10 @@ class IdIndex:
         self._db.close()
         self._spill.cleanup()
 
-    def add(self, row: int, event_id: str) -> None:
-        """Record that file row `row` has id `event_id`; rows must come in increasing order."""
-        self._pending_ids.append(event_id)
-        self._pending_rows.append(row)
+    def extend(self, rows: Sequence[int], event_ids: Sequence[str]) -> None:
+        """Record that file row `rows[i]` has id `event_ids[i]`; rows must come in increasing order."""
+        self._pending_ids += event_ids
+        self._pending_rows += rows
         if len(self._pending_rows) >= _APPEND_ROWS:
             self._append()
 

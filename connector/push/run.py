@@ -265,13 +265,15 @@ class _PushRun:
         task: ProgressTask,
     ) -> Iterator[tuple[int, bytes]]:
         digest = self._digest = None if self._digest is None else hashlib.sha256()
-        for number, event in self._events(on_problem, task):
-            ids.add(number, event.id)
-            spool.append(number, event.json)
+        for numbers, events in self._events(on_problem, task):
+            ids.extend(numbers, [event.id for event in events])
+            jsons = [event.json for event in events]
+            spool.extend(numbers, jsons)
             if digest is not None:
-                digest.update(b"%d:%d:" % (number, len(event.json)))
-                digest.update(event.json)
-            yield number, event.json
+                for number, json in zip(numbers, jsons, strict=True):
+                    digest.update(b"%d:%d:" % (number, len(json)))
+                    digest.update(json)
+            yield from zip(numbers, jsons, strict=True)
 
     def _report(self, mapping: ColumnMapping, duplicates: Duplicates) -> None:
         name = self.source.name
@@ -368,17 +370,23 @@ class _PushRun:
 
     def _events(
         self, on_problem: Callable[[int, RowProblem], None], task: ProgressTask
-    ) -> Iterator[tuple[int, Event]]:
-        """Yield `(row number, event)` for every valid row read, handing problems to `on_problem`."""
+    ) -> Iterator[tuple[list[int], list[Event]]]:
+        """Yield each chunk's valid rows as (row numbers, events), handing problems to `on_problem`.
+
+        By the chunk, not by the row: what follows (the spool, the id index) costs less a chunk at a time.
+        """
         for chunk in self.source.chunks():
             self.summary.rows_read += len(chunk.rows)
-            for offset, row in enumerate(chunk.rows):
-                number = chunk.first_row + offset
+            numbers: list[int] = []
+            events: list[Event] = []
+            for number, row in enumerate(chunk.rows, start=chunk.first_row):
                 event = row if isinstance(row, RowProblem) else self.mapper.event(row)
                 if isinstance(event, RowProblem):
                     on_problem(number, event)
                 else:
-                    yield number, event
+                    numbers.append(number)
+                    events.append(event)
+            yield numbers, events
             task.advance(rows=len(chunk.rows))
 
     def _fail(self, number: int, problem: RowProblem) -> None:
