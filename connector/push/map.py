@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
 
@@ -145,8 +145,9 @@ def _listing(columns: Sequence[str]) -> str:
     return ", ".join(columns) if columns else "(none)"
 
 
-class Event(NamedTuple):
-    """A row mapped to a dataset event (a tuple: a push makes one per row, and a tuple is made fastest).
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A row mapped to a dataset event.
 
     Args:
         id: the event's id.
