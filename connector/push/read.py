@@ -580,21 +580,13 @@ class _JsonlReader:
 
     def _lines(self) -> Generator[tuple[int, bytes]]:
         number = 0
-        tail = b""
         try:
-            with self._source.open() as stream:
-                # Editors on Windows start UTF-8 files with a byte order mark, which JSON does not allow.
-                tail = stream.read(len(_UTF8_BOM)).removeprefix(_UTF8_BOM)
-                while block := stream.read(JSONL_READ_BYTES):
-                    lines = (tail + block).split(b"\n")
-                    tail = lines.pop()
-                    for line in lines:
-                        number += 1
-                        yield number, line
+            with self._source.open() as raw:
+                # The buffered reader splits lines in C: splitting blocks in Python cost four times more.
+                for number, line in enumerate(_buffered_text(raw), start=1):
+                    yield number, line.removesuffix(b"\n")
         except (pa.ArrowInvalid, OSError) as error:
             raise _file_error(self._source.path, error, near_row=number + 1) from None
-        if tail:
-            yield number + 1, tail
 
 
 def _learn_keys(seen: dict[str, None], row: dict[str, Any]) -> None:
@@ -666,7 +658,7 @@ class _JsonReader:
         number = 0
         try:
             with self._source.open() as raw:
-                for value in _json_values(self._source.path.name, io.BufferedReader(raw, JSONL_READ_BYTES)):
+                for value in _json_values(self._source.path.name, _buffered_text(raw)):
                     number += 1
                     if isinstance(value, dict):
                         _learn_keys(self._seen, value)
@@ -689,10 +681,17 @@ class _JsonReader:
         self.columns_complete = True
 
 
-def _json_values(file_name: str, stream: io.BufferedReader) -> Iterator[Any]:
-    """The elements of a top-level array, or the top-level values one after another."""
+def _buffered_text(raw: pa.NativeFile) -> io.BufferedReader:
+    """`raw` buffered, past any byte order mark: editors on Windows start UTF-8 files with one, and
+    JSON allows none."""
+    stream = io.BufferedReader(raw, JSONL_READ_BYTES)
     if stream.peek(len(_UTF8_BOM)).startswith(_UTF8_BOM):
         stream.read(len(_UTF8_BOM))
+    return stream
+
+
+def _json_values(file_name: str, stream: io.BufferedReader) -> Iterator[Any]:
+    """The elements of a top-level array, or the top-level values one after another."""
     start = stream.peek(JSONL_READ_BYTES).lstrip()[:1]
     if start in (b"[", b"{"):
         values: Iterator[Any] = (
