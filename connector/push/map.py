@@ -217,10 +217,8 @@ class RowMapper:
             return RowProblem(bad.column, bad.reason, values=row)
         except orjson.JSONEncodeError as error:
             return RowProblem(None, f"cannot be written as JSON ({error})", values=row)
-        # Splice the id in front of the payload serialised once for the hash, rather than serialise twice;
-        # the join copies the payload once.
-        members = memoryview(body)[1:]
-        event = b"".join((b'{"id":', orjson.dumps(row_id), b"," if payload else b"", members))
+        # Splice the id in front of the payload serialised once for the hash, rather than serialise twice.
+        event = b"".join((b'{"id":', orjson.dumps(row_id), b"," if payload else b"", body[1:]))
         if len(event) > self._max_event_bytes:
             return RowProblem(
                 None,
