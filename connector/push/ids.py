@@ -72,7 +72,7 @@ class IdIndex:
         self._db.execute("DELETE FROM ids")
 
     def duplicates(self) -> Duplicates:
-        """Work out which rows a later row with the same id replaces; call once, after the last `add`."""
+        """Work out which rows a later row with the same id replaces; call once, after the last `extend`."""
         self._append()
         self._db.execute(
             """
