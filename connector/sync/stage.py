@@ -331,12 +331,13 @@ class _Selection:
         Zipped with the page's rows by position: a hash join on the ordinal would copy the whole typed
         page into its hash table (a sixth of the write, measured on an 8 MB page).
         """
+        positions = self.ordinals - 1
         keep = np.zeros(self.events, dtype=bool)
-        keep[self.ordinals - 1] = True
+        keep[positions] = True
         columns: dict[str, npt.NDArray[np.bool_] | npt.NDArray[np.int64]] = {"keep": keep}
         if parts > 1:
             part = np.zeros(self.events, dtype=np.int64)
-            part[self.ordinals - 1] = np.arange(len(self.ordinals)) // -(-len(self.ordinals) // parts)
+            part[positions] = np.arange(len(positions)) // -(-len(positions) // parts)
             columns["_part"] = part
         return pa.table(columns)
 
