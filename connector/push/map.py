@@ -188,20 +188,14 @@ class RowMapper:
         max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         self.mapping = mapping
-        self._parse_json = parse_json
-        self._json_columns = json_columns
         self._max_event_bytes = max_event_bytes
         self._id_salt = orjson.dumps([project, dataset])
-        # Which columns feed which field, worked out once: a push maps millions of rows.
-        self._fields = [
-            (field, columns)
-            for field, columns in (
-                ("input", mapping.input),
-                ("expected", mapping.expected),
-                ("metadata", mapping.metadata),
-            )
-            if columns
-        ]
+        # Worked out once, not per row: a push maps millions of rows.
+        fields = (("input", mapping.input), ("expected", mapping.expected), ("metadata", mapping.metadata))
+        # A field fed by one column, and one fed by several (an object of them).
+        self._single = [(field, columns[0]) for field, columns in fields if len(columns) == 1]
+        self._combined = [(field, columns) for field, columns in fields if len(columns) > 1]
+        self._parsed_columns = (mapping.columns() - json_columns) if parse_json else frozenset()
 
     def event(self, row: dict[str, Any]) -> Event | RowProblem:
         """Return the row as one JSON event `{"id": ..., "input": ..., ...}`, or the problem with it.
@@ -211,14 +205,18 @@ class RowMapper:
         """
         try:
             payload = self._payload(row)
-            body = orjson.dumps(payload, default=_exact_number, option=orjson.OPT_SORT_KEYS)
-            row_id = self._row_id(row, body)
+            if (id_column := self.mapping.id) is not None:
+                row_id = payload["id"] = _column_id(id_column, row.get(id_column))
+                event = orjson.dumps(payload, default=_exact_number, option=orjson.OPT_SORT_KEYS)
+            else:
+                body = orjson.dumps(payload, default=_exact_number, option=orjson.OPT_SORT_KEYS)
+                row_id = hashlib.sha256(self._id_salt + body).hexdigest()[:ID_HEX_CHARS]
+                # Splice the id in front of the payload serialised for the hash, rather than serialise twice.
+                event = b"".join((b'{"id":', orjson.dumps(row_id), b"," if payload else b"", body[1:]))
         except (_BadValue, BadOrigin) as bad:
             return RowProblem(bad.column, bad.reason, values=row)
         except orjson.JSONEncodeError as error:
             return RowProblem(None, f"cannot be written as JSON ({error})", values=row)
-        # Splice the id in front of the payload serialised once for the hash, rather than serialise twice.
-        event = b"".join((b'{"id":', orjson.dumps(row_id), b"," if payload else b"", body[1:]))
         if len(event) > self._max_event_bytes:
             return RowProblem(
                 None,
@@ -231,9 +229,12 @@ class RowMapper:
     def _payload(self, row: dict[str, Any]) -> dict[str, Any]:
         mapping = self.mapping
         payload: dict[str, Any] = {}
-        for field, columns in self._fields:
-            if (value := self._combined(row, columns)) is not None:
-                payload[field] = value
+        # The common case inline, without a call per field: each row goes through here.
+        for field, column in self._single:
+            if (value := row.get(column)) is not None:
+                payload[field] = self._parsed(column, value) if isinstance(value, str) else value
+        for field, columns in self._combined:
+            payload[field] = {column: self._value(column, row.get(column)) for column in columns}
         if (metadata := payload.get("metadata")) is not None and not isinstance(metadata, dict):
             payload["metadata"] = {mapping.metadata[0]: metadata}
         if mapping.tags is not None and (tags := _tags(mapping.tags, row.get(mapping.tags))):
@@ -242,39 +243,29 @@ class RowMapper:
             payload["origin"] = origin
         return payload
 
-    def _combined(self, row: dict[str, Any], columns: tuple[str, ...]) -> Any:
-        if len(columns) == 1:
-            return self._value(columns[0], row.get(columns[0]))
-        return {column: self._value(column, row.get(column)) for column in columns}
-
     def _value(self, column: str, value: Any) -> Any:
-        if (
-            self._parse_json
-            and isinstance(value, str)
-            and value.lstrip()[:1] in ("{", "[")
-            and column not in self._json_columns
-        ):
-            try:
-                return orjson.loads(value)
-            except orjson.JSONDecodeError as error:
-                reason = f"invalid JSON ({error.msg} at char {error.pos})"
-                raise _BadValue(
-                    column, f"{reason}; pass --no-parse-json to send such values as text"
-                ) from None
-        return value
+        return self._parsed(column, value) if isinstance(value, str) else value
 
-    def _row_id(self, row: dict[str, Any], payload: bytes) -> str:
-        column = self.mapping.id
-        if column is None:
-            return hashlib.sha256(self._id_salt + payload).hexdigest()[:ID_HEX_CHARS]
-        value = row.get(column)
-        if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, str) and value.strip():
-            return value
-        if value is None or isinstance(value, str):
-            raise _BadValue(column, "empty id; every row needs a value in the id column")
-        raise _BadValue(column, f"an id must be text or an integer, found {json_kind(value)} {_short(value)}")
+    def _parsed(self, column: str, text: str) -> Any:
+        """The text's JSON value if it looks like a JSON object or array and the column's text is parsed."""
+        if column not in self._parsed_columns or text.lstrip()[:1] not in ("{", "["):
+            return text
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError as error:
+            reason = f"invalid JSON ({error.msg} at char {error.pos})"
+            raise _BadValue(column, f"{reason}; pass --no-parse-json to send such values as text") from None
+
+
+def _column_id(column: str, value: Any) -> str:
+    """A row's id from its id column: text, or an integer written as text."""
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if value is None or isinstance(value, str):
+        raise _BadValue(column, "empty id; every row needs a value in the id column")
+    raise _BadValue(column, f"an id must be text or an integer, found {json_kind(value)} {_short(value)}")
 
 
 def _exact_number(value: Any) -> orjson.Fragment:

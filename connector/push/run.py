@@ -5,12 +5,12 @@ before anything is created or opened for writing. Then a first pass, before
 anything is created, reads every row once: it validates it (with
 `on_error="fail"` a bad row stops the push; with "skip" it goes to the rejects
 file), learns every column of JSON rows, maps it to an event with a
-deterministic id, spools the event to a temporary file and indexes its id, so
-that of rows sharing an id only the last is sent. The second pass reads the
-spooled events back, groups them into numbered batches under the request-size
-limit and sends them with bounded concurrency, checkpointing each acknowledged
-batch so a rerun resumes where a crashed push stopped. A 413 splits the batch in
-half.
+deterministic id and indexes the id, so that of rows sharing an id only the
+last is sent; it groups the events into numbered batches under the
+request-size limit and spools them to a temporary file. The second pass reads
+the batches back (grouping the events afresh if rows shared an id) and sends
+them with bounded concurrency, checkpointing each acknowledged batch so a rerun
+resumes where a crashed push stopped. A 413 splits the batch in half.
 
 A file's checkpoint is known by the file's path, size and modification time, so a
 rerun of a file already pushed reads nothing. A query's result has none of these:
@@ -243,8 +243,12 @@ class _PushRun:
         with _collector_paused():
             while True:
                 with closing(self.progress.task(f"validate {self.source.name}")) as task:
-                    indexed = self._indexed(ids, spool, rejects.write if rejects else self._fail, task)
-                    batch_count = sum(1 for _ in batches(indexed, max_rows=self.options.batch_rows))
+                    indexed = self._indexed(ids, rejects.write if rejects else self._fail, task)
+                    batch_count = 0
+                    # Spooled as they will be sent: unless ids repeat, the sending pass only reads them back.
+                    for batch in batches(indexed, max_rows=self.options.batch_rows):
+                        spool.append(batch)
+                        batch_count += 1
                 mapping = self._mapping(check=True)
                 if mapping == self.mapper.mapping:
                     break
@@ -258,17 +262,12 @@ class _PushRun:
         return ids, spool, batch_count
 
     def _indexed(
-        self,
-        ids: IdIndex,
-        spool: EventSpool,
-        on_problem: Callable[[int, RowProblem], None],
-        task: ProgressTask,
+        self, ids: IdIndex, on_problem: Callable[[int, RowProblem], None], task: ProgressTask
     ) -> Iterator[tuple[int, bytes]]:
         digest = self._digest = None if self._digest is None else hashlib.sha256()
         for numbers, events in self._events(on_problem, task):
             ids.extend(numbers, [event.id for event in events])
             jsons = [event.json for event in events]
-            spool.extend(numbers, jsons)
             if digest is not None:
                 for number, json in zip(numbers, jsons, strict=True):
                     digest.update(b"%d:%d:" % (number, len(json)))
@@ -304,19 +303,12 @@ class _PushRun:
 
     def _batches(self, ids: IdIndex, spool: EventSpool) -> Iterator[Batch]:
         """The batches to send: the spooled events in file order, each id only from its last row."""
-        superseded = ids.superseded_rows()
-        next_superseded = next(superseded, None)
-
-        def last_of_each_id() -> Iterator[tuple[int, bytes]]:
-            nonlocal next_superseded
-            for number, event in spool.events():
-                if number == next_superseded:
-                    next_superseded = next(superseded, None)
-                else:
-                    yield number, event
-            self._check_unchanged()
-
-        return batches(last_of_each_id(), max_rows=self.options.batch_rows)
+        if self.summary.rows_duplicate:
+            # The rows left out shift every later batch: group what is left afresh.
+            yield from batches(_last_of_each_id(spool, ids), max_rows=self.options.batch_rows)
+        else:
+            yield from spool.batches()
+        self._check_unchanged()
 
     def _send(
         self, client: BraintrustClient, dataset_id: str, checkpoint: PushCheckpoint, to_push: Iterator[Batch]
@@ -479,6 +471,17 @@ def _identity(file: Path) -> tuple[int, int, int]:
     """What changes when a file is rewritten: its inode, size and modification time."""
     stat = file.stat()
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _last_of_each_id(spool: EventSpool, ids: IdIndex) -> Iterator[tuple[int, bytes]]:
+    """The spooled events in file order, but for the rows a later row with the same id supersedes."""
+    superseded = ids.superseded_rows()
+    next_superseded = next(superseded, None)
+    for number, event in spool.events():
+        if number == next_superseded:
+            next_superseded = next(superseded, None)
+        else:
+            yield number, event
 
 
 class _Sender:

@@ -3,29 +3,36 @@
 The first pass of a push reads, validates and maps every row before anything is
 sent; the second sends the events. Reading and mapping the input again would
 cost as much as the first pass (most of a push's CPU), so the first pass writes
-each event here, with its row number, and the second reads them back. The file
-is anonymous (unlinked at once), so a crash leaves nothing behind, and it lives
-in the temporary directory (`TMPDIR`): it holds about as many bytes as the
-events sent.
+each batch of events here, as it will be sent, and the second reads the batches
+back. The file is anonymous (unlinked at once), so a crash leaves nothing
+behind, and it lives in the temporary directory (`TMPDIR`): it holds about as
+many bytes as the events sent.
 """
 
 from __future__ import annotations
 
 import struct
 import tempfile
-from collections.abc import Iterator, Sequence
+from array import array
+from collections.abc import Iterator
+from itertools import accumulate, pairwise
 from types import TracebackType
 from typing import Self
 
-# Each record: the row number, the event's length, then the event's JSON.
-_HEADER = struct.Struct("<QI")
-# A temporary file's default buffer is one disk block (4 KiB), about four events: a system call every
-# few rows, half of the spool's cost. A larger buffer makes writing and reading back mostly copies.
+from connector.push.batch import Batch
+
+# Each record: the batch's number, its count of events and their bytes; then each event's row number,
+# each event's length (both unsigned 64-bit) and the events themselves, back to back. In the machine's
+# byte order: the file never leaves the process that writes it.
+_HEADER = struct.Struct("=QQQ")
+_NUMBERS = "Q"
+# A temporary file's default buffer is one disk block (4 KiB): a system call for every few events.
 _BUFFER_BYTES = 1 << 20
 
 
 class EventSpool:
-    """Row-numbered events written once and read back in order; a context manager that removes them."""
+    """Numbered batches of row-numbered events, written once and read back in order; a context manager
+    that removes them."""
 
     def __init__(self) -> None:
         # Closed (and so removed) by `__exit__`: the spool outlives any one block of the push.
@@ -39,25 +46,35 @@ class EventSpool:
     ) -> None:
         self._file.close()
 
-    def extend(self, numbers: Sequence[int], events: Sequence[bytes]) -> None:
-        """Add the event of each row: `events[i]` is row `numbers[i]`'s."""
-        pack = _HEADER.pack
-        records: list[bytes] = []
-        for number, event in zip(numbers, events, strict=True):
-            records += (pack(number, len(event)), event)
-        # One write for many rows: a write per row costs more than the copy into the buffer.
-        self._file.write(b"".join(records))
+    def append(self, batch: Batch) -> None:
+        """Add a batch after those already added."""
+        events = batch.events
+        data = b"".join(events)
+        self._file.write(_HEADER.pack(batch.number, len(events), len(data)))
+        self._file.write(array(_NUMBERS, batch.rows).tobytes())
+        self._file.write(array(_NUMBERS, map(len, events)).tobytes())
+        self._file.write(data)
 
     def restart(self) -> None:
-        """Forget every event: the input is being read again."""
+        """Forget every batch: the input is being read again."""
         self._file.seek(0)
         self._file.truncate()
 
-    def events(self) -> Iterator[tuple[int, bytes]]:
-        """Every `(row number, event)` appended, in order."""
+    def batches(self) -> Iterator[Batch]:
+        """Every batch added, in order."""
         self._file.flush()
         self._file.seek(0)
-        # The file object buffers its reads: small reads of headers cost no system call each.
-        while header := self._file.read(_HEADER.size):
-            number, length = _HEADER.unpack(header)
-            yield number, self._file.read(length)
+        read = self._file.read
+        while header := read(_HEADER.size):
+            number, count, size = _HEADER.unpack(header)
+            rows, lengths = array(_NUMBERS), array(_NUMBERS)
+            rows.frombytes(read(rows.itemsize * count))
+            lengths.frombytes(read(lengths.itemsize * count))
+            data = read(size)
+            events = [data[start:end] for start, end in pairwise(accumulate(lengths, initial=0))]
+            yield Batch(number, rows.tolist(), events)
+
+    def events(self) -> Iterator[tuple[int, bytes]]:
+        """Every `(row number, event)` added, in order."""
+        for batch in self.batches():
+            yield from zip(batch.rows, batch.events, strict=True)
