@@ -538,14 +538,14 @@ class _JsonlReader:
         # A file whose first row is not an object is not JSON Lines at all: say so, rather than
         # report that none of its (no) columns maps to an event field.
         lines = self._lines()
-        first = next(((number, line) for number, line in lines if line.strip()), None)
+        first = next(((number, line) for number, line in lines if not line.isspace()), None)
         lines.close()
         if first is None:
             raise PushError(f"{source.path.name} is empty")
         number, line = first
         row = _jsonl_row(line)
         if isinstance(row, RowProblem):
-            raise _not_json_lines(source.path.name, number, line, row)
+            raise _not_json_lines(source.path.name, number, _without_newline(line), row)
         self._seen.update(dict.fromkeys(row))
 
     @property
@@ -559,7 +559,7 @@ class _JsonlReader:
         rows: list[dict[str, Any] | RowProblem] = []
         first_row = 1
         for line_number, line in self._lines():
-            if not line.strip():
+            if line.isspace():
                 if not rows:
                     first_row = line_number + 1
                     continue
@@ -579,12 +579,16 @@ class _JsonlReader:
         self.columns_complete = True
 
     def _lines(self) -> Generator[tuple[int, bytes]]:
+        """The file's lines, numbered from 1, each with its newline (the last may have none, none is empty).
+
+        The newline stays: JSON allows it after a value, and removing it would copy every line.
+        """
         number = 0
         try:
             with self._source.open() as raw:
                 # The buffered reader splits lines in C: splitting blocks in Python cost four times more.
                 for number, line in enumerate(_buffered_text(raw), start=1):
-                    yield number, line.removesuffix(b"\n")
+                    yield number, line
         except (pa.ArrowInvalid, OSError) as error:
             raise _file_error(self._source.path, error, near_row=number + 1) from None
 
@@ -597,17 +601,26 @@ def _learn_keys(seen: dict[str, None], row: dict[str, Any]) -> None:
 
 
 def _jsonl_row(line: bytes) -> dict[str, Any] | RowProblem:
+    """The object on a line (its newline included or not), or what is wrong with the line."""
     try:
         value = orjson.loads(line)
     except orjson.JSONDecodeError as error:
+        if line.endswith(b"\n"):
+            # Again without the newline: the error's position then counts in the line as shown.
+            return _jsonl_row(line[:-1])
         try:
             text = line.decode()
         except UnicodeDecodeError as bad_bytes:
             return RowProblem(None, _not_utf8(bad_bytes), values=line.decode(errors="replace"))
         return RowProblem(None, f"invalid JSON ({error.msg} at char {error.pos})", values=text)
     if not isinstance(value, dict):
-        return RowProblem(None, f"expected a JSON object, found {json_kind(value)}", values=line.decode())
+        text = _without_newline(line).decode()
+        return RowProblem(None, f"expected a JSON object, found {json_kind(value)}", values=text)
     return value
+
+
+def _without_newline(line: bytes) -> bytes:
+    return line.removesuffix(b"\n")
 
 
 def _not_json_lines(file_name: str, number: int, line: bytes, problem: RowProblem) -> PushError:

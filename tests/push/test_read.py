@@ -157,6 +157,20 @@ def test_a_truncated_gzip_is_a_file_error(tmp_path: Path, name: str) -> None:
         numbered(SourceFile(tmp_path / name))
 
 
+def test_a_read_error_deep_in_json_lines_names_the_row_it_stopped_at(tmp_path: Path) -> None:
+    # Several read blocks of lines: the stream breaks after the first blocks were read whole.
+    lines = b"".join(b'{"input": "%d"}\n' % n for n in range(200_000))
+    (tmp_path / "d.jsonl.gz").write_bytes(gzip.compress(lines)[:-5000])
+    with pytest.raises(PushError) as broken:
+        numbered(SourceFile(tmp_path / "d.jsonl.gz"))
+    near = re.fullmatch(
+        r"d\.jsonl\.gz near row (\d+): cannot read it \(Truncated compressed stream\)", str(broken.value)
+    )
+    assert near is not None
+    # A row past those read whole, and within the file.
+    assert 100_000 < int(near.group(1)) <= 200_000
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(PushError, match="no such file"):
         SourceFile(tmp_path / "nope.csv")
