@@ -367,17 +367,19 @@ class _PushRun:
 
         By the chunk, not by the row: what follows (the spool, the id index) costs less a chunk at a time.
         """
+        to_event = self.mapper.event
         for chunk in self.source.chunks():
             self.summary.rows_read += len(chunk.rows)
-            numbers: list[int] = []
-            events: list[Event] = []
-            for number, row in enumerate(chunk.rows, start=chunk.first_row):
-                event = row if isinstance(row, RowProblem) else self.mapper.event(row)
-                if isinstance(event, RowProblem):
-                    on_problem(number, event)
-                else:
-                    numbers.append(number)
-                    events.append(event)
+            mapped = [row if isinstance(row, RowProblem) else to_event(row) for row in chunk.rows]
+            numbers = list(range(chunk.first_row, chunk.first_row + len(mapped)))
+            events = [event for event in mapped if not isinstance(event, RowProblem)]
+            if len(events) < len(mapped):
+                for number, problem in zip(numbers, mapped, strict=True):
+                    if isinstance(problem, RowProblem):
+                        on_problem(number, problem)
+                numbers = [
+                    n for n, event in zip(numbers, mapped, strict=True) if not isinstance(event, RowProblem)
+                ]
             yield numbers, events
             task.advance(rows=len(chunk.rows))
 
