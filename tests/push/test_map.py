@@ -200,15 +200,29 @@ def test_a_row_of_exactly_the_request_limit_fits() -> None:
     assert isinstance(too_big, RowProblem) and too_big.values == {"input": "x" * 40}
 
 
-def test_a_row_whose_mapped_values_are_all_empty_is_the_id_alone() -> None:
-    mapping = ColumnMapping(id="id", input=("input",), expected=("expected",), metadata=(), tags=None)
-    assert event(mapping, {"id": "r1", "input": None, "expected": None}) == {"id": "r1"}
+# An id column's value, or none (the id is then a hash of the row): the event is written either way.
+ID_COLUMNS = pytest.mark.parametrize("id_column", ["id", None])
 
 
-def test_decimals_are_written_as_the_exact_numbers_they_are_and_other_objects_are_refused() -> None:
-    mapping = ColumnMapping(id="id", input=("input",), expected=(), metadata=(), tags=None)
+@ID_COLUMNS
+def test_a_row_whose_mapped_values_are_all_empty_is_the_id_alone(id_column: str | None) -> None:
+    mapping = ColumnMapping(id=id_column, input=("input",), expected=("expected",), metadata=(), tags=None)
+    found = event(mapping, {"id": "r1", "input": None, "expected": None})
+    assert list(found) == ["id"] and found["id"] == ("r1" if id_column else event(mapping, {})["id"])
+
+
+@ID_COLUMNS
+def test_decimals_are_written_as_the_exact_numbers_they_are_and_other_objects_are_refused(
+    id_column: str | None,
+) -> None:
+    mapping = ColumnMapping(id=id_column, input=("input",), expected=(), metadata=(), tags=None)
     exact = mapper(mapping).event({"id": "r1", "input": Decimal("0.10000000000000000001")})
-    assert isinstance(exact, Event) and exact.json == b'{"id":"r1","input":0.10000000000000000001}'
+    assert isinstance(exact, Event)
+    assert exact.json == b'{"id":%s,"input":0.10000000000000000001}' % orjson.dumps(exact.id)
+    if id_column:
+        assert exact.id == "r1"
+    else:
+        assert len(exact.id) == 32
     row = {"id": "r2", "input": {1, 2}}
     refused = problem(mapping, row)
     assert refused.reason.startswith("cannot be written as JSON") and refused.values == row
