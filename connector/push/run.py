@@ -340,9 +340,10 @@ class _PushRun:
     def _check_unchanged(self) -> None:
         """Refuse to finish a push of a file rewritten since it was opened: its rows may not be the ones sent.
 
-        Checked once the file was read through, not per batch: a stat call costs little, but the
-        GIL it gives up can take milliseconds to win back from the sender threads. The push then
-        fails before its checkpoint is marked complete, and a rerun sends the new file afresh.
+        Checked once the last batch is handed to the senders, not per batch: a stat call costs
+        little, but the GIL it gives up can take milliseconds to win back from the sender threads.
+        The push then fails before its checkpoint is marked complete, and a rerun sends the new file
+        afresh.
         A query's result is kept apart from the tables, so no sync changes it meanwhile.
         """
         if self.options.file is not None and _identity(self.options.file) != self._opened:
@@ -365,7 +366,8 @@ class _PushRun:
     ) -> Iterator[tuple[list[int], list[Event]]]:
         """Yield each chunk's valid rows as (row numbers, events), handing problems to `on_problem`.
 
-        By the chunk, not by the row: what follows (the spool, the id index) costs less a chunk at a time.
+        By the chunk, not by the row: what follows (the id index, a query's digest) costs less a chunk at a
+        time.
         """
         to_event = self.mapper.event
         for chunk in self.source.chunks():
@@ -374,9 +376,9 @@ class _PushRun:
             numbers = list(range(chunk.first_row, chunk.first_row + len(mapped)))
             events = [event for event in mapped if not isinstance(event, RowProblem)]
             if len(events) < len(mapped):
-                for number, problem in zip(numbers, mapped, strict=True):
-                    if isinstance(problem, RowProblem):
-                        on_problem(number, problem)
+                for number, outcome in zip(numbers, mapped, strict=True):
+                    if isinstance(outcome, RowProblem):
+                        on_problem(number, outcome)
                 numbers = [
                     n for n, event in zip(numbers, mapped, strict=True) if not isinstance(event, RowProblem)
                 ]
