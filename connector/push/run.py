@@ -376,12 +376,13 @@ class _PushRun:
             numbers = list(range(chunk.first_row, chunk.first_row + len(mapped)))
             events = [event for event in mapped if not isinstance(event, RowProblem)]
             if len(events) < len(mapped):
+                kept: list[int] = []
                 for number, outcome in zip(numbers, mapped, strict=True):
                     if isinstance(outcome, RowProblem):
                         on_problem(number, outcome)
-                numbers = [
-                    n for n, event in zip(numbers, mapped, strict=True) if not isinstance(event, RowProblem)
-                ]
+                    else:
+                        kept.append(number)
+                numbers = kept
             yield numbers, events
             task.advance(rows=len(chunk.rows))
 
