@@ -25,8 +25,8 @@ from schemas.api import FetchEventsRequest
 
 # Pages start small and double while they go on, toward the size in bytes that keeps staging's memory
 # bounded whatever the size of a row: `--page-limit` is the most traces a page may hold. An incremental
-# read starts smallest: its last page always overshoots into already-synced rows, and this keeps the
-# overshoot proportional to the change.
+# read starts smallest and grows more slowly: its last page always overshoots into already-synced rows,
+# and a page of at most half the traces read before it keeps that overshoot within half the change.
 PAGE_TARGET_BYTES = 8 * 2**20
 FULL_FIRST_LIMIT = 10
 INCREMENTAL_FIRST_LIMIT = 1
@@ -101,6 +101,8 @@ def extract_object(
         object_rows=object_rows + checkpoint.rows_staged,
     )
     fetcher = _Fetcher(client, ref)
+    # Traces asked for so far: every page but the last holds as many as it was asked for.
+    traces_read = 0
     # The last page staged, and the checkpoint naming it: saved once its parts are on disk, while
     # the next page is read (never before: a checkpoint names only parts that exist).
     pending: tuple[StagedPage, Checkpoint] | None = None
@@ -108,7 +110,10 @@ def extract_object(
         in_flight = fetcher.fetch(paginator.request())
         while True:
             body = in_flight.result()
-            paginator.limit = next_limit(paginator.limit, len(body), page_limit)
+            traces_read += paginator.limit
+            paginator.limit = next_limit(
+                paginator.limit, len(body), page_limit, traces_read=None if cutoff is None else traces_read
+            )
             early = trailing_cursor(body) if cutoff is None else None
             if early is not None:
                 # A full read wants the next page whatever this one holds: ask for it now.
@@ -154,10 +159,15 @@ def _save(staging: ObjectStaging, progress: ProgressTask, page: StagedPage, chec
     progress.advance(rows=page.events, pages=1)
 
 
-def next_limit(limit: int, page_bytes: int, most: int) -> int:
-    """The next page's limit: double this one's, but aim at `PAGE_TARGET_BYTES` and stay within `most`."""
+def next_limit(limit: int, page_bytes: int, most: int, *, traces_read: int | None = None) -> int:
+    """The next page's limit: double this one's, but aim at `PAGE_TARGET_BYTES` and stay within `most`.
+
+    An incremental read passes `traces_read`, the traces read so far: its next page holds at most half
+    as many.
+    """
     toward_target = limit * PAGE_TARGET_BYTES // max(page_bytes, 1)
-    return max(1, min(most, 2 * limit, toward_target))
+    growth = 2 * limit if traces_read is None else min(2 * limit, traces_read // 2)
+    return max(1, min(most, growth, toward_target))
 
 
 def trailing_cursor(body: bytes) -> str | None:

@@ -367,14 +367,15 @@ def test_an_incremental_read_stops_at_the_page_that_reaches_the_cutoff(
         reverse=True,
     )
     emulator.stats.reset()
-    # Pages of 1, 2 and 4 traces: the third ends exactly at the cutoff, the seventh newest row.
-    done = read(client, project, staging, cutoff=newest_first[6][0])
-    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 1 + 3  # the probe, then three pages
-    assert (done.done, done.pages, done.rows_fetched, done.rows_staged, done.ordered) == (True, 3, 7, 6, True)
-    assert done.oldest_xact == newest_first[6][0]
+    # Pages of 1, 1, 1, 1 and 2 traces (each at most half the traces read before it): the fifth ends
+    # exactly at the cutoff, the sixth newest row.
+    done = read(client, project, staging, cutoff=newest_first[5][0])
+    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 1 + 5  # the probe, then five pages
+    assert (done.done, done.pages, done.rows_fetched, done.rows_staged, done.ordered) == (True, 5, 6, 5, True)
+    assert done.oldest_xact == newest_first[5][0]
     assert staging.load() == done  # the last page's checkpoint is on disk
     assert sorted(staged_rows(staging, done.parts)) == sorted(
-        (row_id, xact) for xact, row_id in newest_first[:6]
+        (row_id, xact) for xact, row_id in newest_first[:5]
     )
 
 

@@ -23,6 +23,12 @@ def test_the_limit_doubles_toward_the_byte_target_and_never_passes_the_page_limi
     assert next_limit(1, page_bytes=100 * extract.PAGE_TARGET_BYTES, most=1000) == 1  # one trace at least
 
 
+def test_an_incremental_read_grows_by_at_most_half_the_traces_read() -> None:
+    assert next_limit(64, page_bytes=1_000, most=1000, traces_read=127) == 63  # not 128
+    assert next_limit(4, page_bytes=1_000, most=1000, traces_read=100) == 8  # still at most double
+    assert next_limit(1, page_bytes=1_000, most=1000, traces_read=1) == 1  # one trace at least
+
+
 @pytest.fixture
 def page_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every page staged, in order."""
