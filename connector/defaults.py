@@ -22,7 +22,10 @@ DEFAULT_PAGE_LIMIT = 1000
 DEFAULT_OVERLAP_S = 5.0
 # How long a sync waits for another process syncing the same object (a long full read can take minutes).
 DEFAULT_LOCK_WAIT_S = 600.0
-DEFAULT_BATCH_ROWS = 500
+# Rows per insert request. The API limits a request's bytes (6 MiB), not its rows: rows over about
+# 5.5 kB fill a batch by bytes first. A 200k-row push in batches of 1,000 rows took about a tenth less
+# CPU than in batches of 500, in the same wall time.
+DEFAULT_BATCH_ROWS = 1000
 DEFAULT_CONCURRENCY = 4
 # `bt-sync maintain` keeps table versions (Iceberg snapshots) and unreferenced files younger than this.
 DEFAULT_RETAIN_HOURS = 24.0
