@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,8 @@ from schemas.tables import EventStream, sql_identifier, sql_literal
 
 # A merge of a whole object (a full read) may not fit in memory: DuckDB spills beyond this.
 MERGE_MEMORY_LIMIT = "256MB"
-# Data files read at once (their id and version columns, or a whole file to rewrite).
+# Data files read at once (their id and version columns, or a whole file to rewrite), and the most read
+# ahead of the one DuckDB takes next.
 READ_THREADS = 8
 
 
@@ -131,6 +133,8 @@ class _Merge:
         self._stream = stream
         self._staged = staged
         self._tasks = {task.file.file_path: task for task in tasks}
+        # A row's data file is known by its index here: a path on every row would cost more than its id.
+        self._files = list(self._tasks.values())
         self._parts = "[" + ", ".join(sql_literal(str(p)) for p in staged.paths) + "]"
         # Staged parts leave out the key column (the Parquet tree keeps it in directory names).
         self._select = stored_select(stream.columns, {stream.key_column: sql_literal(object_id)})
@@ -155,7 +159,7 @@ class _Merge:
 
     def run(self, delete_missing: bool) -> MergePlan:
         con = self._con
-        con.register("current_keys", self._current_keys())
+        self._load_current_keys()
         con.execute(
             "CREATE TEMP TABLE incoming AS SELECT id, max(_xact_id) AS new_x "
             f"FROM read_parquet({self._parts}) GROUP BY id"
@@ -175,11 +179,14 @@ class _Merge:
         if not counts:
             return self._plan([], [], inserted=0, updated=0, deleted=0)
         self._collect_output()
-        removed = [
-            self._tasks[str(row[0])].file
-            for row in con.execute("SELECT DISTINCT file FROM plan WHERE action <> 'insert'").fetchall()
+        rewritten = [
+            self._files[int(row[0])]
+            for row in con.execute(
+                "SELECT DISTINCT file FROM plan WHERE action <> 'insert' ORDER BY file"
+            ).fetchall()
         ]
-        self._keep_rows_of([self._tasks[f.file_path] for f in removed])
+        removed = [task.file for task in rewritten]
+        self._keep_rows_of(rewritten)
         rows_after = sum(t.file.record_count for t in self._tasks.values()) + counts.get("insert", 0)
         added = self._write(
             self._chunks("SELECT * FROM output", file_target_rows(rows_after - counts.get("delete", 0)))
@@ -208,14 +215,13 @@ class _Merge:
     def _keep_rows_of(self, tasks: Sequence[FileScanTask]) -> None:
         """Add the rows of the files being rewritten that stay: those neither updated nor deleted."""
         scan = ArrowScan(self._table.metadata, self._table.io, self._table.schema(), AlwaysTrue())
-        with ThreadPoolExecutor(READ_THREADS) as pool:
-            for rows in pool.map(lambda task: scan.to_table([task]), tasks):
-                self._con.register("rewritten_file", rows)
-                self._con.execute(
-                    "INSERT INTO output BY NAME SELECT * FROM rewritten_file "
-                    "ANTI JOIN (SELECT id FROM plan WHERE action <> 'insert') USING (id)"
-                )
-                self._con.unregister("rewritten_file")
+        for rows in _read_in_order(lambda task: scan.to_table([task]), tasks):
+            self._con.register("rewritten_file", rows)
+            self._con.execute(
+                "INSERT INTO output BY NAME SELECT * FROM rewritten_file "
+                "ANTI JOIN (SELECT id FROM plan WHERE action <> 'insert') USING (id)"
+            )
+            self._con.unregister("rewritten_file")
 
     def _chunks(self, rows: str, file_rows: int) -> Iterator[pa.Table]:
         """The rows of a query, a file's rows at a time, each chunk in order of `created`.
@@ -235,23 +241,20 @@ class _Merge:
         if pending.num_rows:
             yield pending.sort_by(order)
 
-    def _current_keys(self) -> pa.Table:
-        """The id, version and data file of every row the object holds."""
-        schema = pa.schema([("id", pa.string()), ("old_x", pa.int64()), ("file", pa.string())])
+    def _load_current_keys(self) -> None:
+        """The id, version and data file (its index in `_files`) of every row the object holds.
+
+        Loaded into DuckDB a file at a time: its table spills past the memory limit, where the keys
+        of a large object gathered in memory first would not.
+        """
+        self._con.execute("CREATE TEMP TABLE current_keys (id VARCHAR, old_x BIGINT, file INTEGER)")
         scan = ArrowScan(
             self._table.metadata, self._table.io, self._table.schema().select("id", "_xact_id"), AlwaysTrue()
         )
-
-        def keys(task: FileScanTask) -> pa.Table:
-            rows = scan.to_table([task])
-            files = pa.array([task.file.file_path] * rows.num_rows, pa.string())
-            return pa.Table.from_arrays(
-                [rows["id"].cast(pa.string()), rows["_xact_id"], files], schema=schema
-            )
-
-        with ThreadPoolExecutor(READ_THREADS) as pool:
-            tables = list(pool.map(keys, self._tasks.values()))
-        return pa.concat_tables(tables) if tables else schema.empty_table()
+        for index, rows in enumerate(_read_in_order(lambda task: scan.to_table([task]), self._files)):
+            self._con.register("file_keys", rows)
+            self._con.execute(f"INSERT INTO current_keys SELECT id, _xact_id, {index} FROM file_keys")
+            self._con.unregister("file_keys")
 
     def _write(self, chunks: Iterable[pa.Table]) -> list[DataFile]:
         """Write data files (one per chunk and day partition) into the table's location."""
@@ -278,3 +281,17 @@ class _Merge:
             files=len(after),
             bytes=sum(f.file_size_in_bytes for f in after),
         )
+
+
+def _read_in_order(
+    read: Callable[[FileScanTask], pa.Table], tasks: Sequence[FileScanTask]
+) -> Iterator[pa.Table]:
+    """`read` each task, in order, on `READ_THREADS` threads, never more than that many read ahead."""
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        ahead: deque[Future[pa.Table]] = deque()
+        for task in tasks:
+            if len(ahead) == READ_THREADS:
+                yield ahead.popleft().result()
+            ahead.append(pool.submit(read, task))
+        while ahead:
+            yield ahead.popleft().result()

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from pyiceberg.catalog import load_catalog
 from pyiceberg.table import Table
 
 from connector.config import WarehouseSettings
+from connector.destinations.iceberg_merge import READ_THREADS, _read_in_order
 from connector.emulator import Emulator, ListQuery
 from connector.wiring import open_destination
 from tests.helpers import (
@@ -105,6 +108,23 @@ def test_an_incremental_sync_rewrites_a_small_share_of_the_bytes(emulator: Emula
     assert {p for p in after if quiet["id"] in p} == {p for p in before if quiet["id"] in p}
     assert by_name["quiet"].bytes_written == 0
     assert synced_keys(iceberg) == upstream_keys(emulator)
+
+
+def test_a_merge_reads_files_in_order_and_never_more_than_its_threads_ahead() -> None:
+    # A merge reads every data file of the object (its keys, or whole files to rewrite): files read
+    # faster than DuckDB takes them must wait, or a large object's files would pile up in memory.
+    started: list[int] = []
+
+    def read(task: Any) -> pa.Table:
+        started.append(task)
+        return pa.table({"file": [task]})
+
+    taken: list[int] = []
+    for table in _read_in_order(read, list(range(4 * READ_THREADS))):
+        taken.append(table["file"][0].as_py())
+        time.sleep(0.005)  # slower than a read: unbounded reads would all be done by now
+        assert len(started) <= len(taken) + READ_THREADS
+    assert taken == list(range(4 * READ_THREADS))
 
 
 def test_reconcile_deletes_what_was_deleted_upstream(demo_emulator: Emulator, tmp_path: Path) -> None:
