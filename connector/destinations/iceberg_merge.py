@@ -132,9 +132,8 @@ class _Merge:
         self._table = table
         self._stream = stream
         self._staged = staged
-        self._tasks = {task.file.file_path: task for task in tasks}
         # A row's data file is known by its index here: a path on every row would cost more than its id.
-        self._files = list(self._tasks.values())
+        self._files = list(tasks)
         self._parts = "[" + ", ".join(sql_literal(str(p)) for p in staged.paths) + "]"
         # Staged parts leave out the key column (the Parquet tree keeps it in directory names).
         self._select = stored_select(stream.columns, {stream.key_column: sql_literal(object_id)})
@@ -187,7 +186,7 @@ class _Merge:
         ]
         removed = [task.file for task in rewritten]
         self._keep_rows_of(rewritten)
-        rows_after = sum(t.file.record_count for t in self._tasks.values()) + counts.get("insert", 0)
+        rows_after = sum(t.file.record_count for t in self._files) + counts.get("insert", 0)
         added = self._write(
             self._chunks("SELECT * FROM output", file_target_rows(rows_after - counts.get("delete", 0)))
         )
@@ -269,7 +268,7 @@ class _Merge:
         self, removed: list[DataFile], added: list[DataFile], *, inserted: int, updated: int, deleted: int
     ) -> MergePlan:
         gone = {f.file_path for f in removed}
-        kept = [t.file for path, t in self._tasks.items() if path not in gone]
+        kept = [t.file for t in self._files if t.file.file_path not in gone]
         after = [*kept, *added]
         return MergePlan(
             removed=removed,
