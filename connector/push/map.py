@@ -7,6 +7,9 @@ JSON columns, which are JSON values already: a string stays a string). `metadata
 object, `tags` a list of strings; a query's event rows also fill `origin`. A
 row's id is its id column, else a hash of the project, dataset and mapped row,
 so pushing the same rows again replaces them instead of duplicating them.
+
+A JSON line that already is the event its mapping would make is sent as its own
+text, once checked: serialising every row again was a fifth of a push's CPU.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -25,6 +28,9 @@ from connector.push.origin import BadOrigin, OriginColumns
 from connector.push.read import RowProblem, json_kind, printable
 
 ID_HEX_CHARS = 32
+# What `_as_written` takes absent metadata and tags for: as good as an object and a list. Only read.
+_AN_OBJECT: dict[str, Any] = {}
+_NO_TAGS: list[str] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +151,11 @@ def _listing(columns: Sequence[str]) -> str:
     return ", ".join(columns) if columns else "(none)"
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """A row mapped to a dataset event.
+
+    A named tuple, not a frozen dataclass: one is made for every row, and a tuple is made in a
+    third of the time.
 
     Args:
         id: the event's id.
@@ -196,13 +204,19 @@ class RowMapper:
         self._single = [(field, columns[0]) for field, columns in fields if len(columns) == 1]
         self._combined = [(field, columns) for field, columns in fields if len(columns) > 1]
         self._parsed_columns = (mapping.columns() - json_columns) if parse_json else frozenset()
+        self._own_name_keys = _own_name_keys(mapping)
 
-    def event(self, row: dict[str, Any]) -> Event | RowProblem:
+    def event(self, row: dict[str, Any], text: bytes | None = None) -> Event | RowProblem:
         """Return the row as one JSON event `{"id": ..., "input": ..., ...}`, or the problem with it.
 
         Args:
             row: column name → value, as read.
+            text: the row's JSON text as read, if it has one (a JSON line). A row that already is the
+                event the mapping would make is sent as this text: not serialised again, and its
+                numbers exactly as written.
         """
+        if text is not None and self._own_name_keys and (written := self._as_written(row, text)) is not None:
+            return written
         try:
             payload = self._payload(row)
             if (id_column := self.mapping.id) is not None:
@@ -226,6 +240,34 @@ class RowMapper:
             )
         return Event(row_id, event)
 
+    def _as_written(self, row: dict[str, Any], text: bytes) -> Event | None:
+        """The row's own text as its event, or None when mapping would change the row (or find it bad).
+
+        Mapping changes a row whose keys are not all fields under their own names, a null (left out), an
+        integer id (made text), metadata that is not an object (wrapped), tags not a list of strings and
+        text that `--parse-json` parses; it rejects a blank id, and measures size without whitespace.
+        """
+        if not self._own_name_keys >= row.keys() or len(text) > self._max_event_bytes:
+            return None
+        row_id = row.get("id")
+        tags = row.get("tags", _NO_TAGS)
+        if (
+            type(row_id) is not str
+            or not row_id.strip()
+            or type(row.get("metadata", _AN_OBJECT)) is not dict
+            or type(tags) is not list
+            or (tags and any(type(tag) is not str for tag in tags))
+        ):
+            return None
+        for field in ("input", "expected"):
+            # An absent field stays absent; a null one would be left out.
+            value = row.get(field, "")
+            if value is None or (
+                type(value) is str and field in self._parsed_columns and value.lstrip()[:1] in ("{", "[")
+            ):
+                return None
+        return Event(row_id, text)
+
     def _payload(self, row: dict[str, Any]) -> dict[str, Any]:
         mapping = self.mapping
         payload: dict[str, Any] = {}
@@ -237,7 +279,7 @@ class RowMapper:
             payload[field] = {column: self._value(column, row.get(column)) for column in columns}
         if (metadata := payload.get("metadata")) is not None and not isinstance(metadata, dict):
             payload["metadata"] = {mapping.metadata[0]: metadata}
-        if mapping.tags is not None and (tags := _tags(mapping.tags, row.get(mapping.tags))):
+        if mapping.tags is not None and (tags := _tags(mapping.tags, row.get(mapping.tags))) is not None:
             payload["tags"] = tags
         if mapping.origin is not None and (origin := mapping.origin.of(row)) is not None:
             payload["origin"] = origin
@@ -255,6 +297,18 @@ class RowMapper:
         except orjson.JSONDecodeError as error:
             reason = f"invalid JSON ({error.msg} at char {error.pos})"
             raise _BadValue(column, f"{reason}; pass --no-parse-json to send such values as text") from None
+
+
+def _own_name_keys(mapping: ColumnMapping) -> frozenset[str]:
+    """The keys a row may have for its text to be its event: fields fed by a column of their own name.
+
+    Empty unless ids come from a column named `id`: a hashed id is not in the row's text.
+    """
+    if mapping.id != "id" or mapping.origin is not None:
+        return frozenset()
+    fields = {"input": mapping.input, "expected": mapping.expected, "metadata": mapping.metadata}
+    own = {field for field, columns in fields.items() if columns == (field,)}
+    return frozenset({"id", *own, *(("tags",) if mapping.tags == "tags" else ())})
 
 
 def _column_id(column: str, value: Any) -> str:
@@ -275,14 +329,18 @@ def _exact_number(value: Any) -> orjson.Fragment:
     raise TypeError(f"{type(value).__name__} has no JSON form")
 
 
-def _tags(column: str, value: Any) -> list[str]:
-    """Tags from a list of strings, a JSON array string, or a comma-separated string."""
+def _tags(column: str, value: Any) -> list[str] | None:
+    """Tags from a list of strings, a JSON array string, or a comma-separated string; None for no tags.
+
+    A list, or an array's text, is sent as it is, an empty one too: only text with no tag in it, or no
+    value at all, means there are none.
+    """
     if value is None:
-        return []
+        return None
     if isinstance(value, str):
         text = value.strip()
         if not text.startswith("["):
-            return [tag.strip() for tag in text.split(",") if tag.strip()]
+            return [tag.strip() for tag in text.split(",") if tag.strip()] or None
         try:
             value = orjson.loads(text)
         except orjson.JSONDecodeError as error:

@@ -101,10 +101,15 @@ class RowProblem:
 
 @dataclass(frozen=True, slots=True)
 class RowChunk:
-    """Consecutive rows: `rows[i]` is row number `first_row + i`."""
+    """Consecutive rows: `rows[i]` is row number `first_row + i`.
+
+    `texts[i]`, for JSON Lines only, is row i's line as read (its newline included): a row already
+    shaped as an event can be sent as that text, without being serialised again.
+    """
 
     first_row: int
     rows: list[dict[str, Any] | RowProblem]
+    texts: list[bytes] | None = None
 
 
 def printable(text: str) -> str:
@@ -557,6 +562,7 @@ class _JsonlReader:
 
     def _read(self) -> Generator[RowChunk]:
         rows: list[dict[str, Any] | RowProblem] = []
+        texts: list[bytes] = []
         first_row = 1
         for line_number, line in self._lines():
             if line.isspace():
@@ -564,18 +570,19 @@ class _JsonlReader:
                     first_row = line_number + 1
                     continue
                 # Keep numbering exact: a blank line inside a chunk would shift every later row.
-                yield RowChunk(first_row, rows)
-                rows, first_row = [], line_number + 1
+                yield RowChunk(first_row, rows, texts)
+                rows, texts, first_row = [], [], line_number + 1
                 continue
             row = _jsonl_row(line)
             if not isinstance(row, RowProblem):
                 _learn_keys(self._seen, row)
             rows.append(row)
+            texts.append(line)
             if len(rows) >= CHUNK_ROWS:
-                yield RowChunk(first_row, rows)
-                rows, first_row = [], line_number + 1
+                yield RowChunk(first_row, rows, texts)
+                rows, texts, first_row = [], [], line_number + 1
         if rows:
-            yield RowChunk(first_row, rows)
+            yield RowChunk(first_row, rows, texts)
         self.columns_complete = True
 
     def _lines(self) -> Generator[tuple[int, bytes]]:

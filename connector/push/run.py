@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, closing, contextmanager
+from itertools import repeat
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
@@ -372,7 +373,12 @@ class _PushRun:
         to_event = self.mapper.event
         for chunk in self.source.chunks():
             self.summary.rows_read += len(chunk.rows)
-            mapped = [row if isinstance(row, RowProblem) else to_event(row) for row in chunk.rows]
+            # Only JSON lines have a text; `repeat` never ends, so the rows set the length.
+            texts = chunk.texts or repeat(None)
+            mapped = [
+                row if isinstance(row, RowProblem) else to_event(row, text)
+                for row, text in zip(chunk.rows, texts, strict=False)
+            ]
             numbers = list(range(chunk.first_row, chunk.first_row + len(mapped)))
             events = [event for event in mapped if not isinstance(event, RowProblem)]
             if len(events) < len(mapped):

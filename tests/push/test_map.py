@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connector.errors import PushError
 from connector.push.map import ColumnMapping, Event, RowMapper, resolve_mapping
@@ -120,8 +122,11 @@ def test_a_single_non_object_metadata_column_is_wrapped() -> None:
         ('["x", "y,z"]', ["x", "y,z"]),
         (["p", "q"], ["p", "q"]),
         ("", None),
+        (" , ", None),
         (None, None),
-        ([], None),
+        # A list is sent as given, an empty one too: the JSON line's own text carries it so.
+        ([], []),
+        ("[]", []),
     ],
 )
 def test_tags(value: Any, tags: list[str] | None) -> None:
@@ -226,3 +231,91 @@ def test_decimals_are_written_as_the_exact_numbers_they_are_and_other_objects_ar
     row = {"id": "r2", "input": {1, 2}}
     refused = problem(mapping, row)
     assert refused.reason.startswith("cannot be written as JSON") and refused.values == row
+
+
+# A JSON line's own text is its event when mapping would not change the row ------------------------------
+
+
+def test_a_json_line_shaped_as_its_event_is_sent_as_written() -> None:
+    text = b'{"tags": [], "id": "r1", "input": {"q": 1.50, "big": 123456789012345678901234}}\r\n'
+    row = orjson.loads(text)
+    written = mapper(DEFAULTS).event(row, text)
+    assert written == Event("r1", text)
+    assert written.json is text
+    # The same value as the mapped event, but for the number orjson can only read as a double.
+    mapped = mapper(DEFAULTS).event(row)
+    assert isinstance(mapped, Event) and orjson.loads(mapped.json)["input"]["big"] == 1.2345678901234569e23
+
+
+def test_without_parse_json_a_json_line_of_json_looking_text_is_sent_as_written() -> None:
+    text = b'{"id": "r1", "input": "{\\"a\\": 1}"}\n'
+    assert mapper(DEFAULTS, parse_json=False).event(orjson.loads(text), text) == Event("r1", text)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "row"),
+    [
+        (DEFAULTS, {"id": 7, "input": "q"}),
+        (DEFAULTS, {"id": " ", "input": "q"}),
+        (DEFAULTS, {"input": "q"}),
+        (DEFAULTS, {"id": "r1", "input": "q", "expected": None}),
+        (DEFAULTS, {"id": "r1", "input": None}),
+        (DEFAULTS, {"id": "r1", "input": "q", "metadata": "web"}),
+        (DEFAULTS, {"id": "r1", "input": "q", "metadata": None}),
+        (DEFAULTS, {"id": "r1", "input": "q", "tags": "a, b"}),
+        (DEFAULTS, {"id": "r1", "input": "q", "tags": ["a", 2]}),
+        (DEFAULTS, {"id": "r1", "input": " [1, 2]"}),
+        (DEFAULTS, {"id": "r1", "expected": '{"a": 1}'}),
+        (DEFAULTS, {"id": "r1", "input": "q", "note": "not mapped"}),
+        (
+            ColumnMapping(id="key", input=("input",), expected=(), metadata=(), tags=None),
+            {"key": "r1", "input": 1},
+        ),
+        (ColumnMapping(id=None, input=("input",), expected=(), metadata=(), tags=None), {"input": 1}),
+        (ColumnMapping(id="id", input=("q",), expected=(), metadata=(), tags=None), {"id": "r1", "q": 1}),
+        (
+            ColumnMapping(id="id", input=("input", "c"), expected=(), metadata=(), tags=None),
+            {"id": "r1", "input": 1},
+        ),
+    ],
+)
+def test_a_json_line_that_mapping_changes_or_refuses_is_mapped(
+    mapping: ColumnMapping, row: dict[str, Any]
+) -> None:
+    assert mapper(mapping).event(row, orjson.dumps(row)) == mapper(mapping).event(row)
+
+
+def test_a_json_line_over_the_limit_with_its_spaces_is_measured_without_them() -> None:
+    row = {"id": "r1", "input": "q"}
+    mapped = mapper(DEFAULTS).event(row)
+    assert isinstance(mapped, Event)
+    spaced = orjson.dumps(row, option=orjson.OPT_INDENT_2)
+    assert mapper(DEFAULTS, max_event_bytes=len(mapped.json)).event(row, spaced) == mapped
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["", " ", "q", "a, b", ' {"a": 1}', "[1", "[]"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b"]), inner, max_size=2)
+    ),
+    max_leaves=6,
+)
+_ROWS = st.dictionaries(
+    st.sampled_from(["id", "input", "expected", "metadata", "tags", "note"]),
+    _JSON_VALUES | st.sampled_from(["r1", "r2"]) | st.lists(st.sampled_from(["t", "u"]), max_size=2),
+    max_size=6,
+)
+
+
+@given(row=_ROWS, parse_json=st.booleans())
+def test_a_json_line_is_the_event_that_mapping_it_would_make(row: dict[str, Any], parse_json: bool) -> None:
+    text = orjson.dumps(row) + b"\n"
+    as_read, mapped = mapper(DEFAULTS, parse_json).event(row, text), mapper(DEFAULTS, parse_json).event(row)
+    if isinstance(as_read, Event) and isinstance(mapped, Event):
+        assert (as_read.id, orjson.loads(as_read.json)) == (mapped.id, orjson.loads(mapped.json))
+    else:
+        assert as_read == mapped

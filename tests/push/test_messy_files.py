@@ -232,6 +232,32 @@ def test_jsonl_ids_1_and_quoted_1_are_one_id(emulator: Emulator, tmp_path: Path,
     assert stored(emulator)["1"]["input"] == "text"
 
 
+def test_json_lines_sent_as_written_keep_their_row_across_blank_lines_crlf_and_spaces(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(
+        b"\n"
+        b'{"id": "a", "input": {"n": 1.50}, "tags": []}\r\n'
+        b"   \n"
+        b'  {"expected": "caf\\u00e9", "metadata": {"k": [1e2]},  "id": "b"}  \r\n'
+        b'{"id": 7, "input": "seven", "expected": null}\n'
+        b'{"input": "c", "id": "c", "tags": ["x"]}'
+    )
+    summary = push(path)
+    assert (summary.rows_read, summary.rows_sent) == (4, 4)
+    rows = {
+        key: {k: v for k, v in row.items() if k in {"input", "expected", "metadata", "tags"}}
+        for key, row in stored(emulator).items()
+    }
+    assert rows == {
+        "a": {"input": {"n": 1.5}, "tags": []},
+        "b": {"expected": "café", "metadata": {"k": [100.0]}},
+        "7": {"input": "seven"},
+        "c": {"input": "c", "tags": ["x"]},
+    }
+
+
 def test_a_dry_run_counts_duplicates_and_the_batches_without_them(tmp_path: Path) -> None:
     path = jsonl(tmp_path / "d.jsonl", [{"id": n % 30, "input": n} for n in range(90)])
     options = PushOptions(file=path, project=PROJECT, dataset=DATASET, batch_rows=20, dry_run=True)
