@@ -120,7 +120,7 @@ class _SpilledIds:
     """The index in DuckDB, which spills to a temporary directory: for files whose ids outgrow memory."""
 
     def __init__(self) -> None:
-        # Imported here: most pushes never need it, and it takes 0.1-0.2 s to load.
+        # Imported here: most pushes never need it, and it is a third of a second to load.
         import duckdb
 
         self._spill = tempfile.TemporaryDirectory(prefix="bt-sync-push-ids-")

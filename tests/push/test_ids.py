@@ -1,6 +1,6 @@
 """The id index: of rows sharing an id only the last is sent, however many rows the file has.
 
-Each test runs with the ids in memory, moved to DuckDB after the first rows, and moved part way.
+Each test runs with the ids in memory, in DuckDB from the first row, and moving to DuckDB part way.
 """
 
 from __future__ import annotations
