@@ -6,6 +6,7 @@ from __future__ import annotations
 from connector.api.client import BraintrustClient
 from connector.config import ApiSettings, DestinationKind, WarehouseSettings
 from connector.destinations.base import Destination
+from connector.destinations.duckdb import DuckDbDestination
 from connector.errors import ConfigError
 
 
@@ -33,10 +34,6 @@ def open_destination(settings: WarehouseSettings, *, prepare: bool = True) -> De
     if settings.destination is DestinationKind.ICEBERG:
         destination = _iceberg_destination(settings)
     elif settings.destination is DestinationKind.DUCKDB:
-        # Imported here, as the Iceberg one is: a push of a file opens a client only, and DuckDB is
-        # a tenth of a second to load.
-        from connector.destinations.duckdb import DuckDbDestination
-
         destination = DuckDbDestination(settings.duckdb_path, settings.tables_root, settings.state_dir)
     else:
         raise ConfigError(f"unknown destination {settings.destination!r}: use duckdb or iceberg")

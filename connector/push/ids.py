@@ -2,12 +2,9 @@
 
 Rows sharing an id would race each other to the API: which one stays would depend on
 batch timing and retries, and the summary would count rows that are not stored. So a
-push sends only the last row with each id, and reports the others. Most files fit in
-memory: their ids are kept in a dict. A file's ids can outgrow memory, so past
-`MEMORY_ROWS` rows they go to an in-memory DuckDB database that spills to a
-temporary directory past its memory limit. DuckDB is imported only then: for a
-push of a few hundred thousand rows, its import and its inserts were a tenth of
-the push's CPU.
+push sends only the last row with each id, and reports the others. A file's ids can
+outgrow memory, so they go to an in-memory DuckDB database that spills to a temporary
+directory past its memory limit.
 """
 
 from __future__ import annotations
@@ -16,16 +13,11 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import Self
 
+import duckdb
 import pyarrow as pa
 
-if TYPE_CHECKING:
-    import duckdb
-
-# Rows indexed in Python objects before DuckDB takes over: about 150 bytes a row (the id, its row
-# number and the dict's slot), so some 75 MB, under the memory DuckDB would be given.
-MEMORY_ROWS = 500_000
 MEMORY_LIMIT = "128MB"
 _APPEND_ROWS = 65_536
 _EXAMPLE_ROWS = 5
@@ -47,18 +39,16 @@ class Duplicates:
 
 
 class IdIndex:
-    """The id of every valid row of a file, by row number; a context manager that cleans up after itself.
+    """The id of every valid row of a file, by row number; a context manager that cleans up after itself."""
 
-    Args:
-        memory_rows: rows kept in memory before the index moves to DuckDB.
-    """
-
-    def __init__(self, memory_rows: int = MEMORY_ROWS) -> None:
-        self._memory_rows = memory_rows
-        # Each id's last row so far, and every (row, id) a later row superseded: every row, between them.
-        self._last: dict[str, int] = {}
-        self._superseded: list[tuple[int, str]] = []
-        self._spilled: _SpilledIds | None = None
+    def __init__(self) -> None:
+        self._spill = tempfile.TemporaryDirectory(prefix="bt-sync-push-ids-")
+        self._db = duckdb.connect(
+            config={"memory_limit": MEMORY_LIMIT, "threads": 1, "temp_directory": self._spill.name}
+        )
+        self._db.execute("CREATE TABLE ids (id VARCHAR NOT NULL, row UBIGINT NOT NULL)")
+        self._pending_ids: list[str] = []
+        self._pending_rows: list[int] = []
 
     def __enter__(self) -> Self:
         return self
@@ -66,82 +56,23 @@ class IdIndex:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._close_spilled()
-
-    def extend(self, rows: Sequence[int], event_ids: Sequence[str]) -> None:
-        """Record that file row `rows[i]` has id `event_ids[i]`; rows must come in increasing order."""
-        if self._spilled is not None:
-            self._spilled.extend(rows, event_ids)
-            return
-        last, superseded = self._last, self._superseded
-        for row, event_id in zip(rows, event_ids, strict=True):
-            if (previous := last.get(event_id)) is not None:
-                superseded.append((previous, event_id))
-            last[event_id] = row
-        if len(last) + len(superseded) > self._memory_rows:
-            self._spill()
-
-    def clear(self) -> None:
-        """Forget every row, to index the file again."""
-        self._last, self._superseded = {}, []
-        self._close_spilled()
-
-    def duplicates(self) -> Duplicates:
-        """Work out which rows a later row with the same id replaces; call once, after the last `extend`."""
-        if self._spilled is not None:
-            return self._spilled.duplicates()
-        if not self._superseded:
-            return Duplicates()
-        self._superseded.sort()
-        _, example = self._superseded[0]
-        rows = [row for row, event_id in self._superseded if event_id == example]
-        return Duplicates(len(self._superseded), example, [*rows, self._last[example]][:_EXAMPLE_ROWS])
-
-    def superseded_rows(self) -> Iterator[int]:
-        """The rows `duplicates` left out, in increasing order, streamed."""
-        if self._spilled is not None:
-            yield from self._spilled.superseded_rows()
-        else:
-            yield from (row for row, _ in self._superseded)
-
-    def _spill(self) -> None:
-        spilled = _SpilledIds()
-        rows = [row for row, _ in self._superseded] + list(self._last.values())
-        spilled.extend(rows, [event_id for _, event_id in self._superseded] + list(self._last))
-        self._spilled, self._last, self._superseded = spilled, {}, []
-
-    def _close_spilled(self) -> None:
-        if self._spilled is not None:
-            self._spilled.close()
-            self._spilled = None
-
-
-class _SpilledIds:
-    """The index in DuckDB, which spills to a temporary directory: for files whose ids outgrow memory."""
-
-    def __init__(self) -> None:
-        # Imported here: most pushes never need it, and it is a third of a second to load.
-        import duckdb
-
-        self._spill = tempfile.TemporaryDirectory(prefix="bt-sync-push-ids-")
-        self._db: duckdb.DuckDBPyConnection = duckdb.connect(
-            config={"memory_limit": MEMORY_LIMIT, "threads": 1, "temp_directory": self._spill.name}
-        )
-        self._db.execute("CREATE TABLE ids (id VARCHAR NOT NULL, row UBIGINT NOT NULL)")
-        self._pending_ids: list[str] = []
-        self._pending_rows: list[int] = []
-
-    def close(self) -> None:
         self._db.close()
         self._spill.cleanup()
 
     def extend(self, rows: Sequence[int], event_ids: Sequence[str]) -> None:
+        """Record that file row `rows[i]` has id `event_ids[i]`; rows must come in increasing order."""
         self._pending_ids += event_ids
         self._pending_rows += rows
         if len(self._pending_rows) >= _APPEND_ROWS:
             self._append()
 
+    def clear(self) -> None:
+        """Forget every row, to index the file again."""
+        self._pending_ids, self._pending_rows = [], []
+        self._db.execute("DELETE FROM ids")
+
     def duplicates(self) -> Duplicates:
+        """Work out which rows a later row with the same id replaces; call once, after the last `extend`."""
         self._append()
         self._db.execute(
             """
@@ -160,6 +91,7 @@ class _SpilledIds:
         return Duplicates(int(count), str(example), [int(row) for (row,) in rows])
 
     def superseded_rows(self) -> Iterator[int]:
+        """The rows `duplicates` left out, in increasing order, streamed."""
         result = self._db.execute("SELECT row FROM superseded ORDER BY row")
         while rows := result.fetchmany(_APPEND_ROWS):
             yield from (int(row) for (row,) in rows)

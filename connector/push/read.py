@@ -29,6 +29,7 @@ import ijson
 import orjson
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 
 from connector.errors import PushError
 from connector.push.arrow_values import VALUE_ERRORS, ColumnPlan, NoJsonForm, plan_column, python_rows
@@ -459,9 +460,6 @@ class _ParquetReader:
     columns_complete = True
 
     def __init__(self, source: _Input) -> None:
-        # Imported for a Parquet file only: the module is a twentieth of a second to load.
-        import pyarrow.parquet as pq
-
         self._path = path = source.path
         try:
             self._file = pq.ParquetFile(str(path))

@@ -33,7 +33,7 @@ from contextlib import AbstractContextManager, ExitStack, closing, contextmanage
 from itertools import repeat
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import IO, Any, Self
 
 import orjson
 
@@ -48,11 +48,9 @@ from connector.push.map import ColumnMapping, Event, RowMapper, resolve_mapping
 from connector.push.options import PushOptions, PushSummary
 from connector.push.origin import find_origin
 from connector.push.read import RowProblem, RowSource, SourceFile, printable
+from connector.push.read_sql import QuerySource
 from connector.push.spool import EventSpool
 from schemas.api import Dataset, ObjectType
-
-if TYPE_CHECKING:
-    from connector.push.read_sql import QuerySource
 
 __all__ = ["push", "push_file"]
 
@@ -82,14 +80,13 @@ def push(
     started = time.monotonic()
     _check_paths(options)
     with ExitStack() as stack:
+        source: RowSource
         if options.file is not None:
-            run = _PushRun(options, SourceFile(options.file, options.format), progress)
+            source = SourceFile(options.file, options.format)
         else:
-            # Imported only for a query: it loads DuckDB, which a file's push does without.
-            from connector.push.read_sql import QuerySource
-
-            result = QuerySource(warehouse or WarehouseSettings(), _query_text(options), progress)
-            run = _PushRun(options, stack.enter_context(result), progress, result=result)
+            query = _query_text(options)
+            source = stack.enter_context(QuerySource(warehouse or WarehouseSettings(), query, progress))
+        run = _PushRun(options, source, progress)
         if options.dry_run:
             return run.dry_run(started)
         if client is None:
@@ -156,19 +153,13 @@ class _PushRun:
         options: what to push where.
         source: the rows.
         progress: where to show them being validated and sent.
-        result: the query's result when the rows are one (then also `source`), else None.
     """
 
-    def __init__(
-        self,
-        options: PushOptions,
-        source: RowSource,
-        progress: ProgressReporter,
-        result: QuerySource | None = None,
-    ) -> None:
+    def __init__(self, options: PushOptions, source: RowSource, progress: ProgressReporter) -> None:
         self.options = options
         self.source = source
         self.progress = progress
+        result = source if isinstance(source, QuerySource) else None
         self.query = None if result is None else result.sql
         # A query's result links its records to the spans its rows came from; a file's rows never do.
         self.origin = None if result is None else find_origin(source.columns)
