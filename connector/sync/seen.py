@@ -54,17 +54,21 @@ class SeenIds:
         if len(upper):
             self._runs.append(_sorted_run(upper, lower))
         if len(self._runs) > _MAX_RUNS:
-            # Let go of the runs once copied, and sort the copy in place: at a million ids each copy
-            # is 16 MB, and the merge would otherwise hold three at once.
             runs, self._runs = self._runs, []
-            merged_upper = np.concatenate([u for u, _ in runs])
-            merged_lower = np.concatenate([v for _, v in runs])
+            largest_upper, largest_lower = runs.pop(0)
+            # The first run holds every id added before the last merge. Sort only the runs added since (a
+            # page's ids each) and insert them into it: sorting a million ids again at each merge took
+            # 50-120 ms, and held the runs, their merged copy, the sort order and a gathered copy (48 MB
+            # at a million ids) at once.
+            recent_upper = np.concatenate([u for u, _ in runs])
+            recent_lower = np.concatenate([v for _, v in runs])
+            upper, lower = _sorted_run(recent_upper, recent_lower)
             del runs
-            order = np.argsort(merged_upper, kind="quicksort")
-            # In place: the merged arrays are this set's own.
-            merged_upper[:] = merged_upper[order]
-            merged_lower[:] = merged_lower[order]
-            self._runs = [(merged_upper, merged_lower)]
+            at = np.searchsorted(largest_upper, upper)
+            # One half at a time, each replacing its old array: at most three halves are held at once.
+            largest_upper = np.insert(largest_upper, at, upper)
+            largest_lower = np.insert(largest_lower, at, lower)
+            self._runs = [(largest_upper, largest_lower)]
 
 
 def _sorted_run(upper: Hashes, lower: Hashes) -> tuple[Hashes, Hashes]:

@@ -17,7 +17,7 @@ def test_the_peak_memory_of_a_sync_is_flat_in_the_size_of_the_object(
         emulator.store.generate_logs(project["id"], rows, update_fraction=0.0, rng_seed=1)
         settings = warehouse_in(tmp_path, f"w{rows}")
         # Pages of at most 100 traces: both objects reach their steady page size within a few pages, so
-        # the comparison is of the object's size alone (a 20,000-row object never fills 8 MB pages).
+        # the comparison is of the object's size alone (a 20,000-row object never fills 7 MB pages).
         peaks[rows] = cli_peak_rss_mib(
             "sync", *cli_warehouse_args(settings), "--api-url", emulator.url, "--project", project["name"],
             "--objects", "logs", "--page-limit", "100",
