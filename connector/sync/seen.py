@@ -56,10 +56,10 @@ class SeenIds:
         if len(self._runs) > _MAX_RUNS:
             runs, self._runs = self._runs, []
             largest_upper, largest_lower = runs.pop(0)
-            # The first run holds every id added before the last merge. Sort only the runs added since (a
-            # page's ids each) and insert them into it: sorting a million ids again at each merge took
-            # 50-120 ms, and held the runs, their merged copy, the sort order and a gathered copy (48 MB
-            # at a million ids) at once.
+            # The first run holds every id added up to the last merge (before any, the first page's).
+            # Sort only the runs added since (a page's ids each) and insert them into it: sorting a
+            # million ids again at each merge took 50-120 ms, and held the runs, their merged copy, the
+            # sort order and a gathered copy (48 MB at a million ids) at once.
             recent_upper = np.concatenate([u for u, _ in runs])
             recent_lower = np.concatenate([v for _, v in runs])
             upper, lower = _sorted_run(recent_upper, recent_lower)
