@@ -47,9 +47,9 @@ STAGING_MEMORY_BASE_BYTES = 64 * 2**20
 STAGING_MEMORY_PER_PAGE_BYTE = 16
 _MEMORY_STEP_BYTES = 64 * 2**20
 MAX_PARTS_PER_PAGE = 4
-# The two 64-bit halves of `md5` (an id's `md5_number`): one MD5 per id, where
-# `md5_number_upper` and `_lower` would compute it twice.
-_MD5_HALVES = "(md5 >> 64)::UBIGINT AS upper, (md5 & 18446744073709551615)::UBIGINT AS lower"
+# The upper 64 bits of `md5` (an id's `md5_number`) and its lowest 32, as `SeenIds` keeps them: one MD5
+# per id, where `md5_number_upper` and `_lower` would compute it twice.
+_MD5_HALVES = "(md5 >> 64)::UBIGINT AS upper, (md5 & 4294967295)::UINTEGER AS lower"
 _KEYS_STRUCT = (
     '{"events": [{"id": "VARCHAR", "_xact_id": "VARCHAR", "root_span_id": "VARCHAR"}], "cursor": "VARCHAR"}'
 )
