@@ -61,13 +61,13 @@ class SeenIds:
             # The first run holds every id added up to the last merge (before any, the first page's).
             # Sort only the runs added since (a page's ids each) and insert them into it: sorting a
             # million ids again at each merge took 50-120 ms, and held the runs, their merged copy, the
-            # sort order and a gathered copy (48 MB at a million ids) at once.
+            # sort order and a gathered copy at once (48 MB at a million ids of 16 bytes).
             recent_upper = np.concatenate([u for u, _ in runs])
             recent_lower = np.concatenate([v for _, v in runs])
             upper, lower = _sorted_run(recent_upper, recent_lower)
             del runs
             at = np.searchsorted(largest_upper, upper)
-            # One half at a time, each replacing its old array: at most three halves are held at once.
+            # One part at a time, each replacing its old array: at most three such arrays are held at once.
             largest_upper = np.insert(largest_upper, at, upper)
             largest_lower = np.insert(largest_lower, at, lower)
             self._runs = [(largest_upper, largest_lower)]

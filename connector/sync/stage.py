@@ -49,7 +49,7 @@ _MEMORY_STEP_BYTES = 64 * 2**20
 MAX_PARTS_PER_PAGE = 4
 # The upper 64 bits of `md5` (an id's `md5_number`) and its lowest 32, as `SeenIds` keeps them: one MD5
 # per id, where `md5_number_upper` and `_lower` would compute it twice.
-_MD5_HALVES = "(md5 >> 64)::UBIGINT AS upper, (md5 & 4294967295)::UINTEGER AS lower"
+_MD5_PARTS = "(md5 >> 64)::UBIGINT AS upper, (md5 & 4294967295)::UINTEGER AS lower"
 _KEYS_STRUCT = (
     '{"events": [{"id": "VARCHAR", "_xact_id": "VARCHAR", "root_span_id": "VARCHAR"}], "cursor": "VARCHAR"}'
 )
@@ -241,7 +241,7 @@ class PageStager:
         if not parts:
             return
         hashes = self._reader.con.execute(
-            f"SELECT {_MD5_HALVES} FROM (SELECT md5_number(id) AS md5 "
+            f"SELECT {_MD5_PARTS} FROM (SELECT md5_number(id) AS md5 "
             f"FROM read_parquet([{', '.join(sql_literal(str(p)) for p in parts)}]))"
         ).fetchnumpy()
         self._seen.add(hashes["upper"], hashes["lower"])
@@ -295,7 +295,7 @@ class _PageSql:
             "SELECT arg_max(_ordinal, {'x': _xact_id, 'o': -_ordinal}) AS _ordinal, md5_number(id) AS md5 "
             f"FROM page_keys {above} GROUP BY id"
         )
-        return f"SELECT _ordinal, {_MD5_HALVES} FROM ({newest}) ORDER BY _ordinal"
+        return f"SELECT _ordinal, {_MD5_PARTS} FROM ({newest}) ORDER BY _ordinal"
 
     def write(self, misfit_columns: frozenset[str], *, misfits: bool, into: Path, split: bool) -> str:
         """COPY the page's typed rows that `page_keep` keeps (a row per event, in page order) into one
