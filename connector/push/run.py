@@ -33,7 +33,7 @@ from contextlib import AbstractContextManager, ExitStack, closing, contextmanage
 from itertools import repeat
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, TYPE_CHECKING, Any, Self, cast
 
 import orjson
 
@@ -48,9 +48,11 @@ from connector.push.map import ColumnMapping, Event, RowMapper, resolve_mapping
 from connector.push.options import PushOptions, PushSummary
 from connector.push.origin import find_origin
 from connector.push.read import RowProblem, RowSource, SourceFile, printable
-from connector.push.read_sql import QuerySource
 from connector.push.spool import EventSpool
 from schemas.api import Dataset, ObjectType
+
+if TYPE_CHECKING:
+    from connector.push.read_sql import QuerySource
 
 __all__ = ["push", "push_file"]
 
@@ -84,6 +86,9 @@ def push(
         if options.file is not None:
             source = SourceFile(options.file, options.format)
         else:
+            # Imported here: DuckDB, which reads the query, would add 0.1 s to every push of a file.
+            from connector.push.read_sql import QuerySource
+
             query = _query_text(options)
             source = stack.enter_context(QuerySource(warehouse or WarehouseSettings(), query, progress))
         run = _PushRun(options, source, progress)
@@ -159,7 +164,8 @@ class _PushRun:
         self.options = options
         self.source = source
         self.progress = progress
-        result = source if isinstance(source, QuerySource) else None
+        # A source is a file or a query's result (`RowSource`).
+        result = None if isinstance(source, SourceFile) else cast("QuerySource", source)
         self.query = None if result is None else result.sql
         # A query's result links its records to the spans its rows came from; a file's rows never do.
         self.origin = None if result is None else find_origin(source.columns)

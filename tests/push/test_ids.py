@@ -2,41 +2,53 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from connector.push.ids import Duplicates, IdIndex
 
+# Where the index keeps its ids: a dict, DuckDB from the first row, and a dict that moves to DuckDB.
+WHERE = pytest.mark.parametrize("memory_ids", [1_000_000, 0, 3], ids=["dict", "duckdb", "moved"])
 
-def test_rows_a_later_row_repeats_are_superseded() -> None:
-    with IdIndex() as ids:
+
+@WHERE
+def test_rows_a_later_row_repeats_are_superseded(memory_ids: int) -> None:
+    with IdIndex(memory_ids) as ids:
         ids.extend([1, 2, 3, 4], ["a", "b", "a", "c"])
         ids.extend([5, 6, 7], ["b", "a", "d"])
         assert ids.duplicates() == Duplicates(rows=3, example_id="a", example_rows=[1, 3, 6])
         assert list(ids.superseded_rows()) == [1, 2, 3]
 
 
-def test_unique_ids_supersede_nothing() -> None:
-    with IdIndex() as ids:
+@WHERE
+def test_unique_ids_supersede_nothing(memory_ids: int) -> None:
+    with IdIndex(memory_ids) as ids:
         ids.extend(range(10), [f"id-{row}" for row in range(10)])
         assert ids.duplicates() == Duplicates()
         assert list(ids.superseded_rows()) == []
 
 
-def test_the_example_lists_the_first_rows_of_its_id() -> None:
-    with IdIndex() as ids:
+@WHERE
+def test_the_example_lists_the_first_rows_of_its_id(memory_ids: int) -> None:
+    with IdIndex(memory_ids) as ids:
         ids.extend(range(8), ["same"] * 8)
         assert ids.duplicates() == Duplicates(rows=7, example_id="same", example_rows=[0, 1, 2, 3, 4])
 
 
-def test_a_cleared_index_forgets_every_row() -> None:
-    with IdIndex() as ids:
+@WHERE
+def test_a_cleared_index_forgets_every_row(memory_ids: int) -> None:
+    with IdIndex(memory_ids) as ids:
         ids.extend(range(5), ["x"] * 5)
         ids.clear()
         ids.extend([0, 1], ["x", "y"])
         assert ids.duplicates() == Duplicates()
 
 
-def test_more_rows_than_one_append_are_indexed_and_streamed() -> None:
+@pytest.mark.parametrize("memory_ids", [1_000_000, 0, 50_000], ids=["dict", "duckdb", "moved"])
+def test_more_rows_than_one_append_are_indexed_and_streamed(memory_ids: int) -> None:
     rows, distinct = 150_000, 70_000
-    with IdIndex() as ids:
+    with IdIndex(memory_ids) as ids:
         # In chunks of a push's size, so that the pending rows reach the bulk append several times.
         for start in range(0, rows, 1024):
             chunk = range(start, min(start + 1024, rows))
@@ -49,3 +61,28 @@ def test_more_rows_than_one_append_are_indexed_and_streamed() -> None:
         [0, distinct, 2 * distinct],
     )
     assert superseded == list(range(rows - distinct))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    chunks=st.lists(st.lists(st.sampled_from("abcdefgh"), max_size=12), max_size=8),
+    memory_ids=st.integers(0, 40),
+)
+def test_every_place_finds_what_a_plain_count_of_ids_finds(chunks: list[list[str]], memory_ids: int) -> None:
+    numbered = list(enumerate(id_ for chunk in chunks for id_ in chunk))
+    last = {id_: row for row, id_ in numbered}
+    superseded = [row for row, id_ in numbered if last[id_] != row]
+    with IdIndex(memory_ids) as ids:
+        start = 0
+        for chunk in chunks:
+            ids.extend(range(start, start + len(chunk)), chunk)
+            start += len(chunk)
+        duplicates = ids.duplicates()
+        assert list(ids.superseded_rows()) == superseded
+    assert duplicates.rows == len(superseded)
+    if superseded:
+        example = numbered[superseded[0]][1]
+        assert duplicates.example_id == example
+        assert duplicates.example_rows == [row for row, id_ in numbered if id_ == example][:5]
+    else:
+        assert duplicates == Duplicates()
