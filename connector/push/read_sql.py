@@ -28,7 +28,8 @@ from connector.config import WarehouseSettings
 from connector.destinations.query import run_query
 from connector.progress import ProgressReporter
 from connector.push.arrow_values import ColumnPlan
-from connector.push.read import CHUNK_ROWS, RowChunk, arrow_rows, column_plan, refuse_repeated_names
+from connector.push.read import CHUNK_ROWS, RowChunk, refuse_repeated_names
+from connector.push.read_arrow import arrow_rows, column_plan
 
 NAME = "query result"
 # What the kept rows may hold in memory before they spill to disk. One thread: DuckDB's sort of wide

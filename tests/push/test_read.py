@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from connector.errors import PushError
 from connector.push import read as push_read
+from connector.push import read_arrow
 from connector.push.read import FileFormat, RowProblem, SourceFile, infer_format
 
 
@@ -70,7 +71,7 @@ def test_gzip_csv_reads_like_plain(tmp_path: Path) -> None:
 def test_csv_rows_are_numbered_across_chunks_around_malformed_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(push_read, "CSV_BLOCK_BYTES", 256)
+    monkeypatch.setattr(read_arrow, "CSV_BLOCK_BYTES", 256)
     lines = ["n,input"]
     for n in range(1, 301):
         lines.append(f"{n},a,extra" if n in (40, 300) else f'{n},"multi\nline"' if n % 7 == 0 else f"{n},v")
@@ -89,8 +90,8 @@ def test_csv_rows_are_numbered_across_chunks_around_malformed_rows(
 def test_csv_rows_longer_than_a_block_are_read_with_bigger_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(push_read, "CSV_BLOCK_BYTES", 256)
-    monkeypatch.setattr(push_read, "CSV_MAX_BLOCK_BYTES", 4096)
+    monkeypatch.setattr(read_arrow, "CSV_BLOCK_BYTES", 256)
+    monkeypatch.setattr(read_arrow, "CSV_MAX_BLOCK_BYTES", 4096)
     values = [f"v{n}" if n != 30 else "x" * 1000 for n in range(1, 61)]
     path = tmp_path / "d.csv"
     path.write_text("input\n" + "\n".join(values) + "\n")
@@ -183,7 +184,7 @@ def test_garbage_parquet_is_a_file_error(tmp_path: Path) -> None:
 
 
 def test_parquet_keeps_types_and_numbers_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(push_read, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(read_arrow, "CHUNK_ROWS", 3)
     table = pa.table(
         {
             "input": [{"q": f"question {n}", "k": n} for n in range(10)],

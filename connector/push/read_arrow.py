@@ -1,0 +1,299 @@
+"""CSV and Parquet files through pyarrow, and Arrow batches (of a file or of a query's result) as rows.
+
+Kept apart from `read.py` so that only a push of CSV, Parquet or a query imports pyarrow.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from connector.errors import PushError
+from connector.push.arrow_values import VALUE_ERRORS, ColumnPlan, NoJsonForm, plan_column, python_rows
+from connector.push.read import (
+    CHUNK_ROWS,
+    InputFile,
+    RowChunk,
+    RowProblem,
+    file_error,
+    first_line,
+    not_utf8,
+    printable,
+    refuse_repeated_names,
+)
+
+# pyarrow reads up to 32 blocks ahead of the consumer, so the block size bounds memory. A row must
+# fit in one block: a file with a longer row is read again with blocks big enough for any row that
+# fits in one insert request (6 MiB).
+CSV_BLOCK_BYTES = 1 << 20
+CSV_MAX_BLOCK_BYTES = 8 << 20
+
+
+class CsvReader:
+    """CSV through pyarrow's streaming reader, every value kept as text.
+
+    Columns are read as binary and decoded per chunk: pyarrow's own UTF-8 check
+    fails the whole stream without saying where, and we must name the row.
+    """
+
+    columns_complete = True
+
+    def __init__(self, source: InputFile) -> None:
+        self._source = source
+        name = source.path.name
+        names = self._header()
+        # pyarrow either fails to decode a header that is not UTF-8 or replaces its bad bytes with U+FFFD.
+        if names is None or any("\ufffd" in column for column in names):
+            raise PushError(f"{name}: the header is not valid UTF-8")
+        refuse_repeated_names(name, names)
+        self.columns = tuple(names)
+        probe = self.chunks()
+        has_rows = next(probe, None) is not None
+        probe.close()
+        if not has_rows:
+            raise PushError(f"{name} has a header but no rows")
+
+    def chunks(self) -> Generator[RowChunk]:
+        next_row = 1
+        for block_bytes in (CSV_BLOCK_BYTES, CSV_MAX_BLOCK_BYTES):
+            try:
+                for chunk in self._read(block_bytes):
+                    # After a restart with bigger blocks, leave out the rows already yielded.
+                    skip = next_row - chunk.first_row
+                    if skip >= len(chunk.rows):
+                        continue
+                    yield RowChunk(next_row, chunk.rows[skip:]) if skip > 0 else chunk
+                    next_row = chunk.first_row + len(chunk.rows)
+                return
+            except (pa.ArrowInvalid, OSError) as error:
+                if not _row_over_block(error) or block_bytes == CSV_MAX_BLOCK_BYTES:
+                    raise _arrow_file_error(self._source.path, error, near_row=next_row) from None
+
+    def _header(self) -> list[str] | None:
+        # Malformed rows are skipped here: `chunks` reports them with their row numbers.
+        skip_malformed = pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda _row: "skip")
+        for block_bytes in (CSV_BLOCK_BYTES, CSV_MAX_BLOCK_BYTES):
+            try:
+                with _arrow_stream(self._source) as stream, _quiet_undecodable_rows():
+                    reader = pa_csv.open_csv(
+                        stream, read_options=_csv_read_options(block_bytes), parse_options=skip_malformed
+                    )
+                    names: list[str] = reader.schema.names
+                    return names
+            except UnicodeDecodeError:
+                return None
+            except (pa.ArrowInvalid, OSError) as error:
+                if not _row_over_block(error) or block_bytes == CSV_MAX_BLOCK_BYTES:
+                    raise _arrow_file_error(self._source.path, error) from None
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _read(self, block_bytes: int) -> Iterator[RowChunk]:
+        malformed: dict[int, RowProblem] = {}
+
+        def on_malformed(row: Any) -> str:
+            # pyarrow numbers records from 1 counting the header, and leaves the row out of the batch.
+            reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
+            malformed[row.number - 1] = RowProblem(None, reason, values=row.text)
+            return "skip"
+
+        convert = pa_csv.ConvertOptions(
+            column_types=dict.fromkeys(self.columns, pa.binary()),
+            strings_can_be_null=True,
+            null_values=[""],
+            quoted_strings_can_be_null=False,
+        )
+        parse = pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_malformed)
+        next_row = 1
+        with _arrow_stream(self._source) as stream:
+            with _quiet_undecodable_rows():
+                reader = pa_csv.open_csv(
+                    stream,
+                    read_options=_csv_read_options(block_bytes),
+                    parse_options=parse,
+                    convert_options=convert,
+                )
+            while (block := _next_block(reader)) is not None:
+                for start in range(0, block.num_rows, CHUNK_ROWS):
+                    rows = _with_malformed(
+                        malformed, next_row, _decode_csv_batch(block.slice(start, CHUNK_ROWS))
+                    )
+                    yield RowChunk(next_row, rows)
+                    next_row += len(rows)
+        if malformed:
+            yield RowChunk(next_row, _with_malformed(malformed, next_row, []))
+
+
+def _next_block(reader: pa_csv.CSVStreamingReader) -> pa.RecordBatch | None:
+    with _quiet_undecodable_rows():
+        try:
+            return reader.read_next_batch()
+        except StopIteration:
+            return None
+
+
+@contextmanager
+def _quiet_undecodable_rows() -> Iterator[None]:
+    """Keep pyarrow's report of a malformed row that is not UTF-8 off stderr.
+
+    pyarrow decodes a malformed row's text before calling the invalid-row handler; when the
+    text is not UTF-8 it prints "Exception ignored … UnicodeDecodeError" and stops with a parse
+    error, which the caller reports in one line.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, UnicodeDecodeError):
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
+
+
+def _csv_read_options(block_bytes: int) -> pa_csv.ReadOptions:
+    # One thread: the malformed-row handler then sees rows in file order, with their numbers.
+    return pa_csv.ReadOptions(block_size=block_bytes, use_threads=False)
+
+
+def _row_over_block(error: Exception) -> bool:
+    return isinstance(error, pa.ArrowInvalid) and "straddling object" in str(error)
+
+
+def _with_malformed(
+    malformed: dict[int, RowProblem], first_row: int, rows: list[dict[str, Any] | RowProblem]
+) -> list[dict[str, Any] | RowProblem]:
+    """Put the rows pyarrow skipped as malformed back at their place in the numbering."""
+    if not malformed:
+        return rows
+    merged: list[dict[str, Any] | RowProblem] = []
+    pending = iter(rows)
+    number = first_row
+    while True:
+        skipped = malformed.pop(number, None)
+        if skipped is not None:
+            merged.append(skipped)
+        else:
+            row = next(pending, None)
+            if row is None:
+                return merged
+            merged.append(row)
+        number += 1
+
+
+def _decode_csv_batch(batch: pa.RecordBatch) -> list[dict[str, Any] | RowProblem]:
+    try:
+        text = pa.RecordBatch.from_arrays(
+            [column.cast(pa.string()) for column in batch.columns], batch.schema.names
+        )
+    except pa.ArrowInvalid:
+        return [_decode_csv_row(row) for row in batch.to_pylist()]
+    rows: list[dict[str, Any] | RowProblem] = text.to_pylist()
+    return rows
+
+
+def _decode_csv_row(raw: dict[str, bytes | None]) -> dict[str, Any] | RowProblem:
+    """Decode one row; the slow path, taken only for chunks holding invalid UTF-8."""
+    try:
+        return {name: None if value is None else value.decode() for name, value in raw.items()}
+    except UnicodeDecodeError:
+        pass
+    shown = {name: None if value is None else value.decode(errors="replace") for name, value in raw.items()}
+    for name, value in raw.items():
+        try:
+            (value or b"").decode()
+        except UnicodeDecodeError as error:
+            return RowProblem(name, not_utf8(error), values=shown)
+    raise AssertionError("unreachable: some value failed to decode")
+
+
+class ParquetReader:
+    columns_complete = True
+
+    def __init__(self, source: InputFile) -> None:
+        self._path = path = source.path
+        try:
+            self._file = pq.ParquetFile(str(path))
+        except (pa.ArrowInvalid, OSError) as error:
+            raise _arrow_file_error(path, error) from None
+        schema = self._file.schema_arrow
+        refuse_repeated_names(path.name, schema.names)
+        self._plans = [column_plan(path.name, field) for field in schema]
+        if self._file.metadata.num_rows == 0:
+            raise PushError(f"{path.name} has no rows")
+        self.columns = tuple(schema.names)
+
+    def chunks(self) -> Iterator[RowChunk]:
+        next_row = 1
+        try:
+            for batch in self._file.iter_batches(batch_size=CHUNK_ROWS):
+                chunk = RowChunk(next_row, arrow_rows(batch, self._plans))
+                next_row += len(chunk.rows)
+                yield chunk
+        except (pa.ArrowInvalid, OSError) as error:
+            raise _arrow_file_error(self._path, error, near_row=next_row) from None
+
+
+def column_plan(source_name: str, field: pa.Field) -> ColumnPlan:
+    """How to read the values of an Arrow column as JSON values.
+
+    Raises:
+        PushError: the column's type has no JSON form, naming the column and what to cast it to.
+    """
+    try:
+        return plan_column(field.type)
+    except NoJsonForm as error:
+        where = f'{source_name}, column "{field.name}"'
+        raise PushError(printable(f"{where}: type {field.type} cannot be sent as JSON: {error}")) from None
+
+
+def arrow_rows(batch: pa.RecordBatch, plans: list[ColumnPlan]) -> list[dict[str, Any] | RowProblem]:
+    """The rows of an Arrow batch as dicts, following `plans`; a row with an unreadable value is a problem."""
+    try:
+        rows: list[dict[str, Any] | RowProblem] = list(python_rows(batch, plans))
+        return rows
+    except VALUE_ERRORS:
+        return [_arrow_row(batch.slice(index, 1), plans) for index in range(batch.num_rows)]
+
+
+def _arrow_row(row: pa.RecordBatch, plans: list[ColumnPlan]) -> dict[str, Any] | RowProblem:
+    """Convert one row, naming the column whose value cannot be converted (e.g. text that is not UTF-8)."""
+    try:
+        return python_rows(row, plans)[0]
+    except VALUE_ERRORS:
+        pass
+    for index, (name, plan) in enumerate(zip(row.schema.names, plans, strict=True)):
+        try:
+            python_rows(row.select([index]), [plan])
+        except VALUE_ERRORS as error:
+            return RowProblem(name, _value_problem(error))
+    raise AssertionError("unreachable: some column failed to convert")
+
+
+def _value_problem(error: Exception) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return not_utf8(error)
+    if isinstance(error, KeyError):
+        return f"a map holds the same key twice, and a JSON object keeps only one ({error.args[0]})"
+    return f"the value has no JSON form ({error})"
+
+
+def _arrow_stream(source: InputFile) -> pa.NativeFile:
+    return pa.input_stream(str(source.path), compression=source.compression)
+
+
+def _arrow_file_error(path: Path, error: Exception, near_row: int | None = None) -> PushError:
+    if first_line(error) == "Empty CSV file":
+        return PushError(f"{path.name} is empty")
+    if _row_over_block(error):
+        where = f"{path.name}" + (f" near row {near_row}" if near_row is not None else "")
+        return PushError(f"{where}: a row is over {CSV_MAX_BLOCK_BYTES:,} bytes, too large to send")
+    return file_error(path, error, near_row)
