@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -39,6 +40,37 @@ def test_json_summary_for_schedulers(
     }
     (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p", name="d"))
     assert summary["dataset_id"] == dataset["id"]
+
+
+# Reports, as its last line on stderr, which of the libraries a push of JSON never needs were imported.
+IMPORTS_PROBE = (
+    "import atexit, sys; atexit.register(lambda: print(sorted(m for m in ('duckdb', 'numpy', 'pyarrow') "
+    "if m in sys.modules), file=sys.stderr)); from connector.cli import main; main()"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "heavy"),
+    [("data.jsonl", []), ("data.json", []), ("data.csv", ["numpy", "pyarrow"])],
+)
+def test_a_push_imports_duckdb_and_pyarrow_only_for_what_needs_them(
+    emulator: Emulator, tmp_path: Path, name: str, heavy: list[str]
+) -> None:
+    rows = [{"id": f"r{n}", "input": {"q": n}, "expected": n} for n in range(30)]
+    path = tmp_path / name
+    if name.endswith(".csv"):
+        write_csv(path, 30)
+    else:
+        lines = [orjson.dumps(row) for row in rows]
+        path.write_bytes(b"\n".join(lines) if name.endswith(".jsonl") else b"[" + b",".join(lines) + b"]")
+    command = [sys.executable, "-c", IMPORTS_PROBE, "push", str(path), "--project", "p", "--dataset", "d"]
+    command += ["--id-column", "id", "--api-url", emulator.url, "--state-dir", str(tmp_path / "state")]
+    env = os.environ | {"BRAINTRUST_API_KEY": emulator.api_key}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    # Sent, so the whole path ran: reading, checking, indexing ids, sending, checkpointing.
+    assert inserts(emulator) == 30
+    assert done.stderr.splitlines()[-1] == repr(heavy)
 
 
 def test_human_summary_and_rerun_message(
