@@ -12,7 +12,6 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from types import TracebackType
 from typing import Self
 
@@ -119,8 +118,8 @@ class _IdsInMemory:
 
     def pairs(self) -> tuple[list[int], list[str]]:
         """Every row indexed and its id, in no particular order."""
-        pairs = list(chain(((row, event_id) for event_id, row in self.last_row.items()), self.superseded))
-        return [row for row, _ in pairs], [event_id for _, event_id in pairs]
+        rows = [*self.last_row.values(), *(row for row, _ in self.superseded)]
+        return rows, [*self.last_row.keys(), *(event_id for _, event_id in self.superseded)]
 
     def duplicates(self) -> Duplicates:
         if not self.superseded:
