@@ -48,8 +48,7 @@ class IdIndex:
 
     def __init__(self, memory_ids: int = MEMORY_IDS) -> None:
         self._memory_ids = memory_ids
-        self._in_memory: _IdsInMemory | None = _IdsInMemory()
-        self._in_duckdb: _IdsInDuckDB | None = None
+        self._ids: _IdsInMemory | _IdsInDuckDB = _IdsInMemory()
 
     def __enter__(self) -> Self:
         return self
@@ -57,41 +56,28 @@ class IdIndex:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._in_duckdb is not None:
-            self._in_duckdb.close()
+        self._ids.close()
 
     def extend(self, rows: Sequence[int], event_ids: Sequence[str]) -> None:
         """Record that file row `rows[i]` has id `event_ids[i]`; rows must come in increasing order."""
-        if self._in_memory is not None:
-            self._in_memory.extend(rows, event_ids)
-            if self._in_memory.rows <= self._memory_ids:
-                return
-            rows, event_ids = self._in_memory.pairs()
-            self._in_memory = None
-        if self._in_duckdb is None:
-            self._in_duckdb = _IdsInDuckDB()
-        self._in_duckdb.extend(rows, event_ids)
+        self._ids.extend(rows, event_ids)
+        if isinstance(self._ids, _IdsInMemory) and self._ids.rows > self._memory_ids:
+            in_duckdb = _IdsInDuckDB()
+            in_duckdb.extend(*self._ids.pairs())
+            self._ids = in_duckdb
 
     def clear(self) -> None:
         """Forget every row, to index the file again."""
-        if self._in_duckdb is not None:
-            self._in_duckdb.close()
-            self._in_duckdb = None
-        self._in_memory = _IdsInMemory()
+        self._ids.close()
+        self._ids = _IdsInMemory()
 
     def duplicates(self) -> Duplicates:
         """Work out which rows a later row with the same id replaces; call once, after the last `extend`."""
-        if self._in_memory is not None:
-            return self._in_memory.duplicates()
-        assert self._in_duckdb is not None, "an index not in memory is in DuckDB"
-        return self._in_duckdb.duplicates()
+        return self._ids.duplicates()
 
     def superseded_rows(self) -> Iterator[int]:
         """The rows `duplicates` left out, in increasing order, streamed."""
-        if self._in_memory is not None:
-            return iter(self._in_memory.superseded_rows)
-        assert self._in_duckdb is not None, "an index not in memory is in DuckDB"
-        return self._in_duckdb.superseded_rows()
+        return self._ids.superseded_rows()
 
 
 class _IdsInMemory:
@@ -100,11 +86,13 @@ class _IdsInMemory:
     def __init__(self) -> None:
         self.last_row: dict[str, int] = {}
         self.superseded: list[tuple[int, str]] = []
-        self.superseded_rows: list[int] = []
 
     @property
     def rows(self) -> int:
         return len(self.last_row) + len(self.superseded)
+
+    def close(self) -> None:
+        """Nothing to release: the dict goes with the index."""
 
     def extend(self, rows: Sequence[int], event_ids: Sequence[str]) -> None:
         chunk = dict(zip(event_ids, rows, strict=True))
@@ -126,11 +114,13 @@ class _IdsInMemory:
         if not self.superseded:
             return Duplicates()
         self.superseded.sort()
-        self.superseded_rows = [row for row, _ in self.superseded]
         example_id = self.superseded[0][1]
         rows = [row for row, event_id in self.superseded if event_id == example_id]
         rows.append(self.last_row[example_id])
         return Duplicates(len(self.superseded), example_id, rows[:_EXAMPLE_ROWS])
+
+    def superseded_rows(self) -> Iterator[int]:
+        return (row for row, _ in self.superseded)
 
 
 class _IdsInDuckDB:

@@ -437,10 +437,10 @@ class _JsonReader:
                         yield RowChunk(number - len(rows) + 1, rows)
                         rows = []
         except ijson.JSONError as error:
-            where = f"{self._source.path.name} near row {number + 1}"
+            where = file_place(self._source.path, number + 1)
             raise PushError(printable(f"{where}: invalid JSON ({first_line(error)})")) from None
         except UnicodeDecodeError as error:
-            raise PushError(f"{self._source.path.name} near row {number + 1}: {not_utf8(error)}") from None
+            raise PushError(f"{file_place(self._source.path, number + 1)}: {not_utf8(error)}") from None
         except OSError as error:
             raise file_error(self._source.path, error, near_row=number + 1) from None
         if rows:
@@ -505,8 +505,12 @@ def _reader(source: InputFile, file_format: FileFormat) -> _Reader:
 
 def file_error(path: Path, error: Exception, near_row: int | None = None) -> PushError:
     """The error of a file that cannot be read, in one line, near which row if known."""
-    where = f"{path.name}" + (f" near row {near_row}" if near_row is not None else "")
-    return PushError(printable(f"{where}: cannot read it ({first_line(error)})"))
+    return PushError(printable(f"{file_place(path, near_row)}: cannot read it ({first_line(error)})"))
+
+
+def file_place(path: Path, near_row: int | None = None) -> str:
+    """Where in a file a message is about: its name, and the row if known."""
+    return path.name + (f" near row {near_row}" if near_row is not None else "")
 
 
 def first_line(error: Exception) -> str:

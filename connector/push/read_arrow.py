@@ -23,6 +23,7 @@ from connector.push.read import (
     RowChunk,
     RowProblem,
     file_error,
+    file_place,
     first_line,
     not_utf8,
     printable,
@@ -294,6 +295,6 @@ def _arrow_file_error(path: Path, error: Exception, near_row: int | None = None)
     if first_line(error) == "Empty CSV file":
         return PushError(f"{path.name} is empty")
     if _row_over_block(error):
-        where = f"{path.name}" + (f" near row {near_row}" if near_row is not None else "")
+        where = file_place(path, near_row)
         return PushError(f"{where}: a row is over {CSV_MAX_BLOCK_BYTES:,} bytes, too large to send")
     return file_error(path, error, near_row)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -86,3 +89,15 @@ def test_every_place_finds_what_a_plain_count_of_ids_finds(chunks: list[list[str
         assert duplicates.example_rows == [row for row, id_ in numbered if id_ == example][:5]
     else:
         assert duplicates == Duplicates()
+
+
+@pytest.mark.parametrize(("memory_ids", "spills"), [(4, False), (3, True)])
+def test_past_its_bound_the_index_moves_to_duckdb_and_cleans_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, memory_ids: int, spills: bool
+) -> None:
+    # DuckDB's spill directory is what shows the ids left the dict (a dict makes no file).
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with IdIndex(memory_ids) as ids:
+        ids.extend(range(4), ["a", "b", "c", "d"])
+        assert bool(list(tmp_path.glob("bt-sync-push-ids-*"))) is spills
+    assert list(tmp_path.iterdir()) == []
