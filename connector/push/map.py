@@ -16,17 +16,19 @@ validation pass's CPU.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NamedTuple
+from itertools import chain, repeat
+from typing import Any, NamedTuple, cast
 
 import orjson
 
 from connector.errors import PushError
 from connector.push.batch import MAX_EVENT_BYTES
 from connector.push.origin import BadOrigin, OriginColumns
-from connector.push.read import RowProblem, json_kind, printable
+from connector.push.read import RowChunk, RowProblem, json_kind, printable
 
 ID_HEX_CHARS = 32
 # What `_as_written` takes absent metadata and tags for: as good as an object and a list. Only read.
@@ -167,6 +169,16 @@ class Event(NamedTuple):
     json: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class MappedChunk:
+    """A chunk's rows as events: the valid rows' numbers, ids and events, in order; the others' problems."""
+
+    numbers: list[int]
+    ids: list[str]
+    events: list[bytes]
+    problems: list[tuple[int, RowProblem]]
+
+
 class _BadValue(Exception):
     def __init__(self, column: str, reason: str) -> None:
         super().__init__(reason)
@@ -241,6 +253,54 @@ class RowMapper:
             )
         return Event(row_id, event)
 
+    def chunk(self, chunk: RowChunk) -> MappedChunk:
+        """`event` for each of the chunk's rows that is not a problem already."""
+        numbers = range(chunk.first_row, chunk.first_row + len(chunk.rows))
+        if chunk.texts is not None and (ids := self._ids_if_all_as_written(chunk.rows, chunk.texts)):
+            return MappedChunk(list(numbers), ids, chunk.texts, [])
+        mapped = MappedChunk([], [], [], [])
+        for number, row, text in zip(numbers, chunk.rows, chunk.texts or repeat(None), strict=False):
+            outcome = row if isinstance(row, RowProblem) else self.event(row, text)
+            if isinstance(outcome, RowProblem):
+                mapped.problems.append((number, outcome))
+            else:
+                mapped.numbers.append(number)
+                mapped.ids.append(outcome.id)
+                mapped.events.append(outcome.json)
+        return mapped
+
+    def _ids_if_all_as_written(
+        self, rows: Sequence[dict[str, Any] | RowProblem], texts: list[bytes]
+    ) -> list[str]:
+        """The rows' ids if `_as_written` takes every row's text as its event, else an empty list.
+
+        `_as_written`'s checks, each over the whole chunk in C: the rows of a JSON Lines file nearly
+        always are their events, and a Python call per row was most of the cost of mapping them.
+        """
+        if not self._own_name_keys or set(map(type, rows)) != {dict}:
+            return []
+        objects = cast("Sequence[dict[str, Any]]", rows)
+        if max(map(len, texts), default=0) > self._max_event_bytes or not all(
+            map(operator.le, map(dict.keys, objects), repeat(self._own_name_keys))
+        ):
+            return []
+        ids: list[Any] = list(map(dict.get, objects, repeat("id")))
+        tags = list(map(dict.get, objects, repeat("tags"), repeat(_NO_TAGS)))
+        if (
+            set(map(type, ids)) != {str}
+            or not all(map(str.strip, ids))
+            or set(map(type, map(dict.get, objects, repeat("metadata"), repeat(_AN_OBJECT)))) != {dict}
+            or set(map(type, tags)) != {list}
+            or not set(map(type, chain.from_iterable(tags))) <= {str}
+        ):
+            return []
+        for field in ("input", "expected"):
+            # An absent field stays absent; a null one would be left out.
+            values = list(map(dict.get, objects, repeat(field), repeat("")))
+            if None in values or (field in self._parsed_columns and any(map(_looks_like_json, values))):
+                return []
+        return ids
+
     def _as_written(self, row: dict[str, Any], text: bytes) -> Event | None:
         """The row's own text as its event, or None when mapping would change the row (or find it bad).
 
@@ -263,9 +323,7 @@ class RowMapper:
         for field in ("input", "expected"):
             # An absent field stays absent; a null one would be left out.
             value = row.get(field, "")
-            if value is None or (
-                type(value) is str and field in self._parsed_columns and value.lstrip()[:1] in ("{", "[")
-            ):
+            if value is None or (field in self._parsed_columns and _looks_like_json(value)):
                 return None
         return Event(row_id, text)
 
@@ -291,13 +349,18 @@ class RowMapper:
 
     def _parsed(self, column: str, text: str) -> Any:
         """The text's JSON value if it looks like a JSON object or array and the column's text is parsed."""
-        if column not in self._parsed_columns or text.lstrip()[:1] not in ("{", "["):
+        if column not in self._parsed_columns or not _looks_like_json(text):
             return text
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError as error:
             reason = f"invalid JSON ({error.msg} at char {error.pos})"
             raise _BadValue(column, f"{reason}; pass --no-parse-json to send such values as text") from None
+
+
+def _looks_like_json(value: Any) -> bool:
+    """Text that starts like a JSON object or array: what `--parse-json` parses."""
+    return type(value) is str and value.lstrip()[:1] in ("{", "[")
 
 
 def _own_name_keys(mapping: ColumnMapping) -> frozenset[str]:

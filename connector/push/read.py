@@ -16,10 +16,12 @@ it is, or refused saying what it is. CSV and Parquet are read by `read_arrow.py`
 from __future__ import annotations
 
 import io
+import operator
 import re
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import repeat
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -289,12 +291,12 @@ class _JsonlReader:
         self.columns_complete = False
         # A file whose first row is not an object is not JSON Lines at all: say so, rather than
         # report that none of its (no) columns maps to an event field.
-        lines = self._lines()
-        first = next(((number, line) for number, line in lines if not line.isspace()), None)
-        lines.close()
+        runs = self._runs()
+        first = next(runs, None)
+        runs.close()
         if first is None:
             raise PushError(f"{source.path.name} is empty")
-        number, line = first
+        number, (line, *_) = first
         row = _jsonl_row(line)
         if isinstance(row, RowProblem):
             raise _not_json_lines(source.path.name, number, _without_newline(line), row)
@@ -308,43 +310,55 @@ class _JsonlReader:
         return self._read()
 
     def _read(self) -> Generator[RowChunk]:
-        rows: list[dict[str, Any] | RowProblem] = []
-        texts: list[bytes] = []
-        first_row = 1
-        for line_number, line in self._lines():
-            if line.isspace():
-                if not rows:
-                    first_row = line_number + 1
-                    continue
-                # Keep numbering exact: a blank line inside a chunk would shift every later row.
-                yield RowChunk(first_row, rows, texts)
-                rows, texts, first_row = [], [], line_number + 1
-                continue
-            row = _jsonl_row(line)
-            if not isinstance(row, RowProblem):
-                _learn_keys(self._seen, row)
-            rows.append(row)
-            texts.append(line)
-            if len(rows) >= CHUNK_ROWS:
-                yield RowChunk(first_row, rows, texts)
-                rows, texts, first_row = [], [], line_number + 1
-        if rows:
-            yield RowChunk(first_row, rows, texts)
+        seen = self._seen
+        for first_row, lines in self._runs():
+            rows = _jsonl_rows(lines)
+            objects = [row for row in rows if type(row) is dict]
+            # Rows almost always repeat known keys: one pass in C tells, without a Python step per row.
+            if not all(map(operator.le, map(dict.keys, objects), repeat(seen.keys()))):
+                for row in objects:
+                    _learn_keys(seen, row)
+            yield RowChunk(first_row, rows, lines)
         self.columns_complete = True
 
-    def _lines(self) -> Generator[tuple[int, bytes]]:
-        """The file's lines, numbered from 1, each with its newline (the last may have none, none is empty).
+    def _runs(self) -> Generator[tuple[int, list[bytes]]]:
+        """The file's runs of non-blank lines, each numbered by its first line (from 1), with newlines.
 
         The newline stays: JSON allows it after a value, and removing it would copy every line.
         """
-        number = 0
+        read = 0
         try:
             with self._source.open() as raw:
-                # The buffered reader splits lines in C: splitting blocks in Python cost four times more.
-                for number, line in enumerate(_buffered_text(raw), start=1):
-                    yield number, line
+                stream = _buffered_text(raw)
+                # `readlines` splits a block into lines in C: splitting in Python cost four times more.
+                while lines := stream.readlines(JSONL_READ_BYTES):
+                    first = read + 1
+                    read += len(lines)
+                    yield from _runs(first, lines)
         except OSError as error:
-            raise file_error(self._source.path, error, near_row=number + 1) from None
+            raise file_error(self._source.path, error, near_row=read + 1) from None
+
+
+def _runs(first: int, lines: list[bytes]) -> Iterator[tuple[int, list[bytes]]]:
+    """`lines`, numbered from `first`, cut at blank lines (no rows) and into runs of `CHUNK_ROWS`."""
+    blank = []
+    if any(map(bytes.isspace, lines)):
+        blank = [index for index, line in enumerate(lines) if line.isspace()]
+    start = 0
+    for end in (*blank, len(lines)):
+        for cut in range(start, end, CHUNK_ROWS):
+            yield first + cut, lines[cut : min(cut + CHUNK_ROWS, end)]
+        start = end + 1
+
+
+def _jsonl_rows(lines: list[bytes]) -> list[dict[str, Any] | RowProblem]:
+    """Each line's object, or what is wrong with the line."""
+    try:
+        rows: list[Any] = list(map(orjson.loads, lines))
+    except orjson.JSONDecodeError:
+        return [_jsonl_row(line) for line in lines]
+    # The common case, every line an object, in one pass in C; else each line says what it is.
+    return rows if set(map(type, rows)) == {dict} else [_jsonl_row(line) for line in lines]
 
 
 def _learn_keys(seen: dict[str, None], row: dict[str, Any]) -> None:

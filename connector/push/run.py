@@ -30,7 +30,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, closing, contextmanager
-from itertools import repeat
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self, cast
@@ -44,7 +43,7 @@ from connector.progress import ProgressReporter, ProgressTask
 from connector.push.batch import Batch, batches
 from connector.push.checkpoint import PushCheckpoint, checkpoint_key, file_identity, locked_checkpoint
 from connector.push.ids import Duplicates, IdIndex
-from connector.push.map import ColumnMapping, Event, RowMapper, resolve_mapping
+from connector.push.map import ColumnMapping, MappedChunk, RowMapper, resolve_mapping
 from connector.push.options import PushOptions, PushSummary
 from connector.push.origin import find_origin
 from connector.push.read import RowProblem, RowSource, SourceFile, printable
@@ -272,14 +271,13 @@ class _PushRun:
         self, ids: IdIndex, on_problem: Callable[[int, RowProblem], None], task: ProgressTask
     ) -> Iterator[tuple[int, bytes]]:
         digest = self._digest = None if self._digest is None else hashlib.sha256()
-        for numbers, events in self._events(on_problem, task):
-            ids.extend(numbers, [event.id for event in events])
-            jsons = [event.json for event in events]
+        for mapped in self._events(on_problem, task):
+            ids.extend(mapped.numbers, mapped.ids)
             if digest is not None:
-                for number, json in zip(numbers, jsons, strict=True):
+                for number, json in zip(mapped.numbers, mapped.events, strict=True):
                     digest.update(b"%d:%d:" % (number, len(json)))
                     digest.update(json)
-            yield from zip(numbers, jsons, strict=True)
+            yield from zip(mapped.numbers, mapped.events, strict=True)
 
     def _report(self, mapping: ColumnMapping, duplicates: Duplicates) -> None:
         name = self.source.name
@@ -370,32 +368,18 @@ class _PushRun:
 
     def _events(
         self, on_problem: Callable[[int, RowProblem], None], task: ProgressTask
-    ) -> Iterator[tuple[list[int], list[Event]]]:
-        """Yield each chunk's valid rows as (row numbers, events), handing problems to `on_problem`.
+    ) -> Iterator[MappedChunk]:
+        """Yield each chunk's valid rows as events, handing problems to `on_problem`.
 
         By the chunk, not by the row: what follows (the id index, a query's digest) costs less a chunk at a
         time.
         """
-        to_event = self.mapper.event
         for chunk in self.source.chunks():
             self.summary.rows_read += len(chunk.rows)
-            # Only JSON lines have a text; `repeat` never ends, so the rows set the length.
-            texts = chunk.texts or repeat(None)
-            mapped = [
-                row if isinstance(row, RowProblem) else to_event(row, text)
-                for row, text in zip(chunk.rows, texts, strict=False)
-            ]
-            numbers = list(range(chunk.first_row, chunk.first_row + len(mapped)))
-            events = [event for event in mapped if not isinstance(event, RowProblem)]
-            if len(events) < len(mapped):
-                kept: list[int] = []
-                for number, outcome in zip(numbers, mapped, strict=True):
-                    if isinstance(outcome, RowProblem):
-                        on_problem(number, outcome)
-                    else:
-                        kept.append(number)
-                numbers = kept
-            yield numbers, events
+            mapped = self.mapper.chunk(chunk)
+            for number, problem in mapped.problems:
+                on_problem(number, problem)
+            yield mapped
             task.advance(rows=len(chunk.rows))
 
     def _fail(self, number: int, problem: RowProblem) -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from connector.errors import PushError
 from connector.push.map import ColumnMapping, Event, RowMapper, resolve_mapping
-from connector.push.read import RowProblem
+from connector.push.read import RowChunk, RowProblem
 
 
 def mapper(mapping: ColumnMapping, parse_json: bool = True, **limits: Any) -> RowMapper:
@@ -319,3 +319,73 @@ def test_a_json_line_is_the_event_that_mapping_it_would_make(row: dict[str, Any]
         assert (as_read.id, orjson.loads(as_read.json)) == (mapped.id, orjson.loads(mapped.json))
     else:
         assert as_read == mapped
+
+
+# A chunk of rows maps as its rows do one by one ------------------------------------------------------------
+
+_EVENT_ROWS = st.fixed_dictionaries(
+    {"id": st.sampled_from(["r1", "r2", "r3"])},
+    optional={
+        "input": _JSON_VALUES,
+        "expected": _JSON_VALUES,
+        "metadata": st.dictionaries(st.sampled_from(["a", "b"]), _JSON_VALUES, max_size=2),
+        "tags": st.lists(st.sampled_from(["t", "u"]), max_size=2),
+    },
+)
+_UNREADABLE = RowProblem(None, "invalid JSON", values="{")
+
+
+# Each of what one check of `_as_written` refuses, put into one row of a chunk of rows shaped as events.
+@pytest.mark.parametrize(
+    "spoiler",
+    [
+        {},
+        {"id": " "},
+        {"id": 7},
+        {"metadata": "web"},
+        {"tags": "t, u"},
+        {"tags": ["t", 2]},
+        {"input": None},
+        {"expected": None},
+        {"input": ' {"a": 1}'},
+        {"expected": "[1"},
+        {"note": "not mapped"},
+        {"input": "x" * 60},
+    ],
+)
+@given(
+    rows=st.lists(_EVENT_ROWS | st.just(_UNREADABLE), min_size=1, max_size=4),
+    spoiled=st.integers(0, 3),
+    parse_json=st.booleans(),
+)
+def test_a_chunk_of_json_lines_maps_as_its_rows_do_one_by_one(
+    rows: list[dict[str, Any] | RowProblem],
+    spoiler: dict[str, Any],
+    spoiled: int,
+    parse_json: bool,
+) -> None:
+    if isinstance(row := rows[spoiled % len(rows)], dict):
+        rows[spoiled % len(rows)] = row | spoiler
+    texts = [b"{\n" if isinstance(row, RowProblem) else orjson.dumps(row) + b"\n" for row in rows]
+    rows_mapper = mapper(DEFAULTS, parse_json, max_event_bytes=80)
+    chunk = rows_mapper.chunk(RowChunk(7, rows, texts))
+    one_by_one = [
+        (number, row if isinstance(row, RowProblem) else rows_mapper.event(row, text))
+        for number, row, text in zip(range(7, 7 + len(rows)), rows, texts, strict=True)
+    ]
+    assert chunk.problems == [(number, out) for number, out in one_by_one if isinstance(out, RowProblem)]
+    events = [(number, out.id, out.json) for number, out in one_by_one if isinstance(out, Event)]
+    assert list(zip(chunk.numbers, chunk.ids, chunk.events, strict=True)) == events
+
+
+def test_a_chunk_of_lines_that_all_are_their_events_maps_without_a_call_per_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rows: list[dict[str, Any] | RowProblem] = [
+        {"id": "r1", "input": {"q": 1}, "tags": ["t"]},
+        {"id": "r2", "expected": "a", "metadata": {"k": None}},
+    ]
+    texts = [orjson.dumps(row) + b"\n" for row in rows]
+    monkeypatch.setattr(RowMapper, "event", None)
+    chunk = mapper(DEFAULTS).chunk(RowChunk(1, rows, texts))
+    assert (chunk.numbers, chunk.ids, chunk.events, chunk.problems) == ([1, 2], ["r1", "r2"], texts, [])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import re
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -250,14 +251,33 @@ def test_jsonl_unreadable_lines_become_problems(tmp_path: Path) -> None:
     assert found[3].values == "[1, 2]"
 
 
-def test_jsonl_chunks_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(push_read, "CHUNK_ROWS", 100)
-    monkeypatch.setattr(push_read, "JSONL_READ_BYTES", 1000)
+@pytest.mark.parametrize(
+    ("line", "kind"), [(b"[1, 2]", "a list"), (b'"text"', "text"), (b"3", "a number"), (b"null", "null")]
+)
+def test_a_json_line_of_json_not_an_object_is_a_problem(tmp_path: Path, line: bytes, kind: str) -> None:
     path = tmp_path / "d.jsonl"
+    path.write_bytes(b'{"input": 1}\n' + line + b'\n{"input": 3}\n')
+    assert numbered(SourceFile(path)) == [
+        (1, {"input": 1}),
+        (2, RowProblem(None, f"expected a JSON object, found {kind}", values=line.decode())),
+        (3, {"input": 3}),
+    ]
+
+
+@pytest.mark.parametrize(("chunk_rows", "read_bytes", "most_rows"), [(100, 1 << 20, 100), (1000, 1000, 78)])
+def test_jsonl_chunks_are_bounded_in_rows_and_in_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_rows: int, read_bytes: int, most_rows: int
+) -> None:
+    monkeypatch.setattr(push_read, "CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(push_read, "JSONL_READ_BYTES", read_bytes)
+    path = tmp_path / "d.jsonl"
+    # A read of 1,000 bytes ends in line 78: 9 lines of 12 bytes (`{"input":N}` and a newline), then of 13.
     path.write_bytes(b"".join(orjson.dumps({"input": n}) + b"\n" for n in range(1, 1001)))
     chunks = list(SourceFile(path).chunks())
-    assert max(len(chunk.rows) for chunk in chunks) == 100
+    assert max(len(chunk.rows) for chunk in chunks) == most_rows
     assert [row for chunk in chunks for row in chunk.rows] == [{"input": n} for n in range(1, 1001)]
+    sizes = [len(chunk.rows) for chunk in chunks]
+    assert [chunk.first_row for chunk in chunks] == list(accumulate(sizes[:-1], initial=1))
 
 
 text_values = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=30)
