@@ -2,7 +2,9 @@
 
 Checked against `openapi-official.yaml`. Models accept unknown fields
 (``extra="allow"``) because the API grows new fields; bt-sync keeps them rather
-than failing a sync over them.
+than failing a sync over them. Each model builds its validator when first used
+(``defer_build``): a command uses a few of them, and building all of them cost
+0.04 s of every command's start.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class ObjectType(StrEnum):
 class _Response(BaseModel):
     """Base of what the API returns: frozen, and keeping fields added to the API after this was written."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
 
 class ApiObject(_Response):
@@ -117,7 +119,7 @@ class FetchEventsRequest(BaseModel):
     deprecated manual cursor, used only when a server returns no `cursor`.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     limit: int | None = Field(default=None, ge=0)
     cursor: str | None = None
@@ -133,7 +135,7 @@ class FetchEventsResponse(BaseModel):
     model instance per row would cost more than the rest of the sync.
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     events: list[dict[str, Any]]
     cursor: str | None = None
@@ -142,7 +144,7 @@ class FetchEventsResponse(BaseModel):
 class InsertEventsResponse(BaseModel):
     """`{"row_ids": [...]}`, aligned one-to-one with the inserted events."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     row_ids: list[str]
 
