@@ -7,14 +7,19 @@ what lets a checkpoint of acknowledged batch numbers resume a push.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import operator
+from bisect import bisect_right
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, repeat
 
 from connector.push.options import MAX_REQUEST_BYTES
 
 _HEAD = b'{"events":['
 _TAIL = b"]}"
 MAX_EVENT_BYTES = MAX_REQUEST_BYTES - len(_HEAD) - len(_TAIL)
+# The envelope's bytes less the comma that `batches` counts after the last event.
+_EMPTY_BODY = len(_HEAD) + len(_TAIL) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,25 +50,39 @@ class Batch:
 
 
 def batches(
-    events: Iterable[tuple[int, bytes]], max_rows: int, max_bytes: int = MAX_REQUEST_BYTES
+    chunks: Iterable[tuple[Sequence[int], Sequence[bytes]]], max_rows: int, max_bytes: int = MAX_REQUEST_BYTES
 ) -> Iterator[Batch]:
-    """Group `(row number, event)` pairs into batches of at most `max_rows` events and `max_bytes` of body.
+    """Group events into batches of at most `max_rows` events and `max_bytes` of body.
+
+    A batch is full when the next event would break a cap; the same events make the same batches
+    however they are cut into chunks.
 
     Args:
-        events: serialised events in file order, each at most `max_bytes` minus the envelope.
+        chunks: (row numbers, events) in file order, each event serialised, at most `max_bytes` minus
+            the envelope.
         max_rows: the most events in one request.
         max_bytes: the largest request body.
     """
     number = 0
     rows: list[int] = []
     pending: list[bytes] = []
-    size = len(_HEAD) + len(_TAIL)
-    for row, event in events:
-        if pending and (len(pending) >= max_rows or size + 1 + len(event) > max_bytes):
-            yield Batch(number, rows, pending)
-            number, rows, pending, size = number + 1, [], [], len(_HEAD) + len(_TAIL)
-        rows.append(row)
-        pending.append(event)
-        size += len(event) + (1 if len(pending) > 1 else 0)
+    # The body's bytes once `pending` is sent, counting a comma after every event and none after the last.
+    size = _EMPTY_BODY
+    for chunk_rows, events in chunks:
+        # `taken[i]`: the bytes the chunk's first i events add, each with its comma; in C, not per event.
+        taken = list(accumulate(map(operator.add, map(len, events), repeat(1)), initial=0))
+        start = 0
+        while start < len(events):
+            most = min(len(events), start + max_rows - len(pending))
+            end = max(start, bisect_right(taken, max_bytes - size + taken[start], start, most + 1) - 1)
+            if not pending and end == start:
+                end += 1  # alone, an event goes out whatever its size
+            rows += chunk_rows[start:end]
+            pending += events[start:end]
+            size += taken[end] - taken[start]
+            start = end
+            if start < len(events):
+                yield Batch(number, rows, pending)
+                number, rows, pending, size = number + 1, [], [], _EMPTY_BODY
     if pending:
         yield Batch(number, rows, pending)

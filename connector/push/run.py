@@ -269,7 +269,7 @@ class _PushRun:
 
     def _indexed(
         self, ids: IdIndex, on_problem: Callable[[int, RowProblem], None], task: ProgressTask
-    ) -> Iterator[tuple[int, bytes]]:
+    ) -> Iterator[tuple[list[int], list[bytes]]]:
         digest = self._digest = None if self._digest is None else hashlib.sha256()
         for mapped in self._events(on_problem, task):
             ids.extend(mapped.numbers, mapped.ids)
@@ -277,7 +277,7 @@ class _PushRun:
                 for number, json in zip(mapped.numbers, mapped.events, strict=True):
                     digest.update(b"%d:%d:" % (number, len(json)))
                     digest.update(json)
-            yield from zip(mapped.numbers, mapped.events, strict=True)
+            yield mapped.numbers, mapped.events
 
     def _report(self, mapping: ColumnMapping, duplicates: Duplicates) -> None:
         name = self.source.name
@@ -474,15 +474,21 @@ def _identity(file: Path) -> tuple[int, int, int]:
     return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
-def _last_of_each_id(spool: EventSpool, ids: IdIndex) -> Iterator[tuple[int, bytes]]:
-    """The spooled events in file order, but for the rows a later row with the same id supersedes."""
+def _last_of_each_id(spool: EventSpool, ids: IdIndex) -> Iterator[tuple[list[int], list[bytes]]]:
+    """The spooled batches' rows and events in file order, but for the rows a later row with the same id
+    supersedes."""
     superseded = ids.superseded_rows()
     next_superseded = next(superseded, None)
-    for number, event in spool.events():
-        if number == next_superseded:
-            next_superseded = next(superseded, None)
-        else:
-            yield number, event
+    for batch in spool.batches():
+        rows: list[int] = []
+        events: list[bytes] = []
+        for number, event in zip(batch.rows, batch.events, strict=True):
+            if number == next_superseded:
+                next_superseded = next(superseded, None)
+            else:
+                rows.append(number)
+                events.append(event)
+        yield rows, events
 
 
 class _Sender:

@@ -73,8 +73,3 @@ class EventSpool:
             data = read(size)
             events = [data[start:end] for start, end in pairwise(accumulate(lengths, initial=0))]
             yield Batch(number, rows.tolist(), events)
-
-    def events(self) -> Iterator[tuple[int, bytes]]:
-        """Every `(row number, event)` added, in order."""
-        for batch in self.batches():
-            yield from zip(batch.rows, batch.events, strict=True)

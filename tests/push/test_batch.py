@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from itertools import pairwise
+from itertools import cycle, pairwise
 
 import orjson
 from hypothesis import given
@@ -13,12 +13,29 @@ from connector.push.batch import Batch, batches
 events = st.lists(st.binary(min_size=2, max_size=60).map(lambda b: orjson.dumps({"v": b.hex()})), max_size=80)
 
 
-@given(events=events, max_rows=st.integers(1, 20), max_bytes=st.integers(150, 600))
+def chunked(numbered: list[tuple[int, bytes]], sizes: list[int]) -> list[tuple[list[int], list[bytes]]]:
+    """`numbered` cut into chunks of these sizes (cycled), as a push's scan hands them over."""
+    chunks, start = [], 0
+    for size in cycle(sizes):
+        if start >= len(numbered):
+            return chunks
+        part = numbered[start : start + size]
+        chunks.append(([row for row, _ in part], [event for _, event in part]))
+        start += size
+    raise AssertionError("unreachable: `cycle` never ends")
+
+
+@given(
+    events=events,
+    max_rows=st.integers(1, 20),
+    max_bytes=st.integers(150, 600),
+    sizes=st.lists(st.integers(1, 30), min_size=1, max_size=5),
+)
 def test_batches_respect_both_caps_and_keep_every_event_in_order(
-    events: list[bytes], max_rows: int, max_bytes: int
+    events: list[bytes], max_rows: int, max_bytes: int, sizes: list[int]
 ) -> None:
     numbered = list(enumerate(events, start=1))
-    made = list(batches(numbered, max_rows=max_rows, max_bytes=max_bytes))
+    made = list(batches(chunked(numbered, sizes), max_rows=max_rows, max_bytes=max_bytes))
     assert [b.number for b in made] == list(range(len(made)))
     assert [(row, event) for b in made for row, event in zip(b.rows, b.events, strict=True)] == numbered
     for batch in made:
@@ -28,7 +45,8 @@ def test_batches_respect_both_caps_and_keep_every_event_in_order(
     for batch, following in pairwise(made):
         # Full: the next event would have broken a cap (fewer, larger requests).
         assert len(batch.events) == max_rows or len(batch.body()) + 1 + len(following.events[0]) > max_bytes
-    assert made == list(batches(numbered, max_rows=max_rows, max_bytes=max_bytes))
+    # However the events are cut into chunks, they make the same batches: a checkpoint's numbers depend on it.
+    assert made == list(batches(chunked(numbered, [1]), max_rows=max_rows, max_bytes=max_bytes))
 
 
 def test_a_batch_fills_up_to_the_byte_cap_exactly() -> None:
@@ -36,13 +54,21 @@ def test_a_batch_fills_up_to_the_byte_cap_exactly() -> None:
     # after it, would let one more event in.
     for event in (b'{"v":"aa"}', b"1"):
         for count in (1, 2, 3):
-            numbered = list(enumerate([event] * (3 * count)))
+            numbered = chunked(list(enumerate([event] * (3 * count))), [2])
             cap = len(Batch(0, [], [event] * count).body())
             made = list(batches(numbered, max_rows=10, max_bytes=cap))
             assert [len(batch.events) for batch in made] == [count] * 3
             if count > 1:
                 sizes = [len(batch.events) for batch in batches(numbered, max_rows=10, max_bytes=cap - 1)]
                 assert sizes[:-1] == [count - 1] * (len(sizes) - 1) and 1 <= sizes[-1] <= count - 1
+
+
+def test_an_event_over_the_byte_cap_goes_alone() -> None:
+    big, small = b'{"v":"' + b"x" * 200 + b'"}', b"1"
+    # In chunks of two: a large event ends the first and the last chunk, one starts the third.
+    numbered = chunked(list(enumerate([small, big, small, small, big, big])), [2])
+    made = list(batches(numbered, max_rows=10, max_bytes=100))
+    assert [batch.events for batch in made] == [[small], [big], [small, small], [big], [big]]
 
 
 def test_halves_keep_the_batch_number_and_rows() -> None:
