@@ -16,7 +16,6 @@ validation pass's CPU.
 from __future__ import annotations
 
 import hashlib
-import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -256,7 +255,7 @@ class RowMapper:
     def chunk(self, chunk: RowChunk) -> MappedChunk:
         """`event` for each of the chunk's rows that is not a problem already."""
         numbers = range(chunk.first_row, chunk.first_row + len(chunk.rows))
-        if chunk.texts is not None and (ids := self._ids_if_all_as_written(chunk.rows, chunk.texts)):
+        if chunk.texts is not None and (ids := self._ids_if_all_as_written(chunk)):
             return MappedChunk(list(numbers), ids, chunk.texts, [])
         mapped = MappedChunk([], [], [], [])
         for number, row, text in zip(numbers, chunk.rows, chunk.texts or repeat(None), strict=False):
@@ -269,20 +268,18 @@ class RowMapper:
                 mapped.events.append(outcome.json)
         return mapped
 
-    def _ids_if_all_as_written(
-        self, rows: Sequence[dict[str, Any] | RowProblem], texts: list[bytes]
-    ) -> list[str]:
+    def _ids_if_all_as_written(self, chunk: RowChunk) -> list[str]:
         """The rows' ids if `_as_written` takes every row's text as its event, else an empty list.
 
         `_as_written`'s checks, each over the whole chunk in C: the rows of a JSON Lines file nearly
         always are their events, and a Python call per row was most of the cost of mapping them.
         """
-        if not self._own_name_keys or set(map(type, rows)) != {dict}:
+        rows, texts = chunk.rows, chunk.texts or []
+        own = self._own_name_keys
+        if not own or not own >= chunk.keys or set(map(type, rows)) != {dict}:
             return []
-        objects = cast("Sequence[dict[str, Any]]", rows)
-        if max(map(len, texts), default=0) > self._max_event_bytes or not all(
-            map(operator.le, map(dict.keys, objects), repeat(self._own_name_keys))
-        ):
+        objects = cast("list[dict[str, Any]]", rows)
+        if max(map(len, texts), default=0) > self._max_event_bytes:
             return []
         ids: list[Any] = list(map(dict.get, objects, repeat("id")))
         tags = list(map(dict.get, objects, repeat("tags"), repeat(_NO_TAGS)))

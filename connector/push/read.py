@@ -16,12 +16,10 @@ it is, or refused saying what it is. CSV and Parquet are read by `read_arrow.py`
 from __future__ import annotations
 
 import io
-import operator
 import re
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import repeat
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -95,12 +93,14 @@ class RowChunk:
     """Consecutive rows: `rows[i]` is row number `first_row + i`.
 
     `texts[i]`, for JSON Lines only, is row i's line as read (its newline included): a row already
-    shaped as an event can be sent as that text, without being serialised again.
+    shaped as an event can be sent as that text, without being serialised again. `keys`, given with
+    `texts`, is every key of the rows.
     """
 
     first_row: int
     rows: list[dict[str, Any] | RowProblem]
     texts: list[bytes] | None = None
+    keys: frozenset[str] = frozenset()
 
 
 def printable(text: str) -> str:
@@ -314,11 +314,12 @@ class _JsonlReader:
         for first_row, lines in self._runs():
             rows = _jsonl_rows(lines)
             objects = [row for row in rows if type(row) is dict]
-            # Rows almost always repeat known keys: one pass in C tells, without a Python step per row.
-            if not all(map(operator.le, map(dict.keys, objects), repeat(seen.keys()))):
+            # One pass in C over every key, rather than a Python step per row; mapping uses it too.
+            keys = frozenset().union(*map(dict.keys, objects))
+            if not seen.keys() >= keys:
                 for row in objects:
                     _learn_keys(seen, row)
-            yield RowChunk(first_row, rows, lines)
+            yield RowChunk(first_row, rows, lines, keys)
         self.columns_complete = True
 
     def _runs(self) -> Generator[tuple[int, list[bytes]]]:
