@@ -24,28 +24,42 @@ _EMPTY_BODY = len(_HEAD) + len(_TAIL) - 1
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Events for one insert request.
+    """Events for one insert request, kept as the request's body.
+
+    A body, not a list of events: a batch is spooled and sent whole. Only a batch that a server
+    refuses as too large, or one regrouped around repeated ids, needs its events one by one.
 
     Args:
         number: position of the batch in the file, from 0; halves of a split batch keep it.
         rows: the file row number of each event.
-        events: each event serialised as a JSON object.
+        body: the request body `{"events":[...]}`, its events separated by commas.
+        sizes: each event's bytes in `body`, in order.
     """
 
     number: int
     rows: list[int]
-    events: list[bytes]
+    body: bytes
+    sizes: list[int]
 
-    def body(self) -> bytes:
-        """The request body `{"events": [...]}`."""
-        return _HEAD + b",".join(self.events) + _TAIL
+    @classmethod
+    def of(cls, number: int, rows: list[int], events: list[bytes]) -> Batch:
+        """The batch of these events, each serialised as a JSON object."""
+        return cls(number, rows, _HEAD + b",".join(events) + _TAIL, list(map(len, events)))
+
+    @property
+    def events(self) -> list[bytes]:
+        """Each event, serialised as a JSON object."""
+        body = self.body
+        starts = accumulate(map(operator.add, self.sizes, repeat(1)), initial=len(_HEAD))
+        return [body[start : start + size] for start, size in zip(starts, self.sizes, strict=False)]
 
     def halves(self) -> tuple[Batch, Batch]:
         """Split in two for a server that refused the whole batch as too large."""
-        middle = len(self.events) // 2
+        middle = len(self.rows) // 2
+        events = self.events
         return (
-            Batch(self.number, self.rows[:middle], self.events[:middle]),
-            Batch(self.number, self.rows[middle:], self.events[middle:]),
+            Batch.of(self.number, self.rows[:middle], events[:middle]),
+            Batch.of(self.number, self.rows[middle:], events[middle:]),
         )
 
 
@@ -82,7 +96,7 @@ def batches(
             size += taken[end] - taken[start]
             start = end
             if start < len(events):
-                yield Batch(number, rows, pending)
+                yield Batch.of(number, rows, pending)
                 number, rows, pending, size = number + 1, [], [], _EMPTY_BODY
     if pending:
-        yield Batch(number, rows, pending)
+        yield Batch.of(number, rows, pending)

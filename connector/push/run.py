@@ -328,8 +328,8 @@ class _PushRun:
                     for batch in to_push:
                         summary.batches += 1
                         if checkpoint.is_acked(batch.number):
-                            summary.rows_resumed += len(batch.events)
-                            task.advance(rows=len(batch.events))
+                            summary.rows_resumed += len(batch.rows)
+                            task.advance(rows=len(batch.rows))
                         else:
                             sender.submit(batch)
             except ApiError as error:
@@ -359,10 +359,10 @@ class _PushRun:
 
     def _on_ack(self, task: ProgressTask) -> Callable[[Batch, int], None]:
         def on_ack(batch: Batch, splits: int) -> None:
-            self.summary.rows_sent += len(batch.events)
+            self.summary.rows_sent += len(batch.rows)
             self.summary.batches_sent += 1
             self.summary.splits += splits
-            task.advance(rows=len(batch.events), pages=1)
+            task.advance(rows=len(batch.rows), pages=1)
 
         return on_ack
 
@@ -551,19 +551,19 @@ class _Sender:
     def _insert(self, batch: Batch) -> int:
         """Insert one batch, halving it on 413; returns how many splits it took."""
         try:
-            response = self._client.insert_events(ObjectType.DATASET, self._dataset_id, batch.body())
+            response = self._client.insert_events(ObjectType.DATASET, self._dataset_id, batch.body)
         except PayloadTooLarge:
-            if len(batch.events) == 1:
+            if len(batch.rows) == 1:
                 raise PushError(
                     f"{self._source_name} row {batch.rows[0]}: the API refused the row as too large "
                     "(HTTP 413) even when sent alone"
                 ) from None
             first, second = batch.halves()
             return 1 + self._insert(first) + self._insert(second)
-        if len(response.row_ids) != len(batch.events):
+        if len(response.row_ids) != len(batch.rows):
             raise ServerUnavailable(
                 f"insert of batch {batch.number} returned {len(response.row_ids)} row ids "
-                f"for {len(batch.events)} rows"
+                f"for {len(batch.rows)} rows"
             )
         return 0
 

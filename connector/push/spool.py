@@ -15,15 +15,14 @@ import struct
 import tempfile
 from array import array
 from collections.abc import Iterator
-from itertools import accumulate, pairwise
 from types import TracebackType
 from typing import Self
 
 from connector.push.batch import Batch
 
-# Each record: the batch's number, its count of events and their bytes; then each event's row number,
-# each event's length (both unsigned 64-bit) and the events themselves, back to back. In the machine's
-# byte order: the file never leaves the process that writes it.
+# Each record: the batch's number, its count of events and its body's bytes; then each event's row
+# number, each event's length (both unsigned 64-bit) and the body. In the machine's byte order: the file
+# never leaves the process that writes it.
 _HEADER = struct.Struct("=QQQ")
 _NUMBERS = "Q"
 # A temporary file's default buffer is one disk block (4 KiB): a system call for every few events.
@@ -48,12 +47,10 @@ class EventSpool:
 
     def append(self, batch: Batch) -> None:
         """Add a batch after those already added."""
-        events = batch.events
-        data = b"".join(events)
-        self._file.write(_HEADER.pack(batch.number, len(events), len(data)))
+        self._file.write(_HEADER.pack(batch.number, len(batch.rows), len(batch.body)))
         self._file.write(array(_NUMBERS, batch.rows).tobytes())
-        self._file.write(array(_NUMBERS, map(len, events)).tobytes())
-        self._file.write(data)
+        self._file.write(array(_NUMBERS, batch.sizes).tobytes())
+        self._file.write(batch.body)
 
     def restart(self) -> None:
         """Forget every batch: the input is being read again."""
@@ -67,9 +64,7 @@ class EventSpool:
         read = self._file.read
         while header := read(_HEADER.size):
             number, count, size = _HEADER.unpack(header)
-            rows, lengths = array(_NUMBERS), array(_NUMBERS)
+            rows, sizes = array(_NUMBERS), array(_NUMBERS)
             rows.frombytes(read(rows.itemsize * count))
-            lengths.frombytes(read(lengths.itemsize * count))
-            data = read(size)
-            events = [data[start:end] for start, end in pairwise(accumulate(lengths, initial=0))]
-            yield Batch(number, rows.tolist(), events)
+            sizes.frombytes(read(sizes.itemsize * count))
+            yield Batch(number, rows.tolist(), read(size), sizes.tolist())

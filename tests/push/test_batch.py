@@ -40,11 +40,11 @@ def test_batches_respect_both_caps_and_keep_every_event_in_order(
     assert [(row, event) for b in made for row, event in zip(b.rows, b.events, strict=True)] == numbered
     for batch in made:
         assert 1 <= len(batch.events) <= max_rows
-        assert len(batch.body()) <= max_bytes
-        assert orjson.loads(batch.body()) == {"events": [orjson.loads(e) for e in batch.events]}
+        assert len(batch.body) <= max_bytes
+        assert orjson.loads(batch.body) == {"events": [orjson.loads(e) for e in batch.events]}
     for batch, following in pairwise(made):
         # Full: the next event would have broken a cap (fewer, larger requests).
-        assert len(batch.events) == max_rows or len(batch.body()) + 1 + len(following.events[0]) > max_bytes
+        assert len(batch.events) == max_rows or len(batch.body) + 1 + len(following.events[0]) > max_bytes
     # However the events are cut into chunks, they make the same batches: a checkpoint's numbers depend on it.
     assert made == list(batches(chunked(numbered, [1]), max_rows=max_rows, max_bytes=max_bytes))
 
@@ -55,7 +55,7 @@ def test_a_batch_fills_up_to_the_byte_cap_exactly() -> None:
     for event in (b'{"v":"aa"}', b"1"):
         for count in (1, 2, 3):
             numbered = chunked(list(enumerate([event] * (3 * count))), [2])
-            cap = len(Batch(0, [], [event] * count).body())
+            cap = len(Batch.of(0, [], [event] * count).body)
             made = list(batches(numbered, max_rows=10, max_bytes=cap))
             assert [len(batch.events) for batch in made] == [count] * 3
             if count > 1:
@@ -72,8 +72,9 @@ def test_an_event_over_the_byte_cap_goes_alone() -> None:
 
 
 def test_halves_keep_the_batch_number_and_rows() -> None:
-    batch = Batch(7, [10, 11, 12], [b"{}", b"[]", b"1"])
+    batch = Batch.of(7, [10, 11, 12], [b"{}", b"[]", b"1"])
     first, second = batch.halves()
-    assert (first, second) == (Batch(7, [10], [b"{}"]), Batch(7, [11, 12], [b"[]", b"1"]))
-    four = Batch(2, [1, 2, 3, 4], [b"1", b"2", b"3", b"4"])
-    assert four.halves() == (Batch(2, [1, 2], [b"1", b"2"]), Batch(2, [3, 4], [b"3", b"4"]))
+    assert (first, second) == (Batch.of(7, [10], [b"{}"]), Batch.of(7, [11, 12], [b"[]", b"1"]))
+    assert (first.events, second.events) == ([b"{}"], [b"[]", b"1"])
+    four = Batch.of(2, [1, 2, 3, 4], [b"1", b"2", b"3", b"4"])
+    assert four.halves() == (Batch.of(2, [1, 2], [b"1", b"2"]), Batch.of(2, [3, 4], [b"3", b"4"]))

@@ -26,11 +26,11 @@ def test_batches_come_back_in_order_across_read_blocks_and_after_a_restart() -> 
     # Batches of one event, of none, and of many; numbered as a push numbers them, from 0.
     cuts = [0, 1, 1, 4, 90, len(events)]
     written = [
-        Batch(number, [row for row, _ in events[start:end]], [event for _, event in events[start:end]])
+        Batch.of(number, [row for row, _ in events[start:end]], [event for _, event in events[start:end]])
         for number, (start, end) in enumerate(pairwise(cuts))
     ]
     with EventSpool() as spool:
-        spool.append(Batch(7, [99], [b"forgotten"]))
+        spool.append(Batch.of(7, [99], [b"forgotten"]))
         spool.restart()
         for batch in written:
             spool.append(batch)
