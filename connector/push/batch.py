@@ -80,7 +80,7 @@ def batches(
     number = 0
     rows: list[int] = []
     pending: list[bytes] = []
-    # The body's bytes once `pending` is sent, counting a comma after every event and none after the last.
+    # The bytes of `pending`'s body: the envelope, and each event with a comma but the last.
     size = _EMPTY_BODY
     for chunk_rows, events in chunks:
         # `taken[i]`: the bytes the chunk's first i events add, each with its comma; in C, not per event.

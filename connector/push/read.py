@@ -335,12 +335,12 @@ class _JsonlReader:
                 while lines := stream.readlines(JSONL_READ_BYTES):
                     first = read + 1
                     read += len(lines)
-                    yield from _runs(first, lines)
+                    yield from _cut_at_blank_lines(first, lines)
         except OSError as error:
             raise file_error(self._source.path, error, near_row=read + 1) from None
 
 
-def _runs(first: int, lines: list[bytes]) -> Iterator[tuple[int, list[bytes]]]:
+def _cut_at_blank_lines(first: int, lines: list[bytes]) -> Iterator[tuple[int, list[bytes]]]:
     """`lines`, numbered from `first`, cut at blank lines (no rows) and into runs of `CHUNK_ROWS`."""
     blank = []
     if any(map(bytes.isspace, lines)):
