@@ -1,12 +1,12 @@
 """Typing fetch pages in DuckDB and staging their rows as Parquet parts.
 
 A page's body goes to DuckDB as it came off the wire, and Python never
-touches a row. Three passes over the page, all in DuckDB's C++:
+touches a row. Two passes over the page, both in DuckDB's C++:
 `json_structure` decides whether every event fits its table (see
-`connector.sync.shape`); a light `json_transform` of ids and versions feeds
-the checks, the cutoff and the deduplication; a full `json_transform` types
-the rows that are kept and writes them to Parquet, once, in the table's file
-format.
+`connector.sync.shape`); one `json_transform` types every event into a
+table in memory. The checks, the cutoff and the deduplication read that
+table's ids and versions; the rows that are kept are then written from it
+to Parquet, once, in the table's file format.
 
 Parts are the object's future data files: for an object's first load they are
 moved into place as they are. Each page becomes one part, or several of the
@@ -30,6 +30,7 @@ from connector.destinations.file_size import file_target_rows
 from connector.errors import WarehouseError
 from connector.sync.seen import SeenIds
 from connector.sync.shape import (
+    EventMisfits,
     PageMalformed,
     PageShape,
     event_misfits,
@@ -41,18 +42,16 @@ from connector.sync.staging import ObjectStaging
 from schemas.tables import Column, EventStream, json_struct, sql_identifier, sql_literal
 
 # DuckDB's memory for typing a page, which it types whole: a fixed part and about ten times the
-# page (a 12 MB page needs about 128 MB, a 2 MB one 48 MB), with room to spare. Pages are kept near
+# page (a 12 MB page needs about 128 MB, a 2 MB one 48 MB), with room to spare, for each of the two
+# pages held at once (one typed while the one before is written). Pages are kept near
 # `connector.sync.extract.PAGE_TARGET_BYTES`; a single trace bigger than that still fits.
 STAGING_MEMORY_BASE_BYTES = 64 * 2**20
-STAGING_MEMORY_PER_PAGE_BYTE = 16
+STAGING_MEMORY_PER_PAGE_BYTE = 32
 _MEMORY_STEP_BYTES = 64 * 2**20
 MAX_PARTS_PER_PAGE = 4
 # The upper 64 bits of `md5` (an id's `md5_number`) and its lowest 32, as `SeenIds` keeps them: one MD5
 # per id, where `md5_number_upper` and `_lower` would compute it twice.
 _MD5_PARTS = "(md5 >> 64)::UBIGINT AS upper, (md5 & 4294967295)::UINTEGER AS lower"
-_KEYS_STRUCT = (
-    '{"events": [{"id": "VARCHAR", "_xact_id": "VARCHAR", "root_span_id": "VARCHAR"}], "cursor": "VARCHAR"}'
-)
 
 
 @dataclass(frozen=True)
@@ -112,17 +111,19 @@ class PageStager:
         self._object_rows = object_rows
         self._seen = SeenIds()
         self._sql = _PageSql(stream)
-        self._reader = _Session()
-        self._writer = _Session()
-        # Writing a page's parts (the full typing, the heavier half) overlaps with reading the next page.
+        self._session = _Session()
+        # Typed pages live in the session's database until written, each in a table of its own.
+        self._pages_typed = 0
+        # Writing a page's parts overlaps with typing the next page, on a connection of its own.
+        self._writer = self._session.con.cursor()
         self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bt-sync-stage")
         self._remember_staged_ids([staging.directory / name for name in parts])
 
     def close(self) -> None:
         """Let a write in progress finish, then release DuckDB."""
         self._writes.shutdown(wait=True, cancel_futures=True)
-        self._reader.con.close()
-        self._writer.con.close()
+        self._writer.close()
+        self._session.con.close()
 
     def stage(self, body: bytes, cutoff: int | None) -> StagedPage:
         """Check one page and start writing the rows to keep: above `cutoff`, newest version of each id.
@@ -130,17 +131,21 @@ class PageStager:
         Raises:
             PageMalformed: the page or an event breaks the API's contract (the reason, for a message).
         """
-        con = self._reader.con
-        self._reader.fit(len(body))
+        con = self._session.con
+        self._session.fit(len(body))
+        table = f"page_{self._pages_typed}"
+        self._pages_typed += 1
         con.register("page_body", _one_string(body))
         try:
             shape = page_shape(str(_scalar(con, "SELECT json_structure(body) FROM page_body")), self._stream)
-            con.execute(self._sql.page_keys)
+            if not shape.fits:
+                con.register("page_misfits", _misfits_table(event_misfits(body, self._stream, shape)))
+            con.execute(self._sql.type_page(table, shape))
         except duckdb.InvalidInputException as error:
             # Only what DuckDB says of the input: running out of memory or disk is not the page's fault.
             raise PageMalformed(f"the page is not valid JSON ({_first_line(error)})") from None
         events, bad_ids, bad_xacts, newest, oldest, bad_sample, cursor = con.execute(
-            self._sql.page_checks
+            self._sql.page_checks(table)
         ).fetchall()[0]
         if not events:
             cursor = _scalar(con, "SELECT json_extract_string(body, '$.cursor') FROM page_body")
@@ -155,11 +160,12 @@ class PageStager:
                 # Out of order: from here on keep every version, and let the merge keep the newest.
                 self.ordered = False
             self.oldest_xact = oldest["x"] if self.oldest_xact is None else min(self.oldest_xact, oldest["x"])
-            keep = self._rows_to_keep(cutoff)
+            keep = self._rows_to_keep(table, cutoff)
         parts = self._name_parts(len(keep))
         if parts:
-            written = self._writes.submit(self._write, body, shape, _Selection(int(events), keep), parts)
+            written = self._writes.submit(self._write, table, _Selection(int(events), keep), parts)
         else:
+            con.execute(f"DROP TABLE {table}")
             written = Future()
             written.set_result(None)
         return StagedPage(
@@ -187,8 +193,8 @@ class PageStager:
         self._object_rows += rows
         return names
 
-    def _rows_to_keep(self, cutoff: int | None) -> npt.NDArray[np.int64]:
-        candidates = self._reader.con.execute(self._sql.candidates(cutoff)).fetchnumpy()
+    def _rows_to_keep(self, table: str, cutoff: int | None) -> npt.NDArray[np.int64]:
+        candidates = self._session.con.execute(self._sql.candidates(table, cutoff)).fetchnumpy()
         ordinals, upper, lower = candidates["_ordinal"], candidates["upper"], candidates["lower"]
         if self.ordered:
             # Pages are newest first: an id seen on an earlier page has a newer version staged already.
@@ -197,19 +203,9 @@ class PageStager:
         self._seen.add(upper, lower)
         return ordinals
 
-    def _write(self, body: bytes, shape: PageShape, selection: _Selection, parts: list[Path]) -> None:
-        """Type the kept rows of the page and write them to `parts`, in page order (on the write thread)."""
-        session = self._writer
-        session.fit(len(body))
-        con = session.con
-        con.register("page_body", _one_string(body))
-        if not shape.fits:
-            misfits = event_misfits(body, self._stream, shape)
-            con.register("page_misfits", pa.table({
-                "_ordinal": pa.array(misfits.ordinals, pa.int64()),
-                "_misfit_extra": pa.array(misfits.extras, pa.string()),
-                "_misfits": pa.array(misfits.misfits, pa.list_(pa.string())),
-            }))  # fmt: skip
+    def _write(self, table: str, selection: _Selection, parts: list[Path]) -> None:
+        """Write the kept rows of the typed page `table` to `parts`, in page order (on the write thread)."""
+        con = self._writer
         con.register("page_keep", selection.table(len(parts)))
         output = parts[0].with_name(f".{parts[0].stem}.tmp")
         # A killed write may have left either kind of output behind.
@@ -218,9 +214,8 @@ class PageStager:
         parts[0].parent.mkdir(parents=True, exist_ok=True)
         # Partitioning by part costs about a sixth of the write even into one part: only when needed.
         split = len(parts) > 1
-        ((written,),) = con.execute(
-            self._sql.write(shape.misfit_columns, misfits=not shape.fits, into=output, split=split)
-        ).fetchall()
+        ((written,),) = con.execute(self._sql.write(table, into=output, split=split)).fetchall()
+        con.execute(f"DROP TABLE {table}")
         if written != len(selection.ordinals):
             # The rows are picked by position: a page typed into another number of rows than its
             # events would lose rows without a word. Fail before a checkpoint names the parts.
@@ -235,12 +230,11 @@ class PageStager:
             shutil.rmtree(output)
         else:
             output.replace(parts[0])
-        con.unregister("page_body")
 
     def _remember_staged_ids(self, parts: list[Path]) -> None:
         if not parts:
             return
-        hashes = self._reader.con.execute(
+        hashes = self._session.con.execute(
             f"SELECT {_MD5_PARTS} FROM (SELECT md5_number(id) AS md5 "
             f"FROM read_parquet([{', '.join(sql_literal(str(p)) for p in parts)}]))"
         ).fetchnumpy()
@@ -252,10 +246,10 @@ class _Session:
 
     def __init__(self) -> None:
         self._limit = STAGING_MEMORY_BASE_BYTES
-        # One thread: a page is one JSON value, typed by one thread anyway; a second only adds memory.
+        # One thread per query: a page is one JSON value, typed by one thread anyway; more only add memory.
         self.con = duckdb.connect(config={"memory_limit": f"{self._limit}B", "threads": 1})
         # Timestamps without a zone are read as UTC, as the API means them.
-        self.con.execute("SET TimeZone = 'UTC'")
+        self.con.execute("SET GLOBAL TimeZone = 'UTC'")
 
     def fit(self, page_bytes: int) -> None:
         """Make room for typing a page of `page_bytes`."""
@@ -273,47 +267,58 @@ class _PageSql:
     def __init__(self, stream: EventStream) -> None:
         self._file_columns = stream.file_columns
         self._struct = '{"events": [' + json_struct(stream.payload_columns) + '], "cursor": "VARCHAR"}'
-        self.page_keys = (
-            "CREATE OR REPLACE TEMP TABLE page_keys AS SELECT e.id, "
-            f"{_version('e._xact_id')} AS _xact_id, e._xact_id AS _xact_text, e.root_span_id, e._ordinal, "
-            "e._cursor "
-            "FROM (SELECT unnest(t.events, max_depth := 2), generate_subscripts(t.events, 1) AS _ordinal, "
-            f"t.cursor AS _cursor FROM (SELECT json_transform(body, {sql_literal(_KEYS_STRUCT)}) AS t FROM "
-            "page_body)) AS e"
+
+    def type_page(self, table: str, shape: PageShape) -> str:
+        """Type every event of `page_body` into a row of `table`, in page order: the file's columns
+        (joined with `page_misfits` when the page does not fit), and for the checks the version as
+        sent and the page's cursor."""
+        payload = [c for c in self._file_columns if c.name not in ("_extra", "_synced_at")]
+        typed = [f"{_typed(c, shape.misfit_columns)} AS {sql_identifier(c.name)}" for c in payload]
+        extras = ["m._misfit_extra"] if not shape.fits else []
+        extras += [_unparsed_time(c, shape.misfit_columns) for c in payload if c.duckdb_type == "TIMESTAMPTZ"]
+        source = (
+            "SELECT unnest(t.events, max_depth := 2), generate_subscripts(t.events, 1) AS _ordinal, "
+            f"t.cursor AS _cursor FROM (SELECT json_transform(body, {sql_literal(self._struct)}) AS t "
+            "FROM page_body)"
         )
-        self.page_checks = (
-            "SELECT count(*), count(*) FILTER (WHERE id IS NULL), count(*) FILTER (WHERE _xact_id IS NULL), "
-            "max(_xact_id), min({'x': _xact_id, 'r': coalesce(root_span_id, '')}), "
-            "any_value(_xact_text) FILTER (WHERE _xact_id IS NULL), any_value(_cursor) FROM page_keys"
+        misfit_join = " LEFT JOIN page_misfits AS m USING (_ordinal)" if not shape.fits else ""
+        # The misfit join does not keep the page's order: ordered again by the events' ordinals.
+        order = " ORDER BY e._ordinal" if not shape.fits else ""
+        return (
+            f"CREATE TABLE {table} AS SELECT {', '.join(typed)}, ({_merged_json(extras)})::JSON AS _extra, "
+            f"now() AS _synced_at, e._xact_id AS _xact_text, e._ordinal, e._cursor "
+            f"FROM ({source}) AS e{misfit_join}{order}"
         )
 
-    def candidates(self, cutoff: int | None) -> str:
+    @staticmethod
+    def page_checks(table: str) -> str:
+        """The page's events, those without an id or a valid version, its newest version, its oldest
+        (version, root span), a version that is not valid, and its cursor."""
+        return (
+            "SELECT count(*), count(*) FILTER (WHERE id IS NULL), count(*) FILTER (WHERE _xact_id IS NULL), "
+            "max(_xact_id), min({'x': _xact_id, 'r': coalesce(root_span_id, '')}), "
+            f"any_value(_xact_text) FILTER (WHERE _xact_id IS NULL), any_value(_cursor) FROM {table}"
+        )
+
+    @staticmethod
+    def candidates(table: str, cutoff: int | None) -> str:
         """Per id, the page's newest version above the cutoff (the first on the page of equals): its
         ordinal and the two halves of the id's MD5, in page order."""
         above = "" if cutoff is None else f"WHERE _xact_id > {int(cutoff)}"
         newest = (
             "SELECT arg_max(_ordinal, {'x': _xact_id, 'o': -_ordinal}) AS _ordinal, md5_number(id) AS md5 "
-            f"FROM page_keys {above} GROUP BY id"
+            f"FROM {table} {above} GROUP BY id"
         )
         return f"SELECT _ordinal, {_MD5_PARTS} FROM ({newest}) ORDER BY _ordinal"
 
-    def write(self, misfit_columns: frozenset[str], *, misfits: bool, into: Path, split: bool) -> str:
-        """COPY the page's typed rows that `page_keep` keeps (a row per event, in page order) into one
-        file per `page_keep._part` under the directory `into` if `split`, else into the one file `into`."""
-        payload = [c for c in self._file_columns if c.name not in ("_extra", "_synced_at")]
-        typed = [f"{_typed(c, misfit_columns)} AS {sql_identifier(c.name)}" for c in payload]
-        extras = ["m._misfit_extra"] if misfits else []
-        extras += [_unparsed_time(c, misfit_columns) for c in payload if c.duckdb_type == "TIMESTAMPTZ"]
-        source = (
-            "SELECT unnest(t.events, max_depth := 2), generate_subscripts(t.events, 1) AS _ordinal "
-            f"FROM (SELECT json_transform(body, {sql_literal(self._struct)}) AS t FROM page_body)"
-        )
-        misfit_join = " LEFT JOIN page_misfits AS m USING (_ordinal)" if misfits else ""
+    def write(self, table: str, *, into: Path, split: bool) -> str:
+        """COPY the rows of the typed page `table` that `page_keep` keeps (a row per event, in page order)
+        into one file per `page_keep._part` under the directory `into` if `split`, else into the one file
+        `into`."""
+        columns = ", ".join(sql_identifier(c.name) for c in self._file_columns)
         part, options = (", k._part", ", PARTITION_BY (_part)") if split else ("", "")
         return (
-            f"COPY (SELECT {', '.join(typed)}, ({_merged_json(extras)})::JSON AS _extra, now() AS "
-            f"_synced_at{part} FROM ({source}) AS e POSITIONAL JOIN page_keep AS k{misfit_join} "
-            f"WHERE k.keep) "
+            f"COPY (SELECT {columns}{part} FROM {table} POSITIONAL JOIN page_keep AS k WHERE k.keep) "
             f"TO {sql_literal(str(into))} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1{options})"
         )
 
@@ -379,6 +384,14 @@ def _merged_json(fragments: list[str]) -> str:
             f"ELSE json_merge_patch({merged}, {fragment}) END"
         )
     return merged
+
+
+def _misfits_table(misfits: EventMisfits) -> pa.Table:
+    return pa.table({
+        "_ordinal": pa.array(misfits.ordinals, pa.int64()),
+        "_misfit_extra": pa.array(misfits.extras, pa.string()),
+        "_misfits": pa.array(misfits.misfits, pa.list_(pa.string())),
+    })  # fmt: skip
 
 
 def _one_string(body: bytes) -> pa.Table:

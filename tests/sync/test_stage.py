@@ -126,6 +126,8 @@ def test_misfits_keep_their_value_in_extra_and_nothing_is_lost(
             event("big", metadata={"n": BIG, "nested": [BIG, 1.5]}, output=BIG),
             event("drift", scores={"acc": "high", "ok": 0.5}, tags=["a", 3], brand_new={"x": [1, 2]}),
             event("fine", scores={"acc": 1}, is_root=True, tags=["t"]),
+            # An older version of a misfit row, on the same page: only the newest may be written.
+            event("drift", xact="1000198294685155000", scores={"acc": 0.1}, output="older"),
         ],
         times=2,
     )
@@ -146,8 +148,8 @@ def test_misfits_keep_their_value_in_extra_and_nothing_is_lost(
     _, extra, metadata, output, *_ = rows["big"]
     assert extra is None and str(BIG) in metadata and output == str(BIG)
     assert query(warehouse, "SELECT (metadata->>'n') FROM project_logs WHERE id = 'big'") == [(str(BIG),)]
-    _, extra, _, _, scores, tags = rows["drift"]
-    assert (scores, tags) == (None, None)
+    _, extra, _, output, scores, tags = rows["drift"]
+    assert (output, scores, tags) == (None, None, None) and len(rows) == 5
     assert orjson.loads(extra) == {
         "scores": {"acc": "high", "ok": 0.5},
         "tags": ["a", 3],
