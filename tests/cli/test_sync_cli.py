@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,22 @@ import pytest
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator, FaultRule
 from tests.helpers import CLI, cli_warehouse_args, query, run_cli
+
+# Runs the command line, then prints, last on stderr, how long DuckDB's allocator keeps freed pages.
+ALLOCATOR_PROBE = """
+import atexit, ctypes, sys
+
+def decay() -> None:
+    import _duckdb
+    allocator, value = ctypes.CDLL(_duckdb.__file__), ctypes.c_ssize_t()
+    size = ctypes.c_size_t(ctypes.sizeof(value))
+    allocator.duckdb_je_mallctl(b"opt.dirty_decay_ms", ctypes.byref(value), ctypes.byref(size), None, 0)
+    print(value.value, file=sys.stderr)
+
+atexit.register(decay)
+from connector.cli import main
+main()
+"""
 
 
 def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: WarehouseSettings) -> None:
@@ -216,3 +233,20 @@ def test_help_is_fast_to_print() -> None:
         "numpy",
         "httpx",
     }
+
+
+@pytest.mark.parametrize(("users_setting", "decay_ms"), [(None, -1), ("dirty_decay_ms:2000", 2000)])
+def test_a_sync_keeps_duckdb_s_freed_memory_unless_the_user_says_otherwise(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, users_setting: str | None, decay_ms: int
+) -> None:
+    env = os.environ | {"BRAINTRUST_API_KEY": demo_emulator.api_key}
+    env.pop("DUCKDB_JE_MALLOC_CONF", None)
+    if users_setting is not None:
+        env["DUCKDB_JE_MALLOC_CONF"] = users_setting
+    command = [sys.executable, "-c", ALLOCATOR_PROBE, "sync", "--api-url", demo_emulator.url]
+    command += [*cli_warehouse_args(warehouse), "--objects", "logs"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert query(warehouse, "SELECT count(*) FROM project_logs")[0][0] > 0
+    # Set too late (after DuckDB loaded), the allocator would report its default, 1000 ms.
+    assert int(done.stderr.splitlines()[-1]) == decay_ms
