@@ -24,7 +24,7 @@ __all__ = ["app", "main"]
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # DuckDB's allocator (a jemalloc of its own) gives freed pages back to the system within a second,
 # and a sync frees and retakes a page's worth of buffers several times a second: each page's parse
-# then faults its memory in afresh. Keeping freed pages until the command exits cost 5-13% less CPU
+# then faults its memory in afresh. Keeping freed pages until the command exits cost 5-12% less CPU
 # in 200,000-row syncs (four interleaved pairs), for at most 8 MB more peak memory. Read when
 # DuckDB loads, so set before any command imports it; a user's own setting wins.
 os.environ.setdefault("DUCKDB_JE_MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1")
