@@ -9,9 +9,8 @@ row's id is its id column, else a hash of the project, dataset and mapped row,
 so pushing the same rows again replaces them instead of duplicating them.
 
 A JSON line that already is the event its mapping would make is sent as its own
-text, once checked: mapping and serialising every row again was a quarter of the
-validation pass's CPU. A chunk of such lines is checked at once, each check one
-pass in C over the chunk.
+text, once checked (`event_lines.py`), and is never parsed into a dict: parsing,
+mapping and serialising every row again was most of the validation pass's CPU.
 """
 
 from __future__ import annotations
@@ -20,20 +19,18 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from itertools import chain, repeat
+from itertools import repeat
 from typing import Any, NamedTuple, cast
 
 import orjson
 
 from connector.errors import PushError
 from connector.push.batch import MAX_EVENT_BYTES
+from connector.push.event_lines import EventLines
 from connector.push.origin import BadOrigin, OriginColumns
 from connector.push.read import RowChunk, RowProblem, json_kind, printable
 
 ID_HEX_CHARS = 32
-# What `_as_written` takes absent metadata and tags for: as good as an object and a list. Only read.
-_AN_OBJECT: dict[str, Any] = {}
-_NO_TAGS: list[str] = []
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +191,9 @@ class RowMapper:
         project: the project name, part of every derived id.
         dataset: the dataset name, part of every derived id.
         parse_json: parse text that looks like a JSON object or array.
+        known_columns: the columns known when the mapping was made. A JSON line is taken as its
+            event only if its keys are among them, so a line that holds a key not seen before is
+            parsed, and its reader learns the key.
         json_columns: columns whose values are JSON values already, never parsed again.
         max_event_bytes: the largest serialised event one request can carry.
     """
@@ -205,6 +205,7 @@ class RowMapper:
         project: str,
         dataset: str,
         parse_json: bool,
+        known_columns: Sequence[str],
         json_columns: frozenset[str] = frozenset(),
         max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
@@ -217,19 +218,15 @@ class RowMapper:
         self._single = [(field, columns[0]) for field, columns in fields if len(columns) == 1]
         self._combined = [(field, columns) for field, columns in fields if len(columns) > 1]
         self._parsed_columns = (mapping.columns() - json_columns) if parse_json else frozenset()
-        self._own_name_keys = _own_name_keys(mapping)
+        own_name_keys = _own_name_keys(mapping, known_columns)
+        self._as_written = (
+            EventLines(own_name_keys, self._parsed_columns & own_name_keys, max_event_bytes)
+            if own_name_keys
+            else None
+        )
 
-    def event(self, row: dict[str, Any], text: bytes | None = None) -> Event | RowProblem:
-        """Return the row as one JSON event `{"id": ..., "input": ..., ...}`, or the problem with it.
-
-        Args:
-            row: column name → value, as read.
-            text: the row's JSON text as read, if it has one (a JSON line). A row that already is the
-                event the mapping would make is sent as this text: not serialised again, and its
-                numbers exactly as written.
-        """
-        if text is not None and self._own_name_keys and (written := self._as_written(row, text)) is not None:
-            return written
+    def event(self, row: dict[str, Any]) -> Event | RowProblem:
+        """Return the row as one JSON event `{"id": ..., "input": ..., ...}`, or the problem with it."""
         try:
             payload = self._payload(row)
             if (id_column := self.mapping.id) is not None:
@@ -254,13 +251,25 @@ class RowMapper:
         return Event(row_id, event)
 
     def chunk(self, chunk: RowChunk) -> MappedChunk:
-        """`event` for each of the chunk's rows that is not a problem already."""
+        """`event` for each of the chunk's rows that is not a problem already.
+
+        A JSON line that is its event already is taken as its text: when every line of the chunk is,
+        the chunk's rows are never parsed.
+        """
         numbers = range(chunk.first_row, chunk.first_row + len(chunk.rows))
-        if chunk.texts is not None and (ids := self._ids_if_all_as_written(chunk)):
-            return MappedChunk(list(numbers), ids, chunk.texts, [])
+        texts = chunk.texts
+        as_written = self._as_written.ids(texts) if texts is not None and self._as_written else []
+        if texts is not None and as_written and None not in as_written:
+            return MappedChunk(list(numbers), cast("list[str]", as_written), texts, [])
         mapped = MappedChunk([], [], [], [])
-        for number, row, text in zip(numbers, chunk.rows, chunk.texts or repeat(None), strict=False):
-            outcome = row if isinstance(row, RowProblem) else self.event(row, text)
+        for index, (number, row_id) in enumerate(zip(numbers, as_written or repeat(None), strict=False)):
+            outcome: Event | RowProblem
+            if row_id is not None and texts is not None:
+                outcome = Event(row_id, texts[index])
+            elif isinstance(row := chunk.rows[index], RowProblem):
+                outcome = row
+            else:
+                outcome = self.event(row)
             if isinstance(outcome, RowProblem):
                 mapped.problems.append((number, outcome))
             else:
@@ -268,69 +277,6 @@ class RowMapper:
                 mapped.ids.append(outcome.id)
                 mapped.events.append(outcome.json)
         return mapped
-
-    def _ids_if_all_as_written(self, chunk: RowChunk) -> list[str]:
-        """The rows' ids if `_as_written` takes every row's text as its event, else an empty list.
-
-        `_as_written`'s checks, each over the whole chunk in C: the rows of a JSON Lines file nearly
-        always are their events, and a Python call per row was most of the cost of mapping them.
-        """
-        rows, texts = chunk.rows, chunk.texts or []
-        own = self._own_name_keys
-        if not own or not own >= chunk.keys or set(map(type, rows)) != {dict}:
-            return []
-        objects = cast("list[dict[str, Any]]", rows)
-        if max(map(len, texts), default=0) > self._max_event_bytes:
-            return []
-        ids: list[Any] = list(map(dict.get, objects, repeat("id")))
-        tags = list(map(dict.get, objects, repeat("tags"), repeat(_NO_TAGS)))
-        if (
-            set(map(type, ids)) != {str}
-            or not all(map(str.strip, ids))
-            or set(map(type, map(dict.get, objects, repeat("metadata"), repeat(_AN_OBJECT)))) != {dict}
-            or set(map(type, tags)) != {list}
-            or not set(map(type, chain.from_iterable(tags))) <= {str}
-        ):
-            return []
-        for field in ("input", "expected"):
-            # An absent field stays absent; a null one would be left out.
-            values = list(map(dict.get, objects, repeat(field), repeat("")))
-            if None in values:
-                return []
-            # Only text is parsed: a pass in C says whether any value is, before a Python call per value.
-            if (
-                field in self._parsed_columns
-                and str in set(map(type, values))
-                and any(map(_looks_like_json, values))
-            ):
-                return []
-        return ids
-
-    def _as_written(self, row: dict[str, Any], text: bytes) -> Event | None:
-        """The row's own text as its event, or None when mapping would change the row (or find it bad).
-
-        Mapping changes a row whose keys are not all fields under their own names, a null (left out), an
-        integer id (made text), metadata that is not an object (wrapped), tags not a list of strings and
-        text that `--parse-json` parses; it rejects a blank id, and measures size without whitespace.
-        """
-        if not self._own_name_keys >= row.keys() or len(text) > self._max_event_bytes:
-            return None
-        row_id = row.get("id")
-        tags = row.get("tags", _NO_TAGS)
-        if (
-            type(row_id) is not str
-            or not row_id.strip()
-            or type(row.get("metadata", _AN_OBJECT)) is not dict
-            or type(tags) is not list
-            or (tags and any(type(tag) is not str for tag in tags))
-        ):
-            return None
-        for field in ("input", "expected"):
-            # An absent field stays absent; a null one would be left out.
-            value = row.get(field, "")
-            if value is None or (field in self._parsed_columns and _looks_like_json(value)):
-                return None
-        return Event(row_id, text)
 
     def _payload(self, row: dict[str, Any]) -> dict[str, Any]:
         mapping = self.mapping
@@ -368,16 +314,16 @@ def _looks_like_json(value: Any) -> bool:
     return type(value) is str and value.lstrip()[:1] in ("{", "[")
 
 
-def _own_name_keys(mapping: ColumnMapping) -> frozenset[str]:
-    """The keys a row may have for its text to be its event: fields fed by a column of their own name.
+def _own_name_keys(mapping: ColumnMapping, known_columns: Sequence[str]) -> frozenset[str]:
+    """The keys a row may have for its text to be its event: known fields fed by a column of their own name.
 
     Empty unless ids come from a column named `id`: a hashed id is not in the row's text.
     """
-    if mapping.id != "id" or mapping.origin is not None:
+    if mapping.id != "id" or mapping.origin is not None or "id" not in known_columns:
         return frozenset()
     fields = {"input": mapping.input, "expected": mapping.expected, "metadata": mapping.metadata}
     own = {field for field, columns in fields.items() if columns == (field,)}
-    return frozenset({"id", *own, *(("tags",) if mapping.tags == "tags" else ())})
+    return frozenset({"id", *own, *(("tags",) if mapping.tags == "tags" else ())}).intersection(known_columns)
 
 
 def _column_id(column: str, value: Any) -> str:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 import ijson
 import orjson
@@ -93,14 +93,13 @@ class RowChunk:
     """Consecutive rows: `rows[i]` is row number `first_row + i`.
 
     `texts[i]`, for JSON Lines only, is row i's line as read (its newline included): a row already
-    shaped as an event can be sent as that text, without being serialised again. `keys`, given with
-    `texts`, is every key of the rows.
+    shaped as an event is sent as that text, and its line is then never parsed (`rows` parses a
+    run of JSON lines only when one of its rows is looked at).
     """
 
     first_row: int
-    rows: list[dict[str, Any] | RowProblem]
+    rows: Sequence[dict[str, Any] | RowProblem]
     texts: list[bytes] | None = None
-    keys: frozenset[str] = frozenset()
 
 
 def printable(text: str) -> str:
@@ -312,14 +311,16 @@ class _JsonlReader:
     def _read(self) -> Generator[RowChunk]:
         seen = self._seen
         for first_row, lines in self._runs():
-            rows = _jsonl_rows(lines)
-            objects = [row for row in rows if type(row) is dict]
-            # One pass in C over every key, rather than a Python step per row; mapping uses it too.
-            keys = frozenset().union(*map(dict.keys, objects))
-            if not seen.keys() >= keys:
-                for row in objects:
-                    _learn_keys(seen, row)
-            yield RowChunk(first_row, rows, lines, keys)
+            rows = _JsonLines(lines)
+            yield RowChunk(first_row, rows, lines)
+            # Learnt once the chunk was used, from the rows that were parsed: a line sent as written,
+            # never parsed, holds only keys its mapping knew (`RowMapper`'s `known_columns`).
+            if rows.parsed is not None:
+                objects = [row for row in rows.parsed if type(row) is dict]
+                # One pass in C over every key, rather than a Python step per row.
+                if not seen.keys() >= frozenset().union(*map(dict.keys, objects)):
+                    for row in objects:
+                        _learn_keys(seen, row)
         self.columns_complete = True
 
     def _runs(self) -> Generator[tuple[int, list[bytes]]]:
@@ -338,6 +339,31 @@ class _JsonlReader:
                     yield from _cut_at_blank_lines(first, lines)
         except OSError as error:
             raise file_error(self._source.path, error, near_row=read + 1) from None
+
+
+_Row = dict[str, Any] | RowProblem
+
+
+class _JsonLines(Sequence[_Row]):
+    """A run of JSON lines as rows, all parsed the first time one of them is looked at."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self._lines = lines
+        self.parsed: list[_Row] | None = None
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    @overload
+    def __getitem__(self, index: int) -> _Row: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[_Row]: ...
+
+    def __getitem__(self, index: int | slice) -> _Row | Sequence[_Row]:
+        if self.parsed is None:
+            self.parsed = _jsonl_rows(self._lines)
+        return self.parsed[index]
 
 
 def _cut_at_blank_lines(first: int, lines: list[bytes]) -> Iterator[tuple[int, list[bytes]]]:

@@ -417,6 +417,7 @@ class _PushRun:
             dataset=options.dataset,
             parse_json=options.parse_json,
             json_columns=self.json_columns,
+            known_columns=self.source.columns,
         )
 
     def _finish(self, started: float) -> PushSummary:

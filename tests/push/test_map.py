@@ -14,9 +14,19 @@ from connector.errors import PushError
 from connector.push.map import ColumnMapping, Event, RowMapper, resolve_mapping
 from connector.push.read import RowChunk, RowProblem
 
+# The columns a JSON Lines file of events shows: every field, and one that no field takes.
+_KNOWN = ("id", "input", "expected", "metadata", "tags", "note")
 
-def mapper(mapping: ColumnMapping, parse_json: bool = True, **limits: Any) -> RowMapper:
-    return RowMapper(mapping, project="proj", dataset="ds", parse_json=parse_json, **limits)
+
+def mapper(mapping: ColumnMapping, parse_json: bool = True, **options: Any) -> RowMapper:
+    options.setdefault("known_columns", _KNOWN)
+    return RowMapper(mapping, project="proj", dataset="ds", parse_json=parse_json, **options)
+
+
+def from_line(rows_mapper: RowMapper, text: bytes) -> Event | RowProblem:
+    """What a JSON line becomes, mapped as the JSON Lines reader hands it over."""
+    mapped = rows_mapper.chunk(RowChunk(1, [orjson.loads(text)], [text]))
+    return Event(mapped.ids[0], mapped.events[0]) if mapped.ids else mapped.problems[0][1]
 
 
 def event(mapping: ColumnMapping, row: dict[str, Any], parse_json: bool = True) -> dict[str, Any]:
@@ -182,9 +192,9 @@ def test_derived_ids_are_stable_and_depend_on_content_and_target() -> None:
     assert len(first["id"]) == 32 and int(first["id"], 16) >= 0
     assert event(mapping, {"expected": "a", "input": "q", "ignored": 2})["id"] == first["id"]
     assert event(mapping, {"input": "q", "expected": "b"})["id"] != first["id"]
-    other_dataset = RowMapper(mapping, project="proj", dataset="other", parse_json=True).event(
-        {"input": "q", "expected": "a"}
-    )
+    other_dataset = RowMapper(
+        mapping, project="proj", dataset="other", parse_json=True, known_columns=()
+    ).event({"input": "q", "expected": "a"})
     assert isinstance(other_dataset, Event) and other_dataset.id != first["id"]
 
 
@@ -239,9 +249,9 @@ def test_decimals_are_written_as_the_exact_numbers_they_are_and_other_objects_ar
 def test_a_json_line_shaped_as_its_event_is_sent_as_written() -> None:
     text = b'{"tags": [], "id": "r1", "input": {"q": 1.50, "big": 123456789012345678901234}}\r\n'
     row = orjson.loads(text)
-    written = mapper(DEFAULTS).event(row, text)
+    written = from_line(mapper(DEFAULTS), text)
     assert written == Event("r1", text)
-    assert written.json is text
+    assert isinstance(written, Event) and written.json is text
     # The same value as the mapped event, but for the number orjson can only read as a double.
     mapped = mapper(DEFAULTS).event(row)
     assert isinstance(mapped, Event) and orjson.loads(mapped.json)["input"]["big"] == 1.2345678901234569e23
@@ -249,7 +259,7 @@ def test_a_json_line_shaped_as_its_event_is_sent_as_written() -> None:
 
 def test_without_parse_json_a_json_line_of_json_looking_text_is_sent_as_written() -> None:
     text = b'{"id": "r1", "input": "{\\"a\\": 1}"}\n'
-    assert mapper(DEFAULTS, parse_json=False).event(orjson.loads(text), text) == Event("r1", text)
+    assert from_line(mapper(DEFAULTS, parse_json=False), text) == Event("r1", text)
 
 
 @pytest.mark.parametrize(
@@ -282,7 +292,7 @@ def test_without_parse_json_a_json_line_of_json_looking_text_is_sent_as_written(
 def test_a_json_line_that_mapping_changes_or_refuses_is_mapped(
     mapping: ColumnMapping, row: dict[str, Any]
 ) -> None:
-    assert mapper(mapping).event(row, orjson.dumps(row)) == mapper(mapping).event(row)
+    assert from_line(mapper(mapping), orjson.dumps(row)) == mapper(mapping).event(row)
 
 
 def test_a_json_line_over_the_limit_with_its_spaces_is_measured_without_them() -> None:
@@ -290,7 +300,7 @@ def test_a_json_line_over_the_limit_with_its_spaces_is_measured_without_them() -
     mapped = mapper(DEFAULTS).event(row)
     assert isinstance(mapped, Event)
     spaced = orjson.dumps(row, option=orjson.OPT_INDENT_2)
-    assert mapper(DEFAULTS, max_event_bytes=len(mapped.json)).event(row, spaced) == mapped
+    assert from_line(mapper(DEFAULTS, max_event_bytes=len(mapped.json)), spaced) == mapped
 
 
 _JSON_VALUES = st.recursive(
@@ -314,7 +324,7 @@ _ROWS = st.dictionaries(
 @given(row=_ROWS, parse_json=st.booleans())
 def test_a_json_line_is_the_event_that_mapping_it_would_make(row: dict[str, Any], parse_json: bool) -> None:
     text = orjson.dumps(row) + b"\n"
-    as_read, mapped = mapper(DEFAULTS, parse_json).event(row, text), mapper(DEFAULTS, parse_json).event(row)
+    as_read, mapped = from_line(mapper(DEFAULTS, parse_json), text), mapper(DEFAULTS, parse_json).event(row)
     if isinstance(as_read, Event) and isinstance(mapped, Event):
         assert (as_read.id, orjson.loads(as_read.json)) == (mapped.id, orjson.loads(mapped.json))
     else:
@@ -335,12 +345,7 @@ _EVENT_ROWS = st.fixed_dictionaries(
 _UNREADABLE = RowProblem(None, "invalid JSON", values="{")
 
 
-def keys_of(rows: list[dict[str, Any] | RowProblem]) -> frozenset[str]:
-    """Every key of the rows, as the JSON Lines reader gives it with a chunk."""
-    return frozenset(key for row in rows if isinstance(row, dict) for key in row)
-
-
-# Each of what one check of `_as_written` refuses, put into one row of a chunk of rows shaped as events.
+# Each of what one check of a line as its event refuses, put into one row of a chunk of rows shaped as events.
 @pytest.mark.parametrize(
     "spoiler",
     [
@@ -373,9 +378,9 @@ def test_a_chunk_of_json_lines_maps_as_its_rows_do_one_by_one(
         rows[spoiled % len(rows)] = row | spoiler
     texts = [b"{\n" if isinstance(row, RowProblem) else orjson.dumps(row) + b"\n" for row in rows]
     rows_mapper = mapper(DEFAULTS, parse_json, max_event_bytes=80)
-    chunk = rows_mapper.chunk(RowChunk(7, rows, texts, keys_of(rows)))
+    chunk = rows_mapper.chunk(RowChunk(7, rows, texts))
     one_by_one = [
-        (number, row if isinstance(row, RowProblem) else rows_mapper.event(row, text))
+        (number, row if isinstance(row, RowProblem) else from_line(rows_mapper, text))
         for number, row, text in zip(range(7, 7 + len(rows)), rows, texts, strict=True)
     ]
     assert chunk.problems == [(number, out) for number, out in one_by_one if isinstance(out, RowProblem)]
@@ -383,14 +388,35 @@ def test_a_chunk_of_json_lines_maps_as_its_rows_do_one_by_one(
     assert list(zip(chunk.numbers, chunk.ids, chunk.events, strict=True)) == events
 
 
-def test_a_chunk_of_lines_that_all_are_their_events_maps_without_a_call_per_row(
+class _Unparsed(list[dict[str, Any] | RowProblem]):
+    """Rows that must not be looked at: their lines were never parsed."""
+
+    def __getitem__(self, index: Any) -> Any:
+        raise AssertionError(f"row {index} was looked at")
+
+    def __iter__(self) -> Any:
+        raise AssertionError("the rows were looked at")
+
+
+def test_a_chunk_of_lines_that_all_are_their_events_is_neither_parsed_nor_mapped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    rows: list[dict[str, Any] | RowProblem] = [
+    rows: list[dict[str, Any]] = [
         {"id": "r1", "input": {"q": 1}, "tags": ["t"]},
         {"id": "r2", "expected": "a", "metadata": {"k": None}},
     ]
     texts = [orjson.dumps(row) + b"\n" for row in rows]
     monkeypatch.setattr(RowMapper, "event", None)
-    chunk = mapper(DEFAULTS).chunk(RowChunk(1, rows, texts, keys_of(rows)))
+    chunk = mapper(DEFAULTS).chunk(RowChunk(1, _Unparsed(rows), texts))
     assert (chunk.numbers, chunk.ids, chunk.events, chunk.problems) == ([1, 2], ["r1", "r2"], texts, [])
+
+
+def test_a_line_with_a_key_unknown_to_the_mapping_is_parsed_so_its_reader_learns_the_key() -> None:
+    text = b'{"id": "r1", "input": "q", "expected": "a"}\n'
+    mapping = ColumnMapping(id="id", input=("input",), expected=("expected",), metadata=(), tags=None)
+    before_expected = mapper(mapping, known_columns=("id", "input"))
+    with pytest.raises(AssertionError, match="looked at"):
+        before_expected.chunk(RowChunk(1, _Unparsed([orjson.loads(text)]), [text]))
+    mapped = from_line(before_expected, text)
+    assert isinstance(mapped, Event) and orjson.loads(mapped.json) == orjson.loads(text)
+    assert from_line(mapper(mapping), text) == Event("r1", text)

@@ -170,6 +170,21 @@ def test_a_flag_naming_a_late_jsonl_key_finds_it(
     )
 
 
+def test_a_flag_naming_a_late_jsonl_key_that_is_its_field_finds_it(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Lines holding only fields under their own names go as written: the late key must be learnt.
+    rows = [
+        {"id": str(n), "input": f"q{n}"} | ({"expected": f"a{n}"} if n >= 1200 else {}) for n in range(1500)
+    ]
+    code, out, err = cli(
+        emulator, tmp_path, capsys, jsonl(tmp_path / "late.jsonl", rows), "--expected", "expected"
+    )
+    assert (code, err) == (0, "") and out.startswith("pushed 1,500 rows")
+    stored_rows = stored(emulator)
+    assert (stored_rows["1200"]["expected"], stored_rows["7"].get("expected")) == ("a1200", None)
+
+
 # 13. Repeated column names ------------------------------------------------------------------------------
 
 

@@ -1,0 +1,137 @@
+"""Which JSON lines are their dataset events, told from their text without parsing their values."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from connector.push.event_lines import EventLines
+from connector.push.map import ColumnMapping, Event, RowMapper
+from connector.push.read import RowChunk, RowProblem
+
+FIELDS = frozenset({"id", "input", "expected", "metadata", "tags"})
+
+
+def event_id(line: bytes, *, parsed: frozenset[str] = frozenset(), **options: object) -> str | None:
+    fields = options.get("fields", FIELDS)
+    max_bytes = options.get("max_event_bytes", 1000)
+    assert isinstance(fields, frozenset) and isinstance(max_bytes, int)
+    (found,) = EventLines(fields, parsed, max_bytes).ids([line])
+    return found
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"id": "r1"}',
+        b'{"tags": [], "id": "r1", "input": {"q": [1, {"a": null}]}, "expected": 0, "metadata": {}}\n',
+        b'  {"id": " r1 ", "input": "caf\xc3\xa9", "metadata": {"k": "\xe2\x82\xac"}}  \r\n',
+        b'{"id": "r1", "input": "{\\"a\\": 1}"}',
+        b'{"id": "r1", "input": "plain text", "expected": ""}',
+    ],
+)
+def test_a_line_of_event_fields_is_its_event(line: bytes) -> None:
+    assert event_id(line, parsed=frozenset({"expected"})) == orjson.loads(line)["id"]
+
+
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (b'{"input": "q"}', "no id"),
+        (b'{"id": 7, "input": "q"}', "an id that is not text"),
+        (b'{"id": " ", "input": "q"}', "a blank id"),
+        (b'{"id": "r1", "note": "q"}', "a key that is no field"),
+        (b'{"id": "r1", "input": null}', "a null field"),
+        (b'{"id": "r1", "expected": null}', "a null field"),
+        (b'{"id": "r1", "metadata": null}', "metadata that is null"),
+        (b'{"id": "r1", "metadata": ["web"]}', "metadata that is no object"),
+        (b'{"id": "r1", "metadata": "web"}', "metadata that is no object"),
+        (b'{"id": "r1", "tags": "a, b"}', "tags that are no list"),
+        (b'{"id": "r1", "tags": ["a", 2]}', "a tag that is no string"),
+        (b'{"id": "r1", "tags": null}', "null tags"),
+        (b'{"id": "r1", "input": "\xff"}', "bytes that are not UTF-8 in a value"),
+        (b'{"id": "r1", "input": {"k": "\xc3"}}', "bytes that are not UTF-8 deep in a value"),
+        (b'{"id": "r1", "input": [1, 2,]}', "invalid JSON"),
+        (b'{"id": "r1"} {"id": "r2"}', "two objects"),
+        (b'["r1"]', "no object"),
+        (b'{"id": "r1", "input": "' + b"x" * 990 + b'"}', "over the size limit"),
+    ],
+)
+def test_a_line_that_mapping_would_change_or_refuse_is_not_its_event(line: bytes, why: str) -> None:
+    assert event_id(line) is None, why
+
+
+def test_a_line_with_a_key_outside_the_fields_given_is_not_its_event() -> None:
+    line = b'{"id": "r1", "input": "q", "tags": ["t"]}'
+    assert event_id(line, fields=frozenset({"id", "input", "tags"})) == "r1"
+    assert event_id(line, fields=frozenset({"id", "input"})) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b'"{\\"a\\": 1}"', b'"[1]"', b'" [1]"', b'"\\u007b}"', b'"\\n{}"', b'"\xe3\x80\x80{}"', b'"\xc2\xa0x"'],
+)
+def test_text_of_a_parsed_field_that_may_start_like_json_is_left_to_the_parsed_row(text: bytes) -> None:
+    line = b'{"id": "r1", "input": %s}' % text
+    assert event_id(line) == "r1"
+    assert event_id(line, parsed=frozenset({"input"})) is None
+
+
+def test_text_of_a_parsed_field_that_cannot_look_like_json_is_its_event() -> None:
+    assert event_id(b'{"id": "r1", "input": "q {1}"}', parsed=frozenset({"input"})) == "r1"
+    assert event_id(b'{"id": "r1", "input": ""}', parsed=frozenset({"input"})) == "r1"
+
+
+def test_each_line_of_a_run_is_told_apart() -> None:
+    lines = [b'{"id": "a"}\n', b'{"id": 2}\n', b"{\n", b'{"id": "d", "input": 1}']
+    assert EventLines(FIELDS, frozenset(), 100).ids(lines) == ["a", None, None, "d"]
+
+
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5)
+    | st.sampled_from(["", " q", "q", "{}", "[1", "\u3000{", "é", "\\"]),
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from(["a", "é"]), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+_LINES = st.dictionaries(
+    st.sampled_from(["id", "input", "expected", "metadata", "tags", "note"]),
+    _VALUES | st.sampled_from(["r1", " ", "é"]) | st.lists(st.sampled_from(["t", "é"]), max_size=2),
+    max_size=5,
+).map(lambda row: orjson.dumps(row) + b"\n")
+
+
+@given(lines=st.lists(_LINES, min_size=1, max_size=5), parsed=st.sets(st.sampled_from(["input", "expected"])))
+def test_a_run_of_lines_is_told_as_each_of_its_lines_is(lines: list[bytes], parsed: set[str]) -> None:
+    event_lines = EventLines(FIELDS, frozenset(parsed), 60)
+    # A line that is no event makes every line of the run be told on its own.
+    assert event_lines.ids(lines) == event_lines.ids([*lines, b"{"])[:-1]
+
+
+# What is sent as written keeps its numbers; a row that must be mapped is parsed, and refused if
+# its numbers cannot be read.
+
+DEFAULTS = ColumnMapping(
+    id="id", input=("input",), expected=("expected",), metadata=("metadata",), tags="tags"
+)
+
+
+def mapped(line: bytes) -> Event | RowProblem:
+    rows_mapper = RowMapper(DEFAULTS, project="p", dataset="d", parse_json=True, known_columns=tuple(FIELDS))
+    problem = RowProblem(None, "invalid JSON")
+    chunk = rows_mapper.chunk(RowChunk(1, [problem], [line]))
+    return Event(chunk.ids[0], chunk.events[0]) if chunk.ids else chunk.problems[0][1]
+
+
+def test_numbers_beyond_a_double_go_as_written_in_an_event_line() -> None:
+    for line in (b'{"id": "r1", "input": {"x": 1e999}}', b'{"id": "r1", "input": 1%s}' % (b"0" * 400)):
+        assert mapped(line) == Event("r1", line)
+
+
+def test_a_line_that_must_be_mapped_is_parsed_and_its_problem_reported() -> None:
+    assert mapped(b'{"id": 1, "input": {"x": 1e999}}') == RowProblem(None, "invalid JSON")
