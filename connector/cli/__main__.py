@@ -1,5 +1,5 @@
 """`python -m connector.cli`: the same as the `bt-sync` command."""
 
-from connector.cli import main
+from connector.cli import run
 
-main()
+run()

@@ -17,7 +17,7 @@ import pytest
 
 from connector.cli import main
 from connector.emulator import Emulator, ListQuery
-from tests.helpers import query, sync, warehouse_in
+from tests.helpers import CLI, query, sync, warehouse_in
 
 PROJECT, DATASET = "push-tests", "golden"
 
@@ -140,7 +140,7 @@ def run_cli(
 
 
 def push_process(emulator: Emulator, path: Path, state: Path, *extra: str) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-c", "from connector.cli import main; main()", "push", str(path)]
+    command = [*CLI, "push", str(path)]
     command += [
         "--project",
         "p",

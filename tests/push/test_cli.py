@@ -42,6 +42,38 @@ def test_json_summary_for_schedulers(
     assert summary["dataset_id"] == dataset["id"]
 
 
+# The console script, with a line on stderr when the interpreter shuts down.
+SHUTDOWN_PROBE = (
+    "import atexit, sys; atexit.register(lambda: print('shut down', file=sys.stderr)); "
+    "from connector.cli import run; run()"
+)
+
+
+def test_the_command_exits_at_once_after_pyarrow_read_a_file_and_shuts_down_otherwise(
+    tmp_path: Path,
+) -> None:
+    # pyarrow parses a CSV file on threads of its own, which may still be calling back into Python
+    # (here for the malformed row) when the interpreter shuts down: that aborts the process.
+    csv = tmp_path / "d.csv"
+    csv.write_bytes(b"input,expected\nq,a\nx,\xff,z\n")
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_bytes(b'{"input": "q"}\n')
+    dry_run = ("--project", "p", "--dataset", "d", "--dry-run")
+    outcomes = [
+        subprocess.run(
+            [sys.executable, "-c", SHUTDOWN_PROBE, "push", str(path), *dry_run], capture_output=True
+        )
+        for path in (csv, jsonl)
+    ]
+    (csv_done, jsonl_done) = outcomes
+    assert (csv_done.returncode, jsonl_done.returncode) == (1, 0)
+    assert csv_done.stderr.splitlines()[-1].startswith(
+        b"bt-sync: error: d.csv: cannot read it (CSV parse error"
+    )
+    assert jsonl_done.stderr.splitlines()[-1] == b"shut down"
+    assert jsonl_done.stdout.startswith(b"dry run: 1 of 1 rows of d.jsonl are valid")
+
+
 # Reports, as its last line on stderr, which of the libraries a push of JSON never needs were imported.
 IMPORTS_PROBE = (
     "import atexit, sys; atexit.register(lambda: print(sorted(m for m in ('duckdb', 'numpy', 'pyarrow') "
