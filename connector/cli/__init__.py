@@ -6,6 +6,7 @@ exit code; a traceback only with `--debug`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -48,13 +49,14 @@ _COMMAND_MODULES = (
 def run() -> NoReturn:
     """The `bt-sync` console script and `python -m connector.cli`: `main`, then the process's exit.
 
-    Once pyarrow has read a CSV or Parquet file, the process exits at once, skipping the interpreter's
-    shutdown. pyarrow's streaming CSV reader parses on threads of its own and calls back into Python
-    there (for a malformed row), then releases what it held, which takes the GIL again. A thread
-    doing so while the interpreter shuts down is stopped in the middle of C++ code, and the process
-    aborts ("terminate called without an active exception", exit code -6) after its message was
-    printed: 2 pushes in 150 of a CSV file with a malformed row, under load. By the time `main`
-    returns, a push has closed every file it wrote; only the output streams are flushed here.
+    Once pyarrow's readers were loaded (a CSV or Parquet file, or a query's result, was pushed), the
+    process exits at once, skipping the interpreter's shutdown. pyarrow's streaming CSV reader parses
+    on threads of its own and calls back into Python there (for a malformed row), then releases what
+    it held, which takes the GIL again. A thread doing so while the interpreter shuts down is stopped
+    in the middle of C++ code, and the process aborts ("terminate called without an active
+    exception", exit code -6) after its message was printed: 2 pushes in 150 of a CSV file with a
+    malformed row, under load. By the time `main` returns, a push has closed every file it wrote;
+    only the output streams are flushed here.
     """
     try:
         main()
@@ -67,8 +69,10 @@ def run() -> NoReturn:
     if isinstance(code, str):
         print(code, file=sys.stderr)
         code = EXIT_FAILURE
-    sys.stdout.flush()
-    sys.stderr.flush()
+    for stream in (sys.stdout, sys.stderr):
+        # A reader that went away (`bt-sync push … | head`) is no reason to fail now.
+        with contextlib.suppress(OSError):
+            stream.flush()
     os._exit(code or 0)
 
 

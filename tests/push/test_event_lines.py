@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connector.progress import NullProgress
+from connector.push import read
 from connector.push.event_lines import EventLines
 from connector.push.map import ColumnMapping, Event, RowMapper
 from connector.push.read import RowChunk, RowProblem
+from connector.push.run import PushOptions, push_file
 
 FIELDS = frozenset({"id", "input", "expected", "metadata", "tags"})
 
 
-def event_id(line: bytes, *, parsed: frozenset[str] = frozenset(), **options: object) -> str | None:
-    fields = options.get("fields", FIELDS)
-    max_bytes = options.get("max_event_bytes", 1000)
-    assert isinstance(fields, frozenset) and isinstance(max_bytes, int)
-    (found,) = EventLines(fields, parsed, max_bytes).ids([line])
+def event_id(
+    line: bytes, *, parsed: frozenset[str] = frozenset(), fields: frozenset[str] = FIELDS
+) -> str | None:
+    (found,) = EventLines(fields, parsed, max_event_bytes=1000).ids([line])
     return found
 
 
@@ -135,3 +139,19 @@ def test_numbers_beyond_a_double_go_as_written_in_an_event_line() -> None:
 
 def test_a_line_that_must_be_mapped_is_parsed_and_its_problem_reported() -> None:
     assert mapped(b'{"id": 1, "input": {"x": 1e999}}') == RowProblem(None, "invalid JSON")
+
+
+def test_a_file_of_event_lines_is_checked_without_parsing_a_line_into_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({"id": f"r{n}", "input": {"q": n}}) + b"\n" for n in range(3000)))
+    parsed_runs: list[int] = []
+    parse = read._jsonl_rows
+    monkeypatch.setattr(read, "_jsonl_rows", lambda lines: parsed_runs.append(len(lines)) or parse(lines))
+    summary = push_file(None, PushOptions(file=path, project="p", dataset="d", dry_run=True), NullProgress())
+    assert (summary.rows_read, summary.batches, parsed_runs) == (3000, 3, [])
+    # A line that is not its event has its run parsed, and only that run.
+    path.write_bytes(path.read_bytes() + b'{"id": 7, "input": "q"}\n')
+    summary = push_file(None, PushOptions(file=path, project="p", dataset="d", dry_run=True), NullProgress())
+    assert (summary.rows_read, parsed_runs) == (3001, [3001 - 2 * 1024])
