@@ -264,20 +264,32 @@ def test_a_malformed_page_is_refused_with_the_reason(staging: ObjectStaging, bod
         stager.stage(body, None)
 
 
-def test_parts_grow_with_the_rows_the_object_has_staged(
-    staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("files_per_object", "page_rows", "part_rows"),
+    [
+        # One file an object: a page's parts are as large as everything staged before it (two rows at least).
+        (1, (4, 8, 12), [[2, 2], [4, 4], [12]]),
+        # Files of a quarter of the object: the first page is cut, a page after pages stop doubling is not.
+        (4, (8, 4), [[2, 2, 2, 2], [4]]),
+    ],
+)
+def test_parts_grow_with_the_rows_the_object_has_staged_while_pages_double(
+    staging: ObjectStaging,
+    monkeypatch: pytest.MonkeyPatch,
+    files_per_object: int,
+    page_rows: tuple[int, ...],
+    part_rows: list[list[int]],
 ) -> None:
-    # One file an object: a page's parts are as large as everything staged before it (two rows at least).
-    small_files(monkeypatch, min_rows=2, files_per_object=1)
+    small_files(monkeypatch, min_rows=2, files_per_object=files_per_object)
     sizes = []
     with closing(stager_of(staging)) as stager:
         newest = 100
-        for count in (4, 8, 12):
+        for count in page_rows:
             staged = stager.stage(page(*((f"r{newest - n}", newest - n) for n in range(count))), None)
             staged.wait()
             sizes.append([len(staged_rows(staging, [name])) for name in staged.parts])
             newest -= count
-    assert sizes == [[2, 2], [4, 4], [12]]
+    assert sizes == part_rows
 
 
 def test_a_page_of_many_rows_is_cut_into_parts_in_page_order(
