@@ -10,9 +10,9 @@ if all 96 bits agree: for a hundred million ids, a chance of about 6 in 10^14.
 
 Each page's ids are a run of their own until there are `_MAX_RUNS`; the runs
 are then merged into segments, sorted arrays that each hold one range of the
-hashes. Merging rewrites one segment at a time: one sorted array of every id
-rewritten at each merge held it and its new copy at once (20 bytes an id,
-17-18 MB of a million-row sync's peak).
+hashes. Merging rewrites one segment at a time: when each merge rewrote one
+array of all the ids, it held the array and its new copy at once (20 bytes an
+id), and a million-row sync peaked 7-9 MB higher.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ Upper = npt.NDArray[np.uint64]
 Lower = npt.NDArray[np.uint32]
 # Merge the runs into the segments when there are more: lookups stay cheap and merging stays rare.
 _MAX_RUNS = 16
-# A segment is split in two past twice this: 1.5 MB at most held twice while it is rewritten.
+# A segment is cut into pieces of this many ids once it holds twice as many: a merge holds at most
+# 1.5 MB twice, the segment it rewrites.
 SEGMENT_IDS = 65_536
 
 
@@ -83,6 +84,7 @@ class SeenIds:
     def _merge(self, upper: Upper, lower: Lower) -> None:
         """Insert sorted ids into the segments, one segment at a time."""
         bounds = [0, *self._starts(upper), len(upper)]
+        # Before the first merge, one empty segment takes every id.
         segments, self._segments = self._segments or [(upper[:0], lower[:0])], []
         for start, end in pairwise(bounds):
             # Taken off the list, so that each old segment is freed once its new version is made.

@@ -184,7 +184,7 @@ class PageStager:
 
         A page as large as everything staged before it (a first load's first pages, which double:
         the object's newest rows, those an hourly change touches) is cut into parts of the object's
-        file size, at most a few. Any other page is one part: a Parquet file costs about 5 ms of
+        file size, at most a few. Any other page is one part: a Parquet file costs about 4 ms of
         fixed work, and cutting every page made three times as many files as pages (a tenth of the
         CPU of a first load of 200,000 rows).
         """
