@@ -29,13 +29,17 @@ _MAX_RUNS = 16
 # A segment is cut into pieces of this many ids once it holds twice as many: a merge holds at most
 # 1.5 MB twice, the segment it rewrites.
 SEGMENT_IDS = 65_536
+# Past 32 segments of that size (two million ids), pieces are a 32nd of the set instead: a lookup costs
+# a few NumPy calls a segment, which would otherwise grow with the object (at ten million ids, a
+# fifth more than one sorted array).
+_MAX_SEGMENTS = 32
 
 
 class SeenIds:
     """A set of ids, each given as its MD5's upper 64 bits and lowest 32 (from DuckDB's `md5_number`).
 
     Args:
-        segment_ids: how many ids a segment holds before it is split (at twice as many).
+        segment_ids: the fewest ids a segment is cut to, once it holds twice as many.
     """
 
     def __init__(self, segment_ids: int = SEGMENT_IDS) -> None:
@@ -84,6 +88,7 @@ class SeenIds:
     def _merge(self, upper: Upper, lower: Lower) -> None:
         """Insert sorted ids into the segments, one segment at a time."""
         bounds = [0, *self._starts(upper), len(upper)]
+        piece_ids = max(self._segment_ids, (len(self) + len(upper)) // _MAX_SEGMENTS)
         # Before the first merge, one empty segment takes every id.
         segments, self._segments = self._segments or [(upper[:0], lower[:0])], []
         for start, end in pairwise(bounds):
@@ -93,7 +98,7 @@ class SeenIds:
             new_upper = np.insert(segment_upper, at, upper[start:end])
             new_lower = np.insert(segment_lower, at, lower[start:end])
             del segment_upper, segment_lower
-            self._segments += _split(new_upper, new_lower, self._segment_ids)
+            self._segments += _split(new_upper, new_lower, piece_ids)
 
 
 def _found_in(run_upper: Upper, run_lower: Lower, upper: Upper, lower: Lower) -> npt.NDArray[np.bool_]:
@@ -113,17 +118,17 @@ def _found_in(run_upper: Upper, run_lower: Lower, upper: Upper, lower: Lower) ->
         at = at + same_upper
 
 
-def _split(upper: Upper, lower: Lower, segment_ids: int) -> list[tuple[Upper, Lower]]:
-    """A merged segment, or pieces of about `segment_ids` ids when it holds more than twice as many.
+def _split(upper: Upper, lower: Lower, piece_ids: int) -> list[tuple[Upper, Lower]]:
+    """A merged segment, or pieces of about `piece_ids` ids when it holds more than twice as many.
 
     A cut never falls between equal uppers: a lookup searches only the segment where an upper starts.
     """
-    if len(upper) <= 2 * segment_ids:
+    if len(upper) <= 2 * piece_ids:
         return [(upper, lower)]
     pieces: list[tuple[Upper, Lower]] = []
     start = 0
-    while len(upper) - start > 2 * segment_ids:
-        end = start + segment_ids
+    while len(upper) - start > 2 * piece_ids:
+        end = start + piece_ids
         while end < len(upper) and upper[end] == upper[end - 1]:
             end += 1
         # Copies, so the merged arrays are freed once the pieces are taken.

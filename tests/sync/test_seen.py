@@ -39,8 +39,10 @@ def test_it_holds_exactly_the_ids_added(
     assert found.tolist() == [pair in expected for pair in probes]
 
 
-def test_many_additions_merge_into_segments_and_lose_nothing() -> None:
-    seen = SeenIds(segment_ids=100)
+# Segments of 100 ids, or of one id, where a 32nd of the set (62 ids) is the piece instead.
+@pytest.mark.parametrize("segment_ids", [100, 1])
+def test_many_additions_merge_into_segments_and_lose_nothing(segment_ids: int) -> None:
+    seen = SeenIds(segment_ids)
     rng = np.random.default_rng(1)
     upper = rng.integers(0, 2**63, 2_000, dtype=np.uint64)
     lower = rng.integers(0, 2**32, 2_000, dtype=np.uint32)
