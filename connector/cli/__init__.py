@@ -6,6 +6,7 @@ exit code; a traceback only with `--debug`.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -49,26 +50,28 @@ _COMMAND_MODULES = (
 def run() -> NoReturn:
     """The `bt-sync` console script and `python -m connector.cli`: `main`, then the process's exit.
 
-    Once pyarrow's readers were loaded (a CSV or Parquet file, or a query's result, was pushed), the
-    process exits at once, skipping the interpreter's shutdown. pyarrow's streaming CSV reader parses
-    on threads of its own and calls back into Python there (for a malformed row), then releases what
-    it held, which takes the GIL again. A thread doing so while the interpreter shuts down is stopped
-    in the middle of C++ code, and the process aborts ("terminate called without an active
-    exception", exit code -6) after its message was printed: 2 pushes in 150 of a CSV file with a
-    malformed row, under load. By the time `main` returns, a push has closed every file it wrote;
-    only the output streams are flushed here.
+    Once `main` has returned, the process exits without the interpreter's shutdown: the exit handlers
+    run (logging's flush, file locks released, temporary directories removed), the output streams are
+    flushed, and nothing else. Tearing down the modules and the objects they hold, DuckDB's and
+    pyarrow's among them, cost 0.18-0.31 s of CPU after a 200,000-row sync, 3-4% of it, and undid
+    nothing a command leaves behind: every command closes what it opened before `main` returns.
+    It also keeps pyarrow's streaming CSV reader from aborting the process: it parses on threads of
+    its own and calls back into Python there (for a malformed row), then releases what it held, which
+    takes the GIL again; a thread doing so while the interpreter shuts down was stopped in the middle
+    of C++ code ("terminate called without an active exception", exit code -6, after the message was
+    printed: 2 pushes in 150 of a CSV file with a malformed row, under load).
     """
     try:
         main()
     except SystemExit as done:
-        if "connector.push.read_arrow" not in sys.modules:
-            raise
         code = done.code
     else:
         code = 0
     if isinstance(code, str):
         print(code, file=sys.stderr)
         code = EXIT_FAILURE
+    # The handlers an orderly exit would run; the standard library has no public way to run them early.
+    atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         # A reader that went away (`bt-sync push … | head`) is no reason to fail now.
         with contextlib.suppress(OSError):
