@@ -6,11 +6,12 @@ Per table size: one emulator process is seeded with that many generated log
 rows (and an experiment with the same rows), then each case runs as a fresh
 process, measured from outside by `benchmarks.measure`: bt-sync as its command
 line with default settings, each peer as a command (`benchmarks.cases`). The
-cases: bt-sync's and the floor's full sync of the project logs, twice each,
+cases: bt-sync's and the floor's full sync of the project logs, three times each,
 interleaved; dlt's; bt-sync's into Iceberg; then the usual hourly change upstream
 (new rows, feedback on recent ones) and both destinations' incremental syncs;
 the SDK, bt-sync and the floor on the experiment. On the first size only: the
-push cases (bt-sync, the floor, the SDK) and `bt-sync --help`.
+push cases (bt-sync's and the floor's twice each, interleaved; the SDK's) and
+`bt-sync --help`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,18 @@ from pathlib import Path
 
 from benchmarks.cases import REQUIRES, CaseSpec, Counts
 from benchmarks.emulator_process import EXPERIMENT, PROJECT, EmulatorProcess
-from benchmarks.report import FULL, HOURLY, PUSH, STARTUP, TOOL_NAMES, analysis_text, render
+from benchmarks.report import (
+    FULL,
+    FULL_REPEATS,
+    HELP_REPEATS,
+    HOURLY,
+    PUSH,
+    PUSH_REPEATS,
+    STARTUP,
+    TOOL_NAMES,
+    analysis_text,
+    render,
+)
 from benchmarks.result import Result
 from benchmarks.subjects import btsync
 from benchmarks.workload import recent_change, write_push_file
@@ -43,9 +55,6 @@ DEFAULT_ROWS = (200_000, 1_000_000)
 QUICK_ROWS = (20_000,)
 DEFAULT_PUSH_ROWS = 200_000
 CHANGE_FRACTION = 0.01
-# The full syncs the targets compare run this many times each, interleaved; the report keeps the fastest.
-FULL_REPEATS = 2
-HELP_REPEATS = 5
 CASE_TIMEOUT_S = 1800.0
 TOOLS = ("bt-sync", "iceberg", "floor", "dlt", "sdk")
 
@@ -100,10 +109,10 @@ class Bench:
             self.peer(emulator, rows, FULL, "floor", "floor.fetch", experiment)
             if push_rows:
                 push_file = write_push_file(self.workdir / "push.jsonl", push_rows)
-                for tool in ("bt-sync", "floor", "sdk"):
-                    self.push(
-                        emulator, rows, tool, Target("dataset", "", f"push-{tool}", push_rows), push_file
-                    )
+                for repeat in range(PUSH_REPEATS):
+                    for tool in ("bt-sync", "floor"):
+                        self.push(emulator, rows, tool, push_rows, push_file, repeat=repeat)
+                self.push(emulator, rows, "sdk", push_rows, push_file)
                 self.startup(emulator, rows)
 
     def hourly_change(
@@ -156,16 +165,19 @@ class Bench:
         self.measure(emulator, self._result(size, case, tool, target, work_rows, repeat), spec, command)
         return Path(spec.workdir)
 
-    def push(self, emulator: EmulatorProcess, size: int, tool: str, target: Target, push_file: Path) -> None:
-        """A push of the file into a new dataset, by bt-sync's command line or a peer."""
+    def push(
+        self, emulator: EmulatorProcess, size: int, tool: str, rows: int, push_file: Path, *, repeat: int = 0
+    ) -> None:
+        """A push of the file's `rows` rows into a new dataset, by bt-sync's command line or a peer."""
+        target = Target("dataset", "", f"push-{tool}-{repeat}", rows)
         if tool != "bt-sync":
-            self.peer(emulator, size, PUSH, tool, f"{tool}.push", target, push_file=push_file)
+            self.peer(emulator, size, PUSH, tool, f"{tool}.push", target, push_file=push_file, repeat=repeat)
             return
         if tool not in self.tools:
             return
-        spec = self._spec(emulator, target, self._dir(size, "btsync-push"), push_file)
+        spec = self._spec(emulator, target, self._dir(size, f"btsync-push-{repeat}"), push_file)
         command = Command(btsync.push_command(spec), btsync.push_counts)
-        self.measure(emulator, self._result(size, PUSH, tool, target), spec, command)
+        self.measure(emulator, self._result(size, PUSH, tool, target, repeat=repeat), spec, command)
 
     def peer(
         self,

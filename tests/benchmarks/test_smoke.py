@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks import cases, report, run
-from benchmarks.report import FULL, HOURLY, PUSH, STARTUP
+from benchmarks.report import FULL, FULL_REPEATS, HOURLY, PUSH, PUSH_REPEATS, STARTUP
 from benchmarks.result import Result, load_results
 
 ROWS = 2_000
@@ -31,12 +31,11 @@ def test_every_case_ran_as_a_measured_process(results: tuple[Path, list[Result]]
     measured = [r for r in rows if r.tool != DLT]
     assert sorted({(r.object, r.case, r.tool, r.repeat) for r in measured}) == sorted(
         {
-            *(("project_logs", FULL, tool, repeat) for tool in (BTSYNC, FLOOR) for repeat in range(2)),
+            *(("project_logs", FULL, tool, n) for tool in (BTSYNC, FLOOR) for n in range(FULL_REPEATS)),
             ("project_logs", HOURLY, BTSYNC, 0),
             ("experiment", FULL, BTSYNC, 0),
             ("experiment", FULL, FLOOR, 0),
-            ("dataset", PUSH, BTSYNC, 0),
-            ("dataset", PUSH, FLOOR, 0),
+            *(("dataset", PUSH, tool, n) for tool in (BTSYNC, FLOOR) for n in range(PUSH_REPEATS)),
             ("cli", STARTUP, BTSYNC, 0),
         }
     )
