@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from connector.emulator.rows import uuid4_text
+
 Row = dict[str, Any]
 
 _WORDS = (
@@ -49,9 +51,8 @@ class TraceFactory:
         self._text_chars = max(24, payload_bytes - _ROW_OVERHEAD)
 
     def new_id(self) -> str:
-        """Return a random id in uuid4 form (formatted by hand: `uuid.UUID` is the slow part of a row)."""
-        digits = f"{self.rng.getrandbits(128):032x}"
-        return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-a{digits[17:20]}-{digits[20:]}"
+        """Return a random id in uuid4 form, drawn from `rng`."""
+        return uuid4_text(self.rng.getrandbits(128))
 
     def number(self, low: int, high: int) -> int:
         """Return a random integer in [low, high] (`randint` is several times slower)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -380,6 +381,12 @@ def test_server_fills_ids_and_object_fields(emulator: Emulator, project: Any) ->
     (log,) = store.live_rows("project_logs", project["id"])
     assert log["id"] == log_id and log["root_span_id"] == log["span_id"] and log["is_root"] is True
     assert log["project_id"] == project["id"]
+    # Server-made ids are the text of version-4 UUIDs, as Braintrust's are.
+    made = [uuid.UUID(log["id"]), uuid.UUID(log["span_id"])]
+    assert [(u.version, u.variant, str(u)) for u in made] == [
+        (4, uuid.RFC_4122, text) for text in (log["id"], log["span_id"])
+    ]
+    assert made[0] != made[1]
     row, child = sorted(store.live_rows("experiment", experiment["id"]), key=lambda r: r["id"] != "e")
     assert (row["experiment_id"], row["project_id"]) == (experiment["id"], project["id"])
     assert (child["root_span_id"], child["span_parents"], child["is_root"]) == (
