@@ -28,7 +28,7 @@ STARTUP = "startup"
 FULL_REPEATS = 3
 PUSH_REPEATS = 2
 HELP_REPEATS = 5
-_TIMES_IN_WORDS = {2: "two", 3: "three", 5: "five"}
+_NUMBER_WORDS = {2: "two", 3: "three", 4: "four", 5: "five"}
 # Display names, in table order.
 TOOL_NAMES = {
     "bt-sync": "bt-sync",
@@ -53,13 +53,17 @@ HELP_TARGET_S = 0.3
 # Written as an escape: ruff flags the literal sign as confusable with "x".
 TIMES = "\u00d7"
 
+
+def _in_words(number: int) -> str:
+    return _NUMBER_WORDS.get(number, str(number))
+
+
 _Check = Callable[[float, float], bool]
 _Describe = Callable[[float, float], str]
 
 _SECTIONS = {
     ("project_logs", FULL): (
-        "Full sync of the project logs "
-        f"(bt-sync and the floor: fastest of {_TIMES_IN_WORDS[FULL_REPEATS]} runs)"
+        f"Full sync of the project logs (bt-sync and the floor: fastest of {_in_words(FULL_REPEATS)} runs)"
     ),
     ("project_logs", HOURLY): (
         "Incremental sync after the usual hourly change: 1% new rows, feedback on 0.5% (among the newest 3%)"
@@ -67,10 +71,10 @@ _SECTIONS = {
     ("experiment", FULL): "Full read of an experiment holding the same generated rows (for the SDK)",
     ("dataset", PUSH): (
         "Push of a JSON Lines file into a new dataset "
-        f"(bt-sync and the floor: fastest of {_TIMES_IN_WORDS[PUSH_REPEATS]} runs)"
+        f"(bt-sync and the floor: fastest of {_in_words(PUSH_REPEATS)} runs)"
     ),
     ("cli", STARTUP): (
-        f"Starting the command line: `bt-sync --help` (fastest of {_TIMES_IN_WORDS[HELP_REPEATS]} runs)"
+        f"Starting the command line: `bt-sync --help` (fastest of {_in_words(HELP_REPEATS)} runs)"
     ),
 }
 _COLUMNS = (
