@@ -6,14 +6,13 @@ Every kind goes through the same code here; how kinds differ is data in `kinds.S
 from __future__ import annotations
 
 import copy
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from connector.emulator.errors import bad_request, not_found
 from connector.emulator.kinds import SPECS, TABLES, Kind, Obj, table_of
 from connector.emulator.merge import deep_merge
-from connector.emulator.rows import utc_timestamp
+from connector.emulator.rows import new_id, utc_timestamp
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,7 @@ class Catalog:
         self._check(kind, body, required=spec.required)
         stored = SPECS[table_of(kind)].response
         server = {
-            "id": str(uuid.uuid4()),
+            "id": new_id(),
             "created": utc_timestamp(),
             "org_id": self.org_id,
             "user_id": self.user_id,

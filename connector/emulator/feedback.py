@@ -8,11 +8,10 @@ feedback in one place.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from connector.emulator.errors import bad_request
-from connector.emulator.rows import AUDIT_SOURCES, Row
+from connector.emulator.rows import AUDIT_SOURCES, Row, new_id
 from connector.emulator.store import ObjectType
 
 # Row fields a feedback item may update, per object type (spec: Feedback*Item).
@@ -45,7 +44,7 @@ def _item_events(object_type: ObjectType, item: Any, where: str) -> list[Row]:
     events: list[Row] = [{"id": item["id"], "_is_merge": True, **update, **audit}] if update else []
     if item.get("comment") is not None:
         comment = {"text": item["comment"]}
-        events.append({"id": str(uuid.uuid4()), "origin": {"id": item["id"]}, "comment": comment, **audit})
+        events.append({"id": new_id(), "origin": {"id": item["id"]}, "comment": comment, **audit})
     if not events:
         fields = ", ".join((*_UPDATES[object_type], "comment"))
         raise bad_request(f"{where} gives no feedback: set one of {fields}")

@@ -24,10 +24,11 @@ import orjson
 from connector.emulator.errors import bad_request
 from connector.emulator.merge import deep_merge, without_values
 
-# The ids the server makes (a row's, a span's) come from a generator of its own rather than
-# `uuid.uuid4`, whose `os.urandom` releases the GIL at every call: with concurrent inserts, each
-# call handed the interpreter to another request's thread. `uuid4` was 16% of the emulator's samples
-# in a push at concurrency 4 (py-spy), and its CPU for the push 8.9-9.4 s against 7.0-7.7 s now.
+# Every id the server makes (a row's, a span's, a comment's, an object's) comes from a generator of
+# its own rather than `uuid.uuid4`, whose `os.urandom` releases the GIL at every call: with concurrent
+# inserts, each call handed the interpreter to another request's thread. `uuid4` was 16% of the
+# emulator's samples in a push at concurrency 4 (py-spy), and its CPU for the push 8.9-9.4 s
+# against 7.0-7.7 s now.
 _IDS = random.Random()
 
 Row = dict[str, Any]
