@@ -6,9 +6,31 @@ import sys
 from typing import TYPE_CHECKING
 
 import typer
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from typer._click.core import Context as ClickContext  # Typer's own click, not exported
+    from typer.core import TyperOption
+
+
+class _CommandGroup(TyperGroup):
+    """Typer's command group, with a help flag that is `False` when not given (Typer leaves it `None`).
+
+    Typer checks the value of every option the group parses, and the group parses its own `--help`
+    before handing over to a command (`bt-sync sync --help` too). A bool flag whose value is already a
+    bool is taken as it is; any other value goes through Typer's pydantic layer, whose first use loads
+    pydantic's validator machinery: 0.06-0.17 s of the 0.22-0.33 s a command's `--help` took (best of
+    seven, each command but `push`, whose options are a pydantic model's fields), a cost `bt-sync
+    --help` alone never paid. The commands themselves load it anyway.
+    """
+
+    def get_help_option(self, ctx: ClickContext) -> TyperOption | None:
+        option = super().get_help_option(ctx)
+        if option is not None and option.default is None:
+            option.default = False
+        return option
+
 
 app = typer.Typer(
     name="bt-sync",
@@ -18,6 +40,7 @@ app = typer.Typer(
     add_completion=False,
     # Plain help: rendering it with rich would double the time `bt-sync --help` takes to start.
     rich_markup_mode=None,
+    cls=_CommandGroup,
 )
 
 

@@ -221,20 +221,6 @@ def test_the_max_attempts_setting_counts_the_requests_on_a_retryable_status(
     assert f"failed after {attempts} attempts (last answer HTTP 503)" in done.stderr
 
 
-def test_help_is_fast_to_print() -> None:
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "connector.cli", "--help"], capture_output=True, text=True
-    )
-    assert done.returncode == 0
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines() if "|" in line}
-    assert not imported & {"duckdb", "pyarrow", "numpy", "httpx", "dagster"}, imported & {
-        "duckdb",
-        "pyarrow",
-        "numpy",
-        "httpx",
-    }
-
-
 @pytest.mark.parametrize(("users_setting", "decay_ms"), [(None, -1), ("dirty_decay_ms:2000", 2000)])
 def test_a_sync_keeps_duckdb_s_freed_memory_unless_the_user_says_otherwise(
     demo_emulator: Emulator, warehouse: WarehouseSettings, users_setting: str | None, decay_ms: int
