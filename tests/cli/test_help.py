@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from functools import cache
 
 import pytest
 import typer
@@ -20,23 +21,25 @@ HEAVY_LIBRARIES = {"duckdb", "pyarrow", "numpy", "httpx", "dagster"}
 NEEDS_PYDANTIC_MODELS = {"push"}
 
 
-def modules_imported_by_help(*command: str) -> set[str]:
+@cache  # both tests read the same command's imports: one process each
+def modules_imported_by_help(command: str | None) -> frozenset[str]:
+    arguments = [command, "--help"] if command else ["--help"]
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "connector.cli", *command, "--help"],
+        [sys.executable, "-X", "importtime", "-m", "connector.cli", *arguments],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert "Usage:" in done.stdout
-    return {
+    return frozenset(
         line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
-    }
+    )
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
 def test_help_loads_no_heavy_library(command: str | None) -> None:
-    modules = modules_imported_by_help(*([command] if command else []))
+    modules = modules_imported_by_help(command)
     assert "typer" in modules  # the probe sees imports at all
     assert not {module.split(".")[0] for module in modules} & HEAVY_LIBRARIES
 
@@ -45,4 +48,4 @@ def test_help_loads_no_heavy_library(command: str | None) -> None:
 def test_help_does_without_pydantic_s_models(command: str | None) -> None:
     # Typer checks a flag's value through pydantic unless it is a bool: the group's `--help`, parsed
     # before every command's, was `None` when not given (`connector.cli.app._CommandGroup`).
-    assert "pydantic.main" not in modules_imported_by_help(*([command] if command else []))
+    assert "pydantic.main" not in modules_imported_by_help(command)
