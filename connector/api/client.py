@@ -7,9 +7,11 @@ cut-short bodies, honouring `Retry-After`; 401/403 fail at once.
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from types import TracebackType
 from typing import Any, Self
 
@@ -77,6 +79,12 @@ class ClientStats:
             self.fetch_pages += fetch_pages
 
 
+@cache
+def _tls_context() -> ssl.SSLContext:
+    # Reading the CA bundle takes 50 ms: once per process, not once per client (a sensor makes one a tick).
+    return httpx.create_ssl_context()
+
+
 class BraintrustClient:
     """A synchronous client for the parts of the Braintrust API that bt-sync uses.
 
@@ -100,6 +108,7 @@ class BraintrustClient:
             },
             timeout=httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 10.0)),
             limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+            verify=_tls_context(),
             transport=transport,
         )
 

@@ -58,6 +58,7 @@ from connector.destinations.iceberg_schema import (
     stored_select,
 )
 from connector.destinations.parquet_tree import catalog_select
+from connector.destinations.scratch import scratch_connection
 from connector.errors import WarehouseError, WarehouseLocked
 from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
@@ -226,8 +227,7 @@ class IcebergDestination:
     ) -> None:
         """Replace the catalog table's rows: all, or those of `project_ids` (other projects' rows stay)."""
         table_name = kind.catalog.table
-        with duckdb.connect() as con:
-            con.execute("SET TimeZone = 'UTC'")
+        with scratch_connection() as con:
             con.register("catalog_rows", pa.table({"raw": pa.array([o.model_dump_json() for o in objects])}))
             rows = con.sql(
                 f"SELECT {stored_select(kind.catalog.columns)} FROM ({catalog_select(kind.catalog)})"

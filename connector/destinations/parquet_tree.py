@@ -40,6 +40,7 @@ from pydantic import BaseModel, Field
 from connector.destinations.base import MaintainSummary, MergeResult, ObjectRef, StagedParts, SyncState
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, ObjectFiles, merge_files
+from connector.destinations.scratch import scratch_connection
 from connector.errors import WarehouseError, WarehouseLocked
 from connector.state_file import StateFile
 from schemas.api import ApiObject
@@ -116,7 +117,7 @@ class ParquetTree:
 
     def prepare(self) -> None:
         """Write the empty objects and catalog files that keep every table readable before data arrives."""
-        with duckdb.connect() as con:
+        with scratch_connection() as con:
             for stream in EVENT_STREAMS.values():
                 empty = _empty_parquet(con, stream.file_columns)
                 for directory in (_directory(stream, SCHEMA_OBJECT), _versions(stream, SCHEMA_OBJECT)):
@@ -238,8 +239,7 @@ class ParquetTree:
         """Replace the catalog table's file: all rows, or those of `project_ids` (other projects' stay)."""
         table = kind.catalog
         path = f"{table.table}/{CATALOG_FILE}"
-        with duckdb.connect() as con, tempfile.TemporaryDirectory(prefix="bt-sync-") as directory:
-            con.execute("SET TimeZone = 'UTC'")
+        with scratch_connection() as con, tempfile.TemporaryDirectory(prefix="bt-sync-") as directory:
             raw = pa.array([o.model_dump_json() for o in objects], pa.string())
             con.register("catalog_rows", pa.table({"raw": raw}))
             query = catalog_select(table)
