@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -10,7 +12,11 @@ import pytest
 
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator, FaultRule
-from tests.helpers import cli_warehouse_args, query, run_cli, sync
+from connector.sync import stage
+from connector.sync.shape import PageMalformed
+from connector.sync.staging import ObjectStaging
+from tests.helpers import LOGS, LOGS_REF, cli_warehouse_args, query, run_cli, staged, sync
+from tests.helpers import event as logs_event
 
 BIG = 18446744073709551616  # 2**64: wider than any integer type
 
@@ -110,6 +116,21 @@ def test_a_malformed_page_fails_its_object_in_one_line_and_the_others_sync(
         warehouse, "SELECT count(*), max(_xact_id) FROM project_logs WHERE project_id = ?", [broken["id"]]
     )
     assert after == before  # nothing committed for the broken object
+
+
+def test_a_page_that_fails_its_checks_leaves_no_table_in_the_process_s_staging_database(
+    tmp_path: Path,
+) -> None:
+    staging = ObjectStaging(tmp_path / "failed", LOGS_REF)
+    failing = stage.PageStager(LOGS, staging, [], ordered=True, oldest_xact=None, object_rows=0)
+    with closing(failing), pytest.raises(PageMalformed, match="have no id"):
+        # Typed into a table, then refused: the table outlives the page unless the stager drops it.
+        failing.stage(orjson.dumps({"events": [{"_xact_id": "1", "input": 1}], "cursor": None}), None)
+    # The next object's stager shares the database, and stages as if it were new.
+    (part,) = staged(tmp_path / "next", [logs_event("a", 2)]).paths
+    assert part.exists()
+    with closing(stage._session().connect()) as con:
+        assert con.execute("SELECT table_name FROM duckdb_tables()").fetchall() == []
 
 
 def test_misfits_keep_their_value_in_extra_and_nothing_is_lost(
