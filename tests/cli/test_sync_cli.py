@@ -112,7 +112,8 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (["sync", "--api-url", "{url}", "--project", "nope"], {}, "no project named"),
         (["sync", "--api-url", "{url}", "--duckdb", "/proc/forbidden/w.duckdb"], {}, "/proc/forbidden"),
         (["sync", "--api-url", "{url}", "--duckdb", "{corrupt}"], {}, "not a valid DuckDB database"),
-        (["sync", "--api-url", "http://127.0.0.1:9"], {}, "unavailable"),
+        # Every attempt made, in milliseconds rather than the default backoff's 10 s.
+        (["sync", "--api-url", "http://127.0.0.1:9"], {"BT_SYNC_BACKOFF_INITIAL_S": "0.01"}, "unavailable"),
         (["sync", "--api-url", "{url}", "--timeout", "-1"], {}, "timeout"),
         (
             [
