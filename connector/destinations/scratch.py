@@ -24,8 +24,8 @@ def scratch_connection() -> Iterator[duckdb.DuckDBPyConnection]:
     """A connection of its own (settings, registered tables) to the process's in-memory DuckDB, in UTC.
 
     For jobs that create nothing but what they register, which goes when the connection closes.
-    Jobs that need a memory limit or a spill directory of their own (staging, merging) open their
-    own database.
+    Jobs that need a memory limit or a spill directory of their own (staging, merging) use databases
+    of their own.
     """
     with _database().cursor() as con:
         con.execute("SET TimeZone = 'UTC'")
