@@ -31,7 +31,7 @@ SECRET = "sk-bt-sync-test-secret-7f3a9c"
 
 # Every fault the emulator can inject on the read path, at several positions in the sync.
 FAULTS = RETRIED_FAULTS
-ROUTES = {"fetch": "/fetch", "list": "^/v1/(project|experiment|dataset)$"}
+ROUTES = [("fetch", "/fetch"), ("list", "^/v1/(project|experiment|dataset)$")]
 POSITIONS = [0, 3, 9]
 # Each fault at each position, the routes taken in turn: every pair of a fault, a route and a
 # position is a scenario (30), which every triple (60) only repeated, at twice the time.
@@ -39,7 +39,7 @@ SCENARIOS = [
     pytest.param(fault, route, position, id=f"{fault.kind}-{fault.status}-{number}-{name}-{position}")
     for number, fault in enumerate(FAULTS)
     for turn, position in enumerate(POSITIONS)
-    for name, route in [list(ROUTES.items())[(number + turn) % len(ROUTES)]]
+    for name, route in [ROUTES[(number + turn) % len(ROUTES)]]
 ]
 Tables = dict[str, list[tuple[Any, ...]]]
 
