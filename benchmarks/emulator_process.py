@@ -134,6 +134,19 @@ class EmulatorProcess:
         stats: dict[str, Any] = response.json()
         return stats
 
+    def drop_dataset(self, name: str) -> None:
+        """Delete the seeded project's dataset `name`, if a case made it, and with it every row pushed.
+
+        Each push adds its rows to the emulator's memory, and each later request costs the emulator
+        more (its collector walks a larger heap): without this, whichever push ran first would win.
+        """
+        listed = self._http.get(
+            "/v1/dataset", params={"project_id": self.seeded.project_id, "dataset_name": name}
+        )
+        listed.raise_for_status()
+        for dataset in listed.json()["objects"]:
+            self._http.delete(f"/v1/dataset/{dataset['id']}").raise_for_status()
+
     def close(self) -> None:
         self._http.close()
         if self._process.stdin is not None:

@@ -170,14 +170,18 @@ class Bench:
     ) -> None:
         """A push of the file's `rows` rows into a new dataset, by bt-sync's command line or a peer."""
         target = Target("dataset", "", f"push-{tool}-{repeat}", rows)
-        if tool != "bt-sync":
-            self.peer(emulator, size, PUSH, tool, f"{tool}.push", target, push_file=push_file, repeat=repeat)
-            return
-        if tool not in self.tools:
-            return
-        spec = self._spec(emulator, target, self._dir(size, f"btsync-push-{repeat}"), push_file)
-        command = Command(btsync.push_command(spec), btsync.push_counts)
-        self.measure(emulator, self._result(size, PUSH, tool, target, repeat=repeat), spec, command)
+        try:
+            if tool != "bt-sync":
+                self.peer(
+                    emulator, size, PUSH, tool, f"{tool}.push", target, push_file=push_file, repeat=repeat
+                )
+            elif tool in self.tools:
+                spec = self._spec(emulator, target, self._dir(size, f"btsync-push-{repeat}"), push_file)
+                command = Command(btsync.push_command(spec), btsync.push_counts)
+                self.measure(emulator, self._result(size, PUSH, tool, target, repeat=repeat), spec, command)
+        finally:
+            # Every push then meets the emulator as the first did, whatever the order of the cases.
+            emulator.drop_dataset(target.object_name)
 
     def peer(
         self,
