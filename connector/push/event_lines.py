@@ -65,9 +65,10 @@ class EventLines:
 
     def __init__(self, fields: Set[str], parsed_fields: Set[str], max_event_bytes: int) -> None:
         assert "id" in fields, "a line's id is in its text only under `id`"
+        self.fields = frozenset(fields)
+        self.parsed_fields = frozenset(parsed_fields)
+        self.max_event_bytes = max_event_bytes
         self._absent = tuple(sorted(set(_EventFields.__struct_fields__) - fields))
-        self._parsed = frozenset(parsed_fields)
-        self._max_event_bytes = max_event_bytes
 
     def ids(self, lines: Sequence[bytes]) -> list[str | None]:
         """Each line's event id if the line is its event, else None."""
@@ -79,7 +80,7 @@ class EventLines:
         The checks of `_id`, each one pass in C over the lines: a Python step per line and check
         cost twice the decoding.
         """
-        if not lines or max(map(len, lines)) > self._max_event_bytes:
+        if not lines or max(map(len, lines)) > self.max_event_bytes:
             return []
         if not (all(map(bytes.isascii, lines)) or all(map(_is_utf8, lines))):
             return []
@@ -98,12 +99,12 @@ class EventLines:
             return []
         for field in ("input", "expected"):
             values = _present(events, field)
-            if _NULL in values or (field in self._parsed and _any_may_be_parsed(values)):
+            if _NULL in values or (field in self.parsed_fields and _any_may_be_parsed(values)):
                 return []
         return ids
 
     def _id(self, line: bytes) -> str | None:
-        if len(line) > self._max_event_bytes or not (line.isascii() or _is_utf8(line)):
+        if len(line) > self.max_event_bytes or not (line.isascii() or _is_utf8(line)):
             return None
         try:
             event = _DECODER.decode(line)
@@ -117,7 +118,7 @@ class EventLines:
         for field, value in (("input", event.input), ("expected", event.expected)):
             if value is UNSET:
                 continue
-            if value == _NULL or (field in self._parsed and _may_be_parsed(value)):
+            if value == _NULL or (field in self.parsed_fields and _may_be_parsed(value)):
                 return None
         return event.id
 

@@ -250,15 +250,29 @@ class RowMapper:
             )
         return Event(row_id, event)
 
-    def chunk(self, chunk: RowChunk) -> MappedChunk:
+    @property
+    def event_lines(self) -> EventLines | None:
+        """What makes a JSON line its event under this mapping; None if no line can be."""
+        return self._as_written
+
+    def chunk(self, chunk: RowChunk, decided: list[str | None] | None = None) -> MappedChunk:
         """`event` for each of the chunk's rows that is not a problem already.
 
         A JSON line that is its event already is taken as its text: when every line of the chunk is,
         the chunk's rows are never parsed.
+
+        Args:
+            chunk: the rows.
+            decided: `event_lines.ids(chunk.texts)`, if it was worked out already (`LinesAhead`).
         """
         numbers = range(chunk.first_row, chunk.first_row + len(chunk.rows))
         texts = chunk.texts
-        as_written = self._as_written.ids(texts) if texts is not None and self._as_written else []
+        if decided is not None and self._as_written:
+            as_written = decided
+        elif texts is not None and self._as_written:
+            as_written = self._as_written.ids(texts)
+        else:
+            as_written = []
         if texts is not None and as_written and None not in as_written:
             return MappedChunk(list(numbers), cast("list[str]", as_written), texts, [])
         mapped = MappedChunk([], [], [], [])

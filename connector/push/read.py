@@ -166,6 +166,7 @@ class SourceFile:
         with path.open("rb") as raw:
             source = InputFile(path, _compression(raw.read(SNIFF_BYTES)))
         self.format = _content_format(source, _content_head(source), file_format)
+        self._input = source
         self._reader = _reader(source, self.format)
 
     @property
@@ -182,6 +183,11 @@ class SourceFile:
     def columns_complete(self) -> bool:
         """Whether `columns` names every column: always for CSV and Parquet, after a full read for JSON."""
         return self._reader.columns_complete
+
+    @property
+    def json_lines(self) -> InputFile | None:
+        """The file, if it is read as JSON Lines: its chunks are then the runs of `jsonl_runs`."""
+        return self._input if self.format is FileFormat.JSONL else None
 
     def chunks(self) -> Iterator[RowChunk]:
         """Yield the file's rows in order, one bounded chunk at a time; each call reads the file afresh."""
@@ -290,7 +296,7 @@ class _JsonlReader:
         self.columns_complete = False
         # A file whose first row is not an object is not JSON Lines at all: say so, rather than
         # report that none of its (no) columns maps to an event field.
-        runs = self._runs()
+        runs = jsonl_runs(source)
         first = next(runs, None)
         runs.close()
         if first is None:
@@ -310,7 +316,7 @@ class _JsonlReader:
 
     def _read(self) -> Generator[RowChunk]:
         seen = self._seen
-        for first_row, lines in self._runs():
+        for first_row, lines in jsonl_runs(self._source):
             rows = _JsonLines(lines)
             yield RowChunk(first_row, rows, lines)
             # Learnt once the chunk was used, from the rows that were parsed: a line sent as written,
@@ -323,22 +329,26 @@ class _JsonlReader:
                         _learn_keys(seen, row)
         self.columns_complete = True
 
-    def _runs(self) -> Generator[tuple[int, list[bytes]]]:
-        """The file's runs of non-blank lines, each numbered by its first line (from 1), with newlines.
 
-        The newline stays: JSON allows it after a value, and removing it would copy every line.
-        """
-        read = 0
-        try:
-            with self._source.open() as raw:
-                stream = _buffered_text(raw)
-                # `readlines` splits a block into lines in C: splitting in Python cost four times more.
-                while lines := stream.readlines(JSONL_READ_BYTES):
-                    first = read + 1
-                    read += len(lines)
-                    yield from _cut_at_blank_lines(first, lines)
-        except OSError as error:
-            raise file_error(self._source.path, error, near_row=read + 1) from None
+def jsonl_runs(source: InputFile) -> Generator[tuple[int, list[bytes]]]:
+    """A JSON Lines file's runs of non-blank lines, each numbered by its first line (from 1), with newlines.
+
+    The newline stays: JSON allows it after a value, and removing it would copy every line.
+
+    Raises:
+        PushError: the file cannot be read, naming the row near which reading stopped.
+    """
+    read = 0
+    try:
+        with source.open() as raw:
+            stream = _buffered_text(raw)
+            # `readlines` splits a block into lines in C: splitting in Python cost four times more.
+            while lines := stream.readlines(JSONL_READ_BYTES):
+                first = read + 1
+                read += len(lines)
+                yield from _cut_at_blank_lines(first, lines)
+    except OSError as error:
+        raise file_error(source.path, error, near_row=read + 1) from None
 
 
 _Row = dict[str, Any] | RowProblem

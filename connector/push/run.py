@@ -43,6 +43,7 @@ from connector.progress import ProgressReporter, ProgressTask
 from connector.push.batch import Batch, batches
 from connector.push.checkpoint import PushCheckpoint, checkpoint_key, file_identity, locked_checkpoint
 from connector.push.ids import Duplicates, IdIndex
+from connector.push.lines_ahead import LinesAhead, helps
 from connector.push.map import ColumnMapping, MappedChunk, RowMapper, resolve_mapping
 from connector.push.options import PushOptions, PushSummary
 from connector.push.origin import find_origin
@@ -185,7 +186,7 @@ class _PushRun:
 
     def dry_run(self, started: float) -> PushSummary:
         with ExitStack() as stack:
-            ids, spool, batch_count = self._scan(stack)
+            ids, spool, batch_count = self._scan(stack, self._lines_ahead(stack))
             # Rows left out as duplicates shift the batches: only then count them over again.
             self.summary.batches = (
                 sum(1 for _ in self._batches(ids, spool)) if self.summary.rows_duplicate else batch_count
@@ -193,13 +194,15 @@ class _PushRun:
         return self._finish(started)
 
     def push(self, client: BraintrustClient, started: float) -> PushSummary:
-        dataset = _find_dataset(client, self.options)
-        # A file already pushed is known before it is read; a query's rows only once they are.
-        known_before_reading = self._digest is None and not self.options.force
-        if dataset is not None and known_before_reading and self._already_pushed(dataset):
-            return self._finish(started)
         with ExitStack() as stack:
-            ids, spool, _ = self._scan(stack)
+            # Started first: it decides the file's first lines while the dataset is looked up.
+            ahead = self._lines_ahead(stack)
+            dataset = _find_dataset(client, self.options)
+            # A file already pushed is known before it is read; a query's rows only once they are.
+            known_before_reading = self._digest is None and not self.options.force
+            if dataset is not None and known_before_reading and self._already_pushed(dataset):
+                return self._finish(started)
+            ids, spool, _ = self._scan(stack, ahead)
             if not self.summary.rows_read:
                 return self._finish(started)
             dataset = dataset or _create_dataset(client, self.options)
@@ -233,10 +236,11 @@ class _PushRun:
         key = checkpoint_key(identity, dataset.id, options.batch_shaping())
         return locked_checkpoint(options.checkpoint_dir, key, self._record, self.source.name, force=force)
 
-    def _scan(self, stack: ExitStack) -> tuple[IdIndex, EventSpool, int]:
+    def _scan(self, stack: ExitStack, ahead: LinesAhead | None) -> tuple[IdIndex, EventSpool, int]:
         """Read every row once, before anything is created or sent: validate, learn columns, index ids.
 
         Returns the index of ids, the spooled events and how many batches they make if no id repeats.
+        `ahead` decides the JSON lines for the current mapping, if a helper can (`_lines_ahead`).
 
         With `on_error="fail"` the first invalid row stops the push; with "skip" invalid rows go
         to the rejects file. JSON rows show their keys only as they are read: when keys first
@@ -249,29 +253,47 @@ class _PushRun:
         with _collector_paused():
             while True:
                 with closing(self.progress.task(f"validate {self.source.name}")) as task:
-                    indexed = self._indexed(ids, rejects.write if rejects else self._fail, task)
+                    indexed = self._indexed(ids, rejects.write if rejects else self._fail, task, ahead)
                     batch_count = 0
                     # Spooled as they will be sent: unless ids repeat, the sending pass only reads them back.
                     for batch in batches(indexed, max_rows=self.options.batch_rows):
                         spool.append(batch)
                         batch_count += 1
+                if ahead is not None:
+                    ahead.close()
                 mapping = self._mapping(check=True)
                 if mapping == self.mapper.mapping:
                     break
                 self.mapper = self._mapper(mapping)
+                ahead = self._lines_ahead(stack)
                 self.summary.rows_read = self.summary.rows_skipped = 0
                 ids.clear()
                 spool.restart()
                 if rejects:
                     rejects.restart()
+        if self._changed():
+            raise PushError(f"{self.source.name} changed while it was read; nothing was sent: push it again")
         self._report(mapping, ids.duplicates())
         return ids, spool, batch_count
 
+    def _lines_ahead(self, stack: ExitStack) -> LinesAhead | None:
+        """A helper deciding the lines of a large JSON Lines file for the scan, if one saves time; `stack`
+        stops it."""
+        source, rules = self.source, self.mapper.event_lines
+        lines = source.json_lines if isinstance(source, SourceFile) else None
+        if lines is None or rules is None or not helps(lines):
+            return None
+        return stack.enter_context(LinesAhead(lines, rules))
+
     def _indexed(
-        self, ids: IdIndex, on_problem: Callable[[int, RowProblem], None], task: ProgressTask
+        self,
+        ids: IdIndex,
+        on_problem: Callable[[int, RowProblem], None],
+        task: ProgressTask,
+        ahead: LinesAhead | None,
     ) -> Iterator[tuple[list[int], list[bytes]]]:
         digest = self._digest = None if self._digest is None else hashlib.sha256()
-        for mapped in self._events(on_problem, task):
+        for mapped in self._events(on_problem, task, ahead):
             ids.extend(mapped.numbers, mapped.ids)
             if digest is not None:
                 for number, json in zip(mapped.numbers, mapped.events, strict=True):
@@ -351,11 +373,15 @@ class _PushRun:
         afresh.
         A query's result is kept apart from the tables, so no sync changes it meanwhile.
         """
-        if self.options.file is not None and _identity(self.options.file) != self._opened:
+        if self._changed():
             raise PushError(
                 f"{self.source.name} changed while it was pushed; push it again "
                 "(rows already sent are replaced by id, not duplicated)"
             )
+
+    def _changed(self) -> bool:
+        """Whether the file is not the one opened: rewritten, replaced, grown or cut."""
+        return self.options.file is not None and _identity(self.options.file) != self._opened
 
     def _on_ack(self, task: ProgressTask) -> Callable[[Batch, int], None]:
         def on_ack(batch: Batch, splits: int) -> None:
@@ -367,7 +393,7 @@ class _PushRun:
         return on_ack
 
     def _events(
-        self, on_problem: Callable[[int, RowProblem], None], task: ProgressTask
+        self, on_problem: Callable[[int, RowProblem], None], task: ProgressTask, ahead: LinesAhead | None
     ) -> Iterator[MappedChunk]:
         """Yield each chunk's valid rows as events, handing problems to `on_problem`.
 
@@ -376,7 +402,10 @@ class _PushRun:
         """
         for chunk in self.source.chunks():
             self.summary.rows_read += len(chunk.rows)
-            mapped = self.mapper.chunk(chunk)
+            texts = chunk.texts
+            mapped = self.mapper.chunk(
+                chunk, None if ahead is None or texts is None else ahead.ids(chunk.first_row, texts)
+            )
             for number, problem in mapped.problems:
                 on_problem(number, problem)
             yield mapped

@@ -234,6 +234,31 @@ def test_a_file_changed_while_it_is_pushed_is_not_marked_pushed(
     assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 60
 
 
+class AppendWhileValidating(RecordingProgress):
+    """Progress that appends a row to a file once the push has validated its first rows."""
+
+    def __init__(self, file: Path) -> None:
+        super().__init__()
+        self._file = file
+
+    def advance(self, rows: int = 0, pages: int = 0) -> None:
+        super().advance(rows, pages)
+        if rows and self.tasks[-1]["description"].startswith("validate") and self.tasks[-1]["rows"] == rows:
+            with self._file.open("ab") as more:
+                more.write(b"row-61,late,answer,{},t,x\n")
+
+
+def test_a_file_changed_while_it_is_read_is_refused_before_anything_is_sent(
+    emulator: Emulator, push_client: BraintrustClient, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 60)
+    options = PushOptions(file=path, project=PROJECT, dataset=DATASET, state_dir=tmp_path / "s")
+    with pytest.raises(PushError) as changed:
+        push_file(push_client, options, AppendWhileValidating(path))
+    assert str(changed.value) == "data.csv changed while it was read; nothing was sent: push it again"
+    assert not [key for key in emulator.stats.snapshot()["requests"] if key.startswith("POST")]
+
+
 def test_batches_go_out_concurrently_but_never_more_than_allowed(
     emulator: Emulator, push: Push, tmp_path: Path
 ) -> None:
