@@ -8,13 +8,15 @@ sent before the pass ends, so the API, or the emulator, has no use for the secon
 
 The helper changes where the checks run, never what they decide: it runs `EventLines` over the
 runs of `jsonl_runs`, as the push would. A run it has not decided yet (the first ones, while it
-starts) is decided by the push, and so is a run whose line count or bytes are not those the push
-read; the push refuses a file that changed during its first pass in any case. If the helper
-fails, the push decides every run itself.
+starts) is decided by the push, which tells the helper so that it skips ahead rather than decide
+the run again; a run whose line count or bytes are not those the push read is decided by the
+push too, and the push refuses a file that changed during its first pass in any case. If the
+helper fails, the push decides every run itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import struct
@@ -38,6 +40,8 @@ MIN_FILE_BYTES = 32 << 20
 # Runs decided and not yet taken: past this the helper waits, so it never holds a whole file's ids.
 _MOST_WAITING = 128
 _LENGTH = struct.Struct("=I")
+# The first row of a run the push decided itself, as it tells the helper.
+_ROW = struct.Struct("=Q")
 
 
 class _Spec(msgspec.Struct, frozen=True):
@@ -85,7 +89,7 @@ class LinesAhead:
         self._process = subprocess.Popen(
             # The path apart: a name need not be UTF-8, which JSON text must be.
             [sys.executable, "-P", "-m", __name__, source.path, msgspec.json.encode(spec).decode()],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             # The helper imports what this process imports, from where it does (-P: not from the working
@@ -114,8 +118,10 @@ class LinesAhead:
         self._process.kill()
         self._process.wait()
         self._receiver.join()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
+        for pipe in (self._process.stdin, self._process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):  # the helper had stopped reading: nothing to flush
+                    pipe.close()
 
     def ids(self, first_row: int, lines: Sequence[bytes]) -> list[str | None] | None:
         """`EventLines.ids(lines)` for the run starting at row `first_row`, if the helper decided it
@@ -130,6 +136,13 @@ class LinesAhead:
         if run is None or run.lines != len(lines) or run.size != sum(map(len, lines)):
             return None
         return run.ids
+
+    def decided_here(self, first_row: int) -> None:
+        """Tell the helper that the push decides the run at `first_row` itself: the helper skips it."""
+        assert self._process.stdin is not None, "the helper's input is a pipe"
+        # Written past the pipe's buffer, at once: 8 bytes, which a pipe takes whole.
+        with contextlib.suppress(OSError):  # a helper that stopped needs telling nothing
+            os.write(self._process.stdin.fileno(), _ROW.pack(first_row))
 
     def _receive(self) -> None:
         stream = self._process.stdout
@@ -155,10 +168,27 @@ def _decide(path: Path, spec: _Spec) -> None:
     rules = EventLines(frozenset(spec.fields), frozenset(spec.parsed_fields), spec.max_event_bytes)
     encode = msgspec.msgpack.Encoder().encode
     out = sys.stdout.buffer
+    told = sys.stdin.fileno()
+    os.set_blocking(told, False)
+    passed = 0
     for first_row, lines in jsonl_runs(InputFile(path, spec.compression)):
+        passed = latest_passed(told, passed)
+        if first_row <= passed:
+            continue  # the push decided this run itself: it is behind
         frame = encode(_Run(first_row, len(lines), sum(map(len, lines)), rules.ids(lines)))
         out.write(_LENGTH.pack(len(frame)) + frame)
     out.flush()
+
+
+def latest_passed(told: int, known: int) -> int:
+    """The first row of the last run the push said it decided itself, read from the non-blocking `told`;
+    `known` if it said nothing since."""
+    try:
+        said = os.read(told, 1 << 16)
+    except BlockingIOError:
+        return known
+    whole = len(said) - len(said) % _ROW.size
+    return _ROW.unpack_from(said, whole - _ROW.size)[0] if whole else known
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from connector.push.lines_ahead import LinesAhead, helps
 from connector.push.map import ColumnMapping, MappedChunk, RowMapper, resolve_mapping
 from connector.push.options import PushOptions, PushSummary
 from connector.push.origin import find_origin
-from connector.push.read import RowProblem, RowSource, SourceFile, printable
+from connector.push.read import RowChunk, RowProblem, RowSource, SourceFile, printable
 from connector.push.spool import EventSpool
 from schemas.api import Dataset, ObjectType
 
@@ -402,10 +402,7 @@ class _PushRun:
         """
         for chunk in self.source.chunks():
             self.summary.rows_read += len(chunk.rows)
-            texts = chunk.texts
-            mapped = self.mapper.chunk(
-                chunk, None if ahead is None or texts is None else ahead.ids(chunk.first_row, texts)
-            )
+            mapped = self.mapper.chunk(chunk, _decided_ahead(ahead, chunk))
             for number, problem in mapped.problems:
                 on_problem(number, problem)
             yield mapped
@@ -496,6 +493,17 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _decided_ahead(ahead: LinesAhead | None, chunk: RowChunk) -> list[str | None] | None:
+    """Which JSON lines of the chunk are their events, if the helper decided it; if not, the scan decides,
+    and the helper skips the chunk."""
+    if ahead is None or chunk.texts is None:
+        return None
+    decided = ahead.ids(chunk.first_row, chunk.texts)
+    if decided is None:
+        ahead.decided_here(chunk.first_row)
+    return decided
 
 
 def _identity(file: Path) -> tuple[int, int, int]:

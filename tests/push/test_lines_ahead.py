@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import os
+import struct
 import sys
 import time
 from pathlib import Path
@@ -15,7 +17,7 @@ import connector.push.lines_ahead as lines_ahead
 from connector.api.client import BraintrustClient
 from connector.emulator import Emulator
 from connector.push.event_lines import EventLines
-from connector.push.lines_ahead import LinesAhead
+from connector.push.lines_ahead import LinesAhead, latest_passed
 from connector.push.options import PushOptions
 from connector.push.read import CHUNK_ROWS, InputFile, jsonl_runs
 from connector.push.run import push_file
@@ -69,6 +71,35 @@ def test_the_helper_decides_every_run_as_the_push_would(tmp_path: Path, name: st
             assert decided == RULES.ids(lines)
     decided_here = [row_id for _, lines in runs for row_id in RULES.ids(lines)]
     assert None in decided_here and "case-7" in decided_here, "the file holds both kinds of line"
+
+
+def test_the_helper_skips_the_runs_the_push_decided_and_decides_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "lines.jsonl"
+    path.write_bytes(mixed_lines(4 * CHUNK_ROWS))
+    _, (second_row, _), *others = jsonl_runs(InputFile(path, None))
+    with LinesAhead(InputFile(path, None), RULES) as helper:
+        # As the push says when the helper has not decided a run yet: it decides it itself.
+        helper.decided_here(1)
+        helper.decided_here(second_row)
+        for first_row, lines in others:
+            deadline = time.monotonic() + 30
+            while (decided := helper.ids(first_row, lines)) is None:
+                assert time.monotonic() < deadline, f"the helper never decided the run at row {first_row}"
+                time.sleep(0.01)
+            assert decided == RULES.ids(lines)
+
+
+def test_the_helper_reads_the_last_row_the_push_told_it() -> None:
+    told, tell = os.pipe()
+    os.set_blocking(told, False)
+    try:
+        assert latest_passed(told, 7) == 7, "nothing told: what it knew"
+        os.write(tell, struct.pack("=Q", 1025) + struct.pack("=Q", 2049))
+        assert latest_passed(told, 7) == 2049
+        assert latest_passed(told, 2049) == 2049
+    finally:
+        os.close(told)
+        os.close(tell)
 
 
 class SlowFirstChunk:
