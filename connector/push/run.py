@@ -7,7 +7,9 @@ anything is created, reads every row once: it validates it (with
 file), learns every column of JSON rows, maps it to an event with a
 deterministic id and indexes the id, so that of rows sharing an id only the
 last is sent; it groups the events into numbered batches under the
-request-size limit and spools them to a temporary file. The second pass reads
+request-size limit and spools them to a temporary file (for a large JSON Lines
+file, a helper process decides meanwhile which lines already are their events:
+`lines_ahead`). A file that changed meanwhile is refused. The second pass reads
 the batches back (grouping the events afresh if rows shared an id) and sends
 them with bounded concurrency, checkpointing each acknowledged batch so a rerun
 resumes where a crashed push stopped. A 413 splits the batch in half.
