@@ -137,8 +137,9 @@ class EmulatorProcess:
     def drop_dataset(self, name: str) -> None:
         """Delete the seeded project's dataset `name`, if a case made it, and with it every row pushed.
 
-        Each push adds its rows to the emulator's memory, and each later request costs the emulator
-        more (its collector walks a larger heap): without this, whichever push ran first would win.
+        Each push adds its rows to the emulator's memory, and each later request then costs the
+        emulator more (three pushes of 200,000 rows in a row: 7.9, 9.6 and 10.7 s of its CPU): without
+        this, whichever push ran first would win.
         """
         listed = self._http.get(
             "/v1/dataset", params={"project_id": self.seeded.project_id, "dataset_name": name}

@@ -52,6 +52,15 @@ def mixed_lines(rows: int) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
+def decided_by(helper: LinesAhead, first_row: int, lines: list[bytes]) -> list[str | None]:
+    """The helper's decision on a run, asked for until it comes: the helper starts late, then runs ahead."""
+    deadline = time.monotonic() + 30
+    while (decided := helper.ids(first_row, lines)) is None:
+        assert time.monotonic() < deadline, f"the helper never decided the run at row {first_row}"
+        time.sleep(0.01)
+    return decided
+
+
 # The third: a name that is not UTF-8 (Linux allows any bytes), kept apart from the helper's JSON.
 @pytest.mark.parametrize("name", ["lines.jsonl", "lines.jsonl.gz", "lines-\udcff.jsonl"])
 def test_the_helper_decides_every_run_as_the_push_would(tmp_path: Path, name: str) -> None:
@@ -63,12 +72,7 @@ def test_the_helper_decides_every_run_as_the_push_would(tmp_path: Path, name: st
     assert len(runs) > 4, "the file has several runs, cut at blank lines too"
     with LinesAhead(source, RULES) as helper:
         for first_row, lines in runs:
-            deadline = time.monotonic() + 30
-            # Asked until it answers: the helper decides ahead of the push, once it has started.
-            while (decided := helper.ids(first_row, lines)) is None:
-                assert time.monotonic() < deadline, f"the helper never decided the run at row {first_row}"
-                time.sleep(0.01)
-            assert decided == RULES.ids(lines)
+            assert decided_by(helper, first_row, lines) == RULES.ids(lines)
     decided_here = [row_id for _, lines in runs for row_id in RULES.ids(lines)]
     assert None in decided_here and "case-7" in decided_here, "the file holds both kinds of line"
 
@@ -82,11 +86,7 @@ def test_the_helper_skips_the_runs_the_push_decided_and_decides_the_others(tmp_p
         helper.decided_here(1)
         helper.decided_here(second_row)
         for first_row, lines in others:
-            deadline = time.monotonic() + 30
-            while (decided := helper.ids(first_row, lines)) is None:
-                assert time.monotonic() < deadline, f"the helper never decided the run at row {first_row}"
-                time.sleep(0.01)
-            assert decided == RULES.ids(lines)
+            assert decided_by(helper, first_row, lines) == RULES.ids(lines)
 
 
 def test_the_helper_reads_the_last_row_the_push_told_it() -> None:
