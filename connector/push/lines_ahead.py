@@ -26,8 +26,6 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 import msgspec
 
@@ -75,7 +73,7 @@ def _usable_cores() -> int:
 
 
 class LinesAhead:
-    """A helper process deciding each run of lines of a JSON Lines file; a context manager that stops it.
+    """A helper process deciding each run of lines of a JSON Lines file, until `close` stops it.
 
     Args:
         source: the file, read as JSON Lines.
@@ -101,14 +99,6 @@ class LinesAhead:
         self._stopping = False
         self._receiver = threading.Thread(target=self._receive, name="bt-sync-lines-ahead", daemon=True)
         self._receiver.start()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Stop the helper, if it still runs; calling it again does nothing."""

@@ -219,7 +219,8 @@ class RowMapper:
         self._combined = [(field, columns) for field, columns in fields if len(columns) > 1]
         self._parsed_columns = (mapping.columns() - json_columns) if parse_json else frozenset()
         own_name_keys = _own_name_keys(mapping, known_columns)
-        self._as_written = (
+        # What makes a JSON line its event under this mapping (None: no line can be); `LinesAhead` uses it.
+        self.event_lines = (
             EventLines(own_name_keys, self._parsed_columns & own_name_keys, max_event_bytes)
             if own_name_keys
             else None
@@ -250,11 +251,6 @@ class RowMapper:
             )
         return Event(row_id, event)
 
-    @property
-    def event_lines(self) -> EventLines | None:
-        """What makes a JSON line its event under this mapping; None if no line can be."""
-        return self._as_written
-
     def chunk(self, chunk: RowChunk, decided: list[str | None] | None = None) -> MappedChunk:
         """`event` for each of the chunk's rows that is not a problem already.
 
@@ -267,10 +263,10 @@ class RowMapper:
         """
         numbers = range(chunk.first_row, chunk.first_row + len(chunk.rows))
         texts = chunk.texts
-        if decided is not None and self._as_written:
+        if decided is not None and self.event_lines:
             as_written = decided
-        elif texts is not None and self._as_written:
-            as_written = self._as_written.ids(texts)
+        elif texts is not None and self.event_lines:
+            as_written = self.event_lines.ids(texts)
         else:
             as_written = []
         if texts is not None and as_written and None not in as_written:

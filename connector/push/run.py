@@ -285,7 +285,9 @@ class _PushRun:
         lines = source.json_lines if isinstance(source, SourceFile) else None
         if lines is None or rules is None or not helps(lines):
             return None
-        return stack.enter_context(LinesAhead(lines, rules))
+        helper = LinesAhead(lines, rules)
+        stack.callback(helper.close)
+        return helper
 
     def _indexed(
         self,

@@ -7,6 +7,7 @@ import os
 import struct
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,7 @@ def test_the_helper_decides_every_run_as_the_push_would(tmp_path: Path, name: st
     source = InputFile(path, "gzip" if name.endswith(".gz") else None)
     runs = list(jsonl_runs(source))
     assert len(runs) > 4, "the file has several runs, cut at blank lines too"
-    with LinesAhead(source, RULES) as helper:
+    with closing(LinesAhead(source, RULES)) as helper:
         for first_row, lines in runs:
             assert decided_by(helper, first_row, lines) == RULES.ids(lines)
     decided_here = [row_id for _, lines in runs for row_id in RULES.ids(lines)]
@@ -81,7 +82,7 @@ def test_the_helper_skips_the_runs_the_push_decided_and_decides_the_others(tmp_p
     path = tmp_path / "lines.jsonl"
     path.write_bytes(mixed_lines(4 * CHUNK_ROWS))
     _, (second_row, _), *others = jsonl_runs(InputFile(path, None))
-    with LinesAhead(InputFile(path, None), RULES) as helper:
+    with closing(LinesAhead(InputFile(path, None), RULES)) as helper:
         # As the push says when the helper has not decided a run yet: it decides it itself.
         helper.decided_here(1)
         helper.decided_here(second_row)
