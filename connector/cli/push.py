@@ -103,8 +103,7 @@ def cli_parameter(name: str, field: FieldInfo) -> inspect.Parameter:
 
 def _push(options: PushOptions, given: dict[str, Any]) -> None:
     from connector.progress import terminal_progress
-    from connector.push.run import push as run_push
-    from connector.wiring import open_client
+    from connector.push.run import open_push
 
     as_json = given["as_json"]
     warehouse = None
@@ -112,12 +111,15 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
         warehouse = warehouse_settings(
             duckdb=given["duckdb"], parquet=given["parquet"], no_parquet=given["no_parquet"]
         )
-    with terminal_progress(quiet=as_json) as progress:
+    with terminal_progress(quiet=as_json) as progress, open_push(options, progress, warehouse) as run:
         if options.dry_run:
-            summary = run_push(None, options, progress, warehouse)
+            summary = run.run(None)
         else:
+            # Imported once the push is open: a large JSON Lines file's helper reads it meanwhile.
+            from connector.wiring import open_client
+
             with open_client(api_settings(given["api_url"], given["api_key"])) as client:
-                summary = run_push(client, options, progress, warehouse)
+                summary = run.run(client)
     for warning in summary.warnings:
         typer.echo(f"bt-sync: warning: {warning}", err=True)
     typer.echo(summary.model_dump_json(indent=2) if as_json else describe(summary))

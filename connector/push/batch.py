@@ -44,7 +44,7 @@ class Batch:
     @classmethod
     def of(cls, number: int, rows: list[int], events: list[bytes]) -> Batch:
         """The batch of these events, each serialised as a JSON object."""
-        return cls(number, rows, _HEAD + b",".join(events) + _TAIL, list(map(len, events)))
+        return cls(number, rows, _body(events), list(map(len, events)))
 
     @property
     def events(self) -> list[bytes]:
@@ -61,6 +61,14 @@ class Batch:
             Batch.of(self.number, self.rows[:middle], events[:middle]),
             Batch.of(self.number, self.rows[middle:], events[middle:]),
         )
+
+
+def _body(events: list[bytes]) -> bytes:
+    if len(events) < 2:
+        return _HEAD + b"".join(events) + _TAIL
+    # One join, copying each event once: `_HEAD + b",".join(events) + _TAIL` copies the whole body three
+    # times, which took 0.2 s of the 0.8-0.9 s check of a 185 MB file.
+    return b",".join([_HEAD + events[0], *events[1:-1], events[-1] + _TAIL])
 
 
 def batches(

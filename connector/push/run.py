@@ -1,6 +1,7 @@
 """Push a CSV, Parquet, JSON Lines or JSON file, or the result of a SQL query, into a Braintrust dataset.
 
-The one function the CLI and Dagster call is `push`. Every path is checked
+Dagster calls `push`; the CLI calls its two steps, `open_push` then
+`PushRun.run`, opening the API client in between. Every path is checked
 before anything is created or opened for writing. Then a first pass, before
 anything is created, reads every row once: it validates it (with
 `on_error="fail"` a bad row stops the push; with "skip" it goes to the rejects
@@ -38,8 +39,6 @@ from typing import IO, TYPE_CHECKING, Any, Self, cast
 
 import orjson
 
-from connector.api.client import BraintrustClient
-from connector.config import WarehouseSettings
 from connector.errors import ApiError, ConfigError, PayloadTooLarge, PushError, ServerUnavailable
 from connector.progress import ProgressReporter, ProgressTask
 from connector.push.batch import Batch, batches
@@ -54,9 +53,13 @@ from connector.push.spool import EventSpool
 from schemas.api import Dataset, ObjectType
 
 if TYPE_CHECKING:
+    # Only for types: the client's and the settings' modules take 0.3 s to import, which a push
+    # spends reading its file meanwhile (`open_push`).
+    from connector.api.client import BraintrustClient
+    from connector.config import WarehouseSettings
     from connector.push.read_sql import QuerySource
 
-__all__ = ["push", "push_file"]
+__all__ = ["PushRun", "open_push", "push", "push_file"]
 
 
 def push(
@@ -81,6 +84,21 @@ def push(
         PushError: the input or a row is invalid (with `on_error="fail"`), or a single row is too large.
         ApiError: the API refused or kept failing; acknowledged batches stay checkpointed.
     """
+    with open_push(options, progress, warehouse) as run:
+        return run.run(client)
+
+
+@contextmanager
+def open_push(
+    options: PushOptions, progress: ProgressReporter, warehouse: WarehouseSettings | None = None
+) -> Iterator[PushRun]:
+    """`push` in two steps: open the rows (and start a large JSON Lines file's helper), then `PushRun.run`.
+
+    So that a caller may open its API client in between: the command line imports the client's
+    modules (0.3 s) while the helper decides the file's first lines.
+
+    Args and Raises: as `push`'s, but for ApiError, which only `PushRun.run` raises.
+    """
     started = time.monotonic()
     _check_paths(options)
     with ExitStack() as stack:
@@ -89,16 +107,12 @@ def push(
             source = SourceFile(options.file, options.format)
         else:
             # Imported here: DuckDB, which reads the query, would add 0.1 s to every push of a file.
+            from connector.config import WarehouseSettings
             from connector.push.read_sql import QuerySource
 
             query = _query_text(options)
             source = stack.enter_context(QuerySource(warehouse or WarehouseSettings(), query, progress))
-        run = _PushRun(options, source, progress)
-        if options.dry_run:
-            return run.dry_run(started)
-        if client is None:
-            raise PushError("a push that is not a dry run needs an API client")
-        return run.push(client, started)
+        yield PushRun(options, source, progress, started, stack)
 
 
 def push_file(
@@ -153,16 +167,25 @@ def _check_state_dir(state_dir: Path) -> None:
         raise ConfigError(f"--state-dir {state_dir}: cannot create or write in {existing}")
 
 
-class _PushRun:
-    """One push of a file or of a query's result.
+class PushRun:
+    """One push of a file or of a query's result, opened by `open_push`.
 
     Args:
         options: what to push where.
         source: the rows.
         progress: where to show them being validated and sent.
+        started: when the push started (`time.monotonic`).
+        stack: stops the helper deciding a large JSON Lines file's lines, which starts now.
     """
 
-    def __init__(self, options: PushOptions, source: RowSource, progress: ProgressReporter) -> None:
+    def __init__(
+        self,
+        options: PushOptions,
+        source: RowSource,
+        progress: ProgressReporter,
+        started: float,
+        stack: ExitStack,
+    ) -> None:
         self.options = options
         self.source = source
         self.progress = progress
@@ -185,41 +208,49 @@ class _PushRun:
         # What names a query's rows for its checkpoint: a digest of the events the scan makes.
         self._digest = None if self.query is None else hashlib.sha256()
         self._record = str(options.file) if self.query is None else self.query
+        self._started = started
+        self._ahead = self._lines_ahead(stack)
 
-    def dry_run(self, started: float) -> PushSummary:
+    def run(self, client: BraintrustClient | None) -> PushSummary:
+        """Push the rows (`push`'s Args and Raises); once only."""
+        if self.options.dry_run:
+            return self._dry_run()
+        if client is None:
+            raise PushError("a push that is not a dry run needs an API client")
+        return self._push(client)
+
+    def _dry_run(self) -> PushSummary:
         with ExitStack() as stack:
-            ids, spool, batch_count = self._scan(stack, self._lines_ahead(stack))
+            ids, spool, batch_count = self._scan(stack, self._ahead)
             # Rows left out as duplicates shift the batches: only then count them over again.
             self.summary.batches = (
                 sum(1 for _ in self._batches(ids, spool)) if self.summary.rows_duplicate else batch_count
             )
-        return self._finish(started)
+        return self._finish()
 
-    def push(self, client: BraintrustClient, started: float) -> PushSummary:
+    def _push(self, client: BraintrustClient) -> PushSummary:
         with ExitStack() as stack:
-            # Started first: it decides the file's first lines while the dataset is looked up.
-            ahead = self._lines_ahead(stack)
             dataset = _find_dataset(client, self.options)
             # A file already pushed is known before it is read; a query's rows only once they are.
             known_before_reading = self._digest is None and not self.options.force
             if dataset is not None and known_before_reading and self._already_pushed(dataset):
-                return self._finish(started)
-            ids, spool, _ = self._scan(stack, ahead)
+                return self._finish()
+            ids, spool, _ = self._scan(stack, self._ahead)
             if not self.summary.rows_read:
-                return self._finish(started)
+                return self._finish()
             dataset = dataset or _create_dataset(client, self.options)
             self.summary.dataset_id = dataset.id
             checkpoint = stack.enter_context(self._checkpoint(dataset, force=self.options.force))
             if checkpoint.complete:
                 self.summary.already_complete = True
-                return self._finish(started)
+                return self._finish()
             retries_before = client.stats.retries
             try:
                 self._send(client, dataset.id, checkpoint, self._batches(ids, spool))
             finally:
                 self.summary.retries = client.stats.retries - retries_before
             checkpoint.mark_complete()
-        return self._finish(started)
+        return self._finish()
 
     def _already_pushed(self, dataset: Dataset) -> bool:
         self.summary.dataset_id = dataset.id
@@ -450,8 +481,8 @@ class _PushRun:
             known_columns=self.source.columns,
         )
 
-    def _finish(self, started: float) -> PushSummary:
-        self.summary.seconds = round(time.monotonic() - started, 3)
+    def _finish(self) -> PushSummary:
+        self.summary.seconds = round(time.monotonic() - self._started, 3)
         return self.summary
 
 

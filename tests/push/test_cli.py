@@ -110,6 +110,30 @@ def test_a_push_imports_duckdb_and_pyarrow_only_for_what_needs_them(
     assert done.stderr.splitlines()[-1] == repr(heavy)
 
 
+# Makes every JSON Lines file large enough for the helper, and reports, when it starts, whether the API
+# client's modules (httpx, the settings) were imported yet.
+HELPER_PROBE = (
+    "import sys; import connector.push.lines_ahead as ahead, connector.push.run as run; "
+    "run.helps = lambda source: True; start = ahead.LinesAhead.__init__; "
+    "ahead.LinesAhead.__init__ = lambda self, *args: (print('client imported when the helper started:', "
+    "'httpx' in sys.modules, file=sys.stderr), start(self, *args))[1]; "
+    "from connector.cli import main; main()"
+)
+
+
+def test_a_push_starts_its_helper_before_importing_the_api_client(emulator: Emulator, tmp_path: Path) -> None:
+    # The client's modules take 0.3 s to import: a large file's helper decides lines meanwhile.
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps({"id": f"r{n}", "input": n}) for n in range(30)))
+    command = [sys.executable, "-c", HELPER_PROBE, "push", str(path), "--project", "p", "--dataset", "d"]
+    command += ["--id-column", "id", "--api-url", emulator.url, "--state-dir", str(tmp_path / "state")]
+    env = os.environ | {"BRAINTRUST_API_KEY": emulator.api_key}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert inserts(emulator) == 30
+    assert "client imported when the helper started: False" in done.stderr.splitlines()
+
+
 def test_human_summary_and_rerun_message(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
