@@ -10,6 +10,7 @@ runs; a per-object lock keeps two runs of the same object from interleaving.
 """
 
 from collections.abc import Iterator
+from typing import Any
 
 import dagster as dg
 
@@ -71,7 +72,7 @@ def build_catalog_asset(specs: BraintrustSpecs, retry_policy: dg.RetryPolicy) ->
     )
     def braintrust_catalog(
         context: dg.AssetExecutionContext, braintrust: BraintrustResource, warehouse: WarehouseResource
-    ) -> Iterator[dg.MaterializeResult[None]]:
+    ) -> Iterator[dg.MaterializeResult[Any]]:
         """List the projects (those in `braintrust.projects`, or all) and their objects of every kind."""
         with terminal_errors_fail_without_retry():
             with braintrust.client() as client:
@@ -105,7 +106,7 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
         config: EventSyncConfig,
         braintrust: BraintrustResource,
         warehouse: WarehouseResource,
-    ) -> Iterator[dg.MaterializeResult[None] | dg.AssetMaterialization | dg.AssetObservation]:
+    ) -> Iterator[dg.MaterializeResult[Any] | dg.AssetMaterialization | dg.AssetObservation]:
         """Sync each object the run's partitions name, incrementally unless configured otherwise."""
         options = config.options(warehouse.lock_wait_s)
         errors: dict[str, Exception] = {}
@@ -145,7 +146,7 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
 
 def _recorded(
     context: dg.AssetExecutionContext, assets: EventAssets, key: str, metadata: dict[str, dg.MetadataValue]
-) -> dg.MaterializeResult[None] | dg.AssetMaterialization:
+) -> dg.MaterializeResult[Any] | dg.AssetMaterialization:
     """How a synced partition is recorded: as the step's output when the run holds only it (the asset's
     checks then run after it), else as its own materialization (one output would stand for every
     partition of the range, with one set of metadata)."""

@@ -85,7 +85,7 @@ else:
 
 
 def _summary_metadata(summary: PushSummary) -> dict[str, dg.MetadataValue]:
-    source = (
+    source: dict[str, dg.MetadataValue] = (
         {"file": dg.MetadataValue.path(Path(summary.file))}
         if summary.file is not None
         else {"query": dg.MetadataValue.md(f"```sql\n{summary.query}\n```")}

@@ -55,6 +55,8 @@ def demo(
     ),
 ) -> None:
     """Run the whole sync loop against a local emulator with demo data."""
+    from pydantic import SecretStr
+
     from connector.config import ApiSettings, WarehouseSettings
     from connector.emulator import Emulator
     from connector.progress import terminal_progress
@@ -68,7 +70,7 @@ def demo(
     store = WarehouseSettings(duckdb_path=duckdb, parquet_root=str(parquet), state_dir=state_dir)
     with Emulator(seed="demo") as emulator, terminal_progress() as progress:
         console.print(f"[bold]1. Braintrust emulator[/] serving demo data at {emulator.url}")
-        with open_client(ApiSettings(api_url=emulator.url, api_key=emulator.api_key)) as client:
+        with open_client(ApiSettings(api_url=emulator.url, api_key=SecretStr(emulator.api_key))) as client:
             destination = open_destination(store)
             _report(console, "2. Full sync", run_sync(client, destination, SyncOptions(), progress))
             console.print(f"[bold]3. Upstream edits[/]: {_edit_upstream(emulator)}")

@@ -43,12 +43,13 @@ from connector.destinations.iceberg_catalog import (
     ensure_namespace,
     ensure_table,
     first_line,
+    object_files,
     open_catalog,
     replace_rows,
     retry_conflicts,
 )
 from connector.destinations.iceberg_maintain import maintain_tables
-from connector.destinations.iceberg_merge import object_files, plan_merge
+from connector.destinations.iceberg_merge import plan_merge
 from connector.destinations.iceberg_read import iceberg_reader
 from connector.destinations.iceberg_schema import (
     SYNC_STATE_SCHEMA,
@@ -235,7 +236,8 @@ class IcebergDestination:
         owner = "id" if kind is PROJECT else "project_id"
         scope: BooleanExpression = AlwaysTrue()
         if project_ids is not None:
-            scope = In(term=owner, literals=set(project_ids)) if project_ids else AlwaysFalse()
+            # pyright reads In's pydantic fields (`values`), mypy its own constructor (`literals`).
+            scope = In(term=owner, literals=set(project_ids)) if project_ids else AlwaysFalse()  # pyright: ignore[reportCallIssue]
 
         def attempt() -> None:
             table = self._table(table_name)

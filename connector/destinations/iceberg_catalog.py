@@ -26,12 +26,13 @@ from pyiceberg.exceptions import (
     TableAlreadyExistsError,
     ValidationException,
 )
-from pyiceberg.expressions import EqualTo
+from pyiceberg.expressions import BooleanExpression, EqualTo, Reference
+from pyiceberg.expressions.literals import literal
 from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.table import Table
+from pyiceberg.table import FileScanTask, Table
 
 from connector.destinations.filesystem import redact
 from connector.errors import ConfigError, WarehouseError
@@ -146,6 +147,17 @@ def replace_rows(table: Table, rows: pa.Table, snapshot_properties: dict[str, st
     transaction.commit_transaction()
 
 
+def object_files(table: Table, stream: EventStream, object_id: str) -> list[FileScanTask]:
+    """The object's data files in the table's current snapshot (its partitions only)."""
+    return list(table.scan(row_filter=_object_rows(stream, object_id)).plan_files())
+
+
+def _object_rows(stream: EventStream, object_id: str) -> BooleanExpression:
+    # A Reference and a literal, not the column's name and the id: pyiceberg converts those too, but its
+    # pydantic fields declare only these.
+    return EqualTo(term=Reference(stream.key_column), value=literal(object_id))
+
+
 def commit_object_files(
     table: Table,
     stream: EventStream,
@@ -165,7 +177,7 @@ def commit_object_files(
     transaction = table.transaction()
     if removed or added:
         with transaction.update_snapshot(snapshot_properties=snapshot_properties).overwrite() as update:
-            update.delete_by_predicate(EqualTo(term=stream.key_column, value=object_id))
+            update.delete_by_predicate(_object_rows(stream, object_id))
             for data_file in removed:
                 update.delete_data_file(data_file)
             for data_file in added:

@@ -19,14 +19,19 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pyarrow.fs as pafs
-from pyiceberg.expressions import AlwaysTrue, EqualTo
+from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO, _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 
 from connector.destinations.base import MaintainSummary
 from connector.destinations.file_size import file_target_rows
-from connector.destinations.iceberg_catalog import commit_object_files, replace_rows, retry_conflicts
+from connector.destinations.iceberg_catalog import (
+    commit_object_files,
+    object_files,
+    replace_rows,
+    retry_conflicts,
+)
 from schemas.kinds import EVENT_STREAMS
 from schemas.tables import EventStream
 
@@ -97,7 +102,7 @@ def _compact_event_table(name: str, stream: EventStream, reload: Callable[[str],
 
 
 def _compact_object(table: Table, stream: EventStream, object_id: str) -> tuple[int, int]:
-    tasks = list(table.scan(row_filter=EqualTo(term=stream.key_column, value=object_id)).plan_files())
+    tasks = object_files(table, stream, object_id)
     target = file_target_rows(sum(t.file.record_count for t in tasks))
     by_day: defaultdict[object, list[DataFile]] = defaultdict(list)
     for task in tasks:

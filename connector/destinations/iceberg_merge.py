@@ -25,13 +25,14 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pyiceberg.expressions import AlwaysTrue, EqualTo
+from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table
 
 from connector.destinations.base import StagedParts
 from connector.destinations.file_size import file_target_rows
+from connector.destinations.iceberg_catalog import object_files
 from connector.destinations.iceberg_schema import stored_select, stored_type
 from schemas.tables import EventStream, sql_identifier, sql_literal
 
@@ -75,11 +76,6 @@ class MergePlan:
     def changes_data(self) -> bool:
         """Whether the commit adds or removes data files (otherwise it only records the state)."""
         return bool(self.removed or self.added)
-
-
-def object_files(table: Table, stream: EventStream, object_id: str) -> list[FileScanTask]:
-    """The object's data files in the table's current snapshot (its partitions only)."""
-    return list(table.scan(row_filter=EqualTo(term=stream.key_column, value=object_id)).plan_files())
 
 
 def plan_merge(

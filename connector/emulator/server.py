@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from connector.emulator.errors import Rejected
@@ -82,7 +82,6 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "bt-sync-emulator"
     sys_version = ""
-    server: EmulatorServer
     # Idle keep-alive connections give their thread back after this many seconds.
     timeout = 120
 
@@ -111,7 +110,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._serve()
 
     def _serve(self) -> None:
-        backend = self.server.backend
+        # The server is always an EmulatorServer; the base class types it as any socketserver's.
+        backend = cast(EmulatorServer, self.server).backend
         url = urlsplit(self.path)
         path = unquote(url.path).rstrip("/") or "/"
         body = self._read_body(backend.max_request_bytes)
