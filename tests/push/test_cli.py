@@ -79,6 +79,17 @@ def test_the_command_runs_the_exit_handlers_then_exits_without_tearing_the_inter
     assert jsonl_done.stdout.startswith(b"dry run: 1 of 1 rows of d.jsonl are valid")
 
 
+def push_under_probe(probe: str, path: Path, emulator: Emulator, tmp_path: Path) -> str:
+    """`bt-sync push path` into the emulator, run by the Python code `probe` (which calls the CLI's
+    `main`) in a process of its own; its stderr, once it has succeeded."""
+    command = [sys.executable, "-c", probe, "push", str(path), "--project", "p", "--dataset", "d"]
+    command += ["--id-column", "id", "--api-url", emulator.url, "--state-dir", str(tmp_path / "state")]
+    env = os.environ | {"BRAINTRUST_API_KEY": emulator.api_key}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
 # Reports, as its last line on stderr, which of the libraries a push of JSON never needs were imported.
 IMPORTS_PROBE = (
     "import atexit, sys; atexit.register(lambda: print(sorted(m for m in ('duckdb', 'numpy', 'pyarrow') "
@@ -100,14 +111,10 @@ def test_a_push_imports_duckdb_and_pyarrow_only_for_what_needs_them(
     else:
         lines = [orjson.dumps(row) for row in rows]
         path.write_bytes(b"\n".join(lines) if name.endswith(".jsonl") else b"[" + b",".join(lines) + b"]")
-    command = [sys.executable, "-c", IMPORTS_PROBE, "push", str(path), "--project", "p", "--dataset", "d"]
-    command += ["--id-column", "id", "--api-url", emulator.url, "--state-dir", str(tmp_path / "state")]
-    env = os.environ | {"BRAINTRUST_API_KEY": emulator.api_key}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
+    stderr = push_under_probe(IMPORTS_PROBE, path, emulator, tmp_path)
     # Sent, so the whole path ran: reading, checking, indexing ids, sending, checkpointing.
     assert inserts(emulator) == 30
-    assert done.stderr.splitlines()[-1] == repr(heavy)
+    assert stderr.splitlines()[-1] == repr(heavy)
 
 
 # Makes every JSON Lines file large enough for the helper, and reports, when it starts, whether the API
@@ -125,13 +132,9 @@ def test_a_push_starts_its_helper_before_importing_the_api_client(emulator: Emul
     # The client's modules take 0.3 s to import: a large file's helper decides lines meanwhile.
     path = tmp_path / "data.jsonl"
     path.write_bytes(b"\n".join(orjson.dumps({"id": f"r{n}", "input": n}) for n in range(30)))
-    command = [sys.executable, "-c", HELPER_PROBE, "push", str(path), "--project", "p", "--dataset", "d"]
-    command += ["--id-column", "id", "--api-url", emulator.url, "--state-dir", str(tmp_path / "state")]
-    env = os.environ | {"BRAINTRUST_API_KEY": emulator.api_key}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
+    stderr = push_under_probe(HELPER_PROBE, path, emulator, tmp_path)
     assert inserts(emulator) == 30
-    assert "client imported when the helper started: False" in done.stderr.splitlines()
+    assert "client imported when the helper started: False" in stderr.splitlines()
 
 
 def test_human_summary_and_rerun_message(
