@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from connector.api.lazy_httpx_cli import defer_httpx_cli
+
 # subject -> (module, function); modules are imported only in the case's own process.
 SUBJECTS: dict[str, tuple[str, str]] = {
     "floor.fetch": ("benchmarks.subjects.floor", "fetch"),
@@ -65,6 +67,9 @@ class Counts:
 def main(argv: list[str]) -> None:
     subject, spec = argv
     module_name, function_name = SUBJECTS[subject]
+    # A peer imports httpx as bt-sync does: without the command line that this environment's click,
+    # rich and pygments would otherwise load (0.09 s), which a peer's own environment need not hold.
+    defer_httpx_cli()
     run: Callable[[CaseSpec], Counts] = getattr(importlib.import_module(module_name), function_name)
     print(json.dumps(asdict(run(CaseSpec(**json.loads(spec))))))
 

@@ -162,6 +162,23 @@ def run_cli(
     )
 
 
+def cli_imports(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> tuple[subprocess.CompletedProcess[str], frozenset[str]]:
+    """Run `bt-sync ARGS` under `-X importtime`; return the finished run and every module it imported."""
+    done = subprocess.run(
+        [CLI[0], "-X", "importtime", *CLI[1:], *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    imported = (
+        line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
+    )
+    return done, frozenset(imported)
+
+
 # The child's peak resident set size, read by a small launcher. Not read by this process: Linux starts a
 # child's `ru_maxrss` at its parent's peak (carried across `exec`, and vfork shares the parent's memory
 # until then), and this process holds the emulator's rows. Exact, unlike sampling the child's VmHWM

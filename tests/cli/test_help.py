@@ -6,14 +6,13 @@ benchmarks time `bt-sync --help`; here a module that slows it is named.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from functools import cache
 
 import pytest
 import typer
 
 from connector.cli import app
+from tests.helpers import cli_imports
 
 COMMANDS = sorted(typer.main.get_group(app).commands)
 HEAVY_LIBRARIES = {"duckdb", "pyarrow", "numpy", "httpx", "dagster"}
@@ -23,18 +22,10 @@ NEEDS_PYDANTIC_MODELS = {"push"}
 
 @cache  # both tests read the same command's imports: one process each
 def modules_imported_by_help(command: str | None) -> frozenset[str]:
-    arguments = [command, "--help"] if command else ["--help"]
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "connector.cli", *arguments],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done, modules = cli_imports(*([command, "--help"] if command else ["--help"]), timeout=60)
     assert done.returncode == 0, done.stderr
     assert "Usage:" in done.stdout
-    return frozenset(
-        line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")
-    )
+    return modules
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
