@@ -95,7 +95,7 @@ class StateError(BtSyncError, TerminalError):
 
 
 class PushError(BtSyncError, TerminalError):
-    """A push input file or its column mapping is invalid."""
+    """A push cannot go on: its input or mapping is invalid, the file changed, or its rows have no room."""
 
 
 class QueryError(BtSyncError, TerminalError):

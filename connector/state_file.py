@@ -8,6 +8,7 @@ version of bt-sync is refused with a message instead of being misread.
 from __future__ import annotations
 
 import os
+from contextlib import suppress
 from pathlib import Path
 from typing import ClassVar, Self
 
@@ -74,15 +75,25 @@ class StateFile(BaseModel):
 
 
 def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
-    """Replace `path` with `data`: write a temporary file (synced to disk if `durable`), rename it over."""
+    """Replace `path` with `data`: write a temporary file (synced to disk if `durable`), rename it over.
+
+    Raises:
+        OSError: naming `path`; `path` is as it was, and the temporary file is gone.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        with suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        # A failed write names no file: a full disk says only "No space left on device".
+        raise OSError(error.errno, error.strerror, str(path)) from None
 
 
 def _first_problem(error: ValidationError) -> str:

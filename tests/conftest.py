@@ -1,4 +1,4 @@
-"""Shared fixtures: a real emulator on loopback, throwaway warehouses, fast API clients."""
+"""Shared fixtures: a real emulator on loopback, throwaway warehouses, fast API clients, a small disk."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from connector.api.client import BraintrustClient
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator
-from tests.helpers import fast_client, warehouse_in
+from tests.helpers import SmallDisk, fast_client, warehouse_in
 
 
 @pytest.fixture
@@ -38,3 +38,11 @@ def push_client(emulator: Emulator) -> Iterator[BraintrustClient]:
     """A client of `emulator` with fast retries."""
     with fast_client(emulator) as client:
         yield client
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A 2 MB tmpfs at `tmp_path / "small"`, for what a full disk does."""
+    disk = SmallDisk(tmp_path / "small", 2)
+    yield disk
+    disk.unmount()

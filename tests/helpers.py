@@ -162,6 +162,34 @@ def run_cli(
     )
 
 
+def one_line(stderr: str) -> str:
+    """The one line a command printed on stderr, failing the test on a traceback or more lines."""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+class SmallDisk:
+    """A tmpfs of a few megabytes, mounted for one test (the tests run as root, here and in CI)."""
+
+    def __init__(self, path: Path, megabytes: int) -> None:
+        self.path = path
+        path.mkdir()
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(path)],
+            capture_output=True,
+            text=True,
+        )
+        if mounted.returncode:
+            pytest.fail(f"cannot mount a small tmpfs for the disk-full tests: {mounted.stderr.strip()}")
+
+    def grow(self, megabytes: int) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={megabytes}m", str(self.path)], check=True)
+
+    def unmount(self) -> None:
+        subprocess.run(["umount", "--lazy", str(self.path)], check=False)
+
+
 def cli_imports(
     *args: str, env: dict[str, str] | None = None, timeout: float = 120
 ) -> tuple[subprocess.CompletedProcess[str], frozenset[str]]:

@@ -91,14 +91,15 @@ class PushCheckpoint:
         while state.acked_below in self._acked:
             self._acked.remove(state.acked_below)
             state.acked_below += 1
-        self._save()
+        self.save()
 
     def mark_complete(self) -> None:
         """Record that every batch was acknowledged, so a rerun sends nothing."""
         self._state.complete = True
-        self._save()
+        self.save()
 
-    def _save(self) -> None:
+    def save(self) -> None:
+        """Save the checkpoint as it stands (`ack` and `mark_complete` do)."""
         self._state.acked = sorted(self._acked)
         # Not flushed to disk: a checkpoint lost to a power cut only means batches are sent again,
         # replacing rows by id, and a flush per batch would slow every push.

@@ -32,7 +32,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import AbstractContextManager, ExitStack, closing, contextmanager
+from contextlib import AbstractContextManager, ExitStack, closing, contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self, cast
@@ -245,6 +245,9 @@ class PushRun:
             if checkpoint.complete:
                 self.summary.already_complete = True
                 return self._finish()
+            # Before the first batch: a state directory that cannot hold the checkpoint (a full disk)
+            # stops the push before it sends anything.
+            checkpoint.save()
             retries_before = client.stats.retries
             try:
                 self._send(client, dataset.id, checkpoint, self._batches(ids, spool))
@@ -305,6 +308,9 @@ class PushRun:
                 spool.restart()
                 if rejects:
                     rejects.restart()
+        spool.flush()
+        if rejects:
+            rejects.flush()
         if self._changed():
             raise PushError(f"{self.source.name} changed while it was read; nothing was sent: push it again")
         self._report(mapping, ids.duplicates())
@@ -451,10 +457,12 @@ class PushRun:
         if self.options.rejects is None:
             return None
         try:
-            handle = stack.enter_context(self.options.rejects.open("wb"))
+            handle = self.options.rejects.open("wb")
         except OSError as error:
             raise ConfigError(f"--rejects {self.options.rejects}: {error.strerror}") from None
-        return _Rejects(handle, self.summary)
+        rejects = _Rejects(handle, self.summary)
+        stack.callback(rejects.close)
+        return rejects
 
     def _mapping(self, *, check: bool) -> ColumnMapping:
         options = self.options
@@ -506,7 +514,26 @@ class _Rejects:
             "values": problem.values,
         }
         # `default=str`: a row rejected because it has no JSON form must still reach the file.
-        self._handle.write(orjson.dumps(record, default=str) + b"\n")
+        with self._writing():
+            self._handle.write(orjson.dumps(record, default=str) + b"\n")
+
+    def flush(self) -> None:
+        """Write out what the buffer holds, so that a full disk stops the push before it sends anything."""
+        with self._writing():
+            self._handle.flush()
+
+    def close(self) -> None:
+        # The scan flushed the file (`flush`): closing fails only after a write did, whose error is raised.
+        with suppress(OSError):
+            self._handle.close()
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as error:
+            # A failed write names no file: a full disk says only "No space left on device".
+            raise PushError(f"--rejects {self._handle.name}: {error.strerror} (nothing was sent)") from None
 
     def restart(self) -> None:
         """Empty the file, for a scan that starts over."""

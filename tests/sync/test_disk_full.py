@@ -2,47 +2,25 @@
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator
-from tests.helpers import cli_warehouse_args, event_tables, query, run_cli, sync, warehouse_in
+from tests.helpers import (
+    SmallDisk,
+    cli_warehouse_args,
+    event_tables,
+    one_line,
+    query,
+    run_cli,
+    sync,
+    warehouse_in,
+)
 
-DISK_MB = 2
-# Rows take about 150 bytes once written as Parquet: these need twice the disk.
+# Rows take about 150 bytes once written as Parquet: these need twice the small disk (2 MB).
 OVERFLOWING_ROWS = 30_000
-
-
-class SmallDisk:
-    """A tmpfs of a few megabytes, mounted for one test (the tests run as root, here and in CI)."""
-
-    def __init__(self, path: Path, megabytes: int) -> None:
-        self.path = path
-        path.mkdir()
-        mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(path)],
-            capture_output=True,
-            text=True,
-        )
-        if mounted.returncode:
-            pytest.fail(f"cannot mount a small tmpfs for the disk-full tests: {mounted.stderr.strip()}")
-
-    def grow(self, megabytes: int) -> None:
-        subprocess.run(["mount", "-o", f"remount,size={megabytes}m", str(self.path)], check=True)
-
-    def unmount(self) -> None:
-        subprocess.run(["umount", "--lazy", str(self.path)], check=False)
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
-    disk = SmallDisk(tmp_path / "small", DISK_MB)
-    yield disk
-    disk.unmount()
 
 
 @pytest.fixture
@@ -50,12 +28,6 @@ def busy_project(emulator: Emulator) -> dict[str, str]:
     project = emulator.store.create_project("busy")
     emulator.store.generate_logs(project["id"], OVERFLOWING_ROWS, update_fraction=0.0, rng_seed=3)
     return project
-
-
-def one_line(stderr: str) -> str:
-    lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in stderr, stderr
-    return lines[0]
 
 
 def test_a_full_disk_while_staging_is_one_line_and_the_rerun_converges(

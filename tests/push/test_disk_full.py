@@ -1,0 +1,112 @@
+"""A full disk under a push: one line naming where, nothing sent, and a rerun that sends every row once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import orjson
+import pytest
+
+from connector.emulator import Emulator, ListQuery
+from tests.helpers import SmallDisk, one_line, run_cli
+
+# About 3 MB of events: more than the small disk (2 MB) holds.
+ROWS = 3000
+
+
+def rows_file(directory: Path) -> Path:
+    path = directory / "rows.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({"id": f"r{n}", "input": "x" * 999}) + b"\n" for n in range(ROWS)))
+    return path
+
+
+def push(
+    emulator: Emulator, path: Path, state: Path, *args: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    where = ("--project", "p", "--dataset", "d", "--api-url", emulator.url, "--state-dir", str(state))
+    return run_cli("push", str(path), *where, *args, env={"BRAINTRUST_API_KEY": emulator.api_key, **env})
+
+
+def stored_rows(emulator: Emulator) -> int:
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p", name="d"))
+    return emulator.store.live_count("dataset", dataset["id"])
+
+
+def inserted(emulator: Emulator) -> int:
+    return sum(emulator.stats.rows_inserted.values())
+
+
+def fill(disk: SmallDisk) -> Path:
+    """Write a file until the disk is full; returns it."""
+    filler = disk.path / "filler"
+    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(descriptor, b"\0" * 65_536):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+    return filler
+
+
+def test_a_temporary_directory_without_room_for_the_checked_events_names_it_and_sends_nothing(
+    emulator: Emulator, small_disk: SmallDisk, tmp_path: Path
+) -> None:
+    path = rows_file(tmp_path)
+    done = push(emulator, path, tmp_path / "state", TMPDIR=str(small_disk.path))
+    assert done.returncode == 1
+    assert one_line(done.stderr) == (
+        f"bt-sync: error: cannot keep the checked events in {small_disk.path}: No space left on device; "
+        "a push keeps them there, about as many bytes as it sends, until it ends: free space there or "
+        "set TMPDIR to a directory with more (nothing was sent)"
+    )
+    assert inserted(emulator) == 0
+    assert emulator.store.list_objects("project", ListQuery()) == []
+    assert list(small_disk.path.iterdir()) == []  # the temporary file went with the push
+    small_disk.grow(16)
+    assert push(emulator, path, tmp_path / "state", TMPDIR=str(small_disk.path)).returncode == 0
+    assert (inserted(emulator), stored_rows(emulator)) == (ROWS, ROWS)
+
+
+def test_a_full_state_directory_names_the_checkpoint_and_the_rerun_sends_every_row_once(
+    emulator: Emulator, small_disk: SmallDisk, tmp_path: Path
+) -> None:
+    path = rows_file(tmp_path)
+    state = small_disk.path / "state"
+    filler = fill(small_disk)
+    done = push(emulator, path, state)
+    assert done.returncode == 1
+    error = one_line(done.stderr)
+    assert error.startswith(f"bt-sync: error: No space left on device: {state / 'push'}/"), error
+    assert error.endswith(".json")
+    assert list((state / "push").glob("*.tmp")) == []
+    assert inserted(emulator) == 0
+    filler.unlink()
+    assert push(emulator, path, state).returncode == 0
+    assert (inserted(emulator), stored_rows(emulator)) == (ROWS, ROWS)
+
+
+# Rows cut short, each written to the rejects file with its 1 kB of text: three fit the file's buffer, so
+# only its last flush meets the full disk; ROWS fill the buffer again and again.
+@pytest.mark.parametrize("broken_rows", [3, ROWS])
+def test_a_rejects_file_on_a_full_disk_is_named_and_nothing_is_sent(
+    emulator: Emulator, small_disk: SmallDisk, tmp_path: Path, broken_rows: int
+) -> None:
+    path = tmp_path / "rows.jsonl"
+    broken = (b'{"id": "r%d", "input": "%s"\n' % (n, b"x" * 999) for n in range(broken_rows))
+    path.write_bytes(b'{"id": "ok", "input": "fine"}\n' + b"".join(broken))
+    rejects = small_disk.path / "rejects.jsonl"
+    skip = ("--on-error", "skip", "--rejects", str(rejects))
+    fill(small_disk)
+    done = push(emulator, path, tmp_path / "state", *skip)
+    assert done.returncode == 1
+    message = f"--rejects {rejects}: No space left on device (nothing was sent)"
+    assert one_line(done.stderr) == f"bt-sync: error: {message}"
+    assert inserted(emulator) == 0
+    small_disk.grow(16)
+    assert push(emulator, path, tmp_path / "state", *skip).returncode == 0
+    assert (inserted(emulator), stored_rows(emulator)) == (1, 1)
+    assert len(rejects.read_bytes().splitlines()) == broken_rows
