@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
+from contextlib import suppress
 from pathlib import Path
 
 import orjson
@@ -41,14 +41,10 @@ def inserted(emulator: Emulator) -> int:
 def fill(disk: SmallDisk) -> Path:
     """Write a file until the disk is full; returns it."""
     filler = disk.path / "filler"
-    descriptor = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(descriptor, b"\0" * 65_536):
+    # Unbuffered: the write that finds the disk full raises here, not when the file is closed.
+    with suppress(OSError), filler.open("wb", buffering=0) as handle:
+        while handle.write(b"\0" * 65_536):
             pass
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
     return filler
 
 
