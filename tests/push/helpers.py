@@ -22,6 +22,11 @@ from tests.helpers import CLI, query, sync, warehouse_in
 PROJECT, DATASET = "push-tests", "golden"
 
 
+def inserts(emulator: Emulator) -> int:
+    """Rows the emulator has been sent in insert requests, in every dataset."""
+    return sum(emulator.stats.rows_inserted.values())
+
+
 def dataset_id(emulator: Emulator) -> str:
     (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name=PROJECT, name=DATASET))
     return str(dataset["id"])

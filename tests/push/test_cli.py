@@ -15,11 +15,15 @@ import pytest
 from connector.cli import main
 from connector.emulator import Emulator, FaultRule, ListQuery
 from tests.helpers import cli_peak_rss_mib
-from tests.push.helpers import CSV_AS_EVENTS, acked_batches, push_process, run_cli, same_rows, write_csv
-
-
-def inserts(emulator: Emulator) -> int:
-    return sum(emulator.stats.rows_inserted.values())
+from tests.push.helpers import (
+    CSV_AS_EVENTS,
+    acked_batches,
+    inserts,
+    push_process,
+    run_cli,
+    same_rows,
+    write_csv,
+)
 
 
 def test_json_summary_for_schedulers(

@@ -11,6 +11,7 @@ import pytest
 
 from connector.emulator import Emulator, ListQuery
 from tests.helpers import SmallDisk, one_line, run_cli
+from tests.push.helpers import inserts
 
 # About 3 MB of events: more than the small disk (2 MB) holds.
 ROWS = 3000
@@ -34,10 +35,6 @@ def stored_rows(emulator: Emulator) -> int:
     return emulator.store.live_count("dataset", dataset["id"])
 
 
-def inserted(emulator: Emulator) -> int:
-    return sum(emulator.stats.rows_inserted.values())
-
-
 def fill(disk: SmallDisk) -> Path:
     """Write a file until the disk is full; returns it."""
     filler = disk.path / "filler"
@@ -59,12 +56,12 @@ def test_a_temporary_directory_without_room_for_the_checked_events_names_it_and_
         "a push keeps them there, about as many bytes as it sends, until it ends: free space there or "
         "set TMPDIR to a directory with more (nothing was sent)"
     )
-    assert inserted(emulator) == 0
+    assert inserts(emulator) == 0
     assert emulator.store.list_objects("project", ListQuery()) == []
     assert list(small_disk.path.iterdir()) == []  # the temporary file went with the push
     small_disk.grow(16)
     assert push(emulator, path, tmp_path / "state", TMPDIR=str(small_disk.path)).returncode == 0
-    assert (inserted(emulator), stored_rows(emulator)) == (ROWS, ROWS)
+    assert (inserts(emulator), stored_rows(emulator)) == (ROWS, ROWS)
 
 
 def test_a_full_state_directory_names_the_checkpoint_and_the_rerun_sends_every_row_once(
@@ -79,10 +76,10 @@ def test_a_full_state_directory_names_the_checkpoint_and_the_rerun_sends_every_r
     assert error.startswith(f"bt-sync: error: No space left on device: {state / 'push'}/"), error
     assert error.endswith(".json")
     assert list((state / "push").glob("*.tmp")) == []
-    assert inserted(emulator) == 0
+    assert inserts(emulator) == 0
     filler.unlink()
     assert push(emulator, path, state).returncode == 0
-    assert (inserted(emulator), stored_rows(emulator)) == (ROWS, ROWS)
+    assert (inserts(emulator), stored_rows(emulator)) == (ROWS, ROWS)
 
 
 # Rows cut short, each written to the rejects file with its 1 kB of text: three fit the file's buffer, so
@@ -101,8 +98,8 @@ def test_a_rejects_file_on_a_full_disk_is_named_and_nothing_is_sent(
     assert done.returncode == 1
     message = f"--rejects {rejects}: No space left on device (nothing was sent)"
     assert one_line(done.stderr) == f"bt-sync: error: {message}"
-    assert inserted(emulator) == 0
+    assert inserts(emulator) == 0
     small_disk.grow(16)
     assert push(emulator, path, tmp_path / "state", *skip).returncode == 0
-    assert (inserted(emulator), stored_rows(emulator)) == (1, 1)
+    assert (inserts(emulator), stored_rows(emulator)) == (1, 1)
     assert len(rejects.read_bytes().splitlines()) == broken_rows
