@@ -110,7 +110,7 @@ class Bench:
             if push_rows:
                 push_file = write_push_file(self.workdir / "push.jsonl", push_rows)
                 for repeat in range(PUSH_REPEATS):
-                    for tool in ("bt-sync", "floor"):
+                    for tool in ("bt-sync", "as-checked", "floor"):
                         self.push(emulator, rows, tool, push_rows, push_file, repeat=repeat)
                 self.push(emulator, rows, "sdk", push_rows, push_file)
                 self.startup(emulator, rows)
@@ -168,16 +168,21 @@ class Bench:
     def push(
         self, emulator: EmulatorProcess, size: int, tool: str, rows: int, push_file: Path, *, repeat: int = 0
     ) -> None:
-        """A push of the file's `rows` rows into a new dataset, by bt-sync's command line or a peer."""
+        """A push of the file's `rows` rows into a new dataset, by bt-sync's command line or a peer.
+
+        `tool` "as-checked" is bt-sync's command line sending each batch once it is checked.
+        """
         target = Target("dataset", "", f"push-{tool}-{repeat}", rows)
         try:
-            if tool != "bt-sync":
+            if tool not in ("bt-sync", "as-checked"):
                 self.peer(
                     emulator, size, PUSH, tool, f"{tool}.push", target, push_file=push_file, repeat=repeat
                 )
-            elif tool in self.tools:
-                spec = self._spec(emulator, target, self._dir(size, f"btsync-push-{repeat}"), push_file)
-                command = Command(btsync.push_command(spec), btsync.push_counts)
+            elif "bt-sync" in self.tools:
+                spec = self._spec(emulator, target, self._dir(size, f"{tool}-push-{repeat}"), push_file)
+                command = Command(
+                    btsync.push_command(spec, validate_first=tool == "bt-sync"), btsync.push_counts
+                )
                 self.measure(emulator, self._result(size, PUSH, tool, target, repeat=repeat), spec, command)
         finally:
             # Every push then meets the emulator as the first did, whatever the order of the cases.

@@ -54,8 +54,11 @@ def sync_command(spec: CaseSpec, *, iceberg: bool = False) -> list[str]:
     ]
 
 
-def push_command(spec: CaseSpec) -> list[str]:
-    """`bt-sync push` of the case's file into a new dataset, with the default batching and concurrency."""
+def push_command(spec: CaseSpec, *, validate_first: bool = True) -> list[str]:
+    """`bt-sync push` of the case's file into a new dataset, with the default batching and concurrency.
+
+    `validate_first` False adds `--no-validate-first`: each batch is sent once its rows are checked.
+    """
     assert spec.push_file is not None
     return [
         COMMAND,
@@ -70,6 +73,7 @@ def push_command(spec: CaseSpec) -> list[str]:
         "--state-dir",
         str(Path(spec.workdir) / "push-state"),
         "--json",
+        *(() if validate_first else ("--no-validate-first",)),
     ]
 
 

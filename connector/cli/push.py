@@ -153,7 +153,8 @@ def describe(summary: PushSummary) -> str:
     if summary.rows_skipped:
         line += f"; {summary.rows_skipped:,} invalid rows written to {summary.rejects}"
     if summary.rows_duplicate:
-        line += f"; {summary.rows_duplicate:,} rows left out: a later row has the same id"
+        fate = "left out" if summary.validate_first else "replaced"
+        line += f"; {summary.rows_duplicate:,} rows {fate}: a later row has the same id"
     if summary.unmapped_columns:
         line += f"; columns not sent: {', '.join(summary.unmapped_columns)}"
     return line + "."

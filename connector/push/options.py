@@ -76,12 +76,18 @@ class PushOptions(BaseModel):
     concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1, le=32, description="Most requests in flight.")
     on_error: OnError = Field(
         default=OnError.FAIL,
-        description="fail: send nothing if any row is invalid; skip: send the valid rows.",
+        description="fail: stop at the first invalid row (by default before sending any); "
+        "skip: send the valid rows.",
     )
     rejects: Path | None = Field(
         default=None,
         validate_default=True,
         description="With --on-error skip: JSONL file receiving rejected rows and why.",
+    )
+    validate_first: bool = Field(
+        default=True,
+        description="Check every row of the FILE before sending any; --no-validate-first sends each "
+        "batch once its rows are checked, and a bad row stops the push after the rows before it were sent.",
     )
     dry_run: bool = Field(default=False, description="Validate and count; create and send nothing.")
     force: bool = Field(
@@ -114,6 +120,16 @@ class PushOptions(BaseModel):
         if file_format is not None and info.data.get("file") is None:
             raise PydanticCustomError("format", "--format applies to a FILE, not to a query's result")
         return file_format
+
+    @field_validator("validate_first")
+    @classmethod
+    def _sent_as_checked_from_a_file(cls, validate_first: bool, info: ValidationInfo) -> bool:
+        # A query's checkpoint is named by a digest of all its events: known only once every row is.
+        if not validate_first and info.data.get("file") is None:
+            raise PydanticCustomError(
+                "validate_first", "--no-validate-first applies to a FILE, not to a query's result"
+            )
+        return validate_first
 
     @field_validator("rejects")
     @classmethod
@@ -164,7 +180,8 @@ class PushSummary(BaseModel):
         rows_sent: rows acknowledged by the API in this run.
         rows_resumed: valid rows in batches an earlier run already had acknowledged.
         rows_skipped: invalid rows written to the rejects file.
-        rows_duplicate: valid rows not sent because a later row has the same id.
+        rows_duplicate: valid rows a later row with the same id replaces: not sent, or with
+            `validate_first` off, sent before it.
         batches: batches the rows make.
         batches_sent: batches acknowledged in this run.
         retries: requests the client retried (429, 5xx, dropped connections).
@@ -176,6 +193,7 @@ class PushSummary(BaseModel):
             record's `origin` points to (`project_logs`, `experiment` or `dataset`); else None.
         already_complete: an earlier run pushed the same rows completely; nothing was sent.
         dry_run: nothing was created or sent.
+        validate_first: every row was checked before any was sent (`PushOptions.validate_first`).
         rejects: the rejects file, if any row was rejected.
         warnings: what the push did that a user may not expect, one line each.
     """
@@ -202,5 +220,6 @@ class PushSummary(BaseModel):
     origin: str | None = None
     already_complete: bool = False
     dry_run: bool = False
+    validate_first: bool = True
     rejects: str | None = None
     warnings: list[str] = []

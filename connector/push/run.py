@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, closing, contextmanager, suppress
+from itertools import chain
 from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Self, cast
@@ -196,7 +197,8 @@ class PushRun:
         # A query's result links its records to the spans its rows came from; a file's rows never do.
         self.origin = None if result is None else find_origin(source.columns)
         self.json_columns = frozenset() if result is None else result.json_columns
-        self.mapper = self._mapper(self._mapping(check=source.columns_complete))
+        # Sending as it checks, a push maps JSON rows by the keys of the first: it cannot read them all first.
+        self.mapper = self._mapper(self._mapping(check=source.columns_complete or not options.validate_first))
         self.summary = PushSummary(
             file=None if options.file is None else str(options.file),
             query=self.query,
@@ -204,6 +206,7 @@ class PushRun:
             dataset=options.dataset,
             dataset_id=None,
             dry_run=options.dry_run,
+            validate_first=options.validate_first,
         )
         self._opened = None if options.file is None else _identity(options.file)
         # What names a query's rows for its checkpoint: a digest of the events the scan makes.
@@ -236,6 +239,9 @@ class PushRun:
             known_before_reading = self._digest is None and not self.options.force
             if dataset is not None and known_before_reading and self._already_pushed(dataset):
                 return self._finish()
+            if not self.options.validate_first:
+                self._send_as_checked(client, dataset, stack)
+                return self._finish()
             ids, spool, _ = self._scan(stack, self._ahead)
             if not self.summary.rows_read:
                 return self._finish()
@@ -248,13 +254,54 @@ class PushRun:
             # Before the first batch: a state directory that cannot hold the checkpoint (a full disk)
             # stops the push before it sends anything.
             checkpoint.save()
-            retries_before = client.stats.retries
-            try:
-                self._send(client, dataset.id, checkpoint, self._batches(ids, spool))
-            finally:
-                self.summary.retries = client.stats.retries - retries_before
+            self._send(client, dataset.id, checkpoint, self._batches(ids, spool))
             checkpoint.mark_complete()
         return self._finish()
+
+    def _send_as_checked(self, client: BraintrustClient, dataset: Dataset | None, stack: ExitStack) -> None:
+        """Send each batch as soon as its rows are checked (`validate_first` off); only for a file.
+
+        The dataset is created once the first batch is checked, so a bad first row creates nothing.
+        A bad row later stops the push once the batches in flight are acknowledged, saying how many
+        rows were sent: they are checkpointed, and their ids are deterministic, so pushing the mended
+        file again replaces them rather than duplicating them. Rows sharing an id are all sent, in
+        file order (`_Sender.submit`), so the API keeps the last one, as when validating first.
+        """
+        ids = stack.enter_context(IdIndex())
+        rejects = self._rejects(stack, sent_yet="")
+        row_ids: dict[int, str] = {}
+        with _collector_paused(), closing(self.progress.task(f"validate {self.source.name}")) as task:
+            indexed = self._indexed(ids, rejects.write if rejects else self._fail, task, ahead=None)
+            checked = batches(_remembering_ids(indexed, row_ids), max_rows=self.options.batch_rows)
+            try:
+                checkpoint = self._send_checked(client, dataset, stack, checked, row_ids)
+                if rejects:
+                    rejects.flush()
+            except PushError as error:
+                raise PushError(f"{error} ({_sent_so_far(self.summary)})") from None
+        if checkpoint is not None:
+            checkpoint.mark_complete()
+        self._report(self.mapper.mapping, ids.duplicates())
+
+    def _send_checked(
+        self,
+        client: BraintrustClient,
+        dataset: Dataset | None,
+        stack: ExitStack,
+        checked: Iterator[Batch],
+        row_ids: dict[int, str],
+    ) -> PushCheckpoint | None:
+        """`_send_as_checked`'s sending, once the first batch is checked; None if no row is valid."""
+        first = next(checked, None)
+        if first is None:
+            return None
+        dataset = dataset or _create_dataset(client, self.options)
+        self.summary.dataset_id = dataset.id
+        checkpoint = stack.enter_context(self._checkpoint(dataset, force=self.options.force))
+        checkpoint.save()
+        self._send(client, dataset.id, checkpoint, chain([first], checked), row_ids)
+        self._check_unchanged()
+        return checkpoint
 
     def _already_pushed(self, dataset: Dataset) -> bool:
         self.summary.dataset_id = dataset.id
@@ -292,14 +339,16 @@ class PushRun:
                 with closing(self.progress.task(f"validate {self.source.name}")) as task:
                     indexed = self._indexed(ids, rejects.write if rejects else self._fail, task, ahead)
                     batch_count = 0
+                    chunks = ((mapped.numbers, mapped.events) for mapped in indexed)
                     # Spooled as they will be sent: unless ids repeat, the sending pass only reads them back.
-                    for batch in batches(indexed, max_rows=self.options.batch_rows):
+                    for batch in batches(chunks, max_rows=self.options.batch_rows):
                         spool.append(batch)
                         batch_count += 1
                 if ahead is not None:
                     ahead.close()
                 mapping = self._mapping(check=True)
-                if mapping == self.mapper.mapping:
+                # A dry run of a push that sends as it checks keeps the mapping that push would use.
+                if mapping == self.mapper.mapping or not self.options.validate_first:
                     break
                 self.mapper = self._mapper(mapping)
                 ahead = self._lines_ahead(stack)
@@ -313,7 +362,7 @@ class PushRun:
             rejects.flush()
         if self._changed():
             raise PushError(f"{self.source.name} changed while it was read; nothing was sent: push it again")
-        self._report(mapping, ids.duplicates())
+        self._report(self.mapper.mapping, ids.duplicates())
         return ids, spool, batch_count
 
     def _lines_ahead(self, stack: ExitStack) -> LinesAhead | None:
@@ -321,7 +370,9 @@ class PushRun:
         stops it."""
         source, rules = self.source, self.mapper.event_lines
         lines = source.json_lines if isinstance(source, SourceFile) else None
-        if lines is None or rules is None or not helps(lines):
+        # Sending as it checks, the push has the API to wait for, not its check: the core is the sender's.
+        sends_as_checked = not (self.options.validate_first or self.options.dry_run)
+        if lines is None or rules is None or sends_as_checked or not helps(lines):
             return None
         helper = LinesAhead(lines, rules)
         stack.callback(helper.close)
@@ -333,7 +384,7 @@ class PushRun:
         on_problem: Callable[[int, RowProblem], None],
         task: ProgressTask,
         ahead: LinesAhead | None,
-    ) -> Iterator[tuple[list[int], list[bytes]]]:
+    ) -> Iterator[MappedChunk]:
         digest = self._digest = None if self._digest is None else hashlib.sha256()
         for mapped in self._events(on_problem, task, ahead):
             ids.extend(mapped.numbers, mapped.ids)
@@ -341,7 +392,7 @@ class PushRun:
                 for number, json in zip(mapped.numbers, mapped.events, strict=True):
                     digest.update(b"%d:%d:" % (number, len(json)))
                     digest.update(json)
-            yield mapped.numbers, mapped.events
+            yield mapped
 
     def _report(self, mapping: ColumnMapping, duplicates: Duplicates) -> None:
         name = self.source.name
@@ -351,6 +402,17 @@ class PushRun:
         ]
         summary.id_column = mapping.id
         summary.origin = mapping.origin.object_type if mapping.origin else None
+        if not self.options.validate_first:
+            mapped = mapping.columns()
+            late = [column for column in self._mapping(check=False).columns() if column not in mapped]
+            if late:
+                summary.warnings.append(
+                    printable(
+                        f"{name}: keys first seen after its first row were not sent ({', '.join(late)}): "
+                        "with --no-validate-first a JSON file is mapped by its first row's keys; "
+                        "push it again without it to send them"
+                    )
+                )
         summary.rows_duplicate = duplicates.rows
         if not summary.rows_read:
             # Only a query's result can be empty (an empty file is refused): nothing is created then.
@@ -363,9 +425,10 @@ class PushRun:
             )
         if duplicates.rows:
             rows = ", ".join(map(str, duplicates.example_rows))
+            fate = "were not sent" if self.options.validate_first else "were sent, then replaced"
             summary.warnings.append(
                 printable(
-                    f"{duplicates.rows:,} rows of {name} were not sent: a later row has the same id, "
+                    f"{duplicates.rows:,} rows of {name} {fate}: a later row has the same id, "
                     f'and the last one wins (e.g. id "{duplicates.example_id}" on rows {rows})'
                 )
             )
@@ -380,10 +443,24 @@ class PushRun:
         self._check_unchanged()
 
     def _send(
-        self, client: BraintrustClient, dataset_id: str, checkpoint: PushCheckpoint, to_push: Iterator[Batch]
+        self,
+        client: BraintrustClient,
+        dataset_id: str,
+        checkpoint: PushCheckpoint,
+        to_push: Iterator[Batch],
+        row_ids: dict[int, str] | None = None,
     ) -> None:
+        """Send the batches, but for those the checkpoint holds.
+
+        `row_ids`, each row's id by row number while the push checks rows as it sends them: their
+        batches may hold rows sharing an id, which `_Sender` keeps in order. Each batch's rows are
+        taken out of it as the batch goes.
+        """
         summary = self.summary
-        to_send = summary.rows_read - summary.rows_skipped - summary.rows_duplicate
+        # Sending as it checks, the push knows how many rows it sends only once it has sent them.
+        valid = summary.rows_read - summary.rows_skipped
+        to_send = valid - summary.rows_duplicate if row_ids is None else None
+        retries_before = client.stats.retries
         with closing(self.progress.task(f"push {self.source.name}", to_send)) as task:
             try:
                 with _Sender(
@@ -391,11 +468,12 @@ class PushRun:
                 ) as sender:
                     for batch in to_push:
                         summary.batches += 1
+                        event_ids = None if row_ids is None else list(map(row_ids.pop, batch.rows))
                         if checkpoint.is_acked(batch.number):
                             summary.rows_resumed += len(batch.rows)
                             task.advance(rows=len(batch.rows))
                         else:
-                            sender.submit(batch)
+                            sender.submit(batch, event_ids)
             except ApiError as error:
                 acknowledged = summary.rows_sent + summary.rows_resumed
                 if not acknowledged:
@@ -405,6 +483,8 @@ class PushRun:
                     "rerun the same command to send the rest.",
                     status=error.status,
                 ) from error
+            finally:
+                summary.retries = client.stats.retries - retries_before
 
     def _check_unchanged(self) -> None:
         """Refuse to finish a push of a file rewritten since it was opened: its rows may not be the ones sent.
@@ -453,14 +533,15 @@ class PushRun:
     def _fail(self, number: int, problem: RowProblem) -> None:
         raise PushError(problem.describe(self.source.name, number))
 
-    def _rejects(self, stack: ExitStack) -> _Rejects | None:
+    def _rejects(self, stack: ExitStack, sent_yet: str = " (nothing was sent)") -> _Rejects | None:
+        """The rejects file, if any; `sent_yet` ends the message of a failed write."""
         if self.options.rejects is None:
             return None
         try:
             handle = self.options.rejects.open("wb")
         except OSError as error:
             raise ConfigError(f"--rejects {self.options.rejects}: {error.strerror}") from None
-        rejects = _Rejects(handle, self.summary)
+        rejects = _Rejects(handle, self.summary, sent_yet)
         stack.callback(rejects.close)
         return rejects
 
@@ -476,8 +557,14 @@ class PushRun:
             tags_column=options.tags,
             origin=self.origin,
             check=check,
-            holder="the file" if self.query is None else "the result",
+            holder=self._holder(),
         )
+
+    def _holder(self) -> str:
+        """What has the columns the mapping is checked against, for its messages."""
+        if self.query is not None:
+            return "the result"
+        return "the file" if self.options.validate_first or self.source.columns_complete else "the first row"
 
     def _mapper(self, mapping: ColumnMapping) -> RowMapper:
         options = self.options
@@ -498,10 +585,11 @@ class PushRun:
 class _Rejects:
     """The rejects file: one JSON line per invalid row, with where and why (`file` is null for a query)."""
 
-    def __init__(self, handle: IO[bytes], summary: PushSummary) -> None:
+    def __init__(self, handle: IO[bytes], summary: PushSummary, sent_yet: str) -> None:
         self._handle = handle
         self._file = summary.file
         self._summary = summary
+        self._sent_yet = sent_yet
         summary.rejects = str(handle.name)
 
     def write(self, number: int, problem: RowProblem) -> None:
@@ -533,7 +621,7 @@ class _Rejects:
             yield
         except OSError as error:
             # A failed write names no file: a full disk says only "No space left on device".
-            raise PushError(f"--rejects {self._handle.name}: {error.strerror} (nothing was sent)") from None
+            raise PushError(f"--rejects {self._handle.name}: {error.strerror}{self._sent_yet}") from None
 
     def restart(self) -> None:
         """Empty the file, for a scan that starts over."""
@@ -567,6 +655,26 @@ def _decided_ahead(ahead: LinesAhead | None, chunk: RowChunk) -> list[str | None
     if decided is None:
         ahead.decided_here(chunk.first_row)
     return decided
+
+
+def _remembering_ids(
+    indexed: Iterator[MappedChunk], row_ids: dict[int, str]
+) -> Iterator[tuple[list[int], list[bytes]]]:
+    """Each chunk's rows and events, for `batches`, putting each row's id in `row_ids` (`PushRun._send`)."""
+    for mapped in indexed:
+        row_ids.update(zip(mapped.numbers, mapped.ids, strict=True))
+        yield mapped.numbers, mapped.events
+
+
+def _sent_so_far(summary: PushSummary) -> str:
+    """What a push that sends as it checks had sent when it stopped."""
+    sent = summary.rows_sent + summary.rows_resumed
+    if not sent:
+        return "nothing was sent"
+    return (
+        f"{sent:,} rows were sent and are checkpointed; their ids do not change, so pushing the "
+        "mended file replaces them rather than duplicating them"
+    )
 
 
 def _identity(file: Path) -> tuple[int, int, int]:
@@ -618,6 +726,7 @@ class _Sender:
         self._on_ack = on_ack
         self._pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="bt-sync-push")
         self._in_flight: dict[Future[int], Batch] = {}
+        self._ids_in_flight: dict[Future[int], frozenset[str]] = {}
 
     def __enter__(self) -> Self:
         return self
@@ -630,16 +739,30 @@ class _Sender:
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def submit(self, batch: Batch) -> None:
-        """Send `batch`, first waiting for a slot if `concurrency` batches are in flight."""
+    def submit(self, batch: Batch, event_ids: list[str] | None = None) -> None:
+        """Send `batch`, first waiting for a slot if `concurrency` batches are in flight.
+
+        `event_ids`, its rows' ids, when rows may share ids (a push sending as it checks): so that the
+        API keeps the last of rows sharing an id, a batch holding an id of a batch in flight waits for
+        every batch in flight, and one holding an id twice is sent in parts, one after the other.
+        """
+        ids = frozenset(event_ids or ())
+        if not all(map(ids.isdisjoint, self._ids_in_flight.values())):
+            self._acknowledge(wait(self._in_flight).done, raise_failure=True)
         while len(self._in_flight) >= self._concurrency:
             self._acknowledge(wait(self._in_flight, return_when=FIRST_COMPLETED).done, raise_failure=True)
-        self._in_flight[self._pool.submit(self._insert, batch)] = batch
+        parts = [batch]
+        if event_ids is not None and len(ids) < len(event_ids):
+            parts = _parts_in_order(batch, event_ids)
+        future = self._pool.submit(self._insert_parts, parts)
+        self._in_flight[future] = batch
+        self._ids_in_flight[future] = ids
 
     def _acknowledge(self, done: set[Future[int]], *, raise_failure: bool) -> None:
         failure: BaseException | None = None
         for future in sorted(done, key=lambda f: self._in_flight[f].number):
             batch = self._in_flight.pop(future)
+            del self._ids_in_flight[future]
             error = future.exception()
             if error is None:
                 self._checkpoint.ack(batch.number)
@@ -648,6 +771,10 @@ class _Sender:
                 failure = failure or error
         if failure is not None and raise_failure:
             raise failure
+
+    def _insert_parts(self, parts: list[Batch]) -> int:
+        """Insert a batch's parts one after the other; returns how many splits they took."""
+        return sum(map(self._insert, parts))
 
     def _insert(self, batch: Batch) -> int:
         """Insert one batch, halving it on 413; returns how many splits it took."""
@@ -667,6 +794,21 @@ class _Sender:
                 f"for {len(batch.rows)} rows"
             )
         return 0
+
+
+def _parts_in_order(batch: Batch, event_ids: list[str]) -> list[Batch]:
+    """`batch` cut before each row whose id an earlier row of its part holds: no request holds an id twice."""
+    parts: list[Batch] = []
+    events = batch.events
+    start = 0
+    seen: set[str] = set()
+    for index, event_id in enumerate(event_ids):
+        if event_id in seen:
+            parts.append(Batch.of(batch.number, batch.rows[start:index], events[start:index]))
+            start, seen = index, set()
+        seen.add(event_id)
+    parts.append(Batch.of(batch.number, batch.rows[start:], events[start:]))
+    return parts
 
 
 def _find_dataset(client: BraintrustClient, options: PushOptions) -> Dataset | None:

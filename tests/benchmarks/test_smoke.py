@@ -13,6 +13,7 @@ from benchmarks.result import Result, load_results
 ROWS = 2_000
 PUSH_ROWS = 300
 BTSYNC, FLOOR, DLT = "bt-sync", "floor (httpx + orjson)", "dlt rest_api"
+AS_CHECKED = "bt-sync --no-validate-first"
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,11 @@ def test_every_case_ran_as_a_measured_process(results: tuple[Path, list[Result]]
             ("project_logs", HOURLY, BTSYNC, 0),
             ("experiment", FULL, BTSYNC, 0),
             ("experiment", FULL, FLOOR, 0),
-            *(("dataset", PUSH, tool, n) for tool in (BTSYNC, FLOOR) for n in range(PUSH_REPEATS)),
+            *(
+                ("dataset", PUSH, tool, n)
+                for tool in (BTSYNC, AS_CHECKED, FLOOR)
+                for n in range(PUSH_REPEATS)
+            ),
             ("cli", STARTUP, BTSYNC, 0),
         }
     )
@@ -54,7 +59,7 @@ def test_btsync_stores_exactly_the_live_rows_and_the_hourly_change_costs_little(
 ) -> None:
     _, rows = results
     for r in rows:
-        if r.tool == BTSYNC and r.case in (FULL, PUSH):
+        if r.tool in (BTSYNC, AS_CHECKED) and r.case in (FULL, PUSH):
             expected = PUSH_ROWS if r.case == PUSH else ROWS
             assert r.expected_rows == expected and r.rows_stored == expected, (r.object, r.case)
     (hourly,) = [r for r in rows if r.case == HOURLY]

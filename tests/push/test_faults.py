@@ -1,4 +1,4 @@
-"""Every fault during a push, and random SIGKILLs: each row lands exactly once."""
+"""Every fault during a push, and random SIGKILLs: each row lands exactly once, validating first or not."""
 
 from __future__ import annotations
 
@@ -35,13 +35,14 @@ def pushed_exactly_once(emulator: Emulator, dataset: str, path: Path, tmp_path: 
     same_rows(live, CSV_AS_EVENTS.format(path=path), tmp_path)
 
 
+@pytest.mark.parametrize("validate_first", [True, False], ids=["validate-first", "send-as-checked"])
 @pytest.mark.parametrize("position", [0, 4])
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda f: f"{f.kind}-{f.status}")
 def test_a_fault_anywhere_in_a_push_loses_and_duplicates_nothing(
-    emulator: Emulator, tmp_path: Path, fault: FaultRule, position: int
+    emulator: Emulator, tmp_path: Path, fault: FaultRule, position: int, validate_first: bool
 ) -> None:
-    """12 faults x 2 positions = 24 scenarios, each ending with exactly the file's rows once."""
-    dataset = f"faults-{fault.kind}-{fault.status}-{position}"
+    """12 faults x 2 positions x 2 ways = 48 scenarios, each ending with exactly the file's rows once."""
+    dataset = f"faults-{fault.kind}-{fault.status}-{position}-{validate_first}"
     path = write_csv(tmp_path / "data.csv", PUSH_ROWS)
     emulator.faults.clear()
     emulator.faults.add(replace(fault, route="/insert", after=position, times=2))
@@ -50,7 +51,12 @@ def test_a_fault_anywhere_in_a_push_loses_and_duplicates_nothing(
     )
     with BraintrustClient(settings) as client:
         options = PushOptions(
-            file=path, project="p", dataset=dataset, batch_rows=40, state_dir=tmp_path / "s"
+            file=path,
+            project="p",
+            dataset=dataset,
+            batch_rows=40,
+            validate_first=validate_first,
+            state_dir=tmp_path / "s",
         )
         summary = push_file(client, options, NullProgress())
     emulator.faults.clear()
@@ -59,16 +65,20 @@ def test_a_fault_anywhere_in_a_push_loses_and_duplicates_nothing(
     pushed_exactly_once(emulator, dataset, path, tmp_path)
 
 
+@pytest.mark.parametrize("way", [(), ("--no-validate-first",)], ids=["validate-first", "send-as-checked"])
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kill_after_batches=st.integers(min_value=0, max_value=40))
 def test_push_sigkill_at_random_points_then_rerun_has_each_row_once(
-    emulator: Emulator, tmp_path_factory: pytest.TempPathFactory, kill_after_batches: int
+    emulator: Emulator,
+    tmp_path_factory: pytest.TempPathFactory,
+    kill_after_batches: int,
+    way: tuple[str, ...],
 ) -> None:
     work = tmp_path_factory.mktemp("push-killed")
     dataset = work.name
     path = write_csv(work / "data.csv", 1_500)
     emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=0.02, times=None))
-    victim = push_process(emulator, path, work / "state", "--dataset", dataset, "--batch-rows", "25")
+    victim = push_process(emulator, path, work / "state", "--dataset", dataset, "--batch-rows", "25", *way)
     deadline = time.monotonic() + 60
     while (
         acked_batches(work / "state") < kill_after_batches
@@ -79,7 +89,7 @@ def test_push_sigkill_at_random_points_then_rerun_has_each_row_once(
     victim.send_signal(signal.SIGKILL)
     assert victim.wait() == -signal.SIGKILL, "the push finished before the kill landed"
     emulator.faults.clear()
-    rerun = push_process(emulator, path, work / "state", "--dataset", dataset, "--batch-rows", "25")
+    rerun = push_process(emulator, path, work / "state", "--dataset", dataset, "--batch-rows", "25", *way)
     _, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err.decode()
     pushed_exactly_once(emulator, dataset, path, work)

@@ -1,0 +1,151 @@
+"""`bt-sync push --no-validate-first`: each batch goes once its rows are checked, and nothing is lost.
+
+What the push promises when it validates first, it keeps where it can while sending as it checks:
+rows sharing an id land as the last of them, a bad row stops the push in one line that says what was
+sent, and pushing the mended file again lands every row once. Kills and faults mid-push are in
+`test_faults.py`, for both ways.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+from pydantic import ValidationError
+
+from connector.api.client import BraintrustClient
+from connector.config import ApiSettings
+from connector.emulator import Emulator, FaultRule, ListQuery
+from connector.progress import NullProgress
+from connector.push.run import PushOptions, push_file
+from tests.push.helpers import inserts, run_cli
+
+ROWS = 3000
+BAD_ROW = 2500
+
+
+def write_lines(path: Path, rows: list[dict[str, object] | bytes]) -> Path:
+    """A JSON Lines file of these rows; a row given as bytes is written as it is."""
+    path.write_bytes(b"".join((row if isinstance(row, bytes) else orjson.dumps(row)) + b"\n" for row in rows))
+    return path
+
+
+def numbered_rows(count: int, bad_row: int | None = None) -> list[dict[str, object] | bytes]:
+    """Rows `r1`... with their number as input; row `bad_row` (from 1) is not JSON."""
+    return [b'{"id": "broken' if n == bad_row else {"id": f"r{n}", "input": n} for n in range(1, count + 1)]
+
+
+def stored(emulator: Emulator, dataset: str = "d") -> dict[str, object]:
+    """Each stored row's input, by id."""
+    (found,) = emulator.store.list_objects("dataset", ListQuery(project_name="p", name=dataset))
+    return {row["id"]: row["input"] for row in emulator.store.live_rows("dataset", found["id"])}
+
+
+def push(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], path: Path, *args: str
+) -> tuple[int, str, str]:
+    where = ("--project", "p", "--dataset", "d", "--no-validate-first", "--batch-rows", "100")
+    return run_cli(emulator, tmp_path, capsys, str(path), *where, *args)
+
+
+def test_rows_sharing_an_id_land_as_the_last_of_them_whatever_order_requests_finish_in(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # Three ids over 60 rows, four rows a batch: ids repeat within each batch and across batches in flight.
+    rows: list[dict[str, object] | bytes] = [{"id": f"id{n % 3}", "input": n} for n in range(60)]
+    path = write_lines(tmp_path / "repeats.jsonl", rows)
+    # The first request is answered last: without keeping rows sharing an id in order, an early row
+    # of each id would be stored after the later ones.
+    emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=0.5))
+    options = PushOptions(
+        file=path, project="p", dataset="d", validate_first=False, batch_rows=4, state_dir=tmp_path / "s"
+    )
+    with BraintrustClient(ApiSettings(api_url=emulator.url, api_key=emulator.api_key)) as client:
+        summary = push_file(client, options, NullProgress())
+    assert stored(emulator) == {"id0": 57, "id1": 58, "id2": 59}
+    assert (summary.rows_sent, summary.rows_duplicate, summary.validate_first) == (60, 57, False)
+    # Each batch of four holds an id twice, so it goes as two requests, one after the other.
+    assert (summary.batches_sent, emulator.stats.requests[("POST", "dataset.insert")]) == (15, 30)
+    assert summary.warnings == [
+        "57 rows of repeats.jsonl were sent, then replaced: a later row has the same id, and the last "
+        'one wins (e.g. id "id0" on rows 1, 4, 7, 10, 13)'
+    ]
+
+
+def test_a_bad_row_stops_the_push_saying_what_was_sent_and_the_mended_file_lands_every_row_once(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_lines(tmp_path / "rows.jsonl", numbered_rows(ROWS, bad_row=BAD_ROW))
+    code, out, err = push(emulator, tmp_path, capsys, path)
+    assert (code, out) == (1, "")
+    sent = re.fullmatch(
+        rf"bt-sync: error: rows.jsonl row {BAD_ROW}: invalid JSON \(.*\) \(([\d,]+) rows were sent and "
+        r"are checkpointed; their ids do not change, so pushing the mended file replaces them rather "
+        r"than duplicating them\)\n",
+        err,
+    )
+    assert sent, err
+    landed = stored(emulator)
+    # Rows go in batches as they are checked: some before the bad row were sent, none after it.
+    assert 0 < len(landed) == int(sent[1].replace(",", "")) == inserts(emulator) < BAD_ROW
+    assert max(int(str(key)[1:]) for key in landed) < BAD_ROW
+
+    write_lines(path, numbered_rows(ROWS))
+    code, out, err = push(emulator, tmp_path, capsys, path)
+    assert (code, err) == (0, "")
+    assert stored(emulator) == {f"r{n}": n for n in range(1, ROWS + 1)}
+
+
+def test_a_bad_first_row_creates_and_sends_nothing(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_lines(tmp_path / "rows.jsonl", numbered_rows(10, bad_row=2))
+    code, _, err = push(emulator, tmp_path, capsys, path)
+    assert code == 1
+    assert err.startswith("bt-sync: error: rows.jsonl row 2: invalid JSON")
+    assert err.endswith(" (nothing was sent)\n")
+    assert emulator.store.list_objects("project", ListQuery()) == []
+
+
+def test_skipped_rows_go_to_the_rejects_file_and_the_others_are_sent(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_lines(tmp_path / "rows.jsonl", numbered_rows(ROWS, bad_row=BAD_ROW))
+    rejects = tmp_path / "rejects.jsonl"
+    code, out, err = push(emulator, tmp_path, capsys, path, "--on-error", "skip", "--rejects", str(rejects))
+    assert (code, err) == (0, "")
+    assert out.startswith(f"pushed {ROWS - 1:,} rows of rows.jsonl")
+    assert [orjson.loads(line)["row"] for line in rejects.read_bytes().splitlines()] == [BAD_ROW]
+    assert len(stored(emulator)) == ROWS - 1
+
+
+def test_a_json_file_is_mapped_by_the_keys_of_its_first_row(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows: list[dict[str, object] | bytes] = [{"id": "a", "input": 1}, {"id": "b", "input": 2, "expected": 3}]
+    path = write_lines(tmp_path / "rows.jsonl", rows)
+    code, out, err = push(emulator, tmp_path, capsys, path, "--json")
+    assert code == 0
+    assert err == (
+        "bt-sync: warning: rows.jsonl: keys first seen after its first row were not sent (expected): "
+        "with --no-validate-first a JSON file is mapped by its first row's keys; push it again "
+        "without it to send them\n"
+    )
+    assert orjson.loads(out)["unmapped_columns"] == ["expected"]
+    assert stored(emulator) == {"a": 1, "b": 2}
+
+    code, _, err = push(emulator, tmp_path, capsys, path, "--expected", "expected")
+    assert code == 1
+    assert err == (
+        'bt-sync: error: rows.jsonl: no column "expected" (from --expected); the first row has '
+        "columns: id, input\n"
+    )
+
+
+def test_a_query_result_is_always_validated_first(tmp_path: Path) -> None:
+    with pytest.raises(
+        ValidationError, match="--no-validate-first applies to a FILE, not to a query's result"
+    ):
+        PushOptions(sql="SELECT 1 AS id", project="p", dataset="d", validate_first=False)
