@@ -15,6 +15,10 @@ the batches back (grouping the events afresh if rows shared an id) and sends
 them with bounded concurrency, checkpointing each acknowledged batch so a rerun
 resumes where a crashed push stopped. A 413 splits the batch in half.
 
+With `validate_first` off, a file's batches are sent as soon as they are checked, in
+one pass without a spool (`PushRun._send_as_checked`): rows sharing an id are then all
+sent, kept in order, and a bad row stops the push after the batches before it.
+
 A file's checkpoint is known by the file's path, size and modification time, so a
 rerun of a file already pushed reads nothing. A query's result has none of these:
 its checkpoint is known by a digest of the events the first pass made (each row's
@@ -270,7 +274,9 @@ class PushRun:
         ids = stack.enter_context(IdIndex())
         rejects = self._rejects(stack, sent_yet="")
         row_ids: dict[int, str] = {}
-        with _collector_paused(), closing(self.progress.task(f"validate {self.source.name}")) as task:
+        # Python's cycle collector stays on, unlike in `_scan`: sending leaves reference cycles holding
+        # request bodies, which only it frees (with it paused, a 185 MB file's push peaked at 260 MB, not 90).
+        with closing(self.progress.task(f"validate {self.source.name}")) as task:
             indexed = self._indexed(ids, rejects.write if rejects else self._fail, task, ahead=None)
             checked = batches(_remembering_ids(indexed, row_ids), max_rows=self.options.batch_rows)
             try:

@@ -290,7 +290,10 @@ def test_memory_is_bounded_by_the_batch_not_the_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_memory_sending_is_bounded_by_the_batch_not_the_file(emulator: Emulator, tmp_path: Path) -> None:
+@pytest.mark.parametrize("way", [(), ("--no-validate-first",)], ids=["validate-first", "send-as-checked"])
+def test_memory_sending_is_bounded_by_the_batch_not_the_file(
+    emulator: Emulator, tmp_path: Path, way: tuple[str, ...]
+) -> None:
     peaks: dict[int, float] = {}
     file_mib: dict[int, float] = {}
     for rows in (20_000, 100_000):
@@ -298,7 +301,7 @@ def test_memory_sending_is_bounded_by_the_batch_not_the_file(emulator: Emulator,
         file_mib[rows] = path.stat().st_size / 2**20
         peaks[rows] = cli_peak_rss_mib(
             "push", str(path), "--project", "p", "--dataset", f"d{rows}", "--api-url", emulator.url,
-            "--state-dir", str(tmp_path / "state"),
+            "--state-dir", str(tmp_path / "state"), *way,
             env={"BRAINTRUST_API_KEY": emulator.api_key},
         )  # fmt: skip
     assert sum(emulator.stats.rows_inserted.values()) == 120_000
