@@ -274,9 +274,7 @@ class PushRun:
         ids = stack.enter_context(IdIndex())
         rejects = self._rejects(stack, sent_yet="")
         row_ids: dict[int, str] = {}
-        # Python's cycle collector stays on, unlike in `_scan`: sending leaves reference cycles holding
-        # request bodies, which only it frees (with it paused, a 185 MB file's push peaked at 260 MB, not 90).
-        with closing(self.progress.task(f"validate {self.source.name}")) as task:
+        with _older_objects_frozen(), closing(self.progress.task(f"validate {self.source.name}")) as task:
             indexed = self._indexed(ids, rejects.write if rejects else self._fail, task, ahead=None)
             checked = batches(_remembering_ids(indexed, row_ids), max_rows=self.options.batch_rows)
             try:
@@ -650,6 +648,23 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+@contextmanager
+def _older_objects_frozen() -> Iterator[None]:
+    """Keep the objects alive now out of Python's cycle collections until the block ends (`gc.freeze`).
+
+    For a push that sends as it checks, whose collector cannot be paused as the scan's is: sending
+    leaves reference cycles holding request bodies (an httpx response and its stream), which only
+    the collector frees; paused, a 185 MB file's push peaked at 260 MB rather than 90 MB. But each
+    full collection walks every object alive, the modules' among them: 0.3 s of that push's CPU,
+    0.01 s with them frozen.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _decided_ahead(ahead: LinesAhead | None, chunk: RowChunk) -> list[str | None] | None:

@@ -8,6 +8,7 @@ sent, and pushing the mended file again lands every row once. Kills and faults m
 
 from __future__ import annotations
 
+import gc
 import re
 from pathlib import Path
 
@@ -65,6 +66,7 @@ def test_rows_sharing_an_id_land_as_the_last_of_them_whatever_order_requests_fin
     with BraintrustClient(ApiSettings(api_url=emulator.url, api_key=emulator.api_key)) as client:
         summary = push_file(client, options, NullProgress())
     assert stored(emulator) == {"id0": 57, "id1": 58, "id2": 59}
+    assert gc.get_freeze_count() == 0  # the objects the push froze for its collections are thawed
     assert (summary.rows_sent, summary.rows_duplicate, summary.validate_first) == (60, 57, False)
     # Each batch of four holds an id twice, so it goes as two requests, one after the other.
     assert (summary.batches_sent, emulator.stats.requests[("POST", "dataset.insert")]) == (15, 30)
