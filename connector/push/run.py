@@ -429,7 +429,9 @@ class PushRun:
             )
         if duplicates.rows:
             rows = ", ".join(map(str, duplicates.example_rows))
-            fate = "were not sent" if self.options.validate_first else "were sent, then replaced"
+            fate = "were not sent"
+            if not self.options.validate_first:
+                fate = "would be sent, then replaced" if self.options.dry_run else "were sent, then replaced"
             summary.warnings.append(
                 printable(
                     f"{duplicates.rows:,} rows of {name} {fate}: a later row has the same id, "

@@ -76,6 +76,18 @@ def test_rows_sharing_an_id_land_as_the_last_of_them_whatever_order_requests_fin
     ]
 
 
+def test_a_dry_run_says_what_sending_as_it_checks_would_do(tmp_path: Path) -> None:
+    rows: list[dict[str, object] | bytes] = [{"id": f"id{n % 3}", "input": n} for n in range(6)]
+    path = write_lines(tmp_path / "repeats.jsonl", rows)
+    options = PushOptions(file=path, project="p", dataset="d", validate_first=False, dry_run=True)
+    summary = push_file(None, options, NullProgress())
+    assert (summary.rows_read, summary.rows_sent, summary.rows_duplicate) == (6, 0, 3)
+    assert summary.warnings == [
+        "3 rows of repeats.jsonl would be sent, then replaced: a later row has the same id, and the last "
+        'one wins (e.g. id "id0" on rows 1, 4)'
+    ]
+
+
 def test_a_bad_row_stops_the_push_saying_what_was_sent_and_the_mended_file_lands_every_row_once(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
