@@ -283,6 +283,8 @@ class PushRun:
                     rejects.flush()
             except PushError as error:
                 raise PushError(f"{error} ({_sent_so_far(self.summary)})") from None
+        # Outside: a file changed while it was pushed has nothing to mend, and its message says so.
+        self._check_unchanged()
         if checkpoint is not None:
             checkpoint.mark_complete()
         self._report(self.mapper.mapping, ids.duplicates())
@@ -304,7 +306,6 @@ class PushRun:
         checkpoint = stack.enter_context(self._checkpoint(dataset, force=self.options.force))
         checkpoint.save()
         self._send(client, dataset.id, checkpoint, chain([first], checked), row_ids)
-        self._check_unchanged()
         return checkpoint
 
     def _already_pushed(self, dataset: Dataset) -> bool:

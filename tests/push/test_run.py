@@ -216,12 +216,19 @@ class TouchOnFirstAck(RecordingProgress):
             os.utime(self._file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
 
 
+@pytest.mark.parametrize("validate_first", [True, False], ids=["validate-first", "send-as-checked"])
 def test_a_file_changed_while_it_is_pushed_is_not_marked_pushed(
-    emulator: Emulator, push_client: BraintrustClient, tmp_path: Path
+    emulator: Emulator, push_client: BraintrustClient, tmp_path: Path, validate_first: bool
 ) -> None:
     path = write_csv(tmp_path / "data.csv", 60)
     options = PushOptions(
-        file=path, project=PROJECT, dataset=DATASET, batch_rows=10, concurrency=1, state_dir=tmp_path / "s"
+        file=path,
+        project=PROJECT,
+        dataset=DATASET,
+        batch_rows=10,
+        concurrency=1,
+        validate_first=validate_first,
+        state_dir=tmp_path / "s",
     )
     with pytest.raises(PushError) as changed:
         push_file(push_client, options, TouchOnFirstAck(path))
