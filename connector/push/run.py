@@ -696,8 +696,8 @@ def _sent_so_far(summary: PushSummary) -> str:
     if not sent:
         return "nothing was sent"
     return (
-        f"{sent:,} rows were sent and are checkpointed; their ids do not change, so pushing the "
-        "mended file replaces them rather than duplicating them"
+        f"{sent:,} rows were sent and are checkpointed: the same file pushed again resumes after "
+        "them, and the file mended replaces them by id rather than duplicating them"
     )
 
 

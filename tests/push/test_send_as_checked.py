@@ -96,8 +96,8 @@ def test_a_bad_row_stops_the_push_saying_what_was_sent_and_the_mended_file_lands
     assert (code, out) == (1, "")
     sent = re.fullmatch(
         rf"bt-sync: error: rows.jsonl row {BAD_ROW}: invalid JSON \(.*\) \(([\d,]+) rows were sent and "
-        r"are checkpointed; their ids do not change, so pushing the mended file replaces them rather "
-        r"than duplicating them\)\n",
+        r"are checkpointed: the same file pushed again resumes after them, and the file mended "
+        r"replaces them by id rather than duplicating them\)\n",
         err,
     )
     assert sent, err
@@ -105,6 +105,10 @@ def test_a_bad_row_stops_the_push_saying_what_was_sent_and_the_mended_file_lands
     # Rows go in batches as they are checked: some before the bad row were sent, none after it.
     assert 0 < len(landed) == int(sent[1].replace(",", "")) == inserts(emulator) < BAD_ROW
     assert max(int(str(key)[1:]) for key in landed) < BAD_ROW
+
+    # The same file again resumes after the rows sent, and stops at the same row.
+    code, _, again = push(emulator, tmp_path, capsys, path)
+    assert (code, again, inserts(emulator)) == (1, err, len(landed))
 
     write_lines(path, numbered_rows(ROWS))
     code, out, err = push(emulator, tmp_path, capsys, path)
