@@ -1,7 +1,9 @@
-"""A full disk under a push: one line naming where, nothing sent, and a rerun that sends every row once."""
+"""A full disk under a push: one line naming where, nothing sent (sending as it checks: what was sent),
+and a rerun that sends every row once."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from contextlib import suppress
 from pathlib import Path
@@ -103,3 +105,29 @@ def test_a_rejects_file_on_a_full_disk_is_named_and_nothing_is_sent(
     assert push(emulator, path, tmp_path / "state", *skip).returncode == 0
     assert (inserts(emulator), stored_rows(emulator)) == (1, 1)
     assert len(rejects.read_bytes().splitlines()) == broken_rows
+
+
+def test_sending_as_it_checks_a_rejects_file_on_a_full_disk_says_what_was_sent_and_the_rerun_resumes(
+    emulator: Emulator, small_disk: SmallDisk, tmp_path: Path
+) -> None:
+    path = tmp_path / "rows.jsonl"
+    good = (b'{"id": "ok%d", "input": "fine"}\n' % n for n in range(1500))
+    broken = (b'{"id": "r%d", "input": "%s"\n' % (n, b"x" * 999) for n in range(ROWS))
+    path.write_bytes(b"".join(good) + b"".join(broken))
+    rejects = small_disk.path / "rejects.jsonl"
+    way = ("--no-validate-first", "--batch-rows", "100", "--on-error", "skip", "--rejects", str(rejects))
+    fill(small_disk)
+    done = push(emulator, path, tmp_path / "state", *way)
+    assert done.returncode == 1
+    sent = re.fullmatch(
+        rf"bt-sync: error: --rejects {re.escape(str(rejects))}: No space left on device \(([\d,]+) rows "
+        r"were sent and are checkpointed: the same file pushed again resumes after them, .*\)",
+        one_line(done.stderr),
+    )
+    assert sent, done.stderr
+    assert 0 < int(sent[1].replace(",", "")) == inserts(emulator) < 1500
+    small_disk.grow(16)
+    assert push(emulator, path, tmp_path / "state", *way).returncode == 0
+    # The rows sent before the disk filled are not sent again.
+    assert (inserts(emulator), stored_rows(emulator)) == (1500, 1500)
+    assert len(rejects.read_bytes().splitlines()) == ROWS
