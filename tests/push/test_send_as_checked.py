@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from connector.api.client import BraintrustClient
 from connector.config import ApiSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
+from connector.errors import ApiError
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, push_file
 from tests.push.helpers import inserts, run_cli
@@ -51,29 +52,68 @@ def push(
     return run_cli(emulator, tmp_path, capsys, str(path), *where, *args)
 
 
+def repeating_ids(tmp_path: Path) -> PushOptions:
+    """Options pushing 60 rows, four a batch, as it checks: each batch's first row has an id of its own,
+    the others share two ids, which repeat within each batch and across batches in flight."""
+    rows: list[dict[str, object] | bytes] = [
+        {"id": f"u{n}" if n % 4 == 0 else f"id{n % 2}", "input": n} for n in range(60)
+    ]
+    path = write_lines(tmp_path / "repeats.jsonl", rows)
+    return PushOptions(
+        file=path, project="p", dataset="d", validate_first=False, batch_rows=4, state_dir=tmp_path / "s"
+    )
+
+
+# What the repeating ids leave: each row with an id of its own, and the last row of each shared id.
+LAST_OF_EACH_ID = {**{f"u{n}": n for n in range(0, 60, 4)}, "id0": 58, "id1": 59}
+
+
 def test_rows_sharing_an_id_land_as_the_last_of_them_whatever_order_requests_finish_in(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    # Three ids over 60 rows, four rows a batch: ids repeat within each batch and across batches in flight.
-    rows: list[dict[str, object] | bytes] = [{"id": f"id{n % 3}", "input": n} for n in range(60)]
-    path = write_lines(tmp_path / "repeats.jsonl", rows)
+    options = repeating_ids(tmp_path)
     # The first request is answered last: without keeping rows sharing an id in order, an early row
     # of each id would be stored after the later ones.
     emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=0.5))
-    options = PushOptions(
-        file=path, project="p", dataset="d", validate_first=False, batch_rows=4, state_dir=tmp_path / "s"
-    )
     with BraintrustClient(ApiSettings(api_url=emulator.url, api_key=emulator.api_key)) as client:
         summary = push_file(client, options, NullProgress())
-    assert stored(emulator) == {"id0": 57, "id1": 58, "id2": 59}
+    assert stored(emulator) == LAST_OF_EACH_ID
     assert gc.get_freeze_count() == 0  # the objects the push froze for its collections are thawed
-    assert (summary.rows_sent, summary.rows_duplicate, summary.validate_first) == (60, 57, False)
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p", name="d"))
+    assert (summary.dataset_id, summary.validate_first) == (dataset["id"], False)
+    assert (summary.rows_sent, summary.rows_duplicate) == (60, 43)
     # Each batch of four holds an id twice, so it goes as two requests, one after the other.
     assert (summary.batches_sent, emulator.stats.requests[("POST", "dataset.insert")]) == (15, 30)
     assert summary.warnings == [
-        "57 rows of repeats.jsonl were sent, then replaced: a later row has the same id, and the last "
-        'one wins (e.g. id "id0" on rows 1, 4, 7, 10, 13)'
+        "43 rows of repeats.jsonl were sent, then replaced: a later row has the same id, and the last "
+        'one wins (e.g. id "id1" on rows 2, 4, 6, 8, 10)'
     ]
+
+
+def test_a_batch_that_fails_while_a_later_one_waits_for_it_fails_the_push(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    options = repeating_ids(tmp_path)
+    # Refused, not retried: the second batch, which shares ids with the first, waits for it.
+    emulator.faults.add(FaultRule(kind="status", status=400, route="/insert"))
+    with BraintrustClient(ApiSettings(api_url=emulator.url, api_key=emulator.api_key)) as client:
+        with pytest.raises(ApiError):
+            push_file(client, options, NullProgress())
+        summary = push_file(client, options, NullProgress())
+    assert not summary.already_complete
+    assert stored(emulator) == LAST_OF_EACH_ID
+
+
+def test_a_file_whose_every_row_is_rejected_creates_nothing(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_lines(tmp_path / "rows.jsonl", [{"id": "a", "input": 1, "tags": 5}, b'{"id": "broken'])
+    rejects = tmp_path / "rejects.jsonl"
+    code, out, err = push(emulator, tmp_path, capsys, path, "--on-error", "skip", "--rejects", str(rejects))
+    assert (code, err) == (0, "")
+    assert "pushed 0 rows of rows.jsonl" in out
+    assert len(rejects.read_bytes().splitlines()) == 2
+    assert emulator.store.list_objects("project", ListQuery()) == []
 
 
 def test_a_dry_run_says_what_sending_as_it_checks_would_do(tmp_path: Path) -> None:
