@@ -202,7 +202,7 @@ def test_a_json_file_is_mapped_by_the_keys_of_its_first_row(
     )
 
 
-def test_a_query_result_is_always_validated_first(tmp_path: Path) -> None:
+def test_a_query_result_is_always_validated_first() -> None:
     with pytest.raises(
         ValidationError, match="--no-validate-first applies to a FILE, not to a query's result"
     ):
