@@ -74,14 +74,20 @@ class StateFile(BaseModel):
         return cls.loads(data, str(path), remedy)
 
 
-def write_atomically(path: Path, data: bytes, *, durable: bool = True) -> None:
+def write_atomically(path: Path, data: bytes, *, durable: bool = True, temporary: Path | None = None) -> None:
     """Replace `path` with `data`: write a temporary file (synced to disk if `durable`), rename it over.
+
+    Args:
+        path: the file to replace.
+        data: its new content.
+        durable: sync the temporary file to disk before the rename.
+        temporary: where the data is written first, beside `path` (default: `.NAME.tmp`).
 
     Raises:
         OSError: naming `path`; `path` is as it was, and the temporary file is gone.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
+    temporary = temporary or path.with_name(f".{path.name}.tmp")
     try:
         with open(temporary, "wb") as handle:
             handle.write(data)

@@ -8,7 +8,6 @@ URI with credentials in it works too, but is never shown: `display` hides them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -20,6 +19,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from connector.errors import WarehouseError
+from connector.state_file import write_atomically
 
 # Credentials in a URI's user part (`s3://KEY:SECRET@bucket`) or in pyarrow's S3 query parameters.
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^@\s?]*@", re.IGNORECASE)
@@ -85,17 +85,11 @@ class Root:
         """Replace the file with `data` atomically."""
         if self.is_local:
             path = self.local(relative)
-            temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with open(temporary, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temporary, path)
+                write_atomically(
+                    path, data, temporary=path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+                )
             except OSError as error:
-                with contextlib.suppress(OSError):
-                    temporary.unlink(missing_ok=True)
                 raise self._error("write", relative, error) from None
             return
         try:
