@@ -6,6 +6,7 @@ import gzip
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,12 @@ def jsonl_rows(rows: int) -> list[dict[str, Any]]:
     ]
 
 
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
-    data = b"".join(orjson.dumps(row, option=orjson.OPT_SORT_KEYS) + b"\n" for row in rows)
+def write_jsonl(path: Path, rows: Sequence[dict[str, Any] | bytes]) -> Path:
+    """A JSON Lines file (gzipped for `.gz`) of `rows`; a row given as bytes is written as it is."""
+    data = b"".join(
+        (row if isinstance(row, bytes) else orjson.dumps(row, option=orjson.OPT_SORT_KEYS)) + b"\n"
+        for row in rows
+    )
     path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
     return path
 

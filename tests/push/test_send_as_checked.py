@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import re
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -21,20 +22,15 @@ from connector.config import ApiSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.errors import ApiError
 from connector.progress import NullProgress
-from connector.push.run import PushOptions, push_file
-from tests.push.helpers import inserts, run_cli
+from connector.push.options import PushOptions
+from connector.push.run import push_file
+from tests.push.helpers import inserts, run_cli, write_jsonl
 
 ROWS = 3000
 BAD_ROW = 2500
 
 
-def write_lines(path: Path, rows: list[dict[str, object] | bytes]) -> Path:
-    """A JSON Lines file of these rows; a row given as bytes is written as it is."""
-    path.write_bytes(b"".join((row if isinstance(row, bytes) else orjson.dumps(row)) + b"\n" for row in rows))
-    return path
-
-
-def numbered_rows(count: int, bad_row: int | None = None) -> list[dict[str, object] | bytes]:
+def numbered_rows(count: int, bad_row: int | None = None) -> list[dict[str, Any] | bytes]:
     """Rows `r1`... with their number as input; row `bad_row` (from 1) is not JSON."""
     return [b'{"id": "broken' if n == bad_row else {"id": f"r{n}", "input": n} for n in range(1, count + 1)]
 
@@ -55,10 +51,10 @@ def push(
 def repeating_ids(tmp_path: Path) -> PushOptions:
     """Options pushing 60 rows, four a batch, as it checks: each batch's first row has an id of its own,
     the others share two ids, which repeat within each batch and across batches in flight."""
-    rows: list[dict[str, object] | bytes] = [
+    rows: list[dict[str, Any] | bytes] = [
         {"id": f"u{n}" if n % 4 == 0 else f"id{n % 2}", "input": n} for n in range(60)
     ]
-    path = write_lines(tmp_path / "repeats.jsonl", rows)
+    path = write_jsonl(tmp_path / "repeats.jsonl", rows)
     return PushOptions(
         file=path, project="p", dataset="d", validate_first=False, batch_rows=4, state_dir=tmp_path / "s"
     )
@@ -107,7 +103,7 @@ def test_a_batch_that_fails_while_a_later_one_waits_for_it_fails_the_push(
 def test_a_file_whose_every_row_is_rejected_creates_nothing(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write_lines(tmp_path / "rows.jsonl", [{"id": "a", "input": 1, "tags": 5}, b'{"id": "broken'])
+    path = write_jsonl(tmp_path / "rows.jsonl", [{"id": "a", "input": 1, "tags": 5}, b'{"id": "broken'])
     rejects = tmp_path / "rejects.jsonl"
     code, out, err = push(emulator, tmp_path, capsys, path, "--on-error", "skip", "--rejects", str(rejects))
     assert (code, err) == (0, "")
@@ -117,8 +113,8 @@ def test_a_file_whose_every_row_is_rejected_creates_nothing(
 
 
 def test_a_dry_run_says_what_sending_as_it_checks_would_do(tmp_path: Path) -> None:
-    rows: list[dict[str, object] | bytes] = [{"id": f"id{n % 3}", "input": n} for n in range(6)]
-    path = write_lines(tmp_path / "repeats.jsonl", rows)
+    rows: list[dict[str, Any] | bytes] = [{"id": f"id{n % 3}", "input": n} for n in range(6)]
+    path = write_jsonl(tmp_path / "repeats.jsonl", rows)
     options = PushOptions(file=path, project="p", dataset="d", validate_first=False, dry_run=True)
     summary = push_file(None, options, NullProgress())
     assert (summary.rows_read, summary.rows_sent, summary.rows_duplicate) == (6, 0, 3)
@@ -131,7 +127,7 @@ def test_a_dry_run_says_what_sending_as_it_checks_would_do(tmp_path: Path) -> No
 def test_a_bad_row_stops_the_push_saying_what_was_sent_and_the_mended_file_lands_every_row_once(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write_lines(tmp_path / "rows.jsonl", numbered_rows(ROWS, bad_row=BAD_ROW))
+    path = write_jsonl(tmp_path / "rows.jsonl", numbered_rows(ROWS, bad_row=BAD_ROW))
     code, out, err = push(emulator, tmp_path, capsys, path)
     assert (code, out) == (1, "")
     sent = re.fullmatch(
@@ -150,7 +146,7 @@ def test_a_bad_row_stops_the_push_saying_what_was_sent_and_the_mended_file_lands
     code, _, again = push(emulator, tmp_path, capsys, path)
     assert (code, again, inserts(emulator)) == (1, err, len(landed))
 
-    write_lines(path, numbered_rows(ROWS))
+    write_jsonl(path, numbered_rows(ROWS))
     code, out, err = push(emulator, tmp_path, capsys, path)
     assert (code, err) == (0, "")
     assert stored(emulator) == {f"r{n}": n for n in range(1, ROWS + 1)}
@@ -159,7 +155,7 @@ def test_a_bad_row_stops_the_push_saying_what_was_sent_and_the_mended_file_lands
 def test_a_bad_first_row_creates_and_sends_nothing(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write_lines(tmp_path / "rows.jsonl", numbered_rows(10, bad_row=2))
+    path = write_jsonl(tmp_path / "rows.jsonl", numbered_rows(10, bad_row=2))
     code, _, err = push(emulator, tmp_path, capsys, path)
     assert code == 1
     assert err.startswith("bt-sync: error: rows.jsonl row 2: invalid JSON")
@@ -170,7 +166,7 @@ def test_a_bad_first_row_creates_and_sends_nothing(
 def test_skipped_rows_go_to_the_rejects_file_and_the_others_are_sent(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = write_lines(tmp_path / "rows.jsonl", numbered_rows(ROWS, bad_row=BAD_ROW))
+    path = write_jsonl(tmp_path / "rows.jsonl", numbered_rows(ROWS, bad_row=BAD_ROW))
     rejects = tmp_path / "rejects.jsonl"
     code, out, err = push(emulator, tmp_path, capsys, path, "--on-error", "skip", "--rejects", str(rejects))
     assert (code, err) == (0, "")
@@ -182,8 +178,8 @@ def test_skipped_rows_go_to_the_rejects_file_and_the_others_are_sent(
 def test_a_json_file_is_mapped_by_the_keys_of_its_first_row(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rows: list[dict[str, object] | bytes] = [{"id": "a", "input": 1}, {"id": "b", "input": 2, "expected": 3}]
-    path = write_lines(tmp_path / "rows.jsonl", rows)
+    rows: list[dict[str, Any] | bytes] = [{"id": "a", "input": 1}, {"id": "b", "input": 2, "expected": 3}]
+    path = write_jsonl(tmp_path / "rows.jsonl", rows)
     code, out, err = push(emulator, tmp_path, capsys, path, "--json")
     assert code == 0
     assert err == (
