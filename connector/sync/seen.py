@@ -1,31 +1,43 @@
-"""The ids one read has already staged, kept in 12 bytes an id.
+"""The ids one read has already staged: 4 bytes an id in memory, the rest on disk.
 
 Pages arrive newest version first, so the first version of an id a read sees
 is its newest: later ones are dropped as they arrive, and the staged parts can
 become the object's files as they are. A Python set of the ids themselves
-would grow by about 100 bytes a row; this keeps 96 bits of each id's MD5 in
-sorted NumPy arrays (sorted by the upper 64 bits, 32 more checked on a match),
-so memory stays flat in the size of the object. Two ids are taken for one only
-if all 96 bits agree: for a hundred million ids, a chance of about 6 in 10^14.
+would grow by about 100 bytes a row; this keeps 96 bits of each id's MD5 (the
+upper 64 and 32 more checked on a match). Two ids are taken for one only if all
+96 bits agree: for a hundred million ids, a chance of about 6 in 10^14.
 
-Each page's ids are a run of their own until there are `_MAX_RUNS`; the runs
-are then merged into segments, sorted arrays that each hold one range of the
-hashes. Merging rewrites one segment at a time: when each merge rewrote one
-array of all the ids, it held the array and its new copy at once (20 bytes an
-id), and a million-row sync peaked 7-9 MB higher.
+Each page's ids are a run of their own, in memory, until there are `_MAX_RUNS`
+or `_MAX_RUN_IDS`; the runs are then merged into segments, sorted by the upper
+64 bits, each holding one range of them. A segment's 12-byte entries are a file
+in the read's scratch directory; memory keeps only each entry's top 32 bits, in
+the file's order. An id is looked for on disk only where those 32 bits match:
+the ids the read saw before (an updated row's older version) and about one id
+in 4,000 at a million ids. So memory grows by 4 bytes a row, not 12 (12 MB at a
+million rows, which was a third of what a sync's peak grew by from 200,000 rows
+to a million). Merging rewrites one segment at a time, and only the segments
+new ids fall in.
 """
 
 from __future__ import annotations
 
-from itertools import pairwise
+import os
+import shutil
+from dataclasses import dataclass
+from itertools import count, pairwise
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 Upper = npt.NDArray[np.uint64]
 Lower = npt.NDArray[np.uint32]
-# Merge the runs into the segments when there are more: lookups stay cheap and merging stays rare.
+# A segment file's entry: an id's upper 64 bits and its lowest 32, 12 bytes.
+_ENTRY = np.dtype([("upper", "<u8"), ("lower", "<u4")])
+# Merge the runs into the segments when there are more, or when they hold more ids (a resumed read adds
+# every id staged before in one run): lookups stay cheap, merging rare and the runs' memory bounded.
 _MAX_RUNS = 16
+_MAX_RUN_IDS = 16 * 8192
 # A segment is cut into pieces of this many ids once it holds twice as many: a merge holds at most
 # 1.5 MB twice, the segment it rewrites.
 SEGMENT_IDS = 65_536
@@ -35,21 +47,67 @@ SEGMENT_IDS = 65_536
 _MAX_SEGMENTS = 32
 
 
+@dataclass(frozen=True)
+class _Segment:
+    """Sorted ids on disk, and in memory their first upper half and every entry's top 32 bits."""
+
+    path: Path
+    first_upper: int
+    tops: npt.NDArray[np.uint32]
+
+    def entries(self) -> npt.NDArray[np.void]:
+        return np.fromfile(self.path, dtype=_ENTRY)
+
+    def found(self, upper: Upper, lower: Lower) -> npt.NDArray[np.bool_]:
+        """For each sorted id, whether the segment holds it: read from disk where the top 32 bits match."""
+        found = np.zeros(len(upper), dtype=bool)
+        wanted = _top(upper)
+        starts = np.searchsorted(self.tops, wanted, side="left")
+        ends = np.searchsorted(self.tops, wanted, side="right")
+        matching = np.flatnonzero(ends > starts)
+        if not len(matching):
+            return found
+        size = _ENTRY.itemsize
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            read = b"".join(
+                os.pread(descriptor, size * int(end - start), size * int(start))
+                for start, end in zip(starts[matching], ends[matching], strict=True)
+            )
+        finally:
+            os.close(descriptor)
+        entries = np.frombuffer(read, dtype=_ENTRY)
+        # Each entry read belongs to the id it was read for.
+        owner = np.repeat(matching, (ends - starts)[matching])
+        same = (entries["upper"] == upper[owner]) & (entries["lower"] == lower[owner])
+        found[owner[same]] = True
+        return found
+
+
 class SeenIds:
     """A set of ids, each given as its MD5's upper 64 bits and lowest 32 (from DuckDB's `md5_number`).
 
     Args:
+        directory: where the segment files go (created when needed; removed by `close`, and emptied
+            first, since a killed read may have left files behind).
         segment_ids: the fewest ids a segment is cut to, once it holds twice as many.
     """
 
-    def __init__(self, segment_ids: int = SEGMENT_IDS) -> None:
+    def __init__(self, directory: Path, segment_ids: int = SEGMENT_IDS) -> None:
+        self._directory = directory
+        shutil.rmtree(directory, ignore_errors=True)
         self._segment_ids = segment_ids
         self._runs: list[tuple[Upper, Lower]] = []
         # Sorted, and in order: every upper of a segment is below every upper of the next.
-        self._segments: list[tuple[Upper, Lower]] = []
+        self._segments: list[_Segment] = []
+        self._file_numbers = count()
 
     def __len__(self) -> int:
-        return sum(len(upper) for upper, _ in (*self._runs, *self._segments))
+        return sum(len(upper) for upper, _ in self._runs) + sum(len(s.tops) for s in self._segments)
+
+    def close(self) -> None:
+        """Remove the segment files."""
+        shutil.rmtree(self._directory, ignore_errors=True)
 
     def contains(self, upper: Upper, lower: Lower) -> npt.NDArray[np.bool_]:
         """For each id, whether it is in the set."""
@@ -62,10 +120,9 @@ class SeenIds:
             found |= _found_in(run_upper, run_lower, upper, lower)
         # Each id is looked up in the one segment whose range holds it.
         bounds = [0, *self._starts(upper), len(upper)] if self._segments else []
-        for (segment_upper, segment_lower), (start, end) in zip(
-            self._segments, pairwise(bounds), strict=True
-        ):
-            found[start:end] |= _found_in(segment_upper, segment_lower, upper[start:end], lower[start:end])
+        for segment, (start, end) in zip(self._segments, pairwise(bounds), strict=True):
+            if end > start:
+                found[start:end] |= segment.found(upper[start:end], lower[start:end])
         in_page_order = np.empty_like(found)
         in_page_order[order] = found
         return in_page_order
@@ -74,7 +131,7 @@ class SeenIds:
         """Add ids (not already in the set)."""
         if len(upper):
             self._runs.append(_sorted_run(upper, lower))
-        if len(self._runs) > _MAX_RUNS:
+        if len(self._runs) > _MAX_RUNS or sum(len(u) for u, _ in self._runs) > _MAX_RUN_IDS:
             runs, self._runs = self._runs, []
             recent = _sorted_run(np.concatenate([u for u, _ in runs]), np.concatenate([v for _, v in runs]))
             del runs
@@ -82,23 +139,45 @@ class SeenIds:
 
     def _starts(self, upper: Upper) -> list[int]:
         """Where the sorted `upper` reaches each segment but the first."""
-        firsts = np.array([segment_upper[0] for segment_upper, _ in self._segments[1:]], dtype=np.uint64)
+        firsts = np.array([segment.first_upper for segment in self._segments[1:]], dtype=np.uint64)
         return np.searchsorted(upper, firsts).tolist()  # type: ignore[no-any-return]
 
     def _merge(self, upper: Upper, lower: Lower) -> None:
-        """Insert sorted ids into the segments, one segment at a time."""
+        """Insert sorted ids into the segments, rewriting one segment at a time."""
         bounds = [0, *self._starts(upper), len(upper)]
         piece_ids = max(self._segment_ids, (len(self) + len(upper)) // _MAX_SEGMENTS)
-        # Before the first merge, one empty segment takes every id.
-        segments, self._segments = self._segments or [(upper[:0], lower[:0])], []
-        for start, end in pairwise(bounds):
-            # Taken off the list, so that each old segment is freed once its new version is made.
-            segment_upper, segment_lower = segments.pop(0)
-            at = np.searchsorted(segment_upper, upper[start:end])
-            new_upper = np.insert(segment_upper, at, upper[start:end])
-            new_lower = np.insert(segment_lower, at, lower[start:end])
-            del segment_upper, segment_lower
-            self._segments += _split(new_upper, new_lower, piece_ids)
+        segments, merged = self._segments, list[_Segment]()
+        for index, (start, end) in enumerate(pairwise(bounds)):
+            if start == end:
+                merged.append(segments[index])
+                continue
+            if segments:
+                old = segments[index].entries()
+                at = np.searchsorted(old["upper"], upper[start:end])
+                new_upper = np.insert(old["upper"], at, upper[start:end])
+                new_lower = np.insert(old["lower"], at, lower[start:end])
+                del old
+            else:  # the first merge: one segment takes every id
+                new_upper, new_lower = upper, lower
+            merged += [self._write(*piece) for piece in _split(new_upper, new_lower, piece_ids)]
+            if segments:
+                segments[index].path.unlink()
+        self._segments = merged
+
+    def _write(self, upper: Upper, lower: Lower) -> _Segment:
+        self._directory.mkdir(parents=True, exist_ok=True)
+        path = self._directory / f"segment-{next(self._file_numbers):06d}.ids"
+        entries = np.empty(len(upper), dtype=_ENTRY)
+        entries["upper"], entries["lower"] = upper, lower
+        # Not `tofile`: on a full disk it raises without the system's reason, which is the user's message.
+        with path.open("wb") as file:
+            file.write(entries.data)
+        return _Segment(path, int(upper[0]), _top(upper))
+
+
+def _top(upper: Upper) -> npt.NDArray[np.uint32]:
+    """The top 32 bits of each upper half: sorted where the uppers are."""
+    return (upper >> np.uint64(32)).astype(np.uint32)
 
 
 def _found_in(run_upper: Upper, run_lower: Lower, upper: Upper, lower: Lower) -> npt.NDArray[np.bool_]:
@@ -131,11 +210,10 @@ def _split(upper: Upper, lower: Lower, piece_ids: int) -> list[tuple[Upper, Lowe
         end = start + piece_ids
         while end < len(upper) and upper[end] == upper[end - 1]:
             end += 1
-        # Copies, so the merged arrays are freed once the pieces are taken.
-        pieces.append((upper[start:end].copy(), lower[start:end].copy()))
+        pieces.append((upper[start:end], lower[start:end]))
         start = end
     if start < len(upper):  # none left when the last cut was pushed to the end by equal uppers
-        pieces.append((upper[start:].copy(), lower[start:].copy()))
+        pieces.append((upper[start:], lower[start:]))
     return pieces
 
 

@@ -53,6 +53,8 @@ STAGING_MEMORY_BASE_BYTES = 64 * 2**20
 STAGING_MEMORY_PER_PAGE_BYTE = 32
 _MEMORY_STEP_BYTES = 64 * 2**20
 MAX_PARTS_PER_PAGE = 4
+# Where, in an object's scratch directory, the ids already staged are kept (see `SeenIds`).
+_SEEN_IDS = "seen-ids"
 # The upper 64 bits of `md5` (an id's `md5_number`) and its lowest 32, as `SeenIds` keeps them: one MD5
 # per id, where `md5_number_upper` and `_lower` would compute it twice.
 _MD5_PARTS = "(md5 >> 64)::UBIGINT AS upper, (md5 & 4294967295)::UINTEGER AS lower"
@@ -113,7 +115,7 @@ class PageStager:
         self.ordered = ordered
         self.oldest_xact = oldest_xact
         self._object_rows = object_rows
-        self._seen = SeenIds()
+        self._seen = SeenIds(staging.directory / _SEEN_IDS)
         self._sql = _PageSql(stream)
         self._session = _session()
         self._con = self._session.connect()
@@ -127,7 +129,7 @@ class PageStager:
         self._remember_staged_ids([staging.directory / name for name in parts])
 
     def close(self) -> None:
-        """Let a write in progress finish, then release DuckDB."""
+        """Let a write in progress finish, then release DuckDB and the files of the ids staged."""
         self._writes.shutdown(wait=True, cancel_futures=True)
         # A page that failed its checks, or whose write was cancelled, left its table behind.
         left = self._con.execute(
@@ -137,6 +139,7 @@ class PageStager:
             self._con.execute(f"DROP TABLE {table}")
         self._writer.close()
         self._con.close()
+        self._seen.close()
 
     def stage(self, body: bytes, cutoff: int | None) -> StagedPage:
         """Check one page and start writing the rows to keep: above `cutoff`, newest version of each id.

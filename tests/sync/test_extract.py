@@ -222,6 +222,24 @@ def test_an_ordered_read_stages_each_id_once_also_across_a_resume(staging: Objec
     ]  # fmt: skip
 
 
+def test_ids_staged_many_pages_before_are_recognised_from_the_files_they_are_kept_in(
+    staging: ObjectStaging,
+) -> None:
+    # 20 pages of two new ids each: more runs than are kept in memory, so the first ones are merged
+    # into files in the object's scratch directory. Then the older versions of all 40.
+    pages = [page((f"{n}-a", 1000 - 2 * n), (f"{n}-b", 999 - 2 * n)) for n in range(20)]
+    with closing(stager_of(staging)) as stager:
+        staged = [stager.stage(body, None) for body in pages]
+        assert any((staging.directory / "seen-ids").iterdir())
+        older = stager.stage(
+            page(*[(f"{n}-{side}", 500 - n) for n in range(20) for side in "ab"], ("new", 1)), None
+        )
+        older.wait()
+    assert older.rows == 1 and len(staged_rows(staging, [*older.parts])) == 1
+    assert len(staged_rows(staging, [part for done in (*staged, older) for part in done.parts])) == 41
+    assert not (staging.directory / "seen-ids").exists()
+
+
 def test_pages_out_of_order_keep_every_version_for_the_merge_to_choose(staging: ObjectStaging) -> None:
     with closing(stager_of(staging)) as stager:
         first = stager.stage(page(("a", 5), ("b", 4)), None)
