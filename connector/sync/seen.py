@@ -146,23 +146,23 @@ class SeenIds:
         """Insert sorted ids into the segments, rewriting one segment at a time."""
         bounds = [0, *self._starts(upper), len(upper)]
         piece_ids = max(self._segment_ids, (len(self) + len(upper)) // _MAX_SEGMENTS)
-        segments, merged = self._segments, list[_Segment]()
-        for index, (start, end) in enumerate(pairwise(bounds)):
-            if start == end:
-                merged.append(segments[index])
+        segments, self._segments = self._segments, []
+        for start, end in pairwise(bounds):
+            # Taken off the list, so that each old segment's memory is freed once its new version is made.
+            segment = segments.pop(0) if segments else None
+            if segment is not None and start == end:
+                self._segments.append(segment)
                 continue
-            if segments:
-                old = segments[index].entries()
+            if segment is None:  # the first merge: one segment takes every id
+                new_upper, new_lower = upper, lower
+            else:
+                old = segment.entries()
                 at = np.searchsorted(old["upper"], upper[start:end])
                 new_upper = np.insert(old["upper"], at, upper[start:end])
                 new_lower = np.insert(old["lower"], at, lower[start:end])
-                del old
-            else:  # the first merge: one segment takes every id
-                new_upper, new_lower = upper, lower
-            merged += [self._write(*piece) for piece in _split(new_upper, new_lower, piece_ids)]
-            if segments:
-                segments[index].path.unlink()
-        self._segments = merged
+                segment.path.unlink()
+                del segment, old
+            self._segments += [self._write(*piece) for piece in _split(new_upper, new_lower, piece_ids)]
 
     def _write(self, upper: Upper, lower: Lower) -> _Segment:
         self._directory.mkdir(parents=True, exist_ok=True)
