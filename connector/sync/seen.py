@@ -13,10 +13,9 @@ or `_MAX_RUN_IDS`; the runs are then merged into segments, sorted by the upper
 in the read's scratch directory; memory keeps only each entry's top 32 bits, in
 the file's order. An id is looked for on disk only where those 32 bits match:
 the ids the read saw before (an updated row's older version) and about one id
-in 4,000 at a million ids. So memory grows by 4 bytes a row, not 12 (12 MB at a
-million rows, which was a third of what a sync's peak grew by from 200,000 rows
-to a million). Merging rewrites one segment at a time, and only the segments
-new ids fall in.
+in 4,000 at a million ids. So memory grows by 4 bytes a row, not 12: a million
+ids held 11.5 MiB when the whole hashes were in memory, 3.9 MiB now. Merging
+rewrites one segment at a time, and only the segments new ids fall in.
 """
 
 from __future__ import annotations
@@ -38,8 +37,8 @@ _ENTRY = np.dtype([("upper", "<u8"), ("lower", "<u4")])
 # every id staged before in one run): lookups stay cheap, merging rare and the runs' memory bounded.
 _MAX_RUNS = 16
 _MAX_RUN_IDS = 16 * 8192
-# A segment is cut into pieces of this many ids once it holds twice as many: a merge holds at most
-# 1.5 MB twice, the segment it rewrites.
+# A segment is cut into pieces of this many ids once it holds twice as many: a merge holds a segment's
+# entries, read from its file, and their new version, at most 1.5 MB each.
 SEGMENT_IDS = 65_536
 # Past 32 segments of that size (two million ids), pieces are a 32nd of the set instead: a lookup costs
 # a few NumPy calls a segment, which would otherwise grow with the object (at ten million ids, a
