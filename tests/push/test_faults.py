@@ -65,9 +65,13 @@ def test_a_fault_anywhere_in_a_push_loses_and_duplicates_nothing(
     pushed_exactly_once(emulator, dataset, path, tmp_path)
 
 
+# Each kill costs two process starts (about 2.5 s). The kill lands while the batches after those
+# acked are in flight (inserts are slowed), at the first ack (the simplest value, which hypothesis
+# tries first) and at random ones up to two thirds of the way (of 60 batches). No kill before the first
+# ack: waiting for none, it landed before the process had started, and the rerun was a fresh push.
 @pytest.mark.parametrize("way", [(), ("--no-validate-first",)], ids=["validate-first", "send-as-checked"])
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(kill_after_batches=st.integers(min_value=0, max_value=40))
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kill_after_batches=st.integers(min_value=1, max_value=40))
 def test_push_sigkill_at_random_points_then_rerun_has_each_row_once(
     emulator: Emulator,
     tmp_path_factory: pytest.TempPathFactory,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,18 @@ from tests.helpers import (
     warehouse_in,
 )
 
-# Rows take about 150 bytes once written as Parquet: these need twice the small disk (2 MB).
-OVERFLOWING_ROWS = 30_000
+# Rows take about 150 bytes once written as Parquet: these need twice the small disk. A disk of 1 MB,
+# not the shared fixture's 2 MB, halves the rows each test generates, syncs, fails on and syncs again.
+DISK_MB = 1
+OVERFLOWING_ROWS = 15_000
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
+    """A tmpfs of `DISK_MB` at `tmp_path / "small"`."""
+    disk = SmallDisk(tmp_path / "small", DISK_MB)
+    yield disk
+    disk.unmount()
 
 
 @pytest.fixture

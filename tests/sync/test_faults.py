@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from connector.config import WarehouseSettings
@@ -96,7 +96,13 @@ def fetches_served(emulator: Emulator) -> int:
     return sum(n for (_, route), n in emulator.stats.requests.items() if route.endswith("fetch"))
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Each kill costs a process start and a whole rerun (about 4 s). The demo's first object takes 22
+# fetches of 3 traces, so the kill points cover three phases: the first fetch (the simplest value,
+# which hypothesis tries first), the first object's read at random fetches, and the end of the range,
+# after the first object's commit with the second's read under way (pinned: random draws in 1-25
+# seldom land past 22).
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(kill_after_fetches=25)
 @given(kill_after_fetches=st.integers(min_value=1, max_value=25))
 def test_sigkill_at_random_points_then_rerun_converges(
     reliability_emulator: Emulator,
