@@ -23,6 +23,24 @@ from tests.helpers import CLI, query, sync, warehouse_in
 PROJECT, DATASET = "push-tests", "golden"
 
 
+class RecordingProgress:
+    """Records each task's description, total and advanced rows and batches."""
+
+    def __init__(self) -> None:
+        self.tasks: list[dict[str, Any]] = []
+
+    def task(self, description: str, total_rows: int | None = None) -> RecordingProgress:
+        self.tasks.append({"description": description, "total": total_rows, "rows": 0, "batches": 0})
+        return self
+
+    def advance(self, rows: int = 0, pages: int = 0) -> None:
+        self.tasks[-1]["rows"] += rows
+        self.tasks[-1]["batches"] += pages
+
+    def close(self) -> None:
+        self.tasks[-1]["closed"] = True
+
+
 def inserts(emulator: Emulator) -> int:
     """Rows the emulator has been sent in insert requests, in every dataset."""
     return sum(emulator.stats.rows_inserted.values())

@@ -22,6 +22,7 @@ from tests.push.helpers import (
     JSONL_AS_EVENTS,
     PARQUET_AS_EVENTS,
     PROJECT,
+    RecordingProgress,
     dataset_id,
     jsonl_rows,
     same_rows,
@@ -87,24 +88,6 @@ def test_mapping_flags_build_objects(emulator: Emulator, push: Push, tmp_path: P
         "expected": "Because",
         "metadata": {"source": "web"},
     }
-
-
-class RecordingProgress:
-    """Records each task's description, total and advanced rows and batches."""
-
-    def __init__(self) -> None:
-        self.tasks: list[dict[str, Any]] = []
-
-    def task(self, description: str, total_rows: int | None = None) -> RecordingProgress:
-        self.tasks.append({"description": description, "total": total_rows, "rows": 0, "batches": 0})
-        return self
-
-    def advance(self, rows: int = 0, pages: int = 0) -> None:
-        self.tasks[-1]["rows"] += rows
-        self.tasks[-1]["batches"] += pages
-
-    def close(self) -> None:
-        self.tasks[-1]["closed"] = True
 
 
 def test_progress_counts_validated_then_acknowledged_rows(

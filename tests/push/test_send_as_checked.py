@@ -24,7 +24,7 @@ from connector.errors import ApiError
 from connector.progress import NullProgress
 from connector.push.options import PushOptions
 from connector.push.run import push_file
-from tests.push.helpers import inserts, run_cli, write_jsonl
+from tests.push.helpers import RecordingProgress, inserts, run_cli, write_jsonl
 
 ROWS = 3000
 BAD_ROW = 2500
@@ -110,6 +110,23 @@ def test_a_file_whose_every_row_is_rejected_creates_nothing(
     assert "pushed 0 rows of rows.jsonl" in out
     assert len(rejects.read_bytes().splitlines()) == 2
     assert emulator.store.list_objects("project", ListQuery()) == []
+
+
+def test_progress_shows_rows_sent_without_a_total_it_cannot_know_yet(
+    push_client: BraintrustClient, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "rows.jsonl", numbered_rows(250))
+    options = PushOptions(file=path, project="p", dataset="d", validate_first=False, batch_rows=100)
+    progress = RecordingProgress()
+    summary = push_file(push_client, options.model_copy(update={"state_dir": tmp_path}), progress)
+    assert summary.rows_sent == 250
+    # Sending as it checks, the push has read only the first rows when it starts sending: a total
+    # then would be theirs, and the bar would run past its end.
+    assert [(task["description"], task["total"]) for task in progress.tasks] == [
+        ("validate rows.jsonl", None),
+        ("push rows.jsonl", None),
+    ]
+    assert sum(task["rows"] for task in progress.tasks) == 2 * 250, "rows checked, then rows sent"
 
 
 def test_a_dry_run_says_what_sending_as_it_checks_would_do(tmp_path: Path) -> None:
