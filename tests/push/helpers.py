@@ -24,7 +24,10 @@ PROJECT, DATASET = "push-tests", "golden"
 
 
 class RecordingProgress:
-    """Records each task's description, total and advanced rows and batches."""
+    """Records each task's description, total and advanced rows and batches.
+
+    An advance counts toward the task started last: tasks open at once (checking and sending) share it.
+    """
 
     def __init__(self) -> None:
         self.tasks: list[dict[str, Any]] = []

@@ -115,18 +115,18 @@ def test_a_file_whose_every_row_is_rejected_creates_nothing(
 def test_progress_shows_rows_sent_without_a_total_it_cannot_know_yet(
     push_client: BraintrustClient, tmp_path: Path
 ) -> None:
-    path = write_jsonl(tmp_path / "rows.jsonl", numbered_rows(250))
-    options = PushOptions(file=path, project="p", dataset="d", validate_first=False, batch_rows=100)
+    path = write_jsonl(tmp_path / "rows.jsonl", numbered_rows(ROWS))
+    options = PushOptions(file=path, project="p", dataset="d", validate_first=False, batch_rows=500)
     progress = RecordingProgress()
     summary = push_file(push_client, options.model_copy(update={"state_dir": tmp_path}), progress)
-    assert summary.rows_sent == 250
-    # Sending as it checks, the push has read only the first rows when it starts sending: a total
-    # then would be theirs, and the bar would run past its end.
+    assert summary.rows_sent == ROWS
+    # Sending as it checks, the push has read only the first chunk of rows when it starts sending: a
+    # total then would be theirs, and the bar would run past its end.
     assert [(task["description"], task["total"]) for task in progress.tasks] == [
         ("validate rows.jsonl", None),
         ("push rows.jsonl", None),
     ]
-    assert sum(task["rows"] for task in progress.tasks) == 2 * 250, "rows checked, then rows sent"
+    assert sum(task["rows"] for task in progress.tasks) == 2 * ROWS, "rows checked, and rows sent"
 
 
 def test_a_dry_run_says_what_sending_as_it_checks_would_do(tmp_path: Path) -> None:
