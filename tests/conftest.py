@@ -41,8 +41,14 @@ def push_client(emulator: Emulator) -> Iterator[BraintrustClient]:
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
-    """A 2 MB tmpfs at `tmp_path / "small"`, for what a full disk does."""
-    disk = SmallDisk(tmp_path / "small", 2)
+def small_disk_mb() -> int:
+    """The size of `small_disk`; a test module that needs a smaller one overrides this fixture."""
+    return 2
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path, small_disk_mb: int) -> Iterator[SmallDisk]:
+    """A tmpfs of `small_disk_mb` at `tmp_path / "small"`, for what a full disk does."""
+    disk = SmallDisk(tmp_path / "small", small_disk_mb)
     yield disk
     disk.unmount()

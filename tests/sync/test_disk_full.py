@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,18 +19,14 @@ from tests.helpers import (
     warehouse_in,
 )
 
-# Rows take about 150 bytes once written as Parquet: these need twice the small disk. A disk of 1 MB,
-# not the shared fixture's 2 MB, halves the rows each test generates, syncs, fails on and syncs again.
-DISK_MB = 1
+# Rows take about 150 bytes once written as Parquet: these need twice the small disk.
 OVERFLOWING_ROWS = 15_000
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
-    """A tmpfs of `DISK_MB` at `tmp_path / "small"`."""
-    disk = SmallDisk(tmp_path / "small", DISK_MB)
-    yield disk
-    disk.unmount()
+def small_disk_mb() -> int:
+    """1 MB, not the shared 2: it halves the rows each test generates, syncs, fails on and syncs again."""
+    return 1
 
 
 @pytest.fixture
