@@ -4,12 +4,13 @@
 a list of pairs. So each column's type is planned once, when a file is opened: a type without a
 JSON form is refused, naming why; nanosecond leaves, however deeply nested, are cast to integers in
 Arrow and written as ISO 8601 text with all nine digits; maps with text keys become objects, and a
-map that repeats a key is a bad value rather than a silently dropped entry. Decimals stay
-`Decimal`s, which `map.py` writes as exact JSON numbers.
+map that repeats a key is a bad value rather than a silently dropped entry, and so is a NaN or
+infinite float. Decimals stay `Decimal`s, which `map.py` writes as exact JSON numbers.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -76,6 +77,8 @@ def plan_column(data_type: pa.DataType) -> ColumnPlan:
         return _plan_struct(data_type)
     if pa.types.is_map(data_type):
         return _plan_map(data_type)
+    if pa.types.is_floating(data_type):
+        return ColumnPlan(data_type, _finite)
     if _is_final(data_type):
         return ColumnPlan(data_type)
     raise NoJsonForm(_why_not(data_type))
@@ -167,7 +170,6 @@ def _is_final(data_type: pa.DataType) -> bool:
             pa.types.is_null,
             pa.types.is_boolean,
             pa.types.is_integer,
-            pa.types.is_floating,
             pa.types.is_decimal,
             pa.types.is_string,
             pa.types.is_large_string,
@@ -193,6 +195,13 @@ def _why_not(data_type: pa.DataType) -> str:
     if pa.types.is_duration(data_type) or pa.types.is_interval(data_type):
         return "a duration has no single JSON form; cast it to an integer count of a unit, or to string"
     return "it has no JSON form; cast it to a string or number column"
+
+
+def _finite(value: float) -> float:
+    """`value`, unless it is NaN or infinite: JSON has no such numbers, and orjson would write null."""
+    if math.isfinite(value):
+        return value
+    raise ValueError(f"{value} is not a number JSON can hold")
 
 
 def _nanosecond_timestamp(tz: str | None) -> Fix:

@@ -5,6 +5,7 @@ Kept apart from `read.py` so that only a push of CSV, Parquet or a query imports
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Generator, Iterator
 from contextlib import closing, contextmanager
@@ -124,16 +125,68 @@ class CsvReader:
                 )
             # Closed however the read ends: left open, pyarrow's I/O thread may still be reading ahead
             # when a parse error ends the process, which then aborts (1 push in 120 under load).
+            last: RowChunk | None = None
             with closing(reader):
-                while (block := _next_block(reader)) is not None:
-                    for start in range(0, block.num_rows, CHUNK_ROWS):
-                        rows = _with_malformed(
-                            malformed, next_row, _decode_csv_batch(block.slice(start, CHUNK_ROWS))
-                        )
-                        yield RowChunk(next_row, rows)
-                        next_row += len(rows)
+                try:
+                    while (block := _next_block(reader)) is not None:
+                        for start in range(0, block.num_rows, CHUNK_ROWS):
+                            rows = _with_malformed(
+                                malformed, next_row, _decode_csv_batch(block.slice(start, CHUNK_ROWS))
+                            )
+                            # Held back by one chunk: only the file's last row can hold an unclosed quote.
+                            if last is not None:
+                                yield last
+                            last = RowChunk(next_row, rows)
+                            next_row += len(rows)
+                except (pa.ArrowInvalid, OSError):
+                    # The rows before the error are whole: `chunks` counts them, to name the row at fault.
+                    if last is not None:
+                        yield last
+                    raise
         if malformed:
+            if last is not None:
+                yield last
             yield RowChunk(next_row, _with_malformed(malformed, next_row, []))
+        elif last is not None:
+            yield self._closed_quotes_checked(last)
+
+    def _closed_quotes_checked(self, last: RowChunk) -> RowChunk:
+        """`last`, the file's last chunk, with its last row a problem if it ends inside a quoted value.
+
+        pyarrow ends a quoted value that is never closed at the end of the file, without a word: when it is
+        the last column, the rows after its opening quote become part of its text and the row counts stay
+        right, so nothing else shows them missing.
+        """
+        row = last.rows[-1]
+        value = None if isinstance(row, RowProblem) else row.get(self.columns[-1])
+        # Only a value with a line break in it can have taken in other rows: the tail is read just then.
+        if value is None or ("\n" not in value and "\r" not in value):
+            return last
+        quoted = b'"' + value.encode().replace(b'"', b'""')
+        tail = _tail(self._source, len(quoted) + 3)
+        if tail.rstrip(b"\r\n").endswith(quoted + b'"') or not tail.endswith(quoted):
+            return last
+        lines = len(value.splitlines())
+        problem = RowProblem(
+            self.columns[-1],
+            f"its quoted value is never closed, so it takes in the rest of the file ({lines:,} lines) as its "
+            'text: close the quote (a quote inside a quoted value is written "")',
+            values=row,
+        )
+        return RowChunk(last.first_row, [*last.rows[:-1], problem])
+
+
+def _tail(source: InputFile, size: int) -> bytes:
+    """The last `size` bytes of the file's content, decompressed."""
+    with source.open() as stream:
+        if source.compression is None:
+            stream.seek(max(0, stream.seek(0, io.SEEK_END) - size))
+            return stream.readall()
+        # A compressed stream cannot seek from its end: read through it, keeping the last bytes.
+        tail = b""
+        while block := stream.read(max(size, 1 << 20)):
+            tail = (tail + block)[-size:]
+        return tail
 
 
 def _next_block(reader: pa_csv.CSVStreamingReader) -> pa.RecordBatch | None:

@@ -213,6 +213,48 @@ def test_parquet_columns_or_struct_fields_repeating_a_name_are_refused(tmp_path:
         push(tmp_path / "nested.parquet")
 
 
+# A quote never closed: pyarrow ends the value at the end of the file ------------------------------------
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_a_quote_never_closed_in_the_last_column_is_refused_not_taking_in_the_rows_after_it(
+    emulator: Emulator, tmp_path: Path, push: Any, compress: bool
+) -> None:
+    content = b'id,input,expected\n1,ok,x\n2,bad,"x\n3,c,x\n4,d,x\n'
+    path = tmp_path / ("open.csv.gz" if compress else "open.csv")
+    path.write_bytes(gzip.compress(content) if compress else content)
+    with pytest.raises(PushError) as error:
+        push(path)
+    assert str(error.value) == (
+        f'{path.name} row 2, column "expected": its quoted value is never closed, so it takes in the rest of '
+        'the file (3 lines) as its text: close the quote (a quote inside a quoted value is written "")'
+    )
+    assert nothing_created(emulator)
+
+    rejects = tmp_path / "rejects.jsonl"
+    summary = push(path, on_error="skip", rejects=rejects)
+    assert (summary.rows_sent, summary.rows_skipped) == (1, 1)
+    assert orjson.loads(rejects.read_bytes())["values"]["expected"] == "x\n3,c,x\n4,d,x\n"
+
+
+@pytest.mark.parametrize(
+    ("last_line", "value"),
+    [
+        (b'2,"two\nlines"\n', "two\nlines"),
+        (b'2,"two\r\nlines"\r\n', "two\r\nlines"),
+        (b'2,"ends in a quote\n"""', 'ends in a quote\n"'),
+        (b'2,"a line break last\n"', "a line break last\n"),
+    ],
+)
+def test_a_closed_quoted_value_with_line_breaks_at_the_end_of_the_file_is_pushed_as_written(
+    emulator: Emulator, tmp_path: Path, push: Any, last_line: bytes, value: str
+) -> None:
+    path = tmp_path / "closed.csv"
+    path.write_bytes(b"id,input\n1,one\n" + last_line)
+    push(path)
+    assert {key: row["input"] for key, row in stored(emulator).items()} == {"1": "one", "2": value}
+
+
 # 14. Rows sharing an id: the last one wins, and the summary says so ------------------------------------
 
 
@@ -376,6 +418,24 @@ def test_a_map_repeating_a_key_is_a_bad_row_not_a_lost_entry(tmp_path: Path, pus
     (rejected,) = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
     assert (rejected["row"], rejected["column"]) == (2, "input")
     assert rejected["reason"].startswith("a map holds the same key twice")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("nested", [False, True], ids=["column", "in a list"])
+def test_a_float_json_cannot_hold_is_a_bad_row_not_a_null(
+    emulator: Emulator, tmp_path: Path, push: Any, value: float, nested: bool
+) -> None:
+    values = [[1.5], [value]] if nested else [1.5, value]
+    pq.write_table(pa.table({"id": ["a", "b"], "input": values}), tmp_path / "f.parquet")
+    with pytest.raises(PushError) as error:
+        push(tmp_path / "f.parquet")
+    assert str(error.value) == (
+        f'f.parquet row 2, column "input": the value has no JSON form ({value} is not a number JSON can hold)'
+    )
+    assert nothing_created(emulator)
+    summary = push(tmp_path / "f.parquet", on_error="skip", rejects=tmp_path / "rejects.jsonl")
+    assert (summary.rows_sent, summary.rows_skipped) == (1, 1)
+    assert stored(emulator)["a"]["input"] == values[0]
 
 
 # 16. Files whose name says something else than their bytes ---------------------------------------------

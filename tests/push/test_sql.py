@@ -383,6 +383,11 @@ def test_a_push_never_waits_for_a_sync_holding_the_object(
             'query result row 1, column "tags": tags must be strings, found a number 1 at position 1',
         ),
         (
+            ("--sql", "SELECT 'a' AS id, 'nan'::DOUBLE AS input"),
+            1,
+            'query result row 1, column "input": the value has no JSON form (nan is not a number JSON can hold)',
+        ),
+        (
             ("--sql", "SELECT id, 7 AS project_id, input FROM project_logs"),
             1,
             'query result row 1, column "project_id": an origin needs a text id here, found 7',
