@@ -146,10 +146,25 @@ def _check_paths(options: PushOptions) -> None:
     Raises:
         ConfigError: naming the path and what is wrong with it.
     """
+    named = {"FILE": options.input_file, "--rejects": options.rejects}
+    if not options.dry_run:
+        named["--state-dir"] = options.checkpoint_dir.parent
+    for flag, path in named.items():
+        if path is not None:
+            _check_utf8_name(flag, path)
     if options.rejects is not None:
         _check_rejects(options.rejects, options.input_file)
     if not options.dry_run:
         _check_state_dir(options.checkpoint_dir.parent)
+
+
+def _check_utf8_name(flag: str, path: Path) -> None:
+    # pyarrow opens files by UTF-8 names, and checkpoints record them in JSON: neither takes other bytes.
+    try:
+        str(path).encode()
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode(errors="backslashreplace")
+        raise ConfigError(f"{flag} {shown}: the name is not valid UTF-8; rename it") from None
 
 
 def _check_rejects(rejects: Path, input_file: Path | None) -> None:

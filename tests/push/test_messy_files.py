@@ -120,6 +120,31 @@ def test_a_rejects_path_that_cannot_be_written_is_one_line_before_anything_is_cr
     assert nothing_created(emulator)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
+def test_a_name_that_is_not_utf8_is_one_line_before_anything_is_created(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    # Written under a UTF-8 name, then renamed: pyarrow cannot write under the other name either.
+    readable = tmp_path / f"data{suffix}"
+    if suffix == ".parquet":
+        pq.write_table(pa.table({"input": ["q"]}), readable)
+    else:
+        readable.write_text("input\nq\n")
+    data = readable.rename(tmp_path / os.fsdecode(b"data\xff" + suffix.encode()))
+    code, out, err = cli(emulator, tmp_path, capsys, data)
+    message = f"FILE {tmp_path}/data\\xff{suffix}: the name is not valid UTF-8; rename it"
+    assert (code, out, err) == (2, "", f"bt-sync: error: {message}\n")
+
+    readable.write_text("input\nq\n")
+    rejects = tmp_path / os.fsdecode(b"rejects\xff.jsonl")
+    code, out, err = cli(
+        emulator, tmp_path, capsys, readable, "--on-error", "skip", "--rejects", str(rejects)
+    )
+    message = f"--rejects {tmp_path}/rejects\\xff.jsonl: the name is not valid UTF-8; rename it"
+    assert (code, out, err) == (2, "", f"bt-sync: error: {message}\n")
+    assert nothing_created(emulator)
+
+
 def test_a_state_dir_that_is_a_file_is_refused_before_anything_is_created(
     emulator: Emulator, tmp_path: Path, push: Any
 ) -> None:

@@ -385,7 +385,8 @@ def test_a_push_never_waits_for_a_sync_holding_the_object(
         (
             ("--sql", "SELECT 'a' AS id, 'nan'::DOUBLE AS input"),
             1,
-            'query result row 1, column "input": the value has no JSON form (nan is not a number JSON can hold)',
+            'query result row 1, column "input": the value has no JSON form '
+            "(nan is not a number JSON can hold)",
         ),
         (
             ("--sql", "SELECT id, 7 AS project_id, input FROM project_logs"),
