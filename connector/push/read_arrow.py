@@ -158,7 +158,9 @@ class CsvReader:
         right, so nothing else shows them missing.
         """
         row = last.rows[-1]
-        value = None if isinstance(row, RowProblem) else row.get(self.columns[-1])
+        if isinstance(row, RowProblem):
+            return last
+        value = row.get(self.columns[-1])
         # Only a value with a line break in it can have taken in other rows: the tail is read just then.
         if value is None or ("\n" not in value and "\r" not in value):
             return last
