@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from connector import __version__
@@ -57,6 +57,8 @@ from schemas.kinds import ObjectKind
 LIST_PAGE_SIZE = 100
 MIN_FETCH_LIMIT = 10
 _SERVER_TEXT_CHARS = 300
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 @dataclass
@@ -130,27 +132,30 @@ class BraintrustClient:
         """Yield every project visible to the key, optionally only the one called `name`."""
         params = {"project_name": name} if name else {}
         for raw in self._list("/v1/project", params):
-            yield Project.model_validate(raw)
+            yield _validated(Project, raw, "GET /v1/project")
 
     def create_project(self, name: str) -> Project:
         """Create a project, or return the existing one with that name."""
-        return Project.model_validate(self._request("POST", "/v1/project", json={"name": name}))
+        return _validated(
+            Project, self._request("POST", "/v1/project", json={"name": name}), "POST /v1/project"
+        )
 
     def list_datasets(self, project_id: str, *, name: str | None = None) -> Iterator[Dataset]:
         """Yield the datasets of a project, optionally only the one called `name`."""
         params = {"project_id": project_id} | ({"dataset_name": name} if name else {})
         for raw in self._list("/v1/dataset", params):
-            yield Dataset.model_validate(raw)
+            yield _validated(Dataset, raw, "GET /v1/dataset")
 
     def create_dataset(self, project_id: str, name: str) -> Dataset:
         """Create a dataset, or return the existing one with that name in the project."""
         body = {"project_id": project_id, "name": name}
-        return Dataset.model_validate(self._request("POST", "/v1/dataset", json=body))
+        return _validated(Dataset, self._request("POST", "/v1/dataset", json=body), "POST /v1/dataset")
 
     def summarize_dataset(self, dataset_id: str) -> SummarizeDatasetResponse:
         """Return the dataset's summary, including its live record count."""
-        raw = self._request("GET", f"/v1/dataset/{dataset_id}/summarize", params={"summarize_data": "true"})
-        return SummarizeDatasetResponse.model_validate(raw)
+        path = f"/v1/dataset/{dataset_id}/summarize"
+        raw = self._request("GET", path, params={"summarize_data": "true"})
+        return _validated(SummarizeDatasetResponse, raw, f"GET {path}")
 
     def get_object(self, kind: ObjectKind, object_id: str) -> ApiObject:
         """Return one object of `kind` by id.
@@ -158,13 +163,14 @@ class BraintrustClient:
         Raises:
             NotFoundError: it does not exist (any more).
         """
-        return kind.model.model_validate(self._request("GET", f"/v1/{kind.api_path}/{object_id}"))
+        path = f"/v1/{kind.api_path}/{object_id}"
+        return _validated(kind.model, self._request("GET", path), f"GET {path}")
 
     def list_kind(self, kind: ObjectKind, project_id: str | None = None) -> Iterator[ApiObject]:
         """Yield every object of `kind` (in `project_id`, for kinds listed per project)."""
         params = {"project_id": project_id} if project_id is not None else {}
         for raw in self._list(f"/v1/{kind.api_path}", params):
-            yield kind.model.model_validate(raw)
+            yield _validated(kind.model, raw, f"GET /v1/{kind.api_path}")
 
     def org_names(self, app_url: str) -> dict[str, str]:
         """Names of the key's organizations by id, from the Braintrust app's login endpoint.
@@ -172,8 +178,9 @@ class BraintrustClient:
         Args:
             app_url: the Braintrust app (the web UI), e.g. `https://www.braintrust.dev`.
         """
-        raw = self._request("POST", f"{app_url.rstrip('/')}/api/apikey/login")
-        return {org.id: org.name for org in LoginResponse.model_validate(raw).org_info}
+        url = f"{app_url.rstrip('/')}/api/apikey/login"
+        login = _validated(LoginResponse, self._request("POST", url), f"POST {url}")
+        return {org.id: org.name for org in login.org_info}
 
     # Events --------------------------------------------------------------------------------------
 
@@ -228,13 +235,9 @@ class BraintrustClient:
         Raises:
             PayloadTooLarge: the server refused the body's size (413); split and resend.
         """
-        raw = self._request(
-            "POST",
-            f"/v1/{object_type.value}/{object_id}/insert",
-            content=body,
-            headers={"Content-Type": "application/json"},
-        )
-        return InsertEventsResponse.model_validate(raw)
+        path = f"/v1/{object_type.value}/{object_id}/insert"
+        raw = self._request("POST", path, content=body, headers={"Content-Type": "application/json"})
+        return _validated(InsertEventsResponse, raw, f"POST {path}")
 
     # Plumbing ------------------------------------------------------------------------------------
 
@@ -321,6 +324,23 @@ class BraintrustClient:
         if status in RETRYABLE_STATUSES:
             raise RetryableResponse(status, parse_retry_after(retry_after))
         raise _status_error(method, path, status, body)
+
+
+def _validated(model: type[Model], raw: Any, request: str) -> Model:
+    """`raw`, a response body, as `model`.
+
+    Raises:
+        MalformedResponse: the body is not what the API's contract says, naming the first field at fault.
+    """
+    try:
+        return model.model_validate(raw)
+    except ValidationError as error:
+        issue = error.errors()[0]
+        field = ".".join(str(part) for part in issue["loc"]) or "the body"
+        raise MalformedResponse(
+            f"{request} returned a response bt-sync cannot read ({field}: {issue['msg']}); is the API URL "
+            "a Braintrust API?"
+        ) from None
 
 
 def _json_object_bytes(content: bytes) -> bytes:

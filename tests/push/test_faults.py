@@ -17,7 +17,7 @@ from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, push_file
 from tests.helpers import RETRIED_FAULTS
-from tests.push.helpers import CSV_AS_EVENTS, acked_batches, push_process, same_rows, write_csv
+from tests.push.helpers import CSV_AS_EVENTS, acked_batches, push_process, run_cli, same_rows, write_csv
 
 # Every fault the emulator can inject, and the two that only writes meet.
 FAULTS = [
@@ -97,3 +97,36 @@ def test_push_sigkill_at_random_points_then_rerun_has_each_row_once(
     _, err = rerun.communicate(timeout=120)
     assert rerun.returncode == 0, err.decode()
     pushed_exactly_once(emulator, dataset, path, work)
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "field"),
+    [("POST", "^/v1/dataset$", "id"), ("POST", "/insert$", "row_ids")],
+    ids=["dataset created", "batch inserted"],
+)
+def test_a_response_breaking_the_api_contract_is_one_line_naming_the_request(
+    emulator: Emulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    method: str,
+    route: str,
+    field: str,
+) -> None:
+    emulator.faults.add(FaultRule(kind="body", route=route, method=method, body='{"weird": 1}'))
+    code, out, err = run_cli(
+        emulator,
+        tmp_path,
+        capsys,
+        str(write_csv(tmp_path / "rows.csv", 3)),
+        "--project",
+        "p",
+        "--dataset",
+        "d",
+    )
+    assert (code, out) == (1, "")
+    assert err.startswith(f"bt-sync: error: {method} /v1/")
+    assert (
+        f"returned a response bt-sync cannot read ({field}: Field required); is the API URL a Braintrust"
+        in err
+    )
+    assert err.count("\n") == 1
