@@ -21,6 +21,7 @@ from connector.defaults import (
     DEFAULT_STATE_DIR,
     DEFAULT_TIMEOUT_S,
 )
+from connector.redaction import redact
 
 
 class _Settings(BaseSettings):
@@ -53,7 +54,7 @@ class ApiSettings(_Settings):
     @classmethod
     def _url_has_scheme(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {value!r}")
+            raise ValueError(f"must start with http:// or https://, got {redact(value)!r}")
         return value.rstrip("/")
 
 

@@ -40,6 +40,7 @@ from connector.errors import (
     RequestError,
     ServerUnavailable,
 )
+from connector.redaction import redact
 from schemas.api import (
     ApiObject,
     Dataset,
@@ -292,7 +293,7 @@ class BraintrustClient:
         except TRANSIENT_EXCEPTIONS as error:
             raise ServerUnavailable(
                 f"{method} {path} failed after {self._max_attempts} attempts ({_describe(error)}); "
-                f"the API at {self.api_url} is unavailable or overloaded, try again later.",
+                f"the API at {redact(self.api_url)} is unavailable or overloaded, try again later.",
                 status=error.status if isinstance(error, RetryableResponse) else None,
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")

@@ -9,7 +9,6 @@ URI with credentials in it works too, but is never shown: `display` hides them.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import uuid
 from datetime import UTC, datetime
@@ -19,16 +18,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from connector.errors import WarehouseError
+from connector.redaction import redact
 from connector.state_file import write_atomically
-
-# Credentials in a URI's user part (`s3://KEY:SECRET@bucket`) or in pyarrow's S3 query parameters.
-_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^@\s?]*@", re.IGNORECASE)
-_SECRET_PARAMETER = re.compile(r"(?P<name>access_key|secret_key|session_token)=[^&\s]*", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """`text` with the credentials of any URI in it replaced by `***`, fit for messages and logs."""
-    return _SECRET_PARAMETER.sub(r"\g<name>=***", _USERINFO.sub(r"\g<scheme>***@", text))
 
 
 class Root:

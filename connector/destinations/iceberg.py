@@ -37,7 +37,6 @@ from pyiceberg.table import Table
 
 from connector.config import WarehouseSettings
 from connector.destinations.base import MaintainSummary, MergeResult, ObjectRef, StagedParts, SyncState
-from connector.destinations.filesystem import redact
 from connector.destinations.iceberg_catalog import (
     commit_object_files,
     ensure_namespace,
@@ -61,6 +60,7 @@ from connector.destinations.iceberg_schema import (
 from connector.destinations.parquet_tree import catalog_select
 from connector.destinations.scratch import scratch_connection
 from connector.errors import WarehouseError, WarehouseLocked
+from connector.redaction import redact
 from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
 

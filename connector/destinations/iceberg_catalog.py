@@ -34,8 +34,8 @@ from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import FileScanTask, Table
 
-from connector.destinations.filesystem import redact
 from connector.errors import ConfigError, WarehouseError
+from connector.redaction import redact
 from schemas.tables import EventStream
 
 logger = logging.getLogger("bt_sync")

@@ -115,6 +115,18 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         # Every attempt made, in milliseconds rather than the default backoff's 10 s.
         (["sync", "--api-url", "http://127.0.0.1:9"], {"BT_SYNC_BACKOFF_INITIAL_S": "0.01"}, "unavailable"),
         (["sync", "--api-url", "{url}", "--timeout", "-1"], {}, "timeout"),
+        # Credentials in the API's URL are never shown, however it fails.
+        (
+            ["sync", "--api-url", "http://user:s3cr3t@127.0.0.1:9"],
+            {"BT_SYNC_BACKOFF_INITIAL_S": "0.01"},
+            "the API at http://***@127.0.0.1:9 is unavailable",
+        ),
+        (
+            ["sync", "--api-url", "http://127.0.0.1:9/?api_key=s3cr3t"],
+            {"BT_SYNC_BACKOFF_INITIAL_S": "0.01"},
+            "the API at http://127.0.0.1:9/?api_key=*** is unavailable",
+        ),
+        (["sync", "--api-url", "ftp://user:s3cr3t@host"], {}, "got 'ftp://***@host'"),
         (
             [
                 "sync",
