@@ -13,6 +13,7 @@ that does not fit is also read here, event by event, to keep each misfit in
 from __future__ import annotations
 
 import json
+from collections.abc import Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,7 +109,7 @@ def page_shape(structure: str, stream: EventStream) -> PageShape:
         raise PageMalformed("the page is not a JSON object")
     if "events" not in page:
         raise PageMalformed("the page has no `events` list")
-    if page.get("cursor", _NULL) not in _TEXT:
+    if not _scalar_in(page.get("cursor", _NULL), _TEXT):
         raise PageMalformed("the page's `cursor` is not text")
     events = page["events"]
     if not isinstance(events, list):
@@ -135,14 +136,19 @@ def _shape_fits(column: Column, shape: Any) -> bool:
         # Validated value by value in SQL: a malformed version fails the object instead.
         return True
     if column.duckdb_type in ("VARCHAR", "TIMESTAMPTZ"):
-        return shape in _TEXT
+        return _scalar_in(shape, _TEXT)
     if column.duckdb_type == "BOOLEAN":
-        return shape in ("BOOLEAN", _NULL)
+        return _scalar_in(shape, {"BOOLEAN", _NULL})
     if column.duckdb_type == "VARCHAR[]":
-        return isinstance(shape, list) and shape[0] in _TEXT
+        return isinstance(shape, list) and _scalar_in(shape[0], _TEXT)
     if column.duckdb_type == "MAP(VARCHAR, DOUBLE)":
-        return isinstance(shape, dict) and all(value in _NUMBER for value in shape.values())
+        return isinstance(shape, dict) and all(_scalar_in(value, _NUMBER) for value in shape.values())
     raise AssertionError(f"no shape rule for {column.duckdb_type}")
+
+
+def _scalar_in(shape: Any, kinds: Set[str]) -> bool:
+    """Whether a shape is one of the scalar `kinds` (an object's shape is a dict, an array's a list)."""
+    return isinstance(shape, str) and shape in kinds
 
 
 @dataclass(frozen=True)

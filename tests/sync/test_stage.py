@@ -69,11 +69,17 @@ def test_empty_pages_that_carry_a_cursor_are_followed(
         ([event(row_id=None)] * 112, "have no id"),
         ([{"_xact_id": "1000198294685155348", "input": 1}], "have no id"),
         ([event(row_id=5)], "`id` is not text"),
+        ([event(row_id={"a": 1})], "`id` is not text"),
+        ([event(row_id=["a"]), event("b")], "`id` is not text"),
         ([event(xact=1.5)], "`_xact_id` that is not a 64-bit decimal"),
         ([event(xact=str(BIG))], "`_xact_id` that is not a 64-bit decimal"),
         ([event(xact="12a")], "`_xact_id` that is not a 64-bit decimal"),
         ([1, 2, 3], "values that are not JSON objects"),
         ('{"events": {"a": 1}, "cursor": null}', "`events` is not a list"),
+        (
+            '{"events": [{"id": "a", "_xact_id": "1000198294685155348"}], "cursor": {"a": 1}}',
+            "`cursor` is not text",
+        ),
         ('{"rows": [], "cursor": null}', "no `events` list"),
         ('{"events": [{"id": "a", }], "cursor": null}', "not valid JSON"),
     ],
@@ -81,11 +87,14 @@ def test_empty_pages_that_carry_a_cursor_are_followed(
         "null-ids",
         "no-id",
         "numeric-id",
+        "object-id",
+        "list-id",
         "float-xact",
         "wide-xact",
         "text-xact",
         "scalars",
         "object",
+        "object-cursor",
         "no-events",
         "invalid",
     ],
@@ -178,6 +187,38 @@ def test_misfits_keep_their_value_in_extra_and_nothing_is_lost(
     }
     _, extra, _, _, scores, tags = rows["fine"]
     assert (extra, scores, tags) == (None, {"acc": 1.0}, ["t"])
+
+
+@pytest.mark.parametrize(
+    "misfit",
+    [
+        {"created": {"t": 1}},
+        {"created": [1]},
+        {"span_id": {"x": 1}},
+        {"scores": {"a": {"b": 1}}},
+        {"scores": {"a": [1]}},
+        {"tags": [["a"]]},
+        {"is_root": {"yes": True}},
+    ],
+    ids=[
+        "created-object",
+        "created-list",
+        "span-id-object",
+        "score-object",
+        "score-list",
+        "tag-list",
+        "flag",
+    ],
+)
+def test_an_object_or_array_where_a_scalar_belongs_lands_in_extra(
+    emulator: Emulator, warehouse: WarehouseSettings, misfit: dict[str, Any]
+) -> None:
+    broken = emulator.store.create_project("messy")
+    serve(emulator, broken["id"], [event("odd", **misfit), event("plain")], times=2)
+    sync(emulator, warehouse)
+    rows = dict(query(warehouse, "SELECT id, _extra FROM project_logs WHERE project_id = ?", [broken["id"]]))
+    assert rows.keys() == {"odd", "plain"}
+    assert orjson.loads(rows["odd"]) == misfit and rows["plain"] is None
 
 
 def test_an_object_deleted_during_the_run_is_skipped_with_a_warning(
