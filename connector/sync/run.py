@@ -27,6 +27,8 @@ from connector.errors import (
     MalformedResponse,
     NotFoundError,
     PaginationError,
+    RequestError,
+    ServerUnavailable,
     StateError,
     WarehouseLocked,
 )
@@ -38,8 +40,12 @@ from schemas.api import ObjectType
 from schemas.kinds import BY_OPTION, EVENT_STREAMS, KINDS, ObjectKind
 
 logger = logging.getLogger("bt_sync")
-# Failures confined to one object: the run reports them and goes on with the other objects.
-OBJECT_FAILURES = (MalformedResponse, PaginationError, StateError, WarehouseLocked)
+# Failures confined to one object: the run reports them and goes on with the other objects. So does
+# `ServerUnavailable` (one object's reads may be all that fails), until `MOST_UNAVAILABLE_IN_A_ROW`.
+OBJECT_FAILURES = (MalformedResponse, PaginationError, RequestError, StateError, WarehouseLocked)
+# After this many objects in a row found the API unavailable, the others are not tried: each would
+# spend all its retries on an API that is down.
+MOST_UNAVAILABLE_IN_A_ROW = 2
 
 
 class SyncOptions(BaseModel):
@@ -214,9 +220,23 @@ class _SyncRun:
         self.options = options
         self.progress = progress
         self.full_read = options.full or options.reconcile
+        self._unavailable_in_a_row = 0
 
     def sync_object(self, ref: ObjectRef) -> ObjectSummary:
         """Sync one object, turning its own failures into its summary's status."""
+        if self._unavailable_in_a_row >= MOST_UNAVAILABLE_IN_A_ROW:
+            return _summary(
+                ref, ObjectStatus.FAILED, "not tried: the API was unavailable for the objects before"
+            )
+        try:
+            summary = self._sync_or_fail(ref)
+        except ServerUnavailable as error:
+            self._unavailable_in_a_row += 1
+            return _summary(ref, ObjectStatus.FAILED, str(error))
+        self._unavailable_in_a_row = 0
+        return summary
+
+    def _sync_or_fail(self, ref: ObjectRef) -> ObjectSummary:
         try:
             return self.sync_one(ref)
         except NotFoundError:

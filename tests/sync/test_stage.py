@@ -221,6 +221,46 @@ def test_an_object_or_array_where_a_scalar_belongs_lands_in_extra(
     assert orjson.loads(rows["odd"]) == misfit and rows["plain"] is None
 
 
+@pytest.mark.parametrize("status", [503, 400])
+def test_an_object_the_api_keeps_failing_fails_alone_and_the_summary_is_printed(
+    emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings, status: int
+) -> None:
+    broken, _ = projects
+    emulator.faults.add(FaultRule(kind="status", status=status, route=f"{broken['id']}/fetch", times=None))
+    env = {
+        "BRAINTRUST_API_KEY": emulator.api_key,
+        "BT_SYNC_MAX_ATTEMPTS": "2",
+        "BT_SYNC_BACKOFF_INITIAL_S": "0",
+    }
+    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--json", env=env)
+    assert done.returncode == 1
+    by_name = {o["name"]: o for o in orjson.loads(done.stdout)["objects"]}
+    assert by_name["broken"]["status"] == "failed" and f"HTTP {status}" in by_name["broken"]["error"]
+    assert by_name["healthy"]["status"] == "synced" and by_name["healthy"]["rows"] == 120
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("bt-sync: error: 1 of 2 objects failed (project_logs 'broken': ")
+
+
+def test_objects_after_two_that_found_the_api_unavailable_are_not_tried(
+    emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
+) -> None:
+    third = emulator.store.create_project("third")
+    emulator.store.insert("project_logs", third["id"], [{"id": "r", "input": 1}])
+    emulator.faults.add(FaultRule(kind="status", status=503, route="/fetch", times=None))
+    env = {
+        "BRAINTRUST_API_KEY": emulator.api_key,
+        "BT_SYNC_MAX_ATTEMPTS": "2",
+        "BT_SYNC_BACKOFF_INITIAL_S": "0",
+    }
+    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--json", env=env)
+    assert done.returncode == 1
+    errors = [o["error"] for o in orjson.loads(done.stdout)["objects"]]
+    assert ["HTTP 503" in error for error in errors] == [True, True, False]
+    assert errors[2] == "not tried: the API was unavailable for the objects before"
+    # Two attempts at the first fetch of each of two objects: the third was not tried.
+    assert emulator.stats.snapshot()["requests"]["POST project_logs.fetch"] == 4
+
+
 def test_an_object_deleted_during_the_run_is_skipped_with_a_warning(
     emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
 ) -> None:
