@@ -50,14 +50,17 @@ class QueryResult:
     def write_csv(self, out: IO[bytes]) -> None:
         """Write CSV with a header, quoting only where needed; JSON and nested values as JSON text."""
         text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-        writer = csv.writer(text)
-        writer.writerow(self.schema.names)
-        for batch in self.batches():
-            flat = _as_text(batch, self.json_columns)
-            writer.writerows(
-                ["" if value is None else value for value in row.values()] for row in flat.to_pylist()
-            )
-        text.detach()
+        try:
+            writer = csv.writer(text)
+            writer.writerow(self.schema.names)
+            for batch in self.batches():
+                flat = _as_text(batch, self.json_columns)
+                writer.writerows(
+                    ["" if value is None else value for value in row.values()] for row in flat.to_pylist()
+                )
+        finally:
+            # Detached, not closed, however the rows end: closing the wrapper would close `out`.
+            text.detach()
 
     def write_json(self, out: IO[bytes]) -> None:
         """Write a JSON array of row objects; JSON columns as JSON values, not strings."""
@@ -110,6 +113,11 @@ def run_query(settings: WarehouseSettings, sql: str) -> Iterator[QueryResult]:
             yield QueryResult(relation.to_arrow_reader(BATCH_ROWS), json_columns)
         except duckdb.Error as error:
             raise QueryError(f"the query failed: {_first_line(error)}") from None
+        except OverflowError as error:
+            # A time DuckDB holds and Python's `datetime` cannot (before year 1, after 9999).
+            raise QueryError(
+                f"a value of the result cannot be shown ({error}): cast it to VARCHAR in the query"
+            ) from None
 
 
 def _as_text(batch: pa.RecordBatch, json_columns: set[str]) -> pa.RecordBatch:

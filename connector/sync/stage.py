@@ -55,6 +55,9 @@ _MEMORY_STEP_BYTES = 64 * 2**20
 MAX_PARTS_PER_PAGE = 4
 # Where, in an object's scratch directory, the ids already staged are kept (see `SeenIds`).
 _SEEN_IDS = "seen-ids"
+# The times Python's `datetime` holds: a table's readers in Python fail on any other.
+_FIRST_TIME = "TIMESTAMPTZ '0001-01-01 00:00:00+00'"
+_LAST_TIME = "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
 # The upper 64 bits of `md5` (an id's `md5_number`) and its lowest 32, as `SeenIds` keeps them: one MD5
 # per id, where `md5_number_upper` and `_lower` would compute it twice.
 _MD5_PARTS = "(md5 >> 64)::UBIGINT AS upper, (md5 & 4294967295)::UINTEGER AS lower"
@@ -393,16 +396,26 @@ def _typed(column: Column, misfit_columns: frozenset[str]) -> str:
     if column.name == "_xact_id":
         value = _version(value)
     elif column.duckdb_type == "TIMESTAMPTZ":
-        value = f"try_cast({value} AS TIMESTAMPTZ)"
+        value = _time(value)
     if column.name in misfit_columns:
         value = f"CASE WHEN list_contains(m._misfits, {sql_literal(column.name)}) THEN NULL ELSE {value} END"
     return value
 
 
+def _time(value: str) -> str:
+    """SQL typing a timestamp's text, NULL if it does not parse or falls outside the years 1-9999.
+
+    DuckDB takes years before 1 and after 9999, which Python's `datetime` (and so every reader of the
+    tables in Python) cannot hold: such a time is kept as text in `_extra`, as one that does not parse.
+    """
+    parsed = f"try_cast({value} AS TIMESTAMPTZ)"
+    return f"CASE WHEN {parsed} BETWEEN {_FIRST_TIME} AND {_LAST_TIME} THEN {parsed} END"
+
+
 def _unparsed_time(column: Column, misfit_columns: frozenset[str]) -> str:
     """SQL keeping a timestamp that does not parse in `_extra` (as `{"created": "..."}`), else NULL."""
     value = f"e.{sql_identifier(column.name)}"
-    unparsed = f"{value} IS NOT NULL AND try_cast({value} AS TIMESTAMPTZ) IS NULL"
+    unparsed = f"{value} IS NOT NULL AND {_time(value)} IS NULL"
     if column.name in misfit_columns:
         # Not text at all: the misfit path already keeps the original value.
         unparsed += f" AND NOT coalesce(list_contains(m._misfits, {sql_literal(column.name)}), false)"

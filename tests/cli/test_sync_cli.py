@@ -55,6 +55,20 @@ def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: Warehou
         "SELECT id, scores FROM experiment_events ORDER BY id LIMIT 2",
     )
     assert csv.returncode == 0 and csv.stdout.splitlines()[0] == "id,scores"
+    # A time DuckDB holds and Python cannot: one line in every format.
+    for output in ("table", "csv", "json"):
+        early = run_cli(
+            "sql",
+            *cli_warehouse_args(warehouse)[:4],
+            "SELECT TIMESTAMPTZ '0001-01-01 00:00:00+00' - INTERVAL 1 DAY AS t",
+            "--format",
+            output,
+        )
+        assert (early.returncode, early.stderr) == (
+            1,
+            "bt-sync: error: a value of the result cannot be shown (date value out of range): cast it to "
+            "VARCHAR in the query\n",
+        )
 
 
 def test_objects_names_catalog_kinds_on_the_command_line(
