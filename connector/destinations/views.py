@@ -12,6 +12,7 @@ open keep working, and new ones get the new views.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -23,6 +24,8 @@ from connector.destinations.parquet_tree import CATALOG_FILE, STATE_FILE, VERSIO
 from connector.errors import WarehouseError
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 from schemas.tables import SYNC_STATE_COLUMNS, Column, EventStream, sql_identifier, sql_literal
+
+logger = logging.getLogger("bt_sync")
 
 # The oldest storage format DuckDB 2.x writes that DuckDB 1.4 and newer read.
 STORAGE_VERSION = "v1.4.0"
@@ -83,8 +86,17 @@ def ensure_views_file(path: Path, root: Root) -> bool:
     wanted = fingerprint(statements)
     if path.exists():
         current = _current_fingerprint(path)
-        if current is None or current == wanted:
-            # None: another process holds the file for writing; the views are refreshed next time.
+        if current is None:
+            # Not replaced under a process that may be writing it: the views are refreshed next time.
+            logger.warning(
+                "%s is open for writing in another process, so its views were not checked or refreshed "
+                "(a first sync leaves it without them); the next sync does it. The tables are synced, and "
+                "`bt-sync sql` reads them; open the file read-only (duckdb -readonly) to let syncs refresh "
+                "it",
+                path,
+            )
+            return False
+        if current == wanted:
             return False
     _write_views_file(
         path, [*statements, f"CREATE VIEW {MARKER_VIEW} AS SELECT {sql_literal(wanted)} AS views"]

@@ -163,6 +163,42 @@ def test_a_file_with_tables_bt_sync_did_not_make_is_refused_in_one_line(
         assert con.execute(f"SELECT * FROM {table}").fetchall() == [(1, "mine")]
 
 
+def test_a_file_held_for_writing_is_left_alone_with_a_warning_and_the_next_sync_makes_its_views(
+    demo_emulator: Emulator, project: dict[str, str], warehouse: WarehouseSettings
+) -> None:
+    path = warehouse.duckdb_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A notebook's session opened without read_only: it holds the file's write lock until it ends.
+    holder = "import sys, duckdb\ncon = duckdb.connect(sys.argv[1])\nprint('open', flush=True)\ninput()"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", holder, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "open"
+    args = (
+        "sync",
+        "--api-url",
+        demo_emulator.url,
+        *cli_warehouse_args(warehouse),
+        "--project",
+        project["name"],
+    )
+    try:
+        done = run_cli(*args, env={"BRAINTRUST_API_KEY": demo_emulator.api_key})
+    finally:
+        writer.communicate("\n", timeout=30)
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"bt-sync: warning: {path} is open for writing in another process, so its views")
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchone() == (0,)
+
+    assert run_cli(*args, env={"BRAINTRUST_API_KEY": demo_emulator.api_key}).returncode == 0
+    with duckdb.connect(str(path), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM project_logs").fetchone() == (
+            query(warehouse, "SELECT count(*) FROM project_logs")[0][0],
+        )
+
+
 def test_the_views_follow_a_moved_parquet_root(
     demo_emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path
 ) -> None:
