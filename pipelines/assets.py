@@ -77,7 +77,7 @@ def build_catalog_asset(specs: BraintrustSpecs, retry_policy: dg.RetryPolicy) ->
         with terminal_errors_fail_without_retry():
             with braintrust.client() as client:
                 catalog = discover_catalog(client, braintrust.projects)
-            write_catalog(warehouse.open(), catalog, replace_all=not braintrust.projects)
+            write_catalog(warehouse.open(), catalog)
             for change in partition_changes(specs, catalog, context.instance):
                 change.apply(context.instance)
             with warehouse.reader() as connection:

@@ -25,10 +25,12 @@ class Catalog:
     Args:
         projects: the selected projects.
         objects: per listed kind (projects included), its objects in those projects.
+        every_project: no project was left out: one synced before and missing here was deleted upstream.
     """
 
     projects: tuple[Project, ...]
     objects: dict[ObjectKind, tuple[ApiObject, ...]]
+    every_project: bool
 
     def count(self, kind: ObjectKind) -> int:
         """How many objects of `kind` were listed."""
@@ -81,11 +83,11 @@ def discover_catalog(
     for kind in kinds:
         if kind.in_project:
             objects[kind] = tuple(obj for project in projects for obj in client.list_kind(kind, project.id))
-    return Catalog(tuple(projects), objects)
+    return Catalog(tuple(projects), objects, every_project=not selectors)
 
 
-def write_catalog(destination: Destination, catalog: Catalog, *, replace_all: bool) -> None:
+def write_catalog(destination: Destination, catalog: Catalog) -> None:
     """Replace the catalog tables' rows of the listed kinds: for every project, or only the listed ones."""
-    project_ids = None if replace_all else [project.id for project in catalog.projects]
+    project_ids = None if catalog.every_project else [project.id for project in catalog.projects]
     for kind, objects in catalog.objects.items():
         destination.write_catalog(kind, objects, project_ids)

@@ -152,7 +152,7 @@ def run_sync(
     requests_before, retries_before = client.stats.requests, client.stats.retries
     kinds = options.selected_kinds
     catalog = discover_catalog(client, options.projects, kinds)
-    write_catalog(destination, catalog, replace_all=not options.projects)
+    write_catalog(destination, catalog)
     run = _SyncRun(client, destination, options, progress or NullProgress())
     objects = [run.sync_object(ref) for ref in catalog.refs(kinds)]
     removed = remove_vanished(destination, catalog, kinds, options.lock_wait_s) if options.reconcile else []
@@ -187,6 +187,8 @@ def remove_vanished(
 ) -> list[str]:
     """Remove the objects deleted upstream (within the listed projects and `kinds`) from the destination.
 
+    When the catalog lists every project, the objects of a project deleted upstream go too.
+
     Returns:
         the removed objects, as `object_type:object_id`.
     """
@@ -198,7 +200,7 @@ def remove_vanished(
         for state in destination.list_states()
         if (state.object_type, state.object_id) not in live
         and state.object_type in selected
-        and state.project_id in project_ids
+        and (catalog.every_project or state.project_id in project_ids)
     ]
     for state in vanished:
         ref = ObjectRef(EVENT_STREAMS[state.object_type], state.object_id, state.project_id, state.name)

@@ -105,6 +105,33 @@ def test_reconcile_removes_rows_and_objects_deleted_upstream(
     assert query(warehouse, "SELECT count(*) FROM sync_state WHERE object_id = ?", [dataset["id"]]) == [(0,)]
 
 
+def test_reconcile_of_every_project_removes_a_project_deleted_upstream_and_its_objects(
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings
+) -> None:
+    doomed = emulator.store.create_project("doomed")
+    emulator.store.insert("project_logs", doomed["id"], [{"id": "l1", "input": 1}])
+    experiment = emulator.store.create_experiment(doomed["id"], "doomed-exp")
+    emulator.store.insert("experiment", experiment["id"], [{"id": "e1", "input": 1}])
+    sync(emulator, warehouse)
+    emulator.store.delete("project", doomed["id"])
+    # A reconcile of some projects only leaves the others' objects alone, deleted or not.
+    assert sync(emulator, warehouse, reconcile=True, projects=(project["name"],)).removed_objects == []
+    assert query(warehouse, "SELECT count(*) FROM project_logs WHERE project_id = ?", [doomed["id"]]) == [
+        (1,)
+    ]
+    reconciled = sync(emulator, warehouse, reconcile=True)
+    assert sorted(reconciled.removed_objects) == sorted(
+        [f"project_logs:{doomed['id']}", f"experiment:{experiment['id']}"]
+    )
+    assert query(warehouse, "SELECT count(*) FROM project_logs WHERE project_id = ?", [doomed["id"]]) == [
+        (0,)
+    ]
+    assert query(
+        warehouse, "SELECT count(*) FROM experiment_events WHERE experiment_id = ?", [experiment["id"]]
+    ) == [(0,)]
+    assert query(warehouse, "SELECT count(*) FROM projects WHERE id = ?", [doomed["id"]]) == [(0,)]
+
+
 @pytest.mark.parametrize("changed_traces", [5, 33])
 def test_incremental_after_a_small_change_fetches_at_most_half_as_much_again(
     emulator: Emulator, warehouse: WarehouseSettings, changed_traces: int
