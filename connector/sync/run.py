@@ -37,7 +37,7 @@ from connector.sync.catalog import Catalog, discover_catalog, write_catalog
 from connector.sync.extract import extract_object, newest_version
 from connector.sync.staging import Checkpoint, ObjectStaging
 from schemas.api import ObjectType
-from schemas.kinds import BY_OPTION, EVENT_STREAMS, KINDS, ObjectKind
+from schemas.kinds import BY_OPTION, EVENT_KINDS, EVENT_STREAMS, KINDS, ObjectKind
 
 logger = logging.getLogger("bt_sync")
 # Failures confined to one object: the run reports them and goes on with the other objects. So does
@@ -241,7 +241,11 @@ class _SyncRun:
     def _sync_or_fail(self, ref: ObjectRef) -> ObjectSummary:
         try:
             return self.sync_one(ref)
-        except NotFoundError:
+        except NotFoundError as error:
+            if self._still_exists(ref):
+                return _summary(
+                    ref, ObjectStatus.FAILED, f"{error} (yet the object exists: not taken as deleted)"
+                )
             ObjectStaging(self.destination.scratch, ref).clear()
             logger.warning(
                 "%s %r (%s) was deleted upstream during the sync: skipped (sync --reconcile removes its "
@@ -253,6 +257,16 @@ class _SyncRun:
             return _summary(ref, ObjectStatus.SKIPPED, "deleted upstream during the sync")
         except OBJECT_FAILURES as error:
             return _summary(ref, ObjectStatus.FAILED, str(error))
+
+    def _still_exists(self, ref: ObjectRef) -> bool:
+        """Whether the API still has the object whose rows it answered 404 for (a proxy's or a replica's
+        passing 404 is not a deletion)."""
+        kind = next(kind for kind in EVENT_KINDS if kind.events is ref.stream)
+        try:
+            self.client.get_object(kind, ref.object_id)
+        except NotFoundError:
+            return False
+        return True
 
     def sync_one(self, ref: ObjectRef) -> ObjectSummary:
         """Sync one object; a resumed read is followed by a read up to the current newest version."""

@@ -272,7 +272,11 @@ def test_an_object_deleted_during_the_run_is_skipped_with_a_warning(
     emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
 ) -> None:
     broken, _ = projects
+    # Deleted once listed: its rows and the object itself answer 404 from then on.
     emulator.faults.add(FaultRule(kind="status", status=404, route=f"{broken['id']}/fetch", times=None))
+    emulator.faults.add(
+        FaultRule(kind="status", status=404, method="GET", route=f"^/v1/project/{broken['id']}$", times=None)
+    )
     done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--json",
                    env={"BRAINTRUST_API_KEY": emulator.api_key})  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -281,3 +285,22 @@ def test_an_object_deleted_during_the_run_is_skipped_with_a_warning(
     assert by_name["broken"]["status"] == "skipped" and "deleted upstream" in by_name["broken"]["error"]
     assert by_name["healthy"]["status"] == "synced" and by_name["healthy"]["rows"] == 120
     assert "broken" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_a_404_for_the_rows_of_an_object_that_exists_is_a_failure_not_a_deletion(
+    emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
+) -> None:
+    broken, _ = projects
+    sync(emulator, warehouse)
+    emulator.faults.add(FaultRule(kind="status", status=404, route=f"{broken['id']}/fetch", times=1))
+    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--reconcile", "--json",
+                   env={"BRAINTRUST_API_KEY": emulator.api_key})  # fmt: skip
+    assert done.returncode == 1
+    by_name = {o["name"]: o for o in orjson.loads(done.stdout)["objects"]}
+    assert by_name["broken"]["status"] == "failed"
+    assert "(yet the object exists: not taken as deleted)" in by_name["broken"]["error"]
+    assert query(warehouse, "SELECT count(*) FROM project_logs WHERE project_id = ?", [broken["id"]]) == [
+        (120,)
+    ]
+    assert run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse),
+                   env={"BRAINTRUST_API_KEY": emulator.api_key}).returncode == 0  # fmt: skip
