@@ -15,7 +15,6 @@ Committing the new versions is the caller's job.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,6 +108,7 @@ def merge_files(
     *,
     delete_missing: bool,
     scratch: Path,
+    token: str,
 ) -> MergeOutput:
     """Plan and write the new versions of the files that merging `staged` into an object's `files` changes.
 
@@ -120,9 +120,10 @@ def merge_files(
         staged: the fetched rows.
         delete_missing: `staged` holds the whole object: rows not in it are deleted.
         scratch: a local directory for DuckDB's spill files and uploads.
+        token: a text no other merge of the object uses, in the name of every version written
+            (`written_by`).
     """
     scratch.mkdir(parents=True, exist_ok=True)
-    token = uuid.uuid4().hex[:8]
     with _connect(scratch) as con:
         incoming = _parquet_list(staged.paths)
         if not sum(f.rows for f in files) and not delete_missing and _each_id_once(con, incoming, staged):
@@ -361,6 +362,11 @@ def _put(where: ObjectFiles, local: Path, version: str) -> None:
 
 def _version_name(name: str, token: str) -> str:
     return f"{name.removesuffix('.parquet')}.{token}.parquet"
+
+
+def written_by(name: str, token: str) -> bool:
+    """Whether `name` is a version that the merge given `token` writes, or its temporary file."""
+    return f".{token}.parquet" in name
 
 
 def _next_number(files: Iterable[DataFile]) -> int:

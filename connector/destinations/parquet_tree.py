@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,7 +40,7 @@ from pydantic import BaseModel, Field
 
 from connector.destinations.base import MaintainSummary, MergeResult, ObjectRef, StagedParts, SyncState
 from connector.destinations.filesystem import Root
-from connector.destinations.parquet_merge import DataFile, ObjectFiles, merge_files
+from connector.destinations.parquet_merge import DataFile, ObjectFiles, merge_files, written_by
 from connector.destinations.scratch import scratch_connection
 from connector.errors import WarehouseError, WarehouseLocked
 from connector.state_file import StateFile
@@ -174,36 +175,43 @@ class ParquetTree:
         record = self._recovered(ref.stream, ref.object_id)
         live = record is not None and record.removed_at is None
         previous = {f.name: f for f in record.files} if record is not None and live else {}
-        output = merge_files(
-            self._files(ref.stream, ref.object_id),
-            ref.stream,
-            list(previous.values()),
-            record.open_file if record is not None and live else None,
-            staged,
-            delete_missing=delete_missing,
-            scratch=self.scratch / "merge" / ref.object_id,
-        )
-        now = datetime.now(UTC)
-        retired = [
-            Retired(version=previous[name].version, at=now) for name in output.changed if name in previous
-        ]
-        rows, size = sum(f.rows for f in output.files), sum(f.bytes for f in output.files)
-        committed = ObjectRecord(
-            state=state.model_copy(
-                update={
-                    "rows": rows,
-                    "files": len(output.files),
-                    "bytes": size,
-                    "last_bytes_written": output.bytes_written,
-                }
-            ),
-            files=output.files,
-            open_file=output.open_file,
-            unpublished=output.changed,
-            retired=[*(record.retired if record is not None else []), *retired],
-        )
-        # Once the record names the new versions, the merge is committed; the rest can be redone.
-        self._write_record(ref.stream, ref.object_id, committed)
+        # Names every version this merge writes: those no record names are deleted if it fails.
+        token = uuid.uuid4().hex[:8]
+        try:
+            output = merge_files(
+                self._files(ref.stream, ref.object_id),
+                ref.stream,
+                list(previous.values()),
+                record.open_file if record is not None and live else None,
+                staged,
+                delete_missing=delete_missing,
+                scratch=self.scratch / "merge" / ref.object_id,
+                token=token,
+            )
+            now = datetime.now(UTC)
+            retired = [
+                Retired(version=previous[name].version, at=now) for name in output.changed if name in previous
+            ]
+            rows, size = sum(f.rows for f in output.files), sum(f.bytes for f in output.files)
+            committed = ObjectRecord(
+                state=state.model_copy(
+                    update={
+                        "rows": rows,
+                        "files": len(output.files),
+                        "bytes": size,
+                        "last_bytes_written": output.bytes_written,
+                    }
+                ),
+                files=output.files,
+                open_file=output.open_file,
+                unpublished=output.changed,
+                retired=[*(record.retired if record is not None else []), *retired],
+            )
+            # Once the record names the new versions, the merge is committed; the rest can be redone.
+            self._write_record(ref.stream, ref.object_id, committed)
+        except BaseException:
+            self._drop_uncommitted(ref, token)
+            raise
         self._publish(ref.stream, ref.object_id, committed)
         return MergeResult(
             inserted=output.inserted,
@@ -213,6 +221,19 @@ class ParquetTree:
             bytes_written=output.bytes_written,
             bytes=size,
         )
+
+    def _drop_uncommitted(self, ref: ObjectRef, token: str) -> None:
+        """Delete the versions a failed merge (given `token`) wrote, unless the record names them.
+
+        Else they would stay an hour (`_collect_garbage`), taking room that a rerun after a full disk needs.
+        """
+        where = self._files(ref.stream, ref.object_id)
+        with suppress(WarehouseError, OSError):
+            record = self._load(ref.stream, ref.object_id)
+            named = set() if record is None else {f.version for f in record.files}
+            for version in self.root.list(where.versions):
+                if written_by(version, token) and version not in named:
+                    self.root.delete(where.version_path(version))
 
     def remove_object(self, state: SyncState) -> None:
         """Take a deleted object's rows out of the tables (the caller holds the object's lock)."""

@@ -45,6 +45,7 @@ class Files:
             parts,
             delete_missing=delete_missing,
             scratch=self._directory / "scratch",
+            token=f"read{self._reads:04d}",
         )
         self.files, self.open_file = output.files, output.open_file
         return output
@@ -90,7 +91,9 @@ def test_a_version_staged_twice_and_older_versions_of_a_resumed_read_become_one_
     again = staged(tmp_path / "after-the-resume", [event("a", 7, "a7"), event("b", 4, "b4")])
     parts = StagedParts(first.paths + again.paths, deduplicated=False)
     where = ObjectFiles(Root(str(tmp_path / "tree")), "t/o", "v/o")
-    output = merge_files(where, LOGS, [], None, parts, delete_missing=False, scratch=tmp_path / "scratch")
+    output = merge_files(
+        where, LOGS, [], None, parts, delete_missing=False, scratch=tmp_path / "scratch", token="resumed1"
+    )
     files = Files(tmp_path)
     files.files = output.files
     assert files.rows() == [("a", 7, '"a7"'), ("b", 4, '"b4"')]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from connector.config import WarehouseSettings
@@ -67,6 +68,21 @@ def test_a_full_disk_while_committing_keeps_the_old_state_and_the_rerun_converge
     assert done.returncode == 1
     assert "No space left on device" in one_line(done.stderr)
     assert event_tables(settings) == before  # the commit did not happen: readers see the old rows
+    # The versions the failed merge wrote are gone at once: the rerun needs the room they took.
+    assert unnamed_versions(small_disk.path / "pq") == []
     small_disk.grow(256)
     assert run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env).returncode == 0
     assert query(settings, "SELECT count(*) FROM project_logs")[0][0] == OVERFLOWING_ROWS + 500
+
+
+def unnamed_versions(root: Path) -> list[str]:
+    """Files under the tree's versions that no object's commit record names."""
+    unnamed = []
+    for record_path in root.glob("*/*=*/_sync_state.json"):
+        record = orjson.loads(record_path.read_bytes())
+        if not record:
+            continue  # a table's empty object, whose file no commit names
+        named = {f["version"] for f in record["files"]} | {r["version"] for r in record["retired"]}
+        versions = root / "_bt_sync" / record_path.parent.parent.name / record_path.parent.name
+        unnamed += [path.name for path in versions.glob("*") if path.name not in named]
+    return unnamed
