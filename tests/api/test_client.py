@@ -12,7 +12,14 @@ from connector.api.pagination import FetchPaginator, PageEnd
 from connector.api.xact import parse_xact, snapshot_pin
 from connector.config import ApiSettings
 from connector.emulator import Emulator, FaultRule
-from connector.errors import ApiError, AuthError, ConfigError, PaginationError, ServerUnavailable
+from connector.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    MalformedResponse,
+    PaginationError,
+    ServerUnavailable,
+)
 from schemas.api import FetchEventsRequest, FetchEventsResponse, ObjectType
 
 
@@ -161,6 +168,22 @@ def test_json_cut_short_every_time_gives_a_clear_error(
     assert f"after 2 attempts (last error: MalformedBody: {says}); the API at {emulator.url} is" in str(
         caught.value
     )
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ('{"objects": [{"id": "x", "name": null, "org_id": "o"}]}', "(name: Input should be a valid string)"),
+        ('{"objects": [{"id": "x"}]}', "(name: Field required)"),
+    ],
+)
+def test_a_catalog_response_breaking_the_contract_names_the_request_not_a_setting(
+    emulator: Emulator, body: str, says: str
+) -> None:
+    emulator.faults.add(FaultRule(kind="body", route="^/v1/project$", method="GET", body=body))
+    with make_client(emulator) as client, pytest.raises(MalformedResponse) as caught:
+        list(client.list_projects())
+    assert str(caught.value).startswith(f"GET /v1/project returned a response bt-sync cannot read {says}")
 
 
 def test_repeating_cursor_is_an_error_not_a_loop(emulator: Emulator, project: dict) -> None:
