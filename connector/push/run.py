@@ -44,7 +44,14 @@ from typing import IO, TYPE_CHECKING, Any, Self, cast
 
 import orjson
 
-from connector.errors import ApiError, ConfigError, PayloadTooLarge, PushError, ServerUnavailable
+from connector.errors import (
+    ApiError,
+    ConfigError,
+    PayloadTooLarge,
+    PushError,
+    RequestError,
+    ServerUnavailable,
+)
 from connector.progress import ProgressReporter, ProgressTask
 from connector.push.batch import Batch, batches
 from connector.push.checkpoint import PushCheckpoint, checkpoint_key, file_identity, locked_checkpoint
@@ -739,6 +746,10 @@ def _last_of_each_id(spool: EventSpool, ids: IdIndex) -> Iterator[tuple[list[int
         yield rows, events
 
 
+# The API refusing a request's content: `_Sender` halves the batch to find the row it refuses.
+_BAD_REQUEST = 400
+
+
 class _Sender:
     """Sends batches with at most `concurrency` in flight, checkpointing each one on its acknowledgement.
 
@@ -816,14 +827,26 @@ class _Sender:
         return sum(map(self._insert, parts))
 
     def _insert(self, batch: Batch) -> int:
-        """Insert one batch, halving it on 413; returns how many splits it took."""
+        """Insert one batch, halving it on 413 or 400 until the row the API refuses is found; returns how
+        many splits it took.
+
+        A 400 is the API refusing what the checks let through (a number beyond a double's range, in a
+        line sent as written, say): halving finds the row, so the error names it.
+        """
         try:
             response = self._client.insert_events(ObjectType.DATASET, self._dataset_id, batch.body)
-        except PayloadTooLarge:
+        except (PayloadTooLarge, RequestError) as error:
+            too_large = isinstance(error, PayloadTooLarge)
+            if not too_large and error.status != _BAD_REQUEST:
+                raise
             if len(batch.rows) == 1:
+                refused = (
+                    "as too large (HTTP 413) even when sent alone"
+                    if too_large
+                    else f"even when sent alone ({error}); mend or remove it"
+                )
                 raise PushError(
-                    f"{self._source_name} row {batch.rows[0]}: the API refused the row as too large "
-                    "(HTTP 413) even when sent alone"
+                    f"{self._source_name} row {batch.rows[0]}: the API refused the row {refused}"
                 ) from None
             first, second = batch.halves()
             return 1 + self._insert(first) + self._insert(second)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from connector.api.client import BraintrustClient
 from connector.config import ApiSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
+from connector.errors import PushError
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, push_file
 from tests.helpers import RETRIED_FAULTS
@@ -130,3 +131,25 @@ def test_a_response_breaking_the_api_contract_is_one_line_naming_the_request(
         in err
     )
     assert err.count("\n") == 1
+
+
+def test_a_row_the_api_refuses_is_found_by_halving_and_named(
+    emulator: Emulator, push_client: BraintrustClient, tmp_path: Path
+) -> None:
+    # A line sent as written, with a number the API cannot read as a double: the checks let it through.
+    lines = [f'{{"id": "r{n}", "input": {n}}}' for n in range(1, 31)]
+    lines[16] = '{"id": "r17", "input": 1e400}'
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    options = PushOptions(file=path, project="p", dataset="d", batch_rows=10, state_dir=tmp_path / "state")
+    with pytest.raises(PushError) as error:
+        push_file(push_client, options, NullProgress())
+    assert str(error.value).startswith("data.jsonl row 17: the API refused the row even when sent alone (")
+    assert "number is infinity" in str(error.value)
+
+    lines[16] = '{"id": "r17", "input": 17}'
+    path.write_text("\n".join(lines) + "\n")
+    push_file(push_client, options, NullProgress())
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p"))
+    stored = {row["id"]: row["input"] for row in emulator.store.live_rows("dataset", dataset["id"])}
+    assert stored == {f"r{n}": n for n in range(1, 31)}

@@ -13,7 +13,7 @@ import pytest
 
 from connector.api.client import BraintrustClient
 from connector.emulator import Emulator, FaultRule
-from connector.errors import ApiError, AuthError, PushError, ServerUnavailable
+from connector.errors import AuthError, PushError, ServerUnavailable
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, PushSummary, push_file
 from tests.push.helpers import (
@@ -310,11 +310,25 @@ def test_a_batch_the_api_refuses_stops_the_push_before_the_batches_after_it(
     emulator: Emulator, push: Push, tmp_path: Path
 ) -> None:
     path = write_csv(tmp_path / "data.csv", 150)
-    emulator.faults.add(FaultRule(kind="status", route="/insert", status=400, after=3, times=1))
-    with pytest.raises(ApiError, match="HTTP 400"):
+    emulator.faults.add(FaultRule(kind="status", route="/insert", status=400, after=3, times=None))
+    # The refused batch is halved down to its first row, which the API still refuses.
+    with pytest.raises(
+        PushError, match=r"^data\.csv row 76: the API refused the row even when sent alone \("
+    ):
         push(path, batch_rows=25, concurrency=1)
     assert emulator.stats.rows_inserted[dataset_id(emulator)] == 75
+    emulator.faults.clear()
     assert push(path, batch_rows=25, concurrency=1).rows_resumed == 75
+
+
+def test_a_batch_the_api_refuses_once_is_sent_again_in_halves(
+    emulator: Emulator, push: Push, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 100)
+    emulator.faults.add(FaultRule(kind="status", route="/insert", status=400, after=1, times=1))
+    summary = push(path, batch_rows=25, concurrency=1)
+    assert (summary.rows_sent, summary.splits) == (100, 1)
+    assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 100
 
 
 def test_429_with_retry_after_is_waited_out(emulator: Emulator, push: Push, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from connector.api.client import BraintrustClient
 from connector.config import ApiSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
-from connector.errors import ApiError
+from connector.errors import PushError
 from connector.progress import NullProgress
 from connector.push.options import PushOptions
 from connector.push.run import push_file
@@ -91,10 +91,11 @@ def test_a_batch_that_fails_while_a_later_one_waits_for_it_fails_the_push(
 ) -> None:
     options = repeating_ids(tmp_path)
     # Refused, not retried: the second batch, which shares ids with the first, waits for it.
-    emulator.faults.add(FaultRule(kind="status", status=400, route="/insert"))
+    emulator.faults.add(FaultRule(kind="status", status=400, route="/insert", times=None))
     with BraintrustClient(ApiSettings(api_url=emulator.url, api_key=emulator.api_key)) as client:
-        with pytest.raises(ApiError):
+        with pytest.raises(PushError, match="the API refused the row even when sent alone"):
             push_file(client, options, NullProgress())
+        emulator.faults.clear()
         summary = push_file(client, options, NullProgress())
     assert not summary.already_complete
     assert stored(emulator) == LAST_OF_EACH_ID
