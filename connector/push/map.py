@@ -148,7 +148,8 @@ def _check(
 
 
 def _listing(columns: Sequence[str]) -> str:
-    return ", ".join(columns) if columns else "(none)"
+    # Quoted, as the missing names are: `id, input` from a header `id, input` is `"id", " input"`.
+    return ", ".join(f'"{column}"' for column in columns) if columns else "(none)"
 
 
 class Event(NamedTuple):

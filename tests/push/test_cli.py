@@ -172,7 +172,7 @@ def test_human_summary_and_rerun_message(
             b"q\nx\n",
             ("--input", "question"),
             1,
-            'bad.csv: no column "question" (from --input); the file has columns: q',
+            'bad.csv: no column "question" (from --input); the file has columns: "q"',
         ),
         (b"", (), 1, "bad.csv is empty"),
         (

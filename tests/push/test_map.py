@@ -72,13 +72,13 @@ def test_missing_mapped_columns_are_named_with_their_flag() -> None:
     with pytest.raises(PushError) as error:
         resolve_mapping("d.csv", ["a", "b"], input_columns=["a", "question"], id_column="key")
     assert str(error.value) == (
-        'd.csv: no column "key" (from --id-column), "question" (from --input); the file has columns: a, b'
+        'd.csv: no column "key" (from --id-column), "question" (from --input); the file has columns: "a", "b"'
     )
 
 
 def test_nothing_to_send_is_an_error() -> None:
     with pytest.raises(
-        PushError, match=r"^d\.csv: no column maps to input, expected or metadata.*columns: a, id"
+        PushError, match=r'^d\.csv: no column maps to input, expected or metadata.*columns: "a", "id"\)$'
     ):
         resolve_mapping("d.csv", ["a", "id"])
 

@@ -191,7 +191,7 @@ def test_a_flag_naming_a_late_jsonl_key_finds_it(
     assert (code, err) == (
         1,
         'bt-sync: error: late.jsonl: no column "nowhere" (from --expected); '
-        "the file has columns: id, input, expected, note\n",
+        'the file has columns: "id", "input", "expected", "note"\n',
     )
 
 

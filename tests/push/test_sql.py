@@ -364,7 +364,7 @@ def test_a_push_never_waits_for_a_sync_holding_the_object(
         (
             ("--sql", "SELECT id, input FROM project_logs", "--input", "question"),
             1,
-            'query result: no column "question" (from --input); the result has columns: id, input',
+            'query result: no column "question" (from --input); the result has columns: "id", "input"',
         ),
         (
             ("--sql", "SELECT id, 'x'::BLOB AS input FROM project_logs"),
