@@ -45,8 +45,8 @@ class PushOptions(BaseModel):
     sql_file: Path | None = Field(
         default=None, validate_default=True, description="Read the --sql query from this file."
     )
-    project: str = Field(min_length=1, description="Project name; created if missing.")
-    dataset: str = Field(min_length=1, description="Dataset name; created if missing.")
+    project: str = Field(description="Project name; created if missing.")
+    dataset: str = Field(description="Dataset name; created if missing.")
     format: FileFormat | None = Field(
         default=None, description="File format (default: from the content, then the extension)."
     )
@@ -98,6 +98,16 @@ class PushOptions(BaseModel):
         description="Where push checkpoints are kept, in push/ "
         f"(default: BT_SYNC_STATE_DIR, else ./{DEFAULT_STATE_DIR}).",
     )
+
+    @field_validator("project", "dataset")
+    @classmethod
+    def _named(cls, name: str, info: ValidationInfo) -> str:
+        # A name of spaces only would create a project or dataset no one can tell from another.
+        if not name.strip():
+            raise PydanticCustomError(
+                "blank", "--{flag} names nothing: give a name that is not blank", {"flag": info.field_name}
+            )
+        return name
 
     @field_validator("sql_file")
     @classmethod

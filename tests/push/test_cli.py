@@ -187,6 +187,18 @@ def test_human_summary_and_rerun_message(
             2,
             "invalid setting: rejects: --on-error skip needs --rejects FILE, so skipped rows are kept",
         ),
+        (
+            b"input\nq\n",
+            ("--dataset", "  "),
+            2,
+            "invalid setting: dataset: --dataset names nothing: give a name that is not blank",
+        ),
+        (
+            b"input\nq\n",
+            ("--project", ""),
+            2,
+            "invalid setting: project: --project names nothing: give a name that is not blank",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_sends_nothing(
