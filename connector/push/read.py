@@ -159,6 +159,11 @@ class SourceFile:
         self.path = path
         if path.is_dir():
             raise PushError(f"{path} is a directory, not a file")
+        if path.exists() and not path.is_file():
+            # A push reads its file more than once (to check it, in a helper, to see it unchanged).
+            raise PushError(
+                f"{path} is not a regular file (a pipe?): write its content to a file, then push that"
+            )
         if not path.is_file():
             raise PushError(f"{path}: no such file")
         if path.stat().st_size == 0:

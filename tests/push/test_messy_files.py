@@ -145,6 +145,17 @@ def test_a_name_that_is_not_utf8_is_one_line_before_anything_is_created(
     assert nothing_created(emulator)
 
 
+def test_a_pipe_is_refused_in_one_line_before_anything_is_created(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pipe = tmp_path / "rows.csv"
+    os.mkfifo(pipe)
+    code, out, err = cli(emulator, tmp_path, capsys, pipe)
+    message = f"{pipe} is not a regular file (a pipe?): write its content to a file, then push that"
+    assert (code, out, err) == (1, "", f"bt-sync: error: {message}\n")
+    assert nothing_created(emulator)
+
+
 def test_a_state_dir_that_is_a_file_is_refused_before_anything_is_created(
     emulator: Emulator, tmp_path: Path, push: Any
 ) -> None:
