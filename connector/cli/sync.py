@@ -168,9 +168,15 @@ def status(
         iceberg_warehouse=iceberg_warehouse,
         iceberg_namespace=iceberg_namespace,
     )
-    states = sorted(
-        open_destination(store, prepare=False).list_states(), key=lambda s: (s.table_name, s.name)
-    )
+    target = open_destination(store, prepare=False)
+    states = sorted(target.list_states(), key=lambda s: (s.table_name, s.name))
+    if not states:
+        # Most often a --parquet, --duckdb or BT_SYNC_* setting other than the sync's.
+        typer.echo(
+            f"bt-sync: note: no object was synced into {target.description} yet: run `bt-sync sync` "
+            "first, or give status the sync's --duckdb / --parquet",
+            err=True,
+        )
     keys = object_keys(states)
     if as_json:
         listed = [

@@ -180,6 +180,23 @@ def test_errors_are_one_line_without_traceback_or_secrets(
     assert "s3cr3t" not in done.stderr + done.stdout
 
 
+def test_status_of_a_place_nothing_was_synced_into_says_so(tmp_path: Path) -> None:
+    args = (
+        "status",
+        "--duckdb",
+        str(tmp_path / "none.duckdb"),
+        "--parquet",
+        str(tmp_path / "none"),
+        "--json",
+    )
+    done = run_cli(*args)
+    assert (done.returncode, json.loads(done.stdout)) == (0, [])
+    assert done.stderr == (
+        f"bt-sync: note: no object was synced into {tmp_path}/none.duckdb (tables in {tmp_path}/none) yet: "
+        "run `bt-sync sync` first, or give status the sync's --duckdb / --parquet\n"
+    )
+
+
 def test_unprefixed_settings_change_nothing(demo_emulator: Emulator, warehouse: WarehouseSettings) -> None:
     env = {"BRAINTRUST_API_KEY": demo_emulator.api_key, "TIMEOUT_S": "0.000001", "MAX_ATTEMPTS": "0"}
     done = run_cli("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--json", env=env)
