@@ -19,7 +19,8 @@ a one-line message that says what to do. The marker mixins tell retry logic
     ├── StateError             the sync state is unreadable or inconsistent  (terminal)
     ├── PushError              a push input file is invalid                  (terminal)
     ├── QueryError             a SQL query over the tables failed            (terminal)
-    └── SyncIncomplete         some objects failed; the others were synced   (terminal)
+    ├── SyncIncomplete         some objects failed; the others were synced   (terminal)
+    └── Interrupted            stopped by the user (Ctrl-C)                 (transient)
 """
 
 from __future__ import annotations
@@ -104,6 +105,10 @@ class QueryError(BtSyncError, TerminalError):
 
 class SyncIncomplete(BtSyncError, TerminalError):
     """Some objects could not be synced (each is named); every other object was synced and committed."""
+
+
+class Interrupted(BtSyncError, TransientError):
+    """The user stopped the command (Ctrl-C); the message says what was kept."""
 
 
 def one_line_reason(error: BaseException) -> str:

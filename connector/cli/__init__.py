@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from connector.cli import catalog, demo, emulator, maintain, push, sql, sync
 from connector.cli.app import app
-from connector.errors import BtSyncError, ConfigError, one_line_reason
+from connector.errors import BtSyncError, ConfigError, Interrupted, one_line_reason
 
 __all__ = ["app", "main", "run"]
 
@@ -88,9 +88,13 @@ def main() -> None:
     try:
         # Typer reports usage errors itself and exits; our own errors propagate to here.
         app()
-    except KeyboardInterrupt:
-        print("bt-sync: interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as done:
+        # Typer turns Ctrl-C into this exit code, silently.
+        if done.code == EXIT_INTERRUPTED:
+            print("bt-sync: interrupted", file=sys.stderr)
+        raise
+    except Interrupted as error:
+        _fail(_one_line(error), EXIT_INTERRUPTED, debug)
     except (BtSyncError, ValidationError) as error:
         _fail(
             _one_line(error),

@@ -28,6 +28,7 @@ from connector.cli.options import (
     api_settings,
     warehouse_settings,
 )
+from connector.errors import Interrupted
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
@@ -112,14 +113,25 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
             duckdb=given["duckdb"], parquet=given["parquet"], no_parquet=given["no_parquet"]
         )
     with terminal_progress(quiet=as_json) as progress, open_push(options, progress, warehouse) as run:
-        if options.dry_run:
-            summary = run.run(None)
-        else:
-            # Imported once the push is open: a large JSON Lines file's helper reads it meanwhile.
-            from connector.wiring import open_client
+        try:
+            if options.dry_run:
+                summary = run.run(None)
+            else:
+                # Imported once the push is open: a large JSON Lines file's helper reads it meanwhile.
+                from connector.wiring import open_client
 
-            with open_client(api_settings(given["api_url"], given["api_key"])) as client:
-                summary = run.run(client)
+                with open_client(api_settings(given["api_url"], given["api_key"])) as client:
+                    summary = run.run(client)
+        except KeyboardInterrupt:
+            # Once the batches in flight were acknowledged (`_Sender`): the count is what a rerun skips.
+            sent = run.summary.rows_sent + run.summary.rows_resumed
+            rerun = "rerun the same command to send the rest"
+            kept = (
+                f"{sent:,} rows were acknowledged and are checkpointed: {rerun}"
+                if sent
+                else "nothing was sent"
+            )
+            raise Interrupted(f"interrupted: {kept}") from None
     for warning in summary.warnings:
         typer.echo(f"bt-sync: warning: {warning}", err=True)
     typer.echo(summary.model_dump_json(indent=2) if as_json else describe(summary))

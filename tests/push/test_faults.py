@@ -153,3 +153,29 @@ def test_a_row_the_api_refuses_is_found_by_halving_and_named(
     (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p"))
     stored = {row["id"]: row["input"] for row in emulator.store.live_rows("dataset", dataset["id"])}
     assert stored == {f"r{n}": n for n in range(1, 31)}
+
+
+def test_ctrl_c_says_what_was_sent_and_the_rerun_sends_the_rest(emulator: Emulator, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "data.csv", 1_500)
+    emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=0.05, times=None))
+    args = ("--batch-rows", "25", "--concurrency", "1")
+    pushing = push_process(emulator, path, tmp_path / "state", *args)
+    deadline = time.monotonic() + 60
+    while acked_batches(tmp_path / "state") < 3 and pushing.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    pushing.send_signal(signal.SIGINT)
+    _, err = pushing.communicate(timeout=60)
+    assert pushing.returncode == 130, err.decode()
+    (line,) = err.decode().replace("\r", "\n").strip().splitlines()[-1:]
+    sent = acked_batches(tmp_path / "state") * 25
+    assert line == (
+        f"bt-sync: error: interrupted: {sent:,} rows were acknowledged and are checkpointed: rerun the same "
+        "command to send the rest"
+    )
+    emulator.faults.clear()
+    rerun = push_process(emulator, path, tmp_path / "state", *args)
+    out, err = rerun.communicate(timeout=120)
+    assert rerun.returncode == 0, err.decode()
+    assert f"; {sent:,} rows were already sent by an earlier run" in out.decode()
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p"))
+    assert len(emulator.store.live_rows("dataset", dataset["id"])) == 1_500
