@@ -429,6 +429,15 @@ def _jsonl_row(line: bytes) -> dict[str, Any] | RowProblem:
     return value
 
 
+def _cut_at_its_end(line: bytes) -> bool:
+    """Whether `line` is valid JSON as far as it goes: the start of a value spread over more lines."""
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        return error.pos >= len(line.rstrip())
+    return False
+
+
 def _without_newline(line: bytes) -> bytes:
     return line.removesuffix(b"\n")
 
@@ -438,6 +447,9 @@ def _not_json_lines(file_name: str, number: int, line: bytes, problem: RowProble
         what = "its lines end with a lone CR (\\r), and JSON Lines needs LF or CRLF"
     elif line.lstrip().startswith(b"["):
         what = "it is a JSON array"
+    elif problem.reason.startswith("invalid JSON") and not _cut_at_its_end(line):
+        # Broken within the line (a bad character, a number out of range): not another format.
+        return PushError(printable(f"{file_name} line {number} is not a JSON object: {problem.reason}"))
     else:
         what = problem.reason.replace("expected a JSON object, found", "it is")
     return PushError(

@@ -639,6 +639,28 @@ def test_a_file_that_is_not_json_lines_says_so(
 
 
 @pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        (
+            b'{"id": "a", "input": 1e400}\n',
+            "invalid JSON (number is infinity when parsed as double at char 21)",
+        ),
+        (
+            b'{"id": "a",, "input": 1}\n',
+            "invalid JSON (unexpected character, expected a string key at char 11)",
+        ),
+    ],
+)
+def test_a_first_line_broken_within_itself_is_not_sent_to_another_format(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, detail: str
+) -> None:
+    (tmp_path / "d.jsonl").write_bytes(content)
+    code, _, err = cli(emulator, tmp_path, capsys, tmp_path / "d.jsonl")
+    assert (code, err) == (1, f"bt-sync: error: d.jsonl line 1 is not a JSON object: {detail}\n")
+    assert nothing_created(emulator)
+
+
+@pytest.mark.parametrize(
     "content",
     [
         b'\xef\xbb\xbf[\n  {"id": "a", "input": 1.50, "expected": {"n": 12345678901234567890}},\n'

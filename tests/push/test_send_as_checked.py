@@ -212,7 +212,7 @@ def test_a_json_file_is_mapped_by_the_keys_of_its_first_row(
     assert code == 1
     assert err == (
         'bt-sync: error: rows.jsonl: no column "expected" (from --expected); the first row has '
-        "columns: id, input\n"
+        'columns: "id", "input"\n'
     )
 
 
