@@ -59,7 +59,7 @@ LIST_PAGE_SIZE = 100
 MIN_FETCH_LIMIT = 10
 _SERVER_TEXT_CHARS = 300
 
-Model = TypeVar("Model", bound=BaseModel)
+_Model = TypeVar("_Model", bound=BaseModel)
 
 
 @dataclass
@@ -327,7 +327,7 @@ class BraintrustClient:
         raise _status_error(method, path, status, body)
 
 
-def _validated(model: type[Model], raw: Any, request: str) -> Model:
+def _validated(model: type[_Model], raw: Any, request: str) -> _Model:
     """`raw`, a response body, as `model`.
 
     Raises:

@@ -13,7 +13,8 @@ file, a helper process decides meanwhile which lines already are their events:
 `lines_ahead`). A file that changed meanwhile is refused. The second pass reads
 the batches back (grouping the events afresh if rows shared an id) and sends
 them with bounded concurrency, checkpointing each acknowledged batch so a rerun
-resumes where a crashed push stopped. A 413 splits the batch in half.
+resumes where a crashed push stopped. A 413 or a 400 splits the batch in half, down to the
+row the API refuses.
 
 With `validate_first` off, a file's batches are sent as soon as they are checked, in
 one pass without a spool (`PushRun._send_as_checked`): rows sharing an id are then all
