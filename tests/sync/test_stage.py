@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -228,18 +229,23 @@ def test_a_value_its_column_cannot_hold_lands_in_extra(
     assert orjson.loads(rows["odd"]) == misfit and rows["plain"] is None
 
 
+def sync_giving_up_soon(emulator: Emulator, warehouse: WarehouseSettings) -> subprocess.CompletedProcess[str]:
+    """`bt-sync sync --json` with two attempts per request and no wait between them."""
+    env = {
+        "BRAINTRUST_API_KEY": emulator.api_key,
+        "BT_SYNC_MAX_ATTEMPTS": "2",
+        "BT_SYNC_BACKOFF_INITIAL_S": "0",
+    }
+    return run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--json", env=env)
+
+
 @pytest.mark.parametrize("status", [503, 400])
 def test_an_object_the_api_keeps_failing_fails_alone_and_the_summary_is_printed(
     emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings, status: int
 ) -> None:
     broken, _ = projects
     emulator.faults.add(FaultRule(kind="status", status=status, route=f"{broken['id']}/fetch", times=None))
-    env = {
-        "BRAINTRUST_API_KEY": emulator.api_key,
-        "BT_SYNC_MAX_ATTEMPTS": "2",
-        "BT_SYNC_BACKOFF_INITIAL_S": "0",
-    }
-    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--json", env=env)
+    done = sync_giving_up_soon(emulator, warehouse)
     assert done.returncode == 1
     by_name = {o["name"]: o for o in orjson.loads(done.stdout)["objects"]}
     assert by_name["broken"]["status"] == "failed" and f"HTTP {status}" in by_name["broken"]["error"]
@@ -254,12 +260,7 @@ def test_objects_after_two_that_found_the_api_unavailable_are_not_tried(
     third = emulator.store.create_project("third")
     emulator.store.insert("project_logs", third["id"], [{"id": "r", "input": 1}])
     emulator.faults.add(FaultRule(kind="status", status=503, route="/fetch", times=None))
-    env = {
-        "BRAINTRUST_API_KEY": emulator.api_key,
-        "BT_SYNC_MAX_ATTEMPTS": "2",
-        "BT_SYNC_BACKOFF_INITIAL_S": "0",
-    }
-    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--json", env=env)
+    done = sync_giving_up_soon(emulator, warehouse)
     assert done.returncode == 1
     errors = [o["error"] for o in orjson.loads(done.stdout)["objects"]]
     assert ["HTTP 503" in error for error in errors] == [True, True, False]
