@@ -6,6 +6,7 @@ settings from these classes, and their parts from the settings (see `connector.w
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -20,7 +21,10 @@ from connector.defaults import (
     DEFAULT_PARQUET_ROOT,
     DEFAULT_STATE_DIR,
     DEFAULT_TIMEOUT_S,
+    MAX_RETAIN_HOURS,
+    MAX_TIMEOUT_S,
 )
+from connector.errors import ConfigError
 from connector.redaction import redact
 
 
@@ -45,10 +49,12 @@ class ApiSettings(_Settings):
 
     api_url: str = Field(default=DEFAULT_API_URL, validation_alias="BRAINTRUST_API_URL")
     api_key: SecretStr | None = Field(default=None, validation_alias="BRAINTRUST_API_KEY")
-    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, validation_alias="BT_SYNC_TIMEOUT")
+    timeout_s: float = Field(
+        default=DEFAULT_TIMEOUT_S, gt=0, le=MAX_TIMEOUT_S, validation_alias="BT_SYNC_TIMEOUT"
+    )
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, validation_alias="BT_SYNC_MAX_ATTEMPTS")
-    backoff_initial_s: float = Field(default=0.5, ge=0)
-    backoff_max_s: float = Field(default=30.0, ge=0)
+    backoff_initial_s: float = Field(default=0.5, ge=0, allow_inf_nan=False)
+    backoff_max_s: float = Field(default=30.0, ge=0, allow_inf_nan=False)
 
     @field_validator("api_url")
     @classmethod
@@ -97,3 +103,14 @@ class WarehouseSettings(_Settings):
     def tables_root(self) -> str:
         """Where the table files live: the Parquet root, or a directory beside the DuckDB file."""
         return self.parquet_root or str(self.duckdb_path.with_name(self.duckdb_path.name + ".tables"))
+
+
+def retention(hours: float) -> timedelta:
+    """The window `maintain` keeps versions for, from `--retain-hours`.
+
+    Raises:
+        ConfigError: `hours` is negative, not a number, or longer than `MAX_RETAIN_HOURS`.
+    """
+    if not 0 <= hours <= MAX_RETAIN_HOURS:  # also refuses nan, which compares false
+        raise ConfigError(f"--retain-hours must be between 0 and {MAX_RETAIN_HOURS:,}, got {hours:g}")
+    return timedelta(hours=hours)

@@ -4,10 +4,9 @@ Safe while partition runs sync: it never needs the API, and its commits to an
 object give way to a sync of that object (it plans again on the new snapshot).
 """
 
-from datetime import timedelta
-
 import dagster as dg
 
+from connector.config import retention
 from connector.defaults import DEFAULT_RETAIN_HOURS
 from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.resources import WarehouseResource
@@ -32,7 +31,7 @@ def maintain_warehouse(
 ) -> None:
     """Maintain the warehouse's storage and log what it did."""
     with terminal_errors_fail_without_retry():
-        summary = warehouse.open().maintain(timedelta(hours=config.retain_hours))
+        summary = warehouse.open().maintain(retention(config.retain_hours))
     context.log.info(f"maintained the warehouse: {summary.model_dump_json()}")
 
 

@@ -35,16 +35,15 @@ def maintain(
     retain_hours: float = typer.Option(
         DEFAULT_RETAIN_HOURS,
         "--retain-hours",
-        min=0,
         help="Keep table versions (Iceberg snapshots: time travel) and unreferenced files younger than this.",
     ),
     as_json: bool = JsonOption,
 ) -> None:
     """Expire old table versions, merge small files and delete files nothing needs (safe during syncs)."""
-    from datetime import timedelta
-
+    from connector.config import retention
     from connector.wiring import open_destination
 
+    retain = retention(retain_hours)
     store = warehouse_settings(
         duckdb=duckdb,
         parquet=parquet,
@@ -55,7 +54,7 @@ def maintain(
         iceberg_namespace=iceberg_namespace,
         state_dir=state_dir,
     )
-    summary = open_destination(store, prepare=False).maintain(timedelta(hours=retain_hours))
+    summary = open_destination(store, prepare=False).maintain(retain)
     if as_json:
         typer.echo(summary.model_dump_json(indent=2))
         return

@@ -68,8 +68,8 @@ class SyncOptions(BaseModel):
     full: bool = False
     reconcile: bool = False
     page_limit: int = Field(default=DEFAULT_PAGE_LIMIT, ge=1, le=1000)
-    overlap_s: float = Field(default=DEFAULT_OVERLAP_S, ge=0)
-    lock_wait_s: float = Field(default=DEFAULT_LOCK_WAIT_S, ge=0)
+    overlap_s: float = Field(default=DEFAULT_OVERLAP_S, ge=0, allow_inf_nan=False)
+    lock_wait_s: float = Field(default=DEFAULT_LOCK_WAIT_S, ge=0, allow_inf_nan=False)
 
     @property
     def selected_kinds(self) -> list[ObjectKind]:
