@@ -101,6 +101,10 @@ def resolve_mapping(
         "--metadata": tuple(metadata_columns),
         "--tags": (tags_column,) if tags_column else (),
     }
+    for flag, names in flagged.items():
+        if repeated := [name for position, name in enumerate(names) if name in names[:position]]:
+            # Merged, the field would become an object of one key instead of the column's value.
+            raise PushError(printable(f'{flag} names "{repeated[0]}" more than once; give each column once'))
     claimed = {column for names in flagged.values() for column in names}
 
     def pick(flag: str, default: str) -> tuple[str, ...]:
@@ -345,7 +349,7 @@ def _column_id(column: str, value: Any) -> str:
         return str(value)
     if value is None or isinstance(value, str):
         raise _BadValue(column, "empty id; every row needs a value in the id column")
-    raise _BadValue(column, f"an id must be text or an integer, found {json_kind(value)} {_short(value)}")
+    raise _BadValue(column, f"an id must be text or an integer, found {_kind_and_value(value)}")
 
 
 def _exact_number(value: Any) -> orjson.Fragment:
@@ -378,11 +382,14 @@ def _tags(column: str, value: Any) -> list[str] | None:
     for position, tag in enumerate(value, start=1):
         if not isinstance(tag, str):
             raise _BadValue(
-                column, f"tags must be strings, found {json_kind(tag)} {_short(tag)} at position {position}"
+                column, f"tags must be strings, found {_kind_and_value(tag)} at position {position}"
             )
     return value
 
 
-def _short(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _kind_and_value(value: Any, limit: int = 40) -> str:
+    """`a number 2`, `an object {"a":1}`: the value as JSON writes it, cut at `limit`; `null` alone."""
+    if value is None:
+        return "null"
+    text = orjson.dumps(value, default=str).decode()
+    return f"{json_kind(value)} {text if len(text) <= limit else text[: limit - 1] + '…'}"

@@ -76,6 +76,13 @@ def test_missing_mapped_columns_are_named_with_their_flag() -> None:
     )
 
 
+@pytest.mark.parametrize("check", [True, False])
+def test_a_column_named_twice_by_one_flag_is_refused(check: bool) -> None:
+    with pytest.raises(PushError) as error:
+        resolve_mapping("d.jsonl", ["a", "b"], input_columns=["a", "b", "a"], check=check)
+    assert str(error.value) == '--input names "a" more than once; give each column once'
+
+
 def test_nothing_to_send_is_an_error() -> None:
     with pytest.raises(
         PushError, match=r'^d\.csv: no column maps to input, expected or metadata.*columns: "a", "id"\)$'
@@ -158,6 +165,7 @@ def test_tags(value: Any, tags: list[str] | None) -> None:
             "tags must be a list of strings or comma-separated text, found a number",
         ),
         ({"input": "q", "tags": ["a", 2]}, "tags", "tags must be strings, found a number 2 at position 2"),
+        ({"input": "q", "tags": ["a", None]}, "tags", "tags must be strings, found null at position 2"),
         (
             {"input": "q", "tags": "[oops"},
             "tags",
@@ -166,8 +174,8 @@ def test_tags(value: Any, tags: list[str] | None) -> None:
         ({"input": "q", "id": None}, "id", "empty id; every row needs a value in the id column"),
         ({"input": "q", "id": "  "}, "id", "empty id; every row needs a value in the id column"),
         ({"input": "q", "id": 1.5}, "id", "an id must be text or an integer, found a number 1.5"),
-        ({"input": "q", "id": True}, "id", "an id must be text or an integer, found a boolean True"),
-        ({"input": "q", "id": {"a": 1}}, "id", "an id must be text or an integer, found an object {'a': 1}"),
+        ({"input": "q", "id": True}, "id", "an id must be text or an integer, found a boolean true"),
+        ({"input": "q", "id": {"a": 1}}, "id", 'an id must be text or an integer, found an object {"a":1}'),
     ],
 )
 def test_bad_values_name_column_and_reason(row: dict[str, Any], column: str, reason: str) -> None:
