@@ -67,7 +67,7 @@ def sql(
         iceberg_namespace=iceberg_namespace,
     )
     chosen = output or (OutputFormat.TABLE if sys.stdout.isatty() else OutputFormat.CSV)
-    with run_query(store, query) as result:
+    with run_query(store, query, readable=True) as result:
         if chosen is OutputFormat.TABLE:
             result.print_table(output_console(), TABLE_ROWS)
         elif chosen is OutputFormat.CSV:

@@ -25,6 +25,8 @@ from connector.wiring import open_destination
 
 BATCH_ROWS = 10_000
 _READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
+# Types whose Python values print as reprs (`b'\\x00'`, `MonthDayNano(...)`); shown as DuckDB's text for them.
+_SHOWN_AS_TEXT = frozenset({"BLOB", "BIT", "INTERVAL"})
 
 
 class QueryResult:
@@ -48,10 +50,13 @@ class QueryResult:
             raise QueryError(f"the query failed: {_first_line(error)}") from None
 
     def write_csv(self, out: IO[bytes]) -> None:
-        """Write CSV with a header, quoting only where needed; JSON and nested values as JSON text."""
+        """Write CSV with a header, quoting only where needed; JSON and nested values as JSON text.
+
+        Lines end in `\n`, as DuckDB's own `COPY` writes them and line-based tools expect.
+        """
         text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
         try:
-            writer = csv.writer(text)
+            writer = csv.writer(text, lineterminator="\n")
             writer.writerow(self.schema.names)
             for batch in self.batches():
                 flat = _as_text(batch, self.json_columns)
@@ -90,8 +95,14 @@ class QueryResult:
 
 
 @contextmanager
-def run_query(settings: WarehouseSettings, sql: str) -> Iterator[QueryResult]:
+def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) -> Iterator[QueryResult]:
     """Run one read-only statement over the tables of `settings`.
+
+    Args:
+        settings: whose tables to query.
+        sql: the statement.
+        readable: for printing: give repeated column names DuckDB's suffixes (`a`, `a_1`), as rows keyed
+            by name would otherwise lose all but one, and BLOB, BIT and INTERVAL values as text.
 
     Raises:
         QueryError: the statement is not one SELECT, or DuckDB refused it.
@@ -100,6 +111,8 @@ def run_query(settings: WarehouseSettings, sql: str) -> Iterator[QueryResult]:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as error:
         raise QueryError(f"the query is not valid SQL: {_first_line(error)}") from None
+    if not statements:
+        raise QueryError("the query is empty (only blanks or comments): give one SELECT statement")
     if len(statements) != 1 or statements[0].type.name not in _READ_ONLY_STATEMENTS:
         raise QueryError("give exactly one SELECT statement: the tables are read-only here")
     with open_destination(settings, prepare=False).reader() as con:
@@ -107,6 +120,8 @@ def run_query(settings: WarehouseSettings, sql: str) -> Iterator[QueryResult]:
             relation = con.sql(sql)
             if relation is None:
                 raise QueryError("the statement returned no rows")
+            if readable:
+                relation = _readable(relation)
             json_columns = {
                 name for name, kind in zip(relation.columns, relation.types, strict=True) if kind == "JSON"
             }
@@ -118,6 +133,23 @@ def run_query(settings: WarehouseSettings, sql: str) -> Iterator[QueryResult]:
             raise QueryError(
                 f"a value of the result cannot be shown ({error}): cast it to VARCHAR in the query"
             ) from None
+
+
+def _readable(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    # Selecting the columns by position is what makes DuckDB give repeated names their suffixes.
+    unique = relation.project(", ".join(f"#{position}" for position in range(1, len(relation.columns) + 1)))
+    return unique.project(
+        ", ".join(
+            f"CAST({_quoted(name)} AS VARCHAR) AS {_quoted(name)}"
+            if str(kind) in _SHOWN_AS_TEXT
+            else _quoted(name)
+            for name, kind in zip(unique.columns, unique.types, strict=True)
+        )
+    )
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _as_text(batch: pa.RecordBatch, json_columns: set[str]) -> pa.RecordBatch:

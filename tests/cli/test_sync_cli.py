@@ -92,6 +92,32 @@ def test_objects_names_catalog_kinds_on_the_command_line(
     assert json.loads(counted.stdout) == [{"prompts": 2, "tags": 3}]
 
 
+def test_sql_keeps_repeated_columns_and_shows_values_as_duckdb_writes_them(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
+    args = ("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--objects", "prompts")
+    assert run_cli(*args, env=env).returncode == 0
+    # A join's `SELECT *` repeats names; Python would print a BLOB and an INTERVAL as its own reprs.
+    select = (
+        "SELECT p.id, q.id, 3 AS id_1, '\\x00ab'::BLOB AS b, INTERVAL 3 DAY AS i "
+        "FROM prompts p JOIN prompts q USING (id) ORDER BY p.id LIMIT 1"
+    )
+    shown = {
+        output: run_cli("sql", *cli_warehouse_args(warehouse)[:4], select, "--format", output)
+        for output in ("csv", "json", "table")
+    }
+    assert all(done.returncode == 0 for done in shown.values()), shown
+    header, row = shown["csv"].stdout.split("\n")[:2]
+    assert header == "id,id_1,id_1_1,b,i"
+    first_id = row.split(",")[0]
+    assert row == f"{first_id},{first_id},3,\\x00ab,3 days"
+    assert json.loads(shown["json"].stdout) == [
+        {"id": first_id, "id_1": first_id, "id_1_1": 3, "b": "\\x00ab", "i": "3 days"}
+    ]
+    assert "id_1_1" in shown["table"].stdout and "3 days" in shown["table"].stdout
+
+
 def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: WarehouseSettings) -> None:
     env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
     assert (
@@ -129,6 +155,13 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         # Every attempt made, in milliseconds rather than the default backoff's 10 s.
         (["sync", "--api-url", "http://127.0.0.1:9"], {"BT_SYNC_BACKOFF_INITIAL_S": "0.01"}, "unavailable"),
         (["sync", "--api-url", "{url}", "--timeout", "-1"], {}, "timeout"),
+        # Durations no clock or socket can wait for.
+        (["sync", "--api-url", "{url}", "--timeout", "inf"], {}, "timeout"),
+        (["sync", "--api-url", "{url}"], {"BT_SYNC_TIMEOUT": "1e300"}, "BT_SYNC_TIMEOUT"),
+        (["sync", "--api-url", "{url}", "--overlap-seconds", "inf"], {}, "overlap"),
+        (["sync", "--api-url", "{url}", "--lock-wait", "nan"], {}, "lock_wait"),
+        (["maintain", "--retain-hours", "1e12"], {}, "--retain-hours must be between 0 and 878,400"),
+        (["maintain", "--retain-hours", "nan"], {}, "--retain-hours must be between 0 and 878,400, got nan"),
         # Credentials in the API's URL are never shown, however it fails.
         (
             ["sync", "--api-url", "http://user:s3cr3t@127.0.0.1:9"],
@@ -155,6 +188,7 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (["sql", "SELECT * FROM no_such_table"], {}, "run `bt-sync sync` first"),
         (["sql", "DROP TABLE project_logs"], {}, "one SELECT"),
         (["sql", "SELEC 1"], {}, "syntax"),
+        (["sql", "/* nothing */ "], {}, "the query is empty"),
     ],
 )
 def test_errors_are_one_line_without_traceback_or_secrets(
