@@ -25,7 +25,7 @@ from connector.defaults import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_TIMEOUT_S,
 )
-from connector.destinations.base import Destination
+from connector.destinations.base import Destination, SyncState
 from connector.destinations.filesystem import Root
 from connector.wiring import open_destination
 
@@ -138,6 +138,10 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     def duckdb_file(self) -> Path:
         """The analysts' DuckDB file, as an absolute path."""
         return self.settings().duckdb_path.resolve()
+
+    def synced_objects(self) -> list[SyncState]:
+        """The state of every object synced into the warehouse; read without a lock, never blocking a sync."""
+        return open_destination(self.settings(), prepare=False).list_states()
 
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:

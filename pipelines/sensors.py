@@ -6,15 +6,18 @@ It ships stopped; turn it on in the UI (Automation), or with
 
 import dagster as dg
 
+from connector.destinations.base import ObjectRef
 from connector.sync.catalog import discover_catalog
 from pipelines.discovery import PartitionsRequest, partition_changes
 from pipelines.jobs import BraintrustJobs
-from pipelines.resources import BraintrustResource
-from pipelines.tables import BraintrustSpecs
+from pipelines.resources import BraintrustResource, WarehouseResource
+from pipelines.tables import BraintrustSpecs, EventAssets
 from schemas.kinds import EVENT_KINDS
 
 DISCOVERY_SENSOR_NAME = "braintrust_discovery_sensor"
 DISCOVERY_INTERVAL_S = 300
+# The tag Dagster gives a partition's runs.
+PARTITION_TAG = "dagster/partition"
 
 
 def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.SensorDefinition:
@@ -30,33 +33,52 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         "renamed) ones, and refresh the catalog when anything changed.",
     )
     def braintrust_discovery_sensor(
-        context: dg.SensorEvaluationContext, braintrust: BraintrustResource
+        context: dg.SensorEvaluationContext, braintrust: BraintrustResource, warehouse: WarehouseResource
     ) -> dg.SensorResult:
         """Compare the API's objects with the instance's partitions and request the difference."""
         with braintrust.client() as client:
             catalog = discover_catalog(client, braintrust.projects, EVENT_KINDS)
+        # Known by id, not by partition: an object deleted and re-created under its name was never synced.
+        synced = {(state.object_type, state.object_id) for state in warehouse.synced_objects()}
         partition_requests: list[PartitionsRequest] = []
         sync_requests: list[dg.RunRequest] = []
         for change in partition_changes(specs, catalog, context.instance):
             partition_requests += change.requests()
-            # New partitions, and those a catalog run added that were never synced. Keyed by object
-            # too: an object deleted and re-created under the same name is synced again.
-            synced = context.instance.get_materialized_partitions(change.assets.key)
+            # New partitions (a renamed object's too), and every object never synced into the warehouse.
             sync_requests += [
-                dg.RunRequest(
-                    run_key=f"{change.assets.partitions_name}:{key}:{ref.object_id}",
-                    job_name=change.assets.job_name,
-                    partition_key=key,
-                )
+                _first_sync(context.instance, change.assets, key, ref)
                 for key, ref in change.listed.items()
-                if key in change.added or key not in synced
+                if key in change.added or (ref.object_type, ref.object_id) not in synced
             ]
         if not partition_requests and not sync_requests:
             return dg.SensorResult(skip_reason="every Braintrust object has a synced partition")
-        # A new object's first sync runs once (run_key); later syncs come from the schedules.
+        # Later syncs come from the schedules.
         catalog_request = [dg.RunRequest(job_name=jobs.catalog.name)] if partition_requests else []
         return dg.SensorResult(
             run_requests=[*catalog_request, *sync_requests], dynamic_partitions_requests=partition_requests
         )
 
     return braintrust_discovery_sensor
+
+
+def _first_sync(instance: dg.DagsterInstance, assets: EventAssets, key: str, ref: ObjectRef) -> dg.RunRequest:
+    """The run that syncs a partition first, asked for once per failure of the runs before it.
+
+    Dagster launches a run key once, and never again even if its run failed: the key names the
+    partition's last failed run, so a first sync that failed (an outage, a key fixed since) is asked for
+    again at the next tick, while one still queued or running is not asked for twice.
+    """
+    failed = instance.get_runs(
+        dg.RunsFilter(
+            job_name=assets.job_name,
+            tags={PARTITION_TAG: key},
+            statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
+        ),
+        limit=1,
+    )
+    after = failed[0].run_id if failed else "first"
+    return dg.RunRequest(
+        run_key=f"{assets.partitions_name}:{key}:{ref.object_id}:{after}",
+        job_name=assets.job_name,
+        partition_key=key,
+    )

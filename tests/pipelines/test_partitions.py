@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from connector.emulator import Emulator
+from connector.emulator import Emulator, FaultRule
 from pipelines.jobs import CATALOG_JOB_NAME
 from pipelines.resources import WarehouseResource
 from tests.helpers import run_cli
@@ -105,6 +105,56 @@ def test_the_sensor_first_syncs_the_partitions_a_catalog_run_added(
     apply(tick, test_defs, instance)
     skipped = discover(test_defs, instance).skip_reason
     assert skipped is not None and skipped.skip_message == "every Braintrust object has a synced partition"
+
+
+def first_syncs(result: dg.SensorResult) -> dict[str | None, str | None]:
+    """The partitions a tick asks to sync, with their run keys."""
+    return {r.partition_key: r.run_key for r in result.run_requests if r.job_name != CATALOG_JOB_NAME}
+
+
+def test_a_first_sync_that_failed_is_asked_for_again_once_per_failure(
+    emulator: Emulator, upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    emulator.faults.add(FaultRule(kind="status", status=401, route="/fetch", times=None))
+    first = discover(test_defs, instance)
+    # A tick while the runs are still queued asks for the same run keys, which Dagster launches once.
+    assert first_syncs(discover(test_defs, instance)) == first_syncs(first)
+    apply(dg.SensorResult(dynamic_partitions_requests=first.dynamic_partitions_requests), test_defs, instance)
+    for run in first.run_requests:
+        assert run.job_name is not None
+        done = run_job(
+            test_defs, instance, run.job_name, partition_key=run.partition_key, raise_on_error=False
+        )
+        assert done.success == (run.job_name == CATALOG_JOB_NAME)
+    emulator.faults.clear()
+    # The daemon would launch only runs of keys it never saw: each key names the run that failed.
+    again = discover(test_defs, instance)
+    assert first_syncs(again).keys() == first_syncs(first).keys() == {
+        "support-bot", "support-bot/baseline", "support-bot/golden"
+    }  # fmt: skip
+    assert not set(first_syncs(again).values()) & set(first_syncs(first).values())
+    apply(again, test_defs, instance)
+    skipped = discover(test_defs, instance).skip_reason
+    assert skipped is not None and skipped.skip_message == "every Braintrust object has a synced partition"
+
+
+def test_an_object_re_created_under_its_name_between_two_ticks_is_synced(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    apply(discover(test_defs, instance), test_defs, instance)
+    store = emulator.store
+    store.delete("experiment", upstream["experiment"])
+    again = store.create_experiment(upstream["project"], "baseline")
+    store.insert("experiment", again["id"], [{"id": f"new-{i}"} for i in range(7)])
+    tick = discover(test_defs, instance)
+    assert not tick.dynamic_partitions_requests
+    assert list(first_syncs(tick)) == ["support-bot/baseline"]
+    apply(tick, test_defs, instance)
+    assert len(warehouse_ids(warehouse_resource, "experiment_events", "experiment_id", again["id"])) == 7
 
 
 def test_ambiguous_names_get_unique_keys_that_sync_the_right_object(
