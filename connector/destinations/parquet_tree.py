@@ -56,6 +56,8 @@ SCHEMA_OBJECT = "__schema__"
 SCHEMA_FILE = "part-000000.parquet"
 # How long a replaced version (or a deleted object's directory) stays for queries that listed it.
 RETIRED_GRACE = timedelta(hours=1)
+# A catalog write takes well under a second: waiting this long means another process is stuck.
+CATALOG_LOCK_WAIT_S = 300.0
 _UNREADABLE_STATE = "delete the object's directory to sync it afresh"
 
 
@@ -141,18 +143,31 @@ class ParquetTree:
     @contextmanager
     def lock(self, ref: ObjectRef, wait_s: float) -> Iterator[None]:
         """Hold the object against other syncs of it, waiting up to `wait_s`."""
+        with self._held(
+            f"{_versions(ref.stream, ref.object_id)}.lock",
+            f"{ref.stream.table}/{ref.object_id}.lock",
+            wait_s,
+            f"syncing {ref.stream.table} {ref.name!r} ({ref.object_id})",
+            " (--lock-wait)",
+        ):
+            yield
+
+    @contextmanager
+    def _held(
+        self, in_root: str, in_state_dir: str, wait_s: float, holder: str, wait_flag: str = ""
+    ) -> Iterator[None]:
+        """A lock file beside the tables, or in this machine's scratch when the tables are remote."""
         if self.root.is_local:
-            path = self.root.local(f"{_versions(ref.stream, ref.object_id)}.lock")
+            path = self.root.local(in_root)
         else:
-            path = self._state_dir / "locks" / self._key / ref.stream.table / f"{ref.object_id}.lock"
+            path = self._state_dir / "locks" / self._key / in_state_dir
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(path))
         try:
             lock.acquire(timeout=wait_s)
         except Timeout:
             raise WarehouseLocked(
-                f"another bt-sync process is syncing {ref.stream.table} {ref.name!r} ({ref.object_id}) "
-                f"and still held it after {wait_s:.0f}s (--lock-wait)"
+                f"another bt-sync process is {holder} and still held it after {wait_s:.0f}s{wait_flag}"
             ) from None
         try:
             yield
@@ -260,7 +275,18 @@ class ParquetTree:
         """Replace the catalog table's file: all rows, or those of `project_ids` (other projects' stay)."""
         table = kind.catalog
         path = f"{table.table}/{CATALOG_FILE}"
-        with scratch_connection() as con, tempfile.TemporaryDirectory(prefix="bt-sync-") as directory:
+        # Two syncs of different projects each keep the other projects' rows: the second to write must
+        # read the first one's file, or its project's rows are lost until that project's next sync.
+        with (
+            self._held(
+                f"{VERSIONS}/{table.table}.lock",
+                f"{table.table}.lock",
+                CATALOG_LOCK_WAIT_S,
+                f"writing {path}",
+            ),
+            scratch_connection() as con,
+            tempfile.TemporaryDirectory(prefix="bt-sync-") as directory,
+        ):
             raw = pa.array([o.model_dump_json() for o in objects], pa.string())
             con.register("catalog_rows", pa.table({"raw": raw}))
             query = catalog_select(table)

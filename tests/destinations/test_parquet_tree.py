@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,12 +22,15 @@ from connector.destinations.filesystem import Root
 from connector.destinations.parquet_tree import ParquetTree
 from connector.emulator import Emulator, ListQuery
 from connector.errors import WarehouseLocked
-from schemas.kinds import PROJECT
+from connector.sync.catalog import discover_catalog, write_catalog
+from connector.wiring import open_destination
+from schemas.kinds import EXPERIMENT, PROJECT
 from tests.helpers import (
     LOGS,
     LOGS_REF,
     event,
     event_tables,
+    fast_client,
     hourly_change,
     query,
     staged,
@@ -303,6 +307,36 @@ def test_an_object_s_lock_holds_off_a_second_holder_for_the_wait_then_says_so(tm
     )
     with tree.lock(ref, 0):
         pass  # released when its holder is done
+
+
+def test_catalog_writes_of_two_projects_at_once_keep_each_other_s_rows(
+    emulator: Emulator, warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for project_name in ("rx", "ry"):
+        project = emulator.store.create_project(project_name)
+        emulator.store.create_experiment(project["id"], f"experiment of {project_name}")
+    tree = open_destination(warehouse)
+    with fast_client(emulator) as client:
+        rx, ry = (discover_catalog(client, [name], [EXPERIMENT]) for name in ("rx", "ry"))
+    second = threading.Thread(target=write_catalog, args=(tree, ry))
+    read = Root.read
+
+    def read_then_let_the_second_write(root: Root, relative: str) -> bytes | None:
+        data = read(root, relative)
+        if relative == "experiments/data.parquet" and threading.current_thread() is not second:
+            # The first write has read the rows it keeps: the second gets a second to write its own.
+            second.start()
+            second.join(timeout=1)
+        return data
+
+    monkeypatch.setattr(Root, "read", read_then_let_the_second_write)
+    write_catalog(tree, rx)
+    second.join()
+    assert query(warehouse, "SELECT name FROM experiments ORDER BY name") == [
+        ("experiment of rx",),
+        ("experiment of ry",),
+    ]
+    assert query(warehouse, "SELECT name FROM projects ORDER BY name") == [("rx",), ("ry",)]
 
 
 def test_a_removed_object_s_versions_stay_for_the_grace_from_its_removal_then_go(
