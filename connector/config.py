@@ -21,8 +21,8 @@ from connector.defaults import (
     DEFAULT_PARQUET_ROOT,
     DEFAULT_STATE_DIR,
     DEFAULT_TIMEOUT_S,
-    MAX_RETAIN_HOURS,
     MAX_TIMEOUT_S,
+    MAX_WINDOW_HOURS,
 )
 from connector.errors import ConfigError
 from connector.redaction import redact
@@ -105,12 +105,12 @@ class WarehouseSettings(_Settings):
         return self.parquet_root or str(self.duckdb_path.with_name(self.duckdb_path.name + ".tables"))
 
 
-def retention(hours: float) -> timedelta:
-    """The window `maintain` keeps versions for, from `--retain-hours`.
+def hours_window(hours: float, setting: str) -> timedelta:
+    """A window given in hours (`--retain-hours`, a check's `max_age_hours`), as a `timedelta`.
 
     Raises:
-        ConfigError: `hours` is negative, not a number, or longer than `MAX_RETAIN_HOURS`.
+        ConfigError: `hours` is negative, not a number, or longer than `MAX_WINDOW_HOURS`.
     """
-    if not 0 <= hours <= MAX_RETAIN_HOURS:  # also refuses nan, which compares false
-        raise ConfigError(f"--retain-hours must be between 0 and {MAX_RETAIN_HOURS:,}, got {hours:g}")
+    if not 0 <= hours <= MAX_WINDOW_HOURS:  # also refuses nan, which compares false
+        raise ConfigError(f"{setting} must be between 0 and {MAX_WINDOW_HOURS:,} hours, got {hours:g}")
     return timedelta(hours=hours)

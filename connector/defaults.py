@@ -29,7 +29,8 @@ DEFAULT_BATCH_ROWS = 1000
 DEFAULT_CONCURRENCY = 4
 # `bt-sync maintain` keeps table versions (Iceberg snapshots) and unreferenced files younger than this.
 DEFAULT_RETAIN_HOURS = 24.0
-# A century: any longer keeps every version anyway, and much longer is beyond what a clock can subtract.
-MAX_RETAIN_HOURS = 100 * 366 * 24
+# Windows given in hours (a retention, a check's age): a century. Any longer keeps every version
+# anyway, and much longer is beyond what a clock can subtract.
+MAX_WINDOW_HOURS = 100 * 366 * 24
 # A day: no single API response is worth waiting longer for, and a socket cannot wait past ~317 years.
 MAX_TIMEOUT_S = 24 * 3600.0

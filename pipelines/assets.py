@@ -20,7 +20,11 @@ from connector.errors import BtSyncError, NotFoundError
 from connector.sync.catalog import discover_catalog, write_catalog
 from connector.sync.run import SyncOptions, remove_vanished, sync_object
 from pipelines.discovery import partition_changes
-from pipelines.failures import partition_failures, terminal_errors_fail_without_retry
+from pipelines.failures import (
+    invalid_config_fails_without_retry,
+    partition_failures,
+    terminal_errors_fail_without_retry,
+)
 from pipelines.metadata import catalog_metadata, event_metadata, table_size
 from pipelines.objects import find_objects
 from pipelines.progress import LogProgress
@@ -54,14 +58,19 @@ class EventSyncConfig(dg.Config):
     page_limit: int = DEFAULT_PAGE_LIMIT
 
     def options(self, lock_wait_s: float) -> SyncOptions:
-        """The same options as `connector` takes them."""
-        return SyncOptions(
-            full=self.full,
-            reconcile=self.reconcile,
-            overlap_s=self.overlap_s,
-            page_limit=self.page_limit,
-            lock_wait_s=lock_wait_s,
-        )
+        """The same options as `connector` takes them.
+
+        Raises:
+            dg.Failure: an option is out of its range (`page_limit: 0`, `overlap_s: nan`); not retried.
+        """
+        with invalid_config_fails_without_retry("sync"):
+            return SyncOptions(
+                full=self.full,
+                reconcile=self.reconcile,
+                overlap_s=self.overlap_s,
+                page_limit=self.page_limit,
+                lock_wait_s=lock_wait_s,
+            )
 
 
 def build_catalog_asset(specs: BraintrustSpecs, retry_policy: dg.RetryPolicy) -> dg.AssetsDefinition:

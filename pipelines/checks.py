@@ -6,11 +6,12 @@ tables' files through an in-memory DuckDB, so they never block a sync.
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
 
+from connector.config import hours_window
 from connector.errors import NotFoundError
 from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.resources import BraintrustResource, WarehouseResource
@@ -95,13 +96,14 @@ def _synced_recently(assets: EventAssets) -> dg.AssetChecksDefinition:
         additional_deps=[assets.catalog_key],
     )
     def synced_recently(config: SyncedRecentlyConfig, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        oldest_allowed = datetime.now(UTC) - timedelta(hours=config.max_age_hours)
-        with terminal_errors_fail_without_retry(), warehouse.reader() as connection:
-            stale = connection.execute(
-                f'SELECT s.object_id, c.name, s.synced_at FROM sync_state AS s JOIN "{catalog}" AS c '
-                "ON c.id = s.object_id WHERE s.object_type = ? AND s.synced_at < ? ORDER BY s.synced_at",
-                [object_type, oldest_allowed],
-            ).fetchall()
+        with terminal_errors_fail_without_retry():
+            oldest_allowed = datetime.now(UTC) - hours_window(config.max_age_hours, "max_age_hours")
+            with warehouse.reader() as connection:
+                stale = connection.execute(
+                    f'SELECT s.object_id, c.name, s.synced_at FROM sync_state AS s JOIN "{catalog}" AS c '
+                    "ON c.id = s.object_id WHERE s.object_type = ? AND s.synced_at < ? ORDER BY s.synced_at",
+                    [object_type, oldest_allowed],
+                ).fetchall()
         return dg.AssetCheckResult(
             passed=not stale,
             severity=dg.AssetCheckSeverity.WARN,

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import dagster as dg
+from pydantic import ValidationError
 
 from connector.errors import BtSyncError, TerminalError, TransientError
 
@@ -23,6 +24,20 @@ def terminal_errors_fail_without_retry() -> Iterator[None]:
         if isinstance(error, TerminalError):
             raise dg.Failure(description=str(error), allow_retries=False) from error
         raise
+
+
+@contextmanager
+def invalid_config_fails_without_retry(what: str) -> Iterator[None]:
+    """Re-raise a run config that `connector` refuses as one line, `dg.Failure(allow_retries=False)`.
+
+    Args:
+        what: whose config, for the message ("push", "sync").
+    """
+    try:
+        yield
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+        raise dg.Failure(description=f"invalid {what} config: {problems}", allow_retries=False) from None
 
 
 def partition_failures(errors: Mapping[str, Exception]) -> Exception:

@@ -6,7 +6,7 @@ object give way to a sync of that object (it plans again on the new snapshot).
 
 import dagster as dg
 
-from connector.config import retention
+from connector.config import hours_window
 from connector.defaults import DEFAULT_RETAIN_HOURS
 from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.resources import WarehouseResource
@@ -31,7 +31,7 @@ def maintain_warehouse(
 ) -> None:
     """Maintain the warehouse's storage and log what it did."""
     with terminal_errors_fail_without_retry():
-        summary = warehouse.open().maintain(retention(config.retain_hours))
+        summary = warehouse.open().maintain(hours_window(config.retain_hours, "retain_hours"))
     context.log.info(f"maintained the warehouse: {summary.model_dump_json()}")
 
 

@@ -10,13 +10,13 @@ from types import GenericAlias, UnionType
 from typing import TYPE_CHECKING, Any, Union, get_args, get_origin
 
 import dagster as dg
-from pydantic import Field, ValidationError, create_model
+from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
 from connector.push.options import PushOptions, PushSummary
 from connector.push.run import push
 from pipelines.assets import TRANSIENT_RETRY
-from pipelines.failures import terminal_errors_fail_without_retry
+from pipelines.failures import invalid_config_fails_without_retry, terminal_errors_fail_without_retry
 from pipelines.progress import LogProgress
 from pipelines.resources import BraintrustResource, WarehouseResource
 
@@ -32,11 +32,8 @@ class PushConfigBase(dg.Config):
         Raises:
             dg.Failure: the options are inconsistent (e.g. `on_error: skip` without `rejects`).
         """
-        try:
+        with invalid_config_fails_without_retry("push"):
             return PushOptions(**self.model_dump())
-        except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-            raise dg.Failure(description=f"invalid push config: {problems}", allow_retries=False) from None
 
 
 def _config_field(field: FieldInfo) -> tuple[Any, Any]:

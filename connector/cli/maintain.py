@@ -40,10 +40,10 @@ def maintain(
     as_json: bool = JsonOption,
 ) -> None:
     """Expire old table versions, merge small files and delete files nothing needs (safe during syncs)."""
-    from connector.config import retention
+    from connector.config import hours_window
     from connector.wiring import open_destination
 
-    retain = retention(retain_hours)
+    retain = hours_window(retain_hours, "--retain-hours")
     store = warehouse_settings(
         duckdb=duckdb,
         parquet=parquet,

@@ -161,7 +161,7 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (["sync", "--api-url", "{url}", "--overlap-seconds", "inf"], {}, "overlap"),
         (["sync", "--api-url", "{url}", "--lock-wait", "nan"], {}, "lock_wait"),
         (["maintain", "--retain-hours", "1e12"], {}, "--retain-hours must be between 0 and 878,400"),
-        (["maintain", "--retain-hours", "nan"], {}, "--retain-hours must be between 0 and 878,400, got nan"),
+        (["maintain", "--retain-hours", "nan"], {}, "must be between 0 and 878,400 hours, got nan"),
         # Credentials in the API's URL are never shown, however it fails.
         (
             ["sync", "--api-url", "http://user:s3cr3t@127.0.0.1:9"],

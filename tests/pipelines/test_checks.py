@@ -74,17 +74,6 @@ def test_an_iceberg_warehouse_syncs_passes_its_checks_and_is_maintained(
     assert run_job(iceberg_defs, instance, MAINTAIN_JOB_NAME, run_config=config).success
 
 
-def test_a_retention_no_clock_can_subtract_fails_the_maintain_run_once_naming_it(
-    test_defs: dg.Definitions, instance: dg.DagsterInstance
-) -> None:
-    config = {"ops": {"maintain_warehouse": {"config": {"retain_hours": 1e12}}}}
-    failed = run_job(test_defs, instance, MAINTAIN_JOB_NAME, run_config=config, raise_on_error=False)
-    events = [e.event_type_value for e in failed.all_events]
-    assert events.count("STEP_FAILURE") == 1 and "STEP_UP_FOR_RETRY" not in events
-    (failure,) = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "--retain-hours must be between 0 and 878,400, got 1e+12" in str(failure.event_specific_data.error)
-
-
 def test_unique_key_check_fails_on_a_duplicated_row(
     emulator: Emulator,
     upstream: dict[str, str],
