@@ -31,7 +31,10 @@ def run_emulator(
 
     key = api_key or os.environ.get("BRAINTRUST_API_KEY") or DEFAULT_EMULATOR_KEY
     server = Emulator(api_key=key, seed=seed, state_dir=state)
-    typer.echo(
-        f"Braintrust emulator on http://{host}:{port} (seed={seed}); clients authenticate with its API key."
+    server.serve_forever(
+        host,
+        port,
+        lambda url: typer.echo(
+            f"Braintrust emulator on {url} (seed={seed}); clients authenticate with its API key."
+        ),
     )
-    server.serve_forever(host, port)

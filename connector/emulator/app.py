@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -80,9 +81,16 @@ class Emulator:
         if thread is not None:
             thread.join()
 
-    def serve_forever(self, host: str, port: int) -> None:
-        """Serve in the calling thread until interrupted (`bt-sync emulator`)."""
+    def serve_forever(self, host: str, port: int, ready: Callable[[str], None]) -> None:
+        """Serve in the calling thread until interrupted (`bt-sync emulator`).
+
+        Args:
+            host: the address to listen on.
+            port: the port, or 0 for a free one.
+            ready: called with the base URL once listening, the port it picked included.
+        """
         server = self._bind(host, port)
+        ready(self.url)
         try:
             server.serve_forever()
         finally:

@@ -1,0 +1,28 @@
+"""`bt-sync emulator`: the local API as a user starts it, on the port it says."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import urllib.request
+
+from tests.helpers import CLI
+
+
+def test_a_free_port_is_announced_as_the_port_it_listens_on() -> None:
+    served = subprocess.Popen(
+        [*CLI, "emulator", "--port", "0", "--seed", "empty", "--api-key", "k"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert served.stdout is not None
+        announced = re.search(r"on (http://127\.0\.0\.1:(\d+)) ", served.stdout.readline())
+        assert announced is not None and announced[2] != "0"
+        request = urllib.request.Request(f"{announced[1]}/v1/project", headers={"Authorization": "Bearer k"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert json.load(response) == {"objects": []}
+    finally:
+        served.terminate()
+        served.wait(timeout=10)
