@@ -284,7 +284,12 @@ class Store:
         self, object_type: ObjectType, history: History, xact: int, rows: list[Row], deleted: list[str]
     ) -> None:
         fixed = {"_xact_id": str(xact), **self._object_fields(object_type, history.object_id)}
-        blobs = [serialize({**row, **fixed}) for row in rows]
+        try:
+            blobs = [serialize({**row, **fixed}) for row in rows]
+        except TypeError as error:
+            # orjson writes 254 levels of nesting and parses 1,024: a request between the two is refused
+            # whole, as a bad request, before any of its rows is stored.
+            raise bad_request(f"an event cannot be stored: {error}") from None
         history.append(
             xact,
             [(row["root_span_id"], row["id"], blob) for row, blob in zip(rows, blobs, strict=True)],

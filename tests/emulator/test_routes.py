@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import uuid
 from collections import Counter
@@ -408,6 +409,8 @@ def test_server_fills_ids_and_object_fields(emulator: Emulator, project: Any) ->
         ([{"span_attributes": {"type": "banana"}}], "events[0].span_attributes"),
         ([{"_object_delete": True}], "needs the id"),
         ("nope", "`events` must be an array"),
+        # Parsed (orjson reads 1,024 levels), yet deeper than orjson writes (254).
+        ([{}, {"input": functools.reduce(lambda inner, _: {"a": inner}, range(300), 1)}], "cannot be stored"),
     ],
 )
 def test_malformed_inserts_are_400_and_not_applied(
