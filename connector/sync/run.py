@@ -227,14 +227,12 @@ class _SyncRun:
     def sync_object(self, ref: ObjectRef) -> ObjectSummary:
         """Sync one object, turning its own failures into its summary's status."""
         if self._unavailable_in_a_row >= MOST_UNAVAILABLE_IN_A_ROW:
-            return _summary(
-                ref, ObjectStatus.FAILED, "not tried: the API was unavailable for the objects before"
-            )
+            return self._failed(ref, "not tried: the API was unavailable for the objects before")
         try:
             summary = self._sync_or_fail(ref)
         except ServerUnavailable as error:
             self._unavailable_in_a_row += 1
-            return _summary(ref, ObjectStatus.FAILED, str(error))
+            return self._failed(ref, str(error))
         self._unavailable_in_a_row = 0
         return summary
 
@@ -243,9 +241,7 @@ class _SyncRun:
             return self.sync_one(ref)
         except NotFoundError as error:
             if self._still_exists(ref):
-                return _summary(
-                    ref, ObjectStatus.FAILED, f"{error} (yet the object exists: not taken as deleted)"
-                )
+                return self._failed(ref, f"{error} (yet the object exists: not taken as deleted)")
             ObjectStaging(self.destination.scratch, ref).clear()
             logger.warning(
                 "%s %r (%s) was deleted upstream during the sync: skipped (sync --reconcile removes its "
@@ -254,9 +250,14 @@ class _SyncRun:
                 ref.name,
                 ref.object_id,
             )
-            return _summary(ref, ObjectStatus.SKIPPED, "deleted upstream during the sync")
+            return _summary(
+                ref, ObjectStatus.SKIPPED, "deleted upstream during the sync", full_read=self.full_read
+            )
         except OBJECT_FAILURES as error:
-            return _summary(ref, ObjectStatus.FAILED, str(error))
+            return self._failed(ref, str(error))
+
+    def _failed(self, ref: ObjectRef, error: str) -> ObjectSummary:
+        return _summary(ref, ObjectStatus.FAILED, error, full_read=self.full_read)
 
     def _still_exists(self, ref: ObjectRef) -> bool:
         """Whether the API still has the object whose rows it answered 404 for (a proxy's or a replica's
@@ -382,7 +383,8 @@ def parse_object_kinds(text: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def _summary(ref: ObjectRef, status: ObjectStatus, error: str) -> ObjectSummary:
+def _summary(ref: ObjectRef, status: ObjectStatus, error: str, *, full_read: bool) -> ObjectSummary:
+    """The summary of an object that did not sync: the mode says what was asked for."""
     return ObjectSummary(
         object_type=ref.object_type,
         object_id=ref.object_id,
@@ -390,6 +392,7 @@ def _summary(ref: ObjectRef, status: ObjectStatus, error: str) -> ObjectSummary:
         table=ref.stream.table,
         status=status,
         error=error,
+        mode="full" if full_read else "incremental",
     )
 
 

@@ -298,7 +298,8 @@ def test_a_404_for_the_rows_of_an_object_that_exists_is_a_failure_not_a_deletion
                    env={"BRAINTRUST_API_KEY": emulator.api_key})  # fmt: skip
     assert done.returncode == 1
     by_name = {o["name"]: o for o in orjson.loads(done.stdout)["objects"]}
-    assert by_name["broken"]["status"] == "failed"
+    # A failure's mode is what was asked for: --reconcile re-reads everything.
+    assert (by_name["broken"]["status"], by_name["broken"]["mode"]) == ("failed", "full")
     assert "(yet the object exists: not taken as deleted)" in by_name["broken"]["error"]
     assert query(warehouse, "SELECT count(*) FROM project_logs WHERE project_id = ?", [broken["id"]]) == [
         (120,)
