@@ -64,13 +64,19 @@ def event_metadata(
 def catalog_metadata(
     table: str,
     columns: tuple[Column, ...],
-    rows: int,
+    listed: int,
     warehouse: WarehouseResource,
     connection: duckdb.DuckDBPyConnection,
 ) -> dict[str, dg.MetadataValue]:
-    """Metadata of one catalog table after the catalog was listed."""
+    """Metadata of one catalog table after `listed` of its rows were listed and written.
+
+    The table's row count is counted, not taken from the listing: a run narrowed to some projects
+    keeps the other projects' rows.
+    """
+    ((rows,),) = connection.execute(f"SELECT count(*) FROM {sql_identifier(table)}").fetchall()
     return {
         "dagster/row_count": dg.MetadataValue.int(rows),
+        "listed": dg.MetadataValue.int(listed),
         **_location(warehouse, table, table),
         "preview": preview(connection, table, columns, None),
     }

@@ -102,6 +102,26 @@ class NewColumnsTranslator(BraintrustTranslator):
         return super().get_asset_spec(data).replace_attributes(code_version="new-columns")
 
 
+def test_a_catalog_run_narrowed_to_one_project_counts_the_rows_the_tables_keep(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    braintrust: BraintrustResource,
+    warehouse_resource: WarehouseResource,
+    instance: dg.DagsterInstance,
+) -> None:
+    other = emulator.store.create_project("other-bot")
+    emulator.store.create_experiment(other["id"], "other-run")
+    refresh_catalog(build_definitions(braintrust, warehouse_resource), instance)
+    narrowed = BraintrustResource(api_url=emulator.url, api_key=emulator.api_key, projects=["support-bot"])
+    run = refresh_catalog(build_definitions(narrowed, warehouse_resource), instance)
+    by_table = {
+        event.asset_key.path[-1]: {k: v.value for k, v in event.materialization.metadata.items()}
+        for event in run.get_asset_materialization_events()
+    }
+    assert (by_table["projects"]["dagster/row_count"], by_table["projects"]["listed"]) == (2, 1)
+    assert (by_table["experiments"]["dagster/row_count"], by_table["experiments"]["listed"]) == (2, 1)
+
+
 def test_unsynced_means_new_columns_never_a_catalog_refresh(
     upstream: dict[str, str],
     test_defs: dg.Definitions,
