@@ -25,9 +25,19 @@ from connector.state_file import StateFile
 
 
 def file_identity(file: Path) -> dict[str, Any]:
-    """What names a file as it is now: any change to its size or modification time makes another."""
+    """What names a file as it is now: any rewrite, replacement or edit of it makes another.
+
+    The change time is in it because the modification time alone misses an edit whose tools put the
+    old one back (`touch -r`, `cp -p`, `rsync -t`): setting it moves the change time, which no user can set.
+    """
     stat = file.stat()
-    return {"file": str(file.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    return {
+        "file": str(file.resolve()),
+        "inode": stat.st_ino,
+        "size": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,
+        "ctime_ns": stat.st_ctime_ns,
+    }
 
 
 def checkpoint_key(identity: dict[str, Any], dataset_id: str, options: dict[str, Any]) -> str:

@@ -20,8 +20,8 @@ With `validate_first` off, a file's batches are sent as soon as they are checked
 one pass without a spool (`PushRun._send_as_checked`): rows sharing an id are then all
 sent, kept in order, and a bad row stops the push after the batches before it.
 
-A file's checkpoint is known by the file's path, size and modification time, so a
-rerun of a file already pushed reads nothing. A query's result has none of these:
+A file's checkpoint is known by the file's path, inode, size, modification and change
+times (`file_identity`), so a rerun of a file already pushed reads nothing. A query's result has none of these:
 its checkpoint is known by a digest of the events the first pass made (each row's
 number and JSON, in the result's sorted order) with the options and the dataset.
 So a rerun whose query returns the same rows, however it is spelled, resumes or
@@ -235,7 +235,7 @@ class PushRun:
             dry_run=options.dry_run,
             validate_first=options.validate_first,
         )
-        self._opened = None if options.file is None else _identity(options.file)
+        self._opened = None if options.file is None else file_identity(options.file)
         # What names a query's rows for its checkpoint: a digest of the events the scan makes.
         self._digest = None if self.query is None else hashlib.sha256()
         self._record = str(options.file) if self.query is None else self.query
@@ -341,8 +341,9 @@ class PushRun:
         options = self.options
         identity: dict[str, Any]
         if self._digest is None:
-            assert options.file is not None, "only a query's rows are known by a digest"
-            identity = file_identity(options.file)
+            assert self._opened is not None, "only a query's rows are known by a digest"
+            # The file as it was opened: `_changed` refuses it if it is not that one any more.
+            identity = self._opened
         else:
             identity = {"events": self._digest.hexdigest()}
         key = checkpoint_key(identity, dataset.id, options.batch_shaping())
@@ -533,7 +534,7 @@ class PushRun:
 
     def _changed(self) -> bool:
         """Whether the file is not the one opened: rewritten, replaced, grown or cut."""
-        return self.options.file is not None and _identity(self.options.file) != self._opened
+        return self.options.file is not None and file_identity(self.options.file) != self._opened
 
     def _on_ack(self, task: ProgressTask) -> Callable[[Batch, int], None]:
         def on_ack(batch: Batch, splits: int) -> None:
@@ -722,12 +723,6 @@ def _sent_so_far(summary: PushSummary) -> str:
         f"{sent:,} rows were sent and are checkpointed: the same file pushed again resumes after "
         "them, and the file mended replaces them by id rather than duplicating them"
     )
-
-
-def _identity(file: Path) -> tuple[int, int, int]:
-    """What changes when a file is rewritten: its inode, size and modification time."""
-    stat = file.stat()
-    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _last_of_each_id(spool: EventSpool, ids: IdIndex) -> Iterator[tuple[list[int], list[bytes]]]:

@@ -185,6 +185,21 @@ def test_a_changed_file_is_pushed_again(emulator: Emulator, push: Push, tmp_path
     assert len(emulator.store.live_rows("dataset", dataset_id(emulator))) == 30
 
 
+def test_a_file_edited_in_place_with_its_old_modification_time_put_back_is_pushed_again(
+    emulator: Emulator, push: Push, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 20)
+    push(path)
+    before = path.stat()
+    # As `touch -r`, `cp -p` or `rsync -t` leave it: other bytes, the same size and modification time.
+    path.write_bytes(path.read_bytes().replace(b"answer 7,", b"ANSWER 7,"))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert push(path).rows_sent == 20
+    (edited,) = [r for r in emulator.store.live_rows("dataset", dataset_id(emulator)) if r["id"] == "row-7"]
+    assert edited["expected"] == "ANSWER 7"
+
+
 class TouchOnFirstAck(RecordingProgress):
     """Progress that moves a file's modification time when the push's first batch is acknowledged."""
 
