@@ -341,6 +341,9 @@ def _own_name_keys(mapping: ColumnMapping, known_columns: Sequence[str]) -> froz
     return frozenset({"id", *own, *(("tags",) if mapping.tags == "tags" else ())}).intersection(known_columns)
 
 
+_BEYOND_64_BITS = 2**63
+
+
 def _column_id(column: str, value: Any) -> str:
     """A row's id from its id column: text, or an integer written as text."""
     if isinstance(value, str) and value.strip():
@@ -349,6 +352,12 @@ def _column_id(column: str, value: Any) -> str:
         return str(value)
     if value is None or isinstance(value, str):
         raise _BadValue(column, "empty id; every row needs a value in the id column")
+    if isinstance(value, float) and value.is_integer() and abs(value) >= _BEYOND_64_BITS:
+        # JSON parsers read an integer beyond 64 bits as the nearest double: its digits are gone.
+        raise _BadValue(
+            column,
+            f"an integer id beyond 64 bits is read as {value!r}, not exactly; write the id as a JSON string",
+        )
     raise _BadValue(column, f"an id must be text or an integer, found {_kind_and_value(value)}")
 
 

@@ -174,6 +174,12 @@ def test_tags(value: Any, tags: list[str] | None) -> None:
         ({"input": "q", "id": None}, "id", "empty id; every row needs a value in the id column"),
         ({"input": "q", "id": "  "}, "id", "empty id; every row needs a value in the id column"),
         ({"input": "q", "id": 1.5}, "id", "an id must be text or an integer, found a number 1.5"),
+        (
+            {"input": "q", "id": float(2**64 + 1)},
+            "id",
+            "an integer id beyond 64 bits is read as 1.8446744073709552e+19, not exactly; "
+            "write the id as a JSON string",
+        ),
         ({"input": "q", "id": True}, "id", "an id must be text or an integer, found a boolean true"),
         ({"input": "q", "id": {"a": 1}}, "id", 'an id must be text or an integer, found an object {"a":1}'),
     ],
