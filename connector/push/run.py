@@ -22,10 +22,10 @@ sent, kept in order, and a bad row stops the push after the batches before it.
 
 A file's checkpoint is known by the file's path, inode, size, modification and change
 times (`file_identity`), so a rerun of a file already pushed reads nothing. A query's
-result has none of these: its checkpoint is known by a digest of the events the first pass made (each row's
-number and JSON, in the result's sorted order) with the options and the dataset.
-So a rerun whose query returns the same rows, however it is spelled, resumes or
-sends nothing; any change to the rows (a span re-scored upstream, then synced)
+result has none of these: its checkpoint is known by a digest of the events the first
+pass made (each row's number and JSON, in the result's sorted order) with the options
+and the dataset. So a rerun whose query returns the same rows, however it is spelled,
+resumes or sends nothing; any change to the rows (a span re-scored upstream, then synced)
 pushes the result afresh, replacing records by id.
 """
 
