@@ -510,8 +510,8 @@ class PushRun:
                 if not acknowledged:
                     raise
                 raise type(error)(
-                    f"{error} The {acknowledged:,} rows acknowledged so far are checkpointed: "
-                    "rerun the same command to send the rest.",
+                    f"{str(error).rstrip('.')}. The {acknowledged:,} rows acknowledged so far are "
+                    "checkpointed: rerun the same command to send the rest.",
                     status=error.status,
                 ) from error
             finally:

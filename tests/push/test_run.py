@@ -149,6 +149,18 @@ def test_rerun_creates_no_duplicates(emulator: Emulator, push: Push, tmp_path: P
     )
 
 
+def test_an_insert_answered_with_too_few_row_ids_ends_its_sentence_before_the_checkpoint_note(
+    emulator: Emulator, push: Push, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 100)
+    emulator.faults.add(FaultRule(kind="body", route="/insert", body='{"row_ids": []}', times=None, after=2))
+    with pytest.raises(ServerUnavailable) as failed:
+        push(path, batch_rows=25, concurrency=1)
+    assert "returned 0 row ids for 25 rows. The 50 rows acknowledged so far are checkpointed" in str(
+        failed.value
+    )
+
+
 def test_a_failed_push_resumes_with_only_the_unacknowledged_batches(
     emulator: Emulator, push: Push, tmp_path: Path
 ) -> None:
@@ -163,7 +175,7 @@ def test_a_failed_push_resumes_with_only_the_unacknowledged_batches(
     emulator.faults.add(FaultRule(kind="status", route="/insert", status=503, times=None, after=2))
     with pytest.raises(ServerUnavailable, match="The 125 rows acknowledged so far") as again:
         push(path, batch_rows=25, concurrency=1)
-    assert again.value.status == 503
+    assert again.value.status == 503 and "later. The 125 rows" in str(again.value)
 
     emulator.faults.clear()
     summary = push(path, batch_rows=25, concurrency=1)
