@@ -35,7 +35,8 @@ def maintain(
     retain_hours: float = typer.Option(
         DEFAULT_RETAIN_HOURS,
         "--retain-hours",
-        help="Keep table versions (Iceberg snapshots: time travel) and unreferenced files younger than this.",
+        help="Keep table versions (Iceberg snapshots: time travel) and unreferenced files younger than this "
+        "(unreferenced files at least an hour).",
     ),
     as_json: bool = JsonOption,
 ) -> None:

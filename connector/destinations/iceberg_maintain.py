@@ -6,8 +6,9 @@ files of the object's size, in order of `created`, in one commit validated
 like a sync's (a sync of the same object meanwhile makes it plan again).
 Expiring snapshots drops old versions from the metadata; the data and
 manifest files only they used, and files of commits that never landed (a
-killed worker), are then deleted once older than the retention, so a write in
-flight is never touched.
+killed worker), are then deleted once older than the retention, and never
+before `UNREFERENCED_GRACE`: the files of a sync or a compaction in flight,
+written and not committed yet, are referenced by nothing either.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import itertools
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pyarrow.fs as pafs
@@ -37,6 +39,9 @@ from schemas.tables import EventStream
 
 # A data file is small when it holds under this share of its object's file size.
 SMALL_SHARE = 0.5
+# The youngest unreferenced file maintain deletes, whatever the retention: a write commits its files
+# seconds to minutes after writing them (a 1M-row object's merge takes about a minute).
+UNREFERENCED_GRACE = timedelta(hours=1)
 _BY_TABLE = {stream.table: stream for stream in EVENT_STREAMS.values()}
 _COUNTS = ("snapshots_expired", "files_compacted", "files_written", "files_deleted", "bytes_deleted")
 
@@ -46,24 +51,36 @@ def maintain_tables(names: Sequence[str], retain: timedelta, load: Callable[[str
 
     Args:
         names: the tables.
-        retain: keep snapshots, and unreferenced files, younger than this.
+        retain: keep snapshots, and unreferenced files, younger than this (files at least
+            `UNREFERENCED_GRACE`).
         load: loads a table afresh (again after a conflicting commit).
     """
-    horizon = datetime.now(UTC) - retain
-    done = [_maintain(name, horizon, load) for name in names]
+    now = datetime.now(UTC)
+    horizons = _Horizons(snapshots=now - retain, files=now - max(retain, UNREFERENCED_GRACE))
+    done = [_maintain(name, horizons, load) for name in names]
     return MaintainSummary(
         tables=len(done),
         **{field: sum(getattr(one, field) for one in done) for field in _COUNTS},
     )
 
 
-def _maintain(name: str, horizon: datetime, load: Callable[[str], Table]) -> MaintainSummary:
+@dataclass(frozen=True)
+class _Horizons:
+    """What maintain removes is older than these: snapshots, and files nothing refers to."""
+
+    snapshots: datetime
+    files: datetime
+
+
+def _maintain(name: str, horizons: _Horizons, load: Callable[[str], Table]) -> MaintainSummary:
     stream = _BY_TABLE.get(name)
     compacted, written = (
         _compact_event_table(name, stream, load) if stream is not None else _compact_whole(name, load)
     )
-    expired = retry_conflicts(f"expiring snapshots of {name}", lambda: _expire(load(name), horizon))
-    deleted, freed = _delete_unreferenced(load(name), horizon)
+    expired = retry_conflicts(
+        f"expiring snapshots of {name}", lambda: _expire(load(name), horizons.snapshots)
+    )
+    deleted, freed = _delete_unreferenced(load(name), horizons.files)
     return MaintainSummary(
         snapshots_expired=expired,
         files_compacted=compacted,

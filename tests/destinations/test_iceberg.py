@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from pyiceberg.catalog import load_catalog
 from pyiceberg.table import Table
 
 from connector.config import WarehouseSettings
+from connector.destinations.iceberg_maintain import UNREFERENCED_GRACE
 from connector.destinations.iceberg_merge import READ_THREADS, _read_in_order
 from connector.emulator import Emulator, ListQuery
 from connector.wiring import open_destination
@@ -169,6 +172,7 @@ def test_the_cli_syncs_queries_shows_status_and_maintains_from_the_environment(
     counted = run_cli("sql", "SELECT count(DISTINCT id) AS n FROM project_logs", "--format", "json", env=env)
     assert json.loads(counted.stdout) == [{"n": 900}]
     rows, files_before = event_tables(iceberg), len(data_files(iceberg, "project_logs"))
+    age_files(Path(str(iceberg.iceberg_warehouse)), UNREFERENCED_GRACE + timedelta(minutes=1))
     done = run_cli("maintain", "--retain-hours", "0", "--json", env=env)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
@@ -179,6 +183,35 @@ def test_the_cli_syncs_queries_shows_status_and_maintains_from_the_environment(
     assert event_tables(iceberg) == rows
     # Every file the table needs is still there: a read of every column of every file succeeds.
     assert iceberg_table(iceberg, "project_logs").scan().to_arrow().num_rows == 900
+
+
+def age_files(root: Path, age: timedelta) -> None:
+    """Make every file under `root` look last modified `age` ago."""
+    then = time.time() - age.total_seconds()
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, (then, then))
+
+
+def test_maintain_never_deletes_a_write_in_flight_however_short_the_retention(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    iceberg = iceberg_in(tmp_path)
+    project = emulator.store.create_project("busy")
+    emulator.store.generate_logs(project["id"], 100, update_fraction=0.0)
+    sync(emulator, iceberg, kinds=frozenset({"logs"}))
+    # A sync's data file written and not committed yet: nothing refers to it.
+    committed = Path(next(iter(data_files(iceberg, "project_logs"))).removeprefix("file://"))
+    in_flight = committed.with_name(f"in-flight-{committed.name}")
+    in_flight.write_bytes(committed.read_bytes())
+    destination = open_destination(iceberg, prepare=False)
+    assert destination.maintain(timedelta(0)).files_deleted == 0
+    assert in_flight.exists()
+    # Once older than the grace it is a killed writer's leftover, and goes.
+    age_files(in_flight.parent, UNREFERENCED_GRACE + timedelta(minutes=1))
+    assert destination.maintain(timedelta(0)).files_deleted >= 1
+    assert not in_flight.exists() and committed.exists()
+    assert iceberg_table(iceberg, "project_logs").scan().to_arrow().num_rows == 100
 
 
 def test_choosing_iceberg_without_its_extra_or_catalog_is_one_clear_line(tmp_path: Path) -> None:
