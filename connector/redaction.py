@@ -3,17 +3,45 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 # Credentials in a URI's user part (`s3://KEY:SECRET@bucket`, `https://user:token@host`); an AWS secret
 # may hold a `/`, so the user part is taken up to the last `@` before any space or query.
-_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^@\s?]*@", re.IGNORECASE)
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^@\s?]*)@", re.IGNORECASE)
 # Query parameters that carry secrets: pyarrow's S3 options (`access_key`, `secret_key`, `session_token`),
 # an `api_key`, a signature, a password.
 _SECRET_PARAMETER = re.compile(
-    r"(?P<name>[\w.-]*(?:key|secret|token|password|signature|credential)[\w.-]*)=[^&\s]*", re.IGNORECASE
+    r"(?P<name>[\w.-]*(?:key|secret|token|password|signature|credential)[\w.-]*)=(?P<value>[^&\s]*)",
+    re.IGNORECASE,
 )
+# Shorter values are not scrubbed from messages: replacing every `k` of a test key would garble them.
+SHORTEST_SECRET = 6
 
 
 def redact(text: str) -> str:
     """`text` with the credentials of any URI in it replaced by `***`, fit for messages and logs."""
     return _SECRET_PARAMETER.sub(r"\g<name>=***", _USERINFO.sub(r"\g<scheme>***@", text))
+
+
+def uri_secrets(text: str) -> set[str]:
+    """The credentials URIs in `text` carry: user parts (and their passwords) and secret-named parameters.
+
+    A library's message may quote them without the scheme `redact` looks for (pyiceberg names the bucket
+    of `s3://KEY:SECRET@bucket` as `'KEY:SECRET@bucket'`): `scrub` removes them wherever they show.
+    """
+    found: set[str] = set()
+    for match in _USERINFO.finditer(text):
+        userinfo = match["userinfo"]
+        password = userinfo.split(":", 1)[1:]
+        # A `/` in the password ends the host for URL parsers: a message may quote the part before it.
+        found.update((userinfo, *password, *(piece for p in password for piece in p.split("/"))))
+    found.update(match["value"] for match in _SECRET_PARAMETER.finditer(text))
+    return {secret for secret in found if len(secret) >= SHORTEST_SECRET}
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """`text` redacted, and with each of `secrets` (at least `SHORTEST_SECRET` long) replaced by `***`."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= SHORTEST_SECRET:
+            text = text.replace(secret, "***")
+    return redact(text)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import logging
 import os
+import re
 import sys
 import traceback
 from typing import NoReturn
@@ -19,6 +21,7 @@ from pydantic import ValidationError
 from connector.cli import catalog, demo, emulator, maintain, push, sql, sync
 from connector.cli.app import app
 from connector.errors import BtSyncError, ConfigError, Interrupted, one_line_reason
+from connector.redaction import scrub, uri_secrets
 
 __all__ = ["app", "main", "run"]
 
@@ -35,6 +38,10 @@ os.environ.setdefault("DUCKDB_JE_MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# The environment bt-sync and the libraries it drives read settings and credentials from.
+_SETTING_PREFIXES = ("BT_SYNC_", "BRAINTRUST_", "AWS_", "PYICEBERG_")
+# Such variables whose whole value is a secret.
+_SECRET_VARIABLE = re.compile(r"KEY|SECRET|TOKEN|PASSWORD", re.IGNORECASE)
 
 _COMMAND_MODULES = (
     catalog,
@@ -115,8 +122,25 @@ def main() -> None:
 def _fail(message: str, code: int, debug: bool) -> None:
     if debug:
         traceback.print_exc()
-    print(f"bt-sync: error: {message}", file=sys.stderr)
+    print(f"bt-sync: error: {scrub(message, _secrets_given())}", file=sys.stderr)
     sys.exit(code)
+
+
+def _secrets_given() -> set[str]:
+    """The secrets the command line and the environment hold: no error message may show them.
+
+    A library's message can quote a setting in a form `redact` does not know (see `uri_secrets`).
+    """
+    settings = {name: value for name, value in os.environ.items() if name.startswith(_SETTING_PREFIXES)}
+    secrets = {value for name, value in settings.items() if _SECRET_VARIABLE.search(name)}
+    arguments = sys.argv[1:]
+    secrets.update(value for flag, value in itertools.pairwise(arguments) if flag == "--api-key")
+    secrets.update(
+        argument.removeprefix("--api-key=") for argument in arguments if argument.startswith("--api-key=")
+    )
+    for value in (*arguments, *settings.values()):
+        secrets |= uri_secrets(value)
+    return secrets
 
 
 def _one_line(error: Exception) -> str:

@@ -60,7 +60,7 @@ from connector.destinations.iceberg_schema import (
 from connector.destinations.parquet_tree import catalog_select
 from connector.destinations.scratch import scratch_connection
 from connector.errors import WarehouseError, WarehouseLocked
-from connector.redaction import redact
+from connector.redaction import redact, scrub, uri_secrets
 from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
 
@@ -87,6 +87,8 @@ class IcebergDestination:
         self._state_dir = settings.state_dir
         identity = f"{self._catalog_name}|{settings.iceberg_warehouse}|{self._namespace}"
         self._key = hashlib.sha256(identity.encode()).hexdigest()[:12]
+        # pyiceberg quotes a bad warehouse without its scheme, where `redact` cannot see its credentials.
+        self._secrets = uri_secrets(f"{settings.iceberg_catalog} {settings.iceberg_warehouse}")
 
     @property
     def key(self) -> str:
@@ -117,7 +119,7 @@ class IcebergDestination:
             ensure_table(self._catalog, self._id(SYNC_STATE_TABLE), SYNC_STATE_SCHEMA)
         except Exception as error:  # the catalog's, the object store's or the database driver's
             raise WarehouseError(
-                f"cannot create the tables in {self.description}: {first_line(error)}"
+                f"cannot create the tables in {self.description}: {self._reason(error)}"
             ) from None
 
     @contextmanager
@@ -275,15 +277,19 @@ class IcebergDestination:
             retry_conflicts("writing sync_state", attempt)
         except Exception as error:  # the rows and their state are committed: this copy can wait
             logger.warning(
-                "could not rewrite the sync_state table (%s); the next sync does", first_line(error)
+                "could not rewrite the sync_state table (%s); the next sync does", self._reason(error)
             )
+
+    def _reason(self, error: BaseException) -> str:
+        """An error's first line, without the credentials of the catalog and warehouse settings."""
+        return scrub(first_line(error), self._secrets)
 
     def _table(self, name: str) -> Table:
         try:
             return self._catalog.load_table(self._id(name))
         except Exception as error:
             raise WarehouseError(
-                f"cannot load {self._namespace}.{name} from {self.description}: {first_line(error)} "
+                f"cannot load {self._namespace}.{name} from {self.description}: {self._reason(error)} "
                 "(a sync creates the tables)"
             ) from None
 

@@ -185,6 +185,28 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
             {},
             "s3://***@bucket",
         ),
+        # A library's message that quotes the credentials without the URI's scheme hides them too.
+        *(
+            (
+                [
+                    "sync",
+                    "--api-url",
+                    "{url}",
+                    "--destination",
+                    "iceberg",
+                    "--iceberg-catalog",
+                    "sqlite:///:memory:",
+                    "--iceberg-warehouse",
+                    warehouse,
+                ],
+                {},
+                shown,
+            )
+            for warehouse, shown in (
+                ("s3://AKIAKEY:s3cr3tpw@bucket/p", "bucket name: '***@bucket'"),
+                ("s3://AKIAKEY:s3cr3tpw/x@bucket/p", "bucket name: 'AKIAKEY:***'"),
+            )
+        ),
         (["sql", "SELECT * FROM no_such_table"], {}, "run `bt-sync sync` first"),
         (["sql", "DROP TABLE project_logs"], {}, "one SELECT"),
         (["sql", "SELEC 1"], {}, "syntax"),

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from pyiceberg.catalog import load_catalog
 from pyiceberg.table import Table
 
@@ -19,6 +20,7 @@ from connector.config import WarehouseSettings
 from connector.destinations.iceberg_maintain import UNREFERENCED_GRACE
 from connector.destinations.iceberg_merge import READ_THREADS, _read_in_order
 from connector.emulator import Emulator, ListQuery
+from connector.errors import WarehouseError
 from connector.wiring import open_destination
 from tests.helpers import (
     all_tables,
@@ -212,6 +214,15 @@ def test_maintain_never_deletes_a_write_in_flight_however_short_the_retention(
     assert destination.maintain(timedelta(0)).files_deleted >= 1
     assert not in_flight.exists() and committed.exists()
     assert iceberg_table(iceberg, "project_logs").scan().to_arrow().num_rows == 100
+
+
+def test_a_warehouse_the_catalog_refuses_is_named_without_its_credentials(tmp_path: Path) -> None:
+    settings = iceberg_in(tmp_path).model_copy(
+        update={"iceberg_warehouse": "s3://AKIAKEY:s3cr3tpw/x@bucket/p"}
+    )
+    with pytest.raises(WarehouseError) as refused:
+        open_destination(settings)
+    assert "AKIAKEY:***" in str(refused.value) and "s3cr3t" not in str(refused.value)
 
 
 def test_choosing_iceberg_without_its_extra_or_catalog_is_one_clear_line(tmp_path: Path) -> None:
