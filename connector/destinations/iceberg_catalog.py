@@ -9,7 +9,6 @@ standard AWS settings or the catalog's own `s3.*` properties.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import random
@@ -21,7 +20,6 @@ import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import (
     CommitFailedException,
-    NamespaceAlreadyExistsError,
     NoSuchTableError,
     TableAlreadyExistsError,
     ValidationException,
@@ -55,6 +53,8 @@ TABLE_PROPERTIES = {
 }
 # Attempts at an operation whose commit conflicted with another writer's in a way that needs a new plan.
 REPLANS = 12
+# Attempts at opening the catalog: only the first use of a new SQL catalog races, once.
+OPEN_ATTEMPTS = 3
 
 
 def open_catalog(uri_or_name: str | None, warehouse: str | None) -> Catalog:
@@ -81,17 +81,24 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None) -> Catalog:
         name = uri_or_name
     if warehouse:
         properties["warehouse"] = warehouse if "://" in warehouse else os.path.abspath(warehouse)
-    try:
-        return load_catalog(name, **properties)
-    except ValueError as error:
-        raise ConfigError(
-            f"cannot use the iceberg catalog {redact(uri_or_name)}: {first_line(error)} (give a SQL "
-            "catalog URI such as sqlite:///catalog.db, or the name of a catalog in .pyiceberg.yaml)"
-        ) from None
-    except Exception as error:
-        raise WarehouseError(
-            f"cannot open the iceberg catalog {redact(uri_or_name)}: {first_line(error)}"
-        ) from None
+    attempt = 1
+    while True:
+        try:
+            return load_catalog(name, **properties)
+        except ValueError as error:
+            raise ConfigError(
+                f"cannot use the iceberg catalog {redact(uri_or_name)}: {first_line(error)} (give a SQL "
+                "catalog URI such as sqlite:///catalog.db, or the name of a catalog in .pyiceberg.yaml)"
+            ) from None
+        except Exception as error:
+            if attempt == OPEN_ATTEMPTS:
+                raise WarehouseError(
+                    f"cannot open the iceberg catalog {redact(uri_or_name)}: {first_line(error)}"
+                ) from None
+            # Workers opening a new SQL catalog at one moment race to create its tables
+            # (`table iceberg_tables already exists`): the loser finds them made on its next try.
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+            attempt += 1
 
 
 def _standard_aws_settings() -> dict[str, str]:
@@ -127,10 +134,14 @@ def ensure_table(
 
 
 def ensure_namespace(catalog: Catalog, namespace: str) -> None:
-    """Create the namespace if missing."""
-    # Another worker may create it between the check and the create.
-    with contextlib.suppress(NamespaceAlreadyExistsError):
+    """Create the namespace if missing (another worker creating it at the same moment is fine)."""
+    try:
         catalog.create_namespace_if_not_exists(namespace)
+    except Exception:
+        # Created by another worker between the check and the create: pyiceberg says so, or the SQL
+        # catalog's database does (a unique constraint on the namespace's properties).
+        if not catalog.namespace_exists(namespace):
+            raise
 
 
 def replace_rows(table: Table, rows: pa.Table, snapshot_properties: dict[str, str]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
+from connector.destinations.iceberg_catalog import ensure_namespace, open_catalog
 from connector.emulator import Emulator
 from connector.wiring import open_destination
 from tests.helpers import (
@@ -150,3 +151,26 @@ def test_four_workers_on_other_state_dirs_converge_to_one_sync_while_a_reader_re
     sync(emulator, single)
     assert synced_keys(single) == upstream_keys(emulator)
     assert all_tables(shared) == all_tables(single)
+
+
+@pytest.mark.parametrize("attempt", range(2))
+def test_workers_opening_a_new_sql_catalog_at_one_moment_all_get_it(tmp_path: Path, attempt: int) -> None:
+    uri, warehouse = f"sqlite:///{tmp_path}/catalog.db", str(tmp_path / "warehouse")
+    workers = 6
+    start = threading.Barrier(workers)
+    failures: list[Exception] = []
+
+    def open_with_namespace() -> None:
+        start.wait()
+        try:
+            ensure_namespace(open_catalog(uri, warehouse), "braintrust")
+        except Exception as error:  # what a worker would have died of
+            failures.append(error)
+
+    threads = [threading.Thread(target=open_with_namespace) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert open_catalog(uri, warehouse).list_namespaces() == [("braintrust",)]
