@@ -38,11 +38,13 @@ from pyiceberg.table import Table
 from connector.config import WarehouseSettings
 from connector.destinations.base import MaintainSummary, MergeResult, ObjectRef, StagedParts, SyncState
 from connector.destinations.iceberg_catalog import (
+    STATE_PROPERTY,
     commit_object_files,
     ensure_namespace,
     ensure_table,
     first_line,
     object_files,
+    object_state,
     open_catalog,
     replace_rows,
     retry_conflicts,
@@ -65,8 +67,6 @@ from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
 
 logger = logging.getLogger("bt_sync")
-# The table property holding an object's committed state: `bt-sync.state.<object id>`.
-STATE_PROPERTY = "bt-sync.state."
 
 
 class IcebergDestination:
@@ -146,7 +146,7 @@ class IcebergDestination:
 
     def read_state(self, ref: ObjectRef) -> SyncState | None:
         """The object's committed state, or None."""
-        return _state_of(self._table(ref.stream.table), ref.object_id)
+        return object_state(self._table(ref.stream.table), ref.object_id)
 
     def list_states(self) -> list[SyncState]:
         """Every synced object's committed state."""
@@ -164,7 +164,7 @@ class IcebergDestination:
 
         def attempt() -> MergeResult:
             table = self._table(ref.stream.table)
-            committed = _state_of(table, ref.object_id)
+            committed = object_state(table, ref.object_id)
             plan = plan_merge(
                 table,
                 ref.stream,
@@ -262,7 +262,10 @@ class IcebergDestination:
 
     def maintain(self, retain: timedelta) -> MaintainSummary:
         """Merge small files, expire snapshots older than `retain`, delete files no snapshot needs."""
-        return maintain_tables(self._table_names(), retain, self._table)
+        summary = maintain_tables(self._table_names(), retain, self._table)
+        if summary.files_compacted:
+            self._publish_states()  # the objects' file counts changed
+        return summary
 
     def _publish_states(self) -> None:
         """Rewrite the `sync_state` table from the committed states (it lags them only if this fails)."""
@@ -315,8 +318,3 @@ def _same_rows(current: pa.Table, new: pa.Table) -> bool:
         .sort_by(ordered)
         .equals(new.select(kept).sort_by(ordered).cast(current.select(kept).schema))
     )
-
-
-def _state_of(table: Table, object_id: str) -> SyncState | None:
-    value = table.properties.get(STATE_PROPERTY + object_id)
-    return None if value is None else SyncState.model_validate_json(value)

@@ -32,6 +32,7 @@ from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
 from pyiceberg.table import FileScanTask, Table
 
+from connector.destinations.base import SyncState
 from connector.errors import ConfigError, WarehouseError
 from connector.redaction import redact
 from schemas.tables import EventStream
@@ -53,6 +54,8 @@ TABLE_PROPERTIES = {
 }
 # Attempts at an operation whose commit conflicted with another writer's in a way that needs a new plan.
 REPLANS = 12
+# The table property holding an object's committed state (`SyncState` as JSON): `bt-sync.state.<object id>`.
+STATE_PROPERTY = "bt-sync.state."
 # Attempts at opening the catalog: only the first use of a new SQL catalog races, once.
 OPEN_ATTEMPTS = 3
 
@@ -203,6 +206,12 @@ def commit_object_files(
         for data_file in added:
             table.io.delete(data_file.file_path)
         raise
+
+
+def object_state(table: Table, object_id: str) -> SyncState | None:
+    """The object's committed state, as its table's property holds it."""
+    value = table.properties.get(STATE_PROPERTY + object_id)
+    return None if value is None else SyncState.model_validate_json(value)
 
 
 def retry_conflicts(what: str, attempt: Callable[[], T]) -> T:

@@ -29,8 +29,10 @@ from pyiceberg.table import Table
 from connector.destinations.base import MaintainSummary
 from connector.destinations.file_size import file_target_rows
 from connector.destinations.iceberg_catalog import (
+    STATE_PROPERTY,
     commit_object_files,
     object_files,
+    object_state,
     replace_rows,
     retry_conflicts,
 )
@@ -139,9 +141,26 @@ def _compact_object(table: Table, stream: EventStream, object_id: str) -> tuple[
                 table.metadata, rows.slice(start, target), table.io, write_uuid, counter
             )
     commit_object_files(
-        table, stream, object_id, removed, added, snapshot_properties={"bt-sync.maintain": "compact"}
+        table,
+        stream,
+        object_id,
+        removed,
+        added,
+        snapshot_properties={"bt-sync.maintain": "compact"},
+        set_properties=_recounted(table, object_id, [t.file for t in tasks if t.file not in removed] + added),
     )
     return len(removed), len(added)
+
+
+def _recounted(table: Table, object_id: str, files: Sequence[DataFile]) -> dict[str, str]:
+    """The object's state with its files and bytes after a compaction, in the same commit as its files."""
+    state = object_state(table, object_id)
+    if state is None:
+        return {}
+    recounted = state.model_copy(
+        update={"files": len(files), "bytes": sum(f.file_size_in_bytes for f in files)}
+    )
+    return {STATE_PROPERTY + object_id: recounted.model_dump_json()}
 
 
 def _compact_whole(name: str, reload: Callable[[str], Table]) -> tuple[int, int]:

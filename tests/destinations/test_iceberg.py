@@ -183,6 +183,11 @@ def test_the_cli_syncs_queries_shows_status_and_maintains_from_the_environment(
     assert len(data_files(iceberg, "project_logs")) < files_before
     assert len(iceberg_table(iceberg, "project_logs").snapshots()) == 1
     assert event_tables(iceberg) == rows
+    # The object's state counts the files and bytes the compaction left, as `status` and sync_state show.
+    files = data_files(iceberg, "project_logs")
+    (state,) = json.loads(run_cli("status", "--json", env=env).stdout)
+    assert (state["files"], state["bytes"]) == (len(files), sum(files.values()))
+    assert query(iceberg, "SELECT files, bytes FROM sync_state") == [(len(files), sum(files.values()))]
     # Every file the table needs is still there: a read of every column of every file succeeds.
     assert iceberg_table(iceberg, "project_logs").scan().to_arrow().num_rows == 900
 
