@@ -89,6 +89,9 @@ def run() -> NoReturn:
 def main() -> None:
     """Run the command line; exits with its exit code (`SystemExit`), as tests expect of it in process."""
     debug = "--debug" in sys.argv[1:]
+    if debug:
+        # A global option, wherever it is given: `bt-sync sync --debug` as well as `bt-sync --debug sync`.
+        sys.argv = [sys.argv[0], "--debug", *(argument for argument in sys.argv[1:] if argument != "--debug")]
     warnings = logging.StreamHandler(sys.stderr)
     warnings.setFormatter(logging.Formatter("bt-sync: warning: %(message)s"))
     logging.getLogger("bt_sync").addHandler(warnings)

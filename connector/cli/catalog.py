@@ -7,13 +7,14 @@ from typing import Any
 import typer
 
 from connector.cli.app import app, output_console
-from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, api_settings
+from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, TimeoutOption, api_settings
 
 
 @app.command()
 def projects(
     api_url: str | None = ApiUrlOption,
     api_key: str | None = ApiKeyOption,
+    timeout: float | None = TimeoutOption,
     as_json: bool = JsonOption,
 ) -> None:
     """List projects with their experiments and datasets."""
@@ -24,7 +25,7 @@ def projects(
     from connector.wiring import open_client
     from schemas.kinds import DATASET, EXPERIMENT
 
-    with open_client(api_settings(api_url, api_key)) as client:
+    with open_client(api_settings(api_url, api_key, timeout)) as client:
         catalog = discover_catalog(client, kinds=(EXPERIMENT, DATASET))
     rows: list[dict[str, Any]] = [
         {

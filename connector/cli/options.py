@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from connector.defaults import MAX_TIMEOUT_S
+
 if TYPE_CHECKING:
     from connector.config import ApiSettings, WarehouseSettings
 
@@ -19,7 +21,10 @@ ApiKeyOption = typer.Option(
     None, "--api-key", help="Braintrust API key (env: BRAINTRUST_API_KEY). Prefer the environment variable."
 )
 TimeoutOption = typer.Option(
-    None, "--timeout", help="Seconds to wait for each API response (env: BT_SYNC_TIMEOUT; default 60)."
+    None,
+    "--timeout",
+    max=MAX_TIMEOUT_S,
+    help="Seconds to wait for each API response (env: BT_SYNC_TIMEOUT; default 60, at most a day).",
 )
 DuckDbOption = typer.Option(
     None,

@@ -25,6 +25,7 @@ from connector.cli.options import (
     JsonOption,
     NoParquetOption,
     ParquetOption,
+    TimeoutOption,
     api_settings,
     warehouse_settings,
 )
@@ -40,6 +41,7 @@ ARGUMENT = "file"
 OTHER_PARAMETERS: dict[str, tuple[Any, Any]] = {
     "api_url": (str | None, ApiUrlOption),
     "api_key": (str | None, ApiKeyOption),
+    "timeout": (float | None, TimeoutOption),
     "duckdb": (Path | None, DuckDbOption),
     "parquet": (str | None, ParquetOption),
     "no_parquet": (bool, NoParquetOption),
@@ -120,7 +122,9 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
                 # Imported once the push is open: a large JSON Lines file's helper reads it meanwhile.
                 from connector.wiring import open_client
 
-                with open_client(api_settings(given["api_url"], given["api_key"])) as client:
+                with open_client(
+                    api_settings(given["api_url"], given["api_key"], given["timeout"])
+                ) as client:
                     summary = run.run(client)
         except KeyboardInterrupt:
             # Once the batches in flight were acknowledged (`_Sender`): the count is what a rerun skips.

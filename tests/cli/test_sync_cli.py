@@ -304,6 +304,29 @@ def test_the_timeout_setting_bounds_each_response(
         ]
 
 
+@pytest.mark.parametrize(
+    ("command", "route"),
+    [
+        (["projects"], "/v1/project"),
+        (["push", "{file}", "--project", "p", "--dataset", "d", "--state-dir", "{state}"], "/v1/project"),
+    ],
+)
+def test_every_command_that_calls_the_api_takes_the_timeout_flag_and_debug_after_it(
+    emulator: Emulator, tmp_path: Path, command: list[str], route: str
+) -> None:
+    emulator.faults.add(FaultRule(kind="slow", delay_s=1.0, route=f"^{route}$", method="GET"))
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"id": "r1", "input": "q"}\n')
+    done = run_cli(
+        *(part.format(file=data, state=tmp_path / "state") for part in command),
+        "--api-url", emulator.url, "--timeout", "0.3", "--debug",
+        env={"BRAINTRUST_API_KEY": emulator.api_key, "BT_SYNC_MAX_ATTEMPTS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert f"GET {route} failed after 1 attempts (last error: ReadTimeout" in done.stderr
+    assert "Traceback" in done.stderr  # --debug, given after the command
+
+
 @pytest.mark.parametrize("attempts", [2, 3])
 def test_the_max_attempts_setting_counts_the_requests_on_a_retryable_status(
     emulator: Emulator, warehouse: WarehouseSettings, attempts: int
