@@ -38,6 +38,14 @@ os.environ.setdefault("DUCKDB_JE_MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+# Settings' field names as the command line spells them, for messages (a variable's keeps its name).
+_FLAGS = {
+    "api_url": "--api-url",
+    "timeout_s": "--timeout",
+    "overlap_s": "--overlap-seconds",
+    "lock_wait_s": "--lock-wait",
+    "page_limit": "--page-limit",
+}
 # The environment bt-sync and the libraries it drives read settings and credentials from.
 _SETTING_PREFIXES = ("BT_SYNC_", "BRAINTRUST_", "AWS_", "PYICEBERG_")
 # Such variables whose whole value is a secret.
@@ -149,7 +157,8 @@ def _secrets_given() -> set[str]:
 def _one_line(error: Exception) -> str:
     if isinstance(error, ValidationError):
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in issue['loc']) or 'value'}: {issue['msg']}" for issue in error.errors()
+            f"{'.'.join(_FLAGS.get(str(p), str(p)) for p in issue['loc']) or 'value'}: {issue['msg']}"
+            for issue in error.errors()
         )
         return f"invalid setting: {problems}"
     return " ".join(str(error).split())

@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from connector.defaults import MAX_TIMEOUT_S
-
 if TYPE_CHECKING:
     from connector.config import ApiSettings, WarehouseSettings
 
@@ -23,7 +21,6 @@ ApiKeyOption = typer.Option(
 TimeoutOption = typer.Option(
     None,
     "--timeout",
-    max=MAX_TIMEOUT_S,
     help="Seconds to wait for each API response (env: BT_SYNC_TIMEOUT; default 60, at most a day).",
 )
 DuckDbOption = typer.Option(

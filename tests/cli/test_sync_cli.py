@@ -147,7 +147,11 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
             "rejected the API key",
         ),
         (["sync", "--api-url", "{url}"], {"BRAINTRUST_API_KEY": ""}, "No Braintrust API key"),
-        (["sync", "--api-url", "ftp://x"], {}, "api_url"),
+        (
+            ["sync", "--api-url", "ftp://x"],
+            {},
+            "invalid setting: --api-url: Value error, must start with http",
+        ),
         (["sync", "--api-url", "{url}", "--objects", "logz"], {}, "--objects"),
         (["sync", "--api-url", "{url}", "--project", "nope"], {}, "no project named"),
         (["sync", "--api-url", "{url}", "--duckdb", "/proc/forbidden/w.duckdb"], {}, "/proc/forbidden"),
@@ -156,10 +160,22 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (["sync", "--api-url", "http://127.0.0.1:9"], {"BT_SYNC_BACKOFF_INITIAL_S": "0.01"}, "unavailable"),
         (["sync", "--api-url", "{url}", "--timeout", "-1"], {}, "timeout"),
         # Durations no clock or socket can wait for.
-        (["sync", "--api-url", "{url}", "--timeout", "inf"], {}, "timeout"),
+        (
+            ["sync", "--api-url", "{url}", "--timeout", "inf"],
+            {},
+            "--timeout: Input should be less than or equal to 86400",
+        ),
         (["sync", "--api-url", "{url}"], {"BT_SYNC_TIMEOUT": "1e300"}, "BT_SYNC_TIMEOUT"),
-        (["sync", "--api-url", "{url}", "--overlap-seconds", "inf"], {}, "overlap"),
-        (["sync", "--api-url", "{url}", "--lock-wait", "nan"], {}, "lock_wait"),
+        (
+            ["sync", "--api-url", "{url}", "--overlap-seconds", "inf"],
+            {},
+            "--overlap-seconds: Input should be a finite",
+        ),
+        (
+            ["sync", "--api-url", "{url}", "--lock-wait", "nan"],
+            {},
+            "--lock-wait: Input should be a finite number",
+        ),
         (["maintain", "--retain-hours", "1e12"], {}, "--retain-hours must be between 0 and 878,400"),
         (["maintain", "--retain-hours", "nan"], {}, "must be between 0 and 878,400 hours, got nan"),
         # Credentials in the API's URL are never shown, however it fails.
