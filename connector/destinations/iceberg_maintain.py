@@ -41,8 +41,8 @@ from schemas.tables import EventStream
 
 # A data file is small when it holds under this share of its object's file size.
 SMALL_SHARE = 0.5
-# The youngest unreferenced file maintain deletes, whatever the retention: a write commits its files
-# seconds to minutes after writing them (a 1M-row object's merge takes about a minute).
+# The youngest unreferenced file maintain deletes, whatever the retention: a sync or a compaction
+# commits its files at the end of the same merge that wrote them, well within the hour.
 UNREFERENCED_GRACE = timedelta(hours=1)
 _BY_TABLE = {stream.table: stream for stream in EVENT_STREAMS.values()}
 _COUNTS = ("snapshots_expired", "files_compacted", "files_written", "files_deleted", "bytes_deleted")
