@@ -193,8 +193,12 @@ class Destination(Protocol):
     ) -> None:
         """Replace a catalog table's rows: all of them, or those of `project_ids` only."""
 
-    def reader(self) -> duckdb.DuckDBPyConnection:
+    def reader(self, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with every table as a view, as committed now (read only).
+
+        Args:
+            pinned: every query sees the commits current when the reader opened, whole, however many
+                syncs commit meanwhile; else each query sees the newest (a connection kept across syncs).
 
         Raises:
             WarehouseError: the tables cannot be read.

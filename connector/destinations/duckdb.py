@@ -37,9 +37,9 @@ class DuckDbDestination(ParquetTree):
         """The DuckDB file, and where its tables' files are."""
         return f"{self.duckdb_path} (tables in {self.root.display})"
 
-    def reader(self) -> duckdb.DuckDBPyConnection:
+    def reader(self, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection viewing the tree (it never opens the analysts' file)."""
-        return reader(self.root)
+        return reader(self.root, pinned=pinned)
 
     def prepare(self) -> None:
         """Make the tree readable, then create or refresh the DuckDB file's views."""

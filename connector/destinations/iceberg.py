@@ -256,8 +256,8 @@ class IcebergDestination:
 
         retry_conflicts(f"writing {table_name}", attempt)
 
-    def reader(self) -> duckdb.DuckDBPyConnection:
-        """An in-memory DuckDB connection viewing every table's current snapshot."""
+    def reader(self, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection viewing every table's snapshot current now (so always pinned)."""
         return iceberg_reader({name: self._table(name) for name in self._table_names()}, self.list_states())
 
     def maintain(self, retain: timedelta) -> MaintainSummary:

@@ -20,7 +20,13 @@ from pathlib import Path
 import duckdb
 
 from connector.destinations.filesystem import Root
-from connector.destinations.parquet_tree import CATALOG_FILE, STATE_FILE, VERSIONS
+from connector.destinations.parquet_tree import (
+    CATALOG_FILE,
+    SCHEMA_FILE,
+    SCHEMA_OBJECT,
+    STATE_FILE,
+    VERSIONS,
+)
 from connector.errors import WarehouseError
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 from schemas.tables import SYNC_STATE_COLUMNS, Column, EventStream, sql_identifier, sql_literal
@@ -34,12 +40,18 @@ MARKER_VIEW = "_bt_sync"
 SYNC_STATE_DESCRIPTION = "One row per synced object: its watermark, rows and last sync."
 
 
-def view_statements(root: Root) -> list[str]:
-    """`CREATE VIEW` (and `COMMENT ON`) statements for every table, reading the tree at `root`."""
+def view_statements(root: Root, pinned_by: duckdb.DuckDBPyConnection | None = None) -> list[str]:
+    """`CREATE VIEW` (and `COMMENT ON`) statements for every table, reading the tree at `root`.
+
+    Args:
+        root: the tree.
+        pinned_by: a connection that reads the objects' commit records now, for views that read the
+            files they name (see `_event_source`); None for views that find them when each query runs.
+    """
     statements: list[str] = []
     for stream in EVENT_STREAMS.values():
         statements += table_view(
-            stream.table, stream.columns, _event_source(root, stream), stream.description
+            stream.table, stream.columns, _event_source(root, stream, pinned_by), stream.description
         )
     for table in CATALOG_TABLES:
         source = (
@@ -55,8 +67,12 @@ def fingerprint(statements: list[str]) -> str:
     return hashlib.sha256("\n".join(statements).encode()).hexdigest()[:16]
 
 
-def reader(root: Root) -> duckdb.DuckDBPyConnection:
+def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with every table as a view: it never touches the analysts' file.
+
+    Args:
+        root: the tree.
+        pinned: read the commits current now, whole, in every query (see `_event_source`).
 
     Raises:
         WarehouseError: nothing was synced to `root` yet, or its files cannot be read.
@@ -64,7 +80,7 @@ def reader(root: Root) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     try:
-        for statement in view_statements(root):
+        for statement in view_statements(root, pinned_by=con if pinned else None):
             con.execute(statement)
     except duckdb.Error as error:
         con.close()
@@ -162,12 +178,16 @@ def _write_views_file(path: Path, statements: list[str]) -> None:
         raise WarehouseError(f"cannot write {path}: {_first_line(error)}") from None
 
 
-def _event_source(root: Root, stream: EventStream) -> str:
+def _event_source(root: Root, stream: EventStream, pinned_by: duckdb.DuckDBPyConnection | None) -> str:
     """The rows of an event table: on a local disk, the committed versions of its files.
 
     DuckDB reads a file's footer and its data through separate opens, so it must not
     read a file that a sync replaces meanwhile: it reads the immutable versions, keeping
     those the objects' commit records name (replaced ones linger an hour, filtered out).
+    A query lists the versions when it is planned and reads the records when it runs: one
+    running while a sync commits can miss the rows of the files that commit rewrote. A
+    pinned reader (`pinned_by`) reads the records first and names their files instead: its
+    queries see one whole commit of every object, the one current when it was opened.
     """
     hive = f"hive_partitioning = true, hive_types = {{{sql_literal(stream.key_column)}: 'VARCHAR'}}"
     if not root.is_local:
@@ -183,6 +203,11 @@ def _event_source(root: Root, stream: EventStream) -> str:
         "hive_partitioning = false, columns = {'state': 'STRUCT(object_id VARCHAR)', "
         "'files': 'STRUCT(version VARCHAR)[]', 'removed_at': 'TIMESTAMPTZ'}) WHERE removed_at IS NULL)"
     )
+    if pinned_by is not None:
+        # The empty schema file gives the columns when no object has rows.
+        schema = f"{versions}/{stream.key_column}={SCHEMA_OBJECT}/{SCHEMA_FILE}"
+        named = [schema, *(path for (path,) in pinned_by.execute(committed).fetchall())]
+        return f"read_parquet([{', '.join(map(sql_literal, named))}], {hive}, union_by_name = true)"
     return (
         f"read_parquet({sql_literal(versions + '/*/*.parquet')}, {hive}, union_by_name = true, filename = "
         "true) "
