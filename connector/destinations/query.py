@@ -22,6 +22,7 @@ from rich.table import Table
 from connector.config import WarehouseSettings
 from connector.errors import QueryError
 from connector.wiring import open_destination
+from schemas.tables import sql_identifier
 
 BATCH_ROWS = 10_000
 _READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
@@ -141,16 +142,12 @@ def _readable(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
     unique = relation.project(", ".join(f"#{position}" for position in range(1, len(relation.columns) + 1)))
     return unique.project(
         ", ".join(
-            f"CAST({_quoted(name)} AS VARCHAR) AS {_quoted(name)}"
+            f"CAST({sql_identifier(name)} AS VARCHAR) AS {sql_identifier(name)}"
             if str(kind) in _SHOWN_AS_TEXT
-            else _quoted(name)
+            else sql_identifier(name)
             for name, kind in zip(unique.columns, unique.types, strict=True)
         )
     )
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _as_text(batch: pa.RecordBatch, json_columns: set[str]) -> pa.RecordBatch:
