@@ -25,6 +25,12 @@ a one-line message that says what to do. The marker mixins tell retry logic
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class TransientError:
     """Marker: the same call may succeed if retried later."""
@@ -109,6 +115,20 @@ class SyncIncomplete(BtSyncError, TerminalError):
 
 class Interrupted(BtSyncError, TransientError):
     """The user stopped the command (Ctrl-C); the message says what was kept."""
+
+
+def validation_problems(error: ValidationError, names: Mapping[str, str] | None = None) -> str:
+    """A pydantic error's problems on one line: `where: what; …`.
+
+    Args:
+        error: the error.
+        names: how to spell a field in the message (a flag for its field name), where it differs.
+    """
+    spelled = names or {}
+    return "; ".join(
+        f"{'.'.join(spelled.get(str(part), str(part)) for part in issue['loc']) or 'value'}: {issue['msg']}"
+        for issue in error.errors()
+    )
 
 
 def one_line_reason(error: BaseException) -> str:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import dagster as dg
 from pydantic import ValidationError
 
-from connector.errors import BtSyncError, TerminalError, TransientError
+from connector.errors import BtSyncError, TerminalError, TransientError, validation_problems
 
 
 @contextmanager
@@ -36,8 +36,9 @@ def invalid_config_fails_without_retry(what: str) -> Iterator[None]:
     try:
         yield
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
-        raise dg.Failure(description=f"invalid {what} config: {problems}", allow_retries=False) from None
+        raise dg.Failure(
+            description=f"invalid {what} config: {validation_problems(error)}", allow_retries=False
+        ) from None
 
 
 def partition_failures(errors: Mapping[str, Exception]) -> Exception:

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from connector.cli import catalog, demo, emulator, maintain, push, sql, sync
 from connector.cli.app import app
-from connector.errors import BtSyncError, ConfigError, Interrupted, one_line_reason
+from connector.errors import BtSyncError, ConfigError, Interrupted, one_line_reason, validation_problems
 from connector.redaction import scrub, uri_secrets
 
 __all__ = ["app", "main", "run"]
@@ -156,9 +156,5 @@ def _secrets_given() -> set[str]:
 
 def _one_line(error: Exception) -> str:
     if isinstance(error, ValidationError):
-        problems = "; ".join(
-            f"{'.'.join(_FLAGS.get(str(p), str(p)) for p in issue['loc']) or 'value'}: {issue['msg']}"
-            for issue in error.errors()
-        )
-        return f"invalid setting: {problems}"
+        return f"invalid setting: {validation_problems(error, _FLAGS)}"
     return " ".join(str(error).split())
