@@ -17,7 +17,6 @@ import itertools
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pyarrow.fs as pafs
@@ -58,31 +57,23 @@ def maintain_tables(names: Sequence[str], retain: timedelta, load: Callable[[str
         load: loads a table afresh (again after a conflicting commit).
     """
     now = datetime.now(UTC)
-    horizons = _Horizons(snapshots=now - retain, files=now - max(retain, UNREFERENCED_GRACE))
-    done = [_maintain(name, horizons, load) for name in names]
+    files_before = now - max(retain, UNREFERENCED_GRACE)
+    done = [_maintain(name, now - retain, files_before, load) for name in names]
     return MaintainSummary(
         tables=len(done),
         **{field: sum(getattr(one, field) for one in done) for field in _COUNTS},
     )
 
 
-@dataclass(frozen=True)
-class _Horizons:
-    """What maintain removes is older than these: snapshots, and files nothing refers to."""
-
-    snapshots: datetime
-    files: datetime
-
-
-def _maintain(name: str, horizons: _Horizons, load: Callable[[str], Table]) -> MaintainSummary:
+def _maintain(
+    name: str, snapshots_before: datetime, files_before: datetime, load: Callable[[str], Table]
+) -> MaintainSummary:
     stream = _BY_TABLE.get(name)
     compacted, written = (
         _compact_event_table(name, stream, load) if stream is not None else _compact_whole(name, load)
     )
-    expired = retry_conflicts(
-        f"expiring snapshots of {name}", lambda: _expire(load(name), horizons.snapshots)
-    )
-    deleted, freed = _delete_unreferenced(load(name), horizons.files)
+    expired = retry_conflicts(f"expiring snapshots of {name}", lambda: _expire(load(name), snapshots_before))
+    deleted, freed = _delete_unreferenced(load(name), files_before)
     return MaintainSummary(
         snapshots_expired=expired,
         files_compacted=compacted,
