@@ -197,8 +197,9 @@ class Destination(Protocol):
         """An in-memory DuckDB connection with every table as a view, as committed now (read only).
 
         Args:
-            pinned: every query sees the commits current when the reader opened, whole, however many
-                syncs commit meanwhile; else each query sees the newest (a connection kept across syncs).
+            pinned: every query sees the commits current when the reader opened, however many syncs
+                commit meanwhile; else each query sees those current when it starts (a connection kept
+                across syncs). Either way each object's commit is seen whole.
 
         Raises:
             WarehouseError: the tables cannot be read.

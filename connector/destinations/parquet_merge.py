@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -43,12 +44,15 @@ class DataFile(BaseModel):
         version: the immutable file holding its current content, in the object's version directory.
         rows: rows it holds.
         bytes: its size.
+        since: when the commit that made `version` current was made; None in records written before
+            bt-sync kept it (their versions are read as current all along).
     """
 
     name: str
     version: str
     rows: int
     bytes: int
+    since: datetime | None = None
 
 
 @dataclass(frozen=True)

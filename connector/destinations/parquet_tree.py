@@ -13,8 +13,8 @@ deduplicated table: rows never move between files, and each file is replaced
 atomically (a hard link to its new version renamed over it). DuckDB, though,
 reads a file's footer and its data through separate opens, so a file replaced
 in between fails the query; the DuckDB views therefore read the immutable
-versions, keeping those the commit records name. A replaced version is deleted
-an hour later, when no query can still be reading it.
+versions the commit records name as current when the query started. A replaced
+version is deleted an hour later, when no query can still be reading it.
 
 A merge writes its new versions, then commits by replacing the object's
 `_sync_state.json` (atomically) with a record naming them, then updates the
@@ -62,10 +62,11 @@ _UNREADABLE_STATE = "delete the object's directory to sync it afresh"
 
 
 class Retired(BaseModel):
-    """A version no longer current, and since when."""
+    """A version no longer current: from when it was current (`since`, None in older records) until `at`."""
 
     version: str
     at: datetime
+    since: datetime | None = None
 
 
 class ObjectRecord(StateFile):
@@ -203,10 +204,12 @@ class ParquetTree:
                 scratch=self.scratch / "merge" / ref.object_id,
                 token=token,
             )
+            # Taken once the new versions exist, and named in the record as when they became current and
+            # the old ones stopped being so: a query reads the files current at its own start (`views`).
             now = datetime.now(UTC)
-            retired = [
-                Retired(version=previous[name].version, at=now) for name in output.changed if name in previous
-            ]
+            retired = [_retired(previous[name], now) for name in output.changed if name in previous]
+            changed = set(output.changed)
+            files = [f.model_copy(update={"since": now}) if f.name in changed else f for f in output.files]
             rows, size = sum(f.rows for f in output.files), sum(f.bytes for f in output.files)
             committed = ObjectRecord(
                 state=state.model_copy(
@@ -217,7 +220,7 @@ class ParquetTree:
                         "last_bytes_written": output.bytes_written,
                     }
                 ),
-                files=output.files,
+                files=files,
                 open_file=output.open_file,
                 unpublished=output.changed,
                 retired=[*(record.retired if record is not None else []), *retired],
@@ -261,7 +264,7 @@ class ParquetTree:
             update={
                 "files": [],
                 "open_file": None,
-                "retired": [*record.retired, *(Retired(version=f.version, at=now) for f in record.files)],
+                "retired": [*record.retired, *(_retired(f, now) for f in record.files)],
                 "removed_at": now,
             }
         )
@@ -429,6 +432,11 @@ class ParquetTree:
                 record = self._load(stream, object_id)
                 if record is not None:
                     yield stream, record
+
+
+def _retired(data_file: DataFile, at: datetime) -> Retired:
+    """The entry of a version that stops being current `at`."""
+    return Retired(version=data_file.version, at=at, since=data_file.since)
 
 
 def _directory(stream: EventStream, object_id: str) -> str:

@@ -116,7 +116,7 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
         raise QueryError("the query is empty (only blanks or comments): give one SELECT statement")
     if len(statements) != 1 or statements[0].type.name not in _READ_ONLY_STATEMENTS:
         raise QueryError("give exactly one SELECT statement: the tables are read-only here")
-    # Pinned: a query running while a sync commits still sees each object's rows whole.
+    # Pinned: the query opens only the committed files, not every version a sync replaced in the last hour.
     with open_destination(settings, prepare=False).reader(pinned=True) as con:
         try:
             relation = con.sql(sql)

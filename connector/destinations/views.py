@@ -179,15 +179,18 @@ def _write_views_file(path: Path, statements: list[str]) -> None:
 
 
 def _event_source(root: Root, stream: EventStream, pinned_by: duckdb.DuckDBPyConnection | None) -> str:
-    """The rows of an event table: on a local disk, the committed versions of its files.
+    """The rows of an event table: on a local disk, the versions of its files current when a query starts.
 
     DuckDB reads a file's footer and its data through separate opens, so it must not
     read a file that a sync replaces meanwhile: it reads the immutable versions, keeping
-    those the objects' commit records name (replaced ones linger an hour, filtered out).
-    A query lists the versions when it is planned and reads the records when it runs: one
-    running while a sync commits can miss the rows of the files that commit rewrote. A
-    pinned reader (`pinned_by`) reads the records first and names their files instead: its
-    queries see one whole commit of every object, the one current when it was opened.
+    those the objects' commit records name. A query lists the versions when it is planned
+    and reads the records when it runs, after a sync may have committed new versions the
+    listing lacks. So it keeps the versions that were current at its start (DuckDB's
+    `now()`, which is before the listing): each record names when its versions became
+    current and when the replaced ones stopped being so, and a replaced version stays an
+    hour (`RETIRED_GRACE`). Every query thus sees one whole commit of every object, the one
+    current when it started (when its transaction did, in an explicit transaction). A
+    pinned reader (`pinned_by`) names the files of the commits current when it is opened.
     """
     hive = f"hive_partitioning = true, hive_types = {{{sql_literal(stream.key_column)}: 'VARCHAR'}}"
     if not root.is_local:
@@ -195,13 +198,16 @@ def _event_source(root: Root, stream: EventStream, pinned_by: duckdb.DuckDBPyCon
         files = sql_literal(root.uri(stream.table) + "/*/*.parquet")
         return f"read_parquet({files}, {hive}, union_by_name = true)"
     versions = root.uri(f"{VERSIONS}/{stream.table}")
+    version = 'STRUCT(version VARCHAR, since TIMESTAMPTZ, "at" TIMESTAMPTZ)[]'
     committed = (
         f"SELECT {sql_literal(versions + '/' + stream.key_column + '=')} || state.object_id || '/' || "
         "f.version "
-        "FROM (SELECT state, unnest(files) AS f FROM "
+        "FROM (SELECT state, unnest(list_concat(files, retired)) AS f FROM "
         f"read_json({sql_literal(root.uri(stream.table) + '/*/' + STATE_FILE)}, "
         "hive_partitioning = false, columns = {'state': 'STRUCT(object_id VARCHAR)', "
-        "'files': 'STRUCT(version VARCHAR)[]', 'removed_at': 'TIMESTAMPTZ'}) WHERE removed_at IS NULL)"
+        f"'files': '{version}', 'retired': '{version}', 'removed_at': 'TIMESTAMPTZ'}}) "
+        "WHERE removed_at IS NULL OR removed_at > now()) "
+        'WHERE (f.since IS NULL OR f.since <= now()) AND (f."at" IS NULL OR f."at" > now())'
     )
     if pinned_by is not None:
         # The empty schema file gives the columns when no object has rows.

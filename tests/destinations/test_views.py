@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -287,8 +288,30 @@ def test_an_older_duckdb_reads_every_table(
     assert result["typed"] == ["JSON", "MAP(VARCHAR, DOUBLE)", "UBIGINT"]
 
 
-def test_bt_sync_sql_sees_every_row_of_one_commit_while_syncs_commit(
-    emulator: Emulator, tmp_path: Path
+def _count_through_bt_sync_sql(warehouse: WarehouseSettings) -> Callable[[], int]:
+    def count() -> int:
+        with run_query(warehouse, "SELECT count(*) FROM project_logs") as result:
+            (total,) = (n for batch in result.batches() for n in batch.column(0).to_pylist())
+        return int(total)
+
+    return count
+
+
+def _count_in_the_analysts_file(warehouse: WarehouseSettings) -> Callable[[], int]:
+    # One session per reader, held across the syncs as a notebook holds it.
+    session = duckdb.connect(str(warehouse.duckdb_path), read_only=True)
+
+    def count() -> int:
+        row = session.execute("SELECT count(*) FROM project_logs").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    return count
+
+
+@pytest.mark.parametrize("reader", [_count_through_bt_sync_sql, _count_in_the_analysts_file])
+def test_a_query_sees_every_row_of_one_commit_while_syncs_commit(
+    emulator: Emulator, tmp_path: Path, reader: Callable[[WarehouseSettings], Callable[[], int]]
 ) -> None:
     warehouse = warehouse_in(tmp_path)
     project = emulator.store.create_project("busy")["id"]
@@ -299,14 +322,13 @@ def test_bt_sync_sql_sees_every_row_of_one_commit_while_syncs_commit(
     syncing = threading.Event()
     syncing.set()
 
-    def count_while_syncing() -> None:
+    def count_while_syncing(count: Callable[[], int]) -> None:
         while syncing.is_set():
-            with run_query(warehouse, "SELECT count(*) FROM project_logs") as result:
-                counts.extend(n for batch in result.batches() for n in batch.column(0).to_pylist())
+            counts.append(count())
 
-    readers = [threading.Thread(target=count_while_syncing) for _ in range(2)]
-    for reader in readers:
-        reader.start()
+    readers = [threading.Thread(target=count_while_syncing, args=(reader(warehouse),)) for _ in range(2)]
+    for thread in readers:
+        thread.start()
     try:
         for round_ in range(15):  # each rewrites the files holding 20 rows spread over the object
             changed = [{"id": f"r{i}", "_is_merge": True, "output": round_} for i in range(round_, rows, 150)]
@@ -314,7 +336,42 @@ def test_bt_sync_sql_sees_every_row_of_one_commit_while_syncs_commit(
             sync(emulator, warehouse)
     finally:
         syncing.clear()
-        for reader in readers:
-            reader.join()
+        for thread in readers:
+            thread.join()
     # Only updates: a query that ran while a commit landed must not miss the rows of a rewritten file.
     assert counts and set(counts) == {rows}, sorted(set(counts))
+
+
+def test_a_transaction_sees_the_commits_made_before_it_began(emulator: Emulator, tmp_path: Path) -> None:
+    warehouse = warehouse_in(tmp_path)
+    project = emulator.store.create_project("busy")["id"]
+    emulator.store.insert("project_logs", project, [{"id": f"r{i}", "input": i} for i in range(10)])
+    sync(emulator, warehouse)
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as session:
+        session.execute("BEGIN")
+        changes = [{"id": "r0", "_is_merge": True, "output": 0}, {"id": "r10", "input": 10}]
+        emulator.store.insert("project_logs", project, changes)
+        sync(emulator, warehouse)
+        # The sync rewrote the file holding r0 and r10 (the object's only one): the transaction still
+        # reads its version from before.
+        counts = "SELECT count(*), count(output) FROM project_logs"
+        assert session.execute(counts).fetchone() == (10, 0)
+        session.execute("COMMIT")
+        assert session.execute(counts).fetchone() == (11, 1)
+
+
+def test_records_written_before_versions_had_times_are_read_whole(emulator: Emulator, tmp_path: Path) -> None:
+    warehouse = warehouse_in(tmp_path)
+    project = emulator.store.create_project("old")["id"]
+    emulator.store.insert("project_logs", project, [{"id": f"r{i}", "input": i} for i in range(10)])
+    sync(emulator, warehouse)
+    emulator.store.insert("project_logs", project, [{"id": "r1", "_is_merge": True, "output": 1}])
+    sync(emulator, warehouse)
+    (record_path,) = Path(warehouse.parquet_root).glob(f"project_logs/project_id={project}/_sync_state.json")
+    record = json.loads(record_path.read_text())
+    assert record["files"] and record["retired"], "a rewrite leaves a current and a replaced version"
+    # As bt-sync wrote them before it kept when each version became current.
+    for entry in [*record["files"], *record["retired"]]:
+        del entry["since"]
+    record_path.write_text(json.dumps(record))
+    assert query(warehouse, "SELECT count(*), count(output) FROM project_logs") == [(10, 1)]
