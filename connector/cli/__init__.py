@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import itertools
+import json
 import logging
 import os
 import re
@@ -19,7 +20,7 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 from connector.cli import catalog, demo, emulator, maintain, push, sql, sync
-from connector.cli.app import app
+from connector.cli.app import app, json_output
 from connector.errors import BtSyncError, ConfigError, Interrupted, one_line_reason, validation_problems
 from connector.redaction import scrub, uri_secrets
 
@@ -100,6 +101,7 @@ def main() -> None:
     if debug:
         # A global option, wherever it is given: `bt-sync sync --debug` as well as `bt-sync --debug sync`.
         sys.argv = [sys.argv[0], "--debug", *(argument for argument in sys.argv[1:] if argument != "--debug")]
+    json_output.reset()
     warnings = logging.StreamHandler(sys.stderr)
     warnings.setFormatter(logging.Formatter("bt-sync: warning: %(message)s"))
     logging.getLogger("bt_sync").addHandler(warnings)
@@ -110,6 +112,7 @@ def main() -> None:
         # Typer turns Ctrl-C into this exit code, silently.
         if done.code == EXIT_INTERRUPTED:
             print("bt-sync: interrupted", file=sys.stderr)
+            _print_json_error("interrupted", EXIT_INTERRUPTED)
         raise
     except Interrupted as error:
         _fail(_one_line(error), EXIT_INTERRUPTED, debug)
@@ -133,8 +136,16 @@ def main() -> None:
 def _fail(message: str, code: int, debug: bool) -> None:
     if debug:
         traceback.print_exc()
-    print(f"bt-sync: error: {scrub(message, _secrets_given())}", file=sys.stderr)
+    shown = scrub(message, _secrets_given())
+    print(f"bt-sync: error: {shown}", file=sys.stderr)
+    _print_json_error(shown, code)
     sys.exit(code)
+
+
+def _print_json_error(message: str, code: int) -> None:
+    """Under `--json`, a command that failed before printing its summary prints its error as the document."""
+    if json_output.requested and not json_output.printed:
+        print(json.dumps({"error": message, "exit_code": code}, indent=2, ensure_ascii=False))
 
 
 def _secrets_given() -> set[str]:

@@ -51,6 +51,37 @@ def _global_options(
     """Global options; `--debug` is read by `main()` before any command runs."""
 
 
+class JsonOutput:
+    """What a command given `--json` owes a scheduler reading its output: one JSON document on stdout.
+
+    The command prints its summary through `print`; a command that fails before it did prints its error
+    as the document instead (`connector.cli.main`), rather than leaving stdout empty.
+    """
+
+    requested: bool
+    printed: bool
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the last command line's choice (the command line may run more than once in a process)."""
+        self.requested = self.printed = False
+
+    def request(self, wanted: bool) -> bool:
+        """The `--json` option's callback: remember whether it was given."""
+        self.requested = wanted
+        return wanted
+
+    def print(self, document: str) -> None:
+        """Print the command's summary (a JSON document)."""
+        typer.echo(document)
+        self.printed = True
+
+
+json_output = JsonOutput()
+
+
 def output_console() -> Console:
     """Where commands print tables: the terminal's width, or wide enough for a log file or pipe."""
     from rich.console import Console

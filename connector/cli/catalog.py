@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import typer
-
-from connector.cli.app import app, output_console
+from connector.cli.app import app, json_output, output_console
 from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, TimeoutOption, api_settings
 
 
@@ -39,7 +37,7 @@ def projects(
         for project in catalog.projects
     ]
     if as_json:
-        typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
+        json_output.print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return
     table = Table("project", "id", "experiments", "datasets")
     for row in rows:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from connector.cli.app import app
+from connector.cli.app import app, json_output
 from connector.cli.options import (
     DestinationOption,
     DuckDbOption,
@@ -57,7 +57,7 @@ def maintain(
     )
     summary = open_destination(store, prepare=False).maintain(retain)
     if as_json:
-        typer.echo(summary.model_dump_json(indent=2))
+        json_output.print(summary.model_dump_json(indent=2))
         return
     typer.echo(
         f"maintained {summary.tables} tables: {summary.snapshots_expired} snapshots expired, "

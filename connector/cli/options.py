@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from connector.cli.app import json_output
+
 if TYPE_CHECKING:
     from connector.config import ApiSettings, WarehouseSettings
 
@@ -62,7 +64,12 @@ StateDirOption = typer.Option(
     help="This machine's scratch: staged pages and checkpoints "
     "(env: BT_SYNC_STATE_DIR; default ./data/state).",
 )
-JsonOption = typer.Option(False, "--json", help="Print a machine-readable JSON summary instead of tables.")
+JsonOption = typer.Option(
+    False,
+    "--json",
+    help="Print a machine-readable JSON summary instead of tables (on failure: the error, as JSON).",
+    callback=json_output.request,
+)
 
 
 def api_settings(api_url: str | None, api_key: str | None, timeout: float | None = None) -> ApiSettings:

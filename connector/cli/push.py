@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 import typer
 
-from connector.cli.app import app
+from connector.cli.app import app, json_output
 from connector.cli.options import (
     ApiKeyOption,
     ApiUrlOption,
@@ -138,7 +138,10 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
             raise Interrupted(f"interrupted: {kept}") from None
     for warning in summary.warnings:
         typer.echo(f"bt-sync: warning: {warning}", err=True)
-    typer.echo(summary.model_dump_json(indent=2) if as_json else describe(summary))
+    if as_json:
+        json_output.print(summary.model_dump_json(indent=2))
+    else:
+        typer.echo(describe(summary))
 
 
 def describe(summary: PushSummary) -> str:

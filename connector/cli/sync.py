@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from connector.cli.app import app, output_console
+from connector.cli.app import app, json_output, output_console
 from connector.cli.options import (
     ApiKeyOption,
     ApiUrlOption,
@@ -101,7 +101,7 @@ def sync(
         with terminal_progress(quiet=as_json) as progress:
             summary = run_sync(client, target, options, progress)
     if as_json:
-        typer.echo(summary.model_dump_json(indent=2))
+        json_output.print(summary.model_dump_json(indent=2))
     else:
         print_summary(summary, output_console())
     if summary.failures:
@@ -182,7 +182,7 @@ def status(
         listed = [
             {**s.model_dump(mode="json"), "partition_key": keys[(s.object_type, s.object_id)]} for s in states
         ]
-        typer.echo(orjson.dumps(listed, option=orjson.OPT_INDENT_2).decode())
+        json_output.print(orjson.dumps(listed, option=orjson.OPT_INDENT_2).decode())
         return
     table = Table("table", "object (partition key)", "id", "rows", "files", "version", "last sync")
     for s in states:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from connector.config import WarehouseSettings
-from connector.emulator import Emulator, FaultRule
+from connector.emulator import Emulator, FaultRule, ListQuery
 from tests.helpers import CLI, cli_warehouse_args, query, run_cli
 
 # Runs the command line, then prints, last on stderr, how long DuckDB's allocator keeps freed pages.
@@ -375,3 +375,39 @@ def test_a_sync_keeps_duckdb_s_freed_memory_unless_the_user_says_otherwise(
     assert query(warehouse, "SELECT count(*) FROM project_logs")[0][0] > 0
     # Set too late (after DuckDB loaded), the allocator would report its default, 1000 ms.
     assert int(done.stderr.splitlines()[-1]) == decay_ms
+
+
+def test_json_output_is_one_document_the_summary_or_the_error(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path
+) -> None:
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
+    project = demo_emulator.store.list_objects("project", ListQuery())[0]
+    # One object the API refuses: the others sync, and the summary says which failed.
+    demo_emulator.faults.add(FaultRule(kind="status", status=400, route=f"{project['id']}/fetch", times=None))
+    partial = run_cli(
+        "sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--json", env=env
+    )
+    summary = json.loads(partial.stdout)
+    assert partial.returncode == 1
+    assert [o["status"] for o in summary["objects"]].count("failed") == 1
+    # A failure before any summary: the error, as the scheduler's one document, and on stderr as ever.
+    refused = run_cli(
+        "sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--json",
+        env={"BRAINTRUST_API_KEY": "wrong"},
+    )  # fmt: skip
+    (line,) = refused.stderr.splitlines()
+    assert json.loads(refused.stdout) == {"error": line.removeprefix("bt-sync: error: "), "exit_code": 1}
+    assert "API key" in line or "401" in line, line
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,input\n,a\n")
+    pushed = run_cli(
+        "push", str(bad), "--project", "p", "--dataset", "d", "--id-column", "id", "--dry-run", "--json",
+        "--state-dir", str(tmp_path / "push-state"),
+    )  # fmt: skip
+    assert (pushed.returncode, json.loads(pushed.stdout)) == (
+        1,
+        {
+            "error": 'bad.csv row 1, column "id": empty id; every row needs a value in the id column',
+            "exit_code": 1,
+        },
+    )
