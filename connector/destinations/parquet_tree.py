@@ -206,7 +206,7 @@ class ParquetTree:
             )
             # Taken once the new versions exist, and named in the record as when they became current and
             # the old ones stopped being so: a query reads the files current at its own start (`views`).
-            now = datetime.now(UTC)
+            now = _commit_time(record)
             retired = [_retired(previous[name], now) for name in output.changed if name in previous]
             changed = set(output.changed)
             files = [f.model_copy(update={"since": now}) if f.name in changed else f for f in output.files]
@@ -259,7 +259,7 @@ class ParquetTree:
         record = self._recovered(stream, state.object_id)
         if record is None or record.removed_at is not None:
             return
-        now = datetime.now(UTC)
+        now = _commit_time(record)
         removed = record.model_copy(
             update={
                 "files": [],
@@ -432,6 +432,20 @@ class ParquetTree:
                 record = self._load(stream, object_id)
                 if record is not None:
                     yield stream, record
+
+
+def _commit_time(record: ObjectRecord | None) -> datetime:
+    """The time a commit after `record` makes its versions current: now, unless the clock was set back.
+
+    Later than every time the record names: a version made current before the one it replaces
+    stopped being so would be read together with the version that one replaced.
+    """
+    now = datetime.now(UTC)
+    if record is None:
+        return now
+    named = [f.since for f in record.files] + [t for r in record.retired for t in (r.since, r.at)]
+    latest = max((t for t in [*named, record.removed_at] if t is not None), default=now)
+    return max(now, latest + timedelta(microseconds=1))
 
 
 def _retired(data_file: DataFile, at: datetime) -> Retired:

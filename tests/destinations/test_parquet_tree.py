@@ -19,7 +19,7 @@ from connector.config import WarehouseSettings
 from connector.destinations.base import ObjectRef, SyncState
 from connector.destinations.file_size import file_target_rows
 from connector.destinations.filesystem import Root
-from connector.destinations.parquet_tree import ParquetTree
+from connector.destinations.parquet_tree import ObjectRecord, ParquetTree
 from connector.emulator import Emulator, ListQuery
 from connector.errors import WarehouseLocked
 from connector.sync.catalog import discover_catalog, write_catalog
@@ -446,3 +446,34 @@ def test_preparing_the_tree_purges_each_removed_object_past_its_grace_whatever_c
     assert sorted(p.name for p in tables.iterdir()) == [
         "project_id=__schema__", "project_id=a-live", "project_id=b-locked"
     ]  # fmt: skip
+
+
+def test_a_clock_set_back_never_makes_a_version_current_before_the_one_it_replaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    record = tmp_path / "tree" / "project_logs" / "project_id=object" / "_sync_state.json"
+    tree.merge(
+        LOGS_REF, staged(tmp_path / "first", [event("a", 1)]), logs_state(version=1), delete_missing=False
+    )
+    first = ObjectRecord.model_validate_json(record.read_text()).files[0]
+    assert first.since is not None
+
+    class SetBack(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+            return datetime.now(tz) - timedelta(minutes=10)
+
+    monkeypatch.setattr("connector.destinations.parquet_tree.datetime", SetBack)
+    tree.merge(
+        LOGS_REF, staged(tmp_path / "second", [event("a", 2)]), logs_state(version=2), delete_missing=False
+    )
+    second = ObjectRecord.model_validate_json(record.read_text())
+    (replaced,) = second.retired
+    # Else a query started between the two times would read both versions of the file.
+    assert second.files[0].since is not None and second.files[0].since > first.since
+    assert (replaced.version, replaced.since, replaced.at) == (
+        first.version,
+        first.since,
+        second.files[0].since,
+    )
