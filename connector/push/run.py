@@ -14,7 +14,7 @@ file, a helper process decides meanwhile which lines already are their events:
 the batches back (grouping the events afresh if rows shared an id) and sends
 them with bounded concurrency, checkpointing each acknowledged batch so a rerun
 resumes where a crashed push stopped. A 413 or a 400 splits the batch in half, down to the
-row the API refuses.
+row the API refuses, which stops the push, or with "skip" goes to the rejects file.
 
 With `validate_first` off, a file's batches are sent as soon as they are checked, in
 one pass without a spool (`PushRun._send_as_checked`): rows sharing an id are then all
@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, closing, contextmanager, suppress
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from types import TracebackType
@@ -252,7 +253,7 @@ class PushRun:
 
     def _dry_run(self) -> PushSummary:
         with ExitStack() as stack:
-            ids, spool, batch_count = self._scan(stack, self._ahead)
+            ids, spool, batch_count = self._scan(stack, self._ahead, self._rejects(stack))
             # Rows left out as duplicates shift the batches: only then count them over again.
             self.summary.batches = (
                 sum(1 for _ in self._batches(ids, spool)) if self.summary.rows_duplicate else batch_count
@@ -269,7 +270,8 @@ class PushRun:
             if not self.options.validate_first:
                 self._send_as_checked(client, dataset, stack)
                 return self._finish()
-            ids, spool, _ = self._scan(stack, self._ahead)
+            rejects = self._rejects(stack)
+            ids, spool, _ = self._scan(stack, self._ahead, rejects)
             if not self.summary.rows_read:
                 return self._finish()
             dataset = dataset or _create_dataset(client, self.options)
@@ -281,7 +283,9 @@ class PushRun:
             # Before the first batch: a state directory that cannot hold the checkpoint (a full disk)
             # stops the push before it sends anything.
             checkpoint.save()
-            self._send(client, dataset.id, checkpoint, self._batches(ids, spool))
+            self._send(client, dataset.id, checkpoint, self._batches(ids, spool), rejects)
+            if rejects:
+                rejects.flush()  # the rows the API refused: a full disk fails the push here, not silently
             checkpoint.mark_complete()
         return self._finish()
 
@@ -295,13 +299,14 @@ class PushRun:
         file order (`_Sender.submit`), so the API keeps the last one, as when validating first.
         """
         ids = stack.enter_context(IdIndex())
-        rejects = self._rejects(stack, sent_yet="")
+        # Its failure is one of the push's, whose message says what was sent.
+        rejects = self._rejects(stack, says_what_was_sent=False)
         row_ids: dict[int, str] = {}
         with _older_objects_frozen(), closing(self.progress.task(f"validate {self.source.name}")) as task:
             indexed = self._indexed(ids, rejects.write if rejects else self._fail, task, ahead=None)
             checked = batches(_remembering_ids(indexed, row_ids), max_rows=self.options.batch_rows)
             try:
-                checkpoint = self._send_checked(client, dataset, stack, checked, row_ids)
+                checkpoint = self._send_checked(client, dataset, stack, checked, row_ids, rejects)
                 if rejects:
                     rejects.flush()
             except PushError as error:
@@ -319,6 +324,7 @@ class PushRun:
         stack: ExitStack,
         checked: Iterator[Batch],
         row_ids: dict[int, str],
+        rejects: _Rejects | None,
     ) -> PushCheckpoint | None:
         """`_send_as_checked`'s sending, once the first batch is checked; None if no row is valid."""
         first = next(checked, None)
@@ -328,7 +334,7 @@ class PushRun:
         self.summary.dataset_id = dataset.id
         checkpoint = stack.enter_context(self._checkpoint(dataset, force=self.options.force))
         checkpoint.save()
-        self._send(client, dataset.id, checkpoint, chain([first], checked), row_ids)
+        self._send(client, dataset.id, checkpoint, chain([first], checked), rejects, row_ids)
         return checkpoint
 
     def _already_pushed(self, dataset: Dataset) -> bool:
@@ -349,7 +355,9 @@ class PushRun:
         key = checkpoint_key(identity, dataset.id, options.batch_shaping())
         return locked_checkpoint(options.checkpoint_dir, key, self._record, self.source.name, force=force)
 
-    def _scan(self, stack: ExitStack, ahead: LinesAhead | None) -> tuple[IdIndex, EventSpool, int]:
+    def _scan(
+        self, stack: ExitStack, ahead: LinesAhead | None, rejects: _Rejects | None
+    ) -> tuple[IdIndex, EventSpool, int]:
         """Read every row once, before anything is created or sent: validate, learn columns, index ids.
 
         Returns the index of ids, the spooled events and how many batches they make if no id repeats.
@@ -362,7 +370,6 @@ class PushRun:
         """
         ids = stack.enter_context(IdIndex())
         spool = stack.enter_context(EventSpool())
-        rejects = self._rejects(stack)
         with _collector_paused():
             while True:
                 with closing(self.progress.task(f"validate {self.source.name}")) as task:
@@ -479,13 +486,15 @@ class PushRun:
         dataset_id: str,
         checkpoint: PushCheckpoint,
         to_push: Iterator[Batch],
+        rejects: _Rejects | None,
         row_ids: dict[int, str] | None = None,
     ) -> None:
         """Send the batches, but for those the checkpoint holds.
 
-        `row_ids`, each row's id by row number while the push checks rows as it sends them: their
-        batches may hold rows sharing an id, which `_Sender` keeps in order. Each batch's rows are
-        taken out of it as the batch goes.
+        `rejects`, with `on_error="skip"`: where a row the API refuses even alone goes, instead of
+        stopping the push. `row_ids`, each row's id by row number while the push checks rows as it
+        sends them: their batches may hold rows sharing an id, which `_Sender` keeps in order. Each
+        batch's rows are taken out of it as the batch goes.
         """
         summary = self.summary
         # Sending as it checks, the push knows how many rows it sends only once it has sent them.
@@ -495,7 +504,13 @@ class PushRun:
         with closing(self.progress.task(f"push {self.source.name}", to_send)) as task:
             try:
                 with _Sender(
-                    client, dataset_id, self.source.name, self.options, checkpoint, self._on_ack(task)
+                    client,
+                    dataset_id,
+                    self.source.name,
+                    self.options,
+                    checkpoint,
+                    self._on_ack(task, rejects),
+                    skip_refused=rejects is not None,
                 ) as sender:
                     for batch in to_push:
                         summary.batches += 1
@@ -536,11 +551,15 @@ class PushRun:
         """Whether the file is not the one opened: rewritten, replaced, grown or cut."""
         return self.options.file is not None and file_identity(self.options.file) != self._opened
 
-    def _on_ack(self, task: ProgressTask) -> Callable[[Batch, int], None]:
-        def on_ack(batch: Batch, splits: int) -> None:
-            self.summary.rows_sent += len(batch.rows)
+    def _on_ack(self, task: ProgressTask, rejects: _Rejects | None) -> Callable[[Batch, _Inserted], None]:
+        def on_ack(batch: Batch, inserted: _Inserted) -> None:
+            for refused in inserted.refused:
+                assert rejects is not None, "the API's refusals are skipped only into a rejects file"
+                # A line sent as written keeps its newline in the event: not in the record.
+                rejects.write(refused.row, RowProblem(None, refused.reason, refused.event.decode().rstrip()))
+            self.summary.rows_sent += len(batch.rows) - len(inserted.refused)
             self.summary.batches_sent += 1
-            self.summary.splits += splits
+            self.summary.splits += inserted.splits
             task.advance(rows=len(batch.rows), pages=1)
 
         return on_ack
@@ -564,15 +583,15 @@ class PushRun:
     def _fail(self, number: int, problem: RowProblem) -> None:
         raise PushError(problem.describe(self.source.name, number))
 
-    def _rejects(self, stack: ExitStack, sent_yet: str = " (nothing was sent)") -> _Rejects | None:
-        """The rejects file, if any; `sent_yet` ends the message of a failed write."""
+    def _rejects(self, stack: ExitStack, *, says_what_was_sent: bool = True) -> _Rejects | None:
+        """The rejects file, if any; `says_what_was_sent`: the message of a failed write ends saying it."""
         if self.options.rejects is None:
             return None
         try:
             handle = self.options.rejects.open("wb")
         except OSError as error:
             raise ConfigError(f"--rejects {self.options.rejects}: {error.strerror}") from None
-        rejects = _Rejects(handle, self.summary, sent_yet)
+        rejects = _Rejects(handle, self.summary, says_what_was_sent=says_what_was_sent)
         stack.callback(rejects.close)
         return rejects
 
@@ -616,11 +635,11 @@ class PushRun:
 class _Rejects:
     """The rejects file: one JSON line per invalid row, with where and why (`file` is null for a query)."""
 
-    def __init__(self, handle: IO[bytes], summary: PushSummary, sent_yet: str) -> None:
+    def __init__(self, handle: IO[bytes], summary: PushSummary, *, says_what_was_sent: bool) -> None:
         self._handle = handle
         self._file = summary.file
         self._summary = summary
-        self._sent_yet = sent_yet
+        self._says_what_was_sent = says_what_was_sent
         summary.rejects = str(handle.name)
 
     def write(self, number: int, problem: RowProblem) -> None:
@@ -637,7 +656,8 @@ class _Rejects:
             self._handle.write(orjson.dumps(record, default=str) + b"\n")
 
     def flush(self) -> None:
-        """Write out what the buffer holds, so that a full disk stops the push before it sends anything."""
+        """Write out what the buffer holds: a full disk stops the push before it sends anything (or, for
+        the rows the API refused, before it is complete)."""
         with self._writing():
             self._handle.flush()
 
@@ -651,8 +671,10 @@ class _Rejects:
         try:
             yield
         except OSError as error:
-            # A failed write names no file: a full disk says only "No space left on device".
-            raise PushError(f"--rejects {self._handle.name}: {error.strerror}{self._sent_yet}") from None
+            # A failed write names no file: a full disk says only "No space left on device". Rows the API
+            # refused are written while batches are sent.
+            sent = f" ({_sent_so_far(self._summary)})" if self._says_what_was_sent else ""
+            raise PushError(f"--rejects {self._handle.name}: {error.strerror}{sent}") from None
 
     def restart(self) -> None:
         """Empty the file, for a scan that starts over."""
@@ -715,7 +737,7 @@ def _remembering_ids(
 
 
 def _sent_so_far(summary: PushSummary) -> str:
-    """What a push that sends as it checks had sent when it stopped."""
+    """What a push had sent when it stopped."""
     sent = summary.rows_sent + summary.rows_resumed
     if not sent:
         return "nothing was sent"
@@ -746,6 +768,32 @@ def _last_of_each_id(spool: EventSpool, ids: IdIndex) -> Iterator[tuple[list[int
 _BAD_REQUEST = 400
 
 
+@dataclass(frozen=True)
+class _Refused:
+    """A row the API refused even when sent alone, left out (`on_error="skip"`).
+
+    Args:
+        row: its row number.
+        event: the event as sent.
+        reason: what the API said.
+    """
+
+    row: int
+    event: bytes
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Inserted:
+    """What inserting a batch took: splits (on 413 and 400) and the rows the API refused, left out."""
+
+    splits: int = 0
+    refused: tuple[_Refused, ...] = ()
+
+    def __add__(self, other: _Inserted) -> _Inserted:
+        return _Inserted(self.splits + other.splits, self.refused + other.refused)
+
+
 class _Sender:
     """Sends batches with at most `concurrency` in flight, checkpointing each one on its acknowledgement.
 
@@ -762,7 +810,9 @@ class _Sender:
         source_name: str,
         options: PushOptions,
         checkpoint: PushCheckpoint,
-        on_ack: Callable[[Batch, int], None],
+        on_ack: Callable[[Batch, _Inserted], None],
+        *,
+        skip_refused: bool,
     ) -> None:
         self._client = client
         self._dataset_id = dataset_id
@@ -770,9 +820,10 @@ class _Sender:
         self._concurrency = options.concurrency
         self._checkpoint = checkpoint
         self._on_ack = on_ack
+        self._skip_refused = skip_refused
         self._pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="bt-sync-push")
-        self._in_flight: dict[Future[int], Batch] = {}
-        self._ids_in_flight: dict[Future[int], frozenset[str]] = {}
+        self._in_flight: dict[Future[_Inserted], Batch] = {}
+        self._ids_in_flight: dict[Future[_Inserted], frozenset[str]] = {}
 
     def __enter__(self) -> Self:
         return self
@@ -804,7 +855,7 @@ class _Sender:
         self._in_flight[future] = batch
         self._ids_in_flight[future] = ids
 
-    def _acknowledge(self, done: set[Future[int]], *, raise_failure: bool) -> None:
+    def _acknowledge(self, done: set[Future[_Inserted]], *, raise_failure: bool) -> None:
         failure: BaseException | None = None
         for future in sorted(done, key=lambda f: self._in_flight[f].number):
             batch = self._in_flight.pop(future)
@@ -818,16 +869,16 @@ class _Sender:
         if failure is not None and raise_failure:
             raise failure
 
-    def _insert_parts(self, parts: list[Batch]) -> int:
-        """Insert a batch's parts one after the other; returns how many splits they took."""
-        return sum(map(self._insert, parts))
+    def _insert_parts(self, parts: list[Batch]) -> _Inserted:
+        """Insert a batch's parts one after the other."""
+        return sum(map(self._insert, parts), _Inserted())
 
-    def _insert(self, batch: Batch) -> int:
-        """Insert one batch, halving it on 413 or 400 until the row the API refuses is found; returns how
-        many splits it took.
+    def _insert(self, batch: Batch) -> _Inserted:
+        """Insert one batch, halving it on 413 or 400 until the row the API refuses is found.
 
         A 400 is the API refusing what the checks let through (a number beyond a double's range, in a
-        line sent as written, say): halving finds the row, so the error names it.
+        line sent as written, say): halving finds the row, so the error names it, or, when refused
+        rows are skipped, the rejects file holds it and the rest is sent.
         """
         try:
             response = self._client.insert_events(ObjectType.DATASET, self._dataset_id, batch.body)
@@ -836,22 +887,23 @@ class _Sender:
             if not too_large and error.status != _BAD_REQUEST:
                 raise
             if len(batch.rows) == 1:
-                refused = (
+                refused = "the API refused the row " + (
                     "as too large (HTTP 413) even when sent alone"
                     if too_large
-                    else f"even when sent alone ({error}); mend or remove it"
+                    else f"even when sent alone ({error})"
                 )
-                raise PushError(
-                    f"{self._source_name} row {batch.rows[0]}: the API refused the row {refused}"
-                ) from None
+                if self._skip_refused:
+                    return _Inserted(refused=(_Refused(batch.rows[0], batch.events[0], refused),))
+                mend = "" if too_large else "; mend or remove it"
+                raise PushError(f"{self._source_name} row {batch.rows[0]}: {refused}{mend}") from None
             first, second = batch.halves()
-            return 1 + self._insert(first) + self._insert(second)
+            return _Inserted(splits=1) + self._insert(first) + self._insert(second)
         if len(response.row_ids) != len(batch.rows):
             raise ServerUnavailable(
                 f"insert of batch {batch.number} returned {len(response.row_ids)} row ids "
                 f"for {len(batch.rows)} rows"
             )
-        return 0
+        return _Inserted()
 
 
 def _parts_in_order(batch: Batch, event_ids: list[str]) -> list[Batch]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import time
@@ -154,6 +155,39 @@ def test_a_row_the_api_refuses_is_found_by_halving_and_named(
     (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p"))
     stored = {row["id"]: row["input"] for row in emulator.store.live_rows("dataset", dataset["id"])}
     assert stored == {f"r{n}": n for n in range(1, 31)}
+
+
+@pytest.mark.parametrize("validate_first", [True, False])
+def test_with_on_error_skip_rows_the_api_refuses_go_to_the_rejects_file_and_the_rest_is_sent(
+    emulator: Emulator, push_client: BraintrustClient, tmp_path: Path, validate_first: bool
+) -> None:
+    lines = [f'{{"id": "r{n}", "input": {n}}}' for n in range(1, 31)]
+    refused = {17: '{"id": "r17", "input": 1e400}', 30: '{"id": "r30", "input": {"deep": -1e999}}'}
+    for row, line in refused.items():
+        lines[row - 1] = line
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    rejects = tmp_path / "rejects.jsonl"
+    options = PushOptions(
+        file=path,
+        project="p",
+        dataset="d",
+        batch_rows=10,
+        state_dir=tmp_path / "state",
+        on_error="skip",
+        rejects=rejects,
+        validate_first=validate_first,
+    )
+    summary = push_file(push_client, options, NullProgress())
+    assert (summary.rows_sent, summary.rows_skipped, summary.rejects) == (28, 2, str(rejects))
+    records = [json.loads(line) for line in rejects.read_text().splitlines()]
+    assert [(r["file"], r["row"], r["column"], r["values"]) for r in records] == [
+        (str(path), row, None, line) for row, line in refused.items()
+    ]
+    assert all(r["reason"].startswith("the API refused the row even when sent alone (") for r in records)
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p"))
+    stored = {row["id"] for row in emulator.store.live_rows("dataset", dataset["id"])}
+    assert stored == {f"r{n}" for n in range(1, 31)} - {"r17", "r30"}
 
 
 def test_ctrl_c_says_what_was_sent_and_the_rerun_sends_the_rest(emulator: Emulator, tmp_path: Path) -> None:
