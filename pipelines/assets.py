@@ -10,9 +10,11 @@ runs; a per-object lock keeps two runs of the same object from interleaving.
 """
 
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import dagster as dg
+import duckdb
 
 from connector.api.client import BraintrustClient
 from connector.defaults import DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
@@ -123,7 +125,13 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
             found = find_objects(client, assets.kind, context.partition_keys, braintrust.projects)
             destination = warehouse.open()
             org_names = _org_names(context, braintrust, client)
-            with warehouse.reader() as connection:
+            with ExitStack() as run_reader:
+                # One reader for the run, when it sees each sync's commit; else one after each sync.
+                kept = (
+                    run_reader.enter_context(warehouse.reader())
+                    if destination.reader_follows_commits
+                    else None
+                )
                 for key in context.partition_keys:
                     obj = found.get(key)
                     if obj is None and config.reconcile:
@@ -138,19 +146,33 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                         errors[key] = error
                         continue
                     url = obj.url(braintrust.app(), org_names)
-                    metadata = event_metadata(obj, summary, warehouse, connection, url)
+                    with _reader_after_syncs(warehouse, kept) as connection:
+                        metadata = event_metadata(obj, summary, warehouse, connection, url)
                     yield _recorded(context, assets, key, metadata)
                 if config.reconcile:
                     catalog = discover_catalog(client, braintrust.projects, [assets.kind])
                     for removed in remove_vanished(destination, catalog, [assets.kind], options.lock_wait_s):
                         context.log.info(f"removed {removed}: deleted upstream")
                 # The whole table's size: an observation of the asset, not of a partition (see metadata.py).
-                size = table_size(connection, assets.stream.table)
+                with _reader_after_syncs(warehouse, kept) as connection:
+                    size = table_size(connection, assets.stream.table)
                 yield dg.AssetObservation(asset_key=assets.key, metadata=size)
             if errors:
                 raise partition_failures(errors)
 
     return sync_events
+
+
+@contextmanager
+def _reader_after_syncs(
+    warehouse: WarehouseResource, kept: duckdb.DuckDBPyConnection | None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A reader seeing the run's syncs so far: `kept`, the run's reader that follows commits, or a new one."""
+    if kept is not None:
+        yield kept
+        return
+    with warehouse.reader() as connection:
+        yield connection
 
 
 def _recorded(

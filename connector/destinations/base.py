@@ -193,6 +193,12 @@ class Destination(Protocol):
     ) -> None:
         """Replace a catalog table's rows: all of them, or those of `project_ids` only."""
 
+    @property
+    def reader_follows_commits(self) -> bool:
+        """Whether a reader that is not pinned sees the commits made after it opened; if not, a caller
+        that must see them opens a reader after them."""
+        ...
+
     def reader(self, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with every table as a view, as committed now (read only).
 

@@ -37,6 +37,11 @@ class DuckDbDestination(ParquetTree):
         """The DuckDB file, and where its tables' files are."""
         return f"{self.duckdb_path} (tables in {self.root.display})"
 
+    @property
+    def reader_follows_commits(self) -> bool:
+        """True: each query of a reader that is not pinned reads the commit records afresh."""
+        return True
+
     def reader(self, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection viewing the tree (it never opens the analysts' file)."""
         return reader(self.root, pinned=pinned)

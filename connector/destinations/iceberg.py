@@ -256,6 +256,11 @@ class IcebergDestination:
 
         retry_conflicts(f"writing {table_name}", attempt)
 
+    @property
+    def reader_follows_commits(self) -> bool:
+        """False: a reader views the snapshots current when it opened."""
+        return False
+
     def reader(self, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection viewing every table's snapshot current now (so always pinned)."""
         return iceberg_reader({name: self._table(name) for name in self._table_names()}, self.list_states())

@@ -95,6 +95,33 @@ def test_a_partition_materialization_describes_the_object_the_table_and_its_newe
     assert {r.partition_key for r in records.records} == {key}
 
 
+def test_an_iceberg_partition_s_metadata_shows_its_own_sync(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    braintrust: BraintrustResource,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+) -> None:
+    # An Iceberg reader sees the snapshots of when it opened: one opened before the sync showed the
+    # table empty (a first sync's preview, row count 0), then one sync behind.
+    warehouse = WarehouseResource(
+        destination="iceberg",
+        iceberg_catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
+        iceberg_warehouse=str(tmp_path / "iceberg"),
+        state_dir=str(tmp_path / "state"),
+    )
+    defs = build_definitions(braintrust, warehouse)
+    refresh_catalog(defs, instance)
+    key = "support-bot/baseline"
+    first = run_job(defs, instance, EXPERIMENTS_JOB, partition_key=key)
+    assert table_size(first)["dagster/row_count"] == 10
+    assert materializations(first)[key]["preview"].count("\n") == 2 + 5 - 1
+    emulator.store.insert("experiment", upstream["experiment"], [{"id": "ev-new", "input": "newest"}])
+    second = run_job(defs, instance, EXPERIMENTS_JOB, partition_key=key)
+    assert table_size(second)["dagster/row_count"] == 11
+    assert '"newest"' in materializations(second)[key]["preview"]
+
+
 class NewColumnsTranslator(BraintrustTranslator):
     """What an upgrade that changes the tables' columns looks like to Dagster: a new code version."""
 
