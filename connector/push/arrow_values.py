@@ -5,7 +5,8 @@ a list of pairs. So each column's type is planned once, when a file is opened: a
 JSON form is refused, naming why; nanosecond leaves, however deeply nested, are cast to integers in
 Arrow and written as ISO 8601 text with all nine digits; maps with text keys become objects, and a
 map that repeats a key is a bad value rather than a silently dropped entry, and so is a NaN or
-infinite float. Decimals stay `Decimal`s, which `map.py` writes as exact JSON numbers.
+infinite float. Decimals stay `Decimal`s, which `map.py` writes as exact JSON numbers. A JSON
+column's text is parsed: it holds JSON values, not text.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ import pyarrow as pa
 VALUE_ERRORS = (ValueError, KeyError, OverflowError)
 
 _EPOCH = datetime(1970, 1, 1)
-# Arrow's canonical extension types whose `to_pylist` values orjson writes: UUIDs, JSON text, booleans.
-_FINAL_EXTENSIONS = frozenset({"arrow.uuid", "arrow.json", "arrow.bool8"})
+# Arrow's canonical extension types whose `to_pylist` values orjson writes: UUIDs, booleans.
+_FINAL_EXTENSIONS = frozenset({"arrow.uuid", "arrow.bool8"})
+# Arrow's canonical JSON type (Parquet's JSON columns, which DuckDB and bt-sync's own tables write): its
+# values are JSON text, sent as the values they hold (`"hello"` as hello, `42` as 42), not as text.
+_JSON_EXTENSION = "arrow.json"
 _SECONDS_END_IN_TIMESTAMP = len("YYYY-MM-DDTHH:MM:SS")
 _SECONDS_END_IN_TIME = len("HH:MM:SS")
 
@@ -79,6 +83,8 @@ def plan_column(data_type: pa.DataType) -> ColumnPlan:
         return _plan_map(data_type)
     if pa.types.is_floating(data_type):
         return ColumnPlan(data_type, _finite)
+    if isinstance(data_type, pa.BaseExtensionType) and data_type.extension_name == _JSON_EXTENSION:
+        return ColumnPlan(data_type.storage_type, orjson.loads)
     if _is_final(data_type):
         return ColumnPlan(data_type)
     raise NoJsonForm(_why_not(data_type))

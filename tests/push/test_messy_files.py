@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -428,6 +429,20 @@ def test_nanosecond_times_and_other_arrow_types_arrive_exactly(
         -0.001,
     )
     assert datetime.fromisoformat(b["micro"]).astimezone(UTC).year == 2023
+
+
+def test_json_columns_of_a_parquet_file_arrive_as_the_values_they_hold(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    # Parquet's JSON type: what DuckDB's COPY writes, and bt-sync's own tables hold (`input`, `expected`).
+    held = {"r1": '"hello"', "r2": "42", "r3": "true", "r4": "null", "r5": '{"a": [1, "x"]}'}
+    values = ", ".join(f"('{key}', '{text}'::JSON)" for key, text in held.items())
+    path = tmp_path / "json.parquet"
+    duckdb.sql(f"COPY (SELECT * FROM (VALUES {values}) AS v(id, input)) TO '{path}' (FORMAT parquet)")
+    assert pq.read_schema(path).field("input").type.extension_name == "arrow.json"
+    push(path, input=("input",))
+    landed = {key: row.get("input") for key, row in stored(emulator).items()}
+    assert landed == {"r1": "hello", "r2": 42, "r3": True, "r4": None, "r5": {"a": [1, "x"]}}
 
 
 def test_a_type_without_a_json_form_is_one_line_naming_the_column(
