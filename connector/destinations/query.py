@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
@@ -28,6 +29,9 @@ BATCH_ROWS = 10_000
 _READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 # Types whose Python values print as reprs (`b'\\x00'`, `MonthDayNano(...)`); shown as DuckDB's text for them.
 _SHOWN_AS_TEXT = frozenset({"BLOB", "BIT", "INTERVAL"})
+# Types DuckDB hands to Arrow wrongly, alone or nested: a TIMETZ without its offset, a UHUGEINT of
+# 2**127 or more wrapped around to a negative number. Shown as DuckDB's text; a push refuses them.
+_WRONG_IN_ARROW = re.compile(r"\bTIME WITH TIME ZONE\b|\bUHUGEINT\b")
 
 
 class QueryResult:
@@ -36,12 +40,16 @@ class QueryResult:
     Args:
         batches: the rows.
         json_columns: the columns of DuckDB type JSON, which Arrow carries as plain text.
+        wrong_in_arrow: the columns whose values Arrow carries wrongly, with their DuckDB types.
     """
 
-    def __init__(self, batches: pa.RecordBatchReader, json_columns: set[str]) -> None:
+    def __init__(
+        self, batches: pa.RecordBatchReader, json_columns: set[str], wrong_in_arrow: dict[str, str]
+    ) -> None:
         self._batches = batches
         self.schema: pa.Schema = batches.schema
         self.json_columns = json_columns
+        self.wrong_in_arrow = wrong_in_arrow
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The rows, in batches."""
@@ -103,7 +111,8 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
         settings: whose tables to query.
         sql: the statement.
         readable: for printing: give repeated column names DuckDB's suffixes (`a`, `a_1`), as rows keyed
-            by name would otherwise lose all but one, and BLOB, BIT and INTERVAL values as text.
+            by name would otherwise lose all but one, and BLOB, BIT, INTERVAL, TIMETZ and UHUGEINT values
+            as text.
 
     Raises:
         QueryError: the statement is not one SELECT, or DuckDB refused it.
@@ -124,10 +133,10 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
                 raise QueryError("the statement returned no rows")
             if readable:
                 relation = _readable(relation)
-            json_columns = {
-                name for name, kind in zip(relation.columns, relation.types, strict=True) if kind == "JSON"
-            }
-            yield QueryResult(relation.to_arrow_reader(BATCH_ROWS), json_columns)
+            kinds = dict(zip(relation.columns, map(str, relation.types), strict=True))
+            json_columns = {name for name, kind in kinds.items() if kind == "JSON"}
+            wrong = {name: kind for name, kind in kinds.items() if _WRONG_IN_ARROW.search(kind)}
+            yield QueryResult(relation.to_arrow_reader(BATCH_ROWS), json_columns, wrong)
         except duckdb.Error as error:
             raise QueryError(f"the query failed: {_first_line(error)}") from None
         except OverflowError as error:
@@ -143,7 +152,7 @@ def _readable(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
     return unique.project(
         ", ".join(
             f"CAST({sql_identifier(name)} AS VARCHAR) AS {sql_identifier(name)}"
-            if str(kind) in _SHOWN_AS_TEXT
+            if str(kind) in _SHOWN_AS_TEXT or _WRONG_IN_ARROW.search(str(kind))
             else sql_identifier(name)
             for name, kind in zip(unique.columns, unique.types, strict=True)
         )

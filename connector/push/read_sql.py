@@ -26,9 +26,10 @@ import pyarrow as pa
 
 from connector.config import WarehouseSettings
 from connector.destinations.query import run_query
+from connector.errors import PushError
 from connector.progress import ProgressReporter
 from connector.push.arrow_values import ColumnPlan
-from connector.push.read import CHUNK_ROWS, RowChunk, refuse_repeated_names
+from connector.push.read import CHUNK_ROWS, RowChunk, printable, refuse_repeated_names
 from connector.push.read_arrow import arrow_rows, column_plan
 
 NAME = "query result"
@@ -92,6 +93,7 @@ class QuerySource:
         with run_query(settings, sql) as result, closing(progress.task("run query")) as task:
             self.columns: tuple[str, ...] = tuple(result.schema.names)
             refuse_repeated_names(NAME, list(self.columns))
+            _refuse_wrong_in_arrow(result.wrong_in_arrow)
             self.json_columns = frozenset(result.json_columns)
             self._plans = [_plan(field, field.name in self.json_columns) for field in result.schema]
             # Columns kept by position: DuckDB compares names without case, and a result may hold `a` and `A`.
@@ -104,6 +106,22 @@ class QuerySource:
                 task.advance(rows=batch.num_rows)
         # ORDER BY ALL: the first column first, so a result led by `id` is numbered in id order.
         self._db.execute("CREATE TABLE result AS SELECT * FROM unsorted ORDER BY ALL; DROP TABLE unsorted")
+
+
+def _refuse_wrong_in_arrow(columns: dict[str, str]) -> None:
+    """Refuse the first column whose values Arrow would carry wrongly (`QueryResult.wrong_in_arrow`).
+
+    Raises:
+        PushError: naming the column, its type and what to cast it to.
+    """
+    if columns:
+        name, kind = next(iter(columns.items()))
+        raise PushError(
+            printable(
+                f'{NAME}, column "{name}": type {kind} cannot be sent faithfully (Arrow drops a time\'s '
+                "offset and wraps a UHUGEINT beyond 2**127): cast it to VARCHAR in the query"
+            )
+        )
 
 
 def _plan(field: pa.Field, is_json: bool) -> ColumnPlan:

@@ -100,7 +100,9 @@ def test_sql_keeps_repeated_columns_and_shows_values_as_duckdb_writes_them(
     assert run_cli(*args, env=env).returncode == 0
     # A join's `SELECT *` repeats names; Python would print a BLOB and an INTERVAL as its own reprs.
     select = (
-        "SELECT p.id, q.id, 3 AS id_1, '\\x00ab'::BLOB AS b, INTERVAL 3 DAY AS i "
+        "SELECT p.id, q.id, 3 AS id_1, '\\x00ab'::BLOB AS b, INTERVAL 3 DAY AS i, "
+        # Arrow would drop the offset, and wrap the number around to -1.
+        "'12:00:00+02'::TIMETZ AS t, '340282366920938463463374607431768211455'::UHUGEINT AS u "
         "FROM prompts p JOIN prompts q USING (id) ORDER BY p.id LIMIT 1"
     )
     shown = {
@@ -109,11 +111,20 @@ def test_sql_keeps_repeated_columns_and_shows_values_as_duckdb_writes_them(
     }
     assert all(done.returncode == 0 for done in shown.values()), shown
     header, row = shown["csv"].stdout.split("\n")[:2]
-    assert header == "id,id_1,id_1_1,b,i"
+    assert header == "id,id_1,id_1_1,b,i,t,u"
     first_id = row.split(",")[0]
-    assert row == f"{first_id},{first_id},3,\\x00ab,3 days"
+    most = str(2**128 - 1)
+    assert row == f"{first_id},{first_id},3,\\x00ab,3 days,12:00:00+02,{most}"
     assert json.loads(shown["json"].stdout) == [
-        {"id": first_id, "id_1": first_id, "id_1_1": 3, "b": "\\x00ab", "i": "3 days"}
+        {
+            "id": first_id,
+            "id_1": first_id,
+            "id_1_1": 3,
+            "b": "\\x00ab",
+            "i": "3 days",
+            "t": "12:00:00+02",
+            "u": most,
+        }
     ]
     assert "id_1_1" in shown["table"].stdout and "3 days" in shown["table"].stdout
 
