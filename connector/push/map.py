@@ -16,6 +16,7 @@ mapping and serialising every row again was most of the validation pass's CPU.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -237,15 +238,17 @@ class RowMapper:
             payload = self._payload(row)
             if (id_column := self.mapping.id) is not None:
                 row_id = payload["id"] = _column_id(id_column, row.get(id_column))
-                event = orjson.dumps(payload, default=_exact_number, option=orjson.OPT_SORT_KEYS)
+                event = _json(payload)
             else:
-                body = orjson.dumps(payload, default=_exact_number, option=orjson.OPT_SORT_KEYS)
+                body = _json(payload)
                 row_id = hashlib.sha256(self._id_salt + body).hexdigest()[:ID_HEX_CHARS]
                 # Splice the id in front of the payload serialised for the hash, rather than serialise twice.
                 event = b"".join((b'{"id":', orjson.dumps(row_id), b"," if payload else b"", body[1:]))
         except (_BadValue, BadOrigin) as bad:
             return RowProblem(bad.column, bad.reason, values=row)
         except orjson.JSONEncodeError as error:
+            if isinstance(error.__cause__, _NoJsonNumber):
+                return RowProblem(None, str(error.__cause__), values=row)
             return RowProblem(None, f"cannot be written as JSON ({error})", values=row)
         if len(event) > self._max_event_bytes:
             return RowProblem(
@@ -361,11 +364,54 @@ def _column_id(column: str, value: Any) -> str:
     raise _BadValue(column, f"an id must be text or an integer, found {_kind_and_value(value)}")
 
 
+class _NoJsonNumber(TypeError):
+    """A number beyond a double's range: orjson raises it as the cause of its own error."""
+
+
+def _json(payload: dict[str, Any]) -> bytes:
+    """The payload as JSON, its keys sorted (so a row's hashed id does not depend on their order).
+
+    An integer beyond 64 bits (a JSON file's, which ijson reads exactly) is written as the double JSON
+    readers make of it, as a JSON Lines row's is.
+    """
+    try:
+        return orjson.dumps(payload, default=_exact_number, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as error:
+        if error.__cause__ is not None:
+            raise
+        # orjson's own refusal: of the types a row holds, only such an integer has no JSON form for it.
+        return orjson.dumps(_big_ints_rounded(payload), default=_exact_number, option=orjson.OPT_SORT_KEYS)
+
+
+def _big_ints_rounded(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _big_ints_rounded(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_big_ints_rounded(item) for item in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        try:
+            return float(value)
+        except OverflowError:
+            raise _NoJsonNumber(_beyond_a_double(value)) from None
+    return value
+
+
 def _exact_number(value: Any) -> orjson.Fragment:
-    """Write a `Decimal` (a Parquet decimal, a JSON fraction) as the exact JSON number it is."""
+    """Write a `Decimal` (a Parquet decimal, a JSON fraction) as the exact JSON number it is.
+
+    Raises:
+        _NoJsonNumber: it is beyond a double's range, where the API's JSON reader cannot follow.
+    """
     if isinstance(value, Decimal) and value.is_finite():
+        if math.isinf(float(value)):
+            raise _NoJsonNumber(_beyond_a_double(value))
         return orjson.Fragment(str(value))
     raise TypeError(f"{type(value).__name__} has no JSON form")
+
+
+def _beyond_a_double(value: Decimal | int) -> str:
+    shown = value if isinstance(value, Decimal) else f"{value:.6e}"  # an integer's digits may be hundreds
+    return f"the number {shown} is beyond a double's range, which JSON readers (the API's too) cannot hold"
 
 
 def _tags(column: str, value: Any) -> list[str] | None:

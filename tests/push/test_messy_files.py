@@ -489,6 +489,27 @@ def test_a_float_json_cannot_hold_is_a_bad_row_not_a_null(
     assert stored(emulator)["a"]["input"] == values[0]
 
 
+def test_a_json_file_s_numbers_beyond_a_double_are_bad_rows_and_its_big_integers_round_as_json_lines(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    path = tmp_path / "d.json"
+    path.write_text('[{"id": "a", "input": {"n": 1}}, {"id": "b", "input": {"deep": [-1e400]}}]')
+    # Checked before anything is sent: the API's reader would refuse the row after the rows before it.
+    with pytest.raises(PushError) as error:
+        push(path)
+    assert str(error.value) == (
+        "d.json row 2: the number -1E+400 is beyond a double's range, which JSON readers (the API's too) "
+        "cannot hold"
+    )
+    assert nothing_created(emulator)
+    big = 123456789012345678901234567890
+    for name in ("big.json", "big.jsonl"):
+        (tmp_path / name).write_text(f'{{"id": "{name}", "input": {{"n": {big}}}, "x": 1}}\n')
+        push(tmp_path / name)
+    rows = stored(emulator)
+    assert rows["big.json"]["input"] == rows["big.jsonl"]["input"] == {"n": float(big)}
+
+
 # 16. Files whose name says something else than their bytes ---------------------------------------------
 
 
