@@ -151,7 +151,10 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                     yield _recorded(context, assets, key, metadata)
                 if config.reconcile:
                     catalog = discover_catalog(client, braintrust.projects, [assets.kind])
-                    for removed in remove_vanished(destination, catalog, [assets.kind], options.lock_wait_s):
+                    vanished = remove_vanished(
+                        client, destination, catalog, [assets.kind], options.lock_wait_s
+                    )
+                    for removed in vanished:
                         context.log.info(f"removed {removed}: deleted upstream")
                 # The whole table's size: an observation of the asset, not of a partition (see metadata.py).
                 with _reader_after_syncs(warehouse, kept) as connection:

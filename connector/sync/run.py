@@ -155,7 +155,9 @@ def run_sync(
     write_catalog(destination, catalog)
     run = _SyncRun(client, destination, options, progress or NullProgress())
     objects = [run.sync_object(ref) for ref in catalog.refs(kinds)]
-    removed = remove_vanished(destination, catalog, kinds, options.lock_wait_s) if options.reconcile else []
+    removed = (
+        remove_vanished(client, destination, catalog, kinds, options.lock_wait_s) if options.reconcile else []
+    )
     return SyncSummary(
         started_at=started,
         seconds=round(time.monotonic() - clock, 3),
@@ -183,11 +185,17 @@ def sync_object(
 
 
 def remove_vanished(
-    destination: Destination, catalog: Catalog, kinds: Iterable[ObjectKind], lock_wait_s: float
+    client: BraintrustClient,
+    destination: Destination,
+    catalog: Catalog,
+    kinds: Iterable[ObjectKind],
+    lock_wait_s: float,
 ) -> list[str]:
     """Remove the objects deleted upstream (within the listed projects and `kinds`) from the destination.
 
-    When the catalog lists every project, the objects of a project deleted upstream go too.
+    When the catalog lists every project, the objects of a project deleted upstream go too. An object
+    the catalog lacks is removed only once the API says it is gone: one created after the listing, and
+    synced meanwhile by another run, is not in it either.
 
     Returns:
         the removed objects, as `object_type:object_id`.
@@ -195,18 +203,32 @@ def remove_vanished(
     selected = {kind.events.object_type for kind in kinds if kind.events is not None}
     live = {(ref.object_type, ref.object_id) for ref in catalog.refs(kinds)}
     project_ids = {project.id for project in catalog.projects}
-    vanished = [
+    unlisted = [
         state
         for state in destination.list_states()
         if (state.object_type, state.object_id) not in live
         and state.object_type in selected
         and (catalog.every_project or state.project_id in project_ids)
     ]
-    for state in vanished:
+    removed = []
+    for state in unlisted:
         ref = ObjectRef(EVENT_STREAMS[state.object_type], state.object_id, state.project_id, state.name)
+        if _exists_upstream(client, ref):
+            continue
         with destination.lock(ref, lock_wait_s):
             destination.remove_object(state)
-    return [f"{state.object_type.value}:{state.object_id}" for state in vanished]
+        removed.append(f"{state.object_type.value}:{state.object_id}")
+    return removed
+
+
+def _exists_upstream(client: BraintrustClient, ref: ObjectRef) -> bool:
+    """Whether the API has the object (a GET of it answers), rather than a 404."""
+    kind = next(kind for kind in EVENT_KINDS if kind.events is ref.stream)
+    try:
+        client.get_object(kind, ref.object_id)
+    except NotFoundError:
+        return False
+    return True
 
 
 class _SyncRun:
@@ -240,7 +262,8 @@ class _SyncRun:
         try:
             return self.sync_one(ref)
         except NotFoundError as error:
-            if self._still_exists(ref):
+            # A proxy's or a replica's passing 404 is not a deletion.
+            if _exists_upstream(self.client, ref):
                 return self._failed(ref, f"{error} (yet the object exists: not taken as deleted)")
             ObjectStaging(self.destination.scratch, ref).clear()
             logger.warning(
@@ -258,16 +281,6 @@ class _SyncRun:
 
     def _failed(self, ref: ObjectRef, error: str) -> ObjectSummary:
         return _summary(ref, ObjectStatus.FAILED, error, full_read=self.full_read)
-
-    def _still_exists(self, ref: ObjectRef) -> bool:
-        """Whether the API still has the object whose rows it answered 404 for (a proxy's or a replica's
-        passing 404 is not a deletion)."""
-        kind = next(kind for kind in EVENT_KINDS if kind.events is ref.stream)
-        try:
-            self.client.get_object(kind, ref.object_id)
-        except NotFoundError:
-            return False
-        return True
 
     def sync_one(self, ref: ObjectRef) -> ObjectSummary:
         """Sync one object; a resumed read is followed by a read up to the current newest version."""

@@ -8,7 +8,11 @@ import pytest
 
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator
-from tests.helpers import event_tables, query, sync, warehouse_in
+from connector.sync.catalog import discover_catalog
+from connector.sync.run import remove_vanished
+from connector.wiring import open_destination
+from schemas.kinds import EVENT_KINDS
+from tests.helpers import event_tables, fast_client, query, sync, warehouse_in
 
 
 def live_ids(emulator: Emulator, object_type: str, object_id: str) -> set[str]:
@@ -171,3 +175,24 @@ def test_catalog_tables_hold_every_kind(demo_emulator: Emulator, warehouse: Ware
     ):
         (count,) = query(warehouse, f"SELECT count(*) FROM {table}")[0]
         assert count == summary.catalog[table] > 0, table
+
+
+def test_reconcile_keeps_an_object_created_and_synced_after_its_listing(
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings
+) -> None:
+    doomed = emulator.store.create_dataset(project["id"], "doomed")
+    emulator.store.insert("dataset", doomed["id"], [{"id": "d1", "input": 1}])
+    sync(emulator, warehouse)
+    emulator.store.delete("dataset", doomed["id"])
+    with fast_client(emulator) as client:
+        listed = discover_catalog(client, ())  # what a reconcile lists when it starts
+        # Meanwhile another run syncs an experiment created since: the listing lacks it.
+        experiment = emulator.store.create_experiment(project["id"], "new")
+        emulator.store.insert("experiment", experiment["id"], [{"id": "e1", "input": 1}])
+        sync(emulator, warehouse)
+        destination = open_destination(warehouse)
+        removed = remove_vanished(client, destination, listed, EVENT_KINDS, lock_wait_s=5)
+    assert removed == [f"dataset:{doomed['id']}"]
+    assert query(
+        warehouse, "SELECT count(*) FROM experiment_events WHERE experiment_id = ?", [experiment["id"]]
+    ) == [(1,)]
