@@ -34,6 +34,7 @@ from connector.destinations.base import StagedParts
 from connector.destinations.file_size import file_target_rows
 from connector.destinations.iceberg_catalog import object_files
 from connector.destinations.iceberg_schema import stored_select, stored_type
+from connector.errors import MalformedResponse
 from schemas.tables import EventStream, sql_identifier, sql_literal
 
 # A merge of a whole object (a full read) may not fit in memory: DuckDB spills beyond this.
@@ -41,6 +42,8 @@ MERGE_MEMORY_LIMIT = "256MB"
 # Data files read at once (their id and version columns, or a whole file to rewrite), and the most read
 # ahead of the one DuckDB takes next.
 READ_THREADS = 8
+# `_xact_id` is stored as Iceberg's signed long.
+_LARGEST_LONG = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,15 @@ def plan_merge(
         staged: the fetched rows.
         delete_missing: `staged` holds the whole object: rows not in it are deleted.
         scratch: a local directory for DuckDB's spill files.
+
+    Raises:
+        MalformedResponse: a row's `_xact_id` is beyond what an Iceberg long holds (that object fails).
     """
     scratch.mkdir(parents=True, exist_ok=True)
     tasks = object_files(table, stream, object_id)
     with _connect(scratch) as con:
         merge = _Merge(con, table, stream, object_id, staged, tasks)
+        merge.refuse_versions_beyond_a_long()
         if not tasks and not delete_missing and merge.each_id_once():
             return merge.first_load()
         return merge.run(delete_missing)
@@ -135,6 +142,18 @@ class _Merge:
         self._select = stored_select(stream.columns, {stream.key_column: sql_literal(object_id)})
         self._write_uuid = uuid.uuid4()
         self._counter = itertools.count()
+
+    def refuse_versions_beyond_a_long(self) -> None:
+        """Refuse an `_xact_id` of 2**63 or more: valid for the API (64 bits, unsigned), but beyond
+        Iceberg's signed long, where the merge's cast would fail the whole run."""
+        if not self._staged.paths:
+            return
+        ((newest,),) = self._con.execute(f"SELECT max(_xact_id) FROM read_parquet({self._parts})").fetchall()
+        if newest is not None and newest > _LARGEST_LONG:
+            raise MalformedResponse(
+                f"a row's _xact_id ({newest}) is 2**63 or more, beyond what Iceberg's long holds (the DuckDB "
+                "destination stores it)"
+            )
 
     def each_id_once(self) -> bool:
         """Whether the staged parts can be written as they are: each id once (checked, not only trusted)."""

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +17,24 @@ from pyiceberg.catalog import load_catalog
 from pyiceberg.table import Table
 
 from connector.config import WarehouseSettings
+from connector.destinations.base import SyncState
 from connector.destinations.iceberg_maintain import UNREFERENCED_GRACE
 from connector.destinations.iceberg_merge import READ_THREADS, _read_in_order
 from connector.emulator import Emulator, ListQuery
-from connector.errors import WarehouseError
+from connector.errors import MalformedResponse, WarehouseError
+from connector.sync.run import OBJECT_FAILURES
 from connector.wiring import open_destination
 from tests.helpers import (
+    LOGS_REF,
     all_tables,
     cli_warehouse_args,
+    event,
     event_tables,
     hourly_change,
     iceberg_in,
     query,
     run_cli,
+    staged,
     sync,
     synced_keys,
     upstream_keys,
@@ -247,3 +252,25 @@ def test_choosing_iceberg_without_its_extra_or_catalog_is_one_clear_line(tmp_pat
     no_catalog = run_cli("status", "--destination", "iceberg")
     assert no_catalog.returncode == 2 and len(no_catalog.stderr.strip().splitlines()) == 1
     assert "--iceberg-catalog" in no_catalog.stderr
+
+
+def test_a_version_beyond_iceberg_s_long_fails_its_object_not_the_run(tmp_path: Path) -> None:
+    destination = open_destination(iceberg_in(tmp_path))
+    # Valid for the API, whose versions are unsigned 64-bit numbers; Iceberg's long is signed.
+    parts = staged(tmp_path / "read", [event("a", 2**63 + 5), event("b", 2**63 - 1)])
+    state = SyncState(
+        object_type=LOGS_REF.stream.object_type,
+        object_id=LOGS_REF.object_id,
+        name=LOGS_REF.name,
+        project_id=LOGS_REF.project_id,
+        table_name=LOGS_REF.stream.table,
+        version=2**63 + 5,
+        synced_at=datetime.now(UTC),
+    )
+    with pytest.raises(MalformedResponse) as refused:  # among the failures that fail their object alone
+        destination.merge(LOGS_REF, parts, state, delete_missing=False)
+    assert str(refused.value) == (
+        f"a row's _xact_id ({2**63 + 5}) is 2**63 or more, beyond what Iceberg's long holds (the DuckDB "
+        "destination stores it)"
+    )
+    assert MalformedResponse in OBJECT_FAILURES and destination.read_state(LOGS_REF) is None
