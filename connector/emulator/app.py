@@ -9,6 +9,7 @@ from types import TracebackType
 
 from connector.emulator.faults import FaultPlan
 from connector.emulator.journal import Journal
+from connector.emulator.overflow import OverflowUploads
 from connector.emulator.seed import seed_loader
 from connector.emulator.server import EmulatorServer
 from connector.emulator.stats import Stats
@@ -52,6 +53,7 @@ class Emulator:
         self.store = Store(org_name=org_name, xact_start=xact_start)
         self.faults = FaultPlan()
         self.stats = Stats()
+        self.uploads = OverflowUploads()
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
         restored = state_dir is not None and self.store.open_journal(Journal(state_dir))

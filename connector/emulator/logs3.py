@@ -33,10 +33,6 @@ def logs3_batches(body: Any) -> list[Events]:
     if body.get("api_version") != API_VERSION:
         raise bad_request(f"api_version {body.get('api_version')!r} is not served; send {API_VERSION}")
     rows = body["rows"]
-    if isinstance(rows, dict):
-        # An overflow reference: the SDK sends one only to a server whose
-        # `GET /version` advertises `logs3_payload_max_bytes`, which the emulator does not.
-        raise bad_request("logs3 overflow uploads are not served; send the rows inline")
     grouped: dict[tuple[ObjectType, str], list[Row]] = {}
     for index, row in enumerate(check_events(rows, "rows")):
         grouped.setdefault(_object_of(row, index), []).append(row)

@@ -22,6 +22,7 @@ from connector.emulator.faults import FaultPlan, FaultRule
 from connector.emulator.feedback import feedback_events
 from connector.emulator.kinds import KINDS, SPECS, Kind
 from connector.emulator.logs3 import logs3_batches
+from connector.emulator.overflow import UPLOAD_PATH, OverflowUploads
 from connector.emulator.stats import Stats
 from connector.emulator.store import OBJECT_TYPES, Events, ObjectType, Store
 from connector.emulator.summary import metric_summaries, score_summaries
@@ -58,6 +59,8 @@ class Call:
     store: Store
     faults: FaultPlan
     stats: Stats
+    uploads: OverflowUploads
+    max_request_bytes: int
     params: dict[str, str]
     query: dict[str, list[str]]
     body: bytes
@@ -66,12 +69,7 @@ class Call:
     empty_page: bool = False
 
     def json(self) -> Any:
-        if not self.body.strip():
-            return {}
-        try:
-            return orjson.loads(self.body)
-        except orjson.JSONDecodeError as error:
-            raise bad_request(f"the request body is not valid JSON: {error}") from error
+        return _json_body(self.body)
 
     def json_object(self) -> dict[str, Any]:
         body = self.json()
@@ -82,6 +80,15 @@ class Call:
     def arg(self, name: str) -> str | None:
         values = self.query.get(name)
         return values[-1] if values else None
+
+
+def _json_body(body: bytes) -> Any:
+    if not body.strip():
+        return {}
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise bad_request(f"the request body is not valid JSON: {error}") from error
 
 
 Handler = Callable[[Call], Reply]
@@ -273,9 +280,25 @@ def _feedback(object_type: ObjectType) -> Handler:
 
 
 def _logs3(call: Call) -> Reply:
+    body = call.json()
+    if isinstance(body, dict) and isinstance(body.get("rows"), dict):
+        # A reference to the rows uploaded out of band (`overflow`): the body they make is the request.
+        body = _json_body(call.uploads.take(body["rows"]))
     # The SDK only checks the status; the body says what was written, per object.
-    written = _write(call, logs3_batches(call.json()))
+    written = _write(call, logs3_batches(body))
     return Reply.json({"status": "success", "rows": written})
+
+
+def _logs3_overflow(call: Call) -> Reply:
+    """Where to upload a `/logs3` body over the advertised limit (the SDK sends its size and rows' ids)."""
+    key = call.uploads.new_key()
+    url = f"{call.base_url}{UPLOAD_PATH}{key}"
+    return Reply.json({"method": "PUT", "signedUrl": url, "headers": {"Content-Type": JSON}, "key": key})
+
+
+def _upload(call: Call) -> Reply:
+    call.uploads.put(call.params["key"], call.body)
+    return Reply(200, b"", TEXT)
 
 
 def _write(call: Call, batches: list[Events]) -> dict[str, int]:
@@ -346,10 +369,9 @@ def _login(call: Call) -> Reply:
 
 
 def _version(call: Call) -> Reply:
-    # No `logs3_payload_max_bytes`: the SDK then never sends `/logs3/overflow`
-    # references (not served) and caps a `/logs3` request at its 6 MiB default,
-    # `DEFAULT_MAX_REQUEST_BYTES`.
-    return Reply.json({"version": "bt-sync-emulator"})
+    # The limit the emulator enforces: the SDK sizes its `/logs3` requests by it, and sends a larger
+    # body (one large span) through `/logs3/overflow`.
+    return Reply.json({"version": "bt-sync-emulator", "logs3_payload_max_bytes": call.max_request_bytes})
 
 
 def _index(call: Call) -> Reply:
@@ -420,6 +442,9 @@ def _routes() -> list[Route]:
             "GET", r"/v1/experiment/(?P<id>[^/]+)/summarize", "experiment.summarize", _summarize_experiment
         ),
         _route("POST", "/logs3", "logs3", _logs3, writes=True),
+        _route("POST", "/logs3/overflow", "logs3.overflow", _logs3_overflow, writes=True),
+        # The "signed URL" of an upload: its key is its credential, as a signed URL's signature is.
+        _route("PUT", f"{UPLOAD_PATH}(?P<key>.+)", "logs3.upload", _upload, public=True),
         _route("POST", "/btql", "btql", _btql),
         _route("POST", "/api/apikey/login", "login", _login),
         _route("GET", "/version", "version", _version, public=True),

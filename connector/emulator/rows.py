@@ -85,8 +85,13 @@ def _is_scores(value: Any) -> bool:
 AUDIT_SOURCES = ("app", "api", "external")
 # The spec lets these metrics be null; any other metric must be a number.
 _NULLABLE_METRICS = frozenset({"start", "end", "prompt_tokens", "completion_tokens", "tokens"})
+# The spec's span types, and those the SDK (0.47's `SpanType`) writes beyond them: `log`
+# (`Logger.emit_log`), `decision` and `question`. Refusing one would lose its whole batch.
 _SPAN_TYPES = frozenset(
     {
+        "log",
+        "decision",
+        "question",
         "llm",
         "score",
         "function",

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from connector.emulator.errors import Rejected
 from connector.emulator.faults import FaultPlan, FaultRule
+from connector.emulator.overflow import MAX_UPLOAD_BYTES, UPLOAD_PATH, OverflowUploads
 from connector.emulator.routes import Call, Reply, Route, find_route
 from connector.emulator.stats import Stats
 from connector.emulator.store import Store
@@ -39,6 +40,7 @@ class Backend(Protocol):
     store: Store
     faults: FaultPlan
     stats: Stats
+    uploads: OverflowUploads
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -114,7 +116,10 @@ class _Handler(BaseHTTPRequestHandler):
         backend = cast(EmulatorServer, self.server).backend
         url = urlsplit(self.path)
         path = unquote(url.path).rstrip("/") or "/"
-        body = self._read_body(backend.max_request_bytes)
+        # An upload of a body over the request limit (`overflow`) goes where object storage would take it.
+        body = self._read_body(
+            MAX_UPLOAD_BYTES if path.startswith(UPLOAD_PATH) else backend.max_request_bytes
+        )
         if body is None:
             return
         try:
@@ -132,6 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
             store=backend.store,
             faults=backend.faults,
             stats=backend.stats,
+            uploads=backend.uploads,
+            max_request_bytes=backend.max_request_bytes,
             params=params,
             query=parse_qs(url.query),
             body=body,

@@ -275,13 +275,13 @@ def test_a_write_the_emulator_refuses_fails_the_app(sdk: None, emulator: Emulato
     assert emulator.store.version_count("project_logs", project["id"]) == 0
 
 
-def test_the_sdk_sizes_its_writes_by_the_limit_the_emulator_enforces(
+def test_the_sdk_sizes_its_writes_by_the_limit_the_emulator_enforces_and_uploads_a_larger_span(
     sdk: None, emulator: Emulator, tmp_path: Path
 ) -> None:
-    # No advertised limit: the SDK then caps a request at its default and never asks for
-    # `/logs3/overflow` (not served); that default is the limit the emulator enforces.
-    assert "logs3_payload_max_bytes" not in httpx.get(f"{emulator.url}/version").json()
-    assert emulator.max_request_bytes == DEFAULT_MAX_REQUEST_SIZE
+    # The advertised limit is the one enforced: the SDK sizes its requests by it, and sends a body
+    # over it (one large span) through `/logs3/overflow`, which a 413 would have lost.
+    limit = httpx.get(f"{emulator.url}/version").json()["logs3_payload_max_bytes"]
+    assert limit == emulator.max_request_bytes == DEFAULT_MAX_REQUEST_SIZE
     over = {"rows": [], "api_version": 2, "pad": "x" * emulator.max_request_bytes}
     headers = {"Authorization": f"Bearer {emulator.api_key}"}
     assert httpx.post(f"{emulator.url}/logs3", json=over, headers=headers).status_code == 413
@@ -290,14 +290,30 @@ def test_the_sdk_sizes_its_writes_by_the_limit_the_emulator_enforces(
     large = "x" * (emulator.max_request_bytes * 2 // 5)
     ids = [logger.log(input=large, output=n) for n in range(3)]  # more than one request's worth
     logger.flush()
+    huge = "y" * (emulator.max_request_bytes * 3 // 2)
+    ids.append(logger.log(input=huge, output=3))
+    logger.flush()
 
-    assert emulator.stats.requests[("GET", "version")] >= 1
-    assert emulator.stats.requests[("POST", "logs3")] >= 2
+    assert emulator.stats.requests[("POST", "logs3")] >= 3
+    assert emulator.stats.requests[("POST", "logs3.overflow")] == 1
     sync(emulator, warehouse_in(tmp_path))
     rows = synced(tmp_path / "w.duckdb", "project_logs", logger.project.id)
     assert {row_id: (len(row["input"]), row["output"]) for row_id, row in rows.items()} == {
-        row_id: (len(large), n) for n, row_id in enumerate(ids)
+        row_id: (len(huge if n == 3 else large), n) for n, row_id in enumerate(ids)
     }
+
+
+def test_spans_of_every_type_the_sdk_writes_are_kept(sdk: None, emulator: Emulator, tmp_path: Path) -> None:
+    logger = braintrust.init_logger(project=PROJECT)
+    # `log`, `decision` and `question` are the SDK's beyond the spec's list: one refused lost its batch.
+    kinds = ["llm", "task", "tool", "log", "decision", "question"]
+    for kind in kinds:
+        with logger.start_span(name=kind, type=kind):
+            pass
+    logger.flush()
+    sync(emulator, warehouse_in(tmp_path))
+    rows = synced(tmp_path / "w.duckdb", "project_logs", logger.project.id)
+    assert sorted(row["span_attributes"]["type"] for row in rows.values()) == sorted(kinds)
 
 
 def test_the_readme_app_logs_what_the_readme_query_shows(sdk: None, tmp_path: Path) -> None:
