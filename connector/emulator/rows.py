@@ -308,6 +308,11 @@ def _commented(target: Row | None, comment_id: str, event: Row, xact: int, now: 
 def _merged(previous: Row, event: Row) -> Row:
     stop_at = {tuple(path) for path in event.get("_merge_paths") or ()}
     row = deep_merge(previous, {k: v for k, v in event.items() if k not in _NOT_MERGED}, stop_at)
+    tags, added = previous.get("tags"), event.get("tags")
+    if isinstance(tags, list) and isinstance(added, list) and ("tags",) not in stop_at:
+        # Tags merge as a set, as the SDK merges the rows of one batch (its `_SET_UNION_FIELDS`): a tag
+        # added later (`log_feedback(tags=…)`, `dataset.update`) adds to the row's, whatever the batches.
+        row["tags"] = list(dict.fromkeys([*tags, *added]))
     for array_delete in event.get("_array_delete") or ():
         row = without_values(row, tuple(array_delete["path"]), array_delete["delete"])
     return row

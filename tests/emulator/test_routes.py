@@ -356,6 +356,22 @@ def test_replace_merge_and_control_fields(emulator: Emulator, project: Any) -> N
     assert (replaced["created"], replaced["span_id"]) == (first["created"], first["span_id"])
 
 
+def test_merged_tags_are_a_set_union_unless_a_merge_path_replaces_them(
+    emulator: Emulator, project: Any
+) -> None:
+    store = emulator.store
+    store.insert("project_logs", project["id"], [{"id": "r", "tags": ["t1", "t2"]}])
+    # As the SDK merges the rows of one batch: a tag added in a later batch adds to the row's.
+    store.insert("project_logs", project["id"], [{"id": "r", "_is_merge": True, "tags": ["fb", "t1", "fb"]}])
+    assert store.live_rows("project_logs", project["id"])[0]["tags"] == ["t1", "t2", "fb"]
+    store.insert(
+        "project_logs",
+        project["id"],
+        [{"id": "r", "_is_merge": True, "_merge_paths": [["tags"]], "tags": ["x"]}],
+    )
+    assert store.live_rows("project_logs", project["id"])[0]["tags"] == ["x"]
+
+
 def test_same_id_twice_in_one_request_is_one_version(emulator: Emulator, project: Any) -> None:
     store = emulator.store
     row_ids = store.insert(
