@@ -57,6 +57,8 @@ class History:
         self._blobs: list[bytes] = []
         self._latest: dict[str, int] = {}  # id -> position of its live version
         self._deleted_at: dict[str, list[int]] = {}  # id -> xacts of its deletions
+        # Comments on rows not written yet, by row id (see `rows.apply_events`).
+        self.waiting_comments: dict[str, list[dict[str, Any]]] = {}
 
     def __len__(self) -> int:
         return len(self._blobs)

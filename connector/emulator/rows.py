@@ -238,7 +238,9 @@ class Outcome:
     deleted: list[str]
 
 
-def apply_events(events: list[Row], latest: Callable[[str], Row | None], xact: int) -> Outcome:
+def apply_events(
+    events: list[Row], latest: Callable[[str], Row | None], xact: int, waiting: dict[str, list[Row]]
+) -> Outcome:
     """Apply checked `events` in order, given `latest(id)`, the stored live version of a row.
 
     Events for the same id are applied one after the other, so the request writes
@@ -246,8 +248,9 @@ def apply_events(events: list[Row], latest: Callable[[str], Row | None], xact: i
     `_xact_id` could not be told apart). `xact` is the request's `_xact_id`, which
     feedback entries record.
 
-    Raises:
-        Rejected: 400 for a comment on a row that does not exist.
+    A comment on a row that does not exist waits in `waiting` (the object's, by row id) and
+    joins the row when it is written: the SDK sends a flush's batches in parallel, so a comment
+    may arrive before its row, and Braintrust keeps a comment as a row of its own.
     """
     now = utc_timestamp()
     state: dict[str, Row | None] = {}
@@ -261,8 +264,12 @@ def apply_events(events: list[Row], latest: Callable[[str], Row | None], xact: i
         row_id = event.get("id") or new_id()
         row_ids.append(row_id)
         if event.get("comment") is not None:
-            target_id = event["origin"]["id"]
-            state[target_id] = _commented(current(target_id), row_id, event, xact, now)
+            target_id, comment = event["origin"]["id"], _comment(row_id, event, xact, now)
+            target = current(target_id)
+            if target is None:
+                waiting.setdefault(target_id, []).append(comment)
+            else:
+                state[target_id] = _with_comments(target, [comment])
             continue
         previous = current(row_id)
         if event.get("_object_delete"):
@@ -275,7 +282,8 @@ def apply_events(events: list[Row], latest: Callable[[str], Row | None], xact: i
             parent_id = event.get("_parent_id")
             parent = current(parent_id) if parent_id else None
             row = _replaced(row_id, previous, event, parent, now)
-        state[row_id] = _audited(row, event, xact, now)
+        row = _audited(row, event, xact, now)
+        state[row_id] = _with_comments(row, waiting.pop(row_id)) if row_id in waiting else row
     rows = [row for row in state.values() if row is not None]
     return Outcome(row_ids=row_ids, rows=rows, deleted=list(deleted))
 
@@ -297,12 +305,14 @@ def _audited(row: Row, event: Row, xact: int, now: str) -> Row:
     return {**row, "audit_data": [*(row.get("audit_data") or []), entry]}
 
 
-def _commented(target: Row | None, comment_id: str, event: Row, xact: int, now: str) -> Row:
-    if target is None:
-        raise bad_request(f"comment {comment_id} is about row {event['origin']['id']}, which does not exist")
+def _comment(comment_id: str, event: Row, xact: int, now: str) -> Row:
+    """The entry of a row's `comments` that a comment event makes."""
     created = utc_timestamp(event["created"]) if event.get("created") else now
-    entry = {"id": comment_id, **_trail_entry(event, xact, created), "comment": event["comment"]}
-    return {**target, "comments": [*(target.get("comments") or []), entry]}
+    return {"id": comment_id, **_trail_entry(event, xact, created), "comment": event["comment"]}
+
+
+def _with_comments(target: Row, comments: list[Row]) -> Row:
+    return {**target, "comments": [*(target.get("comments") or []), *comments]}
 
 
 def _merged(previous: Row, event: Row) -> Row:

@@ -150,7 +150,7 @@ class Store:
             histories = [self._history(batch.object_type, batch.object_id) for batch in batches]
             xact = self.clock.next()
             outcomes = [
-                apply_events(batch.events, history.latest, xact)
+                apply_events(batch.events, history.latest, xact, history.waiting_comments)
                 for batch, history in zip(batches, histories, strict=True)
             ]
             for batch, history, outcome in zip(batches, histories, outcomes, strict=True):

@@ -664,6 +664,23 @@ def test_feedback_and_comments_stay_on_their_row_across_later_writes(
     assert "comments" not in reborn and "audit_data" not in reborn
 
 
+def test_a_comment_that_comes_before_its_row_joins_it_and_spares_its_batch(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    # The SDK sends one flush's batches in parallel: a comment may arrive before the row it is about.
+    early = [
+        _log_row(project["id"], id="c1", origin={"id": "later"}, comment={"text": "early"}),
+        _log_row(project["id"], id="other", input="kept"),
+    ]
+    assert http.post("/logs3", json={"rows": early, "api_version": 2}).status_code == 200
+    assert [row["id"] for row in emulator.store.live_rows("project_logs", project["id"])] == ["other"]
+    later = [_log_row(project["id"], id="later", input="q")]
+    assert http.post("/logs3", json={"rows": later, "api_version": 2}).status_code == 200
+    rows = {row["id"]: row for row in emulator.store.live_rows("project_logs", project["id"])}
+    assert [c["comment"]["text"] for c in rows["later"]["comments"]] == ["early"]
+    assert "comments" not in rows["other"]
+
+
 @pytest.mark.parametrize(
     ("object_type", "item", "message"),
     [
@@ -671,7 +688,6 @@ def test_feedback_and_comments_stay_on_their_row_across_later_writes(
         ("project_logs", {"id": "r", "metadata": {"a": 1}}, "gives no feedback"),
         ("project_logs", {"id": "r", "tags": ["t"], "source": "robot"}, "source must be one of"),
         ("experiment", {"scores": {"a": 1}}, "the id of the row"),
-        ("experiment", {"id": "missing", "comment": "c"}, "row missing, which does not exist"),
     ],
 )
 def test_bad_feedback_is_400_and_not_applied(
