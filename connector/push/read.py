@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence, Set
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -134,6 +134,10 @@ class _Reader(Protocol):
 
     def chunks(self) -> Iterator[RowChunk]: ...
 
+    def read_only(self, columns: Set[str]) -> None:
+        """Check and convert only `columns` (those the mapping sends) from now on, where the format
+        allows: a value in a column never sent must not refuse its row, or its file."""
+
 
 class RowSource(_Reader, Protocol):
     """Where a push reads its rows from: a file (`SourceFile`) or a query's result (`QuerySource`)."""
@@ -197,6 +201,10 @@ class SourceFile:
     def chunks(self) -> Iterator[RowChunk]:
         """Yield the file's rows in order, one bounded chunk at a time; each call reads the file afresh."""
         yield from self._reader.chunks()
+
+    def read_only(self, columns: Set[str]) -> None:
+        """See `_Reader.read_only`: CSV and Parquet files read only these; JSON keeps every key."""
+        self._reader.read_only(columns)
 
 
 def infer_format(path: Path) -> FileFormat:
@@ -318,6 +326,9 @@ class _JsonlReader:
 
     def chunks(self) -> Iterator[RowChunk]:
         return self._read()
+
+    def read_only(self, columns: Set[str]) -> None:
+        """Every key is read: a JSON value's checks are its parse, which reads the whole row."""
 
     def _read(self) -> Generator[RowChunk]:
         seen = self._seen
@@ -487,6 +498,9 @@ class _JsonReader:
 
     def chunks(self) -> Iterator[RowChunk]:
         return self._read()
+
+    def read_only(self, columns: Set[str]) -> None:
+        """Every key is read: a JSON value's checks are its parse, which reads the whole row."""
 
     def _read(self) -> Generator[RowChunk]:
         rows: list[dict[str, Any] | RowProblem] = []

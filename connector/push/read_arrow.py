@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Set
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,7 @@ class CsvReader:
             raise PushError(f"{name}: the header is not valid UTF-8")
         refuse_repeated_names(name, names)
         self.columns = tuple(names)
+        self._checked: Set[str] = frozenset(names)
         probe = self.chunks()
         has_rows = next(probe, None) is not None
         probe.close()
@@ -77,6 +78,11 @@ class CsvReader:
             except (pa.ArrowInvalid, OSError) as error:
                 if not _row_over_block(error) or block_bytes == CSV_MAX_BLOCK_BYTES:
                     raise _arrow_file_error(self._source.path, error, near_row=next_row) from None
+
+    def read_only(self, columns: Set[str]) -> None:
+        """Refuse a row for text that is not UTF-8 only in `columns`; elsewhere its bad bytes become
+        U+FFFD (every column is still read: the last one's text tells an unclosed quote)."""
+        self._checked = frozenset(columns)
 
     def _header(self) -> list[str] | None:
         # Malformed rows are skipped here: `chunks` reports them with their row numbers.
@@ -131,7 +137,9 @@ class CsvReader:
                     while (block := _next_block(reader)) is not None:
                         for start in range(0, block.num_rows, CHUNK_ROWS):
                             rows = _with_malformed(
-                                malformed, next_row, _decode_csv_batch(block.slice(start, CHUNK_ROWS))
+                                malformed,
+                                next_row,
+                                _decode_csv_batch(block.slice(start, CHUNK_ROWS), self._checked),
                             )
                             # Held back by one chunk: only the file's last row can hold an unclosed quote.
                             if last is not None:
@@ -250,30 +258,33 @@ def _with_malformed(
         number += 1
 
 
-def _decode_csv_batch(batch: pa.RecordBatch) -> list[dict[str, Any] | RowProblem]:
+def _decode_csv_batch(batch: pa.RecordBatch, checked: Set[str]) -> list[dict[str, Any] | RowProblem]:
     try:
         text = pa.RecordBatch.from_arrays(
             [column.cast(pa.string()) for column in batch.columns], batch.schema.names
         )
     except pa.ArrowInvalid:
-        return [_decode_csv_row(row) for row in batch.to_pylist()]
+        return [_decode_csv_row(row, checked) for row in batch.to_pylist()]
     rows: list[dict[str, Any] | RowProblem] = text.to_pylist()
     return rows
 
 
-def _decode_csv_row(raw: dict[str, bytes | None]) -> dict[str, Any] | RowProblem:
-    """Decode one row; the slow path, taken only for chunks holding invalid UTF-8."""
+def _decode_csv_row(raw: dict[str, bytes | None], checked: Set[str]) -> dict[str, Any] | RowProblem:
+    """Decode one row; the slow path, taken only for chunks holding invalid UTF-8 (in `checked` columns a
+    problem, elsewhere replaced)."""
     try:
         return {name: None if value is None else value.decode() for name, value in raw.items()}
     except UnicodeDecodeError:
         pass
     shown = {name: None if value is None else value.decode(errors="replace") for name, value in raw.items()}
     for name, value in raw.items():
+        if name not in checked:
+            continue
         try:
             (value or b"").decode()
         except UnicodeDecodeError as error:
             return RowProblem(name, not_utf8(error), values=shown)
-    raise AssertionError("unreachable: some value failed to decode")
+    return shown
 
 
 class ParquetReader:
@@ -287,15 +298,31 @@ class ParquetReader:
             raise _arrow_file_error(path, error) from None
         schema = self._file.schema_arrow
         refuse_repeated_names(path.name, schema.names)
-        self._plans = [column_plan(path.name, field) for field in schema]
         if self._file.metadata.num_rows == 0:
             raise PushError(f"{path.name} has no rows")
         self.columns = tuple(schema.names)
+        self._read = list(self.columns)
+        self._plans: list[ColumnPlan] | None = None
+
+    def read_only(self, columns: Set[str]) -> None:
+        """Read, convert and check only `columns`: one with no JSON form is refused only if it is sent.
+
+        Raises:
+            PushError: one of `columns` has no JSON form.
+        """
+        self._read = [name for name in self.columns if name in columns]
+        self._plans = self._planned()
+
+    def _planned(self) -> list[ColumnPlan]:
+        schema = self._file.schema_arrow
+        return [column_plan(self._path.name, schema.field(name)) for name in self._read]
 
     def chunks(self) -> Iterator[RowChunk]:
+        if self._plans is None:
+            self._plans = self._planned()
         next_row = 1
         try:
-            for batch in self._file.iter_batches(batch_size=CHUNK_ROWS):
+            for batch in self._file.iter_batches(batch_size=CHUNK_ROWS, columns=self._read):
                 chunk = RowChunk(next_row, arrow_rows(batch, self._plans))
                 next_row += len(chunk.rows)
                 yield chunk

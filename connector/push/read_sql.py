@@ -15,7 +15,7 @@ lists as arrays, as in a Parquet file.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from contextlib import closing
 from types import TracebackType
 from typing import Self
@@ -88,6 +88,9 @@ class QuerySource:
             named = batch.rename_columns(self.columns)
             yield RowChunk(next_row, arrow_rows(named, self._plans))
             next_row += batch.num_rows
+
+    def read_only(self, columns: Set[str]) -> None:
+        """Every column is read: the result's rows are kept (and checked) as the query returned them."""
 
     def _load(self, settings: WarehouseSettings, sql: str, progress: ProgressReporter) -> None:
         with run_query(settings, sql) as result, closing(progress.task("run query")) as task:

@@ -227,6 +227,8 @@ class PushRun:
         self.json_columns = frozenset() if result is None else result.json_columns
         # Sending as it checks, a push maps JSON rows by the keys of the first: it cannot read them all first.
         self.mapper = self._mapper(self._mapping(check=source.columns_complete or not options.validate_first))
+        # A column the mapping never sends is listed as not sent; its values must not refuse a row.
+        source.read_only(self.mapper.mapping.columns())
         self.summary = PushSummary(
             file=None if options.file is None else str(options.file),
             query=self.query,

@@ -451,13 +451,36 @@ def test_a_type_without_a_json_form_is_one_line_naming_the_column(
     pq.write_table(
         pa.table({"input": ["q"], "wait": pa.array([5], pa.duration("s"))}), tmp_path / "d.parquet"
     )
-    code, _, err = cli(emulator, tmp_path, capsys, tmp_path / "d.parquet")
+    code, _, err = cli(emulator, tmp_path, capsys, tmp_path / "d.parquet", "--metadata", "wait")
     assert (code, err) == (
         1,
         'bt-sync: error: d.parquet, column "wait": type duration[s] cannot be sent as JSON: a duration has '
         "no single JSON form; cast it to an integer count of a unit, or to string\n",
     )
     assert nothing_created(emulator)
+
+
+def test_values_of_columns_never_sent_refuse_no_row_and_no_file(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    # Listed as not sent, so never read: a binary or duration column, a NaN, bytes that are not UTF-8.
+    table = pa.table(
+        {
+            "id": ["a", "b"],
+            "input": ["q1", "q2"],
+            "raw": pa.array([b"\x00", b"\xff"], pa.binary()),
+            "wait": pa.array([5, 6], pa.duration("s")),
+            "score": [float("nan"), 1.0],
+        }
+    )
+    pq.write_table(table, tmp_path / "d.parquet")
+    (tmp_path / "d.csv").write_bytes(b"id,input,comment\nc,q3,caf\xe9\nd,q4,fine\n")
+    for name, unsent in (("d.parquet", ["raw", "wait", "score"]), ("d.csv", ["comment"])):
+        summary = push(tmp_path / name)
+        assert (summary.rows_sent, summary.rows_skipped, summary.unmapped_columns) == (2, 0, unsent)
+    assert {key: row["input"] for key, row in stored(emulator).items()} == {
+        "a": "q1", "b": "q2", "c": "q3", "d": "q4"
+    }  # fmt: skip
 
 
 def test_a_map_repeating_a_key_is_a_bad_row_not_a_lost_entry(tmp_path: Path, push: Any) -> None:

@@ -212,10 +212,14 @@ def test_parquet_types_without_json_form_are_refused(
     tmp_path: Path, column: pa.Array, type_name: str
 ) -> None:
     pq.write_table(pa.table({"input": ["q"], "odd": column}), tmp_path / "d.parquet")
+    source = SourceFile(tmp_path / "d.parquet")
     with pytest.raises(
         PushError, match=rf'^d\.parquet, column "odd": type {re.escape(type_name)}.* cannot be sent'
     ):
-        SourceFile(tmp_path / "d.parquet")
+        source.read_only({"input", "odd"})
+    # A column the mapping never sends is never read.
+    source.read_only({"input"})
+    assert numbered(source) == [(1, {"input": "q"})]
 
 
 def test_parquet_invalid_utf8_names_the_row_and_column(tmp_path: Path) -> None:
