@@ -71,6 +71,10 @@ class DestinationKind(StrEnum):
     ICEBERG = "iceberg"
 
 
+# What DuckDB's glob patterns take as wildcards.
+_GLOB_CHARACTERS = "*?[]"
+
+
 class WarehouseSettings(_Settings):
     """Where synced data lands, and where a worker keeps its scratch.
 
@@ -98,6 +102,22 @@ class WarehouseSettings(_Settings):
         default=DEFAULT_ICEBERG_NAMESPACE,
         validation_alias="BT_SYNC_ICEBERG_NAMESPACE",
     )
+
+    @field_validator("duckdb_path", "parquet_root")
+    @classmethod
+    def _no_pattern_characters(cls, value: Path | str | None) -> Path | str | None:
+        # DuckDB reads the tables' files through glob patterns, which would take these as wildcards and
+        # find no file (or the wrong ones); a file named by them is refused in one line instead.
+        if value is None or "://" in str(value):
+            return value
+        path = Path(value).absolute()
+        found = sorted(set(_GLOB_CHARACTERS) & set(str(path)))
+        if found:
+            raise ValueError(
+                f"the path {path} holds {' and '.join(found)}, which DuckDB reads as a wildcard in file "
+                "names: choose a directory whose path has none of * ? [ ]"
+            )
+        return value
 
     @property
     def tables_root(self) -> str:

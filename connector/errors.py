@@ -126,7 +126,9 @@ def validation_problems(error: ValidationError, names: Mapping[str, str] | None 
     """
     spelled = names or {}
     return "; ".join(
-        f"{'.'.join(spelled.get(str(part), str(part)) for part in issue['loc']) or 'value'}: {issue['msg']}"
+        f"{'.'.join(spelled.get(str(part), str(part)) for part in issue['loc']) or 'value'}: "
+        # pydantic's prefix for a validator's own ValueError says nothing to a user.
+        f"{issue['msg'].removeprefix('Value error, ')}"
         for issue in error.errors()
     )
 

@@ -46,6 +46,8 @@ _FLAGS = {
     "overlap_s": "--overlap-seconds",
     "lock_wait_s": "--lock-wait",
     "page_limit": "--page-limit",
+    "duckdb_path": "--duckdb",
+    "parquet_root": "--parquet",
 }
 # The environment bt-sync and the libraries it drives read settings and credentials from.
 _SETTING_PREFIXES = ("BT_SYNC_", "BRAINTRUST_", "AWS_", "PYICEBERG_")

@@ -161,12 +161,20 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (
             ["sync", "--api-url", "ftp://x"],
             {},
-            "invalid setting: --api-url: Value error, must start with http",
+            "invalid setting: --api-url: must start with http",
         ),
         (["sync", "--api-url", "{url}", "--objects", "logz"], {}, "--objects"),
         (["sync", "--api-url", "{url}", "--project", "nope"], {}, "no project named"),
         (["sync", "--api-url", "{url}", "--duckdb", "/proc/forbidden/w.duckdb"], {}, "/proc/forbidden"),
         (["sync", "--api-url", "{url}", "--duckdb", "{corrupt}"], {}, "not a valid DuckDB database"),
+        # DuckDB would read them as wildcards: no file found, or other files.
+        (
+            ["sync", "--api-url", "{url}", "--parquet", "/tmp/team[a]/pq"],
+            {},
+            "invalid setting: --parquet: the path /tmp/team[a]/pq holds [ and ], which DuckDB reads as a "
+            "wildcard",
+        ),
+        (["status", "--duckdb", "/tmp/what?/w.duckdb"], {}, "--duckdb: the path /tmp/what?/w.duckdb holds ?"),
         # Every attempt made, in milliseconds rather than the default backoff's 10 s.
         (["sync", "--api-url", "http://127.0.0.1:9"], {"BT_SYNC_BACKOFF_INITIAL_S": "0.01"}, "unavailable"),
         (["sync", "--api-url", "{url}", "--timeout", "-1"], {}, "timeout"),
