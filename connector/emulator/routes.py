@@ -347,8 +347,28 @@ def _summarize_experiment(call: Call) -> Reply:
     }
     if _flag(call.arg("summarize_scores")):
         rows = call.store.live_rows("experiment", experiment["id"])
-        summary.update(scores=score_summaries(rows), metrics=metric_summaries(rows))
+        base = _comparison_experiment(call, experiment)
+        compared = None if base is None else call.store.live_rows("experiment", base["id"])
+        summary.update(
+            comparison_experiment_name=None if base is None else base["name"],
+            scores=score_summaries(rows, compared),
+            metrics=metric_summaries(rows, compared),
+        )
     return Reply.json(summary)
+
+
+def _comparison_experiment(call: Call, experiment: dict[str, Any]) -> dict[str, Any] | None:
+    """The spec's: `comparison_experiment_id`, else the experiment's `base_exp_id`, else the latest
+    experiment of its project created before it."""
+    chosen = call.arg("comparison_experiment_id") or experiment.get("base_exp_id")
+    if chosen:
+        return call.store.get("experiment", chosen)
+    earlier = [
+        other
+        for other in call.store.list_objects("experiment", ListQuery(project_id=experiment["project_id"]))
+        if other["id"] != experiment["id"] and other["created"] < experiment["created"]
+    ]
+    return max(earlier, key=lambda other: other["created"], default=None)
 
 
 # SDK bootstrap endpoints

@@ -1,46 +1,102 @@
-"""Score and metric summaries for `GET /v1/experiment/{id}/summarize?summarize_scores=true`."""
+"""Score and metric summaries for `GET /v1/experiment/{id}/summarize?summarize_scores=true`.
+
+Compared with another experiment (the spec's `comparison_experiment_id`, else the experiment's
+`base_exp_id`, else the project's latest experiment before it), each summary gains its `diff` from
+that experiment's average and counts the test cases that improved or regressed. Test cases are
+matched by their root span's `input`, as Braintrust's comparisons match them; a higher score is
+better, and a lower metric (time, tokens).
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterable
 from typing import Any
+
+import orjson
 
 from connector.emulator.rows import Row
 
 # Metrics worth averaging, with the unit the summary reports them in.
 _METRIC_UNITS = {"duration": "s", "prompt_tokens": "tok", "completion_tokens": "tok", "tokens": "tok"}
 
-
-def score_summaries(rows: list[Row]) -> dict[str, dict[str, Any]]:
-    """Average of each score over the rows that have it (no comparison experiment: no diffs)."""
-    values: defaultdict[str, list[float]] = defaultdict(list)
-    for row in rows:
-        for name, score in (row.get("scores") or {}).items():
-            if score is not None:
-                values[name].append(score)
-    return {
-        name: {"name": name, "score": sum(scores) / len(scores), "improvements": 0, "regressions": 0}
-        for name, scores in sorted(values.items())
-    }
+Values = Callable[[Row], dict[str, float]]
 
 
-def metric_summaries(rows: list[Row]) -> dict[str, dict[str, Any]]:
-    """Average duration and token counts over the rows that have them."""
-    values: defaultdict[str, list[float]] = defaultdict(list)
-    for row in rows:
-        metrics = row.get("metrics") or {}
-        if metrics.get("start") is not None and metrics.get("end") is not None:
-            values["duration"].append(metrics["end"] - metrics["start"])
-        for name in ("prompt_tokens", "completion_tokens", "tokens"):
-            if metrics.get(name) is not None:
-                values[name].append(metrics[name])
+def score_summaries(rows: list[Row], compared: list[Row] | None) -> dict[str, dict[str, Any]]:
+    """Average of each score over the rows that have it, compared with `compared`'s rows if given."""
     return {
         name: {
             "name": name,
-            "metric": sum(numbers) / len(numbers),
-            "unit": _METRIC_UNITS[name],
-            "improvements": 0,
-            "regressions": 0,
+            "score": average,
+            **_comparison(name, average, rows, compared, _scores, better=1),
         }
-        for name, numbers in sorted(values.items())
+        for name, average in _averages(rows, _scores).items()
     }
+
+
+def metric_summaries(rows: list[Row], compared: list[Row] | None) -> dict[str, dict[str, Any]]:
+    """Average duration and token counts over the rows that have them, compared as `score_summaries`."""
+    return {
+        name: {
+            "name": name,
+            "metric": average,
+            "unit": _METRIC_UNITS[name],
+            **_comparison(name, average, rows, compared, _metrics, better=-1),
+        }
+        for name, average in _averages(rows, _metrics).items()
+    }
+
+
+def _scores(row: Row) -> dict[str, float]:
+    return {name: score for name, score in (row.get("scores") or {}).items() if score is not None}
+
+
+def _metrics(row: Row) -> dict[str, float]:
+    metrics = row.get("metrics") or {}
+    values = {
+        name: metrics[name]
+        for name in ("prompt_tokens", "completion_tokens", "tokens")
+        if metrics.get(name) is not None
+    }
+    if metrics.get("start") is not None and metrics.get("end") is not None:
+        values["duration"] = metrics["end"] - metrics["start"]
+    return values
+
+
+def _averages(rows: Iterable[Row], values: Values) -> dict[str, float]:
+    collected: defaultdict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        for name, value in values(row).items():
+            collected[name].append(value)
+    return {name: sum(numbers) / len(numbers) for name, numbers in sorted(collected.items())}
+
+
+def _comparison(
+    name: str, average: float, rows: list[Row], compared: list[Row] | None, values: Values, better: int
+) -> dict[str, Any]:
+    """`diff`, `improvements` and `regressions` of one score or metric against `compared` (none: no diff)."""
+    if compared is None:
+        return {"improvements": 0, "regressions": 0}
+    before = _averages(compared, values).get(name)
+    earlier = {_case(row): values(row).get(name) for row in compared if _is_root(row)}
+    improvements = regressions = 0
+    for row in rows:
+        now, then = values(row).get(name), earlier.get(_case(row)) if _is_root(row) else None
+        if now is None or then is None or now == then:
+            continue
+        if (now - then) * better > 0:
+            improvements += 1
+        else:
+            regressions += 1
+    diff = None if before is None else average - before
+    return {"diff": diff, "improvements": improvements, "regressions": regressions}
+
+
+def _is_root(row: Row) -> bool:
+    return not row.get("span_parents")
+
+
+def _case(row: Row) -> bytes:
+    """What identifies a test case across experiments: its input."""
+    return orjson.dumps(row.get("input"), option=orjson.OPT_SORT_KEYS)

@@ -180,6 +180,34 @@ def test_experiment_log_summarize_and_feedback(sdk: None, emulator: Emulator, tm
     check_clean(rows)
 
 
+def test_summarize_compares_with_the_base_the_latest_or_the_given_experiment(
+    sdk: None, emulator: Emulator
+) -> None:
+    def run(name: str, exact_scores: dict[str, float], **options: Any) -> braintrust.Experiment:
+        experiment = braintrust.init(project=PROJECT, experiment=name, **options)
+        for question, score in exact_scores.items():
+            experiment.log(input=question, output="a", scores={"exact": score}, metrics={"tokens": 10})
+        experiment.flush()
+        return experiment
+
+    first = run("v1", {"2+2": 1, "3+3": 0, "4+4": 1})
+    second = run("v2", {"2+2": 1, "3+3": 1, "4+4": 0})  # one case better, one worse
+    # Without a base: the project's latest experiment before it.
+    summary = second.summarize()
+    assert summary.comparison_experiment_name == "v1"
+    assert isinstance(summary.comparison, SummarySuccess)
+    exact_score = summary.comparison.scores["exact"]
+    assert (exact_score.diff, exact_score.improvements, exact_score.regressions) == (0, 1, 1)
+    assert summary.comparison.metrics["tokens"].diff == 0
+    third = run("v3", {"2+2": 1, "3+3": 1, "4+4": 1}, base_experiment="v1")
+    assert third.summarize().comparison_experiment_name == "v1"  # its base, not the latest
+    given = third.summarize(comparison_experiment_id=second.id)
+    assert given.comparison_experiment_name == "v2"
+    assert isinstance(given.comparison, SummarySuccess)
+    assert given.comparison.scores["exact"].improvements == 1
+    assert first.summarize().comparison_experiment_name is None  # nothing before it
+
+
 def test_eval_with_in_memory_data_and_a_scorer(sdk: None, emulator: Emulator, tmp_path: Path) -> None:
     data = [{"input": question, "expected": expected} for question, expected in CASES.items()]
 
