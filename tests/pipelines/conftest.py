@@ -50,6 +50,17 @@ def warehouse_resource(tmp_path: Path) -> WarehouseResource:
 
 
 @pytest.fixture
+def iceberg_resource(tmp_path: Path) -> WarehouseResource:
+    """A throwaway Iceberg warehouse: a SQLite catalog and a data directory under `tmp_path`."""
+    return WarehouseResource(
+        destination="iceberg",
+        iceberg_catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
+        iceberg_warehouse=str(tmp_path / "iceberg"),
+        state_dir=str(tmp_path / "state"),
+    )
+
+
+@pytest.fixture
 def test_defs(braintrust: BraintrustResource, warehouse_resource: WarehouseResource) -> dg.Definitions:
     """The definitions bound to the emulator and the throwaway warehouse, with quick retries."""
     return build_definitions(

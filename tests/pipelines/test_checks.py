@@ -57,18 +57,12 @@ def test_an_iceberg_warehouse_syncs_passes_its_checks_and_is_maintained(
     upstream: dict[str, str],
     braintrust: BraintrustResource,
     instance: dg.DagsterInstance,
-    tmp_path: Path,
+    iceberg_resource: WarehouseResource,
 ) -> None:
-    warehouse = WarehouseResource(
-        destination="iceberg",
-        iceberg_catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
-        iceberg_warehouse=str(tmp_path / "iceberg"),
-        state_dir=str(tmp_path / "state"),
-    )
-    iceberg_defs = build_definitions(braintrust, warehouse)
-    sync_warehouse(emulator, warehouse)
+    iceberg_defs = build_definitions(braintrust, iceberg_resource)
+    sync_warehouse(emulator, iceberg_resource)
     assert {name: e.passed for name, e in run_checks(iceberg_defs, instance).items() if not e.passed} == {}
-    with warehouse.reader() as connection:
+    with iceberg_resource.reader() as connection:
         assert connection.execute("SELECT count(*) FROM project_logs").fetchone() == (30,)
     config = {"ops": {"maintain_warehouse": {"config": {"retain_hours": 0}}}}
     assert run_job(iceberg_defs, instance, MAINTAIN_JOB_NAME, run_config=config).success

@@ -100,17 +100,11 @@ def test_an_iceberg_partition_s_metadata_shows_its_own_sync(
     upstream: dict[str, str],
     braintrust: BraintrustResource,
     instance: dg.DagsterInstance,
-    tmp_path: Path,
+    iceberg_resource: WarehouseResource,
 ) -> None:
     # An Iceberg reader sees the snapshots of when it opened: one opened before the sync showed the
     # table empty (a first sync's preview, row count 0), then one sync behind.
-    warehouse = WarehouseResource(
-        destination="iceberg",
-        iceberg_catalog=f"sqlite:///{tmp_path / 'catalog.db'}",
-        iceberg_warehouse=str(tmp_path / "iceberg"),
-        state_dir=str(tmp_path / "state"),
-    )
-    defs = build_definitions(braintrust, warehouse)
+    defs = build_definitions(braintrust, iceberg_resource)
     refresh_catalog(defs, instance)
     key = "support-bot/baseline"
     first = run_job(defs, instance, EXPERIMENTS_JOB, partition_key=key)
