@@ -23,6 +23,7 @@ from connector.api.xact import snapshot_pin, xact_span_for_seconds
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
 from connector.destinations.base import Destination, ObjectRef, SyncState
 from connector.errors import (
+    ApiError,
     ConfigError,
     MalformedResponse,
     NotFoundError,
@@ -213,7 +214,19 @@ def remove_vanished(
     removed = []
     for state in unlisted:
         ref = ObjectRef(EVENT_STREAMS[state.object_type], state.object_id, state.project_id, state.name)
-        if _exists_upstream(client, ref):
+        try:
+            if _exists_upstream(client, ref):
+                continue
+        except ApiError as error:
+            # Kept until a reconcile can tell: one object's check must not cost the run its summary.
+            logger.warning(
+                "%s %r (%s) is missing from the listing, but the API could not say whether it was deleted "
+                "(%s): its rows stay until a later reconcile",
+                ref.stream.table,
+                ref.name,
+                ref.object_id,
+                error,
+            )
             continue
         with destination.lock(ref, lock_wait_s):
             destination.remove_object(state)

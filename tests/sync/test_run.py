@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from connector.config import WarehouseSettings
-from connector.emulator import Emulator
+from connector.emulator import Emulator, FaultRule
 from connector.sync.catalog import discover_catalog
 from connector.sync.run import remove_vanished
 from connector.wiring import open_destination
@@ -191,6 +191,11 @@ def test_reconcile_keeps_an_object_created_and_synced_after_its_listing(
         emulator.store.insert("experiment", experiment["id"], [{"id": "e1", "input": 1}])
         sync(emulator, warehouse)
         destination = open_destination(warehouse)
+        # An object the API cannot check now is kept: the run goes on, and a later reconcile removes it.
+        emulator.faults.add(
+            FaultRule(kind="status", status=503, route=f"/v1/dataset/{doomed['id']}$", times=6)
+        )
+        assert remove_vanished(client, destination, listed, EVENT_KINDS, lock_wait_s=5) == []
         removed = remove_vanished(client, destination, listed, EVENT_KINDS, lock_wait_s=5)
     assert removed == [f"dataset:{doomed['id']}"]
     assert query(
