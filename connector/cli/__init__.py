@@ -39,6 +39,7 @@ os.environ.setdefault("DUCKDB_JE_MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+_DUCKDB_INTERRUPTED = "Query interrupted"
 # Settings' field names as the command line spells them, for messages (a variable's keeps its name).
 _FLAGS = {
     "api_url": "--api-url",
@@ -113,8 +114,7 @@ def main() -> None:
     except SystemExit as done:
         # Typer turns Ctrl-C into this exit code, silently.
         if done.code == EXIT_INTERRUPTED:
-            print("bt-sync: interrupted", file=sys.stderr)
-            _print_json_error("interrupted", EXIT_INTERRUPTED)
+            _interrupted()
         raise
     except Interrupted as error:
         _fail(_one_line(error), EXIT_INTERRUPTED, debug)
@@ -124,6 +124,12 @@ def main() -> None:
             EXIT_USAGE if isinstance(error, ConfigError | ValidationError) else EXIT_FAILURE,
             debug,
         )
+    except RuntimeError as error:
+        # DuckDB answers Ctrl-C during a statement with this plain error, not with KeyboardInterrupt.
+        if str(error) != _DUCKDB_INTERRUPTED:
+            raise
+        _interrupted()
+        sys.exit(EXIT_INTERRUPTED)
     except OSError as error:
         # Disk full, permissions, a vanished directory: the system's reason, and the file it names.
         where = f": {error.filename}" if error.filename else ""
@@ -133,6 +139,11 @@ def main() -> None:
             raise
         # A DuckDB error that reached here (a full disk, an unreadable file) names its cause.
         _fail(f"DuckDB: {one_line_reason(error)}", EXIT_FAILURE, debug)
+
+
+def _interrupted() -> None:
+    print("bt-sync: interrupted", file=sys.stderr)
+    _print_json_error("interrupted", EXIT_INTERRUPTED)
 
 
 def _fail(message: str, code: int, debug: bool) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -430,3 +432,31 @@ def test_json_output_is_one_document_the_summary_or_the_error(
             "exit_code": 1,
         },
     )
+
+
+# A command of this test's own around one long DuckDB statement (in `sync`, staging a page is one):
+# `bt-sync sql` streams its result, and DuckDB looks for Ctrl-C only in a statement run whole.
+SPIN = """
+import sys, duckdb
+from connector.cli import app, run
+from connector.cli.options import JsonOption
+
+@app.command("spin")
+def spin(as_json: bool = JsonOption) -> None:
+    print("spinning", file=sys.stderr, flush=True)
+    duckdb.connect().execute("SELECT count(*) FROM range(1000000000000) AS t(x) WHERE x % 7 = 3").fetchall()
+
+sys.argv = ["bt-sync", "spin", "--json"]
+run()
+"""
+
+
+def test_ctrl_c_during_a_duckdb_statement_is_an_interruption_not_a_traceback() -> None:
+    spinning = subprocess.Popen([sys.executable, "-c", SPIN], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert spinning.stderr is not None and spinning.stderr.readline() == b"spinning\n"
+    time.sleep(0.5)
+    # DuckDB answers the signal with an error of its own ("Query interrupted"), not KeyboardInterrupt.
+    spinning.send_signal(signal.SIGINT)
+    out, err = spinning.communicate(timeout=60)
+    assert (spinning.returncode, err) == (130, b"bt-sync: interrupted\n")
+    assert json.loads(out) == {"error": "interrupted", "exit_code": 130}
