@@ -11,7 +11,7 @@ by a digest of the events its rows make (see `connector.push.run`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -61,12 +61,15 @@ class _PushState(StateFile):
         source: the input file or query, for people reading the state directory.
         acked_below: every batch numbered below this was acknowledged.
         acked: batches at or above it acknowledged out of order.
+        refused: rows of acknowledged batches the API refused even alone (`--on-error skip`), by row
+            number, with its reason: a rerun writes them to its rejects file again.
         complete: every batch was acknowledged.
     """
 
     source: str
     acked_below: int = 0
     acked: list[int] = Field(default_factory=list)
+    refused: dict[int, str] = Field(default_factory=dict)
     complete: bool = False
 
 
@@ -93,8 +96,14 @@ class PushCheckpoint:
         """Whether batch number `batch` was acknowledged by an earlier or the current run."""
         return batch < self._state.acked_below or batch in self._acked
 
-    def ack(self, batch: int) -> None:
-        """Record batch number `batch` as acknowledged and save."""
+    def refused(self, rows: Iterable[int]) -> dict[int, str]:
+        """Which of `rows` (of acknowledged batches) the API refused, with its reason."""
+        refused = self._state.refused
+        return {row: refused[row] for row in rows if row in refused}
+
+    def ack(self, batch: int, refused: Mapping[int, str]) -> None:
+        """Record batch number `batch` as acknowledged, but for its rows `refused` by the API, and save."""
+        self._state.refused.update(refused)
         self._acked.add(batch)
         state = self._state
         # Acks arrive out of order with concurrency; fold the contiguous prefix into one number.

@@ -35,7 +35,7 @@ import gc
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass
@@ -518,7 +518,9 @@ class PushRun:
                         summary.batches += 1
                         event_ids = None if row_ids is None else list(map(row_ids.pop, batch.rows))
                         if checkpoint.is_acked(batch.number):
-                            summary.rows_resumed += len(batch.rows)
+                            refused = _refused_before(checkpoint, batch)
+                            _write_refused(rejects, refused)
+                            summary.rows_resumed += len(batch.rows) - len(refused)
                             task.advance(rows=len(batch.rows))
                         else:
                             sender.submit(batch, event_ids)
@@ -555,10 +557,7 @@ class PushRun:
 
     def _on_ack(self, task: ProgressTask, rejects: _Rejects | None) -> Callable[[Batch, _Inserted], None]:
         def on_ack(batch: Batch, inserted: _Inserted) -> None:
-            for refused in inserted.refused:
-                assert rejects is not None, "the API's refusals are skipped only into a rejects file"
-                # A line sent as written keeps its newline in the event: not in the record.
-                rejects.write(refused.row, RowProblem(None, refused.reason, refused.event.decode().rstrip()))
+            _write_refused(rejects, inserted.refused)
             self.summary.rows_sent += len(batch.rows) - len(inserted.refused)
             self.summary.batches_sent += 1
             self.summary.splits += inserted.splits
@@ -864,8 +863,12 @@ class _Sender:
             del self._ids_in_flight[future]
             error = future.exception()
             if error is None:
-                self._checkpoint.ack(batch.number)
-                self._on_ack(batch, future.result())
+                inserted = future.result()
+                # Before the rejects file is written: a push killed in between writes them on its rerun.
+                self._checkpoint.ack(
+                    batch.number, {refused.row: refused.reason for refused in inserted.refused}
+                )
+                self._on_ack(batch, inserted)
             else:
                 failure = failure or error
         if failure is not None and raise_failure:
@@ -906,6 +909,25 @@ class _Sender:
                 f"for {len(batch.rows)} rows"
             )
         return _Inserted()
+
+
+def _refused_before(checkpoint: PushCheckpoint, batch: Batch) -> list[_Refused]:
+    """The rows of an acknowledged batch that the API refused when an earlier run sent it."""
+    reasons = checkpoint.refused(batch.rows)
+    if not reasons:
+        return []
+    return [
+        _Refused(row, event, reasons[row])
+        for row, event in zip(batch.rows, batch.events, strict=True)
+        if row in reasons
+    ]
+
+
+def _write_refused(rejects: _Rejects | None, refused: Iterable[_Refused]) -> None:
+    for row in refused:
+        assert rejects is not None, "the API's refusals are skipped only into a rejects file"
+        # A line sent as written keeps its newline in the event: not in the record.
+        rejects.write(row.row, RowProblem(None, row.reason, row.event.decode().rstrip()))
 
 
 def _parts_in_order(batch: Batch, event_ids: list[str]) -> list[Batch]:

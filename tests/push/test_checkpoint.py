@@ -16,14 +16,17 @@ from connector.push.checkpoint import PushCheckpoint, checkpoint_key, file_ident
 def test_acks_out_of_order_survive_a_reload(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     checkpoint = PushCheckpoint(path, "data.csv")
-    for batch in (1, 0, 2, 5):
-        checkpoint.ack(batch)
+    for batch in (1, 0, 2):
+        checkpoint.ack(batch, {})
+    checkpoint.ack(5, {51: "the API refused the row"})
     # The contiguous prefix is folded into one number: the file stays small however many batches.
     assert orjson.loads(path.read_bytes()) == {
-        "format_version": 1, "source": "data.csv", "acked_below": 3, "acked": [5], "complete": False
+        "format_version": 1, "source": "data.csv", "acked_below": 3, "acked": [5],
+        "refused": {"51": "the API refused the row"}, "complete": False,
     }  # fmt: skip
     reloaded = PushCheckpoint(path, "data.csv")
     assert [n for n in range(7) if reloaded.is_acked(n)] == [0, 1, 2, 5]
+    assert reloaded.refused(range(50, 53)) == {51: "the API refused the row"}
     assert not reloaded.complete
     reloaded.mark_complete()
     assert PushCheckpoint(path, "data.csv").complete
@@ -54,7 +57,7 @@ def test_the_key_changes_with_the_file_and_the_options(tmp_path: Path) -> None:
 
 def test_one_push_of_a_file_at_a_time(tmp_path: Path) -> None:
     with locked_checkpoint(tmp_path, "k", "data.csv", "data.csv", force=False) as checkpoint:
-        checkpoint.ack(0)
+        checkpoint.ack(0, {})
         with (
             pytest.raises(PushError, match=r"another bt-sync push of data\.csv"),
             locked_checkpoint(tmp_path, "k", "data.csv", "data.csv", force=False),
@@ -67,7 +70,7 @@ def test_one_push_of_a_file_at_a_time(tmp_path: Path) -> None:
 def test_a_checkpoint_of_another_format_version_is_refused_not_misread(tmp_path: Path) -> None:
     path = tmp_path / "c.json"
     checkpoint = PushCheckpoint(path, "data.csv")
-    checkpoint.ack(0)
+    checkpoint.ack(0, {})
     saved = json.loads(path.read_text())
     assert saved["format_version"] == 1 and saved["acked_below"] == 1
     path.write_text(json.dumps(saved | {"format_version": 2}))

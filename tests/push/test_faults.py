@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from connector.api.client import BraintrustClient
 from connector.config import ApiSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
-from connector.errors import PushError
+from connector.errors import PushError, ServerUnavailable
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, push_file
 from tests.helpers import RETRIED_FAULTS
@@ -188,6 +188,36 @@ def test_with_on_error_skip_rows_the_api_refuses_go_to_the_rejects_file_and_the_
     (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p"))
     stored = {row["id"] for row in emulator.store.live_rows("dataset", dataset["id"])}
     assert stored == {f"r{n}" for n in range(1, 31)} - {"r17", "r30"}
+
+
+def test_rows_the_api_refused_before_a_push_stopped_are_in_the_rejects_file_of_its_rerun(
+    emulator: Emulator, push_client: BraintrustClient, tmp_path: Path
+) -> None:
+    lines = [f'{{"id": "r{n}", "input": {n}}}' for n in range(1, 31)]
+    for row in (5, 25):
+        lines[row - 1] = f'{{"id": "r{row}", "input": 1e400}}'
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    rejects = tmp_path / "rejects.jsonl"
+    options = PushOptions(
+        file=path,
+        project="p",
+        dataset="d",
+        batch_rows=10,
+        concurrency=1,
+        state_dir=tmp_path / "state",
+        on_error="skip",
+        rejects=rejects,
+    )
+    # Batch 0 takes 9 requests (row 5 is found by halving), batch 1 one; then the API is down.
+    emulator.faults.add(FaultRule(kind="status", route="/insert", status=503, after=10, times=None))
+    with pytest.raises(ServerUnavailable):
+        push_file(push_client, options, NullProgress())
+    emulator.faults.clear()
+    summary = push_file(push_client, options, NullProgress())
+    # The rerun rewrites the rejects file: row 5 comes from the checkpoint, row 25 from its own sending.
+    assert [json.loads(line)["row"] for line in rejects.read_text().splitlines()] == [5, 25]
+    assert (summary.rows_resumed, summary.rows_sent, summary.rows_skipped) == (19, 9, 2)
 
 
 def test_ctrl_c_says_what_was_sent_and_the_rerun_sends_the_rest(emulator: Emulator, tmp_path: Path) -> None:
