@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connector.config import WarehouseSettings
+from connector.destinations.interrupt import interruptible
 from connector.errors import QueryError
 from connector.wiring import open_destination
 from schemas.tables import sql_identifier
@@ -126,7 +127,7 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
     if len(statements) != 1 or statements[0].type.name not in _READ_ONLY_STATEMENTS:
         raise QueryError("give exactly one SELECT statement: the tables are read-only here")
     # Pinned: the query opens only the committed files, not every version a sync replaced in the last hour.
-    with open_destination(settings, prepare=False).reader(pinned=True) as con:
+    with open_destination(settings, prepare=False).reader(pinned=True) as con, interruptible(con):
         try:
             relation = con.sql(sql)
             if relation is None:

@@ -14,7 +14,7 @@ import pytest
 
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
-from tests.helpers import CLI, cli_warehouse_args, query, run_cli
+from tests.helpers import CLI, cli_warehouse_args, query, run_cli, sync
 
 # Runs the command line, then prints, last on stderr, how long DuckDB's allocator keeps freed pages.
 ALLOCATOR_PROBE = """
@@ -434,29 +434,43 @@ def test_json_output_is_one_document_the_summary_or_the_error(
     )
 
 
-# A command of this test's own around one long DuckDB statement (in `sync`, staging a page is one):
-# `bt-sync sql` streams its result, and DuckDB looks for Ctrl-C only in a statement run whole.
-SPIN = """
-import sys, duckdb
+# A command of this test's own ending as a DuckDB statement ends when Ctrl-C reaches DuckDB itself (as
+# when a sync stages a page): with DuckDB's own error, a plain RuntimeError, not KeyboardInterrupt.
+INTERRUPTED_IN_DUCKDB = """
+import sys
 from connector.cli import app, run
 from connector.cli.options import JsonOption
 
-@app.command("spin")
-def spin(as_json: bool = JsonOption) -> None:
-    print("spinning", file=sys.stderr, flush=True)
-    duckdb.connect().execute("SELECT count(*) FROM range(1000000000000) AS t(x) WHERE x % 7 = 3").fetchall()
+@app.command("stopped")
+def stopped(as_json: bool = JsonOption) -> None:
+    raise RuntimeError("Query interrupted")
 
-sys.argv = ["bt-sync", "spin", "--json"]
+sys.argv = ["bt-sync", "stopped", "--json"]
 run()
 """
 
 
-def test_ctrl_c_during_a_duckdb_statement_is_an_interruption_not_a_traceback() -> None:
-    spinning = subprocess.Popen([sys.executable, "-c", SPIN], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert spinning.stderr is not None and spinning.stderr.readline() == b"spinning\n"
-    time.sleep(0.5)
-    # DuckDB answers the signal with an error of its own ("Query interrupted"), not KeyboardInterrupt.
-    spinning.send_signal(signal.SIGINT)
-    out, err = spinning.communicate(timeout=60)
-    assert (spinning.returncode, err) == (130, b"bt-sync: interrupted\n")
-    assert json.loads(out) == {"error": "interrupted", "exit_code": 130}
+def test_ctrl_c_caught_by_duckdb_is_an_interruption_not_a_traceback() -> None:
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_IN_DUCKDB], capture_output=True, timeout=60)
+    assert (done.returncode, done.stderr) == (130, b"bt-sync: interrupted\n")
+    assert json.loads(done.stdout) == {"error": "interrupted", "exit_code": 130}
+
+
+def test_ctrl_c_stops_a_runaway_query_of_bt_sync_sql(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    sync(demo_emulator, warehouse)
+    # Streamed through Arrow, a statement ran on for minutes after Ctrl-C: DuckDB did not look for it.
+    endless = "SELECT count(*) FROM range(1000000000000) AS t(x) WHERE x % 7 = 3"
+    querying = subprocess.Popen(
+        [*CLI, "sql", *cli_warehouse_args(warehouse)[:4], endless],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(2)  # well into the statement: the command starts in under a second
+    querying.send_signal(signal.SIGINT)
+    try:
+        out, err = querying.communicate(timeout=30)
+    finally:
+        querying.kill()
+    assert (querying.returncode, out, err) == (130, b"", b"bt-sync: interrupted\n")
