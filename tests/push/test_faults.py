@@ -8,6 +8,7 @@ import signal
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -157,27 +158,36 @@ def test_a_row_the_api_refuses_is_found_by_halving_and_named(
     assert stored == {f"r{n}": n for n in range(1, 31)}
 
 
-@pytest.mark.parametrize("validate_first", [True, False])
-def test_with_on_error_skip_rows_the_api_refuses_go_to_the_rejects_file_and_the_rest_is_sent(
-    emulator: Emulator, push_client: BraintrustClient, tmp_path: Path, validate_first: bool
-) -> None:
+def skipping_push(tmp_path: Path, refused: dict[int, str], **options: Any) -> PushOptions:
+    """`--on-error skip` options pushing 30 JSON lines `r1`..`r30`, the lines `refused` (by row) in theirs.
+
+    The checks let those lines through (sent as written); the API refuses them.
+    """
     lines = [f'{{"id": "r{n}", "input": {n}}}' for n in range(1, 31)]
-    refused = {17: '{"id": "r17", "input": 1e400}', 30: '{"id": "r30", "input": {"deep": -1e999}}'}
     for row, line in refused.items():
         lines[row - 1] = line
     path = tmp_path / "data.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    rejects = tmp_path / "rejects.jsonl"
-    options = PushOptions(
+    return PushOptions(
         file=path,
         project="p",
         dataset="d",
         batch_rows=10,
         state_dir=tmp_path / "state",
         on_error="skip",
-        rejects=rejects,
-        validate_first=validate_first,
+        rejects=tmp_path / "rejects.jsonl",
+        **options,
     )
+
+
+@pytest.mark.parametrize("validate_first", [True, False])
+def test_with_on_error_skip_rows_the_api_refuses_go_to_the_rejects_file_and_the_rest_is_sent(
+    emulator: Emulator, push_client: BraintrustClient, tmp_path: Path, validate_first: bool
+) -> None:
+    refused = {17: '{"id": "r17", "input": 1e400}', 30: '{"id": "r30", "input": {"deep": -1e999}}'}
+    options = skipping_push(tmp_path, refused, validate_first=validate_first)
+    path, rejects = options.file, options.rejects
+    assert rejects is not None
     summary = push_file(push_client, options, NullProgress())
     assert (summary.rows_sent, summary.rows_skipped, summary.rejects) == (28, 2, str(rejects))
     records = [json.loads(line) for line in rejects.read_text().splitlines()]
@@ -193,22 +203,11 @@ def test_with_on_error_skip_rows_the_api_refuses_go_to_the_rejects_file_and_the_
 def test_rows_the_api_refused_before_a_push_stopped_are_in_the_rejects_file_of_its_rerun(
     emulator: Emulator, push_client: BraintrustClient, tmp_path: Path
 ) -> None:
-    lines = [f'{{"id": "r{n}", "input": {n}}}' for n in range(1, 31)]
-    for row in (5, 25):
-        lines[row - 1] = f'{{"id": "r{row}", "input": 1e400}}'
-    path = tmp_path / "data.jsonl"
-    path.write_text("\n".join(lines) + "\n")
-    rejects = tmp_path / "rejects.jsonl"
-    options = PushOptions(
-        file=path,
-        project="p",
-        dataset="d",
-        batch_rows=10,
-        concurrency=1,
-        state_dir=tmp_path / "state",
-        on_error="skip",
-        rejects=rejects,
+    options = skipping_push(
+        tmp_path, {row: f'{{"id": "r{row}", "input": 1e400}}' for row in (5, 25)}, concurrency=1
     )
+    rejects = options.rejects
+    assert rejects is not None
     # Batch 0 takes 9 requests (row 5 is found by halving), batch 1 one; then the API is down.
     emulator.faults.add(FaultRule(kind="status", route="/insert", status=503, after=10, times=None))
     with pytest.raises(ServerUnavailable):
