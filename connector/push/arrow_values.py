@@ -83,11 +83,16 @@ def plan_column(data_type: pa.DataType) -> ColumnPlan:
         return _plan_map(data_type)
     if pa.types.is_floating(data_type):
         return ColumnPlan(data_type, _finite)
-    if isinstance(data_type, pa.BaseExtensionType) and data_type.extension_name == _JSON_EXTENSION:
+    if is_json_column(data_type):
         return ColumnPlan(data_type.storage_type, orjson.loads)
     if _is_final(data_type):
         return ColumnPlan(data_type)
     raise NoJsonForm(_why_not(data_type))
+
+
+def is_json_column(data_type: pa.DataType) -> bool:
+    """Whether a column's type is Arrow's JSON type: text that is JSON values."""
+    return isinstance(data_type, pa.BaseExtensionType) and data_type.extension_name == _JSON_EXTENSION
 
 
 def python_rows(batch: pa.RecordBatch, plans: list[ColumnPlan]) -> list[dict[str, Any]]:

@@ -132,6 +132,12 @@ class _Reader(Protocol):
     @property
     def columns_complete(self) -> bool: ...
 
+    @property
+    def json_columns(self) -> frozenset[str]:
+        """Columns whose values are JSON values already (a Parquet or DuckDB JSON column's): a text value
+        there is text, never parsed again (`--parse-json`)."""
+        ...
+
     def chunks(self) -> Iterator[RowChunk]: ...
 
     def read_only(self, columns: Set[str]) -> None:
@@ -192,6 +198,11 @@ class SourceFile:
     def columns_complete(self) -> bool:
         """Whether `columns` names every column: always for CSV and Parquet, after a full read for JSON."""
         return self._reader.columns_complete
+
+    @property
+    def json_columns(self) -> frozenset[str]:
+        """See `_Reader.json_columns`: a Parquet file's JSON columns."""
+        return self._reader.json_columns
 
     @property
     def json_lines(self) -> InputFile | None:
@@ -307,6 +318,7 @@ class _JsonlReader:
         self._source = source
         self._seen: dict[str, None] = {}
         self.columns_complete = False
+        self.json_columns: frozenset[str] = frozenset()
         # A file whose first row is not an object is not JSON Lines at all: say so, rather than
         # report that none of its (no) columns maps to an event field.
         runs = jsonl_runs(source)
@@ -482,6 +494,7 @@ class _JsonReader:
         self._source = source
         self._seen: dict[str, None] = {}
         self.columns_complete = False
+        self.json_columns: frozenset[str] = frozenset()
         chunks = self._read()
         first = next(chunks, None)
         chunks.close()

@@ -17,7 +17,14 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from connector.errors import PushError
-from connector.push.arrow_values import VALUE_ERRORS, ColumnPlan, NoJsonForm, plan_column, python_rows
+from connector.push.arrow_values import (
+    VALUE_ERRORS,
+    ColumnPlan,
+    NoJsonForm,
+    is_json_column,
+    plan_column,
+    python_rows,
+)
 from connector.push.read import (
     CHUNK_ROWS,
     InputFile,
@@ -46,6 +53,7 @@ class CsvReader:
     """
 
     columns_complete = True
+    json_columns: frozenset[str] = frozenset()
 
     def __init__(self, source: InputFile) -> None:
         self._source = source
@@ -301,6 +309,7 @@ class ParquetReader:
         if self._file.metadata.num_rows == 0:
             raise PushError(f"{path.name} has no rows")
         self.columns = tuple(schema.names)
+        self.json_columns = frozenset(field.name for field in schema if is_json_column(field.type))
         self._read = list(self.columns)
         self._plans: list[ColumnPlan] | None = None
 

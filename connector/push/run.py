@@ -224,7 +224,6 @@ class PushRun:
         self.query = None if result is None else result.sql
         # A query's result links its records to the spans its rows came from; a file's rows never do.
         self.origin = None if result is None else find_origin(source.columns)
-        self.json_columns = frozenset() if result is None else result.json_columns
         # Sending as it checks, a push maps JSON rows by the keys of the first: it cannot read them all first.
         self.mapper = self._mapper(self._mapping(check=source.columns_complete or not options.validate_first))
         # A column the mapping never sends is listed as not sent; its values must not refuse a row.
@@ -624,7 +623,7 @@ class PushRun:
             project=options.project,
             dataset=options.dataset,
             parse_json=options.parse_json,
-            json_columns=self.json_columns,
+            json_columns=self.source.json_columns,
             known_columns=self.source.columns,
         )
 

@@ -436,13 +436,22 @@ def test_json_columns_of_a_parquet_file_arrive_as_the_values_they_hold(
 ) -> None:
     # Parquet's JSON type: what DuckDB's COPY writes, and bt-sync's own tables hold (`input`, `expected`).
     held = {"r1": '"hello"', "r2": "42", "r3": "true", "r4": "null", "r5": '{"a": [1, "x"]}'}
+    # Text that looks like JSON, held as text: `--parse-json` (the default) leaves a JSON column's text be.
+    held["r6"] = '"{\\"b\\": 2}"'
     values = ", ".join(f"('{key}', '{text}'::JSON)" for key, text in held.items())
     path = tmp_path / "json.parquet"
     duckdb.sql(f"COPY (SELECT * FROM (VALUES {values}) AS v(id, input)) TO '{path}' (FORMAT parquet)")
     assert pq.read_schema(path).field("input").type.extension_name == "arrow.json"
     push(path, input=("input",))
     landed = {key: row.get("input") for key, row in stored(emulator).items()}
-    assert landed == {"r1": "hello", "r2": 42, "r3": True, "r4": None, "r5": {"a": [1, "x"]}}
+    assert landed == {
+        "r1": "hello",
+        "r2": 42,
+        "r3": True,
+        "r4": None,
+        "r5": {"a": [1, "x"]},
+        "r6": '{"b": 2}',
+    }
 
 
 def test_a_type_without_a_json_form_is_one_line_naming_the_column(
