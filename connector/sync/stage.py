@@ -43,6 +43,7 @@ from connector.sync.shape import (
     page_shape,
 )
 from connector.sync.staging import ObjectStaging
+from connector.sync.surrogates import without_lone_surrogates
 from schemas.tables import Column, EventStream, json_struct, sql_identifier, sql_literal
 
 # DuckDB's memory for typing a page, which it types whole: a fixed part and about ten times the
@@ -161,6 +162,10 @@ class PageStager:
                 con.register("page_misfits", _misfits_table(event_misfits(body, self._stream, shape)))
             con.execute(self._sql.type_page(table, shape))
         except duckdb.InvalidInputException as error:
+            mended = without_lone_surrogates(body) if "surrogate" in str(error) else None
+            if mended is not None:
+                con.unregister("page_body")
+                return self.stage(mended, cutoff)
             # Only what DuckDB says of the input: running out of memory or disk is not the page's fault.
             raise PageMalformed(f"the page is not valid JSON ({_first_line(error)})") from None
         events, bad_ids, bad_xacts, newest, oldest, bad_sample, cursor = con.execute(

@@ -229,6 +229,26 @@ def test_a_value_its_column_cannot_hold_lands_in_extra(
     assert orjson.loads(rows["odd"]) == misfit and rows["plain"] is None
 
 
+def test_a_lone_surrogate_escape_becomes_the_replacement_character_and_its_page_syncs(
+    emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # Valid JSON (a string cut in the middle of an emoji, as `json.dumps` writes it), which DuckDB refuses.
+    broken = emulator.store.create_project("cut")
+    page = [event("cut", output="Sure! \ud83d", metadata={"k\udc00": ["\ud83d\ude00 whole"]}), event("plain")]
+    serve(emulator, broken["id"], page, times=2)
+    sync(emulator, warehouse)
+    rows = {
+        row_id: (output, metadata)
+        for row_id, output, metadata in query(
+            warehouse, "SELECT id, output, metadata FROM project_logs WHERE project_id = ?", [broken["id"]]
+        )
+    }
+    assert rows.keys() == {"cut", "plain"}
+    output, metadata = rows["cut"]
+    assert orjson.loads(output) == "Sure! \ufffd"
+    assert orjson.loads(metadata) == {"k\ufffd": ["\U0001f600 whole"]}
+
+
 def sync_giving_up_soon(emulator: Emulator, warehouse: WarehouseSettings) -> subprocess.CompletedProcess[str]:
     """`bt-sync sync --json` with two attempts per request and no wait between them."""
     env = {
