@@ -246,9 +246,9 @@ class RowMapper:
                 event = b"".join((b'{"id":', orjson.dumps(row_id), b"," if payload else b"", body[1:]))
         except (_BadValue, BadOrigin) as bad:
             return RowProblem(bad.column, bad.reason, values=row)
+        except _NoJsonNumber as error:
+            return RowProblem(None, str(error), values=row)
         except orjson.JSONEncodeError as error:
-            if isinstance(error.__cause__, _NoJsonNumber):
-                return RowProblem(None, str(error.__cause__), values=row)
             return RowProblem(None, f"cannot be written as JSON ({error})", values=row)
         if len(event) > self._max_event_bytes:
             return RowProblem(
@@ -365,7 +365,7 @@ def _column_id(column: str, value: Any) -> str:
 
 
 class _NoJsonNumber(TypeError):
-    """A number beyond a double's range: orjson raises it as the cause of its own error."""
+    """A number beyond a double's range (raised inside orjson, which makes it its error's cause)."""
 
 
 def _json(payload: dict[str, Any]) -> bytes:
@@ -377,6 +377,8 @@ def _json(payload: dict[str, Any]) -> bytes:
     try:
         return orjson.dumps(payload, default=_exact_number, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError as error:
+        if isinstance(error.__cause__, _NoJsonNumber):
+            raise error.__cause__ from None
         if error.__cause__ is not None:
             raise
         # orjson's own refusal: of the types a row holds, only such an integer has no JSON form for it.
@@ -410,7 +412,9 @@ def _exact_number(value: Any) -> orjson.Fragment:
 
 
 def _beyond_a_double(value: Decimal | int) -> str:
-    shown = value if isinstance(value, Decimal) else f"{value:.6e}"  # an integer's digits may be hundreds
+    shown = str(value)
+    if isinstance(value, int) and len(shown) > 20:  # an integer's digits may be hundreds
+        shown = f"{shown[:12]}… ({len(shown.lstrip('-'))} digits)"
     return f"the number {shown} is beyond a double's range, which JSON readers (the API's too) cannot hold"
 
 

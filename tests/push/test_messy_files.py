@@ -534,6 +534,13 @@ def test_a_json_file_s_numbers_beyond_a_double_are_bad_rows_and_its_big_integers
         "cannot hold"
     )
     assert nothing_created(emulator)
+    path.write_text(f'[{{"id": "a", "input": {{"n": 1{"0" * 320}}}}}]')  # an integer no double holds
+    with pytest.raises(PushError) as error:
+        push(path)
+    assert str(error.value) == (
+        "d.json row 1: the number 100000000000… (321 digits) is beyond a double's range, which JSON "
+        "readers (the API's too) cannot hold"
+    )
     big = 123456789012345678901234567890
     for name in ("big.json", "big.jsonl"):
         (tmp_path / name).write_text(f'{{"id": "{name}", "input": {{"n": {big}}}, "x": 1}}\n')
