@@ -57,6 +57,7 @@ from connector.errors import (
 from connector.progress import ProgressReporter, ProgressTask
 from connector.push.batch import Batch, batches
 from connector.push.checkpoint import PushCheckpoint, checkpoint_key, file_identity, locked_checkpoint
+from connector.push.choices import OnError
 from connector.push.ids import Duplicates, IdIndex
 from connector.push.lines_ahead import LinesAhead, helps
 from connector.push.map import ColumnMapping, MappedChunk, RowMapper, resolve_mapping
@@ -511,7 +512,6 @@ class PushRun:
                     self.options,
                     checkpoint,
                     self._on_ack(task, rejects),
-                    skip_refused=rejects is not None,
                 ) as sender:
                     for batch in to_push:
                         summary.batches += 1
@@ -811,8 +811,6 @@ class _Sender:
         options: PushOptions,
         checkpoint: PushCheckpoint,
         on_ack: Callable[[Batch, _Inserted], None],
-        *,
-        skip_refused: bool,
     ) -> None:
         self._client = client
         self._dataset_id = dataset_id
@@ -820,7 +818,8 @@ class _Sender:
         self._concurrency = options.concurrency
         self._checkpoint = checkpoint
         self._on_ack = on_ack
-        self._skip_refused = skip_refused
+        # A row the API refuses is then a bad row like any other: `on_ack` writes it to the rejects file.
+        self._skip_refused = options.on_error is OnError.SKIP
         self._pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="bt-sync-push")
         self._in_flight: dict[Future[_Inserted], Batch] = {}
         self._ids_in_flight: dict[Future[_Inserted], frozenset[str]] = {}
