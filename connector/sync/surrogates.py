@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -22,18 +21,7 @@ def without_lone_surrogates(body: bytes) -> bytes | None:
         page = json.loads(body)
     except ValueError:
         return None
-    found = [False]
-
-    def mended(value: Any) -> Any:
-        if isinstance(value, str):
-            fixed = _LONE_SURROGATE.sub("\ufffd", value)
-            found[0] = found[0] or fixed != value
-            return fixed
-        if isinstance(value, list):
-            return [mended(item) for item in value]
-        if isinstance(value, dict):
-            return {mended(key): mended(item) for key, item in value.items()}
-        return value
-
-    text = json.dumps(mended(page), ensure_ascii=False)
-    return text.encode() if found[0] else None
+    # Written back as text, a surrogate left is a lone one: the reader joined every pair into one character.
+    text = json.dumps(page, ensure_ascii=False)
+    mended = _LONE_SURROGATE.sub("\ufffd", text)
+    return mended.encode() if mended != text else None
