@@ -26,25 +26,16 @@ Values = Callable[[Row], dict[str, float]]
 def score_summaries(rows: list[Row], compared: list[Row] | None) -> dict[str, dict[str, Any]]:
     """Average of each score over the rows that have it, compared with `compared`'s rows if given."""
     return {
-        name: {
-            "name": name,
-            "score": average,
-            **_comparison(name, average, rows, compared, _scores, better=1),
-        }
-        for name, average in _averages(rows, _scores).items()
+        name: {"name": name, "score": average, **comparison}
+        for name, (average, comparison) in _summaries(rows, compared, _scores, better=1).items()
     }
 
 
 def metric_summaries(rows: list[Row], compared: list[Row] | None) -> dict[str, dict[str, Any]]:
     """Average duration and token counts over the rows that have them, compared as `score_summaries`."""
     return {
-        name: {
-            "name": name,
-            "metric": average,
-            "unit": _METRIC_UNITS[name],
-            **_comparison(name, average, rows, compared, _metrics, better=-1),
-        }
-        for name, average in _averages(rows, _metrics).items()
+        name: {"name": name, "metric": average, "unit": _METRIC_UNITS[name], **comparison}
+        for name, (average, comparison) in _summaries(rows, compared, _metrics, better=-1).items()
     }
 
 
@@ -72,25 +63,26 @@ def _averages(rows: Iterable[Row], values: Values) -> dict[str, float]:
     return {name: sum(numbers) / len(numbers) for name, numbers in sorted(collected.items())}
 
 
-def _comparison(
-    name: str, average: float, rows: list[Row], compared: list[Row] | None, values: Values, better: int
-) -> dict[str, Any]:
-    """`diff`, `improvements` and `regressions` of one score or metric against `compared` (none: no diff)."""
+def _summaries(
+    rows: list[Row], compared: list[Row] | None, values: Values, better: int
+) -> dict[str, tuple[float, dict[str, Any]]]:
+    """Each score's (or metric's) average, and its `diff`, `improvements` and `regressions` against
+    `compared` (none: no diff). `better` is the sign of a change for the better."""
+    averages = _averages(rows, values)
     if compared is None:
-        return {"improvements": 0, "regressions": 0}
-    before = _averages(compared, values).get(name)
-    earlier = {_case(row): values(row).get(name) for row in compared if _is_root(row)}
-    improvements = regressions = 0
-    for row in rows:
-        now, then = values(row).get(name), earlier.get(_case(row)) if _is_root(row) else None
-        if now is None or then is None or now == then:
-            continue
-        if (now - then) * better > 0:
-            improvements += 1
-        else:
-            regressions += 1
-    diff = None if before is None else average - before
-    return {"diff": diff, "improvements": improvements, "regressions": regressions}
+        return {name: (average, {"improvements": 0, "regressions": 0}) for name, average in averages.items()}
+    before = _averages(compared, values)
+    earlier = {_case(row): values(row) for row in compared if _is_root(row)}
+    changes = {name: {"improvements": 0, "regressions": 0} for name in averages}
+    for row in filter(_is_root, rows):
+        then = earlier.get(_case(row), {})
+        for name, now in values(row).items():
+            if then.get(name) is not None and now != then[name]:
+                changes[name]["improvements" if (now - then[name]) * better > 0 else "regressions"] += 1
+    return {
+        name: (average, {"diff": average - before[name] if name in before else None, **changes[name]})
+        for name, average in averages.items()
+    }
 
 
 def _is_root(row: Row) -> bool:
