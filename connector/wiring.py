@@ -31,7 +31,7 @@ def open_destination(settings: WarehouseSettings, *, prepare: bool = True) -> De
     """
     destination: Destination
     if settings.destination is DestinationKind.ICEBERG:
-        destination = _iceberg_destination(settings)
+        destination = _iceberg_destination(settings, create=prepare)
     elif settings.destination is DestinationKind.DUCKDB:
         # Imported here: DuckDB and pyarrow would add 0.15 s to a push, which needs only a client.
         from connector.destinations.duckdb import DuckDbDestination
@@ -44,7 +44,7 @@ def open_destination(settings: WarehouseSettings, *, prepare: bool = True) -> De
     return destination
 
 
-def _iceberg_destination(settings: WarehouseSettings) -> Destination:
+def _iceberg_destination(settings: WarehouseSettings, *, create: bool) -> Destination:
     """The Iceberg destination, whose libraries are an optional extra (imported only when chosen)."""
     try:
         from connector.destinations.iceberg import IcebergDestination
@@ -54,4 +54,4 @@ def _iceberg_destination(settings: WarehouseSettings) -> Destination:
         raise ConfigError(
             "the iceberg destination needs the iceberg extra: pip install 'bt-sync[iceberg]'"
         ) from None
-    return IcebergDestination(settings)
+    return IcebergDestination(settings, create=create)

@@ -174,7 +174,7 @@ def status(
         # Most often a --parquet, --duckdb or BT_SYNC_* setting other than the sync's.
         typer.echo(
             f"bt-sync: note: no object was synced into {target.description} yet: run `bt-sync sync` "
-            "first, or give status the sync's --duckdb / --parquet",
+            "first, or give status the sync's warehouse settings (--duckdb / --parquet, or the iceberg ones)",
             err=True,
         )
     keys = object_keys(states)

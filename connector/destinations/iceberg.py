@@ -74,15 +74,19 @@ class IcebergDestination:
 
     Args:
         settings: the catalog, warehouse, namespace and this worker's state directory.
+        create: whether a missing SQLite catalog is created (False when the caller only reads: it is
+            then an empty catalog).
 
     Raises:
         ConfigError: no catalog, or a SQL catalog without a warehouse.
         WarehouseError: the catalog cannot be opened.
     """
 
-    def __init__(self, settings: WarehouseSettings) -> None:
+    def __init__(self, settings: WarehouseSettings, *, create: bool = True) -> None:
         self._catalog_name = settings.iceberg_catalog or ""
-        self._catalog: Catalog = open_catalog(settings.iceberg_catalog, settings.iceberg_warehouse)
+        self._catalog: Catalog = open_catalog(
+            settings.iceberg_catalog, settings.iceberg_warehouse, create=create
+        )
         self._namespace = settings.iceberg_namespace
         self._state_dir = settings.state_dir
         identity = f"{self._catalog_name}|{settings.iceberg_warehouse}|{self._namespace}"
@@ -149,7 +153,9 @@ class IcebergDestination:
         return object_state(self._table(ref.stream.table), ref.object_id)
 
     def list_states(self) -> list[SyncState]:
-        """Every synced object's committed state."""
+        """Every synced object's committed state (none before the first sync created the tables)."""
+        if not self._catalog.table_exists(self._id(SYNC_STATE_TABLE)):  # the table `prepare` creates last
+            return []
         return [
             SyncState.model_validate_json(value)
             for stream in EVENT_STREAMS.values()
@@ -267,7 +273,8 @@ class IcebergDestination:
 
     def maintain(self, retain: timedelta) -> MaintainSummary:
         """Merge small files, expire snapshots older than `retain`, delete files no snapshot needs."""
-        summary = maintain_tables(self._table_names(), retain, self._table)
+        existing = [name for name in self._table_names() if self._catalog.table_exists(self._id(name))]
+        summary = maintain_tables(existing, retain, self._table)
         if summary.files_compacted:
             self._publish_states()  # the objects' file counts changed
         return summary

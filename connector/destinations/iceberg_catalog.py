@@ -60,8 +60,14 @@ STATE_PROPERTY = "bt-sync.state."
 OPEN_ATTEMPTS = 3
 
 
-def open_catalog(uri_or_name: str | None, warehouse: str | None) -> Catalog:
+def open_catalog(uri_or_name: str | None, warehouse: str | None, *, create: bool = True) -> Catalog:
     """The catalog: a SQL catalog at a URI, or one configured by name.
+
+    Args:
+        uri_or_name: a SQL catalog URI, or the name of a configured catalog.
+        warehouse: where a SQL catalog's tables keep their files.
+        create: whether a SQLite catalog's missing file is created; if not, it is read as an empty
+            catalog (commands that only read must leave no file behind).
 
     Raises:
         ConfigError: no catalog given, or a SQL catalog without a warehouse location.
@@ -79,7 +85,8 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None) -> Catalog:
                 "a SQL catalog needs a warehouse location: --iceberg-warehouse (BT_SYNC_ICEBERG_WAREHOUSE), "
                 "a directory or s3://bucket/prefix"
             )
-        name, properties = SQL_CATALOG_NAME, {**properties, "type": "sql", "uri": uri_or_name}
+        uri = uri_or_name if create or not _missing_sqlite_file(uri_or_name) else "sqlite:///:memory:"
+        name, properties = SQL_CATALOG_NAME, {**properties, "type": "sql", "uri": uri}
     else:
         name = uri_or_name
     if warehouse:
@@ -102,6 +109,20 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None) -> Catalog:
             # (`table iceberg_tables already exists`): the loser finds them made on its next try.
             time.sleep(random.uniform(0.05, 0.2) * attempt)
             attempt += 1
+
+
+def _missing_sqlite_file(uri: str) -> bool:
+    """Whether the URI names a SQLite catalog whose file does not exist (opening it would create it)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(uri)
+    except ArgumentError:
+        return False  # opening it says what is wrong
+    path = url.database
+    is_file = url.get_backend_name() == "sqlite" and path not in (None, "", ":memory:")
+    return is_file and not os.path.exists(str(path))
 
 
 def _standard_aws_settings() -> dict[str, str]:

@@ -286,7 +286,8 @@ def test_status_of_a_place_nothing_was_synced_into_says_so(tmp_path: Path) -> No
     assert (done.returncode, json.loads(done.stdout)) == (0, [])
     assert done.stderr == (
         f"bt-sync: note: no object was synced into {tmp_path}/none.duckdb (tables in {tmp_path}/none) yet: "
-        "run `bt-sync sync` first, or give status the sync's --duckdb / --parquet\n"
+        "run `bt-sync sync` first, or give status the sync's warehouse settings "
+        "(--duckdb / --parquet, or the iceberg ones)\n"
     )
 
 

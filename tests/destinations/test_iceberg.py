@@ -18,6 +18,7 @@ from pyiceberg.table import Table
 
 from connector.config import WarehouseSettings
 from connector.destinations.base import SyncState
+from connector.destinations.iceberg_catalog import open_catalog
 from connector.destinations.iceberg_maintain import UNREFERENCED_GRACE
 from connector.destinations.iceberg_merge import READ_THREADS, _read_in_order
 from connector.emulator import Emulator, ListQuery
@@ -252,6 +253,28 @@ def test_choosing_iceberg_without_its_extra_or_catalog_is_one_clear_line(tmp_pat
     no_catalog = run_cli("status", "--destination", "iceberg")
     assert no_catalog.returncode == 2 and len(no_catalog.stderr.strip().splitlines()) == 1
     assert "--iceberg-catalog" in no_catalog.stderr
+
+
+def test_commands_that_only_read_see_a_missing_sqlite_catalog_as_empty_and_leave_no_file(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    iceberg = iceberg_in(tmp_path)
+    catalog_file = Path(str(iceberg.iceberg_catalog).removeprefix("sqlite:///"))
+    args = cli_warehouse_args(iceberg)[:-2]  # without --state-dir: these commands stage nothing
+    status = run_cli("status", *args, "--json")
+    assert (status.returncode, json.loads(status.stdout)) == (0, []), status.stderr
+    assert "no object was synced" in status.stderr
+    maintained = run_cli("maintain", *args, "--json")
+    assert (maintained.returncode, json.loads(maintained.stdout)["tables"]) == (0, 0), maintained.stderr
+    queried = run_cli("sql", *args, "SELECT count(*) FROM project_logs")
+    assert queried.returncode == 1 and "a sync creates the tables" in queried.stderr
+    assert not catalog_file.exists()
+    # A catalog a sync has not created the tables in yet (the Dagster sensor's first tick) lists nothing.
+    open_catalog(str(iceberg.iceberg_catalog), str(iceberg.iceberg_warehouse))
+    assert catalog_file.exists() and open_destination(iceberg, prepare=False).list_states() == []
+    emulator.store.generate_logs(emulator.store.create_project("first")["id"], 5, update_fraction=0.0)
+    sync(emulator, iceberg, kinds=frozenset({"logs"}))
+    assert [s.rows for s in open_destination(iceberg, prepare=False).list_states()] == [5]
 
 
 def test_a_version_beyond_iceberg_s_long_fails_its_object_not_the_run(tmp_path: Path) -> None:
