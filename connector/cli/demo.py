@@ -32,6 +32,8 @@ SELECT e.name AS experiment,
 FROM experiment_events ev JOIN experiments e ON e.id = ev.experiment_id
 GROUP BY ALL ORDER BY experiment"""
 CURATION_PROJECT, CURATION_DATASET = "support-bot", "hard-cases"
+# What a sync and a push write in their scratch directory.
+SCRATCH_ENTRIES = {"staging", "locks", "push"}
 # Root spans a scorer rated poorly become test cases; `project_id` and `_xact_id` fill each record's `origin`.
 CURATION_SQL = """\
 SELECT id, project_id, _xact_id, input, output AS expected, metadata
@@ -65,8 +67,7 @@ def demo(
 
     console = output_console()
     state_dir = parquet.with_name(parquet.name + "-state")
-    for path in (duckdb, parquet, state_dir):
-        _remove(path)
+    _remove_earlier_demo(duckdb, parquet, state_dir)
     store = WarehouseSettings(duckdb_path=duckdb, parquet_root=str(parquet), state_dir=state_dir)
     with Emulator(seed="demo") as emulator, terminal_progress() as progress:
         console.print(f"[bold]1. Braintrust emulator[/] serving demo data at {emulator.url}")
@@ -161,8 +162,45 @@ def _curate(
     console.print(describe(push(client, options, progress, store)), markup=False)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
+def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
+    """Remove the files an earlier demo wrote at these paths; refuse, touching nothing, anything else.
+
+    Raises:
+        ConfigError: a path holds something no demo writes (a mistyped `--parquet data` must not
+            delete a warehouse).
+    """
+    from connector.destinations.parquet_tree import VERSIONS
+    from connector.errors import ConfigError
+    from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
+
+    tables = {VERSIONS, *(s.table for s in EVENT_STREAMS.values()), *(t.table for t in CATALOG_TABLES)}
+    checks = (
+        (duckdb, "--duckdb", _is_duckdb_file(duckdb)),
+        (parquet, "--parquet", _holds_only(parquet, tables)),
+        (state_dir, "the scratch directory", _holds_only(state_dir, SCRATCH_ENTRIES)),
+    )
+    for path, named, written_by_a_demo in checks:
+        if path.exists() and not written_by_a_demo:
+            raise ConfigError(
+                f"{named} {path} holds files the demo did not write, and the demo recreates it: give a "
+                "path that does not exist yet, or one an earlier demo used"
+            )
+    for path, _, _ in checks:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _is_duckdb_file(path: Path) -> bool:
+    """Whether `path` is a file holding a DuckDB database (its header's magic bytes)."""
+    try:
+        with path.open("rb") as file:
+            return file.read(12)[8:] == b"DUCK"
+    except OSError:
+        return False
+
+
+def _holds_only(path: Path, names: set[str]) -> bool:
+    """Whether `path` is a directory whose entries all have one of `names`."""
+    return path.is_dir() and all(entry.name in names for entry in path.iterdir())
