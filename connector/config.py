@@ -10,7 +10,7 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.defaults import (
@@ -50,11 +50,31 @@ class ApiSettings(_Settings):
     api_url: str = Field(default=DEFAULT_API_URL, validation_alias="BRAINTRUST_API_URL")
     api_key: SecretStr | None = Field(default=None, validation_alias="BRAINTRUST_API_KEY")
     timeout_s: float = Field(
-        default=DEFAULT_TIMEOUT_S, gt=0, le=MAX_TIMEOUT_S, validation_alias="BT_SYNC_TIMEOUT"
+        default=DEFAULT_TIMEOUT_S,
+        gt=0,
+        le=MAX_TIMEOUT_S,
+        allow_inf_nan=False,
+        validation_alias="BT_SYNC_TIMEOUT",
     )
     max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, validation_alias="BT_SYNC_MAX_ATTEMPTS")
     backoff_initial_s: float = Field(default=0.5, ge=0, allow_inf_nan=False)
     backoff_max_s: float = Field(default=30.0, ge=0, allow_inf_nan=False)
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
+        # The key travels in an HTTP header, which holds visible ASCII only; httpx's refusal of anything
+        # else quotes the header, key and all. The key itself is never part of the message.
+        if value is None:
+            return None
+        key = value.get_secret_value().strip()
+        for position, character in enumerate(key, start=1):
+            if not " " <= character <= "~":
+                kind = "a control character" if character.isascii() else "a non-ASCII character"
+                raise ValueError(
+                    f"holds {kind} (at position {position} of {len(key)}), which no API key has: copy it again"
+                )
+        return SecretStr(key)
 
     @field_validator("api_url")
     @classmethod
@@ -102,6 +122,16 @@ class WarehouseSettings(_Settings):
         default=DEFAULT_ICEBERG_NAMESPACE,
         validation_alias="BT_SYNC_ICEBERG_NAMESPACE",
     )
+
+    @field_validator("duckdb_path", "parquet_root", "state_dir", mode="before")
+    @classmethod
+    def _not_empty(cls, value: object, info: ValidationInfo) -> object:
+        # An unset variable in a deployment's `BT_SYNC_PARQUET=$ROOT` would otherwise mean the current
+        # directory, or no Parquet root: the analysts' views would point at new, empty tables.
+        if isinstance(value, str | Path) and not str(value).strip():
+            instead = " (or --no-parquet)" if info.field_name == "parquet_root" else ""
+            raise ValueError(f"is empty: give a path{instead}")
+        return value
 
     @field_validator("duckdb_path", "parquet_root")
     @classmethod

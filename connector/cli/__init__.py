@@ -49,6 +49,13 @@ _FLAGS = {
     "page_limit": "--page-limit",
     "duckdb_path": "--duckdb",
     "parquet_root": "--parquet",
+    "state_dir": "--state-dir",
+    "batch_rows": "--batch-rows",
+    "concurrency": "--concurrency",
+    "rejects": "--rejects",
+    "sql_file": "--sql-file",
+    "backoff_initial_s": "BT_SYNC_BACKOFF_INITIAL_S",
+    "backoff_max_s": "BT_SYNC_BACKOFF_MAX_S",
 }
 # The environment bt-sync and the libraries it drives read settings and credentials from.
 _SETTING_PREFIXES = ("BT_SYNC_", "BRAINTRUST_", "AWS_", "PYICEBERG_")

@@ -184,7 +184,7 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (
             ["sync", "--api-url", "{url}", "--timeout", "inf"],
             {},
-            "--timeout: Input should be less than or equal to 86400",
+            "--timeout: Input should be a finite number",
         ),
         (["sync", "--api-url", "{url}"], {"BT_SYNC_TIMEOUT": "1e300"}, "BT_SYNC_TIMEOUT"),
         (
@@ -197,6 +197,18 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
             {},
             "--lock-wait: Input should be a finite number",
         ),
+        (
+            ["sync", "--api-url", "{url}", "--timeout", "nan"],
+            {},
+            "--timeout: Input should be a finite number",
+        ),
+        # A key no header can carry: httpx's refusal would quote it.
+        (["sync", "--api-url", "{url}"], {"BRAINTRUST_API_KEY": "ab\ns3cr3t"}, "holds a control character"),
+        (["projects", "--api-url", "{url}", "--api-key", "ключs3cr3t"], {}, "holds a non-ASCII character"),
+        # An unset variable in `BT_SYNC_PARQUET=$ROOT` must not point the views at new, empty tables.
+        (["sync", "--api-url", "{url}"], {"BT_SYNC_PARQUET": ""}, "BT_SYNC_PARQUET: is empty"),
+        (["status", "--duckdb", " "], {}, "--duckdb: is empty"),
+        (["sync", "--api-url", "{url}"], {"BT_SYNC_BACKOFF_MAX_S": "-1"}, "BT_SYNC_BACKOFF_MAX_S: Input"),
         (["maintain", "--retain-hours", "1e12"], {}, "--retain-hours must be between 0 and 878,400"),
         (["maintain", "--retain-hours", "nan"], {}, "must be between 0 and 878,400 hours, got nan"),
         # Credentials in the API's URL are never shown, however it fails.
