@@ -71,9 +71,8 @@ class ApiSettings(_Settings):
         for position, character in enumerate(key, start=1):
             if not " " <= character <= "~":
                 kind = "a control character" if character.isascii() else "a non-ASCII character"
-                raise ValueError(
-                    f"holds {kind} (at position {position} of {len(key)}), which no API key has: copy it again"
-                )
+                where = f"at position {position} of {len(key)}"
+                raise ValueError(f"holds {kind} ({where}), which no API key has: copy it again")
         return SecretStr(key)
 
     @field_validator("api_url")
