@@ -131,10 +131,11 @@ def _row_counts_match_api(assets: EventAssets) -> dg.AssetChecksDefinition:
         """Compare every synced dataset's row count with the API's live record count."""
         with terminal_errors_fail_without_retry(), warehouse.reader() as connection:
             local = connection.execute(
-                "SELECT s.object_id, d.name, count(r.id) FROM sync_state AS s "
-                "JOIN datasets AS d ON d.id = s.object_id "
+                # Not joined to the `datasets` catalog: a refresh drops a dataset deleted upstream from
+                # it, while its rows stay until a reconcile removes them (and its state with them).
+                "SELECT s.object_id, s.name, count(r.id) FROM sync_state AS s "
                 "LEFT JOIN dataset_records AS r ON r.dataset_id = s.object_id "
-                "WHERE s.object_type = 'dataset' GROUP BY ALL ORDER BY d.name"
+                "WHERE s.object_type = 'dataset' GROUP BY ALL ORDER BY s.name"
             ).fetchall()
         mismatched: list[tuple[str, str, int, int | None]] = []
         with terminal_errors_fail_without_retry(), braintrust.client() as client:

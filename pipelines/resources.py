@@ -9,25 +9,23 @@ environment configures both.
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import dagster as dg
 import duckdb
-from pydantic import Field
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings
 
 from connector.api.client import BraintrustClient
 from connector.config import ApiSettings, DestinationKind, WarehouseSettings
-from connector.defaults import (
-    DEFAULT_API_URL,
-    DEFAULT_APP_URL,
-    DEFAULT_LOCK_WAIT_S,
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_TIMEOUT_S,
-)
+from connector.defaults import DEFAULT_API_URL, DEFAULT_APP_URL, DEFAULT_LOCK_WAIT_S
 from connector.destinations.base import Destination, SyncState
 from connector.destinations.filesystem import Root
+from connector.errors import ConfigError, validation_problems
 from connector.wiring import open_destination
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
@@ -41,8 +39,9 @@ class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         api_key: the API key.
         api_url: the API base URL; None reads `BRAINTRUST_API_URL`, else the public API.
         projects: names or ids of the projects to sync; empty syncs every project the key sees.
-        timeout_s: per-request timeout in seconds.
-        max_attempts: attempts per request before a transient failure is raised.
+        timeout_s: per-request timeout in seconds; None reads `BT_SYNC_TIMEOUT`, else 60.
+        max_attempts: attempts per request before a transient failure is raised; None reads
+            `BT_SYNC_MAX_ATTEMPTS`, else 6.
         app_url: the Braintrust web UI that materializations link to; None links to the public UI
             when `api_url` is the public API, and nowhere otherwise.
     """
@@ -50,20 +49,18 @@ class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     api_key: str
     api_url: str | None = None
     projects: list[str] = Field(default_factory=list)
-    timeout_s: float = DEFAULT_TIMEOUT_S
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    timeout_s: float | None = None
+    max_attempts: int | None = None
     app_url: str | None = None
 
     def settings(self) -> ApiSettings:
-        """The `connector` settings these fields (and the environment, for unset ones) describe."""
-        given: dict[str, Any] = {
-            "api_key": self.api_key,
-            "timeout_s": self.timeout_s,
-            "max_attempts": self.max_attempts,
-        }
-        if self.api_url is not None:
-            given["api_url"] = self.api_url
-        return ApiSettings(**given)
+        """The `connector` settings these fields (and the environment, for unset ones) describe.
+
+        Raises:
+            ConfigError: a field or variable is invalid (which no retry can mend).
+        """
+        fields = ("api_key", "api_url", "timeout_s", "max_attempts")
+        return _settings(ApiSettings, {name: getattr(self, name) for name in fields})
 
     @contextmanager
     def client(self) -> Iterator[BraintrustClient]:
@@ -107,9 +104,12 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     lock_wait_s: float = DEFAULT_LOCK_WAIT_S
 
     def settings(self) -> WarehouseSettings:
-        """The `connector` settings these fields (and the environment, for unset ones) describe."""
-        given = {name: getattr(self, name) for name in _WAREHOUSE_FIELDS}
-        settings = WarehouseSettings(**{name: value for name, value in given.items() if value is not None})
+        """The `connector` settings these fields (and the environment, for unset ones) describe.
+
+        Raises:
+            ConfigError: a field or variable is invalid (which no retry can mend).
+        """
+        settings = _settings(WarehouseSettings, {name: getattr(self, name) for name in _WAREHOUSE_FIELDS})
         return settings if self.write_parquet else settings.model_copy(update={"parquet_root": None})
 
     def open(self) -> Destination:
@@ -159,3 +159,14 @@ _WAREHOUSE_FIELDS = (
     "iceberg_warehouse",
     "iceberg_namespace",
 )
+
+
+def _settings(kind: type[SettingsT], fields: dict[str, Any]) -> SettingsT:
+    """`kind` from the fields that are set (the others from the environment), or a one-line `ConfigError`.
+
+    pydantic's own error is no `BtSyncError`: the retry policy would retry a typo for minutes.
+    """
+    try:
+        return kind(**{name: value for name, value in fields.items() if value is not None})
+    except ValidationError as error:
+        raise ConfigError(f"invalid setting: {validation_problems(error)}") from None

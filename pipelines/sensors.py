@@ -52,10 +52,11 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
             ]
         if not partition_requests and not sync_requests:
             return dg.SensorResult(skip_reason="every Braintrust object has a synced partition")
-        # Later syncs come from the schedules.
-        catalog_request = [dg.RunRequest(job_name=jobs.catalog.name)] if partition_requests else []
+        # Later syncs come from the schedules. A first sync is of a new object, which the catalog lacks
+        # even when its partition key is an old one (an object deleted and re-created under its name).
+        catalog_request = dg.RunRequest(job_name=jobs.catalog.name)
         return dg.SensorResult(
-            run_requests=[*catalog_request, *sync_requests], dynamic_partitions_requests=partition_requests
+            run_requests=[catalog_request, *sync_requests], dynamic_partitions_requests=partition_requests
         )
 
     return braintrust_discovery_sensor

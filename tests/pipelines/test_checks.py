@@ -13,6 +13,7 @@ from connector.emulator import Emulator
 from pipelines import BraintrustResource, build_definitions
 from pipelines.maintain import MAINTAIN_JOB_NAME
 from pipelines.resources import WarehouseResource
+from tests.helpers import sync
 from tests.pipelines.helpers import refresh_catalog, run_checks, run_job, sync_warehouse
 
 
@@ -110,7 +111,32 @@ def test_coverage_freshness_and_count_checks_warn_when_the_warehouse_is_behind(
     assert all(e.severity == dg.AssetCheckSeverity.WARN for e in failed.values())
     counts = failed["dataset_records:row_counts_match_api"].metadata["sample"].value
     assert counts == [
-        {"id": upstream["dataset"], "name": "golden", "warehouse_rows": "8", "api_records": "9"}
+        {"id": upstream["dataset"], "name": "support-bot/golden", "warehouse_rows": "8", "api_records": "9"}
     ]
     unsynced_sample = failed["experiment_events:objects_synced"].metadata["sample"].value
     assert unsynced_sample == [{"id": unsynced["id"], "name": "exp-unsynced"}]
+
+
+def test_the_count_check_warns_about_a_dataset_deleted_upstream_until_a_reconcile_removes_it(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    sync_warehouse(emulator, warehouse_resource)
+    emulator.store.delete("dataset", upstream["dataset"])
+    # The sensor refreshes the catalog after a deletion: the dataset leaves `datasets`, its rows stay.
+    refresh_catalog(test_defs, instance)
+    failed = run_checks(test_defs, instance)["dataset_records:row_counts_match_api"]
+    assert not failed.passed
+    assert failed.metadata["sample"].value == [
+        {
+            "id": upstream["dataset"],
+            "name": "support-bot/golden",
+            "warehouse_rows": "8",
+            "api_records": "None",
+        }
+    ]
+    sync(emulator, warehouse_resource.settings(), reconcile=True)
+    assert run_checks(test_defs, instance)["dataset_records:row_counts_match_api"].passed

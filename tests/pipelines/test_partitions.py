@@ -98,6 +98,7 @@ def test_the_sensor_first_syncs_the_partitions_a_catalog_run_added(
     tick = discover(test_defs, instance)
     assert not tick.dynamic_partitions_requests
     assert [(r.job_name, r.partition_key) for r in tick.run_requests] == [
+        (CATALOG_JOB_NAME, None),
         ("braintrust_project_logs_job", "support-bot"),
         (EXPERIMENTS_JOB, "support-bot/baseline"),
         ("braintrust_dataset_records_job", "support-bot/golden"),
@@ -153,8 +154,13 @@ def test_an_object_re_created_under_its_name_between_two_ticks_is_synced(
     tick = discover(test_defs, instance)
     assert not tick.dynamic_partitions_requests
     assert list(first_syncs(tick)) == ["support-bot/baseline"]
+    # The same partition key, but another object: the catalog names the new one, not the deleted one.
+    assert CATALOG_JOB_NAME in [r.job_name for r in tick.run_requests or []]
     apply(tick, test_defs, instance)
     assert len(warehouse_ids(warehouse_resource, "experiment_events", "experiment_id", again["id"])) == 7
+    with warehouse_resource.reader() as connection:
+        listed = connection.execute("SELECT id FROM experiments WHERE name = 'baseline'").fetchall()
+    assert listed == [(again["id"],)]
 
 
 def test_ambiguous_names_get_unique_keys_that_sync_the_right_object(
