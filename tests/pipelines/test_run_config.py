@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from pipelines import BraintrustResource, WarehouseResource, build_definitions
 from pipelines.jobs import CHECKS_JOB_NAME
 from pipelines.maintain import MAINTAIN_JOB_NAME
 from tests.pipelines.helpers import run_job
@@ -67,3 +68,27 @@ def test_a_setting_out_of_its_range_fails_its_step_once_naming_it(
     (failure,) = [e for e in events if e.event_type_value == "STEP_FAILURE"]
     error = str(failure.event_specific_data.error)
     assert message in error and "Traceback" not in error.split("\n")[0]
+
+
+def test_a_resource_setting_a_user_got_wrong_fails_its_step_once_naming_it(
+    upstream: dict[str, str], instance: dg.DagsterInstance, warehouse_resource: WarehouseResource
+) -> None:
+    no_scheme = BraintrustResource(api_url="127.0.0.1:9", api_key="key")
+    definitions = build_definitions(no_scheme, warehouse_resource, retry_policy=dg.RetryPolicy(max_retries=3))
+    instance.add_dynamic_partitions("bt_experiments", ["support-bot/baseline"])
+    done = run_job(
+        definitions, instance, EXPERIMENTS_JOB, partition_key="support-bot/baseline", raise_on_error=False
+    )
+    events = [e.event_type_value for e in done.all_events if e.step_key == EXPERIMENTS_OP]
+    assert "STEP_UP_FOR_RETRY" not in events and events.count("STEP_FAILURE") == 1
+    (failure,) = [e for e in done.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "invalid setting: api_url: must start with http://" in str(failure.event_specific_data.error)
+
+
+def test_resource_fields_left_unset_read_the_cli_s_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BT_SYNC_TIMEOUT", "7")
+    monkeypatch.setenv("BT_SYNC_MAX_ATTEMPTS", "2")
+    settings = BraintrustResource(api_key="key").settings()
+    assert (settings.timeout_s, settings.max_attempts) == (7, 2)
+    given = BraintrustResource(api_key="key", timeout_s=3, max_attempts=1).settings()
+    assert (given.timeout_s, given.max_attempts) == (3, 1)
