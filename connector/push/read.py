@@ -33,6 +33,8 @@ from connector.push.choices import FileFormat
 CHUNK_ROWS = 1024
 JSONL_READ_BYTES = 1 << 20
 SNIFF_BYTES = 64 << 10
+# A JSON Lines file none of whose first lines is an object is another format (or no JSON at all).
+FORMAT_PROBE_LINES = 100
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
@@ -319,18 +321,21 @@ class _JsonlReader:
         self._seen: dict[str, None] = {}
         self.columns_complete = False
         self.json_columns: frozenset[str] = frozenset()
-        # A file whose first row is not an object is not JSON Lines at all: say so, rather than
-        # report that none of its (no) columns maps to an event field.
+        # A file none of whose first lines is an object is not JSON Lines at all: say so, rather than
+        # report that none of its (no) columns maps to an event field. A bad line among objects is a bad
+        # row like any other, even the first.
         runs = jsonl_runs(source)
         first = next(runs, None)
         runs.close()
         if first is None:
             raise PushError(f"{source.path.name} is empty")
-        number, (line, *_) = first
-        row = _jsonl_row(line)
-        if isinstance(row, RowProblem):
-            raise _not_json_lines(source.path.name, number, _without_newline(line), row)
-        self._seen.update(dict.fromkeys(row))
+        number, lines = first
+        probed = [_jsonl_row(line) for line in lines[:FORMAT_PROBE_LINES]]
+        objects = [row for row in probed if not isinstance(row, RowProblem)]
+        first_row = probed[0]
+        if isinstance(first_row, RowProblem) and not objects:
+            raise _not_json_lines(source.path.name, number, _without_newline(lines[0]), first_row)
+        self._seen.update(dict.fromkeys(objects[0]))
 
     @property
     def columns(self) -> tuple[str, ...]:

@@ -735,6 +735,24 @@ def test_a_first_line_broken_within_itself_is_not_sent_to_another_format(
     assert nothing_created(emulator)
 
 
+def test_a_bad_first_line_among_objects_is_a_bad_row_like_any_other(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], push: Any
+) -> None:
+    path = tmp_path / "half.jsonl"  # the second half of a file split in two, cut mid-object
+    path.write_bytes(b'"input": "cut"}\n{"id": "b", "input": 1}\n{"id": "c", "input": 2}\n')
+    code, _, err = cli(emulator, tmp_path, capsys, path, "--id-column", "id")
+    assert (code, err) == (
+        1,
+        "bt-sync: error: half.jsonl row 1: invalid JSON (unexpected content after document at char 7)\n",
+    )
+    assert nothing_created(emulator)
+    rejects = tmp_path / "rejects.jsonl"
+    summary = push(path, id_column="id", on_error="skip", rejects=rejects)
+    assert (summary.rows_sent, summary.rows_skipped) == (2, 1)
+    assert [orjson.loads(line)["row"] for line in rejects.read_text().splitlines()] == [1]
+    assert sorted(stored(emulator)) == ["b", "c"]
+
+
 @pytest.mark.parametrize(
     "content",
     [
