@@ -362,17 +362,36 @@ def arrow_rows(batch: pa.RecordBatch, plans: list[ColumnPlan]) -> list[dict[str,
 
 
 def _arrow_row(row: pa.RecordBatch, plans: list[ColumnPlan]) -> dict[str, Any] | RowProblem:
-    """Convert one row, naming the column whose value cannot be converted (e.g. text that is not UTF-8)."""
+    """Convert one row, naming the column whose value cannot be converted (e.g. text that is not UTF-8).
+
+    A row that cannot be converted keeps its other values, and the failing ones as text, for the
+    rejects file: its id is how a user finds it (a query's row number is no place in any file).
+    """
     try:
         return python_rows(row, plans)[0]
     except VALUE_ERRORS:
         pass
+    values: dict[str, Any] = {}
+    problems: list[RowProblem] = []
     for index, (name, plan) in enumerate(zip(row.schema.names, plans, strict=True)):
         try:
-            python_rows(row.select([index]), [plan])
+            values.update(python_rows(row.select([index]), [plan])[0])
         except VALUE_ERRORS as error:
-            return RowProblem(name, _value_problem(error))
-    raise AssertionError("unreachable: some column failed to convert")
+            values[name] = _as_text(row.column(index)[0])
+            problems.append(RowProblem(name, _value_problem(error)))
+    return RowProblem(problems[0].column, problems[0].reason, values=values)
+
+
+def _as_text(value: pa.Scalar) -> str:
+    """A value that has no JSON form, as text (bytes that are not UTF-8 as U+FFFD)."""
+    try:
+        return str(value)
+    except ValueError:  # text that is not UTF-8
+        pass
+    try:
+        return str(value.cast(pa.binary()).as_py().decode(errors="replace"))
+    except (pa.ArrowException, ValueError, TypeError):  # nested: no cast to bytes
+        return f"<a {value.type} value holding text that is not UTF-8>"
 
 
 def _value_problem(error: Exception) -> str:

@@ -501,6 +501,7 @@ def test_a_map_repeating_a_key_is_a_bad_row_not_a_lost_entry(tmp_path: Path, pus
     (rejected,) = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
     assert (rejected["row"], rejected["column"]) == (2, "input")
     assert rejected["reason"].startswith("a map holds the same key twice")
+    assert rejected["values"] == {"input": "[('k', 1), ('k', 2)]"}
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
@@ -519,6 +520,9 @@ def test_a_float_json_cannot_hold_is_a_bad_row_not_a_null(
     summary = push(tmp_path / "f.parquet", on_error="skip", rejects=tmp_path / "rejects.jsonl")
     assert (summary.rows_sent, summary.rows_skipped) == (1, 1)
     assert stored(emulator)["a"]["input"] == values[0]
+    # The rejected row keeps its id, and the value as text, so a user can find and mend it.
+    shown = f"[{value}]" if nested else str(value)
+    assert orjson.loads((tmp_path / "rejects.jsonl").read_bytes())["values"] == {"id": "b", "input": shown}
 
 
 def test_a_json_file_s_numbers_beyond_a_double_are_bad_rows_and_its_big_integers_round_as_json_lines(
