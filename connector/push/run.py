@@ -343,6 +343,9 @@ class PushRun:
         self.summary.dataset_id = dataset.id
         with self._checkpoint(dataset, force=False) as checkpoint:
             self.summary.already_complete = checkpoint.complete
+        if checkpoint.complete:
+            # Unread, the file still has its columns (a JSON file's first row's): the same as its push's.
+            self._describe(self._mapping(check=False))
         return checkpoint.complete
 
     def _checkpoint(self, dataset: Dataset, *, force: bool) -> AbstractContextManager[PushCheckpoint]:
@@ -432,14 +435,19 @@ class PushRun:
                     digest.update(json)
             yield mapped
 
-    def _report(self, mapping: ColumnMapping, duplicates: Duplicates) -> None:
-        name = self.source.name
+    def _describe(self, mapping: ColumnMapping) -> None:
+        """The summary's account of the mapping: the columns left unsent, where ids and origins come from."""
         summary = self.summary
         summary.unmapped_columns = [
             column for column in self.source.columns if column not in mapping.columns()
         ]
         summary.id_column = mapping.id
         summary.origin = mapping.origin.object_type if mapping.origin else None
+
+    def _report(self, mapping: ColumnMapping, duplicates: Duplicates) -> None:
+        name = self.source.name
+        summary = self.summary
+        self._describe(mapping)
         if not self.options.validate_first:
             mapped = mapping.columns()
             late = [column for column in self._mapping(check=False).columns() if column not in mapped]

@@ -131,6 +131,15 @@ def test_format_flag_overrides_the_extension(emulator: Emulator, push: Push, tmp
 # Idempotence and resume ------------------------------------------------------------------------------
 
 
+def test_a_rerun_that_sends_nothing_still_says_where_ids_come_from(push: Push, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "data.jsonl", [{"id": f"r{n}", "input": n, "note": "x"} for n in range(3)])
+    first, again = push(path), push(path)
+    assert again.already_complete and again.rows_read == 0
+    # As the push did: `id_column: null` would mean ids hashed from each row's content.
+    assert (again.id_column, again.unmapped_columns) == (first.id_column, first.unmapped_columns)
+    assert (first.id_column, first.unmapped_columns) == ("id", ["note"])
+
+
 def test_rerun_creates_no_duplicates(emulator: Emulator, push: Push, tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "data.jsonl", jsonl_rows(120))
     first = push(path, batch_rows=40)
