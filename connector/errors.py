@@ -125,12 +125,14 @@ def validation_problems(error: ValidationError, names: Mapping[str, str] | None 
         names: how to spell a field in the message (a flag for its field name), where it differs.
     """
     spelled = names or {}
-    return "; ".join(
-        f"{'.'.join(spelled.get(str(part), str(part)) for part in issue['loc']) or 'value'}: "
+    problems = []
+    for issue in error.errors():
+        # A problem of no one field (a model's validator) names its fields itself.
+        where = ".".join(spelled.get(str(part), str(part)) for part in issue["loc"])
         # pydantic's prefix for a validator's own ValueError says nothing to a user.
-        f"{issue['msg'].removeprefix('Value error, ')}"
-        for issue in error.errors()
-    )
+        what = issue["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {what}" if where else what)
+    return "; ".join(problems)
 
 
 def one_line_reason(error: BaseException) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from connector.defaults import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_STATE_DIR
@@ -109,11 +109,10 @@ class PushOptions(BaseModel):
             )
         return name
 
-    @field_validator("sql_file")
-    @classmethod
-    def _one_source(cls, sql_file: Path | None, info: ValidationInfo) -> Path | None:
-        values = {**info.data, "sql_file": sql_file}
-        given = [_SOURCE_NAMES[name] for name in SOURCE_FIELDS if values.get(name)]
+    @model_validator(mode="after")
+    def _one_source(self) -> PushOptions:
+        # Of the whole model, not of one field: no flag is at fault alone.
+        given = [_SOURCE_NAMES[name] for name in SOURCE_FIELDS if getattr(self, name)]
         if not given:
             raise PydanticCustomError("source", "give a FILE to push, or --sql QUERY, or --sql-file F")
         if len(given) > 1:
@@ -122,7 +121,7 @@ class PushOptions(BaseModel):
                 "give one of FILE, --sql and --sql-file, not {given}",
                 {"given": " and ".join(given)},
             )
-        return sql_file
+        return self
 
     @field_validator("format")
     @classmethod

@@ -408,7 +408,7 @@ def test_a_push_never_waits_for_a_sync_holding_the_object(
         (
             ("data.csv", "--sql", "SELECT 1 AS input"),
             2,
-            "invalid setting: sql_file: give one of FILE, --sql and --sql-file, not FILE and --sql",
+            "invalid setting: give one of FILE, --sql and --sql-file, not FILE and --sql",
         ),
         (
             ("--sql", "SELECT 1 AS input", "--format", "csv"),
