@@ -26,7 +26,9 @@ of the object.
 from __future__ import annotations
 
 import hashlib
+import logging
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -55,7 +57,13 @@ VERSIONS = "_bt_sync"
 SCHEMA_OBJECT = "__schema__"
 SCHEMA_FILE = "part-000000.parquet"
 # How long a replaced version (or a deleted object's directory) stays for queries that listed it.
+logger = logging.getLogger("bt_sync")
+
 RETIRED_GRACE = timedelta(hours=1)
+# A commit becomes current this long after it starts writing its record, which must be readable by
+# then: a query that started in between would otherwise read the old record for one table's view and
+# the new one for another's (the rows of one commit, the state of the next).
+COMMIT_AHEAD = timedelta(milliseconds=20)
 # A catalog write takes well under a second: waiting this long means another process is stuck.
 CATALOG_LOCK_WAIT_S = 300.0
 _UNREADABLE_STATE = "delete the object's directory to sync it afresh"
@@ -69,25 +77,38 @@ class Retired(BaseModel):
     since: datetime | None = None
 
 
+class SupersededState(BaseModel):
+    """A state no longer current: from when it was committed (`since`, None in older records) until `at`."""
+
+    state: SyncState
+    at: datetime
+    since: datetime | None = None
+
+
 class ObjectRecord(StateFile):
     """An object's commit record: its state, its files, and the work a crash may have left.
 
     Args:
         state: the committed state.
+        since: when `state` was committed; None in records written before bt-sync kept it.
         files: the object's data files and their current versions.
         open_file: the file new rows go to next.
         unpublished: files whose copy in the tree lags their committed version.
         retired: versions replaced, deleted once no query can still be reading them.
+        superseded: the states before `state`, kept as long as `retired` versions, for queries that
+            started before they were replaced (the `sync_state` view).
         removed_at: when the object was deleted upstream and its rows removed.
     """
 
     FORMAT = 1
 
     state: SyncState
+    since: datetime | None = None
     files: list[DataFile] = Field(default_factory=list)
     open_file: str | None = None
     unpublished: list[str] = Field(default_factory=list)
     retired: list[Retired] = Field(default_factory=list)
+    superseded: list[SupersededState] = Field(default_factory=list)
     removed_at: datetime | None = None
 
 
@@ -176,9 +197,37 @@ class ParquetTree:
             lock.release()
 
     def read_state(self, ref: ObjectRef) -> SyncState | None:
-        """The object's committed state, after finishing what a crash left (the caller holds the lock)."""
+        """The object's committed state, after finishing what a crash left (the caller holds the lock).
+
+        None, as for an object never synced, when files its record names are gone (deleted by hand,
+        a restore that missed some): the sync then reads its whole history again, and its merge
+        rebuilds it (`merge`), instead of failing on every run.
+        """
         record = self._recovered(ref.stream, ref.object_id)
-        return None if record is None or record.removed_at is not None else record.state
+        if record is None or record.removed_at is not None:
+            return None
+        if not self._intact(ref.stream, ref.object_id, record):
+            logger.warning(
+                "%s %r (%s): files its last sync committed are missing; reading its whole history to "
+                "rebuild it",
+                ref.stream.table,
+                ref.name,
+                ref.object_id,
+            )
+            return None
+        self._republish_missing(ref.stream, ref.object_id, record)
+        return record.state
+
+    def _republish_missing(self, stream: EventStream, object_id: str, record: ObjectRecord) -> None:
+        """Put back the tree's copies of current versions that were deleted (other engines read the tree)."""
+        if not self.root.is_local:
+            return  # the tree's copy is the only one: `_intact` found them all
+        missing = {f.name for f in record.files} - set(
+            self.root.list(self._files(stream, object_id).directory)
+        )
+        if missing:
+            logger.warning("%s/%s: putting back deleted files %s", stream.table, object_id, sorted(missing))
+            self._publish(stream, object_id, record.model_copy(update={"unpublished": sorted(missing)}))
 
     def list_states(self) -> list[SyncState]:
         """Every synced object's committed state (read only: objects may be syncing meanwhile)."""
@@ -189,7 +238,12 @@ class ParquetTree:
     ) -> MergeResult:
         """Merge `staged` into the object's files and commit them with `state` (the caller holds the lock)."""
         record = self._recovered(ref.stream, ref.object_id)
-        live = record is not None and record.removed_at is None
+        # An object missing some of its files is rebuilt from what the sync read: its whole history.
+        live = (
+            record is not None
+            and record.removed_at is None
+            and self._intact(ref.stream, ref.object_id, record)
+        )
         previous = {f.name: f for f in record.files} if record is not None and live else {}
         # Names every version this merge writes: those no record names are deleted if it fails.
         token = uuid.uuid4().hex[:8]
@@ -208,10 +262,17 @@ class ParquetTree:
             # the old ones stopped being so: a query reads the files current at its own start (`views`).
             now = _commit_time(record)
             retired = [_retired(previous[name], now) for name in output.changed if name in previous]
+            # A rebuilt object's old files: retired, and taken out of the tree unless rewritten.
+            stale = record.files if record is not None and not live else []
+            retired += [_retired(f, now) for f in stale]
+            written = {f.name for f in output.files}
+            unpublished = [*output.changed, *(f.name for f in stale if f.name not in written)]
             changed = set(output.changed)
             files = [f.model_copy(update={"since": now}) if f.name in changed else f for f in output.files]
             rows, size = sum(f.rows for f in output.files), sum(f.bytes for f in output.files)
+            since, superseded = _state_history(record, now, files_changed=bool(changed))
             committed = ObjectRecord(
+                since=since,
                 state=state.model_copy(
                     update={
                         "rows": rows,
@@ -222,11 +283,13 @@ class ParquetTree:
                 ),
                 files=files,
                 open_file=output.open_file,
-                unpublished=output.changed,
+                unpublished=unpublished,
                 retired=[*(record.retired if record is not None else []), *retired],
+                superseded=superseded,
             )
             # Once the record names the new versions, the merge is committed; the rest can be redone.
             self._write_record(ref.stream, ref.object_id, committed)
+            _wait_until_current(now)
         except BaseException:
             self._drop_uncommitted(ref, token)
             raise
@@ -239,6 +302,15 @@ class ParquetTree:
             bytes_written=output.bytes_written,
             bytes=size,
         )
+
+    def _intact(self, stream: EventStream, object_id: str, record: ObjectRecord) -> bool:
+        """Whether every file the record names as current still exists."""
+        where = self._files(stream, object_id)
+        if self.root.is_local:
+            present, wanted = set(self.root.list(where.versions)), {f.version for f in record.files}
+        else:  # versions are deleted once copied into the tree
+            present, wanted = set(self.root.list(where.directory)), {f.name for f in record.files}
+        return wanted <= present
 
     def _drop_uncommitted(self, ref: ObjectRef, token: str) -> None:
         """Delete the versions a failed merge (given `token`) wrote, unless the record names them.
@@ -269,6 +341,7 @@ class ParquetTree:
             }
         )
         self._write_record(stream, state.object_id, removed)
+        _wait_until_current(now)
         for data_file in record.files:
             self.root.delete(f"{_directory(stream, state.object_id)}/{data_file.name}")
 
@@ -393,6 +466,7 @@ class ParquetTree:
         expired = [r for r in record.retired if r.at < oldest_kept]
         for retired in expired:
             self.root.delete(where.version_path(retired.version))
+        superseded = [s for s in record.superseded if s.at >= oldest_kept]
         for name in self.root.list(where.directory):
             if name.startswith(".") and name.endswith(".tmp"):
                 self.root.delete(f"{where.directory}/{name}")
@@ -403,10 +477,10 @@ class ParquetTree:
                 name.endswith(".tmp") or self.root.modified(where.version_path(name)) < oldest_kept
             ):
                 self.root.delete(where.version_path(name))
-        if not expired:
+        if not expired and len(superseded) == len(record.superseded):
             return record
         remaining = [r for r in record.retired if r.at >= oldest_kept]
-        collected = record.model_copy(update={"retired": remaining})
+        collected = record.model_copy(update={"retired": remaining, "superseded": superseded})
         self._write_record(stream, object_id, collected)
         return collected
 
@@ -435,17 +509,47 @@ class ParquetTree:
 
 
 def _commit_time(record: ObjectRecord | None) -> datetime:
-    """The time a commit after `record` makes its versions current: now, unless the clock was set back.
+    """The time a commit after `record` makes its versions current: `COMMIT_AHEAD` from now, unless the
+    clock was set back.
 
     Later than every time the record names: a version made current before the one it replaces
     stopped being so would be read together with the version that one replaced.
     """
-    now = datetime.now(UTC)
+    now = datetime.now(UTC) + COMMIT_AHEAD
     if record is None:
         return now
     named = [f.since for f in record.files] + [t for r in record.retired for t in (r.since, r.at)]
-    latest = max((t for t in [*named, record.removed_at] if t is not None), default=now)
+    named += [record.since, record.removed_at, *(s.at for s in record.superseded)]
+    latest = max((t for t in named if t is not None), default=now)
     return max(now, latest + timedelta(microseconds=1))
+
+
+def _wait_until_current(moment: datetime) -> None:
+    """Return once a commit made current at `moment` is: a query started after the sync reads it.
+
+    At most `COMMIT_AHEAD`: after a clock set back, a commit's moment can be far ahead of the clock.
+    """
+    delay = min(moment - datetime.now(UTC), COMMIT_AHEAD).total_seconds()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def _state_history(
+    record: ObjectRecord | None, at: datetime, *, files_changed: bool
+) -> tuple[datetime | None, list[SupersededState]]:
+    """When a commit `at` after `record` makes its state current, and the states it supersedes.
+
+    Only a commit that changes files supersedes the state (a removed object's, as of its removal).
+    One that changes nothing but the watermark and the time of the sync replaces the state in place,
+    keeping its `since`, or the record would grow by every sync of the hour, and every query read it
+    all: a query then sees the newer watermark over the same rows.
+    """
+    if record is None:
+        return at, []
+    if not files_changed and record.removed_at is None:
+        return record.since, record.superseded
+    replaced = SupersededState(state=record.state, since=record.since, at=record.removed_at or at)
+    return at, [*record.superseded, replaced]
 
 
 def _retired(data_file: DataFile, at: datetime) -> Retired:

@@ -49,17 +49,25 @@ def view_statements(root: Root, pinned_by: duckdb.DuckDBPyConnection | None = No
             files they name (see `_event_source`); None for views that find them when each query runs.
     """
     statements: list[str] = []
+    # The moment whose commits a query reads: its own start, or the moment a pinned reader was opened.
+    as_of = "now()" if pinned_by is None else _moment(pinned_by)
     for stream in EVENT_STREAMS.values():
         statements += table_view(
-            stream.table, stream.columns, _event_source(root, stream, pinned_by), stream.description
+            stream.table, stream.columns, _event_source(root, stream, pinned_by, as_of), stream.description
         )
     for table in CATALOG_TABLES:
         source = (
             f"read_parquet({sql_literal(root.uri(f'{table.table}/{CATALOG_FILE}'))}, union_by_name = true)"
         )
         statements += table_view(table.table, table.columns, source, table.description)
-    statements += _sync_state_view(root)
+    statements += _sync_state_view(root, as_of)
     return statements
+
+
+def _moment(con: duckdb.DuckDBPyConnection) -> str:
+    """The current time of `con`, as a SQL literal."""
+    (moment,) = con.execute("SELECT now()::VARCHAR").fetchall()[0]
+    return f"TIMESTAMPTZ {sql_literal(moment)}"
 
 
 def fingerprint(statements: list[str]) -> str:
@@ -84,6 +92,11 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
             con.execute(statement)
     except duckdb.Error as error:
         con.close()
+        if "No files found" in str(error) and f"/{VERSIONS}/" in str(error):
+            raise WarehouseError(
+                f"a file of the synced tables is missing ({_first_line(error).rsplit(' ', 1)[-1]}): the "
+                "next `bt-sync sync` rebuilds its object"
+            ) from None
         if "No files found" in str(error):
             raise WarehouseError(
                 f"no synced tables at {root.display} yet: run `bt-sync sync` first"
@@ -178,7 +191,9 @@ def _write_views_file(path: Path, statements: list[str]) -> None:
         raise WarehouseError(f"cannot write {path}: {_first_line(error)}") from None
 
 
-def _event_source(root: Root, stream: EventStream, pinned_by: duckdb.DuckDBPyConnection | None) -> str:
+def _event_source(
+    root: Root, stream: EventStream, pinned_by: duckdb.DuckDBPyConnection | None, as_of: str
+) -> str:
     """The rows of an event table: on a local disk, the versions of its files current when a query starts.
 
     DuckDB reads a file's footer and its data through separate opens, so it must not
@@ -190,7 +205,8 @@ def _event_source(root: Root, stream: EventStream, pinned_by: duckdb.DuckDBPyCon
     current and when the replaced ones stopped being so, and a replaced version stays an
     hour (`RETIRED_GRACE`). Every query thus sees one whole commit of every object, the one
     current when it started (when its transaction did, in an explicit transaction). A
-    pinned reader (`pinned_by`) names the files of the commits current when it is opened.
+    pinned reader (`pinned_by`) names the files of the commits current when it was opened
+    (`as_of`, the moment its `sync_state` view reads too).
     """
     hive = f"hive_partitioning = true, hive_types = {{{sql_literal(stream.key_column)}: 'VARCHAR'}}"
     if not root.is_local:
@@ -206,8 +222,8 @@ def _event_source(root: Root, stream: EventStream, pinned_by: duckdb.DuckDBPyCon
         f"read_json({sql_literal(root.uri(stream.table) + '/*/' + STATE_FILE)}, "
         "hive_partitioning = false, columns = {'state': 'STRUCT(object_id VARCHAR)', "
         f"'files': '{version}', 'retired': '{version}', 'removed_at': 'TIMESTAMPTZ'}}) "
-        "WHERE removed_at IS NULL OR removed_at > now()) "
-        'WHERE (f.since IS NULL OR f.since <= now()) AND (f."at" IS NULL OR f."at" > now())'
+        f"WHERE removed_at IS NULL OR removed_at > {as_of}) "
+        f'WHERE (f.since IS NULL OR f.since <= {as_of}) AND (f."at" IS NULL OR f."at" > {as_of})'
     )
     if pinned_by is not None:
         # The empty schema file gives the columns when no object has rows.
@@ -233,18 +249,30 @@ def table_view(name: str, columns: tuple[Column, ...], source: str, description:
     return statements
 
 
-def _sync_state_view(root: Root) -> list[str]:
+def _sync_state_view(root: Root, as_of: str) -> list[str]:
+    """The objects' states as of `as_of` (a query's start), as the event views read files (`_event_source`).
+
+    A record names its state and when it was committed (`since`), its removal (`removed_at`), and the
+    states it replaced, each until when (`superseded`): every query sees the state of the commit
+    whose rows it reads. Records written before bt-sync kept `since` are read as current.
+    """
     fields = ", ".join(f"{sql_identifier(c.name)} {c.duckdb_type}" for c in SYNC_STATE_COLUMNS)
+    state = f"STRUCT({fields})"
     source = (
         f"read_json({sql_literal(root.uri() + '/*/*/' + STATE_FILE)}, hive_partitioning = false, "
-        f"columns = {{'state': 'STRUCT({fields})', 'removed_at': 'TIMESTAMPTZ'}})"
+        f"columns = {{'state': '{state}', 'since': 'TIMESTAMPTZ', 'removed_at': 'TIMESTAMPTZ', "
+        f"'superseded': 'STRUCT(state {state}, since TIMESTAMPTZ, \"at\" TIMESTAMPTZ)[]'}})"
+    )
+    every_state = (
+        "SELECT unnest(list_concat([{'state': state, 'since': since, 'at': removed_at}], superseded)) AS s "
+        f"FROM {source}"
     )
     selected = ", ".join(
-        f"state.{sql_identifier(c.name)} AS {sql_identifier(c.name)}" for c in SYNC_STATE_COLUMNS
+        f"s.state.{sql_identifier(c.name)} AS {sql_identifier(c.name)}" for c in SYNC_STATE_COLUMNS
     )
     statements = [
-        f"CREATE OR REPLACE VIEW sync_state AS SELECT {selected} FROM {source} "
-        "WHERE state IS NOT NULL AND removed_at IS NULL"
+        f"CREATE OR REPLACE VIEW sync_state AS SELECT {selected} FROM ({every_state}) WHERE s.state IS NOT "
+        f'NULL AND (s.since IS NULL OR s.since <= {as_of}) AND (s."at" IS NULL OR s."at" > {as_of})'
     ]
     statements.append(f"COMMENT ON VIEW sync_state IS {sql_literal(SYNC_STATE_DESCRIPTION)}")
     statements += [

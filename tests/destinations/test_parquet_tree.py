@@ -166,6 +166,37 @@ def test_a_commit_cut_short_before_the_tree_caught_up_is_finished_by_the_next_sy
     assert not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
 
 
+@pytest.mark.parametrize("deleted", ["a current version", "a file of the tree"])
+def test_a_file_deleted_by_hand_is_rebuilt_by_the_next_sync(
+    emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path, deleted: str
+) -> None:
+    lost, other = (emulator.store.create_project(name) for name in ("lost", "other"))
+    for project in (lost, other):
+        emulator.store.generate_logs(project["id"], 3_000, update_fraction=0.0, rng_seed=4)
+    sync(emulator, warehouse)
+    directory = Path(warehouse.tables_root, "project_logs", f"project_id={lost['id']}")
+    record = ObjectRecord.model_validate_json((directory / "_sync_state.json").read_bytes())
+    assert len(record.files) > 1
+    if deleted == "a current version":
+        versions = Path(warehouse.tables_root, "_bt_sync", "project_logs", f"project_id={lost['id']}")
+        (versions / record.files[0].version).unlink()
+    else:
+        (directory / record.files[0].name).unlink()
+    emulator.store.generate_logs(other["id"], 10, update_fraction=0.0, rng_seed=5)
+    summary = sync(emulator, warehouse)  # incremental: it failed on every run, for every object
+    assert not [o for o in summary.objects if o.error]
+    reference = warehouse_in(tmp_path, "reference")
+    sync(emulator, reference)
+    assert event_tables(warehouse) == event_tables(reference)
+    assert query(warehouse, "SELECT sum(rows)::BIGINT FROM sync_state") == [(6_010,)]
+    root = warehouse.tables_root
+    with duckdb.connect() as con:  # other engines read the tree whole again, without stale copies
+        plain = con.execute(
+            f"SELECT count(*), count(DISTINCT id) FROM read_parquet('{root}/project_logs/*/*.parquet')"
+        ).fetchone()
+    assert plain == (6_010, 6_010)
+
+
 @pytest.mark.parametrize("ended_by", ["an error", "a kill"])
 def test_files_of_a_merge_that_never_committed_are_swept(
     emulator: Emulator, warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch, ended_by: str

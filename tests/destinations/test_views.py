@@ -288,41 +288,49 @@ def test_an_older_duckdb_reads_every_table(
     assert result["typed"] == ["JSON", "MAP(VARCHAR, DOUBLE)", "UBIGINT"]
 
 
-def _count_through_bt_sync_sql(warehouse: WarehouseSettings) -> Callable[[], int]:
-    def count() -> int:
-        with run_query(warehouse, "SELECT count(*) FROM project_logs") as result:
-            (total,) = (n for batch in result.batches() for n in batch.column(0).to_pylist())
-        return int(total)
+# The rows a query reads, and the rows the state it reads says the commit holds.
+ROWS_AND_STATE = "SELECT (SELECT count(*) FROM project_logs), (SELECT sum(rows)::BIGINT FROM sync_state)"
+Counts = tuple[int, int]
+
+
+def _count_through_bt_sync_sql(warehouse: WarehouseSettings) -> Callable[[], Counts]:
+    def count() -> Counts:
+        with run_query(warehouse, ROWS_AND_STATE) as result:
+            (batch,) = [batch for batch in result.batches() if batch.num_rows]
+        return int(batch.column(0)[0].as_py()), int(batch.column(1)[0].as_py())
 
     return count
 
 
-def _count_in_the_analysts_file(warehouse: WarehouseSettings) -> Callable[[], int]:
+def _count_in_the_analysts_file(warehouse: WarehouseSettings) -> Callable[[], Counts]:
     # One session per reader, held across the syncs as a notebook holds it.
     session = duckdb.connect(str(warehouse.duckdb_path), read_only=True)
 
-    def count() -> int:
-        row = session.execute("SELECT count(*) FROM project_logs").fetchone()
+    def count() -> Counts:
+        row = session.execute(ROWS_AND_STATE).fetchone()
         assert row is not None
-        return int(row[0])
+        return int(row[0]), int(row[1])
 
     return count
+
+
+ADDED_PER_SYNC = 7
 
 
 @pytest.mark.parametrize("reader", [_count_through_bt_sync_sql, _count_in_the_analysts_file])
 def test_a_query_sees_every_row_of_one_commit_while_syncs_commit(
-    emulator: Emulator, tmp_path: Path, reader: Callable[[WarehouseSettings], Callable[[], int]]
+    emulator: Emulator, tmp_path: Path, reader: Callable[[WarehouseSettings], Callable[[], Counts]]
 ) -> None:
     warehouse = warehouse_in(tmp_path)
     project = emulator.store.create_project("busy")["id"]
     rows = 3000
     emulator.store.insert("project_logs", project, [{"id": f"r{i}", "input": i} for i in range(rows)])
     sync(emulator, warehouse)
-    counts: list[int] = []
+    counts: list[Counts] = []
     syncing = threading.Event()
     syncing.set()
 
-    def count_while_syncing(count: Callable[[], int]) -> None:
+    def count_while_syncing(count: Callable[[], Counts]) -> None:
         while syncing.is_set():
             counts.append(count())
 
@@ -332,14 +340,17 @@ def test_a_query_sees_every_row_of_one_commit_while_syncs_commit(
     try:
         for round_ in range(15):  # each rewrites the files holding 20 rows spread over the object
             changed = [{"id": f"r{i}", "_is_merge": True, "output": round_} for i in range(round_, rows, 150)]
-            emulator.store.insert("project_logs", project, changed)
+            added = [{"id": f"new-{round_}-{i}"} for i in range(ADDED_PER_SYNC)]
+            emulator.store.insert("project_logs", project, [*changed, *added])
             sync(emulator, warehouse)
     finally:
         syncing.clear()
         for thread in readers:
             thread.join()
-    # Only updates: a query that ran while a commit landed must not miss the rows of a rewritten file.
-    assert counts and set(counts) == {rows}, sorted(set(counts))
+    # A query that ran while a commit landed must not miss the rows of a rewritten file, nor read the
+    # state of another commit than the rows'.
+    whole_commits = {(n, n) for n in range(rows, rows + 16 * ADDED_PER_SYNC, ADDED_PER_SYNC)}
+    assert counts and set(counts) <= whole_commits, sorted(set(counts) - whole_commits)
 
 
 def test_a_transaction_sees_the_commits_made_before_it_began(emulator: Emulator, tmp_path: Path) -> None:
@@ -354,10 +365,12 @@ def test_a_transaction_sees_the_commits_made_before_it_began(emulator: Emulator,
         sync(emulator, warehouse)
         # The sync rewrote the file holding r0 and r10 (the object's only one): the transaction still
         # reads its version from before.
-        counts = "SELECT count(*), count(output) FROM project_logs"
-        assert session.execute(counts).fetchone() == (10, 0)
+        counts = (
+            "SELECT count(*), count(output), (SELECT sum(rows)::BIGINT FROM sync_state) FROM project_logs"
+        )
+        assert session.execute(counts).fetchone() == (10, 0, 10)
         session.execute("COMMIT")
-        assert session.execute(counts).fetchone() == (11, 1)
+        assert session.execute(counts).fetchone() == (11, 1, 11)
 
 
 def test_records_written_before_versions_had_times_are_read_whole(emulator: Emulator, tmp_path: Path) -> None:
