@@ -50,6 +50,8 @@ _FLAGS = {
     "duckdb_path": "--duckdb",
     "parquet_root": "--parquet",
     "state_dir": "--state-dir",
+    "project": "--project",
+    "dataset": "--dataset",
     "batch_rows": "--batch-rows",
     "concurrency": "--concurrency",
     "rejects": "--rejects",

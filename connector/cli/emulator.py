@@ -15,7 +15,9 @@ DEFAULT_EMULATOR_KEY = "bt-emulator-key"
 @app.command("emulator")
 def run_emulator(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (keep it on loopback)."),
-    port: int = typer.Option(8787, "--port", help="Port to listen on (0 picks a free one)."),
+    port: int = typer.Option(
+        8787, "--port", min=0, max=65535, help="Port to listen on (0 picks a free one)."
+    ),
     seed: str = typer.Option("demo", "--seed", help="Initial data: demo, empty, or bench:<rows>."),
     state: Path | None = typer.Option(
         None, "--state", help="Directory that persists the data across restarts."
@@ -28,9 +30,13 @@ def run_emulator(
 ) -> None:
     """Serve the Braintrust API emulator until interrupted."""
     from connector.emulator import Emulator
+    from connector.errors import ConfigError
 
     key = api_key or os.environ.get("BRAINTRUST_API_KEY") or DEFAULT_EMULATOR_KEY
-    server = Emulator(api_key=key, seed=seed, state_dir=state)
+    try:
+        server = Emulator(api_key=key, seed=seed, state_dir=state)
+    except ValueError as error:  # the seed
+        raise ConfigError(f"--seed: {error}") from None
     server.serve_forever(
         host,
         port,

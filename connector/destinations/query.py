@@ -119,6 +119,10 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
         QueryError: the statement is not one SELECT, or DuckDB refused it.
     """
     try:
+        sql.encode()
+    except UnicodeEncodeError as error:  # bytes the shell passed that are not UTF-8
+        raise QueryError(f"the query is not UTF-8 text (at character {error.start + 1})") from None
+    try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as error:
         raise QueryError(f"the query is not valid SQL: {_first_line(error)}") from None

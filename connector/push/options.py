@@ -101,12 +101,14 @@ class PushOptions(BaseModel):
 
     @field_validator("project", "dataset")
     @classmethod
-    def _named(cls, name: str, info: ValidationInfo) -> str:
+    def _named(cls, name: str) -> str:
         # A name of spaces only would create a project or dataset no one can tell from another.
         if not name.strip():
-            raise PydanticCustomError(
-                "blank", "--{flag} names nothing: give a name that is not blank", {"flag": info.field_name}
-            )
+            raise PydanticCustomError("blank", "names nothing: give a name that is not blank")
+        try:
+            name.encode()
+        except UnicodeEncodeError:  # bytes the shell passed that are not UTF-8: the API takes only text
+            raise PydanticCustomError("utf8", "is not UTF-8 text") from None
         return name
 
     @model_validator(mode="after")

@@ -7,7 +7,9 @@ import re
 import subprocess
 import urllib.request
 
-from tests.helpers import CLI
+import pytest
+
+from tests.helpers import CLI, run_cli
 
 
 def test_a_free_port_is_announced_as_the_port_it_listens_on() -> None:
@@ -26,3 +28,19 @@ def test_a_free_port_is_announced_as_the_port_it_listens_on() -> None:
     finally:
         served.terminate()
         served.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seed", "nope"], "bt-sync: error: --seed: unknown seed 'nope': use empty, demo or bench:N"),
+        (
+            ["--seed", "bench:-5"],
+            "bt-sync: error: --seed: unknown seed 'bench:-5': use empty, demo or bench:N",
+        ),
+        (["--port", "70000"], "Invalid value for '--port'"),
+    ],
+)
+def test_a_bad_flag_is_one_line_not_a_traceback(args: list[str], message: str) -> None:
+    done = run_cli("emulator", *args)
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr

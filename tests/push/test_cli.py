@@ -185,20 +185,22 @@ def test_human_summary_and_rerun_message(
             b"input\nq\n",
             ("--on-error", "skip"),
             2,
-            "invalid setting: rejects: --on-error skip needs --rejects FILE, so skipped rows are kept",
+            "invalid setting: --rejects: --on-error skip needs --rejects FILE, so skipped rows are kept",
         ),
         (
             b"input\nq\n",
             ("--dataset", "  "),
             2,
-            "invalid setting: dataset: --dataset names nothing: give a name that is not blank",
+            "invalid setting: --dataset: names nothing: give a name that is not blank",
         ),
         (
             b"input\nq\n",
             ("--project", ""),
             2,
-            "invalid setting: project: --project names nothing: give a name that is not blank",
+            "invalid setting: --project: names nothing: give a name that is not blank",
         ),
+        # Bytes the shell passed that are not UTF-8 (Python holds them as lone surrogates).
+        (b"input\nq\n", ("--project", "\udcff\udcfe"), 2, "invalid setting: --project: is not UTF-8 text"),
     ],
 )
 def test_bad_input_is_one_line_and_sends_nothing(
