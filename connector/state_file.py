@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from contextlib import suppress
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, Self
 
@@ -74,7 +75,18 @@ class StateFile(BaseModel):
         return cls.loads(data, str(path), remedy)
 
 
-def write_atomically(path: Path, data: bytes, *, durable: bool = True, temporary: Path | None = None) -> None:
+class WriteOverran(Exception):
+    """A write was not ready to replace its file before the moment it had to (`write_atomically`)."""
+
+
+def write_atomically(
+    path: Path,
+    data: bytes,
+    *,
+    durable: bool = True,
+    temporary: Path | None = None,
+    before: datetime | None = None,
+) -> None:
     """Replace `path` with `data`: write a temporary file (synced to disk if `durable`), rename it over.
 
     Args:
@@ -82,9 +94,11 @@ def write_atomically(path: Path, data: bytes, *, durable: bool = True, temporary
         data: its new content.
         durable: sync the temporary file to disk before the rename.
         temporary: where the data is written first, beside `path` (default: `.NAME.tmp`).
+        before: replace `path` only before this moment (`WriteOverran` otherwise).
 
     Raises:
         OSError: naming `path`; `path` is as it was, and the temporary file is gone.
+        WriteOverran: `before` passed while the data was written; `path` is as it was.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary or path.with_name(f".{path.name}.tmp")
@@ -94,6 +108,9 @@ def write_atomically(path: Path, data: bytes, *, durable: bool = True, temporary
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
+        if before is not None and datetime.now(UTC) >= before:
+            temporary.unlink()
+            raise WriteOverran(f"{path} was not written before {before.isoformat()}")
         os.replace(temporary, path)
     except OSError as error:
         with suppress(OSError):

@@ -72,13 +72,23 @@ class Root:
         except (OSError, pa.ArrowException) as error:
             raise self._error("read", relative, error) from None
 
-    def write(self, relative: str, data: bytes) -> None:
-        """Replace the file with `data` atomically."""
+    def write(self, relative: str, data: bytes, *, before: datetime | None = None) -> None:
+        """Replace the file with `data` atomically.
+
+        Args:
+            relative: the file.
+            data: its new content.
+            before: on a local disk, replace the file only before this moment, or raise
+                `WriteOverran` (object storage has no such check).
+        """
         if self.is_local:
             path = self.local(relative)
             try:
                 write_atomically(
-                    path, data, temporary=path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+                    path,
+                    data,
+                    temporary=path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"),
+                    before=before,
                 )
             except OSError as error:
                 raise self._error("write", relative, error) from None

@@ -30,7 +30,7 @@ import logging
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,7 +45,7 @@ from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, ObjectFiles, merge_files, written_by
 from connector.destinations.scratch import scratch_connection
 from connector.errors import WarehouseError, WarehouseLocked
-from connector.state_file import StateFile
+from connector.state_file import StateFile, WriteOverran
 from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
 from schemas.tables import CatalogTable, Column, EventStream, json_struct, sql_identifier, sql_literal
@@ -64,6 +64,8 @@ RETIRED_GRACE = timedelta(hours=1)
 # then: a query that started in between would otherwise read the old record for one table's view and
 # the new one for another's (the rows of one commit, the state of the next).
 COMMIT_AHEAD = timedelta(milliseconds=20)
+# Writes of a record for a later moment after one overran its own; the last has no deadline.
+COMMIT_ATTEMPTS = 3
 # A catalog write takes well under a second: waiting this long means another process is stuck.
 CATALOG_LOCK_WAIT_S = 300.0
 _UNREADABLE_STATE = "delete the object's directory to sync it afresh"
@@ -258,38 +260,40 @@ class ParquetTree:
                 scratch=self.scratch / "merge" / ref.object_id,
                 token=token,
             )
-            # Taken once the new versions exist, and named in the record as when they became current and
-            # the old ones stopped being so: a query reads the files current at its own start (`views`).
-            now = _commit_time(record)
-            retired = [_retired(previous[name], now) for name in output.changed if name in previous]
             # A rebuilt object's old files: retired, and taken out of the tree unless rewritten.
             stale = record.files if record is not None and not live else []
-            retired += [_retired(f, now) for f in stale]
             written = {f.name for f in output.files}
-            unpublished = [*output.changed, *(f.name for f in stale if f.name not in written)]
             changed = set(output.changed)
-            files = [f.model_copy(update={"since": now}) if f.name in changed else f for f in output.files]
             rows, size = sum(f.rows for f in output.files), sum(f.bytes for f in output.files)
-            since, superseded = _state_history(record, now, files_changed=bool(changed))
-            committed = ObjectRecord(
-                since=since,
-                state=state.model_copy(
-                    update={
-                        "rows": rows,
-                        "files": len(output.files),
-                        "bytes": size,
-                        "last_bytes_written": output.bytes_written,
-                    }
-                ),
-                files=files,
-                open_file=output.open_file,
-                unpublished=unpublished,
-                retired=[*(record.retired if record is not None else []), *retired],
-                superseded=superseded,
+            counted = state.model_copy(
+                update={
+                    "rows": rows,
+                    "files": len(output.files),
+                    "bytes": size,
+                    "last_bytes_written": output.bytes_written,
+                }
             )
+
+            def committed_at(now: datetime) -> ObjectRecord:
+                # Named in the record as when the new versions became current and the old ones stopped
+                # being so: a query reads the files current at its own start (`views`).
+                retired = [_retired(previous[name], now) for name in output.changed if name in previous]
+                retired += [_retired(f, now) for f in stale]
+                since, superseded = _state_history(record, now, files_changed=bool(changed))
+                return ObjectRecord(
+                    since=since,
+                    state=counted,
+                    files=[
+                        f.model_copy(update={"since": now}) if f.name in changed else f for f in output.files
+                    ],
+                    open_file=output.open_file,
+                    unpublished=[*output.changed, *(f.name for f in stale if f.name not in written)],
+                    retired=[*(record.retired if record is not None else []), *retired],
+                    superseded=superseded,
+                )
+
             # Once the record names the new versions, the merge is committed; the rest can be redone.
-            self._write_record(ref.stream, ref.object_id, committed)
-            _wait_until_current(now)
+            committed = self._commit(ref.stream, ref.object_id, record, committed_at)
         except BaseException:
             self._drop_uncommitted(ref, token)
             raise
@@ -302,6 +306,34 @@ class ParquetTree:
             bytes_written=output.bytes_written,
             bytes=size,
         )
+
+    def _commit(
+        self,
+        stream: EventStream,
+        object_id: str,
+        previous: ObjectRecord | None,
+        record_at: Callable[[datetime], ObjectRecord],
+    ) -> ObjectRecord:
+        """Write the record of a commit current at a moment just ahead (`COMMIT_AHEAD`), once it is.
+
+        The record must be readable before that moment: a write that took longer (a slow disk) is
+        done again for a later one, and after `COMMIT_ATTEMPTS` such writes, at once.
+        """
+        path = f"{_directory(stream, object_id)}/{STATE_FILE}"
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            moment = _commit_time(previous)
+            record = record_at(moment)
+            if moment not in (record.since, record.removed_at):
+                # Only the watermark and the time of the sync changed, in place: nothing to straddle.
+                self.root.write(path, record.dumps())
+                return record
+            try:
+                self.root.write(path, record.dumps(), before=moment if attempt < COMMIT_ATTEMPTS else None)
+            except WriteOverran:
+                continue
+            _wait_until_current(moment)
+            return record
+        raise AssertionError("unreachable: the last attempt writes without a deadline")
 
     def _intact(self, stream: EventStream, object_id: str, record: ObjectRecord) -> bool:
         """Whether every file the record names as current still exists."""
@@ -331,17 +363,18 @@ class ParquetTree:
         record = self._recovered(stream, state.object_id)
         if record is None or record.removed_at is not None:
             return
-        now = _commit_time(record)
-        removed = record.model_copy(
-            update={
-                "files": [],
-                "open_file": None,
-                "retired": [*record.retired, *(_retired(f, now) for f in record.files)],
-                "removed_at": now,
-            }
-        )
-        self._write_record(stream, state.object_id, removed)
-        _wait_until_current(now)
+
+        def removed_at(now: datetime) -> ObjectRecord:
+            return record.model_copy(
+                update={
+                    "files": [],
+                    "open_file": None,
+                    "retired": [*record.retired, *(_retired(f, now) for f in record.files)],
+                    "removed_at": now,
+                }
+            )
+
+        self._commit(stream, state.object_id, record, removed_at)
         for data_file in record.files:
             self.root.delete(f"{_directory(stream, state.object_id)}/{data_file.name}")
 

@@ -207,10 +207,10 @@ def test_files_of_a_merge_that_never_committed_are_swept(
     emulator.store.insert("project_logs", project["id"], [{"id": "r1", "_is_merge": True, "output": "new"}])
     real_write = Root.write
 
-    def die_at_commit(self: Root, relative: str, data: bytes) -> None:
+    def die_at_commit(self: Root, relative: str, data: bytes, **options: Any) -> None:
         if project["id"] in relative and relative.endswith("_sync_state.json"):
             raise KeyboardInterrupt
-        real_write(self, relative, data)
+        real_write(self, relative, data, **options)
 
     monkeypatch.setattr(Root, "write", die_at_commit)
     if ended_by == "a kill":
@@ -508,3 +508,27 @@ def test_a_clock_set_back_never_makes_a_version_current_before_the_one_it_replac
         first.since,
         second.files[0].since,
     )
+
+
+def test_a_commit_record_written_too_slowly_for_its_moment_is_written_again_for_a_later_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    real_fsync, slow_ends = os.fsync, []
+
+    def slow_once(fd: int) -> None:
+        real_fsync(fd)
+        if not slow_ends:  # a disk busy with other writes: the record's first write takes 50 ms
+            time.sleep(0.05)
+            slow_ends.append(datetime.now(UTC))
+
+    monkeypatch.setattr("connector.state_file.os.fsync", slow_once)
+    tree.merge(
+        LOGS_REF, staged(tmp_path / "one", [event("a", 1)]), logs_state(version=1), delete_missing=False
+    )
+    record = tmp_path / "tree" / "project_logs" / "project_id=object" / "_sync_state.json"
+    committed = ObjectRecord.model_validate_json(record.read_text())
+    # Current only after it was readable: a query started meanwhile read neither half of two records.
+    assert committed.since is not None and committed.since > slow_ends[0]
+    assert committed.files[0].since == committed.since
+    assert not [p for p in record.parent.iterdir() if p.name.endswith(".tmp")]
