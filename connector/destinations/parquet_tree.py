@@ -418,18 +418,24 @@ class ParquetTree:
         Each sync does this for the objects it syncs; this reaches the others. The grace is fixed
         (queries may still read a replaced version), so `retain` changes nothing here.
         """
-        deleted = 0
+        deleted: dict[str, int] = {}  # path -> bytes
         for stream, record in self._records():
             ref = ObjectRef(stream, record.state.object_id, record.state.project_id, record.state.name)
             versions = _versions(stream, record.state.object_id)
             try:
                 with self.lock(ref, 0):
-                    before = len(self.root.list(versions))
+                    before = {f"{versions}/{name}" for name in self.root.list(versions)}
+                    sizes = {path: self.root.size(path) for path in before}
                     self._recovered(stream, record.state.object_id)
-                    deleted += before - len(self.root.list(versions))
+                    after = {f"{versions}/{name}" for name in self.root.list(versions)}
+                    deleted |= {path: sizes[path] for path in before - after}
             except WarehouseLocked:
                 continue  # being synced, which collects its garbage itself
-        return MaintainSummary(tables=len(EVENT_STREAMS) + len(CATALOG_TABLES) + 1, files_deleted=deleted)
+        return MaintainSummary(
+            tables=len(EVENT_STREAMS) + len(CATALOG_TABLES) + 1,
+            files_deleted=len(deleted),
+            bytes_deleted=sum(deleted.values()),
+        )
 
     def _files(self, stream: EventStream, object_id: str) -> ObjectFiles:
         return ObjectFiles(self.root, _directory(stream, object_id), _versions(stream, object_id))

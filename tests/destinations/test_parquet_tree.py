@@ -423,6 +423,9 @@ def test_a_replaced_version_is_deleted_once_past_its_grace_and_forgotten(
     tree.merge(LOGS_REF, staged(tmp_path / "second", [event("a", 2)]), state, delete_missing=False)
     assert first in record.read_text() and len(list(versions.iterdir())) == 2  # kept for the grace
     monkeypatch.setattr("connector.destinations.parquet_tree.RETIRED_GRACE", timedelta(0))
+    size = (versions / first).stat().st_size
+    maintained = tree.maintain(timedelta(0))
+    assert (maintained.files_deleted, maintained.bytes_deleted) == (1, size) and size > 0
     for _ in range(2):  # the second recovery reads what the first wrote
         assert tree.read_state(LOGS_REF) is not None
         assert first not in [p.name for p in versions.iterdir()] and first not in record.read_text()
