@@ -318,6 +318,7 @@ class BraintrustClient:
             body = b"".join(response.iter_bytes())
             status, retry_after = response.status_code, response.headers.get("Retry-After")
         if status < 300:
+            _refuse_what_is_not_json(method, path, body)
             try:
                 return parse(body)
             except orjson.JSONDecodeError:
@@ -342,6 +343,21 @@ def _validated(model: type[_Model], raw: Any, request: str) -> _Model:
             f"{request} returned a response bt-sync cannot read ({field}: {issue['msg']}); is the API URL "
             "a Braintrust API?"
         ) from None
+
+
+def _refuse_what_is_not_json(method: str, path: str, body: bytes) -> None:
+    """Fail at once on a success whose body is no JSON at all (a web page): no retry can mend that.
+
+    Raises:
+        MalformedResponse: the body does not start as JSON does.
+    """
+    head = body[:1024].lstrip()  # not the whole body: a page of events is megabytes
+    if head and head[:1] not in b'{["-0123456789tfn':
+        shown = head[:40].decode("utf-8", "replace")
+        raise MalformedResponse(
+            f"{method} {path} answered with a body that is not JSON ({shown!r}…); is the API URL a "
+            "Braintrust API?"
+        )
 
 
 def _json_object_bytes(content: bytes) -> bytes:

@@ -170,6 +170,23 @@ def test_json_cut_short_every_time_gives_a_clear_error(
     )
 
 
+@pytest.mark.parametrize("route", ["/v1/project", "/fetch"])
+def test_a_web_page_for_a_response_fails_at_once_asking_whether_the_url_is_braintrust(
+    emulator: Emulator, project: dict, route: str
+) -> None:
+    # A proxy's sign-in page, or any web server at the URL, answering 200.
+    emulator.faults.add(FaultRule(kind="body", route=route, body="<html><body>Sign in</body></html>"))
+    with make_client(emulator, max_attempts=3) as client, pytest.raises(MalformedResponse) as caught:
+        if route == "/fetch":
+            client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], FetchEventsRequest(limit=1))
+        else:
+            list(client.list_projects())
+    assert "with a body that is not JSON ('<html><body>Sign in</body></html>'…); is the API URL a " in str(
+        caught.value
+    )
+    assert client.stats.requests == 1
+
+
 @pytest.mark.parametrize(
     ("body", "says"),
     [
