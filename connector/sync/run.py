@@ -31,6 +31,7 @@ from connector.errors import (
     RequestError,
     ServerUnavailable,
     StateError,
+    WarehouseError,
     WarehouseLocked,
 )
 from connector.progress import NullProgress, ProgressReporter
@@ -41,12 +42,14 @@ from schemas.api import ObjectType
 from schemas.kinds import BY_OPTION, EVENT_KINDS, EVENT_STREAMS, KINDS, ObjectKind
 
 logger = logging.getLogger("bt_sync")
-# Failures confined to one object: the run reports them and goes on with the other objects. So does
-# `ServerUnavailable` (one object's reads may be all that fails), until `MOST_UNAVAILABLE_IN_A_ROW`.
+# Failures confined to one object: the run reports them and goes on with the other objects. So do
+# `ServerUnavailable` (one object's reads may be all that fails) and `WarehouseError` (one object's
+# files may be all that cannot be written), until `MOST_FAILING_IN_A_ROW` objects fail with the same.
 OBJECT_FAILURES = (MalformedResponse, PaginationError, RequestError, StateError, WarehouseLocked)
-# After this many objects in a row found the API unavailable, the others are not tried: each would
-# spend all its retries on an API that is down.
-MOST_UNAVAILABLE_IN_A_ROW = 2
+# After this many objects in a row found the API unavailable, or the warehouse unwritable, the others
+# are not tried: each would spend all its retries on an API that is down, or read all its rows for a
+# full disk.
+MOST_FAILING_IN_A_ROW = 2
 
 
 class SyncOptions(BaseModel):
@@ -258,17 +261,23 @@ class _SyncRun:
         self.progress = progress
         self.full_read = options.full or options.reconcile
         self._unavailable_in_a_row = 0
+        self._unwritable_in_a_row = 0
 
     def sync_object(self, ref: ObjectRef) -> ObjectSummary:
         """Sync one object, turning its own failures into its summary's status."""
-        if self._unavailable_in_a_row >= MOST_UNAVAILABLE_IN_A_ROW:
+        if self._unavailable_in_a_row >= MOST_FAILING_IN_A_ROW:
             return self._failed(ref, "not tried: the API was unavailable for the objects before")
+        if self._unwritable_in_a_row >= MOST_FAILING_IN_A_ROW:
+            return self._failed(ref, "not tried: the warehouse could not be written for the objects before")
         try:
             summary = self._sync_or_fail(ref)
         except ServerUnavailable as error:
             self._unavailable_in_a_row += 1
             return self._failed(ref, str(error))
-        self._unavailable_in_a_row = 0
+        except WarehouseError as error:
+            self._unwritable_in_a_row += 1
+            return self._failed(ref, str(error))
+        self._unavailable_in_a_row = self._unwritable_in_a_row = 0
         return summary
 
     def _sync_or_fail(self, ref: ObjectRef) -> ObjectSummary:

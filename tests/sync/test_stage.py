@@ -289,6 +289,40 @@ def test_objects_after_two_that_found_the_api_unavailable_are_not_tried(
     assert emulator.stats.snapshot()["requests"]["POST project_logs.fetch"] == 4
 
 
+def block_files_of(warehouse: WarehouseSettings, project: dict[str, Any]) -> None:
+    """A file where the object's directory of versions must go: its files cannot be written."""
+    versions = Path(warehouse.tables_root, "_bt_sync", "project_logs")
+    versions.mkdir(parents=True, exist_ok=True)
+    (versions / f"project_id={project['id']}").touch()
+
+
+def test_an_object_whose_files_cannot_be_written_fails_alone_and_the_summary_is_printed(
+    emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
+) -> None:
+    broken, _ = projects
+    block_files_of(warehouse, broken)
+    done = sync_giving_up_soon(emulator, warehouse)
+    assert done.returncode == 1
+    by_name = {o["name"]: o for o in orjson.loads(done.stdout)["objects"]}
+    assert by_name["broken"]["status"] == "failed" and "cannot write" in by_name["broken"]["error"]
+    assert by_name["healthy"]["status"] == "synced" and by_name["healthy"]["rows"] == 120
+    assert query(warehouse, "SELECT count(*) FROM project_logs") == [(120,)]
+
+
+def test_objects_after_two_whose_files_could_not_be_written_are_not_tried(
+    emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
+) -> None:
+    third = emulator.store.create_project("third")
+    emulator.store.insert("project_logs", third["id"], [{"id": "r", "input": 1}])
+    for project in (*projects, third):  # as a full disk would
+        block_files_of(warehouse, project)
+    done = sync_giving_up_soon(emulator, warehouse)
+    assert done.returncode == 1
+    errors = [o["error"] for o in orjson.loads(done.stdout)["objects"]]
+    assert ["cannot write" in error for error in errors] == [True, True, False]
+    assert errors[2] == "not tried: the warehouse could not be written for the objects before"
+
+
 def test_an_object_deleted_during_the_run_is_skipped_with_a_warning(
     emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
 ) -> None:
