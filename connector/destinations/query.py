@@ -20,7 +20,8 @@ import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
-from connector.config import WarehouseSettings
+from connector.config import DestinationKind, WarehouseSettings
+from connector.destinations.filesystem import Root
 from connector.destinations.interrupt import interruptible
 from connector.errors import QueryError
 from connector.wiring import open_destination
@@ -132,6 +133,7 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
         raise QueryError("give exactly one SELECT statement: the tables are read-only here")
     # Pinned: the query opens only the committed files, not every version a sync replaced in the last hour.
     with open_destination(settings, prepare=False).reader(pinned=True) as con, interruptible(con):
+        _confine_to_the_tables(con, settings)
         try:
             relation = con.sql(sql)
             if relation is None:
@@ -142,6 +144,8 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
             json_columns = {name for name, kind in kinds.items() if kind == "JSON"}
             wrong = {name: kind for name, kind in kinds.items() if _WRONG_IN_ARROW.search(kind)}
             yield QueryResult(relation.to_arrow_reader(BATCH_ROWS), json_columns, wrong)
+        except duckdb.PermissionException as error:
+            raise QueryError(f"a query reads the synced tables only: {_first_line(error)}") from None
         except duckdb.Error as error:
             raise QueryError(f"the query failed: {_first_line(error)}") from None
         except OverflowError as error:
@@ -149,6 +153,22 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
             raise QueryError(
                 f"a value of the result cannot be shown ({error}): cast it to VARCHAR in the query"
             ) from None
+
+
+def _confine_to_the_tables(con: duckdb.DuckDBPyConnection, settings: WarehouseSettings) -> None:
+    """Let the query read the tables' files and no other file (`read_csv('/etc/passwd')`, say).
+
+    An Iceberg reader's tables come through Arrow, not DuckDB's files; tables on object storage are
+    left as they are (DuckDB reads them over HTTP).
+    """
+    allowed: list[str] = []
+    if settings.destination is DestinationKind.DUCKDB:
+        root = Root(settings.tables_root)
+        if not root.is_local:
+            return
+        allowed.append(root.uri().rstrip("/") + "/")  # as the views name the files
+    con.execute("SET allowed_directories = ?", [allowed])
+    con.execute("SET enable_external_access = false")
 
 
 def _readable(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:

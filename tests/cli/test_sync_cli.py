@@ -71,6 +71,12 @@ def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: Warehou
             "bt-sync: error: a value of the result cannot be shown (date value out of range): cast it to "
             "VARCHAR in the query\n",
         )
+    # Read-only over the tables' files, and no other file of the machine; the tables' own files read.
+    tree = f"{warehouse.tables_root}/project_logs/*/*.parquet"
+    for source, allowed in (("read_text('/etc/hostname')", False), (f"read_parquet('{tree}')", True)):
+        done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], f"SELECT count(*) FROM {source}")
+        assert done.returncode == (0 if allowed else 1), done.stderr
+        assert allowed or done.stderr.startswith("bt-sync: error: a query reads the synced tables only: ")
 
 
 def test_objects_names_catalog_kinds_on_the_command_line(
