@@ -11,10 +11,13 @@ open keep working, and new ones get the new views.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import os
+import time
 import uuid
+from contextlib import suppress
 from pathlib import Path
 
 import duckdb
@@ -38,6 +41,8 @@ STORAGE_VERSION = "v1.4.0"
 # A view holding the fingerprint of the others, so a sync can tell whether they are current.
 MARKER_VIEW = "_bt_sync"
 SYNC_STATE_DESCRIPTION = "One row per synced object: its watermark, rows and last sync."
+# Writing the file takes well under a second: a temporary copy this old was left by a killed process.
+KILLED_WRITE_AGE_S = 600
 
 
 def view_statements(root: Root, pinned_by: duckdb.DuckDBPyConnection | None = None) -> list[str]:
@@ -111,6 +116,7 @@ def ensure_views_file(path: Path, root: Root) -> bool:
     Raises:
         WarehouseError: the file exists and holds tables or views bt-sync did not make.
     """
+    _sweep_killed_writes(path)
     statements = view_statements(root)
     wanted = fingerprint(statements)
     if path.exists():
@@ -167,6 +173,15 @@ def _current_fingerprint(path: Path) -> str | None:
             return ""
         row = con.execute(f"SELECT views FROM {MARKER_VIEW}").fetchone()
     return str(row[0]) if row else ""
+
+
+def _sweep_killed_writes(path: Path) -> None:
+    """Delete what a process killed while writing the file left beside it (not another's write in flight)."""
+    oldest_kept = time.time() - KILLED_WRITE_AGE_S
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.tmp*"):
+        with suppress(OSError):  # gone meanwhile, or not ours to delete
+            if leftover.stat().st_mtime < oldest_kept:
+                leftover.unlink()
 
 
 def _write_views_file(path: Path, statements: list[str]) -> None:

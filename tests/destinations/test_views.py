@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -388,3 +389,21 @@ def test_records_written_before_versions_had_times_are_read_whole(emulator: Emul
         del entry["since"]
     record_path.write_text(json.dumps(record))
     assert query(warehouse, "SELECT count(*), count(output) FROM project_logs") == [(10, 1)]
+
+
+def test_what_a_killed_write_of_the_file_left_beside_it_is_swept_by_a_later_sync(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    warehouse = warehouse_in(tmp_path)
+    emulator.store.create_project("p")
+    sync(emulator, warehouse)
+    path = warehouse.duckdb_path
+    left, in_flight = (path.with_name(f".{path.name}.{name}.tmp") for name in ("0badc0de", "5eed1e55"))
+    for leftover in (left, left.with_name(f"{left.name}.wal"), in_flight):
+        leftover.write_bytes(b"partial")
+    long_ago = time.time() - 3600
+    for leftover in (left, left.with_name(f"{left.name}.wal")):
+        os.utime(leftover, (long_ago, long_ago))
+    sync(emulator, warehouse)
+    # Another process's write, still young, is left alone.
+    assert sorted(p.name for p in path.parent.glob(f".{path.name}.*")) == [in_flight.name]
