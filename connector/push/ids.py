@@ -9,11 +9,12 @@ to a temporary directory past its memory limit, so a file's ids never outgrow me
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
+
+from connector.push.spill import spill_directory
 
 MEMORY_LIMIT = "128MB"
 # Rows whose ids a dict holds before they move to DuckDB: about 35 MB at 140 bytes an id (measured
@@ -130,7 +131,7 @@ class _IdsInDuckDB:
         # Imported here: a push whose ids fit in memory does without both.
         import duckdb
 
-        self._spill = tempfile.TemporaryDirectory(prefix="bt-sync-push-ids-")
+        self._spill = spill_directory("ids")
         self._db = duckdb.connect(
             config={"memory_limit": MEMORY_LIMIT, "threads": 1, "temp_directory": self._spill.name}
         )
