@@ -229,7 +229,13 @@ def test_parquet_invalid_utf8_names_the_row_and_column(tmp_path: Path) -> None:
     rows = numbered(SourceFile(tmp_path / "d.parquet"))
     assert rows == [
         (1, {"n": 1, "input": "ok"}),
-        (2, RowProblem("input", "not valid UTF-8 (byte 0xff at offset 0)")),
+        # The row's values for the rejects file, the bad bytes shown as U+FFFD.
+        (
+            2,
+            RowProblem(
+                "input", "not valid UTF-8 (byte 0xff at offset 0)", values={"n": 2, "input": "\ufffdbad"}
+            ),
+        ),
         (3, {"n": 3, "input": "fine"}),
     ]
 
