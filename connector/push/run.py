@@ -274,7 +274,7 @@ class PushRun:
                 return self._finish()
             rejects = self._rejects(stack)
             ids, spool, _ = self._scan(stack, self._ahead, rejects)
-            if not self.summary.rows_read:
+            if self.summary.rows_read == self.summary.rows_skipped:  # no row to send: nothing is created
                 return self._finish()
             dataset = dataset or _create_dataset(client, self.options)
             self.summary.dataset_id = dataset.id

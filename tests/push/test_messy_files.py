@@ -504,6 +504,17 @@ def test_a_map_repeating_a_key_is_a_bad_row_not_a_lost_entry(tmp_path: Path, pus
     assert rejected["values"] == {"input": "[('k', 1), ('k', 2)]"}
 
 
+def test_a_file_whose_every_row_is_rejected_creates_nothing(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    pq.write_table(
+        pa.table({"id": ["a", "b"], "input": [float("nan"), float("inf")]}), tmp_path / "f.parquet"
+    )
+    summary = push(tmp_path / "f.parquet", on_error="skip", rejects=tmp_path / "rejects.jsonl")
+    assert (summary.rows_read, summary.rows_skipped, summary.dataset_id) == (2, 2, None)
+    assert nothing_created(emulator)
+
+
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
 @pytest.mark.parametrize("nested", [False, True], ids=["column", "in a list"])
 def test_a_float_json_cannot_hold_is_a_bad_row_not_a_null(
