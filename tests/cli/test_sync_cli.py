@@ -175,6 +175,11 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (["sync", "--api-url", "{url}", "--project", "nope"], {}, "no project named"),
         (["sync", "--api-url", "{url}", "--duckdb", "/proc/forbidden/w.duckdb"], {}, "/proc/forbidden"),
         (["sync", "--api-url", "{url}", "--duckdb", "{corrupt}"], {}, "not a valid DuckDB database"),
+        (
+            ["sync", "--api-url", "{url}", "--objects", "prompts", "--duckdb", "{corrupt}/w.duckdb"],
+            {},
+            "corrupt.duckdb is a file where a directory is needed",
+        ),
         # DuckDB would read them as wildcards: no file found, or other files.
         (
             ["sync", "--api-url", "{url}", "--parquet", "/tmp/team[a]/pq"],
