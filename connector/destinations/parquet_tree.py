@@ -57,8 +57,6 @@ VERSIONS = "_bt_sync"
 SCHEMA_OBJECT = "__schema__"
 SCHEMA_FILE = "part-000000.parquet"
 # How long a replaced version (or a deleted object's directory) stays for queries that listed it.
-logger = logging.getLogger("bt_sync")
-
 RETIRED_GRACE = timedelta(hours=1)
 # A commit becomes current this long after it starts writing its record, which must be readable by
 # then: a query that started in between would otherwise read the old record for one table's view and
@@ -69,6 +67,8 @@ COMMIT_ATTEMPTS = 3
 # A catalog write takes well under a second: waiting this long means another process is stuck.
 CATALOG_LOCK_WAIT_S = 300.0
 _UNREADABLE_STATE = "delete the object's directory to sync it afresh"
+
+logger = logging.getLogger("bt_sync")
 
 
 class Retired(BaseModel):
@@ -319,16 +319,17 @@ class ParquetTree:
         The record must be readable before that moment: a write that took longer (a slow disk) is
         done again for a later one, and after `COMMIT_ATTEMPTS` such writes, at once.
         """
-        path = f"{_directory(stream, object_id)}/{STATE_FILE}"
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             moment = _commit_time(previous)
             record = record_at(moment)
             if moment not in (record.since, record.removed_at):
                 # Only the watermark and the time of the sync changed, in place: nothing to straddle.
-                self.root.write(path, record.dumps())
+                self._write_record(stream, object_id, record)
                 return record
             try:
-                self.root.write(path, record.dumps(), before=moment if attempt < COMMIT_ATTEMPTS else None)
+                self._write_record(
+                    stream, object_id, record, before=moment if attempt < COMMIT_ATTEMPTS else None
+                )
             except WriteOverran:
                 continue
             _wait_until_current(moment)
@@ -447,8 +448,10 @@ class ParquetTree:
             return None
         return ObjectRecord.loads(data, f"{self.root.display}/{directory}/{STATE_FILE}", _UNREADABLE_STATE)
 
-    def _write_record(self, stream: EventStream, object_id: str, record: ObjectRecord) -> None:
-        self.root.write(f"{_directory(stream, object_id)}/{STATE_FILE}", record.dumps())
+    def _write_record(
+        self, stream: EventStream, object_id: str, record: ObjectRecord, *, before: datetime | None = None
+    ) -> None:
+        self.root.write(f"{_directory(stream, object_id)}/{STATE_FILE}", record.dumps(), before=before)
 
     def _recovered(self, stream: EventStream, object_id: str) -> ObjectRecord | None:
         """The object's record after finishing a commit a crash interrupted and deleting what no query needs.
