@@ -150,7 +150,10 @@ def describe(summary: PushSummary) -> str:
     Args:
         summary: the result of `push`.
     """
-    target = f"dataset {summary.dataset!r} in project {summary.project!r}"
+    from connector.push.read import printable
+
+    # Quoted as written (a repr would double a backslash), control characters escaped.
+    target = f"dataset '{printable(summary.dataset)}' in project '{printable(summary.project)}'"
     name = "the query result" if summary.file is None else Path(summary.file).name
     if summary.already_complete:
         return f"{name} was already pushed to {target}; nothing sent (use --force to send it again)."

@@ -158,6 +158,14 @@ def test_human_summary_and_rerun_message(
     assert inserts(emulator) == 30
 
 
+def test_the_summary_shows_names_as_written(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 3)
+    code, out, _ = run_cli(emulator, tmp_path, capsys, str(path), "--project", "p", "--dataset", "ds\\tab")
+    assert code == 0 and "to dataset 'ds\\tab' in project 'p'" in out
+
+
 @pytest.mark.parametrize(
     ("content", "args", "code", "message"),
     [
