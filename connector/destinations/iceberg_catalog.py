@@ -80,6 +80,7 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None, *, create: bool
         )
     properties = _standard_aws_settings()
     if "://" in uri_or_name:
+        _refuse_what_is_no_sql_catalog(uri_or_name)
         if not warehouse:
             raise ConfigError(
                 "a SQL catalog needs a warehouse location: --iceberg-warehouse (BT_SYNC_ICEBERG_WAREHOUSE), "
@@ -96,8 +97,12 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None, *, create: bool
         try:
             return load_catalog(name, **properties)
         except ValueError as error:
+            reason = first_line(error)
+            if "URI missing" in reason:  # pyiceberg's words name its own CLI's --uri
+                variable = f"PYICEBERG_CATALOG__{name.upper()}__URI"
+                reason = f"no catalog of that name is configured in .pyiceberg.yaml or {variable}"
             raise ConfigError(
-                f"cannot use the iceberg catalog {redact(uri_or_name)}: {first_line(error)} (give a SQL "
+                f"cannot use the iceberg catalog {redact(uri_or_name)}: {reason} (give a SQL "
                 "catalog URI such as sqlite:///catalog.db, or the name of a catalog in .pyiceberg.yaml)"
             ) from None
         except Exception as error:
@@ -109,6 +114,25 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None, *, create: bool
             # (`table iceberg_tables already exists`): the loser finds them made on its next try.
             time.sleep(random.uniform(0.05, 0.2) * attempt)
             attempt += 1
+
+
+def _refuse_what_is_no_sql_catalog(uri: str) -> None:
+    """Refuse a URI that names no SQL catalog bt-sync can open, saying what to give instead.
+
+    Raises:
+        ConfigError: a REST catalog's URL, or a database other than SQLite and PostgreSQL.
+    """
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme in ("http", "https"):
+        raise ConfigError(
+            f"--iceberg-catalog {redact(uri)} is a REST catalog's URL: define the catalog in "
+            ".pyiceberg.yaml (catalog: {name: {uri: ...}}) and give its name"
+        )
+    if scheme.split("+", 1)[0] not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"--iceberg-catalog {redact(uri)}: a SQL catalog's database is SQLite (sqlite:///catalog.db) "
+            "or PostgreSQL (postgresql+psycopg://host/db)"
+        )
 
 
 def _missing_sqlite_file(uri: str) -> bool:

@@ -255,6 +255,29 @@ def test_choosing_iceberg_without_its_extra_or_catalog_is_one_clear_line(tmp_pat
     assert "--iceberg-catalog" in no_catalog.stderr
 
 
+@pytest.mark.parametrize(
+    ("catalog", "says"),
+    [
+        ("http://catalog:8181", "is a REST catalog's URL: define the catalog in .pyiceberg.yaml"),
+        (
+            "mysql://bt:pw@db/iceberg",
+            "a SQL catalog's database is SQLite (sqlite:///catalog.db) or PostgreSQL",
+        ),
+        ("lake", "no catalog of that name is configured in .pyiceberg.yaml or PYICEBERG_CATALOG__LAKE__URI"),
+    ],
+)
+def test_a_catalog_bt_sync_cannot_open_says_what_to_give_instead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, catalog: str, says: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .pyiceberg.yaml here
+    monkeypatch.setenv("HOME", str(tmp_path))
+    done = run_cli(
+        "status", "--destination", "iceberg", "--iceberg-catalog", catalog, "--iceberg-warehouse", "w"
+    )
+    assert done.returncode == 2 and says in done.stderr and "pw" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
 def test_commands_that_only_read_see_a_missing_sqlite_catalog_as_empty_and_leave_no_file(
     emulator: Emulator, tmp_path: Path
 ) -> None:
