@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -80,6 +81,13 @@ class ApiSettings(_Settings):
     def _url_has_scheme(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {redact(value)!r}")
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises for a port beyond 65535 or not a number
+        except ValueError as error:
+            raise ValueError(f"is not a URL ({error}): {redact(value)!r}") from None
+        if not parts.hostname:
+            raise ValueError(f"names no host: {redact(value)!r}")
         return value.rstrip("/")
 
 

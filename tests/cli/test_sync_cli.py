@@ -191,6 +191,12 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         # Every attempt made, in milliseconds rather than the default backoff's 10 s.
         (["sync", "--api-url", "http://127.0.0.1:9"], {"BT_SYNC_BACKOFF_INITIAL_S": "0.01"}, "unavailable"),
         (["sync", "--api-url", "{url}", "--timeout", "-1"], {}, "timeout"),
+        (["sync", "--api-url", "http://"], {}, "invalid setting: --api-url: names no host: 'http://'"),
+        (
+            ["projects", "--api-url", "http://127.0.0.1:99999"],
+            {},
+            "--api-url: is not a URL (Port out of range",
+        ),
         # Durations no clock or socket can wait for.
         (
             ["sync", "--api-url", "{url}", "--timeout", "inf"],
