@@ -34,6 +34,10 @@ GROUP BY ALL ORDER BY experiment"""
 CURATION_PROJECT, CURATION_DATASET = "support-bot", "hard-cases"
 # What a sync and a push write in their scratch directory.
 SCRATCH_ENTRIES = {"staging", "locks", "push"}
+# The file marking a directory the demo made, so a later demo may delete it.
+DEMO_MARKER = ".bt-sync-demo"
+DEFAULT_DUCKDB, DEFAULT_PARQUET = Path("data/demo.duckdb"), Path("data/demo-parquet")
+DEFAULT_STATE = DEFAULT_PARQUET.with_name(DEFAULT_PARQUET.name + "-state")
 # Root spans a scorer rated poorly become test cases; `project_id` and `_xact_id` fill each record's `origin`.
 CURATION_SQL = """\
 SELECT id, project_id, _xact_id, input, output AS expected, metadata
@@ -49,12 +53,8 @@ GROUP BY ALL"""
 
 @app.command()
 def demo(
-    duckdb: Path = typer.Option(
-        Path("data/demo.duckdb"), "--duckdb", help="DuckDB file the demo (re)creates."
-    ),
-    parquet: Path = typer.Option(
-        Path("data/demo-parquet"), "--parquet", help="Parquet root the demo (re)creates."
-    ),
+    duckdb: Path = typer.Option(DEFAULT_DUCKDB, "--duckdb", help="DuckDB file the demo (re)creates."),
+    parquet: Path = typer.Option(DEFAULT_PARQUET, "--parquet", help="Parquet root the demo (re)creates."),
 ) -> None:
     """Run the whole sync loop against a local emulator with demo data."""
     from pydantic import SecretStr
@@ -163,21 +163,26 @@ def _curate(
 
 
 def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
-    """Remove the files an earlier demo wrote at these paths; refuse, touching nothing, anything else.
+    """Remove what an earlier demo wrote at these paths; refuse, touching nothing, anything else.
+
+    A demo marks the directories it makes (`DEMO_MARKER`); the DuckDB file may go when it holds only
+    bt-sync's views, whose loss loses no row. Directories made by demos before the mark existed are
+    recognized at the default paths only.
 
     Raises:
-        ConfigError: a path holds something no demo writes (a mistyped `--parquet data` must not
-            delete a warehouse).
+        ConfigError: a path holds something no demo wrote (a mistyped `--parquet data` must not
+            delete a warehouse, nor `--duckdb` a database of your own).
     """
     from connector.destinations.parquet_tree import VERSIONS
+    from connector.destinations.views import holds_only_views
     from connector.errors import ConfigError
     from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 
     tables = {VERSIONS, *(s.table for s in EVENT_STREAMS.values()), *(t.table for t in CATALOG_TABLES)}
     checks = (
-        (duckdb, "--duckdb", _is_duckdb_file(duckdb)),
-        (parquet, "--parquet", _holds_only(parquet, tables)),
-        (state_dir, "the scratch directory", _holds_only(state_dir, SCRATCH_ENTRIES)),
+        (duckdb, "--duckdb", duckdb.is_file() and holds_only_views(duckdb)),
+        (parquet, "--parquet", _made_by_a_demo(parquet, tables, DEFAULT_PARQUET)),
+        (state_dir, "the scratch directory", _made_by_a_demo(state_dir, SCRATCH_ENTRIES, DEFAULT_STATE)),
     )
     for path, named, written_by_a_demo in checks:
         if path.exists() and not written_by_a_demo:
@@ -190,17 +195,16 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+    for directory in (parquet, state_dir):
+        directory.mkdir(parents=True)
+        (directory / DEMO_MARKER).write_text("made by `bt-sync demo`, which deletes it when run again\n")
 
 
-def _is_duckdb_file(path: Path) -> bool:
-    """Whether `path` is a file holding a DuckDB database (its header's magic bytes)."""
-    try:
-        with path.open("rb") as file:
-            return file.read(12)[8:] == b"DUCK"
-    except OSError:
+def _made_by_a_demo(path: Path, layout: set[str], default: Path) -> bool:
+    """Whether the directory is one a demo made: marked, or at the default path with only the layout."""
+    if not path.is_dir():
         return False
-
-
-def _holds_only(path: Path, names: set[str]) -> bool:
-    """Whether `path` is a directory whose entries all have one of `names`."""
-    return path.is_dir() and all(entry.name in names for entry in path.iterdir())
+    entries = {entry.name for entry in path.iterdir()}
+    if DEMO_MARKER in entries:
+        return True
+    return path.resolve() == default.resolve() and entries <= layout

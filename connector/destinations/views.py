@@ -139,6 +139,14 @@ def ensure_views_file(path: Path, root: Root) -> bool:
     return True
 
 
+def holds_only_views(path: Path) -> bool:
+    """Whether the DuckDB file at `path` holds bt-sync's views and nothing else (no table of anyone's)."""
+    try:
+        return _current_fingerprint(path) is not None
+    except WarehouseError:  # not DuckDB, or foreign tables or views
+        return False
+
+
 def _current_fingerprint(path: Path) -> str | None:
     try:
         con = duckdb.connect(str(path), read_only=True)

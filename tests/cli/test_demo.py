@@ -8,20 +8,21 @@ from pathlib import Path
 import duckdb as duckdb_module
 import pytest
 
-from connector.cli.demo import CURATION_DATASET, CURATION_SQL
+from connector.cli.demo import CURATION_DATASET, CURATION_SQL, DEMO_MARKER
 from connector.config import WarehouseSettings
 from tests.helpers import query, run_cli
 
 
 @pytest.mark.slow
 def test_the_demo_curates_a_dataset_and_syncs_it_back(tmp_path: Path) -> None:
-    duckdb, parquet = tmp_path / "demo.duckdb", tmp_path / "demo-parquet"
-    # What an earlier demo left: the demo replaces it.
-    duckdb_module.connect(str(duckdb)).execute("CREATE TABLE earlier AS SELECT 1 AS x").close()
+    duckdb, parquet = tmp_path / "data" / "demo.duckdb", tmp_path / "data" / "demo-parquet"
+    # What a demo of an earlier bt-sync left at the default paths, unmarked: the demo replaces it.
     (parquet / "project_logs").mkdir(parents=True)
     (parquet / "project_logs" / "stale.parquet").write_bytes(b"stale")
-    (tmp_path / "demo-parquet-state" / "staging").mkdir(parents=True)
-    done = run_cli("demo", "--duckdb", str(duckdb), "--parquet", str(parquet), timeout=300)
+    (tmp_path / "data" / "demo-parquet-state" / "staging").mkdir(parents=True)
+    with duckdb_module.connect(str(duckdb)) as views_only:
+        views_only.execute("CREATE VIEW projects AS SELECT 1 AS id")
+    done = run_cli("demo", timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "7. Curate a dataset from the logs (bt-sync push --sql)" in done.stdout
     # The demo's last table: the curated dataset, its records, and how many link back to a span.
@@ -30,16 +31,37 @@ def test_the_demo_curates_a_dataset_and_syncs_it_back(tmp_path: Path) -> None:
     ((curated,),) = query(demo, f"SELECT count(*) FROM ({CURATION_SQL})")
     assert int(records) == int(linked) == curated > 0
     assert not (parquet / "project_logs" / "stale.parquet").exists()
+    assert (parquet / DEMO_MARKER).exists()  # so a demo at other paths is replaced too
 
 
-@pytest.mark.parametrize("given", ["--duckdb", "--parquet", "scratch"])
+def a_synced_warehouse(root: Path) -> None:
+    """The layout of a real sync's Parquet root: what only its marker tells from a demo's."""
+    (root / "project_logs" / "project_id=p").mkdir(parents=True)
+    (root / "project_logs" / "project_id=p" / "part-000000.parquet").write_text("rows")
+
+
+@pytest.mark.parametrize(
+    "given", ["--duckdb", "--duckdb with a table", "--parquet", "--parquet of a sync", "scratch"]
+)
 def test_the_demo_touches_nothing_at_paths_an_earlier_demo_did_not_write(tmp_path: Path, given: str) -> None:
     duckdb, parquet = tmp_path / "demo.duckdb", tmp_path / "demo-parquet"
-    mine = {"--duckdb": duckdb, "--parquet": parquet, "scratch": tmp_path / "demo-parquet-state"}[given]
-    mine.mkdir()
-    (mine / "notes.txt").write_text("mine")
+    mine = {
+        "--duckdb": duckdb,
+        "--duckdb with a table": duckdb,
+        "--parquet": parquet,
+        "--parquet of a sync": parquet,
+        "scratch": tmp_path / "demo-parquet-state",
+    }[given]
+    if given == "--duckdb with a table":
+        with duckdb_module.connect(str(duckdb)) as database:
+            database.execute("CREATE TABLE revenue AS SELECT 1 AS amount")
+    elif given == "--parquet of a sync":
+        a_synced_warehouse(parquet)
+    else:
+        mine.mkdir()
+        (mine / "notes.txt").write_text("mine")
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
     done = run_cli("demo", "--duckdb", str(duckdb), "--parquet", str(parquet))
     assert done.returncode == 2 and done.stderr.startswith("bt-sync: error: ")
     assert f"{mine} holds files the demo did not write" in done.stderr
-    assert (mine / "notes.txt").read_text() == "mine"
-    assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name]
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
