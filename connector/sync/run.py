@@ -393,7 +393,9 @@ class _SyncRun:
             return None
         # Left behind by a crash after the merge committed, before the staging was cleared.
         already_committed = previous is not None and previous.synced_at >= checkpoint.started_at
-        too_narrow = self.full_read and checkpoint.cutoff is not None
+        # A read down to a watermark, when the whole history is needed: a full sync, or an object with
+        # nothing committed (never synced, or to be rebuilt after its files went missing).
+        too_narrow = (self.full_read or previous is None) and checkpoint.cutoff is not None
         if already_committed or too_narrow:
             staging.clear()
             return None

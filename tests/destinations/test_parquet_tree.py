@@ -21,7 +21,7 @@ from connector.destinations.file_size import file_target_rows
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_tree import ObjectRecord, ParquetTree
 from connector.emulator import Emulator, ListQuery
-from connector.errors import WarehouseLocked
+from connector.errors import WarehouseError, WarehouseLocked
 from connector.sync.catalog import discover_catalog, write_catalog
 from connector.wiring import open_destination
 from schemas.kinds import EXPERIMENT, PROJECT
@@ -195,6 +195,33 @@ def test_a_file_deleted_by_hand_is_rebuilt_by_the_next_sync(
             f"SELECT count(*), count(DISTINCT id) FROM read_parquet('{root}/project_logs/*/*.parquet')"
         ).fetchone()
     assert plain == (6_010, 6_010)
+
+
+def test_a_rebuild_reads_the_whole_history_even_after_an_incremental_read_left_unmerged(
+    emulator: Emulator,
+    warehouse: WarehouseSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project = emulator.store.create_project("lost")
+    emulator.store.generate_logs(project["id"], 3_000, update_fraction=0.0, rng_seed=4)
+    sync(emulator, warehouse)
+    emulator.store.generate_logs(project["id"], 10, update_fraction=0.0, rng_seed=5)
+
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        raise WarehouseError("cannot write: No space left on device")
+
+    with monkeypatch.context() as failing:  # read down to the watermark, then the merge fails
+        failing.setattr(ParquetTree, "merge", full_disk)
+        assert [o.status for o in sync(emulator, warehouse).objects] == ["failed"]
+    directory = Path(warehouse.tables_root, "project_logs", f"project_id={project['id']}")
+    record = ObjectRecord.model_validate_json((directory / "_sync_state.json").read_bytes())
+    versions = Path(warehouse.tables_root, "_bt_sync", "project_logs", f"project_id={project['id']}")
+    (versions / record.files[0].version).unlink()
+    sync(emulator, warehouse)  # its files are incomplete: the narrow read left behind is no rebuild
+    assert query(
+        warehouse, "SELECT count(*), (SELECT sum(rows)::BIGINT FROM sync_state) FROM project_logs"
+    ) == [(3_010, 3_010)]
 
 
 @pytest.mark.parametrize("ended_by", ["an error", "a kill"])
