@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
 
-from connector.push.spill import spill_directory
+from connector.push.spill import SpillDirectory
 
 MEMORY_LIMIT = "128MB"
 # Rows whose ids a dict holds before they move to DuckDB: about 35 MB at 140 bytes an id (measured
@@ -131,7 +131,7 @@ class _IdsInDuckDB:
         # Imported here: a push whose ids fit in memory does without both.
         import duckdb
 
-        self._spill = spill_directory("ids")
+        self._spill = SpillDirectory("ids")
         self._db = duckdb.connect(
             config={"memory_limit": MEMORY_LIMIT, "threads": 1, "temp_directory": self._spill.name}
         )

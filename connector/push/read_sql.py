@@ -30,7 +30,7 @@ from connector.progress import ProgressReporter
 from connector.push.arrow_values import ColumnPlan
 from connector.push.read import CHUNK_ROWS, RowChunk, printable, refuse_repeated_names
 from connector.push.read_arrow import arrow_rows, column_plan
-from connector.push.spill import spill_directory
+from connector.push.spill import SpillDirectory
 
 NAME = "query result"
 # What the kept rows may hold in memory before they spill to disk. One thread: DuckDB's sort of wide
@@ -58,7 +58,7 @@ class QuerySource:
 
     def __init__(self, settings: WarehouseSettings, sql: str, progress: ProgressReporter) -> None:
         self.sql = sql
-        self._spill = spill_directory("sql")
+        self._spill = SpillDirectory("sql")
         self._db = duckdb.connect(
             config={"memory_limit": MEMORY_LIMIT, "threads": THREADS, "temp_directory": self._spill.name}
         )
