@@ -4,6 +4,8 @@ It ships stopped; turn it on in the UI (Automation), or with
 `dagster sensor start braintrust_discovery_sensor` run from the repository root.
 """
 
+import hashlib
+
 import dagster as dg
 
 from connector.destinations.base import ObjectRef
@@ -54,7 +56,11 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
             return dg.SensorResult(skip_reason="every Braintrust object has a synced partition")
         # Later syncs come from the schedules. A first sync is of a new object, which the catalog lacks
         # even when its partition key is an old one (an object deleted and re-created under its name).
-        catalog_request = dg.RunRequest(job_name=jobs.catalog.name)
+        # Keyed by what it follows: Dagster launches it once, not again at every tick a sync still waits.
+        changes = [repr(request) for request in partition_requests]
+        changes += sorted(f"{r.partition_key}:{r.run_key}" for r in sync_requests)
+        catalog_key = hashlib.sha256("\n".join(changes).encode()).hexdigest()[:16]
+        catalog_request = dg.RunRequest(job_name=jobs.catalog.name, run_key=f"catalog:{catalog_key}")
         return dg.SensorResult(
             run_requests=[catalog_request, *sync_requests], dynamic_partitions_requests=partition_requests
         )

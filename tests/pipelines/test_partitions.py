@@ -113,13 +113,21 @@ def first_syncs(result: dg.SensorResult) -> dict[str | None, str | None]:
     return {r.partition_key: r.run_key for r in result.run_requests if r.job_name != CATALOG_JOB_NAME}
 
 
+def catalog_run_key(result: dg.SensorResult) -> str | None:
+    (catalog,) = [r for r in result.run_requests if r.job_name == CATALOG_JOB_NAME]
+    return catalog.run_key
+
+
 def test_a_first_sync_that_failed_is_asked_for_again_once_per_failure(
     emulator: Emulator, upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
     emulator.faults.add(FaultRule(kind="status", status=401, route="/fetch", times=None))
     first = discover(test_defs, instance)
-    # A tick while the runs are still queued asks for the same run keys, which Dagster launches once.
-    assert first_syncs(discover(test_defs, instance)) == first_syncs(first)
+    # A tick while the runs are still queued asks for the same run keys, which Dagster launches once;
+    # so is the catalog run that comes with them.
+    queued = discover(test_defs, instance)
+    assert first_syncs(queued) == first_syncs(first)
+    assert catalog_run_key(queued) == catalog_run_key(first) is not None
     apply(dg.SensorResult(dynamic_partitions_requests=first.dynamic_partitions_requests), test_defs, instance)
     for run in first.run_requests:
         assert run.job_name is not None
@@ -134,6 +142,7 @@ def test_a_first_sync_that_failed_is_asked_for_again_once_per_failure(
         "support-bot", "support-bot/baseline", "support-bot/golden"
     }  # fmt: skip
     assert not set(first_syncs(again).values()) & set(first_syncs(first).values())
+    assert catalog_run_key(again) != catalog_run_key(first)
     apply(again, test_defs, instance)
     skipped = discover(test_defs, instance).skip_reason
     assert skipped is not None and skipped.skip_message == "every Braintrust object has a synced partition"
