@@ -333,7 +333,10 @@ class _JsonlReader:
         probed = [_jsonl_row(line) for line in lines[:FORMAT_PROBE_LINES]]
         objects = [row for row in probed if not isinstance(row, RowProblem)]
         first_row = probed[0]
-        if isinstance(first_row, RowProblem) and not objects:
+        # An array's `[`, or a lone `{` opening an object spread over lines: another format, whatever
+        # objects the lines after hold.
+        opens_another_format = lines[0].strip() in (b"{", b"[") or lines[0].lstrip().startswith(b"[")
+        if isinstance(first_row, RowProblem) and (opens_another_format or not objects):
             raise _not_json_lines(source.path.name, number, _without_newline(lines[0]), first_row)
         self._seen.update(dict.fromkeys(objects[0]))
 

@@ -707,6 +707,12 @@ def test_control_bytes_from_a_file_are_escaped_in_messages(emulator: Emulator, t
     ("content", "detail"),
     [
         (b'[{"input": 1}, {"input": 2}]\n', "it is a JSON array"),
+        # One element per line: the last is a JSON object on its own, the rest are not.
+        (b'[\n{"input": 1},\n{"input": 2}\n]\n', "it is a JSON array"),
+        (
+            b'{\n  "input": {"nested": 1},\n  "list": [\n    {"a": 1}\n  ]\n}\n',
+            "invalid JSON (unexpected end of data at char 1)",
+        ),
         (b'{\n  "input": 1\n}\n', "invalid JSON (unexpected end of data at char 1)"),
         (
             b'{"input": 1}\r{"input": 2}\r',
