@@ -237,6 +237,11 @@ class RowMapper:
         try:
             payload = self._payload(row)
             if (id_column := self.mapping.id) is not None:
+                if id_column not in row:  # a JSON row: a mistyped --id-column shows here first
+                    keys = ", ".join(list(row)[:_KEYS_SHOWN]) or "none"
+                    raise _BadValue(
+                        id_column, f'the row has no key "{id_column}", which holds the ids; its keys: {keys}'
+                    )
                 row_id = payload["id"] = _column_id(id_column, row.get(id_column))
                 event = _json(payload)
             else:
@@ -345,6 +350,8 @@ def _own_name_keys(mapping: ColumnMapping, known_columns: Sequence[str]) -> froz
 
 
 _BEYOND_64_BITS = 2**63
+# Keys of a row named in a message, at most.
+_KEYS_SHOWN = 10
 
 
 def _column_id(column: str, value: Any) -> str:

@@ -190,6 +190,14 @@ def test_bad_values_name_column_and_reason(row: dict[str, Any], column: str, rea
     assert found.describe("d.csv", 17) == f'd.csv row 17, column "{column}": {reason}'
 
 
+def test_a_json_row_without_the_id_key_says_so_naming_its_keys() -> None:
+    found = problem(DEFAULTS, {"input": "q", "note": "n"})
+    assert (found.column, found.reason) == (
+        "id",
+        'the row has no key "id", which holds the ids; its keys: input, note',
+    )
+
+
 def test_a_row_over_the_request_limit_is_refused() -> None:
     mapping = ColumnMapping(id=None, input=("input",), expected=(), metadata=(), tags=None)
     small = mapper(mapping, max_event_bytes=100)
