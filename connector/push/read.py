@@ -330,15 +330,17 @@ class _JsonlReader:
         if first is None:
             raise PushError(f"{source.path.name} is empty")
         number, lines = first
-        probed = [_jsonl_row(line) for line in lines[:FORMAT_PROBE_LINES]]
-        objects = [row for row in probed if not isinstance(row, RowProblem)]
-        first_row = probed[0]
-        # An array's `[`, or a lone `{` opening an object spread over lines: another format, whatever
-        # objects the lines after hold.
-        opens_another_format = lines[0].strip() in (b"{", b"[") or lines[0].lstrip().startswith(b"[")
-        if isinstance(first_row, RowProblem) and (opens_another_format or not objects):
-            raise _not_json_lines(source.path.name, number, _without_newline(lines[0]), first_row)
-        self._seen.update(dict.fromkeys(objects[0]))
+        first_row = _jsonl_row(lines[0])
+        if isinstance(first_row, RowProblem):
+            # An array's `[`, or a lone `{` opening an object spread over lines: another format,
+            # whatever objects the lines after hold.
+            opens_another_format = lines[0].strip() == b"{" or lines[0].lstrip().startswith(b"[")
+            later = (_jsonl_row(line) for line in lines[1:FORMAT_PROBE_LINES])
+            first_object = next((row for row in later if not isinstance(row, RowProblem)), None)
+            if opens_another_format or first_object is None:
+                raise _not_json_lines(source.path.name, number, _without_newline(lines[0]), first_row)
+            first_row = first_object
+        self._seen.update(dict.fromkeys(first_row))
 
     @property
     def columns(self) -> tuple[str, ...]:
