@@ -369,7 +369,7 @@ def _json_object_bytes(content: bytes) -> bytes:
 
 
 def _status_error(method: str, path: str, status: int, body: bytes) -> ApiError:
-    server_says = body[: _SERVER_TEXT_CHARS * 4].decode("utf-8", "replace")[:_SERVER_TEXT_CHARS].strip()
+    server_says = _server_text(body)
     if status in (401, 403):
         verdict = "rejected the API key" if status == 401 else "refused this API key permission"
         return AuthError(
@@ -382,6 +382,14 @@ def _status_error(method: str, path: str, status: int, body: bytes) -> ApiError:
     if status == 413:
         return PayloadTooLarge(f"{method} {path}: request too large (HTTP 413)", status=status)
     return RequestError(f"{method} {path} was rejected (HTTP {status}): {server_says}", status=status)
+
+
+def _server_text(body: bytes) -> str:
+    """What an error's body says, for its one line: a web page's markup would say nothing useful."""
+    head = body[: _SERVER_TEXT_CHARS * 4].decode("utf-8", "replace").strip()
+    if head.startswith("<"):
+        return "The answer is a web page, not Braintrust's JSON: is the API URL a Braintrust API?"
+    return head[:_SERVER_TEXT_CHARS].strip()
 
 
 def _describe(error: BaseException) -> str:

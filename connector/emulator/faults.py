@@ -19,7 +19,8 @@ class FaultRule:
 
     Attributes:
         kind: what happens to a matching request:
-            `status`: answer `status` (with `Retry-After: retry_after` if set), without applying writes;
+            `status`: answer `status` (with `Retry-After: retry_after` if set, and `body` as its text if
+            set), without applying writes;
             `slow`: wait `delay_s` seconds, then serve normally;
             `drop`: close the connection without any response, without applying writes;
             `truncate`: send the headers (full Content-Length) and part of the body, then close
@@ -34,7 +35,7 @@ class FaultRule:
         status: HTTP status for `kind="status"` (429, 500, 503, 413, 408, ...).
         retry_after: value of the `Retry-After` header: seconds ("1") or an HTTP-date.
         delay_s: delay for `kind="slow"`.
-        body: the response body for `kind="body"`.
+        body: the response body for `kind="body"`, or the text of a `kind="status"` answer.
         times: how many matching requests to affect; None for all of them.
         after: how many matching requests to let through before the first fault.
     """

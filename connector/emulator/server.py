@@ -154,7 +154,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and kind == "slow":
             time.sleep(fault.delay_s)
         if fault is not None and kind == "status":
-            self._send(Reply.error(fault.status, f"injected fault: HTTP {fault.status}", fault.retry_after))
+            message = f"injected fault: HTTP {fault.status}" if fault.body is None else fault.body
+            self._send(Reply.error(fault.status, message, fault.retry_after))
         elif kind == "drop":
             self.close_connection = True
         elif fault is not None and kind == "body":

@@ -187,6 +187,27 @@ def test_a_web_page_for_a_response_fails_at_once_asking_whether_the_url_is_brain
     assert client.stats.requests == 1
 
 
+@pytest.mark.parametrize("status", [404, 400])
+def test_a_web_page_for_an_error_is_named_not_quoted(emulator: Emulator, status: int) -> None:
+    # A mistyped API URL reaching some web server: its markup would fill the one error line.
+    page = "<!DOCTYPE html><html><head><style>body { margin: 0 }</style></head><body>Not Found</body></html>"
+    emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=status, body=page))
+    with make_client(emulator) as client, pytest.raises(ApiError) as caught:
+        list(client.list_projects())
+    assert str(caught.value) == (
+        f"GET /v1/project{': not found' if status == 404 else ' was rejected'} (HTTP {status})"
+        f"{'.' if status == 404 else ':'} The answer is a web page, not Braintrust's JSON: is the API URL "
+        "a Braintrust API?"
+    )
+
+
+def test_an_errors_text_is_quoted(emulator: Emulator) -> None:
+    emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=422, body="  name: too long\n"))
+    with make_client(emulator) as client, pytest.raises(ApiError) as caught:
+        list(client.list_projects())
+    assert str(caught.value) == "GET /v1/project was rejected (HTTP 422): name: too long"
+
+
 @pytest.mark.parametrize(
     ("body", "says"),
     [
