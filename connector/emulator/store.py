@@ -28,6 +28,14 @@ OBJECT_TYPES: tuple[ObjectType, ...] = ("project_logs", "experiment", "dataset")
 # The catalog object that owns each kind of event history.
 OWNER: dict[ObjectType, Kind] = {"project_logs": "project", "experiment": "experiment", "dataset": "dataset"}
 MAX_FETCH_LIMIT = 1000
+# Fields a row of each kind always has, null until written, as Braintrust serves them: the SDK reads a
+# dataset record's `expected` without a default (`ensure_new_dataset_record`), so `Dataset.fetch()`
+# raised KeyError on a record inserted without one.
+_NULL_UNTIL_WRITTEN: dict[ObjectType, Row] = {
+    "project_logs": {},
+    "experiment": {},
+    "dataset": dict.fromkeys(("input", "expected", "metadata", "tags")),
+}
 
 
 @dataclass(frozen=True)
@@ -284,8 +292,9 @@ class Store:
         self, object_type: ObjectType, history: History, xact: int, rows: list[Row], deleted: list[str]
     ) -> None:
         fixed = {"_xact_id": str(xact), **self._object_fields(object_type, history.object_id)}
+        unwritten = _NULL_UNTIL_WRITTEN[object_type]
         try:
-            blobs = [serialize({**row, **fixed}) for row in rows]
+            blobs = [serialize({**unwritten, **row, **fixed}) for row in rows]
         except TypeError as error:
             # orjson writes 254 levels of nesting and parses 1,024: a request between the two is refused
             # whole, as a bad request, before any of its rows is stored.

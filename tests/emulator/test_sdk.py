@@ -16,6 +16,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from braintrust.logger import DEFAULT_MAX_REQUEST_SIZE, SummarySuccess, _interna
 
 from connector.emulator import Emulator, FaultRule, ListQuery
 from tests.helpers import run_cli, sync, warehouse_in
+from tests.push.helpers import run_cli as push_cli
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 PROJECT = "support-bot"
@@ -208,6 +210,33 @@ def test_summarize_compares_with_the_base_the_latest_or_the_given_experiment(
     assert first.summarize().comparison_experiment_name is None  # nothing before it
 
 
+def test_the_base_experiment_is_the_stored_one_else_the_latest_before_and_may_be_deleted(
+    sdk: None, emulator: Emulator
+) -> None:
+    def run(name: str, **options: Any) -> braintrust.Experiment:
+        experiment = braintrust.init(project=PROJECT, experiment=name, **options)
+        experiment.log(input="2+2", output="4", scores={"exact": 1})
+        experiment.flush()
+        return experiment
+
+    first, second = run("v1"), run("v2")
+    third = run("v3", base_experiment="v1")
+
+    def base_name(experiment: braintrust.Experiment) -> str | None:
+        base = experiment.fetch_base_experiment()
+        return None if base is None else base.name
+
+    assert [base_name(first), base_name(second), base_name(third)] == [None, "v1", "v1"]
+    httpx.delete(
+        f"{emulator.url}/v1/experiment/{first.id}", headers={"Authorization": f"Bearer {emulator.api_key}"}
+    )
+    # A deleted base is as none: the latest experiment before it, with a summary rather than a 404.
+    assert base_name(third) == "v2"
+    summary = third.summarize()
+    assert summary.comparison_experiment_name == "v2"
+    assert isinstance(summary.comparison, SummarySuccess)
+
+
 def test_eval_with_in_memory_data_and_a_scorer(sdk: None, emulator: Emulator, tmp_path: Path) -> None:
     data = [{"input": question, "expected": expected} for question, expected in CASES.items()]
 
@@ -225,6 +254,31 @@ def test_eval_with_in_memory_data_and_a_scorer(sdk: None, emulator: Emulator, tm
     scored = {row["input"]["input"]: row["scores"] for row in rows.values() if row["scores"]}
     assert scored == {"2+2": {"exact": 1}, "3+3": {"exact": 0}}
     check_clean(rows)
+
+
+def test_an_eval_is_summarized_by_test_case_not_by_span(sdk: None, emulator: Emulator) -> None:
+    # `Eval` logs scores on scorer spans, tokens on each LLM call's span; a test case is the trace.
+    data = [{"input": question, "expected": expected} for question, expected in CASES.items()]
+
+    def calling_a_model_twice(question: str) -> str:
+        for _ in range(2):
+            with braintrust.start_span(name="llm", type="llm") as call:
+                call.log(metrics={"prompt_tokens": 100})
+        time.sleep(0.2)
+        return answer(question)
+
+    braintrust.Eval(PROJECT, data=data, task=CASES.__getitem__, scores=[exact], experiment_name="right")
+    result = braintrust.Eval(
+        PROJECT, data=data, task=calling_a_model_twice, scores=[exact], experiment_name="one-wrong"
+    )
+
+    assert isinstance(result.summary.comparison, SummarySuccess)
+    exact_score = result.summary.comparison.scores["exact"]
+    assert (exact_score.score, exact_score.improvements, exact_score.regressions) == (0.5, 0, 1)
+    metrics = result.summary.comparison.metrics
+    assert metrics["prompt_tokens"].metric == 200
+    assert metrics["duration"].metric >= 0.2
+    assert metrics["duration"].regressions == 2
 
 
 def test_dataset_insert_update_delete_fetch_and_eval(sdk: None, emulator: Emulator, tmp_path: Path) -> None:
@@ -262,6 +316,25 @@ def test_dataset_insert_update_delete_fetch_and_eval(sdk: None, emulator: Emulat
     origins = {row["origin"]["id"] for row in runs.values() if row["is_root"]}
     assert origins == {kept, fixed}
     check_clean(records)
+
+
+def test_a_pushed_dataset_without_expected_values_reads_back_through_the_sdk(
+    sdk: None, emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [{"id": "bare", "input": "q1"}, {"id": "null", "input": "q2", "expected": None}]
+    path = tmp_path / "records.jsonl"
+    path.write_bytes(b"\n".join(map(orjson.dumps, lines)))
+    code, _, err = push_cli(
+        emulator, tmp_path, capsys, str(path), "--project", PROJECT, "--dataset", "pushed"
+    )
+    assert code == 0, err
+
+    fetched = braintrust.init_dataset(project=PROJECT, name="pushed").fetch()
+
+    assert sorted((record["id"], record["input"], record["expected"]) for record in fetched) == [
+        ("bare", "q1", None),
+        ("null", "q2", None),
+    ]
 
 
 def test_rest_client_feedback_on_each_object_type(emulator: Emulator, tmp_path: Path) -> None:

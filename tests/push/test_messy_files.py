@@ -341,7 +341,9 @@ def test_json_lines_sent_as_written_keep_their_row_across_blank_lines_crlf_and_s
     summary = push(path)
     assert (summary.rows_read, summary.rows_sent) == (4, 4)
     rows = {
-        key: {k: v for k, v in row.items() if k in {"input", "expected", "metadata", "tags"}}
+        key: {
+            k: v for k, v in row.items() if k in {"input", "expected", "metadata", "tags"} and v is not None
+        }
         for key, row in stored(emulator).items()
     }
     assert rows == {
