@@ -358,17 +358,38 @@ def _summarize_experiment(call: Call) -> Reply:
 
 
 def _comparison_experiment(call: Call, experiment: dict[str, Any]) -> dict[str, Any] | None:
-    """The spec's: `comparison_experiment_id`, else the experiment's `base_exp_id`, else the latest
-    experiment of its project created before it."""
-    chosen = call.arg("comparison_experiment_id") or experiment.get("base_exp_id")
-    if chosen:
-        return call.store.get("experiment", chosen)
+    """The spec's: `comparison_experiment_id`, else the experiment's base (`_base_experiment`)."""
+    given = call.arg("comparison_experiment_id")
+    return call.store.get("experiment", given) if given else _base_experiment(call, experiment)
+
+
+def _base_experiment(call: Call, experiment: dict[str, Any]) -> dict[str, Any] | None:
+    """The experiment's `base_exp_id`, else (none, or deleted since) the latest experiment of its
+    project created before it."""
+    if base_id := experiment.get("base_exp_id"):
+        try:
+            return call.store.get("experiment", base_id)
+        except Rejected as missing:
+            if missing.status != 404:
+                raise
     earlier = [
         other
         for other in call.store.list_objects("experiment", ListQuery(project_id=experiment["project_id"]))
         if other["id"] != experiment["id"] and other["created"] < experiment["created"]
     ]
     return max(earlier, key=lambda other: other["created"], default=None)
+
+
+def _base_experiment_id(call: Call) -> Reply:
+    """What `Experiment.fetch_base_experiment` (and `Eval`'s `BaseExperiment()`) asks the app for."""
+    experiment_id = call.json_object().get("id")
+    if not isinstance(experiment_id, str):
+        raise bad_request("id: the experiment's id is required")
+    base = _base_experiment(call, call.store.get("experiment", experiment_id))
+    if base is None:
+        # The SDK reads a 400 as "no base experiment".
+        raise bad_request(f"experiment {experiment_id} has no base experiment")
+    return Reply.json({"base_exp_id": base["id"], "base_exp_name": base["name"]})
 
 
 # SDK bootstrap endpoints
@@ -467,6 +488,7 @@ def _routes() -> list[Route]:
         _route("PUT", f"{UPLOAD_PATH}(?P<key>.+)", "logs3.upload", _upload, public=True),
         _route("POST", "/btql", "btql", _btql),
         _route("POST", "/api/apikey/login", "login", _login),
+        _route("POST", "/api/base_experiment/get_id", "base_experiment", _base_experiment_id),
         _route("GET", "/version", "version", _version, public=True),
         _route("GET", "/v1", "index", _index, public=True),
         _route("POST", "/_emulator/faults", "admin.faults.add", _add_faults, admin=True),
