@@ -9,7 +9,6 @@ than failing a sync over them. Each model builds its validator when first used
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -43,21 +42,25 @@ class ApiObject(_Response):
 
 
 class Project(ApiObject):
-    """`Project` in the spec."""
+    """`Project` in the spec.
+
+    Timestamps stay the API's text: the catalog's `_raw` is the object as listed ("….391Z", which a
+    `datetime` would write back as "….391000Z"), and its typed columns parse them.
+    """
 
     org_id: str
-    created: datetime | None = None
-    deleted_at: datetime | None = None
+    created: str | None = None
+    deleted_at: str | None = None
     user_id: str | None = None
 
 
 class _ProjectObject(ApiObject):
-    """Fields experiments and datasets share."""
+    """Fields experiments and datasets share; timestamps as text, as `Project`'s."""
 
     project_id: str
     description: str | None = None
-    created: datetime | None = None
-    deleted_at: datetime | None = None
+    created: str | None = None
+    deleted_at: str | None = None
     user_id: str | None = None
     metadata: dict[str, Any] | None = None
     tags: list[str] | None = None

@@ -62,6 +62,17 @@ def test_each_definition_has_its_typed_fields_and_the_whole_object(
     }
 
 
+def test_raw_holds_each_listed_object_as_the_api_listed_it(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    sync(demo_emulator, warehouse)
+    for kind in ("project", "experiment", "dataset", *DEFINITIONS):
+        api = listed(demo_emulator, kind)
+        table = DEFINITIONS.get(kind, f"{kind}s")
+        raws = {row_id: json.loads(raw) for row_id, raw in query(warehouse, f"SELECT id, _raw FROM {table}")}
+        assert raws == api, table  # timestamps too, as their text: "….391Z", not "….391000Z"
+
+
 def test_a_definition_deleted_upstream_leaves_its_table_at_the_next_sync(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
