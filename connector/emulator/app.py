@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from connector.emulator.attachments import Attachments
 from connector.emulator.faults import FaultPlan
 from connector.emulator.journal import Journal
 from connector.emulator.overflow import OverflowUploads
@@ -54,6 +55,7 @@ class Emulator:
         self.faults = FaultPlan()
         self.stats = Stats()
         self.uploads = OverflowUploads()
+        self.attachments = Attachments()
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
         restored = state_dir is not None and self.store.open_journal(Journal(state_dir))

@@ -15,6 +15,7 @@ from urllib.parse import quote
 import orjson
 
 from connector.api.xact import parse_xact
+from connector.emulator.attachments import ATTACHMENT_PATH, Attachments
 from connector.emulator.btql import object_query
 from connector.emulator.catalog import ListQuery
 from connector.emulator.errors import Rejected, bad_request
@@ -60,6 +61,7 @@ class Call:
     faults: FaultPlan
     stats: Stats
     uploads: OverflowUploads
+    attachments: Attachments
     max_request_bytes: int
     params: dict[str, str]
     query: dict[str, list[str]]
@@ -301,6 +303,46 @@ def _upload(call: Call) -> Reply:
     return Reply(200, b"", TEXT)
 
 
+def _request_attachment_upload(call: Call) -> Reply:
+    body = call.json_object()
+    key, content_type = body.get("key"), body.get("content_type")
+    if not isinstance(key, str) or not key or not isinstance(content_type, str):
+        raise bad_request("key and content_type are required")
+    call.attachments.expect(key, content_type)
+    return Reply.json({"signedUrl": _attachment_url(call, key), "headers": {"Content-Type": content_type}})
+
+
+def _upload_attachment(call: Call) -> Reply:
+    call.attachments.put(call.params["key"], call.body)
+    return Reply(200, b"", TEXT)
+
+
+def _report_attachment_status(call: Call) -> Reply:
+    body = call.json_object()
+    key = body.get("key")
+    if not isinstance(key, str):
+        raise bad_request("key is required")
+    return Reply.json(call.attachments.report(key, body.get("status")))
+
+
+def _attachment_metadata(call: Call) -> Reply:
+    key, url = call.arg("key"), call.arg("url")
+    if key:
+        return Reply.json({"downloadUrl": _attachment_url(call, key), "status": call.attachments.status(key)})
+    if url:  # an external attachment: its own URL, never uploaded here
+        return Reply.json({"downloadUrl": url, "status": {"upload_status": "done"}})
+    raise bad_request("give key (an uploaded attachment) or url (an external one)")
+
+
+def _download_attachment(call: Call) -> Reply:
+    body, content_type = call.attachments.download(call.params["key"])
+    return Reply(200, body, content_type)
+
+
+def _attachment_url(call: Call, key: str) -> str:
+    return f"{call.base_url}{ATTACHMENT_PATH}{quote(key)}"
+
+
 def _write(call: Call, batches: list[Events]) -> dict[str, int]:
     call.store.write(batches)
     for batch in batches:
@@ -486,6 +528,12 @@ def _routes() -> list[Route]:
         _route("POST", "/logs3/overflow", "logs3.overflow", _logs3_overflow, writes=True),
         # The "signed URL" of an upload: its key is its credential, as a signed URL's signature is.
         _route("PUT", f"{UPLOAD_PATH}(?P<key>.+)", "logs3.upload", _upload, public=True),
+        _route("POST", "/attachment", "attachment.upload_url", _request_attachment_upload, writes=True),
+        _route("POST", "/attachment/status", "attachment.status", _report_attachment_status, writes=True),
+        _route("GET", "/attachment", "attachment.get", _attachment_metadata),
+        # Signed URLs, as for overflow uploads: the key is the credential.
+        _route("PUT", f"{ATTACHMENT_PATH}(?P<key>.+)", "attachment.put", _upload_attachment, public=True),
+        _route("GET", f"{ATTACHMENT_PATH}(?P<key>.+)", "attachment.bytes", _download_attachment, public=True),
         _route("POST", "/btql", "btql", _btql),
         _route("POST", "/api/apikey/login", "login", _login),
         _route("POST", "/api/base_experiment/get_id", "base_experiment", _base_experiment_id),

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from connector.emulator.attachments import ATTACHMENT_PATH, Attachments
 from connector.emulator.errors import Rejected
 from connector.emulator.faults import FaultPlan, FaultRule
 from connector.emulator.overflow import MAX_UPLOAD_BYTES, UPLOAD_PATH, OverflowUploads
@@ -41,6 +42,7 @@ class Backend(Protocol):
     faults: FaultPlan
     stats: Stats
     uploads: OverflowUploads
+    attachments: Attachments
 
 
 class EmulatorServer(ThreadingHTTPServer):
@@ -116,9 +118,9 @@ class _Handler(BaseHTTPRequestHandler):
         backend = cast(EmulatorServer, self.server).backend
         url = urlsplit(self.path)
         path = unquote(url.path).rstrip("/") or "/"
-        # An upload of a body over the request limit (`overflow`) goes where object storage would take it.
+        # An upload (an overflowing write, an attachment) goes where object storage would take it.
         body = self._read_body(
-            MAX_UPLOAD_BYTES if path.startswith(UPLOAD_PATH) else backend.max_request_bytes
+            MAX_UPLOAD_BYTES if path.startswith((UPLOAD_PATH, ATTACHMENT_PATH)) else backend.max_request_bytes
         )
         if body is None:
             return
@@ -138,6 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
             faults=backend.faults,
             stats=backend.stats,
             uploads=backend.uploads,
+            attachments=backend.attachments,
             max_request_bytes=backend.max_request_bytes,
             params=params,
             query=parse_qs(url.query),

@@ -160,6 +160,35 @@ def test_logger_with_nested_spans_and_feedback(sdk: None, emulator: Emulator, tm
     check_clean(rows)
 
 
+def test_attachments_are_uploaded_synced_as_references_and_read_back(
+    sdk: None, emulator: Emulator, tmp_path: Path
+) -> None:
+    image = bytes(range(256)) * 40_000  # 10 MB: over the write limit, as images are
+    logger = braintrust.init_logger(project=PROJECT)
+    row_id = logger.log(
+        input={"photo": braintrust.Attachment(data=image, filename="cat.png", content_type="image/png")},
+        output={
+            "page": braintrust.ExternalAttachment(
+                url="https://example.com/a.pdf", filename="a.pdf", content_type="application/pdf"
+            )
+        },
+    )
+    logger.flush()
+
+    sync(emulator, warehouse_in(tmp_path))
+    row = synced(tmp_path / "w.duckdb", "project_logs", logger.project.id)[row_id]
+    photo, page = row["input"]["photo"], row["output"]["page"]
+    assert (photo["type"], photo["filename"], photo["content_type"]) == (
+        "braintrust_attachment",
+        "cat.png",
+        "image/png",
+    )
+    read_back = braintrust.ReadonlyAttachment(photo)
+    assert read_back.status() == {"upload_status": "done"}
+    assert read_back.data == image
+    assert braintrust.ReadonlyAttachment(page).metadata()["downloadUrl"] == "https://example.com/a.pdf"
+
+
 def test_experiment_log_summarize_and_feedback(sdk: None, emulator: Emulator, tmp_path: Path) -> None:
     experiment = braintrust.init(project=PROJECT, experiment="prompt-v2")
     ids = [
