@@ -48,6 +48,8 @@ assert PROJECT.events is not None
 LOGS: EventStream = PROJECT.events
 # A project's logs, for tests that stage and merge without an emulator.
 LOGS_REF = ObjectRef(LOGS, "object", "project", "bot")
+# A reconcile's bound that deletes whatever a full read did not meet, however new (`merge`).
+EVERY_XACT = 2**64 - 1
 
 CLI = [sys.executable, "-m", "connector.cli"]
 EVENT_TABLES = {stream.table: stream.key_column for stream in EVENT_STREAMS.values()}

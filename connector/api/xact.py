@@ -43,16 +43,28 @@ def xact_for_time(unix_seconds: float, counter: int = 0) -> int:
     return XACT_TOP_BITS | (int(unix_seconds) << _SECONDS_SHIFT) | (counter & _MAX_COUNTER)
 
 
-def snapshot_pin(newest_row_xact: int, now: float) -> int:
-    """The `version` to pin a read at, given the newest row's `_xact_id` and the clock.
+# How far past the newest row and this machine's clock a read is pinned. A deletion is a write of its
+# own with no row to show for it: a pin below it shows the deleted row, and a reconcile keeps it. A
+# client clock behind the server's (or ids minted ahead of the time) put pins below deletions made
+# just before the sync began. Writes the pin lets through that the read does not meet are above its
+# watermark, so the next sync reads them.
+PIN_AHEAD_S = 60
 
-    A deletion is itself a write with its own, newer `_xact_id`; a pin at the
-    newest *row* would show rows deleted after it. Pinning at the last `_xact_id`
-    of the current second includes every write made before the sync started;
-    the watermark stays at the newest row, so what the pin lets through that
-    this read does not see is fetched by the next sync.
+
+def snapshot_pin(newest_row_xact: int, now: float) -> int:
+    """The `version` to pin a read at, given the newest row's `_xact_id` and the clock: past both by
+    `PIN_AHEAD_S`, so it includes every write (deletions too) made before the sync started."""
+    return max(newest_row_xact, xact_for_time(now, _MAX_COUNTER)) + xact_span_for_seconds(PIN_AHEAD_S)
+
+
+def written_before(newest_row_xact: int, started: float) -> int:
+    """The newest `_xact_id` a read that began at `started` surely met the rows of, if they were live.
+
+    A row newer than this may have been written after the read began, and another worker may have
+    put it in the warehouse meanwhile: a reconcile must not take its absence from the read for a
+    deletion.
     """
-    return max(newest_row_xact, xact_for_time(now, _MAX_COUNTER))
+    return max(newest_row_xact, xact_for_time(started, _MAX_COUNTER))
 
 
 def xact_span_for_seconds(seconds: float) -> int:

@@ -171,7 +171,7 @@ class Destination(Protocol):
         ...
 
     def merge(
-        self, ref: ObjectRef, staged: StagedParts, state: SyncState, *, delete_missing: bool
+        self, ref: ObjectRef, staged: StagedParts, state: SyncState, *, delete_missing_up_to: int | None
     ) -> MergeResult:
         """Merge staged rows and commit them with `state` atomically.
 
@@ -181,7 +181,9 @@ class Destination(Protocol):
             ref: the object.
             staged: its fetched rows (those above the watermark, or all of them for a full read).
             state: the state to commit; its row and file counts are filled in.
-            delete_missing: `staged` holds the whole object, so rows not in it were deleted upstream.
+            delete_missing_up_to: `staged` holds the whole object, read by a read that met every live
+                row up to this `_xact_id`: a row held, no newer and not in `staged`, was deleted upstream
+                (None: delete nothing).
         """
         ...
 

@@ -164,7 +164,7 @@ class IcebergDestination:
         ]
 
     def merge(
-        self, ref: ObjectRef, staged: StagedParts, state: SyncState, *, delete_missing: bool
+        self, ref: ObjectRef, staged: StagedParts, state: SyncState, *, delete_missing_up_to: int | None
     ) -> MergeResult:
         """Merge `staged` into the object's rows and commit them with `state` in one commit."""
 
@@ -176,7 +176,7 @@ class IcebergDestination:
                 ref.stream,
                 ref.object_id,
                 staged,
-                delete_missing=delete_missing,
+                delete_missing_up_to=delete_missing_up_to,
                 scratch=self.scratch / "merge" / ref.object_id,
             )
             versions = [v for v in (state.version, committed.version if committed else None) if v is not None]

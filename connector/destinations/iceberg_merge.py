@@ -87,7 +87,7 @@ def plan_merge(
     object_id: str,
     staged: StagedParts,
     *,
-    delete_missing: bool,
+    delete_missing_up_to: int | None,
     scratch: Path,
 ) -> MergePlan:
     """Plan merging `staged` into the object's rows (the greatest `_xact_id` wins) and write the new files.
@@ -97,7 +97,9 @@ def plan_merge(
         stream: its description.
         object_id: the object.
         staged: the fetched rows.
-        delete_missing: `staged` holds the whole object: rows not in it are deleted.
+        delete_missing_up_to: `staged` holds the whole object, read by a read that met every live row
+            up to this `_xact_id`: a row held, no newer and not in `staged`, was deleted upstream (None:
+            delete nothing).
         scratch: a local directory for DuckDB's spill files.
 
     Raises:
@@ -108,9 +110,9 @@ def plan_merge(
     with _connect(scratch) as con:
         merge = _Merge(con, table, stream, object_id, staged, tasks)
         merge.refuse_versions_beyond_a_long()
-        if not tasks and not delete_missing and merge.each_id_once():
+        if not tasks and delete_missing_up_to is None and merge.each_id_once():
             return merge.first_load()
-        return merge.run(delete_missing)
+        return merge.run(delete_missing_up_to)
 
 
 def _connect(scratch: Path) -> duckdb.DuckDBPyConnection:
@@ -171,7 +173,7 @@ class _Merge:
         added = self._write(self._chunks(source, file_target_rows(rows)))
         return self._plan([], added, inserted=rows, updated=0, deleted=0)
 
-    def run(self, delete_missing: bool) -> MergePlan:
+    def run(self, delete_missing_up_to: int | None) -> MergePlan:
         con = self._con
         self._load_current_keys()
         con.execute(
@@ -180,14 +182,16 @@ class _Merge:
             if self._staged.paths
             else "CREATE TEMP TABLE incoming (id VARCHAR, new_x UBIGINT)"
         )
-        join = "FULL OUTER JOIN" if delete_missing else "LEFT JOIN"
+        join = "LEFT JOIN" if delete_missing_up_to is None else "FULL OUTER JOIN"
+        # A held row newer than the read could meet may be another worker's, committed meanwhile.
+        deleted = "FALSE" if delete_missing_up_to is None else f"c.old_x <= {int(delete_missing_up_to)}"
         con.execute(
             "CREATE TEMP TABLE plan AS SELECT coalesce(i.id, c.id) AS id, i.new_x, c.file, "
             "CASE WHEN c.id IS NULL THEN 'insert' WHEN i.id IS NULL THEN 'delete' ELSE 'update' END "
             "AS action "
             f"FROM incoming AS i {join} current_keys AS c ON i.id = c.id "
             # Compared as numbers: as text, "999999999" would beat "1000000000".
-            "WHERE c.id IS NULL OR i.id IS NULL OR i.new_x > c.old_x"
+            f"WHERE c.id IS NULL OR (i.id IS NULL AND {deleted}) OR i.new_x > c.old_x"
         )
         counts = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY action").fetchall())
         if not counts:

@@ -110,7 +110,7 @@ def merge_files(
     open_file: str | None,
     staged: StagedParts,
     *,
-    delete_missing: bool,
+    delete_missing_up_to: int | None,
     scratch: Path,
     token: str,
 ) -> MergeOutput:
@@ -122,7 +122,9 @@ def merge_files(
         files: the object's current files.
         open_file: the file new rows go to next.
         staged: the fetched rows.
-        delete_missing: `staged` holds the whole object: rows not in it are deleted.
+        delete_missing_up_to: `staged` holds the whole object, read by a read that met every live row
+            up to this `_xact_id`: a row held, no newer and not in `staged`, was deleted upstream (None:
+            delete nothing).
         scratch: a local directory for DuckDB's spill files and uploads.
         token: a text no other merge of the object uses, in the name of every version written
             (`written_by`).
@@ -130,9 +132,15 @@ def merge_files(
     scratch.mkdir(parents=True, exist_ok=True)
     with _connect(scratch) as con:
         incoming = _parquet_list(staged.paths)
-        if not sum(f.rows for f in files) and not delete_missing and _each_id_once(con, incoming, staged):
+        if (
+            not sum(f.rows for f in files)
+            and delete_missing_up_to is None
+            and _each_id_once(con, incoming, staged)
+        ):
             return _first_load(where, files, staged, token)
-        return _Merge(con, where, stream, files, open_file, incoming, scratch, token).run(delete_missing)
+        return _Merge(con, where, stream, files, open_file, incoming, scratch, token).run(
+            delete_missing_up_to
+        )
 
 
 def _connect(scratch: Path) -> duckdb.DuckDBPyConnection:
@@ -204,7 +212,7 @@ class _Merge:
             + ")"
         )
 
-    def run(self, delete_missing: bool) -> MergeOutput:
+    def run(self, delete_missing_up_to: int | None) -> MergeOutput:
         con = self._con
         self._load_current_keys()
         has_incoming = self._incoming != "[]"
@@ -215,14 +223,16 @@ class _Merge:
             if has_incoming
             else "CREATE TEMP TABLE incoming (id VARCHAR, new_x UBIGINT)"
         )
-        join = "FULL OUTER JOIN" if delete_missing else "LEFT JOIN"
+        join = "LEFT JOIN" if delete_missing_up_to is None else "FULL OUTER JOIN"
+        # A held row newer than the read could meet may be another worker's, committed meanwhile.
+        deleted = "FALSE" if delete_missing_up_to is None else f"c.old_x <= {int(delete_missing_up_to)}"
         con.execute(
             "CREATE TEMP TABLE plan AS SELECT coalesce(i.id, c.id) AS id, i.new_x, c.file, "
             "CASE WHEN c.id IS NULL THEN 'insert' WHEN i.id IS NULL THEN 'delete' ELSE 'update' END AS "
             "action "
             f"FROM incoming AS i {join} current_keys AS c ON i.id = c.id "
             # Compared as numbers (UBIGINT): as text, "999999999" would beat "1000000000".
-            "WHERE c.id IS NULL OR i.id IS NULL OR i.new_x > c.old_x"
+            f"WHERE c.id IS NULL OR (i.id IS NULL AND {deleted}) OR i.new_x > c.old_x"
         )
         counts = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY action").fetchall())
         inserted, updated, deleted = counts.get("insert", 0), counts.get("update", 0), counts.get("delete", 0)

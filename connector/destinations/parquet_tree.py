@@ -236,7 +236,7 @@ class ParquetTree:
         return [record.state for _, record in self._records() if record.removed_at is None]
 
     def merge(
-        self, ref: ObjectRef, staged: StagedParts, state: SyncState, *, delete_missing: bool
+        self, ref: ObjectRef, staged: StagedParts, state: SyncState, *, delete_missing_up_to: int | None
     ) -> MergeResult:
         """Merge `staged` into the object's files and commit them with `state` (the caller holds the lock)."""
         record = self._recovered(ref.stream, ref.object_id)
@@ -256,7 +256,7 @@ class ParquetTree:
                 list(previous.values()),
                 record.open_file if record is not None and live else None,
                 staged,
-                delete_missing=delete_missing,
+                delete_missing_up_to=delete_missing_up_to,
                 scratch=self.scratch / "merge" / ref.object_id,
                 token=token,
             )

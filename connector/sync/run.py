@@ -19,7 +19,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.api.client import BraintrustClient
-from connector.api.xact import snapshot_pin, xact_span_for_seconds
+from connector.api.xact import snapshot_pin, written_before, xact_span_for_seconds
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
 from connector.destinations.base import Destination, ObjectRef, SyncState
 from connector.errors import (
@@ -352,7 +352,11 @@ class _SyncRun:
             ref,
             staging.staged(checkpoint),
             state,
-            delete_missing=self.options.reconcile and checkpoint.cutoff is None,
+            delete_missing_up_to=(
+                written_before(checkpoint.watermark, checkpoint.started_at.timestamp())
+                if self.options.reconcile and checkpoint.cutoff is None
+                else None
+            ),
         )
         staging.clear()
         return ObjectSummary(

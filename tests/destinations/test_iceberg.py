@@ -314,7 +314,7 @@ def test_a_version_beyond_iceberg_s_long_fails_its_object_not_the_run(tmp_path: 
         synced_at=datetime.now(UTC),
     )
     with pytest.raises(MalformedResponse) as refused:  # among the failures that fail their object alone
-        destination.merge(LOGS_REF, parts, state, delete_missing=False)
+        destination.merge(LOGS_REF, parts, state, delete_missing_up_to=None)
     assert str(refused.value) == (
         f"a row's _xact_id ({2**63 + 5}) is 2**63 or more, beyond what Iceberg's long holds (the DuckDB "
         "destination stores it)"

@@ -21,7 +21,7 @@ from connector.destinations.base import MergeResult, StagedParts, SyncState
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, MergeOutput, ObjectFiles, _connect, merge_files
 from connector.destinations.parquet_tree import ParquetTree
-from tests.helpers import LOGS, LOGS_REF, event, small_files, staged
+from tests.helpers import EVERY_XACT, LOGS, LOGS_REF, event, small_files, staged
 
 
 class Files:
@@ -34,7 +34,7 @@ class Files:
         self.open_file: str | None = None
         self._reads = 0
 
-    def merge(self, *pages: list[dict[str, Any]], delete_missing: bool = False) -> MergeOutput:
+    def merge(self, *pages: list[dict[str, Any]], delete_missing_up_to: int | None = None) -> MergeOutput:
         self._reads += 1
         parts = staged(self._directory / f"read-{self._reads}", *pages)
         output = merge_files(
@@ -43,7 +43,7 @@ class Files:
             self.files,
             self.open_file,
             parts,
-            delete_missing=delete_missing,
+            delete_missing_up_to=delete_missing_up_to,
             scratch=self._directory / "scratch",
             token=f"read{self._reads:04d}",
         )
@@ -92,7 +92,14 @@ def test_a_version_staged_twice_and_older_versions_of_a_resumed_read_become_one_
     parts = StagedParts(first.paths + again.paths, deduplicated=False)
     where = ObjectFiles(Root(str(tmp_path / "tree")), "t/o", "v/o")
     output = merge_files(
-        where, LOGS, [], None, parts, delete_missing=False, scratch=tmp_path / "scratch", token="resumed1"
+        where,
+        LOGS,
+        [],
+        None,
+        parts,
+        delete_missing_up_to=None,
+        scratch=tmp_path / "scratch",
+        token="resumed1",
     )
     files = Files(tmp_path)
     files.files = output.files
@@ -107,7 +114,7 @@ def test_a_full_read_deletes_the_rows_it_did_not_see_and_an_incremental_one_keep
     files.merge([event("a", 3), event("b", 2), event("c", 1)])
     incremental = files.merge([event("d", 4)])
     assert incremental.deleted == 0 and [row[0] for row in files.rows()] == ["a", "b", "c", "d"]
-    full = files.merge([event("d", 4), event("b", 5, "new")], delete_missing=True)
+    full = files.merge([event("d", 4), event("b", 5, "new")], delete_missing_up_to=EVERY_XACT)
     assert (full.inserted, full.updated, full.deleted) == (0, 1, 2)
     assert files.rows() == [("b", 5, '"new"'), ("d", 4, None)]
 
@@ -146,7 +153,7 @@ def test_a_file_left_without_rows_is_dropped_and_new_rows_start_a_file_when_it_w
     small_files(monkeypatch, min_rows=2)
     files = Files(tmp_path)
     files.merge([event("r9", 9), event("r8", 8), event("r7", 7)])
-    full = files.merge([event("r7", 7)], delete_missing=True)
+    full = files.merge([event("r7", 7)], delete_missing_up_to=EVERY_XACT)
     assert (full.deleted, full.changed, full.bytes_written) == (2, ["part-000000.parquet"], 0)
     assert ([(f.name, f.rows) for f in full.files], full.open_file) == ([("part-000001.parquet", 1)], None)
     written = list((tmp_path / "tree" / "v" / "o").iterdir())
@@ -163,7 +170,9 @@ def test_merging_nothing_into_an_empty_object_writes_nothing(tmp_path: Path) -> 
 
 
 def test_a_full_read_into_an_empty_object_writes_numbered_files(tmp_path: Path) -> None:
-    output = Files(tmp_path).merge([event("a", 3), event("b", 2), event("c", 1)], delete_missing=True)
+    output = Files(tmp_path).merge(
+        [event("a", 3), event("b", 2), event("c", 1)], delete_missing_up_to=EVERY_XACT
+    )
     assert [(f.name, f.rows) for f in output.files] == [("part-000000.parquet", 3)]
     assert (output.open_file, output.inserted) == ("part-000000.parquet", 3)
 
@@ -179,7 +188,9 @@ def test_new_rows_are_cut_to_the_file_size_of_the_table_after_the_merge(
     assert [f.rows for f in first.files] == [2, 2, 2] and first.open_file == "part-000000.parquet"
     # 6 rows, 5 new, 3 deleted: 8 rows, files of 4. The open file takes 2 more, a new file the other 3.
     # The file whose two rows were both deleted is gone, not kept empty.
-    output = files.merge([*kept, *(event(f"new{n}", 30 - n) for n in range(5))], delete_missing=True)
+    output = files.merge(
+        [*kept, *(event(f"new{n}", 30 - n) for n in range(5))], delete_missing_up_to=EVERY_XACT
+    )
     assert (output.inserted, output.deleted) == (5, 3)
     assert [(f.name, f.rows) for f in output.files] == [
         ("part-000000.parquet", 4),
@@ -211,9 +222,12 @@ def test_merges_on_object_storage_read_the_tree_s_files_back_from_it(
     )  # fmt: skip
     reads = iter(range(100))
 
-    def merge(*pages: list[dict[str, Any]], delete_missing: bool = False) -> MergeResult:
+    def merge(*pages: list[dict[str, Any]], delete_missing_up_to: int | None = None) -> MergeResult:
         return tree.merge(
-            LOGS_REF, staged(tmp_path / f"read-{next(reads)}", *pages), state, delete_missing=delete_missing
+            LOGS_REF,
+            staged(tmp_path / f"read-{next(reads)}", *pages),
+            state,
+            delete_missing_up_to=delete_missing_up_to,
         )
 
     def rows() -> list[tuple[Any, ...]]:
@@ -226,13 +240,13 @@ def test_merges_on_object_storage_read_the_tree_s_files_back_from_it(
     second = merge([event("a", 1_000_000_000, "a-new"), event("d", 4)])
     assert (second.inserted, second.updated, second.rows) == (1, 1, 4)
     assert rows() == [("a", 1_000_000_000, '"a-new"'), ("b", 2, None), ("c", 1, None), ("d", 4, None)]
-    full = merge([event("a", 1_000_000_000, "a-new"), event("d", 4)], delete_missing=True)
+    full = merge([event("a", 1_000_000_000, "a-new"), event("d", 4)], delete_missing_up_to=EVERY_XACT)
     assert (full.deleted, full.rows) == (2, 2)
     assert rows() == [("a", 1_000_000_000, '"a-new"'), ("d", 4, None)]
     # On object storage a version is deleted once the tree holds its copy.
     versions = s3_bucket.get_file_info(pafs.FileSelector(f"{prefix}/_bt_sync/project_logs", recursive=True))
     assert [info.path for info in versions if info.type == pafs.FileType.File] == []
-    emptied = merge(delete_missing=True)
+    emptied = merge(delete_missing_up_to=EVERY_XACT)
     assert (emptied.deleted, emptied.rows, emptied.bytes) == (2, 0, 0)
     tree_files = s3_bucket.get_file_info(pafs.FileSelector(f"{prefix}/project_logs", recursive=True))
     assert [info.base_name for info in tree_files if info.type == pafs.FileType.File] == ["_sync_state.json"]

@@ -26,6 +26,7 @@ from connector.sync.catalog import discover_catalog, write_catalog
 from connector.wiring import open_destination
 from schemas.kinds import EXPERIMENT, PROJECT
 from tests.helpers import (
+    EVERY_XACT,
     LOGS,
     LOGS_REF,
     event,
@@ -302,9 +303,12 @@ def logs_state(version: int) -> SyncState:
 def test_a_merge_adds_new_rows_to_the_open_file_and_commits_the_object_s_size(tmp_path: Path) -> None:
     tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
     state = logs_state(version=3)
-    tree.merge(LOGS_REF, staged(tmp_path / "first", [event("a", 1)]), state, delete_missing=False)
+    tree.merge(LOGS_REF, staged(tmp_path / "first", [event("a", 1)]), state, delete_missing_up_to=None)
     second = tree.merge(
-        LOGS_REF, staged(tmp_path / "second", [event("c", 3), event("b", 2)]), state, delete_missing=False
+        LOGS_REF,
+        staged(tmp_path / "second", [event("c", 3), event("b", 2)]),
+        state,
+        delete_missing_up_to=None,
     )
     directory = tmp_path / "tree" / "project_logs" / "project_id=object"
     # A small object is one file: the new rows join it instead of starting a file each sync.
@@ -329,7 +333,7 @@ def test_a_file_a_merge_empties_leaves_the_tree_also_when_the_commit_was_cut_sho
         LOGS_REF,
         staged(tmp_path / "first", [event("a", 2), event("b", 1)]),
         logs_state(2),
-        delete_missing=False,
+        delete_missing_up_to=None,
     )
     directory = tmp_path / "tree" / "project_logs" / "project_id=object"
     assert (directory / "part-000000.parquet").exists()
@@ -339,7 +343,7 @@ def test_a_file_a_merge_empties_leaves_the_tree_also_when_the_commit_was_cut_sho
 
     monkeypatch.setattr(ParquetTree, "_publish", cut_short)
     with pytest.raises(KeyboardInterrupt):
-        tree.merge(LOGS_REF, staged(tmp_path / "full"), logs_state(3), delete_missing=True)
+        tree.merge(LOGS_REF, staged(tmp_path / "full"), logs_state(3), delete_missing_up_to=EVERY_XACT)
     monkeypatch.undo()
     assert (directory / "part-000000.parquet").exists()
     committed = tree.read_state(LOGS_REF)  # the next holder of the lock finishes the commit
@@ -403,7 +407,7 @@ def test_a_removed_object_s_versions_stay_for_the_grace_from_its_removal_then_go
     tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
     state = logs_state(version=2)
     tree.merge(
-        LOGS_REF, staged(tmp_path / "read", [event("a", 2), event("b", 1)]), state, delete_missing=False
+        LOGS_REF, staged(tmp_path / "read", [event("a", 2), event("b", 1)]), state, delete_missing_up_to=None
     )
     directory = tmp_path / "tree" / "project_logs" / "project_id=object"
     versions = tmp_path / "tree" / "_bt_sync" / "project_logs" / "project_id=object"
@@ -425,7 +429,7 @@ def test_a_removed_object_s_versions_stay_for_the_grace_from_its_removal_then_go
 def test_writes_cut_short_leave_no_temporary_file_after_the_next_recovery(tmp_path: Path) -> None:
     tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
     state = logs_state(version=1)
-    tree.merge(LOGS_REF, staged(tmp_path / "read", [event("a", 1)]), state, delete_missing=False)
+    tree.merge(LOGS_REF, staged(tmp_path / "read", [event("a", 1)]), state, delete_missing_up_to=None)
     directory = tmp_path / "tree" / "project_logs" / "project_id=object"
     # What a crash between linking a new version and renaming it over the file leaves.
     (directory / ".part-000000.parquet.tmp").write_bytes(b"partial")
@@ -445,14 +449,16 @@ def test_a_replaced_version_is_deleted_once_past_its_grace_and_forgotten(
     state = logs_state(version=2)
     versions = tmp_path / "tree" / "_bt_sync" / "project_logs" / "project_id=object"
     record = tmp_path / "tree" / "project_logs" / "project_id=object" / "_sync_state.json"
-    tree.merge(LOGS_REF, staged(tmp_path / "first", [event("a", 1)]), state, delete_missing=False)
+    tree.merge(LOGS_REF, staged(tmp_path / "first", [event("a", 1)]), state, delete_missing_up_to=None)
     (first,) = [p.name for p in versions.iterdir()]
-    tree.merge(LOGS_REF, staged(tmp_path / "second", [event("a", 2)]), state, delete_missing=False)
+    tree.merge(LOGS_REF, staged(tmp_path / "second", [event("a", 2)]), state, delete_missing_up_to=None)
     assert first in record.read_text() and len(list(versions.iterdir())) == 2  # kept for the grace
+    assert len(ObjectRecord.model_validate_json(record.read_bytes()).superseded) == 1  # and the state then
     monkeypatch.setattr("connector.destinations.parquet_tree.RETIRED_GRACE", timedelta(0))
     size = (versions / first).stat().st_size
     maintained = tree.maintain(timedelta(0))
     assert (maintained.files_deleted, maintained.bytes_deleted) == (1, size) and size > 0
+    assert ObjectRecord.model_validate_json(record.read_bytes()).superseded == []
     for _ in range(2):  # the second recovery reads what the first wrote
         assert tree.read_state(LOGS_REF) is not None
         assert first not in [p.name for p in versions.iterdir()] and first not in record.read_text()
@@ -469,7 +475,10 @@ def test_versions_replaced_by_merges_in_a_row_stay_for_the_grace_from_their_repl
             os.utime(written, (long_ago, long_ago))
         state = logs_state(version=version)
         tree.merge(
-            LOGS_REF, staged(tmp_path / f"read-{version}", [event("a", version)]), state, delete_missing=False
+            LOGS_REF,
+            staged(tmp_path / f"read-{version}", [event("a", version)]),
+            state,
+            delete_missing_up_to=None,
         )
     assert tree.read_state(LOGS_REF) is not None
     # A query that listed a version before its replacement may still read it, however old its file.
@@ -497,7 +506,7 @@ def test_preparing_the_tree_purges_each_removed_object_past_its_grace_whatever_c
         for name in refs
     }
     for name, ref in refs.items():
-        tree.merge(ref, staged(tmp_path / name, [event("a", 1)]), states[name], delete_missing=False)
+        tree.merge(ref, staged(tmp_path / name, [event("a", 1)]), states[name], delete_missing_up_to=None)
     tree.remove_object(states["b-locked"])
     tree.remove_object(states["c-removed"])
     monkeypatch.setattr("connector.destinations.parquet_tree.RETIRED_GRACE", timedelta(0))
@@ -515,7 +524,10 @@ def test_a_clock_set_back_never_makes_a_version_current_before_the_one_it_replac
     tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
     record = tmp_path / "tree" / "project_logs" / "project_id=object" / "_sync_state.json"
     tree.merge(
-        LOGS_REF, staged(tmp_path / "first", [event("a", 1)]), logs_state(version=1), delete_missing=False
+        LOGS_REF,
+        staged(tmp_path / "first", [event("a", 1)]),
+        logs_state(version=1),
+        delete_missing_up_to=None,
     )
     first = ObjectRecord.model_validate_json(record.read_text()).files[0]
     assert first.since is not None
@@ -527,7 +539,10 @@ def test_a_clock_set_back_never_makes_a_version_current_before_the_one_it_replac
 
     monkeypatch.setattr("connector.destinations.parquet_tree.datetime", SetBack)
     tree.merge(
-        LOGS_REF, staged(tmp_path / "second", [event("a", 2)]), logs_state(version=2), delete_missing=False
+        LOGS_REF,
+        staged(tmp_path / "second", [event("a", 2)]),
+        logs_state(version=2),
+        delete_missing_up_to=None,
     )
     second = ObjectRecord.model_validate_json(record.read_text())
     (replaced,) = second.retired
@@ -554,7 +569,7 @@ def test_a_commit_record_written_too_slowly_for_its_moment_is_written_again_for_
 
     monkeypatch.setattr("connector.state_file.os.fsync", slow_once)
     tree.merge(
-        LOGS_REF, staged(tmp_path / "one", [event("a", 1)]), logs_state(version=1), delete_missing=False
+        LOGS_REF, staged(tmp_path / "one", [event("a", 1)]), logs_state(version=1), delete_missing_up_to=None
     )
     record = tmp_path / "tree" / "project_logs" / "project_id=object" / "_sync_state.json"
     committed = ObjectRecord.model_validate_json(record.read_text())

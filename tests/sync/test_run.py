@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from connector.config import WarehouseSettings
+from connector.destinations.base import MergeResult, SyncState
 from connector.emulator import Emulator, FaultRule
 from connector.sync.catalog import discover_catalog
 from connector.sync.run import remove_vanished
 from connector.wiring import open_destination
 from schemas.kinds import EVENT_KINDS
-from tests.helpers import event_tables, fast_client, query, sync, warehouse_in
+from tests.helpers import (
+    LOGS_REF,
+    event,
+    event_tables,
+    fast_client,
+    iceberg_in,
+    query,
+    staged,
+    sync,
+    warehouse_in,
+)
 
 
 def live_ids(emulator: Emulator, object_type: str, object_id: str) -> set[str]:
@@ -107,6 +122,44 @@ def test_reconcile_removes_rows_and_objects_deleted_upstream(
     assert ids == live_ids(emulator, "project_logs", project["id"])
     assert query(warehouse, "SELECT count(*) FROM dataset_records") == [(0,)]
     assert query(warehouse, "SELECT count(*) FROM sync_state WHERE object_id = ?", [dataset["id"]]) == [(0,)]
+
+
+def test_a_reconcile_honours_the_deletions_made_before_it_with_this_machine_s_clock_behind(
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sync(emulator, warehouse)
+    emulator.store.insert("project_logs", project["id"], [{"id": "log-7", "_object_delete": True}])
+    # The deletion is the object's last write: only a pin past it hides log-7.
+    behind = SimpleNamespace(time=lambda: time.time() - 30, monotonic=time.monotonic)
+    monkeypatch.setattr("connector.sync.run.time", behind)
+    (logs,) = sync(emulator, warehouse, reconcile=True).objects
+    assert (logs.deleted, logs.rows) == (1, 59)
+    ids = {row[0] for row in query(warehouse, "SELECT id FROM project_logs")}
+    assert ids == live_ids(emulator, "project_logs", project["id"])
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "iceberg"])
+def test_a_reconcile_keeps_rows_newer_than_its_read_another_worker_committed(
+    tmp_path: Path, destination: str
+) -> None:
+    # Workers with state directories of their own share no lock: one commits while the other reads.
+    settings = warehouse_in(tmp_path) if destination == "duckdb" else iceberg_in(tmp_path)
+    warehouse = open_destination(settings)
+    state = SyncState(
+        object_type=LOGS_REF.stream.object_type, object_id=LOGS_REF.object_id, name=LOGS_REF.name,
+        project_id=LOGS_REF.project_id, table_name=LOGS_REF.stream.table, version=None,
+        synced_at=datetime.now(UTC),
+    )  # fmt: skip
+
+    def merge(name: str, rows: list[dict[str, Any]], up_to: int | None = None) -> MergeResult:
+        return warehouse.merge(LOGS_REF, staged(tmp_path / name, rows), state, delete_missing_up_to=up_to)
+
+    merge("first", [event("kept", 1), event("deleted-upstream", 2)])
+    merge("other-worker", [event("newer", 9)])
+    # The reconcile's read began at 5: it met every row up to 5, and "deleted-upstream" was not live.
+    reconciled = merge("reconcile", [event("kept", 1)], up_to=5)
+    assert (reconciled.deleted, reconciled.rows) == (1, 2)
+    assert query(settings, "SELECT id FROM project_logs ORDER BY id") == [("kept",), ("newer",)]
 
 
 def test_reconcile_of_every_project_removes_a_project_deleted_upstream_and_its_objects(
