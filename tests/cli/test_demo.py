@@ -65,3 +65,13 @@ def test_the_demo_touches_nothing_at_paths_an_earlier_demo_did_not_write(tmp_pat
     assert done.returncode == 2 and done.stderr.startswith("bt-sync: error: ")
     assert f"{mine} holds files the demo did not write" in done.stderr
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+def test_the_demo_touches_nothing_more_than_its_layout_at_its_default_paths(tmp_path: Path) -> None:
+    # Unmarked directories are taken for a demo's at the default paths, but only holding its layout.
+    parquet = tmp_path / "data" / "demo-parquet"
+    parquet.mkdir(parents=True)
+    (parquet / "notes.txt").write_text("mine")
+    done = run_cli("demo", cwd=tmp_path)
+    assert done.returncode == 2 and "--parquet data/demo-parquet holds files the demo did not write" in done.stderr
+    assert (parquet / "notes.txt").read_text() == "mine"

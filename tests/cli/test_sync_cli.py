@@ -73,7 +73,15 @@ def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: Warehou
         )
     # Read-only over the tables' files, and no other file of the machine; the tables' own files read.
     tree = f"{warehouse.tables_root}/project_logs/*/*.parquet"
-    for source, allowed in (("read_text('/etc/hostname')", False), (f"read_parquet('{tree}')", True)):
+    # Beside the tables is where the DuckDB file and the state directory usually are.
+    beside = Path(warehouse.tables_root).parent / "beside.txt"
+    beside.write_text("private")
+    sources = {
+        "read_text('/etc/hostname')": False,
+        f"read_text('{beside}')": False,
+        f"read_parquet('{tree}')": True,
+    }
+    for source, allowed in sources.items():
         done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], f"SELECT count(*) FROM {source}")
         assert done.returncode == (0 if allowed else 1), done.stderr
         assert allowed or done.stderr.startswith("bt-sync: error: a query reads the synced tables only: ")
@@ -299,6 +307,8 @@ def test_errors_are_one_line_without_traceback_or_secrets(
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert expected in lines[0]
+    if lines[0].startswith("bt-sync: error: invalid setting: "):
+        assert done.returncode == 2  # README: as a bad flag does
     assert "Traceback" not in done.stderr
     assert demo_emulator.api_key not in done.stderr + done.stdout
     assert "s3cr3t" not in done.stderr + done.stdout

@@ -374,6 +374,37 @@ def test_a_transaction_sees_the_commits_made_before_it_began(emulator: Emulator,
         assert session.execute(counts).fetchone() == (11, 1, 11)
 
 
+def test_a_transaction_keeps_sync_state_across_a_sync_that_changed_nothing(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # Such a sync writes its watermark in place: the state it leaves must still count from the start.
+    warehouse = warehouse_in(tmp_path)
+    project = emulator.store.create_project("quiet")["id"]
+    emulator.store.insert("project_logs", project, [{"id": f"r{i}", "input": i} for i in range(10)])
+    sync(emulator, warehouse)
+    counts = "SELECT count(*), (SELECT sum(rows)::BIGINT FROM sync_state) FROM project_logs"
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as session:
+        session.execute("BEGIN")
+        (quiet,) = sync(emulator, warehouse).objects
+        assert (quiet.inserted, quiet.updated, quiet.bytes_written) == (0, 0, 0)
+        assert session.execute(counts).fetchone() == (10, 10)
+        session.execute("COMMIT")
+        assert session.execute(counts).fetchone() == (10, 10)
+
+
+def test_a_sync_leaves_a_current_views_file_untouched(emulator: Emulator, tmp_path: Path) -> None:
+    # README: syncs never write the analysts' file, unless its views change.
+    warehouse = warehouse_in(tmp_path)
+    project = emulator.store.create_project("p")["id"]
+    emulator.store.insert("project_logs", project, [{"id": "r1", "input": 1}])
+    sync(emulator, warehouse)
+    before = warehouse.duckdb_path.stat()
+    emulator.store.insert("project_logs", project, [{"id": "r2", "input": 2}])
+    sync(emulator, warehouse)
+    after = warehouse.duckdb_path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
 def test_records_written_before_versions_had_times_are_read_whole(emulator: Emulator, tmp_path: Path) -> None:
     warehouse = warehouse_in(tmp_path)
     project = emulator.store.create_project("old")["id"]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import pytest
 
 from connector.emulator import Emulator
 from pipelines import BraintrustResource, build_definitions
@@ -115,6 +116,22 @@ def test_coverage_freshness_and_count_checks_warn_when_the_warehouse_is_behind(
     ]
     unsynced_sample = failed["experiment_events:objects_synced"].metadata["sample"].value
     assert unsynced_sample == [{"id": unsynced["id"], "name": "exp-unsynced"}]
+
+
+@pytest.mark.parametrize(("hours_ago", "recent"), [(5, True), (7, False)])
+def test_synced_recently_means_within_max_age_hours(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+    hours_ago: int,
+    recent: bool,
+) -> None:
+    sync_warehouse(emulator, warehouse_resource)
+    synced_at = datetime.now(UTC) - timedelta(hours=hours_ago)
+    age_sync_state(warehouse_resource, "project_logs", "project_id", synced_at)
+    assert run_checks(test_defs, instance)["project_logs:synced_recently"].passed is recent  # default: 6
 
 
 def test_the_count_check_warns_about_a_dataset_deleted_upstream_until_a_reconcile_removes_it(

@@ -129,20 +129,29 @@ def test_a_first_sync_that_failed_is_asked_for_again_once_per_failure(
     assert first_syncs(queued) == first_syncs(first)
     assert catalog_run_key(queued) == catalog_run_key(first) is not None
     apply(dg.SensorResult(dynamic_partitions_requests=first.dynamic_partitions_requests), test_defs, instance)
-    for run in first.run_requests:
-        assert run.job_name is not None
-        done = run_job(
-            test_defs, instance, run.job_name, partition_key=run.partition_key, raise_on_error=False
-        )
-        assert done.success == (run.job_name == CATALOG_JOB_NAME)
+
+    def run_failing(tick: dg.SensorResult) -> None:
+        for run in tick.run_requests or []:
+            assert run.job_name is not None
+            done = run_job(
+                test_defs, instance, run.job_name, partition_key=run.partition_key, raise_on_error=False
+            )
+            assert done.success == (run.job_name == CATALOG_JOB_NAME)
+
+    run_failing(first)
+    # Failed again, with the partitions there now: the catalog run is asked for anew too.
+    retried = discover(test_defs, instance)
+    assert not retried.dynamic_partitions_requests
+    run_failing(retried)
     emulator.faults.clear()
     # The daemon would launch only runs of keys it never saw: each key names the run that failed.
     again = discover(test_defs, instance)
     assert first_syncs(again).keys() == first_syncs(first).keys() == {
         "support-bot", "support-bot/baseline", "support-bot/golden"
     }  # fmt: skip
-    assert not set(first_syncs(again).values()) & set(first_syncs(first).values())
-    assert catalog_run_key(again) != catalog_run_key(first)
+    assert not set(first_syncs(again).values()) & set(first_syncs(retried).values())
+    assert not set(first_syncs(retried).values()) & set(first_syncs(first).values())
+    assert len({catalog_run_key(tick) for tick in (first, retried, again)}) == 3
     apply(again, test_defs, instance)
     skipped = discover(test_defs, instance).skip_reason
     assert skipped is not None and skipped.skip_message == "every Braintrust object has a synced partition"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -181,8 +182,16 @@ def records(rows: list[tuple[Any, ...]]) -> dict[str, tuple[Any, ...]]:
 
 
 def test_a_curated_dataset_equals_its_query_and_a_rerun_changes_nothing(
-    upstream: Emulator, synced: WarehouseSettings, push_sql: Push, dataset: str
+    upstream: Emulator,
+    synced: WarehouseSettings,
+    push_sql: Push,
+    dataset: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    spills = tmp_path / "tmp"
+    spills.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spills))
     first = push_sql(CURATION)
     assert (first.rows_read, first.rows_sent, first.origin, first.id_column) == (
         CURATED,
@@ -197,6 +206,7 @@ def test_a_curated_dataset_equals_its_query_and_a_rerun_changes_nothing(
     assert (again.already_complete, again.rows_read, again.rows_sent) == (True, CURATED, 0)
     assert inserts(upstream, dataset) == CURATED
     assert {row_id: row["_xact_id"] for row_id, row in live_rows(upstream, dataset).items()} == versions
+    assert list(spills.iterdir()) == []  # each push removed its query's spill directory
 
     sync(upstream, synced)
     pushed = query(
