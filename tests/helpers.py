@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import pytest
 
 from connector.api.client import BraintrustClient
 from connector.config import ApiSettings, DestinationKind, WarehouseSettings
-from connector.destinations.base import ObjectRef, StagedParts
+from connector.destinations.base import ObjectRef, StagedParts, SyncState
 from connector.destinations.file_size import FILES_PER_OBJECT
 from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.sync.run import SyncOptions, SyncSummary, run_sync
@@ -50,6 +51,15 @@ LOGS: EventStream = PROJECT.events
 LOGS_REF = ObjectRef(LOGS, "object", "project", "bot")
 # A reconcile's bound that deletes whatever a full read did not meet, however new (`merge`).
 EVERY_XACT = 2**64 - 1
+
+
+def logs_state(version: int | None) -> SyncState:
+    """The state of `LOGS_REF`'s object at `version`, as a sync hands it to a destination's `merge`."""
+    return SyncState(
+        object_type=LOGS.object_type, object_id=LOGS_REF.object_id, name=LOGS_REF.name,
+        project_id=LOGS_REF.project_id, table_name=LOGS.table, version=version, synced_at=datetime.now(UTC),
+    )  # fmt: skip
+
 
 CLI = [sys.executable, "-m", "connector.cli"]
 EVENT_TABLES = {stream.table: stream.key_column for stream in EVENT_STREAMS.values()}

@@ -119,6 +119,9 @@ def main() -> None:
     warnings = logging.StreamHandler(sys.stderr)
     warnings.setFormatter(logging.Formatter("bt-sync: warning: %(message)s"))
     logging.getLogger("bt_sync").addHandler(warnings)
+    # pyiceberg warns, through Python's last-resort handler, of what bt-sync handles: a commit it retries
+    # because another worker raced it, a replaced metadata file it could not delete. Under --debug only.
+    logging.getLogger("pyiceberg").setLevel(logging.NOTSET if debug else logging.ERROR)
     try:
         # Typer reports usage errors itself and exits; our own errors propagate to here.
         app()

@@ -50,7 +50,7 @@ from connector.destinations.iceberg_catalog import (
     retry_conflicts,
 )
 from connector.destinations.iceberg_maintain import maintain_tables
-from connector.destinations.iceberg_merge import plan_merge
+from connector.destinations.iceberg_merge import plan_merge, refuse_beyond_a_long
 from connector.destinations.iceberg_read import iceberg_reader
 from connector.destinations.iceberg_schema import (
     SYNC_STATE_SCHEMA,
@@ -166,7 +166,13 @@ class IcebergDestination:
     def merge(
         self, ref: ObjectRef, staged: StagedParts, state: SyncState, *, delete_missing_up_to: int | None
     ) -> MergeResult:
-        """Merge `staged` into the object's rows and commit them with `state` in one commit."""
+        """Merge `staged` into the object's rows and commit them with `state` in one commit.
+
+        Raises:
+            MalformedResponse: the watermark is beyond Iceberg's long (the newest version the API
+                reported, which no staged row may hold: it was deleted meanwhile).
+        """
+        refuse_beyond_a_long("the object's newest _xact_id", state.version)
 
         def attempt() -> MergeResult:
             table = self._table(ref.stream.table)

@@ -14,6 +14,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import pyarrow as pa
@@ -86,7 +87,12 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None, *, create: bool
                 "a SQL catalog needs a warehouse location: --iceberg-warehouse (BT_SYNC_ICEBERG_WAREHOUSE), "
                 "a directory or s3://bucket/prefix"
             )
-        uri = uri_or_name if create or not _missing_sqlite_file(uri_or_name) else "sqlite:///:memory:"
+        uri, sqlite_file = uri_or_name, _sqlite_file(uri_or_name)
+        if sqlite_file is not None and not sqlite_file.exists():
+            if create:
+                sqlite_file.parent.mkdir(parents=True, exist_ok=True)  # as the warehouse's directory is
+            else:
+                uri = "sqlite:///:memory:"
         name, properties = SQL_CATALOG_NAME, {**properties, "type": "sql", "uri": uri}
     else:
         name = uri_or_name
@@ -135,18 +141,18 @@ def _refuse_what_is_no_sql_catalog(uri: str) -> None:
         )
 
 
-def _missing_sqlite_file(uri: str) -> bool:
-    """Whether the URI names a SQLite catalog whose file does not exist (opening it would create it)."""
+def _sqlite_file(uri: str) -> Path | None:
+    """The file of a SQLite catalog's URI (None for another database, or SQLite in memory)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         url = make_url(uri)
     except ArgumentError:
-        return False  # opening it says what is wrong
+        return None  # opening it says what is wrong
     path = url.database
     is_file = url.get_backend_name() == "sqlite" and path not in (None, "", ":memory:")
-    return is_file and not os.path.exists(str(path))
+    return Path(str(path)) if is_file else None
 
 
 def _standard_aws_settings() -> dict[str, str]:
@@ -266,13 +272,16 @@ def retry_conflicts(what: str, attempt: Callable[[], T]) -> T:
     writer changed the same rows) raises, and the operation is planned again on the new snapshot.
 
     Raises:
-        WarehouseError: it still conflicted after `REPLANS` attempts.
+        WarehouseError: it still conflicted after `REPLANS` attempts, or a file could not be read or
+            written (a full disk, a permission): that object fails, not the run.
     """
     number = 0
     while True:
         number += 1
         try:
             return attempt()
+        except OSError as error:
+            raise WarehouseError(f"{what}: {first_line(error)}") from None
         except (CommitFailedException, ValidationException) as error:
             if number == REPLANS:
                 raise WarehouseError(

@@ -46,6 +46,19 @@ READ_THREADS = 8
 _LARGEST_LONG = 2**63 - 1
 
 
+def refuse_beyond_a_long(what: str, xact: int | None) -> None:
+    """Refuse an `_xact_id` of 2**63 or more: valid for the API (64 bits, unsigned), beyond Iceberg's long.
+
+    Raises:
+        MalformedResponse: it is (the object fails, not the run).
+    """
+    if xact is not None and xact > _LARGEST_LONG:
+        raise MalformedResponse(
+            f"{what} ({xact}) is 2**63 or more, beyond what Iceberg's long holds (the DuckDB destination "
+            "stores it)"
+        )
+
+
 @dataclass(frozen=True)
 class MergePlan:
     """What merging staged rows into an object changes, with the new data files already written.
@@ -151,11 +164,7 @@ class _Merge:
         if not self._staged.paths:
             return
         ((newest,),) = self._con.execute(f"SELECT max(_xact_id) FROM read_parquet({self._parts})").fetchall()
-        if newest is not None and newest > _LARGEST_LONG:
-            raise MalformedResponse(
-                f"a row's _xact_id ({newest}) is 2**63 or more, beyond what Iceberg's long holds (the DuckDB "
-                "destination stores it)"
-            )
+        refuse_beyond_a_long("a row's _xact_id", newest)
 
     def each_id_once(self) -> bool:
         """Whether the staged parts can be written as they are: each id once (checked, not only trusted)."""
@@ -184,14 +193,14 @@ class _Merge:
         )
         join = "LEFT JOIN" if delete_missing_up_to is None else "FULL OUTER JOIN"
         # A held row newer than the read could meet may be another worker's, committed meanwhile.
-        deleted = "FALSE" if delete_missing_up_to is None else f"c.old_x <= {int(delete_missing_up_to)}"
+        deletable = "FALSE" if delete_missing_up_to is None else f"c.old_x <= {int(delete_missing_up_to)}"
         con.execute(
             "CREATE TEMP TABLE plan AS SELECT coalesce(i.id, c.id) AS id, i.new_x, c.file, "
             "CASE WHEN c.id IS NULL THEN 'insert' WHEN i.id IS NULL THEN 'delete' ELSE 'update' END "
             "AS action "
             f"FROM incoming AS i {join} current_keys AS c ON i.id = c.id "
             # Compared as numbers: as text, "999999999" would beat "1000000000".
-            f"WHERE c.id IS NULL OR (i.id IS NULL AND {deleted}) OR i.new_x > c.old_x"
+            f"WHERE c.id IS NULL OR (i.id IS NULL AND {deletable}) OR i.new_x > c.old_x"
         )
         counts = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY action").fetchall())
         if not counts:

@@ -225,14 +225,14 @@ class _Merge:
         )
         join = "LEFT JOIN" if delete_missing_up_to is None else "FULL OUTER JOIN"
         # A held row newer than the read could meet may be another worker's, committed meanwhile.
-        deleted = "FALSE" if delete_missing_up_to is None else f"c.old_x <= {int(delete_missing_up_to)}"
+        deletable = "FALSE" if delete_missing_up_to is None else f"c.old_x <= {int(delete_missing_up_to)}"
         con.execute(
             "CREATE TEMP TABLE plan AS SELECT coalesce(i.id, c.id) AS id, i.new_x, c.file, "
             "CASE WHEN c.id IS NULL THEN 'insert' WHEN i.id IS NULL THEN 'delete' ELSE 'update' END AS "
             "action "
             f"FROM incoming AS i {join} current_keys AS c ON i.id = c.id "
             # Compared as numbers (UBIGINT): as text, "999999999" would beat "1000000000".
-            f"WHERE c.id IS NULL OR (i.id IS NULL AND {deleted}) OR i.new_x > c.old_x"
+            f"WHERE c.id IS NULL OR (i.id IS NULL AND {deletable}) OR i.new_x > c.old_x"
         )
         counts = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY action").fetchall())
         inserted, updated, deleted = counts.get("insert", 0), counts.get("update", 0), counts.get("delete", 0)

@@ -73,5 +73,6 @@ def test_the_demo_touches_nothing_more_than_its_layout_at_its_default_paths(tmp_
     parquet.mkdir(parents=True)
     (parquet / "notes.txt").write_text("mine")
     done = run_cli("demo", cwd=tmp_path)
-    assert done.returncode == 2 and "--parquet data/demo-parquet holds files the demo did not write" in done.stderr
+    assert done.returncode == 2
+    assert "--parquet data/demo-parquet holds files the demo did not write" in done.stderr
     assert (parquet / "notes.txt").read_text() == "mine"

@@ -7,18 +7,19 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
 from pyiceberg.catalog import load_catalog
+from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 
 from connector.config import WarehouseSettings
-from connector.destinations.base import SyncState
-from connector.destinations.iceberg_catalog import open_catalog
+from connector.destinations.iceberg_catalog import REPLANS, open_catalog, retry_conflicts
 from connector.destinations.iceberg_maintain import UNREFERENCED_GRACE
 from connector.destinations.iceberg_merge import READ_THREADS, _read_in_order
 from connector.emulator import Emulator, ListQuery
@@ -33,6 +34,7 @@ from tests.helpers import (
     event_tables,
     hourly_change,
     iceberg_in,
+    logs_state,
     query,
     run_cli,
     staged,
@@ -281,8 +283,9 @@ def test_a_catalog_bt_sync_cannot_open_says_what_to_give_instead(
 def test_commands_that_only_read_see_a_missing_sqlite_catalog_as_empty_and_leave_no_file(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    iceberg = iceberg_in(tmp_path)
-    catalog_file = Path(str(iceberg.iceberg_catalog).removeprefix("sqlite:///"))
+    # In a directory yet to be made, as the docs' `sqlite:///data/iceberg/catalog.db` on a fresh machine.
+    catalog_file = tmp_path / "data" / "iceberg" / "catalog.db"
+    iceberg = iceberg_in(tmp_path, catalog=f"sqlite:///{catalog_file}")
     args = cli_warehouse_args(iceberg)[:-2]  # without --state-dir: these commands stage nothing
     status = run_cli("status", *args, "--json")
     assert (status.returncode, json.loads(status.stdout)) == (0, []), status.stderr
@@ -291,7 +294,7 @@ def test_commands_that_only_read_see_a_missing_sqlite_catalog_as_empty_and_leave
     assert (maintained.returncode, json.loads(maintained.stdout)["tables"]) == (0, 0), maintained.stderr
     queried = run_cli("sql", *args, "SELECT count(*) FROM project_logs")
     assert queried.returncode == 1 and "a sync creates the tables" in queried.stderr
-    assert not catalog_file.exists()
+    assert not catalog_file.parent.exists()
     # A catalog a sync has not created the tables in yet (the Dagster sensor's first tick) lists nothing.
     open_catalog(str(iceberg.iceberg_catalog), str(iceberg.iceberg_warehouse))
     assert catalog_file.exists() and open_destination(iceberg, prepare=False).list_states() == []
@@ -300,23 +303,68 @@ def test_commands_that_only_read_see_a_missing_sqlite_catalog_as_empty_and_leave
     assert [s.rows for s in open_destination(iceberg, prepare=False).list_states()] == [5]
 
 
-def test_a_version_beyond_iceberg_s_long_fails_its_object_not_the_run(tmp_path: Path) -> None:
+def test_a_merge_never_moves_the_watermark_back_below_another_worker_s_commit(tmp_path: Path) -> None:
+    destination = open_destination(iceberg_in(tmp_path))
+
+    def merge(name: str, xact: int) -> None:
+        destination.merge(
+            LOGS_REF,
+            staged(tmp_path / name, [event(name, xact)]),
+            logs_state(xact),
+            delete_missing_up_to=None,
+        )
+
+    merge("newer", 20)
+    merge("older", 10)  # a worker whose read began earlier commits after it
+    committed = destination.read_state(LOGS_REF)
+    assert committed is not None and (committed.version, committed.rows) == (20, 2)
+
+
+@pytest.mark.parametrize(
+    ("rows", "newest", "refused"),
+    [
+        ([2**63 + 5, 2**63 - 1], 2**63 - 1, f"a row's _xact_id ({2**63 + 5})"),
+        # The newest version the API reported, whose row was deleted before the read met it.
+        ([7], 2**64 - 1, f"the object's newest _xact_id ({2**64 - 1})"),
+    ],
+)
+def test_a_version_beyond_iceberg_s_long_fails_its_object_not_the_run(
+    tmp_path: Path, rows: list[int], newest: int, refused: str
+) -> None:
     destination = open_destination(iceberg_in(tmp_path))
     # Valid for the API, whose versions are unsigned 64-bit numbers; Iceberg's long is signed.
-    parts = staged(tmp_path / "read", [event("a", 2**63 + 5), event("b", 2**63 - 1)])
-    state = SyncState(
-        object_type=LOGS_REF.stream.object_type,
-        object_id=LOGS_REF.object_id,
-        name=LOGS_REF.name,
-        project_id=LOGS_REF.project_id,
-        table_name=LOGS_REF.stream.table,
-        version=2**63 + 5,
-        synced_at=datetime.now(UTC),
-    )
-    with pytest.raises(MalformedResponse) as refused:  # among the failures that fail their object alone
+    parts = staged(tmp_path / "read", [event(f"r{n}", xact) for n, xact in enumerate(rows)])
+    state = logs_state(newest)
+    with pytest.raises(MalformedResponse) as caught:  # among the failures that fail their object alone
         destination.merge(LOGS_REF, parts, state, delete_missing_up_to=None)
-    assert str(refused.value) == (
-        f"a row's _xact_id ({2**63 + 5}) is 2**63 or more, beyond what Iceberg's long holds (the DuckDB "
-        "destination stores it)"
+    assert str(caught.value) == (
+        f"{refused} is 2**63 or more, beyond what Iceberg's long holds (the DuckDB destination stores it)"
     )
     assert MalformedResponse in OBJECT_FAILURES and destination.read_state(LOGS_REF) is None
+
+
+def test_a_commit_conflicting_with_other_writers_is_planned_again_up_to_its_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("connector.destinations.iceberg_catalog.time.sleep", lambda _: None)
+    attempts: list[int] = []
+
+    def conflicting(times: int) -> Callable[[], str]:
+        def attempt() -> str:
+            attempts.append(1)
+            if len(attempts) <= times:
+                raise CommitFailedException("Requirement failed: branch main has changed")
+            return "committed"
+
+        return attempt
+
+    assert retry_conflicts("committing t 'o'", conflicting(REPLANS - 1)) == "committed"
+    assert len(attempts) == REPLANS
+    attempts.clear()
+    with pytest.raises(WarehouseError) as gave_up:
+        retry_conflicts("committing t 'o'", conflicting(REPLANS))
+    assert len(attempts) == REPLANS
+    assert str(gave_up.value) == (
+        "committing t 'o': another writer kept committing conflicting changes (Requirement failed: branch "
+        "main has changed); run the sync again"
+    )

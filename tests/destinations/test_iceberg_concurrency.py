@@ -141,8 +141,10 @@ def test_four_workers_on_other_state_dirs_converge_to_one_sync_while_a_reader_re
     # The reader never failed and never saw two versions of a row, in reads begun while the workers ran.
     assert len(reads) >= MIN_READS, reads
     assert all(code == 0 and out.splitlines()[-1] == "0" for code, out in reads), reads
-    conflicts = sum(stderr.count("concurrent update") for _, stderr in outputs)
-    print(f"{conflicts} commit conflicts retried by the workers; {len(reads)} reads")
+    # Quiet runs: pyiceberg's warnings of the commit conflicts it retried are not shown.
+    assert not [
+        line for _, stderr in outputs for line in stderr.splitlines() if not line.startswith("bt-sync: ")
+    ]
     # The reference: one sync in this process, into a local warehouse (test_iceberg.py shows both
     # destinations hold the same tables), where an Iceberg one cost 11 s of this test's 48. The shared
     # warehouse equals it row for row, so it equals upstream when the reference does: the upstream

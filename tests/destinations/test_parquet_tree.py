@@ -33,6 +33,7 @@ from tests.helpers import (
     event_tables,
     fast_client,
     hourly_change,
+    logs_state,
     query,
     staged,
     sync,
@@ -290,14 +291,6 @@ def test_the_tree_on_an_s3_compatible_store(
             for r in dataset.to_table(columns=[key, "id", "_xact_id"]).to_pylist()
         )
         assert stored and stored == sorted(query(local, f"SELECT {key}, id, _xact_id FROM {table}"))
-
-
-def logs_state(version: int) -> SyncState:
-    """The state of the logs object the tree tests merge into, at `version`."""
-    return SyncState(
-        object_type=LOGS.object_type, object_id=LOGS_REF.object_id, name="bot", project_id="project",
-        table_name=LOGS.table, version=version, synced_at=datetime.now(UTC),
-    )  # fmt: skip
 
 
 def test_a_merge_adds_new_rows_to_the_open_file_and_commits_the_object_s_size(tmp_path: Path) -> None:

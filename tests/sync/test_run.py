@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 
 from connector.config import WarehouseSettings
-from connector.destinations.base import MergeResult, SyncState
+from connector.destinations.base import MergeResult
 from connector.emulator import Emulator, FaultRule
 from connector.sync.catalog import discover_catalog
 from connector.sync.run import remove_vanished
@@ -23,6 +22,7 @@ from tests.helpers import (
     event_tables,
     fast_client,
     iceberg_in,
+    logs_state,
     query,
     staged,
     sync,
@@ -145,14 +145,11 @@ def test_a_reconcile_keeps_rows_newer_than_its_read_another_worker_committed(
     # Workers with state directories of their own share no lock: one commits while the other reads.
     settings = warehouse_in(tmp_path) if destination == "duckdb" else iceberg_in(tmp_path)
     warehouse = open_destination(settings)
-    state = SyncState(
-        object_type=LOGS_REF.stream.object_type, object_id=LOGS_REF.object_id, name=LOGS_REF.name,
-        project_id=LOGS_REF.project_id, table_name=LOGS_REF.stream.table, version=None,
-        synced_at=datetime.now(UTC),
-    )  # fmt: skip
 
     def merge(name: str, rows: list[dict[str, Any]], up_to: int | None = None) -> MergeResult:
-        return warehouse.merge(LOGS_REF, staged(tmp_path / name, rows), state, delete_missing_up_to=up_to)
+        return warehouse.merge(
+            LOGS_REF, staged(tmp_path / name, rows), logs_state(None), delete_missing_up_to=up_to
+        )
 
     merge("first", [event("kept", 1), event("deleted-upstream", 2)])
     merge("other-worker", [event("newer", 9)])

@@ -11,12 +11,13 @@ from typing import Any
 import orjson
 import pytest
 
-from connector.config import WarehouseSettings
+from connector.config import DestinationKind, WarehouseSettings
 from connector.emulator import Emulator, FaultRule
 from connector.sync import stage
 from connector.sync.shape import PageMalformed
 from connector.sync.staging import ObjectStaging
-from tests.helpers import LOGS, LOGS_REF, cli_warehouse_args, query, run_cli, staged, sync
+from connector.wiring import open_destination
+from tests.helpers import LOGS, LOGS_REF, cli_warehouse_args, iceberg_in, query, run_cli, staged, sync
 from tests.helpers import event as logs_event
 
 BIG = 18446744073709551616  # 2**64: wider than any integer type
@@ -290,21 +291,35 @@ def test_objects_after_two_that_found_the_api_unavailable_are_not_tried(
 
 
 def block_files_of(warehouse: WarehouseSettings, project: dict[str, Any]) -> None:
-    """A file where the object's directory of versions must go: its files cannot be written."""
-    versions = Path(warehouse.tables_root, "_bt_sync", "project_logs")
-    versions.mkdir(parents=True, exist_ok=True)
-    (versions / f"project_id={project['id']}").touch()
+    """A file where the object's directory of files must go: its files cannot be written."""
+    if warehouse.destination is DestinationKind.ICEBERG:
+        directory = Path(str(warehouse.iceberg_warehouse), "braintrust", "project_logs", "data")
+    else:
+        directory = Path(warehouse.tables_root, "_bt_sync", "project_logs")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"project_id={project['id']}").touch()
 
 
+@pytest.mark.parametrize(
+    ("destination", "says"), [("duckdb", "cannot write"), ("iceberg", "committing project_logs 'broken': ")]
+)
 def test_an_object_whose_files_cannot_be_written_fails_alone_and_the_summary_is_printed(
-    emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
+    emulator: Emulator,
+    projects: tuple[dict[str, Any], ...],
+    warehouse: WarehouseSettings,
+    tmp_path: Path,
+    destination: str,
+    says: str,
 ) -> None:
     broken, _ = projects
+    if destination == "iceberg":
+        warehouse = iceberg_in(tmp_path)
+        open_destination(warehouse)  # its tables, before the file in the way
     block_files_of(warehouse, broken)
     done = sync_giving_up_soon(emulator, warehouse)
-    assert done.returncode == 1
+    assert done.returncode == 1, done.stderr
     by_name = {o["name"]: o for o in orjson.loads(done.stdout)["objects"]}
-    assert by_name["broken"]["status"] == "failed" and "cannot write" in by_name["broken"]["error"]
+    assert by_name["broken"]["status"] == "failed" and says in by_name["broken"]["error"]
     assert by_name["healthy"]["status"] == "synced" and by_name["healthy"]["rows"] == 120
     assert query(warehouse, "SELECT count(*) FROM project_logs") == [(120,)]
 
