@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
+from http import HTTPStatus
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,6 +25,7 @@ from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_P
 from connector.destinations.base import Destination, ObjectRef, SyncState
 from connector.errors import (
     ApiError,
+    AuthError,
     ConfigError,
     MalformedResponse,
     NotFoundError,
@@ -298,6 +300,11 @@ class _SyncRun:
             return _summary(
                 ref, ObjectStatus.SKIPPED, "deleted upstream during the sync", full_read=self.full_read
             )
+        except AuthError as error:
+            if error.status == HTTPStatus.UNAUTHORIZED:
+                raise  # a key the API rejects would fail every object alike: the run stops
+            # A 403: Braintrust grants access object by object, so a key may read only some of them.
+            return self._failed(ref, str(error))
         except OBJECT_FAILURES as error:
             return self._failed(ref, str(error))
 

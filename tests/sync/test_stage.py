@@ -260,7 +260,7 @@ def sync_giving_up_soon(emulator: Emulator, warehouse: WarehouseSettings) -> sub
     return run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--json", env=env)
 
 
-@pytest.mark.parametrize("status", [503, 400])
+@pytest.mark.parametrize("status", [503, 400, 403])  # 403: a key may read some objects, not others
 def test_an_object_the_api_keeps_failing_fails_alone_and_the_summary_is_printed(
     emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings, status: int
 ) -> None:
@@ -273,6 +273,17 @@ def test_an_object_the_api_keeps_failing_fails_alone_and_the_summary_is_printed(
     assert by_name["healthy"]["status"] == "synced" and by_name["healthy"]["rows"] == 120
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("bt-sync: error: 1 of 2 objects failed (project_logs 'broken': ")
+
+
+def test_a_key_the_api_rejects_stops_the_run(
+    emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
+) -> None:
+    broken, _ = projects
+    emulator.faults.add(FaultRule(kind="status", status=401, route=f"{broken['id']}/fetch", times=None))
+    done = sync_giving_up_soon(emulator, warehouse)
+    # Revoked during the run: every object would fail alike.
+    assert (done.returncode, list(orjson.loads(done.stdout))) == (1, ["error", "exit_code"])
+    assert "Braintrust rejected the API key (HTTP 401" in done.stderr
 
 
 def test_objects_after_two_that_found_the_api_unavailable_are_not_tried(
