@@ -58,6 +58,8 @@ _FLAGS = {
     "concurrency": "--concurrency",
     "rejects": "--rejects",
     "sql_file": "--sql-file",
+    "format": "--format",
+    "validate_first": "--no-validate-first",
     "backoff_initial_s": "BT_SYNC_BACKOFF_INITIAL_S",
     "backoff_max_s": "BT_SYNC_BACKOFF_MAX_S",
 }

@@ -141,7 +141,7 @@ class IcebergDestination:
         except Timeout:
             raise WarehouseLocked(
                 f"another bt-sync process is syncing {ref.stream.table} {ref.name!r} ({ref.object_id}) "
-                f"and still held it after {wait_s:.0f}s (--lock-wait)"
+                f"and still held it after {wait_s:g}s (--lock-wait)"
             ) from None
         try:
             yield

@@ -191,7 +191,7 @@ class ParquetTree:
             lock.acquire(timeout=wait_s)
         except Timeout:
             raise WarehouseLocked(
-                f"another bt-sync process is {holder} and still held it after {wait_s:.0f}s{wait_flag}"
+                f"another bt-sync process is {holder} and still held it after {wait_s:g}s{wait_flag}"
             ) from None
         try:
             yield

@@ -48,7 +48,7 @@ class PushOptions(BaseModel):
     project: str = Field(description="Project name; created if missing.")
     dataset: str = Field(description="Dataset name; created if missing.")
     format: FileFormat | None = Field(
-        default=None, description="File format (default: from the content, then the extension)."
+        default=None, description="File format (default: Parquet by content, the others by extension)."
     )
     id_column: str | None = Field(
         default=None, description="Column of row ids (default: `id` if present, else a hash of the row)."
@@ -129,7 +129,7 @@ class PushOptions(BaseModel):
     @classmethod
     def _format_of_a_file(cls, file_format: FileFormat | None, info: ValidationInfo) -> FileFormat | None:
         if file_format is not None and info.data.get("file") is None:
-            raise PydanticCustomError("format", "--format applies to a FILE, not to a query's result")
+            raise PydanticCustomError("format", "applies to a FILE, not to a query's result")
         return file_format
 
     @field_validator("validate_first")
@@ -137,9 +137,7 @@ class PushOptions(BaseModel):
     def _sent_as_checked_from_a_file(cls, validate_first: bool, info: ValidationInfo) -> bool:
         # A query's checkpoint is named by a digest of all its events: known only once every row is.
         if not validate_first and info.data.get("file") is None:
-            raise PydanticCustomError(
-                "validate_first", "--no-validate-first applies to a FILE, not to a query's result"
-            )
+            raise PydanticCustomError("validate_first", "applies to a FILE, not to a query's result")
         return validate_first
 
     @field_validator("rejects")

@@ -161,7 +161,7 @@ class SourceFile:
 
     Args:
         path: the file to read.
-        file_format: its format, or None to infer it from the content, then the extension.
+        file_format: its format, or None: Parquet is known by its content, other formats by the extension.
 
     Raises:
         PushError: the file is missing, empty, of an unknown format, or not readable as that format.
@@ -236,7 +236,8 @@ def infer_format(path: Path) -> FileFormat:
     if file_format is None:
         raise PushError(
             f"{path.name}: cannot tell the format from the extension; use .csv, .parquet, .jsonl "
-            "or .json (optionally .gz), or pass --format csv|parquet|jsonl|json"
+            "or .json (optionally compressed: .gz, .bz2, .zst or .lz4), or pass --format "
+            "csv|parquet|jsonl|json"
         )
     return file_format
 

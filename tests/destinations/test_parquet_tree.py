@@ -357,7 +357,7 @@ def test_an_object_s_lock_holds_off_a_second_holder_for_the_wait_then_says_so(tm
         with tree.lock(other, 0):
             pass  # another object is not held
     assert str(refused.value) == (
-        "another bt-sync process is syncing project_logs 'bot' (object-a) and still held it after 0s "
+        "another bt-sync process is syncing project_logs 'bot' (object-a) and still held it after 0.3s "
         "(--lock-wait)"
     )
     with tree.lock(ref, 0):

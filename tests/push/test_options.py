@@ -87,7 +87,7 @@ def test_the_cli_and_dagster_make_the_same_options() -> None:
             {"file": "a.csv", "sql_file": "q.sql"},
             "give one of FILE, --sql and --sql-file, not FILE and --sql-file",
         ),
-        ({"sql": "SELECT 1", "format": "csv"}, "--format applies to a FILE, not to a query's result"),
+        ({"sql": "SELECT 1", "format": "csv"}, "format\n  applies to a FILE, not to a query's result"),
     ],
 )
 def test_exactly_one_source(given: dict[str, Any], message: str) -> None:

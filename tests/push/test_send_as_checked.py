@@ -217,7 +217,5 @@ def test_a_json_file_is_mapped_by_the_keys_of_its_first_row(
 
 
 def test_a_query_result_is_always_validated_first() -> None:
-    with pytest.raises(
-        ValidationError, match="--no-validate-first applies to a FILE, not to a query's result"
-    ):
+    with pytest.raises(ValidationError, match="validate_first\n  applies to a FILE, not to a query's result"):
         PushOptions(sql="SELECT 1 AS id", project="p", dataset="d", validate_first=False)

@@ -423,7 +423,12 @@ def test_a_push_never_waits_for_a_sync_holding_the_object(
         (
             ("--sql", "SELECT 1 AS input", "--format", "csv"),
             2,
-            "invalid setting: format: --format applies to a FILE, not to a query's result",
+            "invalid setting: --format: applies to a FILE, not to a query's result",
+        ),
+        (
+            ("--sql", "SELECT 1 AS input", "--no-validate-first"),
+            2,
+            "invalid setting: --no-validate-first: applies to a FILE, not to a query's result",
         ),
         (("--sql-file", "missing.sql"), 2, "--sql-file missing.sql: No such file or directory"),
     ],
