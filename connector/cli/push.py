@@ -164,8 +164,10 @@ def describe(summary: PushSummary) -> str:
         line = f"dry run: {valid:,} of {summary.rows_read:,} rows of {name} are valid"
         line += f", {_batches(summary.batches)}"
     else:
+        # No dataset id when every row was rejected: none was created.
+        known = f" ({summary.dataset_id})" if summary.dataset_id else ""
         line = (
-            f"pushed {summary.rows_sent:,} rows of {name} to {target} ({summary.dataset_id}) "
+            f"pushed {summary.rows_sent:,} rows of {name} to {target}{known} "
             f"in {_batches(summary.batches_sent)}, {summary.seconds:.1f}s"
         )
         if summary.rows_resumed:

@@ -166,6 +166,18 @@ def test_the_summary_shows_names_as_written(
     assert code == 0 and "to dataset 'ds\\tab' in project 'p'" in out
 
 
+def test_the_summary_of_a_file_whose_every_row_was_rejected_names_no_dataset_id(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text('id,input\na,"unclosed\n')
+    rejects = tmp_path / "rejects.jsonl"
+    args = (str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects))
+    code, out, _ = run_cli(emulator, tmp_path, capsys, *args)
+    assert code == 0
+    assert out.startswith("pushed 0 rows of bad.csv to dataset 'd' in project 'p' in 0 batches, ")
+
+
 @pytest.mark.parametrize(
     ("content", "args", "code", "message"),
     [
