@@ -254,7 +254,10 @@ class Store:
         else:
             xact = record["xact"]
             self.clock.observe(xact)
-            versions = [(row["root_span_id"], row["id"], serialize(row)) for row in record["rows"]]
+            # A journal written before `_NULL_UNTIL_WRITTEN` was has rows without those fields.
+            unwritten = _NULL_UNTIL_WRITTEN[record["type"]]
+            rows = [{**unwritten, **row} for row in record["rows"]]
+            versions = [(row["root_span_id"], row["id"], serialize(row)) for row in rows]
             self._history(record["type"], record["object"]).append(xact, versions, record["deleted"])
 
     def _record(self, record: dict[str, Any]) -> None:

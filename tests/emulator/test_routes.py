@@ -910,6 +910,27 @@ def test_state_dir_survives_a_restart(tmp_path: Path) -> None:
     assert newest > last_xact
 
 
+def test_dataset_records_a_journal_kept_without_their_null_fields_get_them_back(tmp_path: Path) -> None:
+    with Emulator(state_dir=tmp_path, seed="empty") as first:
+        project = first.store.create_project("kept")
+        dataset = first.store.create_dataset(project["id"], "ds")
+        first.store.insert("dataset", dataset["id"], [{"id": "a", "input": 1}])
+    journal = tmp_path / "journal.jsonl"
+    # As an emulator wrote the record before it stored every dataset field: no `expected`, `tags`...
+    records = [orjson.loads(line) for line in journal.read_bytes().splitlines()]
+    for record in records:
+        for row in record.get("rows", ()):
+            for field in ("expected", "metadata", "tags"):
+                del row[field]
+    journal.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+
+    (row,) = Emulator(state_dir=tmp_path, seed="empty").store.live_rows("dataset", dataset["id"])
+
+    assert {field: row[field] for field in ("input", "expected", "metadata", "tags")} == {
+        "input": 1, "expected": None, "metadata": None, "tags": None
+    }  # fmt: skip
+
+
 def test_demo_seed_is_rich_and_deterministic() -> None:
     store, again = Emulator(seed="demo").store, Emulator(seed="demo").store
     projects = store.list_objects("project", EVERYTHING)
