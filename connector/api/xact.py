@@ -57,16 +57,6 @@ def snapshot_pin(newest_row_xact: int, now: float) -> int:
     return max(newest_row_xact, xact_for_time(now, _MAX_COUNTER)) + xact_span_for_seconds(PIN_AHEAD_S)
 
 
-def written_before(newest_row_xact: int, started: float) -> int:
-    """The newest `_xact_id` a read that began at `started` surely met the rows of, if they were live.
-
-    A row newer than this may have been written after the read began, and another worker may have
-    put it in the warehouse meanwhile: a reconcile must not take its absence from the read for a
-    deletion.
-    """
-    return max(newest_row_xact, xact_for_time(started, _MAX_COUNTER))
-
-
 def xact_span_for_seconds(seconds: float) -> int:
     """Return how far apart two `_xact_id`s minted `seconds` apart are."""
     return int(seconds) << _SECONDS_SHIFT

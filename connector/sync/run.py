@@ -20,7 +20,7 @@ from http import HTTPStatus
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector.api.client import BraintrustClient
-from connector.api.xact import snapshot_pin, written_before, xact_span_for_seconds
+from connector.api.xact import snapshot_pin, xact_span_for_seconds
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
 from connector.destinations.base import Destination, ObjectRef, SyncState
 from connector.errors import (
@@ -360,7 +360,7 @@ class _SyncRun:
             staging.staged(checkpoint),
             state,
             delete_missing_up_to=(
-                written_before(checkpoint.watermark, checkpoint.started_at.timestamp())
+                _newest(checkpoint.existed_up_to, checkpoint.watermark)
                 if self.options.reconcile and checkpoint.cutoff is None
                 else None
             ),
@@ -388,13 +388,17 @@ class _SyncRun:
     def _start(self, ref: ObjectRef, previous: SyncState | None) -> Checkpoint:
         started_at = datetime.now(UTC)
         newest = newest_version(self.client, ref)
+        committed = previous.version if previous else None
         if newest is None:
-            return Checkpoint(version=0, watermark=0, cutoff=None, started_at=started_at, done=True)
+            return Checkpoint(
+                version=0, watermark=0, cutoff=None, started_at=started_at, existed_up_to=committed, done=True
+            )
         return Checkpoint(
             version=snapshot_pin(newest, time.time()),
             watermark=newest,
             cutoff=self._cutoff(previous),
             started_at=started_at,
+            existed_up_to=_newest(newest, committed),
         )
 
     def _resumable(self, staging: ObjectStaging, previous: SyncState | None) -> Checkpoint | None:

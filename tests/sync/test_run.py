@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from connector.api.xact import xact_for_time
 from connector.config import WarehouseSettings
 from connector.destinations.base import MergeResult
 from connector.emulator import Emulator, FaultRule
 from connector.sync.catalog import discover_catalog
-from connector.sync.run import remove_vanished
+from connector.sync.run import SyncSummary, remove_vanished
 from connector.wiring import open_destination
 from schemas.kinds import EVENT_KINDS
 from tests.helpers import (
@@ -124,18 +125,47 @@ def test_reconcile_removes_rows_and_objects_deleted_upstream(
     assert query(warehouse, "SELECT count(*) FROM sync_state WHERE object_id = ?", [dataset["id"]]) == [(0,)]
 
 
+@pytest.mark.parametrize("deleted", ["log-7", "latest"])
 def test_a_reconcile_honours_the_deletions_made_before_it_with_this_machine_s_clock_behind(
-    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
+    warehouse: WarehouseSettings, deleted: str
 ) -> None:
-    sync(emulator, warehouse)
-    emulator.store.insert("project_logs", project["id"], [{"id": "log-7", "_object_delete": True}])
-    # The deletion is the object's last write: only a pin past it hides log-7.
-    behind = SimpleNamespace(time=lambda: time.time() - 30, monotonic=time.monotonic)
-    monkeypatch.setattr("connector.sync.run.time", behind)
-    (logs,) = sync(emulator, warehouse, reconcile=True).objects
-    assert (logs.deleted, logs.rows) == (1, 59)
-    ids = {row[0] for row in query(warehouse, "SELECT id FROM project_logs")}
-    assert ids == live_ids(emulator, "project_logs", project["id"])
+    # The API's clock 30 s ahead of this machine's: its `_xact_id`s are minted from there on.
+    with Emulator(seed="empty", xact_start=xact_for_time(time.time() + 30)) as ahead:
+        project = ahead.store.create_project("ahead")["id"]
+        ahead.store.insert("project_logs", project, [{"id": f"log-{i}", "input": i} for i in range(60)])
+        ahead.store.insert("project_logs", project, [{"id": "latest", "input": "newest row"}])
+        sync(ahead, warehouse)
+        ahead.store.insert("project_logs", project, [{"id": deleted, "_object_delete": True}])
+        # The deletion is the object's last write: only a pin past it hides the row. Deleting "latest"
+        # leaves an older newest row than the one synced: only the watermark committed says it existed.
+        (logs,) = sync(ahead, warehouse, reconcile=True).objects
+        assert (logs.deleted, logs.rows) == (1, 60)
+        ids = {row[0] for row in query(warehouse, "SELECT id FROM project_logs")}
+        assert ids == live_ids(ahead, "project_logs", project)
+
+
+def test_a_reconcile_keeps_what_another_iceberg_worker_committed_while_it_read(tmp_path: Path) -> None:
+    # Workers with state directories of their own, as the Iceberg docs deploy them: no shared lock. The
+    # API's clock is 30 s behind this machine's: a bound read off this clock would take in the new row.
+    first = iceberg_in(tmp_path)
+    second = first.model_copy(update={"state_dir": tmp_path / "second-worker"})
+    with Emulator(seed="empty", xact_start=xact_for_time(time.time() - 30)) as behind:
+        project = behind.store.create_project("shared")["id"]
+        behind.store.insert("project_logs", project, [{"id": f"log-{i}", "input": i} for i in range(100)])
+        sync(behind, first)
+        # The reconcile's second page (after its read of the newest version and its first page, which
+        # is short) is slow to come: the new row is written above where the read has gone.
+        behind.faults.add(FaultRule(kind="slow", route="/fetch", delay_s=4, times=1, after=2))
+        reconciled: list[SyncSummary] = []
+        reconcile = threading.Thread(target=lambda: reconciled.append(sync(behind, first, reconcile=True)))
+        reconcile.start()
+        time.sleep(0.5)
+        behind.store.insert("project_logs", project, [{"id": "while-it-read", "input": 1}])
+        assert sync(behind, second).objects[0].inserted == 1
+        reconcile.join()
+        assert reconciled[0].objects[0].deleted == 0
+        ids = {row[0] for row in query(first, "SELECT id FROM project_logs")}
+        assert ids == live_ids(behind, "project_logs", project)
 
 
 @pytest.mark.parametrize("destination", ["duckdb", "iceberg"])
