@@ -7,6 +7,7 @@ cut-short bodies, honouring `Retry-After`; 401/403 fail at once.
 
 from __future__ import annotations
 
+import re
 import ssl
 import threading
 from collections.abc import Callable, Iterator
@@ -58,6 +59,8 @@ from schemas.kinds import ObjectKind
 LIST_PAGE_SIZE = 100
 MIN_FETCH_LIMIT = 10
 _SERVER_TEXT_CHARS = 300
+# The start of an HTML page (a proxy's, a web server's at a mistyped URL), not an XML error's.
+_WEB_PAGE = re.compile(r"<(!doctype\s+html|html|head|body)\b", re.IGNORECASE)
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -386,8 +389,8 @@ def _status_error(method: str, path: str, status: int, body: bytes) -> ApiError:
 
 def _server_text(body: bytes) -> str:
     """What an error's body says, for its one line: a web page's markup would say nothing useful."""
-    head = body[: _SERVER_TEXT_CHARS * 4].decode("utf-8", "replace").strip()
-    if head.startswith("<"):
+    head = body[: _SERVER_TEXT_CHARS * 4].decode("utf-8", "replace").lstrip("\ufeff").strip()
+    if _WEB_PAGE.match(head):
         return "The answer is a web page, not Braintrust's JSON: is the API URL a Braintrust API?"
     return head[:_SERVER_TEXT_CHARS].strip()
 

@@ -21,6 +21,8 @@ from typing import Any
 from connector.emulator.errors import Rejected, bad_request
 
 ATTACHMENT_PATH = "/_emulator/attachments/"
+# The type of an attachment whose upload URL was never asked for.
+_UNKNOWN_TYPE = "application/octet-stream"
 # `AttachmentStatus.upload_status` in the SDK.
 _UPLOAD_STATUSES = ("uploading", "done", "error")
 
@@ -54,15 +56,16 @@ class Attachments:
             self._find(key).body = body
 
     def report(self, key: str, status: Any) -> dict[str, Any]:
-        """Record the status the SDK reports for `key`'s upload, and return it.
+        """Record the status the SDK reports for `key`'s upload, and return it: for any key, as the SDK
+        reports an `error` status also when asking for the upload URL failed.
 
         Raises:
-            Rejected: 400 for a status that is not the SDK's, 404 for an unknown key.
+            Rejected: 400 for a status that is not the SDK's.
         """
         if not isinstance(status, dict) or status.get("upload_status") not in _UPLOAD_STATUSES:
             raise bad_request(f"status.upload_status must be one of {', '.join(_UPLOAD_STATUSES)}")
         with self._lock:
-            self._find(key).status = status
+            self._attachments.setdefault(key, _Attachment(_UNKNOWN_TYPE)).status = status
         return status
 
     def status(self, key: str) -> dict[str, Any]:

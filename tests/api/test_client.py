@@ -201,11 +201,20 @@ def test_a_web_page_for_an_error_is_named_not_quoted(emulator: Emulator, status:
     )
 
 
-def test_an_errors_text_is_quoted(emulator: Emulator) -> None:
-    emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=422, body="  name: too long\n"))
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ("  name: too long\n", "name: too long"),
+        ("<?xml version='1.0'?><Error>SlowDown</Error>", "<?xml version='1.0'?><Error>SlowDown</Error>"),
+        ("\ufeff<html><body>Not Found</body></html>", "The answer is a web page, not Braintrust's JSON"),
+    ],
+    ids=["text", "xml", "page after a BOM"],
+)
+def test_an_errors_text_is_quoted_unless_it_is_a_web_page(emulator: Emulator, body: str, says: str) -> None:
+    emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=422, body=body))
     with make_client(emulator) as client, pytest.raises(ApiError) as caught:
         list(client.list_projects())
-    assert str(caught.value) == "GET /v1/project was rejected (HTTP 422): name: too long"
+    assert str(caught.value).startswith(f"GET /v1/project was rejected (HTTP 422): {says}")
 
 
 @pytest.mark.parametrize(

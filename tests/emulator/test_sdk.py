@@ -189,6 +189,18 @@ def test_attachments_are_uploaded_synced_as_references_and_read_back(
     assert braintrust.ReadonlyAttachment(page).metadata()["downloadUrl"] == "https://example.com/a.pdf"
 
 
+def test_an_attachment_whose_upload_failed_is_recorded_as_failed(sdk: None, emulator: Emulator) -> None:
+    # The SDK reports the error status even when asking for the upload URL is what failed.
+    emulator.faults.add(FaultRule(kind="status", route="^/attachment$", method="POST", status=500, times=1))
+    logger = braintrust.init_logger(project=PROJECT)
+    attachment = braintrust.Attachment(data=b"%PDF", filename="a.pdf", content_type="application/pdf")
+    logger.log(input={"file": attachment})
+    with pytest.raises(RuntimeError, match="Failed to request signed URL"):
+        logger.flush()  # it reported the error status first
+    status = braintrust.ReadonlyAttachment(attachment.reference).status()
+    assert status["upload_status"] == "error" and "500" in status["error_message"]
+
+
 def test_experiment_log_summarize_and_feedback(sdk: None, emulator: Emulator, tmp_path: Path) -> None:
     experiment = braintrust.init(project=PROJECT, experiment="prompt-v2")
     ids = [
