@@ -58,6 +58,9 @@ class QuerySource:
 
     def __init__(self, settings: WarehouseSettings, sql: str, progress: ProgressReporter) -> None:
         self.sql = sql
+        # The result's columns read (by position) and how, once the mapping says which it sends.
+        self._read: list[int] = []
+        self._plans: list[ColumnPlan] | None = None
         self._spill = SpillDirectory("sql")
         self._db = duckdb.connect(
             config={"memory_limit": MEMORY_LIMIT, "threads": THREADS, "temp_directory": self._spill.name}
@@ -83,22 +86,37 @@ class QuerySource:
 
     def chunks(self) -> Iterator[RowChunk]:
         """Yield the rows in sorted order, one bounded chunk at a time; each call reads them afresh."""
+        if self._plans is None:
+            self.read_only(set(self.columns))
+        assert self._plans is not None
+        kept = ", ".join(f"c{index}" for index in self._read)
         next_row = 1
-        for batch in self._db.sql("SELECT * FROM result").to_arrow_reader(CHUNK_ROWS):
-            named = batch.rename_columns(self.columns)
+        for batch in self._db.sql(f"SELECT {kept} FROM result").to_arrow_reader(CHUNK_ROWS):
+            named = batch.rename_columns([self.columns[index] for index in self._read])
             yield RowChunk(next_row, arrow_rows(named, self._plans))
             next_row += batch.num_rows
 
     def read_only(self, columns: Set[str]) -> None:
-        """Every column is read: the result's rows are kept (and checked) as the query returned them."""
+        """Read, convert and check only `columns`: one with no JSON form is refused only if it is sent,
+        as a file's is. The rows are still numbered by every column (`ORDER BY ALL`).
+
+        Raises:
+            PushError: one of `columns` has no JSON form, or would be carried wrongly by Arrow.
+        """
+        self._read = [index for index, name in enumerate(self.columns) if name in columns]
+        read = {self.columns[index] for index in self._read}
+        _refuse_wrong_in_arrow({name: kind for name, kind in self._wrong_in_arrow.items() if name in read})
+        self._plans = [
+            _plan(self._schema.field(index), self.columns[index] in self.json_columns) for index in self._read
+        ]
 
     def _load(self, settings: WarehouseSettings, sql: str, progress: ProgressReporter) -> None:
         with run_query(settings, sql) as result, closing(progress.task("run query")) as task:
             self.columns: tuple[str, ...] = tuple(result.schema.names)
             refuse_repeated_names(NAME, list(self.columns))
-            _refuse_wrong_in_arrow(result.wrong_in_arrow)
+            self._wrong_in_arrow = dict(result.wrong_in_arrow)
             self.json_columns = frozenset(result.json_columns)
-            self._plans = [_plan(field, field.name in self.json_columns) for field in result.schema]
+            self._schema = result.schema
             # Columns kept by position: DuckDB compares names without case, and a result may hold `a` and `A`.
             positional = [f"c{index}" for index in range(len(self.columns))]
             self._db.from_arrow(pa.Table.from_batches([], result.schema).rename_columns(positional)).create(

@@ -334,6 +334,21 @@ def test_rows_sharing_an_id_send_the_last_in_sorted_order(
     assert {row["expected"] for row in live_rows(upstream, dataset).values()} == {"c"}
 
 
+def test_columns_never_sent_may_hold_values_with_no_json_form(
+    upstream: Emulator, push_sql: Push, dataset: str
+) -> None:
+    # As a file's: a column the mapping does not send is neither converted nor checked.
+    summary = push_sql(
+        "SELECT id, input, 'x'::BLOB AS raw, INTERVAL 3 DAY AS age, '12:00:00+02'::TIMETZ AS at, "
+        "1::UHUGEINT AS big FROM project_logs ORDER BY id LIMIT 5"
+    )
+    assert (summary.rows_sent, sorted(summary.unmapped_columns)) == (5, ["age", "at", "big", "raw"])
+    records = live_rows(upstream, dataset)
+    assert len(records) == 5 and not any(
+        {"raw", "age", "at", "big"} & record.keys() for record in records.values()
+    )
+
+
 def test_an_empty_result_creates_nothing(upstream: Emulator, push_sql: Push, dataset: str) -> None:
     summary = push_sql("SELECT id, input FROM project_logs WHERE false")
     assert (summary.rows_read, summary.dataset_id) == (0, None)
