@@ -106,6 +106,11 @@ def fast_client(emulator: Emulator, **settings: Any) -> BraintrustClient:
     )
 
 
+def fetches_served(emulator: Emulator) -> int:
+    """Fetch requests the emulator was asked for, of every object (since its stats were reset)."""
+    return sum(n for (_, route), n in emulator.stats.requests.items() if route.endswith("fetch"))
+
+
 def sync(
     emulator: Emulator, settings: WarehouseSettings, timeout_s: float = 60.0, **options: Any
 ) -> SyncSummary:

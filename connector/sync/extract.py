@@ -65,6 +65,22 @@ def newest_version(client: BraintrustClient, ref: ObjectRef) -> int | None:
     )
 
 
+def _raised_by_the_first_rows(checkpoint: Checkpoint, page: StagedPage) -> dict[str, int]:
+    """The read's bounds, raised to the newest row of its first page with rows.
+
+    A row written after the read's start but before that page was served is on it, and so is every
+    row older than it (or it was deleted): the read meets them all. As the watermark, it is a row the
+    next syncs need not read again; as `existed_up_to`, one a reconcile that did not meet it may take
+    for deleted. Left below it, a row met this way and deleted since stayed in the warehouse until a
+    newer row was written.
+    """
+    if checkpoint.rows_fetched or page.newest_xact is None:
+        return {}
+    newest = page.newest_xact
+    existed = checkpoint.watermark if checkpoint.existed_up_to is None else checkpoint.existed_up_to
+    return {"watermark": max(checkpoint.watermark, newest), "existed_up_to": max(existed, newest)}
+
+
 def extract_object(
     client: BraintrustClient,
     ref: ObjectRef,
@@ -131,6 +147,7 @@ def extract_object(
             )
             checkpoint = checkpoint.model_copy(
                 update={
+                    **_raised_by_the_first_rows(checkpoint, page),
                     "position": paginator.position,
                     "parts": [*checkpoint.parts, *page.parts],
                     "done": done,

@@ -27,15 +27,16 @@ class Checkpoint(StateFile):
 
     Args:
         version: the pinned `_xact_id` every page is fetched at.
-        watermark: the newest row's `_xact_id` when the read started; the object's
-            watermark once the merge commits.
+        watermark: the newest row's `_xact_id` when the read started, raised to the newest on its
+            first page with rows; the object's watermark once the merge commits.
         cutoff: versions at or below this were already synced (None: a full read).
         started_at: when the read began; a state committed later already holds its rows.
         existed_up_to: every row up to this `_xact_id` was written before the read began (the newest
-            row then, or the watermark committed then, if greater): a full read meets each that is
-            live, so a reconcile takes one it did not meet for deleted. A newer row may have been
-            written since, and committed by another worker, unseen by this read. No clock is read:
-            this machine's may be off from the API's. None in checkpoints written before it was kept.
+            row then, or the watermark committed then, if greater), or before its first page (the
+            newest on it): a full read meets each that is live, so a reconcile takes one it did not
+            meet for deleted. A newer row may have been written since, and committed by another
+            worker, unseen by this read. No clock is read: this machine's may be off from the API's.
+            None in checkpoints written before it was kept.
         position: where the next page starts.
         parts: staged part files, newest rows first.
         done: every page was fetched; only the merge is left.

@@ -12,7 +12,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from connector.emulator import Emulator, FaultRule
-from tests.helpers import event_tables, iceberg_in, start_cli_sync, sync, synced_keys, warehouse_in
+from tests.helpers import (
+    event_tables,
+    fetches_served,
+    iceberg_in,
+    start_cli_sync,
+    sync,
+    synced_keys,
+    warehouse_in,
+)
 
 Tables = dict[str, list[tuple[Any, ...]]]
 # Two event tables and five objects: every kind of commit, in less time than the whole demo takes.
@@ -31,10 +39,6 @@ def reference(killed_emulator: Emulator, tmp_path_factory: pytest.TempPathFactor
     settings_ = warehouse_in(tmp_path_factory.mktemp("reference"))
     sync(killed_emulator, settings_, kinds=KINDS)
     return event_tables(settings_)
-
-
-def fetches_served(emulator: Emulator) -> int:
-    return sum(n for (_, route), n in emulator.stats.requests.items() if route.endswith("fetch"))
 
 
 # Each kill costs a process start and an Iceberg rerun (about 4.5 s). Hypothesis tries the first fetch

@@ -22,6 +22,7 @@ from tests.helpers import (
     event,
     event_tables,
     fast_client,
+    fetches_served,
     iceberg_in,
     logs_state,
     query,
@@ -144,6 +145,33 @@ def test_a_reconcile_honours_the_deletions_made_before_it_with_this_machine_s_cl
         assert ids == live_ids(ahead, "project_logs", project)
 
 
+def fetches_asked_for(emulator: Emulator, count: int) -> None:
+    """Wait until the emulator was asked for `count` fetches since its stats were reset (the last may
+    be served slowly)."""
+    deadline = time.monotonic() + 30
+    while fetches_served(emulator) < count:
+        assert time.monotonic() < deadline, "the sync never asked"
+        time.sleep(0.01)
+
+
+def test_a_row_written_as_a_read_began_then_deleted_is_reconciled_away(
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings
+) -> None:
+    # Written after the sync read the newest version, before its first page came: on that page.
+    emulator.stats.reset()
+    emulator.faults.add(FaultRule(kind="slow", route="/fetch", delay_s=1, times=1, after=1))
+    syncing = threading.Thread(target=sync, args=(emulator, warehouse))
+    syncing.start()
+    fetches_asked_for(emulator, 2)
+    emulator.store.insert("project_logs", project["id"], [{"id": "as-it-began", "input": 1}])
+    syncing.join()
+    assert query(warehouse, "SELECT count(*) FROM project_logs WHERE id = 'as-it-began'") == [(1,)]
+    emulator.store.insert("project_logs", project["id"], [{"id": "as-it-began", "_object_delete": True}])
+    # The newest row is now older than it: only the watermark the first sync committed covers it.
+    (logs,) = sync(emulator, warehouse, reconcile=True).objects
+    assert (logs.deleted, logs.rows) == (1, 60)
+
+
 def test_a_reconcile_keeps_what_another_iceberg_worker_committed_while_it_read(tmp_path: Path) -> None:
     # Workers with state directories of their own, as the Iceberg docs deploy them: no shared lock. The
     # API's clock is 30 s behind this machine's: a bound read off this clock would take in the new row.
@@ -155,11 +183,12 @@ def test_a_reconcile_keeps_what_another_iceberg_worker_committed_while_it_read(t
         sync(behind, first)
         # The reconcile's second page (after its read of the newest version and its first page, which
         # is short) is slow to come: the new row is written above where the read has gone.
+        behind.stats.reset()
         behind.faults.add(FaultRule(kind="slow", route="/fetch", delay_s=4, times=1, after=2))
         reconciled: list[SyncSummary] = []
         reconcile = threading.Thread(target=lambda: reconciled.append(sync(behind, first, reconcile=True)))
         reconcile.start()
-        time.sleep(0.5)
+        fetches_asked_for(behind, 3)
         behind.store.insert("project_logs", project, [{"id": "while-it-read", "input": 1}])
         assert sync(behind, second).objects[0].inserted == 1
         reconcile.join()
