@@ -161,18 +161,16 @@ class Root:
             raise self._error("stat", relative, error) from None
         return bool(info.type == pafs.FileType.File)
 
-    def size(self, relative: str) -> int:
-        """A file's size in bytes."""
-        try:
-            return int(self.fs.get_file_info(self.full(relative)).size or 0)
-        except (OSError, pa.ArrowException) as error:
-            raise self._error("stat", relative, error) from None
-
     def list(self, relative: str) -> list[str]:
         """Names of the entries of a directory (empty when it does not exist)."""
+        return sorted(self.sizes(relative))
+
+    def sizes(self, relative: str) -> dict[str, int]:
+        """The entries of a directory and their sizes in bytes, from the one listing (empty when it does
+        not exist): no request per file on object storage."""
         selector = pafs.FileSelector(self.full(relative), allow_not_found=True)
         try:
-            return sorted(info.base_name for info in self.fs.get_file_info(selector))
+            return {info.base_name: int(info.size or 0) for info in self.fs.get_file_info(selector)}
         except (OSError, pa.ArrowException) as error:
             raise self._error("list", relative, error) from None
 

@@ -425,11 +425,12 @@ class ParquetTree:
             versions = _versions(stream, record.state.object_id)
             try:
                 with self.lock(ref, 0):
-                    before = {f"{versions}/{name}" for name in self.root.list(versions)}
-                    sizes = {path: self.root.size(path) for path in before}
+                    before = self.root.sizes(versions)
                     self._recovered(stream, record.state.object_id)
-                    after = {f"{versions}/{name}" for name in self.root.list(versions)}
-                    deleted |= {path: sizes[path] for path in before - after}
+                    after = set(self.root.list(versions))
+                    deleted |= {
+                        f"{versions}/{name}": size for name, size in before.items() if name not in after
+                    }
             except WarehouseLocked:
                 continue  # being synced, which collects its garbage itself
         return MaintainSummary(
