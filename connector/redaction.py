@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 
@@ -40,8 +41,22 @@ def uri_secrets(text: str) -> set[str]:
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` redacted, and with each of `secrets` (at least `SHORTEST_SECRET` long) replaced by `***`."""
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= SHORTEST_SECRET:
-            text = text.replace(secret, "***")
+    """`text` redacted, and with each of `secrets` (at least `SHORTEST_SECRET` long) replaced by `***`.
+
+    Each secret is also found as Python's `repr` and JSON spell it: a traceback quotes a value holding a
+    newline or a non-ASCII character escaped (pydantic's `input_value='…\\n…'`), and so does a JSON body.
+    """
+    spellings = {spelling for secret in secrets for spelling in _spellings(secret)}
+    for spelling in sorted(spellings, key=len, reverse=True):
+        if len(spelling) >= SHORTEST_SECRET:
+            text = text.replace(spelling, "***")
     return redact(text)
+
+
+def _spellings(secret: str) -> tuple[str, ...]:
+    return (
+        secret,
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+    )

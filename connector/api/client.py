@@ -41,7 +41,7 @@ from connector.errors import (
     RequestError,
     ServerUnavailable,
 )
-from connector.redaction import redact
+from connector.redaction import redact, scrub
 from schemas.api import (
     ApiObject,
     Dataset,
@@ -103,13 +103,15 @@ class BraintrustClient:
         if settings.api_key is None or not settings.api_key.get_secret_value().strip():
             raise ConfigError("No Braintrust API key: set BRAINTRUST_API_KEY or pass --api-key.")
         self.api_url = settings.api_url
+        # An error's body may quote the request's headers back: its text never shows the key.
+        self._key = settings.api_key.get_secret_value().strip()
         self.stats = ClientStats()
         self._max_attempts = settings.max_attempts
         self._wait = backoff_honouring_retry_after(settings.backoff_initial_s, settings.backoff_max_s)
         self._http = httpx.Client(
             base_url=settings.api_url,
             headers={
-                "Authorization": f"Bearer {settings.api_key.get_secret_value().strip()}",
+                "Authorization": f"Bearer {self._key}",
                 "User-Agent": f"bt-sync/{__version__}",
             },
             timeout=httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 10.0)),
@@ -328,7 +330,7 @@ class BraintrustClient:
                 raise MalformedBody("response body is not valid JSON (cut short?)") from None
         if status in RETRYABLE_STATUSES:
             raise RetryableResponse(status, parse_retry_after(retry_after))
-        raise _status_error(method, path, status, body)
+        raise _status_error(method, path, status, body, self._key)
 
 
 def _validated(model: type[_Model], raw: Any, request: str) -> _Model:
@@ -371,8 +373,8 @@ def _json_object_bytes(content: bytes) -> bytes:
     return content
 
 
-def _status_error(method: str, path: str, status: int, body: bytes) -> ApiError:
-    server_says = _server_text(body)
+def _status_error(method: str, path: str, status: int, body: bytes, key: str) -> ApiError:
+    server_says = scrub(_server_text(body), (key,))
     if status in (401, 403):
         verdict = "rejected the API key" if status == 401 else "refused this API key permission"
         return AuthError(

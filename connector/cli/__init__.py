@@ -17,6 +17,7 @@ import re
 import sys
 import traceback
 from pathlib import Path
+from types import TracebackType
 from typing import NoReturn
 
 from pydantic import ValidationError
@@ -118,6 +119,8 @@ def main() -> None:
         # A global option, wherever it is given: `bt-sync sync --debug` as well as `bt-sync --debug sync`.
         sys.argv = [sys.argv[0], "--debug", *(argument for argument in sys.argv[1:] if argument != "--debug")]
     json_output.reset()
+    # A traceback quotes values (pydantic's `input_value=…`) and messages: never a secret given.
+    sys.excepthook = _print_scrubbed_traceback
     warnings = logging.StreamHandler(sys.stderr)
     warnings.setFormatter(logging.Formatter("bt-sync: warning: %(message)s"))
     logging.getLogger("bt_sync").addHandler(warnings)
@@ -174,9 +177,16 @@ def _interrupted() -> None:
     _print_json_error("interrupted", EXIT_INTERRUPTED)
 
 
+def _print_scrubbed_traceback(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    text = "".join(traceback.format_exception(kind, error, trace))
+    print(scrub(text, _secrets_given()), end="", file=sys.stderr)
+
+
 def _fail(message: str, code: int, debug: bool) -> None:
     if debug:
-        traceback.print_exc()
+        print(scrub(traceback.format_exc(), _secrets_given()), end="", file=sys.stderr)
     shown = scrub(message, _secrets_given())
     print(f"bt-sync: error: {shown}", file=sys.stderr)
     _print_json_error(shown, code)

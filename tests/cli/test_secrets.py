@@ -1,0 +1,61 @@
+"""The API key and the credentials in URLs never reach the terminal or a file bt-sync writes (README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connector.emulator import Emulator, FaultRule
+from tests.helpers import run_cli
+
+
+def _files_under(directory: Path) -> str:
+    return "".join(p.read_bytes().decode("utf-8", "replace") for p in directory.rglob("*") if p.is_file())
+
+
+def test_an_error_quoting_the_key_back_shows_it_nowhere(emulator: Emulator, tmp_path: Path) -> None:
+    echoed = f'{{"error": "bad header Authorization: Bearer {emulator.api_key}"}}'
+    env = {
+        "BRAINTRUST_API_URL": emulator.url,
+        "BRAINTRUST_API_KEY": emulator.api_key,
+        "BT_SYNC_DUCKDB": str(tmp_path / "w.duckdb"),
+        "BT_SYNC_PARQUET": str(tmp_path / "pq"),
+        "BT_SYNC_STATE_DIR": str(tmp_path / "state"),
+    }
+    rows = tmp_path / "rows.csv"
+    rows.write_text("id,input\na,1\nb,2\n")
+    rejects = tmp_path / "rejects.jsonl"
+    emulator.faults.add(FaultRule(kind="status", route="/insert", status=400, body=echoed, times=None))
+    skip = ("--on-error", "skip", "--rejects", str(rejects))
+    pushed = run_cli("push", str(rows), "--project", "p", "--dataset", "d", *skip, env=env)
+    assert pushed.returncode == 0, pushed.stderr
+    assert "Bearer ***" in rejects.read_text()
+
+    emulator.faults.add(FaultRule(kind="status", route="/fetch", status=400, body=echoed, times=None))
+    synced = run_cli("sync", "--objects", "datasets", "--json", env=env)
+    plain = run_cli("sync", "--objects", "datasets", env=env)
+    assert synced.returncode == plain.returncode == 1
+    assert "Bearer ***" in synced.stdout and "Bearer ***" in plain.stdout
+
+    shown = pushed.stdout + pushed.stderr + synced.stdout + synced.stderr + plain.stdout + plain.stderr
+    assert emulator.api_key not in shown + _files_under(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("flags", "secret"),
+    [
+        (["--api-key", "s3cr3t\nkey"], "s3cr3t"),
+        (["--api-key", "s3cr3tkeyé"], "s3cr3t"),
+        (["--api-url", "http://user:s3cr3tpw@127.0.0.1:99999"], "s3cr3tpw"),
+        (["--api-url", "htp://user:s3cr3tpw@host"], "s3cr3tpw"),
+    ],
+    ids=["newline in key", "non-ascii key", "bad port", "bad scheme"],
+)
+def test_a_debug_traceback_shows_no_secret(emulator: Emulator, flags: list[str], secret: str) -> None:
+    done = run_cli(
+        "--debug", "projects", *(["--api-url", emulator.url] if "--api-url" not in flags else []), *flags
+    )
+    assert done.returncode == 2
+    assert "Traceback" in done.stderr and "***" in done.stderr
+    assert secret not in done.stderr + done.stdout
