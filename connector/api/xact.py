@@ -12,6 +12,8 @@ and lets a time window be expressed as an xact distance.
 from __future__ import annotations
 
 XACT_TOP_BITS = 0x0DE1 << 48
+# `_xact_id` is a uint64.
+MAX_XACT = 2**64 - 1
 _SECONDS_SHIFT = 16
 _MAX_COUNTER = 0xFFFF
 
@@ -54,7 +56,9 @@ PIN_AHEAD_S = 60
 def snapshot_pin(newest_row_xact: int, now: float) -> int:
     """The `version` to pin a read at, given the newest row's `_xact_id` and the clock: past both by
     `PIN_AHEAD_S`, so it includes every write (deletions too) made before the sync started."""
-    return max(newest_row_xact, xact_for_time(now, _MAX_COUNTER)) + xact_span_for_seconds(PIN_AHEAD_S)
+    ahead = max(newest_row_xact, xact_for_time(now, _MAX_COUNTER)) + xact_span_for_seconds(PIN_AHEAD_S)
+    # Ids minted near the top of their 64 bits: a pin past it is no version the API can read at.
+    return min(ahead, MAX_XACT)
 
 
 def xact_span_for_seconds(seconds: float) -> int:

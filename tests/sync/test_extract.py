@@ -15,6 +15,7 @@ import pytest
 
 from connector.api.client import BraintrustClient
 from connector.api.pagination import PagePosition
+from connector.config import WarehouseSettings
 from connector.destinations.base import ObjectRef
 from connector.emulator import Emulator, FaultRule
 from connector.errors import MalformedResponse, PaginationError, WarehouseError
@@ -24,7 +25,7 @@ from connector.sync.extract import extract_object, newest_version, trailing_curs
 from connector.sync.shape import PageMalformed
 from connector.sync.stage import PageStager, StagedPage
 from connector.sync.staging import Checkpoint, ObjectStaging
-from tests.helpers import LOGS, fast_client, small_files
+from tests.helpers import LOGS, fast_client, query, small_files, sync
 
 
 @pytest.fixture
@@ -588,3 +589,17 @@ def test_a_page_whose_tail_and_whole_disagree_on_the_cursor_is_an_error(
     with pytest.raises(PaginationError) as raised:
         read(client, project, staging, cutoff=None)
     assert str(raised.value) == "the cursor at the end of a page of 'two-cursors' is not the page's cursor"
+
+
+def test_rows_whose_ids_near_the_top_of_64_bits_are_synced(tmp_path: Path) -> None:
+    # The read is pinned past the newest row: never past the largest id the API can read at.
+    settings = WarehouseSettings(
+        duckdb_path=tmp_path / "w.duckdb", parquet_root=str(tmp_path / "pq"), state_dir=tmp_path / "state"
+    )
+    with Emulator(seed="empty", xact_start=2**64 - 16) as emulator:
+        project = emulator.store.create_project("p")
+        emulator.store.insert("project_logs", project["id"], [{"id": f"r{i}"} for i in range(8)])
+        assert not sync(emulator, settings).failures
+        assert sync(emulator, settings).objects[0].status == "synced"
+    ((rows, newest),) = query(settings, "SELECT count(*), max(_xact_id) FROM project_logs")
+    assert rows == 8 and newest >= 2**64 - 16
