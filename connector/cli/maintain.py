@@ -35,8 +35,8 @@ def maintain(
     retain_hours: float = typer.Option(
         DEFAULT_RETAIN_HOURS,
         "--retain-hours",
-        help="Keep table versions (Iceberg snapshots: time travel) and unreferenced files younger than this "
-        "(unreferenced files at least an hour).",
+        help="Iceberg: keep snapshots (time travel) and unreferenced files younger than this (files at "
+        "least an hour). The Parquet tree keeps the versions it replaced one hour, whatever this says.",
     ),
     as_json: bool = JsonOption,
 ) -> None:
