@@ -2,7 +2,9 @@
 
 Checks read the whole table, so they are not partitioned; they run in
 `braintrust_checks_job` rather than in every partition run. They read the
-tables' files through an in-memory DuckDB, so they never block a sync.
+files of the tables' current commits through an in-memory DuckDB, so they never
+block a sync, and a file missing from the warehouse fails them (a query of the
+views would read the object without that file's rows).
 """
 
 from collections.abc import Sequence
@@ -47,7 +49,7 @@ def _unique_key(assets: EventAssets) -> dg.AssetChecksDefinition:
     )
     def unique_key(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         grouped = f'SELECT "{key}", id, count(*) AS copies FROM "{table}" GROUP BY ALL HAVING count(*) > 1'
-        with terminal_errors_fail_without_retry(), warehouse.reader() as connection:
+        with terminal_errors_fail_without_retry(), warehouse.reader(pinned=True) as connection:
             total = connection.execute(f"SELECT count(*) FROM ({grouped})").fetchone()
             sample = connection.execute(f"{grouped} ORDER BY copies DESC LIMIT {SAMPLE_SIZE}").fetchall()
         duplicated = total[0] if total else 0
@@ -69,7 +71,7 @@ def _objects_synced(assets: EventAssets) -> dg.AssetChecksDefinition:
         additional_deps=[assets.catalog_key],
     )
     def objects_synced(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        with terminal_errors_fail_without_retry(), warehouse.reader() as connection:
+        with terminal_errors_fail_without_retry(), warehouse.reader(pinned=True) as connection:
             missing = connection.execute(
                 f'SELECT c.id, c.name FROM "{catalog}" AS c LEFT JOIN sync_state AS s '
                 "ON s.object_type = ? AND s.object_id = c.id WHERE s.object_id IS NULL ORDER BY c.name",
@@ -98,7 +100,7 @@ def _synced_recently(assets: EventAssets) -> dg.AssetChecksDefinition:
     def synced_recently(config: SyncedRecentlyConfig, warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with terminal_errors_fail_without_retry():
             oldest_allowed = datetime.now(UTC) - hours_window(config.max_age_hours, "max_age_hours")
-            with warehouse.reader() as connection:
+            with warehouse.reader(pinned=True) as connection:
                 stale = connection.execute(
                     f'SELECT s.object_id, c.name, s.synced_at FROM sync_state AS s JOIN "{catalog}" AS c '
                     "ON c.id = s.object_id WHERE s.object_type = ? AND s.synced_at < ? ORDER BY s.synced_at",
@@ -129,7 +131,7 @@ def _row_counts_match_api(assets: EventAssets) -> dg.AssetChecksDefinition:
         braintrust: BraintrustResource, warehouse: WarehouseResource
     ) -> dg.AssetCheckResult:
         """Compare every synced dataset's row count with the API's live record count."""
-        with terminal_errors_fail_without_retry(), warehouse.reader() as connection:
+        with terminal_errors_fail_without_retry(), warehouse.reader(pinned=True) as connection:
             local = connection.execute(
                 # Not joined to the `datasets` catalog: a refresh drops a dataset deleted upstream from
                 # it, while its rows stay until a reconcile removes them (and its state with them).

@@ -144,9 +144,13 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         return open_destination(self.settings(), prepare=False).list_states()
 
     @contextmanager
-    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """An in-memory DuckDB connection viewing the synced tables (never blocks a sync)."""
-        with open_destination(self.settings(), prepare=False).reader() as connection:
+    def reader(self, *, pinned: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An in-memory DuckDB connection viewing the synced tables (never blocks a sync).
+
+        `pinned`: read the commits current now, naming each of their files, so a file missing from the
+        warehouse fails the reader (`WarehouseError`) rather than leaving its rows out of every query.
+        """
+        with open_destination(self.settings(), prepare=False).reader(pinned=pinned) as connection:
             yield connection
 
 

@@ -57,7 +57,9 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         # Later syncs come from the schedules. A first sync is of a new object, which the catalog lacks
         # even when its partition key is an old one (an object deleted and re-created under its name).
         # Keyed by what it follows: Dagster launches it once, not again at every tick a sync still waits.
-        changes = [repr(request) for request in partition_requests]
+        # A partition added is first synced, so its sync's key stands for it: the tick after, with the
+        # partition there and its sync still queued, asks for the same catalog run.
+        changes = [repr(r) for r in partition_requests if not isinstance(r, dg.AddDynamicPartitionsRequest)]
         changes += sorted(f"{r.partition_key}:{r.run_key}" for r in sync_requests)
         catalog_key = hashlib.sha256("\n".join(changes).encode()).hexdigest()[:16]
         catalog_request = dg.RunRequest(job_name=jobs.catalog.name, run_key=f"catalog:{catalog_key}")
@@ -69,21 +71,22 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
 
 
 def _first_sync(instance: dg.DagsterInstance, assets: EventAssets, key: str, ref: ObjectRef) -> dg.RunRequest:
-    """The run that syncs a partition first, asked for once per failure of the runs before it.
+    """The run that syncs a partition first, asked for once per ended run of the partition before it.
 
     Dagster launches a run key once, and never again even if its run failed: the key names the
-    partition's last failed run, so a first sync that failed (an outage, a key fixed since) is asked for
-    again at the next tick, while one still queued or running is not asked for twice.
+    partition's last ended run, so a first sync that failed (an outage, a key fixed since) is asked for
+    again at the next tick, and so is an object renamed back to a key whose runs ended long ago, while
+    one still queued or running is not asked for twice.
     """
-    failed = instance.get_runs(
+    ended = instance.get_runs(
         dg.RunsFilter(
             job_name=assets.job_name,
             tags={PARTITION_TAG: key},
-            statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED],
+            statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.SUCCESS],
         ),
         limit=1,
     )
-    after = failed[0].run_id if failed else "first"
+    after = ended[0].run_id if ended else "first"
     return dg.RunRequest(
         run_key=f"{assets.partitions_name}:{key}:{ref.object_id}:{after}",
         job_name=assets.job_name,

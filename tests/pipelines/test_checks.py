@@ -12,6 +12,7 @@ import pytest
 
 from connector.emulator import Emulator
 from pipelines import BraintrustResource, build_definitions
+from pipelines.jobs import CHECKS_JOB_NAME
 from pipelines.maintain import MAINTAIN_JOB_NAME
 from pipelines.resources import WarehouseResource
 from tests.helpers import sync
@@ -88,6 +89,26 @@ def test_unique_key_check_fails_on_a_duplicated_row(
         {"experiment_id": upstream["experiment"], "id": "ev-3", "copies": "2"}
     ]
     assert [name for name, e in evaluations.items() if not e.passed] == ["experiment_events:unique_key"]
+
+
+def test_the_checks_fail_while_a_file_of_the_warehouse_is_missing(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    sync_warehouse(emulator, warehouse_resource)
+    root = Path(warehouse_resource.settings().tables_root)
+    object_dir = f"experiment_id={upstream['experiment']}"
+    record = json.loads((root / "experiment_events" / object_dir / "_sync_state.json").read_text())
+    (root / "_bt_sync" / "experiment_events" / object_dir / record["files"][0]["version"]).unlink()
+    result = run_job(test_defs, instance, CHECKS_JOB_NAME, raise_on_error=False)
+    assert not result.success
+    assert not any(e.passed for e in result.get_asset_check_evaluations())
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failures
+    assert all("a file of the synced tables is missing" in str(e.event_specific_data) for e in failures)
 
 
 def test_coverage_freshness_and_count_checks_warn_when_the_warehouse_is_behind(

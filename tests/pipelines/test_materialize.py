@@ -3,6 +3,7 @@ reconcile runs, and partitions run in parallel processes on one warehouse."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -93,6 +94,31 @@ def test_a_partition_materialization_describes_the_object_the_table_and_its_newe
     # What the plots by partition read: the latest materialization of each partition, by readable key.
     records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=EXPERIMENT_EVENTS), limit=10)
     assert {r.partition_key for r in records.records} == {key}
+
+
+def test_bt_sync_warnings_are_in_the_run_log_of_the_shipped_instance(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    warehouse_resource: WarehouseResource,
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / ".dagster" / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(home)) as local:
+        refresh_catalog(test_defs, local)
+        key = "support-bot/baseline"
+        run_job(test_defs, local, EXPERIMENTS_JOB, partition_key=key)
+        root = Path(warehouse_resource.settings().tables_root)
+        versions = root / "_bt_sync" / "experiment_events" / f"experiment_id={upstream['experiment']}"
+        for version in versions.glob("*.parquet"):
+            version.unlink()
+        rebuilt = run_job(test_defs, local, EXPERIMENTS_JOB, partition_key=key)
+        warnings = [
+            entry.user_message for entry in local.all_logs(rebuilt.run_id) if entry.level == logging.WARNING
+        ]
+    assert any("reading its whole history to rebuild it" in message for message in warnings), warnings
 
 
 def test_an_iceberg_partition_s_metadata_shows_its_own_sync(

@@ -90,6 +90,20 @@ def test_the_sensor_keeps_one_readable_partition_per_object_and_follows_renames(
     assert metadata["object_id"] == upstream["experiment"]
 
 
+def test_an_object_renamed_back_is_synced_under_its_old_key_again(
+    emulator: Emulator, upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    first = discover(test_defs, instance)
+    apply(first, test_defs, instance)
+    emulator.store.patch("experiment", upstream["experiment"], {"name": "baseline-v2"})
+    apply(discover(test_defs, instance), test_defs, instance)
+    emulator.store.patch("experiment", upstream["experiment"], {"name": "baseline"})
+    back = discover(test_defs, instance)
+    assert ("Add", "bt_experiments", ["support-bot/baseline"]) in partition_changes(back)
+    # Dagster launches a run key once: the first sync's key would be skipped as launched already.
+    assert first_syncs(back)["support-bot/baseline"] != first_syncs(first)["support-bot/baseline"]
+
+
 def test_the_sensor_first_syncs_the_partitions_a_catalog_run_added(
     upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
@@ -123,12 +137,13 @@ def test_a_first_sync_that_failed_is_asked_for_again_once_per_failure(
 ) -> None:
     emulator.faults.add(FaultRule(kind="status", status=401, route="/fetch", times=None))
     first = discover(test_defs, instance)
-    # A tick while the runs are still queued asks for the same run keys, which Dagster launches once;
-    # so is the catalog run that comes with them.
+    apply(dg.SensorResult(dynamic_partitions_requests=first.dynamic_partitions_requests), test_defs, instance)
+    # A tick while the runs are still queued (the partitions added) asks for the same run keys, which
+    # Dagster launches once; so is the catalog run that comes with them.
     queued = discover(test_defs, instance)
+    assert not queued.dynamic_partitions_requests
     assert first_syncs(queued) == first_syncs(first)
     assert catalog_run_key(queued) == catalog_run_key(first) is not None
-    apply(dg.SensorResult(dynamic_partitions_requests=first.dynamic_partitions_requests), test_defs, instance)
 
     def run_failing(tick: dg.SensorResult) -> None:
         for run in tick.run_requests or []:
