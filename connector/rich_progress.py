@@ -23,6 +23,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from connector.display import printable
 from connector.progress import ProgressTask
 
 
@@ -52,7 +53,7 @@ class RichProgress:
     def __init__(self, console: Console | None = None) -> None:
         self._progress = Progress(
             SpinnerColumn(),
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # a name's `[/]` is text, not markup
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("rows · {task.fields[pages]} pages ·"),
@@ -72,5 +73,6 @@ class RichProgress:
         self._progress.stop()
 
     def task(self, description: str, total_rows: int | None = None) -> ProgressTask:
-        task_id = self._progress.add_task(description, total=total_rows, pages=0)
+        # A description names an object or a file: a control character in it must not drive the terminal.
+        task_id = self._progress.add_task(printable(description), total=total_rows, pages=0)
         return _RichTask(self._progress, task_id)

@@ -24,7 +24,14 @@ from pydantic import ValidationError
 
 from connector.cli import catalog, demo, emulator, maintain, push, sql, sync
 from connector.cli.app import app, json_output
-from connector.errors import BtSyncError, ConfigError, Interrupted, one_line_reason, validation_problems
+from connector.display import printable
+from connector.errors import (
+    BtSyncError,
+    ConfigError,
+    Interrupted,
+    one_line_reason,
+    validation_problems,
+)
 from connector.redaction import scrub, uri_secrets
 
 __all__ = ["app", "main", "run"]
@@ -187,7 +194,7 @@ def _print_scrubbed_traceback(
 def _fail(message: str, code: int, debug: bool) -> None:
     if debug:
         print(scrub(traceback.format_exc(), _secrets_given()), end="", file=sys.stderr)
-    shown = scrub(message, _secrets_given())
+    shown = printable(scrub(message, _secrets_given()))
     print(f"bt-sync: error: {shown}", file=sys.stderr)
     _print_json_error(shown, code)
     sys.exit(code)

@@ -6,6 +6,7 @@ from typing import Any
 
 from connector.cli.app import app, json_output, output_console
 from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, TimeoutOption, api_settings
+from connector.display import plain_cells
 
 
 @app.command()
@@ -42,6 +43,8 @@ def projects(
     table = Table("project", "id", "experiments", "datasets")
     for row in rows:
         table.add_row(
-            row["project"], row["project_id"], ", ".join(row["experiments"]), ", ".join(row["datasets"])
+            *plain_cells(
+                row["project"], row["project_id"], ", ".join(row["experiments"]), ", ".join(row["datasets"])
+            )
         )
     output_console().print(table)

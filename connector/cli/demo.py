@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from connector.cli.app import app, output_console
+from connector.display import plain_cells
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -61,14 +62,18 @@ def demo(
 
     from connector.config import ApiSettings, WarehouseSettings
     from connector.emulator import Emulator
+    from connector.errors import ConfigError
     from connector.progress import terminal_progress
     from connector.sync.run import SyncOptions, run_sync
     from connector.wiring import open_client, open_destination
 
     console = output_console()
+    if not parquet.name or parquet.name == "..":
+        raise ConfigError(f"--parquet {str(parquet)!r}: give a directory the demo may (re)create")
     state_dir = parquet.with_name(parquet.name + "-state")
-    _remove_earlier_demo(duckdb, parquet, state_dir)
+    # Checked before an earlier demo's files are removed: a refused demo leaves them as they were.
     store = WarehouseSettings(duckdb_path=duckdb, parquet_root=str(parquet), state_dir=state_dir)
+    _remove_earlier_demo(duckdb, parquet, state_dir)
     with Emulator(seed="demo") as emulator, terminal_progress() as progress:
         console.print(f"[bold]1. Braintrust emulator[/] serving demo data at {emulator.url}")
         with open_client(ApiSettings(api_url=emulator.url, api_key=SecretStr(emulator.api_key))) as client:
@@ -124,15 +129,17 @@ def _report(console: Console, step: str, summary: SyncSummary) -> None:
     )
     for o in summary.objects:
         table.add_row(
-            o.table,
-            o.name,
-            o.mode,
-            str(o.rows_fetched),
-            str(o.inserted),
-            str(o.updated),
-            str(o.deleted),
-            str(o.rows),
-            f"{o.bytes_written:,}",
+            *plain_cells(
+                o.table,
+                o.name,
+                o.mode,
+                str(o.rows_fetched),
+                str(o.inserted),
+                str(o.updated),
+                str(o.deleted),
+                str(o.rows),
+                f"{o.bytes_written:,}",
+            )
         )
     console.print(table)
     console.print(f"   {summary.requests} API requests, {summary.seconds:.2f}s")
@@ -166,21 +173,29 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
     """Remove what an earlier demo wrote at these paths; refuse, touching nothing, anything else.
 
     A demo marks the directories it makes (`DEMO_MARKER`); the DuckDB file may go when it holds only
-    bt-sync's views, whose loss loses no row. Directories made by demos before the mark existed are
+    bt-sync's views of this Parquet root, whose loss loses no row (a synced warehouse's views, of
+    another root, stay: analysts open that file). Directories made by demos before the mark existed are
     recognized at the default paths only.
 
     Raises:
         ConfigError: a path holds something no demo wrote (a mistyped `--parquet data` must not
             delete a warehouse, nor `--duckdb` a database of your own).
     """
+    from connector.destinations.filesystem import Root
     from connector.destinations.parquet_tree import VERSIONS
-    from connector.destinations.views import holds_only_views
+    from connector.destinations.views import holds_only_views, shows_another_tree
     from connector.errors import ConfigError
     from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 
     tables = {VERSIONS, *(s.table for s in EVENT_STREAMS.values()), *(t.table for t in CATALOG_TABLES)}
     checks = (
-        (duckdb, "--duckdb", duckdb.is_file() and holds_only_views(duckdb)),
+        (
+            duckdb,
+            "--duckdb",
+            duckdb.is_file()
+            and holds_only_views(duckdb)
+            and not shows_another_tree(duckdb, Root(str(parquet))),
+        ),
         (parquet, "--parquet", _made_by_a_demo(parquet, tables, DEFAULT_PARQUET)),
         (state_dir, "the scratch directory", _made_by_a_demo(state_dir, SCRATCH_ENTRIES, DEFAULT_STATE)),
     )

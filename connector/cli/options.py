@@ -90,8 +90,16 @@ def warehouse_settings(
     iceberg_namespace: str | None = None,
     state_dir: Path | None = None,
 ) -> WarehouseSettings:
-    """Build warehouse settings; `--no-parquet` wins over `--parquet` and the environment."""
+    """Build warehouse settings; `--no-parquet` wins over the environment.
+
+    Raises:
+        ConfigError: `--parquet` and `--no-parquet` were both given.
+    """
     from connector.config import WarehouseSettings
+    from connector.errors import ConfigError
+
+    if no_parquet and parquet is not None:
+        raise ConfigError("invalid setting: --parquet and --no-parquet exclude each other: give one")
 
     settings = WarehouseSettings(
         **_given(

@@ -150,7 +150,7 @@ def describe(summary: PushSummary) -> str:
     Args:
         summary: the result of `push`.
     """
-    from connector.push.read import printable
+    from connector.display import printable
 
     # Quoted as written (a repr would double a backslash), control characters escaped.
     target = f"dataset '{printable(summary.dataset)}' in project '{printable(summary.project)}'"

@@ -25,6 +25,7 @@ from connector.cli.options import (
     warehouse_settings,
 )
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
+from connector.display import plain_cells
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -121,16 +122,18 @@ def print_summary(summary: SyncSummary, console: Console) -> None:
             o.mode + (" (resumed)" if o.resumed else "") if o.status == "synced" else f"{o.status}: {o.error}"
         )
         table.add_row(
-            o.table,
-            o.name,
-            mode,
-            str(o.pages),
-            str(o.rows_fetched),
-            str(o.inserted),
-            str(o.updated),
-            str(o.deleted),
-            str(o.rows),
-            f"{o.seconds:.2f}",
+            *plain_cells(
+                o.table,
+                o.name,
+                mode,
+                str(o.pages),
+                str(o.rows_fetched),
+                str(o.inserted),
+                str(o.updated),
+                str(o.deleted),
+                str(o.rows),
+                f"{o.seconds:.2f}",
+            )
         )
     console.print(table)
     if summary.removed_objects:
@@ -187,12 +190,14 @@ def status(
     table = Table("table", "object (partition key)", "id", "rows", "files", "version", "last sync")
     for s in states:
         table.add_row(
-            s.table_name,
-            keys[(s.object_type, s.object_id)],
-            s.object_id,
-            str(s.rows),
-            str(s.files),
-            str(s.version),
-            s.synced_at.isoformat(timespec="seconds"),
+            *plain_cells(
+                s.table_name,
+                keys[(s.object_type, s.object_id)],
+                s.object_id,
+                str(s.rows),
+                str(s.files),
+                "" if s.version is None else str(s.version),  # an object with no rows has none
+                s.synced_at.isoformat(timespec="seconds"),
+            )
         )
     output_console().print(table)

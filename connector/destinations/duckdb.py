@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from connector.destinations.parquet_tree import ParquetTree
-from connector.destinations.views import ensure_views_file, reader
+from connector.destinations.views import ensure_views_file, reader, shows_another_tree
 from connector.errors import WarehouseError
 
 logger = logging.getLogger("bt_sync")
@@ -47,7 +47,24 @@ class DuckDbDestination(ParquetTree):
         return reader(self.root, pinned=pinned)
 
     def prepare(self) -> None:
-        """Make the tree readable, then create or refresh the DuckDB file's views."""
+        """Make the tree readable, then create or refresh the DuckDB file's views.
+
+        Raises:
+            WarehouseError: the file shows another tree's tables and this tree holds none: repointing its
+                views would hide every row the analysts read there (a sync given another `--parquet`, or
+                `--no-parquet`, by mistake). A tree that holds synced objects (a copied or moved
+                warehouse) takes the views over.
+        """
+        if (
+            self.duckdb_path.is_file()
+            and shows_another_tree(self.duckdb_path, self.root)
+            and not self.list_states()
+        ):
+            raise WarehouseError(
+                f"{self.duckdb_path} shows the tables of another Parquet root, and {self.root.display} holds "
+                "none: give the --parquet (or --no-parquet) it was synced with, or another --duckdb file "
+                "(this one holds only views, no rows: deleting it makes the next sync show these tables)"
+            )
         super().prepare()
         try:
             ensure_views_file(self.duckdb_path, self.root)

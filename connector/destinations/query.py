@@ -23,6 +23,7 @@ from rich.table import Table
 from connector.config import DestinationKind, WarehouseSettings
 from connector.destinations.filesystem import Root
 from connector.destinations.interrupt import interruptible
+from connector.display import plain_cells
 from connector.errors import QueryError
 from connector.wiring import open_destination
 from schemas.tables import sql_identifier
@@ -91,12 +92,17 @@ class QueryResult:
 
     def print_table(self, console: Console, max_rows: int) -> None:
         """Print at most `max_rows` rows as a table, saying how many more there were."""
-        table = Table(*self.schema.names)
+        # Values and column names are the data's: shown as written, never as rich markup or control codes.
+        table = Table()
+        for header in plain_cells(*self.schema.names):
+            table.add_column(header)
         shown = more = 0
         for batch in self.batches():
             for row in batch.to_pylist():
                 if shown < max_rows:
-                    table.add_row(*("" if value is None else str(value) for value in row.values()))
+                    table.add_row(
+                        *plain_cells(*("" if value is None else str(value) for value in row.values()))
+                    )
                     shown += 1
                 else:
                     more += 1

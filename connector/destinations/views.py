@@ -41,6 +41,10 @@ STORAGE_VERSION = "v1.4.0"
 # A view holding the fingerprint of the others, so a sync can tell whether they are current.
 MARKER_VIEW = "_bt_sync"
 SYNC_STATE_DESCRIPTION = "One row per synced object: its watermark, rows and last sync."
+# The views bt-sync writes in the analysts' file, but for the marker.
+_OUR_VIEWS = (
+    {stream.table for stream in EVENT_STREAMS.values()} | {t.table for t in CATALOG_TABLES} | {"sync_state"}
+)
 # Writing the file takes well under a second: a temporary copy this old was left by a killed process.
 KILLED_WRITE_AGE_S = 600
 
@@ -147,6 +151,24 @@ def holds_only_views(path: Path) -> bool:
         return False
 
 
+def shows_another_tree(path: Path, root: Root) -> bool:
+    """Whether the DuckDB file at `path` holds bt-sync views that read a tree other than `root`.
+
+    A file that cannot be opened (locked, not DuckDB) is not judged here: `ensure_views_file` says why.
+    """
+    # Every view bt-sync writes names its tree's files by their full path or URI.
+    in_root = sql_literal(root.uri("x"))[:-2]
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return False
+    with con:
+        sources = con.execute(
+            "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND schema_name = 'main'"
+        ).fetchall()
+    return any(name in _OUR_VIEWS and in_root not in sql for name, sql in sources)
+
+
 def _current_fingerprint(path: Path) -> str | None:
     try:
         con = duckdb.connect(str(path), read_only=True)
@@ -162,8 +184,7 @@ def _current_fingerprint(path: Path) -> str | None:
             "move it away or choose another --duckdb file"
         ) from None
     with con:
-        ours = {stream.table for stream in EVENT_STREAMS.values()} | {t.table for t in CATALOG_TABLES}
-        ours |= {"sync_state", MARKER_VIEW}
+        ours = {*_OUR_VIEWS, MARKER_VIEW}
         objects = con.execute(
             "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'main'"
         ).fetchall()

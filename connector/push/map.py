@@ -25,11 +25,12 @@ from typing import Any, NamedTuple, cast
 
 import orjson
 
+from connector.display import printable
 from connector.errors import PushError
 from connector.push.batch import MAX_EVENT_BYTES
 from connector.push.event_lines import EventLines
 from connector.push.origin import BadOrigin, OriginColumns
-from connector.push.read import RowChunk, RowProblem, json_kind, printable
+from connector.push.read import RowChunk, RowProblem, json_kind
 
 ID_HEX_CHARS = 32
 

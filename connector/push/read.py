@@ -26,6 +26,7 @@ from typing import Any, Protocol, overload
 import ijson
 import orjson
 
+from connector.display import printable
 from connector.errors import PushError
 from connector.push.choices import FileFormat
 
@@ -51,8 +52,6 @@ _NOT_TEXT = (
     (b"\xff\xfe", "UTF-16 text"),
     (b"\xfe\xff", "UTF-16 text"),
 )
-# C0 and C1 control characters and DEL, escaped wherever file content reaches a message.
-_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
 
 
 _FORMAT_BY_SUFFIX = {
@@ -102,11 +101,6 @@ class RowChunk:
     first_row: int
     rows: Sequence[dict[str, Any] | RowProblem]
     texts: list[bytes] | None = None
-
-
-def printable(text: str) -> str:
-    """`text` with control characters escaped as `\\xNN`, fit for a one-line message on a terminal."""
-    return text.translate(_ESCAPES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from connector.display import printable
 from connector.errors import PushError
 from connector.push.arrow_values import (
     VALUE_ERRORS,
@@ -34,7 +35,6 @@ from connector.push.read import (
     file_place,
     first_line,
     not_utf8,
-    printable,
     refuse_repeated_names,
 )
 

@@ -25,10 +25,11 @@ import pyarrow as pa
 
 from connector.config import WarehouseSettings
 from connector.destinations.query import run_query
+from connector.display import printable
 from connector.errors import PushError
 from connector.progress import ProgressReporter
 from connector.push.arrow_values import ColumnPlan
-from connector.push.read import CHUNK_ROWS, RowChunk, printable, refuse_repeated_names
+from connector.push.read import CHUNK_ROWS, RowChunk, refuse_repeated_names
 from connector.push.read_arrow import arrow_rows, column_plan
 from connector.push.spill import SpillDirectory
 

@@ -46,6 +46,7 @@ from typing import IO, TYPE_CHECKING, Any, Self, cast
 
 import orjson
 
+from connector.display import printable
 from connector.errors import (
     ApiError,
     ConfigError,
@@ -63,7 +64,7 @@ from connector.push.lines_ahead import LinesAhead, helps
 from connector.push.map import ColumnMapping, MappedChunk, RowMapper, resolve_mapping
 from connector.push.options import PushOptions, PushSummary
 from connector.push.origin import find_origin
-from connector.push.read import RowChunk, RowProblem, RowSource, SourceFile, printable
+from connector.push.read import RowChunk, RowProblem, RowSource, SourceFile
 from connector.push.spool import EventSpool
 from schemas.api import Dataset, ObjectType
 

@@ -10,7 +10,7 @@ import pytest
 
 from connector.cli.demo import CURATION_DATASET, CURATION_SQL, DEMO_MARKER
 from connector.config import WarehouseSettings
-from tests.helpers import query, run_cli
+from tests.helpers import one_line, query, run_cli
 
 
 @pytest.mark.slow
@@ -20,8 +20,7 @@ def test_the_demo_curates_a_dataset_and_syncs_it_back(tmp_path: Path) -> None:
     (parquet / "project_logs").mkdir(parents=True)
     (parquet / "project_logs" / "stale.parquet").write_bytes(b"stale")
     (tmp_path / "data" / "demo-parquet-state" / "staging").mkdir(parents=True)
-    with duckdb_module.connect(str(duckdb)) as views_only:
-        views_only.execute("CREATE VIEW projects AS SELECT 1 AS id")
+    views_of_the_demo(duckdb, parquet)
     done = run_cli("demo", timeout=300, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "7. Curate a dataset from the logs (bt-sync push --sql)" in done.stdout
@@ -34,6 +33,16 @@ def test_the_demo_curates_a_dataset_and_syncs_it_back(tmp_path: Path) -> None:
     assert (parquet / DEMO_MARKER).exists()  # so a demo at other paths is replaced too
 
 
+def views_of_the_demo(duckdb: Path, parquet: Path) -> None:
+    """A DuckDB file holding only a view of the tree at `parquet`, as an earlier demo's (or sync's) does."""
+    (parquet / "projects").mkdir(parents=True, exist_ok=True)
+    with duckdb_module.connect(str(duckdb)) as views_only:
+        views_only.execute(f"COPY (SELECT 1 AS id) TO '{parquet}/projects/data.parquet'")
+        views_only.execute(
+            f"CREATE VIEW projects AS SELECT * FROM read_parquet('{parquet}/projects/data.parquet')"
+        )
+
+
 def a_synced_warehouse(root: Path) -> None:
     """The layout of a real sync's Parquet root: what only its marker tells from a demo's."""
     (root / "project_logs" / "project_id=p").mkdir(parents=True)
@@ -41,13 +50,22 @@ def a_synced_warehouse(root: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "given", ["--duckdb", "--duckdb with a table", "--parquet", "--parquet of a sync", "scratch"]
+    "given",
+    [
+        "--duckdb",
+        "--duckdb with a table",
+        "--duckdb of a sync",
+        "--parquet",
+        "--parquet of a sync",
+        "scratch",
+    ],
 )
 def test_the_demo_touches_nothing_at_paths_an_earlier_demo_did_not_write(tmp_path: Path, given: str) -> None:
     duckdb, parquet = tmp_path / "demo.duckdb", tmp_path / "demo-parquet"
     mine = {
         "--duckdb": duckdb,
         "--duckdb with a table": duckdb,
+        "--duckdb of a sync": duckdb,
         "--parquet": parquet,
         "--parquet of a sync": parquet,
         "scratch": tmp_path / "demo-parquet-state",
@@ -55,6 +73,11 @@ def test_the_demo_touches_nothing_at_paths_an_earlier_demo_did_not_write(tmp_pat
     if given == "--duckdb with a table":
         with duckdb_module.connect(str(duckdb)) as database:
             database.execute("CREATE TABLE revenue AS SELECT 1 AS amount")
+    elif given == "--duckdb of a sync":
+        # The analysts' file of a warehouse synced elsewhere; the demo's Parquet root is an earlier demo's.
+        views_of_the_demo(duckdb, tmp_path / "warehouse")
+        parquet.mkdir()
+        (parquet / DEMO_MARKER).write_text("")
     elif given == "--parquet of a sync":
         a_synced_warehouse(parquet)
     else:
@@ -76,3 +99,21 @@ def test_the_demo_touches_nothing_more_than_its_layout_at_its_default_paths(tmp_
     assert done.returncode == 2
     assert "--parquet data/demo-parquet holds files the demo did not write" in done.stderr
     assert (parquet / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--duckdb", "a*.duckdb"], "invalid setting: --duckdb: "),
+        (["--parquet", ""], "--parquet '.': give a directory the demo may (re)create"),
+    ],
+)
+def test_a_demo_refused_for_its_settings_removes_nothing(tmp_path: Path, flags: list[str], says: str) -> None:
+    earlier = tmp_path / "demo-parquet"
+    earlier.mkdir()
+    (earlier / DEMO_MARKER).write_text("")
+    (earlier / "projects").mkdir()
+    done = run_cli("demo", "--parquet", str(earlier), *flags, cwd=tmp_path)
+    assert done.returncode == 2
+    assert one_line(done.stderr).startswith(f"bt-sync: error: {says}")
+    assert (earlier / "projects").is_dir()

@@ -10,11 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
-from tests.helpers import CLI, cli_warehouse_args, query, run_cli, sync
+from tests.helpers import CLI, cli_warehouse_args, one_line, query, run_cli, sync
 
 # Runs the command line, then prints, last on stderr, how long DuckDB's allocator keeps freed pages.
 ALLOCATOR_PROBE = """
@@ -232,6 +233,7 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (["projects", "--api-url", "{url}", "--api-key", "ключs3cr3t"], {}, "holds a non-ASCII character"),
         # An unset variable in `BT_SYNC_PARQUET=$ROOT` must not point the views at new, empty tables.
         (["sync", "--api-url", "{url}"], {"BT_SYNC_PARQUET": ""}, "BT_SYNC_PARQUET: is empty"),
+        (["sync", "--parquet", "pq", "--no-parquet"], {}, "--parquet and --no-parquet exclude each other"),
         (["status", "--duckdb", " "], {}, "--duckdb: is empty"),
         (["sync", "--api-url", "{url}"], {"BT_SYNC_BACKOFF_MAX_S": "-1"}, "BT_SYNC_BACKOFF_MAX_S: Input"),
         (["maintain", "--retain-hours", "1e12"], {}, "--retain-hours must be between 0 and 878,400"),
@@ -330,6 +332,26 @@ def test_status_of_a_place_nothing_was_synced_into_says_so(tmp_path: Path) -> No
         "run `bt-sync sync` first, or give status the sync's warehouse settings "
         "(--duckdb / --parquet, or the iceberg ones)\n"
     )
+
+
+def test_a_sync_into_a_duckdb_file_showing_another_parquet_root_is_refused(
+    demo_emulator: Emulator, tmp_path: Path
+) -> None:
+    env = {"BRAINTRUST_API_URL": demo_emulator.url, "BRAINTRUST_API_KEY": demo_emulator.api_key}
+    views = tmp_path / "w.duckdb"
+    first = run_cli(
+        "sync", "--duckdb", str(views), "--parquet", str(tmp_path / "a"), "--objects", "logs", env=env
+    )
+    assert first.returncode == 0, first.stderr
+    analysts = WarehouseSettings(duckdb_path=views, parquet_root=str(tmp_path / "a"))
+    before = query(analysts, "SELECT count(*) FROM project_logs")
+    for elsewhere in (["--no-parquet"], ["--parquet", str(tmp_path / "b")]):
+        done = run_cli("sync", "--duckdb", str(views), *elsewhere, "--objects", "datasets", env=env)
+        assert done.returncode == 1
+        assert f"{views} shows the tables of another Parquet root" in one_line(done.stderr)
+        with duckdb.connect(str(views), read_only=True) as con:
+            assert con.execute("SELECT count(*) FROM project_logs").fetchall() == before
+    assert not (tmp_path / "b").exists()
 
 
 def test_unprefixed_settings_change_nothing(demo_emulator: Emulator, warehouse: WarehouseSettings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -207,6 +208,7 @@ def test_the_views_follow_a_moved_parquet_root(
     demo_emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path
 ) -> None:
     sync(demo_emulator, warehouse)
+    shutil.copytree(warehouse.tables_root, tmp_path / "moved")
     moved = warehouse.model_copy(update={"parquet_root": str(tmp_path / "moved")})
     sync(demo_emulator, moved)
     with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:

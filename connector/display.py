@@ -1,0 +1,31 @@
+"""Text from the API, a file or a query, shown on a terminal as written.
+
+A name, a value or an error's body may hold control characters (an ESC sequence moves the cursor,
+recolours or retitles the terminal) or rich's markup (`[/]`, which rich would refuse with an error):
+neither may act on the terminal of the operator running bt-sync.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rich.text import Text
+
+# C0 and C1 control characters and DEL.
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+# A table's cell may span lines, and rich expands its tabs: those two are layout, not control.
+_CELL_ESCAPES = {code: escape for code, escape in _ESCAPES.items() if chr(code) not in "\n\t"}
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped as `\\xNN`, fit for a one-line message on a terminal."""
+    return text.translate(_ESCAPES)
+
+
+def plain_cells(*cells: str) -> list[Text]:
+    """Table cells shown as written: rich markup in them is text, control characters but line breaks and
+    tabs are escaped."""
+    from rich.text import Text
+
+    return [Text(cell.translate(_CELL_ESCAPES)) for cell in cells]

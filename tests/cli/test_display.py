@@ -1,0 +1,38 @@
+"""Names and values from the API are shown as written: not as rich markup, not as terminal control codes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from connector.emulator import Emulator
+from tests.helpers import run_cli
+
+# Rich would refuse `[/]` (nothing to close) and take `[bold]` as markup; ESC `[31m` recolours a terminal.
+NAME = "x[/]y[bold]\x1b[31mz"
+SHOWN = "x[/]y[bold]\\x1b[31mz"
+
+
+def test_names_and_values_are_shown_as_written(emulator: Emulator, tmp_path: Path) -> None:
+    project = emulator.store.create_project("p")
+    dataset = emulator.store.create_dataset(project["id"], NAME)
+    emulator.store.insert("dataset", dataset["id"], [{"id": "r1", "input": NAME}])
+    env = {
+        "BRAINTRUST_API_URL": emulator.url,
+        "BRAINTRUST_API_KEY": emulator.api_key,
+        "BT_SYNC_DUCKDB": str(tmp_path / "w.duckdb"),
+        "BT_SYNC_PARQUET": str(tmp_path / "pq"),
+        "BT_SYNC_STATE_DIR": str(tmp_path / "state"),
+    }
+    commands = [
+        ["projects"],
+        ["sync", "--objects", "datasets"],
+        ["status"],  # names the object by its partition key, which has no such characters
+        ["sql", "--format", "table", "SELECT input->>'$' AS \"[/]\" FROM dataset_records"],
+    ]
+    for command in commands:
+        done = run_cli(*command, env=env)
+        assert done.returncode == 0, (command, done.stderr)
+        assert "\x1b" not in done.stdout + done.stderr
+        if command != ["status"]:
+            cells = done.stdout.replace("\n", "").replace("│", "").replace(" ", "")
+            assert SHOWN in cells, (command, done.stdout)
