@@ -50,20 +50,16 @@ class DuckDbDestination(ParquetTree):
         """Make the tree readable, then create or refresh the DuckDB file's views.
 
         Raises:
-            WarehouseError: the file shows another tree's tables and this tree holds none: repointing its
-                views would hide every row the analysts read there (a sync given another `--parquet`, or
-                `--no-parquet`, by mistake). A tree that holds synced objects (a copied or moved
-                warehouse) takes the views over.
+            WarehouseError: the file shows another tree's tables: repointing its views would change every
+                table the analysts read there (a sync given another `--parquet`, or `--no-parquet`, by
+                mistake). A copied or moved warehouse's file is deleted first, to be written afresh.
         """
-        if (
-            self.duckdb_path.is_file()
-            and shows_another_tree(self.duckdb_path, self.root)
-            and not self.list_states()
-        ):
+        if self.duckdb_path.is_file() and shows_another_tree(self.duckdb_path, self.root):
             raise WarehouseError(
-                f"{self.duckdb_path} shows the tables of another Parquet root, and {self.root.display} holds "
-                "none: give the --parquet (or --no-parquet) it was synced with, or another --duckdb file "
-                "(this one holds only views, no rows: deleting it makes the next sync show these tables)"
+                f"{self.duckdb_path} shows the tables of another Parquet root, not {self.root.display}: "
+                "give the --parquet (or --no-parquet) it was synced with, or another --duckdb file; for a "
+                "copied or moved warehouse, delete it (it holds only views, no rows) and the sync writes it "
+                "afresh"
             )
         super().prepare()
         try:

@@ -156,8 +156,10 @@ def shows_another_tree(path: Path, root: Root) -> bool:
 
     A file that cannot be opened (locked, not DuckDB) is not judged here: `ensure_views_file` says why.
     """
-    # Every view bt-sync writes names its tree's files by their full path or URI.
-    in_root = sql_literal(root.uri("x"))[:-2]
+    # Every view bt-sync writes names its tree's files by their full path or URI, as the root followed by
+    # one of its entries: a parent of the root (`--parquet data` for `data/parquet`) names none of them.
+    entries = (VERSIONS, "*", *_OUR_VIEWS)
+    in_root = [sql_literal(root.uri(f"{entry}/x"))[:-2] for entry in entries]
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error:
@@ -166,7 +168,7 @@ def shows_another_tree(path: Path, root: Root) -> bool:
         sources = con.execute(
             "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND schema_name = 'main'"
         ).fetchall()
-    return any(name in _OUR_VIEWS and in_root not in sql for name, sql in sources)
+    return any(name in _OUR_VIEWS and not any(named in sql for named in in_root) for name, sql in sources)
 
 
 def _current_fingerprint(path: Path) -> str | None:

@@ -19,6 +19,7 @@ import pytest
 from connector.config import WarehouseSettings
 from connector.destinations.query import run_query
 from connector.emulator import Emulator, ListQuery
+from connector.errors import WarehouseError
 from connector.wiring import open_destination
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 from tests.helpers import cli_warehouse_args, query, run_cli, sync, warehouse_in
@@ -204,12 +205,18 @@ def test_a_file_held_for_writing_is_left_alone_with_a_warning_and_the_next_sync_
         )
 
 
-def test_the_views_follow_a_moved_parquet_root(
+def test_the_views_follow_a_moved_parquet_root_once_their_file_is_deleted(
     demo_emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path
 ) -> None:
     sync(demo_emulator, warehouse)
     shutil.copytree(warehouse.tables_root, tmp_path / "moved")
     moved = warehouse.model_copy(update={"parquet_root": str(tmp_path / "moved")})
+    # The file shows the tree it was synced with: another, or a parent of it, is refused...
+    for elsewhere in (moved, warehouse.model_copy(update={"parquet_root": str(tmp_path)})):
+        with pytest.raises(WarehouseError, match="shows the tables of another Parquet root"):
+            sync(demo_emulator, elsewhere)
+    # ...until the file, which holds only views, is deleted.
+    warehouse.duckdb_path.unlink()
     sync(demo_emulator, moved)
     with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
         (sql,) = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'project_logs'").fetchone()
