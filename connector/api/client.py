@@ -374,7 +374,7 @@ def _json_object_bytes(content: bytes) -> bytes:
 
 
 def _status_error(method: str, path: str, status: int, body: bytes, key: str) -> ApiError:
-    server_says = scrub(_server_text(body), (key,))
+    server_says = _server_text(body, key)
     if status in (401, 403):
         verdict = "rejected the API key" if status == 401 else "refused this API key permission"
         return AuthError(
@@ -389,12 +389,15 @@ def _status_error(method: str, path: str, status: int, body: bytes, key: str) ->
     return RequestError(f"{method} {path} was rejected (HTTP {status}): {server_says}", status=status)
 
 
-def _server_text(body: bytes) -> str:
-    """What an error's body says, for its one line: a web page's markup would say nothing useful."""
+def _server_text(body: bytes, key: str) -> str:
+    """What an error's body says, for its one line: a web page's markup would say nothing useful.
+
+    The key is hidden before the text is cut short: a key quoted across the cut would show in part.
+    """
     head = body[: _SERVER_TEXT_CHARS * 4].decode("utf-8", "replace").lstrip("\ufeff").strip()
     if _WEB_PAGE.match(head):
         return "The answer is a web page, not Braintrust's JSON: is the API URL a Braintrust API?"
-    return head[:_SERVER_TEXT_CHARS].strip()
+    return scrub(head, (key,))[:_SERVER_TEXT_CHARS].strip()
 
 
 def _describe(error: BaseException) -> str:

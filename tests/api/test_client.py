@@ -331,3 +331,12 @@ def test_list_pages_with_starting_after(emulator: Emulator) -> None:
     with make_client(emulator) as client:
         listed = [p.name for p in client.list_projects()]
     assert sorted(listed) == sorted(names)
+
+
+def test_an_error_quoting_the_key_shows_none_of_it_even_where_the_text_is_cut(emulator: Emulator) -> None:
+    # The message keeps the first 300 characters of the body: the key starts before the cut, ends after.
+    body = "x" * 290 + f"Bearer {emulator.api_key}"
+    emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=422, body=body))
+    with make_client(emulator) as client, pytest.raises(ApiError) as caught:
+        list(client.list_projects())
+    assert emulator.api_key[:3] not in str(caught.value)
