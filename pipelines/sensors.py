@@ -47,11 +47,10 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         for change in partition_changes(specs, catalog, context.instance):
             partition_requests += change.requests()
             # New partitions (a renamed object's too), and every object never synced into the warehouse.
-            sync_requests += [
-                _first_sync(context.instance, change.assets, key, ref)
-                for key, ref in change.listed.items()
-                if key in change.added or (ref.object_type, ref.object_id) not in synced
-            ]
+            for key, ref in change.listed.items():
+                is_synced = (ref.object_type, ref.object_id) in synced
+                if key in change.added or not is_synced:
+                    sync_requests.append(_first_sync(context.instance, change.assets, key, ref, is_synced))
         if not partition_requests and not sync_requests:
             return dg.SensorResult(skip_reason="every Braintrust object has a synced partition")
         # Later syncs come from the schedules. A first sync is of a new object, which the catalog lacks
@@ -70,23 +69,24 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
     return braintrust_discovery_sensor
 
 
-def _first_sync(instance: dg.DagsterInstance, assets: EventAssets, key: str, ref: ObjectRef) -> dg.RunRequest:
-    """The run that syncs a partition first, asked for once per ended run of the partition before it.
+def _first_sync(
+    instance: dg.DagsterInstance, assets: EventAssets, key: str, ref: ObjectRef, is_synced: bool
+) -> dg.RunRequest:
+    """The run that syncs a partition first, asked for once per failure of the runs before it.
 
     Dagster launches a run key once, and never again even if its run failed: the key names the
-    partition's last ended run, so a first sync that failed (an outage, a key fixed since) is asked for
-    again at the next tick, and so is an object renamed back to a key whose runs ended long ago, while
-    one still queued or running is not asked for twice.
+    partition's last failed run, so a first sync that failed (an outage, a key fixed since) is asked for
+    again at the next tick, while one still queued or running is not asked for twice. An object synced
+    already is asked for only in the tick that adds its key (it was renamed): its key's succeeded runs
+    count too, so an object renamed back to a key it had is synced under it again.
     """
-    ended = instance.get_runs(
-        dg.RunsFilter(
-            job_name=assets.job_name,
-            tags={PARTITION_TAG: key},
-            statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED, dg.DagsterRunStatus.SUCCESS],
-        ),
-        limit=1,
+    ended = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+    if is_synced:
+        ended.append(dg.DagsterRunStatus.SUCCESS)
+    last = instance.get_runs(
+        dg.RunsFilter(job_name=assets.job_name, tags={PARTITION_TAG: key}, statuses=ended), limit=1
     )
-    after = ended[0].run_id if ended else "first"
+    after = last[0].run_id if last else "first"
     return dg.RunRequest(
         run_key=f"{assets.partitions_name}:{key}:{ref.object_id}:{after}",
         job_name=assets.job_name,
