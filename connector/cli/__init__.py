@@ -60,6 +60,7 @@ _FLAGS = {
     "duckdb_path": "--duckdb",
     "parquet_root": "--parquet",
     "state_dir": "--state-dir",
+    "iceberg_namespace": "--iceberg-namespace",
     "project": "--project",
     "dataset": "--dataset",
     "batch_rows": "--batch-rows",
@@ -129,7 +130,7 @@ def main() -> None:
     # A traceback quotes values (pydantic's `input_value=…`) and messages: never a secret given.
     sys.excepthook = _print_scrubbed_traceback
     warnings = logging.StreamHandler(sys.stderr)
-    warnings.setFormatter(logging.Formatter("bt-sync: warning: %(message)s"))
+    warnings.setFormatter(_PrintableFormatter("bt-sync: warning: %(message)s"))
     logging.getLogger("bt_sync").addHandler(warnings)
     # pyiceberg warns, through Python's last-resort handler, of what bt-sync handles: a commit it retries
     # because another worker raced it, a replaced metadata file it could not delete. Under --debug only.
@@ -184,16 +185,28 @@ def _interrupted() -> None:
     _print_json_error("interrupted", EXIT_INTERRUPTED)
 
 
+class _PrintableFormatter(logging.Formatter):
+    """A warning quotes what the API or a file said: its control characters are escaped, not obeyed."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 def _print_scrubbed_traceback(
     kind: type[BaseException], error: BaseException, trace: TracebackType | None
 ) -> None:
-    text = "".join(traceback.format_exception(kind, error, trace))
-    print(scrub(text, _secrets_given()), end="", file=sys.stderr)
+    _print_traceback("".join(traceback.format_exception(kind, error, trace)))
+
+
+def _print_traceback(text: str) -> None:
+    """A traceback, without the secrets given and with each line's control characters escaped."""
+    for line in scrub(text, _secrets_given()).splitlines():
+        print(printable(line), file=sys.stderr)
 
 
 def _fail(message: str, code: int, debug: bool) -> None:
     if debug:
-        print(scrub(traceback.format_exc(), _secrets_given()), end="", file=sys.stderr)
+        _print_traceback(traceback.format_exc())
     shown = printable(scrub(message, _secrets_given()))
     print(f"bt-sync: error: {shown}", file=sys.stderr)
     _print_json_error(shown, code)
@@ -203,7 +216,9 @@ def _fail(message: str, code: int, debug: bool) -> None:
 def _print_json_error(message: str, code: int) -> None:
     """Under `--json`, a command that failed before printing its summary prints its error as the document."""
     if json_output.requested and not json_output.printed:
-        print(json.dumps({"error": message, "exit_code": code}, indent=2, ensure_ascii=False))
+        # A reader that went away (`bt-sync status --json | head -2`) is no reason for a traceback.
+        with contextlib.suppress(BrokenPipeError):
+            print(json.dumps({"error": message, "exit_code": code}, indent=2, ensure_ascii=False))
 
 
 def _secrets_given() -> set[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from connector.emulator import Emulator
+from connector.emulator import Emulator, FaultRule
 from tests.helpers import run_cli
 
 # Rich would refuse `[/]` (nothing to close) and take `[bold]` as markup; ESC `[31m` recolours a terminal.
@@ -36,3 +36,25 @@ def test_names_and_values_are_shown_as_written(emulator: Emulator, tmp_path: Pat
         if command != ["status"]:
             cells = done.stdout.replace("\n", "").replace("│", "").replace(" ", "")
             assert SHOWN in cells, (command, done.stdout)
+
+
+def test_a_warning_quoting_the_api_escapes_its_control_characters(emulator: Emulator, tmp_path: Path) -> None:
+    project = emulator.store.create_project("p")
+    dataset = emulator.store.create_dataset(project["id"], "d")
+    emulator.store.insert("dataset", dataset["id"], [{"id": "r1"}])
+    env = {
+        "BRAINTRUST_API_URL": emulator.url,
+        "BRAINTRUST_API_KEY": emulator.api_key,
+        "BT_SYNC_DUCKDB": str(tmp_path / "w.duckdb"),
+        "BT_SYNC_PARQUET": str(tmp_path / "pq"),
+        "BT_SYNC_STATE_DIR": str(tmp_path / "state"),
+    }
+    assert run_cli("sync", "--objects", "datasets", env=env).returncode == 0
+    emulator.store.delete("dataset", dataset["id"])
+    # Whether the unlisted dataset was deleted, the API cannot say: the warning quotes its answer.
+    route = f"^/v1/dataset/{dataset['id']}$"
+    emulator.faults.add(FaultRule(kind="status", route=route, status=422, body=NAME, times=None))
+    done = run_cli("sync", "--objects", "datasets", "--reconcile", env=env)
+    assert done.returncode == 0, done.stderr
+    assert SHOWN in done.stderr
+    assert "\x1b" not in done.stderr
