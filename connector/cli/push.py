@@ -129,12 +129,17 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
         except KeyboardInterrupt:
             # Once the batches in flight were acknowledged (`_Sender`): the count is what a rerun skips.
             sent = run.summary.rows_sent + run.summary.rows_resumed
-            rerun = "rerun the same command to send the rest"
-            kept = (
-                f"{sent:,} rows were acknowledged and are checkpointed: {rerun}"
-                if sent
-                else "nothing was sent"
-            )
+            rerun = "rerun the same command"
+            if sent:
+                kept = f"{sent:,} rows were acknowledged and are checkpointed: {rerun} to send the rest"
+            elif run.summary.batches:
+                # A second Ctrl-C ends the wait for the batches in flight: the API may have applied them.
+                kept = (
+                    "no batch was acknowledged, but those in flight may have reached the dataset: "
+                    f"{rerun} (rows are replaced by id, not duplicated)"
+                )
+            else:
+                kept = "nothing was sent"
             raise Interrupted(f"interrupted: {kept}") from None
     for warning in summary.warnings:
         typer.echo(f"bt-sync: warning: {warning}", err=True)

@@ -219,6 +219,36 @@ def test_rows_the_api_refused_before_a_push_stopped_are_in_the_rejects_file_of_i
     assert (summary.rows_resumed, summary.rows_sent, summary.rows_skipped) == (19, 9, 2)
 
 
+def test_a_second_ctrl_c_before_any_acknowledgement_does_not_say_nothing_was_sent(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 50)
+    emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=2, times=None))
+    pushing = push_process(emulator, path, tmp_path / "state", "--batch-rows", "25", "--concurrency", "1")
+    deadline = time.monotonic() + 60
+    while not inserts_asked(emulator) and pushing.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    pushing.send_signal(signal.SIGINT)  # the push waits for the batch in flight...
+    time.sleep(0.3)
+    pushing.send_signal(signal.SIGINT)  # ...until told again
+    _, err = pushing.communicate(timeout=60)
+    assert pushing.returncode == 130, err.decode()
+    (line,) = err.decode().replace("\r", "\n").strip().splitlines()[-1:]
+    assert line == (
+        "bt-sync: error: interrupted: no batch was acknowledged, but those in flight may have reached the "
+        "dataset: rerun the same command (rows are replaced by id, not duplicated)"
+    )
+    # And the batch in flight did reach it.
+    while sum(emulator.stats.rows_inserted.values()) < 25 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p"))
+    assert len(emulator.store.live_rows("dataset", dataset["id"])) == 25
+
+
+def inserts_asked(emulator: Emulator) -> int:
+    return sum(n for (_, route), n in emulator.stats.requests.items() if route.endswith("insert"))
+
+
 def test_ctrl_c_says_what_was_sent_and_the_rerun_sends_the_rest(emulator: Emulator, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "data.csv", 1_500)
     emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=0.05, times=None))
