@@ -88,6 +88,11 @@ class ApiSettings(_Settings):
             raise ValueError(f"is not a URL ({error}): {redact(value)!r}") from None
         if not parts.hostname:
             raise ValueError(f"names no host: {redact(value)!r}")
+        if parts.username is not None or parts.password is not None:
+            # httpx would send them as Basic credentials in place of the API key's Bearer header.
+            raise ValueError(
+                f"holds credentials ({redact(value)!r}): give the API key as BRAINTRUST_API_KEY or --api-key"
+            )
         return value.rstrip("/")
 
 
@@ -138,6 +143,26 @@ class WarehouseSettings(_Settings):
         if isinstance(value, str | Path) and not str(value).strip():
             instead = " (or --no-parquet)" if info.field_name == "parquet_root" else ""
             raise ValueError(f"is empty: give a path{instead}")
+        return value
+
+    @field_validator("duckdb_path", "parquet_root", "state_dir")
+    @classmethod
+    def _utf8(cls, value: Path | str | None) -> Path | str | None:
+        # Bytes the shell passed that are not UTF-8: DuckDB and pyarrow take paths as UTF-8 text only.
+        try:
+            str(value).encode()
+        except UnicodeEncodeError as error:
+            shown = str(value).encode(errors="surrogateescape").decode(errors="replace")
+            raise ValueError(
+                f"{shown!r} is not UTF-8 text (at character {error.start + 1}): rename it"
+            ) from None
+        return value
+
+    @field_validator("iceberg_namespace")
+    @classmethod
+    def _namespace_has_names(cls, value: str) -> str:
+        if not all(part.strip() for part in value.split(".")):
+            raise ValueError(f"{value!r} has an empty part: give a name such as braintrust, or analytics.bt")
         return value
 
     @field_validator("duckdb_path", "parquet_root")

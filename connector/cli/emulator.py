@@ -32,6 +32,8 @@ def run_emulator(
     from connector.emulator import Emulator
     from connector.errors import ConfigError
 
+    if api_key is not None and not api_key.strip():
+        raise ConfigError("invalid setting: --api-key: is empty: give the key clients must send")
     key = api_key or os.environ.get("BRAINTRUST_API_KEY") or DEFAULT_EMULATOR_KEY
     try:
         server = Emulator(api_key=key, seed=seed, state_dir=state)

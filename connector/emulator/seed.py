@@ -15,6 +15,8 @@ from connector.emulator.store import Store
 # Demo rows carry fixed creation times so the demo data is the same on every run.
 _DEMO_START = datetime(2025, 6, 2, 9, 0, tzinfo=UTC).timestamp()
 _TOPICS = ("billing", "shipping", "accounts", "returns")
+# About 1.2 kB a row in memory: this many is a machine's worth, far past the benchmarks' million.
+MAX_BENCH_ROWS = 100_000_000
 
 
 def seed_loader(seed: str) -> Callable[[Store], None]:
@@ -29,6 +31,10 @@ def seed_loader(seed: str) -> Callable[[Store], None]:
         return _demo
     name, _, count = seed.partition(":")
     if name == "bench" and count.isdigit():
+        if int(count) > MAX_BENCH_ROWS:
+            raise ValueError(
+                f"bench:N holds at most {MAX_BENCH_ROWS:,} rows (the emulator keeps them in memory)"
+            )
         return lambda store: _bench(store, int(count))
     raise ValueError(f"unknown seed {seed!r}: use empty, demo or bench:N")
 
