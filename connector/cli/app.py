@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from typer._click.core import Context as ClickContext  # Typer's own click, not exported
     from typer.core import TyperOption
 
+    from connector.destinations.base import Destination
+
 
 class _CommandGroup(TyperGroup):
     """Typer's command group, with a help flag that is `False` when not given (Typer leaves it `None`).
@@ -49,6 +51,16 @@ def _global_options(
     debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
 ) -> None:
     """Global options; `--debug` is read by `main()` before any command runs."""
+
+
+def note_nothing_synced(target: Destination) -> None:
+    """Say on stderr that nothing was synced where a command looked: most often a `--parquet`, `--duckdb`
+    or `BT_SYNC_*` setting other than the sync's."""
+    typer.echo(
+        f"bt-sync: note: no object was synced into {target.description} yet: run `bt-sync sync` first, or "
+        "give this command the sync's warehouse settings (--duckdb / --parquet, or the iceberg ones)",
+        err=True,
+    )
 
 
 class JsonOutput:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from connector.cli.app import app, json_output, output_console
+from connector.cli.app import app, json_output, note_nothing_synced, output_console
 from connector.cli.options import (
     ApiKeyOption,
     ApiUrlOption,
@@ -175,12 +175,7 @@ def status(
     target = open_destination(store, prepare=False)
     states = sorted(target.list_states(), key=lambda s: (s.table_name, s.name))
     if not states:
-        # Most often a --parquet, --duckdb or BT_SYNC_* setting other than the sync's.
-        typer.echo(
-            f"bt-sync: note: no object was synced into {target.description} yet: run `bt-sync sync` "
-            "first, or give status the sync's warehouse settings (--duckdb / --parquet, or the iceberg ones)",
-            err=True,
-        )
+        note_nothing_synced(target)
     keys = object_keys(states)
     if as_json:
         listed = [

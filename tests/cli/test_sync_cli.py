@@ -346,22 +346,19 @@ def test_errors_are_one_line_without_traceback_or_secrets(
     assert "s3cr3t" not in done.stderr + done.stdout
 
 
-def test_status_of_a_place_nothing_was_synced_into_says_so(tmp_path: Path) -> None:
-    args = (
-        "status",
-        "--duckdb",
-        str(tmp_path / "none.duckdb"),
-        "--parquet",
-        str(tmp_path / "none"),
-        "--json",
-    )
-    done = run_cli(*args)
-    assert (done.returncode, json.loads(done.stdout)) == (0, [])
-    assert done.stderr == (
+def test_status_and_maintain_of_a_place_nothing_was_synced_into_say_so(tmp_path: Path) -> None:
+    nowhere = ("--duckdb", str(tmp_path / "none.duckdb"), "--parquet", str(tmp_path / "none"), "--json")
+    note = (
         f"bt-sync: note: no object was synced into {tmp_path}/none.duckdb (tables in {tmp_path}/none) yet: "
-        "run `bt-sync sync` first, or give status the sync's warehouse settings "
+        "run `bt-sync sync` first, or give this command the sync's warehouse settings "
         "(--duckdb / --parquet, or the iceberg ones)\n"
     )
+    done = run_cli("status", *nowhere)
+    assert (done.returncode, json.loads(done.stdout)) == (0, [])
+    assert done.stderr == note
+    maintained = run_cli("maintain", *nowhere)
+    assert (maintained.returncode, json.loads(maintained.stdout)["files_deleted"]) == (0, 0)
+    assert maintained.stderr == note
 
 
 def test_a_sync_into_a_duckdb_file_showing_another_parquet_root_is_refused(
