@@ -49,11 +49,11 @@ def sync(
     project: list[str] = typer.Option(
         [], "--project", help="Project name or id to sync (repeatable; default all)."
     ),
-    objects: str = typer.Option(
-        "logs,experiments,datasets,prompts,functions,project_scores,project_tags",
+    objects: list[str] = typer.Option(
+        [],
         "--objects",
-        help="Comma-separated kinds: logs, experiments, datasets (their rows) and prompts, functions, "
-        "project_scores, project_tags (catalog only).",
+        help="Comma-separated kinds (repeatable; default all): logs, experiments, datasets (their rows) and "
+        "prompts, functions, project_scores, project_tags (catalog only).",
     ),
     full: bool = typer.Option(False, "--full", help="Re-read every object's whole history."),
     reconcile: bool = typer.Option(
@@ -77,10 +77,12 @@ def sync(
     from connector.progress import terminal_progress
     from connector.sync.run import SyncOptions, parse_object_kinds, run_sync
     from connector.wiring import open_client, open_destination
+    from schemas.kinds import BY_OPTION
 
     options = SyncOptions(
         projects=tuple(project),
-        kinds=parse_object_kinds(objects),
+        # Each --objects adds its kinds: a second one does not replace the first.
+        kinds=parse_object_kinds(",".join(objects)) if objects else frozenset(BY_OPTION),
         full=full,
         reconcile=reconcile,
         overlap_s=overlap_s,

@@ -93,7 +93,8 @@ def test_objects_names_catalog_kinds_on_the_command_line(
 ) -> None:
     env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
     args = ("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse))
-    done = run_cli(*args, "--objects", "prompts,project_tags", "--json", env=env)
+    # Each --objects adds its kinds.
+    done = run_cli(*args, "--objects", "prompts", "--objects", "project_tags", "--json", env=env)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     # The projects are listed to find the definitions, but no event object is read.
