@@ -122,10 +122,14 @@ def run() -> NoReturn:
 
 def main() -> None:
     """Run the command line; exits with its exit code (`SystemExit`), as tests expect of it in process."""
-    debug = "--debug" in sys.argv[1:]
+    arguments = sys.argv[1:]
+    # After `--` every argument is a value (`bt-sync sql -- "--debug"`), never an option.
+    options_end = arguments.index("--") if "--" in arguments else len(arguments)
+    debug = "--debug" in arguments[:options_end]
     if debug:
         # A global option, wherever it is given: `bt-sync sync --debug` as well as `bt-sync --debug sync`.
-        sys.argv = [sys.argv[0], "--debug", *(argument for argument in sys.argv[1:] if argument != "--debug")]
+        options = (argument for argument in arguments[:options_end] if argument != "--debug")
+        sys.argv = [sys.argv[0], "--debug", *options, *arguments[options_end:]]
     json_output.reset()
     # A traceback quotes values (pydantic's `input_value=…`) and messages: never a secret given.
     sys.excepthook = _print_scrubbed_traceback

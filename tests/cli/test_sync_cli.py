@@ -318,6 +318,7 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (["sql", "DROP TABLE project_logs"], {}, "one SELECT"),
         (["sql", "SELEC 1"], {}, "syntax"),
         (["sql", "/* nothing */ "], {}, "the query is empty"),
+        (["sql", "--", "--debug"], {}, "the query is empty"),  # a value, not the option
         # Bytes the shell passed that are not UTF-8.
         (["sql", "SELECT '\udcff'"], {}, "the query is not UTF-8 text (at character 9)"),
     ],
