@@ -286,7 +286,10 @@ class PushRun:
             # Before the first batch: a state directory that cannot hold the checkpoint (a full disk)
             # stops the push before it sends anything.
             checkpoint.save()
-            self._send(client, dataset.id, checkpoint, self._batches(ids, spool), rejects)
+            try:
+                self._send(client, dataset.id, checkpoint, self._batches(ids, spool), rejects)
+            except _RowRefused as error:  # say what landed before it
+                raise PushError(f"{error} ({_sent_so_far(self.summary)})") from None
             if rejects:
                 rejects.flush()  # the rows the API refused: a full disk fails the push here, not silently
             checkpoint.mark_complete()
@@ -748,12 +751,19 @@ def _remembering_ids(
 def _sent_so_far(summary: PushSummary) -> str:
     """What a push had sent when it stopped."""
     sent = summary.rows_sent + summary.rows_resumed
-    if not sent:
-        return "nothing was sent"
-    return (
-        f"{sent:,} rows were sent and are checkpointed: the same file pushed again resumes after "
-        "them, and the file mended replaces them by id rather than duplicating them"
-    )
+    if sent:
+        return (
+            f"{sent:,} rows were sent and are checkpointed: the same file pushed again resumes after "
+            "them, and the file mended replaces them by id rather than duplicating them"
+        )
+    if summary.batches:
+        # A batch goes as several requests when it is split (a 413, a 400) or holds an id twice: some
+        # may have landed before the one that failed, and only a whole batch is acknowledged.
+        return (
+            "no batch was acknowledged whole, but rows of those sent may have reached the dataset: the "
+            "file mended and pushed again replaces them by id rather than duplicating them"
+        )
+    return "nothing was sent"
 
 
 def _last_of_each_id(spool: EventSpool, ids: IdIndex) -> Iterator[tuple[list[int], list[bytes]]]:
@@ -907,7 +917,7 @@ class _Sender:
                 if self._skip_refused:
                     return _Inserted(refused=(_Refused(batch.rows[0], batch.events[0], refused),))
                 mend = "" if too_large else "; mend or remove it"
-                raise PushError(f"{self._source_name} row {batch.rows[0]}: {refused}{mend}") from None
+                raise _RowRefused(f"{self._source_name} row {batch.rows[0]}: {refused}{mend}") from None
             first, second = batch.halves()
             return _Inserted(splits=1) + self._insert(first) + self._insert(second)
         if len(response.row_ids) != len(batch.rows):
@@ -916,6 +926,10 @@ class _Sender:
                 f"for {len(batch.rows)} rows"
             )
         return _Inserted()
+
+
+class _RowRefused(PushError):
+    """The API refused a row even sent alone, and refused rows are not skipped."""
 
 
 def _refused_before(checkpoint: PushCheckpoint, batch: Batch) -> list[_Refused]:

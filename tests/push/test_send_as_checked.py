@@ -219,3 +219,19 @@ def test_a_json_file_is_mapped_by_the_keys_of_its_first_row(
 def test_a_query_result_is_always_validated_first() -> None:
     with pytest.raises(ValidationError, match="validate_first\n  applies to a FILE, not to a query's result"):
         PushOptions(sql="SELECT 1 AS id", project="p", dataset="d", validate_first=False)
+
+
+def test_a_row_refused_after_parts_of_its_batch_landed_does_not_say_nothing_was_sent(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One batch of 40 rows over four ids goes as requests one after the other; the third is refused.
+    path = write_jsonl(tmp_path / "rows.jsonl", [{"id": f"k{n % 4}", "input": n} for n in range(40)])
+    emulator.faults.add(FaultRule(kind="status", route="/insert", status=413, after=2, times=None))
+    code, _, err = push(emulator, tmp_path, capsys, path)
+    assert code == 1
+    assert inserts(emulator) > 0
+    assert "nothing was sent" not in err
+    assert err.endswith(
+        "(no batch was acknowledged whole, but rows of those sent may have reached the dataset: the file "
+        "mended and pushed again replaces them by id rather than duplicating them)\n"
+    )
