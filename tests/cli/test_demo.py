@@ -106,6 +106,7 @@ def test_the_demo_touches_nothing_more_than_its_layout_at_its_default_paths(tmp_
     [
         (["--duckdb", "a*.duckdb"], "invalid setting: --duckdb: "),
         (["--parquet", ""], "--parquet '.': give a directory the demo may (re)create"),
+        (["--parquet", ".."], "--parquet '..': give a directory the demo may (re)create"),
     ],
 )
 def test_a_demo_refused_for_its_settings_removes_nothing(tmp_path: Path, flags: list[str], says: str) -> None:

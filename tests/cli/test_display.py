@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich.console import Console
+
 from connector.emulator import Emulator, FaultRule
+from connector.rich_progress import RichProgress
 from tests.helpers import run_cli
 
 # Rich would refuse `[/]` (nothing to close) and take `[bold]` as markup; ESC `[31m` recolours a terminal.
@@ -58,3 +61,38 @@ def test_a_warning_quoting_the_api_escapes_its_control_characters(emulator: Emul
     assert done.returncode == 0, done.stderr
     assert SHOWN in done.stderr
     assert "\x1b" not in done.stderr
+
+
+def test_an_error_quoting_the_api_escapes_its_control_characters(emulator: Emulator) -> None:
+    emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=422, body=NAME, times=None))
+    env = {"BRAINTRUST_API_URL": emulator.url, "BRAINTRUST_API_KEY": emulator.api_key}
+    for debug in ((), ("--debug",)):
+        done = run_cli(*debug, "projects", env=env)
+        assert done.returncode == 1
+        assert SHOWN in done.stderr and "\x1b" not in done.stderr
+
+
+def test_a_table_cell_keeps_its_line_break(tmp_path: Path, emulator: Emulator) -> None:
+    project = emulator.store.create_project("p")
+    emulator.store.insert("project_logs", project["id"], [{"id": "r1", "input": "first\nsecond"}])
+    env = {
+        "BRAINTRUST_API_URL": emulator.url,
+        "BRAINTRUST_API_KEY": emulator.api_key,
+        "BT_SYNC_DUCKDB": str(tmp_path / "w.duckdb"),
+        "BT_SYNC_PARQUET": str(tmp_path / "pq"),
+        "BT_SYNC_STATE_DIR": str(tmp_path / "state"),
+    }
+    assert run_cli("sync", "--objects", "logs", env=env).returncode == 0
+    done = run_cli("sql", "--format", "table", "SELECT input->>'$' AS text FROM project_logs", env=env)
+    lines = [line for line in done.stdout.splitlines() if "first" in line or "second" in line]
+    assert len(lines) == 2 and "\\x0a" not in done.stdout
+
+
+def test_a_progress_bar_shows_a_name_as_written() -> None:
+    console = Console(force_terminal=True, record=True, width=200)
+    with RichProgress(console) as progress:
+        task = progress.task(f"sync {NAME}", 10)
+        task.advance(rows=5, pages=1)
+        task.close()
+    shown = console.export_text()
+    assert f"sync {SHOWN}" in shown

@@ -319,6 +319,12 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (["sql", "SELEC 1"], {}, "syntax"),
         (["sql", "/* nothing */ "], {}, "the query is empty"),
         (["sql", "--", "--debug"], {}, "the query is empty"),  # a value, not the option
+        (["sync", "--api-url", "http://user@127.0.0.1:9"], {}, "--api-url: holds credentials"),
+        (
+            ["status", "--duckdb", "w\udcff.duckdb"],
+            {},
+            "invalid setting: --duckdb: 'w\ufffd.duckdb' is not UTF-8",
+        ),
         # Bytes the shell passed that are not UTF-8.
         (["sql", "SELECT '\udcff'"], {}, "the query is not UTF-8 text (at character 9)"),
     ],
