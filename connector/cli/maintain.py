@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from connector.cli.app import app, json_output, note_nothing_synced
+from connector.cli.app import app, json_output
 from connector.cli.options import (
     DestinationOption,
     DuckDbOption,
@@ -55,10 +55,7 @@ def maintain(
         iceberg_namespace=iceberg_namespace,
         state_dir=state_dir,
     )
-    target = open_destination(store, prepare=False)
-    if not target.list_states():
-        note_nothing_synced(target)
-    summary = target.maintain(retain)
+    summary = open_destination(store, prepare=False).maintain(retain)
     if as_json:
         json_output.print(summary.model_dump_json(indent=2))
         return

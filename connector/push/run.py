@@ -289,7 +289,7 @@ class PushRun:
             try:
                 self._send(client, dataset.id, checkpoint, self._batches(ids, spool), rejects)
             except _RowRefused as error:  # say what landed before it
-                raise PushError(f"{error} ({_sent_so_far(self.summary)})") from None
+                raise PushError(f"{error} ({_sent_so_far(self.summary, self._source_kind)})") from None
             if rejects:
                 rejects.flush()  # the rows the API refused: a full disk fails the push here, not silently
             checkpoint.mark_complete()
@@ -316,7 +316,7 @@ class PushRun:
                 if rejects:
                     rejects.flush()
             except PushError as error:
-                raise PushError(f"{error} ({_sent_so_far(self.summary)})") from None
+                raise PushError(f"{error} ({_sent_so_far(self.summary, self._source_kind)})") from None
         # Outside: a file changed while it was pushed has nothing to mend, and its message says so.
         self._check_unchanged()
         if checkpoint is not None:
@@ -639,6 +639,11 @@ class PushRun:
             known_columns=self.source.columns,
         )
 
+    @property
+    def _source_kind(self) -> str:
+        """What the rows come from, as messages name it."""
+        return "query" if self.query is not None else "file"
+
     def _finish(self) -> PushSummary:
         self.summary.seconds = round(time.monotonic() - self._started, 3)
         return self.summary
@@ -685,7 +690,8 @@ class _Rejects:
         except OSError as error:
             # A failed write names no file: a full disk says only "No space left on device". Rows the API
             # refused are written while batches are sent.
-            sent = f" ({_sent_so_far(self._summary)})" if self._says_what_was_sent else ""
+            source = "query" if self._file is None else "file"
+            sent = f" ({_sent_so_far(self._summary, source)})" if self._says_what_was_sent else ""
             raise PushError(f"--rejects {self._handle.name}: {error.strerror}{sent}") from None
 
     def restart(self) -> None:
@@ -748,20 +754,20 @@ def _remembering_ids(
         yield mapped.numbers, mapped.events
 
 
-def _sent_so_far(summary: PushSummary) -> str:
-    """What a push had sent when it stopped."""
+def _sent_so_far(summary: PushSummary, source: str) -> str:
+    """What a push of a `source` ("file", "query") had sent when it stopped."""
     sent = summary.rows_sent + summary.rows_resumed
     if sent:
         return (
-            f"{sent:,} rows were sent and are checkpointed: the same file pushed again resumes after "
-            "them, and the file mended replaces them by id rather than duplicating them"
+            f"{sent:,} rows were sent and are checkpointed: the same {source} pushed again resumes after "
+            f"them, and the {source} mended replaces them by id rather than duplicating them"
         )
     if summary.batches:
         # A batch goes as several requests when it is split (a 413, a 400) or holds an id twice: some
         # may have landed before the one that failed, and only a whole batch is acknowledged.
         return (
             "no batch was acknowledged whole, but rows of those sent may have reached the dataset: the "
-            "file mended and pushed again replaces them by id rather than duplicating them"
+            f"{source} mended and pushed again replaces them by id rather than duplicating them"
         )
     return "nothing was sent"
 
