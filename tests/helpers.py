@@ -183,6 +183,17 @@ def run_cli(
     )
 
 
+def cli_env(emulator: Emulator, directory: Path) -> dict[str, str]:
+    """The environment of a command line run against `emulator` with its warehouse in `directory`."""
+    return {
+        "BRAINTRUST_API_URL": emulator.url,
+        "BRAINTRUST_API_KEY": emulator.api_key,
+        "BT_SYNC_DUCKDB": str(directory / "w.duckdb"),
+        "BT_SYNC_PARQUET": str(directory / "pq"),
+        "BT_SYNC_STATE_DIR": str(directory / "state"),
+    }
+
+
 def one_line(stderr: str) -> str:
     """The one line a command printed on stderr, failing the test on a traceback or more lines."""
     lines = stderr.strip().splitlines()

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from connector.emulator import Emulator, FaultRule
 from connector.rich_progress import RichProgress
-from tests.helpers import run_cli
+from tests.helpers import cli_env, run_cli
 
 # Rich would refuse `[/]` (nothing to close) and take `[bold]` as markup; ESC `[31m` recolours a terminal.
 NAME = "x[/]y[bold]\x1b[31mz"
@@ -19,13 +19,7 @@ def test_names_and_values_are_shown_as_written(emulator: Emulator, tmp_path: Pat
     project = emulator.store.create_project("p")
     dataset = emulator.store.create_dataset(project["id"], NAME)
     emulator.store.insert("dataset", dataset["id"], [{"id": "r1", "input": NAME}])
-    env = {
-        "BRAINTRUST_API_URL": emulator.url,
-        "BRAINTRUST_API_KEY": emulator.api_key,
-        "BT_SYNC_DUCKDB": str(tmp_path / "w.duckdb"),
-        "BT_SYNC_PARQUET": str(tmp_path / "pq"),
-        "BT_SYNC_STATE_DIR": str(tmp_path / "state"),
-    }
+    env = cli_env(emulator, tmp_path)
     commands = [
         ["projects"],
         ["sync", "--objects", "datasets"],
@@ -45,13 +39,7 @@ def test_a_warning_quoting_the_api_escapes_its_control_characters(emulator: Emul
     project = emulator.store.create_project("p")
     dataset = emulator.store.create_dataset(project["id"], "d")
     emulator.store.insert("dataset", dataset["id"], [{"id": "r1"}])
-    env = {
-        "BRAINTRUST_API_URL": emulator.url,
-        "BRAINTRUST_API_KEY": emulator.api_key,
-        "BT_SYNC_DUCKDB": str(tmp_path / "w.duckdb"),
-        "BT_SYNC_PARQUET": str(tmp_path / "pq"),
-        "BT_SYNC_STATE_DIR": str(tmp_path / "state"),
-    }
+    env = cli_env(emulator, tmp_path)
     assert run_cli("sync", "--objects", "datasets", env=env).returncode == 0
     emulator.store.delete("dataset", dataset["id"])
     # Whether the unlisted dataset was deleted, the API cannot say: the warning quotes its answer.
@@ -75,13 +63,7 @@ def test_an_error_quoting_the_api_escapes_its_control_characters(emulator: Emula
 def test_a_table_cell_keeps_its_line_break(tmp_path: Path, emulator: Emulator) -> None:
     project = emulator.store.create_project("p")
     emulator.store.insert("project_logs", project["id"], [{"id": "r1", "input": "first\nsecond"}])
-    env = {
-        "BRAINTRUST_API_URL": emulator.url,
-        "BRAINTRUST_API_KEY": emulator.api_key,
-        "BT_SYNC_DUCKDB": str(tmp_path / "w.duckdb"),
-        "BT_SYNC_PARQUET": str(tmp_path / "pq"),
-        "BT_SYNC_STATE_DIR": str(tmp_path / "state"),
-    }
+    env = cli_env(emulator, tmp_path)
     assert run_cli("sync", "--objects", "logs", env=env).returncode == 0
     done = run_cli("sql", "--format", "table", "SELECT input->>'$' AS text FROM project_logs", env=env)
     lines = [line for line in done.stdout.splitlines() if "first" in line or "second" in line]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from connector.emulator import Emulator, FaultRule
-from tests.helpers import run_cli
+from tests.helpers import cli_env, run_cli
 
 
 def _files_under(directory: Path) -> str:
@@ -16,13 +16,7 @@ def _files_under(directory: Path) -> str:
 
 def test_an_error_quoting_the_key_back_shows_it_nowhere(emulator: Emulator, tmp_path: Path) -> None:
     echoed = f'{{"error": "bad header Authorization: Bearer {emulator.api_key}"}}'
-    env = {
-        "BRAINTRUST_API_URL": emulator.url,
-        "BRAINTRUST_API_KEY": emulator.api_key,
-        "BT_SYNC_DUCKDB": str(tmp_path / "w.duckdb"),
-        "BT_SYNC_PARQUET": str(tmp_path / "pq"),
-        "BT_SYNC_STATE_DIR": str(tmp_path / "state"),
-    }
+    env = cli_env(emulator, tmp_path)
     rows = tmp_path / "rows.csv"
     rows.write_text("id,input\na,1\nb,2\n")
     rejects = tmp_path / "rejects.jsonl"

@@ -19,12 +19,17 @@ from tests.helpers import sync
 from tests.pipelines.helpers import refresh_catalog, run_checks, run_job, sync_warehouse
 
 
-def duplicate_row(warehouse: WarehouseResource, table: str, key: str, object_id: str, row_id: str) -> None:
-    """Corrupt the warehouse behind bt-sync's back: a second copy of a row in the object's file."""
+def first_version_file(warehouse: WarehouseResource, table: str, key: str, object_id: str) -> Path:
+    """The first file of the object's current commit."""
     root = Path(warehouse.settings().tables_root)
     record = json.loads((root / table / f"{key}={object_id}" / "_sync_state.json").read_text())
-    versions = root / "_bt_sync" / table / f"{key}={object_id}"
-    path = versions / record["files"][0]["version"]
+    return root / "_bt_sync" / table / f"{key}={object_id}" / record["files"][0]["version"]
+
+
+def duplicate_row(warehouse: WarehouseResource, table: str, key: str, object_id: str, row_id: str) -> None:
+    """Corrupt the warehouse behind bt-sync's back: a second copy of a row in the object's file."""
+    path = first_version_file(warehouse, table, key, object_id)
+    versions = path.parent
     with duckdb.connect() as connection:
         connection.execute(
             f"COPY (SELECT * FROM '{path}' UNION ALL SELECT * FROM '{path}' WHERE id = '{row_id}') TO "
@@ -99,10 +104,9 @@ def test_the_checks_fail_while_a_file_of_the_warehouse_is_missing(
     warehouse_resource: WarehouseResource,
 ) -> None:
     sync_warehouse(emulator, warehouse_resource)
-    root = Path(warehouse_resource.settings().tables_root)
-    object_dir = f"experiment_id={upstream['experiment']}"
-    record = json.loads((root / "experiment_events" / object_dir / "_sync_state.json").read_text())
-    (root / "_bt_sync" / "experiment_events" / object_dir / record["files"][0]["version"]).unlink()
+    first_version_file(
+        warehouse_resource, "experiment_events", "experiment_id", upstream["experiment"]
+    ).unlink()
     result = run_job(test_defs, instance, CHECKS_JOB_NAME, raise_on_error=False)
     assert not result.success
     assert not any(e.passed for e in result.get_asset_check_evaluations())
