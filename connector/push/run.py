@@ -468,8 +468,13 @@ class PushRun:
             # Only a query's result can be empty (an empty file is refused): nothing is created then.
             summary.warnings.append(f"the {name} has no rows; there is nothing to push")
         if mapping.id is None:
+            # An `id` column another flag maps (`--metadata id`) is not the rows' ids.
+            claimed = "id" in self.source.columns
+            why = (
+                f'{name}\'s "id" column is mapped to another field' if claimed else f"{name} has no id column"
+            )
             summary.warnings.append(
-                f"{name} has no id column, so each row's id is a hash of its content: a row edited "
+                f"{why}, so each row's id is a hash of its content: a row edited "
                 "since an earlier push is stored as a new row beside the old one "
                 "(name an id column with --id-column)"
             )

@@ -836,3 +836,15 @@ def test_no_id_column_is_a_warning_and_a_summary_field(
     path.write_text("id,input,expected\n1,q,a\n")
     code, out, err = cli(emulator, tmp_path, capsys, path, "--json")
     assert (code, err, orjson.loads(out)["id_column"]) == (0, "", "id")
+
+
+def test_an_id_column_mapped_to_another_field_is_named_in_the_warning(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "qa.csv"
+    path.write_text("id,input\nq1,q\n")
+    code, _, err = cli(emulator, tmp_path, capsys, path, "--metadata", "id")
+    assert code == 0
+    assert err.startswith(
+        "bt-sync: warning: qa.csv's \"id\" column is mapped to another field, so each row's id"
+    )
