@@ -26,8 +26,9 @@ class ProgressTask(Protocol):
 class ProgressReporter(Protocol):
     """Hands out a `ProgressTask` per unit of work."""
 
-    def task(self, description: str, total_rows: int | None = None) -> ProgressTask:
-        """Start showing `description`; `total_rows` makes a bar, None a counter."""
+    def task(self, description: str, total_rows: int | None = None, unit: str = "pages") -> ProgressTask:
+        """Start showing `description`; `total_rows` makes a bar, None a counter; `unit` names what
+        `pages` counts (a push's batches)."""
         ...
 
 
@@ -42,7 +43,7 @@ class _NullTask:
 class NullProgress:
     """Shows nothing."""
 
-    def task(self, description: str, total_rows: int | None = None) -> ProgressTask:
+    def task(self, description: str, total_rows: int | None = None, unit: str = "pages") -> ProgressTask:
         return _NullTask()
 
 

@@ -33,6 +33,14 @@ class _RowsPerSecondColumn(ProgressColumn):
         return Text("" if speed is None else f"{speed:,.0f} rows/s")
 
 
+class _CountColumn(ProgressColumn):
+    """Rows, then the pages (or batches) counted so far: none for work that counts none (a file's check)."""
+
+    def render(self, task: Task) -> Text:
+        pages = task.fields["pages"]
+        return Text(f"rows · {pages:,} {task.fields['unit']} ·" if pages else "rows ·")
+
+
 class _RichTask:
     def __init__(self, progress: Progress, task_id: TaskID) -> None:
         self._progress = progress
@@ -56,7 +64,7 @@ class RichProgress:
             TextColumn("{task.description}", markup=False),  # a name's `[/]` is text, not markup
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("rows · {task.fields[pages]} pages ·"),
+            _CountColumn(),
             _RowsPerSecondColumn(),
             TimeElapsedColumn(),
             console=console or Console(stderr=True),
@@ -72,7 +80,7 @@ class RichProgress:
     ) -> None:
         self._progress.stop()
 
-    def task(self, description: str, total_rows: int | None = None) -> ProgressTask:
+    def task(self, description: str, total_rows: int | None = None, unit: str = "pages") -> ProgressTask:
         # A description names an object or a file: a control character in it must not drive the terminal.
-        task_id = self._progress.add_task(printable(description), total=total_rows, pages=0)
+        task_id = self._progress.add_task(printable(description), total=total_rows, pages=0, unit=unit)
         return _RichTask(self._progress, task_id)

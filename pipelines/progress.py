@@ -10,9 +10,10 @@ class _Log(Protocol):
 
 
 class _LogTask:
-    def __init__(self, log: _Log, description: str) -> None:
+    def __init__(self, log: _Log, description: str, unit: str) -> None:
         self._log = log
         self._description = description
+        self._unit = unit
         self._rows = 0
         self._pages = 0
 
@@ -21,7 +22,7 @@ class _LogTask:
         self._pages += pages
 
     def close(self) -> None:
-        self._log.info(f"{self._description}: {self._rows:,} rows, {self._pages:,} pages")
+        self._log.info(f"{self._description}: {self._rows:,} rows, {self._pages:,} {self._unit}")
 
 
 class LogProgress:
@@ -34,6 +35,6 @@ class LogProgress:
     def __init__(self, log: _Log) -> None:
         self._log = log
 
-    def task(self, description: str, total_rows: int | None = None) -> ProgressTask:
+    def task(self, description: str, total_rows: int | None = None, unit: str = "pages") -> ProgressTask:
         """Start a task; its totals are logged when it closes."""
-        return _LogTask(self._log, description)
+        return _LogTask(self._log, description, unit)

@@ -520,7 +520,7 @@ class PushRun:
         valid = summary.rows_read - summary.rows_skipped
         to_send = valid - summary.rows_duplicate if row_ids is None else None
         retries_before = client.stats.retries
-        with closing(self.progress.task(f"push {self.source.name}", to_send)) as task:
+        with closing(self.progress.task(f"push {self.source.name}", to_send, unit="batches")) as task:
             try:
                 with _Sender(
                     client,

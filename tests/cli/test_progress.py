@@ -81,6 +81,16 @@ def test_json_output_draws_no_bar_even_on_a_terminal(
     assert "rows/s" not in shown and "project_logs ·" not in shown
 
 
+def test_a_push_on_a_terminal_counts_batches(demo_emulator: Emulator, tmp_path: Path) -> None:
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(f'{{"id": "r{n}", "input": {n}}}\n' for n in range(30)))
+    args = ["push", str(rows), "--api-url", demo_emulator.url, "--project", "p", "--dataset", "d"]
+    args += ["--state-dir", str(tmp_path / "state"), "--batch-rows", "10"]
+    status, shown = run_on_terminal(args, {"BRAINTRUST_API_KEY": demo_emulator.api_key})
+    assert status == 0, shown
+    assert " 3 batches " in shown and " pages " not in shown
+
+
 @pytest.mark.parametrize("command", ["sync", "push"])
 def test_a_scheduled_json_run_imports_neither_rich_nor_pygments(
     command: str, demo_emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path

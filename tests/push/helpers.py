@@ -32,7 +32,7 @@ class RecordingProgress:
     def __init__(self) -> None:
         self.tasks: list[dict[str, Any]] = []
 
-    def task(self, description: str, total_rows: int | None = None) -> RecordingProgress:
+    def task(self, description: str, total_rows: int | None = None, unit: str = "pages") -> RecordingProgress:
         self.tasks.append({"description": description, "total": total_rows, "rows": 0, "batches": 0})
         return self
 

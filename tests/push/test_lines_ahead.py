@@ -109,7 +109,7 @@ class SlowFirstChunk:
     def __init__(self) -> None:
         self._waited = False
 
-    def task(self, description: str, total_rows: int | None = None) -> SlowFirstChunk:
+    def task(self, description: str, total_rows: int | None = None, unit: str = "pages") -> SlowFirstChunk:
         return self
 
     def advance(self, rows: int = 0, pages: int = 0) -> None:
