@@ -22,7 +22,9 @@ class _LogTask:
         self._pages += pages
 
     def close(self) -> None:
-        self._log.info(f"{self._description}: {self._rows:,} rows, {self._pages:,} {self._unit}")
+        # Work that counts no pages (a file's check) says so by leaving the count out.
+        counted = f", {self._pages:,} {self._unit}" if self._pages else ""
+        self._log.info(f"{self._description}: {self._rows:,} rows{counted}")
 
 
 class LogProgress:

@@ -469,7 +469,7 @@ class PushRun:
             summary.warnings.append(f"the {name} has no rows; there is nothing to push")
         if mapping.id is None:
             # An `id` column another flag maps (`--metadata id`) is not the rows' ids.
-            claimed = "id" in self.source.columns
+            claimed = "id" in mapping.columns()
             why = (
                 f'{name}\'s "id" column is mapped to another field' if claimed else f"{name} has no id column"
             )

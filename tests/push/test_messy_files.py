@@ -848,3 +848,14 @@ def test_an_id_column_mapped_to_another_field_is_named_in_the_warning(
     assert err.startswith(
         "bt-sync: warning: qa.csv's \"id\" column is mapped to another field, so each row's id"
     )
+
+
+def test_an_id_key_first_seen_after_the_mapping_is_no_id_column(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Sending as it checks, a JSON file is mapped by its first row's keys: a later `id` is not sent at all.
+    path = tmp_path / "late.jsonl"
+    path.write_text('{"input": 1}\n{"id": "x", "input": 2}\n')
+    code, _, err = cli(emulator, tmp_path, capsys, path, "--no-validate-first")
+    assert code == 0
+    assert "late.jsonl has no id column, so each row's id is a hash" in err
