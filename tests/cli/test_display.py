@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 from rich.console import Console
 
 from connector.emulator import Emulator, FaultRule
 from connector.rich_progress import RichProgress
-from tests.helpers import cli_env, run_cli
+from tests.helpers import CLI, cli_env, run_cli
 
-# Rich would refuse `[/]` (nothing to close) and take `[bold]` as markup; ESC `[31m` recolours a terminal.
-NAME = "x[/]y[bold]\x1b[31mz"
-SHOWN = "x[/]y[bold]\\x1b[31mz"
+# Rich would refuse `[/]` (nothing to close) and take `[bold]` as markup; ESC `[31m` recolours a terminal,
+# and so does the one-byte CSI of C1 (U+009B); DEL erases.
+NAME = "x[/]y[bold]\x1b[31mz\x9b2J\x7f"
+SHOWN = "x[/]y[bold]\\x1b[31mz\\x9b2J\\x7f"
 
 
 def test_names_and_values_are_shown_as_written(emulator: Emulator, tmp_path: Path) -> None:
@@ -29,7 +32,7 @@ def test_names_and_values_are_shown_as_written(emulator: Emulator, tmp_path: Pat
     for command in commands:
         done = run_cli(*command, env=env)
         assert done.returncode == 0, (command, done.stderr)
-        assert "\x1b" not in done.stdout + done.stderr
+        assert not {"\x1b", "\x9b", "\x7f"} & set(done.stdout + done.stderr)
         if command != ["status"]:
             cells = done.stdout.replace("\n", "").replace("│", "").replace(" ", "")
             assert SHOWN in cells, (command, done.stdout)
@@ -78,3 +81,20 @@ def test_a_progress_bar_shows_a_name_as_written() -> None:
         task.close()
     shown = console.export_text()
     assert f"sync {SHOWN}" in shown
+
+
+def test_a_json_error_to_a_reader_gone_away_is_no_traceback(tmp_path: Path) -> None:
+    # `bt-sync status --json | head -0`: the error document meets a closed pipe.
+    command = [*CLI, "status", "--json"]
+    env = {**os.environ, "BT_SYNC_PARQUET": ""}  # refused: the command fails before its summary
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run(command, env=env, stdout=writer, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(writer)
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == "bt-sync: error: invalid setting: BT_SYNC_PARQUET: is empty: give a path (or --no-parquet)\n"
+    )

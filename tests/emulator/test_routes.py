@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from connector.api.xact import XACT_TOP_BITS
 from connector.emulator import Emulator, FaultRule, ListQuery, Store
+from connector.emulator.seed import MAX_BENCH_ROWS, seed_loader
 
 EVERYTHING = ListQuery()
 
@@ -963,3 +964,9 @@ def test_bench_seed_and_unknown_seed() -> None:
     assert store.live_count("project_logs", project["id"]) == 2000
     with pytest.raises(ValueError, match="unknown seed"):
         Emulator(seed="lots")
+
+
+def test_the_bench_seed_holds_at_most_its_cap() -> None:
+    seed_loader(f"bench:{MAX_BENCH_ROWS}")  # accepted (loaded only when an emulator starts)
+    with pytest.raises(ValueError, match="bench:N holds at most 100,000,000 rows"):
+        seed_loader(f"bench:{MAX_BENCH_ROWS + 1}")
