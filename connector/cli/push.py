@@ -185,7 +185,9 @@ def describe(summary: PushSummary) -> str:
         fate = "left out" if summary.validate_first else "replaced"
         line += f"; {summary.rows_duplicate:,} rows {fate}: a later row has the same id"
     if summary.unmapped_columns:
-        line += f"; columns not sent: {', '.join(summary.unmapped_columns)}"
+        # A column without a name (a spreadsheet's trailing separator) is shown as its empty header.
+        unsent = ", ".join(name or '""' for name in summary.unmapped_columns)
+        line += f"; columns not sent: {unsent}"
     return line + "."
 
 

@@ -344,3 +344,24 @@ def test_memory_sending_is_bounded_by_the_batch_not_the_file(
     # (218-243 MB for the smaller file here), while holding the file would add all of its 80 MB.
     grown, more_file = peaks[100_000] - peaks[20_000], file_mib[100_000] - file_mib[20_000]
     assert grown < 0.75 * more_file, (peaks, more_file)
+
+
+def test_a_spreadsheet_export_s_unnamed_columns_are_left_out(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Excel writes a separator for every empty column at the end of each line; a named column repeated
+    # is still refused.
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"id,input,expected,,\r\na,1,2,,\r\nb,3,4,,\r\n")
+    code, out, err = run_cli(emulator, tmp_path, capsys, str(path), "--project", "p", "--dataset", "d")
+    assert (code, err) == (0, "")
+    assert out.endswith('; columns not sent: "", "".\n')
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p"))
+    rows = {
+        row["id"]: (row["input"], row["expected"])
+        for row in emulator.store.live_rows("dataset", dataset["id"])
+    }
+    assert rows == {"a": ("1", "2"), "b": ("3", "4")}
+    path.write_bytes(b"id,input,input\na,1,2\n")
+    code, _, err = run_cli(emulator, tmp_path, capsys, str(path), "--project", "p", "--dataset", "d")
+    assert code == 1 and 'more than one column is named "input"' in err
