@@ -111,6 +111,16 @@ class PushOptions(BaseModel):
             raise PydanticCustomError("utf8", "is not UTF-8 text") from None
         return name
 
+    @field_validator("id_column", "input", "expected", "metadata", "tags")
+    @classmethod
+    def _columns_named(cls, columns: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:
+        # Columns without a name (a spreadsheet export's trailing separators) may repeat, so none of them
+        # can be told from the others: they are never sent, and no flag names one.
+        names = (columns,) if isinstance(columns, str) else columns or ()
+        if any(not name for name in names):
+            raise PydanticCustomError("unnamed", "names a column without a name: give its header a name")
+        return columns
+
     @model_validator(mode="after")
     def _one_source(self) -> PushOptions:
         # Of the whole model, not of one field: no flag is at fault alone.

@@ -62,8 +62,8 @@ class CsvReader:
         # pyarrow either fails to decode a header that is not UTF-8 or replaces its bad bytes with U+FFFD.
         if names is None or any("\ufffd" in column for column in names):
             raise PushError(f"{name}: the header is not valid UTF-8")
-        # Columns without a name (the trailing separators of a spreadsheet's export) can be mapped by no
-        # flag, so they are never sent: only named ones must be told apart.
+        # Columns without a name (the trailing separators of a spreadsheet's export) are never sent, and
+        # no flag may name one (`PushOptions`): only named ones must be told apart.
         refuse_repeated_names(name, [column for column in names if column])
         self.columns = tuple(names)
         self._checked: Set[str] = frozenset(names)
