@@ -362,6 +362,13 @@ def test_a_spreadsheet_export_s_unnamed_columns_are_left_out(
         for row in emulator.store.live_rows("dataset", dataset["id"])
     }
     assert rows == {"a": ("1", "2"), "b": ("3", "4")}
+    # No flag may name an unnamed column: which of them it meant could not be told.
+    path.write_bytes(b"id,input,,\na,1,kept,\nb,2,,last\n")
+    for flag in ("--input", "--expected", "--metadata", "--tags", "--id-column"):
+        code, _, err = run_cli(
+            emulator, tmp_path, capsys, str(path), "--project", "p", "--dataset", "d", flag, ""
+        )
+        assert code == 2 and f"invalid setting: {flag}: names a column without a name" in err
     path.write_bytes(b"id,input,input\na,1,2\n")
     code, _, err = run_cli(emulator, tmp_path, capsys, str(path), "--project", "p", "--dataset", "d")
     assert code == 1 and 'more than one column is named "input"' in err
