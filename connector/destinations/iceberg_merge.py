@@ -34,6 +34,7 @@ from connector.destinations.base import StagedParts
 from connector.destinations.file_size import file_target_rows
 from connector.destinations.iceberg_catalog import object_files
 from connector.destinations.iceberg_schema import stored_select, stored_type
+from connector.destinations.merge_plan import plan_actions
 from connector.errors import MalformedResponse
 from schemas.tables import EventStream, sql_identifier, sql_literal
 
@@ -185,24 +186,7 @@ class _Merge:
     def run(self, delete_missing_up_to: int | None) -> MergePlan:
         con = self._con
         self._load_current_keys()
-        con.execute(
-            "CREATE TEMP TABLE incoming AS SELECT id, max(_xact_id) AS new_x "
-            f"FROM read_parquet({self._parts}) GROUP BY id"
-            if self._staged.paths
-            else "CREATE TEMP TABLE incoming (id VARCHAR, new_x UBIGINT)"
-        )
-        join = "LEFT JOIN" if delete_missing_up_to is None else "FULL OUTER JOIN"
-        # A held row newer than the read could meet may be another worker's, committed meanwhile.
-        deletable = "FALSE" if delete_missing_up_to is None else f"c.old_x <= {int(delete_missing_up_to)}"
-        con.execute(
-            "CREATE TEMP TABLE plan AS SELECT coalesce(i.id, c.id) AS id, i.new_x, c.file, "
-            "CASE WHEN c.id IS NULL THEN 'insert' WHEN i.id IS NULL THEN 'delete' ELSE 'update' END "
-            "AS action "
-            f"FROM incoming AS i {join} current_keys AS c ON i.id = c.id "
-            # Compared as numbers: as text, "999999999" would beat "1000000000".
-            f"WHERE c.id IS NULL OR (i.id IS NULL AND {deletable}) OR i.new_x > c.old_x"
-        )
-        counts = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY action").fetchall())
+        counts = plan_actions(con, self._parts if self._staged.paths else None, delete_missing_up_to)
         if not counts:
             return self._plan([], [], inserted=0, updated=0, deleted=0)
         self._collect_output()

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from connector.destinations.base import StagedParts
 from connector.destinations.file_size import file_target_rows
 from connector.destinations.filesystem import Root
+from connector.destinations.merge_plan import plan_actions
 from schemas.tables import EventStream, sql_identifier, sql_literal
 
 # A merge of a whole object (a full read) may not fit in memory: DuckDB spills beyond this.
@@ -216,25 +217,7 @@ class _Merge:
         con = self._con
         self._load_current_keys()
         has_incoming = self._incoming != "[]"
-        con.execute(
-            "CREATE TEMP TABLE incoming AS SELECT id, max(_xact_id) AS new_x FROM "
-            f"read_parquet({self._incoming}) "
-            "GROUP BY id"
-            if has_incoming
-            else "CREATE TEMP TABLE incoming (id VARCHAR, new_x UBIGINT)"
-        )
-        join = "LEFT JOIN" if delete_missing_up_to is None else "FULL OUTER JOIN"
-        # A held row newer than the read could meet may be another worker's, committed meanwhile.
-        deletable = "FALSE" if delete_missing_up_to is None else f"c.old_x <= {int(delete_missing_up_to)}"
-        con.execute(
-            "CREATE TEMP TABLE plan AS SELECT coalesce(i.id, c.id) AS id, i.new_x, c.file, "
-            "CASE WHEN c.id IS NULL THEN 'insert' WHEN i.id IS NULL THEN 'delete' ELSE 'update' END AS "
-            "action "
-            f"FROM incoming AS i {join} current_keys AS c ON i.id = c.id "
-            # Compared as numbers (UBIGINT): as text, "999999999" would beat "1000000000".
-            f"WHERE c.id IS NULL OR (i.id IS NULL AND {deletable}) OR i.new_x > c.old_x"
-        )
-        counts = dict(con.execute("SELECT action, count(*) FROM plan GROUP BY action").fetchall())
+        counts = plan_actions(con, self._incoming if has_incoming else None, delete_missing_up_to)
         inserted, updated, deleted = counts.get("insert", 0), counts.get("update", 0), counts.get("delete", 0)
         new_names = self._assign_new_rows(inserted, total_after=self._total_rows() + inserted - deleted)
         con.execute(
