@@ -25,6 +25,7 @@ from connector.defaults import (
     MAX_TIMEOUT_S,
     MAX_WINDOW_HOURS,
 )
+from connector.display import as_given
 from connector.errors import ConfigError
 from connector.redaction import redact
 
@@ -152,13 +153,8 @@ class WarehouseSettings(_Settings):
         try:
             str(value).encode()
         except UnicodeEncodeError as error:
-            # The shell's bytes come back as they were given; a lone surrogate from elsewhere as `?`.
-            try:
-                shown = str(value).encode(errors="surrogateescape").decode(errors="replace")
-            except UnicodeEncodeError:
-                shown = str(value).encode(errors="replace").decode()
             raise ValueError(
-                f"{shown!r} is not UTF-8 text (at character {error.start + 1}): rename it"
+                f"'{as_given(str(value))}' is not UTF-8 text (at character {error.start + 1}): rename it"
             ) from None
         return value
 

@@ -7,6 +7,7 @@ neither may act on the terminal of the operator running bt-sync.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,6 +17,15 @@ if TYPE_CHECKING:
 _ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
 # A table's cell may span lines, and rich expands its tabs: those two are layout, not control.
 _CELL_ESCAPES = {code: escape for code, escape in _ESCAPES.items() if chr(code) not in "\n\t"}
+
+
+def as_given(text: str) -> str:
+    """`text` as the shell passed it: bytes that are not UTF-8 shown as `\\xNN` (a lone surrogate from
+    elsewhere, which no bytes spell, as `\\udNNN`)."""
+    try:
+        return os.fsencode(text).decode(errors="backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode(errors="backslashreplace").decode()
 
 
 def printable(text: str) -> str:

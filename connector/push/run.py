@@ -46,7 +46,7 @@ from typing import IO, TYPE_CHECKING, Any, Self, cast
 
 import orjson
 
-from connector.display import printable
+from connector.display import as_given, printable
 from connector.errors import (
     ApiError,
     ConfigError,
@@ -174,8 +174,7 @@ def _check_utf8_name(flag: str, path: Path) -> None:
     try:
         str(path).encode()
     except UnicodeEncodeError:
-        shown = os.fsencode(path).decode(errors="backslashreplace")
-        raise ConfigError(f"{flag} {shown}: the name is not valid UTF-8; rename it") from None
+        raise ConfigError(f"{flag} {as_given(str(path))}: the name is not valid UTF-8; rename it") from None
 
 
 def _check_rejects(rejects: Path, input_file: Path | None) -> None:

@@ -238,9 +238,9 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (
             ["status", "--parquet", "n\udcffu/pq"],
             {},
-            "invalid setting: --parquet: 'n\ufffdu/pq' is not UTF-8",
+            "invalid setting: --parquet: 'n\\xffu/pq' is not UTF-8",
         ),
-        (["sync", "--state-dir", "s\udcff"], {}, "invalid setting: --state-dir: 's\ufffd' is not UTF-8"),
+        (["sync", "--state-dir", "s\udcff"], {}, "invalid setting: --state-dir: 's\\xff' is not UTF-8"),
         (
             [
                 "status",
@@ -323,7 +323,7 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (
             ["status", "--duckdb", "w\udcff.duckdb"],
             {},
-            "invalid setting: --duckdb: 'w\ufffd.duckdb' is not UTF-8",
+            "invalid setting: --duckdb: 'w\\xff.duckdb' is not UTF-8",
         ),
         # Bytes the shell passed that are not UTF-8.
         (["sql", "SELECT '\udcff'"], {}, "the query is not UTF-8 text (at character 9)"),
