@@ -77,8 +77,10 @@ def _raised_by_the_first_rows(checkpoint: Checkpoint, page: StagedPage) -> dict[
     if checkpoint.rows_fetched or page.newest_xact is None:
         return {}
     newest = page.newest_xact
-    existed = checkpoint.watermark if checkpoint.existed_up_to is None else checkpoint.existed_up_to
-    return {"watermark": max(checkpoint.watermark, newest), "existed_up_to": max(existed, newest)}
+    return {
+        "watermark": max(checkpoint.watermark, newest),
+        "existed_up_to": max(checkpoint.existed_bound, newest),
+    }
 
 
 def extract_object(

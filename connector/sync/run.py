@@ -360,9 +360,7 @@ class _SyncRun:
             staging.staged(checkpoint),
             state,
             delete_missing_up_to=(
-                _newest(checkpoint.existed_up_to, checkpoint.watermark)
-                if self.options.reconcile and checkpoint.cutoff is None
-                else None
+                checkpoint.existed_bound if self.options.reconcile and checkpoint.cutoff is None else None
             ),
         )
         staging.clear()

@@ -63,6 +63,11 @@ class Checkpoint(StateFile):
     ordered: bool = True
     oldest_xact: int | None = None
 
+    @property
+    def existed_bound(self) -> int:
+        """`existed_up_to`, or for a checkpoint written before it was kept, its watermark."""
+        return self.watermark if self.existed_up_to is None else max(self.existed_up_to, self.watermark)
+
 
 class ObjectStaging:
     """The scratch directory of one object's read.
