@@ -607,7 +607,7 @@ class PushRun:
             handle = self.options.rejects.open("wb")
         except OSError as error:
             raise ConfigError(f"--rejects {self.options.rejects}: {error.strerror}") from None
-        rejects = _Rejects(handle, self.summary, says_what_was_sent=says_what_was_sent)
+        rejects = _Rejects(handle, self.summary, self._source_kind, says_what_was_sent=says_what_was_sent)
         stack.callback(rejects.close)
         return rejects
 
@@ -656,9 +656,12 @@ class PushRun:
 class _Rejects:
     """The rejects file: one JSON line per invalid row, with where and why (`file` is null for a query)."""
 
-    def __init__(self, handle: IO[bytes], summary: PushSummary, *, says_what_was_sent: bool) -> None:
+    def __init__(
+        self, handle: IO[bytes], summary: PushSummary, source: str, *, says_what_was_sent: bool
+    ) -> None:
         self._handle = handle
         self._file = summary.file
+        self._source = source
         self._summary = summary
         self._says_what_was_sent = says_what_was_sent
         summary.rejects = str(handle.name)
@@ -694,8 +697,7 @@ class _Rejects:
         except OSError as error:
             # A failed write names no file: a full disk says only "No space left on device". Rows the API
             # refused are written while batches are sent.
-            source = "query" if self._file is None else "file"
-            sent = f" ({_sent_so_far(self._summary, source)})" if self._says_what_was_sent else ""
+            sent = f" ({_sent_so_far(self._summary, self._source)})" if self._says_what_was_sent else ""
             raise PushError(f"--rejects {self._handle.name}: {error.strerror}{sent}") from None
 
     def restart(self) -> None:
