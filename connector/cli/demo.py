@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from connector.cli.app import app, output_console
+from connector.cli.options import path_value
 from connector.display import plain_cells
 
 if TYPE_CHECKING:
@@ -51,11 +52,18 @@ FROM dataset_records r JOIN datasets d ON d.id = r.dataset_id
 WHERE d.name = '{CURATION_DATASET}'
 GROUP BY ALL"""
 
+_DUCKDB_OPTION = typer.Option(
+    DEFAULT_DUCKDB, "--duckdb", **path_value("--duckdb"), help="DuckDB file the demo (re)creates."
+)
+_PARQUET_OPTION = typer.Option(
+    DEFAULT_PARQUET, "--parquet", **path_value("--parquet"), help="Parquet root the demo (re)creates."
+)
+
 
 @app.command()
 def demo(
-    duckdb: Path = typer.Option(DEFAULT_DUCKDB, "--duckdb", help="DuckDB file the demo (re)creates."),
-    parquet: Path = typer.Option(DEFAULT_PARQUET, "--parquet", help="Parquet root the demo (re)creates."),
+    duckdb: Path = _DUCKDB_OPTION,
+    parquet: Path = _PARQUET_OPTION,
 ) -> None:
     """Run the whole sync loop against a local emulator with demo data."""
     from pydantic import SecretStr

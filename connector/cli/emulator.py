@@ -8,8 +8,14 @@ from pathlib import Path
 import typer
 
 from connector.cli.app import app
+from connector.cli.options import path_value
 
 DEFAULT_EMULATOR_KEY = "bt-emulator-key"
+
+
+_STATE_OPTION = typer.Option(
+    None, "--state", **path_value("--state"), help="Directory that persists the data across restarts."
+)
 
 
 @app.command("emulator")
@@ -19,9 +25,7 @@ def run_emulator(
         8787, "--port", min=0, max=65535, help="Port to listen on (0 picks a free one)."
     ),
     seed: str = typer.Option("demo", "--seed", help="Initial data: demo, empty, or bench:<rows>."),
-    state: Path | None = typer.Option(
-        None, "--state", help="Directory that persists the data across restarts."
-    ),
+    state: Path | None = _STATE_OPTION,
     api_key: str | None = typer.Option(
         None,
         "--api-key",

@@ -16,6 +16,25 @@ from connector.cli.app import json_output
 if TYPE_CHECKING:
     from connector.config import ApiSettings, WarehouseSettings
 
+
+def path_value(flag: str) -> dict[str, Any]:
+    """How a path flag's value is parsed (typer's `parser` and `metavar`): an empty one is refused.
+
+    Empty, the flag would mean the current directory: `--state-dir "$DIR"` with `DIR` unset would put a
+    worker's scratch, or an emulator's data, where the command happens to run.
+    """
+
+    def parse(text: str | Path) -> Path:  # a default (`demo`'s) comes as a path already
+        if not str(text).strip():
+            from connector.errors import ConfigError
+
+            raise ConfigError(f"invalid setting: {flag}: is empty: give a path")
+        return Path(text)
+
+    # Shown in the help as typer shows a plain path.
+    return {"parser": parse, "metavar": "<path>"}
+
+
 ApiUrlOption = typer.Option(None, "--api-url", help="Braintrust API URL (env: BRAINTRUST_API_URL).")
 ApiKeyOption = typer.Option(
     None, "--api-key", help="Braintrust API key (env: BRAINTRUST_API_KEY). Prefer the environment variable."
@@ -28,6 +47,7 @@ TimeoutOption = typer.Option(
 DuckDbOption = typer.Option(
     None,
     "--duckdb",
+    **path_value("--duckdb"),
     help="DuckDB file of views analysts open (env: BT_SYNC_DUCKDB; default ./data/braintrust.duckdb).",
 )
 ParquetOption = typer.Option(
@@ -61,6 +81,7 @@ IcebergNamespaceOption = typer.Option(
 StateDirOption = typer.Option(
     None,
     "--state-dir",
+    **path_value("--state-dir"),
     help="This machine's scratch: staged pages and checkpoints "
     "(env: BT_SYNC_STATE_DIR; default ./data/state).",
 )

@@ -27,6 +27,7 @@ from connector.cli.options import (
     ParquetOption,
     TimeoutOption,
     api_settings,
+    path_value,
     warehouse_settings,
 )
 from connector.errors import Interrupted
@@ -100,7 +101,8 @@ def cli_parameter(name: str, field: FieldInfo) -> inspect.Parameter:
         if get_origin(annotation) is tuple:
             # A tuple option is a flag given once per value; typer collects those in a list.
             annotation, default = GenericAlias(list, get_args(annotation)[0]), list(field.default)
-        info = typer.Option(default, flag, help=field.description)
+        path = path_value(flag) if Path in (annotation, *get_args(annotation)) else {}
+        info = typer.Option(default, flag, **path, help=field.description)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
 
 

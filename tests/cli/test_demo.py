@@ -105,7 +105,7 @@ def test_the_demo_touches_nothing_more_than_its_layout_at_its_default_paths(tmp_
     ("flags", "says"),
     [
         (["--duckdb", "a*.duckdb"], "invalid setting: --duckdb: "),
-        (["--parquet", ""], "--parquet '.': give a directory the demo may (re)create"),
+        (["--parquet", "."], "--parquet '.': give a directory the demo may (re)create"),
         (["--parquet", ".."], "--parquet '..': give a directory the demo may (re)create"),
     ],
 )

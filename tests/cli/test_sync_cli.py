@@ -367,6 +367,38 @@ def test_status_of_a_place_nothing_was_synced_into_says_so(tmp_path: Path) -> No
     assert done.stderr == note
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sync", "--state-dir", ""],
+        ["sync", "--duckdb", " "],
+        ["sql", "--duckdb", "", "SELECT 1"],
+        ["status", "--duckdb", ""],
+        ["maintain", "--state-dir", ""],
+        ["emulator", "--state", "", "--port", "0"],
+        ["demo", "--duckdb", ""],
+        ["push", "{file}", "--project", "p", "--dataset", "d", "--state-dir", ""],
+        ["push", "{file}", "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", ""],
+        ["push", "--sql-file", "", "--project", "p", "--dataset", "d"],
+    ],
+)
+def test_an_empty_path_flag_is_refused_not_taken_for_the_current_directory(
+    tmp_path: Path, args: list[str]
+) -> None:
+    # What `--state-dir "$DIR"` gives with `DIR` unset: the command's own directory would take the files.
+    (tmp_path / "rows.jsonl").write_text('{"id": "a", "input": 1}\n')
+    flag = next(args[at - 1] for at, arg in enumerate(args) if not arg.strip())
+    done = run_cli(
+        *(arg.replace("{file}", "rows.jsonl") for arg in args),
+        env={"BRAINTRUST_API_KEY": "key", "BRAINTRUST_API_URL": "http://127.0.0.1:9"},
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert done.returncode == 2, done.stderr
+    assert one_line(done.stderr) == f"bt-sync: error: invalid setting: {flag}: is empty: give a path"
+    assert [path.name for path in tmp_path.iterdir()] == ["rows.jsonl"]
+
+
 def test_a_sync_into_a_duckdb_file_showing_another_parquet_root_is_refused(
     demo_emulator: Emulator, tmp_path: Path
 ) -> None:
