@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 
+from connector.emulator import json_text
 from connector.emulator.errors import bad_request
 
 # (root_span_id, id, serialized row) of one new version.
@@ -81,10 +82,10 @@ class History:
     def latest(self, row_id: str) -> dict[str, Any] | None:
         """Return the live version of a row, or None if it never existed or is deleted."""
         position = self._latest.get(row_id)
-        return None if position is None else orjson.loads(self._blobs[position])
+        return None if position is None else json_text.loads(self._blobs[position])
 
     def live_rows(self) -> list[dict[str, Any]]:
-        return [orjson.loads(self._blobs[position]) for position in self._latest.values()]
+        return [json_text.loads(self._blobs[position]) for position in self._latest.values()]
 
     def live_count(self) -> int:
         return len(self._latest)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
+from connector.emulator import json_text
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +33,8 @@ class Journal:
                 if not line.strip():
                     continue
                 try:
-                    yield orjson.loads(line)
-                except orjson.JSONDecodeError:
+                    yield json_text.loads(line)
+                except json.JSONDecodeError:
                     # Only a crash mid-append leaves a torn line, and only the last one.
                     logger.warning("ignoring unreadable line %d of %s", number, self.path)
                     return

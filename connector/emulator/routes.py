@@ -6,6 +6,7 @@ the `/_emulator/*` admin endpoints are the emulator's own.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from urllib.parse import quote
 import orjson
 
 from connector.api.xact import parse_xact
+from connector.emulator import json_text
 from connector.emulator.attachments import ATTACHMENT_PATH, Attachments
 from connector.emulator.btql import object_query
 from connector.emulator.catalog import ListQuery
@@ -41,7 +43,7 @@ class Reply:
 
     @classmethod
     def json(cls, data: Any, headers: tuple[tuple[str, str], ...] = ()) -> Reply:
-        return cls(200, orjson.dumps(data), JSON, headers)
+        return cls(200, json_text.dumps(data), JSON, headers)
 
     @classmethod
     def error(cls, status: int, message: str, retry_after: str | None = None) -> Reply:
@@ -88,8 +90,8 @@ def _json_body(body: bytes) -> Any:
     if not body.strip():
         return {}
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
+        return json_text.loads(body)
+    except json.JSONDecodeError as error:
         raise bad_request(f"the request body is not valid JSON: {error}") from error
 
 

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
+from connector.emulator import json_text
 from connector.emulator.errors import bad_request
 from connector.emulator.merge import deep_merge, without_values
 
@@ -212,7 +211,7 @@ def serialize(row: Row) -> bytes:
     """Return `row` as JSON bytes sized to fit, for keeping in memory."""
     # orjson's output buffer keeps its initial capacity: stored as-is, a 1 KB
     # row would hold ~8 KB of memory. The copy is exactly as long as the JSON.
-    return bytes(memoryview(orjson.dumps(row)))
+    return bytes(memoryview(json_text.dumps(row)))
 
 
 def utc_timestamp(value: str | None = None) -> str:

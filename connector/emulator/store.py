@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import orjson
 
+from connector.emulator import json_text
 from connector.emulator.catalog import Catalog, ListQuery
 from connector.emulator.clock import XactClock
 from connector.emulator.errors import bad_request
@@ -262,7 +263,7 @@ class Store:
 
     def _record(self, record: dict[str, Any]) -> None:
         if self._journal is not None:
-            self._journal.append(orjson.dumps(record))
+            self._journal.append(json_text.dumps(record))
 
     # Internals (callers hold the lock)
 

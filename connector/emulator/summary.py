@@ -14,8 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import orjson
-
+from connector.emulator import json_text
 from connector.emulator.rows import Row
 
 # Metrics worth averaging, with the unit the summary reports them in.
@@ -111,4 +110,4 @@ def _is_root(row: Row) -> bool:
 
 def _case(root: Row) -> bytes:
     """What identifies a test case across experiments: its root span's input."""
-    return orjson.dumps(root.get("input"), option=orjson.OPT_SORT_KEYS)
+    return json_text.dumps(root.get("input"), sort_keys=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import socket
 import uuid
 from collections import Counter
@@ -909,6 +910,34 @@ def test_state_dir_survives_a_restart(tmp_path: Path) -> None:
     second.store.insert("dataset", dataset["id"], [{"id": "c"}])
     newest = max(int(row["_xact_id"]) for row in second.store.live_rows("dataset", dataset["id"]))
     assert newest > last_xact
+
+
+def test_a_lone_surrogate_escape_is_stored_merged_kept_and_served_as_written(tmp_path: Path) -> None:
+    # Half an emoji, as the SDK's `json.dumps` writes text cut in the middle of one: valid JSON.
+    cut = {"input": "half \ud83d", "metadata": {"k\udc00": ["\U0001f600 whole"]}}
+    with Emulator(state_dir=tmp_path, seed="empty") as first:
+        http = httpx.Client(base_url=first.url, headers=_auth(first.api_key))
+        project = http.post("/v1/project", content=json.dumps({"name": "cut \ud83d"})).json()
+        logs = f"/v1/project_logs/{project['id']}"
+        inserted = http.post(
+            f"{logs}/insert", content=json.dumps({"events": [{"id": "a", **cut}, {"id": "b"}]})
+        )
+        merged = http.post(
+            f"{logs}/insert",
+            content=json.dumps({"events": [{"id": "a", "output": "\udc00", "_is_merge": True}]}),
+        )
+        assert (inserted.status_code, merged.status_code) == (200, 200), (inserted.text, merged.text)
+        served = json.loads(http.post(f"{logs}/fetch", json={}).text)["events"]
+    assert project["name"] == "cut \ud83d"
+    assert {row["id"]: {field: row.get(field) for field in (*cut, "output")} for row in served} == {
+        "a": {**cut, "output": "\udc00"},
+        "b": {"input": None, "metadata": None, "output": None},
+    }
+
+    again = Emulator(state_dir=tmp_path, seed="empty")
+    assert again.store.live_rows("project_logs", project["id"]) == first.store.live_rows(
+        "project_logs", project["id"]
+    )
 
 
 def test_dataset_records_a_journal_kept_without_their_null_fields_get_them_back(tmp_path: Path) -> None:

@@ -160,6 +160,21 @@ def test_logger_with_nested_spans_and_feedback(sdk: None, emulator: Emulator, tm
     check_clean(rows)
 
 
+def test_text_cut_in_the_middle_of_an_emoji_loses_no_span_and_syncs_with_the_replacement_character(
+    sdk: None, emulator: Emulator, tmp_path: Path
+) -> None:
+    # The SDK writes the lone surrogate as its JSON escape; a refusal would drop the whole batch with it.
+    logger = braintrust.init_logger(project=PROJECT)
+    whole = logger.log(input="fine", output="\U0001f600")
+    cut = logger.log(input="half an emoji: \ud83d", metadata={"k\udc00": "v"})
+    logger.flush()
+
+    sync(emulator, warehouse_in(tmp_path))
+    rows = synced(tmp_path / "w.duckdb", "project_logs", logger.project.id)
+    assert (rows[whole]["input"], rows[whole]["output"]) == ("fine", "\U0001f600")
+    assert (rows[cut]["input"], rows[cut]["metadata"]) == ("half an emoji: \ufffd", {"k\ufffd": "v"})
+
+
 def test_attachments_are_uploaded_synced_as_references_and_read_back(
     sdk: None, emulator: Emulator, tmp_path: Path
 ) -> None:
