@@ -53,6 +53,10 @@ class EmulatorServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], backend: Backend) -> None:
         self.backend = backend
+        # Requests are answered one at a time; their threads wait on the network side by side. Python
+        # runs one thread at a time anyway, and four threads taking the interpreter from each other in
+        # turns (a push's concurrent inserts) cost the emulator a fifth more CPU, measured, than one.
+        self.answering = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -167,7 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
             # A truncated write is never applied: the client cannot know whether it was.
             self._send(Reply(200, b'{"message":"truncated; the write was not applied"}'), truncate=True)
         else:
-            reply = _run(route, call)
+            with cast(EmulatorServer, self.server).answering:
+                reply = _run(route, call)
             if kind == "drop_after_apply":
                 self.close_connection = True
             else:
