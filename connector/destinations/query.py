@@ -31,7 +31,8 @@ from schemas.tables import sql_identifier
 BATCH_ROWS = 10_000
 _READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 # Types whose Python values print as reprs (`b'\\x00'`, `MonthDayNano(...)`); shown as DuckDB's text for them.
-_SHOWN_AS_TEXT = frozenset({"BLOB", "BIT", "INTERVAL"})
+# A time too: Python reads DuckDB's end of the day, 24:00:00, as midnight.
+_SHOWN_AS_TEXT = frozenset({"BLOB", "BIT", "INTERVAL", "TIME", "TIME_NS"})
 # Types DuckDB hands to Arrow wrongly, alone or nested: a TIMETZ without its offset, a UHUGEINT of
 # 2**127 or more wrapped around to a negative number. Shown as DuckDB's text; a push refuses them.
 _WRONG_IN_ARROW = re.compile(r"\bTIME WITH TIME ZONE\b|\bUHUGEINT\b")

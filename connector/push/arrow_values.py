@@ -2,8 +2,9 @@
 
 `to_pylist` alone fails on nanosecond timestamps and times ("install pandas"), and turns a map into
 a list of pairs. So each column's type is planned once, when a file is opened: a type without a
-JSON form is refused, naming why; nanosecond leaves, however deeply nested, are cast to integers in
-Arrow and written as ISO 8601 text with all nine digits; maps with text keys become objects, and a
+JSON form is refused, naming why; nanosecond timestamps and every time, however deeply nested, are
+cast to integers in Arrow and written as ISO 8601 text, with all nine digits of nanoseconds and DuckDB's
+24:00:00 (which `to_pylist` reads as midnight); maps with text keys become objects, and a
 map that repeats a key is a bad value rather than a silently dropped entry, and so is a NaN or
 infinite float. Decimals stay `Decimal`s, which `map.py` writes as exact JSON numbers. A JSON
 column's text is parsed: it holds JSON values, not text.
@@ -32,6 +33,9 @@ _FINAL_EXTENSIONS = frozenset({"arrow.uuid", "arrow.bool8"})
 _JSON_EXTENSION = "arrow.json"
 _SECONDS_END_IN_TIMESTAMP = len("YYYY-MM-DDTHH:MM:SS")
 _SECONDS_END_IN_TIME = len("HH:MM:SS")
+_NANOSECONDS_PER_SECOND = 10**9
+_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+_DAY_NANOSECONDS = 86_400 * _NANOSECONDS_PER_SECOND
 
 Fix = Callable[[Any], Any]
 
@@ -61,8 +65,10 @@ def plan_column(data_type: pa.DataType) -> ColumnPlan:
     """
     if pa.types.is_timestamp(data_type) and data_type.unit == "ns":
         return ColumnPlan(pa.int64(), _nanosecond_timestamp(data_type.tz))
-    if pa.types.is_time64(data_type) and data_type.unit == "ns":
-        return ColumnPlan(pa.int64(), _nanosecond_time)
+    if pa.types.is_time(data_type):  # Arrow casts a time to an integer of its own width only
+        return ColumnPlan(
+            pa.int32() if pa.types.is_time32(data_type) else pa.int64(), _time_of_day(data_type.unit)
+        )
     if pa.types.is_dictionary(data_type):
         inner = plan_column(data_type.value_type)
         return ColumnPlan(data_type) if _as_is(inner, data_type.value_type) else inner
@@ -187,7 +193,6 @@ def _is_final(data_type: pa.DataType) -> bool:
             pa.types.is_string_view,
             pa.types.is_date,
             pa.types.is_timestamp,
-            pa.types.is_time,
         )
     )
 
@@ -229,10 +234,24 @@ def _nanosecond_timestamp(tz: str | None) -> Fix:
     return text
 
 
-def _nanosecond_time(nanoseconds: int) -> str:
-    microseconds, rest = divmod(nanoseconds, 1000)
-    moment = (datetime.min + timedelta(microseconds=microseconds)).time()
-    return _with_nanoseconds(orjson.dumps(moment), _SECONDS_END_IN_TIME, rest)
+def _time_of_day(unit: str) -> Fix:
+    """A time column's values, counted in `unit`, as the text orjson writes for a `datetime.time`.
+
+    Read from the count: `to_pylist` turns DuckDB's end of the day, 24:00:00, into midnight.
+    """
+    nanoseconds_per_unit = _NANOSECONDS_PER_SECOND // _PER_SECOND[unit]
+
+    def text(count: int) -> str:
+        nanoseconds = count * nanoseconds_per_unit
+        if nanoseconds == _DAY_NANOSECONDS:
+            return "24:00:00"
+        if not 0 <= nanoseconds < _DAY_NANOSECONDS:
+            raise ValueError(f"{count} {unit} is not a time of day")
+        microseconds, rest = divmod(nanoseconds, 1000)
+        moment = (datetime.min + timedelta(microseconds=microseconds)).time()
+        return _with_nanoseconds(orjson.dumps(moment), _SECONDS_END_IN_TIME, rest)
+
+    return text
 
 
 def _with_nanoseconds(written: bytes, seconds_end: int, rest: int) -> str:

@@ -385,15 +385,21 @@ def _arrow_row(row: pa.RecordBatch, plans: list[ColumnPlan]) -> dict[str, Any] |
 
 
 def _as_text(value: pa.Scalar) -> str:
-    """A value that has no JSON form, as text (bytes that are not UTF-8 as U+FFFD)."""
+    """A value that has no JSON form, as text: a date beyond Python's years as Arrow writes it, bytes that
+    are not UTF-8 with U+FFFD."""
     try:
         return str(value)
-    except ValueError:  # text that is not UTF-8
+    except VALUE_ERRORS:
         pass
-    try:
-        return str(value.cast(pa.binary()).as_py().decode(errors="replace"))
-    except (pa.ArrowException, ValueError, TypeError):  # nested: no cast to bytes
-        return f"<a {value.type} value holding text that is not UTF-8>"
+    for as_text in (
+        lambda: str(value.cast(pa.string()).as_py()),
+        lambda: str(value.cast(pa.binary()).as_py().decode(errors="replace")),
+    ):
+        try:
+            return as_text()
+        except (pa.ArrowException, ValueError, TypeError):  # not that kind of value, or nested: no cast
+            pass
+    return f"<a {value.type} value>"
 
 
 def _value_problem(error: Exception) -> str:
@@ -401,6 +407,8 @@ def _value_problem(error: Exception) -> str:
         return not_utf8(error)
     if isinstance(error, KeyError):
         return f"a map holds the same key twice, and a JSON object keeps only one ({error.args[0]})"
+    if isinstance(error, OverflowError):
+        return f"a date or time outside the years 1 to 9999 has no JSON form here ({error}): send it as text"
     return f"the value has no JSON form ({error})"
 
 

@@ -120,8 +120,9 @@ def test_sql_keeps_repeated_columns_and_shows_values_as_duckdb_writes_them(
     select = (
         "SELECT p.id, q.id, 3 AS id_1, '\\x00ab'::BLOB AS b, INTERVAL 3 DAY AS i, "
         # Arrow would drop the offset, and wrap the number around to -1.
-        "'12:00:00+02'::TIMETZ AS t, '340282366920938463463374607431768211455'::UHUGEINT AS u "
-        "FROM prompts p JOIN prompts q USING (id) ORDER BY p.id LIMIT 1"
+        "'12:00:00+02'::TIMETZ AS t, '340282366920938463463374607431768211455'::UHUGEINT AS u, "
+        # Python would read the end of the day as midnight.
+        "TIME '24:00:00' AS e FROM prompts p JOIN prompts q USING (id) ORDER BY p.id LIMIT 1"
     )
     shown = {
         output: run_cli("sql", *cli_warehouse_args(warehouse)[:4], select, "--format", output)
@@ -129,10 +130,10 @@ def test_sql_keeps_repeated_columns_and_shows_values_as_duckdb_writes_them(
     }
     assert all(done.returncode == 0 for done in shown.values()), shown
     header, row = shown["csv"].stdout.split("\n")[:2]
-    assert header == "id,id_1,id_1_1,b,i,t,u"
+    assert header == "id,id_1,id_1_1,b,i,t,u,e"
     first_id = row.split(",")[0]
     most = str(2**128 - 1)
-    assert row == f"{first_id},{first_id},3,\\x00ab,3 days,12:00:00+02,{most}"
+    assert row == f"{first_id},{first_id},3,\\x00ab,3 days,12:00:00+02,{most},24:00:00"
     assert json.loads(shown["json"].stdout) == [
         {
             "id": first_id,
@@ -142,6 +143,7 @@ def test_sql_keeps_repeated_columns_and_shows_values_as_duckdb_writes_them(
             "i": "3 days",
             "t": "12:00:00+02",
             "u": most,
+            "e": "24:00:00",
         }
     ]
     assert "id_1_1" in shown["table"].stdout and "3 days" in shown["table"].stdout

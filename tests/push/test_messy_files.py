@@ -538,6 +538,27 @@ def test_a_float_json_cannot_hold_is_a_bad_row_not_a_null(
     assert orjson.loads((tmp_path / "rejects.jsonl").read_bytes())["values"] == {"id": "b", "input": shown}
 
 
+def test_times_of_every_unit_arrive_as_written_the_end_of_the_day_too(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    # Parquet's times as DuckDB writes them: 24:00:00 is the end of the day, not midnight.
+    day = 86_400
+    columns = {
+        "id": ["a", "b"],
+        "input": pa.array([day, 1], pa.time32("s")),
+        "expected": pa.array([day * 10**9, 1], pa.time64("ns")),
+        "metadata": pa.array([{"at": day * 1000}, {"at": 1}], pa.struct([("at", pa.time32("ms"))])),
+    }
+    pq.write_table(pa.table(columns), tmp_path / "t.parquet")
+    assert push(tmp_path / "t.parquet").rows_sent == 2
+    assert {
+        key: (row["input"], row["expected"], row["metadata"]) for key, row in stored(emulator).items()
+    } == {
+        "a": ("24:00:00", "24:00:00", {"at": "24:00:00"}),
+        "b": ("00:00:01", "00:00:00.000000001", {"at": "00:00:00.001000"}),
+    }
+
+
 def test_a_json_file_s_numbers_beyond_a_double_are_bad_rows_and_its_big_integers_round_as_json_lines(
     emulator: Emulator, tmp_path: Path, push: Any
 ) -> None:

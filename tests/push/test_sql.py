@@ -26,7 +26,7 @@ from connector.cli import main
 from connector.config import WarehouseSettings
 from connector.destinations.base import ObjectRef
 from connector.emulator import Emulator, FaultRule, ListQuery
-from connector.errors import ServerUnavailable
+from connector.errors import PushError, ServerUnavailable
 from connector.progress import NullProgress
 from connector.push.options import PushOptions, PushSummary
 from connector.push.run import push
@@ -347,6 +347,45 @@ def test_columns_never_sent_may_hold_values_with_no_json_form(
     assert len(records) == 5 and not any(
         {"raw", "age", "at", "big"} & record.keys() for record in records.values()
     )
+
+
+def test_the_end_of_the_day_and_integer_ids_of_decimal_types_arrive_as_written(
+    upstream: Emulator, push_sql: Push, dataset: str
+) -> None:
+    # `to_pylist` reads DuckDB's 24:00:00 as midnight; `sum` of integers is a HUGEINT.
+    summary = push_sql(
+        "SELECT sum(n)::HUGEINT AS id, TIME '24:00:00' AS input, "
+        "[TIME '23:59:59.5', TIME '24:00:00'] AS expected FROM (SELECT 2 AS n UNION ALL SELECT 3) "
+        "UNION ALL SELECT 6::DECIMAL(18, 0), TIME '00:00:00', []"
+    )
+    assert summary.rows_sent == 2
+    assert {key: (row["input"], row["expected"]) for key, row in live_rows(upstream, dataset).items()} == {
+        "5": ("24:00:00", ["23:59:59.500000", "24:00:00"]),
+        "6": ("00:00:00", []),
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("'infinity'::TIMESTAMP", "<value out of range: 9223372036854775807>"),
+        ("TIMESTAMP '10000-01-01'", "10000-01-01 00:00:00.000000"),
+        ("DATE '-0044-03-15'", "-0044-03-15"),
+        ("[DATE '10000-01-01']", "<a list<l: date32[day]> value>"),
+    ],
+)
+def test_a_date_beyond_the_years_python_holds_is_a_bad_row(
+    upstream: Emulator, push_sql: Push, dataset: str, tmp_path: Path, value: str, shown: str
+) -> None:
+    sql = f"SELECT id, CASE id WHEN 'b' THEN {value} END AS input FROM (VALUES ('a'), ('b')) AS rows(id)"
+    with pytest.raises(PushError) as error:
+        push_sql(sql)
+    assert str(error.value).startswith(
+        'query result row 2, column "input": a date or time outside the years 1 to 9999 has no JSON form '
+    )
+    summary = push_sql(sql, on_error="skip", rejects=tmp_path / "rejects.jsonl")
+    assert (summary.rows_sent, summary.rows_skipped) == (1, 1)
+    assert orjson.loads((tmp_path / "rejects.jsonl").read_bytes())["values"] == {"id": "b", "input": shown}
 
 
 def test_an_empty_result_creates_nothing(upstream: Emulator, push_sql: Push, dataset: str) -> None:
