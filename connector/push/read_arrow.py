@@ -385,21 +385,19 @@ def _arrow_row(row: pa.RecordBatch, plans: list[ColumnPlan]) -> dict[str, Any] |
 
 
 def _as_text(value: pa.Scalar) -> str:
-    """A value that has no JSON form, as text: a date beyond Python's years as Arrow writes it, bytes that
-    are not UTF-8 with U+FFFD."""
+    """A value that has no JSON form, as text."""
     try:
         return str(value)
     except VALUE_ERRORS:
         pass
-    for as_text in (
-        lambda: str(value.cast(pa.string()).as_py()),
-        lambda: str(value.cast(pa.binary()).as_py().decode(errors="replace")),
-    ):
-        try:
-            return as_text()
-        except (pa.ArrowException, ValueError, TypeError):  # not that kind of value, or nested: no cast
-            pass
-    return f"<a {value.type} value>"
+    try:  # a date beyond Python's years, as Arrow writes it
+        return str(value.cast(pa.string()).as_py())
+    except (pa.ArrowException, ValueError):
+        pass
+    try:  # text that is not UTF-8, with U+FFFD
+        return str(value.cast(pa.binary()).as_py().decode(errors="replace"))
+    except (pa.ArrowException, ValueError, TypeError):  # nested: no cast
+        return f"<a {value.type} value>"
 
 
 def _value_problem(error: Exception) -> str:
