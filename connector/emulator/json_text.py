@@ -1,17 +1,22 @@
 """JSON for the emulator's rows and bodies: orjson's, but for text holding a lone UTF-16 surrogate.
 
-`"\\ud83d"` (a string cut in the middle of an emoji, as JavaScript's `JSON.stringify` and Python's
-`json.dumps` write it) is valid JSON, and Braintrust's server takes it and serves it back. orjson refuses
-both to read it and to write a string holding it: only such a document goes through the standard
-library instead, which writes each lone surrogate as its escape again.
+`"\\ud83d"` (a string cut in the middle of an emoji, as the SDK's `json.dumps` and JavaScript's
+`JSON.stringify` write it) is valid JSON. orjson refuses both to read it and to write a string holding
+it, so the emulator answered the SDK's batch holding it with a 400, and the SDK dropped the whole batch.
+Only such a document goes through the standard library instead, read as orjson reads numbers, and
+written with each lone surrogate as its escape again.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, NoReturn
 
 import orjson
+
+# The integers orjson reads as integers: signed and unsigned 64-bit.
+_SMALLEST_INTEGER, _LARGEST_INTEGER = -(2**63), 2**64 - 1
 
 
 def loads(data: bytes) -> Any:
@@ -25,7 +30,7 @@ def loads(data: bytes) -> Any:
     except orjson.JSONDecodeError as error:
         if "surrogate" not in str(error):
             raise
-        return json.loads(data, parse_constant=_not_json)
+        return json.loads(data, parse_constant=_not_json, parse_float=_double, parse_int=_integer)
 
 
 def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
@@ -44,3 +49,16 @@ def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
 
 def _not_json(constant: str) -> NoReturn:
     raise json.JSONDecodeError(f"{constant} is not JSON", constant, 0)
+
+
+def _double(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise json.JSONDecodeError("number is infinity when parsed as double", text, 0)
+    return value
+
+
+def _integer(text: str) -> int | float:
+    """An integer as orjson reads it: beyond 64 bits, as the nearest double."""
+    value = int(text)
+    return value if _SMALLEST_INTEGER <= value <= _LARGEST_INTEGER else _double(text)

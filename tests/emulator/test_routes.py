@@ -927,6 +927,12 @@ def test_a_lone_surrogate_escape_is_stored_merged_kept_and_served_as_written(tmp
             content=json.dumps({"events": [{"id": "a", "output": "\udc00", "_is_merge": True}]}),
         )
         assert (inserted.status_code, merged.status_code) == (200, 200), (inserted.text, merged.text)
+        # Read as any other body: a number beyond a double, or NaN, is refused with it.
+        for number in ("1e400", "NaN"):
+            beyond = http.post(
+                f"{logs}/insert", content=f'{{"events": [{{"id": "c", "input": "\\ud83d", "n": {number}}}]}}'
+            )
+            assert beyond.status_code == 400, beyond.text
         served = json.loads(http.post(f"{logs}/fetch", json={}).text)["events"]
     assert project["name"] == "cut \ud83d"
     assert {row["id"]: {field: row.get(field) for field in (*cut, "output")} for row in served} == {
