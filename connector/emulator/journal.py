@@ -26,18 +26,30 @@ class Journal:
         self.path = directory / "journal.jsonl"
 
     def records(self) -> Iterator[dict[str, Any]]:
+        """Every record, in order; a line torn by a crash mid-append ends them, and is cut off the file.
+
+        Cut off, so that the next append starts a line of its own: glued to the torn one, it and every
+        record after it would be unreadable at the next start.
+        """
         if not self.path.exists():
             return
+        kept = 0  # bytes of the whole records read
         with self.path.open("rb") as file:
             for number, line in enumerate(file, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield json_text.loads(line)
-                except json.JSONDecodeError:
-                    # Only a crash mid-append leaves a torn line, and only the last one.
-                    logger.warning("ignoring unreadable line %d of %s", number, self.path)
-                    return
+                if line.strip():
+                    try:
+                        record = json_text.loads(line)
+                    except json.JSONDecodeError:
+                        # Only a crash mid-append leaves a torn line, and only the last one.
+                        logger.warning("ignoring unreadable line %d of %s", number, self.path)
+                        break
+                    yield record
+                kept += len(line)
+        with self.path.open("r+b") as file:
+            file.truncate(kept)
+            file.seek(max(kept - 1, 0))
+            if kept and file.read(1) != b"\n":
+                file.write(b"\n")  # a whole record torn off only its newline
 
     def append(self, record: bytes) -> None:
         """Append one serialized record (a JSON object without a newline)."""

@@ -28,9 +28,14 @@ def loads(data: bytes) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as error:
-        if "surrogate" not in str(error):
+        # orjson says "surrogates" of bytes that are not UTF-8 too: those stay refused.
+        if "surrogate in string" not in str(error) or not _is_utf8(data):
             raise
-        return json.loads(data, parse_constant=_not_json, parse_float=_double, parse_int=_integer)
+        try:
+            text = data.decode()
+            return json.loads(text, parse_constant=_not_json, parse_float=_double, parse_int=_integer)
+        except RecursionError:
+            raise json.JSONDecodeError("nested too deep", "", 0) from None
 
 
 def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
@@ -45,6 +50,14 @@ def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
         if "surrogates" not in str(error):
             raise
         return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, allow_nan=False).encode()
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _not_json(constant: str) -> NoReturn:

@@ -52,7 +52,7 @@ class Reply:
         if status == 413:
             # The body Braintrust's gateway sends for oversized requests.
             return cls(413, b'{"message":"Request Too Long"}', JSON, headers)
-        return cls(status, message.encode(), TEXT, headers)
+        return cls(status, message.encode(errors="replace"), TEXT, headers)
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,11 @@ class Call:
     def arg(self, name: str) -> str | None:
         values = self.query.get(name)
         return values[-1] if values else None
+
+
+def _in_url(name: str) -> str:
+    """A name as a URL's path segment; a lone surrogate in it (valid in JSON text) as `?`."""
+    return quote(name, errors="replace")
 
 
 def _json_body(body: bytes) -> Any:
@@ -356,7 +361,7 @@ _GET_ARGS = ("limit", "max_xact_id", "max_root_span_id", "version")
 
 
 def _app_url(call: Call, project_name: str) -> str:
-    return f"{call.base_url}/app/{quote(call.store.catalog.org_name)}/p/{quote(project_name)}"
+    return f"{call.base_url}/app/{_in_url(call.store.catalog.org_name)}/p/{_in_url(project_name)}"
 
 
 def _summarize_dataset(call: Call) -> Reply:
@@ -369,7 +374,7 @@ def _summarize_dataset(call: Call) -> Reply:
             "project_name": project["name"],
             "dataset_name": dataset["name"],
             "project_url": project_url,
-            "dataset_url": f"{project_url}/datasets/{quote(dataset['name'])}",
+            "dataset_url": f"{project_url}/datasets/{_in_url(dataset['name'])}",
             # Spec: without summarize_data only the metadata is returned.
             "data_summary": {"total_records": total} if _flag(call.arg("summarize_data")) else None,
         }
@@ -384,7 +389,7 @@ def _summarize_experiment(call: Call) -> Reply:
         "project_name": project["name"],
         "experiment_name": experiment["name"],
         "project_url": project_url,
-        "experiment_url": f"{project_url}/experiments/{quote(experiment['name'])}",
+        "experiment_url": f"{project_url}/experiments/{_in_url(experiment['name'])}",
         "comparison_experiment_name": None,
         "scores": None,
         "metrics": None,

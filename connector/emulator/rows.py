@@ -311,7 +311,10 @@ def _comment(comment_id: str, event: Row, xact: int, now: str) -> Row:
 
 
 def _with_comments(target: Row, comments: list[Row]) -> Row:
-    return {**target, "comments": [*(target.get("comments") or []), *comments]}
+    """`target` with `comments` added; one with the id of a comment it has replaces it (a retried write)."""
+    ids = {comment["id"] for comment in comments}
+    kept = [comment for comment in target.get("comments") or [] if comment.get("id") not in ids]
+    return {**target, "comments": [*kept, *comments]}
 
 
 def _merged(previous: Row, event: Row) -> Row:

@@ -199,9 +199,11 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         try:
             length = int(self.headers["Content-Length"] or 0)
+            if length < 0:
+                raise ValueError(length)
         except ValueError:
             self.close_connection = True
-            self._send(Reply.error(400, "Content-Length is not a number"))
+            self._send(Reply.error(400, "Content-Length is not a number of bytes"))
             return None
         if length > limit:
             # Read it anyway so the client gets the 413 instead of a reset while still sending.

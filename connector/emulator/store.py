@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-
 from connector.emulator import json_text
 from connector.emulator.catalog import Catalog, ListQuery
 from connector.emulator.clock import XactClock
@@ -162,8 +160,13 @@ class Store:
                 apply_events(batch.events, history.latest, xact, history.waiting_comments)
                 for batch, history in zip(batches, histories, strict=True)
             ]
-            for batch, history, outcome in zip(batches, histories, outcomes, strict=True):
-                self._write(batch.object_type, history, xact, outcome.rows, outcome.deleted)
+            # Every object's rows serialized before any is stored: a row refused stores none of the write.
+            blobs = [
+                self._serialized(batch.object_type, history, xact, outcome.rows)
+                for batch, history, outcome in zip(batches, histories, outcomes, strict=True)
+            ]
+            for batch, history, outcome, serialized in zip(batches, histories, outcomes, blobs, strict=True):
+                self._store(batch.object_type, history, xact, outcome.rows, serialized, outcome.deleted)
         return [outcome.row_ids for outcome in outcomes]
 
     def fetch(
@@ -225,7 +228,15 @@ class Store:
         written = 0
         for batch in log_batches(factory, n_rows, trace_spans=trace_spans, update_fraction=update_fraction):
             with self._lock:
-                self._write("project_logs", history, self.clock.next(), batch, [])
+                xact = self.clock.next()
+                self._store(
+                    "project_logs",
+                    history,
+                    xact,
+                    batch,
+                    self._serialized("project_logs", history, xact, batch),
+                    [],
+                )
             written += len(batch)
         return written
 
@@ -292,26 +303,40 @@ class Store:
             history = self._histories[key] = History(object_id)
         return history
 
-    def _write(
-        self, object_type: ObjectType, history: History, xact: int, rows: list[Row], deleted: list[str]
-    ) -> None:
+    def _serialized(
+        self, object_type: ObjectType, history: History, xact: int, rows: list[Row]
+    ) -> list[bytes]:
+        """The rows as stored: with the fields the server sets.
+
+        Raises:
+            Rejected: 400 for a row nested deeper than orjson writes (254 levels; it parses 1,024).
+        """
         fixed = {"_xact_id": str(xact), **self._object_fields(object_type, history.object_id)}
         unwritten = _NULL_UNTIL_WRITTEN[object_type]
         try:
-            blobs = [serialize({**unwritten, **row, **fixed}) for row in rows]
+            return [serialize({**unwritten, **row, **fixed}) for row in rows]
         except TypeError as error:
-            # orjson writes 254 levels of nesting and parses 1,024: a request between the two is refused
-            # whole, as a bad request, before any of its rows is stored.
             raise bad_request(f"an event cannot be stored: {error}") from None
+
+    def _store(
+        self,
+        object_type: ObjectType,
+        history: History,
+        xact: int,
+        rows: list[Row],
+        blobs: list[bytes],
+        deleted: list[str],
+    ) -> None:
         history.append(
             xact,
             [(row["root_span_id"], row["id"], blob) for row, blob in zip(rows, blobs, strict=True)],
             deleted,
         )
         if self._journal is not None:
-            rows_json = orjson.Fragment(b"[" + b",".join(blobs) + b"]")
             record = {"op": "events", "type": object_type, "object": history.object_id, "xact": xact}
-            self._journal.append(orjson.dumps({**record, "deleted": deleted, "rows": rows_json}))
+            # The rows are JSON already: written after the rest (whose ids may hold lone surrogates).
+            head = json_text.dumps({**record, "deleted": deleted})
+            self._journal.append(head[:-1] + b',"rows":[' + b",".join(blobs) + b"]}")
 
     def _object_fields(self, object_type: ObjectType, object_id: str) -> dict[str, str]:
         """Fields the server sets on every row of an object, whatever the client sent."""

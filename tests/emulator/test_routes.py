@@ -610,6 +610,22 @@ def test_logs3_request_with_a_bad_row_writes_nothing(
     assert emulator.store.version_count("project_logs", project["id"]) == 0
 
 
+def test_logs3_request_with_a_row_too_deep_to_store_writes_nothing_in_any_object(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    # Parsed (orjson reads 1,024 levels), but not stored (it writes 254): found after the first object's rows.
+    dataset = emulator.store.create_dataset(project["id"], "ds")
+    deep: Any = "bottom"
+    for _ in range(300):
+        deep = [deep]
+    rows = [_log_row(project["id"], id="good"), {"dataset_id": dataset["id"], "id": "deep", "input": deep}]
+
+    response = http.post("/logs3", json={"rows": rows, "api_version": 2})
+
+    assert response.status_code == 400 and "cannot be stored" in response.text, response.text
+    assert emulator.store.version_count("project_logs", project["id"]) == 0
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -635,6 +651,8 @@ def test_feedback_and_comments_stay_on_their_row_across_later_writes(
         _log_row(project["id"], id="c1", origin={"id": "r"}, comment={"text": "first"}, **audit),
     ]
     assert http.post("/logs3", json={"rows": sdk_feedback, "api_version": 2}).status_code == 200
+    # The comment again, as a client retrying a write whose answer it lost sends it: still one comment.
+    assert http.post("/logs3", json={"rows": sdk_feedback[1:], "api_version": 2}).status_code == 200
     rest_feedback = [{"id": "r", "tags": ["checked"], "comment": "second", "source": "api"}]
     assert http.post(f"{path}/feedback", json={"feedback": rest_feedback}).json() == {"status": "success"}
     (reviewed,) = store.live_rows("project_logs", project["id"])
@@ -927,13 +945,37 @@ def test_a_lone_surrogate_escape_is_stored_merged_kept_and_served_as_written(tmp
             content=json.dumps({"events": [{"id": "a", "output": "\udc00", "_is_merge": True}]}),
         )
         assert (inserted.status_code, merged.status_code) == (200, 200), (inserted.text, merged.text)
-        # Read as any other body: a number beyond a double, or NaN, is refused with it.
+        # Read as any other body: a number beyond a double, or NaN, is refused with it; so are text that is
+        # not UTF-8 and nesting past any parser's depth.
+        for body in (
+            b'{"events": [{"id": "c", "input": "\xff \\ud83d"}]}',
+            b'{"x": "\\ud83d", "d": ' + b"[" * 3000,
+            '{"x": "\\ud83d"}'.encode("utf-16"),
+        ):
+            response = http.post(f"{logs}/insert", content=body)
+            assert response.status_code == 400, response.text
         for number in ("1e400", "NaN"):
             beyond = http.post(
                 f"{logs}/insert", content=f'{{"events": [{{"id": "c", "input": "\\ud83d", "n": {number}}}]}}'
             )
             assert beyond.status_code == 400, beyond.text
         served = json.loads(http.post(f"{logs}/fetch", json={}).text)["events"]
+        # Deleted by an id holding one, then shown in a link: the journal keeps the delete.
+        deleted = (
+            http.post(f"{logs}/insert", content=json.dumps({"events": [{"id": "gone \ud83d"}]})),
+            http.post(
+                f"{logs}/insert",
+                content=json.dumps({"events": [{"id": "gone \ud83d", "_object_delete": True}]}),
+            ),
+        )
+        assert [response.status_code for response in deleted] == [200, 200], deleted[1].text
+        dataset = http.post(
+            "/v1/dataset", content=json.dumps({"project_id": project["id"], "name": "d \ud83d"})
+        )
+        summary = http.get(f"/v1/dataset/{dataset.json()['id']}/summarize")
+        assert summary.status_code == 200 and summary.json()["project_url"].endswith("/p/cut%20%3F"), (
+            summary.text
+        )
     assert project["name"] == "cut \ud83d"
     assert {row["id"]: {field: row.get(field) for field in (*cut, "output")} for row in served} == {
         "a": {**cut, "output": "\udc00"},
@@ -944,6 +986,30 @@ def test_a_lone_surrogate_escape_is_stored_merged_kept_and_served_as_written(tmp
     assert again.store.live_rows("project_logs", project["id"]) == first.store.live_rows(
         "project_logs", project["id"]
     )
+
+
+def test_a_record_torn_by_a_crash_is_cut_off_so_later_writes_are_kept(tmp_path: Path) -> None:
+    with Emulator(state_dir=tmp_path, seed="empty") as first:
+        project = first.store.create_project("kept")
+        first.store.insert("project_logs", project["id"], [{"id": "before", "input": "café"}])
+    journal = tmp_path / "journal.jsonl"
+    whole = journal.read_bytes()
+    # Cut in the middle of the last record's "é": a crash mid-append.
+    journal.write_bytes(whole[: whole.rindex("é".encode()) + 1])
+
+    second = Emulator(state_dir=tmp_path, seed="empty")
+    assert second.store.live_rows("project_logs", project["id"]) == []
+    second.store.insert("project_logs", project["id"], [{"id": "after"}])
+
+    third = Emulator(state_dir=tmp_path, seed="empty")
+    assert [row["id"] for row in third.store.live_rows("project_logs", project["id"])] == ["after"]
+
+
+def test_a_negative_content_length_is_a_bad_request(emulator: Emulator) -> None:
+    host, port = emulator.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(b"POST /v1/project HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n")
+        assert connection.recv(1024).startswith(b"HTTP/1.1 400 ")
 
 
 def test_dataset_records_a_journal_kept_without_their_null_fields_get_them_back(tmp_path: Path) -> None:
