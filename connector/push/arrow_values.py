@@ -6,7 +6,8 @@ JSON form is refused, naming why; nanosecond timestamps and every time, however 
 cast to integers in Arrow and written as ISO 8601 text, with all nine digits of nanoseconds and DuckDB's
 24:00:00 (which `to_pylist` reads as midnight); maps with text keys become objects, and a
 map that repeats a key is a bad value rather than a silently dropped entry, and so is a NaN or
-infinite float. Decimals stay `Decimal`s, which `map.py` writes as exact JSON numbers. A JSON
+infinite float. Decimals stay `Decimal`s, which `map.py` writes as exact JSON numbers, but for those of
+a type without decimal places (a HUGEINT), which are integers. A JSON
 column's text is parsed: it holds JSON values, not text.
 """
 
@@ -65,10 +66,8 @@ def plan_column(data_type: pa.DataType) -> ColumnPlan:
     """
     if pa.types.is_timestamp(data_type) and data_type.unit == "ns":
         return ColumnPlan(pa.int64(), _nanosecond_timestamp(data_type.tz))
-    if pa.types.is_time(data_type):  # Arrow casts a time to an integer of its own width only
-        return ColumnPlan(
-            pa.int32() if pa.types.is_time32(data_type) else pa.int64(), _time_of_day(data_type.unit)
-        )
+    if pa.types.is_time(data_type):
+        return ColumnPlan(time_count(data_type), _time_of_day(data_type.unit))
     if pa.types.is_dictionary(data_type):
         inner = plan_column(data_type.value_type)
         return ColumnPlan(data_type) if _as_is(inner, data_type.value_type) else inner
@@ -89,11 +88,19 @@ def plan_column(data_type: pa.DataType) -> ColumnPlan:
         return _plan_map(data_type)
     if pa.types.is_floating(data_type):
         return ColumnPlan(data_type, _finite)
+    if pa.types.is_decimal(data_type) and data_type.scale <= 0:
+        # An integer (a HUGEINT, DuckDB's `sum` of integers): an id, as other integers are.
+        return ColumnPlan(data_type, int)
     if is_json_column(data_type):
         return ColumnPlan(data_type.storage_type, orjson.loads)
     if _is_final(data_type):
         return ColumnPlan(data_type)
     raise NoJsonForm(_why_not(data_type))
+
+
+def time_count(data_type: pa.DataType) -> pa.DataType:
+    """The integer type a time of `data_type` is counted in (Arrow casts a time to its own width only)."""
+    return pa.int32() if pa.types.is_time32(data_type) else pa.int64()
 
 
 def is_json_column(data_type: pa.DataType) -> bool:

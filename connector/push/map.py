@@ -356,13 +356,10 @@ _KEYS_SHOWN = 10
 
 
 def _column_id(column: str, value: Any) -> str:
-    """A row's id from its id column: text, or an integer (of a decimal type too) written as text."""
+    """A row's id from its id column: text, or an integer written as text."""
     if isinstance(value, str) and value.strip():
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, Decimal) and value.is_finite() and value.as_tuple().exponent == 0:
-        # An integer of a decimal type without decimals: a HUGEINT (DuckDB's `sum` of integers), NUMERIC(18).
         return str(value)
     if value is None or isinstance(value, str):
         raise _BadValue(column, "empty id; every row needs a value in the id column")

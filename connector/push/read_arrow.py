@@ -25,6 +25,7 @@ from connector.push.arrow_values import (
     is_json_column,
     plan_column,
     python_rows,
+    time_count,
 )
 from connector.push.read import (
     CHUNK_ROWS,
@@ -386,6 +387,8 @@ def _arrow_row(row: pa.RecordBatch, plans: list[ColumnPlan]) -> dict[str, Any] |
 
 def _as_text(value: pa.Scalar) -> str:
     """A value that has no JSON form, as text."""
+    if pa.types.is_time(value.type):  # Python would show a time past the day's end as one within it
+        return f"{value.cast(time_count(value.type)).as_py()} {value.type.unit}"
     try:
         return str(value)
     except VALUE_ERRORS:

@@ -557,6 +557,22 @@ def test_times_of_every_unit_arrive_as_written_the_end_of_the_day_too(
         "a": ("24:00:00", "24:00:00", {"at": "24:00:00"}),
         "b": ("00:00:01", "00:00:00.000000001", {"at": "00:00:00.001000"}),
     }
+    # Past the end of the day, or before its start, a time is a bad row, shown as its count.
+    pq.write_table(pa.table({"id": ["c"], "input": pa.array([-5], pa.time32("ms"))}), tmp_path / "b.parquet")
+    summary = push(tmp_path / "b.parquet", on_error="skip", rejects=tmp_path / "rejects.jsonl")
+    assert (summary.rows_sent, summary.rows_skipped) == (0, 1)
+    rejected = orjson.loads((tmp_path / "rejects.jsonl").read_bytes())
+    assert (rejected["values"], rejected["reason"]) == (
+        {"id": "c", "input": "-5 ms"},
+        "the value has no JSON form (-5 ms is not a time of day)",
+    )
+
+
+def test_a_json_file_s_number_written_with_an_exponent_is_no_id(tmp_path: Path, push: Any) -> None:
+    # As in a JSON Lines file: `10E0` is a number, not an integer, whatever its value.
+    (tmp_path / "ids.json").write_text('[{"id": 10E0, "input": 1}, {"id": -0E0, "input": 1}]')
+    with pytest.raises(PushError, match='row 1, column "id": an id must be text or an integer'):
+        push(tmp_path / "ids.json", dry_run=True)
 
 
 def test_a_json_file_s_numbers_beyond_a_double_are_bad_rows_and_its_big_integers_round_as_json_lines(
