@@ -90,6 +90,8 @@ JsonOption = typer.Option(
     "--json",
     help="Print a machine-readable JSON summary instead of tables (on failure: the error, as JSON).",
     callback=json_output.request,
+    # Before the other flags, wherever it is given: an error in one of them is then printed as JSON.
+    is_eager=True,
 )
 
 

@@ -401,6 +401,16 @@ def test_an_empty_path_flag_is_refused_not_taken_for_the_current_directory(
     assert [path.name for path in tmp_path.iterdir()] == ["rows.jsonl"]
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_json_output_holds_the_error_of_a_flag_given_before_or_after_it(tmp_path: Path, where: str) -> None:
+    flags = ["--state-dir", "", "--json"] if where == "after" else ["--json", "--state-dir", ""]
+    done = run_cli("sync", *flags, env={"BRAINTRUST_API_KEY": "key"}, cwd=tmp_path, timeout=30)
+    assert (done.returncode, json.loads(done.stdout)) == (
+        2,
+        {"error": "invalid setting: --state-dir: is empty: give a path", "exit_code": 2},
+    )
+
+
 def test_a_sync_into_a_duckdb_file_showing_another_parquet_root_is_refused(
     demo_emulator: Emulator, tmp_path: Path
 ) -> None:
