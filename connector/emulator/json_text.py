@@ -28,14 +28,17 @@ def loads(data: bytes) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as error:
-        # orjson says "surrogates" of bytes that are not UTF-8 too: those stay refused.
-        if "surrogate in string" not in str(error) or not _is_utf8(data):
+        if "surrogate in string" not in str(error):  # a lone surrogate's escape, not bytes that are not UTF-8
             raise
-        try:
-            text = data.decode()
-            return json.loads(text, parse_constant=_not_json, parse_float=_double, parse_int=_integer)
-        except RecursionError:
-            raise json.JSONDecodeError("nested too deep", "", 0) from None
+        failure = error
+    try:
+        text = data.decode()  # not UTF-8 further on: refused as orjson refuses it
+    except UnicodeDecodeError:
+        raise failure from None
+    try:
+        return json.loads(text, parse_constant=_not_json, parse_float=_double, parse_int=_integer)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deep", "", 0) from None
 
 
 def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
@@ -50,14 +53,6 @@ def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
         if "surrogates" not in str(error):
             raise
         return json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, allow_nan=False).encode()
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode()
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _not_json(constant: str) -> NoReturn:
