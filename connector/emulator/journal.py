@@ -24,34 +24,31 @@ class Journal:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "journal.jsonl"
+        # The file ends in a record a crash tore mid-append: the next one must start a line of its own.
+        self._torn_tail = False
 
     def records(self) -> Iterator[dict[str, Any]]:
-        """Every record, in order; a line torn by a crash mid-append ends them, and is cut off the file.
+        """Every readable record, in order; a line that is not one is skipped with a warning.
 
-        Cut off, so that the next append starts a line of its own: glued to the torn one, it and every
-        record after it would be unreadable at the next start.
+        Only a crash mid-append tears a record, and then no client was told it was written. The file
+        is never rewritten: another emulator may be appending to it.
         """
         if not self.path.exists():
             return
-        kept = 0  # bytes of the whole records read
+        line = b""
         with self.path.open("rb") as file:
             for number, line in enumerate(file, start=1):
-                if line.strip():
-                    try:
-                        record = json_text.loads(line)
-                    except json.JSONDecodeError:
-                        # Only a crash mid-append leaves a torn line, and only the last one.
-                        logger.warning("ignoring unreadable line %d of %s", number, self.path)
-                        break
-                    yield record
-                kept += len(line)
-        with self.path.open("r+b") as file:
-            file.truncate(kept)
-            file.seek(max(kept - 1, 0))
-            if kept and file.read(1) != b"\n":
-                file.write(b"\n")  # a whole record torn off only its newline
+                if not line.strip():
+                    continue
+                try:
+                    yield json_text.loads(line)
+                except json.JSONDecodeError:
+                    logger.warning("ignoring unreadable line %d of %s", number, self.path)
+        self._torn_tail = not line.endswith(b"\n") and bool(line)
 
     def append(self, record: bytes) -> None:
         """Append one serialized record (a JSON object without a newline)."""
+        start = b"\n" if self._torn_tail else b""
         with self.path.open("ab") as file:
-            file.write(record + b"\n")
+            file.write(start + record + b"\n")
+        self._torn_tail = False

@@ -17,6 +17,7 @@ import orjson
 
 # The integers orjson reads as integers: signed and unsigned 64-bit.
 _SMALLEST_INTEGER, _LARGEST_INTEGER = -(2**63), 2**64 - 1
+_MOST_DIGITS = len(str(_SMALLEST_INTEGER))
 
 
 def loads(data: bytes) -> Any:
@@ -68,5 +69,7 @@ def _double(text: str) -> float:
 
 def _integer(text: str) -> int | float:
     """An integer as orjson reads it: beyond 64 bits, as the nearest double."""
+    if len(text) > _MOST_DIGITS:  # beyond 64 bits, and perhaps beyond what `int` reads
+        return _double(text)
     value = int(text)
     return value if _SMALLEST_INTEGER <= value <= _LARGEST_INTEGER else _double(text)

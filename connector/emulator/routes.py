@@ -86,6 +86,12 @@ class Call:
         return values[-1] if values else None
 
 
+def _listed(call: Call, name: str) -> tuple[str, ...]:
+    """A list filter's values: the parameter repeated (the spec's form) or comma-separated (what the
+    official `braintrust-api` client sends)."""
+    return tuple(part for value in call.query.get(name, ()) for part in value.split(",") if part)
+
+
 def _in_url(name: str) -> str:
     """A name as a URL's path segment; a lone surrogate in it (valid in JSON text) as `?`."""
     return quote(name, errors="replace")
@@ -193,13 +199,13 @@ def _list(kind: Kind) -> Handler:
             limit=_count(call.arg("limit"), "limit"),
             starting_after=call.arg("starting_after"),
             ending_before=call.arg("ending_before"),
-            ids=tuple(call.query.get("ids", ())),
+            ids=_listed(call, "ids"),
             name=call.arg(f"{kind}_name"),
             project_id=call.arg("project_id") if spec.scoped else None,
             project_name=call.arg("project_name") if spec.scoped else None,
             org_name=call.arg("org_name"),
             slug=call.arg("slug") if "slug" in spec.response else None,
-            score_types=tuple(call.query.get("score_type", ())) if "score_type" in spec.response else (),
+            score_types=_listed(call, "score_type") if "score_type" in spec.response else (),
             version=_read_version(call) if spec.versioned else None,
         )
         return Reply.json({"objects": call.store.list_objects(kind, query)})
@@ -347,7 +353,7 @@ def _download_attachment(call: Call) -> Reply:
 
 
 def _attachment_url(call: Call, key: str) -> str:
-    return f"{call.base_url}{ATTACHMENT_PATH}{quote(key)}"
+    return f"{call.base_url}{ATTACHMENT_PATH}{_in_url(key)}"
 
 
 def _write(call: Call, batches: list[Events]) -> dict[str, int]:

@@ -266,7 +266,8 @@ def apply_events(
             target_id, comment = event["origin"]["id"], _comment(row_id, event, xact, now)
             target = current(target_id)
             if target is None:
-                waiting.setdefault(target_id, []).append(comment)
+                waiting_on_it = {"comments": waiting.get(target_id)}
+                waiting[target_id] = _with_comments(waiting_on_it, [comment])["comments"]
             else:
                 state[target_id] = _with_comments(target, [comment])
             continue

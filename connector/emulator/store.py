@@ -156,17 +156,22 @@ class Store:
         with self._lock:
             histories = [self._history(batch.object_type, batch.object_id) for batch in batches]
             xact = self.clock.next()
+            # Copies: a write refused below leaves the comments waiting as they were.
+            waiting = [dict(history.waiting_comments) for history in histories]
             outcomes = [
-                apply_events(batch.events, history.latest, xact, history.waiting_comments)
-                for batch, history in zip(batches, histories, strict=True)
+                apply_events(batch.events, history.latest, xact, comments)
+                for batch, history, comments in zip(batches, histories, waiting, strict=True)
             ]
             # Every object's rows serialized before any is stored: a row refused stores none of the write.
             blobs = [
                 self._serialized(batch.object_type, history, xact, outcome.rows)
                 for batch, history, outcome in zip(batches, histories, outcomes, strict=True)
             ]
-            for batch, history, outcome, serialized in zip(batches, histories, outcomes, blobs, strict=True):
+            for batch, history, outcome, serialized, comments in zip(
+                batches, histories, outcomes, blobs, waiting, strict=True
+            ):
                 self._store(batch.object_type, history, xact, outcome.rows, serialized, outcome.deleted)
+                history.waiting_comments = comments
         return [outcome.row_ids for outcome in outcomes]
 
     def fetch(

@@ -693,6 +693,16 @@ def test_a_comment_that_comes_before_its_row_joins_it_and_spares_its_batch(
         _log_row(project["id"], id="other", input="kept"),
     ]
     assert http.post("/logs3", json={"rows": early, "api_version": 2}).status_code == 200
+    # Sent again, as a client retrying a lost answer does; then with a row too deep to store, refused whole.
+    assert http.post("/logs3", json={"rows": early[:1], "api_version": 2}).status_code == 200
+    deep: Any = "bottom"
+    for _ in range(300):
+        deep = [deep]
+    refused = [
+        _log_row(project["id"], id="c2", origin={"id": "later"}, comment={"text": "refused"}),
+        _log_row(project["id"], id="later", input=deep),
+    ]
+    assert http.post("/logs3", json={"rows": refused, "api_version": 2}).status_code == 400
     assert [row["id"] for row in emulator.store.live_rows("project_logs", project["id"])] == ["other"]
     later = [_log_row(project["id"], id="later", input="q")]
     assert http.post("/logs3", json={"rows": later, "api_version": 2}).status_code == 200
@@ -954,7 +964,7 @@ def test_a_lone_surrogate_escape_is_stored_merged_kept_and_served_as_written(tmp
         ):
             response = http.post(f"{logs}/insert", content=body)
             assert response.status_code == 400, response.text
-        for number in ("1e400", "NaN"):
+        for number in ("1e400", "NaN", "9" * 5000):
             beyond = http.post(
                 f"{logs}/insert", content=f'{{"events": [{{"id": "c", "input": "\\ud83d", "n": {number}}}]}}'
             )
@@ -972,6 +982,10 @@ def test_a_lone_surrogate_escape_is_stored_merged_kept_and_served_as_written(tmp
         dataset = http.post(
             "/v1/dataset", content=json.dumps({"project_id": project["id"], "name": "d \ud83d"})
         )
+        attachment = http.post(
+            "/attachment", content=json.dumps({"key": "k\ud83d", "content_type": "text/plain"})
+        )
+        assert attachment.status_code == 200, attachment.text
         summary = http.get(f"/v1/dataset/{dataset.json()['id']}/summarize")
         assert summary.status_code == 200 and summary.json()["project_url"].endswith("/p/cut%20%3F"), (
             summary.text
@@ -988,7 +1002,7 @@ def test_a_lone_surrogate_escape_is_stored_merged_kept_and_served_as_written(tmp
     )
 
 
-def test_a_record_torn_by_a_crash_is_cut_off_so_later_writes_are_kept(tmp_path: Path) -> None:
+def test_a_record_torn_by_a_crash_is_skipped_and_later_writes_are_kept(tmp_path: Path) -> None:
     with Emulator(state_dir=tmp_path, seed="empty") as first:
         project = first.store.create_project("kept")
         first.store.insert("project_logs", project["id"], [{"id": "before", "input": "café"}])
@@ -1003,6 +1017,24 @@ def test_a_record_torn_by_a_crash_is_cut_off_so_later_writes_are_kept(tmp_path: 
 
     third = Emulator(state_dir=tmp_path, seed="empty")
     assert [row["id"] for row in third.store.live_rows("project_logs", project["id"])] == ["after"]
+    # A line no record can be read from, such as a torn one with a record glued to it, is skipped alone.
+    with journal.open("ab") as file:
+        file.write(b'{"op": "events", "type": "project_logs", "obj\n')
+    fourth = Emulator(state_dir=tmp_path, seed="empty")
+    fourth.store.insert("project_logs", project["id"], [{"id": "last"}])
+    fifth = Emulator(state_dir=tmp_path, seed="empty")
+    assert sorted(row["id"] for row in fifth.store.live_rows("project_logs", project["id"])) == [
+        "after",
+        "last",
+    ]
+
+
+def test_list_filters_take_their_values_repeated_or_comma_separated(http: httpx.Client) -> None:
+    # The spec repeats the parameter; the official `braintrust-api` client joins the values with commas.
+    made = [http.post("/v1/project", json={"name": name}).json()["id"] for name in ("a", "b", "c")]
+    for query in (f"ids={made[0]}&ids={made[1]}", f"ids={made[0]},{made[1]}"):
+        listed = http.get(f"/v1/project?{query}").json()["objects"]
+        assert sorted(project["id"] for project in listed) == sorted(made[:2]), query
 
 
 def test_a_negative_content_length_is_a_bad_request(emulator: Emulator) -> None:
