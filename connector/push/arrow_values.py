@@ -7,7 +7,7 @@ cast to integers in Arrow and written as ISO 8601 text, with all nine digits of 
 24:00:00 (which `to_pylist` reads as midnight); maps with text keys become objects, and a
 map that repeats a key is a bad value rather than a silently dropped entry, and so is a NaN or
 infinite float. Decimals stay `Decimal`s, which `map.py` writes as exact JSON numbers, but for those of
-a type without decimal places (a HUGEINT), which are integers. A JSON
+a type without decimal places (a HUGEINT), which are integers within 64 bits. A JSON
 column's text is parsed: it holds JSON values, not text.
 """
 
@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -27,6 +28,8 @@ import pyarrow as pa
 VALUE_ERRORS = (ValueError, KeyError, OverflowError)
 
 _EPOCH = datetime(1970, 1, 1)
+# The integers JSON writers keep exact: signed and unsigned 64-bit.
+_SMALLEST_INTEGER, _LARGEST_INTEGER = -(2**63), 2**64 - 1
 # Arrow's canonical extension types whose `to_pylist` values orjson writes: UUIDs, booleans.
 _FINAL_EXTENSIONS = frozenset({"arrow.uuid", "arrow.bool8"})
 # Arrow's canonical JSON type (Parquet's JSON columns, which DuckDB and bt-sync's own tables write): its
@@ -90,7 +93,7 @@ def plan_column(data_type: pa.DataType) -> ColumnPlan:
         return ColumnPlan(data_type, _finite)
     if pa.types.is_decimal(data_type) and data_type.scale <= 0:
         # An integer (a HUGEINT, DuckDB's `sum` of integers): an id, as other integers are.
-        return ColumnPlan(data_type, int)
+        return ColumnPlan(data_type, _whole)
     if is_json_column(data_type):
         return ColumnPlan(data_type.storage_type, orjson.loads)
     if _is_final(data_type):
@@ -218,6 +221,11 @@ def _why_not(data_type: pa.DataType) -> str:
     if pa.types.is_duration(data_type) or pa.types.is_interval(data_type):
         return "a duration has no single JSON form; cast it to an integer count of a unit, or to string"
     return "it has no JSON form; cast it to a string or number column"
+
+
+def _whole(value: Decimal) -> int | Decimal:
+    """A whole-number decimal as an integer, but beyond 64 bits, which JSON writers round: exact there."""
+    return int(value) if _SMALLEST_INTEGER <= value <= _LARGEST_INTEGER else value
 
 
 def _finite(value: float) -> float:
