@@ -49,6 +49,10 @@ class Journal:
     def append(self, record: bytes) -> None:
         """Append one serialized record (a JSON object without a newline)."""
         start = b"\n" if self._torn_tail else b""
-        with self.path.open("ab") as file:
-            file.write(start + record + b"\n")
+        try:
+            with self.path.open("ab") as file:
+                file.write(start + record + b"\n")
+        except OSError:
+            self._torn_tail = True  # written in part, perhaps (a full disk): the next record starts afresh
+            raise
         self._torn_tail = False

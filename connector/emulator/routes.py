@@ -89,7 +89,9 @@ class Call:
 def _listed(call: Call, name: str) -> tuple[str, ...]:
     """A list filter's values: the parameter repeated (the spec's form) or comma-separated (what the
     official `braintrust-api` client sends)."""
-    return tuple(part for value in call.query.get(name, ()) for part in value.split(",") if part)
+    given = call.query.get(name, ())
+    # Given, but only commas: a filter of no id matches nothing.
+    return tuple(part for value in given for part in value.split(",") if part) or (("",) if given else ())
 
 
 def _in_url(name: str) -> str:
@@ -321,6 +323,10 @@ def _request_attachment_upload(call: Call) -> Reply:
     key, content_type = body.get("key"), body.get("content_type")
     if not isinstance(key, str) or not key or not isinstance(content_type, str):
         raise bad_request("key and content_type are required")
+    try:
+        key.encode()
+    except UnicodeEncodeError:  # its upload URL could not name it: a URL's path is UTF-8
+        raise bad_request("key holds a lone UTF-16 surrogate (half an emoji)") from None
     call.attachments.expect(key, content_type)
     return Reply.json({"signedUrl": _attachment_url(call, key), "headers": {"Content-Type": content_type}})
 
@@ -353,7 +359,7 @@ def _download_attachment(call: Call) -> Reply:
 
 
 def _attachment_url(call: Call, key: str) -> str:
-    return f"{call.base_url}{ATTACHMENT_PATH}{_in_url(key)}"
+    return f"{call.base_url}{ATTACHMENT_PATH}{quote(key)}"
 
 
 def _write(call: Call, batches: list[Events]) -> dict[str, int]:

@@ -5,6 +5,7 @@ No HTTP here: tests and benchmarks use a `Store` directly to set up and inspect 
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import uuid
@@ -15,12 +16,14 @@ from typing import Any, Literal
 from connector.emulator import json_text
 from connector.emulator.catalog import Catalog, ListQuery
 from connector.emulator.clock import XactClock
-from connector.emulator.errors import bad_request
+from connector.emulator.errors import Rejected, bad_request
 from connector.emulator.generate import TraceFactory, log_batches
 from connector.emulator.history import History, Page
 from connector.emulator.journal import Journal
 from connector.emulator.kinds import SPECS, Kind, Obj, table_of
 from connector.emulator.rows import Row, apply_events, check_events, serialize, utc_timestamp
+
+logger = logging.getLogger(__name__)
 
 ObjectType = Literal["project_logs", "experiment", "dataset"]
 OBJECT_TYPES: tuple[ObjectType, ...] = ("project_logs", "experiment", "dataset")
@@ -254,8 +257,13 @@ class Store:
         """
         replayed = False
         with self._lock:
-            for record in journal.records():
-                self._replay(record)
+            for number, record in enumerate(journal.records(), start=1):
+                try:
+                    self._replay(record)
+                except (Rejected, LookupError, TypeError, ValueError) as error:
+                    # A record resting on one that was skipped (torn by a write that failed partway).
+                    logger.warning("ignoring record %d of %s: %s", number, journal.path, error)
+                    continue
                 replayed = True
             self._journal = journal
         return replayed
