@@ -23,6 +23,8 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from connector.push.map import WholeNumber
+
 # What reading a value can raise: text that is not UTF-8 (a ValueError), a map repeating a key
 # (KeyError), a date outside Python's range (ValueError or OverflowError).
 VALUE_ERRORS = (ValueError, KeyError, OverflowError)
@@ -224,8 +226,8 @@ def _why_not(data_type: pa.DataType) -> str:
 
 
 def _whole(value: Decimal) -> int | Decimal:
-    """A whole-number decimal as an integer, but beyond 64 bits, which JSON writers round: exact there."""
-    return int(value) if _SMALLEST_INTEGER <= value <= _LARGEST_INTEGER else value
+    """A whole-number decimal as an integer; beyond 64 bits, as a `WholeNumber`."""
+    return int(value) if _SMALLEST_INTEGER <= value <= _LARGEST_INTEGER else WholeNumber(value)
 
 
 def _finite(value: float) -> float:

@@ -355,11 +355,16 @@ _BEYOND_64_BITS = 2**63
 _KEYS_SHOWN = 10
 
 
+class WholeNumber(Decimal):
+    """A whole number of a decimal type beyond 64 bits (a HUGEINT): an integer, kept as an exact decimal
+    because JSON writers round such integers."""
+
+
 def _column_id(column: str, value: Any) -> str:
     """A row's id from its id column: text, or an integer written as text."""
     if isinstance(value, str) and value.strip():
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int | WholeNumber) and not isinstance(value, bool):
         return str(value)
     if value is None or isinstance(value, str):
         raise _BadValue(column, "empty id; every row needs a value in the id column")

@@ -356,12 +356,14 @@ def test_the_end_of_the_day_and_integer_ids_of_decimal_types_arrive_as_written(
     summary = push_sql(
         "SELECT sum(n)::HUGEINT AS id, TIME '24:00:00' AS input, "
         "[TIME '23:59:59.5', TIME '24:00:00'] AS expected FROM (SELECT 2 AS n UNION ALL SELECT 3) "
-        "UNION ALL SELECT 6::DECIMAL(18, 0), TIME '00:00:00', []"
+        "UNION ALL SELECT 6::DECIMAL(18, 0), TIME '00:00:00', [] "
+        "UNION ALL SELECT '1180591620717411303424'::HUGEINT, TIME '12:00:00', []"
     )
-    assert summary.rows_sent == 2
+    assert summary.rows_sent == 3
     assert {key: (row["input"], row["expected"]) for key, row in live_rows(upstream, dataset).items()} == {
         "5": ("24:00:00", ["23:59:59.500000", "24:00:00"]),
         "6": ("00:00:00", []),
+        "1180591620717411303424": ("12:00:00", []),
     }
 
 
