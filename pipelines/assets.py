@@ -18,7 +18,7 @@ import duckdb
 
 from connector.api.client import BraintrustClient
 from connector.defaults import DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
-from connector.errors import BtSyncError, NotFoundError
+from connector.errors import BtSyncError, NotFoundError, WarehouseError
 from connector.sync.catalog import discover_catalog, write_catalog
 from connector.sync.run import SyncOptions, remove_vanished, sync_object
 from pipelines.discovery import partition_changes
@@ -128,7 +128,7 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
             with ExitStack() as run_reader:
                 # One reader for the run, when it sees each sync's commit; else one after each sync.
                 kept = (
-                    run_reader.enter_context(warehouse.reader())
+                    _tables_reader(context, warehouse, run_reader)
                     if destination.reader_follows_commits
                     else None
                 )
@@ -146,7 +146,7 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                         errors[key] = error
                         continue
                     url = obj.url(braintrust.app(), org_names)
-                    with _reader_after_syncs(warehouse, kept) as connection:
+                    with _reader_after_syncs(context, warehouse, kept) as connection:
                         metadata = event_metadata(obj, summary, warehouse, connection, url)
                     yield _recorded(context, assets, key, metadata)
                 if config.reconcile:
@@ -157,9 +157,10 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                     for removed in vanished:
                         context.log.info(f"removed {removed}: deleted upstream")
                 # The whole table's size: an observation of the asset, not of a partition (see metadata.py).
-                with _reader_after_syncs(warehouse, kept) as connection:
-                    size = table_size(connection, assets.stream.table)
-                yield dg.AssetObservation(asset_key=assets.key, metadata=size)
+                with _reader_after_syncs(context, warehouse, kept) as connection:
+                    if connection is not None:
+                        size = table_size(connection, assets.stream.table)
+                        yield dg.AssetObservation(asset_key=assets.key, metadata=size)
             if errors:
                 raise partition_failures(errors)
 
@@ -168,14 +169,28 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
 
 @contextmanager
 def _reader_after_syncs(
-    warehouse: WarehouseResource, kept: duckdb.DuckDBPyConnection | None
-) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A reader seeing the run's syncs so far: `kept`, the run's reader that follows commits, or a new one."""
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, kept: duckdb.DuckDBPyConnection | None
+) -> Iterator[duckdb.DuckDBPyConnection | None]:
+    """A reader seeing the run's syncs so far: `kept`, the run's reader that follows commits, or a new one
+    (None if the tables cannot be read: `_tables_reader`)."""
     if kept is not None:
         yield kept
         return
-    with warehouse.reader() as connection:
-        yield connection
+    with ExitStack() as stack:
+        yield _tables_reader(context, warehouse, stack)
+
+
+def _tables_reader(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, stack: ExitStack
+) -> duckdb.DuckDBPyConnection | None:
+    """A reader of the synced tables for the run's metadata, closed with `stack`; None, with a warning, when
+    they cannot be read: a damaged file of one object must not fail the syncs of the others (the CLI
+    syncs them too), only leave their preview and the table's size out. The checks fail, naming it."""
+    try:
+        return stack.enter_context(warehouse.reader())
+    except WarehouseError as error:
+        context.log.warning(f"the synced tables cannot be read, so no preview or table size is kept: {error}")
+        return None
 
 
 def _recorded(

@@ -33,7 +33,7 @@ def event_metadata(
     obj: BraintrustObject,
     summary: ObjectSummary,
     warehouse: WarehouseResource,
-    connection: duckdb.DuckDBPyConnection,
+    connection: duckdb.DuckDBPyConnection | None,
     url: str | None,
 ) -> dict[str, dg.MetadataValue]:
     """Metadata of one synced object (one partition).
@@ -42,7 +42,8 @@ def event_metadata(
         obj: the object.
         summary: what its sync did.
         warehouse: where the tables are.
-        connection: a reader of the synced tables (`WarehouseResource.reader`), after the sync.
+        connection: a reader of the synced tables (`WarehouseResource.reader`), after the sync; None when
+            they cannot be read (the preview is left out).
         url: the object's page in the Braintrust UI, if known.
     """
     stream = obj.ref.stream
@@ -54,8 +55,10 @@ def event_metadata(
         "last_sync": dg.MetadataValue.text(sync_line(summary)),
         # An `_xact_id` is above 2**53: as a number the UI would round it.
         "version": dg.MetadataValue.text("" if summary.version is None else str(summary.version)),
-        "preview": preview(connection, stream.table, stream.columns, (stream.key_column, obj.ref.object_id)),
     }
+    if connection is not None:
+        where = (stream.key_column, obj.ref.object_id)
+        metadata["preview"] = preview(connection, stream.table, stream.columns, where)
     if url is not None:
         metadata["braintrust_url"] = dg.MetadataValue.url(url)
     return metadata

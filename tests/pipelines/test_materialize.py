@@ -16,6 +16,7 @@ from dagster._core.loader import LoadingContextForTest
 
 from connector.emulator import Emulator
 from pipelines import BraintrustTableData, BraintrustTranslator, build_definitions
+from pipelines.jobs import CHECKS_JOB_NAME
 from pipelines.resources import BraintrustResource, WarehouseResource
 from tests.pipelines.helpers import (
     materializations,
@@ -25,6 +26,7 @@ from tests.pipelines.helpers import (
     table_size,
     warehouse_ids,
 )
+from tests.pipelines.test_checks import first_version_file
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS_JOB = "braintrust_experiment_events_job"
@@ -94,6 +96,37 @@ def test_a_partition_materialization_describes_the_object_the_table_and_its_newe
     # What the plots by partition read: the latest materialization of each partition, by readable key.
     records = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=EXPERIMENT_EVENTS), limit=10)
     assert {r.partition_key for r in records.records} == {key}
+
+
+def test_a_damaged_file_of_another_object_fails_no_sync_and_only_the_preview_is_left_out(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    # A file cut short (a full disk, a bad restore) under another experiment: the views cannot be read.
+    other = emulator.store.create_experiment(upstream["project"], "other")
+    emulator.store.insert("experiment", other["id"], [{"id": "o-1", "input": "q"}])
+    refresh_catalog(test_defs, instance)
+    run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key="support-bot/other")
+    damaged = first_version_file(warehouse_resource, "experiment_events", "experiment_id", other["id"])
+    damaged.write_bytes(damaged.read_bytes()[:100])
+
+    run = run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key="support-bot/baseline")
+
+    metadata = materializations(run)["support-bot/baseline"]
+    assert metadata["dagster/partition_row_count"] == 10 and "preview" not in metadata
+    warnings = [
+        event.message
+        for event in instance.all_logs(run.run_id)
+        if event.level == logging.WARNING and "cannot be read" in (event.message or "")
+    ]
+    assert warnings and str(damaged.name) in warnings[0], warnings
+    # The checks fail, naming the file.
+    checks = run_job(test_defs, instance, CHECKS_JOB_NAME, raise_on_error=False)
+    failures = [e for e in checks.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert failures and all(damaged.name in str(e.event_specific_data) for e in failures)
 
 
 def test_bt_sync_warnings_are_in_the_run_log_of_the_shipped_instance(
