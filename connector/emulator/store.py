@@ -173,8 +173,10 @@ class Store:
             for batch, history, outcome, serialized, comments in zip(
                 batches, histories, outcomes, blobs, waiting, strict=True
             ):
-                self._store(batch.object_type, history, xact, outcome.rows, serialized, outcome.deleted)
+                changed = comments if comments != history.waiting_comments else None
                 history.waiting_comments = comments
+                rows, deleted = outcome.rows, outcome.deleted
+                self._store(batch.object_type, history, xact, rows, serialized, deleted, changed)
         return [outcome.row_ids for outcome in outcomes]
 
     def fetch(
@@ -283,7 +285,9 @@ class Store:
             unwritten = _NULL_UNTIL_WRITTEN[record["type"]]
             rows = [{**unwritten, **row} for row in record["rows"]]
             versions = [(row["root_span_id"], row["id"], serialize(row)) for row in rows]
-            self._history(record["type"], record["object"]).append(xact, versions, record["deleted"])
+            history = self._history(record["type"], record["object"])
+            history.append(xact, versions, record["deleted"])
+            history.waiting_comments = record.get("waiting", history.waiting_comments)
 
     def _record(self, record: dict[str, Any]) -> None:
         if self._journal is not None:
@@ -339,14 +343,23 @@ class Store:
         rows: list[Row],
         blobs: list[bytes],
         deleted: list[str],
+        waiting: dict[str, list[Row]] | None = None,
     ) -> None:
+        """Store a write's rows; `waiting`: the object's comments waiting for their rows, if it changed."""
         history.append(
             xact,
             [(row["root_span_id"], row["id"], blob) for row, blob in zip(rows, blobs, strict=True)],
             deleted,
         )
         if self._journal is not None:
-            record = {"op": "events", "type": object_type, "object": history.object_id, "xact": xact}
+            record: dict[str, Any] = {
+                "op": "events",
+                "type": object_type,
+                "object": history.object_id,
+                "xact": xact,
+            }
+            if waiting is not None:  # kept across a restart, so a comment still joins its row when it comes
+                record["waiting"] = waiting
             # The rows are JSON already: written after the rest (whose ids may hold lone surrogates).
             head = json_text.dumps({**record, "deleted": deleted})
             self._journal.append(head[:-1] + b',"rows":[' + b",".join(blobs) + b"]}")

@@ -1057,6 +1057,23 @@ def test_a_negative_content_length_is_a_bad_request(emulator: Emulator) -> None:
         assert connection.recv(1024).startswith(b"HTTP/1.1 400 ")
 
 
+def test_a_comment_waiting_for_its_row_joins_it_after_a_restart(tmp_path: Path) -> None:
+    with Emulator(state_dir=tmp_path, seed="empty") as first:
+        project = first.store.create_project("kept")
+        early = {"id": "c1", "origin": {"id": "later"}, "comment": {"text": "early"}}
+        first.store.insert("project_logs", project["id"], [early])
+
+    second = Emulator(state_dir=tmp_path, seed="empty")
+    second.store.insert("project_logs", project["id"], [{"id": "later", "input": "q"}])
+    (row,) = second.store.live_rows("project_logs", project["id"])
+    assert [comment["comment"]["text"] for comment in row["comments"]] == ["early"]
+    # Joined: no longer waiting after another restart, so it joins no later write again.
+    third = Emulator(state_dir=tmp_path, seed="empty")
+    third.store.insert("project_logs", project["id"], [{"id": "later", "input": "q2"}])
+    (row,) = third.store.live_rows("project_logs", project["id"])
+    assert "comments" in row and len(row["comments"]) == 1
+
+
 def test_dataset_records_a_journal_kept_without_their_null_fields_get_them_back(tmp_path: Path) -> None:
     with Emulator(state_dir=tmp_path, seed="empty") as first:
         project = first.store.create_project("kept")
