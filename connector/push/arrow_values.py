@@ -23,15 +23,13 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from connector.push.map import WholeNumber
+from connector.push.map import LARGEST_EXACT_INTEGER, SMALLEST_EXACT_INTEGER, WholeNumber
 
 # What reading a value can raise: text that is not UTF-8 (a ValueError), a map repeating a key
 # (KeyError), a date outside Python's range (ValueError or OverflowError).
 VALUE_ERRORS = (ValueError, KeyError, OverflowError)
 
 _EPOCH = datetime(1970, 1, 1)
-# The integers JSON writers keep exact: signed and unsigned 64-bit.
-_SMALLEST_INTEGER, _LARGEST_INTEGER = -(2**63), 2**64 - 1
 # Arrow's canonical extension types whose `to_pylist` values orjson writes: UUIDs, booleans.
 _FINAL_EXTENSIONS = frozenset({"arrow.uuid", "arrow.bool8"})
 # Arrow's canonical JSON type (Parquet's JSON columns, which DuckDB and bt-sync's own tables write): its
@@ -227,7 +225,7 @@ def _why_not(data_type: pa.DataType) -> str:
 
 def _whole(value: Decimal) -> int | Decimal:
     """A whole-number decimal as an integer; beyond 64 bits, as a `WholeNumber`."""
-    return int(value) if _SMALLEST_INTEGER <= value <= _LARGEST_INTEGER else WholeNumber(value)
+    return int(value) if SMALLEST_EXACT_INTEGER <= value <= LARGEST_EXACT_INTEGER else WholeNumber(value)
 
 
 def _finite(value: float) -> float:

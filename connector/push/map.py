@@ -351,6 +351,8 @@ def _own_name_keys(mapping: ColumnMapping, known_columns: Sequence[str]) -> froz
 
 
 _BEYOND_64_BITS = 2**63
+# The integers orjson writes as they are (signed and unsigned 64-bit); JSON writers round the others.
+SMALLEST_EXACT_INTEGER, LARGEST_EXACT_INTEGER = -(2**63), 2**64 - 1
 # Keys of a row named in a message, at most.
 _KEYS_SHOWN = 10
 
@@ -403,7 +405,11 @@ def _big_ints_rounded(value: Any) -> Any:
         return {key: _big_ints_rounded(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_big_ints_rounded(item) for item in value]
-    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and not SMALLEST_EXACT_INTEGER <= value <= LARGEST_EXACT_INTEGER
+    ):
         try:
             return float(value)
         except OverflowError:
