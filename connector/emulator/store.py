@@ -239,14 +239,8 @@ class Store:
         for batch in log_batches(factory, n_rows, trace_spans=trace_spans, update_fraction=update_fraction):
             with self._lock:
                 xact = self.clock.next()
-                self._store(
-                    "project_logs",
-                    history,
-                    xact,
-                    batch,
-                    self._serialized("project_logs", history, xact, batch),
-                    [],
-                )
+                blobs = self._serialized("project_logs", history, xact, batch)
+                self._store("project_logs", history, xact, batch, blobs, [])
             written += len(batch)
         return written
 
