@@ -68,9 +68,13 @@ def sql(
     )
     chosen = output or (OutputFormat.TABLE if sys.stdout.isatty() else OutputFormat.CSV)
     with run_query(store, query, readable=True) as result:
-        if chosen is OutputFormat.TABLE:
-            result.print_table(output_console(), TABLE_ROWS)
-        elif chosen is OutputFormat.CSV:
-            result.write_csv(sys.stdout.buffer)
-        else:
-            result.write_json(sys.stdout.buffer)
+        try:
+            if chosen is OutputFormat.TABLE:
+                result.print_table(output_console(), TABLE_ROWS)
+            elif chosen is OutputFormat.CSV:
+                result.write_csv(sys.stdout.buffer)
+            else:
+                result.write_json(sys.stdout.buffer)
+        except BrokenPipeError:
+            # The reader has the rows it wanted (`bt-sync sql … | head`): stopping early is no failure.
+            return

@@ -597,6 +597,30 @@ def test_ctrl_c_caught_by_duckdb_is_an_interruption_not_a_traceback() -> None:
     assert json.loads(done.stdout) == {"error": "interrupted", "exit_code": 130}
 
 
+@pytest.mark.parametrize("output", ["csv", "json"])
+def test_bt_sync_sql_stops_quietly_when_its_reader_closes_the_pipe(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, output: str
+) -> None:
+    sync(demo_emulator, warehouse)
+    # Far more than a pipe holds, so the writes go on after the reader has gone (`bt-sync sql … | head`).
+    many = "SELECT * FROM project_logs, range(300)"
+    querying = subprocess.Popen(
+        [*CLI, "sql", "--format", output, *cli_warehouse_args(warehouse)[:4], many],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert querying.stdout is not None and querying.stderr is not None
+    try:
+        assert querying.stdout.readline()
+        querying.stdout.close()
+        querying.wait(timeout=60)
+        err = querying.stderr.read()
+    finally:
+        querying.kill()
+    # Click's own handling exited 1, silently.
+    assert (querying.returncode, err) == (0, b"")
+
+
 def test_ctrl_c_stops_a_runaway_query_of_bt_sync_sql(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
