@@ -15,6 +15,7 @@ Committing the new versions is the caller's job.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,6 +36,7 @@ from schemas.tables import EventStream, sql_identifier, sql_literal
 MERGE_MEMORY_LIMIT = "256MB"
 # The id, version and file of each row an object holds, as read from object storage.
 _CURRENT_KEYS = pa.schema([("id", pa.string()), ("old_x", pa.uint64()), ("file", pa.string())])
+_FILE_NAME = re.compile(r"part-[0-9]{6,}\.parquet")
 
 
 class DataFile(BaseModel):
@@ -102,6 +104,11 @@ class MergeOutput:
 def file_name(number: int) -> str:
     """The name of data file `number` of an object."""
     return f"part-{number:06d}.parquet"
+
+
+def is_file_name(name: str) -> bool:
+    """Whether `name` is one `file_name` gives."""
+    return _FILE_NAME.fullmatch(name) is not None
 
 
 def merge_files(

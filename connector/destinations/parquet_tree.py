@@ -42,7 +42,7 @@ from pydantic import BaseModel, Field
 
 from connector.destinations.base import MaintainSummary, MergeResult, ObjectRef, StagedParts, SyncState
 from connector.destinations.filesystem import Root
-from connector.destinations.parquet_merge import DataFile, ObjectFiles, merge_files, written_by
+from connector.destinations.parquet_merge import DataFile, ObjectFiles, is_file_name, merge_files, written_by
 from connector.destinations.scratch import scratch_connection
 from connector.errors import WarehouseError, WarehouseLocked
 from connector.state_file import StateFile, WriteOverran
@@ -510,9 +510,8 @@ class ParquetTree:
         for retired in expired:
             self.root.delete(where.version_path(retired.version))
         superseded = [s for s in record.superseded if s.at >= oldest_kept]
-        for name in self.root.list(where.directory):
-            if name.startswith(".") and name.endswith(".tmp"):
-                self.root.delete(f"{where.directory}/{name}")
+        for name in _leftovers(self.root.list(where.directory), record):
+            self.root.delete(f"{where.directory}/{name}")
         known = {f.version for f in record.files} | {r.version for r in record.retired}
         for name in self.root.list(where.versions):
             # Written by a merge that died before its commit: no record names it.
@@ -528,10 +527,15 @@ class ParquetTree:
         return collected
 
     def _purge_removed_objects(self) -> None:
-        """Delete the directories of objects removed more than the grace period ago (unless being synced)."""
+        """Finish the removal of objects (unless being synced): delete their directories once past the
+        grace period, and before then the data files a removal killed after its commit left in the tree.
+        """
         oldest_kept = datetime.now(UTC) - RETIRED_GRACE
         for stream, record in self._records():
-            if record.removed_at is None or record.removed_at >= oldest_kept:
+            if record.removed_at is None:
+                continue
+            directory = _directory(stream, record.state.object_id)
+            if record.removed_at >= oldest_kept and not _leftovers(self.root.list(directory), record):
                 continue
             ref = ObjectRef(stream, record.state.object_id, record.state.project_id, record.state.name)
             try:
@@ -549,6 +553,18 @@ class ParquetTree:
                 record = self._load(stream, object_id)
                 if record is not None:
                     yield stream, record
+
+
+def _leftovers(names: Sequence[str], record: ObjectRecord) -> list[str]:
+    """The names, among those in an object's directory, of files no query may read: what a write killed
+    before its rename left, and data files its record does not name (a removal commits before it
+    deletes the object's files, and once committed it is never tried again)."""
+    named = {data_file.name for data_file in record.files}
+    return [
+        name
+        for name in names
+        if (name.startswith(".") and name.endswith(".tmp")) or (is_file_name(name) and name not in named)
+    ]
 
 
 def _commit_time(record: ObjectRecord | None) -> datetime:

@@ -570,3 +570,30 @@ def test_a_commit_record_written_too_slowly_for_its_moment_is_written_again_for_
     assert committed.since is not None and committed.since > slow_ends[0]
     assert committed.files[0].since == committed.since
     assert not [p for p in record.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+class _Killed(BaseException):
+    """The process killed at that point (a `BaseException`, as no handler of bt-sync's catches it)."""
+
+
+def test_a_removal_killed_after_its_commit_leaves_no_row_in_the_tree_once_the_next_sync_prepares_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    state = logs_state(version=1)
+    tree.merge(LOGS_REF, staged(tmp_path / "read", [event("a", 1)]), state, delete_missing_up_to=None)
+    directory = tmp_path / "tree" / "project_logs" / "project_id=object"
+
+    def killed(root: Root, relative: str) -> None:
+        raise _Killed
+
+    with monkeypatch.context() as crash:
+        crash.setattr(Root, "delete", killed)
+        with pytest.raises(_Killed):
+            tree.remove_object(state)
+    assert tree.list_states() == [] and "part-000000.parquet" in os.listdir(directory)
+    tree.prepare()
+    # Any engine reading the tree's files reads the table: the removed object's rows must not be there.
+    assert os.listdir(directory) == ["_sync_state.json"]
+    rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{tmp_path}/tree/project_logs/*/*.parquet')")
+    assert rows.fetchall() == [(0,)]
