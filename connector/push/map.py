@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import repeat
 from typing import Any, NamedTuple, cast
@@ -295,6 +295,10 @@ class RowMapper:
             else:
                 outcome = self.event(row)
             if isinstance(outcome, RowProblem):
+                if texts is not None and outcome.values is chunk.rows[index] and _rounded(outcome.values):
+                    # The parsed row lost the digits of a number beyond 64 bits: the line as written keeps
+                    # them, for the row to be mended and pushed again.
+                    outcome = replace(outcome, values=texts[index].decode(errors="replace").rstrip("\r\n"))
                 mapped.problems.append((number, outcome))
             else:
                 mapped.numbers.append(number)
@@ -360,6 +364,18 @@ _KEYS_SHOWN = 10
 class WholeNumber(Decimal):
     """A whole number of a decimal type beyond 64 bits (a HUGEINT): an integer, kept as an exact decimal
     because JSON writers round such integers."""
+
+
+def _rounded(value: Any) -> bool:
+    """Whether a parsed JSON value holds a number a JSON parser may have rounded (an integer beyond 64 bits,
+    which orjson reads as the nearest double)."""
+    if isinstance(value, float):
+        return value.is_integer() and abs(value) >= _BEYOND_64_BITS
+    if isinstance(value, dict):
+        return any(_rounded(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_rounded(item) for item in value)
+    return False
 
 
 def _column_id(column: str, value: Any) -> str:

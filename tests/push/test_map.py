@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -349,6 +350,10 @@ def test_a_json_line_is_the_event_that_mapping_it_would_make(row: dict[str, Any]
     as_read, mapped = from_line(mapper(DEFAULTS, parse_json), text), mapper(DEFAULTS, parse_json).event(row)
     if isinstance(as_read, Event) and isinstance(mapped, Event):
         assert (as_read.id, orjson.loads(as_read.json)) == (mapped.id, orjson.loads(mapped.json))
+    elif isinstance(as_read, RowProblem) and isinstance(mapped, RowProblem):
+        assert replace(as_read, values=mapped.values) == mapped
+        # Or the line as written, when a number in it may have been rounded (tests/push/test_messy_files.py).
+        assert as_read.values in (mapped.values, text.decode().rstrip("\n"))
     else:
         assert as_read == mapped
 

@@ -896,3 +896,20 @@ def test_an_id_key_first_seen_after_the_mapping_is_no_id_column(
     code, _, err = cli(emulator, tmp_path, capsys, path, "--no-validate-first")
     assert code == 0
     assert "late.jsonl has no id column, so each row's id is a hash" in err
+
+
+@pytest.mark.parametrize("validate_first", [True, False], ids=["validate-first", "send-as-checked"])
+def test_a_rejected_json_line_whose_number_was_rounded_is_kept_in_the_rejects_file_as_written(
+    emulator: Emulator, tmp_path: Path, push: Any, validate_first: bool
+) -> None:
+    big_id = '{"id": 100000000000000000001, "input": "big"}'
+    big_inside = '{"input": {"n": -100000000000000000001}}'  # no id, and a number the parser rounds
+    (tmp_path / "f.jsonl").write_text('{"id": "a", "input": 1}\n' + big_id + "\n" + big_inside + "\r\n")
+    rejects = tmp_path / "rejects.jsonl"
+    summary = push(
+        tmp_path / "f.jsonl", id_column="id", on_error="skip", rejects=rejects, validate_first=validate_first
+    )
+    assert (summary.rows_sent, summary.rows_skipped) == (1, 2)
+    # Parsed, the ids read 1e+20 and -1e+20: the row could not be mended from the rejects file.
+    rejected = [orjson.loads(line)["values"] for line in rejects.read_bytes().splitlines()]
+    assert rejected == [big_id, big_inside]
