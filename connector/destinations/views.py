@@ -137,9 +137,7 @@ def ensure_views_file(path: Path, root: Root) -> bool:
             return False
         if current == wanted:
             return False
-    _write_views_file(
-        path, [*statements, f"CREATE VIEW {MARKER_VIEW} AS SELECT {sql_literal(wanted)} AS views"]
-    )
+    _write_views_file(path, statements, wanted)
     return True
 
 
@@ -202,8 +200,27 @@ def _current_fingerprint(path: Path) -> str | None:
             )
         if not any(name == MARKER_VIEW for name, _ in objects):
             return ""
-        row = con.execute(f"SELECT views FROM {MARKER_VIEW}").fetchone()
-    return str(row[0]) if row else ""
+        marker = con.execute(f"SELECT * FROM {MARKER_VIEW}").fetchone()
+        # A view dropped or replaced by a session that wrote the file, or a marker from before the digest.
+        if marker is None or len(marker) != 2 or marker[1] != _stored_views(con):
+            return ""
+    return str(marker[0])
+
+
+def _stored_views(con: duckdb.DuckDBPyConnection) -> str:
+    """A digest of the views of the file `con` uses, but the marker, as DuckDB keeps them."""
+    views = con.execute(
+        "SELECT view_name, sql, comment FROM duckdb_views() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND NOT internal AND view_name <> ? ORDER BY view_name",
+        [MARKER_VIEW],
+    ).fetchall()
+    columns = con.execute(
+        "SELECT table_name, column_name, comment FROM duckdb_columns() "
+        "WHERE database_name = current_database() AND schema_name = 'main' AND table_name <> ? "
+        "ORDER BY table_name, column_index",
+        [MARKER_VIEW],
+    ).fetchall()
+    return hashlib.sha256(repr((views, columns)).encode()).hexdigest()[:16]
 
 
 def _sweep_killed_writes(path: Path) -> None:
@@ -215,7 +232,9 @@ def _sweep_killed_writes(path: Path) -> None:
                 leftover.unlink()
 
 
-def _write_views_file(path: Path, statements: list[str]) -> None:
+def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
+    """Write the views and the marker: the fingerprint `wanted` of their statements, and the digest of
+    the views as stored, by which a sync tells that a session changed them."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -228,6 +247,10 @@ def _write_views_file(path: Path, statements: list[str]) -> None:
             con.execute("BEGIN")
             for statement in statements:
                 con.execute(statement)
+            stored = _stored_views(con)
+            con.execute(
+                f"CREATE VIEW {MARKER_VIEW} AS SELECT {sql_literal(wanted)} AS views, '{stored}' AS stored"
+            )
             con.execute("COMMIT")
             con.execute("USE memory")
             con.execute("DETACH analysts")

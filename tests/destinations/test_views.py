@@ -414,6 +414,44 @@ def test_a_sync_leaves_a_current_views_file_untouched(emulator: Emulator, tmp_pa
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        "DROP VIEW prompts",
+        # Every version of every row: replaced ones, and those of deleted rows.
+        "CREATE OR REPLACE VIEW project_logs AS "
+        "SELECT * FROM read_parquet('{root}/_bt_sync/project_logs/*/*.parquet')",
+        "COMMENT ON VIEW project_logs IS 'mine'",
+        "COMMENT ON COLUMN project_logs.id IS 'mine'",
+    ],
+)
+def test_a_sync_restores_a_view_a_session_changed_in_the_file(
+    emulator: Emulator, tmp_path: Path, change: str
+) -> None:
+    warehouse = warehouse_in(tmp_path)
+    project = emulator.store.create_project("p")["id"]
+    emulator.store.insert("project_logs", project, [{"id": "r1", "input": 1}])
+    sync(emulator, warehouse)
+    emulator.store.insert("project_logs", project, [{"id": "r1", "input": 2}])
+    sync(emulator, warehouse)
+    shown = (
+        "SELECT (SELECT count(*) FROM prompts), (SELECT count(*) FROM project_logs), comment "
+        "FROM duckdb_views()"
+    )
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as session:
+        written = session.execute(f"{shown} WHERE view_name = 'project_logs'").fetchall()
+    with duckdb.connect(str(warehouse.duckdb_path)) as session:  # an analyst's session, writing
+        session.execute(change.format(root=warehouse.parquet_root))
+    # The views were checked against their fingerprint alone: the change stayed, and analysts saw it.
+    sync(emulator, warehouse)
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as session:
+        assert session.execute(f"{shown} WHERE view_name = 'project_logs'").fetchall() == written
+        column = (
+            "SELECT comment FROM duckdb_columns() WHERE table_name = 'project_logs' AND column_name = 'id'"
+        )
+        assert session.execute(column).fetchall() != [("mine",)]
+
+
 def test_records_written_before_versions_had_times_are_read_whole(emulator: Emulator, tmp_path: Path) -> None:
     warehouse = warehouse_in(tmp_path)
     project = emulator.store.create_project("old")["id"]
