@@ -17,6 +17,7 @@ from typing import IO, Any
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
 
@@ -36,6 +37,9 @@ _SHOWN_AS_TEXT = frozenset({"BLOB", "BIT", "INTERVAL", "TIME", "TIME_NS"})
 # Types DuckDB hands to Arrow wrongly, alone or nested: a TIMETZ without its offset, a UHUGEINT of
 # 2**127 or more wrapped around to a negative number. Shown as DuckDB's text; a push refuses them.
 _WRONG_IN_ARROW = re.compile(r"\bTIME WITH TIME ZONE\b|\bUHUGEINT\b")
+# The first and last second Python's `datetime` holds (0001-01-01, 9999-12-31 23:59:59), from 1970.
+_FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 class QueryResult:
@@ -74,7 +78,7 @@ class QueryResult:
             for batch in self.batches():
                 flat = _as_text(batch, self.json_columns)
                 writer.writerows(
-                    ["" if value is None else value for value in row.values()] for row in flat.to_pylist()
+                    ["" if value is None else value for value in row.values()] for row in _python_rows(flat)
                 )
         finally:
             # Detached, not closed, however the rows end: closing the wrapper would close `out`.
@@ -99,7 +103,7 @@ class QueryResult:
             table.add_column(header)
         shown = more = 0
         for batch in self.batches():
-            for row in batch.to_pylist():
+            for row in _python_rows(batch):
                 if shown < max_rows:
                     table.add_row(
                         *plain_cells(*("" if value is None else str(value) for value in row.values()))
@@ -156,7 +160,8 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
         except duckdb.Error as error:
             raise QueryError(f"the query failed: {_first_line(error)}") from None
         except OverflowError as error:
-            # A time DuckDB holds and Python's `datetime` cannot (before year 1, after 9999).
+            # A time DuckDB holds and Python's `datetime` cannot (before year 1, after 9999), in a list or
+            # a struct: alone, one is shown as DuckDB's text (`_python_rows`).
             raise QueryError(
                 f"a value of the result cannot be shown ({error}): cast it to VARCHAR in the query"
             ) from None
@@ -208,13 +213,53 @@ def _as_text(batch: pa.RecordBatch, json_columns: set[str]) -> pa.RecordBatch:
 
 def _json_rows(batch: pa.RecordBatch, json_columns: set[str]) -> Iterator[dict[str, Any]]:
     nested = [field for field in batch.schema if pa.types.is_nested(field.type)]
-    for row in batch.to_pylist():
+    for row in _python_rows(batch):
         for name in json_columns:
             if row[name] is not None:
                 row[name] = orjson.Fragment(row[name])
         for field in nested:
             row[field.name] = _plain(row[field.name], field.type)
         yield row
+
+
+def _python_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+    """The batch's rows as Python values; a date or time Python cannot hold (before year 1, after 9999,
+    DuckDB's `infinity`) as DuckDB's text for it, so that a value late in the result stops no output
+    midway."""
+    shown_as_text: dict[str, tuple[list[int], list[str]]] = {}
+    for index, (field, column) in enumerate(zip(batch.schema, batch.columns, strict=True)):
+        outside = _outside_python(column)
+        if outside is not None and pc.any(outside).as_py():
+            positions = pc.indices_nonzero(outside).to_pylist()
+            shown_as_text[field.name] = (positions, _duckdb_text(column.filter(outside)))
+            batch = batch.set_column(index, field, pc.if_else(outside, pa.scalar(None, field.type), column))
+    rows = batch.to_pylist()
+    for name, (positions, texts) in shown_as_text.items():
+        for position, text in zip(positions, texts, strict=True):
+            rows[position][name] = text
+    return rows
+
+
+def _outside_python(column: pa.Array) -> pa.Array | None:
+    """Which values of a date or timestamp column fall outside Python's `datetime` (None: another type)."""
+    kind = column.type
+    if pa.types.is_timestamp(kind) or pa.types.is_date64(kind):
+        per_second = _PER_SECOND[kind.unit if pa.types.is_timestamp(kind) else "ms"]
+        first, last = _FIRST_SECOND * per_second, (_LAST_SECOND + 1) * per_second - 1
+    elif pa.types.is_date32(kind):
+        first, last = _FIRST_SECOND // 86400, _LAST_SECOND // 86400
+    else:
+        return None
+    counts = column.view(pa.int32() if pa.types.is_date32(kind) else pa.int64())
+    return pc.fill_null(pc.or_(pc.less(counts, first), pc.greater(counts, last)), False)
+
+
+def _duckdb_text(values: pa.Array) -> list[str]:
+    """Values as DuckDB writes them as text (times with a zone in UTC, as the reader shows them)."""
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("shown", pa.table({"value": values}))
+        return [str(text) for (text,) in con.execute("SELECT value::VARCHAR FROM shown").fetchall()]
 
 
 def _plain(value: Any, data_type: pa.DataType) -> Any:

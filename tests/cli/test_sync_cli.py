@@ -58,20 +58,25 @@ def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: Warehou
         "SELECT id, scores FROM experiment_events ORDER BY id LIMIT 2",
     )
     assert csv.returncode == 0 and csv.stdout.splitlines()[0] == "id,scores"
-    # A time DuckDB holds and Python cannot: one line in every format.
-    for output in ("table", "csv", "json"):
-        early = run_cli(
-            "sql",
-            *cli_warehouse_args(warehouse)[:4],
-            "SELECT TIMESTAMPTZ '0001-01-01 00:00:00+00' - INTERVAL 1 DAY AS t",
-            "--format",
-            output,
-        )
-        assert (early.returncode, early.stderr) == (
-            1,
-            "bt-sync: error: a value of the result cannot be shown (date value out of range): cast it to "
-            "VARCHAR in the query\n",
-        )
+    # Times DuckDB holds and Python cannot, late in a result: shown as DuckDB's text for them, in every
+    # format. They stopped the output there, with a one-line error, after 20,000 rows had been written.
+    late = (
+        "SELECT i, CASE i WHEN 20000 THEN TIMESTAMPTZ '0001-01-01 00:00:00+00' - INTERVAL 1 DAY "
+        "WHEN 20001 THEN 'infinity' ELSE TIMESTAMPTZ '2024-01-01 00:00:00+00' END AS t, "
+        "CASE WHEN i = 20002 THEN DATE '12000-01-01' END AS d FROM range(20003) AS r(i) ORDER BY i"
+    )
+    shown = {
+        "table": "more rows (use --format csv or json for every row)\n",  # the table shows the first rows
+        "csv": (
+            "20000,0001-12-31 (BC) 00:00:00+00,\n20001,infinity,\n"
+            "20002,2024-01-01 00:00:00+00:00,12000-01-01\n"
+        ),
+        "json": '{"i":20002,"t":"2024-01-01T00:00:00+00:00","d":"12000-01-01"}\n]\n',
+    }
+    for output, tail in shown.items():
+        done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], late, "--format", output)
+        assert (done.returncode, done.stderr) == (0, "")
+        assert done.stdout.endswith(tail)
     # Read-only over the tables' files, and no other file of the machine; the tables' own files read.
     tree = f"{warehouse.tables_root}/project_logs/*/*.parquet"
     # Beside the tables is where the DuckDB file and the state directory usually are.
