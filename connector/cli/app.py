@@ -98,4 +98,10 @@ def output_console() -> Console:
     """Where commands print tables: the terminal's width, or wide enough for a log file or pipe."""
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 140)
+    class _Output(Console):
+        def on_broken_pipe(self) -> None:
+            # Rich exits 1 here: a reader that has what it wanted (`bt-sync sql … | head`) is the
+            # command's to judge.
+            raise BrokenPipeError
+
+    return _Output(width=None if sys.stdout.isatty() else 140)

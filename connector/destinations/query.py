@@ -32,14 +32,15 @@ from schemas.tables import sql_identifier
 BATCH_ROWS = 10_000
 _READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 # Types whose Python values print as reprs (`b'\\x00'`, `MonthDayNano(...)`); shown as DuckDB's text for them.
-# A time too: Python reads DuckDB's end of the day, 24:00:00, as midnight.
-_SHOWN_AS_TEXT = frozenset({"BLOB", "BIT", "INTERVAL", "TIME", "TIME_NS"})
+# A time too: Python reads DuckDB's end of the day, 24:00:00, as midnight; and a timestamp in nanoseconds,
+# which Python's `datetime` cannot hold.
+_SHOWN_AS_TEXT = frozenset({"BLOB", "BIT", "INTERVAL", "TIME", "TIME_NS", "TIMESTAMP_NS"})
 # Types DuckDB hands to Arrow wrongly, alone or nested: a TIMETZ without its offset, a UHUGEINT of
 # 2**127 or more wrapped around to a negative number. Shown as DuckDB's text; a push refuses them.
 _WRONG_IN_ARROW = re.compile(r"\bTIME WITH TIME ZONE\b|\bUHUGEINT\b")
 # The first and last second Python's `datetime` holds (0001-01-01, 9999-12-31 23:59:59), from 1970.
 _FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
-_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
 
 
 class QueryResult:
@@ -159,11 +160,12 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
             raise QueryError(f"a query reads the synced tables only: {_first_line(error)}") from None
         except duckdb.Error as error:
             raise QueryError(f"the query failed: {_first_line(error)}") from None
-        except OverflowError as error:
-            # A time DuckDB holds and Python's `datetime` cannot (before year 1, after 9999), in a list or
-            # a struct: alone, one is shown as DuckDB's text (`_python_rows`).
+        except (OverflowError, ValueError) as error:
+            # A time DuckDB holds and Python's `datetime` cannot (before year 1, after 9999, nanoseconds),
+            # in a list or a struct: alone, one is shown as DuckDB's text (`_python_rows`, `_readable`).
+            reason = str(error).split(". ")[0]  # not pyarrow's advice to install pandas
             raise QueryError(
-                f"a value of the result cannot be shown ({error}): cast it to VARCHAR in the query"
+                f"a value of the result cannot be shown ({reason}): cast it to VARCHAR in the query"
             ) from None
 
 
@@ -243,6 +245,8 @@ def _python_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
 def _outside_python(column: pa.Array) -> pa.Array | None:
     """Which values of a date or timestamp column fall outside Python's `datetime` (None: another type)."""
     kind = column.type
+    if pa.types.is_timestamp(kind) and kind.unit == "ns":
+        return None  # 64 bits of nanoseconds span the years 1677-2262 only
     if pa.types.is_timestamp(kind) or pa.types.is_date64(kind):
         per_second = _PER_SECOND[kind.unit if pa.types.is_timestamp(kind) else "ms"]
         first, last = _FIRST_SECOND * per_second, (_LAST_SECOND + 1) * per_second - 1

@@ -77,6 +77,19 @@ def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: Warehou
         done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], late, "--format", output)
         assert (done.returncode, done.stderr) == (0, "")
         assert done.stdout.endswith(tail)
+    # Nanoseconds, which Python's `datetime` drops (a traceback), as DuckDB writes them.
+    nanoseconds = "SELECT '2020-01-01 01:02:03.123456789'::TIMESTAMP_NS AS t"
+    done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], nanoseconds, "--format", "csv")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "t\n2020-01-01 01:02:03.123456789\n", "")
+    # In a list, such times stop the query with one line.
+    early = "TIMESTAMPTZ '0001-01-01 00:00:00+00' - INTERVAL 1 DAY"
+    for value in (early, "TIMESTAMP_NS '2020-01-01 00:00:00.123456789'"):
+        done = run_cli(
+            "sql", *cli_warehouse_args(warehouse)[:4], f"SELECT [{value}] AS t", "--format", "json"
+        )
+        assert done.returncode == 1
+        assert done.stderr.startswith("bt-sync: error: a value of the result cannot be shown (")
+        assert done.stderr.endswith("): cast it to VARCHAR in the query\n") and "pandas" not in done.stderr
     # Read-only over the tables' files, and no other file of the machine; the tables' own files read.
     tree = f"{warehouse.tables_root}/project_logs/*/*.parquet"
     # Beside the tables is where the DuckDB file and the state directory usually are.
@@ -602,7 +615,7 @@ def test_ctrl_c_caught_by_duckdb_is_an_interruption_not_a_traceback() -> None:
     assert json.loads(done.stdout) == {"error": "interrupted", "exit_code": 130}
 
 
-@pytest.mark.parametrize("output", ["csv", "json"])
+@pytest.mark.parametrize("output", ["csv", "json", "table"])
 def test_bt_sync_sql_stops_quietly_when_its_reader_closes_the_pipe(
     demo_emulator: Emulator, warehouse: WarehouseSettings, output: str
 ) -> None:
