@@ -15,9 +15,10 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 import duckdb
+import numpy as np
+import numpy.typing as npt
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
 
@@ -228,34 +229,42 @@ def _python_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
     """The batch's rows as Python values; a date or time Python cannot hold (before year 1, after 9999,
     DuckDB's `infinity`) as DuckDB's text for it, so that a value late in the result stops no output
     midway."""
-    shown_as_text: dict[str, tuple[list[int], list[str]]] = {}
+    shown_as_text: dict[str, tuple[npt.NDArray[np.intp], list[str]]] = {}
     for index, (field, column) in enumerate(zip(batch.schema, batch.columns, strict=True)):
-        outside = _outside_python(column)
-        if outside is not None and pc.any(outside).as_py():
-            positions = pc.indices_nonzero(outside).to_pylist()
-            shown_as_text[field.name] = (positions, _duckdb_text(column.filter(outside)))
-            batch = batch.set_column(index, field, pc.if_else(outside, pa.scalar(None, field.type), column))
-    rows = batch.to_pylist()
+        counts = _counts(column)
+        if counts is None:
+            continue
+        values, first, last = counts
+        outside = (values < first) | (values > last)
+        if outside.any():
+            texts = _duckdb_text(column.filter(pa.array(outside)))
+            shown_as_text[field.name] = (np.flatnonzero(outside), texts)
+            # Python reads 1970 in their place; each is then replaced by its text.
+            nulls = column.is_null().to_numpy(zero_copy_only=False)
+            held = pa.array(np.where(outside, 0, values), mask=nulls)
+            batch = batch.set_column(index, field, held.view(field.type))
+    rows: list[dict[str, Any]] = batch.to_pylist()
     for name, (positions, texts) in shown_as_text.items():
-        for position, text in zip(positions, texts, strict=True):
+        for position, text in zip(positions.tolist(), texts, strict=True):
             rows[position][name] = text
     return rows
 
 
-def _outside_python(column: pa.Array) -> pa.Array | None:
-    """Which values of a date or timestamp column fall outside Python's `datetime` (None: another type)."""
+def _counts(column: pa.Array) -> tuple[npt.NDArray[np.signedinteger[Any]], int, int] | None:
+    """A date or timestamp column's values as integer counts (nulls as 0), and the first and last that
+    Python's `datetime` holds; None for another type."""
     kind = column.type
     if pa.types.is_timestamp(kind) and kind.unit == "ns":
         return None  # 64 bits of nanoseconds span the years 1677-2262 only
     if pa.types.is_timestamp(kind) or pa.types.is_date64(kind):
         per_second = _PER_SECOND[kind.unit if pa.types.is_timestamp(kind) else "ms"]
         first, last = _FIRST_SECOND * per_second, (_LAST_SECOND + 1) * per_second - 1
+        integers = pa.int64()
     elif pa.types.is_date32(kind):
-        first, last = _FIRST_SECOND // 86400, _LAST_SECOND // 86400
+        first, last, integers = _FIRST_SECOND // 86400, _LAST_SECOND // 86400, pa.int32()
     else:
         return None
-    counts = column.view(pa.int32() if pa.types.is_date32(kind) else pa.int64())
-    return pc.fill_null(pc.or_(pc.less(counts, first), pc.greater(counts, last)), False)
+    return column.view(integers).fill_null(0).to_numpy(), first, last
 
 
 def _duckdb_text(values: pa.Array) -> list[str]:
