@@ -44,65 +44,44 @@ class ApiObject(_Response):
 class Project(ApiObject):
     """`Project` in the spec.
 
-    Timestamps stay the API's text: the catalog's `_raw` is the object as listed ("….391Z", which a
-    `datetime` would write back as "….391000Z"), and its typed columns parse them.
+    The models declare only the fields bt-sync reads. The others (`created`, `description`, `tags`, …)
+    stay as listed, whatever their type: the catalog's `_raw` is the object as listed, and its typed
+    columns are typed from it (a `created` of "….391Z" stays that text; a `description` that is an
+    object where the spec says text neither fails the sync nor is lost).
     """
 
     org_id: str
-    created: str | None = None
-    deleted_at: str | None = None
-    user_id: str | None = None
-
-
-class _ProjectObject(ApiObject):
-    """Fields experiments and datasets share; timestamps as text, as `Project`'s."""
-
-    project_id: str
-    description: str | None = None
-    created: str | None = None
-    deleted_at: str | None = None
-    user_id: str | None = None
-    metadata: dict[str, Any] | None = None
-    tags: list[str] | None = None
-
-
-class Experiment(_ProjectObject):
-    """`Experiment` in the spec."""
-
-    dataset_id: str | None = None
-    dataset_version: str | None = None
-    public: bool | None = None
-
-
-class Dataset(_ProjectObject):
-    """`Dataset` in the spec."""
-
-    url_slug: str | None = None
 
 
 class _InProject(ApiObject):
-    """An object listed per project: a prompt, function, score or tag definition."""
+    """An object listed per project: an experiment, dataset, prompt, function, score or tag definition."""
 
     project_id: str
+
+
+class Experiment(_InProject):
+    """`Experiment` in the spec."""
+
+    # Required by the spec, unread by bt-sync: kept as listed, whatever its type.
+    public: Any = None
+
+
+class Dataset(_InProject):
+    """`Dataset` in the spec."""
+
+    url_slug: Any = None  # as `Experiment.public`
 
 
 class Prompt(_InProject):
     """`Prompt` in the spec; `_xact_id` is its version."""
 
-    slug: str | None = None
-
 
 class Function(_InProject):
     """`Function` in the spec: a scorer, tool, task or LLM function; `_xact_id` is its version."""
 
-    slug: str | None = None
-    function_type: str | None = None
-
 
 class ProjectScore(_InProject):
     """`ProjectScore` in the spec: the definition of one score name."""
-
-    score_type: str | None = None
 
 
 class ProjectTag(_InProject):

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator, ListQuery
 from tests.helpers import query, sync
@@ -118,3 +120,33 @@ def test_the_readme_queries_run_on_the_demo_warehouse(
     # The demo ran two versions of one prompt: the second scores higher.
     assert len(rows) == 2 and rows[0][0] == rows[1][0] and rows[0][1] != rows[1][1]
     assert rows[1][2] > rows[0][2]
+
+
+def test_an_object_listed_with_fields_of_unexpected_types_is_synced_and_kept_as_listed(
+    emulator: Emulator, warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = emulator.store
+    healthy = store.create_project("healthy")["id"]
+    store.insert("project_logs", healthy, [{"id": "l1", "input": 1}])
+    odd = store.create_experiment(store.create_project("other")["id"], "odd")["id"]
+    store.insert("experiment", odd, [{"id": "e1", "input": 2}])
+    drifted = {"description": {"text": "rich"}, "public": "yes", "tags": "t", "metadata": [1], "created": 5}
+    view = store.catalog.view
+
+    def drifting(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        # An API whose fields drift from the spec: one experiment's, none that bt-sync reads.
+        shown = view(kind, obj)  # type: ignore[arg-type]
+        return shown | drifted if shown["id"] == odd else shown
+
+    monkeypatch.setattr(store.catalog, "view", drifting)
+    # One such object stopped the whole sync: "GET /v1/experiment returned a response bt-sync cannot
+    # read (description: Input should be a valid string)".
+    summary = sync(emulator, warehouse)
+    assert [o.status for o in summary.objects] == ["synced"] * 3  # both projects' logs, the experiment
+    counts = "SELECT (SELECT count(*) FROM project_logs), (SELECT count(*) FROM experiment_events)"
+    assert query(warehouse, counts) == [(1, 1)]
+    ((raw, description, created),) = query(
+        warehouse, "SELECT _raw, description, created FROM experiments WHERE id = ?", [odd]
+    )
+    assert {key: json.loads(raw)[key] for key in drifted} == drifted
+    assert (description, created) == ('{"text":"rich"}', None)
