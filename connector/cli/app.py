@@ -94,14 +94,18 @@ class JsonOutput:
 json_output = JsonOutput()
 
 
-def output_console() -> Console:
-    """Where commands print tables: the terminal's width, or wide enough for a log file or pipe."""
+def output_console(*, reader_may_leave: bool = False) -> Console:
+    """Where commands print tables: the terminal's width, or wide enough for a log file or pipe.
+
+    Args:
+        reader_may_leave: raise `BrokenPipeError` when the reader closes the pipe, for the command to
+            stop quietly (`bt-sync sql … | head`), where rich exits 1.
+    """
     from rich.console import Console
 
-    class _Output(Console):
+    class _LeftByItsReader(Console):
         def on_broken_pipe(self) -> None:
-            # Rich exits 1 here: a reader that has what it wanted (`bt-sync sql … | head`) is the
-            # command's to judge.
             raise BrokenPipeError
 
-    return _Output(width=None if sys.stdout.isatty() else 140)
+    kind = _LeftByItsReader if reader_may_leave else Console
+    return kind(width=None if sys.stdout.isatty() else 140)

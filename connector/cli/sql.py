@@ -70,7 +70,7 @@ def sql(
     with run_query(store, query, readable=True) as result:
         try:
             if chosen is OutputFormat.TABLE:
-                result.print_table(output_console(), TABLE_ROWS)
+                result.print_table(output_console(reader_may_leave=True), TABLE_ROWS)
             elif chosen is OutputFormat.CSV:
                 result.write_csv(sys.stdout.buffer)
             else:

@@ -164,6 +164,8 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
         except (OverflowError, ValueError) as error:
             # A time DuckDB holds and Python's `datetime` cannot (before year 1, after 9999, nanoseconds),
             # in a list or a struct: alone, one is shown as DuckDB's text (`_python_rows`, `_readable`).
+            if isinstance(error, ValueError) and "temporal type" not in str(error):
+                raise  # not pyarrow's conversion of a time (a write to a closed file, say)
             reason = str(error).split(". ")[0]  # not pyarrow's advice to install pandas
             raise QueryError(
                 f"a value of the result cannot be shown ({reason}): cast it to VARCHAR in the query"

@@ -639,6 +639,23 @@ def test_bt_sync_sql_stops_quietly_when_its_reader_closes_the_pipe(
     assert (querying.returncode, err) == (0, b"")
 
 
+def test_a_table_printed_to_a_reader_that_left_shows_no_empty_error(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    sync(demo_emulator, warehouse)
+    listing = subprocess.Popen(
+        [*CLI, "status", *cli_warehouse_args(warehouse)[:4]], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert listing.stdout is not None
+    listing.stdout.close()  # long before the command prints
+    try:
+        _, err = listing.communicate(timeout=60)
+    finally:
+        listing.kill()
+    # `sql`'s quiet stop, given to every command's table, printed "bt-sync: error: " and nothing else.
+    assert err == b""
+
+
 def test_ctrl_c_stops_a_runaway_query_of_bt_sync_sql(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
