@@ -35,6 +35,10 @@ class ApiObject(_Response):
     id: str
     name: str
 
+    def listed_json(self) -> str:
+        """The object as JSON, as the API listed it: a field it left out stays out (the catalog's `_raw`)."""
+        return self.model_dump_json(exclude_unset=True)
+
     @property
     def owning_project_id(self) -> str:
         """The project the object belongs to (a project's own id)."""

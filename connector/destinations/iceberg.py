@@ -243,7 +243,7 @@ class IcebergDestination:
         """Replace the catalog table's rows: all, or those of `project_ids` (other projects' rows stay)."""
         table_name = kind.catalog.table
         with scratch_connection() as con:
-            con.register("catalog_rows", pa.table({"raw": pa.array([o.model_dump_json() for o in objects])}))
+            con.register("catalog_rows", pa.table({"raw": pa.array([o.listed_json() for o in objects])}))
             rows = con.sql(
                 f"SELECT {stored_select(kind.catalog.columns)} FROM ({catalog_select(kind.catalog)})"
             ).to_arrow_table()

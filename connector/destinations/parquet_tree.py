@@ -397,7 +397,7 @@ class ParquetTree:
             scratch_connection() as con,
             tempfile.TemporaryDirectory(prefix="bt-sync-") as directory,
         ):
-            raw = pa.array([o.model_dump_json() for o in objects], pa.string())
+            raw = pa.array([o.listed_json() for o in objects], pa.string())
             con.register("catalog_rows", pa.table({"raw": raw}))
             query = catalog_select(table)
             kept = self.root.read(path) if project_ids is not None else None
