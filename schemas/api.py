@@ -30,7 +30,13 @@ class _Response(BaseModel):
 
 
 class ApiObject(_Response):
-    """An object the API lists: a project, experiment, dataset, prompt, ..."""
+    """An object the API lists: a project, experiment, dataset, prompt, ...
+
+    The models of listed objects declare only the fields bt-sync reads. The others (`created`,
+    `description`, `tags`, …) stay as listed, whatever their type: the catalog's `_raw` is the object as
+    listed, and its typed columns are typed from it (a `created` of "….391Z" stays that text; a
+    `description` that is an object where the spec says text neither fails the sync nor is lost).
+    """
 
     id: str
     name: str
@@ -46,13 +52,7 @@ class ApiObject(_Response):
 
 
 class Project(ApiObject):
-    """`Project` in the spec.
-
-    The models declare only the fields bt-sync reads. The others (`created`, `description`, `tags`, …)
-    stay as listed, whatever their type: the catalog's `_raw` is the object as listed, and its typed
-    columns are typed from it (a `created` of "….391Z" stays that text; a `description` that is an
-    object where the spec says text neither fails the sync nor is lost).
-    """
+    """`Project` in the spec."""
 
     org_id: str
 

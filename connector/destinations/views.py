@@ -247,10 +247,8 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
             con.execute("BEGIN")
             for statement in statements:
                 con.execute(statement)
-            stored = _stored_views(con)
-            con.execute(
-                f"CREATE VIEW {MARKER_VIEW} AS SELECT {sql_literal(wanted)} AS views, '{stored}' AS stored"
-            )
+            marker = f"SELECT {sql_literal(wanted)} AS views, {sql_literal(_stored_views(con))} AS stored"
+            con.execute(f"CREATE VIEW {MARKER_VIEW} AS {marker}")
             con.execute("COMMIT")
             con.execute("USE memory")
             con.execute("DETACH analysts")
