@@ -344,9 +344,12 @@ def _validated(model: type[_Model], raw: Any, request: str) -> _Model:
     except ValidationError as error:
         issue = error.errors()[0]
         field = ".".join(str(part) for part in issue["loc"]) or "the body"
+        # One object of a listing: which one, for the API's owners to find it.
+        named = raw.get("id") if isinstance(raw, dict) and field != "id" else None
+        which = f", of the object with id {named}" if isinstance(named, str) else ""
         raise MalformedResponse(
-            f"{request} returned a response bt-sync cannot read ({field}: {issue['msg']}); is the API URL "
-            "a Braintrust API?"
+            f"{request} returned a response bt-sync cannot read ({field}: {issue['msg']}{which}); is the API "
+            "URL a Braintrust API?"
         ) from None
 
 

@@ -220,8 +220,11 @@ def test_an_errors_text_is_quoted_unless_it_is_a_web_page(emulator: Emulator, bo
 @pytest.mark.parametrize(
     ("body", "says"),
     [
-        ('{"objects": [{"id": "x", "name": null, "org_id": "o"}]}', "(name: Input should be a valid string)"),
-        ('{"objects": [{"id": "x"}]}', "(name: Field required)"),
+        (
+            '{"objects": [{"id": "x", "name": null, "org_id": "o"}]}',
+            "(name: Input should be a valid string, of the object with id x)",
+        ),
+        ('{"objects": [{"id": "x"}]}', "(name: Field required, of the object with id x)"),
     ],
 )
 def test_a_catalog_response_breaking_the_contract_names_the_request_not_a_setting(

@@ -11,6 +11,7 @@ import pytest
 
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator, ListQuery
+from connector.errors import MalformedResponse
 from tests.helpers import query, sync
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -153,3 +154,24 @@ def test_an_object_listed_with_fields_of_unexpected_types_is_synced_and_kept_as_
     )
     assert {key: json.loads(raw)[key] for key in drifted} == drifted and "public" not in json.loads(raw)
     assert (description, created) == ('{"text":"rich"}', None)
+
+
+def test_an_object_listed_without_a_field_bt_sync_reads_is_named_in_the_error(
+    emulator: Emulator, warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = emulator.store
+    odd = store.create_experiment(store.create_project("p")["id"], "odd")["id"]
+    view = store.catalog.view
+
+    def nameless(kind: str, obj: dict[str, Any]) -> dict[str, Any]:
+        shown = view(kind, obj)  # type: ignore[arg-type]
+        return shown | {"name": 5} if shown["id"] == odd else shown
+
+    monkeypatch.setattr(store.catalog, "view", nameless)
+    with pytest.raises(MalformedResponse) as error:
+        sync(emulator, warehouse)
+    # Which of the listed objects breaks the contract, for the API's owners to find it.
+    assert str(error.value).startswith(
+        f"GET /v1/experiment returned a response bt-sync cannot read (name: Input should be a valid string, "
+        f"of the object with id {odd}); "
+    )
