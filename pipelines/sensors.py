@@ -44,8 +44,10 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         synced = {(state.object_type, state.object_id) for state in warehouse.synced_objects()}
         partition_requests: list[PartitionsRequest] = []
         sync_requests: list[dg.RunRequest] = []
+        removed: list[str] = []
         for change in partition_changes(specs, catalog, context.instance):
             partition_requests += change.requests()
+            removed += (_removal(context.instance, change.assets, key) for key in change.removed)
             # New partitions (a renamed object's too), and every object never synced into the warehouse.
             for key, ref in change.listed.items():
                 is_synced = (ref.object_type, ref.object_id) in synced
@@ -58,8 +60,7 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         # Keyed by what it follows: Dagster launches it once, not again at every tick a sync still waits.
         # A partition added is first synced, so its sync's key stands for it: the tick after, with the
         # partition there and its sync still queued, asks for the same catalog run.
-        changes = [repr(r) for r in partition_requests if not isinstance(r, dg.AddDynamicPartitionsRequest)]
-        changes += sorted(f"{r.partition_key}:{r.run_key}" for r in sync_requests)
+        changes = sorted(removed) + sorted(f"{r.partition_key}:{r.run_key}" for r in sync_requests)
         catalog_key = hashlib.sha256("\n".join(changes).encode()).hexdigest()[:16]
         catalog_request = dg.RunRequest(job_name=jobs.catalog.name, run_key=f"catalog:{catalog_key}")
         return dg.SensorResult(
@@ -67,6 +68,16 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         )
 
     return braintrust_discovery_sensor
+
+
+def _removal(instance: dg.DagsterInstance, assets: EventAssets, key: str) -> str:
+    """A partition's removal, as the catalog run's key follows it: the key and its last run.
+
+    The key alone repeats when an object re-created under its name is deleted again (a nightly
+    experiment), and Dagster would not launch that catalog run a second time; each object had its runs.
+    """
+    last = instance.get_runs(dg.RunsFilter(job_name=assets.job_name, tags={PARTITION_TAG: key}), limit=1)
+    return f"{assets.partitions_name}:{key}:{last[0].run_id if last else 'never run'}"
 
 
 def _first_sync(

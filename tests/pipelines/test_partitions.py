@@ -283,3 +283,27 @@ def test_schedules_sync_each_partition_hourly_and_reconcile_each_table_in_one_we
     assert reconcile.tags["dagster/asset_partition_range_start"] == "bot/a"
     assert reconcile.tags["dagster/asset_partition_range_end"] == "bot/c"
     assert reconcile.run_config == {"ops": {"braintrust_experiment_events": {"config": {"reconcile": True}}}}
+
+
+def test_a_name_deleted_again_after_it_was_re_created_refreshes_the_catalog_again(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    store = emulator.store
+    apply(discover(test_defs, instance), test_defs, instance)
+    removals = []
+    for _ in range(2):  # a nightly experiment: created, synced, deleted, and again
+        nightly = store.create_experiment(upstream["project"], "nightly")
+        apply(discover(test_defs, instance), test_defs, instance)
+        store.delete("experiment", nightly["id"])
+        removal = discover(test_defs, instance)
+        assert partition_changes(removal) == [("Delete", "bt_experiments", ["support-bot/nightly"])]
+        removals.append(catalog_run_key(removal))
+        apply(removal, test_defs, instance)
+        with warehouse_resource.reader() as connection:
+            assert connection.execute("SELECT id FROM experiments WHERE name = 'nightly'").fetchall() == []
+    # The same key twice: Dagster launched the second catalog run never, and the table kept the experiment.
+    assert removals[0] != removals[1]
