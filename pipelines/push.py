@@ -13,7 +13,7 @@ import dagster as dg
 from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
-from connector.push.options import PushOptions, PushSummary
+from connector.push.options import RUN_CONFIG, PushOptions, PushSummary
 from connector.push.run import push
 from pipelines.assets import TRANSIENT_RETRY
 from pipelines.failures import invalid_config_fails_without_retry, terminal_errors_fail_without_retry
@@ -33,7 +33,7 @@ class PushConfigBase(dg.Config):
             dg.Failure: the options are inconsistent (e.g. `on_error: skip` without `rejects`).
         """
         with invalid_config_fails_without_retry("push"):
-            return PushOptions(**self.model_dump())
+            return PushOptions.model_validate(self.model_dump(), context=RUN_CONFIG)
 
 
 def _config_field(field: FieldInfo) -> tuple[Any, Any]:

@@ -9,8 +9,9 @@ the machinery that reads files and sends batches.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, LiteralString
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -22,7 +23,43 @@ from connector.push.choices import FileFormat, OnError
 MAX_REQUEST_BYTES = 5_632 * 1024
 # The fields naming what is pushed; exactly one is given.
 SOURCE_FIELDS = ("file", "sql", "sql_file")
-_SOURCE_NAMES = {"file": "FILE", "sql": "--sql", "sql_file": "--sql-file"}
+# Validation context for options given as a run config (Dagster's push job): messages name its fields.
+RUN_CONFIG = {"spelling": "run config"}
+
+
+@dataclass(frozen=True)
+class _Spelling:
+    """How the messages that name other options spell them."""
+
+    # Literal strings, as pydantic's message templates must be.
+    file: LiteralString
+    sql: LiteralString
+    sql_file: LiteralString
+    no_source: LiteralString
+    skip_without_rejects: LiteralString
+    rejects_without_skip: LiteralString
+
+
+_FLAGS = _Spelling(
+    file="FILE",
+    sql="--sql",
+    sql_file="--sql-file",
+    no_source="give a FILE to push, or --sql QUERY, or --sql-file F",
+    skip_without_rejects="--on-error skip needs --rejects FILE, so skipped rows are kept",
+    rejects_without_skip="--rejects only applies with --on-error skip",
+)
+_CONFIG_FIELDS = _Spelling(
+    file="file",
+    sql="sql",
+    sql_file="sql_file",
+    no_source="give a file to push, or a query in sql or sql_file",
+    skip_without_rejects="on_error: skip needs rejects (a file), so skipped rows are kept",
+    rejects_without_skip="rejects only applies with on_error: skip",
+)
+
+
+def _spelling(info: ValidationInfo) -> _Spelling:
+    return _CONFIG_FIELDS if (info.context or {}).get("spelling") == RUN_CONFIG["spelling"] else _FLAGS
 
 
 class PushOptions(BaseModel):
@@ -122,15 +159,16 @@ class PushOptions(BaseModel):
         return columns
 
     @model_validator(mode="after")
-    def _one_source(self) -> PushOptions:
+    def _one_source(self, info: ValidationInfo) -> PushOptions:
         # Of the whole model, not of one field: no flag is at fault alone.
-        given = [_SOURCE_NAMES[name] for name in SOURCE_FIELDS if getattr(self, name)]
+        spelling = _spelling(info)
+        given = [getattr(spelling, name) for name in SOURCE_FIELDS if getattr(self, name)]
         if not given:
-            raise PydanticCustomError("source", "give a FILE to push, or --sql QUERY, or --sql-file F")
+            raise PydanticCustomError("source", spelling.no_source)
         if len(given) > 1:
             raise PydanticCustomError(
                 "source",
-                "give one of FILE, --sql and --sql-file, not {given}",
+                f"give one of {spelling.file}, {spelling.sql} and {spelling.sql_file}, not {{given}}",
                 {"given": " and ".join(given)},
             )
         return self
@@ -155,11 +193,9 @@ class PushOptions(BaseModel):
     def _rejects_go_with_skip(cls, rejects: Path | None, info: ValidationInfo) -> Path | None:
         skip = info.data.get("on_error") is OnError.SKIP
         if skip and rejects is None:
-            raise PydanticCustomError(
-                "rejects", "--on-error skip needs --rejects FILE, so skipped rows are kept"
-            )
+            raise PydanticCustomError("rejects", _spelling(info).skip_without_rejects)
         if not skip and rejects is not None:
-            raise PydanticCustomError("rejects", "--rejects only applies with --on-error skip")
+            raise PydanticCustomError("rejects", _spelling(info).rejects_without_skip)
         return rejects
 
     @property

@@ -57,4 +57,8 @@ def test_push_job_inserts_a_file_into_a_dataset_like_the_cli(
     )
     assert not failed.success
     (failure,) = [e for e in failed.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "rejects" in str(failure.event_specific_data.error)
+    # In the run config's words: it said "--on-error skip needs --rejects FILE".
+    assert failure.event_specific_data.error.message.startswith(
+        "dagster._core.definitions.events.Failure: invalid push config: "
+        "rejects: on_error: skip needs rejects (a file), so skipped rows are kept"
+    )

@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from connector.cli.push import OTHER_PARAMETERS, push_command
-from connector.push.options import PushOptions
+from connector.errors import validation_problems
+from connector.push.options import RUN_CONFIG, PushOptions
 from pipelines.push import PushConfig
 
 FIELDS = PushOptions.model_fields
@@ -93,6 +94,20 @@ def test_the_cli_and_dagster_make_the_same_options() -> None:
 def test_exactly_one_source(given: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         PushOptions(project="p", dataset="d", **given)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({}, "give a file to push, or a query in sql or sql_file"),
+        ({"file": "a.csv", "sql": "SELECT 1"}, "give one of file, sql and sql_file, not file and sql"),
+        ({"file": "a.csv", "rejects": "r.jsonl"}, "rejects only applies with on_error: skip"),
+    ],
+)
+def test_a_run_config_s_problems_name_its_fields_not_the_flags(given: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        PushOptions.model_validate({"project": "p", "dataset": "d", **given}, context=RUN_CONFIG)
+    assert validation_problems(error.value).endswith(message) and "--" not in str(error.value)
 
 
 def test_the_command_line_stub_hands_every_argument_on() -> None:
