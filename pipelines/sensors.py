@@ -47,7 +47,9 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         removed: list[str] = []
         for change in partition_changes(specs, catalog, context.instance):
             partition_requests += change.requests()
-            removed += (_removal(context.instance, change.assets, key) for key in change.removed)
+            removed += (
+                _removal(context.instance, change.assets, key, jobs.catalog.name) for key in change.removed
+            )
             # New partitions (a renamed object's too), and every object never synced into the warehouse.
             for key, ref in change.listed.items():
                 is_synced = (ref.object_type, ref.object_id) in synced
@@ -70,14 +72,21 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
     return braintrust_discovery_sensor
 
 
-def _removal(instance: dg.DagsterInstance, assets: EventAssets, key: str) -> str:
-    """A partition's removal, as the catalog run's key follows it: the key and its last run.
+def _removal(instance: dg.DagsterInstance, assets: EventAssets, key: str, catalog_job: str) -> str:
+    """A partition's removal, as the catalog run's key follows it: the key, its last run and the catalog's.
 
     The key alone repeats when an object re-created under its name is deleted again (a nightly
-    experiment), and Dagster would not launch that catalog run a second time; each object had its runs.
+    experiment), and Dagster would not launch that catalog run a second time. An object that was synced
+    had runs of its own; one never synced had its partition added by a catalog run, or by a tick that
+    asked for one, so the catalog's last run differs from the one before its removal.
     """
-    last = instance.get_runs(dg.RunsFilter(job_name=assets.job_name, tags={PARTITION_TAG: key}), limit=1)
-    return f"{assets.partitions_name}:{key}:{last[0].run_id if last else 'never run'}"
+    filters = [
+        dg.RunsFilter(job_name=assets.job_name, tags={PARTITION_TAG: key}),
+        dg.RunsFilter(job_name=catalog_job),
+    ]
+    last_runs = [instance.get_runs(runs_filter, limit=1) for runs_filter in filters]
+    run_ids = [runs[0].run_id if runs else "never run" for runs in last_runs]
+    return ":".join([assets.partitions_name, key, *run_ids])
 
 
 def _first_sync(

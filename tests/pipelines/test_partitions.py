@@ -307,3 +307,26 @@ def test_a_name_deleted_again_after_it_was_re_created_refreshes_the_catalog_agai
             assert connection.execute("SELECT id FROM experiments WHERE name = 'nightly'").fetchall() == []
     # The same key twice: Dagster launched the second catalog run never, and the table kept the experiment.
     assert removals[0] != removals[1]
+
+
+def test_a_name_added_by_the_catalog_and_deleted_before_any_run_refreshes_the_catalog_each_time(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    store = emulator.store
+    apply(discover(test_defs, instance), test_defs, instance)
+    removals = []
+    for _ in range(2):  # the catalog run adds the partition; the object goes before the sensor syncs it
+        nightly = store.create_experiment(upstream["project"], "nightly")
+        refresh_catalog(test_defs, instance)
+        store.delete("experiment", nightly["id"])
+        removal = discover(test_defs, instance)
+        assert partition_changes(removal) == [("Delete", "bt_experiments", ["support-bot/nightly"])]
+        removals.append(catalog_run_key(removal))
+        apply(removal, test_defs, instance)
+        with warehouse_resource.reader() as connection:
+            assert connection.execute("SELECT id FROM experiments WHERE name = 'nightly'").fetchall() == []
+    assert removals[0] != removals[1]
