@@ -13,8 +13,9 @@ import dagster as dg
 from pydantic import Field, create_model
 from pydantic.fields import FieldInfo
 
-from connector.push.options import RUN_CONFIG, PushOptions, PushSummary
+from connector.push.options import PushOptions, PushSummary
 from connector.push.run import push
+from connector.push.spelling import run_config_spelling
 from pipelines.assets import TRANSIENT_RETRY
 from pipelines.failures import invalid_config_fails_without_retry, terminal_errors_fail_without_retry
 from pipelines.progress import LogProgress
@@ -32,8 +33,8 @@ class PushConfigBase(dg.Config):
         Raises:
             dg.Failure: the options are inconsistent (e.g. `on_error: skip` without `rejects`).
         """
-        with invalid_config_fails_without_retry("push"):
-            return PushOptions.model_validate(self.model_dump(), context=RUN_CONFIG)
+        with invalid_config_fails_without_retry("push"), run_config_spelling():
+            return PushOptions.model_validate(self.model_dump())
 
 
 def _config_field(field: FieldInfo) -> tuple[Any, Any]:
@@ -118,7 +119,7 @@ def push_dataset_file(
         # Checkpoints live in the warehouse resource's scratch, as the syncs' do.
         options = options.model_copy(update={"state_dir": warehouse.settings().state_dir})
     progress = LogProgress(context.log)
-    with terminal_errors_fail_without_retry():
+    with terminal_errors_fail_without_retry(), run_config_spelling():
         if options.dry_run:
             summary = push(None, options, progress, warehouse.settings())
         else:

@@ -31,6 +31,7 @@ from connector.cli.options import (
     warehouse_settings,
 )
 from connector.errors import Interrupted
+from connector.push.spelling import flag_of
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
@@ -95,9 +96,9 @@ def cli_parameter(name: str, field: FieldInfo) -> inspect.Parameter:
     if name == ARGUMENT:
         info = typer.Argument(default, help=field.description, show_default=False)
     else:
-        flag = "--" + name.replace("_", "-")
+        flag = flag_of(name)
         if default is True:
-            flag += f"/--no-{flag.removeprefix('--')}"
+            flag += f"/{flag_of(f'no_{name}')}"
         if get_origin(annotation) is tuple:
             # A tuple option is a flag given once per value; typer collects those in a list.
             annotation, default = GenericAlias(list, get_args(annotation)[0]), list(field.default)

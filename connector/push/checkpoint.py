@@ -21,6 +21,7 @@ from filelock import FileLock, Timeout
 from pydantic import Field
 
 from connector.errors import PushError, StateError
+from connector.push.spelling import option
 from connector.state_file import StateFile
 
 
@@ -83,7 +84,7 @@ class PushCheckpoint:
 
     def __init__(self, path: Path, source: str) -> None:
         self.path = path
-        saved = _PushState.load(path, remedy="delete it or push again with --force")
+        saved = _PushState.load(path, remedy=f"delete it or push again with {option('force', True)}")
         self._state = saved or _PushState(source=source)
         self._acked = set(self._state.acked)
 

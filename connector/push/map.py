@@ -31,6 +31,7 @@ from connector.push.batch import MAX_EVENT_BYTES
 from connector.push.event_lines import EventLines
 from connector.push.origin import BadOrigin, OriginColumns
 from connector.push.read import RowChunk, RowProblem, json_kind
+from connector.push.spelling import option
 
 ID_HEX_CHARS = 32
 
@@ -96,30 +97,31 @@ def resolve_mapping(
     Raises:
         PushError: a mapped column is missing, or nothing maps to input, expected or metadata.
     """
-    flagged = {
-        "--id-column": (id_column,) if id_column else (),
-        "--input": tuple(input_columns),
-        "--expected": tuple(expected_columns),
-        "--metadata": tuple(metadata_columns),
-        "--tags": (tags_column,) if tags_column else (),
+    given = {
+        "id_column": (id_column,) if id_column else (),
+        "input": tuple(input_columns),
+        "expected": tuple(expected_columns),
+        "metadata": tuple(metadata_columns),
+        "tags": (tags_column,) if tags_column else (),
     }
+    flagged = {option(name): names for name, names in given.items()}
     for flag, names in flagged.items():
         if repeated := [name for position, name in enumerate(names) if name in names[:position]]:
             # Merged, the field would become an object of one key instead of the column's value.
             raise PushError(printable(f'{flag} names "{repeated[0]}" more than once; give each column once'))
     claimed = {column for names in flagged.values() for column in names}
 
-    def pick(flag: str, default: str) -> tuple[str, ...]:
-        if flagged[flag]:
-            return flagged[flag]
+    def pick(name: str, default: str) -> tuple[str, ...]:
+        if given[name]:
+            return given[name]
         return (default,) if default in columns and default not in claimed else ()
 
     mapping = ColumnMapping(
-        id=next(iter(pick("--id-column", "id")), None),
-        input=pick("--input", "input"),
-        expected=pick("--expected", "expected"),
-        metadata=pick("--metadata", "metadata"),
-        tags=next(iter(pick("--tags", "tags")), None),
+        id=next(iter(pick("id_column", "id")), None),
+        input=pick("input", "input"),
+        expected=pick("expected", "expected"),
+        metadata=pick("metadata", "metadata"),
+        tags=next(iter(pick("tags", "tags")), None),
         origin=origin,
     )
     if check:
@@ -148,7 +150,8 @@ def _check(
         raise PushError(
             printable(
                 f"{file_name}: no column maps to input, expected or metadata; name them with "
-                f"--input/--expected/--metadata ({holder} has columns: {_listing(columns)})"
+                f"{option('input')}/{option('expected')}/{option('metadata')} "
+                f"({holder} has columns: {_listing(columns)})"
             )
         )
 
@@ -334,7 +337,8 @@ class RowMapper:
             return orjson.loads(text)
         except orjson.JSONDecodeError as error:
             reason = f"invalid JSON ({error.msg} at char {error.pos})"
-            raise _BadValue(column, f"{reason}; pass --no-parse-json to send such values as text") from None
+            as_text = option("parse_json", False)
+            raise _BadValue(column, f"{reason}; pass {as_text} to send such values as text") from None
 
 
 def _looks_like_json(value: Any) -> bool:

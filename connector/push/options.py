@@ -9,57 +9,22 @@ the machinery that reads files and sends batches.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, LiteralString
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from connector.defaults import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_STATE_DIR
 from connector.push.choices import FileFormat, OnError
+from connector.push.spelling import option
 
 # The gateway in front of the API refuses bodies over 6 MiB; keep headroom for what proxies add.
 MAX_REQUEST_BYTES = 5_632 * 1024
 # The fields naming what is pushed; exactly one is given.
 SOURCE_FIELDS = ("file", "sql", "sql_file")
-# Validation context for options given as a run config (Dagster's push job): messages name its fields.
-RUN_CONFIG = {"spelling": "run config"}
-
-
-@dataclass(frozen=True)
-class _Spelling:
-    """How the messages that name other options spell them."""
-
-    # Literal strings, as pydantic's message templates must be.
-    file: LiteralString
-    sql: LiteralString
-    sql_file: LiteralString
-    no_source: LiteralString
-    skip_without_rejects: LiteralString
-    rejects_without_skip: LiteralString
-
-
-_FLAGS = _Spelling(
-    file="FILE",
-    sql="--sql",
-    sql_file="--sql-file",
-    no_source="give a FILE to push, or --sql QUERY, or --sql-file F",
-    skip_without_rejects="--on-error skip needs --rejects FILE, so skipped rows are kept",
-    rejects_without_skip="--rejects only applies with --on-error skip",
-)
-_CONFIG_FIELDS = _Spelling(
-    file="file",
-    sql="sql",
-    sql_file="sql_file",
-    no_source="give a file to push, or a query in sql or sql_file",
-    skip_without_rejects="on_error: skip needs rejects (a file), so skipped rows are kept",
-    rejects_without_skip="rejects only applies with on_error: skip",
-)
-
-
-def _spelling(info: ValidationInfo) -> _Spelling:
-    return _CONFIG_FIELDS if (info.context or {}).get("spelling") == RUN_CONFIG["spelling"] else _FLAGS
+# What the options that only a file has say when a query is pushed.
+_FILE_ONLY = "applies to a {file}, not to a query's result"
 
 
 class PushOptions(BaseModel):
@@ -80,7 +45,7 @@ class PushOptions(BaseModel):
         description="Push the result of this read-only query over the synced tables instead of a file.",
     )
     sql_file: Path | None = Field(
-        default=None, validate_default=True, description="Read the --sql query from this file."
+        default=None, validate_default=True, description="Push the result of the query in this file."
     )
     project: str = Field(description="Project name; created if missing.")
     dataset: str = Field(description="Dataset name; created if missing.")
@@ -119,12 +84,12 @@ class PushOptions(BaseModel):
     rejects: Path | None = Field(
         default=None,
         validate_default=True,
-        description="With --on-error skip: JSONL file receiving rejected rows and why.",
+        description="JSONL file receiving the rows skipped as invalid, and why (required to skip them).",
     )
     validate_first: bool = Field(
         default=True,
-        description="Check every row of the FILE before sending any; --no-validate-first sends each "
-        "batch once its rows are checked, and a bad row stops the push after the rows before it were sent.",
+        description="Check every row of the file before sending any; if not, each batch is sent once its "
+        "rows are checked, and a bad row stops the push after the rows before it were sent.",
     )
     dry_run: bool = Field(default=False, description="Validate and count; create and send nothing.")
     force: bool = Field(
@@ -159,17 +124,20 @@ class PushOptions(BaseModel):
         return columns
 
     @model_validator(mode="after")
-    def _one_source(self, info: ValidationInfo) -> PushOptions:
+    def _one_source(self) -> PushOptions:
         # Of the whole model, not of one field: no flag is at fault alone.
-        spelling = _spelling(info)
-        given = [getattr(spelling, name) for name in SOURCE_FIELDS if getattr(self, name)]
+        given = [option(name) for name in SOURCE_FIELDS if getattr(self, name)]
         if not given:
-            raise PydanticCustomError("source", spelling.no_source)
+            raise PydanticCustomError(
+                "source",
+                "give a {file} to push, or a query in {sql} or {sql_file}",
+                {name: option(name) for name in SOURCE_FIELDS},
+            )
         if len(given) > 1:
             raise PydanticCustomError(
                 "source",
-                f"give one of {spelling.file}, {spelling.sql} and {spelling.sql_file}, not {{given}}",
-                {"given": " and ".join(given)},
+                "give one of {file}, {sql} and {sql_file}, not {given}",
+                {**{name: option(name) for name in SOURCE_FIELDS}, "given": " and ".join(given)},
             )
         return self
 
@@ -177,7 +145,7 @@ class PushOptions(BaseModel):
     @classmethod
     def _format_of_a_file(cls, file_format: FileFormat | None, info: ValidationInfo) -> FileFormat | None:
         if file_format is not None and info.data.get("file") is None:
-            raise PydanticCustomError("format", "applies to a FILE, not to a query's result")
+            raise PydanticCustomError("format", _FILE_ONLY, {"file": option("file")})
         return file_format
 
     @field_validator("validate_first")
@@ -185,17 +153,20 @@ class PushOptions(BaseModel):
     def _sent_as_checked_from_a_file(cls, validate_first: bool, info: ValidationInfo) -> bool:
         # A query's checkpoint is named by a digest of all its events: known only once every row is.
         if not validate_first and info.data.get("file") is None:
-            raise PydanticCustomError("validate_first", "applies to a FILE, not to a query's result")
+            raise PydanticCustomError("validate_first", _FILE_ONLY, {"file": option("file")})
         return validate_first
 
     @field_validator("rejects")
     @classmethod
     def _rejects_go_with_skip(cls, rejects: Path | None, info: ValidationInfo) -> Path | None:
         skip = info.data.get("on_error") is OnError.SKIP
+        names = {"skip": option("on_error", OnError.SKIP.value), "rejects": option("rejects")}
         if skip and rejects is None:
-            raise PydanticCustomError("rejects", _spelling(info).skip_without_rejects)
+            raise PydanticCustomError(
+                "rejects", "{skip} needs {rejects} (a file), so skipped rows are kept", names
+            )
         if not skip and rejects is not None:
-            raise PydanticCustomError("rejects", _spelling(info).rejects_without_skip)
+            raise PydanticCustomError("rejects", "{rejects} only applies with {skip}", names)
         return rejects
 
     @property

@@ -29,6 +29,7 @@ import orjson
 from connector.display import printable
 from connector.errors import PushError
 from connector.push.choices import FileFormat
+from connector.push.spelling import option
 
 # Rows turned into Python objects at a time; a dict per row costs far more than its Arrow bytes.
 CHUNK_ROWS = 1024
@@ -230,8 +231,8 @@ def infer_format(path: Path) -> FileFormat:
     if file_format is None:
         raise PushError(
             f"{path.name}: cannot tell the format from the extension; use .csv, .parquet, .jsonl "
-            "or .json (optionally compressed: .gz, .bz2, .zst or .lz4), or pass --format "
-            "csv|parquet|jsonl|json"
+            "or .json (optionally compressed: .gz, .bz2, .zst or .lz4), or pass "
+            f"{option('format', 'csv|parquet|jsonl|json')}"
         )
     return file_format
 
@@ -265,7 +266,7 @@ def _content_format(source: InputFile, head: bytes, requested: FileFormat | None
             )
         if requested not in (None, FileFormat.PARQUET):
             what = _FORMAT_NAMES[requested]
-            raise PushError(f"{name} is a Parquet file, not {what}; pass --format parquet")
+            raise PushError(f"{name} is a Parquet file, not {what}; pass {option('format', 'parquet')}")
         return FileFormat.PARQUET
     file_format = requested or infer_format(source.path)
     kind = next((kind for magic, kind in _NOT_TEXT if head.startswith(magic)), None)
@@ -275,7 +276,7 @@ def _content_format(source: InputFile, head: bytes, requested: FileFormat | None
         packed = f"{source.compression}-compressed " if source.compression else ""
         raise PushError(
             f"{name} is not a Parquet file: it is {packed}{kind or 'text'}; "
-            "pass --format csv, jsonl or json if it holds rows as text"
+            f"pass {option('format', 'csv, jsonl or json')} if it holds rows as text"
         )
     if kind is not None:
         raise PushError(f"{name} is {kind}, not UTF-8 {_FORMAT_NAMES[file_format]} text")
@@ -483,7 +484,7 @@ def _not_json_lines(file_name: str, number: int, line: bytes, problem: RowProble
     return PushError(
         printable(
             f"{file_name} line {number} is not a JSON object: {what}. JSON Lines holds one object per line; "
-            "for a JSON array, or objects spread over several lines, pass --format json"
+            f"for a JSON array, or objects spread over several lines, pass {option('format', 'json')}"
         )
     )
 

@@ -65,6 +65,7 @@ from connector.push.map import ColumnMapping, MappedChunk, RowMapper, resolve_ma
 from connector.push.options import PushOptions, PushSummary
 from connector.push.origin import find_origin
 from connector.push.read import RowChunk, RowProblem, RowSource, SourceFile
+from connector.push.spelling import option
 from connector.push.spool import EventSpool
 from schemas.api import Dataset, ObjectType
 
@@ -143,12 +144,13 @@ def _query_text(options: PushOptions) -> str:
     if options.sql is not None:
         return options.sql
     assert options.sql_file is not None, "PushOptions names exactly one source"
+    named = f"{option('sql_file')} {options.sql_file}"
     try:
         return options.sql_file.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
-        raise ConfigError(f"--sql-file {options.sql_file}: not UTF-8 text ({error.reason})") from None
+        raise ConfigError(f"{named}: not UTF-8 text ({error.reason})") from None
     except OSError as error:
-        raise ConfigError(f"--sql-file {options.sql_file}: {error.strerror}") from None
+        raise ConfigError(f"{named}: {error.strerror}") from None
 
 
 def _check_paths(options: PushOptions) -> None:
@@ -157,12 +159,12 @@ def _check_paths(options: PushOptions) -> None:
     Raises:
         ConfigError: naming the path and what is wrong with it.
     """
-    named = {"FILE": options.input_file, "--rejects": options.rejects}
+    named = {"file": options.input_file, "rejects": options.rejects}
     if not options.dry_run:
-        named["--state-dir"] = options.checkpoint_dir.parent
-    for flag, path in named.items():
+        named["state_dir"] = options.checkpoint_dir.parent
+    for name, path in named.items():
         if path is not None:
-            _check_utf8_name(flag, path)
+            _check_utf8_name(option(name), path)
     if options.rejects is not None:
         _check_rejects(options.rejects, options.input_file)
     if not options.dry_run:
@@ -179,23 +181,25 @@ def _check_utf8_name(flag: str, path: Path) -> None:
 
 def _check_rejects(rejects: Path, input_file: Path | None) -> None:
     if rejects.is_dir():
-        raise ConfigError(f"--rejects {rejects} is a directory; name a file")
+        raise ConfigError(f"{option('rejects')} {rejects} is a directory; name a file")
     # samefile compares device and inode: it sees through symlinks, hard links and `./x` vs `x`.
     if input_file and rejects.exists() and input_file.exists() and os.path.samefile(rejects, input_file):
-        raise ConfigError(f"--rejects {rejects} is the input file; writing rejects there would destroy it")
+        raise ConfigError(
+            f"{option('rejects')} {rejects} is the input file; writing rejects there would destroy it"
+        )
     folder = rejects.parent
     if not folder.is_dir():
-        raise ConfigError(f"--rejects {rejects}: no such directory {folder}")
+        raise ConfigError(f"{option('rejects')} {rejects}: no such directory {folder}")
     if not os.access(folder, os.W_OK | os.X_OK) or (rejects.exists() and not os.access(rejects, os.W_OK)):
-        raise ConfigError(f"--rejects {rejects}: permission denied")
+        raise ConfigError(f"{option('rejects')} {rejects}: permission denied")
 
 
 def _check_state_dir(state_dir: Path) -> None:
     existing = next(path for path in (state_dir, *state_dir.absolute().parents) if path.exists())
     if not existing.is_dir():
-        raise ConfigError(f"--state-dir {state_dir}: {existing} is not a directory")
+        raise ConfigError(f"{option('state_dir')} {state_dir}: {existing} is not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"--state-dir {state_dir}: cannot create or write in {existing}")
+        raise ConfigError(f"{option('state_dir')} {state_dir}: cannot create or write in {existing}")
 
 
 class PushRun:
@@ -458,8 +462,8 @@ class PushRun:
                 summary.warnings.append(
                     printable(
                         f"{name}: keys first seen after its first row were not sent ({', '.join(late)}): "
-                        "with --no-validate-first a JSON file is mapped by its first row's keys; "
-                        "push it again without it to send them"
+                        f"with {option('validate_first', False)} a JSON file is mapped by its first row's "
+                        "keys; push it again without it to send them"
                     )
                 )
         summary.rows_duplicate = duplicates.rows
@@ -475,7 +479,7 @@ class PushRun:
             summary.warnings.append(
                 f"{why}, so each row's id is a hash of its content: a row edited "
                 "since an earlier push is stored as a new row beside the old one "
-                "(name an id column with --id-column)"
+                f"(name an id column with {option('id_column')})"
             )
         if duplicates.rows:
             rows = ", ".join(map(str, duplicates.example_rows))
@@ -606,7 +610,7 @@ class PushRun:
         try:
             handle = self.options.rejects.open("wb")
         except OSError as error:
-            raise ConfigError(f"--rejects {self.options.rejects}: {error.strerror}") from None
+            raise ConfigError(f"{option('rejects')} {self.options.rejects}: {error.strerror}") from None
         rejects = _Rejects(handle, self.summary, self._source_kind, says_what_was_sent=says_what_was_sent)
         stack.callback(rejects.close)
         return rejects
@@ -698,7 +702,7 @@ class _Rejects:
             # A failed write names no file: a full disk says only "No space left on device". Rows the API
             # refused are written while batches are sent.
             sent = f" ({_sent_so_far(self._summary, self._source)})" if self._says_what_was_sent else ""
-            raise PushError(f"--rejects {self._handle.name}: {error.strerror}{sent}") from None
+            raise PushError(f"{option('rejects')} {self._handle.name}: {error.strerror}{sent}") from None
 
     def restart(self) -> None:
         """Empty the file, for a scan that starts over."""

@@ -62,3 +62,34 @@ def test_push_job_inserts_a_file_into_a_dataset_like_the_cli(
         "dagster._core.definitions.events.Failure: invalid push config: "
         "rejects: on_error: skip needs rejects (a file), so skipped rows are kept"
     )
+
+
+def test_the_push_job_s_checks_while_it_runs_name_the_run_config_s_fields(
+    emulator: Emulator, test_defs: dg.Definitions, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    source = tmp_path / "rows.csv"
+    source.write_text('id,input\nq1,"{not json"\n')
+    (tmp_path / "rejects").mkdir()
+    base = {"project": "support-bot", "dataset": "pushed", "state_dir": str(tmp_path / "push-state")}
+    push = test_defs.resolve_job_def(PUSH_JOB_NAME)
+
+    def failure(config: dict[str, object]) -> str:
+        result = push.execute_in_process(
+            instance=instance,
+            run_config={"ops": {"push_dataset_file": {"config": base | config}}},
+            raise_on_error=False,
+        )
+        (failed,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        message: str = failed.event_specific_data.error.message
+        assert "--" not in message, message
+        return message
+
+    directory = {"file": str(source), "on_error": "skip", "rejects": str(tmp_path / "rejects")}
+    assert f"rejects {tmp_path / 'rejects'} is a directory; name a file" in failure(directory)
+    assert "pass parse_json: false to send such values as text" in failure({"file": str(source)})
+    query_file = tmp_path / "query.sql"
+    query_file.write_bytes(b"SELECT '\xff'")
+    assert f"sql_file {query_file}: not UTF-8 text" in failure({"sql_file": str(query_file)})
+    unknown = tmp_path / "rows.data"
+    unknown.write_text("id\n1\n")
+    assert "or pass format: csv|parquet|jsonl|json" in failure({"file": str(unknown)})

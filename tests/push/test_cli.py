@@ -205,7 +205,7 @@ def test_the_summary_of_a_file_whose_every_row_was_rejected_names_no_dataset_id(
             b"input\nq\n",
             ("--on-error", "skip"),
             2,
-            "invalid setting: --rejects: --on-error skip needs --rejects FILE, so skipped rows are kept",
+            "invalid setting: --rejects: --on-error skip needs --rejects (a file), so skipped rows are kept",
         ),
         (
             b"input\nq\n",

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from connector.cli.push import OTHER_PARAMETERS, push_command
 from connector.errors import validation_problems
-from connector.push.options import RUN_CONFIG, PushOptions
+from connector.push.options import PushOptions
+from connector.push.spelling import run_config_spelling
 from pipelines.push import PushConfig
 
 FIELDS = PushOptions.model_fields
@@ -83,7 +84,7 @@ def test_the_cli_and_dagster_make_the_same_options() -> None:
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        ({}, "give a FILE to push, or --sql QUERY, or --sql-file F"),
+        ({}, "give a FILE to push, or a query in --sql or --sql-file"),
         (
             {"file": "a.csv", "sql_file": "q.sql"},
             "give one of FILE, --sql and --sql-file, not FILE and --sql-file",
@@ -105,8 +106,8 @@ def test_exactly_one_source(given: dict[str, Any], message: str) -> None:
     ],
 )
 def test_a_run_config_s_problems_name_its_fields_not_the_flags(given: dict[str, Any], message: str) -> None:
-    with pytest.raises(ValidationError) as error:
-        PushOptions.model_validate({"project": "p", "dataset": "d", **given}, context=RUN_CONFIG)
+    with pytest.raises(ValidationError) as error, run_config_spelling():
+        PushOptions.model_validate({"project": "p", "dataset": "d", **given})
     assert validation_problems(error.value).endswith(message) and "--" not in str(error.value)
 
 
