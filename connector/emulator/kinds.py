@@ -142,6 +142,8 @@ class KindSpec:
         derive: fields the server computes from the others, after every write.
         fresh_name: a create without a name gets one based on this; `ensure_new`
             makes a taken name unique instead of returning the existing object.
+        list_limit: how many objects a listing without a `limit` returns (spec
+            `AppLimitWithDefaultParam`); None for all.
     """
 
     fields: Mapping[str, Check]
@@ -158,6 +160,7 @@ class KindSpec:
     replaced_on_patch: frozenset[str] = frozenset()
     derive: Callable[[Obj], Obj] = lambda obj: {}
     fresh_name: str | None = None
+    list_limit: int | None = None
 
     def may_patch(self, name: str) -> bool:
         return name in (self.fields if self.patchable is None else self.patchable)
@@ -218,6 +221,7 @@ SPECS: dict[Kind, KindSpec] = {
         replaced_on_patch=frozenset({"settings"}),
     ),
     "experiment": KindSpec(
+        list_limit=1000,
         fields={
             "name": _NAME,
             "description": _TEXT,

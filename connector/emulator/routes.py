@@ -32,6 +32,9 @@ from connector.emulator.summary import metric_summaries, score_summaries
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# A listing's query parameters holding one id each (spec `format: uuid`).
+_ID_ARGS = ("project_id", "starting_after", "ending_before")
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,18 @@ def _listed(call: Call, name: str) -> tuple[str, ...]:
     given = call.query.get(name, ())
     # Given, but only commas: a filter of no id matches nothing.
     return tuple(part for value in given for part in value.split(",") if part) or (("",) if given else ())
+
+
+def _check_ids(call: Call) -> None:
+    """Refuse a listing filtered or paged by ids that are not UUIDs, as the spec types them.
+
+    Such an id is the client's mistake (a name or a slug where an id belongs): a 400, as the API
+    answers, rather than an empty listing that looks like no object.
+    """
+    given = [(name, call.arg(name)) for name in _ID_ARGS] + [("ids", each) for each in _listed(call, "ids")]
+    for name, value in given:
+        if value and not _UUID.fullmatch(value):
+            raise bad_request(f"{name} must be a UUID, not {json.dumps(value)}")
 
 
 def _in_url(name: str) -> str:
@@ -197,8 +212,10 @@ def _list(kind: Kind) -> Handler:
     spec = SPECS[kind]
 
     def handle(call: Call) -> Reply:
+        _check_ids(call)
+        limit = _count(call.arg("limit"), "limit")
         query = ListQuery(
-            limit=_count(call.arg("limit"), "limit"),
+            limit=spec.list_limit if limit is None else limit,
             starting_after=call.arg("starting_after"),
             ending_before=call.arg("ending_before"),
             ids=_listed(call, "ids"),
@@ -257,12 +274,27 @@ def _insert(object_type: ObjectType) -> Handler:
 def _fetch(object_type: ObjectType, *, from_body: bool) -> Handler:
     def handle(call: Call) -> Reply:
         # The GET form has no cursor (spec): only the POST form can follow one.
-        args: Mapping[str, Any] = (
-            call.json_object() if from_body else {name: call.arg(name) for name in _GET_ARGS}
-        )
+        if from_body:
+            args: Mapping[str, Any] = _typed_as_the_spec_says(call.json_object())
+        else:
+            args = {name: call.arg(name) for name in _GET_ARGS}
         return _page(call, object_type, call.params["id"], args, b"events")
 
     return handle
+
+
+def _typed_as_the_spec_says(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A fetch body whose members have the spec's JSON types (`FetchEventsRequest`).
+
+    The query string's form parses its text (`limit=10`); in a JSON body, a limit sent as text or a
+    version as a number is a client's serialization bug, which the API refuses with a 400.
+    """
+    for name, value in body.items():
+        wanted = _BODY_TYPES.get(name)
+        if value is not None and wanted is not None and type(value) is not wanted:
+            kind = "an integer" if wanted is int else "a string"
+            raise bad_request(f"{name} must be {kind}, not {json.dumps(value)}")
+    return body
 
 
 def _btql(call: Call) -> Reply:
@@ -370,6 +402,8 @@ def _write(call: Call, batches: list[Events]) -> dict[str, int]:
 
 
 _GET_ARGS = ("limit", "max_xact_id", "max_root_span_id", "version")
+# The JSON type of each member of a POST fetch body (spec `FetchEventsRequest`); a null is no value.
+_BODY_TYPES = {"limit": int, "cursor": str, "max_xact_id": str, "max_root_span_id": str, "version": str}
 
 
 def _app_url(call: Call, project_name: str) -> str:

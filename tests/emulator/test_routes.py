@@ -176,6 +176,17 @@ def test_bad_fetch_arguments_are_400(emulator: Emulator, http: httpx.Client, pro
     for body in ({"limit": -1}, {"limit": "x"}, {"version": "abc"}, {"cursor": "not-a-cursor"}, [1]):
         response = http.post(path, json=body)
         assert response.status_code == 400, body
+    # The body's JSON types are the spec's: a client that sends a limit as text, or a version as a
+    # number, has a bug the API refuses; the query string's form parses its text.
+    for body, message in (
+        ({"limit": "2"}, 'limit must be an integer, not "2"'),
+        ({"version": 12}, "version must be a string, not 12"),
+        ({"max_xact_id": 5}, "max_xact_id must be a string, not 5"),
+        ({"cursor": 3}, "cursor must be a string, not 3"),
+    ):
+        response = http.post(path, json=body)
+        assert (response.status_code, response.text) == (400, message), body
+    assert http.get(path, params={"limit": "2"}).status_code == 200
     assert (
         http.post("/v1/project_logs/00000000-0000-4000-8000-000000000000/fetch", json={}).status_code == 404
     )
@@ -1048,6 +1059,27 @@ def test_list_filters_take_their_values_repeated_or_comma_separated(http: httpx.
         listed = http.get(f"/v1/project?{query}").json()["objects"]
         assert sorted(project["id"] for project in listed) == sorted(made[:2]), query
     assert http.get("/v1/project?ids=,").json()["objects"] == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["project_id=support-bot", "ids=not-a-uuid", "ids={good},nope", "starting_after=x", "ending_before=1"],
+)
+def test_a_listing_by_an_id_that_is_not_a_uuid_is_refused(http: httpx.Client, query: str) -> None:
+    # A name where an id belongs: the API's 400, not an empty listing that looks like no experiment.
+    good = http.post("/v1/project", json={"name": "p"}).json()["id"]
+    response = http.get(f"/v1/experiment?{query.format(good=good)}")
+    assert response.status_code == 400 and "must be a UUID" in response.text
+
+
+def test_experiments_are_listed_a_thousand_at_a_time_unless_a_limit_is_given(
+    emulator: Emulator, http: httpx.Client, project: Any
+) -> None:
+    # The spec's default (`AppLimitWithDefaultParam`): a client that never pages sees only the first 1000.
+    for number in range(1001):
+        emulator.store.create_experiment(project["id"], f"e{number}")
+    assert len(http.get("/v1/experiment").json()["objects"]) == 1000
+    assert len(http.get("/v1/experiment", params={"limit": 1001}).json()["objects"]) == 1001
 
 
 def test_a_negative_content_length_is_a_bad_request(emulator: Emulator) -> None:
