@@ -33,8 +33,6 @@ from connector.emulator.summary import metric_summaries, score_summaries
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-# A listing's query parameters holding one id each (spec `format: uuid`).
-_ID_ARGS = ("project_id", "starting_after", "ending_before")
 
 
 @dataclass(frozen=True)
@@ -97,16 +95,20 @@ def _listed(call: Call, name: str) -> tuple[str, ...]:
     return tuple(part for value in given for part in value.split(",") if part) or (("",) if given else ())
 
 
-def _check_ids(call: Call) -> None:
-    """Refuse a listing filtered or paged by ids that are not UUIDs, as the spec types them.
+def _uuid_arg(call: Call, name: str) -> str | None:
+    value = call.arg(name)
+    return _as_uuid(value, name) if value else value
 
-    Such an id is the client's mistake (a name or a slug where an id belongs): a 400, as the API
+
+def _as_uuid(value: str, name: str) -> str:
+    """An id a listing is filtered or paged by, which the spec types `format: uuid`: matched in any case.
+
+    Anything else is the client's mistake (a name or a slug where an id belongs): a 400, as the API
     answers, rather than an empty listing that looks like no object.
     """
-    given = [(name, call.arg(name)) for name in _ID_ARGS] + [("ids", each) for each in _listed(call, "ids")]
-    for name, value in given:
-        if value and not _UUID.fullmatch(value):
-            raise bad_request(f"{name} must be a UUID, not {json.dumps(value)}")
+    if not _UUID.fullmatch(value):
+        raise bad_request(f"{name} must be a UUID, not {json.dumps(value)}")
+    return value.lower()
 
 
 def _in_url(name: str) -> str:
@@ -212,15 +214,15 @@ def _list(kind: Kind) -> Handler:
     spec = SPECS[kind]
 
     def handle(call: Call) -> Reply:
-        _check_ids(call)
         limit = _count(call.arg("limit"), "limit")
         query = ListQuery(
             limit=spec.list_limit if limit is None else limit,
-            starting_after=call.arg("starting_after"),
-            ending_before=call.arg("ending_before"),
-            ids=_listed(call, "ids"),
+            starting_after=_uuid_arg(call, "starting_after"),
+            ending_before=_uuid_arg(call, "ending_before"),
+            # An empty value (`ids=,`) is kept: a filter of no id matches nothing.
+            ids=tuple(_as_uuid(each, "ids") if each else each for each in _listed(call, "ids")),
             name=call.arg(f"{kind}_name"),
-            project_id=call.arg("project_id") if spec.scoped else None,
+            project_id=_uuid_arg(call, "project_id") if spec.scoped else None,
             project_name=call.arg("project_name") if spec.scoped else None,
             org_name=call.arg("org_name"),
             slug=call.arg("slug") if "slug" in spec.response else None,
@@ -283,18 +285,23 @@ def _fetch(object_type: ObjectType, *, from_body: bool) -> Handler:
     return handle
 
 
-def _typed_as_the_spec_says(body: Mapping[str, Any]) -> Mapping[str, Any]:
+def _typed_as_the_spec_says(body: Mapping[str, Any]) -> dict[str, Any]:
     """A fetch body whose members have the spec's JSON types (`FetchEventsRequest`).
 
     The query string's form parses its text (`limit=10`); in a JSON body, a limit sent as text or a
     version as a number is a client's serialization bug, which the API refuses with a 400.
     """
+    typed = dict(body)
     for name, value in body.items():
         wanted = _BODY_TYPES.get(name)
-        if value is not None and wanted is not None and type(value) is not wanted:
-            kind = "an integer" if wanted is int else "a string"
+        if value is None or wanted is None:
+            continue
+        if wanted is int and type(value) is float and value.is_integer():
+            typed[name] = int(value)  # JSON has one kind of number: to the API's JavaScript, 2.0 is 2
+        elif type(value) is not wanted:
+            kind = "a whole number" if wanted is int else "a string"
             raise bad_request(f"{name} must be {kind}, not {json.dumps(value)}")
-    return body
+    return typed
 
 
 def _btql(call: Call) -> Reply:

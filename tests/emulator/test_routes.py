@@ -179,7 +179,8 @@ def test_bad_fetch_arguments_are_400(emulator: Emulator, http: httpx.Client, pro
     # The body's JSON types are the spec's: a client that sends a limit as text, or a version as a
     # number, has a bug the API refuses; the query string's form parses its text.
     for body, message in (
-        ({"limit": "2"}, 'limit must be an integer, not "2"'),
+        ({"limit": "2"}, 'limit must be a whole number, not "2"'),
+        ({"limit": 2.5}, "limit must be a whole number, not 2.5"),
         ({"version": 12}, "version must be a string, not 12"),
         ({"max_xact_id": 5}, "max_xact_id must be a string, not 5"),
         ({"cursor": 3}, "cursor must be a string, not 3"),
@@ -187,6 +188,7 @@ def test_bad_fetch_arguments_are_400(emulator: Emulator, http: httpx.Client, pro
         response = http.post(path, json=body)
         assert (response.status_code, response.text) == (400, message), body
     assert http.get(path, params={"limit": "2"}).status_code == 200
+    assert http.post(path, json={"limit": 2.0}).status_code == 200  # one kind of number, to JavaScript
     assert (
         http.post("/v1/project_logs/00000000-0000-4000-8000-000000000000/fetch", json={}).status_code == 404
     )
@@ -1070,6 +1072,12 @@ def test_a_listing_by_an_id_that_is_not_a_uuid_is_refused(http: httpx.Client, qu
     good = http.post("/v1/project", json={"name": "p"}).json()["id"]
     response = http.get(f"/v1/experiment?{query.format(good=good)}")
     assert response.status_code == 400 and "must be a UUID" in response.text
+
+
+def test_a_listing_matches_ids_in_any_case(http: httpx.Client) -> None:
+    made = [http.post("/v1/project", json={"name": name}).json()["id"] for name in ("a", "b")]
+    assert [p["id"] for p in http.get(f"/v1/project?ids={made[0].upper()}").json()["objects"]] == made[:1]
+    assert http.get(f"/v1/experiment?project_id={made[1].upper()}").status_code == 200
 
 
 def test_experiments_are_listed_a_thousand_at_a_time_unless_a_limit_is_given(
