@@ -41,7 +41,9 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         with braintrust.client() as client:
             catalog = discover_catalog(client, braintrust.projects, EVENT_KINDS)
         # Known by id, not by partition: an object deleted and re-created under its name was never synced.
-        synced = {(state.object_type, state.object_id) for state in warehouse.synced_objects()}
+        # With the name it had then: one renamed since is synced under its new key, even where a catalog
+        # run, not this sensor, moved its partition.
+        synced = {(state.object_type, state.object_id): state.name for state in warehouse.synced_objects()}
         partition_requests: list[PartitionsRequest] = []
         sync_requests: list[dg.RunRequest] = []
         removed: list[str] = []
@@ -50,10 +52,12 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
             removed += (
                 _removal(context.instance, change.assets, key, jobs.catalog.name) for key in change.removed
             )
-            # New partitions (a renamed object's too), and every object never synced into the warehouse.
+            # New partitions, every object never synced into the warehouse, and every object renamed since
+            # its last sync.
             for key, ref in change.listed.items():
-                is_synced = (ref.object_type, ref.object_id) in synced
-                if key in change.added or not is_synced:
+                synced_as = synced.get((ref.object_type, ref.object_id))
+                if key in change.added or synced_as != ref.name:
+                    is_synced = synced_as is not None
                     sync_requests.append(_first_sync(context.instance, change.assets, key, ref, is_synced))
         if not partition_requests and not sync_requests:
             return dg.SensorResult(skip_reason="every Braintrust object has a synced partition")

@@ -122,6 +122,27 @@ def test_the_sensor_first_syncs_the_partitions_a_catalog_run_added(
     assert skipped is not None and skipped.skip_message == "every Braintrust object has a synced partition"
 
 
+def test_an_object_a_catalog_run_moved_to_its_new_name_is_synced_at_the_next_tick(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    apply(discover(test_defs, instance), test_defs, instance)
+    emulator.store.patch("experiment", upstream["experiment"], {"name": "baseline-v2"})
+    refresh_catalog(test_defs, instance)  # as the README has users run it
+    assert instance.get_dynamic_partitions("bt_experiments") == ["support-bot/baseline-v2"]
+    tick = discover(test_defs, instance)
+    # The tick added no key, and the object was synced: it was never synced under its new key.
+    assert list(first_syncs(tick)) == ["support-bot/baseline-v2"]
+    apply(tick, test_defs, instance)
+    (state,) = [s for s in warehouse_resource.synced_objects() if s.object_id == upstream["experiment"]]
+    assert state.name == "support-bot/baseline-v2"
+    skipped = discover(test_defs, instance).skip_reason
+    assert skipped is not None and skipped.skip_message == "every Braintrust object has a synced partition"
+
+
 def first_syncs(result: dg.SensorResult) -> dict[str | None, str | None]:
     """The partitions a tick asks to sync, with their run keys."""
     return {r.partition_key: r.run_key for r in result.run_requests if r.job_name != CATALOG_JOB_NAME}
