@@ -80,6 +80,11 @@ class ApiSettings(_Settings):
     @field_validator("api_url")
     @classmethod
     def _url_has_scheme(cls, value: str) -> str:
+        try:
+            value.encode()
+        except UnicodeEncodeError as error:  # bytes the shell passed that are not UTF-8
+            shown = redact(as_given(value))
+            raise ValueError(f"'{shown}' is not UTF-8 text (at character {error.start + 1})") from None
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {redact(value)!r}")
         try:

@@ -53,6 +53,7 @@ _DUCKDB_INTERRUPTED = "Query interrupted"
 # Settings' field names as the command line spells them, for messages (a variable's keeps its name).
 _FLAGS = {
     "api_url": "--api-url",
+    "api_key": "--api-key",
     "timeout_s": "--timeout",
     "overlap_s": "--overlap-seconds",
     "lock_wait_s": "--lock-wait",
@@ -118,7 +119,8 @@ def run() -> NoReturn:
         code = EXIT_FAILURE
     # The handlers an orderly exit would run; the standard library has no public way to run them early.
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
+    # A stream closed when the command started is None.
+    for stream in filter(None, (sys.stdout, sys.stderr)):
         # A reader that went away (`bt-sync push … | head`) is no reason to fail now.
         with contextlib.suppress(OSError):
             stream.flush()
@@ -136,6 +138,10 @@ def main() -> None:
         options = (argument for argument in arguments[:options_end] if argument != "--debug")
         sys.argv = [sys.argv[0], "--debug", *options, *arguments[options_end:]]
     json_output.reset()
+    if sys.stdout is None:
+        # Started with stdout closed (`bt-sync sync >&-`): the next file opened would take its place, and
+        # whatever a library printed would land in it.
+        _fail("standard output is closed: redirect it to a file, or to /dev/null", EXIT_USAGE, debug=False)
     # A traceback quotes values (pydantic's `input_value=…`) and messages: never a secret given.
     sys.excepthook = _print_scrubbed_traceback
     warnings = logging.StreamHandler(sys.stderr)
@@ -225,8 +231,9 @@ def _fail(message: str, code: int, debug: bool) -> None:
 def _print_json_error(message: str, code: int) -> None:
     """Under `--json`, a command that failed before printing its summary prints its error as the document."""
     if json_output.requested and not json_output.printed:
-        # A reader that went away (`bt-sync status --json | head -2`) is no reason for a traceback.
-        with contextlib.suppress(BrokenPipeError):
+        # A reader that went away (`bt-sync status --json | head -2`), or the full disk the error was
+        # about: the line on stderr has said it, and a traceback would bury it.
+        with contextlib.suppress(OSError):
             print(json.dumps({"error": message, "exit_code": code}, indent=2, ensure_ascii=False))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -87,25 +88,47 @@ class JsonOutput:
 
     def print(self, document: str) -> None:
         """Print the command's summary (a JSON document)."""
-        typer.echo(document)
+        print_output(document)
         self.printed = True
 
 
 json_output = JsonOutput()
 
 
+def print_output(text: str) -> None:
+    """Print a line of a command's output on stdout.
+
+    A reader that has gone (`bt-sync status --json | head -1`) is no failure: the command ends as it
+    would have, exit code included, its output going nowhere. Click would exit 1, saying nothing.
+    """
+    try:
+        typer.echo(text)
+    except BrokenPipeError:
+        discard_output()
+
+
+def discard_output() -> None:
+    """Send what is left of stdout nowhere: later writes, and the flush at exit, then cannot fail."""
+    nowhere = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(nowhere, sys.stdout.fileno())
+    os.close(nowhere)
+
+
 def output_console(*, reader_may_leave: bool = False) -> Console:
     """Where commands print tables: the terminal's width, or wide enough for a log file or pipe.
 
+    A reader that has gone is no failure, as for `print_output` (rich would exit 1, saying nothing).
+
     Args:
-        reader_may_leave: raise `BrokenPipeError` when the reader closes the pipe, for the command to
-            stop quietly (`bt-sync sql … | head`), where rich exits 1.
+        reader_may_leave: raise `BrokenPipeError` when the reader closes the pipe, for a command whose
+            work is its output to stop early (`bt-sync sql … | head`).
     """
     from rich.console import Console
 
-    class _LeftByItsReader(Console):
+    class _Output(Console):
         def on_broken_pipe(self) -> None:
-            raise BrokenPipeError
+            if reader_may_leave:
+                raise BrokenPipeError
+            discard_output()
 
-    kind = _LeftByItsReader if reader_may_leave else Console
-    return kind(width=None if sys.stdout.isatty() else 140)
+    return _Output(width=None if sys.stdout.isatty() else 140)

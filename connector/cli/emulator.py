@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from connector.cli.app import app
+from connector.cli.app import app, print_output
 from connector.cli.options import path_value
 
 DEFAULT_EMULATOR_KEY = "bt-emulator-key"
@@ -46,7 +46,7 @@ def run_emulator(
     server.serve_forever(
         host,
         port,
-        lambda url: typer.echo(
+        lambda url: print_output(
             f"Braintrust emulator on {url} (seed={seed}); clients authenticate with its API key."
         ),
     )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from connector.cli.app import app, json_output
+from connector.cli.app import app, json_output, print_output
 from connector.cli.options import (
     DestinationOption,
     DuckDbOption,
@@ -59,7 +59,7 @@ def maintain(
     if as_json:
         json_output.print(summary.model_dump_json(indent=2))
         return
-    typer.echo(
+    print_output(
         f"maintained {summary.tables} tables: {summary.snapshots_expired} snapshots expired, "
         f"{summary.files_compacted} small files merged into {summary.files_written}, "
         f"{summary.files_deleted} files no longer needed deleted ({summary.bytes_deleted:,} bytes)"

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 import typer
 
-from connector.cli.app import app, json_output
+from connector.cli.app import app, json_output, print_output
 from connector.cli.options import (
     ApiKeyOption,
     ApiUrlOption,
@@ -149,7 +149,7 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
     if as_json:
         json_output.print(summary.model_dump_json(indent=2))
     else:
-        typer.echo(describe(summary))
+        print_output(describe(summary))
 
 
 def describe(summary: PushSummary) -> str:

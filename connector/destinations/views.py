@@ -118,8 +118,10 @@ def ensure_views_file(path: Path, root: Root) -> bool:
     """Create or update the analysts' DuckDB file; returns whether it was (re)written.
 
     Raises:
-        WarehouseError: the file exists and holds tables or views bt-sync did not make.
+        WarehouseError: the file exists and holds tables or views bt-sync did not make, or `path` is a
+            loop of symbolic links.
     """
+    path = _through_links(path)
     _sweep_killed_writes(path)
     statements = view_statements(root)
     wanted = fingerprint(statements)
@@ -139,6 +141,18 @@ def ensure_views_file(path: Path, root: Root) -> bool:
             return False
     _write_views_file(path, statements, wanted)
     return True
+
+
+def _through_links(path: Path) -> Path:
+    """The file `path` names: a link's target, even one not made yet.
+
+    The file is written in full and renamed over the old one: renamed over a link, it would replace the
+    link (one to a file on another disk, say) with a file of its own.
+    """
+    target = Path(os.path.realpath(path))
+    if target.is_symlink():  # a loop, which `realpath` leaves as it is
+        raise WarehouseError(f"{path} is a loop of symbolic links: name a file")
+    return target
 
 
 def holds_only_views(path: Path) -> bool:

@@ -27,6 +27,10 @@ SOURCE_FIELDS = ("file", "sql", "sql_file")
 _FILE_ONLY = "applies to a {file}, not to a query's result"
 
 
+def _mapped_columns(field: str) -> str:
+    return f"Column for `{field}`, or several, which make an object of it (default: a column named {field})."
+
+
 class PushOptions(BaseModel):
     """What to push where, and how: the options of `bt-sync push`.
 
@@ -55,17 +59,9 @@ class PushOptions(BaseModel):
     id_column: str | None = Field(
         default=None, description="Column of row ids (default: `id` if present, else a hash of the row)."
     )
-    input: tuple[str, ...] = Field(
-        default=(),
-        description="Column for `input`; repeat to make an object of several "
-        "(default: a column named input).",
-    )
-    expected: tuple[str, ...] = Field(
-        default=(), description="Column for `expected`; repeatable (default: a column named expected)."
-    )
-    metadata: tuple[str, ...] = Field(
-        default=(), description="Column for `metadata`; repeatable (default: a column named metadata)."
-    )
+    input: tuple[str, ...] = Field(default=(), description=_mapped_columns("input"))
+    expected: tuple[str, ...] = Field(default=(), description=_mapped_columns("expected"))
+    metadata: tuple[str, ...] = Field(default=(), description=_mapped_columns("metadata"))
     tags: str | None = Field(
         default=None,
         description="Column of tags: a list, a JSON array or comma-separated text "

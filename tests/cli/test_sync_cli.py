@@ -15,7 +15,7 @@ import pytest
 
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
-from tests.helpers import CLI, cli_warehouse_args, one_line, query, run_cli, sync
+from tests.helpers import CLI, cli_env, cli_warehouse_args, one_line, query, run_cli, sync
 
 # Runs the command line, then prints, last on stderr, how long DuckDB's allocator keeps freed pages.
 ALLOCATOR_PROBE = """
@@ -261,6 +261,14 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
             "invalid setting: --parquet: 'n\\xffu/pq' is not UTF-8",
         ),
         (["sync", "--state-dir", "s\udcff"], {}, "invalid setting: --state-dir: 's\\xff' is not UTF-8"),
+        # httpx's refusal was a traceback.
+        (
+            ["projects", "--api-url", "http://127.0.0.1:9/\udcff"],
+            {},
+            "invalid setting: --api-url: 'http://127.0.0.1:9/\\xff' is not UTF-8",
+        ),
+        (["projects"], {"BRAINTRUST_API_URL": "http://a\udcff"}, "BRAINTRUST_API_URL: 'http://a\\xff'"),
+        (["projects", "--api-key", "K\udcff"], {}, "invalid setting: --api-key: holds a non-ASCII character"),
         (
             [
                 "status",
@@ -654,6 +662,83 @@ def test_a_table_printed_to_a_reader_that_left_shows_no_empty_error(
         listing.kill()
     # `sql`'s quiet stop, given to every command's table, printed "bt-sync: error: " and nothing else.
     assert err == b""
+
+
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["sync", "--json"], ["sync"]])
+def test_a_command_whose_reader_left_ends_as_it_would_have(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path, command: list[str]
+) -> None:
+    sync(demo_emulator, warehouse)
+    (project,) = demo_emulator.store.list_objects("project", ListQuery(name="support-bot"))
+    demo_emulator.store.insert("project_logs", project["id"], [{"id": "new"}])
+    reader, writer = os.pipe()
+    os.close(reader)  # `bt-sync sync | head -c 10`, the reader gone before the summary
+    try:
+        done = subprocess.run(
+            [*CLI, *command, *cli_warehouse_args(warehouse)[: 6 if command[0] == "sync" else 4]],
+            env={**os.environ, **cli_env(demo_emulator, tmp_path)},
+            stdout=writer,
+            stderr=subprocess.PIPE,
+            timeout=120,
+        )
+    finally:
+        os.close(writer)
+    # Click and rich exited 1, saying nothing; the sync had committed.
+    assert (done.returncode, done.stderr) == (0, b"")
+    if command[0] == "sync":
+        assert query(warehouse, "SELECT count(*) FROM project_logs WHERE id = 'new'") == [(1,)]
+
+
+def test_a_duckdb_file_named_through_a_link_is_written_where_the_link_points(
+    demo_emulator: Emulator, tmp_path: Path
+) -> None:
+    (tmp_path / "disk").mkdir()
+    link = tmp_path / "w.duckdb"
+    link.symlink_to(tmp_path / "disk" / "target.duckdb")  # the file is not there yet
+    env = cli_env(demo_emulator, tmp_path) | {"BT_SYNC_DUCKDB": str(link)}
+    assert run_cli("sync", "--objects", "logs", env=env).returncode == 0
+    # Written in full and renamed over the link, the file replaced it: the other disk stayed empty.
+    assert link.is_symlink() and (tmp_path / "disk" / "target.duckdb").is_file()
+    done = run_cli("sql", "--duckdb", str(link), "SELECT count(*) > 0 AS synced FROM project_logs", env=env)
+    assert done.stdout == "synced\nTrue\n"
+    loop = tmp_path / "loop.duckdb"
+    loop.symlink_to(loop)
+    done = run_cli("sync", "--objects", "logs", env=env | {"BT_SYNC_DUCKDB": str(loop)})
+    refused = f"bt-sync: error: {loop} is a loop of symbolic links: name a file\n"
+    assert (done.returncode, done.stderr) == (1, refused)
+    assert loop.is_symlink()
+
+
+def test_a_command_started_with_stdout_closed_says_so(tmp_path: Path) -> None:
+    # The next file opened would have taken its descriptor, and a library's printing would land in it.
+    done = subprocess.run(
+        [*CLI, "status", "--duckdb", str(tmp_path / "w.duckdb")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert (done.returncode, done.stderr) == (
+        2,
+        "bt-sync: error: standard output is closed: redirect it to a file, or to /dev/null\n",
+    )
+
+
+def test_a_summary_that_cannot_be_written_is_one_line(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    sync(demo_emulator, warehouse)
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*CLI, "status", "--json", *cli_warehouse_args(warehouse)[:4]],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    # The JSON error document met the same full disk: a second traceback.
+    assert (done.returncode, done.stderr) == (1, "bt-sync: error: No space left on device\n")
 
 
 def test_ctrl_c_stops_a_runaway_query_of_bt_sync_sql(
