@@ -101,8 +101,8 @@ def _first_sync(
     Dagster launches a run key once, and never again even if its run failed: the key names the
     partition's last failed run, so a first sync that failed (an outage, a key fixed since) is asked for
     again at the next tick, while one still queued or running is not asked for twice. An object synced
-    already is asked for only in the tick that adds its key (it was renamed): its key's succeeded runs
-    count too, so an object renamed back to a key it had is synced under it again.
+    already is asked for when it was renamed since (until a sync records its new name): its key's
+    succeeded runs count too, so an object renamed back to a key it had is synced under it again.
     """
     ended = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
     if is_synced:

@@ -23,7 +23,7 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 from connector.cli import catalog, demo, emulator, maintain, push, sql, sync
-from connector.cli.app import app, json_output
+from connector.cli.app import app, json_output, stderr_reader_may_leave
 from connector.display import printable
 from connector.errors import (
     BtSyncError,
@@ -138,6 +138,15 @@ def main() -> None:
         options = (argument for argument in arguments[:options_end] if argument != "--debug")
         sys.argv = [sys.argv[0], "--debug", *options, *arguments[options_end:]]
     json_output.reset()
+    stderr = sys.stderr
+    sys.stderr = stderr_reader_may_leave(stderr)
+    try:
+        _run(debug)
+    finally:
+        sys.stderr = stderr
+
+
+def _run(debug: bool) -> None:
     if sys.stdout is None:
         # Started with stdout closed (`bt-sync sync >&-`): the next file opened would take its place, and
         # whatever a library printed would land in it.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, TextIO, cast
 
 import typer
 from typer.core import TyperGroup
@@ -15,6 +16,9 @@ if TYPE_CHECKING:
     from typer.core import TyperOption
 
     from connector.destinations.base import Destination
+
+
+_STDERR = 2
 
 
 class _CommandGroup(TyperGroup):
@@ -107,11 +111,61 @@ def print_output(text: str) -> None:
         discard_output()
 
 
-def discard_output() -> None:
-    """Send what is left of stdout nowhere: later writes, and the flush at exit, then cannot fail."""
+def discard_output(stream: IO[str] | None = None) -> None:
+    """Send what is left of `stream` (stdout) nowhere: later writes, and the flush at exit, cannot fail."""
     nowhere = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(nowhere, sys.stdout.fileno())
+    os.dup2(nowhere, (stream or sys.stdout).fileno())
     os.close(nowhere)
+
+
+class _ReaderMayLeave(io.TextIOBase):
+    """stderr, whose reader may go away (`bt-sync push … 2>&1 | head`): what follows then goes nowhere.
+
+    Warnings, progress and errors go there: a line nobody reads must not fail the command, nor keep its
+    `--json` summary from stdout.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            discard_output(self._stream)
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            discard_output(self._stream)
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]  # the wrapped stream's
+        return self._stream.encoding
+
+
+def stderr_reader_may_leave(stderr: TextIO | None) -> TextIO:
+    """`stderr` as commands write to it: forgiving a reader that left; one closed at start, nowhere.
+
+    A closed stderr (`2>&-`) is None, and `print(file=None)` writes to stdout, into a `--json` document.
+    Its descriptor is taken too, so that no file opened later takes its place and receives what a
+    library writes there.
+    """
+    if stderr is None:
+        nowhere = os.open(os.devnull, os.O_WRONLY)
+        if nowhere != _STDERR:
+            os.dup2(nowhere, _STDERR)
+            os.close(nowhere)
+        stderr = open(_STDERR, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
+    return cast(TextIO, _ReaderMayLeave(stderr))
 
 
 def output_console(*, reader_may_leave: bool = False) -> Console:

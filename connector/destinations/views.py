@@ -11,6 +11,7 @@ open keep working, and new ones get the new views.
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import logging
@@ -149,10 +150,13 @@ def _through_links(path: Path) -> Path:
     The file is written in full and renamed over the old one: renamed over a link, it would replace the
     link (one to a file on another disk, say) with a file of its own.
     """
-    target = Path(os.path.realpath(path))
-    if target.is_symlink():  # a loop, which `realpath` leaves as it is
-        raise WarehouseError(f"{path} is a loop of symbolic links: name a file")
-    return target
+    try:
+        path.stat()
+    except OSError as error:
+        # A loop, in the last part or a directory's: `realpath` would leave it as it is.
+        if error.errno == errno.ELOOP:
+            raise WarehouseError(f"{path} leads into a loop of symbolic links: name a file") from None
+    return Path(os.path.realpath(path))
 
 
 def holds_only_views(path: Path) -> bool:

@@ -160,7 +160,10 @@ def find_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
         if match is None:
             continue
         if route.method == method:
-            return route, match.groupdict()
+            params = match.groupdict()
+            if _UUID.fullmatch(params.get("id", "")):
+                params["id"] = params["id"].lower()  # a UUID matches in any case, as in a listing
+            return route, params
         allowed.append(route.method)
     if allowed:
         raise Rejected(405, f"{method} is not allowed on {path}; use {', '.join(allowed)}")

@@ -701,12 +701,53 @@ def test_a_duckdb_file_named_through_a_link_is_written_where_the_link_points(
     assert link.is_symlink() and (tmp_path / "disk" / "target.duckdb").is_file()
     done = run_cli("sql", "--duckdb", str(link), "SELECT count(*) > 0 AS synced FROM project_logs", env=env)
     assert done.stdout == "synced\nTrue\n"
-    loop = tmp_path / "loop.duckdb"
+    loop = tmp_path / "loop"
     loop.symlink_to(loop)
-    done = run_cli("sync", "--objects", "logs", env=env | {"BT_SYNC_DUCKDB": str(loop)})
-    refused = f"bt-sync: error: {loop} is a loop of symbolic links: name a file\n"
-    assert (done.returncode, done.stderr) == (1, refused)
-    assert loop.is_symlink()
+    for looping in (loop, loop / "w.duckdb"):  # in the file's name, or in a directory's
+        done = run_cli("sync", "--objects", "logs", env=env | {"BT_SYNC_DUCKDB": str(looping)})
+        refused = f"bt-sync: error: {looping} leads into a loop of symbolic links: name a file\n"
+        assert (done.returncode, done.stderr) == (1, refused)
+        assert loop.is_symlink()
+
+
+@pytest.mark.parametrize(
+    ("command", "code"),
+    [
+        (["status"], 0),  # its note (nothing synced here) meets the closed pipe
+        (["status", "--destination", "nope"], 2),
+        (["status", "--json", "--destination", "nope"], 2),
+    ],
+)
+def test_a_command_whose_stderr_reader_left_ends_as_it_would_have(
+    tmp_path: Path, command: list[str], code: int
+) -> None:
+    reader, writer = os.pipe()
+    os.close(reader)  # `bt-sync … 2>&1 | head`, the reader gone
+    try:
+        done = subprocess.run(
+            [*CLI, *command, "--duckdb", str(tmp_path / "w.duckdb"), "--parquet", str(tmp_path / "pq")],
+            stdout=subprocess.PIPE,
+            stderr=writer,
+            timeout=60,
+        )
+    finally:
+        os.close(writer)
+    # It exited 1, and the --json error document was never printed.
+    assert done.returncode == code
+    if "--json" in command:
+        assert json.loads(done.stdout)["exit_code"] == code
+
+
+def test_a_command_started_with_stderr_closed_keeps_stdout_for_its_output(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [*CLI, "status", "--json", "--destination", "nope"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+        preexec_fn=lambda: os.close(2),
+    )
+    # `print(file=None)` wrote the error line to stdout, ahead of the JSON document.
+    assert done.returncode == 2 and json.loads(done.stdout)["exit_code"] == 2
 
 
 def test_a_command_started_with_stdout_closed_says_so(tmp_path: Path) -> None:

@@ -1078,6 +1078,9 @@ def test_a_listing_matches_ids_in_any_case(http: httpx.Client) -> None:
     made = [http.post("/v1/project", json={"name": name}).json()["id"] for name in ("a", "b")]
     assert [p["id"] for p in http.get(f"/v1/project?ids={made[0].upper()}").json()["objects"]] == made[:1]
     assert http.get(f"/v1/experiment?project_id={made[1].upper()}").status_code == 200
+    # So does an id in the path: a listed object is never one the emulator then reports missing.
+    assert http.get(f"/v1/project/{made[0].upper()}").json()["id"] == made[0]
+    assert http.post(f"/v1/project_logs/{made[0].upper()}/fetch", json={}).status_code == 200
 
 
 def test_experiments_are_listed_a_thousand_at_a_time_unless_a_limit_is_given(
