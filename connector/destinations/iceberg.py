@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyiceberg_core  # noqa: F401
 from filelock import FileLock, Timeout
 from pyiceberg.catalog import Catalog
+from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import AlwaysFalse, AlwaysTrue, BooleanExpression, In
 from pyiceberg.table import Table
 
@@ -309,9 +310,10 @@ class IcebergDestination:
         try:
             return self._catalog.load_table(self._id(name))
         except Exception as error:
+            # A table missing is the common case (nothing synced yet); a catalog lost mid-sync is not.
+            hint = " (a sync creates the tables)" if isinstance(error, NoSuchTableError) else ""
             raise WarehouseError(
-                f"cannot load {self._namespace}.{name} from {self.description}: {self._reason(error)} "
-                "(a sync creates the tables)"
+                f"cannot load {self._namespace}.{name} from {self.description}: {self._reason(error)}{hint}"
             ) from None
 
     def _table_names(self) -> list[str]:

@@ -22,6 +22,7 @@ from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import (
     CommitFailedException,
     NoSuchTableError,
+    NotInstalledError,
     TableAlreadyExistsError,
     ValidationException,
 )
@@ -102,6 +103,16 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None, *, create: bool
     while True:
         try:
             return load_catalog(name, **properties)
+        except NotInstalledError as error:
+            # pyiceberg says SQLAlchemy is missing when the URI's database driver is: name the driver.
+            missing = getattr(error.__cause__, "name", None)
+            if missing is None:
+                raise
+            raise ConfigError(
+                f"--iceberg-catalog {redact(uri_or_name)} needs the Python module {missing}, which is not "
+                "installed: name a driver bt-sync[iceberg] installs (postgresql+psycopg://, sqlite:///), "
+                f"or install {missing}"
+            ) from None
         except ValueError as error:
             reason = first_line(error)
             if "URI missing" in reason:  # pyiceberg's words name its own CLI's --uri
@@ -150,6 +161,11 @@ def _sqlite_file(uri: str) -> Path | None:
         url = make_url(uri)
     except ArgumentError:
         return None  # opening it says what is wrong
+    except ValueError:  # a port that is no number: SQLAlchemy's message is Python's, quoting the URI's text
+        raise ConfigError(
+            f"--iceberg-catalog {redact(uri)} is not a valid URI (its port is not a number, or its host is "
+            "cut): give one such as postgresql+psycopg://user@host:5432/db"
+        ) from None
     path = url.database
     is_file = url.get_backend_name() == "sqlite" and path not in (None, "", ":memory:")
     return Path(str(path)) if is_file else None

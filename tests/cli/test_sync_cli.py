@@ -342,6 +342,19 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
                 ("s3://AKIAKEY:s3cr3tpw/x@bucket/p", "bucket name: 'AKIAKEY:***'"),
             )
         ),
+        # SQLAlchemy reads a catalog's password up to the `@`, a `?` included: shown in full, it was.
+        *(
+            (
+                ["status", "--destination", "iceberg", "--iceberg-catalog", catalog],
+                {"BT_SYNC_ICEBERG_WAREHOUSE": "w"},
+                shown,
+            )
+            for catalog, shown in (
+                ("postgresql+psycopg://bt:pw?s3cr3t@127.0.0.1:9/db", "catalog postgresql+psycopg://***@127"),
+                ("postgresql+psycopg://bt:pw@127.0.0.1:port/db", "is not a valid URI (its port is not a"),
+                ("postgresql+pg8000://bt:s3cr3t@127.0.0.1:9/db", "needs the Python module pg8000, which is"),
+            )
+        ),
         (["sql", "SELECT * FROM no_such_table"], {}, "run `bt-sync sync` first"),
         (["sql", "DROP TABLE project_logs"], {}, "one SELECT"),
         (["sql", "SELEC 1"], {}, "syntax"),
