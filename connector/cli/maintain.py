@@ -40,7 +40,12 @@ def maintain(
     ),
     as_json: bool = JsonOption,
 ) -> None:
-    """Expire old table versions, merge small files and delete files nothing needs (safe during syncs)."""
+    """Delete file versions nothing needs any more (safe during syncs); on Iceberg, also merge small files.
+
+    Iceberg: expire old snapshots, merge small files, delete unreferenced ones. The Parquet tree keeps
+    its files at a bounded size as it syncs: here it finishes commits a crash interrupted and deletes
+    the versions replaced more than an hour before, for objects no sync has touched since.
+    """
     from connector.config import hours_window
     from connector.wiring import open_destination
 
