@@ -35,11 +35,10 @@ from connector.destinations.file_size import file_target_rows
 from connector.destinations.iceberg_catalog import object_files
 from connector.destinations.iceberg_schema import stored_select, stored_type
 from connector.destinations.merge_plan import plan_actions
+from connector.destinations.scratch import merge_connection
 from connector.errors import MalformedResponse
 from schemas.tables import EventStream, sql_identifier, sql_literal
 
-# A merge of a whole object (a full read) may not fit in memory: DuckDB spills beyond this.
-MERGE_MEMORY_LIMIT = "256MB"
 # Data files read at once (their id and version columns, or a whole file to rewrite), and the most read
 # ahead of the one DuckDB takes next.
 READ_THREADS = 8
@@ -130,9 +129,8 @@ def plan_merge(
 
 
 def _connect(scratch: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(
-        config={"memory_limit": MERGE_MEMORY_LIMIT, "temp_directory": str(scratch / "spill")}
-    )
+    # The merges of every object share a spill directory (and a database): `scratch` is the object's.
+    con = merge_connection(scratch.parent / "spill")
     con.execute("SET TimeZone = 'UTC'")
     return con
 

@@ -31,10 +31,9 @@ from connector.destinations.base import StagedParts
 from connector.destinations.file_size import file_target_rows
 from connector.destinations.filesystem import Root
 from connector.destinations.merge_plan import plan_actions
+from connector.destinations.scratch import merge_connection
 from schemas.tables import EventStream, sql_identifier, sql_literal
 
-# A merge of a whole object (a full read) may not fit in memory: DuckDB spills beyond this.
-MERGE_MEMORY_LIMIT = "256MB"
 # The id, version and file of each row an object holds, as read from object storage.
 _CURRENT_KEYS = pa.schema([("id", pa.string()), ("old_x", pa.uint64()), ("file", pa.string())])
 _FILE_NAME = re.compile(r"part-[0-9]{6,}\.parquet")
@@ -153,9 +152,8 @@ def merge_files(
 
 
 def _connect(scratch: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(
-        config={"memory_limit": MERGE_MEMORY_LIMIT, "temp_directory": str(scratch / "spill")}
-    )
+    # The merges of every object share a spill directory (and a database): `scratch` is the object's.
+    con = merge_connection(scratch.parent / "spill")
     # JSON columns then reach Arrow (and Parquet written through it) as JSON, not plain text.
     con.execute("SET arrow_lossless_conversion = true")
     return con

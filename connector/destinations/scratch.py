@@ -1,8 +1,9 @@
-"""One in-memory DuckDB per process for the small jobs of a sync: catalog files, empty schema files.
+"""In-memory DuckDBs shared by a process: one for the small jobs of a sync (catalog files, empty schema
+files), one per spill directory for merges.
 
-Opening a DuckDB database costs 30-40 ms; a connection to one already open, under 2 ms. A sync
+Opening a DuckDB database costs 12-40 ms; a connection to one already open, under 2 ms. A sync
 opened one for each of the seven catalog tables: 0.25 s of the 0.95 s a sync of two unchanged
-objects took.
+objects took; and one for each object's merge: 12 ms of the 50 ms a sync of a small experiment took.
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
+from pathlib import Path
 
 import duckdb
+
+# A merge of a whole object (a full read) may not fit in memory: DuckDB spills beyond this.
+MERGE_MEMORY_LIMIT = "256MB"
 
 
 @cache
@@ -30,3 +35,17 @@ def scratch_connection() -> Iterator[duckdb.DuckDBPyConnection]:
     with _database().cursor() as con:
         con.execute("SET TimeZone = 'UTC'")
         yield con
+
+
+@cache
+def _merge_database(spill: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(config={"memory_limit": MERGE_MEMORY_LIMIT, "temp_directory": str(spill)})
+
+
+def merge_connection(spill: Path) -> duckdb.DuckDBPyConnection:
+    """A connection of its own (temporary tables, settings) to the process's merge database.
+
+    The database spills into `spill` past `MERGE_MEMORY_LIMIT`: DuckDB names its spill files by
+    process, and deletes a connection's when it closes, so processes may share the directory.
+    """
+    return _merge_database(spill).cursor()
