@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import dagster as dg
+import pytest
 
 from connector.emulator import Emulator, FaultRule
 from pipelines.jobs import CATALOG_JOB_NAME
@@ -306,19 +307,24 @@ def test_schedules_sync_each_partition_hourly_and_reconcile_each_table_in_one_we
     assert reconcile.run_config == {"ops": {"braintrust_experiment_events": {"config": {"reconcile": True}}}}
 
 
+@pytest.mark.parametrize("added_by", ["sensor", "catalog run"])
 def test_a_name_deleted_again_after_it_was_re_created_refreshes_the_catalog_again(
     emulator: Emulator,
     upstream: dict[str, str],
     test_defs: dg.Definitions,
     instance: dg.DagsterInstance,
     warehouse_resource: WarehouseResource,
+    added_by: str,
 ) -> None:
     store = emulator.store
     apply(discover(test_defs, instance), test_defs, instance)
     removals = []
-    for _ in range(2):  # a nightly experiment: created, synced, deleted, and again
+    for _ in range(2):  # a nightly experiment: created, deleted, and again
         nightly = store.create_experiment(upstream["project"], "nightly")
-        apply(discover(test_defs, instance), test_defs, instance)
+        if added_by == "sensor":  # which syncs it
+            apply(discover(test_defs, instance), test_defs, instance)
+        else:  # the object goes before any sync: its partition never ran
+            refresh_catalog(test_defs, instance)
         store.delete("experiment", nightly["id"])
         removal = discover(test_defs, instance)
         assert partition_changes(removal) == [("Delete", "bt_experiments", ["support-bot/nightly"])]
@@ -327,27 +333,4 @@ def test_a_name_deleted_again_after_it_was_re_created_refreshes_the_catalog_agai
         with warehouse_resource.reader() as connection:
             assert connection.execute("SELECT id FROM experiments WHERE name = 'nightly'").fetchall() == []
     # The same key twice: Dagster launched the second catalog run never, and the table kept the experiment.
-    assert removals[0] != removals[1]
-
-
-def test_a_name_added_by_the_catalog_and_deleted_before_any_run_refreshes_the_catalog_each_time(
-    emulator: Emulator,
-    upstream: dict[str, str],
-    test_defs: dg.Definitions,
-    instance: dg.DagsterInstance,
-    warehouse_resource: WarehouseResource,
-) -> None:
-    store = emulator.store
-    apply(discover(test_defs, instance), test_defs, instance)
-    removals = []
-    for _ in range(2):  # the catalog run adds the partition; the object goes before the sensor syncs it
-        nightly = store.create_experiment(upstream["project"], "nightly")
-        refresh_catalog(test_defs, instance)
-        store.delete("experiment", nightly["id"])
-        removal = discover(test_defs, instance)
-        assert partition_changes(removal) == [("Delete", "bt_experiments", ["support-bot/nightly"])]
-        removals.append(catalog_run_key(removal))
-        apply(removal, test_defs, instance)
-        with warehouse_resource.reader() as connection:
-            assert connection.execute("SELECT id FROM experiments WHERE name = 'nightly'").fetchall() == []
     assert removals[0] != removals[1]
