@@ -212,7 +212,7 @@ class _Merge:
         self._incoming = incoming
         self._scratch = scratch
         self._token = token
-        # The new and newer rows, by the file they go to (`_file=<name>/`).
+        # The new and newer rows, by the file they go to (`_write_changes`).
         self._changes = scratch / f"changes-{token}"
         self._columns = ", ".join(sql_identifier(c.name) for c in stream.file_columns)
         con.execute(
@@ -228,38 +228,23 @@ class _Merge:
         counts = plan_actions(con, self._incoming if has_incoming else None, delete_missing_up_to)
         inserted, updated, deleted = counts.get("insert", 0), counts.get("update", 0), counts.get("delete", 0)
         new_names = self._assign_new_rows(inserted, total_after=self._total_rows() + inserted - deleted)
-        if has_incoming:
-            # Written once, a directory per file, so that each file's rewrite reads its own rows: a table
-            # of them all, scanned once per file, spilled past the memory limit and was read again for
-            # every file (an update of every row of 200,000 wrote 2 GB of spill; minutes at 600,000).
-            # Rows are picked by their place in the parts, from their keys alone: a window over whole rows
-            # held every payload at once, and spilled them.
-            con.execute(
-                "CREATE TEMP TABLE picked AS SELECT p.filename, p.file_row_number, x.file AS _file "
-                f"FROM read_parquet({self._incoming}, filename = true, file_row_number = true) AS p "
-                "JOIN plan AS x ON p.id = x.id AND p._xact_id = x.new_x WHERE x.action <> 'delete' "
-                # The same version staged twice (a page read again after a resume) is one row.
-                "QUALIFY row_number() OVER (PARTITION BY p.id ORDER BY p._synced_at DESC) = 1"
-            )
-            con.execute(
-                f"COPY (SELECT p.* EXCLUDE (filename, file_row_number), k._file "
-                f"FROM read_parquet({self._incoming}, filename = true, file_row_number = true) AS p "
-                "JOIN picked AS k USING (filename, file_row_number)) "
-                f"TO {sql_literal(str(self._changes))} "
-                "(FORMAT parquet, PARTITION_BY (_file), COMPRESSION zstd, COMPRESSION_LEVEL 1)"
-            )
-        changed = [
-            str(row[0]) for row in con.execute("SELECT DISTINCT file FROM plan ORDER BY file").fetchall()
-        ]
-        written = 0
-        for name in changed:
-            rewritten = self._rewrite(name)
-            if rewritten is None:
-                del self._files[name]  # every row it held was deleted: the file goes with them
-                continue
-            self._files[name] = rewritten
-            written += rewritten.bytes
-        shutil.rmtree(self._changes, ignore_errors=True)
+        try:
+            if has_incoming:
+                self._write_changes()
+            changed = [
+                str(row[0]) for row in con.execute("SELECT DISTINCT file FROM plan ORDER BY file").fetchall()
+            ]
+            written = 0
+            for name in changed:
+                rewritten = self._rewrite(name)
+                if rewritten is None:
+                    del self._files[name]  # every row it held was deleted: the file goes with them
+                    continue
+                self._files[name] = rewritten
+                written += rewritten.bytes
+        finally:
+            # A copy of every changed row: a failed merge's too (a full disk, retried with a new token).
+            shutil.rmtree(self._changes, ignore_errors=True)
         open_file = new_names[-1] if new_names else self._open_file
         return MergeOutput(
             files=sorted(self._files.values(), key=lambda f: f.name),
@@ -269,6 +254,29 @@ class _Merge:
             updated=updated,
             deleted=deleted,
             bytes_written=written,
+        )
+
+    def _write_changes(self) -> None:
+        """Write the new and newer rows once, a directory per file they go to (`_file=<name>/`).
+
+        Each file's rewrite then reads its own rows: a table of them all, scanned once per file, spilled
+        past the memory limit and was read again for every file (an update of every row of 200,000 wrote
+        2 GB of spill; minutes at 600,000). Rows are picked by their place in the parts, from their keys
+        alone: a window over whole rows held every payload at once, and spilled them.
+        """
+        self._con.execute(
+            "CREATE TEMP TABLE picked AS SELECT p.filename, p.file_row_number, x.file AS _file "
+            f"FROM read_parquet({self._incoming}, filename = true, file_row_number = true) AS p "
+            "JOIN plan AS x ON p.id = x.id AND p._xact_id = x.new_x WHERE x.action <> 'delete' "
+            # The same version staged twice (a page read again after a resume) is one row.
+            "QUALIFY row_number() OVER (PARTITION BY p.id ORDER BY p._synced_at DESC) = 1"
+        )
+        self._con.execute(
+            f"COPY (SELECT p.* EXCLUDE (filename, file_row_number), k._file "
+            f"FROM read_parquet({self._incoming}, filename = true, file_row_number = true) AS p "
+            "JOIN picked AS k USING (filename, file_row_number)) "
+            f"TO {sql_literal(str(self._changes))} "
+            "(FORMAT parquet, PARTITION_BY (_file), COMPRESSION zstd, COMPRESSION_LEVEL 1)"
         )
 
     def _total_rows(self) -> int:

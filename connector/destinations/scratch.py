@@ -48,4 +48,6 @@ def merge_connection(spill: Path) -> duckdb.DuckDBPyConnection:
     The database spills into `spill` past `MERGE_MEMORY_LIMIT`: DuckDB names its spill files by
     process, and deletes a connection's when it closes, so processes may share the directory.
     """
+    # DuckDB creates it once: deleted since (with the state directory's staging), spilling would fail.
+    spill.mkdir(parents=True, exist_ok=True)
     return _merge_database(spill).cursor()

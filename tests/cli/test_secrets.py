@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from connector.emulator import Emulator, FaultRule
+from connector.redaction import redact, scrub, uri_secrets
 from tests.helpers import cli_env, run_cli
 
 
@@ -53,3 +54,23 @@ def test_a_debug_traceback_shows_no_secret(emulator: Emulator, flags: list[str],
     assert done.returncode == 2
     assert "Traceback" in done.stderr and "***" in done.stderr
     assert secret not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        # SQLAlchemy reads a password up to the `@`: a `?` in it (or in the user) showed it all.
+        ("postgresql+psycopg://bt:s3cr?et99@db:5432/x", "postgresql+psycopg://***@db:5432/x"),
+        ("postgresql://us?er:s3cr3tpw@db/x", "postgresql://***@db/x"),
+        ("s3://AKIAKEY:s3cr3t/x@bucket/p", "s3://***@bucket/p"),
+        # A port, a path and a query holding an `@` are no credentials.
+        (
+            "GET http://localhost:8181/v1/namespaces?owner=alice@example.com failed",
+            "GET http://localhost:8181/v1/namespaces?owner=alice@example.com failed",
+        ),
+        ("https://host/path?e=a@b", "https://host/path?e=a@b"),
+    ],
+)
+def test_credentials_in_a_uri_are_hidden_and_nothing_else(text: str, shown: str) -> None:
+    assert redact(text) == shown
+    assert scrub(f"namespace {text} not found", uri_secrets(text)) == f"namespace {shown} not found"

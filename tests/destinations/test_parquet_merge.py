@@ -7,6 +7,7 @@ fraction of a second.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pytest
 
+from connector.destinations import parquet_merge
 from connector.destinations.base import MergeResult, StagedParts, SyncState
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, MergeOutput, ObjectFiles, _connect, merge_files
@@ -211,6 +213,41 @@ def test_a_merge_s_duckdb_spills_into_its_scratch_directory_within_its_memory_li
             assert con.execute(settings).fetchone() == (str(tmp_path / "merge" / "spill"), "244.1 MiB")
             # A connection's own tables: another merge's are not seen.
             con.execute("CREATE TEMP TABLE plan AS SELECT 1 AS x")
+
+
+def test_a_merge_spills_again_after_its_spill_directory_was_deleted(tmp_path: Path) -> None:
+    # The process's merge database outlives the directory (`rm -rf` of the state's staging, as the
+    # checkpoint's message invites): DuckDB creates it once, and failed to open its next spill file.
+    spill = tmp_path / "merge" / "spill"
+    for _ in range(2):
+        with _connect(tmp_path / "merge" / "object") as con:
+            con.execute("SET memory_limit = '48MB'")  # this test's database only: its spill path's
+            con.execute("SELECT count(*) FROM (SELECT md5(i::VARCHAR) s FROM range(1000000) t(i) ORDER BY s)")
+        assert spill.is_dir()
+        shutil.rmtree(tmp_path / "merge")
+    assert not spill.exists()
+
+
+def test_a_failed_merge_leaves_no_copy_of_its_rows_in_scratch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_files(monkeypatch, min_rows=3, files_per_object=4)
+    files = Files(tmp_path)
+    files.merge([event(f"r{i:02d}", 10 + i, "x" * 100) for i in range(20)])
+    placed = parquet_merge._put
+
+    def disk_full_at_the_second_file(where: ObjectFiles, local: Path, version: str) -> None:
+        placed_versions.append(version)
+        if len(placed_versions) == 2:
+            raise OSError(28, "No space left on device")
+        placed(where, local, version)
+
+    placed_versions: list[str] = []
+    monkeypatch.setattr(parquet_merge, "_put", disk_full_at_the_second_file)
+    with pytest.raises(OSError):
+        files.merge([event(f"r{i:02d}", 100 + i, "y") for i in range(20)])
+    # Every changed row, by file: a retry with a new token added another copy.
+    assert list(tmp_path.rglob("changes-*")) == []
 
 
 def test_merges_on_object_storage_read_the_tree_s_files_back_from_it(
