@@ -36,6 +36,19 @@ class _Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BT_SYNC_", extra="ignore", populate_by_name=True)
 
 
+def _refuse_what_is_not_utf8(text: str, remedy: str = "") -> None:
+    """Refuse bytes the shell passed that are not UTF-8, quoting them escaped and without credentials.
+
+    Raises:
+        ValueError: naming the first character that is not UTF-8.
+    """
+    try:
+        text.encode()
+    except UnicodeEncodeError as error:
+        shown = redact(as_given(text))
+        raise ValueError(f"'{shown}' is not UTF-8 text (at character {error.start + 1}){remedy}") from None
+
+
 class ApiSettings(_Settings):
     """Where the Braintrust API is and how to call it.
 
@@ -80,11 +93,7 @@ class ApiSettings(_Settings):
     @field_validator("api_url")
     @classmethod
     def _url_has_scheme(cls, value: str) -> str:
-        try:
-            value.encode()
-        except UnicodeEncodeError as error:  # bytes the shell passed that are not UTF-8
-            shown = redact(as_given(value))
-            raise ValueError(f"'{shown}' is not UTF-8 text (at character {error.start + 1})") from None
+        _refuse_what_is_not_utf8(value)
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {redact(value)!r}")
         try:
@@ -154,13 +163,8 @@ class WarehouseSettings(_Settings):
     @field_validator("duckdb_path", "parquet_root", "state_dir")
     @classmethod
     def _utf8(cls, value: Path | str | None) -> Path | str | None:
-        # Bytes the shell passed that are not UTF-8: DuckDB and pyarrow take paths as UTF-8 text only.
-        try:
-            str(value).encode()
-        except UnicodeEncodeError as error:
-            raise ValueError(
-                f"'{as_given(str(value))}' is not UTF-8 text (at character {error.start + 1}): rename it"
-            ) from None
+        # DuckDB and pyarrow take paths as UTF-8 text only.
+        _refuse_what_is_not_utf8(str(value), remedy=": rename it")
         return value
 
     @field_validator("iceberg_namespace")

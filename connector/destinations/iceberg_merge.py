@@ -129,8 +129,7 @@ def plan_merge(
 
 
 def _connect(scratch: Path) -> duckdb.DuckDBPyConnection:
-    # The merges of every object share a spill directory (and a database): `scratch` is the object's.
-    con = merge_connection(scratch.parent / "spill")
+    con = merge_connection(scratch)
     con.execute("SET TimeZone = 'UTC'")
     return con
 

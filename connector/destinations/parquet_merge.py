@@ -152,8 +152,7 @@ def merge_files(
 
 
 def _connect(scratch: Path) -> duckdb.DuckDBPyConnection:
-    # The merges of every object share a spill directory (and a database): `scratch` is the object's.
-    con = merge_connection(scratch.parent / "spill")
+    con = merge_connection(scratch)
     # JSON columns then reach Arrow (and Parquet written through it) as JSON, not plain text.
     con.execute("SET arrow_lossless_conversion = true")
     return con
@@ -348,9 +347,10 @@ class _Merge:
                 "USING (id)"
             )
         changes = "SELECT * FROM template"
-        if (self._changes / f"_file={name}").is_dir():
-            rows = self._changes / f"_file={name}" / "*.parquet"
-            changes = f"SELECT * FROM read_parquet({sql_literal(str(rows))}, hive_partitioning = false)"
+        its_changes = self._changes / f"_file={name}"
+        if its_changes.is_dir():
+            rows = sql_literal(str(its_changes / "*.parquet"))
+            changes = f"SELECT * FROM read_parquet({rows}, hive_partitioning = false)"
         query = (
             f"SELECT {self._columns} FROM (SELECT * FROM template UNION ALL BY NAME {kept} "
             f"UNION ALL BY NAME {changes})"

@@ -42,12 +42,16 @@ def _merge_database(spill: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(config={"memory_limit": MERGE_MEMORY_LIMIT, "temp_directory": str(spill)})
 
 
-def merge_connection(spill: Path) -> duckdb.DuckDBPyConnection:
+def merge_connection(scratch: Path) -> duckdb.DuckDBPyConnection:
     """A connection of its own (temporary tables, settings) to the process's merge database.
 
-    The database spills into `spill` past `MERGE_MEMORY_LIMIT`: DuckDB names its spill files by
-    process, and deletes a connection's when it closes, so processes may share the directory.
+    Args:
+        scratch: the merge's scratch directory (`…/merge/<object id>`). The merges of every object
+            share the spill directory beside it, and a database, which spills there past
+            `MERGE_MEMORY_LIMIT`: DuckDB names its spill files by process, and deletes a connection's
+            when it closes, so processes may share the directory.
     """
+    spill = scratch.parent / "spill"
     # DuckDB creates it once: deleted since (with the state directory's staging), spilling would fail.
     spill.mkdir(parents=True, exist_ok=True)
     return _merge_database(spill).cursor()
