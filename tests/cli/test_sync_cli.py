@@ -723,6 +723,21 @@ def test_a_duckdb_file_named_through_a_link_is_written_where_the_link_points(
         assert loop.is_symlink()
 
 
+def test_with_no_parquet_the_rows_go_beside_the_file_a_link_names(
+    demo_emulator: Emulator, tmp_path: Path
+) -> None:
+    (tmp_path / "disk").mkdir()
+    link = tmp_path / "w.duckdb"
+    link.symlink_to(tmp_path / "disk" / "target.duckdb")
+    env = cli_env(demo_emulator, tmp_path) | {"BT_SYNC_DUCKDB": str(link)}
+    assert run_cli("sync", "--objects", "logs", "--no-parquet", env=env).returncode == 0
+    # The link puts the warehouse on the other disk: its rows too, not only the views over them.
+    assert (tmp_path / "disk" / "target.duckdb.tables" / "project_logs").is_dir()
+    assert not (tmp_path / "w.duckdb.tables").exists()
+    done = run_cli("sql", "--no-parquet", "SELECT count(*) > 0 AS synced FROM project_logs", env=env)
+    assert done.stdout == "synced\nTrue\n"
+
+
 @pytest.mark.parametrize(
     ("command", "code"),
     [
