@@ -16,14 +16,17 @@ it is, or refused saying what it is. CSV and Parquet are read by `read_arrow.py`
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Generator, Iterator, Sequence, Set
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol, overload
 
 import ijson
+import ijson.backends.python as ijson_exact
 import orjson
 
 from connector.display import printable
@@ -38,6 +41,8 @@ SNIFF_BYTES = 64 << 10
 # A JSON Lines file none of whose first lines is an object is another format (or no JSON at all).
 FORMAT_PROBE_LINES = 100
 _UTF8_BOM = b"\xef\xbb\xbf"
+# A JSON escape of half a surrogate pair (`\ud83d`, `\udc00`), or text that only looks like one (`\\ud83d`).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
 _COMPRESSION_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18", "lz4"))
@@ -333,6 +338,10 @@ class _JsonlReader:
             opens_another_format = lines[0].strip() == b"{" or lines[0].lstrip().startswith(b"[")
             later = (_jsonl_row(line) for line in lines[1:FORMAT_PROBE_LINES])
             first_object = next((row for row in later if not isinstance(row, RowProblem)), None)
+            if first_object is None and not opens_another_format and _broken_object(lines[0]):
+                # A file of bad rows only (`{"id": "a", "input": NaN}`): JSON Lines still, its rows
+                # refused one by one, as `--on-error` says.
+                return
             if opens_another_format or first_object is None:
                 raise _not_json_lines(source.path.name, number, _without_newline(lines[0]), first_row)
             first_row = first_object
@@ -467,6 +476,12 @@ def _cut_at_its_end(line: bytes) -> bool:
     return False
 
 
+def _broken_object(line: bytes) -> bool:
+    """Whether `line` is one object on its line that does not parse (a bad row, not another format)."""
+    text = line.strip()
+    return len(text) > 1 and text.startswith(b"{") and text.endswith(b"}") and not _cut_at_its_end(line)
+
+
 def _without_newline(line: bytes) -> bytes:
     return line.removesuffix(b"\n")
 
@@ -501,6 +516,8 @@ class _JsonReader:
         self._seen: dict[str, None] = {}
         self.columns_complete = False
         self.json_columns: frozenset[str] = frozenset()
+        # Whether the file is read by ijson's exact parser (`_values`).
+        self._exact = False
         chunks = self._read()
         first = next(chunks, None)
         chunks.close()
@@ -508,7 +525,8 @@ class _JsonReader:
         if first is None:
             raise PushError(f"{name} holds no rows")
         row = first.rows[0]
-        if isinstance(row, RowProblem):
+        # Not a row of objects: another kind of file. An object that holds a bad value is a bad row.
+        if isinstance(row, RowProblem) and not row.reason.startswith("invalid JSON"):
             raise PushError(printable(f"{name} row 1 is not a JSON object: {row.reason}"))
 
     @property
@@ -521,22 +539,45 @@ class _JsonReader:
     def read_only(self, columns: Set[str]) -> None:
         """Every key is read: a JSON value's checks are its parse, which reads the whole row."""
 
+    def _values(self) -> Iterator[Any]:
+        """The file's rows as parsed: by ijson's fast parser (yajl), unless the file holds a surrogate
+        escape (`\\ud83d`), which yajl turns into "?" when its other half is missing. From there on the file
+        is read by ijson's exact parser, about 16 times slower, which keeps such a half as Python does."""
+        name = self._source.path.name
+        parsed = 0
+        if not self._exact:
+            try:
+                with self._source.open() as raw:
+                    for value in _json_values(name, _buffered_text(raw), exact=False):
+                        parsed += 1
+                        yield value
+                return
+            except _SurrogateAhead:
+                self._exact = True
+        with self._source.open() as raw:
+            # The rows parsed before the escape are whole: read again, they are not given twice.
+            yield from islice(_json_values(name, _buffered_text(raw), exact=True), parsed, None)
+
     def _read(self) -> Generator[RowChunk]:
         rows: list[dict[str, Any] | RowProblem] = []
         number = 0
         try:
-            with self._source.open() as raw:
-                for value in _json_values(self._source.path.name, _buffered_text(raw)):
-                    number += 1
-                    if isinstance(value, dict):
-                        _learn_keys(self._seen, value)
-                        rows.append(value)
-                    else:
-                        reason = f"expected a JSON object, found {json_kind(value)}"
-                        rows.append(RowProblem(None, reason, values=value))
-                    if len(rows) >= CHUNK_ROWS:
-                        yield RowChunk(number - len(rows) + 1, rows)
-                        rows = []
+            for value in self._values():
+                number += 1
+                half = _half_surrogate(value) if self._exact else None
+                if half is not None:
+                    # As orjson refuses it in a JSON line; kept escaped, as the file has it.
+                    reason = f"invalid JSON (a string holds half of a surrogate pair, {half})"
+                    rows.append(RowProblem(None, reason, values=json.dumps(value)))
+                elif isinstance(value, dict):
+                    _learn_keys(self._seen, value)
+                    rows.append(value)
+                else:
+                    reason = f"expected a JSON object, found {json_kind(value)}"
+                    rows.append(RowProblem(None, reason, values=value))
+                if len(rows) >= CHUNK_ROWS:
+                    yield RowChunk(number - len(rows) + 1, rows)
+                    rows = []
         except ijson.JSONError as error:
             where = file_place(self._source.path, number + 1)
             raise PushError(printable(f"{where}: invalid JSON ({first_line(error)})")) from None
@@ -549,6 +590,43 @@ class _JsonReader:
         self.columns_complete = True
 
 
+class _SurrogateAhead(Exception):
+    """The bytes about to be parsed hold a surrogate escape."""
+
+
+class _SurrogateWatch:
+    """A stream for the fast parser, raising `_SurrogateAhead` before it hands over a surrogate escape."""
+
+    def __init__(self, stream: io.BufferedReader) -> None:
+        self._stream = stream
+        # The end of the bytes handed over: an escape may begin there and end in the next read.
+        self._tail = b""
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        if _SURROGATE_ESCAPE.search(self._tail + data):
+            raise _SurrogateAhead
+        self._tail = data[-3:]
+        return data
+
+
+def _half_surrogate(value: Any) -> str | None:
+    """The first half of a surrogate pair found alone in a key or string of `value` (at any depth), escaped
+    as JSON writes it (`\\ud83d`); None if there is none."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError as error:
+            return f"\\u{ord(value[error.start]):04x}"
+        return None
+    if isinstance(value, dict):
+        found = (_half_surrogate(key) or _half_surrogate(item) for key, item in value.items())
+        return next((half for half in found if half is not None), None)
+    if isinstance(value, list):
+        return next((half for half in map(_half_surrogate, value) if half is not None), None)
+    return None
+
+
 def _buffered_text(raw: io.RawIOBase) -> io.BufferedReader:
     """`raw` buffered, past any byte order mark: editors on Windows start UTF-8 files with one, and
     JSON allows none."""
@@ -558,14 +636,18 @@ def _buffered_text(raw: io.RawIOBase) -> io.BufferedReader:
     return stream
 
 
-def _json_values(file_name: str, stream: io.BufferedReader) -> Iterator[Any]:
-    """The elements of a top-level array, or the top-level values one after another."""
+def _json_values(file_name: str, stream: io.BufferedReader, *, exact: bool) -> Iterator[Any]:
+    """The elements of a top-level array, or the top-level values one after another.
+
+    Not `exact`, by the fast parser, which raises `_SurrogateAhead` before it reads a surrogate escape.
+    """
     start = stream.peek(JSONL_READ_BYTES).lstrip()[:1]
     if start in (b"[", b"{"):
-        values: Iterator[Any] = (
-            ijson.items(stream, "item") if start == b"[" else ijson.items(stream, "", multiple_values=True)
-        )
-        return values
+        backend: Any = ijson_exact if exact else ijson
+        source = stream if exact else _SurrogateWatch(stream)
+        if start == b"[":
+            return iter(backend.items(source, "item"))
+        return iter(backend.items(source, "", multiple_values=True))
     if not start:
         raise PushError(f"{file_name} is empty")
     shown = printable(start.decode(errors="replace"))

@@ -229,6 +229,13 @@ class PushRun:
         self.query = None if result is None else result.sql
         # A query's result links its records to the spans its rows came from; a file's rows never do.
         self.origin = None if result is None else find_origin(source.columns)
+        if not (options.validate_first or source.columns):
+            flag = option("validate_first", False)
+            raise PushError(
+                f"{source.name}: none of its first lines is a JSON object that parses, and {flag} maps a "
+                f"file by its first row; without {flag} the whole file is checked first (with "
+                f"{option('on_error', OnError.SKIP)} its bad rows go to the rejects file)"
+            )
         # Sending as it checks, a push maps JSON rows by the keys of the first: it cannot read them all first.
         self.mapper = self._mapper(self._mapping(check=source.columns_complete or not options.validate_first))
         # A column the mapping never sends is listed as not sent; its values must not refuse a row.
@@ -394,6 +401,8 @@ class PushRun:
                         batch_count += 1
                 if ahead is not None:
                     ahead.close()
+                if self.summary.rows_read == self.summary.rows_skipped:
+                    break  # every row refused (a JSON file's columns are then unknown): nothing to map
                 mapping = self._mapping(check=True)
                 # A dry run of a push that sends as it checks keeps the mapping that push would use.
                 if mapping == self.mapper.mapping or not self.options.validate_first:
@@ -470,7 +479,7 @@ class PushRun:
         if not summary.rows_read:
             # Only a query's result can be empty (an empty file is refused): nothing is created then.
             summary.warnings.append(f"the {name} has no rows; there is nothing to push")
-        if mapping.id is None:
+        if mapping.id is None and summary.rows_read > summary.rows_skipped:
             # An `id` column another flag maps (`--metadata id`) is not the rows' ids.
             claimed = "id" in mapping.columns()
             why = (

@@ -913,3 +913,69 @@ def test_a_rejected_json_line_whose_number_was_rounded_is_kept_in_the_rejects_fi
     # Parsed, the ids read 1e+20 and -1e+20: the row could not be mended from the rejects file.
     rejected = [orjson.loads(line)["values"] for line in rejects.read_bytes().splitlines()]
     assert rejected == [big_id, big_inside]
+
+
+# Half a surrogate pair escaped alone (`"\ud83d"`): a bad row in every format, never a "?" --------------
+
+
+def json_array_holding_halves(path: Path, good_before: int) -> Path:
+    """`good_before` good rows (more than a chunk's worth put the escape far from the start), then rows
+    holding half a pair in a value and in a key, and an emoji escaped as a whole pair."""
+    rows = [f'{{"id": "g{n}", "input": "plain"}}' for n in range(good_before)]
+    rows += [
+        r'{"id": "high", "input": "\ud83d alone"}',
+        r'{"id": "pair", "input": "ok \ud83d\ude00"}',
+        r'{"id": "low", "input": {"k\udc00": "v"}}',
+        r'{"id": "last", "input": "plain"}',
+    ]
+    path.write_text("[" + ",\n".join(rows) + "]\n")
+    return path
+
+
+@pytest.mark.parametrize("good_before", [0, 2500])
+def test_a_json_file_s_half_surrogates_are_refused_rows_and_whole_pairs_arrive(
+    emulator: Emulator, tmp_path: Path, push: Any, good_before: int
+) -> None:
+    path = json_array_holding_halves(tmp_path / "halves.json", good_before)
+    rejects = tmp_path / "halves.rejects.jsonl"
+    summary = push(path, on_error="skip", rejects=rejects)
+    counts = (summary.rows_read, summary.rows_sent, summary.rows_skipped)
+    assert counts == (good_before + 4, good_before + 2, 2)
+    rows = stored(emulator)
+    # The fast parser stored "?" for the high half: the rows before the escape are read once, not twice.
+    assert (len(rows), rows["pair"]["input"], rows["last"]["input"]) == (good_before + 2, "ok 😀", "plain")
+    refused = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert [(r["row"], r["reason"]) for r in refused] == [
+        (good_before + 1, "invalid JSON (a string holds half of a surrogate pair, \\ud83d)"),
+        (good_before + 3, "invalid JSON (a string holds half of a surrogate pair, \\udc00)"),
+    ]
+    assert refused[0]["values"] == r'{"id": "high", "input": "\ud83d alone"}'  # escaped, as in the file
+
+
+def test_a_json_file_s_half_surrogate_fails_the_push_naming_its_row(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "low.json"
+    path.write_text(r'[{"id": "a", "input": "\udc00 low"}]')
+    code, _, err = cli(emulator, tmp_path, capsys, path)
+    # It said "not valid UTF-8 (byte 0xed at offset 0)" of a file of ASCII.
+    half = "invalid JSON (a string holds half of a surrogate pair, \\udc00)"
+    assert (code, err) == (1, f"bt-sync: error: low.json row 1: {half}\n")
+    assert nothing_created(emulator)
+
+
+def test_a_json_lines_file_of_bad_rows_only_writes_them_to_the_rejects_file(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"id": "a", "input": NaN}\n{"id": "b", "input": "\\udc00"}\n')
+    rejects = tmp_path / "bad.rejects.jsonl"
+    code, out, err = cli(emulator, tmp_path, capsys, path, "--on-error", "skip", "--rejects", str(rejects))
+    # It stopped at the first line, as if the file were of another format, and wrote no rejects file.
+    assert (code, err) == (0, "")
+    assert "0 rows" in out and "2 invalid rows" in out
+    assert [orjson.loads(line)["row"] for line in rejects.read_bytes().splitlines()] == [1, 2]
+    assert nothing_created(emulator)
+    skip = ("--on-error", "skip", "--rejects", str(rejects))
+    code, _, err = cli(emulator, tmp_path, capsys, path, *skip, "--no-validate-first")
+    assert code == 1 and "none of its first lines is a JSON object that parses" in err
