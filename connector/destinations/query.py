@@ -65,7 +65,8 @@ class QueryResult:
         """The rows, in batches."""
         try:
             yield from self._batches
-        except (duckdb.Error, pa.ArrowException) as error:
+        # DuckDB's error as it reads a batch ahead (a cast that fails on row 250,000) comes as an OSError.
+        except (duckdb.Error, pa.ArrowException, OSError) as error:
             raise QueryError(f"the query failed: {_first_line(error)}") from None
 
     def write_csv(self, out: IO[bytes]) -> None:
@@ -144,6 +145,10 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
         raise QueryError("the query is empty (only blanks or comments): give one SELECT statement")
     if len(statements) != 1 or statements[0].type.name not in _READ_ONLY_STATEMENTS:
         raise QueryError("give exactly one SELECT statement: the tables are read-only here")
+    if statements[0].type.name == "EXPLAIN" and not _explains_a_select(sql):
+        # EXPLAIN ANALYZE runs what it explains: a COPY would write into the tables' directory.
+        raise QueryError("EXPLAIN shows a SELECT statement only: the tables are read-only here")
+    sql = _without_trailing_semicolon(sql)
     # Pinned: the query opens only the committed files, not every version a sync replaced in the last hour.
     with open_destination(settings, prepare=False).reader(pinned=True) as con, interruptible(con):
         _confine_to_the_tables(con, settings)
@@ -170,6 +175,37 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
             raise QueryError(
                 f"a value of the result cannot be shown ({reason}): cast it to VARCHAR in the query"
             ) from None
+
+
+def _explains_a_select(sql: str) -> bool:
+    """Whether `sql`, one `EXPLAIN [ANALYZE] [(options)] statement`, explains one SELECT."""
+    starts = [position for position, kind in duckdb.tokenize(sql) if kind != duckdb.token_type.comment]
+    words = iter(starts[1:])  # past EXPLAIN
+    start = next(words, None)
+    if start is not None and re.match(r"ANALY[SZ]E\b", sql[start:], re.IGNORECASE):
+        start = next(words, None)
+    if start is not None and sql[start] == "(":
+        while start is not None and sql[start] != ")":
+            start = next(words, None)
+        start = next(words, None)
+    if start is None:
+        return False
+    try:
+        explained = duckdb.extract_statements(sql[start:])
+    except duckdb.Error:
+        return False
+    return len(explained) == 1 and explained[0].type.name == "SELECT"
+
+
+def _without_trailing_semicolon(sql: str) -> str:
+    """`sql` up to its last `;` and the comments after it: a relation wraps the query's text in another,
+    where `SELECT 1; -- note` is a syntax error."""
+    end = len(sql)
+    for position, kind in reversed(duckdb.tokenize(sql)):
+        if kind != duckdb.token_type.comment and sql[position] != ";":
+            break
+        end = position
+    return sql[:end]
 
 
 def _confine_to_the_tables(con: duckdb.DuckDBPyConnection, settings: WarehouseSettings) -> None:

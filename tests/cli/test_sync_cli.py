@@ -106,6 +106,42 @@ def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: Warehou
         assert allowed or done.stderr.startswith("bt-sync: error: a query reads the synced tables only: ")
 
 
+def test_sql_writes_no_file_runs_a_query_ending_in_a_comment_and_fails_midway_in_one_line(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
+    args = ("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--objects", "logs")
+    assert run_cli(*args, env=env).returncode == 0
+
+    def sql(text: str, *options: str) -> subprocess.CompletedProcess[str]:
+        return run_cli("sql", *cli_warehouse_args(warehouse)[:4], text, *options)
+
+    rows = sql("SELECT count(*) AS n FROM project_logs", "--format", "csv").stdout
+    tables = Path(warehouse.tables_root)
+    files = sorted(tables.rglob("*.parquet"))
+    # EXPLAIN ANALYZE runs what it explains: it wrote into the tables' directory, over their files too.
+    for target in (tables / "evil.csv", files[-1]):
+        for explain in ("EXPLAIN ANALYZE", "/* x */ EXPLAIN /* y */ ANALYSE", "EXPLAIN (FORMAT json)"):
+            done = sql(f"{explain} COPY (SELECT 1 AS x LIMIT 0) TO '{target}' (FORMAT parquet)")
+            refused = "bt-sync: error: EXPLAIN shows a SELECT statement only: the tables are read-only here\n"
+            assert (done.returncode, done.stderr) == (1, refused)
+    assert not (tables / "evil.csv").exists() and sorted(tables.rglob("*.parquet")) == files
+    assert sql("SELECT count(*) AS n FROM project_logs", "--format", "csv").stdout == rows
+    assert sql("EXPLAIN ANALYZE SELECT count(*) FROM project_logs").returncode == 0
+    # DuckDB takes a statement's `;` followed by a comment; wrapped in bt-sync's query, it was an error.
+    for text in ("SELECT 1 AS a; -- note", "SELECT 1 AS a;\n/* note */\n", "SELECT ';' AS a -- note"):
+        done = sql(text, "--format", "csv")
+        assert (done.returncode, done.stderr) == (0, ""), text
+        assert done.stdout.splitlines()[1] in ("1", ";")
+    # A row that fails as it is read, far into the result: one line, as one that fails before.
+    failing = "SELECT CASE WHEN i = 250000 THEN ('x' || i)::INT ELSE i END AS v FROM range(300000) AS r(i)"
+    done = sql(failing, "--format", "csv")
+    assert done.returncode == 1
+    assert done.stderr == (
+        "bt-sync: error: the query failed: Conversion Error: Could not convert string 'x250000' to INT32\n"
+    )
+
+
 def test_objects_names_catalog_kinds_on_the_command_line(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
