@@ -12,6 +12,7 @@ import io
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import IO, Any
 
 import duckdb
@@ -37,8 +38,9 @@ _READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 # which Python's `datetime` cannot hold.
 _SHOWN_AS_TEXT = frozenset({"BLOB", "BIT", "INTERVAL", "TIME", "TIME_NS", "TIMESTAMP_NS"})
 # Types DuckDB hands to Arrow wrongly, alone or nested: a TIMETZ without its offset, a UHUGEINT of
-# 2**127 or more wrapped around to a negative number. Shown as DuckDB's text; a push refuses them.
-_WRONG_IN_ARROW = re.compile(r"\bTIME WITH TIME ZONE\b|\bUHUGEINT\b")
+# 2**127 or more wrapped around to a negative number, a BIGNUM or a VARIANT as DuckDB's own bytes.
+# Shown as DuckDB's text; a push refuses them.
+_WRONG_IN_ARROW = re.compile(r"\bTIME WITH TIME ZONE\b|\bUHUGEINT\b|\bBIGNUM\b|\bVARIANT\b")
 # The first and last second Python's `datetime` holds (0001-01-01, 9999-12-31 23:59:59), from 1970.
 _FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
@@ -94,7 +96,7 @@ class QueryResult:
         for batch in self.batches():
             for row in _json_rows(batch, self.json_columns):
                 out.write(b"\n" if first else b",\n")
-                out.write(orjson.dumps(row, default=str))
+                out.write(orjson.dumps(row, default=_json_default))
                 first = False
         out.write(b"\n]\n" if not first else b"]\n")
 
@@ -244,7 +246,7 @@ def _as_text(batch: pa.RecordBatch, json_columns: set[str]) -> pa.RecordBatch:
         if field.name not in json_columns and pa.types.is_nested(field.type):
             values = (_plain(value, field.type) for value in column.to_pylist())
             column = pa.array(
-                [None if value is None else orjson.dumps(value, default=str).decode() for value in values],
+                [None if value is None else _json_text(value) for value in values],
                 pa.string(),
             )
         columns.append(column)
@@ -314,10 +316,30 @@ def _duckdb_text(values: pa.Array) -> list[str]:
 
 
 def _plain(value: Any, data_type: pa.DataType) -> Any:
-    """A value as JSON shows it: Arrow gives a map as (key, value) pairs, JSON wants an object."""
-    if value is not None and pa.types.is_map(data_type):
-        return dict(value)
+    """A value as JSON shows it, at any depth: Arrow gives a map as (key, value) pairs, JSON wants an
+    object, whose keys are text (a key of another type as its JSON text: `1` as "1")."""
+    if value is None:
+        return None
+    if pa.types.is_map(data_type):
+        pairs = ((_plain(key, data_type.key_type), _plain(item, data_type.item_type)) for key, item in value)
+        return {key if isinstance(key, str) else _json_text(key): item for key, item in pairs}
+    if pa.types.is_struct(data_type):
+        return {field.name: _plain(value[field.name], field.type) for field in data_type}
+    if isinstance(data_type, pa.ListType | pa.LargeListType | pa.FixedSizeListType):
+        return [_plain(item, data_type.value_type) for item in value]
     return value
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, default=_json_default).decode()
+
+
+def _json_default(value: Any) -> Any:
+    """What JSON shows of a value orjson has no form for: a decimal (a HUGEINT, a DECIMAL, a `sum` of
+    integers) as the exact number it is, anything else as its text."""
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(str(value))
+    return str(value)
 
 
 def _first_line(error: BaseException) -> str:

@@ -141,7 +141,8 @@ def _refuse_wrong_in_arrow(columns: dict[str, str]) -> None:
         raise PushError(
             printable(
                 f'{NAME}, column "{name}": type {kind} cannot be sent faithfully (Arrow drops a time\'s '
-                "offset and wraps a UHUGEINT beyond 2**127): cast it to VARCHAR in the query"
+                "offset, wraps a UHUGEINT beyond 2**127 and holds a BIGNUM or a VARIANT as DuckDB's "
+                "bytes): cast it to VARCHAR in the query"
             )
         )
 

@@ -142,6 +142,32 @@ def test_sql_writes_no_file_runs_a_query_ending_in_a_comment_and_fails_midway_in
     )
 
 
+def test_sql_shows_numbers_as_numbers_and_maps_as_objects_at_any_depth(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
+    args = ("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--objects", "logs")
+    assert run_cli(*args, env=env).returncode == 0
+    query = (
+        "SELECT sum(i)::HUGEINT AS h, 1.50::DECIMAL(5, 2) AS d, MAP {1: 2} AS m, {'s': MAP {'a': 1}} AS st, "
+        "[MAP {{'k': 1}: 'x'}] AS l, '123'::VARINT AS big, 7::VARIANT AS v FROM range(3) AS r(i)"
+    )
+    shown = {
+        # A MAP of integer keys was a traceback; a HUGEINT and a DECIMAL were text, a VARINT Python bytes
+        # (b'\x80…'), and a map inside a struct or a list (key, value) pairs.
+        "json": (
+            '[\n{"h":3,"d":1.50,"m":{"1":2},"st":{"s":{"a":1}},"l":[{"{\\"k\\":1}":"x"}],"big":"123",'
+            '"v":"7"}\n]\n'
+        ),
+        "csv": (
+            'h,d,m,st,l,big,v\n3,1.50,"{""1"":2}","{""s"":{""a"":1}}","[{""{\\""k\\"":1}"":""x""}]",123,7\n'
+        ),
+    }
+    for output, expected in shown.items():
+        done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], query, "--format", output)
+        assert (done.returncode, done.stderr, done.stdout) == (0, "", expected)
+
+
 def test_objects_names_catalog_kinds_on_the_command_line(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:

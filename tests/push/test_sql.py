@@ -442,13 +442,15 @@ def test_a_push_never_waits_for_a_sync_holding_the_object(
             ("--sql", "SELECT id, [('12:00:00+02'::TIMETZ)] AS input FROM project_logs"),
             1,
             'query result, column "input": type TIME WITH TIME ZONE[] cannot be sent faithfully (Arrow drops '
-            "a time's offset and wraps a UHUGEINT beyond 2**127): cast it to VARCHAR in the query",
+            "a time's offset, wraps a UHUGEINT beyond 2**127 and holds a BIGNUM or a VARIANT as "
+            "DuckDB's bytes): cast it to VARCHAR in the query",
         ),
         (
             ("--sql", "SELECT id, 1::UHUGEINT AS input FROM project_logs"),
             1,
             'query result, column "input": type UHUGEINT cannot be sent faithfully (Arrow drops '
-            "a time's offset and wraps a UHUGEINT beyond 2**127): cast it to VARCHAR in the query",
+            "a time's offset, wraps a UHUGEINT beyond 2**127 and holds a BIGNUM or a VARIANT as "
+            "DuckDB's bytes): cast it to VARCHAR in the query",
         ),
         (
             ("--sql", "SELECT 1 AS input, 2 AS input"),
