@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from connector.push.map import LARGEST_EXACT_INTEGER, SMALLEST_EXACT_INTEGER, WholeNumber
+from connector.push.map import LARGEST_EXACT_INTEGER, SMALLEST_EXACT_INTEGER, WholeNumber, exact_json
 
 # What reading a value can raise: text that is not UTF-8 (a ValueError), a map repeating a key
 # (KeyError), a date outside Python's range (ValueError or OverflowError).
@@ -95,7 +95,7 @@ def plan_column(data_type: pa.DataType) -> ColumnPlan:
         # An integer (a HUGEINT, DuckDB's `sum` of integers): an id, as other integers are.
         return ColumnPlan(data_type, _whole)
     if is_json_column(data_type):
-        return ColumnPlan(data_type.storage_type, orjson.loads)
+        return ColumnPlan(data_type.storage_type, exact_json)
     if _is_final(data_type):
         return ColumnPlan(data_type)
     raise NoJsonForm(_why_not(data_type))

@@ -16,7 +16,9 @@ mapping and serialising every row again was most of the validation pass's CPU.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -368,6 +370,29 @@ _KEYS_SHOWN = 10
 class WholeNumber(Decimal):
     """A whole number of a decimal type beyond 64 bits (a HUGEINT): an integer, kept as an exact decimal
     because JSON writers round such integers."""
+
+
+# Digits enough for an integer beyond 64 bits (which also match within text or a fraction).
+_MAYBE_WIDE_INTEGER = re.compile(r"\d{20}")
+
+
+def exact_json(text: str) -> Any:
+    """A JSON column's text as the value it holds, an integer beyond 64 bits as the exact `WholeNumber` it
+    is: orjson reads one as the nearest double, so text that may hold one goes to the standard library's
+    parser, slower."""
+    if _MAYBE_WIDE_INTEGER.search(text) is None:
+        return orjson.loads(text)
+    orjson.loads(text)  # the same checks of the syntax as any other text
+    return json.loads(text, parse_int=_exact_integer)
+
+
+def _exact_integer(digits: str) -> int | WholeNumber:
+    # Python reads at most 4,300 digits as an `int`; a decimal any number.
+    if len(digits) <= len(str(SMALLEST_EXACT_INTEGER)):
+        number = int(digits)
+        if SMALLEST_EXACT_INTEGER <= number <= LARGEST_EXACT_INTEGER:
+            return number
+    return WholeNumber(digits)
 
 
 def _rounded(value: Any) -> bool:

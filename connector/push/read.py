@@ -479,6 +479,8 @@ def _cut_at_its_end(line: bytes) -> bool:
 def _broken_object(line: bytes) -> bool:
     """Whether `line` is one object on its line that does not parse (a bad row, not another format)."""
     text = line.strip()
+    if b"\r" in text:  # lines ending in a lone CR: the file's lines are not JSON Lines'
+        return False
     return len(text) > 1 and text.startswith(b"{") and text.endswith(b"}") and not _cut_at_its_end(line)
 
 

@@ -20,7 +20,6 @@ from types import TracebackType
 from typing import Self
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from connector.config import WarehouseSettings
@@ -29,6 +28,7 @@ from connector.display import printable
 from connector.errors import PushError
 from connector.progress import ProgressReporter
 from connector.push.arrow_values import ColumnPlan
+from connector.push.map import exact_json
 from connector.push.read import CHUNK_ROWS, RowChunk, refuse_repeated_names
 from connector.push.read_arrow import arrow_rows, column_plan
 from connector.push.spill import SpillDirectory
@@ -149,5 +149,5 @@ def _refuse_wrong_in_arrow(columns: dict[str, str]) -> None:
 
 def _plan(field: pa.Field, is_json: bool) -> ColumnPlan:
     if is_json:
-        return ColumnPlan(field.type, orjson.loads)
+        return ColumnPlan(field.type, exact_json)
     return column_plan(NAME, field)

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.errors import PushError
-from connector.push.map import ColumnMapping, Event, RowMapper, resolve_mapping
+from connector.push.map import ColumnMapping, Event, RowMapper, exact_json, resolve_mapping
 from connector.push.read import RowChunk, RowProblem
 
 # The columns a JSON Lines file of events shows: every field, and one that no field takes.
@@ -105,6 +105,18 @@ def test_single_columns_become_values_and_json_text_is_parsed() -> None:
         "expected": [1, 2],
         "metadata": {"m": True},
     }
+
+
+def test_a_json_column_s_integers_beyond_64_bits_are_sent_exactly() -> None:
+    # A JSON column of a query or a Parquet file (DuckDB's JSON): orjson read it as 1.2345678901234568e+29.
+    text = '{"n": 123456789012345678901234567890, "small": -7, "s": "12345678901234567890123", "f": 1.5}'
+    value = exact_json(text)
+    assert (value["small"], value["s"], value["f"]) == (-7, "12345678901234567890123", 1.5)
+    sent = mapper(DEFAULTS).event({"id": "r1", "input": value})
+    assert isinstance(sent, Event) and b'"n":123456789012345678901234567890,' in sent.json
+    assert exact_json('{"n": 18446744073709551615}') == {"n": 2**64 - 1}  # read by orjson: 64 bits fit
+    with pytest.raises(ValueError, match="unexpected character"):
+        exact_json("[12345678901234567890123, NaN]")
 
 
 def test_no_parse_json_keeps_text() -> None:

@@ -791,7 +791,8 @@ def test_a_first_line_broken_within_itself_is_not_sent_to_another_format(
 ) -> None:
     (tmp_path / "d.jsonl").write_bytes(content)
     code, _, err = cli(emulator, tmp_path, capsys, tmp_path / "d.jsonl")
-    assert (code, err) == (1, f"bt-sync: error: d.jsonl line 1 is not a JSON object: {detail}\n")
+    # A bad row, as it would be on any line (`--on-error skip` sends it to the rejects file).
+    assert (code, err) == (1, f"bt-sync: error: d.jsonl row 1: {detail}\n")
     assert nothing_created(emulator)
 
 
