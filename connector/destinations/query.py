@@ -108,14 +108,12 @@ class QueryResult:
             table.add_column(header)
         shown = more = 0
         for batch in self.batches():
-            for row in _python_rows(batch):
-                if shown < max_rows:
-                    table.add_row(
-                        *plain_cells(*("" if value is None else str(value) for value in row.values()))
-                    )
-                    shown += 1
-                else:
-                    more += 1
+            wanted = batch.slice(0, max_rows - shown)
+            # Nested values as JSON text, as CSV shows them, not Python's reprs (`[('accuracy', 0.9)]`).
+            for row in _python_rows(_as_text(wanted, self.json_columns)):
+                table.add_row(*plain_cells(*("" if value is None else str(value) for value in row.values())))
+            shown += wanted.num_rows
+            more += batch.num_rows - wanted.num_rows
         console.print(table)
         if more:
             console.print(f"... and {more:,} more rows (use --format csv or json for every row)")

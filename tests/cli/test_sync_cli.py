@@ -166,6 +166,11 @@ def test_sql_shows_numbers_as_numbers_and_maps_as_objects_at_any_depth(
     for output, expected in shown.items():
         done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], query, "--format", output)
         assert (done.returncode, done.stderr, done.stdout) == (0, "", expected)
+    # The table showed Python's reprs: [(1, 2)], [[('b', 2)]].
+    nested = "SELECT MAP {1: 2} AS m, [MAP {'b': 2}] AS l, scores FROM project_logs WHERE scores IS NOT NULL"
+    done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], f"{nested} LIMIT 1", "--format", "table")
+    assert done.returncode == 0 and '{"1":2}' in done.stdout and '[{"b":2}]' in done.stdout
+    assert "(" not in done.stdout
 
 
 def test_objects_names_catalog_kinds_on_the_command_line(
