@@ -40,7 +40,8 @@ _SHOWN_AS_TEXT = frozenset({"BLOB", "BIT", "INTERVAL", "TIME", "TIME_NS", "TIMES
 # Types DuckDB hands to Arrow wrongly, alone or nested: a TIMETZ without its offset, a UHUGEINT of
 # 2**127 or more wrapped around to a negative number, a BIGNUM or a VARIANT as DuckDB's own bytes.
 # Shown as DuckDB's text; a push refuses them.
-_WRONG_IN_ARROW = re.compile(r"\bTIME WITH TIME ZONE\b|\bUHUGEINT\b|\bBIGNUM\b|\bVARIANT\b")
+# As types, not as the names of a struct's fields (`STRUCT(VARIANT INTEGER)`).
+_WRONG_IN_ARROW = re.compile(r"(?:^|[ (])(?:TIME WITH TIME ZONE|UHUGEINT|BIGNUM|VARIANT)(?=$|[),\[])")
 # The first and last second Python's `datetime` holds (0001-01-01, 9999-12-31 23:59:59), from 1970.
 _FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
@@ -179,33 +180,37 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
 
 def _explains_a_select(sql: str) -> bool:
     """Whether `sql`, one `EXPLAIN [ANALYZE] [(options)] statement`, explains one SELECT."""
+    text = sql.encode()  # DuckDB's tokens start at byte offsets
     starts = [position for position, kind in duckdb.tokenize(sql) if kind != duckdb.token_type.comment]
     words = iter(starts[1:])  # past EXPLAIN
     start = next(words, None)
-    if start is not None and re.match(r"ANALY[SZ]E\b", sql[start:], re.IGNORECASE):
+    if start is not None and re.match(rb"ANALY[SZ]E\b", text[start:], re.IGNORECASE):
         start = next(words, None)
-    if start is not None and sql[start] == "(":
-        while start is not None and sql[start] != ")":
+    if start is not None and text[start:].startswith(b"(") and not _one_select(text[start:]):
+        while start is not None and not text[start:].startswith(b")"):  # past the options
             start = next(words, None)
         start = next(words, None)
-    if start is None:
-        return False
+    return start is not None and _one_select(text[start:])
+
+
+def _one_select(text: bytes) -> bool:
     try:
-        explained = duckdb.extract_statements(sql[start:])
+        statements = duckdb.extract_statements(text.decode())
     except duckdb.Error:
         return False
-    return len(explained) == 1 and explained[0].type.name == "SELECT"
+    return len(statements) == 1 and statements[0].type.name == "SELECT"
 
 
 def _without_trailing_semicolon(sql: str) -> str:
     """`sql` up to its last `;` and the comments after it: a relation wraps the query's text in another,
     where `SELECT 1; -- note` is a syntax error."""
-    end = len(sql)
+    text = sql.encode()  # DuckDB's tokens start at byte offsets
+    end = len(text)
     for position, kind in reversed(duckdb.tokenize(sql)):
-        if kind != duckdb.token_type.comment and sql[position] != ";":
+        if kind != duckdb.token_type.comment and not text[position:].startswith(b";"):
             break
         end = position
-    return sql[:end]
+    return text[:end].decode()
 
 
 def _confine_to_the_tables(con: duckdb.DuckDBPyConnection, settings: WarehouseSettings) -> None:
@@ -320,12 +325,24 @@ def _plain(value: Any, data_type: pa.DataType) -> Any:
         return None
     if pa.types.is_map(data_type):
         pairs = ((_plain(key, data_type.key_type), _plain(item, data_type.item_type)) for key, item in value)
-        return {key if isinstance(key, str) else _json_text(key): item for key, item in pairs}
+        return {_key_text(key): item for key, item in pairs}
     if pa.types.is_struct(data_type):
         return {field.name: _plain(value[field.name], field.type) for field in data_type}
     if isinstance(data_type, pa.ListType | pa.LargeListType | pa.FixedSizeListType):
         return [_plain(item, data_type.value_type) for item in value]
     return value
+
+
+def _key_text(key: Any) -> str:
+    """A map's key as the text of a JSON object's key: as JSON shows it, but a text (a date) unquoted, and
+    a float as Python writes it (JSON writes NaN and infinity as null, which would merge them)."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, float):
+        return str(key)
+    text = _json_text(key)
+    shown: str = orjson.loads(text) if text.startswith('"') else text
+    return shown
 
 
 def _json_text(value: Any) -> str:

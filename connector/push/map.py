@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import repeat
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, NoReturn, cast
 
 import orjson
 
@@ -372,18 +372,32 @@ class WholeNumber(Decimal):
     because JSON writers round such integers."""
 
 
-# Digits enough for an integer beyond 64 bits (which also match within text or a fraction).
-_MAYBE_WIDE_INTEGER = re.compile(r"\d{20}")
+# Digits enough for an integer beyond 64 bits, -9223372036854775809 say (they also match within text).
+_MAYBE_WIDE_INTEGER = re.compile(r"\d{19}")
 
 
 def exact_json(text: str) -> Any:
     """A JSON column's text as the value it holds, an integer beyond 64 bits as the exact `WholeNumber` it
     is: orjson reads one as the nearest double, so text that may hold one goes to the standard library's
-    parser, slower."""
+    parser, slower.
+
+    Raises:
+        ValueError: `text` is not JSON (NaN and infinity are not, nor is a number beyond a double's range).
+    """
     if _MAYBE_WIDE_INTEGER.search(text) is None:
         return orjson.loads(text)
-    orjson.loads(text)  # the same checks of the syntax as any other text
-    return json.loads(text, parse_int=_exact_integer)
+    return json.loads(text, parse_int=_exact_integer, parse_float=_finite_float, parse_constant=_no_constant)
+
+
+def _finite_float(digits: str) -> float:
+    number = float(digits)
+    if math.isinf(number):
+        raise ValueError(f"invalid JSON: {digits} is beyond a double's range")
+    return number
+
+
+def _no_constant(name: str) -> NoReturn:
+    raise ValueError(f"invalid JSON: {name} is not a JSON number")
 
 
 def _exact_integer(digits: str) -> int | WholeNumber:

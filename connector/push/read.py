@@ -570,7 +570,7 @@ class _JsonReader:
                 if half is not None:
                     # As orjson refuses it in a JSON line; kept escaped, as the file has it.
                     reason = f"invalid JSON (a string holds half of a surrogate pair, {half})"
-                    rows.append(RowProblem(None, reason, values=json.dumps(value)))
+                    rows.append(RowProblem(None, reason, values=json.dumps(value, default=str)))
                 elif isinstance(value, dict):
                     _learn_keys(self._seen, value)
                     rows.append(value)
@@ -580,7 +580,8 @@ class _JsonReader:
                 if len(rows) >= CHUNK_ROWS:
                     yield RowChunk(number - len(rows) + 1, rows)
                     rows = []
-        except ijson.JSONError as error:
+        # The exact parser reports some errors as the standard library's parser does.
+        except (ijson.JSONError, json.JSONDecodeError) as error:
             where = file_place(self._source.path, number + 1)
             raise PushError(printable(f"{where}: invalid JSON ({first_line(error)})")) from None
         except UnicodeDecodeError as error:

@@ -924,7 +924,7 @@ def json_array_holding_halves(path: Path, good_before: int) -> Path:
     holding half a pair in a value and in a key, and an emoji escaped as a whole pair."""
     rows = [f'{{"id": "g{n}", "input": "plain"}}' for n in range(good_before)]
     rows += [
-        r'{"id": "high", "input": "\ud83d alone"}',
+        r'{"id": "high", "input": "\ud83d alone", "metadata": {"score": 1.5}}',
         r'{"id": "pair", "input": "ok \ud83d\ude00"}',
         r'{"id": "low", "input": {"k\udc00": "v"}}',
         r'{"id": "last", "input": "plain"}',
@@ -950,7 +950,19 @@ def test_a_json_file_s_half_surrogates_are_refused_rows_and_whole_pairs_arrive(
         (good_before + 1, "invalid JSON (a string holds half of a surrogate pair, \\ud83d)"),
         (good_before + 3, "invalid JSON (a string holds half of a surrogate pair, \\udc00)"),
     ]
-    assert refused[0]["values"] == r'{"id": "high", "input": "\ud83d alone"}'  # escaped, as in the file
+    # Escaped, as in the file (a decimal as its text: it was a traceback).
+    assert refused[0]["values"] == r'{"id": "high", "input": "\ud83d alone", "metadata": {"score": "1.5"}}'
+
+
+def test_a_json_file_read_again_for_a_surrogate_reports_bad_json_in_one_line(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "tab.json"
+    path.write_text('[{"id": "a", "input": "\\ud83d\\ude00"},\n{"id": "b", "input": "a\tb"}]')
+    code, _, err = cli(emulator, tmp_path, capsys, path)
+    # The exact parser's error was a traceback; the fast parser's, for the same row, this line.
+    assert code == 1 and err.startswith("bt-sync: error: tab.json near row 2: invalid JSON (")
+    assert nothing_created(emulator)
 
 
 def test_a_json_file_s_half_surrogate_fails_the_push_naming_its_row(
