@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.defaults import (
     DEFAULT_API_URL,
@@ -35,28 +35,6 @@ class _Settings(BaseSettings):
     # An aliased field reads exactly that variable (and takes its field name as a keyword argument);
     # the others read BT_SYNC_<FIELD>, never a bare name such as TIMEOUT_S.
     model_config = SettingsConfigDict(env_prefix="BT_SYNC_", extra="ignore", populate_by_name=True)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Taking a field's name as a keyword also makes pydantic-settings read BT_SYNC_<FIELD> for an
-        # aliased field: a variable nobody documented, which a stale BT_SYNC_DUCKDB_PATH would use to
-        # move the warehouse, and whose bad value an error would blame on the flag.
-        if isinstance(env_settings, EnvSettingsSource):
-            prefix = cls.model_config.get("env_prefix", "")
-            unread = {
-                f"{prefix}{name}".lower()
-                for name, field in settings_cls.model_fields.items()
-                if isinstance(field.validation_alias, str)
-            } - {str(field.validation_alias).lower() for field in settings_cls.model_fields.values()}
-            env_settings.env_vars = {k: v for k, v in env_settings.env_vars.items() if k not in unread}
-        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
 
 def _refuse_what_is_not_utf8(text: str, remedy: str = "") -> None:
@@ -222,10 +200,12 @@ class WarehouseSettings(_Settings):
         link names: a link to another disk puts the rows there, not only the views)."""
         if self.parquet_root:
             return self.parquet_root
-        duckdb_file = self.duckdb_path
-        if duckdb_file.is_symlink():
-            duckdb_file = Path(os.path.realpath(duckdb_file))
-        return str(duckdb_file.with_name(duckdb_file.name + ".tables"))
+        beside = self.duckdb_path.with_name(self.duckdb_path.name + ".tables")
+        # Kept beside the link where a sync put them before links were followed.
+        if self.duckdb_path.is_symlink() and not beside.exists():
+            target = Path(os.path.realpath(self.duckdb_path))
+            beside = target.with_name(target.name + ".tables")
+        return str(beside)
 
 
 def hours_window(hours: float, setting: str) -> timedelta:

@@ -816,6 +816,17 @@ def test_with_no_parquet_the_rows_go_beside_the_file_a_link_names(
     assert not (tmp_path / "w.duckdb.tables").exists()
     done = run_cli("sql", "--no-parquet", "SELECT count(*) > 0 AS synced FROM project_logs", env=env)
     assert done.stdout == "synced\nTrue\n"
+    # A warehouse whose tables an earlier sync put beside the link keeps them there.
+    (tmp_path / "old").mkdir()
+    old = tmp_path / "old" / "w.duckdb"
+    env = env | {"BT_SYNC_DUCKDB": str(old)}
+    assert run_cli("sync", "--objects", "logs", "--no-parquet", env=env).returncode == 0
+    old.rename(tmp_path / "disk" / "old.duckdb")
+    old.symlink_to(tmp_path / "disk" / "old.duckdb")
+    done = run_cli("sync", "--objects", "logs", "--no-parquet", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["objects"][0]["mode"] == "incremental"
+    assert not (tmp_path / "disk" / "old.duckdb.tables").exists()
 
 
 @pytest.mark.parametrize(
