@@ -260,6 +260,10 @@ class RowMapper:
         except _NoJsonNumber as error:
             return RowProblem(None, str(error), values=row)
         except orjson.JSONEncodeError as error:
+            if "Recursion" in str(error):
+                return RowProblem(
+                    None, "its values nest deeper than the 255 levels JSON writers take", values=row
+                )
             return RowProblem(None, f"cannot be written as JSON ({error})", values=row)
         if len(event) > self._max_event_bytes:
             return RowProblem(
@@ -453,9 +457,8 @@ def _json(payload: dict[str, Any]) -> bytes:
     except orjson.JSONEncodeError as error:
         if isinstance(error.__cause__, _NoJsonNumber):
             raise error.__cause__ from None
-        if error.__cause__ is not None:
-            raise
-        # orjson's own refusal: of the types a row holds, only such an integer has no JSON form for it.
+        if error.__cause__ is not None or "Integer" not in str(error):
+            raise  # a value nested deeper than orjson writes (255 levels), say: a bad row
         return orjson.dumps(_big_ints_rounded(payload), default=_exact_number, option=orjson.OPT_SORT_KEYS)
 
 

@@ -121,6 +121,14 @@ def test_a_json_column_s_integers_beyond_64_bits_are_sent_exactly() -> None:
             exact_json(text)
 
 
+def test_a_row_nested_deeper_than_json_writers_go_is_a_bad_row() -> None:
+    deep: list[Any] = []
+    for _ in range(600):  # it was a traceback (RecursionError), past Python's limit
+        deep = [deep]
+    refused = problem(DEFAULTS, {"id": "r1", "input": deep})
+    assert refused.reason == "its values nest deeper than the 255 levels JSON writers take"
+
+
 def test_no_parse_json_keeps_text() -> None:
     row = {"id": "r1", "input": "[not json", "expected": None, "metadata": None, "tags": None}
     assert event(DEFAULTS, row, parse_json=False) == {"id": "r1", "input": "[not json"}
