@@ -32,7 +32,7 @@ from connector.errors import PushError
 from connector.push.batch import MAX_EVENT_BYTES
 from connector.push.event_lines import EventLines
 from connector.push.origin import BadOrigin, OriginColumns
-from connector.push.read import RowChunk, RowProblem, json_kind
+from connector.push.read import RowChunk, RowProblem, half_surrogate, json_kind
 from connector.push.spelling import option
 
 ID_HEX_CHARS = 32
@@ -390,7 +390,16 @@ def exact_json(text: str) -> Any:
     """
     if _MAYBE_WIDE_INTEGER.search(text) is None:
         return orjson.loads(text)
-    return json.loads(text, parse_int=_exact_integer, parse_float=_finite_float, parse_constant=_no_constant)
+    try:
+        value = json.loads(
+            text, parse_int=_exact_integer, parse_float=_finite_float, parse_constant=_no_constant
+        )
+    except RecursionError:
+        raise ValueError("invalid JSON: nested too deep") from None
+    half = half_surrogate(value)
+    if half is not None:  # which orjson refuses, and with it every JSON writer here
+        raise ValueError(f"invalid JSON: a string holds half of a surrogate pair, {half}")
+    return value
 
 
 def _finite_float(digits: str) -> float:

@@ -41,8 +41,12 @@ SNIFF_BYTES = 64 << 10
 # A JSON Lines file none of whose first lines is an object is another format (or no JSON at all).
 FORMAT_PROBE_LINES = 100
 _UTF8_BOM = b"\xef\xbb\xbf"
-# A JSON escape of half a surrogate pair (`\ud83d`, `\udc00`), or text that only looks like one (`\\ud83d`).
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+# A JSON escape of half a surrogate pair without its other half (`\ud83d` not followed by `\ude00`, say), or
+# text that only looks like one (`\\ud83d`); a high half at the end of the bytes at hand too.
+_LONE_SURROGATE_ESCAPE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
 
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
 _COMPRESSION_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18", "lz4"))
@@ -542,9 +546,9 @@ class _JsonReader:
         """Every key is read: a JSON value's checks are its parse, which reads the whole row."""
 
     def _values(self) -> Iterator[Any]:
-        """The file's rows as parsed: by ijson's fast parser (yajl), unless the file holds a surrogate
-        escape (`\\ud83d`), which yajl turns into "?" when its other half is missing. From there on the file
-        is read by ijson's exact parser, about 16 times slower, which keeps such a half as Python does."""
+        """The file's rows as parsed: by ijson's fast parser (yajl), unless the file holds half of a
+        surrogate pair escaped alone (`\\ud83d`), which yajl turns into "?". From there on the file is read
+        by ijson's exact parser, about 16 times slower, which keeps such a half as Python does."""
         name = self._source.path.name
         parsed = 0
         if not self._exact:
@@ -566,7 +570,7 @@ class _JsonReader:
         try:
             for value in self._values():
                 number += 1
-                half = _half_surrogate(value) if self._exact else None
+                half = half_surrogate(value) if self._exact else None
                 if half is not None:
                     # As orjson refuses it in a JSON line; kept escaped, as the file has it.
                     reason = f"invalid JSON (a string holds half of a surrogate pair, {half})"
@@ -594,26 +598,29 @@ class _JsonReader:
 
 
 class _SurrogateAhead(Exception):
-    """The bytes about to be parsed hold a surrogate escape."""
+    """The bytes about to be parsed hold a lone surrogate escape."""
 
 
 class _SurrogateWatch:
-    """A stream for the fast parser, raising `_SurrogateAhead` before it hands over a surrogate escape."""
+    """A stream for the fast parser, raising `_SurrogateAhead` before it hands over a lone surrogate escape
+    (yajl reads a whole pair right)."""
 
     def __init__(self, stream: io.BufferedReader) -> None:
         self._stream = stream
-        # The end of the bytes handed over: an escape may begin there and end in the next read.
+        # The end of the bytes handed over: an escape, or a pair, may begin there and end in the next read.
         self._tail = b""
 
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)
-        if _SURROGATE_ESCAPE.search(self._tail + data):
+        window = self._tail + data
+        # An escape within the tail was judged by the read that handed it over.
+        if any(match.end() > len(self._tail) for match in _LONE_SURROGATE_ESCAPE.finditer(window)):
             raise _SurrogateAhead
-        self._tail = data[-3:]
+        self._tail = window[-64:]
         return data
 
 
-def _half_surrogate(value: Any) -> str | None:
+def half_surrogate(value: Any) -> str | None:
     """The first half of a surrogate pair found alone in a key or string of `value` (at any depth), escaped
     as JSON writes it (`\\ud83d`); None if there is none."""
     if isinstance(value, str):
@@ -623,10 +630,10 @@ def _half_surrogate(value: Any) -> str | None:
             return f"\\u{ord(value[error.start]):04x}"
         return None
     if isinstance(value, dict):
-        found = (_half_surrogate(key) or _half_surrogate(item) for key, item in value.items())
+        found = (half_surrogate(key) or half_surrogate(item) for key, item in value.items())
         return next((half for half in found if half is not None), None)
     if isinstance(value, list):
-        return next((half for half in map(_half_surrogate, value) if half is not None), None)
+        return next((half for half in map(half_surrogate, value) if half is not None), None)
     return None
 
 
@@ -642,7 +649,7 @@ def _buffered_text(raw: io.RawIOBase) -> io.BufferedReader:
 def _json_values(file_name: str, stream: io.BufferedReader, *, exact: bool) -> Iterator[Any]:
     """The elements of a top-level array, or the top-level values one after another.
 
-    Not `exact`, by the fast parser, which raises `_SurrogateAhead` before it reads a surrogate escape.
+    Not `exact`, by the fast parser, which raises `_SurrogateAhead` before it reads a lone surrogate escape.
     """
     start = stream.peek(JSONL_READ_BYTES).lstrip()[:1]
     if start in (b"[", b"{"):

@@ -116,7 +116,13 @@ def test_a_json_column_s_integers_beyond_64_bits_are_sent_exactly() -> None:
     assert isinstance(sent, Event) and b'"n":123456789012345678901234567890,' in sent.json
     assert exact_json('{"n": 18446744073709551615}') == {"n": 2**64 - 1}  # read by orjson: 64 bits fit
     assert exact_json("[-9223372036854775809]") == [-(2**63) - 1]  # 19 digits, beyond 64 bits
-    for text in ("[12345678901234567890123, NaN]", "[12345678901234567890123, 1e400]"):
+    wide = "12345678901234567890123"
+    for text in (
+        f"[{wide}, NaN]",
+        f"[{wide}, 1e400]",
+        f'[{wide}, "\\ud800"]',
+        "[" * 2000 + wide + "]" * 2000,
+    ):
         with pytest.raises(ValueError, match="invalid JSON"):
             exact_json(text)
 
