@@ -154,8 +154,7 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
         # anywhere in the text, never by where DuckDB's tokens say a statement starts: its parser reads
         # some text (`$a$`, U+3000) otherwise than its tokenizer does.
         raise QueryError("EXPLAIN ANALYZE runs what it explains: the tables are read-only here; use EXPLAIN")
-    # The check above is of the statement as given: a SELECT whose end is cut stays one, or fails to parse.
-    sql = _without_trailing_semicolon(sql)
+    sql = _without_trailing_semicolon(sql, statements[0].type)
     # Pinned: the query opens only the committed files, not every version a sync replaced in the last hour.
     with open_destination(settings, prepare=False).reader(pinned=True) as con, interruptible(con):
         _confine_to_the_tables(con, settings)
@@ -189,16 +188,22 @@ def _wrong_in_arrow(kind: str) -> bool:
     return _WRONG_IN_ARROW.search(_QUOTED_NAME.sub('""', kind)) is not None
 
 
-def _without_trailing_semicolon(sql: str) -> str:
-    """`sql` up to its last `;` and the comments after it: a relation wraps the query's text in another,
-    where `SELECT 1; -- note` is a syntax error."""
+def _without_trailing_semicolon(sql: str, kind: duckdb.StatementType) -> str:
+    """`sql`, one statement of `kind`, up to its last `;` and the comments after it: a relation wraps the
+    query's text in another, where `SELECT 1; -- note` is a syntax error."""
     text = sql.encode()  # DuckDB's tokens start at byte offsets
     end = len(text)
-    for position, kind in reversed(duckdb.tokenize(sql)):
-        if kind != duckdb.token_type.comment and not text[position:].startswith(b";"):
+    for position, token in reversed(duckdb.tokenize(sql)):
+        if token != duckdb.token_type.comment and not text[position:].startswith(b";"):
             break
         end = position
-    return text[:end].decode()
+    # Where its tokenizer reads the text otherwise than its parser does, the statement as given (checked).
+    try:
+        cut = text[:end].decode()
+        same = [statement.type for statement in duckdb.extract_statements(cut)] == [kind]
+    except (UnicodeDecodeError, duckdb.Error):
+        return sql
+    return cut if same else sql
 
 
 def _confine_to_the_tables(con: duckdb.DuckDBPyConnection, settings: WarehouseSettings) -> None:
