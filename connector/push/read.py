@@ -41,12 +41,10 @@ SNIFF_BYTES = 64 << 10
 # A JSON Lines file none of whose first lines is an object is another format (or no JSON at all).
 FORMAT_PROBE_LINES = 100
 _UTF8_BOM = b"\xef\xbb\xbf"
-# A JSON escape of half a surrogate pair without its other half (`\ud83d` not followed by `\ude00`, say), or
-# text that only looks like one (`\\ud83d`); a high half at the end of the bytes at hand too.
-_LONE_SURROGATE_ESCAPE = re.compile(
-    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
-)
+# A JSON escape in the surrogates' range, with the run of backslashes before its `u`: an even run is an
+# escaped backslash followed by text (`\\ud83d`), no escape.
+_SURROGATE_ESCAPE = re.compile(rb"(\\+)u[dD]([89a-fA-F])[0-9a-fA-F]{2}")
+_LOW_HALF_ESCAPE = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
 _COMPRESSION_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18", "lz4"))
@@ -614,10 +612,30 @@ class _SurrogateWatch:
         data = self._stream.read(size)
         window = self._tail + data
         # An escape within the tail was judged by the read that handed it over.
-        if any(match.end() > len(self._tail) for match in _LONE_SURROGATE_ESCAPE.finditer(window)):
+        if _lone_surrogate_escape(window, len(self._tail)):
             raise _SurrogateAhead
         self._tail = window[-64:]
         return data
+
+
+def _lone_surrogate_escape(window: bytes, new: int) -> bool:
+    """Whether `window` holds half of a surrogate pair escaped without the other half, ending past offset
+    `new`. A high half at the very end counts, its low half unseen; so does an escape whose run of
+    backslashes starts the window, whether it is one unseen."""
+    paired_low = -1  # where the low half of the last pair found starts
+    for match in _SURROGATE_ESCAPE.finditer(window):
+        if len(match.group(1)) % 2 == 0 and match.start() > 0:
+            continue
+        escape = match.end(1) - 1
+        if match.group(2) in b"89abAB":
+            if _LOW_HALF_ESCAPE.match(window, match.end()):
+                paired_low = match.end()
+                continue
+        elif escape == paired_low:
+            continue
+        if match.end() > new:
+            return True
+    return False
 
 
 def half_surrogate(value: Any) -> str | None:

@@ -954,6 +954,19 @@ def test_a_json_file_s_half_surrogates_are_refused_rows_and_whole_pairs_arrive(
     assert refused[0]["values"] == r'{"id": "high", "input": "\ud83d alone", "metadata": {"score": "1.5"}}'
 
 
+def test_a_half_surrogate_after_an_escaped_backslash_is_a_bad_row(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    path = tmp_path / "after.json"
+    # `\\ud83d` is a backslash, then text: the low half after it is alone. Read as paired, it reached the
+    # fast parser, which stopped the push: "not valid UTF-8 (byte 0xed…)".
+    path.write_text(r'[{"id": "r1", "input": "ok"}, {"id": "r2", "input": "\\ud83d\udc00"}, {"id": "r3"}]')
+    rejects = tmp_path / "after.rejects.jsonl"
+    summary = push(path, on_error="skip", rejects=rejects)
+    assert (summary.rows_sent, summary.rows_skipped, sorted(stored(emulator))) == (2, 1, ["r1", "r3"])
+    assert [orjson.loads(line)["row"] for line in rejects.read_bytes().splitlines()] == [2]
+
+
 def test_a_json_file_read_again_for_a_surrogate_reports_bad_json_in_one_line(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
