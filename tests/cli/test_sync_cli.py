@@ -106,12 +106,16 @@ def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: Warehou
         assert allowed or done.stderr.startswith("bt-sync: error: a query reads the synced tables only: ")
 
 
+def sync_objects(emulator: Emulator, warehouse: WarehouseSettings, objects: str) -> None:
+    """Sync the emulator's `objects` (`--objects`) into `warehouse` through the command line."""
+    args = ("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--objects", objects)
+    assert run_cli(*args, env={"BRAINTRUST_API_KEY": emulator.api_key}).returncode == 0
+
+
 def test_sql_writes_no_file_runs_a_query_ending_in_a_comment_and_fails_midway_in_one_line(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
-    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
-    args = ("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--objects", "logs")
-    assert run_cli(*args, env=env).returncode == 0
+    sync_objects(demo_emulator, warehouse, "logs")
 
     def sql(text: str, *options: str) -> subprocess.CompletedProcess[str]:
         return run_cli("sql", *cli_warehouse_args(warehouse)[:4], text, *options)
@@ -159,9 +163,7 @@ def test_sql_writes_no_file_runs_a_query_ending_in_a_comment_and_fails_midway_in
 def test_sql_shows_numbers_as_numbers_and_maps_as_objects_at_any_depth(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
-    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
-    args = ("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--objects", "logs")
-    assert run_cli(*args, env=env).returncode == 0
+    sync_objects(demo_emulator, warehouse, "logs")
     query = (
         "SELECT sum(i)::HUGEINT AS h, 1.50::DECIMAL(5, 2) AS d, MAP {1: 2} AS m, {'s': MAP {'a': 1}} AS st, "
         "[MAP {{'k': 1}: 'x'}] AS l, '123'::VARINT AS big, 7::VARIANT AS v, {'VARIANT': 1} AS f, "
@@ -215,9 +217,7 @@ def test_objects_names_catalog_kinds_on_the_command_line(
 def test_sql_keeps_repeated_columns_and_shows_values_as_duckdb_writes_them(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
-    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
-    args = ("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--objects", "prompts")
-    assert run_cli(*args, env=env).returncode == 0
+    sync_objects(demo_emulator, warehouse, "prompts")
     # A join's `SELECT *` repeats names; Python would print a BLOB and an INTERVAL as its own reprs.
     select = (
         "SELECT p.id, q.id, 3 AS id_1, '\\x00ab'::BLOB AS b, INTERVAL 3 DAY AS i, "
