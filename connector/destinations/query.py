@@ -253,12 +253,12 @@ def _as_text(batch: pa.RecordBatch, json_columns: set[str]) -> pa.RecordBatch:
 
 
 def _json_rows(batch: pa.RecordBatch, json_columns: set[str]) -> Iterator[dict[str, Any]]:
-    nested = [field for field in batch.schema if _holds_a_map(field.type)]
+    with_maps = [field for field in batch.schema if _holds_a_map(field.type)]
     for row in _python_rows(batch):
         for name in json_columns:
             if row[name] is not None:
                 row[name] = orjson.Fragment(row[name])
-        for field in nested:
+        for field in with_maps:
             row[field.name] = _plain(row[field.name], field.type)
         yield row
 

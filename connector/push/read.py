@@ -620,8 +620,8 @@ class _SurrogateWatch:
 
 def _lone_surrogate_escape(window: bytes, new: int) -> bool:
     """Whether `window` holds half of a surrogate pair escaped without the other half, ending past offset
-    `new`. A high half at the very end counts, its low half unseen; so does an escape whose run of
-    backslashes starts the window, whether it is one unseen."""
+    `new`. A high half at the very end counts, its low half unseen; and a run of backslashes that starts
+    the window counts as an escape's, its start unseen."""
     paired_low = -1  # where the low half of the last pair found starts
     for match in _SURROGATE_ESCAPE.finditer(window):
         if len(match.group(1)) % 2 == 0 and match.start() > 0:
