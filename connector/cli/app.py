@@ -113,9 +113,15 @@ def print_output(text: str) -> None:
 
 def discard_output(stream: IO[str] | None = None) -> None:
     """Send what is left of `stream` (stdout) nowhere: later writes, and the flush at exit, cannot fail."""
+    _to_nowhere((stream or sys.stdout).fileno())
+
+
+def _to_nowhere(descriptor: int) -> None:
+    """Point `descriptor` at the null device, whether it was open or closed."""
     nowhere = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(nowhere, (stream or sys.stdout).fileno())
-    os.close(nowhere)
+    if nowhere != descriptor:  # a closed descriptor is the lowest free one, so `open` may have taken it
+        os.dup2(nowhere, descriptor)
+        os.close(nowhere)
 
 
 class _ReaderMayLeave(io.TextIOBase):
@@ -160,10 +166,7 @@ def stderr_reader_may_leave(stderr: TextIO | None) -> TextIO:
     library writes there.
     """
     if stderr is None:
-        nowhere = os.open(os.devnull, os.O_WRONLY)
-        if nowhere != _STDERR:
-            os.dup2(nowhere, _STDERR)
-            os.close(nowhere)
+        _to_nowhere(_STDERR)
         stderr = open(_STDERR, "w", closefd=False)  # noqa: SIM115 - lives as long as the process
     return cast(TextIO, _ReaderMayLeave(stderr))
 
