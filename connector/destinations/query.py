@@ -226,20 +226,29 @@ def _readable(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
     # Selecting the columns by position is what makes DuckDB give repeated names their suffixes.
     unique = relation.project(", ".join(f"#{position}" for position in range(1, len(relation.columns) + 1)))
     return unique.project(
-        ", ".join(
-            f"CAST({sql_identifier(name)} AS VARCHAR) AS {sql_identifier(name)}"
-            if str(kind) in _SHOWN_AS_TEXT or _wrong_in_arrow(str(kind))
-            else sql_identifier(name)
-            for name, kind in zip(unique.columns, unique.types, strict=True)
-        )
+        ", ".join(_shown(name, str(kind)) for name, kind in zip(unique.columns, unique.types, strict=True))
     )
 
 
+def _shown(name: str, kind: str) -> str:
+    """SQL selecting column `name` of DuckDB type `kind` as the reader shows it."""
+    column = sql_identifier(name)
+    if kind in _SHOWN_AS_TEXT or _wrong_in_arrow(kind):
+        return f"CAST({column} AS VARCHAR) AS {column}"
+    if kind == "FLOAT":
+        # Python widens a FLOAT to its exact double (0.1 as 0.10000000149011612): the shortest decimal
+        # that reads back as the same FLOAT, DuckDB's text for it, is the number shown.
+        return f"CAST(CAST({column} AS VARCHAR) AS DOUBLE) AS {column}"
+    return column
+
+
 def _as_text(batch: pa.RecordBatch, json_columns: set[str]) -> pa.RecordBatch:
-    """CSV holds scalars: JSON columns as their text, nested values as JSON text."""
+    """CSV holds scalars: JSON columns as their text, nested values as JSON text, booleans as `true`."""
     columns, names = [], []
     for field, column in zip(batch.schema, batch.columns, strict=True):
-        if field.name not in json_columns and pa.types.is_nested(field.type):
+        if pa.types.is_boolean(field.type):
+            column = column.cast(pa.string())  # `true`, as DuckDB and JSON write it, not Python's `True`
+        elif field.name not in json_columns and pa.types.is_nested(field.type):
             values = column.to_pylist()
             if _holds_a_map(field.type):
                 values = [_plain(value, field.type) for value in values]
