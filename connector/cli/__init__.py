@@ -265,5 +265,22 @@ def _secrets_given() -> set[str]:
 
 def _one_line(error: Exception) -> str:
     if isinstance(error, ValidationError):
-        return f"invalid setting: {validation_problems(error, _FLAGS)}"
+        return f"invalid setting: {validation_problems(error, _setting_names(error))}"
     return " ".join(str(error).split())
+
+
+def _setting_names(error: ValidationError) -> dict[str, str]:
+    """How `error`'s message names each setting: its flag or, for a value the settings read from a
+    `BT_SYNC_<FIELD>` alias, that variable (pydantic names both by the field)."""
+    # Loaded by the time its settings fail; here, not at the top, to keep `--help` quick.
+    from connector.config import ApiSettings, WarehouseSettings
+
+    if error.title not in (ApiSettings.__name__, WarehouseSettings.__name__):
+        return _FLAGS
+    given = {argument.split("=", 1)[0] for argument in sys.argv[1:]}
+    names = dict(_FLAGS)
+    for field, flag in _FLAGS.items():
+        alias = f"BT_SYNC_{field.upper()}"
+        if alias in os.environ and flag not in given:
+            names[field] = alias
+    return names

@@ -485,6 +485,33 @@ def test_errors_are_one_line_without_traceback_or_secrets(
     assert "s3cr3t" not in done.stderr + done.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        (
+            ["projects"],
+            {"BT_SYNC_TIMEOUT_S": "soon"},
+            "BT_SYNC_TIMEOUT_S: Input should be a valid number, unable to parse string as a number",
+        ),
+        (
+            ["projects", "--timeout", "-1"],
+            {"BT_SYNC_TIMEOUT_S": "soon"},
+            "--timeout: Input should be greater",
+        ),
+        (["status"], {"BT_SYNC_DUCKDB_PATH": "/tmp/a*"}, "BT_SYNC_DUCKDB_PATH: the path /tmp/a* holds *"),
+    ],
+)
+def test_an_invalid_setting_is_named_by_the_alias_that_gave_it(
+    tmp_path: Path, args: list[str], env: dict[str, str], expected: str
+) -> None:
+    # Named by the flag the command line did not give (`--timeout`). Only these variables: the main
+    # names (`BT_SYNC_TIMEOUT`) win over the aliases.
+    clean = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "BRAINTRUST_API_KEY": "k"}
+    done = subprocess.run([*CLI, *args], env=clean | env, cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith(f"bt-sync: error: invalid setting: {expected}")
+    assert done.stderr.count("\n") == 1
+
+
 def test_status_of_a_place_nothing_was_synced_into_says_so(tmp_path: Path) -> None:
     nowhere = ("--duckdb", str(tmp_path / "none.duckdb"), "--parquet", str(tmp_path / "none"), "--json")
     note = (
@@ -803,7 +830,7 @@ def test_a_duckdb_file_named_through_a_link_is_written_where_the_link_points(
     # Written in full and renamed over the link, the file replaced it: the other disk stayed empty.
     assert link.is_symlink() and (tmp_path / "disk" / "target.duckdb").is_file()
     done = run_cli("sql", "--duckdb", str(link), "SELECT count(*) > 0 AS synced FROM project_logs", env=env)
-    assert done.stdout == "synced\nTrue\n"
+    assert done.stdout == "synced\ntrue\n"
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
     for looping in (loop, loop / "w.duckdb"):  # in the file's name, or in a directory's
@@ -825,7 +852,7 @@ def test_with_no_parquet_the_rows_go_beside_the_file_a_link_names(
     assert (tmp_path / "disk" / "target.duckdb.tables" / "project_logs").is_dir()
     assert not (tmp_path / "w.duckdb.tables").exists()
     done = run_cli("sql", "--no-parquet", "SELECT count(*) > 0 AS synced FROM project_logs", env=env)
-    assert done.stdout == "synced\nTrue\n"
+    assert done.stdout == "synced\ntrue\n"
     # A warehouse whose tables an earlier sync put beside the link keeps them there.
     (tmp_path / "old").mkdir()
     old = tmp_path / "old" / "w.duckdb"
