@@ -22,6 +22,10 @@ DISCOVERY_INTERVAL_S = 300
 PARTITION_TAG = "dagster/partition"
 
 
+# The runs that ended without doing their work.
+_FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+
+
 def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.SensorDefinition:
     """The sensor that adds, removes and first syncs partitions as objects come and go upstream."""
 
@@ -46,10 +50,12 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         synced = {(state.object_type, state.object_id): state.name for state in warehouse.synced_objects()}
         partition_requests: list[PartitionsRequest] = []
         sync_requests: list[dg.RunRequest] = []
-        removed: list[str] = []
+        # What the catalog run follows: partitions removed, objects never synced (by key and id), and
+        # objects renamed since their last sync (by their sync's key, which names that last run).
+        changes: list[str] = []
         for change in partition_changes(specs, catalog, context.instance):
             partition_requests += change.requests()
-            removed += (
+            changes += (
                 _removal(context.instance, change.assets, key, jobs.catalog.name) for key in change.removed
             )
             # New partitions, every object never synced into the warehouse, and every object renamed since
@@ -58,16 +64,22 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
                 synced_as = synced.get((ref.object_type, ref.object_id))
                 if key in change.added or synced_as != ref.name:
                     is_synced = synced_as is not None
-                    sync_requests.append(_first_sync(context.instance, change.assets, key, ref, is_synced))
+                    request = _first_sync(context.instance, change.assets, key, ref, is_synced)
+                    sync_requests.append(request)
+                    changes.append(
+                        request.run_key
+                        if is_synced
+                        else f"{change.assets.partitions_name}:{key}:{ref.object_id}"
+                    )
         if not partition_requests and not sync_requests:
             return dg.SensorResult(skip_reason="every Braintrust object has a synced partition")
         # Later syncs come from the schedules. A first sync is of a new object, which the catalog lacks
         # even when its partition key is an old one (an object deleted and re-created under its name).
-        # Keyed by what it follows: Dagster launches it once, not again at every tick a sync still waits.
-        # A partition added is first synced, so its sync's key stands for it: the tick after, with the
-        # partition there and its sync still queued, asks for the same catalog run.
-        changes = sorted(removed) + sorted(f"{r.partition_key}:{r.run_key}" for r in sync_requests)
-        catalog_key = hashlib.sha256("\n".join(changes).encode()).hexdigest()[:16]
+        # Keyed by what it follows, and by its own last failure: Dagster launches it once, not again at
+        # every tick a sync still waits or fails again (a first sync the API refuses for good), but again
+        # at the tick after a catalog run that failed.
+        failed = _last_failure(context.instance, jobs.catalog.name)
+        catalog_key = hashlib.sha256("\n".join([*sorted(changes), failed]).encode()).hexdigest()[:16]
         catalog_request = dg.RunRequest(job_name=jobs.catalog.name, run_key=f"catalog:{catalog_key}")
         return dg.SensorResult(
             run_requests=[catalog_request, *sync_requests], dynamic_partitions_requests=partition_requests
@@ -93,6 +105,12 @@ def _removal(instance: dg.DagsterInstance, assets: EventAssets, key: str, catalo
     return ":".join([assets.partitions_name, key, *run_ids])
 
 
+def _last_failure(instance: dg.DagsterInstance, job_name: str) -> str:
+    """The id of the job's last run that failed or was cancelled ("none" if none did)."""
+    runs = instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=list(_FAILED)), limit=1)
+    return runs[0].run_id if runs else "none"
+
+
 def _first_sync(
     instance: dg.DagsterInstance, assets: EventAssets, key: str, ref: ObjectRef, is_synced: bool
 ) -> dg.RunRequest:
@@ -104,7 +122,7 @@ def _first_sync(
     already is asked for when it was renamed since (until a sync records its new name): its key's
     succeeded runs count too, so an object renamed back to a key it had is synced under it again.
     """
-    ended = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+    ended = list(_FAILED)
     if is_synced:
         ended.append(dg.DagsterRunStatus.SUCCESS)
     last = instance.get_runs(
