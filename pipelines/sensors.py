@@ -66,11 +66,8 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
                     is_synced = synced_as is not None
                     request = _first_sync(context.instance, change.assets, key, ref, is_synced)
                     sync_requests.append(request)
-                    changes.append(
-                        request.run_key
-                        if is_synced
-                        else f"{change.assets.partitions_name}:{key}:{ref.object_id}"
-                    )
+                    identity = f"{change.assets.partitions_name}:{key}:{ref.object_id}"
+                    changes.append(f"{identity}:{request.run_key}" if is_synced else identity)
         if not partition_requests and not sync_requests:
             return dg.SensorResult(skip_reason="every Braintrust object has a synced partition")
         # Later syncs come from the schedules. A first sync is of a new object, which the catalog lacks
