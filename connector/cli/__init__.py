@@ -14,10 +14,11 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import traceback
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import NoReturn
 
 from pydantic import ValidationError
@@ -108,6 +109,10 @@ def run() -> NoReturn:
     of C++ code ("terminate called without an active exception", exit code -6, after the message was
     printed: 2 pushes in 150 of a CSV file with a malformed row, under load).
     """
+    # A scheduler stops a job with SIGTERM: a command stops as at Ctrl-C (a push says what it checkpointed,
+    # `--json` prints its error document), rather than dying silently. Left alone where it is ignored.
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _stop_as_at_ctrl_c)
     try:
         main()
     except SystemExit as done:
@@ -125,6 +130,10 @@ def run() -> NoReturn:
         with contextlib.suppress(OSError):
             stream.flush()
     os._exit(code or 0)
+
+
+def _stop_as_at_ctrl_c(signum: int, frame: FrameType | None) -> NoReturn:
+    raise KeyboardInterrupt
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ _STOP = b"\xff"  # not a signal number: tells the watcher the block ended
 
 @contextmanager
 def interruptible(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Within the block, Ctrl-C interrupts the query `con` runs (only from the main thread, the one
-    Python gives signals to)."""
+    """Within the block, Ctrl-C (or SIGTERM) interrupts the query `con` runs (only from the main thread,
+    the one Python gives signals to)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -34,7 +34,7 @@ def interruptible(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
     def watch() -> None:
         while (arrived := os.read(read_end, 64)) and _STOP[0] not in arrived:
-            if signal.SIGINT in arrived:
+            if signal.SIGINT in arrived or signal.SIGTERM in arrived:  # SIGTERM stops bt-sync as Ctrl-C does
                 con.interrupt()
 
     watcher = threading.Thread(target=watch, name="bt-sync-interrupt", daemon=True)

@@ -938,8 +938,10 @@ def test_a_summary_that_cannot_be_written_is_one_line(
     assert (done.returncode, done.stderr) == (1, "bt-sync: error: No space left on device\n")
 
 
+# SIGTERM, as a scheduler stops a job, killed the command silently: no message, no `--json` document.
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_stops_a_runaway_query_of_bt_sync_sql(
-    demo_emulator: Emulator, warehouse: WarehouseSettings
+    demo_emulator: Emulator, warehouse: WarehouseSettings, stop: signal.Signals
 ) -> None:
     sync(demo_emulator, warehouse)
     # Streamed through Arrow, a statement ran on for minutes after Ctrl-C: DuckDB did not look for it.
@@ -950,7 +952,7 @@ def test_ctrl_c_stops_a_runaway_query_of_bt_sync_sql(
         stderr=subprocess.PIPE,
     )
     time.sleep(2)  # well into the statement: the command starts in under a second
-    querying.send_signal(signal.SIGINT)
+    querying.send_signal(stop)
     try:
         out, err = querying.communicate(timeout=30)
     finally:

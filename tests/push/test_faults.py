@@ -249,7 +249,10 @@ def inserts_asked(emulator: Emulator) -> int:
     return sum(n for (_, route), n in emulator.stats.requests.items() if route.endswith("insert"))
 
 
-def test_ctrl_c_says_what_was_sent_and_the_rerun_sends_the_rest(emulator: Emulator, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])  # SIGTERM, as a scheduler stops a job
+def test_ctrl_c_says_what_was_sent_and_the_rerun_sends_the_rest(
+    emulator: Emulator, tmp_path: Path, stop: signal.Signals
+) -> None:
     path = write_csv(tmp_path / "data.csv", 1_500)
     emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=0.05, times=None))
     args = ("--batch-rows", "25", "--concurrency", "1")
@@ -257,7 +260,7 @@ def test_ctrl_c_says_what_was_sent_and_the_rerun_sends_the_rest(emulator: Emulat
     deadline = time.monotonic() + 60
     while acked_batches(tmp_path / "state") < 3 and pushing.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
-    pushing.send_signal(signal.SIGINT)
+    pushing.send_signal(stop)
     _, err = pushing.communicate(timeout=60)
     assert pushing.returncode == 130, err.decode()
     (line,) = err.decode().replace("\r", "\n").strip().splitlines()[-1:]
