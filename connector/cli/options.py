@@ -29,10 +29,23 @@ def path_value(flag: str) -> dict[str, Any]:
             from connector.errors import ConfigError
 
             raise ConfigError(f"invalid setting: {flag}: is empty: give a path")
-        return Path(text)
+        return Path(_not_a_flag(flag, str(text)))
 
     # Shown in the help as typer shows a plain path.
     return {"parser": parse, "metavar": "<path>"}
+
+
+def _not_a_flag(flag: str, text: str) -> str:
+    """`text`, the value given to `flag`, unless it is a flag: `--parquet --no-parquet` took the second
+    flag for a path (and `--duckdb --parquet x` would create a file named `--parquet`)."""
+    if text.startswith("--"):
+        from connector.errors import ConfigError
+
+        raise ConfigError(
+            f"invalid setting: {flag}: {text!r} is an option, not its value: give {flag} a path "
+            f"(one that starts with -- as ./{text})"
+        )
+    return text
 
 
 ApiUrlOption = typer.Option(None, "--api-url", help="Braintrust API URL (env: BRAINTRUST_API_URL).")
@@ -53,6 +66,8 @@ DuckDbOption = typer.Option(
 ParquetOption = typer.Option(
     None,
     "--parquet",
+    parser=lambda text: _not_a_flag("--parquet", text),
+    metavar="TEXT",
     help="Where the tables' Parquet files go: a directory or s3://bucket/prefix "
     "(env: BT_SYNC_PARQUET; default ./data/parquet).",
 )

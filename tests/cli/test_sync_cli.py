@@ -345,6 +345,13 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         # An unset variable in `BT_SYNC_PARQUET=$ROOT` must not point the views at new, empty tables.
         (["sync", "--api-url", "{url}"], {"BT_SYNC_PARQUET": ""}, "BT_SYNC_PARQUET: is empty"),
         (["sync", "--parquet", "pq", "--no-parquet"], {}, "--parquet and --no-parquet exclude each other"),
+        # The second flag was taken for the first one's value: a status of tables in `./--no-parquet`.
+        (
+            ["status", "--parquet", "--no-parquet"],
+            {},
+            "--parquet: '--no-parquet' is an option, not its value",
+        ),
+        (["status", "--duckdb", "--parquet", "pq"], {}, "--duckdb: '--parquet' is an option, not its value"),
         (
             ["status", "--parquet", "n\udcffu/pq"],
             {},
