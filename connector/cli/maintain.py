@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from connector.cli.app import app, json_output, print_output
+from connector.cli.app import app, json_output, note_nothing_synced, print_output
 from connector.cli.options import (
     DestinationOption,
     DuckDbOption,
@@ -60,7 +60,10 @@ def maintain(
         iceberg_namespace=iceberg_namespace,
         state_dir=state_dir,
     )
-    summary = open_destination(store, prepare=False).maintain(retain)
+    target = open_destination(store, prepare=False)
+    summary = target.maintain(retain)
+    if not target.list_states():  # most often settings other than the sync's: it "maintained" nothing
+        note_nothing_synced(target)
     if as_json:
         json_output.print(summary.model_dump_json(indent=2))
         return

@@ -519,7 +519,7 @@ def test_an_invalid_setting_is_named_by_the_alias_that_gave_it(
     assert done.stderr.count("\n") == 1
 
 
-def test_status_of_a_place_nothing_was_synced_into_says_so(tmp_path: Path) -> None:
+def test_status_and_maintain_of_a_place_nothing_was_synced_into_say_so(tmp_path: Path) -> None:
     nowhere = ("--duckdb", str(tmp_path / "none.duckdb"), "--parquet", str(tmp_path / "none"), "--json")
     note = (
         f"bt-sync: note: no object was synced into {tmp_path}/none.duckdb (tables in {tmp_path}/none) yet: "
@@ -530,6 +530,10 @@ def test_status_of_a_place_nothing_was_synced_into_says_so(tmp_path: Path) -> No
     done = run_cli("status", *nowhere, env={"BT_SYNC_ICEBERG_NAMESPACE": ""})
     assert (done.returncode, json.loads(done.stdout)) == (0, [])
     assert done.stderr == note
+    # `maintain` said only "maintained 11 tables", of a warehouse that does not exist.
+    done = run_cli("maintain", *nowhere)
+    assert (done.returncode, json.loads(done.stdout)["files_deleted"], done.stderr) == (0, 0, note)
+    assert not (tmp_path / "none").exists()
 
 
 @pytest.mark.parametrize(
