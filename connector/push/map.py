@@ -261,9 +261,7 @@ class RowMapper:
             return RowProblem(None, str(error), values=row)
         except orjson.JSONEncodeError as error:
             if "Recursion" in str(error):
-                return RowProblem(
-                    None, "its values nest deeper than the 255 levels JSON writers take", values=row
-                )
+                return RowProblem(None, _TOO_DEEP, values=row)
             return RowProblem(None, f"cannot be written as JSON ({error})", values=row)
         if len(event) > self._max_event_bytes:
             return RowProblem(
@@ -304,9 +302,13 @@ class RowMapper:
             else:
                 outcome = self.event(row)
             if isinstance(outcome, RowProblem):
-                if texts is not None and outcome.values is chunk.rows[index] and _rounded(outcome.values):
-                    # The parsed row lost the digits of a number beyond 64 bits: the line as written keeps
-                    # them, for the row to be mended and pushed again.
+                if (
+                    texts is not None
+                    and outcome.values is chunk.rows[index]
+                    and (outcome.reason == _TOO_DEEP or _rounded(outcome.values))
+                ):
+                    # The parsed row lost the digits of a number beyond 64 bits, or no JSON writer takes
+                    # it: the line as written keeps them, for the row to be mended and pushed again.
                     outcome = replace(outcome, values=texts[index].decode(errors="replace").rstrip("\r\n"))
                 mapped.problems.append((number, outcome))
             else:
@@ -378,6 +380,7 @@ class WholeNumber(Decimal):
 
 # Digits enough for an integer beyond 64 bits, -9223372036854775809 say (they also match within text).
 _MAYBE_WIDE_INTEGER = re.compile(r"\d{19}")
+_TOO_DEEP = "its values nest deeper than the 255 levels JSON writers take"
 
 
 def exact_json(text: str) -> Any:
@@ -424,13 +427,19 @@ def _exact_integer(digits: str) -> int | WholeNumber:
 
 def _rounded(value: Any) -> bool:
     """Whether a parsed JSON value holds a number a JSON parser may have rounded (an integer beyond 64 bits,
-    which orjson reads as the nearest double)."""
-    if isinstance(value, float):
-        return value.is_integer() and abs(value) >= _BEYOND_64_BITS
-    if isinstance(value, dict):
-        return any(_rounded(item) for item in value.values())
-    if isinstance(value, list):
-        return any(_rounded(item) for item in value)
+    which orjson reads as the nearest double).
+
+    Walked with a list, not by recursion: a row refused for nesting too deep (600 levels) is one.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float) and item.is_integer() and abs(item) >= _BEYOND_64_BITS:
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -690,7 +691,7 @@ class _Rejects:
         }
         # `default=str`: a row rejected because it has no JSON form must still reach the file.
         with self._writing():
-            self._handle.write(orjson.dumps(record, default=str) + b"\n")
+            self._handle.write(_rejects_line(record) + b"\n")
 
     def flush(self) -> None:
         """Write out what the buffer holds: a full disk stops the push before it sends anything (or, for
@@ -717,6 +718,19 @@ class _Rejects:
         """Empty the file, for a scan that starts over."""
         self._handle.seek(0)
         self._handle.truncate()
+
+
+def _rejects_line(record: dict[str, Any]) -> bytes:
+    """A rejects file's record as one line of JSON, however deep the row's values nest."""
+    try:
+        return orjson.dumps(record, default=str)
+    except TypeError:  # deeper than orjson writes (255 levels): the standard library goes further
+        pass
+    try:
+        return json.dumps(record, default=str, ensure_ascii=False, separators=(",", ":")).encode()
+    except RecursionError:
+        unwritten = {**record, "values": None, "reason": f"{record['reason']} (too deep to copy here)"}
+        return orjson.dumps(unwritten, default=str)
 
 
 @contextmanager

@@ -1005,3 +1005,33 @@ def test_a_json_lines_file_of_bad_rows_only_writes_them_to_the_rejects_file(
     skip = ("--on-error", "skip", "--rejects", str(rejects))
     code, _, err = cli(emulator, tmp_path, capsys, path, *skip, "--no-validate-first")
     assert code == 1 and "none of its first lines is a JSON object that parses" in err
+
+
+def nested(levels: int) -> str:
+    return '{"k":' * levels + '"x"' + "}" * levels
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_rows_nested_too_deep_go_to_the_rejects_file_as_they_were_written(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
+) -> None:
+    # A traceback (RecursionError), in a dry run too, where 300 levels gave a bad row.
+    rows = [f'{{"id": "deep", "question": {nested(600)}}}', '{"id": "ok", "question": "x"}']
+    if suffix == ".json":
+        rows = [f'{{"id": "deeper", "question": {nested(3000)}}}', *rows]
+    path = tmp_path / f"deep{suffix}"
+    path.write_text("\n".join(rows) if suffix == ".jsonl" else f"[{', '.join(rows)}]")
+    rejects = tmp_path / "deep.rejects.jsonl"
+    skip = ("--input", "question", "--on-error", "skip", "--rejects", str(rejects))
+    code, out, err = cli(emulator, tmp_path, capsys, path, *skip)
+    assert (code, err) == (0, "")
+    assert out.startswith(f"pushed 1 rows of deep{suffix}") and f"; {len(rows) - 1} invalid rows" in out
+    written = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    too_deep = "its values nest deeper than the 255 levels JSON writers take"
+    assert [
+        (record["row"], record["reason"].removesuffix(" (too deep to copy here)")) for record in written
+    ] == [(number, too_deep) for number in range(1, len(rows))]
+    # The row as it was, to be mended (a JSON Lines row as its line), unless no JSON writer here takes it.
+    kept = orjson.loads(rows[-2]) if suffix == ".json" else rows[-2]
+    assert written[-1]["values"] == kept
+    assert stored(emulator).keys() == {"ok"}
