@@ -94,15 +94,17 @@ class QueryResult:
             text.detach()
 
     def write_json(self, out: IO[bytes]) -> None:
-        """Write a JSON array of row objects; JSON columns as JSON values, not strings."""
-        out.write(b"[")
+        """Write a JSON array of row objects; JSON columns as JSON values, not strings.
+
+        The array opens with its first row: a query that fails before any row leaves stdout empty, not `[`.
+        """
         first = True
         for batch in self.batches():
             for row in _json_rows(batch, self.json_columns):
-                out.write(b"\n" if first else b",\n")
+                out.write(b"[\n" if first else b",\n")
                 out.write(orjson.dumps(row, default=_json_default))
                 first = False
-        out.write(b"\n]\n" if not first else b"]\n")
+        out.write(b"[]\n" if first else b"\n]\n")
 
     def print_table(self, console: Console, max_rows: int) -> None:
         """Print at most `max_rows` rows as a table, saying how many more there were."""
