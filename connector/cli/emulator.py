@@ -43,10 +43,16 @@ def run_emulator(
         server = Emulator(api_key=key, seed=seed, state_dir=state)
     except ValueError as error:  # the seed
         raise ConfigError(f"--seed: {error}") from None
-    server.serve_forever(
-        host,
-        port,
-        lambda url: print_output(
-            f"Braintrust emulator on {url} (seed={seed}); clients authenticate with its API key."
-        ),
-    )
+    try:
+        server.serve_forever(
+            host,
+            port,
+            lambda url: print_output(
+                f"Braintrust emulator on {url} (seed={seed}); clients authenticate with its API key."
+            ),
+        )
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        # The address's: the system's reason alone ("Address already in use") names neither host nor port.
+        raise OSError(error.errno, error.strerror, f"{host}:{port}") from None

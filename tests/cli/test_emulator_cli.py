@@ -12,7 +12,7 @@ import pytest
 from tests.helpers import CLI, run_cli
 
 
-def test_a_free_port_is_announced_as_the_port_it_listens_on() -> None:
+def test_a_free_port_is_announced_as_the_port_it_listens_on_and_a_taken_one_named() -> None:
     served = subprocess.Popen(
         [*CLI, "emulator", "--port", "0", "--seed", "empty", "--api-key", "k"],
         stdout=subprocess.PIPE,
@@ -25,6 +25,10 @@ def test_a_free_port_is_announced_as_the_port_it_listens_on() -> None:
         request = urllib.request.Request(f"{announced[1]}/v1/project", headers={"Authorization": "Bearer k"})
         with urllib.request.urlopen(request, timeout=10) as response:
             assert json.load(response) == {"objects": []}
+        # A second one on that port: the system's reason named neither host nor port.
+        taken = run_cli("emulator", "--port", announced[2], "--seed", "empty")
+        in_use = f"bt-sync: error: Address already in use: 127.0.0.1:{announced[2]}\n"
+        assert (taken.returncode, taken.stderr) == (1, in_use)
     finally:
         served.terminate()
         served.wait(timeout=10)
