@@ -130,13 +130,15 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
                 ) as client:
                     summary = run.run(client)
         except KeyboardInterrupt:
-            # Once the batches in flight were acknowledged (`_Sender`): the count is what a rerun skips.
+            # Once the batches in flight were acknowledged, or a few seconds passed (`_Sender`): the count
+            # is what a rerun skips.
             sent = run.summary.rows_sent + run.summary.rows_resumed
             rerun = "rerun the same command"
             if sent:
                 kept = f"{sent:,} rows were acknowledged and are checkpointed: {rerun} to send the rest"
             elif run.summary.batches:
-                # A second Ctrl-C ends the wait for the batches in flight: the API may have applied them.
+                # The wait for the batches in flight ended (a second Ctrl-C, or its few seconds): the API
+                # may have applied them.
                 kept = (
                     "no batch was acknowledged, but those in flight may have reached the dataset: "
                     f"{rerun} (rows are replaced by id, not duplicated)"

@@ -79,6 +79,9 @@ if TYPE_CHECKING:
 
 __all__ = ["PushRun", "open_push", "push", "push_file"]
 
+# How long an interrupted push waits for the batches in flight to be acknowledged (and checkpointed).
+INTERRUPTED_WAIT_S = 5.0
+
 
 def push(
     client: BraintrustClient | None,
@@ -689,7 +692,6 @@ class _Rejects:
             "reason": problem.reason,
             "values": problem.values,
         }
-        # `default=str`: a row rejected because it has no JSON form must still reach the file.
         with self._writing():
             self._handle.write(_rejects_line(record) + b"\n")
 
@@ -721,7 +723,10 @@ class _Rejects:
 
 
 def _rejects_line(record: dict[str, Any]) -> bytes:
-    """A rejects file's record as one line of JSON, however deep the row's values nest."""
+    """A rejects file's record as one line of JSON, however deep the row's values nest.
+
+    `default=str`: a row rejected because it has no JSON form must still reach the file.
+    """
     try:
         return orjson.dumps(record, default=str)
     except TypeError:  # deeper than orjson writes (255 levels): the standard library goes further
@@ -888,10 +893,14 @@ class _Sender:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        # Interrupted (Ctrl-C, or a scheduler's SIGTERM, which it follows with SIGKILL 10-30 s later):
+        # the batches in flight are waited for a few seconds at most, then left to land or not.
+        interrupted = exc_type is KeyboardInterrupt
+        timeout = INTERRUPTED_WAIT_S if interrupted else None
         try:
-            self._acknowledge(wait(self._in_flight).done, raise_failure=exc is None)
+            self._acknowledge(wait(self._in_flight, timeout=timeout).done, raise_failure=exc is None)
         finally:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=not interrupted, cancel_futures=True)
 
     def submit(self, batch: Batch, event_ids: list[str] | None = None) -> None:
         """Send `batch`, first waiting for a slot if `concurrency` batches are in flight.

@@ -19,7 +19,7 @@ from connector.config import ApiSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.errors import PushError, ServerUnavailable
 from connector.progress import NullProgress
-from connector.push.run import PushOptions, push_file
+from connector.push.run import INTERRUPTED_WAIT_S, PushOptions, push_file
 from tests.helpers import RETRIED_FAULTS
 from tests.push.helpers import CSV_AS_EVENTS, acked_batches, push_process, run_cli, same_rows, write_csv
 
@@ -247,6 +247,28 @@ def test_a_second_ctrl_c_before_any_acknowledgement_does_not_say_nothing_was_sen
 
 def inserts_asked(emulator: Emulator) -> int:
     return sum(n for (_, route), n in emulator.stats.requests.items() if route.endswith("insert"))
+
+
+def test_a_scheduler_s_sigterm_stops_a_push_waiting_on_the_api_within_seconds(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # The first Ctrl-C waited for every batch in flight, however long: a scheduler's SIGKILL, 10-30 s
+    # after its SIGTERM, then came before any word of what was checkpointed.
+    path = write_csv(tmp_path / "data.csv", 100)
+    emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=60, times=None))
+    pushing = push_process(emulator, path, tmp_path / "state", "--batch-rows", "25", "--concurrency", "1")
+    deadline = time.monotonic() + 60
+    while not inserts_asked(emulator) and pushing.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stopped = time.monotonic()
+    pushing.send_signal(signal.SIGTERM)
+    _, err = pushing.communicate(timeout=60)
+    assert time.monotonic() - stopped < INTERRUPTED_WAIT_S + 5
+    assert pushing.returncode == 130, err.decode()
+    assert err.decode().strip().splitlines()[-1] == (
+        "bt-sync: error: interrupted: no batch was acknowledged, but those in flight may have reached the "
+        "dataset: rerun the same command (rows are replaced by id, not duplicated)"
+    )
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])  # SIGTERM, as a scheduler stops a job
