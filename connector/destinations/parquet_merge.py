@@ -137,7 +137,11 @@ def merge_files(
         token: a text no other merge of the object uses, in the name of every version written
             (`written_by`).
     """
-    scratch.mkdir(parents=True, exist_ok=True)
+    # Only this merge uses the object's scratch (its caller holds the object's lock): whatever is there was
+    # left by a merge killed before it cleaned up (a copy of its changed rows, a version half written),
+    # and would stay there for good.
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
     with _connect(scratch) as con:
         incoming = _parquet_list(staged.paths)
         if (

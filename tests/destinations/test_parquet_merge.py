@@ -250,6 +250,20 @@ def test_a_failed_merge_leaves_no_copy_of_its_rows_in_scratch(
     assert list(tmp_path.rglob("changes-*")) == []
 
 
+def test_a_merge_clears_what_a_killed_merge_left_in_its_scratch(tmp_path: Path) -> None:
+    files = Files(tmp_path)
+    files.merge([event("a", 10, "x")])
+    # What a merge SIGKILLed midway leaves: its copy of the changed rows, a version half written. No
+    # later sync, nor `maintain`, deleted them: each killed merge leaked its change set's size.
+    killed = tmp_path / "scratch" / "changes-dead0001" / "_file=part-000001.parquet"
+    killed.mkdir(parents=True)
+    (killed / "data_0.parquet").write_bytes(b"rows")
+    (tmp_path / "scratch" / ".part-000001.dead0001.parquet.tmp").write_bytes(b"")
+    files.merge([event("a", 20, "y"), event("b", 21, "z")])
+    assert [path.name for path in (tmp_path / "scratch").iterdir()] == []
+    assert files.rows() == [("a", 20, '"y"'), ("b", 21, '"z"')]
+
+
 def test_merges_on_object_storage_read_the_tree_s_files_back_from_it(
     tmp_path: Path, s3_bucket: pafs.S3FileSystem
 ) -> None:
