@@ -68,7 +68,9 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
                     sync_requests.append(request)
                     identity = f"{change.assets.partitions_name}:{key}:{ref.object_id}"
                     changes.append(f"{identity}:{request.run_key}" if is_synced else identity)
-        if not partition_requests and not sync_requests:
+        # A catalog run that failed is asked for again at the next tick, whether or not anything is pending.
+        catalog_failed = _failed_last(context.instance, jobs.catalog.name)
+        if not partition_requests and not sync_requests and not catalog_failed:
             return dg.SensorResult(skip_reason="every Braintrust object has a synced partition")
         # Later syncs come from the schedules. A first sync is of a new object, which the catalog lacks
         # even when its partition key is an old one (an object deleted and re-created under its name).
@@ -100,6 +102,12 @@ def _removal(instance: dg.DagsterInstance, assets: EventAssets, key: str, catalo
     last_runs = [instance.get_runs(runs_filter, limit=1) for runs_filter in filters]
     run_ids = [runs[0].run_id if runs else "never run" for runs in last_runs]
     return ":".join([assets.partitions_name, key, *run_ids])
+
+
+def _failed_last(instance: dg.DagsterInstance, job_name: str) -> bool:
+    """Whether the job's latest run failed or was cancelled."""
+    runs = instance.get_runs(dg.RunsFilter(job_name=job_name), limit=1)
+    return bool(runs) and runs[0].status in _FAILED
 
 
 def _last_failure(instance: dg.DagsterInstance, job_name: str) -> str:

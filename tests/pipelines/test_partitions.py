@@ -202,6 +202,22 @@ def test_a_first_sync_that_failed_is_asked_for_again_once_per_failure(
     assert skips_as_all_synced(test_defs, instance)
 
 
+def test_a_catalog_run_that_failed_is_asked_for_again_with_nothing_else_pending(
+    emulator: Emulator, upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    apply(discover(test_defs, instance), test_defs, instance)
+    assert skips_as_all_synced(test_defs, instance)
+    emulator.faults.add(FaultRule(kind="status", status=401, route="/v1/prompt", times=None))
+    assert not run_job(test_defs, instance, CATALOG_JOB_NAME, raise_on_error=False).success
+    emulator.faults.clear()
+    # It skipped: the catalog kept its failed refresh until some object changed.
+    retried = discover(test_defs, instance)
+    assert [r.job_name for r in retried.run_requests] == [CATALOG_JOB_NAME]
+    assert discover(test_defs, instance).run_requests == retried.run_requests  # launched once
+    apply(retried, test_defs, instance)
+    assert skips_as_all_synced(test_defs, instance)
+
+
 def test_an_object_re_created_under_its_name_between_two_ticks_is_synced(
     emulator: Emulator,
     upstream: dict[str, str],
