@@ -6,6 +6,7 @@ environment, then to the default (CLI flag > environment > default).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,14 +37,15 @@ def path_value(flag: str) -> dict[str, Any]:
 
 
 def _not_a_flag(flag: str, text: str) -> str:
-    """`text`, the value given to `flag`, unless it is a flag: `--parquet --no-parquet` took the second
-    flag for a path (and `--duckdb --parquet x` would create a file named `--parquet`)."""
-    if text.startswith("--"):
+    """`text`, the value given to `flag`, unless it looks like a flag given after it: `--parquet
+    --no-parquet` took the second flag for a path (and `--duckdb --parquet x` would create a file named
+    `--parquet`). Given as `--parquet=--name`, it is meant as the value."""
+    if text.startswith("--") and f"{flag}={text}" not in sys.argv[1:]:
         from connector.errors import ConfigError
 
         raise ConfigError(
-            f"invalid setting: {flag}: {text!r} is an option, not its value: give {flag} a path "
-            f"(one that starts with -- as ./{text})"
+            f"invalid setting: {flag}: {text!r} looks like an option, not its value: give {flag} a path "
+            f"({flag}={text} or ./{text} for a path of that name)"
         )
     return text
 

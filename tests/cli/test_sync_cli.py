@@ -350,9 +350,13 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (
             ["status", "--parquet", "--no-parquet"],
             {},
-            "--parquet: '--no-parquet' is an option, not its value",
+            "--parquet: '--no-parquet' looks like an option, not its value",
         ),
-        (["status", "--duckdb", "--parquet", "pq"], {}, "--duckdb: '--parquet' is an option, not its value"),
+        (
+            ["status", "--duckdb", "--parquet", "pq"],
+            {},
+            "--duckdb: '--parquet' looks like an option, not its value",
+        ),
         (
             ["status", "--parquet", "n\udcffu/pq"],
             {},
@@ -531,6 +535,10 @@ def test_status_and_maintain_of_a_place_nothing_was_synced_into_say_so(tmp_path:
     done = run_cli("status", *nowhere, env={"BT_SYNC_ICEBERG_NAMESPACE": ""})
     assert (done.returncode, json.loads(done.stdout)) == (0, [])
     assert done.stderr == note
+    # A path that starts with `--`, given with `=`: the value, not a flag given after an empty one.
+    done = run_cli("status", "--duckdb=--w.duckdb", "--no-parquet", "--json", cwd=tmp_path)
+    assert (done.returncode, json.loads(done.stdout)) == (0, [])
+    assert done.stderr.startswith("bt-sync: note: no object was synced into --w.duckdb (tables in ")
     # `maintain` said only "maintained 11 tables", of a warehouse that does not exist.
     done = run_cli("maintain", *nowhere)
     assert (done.returncode, json.loads(done.stdout)["files_deleted"], done.stderr) == (0, 0, note)
