@@ -69,7 +69,7 @@ ParquetOption = typer.Option(
     None,
     "--parquet",
     parser=lambda text: _not_a_flag("--parquet", text),
-    metavar="TEXT",
+    metavar="<str>",
     help="Where the tables' Parquet files go: a directory or s3://bucket/prefix "
     "(env: BT_SYNC_PARQUET; default ./data/parquet).",
 )
