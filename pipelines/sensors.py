@@ -127,7 +127,7 @@ def _first_sync(
     already is asked for when it was renamed since (until a sync records its new name): its key's
     succeeded runs count too, so an object renamed back to a key it had is synced under it again.
     """
-    ended = list(_FAILED)
+    ended: list[dg.DagsterRunStatus] = list(_FAILED)
     if is_synced:
         ended.append(dg.DagsterRunStatus.SUCCESS)
     last = instance.get_runs(
