@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import subprocess
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -222,22 +223,15 @@ def test_rows_the_api_refused_before_a_push_stopped_are_in_the_rejects_file_of_i
 def test_a_second_ctrl_c_before_any_acknowledgement_does_not_say_nothing_was_sent(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    path = write_csv(tmp_path / "data.csv", 50)
-    emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=2, times=None))
-    pushing = push_process(emulator, path, tmp_path / "state", "--batch-rows", "25", "--concurrency", "1")
+    pushing = push_with_its_first_batch_in_flight(emulator, tmp_path, rows=50, delay_s=2)
     deadline = time.monotonic() + 60
-    while not inserts_asked(emulator) and pushing.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.002)
     pushing.send_signal(signal.SIGINT)  # the push waits for the batch in flight...
     time.sleep(0.3)
     pushing.send_signal(signal.SIGINT)  # ...until told again
     _, err = pushing.communicate(timeout=60)
     assert pushing.returncode == 130, err.decode()
     (line,) = err.decode().replace("\r", "\n").strip().splitlines()[-1:]
-    assert line == (
-        "bt-sync: error: interrupted: no batch was acknowledged, but those in flight may have reached the "
-        "dataset: rerun the same command (rows are replaced by id, not duplicated)"
-    )
+    assert line == NOTHING_ACKNOWLEDGED
     # And the batch in flight did reach it.
     while sum(emulator.stats.rows_inserted.values()) < 25 and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -249,26 +243,39 @@ def inserts_asked(emulator: Emulator) -> int:
     return sum(n for (_, route), n in emulator.stats.requests.items() if route.endswith("insert"))
 
 
+# What an interrupted push says when the batches in flight were never acknowledged.
+NOTHING_ACKNOWLEDGED = (
+    "bt-sync: error: interrupted: no batch was acknowledged, but those in flight may have reached the "
+    "dataset: rerun the same command (rows are replaced by id, not duplicated)"
+)
+
+
+def push_with_its_first_batch_in_flight(
+    emulator: Emulator, tmp_path: Path, *, rows: int, delay_s: float
+) -> subprocess.Popen[bytes]:
+    """A push of `rows` CSV rows, 25 a batch and one batch at a time, each insert answered after `delay_s`;
+    returned once its first insert was asked for."""
+    path = write_csv(tmp_path / "data.csv", rows)
+    emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=delay_s, times=None))
+    pushing = push_process(emulator, path, tmp_path / "state", "--batch-rows", "25", "--concurrency", "1")
+    deadline = time.monotonic() + 60
+    while not inserts_asked(emulator) and pushing.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return pushing
+
+
 def test_a_scheduler_s_sigterm_stops_a_push_waiting_on_the_api_within_seconds(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     # The first Ctrl-C waited for every batch in flight, however long: a scheduler's SIGKILL, 10-30 s
     # after its SIGTERM, then came before any word of what was checkpointed.
-    path = write_csv(tmp_path / "data.csv", 100)
-    emulator.faults.add(FaultRule(kind="slow", route="/insert", delay_s=60, times=None))
-    pushing = push_process(emulator, path, tmp_path / "state", "--batch-rows", "25", "--concurrency", "1")
-    deadline = time.monotonic() + 60
-    while not inserts_asked(emulator) and pushing.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
+    pushing = push_with_its_first_batch_in_flight(emulator, tmp_path, rows=100, delay_s=60)
     stopped = time.monotonic()
     pushing.send_signal(signal.SIGTERM)
     _, err = pushing.communicate(timeout=60)
     assert time.monotonic() - stopped < INTERRUPTED_WAIT_S + 5
     assert pushing.returncode == 130, err.decode()
-    assert err.decode().strip().splitlines()[-1] == (
-        "bt-sync: error: interrupted: no batch was acknowledged, but those in flight may have reached the "
-        "dataset: rerun the same command (rows are replaced by id, not duplicated)"
-    )
+    assert err.decode().strip().splitlines()[-1] == NOTHING_ACKNOWLEDGED
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])  # SIGTERM, as a scheduler stops a job
