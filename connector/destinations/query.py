@@ -169,7 +169,7 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
             kinds = dict(zip(relation.columns, map(str, relation.types), strict=True))
             json_columns = {name for name, kind in kinds.items() if kind == "JSON"}
             wrong = {name: kind for name, kind in kinds.items() if _wrong_in_arrow(kind)}
-            yield QueryResult(relation.to_arrow_reader(BATCH_ROWS), json_columns, wrong)
+            yield QueryResult(_arrow_reader(relation), json_columns, wrong)
         except duckdb.PermissionException as error:
             raise QueryError(f"a query reads the synced tables only: {_first_line(error)}") from None
         except duckdb.Error as error:
@@ -183,6 +183,23 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
             raise QueryError(
                 f"a value of the result cannot be shown ({reason}): cast it to VARCHAR in the query"
             ) from None
+
+
+def _arrow_reader(relation: duckdb.DuckDBPyRelation) -> pa.RecordBatchReader:
+    """The result's rows in batches, or why Arrow cannot carry them.
+
+    Raises:
+        QueryError: a column's type nests deeper than Arrow takes (64 levels of lists or structs).
+    """
+    try:
+        return relation.to_arrow_reader(BATCH_ROWS)
+    except pa.ArrowInvalid as error:
+        # Raised while the reader takes the result's schema, before any row: caught here only, as the
+        # rows' own errors are caught by `QueryResult.batches`.
+        raise QueryError(
+            f"the result cannot be read ({_first_line(error)}): cast the deeply nested column to JSON "
+            "in the query"
+        ) from None
 
 
 def _wrong_in_arrow(kind: str) -> bool:

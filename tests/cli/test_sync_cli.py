@@ -91,6 +91,21 @@ def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: Warehou
         assert (done.returncode, done.stdout) == (1, "")
         assert done.stderr.startswith("bt-sync: error: a value of the result cannot be shown (")
         assert done.stderr.endswith("): cast it to VARCHAR in the query\n") and "pandas" not in done.stderr
+    # Lists or structs nested deeper than Arrow takes (64 levels): one line naming the cure, which works.
+    deep_list: object = 1
+    deep_struct: object = 1
+    for _ in range(70):
+        deep_list, deep_struct = [deep_list], {"a": deep_struct}
+    deep = {"[" * 70 + "1" + "]" * 70: deep_list, "{'a': " * 70 + "1" + "}" * 70: deep_struct}
+    for sql_value, value in deep.items():
+        args = (*cli_warehouse_args(warehouse)[:4], "--format", "json")
+        done = run_cli("sql", f"SELECT {sql_value} AS x", *args)
+        assert (done.returncode, done.stdout) == (1, "")
+        assert done.stderr.startswith("bt-sync: error: the result cannot be read (")
+        assert done.stderr.endswith("): cast the deeply nested column to JSON in the query\n")
+        cured = run_cli("sql", f"SELECT {sql_value}::JSON AS x", *args)
+        assert (cured.returncode, cured.stderr) == (0, ""), cured.stderr
+        assert json.loads(cured.stdout) == [{"x": value}]
     # Read-only over the tables' files, and no other file of the machine; the tables' own files read.
     tree = f"{warehouse.tables_root}/project_logs/*/*.parquet"
     # Beside the tables is where the DuckDB file and the state directory usually are.
