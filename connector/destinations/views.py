@@ -46,6 +46,11 @@ SYNC_STATE_DESCRIPTION = "One row per synced object: its watermark, rows and las
 _OUR_VIEWS = (
     {stream.table for stream in EVENT_STREAMS.values()} | {t.table for t in CATALOG_TABLES} | {"sync_state"}
 )
+# How a query fails on a commit record naming no object (`_damaged_records`), around the record's path.
+_DAMAGED_RECORD = "the commit record "
+_DAMAGED_RECORD_REMEDY = (
+    " names no object: delete its directory, and the next `bt-sync sync` rebuilds the object"
+)
 # Writing the file takes well under a second: a temporary copy this old was left by a killed process.
 KILLED_WRITE_AGE_S = 600
 
@@ -111,6 +116,8 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
             raise WarehouseError(
                 f"no synced tables at {root.display} yet: run `bt-sync sync` first"
             ) from None
+        if _DAMAGED_RECORD_REMEDY in str(error):
+            raise WarehouseError(_first_line(error).partition(": ")[2]) from None
         raise WarehouseError(f"cannot read the tables at {root.display}: {_first_line(error)}") from None
     return con
 
@@ -300,15 +307,17 @@ def _event_source(
         return f"read_parquet({files}, {hive}, union_by_name = true)"
     versions = root.uri(f"{VERSIONS}/{stream.table}")
     version = 'STRUCT(version VARCHAR, since TIMESTAMPTZ, "at" TIMESTAMPTZ)[]'
+    records = root.uri(stream.table) + "/*/" + STATE_FILE
     committed = (
         f"SELECT {sql_literal(versions + '/' + stream.key_column + '=')} || state.object_id || '/' || "
         "f.version "
         "FROM (SELECT state, unnest(list_concat(files, retired)) AS f FROM "
-        f"read_json({sql_literal(root.uri(stream.table) + '/*/' + STATE_FILE)}, "
+        f"read_json({sql_literal(records)}, "
         "hive_partitioning = false, columns = {'state': 'STRUCT(object_id VARCHAR)', "
         f"'files': '{version}', 'retired': '{version}', 'removed_at': 'TIMESTAMPTZ'}}) "
         f"WHERE removed_at IS NULL OR removed_at > {as_of}) "
-        f'WHERE (f.since IS NULL OR f.since <= {as_of}) AND (f."at" IS NULL OR f."at" > {as_of})'
+        f'WHERE (f.since IS NULL OR f.since <= {as_of}) AND (f."at" IS NULL OR f."at" > {as_of}) '
+        f"UNION ALL {_damaged_records(records)}"
     )
     if pinned_by is not None:
         # The empty schema file gives the columns when no object has rows.
@@ -343,14 +352,16 @@ def _sync_state_view(root: Root, as_of: str) -> list[str]:
     """
     fields = ", ".join(f"{sql_identifier(c.name)} {c.duckdb_type}" for c in SYNC_STATE_COLUMNS)
     state = f"STRUCT({fields})"
+    records = root.uri() + "/*/*/" + STATE_FILE
     source = (
-        f"read_json({sql_literal(root.uri() + '/*/*/' + STATE_FILE)}, hive_partitioning = false, "
+        f"read_json({sql_literal(records)}, hive_partitioning = false, "
         f"columns = {{'state': '{state}', 'since': 'TIMESTAMPTZ', 'removed_at': 'TIMESTAMPTZ', "
         f"'superseded': 'STRUCT(state {state}, since TIMESTAMPTZ, \"at\" TIMESTAMPTZ)[]'}})"
     )
     every_state = (
         "SELECT unnest(list_concat([{'state': state, 'since': since, 'at': removed_at}], superseded)) AS s "
-        f"FROM {source}"
+        # The failing branch's value is the error, so that no plan can leave it unevaluated.
+        f"FROM {source} UNION ALL {_damaged_records(records)}"
     )
     selected = ", ".join(
         f"s.state.{sql_identifier(c.name)} AS {sql_identifier(c.name)}" for c in SYNC_STATE_COLUMNS
@@ -365,6 +376,20 @@ def _sync_state_view(root: Root, as_of: str) -> list[str]:
         for c in SYNC_STATE_COLUMNS
     ]
     return statements
+
+
+def _damaged_records(records: str) -> str:
+    """SQL failing the query, in one line naming the file, if a commit record matching the pattern
+    `records` names no object: emptied or overwritten (`{}`, `[]`, `null`), it would otherwise leave its
+    object's rows out of every query without a word. The schema object's record is `{}` by design."""
+    return (
+        f"SELECT error({sql_literal(_DAMAGED_RECORD)} || g.file || {sql_literal(_DAMAGED_RECORD_REMEDY)}) "
+        f"FROM glob({sql_literal(records)}) AS g "
+        f"WHERE NOT ends_with(g.file, {sql_literal(f'={SCHEMA_OBJECT}/{STATE_FILE}')}) AND g.file NOT IN "
+        f"(SELECT filename FROM read_json({sql_literal(records)}, hive_partitioning = false, "
+        "filename = true, columns = {'state': 'STRUCT(object_id VARCHAR)'}) "
+        "WHERE state.object_id IS NOT NULL)"
+    )
 
 
 def _first_line(error: BaseException) -> str:

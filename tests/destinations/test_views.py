@@ -485,3 +485,27 @@ def test_what_a_killed_write_of_the_file_left_beside_it_is_swept_by_a_later_sync
     sync(emulator, warehouse)
     # Another process's write, still young, is left alone.
     assert sorted(p.name for p in path.parent.glob(f".{path.name}.*")) == [in_flight.name]
+
+
+@pytest.mark.parametrize("damaged", ["{}", "[]", "null", '{"format_version": 1}'])
+def test_a_commit_record_naming_no_object_fails_every_query_until_its_object_is_rebuilt(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, damaged: str
+) -> None:
+    sync(demo_emulator, warehouse)
+    counts = "SELECT (SELECT count(*) FROM project_logs), (SELECT count(*) FROM sync_state)"
+    expected = query(warehouse, counts)
+    record = next(Path(warehouse.parquet_root).glob("project_logs/project_id=*-*/_sync_state.json"))
+    # Emptied or overwritten: its object's rows were left out of every query without a word.
+    record.write_text(damaged)
+    failure = f"the commit record {record} names no object: delete its directory, and the next `bt-sync sync`"
+    done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], "SELECT count(*) FROM project_logs")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"bt-sync: error: {failure}") and done.stderr.count("\n") == 1
+    session = duckdb.connect(str(warehouse.duckdb_path), read_only=True)
+    for table in ("project_logs", "sync_state"):
+        with pytest.raises(duckdb.InvalidInputException, match="names no object"):
+            session.execute(f"SELECT count(*) FROM {table}").fetchall()
+    session.close()
+    shutil.rmtree(record.parent)
+    sync(demo_emulator, warehouse)
+    assert query(warehouse, counts) == expected
