@@ -325,7 +325,7 @@ class _SyncRun:
         clock = time.monotonic()
         staging = ObjectStaging(self.destination.scratch, ref)
         previous = self.destination.read_state(ref)
-        checkpoint = self._resumable(staging, previous)
+        checkpoint = self._resumable(ref, staging, previous)
         resumed = checkpoint is not None
         if checkpoint is None:
             checkpoint = self._start(ref, previous)
@@ -399,7 +399,9 @@ class _SyncRun:
             existed_up_to=_newest(newest, committed),
         )
 
-    def _resumable(self, staging: ObjectStaging, previous: SyncState | None) -> Checkpoint | None:
+    def _resumable(
+        self, ref: ObjectRef, staging: ObjectStaging, previous: SyncState | None
+    ) -> Checkpoint | None:
         """The checkpoint of an interrupted read to resume, or None (leftovers discarded) to start afresh."""
         checkpoint = staging.load()
         if checkpoint is None:
@@ -410,6 +412,15 @@ class _SyncRun:
         # nothing committed (never synced, or to be rebuilt after its files went missing).
         too_narrow = (self.full_read or previous is None) and checkpoint.cutoff is not None
         if already_committed or too_narrow:
+            staging.clear()
+            return None
+        damage = staging.damage(checkpoint)
+        if damage is not None:
+            # What it staged comes from the API again: read afresh rather than stop every sync of it.
+            logger.warning(
+                "%s %r (%s): the interrupted read cannot resume, %s: reading it afresh",
+                ref.stream.table, ref.name, ref.object_id, damage,
+            )  # fmt: skip
             staging.clear()
             return None
         return checkpoint

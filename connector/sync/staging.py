@@ -13,6 +13,8 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from pydantic import Field
 
 from connector.api.pagination import PagePosition
@@ -93,6 +95,23 @@ class ObjectStaging:
     def part_path(self, number: int) -> Path:
         """Where part `number` goes."""
         return self.directory / f"part-{number:06d}.parquet"
+
+    def damage(self, checkpoint: Checkpoint) -> str | None:
+        """Why the checkpoint's parts cannot be resumed from, or None if their footers say they are whole.
+
+        A part is complete on disk before a checkpoint names it, so only harm from outside (a file
+        deleted, truncated or overwritten) makes one missing, unreadable or short of the rows counted.
+        """
+        rows = 0
+        for name in checkpoint.parts:
+            try:
+                rows += pq.read_metadata(self.directory / name).num_rows
+            except (OSError, pa.ArrowException) as error:
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                return f"its staged part {name} cannot be read ({reason})"
+        if rows != checkpoint.rows_staged:
+            return f"its staged parts hold {rows:,} rows, its checkpoint counts {checkpoint.rows_staged:,}"
+        return None
 
     def staged(self, checkpoint: Checkpoint) -> StagedParts:
         """The checkpoint's parts, for the destination's merge."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from connector.config import WarehouseSettings
@@ -84,6 +86,42 @@ def test_a_killed_sync_resumes_from_its_staged_parts_and_cursor(
     clean = sync(emulator, reference, page_limit=10)
     # The rerun fetched only what the checkpoint had not: the kill's pages were not fetched again.
     assert resumed.pages < clean.objects[0].pages + 2 and pages_before_kill >= 3
+    assert event_tables(warehouse) == event_tables(reference)
+
+
+@pytest.mark.parametrize("harm", ["truncated", "overwritten", "deleted", "emptied"])
+def test_a_read_whose_staged_part_was_harmed_is_read_afresh(
+    emulator: Emulator,
+    project: dict[str, Any],
+    warehouse: WarehouseSettings,
+    tmp_path: Path,
+    harm: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    checkpoint = kill_mid_read(emulator, warehouse, project["id"])
+    (checkpoint_path,) = warehouse.state_dir.glob(f"staging/*/project_logs/{project['id']}/{CHECKPOINT_FILE}")
+    part = checkpoint_path.with_name(checkpoint.parts[1])
+    whole = part.read_bytes()
+    left = checkpoint.rows_staged - pq.read_metadata(io.BytesIO(whole)).num_rows
+    harms = {
+        "truncated": lambda: part.write_bytes(whole[: len(whole) // 2]),
+        "overwritten": lambda: part.write_bytes(b"junk"),
+        "deleted": part.unlink,
+        # A whole Parquet file of no rows: the parts no longer hold the rows the checkpoint counts.
+        "emptied": lambda: pq.write_table(pq.read_table(part).slice(0, 0), part),
+    }
+    harms[harm]()
+    # It stopped every sync of the object, `--full` too, with DuckDB's words and no way out but by hand.
+    (rerun,) = sync(emulator, warehouse, page_limit=10).objects
+    assert not rerun.resumed and rerun.mode == "full"
+    damage = (
+        f"its staged parts hold {left:,} rows, its checkpoint counts {checkpoint.rows_staged:,}"
+        if harm == "emptied"
+        else f"its staged part {part.name} cannot be read ("
+    )
+    assert f"the interrupted read cannot resume, {damage}" in caplog.text
+    reference = warehouse_in(tmp_path, "reference")
+    sync(emulator, reference, page_limit=10)
     assert event_tables(warehouse) == event_tables(reference)
 
 
