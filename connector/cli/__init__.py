@@ -10,7 +10,6 @@ import atexit
 import contextlib
 import errno
 import itertools
-import json
 import logging
 import os
 import re
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 
 from connector.cli import catalog, demo, emulator, maintain, push, sql, sync
 from connector.cli.app import app, json_output, stderr_reader_may_leave
+from connector.console import EXIT_INTERRUPTED, error_document
 from connector.display import printable
 from connector.errors import (
     BtSyncError,
@@ -49,7 +49,6 @@ os.environ.setdefault("DUCKDB_JE_MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 _DUCKDB_INTERRUPTED = "Query interrupted"
 # Settings' field names as the command line spells them, for messages (a variable's keeps its name).
 _FLAGS = {
@@ -252,7 +251,7 @@ def _print_json_error(message: str, code: int) -> None:
         # A reader that went away (`bt-sync status --json | head -2`), or the full disk the error was
         # about: the line on stderr has said it, and a traceback would bury it.
         with contextlib.suppress(OSError):
-            print(json.dumps({"error": message, "exit_code": code}, indent=2, ensure_ascii=False))
+            print(error_document(message, code))
 
 
 def _secrets_given() -> set[str]:

@@ -788,6 +788,35 @@ def test_ctrl_c_caught_by_duckdb_is_an_interruption_not_a_traceback() -> None:
     assert json.loads(done.stdout) == {"error": "interrupted", "exit_code": 130}
 
 
+# The console script, with Ctrl-C arriving while the command line loads (as typer is imported).
+INTERRUPTED_WHILE_LOADING = """
+import builtins, sys
+real_import = builtins.__import__
+
+def importing(name, *args, **kwargs):
+    if name == "typer":
+        raise KeyboardInterrupt
+    return real_import(name, *args, **kwargs)
+
+builtins.__import__ = importing
+sys.argv = ["bt-sync", *sys.argv[1:]]
+from connector.console import run
+run()
+"""
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_ctrl_c_while_the_command_line_loads_is_an_interruption_not_a_traceback(as_json: bool) -> None:
+    arguments = ["status", *(["--json"] if as_json else [])]
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_WHILE_LOADING, *arguments], capture_output=True, timeout=60
+    )
+    assert (done.returncode, done.stderr) == (130, b"bt-sync: interrupted\n")
+    assert (json.loads(done.stdout) if as_json else done.stdout) == (
+        {"error": "interrupted", "exit_code": 130} if as_json else b""
+    )
+
+
 @pytest.mark.parametrize("output", ["csv", "json", "table"])
 def test_bt_sync_sql_stops_quietly_when_its_reader_closes_the_pipe(
     demo_emulator: Emulator, warehouse: WarehouseSettings, output: str

@@ -1,0 +1,35 @@
+"""The `bt-sync` console script: the command line, and Ctrl-C while it loads.
+
+Loading the command line (typer, pydantic and the commands' modules) takes a tenth of a second, before
+`connector.cli.run` can take Ctrl-C as it does at any later moment. So this module, which loads
+nothing, starts it, and answers an interrupt during that load the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import NoReturn
+
+EXIT_INTERRUPTED = 130
+
+
+def run() -> NoReturn:
+    """Load and run the command line; Ctrl-C while it loads ends the process as `bt-sync: interrupted`."""
+    try:
+        from connector.cli import run as run_command_line
+    except KeyboardInterrupt:
+        print("bt-sync: interrupted", file=sys.stderr)
+        arguments = sys.argv[1:]
+        # Under `--json`, the error document a command prints when it stops before its summary.
+        if "--json" in arguments[: arguments.index("--") if "--" in arguments else len(arguments)]:
+            print(error_document("interrupted", EXIT_INTERRUPTED))
+        sys.stdout.flush()
+        os._exit(EXIT_INTERRUPTED)
+    run_command_line()
+
+
+def error_document(message: str, code: int) -> str:
+    """What `--json` prints, in place of its summary, for a command that failed."""
+    return json.dumps({"error": message, "exit_code": code}, indent=2, ensure_ascii=False)
