@@ -15,7 +15,9 @@ import os
 import re
 import signal
 import sys
+import threading
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import NoReturn
@@ -116,6 +118,10 @@ def run() -> NoReturn:
         main()
     except SystemExit as done:
         code = done.code
+    except KeyboardInterrupt:
+        # Ctrl-C between the command's end and here.
+        _interrupted()
+        code = EXIT_INTERRUPTED
     else:
         code = 0
     if isinstance(code, str):
@@ -149,9 +155,39 @@ def main() -> None:
     stderr = sys.stderr
     sys.stderr = stderr_reader_may_leave(stderr)
     try:
-        _run(debug)
+        with _swallowed_interrupts_delivered():
+            _run(debug)
     finally:
         sys.stderr = stderr
+
+
+@contextlib.contextmanager
+def _swallowed_interrupts_delivered() -> Iterator[None]:
+    """Deliver again Ctrl-C that landed where Python discards exceptions (a finalizer, a validator pydantic
+    builds on first use: "Exception ignored in ..."), where it stops the command; the command ran on to
+    its end otherwise. Other such exceptions go to the hook as before."""
+    previous_hook, previous_alarm = sys.unraisablehook, signal.getsignal(signal.SIGALRM)
+
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt) and threading.current_thread() is (
+            threading.main_thread()
+        ):
+            # Raised now, it would be discarded again: a millisecond later, from a timer, it lands where
+            # the main thread is then (and, should that be such a place again, it comes back here).
+            signal.signal(signal.SIGALRM, _stop_as_at_ctrl_c)
+            signal.setitimer(signal.ITIMER_REAL, 0.001)
+            return
+        previous_hook(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous_hook
+        if signal.getsignal(signal.SIGALRM) is _stop_as_at_ctrl_c:
+            # Whether or not the interrupt came again before the command ended: nothing left to stop.
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous_alarm)
 
 
 def _run(debug: bool) -> None:

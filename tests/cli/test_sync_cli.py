@@ -788,6 +788,38 @@ def test_ctrl_c_caught_by_duckdb_is_an_interruption_not_a_traceback() -> None:
     assert json.loads(done.stdout) == {"error": "interrupted", "exit_code": 130}
 
 
+# Ctrl-C arriving while a finalizer runs, where Python discards exceptions ("Exception ignored in"),
+# then a command that would finish with its summary.
+INTERRUPTED_IN_A_FINALIZER = """
+import gc, os, signal, sys, time
+from connector.cli import app, run
+from connector.cli.options import JsonOption
+
+class Finalized:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # Python runs the handler between these steps: here, inside __del__
+            pass
+
+@app.command("finishes")
+def finishes(as_json: bool = JsonOption) -> None:
+    Finalized()
+    gc.collect()
+    time.sleep(3)  # the work that went on after the interrupt was swallowed
+    print("finished")
+
+sys.argv = ["bt-sync", "finishes", "--json"]
+run()
+"""
+
+
+def test_ctrl_c_that_lands_in_a_finalizer_still_stops_the_command() -> None:
+    done = subprocess.run([sys.executable, "-c", INTERRUPTED_IN_A_FINALIZER], capture_output=True, timeout=60)
+    # The command ran to its end and exited 0, after "Exception ignored in: <function Finalized.__del__".
+    assert (done.returncode, done.stderr) == (130, b"bt-sync: interrupted\n")
+    assert json.loads(done.stdout) == {"error": "interrupted", "exit_code": 130}
+
+
 # The console script, with Ctrl-C arriving while the command line loads (as typer is imported).
 INTERRUPTED_WHILE_LOADING = """
 import builtins, sys
