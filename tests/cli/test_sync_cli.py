@@ -782,12 +782,6 @@ run()
 """
 
 
-def test_ctrl_c_caught_by_duckdb_is_an_interruption_not_a_traceback() -> None:
-    done = subprocess.run([sys.executable, "-c", INTERRUPTED_IN_DUCKDB], capture_output=True, timeout=60)
-    assert (done.returncode, done.stderr) == (130, b"bt-sync: interrupted\n")
-    assert json.loads(done.stdout) == {"error": "interrupted", "exit_code": 130}
-
-
 # Ctrl-C arriving while a finalizer runs, where Python discards exceptions ("Exception ignored in"),
 # then a command that would finish with its summary.
 INTERRUPTED_IN_A_FINALIZER = """
@@ -813,9 +807,12 @@ run()
 """
 
 
-def test_ctrl_c_that_lands_in_a_finalizer_still_stops_the_command() -> None:
-    done = subprocess.run([sys.executable, "-c", INTERRUPTED_IN_A_FINALIZER], capture_output=True, timeout=60)
-    # The command ran to its end and exited 0, after "Exception ignored in: <function Finalized.__del__".
+@pytest.mark.parametrize(
+    "script", [INTERRUPTED_IN_DUCKDB, INTERRUPTED_IN_A_FINALIZER], ids=["caught by DuckDB", "in a finalizer"]
+)
+def test_ctrl_c_caught_by_duckdb_or_landing_in_a_finalizer_is_an_interruption(script: str) -> None:
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    # In a finalizer, the command ran to its end and exited 0, after "Exception ignored in: ... __del__".
     assert (done.returncode, done.stderr) == (130, b"bt-sync: interrupted\n")
     assert json.loads(done.stdout) == {"error": "interrupted", "exit_code": 130}
 
