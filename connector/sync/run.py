@@ -408,9 +408,13 @@ class _SyncRun:
             return None
         # Left behind by a crash after the merge committed, before the staging was cleared.
         already_committed = previous is not None and previous.synced_at >= checkpoint.started_at
-        # A read down to a watermark, when the whole history is needed: a full sync, or an object with
-        # nothing committed (never synced, or to be rebuilt after its files went missing).
-        too_narrow = (self.full_read or previous is None) and checkpoint.cutoff is not None
+        # A read down to a watermark, when more is needed: the whole history (a full sync, or an object
+        # with nothing committed: never synced, or to be rebuilt after its files went missing), or the
+        # rows above a committed watermark now below that one (the tables restored from a backup).
+        committed = None if previous is None else previous.version
+        too_narrow = checkpoint.cutoff is not None and (
+            self.full_read or committed is None or committed < checkpoint.cutoff
+        )
         if already_committed or too_narrow:
             staging.clear()
             return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.helpers import (
     cli_warehouse_args,
     event_tables,
     hourly_change,
+    iceberg_in,
     query,
     run_cli,
     start_cli_sync,
@@ -123,6 +125,35 @@ def test_a_read_whose_staged_part_was_harmed_is_read_afresh(
     reference = warehouse_in(tmp_path, "reference")
     sync(emulator, reference, page_limit=10)
     assert event_tables(warehouse) == event_tables(reference)
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "iceberg"])
+def test_a_read_interrupted_after_the_tables_were_restored_from_a_backup_reads_down_to_their_watermark(
+    emulator: Emulator, project: dict[str, Any], tmp_path: Path, destination: str
+) -> None:
+    settings = warehouse_in(tmp_path) if destination == "duckdb" else iceberg_in(tmp_path)
+    sync(emulator, settings)
+    backup = tmp_path / "backup"
+    shutil.copytree(tmp_path, backup)
+    emulator.store.insert("project_logs", project["id"], [{"id": f"b{i}", "input": i} for i in range(300)])
+    sync(emulator, settings)
+    # An incremental read, down to the watermark that holds the `b` rows, killed midway.
+    emulator.store.generate_logs(project["id"], 600, update_fraction=0.0, rng_seed=11)
+    kill_mid_read(emulator, settings, project["id"])
+    # The tables (not the scratch directory) as they were before the `b` rows were synced.
+    for kept in backup.iterdir():
+        if kept.name != settings.state_dir.name:
+            target = tmp_path / kept.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+            shutil.move(kept, target)
+    # The rerun resumed the read and stopped at its cutoff: the `b` rows were lost, and later
+    # incremental syncs never read them again.
+    (rerun,) = sync(emulator, settings, page_limit=10).objects
+    assert not rerun.resumed
+    assert synced_keys(settings) == upstream_keys(emulator)
 
 
 def test_a_rerun_after_a_kill_and_new_writes_ends_with_every_row(
