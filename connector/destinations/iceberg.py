@@ -280,7 +280,7 @@ class IcebergDestination:
 
     def maintain(self, retain: timedelta) -> MaintainSummary:
         """Merge small files, expire snapshots older than `retain`, delete files no snapshot needs."""
-        existing = [name for name in self._table_names() if self._catalog.table_exists(self._id(name))]
+        existing = [name for name in self._table_names() if self._exists(name)]
         summary = maintain_tables(existing, retain, self._table)
         if summary.files_compacted:
             self._publish_states()  # the objects' file counts changed
@@ -310,11 +310,21 @@ class IcebergDestination:
         try:
             return self._catalog.load_table(self._id(name))
         except Exception as error:
-            # A table missing is the common case (nothing synced yet); a catalog lost mid-sync is not.
-            hint = " (a sync creates the tables)" if isinstance(error, NoSuchTableError) else ""
-            raise WarehouseError(
-                f"cannot load {self._namespace}.{name} from {self.description}: {self._reason(error)}{hint}"
-            ) from None
+            raise self._cannot_load(name, error) from None
+
+    def _exists(self, name: str) -> bool:
+        try:
+            # pyiceberg loads the table to tell: its metadata file may be damaged.
+            return self._catalog.table_exists(self._id(name))
+        except Exception as error:
+            raise self._cannot_load(name, error) from None
+
+    def _cannot_load(self, name: str, error: Exception) -> WarehouseError:
+        # A table missing is the common case (nothing synced yet); a catalog lost mid-sync is not.
+        hint = " (a sync creates the tables)" if isinstance(error, NoSuchTableError) else ""
+        return WarehouseError(
+            f"cannot load {self._namespace}.{name} from {self.description}: {self._reason(error)}{hint}"
+        )
 
     def _table_names(self) -> list[str]:
         return [

@@ -32,7 +32,7 @@ from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
-from pyiceberg.table import FileScanTask, Table
+from pyiceberg.table import DataScan, FileScanTask, Table
 
 from connector.destinations.base import SyncState
 from connector.errors import ConfigError, WarehouseError
@@ -218,7 +218,7 @@ def replace_rows(table: Table, rows: pa.Table, snapshot_properties: dict[str, st
     """Commit one snapshot in which `rows` (one file) replace every row of a small table."""
     transaction = table.transaction()
     with transaction.update_snapshot(snapshot_properties=snapshot_properties).overwrite() as update:
-        for task in table.scan().plan_files():
+        for task in planned_files(table.scan()):
             update.delete_data_file(task.file)
         if rows.num_rows:
             for data_file in _dataframe_to_data_files(
@@ -230,7 +230,24 @@ def replace_rows(table: Table, rows: pa.Table, snapshot_properties: dict[str, st
 
 def object_files(table: Table, stream: EventStream, object_id: str) -> list[FileScanTask]:
     """The object's data files in the table's current snapshot (its partitions only)."""
-    return list(table.scan(row_filter=_object_rows(stream, object_id)).plan_files())
+    return planned_files(table.scan(row_filter=_object_rows(stream, object_id)))
+
+
+def planned_files(scan: DataScan) -> list[FileScanTask]:
+    """The data files a scan reads, from the manifests of the table's snapshot.
+
+    Raises:
+        WarehouseError: a manifest cannot be read (truncated, overwritten): pyiceberg's reason.
+    """
+    try:
+        return list(scan.plan_files())
+    except OSError:
+        raise  # the file system's: possibly passing, for the caller to retry
+    except Exception as error:  # a damaged file fails pyiceberg in many ways (UnicodeDecodeError, EOFError…)
+        raise WarehouseError(
+            f"cannot read the manifests of the Iceberg table at {scan.table_metadata.location}: "
+            f"{first_line(error)}"
+        ) from None
 
 
 def _object_rows(stream: EventStream, object_id: str) -> BooleanExpression:

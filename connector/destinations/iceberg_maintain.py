@@ -32,6 +32,7 @@ from connector.destinations.iceberg_catalog import (
     commit_object_files,
     object_files,
     object_state,
+    planned_files,
     replace_rows,
     retry_conflicts,
 )
@@ -99,7 +100,7 @@ def _expire(table: Table, horizon: datetime) -> int:
 
 def _compact_event_table(name: str, stream: EventStream, reload: Callable[[str], Table]) -> tuple[int, int]:
     table = reload(name)
-    objects = {str(task.file.partition[0]) for task in table.scan().plan_files()}
+    objects = {str(task.file.partition[0]) for task in planned_files(table.scan())}
     compacted = written = 0
     for object_id in sorted(objects):
 
@@ -159,7 +160,7 @@ def _compact_whole(name: str, reload: Callable[[str], Table]) -> tuple[int, int]
 
     def attempt() -> tuple[int, int]:
         table = reload(name)
-        files = list(table.scan().plan_files())
+        files = planned_files(table.scan())
         if len(files) < 2:
             return 0, 0
         replace_rows(table, table.scan().to_arrow(), {"bt-sync.maintain": "compact"})

@@ -17,6 +17,7 @@ from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.table import Table
 
 from connector.destinations.base import SyncState
+from connector.destinations.iceberg_catalog import planned_files
 from connector.destinations.iceberg_schema import SYNC_STATE_TABLE, duckdb_select
 from connector.destinations.views import SYNC_STATE_DESCRIPTION, table_view
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
@@ -67,7 +68,7 @@ def _snapshot(table: Table) -> ds.Dataset | pa.Table:
     directly are read through pyiceberg, which applies the deletes.
     """
     scan = table.scan()
-    tasks = list(scan.plan_files())
+    tasks = planned_files(scan)
     io = table.io
     if any(task.delete_files for task in tasks) or not isinstance(io, PyArrowFileIO):
         return scan.to_arrow()

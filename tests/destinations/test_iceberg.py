@@ -368,3 +368,38 @@ def test_a_commit_conflicting_with_other_writers_is_planned_again_up_to_its_limi
         "committing t 'o': another writer kept committing conflicting changes (Requirement failed: branch "
         "main has changed); run the sync again"
     )
+
+
+@pytest.mark.parametrize("damaged", ["manifest", "metadata"])
+def test_a_damaged_manifest_or_metadata_file_is_one_line_in_every_command(
+    emulator: Emulator, tmp_path: Path, damaged: str
+) -> None:
+    iceberg = iceberg_in(tmp_path)
+    project = emulator.store.create_project("damaged")
+    emulator.store.generate_logs(project["id"], 50, update_fraction=0.0)
+    sync(emulator, iceberg, kinds=frozenset({"logs"}))
+    table = iceberg_table(iceberg, "project_logs")
+    if damaged == "manifest":
+        snapshot = table.current_snapshot()
+        assert snapshot is not None
+        (manifest,) = {entry.manifest_path for entry in snapshot.manifests(table.io)}
+        path = Path(manifest.removeprefix("file://"))
+        expected = "cannot read the manifests of the Iceberg table at "
+    else:
+        path = Path(table.metadata_location.removeprefix("file://"))
+        expected = "validation error for TableMetadataWrapper"  # pyiceberg's reason, after bt-sync's words
+    path.write_bytes(path.read_bytes()[:200])  # cut short, as by a full disk or a torn copy
+    env = {"BRAINTRUST_API_KEY": emulator.api_key}
+    # Tracebacks (a UnicodeDecodeError, pydantic's ValidationError) from each, and `--json` printed nothing.
+    where = cli_warehouse_args(iceberg)
+    commands = [
+        ("sync", "--api-url", emulator.url, "--objects", "logs", *where, "--json"),
+        ("maintain", *where, "--json"),
+        ("sql", "SELECT count(*) FROM project_logs", *where[:-2], "--format", "json"),
+    ]
+    for command in commands:
+        done = run_cli(*command, env=env)
+        assert done.returncode == 1, (command, done.stderr)
+        assert done.stderr.startswith("bt-sync: error: ") and done.stderr.count("\n") == 1, done.stderr
+        assert expected in done.stderr, (command, done.stderr)
+        assert command[0] == "sql" or json.loads(done.stdout), "a --json run prints its document"
