@@ -6,6 +6,8 @@ Dagster reads the annotations of asset and op functions at definition time.
 
 import dagster as dg
 
+from connector.defaults import DEFAULT_DUCKDB_PATH
+from connector.errors import ConfigError
 from pipelines.assets import TRANSIENT_RETRY, build_catalog_asset, build_event_asset
 from pipelines.checks import build_checks
 from pipelines.jobs import build_jobs
@@ -38,8 +40,16 @@ def build_definitions(
         executor: how each run executes its steps; None keeps Dagster's default (one process per
             step), e.g. `dagster_k8s.k8s_job_executor` or `dagster_celery.celery_executor` to scale out.
     """
-    storage_kinds = ICEBERG_KINDS if warehouse.is_iceberg else DUCKDB_KINDS
-    specs = resolve_specs(translator or BraintrustTranslator(), warehouse.table_schema, storage_kinds)
+    try:
+        storage_kinds = ICEBERG_KINDS if warehouse.is_iceberg else DUCKDB_KINDS
+        schema = warehouse.table_schema
+    except ConfigError as error:
+        # Loaded all the same, with the default destination's kinds: every run then fails in one line
+        # naming the setting, as for the API's settings, where the code location would not load at all
+        # (a traceback in every `dagster` command and in the UI).
+        dg.get_dagster_logger().warning(f"bt-sync: {error}; every sync fails until it is mended")
+        storage_kinds, schema = DUCKDB_KINDS, f"{DEFAULT_DUCKDB_PATH.stem}.main"
+    specs = resolve_specs(translator or BraintrustTranslator(), schema, storage_kinds)
     jobs = build_jobs(specs)
     return dg.Definitions(
         assets=[

@@ -7,6 +7,7 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from connector.emulator import Emulator
 from pipelines import BraintrustResource, WarehouseResource, build_definitions
 from pipelines.jobs import CHECKS_JOB_NAME
 from pipelines.maintain import MAINTAIN_JOB_NAME
@@ -83,6 +84,32 @@ def test_a_resource_setting_a_user_got_wrong_fails_its_step_once_naming_it(
     assert "STEP_UP_FOR_RETRY" not in events and events.count("STEP_FAILURE") == 1
     (failure,) = [e for e in done.all_events if e.event_type_value == "STEP_FAILURE"]
     assert "invalid setting: api_url: must start with http://" in str(failure.event_specific_data.error)
+
+
+def test_a_warehouse_variable_a_user_got_wrong_loads_the_definitions_and_fails_each_sync_naming_it(
+    upstream: dict[str, str],
+    emulator: Emulator,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BT_SYNC_DESTINATION", "foo")
+    # The code location did not load: every `dagster` command, the UI, sensors and schedules.
+    definitions = build_definitions(
+        BraintrustResource(api_key=emulator.api_key, api_url=emulator.url),
+        warehouse_resource,
+        retry_policy=dg.RetryPolicy(max_retries=3),
+    )
+    instance.add_dynamic_partitions("bt_experiments", ["support-bot/baseline"])
+    done = run_job(
+        definitions, instance, EXPERIMENTS_JOB, partition_key="support-bot/baseline", raise_on_error=False
+    )
+    events = [e.event_type_value for e in done.all_events if e.step_key == EXPERIMENTS_OP]
+    assert "STEP_UP_FOR_RETRY" not in events and events.count("STEP_FAILURE") == 1
+    (failure,) = [e for e in done.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "invalid setting: BT_SYNC_DESTINATION: Input should be 'duckdb' or 'iceberg'" in str(
+        failure.event_specific_data.error
+    )
 
 
 def test_resource_fields_left_unset_read_the_cli_s_environment(monkeypatch: pytest.MonkeyPatch) -> None:
