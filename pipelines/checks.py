@@ -1,4 +1,5 @@
-"""Asset checks on the event tables: unique keys, coverage, freshness, and dataset counts against the API.
+"""Asset checks on the event tables: unique keys, rows against their state, coverage, freshness, and
+dataset counts against the API.
 
 Checks read the whole table, so they are not partitioned; they run in
 `braintrust_checks_job` rather than in every partition run. They read the
@@ -59,6 +60,34 @@ def _unique_key(assets: EventAssets) -> dg.AssetChecksDefinition:
         )
 
     return unique_key
+
+
+def _rows_match_sync_state(assets: EventAssets) -> dg.AssetChecksDefinition:
+    table, key, object_type = assets.stream.table, assets.stream.key_column, assets.object_type.value
+
+    @dg.asset_check(
+        asset=assets.key,
+        name="rows_match_sync_state",
+        description=f"Each object has as many rows in `{table}` as its `sync_state` row counts: its "
+        "commit record names every file of its rows, and no more.",
+    )
+    def rows_match_sync_state(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        with terminal_errors_fail_without_retry(), warehouse.reader(pinned=True) as connection:
+            mismatched = connection.execute(
+                f'SELECT s.object_id, s.name, s.rows, count(t.id) FROM sync_state AS s LEFT JOIN "{table}" '
+                f'AS t ON t."{key}" = s.object_id WHERE s.object_type = ? GROUP BY ALL '
+                "HAVING count(t.id) <> s.rows ORDER BY s.name",
+                [object_type],
+            ).fetchall()
+        return dg.AssetCheckResult(
+            passed=not mismatched,
+            metadata={
+                "mismatched_objects": len(mismatched),
+                "sample": _sample(mismatched, ("id", "name", "sync_state_rows", "table_rows")),
+            },
+        )
+
+    return rows_match_sync_state
 
 
 def _objects_synced(assets: EventAssets) -> dg.AssetChecksDefinition:
@@ -164,7 +193,7 @@ def _row_counts_match_api(assets: EventAssets) -> dg.AssetChecksDefinition:
 
 def build_checks(specs: BraintrustSpecs) -> list[dg.AssetChecksDefinition]:
     """Every check, on the event tables the specs name."""
-    per_table = (_unique_key, _objects_synced, _synced_recently)
+    per_table = (_unique_key, _rows_match_sync_state, _objects_synced, _synced_recently)
     return [
         *(factory(assets) for assets in specs.events for factory in per_table),
         _row_counts_match_api(specs.event(ObjectType.DATASET)),

@@ -56,7 +56,7 @@ def test_checks_pass_on_a_synced_warehouse(
 ) -> None:
     sync_warehouse(emulator, warehouse_resource)
     evaluations = run_checks(test_defs, instance)
-    assert len(evaluations) == 10
+    assert len(evaluations) == 13
     assert {name: e.passed for name, e in evaluations.items() if not e.passed} == {}
 
 
@@ -93,7 +93,43 @@ def test_unique_key_check_fails_on_a_duplicated_row(
     assert failed.metadata["sample"].value == [
         {"experiment_id": upstream["experiment"], "id": "ev-3", "copies": "2"}
     ]
-    assert [name for name, e in evaluations.items() if not e.passed] == ["experiment_events:unique_key"]
+    # The object's commit counts the row once: its table holds one row more than its state says.
+    assert sorted(name for name, e in evaluations.items() if not e.passed) == [
+        "experiment_events:rows_match_sync_state",
+        "experiment_events:unique_key",
+    ]
+
+
+def test_rows_match_sync_state_fails_when_a_commit_record_leaves_out_a_file_or_miscounts(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    sync_warehouse(emulator, warehouse_resource)
+    root = Path(warehouse_resource.settings().tables_root)
+    path = root / "experiment_events" / f"experiment_id={upstream['experiment']}" / "_sync_state.json"
+    record = json.loads(path.read_text())
+    # Its file left out by hand: the object's rows vanished from every query, and every check passed.
+    path.write_text(json.dumps({**record, "files": []}))
+    evaluations = run_checks(test_defs, instance)
+    failed = evaluations["experiment_events:rows_match_sync_state"]
+    assert (failed.passed, failed.severity) == (False, dg.AssetCheckSeverity.ERROR)
+    rows = record["state"]["rows"]
+    assert failed.metadata["sample"].value == [
+        {
+            "id": upstream["experiment"],
+            "name": "support-bot/baseline",
+            "sync_state_rows": str(rows),
+            "table_rows": "0",
+        }
+    ]
+    # Its state counting rows its files do not hold.
+    path.write_text(json.dumps({**record, "state": {**record["state"], "rows": rows + 5}}))
+    assert not run_checks(test_defs, instance)["experiment_events:rows_match_sync_state"].passed
+    path.write_text(json.dumps(record))
+    assert run_checks(test_defs, instance)["experiment_events:rows_match_sync_state"].passed
 
 
 def test_the_checks_fail_while_a_file_of_the_warehouse_is_missing(
