@@ -32,7 +32,7 @@ def test_definitions_name_every_asset_check_job_schedule_and_sensor() -> None:
         *(f"braintrust/{table}" for table in (*EVENT_TABLES, *(kind.catalog.table for kind in KINDS))),
     }
     assert repository.asset_graph.get(SOURCE).is_external
-    assert len(repository.asset_graph.asset_check_keys) == 10
+    assert len(repository.asset_graph.asset_check_keys) == 13
     assert {job.name for job in repository.get_all_jobs()} >= {
         CATALOG_JOB_NAME,
         CHECKS_JOB_NAME,

@@ -90,6 +90,7 @@ def test_a_partition_materialization_describes_the_object_the_table_and_its_newe
     )
     assert sorted(e.check_name for e in with_checks.get_asset_check_evaluations()) == [
         "objects_synced",
+        "rows_match_sync_state",
         "synced_recently",
         "unique_key",
     ]
