@@ -380,15 +380,17 @@ def _sync_state_view(root: Root, as_of: str) -> list[str]:
 
 def _damaged_records(records: str) -> str:
     """SQL failing the query, in one line naming the file, if a commit record matching the pattern
-    `records` names no object: emptied or overwritten (`{}`, `[]`, `null`), it would otherwise leave its
-    object's rows out of every query without a word. The schema object's record is `{}` by design."""
+    `records` names no object: emptied or overwritten (`{}`, `null`), it would otherwise leave its
+    object's rows out of every query without a word. The schema object's record is `{}` by design.
+
+    One listing of the records, so that an object a sync adds meanwhile is never taken for a damaged
+    one (a record is whole once listed: it is written under another name, then renamed).
+    """
     return (
-        f"SELECT error({sql_literal(_DAMAGED_RECORD)} || g.file || {sql_literal(_DAMAGED_RECORD_REMEDY)}) "
-        f"FROM glob({sql_literal(records)}) AS g "
-        f"WHERE NOT ends_with(g.file, {sql_literal(f'={SCHEMA_OBJECT}/{STATE_FILE}')}) AND g.file NOT IN "
-        f"(SELECT filename FROM read_json({sql_literal(records)}, hive_partitioning = false, "
-        "filename = true, columns = {'state': 'STRUCT(object_id VARCHAR)'}) "
-        "WHERE state.object_id IS NOT NULL)"
+        f"SELECT error({sql_literal(_DAMAGED_RECORD)} || filename || {sql_literal(_DAMAGED_RECORD_REMEDY)}) "
+        f"FROM read_json({sql_literal(records)}, hive_partitioning = false, filename = true, "
+        "columns = {'state': 'STRUCT(object_id VARCHAR)'}) WHERE state.object_id IS NULL AND NOT "
+        f"ends_with(filename, {sql_literal(f'={SCHEMA_OBJECT}/{STATE_FILE}')})"
     )
 
 
