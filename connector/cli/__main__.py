@@ -1,5 +1,5 @@
-"""`python -m connector.cli`: the same as the `bt-sync` command."""
+"""`python -m connector.cli`: the same as the `bt-sync` command (which loads the package first, though)."""
 
-from connector.cli import run
+from connector.console import run
 
 run()

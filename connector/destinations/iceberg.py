@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -157,12 +157,7 @@ class IcebergDestination:
         """Every synced object's committed state (none before the first sync created the tables)."""
         if not self._catalog.table_exists(self._id(SYNC_STATE_TABLE)):  # the table `prepare` creates last
             return []
-        return [
-            SyncState.model_validate_json(value)
-            for stream in EVENT_STREAMS.values()
-            for name, value in self._table(stream.table).properties.items()
-            if name.startswith(STATE_PROPERTY)
-        ]
+        return _states(self._table(stream.table) for stream in EVENT_STREAMS.values())
 
     def merge(
         self, ref: ObjectRef, staged: StagedParts, state: SyncState, *, delete_missing_up_to: int | None
@@ -276,7 +271,9 @@ class IcebergDestination:
 
     def reader(self, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection viewing every table's snapshot current now (so always pinned)."""
-        return iceberg_reader({name: self._table(name) for name in self._table_names()}, self.list_states())
+        tables = {name: self._table(name) for name in self._table_names()}
+        # The states of the snapshots viewed: loaded again, a table may hold a commit made meanwhile.
+        return iceberg_reader(tables, _states(tables[stream.table] for stream in EVENT_STREAMS.values()))
 
     def maintain(self, retain: timedelta) -> MaintainSummary:
         """Merge small files, expire snapshots older than `retain`, delete files no snapshot needs."""
@@ -335,6 +332,16 @@ class IcebergDestination:
 
     def _id(self, name: str) -> tuple[str, str]:
         return (self._namespace, name)
+
+
+def _states(event_tables: Iterable[Table]) -> list[SyncState]:
+    """The objects' states the event tables' snapshots hold (a property per object)."""
+    return [
+        SyncState.model_validate_json(value)
+        for table in event_tables
+        for name, value in table.properties.items()
+        if name.startswith(STATE_PROPERTY)
+    ]
 
 
 def _same_rows(current: pa.Table, new: pa.Table) -> bool:
