@@ -71,35 +71,35 @@ def test_a_setting_out_of_its_range_fails_its_step_once_naming_it(
     assert message in error and "Traceback" not in error.split("\n")[0]
 
 
-def test_a_resource_setting_a_user_got_wrong_fails_its_step_once_naming_it(
-    upstream: dict[str, str], instance: dg.DagsterInstance, warehouse_resource: WarehouseResource
-) -> None:
-    no_scheme = BraintrustResource(api_url="127.0.0.1:9", api_key="key")
-    definitions = build_definitions(no_scheme, warehouse_resource, retry_policy=dg.RetryPolicy(max_retries=3))
-    instance.add_dynamic_partitions("bt_experiments", ["support-bot/baseline"])
-    done = run_job(
-        definitions, instance, EXPERIMENTS_JOB, partition_key="support-bot/baseline", raise_on_error=False
-    )
-    events = [e.event_type_value for e in done.all_events if e.step_key == EXPERIMENTS_OP]
-    assert "STEP_UP_FOR_RETRY" not in events and events.count("STEP_FAILURE") == 1
-    (failure,) = [e for e in done.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "invalid setting: api_url: must start with http://" in str(failure.event_specific_data.error)
-
-
-def test_a_warehouse_variable_a_user_got_wrong_loads_the_definitions_and_fails_each_sync_naming_it(
+@pytest.mark.parametrize(
+    ("api_url", "variable", "message"),
+    [
+        ("127.0.0.1:9", None, "invalid setting: api_url: must start with http://"),
+        # The definitions load all the same: before, the code location did not (a traceback in every
+        # `dagster` command, the UI, sensors and schedules).
+        (
+            None,
+            ("BT_SYNC_DESTINATION", "foo"),
+            "invalid setting: BT_SYNC_DESTINATION: Input should be 'duckdb' or 'iceberg'",
+        ),
+    ],
+    ids=["resource field", "warehouse variable"],
+)
+def test_a_setting_a_user_got_wrong_fails_its_step_once_naming_it(
     upstream: dict[str, str],
     emulator: Emulator,
     instance: dg.DagsterInstance,
     warehouse_resource: WarehouseResource,
     monkeypatch: pytest.MonkeyPatch,
+    api_url: str | None,
+    variable: tuple[str, str] | None,
+    message: str,
 ) -> None:
-    monkeypatch.setenv("BT_SYNC_DESTINATION", "foo")
-    # The code location did not load: every `dagster` command, the UI, sensors and schedules.
-    definitions = build_definitions(
-        BraintrustResource(api_key=emulator.api_key, api_url=emulator.url),
-        warehouse_resource,
-        retry_policy=dg.RetryPolicy(max_retries=3),
-    )
+    if variable is not None:
+        monkeypatch.setenv(*variable)
+    braintrust = BraintrustResource(api_url=api_url or emulator.url, api_key=emulator.api_key)
+    retry_policy = dg.RetryPolicy(max_retries=3)
+    definitions = build_definitions(braintrust, warehouse_resource, retry_policy=retry_policy)
     instance.add_dynamic_partitions("bt_experiments", ["support-bot/baseline"])
     done = run_job(
         definitions, instance, EXPERIMENTS_JOB, partition_key="support-bot/baseline", raise_on_error=False
@@ -107,9 +107,7 @@ def test_a_warehouse_variable_a_user_got_wrong_loads_the_definitions_and_fails_e
     events = [e.event_type_value for e in done.all_events if e.step_key == EXPERIMENTS_OP]
     assert "STEP_UP_FOR_RETRY" not in events and events.count("STEP_FAILURE") == 1
     (failure,) = [e for e in done.all_events if e.event_type_value == "STEP_FAILURE"]
-    assert "invalid setting: BT_SYNC_DESTINATION: Input should be 'duckdb' or 'iceberg'" in str(
-        failure.event_specific_data.error
-    )
+    assert message in str(failure.event_specific_data.error)
 
 
 def test_resource_fields_left_unset_read_the_cli_s_environment(monkeypatch: pytest.MonkeyPatch) -> None:
