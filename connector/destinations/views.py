@@ -46,10 +46,20 @@ SYNC_STATE_DESCRIPTION = "One row per synced object: its watermark, rows and las
 _OUR_VIEWS = (
     {stream.table for stream in EVENT_STREAMS.values()} | {t.table for t in CATALOG_TABLES} | {"sync_state"}
 )
-# How a query fails on a commit record naming no object (`_damaged_records`), around the record's path.
-_DAMAGED_RECORD = "the commit record "
+# What follows a damaged commit record's path in the error, by which `reader` knows it.
 _DAMAGED_RECORD_REMEDY = (
     " names no object: delete its directory, and the next `bt-sync sync` rebuilds the object"
+)
+# SQL failing the query, in one line naming the file, if one of the `records` a view reads (a
+# `read_json` with `filename = true`) names no object: emptied or overwritten (`{}`, `null`), it
+# would otherwise leave its object's rows out of every query without a word. The schema object's
+# record is `{}` by design. Told from the same listing the view reads, so that an object a sync adds
+# meanwhile is never taken for a damaged one (a record is whole once listed: it is written under
+# another name, then renamed).
+_DAMAGED_RECORDS = (
+    f"SELECT error('the commit record ' || filename || {sql_literal(_DAMAGED_RECORD_REMEDY)}) FROM records "
+    "WHERE state.object_id IS NULL AND NOT "
+    f"ends_with(filename, {sql_literal(f'={SCHEMA_OBJECT}/{STATE_FILE}')})"
 )
 # Writing the file takes well under a second: a temporary copy this old was left by a killed process.
 KILLED_WRITE_AGE_S = 600
@@ -307,17 +317,19 @@ def _event_source(
         return f"read_parquet({files}, {hive}, union_by_name = true)"
     versions = root.uri(f"{VERSIONS}/{stream.table}")
     version = 'STRUCT(version VARCHAR, since TIMESTAMPTZ, "at" TIMESTAMPTZ)[]'
-    records = root.uri(stream.table) + "/*/" + STATE_FILE
+    records = (
+        f"read_json({sql_literal(root.uri(stream.table) + '/*/' + STATE_FILE)}, hive_partitioning = false, "
+        "filename = true, columns = {'state': 'STRUCT(object_id VARCHAR)', "
+        f"'files': '{version}', 'retired': '{version}', 'removed_at': 'TIMESTAMPTZ'}})"
+    )
     committed = (
+        f"WITH records AS (SELECT * FROM {records}) "
         f"SELECT {sql_literal(versions + '/' + stream.key_column + '=')} || state.object_id || '/' || "
         "f.version "
-        "FROM (SELECT state, unnest(list_concat(files, retired)) AS f FROM "
-        f"read_json({sql_literal(records)}, "
-        "hive_partitioning = false, columns = {'state': 'STRUCT(object_id VARCHAR)', "
-        f"'files': '{version}', 'retired': '{version}', 'removed_at': 'TIMESTAMPTZ'}}) "
+        "FROM (SELECT state, unnest(list_concat(files, retired)) AS f FROM records "
         f"WHERE removed_at IS NULL OR removed_at > {as_of}) "
         f'WHERE (f.since IS NULL OR f.since <= {as_of}) AND (f."at" IS NULL OR f."at" > {as_of}) '
-        f"UNION ALL {_damaged_records(records)}"
+        f"UNION ALL {_DAMAGED_RECORDS}"
     )
     if pinned_by is not None:
         # The empty schema file gives the columns when no object has rows.
@@ -352,16 +364,17 @@ def _sync_state_view(root: Root, as_of: str) -> list[str]:
     """
     fields = ", ".join(f"{sql_identifier(c.name)} {c.duckdb_type}" for c in SYNC_STATE_COLUMNS)
     state = f"STRUCT({fields})"
-    records = root.uri() + "/*/*/" + STATE_FILE
-    source = (
-        f"read_json({sql_literal(records)}, hive_partitioning = false, "
-        f"columns = {{'state': '{state}', 'since': 'TIMESTAMPTZ', 'removed_at': 'TIMESTAMPTZ', "
-        f"'superseded': 'STRUCT(state {state}, since TIMESTAMPTZ, \"at\" TIMESTAMPTZ)[]'}})"
+    records = (
+        f"read_json({sql_literal(root.uri() + '/*/*/' + STATE_FILE)}, hive_partitioning = false, "
+        f"filename = true, columns = {{'state': '{state}', 'since': 'TIMESTAMPTZ', "
+        f"'removed_at': 'TIMESTAMPTZ', 'superseded': 'STRUCT(state {state}, since TIMESTAMPTZ, "
+        '"at" TIMESTAMPTZ)[]\'})'
     )
     every_state = (
+        f"WITH records AS (SELECT * FROM {records}) "
         "SELECT unnest(list_concat([{'state': state, 'since': since, 'at': removed_at}], superseded)) AS s "
         # The failing branch's value is the error, so that no plan can leave it unevaluated.
-        f"FROM {source} UNION ALL {_damaged_records(records)}"
+        f"FROM records UNION ALL {_DAMAGED_RECORDS}"
     )
     selected = ", ".join(
         f"s.state.{sql_identifier(c.name)} AS {sql_identifier(c.name)}" for c in SYNC_STATE_COLUMNS
@@ -376,22 +389,6 @@ def _sync_state_view(root: Root, as_of: str) -> list[str]:
         for c in SYNC_STATE_COLUMNS
     ]
     return statements
-
-
-def _damaged_records(records: str) -> str:
-    """SQL failing the query, in one line naming the file, if a commit record matching the pattern
-    `records` names no object: emptied or overwritten (`{}`, `null`), it would otherwise leave its
-    object's rows out of every query without a word. The schema object's record is `{}` by design.
-
-    One listing of the records, so that an object a sync adds meanwhile is never taken for a damaged
-    one (a record is whole once listed: it is written under another name, then renamed).
-    """
-    return (
-        f"SELECT error({sql_literal(_DAMAGED_RECORD)} || filename || {sql_literal(_DAMAGED_RECORD_REMEDY)}) "
-        f"FROM read_json({sql_literal(records)}, hive_partitioning = false, filename = true, "
-        "columns = {'state': 'STRUCT(object_id VARCHAR)'}) WHERE state.object_id IS NULL AND NOT "
-        f"ends_with(filename, {sql_literal(f'={SCHEMA_OBJECT}/{STATE_FILE}')})"
-    )
 
 
 def _first_line(error: BaseException) -> str:

@@ -19,6 +19,7 @@ from pydantic import Field
 
 from connector.api.pagination import PagePosition
 from connector.destinations.base import ObjectRef, StagedParts
+from connector.errors import one_line_reason
 from connector.state_file import StateFile
 
 CHECKPOINT_FILE = "checkpoint.json"
@@ -107,8 +108,7 @@ class ObjectStaging:
             try:
                 rows += pq.read_metadata(self.directory / name).num_rows
             except (OSError, pa.ArrowException) as error:
-                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-                return f"its staged part {name} cannot be read ({reason})"
+                return f"its staged part {name} cannot be read ({one_line_reason(error)})"
         if rows != checkpoint.rows_staged:
             return f"its staged parts hold {rows:,} rows, its checkpoint counts {checkpoint.rows_staged:,}"
         return None
