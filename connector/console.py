@@ -21,9 +21,8 @@ def run() -> NoReturn:
         from connector.cli import run as run_command_line
     except KeyboardInterrupt:
         print("bt-sync: interrupted", file=sys.stderr)
-        arguments = sys.argv[1:]
         # Under `--json`, the error document a command prints when it stops before its summary.
-        if "--json" in arguments[: arguments.index("--") if "--" in arguments else len(arguments)]:
+        if "--json" in before_values(sys.argv[1:]):
             print(error_document("interrupted", EXIT_INTERRUPTED))
         sys.stdout.flush()
         os._exit(EXIT_INTERRUPTED)
@@ -33,3 +32,9 @@ def run() -> NoReturn:
 def error_document(message: str, code: int) -> str:
     """What `--json` prints, in place of its summary, for a command that failed."""
     return json.dumps({"error": message, "exit_code": code}, indent=2, ensure_ascii=False)
+
+
+def before_values(arguments: list[str]) -> list[str]:
+    """The arguments before `--`: after it every argument is a value (`bt-sync sql -- "--debug"`), never an
+    option."""
+    return arguments[: arguments.index("--")] if "--" in arguments else arguments

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from connector.cli import catalog, demo, emulator, maintain, push, sql, sync
 from connector.cli.app import app, json_output, stderr_reader_may_leave
-from connector.console import EXIT_INTERRUPTED, error_document
+from connector.console import EXIT_INTERRUPTED, before_values, error_document
 from connector.display import printable
 from connector.errors import (
     BtSyncError,
@@ -144,13 +144,12 @@ def _stop_as_at_ctrl_c(signum: int, frame: FrameType | None) -> NoReturn:
 def main() -> None:
     """Run the command line; exits with its exit code (`SystemExit`), as tests expect of it in process."""
     arguments = sys.argv[1:]
-    # After `--` every argument is a value (`bt-sync sql -- "--debug"`), never an option.
-    options_end = arguments.index("--") if "--" in arguments else len(arguments)
-    debug = "--debug" in arguments[:options_end]
+    options = before_values(arguments)
+    debug = "--debug" in options
     if debug:
         # A global option, wherever it is given: `bt-sync sync --debug` as well as `bt-sync --debug sync`.
-        options = (argument for argument in arguments[:options_end] if argument != "--debug")
-        sys.argv = [sys.argv[0], "--debug", *options, *arguments[options_end:]]
+        others = (argument for argument in options if argument != "--debug")
+        sys.argv = [sys.argv[0], "--debug", *others, *arguments[len(options) :]]
     json_output.reset()
     stderr = sys.stderr
     sys.stderr = stderr_reader_may_leave(stderr)
