@@ -50,6 +50,21 @@ def _refuse_what_is_not_utf8(text: str, remedy: str = "") -> None:
         raise ValueError(f"'{shown}' is not UTF-8 text (at character {error.start + 1}){remedy}") from None
 
 
+def header_safe_key(key: str) -> str:
+    """An API key without the blanks around it, checked to fit an HTTP header (visible ASCII only).
+
+    Raises:
+        ValueError: the key holds another character; the message never quotes the key.
+    """
+    key = key.strip()
+    for position, character in enumerate(key, start=1):
+        if not " " <= character <= "~":
+            kind = "a control character" if character.isascii() else "a non-ASCII character"
+            where = f"at position {position} of {len(key)}"
+            raise ValueError(f"holds {kind} ({where}), which no API key has: copy it again")
+    return key
+
+
 class ApiSettings(_Settings):
     """Where the Braintrust API is and how to call it.
 
@@ -81,15 +96,7 @@ class ApiSettings(_Settings):
     def _key_fits_a_header(cls, value: SecretStr | None) -> SecretStr | None:
         # The key travels in an HTTP header, which holds visible ASCII only; httpx's refusal of anything
         # else quotes the header, key and all. The key itself is never part of the message.
-        if value is None:
-            return None
-        key = value.get_secret_value().strip()
-        for position, character in enumerate(key, start=1):
-            if not " " <= character <= "~":
-                kind = "a control character" if character.isascii() else "a non-ASCII character"
-                where = f"at position {position} of {len(key)}"
-                raise ValueError(f"holds {kind} ({where}), which no API key has: copy it again")
-        return SecretStr(key)
+        return None if value is None else SecretStr(header_safe_key(value.get_secret_value()))
 
     @field_validator("api_url")
     @classmethod

@@ -33,12 +33,20 @@ def run_emulator(
     ),
 ) -> None:
     """Serve the Braintrust API emulator until interrupted."""
+    from connector.config import header_safe_key
     from connector.emulator import Emulator
     from connector.errors import ConfigError
 
-    if api_key is not None and not api_key.strip():
-        raise ConfigError("invalid setting: --api-key: is empty: give the key clients must send")
-    key = api_key or os.environ.get("BRAINTRUST_API_KEY") or DEFAULT_EMULATOR_KEY
+    # Checked as a client checks its key, so that a key no client can send (a line break read from a
+    # file into the variable) is refused here rather than answered with 401 to every request.
+    source = "--api-key" if api_key is not None else "BRAINTRUST_API_KEY"
+    given = api_key if api_key is not None else os.environ.get(source) or DEFAULT_EMULATOR_KEY
+    try:
+        key = header_safe_key(given)
+    except ValueError as error:
+        raise ConfigError(f"invalid setting: {source}: {error}") from None
+    if not key:
+        raise ConfigError(f"invalid setting: {source}: is empty: give the key clients must send")
     try:
         server = Emulator(api_key=key, seed=seed, state_dir=state)
     except ValueError as error:  # the seed

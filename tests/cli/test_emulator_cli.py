@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import urllib.request
@@ -43,8 +44,32 @@ def test_a_free_port_is_announced_as_the_port_it_listens_on_and_a_taken_one_name
             "bt-sync: error: --seed: unknown seed 'bench:-5': use empty, demo or bench:N",
         ),
         (["--port", "70000"], "Invalid value for '--port'"),
+        # A key no client can send in its header: every request would be refused.
+        (["--api-key", "k\nk2"], "--api-key: holds a control character (at position 2 of 4)"),
+        (["--api-key", "clé"], "invalid setting: --api-key: holds a non-ASCII character"),
     ],
 )
 def test_a_bad_flag_is_one_line_not_a_traceback(args: list[str], message: str) -> None:
     done = run_cli("emulator", *args)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert "k2" not in done.stderr and "clé" not in done.stderr
+
+
+def test_a_key_variable_ending_in_a_line_break_is_the_key_clients_send() -> None:
+    # `BRAINTRUST_API_KEY=$(cat key)` keeps no line break, but an env file read as is does.
+    served = subprocess.Popen(
+        [*CLI, "emulator", "--port", "0", "--seed", "empty"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "BRAINTRUST_API_KEY": "k\r\n"},
+    )
+    try:
+        assert served.stdout is not None
+        announced = re.search(r"on (http://127\.0\.0\.1:\d+) ", served.stdout.readline())
+        assert announced is not None
+        projects = run_cli("projects", "--api-url", announced[1], "--api-key", "k", "--json")
+        assert projects.returncode == 0, projects.stderr
+        assert json.loads(projects.stdout) == []
+    finally:
+        served.terminate()
+        served.wait(timeout=10)
