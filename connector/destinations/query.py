@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import IO, Any
@@ -269,8 +270,8 @@ def _as_text(batch: pa.RecordBatch, json_columns: set[str]) -> pa.RecordBatch:
             column = column.cast(pa.string())  # `true`, as DuckDB and JSON write it, not Python's `True`
         elif field.name not in json_columns and pa.types.is_nested(field.type):
             values = column.to_pylist()
-            if _holds_a_map(field.type):
-                values = [_plain(value, field.type) for value in values]
+            if _holds(field.type, _changed_as_text):
+                values = [_plain(value, field.type, as_text=True) for value in values]
             column = pa.array(
                 [None if value is None else _json_text(value) for value in values],
                 pa.string(),
@@ -281,7 +282,7 @@ def _as_text(batch: pa.RecordBatch, json_columns: set[str]) -> pa.RecordBatch:
 
 
 def _json_rows(batch: pa.RecordBatch, json_columns: set[str]) -> Iterator[dict[str, Any]]:
-    with_maps = [field for field in batch.schema if _holds_a_map(field.type)]
+    with_maps = [field for field in batch.schema if _holds(field.type, pa.types.is_map)]
     for row in _python_rows(batch):
         for name in json_columns:
             if row[name] is not None:
@@ -341,29 +342,45 @@ def _duckdb_text(values: pa.Array) -> list[str]:
         return [str(text) for (text,) in con.execute("SELECT value::VARCHAR FROM shown").fetchall()]
 
 
-def _plain(value: Any, data_type: pa.DataType) -> Any:
+def _plain(value: Any, data_type: pa.DataType, *, as_text: bool = False) -> Any:
     """A value as JSON shows it, at any depth: Arrow gives a map as (key, value) pairs, JSON wants an
-    object, whose keys are text (a key of another type as its JSON text: `1` as "1")."""
+    object, whose keys are text (a key of another type as its JSON text: `1` as "1").
+
+    `as_text`: for a CSV cell or a table's, where JSON's null for NaN and infinity would show them as
+    missing, each is written as a scalar of the result is (`nan`, `inf`, `-inf`).
+    """
     if value is None:
         return None
     if pa.types.is_map(data_type):
-        pairs = ((_plain(key, data_type.key_type), _plain(item, data_type.item_type)) for key, item in value)
+        pairs = (
+            (
+                _plain(key, data_type.key_type, as_text=as_text),
+                _plain(item, data_type.item_type, as_text=as_text),
+            )
+            for key, item in value
+        )
         return {_key_text(key): item for key, item in pairs}
     if pa.types.is_struct(data_type):
-        return {field.name: _plain(value[field.name], field.type) for field in data_type}
+        return {field.name: _plain(value[field.name], field.type, as_text=as_text) for field in data_type}
     if isinstance(data_type, pa.ListType | pa.LargeListType | pa.FixedSizeListType):
-        return [_plain(item, data_type.value_type) for item in value]
+        return [_plain(item, data_type.value_type, as_text=as_text) for item in value]
+    if as_text and isinstance(value, float) and not math.isfinite(value):
+        return orjson.Fragment(str(value))
     return value
 
 
-def _holds_a_map(data_type: pa.DataType) -> bool:
-    """Whether a value of `data_type` holds a map at any depth (only then does `_plain` change it)."""
-    if pa.types.is_map(data_type):
+def _changed_as_text(data_type: pa.DataType) -> bool:
+    return bool(pa.types.is_map(data_type) or pa.types.is_floating(data_type))
+
+
+def _holds(data_type: pa.DataType, kind: Callable[[pa.DataType], bool]) -> bool:
+    """Whether a value of `data_type` holds a type of `kind` at any depth (where `_plain` changes it)."""
+    if kind(data_type):
         return True
     if pa.types.is_struct(data_type):
-        return any(_holds_a_map(field.type) for field in data_type)
+        return any(_holds(field.type, kind) for field in data_type)
     if isinstance(data_type, pa.ListType | pa.LargeListType | pa.FixedSizeListType):
-        return _holds_a_map(data_type.value_type)
+        return _holds(data_type.value_type, kind)
     return False
 
 
