@@ -5,6 +5,7 @@ Kept apart from `read.py` so that only a push of CSV, Parquet or a query imports
 
 from __future__ import annotations
 
+import codecs
 import io
 import sys
 from collections.abc import Generator, Iterator, Set
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
@@ -44,6 +46,8 @@ from connector.push.read import (
 # fits in one insert request (6 MiB).
 CSV_BLOCK_BYTES = 1 << 20
 CSV_MAX_BLOCK_BYTES = 8 << 20
+
+_REPEATED_HEADER = "it repeats the header, as a line of two CSV files joined into one does: delete the line"
 
 
 class CsvReader:
@@ -274,10 +278,33 @@ def _decode_csv_batch(batch: pa.RecordBatch, checked: Set[str]) -> list[dict[str
         text = pa.RecordBatch.from_arrays(
             [column.cast(pa.string()) for column in batch.columns], batch.schema.names
         )
+        rows: list[dict[str, Any] | RowProblem] = text.to_pylist()
     except pa.ArrowInvalid:
-        return [_decode_csv_row(row, checked) for row in batch.to_pylist()]
-    rows: list[dict[str, Any] | RowProblem] = text.to_pylist()
+        rows = [_decode_csv_row(row, checked) for row in batch.to_pylist()]
+    for index in _repeated_headers(batch):
+        row = rows[index]
+        values = row.values if isinstance(row, RowProblem) else row
+        rows[index] = RowProblem(None, _REPEATED_HEADER, values=values)
     return rows
+
+
+def _repeated_headers(batch: pa.RecordBatch) -> list[int]:
+    """The rows whose every named column holds its own name, when at least two columns have a name (one
+    column's value may well be its name)."""
+    named = [(index, name.encode()) for index, name in enumerate(batch.schema.names) if name]
+    if len(named) < 2:
+        return []
+    (first, first_name), others = named[0], named[1:]
+    # A second file's header keeps its byte order mark, which pyarrow drops only at the file's start.
+    spellings = [first_name, codecs.BOM_UTF8 + first_name] if first == 0 else [first_name]
+    found = pc.is_in(batch.column(first), value_set=pa.array(spellings, pa.binary()))
+    if not pc.any(found).as_py():
+        return []
+    return [
+        row
+        for row in pc.indices_nonzero(found).to_pylist()
+        if all(batch.column(index)[row].as_py() == name for index, name in others)
+    ]
 
 
 def _decode_csv_row(raw: dict[str, bytes | None], checked: Set[str]) -> dict[str, Any] | RowProblem:

@@ -292,6 +292,67 @@ def test_a_closed_quoted_value_with_line_breaks_at_the_end_of_the_file_is_pushed
     assert {key: row["input"] for key, row in stored(emulator).items()} == {"1": "one", "2": value}
 
 
+# A header repeated mid-file: two CSV files joined with `cat` -------------------------------------------
+
+REPEATED = "it repeats the header, as a line of two CSV files joined into one does: delete the line"
+
+
+def test_a_header_repeated_mid_file_fails_the_push_naming_its_row_and_is_skipped_with_on_error_skip(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "all.csv"
+    path.write_text("id,input,expected\n1,hello,world\nid,input,expected\n2,bye,moon\n")
+    for dry_run in ([], ["--dry-run"]):
+        code, out, err = cli(emulator, tmp_path, capsys, path, *dry_run)
+        assert (code, out, err) == (1, "", f"bt-sync: error: all.csv row 2: {REPEATED}\n")
+        assert nothing_created(emulator)
+
+    rejects = tmp_path / "rejects.jsonl"
+    code, out, err = cli(emulator, tmp_path, capsys, path, "--on-error", "skip", "--rejects", str(rejects))
+    assert (code, err) == (0, "")
+    assert "1 invalid row" in out
+    assert {key: (row["input"], row["expected"]) for key, row in stored(emulator).items()} == {
+        "1": ("hello", "world"),
+        "2": ("bye", "moon"),
+    }
+    (rejected,) = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert (rejected["row"], rejected["reason"]) == (2, REPEATED)
+    assert rejected["values"] == {"id": "id", "input": "input", "expected": "expected"}
+
+
+def test_a_repeated_header_is_found_past_the_first_chunk_with_a_byte_order_mark_and_compressed(
+    tmp_path: Path, push: Any
+) -> None:
+    # `cat` of two spreadsheet exports: the second file's header keeps its byte order mark, and a column
+    # without a name (a trailing separator) is empty there as in the rows.
+    header = "\ufeffid,input,\n"
+    rows = "".join(f"{n},q{n},\n" for n in range(3000))
+    path = tmp_path / "all.csv.gz"
+    path.write_bytes(gzip.compress(f"{header}{rows}{header}{rows}".encode()))
+    with pytest.raises(PushError) as error:
+        push(path)
+    assert str(error.value) == f"all.csv.gz row 3001: {REPEATED}"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "input\ninput\nq\n",
+        "id,input,expected\n1,input,expected\nid,x,expected\n",
+        "input,expected\ninput,\n",
+        'id,input\n"id","input "\n',
+    ],
+    ids=["one column", "some columns", "an empty one", "spaces"],
+)
+def test_rows_holding_some_column_names_or_a_one_column_file_s_name_are_sent(
+    emulator: Emulator, tmp_path: Path, push: Any, content: str
+) -> None:
+    path = tmp_path / "names.csv"
+    path.write_text(content)
+    summary = push(path)
+    assert (summary.rows_sent, summary.rows_skipped) == (len(content.splitlines()) - 1, 0)
+
+
 # 14. Rows sharing an id: the last one wins, and the summary says so ------------------------------------
 
 
