@@ -2,14 +2,19 @@
 
 It ships stopped; turn it on in the UI (Automation), or with
 `dagster sensor start braintrust_discovery_sensor` run from the repository root.
+
+A setting a user got wrong (`BT_SYNC_TIMEOUT=abc`, a key Braintrust rejects) skips the tick in one
+line naming it: Dagster shows an error a sensor raises as "Error occurred during the execution of
+evaluation_fn", its own message buried under two tracebacks, in the UI and in the daemon's log.
 """
 
 import hashlib
 
 import dagster as dg
 
-from connector.destinations.base import ObjectRef
-from connector.sync.catalog import discover_catalog
+from connector.destinations.base import ObjectRef, SyncState
+from connector.errors import BtSyncError, TerminalError
+from connector.sync.catalog import Catalog, discover_catalog
 from pipelines.discovery import PartitionsRequest, partition_changes
 from pipelines.jobs import BraintrustJobs
 from pipelines.resources import BraintrustResource, WarehouseResource
@@ -42,12 +47,17 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         context: dg.SensorEvaluationContext, braintrust: BraintrustResource, warehouse: WarehouseResource
     ) -> dg.SensorResult:
         """Compare the API's objects with the instance's partitions and request the difference."""
-        with braintrust.client() as client:
-            catalog = discover_catalog(client, braintrust.projects, EVENT_KINDS)
+        try:
+            catalog, states = _listings(braintrust, warehouse)
+        except BtSyncError as error:
+            # An outage (transient) fails the tick as before: the next tick tries again by itself.
+            if not isinstance(error, TerminalError):
+                raise
+            return dg.SensorResult(skip_reason=f"bt-sync: {error}")
         # Known by id, not by partition: an object deleted and re-created under its name was never synced.
         # With the name it had then: one renamed since is synced under its new key, even where a catalog
         # run, not this sensor, moved its partition.
-        synced = {(state.object_type, state.object_id): state.name for state in warehouse.synced_objects()}
+        synced = {(state.object_type, state.object_id): state.name for state in states}
         partition_requests: list[PartitionsRequest] = []
         sync_requests: list[dg.RunRequest] = []
         # What the catalog run follows: partitions removed, objects never synced (by key and id), and
@@ -85,6 +95,19 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         )
 
     return braintrust_discovery_sensor
+
+
+def _listings(
+    braintrust: BraintrustResource, warehouse: WarehouseResource
+) -> tuple[Catalog, list[SyncState]]:
+    """The objects the API lists, and those synced into the warehouse.
+
+    Raises:
+        BtSyncError: a setting is invalid, the key is rejected, the API or the warehouse is unavailable.
+    """
+    with braintrust.client() as client:
+        catalog = discover_catalog(client, braintrust.projects, EVENT_KINDS)
+    return catalog, warehouse.synced_objects()
 
 
 def _removal(instance: dg.DagsterInstance, assets: EventAssets, key: str, catalog_job: str) -> str:

@@ -1,7 +1,12 @@
-"""Run config a user got wrong fails its step once, in one line naming the setting, and is not retried."""
+"""Settings a user got wrong: run config fails its step once, in one line naming the setting, and is not
+retried; a resource's setting or variable set wrong skips the discovery sensor's ticks in that line."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -11,11 +16,21 @@ from connector.emulator import Emulator
 from pipelines import BraintrustResource, WarehouseResource, build_definitions
 from pipelines.jobs import CHECKS_JOB_NAME
 from pipelines.maintain import MAINTAIN_JOB_NAME
-from tests.pipelines.helpers import run_job
+from pipelines.sensors import DISCOVERY_SENSOR_NAME
+from tests.pipelines.helpers import discover, run_job
 
+REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS_JOB = "braintrust_experiment_events_job"
 EXPERIMENTS_OP = "braintrust_experiment_events"
 SYNCED_RECENTLY_OP = "braintrust__experiment_events_synced_recently"
+
+
+def skip_message(tick: dg.SensorResult) -> str:
+    """The one line a tick that requests nothing skipped with."""
+    assert not tick.run_requests and not tick.dynamic_partitions_requests
+    assert tick.skip_reason is not None and tick.skip_reason.skip_message is not None
+    assert "\n" not in tick.skip_reason.skip_message
+    return tick.skip_reason.skip_message
 
 
 def op_config(op: str, **config: Any) -> dict[str, Any]:
@@ -117,3 +132,84 @@ def test_resource_fields_left_unset_read_the_cli_s_environment(monkeypatch: pyte
     assert (settings.timeout_s, settings.max_attempts) == (7, 2)
     given = BraintrustResource(api_key="key", timeout_s=3, max_attempts=1).settings()
     assert (given.timeout_s, given.max_attempts) == (3, 1)
+
+
+@pytest.mark.parametrize(
+    ("variable", "message"),
+    [
+        (("BT_SYNC_TIMEOUT", "abc"), "invalid setting: BT_SYNC_TIMEOUT: Input should be a valid number"),
+        (("BT_SYNC_MAX_ATTEMPTS", "0"), "invalid setting: BT_SYNC_MAX_ATTEMPTS: Input should be greater"),
+        (("BRAINTRUST_API_URL", "127.0.0.1:9"), "invalid setting: BRAINTRUST_API_URL: must start with http"),
+        (("BT_SYNC_DESTINATION", "foo"), "invalid setting: BT_SYNC_DESTINATION: Input should be 'duckdb'"),
+        (("BT_SYNC_DUCKDB", ""), "invalid setting: BT_SYNC_DUCKDB: is empty: give a path"),
+    ],
+    ids=["timeout", "attempts", "url", "destination", "duckdb"],
+)
+def test_a_setting_a_user_got_wrong_skips_the_sensor_s_tick_naming_it(
+    upstream: dict[str, str],
+    emulator: Emulator,
+    instance: dg.DagsterInstance,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    variable: tuple[str, str],
+    message: str,
+) -> None:
+    monkeypatch.setenv("BRAINTRUST_API_URL", emulator.url)
+    monkeypatch.setenv("BT_SYNC_DUCKDB", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv(*variable)
+    warehouse = WarehouseResource(parquet_root=str(tmp_path / "parquet"), state_dir=str(tmp_path / "state"))
+    braintrust = BraintrustResource(api_key=emulator.api_key)
+    reason = skip_message(discover(build_definitions(braintrust, warehouse), instance))
+    assert reason.startswith(f"bt-sync: {message}") and emulator.api_key not in reason
+
+
+@pytest.mark.parametrize(
+    ("api_key", "message"),
+    [
+        ("wrong-secret-key", "Braintrust rejected the API key (HTTP 401"),
+        ("wrong-secret-kéy", "invalid setting: api_key: holds a non-ASCII character (at position 15 of 16)"),
+    ],
+    ids=["rejected", "not ASCII"],
+)
+def test_a_key_a_user_got_wrong_skips_the_sensor_s_tick_without_showing_it(
+    upstream: dict[str, str],
+    emulator: Emulator,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+    api_key: str,
+    message: str,
+) -> None:
+    braintrust = BraintrustResource(api_url=emulator.url, api_key=api_key)
+    reason = skip_message(discover(build_definitions(braintrust, warehouse_resource), instance))
+    assert reason.startswith(f"bt-sync: {message}") and "secret" not in reason
+
+
+def test_the_daemon_sees_a_bad_setting_s_skipped_tick_as_one_line(emulator: Emulator, tmp_path: Path) -> None:
+    # Through the code server, as the daemon and the UI evaluate a tick: a sensor's error would show
+    # Dagster's own headline over two tracebacks.
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "BRAINTRUST_API_URL": emulator.url,
+        "BRAINTRUST_API_KEY": emulator.api_key,
+        "BT_SYNC_TIMEOUT": "abc",
+        "BT_SYNC_DUCKDB": str(tmp_path / "warehouse.duckdb"),
+        "BT_SYNC_PARQUET": str(tmp_path / "parquet"),
+        "BT_SYNC_STATE_DIR": str(tmp_path / "state"),
+    }
+    preview = [str(Path(sys.executable).parent / "dagster"), "sensor", "preview", DISCOVERY_SENSOR_NAME]
+    completed = subprocess.run(
+        [*preview, "-m", "pipelines.definitions"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    assert "skipping: bt-sync: invalid setting: BT_SYNC_TIMEOUT: Input should be a valid number" in output
+    assert "Traceback" not in output and "Stack Trace" not in output and emulator.api_key not in output
