@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 
 from connector.api.client import BraintrustClient
 from connector.api.pagination import MAX_EMPTY_PAGES, FetchPaginator, PageEnd
@@ -18,6 +19,7 @@ from connector.api.xact import parse_xact
 from connector.destinations.base import ObjectRef
 from connector.errors import MalformedResponse, PaginationError
 from connector.progress import ProgressTask
+from connector.sync.deep_json import with_room_for_depth
 from connector.sync.shape import PageMalformed, check_events
 from connector.sync.stage import PageStager, StagedPage
 from connector.sync.staging import Checkpoint, ObjectStaging
@@ -49,7 +51,7 @@ def newest_version(client: BraintrustClient, ref: ObjectRef) -> int | None:
         body = client.fetch_raw(ref.object_type, ref.object_id, request)
         try:
             # The standard library's parser: the one-trace page may hold integers wider than 64 bits.
-            page = json.loads(body)
+            page = with_room_for_depth(partial(json.loads, body))
             events = check_events(page)
         except ValueError as error:
             raise _malformed(ref, PageMalformed(f"the page is not valid JSON ({error})")) from None

@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 from collections.abc import Set
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from connector.sync.deep_json import with_room_for_depth
 from schemas.tables import Column, EventStream
 
 # Shapes `json_structure` reports for JSON scalars.
@@ -104,7 +106,10 @@ def page_shape(structure: str, stream: EventStream) -> PageShape:
         PageMalformed: the page is not a JSON object with an `events` list of objects,
             or its `cursor` is not text.
     """
-    page = json.loads(structure)
+    try:
+        page = with_room_for_depth(partial(json.loads, structure))
+    except ValueError as error:  # nested deeper than even that
+        raise PageMalformed(str(error)) from None
     if not isinstance(page, dict):
         raise PageMalformed("the page is not a JSON object")
     if "events" not in page:
@@ -161,7 +166,18 @@ class EventMisfits:
 
 
 def event_misfits(body: bytes, stream: EventStream, shape: PageShape) -> EventMisfits:
-    """Go through a page that does not fit, event by event: what each one keeps in `_extra`."""
+    """Go through a page that does not fit, event by event: what each one keeps in `_extra`.
+
+    Raises:
+        PageMalformed: a value nests deeper than the reader goes.
+    """
+    try:
+        return with_room_for_depth(partial(_event_misfits, body, stream, shape))
+    except ValueError as error:
+        raise PageMalformed(str(error)) from None
+
+
+def _event_misfits(body: bytes, stream: EventStream, shape: PageShape) -> EventMisfits:
     events = json.loads(body)["events"]
     checked = {
         column.name: column for column in stream.payload_columns if column.name in shape.misfit_columns

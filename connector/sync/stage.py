@@ -412,9 +412,11 @@ def _time(value: str) -> str:
 
     DuckDB takes years before 1 and after 9999, which Python's `datetime` (and so every reader of the
     tables in Python) cannot hold: such a time is kept as text in `_extra`, as one that does not parse.
+    So is a word DuckDB reads as a time (`epoch`, 1970's first instant): a time's text starts with a digit.
     """
     parsed = f"try_cast({value} AS TIMESTAMPTZ)"
-    return f"CASE WHEN {parsed} BETWEEN {_FIRST_TIME} AND {_LAST_TIME} THEN {parsed} END"
+    in_range = f"{parsed} BETWEEN {_FIRST_TIME} AND {_LAST_TIME}"
+    return f"CASE WHEN regexp_matches({value}, '^\\s*[0-9]') AND {in_range} THEN {parsed} END"
 
 
 def _unparsed_time(column: Column, misfit_columns: frozenset[str]) -> str:

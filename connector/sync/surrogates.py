@@ -2,26 +2,35 @@
 
 JSON's grammar allows `"\ud83d"` alone (RFC 8259 warns readers may differ), and writers make it
 when they cut a string in the middle of an emoji. DuckDB's JSON reader refuses the whole page,
-so one such value would stop its object from syncing, run after run. The page is read again by
-Python's reader, which takes the escape, and each lone surrogate becomes U+FFFD, the replacement
-character, as a UTF-8 decoder makes of any broken sequence: the row syncs, one character changed.
+so one such value would stop its object from syncing, run after run. Each lone surrogate's escape
+becomes that of U+FFFD, the replacement character, as a UTF-8 decoder makes of any broken sequence:
+the row syncs, one character changed. The text is mended in place, not parsed and written again,
+so every other value keeps its text (a number's digits, a value nested to any depth).
 """
 
 from __future__ import annotations
 
-import json
 import re
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Taken left to right: an escaped backslash (so that `\\ud83d`, a backslash and then text, is not read
+# as an escape), a whole pair, or a lone half. Outside strings JSON holds no backslash.
+_ESCAPES = re.compile(
+    rb"\\\\|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+)
+_LONE_HALF_BYTES = len(rb"\ud83d")
+_REPLACEMENT = rb"\ufffd"
 
 
 def without_lone_surrogates(body: bytes) -> bytes | None:
-    """The page with each lone surrogate as U+FFFD; None if it holds none (or is not JSON at all)."""
-    try:
-        page = json.loads(body)
-    except ValueError:
-        return None
-    # Written back as text, a surrogate left is a lone one: the reader joined every pair into one character.
-    text = json.dumps(page, ensure_ascii=False)
-    mended = _LONE_SURROGATE.sub("\ufffd", text)
-    return mended.encode() if mended != text else None
+    """The page with each lone surrogate's escape as U+FFFD's; None if it holds none."""
+    mended = False
+
+    def mend(escape: re.Match[bytes]) -> bytes:
+        nonlocal mended
+        if len(escape[0]) != _LONE_HALF_BYTES:
+            return escape[0]
+        mended = True
+        return _REPLACEMENT
+
+    text = _ESCAPES.sub(mend, body)
+    return text if mended else None

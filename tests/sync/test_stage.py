@@ -205,6 +205,9 @@ def test_misfits_keep_their_value_in_extra_and_nothing_is_lost(
         {"created": "0001-01-01T00:00:00+01:00"},
         {"created": "-0001-01-01T00:00:00Z"},
         {"created": "9999-12-31T23:59:59.999999-01:00"},
+        # Words DuckDB reads as a time: `epoch` was stored as 1970-01-01, its text lost.
+        {"created": "epoch"},
+        {"created": " EPOCH"},
     ],
     ids=[
         "created-object",
@@ -217,6 +220,8 @@ def test_misfits_keep_their_value_in_extra_and_nothing_is_lost(
         "year-0",
         "year-minus-1",
         "year-10000",
+        "epoch",
+        "epoch-upper",
     ],
 )
 def test_a_value_its_column_cannot_hold_lands_in_extra(
@@ -248,6 +253,56 @@ def test_a_lone_surrogate_escape_becomes_the_replacement_character_and_its_page_
     output, metadata = rows["cut"]
     assert orjson.loads(output) == "Sure! \ufffd"
     assert orjson.loads(metadata) == {"k\ufffd": ["\U0001f600 whole"]}
+
+
+def test_a_page_mended_of_a_lone_surrogate_keeps_every_other_value_as_written(
+    emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # The page was read and written again by Python: 1e400 became `Infinity` (not JSON), 1E5 100000.0.
+    numbers = '{"huge": 1e400, "exp": 1E5, "wide": 18446744073709551616, "tenth": 1.10}'
+    projects = {}
+    for name, output in (("cut", "Sure! \\ud83d"), ("whole", "Sure! \\ufffd")):
+        projects[name] = emulator.store.create_project(name)["id"]
+        written = json.dumps(event(name, input="\\ud83d is text"))[:-1]
+        page = f'{{"events": [{written}, "output": "{output}", "metadata": {numbers}}}], "cursor": null}}'
+        serve(emulator, projects[name], page, times=2)
+    sync(emulator, warehouse)
+    stored = {
+        project: rows
+        for project, *rows in query(
+            warehouse, "SELECT project_id, output, input, metadata FROM project_logs ORDER BY project_id"
+        )
+    }
+    # The mended page is stored as the same page written with U+FFFD in the first place.
+    assert stored[projects["cut"]] == stored[projects["whole"]]
+    output, text_input, metadata = stored[projects["cut"]]
+    assert orjson.loads(output) == "Sure! \ufffd" and orjson.loads(text_input) == "\\ud83d is text"
+    assert "1e400" in metadata and "18446744073709551616" in metadata
+
+
+def test_values_nested_deeper_than_python_reads_sync_with_their_page(
+    emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # 1,500 levels: Python's reader stopped at its recursion limit, and the whole run with a traceback.
+    deep = "[" * 1500 + '"bottom"' + "]" * 1500
+    broken = emulator.store.create_project("deep")
+    # The unknown key makes the page not fit, so its events are read in Python one by one too.
+    nested = json.dumps(event("deep"))[:-1] + f', "metadata": {{"d": {deep}}}, "unknown": {deep}}}'
+    page = f'{{"events": [{nested}, {json.dumps(event("plain"))}], "cursor": null}}'
+    serve(emulator, broken["id"], page, times=2)
+    env = {"BRAINTRUST_API_KEY": emulator.api_key}
+    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    rows = {
+        row_id: (metadata, extra)
+        for row_id, metadata, extra in query(
+            warehouse, "SELECT id, metadata, _extra FROM project_logs WHERE project_id = ?", [broken["id"]]
+        )
+    }
+    assert rows.keys() == {"deep", "plain"}
+    metadata, extra = rows["deep"]
+    # Compared as text: Python's reader would stop at these values too.
+    assert (metadata, extra.replace(" ", "")) == (f'{{"d":{deep}}}', f'{{"unknown":{deep}}}')
 
 
 def sync_giving_up_soon(emulator: Emulator, warehouse: WarehouseSettings) -> subprocess.CompletedProcess[str]:

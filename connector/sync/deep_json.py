@@ -1,0 +1,62 @@
+"""Read in Python a page nested deeper than Python's recursion limit, as DuckDB reads it.
+
+DuckDB reads a JSON value nested to any depth; Python's reader and writer stop at the interpreter's
+recursion limit, about 1,000 levels, with a RecursionError, which ended the whole sync with a
+traceback. Work on a page that the limit stops is done again on a thread of its own, with a stack
+large enough for `DEEPEST` levels (the reader and writer recurse in C, under 1 KB a level) and the
+limit raised to match. Deeper still, the work fails as on text that is not JSON (ValueError).
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+DEEPEST = 200_000
+# The stack's address space is reserved, not used: only the levels actually reached take memory.
+_STACK_BYTES = 512 << 20
+# The recursion limit and the size of new threads' stacks are the process's: one deep read at a time.
+_RAISING = threading.Lock()
+
+
+def with_room_for_depth(work: Callable[[], T]) -> T:
+    """`work()`, done again with room for `DEEPEST` levels if Python's recursion limit stops it.
+
+    Raises:
+        ValueError: a value nests deeper than `DEEPEST` levels.
+    """
+    try:
+        return work()
+    except RecursionError:
+        pass
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as error:  # handed to the calling thread, which raises it
+            failure.append(error)
+
+    with _RAISING:
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, DEEPEST + limit))
+        try:
+            previous = threading.stack_size(_STACK_BYTES)
+            try:
+                worker = threading.Thread(target=run, name="bt-sync-deep-json", daemon=True)
+                worker.start()
+            finally:
+                threading.stack_size(previous)
+            worker.join()
+        finally:
+            sys.setrecursionlimit(limit)
+    if failure:
+        if isinstance(failure[0], RecursionError):
+            raise ValueError(f"a value nests deeper than {DEEPEST:,} levels") from None
+        raise failure[0]
+    return outcome[0]
