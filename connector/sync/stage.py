@@ -120,7 +120,7 @@ class PageStager:
         self.oldest_xact = oldest_xact
         self._object_rows = object_rows
         self._seen = SeenIds(staging.directory / _SEEN_IDS)
-        self._sql = _PageSql(stream)
+        self._sql = _PageSql(stream, staging.object_id)
         self._session = _session()
         self._con = self._session.connect()
         # Typed pages live in the session's database until written, each in a table of its own, named
@@ -306,10 +306,12 @@ def _session() -> _Session:
 
 
 class _PageSql:
-    """The SQL staging one table's pages."""
+    """The SQL staging the pages of one object (`object_id`) of a table."""
 
-    def __init__(self, stream: EventStream) -> None:
+    def __init__(self, stream: EventStream, object_id: str) -> None:
         self._file_columns = stream.file_columns
+        self._key_column = stream.key_column
+        self._object_id = object_id
         self._struct = '{"events": [' + json_struct(stream.payload_columns) + '], "cursor": "VARCHAR"}'
 
     def type_page(self, table: str, shape: PageShape) -> str:
@@ -320,6 +322,8 @@ class _PageSql:
         typed = [f"{_typed(c, shape.misfit_columns)} AS {sql_identifier(c.name)}" for c in payload]
         extras = ["m._misfit_extra"] if not shape.fits else []
         extras += [_unparsed_time(c, shape.misfit_columns) for c in payload if c.duckdb_type == "TIMESTAMPTZ"]
+        if self._key_column not in shape.misfit_columns:
+            extras.append(self._other_object())
         source = (
             "SELECT unnest(t.events, max_depth := 2), generate_subscripts(t.events, 1) AS _ordinal, "
             f"t.cursor AS _cursor FROM (SELECT json_transform(body, {sql_literal(self._struct)}) AS t "
@@ -333,6 +337,13 @@ class _PageSql:
             f"now() AS _synced_at, e._xact_id AS _xact_text, e._ordinal, e._cursor "
             f"FROM ({source}) AS e{misfit_join}{order}"
         )
+
+    def _other_object(self) -> str:
+        """SQL keeping in `_extra` an event's own key (`project_id`, say) that names another object than the
+        one read: the key column is the object's, from its directory, and would lose the event's value."""
+        value = f"e.{sql_identifier(self._key_column)}"
+        kept = f"json_object({sql_literal(self._key_column)}, {value})"
+        return f"CASE WHEN {value} <> {sql_literal(self._object_id)} THEN {kept} END"
 
     @staticmethod
     def page_checks(table: str) -> str:

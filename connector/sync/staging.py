@@ -81,6 +81,7 @@ class ObjectStaging:
     """
 
     def __init__(self, root: Path, ref: ObjectRef) -> None:
+        self.object_id = ref.object_id
         self.directory = root / ref.object_type.value / ref.object_id
 
     def load(self) -> Checkpoint | None:

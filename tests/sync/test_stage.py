@@ -235,6 +235,31 @@ def test_a_value_its_column_cannot_hold_lands_in_extra(
     assert orjson.loads(rows["odd"]) == misfit and rows["plain"] is None
 
 
+def test_an_event_naming_another_object_keeps_that_name_in_extra(
+    emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # The key column is the object's own id: the event's other value was dropped without a trace.
+    broken = emulator.store.create_project("messy")
+    page = [
+        event("other", project_id="another-project"),
+        event("own", project_id=broken["id"]),
+        event("none"),
+    ]
+    serve(emulator, broken["id"], page, times=2)
+    sync(emulator, warehouse)
+    rows = {
+        row_id: (project, None if extra is None else orjson.loads(extra))
+        for row_id, project, extra in query(
+            warehouse, "SELECT id, project_id, _extra FROM project_logs WHERE project_id = ?", [broken["id"]]
+        )
+    }
+    assert rows == {
+        "other": (broken["id"], {"project_id": "another-project"}),
+        "own": (broken["id"], None),
+        "none": (broken["id"], None),
+    }
+
+
 def test_a_lone_surrogate_escape_becomes_the_replacement_character_and_its_page_syncs(
     emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
