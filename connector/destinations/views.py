@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import glob
 import hashlib
+import json
 import logging
 import os
 import time
@@ -50,8 +51,8 @@ _OUR_VIEWS = (
 _DAMAGED_RECORD_REMEDY = (
     " names no object: delete its directory, and the next `bt-sync sync` rebuilds the object"
 )
-# SQL failing the query, in one line naming the file, if one of the `records` a view reads (a
-# `read_json` with `filename = true`) names no object: emptied or overwritten (`{}`, `null`), it
+# SQL failing the query, in one line naming the file, if one of the `records` a view reads (see
+# `_records`) names no object: emptied, cut short or overwritten (`{}`, `[]`, `null`, nothing), it
 # would otherwise leave its object's rows out of every query without a word. The schema object's
 # record is `{}` by design. Told from the same listing the view reads, so that an object a sync adds
 # meanwhile is never taken for a damaged one (a record is whole once listed: it is written under
@@ -317,13 +318,17 @@ def _event_source(
         return f"read_parquet({files}, {hive}, union_by_name = true)"
     versions = root.uri(f"{VERSIONS}/{stream.table}")
     version = 'STRUCT(version VARCHAR, since TIMESTAMPTZ, "at" TIMESTAMPTZ)[]'
-    records = (
-        f"read_json({sql_literal(root.uri(stream.table) + '/*/' + STATE_FILE)}, hive_partitioning = false, "
-        "filename = true, columns = {'state': 'STRUCT(object_id VARCHAR)', "
-        f"'files': '{version}', 'retired': '{version}', 'removed_at': 'TIMESTAMPTZ'}})"
+    records = _records(
+        root.uri(stream.table) + "/*/" + STATE_FILE,
+        {
+            "state": "STRUCT(object_id VARCHAR)",
+            "files": version,
+            "retired": version,
+            "removed_at": "TIMESTAMPTZ",
+        },
     )
     committed = (
-        f"WITH records AS (SELECT * FROM {records}) "
+        f"WITH records AS ({records}) "
         f"SELECT {sql_literal(versions + '/' + stream.key_column + '=')} || state.object_id || '/' || "
         "f.version "
         "FROM (SELECT state, unnest(list_concat(files, retired)) AS f FROM records "
@@ -340,6 +345,23 @@ def _event_source(
         f"read_parquet({sql_literal(versions + '/*/*.parquet')}, {hive}, union_by_name = true, filename = "
         "true) "
         f"WHERE filename IN ({committed})"
+    )
+
+
+def _records(pattern: str, fields: dict[str, str]) -> str:
+    """A query of the commit records matching `pattern`: each one's path (`filename`) and `fields` (name:
+    DuckDB type), absent ones NULL.
+
+    One row per file whatever it holds (`read_text`), for `_DAMAGED_RECORDS` to tell: `read_json` gives
+    none for a file holding `[]`, nothing or blanks, so such a record left its object out unseen. Anything
+    but a JSON object (cut short, an array, a string) reads as a record of NULLs; in one, a value not of
+    its field's type reads as NULL (`from_json`), where `read_json` failed: bt-sync writes none such.
+    """
+    structure = sql_literal(json.dumps(fields))
+    parsed = f"CASE WHEN json_valid(content) THEN from_json(content, {structure}) END"
+    return (
+        f"SELECT filename, parsed.* FROM (SELECT filename, {parsed} AS parsed FROM "
+        f"read_text({sql_literal(pattern)}))"
     )
 
 
@@ -364,14 +386,17 @@ def _sync_state_view(root: Root, as_of: str) -> list[str]:
     """
     fields = ", ".join(f"{sql_identifier(c.name)} {c.duckdb_type}" for c in SYNC_STATE_COLUMNS)
     state = f"STRUCT({fields})"
-    records = (
-        f"read_json({sql_literal(root.uri() + '/*/*/' + STATE_FILE)}, hive_partitioning = false, "
-        f"filename = true, columns = {{'state': '{state}', 'since': 'TIMESTAMPTZ', "
-        f"'removed_at': 'TIMESTAMPTZ', 'superseded': 'STRUCT(state {state}, since TIMESTAMPTZ, "
-        '"at" TIMESTAMPTZ)[]\'})'
+    records = _records(
+        root.uri() + "/*/*/" + STATE_FILE,
+        {
+            "state": state,
+            "since": "TIMESTAMPTZ",
+            "removed_at": "TIMESTAMPTZ",
+            "superseded": f'STRUCT(state {state}, since TIMESTAMPTZ, "at" TIMESTAMPTZ)[]',
+        },
     )
     every_state = (
-        f"WITH records AS (SELECT * FROM {records}) "
+        f"WITH records AS ({records}) "
         "SELECT unnest(list_concat([{'state': state, 'since': since, 'at': removed_at}], superseded)) AS s "
         # The failing branch's value is the error, so that no plan can leave it unevaluated.
         f"FROM records UNION ALL {_DAMAGED_RECORDS}"

@@ -487,7 +487,10 @@ def test_what_a_killed_write_of_the_file_left_beside_it_is_swept_by_a_later_sync
     assert sorted(p.name for p in path.parent.glob(f".{path.name}.*")) == [in_flight.name]
 
 
-@pytest.mark.parametrize("damaged", ["{}", "null", '{"format_version": 1}'])
+# `[]`, an empty file and a blank one hold no JSON object to read a row of (nor does a record cut short).
+@pytest.mark.parametrize(
+    "damaged", ["{}", "null", '{"format_version": 1}', "[]", "", " \n", '{"format_version": 1, "state": {']
+)
 def test_a_commit_record_naming_no_object_fails_every_query_until_its_object_is_rebuilt(
     demo_emulator: Emulator, warehouse: WarehouseSettings, damaged: str
 ) -> None:
