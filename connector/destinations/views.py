@@ -318,8 +318,9 @@ def _event_source(
         return f"read_parquet({files}, {hive}, union_by_name = true)"
     versions = root.uri(f"{VERSIONS}/{stream.table}")
     version = 'STRUCT(version VARCHAR, since TIMESTAMPTZ, "at" TIMESTAMPTZ)[]'
+    pattern = root.uri(stream.table) + "/*/" + STATE_FILE
     records = _records(
-        root.uri(stream.table) + "/*/" + STATE_FILE,
+        pattern,
         {
             "state": "STRUCT(object_id VARCHAR)",
             "files": version,
@@ -334,7 +335,7 @@ def _event_source(
         "FROM (SELECT state, unnest(list_concat(files, retired)) AS f FROM records "
         f"WHERE removed_at IS NULL OR removed_at > {as_of}) "
         f'WHERE (f.since IS NULL OR f.since <= {as_of}) AND (f."at" IS NULL OR f."at" > {as_of}) '
-        f"UNION ALL {_DAMAGED_RECORDS}"
+        f"UNION ALL {_DAMAGED_RECORDS} UNION ALL {_no_records(pattern)}"
     )
     if pinned_by is not None:
         # The empty schema file gives the columns when no object has rows.
@@ -365,6 +366,14 @@ def _records(pattern: str, fields: dict[str, str]) -> str:
     )
 
 
+def _no_records(pattern: str) -> str:
+    """SQL failing the query if no commit record matches `pattern` (`read_text` finds none without a
+    word), in the words `read_json` failed with, by which `reader` tells that nothing was synced yet:
+    every synced tree holds the schema object's record, so a view reading none would hide the rows."""
+    message = f'No files found that match the pattern "{pattern}"'
+    return f"SELECT error({sql_literal(message)}) WHERE NOT EXISTS (SELECT 1 FROM records)"
+
+
 def table_view(name: str, columns: tuple[Column, ...], source: str, description: str) -> list[str]:
     """A view `name` selecting `columns` from `source`, and the comments describing it and its columns."""
     selected = ", ".join(sql_identifier(c.name) for c in columns)
@@ -386,8 +395,9 @@ def _sync_state_view(root: Root, as_of: str) -> list[str]:
     """
     fields = ", ".join(f"{sql_identifier(c.name)} {c.duckdb_type}" for c in SYNC_STATE_COLUMNS)
     state = f"STRUCT({fields})"
+    pattern = root.uri() + "/*/*/" + STATE_FILE
     records = _records(
-        root.uri() + "/*/*/" + STATE_FILE,
+        pattern,
         {
             "state": state,
             "since": "TIMESTAMPTZ",
@@ -399,7 +409,7 @@ def _sync_state_view(root: Root, as_of: str) -> list[str]:
         f"WITH records AS ({records}) "
         "SELECT unnest(list_concat([{'state': state, 'since': since, 'at': removed_at}], superseded)) AS s "
         # The failing branch's value is the error, so that no plan can leave it unevaluated.
-        f"FROM records UNION ALL {_DAMAGED_RECORDS}"
+        f"FROM records UNION ALL {_DAMAGED_RECORDS} UNION ALL {_no_records(pattern)}"
     )
     selected = ", ".join(
         f"s.state.{sql_identifier(c.name)} AS {sql_identifier(c.name)}" for c in SYNC_STATE_COLUMNS

@@ -514,6 +514,22 @@ def test_a_commit_record_naming_no_object_fails_every_query_until_its_object_is_
     assert query(warehouse, counts) == expected
 
 
+def test_a_table_whose_commit_records_are_all_gone_fails_its_queries_rather_than_show_no_rows(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    sync(demo_emulator, warehouse)
+    # Its directory deleted by hand, the schema object's record too: its files under `_bt_sync` remain.
+    shutil.rmtree(Path(warehouse.parquet_root, "project_logs"))
+    session = duckdb.connect(str(warehouse.duckdb_path), read_only=True)
+    with pytest.raises(duckdb.Error, match="No files found that match the pattern"):
+        session.execute("SELECT count(*) FROM project_logs").fetchall()
+    session.close()
+    shutil.rmtree(warehouse.parquet_root)
+    done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], "SELECT count(*) FROM project_logs")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith("bt-sync: error: no synced tables at ") and done.stderr.count("\n") == 1
+
+
 def test_queries_while_syncs_add_objects_never_take_a_new_record_for_a_damaged_one(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
