@@ -51,17 +51,6 @@ _OUR_VIEWS = (
 _DAMAGED_RECORD_REMEDY = (
     " names no object: delete its directory, and the next `bt-sync sync` rebuilds the object"
 )
-# SQL failing the query, in one line naming the file, if one of the `records` a view reads (see
-# `_records`) names no object: emptied, cut short or overwritten (`{}`, `[]`, `null`, nothing), it
-# would otherwise leave its object's rows out of every query without a word. The schema object's
-# record is `{}` by design. Told from the same listing the view reads, so that an object a sync adds
-# meanwhile is never taken for a damaged one (a record is whole once listed: it is written under
-# another name, then renamed).
-_DAMAGED_RECORDS = (
-    f"SELECT error('the commit record ' || filename || {sql_literal(_DAMAGED_RECORD_REMEDY)}) FROM records "
-    "WHERE state.object_id IS NULL AND NOT "
-    f"ends_with(filename, {sql_literal(f'={SCHEMA_OBJECT}/{STATE_FILE}')})"
-)
 # Writing the file takes well under a second: a temporary copy this old was left by a killed process.
 KILLED_WRITE_AGE_S = 600
 
@@ -335,7 +324,7 @@ def _event_source(
         "FROM (SELECT state, unnest(list_concat(files, retired)) AS f FROM records "
         f"WHERE removed_at IS NULL OR removed_at > {as_of}) "
         f'WHERE (f.since IS NULL OR f.since <= {as_of}) AND (f."at" IS NULL OR f."at" > {as_of}) '
-        f"UNION ALL {_DAMAGED_RECORDS} UNION ALL {_no_records(pattern)}"
+        f"UNION ALL {_unread_records(pattern)}"
     )
     if pinned_by is not None:
         # The empty schema file gives the columns when no object has rows.
@@ -353,7 +342,7 @@ def _records(pattern: str, fields: dict[str, str]) -> str:
     """A query of the commit records matching `pattern`: each one's path (`filename`) and `fields` (name:
     DuckDB type), absent ones NULL.
 
-    One row per file whatever it holds (`read_text`), for `_DAMAGED_RECORDS` to tell: `read_json` gives
+    One row per file whatever it holds (`read_text`), for `_unread_records` to tell: `read_json` gives
     none for a file holding `[]`, nothing or blanks, so such a record left its object out unseen. Anything
     but a JSON object (cut short, an array, a string) reads as a record of NULLs; in one, a value not of
     its field's type reads as NULL (`from_json`), where `read_json` failed: bt-sync writes none such.
@@ -366,12 +355,27 @@ def _records(pattern: str, fields: dict[str, str]) -> str:
     )
 
 
-def _no_records(pattern: str) -> str:
-    """SQL failing the query if no commit record matches `pattern` (`read_text` finds none without a
-    word), in the words `read_json` failed with, by which `reader` tells that nothing was synced yet:
-    every synced tree holds the schema object's record, so a view reading none would hide the rows."""
-    message = f'No files found that match the pattern "{pattern}"'
-    return f"SELECT error({sql_literal(message)}) WHERE NOT EXISTS (SELECT 1 FROM records)"
+def _unread_records(pattern: str) -> str:
+    """SQL failing the query, in one line, if the `records` a view reads (see `_records`) would leave
+    rows out of it without a word.
+
+    Either one names no object (emptied, cut short or overwritten: `{}`, `[]`, `null`, nothing), and the
+    error names it (the schema object's record is `{}` by design); or none matches `pattern` at all
+    (`read_text` finds none without a word, while every synced tree holds the schema object's), and the
+    error is the one `read_json` gave, by which `reader` tells that nothing was synced yet. Told from
+    the same listing the view reads, so that an object a sync adds meanwhile is never taken for a
+    damaged one (a record is whole once listed: it is written under another name, then renamed). One
+    SELECT: DuckDB writes a view's third UNION ALL back with other parentheses than it read it with,
+    so that the analysts' file would never look current.
+    """
+    none = sql_literal(f'No files found that match the pattern "{pattern}"')
+    damaged = f"'the commit record ' || filename || {sql_literal(_DAMAGED_RECORD_REMEDY)}"
+    schema_record = sql_literal(f"={SCHEMA_OBJECT}/{STATE_FILE}")
+    return (
+        f"SELECT error(CASE WHEN filename IS NULL THEN {none} ELSE {damaged} END) "
+        "FROM (SELECT 1 AS one) LEFT JOIN records ON true WHERE filename IS NULL OR "
+        f"(state.object_id IS NULL AND NOT ends_with(filename, {schema_record}))"
+    )
 
 
 def table_view(name: str, columns: tuple[Column, ...], source: str, description: str) -> list[str]:
@@ -409,7 +413,7 @@ def _sync_state_view(root: Root, as_of: str) -> list[str]:
         f"WITH records AS ({records}) "
         "SELECT unnest(list_concat([{'state': state, 'since': since, 'at': removed_at}], superseded)) AS s "
         # The failing branch's value is the error, so that no plan can leave it unevaluated.
-        f"FROM records UNION ALL {_DAMAGED_RECORDS} UNION ALL {_no_records(pattern)}"
+        f"FROM records UNION ALL {_unread_records(pattern)}"
     )
     selected = ", ".join(
         f"s.state.{sql_identifier(c.name)} AS {sql_identifier(c.name)}" for c in SYNC_STATE_COLUMNS
