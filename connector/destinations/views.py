@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from contextlib import suppress
@@ -51,6 +52,8 @@ _OUR_VIEWS = (
 _DAMAGED_RECORD_REMEDY = (
     " names no object: delete its directory, and the next `bt-sync sync` rebuilds the object"
 )
+# How a view bt-sync writes reads its tree's files.
+_READS_FILES = re.compile(r"\bread_(?:parquet|text|json)\w*\s*\(", re.IGNORECASE)
 # Writing the file takes well under a second: a temporary copy this old was left by a killed process.
 KILLED_WRITE_AGE_S = 600
 
@@ -178,6 +181,8 @@ def shows_another_tree(path: Path, root: Root) -> bool:
     """Whether the DuckDB file at `path` holds bt-sync views that read a tree other than `root`.
 
     A file that cannot be opened (locked, not DuckDB) is not judged here: `ensure_views_file` says why.
+    A view of ours that a session replaced by one reading no file (`SELECT 1`) tells nothing: the sync
+    puts it back.
     """
     # Every view bt-sync writes names its tree's files by their full path or URI, as the root followed by
     # one of its entries: a parent of the root (`--parquet data` for `data/parquet`) names none of them.
@@ -191,7 +196,10 @@ def shows_another_tree(path: Path, root: Root) -> bool:
         sources = con.execute(
             "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal AND schema_name = 'main'"
         ).fetchall()
-    return any(name in _OUR_VIEWS and not any(named in sql for named in in_root) for name, sql in sources)
+    return any(
+        name in _OUR_VIEWS and _READS_FILES.search(sql) and not any(named in sql for named in in_root)
+        for name, sql in sources
+    )
 
 
 def _current_fingerprint(path: Path) -> str | None:

@@ -423,6 +423,10 @@ def test_a_sync_leaves_a_current_views_file_untouched(emulator: Emulator, tmp_pa
         "SELECT * FROM read_parquet('{root}/_bt_sync/project_logs/*/*.parquet')",
         "COMMENT ON VIEW project_logs IS 'mine'",
         "COMMENT ON COLUMN project_logs.id IS 'mine'",
+        # Views reading no file of the tree: every later sync failed, taking the file for another tree's.
+        "CREATE OR REPLACE VIEW project_logs AS SELECT 1 AS x",
+        "CREATE OR REPLACE VIEW sync_state AS SELECT 1 AS x",
+        "CREATE OR REPLACE VIEW prompts AS SELECT * FROM project_logs",
     ],
 )
 def test_a_sync_restores_a_view_a_session_changed_in_the_file(
