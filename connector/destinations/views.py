@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 import time
 import uuid
 from contextlib import suppress
@@ -103,7 +104,10 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
     Raises:
         WarehouseError: nothing was synced to `root` yet, or its files cannot be read.
     """
-    con = duckdb.connect()
+    # A query too large for memory spills into the system's temporary directory, not into `.tmp` in the
+    # user's working directory (DuckDB's default), which may not be writable; DuckDB removes it on close.
+    spill = Path(tempfile.gettempdir()) / f"bt-sync-reader-{uuid.uuid4().hex[:12]}"
+    con = duckdb.connect(config={"temp_directory": str(spill)})
     con.execute("SET TimeZone = 'UTC'")
     try:
         for statement in view_statements(root, pinned_by=con if pinned else None):

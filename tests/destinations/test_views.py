@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -569,3 +570,23 @@ def test_queries_while_syncs_add_objects_never_take_a_new_record_for_a_damaged_o
         adding.join()
     # Listed twice (a glob, then the records read), a record added between the two was called damaged.
     assert failures == []
+
+
+def test_a_query_too_large_for_memory_spills_into_the_temporary_directory_not_the_working_one(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warehouse = warehouse_in(tmp_path)
+    emulator.store.create_project("p")
+    sync(emulator, warehouse)
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    spills = "SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS m FROM range(3000000) AS r(i) ORDER BY m)"
+    with open_destination(warehouse, prepare=False).reader() as con:
+        con.execute("SET memory_limit = '100MB'")
+        assert con.execute(spills).fetchall() == [(3_000_000,)]
+        # DuckDB's default, `.tmp` in the working directory, which a scheduled job may not be able to write.
+        assert not (tmp_path / "cwd" / ".tmp").exists()
+        assert list((tmp_path / "tmp").glob("bt-sync-reader-*/duckdb_temp_*"))
+    assert not list((tmp_path / "tmp").iterdir())
