@@ -13,13 +13,14 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from connector.display import printable
-from connector.errors import PushError
+from connector.errors import PushError, first_line
 from connector.push.arrow_values import (
     VALUE_ERRORS,
     ColumnPlan,
@@ -36,7 +37,6 @@ from connector.push.read import (
     RowProblem,
     file_error,
     file_place,
-    first_line,
     not_utf8,
     refuse_repeated_names,
 )
@@ -297,12 +297,14 @@ def _repeated_headers(batch: pa.RecordBatch) -> list[int]:
     (first, first_name), others = named[0], named[1:]
     # A second file's header keeps its byte order mark, which pyarrow drops only at the file's start.
     spellings = [first_name, codecs.BOM_UTF8 + first_name] if first == 0 else [first_name]
-    found = pc.is_in(batch.column(first), value_set=pa.array(spellings, pa.binary()))
-    if not pc.any(found).as_py():
+    found = pc.call_function(
+        "is_in", [batch.column(first)], pc.SetLookupOptions(pa.array(spellings, pa.binary()))
+    )
+    if not found.true_count:
         return []
     return [
         row
-        for row in pc.indices_nonzero(found).to_pylist()
+        for row in np.flatnonzero(found.to_numpy(zero_copy_only=False)).tolist()
         if all(batch.column(index)[row].as_py() == name for index, name in others)
     ]
 
