@@ -135,6 +135,12 @@ def validation_problems(error: ValidationError, names: Mapping[str, str] | None 
     return "; ".join(problems)
 
 
+def first_line(error: BaseException) -> str:
+    """An error's message up to its first line break, or its type's name if it has none."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 def one_line_reason(error: BaseException) -> str:
     """A library error's cause on one line (`No space left on device` out of DuckDB's JSON-wrapped errors)."""
     text = str(error).strip()

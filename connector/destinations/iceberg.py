@@ -43,10 +43,10 @@ from connector.destinations.iceberg_catalog import (
     commit_object_files,
     ensure_namespace,
     ensure_table,
-    first_line,
     object_files,
     object_state,
     open_catalog,
+    redacted_first_line,
     replace_rows,
     retry_conflicts,
 )
@@ -301,7 +301,7 @@ class IcebergDestination:
 
     def _reason(self, error: BaseException) -> str:
         """An error's first line, without the credentials of the catalog and warehouse settings."""
-        return scrub(first_line(error), self._secrets)
+        return scrub(redacted_first_line(error), self._secrets)
 
     def _table(self, name: str) -> Table:
         try:

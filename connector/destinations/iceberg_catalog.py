@@ -35,7 +35,7 @@ from pyiceberg.schema import Schema
 from pyiceberg.table import DataScan, FileScanTask, Table
 
 from connector.destinations.base import SyncState
-from connector.errors import ConfigError, WarehouseError
+from connector.errors import ConfigError, WarehouseError, first_line
 from connector.redaction import redact
 from schemas.tables import EventStream
 
@@ -114,7 +114,7 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None, *, create: bool
                 f"or install {missing}"
             ) from None
         except ValueError as error:
-            reason = first_line(error)
+            reason = redacted_first_line(error)
             if "URI missing" in reason:  # pyiceberg's words name its own CLI's --uri
                 variable = f"PYICEBERG_CATALOG__{name.upper()}__URI"
                 reason = f"no catalog of that name is configured in .pyiceberg.yaml or {variable}"
@@ -125,7 +125,7 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None, *, create: bool
         except Exception as error:
             if attempt == OPEN_ATTEMPTS:
                 raise WarehouseError(
-                    f"cannot open the iceberg catalog {redact(uri_or_name)}: {first_line(error)}"
+                    f"cannot open the iceberg catalog {redact(uri_or_name)}: {redacted_first_line(error)}"
                 ) from None
             # Workers opening a new SQL catalog at one moment race to create its tables
             # (`table iceberg_tables already exists`): the loser finds them made on its next try.
@@ -246,7 +246,7 @@ def planned_files(scan: DataScan) -> list[FileScanTask]:
     except Exception as error:  # a damaged file fails pyiceberg in many ways (UnicodeDecodeError, EOFError…)
         raise WarehouseError(
             f"cannot read the manifests of the Iceberg table at {scan.table_metadata.location}: "
-            f"{first_line(error)}"
+            f"{redacted_first_line(error)}"
         ) from None
 
 
@@ -314,18 +314,18 @@ def retry_conflicts(what: str, attempt: Callable[[], T]) -> T:
         try:
             return attempt()
         except OSError as error:
-            raise WarehouseError(f"{what}: {first_line(error)}") from None
+            raise WarehouseError(f"{what}: {redacted_first_line(error)}") from None
         except (CommitFailedException, ValidationException) as error:
+            reason = redacted_first_line(error)
             if number == REPLANS:
                 raise WarehouseError(
-                    f"{what}: another writer kept committing conflicting changes ({first_line(error)}); "
+                    f"{what}: another writer kept committing conflicting changes ({reason}); "
                     "run the sync again"
                 ) from None
-            logger.info("%s conflicted with another writer (%s): planning again", what, first_line(error))
+            logger.info("%s conflicted with another writer (%s): planning again", what, reason)
             time.sleep(random.uniform(0.05, 0.2) * number)
 
 
-def first_line(error: BaseException) -> str:
+def redacted_first_line(error: BaseException) -> str:
     """An error's first line, fit for a one-line message (credentials hidden)."""
-    text = str(error).strip()
-    return redact(text.splitlines()[0] if text else type(error).__name__)
+    return redact(first_line(error))

@@ -28,7 +28,7 @@ from connector.config import DestinationKind, WarehouseSettings
 from connector.destinations.filesystem import Root
 from connector.destinations.interrupt import interruptible
 from connector.display import plain_cells
-from connector.errors import QueryError
+from connector.errors import QueryError, first_line
 from connector.wiring import open_destination
 from schemas.tables import sql_identifier
 
@@ -74,7 +74,7 @@ class QueryResult:
             yield from self._batches
         # DuckDB's error as it reads a batch ahead (a cast that fails on row 250,000) comes as an OSError.
         except (duckdb.Error, pa.ArrowException, OSError) as error:
-            raise QueryError(f"the query failed: {_first_line(error)}") from None
+            raise QueryError(f"the query failed: {first_line(error)}") from None
 
     def write_csv(self, out: IO[bytes]) -> None:
         """Write CSV with a header, quoting only where needed; JSON and nested values as JSON text.
@@ -147,7 +147,7 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as error:
-        raise QueryError(f"the query is not valid SQL: {_first_line(error)}") from None
+        raise QueryError(f"the query is not valid SQL: {first_line(error)}") from None
     if not statements:
         raise QueryError("the query is empty (only blanks or comments): give one SELECT statement")
     if len(statements) != 1 or statements[0].type.name not in _READ_ONLY_STATEMENTS:
@@ -172,9 +172,9 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
             wrong = {name: kind for name, kind in kinds.items() if _wrong_in_arrow(kind)}
             yield QueryResult(_arrow_reader(relation), json_columns, wrong)
         except duckdb.PermissionException as error:
-            raise QueryError(f"a query reads the synced tables only: {_first_line(error)}") from None
+            raise QueryError(f"a query reads the synced tables only: {first_line(error)}") from None
         except duckdb.Error as error:
-            raise QueryError(f"the query failed: {_first_line(error)}") from None
+            raise QueryError(f"the query failed: {first_line(error)}") from None
         except (OverflowError, ValueError) as error:
             # A time DuckDB holds and Python's `datetime` cannot (before year 1, after 9999, nanoseconds),
             # in a list or a struct: alone, one is shown as DuckDB's text (`_python_rows`, `_readable`).
@@ -198,7 +198,7 @@ def _arrow_reader(relation: duckdb.DuckDBPyRelation) -> pa.RecordBatchReader:
         # Raised while the reader takes the result's schema, before any row: caught here only, as the
         # rows' own errors are caught by `QueryResult.batches`.
         raise QueryError(
-            f"the result cannot be read ({_first_line(error)}): cast the deeply nested column to JSON "
+            f"the result cannot be read ({first_line(error)}): cast the deeply nested column to JSON "
             "in the query"
         ) from None
 
@@ -406,8 +406,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal) and value.is_finite():
         return orjson.Fragment(str(value))
     return str(value)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -34,7 +34,7 @@ from connector.destinations.parquet_tree import (
     STATE_FILE,
     VERSIONS,
 )
-from connector.errors import WarehouseError
+from connector.errors import WarehouseError, first_line
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 from schemas.tables import SYNC_STATE_COLUMNS, Column, EventStream, sql_identifier, sql_literal
 
@@ -116,7 +116,7 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
         con.close()
         if "No files found" in str(error) and f"/{VERSIONS}/" in str(error):
             raise WarehouseError(
-                f"a file of the synced tables is missing ({_first_line(error).rsplit(' ', 1)[-1]}): the "
+                f"a file of the synced tables is missing ({first_line(error).rsplit(' ', 1)[-1]}): the "
                 "next `bt-sync sync` rebuilds its object"
             ) from None
         if "No files found" in str(error):
@@ -124,8 +124,8 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
                 f"no synced tables at {root.display} yet: run `bt-sync sync` first"
             ) from None
         if _DAMAGED_RECORD_REMEDY in str(error):
-            raise WarehouseError(_first_line(error).partition(": ")[2]) from None
-        raise WarehouseError(f"cannot read the tables at {root.display}: {_first_line(error)}") from None
+            raise WarehouseError(first_line(error).partition(": ")[2]) from None
+        raise WarehouseError(f"cannot read the tables at {root.display}: {first_line(error)}") from None
     return con
 
 
@@ -213,11 +213,11 @@ def _current_fingerprint(path: Path) -> str | None:
         if "lock" in str(error).lower():
             return None
         raise WarehouseError(
-            f"cannot open {path}: {_first_line(error)}; move it away or choose another --duckdb file"
+            f"cannot open {path}: {first_line(error)}; move it away or choose another --duckdb file"
         ) from None
     except duckdb.Error as error:
         raise WarehouseError(
-            f"{path} is not a DuckDB database bt-sync can read ({_first_line(error)}); "
+            f"{path} is not a DuckDB database bt-sync can read ({first_line(error)}); "
             "move it away or choose another --duckdb file"
         ) from None
     with con:
@@ -292,7 +292,7 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
         os.replace(temporary, path)
     except (OSError, duckdb.Error) as error:
         temporary.unlink(missing_ok=True)
-        raise WarehouseError(f"cannot write {path}: {_first_line(error)}") from None
+        raise WarehouseError(f"cannot write {path}: {first_line(error)}") from None
 
 
 def _event_source(
@@ -440,8 +440,3 @@ def _sync_state_view(root: Root, as_of: str) -> list[str]:
         for c in SYNC_STATE_COLUMNS
     ]
     return statements
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -30,7 +30,7 @@ import ijson.backends.python as ijson_exact
 import orjson
 
 from connector.display import printable
-from connector.errors import PushError
+from connector.errors import PushError, first_line
 from connector.push.choices import FileFormat
 from connector.push.spelling import option
 
@@ -722,9 +722,3 @@ def file_error(path: Path, error: Exception, near_row: int | None = None) -> Pus
 def file_place(path: Path, near_row: int | None = None) -> str:
     """Where in a file a message is about: its name, and the row if known."""
     return path.name + (f" near row {near_row}" if near_row is not None else "")
-
-
-def first_line(error: Exception) -> str:
-    """The first line of an error's message, or its type's name if it has none."""
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -31,7 +31,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from connector.destinations.file_size import file_target_rows
-from connector.errors import WarehouseError
+from connector.errors import WarehouseError, first_line
 from connector.sync.seen import SeenIds
 from connector.sync.shape import (
     EventMisfits,
@@ -167,7 +167,7 @@ class PageStager:
                 con.unregister("page_body")
                 return self.stage(mended, cutoff)
             # Only what DuckDB says of the input: running out of memory or disk is not the page's fault.
-            raise PageMalformed(f"the page is not valid JSON ({_first_line(error)})") from None
+            raise PageMalformed(f"the page is not valid JSON ({first_line(error)})") from None
         events, bad_ids, bad_xacts, newest, oldest, bad_sample, cursor, other_objects = con.execute(
             self._sql.page_checks(table)
         ).fetchall()[0]
@@ -488,8 +488,3 @@ def _part_order(path: Path) -> tuple[int, str]:
 def _scalar(con: duckdb.DuckDBPyConnection, sql: str) -> object:
     rows = con.execute(sql).fetchall()
     return rows[0][0] if rows else None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
