@@ -324,7 +324,7 @@ class _PageSql:
         typed = [f"{_typed(c, shape.misfit_columns)} AS {sql_identifier(c.name)}" for c in payload]
         extras = ["m._misfit_extra"] if not shape.fits else []
         extras += [_unparsed_time(c, shape.misfit_columns) for c in payload if c.duckdb_type == "TIMESTAMPTZ"]
-        other = "NULL" if self._key_column in shape.misfit_columns else self._other_object()
+        other = self._other_object(shape.misfit_columns)
         source = (
             "SELECT unnest(t.events, max_depth := 2), generate_subscripts(t.events, 1) AS _ordinal, "
             f"t.cursor AS _cursor FROM (SELECT json_transform(body, {sql_literal(self._struct)}) AS t "
@@ -339,11 +339,15 @@ class _PageSql:
             f"FROM ({source}) AS e{misfit_join}{order}"
         )
 
-    def _other_object(self) -> str:
+    def _other_object(self, misfit_columns: frozenset[str]) -> str:
         """SQL of an event's own key (`project_id`, say) where it names another object than the one read,
         else NULL: the key column is the object's id, from its directory, and would lose that value."""
         value = f"e.{sql_identifier(self._key_column)}"
-        return f"CASE WHEN {value} <> {sql_literal(self._object_id)} THEN {value} END"
+        other = f"{value} <> {sql_literal(self._object_id)}"
+        if self._key_column in misfit_columns:
+            # Not text at all: the misfit path already keeps the original value.
+            other += f" AND NOT coalesce(list_contains(m._misfits, {sql_literal(self._key_column)}), false)"
+        return f"CASE WHEN {other} THEN {value} END"
 
     def keep_other_objects(self, table: str) -> str:
         """SQL adding to `_extra` the key of each event of `table` naming another object (rare: done apart,
@@ -434,12 +438,13 @@ def _time(value: str) -> str:
 
     DuckDB takes years before 1 and after 9999, which Python's `datetime` (and so every reader of the
     tables in Python) cannot hold: such a time is kept as text in `_extra`, as one that does not parse.
-    So is a word DuckDB reads as a time (`epoch`, 1970's first instant): a time's text starts with a digit
-    (or a blank or a sign), which sorts before ':', and a letter after it (a byte comparison, where a
-    regular expression cost a tenth of the typing).
+    So is a word DuckDB reads as a time (`epoch`, 1970's first instant): past the blanks and signs DuckDB
+    skips, a time's text starts with a digit, which sorts before ':', and a letter after it (a byte
+    comparison, where a regular expression cost a tenth of the typing).
     """
     parsed = f"try_cast({value} AS TIMESTAMPTZ)"
-    return f"CASE WHEN {value} < ':' AND {parsed} BETWEEN {_FIRST_TIME} AND {_LAST_TIME} THEN {parsed} END"
+    digit_first = f"ltrim({value}, ' \t\n\r\v\f+-') < ':'"
+    return f"CASE WHEN {digit_first} AND {parsed} BETWEEN {_FIRST_TIME} AND {_LAST_TIME} THEN {parsed} END"
 
 
 def _unparsed_time(column: Column, misfit_columns: frozenset[str]) -> str:

@@ -208,6 +208,8 @@ def test_misfits_keep_their_value_in_extra_and_nothing_is_lost(
         # Words DuckDB reads as a time: `epoch` was stored as 1970-01-01, its text lost.
         {"created": "epoch"},
         {"created": "EPOCH"},
+        {"created": " epoch"},
+        {"created": "-epoch"},
     ],
     ids=[
         "created-object",
@@ -222,6 +224,8 @@ def test_misfits_keep_their_value_in_extra_and_nothing_is_lost(
         "year-10000",
         "epoch",
         "epoch-upper",
+        "epoch-blank",
+        "epoch-signed",
     ],
 )
 def test_a_value_its_column_cannot_hold_lands_in_extra(
@@ -244,6 +248,8 @@ def test_an_event_naming_another_object_keeps_that_name_in_extra(
         event("other", project_id="another-project"),
         event("own", project_id=broken["id"]),
         event("none"),
+        # Not text: the page takes the misfit path, where the others must be kept too.
+        event("number", project_id=5),
     ]
     serve(emulator, broken["id"], page, times=2)
     sync(emulator, warehouse)
@@ -257,6 +263,7 @@ def test_an_event_naming_another_object_keeps_that_name_in_extra(
         "other": (broken["id"], {"project_id": "another-project"}),
         "own": (broken["id"], None),
         "none": (broken["id"], None),
+        "number": (broken["id"], {"project_id": 5}),
     }
 
 
