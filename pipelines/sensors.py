@@ -13,7 +13,7 @@ import hashlib
 import dagster as dg
 
 from connector.destinations.base import ObjectRef, SyncState
-from connector.errors import BtSyncError, TerminalError
+from connector.errors import AuthError, ConfigError
 from connector.sync.catalog import Catalog, discover_catalog
 from pipelines.discovery import PartitionsRequest, partition_changes
 from pipelines.jobs import BraintrustJobs
@@ -49,10 +49,8 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         """Compare the API's objects with the instance's partitions and request the difference."""
         try:
             catalog, states = _listings(braintrust, warehouse)
-        except BtSyncError as error:
-            # An outage (transient) fails the tick as before: the next tick tries again by itself.
-            if not isinstance(error, TerminalError):
-                raise
+        except (ConfigError, AuthError) as error:
+            # Anything else (an outage, a damaged warehouse) fails the tick, where alerts see it.
             return dg.SensorResult(skip_reason=f"bt-sync: {error}")
         # Known by id, not by partition: an object deleted and re-created under its name was never synced.
         # With the name it had then: one renamed since is synced under its new key, even where a catalog
