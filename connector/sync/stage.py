@@ -443,7 +443,9 @@ def _time(value: str) -> str:
     comparison, where a regular expression cost a tenth of the typing).
     """
     parsed = f"try_cast({value} AS TIMESTAMPTZ)"
-    digit_first = f"ltrim({value}, ' \t\n\r\v\f+-') < ':'"
+    # Only a text starting below '0' (a blank, a sign) is trimmed: a time's digits are compared as they are.
+    trimmed = f"ltrim({value}, ' \t\n\r\v\f+-')"
+    digit_first = f"(CASE WHEN {value} >= '0' THEN {value} < ':' ELSE {trimmed} < ':' END)"
     return f"CASE WHEN {digit_first} AND {parsed} BETWEEN {_FIRST_TIME} AND {_LAST_TIME} THEN {parsed} END"
 
 
