@@ -39,14 +39,15 @@ def run_emulator(
 
     # Checked as a client checks its key, so that a key no client can send (a line break read from a
     # file into the variable) is refused here rather than answered with 401 to every request.
-    source = "--api-key" if api_key is not None else "BRAINTRUST_API_KEY"
-    given = api_key if api_key is not None else os.environ.get(source) or DEFAULT_EMULATOR_KEY
+    # A blank variable is an unset one, as a client reads it; a blank flag is a mistake.
+    from_variable = os.environ.get("BRAINTRUST_API_KEY", "").strip() or DEFAULT_EMULATOR_KEY
+    setting = "--api-key" if api_key is not None else "BRAINTRUST_API_KEY"
     try:
-        key = header_safe_key(given)
+        key = header_safe_key(api_key if api_key is not None else from_variable)
     except ValueError as error:
-        raise ConfigError(f"invalid setting: {source}: {error}") from None
+        raise ConfigError(f"invalid setting: {setting}: {error}") from None
     if not key:
-        raise ConfigError(f"invalid setting: {source}: is empty: give the key clients must send")
+        raise ConfigError("invalid setting: --api-key: is empty: give the key clients must send")
     try:
         server = Emulator(api_key=key, seed=seed, state_dir=state)
     except ValueError as error:  # the seed
