@@ -48,6 +48,12 @@ def event(row_id: Any = "a", xact: Any = "1000198294685155348", **fields: Any) -
     return {"id": row_id, "_xact_id": xact, "created": "2025-06-02T09:00:00.000Z", **fields}
 
 
+def logs_by_id(warehouse: WarehouseSettings, project_id: str, columns: str) -> dict[str, tuple[Any, ...]]:
+    """The project's log rows by id: each one's `columns` (SQL)."""
+    selected = f"SELECT id, {columns} FROM project_logs WHERE project_id = ?"
+    return {row_id: tuple(values) for row_id, *values in query(warehouse, selected, [project_id])}
+
+
 def test_empty_pages_that_carry_a_cursor_are_followed(
     emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
 ) -> None:
@@ -255,9 +261,7 @@ def test_an_event_naming_another_object_keeps_that_name_in_extra(
     sync(emulator, warehouse)
     rows = {
         row_id: (project, None if extra is None else orjson.loads(extra))
-        for row_id, project, extra in query(
-            warehouse, "SELECT id, project_id, _extra FROM project_logs WHERE project_id = ?", [broken["id"]]
-        )
+        for row_id, (project, extra) in logs_by_id(warehouse, broken["id"], "project_id, _extra").items()
     }
     assert rows == {
         "other": (broken["id"], {"project_id": "another-project"}),
@@ -275,12 +279,7 @@ def test_a_lone_surrogate_escape_becomes_the_replacement_character_and_its_page_
     page = [event("cut", output="Sure! \ud83d", metadata={"k\udc00": ["\ud83d\ude00 whole"]}), event("plain")]
     serve(emulator, broken["id"], page, times=2)
     sync(emulator, warehouse)
-    rows = {
-        row_id: (output, metadata)
-        for row_id, output, metadata in query(
-            warehouse, "SELECT id, output, metadata FROM project_logs WHERE project_id = ?", [broken["id"]]
-        )
-    }
+    rows = logs_by_id(warehouse, broken["id"], "output, metadata")
     assert rows.keys() == {"cut", "plain"}
     output, metadata = rows["cut"]
     assert orjson.loads(output) == "Sure! \ufffd"
@@ -325,12 +324,7 @@ def test_values_nested_deeper_than_python_reads_sync_with_their_page(
     env = {"BRAINTRUST_API_KEY": emulator.api_key}
     done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--json", env=env)
     assert done.returncode == 0, done.stderr
-    rows = {
-        row_id: (metadata, extra)
-        for row_id, metadata, extra in query(
-            warehouse, "SELECT id, metadata, _extra FROM project_logs WHERE project_id = ?", [broken["id"]]
-        )
-    }
+    rows = logs_by_id(warehouse, broken["id"], "metadata, _extra")
     assert rows.keys() == {"deep", "plain"}
     metadata, extra = rows["deep"]
     # Compared as text: Python's reader would stop at these values too.
