@@ -183,6 +183,18 @@ def run_cli(
     )
 
 
+def run_installed(tool: str, *args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a command line installed beside this Python (`dagster`, `dg`) to completion, output captured."""
+    return subprocess.run(
+        [str(Path(sys.executable).parent / tool), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
 def cli_env(emulator: Emulator, directory: Path) -> dict[str, str]:
     """The environment of a command line run against `emulator` with its warehouse in `directory`."""
     return {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from pipelines.maintain import MAINTAIN_JOB_NAME
 from pipelines.push import PUSH_JOB_NAME
 from pipelines.resources import WarehouseResource
 from schemas.kinds import EVENT_STREAMS, KINDS
+from tests.helpers import run_installed
 from tests.pipelines.helpers import materializations, refresh_catalog, run_job
 
 REPO = Path(__file__).resolve().parents[2]
@@ -129,14 +129,7 @@ def test_a_translator_changes_keys_groups_owners_and_tags_everywhere(
 def test_dg_loads_the_code_location_without_secrets_or_warnings(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("BRAINTRUST_API_KEY", "DAGSTER_HOME")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    completed = subprocess.run(
-        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    completed = run_installed("dg", "check", "defs", env=env, cwd=REPO)
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output
     assert "All definitions loaded successfully" in output

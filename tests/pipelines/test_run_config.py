@@ -4,8 +4,6 @@ retried; a resource's setting or variable set wrong skips the discovery sensor's
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from pipelines import BraintrustResource, WarehouseResource, build_definitions
 from pipelines.jobs import CHECKS_JOB_NAME
 from pipelines.maintain import MAINTAIN_JOB_NAME
 from pipelines.sensors import DISCOVERY_SENSOR_NAME
+from tests.helpers import run_installed
 from tests.pipelines.helpers import discover, run_job
 
 REPO = Path(__file__).resolve().parents[2]
@@ -200,15 +199,8 @@ def test_the_daemon_sees_a_bad_setting_s_skipped_tick_as_one_line(emulator: Emul
         "BT_SYNC_PARQUET": str(tmp_path / "parquet"),
         "BT_SYNC_STATE_DIR": str(tmp_path / "state"),
     }
-    preview = [str(Path(sys.executable).parent / "dagster"), "sensor", "preview", DISCOVERY_SENSOR_NAME]
-    completed = subprocess.run(
-        [*preview, "-m", "pipelines.definitions"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    preview = ("sensor", "preview", DISCOVERY_SENSOR_NAME, "-m", "pipelines.definitions")
+    completed = run_installed("dagster", *preview, env=env, cwd=REPO)
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output
     assert "skipping: bt-sync: invalid setting: BT_SYNC_TIMEOUT: Input should be a valid number" in output
