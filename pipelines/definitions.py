@@ -13,7 +13,7 @@ from pipelines.checks import build_checks
 from pipelines.jobs import build_jobs
 from pipelines.maintain import maintain_job, maintain_schedule
 from pipelines.push import push_job
-from pipelines.resources import BraintrustResource, WarehouseResource
+from pipelines.resources import BraintrustResource, WarehouseResource, duckdb_schema
 from pipelines.schedules import build_schedules
 from pipelines.sensors import build_discovery_sensor
 from pipelines.tables import resolve_specs
@@ -48,7 +48,7 @@ def build_definitions(
         # naming the setting, as for the API's settings, where the code location would not load at all
         # (a traceback in every `dagster` command and in the UI).
         dg.get_dagster_logger().warning(f"bt-sync: {error}; every sync fails until it is mended")
-        storage_kinds, schema = DUCKDB_KINDS, f"{DEFAULT_DUCKDB_PATH.stem}.main"
+        storage_kinds, schema = DUCKDB_KINDS, duckdb_schema(DEFAULT_DUCKDB_PATH)
     specs = resolve_specs(translator or BraintrustTranslator(), schema, storage_kinds)
     jobs = build_jobs(specs)
     return dg.Definitions(

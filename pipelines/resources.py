@@ -28,6 +28,11 @@ from connector.wiring import open_destination
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
+def duckdb_schema(duckdb_path: Path) -> str:
+    """The schema analysts find the tables in, in the DuckDB file at `duckdb_path`: `<file name>.main`."""
+    return f"{duckdb_path.stem}.main"
+
+
 class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The Braintrust API, and which of its projects to sync.
 
@@ -122,7 +127,7 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         settings = self.settings()
         if settings.destination is DestinationKind.ICEBERG:
             return settings.iceberg_namespace
-        return f"{settings.duckdb_path.stem}.main"
+        return duckdb_schema(settings.duckdb_path)
 
     @property
     def is_iceberg(self) -> bool:
