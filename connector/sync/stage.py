@@ -345,18 +345,15 @@ class _PageSql:
         value = f"e.{sql_identifier(self._key_column)}"
         other = f"{value} <> {sql_literal(self._object_id)}"
         if self._key_column in misfit_columns:
-            # Not text at all: the misfit path already keeps the original value.
-            other += f" AND NOT coalesce(list_contains(m._misfits, {sql_literal(self._key_column)}), false)"
+            other += f" AND {_not_misfit(self._key_column)}"
         return f"CASE WHEN {other} THEN {value} END"
 
     def keep_other_objects(self, table: str) -> str:
         """SQL adding to `_extra` the key of each event of `table` naming another object (rare: done apart,
         so that no other page merges it into `_extra` row by row)."""
         kept = f"json_object({sql_literal(self._key_column)}, _other_object)"
-        return (
-            f"UPDATE {table} SET _extra = (CASE WHEN _extra IS NULL THEN {kept} "
-            f"ELSE json_merge_patch(_extra, {kept}) END)::JSON WHERE _other_object IS NOT NULL"
-        )
+        merged = _merged_json(["_extra", kept])
+        return f"UPDATE {table} SET _extra = ({merged})::JSON WHERE _other_object IS NOT NULL"
 
     @staticmethod
     def page_checks(table: str) -> str:
@@ -454,9 +451,14 @@ def _unparsed_time(column: Column, misfit_columns: frozenset[str]) -> str:
     value = f"e.{sql_identifier(column.name)}"
     unparsed = f"{value} IS NOT NULL AND {_time(value)} IS NULL"
     if column.name in misfit_columns:
-        # Not text at all: the misfit path already keeps the original value.
-        unparsed += f" AND NOT coalesce(list_contains(m._misfits, {sql_literal(column.name)}), false)"
+        unparsed += f" AND {_not_misfit(column.name)}"
     return f"CASE WHEN {unparsed} THEN json_object({sql_literal(column.name)}, {value}) END"
+
+
+def _not_misfit(name: str) -> str:
+    """SQL true where the event's value of column `name` is no misfit: a misfit (not text at all, say) is
+    kept in `_extra` by the misfit path already."""
+    return f"NOT coalesce(list_contains(m._misfits, {sql_literal(name)}), false)"
 
 
 def _merged_json(fragments: list[str]) -> str:
