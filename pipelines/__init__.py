@@ -3,11 +3,10 @@
 `pipelines.definitions.defs` is the code location (`[tool.dg]` and `[tool.dagster]` in
 pyproject.toml). To deploy with other resources, keys, owners or executors, build your own:
 
-    import dagster as dg
     from pipelines import BraintrustResource, BraintrustTranslator, WarehouseResource, build_definitions
 
     defs = build_definitions(
-        BraintrustResource(api_key=dg.EnvVar("BRAINTRUST_API_KEY")),
+        BraintrustResource(projects=["support-bot"]),
         WarehouseResource(parquet_root="s3://bucket/bt-sync"),
         translator=BraintrustTranslator(),
     )

@@ -66,7 +66,4 @@ def build_definitions(
     )
 
 
-defs = build_definitions(
-    BraintrustResource(api_key=dg.EnvVar("BRAINTRUST_API_KEY")),
-    WarehouseResource(),
-)
+defs = build_definitions(BraintrustResource(), WarehouseResource())

@@ -36,12 +36,14 @@ def duckdb_schema(duckdb_path: Path) -> str:
 class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
     """The Braintrust API, and which of its projects to sync.
 
-    Pass the key as `dg.EnvVar("BRAINTRUST_API_KEY")`: Dagster then stores and
-    shows only the variable's name, and `connector` keeps the value in a
-    `SecretStr`, so it appears in no metadata, log or error.
+    Leave the key unset: `connector` reads `BRAINTRUST_API_KEY` itself when it
+    needs it and keeps the value in a `SecretStr`, so it appears in no metadata,
+    log or error, and a missing key is one line. (`dg.EnvVar` also keeps it out
+    of Dagster's config, but while the variable is unset Dagster fails every
+    sensor tick and run with its own error and traceback.)
 
     Args:
-        api_key: the API key.
+        api_key: the API key; None reads `BRAINTRUST_API_KEY`.
         api_url: the API base URL; None reads `BRAINTRUST_API_URL`, else the public API.
         projects: names or ids of the projects to sync; empty syncs every project the key sees.
         timeout_s: per-request timeout in seconds; None reads `BT_SYNC_TIMEOUT`, else 60.
@@ -51,7 +53,7 @@ class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             when `api_url` is the public API, and nowhere otherwise.
     """
 
-    api_key: str
+    api_key: str | None = None
     api_url: str | None = None
     projects: list[str] = Field(default_factory=list)
     timeout_s: float | None = None

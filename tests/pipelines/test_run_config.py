@@ -12,6 +12,7 @@ import pytest
 
 from connector.emulator import Emulator
 from pipelines import BraintrustResource, WarehouseResource, build_definitions
+from pipelines.definitions import defs as shipped_defs
 from pipelines.jobs import CHECKS_JOB_NAME
 from pipelines.maintain import MAINTAIN_JOB_NAME
 from pipelines.sensors import DISCOVERY_SENSOR_NAME
@@ -160,6 +161,18 @@ def test_a_setting_a_user_got_wrong_skips_the_sensor_s_tick_naming_it(
     braintrust = BraintrustResource(api_key=emulator.api_key)
     reason = skip_message(discover(build_definitions(braintrust, warehouse), instance))
     assert reason.startswith(f"bt-sync: {message}") and emulator.api_key not in reason
+
+
+def test_the_shipped_sensor_skips_its_tick_in_one_line_while_the_key_is_unset(
+    emulator: Emulator, instance: dg.DagsterInstance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shipped definitions took the key as Dagster's EnvVar, which failed the tick with Dagster's
+    # own error and traceback before the sensor ran.
+    monkeypatch.delenv("BRAINTRUST_API_KEY", raising=False)
+    monkeypatch.setenv("BRAINTRUST_API_URL", emulator.url)
+    monkeypatch.setenv("BT_SYNC_DUCKDB", str(tmp_path / "warehouse.duckdb"))
+    reason = skip_message(discover(shipped_defs, instance))
+    assert reason == "bt-sync: No Braintrust API key: set BRAINTRUST_API_KEY or pass --api-key."
 
 
 @pytest.mark.parametrize(
