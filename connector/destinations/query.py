@@ -77,7 +77,8 @@ class QueryResult:
             raise QueryError(f"the query failed: {first_line(error)}") from None
 
     def write_csv(self, out: IO[bytes]) -> None:
-        """Write CSV with a header, quoting only where needed; JSON and nested values as JSON text.
+        """Write CSV with a header, quoting only where needed; JSON and nested values as JSON text;
+        empty text as `""`, a missing value as an empty cell.
 
         Lines end in `\n`, as DuckDB's own `COPY` writes them and line-based tools expect.
         """
@@ -86,10 +87,12 @@ class QueryResult:
             writer = csv.writer(text, lineterminator="\n")
             writer.writerow(self.schema.names)
             for batch in self.batches():
-                flat = _as_text(batch, self.json_columns)
-                writer.writerows(
-                    ["" if value is None else value for value in row.values()] for row in _python_rows(flat)
-                )
+                for row in _python_rows(_as_text(batch, self.json_columns)):
+                    values = list(row.values())
+                    if "" in values or values == [None]:
+                        text.write(_csv_line_keeping_empty_text(values))
+                    else:
+                        writer.writerow(values)  # None as an empty cell
         finally:
             # Detached, not closed, however the rows end: closing the wrapper would close `out`.
             text.detach()
@@ -290,6 +293,25 @@ def _json_rows(batch: pa.RecordBatch, json_columns: set[str]) -> Iterator[dict[s
         for field in with_maps:
             row[field.name] = _plain(row[field.name], field.type)
         yield row
+
+
+def _csv_line_keeping_empty_text(values: list[Any]) -> str:
+    """A CSV line writing empty text as `""` and a missing value as nothing, as DuckDB's `COPY` does.
+
+    Python's writer quotes only what holds a delimiter, a quote or a line break: empty text and a
+    missing value were the same empty cell, and a row of one missing value was `""`, empty text.
+    """
+    cells = io.StringIO()
+    writer = csv.writer(cells, lineterminator="")
+    for index, value in enumerate(values):
+        if index:
+            cells.write(",")
+        if value == "":
+            cells.write('""')
+        elif value is not None:
+            writer.writerow([value])
+    cells.write("\n")
+    return cells.getvalue()
 
 
 def _python_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:

@@ -73,6 +73,25 @@ def test_a_table_cell_keeps_its_line_break(tmp_path: Path, emulator: Emulator) -
     assert len(lines) == 2 and "\\x0a" not in done.stdout
 
 
+def test_csv_tells_empty_text_from_a_missing_value_as_duckdb_writes_them(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    project = emulator.store.create_project("p")
+    emulator.store.insert("project_logs", project["id"], [{"id": "r1", "input": ""}, {"id": "r2"}])
+    env = cli_env(emulator, tmp_path)
+    assert run_cli("sync", "--objects", "logs", env=env).returncode == 0
+    text = "input->>'$' AS text FROM project_logs"
+    # Both were an empty cell, and a lone missing value was `""`: empty text, read back.
+    shown = {
+        f"SELECT id, {text} ORDER BY id": 'id,text\nr1,""\nr2,\n',
+        f"SELECT {text} WHERE id = 'r2'": "text\n\n",
+        f"SELECT {text} WHERE id = 'r1'": 'text\n""\n',
+    }
+    for query, csv in shown.items():
+        done = run_cli("sql", "--format", "csv", query, env=env)
+        assert (done.returncode, done.stdout) == (0, csv), query
+
+
 def test_a_progress_bar_shows_a_name_as_written() -> None:
     console = Console(force_terminal=True, record=True, width=200)
     with RichProgress(console) as progress:
