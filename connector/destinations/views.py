@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 import time
 import uuid
 from contextlib import suppress
@@ -34,6 +33,7 @@ from connector.destinations.parquet_tree import (
     STATE_FILE,
     VERSIONS,
 )
+from connector.destinations.spill import spill_directory
 from connector.errors import WarehouseError, first_line
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 from schemas.tables import SYNC_STATE_COLUMNS, Column, EventStream, sql_identifier, sql_literal
@@ -105,9 +105,8 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
         WarehouseError: nothing was synced to `root` yet, or its files cannot be read.
     """
     # A query too large for memory spills into the system's temporary directory, not into `.tmp` in the
-    # user's working directory (DuckDB's default), which may not be writable; DuckDB removes it on close.
-    spill = Path(tempfile.gettempdir()) / f"bt-sync-reader-{uuid.uuid4().hex[:12]}"
-    con = duckdb.connect(config={"temp_directory": str(spill)})
+    # user's working directory (DuckDB's default), which may not be writable.
+    con = duckdb.connect(config={"temp_directory": str(spill_directory())})
     con.execute("SET TimeZone = 'UTC'")
     try:
         for statement in view_statements(root, pinned_by=con if pinned else None):

@@ -572,6 +572,10 @@ def test_queries_while_syncs_add_objects_never_take_a_new_record_for_a_damaged_o
     assert failures == []
 
 
+# A sort larger than 100 MB of memory.
+SPILLS = "SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS m FROM range(3000000) AS r(i) ORDER BY m)"
+
+
 def test_a_query_too_large_for_memory_spills_into_the_temporary_directory_not_the_working_one(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -582,11 +586,59 @@ def test_a_query_too_large_for_memory_spills_into_the_temporary_directory_not_th
     (tmp_path / "tmp").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
-    spills = "SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS m FROM range(3000000) AS r(i) ORDER BY m)"
     with open_destination(warehouse, prepare=False).reader() as con:
         con.execute("SET memory_limit = '100MB'")
-        assert con.execute(spills).fetchall() == [(3_000_000,)]
+        assert con.execute(SPILLS).fetchall() == [(3_000_000,)]
         # DuckDB's default, `.tmp` in the working directory, which a scheduled job may not be able to write.
         assert not (tmp_path / "cwd" / ".tmp").exists()
         assert list((tmp_path / "tmp").glob("bt-sync-reader-*/duckdb_temp_*"))
     assert not list((tmp_path / "tmp").iterdir())
+
+
+# A reader in its own process, spilling as long as it is let run.
+_SPILLING_READER = f"""
+import sys
+from connector.config import WarehouseSettings
+from connector.wiring import open_destination
+settings = WarehouseSettings(duckdb_path=sys.argv[1], parquet_root=sys.argv[2], state_dir=sys.argv[3])
+with open_destination(settings, prepare=False).reader() as con:
+    con.execute("SET memory_limit = '100MB'")
+    while True:
+        con.execute({SPILLS!r})
+"""
+
+
+def test_a_later_reader_sweeps_the_spill_directory_a_killed_one_left(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    warehouse = warehouse_in(tmp_path)
+    emulator.store.create_project("p")
+    sync(emulator, warehouse)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    places = (str(warehouse.duckdb_path), str(warehouse.parquet_root), str(warehouse.state_dir))
+    reader = subprocess.Popen([sys.executable, "-c", _SPILLING_READER, *places], env=env)
+    deadline = time.monotonic() + 60
+    while not list(temp.glob("bt-sync-reader-*/duckdb_temp_*")) and time.monotonic() < deadline:
+        assert reader.poll() is None
+        time.sleep(0.05)
+    reader.kill()
+    reader.wait()
+    (left,) = temp.glob("bt-sync-reader-*")
+    # A directory of a process still running is kept however old, and the killed one's for an hour: it
+    # may be a reader's in another PID namespace sharing the directory.
+    running = temp / f"bt-sync-reader-{os.getpid()}-{'0' * 12}"
+    running.mkdir()
+    an_hour_ago = time.time() - 3660
+    os.utime(running, (an_hour_ago, an_hour_ago))
+
+    def read() -> None:
+        done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], "SELECT 1", env={"TMPDIR": str(temp)})
+        assert done.returncode == 0, done.stderr
+
+    read()
+    assert left.exists() and running.exists()
+    os.utime(left, (an_hour_ago, an_hour_ago))
+    read()
+    assert not left.exists() and running.exists()

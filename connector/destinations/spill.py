@@ -1,0 +1,54 @@
+"""Where an in-memory reader spills a query too large for memory, and the sweep of what killed ones left.
+
+DuckDB removes a spill directory when its connection closes; a reader killed before that (`kill -9`,
+the OOM killer in the middle of a large sort) leaves it, gigabytes perhaps, in the temporary directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+_PREFIX = "bt-sync-reader-"
+# <prefix><the reader's PID>-<random>: PIDs are at most 7 digits (Linux's pid_max is 2^22).
+_SPILL_NAME = re.compile(rf"{_PREFIX}(\d{{1,7}})-[0-9a-f]{{12}}")
+# A directory is swept once its process is gone and nothing was added to it for this long: the wait
+# spares a reader in another PID namespace sharing this temporary directory, whose PID says nothing here.
+_ABANDONED_AFTER_S = 3600
+
+
+def spill_directory() -> Path:
+    """A new spill directory for this process (DuckDB makes it when it first spills), after sweeping the
+    directories of readers killed before they closed."""
+    temp = Path(tempfile.gettempdir())
+    _sweep_abandoned(temp)
+    return temp / f"{_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def _sweep_abandoned(temp: Path) -> None:
+    now = time.time()
+    for spill in temp.glob(f"{_PREFIX}*"):
+        name = _SPILL_NAME.fullmatch(spill.name)
+        if name is None:
+            continue
+        try:
+            untouched_s = now - spill.stat().st_mtime
+        except OSError:
+            continue  # swept by another reader meanwhile
+        if untouched_s > _ABANDONED_AFTER_S and not _alive(int(name.group(1))):
+            shutil.rmtree(spill, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
