@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +14,33 @@ from connector.api.client import BraintrustClient
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator
 from tests.helpers import SmallDisk, fast_client, warehouse_in
+
+# Where a machine keeps files in memory. The tests' files (warehouses, staged pages, spilled queries) go
+# there when it exists: on a disk every fsync, rename and removal waits for it, over a quarter of a small
+# sync's time in a profile on an ext4 mounted with `discard`. What a full disk does is tested on a tmpfs
+# of its own either way (`small_disk`).
+_MEMORY_FS = Path("/dev/shm")
+_SESSION_DIR = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Put the session's temporary files (pytest's and those of every process it starts) in memory."""
+    is_worker = hasattr(config, "workerinput")  # an xdist worker gets its directory from the controller
+    if is_worker or config.option.basetemp is not None or not os.access(_MEMORY_FS, os.W_OK):
+        return
+    session = Path(tempfile.mkdtemp(prefix="bt-sync-tests-", dir=_MEMORY_FS))
+    config.option.basetemp = str(session / "pytest")
+    (session / "tmp").mkdir()
+    os.environ["TMPDIR"] = str(session / "tmp")
+    tempfile.tempdir = None  # read TMPDIR again
+    config.stash[_SESSION_DIR] = session
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Give the memory back: the directory of a session that ends is removed, its failures' files too."""
+    session = config.stash.get(_SESSION_DIR, None)
+    if session is not None:
+        shutil.rmtree(session, ignore_errors=True)
 
 
 @pytest.fixture
