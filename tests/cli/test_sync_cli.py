@@ -15,7 +15,16 @@ import pytest
 
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
-from tests.helpers import CLI, cli_env, cli_warehouse_args, one_line, query, run_cli, sync
+from tests.helpers import (
+    CLI,
+    cli_env,
+    cli_in_process,
+    cli_warehouse_args,
+    one_line,
+    query,
+    run_cli,
+    sync,
+)
 
 # Runs the command line, then prints, last on stderr, how long DuckDB's allocator keeps freed pages.
 ALLOCATOR_PROBE = """
@@ -129,12 +138,15 @@ def sync_objects(emulator: Emulator, warehouse: WarehouseSettings, objects: str)
 
 
 def test_sql_writes_no_file_runs_a_query_ending_in_a_comment_and_fails_midway_in_one_line(
-    demo_emulator: Emulator, warehouse: WarehouseSettings
+    demo_emulator: Emulator, warehouse: WarehouseSettings, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    sync_objects(demo_emulator, warehouse, "logs")
+    sync(demo_emulator, warehouse, kinds=frozenset({"logs"}))
+    where = cli_warehouse_args(warehouse)[:4]
 
+    # How the command reads the SQL text is checked in this process (each new one would cost 0.6 s of
+    # imports); a refusal, an ending and a failure midway are also checked as a process prints them.
     def sql(text: str, *options: str) -> subprocess.CompletedProcess[str]:
-        return run_cli("sql", *cli_warehouse_args(warehouse)[:4], text, *options)
+        return cli_in_process(capfd, "sql", *where, text, *options)
 
     rows = sql("SELECT count(*) AS n FROM project_logs", "--format", "csv").stdout
     tables = Path(warehouse.tables_root)
@@ -158,6 +170,8 @@ def test_sql_writes_no_file_runs_a_query_ending_in_a_comment_and_fails_midway_in
             done = sql(explain)
             assert (done.returncode, done.stderr) == (1, refused), explain
         assert sql(f"EXPLAIN {copy}").returncode == 0  # plain EXPLAIN runs nothing
+    done = run_cli("sql", *where, f"EXPLAIN ANALYZE {copy}")
+    assert (done.returncode, done.stdout, done.stderr) == (1, "", refused)
     assert not (tables / "evil.csv").exists() and sorted(tables.rglob("*.parquet")) == files
     assert sql("SELECT count(*) AS n FROM project_logs", "--format", "csv").stdout == rows
     assert sql("EXPLAIN SELECT count(*) FROM project_logs").returncode == 0
@@ -167,9 +181,11 @@ def test_sql_writes_no_file_runs_a_query_ending_in_a_comment_and_fails_midway_in
         done = sql(text, "--format", "csv")
         assert (done.returncode, done.stderr) == (0, ""), text
         assert done.stdout.splitlines()[1] in ("1", ";", "é")
+    done = run_cli("sql", *where, "SELECT 'é' AS a; -- note", "--format", "csv")
+    assert (done.returncode, done.stdout, done.stderr) == (0, "a\né\n", "")
     # A row that fails as it is read, far into the result: one line, as one that fails before.
     failing = "SELECT CASE WHEN i = 250000 THEN ('x' || i)::INT ELSE i END AS v FROM range(300000) AS r(i)"
-    done = sql(failing, "--format", "csv")
+    done = run_cli("sql", *where, failing, "--format", "csv")
     assert done.returncode == 1
     assert done.stderr == (
         "bt-sync: error: the query failed: Conversion Error: Could not convert string 'x250000' to INT32\n"
