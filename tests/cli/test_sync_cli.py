@@ -43,7 +43,9 @@ main()
 """
 
 
-def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: WarehouseSettings) -> None:
+def test_json_summary_status_and_sql(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, capfd: pytest.CaptureFixture[str]
+) -> None:
     env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
     done = run_cli("sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--json", env=env)
     assert done.returncode == 0, done.stderr
@@ -67,6 +69,13 @@ def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: Warehou
         "SELECT id, scores FROM experiment_events ORDER BY id LIMIT 2",
     )
     assert csv.returncode == 0 and csv.stdout.splitlines()[0] == "id,scores"
+    where = cli_warehouse_args(warehouse)[:4]
+
+    # How values are shown, and what a query may read: the command's own doing, seen in this process
+    # (the four commands above are new processes; each more would cost 0.6 s of imports).
+    def sql(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli_in_process(capfd, "sql", *args)
+
     # Times DuckDB holds and Python cannot, late in a result: shown as DuckDB's text for them, in every
     # format. They stopped the output there, with a one-line error, after 20,000 rows had been written.
     late = (
@@ -83,19 +92,17 @@ def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: Warehou
         "json": '{"i":20002,"t":"2024-01-01T00:00:00+00:00","d":"12000-01-01"}\n]\n',
     }
     for output, tail in shown.items():
-        done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], late, "--format", output)
+        done = sql(*where, late, "--format", output)
         assert (done.returncode, done.stderr) == (0, "")
         assert done.stdout.endswith(tail)
     # Nanoseconds, which Python's `datetime` drops (a traceback), as DuckDB writes them.
     nanoseconds = "SELECT '2020-01-01 01:02:03.123456789'::TIMESTAMP_NS AS t"
-    done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], nanoseconds, "--format", "csv")
+    done = sql(*where, nanoseconds, "--format", "csv")
     assert (done.returncode, done.stdout, done.stderr) == (0, "t\n2020-01-01 01:02:03.123456789\n", "")
     # In a list, such times stop the query with one line.
     early = "TIMESTAMPTZ '0001-01-01 00:00:00+00' - INTERVAL 1 DAY"
     for value in (early, "TIMESTAMP_NS '2020-01-01 00:00:00.123456789'"):
-        done = run_cli(
-            "sql", *cli_warehouse_args(warehouse)[:4], f"SELECT [{value}] AS t", "--format", "json"
-        )
+        done = sql(*where, f"SELECT [{value}] AS t", "--format", "json")
         # Failed at its first row: no `[` left on stdout, which is no JSON.
         assert (done.returncode, done.stdout) == (1, "")
         assert done.stderr.startswith("bt-sync: error: a value of the result cannot be shown (")
@@ -107,12 +114,12 @@ def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: Warehou
         deep_list, deep_struct = [deep_list], {"a": deep_struct}
     deep = {"[" * 70 + "1" + "]" * 70: deep_list, "{'a': " * 70 + "1" + "}" * 70: deep_struct}
     for sql_value, value in deep.items():
-        args = (*cli_warehouse_args(warehouse)[:4], "--format", "json")
-        done = run_cli("sql", f"SELECT {sql_value} AS x", *args)
+        args = (*where, "--format", "json")
+        done = sql(f"SELECT {sql_value} AS x", *args)
         assert (done.returncode, done.stdout) == (1, "")
         assert done.stderr.startswith("bt-sync: error: the result cannot be read (")
         assert done.stderr.endswith("): cast the deeply nested column to JSON in the query\n")
-        cured = run_cli("sql", f"SELECT {sql_value}::JSON AS x", *args)
+        cured = sql(f"SELECT {sql_value}::JSON AS x", *args)
         assert (cured.returncode, cured.stderr) == (0, ""), cured.stderr
         assert json.loads(cured.stdout) == [{"x": value}]
     # Read-only over the tables' files, and no other file of the machine; the tables' own files read.
@@ -126,7 +133,7 @@ def test_json_summary_status_and_sql(demo_emulator: Emulator, warehouse: Warehou
         f"read_parquet('{tree}')": True,
     }
     for source, allowed in sources.items():
-        done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], f"SELECT count(*) FROM {source}")
+        done = sql(*where, f"SELECT count(*) FROM {source}")
         assert done.returncode == (0 if allowed else 1), done.stderr
         assert allowed or done.stderr.startswith("bt-sync: error: a query reads the synced tables only: ")
 
