@@ -161,7 +161,7 @@ def test_reconcile_deletes_what_was_deleted_upstream(demo_emulator: Emulator, tm
 
 
 def test_the_cli_syncs_queries_shows_status_and_maintains_from_the_environment(
-    emulator: Emulator, tmp_path: Path
+    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     iceberg = iceberg_in(tmp_path)
     env = {
@@ -175,16 +175,22 @@ def test_the_cli_syncs_queries_shows_status_and_maintains_from_the_environment(
     emulator.store.generate_logs(project["id"], 300, update_fraction=0.0)
     synced = run_cli("sync", "--api-url", emulator.url, "--objects", "logs", "--json", env=env)
     assert synced.returncode == 0, synced.stderr
+
+    # The other commands in this process, reading the same environment: each new process would first
+    # spend 2-3 s importing pyiceberg.
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return cli_in_process(capfd, *args, env=env)
+
     for _ in range(2):  # each incremental sync adds a small file
         emulator.store.generate_logs(project["id"], 300, update_fraction=0.0)
         sync(emulator, iceberg, kinds=frozenset({"logs"}))
-    status = run_cli("status", "--json", env=env)
+    status = cli("status", "--json")
     assert [(s["name"], s["rows"]) for s in json.loads(status.stdout)] == [("growing", 900)]
-    counted = run_cli("sql", "SELECT count(DISTINCT id) AS n FROM project_logs", "--format", "json", env=env)
+    counted = cli("sql", "SELECT count(DISTINCT id) AS n FROM project_logs", "--format", "json")
     assert json.loads(counted.stdout) == [{"n": 900}]
     rows, files_before = event_tables(iceberg), len(data_files(iceberg, "project_logs"))
     age_files(Path(str(iceberg.iceberg_warehouse)), UNREFERENCED_GRACE + timedelta(minutes=1))
-    done = run_cli("maintain", "--retain-hours", "0", "--json", env=env)
+    done = cli("maintain", "--retain-hours", "0", "--json")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["files_compacted"] >= 2 and summary["files_written"] < summary["files_compacted"]
@@ -194,7 +200,7 @@ def test_the_cli_syncs_queries_shows_status_and_maintains_from_the_environment(
     assert event_tables(iceberg) == rows
     # The object's state counts the files and bytes the compaction left, as `status` and sync_state show.
     files = data_files(iceberg, "project_logs")
-    (state,) = json.loads(run_cli("status", "--json", env=env).stdout)
+    (state,) = json.loads(cli("status", "--json").stdout)
     assert (state["files"], state["bytes"]) == (len(files), sum(files.values()))
     assert query(iceberg, "SELECT files, bytes FROM sync_state") == [(len(files), sum(files.values()))]
     # Every file the table needs is still there: a read of every column of every file succeeds.
