@@ -681,13 +681,16 @@ def test_the_timeout_setting_bounds_each_response(
     emulator: Emulator,
     slow_project: str,
     warehouse: WarehouseSettings,
+    capfd: pytest.CaptureFixture[str],
     env: dict[str, str],
     flags: list[str],
     times_out: bool,
 ) -> None:
     settings = {"BRAINTRUST_API_KEY": emulator.api_key, "BT_SYNC_MAX_ATTEMPTS": "1"} | env
-    done = run_cli(
-        "sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--objects", "logs", *flags,
+    # In this process: which setting wins is the command's own reading; the next test sees a timeout
+    # printed by a new process.
+    done = cli_in_process(
+        capfd, "sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--objects", "logs", *flags,
         env=settings,
     )  # fmt: skip
     if times_out:
