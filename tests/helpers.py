@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from connector.api.client import BraintrustClient
-from connector.cli import main
 from connector.config import ApiSettings, DestinationKind, WarehouseSettings
 from connector.destinations.base import ObjectRef, StagedParts, SyncState
 from connector.destinations.file_size import FILES_PER_OBJECT
@@ -194,6 +193,10 @@ def cli_in_process(
     without the 0.6 s of a new interpreter's imports, and an exception the command does not handle is
     raised here, failing the test, where the process would print a traceback.
     """
+    # Here, not at the top: the command line sets the allocator DuckDB reads as it loads, which the
+    # tests' own imports load first.
+    from connector.cli import main
+
     capture.readouterr()  # not what came before
     logger, pyiceberg, hook = logging.getLogger("bt_sync"), logging.getLogger("pyiceberg"), sys.excepthook
     handlers, level = list(logger.handlers), pyiceberg.level
