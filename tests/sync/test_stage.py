@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+from collections.abc import Iterator
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,18 @@ from connector.sync import stage
 from connector.sync.shape import PageMalformed
 from connector.sync.staging import ObjectStaging
 from connector.wiring import open_destination
-from tests.helpers import LOGS, LOGS_REF, cli_warehouse_args, iceberg_in, query, run_cli, staged, sync
+from tests.helpers import (
+    LOGS,
+    LOGS_REF,
+    cli_warehouse_args,
+    iceberg_in,
+    one_line,
+    query,
+    run_cli,
+    staged,
+    sync,
+    warehouse_in,
+)
 from tests.helpers import event as logs_event
 
 BIG = 18446744073709551616  # 2**64: wider than any integer type
@@ -71,68 +85,79 @@ def test_empty_pages_that_carry_a_cursor_are_followed(
     ]
 
 
-@pytest.mark.parametrize(
-    ("page", "says"),
-    [
-        ([event(row_id=None)] * 112, "have no id"),
-        ([{"_xact_id": "1000198294685155348", "input": 1}], "have no id"),
-        ([event(row_id=5)], "`id` is not text"),
-        ([event(row_id={"a": 1})], "`id` is not text"),
-        ([event(row_id=["a"]), event("b")], "`id` is not text"),
-        ([event(xact=1.5)], "`_xact_id` that is not a 64-bit decimal"),
-        ([event(xact=str(BIG))], "`_xact_id` that is not a 64-bit decimal"),
-        ([event(xact="12a")], "`_xact_id` that is not a 64-bit decimal"),
-        ([1, 2, 3], "values that are not JSON objects"),
-        ('{"events": {"a": 1}, "cursor": null}', "`events` is not a list"),
-        (
-            '{"events": [{"id": "a", "_xact_id": "1000198294685155348"}], "cursor": {"a": 1}}',
-            "`cursor` is not text",
-        ),
-        ('{"rows": [], "cursor": null}', "no `events` list"),
-        ('{"events": [{"id": "a", }], "cursor": null}', "not valid JSON"),
-    ],
-    ids=[
-        "null-ids",
-        "no-id",
-        "numeric-id",
-        "object-id",
-        "list-id",
-        "float-xact",
-        "wide-xact",
-        "text-xact",
-        "scalars",
-        "object",
-        "object-cursor",
-        "no-events",
-        "invalid",
-    ],
-)
+# Each malformed page, and what the one line says of it.
+MALFORMED_PAGES: dict[str, tuple[list[Any] | str, str]] = {
+    "null-ids": ([event(row_id=None)] * 112, "have no id"),
+    "no-id": ([{"_xact_id": "1000198294685155348", "input": 1}], "have no id"),
+    "numeric-id": ([event(row_id=5)], "`id` is not text"),
+    "object-id": ([event(row_id={"a": 1})], "`id` is not text"),
+    "list-id": ([event(row_id=["a"]), event("b")], "`id` is not text"),
+    "float-xact": ([event(xact=1.5)], "`_xact_id` that is not a 64-bit decimal"),
+    "wide-xact": ([event(xact=str(BIG))], "`_xact_id` that is not a 64-bit decimal"),
+    "text-xact": ([event(xact="12a")], "`_xact_id` that is not a 64-bit decimal"),
+    "scalars": ([1, 2, 3], "values that are not JSON objects"),
+    "object": ('{"events": {"a": 1}, "cursor": null}', "`events` is not a list"),
+    "object-cursor": (
+        '{"events": [{"id": "a", "_xact_id": "1000198294685155348"}], "cursor": {"a": 1}}',
+        "`cursor` is not text",
+    ),
+    "no-events": ('{"rows": [], "cursor": null}', "no `events` list"),
+    "invalid": ('{"events": [{"id": "a", }], "cursor": null}', "not valid JSON"),
+}
+
+
+@dataclass(frozen=True)
+class MalformedRun:
+    """A synced project per malformed page and a healthy one, then `bt-sync sync --full` serving the pages:
+    the run, its projects' ids, and the log rows of each project before and after it (`logs_by_project`)."""
+
+    done: subprocess.CompletedProcess[str]
+    broken: dict[str, str]
+    healthy: str
+    before: dict[str, tuple[Any, ...]]
+    after: dict[str, tuple[Any, ...]]
+
+
+def logs_by_project(warehouse: WarehouseSettings) -> dict[str, tuple[Any, ...]]:
+    """Each project's count of log rows, newest `_xact_id`, and count of rows of id `new`."""
+    counts = "count(*), max(_xact_id), count(*) FILTER (id = 'new')"
+    sql = f"SELECT project_id, {counts} FROM project_logs GROUP BY project_id"
+    return {project_id: tuple(values) for project_id, *values in query(warehouse, sql)}
+
+
+@pytest.fixture(scope="module")
+def malformed_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MalformedRun]:
+    """One run serves every malformed page, each to an object of its own: a run per page cost a sync and a
+    CLI start of its own (about 2 s), where an object more in one run costs a tenth of that."""
+    with Emulator(seed="empty") as emulator:
+        store = emulator.store
+        broken = {case: store.create_project(f"broken-{case}")["id"] for case in MALFORMED_PAGES}
+        healthy = store.create_project("healthy")["id"]
+        for project_id in [*broken.values(), healthy]:
+            store.insert("project_logs", project_id, [{"id": f"r{i}", "input": i} for i in range(120)])
+        warehouse = warehouse_in(tmp_path_factory.mktemp("malformed"))
+        sync(emulator, warehouse)
+        before = logs_by_project(warehouse)
+        for case, (page, _) in MALFORMED_PAGES.items():
+            serve(emulator, broken[case], page)
+        store.insert("project_logs", healthy, [{"id": "new", "input": "after"}])
+        done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--full",
+                       env={"BRAINTRUST_API_KEY": emulator.api_key})  # fmt: skip
+        yield MalformedRun(done, broken, healthy, before, logs_by_project(warehouse))
+
+
+@pytest.mark.parametrize("case", MALFORMED_PAGES)
 def test_a_malformed_page_fails_its_object_in_one_line_and_the_others_sync(
-    emulator: Emulator,
-    projects: tuple[dict[str, Any], ...],
-    warehouse: WarehouseSettings,
-    page: list[Any] | str,
-    says: str,
+    malformed_run: MalformedRun, case: str
 ) -> None:
-    broken, healthy = projects
-    sync(emulator, warehouse)
-    before = query(
-        warehouse, "SELECT count(*), max(_xact_id) FROM project_logs WHERE project_id = ?", [broken["id"]]
-    )
-    serve(emulator, broken["id"], page)
-    emulator.store.insert("project_logs", healthy["id"], [{"id": "new", "input": "after"}])
-    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--full",
-                   env={"BRAINTRUST_API_KEY": emulator.api_key})  # fmt: skip
-    assert done.returncode == 1
-    (line,) = done.stderr.strip().splitlines()
-    assert says in line and "'broken'" in line and broken["id"] in line and "Traceback" not in done.stderr
-    assert query(
-        warehouse, "SELECT count(*) FROM project_logs WHERE project_id = ? AND id = 'new'", [healthy["id"]]
-    ) == [(1,)]
-    after = query(
-        warehouse, "SELECT count(*), max(_xact_id) FROM project_logs WHERE project_id = ?", [broken["id"]]
-    )
-    assert after == before  # nothing committed for the broken object
+    run, broken = malformed_run, malformed_run.broken[case]
+    line = one_line(run.done.stderr)
+    assert run.done.returncode == 1
+    # The line names each failed object, then says why: this object's part runs up to the next one's.
+    (said,) = [part for part in re.split(r"; (?=project_logs ')", line) if f"'broken-{case}': " in part]
+    assert MALFORMED_PAGES[case][1] in said and broken in said
+    assert run.after[run.healthy][2] == 1
+    assert run.after[broken] == run.before[broken]  # nothing committed for the broken object
 
 
 def test_a_page_that_fails_its_checks_leaves_no_table_in_the_process_s_staging_database(
