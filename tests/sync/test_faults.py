@@ -155,7 +155,8 @@ def test_an_unwritable_parquet_root_is_a_clear_error(reliability_emulator: Emula
 def test_the_api_key_never_reaches_output_or_files(
     reliability_emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path
 ) -> None:
-    env = {"BRAINTRUST_API_KEY": SECRET}
+    # Retries of the unreachable API wait for milliseconds, not the 5 s of the default backoff.
+    env = {"BRAINTRUST_API_KEY": SECRET, "BT_SYNC_BACKOFF_INITIAL_S": "0.01"}
     url = reliability_emulator.url
     runs = [
         run_cli("sync", "--api-url", url, *cli_warehouse_args(warehouse), "--json", env=env),
