@@ -7,6 +7,8 @@ import json
 import shutil
 import signal
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +34,16 @@ from tests.helpers import (
 )
 
 
-@pytest.fixture
-def project(emulator: Emulator) -> dict[str, Any]:
+def crash_project(emulator: Emulator) -> dict[str, Any]:
+    """A project of 3,000 log rows, a few of them updated: a read of many pages of ten traces."""
     project = emulator.store.create_project("crash")
     emulator.store.generate_logs(project["id"], 3_000, update_fraction=0.05, rng_seed=7)
     return project
+
+
+@pytest.fixture
+def project(emulator: Emulator) -> dict[str, Any]:
+    return crash_project(emulator)
 
 
 def checkpoint_of(settings: WarehouseSettings, project_id: str) -> Checkpoint | None:
@@ -91,21 +98,50 @@ def test_a_killed_sync_resumes_from_its_staged_parts_and_cursor(
     assert event_tables(warehouse) == event_tables(reference)
 
 
+@dataclass(frozen=True)
+class KilledRead:
+    """A read killed mid-way (`kill_mid_read`), its warehouse kept to restore, and a clean read's tables."""
+
+    emulator: Emulator
+    project_id: str
+    warehouse: WarehouseSettings
+    kept: Path
+    checkpoint: Checkpoint
+    reference: dict[str, list[tuple[Any, ...]]]
+
+    def restore(self) -> None:
+        """Put the warehouse back as the kill left it."""
+        shutil.rmtree(self.warehouse.state_dir.parent)
+        shutil.copytree(self.kept, self.warehouse.state_dir.parent)
+
+
+@pytest.fixture(scope="module")
+def killed_read(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KilledRead]:
+    """One kill for every harm: a kill costs a CLI start and a wait for its pages, a copy of what it
+    left costs milliseconds."""
+    with Emulator(seed="empty") as emulator:
+        project = crash_project(emulator)
+        warehouse = warehouse_in(tmp_path_factory.mktemp("killed") / "warehouse")
+        checkpoint = kill_mid_read(emulator, warehouse, project["id"])
+        kept = tmp_path_factory.mktemp("kept") / "warehouse"
+        shutil.copytree(warehouse.state_dir.parent, kept)
+        reference = warehouse_in(tmp_path_factory.mktemp("reference"))
+        sync(emulator, reference)
+        yield KilledRead(emulator, project["id"], warehouse, kept, checkpoint, event_tables(reference))
+
+
 @pytest.mark.parametrize("harm", ["truncated", "overwritten", "deleted", "emptied"])
 def test_a_read_whose_staged_part_was_harmed_is_read_afresh(
-    emulator: Emulator,
-    project: dict[str, Any],
-    warehouse: WarehouseSettings,
-    tmp_path: Path,
-    harm: str,
-    caplog: pytest.LogCaptureFixture,
+    killed_read: KilledRead, harm: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    checkpoint = kill_mid_read(emulator, warehouse, project["id"])
-    (checkpoint_path,) = warehouse.state_dir.glob(f"staging/*/project_logs/{project['id']}/{CHECKPOINT_FILE}")
+    killed_read.restore()
+    warehouse, checkpoint = killed_read.warehouse, killed_read.checkpoint
+    staging = f"staging/*/project_logs/{killed_read.project_id}/{CHECKPOINT_FILE}"
+    (checkpoint_path,) = warehouse.state_dir.glob(staging)
     part = checkpoint_path.with_name(checkpoint.parts[1])
     whole = part.read_bytes()
     left = checkpoint.rows_staged - pq.read_metadata(io.BytesIO(whole)).num_rows
-    harms = {
+    harms: dict[str, Callable[[], object]] = {
         "truncated": lambda: part.write_bytes(whole[: len(whole) // 2]),
         "overwritten": lambda: part.write_bytes(b"junk"),
         "deleted": part.unlink,
@@ -114,7 +150,7 @@ def test_a_read_whose_staged_part_was_harmed_is_read_afresh(
     }
     harms[harm]()
     # It stopped every sync of the object, `--full` too, with DuckDB's words and no way out but by hand.
-    (rerun,) = sync(emulator, warehouse, page_limit=10).objects
+    (rerun,) = sync(killed_read.emulator, warehouse).objects
     assert not rerun.resumed and rerun.mode == "full"
     damage = (
         f"its staged parts hold {left:,} rows, its checkpoint counts {checkpoint.rows_staged:,}"
@@ -122,9 +158,7 @@ def test_a_read_whose_staged_part_was_harmed_is_read_afresh(
         else f"its staged part {part.name} cannot be read ("
     )
     assert f"the interrupted read cannot resume, {damage}" in caplog.text
-    reference = warehouse_in(tmp_path, "reference")
-    sync(emulator, reference, page_limit=10)
-    assert event_tables(warehouse) == event_tables(reference)
+    assert event_tables(warehouse) == killed_read.reference
 
 
 @pytest.mark.parametrize("destination", ["duckdb", "iceberg"])
@@ -151,7 +185,7 @@ def test_a_read_interrupted_after_the_tables_were_restored_from_a_backup_reads_d
             shutil.move(kept, target)
     # The rerun resumed the read and stopped at its cutoff: the `b` rows were lost, and later
     # incremental syncs never read them again.
-    (rerun,) = sync(emulator, settings, page_limit=10).objects
+    (rerun,) = sync(emulator, settings).objects
     assert not rerun.resumed
     assert synced_keys(settings) == upstream_keys(emulator)
 
