@@ -76,7 +76,11 @@ def module_instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dg.Dag
         "class": "ConsolidatedSqliteEventLogStorage",
         "config": {"base_dir": str(tmp_path_factory.mktemp("event_log"))},
     }
-    with dg.instance_for_test(overrides={"event_log_storage": event_log}) as test_instance:
+    # No capture of each step's stdout and stderr into files: a `tail` process and an orphan watcher
+    # per step, 0.3 s a run, and no test reads them.
+    no_logs = {"module": "dagster._core.storage.noop_compute_log_manager", "class": "NoOpComputeLogManager"}
+    overrides = {"event_log_storage": event_log, "compute_logs": no_logs}
+    with dg.instance_for_test(overrides=overrides) as test_instance:
         yield test_instance
 
 
