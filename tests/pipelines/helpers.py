@@ -13,6 +13,8 @@ from pipelines.resources import WarehouseResource
 from pipelines.sensors import DISCOVERY_SENSOR_NAME
 from tests.helpers import sync
 
+EXPERIMENT_EVENTS = dg.AssetKey(["braintrust", "experiment_events"])
+
 
 def discover(definitions: dg.Definitions, instance: dg.DagsterInstance) -> dg.SensorResult:
     """One tick of the discovery sensor."""
@@ -50,10 +52,14 @@ def refresh_catalog(definitions: dg.Definitions, instance: dg.DagsterInstance) -
 
 
 def run_checks(
-    definitions: dg.Definitions, instance: dg.DagsterInstance
+    definitions: dg.Definitions, instance: dg.DagsterInstance, *only: dg.AssetCheckKey
 ) -> dict[str, dg.AssetCheckEvaluation]:
-    """Run every check; their evaluations by `table:check`."""
-    result = run_job(definitions, instance, CHECKS_JOB_NAME)
+    """Run every check, or `only` those (a run of the checks job selecting them); their evaluations by
+    `table:check`."""
+    job = definitions.resolve_job_def(CHECKS_JOB_NAME)
+    if only:
+        job = job.get_subset(asset_check_selection=set(only))
+    result = job.execute_in_process(instance=instance)
     return {f"{e.asset_key.path[-1]}:{e.check_name}": e for e in result.get_asset_check_evaluations()}
 
 

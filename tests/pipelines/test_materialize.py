@@ -19,6 +19,7 @@ from pipelines import BraintrustTableData, BraintrustTranslator, build_definitio
 from pipelines.jobs import CHECKS_JOB_NAME
 from pipelines.resources import BraintrustResource, WarehouseResource
 from tests.pipelines.helpers import (
+    EXPERIMENT_EVENTS,
     materializations,
     refresh_catalog,
     run_job,
@@ -30,7 +31,6 @@ from tests.pipelines.test_checks import first_version_file
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS_JOB = "braintrust_experiment_events_job"
-EXPERIMENT_EVENTS = dg.AssetKey(["braintrust", "experiment_events"])
 
 
 def test_a_partition_materialization_describes_the_object_the_table_and_its_newest_rows(

@@ -14,6 +14,7 @@ from pipelines.jobs import CATALOG_JOB_NAME
 from pipelines.resources import WarehouseResource
 from tests.helpers import run_cli
 from tests.pipelines.helpers import (
+    EXPERIMENT_EVENTS,
     apply,
     discover,
     materializations,
@@ -24,7 +25,6 @@ from tests.pipelines.helpers import (
 )
 
 EXPERIMENTS_JOB = "braintrust_experiment_events_job"
-EXPERIMENT_EVENTS = dg.AssetKey(["braintrust", "experiment_events"])
 
 
 def partition_changes(result: dg.SensorResult) -> list[tuple[str, str, list[str]]]:
