@@ -30,7 +30,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     session = Path(tempfile.mkdtemp(prefix="bt-sync-tests-", dir=_MEMORY_FS))
     config.option.basetemp = str(session / "pytest")
-    (session / "tmp").mkdir()
+    # Open to other users as /tmp is (sticky): a test runs PostgreSQL as its own user, in TMPDIR.
+    session.chmod(0o755)
+    (session / "tmp").mkdir(mode=0o1777)
+    (session / "tmp").chmod(0o1777)  # mkdir's mode is masked by the umask
     os.environ["TMPDIR"] = str(session / "tmp")
     tempfile.tempdir = None  # read TMPDIR again
     config.stash[_SESSION_DIR] = session
