@@ -20,6 +20,9 @@ from tests.helpers import SmallDisk, fast_client, warehouse_in
 # sync's time in a profile on an ext4 mounted with `discard`. What a full disk does is tested on a tmpfs
 # of its own either way (`small_disk`).
 _MEMORY_FS = Path("/dev/shm")
+# A whole run peaked at 0.6 GB there (pytest keeps every test's directory until the run ends); a
+# container's /dev/shm is often 64 MB, too small, and the files then stay on disk.
+_MEMORY_NEEDED_BYTES = 2 * 1024**3
 _SESSION_DIR = pytest.StashKey[Path]()
 
 
@@ -27,6 +30,8 @@ def pytest_configure(config: pytest.Config) -> None:
     """Put the session's temporary files (pytest's and those of every process it starts) in memory."""
     is_worker = hasattr(config, "workerinput")  # an xdist worker gets its directory from the controller
     if is_worker or config.option.basetemp is not None or not os.access(_MEMORY_FS, os.W_OK):
+        return
+    if shutil.disk_usage(_MEMORY_FS).free < _MEMORY_NEEDED_BYTES:
         return
     session = Path(tempfile.mkdtemp(prefix="bt-sync-tests-", dir=_MEMORY_FS))
     config.option.basetemp = str(session / "pytest")
