@@ -34,6 +34,7 @@ from schemas.tables import sql_identifier
 
 BATCH_ROWS = 10_000
 _READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
+_NOT_ONE_SELECT = "give exactly one SELECT statement: the tables are read-only here"
 _ANALYZE = re.compile(r"analy[sz]e", re.IGNORECASE)
 # Types whose Python values print as reprs (`b'\\x00'`, `MonthDayNano(...)`); shown as DuckDB's text for them.
 # A time too: Python reads DuckDB's end of the day, 24:00:00, as midnight; and a timestamp in nanoseconds,
@@ -153,14 +154,18 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
         raise QueryError(f"the query is not valid SQL: {first_line(error)}") from None
     if not statements:
         raise QueryError("the query is empty (only blanks or comments): give one SELECT statement")
-    if len(statements) != 1 or statements[0].type.name not in _READ_ONLY_STATEMENTS:
-        raise QueryError("give exactly one SELECT statement: the tables are read-only here")
-    if statements[0].type.name == "EXPLAIN" and _ANALYZE.search(sql):
+    statement_kinds = [statement.type.name for statement in statements]
+    if statement_kinds == ["MULTI"]:
+        sql = _pivot_as_a_query(_without_trailing_semicolon(sql, statements[0].type))
+    elif len(statement_kinds) != 1 or statement_kinds[0] not in _READ_ONLY_STATEMENTS:
+        raise QueryError(_NOT_ONE_SELECT)
+    elif statement_kinds[0] == "EXPLAIN" and _ANALYZE.search(sql):
         # It runs what it explains: a COPY would write into the tables' directory. Told by the word
         # anywhere in the text, never by where DuckDB's tokens say a statement starts: its parser reads
         # some text (`$a$`, U+3000) otherwise than its tokenizer does.
         raise QueryError("EXPLAIN ANALYZE runs what it explains: the tables are read-only here; use EXPLAIN")
-    sql = _without_trailing_semicolon(sql, statements[0].type)
+    else:
+        sql = _without_trailing_semicolon(sql, statements[0].type)
     # Pinned: the query opens only the committed files, not every version a sync replaced in the last hour.
     with open_destination(settings, prepare=False).reader(pinned=True) as con, interruptible(con):
         _confine_to_the_tables(con, settings)
@@ -209,6 +214,27 @@ def _arrow_reader(relation: duckdb.DuckDBPyRelation) -> pa.RecordBatchReader:
 def _wrong_in_arrow(kind: str) -> bool:
     """Whether a DuckDB type holds one that Arrow carries wrongly (`_WRONG_IN_ARROW`)."""
     return _WRONG_IN_ARROW.search(_QUOTED_NAME.sub('""', kind)) is not None
+
+
+def _pivot_as_a_query(sql: str) -> str:
+    """A statement DuckDB runs as several, as a query that runs it, if it is one.
+
+    DuckDB runs a PIVOT that finds its own columns (no `IN (...)`) as two statements, an ENUM of the
+    values found (made in the command's in-memory database), then the query; so it runs a COPY, an
+    INSERT or a CREATE TABLE of such a PIVOT, and its statement tells none of them apart. Only a query
+    parses as a subquery: the wrapped text is what runs, so what runs is what was checked.
+
+    Raises:
+        QueryError: the statement is not a query.
+    """
+    wrapped = f"SELECT * FROM (\n{sql}\n)"  # on lines of its own: a comment ending `sql` ends there
+    try:
+        is_query = [statement.type.name for statement in duckdb.extract_statements(wrapped)] == ["MULTI"]
+    except duckdb.Error:
+        is_query = False
+    if not is_query:
+        raise QueryError(_NOT_ONE_SELECT)
+    return wrapped
 
 
 def _without_trailing_semicolon(sql: str, kind: duckdb.StatementType) -> str:

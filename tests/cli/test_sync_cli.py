@@ -199,6 +199,40 @@ def test_sql_writes_no_file_runs_a_query_ending_in_a_comment_and_fails_midway_in
     )
 
 
+def test_sql_runs_a_pivot_that_finds_its_own_columns_and_still_refuses_what_it_is_made_of(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    sync(demo_emulator, warehouse, kinds=frozenset({"logs"}))
+    where = cli_warehouse_args(warehouse)[:4]
+    # Without `IN (...)`, DuckDB runs a PIVOT as two statements: an ENUM of the values found, made in
+    # the command's own in-memory database, then the SELECT. It was refused as not one SELECT.
+    two_values = "(SELECT 'a' AS k, 1 AS v UNION ALL SELECT 'b', 2) ON k USING sum(v)"
+    for pivot in (
+        f"PIVOT {two_values}",
+        f"SELECT * FROM (PIVOT {two_values}); -- note",
+        f"PIVOT {two_values} -- x",
+    ):
+        done = cli_in_process(capfd, "sql", *where, pivot, "--format", "csv")
+        assert (done.returncode, done.stdout, done.stderr) == (0, "a,b\n1,2\n", ""), pivot
+    # What DuckDB also runs as two statements, whose statement looks the same: each writes.
+    target = Path(warehouse.tables_root) / "pivot.csv"
+    writes = [
+        f"COPY (PIVOT {two_values}) TO '{target}'",
+        f"CREATE TABLE t AS PIVOT {two_values}",
+        f"INSERT INTO t PIVOT {two_values}",
+        f"EXPLAIN ANALYZE COPY (PIVOT {two_values}) TO '{target}'",
+        "CREATE TYPE k AS ENUM ('a')",
+    ]
+    for statement in writes:
+        done = cli_in_process(capfd, "sql", *where, statement)
+        assert (done.returncode, done.stdout, done.stderr) == (
+            1,
+            "",
+            "bt-sync: error: give exactly one SELECT statement: the tables are read-only here\n",
+        ), statement
+    assert not target.exists()
+
+
 def test_sql_shows_numbers_as_numbers_and_maps_as_objects_at_any_depth(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
