@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 from rich.console import Console
 from rich.table import Table
 
@@ -35,6 +36,8 @@ from schemas.tables import sql_identifier
 BATCH_ROWS = 10_000
 _READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 _NOT_ONE_SELECT = "give exactly one SELECT statement: the tables are read-only here"
+# What a CSV cell is quoted for.
+_CSV_QUOTED = (",", '"', "\n", "\r")
 _ANALYZE = re.compile(r"analy[sz]e", re.IGNORECASE)
 # Types whose Python values print as reprs (`b'\\x00'`, `MonthDayNano(...)`); shown as DuckDB's text for them.
 # A time too: Python reads DuckDB's end of the day, 24:00:00, as midnight; and a timestamp in nanoseconds,
@@ -88,10 +91,14 @@ class QueryResult:
             writer = csv.writer(text, lineterminator="\n")
             writer.writerow(self.schema.names)
             for batch in self.batches():
-                for row in _python_rows(_as_text(batch, self.json_columns)):
+                flat = _as_text(batch, self.json_columns)
+                # Python's writer leaves empty text and a carriage return alone unquoted: the rows of a
+                # batch holding either are written cell by cell.
+                careful = _holds_empty_text_or_a_carriage_return(flat)
+                for row in _python_rows(flat):
                     values = list(row.values())
-                    if "" in values or values == [None]:
-                        text.write(_csv_line_keeping_empty_text(values))
+                    if careful or values == [None]:
+                        text.write(_csv_line(values))
                     else:
                         writer.writerow(values)  # None as an empty cell
         finally:
@@ -256,19 +263,24 @@ def _without_trailing_semicolon(sql: str, kind: duckdb.StatementType) -> str:
 
 
 def _confine_to_the_tables(con: duckdb.DuckDBPyConnection, settings: WarehouseSettings) -> None:
-    """Let the query read the tables' files and no other file (`read_csv('/etc/passwd')`, say).
+    """Let the query read the tables' files and no other file (`read_csv('/etc/passwd')`, say), and change
+    no setting.
 
     An Iceberg reader's tables come through Arrow, not DuckDB's files; tables on object storage are
     left as they are (DuckDB reads them over HTTP).
     """
     allowed: list[str] = []
+    confined = True
     if settings.destination is DestinationKind.DUCKDB:
         root = Root(settings.tables_root)
-        if not root.is_local:
-            return
+        confined = root.is_local
         allowed.append(root.uri().rstrip("/") + "/")  # as the views name the files
-    con.execute("SET allowed_directories = ?", [allowed])
-    con.execute("SET enable_external_access = false")
+    if confined:
+        con.execute("SET allowed_directories = ?", [allowed])
+        con.execute("SET enable_external_access = false")
+    # Nor change a setting: table functions may (`enable_profiling(save_location := ...)` wrote its
+    # profile over a commit record, in the tables' directory DuckDB is allowed to read).
+    con.execute("SET lock_configuration = true")
 
 
 def _readable(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
@@ -321,23 +333,33 @@ def _json_rows(batch: pa.RecordBatch, json_columns: set[str]) -> Iterator[dict[s
         yield row
 
 
-def _csv_line_keeping_empty_text(values: list[Any]) -> str:
-    """A CSV line writing empty text as `""` and a missing value as nothing, as DuckDB's `COPY` does.
+def _holds_empty_text_or_a_carriage_return(batch: pa.RecordBatch) -> bool:
+    texts = (
+        column
+        for column in batch.columns
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    )
+    return any(pc.any(pc.or_(pc.equal(text, ""), pc.match_substring(text, "\r"))).as_py() for text in texts)
 
-    Python's writer quotes only what holds a delimiter, a quote or a line break: empty text and a
-    missing value were the same empty cell, and a row of one missing value was `""`, empty text.
+
+def _csv_line(values: list[Any]) -> str:
+    """A CSV line as DuckDB's `COPY` writes it: empty text as `""`, a missing value as nothing, and a
+    value quoted when it holds a comma, a quote, a line feed or a carriage return.
+
+    Python's writer quotes neither empty text (the same empty cell as a missing value, and a row of
+    one missing value was `""`, empty text) nor a carriage return alone, which splits the row for
+    readers of CSV.
     """
-    cells = io.StringIO()
-    writer = csv.writer(cells, lineterminator="")
-    for index, value in enumerate(values):
-        if index:
-            cells.write(",")
-        if value == "":
-            cells.write('""')
-        elif value is not None:
-            writer.writerow([value])
-    cells.write("\n")
-    return cells.getvalue()
+    return ",".join(_csv_cell(value) for value in values) + "\n"
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    text = str(value)
+    if text == "" or any(special in text for special in _CSV_QUOTED):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _python_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:

@@ -80,16 +80,22 @@ def test_csv_tells_empty_text_from_a_missing_value_as_duckdb_writes_them(
     emulator.store.insert("project_logs", project["id"], [{"id": "r1", "input": ""}, {"id": "r2"}])
     env = cli_env(emulator, tmp_path)
     assert run_cli("sync", "--objects", "logs", env=env).returncode == 0
-    text = "input->>'$' AS text FROM project_logs"
+    text, cr = "input->>'$' AS text FROM project_logs", "'x' || chr(13) || 'y' AS cr"
     # Both were an empty cell, and a lone missing value was `""`: empty text, read back.
     shown = {
         f"SELECT id, {text} ORDER BY id": 'id,text\nr1,""\nr2,\n',
         f"SELECT {text} WHERE id = 'r2'": "text\n\n",
         f"SELECT {text} WHERE id = 'r1'": 'text\n""\n',
+        # A carriage return alone was left unquoted, and so was a line feed in a row holding "".
+        f"SELECT {cr}, chr(10) AS lf, {text} WHERE id = 'r1'": 'cr,lf,text\n"x\ry","\n",""\n',
+        f"SELECT {cr}, {text} WHERE id = 'r2'": 'cr,text\n"x\ry",\n',
     }
     for query, csv in shown.items():
-        done = run_cli("sql", "--format", "csv", query, env=env)
-        assert (done.returncode, done.stdout) == (0, csv), query
+        # As bytes: text mode would read a carriage return as a line break.
+        done = subprocess.run(
+            [*CLI, "sql", "--format", "csv", query], env={**os.environ, **env}, capture_output=True
+        )
+        assert (done.returncode, done.stdout) == (0, csv.encode()), query
 
 
 def test_a_progress_bar_shows_a_name_as_written() -> None:

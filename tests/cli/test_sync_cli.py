@@ -231,6 +231,15 @@ def test_sql_runs_a_pivot_that_finds_its_own_columns_and_still_refuses_what_it_i
             "bt-sync: error: give exactly one SELECT statement: the tables are read-only here\n",
         ), statement
     assert not target.exists()
+    # A PIVOT runs its source twice: profiling turned on by the first run wrote the second's profile over
+    # a commit record, and every later query and sync failed. A query changes no setting.
+    record = next(Path(warehouse.tables_root).glob("project_logs/*/_sync_state.json"))
+    kept = record.read_bytes()
+    profiled = f"SELECT * FROM enable_profiling(format := 'json', save_location := '{record}'), projects"
+    for query_text in (f"PIVOT ({profiled}) ON name USING count(*)", profiled):
+        done = cli_in_process(capfd, "sql", *where, query_text)
+        assert done.returncode == 1 and "lock" in done.stderr and done.stderr.count("\n") == 1, query_text
+    assert record.read_bytes() == kept
 
 
 def test_sql_shows_numbers_as_numbers_and_maps_as_objects_at_any_depth(
