@@ -17,7 +17,7 @@ from pathlib import Path
 _PREFIX = "bt-sync-reader-"
 # <prefix><the reader's PID>-<random>: PIDs are at most 7 digits (Linux's pid_max is 2^22).
 _SPILL_NAME = re.compile(rf"{_PREFIX}(\d{{1,7}})-[0-9a-f]{{12}}")
-# A directory is swept once its process is gone and nothing was added to it for this long: the wait
+# A directory is swept once its process is gone and nothing was written in it for this long: the wait
 # spares a reader in another PID namespace sharing this temporary directory, whose PID says nothing here.
 _ABANDONED_AFTER_S = 3600
 
@@ -37,11 +37,17 @@ def _sweep_abandoned(temp: Path) -> None:
         if name is None:
             continue
         try:
-            untouched_s = now - spill.stat().st_mtime
+            untouched_s = now - _last_written(spill)
         except OSError:
             continue  # swept by another reader meanwhile
         if untouched_s > _ABANDONED_AFTER_S and not _alive(int(name.group(1))):
             shutil.rmtree(spill, ignore_errors=True)
+
+
+def _last_written(spill: Path) -> float:
+    """When a file was last added to `spill` or written in it: DuckDB writes into files it made before,
+    which leaves the directory's own time as it was."""
+    return max([spill.stat().st_mtime, *(entry.stat().st_mtime for entry in spill.iterdir())])
 
 
 def _alive(pid: int) -> bool:
