@@ -334,12 +334,14 @@ def _json_rows(batch: pa.RecordBatch, json_columns: set[str]) -> Iterator[dict[s
 
 
 def _holds_empty_text_or_a_carriage_return(batch: pa.RecordBatch) -> bool:
-    texts = (
-        column
-        for column in batch.columns
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-    )
-    return any(pc.any(pc.or_(pc.equal(text, ""), pc.match_substring(text, "\r"))).as_py() for text in texts)
+    for column in batch.columns:
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        empty = pc.call_function("equal", [column, pa.scalar("", column.type)])
+        returns = pc.call_function("match_substring", [column], pc.MatchSubstringOptions("\r"))
+        if empty.true_count or returns.true_count:
+            return True
+    return False
 
 
 def _csv_line(values: list[Any]) -> str:
