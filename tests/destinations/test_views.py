@@ -478,12 +478,18 @@ def test_records_written_before_versions_had_times_are_read_whole(emulator: Emul
     assert query(warehouse, "SELECT count(*), count(output) FROM project_logs") == [(10, 1)]
 
 
-def test_what_a_killed_write_of_the_file_left_beside_it_is_swept_by_a_later_sync(
-    emulator: Emulator, tmp_path: Path
-) -> None:
+def synced_empty_project(emulator: Emulator, tmp_path: Path) -> WarehouseSettings:
+    """A warehouse under `tmp_path` holding one synced project with no rows."""
     warehouse = warehouse_in(tmp_path)
     emulator.store.create_project("p")
     sync(emulator, warehouse)
+    return warehouse
+
+
+def test_what_a_killed_write_of_the_file_left_beside_it_is_swept_by_a_later_sync(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    warehouse = synced_empty_project(emulator, tmp_path)
     path = warehouse.duckdb_path
     left, in_flight = (path.with_name(f".{path.name}.{name}.tmp") for name in ("0badc0de", "5eed1e55"))
     for leftover in (left, left.with_name(f"{left.name}.wal"), in_flight):
@@ -587,9 +593,7 @@ SPILLS = "SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS m FROM range(3000000) 
 def test_a_query_too_large_for_memory_spills_into_the_temporary_directory_not_the_working_one(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    warehouse = warehouse_in(tmp_path)
-    emulator.store.create_project("p")
-    sync(emulator, warehouse)
+    warehouse = synced_empty_project(emulator, tmp_path)
     (tmp_path / "cwd").mkdir()
     (tmp_path / "tmp").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")
@@ -619,9 +623,7 @@ with open_destination(settings, prepare=False).reader() as con:
 def test_a_later_reader_sweeps_the_spill_directory_a_killed_one_left(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    warehouse = warehouse_in(tmp_path)
-    emulator.store.create_project("p")
-    sync(emulator, warehouse)
+    warehouse = synced_empty_project(emulator, tmp_path)
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp)}
