@@ -37,8 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.basetemp = str(session / "pytest")
     # Open to other users as /tmp is (sticky): a test runs PostgreSQL as its own user, in TMPDIR.
     session.chmod(0o755)
-    (session / "tmp").mkdir(mode=0o1777)
-    (session / "tmp").chmod(0o1777)  # mkdir's mode is masked by the umask
+    (session / "tmp").mkdir()
+    (session / "tmp").chmod(0o1777)  # not mkdir's mode, which the umask masks
     os.environ["TMPDIR"] = str(session / "tmp")
     tempfile.tempdir = None  # read TMPDIR again
     config.stash[_SESSION_DIR] = session
