@@ -33,6 +33,13 @@ def printable(text: str) -> str:
     return text.translate(_ESCAPES)
 
 
+def null_cell() -> Text:
+    """A table cell for a missing value (SQL NULL): the word, dimmed, so that it differs from empty text."""
+    from rich.text import Text
+
+    return Text("NULL", style="dim")
+
+
 def plain_cells(*cells: str) -> list[Text]:
     """Table cells shown as written: rich markup in them is text, control characters but line breaks and
     tabs are escaped."""

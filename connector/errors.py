@@ -6,6 +6,7 @@ a one-line message that says what to do. The marker mixins tell retry logic
 
     BtSyncError
     ├── ConfigError            bad flag, environment variable or path        (terminal)
+    │   └── MissingApiKey      no API key given or in the environment        (terminal)
     ├── ApiError               the Braintrust API answered with an error
     │   ├── AuthError          401/403: key missing, wrong or not allowed    (terminal)
     │   ├── NotFoundError      404: the project/experiment/dataset is gone   (terminal)
@@ -46,6 +47,10 @@ class BtSyncError(Exception):
 
 class ConfigError(BtSyncError, TerminalError):
     """A flag, environment variable or path is missing or invalid."""
+
+
+class MissingApiKey(ConfigError):
+    """No API key was given and `BRAINTRUST_API_KEY` is unset or blank: each caller says where to give one."""
 
 
 class ApiError(BtSyncError):

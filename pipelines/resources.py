@@ -22,7 +22,7 @@ from connector.config import ApiSettings, DestinationKind, WarehouseSettings
 from connector.defaults import DEFAULT_API_URL, DEFAULT_APP_URL, DEFAULT_LOCK_WAIT_S
 from connector.destinations.base import Destination, SyncState
 from connector.destinations.filesystem import Root
-from connector.errors import ConfigError, validation_problems
+from connector.errors import ConfigError, MissingApiKey, validation_problems
 from connector.wiring import open_destination
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
@@ -71,8 +71,19 @@ class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     @contextmanager
     def client(self) -> Iterator[BraintrustClient]:
-        """Open an API client, closed when the block ends."""
-        with BraintrustClient(self.settings()) as client:
+        """Open an API client, closed when the block ends.
+
+        Raises:
+            ConfigError: no key (in Dagster's words: there is no `--api-key` flag to pass here).
+        """
+        try:
+            client = BraintrustClient(self.settings())
+        except MissingApiKey:
+            raise ConfigError(
+                "No Braintrust API key: set BRAINTRUST_API_KEY where Dagster runs, or give "
+                "BraintrustResource an api_key."
+            ) from None
+        with client:
             yield client
 
     def app(self) -> str | None:

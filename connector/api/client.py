@@ -34,8 +34,8 @@ from connector.config import ApiSettings
 from connector.errors import (
     ApiError,
     AuthError,
-    ConfigError,
     MalformedResponse,
+    MissingApiKey,
     NotFoundError,
     PayloadTooLarge,
     RequestError,
@@ -101,7 +101,7 @@ class BraintrustClient:
 
     def __init__(self, settings: ApiSettings, *, transport: httpx.BaseTransport | None = None) -> None:
         if settings.api_key is None or not settings.api_key.get_secret_value().strip():
-            raise ConfigError("No Braintrust API key: set BRAINTRUST_API_KEY or pass --api-key.")
+            raise MissingApiKey("No Braintrust API key: set BRAINTRUST_API_KEY or pass --api-key.")
         self.api_url = settings.api_url
         # An error's body may quote the request's headers back: its text never shows the key.
         self._key = settings.api_key.get_secret_value().strip()

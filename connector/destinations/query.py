@@ -28,7 +28,7 @@ from rich.table import Table
 from connector.config import DestinationKind, WarehouseSettings
 from connector.destinations.filesystem import Root
 from connector.destinations.interrupt import interruptible
-from connector.display import plain_cells
+from connector.display import null_cell, plain_cells
 from connector.errors import QueryError, first_line
 from connector.wiring import open_destination
 from schemas.tables import sql_identifier
@@ -129,7 +129,11 @@ class QueryResult:
             wanted = batch.slice(0, max_rows - shown)
             # Nested values as JSON text, as CSV shows them, not Python's reprs (`[('accuracy', 0.9)]`).
             for row in _python_rows(_as_text(wanted, self.json_columns)):
-                table.add_row(*plain_cells(*("" if value is None else str(value) for value in row.values())))
+                values = list(row.values())
+                cells = plain_cells(*("" if value is None else str(value) for value in values))
+                table.add_row(
+                    *(null_cell() if v is None else cell for v, cell in zip(values, cells, strict=True))
+                )
             shown += wanted.num_rows
             more += batch.num_rows - wanted.num_rows
         console.print(table)

@@ -123,3 +123,16 @@ def test_a_json_error_to_a_reader_gone_away_is_no_traceback(tmp_path: Path) -> N
         done.stderr
         == "bt-sync: error: invalid setting: BT_SYNC_PARQUET: is empty: give a path (or --no-parquet)\n"
     )
+
+
+def test_a_table_tells_a_missing_value_from_empty_text(tmp_path: Path, emulator: Emulator) -> None:
+    project = emulator.store.create_project("p")
+    emulator.store.insert("project_logs", project["id"], [{"id": "r1", "input": ""}, {"id": "r2"}])
+    env = cli_env(emulator, tmp_path)
+    assert run_cli("sync", "--objects", "logs", env=env).returncode == 0
+    query = "SELECT id, input->>'$' AS text FROM project_logs ORDER BY id"
+    done = run_cli("sql", "--format", "table", query, env=env)
+    assert done.returncode == 0, done.stderr
+    cells = [[cell.strip() for cell in line.strip("│").split("│")] for line in done.stdout.splitlines()]
+    # Both were a blank cell.
+    assert [row for row in cells if row[0] in ("r1", "r2")] == [["r1", ""], ["r2", "NULL"]], done.stdout

@@ -172,7 +172,10 @@ def test_the_shipped_sensor_skips_its_tick_in_one_line_while_the_key_is_unset(
     monkeypatch.setenv("BRAINTRUST_API_URL", emulator.url)
     monkeypatch.setenv("BT_SYNC_DUCKDB", str(tmp_path / "warehouse.duckdb"))
     reason = skip_message(discover(shipped_defs, instance))
-    assert reason == "bt-sync: No Braintrust API key: set BRAINTRUST_API_KEY or pass --api-key."
+    assert reason == (
+        "bt-sync: No Braintrust API key: set BRAINTRUST_API_KEY where Dagster runs, or give "
+        "BraintrustResource an api_key."
+    )
 
 
 @pytest.mark.parametrize(
