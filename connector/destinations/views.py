@@ -45,6 +45,13 @@ STORAGE_VERSION = "v1.4.0"
 # A view holding the fingerprint of the others, so a sync can tell whether they are current.
 MARKER_VIEW = "_bt_sync"
 SYNC_STATE_DESCRIPTION = "One row per synced object: its watermark, rows and last sync."
+# What analysts read of the marker in the file's catalog (it is no table of theirs).
+_MARKER_COMMENTS = (
+    f"COMMENT ON VIEW {MARKER_VIEW} IS 'bt-sync''s own: tells a sync whether the other views are current.'",
+    f"COMMENT ON COLUMN {MARKER_VIEW}.views IS 'A digest of the statements that made the views.'",
+    f"COMMENT ON COLUMN {MARKER_VIEW}.stored IS "
+    "'A digest of the views as stored, by which a sync sees that a session changed them.'",
+)
 # The views bt-sync writes in the analysts' file, but for the marker.
 _OUR_VIEWS = (
     {stream.table for stream in EVENT_STREAMS.values()} | {t.table for t in CATALOG_TABLES} | {"sync_state"}
@@ -285,6 +292,8 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
                 con.execute(statement)
             marker = f"SELECT {sql_literal(wanted)} AS views, {sql_literal(_stored_views(con))} AS stored"
             con.execute(f"CREATE VIEW {MARKER_VIEW} AS {marker}")
+            for comment in _MARKER_COMMENTS:
+                con.execute(comment)
             con.execute("COMMIT")
             con.execute("USE memory")
             con.execute("DETACH analysts")

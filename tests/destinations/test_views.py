@@ -658,3 +658,23 @@ def test_a_later_reader_sweeps_the_spill_directory_a_killed_one_left(
         os.utime(path, (an_hour_ago, an_hour_ago))
     read()
     assert not left.exists() and running.exists()
+
+
+def test_every_view_and_column_in_the_analysts_file_is_described(emulator: Emulator, tmp_path: Path) -> None:
+    warehouse = warehouse_in(tmp_path)
+    project = emulator.store.create_project("p")["id"]
+    emulator.store.insert("project_logs", project, [{"id": "r1", "input": 1}])
+    sync(emulator, warehouse)
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as session:
+        views = session.execute(
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal AND (comment IS NULL OR comment = '')"
+        ).fetchall()
+        columns = session.execute(
+            "SELECT table_name, column_name FROM duckdb_columns() WHERE NOT internal "
+            "AND (comment IS NULL OR comment = '')"
+        ).fetchall()
+        marker = session.execute(
+            "SELECT count(*) FROM duckdb_views() WHERE view_name = '_bt_sync'"
+        ).fetchall()
+    # The marker view was the one left bare.
+    assert (views, columns, marker) == ([], [], [(1,)])
