@@ -39,6 +39,11 @@ _NOT_ONE_SELECT = "give exactly one SELECT statement: the tables are read-only h
 # What a CSV cell is quoted for.
 _CSV_QUOTED = (",", '"', "\n", "\r")
 _ANALYZE = re.compile(r"analy[sz]e", re.IGNORECASE)
+_EXPLAIN = re.compile(rb"explain\b", re.IGNORECASE)
+# It runs what it explains: a COPY would write into the tables' directory. Told by the word anywhere in the
+# text, never by where DuckDB's tokens say a statement starts: its parser reads some text (`$a$`, U+3000)
+# otherwise than its tokenizer does.
+_EXPLAIN_ANALYZE = "EXPLAIN ANALYZE runs what it explains: the tables are read-only here; use EXPLAIN"
 # Types whose Python values print as reprs (`b'\\x00'`, `MonthDayNano(...)`); shown as DuckDB's text for them.
 # A time too: Python reads DuckDB's end of the day, 24:00:00, as midnight; and a timestamp in nanoseconds,
 # which Python's `datetime` cannot hold.
@@ -167,14 +172,11 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
         raise QueryError("the query is empty (only blanks or comments): give one SELECT statement")
     statement_kinds = [statement.type.name for statement in statements]
     if statement_kinds == ["MULTI"]:
-        sql = _pivot_as_a_query(_without_trailing_semicolon(sql, statements[0].type))
+        sql = _multi_as_a_query(_without_trailing_semicolon(sql, statements[0].type))
     elif len(statement_kinds) != 1 or statement_kinds[0] not in _READ_ONLY_STATEMENTS:
         raise QueryError(_NOT_ONE_SELECT)
     elif statement_kinds[0] == "EXPLAIN" and _ANALYZE.search(sql):
-        # It runs what it explains: a COPY would write into the tables' directory. Told by the word
-        # anywhere in the text, never by where DuckDB's tokens say a statement starts: its parser reads
-        # some text (`$a$`, U+3000) otherwise than its tokenizer does.
-        raise QueryError("EXPLAIN ANALYZE runs what it explains: the tables are read-only here; use EXPLAIN")
+        raise QueryError(_EXPLAIN_ANALYZE)
     else:
         sql = _without_trailing_semicolon(sql, statements[0].type)
     # Pinned: the query opens only the committed files, not every version a sync replaced in the last hour.
@@ -225,6 +227,34 @@ def _arrow_reader(relation: duckdb.DuckDBPyRelation) -> pa.RecordBatchReader:
 def _wrong_in_arrow(kind: str) -> bool:
     """Whether a DuckDB type holds one that Arrow carries wrongly (`_WRONG_IN_ARROW`)."""
     return _WRONG_IN_ARROW.search(_QUOTED_NAME.sub('""', kind)) is not None
+
+
+def _multi_as_a_query(sql: str) -> str:
+    """A statement DuckDB runs as several (`_pivot_as_a_query`), or a plain EXPLAIN of one, as a query or
+    an EXPLAIN of the query that runs it, if it is one.
+
+    Raises:
+        QueryError: the statement is not a query, nor an EXPLAIN of one, or is an EXPLAIN ANALYZE.
+    """
+    explained = _after_explain(sql)
+    if explained is None:
+        return _pivot_as_a_query(sql)
+    if _ANALYZE.search(sql):
+        raise QueryError(_EXPLAIN_ANALYZE)
+    return f"EXPLAIN {_pivot_as_a_query(explained)}"
+
+
+def _after_explain(sql: str) -> str | None:
+    """The text after a leading `EXPLAIN` keyword (comments before it aside), or None without one."""
+    text = sql.encode()  # DuckDB's tokens start at byte offsets
+    try:
+        tokens = duckdb.tokenize(sql)
+    except duckdb.Error:
+        return None
+    first = next((position for position, token in tokens if token != duckdb.token_type.comment), None)
+    if first is None or not _EXPLAIN.match(text, first):
+        return None
+    return text[first + len(b"explain") :].decode()
 
 
 def _pivot_as_a_query(sql: str) -> str:

@@ -214,13 +214,18 @@ def test_sql_runs_a_pivot_that_finds_its_own_columns_and_still_refuses_what_it_i
     ):
         done = cli_in_process(capfd, "sql", *where, pivot, "--format", "csv")
         assert (done.returncode, done.stdout, done.stderr) == (0, "a,b\n1,2\n", ""), pivot
+    # Explained, it was refused as not one SELECT.
+    for explained in (f"EXPLAIN PIVOT {two_values}", f"/* plan */ explain\nPIVOT {two_values};"):
+        done = cli_in_process(capfd, "sql", *where, explained, "--format", "csv")
+        assert (done.returncode, done.stderr) == (0, ""), explained
+        assert done.stdout.startswith("explain_key,explain_value\nphysical_plan,"), done.stdout
     # What DuckDB also runs as two statements, whose statement looks the same: each writes.
     target = Path(warehouse.tables_root) / "pivot.csv"
     writes = [
         f"COPY (PIVOT {two_values}) TO '{target}'",
         f"CREATE TABLE t AS PIVOT {two_values}",
         f"INSERT INTO t PIVOT {two_values}",
-        f"EXPLAIN ANALYZE COPY (PIVOT {two_values}) TO '{target}'",
+        f"EXPLAIN COPY (PIVOT {two_values}) TO '{target}'",
         "CREATE TYPE k AS ENUM ('a')",
     ]
     for statement in writes:
@@ -230,6 +235,14 @@ def test_sql_runs_a_pivot_that_finds_its_own_columns_and_still_refuses_what_it_i
             "",
             "bt-sync: error: give exactly one SELECT statement: the tables are read-only here\n",
         ), statement
+    for statement in (
+        f"EXPLAIN ANALYZE COPY (PIVOT {two_values}) TO '{target}'",
+        f"EXPLAIN ANALYZE PIVOT {two_values}",
+    ):
+        done = cli_in_process(capfd, "sql", *where, statement)
+        assert done.returncode == 1 and done.stderr.startswith("bt-sync: error: EXPLAIN ANALYZE runs"), (
+            statement
+        )
     assert not target.exists()
     # A PIVOT runs its source twice: profiling turned on by the first run wrote the second's profile over
     # a commit record, and every later query and sync failed. A query changes no setting.
