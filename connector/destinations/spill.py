@@ -17,9 +17,13 @@ from pathlib import Path
 _PREFIX = "bt-sync-reader-"
 # <prefix><the reader's PID>-<random>: PIDs are at most 7 digits (Linux's pid_max is 2^22).
 _SPILL_NAME = re.compile(rf"{_PREFIX}(\d{{1,7}})-[0-9a-f]{{12}}")
+# <prefix><random>: the name before it held the PID (a reader of an earlier bt-sync may still make one).
+_UNOWNED_SPILL_NAME = re.compile(rf"{_PREFIX}[0-9a-f]{{12}}")
 # A directory is swept once its process is gone and nothing was written in it for this long: the wait
 # spares a reader in another PID namespace sharing this temporary directory, whose PID says nothing here.
 _ABANDONED_AFTER_S = 3600
+# A directory naming no process is swept after a longer wait: whether its reader lives, nothing can tell.
+_UNOWNED_ABANDONED_AFTER_S = 24 * 3600
 
 
 def spill_directory() -> Path:
@@ -33,14 +37,18 @@ def spill_directory() -> Path:
 def _sweep_abandoned(temp: Path) -> None:
     now = time.time()
     for spill in temp.glob(f"{_PREFIX}*"):
-        name = _SPILL_NAME.fullmatch(spill.name)
-        if name is None:
+        owned = _SPILL_NAME.fullmatch(spill.name)
+        if owned is None and not _UNOWNED_SPILL_NAME.fullmatch(spill.name):
             continue
         try:
             untouched_s = now - _last_written(spill)
         except OSError:
             continue  # swept by another reader meanwhile
-        if untouched_s > _ABANDONED_AFTER_S and not _alive(int(name.group(1))):
+        if owned is None:
+            abandoned = untouched_s > _UNOWNED_ABANDONED_AFTER_S
+        else:
+            abandoned = untouched_s > _ABANDONED_AFTER_S and not _alive(int(owned.group(1)))
+        if abandoned:
             shutil.rmtree(spill, ignore_errors=True)
 
 
