@@ -114,7 +114,8 @@ class ApiSettings(_Settings):
         if parts.username is not None or parts.password is not None:
             # httpx would send them as Basic credentials in place of the API key's Bearer header.
             raise ValueError(
-                f"holds credentials ({redact(value)!r}): give the API key as BRAINTRUST_API_KEY or --api-key"
+                f"holds credentials ({redact(value)!r}): give the API key on its own (BRAINTRUST_API_KEY by "
+                "default), not in the URL"
             )
         return value.rstrip("/")
 

@@ -74,14 +74,14 @@ class BraintrustResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         """Open an API client, closed when the block ends.
 
         Raises:
-            ConfigError: no key (in Dagster's words: there is no `--api-key` flag to pass here).
+            ConfigError: no key, or a blank one (said in Dagster's words: there is no `--api-key` here).
         """
         try:
             client = BraintrustClient(self.settings())
         except MissingApiKey:
             raise ConfigError(
                 "No Braintrust API key: set BRAINTRUST_API_KEY where Dagster runs, or give "
-                "BraintrustResource an api_key."
+                "BraintrustResource an api_key that is not blank."
             ) from None
         with client:
             yield client

@@ -382,7 +382,9 @@ def _status_error(method: str, path: str, status: int, body: bytes, key: str) ->
         verdict = "rejected the API key" if status == 401 else "refused this API key permission"
         return AuthError(
             f"Braintrust {verdict} (HTTP {status} on {method} {path}). "
-            "Check BRAINTRUST_API_KEY / --api-key and BRAINTRUST_API_URL / --api-url.",
+            # The key and URL may come from variables, flags or a Dagster resource's fields: each named.
+            "Check the API key given (BRAINTRUST_API_KEY by default) and the API URL (BRAINTRUST_API_URL by "
+            "default).",
             status=status,
         )
     if status == 404:

@@ -40,6 +40,7 @@ _NOT_ONE_SELECT = "give exactly one SELECT statement: the tables are read-only h
 _CSV_QUOTED = (",", '"', "\n", "\r")
 _ANALYZE = re.compile(r"analy[sz]e", re.IGNORECASE)
 _EXPLAIN = re.compile(rb"explain\b", re.IGNORECASE)
+_ANALYZE_WORD = re.compile(rb"analy[sz]e\b", re.IGNORECASE)
 # It runs what it explains: a COPY would write into the tables' directory. Told by the word anywhere in the
 # text, never by where DuckDB's tokens say a statement starts: its parser reads some text (`$a$`, U+3000)
 # otherwise than its tokenizer does.
@@ -236,25 +237,25 @@ def _multi_as_a_query(sql: str) -> str:
     Raises:
         QueryError: the statement is not a query, nor an EXPLAIN of one, or is an EXPLAIN ANALYZE.
     """
-    explained = _after_explain(sql)
+    explained = _after_first_word(sql, _EXPLAIN)
     if explained is None:
         return _pivot_as_a_query(sql)
-    if _ANALYZE.search(sql):
+    # Only to say why: what runs is an EXPLAIN of the wrapped query, which an ANALYZE would not parse as.
+    if _after_first_word(explained, _ANALYZE_WORD) is not None:
         raise QueryError(_EXPLAIN_ANALYZE)
     return f"EXPLAIN {_pivot_as_a_query(explained)}"
 
 
-def _after_explain(sql: str) -> str | None:
-    """The text after a leading `EXPLAIN` keyword (comments before it aside), or None without one."""
+def _after_first_word(sql: str, word: re.Pattern[bytes]) -> str | None:
+    """The text after `word` where it is the first token (comments before it aside), else None."""
     text = sql.encode()  # DuckDB's tokens start at byte offsets
     try:
         tokens = duckdb.tokenize(sql)
     except duckdb.Error:
         return None
     first = next((position for position, token in tokens if token != duckdb.token_type.comment), None)
-    if first is None or not _EXPLAIN.match(text, first):
-        return None
-    return text[first + len(b"explain") :].decode()
+    found = None if first is None else word.match(text, first)
+    return None if found is None else text[found.end() :].decode()
 
 
 def _pivot_as_a_query(sql: str) -> str:

@@ -215,7 +215,12 @@ def test_sql_runs_a_pivot_that_finds_its_own_columns_and_still_refuses_what_it_i
         done = cli_in_process(capfd, "sql", *where, pivot, "--format", "csv")
         assert (done.returncode, done.stdout, done.stderr) == (0, "a,b\n1,2\n", ""), pivot
     # Explained, it was refused as not one SELECT.
-    for explained in (f"EXPLAIN PIVOT {two_values}", f"/* plan */ explain\nPIVOT {two_values};"):
+    analyzed = "PIVOT (SELECT 'analyze' AS k, 1 AS v) ON k USING sum(v)"
+    for explained in (
+        f"EXPLAIN PIVOT {two_values}",
+        f"/* plan */ explain\nPIVOT {two_values};",
+        f"EXPLAIN {analyzed}",
+    ):
         done = cli_in_process(capfd, "sql", *where, explained, "--format", "csv")
         assert (done.returncode, done.stderr) == (0, ""), explained
         assert done.stdout.startswith("explain_key,explain_value\nphysical_plan,"), done.stdout
@@ -498,7 +503,7 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (
             ["sync", "--api-url", "http://user:s3cr3t@127.0.0.1:9"],
             {},
-            "--api-url: holds credentials ('http://***@127.0.0.1:9'): give the API key as",
+            "--api-url: holds credentials ('http://***@127.0.0.1:9'): give the API key on its own",
         ),
         (
             ["sync", "--api-url", "http://127.0.0.1:9/?api_key=s3cr3t"],

@@ -174,7 +174,7 @@ def test_the_shipped_sensor_skips_its_tick_in_one_line_while_the_key_is_unset(
     reason = skip_message(discover(shipped_defs, instance))
     assert reason == (
         "bt-sync: No Braintrust API key: set BRAINTRUST_API_KEY where Dagster runs, or give "
-        "BraintrustResource an api_key."
+        "BraintrustResource an api_key that is not blank."
     )
 
 
