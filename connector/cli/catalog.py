@@ -18,7 +18,6 @@ def projects(
 ) -> None:
     """List projects with their experiments and datasets."""
     import orjson
-    from rich.table import Table
 
     from connector.sync.catalog import discover_catalog
     from connector.wiring import open_client
@@ -40,6 +39,8 @@ def projects(
     if as_json:
         json_output.print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return
+    from rich.table import Table  # a `--json` run imports no rich
+
     table = Table("project", "id", "experiments", "datasets")
     for row in rows:
         table.add_row(

@@ -160,7 +160,6 @@ def status(
 ) -> None:
     """Show, per synced object: its name as a Dagster partition key, id, rows, watermark and last sync."""
     import orjson
-    from rich.table import Table
 
     from connector.sync.keys import object_keys
     from connector.wiring import open_destination
@@ -185,6 +184,8 @@ def status(
         ]
         json_output.print(orjson.dumps(listed, option=orjson.OPT_INDENT_2).decode())
         return
+    from rich.table import Table  # a `--json` run imports no rich
+
     table = Table("table", "object (partition key)", "id", "rows", "files", "version", "last sync")
     for s in states:
         table.add_row(

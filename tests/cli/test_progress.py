@@ -91,19 +91,26 @@ def test_a_push_on_a_terminal_counts_batches(demo_emulator: Emulator, tmp_path: 
     assert " 3 batches " in shown and " pages " not in shown
 
 
-@pytest.mark.parametrize("command", ["sync", "push"])
+@pytest.mark.parametrize("command", ["sync", "push", "status", "projects"])
 def test_a_scheduled_json_run_imports_neither_rich_nor_pygments(
     command: str, demo_emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path
 ) -> None:
     # Off a terminal no bar is drawn and `--json` prints no table: rich would be 0.1 s of start-up for naught.
+    # `status` and `projects` imported rich's tables before they looked at `--json`.
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
     if command == "sync":
         args = sync_args(demo_emulator, warehouse, "--json")
+    elif command == "status":
+        assert cli_imports(*sync_args(demo_emulator, warehouse), env=env)[0].returncode == 0
+        args = ["status", *cli_warehouse_args(warehouse)[:4], "--json"]
+    elif command == "projects":
+        args = ["projects", "--api-url", demo_emulator.url, "--json"]
     else:
         rows = tmp_path / "rows.jsonl"
         rows.write_text('{"id": "a", "input": 1}\n{"id": "b", "input": 2}\n')
         args = ["push", str(rows), "--api-url", demo_emulator.url, "--project", "p", "--dataset", "d"]
         args += ["--state-dir", str(tmp_path / "state"), "--json"]
-    done, modules = cli_imports(*args, env={"BRAINTRUST_API_KEY": demo_emulator.api_key})
+    done, modules = cli_imports(*args, env=env)
     assert done.returncode == 0, done.stderr
-    assert "httpx" in modules  # the probe sees the run's imports
+    assert "orjson" in modules  # the probe sees the run's imports
     assert not {module.split(".")[0] for module in modules} & {"rich", "pygments"}
