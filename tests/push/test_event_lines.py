@@ -117,6 +117,20 @@ def test_a_run_of_lines_is_told_as_each_of_its_lines_is(lines: list[bytes], pars
     assert event_lines.ids(lines) == event_lines.ids([*lines, b"{"])[:-1]
 
 
+def test_runs_of_object_values_and_of_other_values_are_told_as_each_of_their_lines_is() -> None:
+    # Runs whose input, expected and metadata are objects are decided by a decoding of their own; a run
+    # with other values (text, a number, null) by the general one. Each decides as the other would.
+    objects = [b'{"id": "a", "input": {"q": 1}, "metadata": {}}', b'{"id": "b", "expected": {"a": [null]}}']
+    others = [b'{"id": "c", "input": "{}"}', b'{"id": "d", "input": null}', b'{"id": "e", "expected": 2}']
+    event_lines = EventLines(FIELDS, frozenset({"input"}), 100)
+    blank_or_null = ([objects[0], b'{"id": " ", "input": {}}'], [objects[0], b'{"id": "d", "input": null}'])
+    for lines in (objects, *blank_or_null, objects + others, objects, others[2:]):
+        # A line that is no event makes each line be told on its own, by the general decoding.
+        told = event_lines.ids([*lines, b"{"])[:-1]
+        assert event_lines.ids(lines) == told, lines
+    assert told == ["e"]
+
+
 # What is sent as written keeps its numbers; a row that must be mapped is parsed, and refused if
 # its numbers cannot be read.
 
