@@ -145,7 +145,8 @@ def ensure_views_file(path: Path, root: Root) -> bool:
     path = _through_links(path)
     _sweep_killed_writes(path)
     statements = view_statements(root)
-    wanted = fingerprint(statements)
+    # The marker's own comments too: a file written before it had them is written again, once.
+    wanted = fingerprint([*statements, *_MARKER_COMMENTS])
     if path.exists():
         current = _current_fingerprint(path)
         if current is None:

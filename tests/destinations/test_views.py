@@ -18,7 +18,9 @@ import duckdb
 import pytest
 
 from connector.config import WarehouseSettings
+from connector.destinations.filesystem import Root
 from connector.destinations.query import run_query
+from connector.destinations.views import fingerprint, view_statements
 from connector.emulator import Emulator, ListQuery
 from connector.errors import WarehouseError
 from connector.wiring import open_destination
@@ -689,3 +691,16 @@ def test_every_view_and_column_in_the_analysts_file_is_described(emulator: Emula
         ).fetchall()
     # The marker view was the one left bare.
     assert (views, columns, marker) == ([], [], [(1,)])
+    # A file written before: the marker's digest is of the views' statements alone, and it has no comment.
+    before = fingerprint(view_statements(Root(str(warehouse.parquet_root))))
+    with duckdb.connect(str(warehouse.duckdb_path)) as session:
+        (stored,) = session.execute("SELECT stored FROM _bt_sync").fetchall()[0]
+        session.execute(
+            f"CREATE OR REPLACE VIEW _bt_sync AS SELECT '{before}' AS views, '{stored}' AS stored"
+        )
+    sync(emulator, warehouse)
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as session:
+        described = session.execute(
+            "SELECT comment FROM duckdb_views() WHERE view_name = '_bt_sync'"
+        ).fetchall()
+    assert described[0][0]
