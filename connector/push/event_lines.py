@@ -49,11 +49,12 @@ class _EventFields(msgspec.Struct, forbid_unknown_fields=True):
 _DECODER = msgspec.json.Decoder(_EventFields)
 
 
-class _Object(msgspec.Struct):
+# Never cycles: left out of Python's cycle collector, which runs while a push sends as it checks.
+class _Object(msgspec.Struct, gc=False):
     """Any JSON object, its contents checked and skipped as a raw value's are."""
 
 
-class _ObjectEventFields(msgspec.Struct, forbid_unknown_fields=True):
+class _ObjectEventFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A line's top-level values when input, expected and metadata are objects, as they usually are.
 
     Decoding such a line checks in C all that `_EventFields` leaves to Python, value by value: no null,
@@ -68,6 +69,9 @@ class _ObjectEventFields(msgspec.Struct, forbid_unknown_fields=True):
 
 
 _OBJECTS_DECODER = msgspec.json.Decoder(_ObjectEventFields)
+# A line nested deeper than the interpreter's recursion allows (about a thousand levels) stopped the push
+# with a traceback: it is left to the parsed row, which refuses it in one line.
+_UNDECODABLE = (msgspec.DecodeError, RecursionError)
 
 
 class EventLines:
@@ -110,11 +114,11 @@ class EventLines:
         if self._values_may_be_objects:
             try:
                 return self._present_ids_and_fields(list(map(_OBJECTS_DECODER.decode, lines)))
-            except msgspec.DecodeError:
+            except _UNDECODABLE:
                 pass  # a value of another kind, or a line that is no event: the general decoding says
         try:
             events = list(map(_DECODER.decode, lines))
-        except msgspec.DecodeError:
+        except _UNDECODABLE:
             return []
         # Values of other kinds, not a line that is no event.
         self._values_may_be_objects = False
@@ -145,7 +149,7 @@ class EventLines:
             return None
         try:
             event = _DECODER.decode(line)
-        except msgspec.DecodeError:
+        except _UNDECODABLE:
             return None
         if not event.id.strip() or any(getattr(event, field) is not UNSET for field in self._absent):
             return None

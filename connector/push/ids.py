@@ -17,9 +17,9 @@ from typing import Self
 from connector.push.spill import SpillDirectory
 
 MEMORY_LIMIT = "128MB"
-# Rows whose ids are held in memory before they move to DuckDB: about 35 MB at 140 bytes an id
-# (measured for 13-character ids). Below it a push of JSON imports neither DuckDB nor pyarrow, which take
-# about 0.2 s together.
+# Rows whose ids are held in memory before they move to DuckDB: at most about 40 MB, while repeats are
+# looked for (measured for 13-character ids). Below it a push of JSON imports neither DuckDB nor
+# pyarrow, which take about 0.2 s together.
 MEMORY_IDS = 250_000
 _APPEND_ROWS = 65_536
 _EXAMPLE_ROWS = 5
@@ -92,7 +92,6 @@ class _IdsInMemory:
         self._rows: list[int] = []
         self._ids: list[str] = []
         self._superseded: list[tuple[int, str]] | None = None
-        self._last_row: dict[str, int] = {}
 
     @property
     def rows(self) -> int:
@@ -102,6 +101,8 @@ class _IdsInMemory:
         """Nothing to release: the lists go with the index."""
 
     def extend(self, rows: Sequence[int], event_ids: Sequence[str]) -> None:
+        if len(rows) != len(event_ids):
+            raise ValueError(f"{len(rows)} rows and {len(event_ids)} ids")
         self._rows += rows
         self._ids += event_ids
         self._superseded = None
@@ -115,8 +116,7 @@ class _IdsInMemory:
         if not superseded:
             return Duplicates()
         example_id = superseded[0][1]
-        rows = [row for row, event_id in superseded if event_id == example_id]
-        rows.append(self._last_row[example_id])
+        rows = [row for row, event_id in zip(self._rows, self._ids, strict=True) if event_id == example_id]
         return Duplicates(len(superseded), example_id, rows[:_EXAMPLE_ROWS])
 
     def superseded_rows(self) -> Iterator[int]:
@@ -125,14 +125,15 @@ class _IdsInMemory:
     def _find_superseded(self) -> list[tuple[int, str]]:
         """Each (row, id) a later row with the same id supersedes, in increasing row order."""
         if self._superseded is None:
-            self._last_row = dict(zip(self._ids, self._rows, strict=True))
-            if len(self._last_row) == len(self._ids):
+            # Not kept: the lists hold what the sending needs, and the dict would be as large again.
+            last_row = dict(zip(self._ids, self._rows, strict=True))
+            if len(last_row) == len(self._ids):
                 self._superseded = []  # ids rarely repeat: then one dict, built in C, is all it takes
             else:
                 self._superseded = [
                     (row, event_id)
                     for row, event_id in zip(self._rows, self._ids, strict=True)
-                    if self._last_row[event_id] != row
+                    if last_row[event_id] != row
                 ]
         return self._superseded
 

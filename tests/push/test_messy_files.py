@@ -1096,3 +1096,16 @@ def test_rows_nested_too_deep_go_to_the_rejects_file_as_they_were_written(
     kept = orjson.loads(rows[-2]) if suffix == ".json" else rows[-2]
     assert written[-1]["values"] == kept
     assert stored(emulator).keys() == {"ok"}
+
+
+def test_a_line_nested_past_the_interpreters_recursion_is_refused_in_one_line(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Deciding whether the line was its event stopped the push with a RecursionError and its traceback.
+    depth = 3000
+    deep = b'{"id": "r1", "input": ' + b'{"a": ' * depth + b"1" + b"}" * depth + b"}\n"
+    path = tmp_path / "deep.jsonl"
+    path.write_bytes(b'{"id": "r0", "input": {"q": 1}}\n' + deep)
+    code, _, err = cli(emulator, tmp_path, capsys, path)
+    assert (code, err.count("\n")) == (1, 1) and "row 2" in err, err
+    assert nothing_created(emulator)
