@@ -113,16 +113,16 @@ class EventLines:
             return []
         if self._values_may_be_objects:
             try:
-                return self._present_ids_and_fields(list(map(_OBJECTS_DECODER.decode, lines)))
+                return self._checked_ids(list(map(_OBJECTS_DECODER.decode, lines)))
             except _UNDECODABLE:
                 pass  # a value of another kind, or a line that is no event: the general decoding says
         try:
             events = list(map(_DECODER.decode, lines))
         except _UNDECODABLE:
             return []
-        # Values of other kinds, not a line that is no event.
+        # Decoded here and not as objects: values of other kinds, which the file's later runs hold too.
         self._values_may_be_objects = False
-        ids = self._present_ids_and_fields(events)
+        ids = self._checked_ids(events)
         if not ids:
             return []
         metadata = _present(events, "metadata")
@@ -134,7 +134,7 @@ class EventLines:
                 return []
         return ids
 
-    def _present_ids_and_fields(self, events: Sequence[_EventFields | _ObjectEventFields]) -> list[str]:
+    def _checked_ids(self, events: Sequence[_EventFields | _ObjectEventFields]) -> list[str]:
         """The events' ids if none is blank and none has a field outside `fields`, else an empty list."""
         ids = list(map(attrgetter("id"), events))
         if not all(map(str.strip, ids)):
