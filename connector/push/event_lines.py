@@ -112,10 +112,18 @@ class EventLines:
         if not (all(map(bytes.isascii, lines)) or all(map(_is_utf8, lines))):
             return []
         if self._values_may_be_objects:
+            decoded: list[_ObjectEventFields] = []
             try:
-                return self._checked_ids(list(map(_OBJECTS_DECODER.decode, lines)))
+                decoded.extend(map(_OBJECTS_DECODER.decode, lines))
+                return self._checked_ids(decoded)
             except _UNDECODABLE:
                 pass  # a value of another kind, or a line that is no event: the general decoding says
+            try:
+                # The line the objects' decoding stopped at (`extend` keeps those before it): if it is no
+                # event at all, neither is the run, and decoding every line again would only cost time.
+                _DECODER.decode(lines[len(decoded)])
+            except _UNDECODABLE:
+                return []
         try:
             events = list(map(_DECODER.decode, lines))
         except _UNDECODABLE:
