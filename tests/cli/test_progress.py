@@ -12,7 +12,7 @@ import pytest
 
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator
-from tests.helpers import CLI, cli_imports, cli_warehouse_args
+from tests.helpers import CLI, cli_imports, cli_warehouse_args, sync
 
 # A terminal as wide as a user's, and one rich draws on.
 TERMINAL = {"COLUMNS": "160", "LINES": "40", "TERM": "xterm-256color"}
@@ -101,7 +101,7 @@ def test_a_scheduled_json_run_imports_neither_rich_nor_pygments(
     if command == "sync":
         args = sync_args(demo_emulator, warehouse, "--json")
     elif command == "status":
-        assert cli_imports(*sync_args(demo_emulator, warehouse), env=env)[0].returncode == 0
+        sync(demo_emulator, warehouse)
         args = ["status", *cli_warehouse_args(warehouse)[:4], "--json"]
     elif command == "projects":
         args = ["projects", "--api-url", demo_emulator.url, "--json"]

@@ -646,10 +646,9 @@ def test_a_later_reader_sweeps_the_spill_directory_a_killed_one_left(
     os.utime(running, (an_hour_ago, an_hour_ago))
     # The earlier naming holds no PID: such a directory was never swept; now after a day untouched.
     unowned = temp / f"bt-sync-reader-{'a' * 12}"
-    (unowned / "duckdb_temp_storage_0.tmp").parent.mkdir()
+    unowned.mkdir()
     (unowned / "duckdb_temp_storage_0.tmp").write_bytes(b"spilled")
-    for path in (*unowned.iterdir(), unowned):
-        os.utime(path, (an_hour_ago, an_hour_ago))
+    _last_written_at(unowned, an_hour_ago)
 
     def read() -> None:
         done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], "SELECT 1", env={"TMPDIR": str(temp)})
@@ -662,15 +661,18 @@ def test_a_later_reader_sweeps_the_spill_directory_a_killed_one_left(
     os.utime(left, (an_hour_ago, an_hour_ago))
     read()
     assert left.exists()
-    for path in (*left.iterdir(), left):
-        os.utime(path, (an_hour_ago, an_hour_ago))
+    _last_written_at(left, an_hour_ago)
     read()
     assert not left.exists() and running.exists() and unowned.exists()
-    a_day_ago = time.time() - 24 * 3600 - 60
-    for path in (*unowned.iterdir(), unowned):
-        os.utime(path, (a_day_ago, a_day_ago))
+    _last_written_at(unowned, time.time() - 24 * 3600 - 60)
     read()
     assert not unowned.exists() and running.exists()
+
+
+def _last_written_at(directory: Path, when: float) -> None:
+    """Make `directory` and its files look last written at `when`."""
+    for path in (*directory.iterdir(), directory):
+        os.utime(path, (when, when))
 
 
 def test_every_view_and_column_in_the_analysts_file_is_described(emulator: Emulator, tmp_path: Path) -> None:
