@@ -313,12 +313,6 @@ def json_struct(columns: tuple[Column, ...]) -> str:
     return "{" + fields + "}"
 
 
-def read_json_columns(columns: tuple[Column, ...]) -> str:
-    """Return the `columns` argument of DuckDB's `read_json` that types `columns` as `json_struct` does."""
-    fields = ", ".join(f"{sql_literal(c.name)}: {sql_literal(_transform_type(c))}" for c in columns)
-    return "{" + fields + "}"
-
-
 def _transform_type(column: Column) -> str:
     # Read as text and checked in SQL: a timestamp that does not parse must be kept, not nulled, and
     # a version must be plain digits ("1.5" would otherwise round to 2).

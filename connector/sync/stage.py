@@ -3,14 +3,10 @@
 A page's body goes to DuckDB as it came off the wire, and Python never
 touches a row. Two passes over the page, both in DuckDB's C++:
 `json_structure` decides whether every event fits its table (see
-`connector.sync.shape`); then every event is typed into a table in memory.
-A page that fits has its events array streamed by `read_json` from a file
-of its own, which holds about half the memory of typing the body as one
-value (`json_transform`, which a page that does not fit goes through, and so
-does one whose events the reader refuses: a key repeated in an event, say).
-The checks, the cutoff and the deduplication read that table's ids and
-versions; the rows that are kept are then written from it to Parquet, once,
-in the table's file format.
+`connector.sync.shape`); one `json_transform` types every event into a
+table in memory. The checks, the cutoff and the deduplication read that
+table's ids and versions; the rows that are kept are then written from it
+to Parquet, once, in the table's file format.
 
 Parts are the object's future data files: for an object's first load they are
 moved into place as they are. Each page becomes one part, or several of the
@@ -36,7 +32,6 @@ import pyarrow as pa
 
 from connector.destinations.file_size import file_target_rows
 from connector.errors import WarehouseError, first_line
-from connector.sync.page_body import EventsSpan, events_span
 from connector.sync.seen import SeenIds
 from connector.sync.shape import (
     EventMisfits,
@@ -49,29 +44,24 @@ from connector.sync.shape import (
 )
 from connector.sync.staging import ObjectStaging
 from connector.sync.surrogates import without_lone_surrogates
-from schemas.tables import Column, EventStream, json_struct, read_json_columns, sql_identifier, sql_literal
+from schemas.tables import Column, EventStream, json_struct, sql_identifier, sql_literal
 
-# DuckDB's memory for typing a page: a fixed part and about ten times the page when it is typed whole
-# (a 12 MB page needs about 128 MB, a 2 MB one 48 MB; streamed from its events file, about half), with
-# room to spare, for each of the two pages held at once (one typed while the one before is written).
-# Pages are kept near `connector.sync.extract.PAGE_TARGET_BYTES`; a single trace bigger than that
-# still fits.
+# DuckDB's memory for typing a page, which it types whole: a fixed part and about ten times the
+# page (a 12 MB page needs about 128 MB, a 2 MB one 48 MB), with room to spare, for each of the two
+# pages held at once (one typed while the one before is written). Pages are kept near
+# `connector.sync.extract.PAGE_TARGET_BYTES`; a single trace bigger than that still fits.
 STAGING_MEMORY_BASE_BYTES = 64 * 2**20
 STAGING_MEMORY_PER_PAGE_BYTE = 32
 _MEMORY_STEP_BYTES = 64 * 2**20
 MAX_PARTS_PER_PAGE = 4
-# Where, in an object's scratch directory, the ids already staged are kept (see `SeenIds`), and the events
-# array of the page being typed.
+# Where, in an object's scratch directory, the ids already staged are kept (see `SeenIds`).
 _SEEN_IDS = "seen-ids"
-_PAGE_EVENTS = ".page-events.json"
 # The times Python's `datetime` holds: a table's readers in Python fail on any other.
 _FIRST_TIME = "TIMESTAMPTZ '0001-01-01 00:00:00+00'"
 _LAST_TIME = "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
 # The upper 64 bits of `md5` (an id's `md5_number`) and its lowest 32, as `SeenIds` keeps them: one MD5
 # per id, where `md5_number_upper` and `_lower` would compute it twice.
 _MD5_PARTS = "(md5 >> 64)::UBIGINT AS upper, (md5 & 4294967295)::UINTEGER AS lower"
-# The shape of a page every event of which fits its table.
-_FITS = PageShape(unknown_keys=frozenset(), misfit_columns=frozenset())
 
 
 @dataclass(frozen=True)
@@ -170,9 +160,7 @@ class PageStager:
             shape = page_shape(str(_scalar(con, "SELECT json_structure(body) FROM page_body")), self._stream)
             if not shape.fits:
                 con.register("page_misfits", _misfits_table(event_misfits(body, self._stream, shape)))
-            span = events_span(body) if shape.fits else None
-            if span is None or not self._typed_from_file(table, body, span):
-                con.execute(self._sql.type_page(table, shape))
+            con.execute(self._sql.type_page(table, shape))
         except duckdb.InvalidInputException as error:
             mended = without_lone_surrogates(body) if "surrogate" in str(error) else None
             if mended is not None:
@@ -215,21 +203,6 @@ class PageStager:
             rows=len(keep),
             written=written,
         )
-
-    def _typed_from_file(self, table: str, body: bytes, span: EventsSpan) -> bool:
-        """Type the events array at `span` of a page that fits into `table`, streamed from a file; False
-        when DuckDB's reader refuses what lies there (then nothing was typed)."""
-        events = self._staging.directory / _PAGE_EVENTS
-        events.parent.mkdir(parents=True, exist_ok=True)
-        with events.open("wb") as file:
-            file.write(memoryview(body)[span.start : span.end])
-        try:
-            self._con.execute(self._sql.type_events_file(table, events, span.cursor, span.end - span.start))
-        except (duckdb.InvalidInputException, duckdb.ConversionException):
-            return False
-        finally:
-            events.unlink(missing_ok=True)
-        return True
 
     def _name_parts(self, rows: int) -> list[Path]:
         """The part files for `rows` new rows.
@@ -342,45 +315,27 @@ class _PageSql:
         self._key_column = stream.key_column
         self._object_id = object_id
         self._struct = '{"events": [' + json_struct(stream.payload_columns) + '], "cursor": "VARCHAR"}'
-        self._columns = read_json_columns(stream.payload_columns)
 
     def type_page(self, table: str, shape: PageShape) -> str:
-        """Type every event of `page_body`, the page's whole body, into a row of `table`, in page order:
-        the file's columns (joined with `page_misfits` when the page does not fit), and for the checks the
-        version as sent, the page's cursor and the event's key where it names another object."""
-        source = (
-            "SELECT unnest(t.events, max_depth := 2), generate_subscripts(t.events, 1) AS _ordinal, "
-            f"t.cursor AS _cursor FROM (SELECT json_transform(body, {sql_literal(self._struct)}) AS t "
-            "FROM page_body)"
-        )
-        return self._typed_into(table, source, shape)
-
-    def type_events_file(self, table: str, events: Path, cursor: str | None, size: int) -> str:
-        """Type every event of a page that fits into a row of `table`, as `type_page` does, from the file
-        `events` of `size` bytes holding the page's events array; `cursor` is the page's."""
-        # No event is bigger than the whole array: none is too big for the reader.
-        options = (
-            f"format = 'array', records = true, auto_detect = false, columns = {self._columns}, "
-            f"maximum_object_size = {size + 1}"
-        )
-        cursor_value = "NULL::VARCHAR" if cursor is None else sql_literal(cursor)
-        source = f"SELECT *, {cursor_value} AS _cursor FROM read_json({sql_literal(str(events))}, {options})"
-        return self._typed_into(table, source, _FITS)
-
-    def _typed_into(self, table: str, source: str, shape: PageShape) -> str:
-        """SQL creating `table` from the events `source` selects (as `e`), in their order."""
+        """Type every event of `page_body` into a row of `table`, in page order: the file's columns
+        (joined with `page_misfits` when the page does not fit), and for the checks the version as
+        sent, the page's cursor and the event's key where it names another object."""
         payload = [c for c in self._file_columns if c.name not in ("_extra", "_synced_at")]
         typed = [f"{_typed(c, shape.misfit_columns)} AS {sql_identifier(c.name)}" for c in payload]
         extras = ["m._misfit_extra"] if not shape.fits else []
         extras += [_unparsed_time(c, shape.misfit_columns) for c in payload if c.duckdb_type == "TIMESTAMPTZ"]
         other = self._other_object(shape.misfit_columns)
+        source = (
+            "SELECT unnest(t.events, max_depth := 2), generate_subscripts(t.events, 1) AS _ordinal, "
+            f"t.cursor AS _cursor FROM (SELECT json_transform(body, {sql_literal(self._struct)}) AS t "
+            "FROM page_body)"
+        )
         misfit_join = " LEFT JOIN page_misfits AS m USING (_ordinal)" if not shape.fits else ""
-        # The misfit join does not keep the page's order: ordered again by the events' ordinals. The table's
-        # row ids are then the events' positions on the page, less one.
+        # The misfit join does not keep the page's order: ordered again by the events' ordinals.
         order = " ORDER BY e._ordinal" if not shape.fits else ""
         return (
             f"CREATE TABLE {table} AS SELECT {', '.join(typed)}, ({_merged_json(extras)})::JSON AS _extra, "
-            f"now() AS _synced_at, e._xact_id AS _xact_text, e._cursor, {other} AS _other_object "
+            f"now() AS _synced_at, e._xact_id AS _xact_text, e._ordinal, e._cursor, {other} AS _other_object "
             f"FROM ({source}) AS e{misfit_join}{order}"
         )
 
@@ -418,7 +373,7 @@ class _PageSql:
         ordinal and the two halves of the id's MD5, in page order."""
         above = "" if cutoff is None else f"WHERE _xact_id > {int(cutoff)}"
         newest = (
-            "SELECT arg_max(rowid + 1, {'x': _xact_id, 'o': -rowid}) AS _ordinal, md5_number(id) AS md5 "
+            "SELECT arg_max(_ordinal, {'x': _xact_id, 'o': -_ordinal}) AS _ordinal, md5_number(id) AS md5 "
             f"FROM {table} {above} GROUP BY id"
         )
         return f"SELECT _ordinal, {_MD5_PARTS} FROM ({newest}) ORDER BY _ordinal"

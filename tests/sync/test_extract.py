@@ -21,7 +21,7 @@ from connector.emulator import Emulator, FaultRule
 from connector.errors import MalformedResponse, PaginationError, WarehouseError
 from connector.progress import NullProgress, ProgressTask
 from connector.sync import stage
-from connector.sync.extract import extract_object, newest_version
+from connector.sync.extract import extract_object, newest_version, trailing_cursor
 from connector.sync.shape import PageMalformed
 from connector.sync.stage import PageStager, StagedPage
 from connector.sync.staging import Checkpoint, ObjectStaging
@@ -425,6 +425,20 @@ def test_a_full_read_fetches_every_page_once_and_checkpoints_where_it_ended(
     assert (done.done, done.pages, done.rows_fetched, done.rows_staged) == (True, 7, 30, 30)
     assert len(done.parts) == 6 and staging.load() == done
     assert staged_ids(staging, done.parts) == numbered_ids(30)
+
+
+@pytest.mark.parametrize(
+    ("body", "cursor"),
+    [
+        (b'{"events": [], "cursor": "c-1"}', "c-1"),
+        (b'{"events": [{"id": "' + b"x" * 9_000 + b'"}], "cursor": "c\\"2"}\n', 'c"2'),
+        (b'{"events": [], "cursor": null}', None),
+        (b'{"cursor": "c-3", "events": []}', None),  # not at the end: DuckDB's parse will say
+        (b'{"events": [{"cursor": "inner"}]}', None),
+    ],
+)
+def test_a_cursor_that_ends_the_body_is_read_off_its_tail(body: bytes, cursor: str | None) -> None:
+    assert trailing_cursor(body) == cursor
 
 
 def test_clearing_an_object_that_staged_nothing_is_a_no_op(staging: ObjectStaging) -> None:

@@ -103,10 +103,6 @@ MALFORMED_PAGES: dict[str, tuple[list[Any] | str, str]] = {
     ),
     "no-events": ('{"rows": [], "cursor": null}', "no `events` list"),
     "invalid": ('{"events": [{"id": "a", }], "cursor": null}', "not valid JSON"),
-    "cursor-escape": (
-        '{"events": [{"id": "a", "_xact_id": "1000198294685155348"}], "cursor": "c\\x"}',
-        "not valid JSON",
-    ),
 }
 
 
@@ -177,68 +173,6 @@ def test_a_page_that_fails_its_checks_leaves_no_table_in_the_process_s_staging_d
     assert part.exists()
     with closing(stage._session().connect()) as con:
         assert con.execute("SELECT table_name FROM duckdb_tables()").fetchall() == []
-
-
-# Pages that fit their table, each laid out as the API lays out a page or otherwise.
-FITTING_PAGES = {
-    "events-first": '{"events": E, "cursor": null}',
-    "cursor-first": '{"cursor": null, "events": E}',
-    "no-cursor": '{"events": E}',
-    "blanks": '\n {\n "events" : E ,\r\n "cursor":\tnull }\n',
-    "another-key": '{"events": E, "more": {"cursor": "c"}, "cursor": null}',
-}
-FITTING_EVENTS = [
-    event("text", input="é \u0000 😀", output={"nested": [[[]]], "wide": BIG, "huge": 1e300}, tags=["t"]),
-    event("no-time", created="yesterday", scores={"s": 0.5}, is_root=True, span_parents=None),
-    event("text", xact="1000198294685155349", metadata={"events": [1], "cursor": "inner"}),
-    event("other-project", project_id="elsewhere", error=None),
-]
-
-
-def test_a_page_streamed_from_its_events_array_is_stored_as_the_page_typed_whole(
-    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A fitting page's events are typed from a file of their own: a layout the reader does not take as
-    # one array (another key between the events and the cursor) is typed whole, as every page is
-    # without the events' span.
-    projects = {case: emulator.store.create_project(case)["id"] for case in FITTING_PAGES}
-    everything = "SELECT * EXCLUDE (_synced_at) FROM project_logs ORDER BY project_id, id, _xact_id"
-
-    def synced(name: str) -> list[tuple[Any, ...]]:
-        for case, layout in FITTING_PAGES.items():
-            serve(emulator, projects[case], layout.replace("E", json.dumps(FITTING_EVENTS)), times=2)
-        warehouse = warehouse_in(tmp_path, name)
-        sync(emulator, warehouse)
-        return query(warehouse, everything)
-
-    streamed: list[bool] = []
-    typed_from_file = stage.PageStager._typed_from_file
-
-    def recording(self: stage.PageStager, *args: Any) -> bool:
-        streamed.append(typed_from_file(self, *args))
-        return streamed[-1]
-
-    monkeypatch.setattr(stage.PageStager, "_typed_from_file", recording)
-    rows = synced("streamed")
-    # Two pages an object (the one served, then an empty one): each streamed but the one with another
-    # key, typed whole once the reader refused it.
-    assert sorted(streamed) == [False] + [True] * (2 * len(FITTING_PAGES) - 1)
-    monkeypatch.setattr(stage, "events_span", lambda body: None)
-    assert rows == synced("whole")
-    assert len(rows) == 3 * len(FITTING_PAGES)
-    # The events files are gone with the page.
-    assert not list(tmp_path.rglob(".page-events.json"))
-
-
-def test_an_event_repeating_a_key_is_stored_with_its_first_value(
-    emulator: Emulator, warehouse: WarehouseSettings
-) -> None:
-    # DuckDB's reader of an events file refuses the event; typed whole, the first of its values counts.
-    project = emulator.store.create_project("repeated")
-    written = json.dumps(event("twice", input="first"))[:-1]
-    serve(emulator, project["id"], f'{{"events": [{written}, "input": "second"}}], "cursor": null}}', times=2)
-    sync(emulator, warehouse)
-    assert logs_by_id(warehouse, project["id"], "input") == {"twice": ('"first"',)}
 
 
 def test_misfits_keep_their_value_in_extra_and_nothing_is_lost(
