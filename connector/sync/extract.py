@@ -194,11 +194,15 @@ def next_limit(limit: int, page_bytes: int, most: int, *, traces_read: int | Non
 
 
 def trailing_cursor(body: bytes) -> str | None:
-    """The cursor, when the body ends with it (a cheap look at the tail); None otherwise or when null."""
+    """The cursor, when the body ends with it (a cheap look at the tail); None otherwise, when null, or
+    when it is not a JSON string (`"\\x"`): the page's parse then says the body is not valid JSON."""
     match = _TRAILING_CURSOR.search(body[-_TAIL_BYTES:])
     if match is None or match.group(1) == b"null":
         return None
-    cursor = json.loads(match.group(1))
+    try:
+        cursor = json.loads(match.group(1))
+    except ValueError:
+        return None
     return cursor if isinstance(cursor, str) else None
 
 

@@ -435,6 +435,8 @@ def test_a_full_read_fetches_every_page_once_and_checkpoints_where_it_ended(
         (b'{"events": [], "cursor": null}', None),
         (b'{"cursor": "c-3", "events": []}', None),  # not at the end: DuckDB's parse will say
         (b'{"events": [{"cursor": "inner"}]}', None),
+        (b'{"events": [], "cursor": "c\\x"}', None),  # not JSON: the page's parse will say
+        (b'{"events": [], "cursor": "c\t5"}', None),
     ],
 )
 def test_a_cursor_that_ends_the_body_is_read_off_its_tail(body: bytes, cursor: str | None) -> None:

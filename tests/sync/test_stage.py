@@ -160,6 +160,22 @@ def test_a_malformed_page_fails_its_object_in_one_line_and_the_others_sync(
     assert run.after[broken] == run.before[broken]  # nothing committed for the broken object
 
 
+def test_a_later_page_whose_cursor_is_no_json_string_fails_its_object_in_one_line(
+    emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # The version probe and the first page are whole; the third answer ends with `"cursor": "c\x"`,
+    # which the next page's early request reads off the body's tail before DuckDB parses it.
+    project = emulator.store.create_project("bad-cursor")
+    emulator.store.insert("project_logs", project["id"], [{"id": f"r{i}", "input": i} for i in range(50)])
+    page = json.dumps({"events": [event()]})[:-1] + ', "cursor": "c\\x"}'
+    route = f"/v1/project_logs/{project['id']}/fetch"
+    emulator.faults.add(FaultRule(kind="body", route=route, body=page, after=2, times=1))
+    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--page-limit", "10",
+                   env={"BRAINTRUST_API_KEY": emulator.api_key})  # fmt: skip
+    assert done.returncode == 1
+    assert "not valid JSON" in one_line(done.stderr)
+
+
 def test_a_page_that_fails_its_checks_leaves_no_table_in_the_process_s_staging_database(
     tmp_path: Path,
 ) -> None:
