@@ -101,7 +101,8 @@ class BraintrustClient:
 
     def __init__(self, settings: ApiSettings, *, transport: httpx.BaseTransport | None = None) -> None:
         if settings.api_key is None or not settings.api_key.get_secret_value().strip():
-            raise MissingApiKey("No Braintrust API key: set BRAINTRUST_API_KEY or pass --api-key.")
+            # Said in the library's words: the command line and Dagster each say where their users give one.
+            raise MissingApiKey("No Braintrust API key: set BRAINTRUST_API_KEY, or give ApiSettings one.")
         self.api_url = settings.api_url
         # An error's body may quote the request's headers back: its text never shows the key.
         self._key = settings.api_key.get_secret_value().strip()

@@ -32,6 +32,7 @@ from connector.errors import (
     BtSyncError,
     ConfigError,
     Interrupted,
+    MissingApiKey,
     one_line_reason,
     validation_problems,
 )
@@ -307,6 +308,8 @@ def _secrets_given() -> set[str]:
 
 
 def _one_line(error: Exception) -> str:
+    if isinstance(error, MissingApiKey):
+        return "No Braintrust API key: set BRAINTRUST_API_KEY or pass --api-key."
     if isinstance(error, ValidationError):
         return f"invalid setting: {validation_problems(error, _setting_names(error))}"
     return " ".join(str(error).split())

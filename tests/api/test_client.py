@@ -318,8 +318,10 @@ def test_only_server_errors_and_timeouts_shrink_the_page(
 
 
 def test_missing_key_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="BRAINTRUST_API_KEY"):
+    with pytest.raises(ConfigError, match="BRAINTRUST_API_KEY") as raised:
         BraintrustClient(ApiSettings(api_url="http://127.0.0.1:9", api_key=None))
+    # The library's words: a flag is the command line's to name.
+    assert "--" not in str(raised.value)
 
 
 def test_settings_repr_hides_the_key() -> None:

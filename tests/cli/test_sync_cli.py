@@ -386,7 +386,11 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
             {"BRAINTRUST_API_KEY": "wrong"},
             "rejected the API key",
         ),
-        (["sync", "--api-url", "{url}"], {"BRAINTRUST_API_KEY": ""}, "No Braintrust API key"),
+        (
+            ["sync", "--api-url", "{url}"],
+            {"BRAINTRUST_API_KEY": ""},
+            "No Braintrust API key: set BRAINTRUST_API_KEY or pass --api-key.",
+        ),
         (
             ["sync", "--api-url", "ftp://x"],
             {},
