@@ -8,7 +8,7 @@ import pytest
 
 from connector.emulator import Emulator, FaultRule
 from connector.redaction import redact, scrub, uri_secrets
-from tests.helpers import cli_env, run_cli
+from tests.helpers import cli_env, cli_in_process, run_cli
 
 
 def _files_under(directory: Path) -> str:
@@ -35,6 +35,16 @@ def test_an_error_quoting_the_key_back_shows_it_nowhere(emulator: Emulator, tmp_
 
     shown = pushed.stdout + pushed.stderr + synced.stdout + synced.stderr + plain.stdout + plain.stderr
     assert emulator.api_key not in shown + _files_under(tmp_path)
+
+
+def test_a_key_pasted_where_a_name_goes_is_not_quoted_back(
+    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The error quotes the name it did not find, which is the key itself: the command line hides it.
+    done = cli_in_process(capfd, "sync", "--project", emulator.api_key, env=cli_env(emulator, tmp_path))
+    assert done.returncode == 2
+    assert done.stderr == "bt-sync: error: no project named or with id *** (projects: none)\n"
+    assert emulator.api_key not in done.stdout
 
 
 @pytest.mark.parametrize(

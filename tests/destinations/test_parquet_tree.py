@@ -572,6 +572,30 @@ def test_a_commit_record_written_too_slowly_for_its_moment_is_written_again_for_
     assert not [p for p in record.parent.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_a_commit_record_is_readable_before_the_moment_it_makes_current(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    real_write, written = Root.write, []
+
+    def timed(root: Root, relative: str, data: bytes, **deadline: Any) -> None:
+        real_write(root, relative, data, **deadline)
+        if relative.endswith("/_sync_state.json"):
+            written.append((datetime.now(UTC), ObjectRecord.model_validate_json(data).since))
+
+    monkeypatch.setattr(Root, "write", timed)
+    for version in (1, 2):
+        staged_rows = staged(tmp_path / f"read-{version}", [event("a", version)])
+        tree.merge(LOGS_REF, staged_rows, logs_state(version=version), delete_missing_up_to=None)
+        since = written[-1][1]
+        assert since is not None
+        # A query started after `since` reads the new record, one started before it the old one: a record
+        # still being written at `since` would be read as new by one table's view and old by another's.
+        first_written = next(at for at, record_since in written if record_since == since)
+        assert first_written < since
+    assert len({record_since for _, record_since in written}) == 2
+
+
 class _Killed(BaseException):
     """The process killed at that point (a `BaseException`, as no handler of bt-sync's catches it)."""
 
