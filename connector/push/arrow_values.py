@@ -136,9 +136,10 @@ def python_rows(batch: pa.RecordBatch, plans: list[ColumnPlan]) -> list[dict[str
 
 
 def _python_values(column: pa.Array) -> list[Any]:
-    if _holds_map(column.type):
-        return column.to_pylist(maps_as_pydicts="strict")
-    return column.to_pylist()
+    values: list[Any] = (
+        column.to_pylist(maps_as_pydicts="strict") if _holds_map(column.type) else column.to_pylist()
+    )
+    return values
 
 
 def _holds_map(data_type: pa.DataType) -> bool:
