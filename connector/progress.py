@@ -17,7 +17,7 @@ class ProgressTask(Protocol):
     """One unit of long work shown to the user."""
 
     def advance(self, rows: int = 0, pages: int = 0) -> None:
-        """Record `rows` more rows (and `pages` more pages or batches) done."""
+        """Record `rows` more rows or versions (and `pages` more pages or batches) done."""
 
     def close(self) -> None:
         """Mark the work finished."""
@@ -26,9 +26,11 @@ class ProgressTask(Protocol):
 class ProgressReporter(Protocol):
     """Hands out a `ProgressTask` per unit of work."""
 
-    def task(self, description: str, total_rows: int | None = None, unit: str = "pages") -> ProgressTask:
+    def task(
+        self, description: str, total_rows: int | None = None, unit: str = "pages", counts: str = "rows"
+    ) -> ProgressTask:
         """Start showing `description`; `total_rows` makes a bar, None a counter; `unit` names what
-        `pages` counts (a push's batches)."""
+        `pages` counts (a push's batches), `counts` what `rows` counts (a sync's versions of rows)."""
         ...
 
 
@@ -43,7 +45,9 @@ class _NullTask:
 class NullProgress:
     """Shows nothing."""
 
-    def task(self, description: str, total_rows: int | None = None, unit: str = "pages") -> ProgressTask:
+    def task(
+        self, description: str, total_rows: int | None = None, unit: str = "pages", counts: str = "rows"
+    ) -> ProgressTask:
         return _NullTask()
 
 

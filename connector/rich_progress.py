@@ -30,15 +30,17 @@ from connector.progress import ProgressTask
 class _RowsPerSecondColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f} rows/s")
+        return Text("" if speed is None else f"{speed:,.0f} {task.fields['counts']}/s")
 
 
 class _CountColumn(ProgressColumn):
-    """Rows, then the pages (or batches) counted so far: none for work that counts none (a file's check)."""
+    """Rows (or versions), then the pages (or batches) counted so far: none for work that counts none (a
+    file's check)."""
 
     def render(self, task: Task) -> Text:
         pages = task.fields["pages"]
-        return Text(f"rows · {pages:,} {task.fields['unit']} ·" if pages else "rows ·")
+        counts = task.fields["counts"]
+        return Text(f"{counts} · {pages:,} {task.fields['unit']} ·" if pages else f"{counts} ·")
 
 
 class _RichTask:
@@ -80,7 +82,11 @@ class RichProgress:
     ) -> None:
         self._progress.stop()
 
-    def task(self, description: str, total_rows: int | None = None, unit: str = "pages") -> ProgressTask:
+    def task(
+        self, description: str, total_rows: int | None = None, unit: str = "pages", counts: str = "rows"
+    ) -> ProgressTask:
         # A description names an object or a file: a control character in it must not drive the terminal.
-        task_id = self._progress.add_task(printable(description), total=total_rows, pages=0, unit=unit)
+        task_id = self._progress.add_task(
+            printable(description), total=total_rows, pages=0, unit=unit, counts=counts
+        )
         return _RichTask(self._progress, task_id)

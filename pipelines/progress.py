@@ -10,10 +10,11 @@ class _Log(Protocol):
 
 
 class _LogTask:
-    def __init__(self, log: _Log, description: str, unit: str) -> None:
+    def __init__(self, log: _Log, description: str, unit: str, counts: str) -> None:
         self._log = log
         self._description = description
         self._unit = unit
+        self._counts = counts
         self._rows = 0
         self._pages = 0
 
@@ -24,7 +25,7 @@ class _LogTask:
     def close(self) -> None:
         # Work that counts no pages (a file's check) says so by leaving the count out.
         counted = f", {self._pages:,} {self._unit}" if self._pages else ""
-        self._log.info(f"{self._description}: {self._rows:,} rows{counted}")
+        self._log.info(f"{self._description}: {self._rows:,} {self._counts}{counted}")
 
 
 class LogProgress:
@@ -37,6 +38,8 @@ class LogProgress:
     def __init__(self, log: _Log) -> None:
         self._log = log
 
-    def task(self, description: str, total_rows: int | None = None, unit: str = "pages") -> ProgressTask:
+    def task(
+        self, description: str, total_rows: int | None = None, unit: str = "pages", counts: str = "rows"
+    ) -> ProgressTask:
         """Start a task; its totals are logged when it closes."""
-        return _LogTask(self._log, description, unit)
+        return _LogTask(self._log, description, unit, counts)

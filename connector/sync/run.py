@@ -331,7 +331,8 @@ class _SyncRun:
             checkpoint = self._start(ref, previous)
             staging.save(checkpoint)
         if checkpoint.version and not checkpoint.done:
-            task = self.progress.task(f"{ref.stream.table} · {ref.name}")
+            # The API pages through every version of each row: the count is of versions, not the table's rows.
+            task = self.progress.task(f"{ref.stream.table} · {ref.name}", counts="versions")
             try:
                 checkpoint = extract_object(
                     self.client,

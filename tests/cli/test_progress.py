@@ -68,7 +68,9 @@ def test_a_sync_on_a_terminal_draws_a_bar_per_object(
     assert status == 0, shown
     assert "project_logs · support-bot" in shown
     assert "experiment_events · support-bot/baseline" in shown
-    assert "rows/s" in shown and " pages " in shown
+    # The API pages through every version of each row: the bar counts versions, not the table's rows.
+    assert "versions/s" in shown and " versions · " in shown and " pages " in shown
+    assert "rows/s" not in shown and " rows · " not in shown
 
 
 def test_json_output_draws_no_bar_even_on_a_terminal(
@@ -78,7 +80,7 @@ def test_json_output_draws_no_bar_even_on_a_terminal(
         sync_args(demo_emulator, warehouse, "--json"), {"BRAINTRUST_API_KEY": demo_emulator.api_key}
     )
     assert status == 0, shown
-    assert "rows/s" not in shown and "project_logs ·" not in shown
+    assert "versions/s" not in shown and "project_logs ·" not in shown
 
 
 def test_a_push_on_a_terminal_counts_batches(demo_emulator: Emulator, tmp_path: Path) -> None:
@@ -88,7 +90,7 @@ def test_a_push_on_a_terminal_counts_batches(demo_emulator: Emulator, tmp_path: 
     args += ["--state-dir", str(tmp_path / "state"), "--batch-rows", "10"]
     status, shown = run_on_terminal(args, {"BRAINTRUST_API_KEY": demo_emulator.api_key})
     assert status == 0, shown
-    assert " 3 batches " in shown and " pages " not in shown
+    assert " 3 batches " in shown and " pages " not in shown and "rows/s" in shown
 
 
 @pytest.mark.parametrize("command", ["sync", "push", "status", "projects"])

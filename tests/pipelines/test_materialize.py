@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -80,6 +81,12 @@ def test_a_partition_materialization_describes_the_object_the_table_and_its_newe
     rerun = run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key=key)
     second = materializations(rerun)[key]
     assert second["last_sync"].startswith("incremental: ") and "1 inserted, 1 updated" in second["last_sync"]
+    # The run log counts what the API paged through, as the metadata does: versions, not the table's rows.
+    fetched = re.match(r"incremental: (\d+) row versions fetched", second["last_sync"])
+    assert fetched is not None
+    logged = [entry.user_message for entry in instance.all_logs(rerun.run_id)]
+    line = re.compile(rf"experiment_events · support-bot/baseline: {fetched[1]} versions, \d+ pages")
+    assert [message for message in logged if line.fullmatch(message)], logged
     assert (second["dagster/partition_row_count"], table_size(rerun)["dagster/row_count"]) == (11, 11)
     assert int(second["version"]) > int(metadata["version"])
     # Markdown cells stay on one line, with `|` escaped.
