@@ -46,6 +46,10 @@ from connector.push.read import (
 # fits in one insert request (6 MiB).
 CSV_BLOCK_BYTES = 1 << 20
 CSV_MAX_BLOCK_BYTES = 8 << 20
+# A Parquet file is read a column chunk's pages at a time, through buffers of this size. By default
+# pyarrow reads each row group's column chunks whole before the first batch: memory then follows the
+# writer's row groups (a 1,000,000-row group of 214 MB: 218 MB of Arrow memory, against 18 MB).
+PARQUET_BUFFER_BYTES = 1 << 20
 
 _REPEATED_HEADER = "it repeats the header, as a line of two CSV files joined into one does: delete the line"
 
@@ -333,7 +337,7 @@ class ParquetReader:
     def __init__(self, source: InputFile) -> None:
         self._path = path = source.path
         try:
-            self._file = pq.ParquetFile(str(path))
+            self._file = pq.ParquetFile(str(path), pre_buffer=False, buffer_size=PARQUET_BUFFER_BYTES)
         except (pa.ArrowInvalid, OSError) as error:
             raise _arrow_file_error(path, error) from None
         schema = self._file.schema_arrow
