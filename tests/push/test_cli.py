@@ -329,6 +329,20 @@ def write_kilobyte_parquet(path: Path, rows: int) -> Path:
     return path
 
 
+def growth_beside_file_growth(
+    write: Callable[[int], Path], measure_mib: Callable[[Path, int], float], sizes: tuple[int, int]
+) -> tuple[float, float]:
+    """How much more memory `measure_mib` found for a file of the larger of `sizes` rows than of the
+    smaller, and how much bigger that file is, both in MiB."""
+    measured: list[float] = []
+    file_mib: list[float] = []
+    for rows in sizes:
+        path = write(rows)
+        file_mib.append(path.stat().st_size / 2**20)
+        measured.append(measure_mib(path, rows))
+    return measured[1] - measured[0], file_mib[1] - file_mib[0]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("write", "suffix"),
@@ -338,23 +352,22 @@ def write_kilobyte_parquet(path: Path, rows: int) -> Path:
 def test_memory_is_bounded_by_the_batch_not_the_file(
     tmp_path: Path, write: Callable[[Path, int], Path], suffix: str
 ) -> None:
-    grown_mib: dict[int, int] = {}
-    file_mib: dict[int, float] = {}
-    for rows in (30_000, 150_000):
-        path = write(tmp_path / f"rows-{rows}{suffix}", rows)
-        file_mib[rows] = path.stat().st_size / 2**20
+    def dry_run_growth_mib(path: Path, rows: int) -> float:
         probe = subprocess.run(
             [sys.executable, "-c", MEMORY_PROBE, str(path)], capture_output=True, check=True
         )
-        read, grown_mib[rows] = map(int, probe.stdout.split())
+        read, grown_mib = map(int, probe.stdout.split())
         assert read == rows
+        return grown_mib
+
+    more_growth, more_file = growth_beside_file_growth(
+        lambda rows: write(tmp_path / f"rows-{rows}{suffix}", rows), dry_run_growth_mib, (30_000, 150_000)
+    )
     # Reading, mapping and batching 115-120 MB more file (Parquet in one row group, which pyarrow read
     # whole by default) adds 0-40 MB (the ids, the reader's buffers). A bound on the difference, not on
     # one growth: that moves by 10-15 MB from run to run (142-158 MB for the smaller CSV file), while
     # holding the file, or a row group, adds all of it.
-    more_growth = grown_mib[150_000] - grown_mib[30_000]
-    more_file = file_mib[150_000] - file_mib[30_000]
-    assert more_growth < 0.5 * more_file, (grown_mib, file_mib)
+    assert more_growth < 0.5 * more_file, (more_growth, more_file)
 
 
 @pytest.mark.slow
@@ -362,22 +375,23 @@ def test_memory_is_bounded_by_the_batch_not_the_file(
 def test_memory_sending_is_bounded_by_the_batch_not_the_file(
     emulator: Emulator, tmp_path: Path, way: tuple[str, ...]
 ) -> None:
-    peaks: dict[int, float] = {}
-    file_mib: dict[int, float] = {}
-    for rows in (20_000, 100_000):
-        path = write_kilobyte_rows(tmp_path / f"rows-{rows}.csv", rows)
-        file_mib[rows] = path.stat().st_size / 2**20
-        peaks[rows] = cli_peak_rss_mib(
+    def push_peak_mib(path: Path, rows: int) -> float:
+        return cli_peak_rss_mib(
             "push", str(path), "--project", "p", "--dataset", f"d{rows}", "--api-url", emulator.url,
             "--state-dir", str(tmp_path / "state"), *way,
             env={"BRAINTRUST_API_KEY": emulator.api_key},
         )  # fmt: skip
+
+    grown, more_file = growth_beside_file_growth(
+        lambda rows: write_kilobyte_rows(tmp_path / f"rows-{rows}.csv", rows),
+        push_peak_mib,
+        (20_000, 100_000),
+    )
     assert sum(emulator.stats.rows_inserted.values()) == 120_000
     # 80 MB more file to read, validate, index and send: the peak stays where the batches put it. A
     # bound on the growth, not a ratio: one push's peak moves by 20 MB from run to run on two cores
     # (218-243 MB for the smaller file here), while holding the file would add all of its 80 MB.
-    grown, more_file = peaks[100_000] - peaks[20_000], file_mib[100_000] - file_mib[20_000]
-    assert grown < 0.75 * more_file, (peaks, more_file)
+    assert grown < 0.75 * more_file, (grown, more_file)
 
 
 def test_a_spreadsheet_export_s_unnamed_columns_are_left_out(
