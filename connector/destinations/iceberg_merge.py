@@ -36,6 +36,7 @@ from connector.destinations.iceberg_catalog import object_files
 from connector.destinations.iceberg_schema import stored_select, stored_type
 from connector.destinations.merge_plan import plan_actions
 from connector.destinations.scratch import merge_connection
+from connector.destinations.unique_ids import each_id_once
 from connector.errors import MalformedResponse
 from schemas.tables import EventStream, sql_identifier, sql_literal
 
@@ -166,12 +167,7 @@ class _Merge:
 
     def each_id_once(self) -> bool:
         """Whether the staged parts can be written as they are: each id once (checked, not only trusted)."""
-        if not self._staged.paths or not self._staged.deduplicated:
-            return False
-        ((unique,),) = self._con.execute(
-            f"SELECT count(*) = count(DISTINCT id) FROM read_parquet({self._parts})"
-        ).fetchall()
-        return bool(unique)
+        return bool(self._staged.paths) and self._staged.deduplicated and each_id_once(self._con, self._parts)
 
     def first_load(self) -> MergePlan:
         """An object's first rows: the staged rows as they are, in files of the object's size."""

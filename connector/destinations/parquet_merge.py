@@ -32,6 +32,7 @@ from connector.destinations.file_size import file_target_rows
 from connector.destinations.filesystem import Root
 from connector.destinations.merge_plan import plan_actions
 from connector.destinations.scratch import merge_connection
+from connector.destinations.unique_ids import each_id_once
 from schemas.tables import EventStream, sql_identifier, sql_literal
 
 # The id, version and file of each row an object holds, as read from object storage.
@@ -164,12 +165,7 @@ def _connect(scratch: Path) -> duckdb.DuckDBPyConnection:
 
 def _each_id_once(con: duckdb.DuckDBPyConnection, incoming: str, staged: StagedParts) -> bool:
     """Whether the parts can become files as they are: each id once (checked, not only trusted)."""
-    if not staged.paths or not staged.deduplicated:
-        return False
-    ((unique,),) = con.execute(
-        f"SELECT count(*) = count(DISTINCT id) FROM read_parquet({incoming})"
-    ).fetchall()
-    return bool(unique)
+    return bool(staged.paths) and staged.deduplicated and each_id_once(con, incoming)
 
 
 def _first_load(

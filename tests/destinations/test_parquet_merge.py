@@ -23,6 +23,7 @@ from connector.destinations.base import MergeResult, StagedParts, SyncState
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, MergeOutput, ObjectFiles, _connect, merge_files
 from connector.destinations.parquet_tree import ParquetTree
+from connector.destinations.unique_ids import each_id_once
 from tests.helpers import EVERY_XACT, LOGS, LOGS_REF, event, small_files, staged
 
 
@@ -164,6 +165,39 @@ def test_a_file_left_without_rows_is_dropped_and_new_rows_start_a_file_when_it_w
     assert [(f.name, f.rows) for f in more.files] == [("part-000001.parquet", 1), ("part-000002.parquet", 1)]
     assert more.open_file == "part-000002.parquet"
     assert [row[0] for row in files.rows()] == ["r10", "r7"]
+
+
+def test_parts_said_to_hold_each_id_once_are_checked_before_they_become_files(tmp_path: Path) -> None:
+    # Two reads' parts, each staged with its ids once, given as one read's: `a` twice, as staging would
+    # leave it if it failed to keep an id once. A first load keeping the parts as files would keep both.
+    first = staged(tmp_path / "one", [event("a", 7, "a7"), event("b", 3)])
+    again = staged(tmp_path / "two", [event("a", 6, "a6"), event("c", 2)])
+    parts = StagedParts(first.paths + again.paths, deduplicated=True)
+    output = merge_files(
+        ObjectFiles(Root(str(tmp_path / "tree")), "t/o", "v/o"),
+        LOGS,
+        [],
+        None,
+        parts,
+        delete_missing_up_to=None,
+        scratch=tmp_path / "scratch",
+        token="said0001",
+    )
+    files = Files(tmp_path)
+    files.files = output.files
+    assert files.rows() == [("a", 7, '"a7"'), ("b", 3, None), ("c", 2, None)]
+    assert output.inserted == 3
+
+
+def test_one_id_repeated_among_fifty_thousand_is_found(tmp_path: Path) -> None:
+    con = duckdb.connect()
+    distinct = tmp_path / "distinct.parquet"
+    con.execute(f"COPY (SELECT 'id-' || range AS id FROM range(50000)) TO '{distinct}'")
+    repeated = tmp_path / "repeated.parquet"
+    con.execute(f"COPY (SELECT 'id-' || (range % 49999) AS id FROM range(50000)) TO '{repeated}'")
+    assert each_id_once(con, f"['{distinct}']")
+    assert not each_id_once(con, f"['{repeated}']")
+    assert not each_id_once(con, f"['{distinct}', '{distinct}']")
 
 
 def test_merging_nothing_into_an_empty_object_writes_nothing(tmp_path: Path) -> None:
