@@ -190,14 +190,13 @@ def test_parts_said_to_hold_each_id_once_are_checked_before_they_become_files(tm
 
 
 def test_one_id_repeated_among_fifty_thousand_is_found(tmp_path: Path) -> None:
-    con = duckdb.connect()
-    distinct = tmp_path / "distinct.parquet"
-    con.execute(f"COPY (SELECT 'id-' || range AS id FROM range(50000)) TO '{distinct}'")
-    repeated = tmp_path / "repeated.parquet"
-    con.execute(f"COPY (SELECT 'id-' || (range % 49999) AS id FROM range(50000)) TO '{repeated}'")
-    assert each_id_once(con, f"['{distinct}']")
-    assert not each_id_once(con, f"['{repeated}']")
-    assert not each_id_once(con, f"['{distinct}', '{distinct}']")
+    distinct, repeated = tmp_path / "distinct.parquet", tmp_path / "repeated.parquet"
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT 'id-' || range AS id FROM range(50000)) TO '{distinct}'")
+        con.execute(f"COPY (SELECT 'id-' || (range % 49999) AS id FROM range(50000)) TO '{repeated}'")
+        assert each_id_once(con, f"['{distinct}']")
+        assert not each_id_once(con, f"['{repeated}']")
+        assert not each_id_once(con, f"['{distinct}', '{distinct}']")
 
 
 def test_merging_nothing_into_an_empty_object_writes_nothing(tmp_path: Path) -> None:
