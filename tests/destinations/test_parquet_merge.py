@@ -38,8 +38,11 @@ class Files:
         self._reads = 0
 
     def merge(self, *pages: list[dict[str, Any]], delete_missing_up_to: int | None = None) -> MergeOutput:
+        parts = staged(self._directory / f"read-{self._reads + 1}", *pages)
+        return self.merge_parts(parts, delete_missing_up_to=delete_missing_up_to)
+
+    def merge_parts(self, parts: StagedParts, delete_missing_up_to: int | None = None) -> MergeOutput:
         self._reads += 1
-        parts = staged(self._directory / f"read-{self._reads}", *pages)
         output = merge_files(
             self.where,
             LOGS,
@@ -92,20 +95,8 @@ def test_a_version_staged_twice_and_older_versions_of_a_resumed_read_become_one_
     # A resumed read staged a page again, and an out-of-order read staged two versions of `b`.
     first = staged(tmp_path / "before-the-crash", [event("a", 7, "a7"), event("b", 3, "b3")])
     again = staged(tmp_path / "after-the-resume", [event("a", 7, "a7"), event("b", 4, "b4")])
-    parts = StagedParts(first.paths + again.paths, deduplicated=False)
-    where = ObjectFiles(Root(str(tmp_path / "tree")), "t/o", "v/o")
-    output = merge_files(
-        where,
-        LOGS,
-        [],
-        None,
-        parts,
-        delete_missing_up_to=None,
-        scratch=tmp_path / "scratch",
-        token="resumed1",
-    )
     files = Files(tmp_path)
-    files.files = output.files
+    output = files.merge_parts(StagedParts(first.paths + again.paths, deduplicated=False))
     assert files.rows() == [("a", 7, '"a7"'), ("b", 4, '"b4"')]
     assert (output.inserted, output.updated, output.deleted) == (2, 0, 0)
 
@@ -172,19 +163,8 @@ def test_parts_said_to_hold_each_id_once_are_checked_before_they_become_files(tm
     # leave it if it failed to keep an id once. A first load keeping the parts as files would keep both.
     first = staged(tmp_path / "one", [event("a", 7, "a7"), event("b", 3)])
     again = staged(tmp_path / "two", [event("a", 6, "a6"), event("c", 2)])
-    parts = StagedParts(first.paths + again.paths, deduplicated=True)
-    output = merge_files(
-        ObjectFiles(Root(str(tmp_path / "tree")), "t/o", "v/o"),
-        LOGS,
-        [],
-        None,
-        parts,
-        delete_missing_up_to=None,
-        scratch=tmp_path / "scratch",
-        token="said0001",
-    )
     files = Files(tmp_path)
-    files.files = output.files
+    output = files.merge_parts(StagedParts(first.paths + again.paths, deduplicated=True))
     assert files.rows() == [("a", 7, '"a7"'), ("b", 3, None), ("c", 2, None)]
     assert output.inserted == 3
 
