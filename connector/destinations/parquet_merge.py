@@ -148,7 +148,7 @@ def merge_files(
         if (
             not sum(f.rows for f in files)
             and delete_missing_up_to is None
-            and _each_id_once(con, incoming, staged)
+            and each_id_once(con, staged, incoming)
         ):
             return _first_load(where, files, staged, token)
         return _Merge(con, where, stream, files, open_file, incoming, scratch, token).run(
@@ -161,11 +161,6 @@ def _connect(scratch: Path) -> duckdb.DuckDBPyConnection:
     # JSON columns then reach Arrow (and Parquet written through it) as JSON, not plain text.
     con.execute("SET arrow_lossless_conversion = true")
     return con
-
-
-def _each_id_once(con: duckdb.DuckDBPyConnection, incoming: str, staged: StagedParts) -> bool:
-    """Whether the parts can become files as they are: each id once (checked, not only trusted)."""
-    return bool(staged.paths) and staged.deduplicated and each_id_once(con, incoming)
 
 
 def _first_load(

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import duckdb
 
+from connector.destinations.base import StagedParts
 
-def each_id_once(con: duckdb.DuckDBPyConnection, parts: str) -> bool:
-    """Whether no id repeats among the rows of `parts`, SQL naming the Parquet files (`read_parquet`'s
-    list)."""
+
+def each_id_once(con: duckdb.DuckDBPyConnection, staged: StagedParts, parts: str) -> bool:
+    """Whether the staged parts can be kept as they are: staging kept each id once, and no id repeats
+    among their rows. `parts` is the SQL list of `staged.paths` (`read_parquet`'s argument)."""
+    if not staged.paths or not staged.deduplicated:
+        return False
     # A row without an id (never staged: its page fails) counts as a repeat, as `count(DISTINCT id)` skips it.
     for key in ("CASE WHEN id IS NOT NULL THEN hash(id) END", "id"):
         ((unique,),) = con.execute(
