@@ -10,6 +10,7 @@ another shape is kept in `_extra` instead of being nulled silently.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from schemas.api import ObjectType
@@ -300,6 +301,11 @@ SYNC_STATE_COLUMNS = (
 def sql_literal(value: str) -> str:
     """Quote `value` as a SQL string literal (for the identifiers and paths DuckDB cannot bind)."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def sql_path_list(paths: Iterable[object]) -> str:
+    """The paths as a SQL list of string literals (the files a `read_parquet` reads)."""
+    return "[" + ", ".join(sql_literal(str(path)) for path in paths) + "]"
 
 
 def sql_identifier(name: str) -> str:

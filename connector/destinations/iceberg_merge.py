@@ -38,7 +38,7 @@ from connector.destinations.merge_plan import plan_actions
 from connector.destinations.scratch import merge_connection
 from connector.destinations.unique_ids import each_id_once
 from connector.errors import MalformedResponse
-from schemas.tables import EventStream, sql_identifier, sql_literal
+from schemas.tables import EventStream, sql_identifier, sql_literal, sql_path_list
 
 # Data files read at once (their id and version columns, or a whole file to rewrite), and the most read
 # ahead of the one DuckDB takes next.
@@ -151,7 +151,7 @@ class _Merge:
         self._staged = staged
         # A row's data file is known by its index here: a path on every row would cost more than its id.
         self._files = list(tasks)
-        self._parts = "[" + ", ".join(sql_literal(str(p)) for p in staged.paths) + "]"
+        self._parts = sql_path_list(staged.paths)
         # Staged parts leave out the key column (the Parquet tree keeps it in directory names).
         self._select = stored_select(stream.columns, {stream.key_column: sql_literal(object_id)})
         self._write_uuid = uuid.uuid4()

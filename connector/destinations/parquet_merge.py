@@ -33,7 +33,7 @@ from connector.destinations.filesystem import Root
 from connector.destinations.merge_plan import plan_actions
 from connector.destinations.scratch import merge_connection
 from connector.destinations.unique_ids import each_id_once
-from schemas.tables import EventStream, sql_identifier, sql_literal
+from schemas.tables import EventStream, sql_identifier, sql_literal, sql_path_list
 
 # The id, version and file of each row an object holds, as read from object storage.
 _CURRENT_KEYS = pa.schema([("id", pa.string()), ("old_x", pa.uint64()), ("file", pa.string())])
@@ -144,7 +144,7 @@ def merge_files(
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     with _connect(scratch) as con:
-        incoming = _parquet_list(staged.paths)
+        incoming = sql_path_list(staged.paths)
         if (
             not sum(f.rows for f in files)
             and delete_missing_up_to is None
@@ -289,7 +289,7 @@ class _Merge:
             con.register("file_names", pa.table({"path": list(paths), "name": list(paths.values())}))
             con.execute(
                 "INSERT INTO current_keys SELECT r.id, r._xact_id, n.name "
-                f"FROM read_parquet({_parquet_list(list(paths))}, filename = true) AS r "
+                f"FROM read_parquet({sql_path_list(paths)}, filename = true) AS r "
                 "JOIN file_names AS n ON r.filename = n.path"
             )
             return
@@ -396,7 +396,3 @@ def written_by(name: str, token: str) -> bool:
 def _next_number(files: Iterable[DataFile]) -> int:
     numbers = [int(f.name.removeprefix("part-").removesuffix(".parquet")) for f in files]
     return max(numbers, default=-1) + 1
-
-
-def _parquet_list(paths: Sequence[Path | str]) -> str:
-    return "[" + ", ".join(sql_literal(str(p)) for p in paths) + "]"
