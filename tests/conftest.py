@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,9 @@ _SESSION_DIR = pytest.StashKey[Path]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Put the session's temporary files (pytest's and those of every process it starts) in memory."""
+    """Give the run's processes a terminal's signals, and put the session's temporary files (pytest's and
+    those of every process it starts) in memory."""
+    _signals_as_from_a_terminal()
     is_worker = hasattr(config, "workerinput")  # an xdist worker gets its directory from the controller
     if is_worker or config.option.basetemp is not None or not os.access(_MEMORY_FS, os.W_OK):
         return
@@ -42,6 +45,20 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["TMPDIR"] = str(session / "tmp")
     tempfile.tempdir = None  # read TMPDIR again
     config.stash[_SESSION_DIR] = session
+
+
+def _signals_as_from_a_terminal() -> None:
+    """Let Ctrl-C and SIGTERM reach the processes the tests start, however the run itself was started.
+
+    A shell starts a background job (`make test &` in a script) with SIGINT ignored, and a process
+    inherits a signal ignored: the tests that stop bt-sync as a user or a scheduler does found it
+    ignoring them. SIGTERM too, once a Dagster run in the same worker had ended: Dagster then gives
+    SIGTERM the disposition SIGINT has (`dagster._utils.interrupts`).
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
