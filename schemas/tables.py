@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from os import PathLike, fspath
 
 from schemas.api import ObjectType
 
@@ -303,9 +304,9 @@ def sql_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def sql_path_list(paths: Iterable[object]) -> str:
+def sql_path_list(paths: Iterable[str | PathLike[str]]) -> str:
     """The paths as a SQL list of string literals (the files a `read_parquet` reads)."""
-    return "[" + ", ".join(sql_literal(str(path)) for path in paths) + "]"
+    return "[" + ", ".join(sql_literal(fspath(path)) for path in paths) + "]"
 
 
 def sql_identifier(name: str) -> str:
