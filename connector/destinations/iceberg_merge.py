@@ -167,7 +167,7 @@ class _Merge:
 
     def each_id_once(self) -> bool:
         """Whether the staged parts can be written as they are: each id once (checked, not only trusted)."""
-        return each_id_once(self._con, self._staged, self._parts)
+        return each_id_once(self._con, self._staged)
 
     def first_load(self) -> MergePlan:
         """An object's first rows: the staged rows as they are, in files of the object's size."""

@@ -144,13 +144,9 @@ def merge_files(
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
     with _connect(scratch) as con:
-        incoming = sql_path_list(staged.paths)
-        if (
-            not sum(f.rows for f in files)
-            and delete_missing_up_to is None
-            and each_id_once(con, staged, incoming)
-        ):
+        if not sum(f.rows for f in files) and delete_missing_up_to is None and each_id_once(con, staged):
             return _first_load(where, files, staged, token)
+        incoming = sql_path_list(staged.paths)
         return _Merge(con, where, stream, files, open_file, incoming, scratch, token).run(
             delete_missing_up_to
         )

@@ -13,13 +13,15 @@ from __future__ import annotations
 import duckdb
 
 from connector.destinations.base import StagedParts
+from schemas.tables import sql_path_list
 
 
-def each_id_once(con: duckdb.DuckDBPyConnection, staged: StagedParts, parts: str) -> bool:
+def each_id_once(con: duckdb.DuckDBPyConnection, staged: StagedParts) -> bool:
     """Whether the staged parts can be kept as they are: staging kept each id once, and no id repeats
-    among their rows. `parts` is the SQL list of `staged.paths` (`read_parquet`'s argument)."""
+    among their rows."""
     if not staged.paths or not staged.deduplicated:
         return False
+    parts = sql_path_list(staged.paths)
     # A row without an id (never staged: its page fails) counts as a repeat, as `count(DISTINCT id)` skips it.
     for key in ("CASE WHEN id IS NOT NULL THEN hash(id) END", "id"):
         ((unique,),) = con.execute(
