@@ -58,10 +58,10 @@ _MARKER_COMMENTS = (
 _OUR_VIEWS = (
     {stream.table for stream in EVENT_STREAMS.values()} | {t.table for t in CATALOG_TABLES} | {"sync_state"}
 )
-# What follows a damaged commit record's path in the error, by which `reader` knows it.
-_DAMAGED_RECORD_REMEDY = (
-    " names no object: delete its directory, and the next `bt-sync sync` rebuilds the object"
-)
+# What ends the error a damaged commit record's path begins, by which `reader` knows it.
+_DAMAGED_RECORD_REMEDY = ": delete its directory, and the next `bt-sync sync` rebuilds the object"
+# The error for a data file a commit record names and the tree lacks (deleted by hand, copied in part).
+_MISSING_FILE = "a file of the synced tables is missing ({}): the next `bt-sync sync` rebuilds its object"
 # How a view bt-sync writes reads its tree's files.
 _READS_FILES = re.compile(r"\bread_(?:parquet|text|json)\w*\s*\(", re.IGNORECASE)
 # Writing the file takes well under a second: a temporary copy this old was left by a killed process.
@@ -123,15 +123,12 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
     except duckdb.Error as error:
         con.close()
         if "No files found" in str(error) and f"/{VERSIONS}/" in str(error):
-            raise WarehouseError(
-                f"a file of the synced tables is missing ({first_line(error).rsplit(' ', 1)[-1]}): the "
-                "next `bt-sync sync` rebuilds its object"
-            ) from None
+            raise WarehouseError(_MISSING_FILE.format(first_line(error).rsplit(" ", 1)[-1])) from None
         if "No files found" in str(error):
             raise WarehouseError(
                 f"no synced tables at {root.display} yet: run `bt-sync sync` first"
             ) from None
-        if _DAMAGED_RECORD_REMEDY in str(error):
+        if _DAMAGED_RECORD_REMEDY in str(error) or _MISSING_FILE.partition("{}")[0] in str(error):
             raise WarehouseError(first_line(error).partition(": ")[2]) from None
         raise WarehouseError(f"cannot read the tables at {root.display}: {first_line(error)}") from None
     return con
@@ -342,7 +339,8 @@ def _event_source(
     hour (`RETIRED_GRACE`). Every query thus sees one whole commit of every object, the one
     current when it started (when its transaction did, in an explicit transaction). A
     pinned reader (`pinned_by`) names the files of the commits current when it was opened
-    (`as_of`, the moment its `sync_state` view reads too).
+    (`as_of`, the moment its `sync_state` view reads too). A version named and not found
+    fails the query (with the next sync's remedy), where DuckDB would leave its rows out.
     """
     hive = f"hive_partitioning = true, hive_types = {{{sql_literal(stream.key_column)}: 'VARCHAR'}}"
     if not root.is_local:
@@ -361,14 +359,24 @@ def _event_source(
             "removed_at": "TIMESTAMPTZ",
         },
     )
+    path = f"{sql_literal(versions + '/' + stream.key_column + '=')} || state.object_id || '/' || f.version"
+    listed = f"SELECT file FROM glob({sql_literal(versions + '/*/*.parquet')})"
+    # A version the tree lacks, or one its record names wrongly, fails the query, where reading the others
+    # would leave its rows out unseen. (A record naming no object fails it in `_unread_records`.)
+    wrongly = _damaged_record("' lists its files wrongly'")
+    checked = (
+        "CASE WHEN state.object_id IS NULL THEN NULL "
+        f"WHEN f.version IS NULL THEN error({wrongly}) "
+        f"WHEN {path} IN ({listed}) THEN {path} "
+        f"ELSE error(replace({sql_literal(_MISSING_FILE)}, '{{}}', {path})) END"
+    )
     committed = (
         f"WITH records AS ({records}) "
-        f"SELECT {sql_literal(versions + '/' + stream.key_column + '=')} || state.object_id || '/' || "
-        "f.version "
-        "FROM (SELECT state, unnest(list_concat(files, retired)) AS f FROM records "
+        f"SELECT {checked} "
+        "FROM (SELECT filename, state, unnest(list_concat(files, retired)) AS f FROM records "
         f"WHERE removed_at IS NULL OR removed_at > {as_of}) "
         f'WHERE (f.since IS NULL OR f.since <= {as_of}) AND (f."at" IS NULL OR f."at" > {as_of}) '
-        f"UNION ALL {_unread_records(pattern)}"
+        f"UNION ALL {_unread_records(pattern, lists_files=True)}"
     )
     if pinned_by is not None:
         # The empty schema file gives the columns when no object has rows.
@@ -399,12 +407,14 @@ def _records(pattern: str, fields: dict[str, str]) -> str:
     )
 
 
-def _unread_records(pattern: str) -> str:
+def _unread_records(pattern: str, *, lists_files: bool = False) -> str:
     """SQL failing the query, in one line, if the `records` a view reads (see `_records`) would leave
     rows out of it without a word.
 
-    Either one names no object (emptied, cut short or overwritten: `{}`, `[]`, `null`, nothing), and the
-    error names it (the schema object's record is `{}` by design); or none matches `pattern` at all
+    Either one names no object (emptied, cut short or overwritten: `{}`, `[]`, `null`, nothing), or,
+    where the records are read for their `files` (`lists_files`), holds something else than a list there
+    (a value of another type reads as NULL), and the error names it (the schema object's record is `{}`
+    by design); or none matches `pattern` at all
     (`read_text` finds none without a word, while every synced tree holds the schema object's), and the
     error is the one `read_json` gave, by which `reader` tells that nothing was synced yet. Told from
     the same listing the view reads, so that an object a sync adds meanwhile is never taken for a
@@ -413,13 +423,19 @@ def _unread_records(pattern: str) -> str:
     so that the analysts' file would never look current.
     """
     none = sql_literal(f'No files found that match the pattern "{pattern}"')
-    damaged = f"'the commit record ' || filename || {sql_literal(_DAMAGED_RECORD_REMEDY)}"
+    fault = "CASE WHEN state.object_id IS NULL THEN ' names no object' ELSE ' lists its files wrongly' END"
+    damaged = "state.object_id IS NULL" + (" OR files IS NULL" if lists_files else "")
     schema_record = sql_literal(f"={SCHEMA_OBJECT}/{STATE_FILE}")
     return (
-        f"SELECT error(CASE WHEN filename IS NULL THEN {none} ELSE {damaged} END) "
+        f"SELECT error(CASE WHEN filename IS NULL THEN {none} ELSE {_damaged_record(fault)} END) "
         "FROM (SELECT 1 AS one) LEFT JOIN records ON true WHERE filename IS NULL OR "
-        f"(state.object_id IS NULL AND NOT ends_with(filename, {schema_record}))"
+        f"(({damaged}) AND NOT ends_with(filename, {schema_record}))"
     )
+
+
+def _damaged_record(fault: str) -> str:
+    """SQL of the error for the commit record `filename`; `fault` is the SQL of what is wrong with it."""
+    return f"'the commit record ' || filename || {fault} || {sql_literal(_DAMAGED_RECORD_REMEDY)}"
 
 
 def table_view(name: str, columns: tuple[Column, ...], source: str, description: str) -> list[str]:

@@ -535,6 +535,58 @@ def test_a_commit_record_naming_no_object_fails_every_query_until_its_object_is_
     assert query(warehouse, counts) == expected
 
 
+# Valid JSON, read by the views' `from_json` as NULL where a list of versions belongs (or an entry of it).
+@pytest.mark.parametrize("files", ['"x"', '{"name": "part-000000.parquet"}', "7", "[1]", '[{"name": "p"}]'])
+def test_a_commit_record_listing_its_files_wrongly_fails_its_table_s_queries_until_its_object_is_rebuilt(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, capfd: pytest.CaptureFixture[str], files: str
+) -> None:
+    logs = frozenset({"logs"})
+    sync(demo_emulator, warehouse, kinds=logs)
+    expected = query(warehouse, "SELECT count(*) FROM project_logs")
+    record = next(Path(warehouse.parquet_root).glob("project_logs/project_id=*-*/_sync_state.json"))
+    # Its object's rows were left out of every query without a word; a sync refuses the record.
+    record.write_text(json.dumps(json.loads(record.read_text()) | {"files": json.loads(files)}))
+    failure = f"the commit record {record} lists its files wrongly: delete its directory, and the next "
+    counts = "SELECT count(*) FROM project_logs"
+    done = cli_in_process(capfd, "sql", *cli_warehouse_args(warehouse)[:4], counts)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"bt-sync: error: {failure}") and done.stderr.count("\n") == 1
+    session = duckdb.connect(str(warehouse.duckdb_path), read_only=True)
+    with pytest.raises(duckdb.InvalidInputException, match="lists its files wrongly"):
+        session.execute("SELECT count(*) FROM project_logs").fetchall()
+    session.close()
+    shutil.rmtree(record.parent)
+    sync(demo_emulator, warehouse, kinds=logs)
+    assert query(warehouse, "SELECT count(*) FROM project_logs") == expected
+
+
+def test_a_data_file_missing_from_the_tree_fails_every_query_of_its_table_until_the_next_sync(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    sync(demo_emulator, warehouse)
+    expected = query(warehouse, "SELECT count(*) FROM experiment_events")
+    # Deleted by hand, or left behind by a partial copy of the tree: its rows were left out unseen.
+    versions = Path(warehouse.parquet_root, "_bt_sync", "experiment_events")
+    victim = next(versions.glob("experiment_id=*-*/*.parquet"))
+    victim.unlink()
+    failure = f"a file of the synced tables is missing ({victim}): the next `bt-sync sync` rebuilds its "
+    failure += "object"
+    session = duckdb.connect(str(warehouse.duckdb_path), read_only=True)
+    with pytest.raises(duckdb.InvalidInputException) as raised:
+        session.execute("SELECT count(*) FROM experiment_events").fetchall()
+    assert str(raised.value) == f"Invalid Input Error: {failure}"
+    # The other tables, and a pinned reader's other tables, read on.
+    assert session.execute("SELECT count(*) FROM project_logs").fetchall() == query(
+        warehouse, "SELECT count(*) FROM project_logs"
+    )
+    session.close()
+    with pytest.raises(WarehouseError) as refused:
+        open_destination(warehouse, prepare=False).reader(pinned=True)
+    assert str(refused.value) == failure
+    sync(demo_emulator, warehouse)
+    assert query(warehouse, "SELECT count(*) FROM experiment_events") == expected
+
+
 def test_a_table_whose_commit_records_are_all_gone_fails_its_queries_rather_than_show_no_rows(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
