@@ -60,6 +60,8 @@ _OUR_VIEWS = (
 )
 # What ends the error a damaged commit record's path begins, by which `reader` knows it.
 _DAMAGED_RECORD_REMEDY = ": delete its directory, and the next `bt-sync sync` rebuilds the object"
+# What the error says of a commit record whose `files` are not a list of versions (`"files": "x"`).
+_LISTS_FILES_WRONGLY = " lists its files wrongly"
 # The error for a data file a commit record names and the tree lacks (deleted by hand, copied in part).
 _MISSING_FILE = "a file of the synced tables is missing ({}): the next `bt-sync sync` rebuilds its object"
 # How a view bt-sync writes reads its tree's files.
@@ -363,19 +365,18 @@ def _event_source(
     listed = f"SELECT file FROM glob({sql_literal(versions + '/*/*.parquet')})"
     # A version the tree lacks, or one its record names wrongly, fails the query, where reading the others
     # would leave its rows out unseen. (A record naming no object fails it in `_unread_records`.)
-    wrongly = _damaged_record("' lists its files wrongly'")
     checked = (
         "CASE WHEN state.object_id IS NULL THEN NULL "
-        f"WHEN f.version IS NULL THEN error({wrongly}) "
-        f"WHEN {path} IN ({listed}) THEN {path} "
-        f"ELSE error(replace({sql_literal(_MISSING_FILE)}, '{{}}', {path})) END"
+        f"WHEN f.version IS NULL THEN error({_damaged_record(sql_literal(_LISTS_FILES_WRONGLY))}) "
+        f"WHEN path IN ({listed}) THEN path "
+        f"ELSE error(replace({sql_literal(_MISSING_FILE)}, '{{}}', path)) END"
     )
     committed = (
         f"WITH records AS ({records}) "
-        f"SELECT {checked} "
+        f"SELECT {checked} FROM (SELECT filename, state, f, {path} AS path "
         "FROM (SELECT filename, state, unnest(list_concat(files, retired)) AS f FROM records "
         f"WHERE removed_at IS NULL OR removed_at > {as_of}) "
-        f'WHERE (f.since IS NULL OR f.since <= {as_of}) AND (f."at" IS NULL OR f."at" > {as_of}) '
+        f'WHERE (f.since IS NULL OR f.since <= {as_of}) AND (f."at" IS NULL OR f."at" > {as_of})) '
         f"UNION ALL {_unread_records(pattern, lists_files=True)}"
     )
     if pinned_by is not None:
@@ -423,7 +424,8 @@ def _unread_records(pattern: str, *, lists_files: bool = False) -> str:
     so that the analysts' file would never look current.
     """
     none = sql_literal(f'No files found that match the pattern "{pattern}"')
-    fault = "CASE WHEN state.object_id IS NULL THEN ' names no object' ELSE ' lists its files wrongly' END"
+    wrongly = sql_literal(_LISTS_FILES_WRONGLY)
+    fault = f"CASE WHEN state.object_id IS NULL THEN ' names no object' ELSE {wrongly} END"
     damaged = "state.object_id IS NULL" + (" OR files IS NULL" if lists_files else "")
     schema_record = sql_literal(f"={SCHEMA_OBJECT}/{STATE_FILE}")
     return (
