@@ -7,8 +7,6 @@ directly, so it shares no lock with a sync or with analysts' sessions.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -38,6 +36,7 @@ _READ_ONLY_STATEMENTS = frozenset({"SELECT", "EXPLAIN"})
 _NOT_ONE_SELECT = "give exactly one SELECT statement: the tables are read-only here"
 # What a CSV cell is quoted for.
 _CSV_QUOTED = (",", '"', "\n", "\r")
+_CSV_QUOTED_PATTERN = "[" + "".join(_CSV_QUOTED) + "]"
 _ANALYZE = re.compile(r"analy[sz]e", re.IGNORECASE)
 _EXPLAIN = re.compile(rb"explain\b", re.IGNORECASE)
 _ANALYZE_WORD = re.compile(rb"analy[sz]e\b", re.IGNORECASE)
@@ -90,26 +89,20 @@ class QueryResult:
         """Write CSV with a header, quoting only where needed; JSON and nested values as JSON text;
         empty text as `""`, a missing value as an empty cell.
 
-        Lines end in `\n`, as DuckDB's own `COPY` writes them and line-based tools expect.
+        Lines end in `\n`, as DuckDB's own `COPY` writes them and line-based tools expect. Each batch is
+        laid out column by column in Arrow (`_csv_cells`): only the values Arrow writes otherwise than
+        Python (floats, decimals, dates) pass through Python, as `_csv_cell` shows them.
         """
-        text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
-        try:
-            writer = csv.writer(text, lineterminator="\n")
-            writer.writerow(self.schema.names)
-            for batch in self.batches():
-                flat = _as_text(batch, self.json_columns)
-                # Python's writer leaves empty text and a carriage return alone unquoted: the rows of a
-                # batch holding either are written cell by cell.
-                careful = _holds_empty_text_or_a_carriage_return(flat)
-                for row in _python_rows(flat):
-                    values = list(row.values())
-                    if careful or values == [None]:
-                        text.write(_csv_line(values))
-                    else:
-                        writer.writerow(values)  # None as an empty cell
-        finally:
-            # Detached, not closed, however the rows end: closing the wrapper would close `out`.
-            text.detach()
+        out.write(_csv_line(list(self.schema.names)).encode())
+        for batch in self.batches():
+            flat = _as_text(batch, self.json_columns)
+            if not flat.num_rows:
+                continue
+            # As large text: a batch of large values may hold more than the 2 GiB that text holds.
+            cells = [_csv_cells(column).cast(pa.large_string()) for column in flat.columns]
+            row = pc.call_function("binary_join_element_wise", [*cells, _large_text(",")])
+            line = pc.call_function("binary_join_element_wise", [row, _large_text("\n"), _large_text("")])
+            out.write(_utf8_bytes(line))
 
     def write_json(self, out: IO[bytes]) -> None:
         """Write a JSON array of row objects; JSON columns as JSON values, not strings.
@@ -368,15 +361,45 @@ def _json_rows(batch: pa.RecordBatch, json_columns: set[str]) -> Iterator[dict[s
         yield row
 
 
-def _holds_empty_text_or_a_carriage_return(batch: pa.RecordBatch) -> bool:
-    for column in batch.columns:
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-            continue
-        empty = pc.call_function("equal", [column, pa.scalar("", column.type)])
-        returns = pc.call_function("match_substring", [column], pc.MatchSubstringOptions("\r"))
-        if empty.true_count or returns.true_count:
-            return True
-    return False
+def _csv_cells(column: pa.Array) -> pa.Array:
+    """A column's CSV cells as `_csv_cell` writes them: text quoted, integers and times written in Arrow
+    (as Python writes them, and needing no quotes), any other value in Python."""
+    kind = column.type
+    if pa.types.is_integer(kind):
+        return pc.call_function("coalesce", [column.cast(pa.string()), pa.scalar("")])
+    if _python_writes_like_arrow(kind) and _outside_python(column) is None:
+        # Python leaves out a fraction of zero (`12:00:00`, not `12:00:00.000000`), and writes UTC `+00:00`.
+        text = pc.call_function("strftime", [column], pc.StrftimeOptions("%Y-%m-%d %H:%M:%S"))
+        text = pc.call_function("replace_substring_regex", [text], pc.ReplaceSubstringOptions(r"\.0{6}$", ""))
+        if kind.tz is not None:
+            text = pc.call_function("binary_join_element_wise", [text, pa.scalar("+00:00"), ""])
+        return pc.call_function("coalesce", [text, pa.scalar("")])
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return pa.array([_csv_cell(value) for value in _python_values(column)], pa.string())
+    special = pc.MatchSubstringOptions(_CSV_QUOTED_PATTERN)
+    quoted_for = pc.call_function("match_substring_regex", [column], special)
+    needs_quotes = pc.call_function("or", [quoted_for, pc.call_function("equal", [column, pa.scalar("")])])
+    escaped = pc.call_function("replace_substring", [column], pc.ReplaceSubstringOptions('"', '""'))
+    quoted = pc.call_function("binary_join_element_wise", [pa.scalar('"'), escaped, pa.scalar('"'), ""])
+    chosen = pc.call_function("if_else", [needs_quotes, quoted, column])
+    return pc.call_function("coalesce", [chosen, pa.scalar("", column.type)])
+
+
+def _python_writes_like_arrow(kind: pa.DataType) -> bool:
+    """Whether Arrow's `strftime` writes a time of this type as Python's `str` does, once trimmed: in
+    microseconds (as DuckDB gives its timestamps), without a zone or in UTC (the reader's zone)."""
+    return pa.types.is_timestamp(kind) and kind.unit == "us" and kind.tz in (None, "UTC")
+
+
+def _large_text(text: str) -> pa.Scalar:
+    return pa.scalar(text, pa.large_string())
+
+
+def _utf8_bytes(text: pa.Array) -> memoryview:
+    """The concatenated UTF-8 of a text array without nulls, as Arrow holds it (no copy)."""
+    offsets = np.frombuffer(text.buffers()[1], np.int64 if pa.types.is_large_string(text.type) else np.int32)
+    start, end = offsets[text.offset], offsets[text.offset + len(text)]
+    return memoryview(text.buffers()[2])[start:end]
 
 
 def _csv_line(values: list[Any]) -> str:
@@ -400,28 +423,48 @@ def _csv_cell(value: Any) -> str:
 
 
 def _python_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
-    """The batch's rows as Python values; a date or time Python cannot hold (before year 1, after 9999,
-    DuckDB's `infinity`) as DuckDB's text for it, so that a value late in the result stops no output
-    midway."""
+    """The batch's rows as Python values, as `_python_values` gives each column's."""
     shown_as_text: dict[str, tuple[npt.NDArray[np.intp], list[str]]] = {}
     for index, (field, column) in enumerate(zip(batch.schema, batch.columns, strict=True)):
-        counts = _counts(column)
-        if counts is None:
-            continue
-        values, first, last = counts
-        outside = (values < first) | (values > last)
-        if outside.any():
-            texts = _duckdb_text(column.filter(pa.array(outside)))
-            shown_as_text[field.name] = (np.flatnonzero(outside), texts)
-            # Python reads 1970 in their place; each is then replaced by its text.
-            nulls = column.is_null().to_numpy(zero_copy_only=False)
-            held = pa.array(np.where(outside, 0, values), mask=nulls)
-            batch = batch.set_column(index, field, held.view(field.type))
+        outside = _outside_python(column)
+        if outside is not None:
+            held, shown_as_text[field.name] = outside
+            batch = batch.set_column(index, field, held)
     rows: list[dict[str, Any]] = batch.to_pylist()
     for name, (positions, texts) in shown_as_text.items():
         for position, text in zip(positions.tolist(), texts, strict=True):
             rows[position][name] = text
     return rows
+
+
+def _python_values(column: pa.Array) -> list[Any]:
+    """A column's values in Python; a date or time Python cannot hold (before year 1, after 9999,
+    DuckDB's `infinity`) as DuckDB's text for it, so that a value late in the result stops no output
+    midway."""
+    outside = _outside_python(column)
+    if outside is None:
+        return column.to_pylist()  # type: ignore[no-any-return]
+    held, (positions, texts) = outside
+    values: list[Any] = held.to_pylist()
+    for position, text in zip(positions.tolist(), texts, strict=True):
+        values[position] = text
+    return values
+
+
+def _outside_python(column: pa.Array) -> tuple[pa.Array, tuple[npt.NDArray[np.intp], list[str]]] | None:
+    """For a date or time column holding values Python cannot hold: the column with 1970 in their place,
+    and their positions and DuckDB's text for each; None for any other column."""
+    counts = _counts(column)
+    if counts is None:
+        return None
+    values, first, last = counts
+    outside = (values < first) | (values > last)
+    if not outside.any():
+        return None
+    texts = _duckdb_text(column.filter(pa.array(outside)))
+    nulls = column.is_null().to_numpy(zero_copy_only=False)
+    held = pa.array(np.where(outside, 0, values), mask=nulls).view(column.type)
+    return held, (np.flatnonzero(outside), texts)
 
 
 def _counts(column: pa.Array) -> tuple[npt.NDArray[np.signedinteger[Any]], int, int] | None:

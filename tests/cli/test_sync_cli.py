@@ -99,6 +99,21 @@ def test_json_summary_status_and_sql(
     nanoseconds = "SELECT '2020-01-01 01:02:03.123456789'::TIMESTAMP_NS AS t"
     done = sql(*where, nanoseconds, "--format", "csv")
     assert (done.returncode, done.stdout, done.stderr) == (0, "t\n2020-01-01 01:02:03.123456789\n", "")
+    # Integers and times as Python writes them (a fraction of zero left out, UTC as +00:00), though CSV
+    # writes them in Arrow: the text of a whole result's 200,000 rows took 10.6 s through Python, 3.6 s so.
+    scalars = (
+        "SELECT TIMESTAMPTZ '2024-01-01 12:00:00+00' AS whole, "
+        "TIMESTAMPTZ '2024-01-01 12:00:00.5+00' AS half, TIMESTAMP '0999-12-31 23:59:59' AS early, "
+        "18446744073709551615::UBIGINT AS big, -5::TINYINT AS small, NULL::BIGINT AS none, "
+        "'infinity'::TIMESTAMPTZ AS forever, 2.0 AS two"
+    )
+    done = sql(*where, scalars, "--format", "csv")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == (
+        "whole,half,early,big,small,none,forever,two\n"
+        "2024-01-01 12:00:00+00:00,2024-01-01 12:00:00.500000+00:00,0999-12-31 23:59:59,"
+        "18446744073709551615,-5,,infinity,2.0\n"
+    )
     # In a list, such times stop the query with one line.
     early = "TIMESTAMPTZ '0001-01-01 00:00:00+00' - INTERVAL 1 DAY"
     for value in (early, "TIMESTAMP_NS '2020-01-01 00:00:00.123456789'"):
