@@ -379,6 +379,8 @@ def _csv_cells(column: pa.Array) -> pa.Array:
     special = pc.MatchSubstringOptions(_CSV_QUOTED_PATTERN)
     quoted_for = pc.call_function("match_substring_regex", [column], special)
     needs_quotes = pc.call_function("or", [quoted_for, pc.call_function("equal", [column, pa.scalar("")])])
+    if not needs_quotes.true_count:  # ids, names: most text columns need no quote in a whole batch
+        return pc.call_function("coalesce", [column, pa.scalar("", column.type)])
     escaped = pc.call_function("replace_substring", [column], pc.ReplaceSubstringOptions('"', '""'))
     quoted = pc.call_function("binary_join_element_wise", [pa.scalar('"'), escaped, pa.scalar('"'), ""])
     chosen = pc.call_function("if_else", [needs_quotes, quoted, column])
