@@ -37,6 +37,8 @@ _NOT_ONE_SELECT = "give exactly one SELECT statement: the tables are read-only h
 # What a CSV cell is quoted for.
 _CSV_QUOTED = (",", '"', "\n", "\r")
 _CSV_QUOTED_PATTERN = "[" + "".join(_CSV_QUOTED) + "]"
+# What JSON text escapes: control characters, the quote and the backslash.
+_JSON_ESCAPED_PATTERN = r'[\x00-\x1f"\\]'
 _ANALYZE = re.compile(r"analy[sz]e", re.IGNORECASE)
 _EXPLAIN = re.compile(rb"explain\b", re.IGNORECASE)
 _ANALYZE_WORD = re.compile(rb"analy[sz]e\b", re.IGNORECASE)
@@ -108,13 +110,21 @@ class QueryResult:
         """Write a JSON array of row objects; JSON columns as JSON values, not strings.
 
         The array opens with its first row: a query that fails before any row leaves stdout empty, not `[`.
+        Each batch's rows are laid out column by column in Arrow (`_json_texts`), as orjson writes them.
         """
         first = True
         for batch in self.batches():
-            for row in _json_rows(batch, self.json_columns):
-                out.write(b"[\n" if first else b",\n")
-                out.write(orjson.dumps(row, default=_json_default))
-                first = False
+            if not batch.num_rows:
+                continue
+            parts: list[pa.Array | pa.Scalar] = []
+            for index, (field, column) in enumerate(zip(batch.schema, batch.columns, strict=True)):
+                key = orjson.dumps(field.name).decode() + ":"
+                parts += [_large_text(("{" if index == 0 else ",") + key), _json_texts(column, field, self)]
+            rows = pc.call_function("binary_join_element_wise", [*parts, _large_text("}"), _large_text("")])
+            lines = pc.call_function("binary_join_element_wise", [rows, _large_text(",\n"), _large_text("")])
+            out.write(b"[\n" if first else b",\n")
+            out.write(_utf8_bytes(lines)[: -len(",\n")])
+            first = False
         out.write(b"[]\n" if first else b"\n]\n")
 
     def print_table(self, console: Console, max_rows: int) -> None:
@@ -350,15 +360,25 @@ def _as_text(batch: pa.RecordBatch, json_columns: set[str]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, names=names)
 
 
-def _json_rows(batch: pa.RecordBatch, json_columns: set[str]) -> Iterator[dict[str, Any]]:
-    with_maps = [field for field in batch.schema if _holds(field.type, pa.types.is_map)]
-    for row in _python_rows(batch):
-        for name in json_columns:
-            if row[name] is not None:
-                row[name] = orjson.Fragment(row[name])
-        for field in with_maps:
-            row[field.name] = _plain(row[field.name], field.type)
-        yield row
+def _json_texts(column: pa.Array, field: pa.Field, result: QueryResult) -> pa.Array:
+    """A column's values as JSON text, as orjson writes them (`null` for a missing one), as large text:
+    a JSON column's text as it is; text that needs no escape, integers, booleans and microsecond times
+    in Arrow; any other value in Python."""
+    kind = column.type
+    if field.name in result.json_columns:
+        text = column
+    elif pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+        text = column.cast(pa.string())  # `true`, as JSON writes it
+    elif _python_writes_like_arrow(kind) and _outside_python(column) is None:
+        text = _quoted(_iso_time(column, "%Y-%m-%dT%H:%M:%S"))
+    elif _is_text(kind) and not _holds_match(column, _JSON_ESCAPED_PATTERN):
+        text = _quoted(column)
+    else:
+        values = _python_values(column)
+        if _holds(kind, pa.types.is_map):
+            values = [_plain(value, kind) for value in values]
+        text = pa.array([orjson.dumps(value, default=_json_default).decode() for value in values])
+    return pc.call_function("coalesce", [text.cast(pa.large_string()), _large_text("null")])
 
 
 def _csv_cells(column: pa.Array) -> pa.Array:
@@ -368,13 +388,8 @@ def _csv_cells(column: pa.Array) -> pa.Array:
     if pa.types.is_integer(kind):
         return pc.call_function("coalesce", [column.cast(pa.string()), pa.scalar("")])
     if _python_writes_like_arrow(kind) and _outside_python(column) is None:
-        # Python leaves out a fraction of zero (`12:00:00`, not `12:00:00.000000`), and writes UTC `+00:00`.
-        text = pc.call_function("strftime", [column], pc.StrftimeOptions("%Y-%m-%d %H:%M:%S"))
-        text = pc.call_function("replace_substring_regex", [text], pc.ReplaceSubstringOptions(r"\.0{6}$", ""))
-        if kind.tz is not None:
-            text = pc.call_function("binary_join_element_wise", [text, pa.scalar("+00:00"), ""])
-        return pc.call_function("coalesce", [text, pa.scalar("")])
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return pc.call_function("coalesce", [_iso_time(column, "%Y-%m-%d %H:%M:%S"), pa.scalar("")])
+    if not _is_text(kind):
         return pa.array([_csv_cell(value) for value in _python_values(column)], pa.string())
     special = pc.MatchSubstringOptions(_CSV_QUOTED_PATTERN)
     quoted_for = pc.call_function("match_substring_regex", [column], special)
@@ -382,9 +397,33 @@ def _csv_cells(column: pa.Array) -> pa.Array:
     if not needs_quotes.true_count:  # ids, names: most text columns need no quote in a whole batch
         return pc.call_function("coalesce", [column, pa.scalar("", column.type)])
     escaped = pc.call_function("replace_substring", [column], pc.ReplaceSubstringOptions('"', '""'))
-    quoted = pc.call_function("binary_join_element_wise", [pa.scalar('"'), escaped, pa.scalar('"'), ""])
-    chosen = pc.call_function("if_else", [needs_quotes, quoted, column])
+    chosen = pc.call_function("if_else", [needs_quotes, _quoted(escaped), column])
     return pc.call_function("coalesce", [chosen, pa.scalar("", column.type)])
+
+
+def _iso_time(column: pa.Array, layout: str) -> pa.Array:
+    """Times (of a type `_python_writes_like_arrow`) as Python writes them: without a fraction of zero
+    (`12:00:00`, not `12:00:00.000000`), and UTC as `+00:00`."""
+    text = pc.call_function("strftime", [column], pc.StrftimeOptions(layout))
+    text = pc.call_function("replace_substring_regex", [text], pc.ReplaceSubstringOptions(r"\.0{6}$", ""))
+    if column.type.tz is not None:
+        text = pc.call_function("binary_join_element_wise", [text, pa.scalar("+00:00"), ""])
+    return text
+
+
+def _quoted(text: pa.Array) -> pa.Array:
+    return pc.call_function("binary_join_element_wise", [pa.scalar('"'), text, pa.scalar('"'), ""])
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_string(kind) or pa.types.is_large_string(kind))
+
+
+def _holds_match(column: pa.Array, pattern: str) -> bool:
+    """Whether any value of a text column matches the regular expression `pattern`."""
+    return bool(
+        pc.call_function("match_substring_regex", [column], pc.MatchSubstringOptions(pattern)).true_count
+    )
 
 
 def _python_writes_like_arrow(kind: pa.DataType) -> bool:

@@ -114,6 +114,16 @@ def test_json_summary_status_and_sql(
         "2024-01-01 12:00:00+00:00,2024-01-01 12:00:00.500000+00:00,0999-12-31 23:59:59,"
         "18446744073709551615,-5,,infinity,2.0\n"
     )
+    # And in JSON as orjson writes them, with text that needs escapes beside text that does not.
+    done = sql(
+        *where, f"{scalars}, true AS yes, 'plain' AS t, chr(1) || '\"\\' AS escaped", "--format", "json"
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == (
+        '[\n{"whole":"2024-01-01T12:00:00+00:00","half":"2024-01-01T12:00:00.500000+00:00",'
+        '"early":"0999-12-31T23:59:59","big":18446744073709551615,"small":-5,"none":null,'
+        '"forever":"infinity","two":2.0,"yes":true,"t":"plain","escaped":"\\u0001\\"\\\\"}\n]\n'
+    )
     # In a list, such times stop the query with one line.
     early = "TIMESTAMPTZ '0001-01-01 00:00:00+00' - INTERVAL 1 DAY"
     for value in (early, "TIMESTAMP_NS '2020-01-01 00:00:00.123456789'"):
