@@ -118,8 +118,9 @@ class QueryResult:
                 continue
             parts: list[pa.Array | pa.Scalar] = []
             for index, (field, column) in enumerate(zip(batch.schema, batch.columns, strict=True)):
-                key = orjson.dumps(field.name).decode() + ":"
-                parts += [_large_text(("{" if index == 0 else ",") + key), _json_texts(column, field, self)]
+                key = ("{" if index == 0 else ",") + orjson.dumps(field.name).decode() + ":"
+                is_json = field.name in self.json_columns
+                parts += [_large_text(key), _json_texts(column, is_json=is_json)]
             rows = pc.call_function("binary_join_element_wise", [*parts, _large_text("}"), _large_text("")])
             lines = pc.call_function("binary_join_element_wise", [rows, _large_text(",\n"), _large_text("")])
             out.write(b"[\n" if first else b",\n")
@@ -360,12 +361,12 @@ def _as_text(batch: pa.RecordBatch, json_columns: set[str]) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(columns, names=names)
 
 
-def _json_texts(column: pa.Array, field: pa.Field, result: QueryResult) -> pa.Array:
+def _json_texts(column: pa.Array, *, is_json: bool) -> pa.Array:
     """A column's values as JSON text, as orjson writes them (`null` for a missing one), as large text:
-    a JSON column's text as it is; text that needs no escape, integers, booleans and microsecond times
-    in Arrow; any other value in Python."""
+    a JSON column's (`is_json`) text as it is; text that needs no escape, integers, booleans and
+    microsecond times in Arrow; any other value in Python."""
     kind = column.type
-    if field.name in result.json_columns:
+    if is_json:
         text = column
     elif pa.types.is_integer(kind) or pa.types.is_boolean(kind):
         text = column.cast(pa.string())  # `true`, as JSON writes it
