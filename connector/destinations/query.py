@@ -102,9 +102,10 @@ class QueryResult:
                 continue
             # As large text: a batch of large values may hold more than the 2 GiB that text holds.
             cells = [_csv_cells(column).cast(pa.large_string()) for column in flat.columns]
-            row = pc.call_function("binary_join_element_wise", [*cells, _large_text(",")])
-            line = pc.call_function("binary_join_element_wise", [row, _large_text("\n"), _large_text("")])
-            out.write(_utf8_bytes(line))
+            # The line's end joined to its last cell: the batch is copied once, by the join of the cells.
+            last = pc.call_function("binary_join_element_wise", [cells[-1], *map(_large_text, ("\n", ""))])
+            lines = pc.call_function("binary_join_element_wise", [*cells[:-1], last, _large_text(",")])
+            out.write(_utf8_bytes(lines))
 
     def write_json(self, out: IO[bytes]) -> None:
         """Write a JSON array of row objects; JSON columns as JSON values, not strings.
@@ -121,10 +122,11 @@ class QueryResult:
                 key = ("{" if index == 0 else ",") + orjson.dumps(field.name).decode() + ":"
                 is_json = field.name in self.json_columns
                 parts += [_large_text(key), _json_texts(column, is_json=is_json)]
-            rows = pc.call_function("binary_join_element_wise", [*parts, _large_text("}"), _large_text("")])
-            lines = pc.call_function("binary_join_element_wise", [rows, _large_text(",\n"), _large_text("")])
+            # Each row ends with the separator of the next: the last one's is left out as it is written.
+            ends = [_large_text("},\n"), _large_text("")]
+            rows = pc.call_function("binary_join_element_wise", [*parts, *ends])
             out.write(b"[\n" if first else b",\n")
-            out.write(_utf8_bytes(lines)[: -len(",\n")])
+            out.write(_utf8_bytes(rows)[: -len(",\n")])
             first = False
         out.write(b"[]\n" if first else b"\n]\n")
 
