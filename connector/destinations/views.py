@@ -392,8 +392,8 @@ def _event_source(
 
 
 def _records(pattern: str, fields: dict[str, str]) -> str:
-    """A query of the commit records matching `pattern`: each one's path (`filename`) and `fields` (name:
-    DuckDB type), absent ones NULL.
+    """A query of the commit records matching `pattern`: each one's path (`filename`), text (`content`)
+    and `fields` (name: DuckDB type), absent ones NULL.
 
     One row per file whatever it holds (`read_text`), for `_unread_records` to tell: `read_json` gives
     none for a file holding `[]`, nothing or blanks, so such a record left its object out unseen. Anything
@@ -403,7 +403,7 @@ def _records(pattern: str, fields: dict[str, str]) -> str:
     structure = sql_literal(json.dumps(fields))
     parsed = f"CASE WHEN json_valid(content) THEN from_json(content, {structure}) END"
     return (
-        f"SELECT filename, parsed.* FROM (SELECT filename, {parsed} AS parsed FROM "
+        f"SELECT filename, content, parsed.* FROM (SELECT filename, content, {parsed} AS parsed FROM "
         f"read_text({sql_literal(pattern)}))"
     )
 
@@ -414,8 +414,9 @@ def _unread_records(pattern: str, *, lists_files: bool = False) -> str:
 
     Either one names no object (emptied, cut short or overwritten: `{}`, `[]`, `null`, nothing), or,
     where the records are read for their `files` (`lists_files`), holds something else than a list there
-    (a value of another type reads as NULL), and the error names it (the schema object's record is `{}`
-    by design); or none matches `pattern` at all
+    (a value of another type reads as NULL; a record without the key, which bt-sync never writes, is read
+    as a sync reads it, an object without files), and the error names it (the schema object's record is
+    `{}` by design); or none matches `pattern` at all
     (`read_text` finds none without a word, while every synced tree holds the schema object's), and the
     error is the one `read_json` gave, by which `reader` tells that nothing was synced yet. Told from
     the same listing the view reads, so that an object a sync adds meanwhile is never taken for a
@@ -426,7 +427,10 @@ def _unread_records(pattern: str, *, lists_files: bool = False) -> str:
     none = sql_literal(f'No files found that match the pattern "{pattern}"')
     wrongly = sql_literal(_LISTS_FILES_WRONGLY)
     fault = f"CASE WHEN state.object_id IS NULL THEN ' names no object' ELSE {wrongly} END"
-    damaged = "state.object_id IS NULL" + (" OR files IS NULL" if lists_files else "")
+    # Text that is no JSON names no object already: not read again (`json_exists` would fail on it).
+    present = "json_exists(CASE WHEN json_valid(content) THEN content END, '$.files')"
+    wrong_files = f" OR (files IS NULL AND {present})" if lists_files else ""
+    damaged = f"state.object_id IS NULL{wrong_files}"
     schema_record = sql_literal(f"={SCHEMA_OBJECT}/{STATE_FILE}")
     return (
         f"SELECT error(CASE WHEN filename IS NULL THEN {none} ELSE {_damaged_record(fault)} END) "
