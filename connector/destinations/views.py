@@ -38,7 +38,7 @@ from connector.destinations.scratch import scratch_connection
 from connector.destinations.spill import spill_directory
 from connector.errors import WarehouseError, first_line
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
-from schemas.tables import SYNC_STATE_COLUMNS, Column, EventStream, sql_identifier, sql_literal
+from schemas.tables import SYNC_STATE_COLUMNS, Column, EventStream, sql_identifier, sql_literal, sql_path_list
 
 logger = logging.getLogger("bt_sync")
 
@@ -383,7 +383,7 @@ def _event_source(
         # The empty schema file gives the columns when no object has rows.
         schema = f"{versions}/{stream.key_column}={SCHEMA_OBJECT}/{SCHEMA_FILE}"
         named = [schema, *(path for (path,) in pinned_by.execute(committed).fetchall())]
-        return f"read_parquet([{', '.join(map(sql_literal, named))}], {hive}, union_by_name = true)"
+        return f"read_parquet({sql_path_list(named)}, {hive}, union_by_name = true)"
     return (
         f"read_parquet({sql_literal(versions + '/*/*.parquet')}, {hive}, union_by_name = true, filename = "
         "true) "
