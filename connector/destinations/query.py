@@ -113,15 +113,18 @@ class QueryResult:
         The array opens with its first row: a query that fails before any row leaves stdout empty, not `[`.
         Each batch's rows are laid out column by column in Arrow (`_json_texts`), as orjson writes them.
         """
+        # What precedes each column's value in a row: `{"id":`, then `,"input":`, and so on.
+        keys = [
+            _large_text(("{" if index == 0 else ",") + orjson.dumps(name).decode() + ":")
+            for index, name in enumerate(self.schema.names)
+        ]
         first = True
         for batch in self.batches():
             if not batch.num_rows:
                 continue
             parts: list[pa.Array | pa.Scalar] = []
-            for index, (field, column) in enumerate(zip(batch.schema, batch.columns, strict=True)):
-                key = ("{" if index == 0 else ",") + orjson.dumps(field.name).decode() + ":"
-                is_json = field.name in self.json_columns
-                parts += [_large_text(key), _json_texts(column, is_json=is_json)]
+            for key, name, column in zip(keys, self.schema.names, batch.columns, strict=True):
+                parts += [key, _json_texts(column, is_json=name in self.json_columns)]
             # Each row ends with the separator of the next: the last one's is left out as it is written.
             ends = [_large_text("},\n"), _large_text("")]
             rows = pc.call_function("binary_join_element_wise", [*parts, *ends])
@@ -372,7 +375,7 @@ def _json_texts(column: pa.Array, *, is_json: bool) -> pa.Array:
         text = column
     elif pa.types.is_integer(kind) or pa.types.is_boolean(kind):
         text = column.cast(pa.string())  # `true`, as JSON writes it
-    elif _python_writes_like_arrow(kind) and _outside_python(column) is None:
+    elif _python_writes_like_arrow(column):
         text = _quoted(_iso_time(column, "%Y-%m-%dT%H:%M:%S"))
     elif _is_text(kind) and not _holds_match(column, _JSON_ESCAPED_PATTERN):
         text = _quoted(column)
@@ -390,7 +393,7 @@ def _csv_cells(column: pa.Array) -> pa.Array:
     kind = column.type
     if pa.types.is_integer(kind):
         return pc.call_function("coalesce", [column.cast(pa.string()), pa.scalar("")])
-    if _python_writes_like_arrow(kind) and _outside_python(column) is None:
+    if _python_writes_like_arrow(column):
         return pc.call_function("coalesce", [_iso_time(column, "%Y-%m-%d %H:%M:%S"), pa.scalar("")])
     if not _is_text(kind):
         return pa.array([_csv_cell(value) for value in _python_values(column)], pa.string())
@@ -405,7 +408,7 @@ def _csv_cells(column: pa.Array) -> pa.Array:
 
 
 def _iso_time(column: pa.Array, layout: str) -> pa.Array:
-    """Times (of a type `_python_writes_like_arrow`) as Python writes them: without a fraction of zero
+    """Times (`_python_writes_like_arrow`) as Python writes them: without a fraction of zero
     (`12:00:00`, not `12:00:00.000000`), and UTC as `+00:00`."""
     text = pc.call_function("strftime", [column], pc.StrftimeOptions(layout))
     text = pc.call_function("replace_substring_regex", [text], pc.ReplaceSubstringOptions(r"\.0{6}$", ""))
@@ -429,10 +432,13 @@ def _holds_match(column: pa.Array, pattern: str) -> bool:
     )
 
 
-def _python_writes_like_arrow(kind: pa.DataType) -> bool:
-    """Whether Arrow's `strftime` writes a time of this type as Python's `str` does, once trimmed: in
-    microseconds (as DuckDB gives its timestamps), without a zone or in UTC (the reader's zone)."""
-    return pa.types.is_timestamp(kind) and kind.unit == "us" and kind.tz in (None, "UTC")
+def _python_writes_like_arrow(column: pa.Array) -> bool:
+    """Whether Arrow's `strftime` writes these times as Python's `str` does, once trimmed: in microseconds
+    (as DuckDB gives its timestamps), without a zone or in UTC (the reader's zone), each one a time
+    Python holds (no other is written by Python either: `_python_values`)."""
+    kind = column.type
+    is_time = pa.types.is_timestamp(kind) and kind.unit == "us" and kind.tz in (None, "UTC")
+    return is_time and _outside_mask(column) is None
 
 
 def _large_text(text: str) -> pa.Scalar:
@@ -498,17 +504,27 @@ def _python_values(column: pa.Array) -> list[Any]:
 def _outside_python(column: pa.Array) -> tuple[pa.Array, tuple[npt.NDArray[np.intp], list[str]]] | None:
     """For a date or time column holding values Python cannot hold: the column with 1970 in their place,
     and their positions and DuckDB's text for each; None for any other column."""
+    found = _outside_mask(column)
+    if found is None:
+        return None
+    values, outside = found
+    texts = _duckdb_text(column.filter(pa.array(outside)))
+    nulls = column.is_null().to_numpy(zero_copy_only=False)
+    held = pa.array(np.where(outside, 0, values), mask=nulls).view(column.type)
+    return held, (np.flatnonzero(outside), texts)
+
+
+def _outside_mask(
+    column: pa.Array,
+) -> tuple[npt.NDArray[np.signedinteger[Any]], npt.NDArray[np.bool_]] | None:
+    """A date or time column's values as counts (`_counts`) and where they fall outside what Python
+    holds; None for any other column, or one Python holds whole."""
     counts = _counts(column)
     if counts is None:
         return None
     values, first, last = counts
     outside = (values < first) | (values > last)
-    if not outside.any():
-        return None
-    texts = _duckdb_text(column.filter(pa.array(outside)))
-    nulls = column.is_null().to_numpy(zero_copy_only=False)
-    held = pa.array(np.where(outside, 0, values), mask=nulls).view(column.type)
-    return held, (np.flatnonzero(outside), texts)
+    return (values, outside) if outside.any() else None
 
 
 def _counts(column: pa.Array) -> tuple[npt.NDArray[np.signedinteger[Any]], int, int] | None:
