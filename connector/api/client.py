@@ -61,6 +61,9 @@ MIN_FETCH_LIMIT = 10
 _SERVER_TEXT_CHARS = 300
 # The start of an HTML page (a proxy's, a web server's at a mistyped URL), not an XML error's.
 _WEB_PAGE = re.compile(r"<(!doctype\s+html|html|head|body)\b", re.IGNORECASE)
+# The start of a JSON object past any whitespace, and how much of a body's end is looked at first.
+_OBJECT_START = re.compile(rb"\s*\{")
+_TAIL_BYTES = 1024
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -371,10 +374,17 @@ def _refuse_what_is_not_json(method: str, path: str, body: bytes) -> None:
 
 def _json_object_bytes(content: bytes) -> bytes:
     """Check a body cheaply for being cut short, without parsing it (DuckDB parses it once, later)."""
-    stripped = content.strip()
-    if not (stripped.startswith(b"{") and stripped.endswith(b"}")):
+    if not (_OBJECT_START.match(content) and _last_text(content).endswith(b"}")):
         raise MalformedBody("response body is not a JSON object (cut short?)")
     return content
+
+
+def _last_text(content: bytes) -> bytes:
+    """The end of `content` up to its last byte that is not whitespace: `bytes.strip` would copy a
+    page of megabytes to look at one byte."""
+    tail = content[-_TAIL_BYTES:].rstrip()
+    # A tail of whitespace only (rare): the whole body says where its text ends.
+    return tail if tail or len(content) <= _TAIL_BYTES else content.rstrip()
 
 
 def _status_error(method: str, path: str, status: int, body: bytes, key: str) -> ApiError:

@@ -170,6 +170,22 @@ def test_json_cut_short_every_time_gives_a_clear_error(
     )
 
 
+@pytest.mark.parametrize("blanks", [0, 10, 5000], ids=["none", "a few", "more than the tail looked at"])
+def test_a_fetch_page_is_told_whole_or_cut_short_past_any_whitespace(
+    emulator: Emulator, project: dict, blanks: int
+) -> None:
+    # Whitespace either side of a page is still a page; a page cut short is not, whatever follows it.
+    whole, cut = '{"events": [], "cursor": null}', '{"events": [{"id": "a"'
+    padding = " \t\r\n" * blanks
+    request = FetchEventsRequest(limit=1)
+    with make_client(emulator, max_attempts=2) as client:
+        emulator.faults.add(FaultRule(kind="body", route="/fetch", body=padding + whole + padding, times=1))
+        assert client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request).strip() == whole.encode()
+        emulator.faults.add(FaultRule(kind="body", route="/fetch", body=padding + cut + padding, times=None))
+        with pytest.raises(ServerUnavailable, match=r"not a JSON object \(cut short\?\)"):
+            client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request)
+
+
 @pytest.mark.parametrize("route", ["/v1/project", "/fetch"])
 def test_a_web_page_for_a_response_fails_at_once_asking_whether_the_url_is_braintrust(
     emulator: Emulator, project: dict, route: str
