@@ -163,7 +163,6 @@ class PageStager:
         self._session.fit(len(body))
         turn = self._pages_typed % _TABLES
         table = f"{self._tables}{turn}"
-        self._pages_typed += 1
         # The page before last was typed into this table: its write is done with it (a sync saves each
         # page before it stages the one after next, so this does not wait).
         wait([self._table_writes[turn]])
@@ -180,6 +179,8 @@ class PageStager:
                 return self.stage(mended, cutoff)
             # Only what DuckDB says of the input: running out of memory or disk is not the page's fault.
             raise PageMalformed(f"the page is not valid JSON ({first_line(error)})") from None
+        # Counted once typed: a page typed again once mended takes the same table.
+        self._pages_typed += 1
         events, bad_ids, bad_xacts, newest, oldest, bad_sample, cursor, other_objects = run(
             self._sql.page_checks(table)
         ).fetchall()[0]
