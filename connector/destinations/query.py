@@ -383,7 +383,7 @@ def _json_texts(column: pa.Array, *, is_json: bool) -> pa.Array:
         values = _python_values(column)
         if _holds(kind, pa.types.is_map):
             values = [_plain(value, kind) for value in values]
-        text = pa.array([orjson.dumps(value, default=_json_default).decode() for value in values])
+        text = pa.array([_json_text(value) for value in values])
     return pc.call_function("coalesce", [text.cast(pa.large_string()), _large_text("null")])
 
 
@@ -474,17 +474,8 @@ def _csv_cell(value: Any) -> str:
 
 def _python_rows(batch: pa.RecordBatch) -> list[dict[str, Any]]:
     """The batch's rows as Python values, as `_python_values` gives each column's."""
-    shown_as_text: dict[str, tuple[npt.NDArray[np.intp], list[str]]] = {}
-    for index, (field, column) in enumerate(zip(batch.schema, batch.columns, strict=True)):
-        outside = _outside_python(column)
-        if outside is not None:
-            held, shown_as_text[field.name] = outside
-            batch = batch.set_column(index, field, held)
-    rows: list[dict[str, Any]] = batch.to_pylist()
-    for name, (positions, texts) in shown_as_text.items():
-        for position, text in zip(positions.tolist(), texts, strict=True):
-            rows[position][name] = text
-    return rows
+    columns = [_python_values(column) for column in batch.columns]
+    return [dict(zip(batch.schema.names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def _python_values(column: pa.Array) -> list[Any]:
