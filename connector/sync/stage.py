@@ -251,7 +251,7 @@ class PageStager:
             new = ~self._seen.contains(upper, lower)
             ordinals, upper, lower = ordinals[new], upper[new], lower[new]
         self._seen.add(upper, lower)
-        return ordinals
+        return np.sort(ordinals)
 
     def _write(self, table: str, selection: _Selection, parts: list[Path]) -> None:
         """Write the kept rows of the typed page `table` to `parts`, in page order (on the write thread)."""
@@ -396,13 +396,14 @@ class _PageSql:
     @staticmethod
     def candidates(table: str, cutoff: int | None) -> str:
         """Per id, the page's newest version above the cutoff (the first on the page of equals): its
-        ordinal and the two halves of the id's MD5, in page order."""
+        ordinal and the two halves of the id's MD5, in the order `SeenIds` looks ids up in (by the
+        upper half), which then need not sort them."""
         above = "" if cutoff is None else f"WHERE _xact_id > {int(cutoff)}"
         newest = (
             "SELECT arg_max(_ordinal, {'x': _xact_id, 'o': -_ordinal}) AS _ordinal, md5_number(id) AS md5 "
             f"FROM {table} {above} GROUP BY id"
         )
-        return f"SELECT _ordinal, {_MD5_PARTS} FROM ({newest}) ORDER BY _ordinal"
+        return f"SELECT _ordinal, {_MD5_PARTS} FROM ({newest}) ORDER BY upper"
 
     def write(self, table: str, *, into: Path, split: bool) -> str:
         """COPY the rows of the typed page `table` that `page_keep` keeps (a row per event, in page order)

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from connector.errors import MalformedResponse, PaginationError, WarehouseError
 from connector.progress import NullProgress, ProgressTask
 from connector.sync import stage
 from connector.sync.extract import extract_object, newest_version, trailing_cursor
+from connector.sync.seen import SeenIds
 from connector.sync.shape import PageMalformed
 from connector.sync.stage import PageStager, StagedPage
 from connector.sync.staging import Checkpoint, ObjectStaging
@@ -225,10 +227,11 @@ def test_an_ordered_read_stages_each_id_once_also_across_a_resume(staging: Objec
 
 
 def test_ids_staged_many_pages_before_are_recognised_from_the_files_they_are_kept_in(
-    staging: ObjectStaging,
+    staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # 20 pages of two new ids each: more runs than are kept in memory, so the first ones are merged
-    # into files in the object's scratch directory. Then the older versions of all 40.
+    # 20 pages of two new ids each, with at most 10 ids kept in memory: the first ones are merged into
+    # files in the object's scratch directory. Then the older versions of all 40.
+    monkeypatch.setattr(stage, "SeenIds", partial(SeenIds, recent_ids=10))
     pages = [page((f"{n}-a", 1000 - 2 * n), (f"{n}-b", 999 - 2 * n)) for n in range(20)]
     with closing(stager_of(staging)) as stager:
         staged = [stager.stage(body, None) for body in pages]

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.sync.seen import SEGMENT_IDS, SeenIds
+from connector.sync.seen import RECENT_IDS, SEGMENT_IDS, SeenIds
 from tests.helpers import SmallDisk
 
 # Few distinct values of each part, so ids often share the upper 64 bits and differ in the lower 32,
@@ -30,12 +30,14 @@ def arrays(pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
     probes=st.lists(ids, max_size=30),
     # Segments of one or two ids: merges split them, also where ids share an upper half.
     segment_ids=st.sampled_from([1, 2, SEGMENT_IDS]),
+    # Merged into the segments after every addition, after a few, or never.
+    recent_ids=st.sampled_from([0, 5, 16, RECENT_IDS]),
 )
 def test_it_holds_exactly_the_ids_added(
-    additions: list[list[tuple[int, int]]], probes: list[tuple[int, int]], segment_ids: int
+    additions: list[list[tuple[int, int]]], probes: list[tuple[int, int]], segment_ids: int, recent_ids: int
 ) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        seen, expected = SeenIds(Path(directory) / "seen", segment_ids), set[tuple[int, int]]()
+        seen, expected = SeenIds(Path(directory) / "seen", segment_ids, recent_ids), set[tuple[int, int]]()
         for added in additions:
             new = [pair for pair in dict.fromkeys(added) if pair not in expected]
             seen.add(*arrays(new))
@@ -48,11 +50,11 @@ def test_it_holds_exactly_the_ids_added(
 # Segments of 100 ids, or of one id, where a 32nd of the set (62 ids) is the piece instead.
 @pytest.mark.parametrize("segment_ids", [100, 1])
 def test_many_additions_merge_into_segments_and_lose_nothing(segment_ids: int, tmp_path: Path) -> None:
-    seen = SeenIds(tmp_path / "seen", segment_ids)
+    # Merged past 800 ids: after the 17th, 33rd and 40th additions, so later merges meet several segments.
+    seen = SeenIds(tmp_path / "seen", segment_ids, recent_ids=800)
     rng = np.random.default_rng(1)
     upper = rng.integers(0, 2**63, 2_000, dtype=np.uint64)
     lower = rng.integers(0, 2**32, 2_000, dtype=np.uint32)
-    # 40 additions: twice more than the runs kept apart, so the second merge meets several segments.
     for start in range(0, 2_000, 50):
         seen.add(upper[start : start + 50], lower[start : start + 50])
     assert len(seen) == 2_000
@@ -81,11 +83,12 @@ def test_memory_holds_four_bytes_an_id_and_the_files_are_removed_on_close(tmp_pa
     lower = rng.integers(0, 2**32, 300_000, dtype=np.uint32)
     for start in range(0, 300_000, 6_000):
         seen.add(upper[start : start + 6_000], lower[start : start + 6_000])
-    in_runs = sum(len(run_upper) for run_upper, _ in seen._runs)
-    in_memory = sum(u.nbytes + v.nbytes for u, v in seen._runs) + sum(s.tops.nbytes for s in seen._segments)
-    assert in_runs <= 16 * 6_000
-    assert in_memory == 12 * in_runs + 4 * (300_000 - in_runs)
-    assert sum(file.stat().st_size for file in directory.iterdir()) == 12 * (300_000 - in_runs)
+    recent_upper, recent_lower = seen._recent
+    recent = len(recent_upper)
+    in_memory = recent_upper.nbytes + recent_lower.nbytes + sum(s.tops.nbytes for s in seen._segments)
+    assert 0 < recent <= RECENT_IDS
+    assert in_memory == 12 * recent + 4 * (300_000 - recent)
+    assert sum(file.stat().st_size for file in directory.iterdir()) == 12 * (300_000 - recent)
     assert seen.contains(upper[::7], lower[::7]).all()
     seen.close()
     assert not directory.exists()
@@ -103,9 +106,22 @@ def test_files_a_killed_read_left_are_cleared(tmp_path: Path) -> None:
 def test_a_full_disk_fails_with_the_systems_reason(small_disk: SmallDisk) -> None:
     seen = SeenIds(small_disk.path / "seen")
     rng = np.random.default_rng(3)
-    upper = rng.integers(0, 2**64, 200_000, dtype=np.uint64)  # 2.4 MB of entries: more than the disk
-    lower = rng.integers(0, 2**32, 200_000, dtype=np.uint32)
+    upper = rng.integers(0, 2**64, 300_000, dtype=np.uint64)  # 3.6 MB of entries: more than the disk
+    lower = rng.integers(0, 2**32, 300_000, dtype=np.uint32)
     with pytest.raises(OSError, match="No space left on device") as failure:
-        for start in range(0, 200_000, 6_000):
+        for start in range(0, 300_000, 6_000):
             seen.add(upper[start : start + 6_000], lower[start : start + 6_000])
     assert failure.value.errno == errno.ENOSPC
+
+
+def test_ids_given_sorted_or_in_any_order_are_found_alike(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    upper = rng.integers(0, 2**64, 5_000, dtype=np.uint64)
+    lower = rng.integers(0, 2**32, 5_000, dtype=np.uint32)
+    order = np.argsort(upper)
+    seen = SeenIds(tmp_path / "seen", recent_ids=3_000)
+    seen.add(upper[:2_000], lower[:2_000])  # in any order
+    seen.add(upper[order][::2], lower[order][::2])  # sorted: past 3,000 ids, merged into segments
+    expected = np.isin(np.arange(5_000), np.concatenate([np.arange(2_000), order[::2]]))
+    assert (seen.contains(upper, lower) == expected).all()
+    assert (seen.contains(upper[order], lower[order]) == expected[order]).all()
