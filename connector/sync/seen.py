@@ -8,14 +8,15 @@ upper 64 and 32 more checked on a match). Two ids are taken for one only if all
 96 bits agree: for a hundred million ids, a chance of about 6 in 10^14.
 
 The ids of the latest pages are one sorted array in memory, each page's merged
-into it, until it holds `RECENT_IDS`; it is then merged into segments, sorted by
-the upper 64 bits, each holding one range of them. A segment's 12-byte entries are a file
-in the read's scratch directory; memory keeps only each entry's top 32 bits, in
-the file's order. An id is looked for on disk only where those 32 bits match:
-the ids the read saw before (an updated row's older version) and about one id
-in 4,000 at a million ids. So memory grows by 4 bytes a row, not 12: a million
-ids held 11.5 MiB when the whole hashes were in memory, 3.9 MiB now. Merging
-rewrites one segment at a time, and only the segments new ids fall in.
+into it, until it holds `RECENT_IDS`; it is then merged into segments, sorted
+by the upper 64 bits, each holding one range of them. A segment's 12-byte
+entries are a file in the read's scratch directory; memory keeps only each
+entry's top 32 bits, in the file's order. An id is looked for on disk only
+where those 32 bits match: the ids the read saw before (an updated row's older
+version) and about one id in 4,000 at a million ids. So memory grows by 4 bytes
+a row, not 12: a million ids held 11.5 MiB when the whole hashes were in
+memory, 3.9 MiB now. Merging rewrites one segment at a time, and only the
+segments new ids fall in.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ Lower = npt.NDArray[np.uint32]
 # A segment file's entry: an id's upper 64 bits and its lowest 32, 12 bytes.
 _ENTRY = np.dtype([("upper", "<u8"), ("lower", "<u4")])
 # Merge the recent ids into the segments past this many (or at once, when a resumed read adds every id
-# staged before): merging stays rare and their memory bounded. One array rather than a run per page,
-# as before: a 200k sync's lookups searched each of up to 16 runs, 63-68 ms, against 27-35 ms.
+# staged before): merging stays rare and their memory bounded. One array, not a run per page: a 200k
+# sync's lookups, which searched each of up to 16 runs, took 63-68 ms, and take 27-35 ms.
 RECENT_IDS = 16 * 8192
 # A segment is cut into pieces of this many ids once it holds twice as many: a merge holds a segment's
 # entries, read from its file, and their new version, at most 1.5 MB each.
