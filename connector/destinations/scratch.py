@@ -22,7 +22,7 @@ MERGE_MEMORY_LIMIT = "256MB"
 @cache
 def _database() -> duckdb.DuckDBPyConnection:
     # One thread: its jobs are small, and DuckDB wakes its other threads for every statement (the 200
-    # statements writing the analysts' file on a first sync took 78-84 ms of CPU with two, 57-62 with one).
+    # statements writing the analysts' file on a first sync took 79-81 ms of CPU with two, 60-62 with one).
     return duckdb.connect(config={"threads": 1})
 
 
