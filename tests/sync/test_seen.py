@@ -50,7 +50,7 @@ def test_it_holds_exactly_the_ids_added(
 # Segments of 100 ids, or of one id, where a 32nd of the set (62 ids) is the piece instead.
 @pytest.mark.parametrize("segment_ids", [100, 1])
 def test_many_additions_merge_into_segments_and_lose_nothing(segment_ids: int, tmp_path: Path) -> None:
-    # Merged past 800 ids: after the 17th, 33rd and 40th additions, so later merges meet several segments.
+    # Merged past 800 ids: after the 17th and the 34th additions, the second meeting several segments.
     seen = SeenIds(tmp_path / "seen", segment_ids, recent_ids=800)
     rng = np.random.default_rng(1)
     upper = rng.integers(0, 2**63, 2_000, dtype=np.uint64)
