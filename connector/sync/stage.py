@@ -20,7 +20,7 @@ from __future__ import annotations
 import shutil
 import threading
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -47,15 +47,13 @@ from connector.sync.surrogates import without_lone_surrogates
 from schemas.tables import Column, EventStream, json_struct, sql_identifier, sql_literal, sql_path_list
 
 # DuckDB's memory for typing a page, which it types whole: a fixed part and about ten times the
-# page (a 12 MB page needs about 128 MB, a 2 MB one 48 MB), with room to spare, for each of the two
-# pages held at once (one typed while the one before is written). Pages are kept near
+# page (a 12 MB page needs about 128 MB, a 2 MB one 48 MB), with room to spare, for the page typed
+# and the one before it, still being written while the page's shape is read. Pages are kept near
 # `connector.sync.extract.PAGE_TARGET_BYTES`; a single trace bigger than that still fits.
 STAGING_MEMORY_BASE_BYTES = 64 * 2**20
 STAGING_MEMORY_PER_PAGE_BYTE = 32
 _MEMORY_STEP_BYTES = 64 * 2**20
 MAX_PARTS_PER_PAGE = 4
-# Typed pages held at once: the one being typed, and the one before it being written.
-_TABLES = 2
 # Statement texts kept parsed per connection; texts that do not repeat (a rare misfit shape) only
 # ever fill it up to this, then it starts again.
 _MOST_PARSED = 32
@@ -135,12 +133,11 @@ class PageStager:
         self._session = _session()
         self._con = self._session.connect()
         self._run = _Parsed(self._con)
-        # Typed pages live in the session's database until written, in tables named apart from other
-        # stagers' tables, used in turn: the same names make the same statements for every page.
-        self._tables = f"page_{uuid.uuid4().hex[:8]}_"
-        self._pages_typed = 0
-        self._table_writes: list[Future[None]] = [_done() for _ in range(_TABLES)]
-        # Writing a page's parts overlaps with typing the next page, on a connection of its own.
+        # A typed page lives in the session's database until written, in a table named apart from other
+        # stagers' tables: the same name makes the same statements for every page.
+        self._table = f"page_{uuid.uuid4().hex[:8]}"
+        # Writing a page's parts overlaps with reading the next page's shape, on a connection of its own.
+        self._writing = _done()
         self._writer = self._session.connect()
         self._run_writer = _Parsed(self._writer)
         self._writes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bt-sync-stage")
@@ -149,12 +146,8 @@ class PageStager:
     def close(self) -> None:
         """Let a write in progress finish, then release DuckDB and the files of the ids staged."""
         self._writes.shutdown(wait=True, cancel_futures=True)
-        # A page that failed its checks, or whose write was cancelled, left its table behind.
-        left = self._con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE starts_with(table_name, ?)", [self._tables]
-        ).fetchall()
-        for (table,) in left:
-            self._con.execute(f"DROP TABLE {table}")
+        # A page that failed its checks, or whose write failed or was cancelled, left its table behind.
+        self._con.execute(f"DROP TABLE IF EXISTS {self._table}")
         self._writer.close()
         self._con.close()
         self._seen.close()
@@ -165,28 +158,24 @@ class PageStager:
         Raises:
             PageMalformed: the page or an event breaks the API's contract (the reason, for a message).
         """
-        con, run = self._con, self._run
+        con, run, table = self._con, self._run, self._table
         self._session.fit(len(body))
-        turn = self._pages_typed % _TABLES
-        table = f"{self._tables}{turn}"
-        # The page before last was typed into this table: its write is done with it (a sync saves each
-        # page before it stages the one after next, so this does not wait).
-        wait([self._table_writes[turn]])
         con.register("page_body", _one_string(body))
         try:
             shape = page_shape(str(_scalar(run, "SELECT json_structure(body) FROM page_body")), self._stream)
             if not shape.fits:
                 con.register("page_misfits", _misfits_table(event_misfits(body, self._stream, shape)))
+        except duckdb.InvalidInputException as error:
+            con.unregister("page_body")
+            return self.stage(_mended(body, error), cutoff)
+        # One typed page at a time: the last page's write is done with the table before this page is
+        # typed into it (a sync's peak memory fell by 20-25 MB), and raises here what writing it raised.
+        self._writing.result()
+        try:
             run(self._sql.type_page(table, shape))
         except duckdb.InvalidInputException as error:
-            mended = without_lone_surrogates(body) if "surrogate" in str(error) else None
-            if mended is not None:
-                con.unregister("page_body")
-                return self.stage(mended, cutoff)
-            # Only what DuckDB says of the input: running out of memory or disk is not the page's fault.
-            raise PageMalformed(f"the page is not valid JSON ({first_line(error)})") from None
-        # Counted once typed: a page typed again once mended takes the same table.
-        self._pages_typed += 1
+            con.unregister("page_body")
+            return self.stage(_mended(body, error), cutoff)
         events, bad_ids, bad_xacts, newest, oldest, bad_sample, cursor, other_objects = run(
             self._sql.page_checks(table)
         ).fetchall()[0]
@@ -212,7 +201,7 @@ class PageStager:
         else:
             run(f"DROP TABLE {table}")
             written = _done()
-        self._table_writes[turn] = written
+        self._writing = written
         return StagedPage(
             cursor=None if cursor is None else str(cursor),
             events=int(events),
@@ -507,6 +496,19 @@ def _misfits_table(misfits: EventMisfits) -> pa.Table:
         "_misfit_extra": pa.array(misfits.extras, pa.string()),
         "_misfits": pa.array(misfits.misfits, pa.list_(pa.string())),
     })  # fmt: skip
+
+
+def _mended(body: bytes, error: duckdb.InvalidInputException) -> bytes:
+    """The page without its lone surrogates, when they are what DuckDB refused in it.
+
+    Raises:
+        PageMalformed: DuckDB refused the page for anything else (only what it says of the input:
+            running out of memory or disk is not the page's fault).
+    """
+    mended = without_lone_surrogates(body) if "surrogate" in str(error) else None
+    if mended is None:
+        raise PageMalformed(f"the page is not valid JSON ({first_line(error)})") from None
+    return mended
 
 
 def _one_string(body: bytes) -> pa.Table:

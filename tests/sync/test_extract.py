@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
@@ -224,6 +225,32 @@ def test_an_ordered_read_stages_each_id_once_also_across_a_resume(staging: Objec
     assert staged_rows(staging, [*first.parts, *second.parts, *third.parts]) == [
         ("a", 9), ("b", 8), ("c", 6), ("d", 3)
     ]  # fmt: skip
+
+
+def test_a_page_is_typed_only_once_the_page_before_is_written(
+    staging: ObjectStaging, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One typed page in memory at a time: a page's write overlaps with the next page's shape, not with
+    # its typing. Each write is slowed down, so that typing the next page would come first if it could.
+    steps: list[str] = []
+    write, type_page = PageStager._write, stage._PageSql.type_page
+
+    def slow_write(stager: PageStager, *args: Any) -> None:
+        time.sleep(0.1)
+        write(stager, *args)
+        steps.append("written")
+
+    def typing(sql: stage._PageSql, *args: Any) -> str:
+        steps.append("typed")
+        return type_page(sql, *args)
+
+    monkeypatch.setattr(PageStager, "_write", slow_write)
+    monkeypatch.setattr(stage._PageSql, "type_page", typing)
+    with closing(stager_of(staging)) as stager:
+        staged = [stager.stage(page((f"{n}", 100 - n)), None) for n in range(3)]
+        staged[-1].wait()
+    assert steps == ["typed", "written"] * 3
+    assert len(staged_rows(staging, [part for done in staged for part in done.parts])) == 3
 
 
 def test_ids_staged_many_pages_before_are_recognised_from_the_files_they_are_kept_in(
