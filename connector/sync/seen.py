@@ -135,7 +135,7 @@ class SeenIds:
         """Add ids (not already in the set)."""
         if not len(upper):
             return
-        upper, lower = _sorted_run(upper, lower)
+        upper, lower = _sorted_by_upper(upper, lower)
         recent_upper, recent_lower = self._recent
         at = np.searchsorted(recent_upper, upper)
         self._recent = np.insert(recent_upper, at, upper), np.insert(recent_lower, at, lower)
@@ -186,20 +186,20 @@ def _top(upper: Upper) -> npt.NDArray[np.uint32]:
     return (upper >> np.uint64(32)).astype(np.uint32)
 
 
-def _found_in(run_upper: Upper, run_lower: Lower, upper: Upper, lower: Lower) -> npt.NDArray[np.bool_]:
-    """For each sorted id, whether the sorted ids `run_upper`, `run_lower` hold it."""
+def _found_in(held_upper: Upper, held_lower: Lower, upper: Upper, lower: Lower) -> npt.NDArray[np.bool_]:
+    """For each sorted id, whether the sorted ids `held_upper`, `held_lower` hold it."""
     found = np.zeros(len(upper), dtype=bool)
-    if not len(run_upper):
+    if not len(held_upper):
         return found
-    at = np.searchsorted(run_upper, upper)
-    # Ids can share an upper half (rarely, but one id must not hide another): check each entry of a
-    # run holding it, not only the first.
+    at = np.searchsorted(held_upper, upper)
+    # Ids can share an upper half (rarely, but one id must not hide another): check each held entry
+    # with it, not only the first.
     while True:
-        entry = np.minimum(at, len(run_upper) - 1)
-        same_upper = (at < len(run_upper)) & (run_upper[entry] == upper)
+        entry = np.minimum(at, len(held_upper) - 1)
+        same_upper = (at < len(held_upper)) & (held_upper[entry] == upper)
         if not same_upper.any():
             return found
-        found |= same_upper & (run_lower[entry] == lower)
+        found |= same_upper & (held_lower[entry] == lower)
         at = at + same_upper
 
 
@@ -223,7 +223,7 @@ def _split(upper: Upper, lower: Lower, piece_ids: int) -> list[tuple[Upper, Lowe
     return pieces
 
 
-def _sorted_run(upper: Upper, lower: Lower) -> tuple[Upper, Lower]:
+def _sorted_by_upper(upper: Upper, lower: Lower) -> tuple[Upper, Lower]:
     if _ascending(upper):
         return upper, lower
     order = np.argsort(upper, kind="quicksort")
