@@ -100,7 +100,7 @@ class SeenIds:
         self._segment_ids = segment_ids
         self._recent_ids = recent_ids
         # The ids added since the last merge, sorted by their upper halves.
-        self._recent: tuple[Upper, Lower] = (np.empty(0, np.uint64), np.empty(0, np.uint32))
+        self._recent: tuple[Upper, Lower] = _no_ids()
         # Sorted, and in order: every upper of a segment is below every upper of the next.
         self._segments: list[_Segment] = []
         self._file_numbers = count()
@@ -140,7 +140,7 @@ class SeenIds:
         at = np.searchsorted(recent_upper, upper)
         self._recent = np.insert(recent_upper, at, upper), np.insert(recent_lower, at, lower)
         if len(self._recent[0]) > self._recent_ids:
-            recent, self._recent = self._recent, (np.empty(0, np.uint64), np.empty(0, np.uint32))
+            recent, self._recent = self._recent, _no_ids()
             self._merge(*recent)
 
     def _starts(self, upper: Upper) -> list[int]:
@@ -228,6 +228,10 @@ def _sorted_by_upper(upper: Upper, lower: Lower) -> tuple[Upper, Lower]:
         return upper, lower
     order = np.argsort(upper, kind="quicksort")
     return upper[order], lower[order]
+
+
+def _no_ids() -> tuple[Upper, Lower]:
+    return np.empty(0, np.uint64), np.empty(0, np.uint32)
 
 
 def _ascending(upper: Upper) -> bool:
