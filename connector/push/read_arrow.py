@@ -108,9 +108,11 @@ class CsvReader:
         skip_malformed = pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda _row: "skip")
         for block_bytes in (CSV_BLOCK_BYTES, CSV_MAX_BLOCK_BYTES):
             try:
-                with _arrow_stream(self._source) as stream, _quiet_undecodable_rows():
+                with _quiet_undecodable_rows():
                     reader = pa_csv.open_csv(
-                        stream, read_options=_csv_read_options(block_bytes), parse_options=skip_malformed
+                        _arrow_stream(self._source),
+                        read_options=_csv_read_options(block_bytes),
+                        parse_options=skip_malformed,
                     )
                     # Closed, not left reading ahead: see `_read`.
                     with closing(reader):
@@ -140,36 +142,35 @@ class CsvReader:
         )
         parse = pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_malformed)
         next_row = 1
-        with _arrow_stream(self._source) as stream:
-            with _quiet_undecodable_rows():
-                reader = pa_csv.open_csv(
-                    stream,
-                    read_options=_csv_read_options(block_bytes),
-                    parse_options=parse,
-                    convert_options=convert,
-                )
-            # Closed however the read ends: left open, pyarrow's I/O thread may still be reading ahead
-            # when a parse error ends the process, which then aborts (1 push in 120 under load).
-            last: RowChunk | None = None
-            with closing(reader):
-                try:
-                    while (block := _next_block(reader)) is not None:
-                        for start in range(0, block.num_rows, CHUNK_ROWS):
-                            rows = _with_malformed(
-                                malformed,
-                                next_row,
-                                _decode_csv_batch(block.slice(start, CHUNK_ROWS), self._checked),
-                            )
-                            # Held back by one chunk: only the file's last row can hold an unclosed quote.
-                            if last is not None:
-                                yield last
-                            last = RowChunk(next_row, rows)
-                            next_row += len(rows)
-                except (pa.ArrowInvalid, OSError):
-                    # The rows before the error are whole: `chunks` counts them, to name the row at fault.
-                    if last is not None:
-                        yield last
-                    raise
+        with _quiet_undecodable_rows():
+            reader = pa_csv.open_csv(
+                _arrow_stream(self._source),
+                read_options=_csv_read_options(block_bytes),
+                parse_options=parse,
+                convert_options=convert,
+            )
+        # Closed however the read ends: left open, pyarrow's I/O thread may still be reading ahead
+        # when a parse error ends the process, which then aborts (1 push in 120 under load).
+        last: RowChunk | None = None
+        with closing(reader):
+            try:
+                while (block := _next_block(reader)) is not None:
+                    for start in range(0, block.num_rows, CHUNK_ROWS):
+                        rows = _with_malformed(
+                            malformed,
+                            next_row,
+                            _decode_csv_batch(block.slice(start, CHUNK_ROWS), self._checked),
+                        )
+                        # Held back by one chunk: only the file's last row can hold an unclosed quote.
+                        if last is not None:
+                            yield last
+                        last = RowChunk(next_row, rows)
+                        next_row += len(rows)
+            except (pa.ArrowInvalid, OSError):
+                # The rows before the error are whole: `chunks` counts them, to name the row at fault.
+                if last is not None:
+                    yield last
+                raise
         if malformed:
             if last is not None:
                 yield last
@@ -447,6 +448,12 @@ def _value_problem(error: Exception) -> str:
 
 
 def _arrow_stream(source: InputFile) -> pa.NativeFile:
+    """The file for pyarrow's CSV reader, which closes it once its last read is done.
+
+    Never closed by us: the reader reads ahead on a thread of its own, even after it is closed. A file
+    closed under that thread frees its descriptor for the next file opened, the reader's next read
+    takes that file's bytes, and a push loses rows without a word.
+    """
     return pa.input_stream(str(source.path), compression=source.compression)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import re
+import time
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -101,6 +103,56 @@ def test_csv_rows_longer_than_a_block_are_read_with_bigger_blocks(
     path.write_text("input\nshort\n" + "y" * 10_000 + "\n")
     with pytest.raises(PushError, match=r"^d\.csv near row 2: a row is over 4,096 bytes, too large to send$"):
         numbered(SourceFile(path))
+
+
+class _SlowFile(io.RawIOBase):
+    """A file whose reads take a while, noting a close that lands while a read is under way."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._file = path.open("rb", buffering=0)
+        self._reads_under_way = 0
+        self.closed_during_a_read = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        self._reads_under_way += 1
+        try:
+            time.sleep(0.002)
+            return self._file.readinto(buffer)
+        finally:
+            self._reads_under_way -= 1
+
+    def close(self) -> None:
+        self.closed_during_a_read |= self._reads_under_way > 0
+        self._file.close()
+        super().close()
+
+
+def test_a_csv_file_is_never_closed_while_pyarrow_reads_ahead_in_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pyarrow's CSV reader reads ahead on a thread of its own. A file closed under that thread's read
+    # frees its descriptor for the next file opened, and the read then takes that file's bytes: a push
+    # once found no rows in a file that had one.
+    monkeypatch.setattr(read_arrow, "CSV_BLOCK_BYTES", 256)
+    monkeypatch.setattr(read_arrow, "CSV_MAX_BLOCK_BYTES", 4096)
+    opened: list[_SlowFile] = []
+
+    def slow_stream(source: push_read.InputFile) -> pa.NativeFile:
+        opened.append(_SlowFile(source.path))
+        return pa.PythonFile(opened[-1], mode="r")
+
+    monkeypatch.setattr(read_arrow, "_arrow_stream", slow_stream)
+    # The long row makes the read start again with bigger blocks, after the first read's error.
+    values = [f"value {n}" if n != 500 else "x" * 1000 for n in range(1, 1001)]
+    path = tmp_path / "d.csv"
+    path.write_text("input\n" + "\n".join(values) + "\n")
+    assert numbered(SourceFile(path)) == [(n, {"input": value}) for n, value in enumerate(values, start=1)]
+    # The header, the probe for a first row, the full read and its retry.
+    assert [file.closed_during_a_read for file in opened] == [False] * 4
 
 
 def test_csv_invalid_utf8_names_the_row_and_column(tmp_path: Path) -> None:
