@@ -450,9 +450,9 @@ def _value_problem(error: Exception) -> str:
 def _arrow_stream(source: InputFile) -> pa.NativeFile:
     """The file for pyarrow's CSV reader, which closes it once its last read is done.
 
-    Never closed by us: the reader reads ahead on a thread of its own, even after it is closed. A file
-    closed under that thread frees its descriptor for the next file opened, the reader's next read
-    takes that file's bytes, and a push loses rows without a word.
+    Never closed by us: the reader reads ahead on a thread of its own, and a read under way outlives
+    the reader's close. A file closed under that read frees its descriptor for the next file opened,
+    whose bytes the read then takes: a push lost rows without a word.
     """
     return pa.input_stream(str(source.path), compression=source.compression)
 
