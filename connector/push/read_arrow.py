@@ -108,16 +108,11 @@ class CsvReader:
         skip_malformed = pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda _row: "skip")
         for block_bytes in (CSV_BLOCK_BYTES, CSV_MAX_BLOCK_BYTES):
             try:
-                with _quiet_undecodable_rows():
-                    reader = pa_csv.open_csv(
-                        _arrow_stream(self._source),
-                        read_options=_csv_read_options(block_bytes),
-                        parse_options=skip_malformed,
-                    )
-                    # Closed, not left reading ahead: see `_read`.
-                    with closing(reader):
-                        names: list[str] = reader.schema.names
-                        return names
+                reader = _open_csv(self._source, block_bytes, skip_malformed)
+                # Closed, not left reading ahead: see `_read`.
+                with closing(reader):
+                    names: list[str] = reader.schema.names
+                    return names
             except UnicodeDecodeError:
                 return None
             except (pa.ArrowInvalid, OSError) as error:
@@ -142,13 +137,7 @@ class CsvReader:
         )
         parse = pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_malformed)
         next_row = 1
-        with _quiet_undecodable_rows():
-            reader = pa_csv.open_csv(
-                _arrow_stream(self._source),
-                read_options=_csv_read_options(block_bytes),
-                parse_options=parse,
-                convert_options=convert,
-            )
+        reader = _open_csv(self._source, block_bytes, parse, convert)
         # Closed however the read ends: left open, pyarrow's I/O thread may still be reading ahead
         # when a parse error ends the process, which then aborts (1 push in 120 under load).
         last: RowChunk | None = None
@@ -248,9 +237,20 @@ def _quiet_undecodable_rows() -> Iterator[None]:
         sys.unraisablehook = previous
 
 
-def _csv_read_options(block_bytes: int) -> pa_csv.ReadOptions:
+def _open_csv(
+    source: InputFile,
+    block_bytes: int,
+    parse: pa_csv.ParseOptions,
+    convert: pa_csv.ConvertOptions | None = None,
+) -> pa_csv.CSVStreamingReader:
+    """pyarrow's streaming reader of the file, in blocks of `block_bytes`, on a file only it closes
+    (`_arrow_stream`)."""
     # One thread: the malformed-row handler then sees rows in file order, with their numbers.
-    return pa_csv.ReadOptions(block_size=block_bytes, use_threads=False)
+    read = pa_csv.ReadOptions(block_size=block_bytes, use_threads=False)
+    with _quiet_undecodable_rows():
+        return pa_csv.open_csv(
+            _arrow_stream(source), read_options=read, parse_options=parse, convert_options=convert
+        )
 
 
 def _row_over_block(error: Exception) -> bool:
