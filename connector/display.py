@@ -46,3 +46,20 @@ def plain_cells(*cells: str) -> list[Text]:
     from rich.text import Text
 
     return [Text(cell.translate(_CELL_ESCAPES)) for cell in cells]
+
+
+def counted(count: int, plural: str) -> str:
+    """`count` and the noun it counts, singular for exactly one: "1 row", "2,500 rows", "1 batch".
+
+    Args:
+        count: how many.
+        plural: the noun's plural, one of those bt-sync counts (`rows`, `batches`, `retries`,
+            `project_scores`); the singular drops its ending.
+    """
+    if count != 1:
+        return f"{count:,} {plural}"
+    if plural.endswith("ies"):
+        return f"1 {plural[:-3]}y"
+    if plural.endswith(("ches", "shes", "sses", "xes")):
+        return f"1 {plural[:-2]}"
+    return f"1 {plural.removesuffix('s')}"

@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
+from connector.display import counted
 from connector.sync.run import ObjectSummary
 from pipelines.objects import BraintrustObject
 from pipelines.resources import WarehouseResource
@@ -99,8 +100,9 @@ def _location(warehouse: WarehouseResource, table: str, directory: str) -> dict[
 def sync_line(summary: ObjectSummary) -> str:
     """What one sync of one object did, in a line."""
     mode = summary.mode + (" (resumed)" if summary.resumed else "")
+    fetched = f"{counted(summary.rows_fetched, 'row versions')} fetched in {counted(summary.pages, 'pages')}"
     return (
-        f"{mode}: {summary.rows_fetched:,} row versions fetched in {summary.pages:,} pages; "
+        f"{mode}: {fetched}; "
         f"{summary.inserted:,} inserted, {summary.updated:,} updated, {summary.deleted:,} deleted "
         f"in {summary.seconds:.2f} s"
     )

@@ -2,6 +2,7 @@
 
 from typing import Protocol
 
+from connector.display import counted
 from connector.progress import ProgressTask
 
 
@@ -24,8 +25,8 @@ class _LogTask:
 
     def close(self) -> None:
         # Work that counts no pages (a file's check) says so by leaving the count out.
-        counted = f", {self._pages:,} {self._unit}" if self._pages else ""
-        self._log.info(f"{self._description}: {self._rows:,} {self._counts}{counted}")
+        pages = f", {counted(self._pages, self._unit)}" if self._pages else ""
+        self._log.info(f"{self._description}: {counted(self._rows, self._counts)}{pages}")
 
 
 class LogProgress:

@@ -20,6 +20,7 @@ from connector.cli.options import (
     warehouse_settings,
 )
 from connector.defaults import DEFAULT_RETAIN_HOURS
+from connector.display import counted
 
 
 @app.command()
@@ -68,7 +69,8 @@ def maintain(
         json_output.print(summary.model_dump_json(indent=2))
         return
     print_output(
-        f"maintained {summary.tables} tables: {summary.snapshots_expired} snapshots expired, "
-        f"{summary.files_compacted} small files merged into {summary.files_written}, "
-        f"{summary.files_deleted} files no longer needed deleted ({summary.bytes_deleted:,} bytes)"
+        f"maintained {counted(summary.tables, 'tables')}: {counted(summary.snapshots_expired, 'snapshots')} "
+        f"expired, {counted(summary.files_compacted, 'small files')} merged into {summary.files_written}, "
+        f"{counted(summary.files_deleted, 'files')} no longer needed deleted "
+        f"({counted(summary.bytes_deleted, 'bytes')})"
     )

@@ -30,6 +30,7 @@ from connector.cli.options import (
     path_value,
     warehouse_settings,
 )
+from connector.display import counted, printable
 from connector.errors import Interrupted
 from connector.push.spelling import flag_of
 
@@ -135,7 +136,8 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
             sent = run.summary.rows_sent + run.summary.rows_resumed
             rerun = "rerun the same command"
             if sent:
-                kept = f"{sent:,} rows were acknowledged and are checkpointed: {rerun} to send the rest"
+                were = "was acknowledged and is" if sent == 1 else "were acknowledged and are"
+                kept = f"{counted(sent, 'rows')} {were} checkpointed: {rerun} to send the rest"
             elif run.summary.batches:
                 # The wait for the batches in flight ended (a second Ctrl-C, or its few seconds): the API
                 # may have applied them.
@@ -160,8 +162,6 @@ def describe(summary: PushSummary) -> str:
     Args:
         summary: the result of `push`.
     """
-    from connector.display import printable
-
     # Quoted as written (a repr would double a backslash), control characters escaped.
     target = f"dataset '{printable(summary.dataset)}' in project '{printable(summary.project)}'"
     name = "the query result" if summary.file is None else Path(summary.file).name
@@ -171,30 +171,28 @@ def describe(summary: PushSummary) -> str:
         return f"{name} has no rows; nothing pushed to {target}."
     valid = summary.rows_read - summary.rows_skipped
     if summary.dry_run:
-        line = f"dry run: {valid:,} of {summary.rows_read:,} rows of {name} are valid"
-        line += f", {_batches(summary.batches)}"
+        are = "is" if valid == 1 else "are"
+        line = f"dry run: {valid:,} of {counted(summary.rows_read, 'rows')} of {name} {are} valid"
+        line += f", {counted(summary.batches, 'batches')}"
     else:
         # No dataset id when every row was rejected: none was created.
         known = f" ({summary.dataset_id})" if summary.dataset_id else ""
         line = (
-            f"pushed {summary.rows_sent:,} rows of {name} to {target}{known} "
-            f"in {_batches(summary.batches_sent)}, {summary.seconds:.1f}s"
+            f"pushed {counted(summary.rows_sent, 'rows')} of {name} to {target}{known} "
+            f"in {counted(summary.batches_sent, 'batches')}, {summary.seconds:.1f}s"
         )
         if summary.rows_resumed:
-            line += f"; {summary.rows_resumed:,} rows were already sent by an earlier run"
+            were = "was" if summary.rows_resumed == 1 else "were"
+            line += f"; {counted(summary.rows_resumed, 'rows')} {were} already sent by an earlier run"
     if summary.origin:
         line += f"; each record's origin is its {summary.origin} row"
     if summary.rows_skipped:
-        line += f"; {summary.rows_skipped:,} invalid rows written to {summary.rejects}"
+        line += f"; {counted(summary.rows_skipped, 'invalid rows')} written to {summary.rejects}"
     if summary.rows_duplicate:
         fate = "left out" if summary.validate_first else "replaced"
-        line += f"; {summary.rows_duplicate:,} rows {fate}: a later row has the same id"
+        line += f"; {counted(summary.rows_duplicate, 'rows')} {fate}: a later row has the same id"
     if summary.unmapped_columns:
         # A column without a name (a spreadsheet's trailing separator) is shown as its empty header.
         unsent = ", ".join(name or '""' for name in summary.unmapped_columns)
         line += f"; columns not sent: {unsent}"
     return line + "."
-
-
-def _batches(count: int) -> str:
-    return f"{count} batch" if count == 1 else f"{count} batches"

@@ -25,7 +25,7 @@ from connector.cli.options import (
     warehouse_settings,
 )
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
-from connector.display import plain_cells, printable
+from connector.display import counted, plain_cells, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -141,10 +141,9 @@ def print_summary(summary: SyncSummary, console: Console) -> None:
     if summary.removed_objects:
         removed = printable(", ".join(summary.removed_objects))
         console.print(f"removed objects deleted upstream: {removed}", markup=False, highlight=False)
-    listed = ", ".join(f"{count} {name}" for name, count in summary.catalog.items())
-    console.print(
-        f"synced {listed} in {summary.seconds:.2f}s ({summary.requests} requests, {summary.retries} retries)"
-    )
+    listed = ", ".join(counted(count, name) for name, count in summary.catalog.items())
+    work = f"{counted(summary.requests, 'requests')}, {counted(summary.retries, 'retries')}"
+    console.print(f"synced {listed} in {summary.seconds:.2f}s ({work})")
 
 
 @app.command()

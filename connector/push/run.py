@@ -47,7 +47,7 @@ from typing import IO, TYPE_CHECKING, Any, Self, cast
 
 import orjson
 
-from connector.display import as_given, printable
+from connector.display import as_given, counted, printable
 from connector.errors import (
     ApiError,
     ConfigError,
@@ -496,12 +496,14 @@ class PushRun:
             )
         if duplicates.rows:
             rows = ", ".join(map(str, duplicates.example_rows))
-            fate = "were not sent"
+            were = "was" if duplicates.rows == 1 else "were"
+            fate = f"{were} not sent"
             if not self.options.validate_first:
-                fate = "would be sent, then replaced" if self.options.dry_run else "were sent, then replaced"
+                fate = "would be sent" if self.options.dry_run else f"{were} sent"
+                fate += ", then replaced"
             summary.warnings.append(
                 printable(
-                    f"{duplicates.rows:,} rows of {name} {fate}: a later row has the same id, "
+                    f"{counted(duplicates.rows, 'rows')} of {name} {fate}: a later row has the same id, "
                     f'and the last one wins (e.g. id "{duplicates.example_id}" on rows {rows})'
                 )
             )
@@ -560,9 +562,10 @@ class PushRun:
                 acknowledged = summary.rows_sent + summary.rows_resumed
                 if not acknowledged:
                     raise
+                are = "is" if acknowledged == 1 else "are"
                 raise type(error)(
-                    f"{str(error).rstrip('.')}. The {acknowledged:,} rows acknowledged so far are "
-                    "checkpointed: rerun the same command to send the rest.",
+                    f"{str(error).rstrip('.')}. The {counted(acknowledged, 'rows')} acknowledged so far "
+                    f"{are} checkpointed: rerun the same command to send the rest.",
                     status=error.status,
                 ) from error
             finally:
@@ -796,9 +799,11 @@ def _sent_so_far(summary: PushSummary, source: str) -> str:
     """What a push of a `source` ("file", "query") had sent when it stopped."""
     sent = summary.rows_sent + summary.rows_resumed
     if sent:
+        were, are, them = ("was", "is", "it") if sent == 1 else ("were", "are", "them")
         return (
-            f"{sent:,} rows were sent and are checkpointed: the same {source} pushed again resumes after "
-            f"them, and the {source} mended replaces them by id rather than duplicating them"
+            f"{counted(sent, 'rows')} {were} sent and {are} checkpointed: the same {source} pushed again "
+            f"resumes after {them}, and the {source} mended replaces {them} by id rather than duplicating "
+            f"{them}"
         )
     if summary.batches:
         # A batch goes as several requests when it is split (a 413, a 400) or holds an id twice: some

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from connector.display import counted
 from connector.emulator import Emulator, FaultRule
 from connector.rich_progress import RichProgress
 from tests.helpers import CLI, cli_env, run_cli
@@ -136,3 +137,20 @@ def test_a_table_tells_a_missing_value_from_empty_text(tmp_path: Path, emulator:
     cells = [[cell.strip() for cell in line.strip("│").split("│")] for line in done.stdout.splitlines()]
     # Both were a blank cell.
     assert [row for row in cells if row[0] in ("r1", "r2")] == [["r1", ""], ["r2", "NULL"]], done.stdout
+
+
+def test_a_count_of_exactly_one_names_one_thing() -> None:
+    cases = [(1, "rows"), (0, "rows"), (1_500, "rows"), (1, "batches"), (2, "batches"), (1, "retries")]
+    cases += [(0, "retries"), (1, "project_scores"), (1, "row versions"), (1, "invalid rows")]
+    assert [counted(count, plural) for count, plural in cases] == [
+        "1 row",
+        "0 rows",
+        "1,500 rows",
+        "1 batch",
+        "2 batches",
+        "1 retry",
+        "0 retries",
+        "1 project_score",
+        "1 row version",
+        "1 invalid row",
+    ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -167,6 +168,18 @@ def sync_objects(emulator: Emulator, warehouse: WarehouseSettings, objects: str)
     """Sync the emulator's `objects` (`--objects`) into `warehouse` through the command line."""
     args = ("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--objects", objects)
     assert run_cli(*args, env={"BRAINTRUST_API_KEY": emulator.api_key}).returncode == 0
+
+
+def test_the_summary_counts_one_object_in_the_singular(emulator: Emulator, tmp_path: Path) -> None:
+    project = emulator.store.create_project("p")
+    emulator.store.create_experiment(project["id"], "e")
+    emulator.store.create_dataset(project["id"], "d1")
+    emulator.store.create_dataset(project["id"], "d2")
+    done = run_cli("sync", env=cli_env(emulator, tmp_path))
+    assert done.returncode == 0, done.stderr
+    (line,) = [line for line in done.stdout.splitlines() if line.startswith("synced ")]
+    listed = "1 project, 1 experiment, 2 datasets, 0 prompts, 0 functions, 0 project_scores, 0 project_tags"
+    assert re.fullmatch(rf"synced {listed} in [0-9.]+s \(\d+ requests, 0 retries\)", line), line
 
 
 def test_sql_writes_no_file_runs_a_query_ending_in_a_comment_and_fails_midway_in_one_line(

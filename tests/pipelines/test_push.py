@@ -41,7 +41,7 @@ def test_push_job_inserts_a_file_into_a_dataset_like_the_cli(
     assert (metadata["rows_read"], metadata["rows_sent"], metadata["dry_run"]) == (2, 2, False)
     # The run's log counts the push's batches; the check before it counts none.
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
-    assert "push golden.csv: 2 rows, 1 batches" in logged
+    assert "push golden.csv: 2 rows, 1 batch" in logged
     assert "validate golden.csv: 2 rows" in logged
     rows = emulator.store.live_rows("dataset", metadata["dataset_id"])
     assert sorted((r["id"], r["input"], r["expected"]) for r in rows) == [

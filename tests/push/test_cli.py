@@ -83,7 +83,7 @@ def test_the_command_runs_the_exit_handlers_then_exits_without_tearing_the_inter
     )
     assert [done.stderr.splitlines()[-1] for done in outcomes] == [b"exit handlers ran"] * 2
     assert not any(b"torn down" in done.stderr for done in outcomes)
-    assert jsonl_done.stdout.startswith(b"dry run: 1 of 1 rows of d.jsonl are valid")
+    assert jsonl_done.stdout.startswith(b"dry run: 1 of 1 row of d.jsonl is valid")
 
 
 def push_under_probe(probe: str, path: Path, emulator: Emulator, tmp_path: Path) -> str:

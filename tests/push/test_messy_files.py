@@ -368,7 +368,7 @@ def test_the_last_row_with_an_id_wins_and_the_duplicates_are_reported(
     assert code == 0
     assert (summary["rows_read"], summary["rows_sent"], summary["rows_duplicate"]) == (200, 199, 1)
     assert err == (
-        "bt-sync: warning: 1 rows of dup.csv were not sent: a later row has the same id, "
+        "bt-sync: warning: 1 row of dup.csv was not sent: a later row has the same id, "
         'and the last one wins (e.g. id "r3" on rows 4, 151)\n'
     )
     rows = stored(emulator)
@@ -381,7 +381,7 @@ def test_jsonl_ids_1_and_quoted_1_are_one_id(emulator: Emulator, tmp_path: Path,
     summary = push(path)
     assert (summary.rows_sent, summary.rows_duplicate) == (1, 1)
     assert summary.warnings == [
-        "1 rows of ids.jsonl were not sent: a later row has the same id, and the last one wins "
+        "1 row of ids.jsonl was not sent: a later row has the same id, and the last one wins "
         '(e.g. id "1" on rows 1, 2)'
     ]
     assert stored(emulator)["1"]["input"] == "text"
@@ -1101,7 +1101,7 @@ def test_rows_nested_too_deep_go_to_the_rejects_file_as_they_were_written(
     skip = ("--input", "question", "--on-error", "skip", "--rejects", str(rejects))
     code, out, err = cli(emulator, tmp_path, capsys, path, *skip)
     assert (code, err) == (0, "")
-    assert out.startswith(f"pushed 1 rows of deep{suffix}") and f"; {len(rows) - 1} invalid rows" in out
+    assert out.startswith(f"pushed 1 row of deep{suffix}") and f"; {len(rows) - 1} invalid row" in out
     written = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
     too_deep = "its values nest deeper than the 255 levels JSON writers take"
     assert [
