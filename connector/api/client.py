@@ -31,6 +31,7 @@ from connector.api.retry import (
     parse_retry_after,
 )
 from connector.config import ApiSettings
+from connector.display import counted
 from connector.errors import (
     ApiError,
     AuthError,
@@ -300,8 +301,9 @@ class BraintrustClient:
                         method, path, json=json, content=content, params=params, headers=headers, parse=parse
                     )
         except TRANSIENT_EXCEPTIONS as error:
+            attempts = counted(self._max_attempts, "attempts")
             raise ServerUnavailable(
-                f"{method} {path} failed after {self._max_attempts} attempts ({_describe(error)}); "
+                f"{method} {path} failed after {attempts} ({_describe(error)}); "
                 f"the API at {redact(self.api_url)} is unavailable or overloaded, try again later.",
                 status=error.status if isinstance(error, RetryableResponse) else None,
             ) from None

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from connector.display import printable
+from connector.display import counted, printable
 from connector.errors import PushError, first_line
 from connector.push.arrow_values import (
     VALUE_ERRORS,
@@ -125,7 +125,7 @@ class CsvReader:
 
         def on_malformed(row: Any) -> str:
             # pyarrow numbers records from 1 counting the header, and leaves the row out of the batch.
-            reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
+            reason = f"expected {counted(row.expected_columns, 'columns')}, found {row.actual_columns}"
             malformed[row.number - 1] = RowProblem(None, reason, values=row.text)
             return "skip"
 
@@ -185,10 +185,10 @@ class CsvReader:
         tail = _tail(self._source, len(quoted) + 3)
         if tail.rstrip(b"\r\n").endswith(quoted + b'"') or not tail.endswith(quoted):
             return last
-        lines = len(value.splitlines())
+        lines = counted(len(value.splitlines()), "lines")
         problem = RowProblem(
             self.columns[-1],
-            f"its quoted value is never closed, so it takes in the rest of the file ({lines:,} lines) as its "
+            f"its quoted value is never closed, so it takes in the rest of the file ({lines}) as its "
             'text: close the quote (a quote inside a quoted value is written "")',
             values=row,
         )

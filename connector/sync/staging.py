@@ -19,6 +19,7 @@ from pydantic import Field
 
 from connector.api.pagination import PagePosition
 from connector.destinations.base import ObjectRef, StagedParts
+from connector.display import counted
 from connector.errors import one_line_reason
 from connector.state_file import StateFile
 
@@ -111,7 +112,8 @@ class ObjectStaging:
             except (OSError, pa.ArrowException) as error:
                 return f"its staged part {name} cannot be read ({one_line_reason(error)})"
         if rows != checkpoint.rows_staged:
-            return f"its staged parts hold {rows:,} rows, its checkpoint counts {checkpoint.rows_staged:,}"
+            held = counted(rows, "rows")
+            return f"its staged parts hold {held}, its checkpoint counts {checkpoint.rows_staged:,}"
         return None
 
     def staged(self, checkpoint: Checkpoint) -> StagedParts:

@@ -800,7 +800,7 @@ def test_the_timeout_setting_bounds_each_response(
         # The API timing out is transient: the run stops (to be retried later) with one line naming the call.
         assert done.returncode == 1
         (line,) = done.stderr.strip().splitlines()
-        assert f"/v1/project_logs/{slow_project}/fetch failed after 1 attempts" in line, line
+        assert f"/v1/project_logs/{slow_project}/fetch failed after 1 attempt (" in line, line
         assert "ReadTimeout: timed out" in line, line
         assert not warehouse.duckdb_path.exists() or not query(warehouse, "SELECT * FROM project_logs")
     else:
@@ -829,7 +829,7 @@ def test_every_command_that_calls_the_api_takes_the_timeout_flag_and_debug_after
         env={"BRAINTRUST_API_KEY": emulator.api_key, "BT_SYNC_MAX_ATTEMPTS": "1"},
     )  # fmt: skip
     assert done.returncode == 1
-    assert f"GET {route} failed after 1 attempts (last error: ReadTimeout" in done.stderr
+    assert f"GET {route} failed after 1 attempt (last error: ReadTimeout" in done.stderr
     assert "Traceback" in done.stderr  # --debug, given after the command
 
 

@@ -90,6 +90,15 @@ def test_csv_rows_are_numbered_across_chunks_around_malformed_rows(
             assert isinstance(row, dict) and row["n"] == str(number)
 
 
+def test_a_row_with_a_value_too_many_for_a_one_column_csv_says_so_in_the_singular(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text("input\nq1\nq2,extra\n")
+    assert numbered(SourceFile(path)) == [
+        (1, {"input": "q1"}),
+        (2, RowProblem(None, "expected 1 column, found 2", values="q2,extra")),
+    ]
+
+
 def test_csv_rows_longer_than_a_block_are_read_with_bigger_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
