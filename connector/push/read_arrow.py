@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import json
 import sys
 from collections.abc import Generator, Iterator, Set
 from contextlib import closing, contextmanager
@@ -423,6 +424,12 @@ def _as_text(value: pa.Scalar) -> str:
     """A value that has no JSON form, as text."""
     if pa.types.is_time(value.type):  # Python would show a time past the day's end as one within it
         return f"{value.cast(time_count(value.type)).as_py()} {value.type.unit}"
+    if pa.types.is_struct(value.type):
+        # As the object it is (pyarrow shows a list of pairs), NaN and infinities as JavaScript writes them.
+        try:
+            return json.dumps(value.as_py(), default=str, ensure_ascii=False)
+        except VALUE_ERRORS:
+            pass
     try:
         return str(value)
     except VALUE_ERRORS:

@@ -567,6 +567,22 @@ def test_a_map_repeating_a_key_is_a_bad_row_not_a_lost_entry(tmp_path: Path, pus
     assert rejected["values"] == {"input": "[('k', 1), ('k', 2)]"}
 
 
+def test_a_rejected_struct_is_copied_to_the_rejects_file_as_the_object_it_is(
+    tmp_path: Path, push: Any
+) -> None:
+    kind = pa.struct([("score", pa.float64()), ("label", pa.string())])
+    scored = pa.array([{"score": 0.5, "label": "ok"}, {"score": float("nan"), "label": "é"}], kind)
+    table = pa.table({"id": ["a", "b"], "input": ["q1", "q2"], "metadata": scored})
+    pq.write_table(table, tmp_path / "s.parquet")
+    rejects = tmp_path / "rejects.jsonl"
+    summary = push(tmp_path / "s.parquet", on_error="skip", rejects=rejects)
+    assert (summary.rows_sent, summary.rows_skipped) == (1, 1)
+    (rejected,) = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert (rejected["row"], rejected["column"]) == (2, "metadata")
+    # Where pyarrow shows a struct as a list of pairs: [('score', nan), ('label', 'é')].
+    assert rejected["values"] == {"id": "b", "input": "q2", "metadata": '{"score": NaN, "label": "é"}'}
+
+
 def test_a_map_deep_in_a_column_is_an_object_and_one_repeating_a_key_a_bad_row(
     emulator: Emulator, tmp_path: Path, push: Any
 ) -> None:
