@@ -146,14 +146,14 @@ def _check(
         if column not in present
     ]
     if missing:
-        listing = f"{holder} has columns: {_listing(columns)}"
+        listing = f"{holder} has columns: {_listing(columns)}{_separator_hint(columns, holder)}"
         raise PushError(printable(f"{file_name}: no column {', '.join(missing)}; {listing}"))
     if not (mapping.input or mapping.expected or mapping.metadata):
         raise PushError(
             printable(
                 f"{file_name}: no column maps to input, expected or metadata; name them with "
                 f"{option('input')}/{option('expected')}/{option('metadata')} "
-                f"({holder} has columns: {_listing(columns)})"
+                f"({holder} has columns: {_listing(columns)}{_separator_hint(columns, holder)})"
             )
         )
 
@@ -161,6 +161,18 @@ def _check(
 def _listing(columns: Sequence[str]) -> str:
     # Quoted, as the missing names are: `id, input` from a header `id, input` is `"id", " input"`.
     return ", ".join(f'"{column}"' for column in columns) if columns else "(none)"
+
+
+def _separator_hint(columns: Sequence[str], holder: str) -> str:
+    """What to do about a file separated by semicolons, tabs or bars (a spreadsheet's CSV export in many
+    languages), whose header is read as one column; nothing for other columns, or a query's result."""
+    if holder != "the file" or len(columns) != 1:
+        return ""
+    separator = next((s for s in (";", "\t", "|") if s in columns[0]), None)
+    if separator is None:
+        return ""
+    looks = f"its header looks separated by {separator!r}"
+    return f"; {looks}, but CSV is read separated by commas: save it with commas"
 
 
 class Event(NamedTuple):

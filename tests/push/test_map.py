@@ -91,6 +91,15 @@ def test_nothing_to_send_is_an_error() -> None:
         resolve_mapping("d.csv", ["a", "id"])
 
 
+def test_a_separator_in_a_lone_column_is_named_only_for_a_file_s_header() -> None:
+    hints = []
+    for columns, holder in ((["a;b"], "the file"), (["a;b"], "the result"), (["a;b", "c"], "the file")):
+        with pytest.raises(PushError) as error:
+            resolve_mapping("d", columns, holder=holder)
+        hints.append("its header looks separated by ';'" in str(error.value))
+    assert hints == [True, False, False]
+
+
 def test_single_columns_become_values_and_json_text_is_parsed() -> None:
     row = {
         "id": "r1",

@@ -555,6 +555,26 @@ def test_values_of_columns_never_sent_refuse_no_row_and_no_file(
     }  # fmt: skip
 
 
+@pytest.mark.parametrize(("separator", "shown"), [(";", "';'"), ("\t", "'\\t'")])
+def test_a_csv_file_separated_otherwise_than_by_commas_is_refused_saying_so(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], separator: str, shown: str
+) -> None:
+    data = tmp_path / "export.csv"
+    data.write_text(f"id{separator}input\nr1{separator}question\n")
+    hint = f"its header looks separated by {shown}, but CSV is read separated by commas: save it with commas"
+    header = f'"id{separator}input"'.replace("\t", "\\x09")
+    code, out, err = cli(emulator, tmp_path, capsys, data)
+    assert (code, out) == (1, "")
+    assert err == (
+        "bt-sync: error: export.csv: no column maps to input, expected or metadata; name them with "
+        f"--input/--expected/--metadata (the file has columns: {header}; {hint})\n"
+    )
+    code, _, err = cli(emulator, tmp_path, capsys, data, "--input", "input")
+    missing = 'bt-sync: error: export.csv: no column "input" (from --input)'
+    assert (code, err) == (1, f"{missing}; the file has columns: {header}; {hint}\n")
+    assert nothing_created(emulator)
+
+
 def test_a_map_repeating_a_key_is_a_bad_row_not_a_lost_entry(tmp_path: Path, push: Any) -> None:
     maps = pa.array([[("k", 1)], [("k", 1), ("k", 2)]], pa.map_(pa.string(), pa.int64()))
     pq.write_table(pa.table({"input": maps}), tmp_path / "m.parquet")
