@@ -77,6 +77,7 @@ _FLAGS = {
     "rejects": "--rejects",
     "sql_file": "--sql-file",
     "format": "--format",
+    "delimiter": "--delimiter",
     "validate_first": "--no-validate-first",
     "backoff_initial_s": "BT_SYNC_BACKOFF_INITIAL_S",
     "backoff_max_s": "BT_SYNC_BACKOFF_MAX_S",

@@ -164,15 +164,15 @@ def _listing(columns: Sequence[str]) -> str:
 
 
 def _separator_hint(columns: Sequence[str], holder: str) -> str:
-    """What to do about a file separated by semicolons, tabs or bars (a spreadsheet's CSV export in many
-    languages), whose header is read as one column; nothing for other columns, or a query's result."""
+    """What to do about a CSV file separated by semicolons, tabs or bars (a spreadsheet's export in many
+    languages) read as separated by commas: its header is one column. Nothing for other columns, or a
+    query's result."""
     if holder != "the file" or len(columns) != 1:
         return ""
     separator = next((s for s in (";", "\t", "|") if s in columns[0]), None)
     if separator is None:
         return ""
-    looks = f"its header looks separated by {separator!r}"
-    return f"; {looks}, but CSV is read separated by commas: save it with commas"
+    return f"; its header looks separated by {separator!r}: pass {option('delimiter', repr(separator))}"
 
 
 class Event(NamedTuple):

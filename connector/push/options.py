@@ -56,6 +56,11 @@ class PushOptions(BaseModel):
     format: FileFormat | None = Field(
         default=None, description="File format (default: Parquet by content, the others by extension)."
     )
+    delimiter: str | None = Field(
+        default=None,
+        description="What separates a CSV file's values: one character, \\t for a tab (default: a tab "
+        "for .tsv files, else a comma).",
+    )
     id_column: str | None = Field(
         default=None, description="Column of row ids (default: `id` if present, else a hash of the row)."
     )
@@ -144,6 +149,21 @@ class PushOptions(BaseModel):
             raise PydanticCustomError("format", _FILE_ONLY, {"file": option("file")})
         return file_format
 
+    @field_validator("delimiter")
+    @classmethod
+    def _one_separator(cls, delimiter: str | None, info: ValidationInfo) -> str | None:
+        if delimiter is None:
+            return None
+        if info.data.get("file") is None:
+            raise PydanticCustomError("delimiter", _FILE_ONLY, {"file": option("file")})
+        separator = "\t" if delimiter == "\\t" else delimiter
+        # A quote or a line break would make every value's boundaries ambiguous.
+        if len(separator) != 1 or separator in '"\r\n':
+            raise PydanticCustomError(
+                "delimiter", "is one character, not a quote or a line break (\\t for a tab)"
+            )
+        return separator
+
     @field_validator("validate_first")
     @classmethod
     def _sent_as_checked_from_a_file(cls, validate_first: bool, info: ValidationInfo) -> bool:
@@ -183,9 +203,11 @@ class PushOptions(BaseModel):
         """The options that decide which events land in which batch (part of the checkpoint key)."""
         # `rows` names how rows become batches: checkpoints written before duplicate ids were left
         # out (and before late JSON keys were mapped) numbered other rows, so they must not be reused.
+        # A file's default separator is not named: checkpoints from before `delimiter` stay valid.
+        default = {"delimiter"} if self.delimiter is None else set()
         return self.model_dump(
             mode="json",
-            exclude={*SOURCE_FIELDS, "concurrency", "rejects", "dry_run", "force", "state_dir"},
+            exclude={*SOURCE_FIELDS, "concurrency", "rejects", "dry_run", "force", "state_dir", *default},
         ) | {"max_request_bytes": MAX_REQUEST_BYTES, "rows": "valid, last of each id"}
 
 

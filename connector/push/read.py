@@ -64,6 +64,7 @@ _NOT_TEXT = (
 
 _FORMAT_BY_SUFFIX = {
     ".csv": FileFormat.CSV,
+    ".tsv": FileFormat.CSV,
     ".parquet": FileFormat.PARQUET,
     ".jsonl": FileFormat.JSONL,
     ".ndjson": FileFormat.JSONL,
@@ -164,12 +165,16 @@ class SourceFile:
     Args:
         path: the file to read.
         file_format: its format, or None: Parquet is known by its content, other formats by the extension.
+        delimiter: what separates a CSV file's values, or None: a tab for a `.tsv` file, else a comma.
 
     Raises:
-        PushError: the file is missing, empty, of an unknown format, or not readable as that format.
+        PushError: the file is missing, empty, of an unknown format, or not readable as that format;
+            or a delimiter is given for a file that is not CSV.
     """
 
-    def __init__(self, path: Path, file_format: FileFormat | None = None) -> None:
+    def __init__(
+        self, path: Path, file_format: FileFormat | None = None, delimiter: str | None = None
+    ) -> None:
         self.path = path
         if path.is_dir():
             raise PushError(f"{path} is a directory, not a file")
@@ -185,8 +190,13 @@ class SourceFile:
         with path.open("rb") as raw:
             source = InputFile(path, _compression(raw.read(SNIFF_BYTES)))
         self.format = _content_format(source, _content_head(source), file_format)
+        if delimiter is not None and self.format is not FileFormat.CSV:
+            raise PushError(
+                f"{path.name} is {_FORMAT_NAMES[self.format]}, not CSV: "
+                f"{option('delimiter')} applies to CSV files only"
+            )
         self._input = source
-        self._reader = _reader(source, self.format)
+        self._reader = _reader(source, self.format, delimiter or _default_delimiter(path))
 
     @property
     def name(self) -> str:
@@ -222,6 +232,19 @@ class SourceFile:
         self._reader.read_only(columns)
 
 
+def _default_delimiter(path: Path) -> str:
+    """A tab for a `.tsv` file (compressed or not), else a comma."""
+    return "\t" if _format_suffix(path) == ".tsv" else ","
+
+
+def _format_suffix(path: Path) -> str:
+    """The extension that names a file's format, past a compression suffix: `.csv` of `data.csv.gz`."""
+    name = path.name.lower()
+    for compression in _COMPRESSION_SUFFIXES:
+        name = name.removesuffix(compression)
+    return Path(name).suffix
+
+
 def infer_format(path: Path) -> FileFormat:
     """Return the format named by a file's extension, ignoring a compression suffix.
 
@@ -231,13 +254,10 @@ def infer_format(path: Path) -> FileFormat:
     Raises:
         PushError: the extension names no supported format.
     """
-    name = path.name.lower()
-    for compression in _COMPRESSION_SUFFIXES:
-        name = name.removesuffix(compression)
-    file_format = _FORMAT_BY_SUFFIX.get(Path(name).suffix)
+    file_format = _FORMAT_BY_SUFFIX.get(_format_suffix(path))
     if file_format is None:
         raise PushError(
-            f"{path.name}: cannot tell the format from the extension; use .csv, .parquet, .jsonl "
+            f"{path.name}: cannot tell the format from the extension; use .csv, .tsv, .parquet, .jsonl "
             "or .json (optionally compressed: .gz, .bz2, .zst or .lz4), or pass "
             f"{option('format', 'csv|parquet|jsonl|json')}"
         )
@@ -703,7 +723,7 @@ def json_kind(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _reader(source: InputFile, file_format: FileFormat) -> _Reader:
+def _reader(source: InputFile, file_format: FileFormat, delimiter: str) -> _Reader:
     if file_format is FileFormat.JSONL:
         return _JsonlReader(source)
     if file_format is FileFormat.JSON:
@@ -711,7 +731,7 @@ def _reader(source: InputFile, file_format: FileFormat) -> _Reader:
     # Imported only here: pyarrow, which reads CSV and Parquet, takes 0.15 s to import.
     from connector.push.read_arrow import CsvReader, ParquetReader
 
-    return CsvReader(source) if file_format is FileFormat.CSV else ParquetReader(source)
+    return CsvReader(source, delimiter) if file_format is FileFormat.CSV else ParquetReader(source)
 
 
 def file_error(path: Path, error: Exception, near_row: int | None = None) -> PushError:

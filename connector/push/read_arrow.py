@@ -65,8 +65,9 @@ class CsvReader:
     columns_complete = True
     json_columns: frozenset[str] = frozenset()
 
-    def __init__(self, source: InputFile) -> None:
+    def __init__(self, source: InputFile, delimiter: str = ",") -> None:
         self._source = source
+        self._delimiter = delimiter
         name = source.path.name
         names = self._header()
         # pyarrow either fails to decode a header that is not UTF-8 or replaces its bad bytes with U+FFFD.
@@ -106,7 +107,9 @@ class CsvReader:
 
     def _header(self) -> list[str] | None:
         # Malformed rows are skipped here: `chunks` reports them with their row numbers.
-        skip_malformed = pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda _row: "skip")
+        skip_malformed = pa_csv.ParseOptions(
+            delimiter=self._delimiter, newlines_in_values=True, invalid_row_handler=lambda _row: "skip"
+        )
         for block_bytes in (CSV_BLOCK_BYTES, CSV_MAX_BLOCK_BYTES):
             try:
                 reader = _open_csv(self._source, block_bytes, skip_malformed)
@@ -136,7 +139,9 @@ class CsvReader:
             null_values=[""],
             quoted_strings_can_be_null=False,
         )
-        parse = pa_csv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_malformed)
+        parse = pa_csv.ParseOptions(
+            delimiter=self._delimiter, newlines_in_values=True, invalid_row_handler=on_malformed
+        )
         next_row = 1
         reader = _open_csv(self._source, block_bytes, parse, convert)
         # Closed however the read ends: left open, pyarrow's I/O thread may still be reading ahead

@@ -125,7 +125,7 @@ def open_push(
     with ExitStack() as stack:
         source: RowSource
         if options.file is not None:
-            source = SourceFile(options.file, options.format)
+            source = SourceFile(options.file, options.format, options.delimiter)
         else:
             # Imported here: DuckDB, which reads the query, would add 0.1 s to every push of a file, and
             # the settings' module 0.1 s before a large file's helper starts.

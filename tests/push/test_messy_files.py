@@ -555,13 +555,14 @@ def test_values_of_columns_never_sent_refuse_no_row_and_no_file(
     }  # fmt: skip
 
 
-@pytest.mark.parametrize(("separator", "shown"), [(";", "';'"), ("\t", "'\\t'")])
-def test_a_csv_file_separated_otherwise_than_by_commas_is_refused_saying_so(
-    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], separator: str, shown: str
+@pytest.mark.parametrize(("separator", "flag"), [(";", "';'"), ("\t", "'\\t'")])
+def test_a_csv_file_separated_otherwise_is_refused_naming_the_flag_and_pushed_with_it(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], separator: str, flag: str
 ) -> None:
     data = tmp_path / "export.csv"
-    data.write_text(f"id{separator}input\nr1{separator}question\n")
-    hint = f"its header looks separated by {shown}, but CSV is read separated by commas: save it with commas"
+    # A spreadsheet's export: the separator, a value quoted because it holds one, and a comma as text.
+    data.write_text(f'id{separator}input\nr1{separator}"a{separator}b"\nr2{separator}1,5\n')
+    hint = f"its header looks separated by {flag}: pass --delimiter {flag}"
     header = f'"id{separator}input"'.replace("\t", "\\x09")
     code, out, err = cli(emulator, tmp_path, capsys, data)
     assert (code, out) == (1, "")
@@ -572,6 +573,45 @@ def test_a_csv_file_separated_otherwise_than_by_commas_is_refused_saying_so(
     code, _, err = cli(emulator, tmp_path, capsys, data, "--input", "input")
     missing = 'bt-sync: error: export.csv: no column "input" (from --input)'
     assert (code, err) == (1, f"{missing}; the file has columns: {header}; {hint}\n")
+    assert nothing_created(emulator)
+    code, out, err = cli(emulator, tmp_path, capsys, data, "--delimiter", flag.strip("'"))
+    assert (code, err) == (0, ""), err
+    assert out.startswith("pushed 2 rows of export.csv")
+    assert {row_id: row["input"] for row_id, row in stored(emulator).items()} == {
+        "r1": f"a{separator}b",
+        "r2": "1,5",
+    }
+
+
+@pytest.mark.parametrize("name", ["scores.tsv", "scores.tsv.gz"])
+def test_a_tsv_file_is_read_separated_by_tabs(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    text = b"id\tinput\texpected\nr1\ta, b\t1;2\n"
+    data = tmp_path / name
+    data.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+    code, out, err = cli(emulator, tmp_path, capsys, data)
+    assert (code, err) == (0, ""), err
+    assert out.startswith(f"pushed 1 row of {name}")
+    (row,) = stored(emulator).values()
+    assert (row["id"], row["input"], row["expected"]) == ("r1", "a, b", "1;2")
+
+
+def test_a_delimiter_is_refused_for_a_file_that_is_not_csv_or_when_it_is_not_one_character(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = jsonl(tmp_path / "rows.jsonl", [{"id": "r1", "input": "q"}])
+    code, _, err = cli(emulator, tmp_path, capsys, rows, "--delimiter", ";")
+    assert (code, err) == (
+        1,
+        "bt-sync: error: rows.jsonl is JSON Lines, not CSV: --delimiter applies to CSV files only\n",
+    )
+    data = tmp_path / "data.csv"
+    data.write_text("id,input\nr1,q\n")
+    for given in (";;", '"', ""):
+        code, _, err = cli(emulator, tmp_path, capsys, data, "--delimiter", given)
+        reason = "is one character, not a quote or a line break (\\t for a tab)"
+        assert (code, err) == (2, f"bt-sync: error: invalid setting: --delimiter: {reason}\n"), given
     assert nothing_created(emulator)
 
 

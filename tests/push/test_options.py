@@ -124,3 +124,13 @@ def test_the_command_line_stub_hands_every_argument_on() -> None:
     assert done.exit_code == 0
     assert "Usage: bt-sync push [OPTIONS] [file]" in done.output
     assert "--sql-file" in done.output and "--no-parse-json" in done.output
+
+
+def test_a_delimiter_given_names_other_batches_and_the_default_names_none() -> None:
+    def shaping(**given: Any) -> dict[str, Any]:
+        return PushOptions(file=Path("a.csv"), project="p", dataset="d", **given).batch_shaping()
+
+    # A checkpoint written before the option existed keys the default as it is keyed now.
+    assert "delimiter" not in shaping()
+    assert shaping(delimiter=";")["delimiter"] == ";"
+    assert shaping(delimiter="\\t") == shaping(delimiter="\t") != shaping(delimiter=";")
