@@ -49,6 +49,17 @@ def test_push_job_inserts_a_file_into_a_dataset_like_the_cli(
         ("q2", "Capital of France?", "Paris"),
     ]
 
+    semicolons = tmp_path / "golden-semicolons.csv"
+    semicolons.write_text("key;question;answer;topic\nq3;Half of 3?;1,5;math\n")
+    separated = {**config, "file": str(semicolons), "dataset": "semicolons", "delimiter": ";"}
+    pushed = push.execute_in_process(
+        instance=instance, run_config={"ops": {"push_dataset_file": {"config": separated}}}
+    )
+    (output,) = [e for e in pushed.all_events if e.event_type_value == "STEP_OUTPUT"]
+    dataset_id = output.event_specific_data.metadata["dataset_id"].value
+    (row,) = emulator.store.live_rows("dataset", dataset_id)
+    assert (row["id"], row["input"], row["expected"]) == ("q3", "Half of 3?", "1,5")
+
     skip_without_rejects = {**config, "on_error": "skip"}
     failed = push.execute_in_process(
         instance=instance,
@@ -85,6 +96,9 @@ def test_the_push_job_s_checks_while_it_runs_name_the_run_config_s_fields(
         return message
 
     directory = {"file": str(source), "on_error": "skip", "rejects": str(tmp_path / "rejects")}
+    semicolons = tmp_path / "export.csv"
+    semicolons.write_text("id;input\nq1;x\n")
+    assert "its header looks separated by ';': pass delimiter: ';'" in failure({"file": str(semicolons)})
     assert f"rejects {tmp_path / 'rejects'} is a directory; name a file" in failure(directory)
     assert "pass parse_json: false to send such values as text" in failure({"file": str(source)})
     query_file = tmp_path / "query.sql"
