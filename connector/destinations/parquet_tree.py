@@ -60,10 +60,9 @@ SCHEMA_FILE = "part-000000.parquet"
 RETIRED_GRACE = timedelta(hours=1)
 # A commit becomes current this long after it starts writing its record, which must be readable by
 # then: a query that started in between would otherwise read the old record for one table's view and
-# the new one for another's (the rows of one commit, the state of the next).
-COMMIT_AHEAD = timedelta(milliseconds=20)
-# Writes of a record for a later moment after one overran its own; the last has no deadline.
-COMMIT_ATTEMPTS = 3
+# the new one for another's (the rows of one commit, the state of the next). A write that overran its
+# moment (a slow disk, a loaded machine) is done again with the next lead; past the last, at once.
+COMMIT_LEADS = (timedelta(milliseconds=20), timedelta(milliseconds=200), timedelta(seconds=2))
 # A catalog write takes well under a second: waiting this long means another process is stuck.
 CATALOG_LOCK_WAIT_S = 300.0
 _UNREADABLE_STATE = "delete the object's directory to sync it afresh"
@@ -314,25 +313,24 @@ class ParquetTree:
         previous: ObjectRecord | None,
         record_at: Callable[[datetime], ObjectRecord],
     ) -> ObjectRecord:
-        """Write the record of a commit current at a moment just ahead (`COMMIT_AHEAD`), once it is.
+        """Write the record of a commit current at a moment just ahead (`COMMIT_LEADS`), once it is.
 
         The record must be readable before that moment: a write that took longer (a slow disk) is
-        done again for a later one, and after `COMMIT_ATTEMPTS` such writes, at once.
+        done again for a moment further ahead, and once every lead was overrun, at once.
         """
-        for attempt in range(1, COMMIT_ATTEMPTS + 1):
-            moment = _commit_time(previous)
+        attempts = [(lead, True) for lead in COMMIT_LEADS] + [(COMMIT_LEADS[0], False)]
+        for lead, on_time in attempts:
+            moment = _commit_time(previous, lead)
             record = record_at(moment)
             if moment not in (record.since, record.removed_at):
                 # Only the watermark and the time of the sync changed, in place: nothing to straddle.
                 self._write_record(stream, object_id, record)
                 return record
             try:
-                self._write_record(
-                    stream, object_id, record, before=moment if attempt < COMMIT_ATTEMPTS else None
-                )
+                self._write_record(stream, object_id, record, before=moment if on_time else None)
             except WriteOverran:
                 continue
-            _wait_until_current(moment)
+            _wait_until_current(moment, lead)
             return record
         raise AssertionError("unreachable: the last attempt writes without a deadline")
 
@@ -567,14 +565,14 @@ def _leftovers(names: Sequence[str], record: ObjectRecord) -> list[str]:
     ]
 
 
-def _commit_time(record: ObjectRecord | None) -> datetime:
-    """The time a commit after `record` makes its versions current: `COMMIT_AHEAD` from now, unless the
-    clock was set back.
+def _commit_time(record: ObjectRecord | None, lead: timedelta) -> datetime:
+    """The time a commit after `record` makes its versions current: `lead` from now, unless the clock
+    was set back.
 
     Later than every time the record names: a version made current before the one it replaces
     stopped being so would be read together with the version that one replaced.
     """
-    now = datetime.now(UTC) + COMMIT_AHEAD
+    now = datetime.now(UTC) + lead
     if record is None:
         return now
     named = [f.since for f in record.files] + [t for r in record.retired for t in (r.since, r.at)]
@@ -583,12 +581,13 @@ def _commit_time(record: ObjectRecord | None) -> datetime:
     return max(now, latest + timedelta(microseconds=1))
 
 
-def _wait_until_current(moment: datetime) -> None:
-    """Return once a commit made current at `moment` is: a query started after the sync reads it.
+def _wait_until_current(moment: datetime, lead: timedelta) -> None:
+    """Return once a commit made current at `moment`, `lead` ahead of its start, is: a query started after
+    the sync reads it.
 
-    At most `COMMIT_AHEAD`: after a clock set back, a commit's moment can be far ahead of the clock.
+    At most `lead`: after a clock set back, a commit's moment can be far ahead of the clock.
     """
-    delay = min(moment - datetime.now(UTC), COMMIT_AHEAD).total_seconds()
+    delay = min(moment - datetime.now(UTC), lead).total_seconds()
     if delay > 0:
         time.sleep(delay)
 

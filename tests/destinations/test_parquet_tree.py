@@ -596,6 +596,34 @@ def test_a_commit_record_is_readable_before_the_moment_it_makes_current(
     assert len({record_since for _, record_since in written}) == 2
 
 
+def test_on_a_disk_slower_than_a_commit_s_lead_the_record_is_still_readable_before_its_moment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
+    real_fsync, real_write, written = os.fsync, Root.write, []
+
+    def slow(fd: int) -> None:  # every write takes 60 ms, where a commit's moment first lies 20 ms ahead
+        real_fsync(fd)
+        time.sleep(0.06)
+
+    def timed(root: Root, relative: str, data: bytes, **deadline: Any) -> None:
+        real_write(root, relative, data, **deadline)
+        if relative.endswith("/_sync_state.json"):
+            written.append((datetime.now(UTC), ObjectRecord.model_validate_json(data).since))
+
+    monkeypatch.setattr("connector.state_file.os.fsync", slow)
+    monkeypatch.setattr(Root, "write", timed)
+    tree.merge(
+        LOGS_REF, staged(tmp_path / "one", [event("a", 1)]), logs_state(version=1), delete_missing_up_to=None
+    )
+    record = tmp_path / "tree" / "project_logs" / "project_id=object" / "_sync_state.json"
+    since = ObjectRecord.model_validate_json(record.read_text()).since
+    # The commit's first write of it (publishing the files writes it again, current already).
+    first_written = next(at for at, record_since in written if record_since == since)
+    # Written for a moment further ahead, not at once past its moment.
+    assert since is not None and first_written < since
+
+
 class _Killed(BaseException):
     """The process killed at that point (a `BaseException`, as no handler of bt-sync's catches it)."""
 
