@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
+from urllib.parse import unquote
 
 # Credentials in a URI's user part (`s3://KEY:SECRET@bucket`, `https://user:token@host`). A password is
 # everything from the user's `:` to the `@`, as SQLAlchemy reads a catalog URI's (`?` and `/` included: an
@@ -40,6 +41,8 @@ def uri_secrets(text: str) -> set[str]:
         password = userinfo.split(":", 1)[1:]
         # A `/` in the password ends the host for URL parsers: a message may quote the part before it.
         found.update((userinfo, *password, *(piece for p in password for piece in p.split("/"))))
+        # A library signs with the password decoded (`%2F` as `/`), and may quote it so.
+        found.update(unquote(p) for p in password)
     found.update(match["value"] for match in _SECRET_PARAMETER.finditer(text))
     return {secret for secret in found if len(secret) >= SHORTEST_SECRET}
 

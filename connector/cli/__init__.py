@@ -296,7 +296,10 @@ def _secrets_given() -> set[str]:
 
     A library's message can quote a setting in a form `redact` does not know (see `uri_secrets`).
     """
-    settings = {name: value for name, value in os.environ.items() if name.startswith(_SETTING_PREFIXES)}
+    # Matched whatever their case, as the settings read them.
+    settings = {
+        name: value for name, value in os.environ.items() if name.upper().startswith(_SETTING_PREFIXES)
+    }
     secrets = {value for name, value in settings.items() if _SECRET_VARIABLE.search(name)}
     arguments = sys.argv[1:]
     secrets.update(value for flag, value in itertools.pairwise(arguments) if flag == "--api-key")

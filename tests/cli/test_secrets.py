@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from connector.emulator import Emulator, FaultRule
 from connector.redaction import redact, scrub, uri_secrets
-from tests.helpers import cli_env, cli_in_process, run_cli
+from tests.helpers import CLI, cli_env, cli_in_process, run_cli
 
 
 def _files_under(directory: Path) -> str:
@@ -35,6 +37,32 @@ def test_an_error_quoting_the_key_back_shows_it_nowhere(emulator: Emulator, tmp_
 
     shown = pushed.stdout + pushed.stderr + synced.stdout + synced.stderr + plain.stdout + plain.stderr
     assert emulator.api_key not in shown + _files_under(tmp_path)
+
+
+@pytest.mark.parametrize("variable", ["braintrust_api_key", "Braintrust_Api_Key"])
+def test_a_key_set_in_a_variable_spelled_in_lowercase_is_hidden_too(
+    emulator: Emulator, tmp_path: Path, variable: str
+) -> None:
+    # The settings read their variables whatever the case, so a key given so is the key used.
+    env = {name: value for name, value in os.environ.items() if name.upper() != "BRAINTRUST_API_KEY"}
+    env |= cli_env(emulator, tmp_path)
+    env[variable] = env.pop("BRAINTRUST_API_KEY")
+    echoed = f'{{"error": "no project for key {emulator.api_key}"}}'
+    emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=400, body=echoed, times=None))
+    done = subprocess.run([*CLI, "projects"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "no project for key ***" in done.stderr, done.stderr
+    assert emulator.api_key not in done.stdout + done.stderr
+
+
+def test_secrets_in_variables_spelled_in_any_case_are_known_to_the_error_printer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from connector.cli import _secrets_given
+
+    monkeypatch.setenv("bt_sync_parquet", "s3://AKIA1:pass%2Fword@host/bucket")
+    monkeypatch.setenv("aws_secret_access_key", "wJalr-lower")
+    # The password also as a library that decoded it (to sign with it) would quote it.
+    assert {"wJalr-lower", "pass%2Fword", "pass/word"} <= _secrets_given()
 
 
 def test_a_key_pasted_where_a_name_goes_is_not_quoted_back(
