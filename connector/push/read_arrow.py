@@ -9,7 +9,7 @@ import codecs
 import io
 import json
 import sys
-from collections.abc import Generator, Iterator, Set
+from collections.abc import Callable, Generator, Iterator, Set
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -106,13 +106,10 @@ class CsvReader:
         self._checked = frozenset(columns)
 
     def _header(self) -> list[str] | None:
-        # Malformed rows are skipped here: `chunks` reports them with their row numbers.
-        skip_malformed = pa_csv.ParseOptions(
-            delimiter=self._delimiter, newlines_in_values=True, invalid_row_handler=lambda _row: "skip"
-        )
         for block_bytes in (CSV_BLOCK_BYTES, CSV_MAX_BLOCK_BYTES):
             try:
-                reader = _open_csv(self._source, block_bytes, skip_malformed)
+                # Malformed rows are skipped here: `chunks` reports them with their row numbers.
+                reader = self._open(block_bytes, lambda _row: "skip")
                 # Closed, not left reading ahead: see `_read`.
                 with closing(reader):
                     names: list[str] = reader.schema.names
@@ -139,11 +136,8 @@ class CsvReader:
             null_values=[""],
             quoted_strings_can_be_null=False,
         )
-        parse = pa_csv.ParseOptions(
-            delimiter=self._delimiter, newlines_in_values=True, invalid_row_handler=on_malformed
-        )
         next_row = 1
-        reader = _open_csv(self._source, block_bytes, parse, convert)
+        reader = self._open(block_bytes, on_malformed, convert)
         # Closed however the read ends: left open, pyarrow's I/O thread may still be reading ahead
         # when a parse error ends the process, which then aborts (1 push in 120 under load).
         last: RowChunk | None = None
@@ -172,6 +166,24 @@ class CsvReader:
             yield RowChunk(next_row, _with_malformed(malformed, next_row, []))
         elif last is not None:
             yield self._closed_quotes_checked(last)
+
+    def _open(
+        self,
+        block_bytes: int,
+        on_malformed: Callable[[Any], str],
+        convert: pa_csv.ConvertOptions | None = None,
+    ) -> pa_csv.CSVStreamingReader:
+        """pyarrow's streaming reader of the file, in blocks of `block_bytes`, split by the delimiter, on a
+        file only it closes (`_arrow_stream`); `on_malformed` decides a row of too many or too few values."""
+        # One thread: the malformed-row handler then sees rows in file order, with their numbers.
+        read = pa_csv.ReadOptions(block_size=block_bytes, use_threads=False)
+        parse = pa_csv.ParseOptions(
+            delimiter=self._delimiter, newlines_in_values=True, invalid_row_handler=on_malformed
+        )
+        with _quiet_undecodable_rows():
+            return pa_csv.open_csv(
+                _arrow_stream(self._source), read_options=read, parse_options=parse, convert_options=convert
+            )
 
     def _closed_quotes_checked(self, last: RowChunk) -> RowChunk:
         """`last`, the file's last chunk, with its last row a problem if it ends inside a quoted value.
@@ -241,22 +253,6 @@ def _quiet_undecodable_rows() -> Iterator[None]:
         yield
     finally:
         sys.unraisablehook = previous
-
-
-def _open_csv(
-    source: InputFile,
-    block_bytes: int,
-    parse: pa_csv.ParseOptions,
-    convert: pa_csv.ConvertOptions | None = None,
-) -> pa_csv.CSVStreamingReader:
-    """pyarrow's streaming reader of the file, in blocks of `block_bytes`, on a file only it closes
-    (`_arrow_stream`)."""
-    # One thread: the malformed-row handler then sees rows in file order, with their numbers.
-    read = pa_csv.ReadOptions(block_size=block_bytes, use_threads=False)
-    with _quiet_undecodable_rows():
-        return pa_csv.open_csv(
-            _arrow_stream(source), read_options=read, parse_options=parse, convert_options=convert
-        )
 
 
 def _row_over_block(error: Exception) -> bool:
