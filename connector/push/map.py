@@ -145,15 +145,14 @@ def _check(
         for column in names
         if column not in present
     ]
+    listing = f"{holder} has columns: {_listing(columns)}{_separator_hint(columns, holder)}"
     if missing:
-        listing = f"{holder} has columns: {_listing(columns)}{_separator_hint(columns, holder)}"
         raise PushError(printable(f"{file_name}: no column {', '.join(missing)}; {listing}"))
     if not (mapping.input or mapping.expected or mapping.metadata):
         raise PushError(
             printable(
                 f"{file_name}: no column maps to input, expected or metadata; name them with "
-                f"{option('input')}/{option('expected')}/{option('metadata')} "
-                f"({holder} has columns: {_listing(columns)}{_separator_hint(columns, holder)})"
+                f"{option('input')}/{option('expected')}/{option('metadata')} ({listing})"
             )
         )
 
