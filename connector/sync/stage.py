@@ -10,7 +10,7 @@ to Parquet, once, in the table's file format.
 
 Parts are the object's future data files: for an object's first load they are
 moved into place as they are. Each page becomes one part, or several of the
-object's file size while pages still double; each is written under a temporary
+object's file size while pages still grow; each is written under a temporary
 name and renamed, so a checkpoint can say "these parts, then continue after
 that page".
 """
@@ -215,7 +215,7 @@ class PageStager:
     def _name_parts(self, rows: int) -> list[Path]:
         """The part files for `rows` new rows.
 
-        A page as large as everything staged before it (a first load's first pages, which double:
+        A page as large as everything staged before it (a first load's first pages, which grow:
         the object's newest rows, those an hourly change touches) is cut into parts of the object's
         file size, at most a few. Any other page is one part: a Parquet file costs about 4 ms of
         fixed work, and cutting every page made three times as many files as pages (a tenth of the

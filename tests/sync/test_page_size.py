@@ -16,8 +16,9 @@ from tests.helpers import sync
 TARGET = 256 * 1024
 
 
-def test_the_limit_doubles_toward_the_byte_target_and_never_passes_the_page_limit() -> None:
-    assert next_limit(10, page_bytes=1_000, most=1000) == 20  # small pages: double
+def test_the_limit_grows_toward_the_byte_target_and_never_passes_the_page_limit() -> None:
+    assert next_limit(10, page_bytes=1_000, most=1000) == 80  # small pages: eightfold
+    assert next_limit(10, page_bytes=extract.PAGE_TARGET_BYTES // 4, most=1000) == 40  # aimed
     assert next_limit(400, page_bytes=4 * extract.PAGE_TARGET_BYTES, most=1000) == 100  # too big: shrink
     assert next_limit(600, page_bytes=extract.PAGE_TARGET_BYTES // 2, most=1000) == 1000  # capped
     assert next_limit(1, page_bytes=100 * extract.PAGE_TARGET_BYTES, most=1000) == 1  # one trace at least
@@ -53,7 +54,7 @@ def test_pages_of_heavy_rows_hold_fewer_traces(
     summary = sync(emulator, warehouse)
     (synced,) = summary.objects
     assert synced.rows == 600
-    # Pages start small and double until they near the target, then stay near it.
+    # Pages start small and grow until they near the target, then stay near it.
     assert len(page_sizes) > 4
     assert page_sizes[0] < TARGET
     assert max(page_sizes) <= 2 * TARGET, page_sizes
