@@ -36,6 +36,8 @@ from connector.push.read import RowChunk, RowProblem, half_surrogate, json_kind
 from connector.push.spelling import option
 
 ID_HEX_CHARS = 32
+# The separators a CSV file is likely to use, looked for in a lone column's name: a comma first.
+_USUAL_SEPARATORS = (",", ";", "\t", "|")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +79,7 @@ def resolve_mapping(
     origin: OriginColumns | None = None,
     check: bool = True,
     holder: str = "the file",
+    csv_delimiter: str | None = None,
 ) -> ColumnMapping:
     """Combine the mapping flags with the defaults and check every mapped column exists.
 
@@ -95,6 +98,7 @@ def resolve_mapping(
         check: raise when the mapping is incomplete; False while `columns` may still grow
             (JSON rows, whose keys are known only once the whole file was read).
         holder: what has the columns, for error messages ("the file", "the result").
+        csv_delimiter: the separator a CSV file's header was read with; None for any other input.
 
     Raises:
         PushError: a mapped column is missing, or nothing maps to input, expected or metadata.
@@ -127,7 +131,7 @@ def resolve_mapping(
         origin=origin,
     )
     if check:
-        _check(file_name, columns, flagged, mapping, holder)
+        _check(file_name, columns, flagged, mapping, holder, csv_delimiter)
     return mapping
 
 
@@ -137,6 +141,7 @@ def _check(
     flagged: dict[str, tuple[str, ...]],
     mapping: ColumnMapping,
     holder: str,
+    csv_delimiter: str | None,
 ) -> None:
     present = set(columns)
     missing = [
@@ -145,7 +150,7 @@ def _check(
         for column in names
         if column not in present
     ]
-    listing = f"{holder} has columns: {_listing(columns)}{_separator_hint(columns, holder)}"
+    listing = f"{holder} has columns: {_listing(columns, csv_delimiter)}"
     if missing:
         raise PushError(printable(f"{file_name}: no column {', '.join(missing)}; {listing}"))
     if not (mapping.input or mapping.expected or mapping.metadata):
@@ -157,18 +162,21 @@ def _check(
         )
 
 
-def _listing(columns: Sequence[str]) -> str:
-    # Quoted, as the missing names are: `id, input` from a header `id, input` is `"id", " input"`.
-    return ", ".join(f'"{column}"' for column in columns) if columns else "(none)"
+def _listing(columns: Sequence[str], csv_delimiter: str | None) -> str:
+    """The columns, quoted as the missing names are (`id, input` from a header `id, input` is
+    `"id", " input"`), and what to do about a CSV file read with another separator than its own."""
+    listed = ", ".join(f'"{column}"' for column in columns) if columns else "(none)"
+    return listed + _separator_hint(columns, csv_delimiter)
 
 
-def _separator_hint(columns: Sequence[str], holder: str) -> str:
-    """What to do about a CSV file separated by semicolons, tabs or bars (a spreadsheet's export in many
-    languages) read as separated by commas: its header is one column. Nothing for other columns, or a
-    query's result."""
-    if holder != "the file" or len(columns) != 1:
+def _separator_hint(columns: Sequence[str], csv_delimiter: str | None) -> str:
+    """The flag reading a CSV file whose header, read with `csv_delimiter`, is one column holding another
+    usual separator (a spreadsheet's export in many languages is separated by `;`; a comma-separated file
+    read with `--delimiter ';'`). Nothing for other columns, or for an input that is not a CSV file: a
+    JSON key or a query's column may hold a `;`, and the flag applies to CSV only."""
+    if csv_delimiter is None or len(columns) != 1:
         return ""
-    separator = next((s for s in (";", "\t", "|") if s in columns[0]), None)
+    separator = next((s for s in _USUAL_SEPARATORS if s != csv_delimiter and s in columns[0]), None)
     if separator is None:
         return ""
     return f"; its header looks separated by {separator!r}: pass {option('delimiter', repr(separator))}"

@@ -196,7 +196,10 @@ class SourceFile:
                 f"{option('delimiter')} applies to CSV files only"
             )
         self._input = source
-        self._reader = _reader(source, self.format, delimiter or _default_delimiter(path))
+        separator = delimiter or _default_delimiter(path)
+        # What separates the values of a CSV file (for messages about its header); None for another format.
+        self.csv_delimiter = separator if self.format is FileFormat.CSV else None
+        self._reader = _reader(source, self.format, separator)
 
     @property
     def name(self) -> str:

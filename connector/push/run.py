@@ -644,6 +644,7 @@ class PushRun:
             origin=self.origin,
             check=check,
             holder=self._holder(),
+            csv_delimiter=self.source.csv_delimiter if isinstance(self.source, SourceFile) else None,
         )
 
     def _holder(self) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -91,13 +92,16 @@ def test_nothing_to_send_is_an_error() -> None:
         resolve_mapping("d.csv", ["a", "id"])
 
 
-def test_a_separator_in_a_lone_column_is_named_only_for_a_file_s_header() -> None:
+def test_another_separator_in_a_lone_column_is_named_only_for_a_csv_file_s_header() -> None:
     hints = []
-    for columns, holder in ((["a;b"], "the file"), (["a;b"], "the result"), (["a;b", "c"], "the file")):
+    # A CSV header read with a comma, then with `;`, then any other input (a JSON key, a query's
+    # column), then a header of two columns.
+    for columns, delimiter in ((["a;b"], ","), (["a,b"], ";"), (["a;b"], None), (["a;b", "c"], ",")):
         with pytest.raises(PushError) as error:
-            resolve_mapping("d", columns, holder=holder)
-        hints.append("its header looks separated by ';'" in str(error.value))
-    assert hints == [True, False, False]
+            resolve_mapping("d", columns, csv_delimiter=delimiter)
+        hint = re.search(r"its header looks separated by '(.)': pass --delimiter '(.)'", str(error.value))
+        hints.append(hint and hint.groups())
+    assert hints == [(";", ";"), (",", ","), None, None]
 
 
 def test_single_columns_become_values_and_json_text_is_parsed() -> None:

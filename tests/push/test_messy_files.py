@@ -583,6 +583,22 @@ def test_a_csv_file_separated_otherwise_is_refused_naming_the_flag_and_pushed_wi
     }
 
 
+def test_only_a_csv_file_read_with_another_separator_is_told_which_to_pass(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commas = tmp_path / "commas.csv"
+    commas.write_text("id,input\nr1,q\n")
+    code, _, err = cli(emulator, tmp_path, capsys, commas, "--delimiter", ";")
+    hint = "its header looks separated by ',': pass --delimiter ','"
+    assert (code, err.endswith(f'(the file has columns: "id,input"; {hint})\n')) == (1, True), err
+    # A JSON key holding a `;` is no header: the flag, which applies to CSV only, is not named.
+    keyed = tmp_path / "keyed.jsonl"
+    keyed.write_text('{"q;a": "x"}\n')
+    code, _, err = cli(emulator, tmp_path, capsys, keyed)
+    assert (code, err.endswith('(the file has columns: "q;a")\n')) == (1, True), err
+    assert nothing_created(emulator)
+
+
 @pytest.mark.parametrize("name", ["scores.tsv", "scores.tsv.gz"])
 def test_a_tsv_file_is_read_separated_by_tabs(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
