@@ -69,6 +69,19 @@ _TAIL_BYTES = 1024
 _Model = TypeVar("_Model", bound=BaseModel)
 
 
+class PageTooLarge(Exception):
+    """A fetch page's body is larger than its caller takes: it was not read to its end.
+
+    Args:
+        size: the body's length, as the response declared it, or else the bytes read before reading
+            stopped (either way more than the most taken).
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"a fetch page of {size} bytes or more")
+        self.size = size
+
+
 @dataclass
 class ClientStats:
     """What this client sent: requests (including retries), retries, and fetch pages.
@@ -210,14 +223,25 @@ class BraintrustClient:
             raise MalformedResponse(f"{what} returned a non-string `cursor`")
         return FetchEventsResponse.model_construct(events=raw["events"], cursor=raw.get("cursor"))
 
-    def fetch_raw(self, object_type: ObjectType, object_id: str, request: FetchEventsRequest) -> bytes:
+    def fetch_raw(
+        self,
+        object_type: ObjectType,
+        object_id: str,
+        request: FetchEventsRequest,
+        *,
+        most_bytes: int | None = None,
+    ) -> bytes:
         """Fetch one page of row versions, newest first, as the response body's bytes.
 
         On 5xx and timeouts the page size is halved for the next attempt (down to
         `MIN_FETCH_LIMIT`): large pages are what time out on a loaded server.
 
+        Args:
+            most_bytes: the largest body taken (None: any); reading a larger one stops past it.
+
         Raises:
             NotFoundError: the object no longer exists.
+            PageTooLarge: the body ran past `most_bytes`.
         """
         body = request.model_dump(exclude_none=True)
 
@@ -233,6 +257,7 @@ class BraintrustClient:
             json=body,
             on_retry=shrink_page,
             parse=_json_object_bytes,
+            most_bytes=most_bytes,
         )
         self.stats.count(fetch_pages=1)
         return content
@@ -281,6 +306,7 @@ class BraintrustClient:
         headers: dict[str, str] | None = None,
         on_retry: Any = None,
         parse: Callable[[bytes], Any] = orjson.loads,
+        most_bytes: int | None = None,
     ) -> Any:
         def before_sleep(state: RetryCallState) -> None:
             self.stats.count(retries=1)
@@ -298,7 +324,14 @@ class BraintrustClient:
             for attempt in retrying:
                 with attempt:
                     return self._send_once(
-                        method, path, json=json, content=content, params=params, headers=headers, parse=parse
+                        method,
+                        path,
+                        json=json,
+                        content=content,
+                        params=params,
+                        headers=headers,
+                        parse=parse,
+                        most_bytes=most_bytes,
                     )
         except TRANSIENT_EXCEPTIONS as error:
             attempts = counted(self._max_attempts, "attempts")
@@ -319,6 +352,7 @@ class BraintrustClient:
         params: dict[str, Any] | None,
         headers: dict[str, str] | None,
         parse: Callable[[bytes], Any],
+        most_bytes: int | None,
     ) -> Any:
         self.stats.count(requests=1)
         if json is not None:
@@ -326,8 +360,8 @@ class BraintrustClient:
         # The body is joined here, not kept on the response: httpx leaves a response in a reference
         # cycle, which would hold a whole fetch page in memory until Python's cyclic GC runs.
         with self._http.stream(method, path, content=content, params=params, headers=headers) as response:
-            body = b"".join(response.iter_bytes())
             status, retry_after = response.status_code, response.headers.get("Retry-After")
+            body = _read(response, most_bytes if status < 300 else None)
         if status < 300:
             _refuse_what_is_not_json(method, path, body)
             try:
@@ -337,6 +371,35 @@ class BraintrustClient:
         if status in RETRYABLE_STATUSES:
             raise RetryableResponse(status, parse_retry_after(retry_after))
         raise _status_error(method, path, status, body, self._key)
+
+
+def _read(response: httpx.Response, most_bytes: int | None) -> bytes:
+    """The response's body, joined.
+
+    Raises:
+        PageTooLarge: the body is longer than `most_bytes`, as its declared length says, or as reading
+            it finds; the rest is left unread (closing the response drops the connection).
+    """
+    if most_bytes is None:
+        return b"".join(response.iter_bytes())
+    declared = _declared_length(response)
+    if declared is not None and declared > most_bytes:
+        raise PageTooLarge(declared)
+    chunks: list[bytes] = []
+    received = 0
+    for chunk in response.iter_bytes():
+        received += len(chunk)
+        if received > most_bytes:
+            raise PageTooLarge(received)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _declared_length(response: httpx.Response) -> int | None:
+    """The body's length as the response declares it, when that is the length read (not compressed)."""
+    length = response.headers.get("Content-Length", "")
+    uncompressed = response.headers.get("Content-Encoding", "identity") == "identity"
+    return int(length) if uncompressed and length.isdigit() else None
 
 
 def _validated(model: type[_Model], raw: Any, request: str) -> _Model:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args
 
 FaultKind = Literal[
-    "status", "slow", "drop", "truncate", "repeat_cursor", "empty_page", "body", "drop_after_apply"
+    "status", "slow", "drop", "truncate", "repeat_cursor", "empty_page", "body", "drop_after_apply", "gzip"
 ]
 FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 
@@ -30,6 +30,8 @@ class FaultRule:
             (following it serves the page the request would have had);
             `body`: answer 200 with `body` as the JSON body, whatever the request (a malformed response);
             `drop_after_apply`: apply the request, then close without responding (a lost ack).
+            `gzip`: serve normally, the body compressed (`Content-Encoding: gzip`), as an API behind a
+            compressing proxy answers: its length is then not the length read.
         route: regular expression searched in the request path ("/insert" works as a substring).
         method: HTTP method to match, or None for any.
         status: HTTP status for `kind="status"` (429, 500, 503, 413, 408, ...).

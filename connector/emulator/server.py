@@ -7,6 +7,7 @@ socket: closing it without a response, or after half a body.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hmac
 import logging
 import socket
@@ -176,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
             if kind == "drop_after_apply":
                 self.close_connection = True
             else:
-                self._send(reply, truncate=kind == "truncate")
+                self._send(reply, truncate=kind == "truncate", compress=kind == "gzip")
 
     def _refusal(self, api_key: str, route: Route) -> Reply | None:
         scheme, _, token = (self.headers["Authorization"] or "").partition(" ")
@@ -213,18 +214,21 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return self.rfile.read(length) if length else b""
 
-    def _send(self, reply: Reply, *, truncate: bool = False) -> None:
+    def _send(self, reply: Reply, *, truncate: bool = False, compress: bool = False) -> None:
+        body = gzip.compress(reply.body, compresslevel=1) if compress else reply.body
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
-        self.send_header("Content-Length", str(len(reply.body)))
+        self.send_header("Content-Length", str(len(body)))
+        if compress:
+            self.send_header("Content-Encoding", "gzip")
         for name, value in reply.headers:
             self.send_header(name, value)
         self.end_headers()
         if truncate:
-            self.wfile.write(reply.body[: len(reply.body) // 2])
+            self.wfile.write(body[: len(body) // 2])
             self.close_connection = True
         else:
-            self.wfile.write(reply.body)
+            self.wfile.write(body)
 
 
 def _run(route: Route, call: Call) -> Reply:

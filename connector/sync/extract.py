@@ -13,7 +13,7 @@ import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 
-from connector.api.client import BraintrustClient
+from connector.api.client import BraintrustClient, PageTooLarge
 from connector.api.pagination import MAX_EMPTY_PAGES, FetchPaginator, PageEnd
 from connector.api.xact import parse_xact
 from connector.destinations.base import ObjectRef
@@ -26,16 +26,22 @@ from connector.sync.staging import Checkpoint, ObjectStaging
 from schemas.api import FetchEventsRequest
 
 # Pages start small and grow while they go on, toward the size in bytes that keeps staging's memory
-# bounded whatever the size of a row: `--page-limit` is the most traces a page may hold. What bounds a
-# page's bytes is its aim, the bytes per trace of the page before: how fast a page may grow only sets
-# how many traces that estimate comes from. A full read grows eightfold (10, 80, 640, ... traces): at
-# 200,000 rows it fetched 37 pages into 41 files, where doubling took 41 pages and 51 files, each page
-# and file costing DuckDB a few milliseconds of fixed work. An incremental read starts smallest and
-# grows more slowly: its last page always overshoots into already-synced rows, and a page of at most
-# half the traces read before it keeps that overshoot within half the change.
+# bounded whatever the size of a row: `--page-limit` is the most traces a page may hold. A page's bytes
+# are bounded by its aim, the bytes per trace of the page before, and by `OVERSIZED_PAGE` when the
+# traces turn heavier; how fast pages grow only sets how many traces the aim is estimated from. A full
+# read grows eightfold (10, 80, 640, ... traces): at 200,000 rows it fetched 37 pages into 41 files,
+# where doubling took 41 pages and 51 files, each page and file costing DuckDB a few milliseconds of
+# fixed work. An incremental read starts smallest and grows more slowly: its last page always
+# overshoots into already-synced rows, and a page of at most half the traces read before it keeps that
+# overshoot within half the change.
 # 7 MB rather than 8: a sync's peak memory fell by 35-45 MB (at 200,000 and at a million rows), for
 # 11-14% more pages and no CPU beyond this machine's noise.
 PAGE_TARGET_BYTES = 7 * 2**20
+# A page over this many times its aim is not read to its end but asked for again with fewer traces: its
+# traces weigh far more than the ones the aim was taken from (the newest traces light, older ones heavy),
+# and holding it would take this process its size twice over, typing it DuckDB about ten times. A page
+# of one trace is taken whatever it weighs.
+OVERSIZED_PAGE = 2
 FULL_FIRST_LIMIT = 10
 FULL_GROWTH = 8
 INCREMENTAL_FIRST_LIMIT = 1
@@ -136,7 +142,13 @@ def extract_object(
     try:
         in_flight = fetcher.fetch(paginator.request())
         while True:
-            body = in_flight.result()
+            try:
+                body = in_flight.result()
+            except PageTooLarge as too_large:
+                # Nothing was asked for after it yet: the paginator is still where the page starts.
+                paginator.limit = max(1, paginator.limit * PAGE_TARGET_BYTES // too_large.size)
+                in_flight = fetcher.fetch(paginator.request())
+                continue
             traces_read += paginator.limit
             paginator.limit = next_limit(
                 paginator.limit, len(body), page_limit, traces_read=None if cutoff is None else traces_read
@@ -235,7 +247,12 @@ class _Fetcher:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bt-sync-fetch")
 
     def fetch(self, request: FetchEventsRequest) -> Future[bytes]:
-        return self._pool.submit(self._client.fetch_raw, self._ref.object_type, self._ref.object_id, request)
+        """The page `request` asks for; past `OVERSIZED_PAGE` times its aim, `PageTooLarge` instead,
+        unless it is a page of one trace, taken whatever it weighs."""
+        most = None if (request.limit or 1) == 1 else OVERSIZED_PAGE * PAGE_TARGET_BYTES
+        return self._pool.submit(
+            self._client.fetch_raw, self._ref.object_type, self._ref.object_id, request, most_bytes=most
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -7,7 +7,7 @@ import time
 import orjson
 import pytest
 
-from connector.api.client import BraintrustClient
+from connector.api.client import BraintrustClient, PageTooLarge
 from connector.api.pagination import FetchPaginator, PageEnd
 from connector.api.xact import parse_xact, snapshot_pin
 from connector.config import ApiSettings
@@ -331,6 +331,29 @@ def test_only_server_errors_and_timeouts_shrink_the_page(
         body = client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], FetchEventsRequest(limit=limit))
         assert (client.stats.requests, client.stats.retries, client.stats.fetch_pages) == (2, 1, 1)
     assert len({event["root_span_id"] for event in orjson.loads(body)["events"]}) == traces
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["declared-length", "gzip"])
+def test_a_page_longer_than_the_most_taken_is_not_read_to_its_end(
+    emulator: Emulator, project: dict, compressed: bool
+) -> None:
+    emulator.store.generate_logs(project["id"], 300, trace_spans=(1, 1), payload_bytes=5_000, rng_seed=5)
+    if compressed:  # its declared length is the compressed one: the client counts what it reads
+        emulator.faults.add(FaultRule(kind="gzip", route="/fetch", times=None))
+    request = FetchEventsRequest(limit=300)
+    with make_client(emulator) as client:
+        whole = client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request)
+        assert (
+            client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request, most_bytes=len(whole)) == whole
+        )
+        with pytest.raises(PageTooLarge) as too_large:
+            client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request, most_bytes=100_000)
+        assert (client.stats.requests, client.stats.retries, client.stats.fetch_pages) == (3, 0, 2)
+    size = too_large.value.size
+    if compressed:  # reading stops past the most taken, well before the page's end (1.5 MB)
+        assert 100_000 < size < len(whole) // 2
+    else:  # the page's declared length is known before a byte of it is read
+        assert size == len(whole)
 
 
 def test_missing_key_is_a_config_error() -> None:

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 from connector.config import WarehouseSettings
-from connector.emulator import Emulator
+from connector.emulator import Emulator, FaultRule
 from connector.sync import extract, stage
 from connector.sync.extract import next_limit
 from connector.sync.stage import PageStager
-from tests.helpers import sync
+from tests.helpers import fetches_served, sync
 
 TARGET = 256 * 1024
 
@@ -58,6 +58,24 @@ def test_pages_of_heavy_rows_hold_fewer_traces(
     assert len(page_sizes) > 4
     assert page_sizes[0] < TARGET
     assert max(page_sizes) <= 2 * TARGET, page_sizes
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["declared-length", "gzip"])
+def test_a_page_far_heavier_than_the_ones_before_is_asked_for_again_with_fewer_traces(
+    emulator: Emulator, warehouse: WarehouseSettings, page_sizes: list[int], compressed: bool
+) -> None:
+    project = emulator.store.create_project("light-then-heavy")
+    # Older traces of ~20 kB, then the newest 100 of ~200 bytes: a page sized from the light ones
+    # takes in heavy ones by the hundred, 24 times its aim (staged whole before the fix).
+    emulator.store.generate_logs(project["id"], 400, trace_spans=(1, 1), payload_bytes=20_000, rng_seed=3)
+    emulator.store.generate_logs(project["id"], 100, trace_spans=(1, 1), payload_bytes=200, rng_seed=4)
+    if compressed:  # the client finds the page too large by reading it, not from its declared length
+        emulator.faults.add(FaultRule(kind="gzip", route="/fetch", times=None))
+    (synced,) = sync(emulator, warehouse).objects
+    assert synced.rows == 500
+    assert max(page_sizes) <= extract.OVERSIZED_PAGE * TARGET, page_sizes
+    # A page too large was asked for again and never staged (one fetch more reads the newest version).
+    assert fetches_served(emulator) - 1 - len(page_sizes) >= 1, page_sizes
 
 
 def test_a_trace_heavier_than_staging_s_base_memory_still_syncs(
