@@ -73,13 +73,16 @@ class PageTooLarge(Exception):
     """A fetch page's body is larger than its caller takes: it was not read to its end.
 
     Args:
-        size: the body's length, as the response declared it, or else the bytes read before reading
-            stopped (either way more than the most taken).
+        size: the body's length: as the response declared it; for a compressed body, the bytes read
+            scaled by the share of its declared (compressed) length received; else the bytes read.
+            Always more than the most taken.
+        read: the body's bytes read before reading stopped.
     """
 
-    def __init__(self, size: int) -> None:
-        super().__init__(f"a fetch page of {size} bytes or more")
+    def __init__(self, size: int, read: int) -> None:
+        super().__init__(f"a fetch page of about {size} bytes, {read} of them read")
         self.size = size
+        self.read = read
 
 
 @dataclass
@@ -384,15 +387,26 @@ def _read(response: httpx.Response, most_bytes: int | None) -> bytes:
         return b"".join(response.iter_bytes())
     declared = _declared_length(response)
     if declared is not None and declared > most_bytes:
-        raise PageTooLarge(declared)
+        raise PageTooLarge(declared, 0)
     chunks: list[bytes] = []
     received = 0
     for chunk in response.iter_bytes():
         received += len(chunk)
         if received > most_bytes:
-            raise PageTooLarge(received)
+            raise PageTooLarge(_compressed_share(response, received), received)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _compressed_share(response: httpx.Response, received: int) -> int:
+    """The length of a compressed body, estimated from the `received` bytes it has given so far and
+    the share of its declared length downloaded for them (`received` itself when it declares none):
+    the page is asked for again with about the right number of traces, not half as many each time."""
+    length = response.headers.get("Content-Length", "")
+    downloaded = response.num_bytes_downloaded
+    if not (length.isdigit() and downloaded):
+        return received
+    return max(received, received * int(length) // downloaded)
 
 
 def _declared_length(response: httpx.Response) -> int | None:
