@@ -393,15 +393,16 @@ def _read(response: httpx.Response, most_bytes: int | None) -> bytes:
     for chunk in response.iter_bytes():
         received += len(chunk)
         if received > most_bytes:
-            raise PageTooLarge(_compressed_share(response, received), received)
+            raise PageTooLarge(_estimated_length(response, received), received)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _compressed_share(response: httpx.Response, received: int) -> int:
-    """The length of a compressed body, estimated from the `received` bytes it has given so far and
-    the share of its declared length downloaded for them (`received` itself when it declares none):
-    the page is asked for again with about the right number of traces, not half as many each time."""
+def _estimated_length(response: httpx.Response, received: int) -> int:
+    """The length of a body read in part (a compressed one): the `received` bytes it has given so far,
+    scaled by the share of its declared length downloaded for them (`received` itself when it declares
+    none). The page is then asked for again with about the right number of traces, not half as many
+    each time."""
     length = response.headers.get("Content-Length", "")
     downloaded = response.num_bytes_downloaded
     if not (length.isdigit() and downloaded):
