@@ -403,18 +403,22 @@ def _estimated_length(response: httpx.Response, received: int) -> int:
     scaled by the share of its declared length downloaded for them (`received` itself when it declares
     none). The page is then asked for again with about the right number of traces, not half as many
     each time."""
-    length = response.headers.get("Content-Length", "")
-    downloaded = response.num_bytes_downloaded
-    if not (length.isdigit() and downloaded):
+    length, downloaded = _content_length(response), response.num_bytes_downloaded
+    if length is None or not downloaded:
         return received
-    return max(received, received * int(length) // downloaded)
+    return max(received, received * length // downloaded)
 
 
 def _declared_length(response: httpx.Response) -> int | None:
     """The body's length as the response declares it, when that is the length read (not compressed)."""
-    length = response.headers.get("Content-Length", "")
     uncompressed = response.headers.get("Content-Encoding", "identity") == "identity"
-    return int(length) if uncompressed and length.isdigit() else None
+    return _content_length(response) if uncompressed else None
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    """The bytes the response says it sends (compressed ones, for a compressed body), if it says."""
+    length = response.headers.get("Content-Length", "")
+    return int(length) if length.isdigit() else None
 
 
 def _validated(model: type[_Model], raw: Any, request: str) -> _Model:

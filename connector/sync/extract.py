@@ -145,8 +145,9 @@ def extract_object(
             try:
                 body = in_flight.result()
             except PageTooLarge as too_large:
-                # Nothing was asked for after it yet: the paginator is still where the page starts.
-                paginator.limit = max(1, paginator.limit * PAGE_TARGET_BYTES // too_large.size)
+                # Nothing was asked for after it yet: the paginator is still where the page starts. Its
+                # size puts the aim below the limit asked for, which the next limit then holds.
+                paginator.limit = next_limit(paginator.limit, too_large.size, page_limit)
                 in_flight = fetcher.fetch(paginator.request())
                 continue
             traces_read += paginator.limit
