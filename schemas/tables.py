@@ -92,8 +92,8 @@ _EVENT_BODY = (
 )
 EXTRA = _json(
     "_extra",
-    "Fields the API sent that have no column, and values whose type did not fit their column; "
-    "NULL when every field fit.",
+    "Fields the API sent that have no column, values whose type did not fit their column, and the text "
+    "of times finer than a microsecond; NULL when every field fit.",
 )
 SYNCED_AT = _timestamp("_synced_at", "When bt-sync fetched this version of the row.")
 RAW = _json("_raw", "The whole object as the API returned it.")

@@ -463,12 +463,28 @@ def _time(value: str) -> str:
 
 
 def _unparsed_time(column: Column, misfit_columns: frozenset[str]) -> str:
-    """SQL keeping a timestamp that does not parse in `_extra` (as `{"created": "..."}`), else NULL."""
+    """SQL keeping a timestamp that does not parse, or is finer than its column holds, in `_extra` (as
+    `{"created": "..."}`), else NULL."""
     value = f"e.{sql_identifier(column.name)}"
-    unparsed = f"{value} IS NOT NULL AND {_time(value)} IS NULL"
+    unparsed = f"{value} IS NOT NULL AND ({_time(value)} IS NULL OR {_finer_than_microseconds(value)})"
     if column.name in misfit_columns:
         unparsed += f" AND {_not_misfit(column.name)}"
     return f"CASE WHEN {unparsed} THEN json_object({sql_literal(column.name)}, {value}) END"
+
+
+def _finer_than_microseconds(value: str) -> str:
+    """SQL true where the time's text has a non-zero digit past a fraction's sixth, which DuckDB drops:
+    the column keeps the time to the microsecond, `_extra` its text.
+
+    A time's text has one '.', before its fraction; the seventh character after it is looked at first,
+    a byte comparison, so that the usual six digits cost no more.
+    """
+    fraction = f"strpos({value}, '.')"
+    past_sixth = f"ltrim(substr({value}, {fraction} + 7), '0')"
+    return (
+        f"(CASE WHEN {fraction} > 0 AND substr({value}, {fraction} + 7, 1) BETWEEN '0' AND '9' "
+        f"THEN left({past_sixth}, 1) BETWEEN '1' AND '9' ELSE false END)"
+    )
 
 
 def _not_misfit(name: str) -> str:

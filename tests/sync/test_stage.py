@@ -286,6 +286,36 @@ def test_a_value_its_column_cannot_hold_lands_in_extra(
     assert orjson.loads(rows["odd"]) == misfit and rows["plain"] is None
 
 
+def test_a_time_finer_than_a_microsecond_keeps_its_text_in_extra_and_its_column_the_microsecond(
+    emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    broken = emulator.store.create_project("messy")
+    times = {
+        "nanoseconds": "2024-05-01T12:00:00.123456789Z",
+        "seven-digits": "2024-05-01T12:00:00.1234567+02:00",
+        "zeros-past-the-sixth": "2024-05-01T12:00:00.123456000Z",
+        "microseconds": "2024-05-01T12:00:00.123456Z",
+        "milliseconds": "2024-05-01T12:00:00.123Z",
+    }
+    serve(emulator, broken["id"], [event(name, created=time) for name, time in times.items()], times=2)
+    sync(emulator, warehouse)
+    rows = {
+        name: (str(created), extra)
+        for name, created, extra in query(
+            warehouse,
+            "SELECT id, strftime(created, '%H:%M:%S.%f'), _extra FROM project_logs WHERE project_id = ?",
+            [broken["id"]],
+        )
+    }
+    assert rows == {
+        "nanoseconds": ("12:00:00.123456", '{"created":"2024-05-01T12:00:00.123456789Z"}'),
+        "seven-digits": ("10:00:00.123456", '{"created":"2024-05-01T12:00:00.1234567+02:00"}'),
+        "zeros-past-the-sixth": ("12:00:00.123456", None),
+        "microseconds": ("12:00:00.123456", None),
+        "milliseconds": ("12:00:00.123000", None),
+    }
+
+
 def test_an_event_naming_another_object_keeps_that_name_in_extra(
     emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
