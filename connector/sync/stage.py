@@ -476,15 +476,10 @@ def _finer_than_microseconds(value: str) -> str:
     """SQL true where the time's text has a non-zero digit past a fraction's sixth, which DuckDB drops:
     the column keeps the time to the microsecond, `_extra` its text.
 
-    A time's text has one '.', before its fraction; the seventh character after it is looked at first,
-    a byte comparison, so that the usual six digits cost no more.
+    One regular expression, about 55 ns a row: the same test spelled with `strpos` and `substr` was no
+    faster a row and took six times as long to plan (0.58 ms of every page's typing, against 0.09).
     """
-    fraction = f"strpos({value}, '.')"
-    past_sixth = f"ltrim(substr({value}, {fraction} + 7), '0')"
-    return (
-        f"(CASE WHEN {fraction} > 0 AND substr({value}, {fraction} + 7, 1) BETWEEN '0' AND '9' "
-        f"THEN left({past_sixth}, 1) BETWEEN '1' AND '9' ELSE false END)"
-    )
+    return f"regexp_matches({value}, '[.][0-9]{{6}}[0-9]*[1-9]')"
 
 
 def _not_misfit(name: str) -> str:
