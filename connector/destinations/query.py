@@ -381,7 +381,7 @@ def _json_texts(column: pa.Array, *, is_json: bool) -> pa.Array:
         text = _quoted(column)
     else:
         values = _python_values(column)
-        if _holds(kind, pa.types.is_map):
+        if _holds(kind, _changed_in_json):
             values = [_plain(value, kind) for value in values]
         text = pa.array([_json_text(value) for value in values])
     return pc.call_function("coalesce", [text.cast(pa.large_string()), _large_text("null")])
@@ -567,11 +567,19 @@ def _plain(value: Any, data_type: pa.DataType, *, as_text: bool = False) -> Any:
         return [_plain(item, data_type.value_type, as_text=as_text) for item in value]
     if as_text and isinstance(value, float) and not math.isfinite(value):
         return orjson.Fragment(str(value))
+    if pa.types.is_float32(data_type) and math.isfinite(value):
+        # Python widens a FLOAT to its exact double (0.1 as 0.10000000149011612): the shortest decimal
+        # that is the same FLOAT is shown, as DuckDB shows it and as a FLOAT column is (`_shown`).
+        return float(str(np.float32(value)))
     return value
 
 
 def _changed_as_text(data_type: pa.DataType) -> bool:
     return bool(pa.types.is_map(data_type) or pa.types.is_floating(data_type))
+
+
+def _changed_in_json(data_type: pa.DataType) -> bool:
+    return bool(pa.types.is_map(data_type) or pa.types.is_float32(data_type))
 
 
 def _holds(data_type: pa.DataType, kind: Callable[[pa.DataType], bool]) -> bool:

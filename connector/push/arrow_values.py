@@ -6,7 +6,7 @@ JSON form is refused, naming why; nanosecond timestamps and every time, however 
 cast to integers in Arrow and written as ISO 8601 text, with all nine digits of nanoseconds and DuckDB's
 24:00:00 (which `to_pylist` reads as midnight); maps with text keys become objects, and a
 map that repeats a key is a bad value rather than a silently dropped entry, and so is a NaN or
-infinite float. Decimals stay `Decimal`s, which `map.py` writes as exact JSON numbers, but for those of
+infinite float; a 32-bit float is the shortest decimal that is it, not its double. Decimals stay `Decimal`s, which `map.py` writes as exact JSON numbers, but for those of
 a type without decimal places (a HUGEINT): integers, `WholeNumber`s beyond 64 bits. A JSON
 column's text is parsed: it holds JSON values, not text.
 """
@@ -89,6 +89,10 @@ def plan_column(data_type: pa.DataType) -> ColumnPlan:
         return _plan_struct(data_type)
     if pa.types.is_map(data_type):
         return _plan_map(data_type)
+    if pa.types.is_float32(data_type):
+        # Python widens a FLOAT to its exact double (0.1 as 0.10000000149011612): read from Arrow's text
+        # for it, the shortest decimal that is the same FLOAT, as DuckDB and pandas show it.
+        return ColumnPlan(pa.string(), _shortest_single)
     if pa.types.is_floating(data_type):
         return ColumnPlan(data_type, _finite)
     if pa.types.is_decimal(data_type) and data_type.scale <= 0:
@@ -250,6 +254,11 @@ def _finite(value: float) -> float:
     if math.isfinite(value):
         return value
     raise ValueError(f"{value} is not a number JSON can hold")
+
+
+def _shortest_single(text: str) -> float:
+    """A FLOAT from Arrow's text for it (`0.1`, `nan`), as `_finite` takes it."""
+    return _finite(float(text))
 
 
 def _nanosecond_timestamp(tz: str | None) -> Fix:

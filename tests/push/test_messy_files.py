@@ -463,6 +463,9 @@ def test_nanosecond_times_and_other_arrow_types_arrive_exactly(
             "price": pa.array([Decimal("12.30"), Decimal("-0.001")], pa.decimal128(10, 3)),
             "key": pa.array([key.bytes, key.bytes], pa.uuid()),
             "half": pa.array([1.5, None], pa.float16()),
+            # Python widens a FLOAT to its exact double: 0.1 was sent as 0.10000000149011612.
+            "single": pa.array([0.1, None], pa.float32()),
+            "singles": pa.array([[0.3, None, 1e20], None], pa.list_(pa.float32())),
         }
     )
     pq.write_table(table, tmp_path / "types.parquet")
@@ -480,6 +483,8 @@ def test_nanosecond_times_and_other_arrow_types_arrive_exactly(
         "price": 12.3,
         "key": str(key),
         "half": 1.5,
+        "single": 0.1,
+        "singles": [0.3, None, 1e20],
     }
     b = rows["b"]["input"]
     # Whole microseconds read the same from a nanosecond column as from a microsecond one.
