@@ -6,9 +6,10 @@ JSON form is refused, naming why; nanosecond timestamps and every time, however 
 cast to integers in Arrow and written as ISO 8601 text, with all nine digits of nanoseconds and DuckDB's
 24:00:00 (which `to_pylist` reads as midnight); maps with text keys become objects, and a
 map that repeats a key is a bad value rather than a silently dropped entry, and so is a NaN or
-infinite float; a 32-bit float is the shortest decimal that is it, not its double. Decimals stay `Decimal`s, which `map.py` writes as exact JSON numbers, but for those of
-a type without decimal places (a HUGEINT): integers, `WholeNumber`s beyond 64 bits. A JSON
-column's text is parsed: it holds JSON values, not text.
+infinite float; a 32-bit float is the shortest decimal that is it, not its double. Decimals stay
+`Decimal`s, which `map.py` writes as exact JSON numbers, but for those of a type without decimal
+places (a HUGEINT): integers, `WholeNumber`s beyond 64 bits. A JSON column's text is parsed: it holds
+JSON values, not text.
 """
 
 from __future__ import annotations
