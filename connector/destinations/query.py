@@ -354,9 +354,7 @@ def _as_text(batch: pa.RecordBatch, json_columns: set[str]) -> pa.RecordBatch:
         if pa.types.is_boolean(field.type):
             column = column.cast(pa.string())  # `true`, as DuckDB and JSON write it, not Python's `True`
         elif field.name not in json_columns and pa.types.is_nested(field.type):
-            values = column.to_pylist()
-            if _holds(field.type, _changed_as_text):
-                values = [_plain(value, field.type, as_text=True) for value in values]
+            values = _plain_values(column, as_text=True)
             column = pa.array(
                 [None if value is None else _json_text(value) for value in values],
                 pa.string(),
@@ -380,10 +378,7 @@ def _json_texts(column: pa.Array, *, is_json: bool) -> pa.Array:
     elif _is_text(kind) and not _holds_match(column, _JSON_ESCAPED_PATTERN):
         text = _quoted(column)
     else:
-        values = _python_values(column)
-        if _holds(kind, _changed_in_json):
-            values = [_plain(value, kind) for value in values]
-        text = pa.array([_json_text(value) for value in values])
+        text = pa.array([_json_text(value) for value in _plain_values(column, as_text=False)])
     return pc.call_function("coalesce", [text.cast(pa.large_string()), _large_text("null")])
 
 
@@ -541,6 +536,28 @@ def _duckdb_text(values: pa.Array) -> list[str]:
         con.execute("SET TimeZone = 'UTC'")
         con.register("shown", pa.table({"value": values}))
         return [str(text) for (text,) in con.execute("SELECT value::VARCHAR FROM shown").fetchall()]
+
+
+def _plain_values(column: pa.Array, *, as_text: bool) -> list[Any]:
+    """A column's values as `_plain` shows them; a union's each as its member's type gives it (a map
+    as an object), which its value alone does not tell."""
+    kind = column.type
+    if pa.types.is_union(kind):
+        members = [_plain_values(column.field(index), as_text=as_text) for index in range(kind.num_fields)]
+        member_of = {code: index for index, code in enumerate(kind.type_codes)}
+        # Read from the buffers (validity, type codes, a dense union's offsets, then the members'):
+        # pyarrow's `type_codes` and `offsets` of a slice start where the whole array's do.
+        rows = slice(column.offset, column.offset + len(column))
+        buffers = column.buffers()
+        codes = np.frombuffer(buffers[1], np.int8)[rows].tolist()
+        # A sparse union's members are its rows (a slice's sliced too); a dense one's are at its offsets.
+        dense = kind.mode == "dense"
+        positions = np.frombuffer(buffers[2], np.int32)[rows].tolist() if dense else range(len(column))
+        return [members[member_of[code]][at] for code, at in zip(codes, positions, strict=True)]
+    values = _python_values(column)
+    if _holds(kind, _changed_as_text if as_text else _changed_in_json):
+        values = [_plain(value, kind, as_text=as_text) for value in values]
+    return values
 
 
 def _plain(value: Any, data_type: pa.DataType, *, as_text: bool = False) -> Any:
