@@ -300,7 +300,7 @@ def test_a_time_finer_than_a_microsecond_keeps_its_text_in_extra_and_its_column_
     serve(emulator, broken["id"], [event(name, created=time) for name, time in times.items()], times=2)
     sync(emulator, warehouse)
     rows = {
-        name: (str(created), extra)
+        name: (created, extra)
         for name, created, extra in query(
             warehouse,
             "SELECT id, strftime(created, '%H:%M:%S.%f'), _extra FROM project_logs WHERE project_id = ?",
