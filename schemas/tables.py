@@ -92,8 +92,8 @@ _EVENT_BODY = (
 )
 EXTRA = _json(
     "_extra",
-    "Fields the API sent that have no column, values whose type did not fit their column, and the text "
-    "of times finer than a microsecond; NULL when every field fit.",
+    "Fields the API sent that have no column, values whose type did not fit their column (a map with a "
+    "key given twice too), and the text of times finer than a microsecond; NULL when every field fit.",
 )
 SYNCED_AT = _timestamp("_synced_at", "When bt-sync fetched this version of the row.")
 RAW = _json("_raw", "The whole object as the API returned it.")
@@ -315,7 +315,8 @@ def sql_identifier(name: str) -> str:
 
 
 def json_struct(columns: tuple[Column, ...]) -> str:
-    """Return the `json_transform` structure that types `columns` out of a JSON object."""
+    """Return the `json_transform` structure that types `columns` out of a JSON object: times, versions
+    and maps come out as their text, for the SQL reading them to type."""
     fields = ", ".join(f'"{c.name}": "{_transform_type(c)}"' for c in columns)
     return "{" + fields + "}"
 
@@ -323,4 +324,8 @@ def json_struct(columns: tuple[Column, ...]) -> str:
 def _transform_type(column: Column) -> str:
     # Read as text and checked in SQL: a timestamp that does not parse must be kept, not nulled, and
     # a version must be plain digits ("1.5" would otherwise round to 2).
-    return "VARCHAR" if column.duckdb_type == "TIMESTAMPTZ" or column is XACT_ID else column.duckdb_type
+    if column.duckdb_type == "TIMESTAMPTZ" or column is XACT_ID:
+        return "VARCHAR"
+    # Read as its JSON text and typed in SQL: typed here, a map with a key given twice would be NULL
+    # without a trace, where its text can be kept.
+    return "JSON" if column.duckdb_type.startswith("MAP(") else column.duckdb_type

@@ -4,9 +4,10 @@ A page's body goes to DuckDB as it came off the wire, and Python never
 touches a row. Two passes over the page, both in DuckDB's C++:
 `json_structure` decides whether every event fits its table (see
 `connector.sync.shape`); one `json_transform` types every event into a
-table in memory. The checks, the cutoff and the deduplication read that
-table's ids and versions; the rows that are kept are then written from it
-to Parquet, once, in the table's file format.
+table in memory (a map from its text, which is kept if it makes no map).
+The checks, the cutoff and the deduplication read that table's ids and
+versions; the rows that are kept are then written from it to Parquet,
+once, in the table's file format.
 
 Parts are the object's future data files: for an object's first load they are
 moved into place as they are. Each page becomes one part, or several of the
@@ -17,6 +18,7 @@ that page".
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import uuid
@@ -68,6 +70,8 @@ _SEEN_IDS = "seen-ids"
 # The times Python's `datetime` holds: a table's readers in Python fail on any other.
 _FIRST_TIME = "TIMESTAMPTZ '0001-01-01 00:00:00+00'"
 _LAST_TIME = "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
+# The type of a map column (`scores`): typed in SQL from its JSON text, kept in the typed page too.
+_MAP = "MAP(VARCHAR, DOUBLE)"
 # The upper 64 bits of `md5` (an id's `md5_number`) and its lowest 32, as `SeenIds` keeps them: one MD5
 # per id, where `md5_number_upper` and `_lower` would compute it twice.
 _MD5_PARTS = "(md5 >> 64)::UBIGINT AS upper, (md5 & 4294967295)::UINTEGER AS lower"
@@ -176,11 +180,14 @@ class PageStager:
         except duckdb.InvalidInputException as error:
             con.unregister("page_body")
             return self.stage(_mended(body, error), cutoff)
-        events, bad_ids, bad_xacts, newest, oldest, bad_sample, cursor, other_objects = run(
+        events, bad_ids, bad_xacts, newest, oldest, bad_sample, cursor, other_objects, untyped_maps = run(
             self._sql.page_checks(table)
         ).fetchall()[0]
         if other_objects:
             run(self._sql.keep_other_objects(table))
+        if untyped_maps:
+            for statement in self._sql.keep_untyped_maps(table):
+                run(statement)
         if not events:
             cursor = _scalar(run, "SELECT json_extract_string(body, '$.cursor') FROM page_body")
         con.unregister("page_body")
@@ -327,15 +334,18 @@ class _PageSql:
     def __init__(self, stream: EventStream, object_id: str) -> None:
         self._file_columns = stream.file_columns
         self._key_column = stream.key_column
+        self._maps = [c.name for c in stream.payload_columns if c.duckdb_type == _MAP]
         self._object_id = object_id
         self._struct = '{"events": [' + json_struct(stream.payload_columns) + '], "cursor": "VARCHAR"}'
 
     def type_page(self, table: str, shape: PageShape) -> str:
         """Type every event of `page_body` into a row of `table`, in page order: the file's columns
         (joined with `page_misfits` when the page does not fit), and for the checks the version as
-        sent, the page's cursor and the event's key where it names another object."""
+        sent, the page's cursor, the event's key where it names another object and each map's text
+        (`_sent_scores`) where it is no misfit."""
         payload = [c for c in self._file_columns if c.name not in ("_extra", "_synced_at")]
         typed = [f"{_typed(c, shape.misfit_columns)} AS {sql_identifier(c.name)}" for c in payload]
+        typed += [f"{_as_sent(name, shape.misfit_columns)} AS {_sent(name)}" for name in self._maps]
         extras = ["m._misfit_extra"] if not shape.fits else []
         extras += [_unparsed_time(c, shape.misfit_columns) for c in payload if c.duckdb_type == "TIMESTAMPTZ"]
         other = self._other_object(shape.misfit_columns)
@@ -370,16 +380,25 @@ class _PageSql:
         merged = _merged_json(["_extra", kept])
         return f"UPDATE {table} SET _extra = ({merged})::JSON WHERE _other_object IS NOT NULL"
 
-    @staticmethod
-    def page_checks(table: str) -> str:
+    def keep_untyped_maps(self, table: str) -> list[str]:
+        """SQL adding to `_extra` the text of each map of `table` that typing left NULL (rare: done apart)."""
+        return [
+            f"UPDATE {table} SET _extra = "
+            f"({_merged_json(['_extra', f'json_object({sql_literal(name)}, {_sent(name)})'])})::JSON "
+            f"WHERE {_untyped(name)}"
+            for name in self._maps
+        ]
+
+    def page_checks(self, table: str) -> str:
         """The page's events, those without an id or a valid version, its newest version, its oldest
-        (version, root span), a version that is not valid, its cursor, and its events naming another
-        object."""
+        (version, root span), a version that is not valid, its cursor, its events naming another
+        object, and those with a map that typing left NULL."""
+        untyped = " OR ".join(_untyped(name) for name in self._maps) or "false"
         return (
             "SELECT count(*), count(*) FILTER (WHERE id IS NULL), count(*) FILTER (WHERE _xact_id IS NULL), "
             "max(_xact_id), min({'x': _xact_id, 'r': coalesce(root_span_id, '')}), "
             "any_value(_xact_text) FILTER (WHERE _xact_id IS NULL), any_value(_cursor), "
-            f"count(_other_object) FROM {table}"
+            f"count(_other_object), count(*) FILTER (WHERE {untyped}) FROM {table}"
         )
 
     @staticmethod
@@ -441,6 +460,8 @@ def _typed(column: Column, misfit_columns: frozenset[str]) -> str:
         value = _version(value)
     elif column.duckdb_type == "TIMESTAMPTZ":
         value = _time(value)
+    elif column.duckdb_type == _MAP:
+        value = f"json_transform({value}, {sql_literal(json.dumps(_MAP))})"
     if column.name in misfit_columns:
         value = f"CASE WHEN list_contains(m._misfits, {sql_literal(column.name)}) THEN NULL ELSE {value} END"
     return value
@@ -470,6 +491,27 @@ def _unparsed_time(column: Column, misfit_columns: frozenset[str]) -> str:
     if column.name in misfit_columns:
         unparsed += f" AND {_not_misfit(column.name)}"
     return f"CASE WHEN {unparsed} THEN json_object({sql_literal(column.name)}, {value}) END"
+
+
+def _sent(name: str) -> str:
+    """The typed page's column of map column `name`'s text."""
+    return sql_identifier(f"_sent_{name}")
+
+
+def _as_sent(name: str, misfit_columns: frozenset[str]) -> str:
+    """SQL of an event's map's JSON text, NULL where it is a misfit (kept in `_extra` by that path)."""
+    value = f"e.{sql_identifier(name)}"
+    return f"CASE WHEN {_not_misfit(name)} THEN {value} END" if name in misfit_columns else value
+
+
+def _untyped(name: str) -> str:
+    """SQL true where the typed page's map `name` is NULL and its text is not: a key given twice
+    (`{"a": 1, "a": 0}`), which JSON allows and a map does not. Its text is then kept in `_extra`.
+
+    A map is typed from its text for this: typed within the page's `json_transform`, such a map was NULL
+    without a trace. (A map holding values that are not numbers is a misfit, kept by that path.)
+    """
+    return f"({sql_identifier(name)} IS NULL AND {_sent(name)} IS NOT NULL)"
 
 
 def _finer_than_microseconds(value: str) -> str:

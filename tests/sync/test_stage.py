@@ -316,6 +316,43 @@ def test_a_time_finer_than_a_microsecond_keeps_its_text_in_extra_and_its_column_
     }
 
 
+@pytest.mark.parametrize("page_fits", [True, False])
+def test_a_map_with_a_key_given_twice_keeps_its_text_in_extra(
+    emulator: Emulator, warehouse: WarehouseSettings, page_fits: bool
+) -> None:
+    # JSON allows a key twice and a map does not: typing such `scores` made the whole map NULL silently.
+    broken = emulator.store.create_project("messy")
+    events = [
+        # A time that does not parse too: both land in `_extra`.
+        event("twice", created="later", scores={"a": 1, "b": 0.5}),
+        event("once", scores={"a": 1}),
+        event("empty", scores={}),
+        event("none", scores=None),
+    ]
+    if not page_fits:  # a string score: the page takes the misfit path, where the others are typed too
+        events.append(event("text", scores={"a": "high"}))
+    # The standard library's encoder cannot repeat a key: `b` is renamed in the text.
+    body = json.dumps({"events": events, "cursor": None}).replace('"b": 0.5', '"a": 0.5')
+    serve(emulator, broken["id"], body, times=2)
+    sync(emulator, warehouse)
+    rows = logs_by_id(warehouse, broken["id"], "scores, _extra")
+    extras = {row_id: None if extra is None else orjson.loads(extra) for row_id, (_, extra) in rows.items()}
+    assert rows["twice"][0] is None
+    assert re.sub(r"\s", "", rows["twice"][1]) == '{"created":"later","scores":{"a":1,"a":0.5}}'
+    assert {row_id: scores for row_id, (scores, _) in rows.items() if row_id != "twice"} == {
+        "once": {"a": 1.0},
+        "empty": {},
+        "none": None,
+        **({} if page_fits else {"text": None}),
+    }
+    assert {row_id: extra for row_id, extra in extras.items() if row_id != "twice"} == {
+        "once": None,
+        "empty": None,
+        "none": None,
+        **({} if page_fits else {"text": {"scores": {"a": "high"}}}),
+    }
+
+
 def test_an_event_naming_another_object_keeps_that_name_in_extra(
     emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
