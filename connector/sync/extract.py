@@ -212,7 +212,7 @@ def next_limit(limit: int, page_bytes: int, most: int, *, traces_read: int | Non
     return max(1, min(most, growth, toward_target))
 
 
-def trailing_cursor(body: bytes) -> str | None:
+def trailing_cursor(body: bytes | bytearray) -> str | None:
     """The cursor, when the body ends with it (a cheap look at the tail); None otherwise, when null, or
     when it is not a JSON string (`"\\x"`): the page's parse then says the body is not valid JSON."""
     match = _TRAILING_CURSOR.search(body[-_TAIL_BYTES:])
@@ -225,7 +225,7 @@ def trailing_cursor(body: bytes) -> str | None:
     return cursor if isinstance(cursor, str) else None
 
 
-def _stage(stager: PageStager, body: bytes, cutoff: int | None, ref: ObjectRef) -> StagedPage:
+def _stage(stager: PageStager, body: bytes | bytearray, cutoff: int | None, ref: ObjectRef) -> StagedPage:
     try:
         return stager.stage(body, cutoff)
     except PageMalformed as malformed:
@@ -247,7 +247,7 @@ class _Fetcher:
         self._ref = ref
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bt-sync-fetch")
 
-    def fetch(self, request: FetchEventsRequest) -> Future[bytes]:
+    def fetch(self, request: FetchEventsRequest) -> Future[bytes | bytearray]:
         """The page `request` asks for; past `OVERSIZED_PAGE` times its aim, `PageTooLarge` instead,
         unless it is a page of one trace, taken whatever it weighs."""
         most = None if (request.limit or 1) == 1 else OVERSIZED_PAGE * PAGE_TARGET_BYTES

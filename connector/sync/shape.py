@@ -165,7 +165,7 @@ class EventMisfits:
     misfits: list[list[str]]
 
 
-def event_misfits(body: bytes, stream: EventStream, shape: PageShape) -> EventMisfits:
+def event_misfits(body: bytes | bytearray, stream: EventStream, shape: PageShape) -> EventMisfits:
     """Go through a page that does not fit, event by event: what each one keeps in `_extra`.
 
     Raises:
@@ -177,7 +177,7 @@ def event_misfits(body: bytes, stream: EventStream, shape: PageShape) -> EventMi
         raise PageMalformed(str(error)) from None
 
 
-def _event_misfits(body: bytes, stream: EventStream, shape: PageShape) -> EventMisfits:
+def _event_misfits(body: bytes | bytearray, stream: EventStream, shape: PageShape) -> EventMisfits:
     events = json.loads(body)["events"]
     checked = {
         column.name: column for column in stream.payload_columns if column.name in shape.misfit_columns

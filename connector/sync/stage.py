@@ -156,7 +156,7 @@ class PageStager:
         self._con.close()
         self._seen.close()
 
-    def stage(self, body: bytes, cutoff: int | None) -> StagedPage:
+    def stage(self, body: bytes | bytearray, cutoff: int | None) -> StagedPage:
         """Check one page and start writing the rows to keep: above `cutoff`, newest version of each id.
 
         Raises:
@@ -551,7 +551,7 @@ def _misfits_table(misfits: EventMisfits) -> pa.Table:
     })  # fmt: skip
 
 
-def _mended(body: bytes, error: duckdb.InvalidInputException) -> bytes:
+def _mended(body: bytes | bytearray, error: duckdb.InvalidInputException) -> bytes:
     """The page without its lone surrogates, when they are what DuckDB refused in it.
 
     Raises:
@@ -564,7 +564,7 @@ def _mended(body: bytes, error: duckdb.InvalidInputException) -> bytes:
     return mended
 
 
-def _one_string(body: bytes) -> pa.Table:
+def _one_string(body: bytes | bytearray) -> pa.Table:
     """`body` as a one-row string table, without copying it (DuckDB checks the UTF-8 as it parses)."""
     offsets = pa.array([0, len(body)], pa.int32()).buffers()[1]
     array = pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(body)])

@@ -21,7 +21,7 @@ _LONE_HALF_BYTES = len(rb"\ud83d")
 _REPLACEMENT = rb"\ufffd"
 
 
-def without_lone_surrogates(body: bytes) -> bytes | None:
+def without_lone_surrogates(body: bytes | bytearray) -> bytes | None:
     """The page with each lone surrogate's escape as U+FFFD's; None if it holds none."""
     mended = False
 

@@ -359,6 +359,18 @@ def test_a_page_longer_than_the_most_taken_is_not_read_to_its_end(
         assert (size, read) == (len(whole), 0)
 
 
+def test_a_page_cut_short_is_asked_for_again_and_arrives_whole(emulator: Emulator, project: dict) -> None:
+    # A page under the most taken is read into a buffer of its declared length: a connection closed
+    # part way must be retried, never leave the rest of the buffer as it was made.
+    insert_logs(emulator, project["id"], 30)
+    request = FetchEventsRequest(limit=30)
+    with make_client(emulator) as client:
+        whole = client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request)
+        emulator.faults.add(FaultRule(kind="truncate", route="/fetch", times=1))
+        again = client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request, most_bytes=len(whole))
+        assert (again, client.stats.retries) == (whole, 1)
+
+
 def test_missing_key_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="BRAINTRUST_API_KEY") as raised:
         BraintrustClient(ApiSettings(api_url="http://127.0.0.1:9", api_key=None))
