@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from itertools import pairwise
 from typing import IO, Any
 
 import duckdb
@@ -554,10 +555,45 @@ def _plain_values(column: pa.Array, *, as_text: bool) -> list[Any]:
         dense = kind.mode == "dense"
         positions = np.frombuffer(buffers[2], np.int32)[rows].tolist() if dense else range(len(column))
         return [members[member_of[code]][at] for code, at in zip(codes, positions, strict=True)]
+    if _holds(kind, pa.types.is_union):
+        return _nested_values(column, as_text=as_text)
     values = _python_values(column)
     if _holds(kind, _changed_as_text if as_text else _changed_in_json):
         values = [_plain(value, kind, as_text=as_text) for value in values]
     return values
+
+
+def _nested_values(column: pa.Array, *, as_text: bool) -> list[Any]:
+    """A struct's, list's or map's values that hold a union: each child column as `_plain_values` shows
+    it (which tells a union's members apart), put together again row by row."""
+    kind = column.type
+    valid = column.is_valid().to_pylist()
+    if pa.types.is_struct(kind):
+        fields = [
+            (field.name, _plain_values(column.field(index), as_text=as_text))
+            for index, field in enumerate(kind)
+        ]
+        return [
+            {name: values[row] for name, values in fields} if ok else None for row, ok in enumerate(valid)
+        ]
+    if isinstance(kind, pa.FixedSizeListType):
+        ends = [(column.offset + row) * kind.list_size for row in range(len(column) + 1)]
+    else:  # a list's or map's offsets, of a slice too, index the whole child
+        ends = column.offsets.to_pylist()
+    children = [column.keys, column.items] if pa.types.is_map(kind) else [column.values]
+    first = ends[0]
+    converted = [_plain_values(child.slice(first, ends[-1] - first), as_text=as_text) for child in children]
+    rows: list[Any] = []
+    for (start, end), ok in zip(pairwise(ends), valid, strict=True):
+        held = range(start - first, end - first)
+        if not ok:
+            rows.append(None)
+        elif pa.types.is_map(kind):
+            keys, items = converted
+            rows.append({_key_text(keys[at]): items[at] for at in held})
+        else:
+            rows.append([converted[0][at] for at in held])
+    return rows
 
 
 def _plain(value: Any, data_type: pa.DataType, *, as_text: bool = False) -> Any:
@@ -605,6 +641,8 @@ def _holds(data_type: pa.DataType, kind: Callable[[pa.DataType], bool]) -> bool:
         return True
     if pa.types.is_struct(data_type):
         return any(_holds(field.type, kind) for field in data_type)
+    if pa.types.is_map(data_type):
+        return _holds(data_type.key_type, kind) or _holds(data_type.item_type, kind)
     if isinstance(data_type, pa.ListType | pa.LargeListType | pa.FixedSizeListType):
         return _holds(data_type.value_type, kind)
     return False

@@ -308,7 +308,8 @@ def test_sql_shows_numbers_as_numbers_and_maps_as_objects_at_any_depth(
         "MAP {'nan'::DOUBLE: 1, 'inf'::DOUBLE: 2, 0.5: 3} AS fk, MAP {DATE '2020-01-02': 1} AS dk, "
         "0.1::FLOAT AS fl, true AS t, ['nan'::DOUBLE, '-inf'::DOUBLE, 1.5] AS fv, "
         "[0.1::FLOAT, 'inf'::FLOAT] AS ff, {'x': MAP {'y': 0.3::FLOAT}} AS sf, "
-        "union_value(m := MAP {'a': 0.1::FLOAT})::UNION(m MAP(VARCHAR, FLOAT), n INTEGER) AS u "
+        "union_value(m := MAP {'a': 0.1::FLOAT})::UNION(m MAP(VARCHAR, FLOAT), n INTEGER) AS u, "
+        "{'l': [union_value(m := MAP {'b': 1})::UNION(m MAP(VARCHAR, INTEGER), n INTEGER)]} AS nu "
         "FROM range(3) AS r(i)"
     )
     shown = {
@@ -316,16 +317,17 @@ def test_sql_shows_numbers_as_numbers_and_maps_as_objects_at_any_depth(
         # (b'\x80…'), and a map inside a struct or a list (key, value) pairs. A FLOAT was its double
         # (0.10000000149011612), alone and nested, and CSV wrote a boolean as Python's `True`. NaN and
         # infinity in a list were null in CSV, like a missing value; JSON has no other form for them.
-        # A map in a union was its pairs.
+        # A map in a union was its pairs, in a union column and in one inside a struct or list.
         "json": (
             '[\n{"h":3,"d":1.50,"m":{"1":2},"st":{"s":{"a":1}},"l":[{"{\\"k\\":1}":"x"}],"big":"123",'
             '"v":"7","f":{"VARIANT":1},"fk":{"nan":1,"inf":2,"0.5":3},"dk":{"2020-01-02":1},"fl":0.1,'
-            '"t":true,"fv":[null,null,1.5],"ff":[0.1,null],"sf":{"x":{"y":0.3}},"u":{"a":0.1}}\n]\n'
+            '"t":true,"fv":[null,null,1.5],"ff":[0.1,null],"sf":{"x":{"y":0.3}},"u":{"a":0.1},'
+            '"nu":{"l":[{"b":1}]}}\n]\n'
         ),
         "csv": (
-            'h,d,m,st,l,big,v,f,fk,dk,fl,t,fv,ff,sf,u\n3,1.50,"{""1"":2}","{""s"":{""a"":1}}","[{""{\\""k\\"":1}"":""x""}]",'
+            'h,d,m,st,l,big,v,f,fk,dk,fl,t,fv,ff,sf,u,nu\n3,1.50,"{""1"":2}","{""s"":{""a"":1}}","[{""{\\""k\\"":1}"":""x""}]",'
             '123,7,"{""VARIANT"":1}","{""nan"":1,""inf"":2,""0.5"":3}","{""2020-01-02"":1}",0.1,true,"[nan,-inf,1.5]",'
-            '"[0.1,inf]","{""x"":{""y"":0.3}}","{""a"":0.1}"\n'
+            '"[0.1,inf]","{""x"":{""y"":0.3}}","{""a"":0.1}","{""l"":[{""b"":1}]}"\n'
         ),
     }
     for output, expected in shown.items():
