@@ -36,6 +36,11 @@ class Column:
         """Free-form payload stored as JSON text: any JSON value fits."""
         return self.duckdb_type == "JSON"
 
+    @property
+    def is_map(self) -> bool:
+        """A map (`scores`): `json_struct` reads it as its JSON text, for the SQL reading it to type."""
+        return self.duckdb_type.startswith("MAP(")
+
 
 def _varchar(name: str, description: str) -> Column:
     return Column(name, "VARCHAR", description)
@@ -328,4 +333,4 @@ def _transform_type(column: Column) -> str:
         return "VARCHAR"
     # Read as its JSON text and typed in SQL: typed here, a map with a key given twice would be NULL
     # without a trace, where its text can be kept.
-    return "JSON" if column.duckdb_type.startswith("MAP(") else column.duckdb_type
+    return "JSON" if column.is_map else column.duckdb_type

@@ -360,7 +360,7 @@ class BraintrustClient:
         self.stats.count(requests=1)
         if json is not None:
             content, headers = orjson.dumps(json), {**(headers or {}), "Content-Type": "application/json"}
-        # The body is joined here, not kept on the response: httpx leaves a response in a reference
+        # The body is read here, not kept on the response: httpx leaves a response in a reference
         # cycle, which would hold a whole fetch page in memory until Python's cyclic GC runs.
         with self._http.stream(method, path, content=content, params=params, headers=headers) as response:
             status, retry_after = response.status_code, response.headers.get("Retry-After")

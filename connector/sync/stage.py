@@ -70,8 +70,6 @@ _SEEN_IDS = "seen-ids"
 # The times Python's `datetime` holds: a table's readers in Python fail on any other.
 _FIRST_TIME = "TIMESTAMPTZ '0001-01-01 00:00:00+00'"
 _LAST_TIME = "TIMESTAMPTZ '9999-12-31 23:59:59.999999+00'"
-# The type of a map column (`scores`): typed in SQL from its JSON text, kept in the typed page too.
-_MAP = "MAP(VARCHAR, DOUBLE)"
 # The upper 64 bits of `md5` (an id's `md5_number`) and its lowest 32, as `SeenIds` keeps them: one MD5
 # per id, where `md5_number_upper` and `_lower` would compute it twice.
 _MD5_PARTS = "(md5 >> 64)::UBIGINT AS upper, (md5 & 4294967295)::UINTEGER AS lower"
@@ -334,7 +332,8 @@ class _PageSql:
     def __init__(self, stream: EventStream, object_id: str) -> None:
         self._file_columns = stream.file_columns
         self._key_column = stream.key_column
-        self._maps = [c.name for c in stream.payload_columns if c.duckdb_type == _MAP]
+        # Typed in SQL from their JSON text, which the typed page keeps too (`_untyped`).
+        self._maps = [c.name for c in stream.payload_columns if c.is_map]
         self._object_id = object_id
         self._struct = '{"events": [' + json_struct(stream.payload_columns) + '], "cursor": "VARCHAR"}'
 
@@ -376,18 +375,11 @@ class _PageSql:
     def keep_other_objects(self, table: str) -> str:
         """SQL adding to `_extra` the key of each event of `table` naming another object (rare: done apart,
         so that no other page merges it into `_extra` row by row)."""
-        kept = f"json_object({sql_literal(self._key_column)}, _other_object)"
-        merged = _merged_json(["_extra", kept])
-        return f"UPDATE {table} SET _extra = ({merged})::JSON WHERE _other_object IS NOT NULL"
+        return _kept_in_extra(table, self._key_column, "_other_object", "_other_object IS NOT NULL")
 
     def keep_untyped_maps(self, table: str) -> list[str]:
         """SQL adding to `_extra` the text of each map of `table` that typing left NULL (rare: done apart)."""
-        return [
-            f"UPDATE {table} SET _extra = "
-            f"({_merged_json(['_extra', f'json_object({sql_literal(name)}, {_sent(name)})'])})::JSON "
-            f"WHERE {_untyped(name)}"
-            for name in self._maps
-        ]
+        return [_kept_in_extra(table, name, _sent(name), _untyped(name)) for name in self._maps]
 
     def page_checks(self, table: str) -> str:
         """The page's events, those without an id or a valid version, its newest version, its oldest
@@ -460,8 +452,8 @@ def _typed(column: Column, misfit_columns: frozenset[str]) -> str:
         value = _version(value)
     elif column.duckdb_type == "TIMESTAMPTZ":
         value = _time(value)
-    elif column.duckdb_type == _MAP:
-        value = f"json_transform({value}, {sql_literal(json.dumps(_MAP))})"
+    elif column.is_map:
+        value = f"json_transform({value}, {sql_literal(json.dumps(column.duckdb_type))})"
     if column.name in misfit_columns:
         value = f"CASE WHEN list_contains(m._misfits, {sql_literal(column.name)}) THEN NULL ELSE {value} END"
     return value
@@ -528,6 +520,12 @@ def _not_misfit(name: str) -> str:
     """SQL true where the event's value of column `name` is no misfit: a misfit (not text at all, say) is
     kept in `_extra` by the misfit path already."""
     return f"NOT coalesce(list_contains(m._misfits, {sql_literal(name)}), false)"
+
+
+def _kept_in_extra(table: str, key: str, value: str, where: str) -> str:
+    """SQL adding `{key: value}` to the `_extra` of the rows of `table` that `where` selects."""
+    kept = f"json_object({sql_literal(key)}, {value})"
+    return f"UPDATE {table} SET _extra = ({_merged_json(['_extra', kept])})::JSON WHERE {where}"
 
 
 def _merged_json(fragments: list[str]) -> str:
