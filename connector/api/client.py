@@ -10,6 +10,7 @@ from __future__ import annotations
 import mmap
 import re
 import ssl
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -68,12 +69,15 @@ _OBJECT_START = re.compile(rb"\s*\{")
 _TAIL_BYTES = 1024
 
 _Model = TypeVar("_Model", bound=BaseModel)
-# A response's body: its bytes, or, for a fetch page of declared length, a mapping of its own
-# (`_read_declared`). Both slice to bytes, and DuckDB and pyarrow read both without a copy.
+# A response's body: its bytes, or, for a fetch page, a mapping of its own (`_read_declared`,
+# `_read_within`). Both slice to bytes, and DuckDB and pyarrow read both without a copy.
 Body: TypeAlias = bytes | mmap.mmap
-# A mapping's pages are all touched at once when it is made: one call into the kernel, rather than a
-# fault for each page as it is first written (Linux only).
+# A mapping's pages all taken when it is made: one call into the kernel, rather than a fault for each
+# page as it is first written (Linux only).
 _PREFAULTED = getattr(mmap, "MAP_POPULATE", 0)
+# Only Linux cuts an anonymous mapping to a shorter length in place (`mremap`); elsewhere a body of
+# unknown length is joined from its chunks.
+_SHRINKS_MAPPINGS = sys.platform == "linux"
 
 
 def _json_value(body: Body) -> Any:
@@ -402,6 +406,8 @@ def _read(response: httpx.Response, most_bytes: int | None) -> Body:
         if declared > most_bytes:
             raise PageTooLarge(declared, 0)
         return _read_declared(response, declared)
+    if most_bytes and _SHRINKS_MAPPINGS:
+        return _read_within(response, most_bytes)
     chunks: list[bytes] = []
     received = 0
     for chunk in response.iter_bytes():
@@ -416,29 +422,59 @@ def _read_declared(response: httpx.Response, length: int) -> Body:
     """A body of a declared length, read into a mapping of its own of that length.
 
     Joining its chunks held each fetch page twice at once, the chunks and the joined body, in the
-    fetch thread while the page before was typed: a sync peaked 7-15 MB higher (a compressed body,
-    whose length is not declared, is still joined). A mapping rather than a `bytearray`: glibc
-    stops mapping blocks this large apart once the first is freed, so later pages came from its
-    heap and fragmented it, and a 1M-row sync peaked 20 MB higher than with each page unmapped as
-    it is freed. httpx reads exactly the declared length, or fails on a connection closed part way
-    (`RemoteProtocolError`, which is retried).
+    fetch thread while the page before was typed: a sync peaked 7-15 MB higher. A mapping rather
+    than a `bytearray`: glibc stops mapping blocks this large apart once the first is freed, so
+    later pages came from its heap and fragmented it, and a 1M-row sync peaked 20 MB higher than
+    with each page unmapped as it is freed. httpx reads exactly the declared length, or fails on a
+    connection closed part way (`RemoteProtocolError`, which is retried).
     """
     if not length:
         return b""  # a mapping cannot be empty
-    body = _mapping(length)
-    received = 0
-    with memoryview(body) as view:
-        for chunk in response.iter_bytes():
-            view[received : received + len(chunk)] = chunk
-            received += len(chunk)
+    body = _mapping(length, prefaulted=True)
+    _read_into(body, response)
     return body
 
 
-def _mapping(length: int) -> mmap.mmap:
-    """Anonymous memory of `length` bytes, returned to the system when the mapping is freed."""
+def _read_within(response: httpx.Response, most_bytes: int) -> Body:
+    """A body of unknown length (a compressed one, as an API behind a compressing proxy sends), read
+    into a mapping of `most_bytes` whose pages the system gives only as they are written, then cut
+    to the length read: held once, off glibc's heap, as a body of declared length is.
+
+    Raises:
+        PageTooLarge: the body is longer than `most_bytes`.
+    """
+    body = _mapping(most_bytes, prefaulted=False)
+    received = _read_into(body, response)
+    if not received:
+        return b""
+    body.resize(received)
+    return body
+
+
+def _read_into(body: mmap.mmap, response: httpx.Response) -> int:
+    """Write the response's body into `body` from its start; the bytes written.
+
+    Raises:
+        PageTooLarge: the response's body is longer than `body`.
+    """
+    received = 0
+    with memoryview(body) as view:
+        for chunk in response.iter_bytes():
+            if received + len(chunk) > len(body):
+                received += len(chunk)
+                raise PageTooLarge(_estimated_length(response, received), received)
+            view[received : received + len(chunk)] = chunk
+            received += len(chunk)
+    return received
+
+
+def _mapping(length: int, *, prefaulted: bool) -> mmap.mmap:
+    """Anonymous memory of `length` bytes, returned to the system when the mapping is freed;
+    `prefaulted`, its pages all taken at once (Linux), rather than each as it is first written."""
     if not hasattr(mmap, "MAP_ANONYMOUS"):  # Windows: its anonymous mappings take no flags
         return mmap.mmap(-1, length)
-    return mmap.mmap(-1, length, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | _PREFAULTED)
+    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | (_PREFAULTED if prefaulted else 0)
+    return mmap.mmap(-1, length, flags=flags)
 
 
 def _estimated_length(response: httpx.Response, received: int) -> int:
