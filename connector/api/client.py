@@ -7,16 +7,14 @@ cut-short bodies, honouring `Retry-After`; 401/403 fail at once.
 
 from __future__ import annotations
 
-import mmap
 import re
 import ssl
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from types import TracebackType
-from typing import Any, Self, TypeAlias, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
 import orjson
@@ -69,20 +67,6 @@ _OBJECT_START = re.compile(rb"\s*\{")
 _TAIL_BYTES = 1024
 
 _Model = TypeVar("_Model", bound=BaseModel)
-# A response's body: its bytes, or, for a fetch page, a mapping of its own (`_read_declared`,
-# `_read_within`). Both slice to bytes, and DuckDB and pyarrow read both without a copy.
-Body: TypeAlias = bytes | mmap.mmap
-# A mapping's pages all taken when it is made: one call into the kernel, rather than a fault for each
-# page as it is first written (Linux only).
-_PREFAULTED = getattr(mmap, "MAP_POPULATE", 0)
-# Only Linux cuts an anonymous mapping to a shorter length in place (`mremap`); elsewhere a body of
-# unknown length is joined from its chunks.
-_SHRINKS_MAPPINGS = sys.platform == "linux"
-
-
-def _json_value(body: Body) -> Any:
-    """The JSON value `body` holds (orjson reads a mapping through a view of it, without a copy)."""
-    return orjson.loads(memoryview(body))
 
 
 class PageTooLarge(Exception):
@@ -234,7 +218,7 @@ class BraintrustClient:
 
         The sync reads pages with `fetch_raw` instead: its rows are parsed once, by DuckDB.
         """
-        raw = _json_value(self.fetch_raw(object_type, object_id, request))
+        raw = orjson.loads(self.fetch_raw(object_type, object_id, request))
         what = f"fetch of {object_type.value} {object_id}"
         if not isinstance(raw, dict) or not isinstance(raw.get("events"), list):
             raise MalformedResponse(f"{what} returned no `events` list")
@@ -249,7 +233,7 @@ class BraintrustClient:
         request: FetchEventsRequest,
         *,
         most_bytes: int | None = None,
-    ) -> Body:
+    ) -> bytes | bytearray:
         """Fetch one page of row versions, newest first, as the response body's bytes.
 
         On 5xx and timeouts the page size is halved for the next attempt (down to
@@ -270,7 +254,7 @@ class BraintrustClient:
             if (server_side or isinstance(error, httpx.TimeoutException)) and body.get("limit"):
                 body["limit"] = max(MIN_FETCH_LIMIT, body["limit"] // 2)
 
-        content: Body = self._request(
+        content: bytes | bytearray = self._request(
             "POST",
             f"/v1/{object_type.value}/{object_id}/fetch",
             json=body,
@@ -324,7 +308,7 @@ class BraintrustClient:
         params: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         on_retry: Any = None,
-        parse: Callable[[Body], Any] = _json_value,
+        parse: Callable[[bytes | bytearray], Any] = orjson.loads,
         most_bytes: int | None = None,
     ) -> Any:
         def before_sleep(state: RetryCallState) -> None:
@@ -370,7 +354,7 @@ class BraintrustClient:
         content: bytes | None,
         params: dict[str, Any] | None,
         headers: dict[str, str] | None,
-        parse: Callable[[Body], Any],
+        parse: Callable[[bytes | bytearray], Any],
         most_bytes: int | None,
     ) -> Any:
         self.stats.count(requests=1)
@@ -392,7 +376,7 @@ class BraintrustClient:
         raise _status_error(method, path, status, body, self._key)
 
 
-def _read(response: httpx.Response, most_bytes: int | None) -> Body:
+def _read(response: httpx.Response, most_bytes: int | None) -> bytes | bytearray:
     """The response's body, in one buffer.
 
     Raises:
@@ -406,8 +390,6 @@ def _read(response: httpx.Response, most_bytes: int | None) -> Body:
         if declared > most_bytes:
             raise PageTooLarge(declared, 0)
         return _read_declared(response, declared)
-    if most_bytes and _SHRINKS_MAPPINGS:
-        return _read_within(response, most_bytes)
     chunks: list[bytes] = []
     received = 0
     for chunk in response.iter_bytes():
@@ -418,63 +400,21 @@ def _read(response: httpx.Response, most_bytes: int | None) -> Body:
     return b"".join(chunks)
 
 
-def _read_declared(response: httpx.Response, length: int) -> Body:
-    """A body of a declared length, read into a mapping of its own of that length.
+def _read_declared(response: httpx.Response, length: int) -> bytearray:
+    """A body of a declared length, read into one buffer of that length.
 
     Joining its chunks held each fetch page twice at once, the chunks and the joined body, in the
-    fetch thread while the page before was typed: a sync peaked 7-15 MB higher. A mapping rather
-    than a `bytearray`: glibc stops mapping blocks this large apart once the first is freed, so
-    later pages came from its heap and fragmented it, and a 1M-row sync peaked 20 MB higher than
-    with each page unmapped as it is freed. httpx reads exactly the declared length, or fails on a
-    connection closed part way (`RemoteProtocolError`, which is retried).
+    fetch thread while the page before was typed: a sync peaked 7-15 MB higher (a compressed body,
+    whose length is not declared, is still joined). httpx reads exactly the declared length, or
+    fails on a connection closed part way (`RemoteProtocolError`, which is retried).
     """
-    if not length:
-        return b""  # a mapping cannot be empty
-    body = _mapping(length, prefaulted=True)
-    _read_into(body, response)
-    return body
-
-
-def _read_within(response: httpx.Response, most_bytes: int) -> Body:
-    """A body of unknown length (a compressed one, as an API behind a compressing proxy sends), read
-    into a mapping of `most_bytes` whose pages the system gives only as they are written, then cut
-    to the length read: held once, off glibc's heap, as a body of declared length is.
-
-    Raises:
-        PageTooLarge: the body is longer than `most_bytes`.
-    """
-    body = _mapping(most_bytes, prefaulted=False)
-    received = _read_into(body, response)
-    if not received:
-        return b""
-    body.resize(received)
-    return body
-
-
-def _read_into(body: mmap.mmap, response: httpx.Response) -> int:
-    """Write the response's body into `body` from its start; the bytes written.
-
-    Raises:
-        PageTooLarge: the response's body is longer than `body`.
-    """
+    body = bytearray(length)
     received = 0
     with memoryview(body) as view:
         for chunk in response.iter_bytes():
-            if received + len(chunk) > len(body):
-                received += len(chunk)
-                raise PageTooLarge(_estimated_length(response, received), received)
             view[received : received + len(chunk)] = chunk
             received += len(chunk)
-    return received
-
-
-def _mapping(length: int, *, prefaulted: bool) -> mmap.mmap:
-    """Anonymous memory of `length` bytes, returned to the system when the mapping is freed;
-    `prefaulted`, its pages all taken at once (Linux), rather than each as it is first written."""
-    if not hasattr(mmap, "MAP_ANONYMOUS"):  # Windows: its anonymous mappings take no flags
-        return mmap.mmap(-1, length)
-    flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | (_PREFAULTED if prefaulted else 0)
-    return mmap.mmap(-1, length, flags=flags)
+    return body
 
 
 def _estimated_length(response: httpx.Response, received: int) -> int:
@@ -520,7 +460,7 @@ def _validated(model: type[_Model], raw: Any, request: str) -> _Model:
         ) from None
 
 
-def _refuse_what_is_not_json(method: str, path: str, body: Body) -> None:
+def _refuse_what_is_not_json(method: str, path: str, body: bytes | bytearray) -> None:
     """Fail at once on a success whose body is no JSON at all (a web page): no retry can mend that.
 
     Raises:
@@ -535,23 +475,22 @@ def _refuse_what_is_not_json(method: str, path: str, body: Body) -> None:
         )
 
 
-def _json_object_bytes(content: Body) -> Body:
+def _json_object_bytes(content: bytes | bytearray) -> bytes | bytearray:
     """Check a body cheaply for being cut short, without parsing it (DuckDB parses it once, later)."""
     if not (_OBJECT_START.match(content) and _last_text(content).endswith(b"}")):
         raise MalformedBody("response body is not a JSON object (cut short?)")
     return content
 
 
-def _last_text(content: Body) -> bytes:
+def _last_text(content: bytes | bytearray) -> bytes | bytearray:
     """The end of `content` up to its last byte that is not whitespace: `bytes.strip` would copy a
     page of megabytes to look at one byte."""
     tail = content[-_TAIL_BYTES:].rstrip()
-    # A tail of whitespace only (rare): the whole body says where its text ends (a mapping has no
-    # `rstrip`; `bytes` of bytes is the same object).
-    return tail if tail or len(content) <= _TAIL_BYTES else bytes(content).rstrip()
+    # A tail of whitespace only (rare): the whole body says where its text ends.
+    return tail if tail or len(content) <= _TAIL_BYTES else content.rstrip()
 
 
-def _status_error(method: str, path: str, status: int, body: Body, key: str) -> ApiError:
+def _status_error(method: str, path: str, status: int, body: bytes | bytearray, key: str) -> ApiError:
     server_says = _server_text(body, key)
     if status in (401, 403):
         verdict = "rejected the API key" if status == 401 else "refused this API key permission"
@@ -569,7 +508,7 @@ def _status_error(method: str, path: str, status: int, body: Body, key: str) -> 
     return RequestError(f"{method} {path} was rejected (HTTP {status}): {server_says}", status=status)
 
 
-def _server_text(body: Body, key: str) -> str:
+def _server_text(body: bytes | bytearray, key: str) -> str:
     """What an error's body says, for its one line: a web page's markup would say nothing useful.
 
     The key is hidden before the text is cut short: a key quoted across the cut would show in part.

@@ -13,7 +13,7 @@ import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 
-from connector.api.client import Body, BraintrustClient, PageTooLarge
+from connector.api.client import BraintrustClient, PageTooLarge
 from connector.api.pagination import MAX_EMPTY_PAGES, FetchPaginator, PageEnd
 from connector.api.xact import parse_xact
 from connector.destinations.base import ObjectRef
@@ -62,7 +62,7 @@ def newest_version(client: BraintrustClient, ref: ObjectRef) -> int | None:
         body = client.fetch_raw(ref.object_type, ref.object_id, request)
         try:
             # The standard library's parser: the one-trace page may hold integers wider than 64 bits.
-            page = with_room_for_depth(partial(json.loads, bytes(body)))
+            page = with_room_for_depth(partial(json.loads, body))
             events = check_events(page)
         except ValueError as error:
             raise _malformed(ref, PageMalformed(f"the page is not valid JSON ({error})")) from None
@@ -212,7 +212,7 @@ def next_limit(limit: int, page_bytes: int, most: int, *, traces_read: int | Non
     return max(1, min(most, growth, toward_target))
 
 
-def trailing_cursor(body: Body) -> str | None:
+def trailing_cursor(body: bytes | bytearray) -> str | None:
     """The cursor, when the body ends with it (a cheap look at the tail); None otherwise, when null, or
     when it is not a JSON string (`"\\x"`): the page's parse then says the body is not valid JSON."""
     match = _TRAILING_CURSOR.search(body[-_TAIL_BYTES:])
@@ -225,7 +225,7 @@ def trailing_cursor(body: Body) -> str | None:
     return cursor if isinstance(cursor, str) else None
 
 
-def _stage(stager: PageStager, body: Body, cutoff: int | None, ref: ObjectRef) -> StagedPage:
+def _stage(stager: PageStager, body: bytes | bytearray, cutoff: int | None, ref: ObjectRef) -> StagedPage:
     try:
         return stager.stage(body, cutoff)
     except PageMalformed as malformed:
@@ -247,7 +247,7 @@ class _Fetcher:
         self._ref = ref
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bt-sync-fetch")
 
-    def fetch(self, request: FetchEventsRequest) -> Future[Body]:
+    def fetch(self, request: FetchEventsRequest) -> Future[bytes | bytearray]:
         """The page `request` asks for; past `OVERSIZED_PAGE` times its aim, `PageTooLarge` instead,
         unless it is a page of one trace, taken whatever it weighs."""
         most = None if (request.limit or 1) == 1 else OVERSIZED_PAGE * PAGE_TARGET_BYTES

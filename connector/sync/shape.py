@@ -16,13 +16,10 @@ import json
 from collections.abc import Set
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from connector.sync.deep_json import with_room_for_depth
 from schemas.tables import Column, EventStream
-
-if TYPE_CHECKING:
-    from connector.api.client import Body
 
 # Shapes `json_structure` reports for JSON scalars.
 _NULL = "NULL"
@@ -168,7 +165,7 @@ class EventMisfits:
     misfits: list[list[str]]
 
 
-def event_misfits(body: Body, stream: EventStream, shape: PageShape) -> EventMisfits:
+def event_misfits(body: bytes | bytearray, stream: EventStream, shape: PageShape) -> EventMisfits:
     """Go through a page that does not fit, event by event: what each one keeps in `_extra`.
 
     Raises:
@@ -180,9 +177,8 @@ def event_misfits(body: Body, stream: EventStream, shape: PageShape) -> EventMis
         raise PageMalformed(str(error)) from None
 
 
-def _event_misfits(body: Body, stream: EventStream, shape: PageShape) -> EventMisfits:
-    # Only `bytes` or text reach the standard library's parser: a mapping is copied, for this rare path.
-    events = json.loads(bytes(body))["events"]
+def _event_misfits(body: bytes | bytearray, stream: EventStream, shape: PageShape) -> EventMisfits:
+    events = json.loads(body)["events"]
     checked = {
         column.name: column for column in stream.payload_columns if column.name in shape.misfit_columns
     }

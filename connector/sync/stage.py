@@ -32,7 +32,6 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from connector.api.client import Body
 from connector.destinations.file_size import file_target_rows
 from connector.errors import WarehouseError, first_line
 from connector.sync.seen import SeenIds
@@ -155,7 +154,7 @@ class PageStager:
         self._con.close()
         self._seen.close()
 
-    def stage(self, body: Body, cutoff: int | None) -> StagedPage:
+    def stage(self, body: bytes | bytearray, cutoff: int | None) -> StagedPage:
         """Check one page and start writing the rows to keep: above `cutoff`, newest version of each id.
 
         Raises:
@@ -550,7 +549,7 @@ def _misfits_table(misfits: EventMisfits) -> pa.Table:
     })  # fmt: skip
 
 
-def _mended(body: Body, error: duckdb.InvalidInputException) -> bytes:
+def _mended(body: bytes | bytearray, error: duckdb.InvalidInputException) -> bytes:
     """The page without its lone surrogates, when they are what DuckDB refused in it.
 
     Raises:
@@ -563,7 +562,7 @@ def _mended(body: Body, error: duckdb.InvalidInputException) -> bytes:
     return mended
 
 
-def _one_string(body: Body) -> pa.Table:
+def _one_string(body: bytes | bytearray) -> pa.Table:
     """`body` as a one-row string table, without copying it (DuckDB checks the UTF-8 as it parses)."""
     offsets = pa.array([0, len(body)], pa.int32()).buffers()[1]
     array = pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(body)])

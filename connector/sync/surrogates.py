@@ -11,10 +11,6 @@ so every other value keeps its text (a number's digits, a value nested to any de
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from connector.api.client import Body
 
 # Taken left to right: an escaped backslash (so that `\\ud83d`, a backslash and then text, is not read
 # as an escape), a whole pair, or a lone half. Outside strings JSON holds no backslash.
@@ -25,7 +21,7 @@ _LONE_HALF_BYTES = len(rb"\ud83d")
 _REPLACEMENT = rb"\ufffd"
 
 
-def without_lone_surrogates(body: Body) -> bytes | None:
+def without_lone_surrogates(body: bytes | bytearray) -> bytes | None:
     """The page with each lone surrogate's escape as U+FFFD's; None if it holds none."""
     mended = False
 
