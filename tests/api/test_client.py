@@ -170,9 +170,14 @@ def test_json_cut_short_every_time_gives_a_clear_error(
     )
 
 
+# A page read whole, and one read into a buffer of its declared length (as the sync reads pages).
+_MOST_TAKEN = pytest.mark.parametrize("most_bytes", [None, 1 << 20], ids=["joined", "declared-length"])
+
+
+@_MOST_TAKEN
 @pytest.mark.parametrize("blanks", [0, 10, 5000], ids=["none", "a few", "more than the tail looked at"])
 def test_a_fetch_page_is_told_whole_or_cut_short_past_any_whitespace(
-    emulator: Emulator, project: dict, blanks: int
+    emulator: Emulator, project: dict, blanks: int, most_bytes: int | None
 ) -> None:
     # Whitespace either side of a page is still a page; a page cut short is not, whatever follows it.
     whole, cut = '{"events": [], "cursor": null}', '{"events": [{"id": "a"'
@@ -180,10 +185,23 @@ def test_a_fetch_page_is_told_whole_or_cut_short_past_any_whitespace(
     request = FetchEventsRequest(limit=1)
     with make_client(emulator, max_attempts=2) as client:
         emulator.faults.add(FaultRule(kind="body", route="/fetch", body=padding + whole + padding, times=1))
-        assert client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request).strip() == whole.encode()
+        page = client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request, most_bytes=most_bytes)
+        assert page.strip() == whole.encode()
         emulator.faults.add(FaultRule(kind="body", route="/fetch", body=padding + cut + padding, times=None))
         with pytest.raises(ServerUnavailable, match=r"not a JSON object \(cut short\?\)"):
-            client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request)
+            client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request, most_bytes=most_bytes)
+
+
+@_MOST_TAKEN
+def test_an_empty_fetch_page_is_no_json_object(
+    emulator: Emulator, project: dict, most_bytes: int | None
+) -> None:
+    # A success with no body at all (`Content-Length: 0`), read whole or into a buffer of its length.
+    emulator.faults.add(FaultRule(kind="body", route="/fetch", body="", times=None))
+    request = FetchEventsRequest(limit=1)
+    with make_client(emulator, max_attempts=2) as client, pytest.raises(ServerUnavailable) as caught:
+        client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request, most_bytes=most_bytes)
+    assert "(last error: MalformedBody: response body is not a JSON object (cut short?))" in str(caught.value)
 
 
 @pytest.mark.parametrize("route", ["/v1/project", "/fetch"])
@@ -343,12 +361,13 @@ def test_a_page_longer_than_the_most_taken_is_not_read_to_its_end(
     request = FetchEventsRequest(limit=300)
     with make_client(emulator) as client:
         whole = client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request)
-        assert (
-            client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request, most_bytes=len(whole)) == whole
-        )
+        # Under a bound of exactly the page's length, or more, the page arrives whole, at its own length.
+        for most in (len(whole), 2 * len(whole)):
+            taken = client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request, most_bytes=most)
+            assert taken == whole
         with pytest.raises(PageTooLarge) as too_large:
             client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request, most_bytes=100_000)
-        assert (client.stats.requests, client.stats.retries, client.stats.fetch_pages) == (3, 0, 2)
+        assert (client.stats.requests, client.stats.retries, client.stats.fetch_pages) == (4, 0, 3)
     size, read = too_large.value.size, too_large.value.read
     if compressed:
         # Reading stops past the most taken, well before the page's end (1.5 MB); the page's size is
