@@ -61,6 +61,8 @@ _QUOTED_NAME = re.compile(r'"(?:[^"]|"")*"')
 # The first and last second Python's `datetime` holds (0001-01-01, 9999-12-31 23:59:59), from 1970.
 _FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
+# How the lines of a DuckDB error that name what the query may have meant start (a table, a column).
+_DUCKDB_HINTS = ("Did you mean", "Candidate bindings:")
 
 
 class QueryResult:
@@ -86,7 +88,7 @@ class QueryResult:
             yield from self._batches
         # DuckDB's error as it reads a batch ahead (a cast that fails on row 250,000) comes as an OSError.
         except (duckdb.Error, pa.ArrowException, OSError) as error:
-            raise QueryError(f"the query failed: {first_line(error)}") from None
+            raise QueryError(f"the query failed: {_reason(error)}") from None
 
     def write_csv(self, out: IO[bytes]) -> None:
         """Write CSV with a header, quoting only where needed; JSON and nested values as JSON text;
@@ -178,7 +180,7 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as error:
-        raise QueryError(f"the query is not valid SQL: {first_line(error)}") from None
+        raise QueryError(f"the query is not valid SQL: {_reason(error)}") from None
     if not statements:
         raise QueryError("the query is empty (only blanks or comments): give one SELECT statement")
     statement_kinds = [statement.type.name for statement in statements]
@@ -204,9 +206,9 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
             wrong = {name: kind for name, kind in kinds.items() if _wrong_in_arrow(kind)}
             yield QueryResult(_arrow_reader(relation), json_columns, wrong)
         except duckdb.PermissionException as error:
-            raise QueryError(f"a query reads the synced tables only: {first_line(error)}") from None
+            raise QueryError(f"a query reads the synced tables only: {_reason(error)}") from None
         except duckdb.Error as error:
-            raise QueryError(f"the query failed: {first_line(error)}") from None
+            raise QueryError(f"the query failed: {_reason(error)}") from None
         except (OverflowError, ValueError) as error:
             # A time DuckDB holds and Python's `datetime` cannot (before year 1, after 9999, nanoseconds),
             # in a list or a struct: alone, one is shown as DuckDB's text (`_python_rows`, `_readable`).
@@ -216,6 +218,14 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
             raise QueryError(
                 f"a value of the result cannot be shown ({reason}): cast it to VARCHAR in the query"
             ) from None
+
+
+def _reason(error: Exception) -> str:
+    """DuckDB's error on one line: its first line, and the hints after it that name what the query may
+    have meant (`Did you mean "project_logs"?`). Its picture of where the query stopped (`LINE 1:` and
+    carets under the query's text) does not fit one line."""
+    hints = [line.strip() for line in str(error).splitlines()[1:] if line.strip().startswith(_DUCKDB_HINTS)]
+    return " ".join([first_line(error), *hints])
 
 
 def _arrow_reader(relation: duckdb.DuckDBPyRelation) -> pa.RecordBatchReader:

@@ -235,6 +235,14 @@ def test_sql_writes_no_file_runs_a_query_ending_in_a_comment_and_fails_midway_in
     assert done.stderr == (
         "bt-sync: error: the query failed: Conversion Error: Could not convert string 'x250000' to INT32\n"
     )
+    # DuckDB's hint at what a misspelt table meant, on its second line, is kept on the one line.
+    done = sql("SELECT count(*) FROM project_log")
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1,
+        "",
+        "bt-sync: error: the query failed: Catalog Error: Table with name project_log does not exist! "
+        'Did you mean "project_logs"?\n',
+    )
 
 
 def test_sql_runs_a_pivot_that_finds_its_own_columns_and_still_refuses_what_it_is_made_of(

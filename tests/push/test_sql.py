@@ -422,10 +422,18 @@ def test_a_push_never_waits_for_a_sync_holding_the_object(
             1,
             "give exactly one SELECT statement: the tables are read-only here",
         ),
+        # DuckDB's hints at what a misspelt query meant follow its first line: kept, on the same line.
         (
-            ("--sql", "SELECT nope FROM project_logs"),
+            ("--sql", "SELECT inputs FROM project_logs"),
             1,
-            'the query failed: Binder Error: Referenced column "nope" not found in FROM clause!',
+            'the query failed: Binder Error: Referenced column "inputs" not found in FROM clause! '
+            'Candidate bindings: "input", "span_attributes", "_pagination_key", "facets", "id"',
+        ),
+        (
+            ("--sql", "SELECT input FROM project_log"),
+            1,
+            "the query failed: Catalog Error: Table with name project_log does not exist! "
+            'Did you mean "project_logs"?',
         ),
         (
             ("--sql", "SELECT id, input FROM project_logs", "--input", "question"),
