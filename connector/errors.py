@@ -26,7 +26,10 @@ a one-line message that says what to do. The marker mixins tell retry logic
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -154,3 +157,13 @@ def one_line_reason(error: BaseException) -> str:
         # DuckDB wraps the failing operation's own error as JSON inside its message.
         text = text.split(marker, 1)[1].split('","', 1)[0].replace('\\"', '"')
     return " ".join(text.splitlines()[0].split()) if text else type(error).__name__
+
+
+def in_the_way(error: OSError) -> str | None:
+    """What to say when a file stands where the path an `OSError` names needs a directory, if that is its
+    cause: `mkdir` of such a path says only "File exists" or "Not a directory", naming the path."""
+    if error.errno not in (errno.EEXIST, errno.ENOTDIR) or not error.filename:
+        return None
+    path = Path(os.fsdecode(error.filename))
+    file = next((part for part in (path, *path.parents) if part.is_file()), None)
+    return None if file is None else f"{file} is a file where a directory is needed"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import errno
 import itertools
 import logging
 import os
@@ -18,7 +17,6 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator
-from pathlib import Path
 from types import FrameType, TracebackType
 from typing import NoReturn
 
@@ -33,6 +31,7 @@ from connector.errors import (
     ConfigError,
     Interrupted,
     MissingApiKey,
+    in_the_way,
     one_line_reason,
     validation_problems,
 )
@@ -229,24 +228,12 @@ def _run(debug: bool) -> None:
     except OSError as error:
         # Disk full, permissions, a vanished directory: the system's reason, and the file it names.
         where = f": {error.filename}" if error.filename else ""
-        in_the_way = _file_in_the_way(error)
-        if in_the_way is not None:
-            # `mkdir` of a path one of whose parts is a file says only "File exists" or "Not a directory".
-            _fail(f"{in_the_way} is a file where a directory is needed", EXIT_FAILURE, debug)
-        _fail(f"{error.strerror or error}{where}", EXIT_FAILURE, debug)
+        _fail(in_the_way(error) or f"{error.strerror or error}{where}", EXIT_FAILURE, debug)
     except Exception as error:
         if "duckdb" not in type(error).__module__:
             raise
         # A DuckDB error that reached here (a full disk, an unreadable file) names its cause.
         _fail(f"DuckDB: {one_line_reason(error)}", EXIT_FAILURE, debug)
-
-
-def _file_in_the_way(error: OSError) -> Path | None:
-    """The file standing where the path an `OSError` names needs a directory, if that is its cause."""
-    if error.errno not in (errno.EEXIST, errno.ENOTDIR) or not error.filename:
-        return None
-    path = Path(os.fsdecode(error.filename))
-    return next((part for part in (path, *path.parents) if part.is_file()), None)
 
 
 def _interrupted() -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from connector.errors import WarehouseError
+from connector.errors import WarehouseError, in_the_way
 from connector.redaction import redact
 from connector.state_file import write_atomically
 
@@ -198,6 +198,6 @@ class Root:
 
 def _reason(error: BaseException) -> str:
     if isinstance(error, OSError) and error.strerror:
-        return error.strerror
+        return in_the_way(error) or error.strerror
     text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     return redact(text)

@@ -458,6 +458,12 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
             {},
             "corrupt.duckdb is a file where a directory is needed",
         ),
+        # The same for the tables' directory, which the tree writes under the file's path.
+        (
+            ["sync", "--api-url", "{url}", "--objects", "prompts", "--parquet", "{corrupt}/pq"],
+            {},
+            "corrupt.duckdb is a file where a directory is needed",
+        ),
         # DuckDB would read them as wildcards: no file found, or other files.
         (
             ["sync", "--api-url", "{url}", "--parquet", "/tmp/team[a]/pq"],
