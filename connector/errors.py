@@ -164,6 +164,10 @@ def in_the_way(error: OSError) -> str | None:
     cause: `mkdir` of such a path says only "File exists" or "Not a directory", naming the path."""
     if error.errno not in (errno.EEXIST, errno.ENOTDIR) or not error.filename:
         return None
-    path = Path(os.fsdecode(error.filename))
-    file = next((part for part in (path, *path.parents) if part.is_file()), None)
+    return in_the_way_of(Path(os.fsdecode(error.filename)))
+
+
+def in_the_way_of(directory: Path) -> str | None:
+    """What to say when a file stands at `directory` or at one of its parents, if one does."""
+    file = next((part for part in (directory, *directory.parents) if part.is_file()), None)
     return None if file is None else f"{file} is a file where a directory is needed"

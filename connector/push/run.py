@@ -55,6 +55,7 @@ from connector.errors import (
     PushError,
     RequestError,
     ServerUnavailable,
+    in_the_way_of,
 )
 from connector.progress import ProgressReporter, ProgressTask
 from connector.push.batch import Batch, batches
@@ -193,7 +194,8 @@ def _check_rejects(rejects: Path, input_file: Path | None) -> None:
         )
     folder = rejects.parent
     if not folder.is_dir():
-        raise ConfigError(f"{option('rejects')} {rejects}: no such directory {folder}")
+        missing = in_the_way_of(folder) or f"no such directory {folder}"
+        raise ConfigError(f"{option('rejects')} {rejects}: {missing}")
     if not os.access(folder, os.W_OK | os.X_OK) or (rejects.exists() and not os.access(rejects, os.W_OK)):
         raise ConfigError(f"{option('rejects')} {rejects}: permission denied")
 

@@ -107,6 +107,11 @@ def test_rejects_naming_the_input_file_is_refused_and_the_input_is_kept(
     ("rejects", "message"),
     [
         ("missing/rejects.jsonl", "--rejects {tmp}/missing/rejects.jsonl: no such directory {tmp}/missing"),
+        # The input file itself taken for a directory: it said "no such directory", of a file that is there.
+        (
+            "data.csv/rejects.jsonl",
+            "--rejects {tmp}/data.csv/rejects.jsonl: {tmp}/data.csv is a file where a directory is needed",
+        ),
         ("", "--rejects {tmp} is a directory; name a file"),
     ],
 )
