@@ -267,12 +267,14 @@ class RowMapper:
                     raise _BadValue(
                         id_column, f'the row has no key "{id_column}", which holds the ids; its keys: {keys}'
                     )
-                row_id = payload["id"] = _column_id(id_column, row.get(id_column))
-                event = _json(payload)
+                row_id = _column_id(id_column, row.get(id_column))
+                event = _json({"id": row_id, **payload})
             else:
+                # Hashed with its keys sorted, so that the same row in another key order keeps its id;
+                # sent in its own order, as the file has it.
+                row_id = hashlib.sha256(self._id_salt + _json(payload, sort_keys=True)).hexdigest()
+                row_id = row_id[:ID_HEX_CHARS]
                 body = _json(payload)
-                row_id = hashlib.sha256(self._id_salt + body).hexdigest()[:ID_HEX_CHARS]
-                # Splice the id in front of the payload serialised for the hash, rather than serialise twice.
                 event = b"".join((b'{"id":', orjson.dumps(row_id), b"," if payload else b"", body[1:]))
         except (_BadValue, BadOrigin) as bad:
             return RowProblem(bad.column, bad.reason, values=row)
@@ -483,20 +485,21 @@ class _NoJsonNumber(TypeError):
     """A number beyond a double's range (raised inside orjson, which makes it its error's cause)."""
 
 
-def _json(payload: dict[str, Any]) -> bytes:
-    """The payload as JSON, its keys sorted (so a row's hashed id does not depend on their order).
+def _json(payload: dict[str, Any], *, sort_keys: bool = False) -> bytes:
+    """The payload as JSON, its objects' keys in their own order unless `sort_keys`.
 
     An integer beyond 64 bits (a JSON file's, which ijson reads exactly) is written as the double JSON
     readers make of it, as a JSON Lines row's is.
     """
+    option = orjson.OPT_SORT_KEYS if sort_keys else None
     try:
-        return orjson.dumps(payload, default=_exact_number, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(payload, default=_exact_number, option=option)
     except orjson.JSONEncodeError as error:
         if isinstance(error.__cause__, _NoJsonNumber):
             raise error.__cause__ from None
         if error.__cause__ is not None or "Integer" not in str(error):
             raise  # a value nested deeper than orjson writes (255 levels), say: a bad row
-        return orjson.dumps(_big_ints_rounded(payload), default=_exact_number, option=orjson.OPT_SORT_KEYS)
+        return orjson.dumps(_big_ints_rounded(payload), default=_exact_number, option=option)
 
 
 def _big_ints_rounded(value: Any) -> Any:

@@ -291,6 +291,21 @@ def test_a_row_whose_mapped_values_are_all_empty_is_the_id_alone(id_column: str 
 
 
 @ID_COLUMNS
+def test_a_mapped_row_keeps_its_keys_in_their_order_and_its_hashed_id_does_not_depend_on_it(
+    id_column: str | None,
+) -> None:
+    mapping = ColumnMapping(id=id_column, input=("input",), expected=(), metadata=("zone", "area"), tags=None)
+    rows_mapper = mapper(mapping, known_columns=())
+    row = {"id": "r1", "input": '{"z": 1, "a": {"y": [{"q": 1, "b": 2}], "c": 3}}', "zone": "eu", "area": 7}
+    sent = rows_mapper.event(row)
+    assert isinstance(sent, Event)
+    assert b'"input":{"z":1,"a":{"y":[{"q":1,"b":2}],"c":3}}' in sent.json
+    assert b'"metadata":{"zone":"eu","area":7}' in sent.json
+    reordered = rows_mapper.event({**row, "input": '{"a": {"c": 3, "y": [{"b": 2, "q": 1}]}, "z": 1}'})
+    assert isinstance(reordered, Event) and reordered.id == sent.id
+
+
+@ID_COLUMNS
 def test_decimals_are_written_as_the_exact_numbers_they_are_and_other_objects_are_refused(
     id_column: str | None,
 ) -> None:
