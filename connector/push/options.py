@@ -42,7 +42,9 @@ class PushOptions(BaseModel):
 
     file: Path | None = Field(
         default=None,
-        description="CSV, Parquet, JSONL or JSON (an array) file; gzip, bz2, zstd or lz4 compressed too.",
+        description=(
+            "CSV, Parquet, JSONL or JSON file; CSV, JSONL and JSON also gzip, bz2, zstd or lz4 compressed."
+        ),
     )
     sql: str | None = Field(
         default=None,
@@ -211,6 +213,22 @@ class PushOptions(BaseModel):
         ) | {"max_request_bytes": MAX_REQUEST_BYTES, "rows": "valid, last of each id"}
 
 
+class PushOutcome(BaseModel):
+    """What a complete push landed, kept in its checkpoint for a rerun that sends nothing to report.
+
+    Args:
+        rows_sent: rows the API acknowledged, over every run of the push.
+        rows_skipped: invalid rows written to the rejects file.
+        rows_duplicate: valid rows a later row with the same id replaced.
+        rejects: the rejects file, if any row was rejected.
+    """
+
+    rows_sent: int
+    rows_skipped: int
+    rows_duplicate: int
+    rejects: str | None
+
+
 class PushSummary(BaseModel):
     """What a push did (or, with `dry_run`, would do).
 
@@ -236,6 +254,8 @@ class PushSummary(BaseModel):
         origin: for a query returning event rows with their object and id, the object type each
             record's `origin` points to (`project_logs`, `experiment` or `dataset`); else None.
         already_complete: an earlier run pushed the same rows completely; nothing was sent.
+        earlier: with `already_complete`, what that push landed and rejected; None if its
+            checkpoint was written before checkpoints kept it.
         dry_run: nothing was created or sent.
         validate_first: every row was checked before any was sent (`PushOptions.validate_first`).
         rejects: the rejects file, if any row was rejected.
@@ -263,6 +283,7 @@ class PushSummary(BaseModel):
     id_column: str | None = None
     origin: str | None = None
     already_complete: bool = False
+    earlier: PushOutcome | None = None
     dry_run: bool = False
     validate_first: bool = True
     rejects: str | None = None

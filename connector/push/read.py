@@ -310,7 +310,25 @@ def _content_format(source: InputFile, head: bytes, requested: FileFormat | None
         )
     if kind is not None:
         raise PushError(f"{name} is {kind}, not UTF-8 {_FORMAT_NAMES[file_format]} text")
+    if file_format is FileFormat.CSV and (shown := _json_format(head)) is not None:
+        # Read as CSV, its first line would be a header of odd names, and the file "a header but no rows".
+        value = shown.value
+        raise PushError(f"{name} holds {_FORMAT_NAMES[shown]}, not CSV; pass {option('format', value)}")
     return file_format
+
+
+def _json_format(head: bytes) -> FileFormat | None:
+    """The JSON format a file's first line shows, if it is JSON: an object, an array or their opening."""
+    first = head.removeprefix(_UTF8_BOM).split(b"\n", 1)[0].strip()
+    if first in (b"{", b"["):  # objects or an array spread over lines
+        return FileFormat.JSON
+    try:
+        value = orjson.loads(first)
+    except orjson.JSONDecodeError:
+        return None  # a header, or a first line longer than the head
+    if isinstance(value, dict):
+        return FileFormat.JSONL
+    return FileFormat.JSON if isinstance(value, list) else None
 
 
 def not_utf8(error: UnicodeDecodeError) -> str:

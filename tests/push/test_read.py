@@ -245,6 +245,30 @@ def test_garbage_parquet_is_a_file_error(tmp_path: Path) -> None:
         SourceFile(tmp_path / "d.parquet")
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("d.csv", b'{"id": "1", "input": "a"}\n', "d.csv holds JSON Lines, not CSV; pass --format jsonl"),
+        ("d.tsv.gz", gzip.compress(b'\xef\xbb\xbf{"id": 1}\n{"id": 2}\n'), "d.tsv.gz holds JSON Lines"),
+        ("d.csv", b'[\n  {"id": "1"}\n]\n', "d.csv holds JSON, not CSV; pass --format json"),
+        ("d.csv", b'{\n  "id": "1"\n}\n', "d.csv holds JSON, not CSV"),
+        ("d.csv", b'[{"id": "1"}, {"id": "2"}]', "d.csv holds JSON, not CSV"),
+    ],
+)
+def test_json_named_as_csv_says_which_format_to_pass(
+    tmp_path: Path, name: str, content: bytes, message: str
+) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(PushError, match=f"^{re.escape(message)}"):
+        SourceFile(tmp_path / name)
+
+
+@pytest.mark.parametrize("header", [b"[id],[input]", b'"{id}",input', b"id,input"])
+def test_a_csv_header_that_is_no_json_value_is_read_as_a_header(tmp_path: Path, header: bytes) -> None:
+    (tmp_path / "d.csv").write_bytes(header + b"\n1,a\n")
+    assert len(SourceFile(tmp_path / "d.csv").columns) == 2
+
+
 def test_parquet_keeps_types_and_numbers_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(read_arrow, "CHUNK_ROWS", 3)
     table = pa.table(
