@@ -88,7 +88,7 @@ def _summary_metadata(summary: PushSummary) -> dict[str, dg.MetadataValue]:
         if summary.file is not None
         else {"query": dg.MetadataValue.md(f"```sql\n{summary.query}\n```")}
     )
-    return source | {
+    metadata = source | {
         "dataset": dg.MetadataValue.text(f"{summary.project}/{summary.dataset}"),
         "dataset_id": dg.MetadataValue.text(summary.dataset_id or ""),
         "rows_read": dg.MetadataValue.int(summary.rows_read),
@@ -104,6 +104,11 @@ def _summary_metadata(summary: PushSummary) -> dict[str, dg.MetadataValue]:
         "seconds": dg.MetadataValue.float(summary.seconds),
         "warnings": dg.MetadataValue.json(summary.warnings),
     }
+    # On a rerun of a complete push: what that push landed and rejected.
+    earlier = summary.earlier
+    return (
+        metadata if earlier is None else metadata | {"earlier": dg.MetadataValue.json(earlier.model_dump())}
+    )
 
 
 @dg.op(name="push_dataset_file", out=dg.Out(dg.Nothing), retry_policy=TRANSIENT_RETRY)

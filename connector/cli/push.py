@@ -37,7 +37,7 @@ from connector.push.spelling import flag_of
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
 
-    from connector.push.options import PushOptions, PushSummary
+    from connector.push.options import PushOptions, PushOutcome, PushSummary
 
 ARGUMENT = "file"
 # The command's parameters that are not push options: where the API and the synced tables are, and output.
@@ -166,7 +166,8 @@ def describe(summary: PushSummary) -> str:
     target = f"dataset '{printable(summary.dataset)}' in project '{printable(summary.project)}'"
     name = "the query result" if summary.file is None else Path(summary.file).name
     if summary.already_complete:
-        return f"{name} was already pushed to {target}; nothing sent (use --force to send it again)."
+        earlier = _earlier(summary)
+        return f"{name} was already pushed to {target}{earlier}; nothing sent (use --force to send it again)."
     if not summary.rows_read:
         return f"{name} has no rows; nothing pushed to {target}."
     valid = summary.rows_read - summary.rows_skipped
@@ -186,13 +187,32 @@ def describe(summary: PushSummary) -> str:
             line += f"; {counted(summary.rows_resumed, 'rows')} {were} already sent by an earlier run"
     if summary.origin:
         line += f"; each record's origin is its {summary.origin} row"
-    if summary.rows_skipped:
-        line += f"; {counted(summary.rows_skipped, 'invalid rows')} written to {summary.rejects}"
-    if summary.rows_duplicate:
-        fate = "left out" if summary.validate_first else "replaced"
-        line += f"; {counted(summary.rows_duplicate, 'rows')} {fate}: a later row has the same id"
+    line += "".join(f"; {said}" for said in _not_sent(summary, validate_first=summary.validate_first))
     if summary.unmapped_columns:
         # A column without a name (a spreadsheet's trailing separator) is shown as its empty header.
         unsent = ", ".join(name or '""' for name in summary.unmapped_columns)
         line += f"; columns not sent: {unsent}"
     return line + "."
+
+
+def _earlier(summary: PushSummary) -> str:
+    """What the complete push a rerun found did, in parentheses; nothing if its checkpoint did not say."""
+    if (earlier := summary.earlier) is None:
+        return ""
+    said = [
+        f"{counted(earlier.rows_sent, 'rows')} sent",
+        *_not_sent(earlier, validate_first=summary.validate_first),
+    ]
+    return f" ({'; '.join(said)})"
+
+
+def _not_sent(counts: PushSummary | PushOutcome, *, validate_first: bool) -> list[str]:
+    """The rows `counts` says were rejected, or left out or replaced (`validate_first` or not) by a later
+    row with the same id."""
+    said = []
+    if counts.rows_skipped:
+        said.append(f"{counted(counts.rows_skipped, 'invalid rows')} written to {counts.rejects}")
+    if counts.rows_duplicate:
+        fate = "left out" if validate_first else "replaced"
+        said.append(f"{counted(counts.rows_duplicate, 'rows')} {fate}: a later row has the same id")
+    return said

@@ -21,6 +21,7 @@ from filelock import FileLock, Timeout
 from pydantic import Field
 
 from connector.errors import PushError, StateError
+from connector.push.options import PushOutcome
 from connector.push.spelling import option
 from connector.state_file import StateFile
 
@@ -65,6 +66,7 @@ class _PushState(StateFile):
         refused: rows of acknowledged batches the API refused even alone (`--on-error skip`), by row
             number, with its reason: a rerun writes them to its rejects file again.
         complete: every batch was acknowledged.
+        outcome: once complete, what the push landed and rejected.
     """
 
     source: str
@@ -72,6 +74,7 @@ class _PushState(StateFile):
     acked: list[int] = Field(default_factory=list)
     refused: dict[int, str] = Field(default_factory=dict)
     complete: bool = False
+    outcome: PushOutcome | None = None
 
 
 class PushCheckpoint:
@@ -93,6 +96,12 @@ class PushCheckpoint:
         """Whether every batch was acknowledged, so a rerun sends nothing."""
         return self._state.complete
 
+    @property
+    def outcome(self) -> PushOutcome | None:
+        """What the complete push landed and rejected; None if not complete, or complete before
+        checkpoints kept it."""
+        return self._state.outcome
+
     def is_acked(self, batch: int) -> bool:
         """Whether batch number `batch` was acknowledged by an earlier or the current run."""
         return batch < self._state.acked_below or batch in self._acked
@@ -113,9 +122,10 @@ class PushCheckpoint:
             state.acked_below += 1
         self.save()
 
-    def mark_complete(self) -> None:
-        """Record that every batch was acknowledged, so a rerun sends nothing."""
+    def mark_complete(self, outcome: PushOutcome) -> None:
+        """Record that every batch was acknowledged, so a rerun sends nothing, and what landed."""
         self._state.complete = True
+        self._state.outcome = outcome
         self.save()
 
     def save(self) -> None:

@@ -64,7 +64,7 @@ from connector.push.choices import OnError
 from connector.push.ids import Duplicates, IdIndex
 from connector.push.lines_ahead import LinesAhead, helps
 from connector.push.map import ColumnMapping, MappedChunk, RowMapper, resolve_mapping
-from connector.push.options import PushOptions, PushSummary
+from connector.push.options import PushOptions, PushOutcome, PushSummary
 from connector.push.origin import find_origin
 from connector.push.read import RowChunk, RowProblem, RowSource, SourceFile
 from connector.push.spelling import option
@@ -297,7 +297,7 @@ class PushRun:
             self.summary.dataset_id = dataset.id
             checkpoint = stack.enter_context(self._checkpoint(dataset, force=self.options.force))
             if checkpoint.complete:
-                self.summary.already_complete = True
+                self._recall(checkpoint)
                 return self._finish()
             # Before the first batch: a state directory that cannot hold the checkpoint (a full disk)
             # stops the push before it sends anything.
@@ -308,7 +308,7 @@ class PushRun:
                 raise PushError(f"{error} ({_sent_so_far(self.summary, self._source_kind)})") from None
             if rejects:
                 rejects.flush()  # the rows the API refused: a full disk fails the push here, not silently
-            checkpoint.mark_complete()
+            checkpoint.mark_complete(self._outcome())
         return self._finish()
 
     def _send_as_checked(self, client: BraintrustClient, dataset: Dataset | None, stack: ExitStack) -> None:
@@ -335,9 +335,9 @@ class PushRun:
                 raise PushError(f"{error} ({_sent_so_far(self.summary, self._source_kind)})") from None
         # Outside: a file changed while it was pushed has nothing to mend, and its message says so.
         self._check_unchanged()
-        if checkpoint is not None:
-            checkpoint.mark_complete()
         self._report(self.mapper.mapping, ids.duplicates())
+        if checkpoint is not None:
+            checkpoint.mark_complete(self._outcome())
 
     def _send_checked(
         self,
@@ -362,11 +362,26 @@ class PushRun:
     def _already_pushed(self, dataset: Dataset) -> bool:
         self.summary.dataset_id = dataset.id
         with self._checkpoint(dataset, force=False) as checkpoint:
-            self.summary.already_complete = checkpoint.complete
+            if checkpoint.complete:
+                self._recall(checkpoint)
         if checkpoint.complete:
             # Unread, the file still has its columns (a JSON file's first row's): the same as its push's.
             self._describe(self._mapping(check=False))
         return checkpoint.complete
+
+    def _recall(self, checkpoint: PushCheckpoint) -> None:
+        """Say that the complete push `checkpoint` records is what this one would do, and what it did."""
+        self.summary.already_complete = True
+        self.summary.earlier = checkpoint.outcome
+
+    def _outcome(self) -> PushOutcome:
+        summary = self.summary
+        return PushOutcome(
+            rows_sent=summary.rows_sent + summary.rows_resumed,
+            rows_skipped=summary.rows_skipped,
+            rows_duplicate=summary.rows_duplicate,
+            rejects=summary.rejects,
+        )
 
     def _checkpoint(self, dataset: Dataset, *, force: bool) -> AbstractContextManager[PushCheckpoint]:
         options = self.options

@@ -47,6 +47,8 @@ def test_push_job_pushes_a_query_s_result_and_a_rerun_sends_nothing(
     assert (first["rows_read"], first["rows_sent"], first["origin"]) == (5, 5, "project_logs")
     assert "FROM project_logs" in first["query"] and "file" not in first
     assert (rerun["rows_sent"], rerun["already_complete"]) == (0, True)
+    assert "earlier" not in first
+    assert rerun["earlier"] == {"rows_sent": 5, "rows_skipped": 0, "rows_duplicate": 0, "rejects": None}
     rows = emulator.store.live_rows("dataset", first["dataset_id"])
     assert sorted((r["id"], r["input"], r["expected"], r["origin"]["id"]) for r in rows) == [
         (f"log-{n}", {"q": n}, n * n, f"log-{n}") for n in range(5)

@@ -11,6 +11,7 @@ import pytest
 
 from connector.errors import PushError, StateError
 from connector.push.checkpoint import PushCheckpoint, checkpoint_key, file_identity, locked_checkpoint
+from connector.push.options import PushOutcome
 
 
 def test_acks_out_of_order_survive_a_reload(tmp_path: Path) -> None:
@@ -22,14 +23,16 @@ def test_acks_out_of_order_survive_a_reload(tmp_path: Path) -> None:
     # The contiguous prefix is folded into one number: the file stays small however many batches.
     assert orjson.loads(path.read_bytes()) == {
         "format_version": 1, "source": "data.csv", "acked_below": 3, "acked": [5],
-        "refused": {"51": "the API refused the row"}, "complete": False,
+        "refused": {"51": "the API refused the row"}, "complete": False, "outcome": None,
     }  # fmt: skip
     reloaded = PushCheckpoint(path, "data.csv")
     assert [n for n in range(7) if reloaded.is_acked(n)] == [0, 1, 2, 5]
     assert reloaded.refused(range(50, 53)) == {51: "the API refused the row"}
     assert not reloaded.complete
-    reloaded.mark_complete()
-    assert PushCheckpoint(path, "data.csv").complete
+    outcome = PushOutcome(rows_sent=60, rows_skipped=1, rows_duplicate=2, rejects="rejects.jsonl")
+    reloaded.mark_complete(outcome)
+    again = PushCheckpoint(path, "data.csv")
+    assert (again.complete, again.outcome) == (True, outcome)
 
 
 def test_an_unreadable_checkpoint_says_how_to_recover(tmp_path: Path) -> None:

@@ -156,9 +156,39 @@ def test_human_summary_and_rerun_message(
     code, out, _ = run_cli(emulator, tmp_path, capsys, *args)
     assert code == 0
     assert out.startswith(
-        "data.csv was already pushed to dataset 'd' in project 'p'; nothing sent (use --force"
+        "data.csv was already pushed to dataset 'd' in project 'p' (30 rows sent); nothing sent (use --force"
     )
     assert inserts(emulator) == 30
+
+
+def test_a_rerun_of_a_complete_push_says_what_it_rejected_and_left_out(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b'{"id": "a", "input": 1}\n{"id": "b", bad}\n{"id": "a", "input": 2}\n{"id": "c"}\n')
+    rejects = tmp_path / "rejects.jsonl"
+    args = [str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects)]
+    code, first, _ = run_cli(emulator, tmp_path, capsys, *args, "--json")
+    assert (code, orjson.loads(first)["earlier"]) == (0, None)
+    args[-1] = str(tmp_path / "other.jsonl")  # the rerun reads nothing, so it rejects nothing either
+    code, again, _ = run_cli(emulator, tmp_path, capsys, *args, "--json")
+    summary = orjson.loads(again)
+    assert (code, summary["already_complete"], summary["rows_sent"], summary["rows_skipped"]) == (
+        0,
+        True,
+        0,
+        0,
+    )
+    earlier = {"rows_sent": 2, "rows_skipped": 1, "rows_duplicate": 1, "rejects": str(rejects)}
+    assert summary["earlier"] == earlier
+    code, again, _ = run_cli(emulator, tmp_path, capsys, *args)
+    assert (code, again) == (
+        0,
+        f"data.jsonl was already pushed to dataset 'd' in project 'p' (2 rows sent; 1 invalid row written "
+        f"to {rejects}; 1 row left out: a later row has the same id); nothing sent (use --force to send it "
+        "again).\n",
+    )
+    assert inserts(emulator) == 2
 
 
 def test_the_summary_shows_names_as_written(

@@ -585,7 +585,8 @@ def test_cli_push_then_rerun(
     code, out, _ = run_cli(upstream, tmp_path, capsys, *args)
     assert (code, out) == (
         0,
-        f"the query result was already pushed to dataset '{dataset}' in project 'support-bot'; "
+        f"the query result was already pushed to dataset '{dataset}' in project 'support-bot' "
+        f"({CURATED} rows sent); "
         "nothing sent (use --force to send it again).\n",
     )
     assert inserts(upstream, dataset) == CURATED
