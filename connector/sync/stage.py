@@ -45,7 +45,7 @@ from connector.sync.shape import (
     page_shape,
 )
 from connector.sync.staging import ObjectStaging
-from connector.sync.surrogates import without_lone_surrogates
+from connector.sync.surrogates import ids_with_lone_surrogates, without_lone_surrogates
 from schemas.tables import Column, EventStream, json_struct, sql_identifier, sql_literal, sql_path_list
 
 # DuckDB's memory for typing a page, which it types whole: a fixed part and about ten times the
@@ -154,8 +154,13 @@ class PageStager:
         self._con.close()
         self._seen.close()
 
-    def stage(self, body: bytes | bytearray, cutoff: int | None) -> StagedPage:
+    def stage(
+        self, body: bytes | bytearray, cutoff: int | None, *, ids: dict[int, str] | None = None
+    ) -> StagedPage:
         """Check one page and start writing the rows to keep: above `cutoff`, newest version of each id.
+
+        `ids` replaces the ids of the events at those places (from 1) in a page mended of its lone
+        surrogates (`_stage_mended`).
 
         Raises:
             PageMalformed: the page or an event breaks the API's contract (the reason, for a message).
@@ -169,7 +174,7 @@ class PageStager:
                 con.register("page_misfits", _misfits_table(event_misfits(body, self._stream, shape)))
         except duckdb.InvalidInputException as error:
             con.unregister("page_body")
-            return self.stage(_mended(body, error), cutoff)
+            return self._stage_mended(body, error, cutoff)
         # One typed page at a time: the last page's write is done with the table before this page is
         # typed into it (a sync's peak memory fell by 20-25 MB), and raises here what writing it raised.
         self._writing.result()
@@ -177,7 +182,9 @@ class PageStager:
             run(self._sql.type_page(table, shape))
         except duckdb.InvalidInputException as error:
             con.unregister("page_body")
-            return self.stage(_mended(body, error), cutoff)
+            return self._stage_mended(body, error, cutoff)
+        if ids:
+            self._replace_ids(table, ids)
         events, bad_ids, bad_xacts, newest, oldest, bad_sample, cursor, other_objects, untyped_maps = run(
             self._sql.page_checks(table)
         ).fetchall()[0]
@@ -216,6 +223,22 @@ class PageStager:
             rows=len(keep),
             written=written,
         )
+
+    def _stage_mended(
+        self, body: bytes | bytearray, error: duckdb.InvalidInputException, cutoff: int | None
+    ) -> StagedPage:
+        """Stage the page without its lone surrogates, its ids keeping theirs as text, if they are what
+        DuckDB refused in it (else `_mended` raises)."""
+        return self.stage(_mended(body, error), cutoff, ids=ids_with_lone_surrogates(body))
+
+    def _replace_ids(self, table: str, ids: dict[int, str]) -> None:
+        self._con.register(
+            "page_ids", pa.table({"_ordinal": pa.array(list(ids), pa.int64()), "id": list(ids.values())})
+        )
+        try:
+            self._run(f"UPDATE {table} SET id = p.id FROM page_ids AS p WHERE {table}._ordinal = p._ordinal")
+        finally:
+            self._con.unregister("page_ids")
 
     def _name_parts(self, rows: int) -> list[Path]:
         """The part files for `rows` new rows.

@@ -6,11 +6,17 @@ so one such value would stop its object from syncing, run after run. Each lone s
 becomes that of U+FFFD, the replacement character, as a UTF-8 decoder makes of any broken sequence:
 the row syncs, one character changed. The text is mended in place, not parsed and written again,
 so every other value keeps its text (a number's digits, a value nested to any depth).
+
+An id is the exception: as U+FFFD, ids that differ only in a lone surrogate (`x\ud83d`, `x\ud83e`)
+would be one row, and all but one lost. An id keeps each lone surrogate as its escape's text instead.
 """
 
 from __future__ import annotations
 
+import json
 import re
+
+from connector.sync.deep_json import with_room_for_depth
 
 # Taken left to right: an escaped backslash (so that `\\ud83d`, a backslash and then text, is not read
 # as an escape), a whole pair, or a lone half. Outside strings JSON holds no backslash.
@@ -34,3 +40,24 @@ def without_lone_surrogates(body: bytes | bytearray) -> bytes | None:
 
     text = _ESCAPES.sub(mend, body)
     return text if mended else None
+
+
+_LONE_HALF = re.compile("[\ud800-\udfff]")
+
+
+def ids_with_lone_surrogates(body: bytes | bytearray) -> dict[int, str]:
+    """Each event's id that holds a lone surrogate, by its place in the page (from 1), each lone half
+    written as its escape's six characters (`x\\ud83d`); empty if the page is not events Python reads."""
+    try:
+        # Python's reader, unlike DuckDB's, takes a lone surrogate: a page mended of one only is read here.
+        page = with_room_for_depth(lambda: json.loads(body))
+    except ValueError:
+        return {}
+    events = page.get("events") if isinstance(page, dict) else None
+    if not isinstance(events, list):
+        return {}
+    return {
+        place: _LONE_HALF.sub(lambda half: f"\\u{ord(half[0]):04x}", event["id"])
+        for place, event in enumerate(events, start=1)
+        if isinstance(event, dict) and isinstance(event.get("id"), str) and _LONE_HALF.search(event["id"])
+    }

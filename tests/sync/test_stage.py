@@ -394,6 +394,33 @@ def test_a_lone_surrogate_escape_becomes_the_replacement_character_and_its_page_
     assert orjson.loads(metadata) == {"k\ufffd": ["\U0001f600 whole"]}
 
 
+def test_ids_that_differ_only_in_a_lone_surrogate_stay_apart_through_updates_and_deletes(
+    emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    project = emulator.store.create_project("cut ids")["id"]
+    ids = ["x\ud83d", "x\ud83e", "x\ufffd", "x\udc00y", "\\ud83d"]
+    emulator.store.insert("project_logs", project, [{"id": row_id, "input": n} for n, row_id in enumerate(ids)])
+    sync(emulator, warehouse)
+    # As U+FFFD, the first three were one row. A lone half is kept as its escape's text, which a
+    # backslash written as text (the last id) also shows, as any such text in an id would.
+    assert {row_id: n for row_id, (n,) in logs_by_id(warehouse, project, "input").items()} == {
+        "x\\ud83d": "0",
+        "x\\ud83e": "1",
+        "x\ufffd": "2",
+        "x\\udc00y": "3",
+        "\\ud83d": "4",
+    }
+    emulator.store.insert("project_logs", project, [{"id": "x\ud83e", "input": 10}])
+    emulator.store.insert("project_logs", project, [{"id": "x\ud83d", "_object_delete": True}])
+    sync(emulator, warehouse, reconcile=True)  # the API's fetch never shows a deleted row
+    assert {row_id: n for row_id, (n,) in logs_by_id(warehouse, project, "input").items()} == {
+        "x\\ud83e": "10",
+        "x\ufffd": "2",
+        "x\\udc00y": "3",
+        "\\ud83d": "4",
+    }
+
+
 def test_a_page_mended_of_a_lone_surrogate_keeps_every_other_value_as_written(
     emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
