@@ -26,11 +26,24 @@ class DuckDbDestination(ParquetTree):
         duckdb_path: the DuckDB file of views.
         root: the Parquet tree: a local directory or an `s3://` URI.
         state_dir: this worker's scratch directory.
+
+    Raises:
+        WarehouseError: the DuckDB file shows another tree's tables. Repointing its views would change
+            every table the analysts read there, and reading this tree instead would answer a query or
+            a status from tables the file does not show (another `--parquet`, or `--no-parquet`, given
+            by mistake). A copied or moved warehouse's file is deleted first, to be written afresh.
     """
 
     def __init__(self, duckdb_path: Path, root: str, state_dir: Path) -> None:
         super().__init__(root, state_dir)
         self.duckdb_path = duckdb_path
+        if duckdb_path.is_file() and shows_another_tree(duckdb_path, self.root):
+            raise WarehouseError(
+                f"{duckdb_path} shows the tables of another Parquet root, not {self.root.display}: "
+                "give the --parquet (or --no-parquet) it was synced with, or another --duckdb file; for a "
+                "copied or moved warehouse, delete it (it holds only views, no rows) and the next sync "
+                "writes it afresh"
+            )
 
     @property
     def description(self) -> str:
@@ -47,20 +60,7 @@ class DuckDbDestination(ParquetTree):
         return reader(self.root, pinned=pinned)
 
     def prepare(self) -> None:
-        """Make the tree readable, then create or refresh the DuckDB file's views.
-
-        Raises:
-            WarehouseError: the file shows another tree's tables: repointing its views would change every
-                table the analysts read there (a sync given another `--parquet`, or `--no-parquet`, by
-                mistake). A copied or moved warehouse's file is deleted first, to be written afresh.
-        """
-        if self.duckdb_path.is_file() and shows_another_tree(self.duckdb_path, self.root):
-            raise WarehouseError(
-                f"{self.duckdb_path} shows the tables of another Parquet root, not {self.root.display}: "
-                "give the --parquet (or --no-parquet) it was synced with, or another --duckdb file; for a "
-                "copied or moved warehouse, delete it (it holds only views, no rows) and the sync writes it "
-                "afresh"
-            )
+        """Make the tree readable, then create or refresh the DuckDB file's views."""
         super().prepare()
         try:
             ensure_views_file(self.duckdb_path, self.root)

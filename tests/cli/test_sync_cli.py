@@ -768,13 +768,17 @@ def test_a_sync_into_a_duckdb_file_showing_another_parquet_root_is_refused(
     assert first.returncode == 0, first.stderr
     analysts = WarehouseSettings(duckdb_path=views, parquet_root=str(tmp_path / "a"))
     before = query(analysts, "SELECT count(*) FROM project_logs")
+    commands = (["sync", "--objects", "datasets"], ["status"], ["sql", "SELECT count(*) FROM project_logs"])
     for elsewhere in (["--no-parquet"], ["--parquet", str(tmp_path / "b")]):
-        done = run_cli("sync", "--duckdb", str(views), *elsewhere, "--objects", "datasets", env=env)
-        assert done.returncode == 1
-        assert f"{views} shows the tables of another Parquet root" in one_line(done.stderr)
+        for command in commands:
+            # A query or a status would answer from the other root's tables: none, or another warehouse's.
+            done = run_cli(*command, "--duckdb", str(views), *elsewhere, env=env)
+            assert (done.returncode, done.stdout) == (1, ""), command
+            assert f"{views} shows the tables of another Parquet root" in one_line(done.stderr)
         with duckdb.connect(str(views), read_only=True) as con:
             assert con.execute("SELECT count(*) FROM project_logs").fetchall() == before
     assert not (tmp_path / "b").exists()
+    assert not Path(f"{views}.tables").exists()
 
 
 def test_unprefixed_settings_change_nothing(demo_emulator: Emulator, warehouse: WarehouseSettings) -> None:
