@@ -399,7 +399,8 @@ def test_ids_that_differ_only_in_a_lone_surrogate_stay_apart_through_updates_and
 ) -> None:
     project = emulator.store.create_project("cut ids")["id"]
     ids = ["x\ud83d", "x\ud83e", "x\ufffd", "x\udc00y", "\\ud83d"]
-    emulator.store.insert("project_logs", project, [{"id": row_id, "input": n} for n, row_id in enumerate(ids)])
+    rows = [{"id": row_id, "input": n} for n, row_id in enumerate(ids)]
+    emulator.store.insert("project_logs", project, rows)
     sync(emulator, warehouse)
     # As U+FFFD, the first three were one row. A lone half is kept as its escape's text, which a
     # backslash written as text (the last id) also shows, as any such text in an id would.
