@@ -101,6 +101,10 @@ class WarehouseError(BtSyncError, TerminalError):
     """The DuckDB file, the Parquet root or the Iceberg catalog cannot be opened, read or written."""
 
 
+class UnreadableFiles(WarehouseError):
+    """Files of an object's rows cannot be read (damaged on disk): set aside, for a sync to rebuild it."""
+
+
 class WarehouseLocked(BtSyncError, TransientError):
     """Another process is syncing the same object; it still held the object's lock after waiting."""
 

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
 
@@ -44,7 +45,7 @@ from connector.destinations.base import MaintainSummary, MergeResult, ObjectRef,
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, ObjectFiles, is_file_name, merge_files, written_by
 from connector.destinations.scratch import scratch_connection
-from connector.errors import WarehouseError, WarehouseLocked
+from connector.errors import UnreadableFiles, WarehouseError, WarehouseLocked, first_line
 from connector.state_file import StateFile, WriteOverran
 from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
@@ -58,6 +59,8 @@ SCHEMA_OBJECT = "__schema__"
 SCHEMA_FILE = "part-000000.parquet"
 # How long a replaced version (or a deleted object's directory) stays for queries that listed it.
 RETIRED_GRACE = timedelta(hours=1)
+# What a data file that cannot be read is renamed with: out of the object's files, kept for a look.
+_SET_ASIDE = ".unreadable"
 # A commit becomes current this long after it starts writing its record, which must be readable by
 # then: a query that started in between would otherwise read the old record for one table's view and
 # the new one for another's (the rows of one commit, the state of the next). A write that overran its
@@ -293,6 +296,15 @@ class ParquetTree:
 
             # Once the record names the new versions, the merge is committed; the rest can be redone.
             committed = self._commit(ref.stream, ref.object_id, record, committed_at)
+        except (duckdb.Error, pa.ArrowInvalid) as error:
+            self._drop_uncommitted(ref, token)
+            unreadable = self._set_aside_unreadable(self._files(ref.stream, ref.object_id), previous)
+            if not unreadable:
+                raise
+            raise UnreadableFiles(
+                f"{ref.stream.table} {ref.name!r} ({ref.object_id}): {'; '.join(unreadable)}: set aside as "
+                f"{_SET_ASIDE}, for its whole history to be read again"
+            ) from error
         except BaseException:
             self._drop_uncommitted(ref, token)
             raise
@@ -342,6 +354,24 @@ class ParquetTree:
         else:  # versions are deleted once copied into the tree
             present, wanted = set(self.root.list(where.directory)), {f.name for f in record.files}
         return wanted <= present
+
+    def _set_aside_unreadable(self, where: ObjectFiles, files: dict[str, DataFile]) -> list[str]:
+        """Rename each of `files` that cannot be read whole (`<name>.unreadable`), so that the object is
+        no longer intact and its next read rebuilds it; say what each one's reader said.
+
+        Only after a merge failed reading them: every row of every file is decoded.
+        """
+        unreadable = []
+        for data_file in files.values():
+            path = where.current_path(data_file)
+            try:
+                with self.root.fs.open_input_file(self.root.full(path)) as handle:
+                    for _ in pq.ParquetFile(handle).iter_batches():
+                        pass
+            except (OSError, pa.ArrowException) as error:
+                self.root.rename(path, f"{path}{_SET_ASIDE}")
+                unreadable.append(f"{self.root.uri(path)} is unreadable ({first_line(error)})")
+        return unreadable
 
     def _drop_uncommitted(self, ref: ObjectRef, token: str) -> None:
         """Delete the versions a failed merge (given `token`) wrote, unless the record names them.

@@ -33,6 +33,7 @@ from connector.errors import (
     RequestError,
     ServerUnavailable,
     StateError,
+    UnreadableFiles,
     WarehouseError,
     WarehouseLocked,
 )
@@ -314,7 +315,13 @@ class _SyncRun:
     def sync_one(self, ref: ObjectRef) -> ObjectSummary:
         """Sync one object; a resumed read is followed by a read up to the current newest version."""
         with self.destination.lock(ref, self.options.lock_wait_s):
-            summary = self._sync_locked(ref)
+            try:
+                summary = self._sync_locked(ref)
+            except UnreadableFiles as error:
+                # Set aside, they leave the object incomplete: its whole history is read to rebuild it.
+                logger.warning("%s", error)
+                ObjectStaging(self.destination.scratch, ref).clear()
+                summary = self._sync_locked(ref)
             if summary.resumed:
                 # The resumed read was pinned at the old snapshot: read on to what was written since.
                 caught_up = self._sync_locked(ref)

@@ -199,6 +199,36 @@ def test_a_file_deleted_by_hand_is_rebuilt_by_the_next_sync(
     assert plain == (6_010, 6_010)
 
 
+@pytest.mark.parametrize("full", [False, True])
+def test_a_damaged_file_is_set_aside_and_its_object_rebuilt_by_the_same_sync(
+    emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path, full: bool
+) -> None:
+    damaged, other = (emulator.store.create_project(name) for name in ("damaged", "other"))
+    for project in (damaged, other):
+        emulator.store.generate_logs(project["id"], 3_000, update_fraction=0.0, rng_seed=4)
+    sync(emulator, warehouse)
+    directory = Path(warehouse.tables_root, "project_logs", f"project_id={damaged['id']}")
+    record = ObjectRecord.model_validate_json((directory / "_sync_state.json").read_bytes())
+    versions = Path(warehouse.tables_root, "_bt_sync", "project_logs", f"project_id={damaged['id']}")
+    victim = versions / record.files[0].version
+    data = bytearray(victim.read_bytes())
+    data[200:2_000] = bytes(b ^ 0x5A for b in data[200:2_000])  # the first columns': ids and versions
+    victim.write_bytes(data)
+    with pytest.raises(duckdb.Error):  # so does every query of its rows, until the sync
+        query(warehouse, f"SELECT * FROM project_logs WHERE project_id = '{damaged['id']}'")
+    for project in (damaged, other):
+        emulator.store.generate_logs(project["id"], 10, update_fraction=0.5, rng_seed=5)
+    summary = sync(emulator, warehouse, full=full)
+    assert {o.name: (o.status, o.mode) for o in summary.objects} == {
+        "damaged": ("synced", "full"),
+        "other": ("synced", "full" if full else "incremental"),
+    }
+    assert not victim.exists() and Path(f"{victim}.unreadable").read_bytes() == data
+    reference = warehouse_in(tmp_path, "reference")
+    sync(emulator, reference)
+    assert event_tables(warehouse) == event_tables(reference)
+
+
 def test_a_rebuild_reads_the_whole_history_even_after_an_incremental_read_left_unmerged(
     emulator: Emulator,
     warehouse: WarehouseSettings,
