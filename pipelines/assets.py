@@ -9,16 +9,17 @@ records a materialization per partition. Partitions extract in parallel across
 runs; a per-object lock keeps two runs of the same object from interleaving.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import dagster as dg
 import duckdb
 
 from connector.api.client import BraintrustClient
 from connector.defaults import DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
-from connector.errors import BtSyncError, NotFoundError, WarehouseError
+from connector.errors import BtSyncError, NotFoundError, WarehouseError, first_line
 from connector.sync.catalog import discover_catalog, write_catalog
 from connector.sync.run import SyncOptions, remove_vanished, sync_object
 from pipelines.discovery import partition_changes
@@ -27,7 +28,7 @@ from pipelines.failures import (
     partition_failures,
     terminal_errors_fail_without_retry,
 )
-from pipelines.metadata import catalog_metadata, event_metadata, table_size
+from pipelines.metadata import catalog_metadata, event_metadata, object_preview, table_size
 from pipelines.objects import find_objects
 from pipelines.progress import LogProgress
 from pipelines.resources import BraintrustResource, WarehouseResource
@@ -41,6 +42,7 @@ TRANSIENT_RETRY = dg.RetryPolicy(
     max_retries=3, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
 CATALOG_OP = "braintrust_catalog"
+T = TypeVar("T")
 
 
 class EventSyncConfig(dg.Config):
@@ -147,8 +149,8 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                         continue
                     url = obj.url(braintrust.app(), org_names)
                     with _reader_after_syncs(context, warehouse, kept) as connection:
-                        metadata = event_metadata(obj, summary, warehouse, connection, url)
-                    yield _recorded(context, assets, key, metadata)
+                        shown = _read(context, connection, partial(object_preview, obj=obj))
+                    yield _recorded(context, assets, key, event_metadata(obj, summary, warehouse, shown, url))
                 if config.reconcile:
                     catalog = discover_catalog(client, braintrust.projects, [assets.kind])
                     vanished = remove_vanished(
@@ -158,9 +160,9 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                         context.log.info(f"removed {removed}: deleted upstream")
                 # The whole table's size: an observation of the asset, not of a partition (see metadata.py).
                 with _reader_after_syncs(context, warehouse, kept) as connection:
-                    if connection is not None:
-                        size = table_size(connection, assets.stream.table)
-                        yield dg.AssetObservation(asset_key=assets.key, metadata=size)
+                    size = _read(context, connection, partial(table_size, table=assets.stream.table))
+                if size is not None:
+                    yield dg.AssetObservation(asset_key=assets.key, metadata=size)
             if errors:
                 raise partition_failures(errors)
 
@@ -190,6 +192,24 @@ def _tables_reader(
         return stack.enter_context(warehouse.reader())
     except WarehouseError as error:
         context.log.warning(f"the synced tables cannot be read, so no preview or table size is kept: {error}")
+        return None
+
+
+def _read(
+    context: dg.AssetExecutionContext,
+    connection: duckdb.DuckDBPyConnection | None,
+    read: Callable[[duckdb.DuckDBPyConnection], T],
+) -> T | None:
+    """What `read` reads with `connection`; None, with a warning, when the tables cannot be read (a file
+    of another object missing or damaged: the checks fail, naming it), or `connection` is None."""
+    if connection is None:
+        return None
+    try:
+        return read(connection)
+    except duckdb.Error as error:
+        context.log.warning(
+            f"the synced tables cannot be read, so no preview or table size is kept: {first_line(error)}"
+        )
         return None
 
 

@@ -34,7 +34,7 @@ def event_metadata(
     obj: BraintrustObject,
     summary: ObjectSummary,
     warehouse: WarehouseResource,
-    connection: duckdb.DuckDBPyConnection | None,
+    shown: dg.MetadataValue | None,
     url: str | None,
 ) -> dict[str, dg.MetadataValue]:
     """Metadata of one synced object (one partition).
@@ -43,8 +43,7 @@ def event_metadata(
         obj: the object.
         summary: what its sync did.
         warehouse: where the tables are.
-        connection: a reader of the synced tables (`WarehouseResource.reader`), after the sync; None when
-            they cannot be read (the preview is left out).
+        shown: its `object_preview`; None when the tables cannot be read (the preview is left out).
         url: the object's page in the Braintrust UI, if known.
     """
     stream = obj.ref.stream
@@ -57,9 +56,8 @@ def event_metadata(
         # An `_xact_id` is above 2**53: as a number the UI would round it.
         "version": dg.MetadataValue.text("" if summary.version is None else str(summary.version)),
     }
-    if connection is not None:
-        where = (stream.key_column, obj.ref.object_id)
-        metadata["preview"] = preview(connection, stream.table, stream.columns, where)
+    if shown is not None:
+        metadata["preview"] = shown
     if url is not None:
         metadata["braintrust_url"] = dg.MetadataValue.url(url)
     return metadata
@@ -115,6 +113,12 @@ def table_size(connection: duckdb.DuckDBPyConnection, table: str) -> dict[str, d
     ).fetchone()
     rows, size = (int(row[0]), int(row[1])) if row else (0, 0)
     return {"dagster/row_count": dg.MetadataValue.int(rows), "dagster/size_bytes": dg.MetadataValue.int(size)}
+
+
+def object_preview(connection: duckdb.DuckDBPyConnection, obj: BraintrustObject) -> dg.MetadataValue:
+    """The newest rows of one synced object (`preview`)."""
+    stream = obj.ref.stream
+    return preview(connection, stream.table, stream.columns, (stream.key_column, obj.ref.object_id))
 
 
 def preview(

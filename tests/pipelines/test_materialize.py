@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.definitions.data_version import CachingStaleStatusResolver
 from dagster._core.loader import LoadingContextForTest
 
@@ -106,20 +107,26 @@ def test_a_partition_materialization_describes_the_object_the_table_and_its_newe
     assert {r.partition_key for r in records.records} == {key}
 
 
+@pytest.mark.parametrize("damage", ["cut short", "deleted"])
 def test_a_damaged_file_of_another_object_fails_no_sync_and_only_the_preview_is_left_out(
     emulator: Emulator,
     upstream: dict[str, str],
     test_defs: dg.Definitions,
     instance: dg.DagsterInstance,
     warehouse_resource: WarehouseResource,
+    damage: str,
 ) -> None:
-    # A file cut short (a full disk, a bad restore) under another experiment: the views cannot be read.
+    # A file cut short (a full disk, a bad restore) or deleted under another experiment: the views cannot
+    # be read, at once or once a query reaches the file.
     other = emulator.store.create_experiment(upstream["project"], "other")
     emulator.store.insert("experiment", other["id"], [{"id": "o-1", "input": "q"}])
     refresh_catalog(test_defs, instance)
     run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key="support-bot/other")
     damaged = first_version_file(warehouse_resource, "experiment_events", "experiment_id", other["id"])
-    damaged.write_bytes(damaged.read_bytes()[:100])
+    if damage == "deleted":
+        damaged.unlink()
+    else:
+        damaged.write_bytes(damaged.read_bytes()[:100])
 
     run = run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key="support-bot/baseline")
 
