@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 from dataclasses import dataclass, fields
@@ -74,6 +75,11 @@ class FaultRule:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown fault rule fields: {', '.join(unknown)}")
+        for name, value in data.items():
+            kinds, what = _JSON_TYPES[name]
+            # JSON's true and false are no numbers here, though Python's bool is an int.
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                raise ValueError(f"fault rule field {name!r} must be {what}, got {json.dumps(value)}")
         try:
             return cls(**data)
         except TypeError as error:
@@ -83,6 +89,20 @@ class FaultRule:
         return (self.method is None or self.method.upper() == method) and re.search(
             self.route, path
         ) is not None
+
+
+# Each field's JSON types, and how to name them (`FaultRule.from_json`).
+_JSON_TYPES: dict[str, tuple[type | tuple[type, ...], str]] = {
+    "kind": (str, "a string"),
+    "route": (str, "a string (a regular expression)"),
+    "method": ((str, type(None)), "a string or null"),
+    "status": (int, "an integer"),
+    "retry_after": ((str, type(None)), "a string or null"),
+    "delay_s": ((int, float), "a number"),
+    "body": ((str, type(None)), "a string (the body's text) or null"),
+    "times": ((int, type(None)), "an integer or null"),
+    "after": (int, "an integer"),
+}
 
 
 class FaultPlan:

@@ -922,6 +922,30 @@ def test_admin_endpoints_add_faults_and_report_stats(emulator: Emulator, http: h
     assert emulator.stats.requests == {}
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("body", {"events": []}),
+        ("route", 5),
+        ("method", ["GET"]),
+        ("status", "500"),
+        ("status", True),
+        ("delay_s", "1"),
+        ("times", 1.5),
+        ("after", None),
+        ("kind", None),
+    ],
+)
+def test_a_fault_rule_of_the_wrong_json_type_is_refused(
+    emulator: Emulator, http: httpx.Client, field: str, value: Any
+) -> None:
+    # A body given as an object was taken, then every request it matched went unanswered.
+    rule = {"kind": "body", "body": '{"events": []}', "route": "/v1/project"} | {field: value}
+    refused = http.post("/_emulator/faults", json=rule)
+    assert (refused.status_code, emulator.faults.pending()) == (400, [])
+    assert f"fault rule field '{field}' must be" in refused.text
+
+
 # Persistence and seeds
 
 
