@@ -265,6 +265,8 @@ class _SyncRun:
         self.full_read = options.full or options.reconcile
         self._unavailable_in_a_row = 0
         self._unwritable_in_a_row = 0
+        # What the warehouse held when an object first failed: what the failed objects still hold.
+        self._committed: dict[tuple[str, str], SyncState] | None = None
 
     def sync_object(self, ref: ObjectRef) -> ObjectSummary:
         """Sync one object, turning its own failures into its summary's status."""
@@ -310,7 +312,19 @@ class _SyncRun:
             return self._failed(ref, str(error))
 
     def _failed(self, ref: ObjectRef, error: str) -> ObjectSummary:
-        return _summary(ref, ObjectStatus.FAILED, error, full_read=self.full_read)
+        """A failed object's summary, with the rows, files and watermark it still holds: nothing of it
+        was committed, and a scheduler reading zeros would take its table for emptied."""
+        failed = _summary(ref, ObjectStatus.FAILED, error, full_read=self.full_read)
+        if self._committed is None:
+            try:
+                states = self.destination.list_states()
+            except WarehouseError:
+                states = []  # the warehouse cannot be read: the failure says why, the counts stay unknown
+            self._committed = {(state.object_type, state.object_id): state for state in states}
+        held = self._committed.get((ref.object_type, ref.object_id))
+        if held is None:
+            return failed
+        return failed.model_copy(update={"version": held.version, "rows": held.rows, "bytes": held.bytes})
 
     def sync_one(self, ref: ObjectRef) -> ObjectSummary:
         """Sync one object; a resumed read is followed by a read up to the current newest version."""

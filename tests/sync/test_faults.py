@@ -81,13 +81,16 @@ def test_a_repeating_cursor_fails_the_object_clearly_and_keeps_its_state(
     reliability_emulator: Emulator, reference: Tables, warehouse: WarehouseSettings
 ) -> None:
     emulator = reliability_emulator
-    sync(emulator, warehouse)
+    held = {(o.object_id, o.version, o.rows, o.bytes) for o in sync(emulator, warehouse).objects}
     emulator.faults.add(FaultRule(kind="repeat_cursor", route="/fetch", times=None, after=0))
     try:
         summary = sync(emulator, warehouse, full=True, page_limit=5)
     finally:
         emulator.faults.clear()
     assert summary.failures and all("already returned" in (o.error or "") for o in summary.failures)
+    # What each failed object still holds, not zeros, which a scheduler would take for an emptied table.
+    assert {(o.object_id, o.version, o.rows, o.bytes) for o in summary.failures} <= held
+    assert all(o.rows and o.version for o in summary.failures)
     assert event_tables(warehouse) == reference
     sync(emulator, warehouse)
     assert event_tables(warehouse) == reference
