@@ -117,6 +117,10 @@ class ApiSettings(_Settings):
                 f"holds credentials ({redact(value)!r}): give the API key on its own (BRAINTRUST_API_KEY by "
                 "default), not in the URL"
             )
+        if "?" in value or "#" in value:
+            # Paths are joined to it: `…?x=1/v1/project` would ask the server's root for a page.
+            shown = redact(value)
+            raise ValueError(f"holds a query or a fragment: give the API's base URL alone, not {shown}")
         return value.rstrip("/")
 
 

@@ -37,9 +37,10 @@ def events_without_id(count: int) -> PageMalformed:
 
 
 def events_with_bad_version(count: int, example: object) -> PageMalformed:
-    """Events whose `_xact_id` is not a version."""
+    """Events whose `_xact_id` is not a version; `example` is one's text, None for a null or none."""
+    shown = "null or missing" if example is None else repr(example)
     return PageMalformed(
-        f"{count} of its events have a `_xact_id` that is not a 64-bit decimal number, e.g. {example!r}"
+        f"{count} of its events have a `_xact_id` that is not a 64-bit decimal number, e.g. {shown}"
     )
 
 

@@ -570,8 +570,9 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         ),
         (
             ["sync", "--api-url", "http://127.0.0.1:9/?api_key=s3cr3t"],
-            {"BT_SYNC_BACKOFF_INITIAL_S": "0.01"},
-            "the API at http://127.0.0.1:9/?api_key=*** is unavailable",
+            {},
+            "--api-url: holds a query or a fragment: give the API's base URL alone, not "
+            "http://127.0.0.1:9/?api_key=***",
         ),
         (["sync", "--api-url", "ftp://user:s3cr3t@host"], {}, "got 'ftp://***@host'"),
         (
@@ -626,6 +627,7 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         (["sql", "/* nothing */ "], {}, "the query is empty"),
         (["sql", "--", "--debug"], {}, "the query is empty"),  # a value, not the option
         (["sync", "--api-url", "http://user@127.0.0.1:9"], {}, "--api-url: holds credentials"),
+        (["sync"], {"BRAINTRUST_API_URL": "http://127.0.0.1:9/#v1"}, "BRAINTRUST_API_URL: holds a query or"),
         (
             ["status", "--duckdb", "w\udcff.duckdb"],
             {},

@@ -306,8 +306,13 @@ def test_pages_that_meet_at_one_version_are_still_in_order(staging: ObjectStagin
             b'{"events": [{"id": "a", "_xact_id": "12a"}, {"id": "b", "_xact_id": "7"}], "cursor": null}',
             r"^1 of its events have a `_xact_id` that is not a 64-bit decimal number, e\.g\. '12a'$",
         ),
+        (
+            b'{"events": [{"id": "a", "_xact_id": null}, {"id": "b"}], "cursor": null}',
+            r"^2 of its events have a `_xact_id` that is not a 64-bit decimal number, "
+            r"e\.g\. null or missing$",
+        ),
     ],
-    ids=["invalid", "bad-version"],
+    ids=["invalid", "bad-version", "null-version"],
 )
 def test_a_malformed_page_is_refused_with_the_reason(staging: ObjectStaging, body: bytes, says: str) -> None:
     with closing(stager_of(staging)) as stager, pytest.raises(PageMalformed, match=says):
