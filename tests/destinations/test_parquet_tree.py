@@ -168,22 +168,33 @@ def test_a_commit_cut_short_before_the_tree_caught_up_is_finished_by_the_next_sy
     assert not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
 
 
+def two_synced_projects(
+    emulator: Emulator, warehouse: WarehouseSettings, name: str
+) -> tuple[dict[str, Any], dict[str, Any], ObjectRecord]:
+    """Projects `name` and "other", 3,000 log rows each, synced; `name`'s commit record."""
+    first, other = (emulator.store.create_project(project) for project in (name, "other"))
+    for project in (first, other):
+        emulator.store.generate_logs(project["id"], 3_000, update_fraction=0.0, rng_seed=4)
+    sync(emulator, warehouse)
+    directory = Path(warehouse.tables_root, "project_logs", f"project_id={first['id']}")
+    return first, other, ObjectRecord.model_validate_json((directory / "_sync_state.json").read_bytes())
+
+
+def versions_of(warehouse: WarehouseSettings, project: dict[str, Any]) -> Path:
+    """The directory of a project's log files' versions."""
+    return Path(warehouse.tables_root, "_bt_sync", "project_logs", f"project_id={project['id']}")
+
+
 @pytest.mark.parametrize("deleted", ["a current version", "a file of the tree"])
 def test_a_file_deleted_by_hand_is_rebuilt_by_the_next_sync(
     emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path, deleted: str
 ) -> None:
-    lost, other = (emulator.store.create_project(name) for name in ("lost", "other"))
-    for project in (lost, other):
-        emulator.store.generate_logs(project["id"], 3_000, update_fraction=0.0, rng_seed=4)
-    sync(emulator, warehouse)
-    directory = Path(warehouse.tables_root, "project_logs", f"project_id={lost['id']}")
-    record = ObjectRecord.model_validate_json((directory / "_sync_state.json").read_bytes())
+    lost, other, record = two_synced_projects(emulator, warehouse, "lost")
     assert len(record.files) > 1
     if deleted == "a current version":
-        versions = Path(warehouse.tables_root, "_bt_sync", "project_logs", f"project_id={lost['id']}")
-        (versions / record.files[0].version).unlink()
+        (versions_of(warehouse, lost) / record.files[0].version).unlink()
     else:
-        (directory / record.files[0].name).unlink()
+        Path(warehouse.tables_root, "project_logs", f"project_id={lost['id']}", record.files[0].name).unlink()
     emulator.store.generate_logs(other["id"], 10, update_fraction=0.0, rng_seed=5)
     summary = sync(emulator, warehouse)  # incremental: it failed on every run, for every object
     assert not [o for o in summary.objects if o.error]
@@ -203,14 +214,8 @@ def test_a_file_deleted_by_hand_is_rebuilt_by_the_next_sync(
 def test_a_damaged_file_is_set_aside_and_its_object_rebuilt_by_the_same_sync(
     emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path, full: bool
 ) -> None:
-    damaged, other = (emulator.store.create_project(name) for name in ("damaged", "other"))
-    for project in (damaged, other):
-        emulator.store.generate_logs(project["id"], 3_000, update_fraction=0.0, rng_seed=4)
-    sync(emulator, warehouse)
-    directory = Path(warehouse.tables_root, "project_logs", f"project_id={damaged['id']}")
-    record = ObjectRecord.model_validate_json((directory / "_sync_state.json").read_bytes())
-    versions = Path(warehouse.tables_root, "_bt_sync", "project_logs", f"project_id={damaged['id']}")
-    victim = versions / record.files[0].version
+    damaged, other, record = two_synced_projects(emulator, warehouse, "damaged")
+    victim = versions_of(warehouse, damaged) / record.files[0].version
     data = bytearray(victim.read_bytes())
     data[200:2_000] = bytes(b ^ 0x5A for b in data[200:2_000])  # the first columns': ids and versions
     victim.write_bytes(data)
