@@ -22,7 +22,7 @@ from connector.config import ApiSettings, DestinationKind, WarehouseSettings
 from connector.defaults import DEFAULT_API_URL, DEFAULT_APP_URL, DEFAULT_LOCK_WAIT_S
 from connector.destinations.base import Destination, SyncState
 from connector.destinations.filesystem import Root
-from connector.errors import ConfigError, MissingApiKey, validation_problems
+from connector.errors import ConfigError, MissingApiKey, WarehouseError, first_line, validation_problems
 from connector.wiring import open_destination
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
@@ -167,9 +167,15 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
         `pinned`: read the commits current now, naming each of their files, so a file missing from the
         warehouse fails the reader (`WarehouseError`) rather than leaving its rows out of every query.
+        A DuckDB error of a query made with it (a file that cannot be read) is raised as a
+        `WarehouseError` too: a step fails at once with it, rather than being retried for minutes.
         """
         with open_destination(self.settings(), prepare=False).reader(pinned=pinned) as connection:
-            yield connection
+            try:
+                yield connection
+            except duckdb.Error as error:
+                # A file damaged on disk, found by a query: terminal, as a missing one is at the start.
+                raise WarehouseError(f"the synced tables cannot be read: {first_line(error)}") from error
 
 
 _WAREHOUSE_FIELDS = (

@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from connector.emulator import Emulator
+from connector.errors import WarehouseError
 from pipelines import BraintrustResource, build_definitions
 from pipelines.jobs import CHECKS_JOB_NAME
 from pipelines.maintain import MAINTAIN_JOB_NAME
@@ -133,23 +134,50 @@ def test_rows_match_sync_state_fails_when_a_commit_record_leaves_out_a_file_or_m
     assert run_checks(test_defs, instance, check)["experiment_events:rows_match_sync_state"].passed
 
 
-def test_the_checks_fail_while_a_file_of_the_warehouse_is_missing(
+@pytest.mark.parametrize(
+    ("damage", "says"),
+    [("deleted", "a file of the synced tables is missing"), ("garbled", "cannot read the tables at")],
+)
+def test_the_checks_fail_at_once_naming_a_file_of_the_warehouse_missing_or_damaged(
     emulator: Emulator,
     upstream: dict[str, str],
     test_defs: dg.Definitions,
     instance: dg.DagsterInstance,
     warehouse_resource: WarehouseResource,
+    damage: str,
+    says: str,
 ) -> None:
     sync_warehouse(emulator, warehouse_resource)
-    first_version_file(
+    victim = first_version_file(
         warehouse_resource, "experiment_events", "experiment_id", upstream["experiment"]
-    ).unlink()
+    )
+    if damage == "deleted":
+        victim.unlink()
+    else:  # the first columns' pages, which every check's query reads
+        data = bytearray(victim.read_bytes())
+        victim.write_bytes(data[:200] + bytes(b ^ 0x5A for b in data[200:2_000]) + data[2_000:])
     result = run_job(test_defs, instance, CHECKS_JOB_NAME, raise_on_error=False)
     assert not result.success
     assert not any(e.passed for e in result.get_asset_check_evaluations())
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     assert failures
-    assert all("a file of the synced tables is missing" in str(e.event_specific_data) for e in failures)
+    assert all(says in str(e.event_specific_data) for e in failures)
+    if damage == "deleted":
+        assert all(victim.name in str(e.event_specific_data) for e in failures)
+    # Not retried for minutes as if the warehouse could mend itself.
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
+def test_a_query_the_warehouse_cannot_answer_is_a_terminal_warehouse_error(
+    emulator: Emulator, warehouse_resource: WarehouseResource, tmp_path: Path
+) -> None:
+    # As a file damaged past its metadata is found only by a query that reads its pages.
+    sync_warehouse(emulator, warehouse_resource)
+    garbage = tmp_path / "damaged.parquet"
+    garbage.write_bytes(b"PAR1" + bytes(range(256)) * 8 + b"PAR1")
+    refused = pytest.raises(WarehouseError, match=r"^the synced tables cannot be read: .*damaged\.parquet")
+    with refused, warehouse_resource.reader(pinned=True) as connection:
+        connection.execute(f"SELECT * FROM read_parquet('{garbage}')").fetchall()
 
 
 def test_coverage_freshness_and_count_checks_warn_when_the_warehouse_is_behind(
