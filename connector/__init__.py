@@ -5,7 +5,7 @@ The public surface, for use from Python; everything else is internal:
     from connector import ApiSettings, SyncOptions, WarehouseSettings, open_client, open_destination, run_sync
 
     with open_client(ApiSettings()) as client:  # BRAINTRUST_API_KEY / BRAINTRUST_API_URL
-        summary = run_sync(client, open_destination(WarehouseSettings()), SyncOptions())
+        summary = run_sync(client, open_destination(WarehouseSettings(), prepare=False), SyncOptions())
 
 Names load on first use, so importing `connector` costs nothing.
 """

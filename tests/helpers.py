@@ -117,7 +117,8 @@ def sync(
 ) -> SyncSummary:
     """A sync in this process (no overlap window unless given), with fast retries."""
     with fast_client(emulator, timeout_s=timeout_s) as client:
-        return run_sync(client, open_destination(settings), SyncOptions(**{"overlap_s": 0} | options))
+        destination = open_destination(settings, prepare=False)  # `run_sync` prepares it
+        return run_sync(client, destination, SyncOptions(**{"overlap_s": 0} | options))
 
 
 def query(settings: WarehouseSettings, sql: str, params: list[Any] | None = None) -> list[tuple[Any, ...]]:

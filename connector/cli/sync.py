@@ -100,7 +100,8 @@ def sync(
         state_dir=state_dir,
     )
     with open_client(api_settings(api_url, api_key, timeout)) as client:
-        target = open_destination(store)
+        # Prepared by the sync once the API answered: a rejected key or an unreachable API writes nothing.
+        target = open_destination(store, prepare=False)
         with terminal_progress(quiet=as_json) as progress:
             summary = run_sync(client, target, options, progress)
     if as_json:

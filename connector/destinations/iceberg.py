@@ -75,8 +75,8 @@ class IcebergDestination:
 
     Args:
         settings: the catalog, warehouse, namespace and this worker's state directory.
-        create: whether a missing SQLite catalog is created (False when the caller only reads: it is
-            then an empty catalog).
+        create: whether a missing SQLite catalog is created (False when the caller only reads, or
+            prepares the destination later: until `prepare`, it is then an empty catalog).
 
     Raises:
         ConfigError: no catalog, or a SQL catalog without a warehouse.
@@ -85,9 +85,9 @@ class IcebergDestination:
 
     def __init__(self, settings: WarehouseSettings, *, create: bool = True) -> None:
         self._catalog_name = settings.iceberg_catalog or ""
-        self._catalog: Catalog = open_catalog(
-            settings.iceberg_catalog, settings.iceberg_warehouse, create=create
-        )
+        self._warehouse = settings.iceberg_warehouse
+        self._created = create
+        self._catalog: Catalog = open_catalog(settings.iceberg_catalog, self._warehouse, create=create)
         self._namespace = settings.iceberg_namespace
         self._state_dir = settings.state_dir
         identity = f"{self._catalog_name}|{settings.iceberg_warehouse}|{self._namespace}"
@@ -111,7 +111,11 @@ class IcebergDestination:
         return self._state_dir / "staging" / self._key
 
     def prepare(self) -> None:
-        """Create the namespace and every table that does not exist yet."""
+        """Create the catalog, if it was opened without, then the namespace and every table that does not
+        exist yet."""
+        if not self._created:
+            self._catalog = open_catalog(self._catalog_name, self._warehouse, create=True)
+            self._created = True
         try:
             ensure_namespace(self._catalog, self._namespace)
             for stream in EVENT_STREAMS.values():

@@ -151,7 +151,8 @@ def run_sync(
 
     Args:
         client: the API client.
-        destination: where the tables are.
+        destination: where the tables are, prepared here once the API answered the catalog's listing
+            (`open_destination(..., prepare=False)`): a key the API rejects writes nothing.
         options: what to sync.
         progress: where to show progress; nothing is shown when None.
     """
@@ -159,6 +160,7 @@ def run_sync(
     requests_before, retries_before = client.stats.requests, client.stats.retries
     kinds = options.selected_kinds
     catalog = discover_catalog(client, options.projects, kinds)
+    destination.prepare()
     write_catalog(destination, catalog)
     run = _SyncRun(client, destination, options, progress or NullProgress())
     objects = [run.sync_object(ref) for ref in catalog.refs(kinds)]

@@ -21,6 +21,7 @@ from tests.helpers import (
     cli_env,
     cli_in_process,
     cli_warehouse_args,
+    free_port,
     one_line,
     query,
     run_cli,
@@ -429,6 +430,39 @@ def test_sql_runs_while_a_sync_is_running(demo_emulator: Emulator, warehouse: Wa
         answers.append((done.returncode, done.stdout.splitlines()[-1] if done.stdout else done.stderr))
     assert syncing.wait() == 0
     assert all(code == 0 and value == "1130" for code, value in answers), answers
+
+
+@pytest.mark.parametrize(
+    ("api", "key", "args", "exit_code", "says"),
+    [
+        ("emulator", "wrong", [], 1, "rejected the API key"),
+        ("closed port", None, [], 1, "is unavailable"),
+        ("emulator", None, ["--project", "nope"], 2, "no project named"),
+        (
+            "emulator",
+            "wrong",
+            [
+                *("--destination", "iceberg"),
+                *("--iceberg-catalog", "sqlite:///{w}/c.db", "--iceberg-warehouse", "{w}/i"),
+            ],
+            1,
+            "rejected the API key",
+        ),
+    ],
+)
+def test_a_sync_the_api_refuses_writes_nothing(
+    emulator: Emulator, tmp_path: Path, api: str, key: str | None, args: list[str], exit_code: int, says: str
+) -> None:
+    # A first sync that fails there left an empty warehouse, which `status` and `sql` then answered from.
+    url = emulator.url if api == "emulator" else f"http://127.0.0.1:{free_port()}"
+    warehouse = tmp_path / "w"
+    paths = ["--duckdb", f"{warehouse}/b.duckdb", "--parquet", f"{warehouse}/pq"]
+    paths += ["--state-dir", f"{warehouse}/st"]
+    env = {"BRAINTRUST_API_KEY": key or emulator.api_key, "BT_SYNC_MAX_ATTEMPTS": "1"}
+    args = [arg.replace("{w}", str(warehouse)) for arg in args]
+    done = run_cli("sync", "--api-url", url, *paths, *args, env=env)
+    assert done.returncode == exit_code and says in one_line(done.stderr)
+    assert not warehouse.exists()
 
 
 @pytest.mark.parametrize(
