@@ -320,8 +320,10 @@ class _SyncRun:
         if self._committed is None:
             try:
                 states = self.destination.list_states()
-            except WarehouseError:
-                states = []  # the warehouse cannot be read: the failure says why, the counts stay unknown
+            except Exception:  # any destination's, its catalog's or its object store's
+                # The warehouse cannot be read (the failure may say why): the counts stay unknown, and the
+                # object's own failure, not this one, is what its summary reports.
+                states = []
             self._committed = {(state.object_type, state.object_id): state for state in states}
         held = self._committed.get((ref.object_type, ref.object_id))
         if held is None:
