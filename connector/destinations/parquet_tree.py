@@ -296,17 +296,16 @@ class ParquetTree:
 
             # Once the record names the new versions, the merge is committed; the rest can be redone.
             committed = self._commit(ref.stream, ref.object_id, record, committed_at)
-        except (duckdb.Error, pa.ArrowInvalid) as error:
+        except BaseException as error:
             self._drop_uncommitted(ref, token)
-            unreadable = self._set_aside_unreadable(self._files(ref.stream, ref.object_id), previous)
-            if not unreadable:
-                raise
-            raise UnreadableFiles(
-                f"{ref.stream.table} {ref.name!r} ({ref.object_id}): {'; '.join(unreadable)}: set aside as "
-                f"{_SET_ASIDE}, for its whole history to be read again"
-            ) from error
-        except BaseException:
-            self._drop_uncommitted(ref, token)
+            # A read that failed may have met a file damaged on disk.
+            if isinstance(error, duckdb.Error | pa.ArrowInvalid) and (
+                unreadable := self._set_aside_unreadable(self._files(ref.stream, ref.object_id), previous)
+            ):
+                raise UnreadableFiles(
+                    f"{ref.stream.table} {ref.name!r} ({ref.object_id}): {'; '.join(unreadable)}: set aside "
+                    f"as {_SET_ASIDE}, for its whole history to be read again"
+                ) from error
             raise
         self._publish(ref.stream, ref.object_id, committed)
         return MergeResult(
