@@ -161,6 +161,17 @@ class Root:
             raise self._error("stat", relative, error) from None
         return bool(info.type == pafs.FileType.File)
 
+    def files_under(self, relative: str) -> list[str]:
+        """Paths (relative to the root) of the files under a directory, at any depth (none when it does
+        not exist)."""
+        selector = pafs.FileSelector(self.full(relative), recursive=True, allow_not_found=True)
+        try:
+            infos = self.fs.get_file_info(selector)
+        except (OSError, pa.ArrowException) as error:
+            raise self._error("list", relative, error) from None
+        base = len(self.full("")) + 1
+        return sorted(info.path[base:] for info in infos if info.type == pafs.FileType.File)
+
     def list(self, relative: str) -> list[str]:
         """Names of the entries of a directory (empty when it does not exist)."""
         return sorted(self.sizes(relative))

@@ -363,13 +363,9 @@ class ParquetTree:
         unreadable = []
         for data_file in files.values():
             path = where.current_path(data_file)
-            try:
-                with self.root.fs.open_input_file(self.root.full(path)) as handle:
-                    for _ in pq.ParquetFile(handle).iter_batches():
-                        pass
-            except (OSError, pa.ArrowException) as error:
+            if (reason := why_unreadable(self.root, path, whole=True)) is not None:
                 self.root.rename(path, f"{path}{_SET_ASIDE}")
-                unreadable.append(f"{self.root.uri(path)} is unreadable ({first_line(error)})")
+                unreadable.append(f"{self.root.uri(path)} is unreadable ({reason})")
         return unreadable
 
     def _drop_uncommitted(self, ref: ObjectRef, token: str) -> None:
@@ -637,6 +633,21 @@ def _state_history(
         return record.since, record.superseded
     replaced = SupersededState(state=record.state, since=record.since, at=record.removed_at or at)
     return at, [*record.superseded, replaced]
+
+
+def why_unreadable(root: Root, path: str, *, whole: bool) -> str | None:
+    """What pyarrow's reader says of the Parquet file at `path` (relative to `root`): of its footer, or
+    (`whole`) of every row too; None when it reads."""
+    try:
+        with root.fs.open_input_file(root.full(path)) as handle:
+            if not whole:
+                pq.read_metadata(handle)
+                return None
+            for _ in pq.ParquetFile(handle).iter_batches():
+                pass
+    except (OSError, pa.ArrowException) as error:
+        return first_line(error)
+    return None
 
 
 def _retired(data_file: DataFile, at: datetime) -> Retired:

@@ -33,6 +33,7 @@ from connector.destinations.parquet_tree import (
     SCHEMA_OBJECT,
     STATE_FILE,
     VERSIONS,
+    why_unreadable,
 )
 from connector.destinations.scratch import scratch_connection
 from connector.destinations.spill import spill_directory
@@ -64,6 +65,13 @@ _DAMAGED_RECORD_REMEDY = ": delete its directory, and the next `bt-sync sync` re
 _LISTS_FILES_WRONGLY = " lists its files wrongly"
 # The error for a data file a commit record names and the tree lacks (deleted by hand, copied in part).
 _MISSING_FILE = "a file of the synced tables is missing ({}): the next `bt-sync sync` rebuilds its object"
+# What a user does about a DuckDB file bt-sync cannot use, from the command line or in Dagster.
+_ANOTHER_FILE = "choose another DuckDB file (--duckdb, or BT_SYNC_DUCKDB)"
+# The error for a data file whose footer is damaged on disk.
+_DAMAGED_FILE = (
+    "a file of the synced tables is damaged ({}): delete it, and the next `bt-sync sync` rebuilds its "
+    "object if the file was current"
+)
 # How a view bt-sync writes reads its tree's files.
 _READS_FILES = re.compile(r"\bread_(?:parquet|text|json)\w*\s*\(", re.IGNORECASE)
 # Writing the file takes well under a second: a temporary copy this old was left by a killed process.
@@ -132,8 +140,22 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
             ) from None
         if _DAMAGED_RECORD_REMEDY in str(error) or _MISSING_FILE.partition("{}")[0] in str(error):
             raise WarehouseError(first_line(error).partition(": ")[2]) from None
+        if damaged := _damaged_files(root):
+            raise WarehouseError("; ".join(damaged)) from None
         raise WarehouseError(f"cannot read the tables at {root.display}: {first_line(error)}") from None
     return con
+
+
+def _damaged_files(root: Root) -> list[str]:
+    """A line for each Parquet file of the tree whose footer cannot be read, which fails every query of
+    its table (DuckDB's error does not name it): looked for once making the views failed."""
+    # On a local disk the views read the versions; on object storage, the tree's files.
+    files = root.files_under(VERSIONS if root.is_local else "")
+    return [
+        _DAMAGED_FILE.format(f"{root.uri(path)}: {reason}")
+        for path in files
+        if path.endswith(".parquet") and (reason := why_unreadable(root, path, whole=False)) is not None
+    ]
 
 
 def ensure_views_file(path: Path, root: Root) -> bool:
@@ -222,12 +244,12 @@ def _current_fingerprint(path: Path) -> str | None:
         if "lock" in str(error).lower():
             return None
         raise WarehouseError(
-            f"cannot open {path}: {first_line(error)}; move it away or choose another --duckdb file"
+            f"cannot open {path}: {first_line(error)}; move it away or {_ANOTHER_FILE}"
         ) from None
     except duckdb.Error as error:
         raise WarehouseError(
             f"{path} is not a DuckDB database bt-sync can read ({first_line(error)}); "
-            "move it away or choose another --duckdb file"
+            f"move it away or {_ANOTHER_FILE}"
         ) from None
     with _using(alias) as con:
         ours = {*_OUR_VIEWS, MARKER_VIEW}
@@ -241,7 +263,7 @@ def _current_fingerprint(path: Path) -> str | None:
         if foreign:
             raise WarehouseError(
                 f"{path} holds {', '.join(foreign)}, which bt-sync did not make (it keeps only views of the "
-                "synced tables there): choose another --duckdb file, or move this one away. "
+                f"synced tables there): {_ANOTHER_FILE}, or move this one away. "
                 "A file written by bt-sync 0.1 (tables inside the file) is rebuilt by moving it away and "
                 "running `bt-sync sync --full`."
             )

@@ -600,6 +600,33 @@ def test_a_data_file_missing_from_the_tree_fails_every_query_of_its_table_until_
     assert query(warehouse, "SELECT count(*) FROM experiment_events") == expected
 
 
+def test_a_data_file_whose_footer_is_damaged_is_named_with_its_remedy_by_every_reader(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    sync(demo_emulator, warehouse)
+    expected = query(warehouse, "SELECT count(*) FROM experiment_events")
+    victim = next(Path(warehouse.parquet_root, "_bt_sync", "experiment_events").glob("*/*.parquet"))
+    data = bytearray(victim.read_bytes())
+    footer = int.from_bytes(data[-8:-4], "little")  # its length, before the closing magic bytes
+    data[-8 - footer : -8] = bytes(b ^ 0x5A for b in data[-8 - footer : -8])
+    victim.write_bytes(data)
+    # DuckDB's own error names no file.
+    failure = f"a file of the synced tables is damaged ({victim}: "
+    for pinned in (False, True):
+        with pytest.raises(WarehouseError) as refused:
+            open_destination(warehouse, prepare=False).reader(pinned=pinned)
+        assert str(refused.value).startswith(failure)
+        assert str(refused.value).endswith(
+            "): delete it, and the next `bt-sync sync` rebuilds its object if the file was current"
+        )
+    done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], "SELECT count(*) FROM experiment_events")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"bt-sync: error: {failure}") and done.stderr.count("\n") == 1
+    victim.unlink()  # as it says
+    sync(demo_emulator, warehouse)
+    assert query(warehouse, "SELECT count(*) FROM experiment_events") == expected
+
+
 def test_a_table_whose_commit_records_are_all_gone_fails_its_queries_rather_than_show_no_rows(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
