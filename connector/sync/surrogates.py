@@ -8,7 +8,10 @@ the row syncs, one character changed. The text is mended in place, not parsed an
 so every other value keeps its text (a number's digits, a value nested to any depth).
 
 An id is the exception: as U+FFFD, ids that differ only in a lone surrogate (`x\ud83d`, `x\ud83e`)
-would be one row, and all but one lost. An id keeps each lone surrogate as its escape's text instead.
+would be one row, and all but one lost. An id keeps each lone surrogate as its escape's text instead
+(`\ud83d`, six characters), and the text of an id that reads as such an escape has its backslashes
+doubled (`\\ud83d`), so that no two ids become one: a run of backslashes before `ud83d` in a stored id
+is odd where the id held a lone half, even where it held the text.
 """
 
 from __future__ import annotations
@@ -43,11 +46,23 @@ def without_lone_surrogates(body: bytes | bytearray) -> bytes | None:
 
 
 _LONE_HALF = re.compile("[\ud800-\udfff]")
+# A lone half with the backslashes before it, or the text of one's escape as an id keeps it, with the
+# backslashes before it (which `ids_with_lone_surrogates` and `ESCAPE_TEXT_SQL` double).
+_HALF_OR_ITS_TEXT = re.compile(r"(\\*)(?:([\ud800-\udfff])|(ud[89a-f][0-9a-f]{2}))")
+# The text of a lone half's escape after a backslash, in an id DuckDB read (RE2, as SQL literals).
+ESCAPE_TEXT_SQL = r"'(\\+)(ud[89a-f][0-9a-f]{2})'"
+ESCAPE_TEXT_DOUBLED_SQL = r"'\1\1\2'"
+
+
+def _stored_id(match: re.Match[str]) -> str:
+    backslashes, half, text = match.groups()
+    return backslashes * 2 + (f"\\u{ord(half):04x}" if half else text)
 
 
 def ids_with_lone_surrogates(body: bytes | bytearray) -> dict[int, str]:
     """Each event's id that holds a lone surrogate, by its place in the page (from 1), each lone half
-    written as its escape's six characters (`x\\ud83d`); empty if the page is not events Python reads."""
+    written as its escape's six characters (`x\\ud83d`) and the backslashes before one or before such
+    text doubled; empty if the page is not events Python reads."""
     try:
         # Python's reader, unlike DuckDB's, takes a lone surrogate: a page mended of one only is read here.
         page = with_room_for_depth(lambda: json.loads(body))
@@ -57,7 +72,7 @@ def ids_with_lone_surrogates(body: bytes | bytearray) -> dict[int, str]:
     if not isinstance(events, list):
         return {}
     return {
-        place: _LONE_HALF.sub(lambda half: f"\\u{ord(half[0]):04x}", event["id"])
+        place: _HALF_OR_ITS_TEXT.sub(_stored_id, event["id"])
         for place, event in enumerate(events, start=1)
         if isinstance(event, dict) and isinstance(event.get("id"), str) and _LONE_HALF.search(event["id"])
     }
