@@ -51,7 +51,7 @@ from connector.destinations.iceberg_catalog import (
     retry_conflicts,
 )
 from connector.destinations.iceberg_maintain import maintain_tables
-from connector.destinations.iceberg_merge import plan_merge, refuse_beyond_a_long
+from connector.destinations.iceberg_merge import plan_merge, refuse_beyond_a_long, unreadable_files
 from connector.destinations.iceberg_read import iceberg_reader
 from connector.destinations.iceberg_schema import (
     SYNC_STATE_SCHEMA,
@@ -62,7 +62,7 @@ from connector.destinations.iceberg_schema import (
 )
 from connector.destinations.parquet_tree import catalog_select
 from connector.destinations.scratch import scratch_connection
-from connector.errors import WarehouseError, WarehouseLocked
+from connector.errors import UnreadableFiles, WarehouseError, WarehouseLocked
 from connector.redaction import redact, scrub, uri_secrets
 from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
@@ -94,6 +94,8 @@ class IcebergDestination:
         self._key = hashlib.sha256(identity.encode()).hexdigest()[:12]
         # pyiceberg quotes a bad warehouse without its scheme, where `redact` cannot see its credentials.
         self._secrets = uri_secrets(f"{settings.iceberg_catalog} {settings.iceberg_warehouse}")
+        # The objects a file of which could not be read, to be rebuilt from their whole history.
+        self._rebuilding: set[str] = set()
 
     @property
     def key(self) -> str:
@@ -154,7 +156,10 @@ class IcebergDestination:
             lock.release()
 
     def read_state(self, ref: ObjectRef) -> SyncState | None:
-        """The object's committed state, or None."""
+        """The object's committed state; None, as for an object never synced, when a file of it could not
+        be read (`merge`): the sync then reads its whole history again, and its merge rebuilds it."""
+        if ref.object_id in self._rebuilding:
+            return None
         return object_state(self._table(ref.stream.table), ref.object_id)
 
     def list_states(self) -> list[SyncState]:
@@ -177,14 +182,29 @@ class IcebergDestination:
         def attempt() -> MergeResult:
             table = self._table(ref.stream.table)
             committed = object_state(table, ref.object_id)
-            plan = plan_merge(
-                table,
-                ref.stream,
-                ref.object_id,
-                staged,
-                delete_missing_up_to=delete_missing_up_to,
-                scratch=self.scratch / "merge" / ref.object_id,
-            )
+            rebuild = ref.object_id in self._rebuilding
+            try:
+                plan = plan_merge(
+                    table,
+                    ref.stream,
+                    ref.object_id,
+                    staged,
+                    delete_missing_up_to=delete_missing_up_to,
+                    scratch=self.scratch / "merge" / ref.object_id,
+                    rebuild=rebuild,
+                )
+            except (OSError, pa.ArrowException) as error:
+                # A read that failed may have met a data file deleted or damaged: the object is read
+                # again whole (`read_state`) and its files replaced without reading them.
+                if rebuild or not (
+                    unreadable := unreadable_files(table, object_files(table, ref.stream, ref.object_id))
+                ):
+                    raise
+                self._rebuilding.add(ref.object_id)
+                raise UnreadableFiles(
+                    f"{ref.stream.table} {ref.name!r} ({ref.object_id}): {'; '.join(unreadable)}: its whole "
+                    "history is read again to replace its files"
+                ) from error
             versions = [v for v in (state.version, committed.version if committed else None) if v is not None]
             final = state.model_copy(
                 update={
@@ -215,6 +235,7 @@ class IcebergDestination:
             )
 
         result = retry_conflicts(f"committing {ref.stream.table} {ref.name!r}", attempt)
+        self._rebuilding.discard(ref.object_id)
         self._publish_states()
         return result
 
@@ -277,7 +298,17 @@ class IcebergDestination:
         """An in-memory DuckDB connection viewing every table's snapshot current now (so always pinned)."""
         tables = {name: self._table(name) for name in self._table_names()}
         # The states of the snapshots viewed: loaded again, a table may hold a commit made meanwhile.
-        return iceberg_reader(tables, _states(tables[stream.table] for stream in EVENT_STREAMS.values()))
+        try:
+            return iceberg_reader(tables, _states(tables[stream.table] for stream in EVENT_STREAMS.values()))
+        except FileNotFoundError as error:  # pyarrow's names only the path
+            raise WarehouseError(
+                f"a data file of the tables is missing ({self._reason(error)}): the next `bt-sync sync` of "
+                "its object reads the object's whole history again to replace its files"
+            ) from None
+        except (OSError, pa.ArrowException) as error:
+            raise WarehouseError(
+                f"cannot read the tables of {self.description}: {self._reason(error)}"
+            ) from None
 
     def maintain(self, retain: timedelta) -> MaintainSummary:
         """Merge small files, expire snapshots older than `retain`, delete files no snapshot needs."""

@@ -14,6 +14,7 @@ files together with the object's state.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import uuid
 from collections import deque
@@ -37,7 +38,7 @@ from connector.destinations.iceberg_schema import stored_select, stored_type
 from connector.destinations.merge_plan import plan_actions
 from connector.destinations.scratch import merge_connection
 from connector.destinations.unique_ids import each_id_once
-from connector.errors import MalformedResponse
+from connector.errors import MalformedResponse, first_line
 from schemas.tables import EventStream, sql_identifier, sql_literal, sql_path_list
 
 # Data files read at once (their id and version columns, or a whole file to rewrite), and the most read
@@ -103,6 +104,7 @@ def plan_merge(
     *,
     delete_missing_up_to: int | None,
     scratch: Path,
+    rebuild: bool = False,
 ) -> MergePlan:
     """Plan merging `staged` into the object's rows (the greatest `_xact_id` wins) and write the new files.
 
@@ -115,18 +117,43 @@ def plan_merge(
             up to this `_xact_id`: a row held, no newer and not in `staged`, was deleted upstream (None:
             delete nothing).
         scratch: a local directory for DuckDB's spill files.
+        rebuild: `staged` holds the whole object, read again because some of its files cannot be read
+            (`unreadable_files`): it replaces every file the object has, none of which is read.
 
     Raises:
         MalformedResponse: a row's `_xact_id` is beyond what an Iceberg long holds (that object fails).
+        OSError, pyarrow.ArrowException: a file of the object cannot be read (or a new one written).
     """
     scratch.mkdir(parents=True, exist_ok=True)
     tasks = object_files(table, stream, object_id)
+    replaced = [task.file for task in tasks] if rebuild else []
+    if rebuild:
+        tasks = []
     with _connect(scratch) as con:
         merge = _Merge(con, table, stream, object_id, staged, tasks)
         merge.refuse_versions_beyond_a_long()
         if not tasks and delete_missing_up_to is None and merge.each_id_once():
-            return merge.first_load()
-        return merge.run(delete_missing_up_to)
+            plan = merge.first_load()
+        else:
+            plan = merge.run(delete_missing_up_to)
+    return dataclasses.replace(plan, removed=[*replaced, *plan.removed])
+
+
+def unreadable_files(table: Table, tasks: Sequence[FileScanTask]) -> list[str]:
+    """A line for each of the data files of `tasks` that is missing or cannot be read whole.
+
+    Only after a merge failed reading them: every row of every file is decoded.
+    """
+    scan = ArrowScan(table.metadata, table.io, table.schema(), AlwaysTrue())
+    unreadable = []
+    for task in tasks:
+        try:
+            scan.to_table([task])
+        except FileNotFoundError:
+            unreadable.append(f"{task.file.file_path} is missing")
+        except (OSError, pa.ArrowException) as error:
+            unreadable.append(f"{task.file.file_path} is unreadable ({first_line(error)})")
+    return unreadable
 
 
 def _connect(scratch: Path) -> duckdb.DuckDBPyConnection:

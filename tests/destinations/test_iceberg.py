@@ -414,6 +414,36 @@ def test_a_damaged_manifest_or_metadata_file_is_one_line_in_every_command(
         assert command[0] == "sql" or json.loads(done.stdout), "a --json run prints its document"
 
 
+@pytest.mark.parametrize("damage", ["deleted", "cut short"])
+def test_a_data_file_deleted_or_damaged_is_named_and_its_object_rebuilt_by_the_next_sync(
+    emulator: Emulator, tmp_path: Path, damage: str
+) -> None:
+    iceberg, logs = iceberg_in(tmp_path), frozenset({"logs"})
+    damaged, other = (emulator.store.create_project(name) for name in ("damaged", "other"))
+    for project in (damaged, other):
+        emulator.store.generate_logs(project["id"], 300, update_fraction=0.0, rng_seed=4)
+    sync(emulator, iceberg, kinds=logs)
+    (path, *_) = (p for p in data_files(iceberg, "project_logs") if f"project_id={damaged['id']}/" in p)
+    victim = Path(path.removeprefix("file://"))
+    if damage == "deleted":
+        victim.unlink()
+        # Was pyarrow's bare path, and a Dagster materialization retried it as if it could mend itself.
+        with pytest.raises(WarehouseError, match=r"^a data file of the tables is missing \(.*\): the next "):
+            open_destination(iceberg, prepare=False).reader()
+    else:
+        victim.write_bytes(victim.read_bytes()[:100])  # was a traceback, and the run's end
+    for project in (damaged, other):
+        emulator.store.generate_logs(project["id"], 10, update_fraction=0.5, rng_seed=5)
+    summary = sync(emulator, iceberg, kinds=logs)
+    assert {o.name: (o.status, o.mode) for o in summary.objects} == {
+        "damaged": ("synced", "full"),
+        "other": ("synced", "incremental"),
+    }
+    reference = iceberg_in(tmp_path, "reference")
+    sync(emulator, reference, kinds=logs)
+    assert event_tables(iceberg) == event_tables(reference)
+
+
 def test_a_reader_s_states_are_those_of_the_snapshots_it_views(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
