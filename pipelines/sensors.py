@@ -9,6 +9,7 @@ evaluation_fn", its own message buried under two tracebacks, in the UI and in th
 """
 
 import hashlib
+import time
 
 import dagster as dg
 
@@ -29,6 +30,11 @@ PARTITION_TAG = "dagster/partition"
 
 # The runs that ended without doing their work.
 _FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+# The longest a first sync that keeps failing waits to be asked for again: the hourly schedule's period,
+# which syncs every partition anyway.
+FIRST_SYNC_LONGEST_WAIT_S = 3600
+# Enough failed runs in a row to reach that wait (`_backing_off`).
+_FAILURES_COUNTED = 5
 
 
 def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.SensorDefinition:
@@ -73,7 +79,8 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
                 if key in change.added or synced_as != ref.name:
                     is_synced = synced_as is not None
                     request = _first_sync(context.instance, change.assets, key, ref, is_synced)
-                    sync_requests.append(request)
+                    if not _backing_off(context.instance, change.assets, key):
+                        sync_requests.append(request)
                     identity = f"{change.assets.partitions_name}:{key}:{ref.object_id}"
                     changes.append(f"{identity}:{request.run_key}" if is_synced else identity)
         # A catalog run that failed is asked for again at the next tick, whether or not anything is pending.
@@ -135,6 +142,25 @@ def _last_failure(instance: dg.DagsterInstance, job_name: str) -> str:
     """The id of the job's last run that failed or was cancelled ("none" if none did)."""
     runs = instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=list(_FAILED)), limit=1)
     return runs[0].run_id if runs else "none"
+
+
+def _backing_off(instance: dg.DagsterInstance, assets: EventAssets, key: str) -> bool:
+    """Whether a first sync that failed is not asked for again yet.
+
+    The first failure is followed at the next tick (an outage, a key fixed since); each one after it in a
+    row about doubles the wait (5, 15, 35 minutes), up to `FIRST_SYNC_LONGEST_WAIT_S`, so that an object
+    the API refuses for good (a 403) is not asked for at every tick: 288 failed runs a day.
+    """
+    statuses = [*_FAILED, dg.DagsterRunStatus.SUCCESS]
+    runs = instance.get_run_records(
+        dg.RunsFilter(job_name=assets.job_name, tags={PARTITION_TAG: key}, statuses=statuses),
+        limit=_FAILURES_COUNTED,
+    )
+    failures = next((n for n, run in enumerate(runs) if run.dagster_run.status not in _FAILED), len(runs))
+    if not failures or runs[0].end_time is None:
+        return False
+    wait = min(DISCOVERY_INTERVAL_S * ((1 << (failures - 1)) - 1), FIRST_SYNC_LONGEST_WAIT_S)
+    return time.time() - float(runs[0].end_time) < wait
 
 
 def _first_sync(

@@ -4,14 +4,18 @@ catalog, and requested by the schedules."""
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import dagster as dg
 import pytest
 
 from connector.emulator import Emulator, FaultRule
+from pipelines import sensors
 from pipelines.jobs import CATALOG_JOB_NAME
 from pipelines.resources import WarehouseResource
+from pipelines.sensors import DISCOVERY_INTERVAL_S
 from tests.helpers import run_cli
 from tests.pipelines.helpers import (
     EXPERIMENT_EVENTS,
@@ -159,7 +163,11 @@ def catalog_run_key(result: dg.SensorResult) -> str | None:
 
 
 def test_a_first_sync_that_failed_is_asked_for_again_once_per_failure(
-    emulator: Emulator, upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     emulator.faults.add(FaultRule(kind="status", status=401, route="/fetch", times=None))
     first = discover(test_defs, instance)
@@ -190,6 +198,11 @@ def test_a_first_sync_that_failed_is_asked_for_again_once_per_failure(
     emulator.faults.add(FaultRule(kind="status", status=401, route="/v1/prompt", times=None))
     assert not run_job(test_defs, instance, CATALOG_JOB_NAME, raise_on_error=False).success
     emulator.faults.clear()
+    # Failed twice in a row: asked for again a tick later (then 15 and 35 minutes, an hour at most), not
+    # at every tick, as an object the API refuses for good would be.
+    assert not first_syncs(discover(test_defs, instance))
+    later = time.time() + DISCOVERY_INTERVAL_S
+    monkeypatch.setattr(sensors, "time", SimpleNamespace(time=lambda: later))
     # The daemon would launch only runs of keys it never saw: each key names the run that failed.
     again = discover(test_defs, instance)
     assert first_syncs(again).keys() == first_syncs(first).keys() == {
