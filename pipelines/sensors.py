@@ -32,7 +32,7 @@ PARTITION_TAG = "dagster/partition"
 _FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 # The longest a first sync that keeps failing waits to be asked for again: the hourly schedule's period,
 # which syncs every partition anyway.
-FIRST_SYNC_LONGEST_WAIT_S = 3600
+_LONGEST_FIRST_SYNC_WAIT_S = 3600
 # Enough failed runs in a row to reach that wait (`_backing_off`).
 _FAILURES_COUNTED = 5
 
@@ -148,7 +148,7 @@ def _backing_off(instance: dg.DagsterInstance, assets: EventAssets, key: str) ->
     """Whether a first sync that failed is not asked for again yet.
 
     The first failure is followed at the next tick (an outage, a key fixed since); each one after it in a
-    row about doubles the wait (5, 15, 35 minutes), up to `FIRST_SYNC_LONGEST_WAIT_S`, so that an object
+    row about doubles the wait (5, 15, 35 minutes), up to `_LONGEST_FIRST_SYNC_WAIT_S`, so that an object
     the API refuses for good (a 403) is not asked for at every tick: 288 failed runs a day.
     """
     statuses = [*_FAILED, dg.DagsterRunStatus.SUCCESS]
@@ -159,7 +159,7 @@ def _backing_off(instance: dg.DagsterInstance, assets: EventAssets, key: str) ->
     failures = next((n for n, run in enumerate(runs) if run.dagster_run.status not in _FAILED), len(runs))
     if not failures or runs[0].end_time is None:
         return False
-    wait = min(DISCOVERY_INTERVAL_S * ((1 << (failures - 1)) - 1), FIRST_SYNC_LONGEST_WAIT_S)
+    wait = min(DISCOVERY_INTERVAL_S * ((1 << (failures - 1)) - 1), _LONGEST_FIRST_SYNC_WAIT_S)
     return time.time() - float(runs[0].end_time) < wait
 
 
