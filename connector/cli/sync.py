@@ -161,7 +161,8 @@ def status(
     """Show, per synced object: its name as a Dagster partition key, id, rows, watermark and last sync."""
     import orjson
 
-    from connector.sync.keys import object_keys
+    from connector.sync.catalog import listed_in_warehouse
+    from connector.sync.keys import keys_as_listed
     from connector.wiring import open_destination
 
     store = warehouse_settings(
@@ -177,7 +178,7 @@ def status(
     states = sorted(target.list_states(), key=lambda s: (s.table_name, s.name))
     if not states:
         note_nothing_synced(target)
-    keys = object_keys(states)
+    keys = keys_as_listed(states, listed_in_warehouse(target) if states else None)
     if as_json:
         listed = [
             {**s.model_dump(mode="json"), "partition_key": keys[(s.object_type, s.object_id)]} for s in states
@@ -191,7 +192,7 @@ def status(
         table.add_row(
             *plain_cells(
                 s.table_name,
-                keys[(s.object_type, s.object_id)],
+                keys[(s.object_type, s.object_id)] or f"{s.name} (deleted upstream)",  # no partition
                 s.object_id,
                 str(s.rows),
                 str(s.files),
@@ -200,3 +201,10 @@ def status(
             )
         )
     output_console().print(table)
+    deleted = sum(key is None for key in keys.values())
+    if deleted:
+        typer.echo(
+            f"bt-sync: note: {counted(deleted, 'objects')} deleted upstream, without a Dagster partition: "
+            "`bt-sync sync --reconcile` removes the rows",
+            err=True,
+        )

@@ -11,11 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import duckdb
+
 from connector.api.client import BraintrustClient
 from connector.destinations.base import Destination, ObjectRef
-from connector.errors import ConfigError
+from connector.errors import ConfigError, WarehouseError
 from schemas.api import ApiObject, ObjectType, Project
-from schemas.kinds import BY_OBJECT_TYPE, EVENT_KINDS, KINDS, PROJECT, ObjectKind
+from schemas.kinds import BY_OBJECT_TYPE, EVENT_KINDS, EVENT_STREAMS, KINDS, PROJECT, ObjectKind
+from schemas.tables import sql_identifier, sql_literal
 
 
 @dataclass(frozen=True)
@@ -91,3 +94,30 @@ def write_catalog(destination: Destination, catalog: Catalog) -> None:
     project_ids = None if catalog.every_project else [project.id for project in catalog.projects]
     for kind, objects in catalog.objects.items():
         destination.write_catalog(kind, objects, project_ids)
+
+
+def listed_in_warehouse(destination: Destination) -> list[ObjectRef] | None:
+    """The event containers the catalog tables hold: those the API listed at the last syncs, named as
+    there; None when the tables cannot be read.
+    """
+    selects = []
+    for kind in EVENT_KINDS:
+        assert kind.events is not None
+        table, object_type = sql_identifier(kind.catalog.table), sql_literal(kind.events.object_type.value)
+        if kind is PROJECT:
+            selects.append(f"SELECT {object_type}, id, id, name FROM {table}")
+        else:
+            projects = sql_identifier(PROJECT.catalog.table)
+            selects.append(
+                f"SELECT {object_type}, o.id, o.project_id, p.name || '/' || o.name "
+                f"FROM {table} AS o JOIN {projects} AS p ON o.project_id = p.id"
+            )
+    try:
+        with destination.reader() as con:
+            rows = con.execute(" UNION ALL ".join(selects)).fetchall()
+    except (duckdb.Error, WarehouseError):
+        return None
+    return [
+        ObjectRef(EVENT_STREAMS[ObjectType(object_type)], object_id, project_id, name)
+        for object_type, object_id, project_id, name in rows
+    ]

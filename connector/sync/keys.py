@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -98,3 +98,15 @@ def _is_plain(object_type: ObjectType, name: str) -> bool:
 def _depth(object_type: ObjectType) -> int:
     """How many `/` a plain name holds: none for a project's logs, one for `project/object`."""
     return 0 if object_type is ObjectType.PROJECT_LOGS else 1
+
+
+def keys_as_listed(
+    synced: Sequence[Named], listed: Iterable[Named] | None
+) -> dict[tuple[ObjectType, str], str | None]:
+    """The key of each synced object as Dagster's partitions name it, from the objects `listed` upstream
+    (as the catalog tables hold them): None for one no longer listed (deleted upstream; its rows stay
+    until `sync --reconcile`). From the synced objects when `listed` is None (unknown)."""
+    if listed is None:
+        return dict(object_keys(synced))
+    keys = object_keys(listed)
+    return {(o.object_type, o.object_id): keys.get((o.object_type, o.object_id)) for o in synced}

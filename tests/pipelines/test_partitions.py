@@ -317,6 +317,24 @@ def test_bt_sync_status_shows_the_partition_keys(
     )
     table = run_cli("status", "--duckdb", str(settings.duckdb_path), "--parquet", settings.tables_root)
     assert "support-bot/baseline" in table.stdout
+    # Deleted upstream and created again under its name: its rows stay until a reconcile, and its key is
+    # its successor's, which Dagster's partition names (status gave both `name~id`, and no partition had).
+    emulator.store.delete("experiment", upstream["experiment"])
+    successor = emulator.store.create_experiment(upstream["project"], "baseline")
+    emulator.store.insert("experiment", successor["id"], [{"id": "e-1", "input": 1}])
+    sync_warehouse(emulator, warehouse_resource)
+    refresh_catalog(test_defs, instance)
+    status = run_cli(
+        "status", "--duckdb", str(settings.duckdb_path), "--parquet", settings.tables_root, "--json"
+    )
+    keys_by_id = {s["object_id"]: s["partition_key"] for s in json.loads(status.stdout)}
+    assert (keys_by_id[upstream["experiment"]], keys_by_id[successor["id"]]) == (None, "support-bot/baseline")
+    assert instance.get_dynamic_partitions("bt_experiments") == ["support-bot/baseline"]
+    table = run_cli("status", "--duckdb", str(settings.duckdb_path), "--parquet", settings.tables_root)
+    assert table.stderr == (
+        "bt-sync: note: 1 object deleted upstream, without a Dagster partition: "
+        "`bt-sync sync --reconcile` removes the rows\n"
+    )
 
 
 def test_schedules_sync_each_partition_hourly_and_reconcile_each_table_in_one_weekly_run(
