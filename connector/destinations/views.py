@@ -90,9 +90,8 @@ def view_statements(root: Root, pinned_by: duckdb.DuckDBPyConnection | None = No
     # The moment whose commits a query reads: its own start, or the moment a pinned reader was opened.
     as_of = "now()" if pinned_by is None else _moment(pinned_by)
     for stream in EVENT_STREAMS.values():
-        statements += table_view(
-            stream.table, stream.columns, _event_source(root, stream, pinned_by, as_of), stream.description
-        )
+        ctes, source = _event_source(root, stream, pinned_by, as_of)
+        statements += table_view(stream.table, stream.columns, source, stream.description, ctes=ctes)
     for table in CATALOG_TABLES:
         source = (
             f"read_parquet({sql_literal(root.uri(f'{table.table}/{CATALOG_FILE}'))}, union_by_name = true)"
@@ -350,8 +349,9 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
 
 def _event_source(
     root: Root, stream: EventStream, pinned_by: duckdb.DuckDBPyConnection | None, as_of: str
-) -> str:
-    """The rows of an event table: on a local disk, the versions of its files current when a query starts.
+) -> tuple[str, str]:
+    """The rows of an event table (the common table expressions they read, and their source): on a local
+    disk, the versions of its files current when a query starts.
 
     DuckDB reads a file's footer and its data through separate opens, so it must not
     read a file that a sync replaces meanwhile: it reads the immutable versions, keeping
@@ -370,7 +370,7 @@ def _event_source(
     if not root.is_local:
         # On object storage the tree's files are replaced by a single PUT each, and read over HTTP.
         files = sql_literal(root.uri(stream.table) + "/*/*.parquet")
-        return f"read_parquet({files}, {hive}, union_by_name = true)"
+        return "", f"read_parquet({files}, {hive}, union_by_name = true)"
     versions = root.uri(f"{VERSIONS}/{stream.table}")
     version = 'STRUCT(version VARCHAR, since TIMESTAMPTZ, "at" TIMESTAMPTZ)[]'
     pattern = root.uri(stream.table) + "/*/" + STATE_FILE
@@ -393,8 +393,8 @@ def _event_source(
         f"WHEN path IN ({listed}) THEN path "
         f"ELSE error(replace({sql_literal(_MISSING_FILE)}, '{{}}', path)) END"
     )
+    ctes = f"records AS ({records})"
     committed = (
-        f"WITH records AS ({records}) "
         f"SELECT {checked} FROM (SELECT filename, state, f, {path} AS path "
         "FROM (SELECT filename, state, unnest(list_concat(files, retired)) AS f FROM records "
         f"WHERE removed_at IS NULL OR removed_at > {as_of}) "
@@ -404,9 +404,9 @@ def _event_source(
     if pinned_by is not None:
         # The empty schema file gives the columns when no object has rows.
         schema = f"{versions}/{stream.key_column}={SCHEMA_OBJECT}/{SCHEMA_FILE}"
-        named = [schema, *(path for (path,) in pinned_by.execute(committed).fetchall())]
-        return f"read_parquet({sql_path_list(named)}, {hive}, union_by_name = true)"
-    return (
+        named = [schema, *(path for (path,) in pinned_by.execute(f"WITH {ctes} {committed}").fetchall())]
+        return "", f"read_parquet({sql_path_list(named)}, {hive}, union_by_name = true)"
+    return ctes, (
         f"read_parquet({sql_literal(versions + '/*/*.parquet')}, {hive}, union_by_name = true, filename = "
         "true) "
         f"WHERE filename IN ({committed})"
@@ -466,10 +466,19 @@ def _damaged_record(fault: str) -> str:
     return f"'the commit record ' || filename || {fault} || {sql_literal(_DAMAGED_RECORD_REMEDY)}"
 
 
-def table_view(name: str, columns: tuple[Column, ...], source: str, description: str) -> list[str]:
-    """A view `name` selecting `columns` from `source`, and the comments describing it and its columns."""
+def table_view(
+    name: str, columns: tuple[Column, ...], source: str, description: str, *, ctes: str = ""
+) -> list[str]:
+    """A view `name` selecting `columns` from `source`, and the comments describing it and its columns.
+
+    `ctes` are the common table expressions `source` reads (`records AS (...)`), made at the view's top:
+    DuckDB 1.4.0 and 1.4.1 cannot read a view DuckDB 2 wrote holding one in a subquery.
+    """
     selected = ", ".join(sql_identifier(c.name) for c in columns)
-    statements = [f"CREATE OR REPLACE VIEW {sql_identifier(name)} AS SELECT {selected} FROM {source}"]
+    with_ctes = f"WITH {ctes} " if ctes else ""
+    statements = [
+        f"CREATE OR REPLACE VIEW {sql_identifier(name)} AS {with_ctes}SELECT {selected} FROM {source}"
+    ]
     statements.append(f"COMMENT ON VIEW {sql_identifier(name)} IS {sql_literal(description)}")
     statements += [
         f"COMMENT ON COLUMN {sql_identifier(name)}.{sql_identifier(c.name)} IS {sql_literal(c.description)}"
@@ -498,7 +507,6 @@ def _sync_state_view(root: Root, as_of: str) -> list[str]:
         },
     )
     every_state = (
-        f"WITH records AS ({records}) "
         "SELECT unnest(list_concat([{'state': state, 'since': since, 'at': removed_at}], superseded)) AS s "
         # The failing branch's value is the error, so that no plan can leave it unevaluated.
         f"FROM records UNION ALL {_unread_records(pattern)}"
@@ -507,7 +515,8 @@ def _sync_state_view(root: Root, as_of: str) -> list[str]:
         f"s.state.{sql_identifier(c.name)} AS {sql_identifier(c.name)}" for c in SYNC_STATE_COLUMNS
     )
     statements = [
-        f"CREATE OR REPLACE VIEW sync_state AS SELECT {selected} FROM ({every_state}) WHERE s.state IS NOT "
+        f"CREATE OR REPLACE VIEW sync_state AS WITH records AS ({records}) SELECT {selected} "
+        f"FROM ({every_state}) WHERE s.state IS NOT "
         f'NULL AND (s.since IS NULL OR s.since <= {as_of}) AND (s."at" IS NULL OR s."at" > {as_of})'
     ]
     statements.append(f"COMMENT ON VIEW sync_state IS {sql_literal(SYNC_STATE_DESCRIPTION)}")

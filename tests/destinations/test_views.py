@@ -271,7 +271,8 @@ def test_every_column_of_the_file_has_the_type_the_tables_declare(
         assert {key: actual.get(key) for key in declared} == declared, step
 
 
-@pytest.mark.parametrize("release", ["1.4", "1.5"])
+# 1.4.0 and 1.4.1 read a view holding a common table expression in a subquery as naming a table.
+@pytest.mark.parametrize("release", ["1.4.0", "1.4", "1.5"])
 def test_an_older_duckdb_reads_every_table(
     demo_emulator: Emulator, warehouse: WarehouseSettings, release: str
 ) -> None:
