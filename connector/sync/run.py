@@ -326,8 +326,8 @@ class _SyncRun:
                 states = []
             self._committed = {(state.object_type, state.object_id): state for state in states}
         held = self._committed.get((ref.object_type, ref.object_id))
-        if held is None:
-            return failed
+        if held is None:  # never synced (or rebuilt): its read was of its whole history
+            return failed.model_copy(update={"mode": "full"})
         return failed.model_copy(update={"version": held.version, "rows": held.rows, "bytes": held.bytes})
 
     def sync_one(self, ref: ObjectRef) -> ObjectSummary:
@@ -341,19 +341,20 @@ class _SyncRun:
                 ObjectStaging(self.destination.scratch, ref).clear()
                 summary = self._sync_locked(ref)
             if summary.resumed:
-                # The resumed read was pinned at the old snapshot: read on to what was written since.
-                caught_up = self._sync_locked(ref)
+                # The resumed read was pinned at the old snapshot: read on to what was written since (only
+                # that, after a resumed `--full` too: not its whole history again).
+                caught_up = self._sync_locked(ref, catch_up=True)
                 summary = _combined(summary, caught_up)
         return summary
 
-    def _sync_locked(self, ref: ObjectRef) -> ObjectSummary:
+    def _sync_locked(self, ref: ObjectRef, *, catch_up: bool = False) -> ObjectSummary:
         clock = time.monotonic()
         staging = ObjectStaging(self.destination.scratch, ref)
         previous = self.destination.read_state(ref)
         checkpoint = self._resumable(ref, staging, previous)
         resumed = checkpoint is not None
         if checkpoint is None:
-            checkpoint = self._start(ref, previous)
+            checkpoint = self._start(ref, previous, catch_up=catch_up)
             staging.save(checkpoint)
         if checkpoint.version and not checkpoint.done:
             # The API pages through every version of each row: the count is of versions, not the table's rows.
@@ -381,14 +382,26 @@ class _SyncRun:
             last_pages=checkpoint.pages,
             synced_at=datetime.now(UTC),
         )
-        result = self.destination.merge(
-            ref,
-            staging.staged(checkpoint),
-            state,
-            delete_missing_up_to=(
-                checkpoint.existed_bound if self.options.reconcile and checkpoint.cutoff is None else None
-            ),
-        )
+        if gone := staging.missing(checkpoint):
+            raise StateError(
+                f"what its read staged was removed while it ran ({gone[0]} is gone from {staging.directory}, "
+                "under the --state-dir); nothing was committed, and the next sync reads the object afresh"
+            )
+        try:
+            result = self.destination.merge(
+                ref,
+                staging.staged(checkpoint),
+                state,
+                delete_missing_up_to=(
+                    checkpoint.existed_bound if self.options.reconcile and checkpoint.cutoff is None else None
+                ),
+            )
+        except BaseException:
+            # A first load takes the staged parts into the tree: one that failed (a full disk) leaves none to
+            # resume from, and the next sync reads the object afresh, without warning of damage.
+            if staging.missing(checkpoint):
+                staging.clear()
+            raise
         staging.clear()
         return ObjectSummary(
             object_type=ref.object_type,
@@ -409,7 +422,7 @@ class _SyncRun:
             seconds=round(time.monotonic() - clock, 3),
         )
 
-    def _start(self, ref: ObjectRef, previous: SyncState | None) -> Checkpoint:
+    def _start(self, ref: ObjectRef, previous: SyncState | None, *, catch_up: bool) -> Checkpoint:
         started_at = datetime.now(UTC)
         newest = newest_version(self.client, ref)
         committed = previous.version if previous else None
@@ -420,7 +433,7 @@ class _SyncRun:
         return Checkpoint(
             version=snapshot_pin(newest, time.time()),
             watermark=newest,
-            cutoff=self._cutoff(previous),
+            cutoff=self._cutoff(previous, catch_up=catch_up),
             started_at=started_at,
             existed_up_to=_newest(newest, committed),
         )
@@ -455,8 +468,8 @@ class _SyncRun:
             return None
         return checkpoint
 
-    def _cutoff(self, previous: SyncState | None) -> int | None:
-        if self.full_read or previous is None or previous.version is None:
+    def _cutoff(self, previous: SyncState | None, *, catch_up: bool) -> int | None:
+        if (self.full_read and not catch_up) or previous is None or previous.version is None:
             return None
         return max(0, previous.version - xact_span_for_seconds(self.options.overlap_s))
 
@@ -492,6 +505,7 @@ def _combined(first: ObjectSummary, second: ObjectSummary) -> ObjectSummary:
     return second.model_copy(
         update={
             "resumed": True,
+            "mode": first.mode,
             "pages": first.pages + second.pages,
             "rows_fetched": first.rows_fetched + second.rows_fetched,
             "inserted": first.inserted + second.inserted,

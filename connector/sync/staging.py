@@ -103,7 +103,8 @@ class ObjectStaging:
         """Why the checkpoint's parts cannot be resumed from, or None if their footers say they are whole.
 
         A part is complete on disk before a checkpoint names it, so only harm from outside (a file
-        deleted, truncated or overwritten) makes one missing, unreadable or short of the rows counted.
+        deleted, truncated or overwritten), or a sync killed while its first load took the parts into
+        the tree, makes one missing, unreadable or short of the rows counted.
         """
         rows = 0
         for name in checkpoint.parts:
@@ -115,6 +116,11 @@ class ObjectStaging:
             held = counted(rows, "rows")
             return f"its staged parts hold {held}, its checkpoint counts {checkpoint.rows_staged:,}"
         return None
+
+    def missing(self, checkpoint: Checkpoint) -> list[str]:
+        """The checkpoint's parts that are gone (a scratch directory removed while a read ran): looked
+        for by name only, before every merge, where reading their footers would cost a little each time."""
+        return [name for name in checkpoint.parts if not (self.directory / name).exists()]
 
     def staged(self, checkpoint: Checkpoint) -> StagedParts:
         """The checkpoint's parts, for the destination's merge."""

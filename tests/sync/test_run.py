@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -11,10 +12,14 @@ import pytest
 
 from connector.api.xact import xact_for_time
 from connector.config import WarehouseSettings
-from connector.destinations.base import MergeResult
+from connector.destinations.base import MergeResult, ObjectRef
+from connector.destinations.parquet_tree import ParquetTree
 from connector.emulator import Emulator, FaultRule
+from connector.errors import WarehouseError
+from connector.sync import run as run_module
 from connector.sync.catalog import discover_catalog
 from connector.sync.run import SyncSummary, remove_vanished
+from connector.sync.staging import ObjectStaging
 from connector.wiring import open_destination
 from schemas.kinds import EVENT_KINDS
 from tests.helpers import (
@@ -310,3 +315,59 @@ def test_reconcile_keeps_an_object_created_and_synced_after_its_listing(
     assert query(
         warehouse, "SELECT count(*) FROM experiment_events WHERE experiment_id = ?", [experiment["id"]]
     ) == [(1,)]
+
+
+def test_staged_parts_removed_while_a_read_runs_fail_that_object_alone_and_the_next_sync_reads_it_afresh(
+    emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone, kept = (emulator.store.create_project(name) for name in ("gone", "kept"))
+    for project in (gone, kept):
+        emulator.store.generate_logs(project["id"], 300, update_fraction=0.0, rng_seed=4)
+    extract = run_module.extract_object
+
+    def scratch_cleaned_meanwhile(
+        client: Any, ref: ObjectRef, staging: ObjectStaging, *args: Any, **kwargs: Any
+    ) -> Any:
+        checkpoint = extract(client, ref, staging, *args, **kwargs)
+        if ref.name == "gone":  # a tmp cleaner, a disk swapped under --state-dir
+            shutil.rmtree(staging.directory)
+        return checkpoint
+
+    monkeypatch.setattr(run_module, "extract_object", scratch_cleaned_meanwhile)
+    failed = {o.name: o for o in sync(emulator, warehouse).objects}
+    monkeypatch.undo()
+    # Was DuckDB's "No files found that match the pattern" for the whole run, with no summary.
+    assert (failed["kept"].status, failed["gone"].status, failed["gone"].mode) == ("synced", "failed", "full")
+    assert failed["gone"].error is not None
+    assert failed["gone"].error.startswith(
+        "what its read staged was removed while it ran (part-000000.parquet"
+    )
+    assert failed["gone"].error.endswith("nothing was committed, and the next sync reads the object afresh")
+    assert [o.status for o in sync(emulator, warehouse).objects] == ["synced", "synced"]
+    reference = warehouse_in(tmp_path, "reference")
+    sync(emulator, reference)
+    assert event_tables(warehouse) == event_tables(reference)
+
+
+def test_a_first_load_that_failed_to_commit_is_read_afresh_without_a_warning_of_damage(
+    emulator: Emulator,
+    warehouse: WarehouseSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    project = emulator.store.create_project("first")
+    emulator.store.generate_logs(project["id"], 300, update_fraction=0.0, rng_seed=4)
+
+    def full_disk(*args: Any, **kwargs: Any) -> None:
+        raise WarehouseError("cannot write: No space left on device")
+
+    with monkeypatch.context() as failing:  # after the merge took the staged parts into the tree
+        failing.setattr(ParquetTree, "_commit", full_disk)
+        assert [o.status for o in sync(emulator, warehouse).objects] == ["failed"]
+    # Nothing outside harmed its staged parts: the rerun said they "cannot be read".
+    assert [o.status for o in sync(emulator, warehouse).objects] == ["synced"]
+    assert not [r for r in caplog.records if "cannot resume" in r.getMessage()]
+    reference = warehouse_in(tmp_path, "reference")
+    sync(emulator, reference)
+    assert event_tables(warehouse) == event_tables(reference)
