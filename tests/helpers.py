@@ -155,6 +155,14 @@ def event_tables(settings: WarehouseSettings) -> dict[str, list[tuple[Any, ...]]
     return _each(settings, _EVENT_ORDER)
 
 
+def fresh_sync_tables(emulator: Emulator, directory: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """`event_tables` of a fresh sync of everything into a new warehouse under `directory`: what any
+    sequence of syncs, crashes and repairs must converge to."""
+    reference = warehouse_in(directory, "reference")
+    sync(emulator, reference)
+    return event_tables(reference)
+
+
 def all_tables(settings: WarehouseSettings) -> dict[str, list[tuple[Any, ...]]]:
     """`event_tables`, and every catalog table's rows but `_synced_at` in id order, through one reader.
 

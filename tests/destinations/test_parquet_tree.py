@@ -32,6 +32,7 @@ from tests.helpers import (
     event,
     event_tables,
     fast_client,
+    fresh_sync_tables,
     hourly_change,
     logs_state,
     query,
@@ -157,9 +158,7 @@ def test_a_commit_cut_short_before_the_tree_caught_up_is_finished_by_the_next_sy
     # Committed: the DuckDB views already show the new rows; plain readers see them after the next sync.
     assert query(warehouse, "SELECT count(*) FROM project_logs")[0][0] == 4_500
     sync(emulator, warehouse)
-    reference = warehouse_in(tmp_path, "reference")
-    sync(emulator, reference)
-    assert event_tables(warehouse) == event_tables(reference)
+    assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
     with duckdb.connect() as con:
         plain = con.execute(
             f"SELECT count(*), count(DISTINCT id) FROM read_parquet('{directory}/*.parquet')"
@@ -198,9 +197,7 @@ def test_a_file_deleted_by_hand_is_rebuilt_by_the_next_sync(
     emulator.store.generate_logs(other["id"], 10, update_fraction=0.0, rng_seed=5)
     summary = sync(emulator, warehouse)  # incremental: it failed on every run, for every object
     assert not [o for o in summary.objects if o.error]
-    reference = warehouse_in(tmp_path, "reference")
-    sync(emulator, reference)
-    assert event_tables(warehouse) == event_tables(reference)
+    assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
     assert query(warehouse, "SELECT sum(rows)::BIGINT FROM sync_state") == [(6_010,)]
     root = warehouse.tables_root
     with duckdb.connect() as con:  # other engines read the tree whole again, without stale copies
@@ -229,9 +226,7 @@ def test_a_damaged_file_is_set_aside_and_its_object_rebuilt_by_the_same_sync(
         "other": ("synced", "full" if full else "incremental"),
     }
     assert not victim.exists() and Path(f"{victim}.unreadable").read_bytes() == data
-    reference = warehouse_in(tmp_path, "reference")
-    sync(emulator, reference)
-    assert event_tables(warehouse) == event_tables(reference)
+    assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
 
 
 def test_a_rebuild_reads_the_whole_history_even_after_an_incremental_read_left_unmerged(

@@ -28,6 +28,7 @@ from tests.helpers import (
     event_tables,
     fast_client,
     fetches_served,
+    fresh_sync_tables,
     iceberg_in,
     logs_state,
     query,
@@ -344,9 +345,7 @@ def test_staged_parts_removed_while_a_read_runs_fail_that_object_alone_and_the_n
     )
     assert failed["gone"].error.endswith("nothing was committed, and the next sync reads the object afresh")
     assert [o.status for o in sync(emulator, warehouse).objects] == ["synced", "synced"]
-    reference = warehouse_in(tmp_path, "reference")
-    sync(emulator, reference)
-    assert event_tables(warehouse) == event_tables(reference)
+    assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
 
 
 def test_a_first_load_that_failed_to_commit_is_read_afresh_without_a_warning_of_damage(
@@ -368,6 +367,4 @@ def test_a_first_load_that_failed_to_commit_is_read_afresh_without_a_warning_of_
     # Nothing outside harmed its staged parts: the rerun said they "cannot be read".
     assert [o.status for o in sync(emulator, warehouse).objects] == ["synced"]
     assert not [r for r in caplog.records if "cannot resume" in r.getMessage()]
-    reference = warehouse_in(tmp_path, "reference")
-    sync(emulator, reference)
-    assert event_tables(warehouse) == event_tables(reference)
+    assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
