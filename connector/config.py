@@ -227,5 +227,7 @@ def hours_window(hours: float, setting: str) -> timedelta:
         ConfigError: `hours` is negative, not a number, or longer than `MAX_WINDOW_HOURS`.
     """
     if not 0 <= hours <= MAX_WINDOW_HOURS:  # also refuses nan, which compares false
-        raise ConfigError(f"{setting} must be between 0 and {MAX_WINDOW_HOURS:,} hours, got {hours:g}")
+        raise ConfigError(
+            f"invalid setting: {setting}: must be between 0 and {MAX_WINDOW_HOURS:,} hours, got {hours:g}"
+        )
     return timedelta(hours=hours)

@@ -594,7 +594,11 @@ def test_a_sync_the_api_refuses_writes_nothing(
         (["emulator", "--api-key", " "], {}, "invalid setting: --api-key: is empty"),
         (["status", "--duckdb", " "], {}, "--duckdb: is empty"),
         (["sync", "--api-url", "{url}"], {"BT_SYNC_BACKOFF_MAX_S": "-1"}, "BT_SYNC_BACKOFF_MAX_S: Input"),
-        (["maintain", "--retain-hours", "1e12"], {}, "--retain-hours must be between 0 and 878,400"),
+        (
+            ["maintain", "--retain-hours", "1e12"],
+            {},
+            "invalid setting: --retain-hours: must be between 0 and 878,400",
+        ),
         (["maintain", "--retain-hours", "nan"], {}, "must be between 0 and 878,400 hours, got nan"),
         # Credentials in the API's URL are never shown, however it fails.
         (

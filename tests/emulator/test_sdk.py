@@ -490,5 +490,8 @@ def test_the_readme_app_logs_what_the_readme_query_shows(sdk: None, tmp_path: Pa
     assert ran.returncode == 0, ran.stderr
     synced_now = run_cli(*shlex.split(command)[1:], cwd=tmp_path)
     assert synced_now.returncode == 0, synced_now.stderr
-    with duckdb.connect(str(tmp_path / "data" / "braintrust.duckdb"), read_only=True) as connection:
+    words = shlex.split(command)
+    (database,) = re.findall(r"duckdb\.connect\('([^']+)'\)", steps)
+    assert database == words[words.index("--duckdb") + 1]
+    with duckdb.connect(str(tmp_path / database), read_only=True) as connection:
         assert str(connection.sql(sql)) == shown

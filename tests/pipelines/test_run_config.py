@@ -56,13 +56,13 @@ def op_config(op: str, **config: Any) -> dict[str, Any]:
             MAINTAIN_JOB_NAME,
             "maintain_warehouse",
             op_config("maintain_warehouse", retain_hours=1e12),
-            "retain_hours must be between 0 and 878,400 hours, got 1e+12",
+            "retain_hours: must be between 0 and 878,400 hours, got 1e+12",
         ),
         (
             CHECKS_JOB_NAME,
             SYNCED_RECENTLY_OP,
             op_config(SYNCED_RECENTLY_OP, max_age_hours=float("inf")),
-            "max_age_hours must be between 0 and 878,400 hours, got inf",
+            "max_age_hours: must be between 0 and 878,400 hours, got inf",
         ),
     ],
 )
