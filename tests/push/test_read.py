@@ -249,7 +249,11 @@ def test_garbage_parquet_is_a_file_error(tmp_path: Path) -> None:
     ("name", "content", "message"),
     [
         ("d.csv", b'{"id": "1", "input": "a"}\n', "d.csv holds JSON Lines, not CSV; pass --format jsonl"),
-        ("d.tsv.gz", gzip.compress(b'\xef\xbb\xbf{"id": 1}\n{"id": 2}\n'), "d.tsv.gz holds JSON Lines"),
+        (
+            "d.tsv.gz",
+            gzip.compress(b'\xef\xbb\xbf{"id": 1}\n{"id": 2}\n', mtime=0),
+            "d.tsv.gz holds JSON Lines",
+        ),
         ("d.csv", b'[\n  {"id": "1"}\n]\n', "d.csv holds JSON, not CSV; pass --format json"),
         ("d.csv", b'{\n  "id": "1"\n}\n', "d.csv holds JSON, not CSV"),
         ("d.csv", b'[{"id": "1"}, {"id": "2"}]', "d.csv holds JSON, not CSV"),
