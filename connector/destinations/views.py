@@ -139,9 +139,8 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
             ) from None
         if _DAMAGED_RECORD_REMEDY in str(error) or _MISSING_FILE.partition("{}")[0] in str(error):
             raise WarehouseError(first_line(error).partition(": ")[2]) from None
-        if "extension 'httpfs" in str(
-            error
-        ):  # DuckDB's own error is cut at its first line, before its reason
+        # Object storage, offline: DuckDB's own error ends its first line before its reason.
+        if "extension 'httpfs" in str(error):
             raise WarehouseError(
                 f"cannot read the tables at {root.display}: DuckDB's httpfs extension, which reads object "
                 "storage, is not installed and could not be downloaded; run `INSTALL httpfs` once in a "
