@@ -19,7 +19,7 @@ from connector.cli.options import (
     StateDirOption,
     warehouse_settings,
 )
-from connector.defaults import DEFAULT_RETAIN_HOURS
+from connector.defaults import DEFAULT_RETAIN_HOURS, MAX_WINDOW_HOURS
 from connector.display import counted
 
 
@@ -37,7 +37,8 @@ def maintain(
         DEFAULT_RETAIN_HOURS,
         "--retain-hours",
         help="Iceberg: keep snapshots (time travel) and unreferenced files younger than this (files at "
-        "least an hour). The Parquet tree keeps the versions it replaced one hour, whatever this says.",
+        f"least an hour); 0 to {MAX_WINDOW_HOURS:,}. The Parquet tree keeps the versions it replaced one "
+        "hour, whatever this says.",
     ),
     as_json: bool = JsonOption,
 ) -> None:
