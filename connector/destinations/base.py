@@ -117,7 +117,7 @@ class MaintainSummary(BaseModel):
     """What `bt-sync maintain` did.
 
     Args:
-        tables: tables looked at.
+        tables: tables looked at (on the Parquet tree, the event tables holding an object).
         snapshots_expired: table snapshots (versions) dropped.
         files_compacted: small data files merged into bigger ones.
         files_written: data files those became.

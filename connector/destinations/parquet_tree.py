@@ -443,7 +443,9 @@ class ParquetTree:
         (queries may still read a replaced version), so `retain` changes nothing here.
         """
         deleted: dict[str, int] = {}  # path -> bytes
+        tables: set[str] = set()
         for stream, record in self._records():
+            tables.add(stream.table)
             ref = ObjectRef(stream, record.state.object_id, record.state.project_id, record.state.name)
             versions = _versions(stream, record.state.object_id)
             try:
@@ -457,7 +459,7 @@ class ParquetTree:
             except WarehouseLocked:
                 continue  # being synced, which collects its garbage itself
         return MaintainSummary(
-            tables=len(EVENT_STREAMS) + len(CATALOG_TABLES) + 1,
+            tables=len(tables),  # the event tables holding an object: the others have no versions
             files_deleted=len(deleted),
             bytes_deleted=sum(deleted.values()),
         )

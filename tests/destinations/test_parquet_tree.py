@@ -491,7 +491,8 @@ def test_a_replaced_version_is_deleted_once_past_its_grace_and_forgotten(
     monkeypatch.setattr("connector.destinations.parquet_tree.RETIRED_GRACE", timedelta(0))
     size = (versions / first).stat().st_size
     maintained = tree.maintain(timedelta(0))
-    assert (maintained.files_deleted, maintained.bytes_deleted) == (1, size) and size > 0
+    assert (maintained.tables, maintained.files_deleted, maintained.bytes_deleted) == (1, 1, size)
+    assert size > 0
     assert ObjectRecord.model_validate_json(record.read_bytes()).superseded == []
     for _ in range(2):  # the second recovery reads what the first wrote
         assert tree.read_state(LOGS_REF) is not None
