@@ -17,7 +17,7 @@ from connector.api.client import BraintrustClient
 from connector.destinations.base import Destination, ObjectRef
 from connector.errors import ConfigError, WarehouseError
 from schemas.api import ApiObject, ObjectType, Project
-from schemas.kinds import BY_OBJECT_TYPE, EVENT_KINDS, EVENT_STREAMS, KINDS, PROJECT, ObjectKind
+from schemas.kinds import BY_OBJECT_TYPE, BY_OPTION, EVENT_KINDS, KINDS, PROJECT, ObjectKind
 from schemas.tables import sql_identifier, sql_literal
 
 
@@ -53,9 +53,14 @@ class Catalog:
 
 def object_ref(kind: ObjectKind, obj: ApiObject, project_name: str) -> ObjectRef:
     """The event container `obj` of an event kind, with its readable name."""
+    return _named_ref(kind, obj.id, obj.owning_project_id, project_name, obj.name)
+
+
+def _named_ref(kind: ObjectKind, object_id: str, project_id: str, project_name: str, name: str) -> ObjectRef:
+    """An event container of `kind`, named readably: `project`, or `project/experiment`."""
     assert kind.events is not None, f"{kind.name} has no events"
-    name = project_name if kind is PROJECT else f"{project_name}/{obj.name}"
-    return ObjectRef(kind.events, obj.id, obj.owning_project_id, name)
+    readable = project_name if kind is PROJECT else f"{project_name}/{name}"
+    return ObjectRef(kind.events, object_id, project_id, readable)
 
 
 def lookup_ref(client: BraintrustClient, object_type: ObjectType, object_id: str) -> ObjectRef:
@@ -100,24 +105,17 @@ def listed_in_warehouse(destination: Destination) -> list[ObjectRef] | None:
     """The event containers the catalog tables hold: those the API listed at the last syncs, named as
     there; None when the tables cannot be read.
     """
-    selects = []
-    for kind in EVENT_KINDS:
-        assert kind.events is not None
-        table, object_type = sql_identifier(kind.catalog.table), sql_literal(kind.events.object_type.value)
-        if kind is PROJECT:
-            selects.append(f"SELECT {object_type}, id, id, name FROM {table}")
-        else:
-            projects = sql_identifier(PROJECT.catalog.table)
-            selects.append(
-                f"SELECT {object_type}, o.id, o.project_id, p.name || '/' || o.name "
-                f"FROM {table} AS o JOIN {projects} AS p ON o.project_id = p.id"
-            )
+    projects = sql_identifier(PROJECT.catalog.table)
+    # Each object with its project's name (a project's own, for its logs), named as `object_ref` names it.
+    selects = [
+        f"SELECT {sql_literal(kind.option)}, o.id, p.id, p.name, o.name "
+        f"FROM {sql_identifier(kind.catalog.table)} AS o "
+        f"JOIN {projects} AS p ON p.id = {'o.id' if kind is PROJECT else 'o.project_id'}"
+        for kind in EVENT_KINDS
+    ]
     try:
         with destination.reader() as con:
             rows = con.execute(" UNION ALL ".join(selects)).fetchall()
     except (duckdb.Error, WarehouseError):
         return None
-    return [
-        ObjectRef(EVENT_STREAMS[ObjectType(object_type)], object_id, project_id, name)
-        for object_type, object_id, project_id, name in rows
-    ]
+    return [_named_ref(BY_OPTION[option], *columns) for option, *columns in rows]
