@@ -99,6 +99,8 @@ def _summary_metadata(summary: PushSummary) -> dict[str, dg.MetadataValue]:
         "batches_sent": dg.MetadataValue.int(summary.batches_sent),
         "retries": dg.MetadataValue.int(summary.retries),
         "origin": dg.MetadataValue.text(summary.origin or ""),
+        "origins_held": dg.MetadataValue.int(summary.origins_held),
+        "origins_linked": dg.MetadataValue.int(summary.origins_linked),
         "already_complete": dg.MetadataValue.bool(summary.already_complete),
         "dry_run": dg.MetadataValue.bool(summary.dry_run),
         "seconds": dg.MetadataValue.float(summary.seconds),

@@ -185,14 +185,34 @@ def describe(summary: PushSummary) -> str:
         if summary.rows_resumed:
             were = "was" if summary.rows_resumed == 1 else "were"
             line += f"; {counted(summary.rows_resumed, 'rows')} {were} already sent by an earlier run"
-    if summary.origin:
-        line += f"; each record's origin is its {summary.origin} row"
+    if origins := _origins(summary):
+        line += f"; {origins}"
     line += "".join(f"; {said}" for said in _not_sent(summary, validate_first=summary.validate_first))
     if summary.unmapped_columns:
         # A column without a name (a spreadsheet's trailing separator) is shown as its empty header.
         unsent = ", ".join(name or '""' for name in summary.unmapped_columns)
         line += f"; columns not sent: {unsent}"
     return line + "."
+
+
+def _origins(summary: PushSummary) -> str | None:
+    """Where the records' `origin` came from, for a query's result that gives them one."""
+    held, linked = summary.origins_held, summary.origins_linked
+    records = summary.rows_read - summary.rows_skipped
+    if not records or (summary.origin is None and summary.origin_column is None):
+        return None
+    if linked == records:
+        return f"each record's origin is its {summary.origin} row"
+    if held == records:
+        return "each record keeps the origin its row holds"
+    if not (held or linked):
+        return "no record has an origin"
+    said = {
+        "kept from their rows": held,
+        f"linked to their {summary.origin} rows": linked,
+        "none": records - held - linked,
+    }
+    return "origins: " + ", ".join(f"{count:,} {how}" for how, count in said.items() if count)
 
 
 def _earlier(summary: PushSummary) -> str:

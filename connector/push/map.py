@@ -4,7 +4,8 @@ One column mapped to `input` (or `expected`, `metadata`) becomes the value
 itself; several become an object `{column: value}`. With `parse_json`, text
 that looks like a JSON object or array is parsed (never the values of a query's
 JSON columns, which are JSON values already: a string stays a string). `metadata` always ends up an
-object, `tags` a list of strings; a query's event rows also fill `origin`. A
+object, `tags` a list of strings; a query's event rows also fill `origin`, keeping
+the one a row holds already (a dataset record's, in its `origin` column). A
 row's id is its id column, else a hash of the project, dataset and mapped row,
 so pushing the same rows again replaces them instead of duplicating them.
 
@@ -19,6 +20,7 @@ import hashlib
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -31,7 +33,7 @@ from connector.display import printable
 from connector.errors import PushError
 from connector.push.batch import MAX_EVENT_BYTES
 from connector.push.event_lines import EventLines
-from connector.push.origin import BadOrigin, OriginColumns
+from connector.push.origin import BadOrigin, OriginColumns, held_origin
 from connector.push.read import RowChunk, RowProblem, half_surrogate, json_kind
 from connector.push.spelling import option
 
@@ -51,6 +53,7 @@ class ColumnMapping:
         metadata: columns combined into `metadata`.
         tags: the column holding tags, or None.
         origin: the columns naming the event each row came from, or None.
+        held_origin: the column of a query's result holding origins its rows have already, or None.
     """
 
     id: str | None
@@ -59,10 +62,11 @@ class ColumnMapping:
     metadata: tuple[str, ...]
     tags: str | None
     origin: OriginColumns | None = None
+    held_origin: str | None = None
 
     def columns(self) -> set[str]:
         """Every column the mapping reads."""
-        single = {column for column in (self.id, self.tags) if column is not None}
+        single = {column for column in (self.id, self.tags, self.held_origin) if column is not None}
         origin = self.origin.columns() if self.origin else set()
         return single.union(self.input, self.expected, self.metadata, origin)
 
@@ -77,6 +81,7 @@ def resolve_mapping(
     metadata_columns: Sequence[str] = (),
     tags_column: str | None = None,
     origin: OriginColumns | None = None,
+    origin_column: str | None = None,
     check: bool = True,
     holder: str = "the file",
     csv_delimiter: str | None = None,
@@ -95,6 +100,8 @@ def resolve_mapping(
         metadata_columns: `--metadata`, possibly repeated.
         tags_column: `--tags`.
         origin: the columns naming the event each row came from, if any.
+        origin_column: the column whose origins the rows hold already, for a query's result
+            (`origin`); it feeds `origin` when the result has it and no flag claims it.
         check: raise when the mapping is incomplete; False while `columns` may still grow
             (JSON rows, whose keys are known only once the whole file was read).
         holder: what has the columns, for error messages ("the file", "the result").
@@ -129,6 +136,7 @@ def resolve_mapping(
         metadata=pick("metadata", "metadata"),
         tags=next(iter(pick("tags", "tags")), None),
         origin=origin,
+        held_origin=origin_column if origin_column in columns and origin_column not in claimed else None,
     )
     if check:
         _check(file_name, columns, flagged, mapping, holder, csv_delimiter)
@@ -227,6 +235,12 @@ class RowMapper:
             parsed, and its reader learns the key.
         json_columns: columns whose values are JSON values already, never parsed again.
         max_event_bytes: the largest serialised event one request can carry.
+        into_dataset: the id of the dataset pushed into, if it exists: a record read from it and
+            pushed under its own id would link to itself, so it gets no link.
+
+    Attributes:
+        origins: how many of the rows made into events kept the origin they held (`held`), and
+            how many link to the row they are (`linked`).
     """
 
     def __init__(
@@ -239,9 +253,14 @@ class RowMapper:
         known_columns: Sequence[str],
         json_columns: frozenset[str] = frozenset(),
         max_event_bytes: int = MAX_EVENT_BYTES,
+        into_dataset: str | None = None,
     ) -> None:
         self.mapping = mapping
         self._max_event_bytes = max_event_bytes
+        self.origins: Counter[str] = Counter()
+        link = mapping.origin
+        pushed_under_its_id = link is not None and link.object_type == "dataset" and mapping.id == link.id
+        self._itself = into_dataset if pushed_under_its_id else None
         self._id_salt = orjson.dumps([project, dataset])
         # Worked out once, not per row: a push maps millions of rows.
         fields = (("input", mapping.input), ("expected", mapping.expected), ("metadata", mapping.metadata))
@@ -261,6 +280,8 @@ class RowMapper:
         """Return the row as one JSON event `{"id": ..., "input": ..., ...}`, or the problem with it."""
         try:
             payload = self._payload(row)
+            if (origin := self._origin(row)) is not None:
+                payload["origin"] = origin[1]
             if (id_column := self.mapping.id) is not None:
                 if id_column not in row:  # a JSON row: a mistyped --id-column shows here first
                     keys = ", ".join(list(row)[:_KEYS_SHOWN]) or "none"
@@ -291,6 +312,8 @@ class RowMapper:
                 "one insert request may carry",
                 values=row,
             )
+        if origin is not None:
+            self.origins[origin[0]] += 1
         return Event(row_id, event)
 
     def chunk(self, chunk: RowChunk, decided: list[str | None] | None = None) -> MappedChunk:
@@ -351,9 +374,20 @@ class RowMapper:
             payload["metadata"] = {mapping.metadata[0]: metadata}
         if mapping.tags is not None and (tags := _tags(mapping.tags, row.get(mapping.tags))) is not None:
             payload["tags"] = tags
-        if mapping.origin is not None and (origin := mapping.origin.of(row)) is not None:
-            payload["origin"] = origin
         return payload
+
+    def _origin(self, row: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+        """The row's `origin`, and where it comes from: the one it holds (`held`), else a link to
+        itself as the event it is (`linked`); None for neither, or for a link to the very record the
+        row is pushed as (re-curating a dataset in place)."""
+        mapping = self.mapping
+        if (column := mapping.held_origin) is not None and (value := row.get(column)) is not None:
+            return "held", held_origin(column, self._value(column, value))
+        if mapping.origin is None or (link := mapping.origin.of(row)) is None:
+            return None
+        if self._itself is not None and link["object_id"] == self._itself:
+            return None
+        return "linked", link
 
     def _value(self, column: str, value: Any) -> Any:
         return self._parsed(column, value) if isinstance(value, str) else value

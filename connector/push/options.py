@@ -253,6 +253,10 @@ class PushSummary(BaseModel):
         id_column: the column ids come from; None when they are hashes of each row's content.
         origin: for a query returning event rows with their object and id, the object type each
             record's `origin` points to (`project_logs`, `experiment` or `dataset`); else None.
+        origin_column: the result's column of origins its rows hold already (`origin`), which
+            records keep; None when the result has none, or a flag maps it.
+        origins_held: records whose `origin` is the one their row holds (`origin_column`).
+        origins_linked: records whose `origin` links to the row they were read from (`origin`).
         already_complete: an earlier run pushed the same rows completely; nothing was sent.
         earlier: with `already_complete`, what that push landed and rejected; None if its
             checkpoint was written before checkpoints kept it.
@@ -282,6 +286,9 @@ class PushSummary(BaseModel):
     unmapped_columns: list[str] = []
     id_column: str | None = None
     origin: str | None = None
+    origin_column: str | None = None
+    origins_held: int = 0
+    origins_linked: int = 0
     already_complete: bool = False
     earlier: PushOutcome | None = None
     dry_run: bool = False

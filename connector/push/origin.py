@@ -6,6 +6,10 @@ API's `ObjectReference` needs: `object_type`, `object_id`, `id` and, optionally,
 Which event table the rows came from is read off the object column the result has: every
 event table has `project_id`, so `experiment_id` or `dataset_id` outranks it, and a result
 holding both of those names no single table, so gets no origin.
+
+A row read from `dataset_records` or `experiment_events` may hold an `origin` already: the span
+its record was curated from. That origin is the record's lineage, and a push keeps it
+(`held_origin`); the link to the row read is made only where the row holds none.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from typing import Any
 from schemas.kinds import EVENT_STREAMS
 from schemas.tables import ID, XACT_ID
 
+# The column of a query's result holding the origins its rows have already (the event tables' own).
+ORIGIN_COLUMN = "origin"
+# The object types an origin may name (the API's `ObjectReference`).
+_OBJECT_TYPES = frozenset({"project_logs", "experiment", "dataset", "prompt", "function", "prompt_session"})
 # Columns every event table has: naming one of them says nothing about which table a row is from.
 _COMMON = set.intersection(*({c.name for c in s.payload_columns} for s in EVENT_STREAMS.values()))
 
@@ -89,6 +97,25 @@ def find_origin(columns: Sequence[str]) -> OriginColumns | None:
         object_id=stream.key_column,
         xact_id=XACT_ID.name if XACT_ID.name in present else None,
     )
+
+
+def held_origin(column: str, value: Any) -> dict[str, Any]:
+    """`value`, the origin a row holds already, checked to be an API `ObjectReference`.
+
+    Raises:
+        BadOrigin: it is not an object naming an object type, an object id and an event id.
+    """
+    if not isinstance(value, dict):
+        raise BadOrigin(column, f"an origin is an object, found {value!r}")
+    if value.get("object_type") not in _OBJECT_TYPES:
+        allowed = ", ".join(sorted(_OBJECT_TYPES))
+        raise BadOrigin(
+            column, f"an origin's object_type is one of {allowed}, found {value.get('object_type')!r}"
+        )
+    for key in ("object_id", "id"):
+        if not isinstance(found := value.get(key), str) or not found:
+            raise BadOrigin(column, f"an origin's {key} is text, found {found!r}")
+    return value
 
 
 def _text(column: str, row: dict[str, Any]) -> str | None:

@@ -65,7 +65,7 @@ from connector.push.ids import Duplicates, IdIndex
 from connector.push.lines_ahead import LinesAhead, helps
 from connector.push.map import ColumnMapping, MappedChunk, RowMapper, resolve_mapping
 from connector.push.options import PushOptions, PushOutcome, PushSummary
-from connector.push.origin import find_origin
+from connector.push.origin import ORIGIN_COLUMN, find_origin
 from connector.push.read import RowChunk, RowProblem, RowSource, SourceFile
 from connector.push.spelling import option
 from connector.push.spool import EventSpool
@@ -235,6 +235,9 @@ class PushRun:
         self.query = None if result is None else result.sql
         # A query's result links its records to the spans its rows came from; a file's rows never do.
         self.origin = None if result is None else find_origin(source.columns)
+        # Known once the API was asked (`_push`): a record read from it and pushed under its id keeps no
+        # link to itself.
+        self._into_dataset: str | None = None
         if not (options.validate_first or source.columns):
             flag = option("validate_first", False)
             raise PushError(
@@ -282,6 +285,9 @@ class PushRun:
     def _push(self, client: BraintrustClient) -> PushSummary:
         with ExitStack() as stack:
             dataset = _find_dataset(client, self.options)
+            if dataset is not None and self.origin is not None:
+                self._into_dataset = dataset.id
+                self.mapper = self._mapper(self.mapper.mapping)
             # A file already pushed is known before it is read; a query's rows only once they are.
             known_before_reading = self._digest is None and not self.options.force
             if dataset is not None and known_before_reading and self._already_pushed(dataset):
@@ -480,6 +486,9 @@ class PushRun:
         ]
         summary.id_column = mapping.id
         summary.origin = mapping.origin.object_type if mapping.origin else None
+        summary.origin_column = mapping.held_origin
+        summary.origins_held = self.mapper.origins["held"]
+        summary.origins_linked = self.mapper.origins["linked"]
 
     def _report(self, mapping: ColumnMapping, duplicates: Duplicates) -> None:
         name = self.source.name
@@ -659,6 +668,7 @@ class PushRun:
             metadata_columns=options.metadata,
             tags_column=options.tags,
             origin=self.origin,
+            origin_column=None if self.query is None else ORIGIN_COLUMN,
             check=check,
             holder=self._holder(),
             csv_delimiter=self.source.csv_delimiter if isinstance(self.source, SourceFile) else None,
@@ -679,6 +689,7 @@ class PushRun:
             parse_json=options.parse_json,
             json_columns=self.source.json_columns,
             known_columns=self.source.columns,
+            into_dataset=self._into_dataset,
         )
 
     @property

@@ -44,7 +44,12 @@ def test_push_job_pushes_a_query_s_result_and_a_rerun_sends_nothing(
             (output,) = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
             outputs.append({k: v.value for k, v in output.event_specific_data.metadata.items()})
     first, rerun = outputs
-    assert (first["rows_read"], first["rows_sent"], first["origin"]) == (5, 5, "project_logs")
+    assert (first["rows_read"], first["rows_sent"], first["origin"], first["origins_linked"]) == (
+        5,
+        5,
+        "project_logs",
+        5,
+    )
     assert "FROM project_logs" in first["query"] and "file" not in first
     assert (rerun["rows_sent"], rerun["already_complete"]) == (0, True)
     assert "earlier" not in first

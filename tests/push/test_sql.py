@@ -23,6 +23,7 @@ from openapi_schema_validator import OAS30Validator
 
 from connector.api.client import BraintrustClient
 from connector.cli import main
+from connector.cli.push import describe
 from connector.config import WarehouseSettings
 from connector.destinations.base import ObjectRef
 from connector.emulator import Emulator, FaultRule, ListQuery
@@ -247,6 +248,72 @@ def test_origin_is_the_api_s_object_reference(
             "id": row_id,
             "_xact_id": versions[row_id],
         }
+
+
+def test_a_dataset_re_curated_from_its_records_keeps_their_origins_and_never_links_to_itself(
+    upstream: Emulator, synced: WarehouseSettings, push_sql: Push, dataset: str, tmp_path: Path
+) -> None:
+    push_sql(CURATION)
+    curated = dataset_id(upstream, dataset)
+    by_hand = [{"id": f"by-hand-{n}", "input": f"typed {n}"} for n in range(2)]
+    upstream.store.insert("dataset", curated, by_hand)
+    lineage = {row_id: row.get("origin") for row_id, row in live_rows(upstream, dataset).items()}
+    assert sum(origin is not None for origin in lineage.values()) == CURATED
+    sync(upstream, synced)
+    records = f"""
+        SELECT id, dataset_id, input, expected, metadata, origin, ['reviewed'] AS tags
+        FROM dataset_records WHERE dataset_id = '{curated}'
+    """
+
+    in_place = push_sql(records)
+    assert (in_place.rows_sent, in_place.origins_held, in_place.origins_linked) == (CURATED + 2, CURATED, 0)
+    assert describe(in_place).endswith(f"; origins: {CURATED} kept from their rows, 2 none.")
+    rows = live_rows(upstream, dataset)
+    assert {row_id: row.get("origin") for row_id, row in rows.items()} == lineage
+    assert all(row["tags"] == ["reviewed"] for row in rows.values())
+
+    copied = pusher(upstream, synced, f"{dataset}-copy", tmp_path / "copy")(records)
+    assert (copied.origins_held, copied.origins_linked) == (CURATED, 2)
+    assert describe(copied).endswith(
+        f"; origins: {CURATED} kept from their rows, 2 linked to their dataset rows."
+    )
+    copies = live_rows(upstream, f"{dataset}-copy")
+    assert {row_id: row.get("origin") for row_id, row in copies.items()} == lineage | {
+        row["id"]: {"object_type": "dataset", "object_id": curated, "id": row["id"]} for row in by_hand
+    }
+
+
+@pytest.mark.parametrize(
+    ("origin", "reason"),
+    [
+        (
+            '\'{"object_type": "span", "object_id": "p", "id": "x"}\'',
+            "an origin's object_type is one of dataset, experiment, function, project_logs, prompt, "
+            "prompt_session, found 'span'",
+        ),
+        ('\'{"object_type": "dataset", "id": "x"}\'', "an origin's object_id is text, found None"),
+        ("'[1]'", "an origin is an object, found [1]"),
+        ("to_json(7)", "an origin is an object, found 7"),
+    ],
+)
+def test_an_origin_column_that_holds_no_reference_is_a_bad_row(
+    upstream: Emulator, push_sql: Push, dataset: str, origin: str, reason: str
+) -> None:
+    with pytest.raises(PushError, match=f'query result row 1, column "origin": {re.escape(reason)}'):
+        push_sql(f"SELECT id, input, {origin} AS origin FROM project_logs ORDER BY id LIMIT 2")
+    assert inserts(upstream, dataset) == 0
+
+
+def test_rows_with_no_object_to_link_to_are_counted_as_having_no_origin(push_sql: Push, dataset: str) -> None:
+    summary = push_sql(
+        "SELECT id, if(id < 'span-02', NULL, project_id) AS project_id, input FROM project_logs WHERE is_root"
+    )
+    assert (summary.rows_sent, summary.origins_linked) == (ROOTS, ROOTS - 2)
+    assert describe(summary).endswith(f"; origins: {ROOTS - 2} linked to their project_logs rows, 2 none.")
+    none = push_sql(
+        "SELECT id, NULL::VARCHAR AS project_id, input FROM project_logs WHERE is_root", force=True
+    )
+    assert describe(none).endswith("; no record has an origin.")
 
 
 def test_json_map_list_and_struct_columns_arrive_as_values(
