@@ -353,6 +353,8 @@ class _SyncRun:
         previous = self.destination.read_state(ref)
         checkpoint = self._resumable(ref, staging, previous)
         resumed = checkpoint is not None
+        # What the interrupted run fetched: the summary counts this run's requests, its state the whole read.
+        fetched_before = (checkpoint.pages, checkpoint.rows_fetched) if checkpoint is not None else (0, 0)
         if checkpoint is None:
             checkpoint = self._start(ref, previous, catch_up=catch_up)
             staging.save(checkpoint)
@@ -411,8 +413,8 @@ class _SyncRun:
             version=state.version,
             mode="incremental" if checkpoint.cutoff is not None else "full",
             resumed=resumed,
-            pages=checkpoint.pages,
-            rows_fetched=checkpoint.rows_fetched,
+            pages=checkpoint.pages - fetched_before[0],
+            rows_fetched=checkpoint.rows_fetched - fetched_before[1],
             inserted=result.inserted,
             updated=result.updated,
             deleted=result.deleted,

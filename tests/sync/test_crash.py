@@ -19,9 +19,11 @@ from connector.config import WarehouseSettings
 from connector.emulator import Emulator, FaultRule
 from connector.sync.stage import PageStager
 from connector.sync.staging import CHECKPOINT_FILE, Checkpoint
+from schemas.api import FetchEventsRequest, ObjectType
 from tests.helpers import (
     cli_warehouse_args,
     event_tables,
+    fast_client,
     fresh_sync_tables,
     hourly_change,
     iceberg_in,
@@ -89,9 +91,19 @@ def test_a_killed_sync_resumes_from_its_staged_parts_and_cursor(
     emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings, tmp_path: Path
 ) -> None:
     pages_before_kill = kill_mid_read(emulator, warehouse, project["id"]).pages
+    emulator.stats.reset()
     summary = sync(emulator, warehouse, page_limit=10)
     (resumed,) = summary.objects
     assert resumed.resumed
+    # The summary counts what this run fetched, not what the killed run had. Besides its pages, the run
+    # asked for the newest trace once, to pin the read that caught up after the resumed one.
+    fetches = emulator.stats.requests[("POST", "project_logs.fetch")]
+    served = emulator.stats.rows_served[project["id"]]
+    emulator.stats.reset()
+    with fast_client(emulator) as client:
+        client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], FetchEventsRequest(limit=1))
+    assert resumed.pages == fetches - 1
+    assert resumed.rows_fetched <= served - emulator.stats.rows_served[project["id"]]
     reference = warehouse_in(tmp_path, "reference")
     clean = sync(emulator, reference, page_limit=10)
     # The rerun fetched only what the checkpoint had not: the kill's pages were not fetched again.
@@ -241,15 +253,19 @@ def test_a_resumed_read_goes_on_to_what_was_written_since(
     with pytest.raises(KeyboardInterrupt):
         sync(emulator, warehouse, page_limit=10, full=full)
     monkeypatch.undo()
+    interrupted = checkpoint_of(warehouse, project["id"])
+    assert interrupted is not None and interrupted.rows_fetched > 0
     # Written after the interrupted read pinned its snapshot: the resumed read alone cannot see them.
     emulator.store.generate_logs(project["id"], 500, update_fraction=0.0, rng_seed=8)
     (summary,) = sync(emulator, warehouse, page_limit=10, full=full).objects
     reference = warehouse_in(tmp_path, "reference")
     (whole,) = sync(emulator, reference, page_limit=10).objects
     # The history once, before and after the interruption (a page of it twice), then the new rows: a
-    # resumed `--full` read the whole history a second time (1.9 times a whole read, measured).
+    # resumed `--full` read the whole history a second time (1.9 times a whole read, measured). The
+    # summary counts what the resumed run fetched; the checkpoint what the interrupted one had.
     assert (summary.resumed, summary.mode) == (True, "full")
-    assert whole.rows_fetched < summary.rows_fetched < 1.1 * whole.rows_fetched
+    read = interrupted.rows_fetched + summary.rows_fetched
+    assert whole.rows_fetched < read < 1.1 * whole.rows_fetched
     assert event_tables(warehouse) == event_tables(reference)
     assert query(warehouse, "SELECT count(*) FROM project_logs")[0][0] == 3_500
 
