@@ -117,9 +117,17 @@ class CsvReader:
             except UnicodeDecodeError:
                 return None
             except (pa.ArrowInvalid, OSError) as error:
+                if _ONE_LINE in str(error):
+                    raise self._one_line() from None
                 if not _row_over_block(error) or block_bytes == CSV_MAX_BLOCK_BYTES:
                     raise _arrow_file_error(self._source.path, error) from None
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _one_line(self) -> PushError:
+        """What a file pyarrow finds no line end in is: blank, or a header alone (without its line end)."""
+        with self._source.open() as stream:
+            blank = not stream.read(CSV_BLOCK_BYTES).strip()
+        return PushError(f"{self._source.path.name} {'is empty' if blank else 'has a header but no rows'}")
 
     def _read(self, block_bytes: int) -> Iterator[RowChunk]:
         malformed: dict[int, RowProblem] = {}
@@ -302,8 +310,14 @@ def _repeated_headers(batch: pa.RecordBatch) -> list[int]:
     if len(named) < 2:
         return []
     (first, first_name), others = named[0], named[1:]
-    # A second file's header keeps its byte order mark, which pyarrow drops only at the file's start.
-    spellings = [first_name, codecs.BOM_UTF8 + first_name] if first == 0 else [first_name]
+    # A second file's header keeps its byte order mark, which pyarrow drops only at the file's start; after
+    # the mark, a quoted name keeps its quotes too (a quote opens a field only as its first byte).
+    quoted = b'"' + first_name.replace(b'"', b'""') + b'"'
+    spellings = (
+        [first_name, *(codecs.BOM_UTF8 + name for name in (first_name, quoted))]
+        if first == 0
+        else [first_name]
+    )
     found = pc.call_function(
         "is_in", [batch.column(first)], pc.SetLookupOptions(pa.array(spellings, pa.binary()))
     )
@@ -453,6 +467,10 @@ def _value_problem(error: Exception) -> str:
     if isinstance(error, OverflowError):
         return f"a date or time outside the years 1 to 9999 has no JSON form here ({error}): send it as text"
     return f"the value has no JSON form ({error})"
+
+
+# pyarrow's error for a file it finds no line end in: blank, or one line without its end.
+_ONE_LINE = "Empty CSV file or block: cannot infer number of columns"
 
 
 def _arrow_stream(source: InputFile) -> pa.NativeFile:

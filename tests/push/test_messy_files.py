@@ -325,12 +325,12 @@ def test_a_header_repeated_mid_file_fails_the_push_naming_its_row_and_is_skipped
     assert rejected["values"] == {"id": "id", "input": "input", "expected": "expected"}
 
 
+@pytest.mark.parametrize("header", ["\ufeffid,input,\n", '\ufeff"id","input",\r\n'], ids=["bare", "quoted"])
 def test_a_repeated_header_is_found_past_the_first_chunk_with_a_byte_order_mark_and_compressed(
-    tmp_path: Path, push: Any
+    tmp_path: Path, push: Any, header: str
 ) -> None:
-    # `cat` of two spreadsheet exports: the second file's header keeps its byte order mark, and a column
-    # without a name (a trailing separator) is empty there as in the rows.
-    header = "\ufeffid,input,\n"
+    # `cat` of two spreadsheet exports: the second file's header keeps its byte order mark (and after it,
+    # its quotes), and a column without a name (a trailing separator) is empty there as in the rows.
     rows = "".join(f"{n},q{n},\n" for n in range(3000))
     path = tmp_path / "all.csv.gz"
     path.write_bytes(gzip.compress(f"{header}{rows}{header}{rows}".encode()))

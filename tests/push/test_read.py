@@ -189,6 +189,9 @@ def test_csv_header_not_utf8(tmp_path: Path) -> None:
         ("e.jsonl", b"", "e.jsonl is empty"),
         ("e.jsonl", b"\n  \n\n", "e.jsonl is empty"),
         ("e.csv", b"input,expected\n", "e.csv has a header but no rows"),
+        ("e.csv", b"input,expected", "e.csv has a header but no rows"),
+        ("e.csv.gz", gzip.compress(b"input", mtime=0), "e.csv.gz has a header but no rows"),
+        ("e.csv", b"   ", "e.csv is empty"),
         ("e.parquet", b"", "e.parquet is empty"),
     ],
 )
