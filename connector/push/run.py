@@ -47,6 +47,7 @@ from typing import IO, TYPE_CHECKING, Any, Self, cast
 
 import orjson
 
+from connector import interrupts
 from connector.display import as_given, counted, printable
 from connector.errors import (
     ApiError,
@@ -963,11 +964,13 @@ class _Sender:
             error = future.exception()
             if error is None:
                 inserted = future.result()
-                # Before the rejects file is written: a push killed in between writes them on its rerun.
-                self._checkpoint.ack(
-                    batch.number, {refused.row: refused.reason for refused in inserted.refused}
-                )
-                self._on_ack(batch, inserted)
+                # Ctrl-C waits for both: the message of an interrupted push counts what was checkpointed.
+                with interrupts.deferred():
+                    # Before the rejects file is written: a push killed in between writes them on its rerun.
+                    self._checkpoint.ack(
+                        batch.number, {refused.row: refused.reason for refused in inserted.refused}
+                    )
+                    self._on_ack(batch, inserted)
             else:
                 failure = failure or error
         if failure is not None and raise_failure:
