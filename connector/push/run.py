@@ -35,6 +35,7 @@ import gc
 import hashlib
 import json
 import os
+import shlex
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -70,7 +71,7 @@ from connector.push.origin import ORIGIN_COLUMN, find_origin
 from connector.push.read import RowChunk, RowProblem, RowSource, SourceFile
 from connector.push.spelling import option
 from connector.push.spool import EventSpool
-from schemas.api import Dataset, ObjectType
+from schemas.api import Dataset, ObjectType, Project
 
 if TYPE_CHECKING:
     # Only for types: the client's and the settings' modules take 0.3 s to import, which a push
@@ -499,11 +500,17 @@ class PushRun:
             mapped = mapping.columns()
             late = [column for column in self._mapping(check=False).columns() if column not in mapped]
             if late:
+                # Hashed, an id follows the keys sent: the rows pushed again get other ids than these.
+                where = (
+                    " into a new dataset (without an id column, the rows sent now would stay beside them)"
+                    if mapping.id is None
+                    else ""
+                )
                 summary.warnings.append(
                     printable(
                         f"{name}: keys first seen after its first row were not sent ({', '.join(late)}): "
                         f"with {option('validate_first', False)} a JSON file is mapped by its first row's "
-                        "keys; push it again without it to send them"
+                        f"keys; push it again without it{where} to send them"
                     )
                 )
         summary.rows_duplicate = duplicates.rows
@@ -1052,12 +1059,44 @@ def _parts_in_order(batch: Batch, event_ids: list[str]) -> list[Batch]:
 
 
 def _find_dataset(client: BraintrustClient, options: PushOptions) -> Dataset | None:
+    """The dataset to push into, if it exists.
+
+    Raises:
+        ConfigError: a project or dataset the push would create is named like a slip: by the id of one
+            that exists, or with a space at an end.
+    """
     project = next((p for p in client.list_projects(name=options.project) if p.name == options.project), None)
     if project is None:
+        _check_new_name("project", options.project, client.list_projects())
+        _check_new_name("dataset", options.dataset, ())
         return None
-    return next(
+    dataset = next(
         (d for d in client.list_datasets(project.id, name=options.dataset) if d.name == options.dataset), None
     )
+    if dataset is None:
+        _check_new_name("dataset", options.dataset, client.list_datasets(project.id))
+    return dataset
+
+
+def _check_new_name(kind: str, name: str, existing: Iterable[Project | Dataset]) -> None:
+    """Refuse to create a `kind` called `name` when the name is one of the `existing` objects' ids (as
+    `sync --project` takes), or has a space at an end (a copy and paste's): either creates an object
+    beside the one meant, silently."""
+    flag = option(kind)
+    if name != name.strip():
+        raise ConfigError(
+            printable(
+                f"{flag} {name!r} begins or ends with a space, and no {kind} is named so; "
+                "give the name without it"
+            )
+        )
+    if (same_id := next((found for found in existing if found.id == name), None)) is not None:
+        raise ConfigError(
+            printable(
+                f"{flag} takes a name, and {name} is the id of the {kind} {same_id.name!r}: "
+                f"pass {flag} {shlex.quote(same_id.name)}"
+            )
+        )
 
 
 def _create_dataset(client: BraintrustClient, options: PushOptions) -> Dataset:

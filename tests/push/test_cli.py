@@ -450,3 +450,37 @@ def test_a_spreadsheet_export_s_unnamed_columns_are_left_out(
     path.write_bytes(b"id,input,input\na,1,2\n")
     code, _, err = run_cli(emulator, tmp_path, capsys, str(path), "--project", "p", "--dataset", "d")
     assert code == 1 and 'more than one column is named "input"' in err
+
+
+def test_a_project_or_dataset_named_by_an_id_or_with_a_space_at_an_end_is_not_created(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = emulator.store
+    project = store.create_project("support")
+    dataset = store.create_dataset(project["id"], "golden")
+    spaced = store.create_project(" spaced ")
+    path = write_csv(tmp_path / "data.csv", 3)
+    refused = {
+        (project["id"], "new"): f"--project takes a name, and {project['id']} is the id of the project "
+        "'support': pass --project support",
+        ("support", dataset["id"]): f"--dataset takes a name, and {dataset['id']} is the id of the dataset "
+        "'golden': pass --dataset golden",
+        (" support", "new"): "--project ' support' begins or ends with a space, and no project is named so; "
+        "give the name without it",
+        (
+            "support",
+            "golden ",
+        ): "--dataset 'golden ' begins or ends with a space, and no dataset is named so; "
+        "give the name without it",
+    }
+    objects = {kind: len(store.list_objects(kind, ListQuery())) for kind in ("project", "dataset")}
+    for (project_name, dataset_name), message in refused.items():
+        args = (str(path), "--project", project_name, "--dataset", dataset_name)
+        assert run_cli(emulator, tmp_path, capsys, *args) == (2, "", f"bt-sync: error: {message}\n")
+    assert {kind: len(store.list_objects(kind, ListQuery())) for kind in objects} == objects
+    # Named exactly as it is, an object is found whatever its name.
+    code, out, _ = run_cli(
+        emulator, tmp_path, capsys, str(path), "--project", " spaced ", "--dataset", "golden"
+    )
+    assert code == 0 and "to dataset 'golden' in project ' spaced '" in out
+    assert store.list_objects("dataset", ListQuery(project_id=spaced["id"]))[0]["name"] == "golden"

@@ -207,6 +207,15 @@ def test_a_json_file_is_mapped_by_the_keys_of_its_first_row(
     )
     assert orjson.loads(out)["unmapped_columns"] == ["expected"]
     assert stored(emulator) == {"a": 1, "b": 2}
+    # Without ids, the rows pushed again are others: the advice says where they go.
+    unnamed = write_jsonl(tmp_path / "unnamed.jsonl", [{"input": 1}, {"input": 2, "expected": 3}])
+    code, _, err = push(emulator, tmp_path, capsys, unnamed, "--dataset", "other")
+    assert code == 0
+    assert err.splitlines()[0] == (
+        "bt-sync: warning: unnamed.jsonl: keys first seen after its first row were not sent (expected): "
+        "with --no-validate-first a JSON file is mapped by its first row's keys; push it again without it "
+        "into a new dataset (without an id column, the rows sent now would stay beside them) to send them"
+    )
 
     code, _, err = push(emulator, tmp_path, capsys, path, "--expected", "expected")
     assert code == 1
