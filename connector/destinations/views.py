@@ -258,28 +258,48 @@ def _current_fingerprint(path: Path) -> str | None:
             f"move it away or {_ANOTHER_FILE}"
         ) from None
     with _using(alias) as con:
-        ours = {*_OUR_VIEWS, MARKER_VIEW}
-        objects = con.execute(
-            "SELECT table_name, table_type FROM information_schema.tables "
-            "WHERE table_catalog = current_database() AND table_schema = 'main'"
-        ).fetchall()
-        foreign = sorted(
-            f"{kind.lower()} {name}" for name, kind in objects if name not in ours or kind != "VIEW"
-        )
-        if foreign:
+        objects: list[tuple[str, str, str | None]] = con.execute(_OBJECTS).fetchall()
+        if foreign := _foreign(objects):
             raise WarehouseError(
                 f"{path} holds {', '.join(foreign)}, which bt-sync did not make (it keeps only views of the "
                 f"synced tables there): {_ANOTHER_FILE}, or move this one away. "
                 "A file written by bt-sync 0.1 (tables inside the file) is rebuilt by moving it away and "
                 "running `bt-sync sync --full`."
             )
-        if not any(name == MARKER_VIEW for name, _ in objects):
+        if ("view", "main", MARKER_VIEW) not in objects:
             return ""
         marker = con.execute(f"SELECT * FROM {MARKER_VIEW}").fetchone()
         # A view dropped or replaced by a session that wrote the file, or a marker from before the digest.
         if marker is None or len(marker) != 2 or marker[1] != _stored_views(con):
             return ""
     return str(marker[0])
+
+
+# Every object of the file a session may have made, by its kind and name (`schema.name` outside `main`).
+# The sync writes the file afresh, and an object it did not make would be lost: a schema with its
+# tables, a macro, a sequence, a type.
+_OBJECTS = """
+    SELECT 'schema', schema_name, NULL FROM duckdb_schemas()
+        WHERE database_name = current_database() AND NOT internal AND schema_name <> 'main'
+    UNION ALL SELECT lower(table_type), table_schema, table_name FROM information_schema.tables
+        WHERE table_catalog = current_database()
+    UNION ALL SELECT DISTINCT replace(function_type, '_', ' '), schema_name, function_name
+        FROM duckdb_functions() WHERE database_name = current_database() AND NOT internal
+    UNION ALL SELECT 'sequence', schema_name, sequence_name FROM duckdb_sequences()
+        WHERE database_name = current_database()
+    UNION ALL SELECT 'type', schema_name, type_name FROM duckdb_types()
+        WHERE database_name = current_database() AND NOT internal
+"""
+
+
+def _foreign(objects: list[tuple[str, str, str | None]]) -> list[str]:
+    """Those of the file's `objects` (`_OBJECTS`) bt-sync did not make, as "kind name"."""
+    ours = {("view", "main", name) for name in (*_OUR_VIEWS, MARKER_VIEW)}
+    return sorted(
+        f"{kind} {schema if name is None else name if schema == 'main' else f'{schema}.{name}'}"
+        for kind, schema, name in objects
+        if (kind, schema, name) not in ours
+    )
 
 
 def _stored_views(con: duckdb.DuckDBPyConnection) -> str:

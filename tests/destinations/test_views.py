@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -170,6 +171,43 @@ def test_a_file_with_tables_bt_sync_did_not_make_is_refused_in_one_line(
         kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ?", [table])
         assert kind.fetchall() == [("BASE TABLE",)]
         assert con.execute(f"SELECT * FROM {table}").fetchall() == [(1, "mine")]
+
+
+@pytest.mark.parametrize(
+    ("made", "named", "still_there"),
+    [
+        (
+            "CREATE SCHEMA analyst; CREATE TABLE analyst.labels AS SELECT 1 AS hard",
+            "base table analyst.labels, schema analyst",
+            "SELECT count(*) FROM analyst.labels",
+        ),
+        (
+            "CREATE SCHEMA scratch",
+            "schema scratch",
+            "SELECT count(*) FROM duckdb_schemas() WHERE schema_name = 'scratch'",
+        ),
+        (
+            "CREATE MACRO roots(t) AS TABLE SELECT * FROM query_table(t) WHERE is_root",
+            "table macro roots",
+            "SELECT count(*) FROM duckdb_functions() WHERE function_name = 'roots'",
+        ),
+        ("CREATE MACRO plus_one(x) AS x + 1", "macro plus_one", "SELECT plus_one(0)"),
+        ("CREATE SEQUENCE label_ids", "sequence label_ids", "SELECT count(*) FROM duckdb_sequences()"),
+        ("CREATE TYPE mood AS ENUM ('hard', 'easy')", "type mood", "SELECT count(enum_range(NULL::mood))"),
+    ],
+)
+def test_what_a_session_made_in_the_file_stops_the_sync_that_would_write_it_afresh(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, made: str, named: str, still_there: str
+) -> None:
+    sync(demo_emulator, warehouse)
+    with duckdb.connect(str(warehouse.duckdb_path)) as con:
+        con.execute(made)
+        # A view commented: the next sync writes the file afresh, to put the view back.
+        con.execute("COMMENT ON VIEW project_logs IS 'prod spans'")
+    with pytest.raises(WarehouseError, match=f"holds {re.escape(named)}, which bt-sync did not make"):
+        sync(demo_emulator, warehouse)
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+        assert con.execute(still_there).fetchone() == (1,)
 
 
 def test_a_file_held_for_writing_is_left_alone_with_a_warning_and_the_next_sync_makes_its_views(
