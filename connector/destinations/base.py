@@ -77,7 +77,8 @@ class SyncState(BaseModel):
         bytes: bytes of those files.
         last_fetched_rows: row versions the last sync received.
         last_pages: fetch pages the last sync requested.
-        last_bytes_written: bytes the last sync wrote.
+        last_bytes_written: bytes the last sync wrote; a merge adds what it writes to the value it is
+            given (a resumed read's, for the read of the same run that catches up after it).
         synced_at: when the last sync committed.
     """
 

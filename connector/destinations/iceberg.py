@@ -213,7 +213,7 @@ class IcebergDestination:
                     "rows": plan.rows,
                     "files": plan.files,
                     "bytes": plan.bytes,
-                    "last_bytes_written": plan.bytes_written,
+                    "last_bytes_written": state.last_bytes_written + plan.bytes_written,
                 }
             )
             commit_object_files(

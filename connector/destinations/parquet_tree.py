@@ -272,7 +272,7 @@ class ParquetTree:
                     "rows": rows,
                     "files": len(output.files),
                     "bytes": size,
-                    "last_bytes_written": output.bytes_written,
+                    "last_bytes_written": state.last_bytes_written + output.bytes_written,
                 }
             )
 

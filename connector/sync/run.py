@@ -343,12 +343,15 @@ class _SyncRun:
             if summary.resumed:
                 # The resumed read was pinned at the old snapshot: read on to what was written since (only
                 # that, after a resumed `--full` too: not its whole history again).
-                caught_up = self._sync_locked(ref, catch_up=True)
+                caught_up = self._sync_locked(ref, after=summary)
                 summary = _combined(summary, caught_up)
         return summary
 
-    def _sync_locked(self, ref: ObjectRef, *, catch_up: bool = False) -> ObjectSummary:
+    def _sync_locked(self, ref: ObjectRef, *, after: ObjectSummary | None = None) -> ObjectSummary:
+        """Read and commit one object; `after`: the resumed read of this run that this read catches up
+        after, whose counts the commit's state adds to its own (it describes the run)."""
         clock = time.monotonic()
+        catch_up = after is not None
         staging = ObjectStaging(self.destination.scratch, ref)
         previous = self.destination.read_state(ref)
         checkpoint = self._resumable(ref, staging, previous)
@@ -380,8 +383,12 @@ class _SyncRun:
             project_id=ref.project_id,
             table_name=ref.stream.table,
             version=_newest(checkpoint.watermark or None, previous.version if previous else None),
-            last_fetched_rows=checkpoint.rows_fetched,
-            last_pages=checkpoint.pages,
+            last_fetched_rows=checkpoint.rows_fetched
+            - fetched_before[1]
+            + (after.rows_fetched if after else 0),
+            last_pages=checkpoint.pages - fetched_before[0] + (after.pages if after else 0),
+            # The destination adds what this commit writes.
+            last_bytes_written=after.bytes_written if after else 0,
             synced_at=datetime.now(UTC),
         )
         if gone := staging.missing(checkpoint):
@@ -456,7 +463,10 @@ class _SyncRun:
         too_narrow = checkpoint.cutoff is not None and (
             self.full_read or committed is None or committed < checkpoint.cutoff
         )
-        if already_committed or too_narrow:
+        # A reconcile deletes the rows its read did not meet: a read resumed at the interrupted run's
+        # snapshot met rows deleted since, and a read after it that catches up meets only new versions.
+        # Only a whole read at a snapshot of this run's converges to a clean reconcile, so it reads afresh.
+        if already_committed or too_narrow or self.options.reconcile:
             staging.clear()
             return None
         damage = staging.damage(checkpoint)

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
+from connector.api import xact
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator, FaultRule
 from connector.sync.stage import PageStager
@@ -104,6 +105,11 @@ def test_a_killed_sync_resumes_from_its_staged_parts_and_cursor(
         client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], FetchEventsRequest(limit=1))
     assert resumed.pages == fetches - 1
     assert resumed.rows_fetched <= served - emulator.stats.rows_served[project["id"]]
+    # The object's state says what the run did, both its reads (not the one that caught up alone).
+    state = "SELECT last_fetched_rows, last_pages, last_bytes_written FROM sync_state WHERE object_id = ?"
+    assert query(warehouse, state, [project["id"]]) == [
+        (resumed.rows_fetched, resumed.pages, resumed.bytes_written)
+    ]
     reference = warehouse_in(tmp_path, "reference")
     clean = sync(emulator, reference, page_limit=10)
     # The rerun fetched only what the checkpoint had not: the kill's pages were not fetched again.
@@ -268,6 +274,29 @@ def test_a_resumed_read_goes_on_to_what_was_written_since(
     assert whole.rows_fetched < read < 1.1 * whole.rows_fetched
     assert event_tables(warehouse) == event_tables(reference)
     assert query(warehouse, "SELECT count(*) FROM project_logs")[0][0] == 3_500
+
+
+def test_a_reconcile_after_an_interrupted_read_deletes_what_was_deleted_since_it_began(
+    emulator: Emulator,
+    project: dict[str, Any],
+    warehouse: WarehouseSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sync(emulator, warehouse)
+    # The interrupted read's snapshot is its start (not a minute past it), for the deletions to be newer.
+    monkeypatch.setattr(xact, "PIN_AHEAD_S", 0)
+    crash_while_writing_page(4, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        sync(emulator, warehouse, page_limit=10, reconcile=True)
+    monkeypatch.undo()
+    time.sleep(1.1)  # into the next second: `_xact_id`s are minted from the clock
+    gone = [row_id for (row_id,) in query(warehouse, "SELECT id FROM project_logs ORDER BY id LIMIT 3")]
+    emulator.store.insert("project_logs", project["id"], [{"id": i, "_object_delete": True} for i in gone])
+    (logs,) = sync(emulator, warehouse, page_limit=10, reconcile=True).objects
+    # Read afresh, at a snapshot of its own: a read resumed at the interrupted one's met the rows.
+    assert (logs.resumed, logs.mode, logs.deleted) == (False, "full", len(gone))
+    assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
 
 
 # Versions ------------------------------------------------------------------------------------------
