@@ -144,7 +144,14 @@ def print_summary(summary: SyncSummary, console: Console) -> None:
         console.print(f"removed objects deleted upstream: {removed}", markup=False, highlight=False)
     listed = ", ".join(counted(count, name) for name, count in summary.catalog.items())
     work = f"{counted(summary.requests, 'requests')}, {counted(summary.retries, 'retries')}"
-    console.print(f"synced {listed} in {summary.seconds:.2f}s ({work})")
+    # The counts are of the catalog as listed: an object deleted upstream while the run read it is among them.
+    skipped = sum(o.status == "skipped" for o in summary.objects)
+    unsynced = (
+        f"; {counted(skipped, 'objects')} of them skipped (deleted upstream during the sync)"
+        if skipped
+        else ""
+    )
+    console.print(f"synced {listed} in {summary.seconds:.2f}s ({work}){unsynced}")
 
 
 @app.command()

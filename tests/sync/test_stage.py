@@ -13,10 +13,13 @@ from typing import Any
 
 import orjson
 import pytest
+from rich.console import Console
 
+from connector.cli.sync import print_summary
 from connector.config import DestinationKind, WarehouseSettings
 from connector.emulator import Emulator, FaultRule
 from connector.sync import stage
+from connector.sync.run import SyncSummary
 from connector.sync.shape import PageMalformed
 from connector.sync.staging import ObjectStaging
 from connector.wiring import open_destination
@@ -601,6 +604,14 @@ def test_an_object_deleted_during_the_run_is_skipped_with_a_warning(
     assert by_name["broken"]["status"] == "skipped" and "deleted upstream" in by_name["broken"]["error"]
     assert by_name["healthy"]["status"] == "synced" and by_name["healthy"]["rows"] == 120
     assert "broken" in done.stderr and done.stderr.count("\n") == 1
+    # The closing line's counts are of the catalog as listed, the skipped object among them: it says so.
+    console = Console(record=True, width=200)
+    print_summary(SyncSummary.model_validate(summary), console)
+    assert (
+        console.export_text()
+        .rstrip()
+        .endswith("retries); 1 object of them skipped (deleted upstream during the sync)")
+    )
 
 
 def test_a_404_for_the_rows_of_an_object_that_exists_is_a_failure_not_a_deletion(
