@@ -20,7 +20,7 @@ import duckdb
 from connector.api.client import BraintrustClient
 from connector.defaults import DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
 from connector.errors import BtSyncError, NotFoundError, WarehouseError, first_line
-from connector.sync.catalog import discover_catalog, write_catalog
+from connector.sync.catalog import check_same_source, discover_catalog, write_catalog
 from connector.sync.run import SyncOptions, remove_vanished, sync_object
 from pipelines.discovery import partition_changes
 from pipelines.failures import (
@@ -90,7 +90,9 @@ def build_catalog_asset(specs: BraintrustSpecs, retry_policy: dg.RetryPolicy) ->
         with terminal_errors_fail_without_retry():
             with braintrust.client() as client:
                 catalog = discover_catalog(client, braintrust.projects)
-            write_catalog(warehouse.open(), catalog)
+            destination = warehouse.open()
+            check_same_source(catalog, destination)
+            write_catalog(destination, catalog)
             for change in partition_changes(specs, catalog, context.instance):
                 change.apply(context.instance)
             with warehouse.reader() as connection:

@@ -29,11 +29,13 @@ class Catalog:
         projects: the selected projects.
         objects: per listed kind (projects included), its objects in those projects.
         every_project: no project was left out: one synced before and missing here was deleted upstream.
+        listed_project_ids: every project the API listed, selected or not.
     """
 
     projects: tuple[Project, ...]
     objects: dict[ObjectKind, tuple[ApiObject, ...]]
     every_project: bool
+    listed_project_ids: frozenset[str] = frozenset()
 
     def count(self, kind: ObjectKind) -> int:
         """How many objects of `kind` were listed."""
@@ -87,11 +89,34 @@ def discover_catalog(
             known = ", ".join(sorted(p.name for p in projects)) or "none"
             raise ConfigError(f"no project named or with id {', '.join(sorted(unknown))} (projects: {known})")
         projects = chosen
+    listed = frozenset(project.id for project in projects)
     objects: dict[ObjectKind, tuple[ApiObject, ...]] = {PROJECT: tuple(projects)}
     for kind in kinds:
         if kind.in_project:
             objects[kind] = tuple(obj for project in projects for obj in client.list_kind(kind, project.id))
-    return Catalog(tuple(projects), objects, every_project=not selectors)
+    return Catalog(tuple(projects), objects, every_project=not selectors, listed_project_ids=listed)
+
+
+def check_same_source(catalog: Catalog, destination: Destination) -> None:
+    """Refuse to sync `catalog` into a warehouse holding objects of projects none of which it lists.
+
+    Such an API is not the one the warehouse was synced from (another deployment, a key of another
+    organization), or the key lost access to every project: its listing would mark every object
+    deleted upstream, a reconcile would then remove them all, and a sync would mix in another
+    organization's projects.
+
+    Raises:
+        ConfigError: the API lists none of the warehouse's projects.
+    """
+    held = {state.project_id for state in destination.list_states()}
+    if held and held.isdisjoint(catalog.listed_project_ids):
+        listed = len(catalog.listed_project_ids)
+        raise ConfigError(
+            f"the API lists {listed:,} projects, and none of the {len(held):,} this warehouse holds objects "
+            "of: is it the API (--api-url, BRAINTRUST_API_URL) the warehouse was synced from, with a key of "
+            "the same organization that can read them? Nothing was written. If they were all deleted "
+            "upstream, move the warehouse away and sync into a new one"
+        )
 
 
 def write_catalog(destination: Destination, catalog: Catalog) -> None:

@@ -38,7 +38,7 @@ from connector.errors import (
     WarehouseLocked,
 )
 from connector.progress import NullProgress, ProgressReporter
-from connector.sync.catalog import Catalog, discover_catalog, write_catalog
+from connector.sync.catalog import Catalog, check_same_source, discover_catalog, write_catalog
 from connector.sync.extract import extract_object, newest_version
 from connector.sync.staging import Checkpoint, ObjectStaging
 from schemas.api import ObjectType
@@ -160,6 +160,7 @@ def run_sync(
     requests_before, retries_before = client.stats.requests, client.stats.retries
     kinds = options.selected_kinds
     catalog = discover_catalog(client, options.projects, kinds)
+    check_same_source(catalog, destination)
     destination.prepare()
     write_catalog(destination, catalog)
     run = _SyncRun(client, destination, options, progress or NullProgress())
@@ -209,6 +210,7 @@ def remove_vanished(
     Returns:
         the removed objects, as `object_type:object_id`.
     """
+    check_same_source(catalog, destination)
     selected = {kind.events.object_type for kind in kinds if kind.events is not None}
     live = {(ref.object_type, ref.object_id) for ref in catalog.refs(kinds)}
     project_ids = {project.id for project in catalog.projects}

@@ -15,7 +15,7 @@ from connector.config import WarehouseSettings
 from connector.destinations.base import MergeResult, ObjectRef
 from connector.destinations.parquet_tree import ParquetTree
 from connector.emulator import Emulator, FaultRule
-from connector.errors import WarehouseError
+from connector.errors import ConfigError, WarehouseError
 from connector.sync import run as run_module
 from connector.sync.catalog import discover_catalog
 from connector.sync.run import SyncSummary, remove_vanished
@@ -130,6 +130,26 @@ def test_reconcile_removes_rows_and_objects_deleted_upstream(
     assert ids == live_ids(emulator, "project_logs", project["id"])
     assert query(warehouse, "SELECT count(*) FROM dataset_records") == [(0,)]
     assert query(warehouse, "SELECT count(*) FROM sync_state WHERE object_id = ?", [dataset["id"]]) == [(0,)]
+
+
+@pytest.mark.parametrize("seed", ["demo", "empty"])  # another organization's API; a key that reads nothing
+def test_an_api_listing_none_of_the_warehouse_s_projects_is_refused_before_anything_is_written(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, seed: str
+) -> None:
+    synced = sync(demo_emulator, warehouse)
+    tables = event_tables(warehouse)
+    with Emulator(seed=seed) as other:
+        for reconcile in (False, True):
+            with pytest.raises(ConfigError, match="none of the 3 this warehouse holds objects of") as refused:
+                sync(other, warehouse, reconcile=reconcile)
+            assert "Nothing was written" in str(refused.value)
+        # The Dagster reconcile removes objects with the same function: it refuses too.
+        with fast_client(other) as client:
+            catalog = discover_catalog(client)
+            with pytest.raises(ConfigError):
+                remove_vanished(client, open_destination(warehouse), catalog, EVENT_KINDS, 1.0)
+    assert event_tables(warehouse) == tables
+    assert query(warehouse, "SELECT count(*) FROM projects") == [(synced.catalog["projects"],)]
 
 
 @pytest.mark.parametrize("deleted", ["log-7", "latest"])
