@@ -23,6 +23,8 @@ from connector.defaults import (
     DEFAULT_PARQUET_ROOT,
     DEFAULT_STATE_DIR,
     DEFAULT_TIMEOUT_S,
+    MAX_ATTEMPTS,
+    MAX_BACKOFF_S,
     MAX_TIMEOUT_S,
     MAX_WINDOW_HOURS,
 )
@@ -87,9 +89,12 @@ class ApiSettings(_Settings):
         allow_inf_nan=False,
         validation_alias="BT_SYNC_TIMEOUT",
     )
-    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=1, validation_alias="BT_SYNC_MAX_ATTEMPTS")
-    backoff_initial_s: float = Field(default=0.5, ge=0, allow_inf_nan=False)
-    backoff_max_s: float = Field(default=30.0, ge=0, allow_inf_nan=False)
+    # Bounded: a wait of 1e300 s overflows the clock, and one of 1e10 never ends.
+    max_attempts: int = Field(
+        default=DEFAULT_MAX_ATTEMPTS, ge=1, le=MAX_ATTEMPTS, validation_alias="BT_SYNC_MAX_ATTEMPTS"
+    )
+    backoff_initial_s: float = Field(default=0.5, ge=0, le=MAX_BACKOFF_S, allow_inf_nan=False)
+    backoff_max_s: float = Field(default=30.0, ge=0, le=MAX_BACKOFF_S, allow_inf_nan=False)
 
     @field_validator("api_key")
     @classmethod

@@ -34,3 +34,6 @@ DEFAULT_RETAIN_HOURS = 24.0
 MAX_WINDOW_HOURS = 100 * 366 * 24
 # A day: no single API response is worth waiting longer for, and a socket cannot wait past ~317 years.
 MAX_TIMEOUT_S = 24 * 3600.0
+# An hour between two attempts, and a thousand attempts: past them a request is not worth retrying.
+MAX_BACKOFF_S = 3600.0
+MAX_ATTEMPTS = 1000

@@ -7,6 +7,7 @@ and honours the server's `Retry-After`, which the spec attaches to 429s.
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Callable
 
@@ -50,6 +51,8 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     value = value.strip()
     try:
         seconds = float(value)
+        if math.isnan(seconds):  # `float` reads "nan", which no wait is
+            return None
     except ValueError:
         try:
             when = email.utils.parsedate_to_datetime(value)

@@ -37,6 +37,8 @@ def test_absent_or_garbage_is_none() -> None:
     assert parse_retry_after(None) is None
     assert parse_retry_after("") is None
     assert parse_retry_after("soon") is None
+    assert parse_retry_after("nan") is None
+    assert parse_retry_after("-NaN") is None
 
 
 def waits(errors: list[BaseException], initial_s: float, max_s: float) -> list[float]:

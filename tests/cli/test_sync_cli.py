@@ -523,6 +523,21 @@ def test_a_sync_the_api_refuses_writes_nothing(
         ),
         (["sync", "--api-url", "{url}"], {"BT_SYNC_TIMEOUT": "1e300"}, "BT_SYNC_TIMEOUT"),
         (
+            ["projects", "--api-url", "{url}"],
+            {"BT_SYNC_BACKOFF_MAX_S": "1e300"},
+            "invalid setting: BT_SYNC_BACKOFF_MAX_S: Input should be less than or equal to 3600",
+        ),
+        (
+            ["projects", "--api-url", "{url}"],
+            {"BT_SYNC_BACKOFF_INITIAL_S": "1e10"},
+            "invalid setting: BT_SYNC_BACKOFF_INITIAL_S: Input should be less than or equal to 3600",
+        ),
+        (
+            ["projects", "--api-url", "{url}"],
+            {"BT_SYNC_MAX_ATTEMPTS": "100000000000"},
+            "invalid setting: BT_SYNC_MAX_ATTEMPTS: Input should be less than or equal to 1000",
+        ),
+        (
             ["sync", "--api-url", "{url}", "--overlap-seconds", "inf"],
             {},
             "--overlap-seconds: Input should be a finite",
