@@ -30,6 +30,8 @@ PARTITION_TAG = "dagster/partition"
 
 # The runs that ended without doing their work.
 _FAILED = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+# The runs that ended, whether or not they did their work.
+_ENDED = [*_FAILED, dg.DagsterRunStatus.SUCCESS]
 # The longest a first sync that keeps failing waits to be asked for again: the hourly schedule's period,
 # which syncs every partition anyway.
 _LONGEST_FIRST_SYNC_WAIT_S = 3600
@@ -78,7 +80,7 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
                 synced_as = synced.get((ref.object_type, ref.object_id))
                 if key in change.added or synced_as != ref.name:
                     is_synced = synced_as is not None
-                    request = _first_sync(context.instance, change.assets, key, ref, is_synced)
+                    request = _first_sync(context.instance, change.assets, key, ref)
                     if not _backing_off(context.instance, change.assets, key):
                         sync_requests.append(request)
                     identity = f"{change.assets.partitions_name}:{key}:{ref.object_id}"
@@ -151,9 +153,8 @@ def _backing_off(instance: dg.DagsterInstance, assets: EventAssets, key: str) ->
     row about doubles the wait (5, 15, 35 minutes), up to `_LONGEST_FIRST_SYNC_WAIT_S`, so that an object
     the API refuses for good (a 403) is not asked for at every tick: 288 failed runs a day.
     """
-    statuses = [*_FAILED, dg.DagsterRunStatus.SUCCESS]
     runs = instance.get_run_records(
-        dg.RunsFilter(job_name=assets.job_name, tags={PARTITION_TAG: key}, statuses=statuses),
+        dg.RunsFilter(job_name=assets.job_name, tags={PARTITION_TAG: key}, statuses=_ENDED),
         limit=_FAILURES_COUNTED,
     )
     failures = next((n for n, run in enumerate(runs) if run.dagster_run.status not in _FAILED), len(runs))
@@ -163,22 +164,18 @@ def _backing_off(instance: dg.DagsterInstance, assets: EventAssets, key: str) ->
     return time.time() - float(runs[0].end_time) < wait
 
 
-def _first_sync(
-    instance: dg.DagsterInstance, assets: EventAssets, key: str, ref: ObjectRef, is_synced: bool
-) -> dg.RunRequest:
-    """The run that syncs a partition first, asked for once per failure of the runs before it.
+def _first_sync(instance: dg.DagsterInstance, assets: EventAssets, key: str, ref: ObjectRef) -> dg.RunRequest:
+    """The run that syncs a partition first, asked for once per run of it that ended before.
 
     Dagster launches a run key once, and never again even if its run failed: the key names the
-    partition's last failed run, so a first sync that failed (an outage, a key fixed since) is asked for
-    again at the next tick, while one still queued or running is not asked for twice. An object synced
-    already is asked for when it was renamed since (until a sync records its new name): its key's
-    succeeded runs count too, so an object renamed back to a key it had is synced under it again.
+    partition's last run that ended, failed or succeeded. So a first sync that failed (an outage, a key
+    fixed since) is asked for again at the next tick, while one still queued or running is not asked
+    for twice; an object renamed back to a key it had is synced under it again; and an object a run
+    synced but the warehouse lacks (a new warehouse, or one restored from a backup older than the run)
+    is synced again, rather than left out for good under the key of that run.
     """
-    ended: list[dg.DagsterRunStatus] = list(_FAILED)
-    if is_synced:
-        ended.append(dg.DagsterRunStatus.SUCCESS)
     last = instance.get_runs(
-        dg.RunsFilter(job_name=assets.job_name, tags={PARTITION_TAG: key}, statuses=ended), limit=1
+        dg.RunsFilter(job_name=assets.job_name, tags={PARTITION_TAG: key}, statuses=_ENDED), limit=1
     )
     after = last[0].run_id if last else "first"
     return dg.RunRequest(

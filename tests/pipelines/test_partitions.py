@@ -4,8 +4,10 @@ catalog, and requested by the schedules."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 
 import dagster as dg
@@ -143,6 +145,28 @@ def test_an_object_a_catalog_run_moved_to_its_new_name_is_synced_at_the_next_tic
     apply(tick, test_defs, instance)
     (state,) = [s for s in warehouse_resource.synced_objects() if s.object_id == upstream["experiment"]]
     assert state.name == "support-bot/baseline-v2"
+    assert skips_as_all_synced(test_defs, instance)
+
+
+def test_objects_a_run_synced_into_another_warehouse_are_synced_into_this_one(
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    first = discover(test_defs, instance)
+    apply(first, test_defs, instance)
+    assert skips_as_all_synced(test_defs, instance)
+    # A new warehouse (or one restored from a backup older than those runs), the instance kept.
+    for path in (warehouse_resource.parquet_root, warehouse_resource.state_dir):
+        shutil.rmtree(path)
+    Path(warehouse_resource.duckdb_path).unlink()
+    again = discover(test_defs, instance)
+    assert first_syncs(again).keys() == {"support-bot", "support-bot/baseline", "support-bot/golden"}
+    # Not the keys of the runs that synced them: Dagster would launch those no more.
+    assert not set(first_syncs(again).values()) & set(first_syncs(first).values())
+    apply(again, test_defs, instance)
+    assert {state.object_id for state in warehouse_resource.synced_objects()} == set(upstream.values())
     assert skips_as_all_synced(test_defs, instance)
 
 
