@@ -1,4 +1,4 @@
-"""Schedules: the hourly incremental sync of every partition, the checks, and a weekly reconcile.
+"""Schedules: the hourly incremental sync of every partition, the checks, the catalog, and a weekly reconcile.
 
 All ship stopped; turn them on in the UI (Automation), or with `dagster schedule start <name>`
 run from the repository root.
@@ -11,6 +11,7 @@ from pipelines.tables import BraintrustSpecs, EventAssets
 
 SYNC_CRON = "0 * * * *"
 CHECKS_CRON = "45 * * * *"
+CATALOG_CRON = "30 * * * *"
 RECONCILE_CRON = "0 3 * * 0"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -65,7 +66,7 @@ def _reconcile_schedule(assets: EventAssets, jobs: BraintrustJobs) -> dg.Schedul
 
 
 def build_schedules(specs: BraintrustSpecs, jobs: BraintrustJobs) -> list[dg.ScheduleDefinition]:
-    """The sync and reconcile schedule of each event table, and the checks' schedule."""
+    """The sync and reconcile schedule of each event table, and the checks' and the catalog's schedules."""
     checks = dg.ScheduleDefinition(
         name="braintrust_checks_schedule",
         cron_schedule=CHECKS_CRON,
@@ -73,8 +74,19 @@ def build_schedules(specs: BraintrustSpecs, jobs: BraintrustJobs) -> list[dg.Sch
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description="Run the event table checks hourly, after the syncs.",
     )
+    # The sensor refreshes the catalog only when an event container comes, goes or is renamed: a prompt,
+    # a function, a score or a tag changed alone waits for this.
+    catalog = dg.ScheduleDefinition(
+        name="braintrust_catalog_schedule",
+        cron_schedule=CATALOG_CRON,
+        job=jobs.catalog,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+        description="Refresh every catalog table (projects, experiments, datasets, prompts, functions, "
+        "project_scores, project_tags) hourly.",
+    )
     return [
         *(_sync_schedule(assets, jobs) for assets in specs.events),
         *(_reconcile_schedule(assets, jobs) for assets in specs.events),
         checks,
+        catalog,
     ]

@@ -49,7 +49,7 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         default_status=dg.DefaultSensorStatus.STOPPED,
         description="List Braintrust projects, experiments and datasets; add a partition for each new "
         "(or renamed) one, sync every partition never synced yet, remove the partitions of deleted (or "
-        "renamed) ones, and refresh the catalog when anything changed.",
+        "renamed) ones, and refresh the catalog when one of those changed.",
     )
     def braintrust_discovery_sensor(
         context: dg.SensorEvaluationContext, braintrust: BraintrustResource, warehouse: WarehouseResource

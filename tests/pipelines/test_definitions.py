@@ -44,6 +44,7 @@ def test_definitions_name_every_asset_check_job_schedule_and_sensor() -> None:
         *(f"braintrust_{table}_schedule" for table in EVENT_TABLES),
         *(f"braintrust_{table}_reconcile_schedule" for table in EVENT_TABLES),
         "braintrust_checks_schedule",
+        "braintrust_catalog_schedule",
         "braintrust_maintain_schedule",
     }
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in repository.schedule_defs)

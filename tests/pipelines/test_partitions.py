@@ -170,6 +170,24 @@ def test_objects_a_run_synced_into_another_warehouse_are_synced_into_this_one(
     assert skips_as_all_synced(test_defs, instance)
 
 
+def test_a_tag_added_alone_reaches_the_catalog_at_the_catalog_schedule_s_tick(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    apply(discover(test_defs, instance), test_defs, instance)
+    emulator.store.create("project_tag", {"project_id": upstream["project"], "name": "urgent"})
+    # No project, experiment or dataset changed: the sensor has nothing to do.
+    assert skips_as_all_synced(test_defs, instance)
+    schedule = test_defs.get_schedule_def("braintrust_catalog_schedule")
+    assert (schedule.cron_schedule, schedule.job_name) == ("30 * * * *", CATALOG_JOB_NAME)
+    run_job(test_defs, instance, schedule.job_name)
+    with warehouse_resource.reader() as connection:
+        assert connection.execute("SELECT name FROM project_tags").fetchall() == [("urgent",)]
+
+
 def skips_as_all_synced(test_defs: dg.Definitions, instance: dg.DagsterInstance) -> bool:
     """Whether the sensor's next tick skips, saying every object has a synced partition."""
     skipped = discover(test_defs, instance).skip_reason
