@@ -236,3 +236,17 @@ def hours_window(hours: float, setting: str) -> timedelta:
             f"invalid setting: {setting}: must be between 0 and {MAX_WINDOW_HOURS:,} hours, got {hours:g}"
         )
     return timedelta(hours=hours)
+
+
+def check_state_dir(state_dir: Path) -> None:
+    """Refuse a state directory (`--state-dir`) that cannot be created or written, before a command
+    writes anything: a sync found out only once it had written the warehouse.
+
+    Raises:
+        ConfigError: a file stands at it or at a parent, or its nearest existing parent is not writable.
+    """
+    existing = next(path for path in (state_dir, *state_dir.absolute().parents) if path.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"--state-dir {state_dir}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--state-dir {state_dir}: cannot create or write in {existing}")

@@ -49,6 +49,7 @@ from typing import IO, TYPE_CHECKING, Any, Self, cast
 import orjson
 
 from connector import interrupts
+from connector.config import check_state_dir
 from connector.display import as_given, counted, printable
 from connector.errors import (
     ApiError,
@@ -175,7 +176,7 @@ def _check_paths(options: PushOptions) -> None:
     if options.rejects is not None:
         _check_rejects(options.rejects, options.input_file)
     if not options.dry_run:
-        _check_state_dir(options.checkpoint_dir.parent)
+        check_state_dir(options.checkpoint_dir.parent)
 
 
 def _check_utf8_name(flag: str, path: Path) -> None:
@@ -200,14 +201,6 @@ def _check_rejects(rejects: Path, input_file: Path | None) -> None:
         raise ConfigError(f"{option('rejects')} {rejects}: {missing}")
     if not os.access(folder, os.W_OK | os.X_OK) or (rejects.exists() and not os.access(rejects, os.W_OK)):
         raise ConfigError(f"{option('rejects')} {rejects}: permission denied")
-
-
-def _check_state_dir(state_dir: Path) -> None:
-    existing = next(path for path in (state_dir, *state_dir.absolute().parents) if path.exists())
-    if not existing.is_dir():
-        raise ConfigError(f"{option('state_dir')} {state_dir}: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option('state_dir')} {state_dir}: cannot create or write in {existing}")
 
 
 class PushRun:

@@ -466,6 +466,29 @@ def test_a_sync_the_api_refuses_writes_nothing(
 
 
 @pytest.mark.parametrize(
+    ("in_the_way", "says"),
+    [
+        ("st", "--state-dir {w}/st/x: {w}/st is not a directory"),
+        ("b.duckdb", "--duckdb {w}/b.duckdb/x is a directory: name a DuckDB file in it"),
+    ],
+)
+def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_writes(
+    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str], in_the_way: str, says: str
+) -> None:
+    where = tmp_path / "w"
+    where.mkdir()
+    if in_the_way == "st":
+        (where / "st").write_text("a file")
+    else:
+        (where / "b.duckdb" / "x").mkdir(parents=True)
+    duckdb_file = f"{where}/b.duckdb" + ("/x" if in_the_way == "b.duckdb" else "")
+    paths = ["--duckdb", duckdb_file, "--parquet", f"{where}/pq", "--state-dir", f"{where}/st/x"]
+    done = cli_in_process(capfd, "sync", "--api-url", emulator.url, *paths, env={"BRAINTRUST_API_KEY": "k"})
+    assert (done.returncode, done.stderr) == (2, f"bt-sync: error: {says.format(w=where)}\n")
+    assert [path.name for path in where.iterdir()] == [in_the_way]  # nothing written beside it
+
+
+@pytest.mark.parametrize(
     ("args", "env", "expected"),
     [
         (
