@@ -165,9 +165,9 @@ def run_sync(
     write_catalog(destination, catalog)
     run = _SyncRun(client, destination, options, progress or NullProgress())
     objects = [run.sync_object(ref) for ref in catalog.refs(kinds)]
-    removed = (
-        remove_vanished(client, destination, catalog, kinds, options.lock_wait_s) if options.reconcile else []
-    )
+    # Not with a key the API stopped taking: its checks of what vanished would fail alike.
+    reconciling = options.reconcile and not run.key_rejected
+    removed = remove_vanished(client, destination, catalog, kinds, options.lock_wait_s) if reconciling else []
     return SyncSummary(
         started_at=started,
         seconds=round(time.monotonic() - clock, 3),
@@ -269,11 +269,16 @@ class _SyncRun:
         self.full_read = options.full or options.reconcile
         self._unavailable_in_a_row = 0
         self._unwritable_in_a_row = 0
+        # A 401 mid-run: the key was revoked (or expired) after the listing. The objects after it are not
+        # tried, and those before it keep their summaries.
+        self.key_rejected = False
         # What the warehouse held when an object first failed: what the failed objects still hold.
         self._committed: dict[tuple[str, str], SyncState] | None = None
 
     def sync_object(self, ref: ObjectRef) -> ObjectSummary:
         """Sync one object, turning its own failures into its summary's status."""
+        if self.key_rejected:
+            return self._failed(ref, "not tried: the API rejected the key for an object before")
         if self._unavailable_in_a_row >= MOST_FAILING_IN_A_ROW:
             return self._failed(ref, "not tried: the API was unavailable for the objects before")
         if self._unwritable_in_a_row >= MOST_FAILING_IN_A_ROW:
@@ -308,9 +313,9 @@ class _SyncRun:
                 ref, ObjectStatus.SKIPPED, "deleted upstream during the sync", full_read=self.full_read
             )
         except AuthError as error:
-            if error.status == HTTPStatus.UNAUTHORIZED:
-                raise  # a key the API rejects would fail every object alike: the run stops
-            # A 403: Braintrust grants access object by object, so a key may read only some of them.
+            # A 401 would fail every object alike; a 403 not: Braintrust grants access object by object,
+            # so a key may read only some of them.
+            self.key_rejected = self.key_rejected or error.status == HTTPStatus.UNAUTHORIZED
             return self._failed(ref, str(error))
         except OBJECT_FAILURES as error:
             return self._failed(ref, str(error))

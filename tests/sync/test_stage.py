@@ -488,14 +488,18 @@ def test_values_nested_deeper_than_python_reads_sync_with_their_page(
     assert (metadata, extra.replace(" ", "")) == (f'{{"d":{deep}}}', f'{{"unknown":{deep}}}')
 
 
-def sync_giving_up_soon(emulator: Emulator, warehouse: WarehouseSettings) -> subprocess.CompletedProcess[str]:
-    """`bt-sync sync --json` with two attempts per request and no wait between them."""
+def sync_giving_up_soon(
+    emulator: Emulator, warehouse: WarehouseSettings, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`bt-sync sync --json ARGS` with two attempts per request and no wait between them."""
     env = {
         "BRAINTRUST_API_KEY": emulator.api_key,
         "BT_SYNC_MAX_ATTEMPTS": "2",
         "BT_SYNC_BACKOFF_INITIAL_S": "0",
     }
-    return run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--json", env=env)
+    return run_cli(
+        "sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--json", *args, env=env
+    )
 
 
 @pytest.mark.parametrize("status", [503, 400, 403])  # 403: a key may read some objects, not others
@@ -513,15 +517,30 @@ def test_an_object_the_api_keeps_failing_fails_alone_and_the_summary_is_printed(
     assert line.startswith("bt-sync: error: 1 of 2 objects failed (project_logs 'broken': ")
 
 
-def test_a_key_the_api_rejects_stops_the_run(
-    emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
+@pytest.mark.parametrize("rejected_first", [True, False])
+def test_a_key_the_api_rejects_mid_run_stops_it_keeping_the_summary_of_what_committed(
+    emulator: Emulator,
+    projects: tuple[dict[str, Any], ...],
+    warehouse: WarehouseSettings,
+    rejected_first: bool,
 ) -> None:
-    broken, _ = projects
+    broken, healthy = projects if rejected_first else projects[::-1]
     emulator.faults.add(FaultRule(kind="status", status=401, route=f"{broken['id']}/fetch", times=None))
-    done = sync_giving_up_soon(emulator, warehouse)
-    # Revoked during the run: every object would fail alike.
-    assert (done.returncode, list(orjson.loads(done.stdout))) == (1, ["error", "exit_code"])
-    assert "Braintrust rejected the API key (HTTP 401" in done.stderr
+    done = sync_giving_up_soon(emulator, warehouse, "--reconcile")
+    # Revoked during the run: every object after it would fail alike, and is not tried.
+    assert done.returncode == 1
+    summary = orjson.loads(done.stdout)
+    by_name = {o["name"]: o for o in summary["objects"]}
+    assert by_name[broken["name"]]["status"] == "failed"
+    assert "Braintrust rejected the API key (HTTP 401" in by_name[broken["name"]]["error"]
+    tried_after = [o["name"] for o in summary["objects"]].index(broken["name"]) == 0
+    other = by_name[healthy["name"]]
+    if tried_after:
+        assert other["error"] == "not tried: the API rejected the key for an object before"
+    else:
+        assert (other["status"], other["rows"]) == ("synced", 120)
+    assert summary["removed_objects"] == []  # no reconcile of what vanished with a rejected key
+    assert done.stderr.startswith(f"bt-sync: error: {1 + tried_after} of 2 objects failed (")
 
 
 def test_objects_after_two_that_found_the_api_unavailable_are_not_tried(
