@@ -35,6 +35,7 @@ from connector.display import counted
 from connector.errors import (
     ApiError,
     AuthError,
+    ConfigError,
     MalformedResponse,
     MissingApiKey,
     NotFoundError,
@@ -362,9 +363,20 @@ class BraintrustClient:
             content, headers = orjson.dumps(json), {**(headers or {}), "Content-Type": "application/json"}
         # The body is read here, not kept on the response: httpx leaves a response in a reference
         # cycle, which would hold a whole fetch page in memory until Python's cyclic GC runs.
-        with self._http.stream(method, path, content=content, params=params, headers=headers) as response:
-            status, retry_after = response.status_code, response.headers.get("Retry-After")
-            body = _read(response, most_bytes if status < 300 else None)
+        try:
+            with self._http.stream(method, path, content=content, params=params, headers=headers) as response:
+                status, retry_after = response.status_code, response.headers.get("Retry-After")
+                location = response.headers.get("Location")
+                body = _read(response, most_bytes if status < 300 else None)
+        except httpx.ConnectError as error:
+            if (mismatch := _tls_mismatch(error)) is not None:
+                raise ConfigError(
+                    f"cannot talk TLS with the API at {redact(self.api_url)} ({mismatch}): check that the "
+                    "URL's scheme, http or https, is the server's (--api-url, BRAINTRUST_API_URL); for a "
+                    "server whose certificate a private authority signed, set SSL_CERT_FILE to that "
+                    "authority's certificate"
+                ) from None
+            raise
         if status < 300:
             _refuse_what_is_not_json(method, path, body)
             try:
@@ -373,6 +385,13 @@ class BraintrustClient:
                 raise MalformedBody("response body is not valid JSON (cut short?)") from None
         if status in RETRYABLE_STATUSES:
             raise RetryableResponse(status, parse_retry_after(retry_after))
+        if 300 <= status < 400:
+            # Not followed: a client sends its key only to the address it was given.
+            raise ConfigError(
+                f"the API at {redact(self.api_url)} answered {method} {path} with a redirect (HTTP {status}) "
+                f"to {redact(location or 'nowhere it named')}: set --api-url (BRAINTRUST_API_URL) to the "
+                "address the API is at"
+            )
         raise _status_error(method, path, status, body, self._key)
 
 
@@ -488,6 +507,20 @@ def _last_text(content: bytes | bytearray) -> bytes | bytearray:
     tail = content[-_TAIL_BYTES:].rstrip()
     # A tail of whitespace only (rare): the whole body says where its text ends.
     return tail if tail or len(content) <= _TAIL_BYTES else content.rstrip()
+
+
+def _tls_mismatch(error: httpx.ConnectError) -> str | None:
+    """What went wrong setting up TLS, when it is a setting's doing, not the network's: a certificate
+    this machine does not trust, or a server that does not speak TLS (an https URL to an http port).
+    Retrying would only fail the same way."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"its certificate is not one this machine trusts: {cause.verify_message}"
+        if isinstance(cause, ssl.SSLError) and cause.reason == "WRONG_VERSION_NUMBER":
+            return "it answered in something other than TLS"
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _status_error(method: str, path: str, status: int, body: bytes | bytearray, key: str) -> ApiError:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
+import subprocess
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import orjson
 import pytest
@@ -286,6 +293,66 @@ def test_401_fails_at_once_clearly_and_never_contains_the_key(emulator: Emulator
     message = str(caught.value)
     assert "HTTP 401" in message and "BRAINTRUST_API_KEY" in message
     assert wrong_key not in message and wrong_key not in repr(caught.value)
+
+
+class _Redirecting(BaseHTTPRequestHandler):
+    """A server answering every GET with a redirect, as an http:// address of an https API may."""
+
+    def do_GET(self) -> None:
+        self.send_response(302)
+        self.send_header("Location", "https://api.example.test/v1/project")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@contextmanager
+def serving(tls: ssl.SSLContext | None = None) -> Iterator[str]:
+    """A `_Redirecting` server on loopback, behind `tls` if given; its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def self_signed(tmp_path: Path) -> ssl.SSLContext:
+    """A server's TLS context with a certificate no authority signed."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(key), "-out", str(cert), "-days", "1"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+def test_settings_that_keep_the_api_out_of_reach_fail_at_once_naming_the_remedy(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    told = {
+        # An https URL to a server speaking plain HTTP.
+        emulator.url.replace("http://", "https://"): "(it answered in something other than TLS): check that "
+        "the URL's scheme, http or https, is the server's",
+    }
+    with serving() as redirecting:
+        told[redirecting] = "with a redirect (HTTP 302) to https://api.example.test/v1/project: set --api-url"
+        with serving(self_signed(tmp_path)) as untrusted:
+            told[untrusted] = "its certificate is not one this machine trusts: self-signed certificate"
+            for url, says in told.items():
+                with make_client(emulator, api_url=url) as client, pytest.raises(ConfigError) as caught:
+                    list(client.list_projects())
+                assert says in str(caught.value)
+                assert client.stats.retries == 0  # each would fail alike
 
 
 def test_403_fails_at_once(emulator: Emulator) -> None:
