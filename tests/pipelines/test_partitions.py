@@ -181,7 +181,7 @@ def test_a_tag_added_alone_reaches_the_catalog_at_the_catalog_schedule_s_tick(
     emulator.store.create("project_tag", {"project_id": upstream["project"], "name": "urgent"})
     # No project, experiment or dataset changed: the sensor has nothing to do.
     assert skips_as_all_synced(test_defs, instance)
-    schedule = test_defs.get_schedule_def("braintrust_catalog_schedule")
+    schedule = test_defs.get_repository_def().get_schedule_def("braintrust_catalog_schedule")
     assert (schedule.cron_schedule, schedule.job_name) == ("30 * * * *", CATALOG_JOB_NAME)
     run_job(test_defs, instance, schedule.job_name)
     with warehouse_resource.reader() as connection:
