@@ -177,7 +177,9 @@ def describe(summary: PushSummary) -> str:
         line += f", {counted(summary.batches, 'batches')}"
     else:
         # No dataset id when every row was rejected: none was created.
-        known = f" ({summary.dataset_id})" if summary.dataset_id else ""
+        created = " with its project" if "project" in summary.created else ""
+        new = f", created now{created}" if summary.created else ""
+        known = f" ({summary.dataset_id}{new})" if summary.dataset_id else ""
         line = (
             f"pushed {counted(summary.rows_sent, 'rows')} of {name} to {target}{known} "
             f"in {counted(summary.batches_sent, 'batches')}, {summary.seconds:.1f}s"

@@ -238,6 +238,8 @@ class PushSummary(BaseModel):
         project: the project name.
         dataset: the dataset name.
         dataset_id: the dataset's id; None in a dry run of a dataset that does not exist yet.
+        created: what this push created, `project` and `dataset` or `dataset` alone; empty when the
+            dataset existed (or in a dry run).
         rows_read: rows in the file, or in the query's result.
         rows_sent: rows acknowledged by the API in this run.
         rows_resumed: valid rows in batches an earlier run already had acknowledged.
@@ -273,6 +275,7 @@ class PushSummary(BaseModel):
     project: str
     dataset: str
     dataset_id: str | None
+    created: list[str] = []
     rows_read: int = 0
     rows_sent: int = 0
     rows_resumed: int = 0

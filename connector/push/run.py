@@ -294,7 +294,8 @@ class PushRun:
             ids, spool, _ = self._scan(stack, self._ahead, rejects)
             if self.summary.rows_read == self.summary.rows_skipped:  # no row to send: nothing is created
                 return self._finish()
-            dataset = dataset or _create_dataset(client, self.options)
+            if dataset is None:
+                dataset, self.summary.created = _create_dataset(client, self.options)
             self.summary.dataset_id = dataset.id
             checkpoint = stack.enter_context(self._checkpoint(dataset, force=self.options.force))
             if checkpoint.complete:
@@ -353,7 +354,8 @@ class PushRun:
         first = next(checked, None)
         if first is None:
             return None
-        dataset = dataset or _create_dataset(client, self.options)
+        if dataset is None:
+            dataset, self.summary.created = _create_dataset(client, self.options)
         self.summary.dataset_id = dataset.id
         checkpoint = stack.enter_context(self._checkpoint(dataset, force=self.options.force))
         checkpoint.save()
@@ -1092,7 +1094,12 @@ def _check_new_name(kind: str, name: str, existing: Iterable[Project | Dataset])
         )
 
 
-def _create_dataset(client: BraintrustClient, options: PushOptions) -> Dataset:
-    """Create the project and dataset; each call returns the existing object if another push won the race."""
-    project = client.create_project(options.project)
-    return client.create_dataset(project.id, options.dataset)
+def _create_dataset(client: BraintrustClient, options: PushOptions) -> tuple[Dataset, list[str]]:
+    """Create the dataset, and its project if missing; returns it and what was created (`project`,
+    `dataset`). Each creation returns the existing object if another push won the race."""
+    existing = next(
+        (p for p in client.list_projects(name=options.project) if p.name == options.project), None
+    )
+    project = existing or client.create_project(options.project)
+    created = ["dataset"] if existing else ["project", "dataset"]
+    return client.create_dataset(project.id, options.dataset), created

@@ -151,14 +151,26 @@ def test_human_summary_and_rerun_message(
     args = (str(path), "--project", "p", "--dataset", "d", "--batch-rows", "10")
     code, out, _ = run_cli(emulator, tmp_path, capsys, *args)
     assert code == 0
-    assert out.startswith("pushed 30 rows of data.csv to dataset 'd' in project 'p' (")
-    assert "in 3 batches" in out and "columns not sent: note" in out
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p", name="d"))
+    # A typo's project would be new too: the line says what the push created.
+    assert out.startswith(
+        f"pushed 30 rows of data.csv to dataset 'd' in project 'p' ({dataset['id']}, created now with its "
+        "project) in 3 batches"
+    )
+    assert "columns not sent: note" in out
     code, out, _ = run_cli(emulator, tmp_path, capsys, *args)
     assert code == 0
     assert out.startswith(
         "data.csv was already pushed to dataset 'd' in project 'p' (30 rows sent); nothing sent (use --force"
     )
     assert inserts(emulator) == 30
+    more = write_csv(tmp_path / "more.csv", 5)
+    code, out, _ = run_cli(
+        emulator, tmp_path, capsys, str(more), "--project", "p", "--dataset", "e", "--json"
+    )
+    assert orjson.loads(out)["created"] == ["dataset"]
+    code, out, _ = run_cli(emulator, tmp_path, capsys, str(more), "--project", "p", "--dataset", "d")
+    assert f"in project 'p' ({dataset['id']}) in 1 batch" in out
 
 
 def test_a_rerun_of_a_complete_push_says_what_it_rejected_and_left_out(
