@@ -107,8 +107,14 @@ class ApiSettings(_Settings):
     @classmethod
     def _url_has_scheme(cls, value: str) -> str:
         _refuse_what_is_not_utf8(value)
-        if not value.startswith(("http://", "https://")):
+        scheme, separator, rest = value.partition("://")
+        # A scheme is read whatever its case (`HTTPS://`); httpx takes it in lower case.
+        if not separator or scheme.lower() not in ("http", "https"):
             raise ValueError(f"must start with http:// or https://, got {redact(value)!r}")
+        value = f"{scheme.lower()}://{rest}"
+        if any(character.isspace() for character in value):
+            # httpx would send it as it is, and the answer would read like an outage.
+            raise ValueError(f"holds a space, which no URL does: {redact(value)!r}")
         try:
             parts = urlsplit(value)
             parts.port  # noqa: B018 - raises for a port beyond 65535 or not a number

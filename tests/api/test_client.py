@@ -457,6 +457,12 @@ def test_a_page_cut_short_is_asked_for_again_and_arrives_whole(emulator: Emulato
         assert (again, client.stats.retries) == (whole, 1)
 
 
+def test_a_url_s_scheme_is_read_whatever_its_case(emulator: Emulator) -> None:
+    shouted = emulator.url.replace("http://", "HTTP://")
+    with make_client(emulator, api_url=shouted) as client:
+        assert list(client.list_projects()) == []
+
+
 def test_missing_key_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="BRAINTRUST_API_KEY") as raised:
         BraintrustClient(ApiSettings(api_url="http://127.0.0.1:9", api_key=None))

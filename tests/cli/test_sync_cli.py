@@ -533,6 +533,7 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
         (["sync", "--api-url", "http://127.0.0.1:9"], {"BT_SYNC_BACKOFF_INITIAL_S": "0.01"}, "unavailable"),
         (["sync", "--api-url", "{url}", "--timeout", "-1"], {}, "timeout"),
         (["sync", "--api-url", "http://"], {}, "invalid setting: --api-url: names no host: 'http://'"),
+        (["projects", "--api-url", "http://exa mple.com"], {}, "invalid setting: --api-url: holds a space"),
         (
             ["projects", "--api-url", "http://127.0.0.1:99999"],
             {},
