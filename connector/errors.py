@@ -125,6 +125,10 @@ class SyncIncomplete(BtSyncError, TerminalError):
     """Some objects could not be synced (each is named); every other object was synced and committed."""
 
 
+class OutputError(BtSyncError, TerminalError):
+    """Standard output cannot be written (its disk is full)."""
+
+
 class Interrupted(BtSyncError, TransientError):
     """The user stopped the command (Ctrl-C); the message says what was kept."""
 

@@ -10,6 +10,8 @@ from typing import IO, TYPE_CHECKING, TextIO, cast
 import typer
 from typer.core import TyperGroup
 
+from connector.errors import OutputError
+
 if TYPE_CHECKING:
     from rich.console import Console
     from typer._click.core import Context as ClickContext  # Typer's own click, not exported
@@ -109,6 +111,10 @@ def print_output(text: str) -> None:
         typer.echo(text)
     except BrokenPipeError:
         discard_output()
+    except OSError as error:
+        # A full disk under `> out.json`, or /dev/full: named, not taken for the warehouse's disk.
+        discard_output()
+        raise OutputError(f"cannot write to standard output: {error.strerror or error}") from None
 
 
 def discard_output(stream: IO[str] | None = None) -> None:

@@ -1281,8 +1281,12 @@ def test_a_summary_that_cannot_be_written_is_one_line(
             text=True,
             timeout=60,
         )
-    # The JSON error document met the same full disk: a second traceback.
-    assert (done.returncode, done.stderr) == (1, "bt-sync: error: No space left on device\n")
+    # The JSON error document met the same full disk: a second traceback. Then the message named no file,
+    # as if the warehouse's disk were full.
+    assert (done.returncode, done.stderr) == (
+        1,
+        "bt-sync: error: cannot write to standard output: No space left on device\n",
+    )
 
 
 # SIGTERM, as a scheduler stops a job, killed the command silently: no message, no `--json` document.
