@@ -15,6 +15,7 @@ import duckdb
 
 from connector.api.client import BraintrustClient
 from connector.destinations.base import Destination, ObjectRef
+from connector.display import counted
 from connector.errors import ConfigError, WarehouseError
 from schemas.api import ApiObject, ObjectType, Project
 from schemas.kinds import BY_OBJECT_TYPE, BY_OPTION, EVENT_KINDS, KINDS, PROJECT, ObjectKind
@@ -82,6 +83,7 @@ def discover_catalog(
         ConfigError: a selector matches no project.
     """
     projects = [project for project in client.list_kind(PROJECT) if isinstance(project, Project)]
+    listed = frozenset(project.id for project in projects)
     if selectors:
         chosen = [p for p in projects if p.id in selectors or p.name in selectors]
         unknown = set(selectors) - {p.id for p in chosen} - {p.name for p in chosen}
@@ -89,7 +91,6 @@ def discover_catalog(
             known = ", ".join(sorted(p.name for p in projects)) or "none"
             raise ConfigError(f"no project named or with id {', '.join(sorted(unknown))} (projects: {known})")
         projects = chosen
-    listed = frozenset(project.id for project in projects)
     objects: dict[ObjectKind, tuple[ApiObject, ...]] = {PROJECT: tuple(projects)}
     for kind in kinds:
         if kind.in_project:
@@ -110,9 +111,9 @@ def check_same_source(catalog: Catalog, destination: Destination) -> None:
     """
     held = {state.project_id for state in destination.list_states()}
     if held and held.isdisjoint(catalog.listed_project_ids):
-        listed = len(catalog.listed_project_ids)
+        listed = counted(len(catalog.listed_project_ids), "projects")
         raise ConfigError(
-            f"the API lists {listed:,} projects, and none of the {len(held):,} this warehouse holds objects "
+            f"the API lists {listed}, and none of the {len(held):,} this warehouse holds objects "
             "of: is it the API (--api-url, BRAINTRUST_API_URL) the warehouse was synced from, with a key of "
             "the same organization that can read them? Nothing was written. If they were all deleted "
             "upstream, move the warehouse away and sync into a new one"

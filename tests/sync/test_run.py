@@ -152,6 +152,17 @@ def test_an_api_listing_none_of_the_warehouse_s_projects_is_refused_before_anyth
     assert query(warehouse, "SELECT count(*) FROM projects") == [(synced.catalog["projects"],)]
 
 
+def test_a_project_synced_alone_beside_others_synced_alone_is_no_other_api(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # The warehouse holds one project's objects; the next sync selects another, which the API lists too.
+    sync(demo_emulator, warehouse, projects=("rag-search",))
+    for project in ("support-bot", "doc-summarizer"):
+        (logs, *_) = sync(demo_emulator, warehouse, projects=(project,), reconcile=True).objects
+        assert logs.status == "synced"
+    assert query(warehouse, "SELECT count(DISTINCT project_id) FROM sync_state") == [(3,)]
+
+
 @pytest.mark.parametrize("deleted", ["log-7", "latest"])
 def test_a_reconcile_honours_the_deletions_made_before_it_with_this_machine_s_clock_behind(
     warehouse: WarehouseSettings, deleted: str
