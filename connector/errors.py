@@ -56,6 +56,10 @@ class MissingApiKey(ConfigError):
     """No API key was given and `BRAINTRUST_API_KEY` is unset or blank: each caller says where to give one."""
 
 
+class ApiMisdirected(ConfigError):
+    """The API URL leads nowhere bt-sync can talk to: a redirect, or TLS that cannot be set up."""
+
+
 class ApiError(BtSyncError):
     """The Braintrust API answered with an error status.
 

@@ -34,8 +34,8 @@ from connector.config import ApiSettings
 from connector.display import counted
 from connector.errors import (
     ApiError,
+    ApiMisdirected,
     AuthError,
-    ConfigError,
     MalformedResponse,
     MissingApiKey,
     NotFoundError,
@@ -370,7 +370,7 @@ class BraintrustClient:
                 body = _read(response, most_bytes if status < 300 else None)
         except httpx.ConnectError as error:
             if (mismatch := _tls_mismatch(error)) is not None:
-                raise ConfigError(
+                raise ApiMisdirected(
                     f"cannot talk TLS with the API at {redact(self.api_url)} ({mismatch}): check that the "
                     "URL's scheme, http or https, is the server's (--api-url, BRAINTRUST_API_URL); for a "
                     "server whose certificate a private authority signed, set SSL_CERT_FILE to that "
@@ -387,7 +387,7 @@ class BraintrustClient:
             raise RetryableResponse(status, parse_retry_after(retry_after))
         if 300 <= status < 400:
             # Not followed: a client sends its key only to the address it was given.
-            raise ConfigError(
+            raise ApiMisdirected(
                 f"the API at {redact(self.api_url)} answered {method} {path} with a redirect (HTTP {status}) "
                 f"to {redact(location or 'nowhere it named')}: set --api-url (BRAINTRUST_API_URL) to the "
                 "address the API is at"

@@ -25,6 +25,7 @@ from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_P
 from connector.destinations.base import Destination, ObjectRef, SyncState
 from connector.errors import (
     ApiError,
+    ApiMisdirected,
     AuthError,
     ConfigError,
     MalformedResponse,
@@ -166,7 +167,7 @@ def run_sync(
     run = _SyncRun(client, destination, options, progress or NullProgress())
     objects = [run.sync_object(ref) for ref in catalog.refs(kinds)]
     # Not with a key the API stopped taking: its checks of what vanished would fail alike.
-    reconciling = options.reconcile and not run.key_rejected
+    reconciling = options.reconcile and run.stopped is None
     removed = remove_vanished(client, destination, catalog, kinds, options.lock_wait_s) if reconciling else []
     return SyncSummary(
         started_at=started,
@@ -269,16 +270,17 @@ class _SyncRun:
         self.full_read = options.full or options.reconcile
         self._unavailable_in_a_row = 0
         self._unwritable_in_a_row = 0
-        # A 401 mid-run: the key was revoked (or expired) after the listing. The objects after it are not
-        # tried, and those before it keep their summaries.
-        self.key_rejected = False
+        # Why the objects left are not tried, once one met what would fail them all alike: a 401 mid-run
+        # (the key revoked or expired after the listing), a redirect, TLS that cannot be set up. Those
+        # before it keep their summaries.
+        self.stopped: str | None = None
         # What the warehouse held when an object first failed: what the failed objects still hold.
         self._committed: dict[tuple[str, str], SyncState] | None = None
 
     def sync_object(self, ref: ObjectRef) -> ObjectSummary:
         """Sync one object, turning its own failures into its summary's status."""
-        if self.key_rejected:
-            return self._failed(ref, "not tried: the API rejected the key for an object before")
+        if self.stopped is not None:
+            return self._failed(ref, f"not tried: {self.stopped} for an object before")
         if self._unavailable_in_a_row >= MOST_FAILING_IN_A_ROW:
             return self._failed(ref, "not tried: the API was unavailable for the objects before")
         if self._unwritable_in_a_row >= MOST_FAILING_IN_A_ROW:
@@ -315,7 +317,11 @@ class _SyncRun:
         except AuthError as error:
             # A 401 would fail every object alike; a 403 not: Braintrust grants access object by object,
             # so a key may read only some of them.
-            self.key_rejected = self.key_rejected or error.status == HTTPStatus.UNAUTHORIZED
+            if error.status == HTTPStatus.UNAUTHORIZED:
+                self.stopped = "the API rejected the key"
+            return self._failed(ref, str(error))
+        except ApiMisdirected as error:
+            self.stopped = "the API could not be reached as set"
             return self._failed(ref, str(error))
         except OBJECT_FAILURES as error:
             return self._failed(ref, str(error))

@@ -518,28 +518,38 @@ def test_an_object_the_api_keeps_failing_fails_alone_and_the_summary_is_printed(
 
 
 @pytest.mark.parametrize("rejected_first", [True, False])
-def test_a_key_the_api_rejects_mid_run_stops_it_keeping_the_summary_of_what_committed(
+@pytest.mark.parametrize(
+    ("status", "says", "stopped"),
+    [
+        (401, "Braintrust rejected the API key (HTTP 401", "the API rejected the key"),
+        # A proxy or a move of the API mid-run: every object after it would meet it too.
+        (307, "with a redirect (HTTP 307)", "the API could not be reached as set"),
+    ],
+)
+def test_what_would_fail_every_object_mid_run_stops_it_keeping_the_summary_of_what_committed(
     emulator: Emulator,
     projects: tuple[dict[str, Any], ...],
     warehouse: WarehouseSettings,
     rejected_first: bool,
+    status: int,
+    says: str,
+    stopped: str,
 ) -> None:
     broken, healthy = projects if rejected_first else projects[::-1]
-    emulator.faults.add(FaultRule(kind="status", status=401, route=f"{broken['id']}/fetch", times=None))
+    emulator.faults.add(FaultRule(kind="status", status=status, route=f"{broken['id']}/fetch", times=None))
     done = sync_giving_up_soon(emulator, warehouse, "--reconcile")
-    # Revoked during the run: every object after it would fail alike, and is not tried.
     assert done.returncode == 1
     summary = orjson.loads(done.stdout)
     by_name = {o["name"]: o for o in summary["objects"]}
     assert by_name[broken["name"]]["status"] == "failed"
-    assert "Braintrust rejected the API key (HTTP 401" in by_name[broken["name"]]["error"]
+    assert says in by_name[broken["name"]]["error"]
     tried_after = [o["name"] for o in summary["objects"]].index(broken["name"]) == 0
     other = by_name[healthy["name"]]
     if tried_after:
-        assert other["error"] == "not tried: the API rejected the key for an object before"
+        assert other["error"] == f"not tried: {stopped} for an object before"
     else:
         assert (other["status"], other["rows"]) == ("synced", 120)
-    assert summary["removed_objects"] == []  # no reconcile of what vanished with a rejected key
+    assert summary["removed_objects"] == []  # no reconcile of what vanished then
     assert done.stderr.startswith(f"bt-sync: error: {1 + tried_after} of 2 objects failed (")
 
 
