@@ -249,8 +249,14 @@ def check_state_dir(state_dir: Path) -> None:
     writes anything: a sync found out only once it had written the warehouse.
 
     Raises:
-        ConfigError: a file stands at it or at a parent, or its nearest existing parent is not writable.
+        ConfigError: a file, or a link to nothing, stands at it or at a parent, or its nearest existing
+            parent is not writable.
     """
+    for path in (state_dir, *state_dir.parents):
+        if path.is_symlink() and not path.exists():  # `mkdir` of it fails with "File exists"
+            raise ConfigError(
+                f"--state-dir {state_dir}: {path} is a link to {os.readlink(path)}, which does not exist"
+            )
     existing = next(path for path in (state_dir, *state_dir.absolute().parents) if path.exists())
     if not existing.is_dir():
         raise ConfigError(f"--state-dir {state_dir}: {existing} is not a directory")

@@ -469,7 +469,9 @@ def test_a_sync_the_api_refuses_writes_nothing(
     ("in_the_way", "says"),
     [
         ("st", "--state-dir {w}/st/x: {w}/st is not a directory"),
+        ("link", "--state-dir {w}/link/x: {w}/link is a link to {w}/gone, which does not exist"),
         ("b.duckdb", "--duckdb {w}/b.duckdb/x is a directory: name a DuckDB file in it"),
+        ("file", "--duckdb {w}/file/b.duckdb: {w}/file is a file where a directory is needed"),
     ],
 )
 def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_writes(
@@ -477,12 +479,19 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
 ) -> None:
     where = tmp_path / "w"
     where.mkdir()
+    state_dir, duckdb_file = f"{where}/st/x", f"{where}/b.duckdb"
     if in_the_way == "st":
         (where / "st").write_text("a file")
+    elif in_the_way == "link":
+        (where / "link").symlink_to(where / "gone")
+        state_dir = f"{where}/link/x"
+    elif in_the_way == "file":
+        (where / "file").write_text("a file")
+        duckdb_file = f"{where}/file/b.duckdb"
     else:
         (where / "b.duckdb" / "x").mkdir(parents=True)
-    duckdb_file = f"{where}/b.duckdb" + ("/x" if in_the_way == "b.duckdb" else "")
-    paths = ["--duckdb", duckdb_file, "--parquet", f"{where}/pq", "--state-dir", f"{where}/st/x"]
+        duckdb_file += "/x"
+    paths = ["--duckdb", duckdb_file, "--parquet", f"{where}/pq", "--state-dir", state_dir]
     done = cli_in_process(capfd, "sync", "--api-url", emulator.url, *paths, env={"BRAINTRUST_API_KEY": "k"})
     assert (done.returncode, done.stderr) == (2, f"bt-sync: error: {says.format(w=where)}\n")
     assert [path.name for path in where.iterdir()] == [in_the_way]  # nothing written beside it
