@@ -84,7 +84,12 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
                     if not _backing_off(context.instance, change.assets, key):
                         sync_requests.append(request)
                     identity = f"{change.assets.partitions_name}:{key}:{ref.object_id}"
-                    changes.append(f"{identity}:{request.run_key}" if is_synced else identity)
+                    # Never synced: by the run that last synced it into a warehouse, if one did (the
+                    # warehouse is new, or restored: its catalog tables too), not by its failures.
+                    after = (
+                        request.run_key if is_synced else _last_success(context.instance, change.assets, key)
+                    )
+                    changes.append(f"{identity}:{after}")
         # A catalog run that failed is asked for again at the next tick, whether or not anything is pending.
         catalog_failed = _failed_last(context.instance, jobs.catalog.name)
         if not partition_requests and not sync_requests and not catalog_failed:
@@ -162,6 +167,17 @@ def _backing_off(instance: dg.DagsterInstance, assets: EventAssets, key: str) ->
         return False
     wait = min(DISCOVERY_INTERVAL_S * ((1 << (failures - 1)) - 1), _LONGEST_FIRST_SYNC_WAIT_S)
     return time.time() - float(runs[0].end_time) < wait
+
+
+def _last_success(instance: dg.DagsterInstance, assets: EventAssets, key: str) -> str:
+    """The id of the partition's last run that succeeded, or "never"."""
+    runs = instance.get_runs(
+        dg.RunsFilter(
+            job_name=assets.job_name, tags={PARTITION_TAG: key}, statuses=[dg.DagsterRunStatus.SUCCESS]
+        ),
+        limit=1,
+    )
+    return runs[0].run_id if runs else "never"
 
 
 def _first_sync(instance: dg.DagsterInstance, assets: EventAssets, key: str, ref: ObjectRef) -> dg.RunRequest:

@@ -163,10 +163,13 @@ def test_objects_a_run_synced_into_another_warehouse_are_synced_into_this_one(
     Path(warehouse_resource.duckdb_path).unlink()
     again = discover(test_defs, instance)
     assert first_syncs(again).keys() == {"support-bot", "support-bot/baseline", "support-bot/golden"}
-    # Not the keys of the runs that synced them: Dagster would launch those no more.
+    # Not the keys of the runs that synced them, nor of the catalog run: Dagster would launch those no more.
     assert not set(first_syncs(again).values()) & set(first_syncs(first).values())
+    assert catalog_run_key(again) != catalog_run_key(first)
     apply(again, test_defs, instance)
     assert {state.object_id for state in warehouse_resource.synced_objects()} == set(upstream.values())
+    with warehouse_resource.reader() as connection:
+        assert connection.execute("SELECT id FROM projects").fetchall() == [(upstream["project"],)]
     assert skips_as_all_synced(test_defs, instance)
 
 
