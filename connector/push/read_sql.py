@@ -25,13 +25,14 @@ import pyarrow as pa
 from connector.config import WarehouseSettings
 from connector.destinations.query import run_query
 from connector.display import printable
-from connector.errors import PushError
+from connector.errors import PushError, QueryError
 from connector.progress import ProgressReporter
 from connector.push.arrow_values import ColumnPlan
 from connector.push.map import exact_json
 from connector.push.read import CHUNK_ROWS, RowChunk, refuse_repeated_names
 from connector.push.read_arrow import arrow_rows, column_plan
 from connector.push.spill import SpillDirectory
+from schemas.tables import sql_literal
 
 NAME = "query result"
 # What the kept rows may hold in memory before they spill to disk. One thread: DuckDB's sort of wide
@@ -59,6 +60,7 @@ class QuerySource:
 
     def __init__(self, settings: WarehouseSettings, sql: str, progress: ProgressReporter) -> None:
         self.sql = sql
+        self._settings = settings
         # The result's columns read (by position) and how, once the mapping says which it sends.
         self._read: list[int] = []
         self._plans: list[ColumnPlan] | None = None
@@ -110,6 +112,20 @@ class QuerySource:
         self._plans = [
             _plan(self._schema.field(index), self.columns[index] in self.json_columns) for index in self._read
         ]
+
+    def listed_dataset(self, project: str, dataset: str) -> str | None:
+        """The id of the dataset `project`/`dataset` as the warehouse's catalog tables list it (as of its
+        last sync), if they do: what a dry run, which asks the API nothing, knows of it."""
+        lookup = (
+            "SELECT d.id FROM datasets AS d JOIN projects AS p ON p.id = d.project_id "
+            f"WHERE p.name = {sql_literal(project)} AND d.name = {sql_literal(dataset)}"
+        )
+        try:
+            with run_query(self._settings, lookup) as result:
+                found = [value for batch in result.batches() for value in batch.column(0).to_pylist()]
+        except QueryError:  # no dataset listed yet (a sync of `--objects logs` alone)
+            return None
+        return found[0] if len(found) == 1 else None
 
     def _load(self, settings: WarehouseSettings, sql: str, progress: ProgressReporter) -> None:
         with run_query(settings, sql) as result, closing(progress.task("run query")) as task:

@@ -230,8 +230,8 @@ class PushRun:
         self.query = None if result is None else result.sql
         # A query's result links its records to the spans its rows came from; a file's rows never do.
         self.origin = None if result is None else find_origin(source.columns)
-        # Known once the API was asked (`_push`): a record read from it and pushed under its id keeps no
-        # link to itself.
+        # The dataset pushed into, once the API (`_push`) or, in a dry run, the warehouse said: a record
+        # read from it and pushed under its id keeps no link to itself.
         self._into_dataset: str | None = None
         if not (options.validate_first or source.columns):
             flag = option("validate_first", False)
@@ -269,6 +269,11 @@ class PushRun:
         return self._push(client)
 
     def _dry_run(self) -> PushSummary:
+        if self.origin is not None:
+            # Asked nothing, the API cannot say which dataset records would link to themselves: the
+            # warehouse's catalog tables can.
+            source = cast("QuerySource", self.source)
+            self._into(source.listed_dataset(self.options.project, self.options.dataset))
         with ExitStack() as stack:
             ids, spool, batch_count = self._scan(stack, self._ahead, self._rejects(stack))
             # Rows left out as duplicates shift the batches: only then count them over again.
@@ -281,8 +286,7 @@ class PushRun:
         with ExitStack() as stack:
             dataset = _find_dataset(client, self.options)
             if dataset is not None and self.origin is not None:
-                self._into_dataset = dataset.id
-                self.mapper = self._mapper(self.mapper.mapping)
+                self._into(dataset.id)
             # A file already pushed is known before it is read; a query's rows only once they are.
             known_before_reading = self._digest is None and not self.options.force
             if dataset is not None and known_before_reading and self._already_pushed(dataset):
@@ -361,6 +365,11 @@ class PushRun:
         checkpoint.save()
         self._send(client, dataset.id, checkpoint, chain([first], checked), rejects, row_ids)
         return checkpoint
+
+    def _into(self, dataset_id: str | None) -> None:
+        """Map with `dataset_id` as the dataset pushed into (`RowMapper`'s `into_dataset`)."""
+        self._into_dataset = dataset_id
+        self.mapper = self._mapper(self.mapper.mapping)
 
     def _already_pushed(self, dataset: Dataset) -> bool:
         self.summary.dataset_id = dataset.id

@@ -265,6 +265,9 @@ def test_a_dataset_re_curated_from_its_records_keeps_their_origins_and_never_lin
         FROM dataset_records WHERE dataset_id = '{curated}'
     """
 
+    # A dry run, which asks the API nothing, finds the dataset in the warehouse's catalog tables.
+    dry = push_sql(records, dry_run=True)
+    assert (dry.origins_held, dry.origins_linked) == (CURATED, 0)
     in_place = push_sql(records)
     assert (in_place.rows_sent, in_place.origins_held, in_place.origins_linked) == (CURATED + 2, CURATED, 0)
     assert describe(in_place).endswith(f"; origins: {CURATED} kept from their rows, 2 none.")
