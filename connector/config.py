@@ -239,7 +239,7 @@ def hours_window(hours: float, setting: str) -> timedelta:
     """
     if not 0 <= hours <= MAX_WINDOW_HOURS:  # also refuses nan, which compares false
         raise ConfigError(
-            f"invalid setting: {setting}: must be between 0 and {MAX_WINDOW_HOURS:,} hours, got {hours:g}"
+            f"invalid setting: {setting}: must be between 0 and {MAX_WINDOW_HOURS:,} hours, got {hours!r}"
         )
     return timedelta(hours=hours)
 

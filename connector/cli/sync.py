@@ -189,10 +189,12 @@ def status(
         iceberg_namespace=iceberg_namespace,
     )
     target = open_destination(store, prepare=False)
-    states = sorted(target.list_states(), key=lambda s: (s.table_name, s.name))
+    states = target.list_states()
     if not states:
         note_nothing_synced(target)
     keys = keys_as_listed(states, listed_in_warehouse(target) if states else None)
+    # In the order of the names shown: as listed now (an object renamed since its sync, under its new one).
+    states.sort(key=lambda s: (s.table_name, keys[(s.object_type, s.object_id)] or s.name))
     if as_json:
         listed = [
             {**s.model_dump(mode="json"), "partition_key": keys[(s.object_type, s.object_id)]} for s in states

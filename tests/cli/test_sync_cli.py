@@ -648,6 +648,8 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
             "invalid setting: --retain-hours: must be between 0 and 878,400",
         ),
         (["maintain", "--retain-hours", "nan"], {}, "must be between 0 and 878,400 hours, got nan"),
+        # Beyond the bound by less than its shown digits: shown as given, not rounded into the range.
+        (["maintain", "--retain-hours", "878400.4"], {}, "must be between 0 and 878,400 hours, got 878400.4"),
         # Credentials in the API's URL are never shown, however it fails.
         (
             ["sync", "--api-url", "http://user:s3cr3t@127.0.0.1:9"],
@@ -780,6 +782,23 @@ def test_an_invalid_setting_is_named_by_the_alias_that_gave_it(
     done = subprocess.run([*CLI, *args], env=clean | env, cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 2 and done.stderr.startswith(f"bt-sync: error: invalid setting: {expected}")
     assert done.stderr.count("\n") == 1
+
+
+def test_status_lists_objects_renamed_since_their_sync_in_the_order_of_their_names_now(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    sync(demo_emulator, warehouse)
+    (rag,) = demo_emulator.store.list_objects("project", ListQuery(name="rag-search"))
+    demo_emulator.store.patch("project", rag["id"], {"name": "a-search"})
+    sync(demo_emulator, warehouse, kinds=frozenset({"prompts"}))  # the catalog tables list the new name
+    where = cli_warehouse_args(warehouse)[:4]
+    table = cli_in_process(capfd, "status", *where).stdout
+    logs = [line.split("│")[2].strip() for line in table.splitlines() if "│ project_logs" in line]
+    assert logs == ["a-search", "doc-summarizer", "support-bot"]
+    listed = json.loads(cli_in_process(capfd, "status", *where, "--json").stdout)
+    (renamed,) = [s for s in listed if s["object_id"] == rag["id"]]
+    # `name` as sync_state keeps it (the last sync of the object was before the rename), the key as now.
+    assert (renamed["name"], renamed["partition_key"]) == ("rag-search", "a-search")
 
 
 def test_status_and_maintain_of_a_place_nothing_was_synced_into_say_so(tmp_path: Path) -> None:
