@@ -135,7 +135,7 @@ def warehouse_settings(
     Raises:
         ConfigError: `--parquet` and `--no-parquet` were both given.
     """
-    from connector.config import WarehouseSettings
+    from connector.config import DestinationKind, WarehouseSettings
     from connector.errors import ConfigError
 
     if no_parquet and parquet is not None:
@@ -152,6 +152,20 @@ def warehouse_settings(
             state_dir=state_dir,
         )
     )
+    duckdb_flags = [
+        flag for flag, given in (("--duckdb", duckdb), ("--parquet", parquet)) if given is not None
+    ]
+    if no_parquet:
+        duckdb_flags.append("--no-parquet")
+    if duckdb_flags and settings.destination is not DestinationKind.DUCKDB:
+        # An Iceberg destination set in the environment would take the command elsewhere, silently.
+        given = " and ".join(duckdb_flags)
+        name = "names" if len(duckdb_flags) == 1 else "name"
+        raise ConfigError(
+            f"invalid setting: {given} {name} the duckdb destination's files, but the destination is "
+            f"{settings.destination} (--destination, BT_SYNC_DESTINATION): pass --destination duckdb, or "
+            f"leave out {given}"
+        )
     return settings.model_copy(update={"parquet_root": None}) if no_parquet else settings
 
 

@@ -456,7 +456,12 @@ def test_a_sync_the_api_refuses_writes_nothing(
     # A first sync that fails there left an empty warehouse, which `status` and `sql` then answered from.
     url = emulator.url if api == "emulator" else f"http://127.0.0.1:{free_port()}"
     warehouse = tmp_path / "w"
-    paths = ["--duckdb", f"{warehouse}/b.duckdb", "--parquet", f"{warehouse}/pq"]
+    # The duckdb destination's files, unless the args choose another.
+    paths = (
+        []
+        if "--destination" in args
+        else ["--duckdb", f"{warehouse}/b.duckdb", "--parquet", f"{warehouse}/pq"]
+    )
     paths += ["--state-dir", f"{warehouse}/st"]
     env = {"BRAINTRUST_API_KEY": key or emulator.api_key, "BT_SYNC_MAX_ATTEMPTS": "1"}
     args = [arg.replace("{w}", str(warehouse)) for arg in args]
@@ -543,6 +548,18 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
         (["sync", "--api-url", "{url}", "--timeout", "-1"], {}, "timeout"),
         (["sync", "--api-url", "http://"], {}, "invalid setting: --api-url: names no host: 'http://'"),
         (["projects", "--api-url", "http://exa mple.com"], {}, "invalid setting: --api-url: holds a space"),
+        # An Iceberg destination from the environment took the command away from the files named, silently.
+        (
+            ["sync", "--api-url", "{url}", "--duckdb", "w.duckdb", "--parquet", "pq"],
+            {"BT_SYNC_DESTINATION": "iceberg"},
+            "invalid setting: --duckdb and --parquet name the duckdb destination's files, but the "
+            "destination is iceberg (--destination, BT_SYNC_DESTINATION): pass --destination duckdb",
+        ),
+        (
+            ["status", "--no-parquet"],
+            {"BT_SYNC_DESTINATION": "iceberg"},
+            "invalid setting: --no-parquet names the duckdb destination's files",
+        ),
         (
             ["projects", "--api-url", "http://127.0.0.1:99999"],
             {},
