@@ -29,10 +29,14 @@ from connector.errors import PushError, QueryError
 from connector.progress import ProgressReporter
 from connector.push.arrow_values import ColumnPlan
 from connector.push.map import exact_json
+from connector.push.origin import OriginColumns
 from connector.push.read import CHUNK_ROWS, RowChunk, refuse_repeated_names
 from connector.push.read_arrow import arrow_rows, column_plan
 from connector.push.spill import SpillDirectory
-from schemas.tables import sql_literal
+from connector.wiring import open_destination
+from schemas.api import ObjectType
+from schemas.kinds import EVENT_STREAMS
+from schemas.tables import sql_identifier, sql_literal
 
 NAME = "query result"
 # What the kept rows may hold in memory before they spill to disk. One thread: DuckDB's sort of wide
@@ -112,6 +116,28 @@ class QuerySource:
         self._plans = [
             _plan(self._schema.field(index), self.columns[index] in self.json_columns) for index in self._read
         ]
+
+    def links_to_nothing(self, link: OriginColumns) -> int:
+        """How many of the result's (object id, id) pairs, NULLs aside, name no row of the event table
+        `link` names: a result of other rows that merely has such columns (`SELECT id, project_id FROM
+        experiments`, an aggregate keyed by a day) would link its records to spans that do not exist."""
+        positions = {name: self.columns.index(name) for name in (link.object_id, link.id)}
+        kinds = [self._schema.field(at).type for at in positions.values()]
+        if not all(pa.types.is_string(kind) or pa.types.is_large_string(kind) for kind in kinds):
+            return 0  # not text: each row is refused as a bad origin (`OriginColumns.of`)
+        pairs = self._db.sql(
+            f"SELECT DISTINCT c{positions[link.object_id]} AS o, c{positions[link.id]} AS i FROM result "
+            "WHERE o IS NOT NULL AND i IS NOT NULL"
+        ).to_arrow_table()
+        table = EVENT_STREAMS[ObjectType(link.object_type)].table
+        with open_destination(self._settings, prepare=False).reader(pinned=True) as con:
+            con.register("pairs", pairs)
+            (missing,) = con.execute(
+                "SELECT count(*) FROM pairs AS p WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {sql_identifier(table)} AS t "
+                f"WHERE t.{sql_identifier(link.object_id)} = p.o AND t.{sql_identifier(link.id)} = p.i)"
+            ).fetchone() or (0,)
+        return int(missing)
 
     def listed_dataset(self, project: str, dataset: str) -> str | None:
         """The id of the dataset `project`/`dataset` as the warehouse's catalog tables list it (as of its

@@ -73,6 +73,7 @@ from connector.push.read import RowChunk, RowProblem, RowSource, SourceFile
 from connector.push.spelling import option
 from connector.push.spool import EventSpool
 from schemas.api import Dataset, ObjectType, Project
+from schemas.kinds import EVENT_STREAMS
 
 if TYPE_CHECKING:
     # Only for types: the client's and the settings' modules take 0.3 s to import, which a push
@@ -230,6 +231,7 @@ class PushRun:
         self.query = None if result is None else result.sql
         # A query's result links its records to the spans its rows came from; a file's rows never do.
         self.origin = None if result is None else find_origin(source.columns)
+        unlinked = self._links_to_nothing(result)
         # The dataset pushed into, once the API (`_push`) or, in a dry run, the warehouse said: a record
         # read from it and pushed under its id keeps no link to itself.
         self._into_dataset: str | None = None
@@ -252,6 +254,7 @@ class PushRun:
             dataset_id=None,
             dry_run=options.dry_run,
             validate_first=options.validate_first,
+            warnings=unlinked,
         )
         self._opened = None if options.file is None else file_identity(options.file)
         # What names a query's rows for its checkpoint: a digest of the events the scan makes.
@@ -365,6 +368,21 @@ class PushRun:
         checkpoint.save()
         self._send(client, dataset.id, checkpoint, chain([first], checked), rejects, row_ids)
         return checkpoint
+
+    def _links_to_nothing(self, result: QuerySource | None) -> list[str]:
+        """Give up the origins of a result whose event columns name rows its event table lacks, saying so."""
+        if result is None or self.origin is None:
+            return []
+        link = self.origin
+        missing = result.links_to_nothing(link)
+        if not missing:
+            return []
+        self.origin = None
+        table = EVENT_STREAMS[ObjectType(link.object_type)].table
+        return [
+            f"the result's {link.object_id} and {link.id} are not those of {table} rows ({missing:,} of "
+            "their pairs name none): no record links to one; rename them in the query if they are other ids"
+        ]
 
     def _into(self, dataset_id: str | None) -> None:
         """Map with `dataset_id` as the dataset pushed into (`RowMapper`'s `into_dataset`)."""

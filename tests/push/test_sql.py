@@ -287,6 +287,25 @@ def test_a_dataset_re_curated_from_its_records_keeps_their_origins_and_never_lin
 
 
 @pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT id, project_id, name AS input FROM experiments",  # a catalog table's ids
+        # An aggregate keyed by a day, named `id`.
+        "SELECT project_id, date_trunc('day', created)::VARCHAR AS id, count(*) AS input FROM project_logs "
+        "GROUP BY ALL",
+    ],
+)
+def test_columns_named_like_event_rows_that_are_not_link_no_record_to_a_span(
+    upstream: Emulator, push_sql: Push, dataset: str, sql: str
+) -> None:
+    summary = push_sql(sql)
+    assert (summary.origin, summary.origins_linked, summary.unmapped_columns) == (None, 0, ["project_id"])
+    (warning,) = summary.warnings
+    assert warning.startswith("the result's project_id and id are not those of project_logs rows (")
+    assert all(row.get("origin") is None for row in live_rows(upstream, dataset).values())
+
+
+@pytest.mark.parametrize(
     ("origin", "reason"),
     [
         (
