@@ -129,7 +129,8 @@ class PushOptions(BaseModel):
     @model_validator(mode="after")
     def _one_source(self) -> PushOptions:
         # Of the whole model, not of one field: no flag is at fault alone.
-        given = [option(name) for name in SOURCE_FIELDS if getattr(self, name)]
+        # An empty `--sql ""` is given too: the query then says it is empty.
+        given = [option(name) for name in SOURCE_FIELDS if getattr(self, name) is not None]
         if not given:
             raise PydanticCustomError(
                 "source",

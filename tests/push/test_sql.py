@@ -586,6 +586,8 @@ def test_a_push_never_waits_for_a_sync_holding_the_object(
             "invalid setting: --no-validate-first: applies to a FILE, not to a query's result",
         ),
         (("--sql-file", "missing.sql"), 2, "--sql-file missing.sql: No such file or directory"),
+        # Given, though empty: not taken for no query at all.
+        (("--sql", ""), 1, "the query is empty (only blanks or comments): give one SELECT statement"),
     ],
 )
 def test_bad_queries_are_one_line_and_send_nothing(
