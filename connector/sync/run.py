@@ -166,7 +166,7 @@ def run_sync(
     write_catalog(destination, catalog)
     run = _SyncRun(client, destination, options, progress or NullProgress())
     objects = [run.sync_object(ref) for ref in catalog.refs(kinds)]
-    # Not with a key the API stopped taking: its checks of what vanished would fail alike.
+    # Not once the run stopped (a key the API stopped taking, a redirect): its checks would fail alike.
     reconciling = options.reconcile and run.stopped is None
     removed = remove_vanished(client, destination, catalog, kinds, options.lock_wait_s) if reconciling else []
     return SyncSummary(
