@@ -27,6 +27,7 @@ from rich.table import Table
 from connector.config import DestinationKind, WarehouseSettings
 from connector.destinations.filesystem import Root
 from connector.destinations.interrupt import interruptible
+from connector.destinations.views import damaged_files
 from connector.display import null_cell, plain_cells
 from connector.errors import QueryError, first_line
 from connector.wiring import open_destination
@@ -41,6 +42,10 @@ _CSV_QUOTED_PATTERN = "[" + "".join(_CSV_QUOTED) + "]"
 # What JSON text escapes: control characters, the quote and the backslash.
 _JSON_ESCAPED_PATTERN = r'[\x00-\x1f"\\]'
 _ANALYZE = re.compile(r"analy[sz]e", re.IGNORECASE)
+# DuckDB's errors for a Parquet file it cannot decode, which name no file (a page damaged on disk).
+_UNDECODABLE = re.compile(
+    r"TProtocolException|Invalid string encoding found in Parquet|[Cc]orrupt|decompress|Invalid data"
+)
 _EXPLAIN = re.compile(rb"explain\b", re.IGNORECASE)
 _ANALYZE_WORD = re.compile(rb"analy[sz]e\b", re.IGNORECASE)
 # It runs what it explains: a COPY would write into the tables' directory. Told by the word anywhere in the
@@ -75,9 +80,14 @@ class QueryResult:
     """
 
     def __init__(
-        self, batches: pa.RecordBatchReader, json_columns: set[str], wrong_in_arrow: dict[str, str]
+        self,
+        batches: pa.RecordBatchReader,
+        json_columns: set[str],
+        wrong_in_arrow: dict[str, str],
+        settings: WarehouseSettings,
     ) -> None:
         self._batches = batches
+        self._settings = settings
         self.schema: pa.Schema = batches.schema
         self.json_columns = json_columns
         self.wrong_in_arrow = wrong_in_arrow
@@ -88,7 +98,7 @@ class QueryResult:
             yield from self._batches
         # DuckDB's error as it reads a batch ahead (a cast that fails on row 250,000) comes as an OSError.
         except (duckdb.Error, pa.ArrowException, OSError) as error:
-            raise QueryError(f"the query failed: {_reason(error)}") from None
+            raise _failed(error, self._settings) from None
 
     def write_csv(self, out: IO[bytes]) -> None:
         """Write CSV with a header, quoting only where needed; JSON and nested values as JSON text;
@@ -204,11 +214,11 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
             kinds = dict(zip(relation.columns, map(str, relation.types), strict=True))
             json_columns = {name for name, kind in kinds.items() if kind == "JSON"}
             wrong = {name: kind for name, kind in kinds.items() if _wrong_in_arrow(kind)}
-            yield QueryResult(_arrow_reader(relation), json_columns, wrong)
+            yield QueryResult(_arrow_reader(relation), json_columns, wrong, settings)
         except duckdb.PermissionException as error:
             raise QueryError(f"a query reads the synced tables only: {_reason(error)}") from None
         except duckdb.Error as error:
-            raise QueryError(f"the query failed: {_reason(error)}") from None
+            raise _failed(error, settings) from None
         except (OverflowError, ValueError) as error:
             # A time DuckDB holds and Python's `datetime` cannot (before year 1, after 9999, nanoseconds),
             # in a list or a struct: alone, one is shown as DuckDB's text (`_python_rows`, `_readable`).
@@ -218,6 +228,16 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
             raise QueryError(
                 f"a value of the result cannot be shown ({reason}): cast it to VARCHAR in the query"
             ) from None
+
+
+def _failed(error: Exception, settings: WarehouseSettings) -> QueryError:
+    """The error of a query that failed; where DuckDB could not decode a Parquet file of the tree, whose
+    error names no file, the files that cannot be read, each with its remedy."""
+    undecodable = settings.destination is DestinationKind.DUCKDB and _UNDECODABLE.search(str(error))
+    # Each file of the tree read whole: only once a query failed so.
+    if undecodable and (damaged := damaged_files(Root(settings.tables_root), whole=True)):
+        return QueryError("; ".join(damaged))
+    return QueryError(f"the query failed: {_reason(error)}")
 
 
 def _reason(error: Exception) -> str:

@@ -146,21 +146,22 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
                 "storage, is not installed and could not be downloaded; run `INSTALL httpfs` once in a "
                 "DuckDB session that is online"
             ) from None
-        if damaged := _damaged_files(root):
+        if damaged := damaged_files(root, whole=False):
             raise WarehouseError("; ".join(damaged)) from None
         raise WarehouseError(f"cannot read the tables at {root.display}: {first_line(error)}") from None
     return con
 
 
-def _damaged_files(root: Root) -> list[str]:
-    """A line for each Parquet file of the tree whose footer cannot be read, which fails every query of
-    its table (DuckDB's error does not name it): looked for once making the views failed."""
+def damaged_files(root: Root, *, whole: bool) -> list[str]:
+    """A line for each Parquet file of the tree that cannot be read, naming it and the remedy: DuckDB's
+    error does not name it. Looked for once a query failed: its footer (which fails every query of its
+    table, and making the views), or (`whole`) any of its pages, which fail the queries reading them."""
     # On a local disk the views read the versions; on object storage, the tree's files.
     files = root.files_under(VERSIONS if root.is_local else "")
     return [
         _DAMAGED_FILE.format(f"{root.uri(path)}: {reason}")
         for path in files
-        if path.endswith(".parquet") and (reason := why_unreadable(root, path, whole=False)) is not None
+        if path.endswith(".parquet") and (reason := why_unreadable(root, path, whole=whole)) is not None
     ]
 
 

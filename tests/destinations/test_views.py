@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from connector.config import WarehouseSettings
@@ -664,6 +665,34 @@ def test_a_data_file_whose_footer_is_damaged_is_named_with_its_remedy_by_every_r
     victim.unlink()  # as it says
     sync(demo_emulator, warehouse)
     assert query(warehouse, "SELECT count(*) FROM experiment_events") == expected
+
+
+def test_a_data_file_damaged_in_a_column_s_pages_is_named_by_the_queries_reading_it(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    sync(demo_emulator, warehouse)
+    reading = "SELECT max(length(input::VARCHAR)) FROM experiment_events"
+    expected = query(warehouse, reading)
+    victim = next(Path(warehouse.parquet_root, "_bt_sync", "experiment_events").glob("*/*.parquet"))
+    chunk = next(
+        column
+        for column in (pq.read_metadata(victim).row_group(0).column(i) for i in range(40))
+        if column.path_in_schema == "input"
+    )
+    data = bytearray(victim.read_bytes())
+    start = chunk.data_page_offset
+    data[start : start + chunk.total_compressed_size] = bytes(chunk.total_compressed_size)
+    victim.write_bytes(data)
+    where = cli_warehouse_args(warehouse)[:4]
+    # Its footer whole, a query not reading the column runs; one reading it failed naming no file.
+    assert run_cli("sql", *where, "SELECT count(*) FROM experiment_events").returncode == 0
+    done = run_cli("sql", *where, reading)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"bt-sync: error: a file of the synced tables is damaged ({victim}: ")
+    assert done.stderr.count("\n") == 1
+    victim.unlink()  # as it says
+    sync(demo_emulator, warehouse)
+    assert query(warehouse, reading) == expected
 
 
 def test_a_table_whose_commit_records_are_all_gone_fails_its_queries_rather_than_show_no_rows(
