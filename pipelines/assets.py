@@ -166,7 +166,7 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                 if size is not None:
                     yield dg.AssetObservation(asset_key=assets.key, metadata=size)
             if errors:
-                raise partition_failures(errors)
+                raise partition_failures(errors, len(context.partition_keys))
 
     return sync_events
 

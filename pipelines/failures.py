@@ -41,17 +41,20 @@ def invalid_config_fails_without_retry(what: str) -> Iterator[None]:
         ) from None
 
 
-def partition_failures(errors: Mapping[str, Exception]) -> Exception:
+def partition_failures(errors: Mapping[str, Exception], partitions: int) -> Exception:
     """The error of a run some of whose partitions failed (the others were materialized).
 
-    One failed partition fails the run with its own error. Several fail it with one
-    `dg.Failure` naming each, retried if any of them may succeed on retry.
+    A run of one partition fails with its own error (the run names the partition). A run of several
+    fails with one `dg.Failure` naming each failed partition, retried if any of them may succeed on
+    retry: a range's run (a reconcile's) said what failed, not where.
 
     Args:
         errors: the error of each failed partition, by partition key.
+        partitions: how many partitions the run materializes.
     """
-    if len(errors) == 1:
+    if partitions == 1 and len(errors) == 1:
         return next(iter(errors.values()))
     retry = any(isinstance(error, TransientError) for error in errors.values())
     listing = "; ".join(f"{key}: {error}" for key, error in errors.items())
-    return dg.Failure(description=f"{len(errors)} partitions failed: {listing}", allow_retries=retry)
+    failed = "1 partition" if len(errors) == 1 else f"{len(errors)} partitions"
+    return dg.Failure(description=f"{failed} failed: {listing}", allow_retries=retry)

@@ -16,10 +16,11 @@ import pytest
 from dagster._core.definitions.data_version import CachingStaleStatusResolver
 from dagster._core.loader import LoadingContextForTest
 
-from connector.emulator import Emulator
+from connector.emulator import Emulator, FaultRule
 from pipelines import BraintrustTableData, BraintrustTranslator, build_definitions
 from pipelines.jobs import CHECKS_JOB_NAME
 from pipelines.resources import BraintrustResource, WarehouseResource
+from pipelines.schedules import RANGE_END_TAG, RANGE_START_TAG
 from tests.pipelines.helpers import (
     EXPERIMENT_EVENTS,
     materializations,
@@ -344,6 +345,27 @@ def test_a_reconcile_run_syncs_every_partition_in_one_run_and_removes_what_was_d
     assert "1 deleted" in materializations(logs)["support-bot"]["last_sync"]
     remaining = warehouse_ids(warehouse_resource, "project_logs", "project_id", upstream["project"])
     assert "log-4" not in remaining and len(remaining) == 29
+
+
+def test_a_range_run_in_which_one_partition_fails_names_it(
+    emulator: Emulator, upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    candidate = emulator.store.create_experiment(upstream["project"], "candidate")
+    emulator.store.insert("experiment", candidate["id"], [{"id": "c-1"}])
+    refresh_catalog(test_defs, instance)
+    emulator.faults.add(FaultRule(kind="status", status=400, route=f"{candidate['id']}/fetch", times=None))
+    keys = instance.get_dynamic_partitions("bt_experiments")
+    result = run_job(
+        test_defs,
+        instance,
+        EXPERIMENTS_JOB,
+        tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]},
+        raise_on_error=False,
+    )
+    (failure,) = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    # The error alone said what failed, not which of the run's partitions.
+    assert "1 partition failed: support-bot/candidate: " in failure.step_failure_data.error.message
+    assert sorted(materializations(result)) == ["support-bot/baseline"]
 
 
 def test_partitions_materialized_with_dg_in_parallel_processes_share_the_warehouse(
