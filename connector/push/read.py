@@ -186,6 +186,15 @@ class SourceFile:
         if not path.is_file():
             raise PushError(f"{path}: no such file")
         if path.stat().st_size == 0:
+            with path.open("rb") as raw:
+                # A size of 0 with bytes to read: a file the kernel makes up (/proc), whose content
+                # changes between the reads a push makes.
+                holds_bytes = bool(raw.read(1))
+            if holds_bytes:
+                raise PushError(
+                    f"{path} is not a regular file (its size is 0, yet it holds bytes): write its content "
+                    "to a file, then push that"
+                )
             raise PushError(f"{path.name} is empty")
         with path.open("rb") as raw:
             source = InputFile(path, _compression(raw.read(SNIFF_BYTES)))

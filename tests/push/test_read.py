@@ -201,6 +201,13 @@ def test_empty_files(tmp_path: Path, name: str, content: bytes, message: str) ->
         SourceFile(tmp_path / name)
 
 
+def test_a_file_the_kernel_makes_up_is_not_called_empty() -> None:
+    with pytest.raises(
+        PushError, match=r"^/proc/cpuinfo is not a regular file \(its size is 0, yet it holds"
+    ):
+        SourceFile(Path("/proc/cpuinfo"))
+
+
 def test_parquet_with_no_rows(tmp_path: Path) -> None:
     pq.write_table(pa.table({"input": pa.array([], pa.string())}), tmp_path / "e.parquet")
     with pytest.raises(PushError, match=r"^e\.parquet has no rows$"):
