@@ -89,7 +89,12 @@ def discover_catalog(
         unknown = set(selectors) - {p.id for p in chosen} - {p.name for p in chosen}
         if unknown:
             known = ", ".join(sorted(p.name for p in projects)) or "none"
-            raise ConfigError(f"no project named or with id {', '.join(sorted(unknown))} (projects: {known})")
+            # A name that served for weeks stops matching when its project is deleted or renamed upstream.
+            raise ConfigError(
+                f"no project named or with id {', '.join(sorted(unknown))} (projects: {known}); one deleted "
+                "or renamed upstream is no longer listed: name the projects that are (--project, or the "
+                "Dagster resource's `projects`)"
+            )
         projects = chosen
     objects: dict[ObjectKind, tuple[ApiObject, ...]] = {PROJECT: tuple(projects)}
     for kind in kinds:

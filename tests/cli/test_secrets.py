@@ -71,7 +71,7 @@ def test_a_key_pasted_where_a_name_goes_is_not_quoted_back(
     # The error quotes the name it did not find, which is the key itself: the command line hides it.
     done = cli_in_process(capfd, "sync", "--project", emulator.api_key, env=cli_env(emulator, tmp_path))
     assert done.returncode == 2
-    assert done.stderr == "bt-sync: error: no project named or with id *** (projects: none)\n"
+    assert done.stderr.startswith("bt-sync: error: no project named or with id *** (projects: none); ")
     assert emulator.api_key not in done.stdout
 
 

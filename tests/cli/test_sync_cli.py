@@ -521,7 +521,12 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
             "invalid setting: --api-url: must start with http",
         ),
         (["sync", "--api-url", "{url}", "--objects", "logz"], {}, "--objects"),
-        (["sync", "--api-url", "{url}", "--project", "nope"], {}, "no project named"),
+        (
+            ["sync", "--api-url", "{url}", "--project", "nope"],
+            {},
+            "no project named or with id nope (projects: none); one deleted or renamed upstream is no longer "
+            "listed: name the projects that are",
+        ),
         (["sync", "--api-url", "{url}", "--duckdb", "/proc/forbidden/w.duckdb"], {}, "/proc/forbidden"),
         (["sync", "--api-url", "{url}", "--duckdb", "{corrupt}"], {}, "not a valid DuckDB database"),
         (
