@@ -91,7 +91,7 @@ def build_catalog_asset(specs: BraintrustSpecs, retry_policy: dg.RetryPolicy) ->
             with braintrust.client() as client:
                 catalog = discover_catalog(client, braintrust.projects)
             destination = warehouse.open()
-            check_same_source(catalog, destination)
+            check_same_source(catalog, destination.list_states())
             write_catalog(destination, catalog)
             for change in partition_changes(specs, catalog, context.instance):
                 change.apply(context.instance)

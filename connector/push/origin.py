@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.api import ObjectType
 from schemas.kinds import EVENT_STREAMS
 from schemas.tables import ID, XACT_ID
 
@@ -58,6 +59,11 @@ class OriginColumns:
     object_id: str
     id: str = ID.name
     xact_id: str | None = None
+
+    @property
+    def table(self) -> str:
+        """The event table the rows are of."""
+        return EVENT_STREAMS[ObjectType(self.object_type)].table
 
     def columns(self) -> set[str]:
         """Every column the origin reads."""

@@ -34,8 +34,6 @@ from connector.push.read import CHUNK_ROWS, RowChunk, refuse_repeated_names
 from connector.push.read_arrow import arrow_rows, column_plan
 from connector.push.spill import SpillDirectory
 from connector.wiring import open_destination
-from schemas.api import ObjectType
-from schemas.kinds import EVENT_STREAMS
 from schemas.tables import sql_identifier, sql_literal
 
 NAME = "query result"
@@ -129,12 +127,11 @@ class QuerySource:
             f"SELECT DISTINCT c{positions[link.object_id]} AS o, c{positions[link.id]} AS i FROM result "
             "WHERE o IS NOT NULL AND i IS NOT NULL"
         ).to_arrow_table()
-        table = EVENT_STREAMS[ObjectType(link.object_type)].table
         with open_destination(self._settings, prepare=False).reader(pinned=True) as con:
             con.register("pairs", pairs)
             (missing,) = con.execute(
                 "SELECT count(*) FROM pairs AS p WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {sql_identifier(table)} AS t "
+                f"(SELECT 1 FROM {sql_identifier(link.table)} AS t "
                 f"WHERE t.{sql_identifier(link.object_id)} = p.o AND t.{sql_identifier(link.id)} = p.i)"
             ).fetchone() or (0,)
         return int(missing)

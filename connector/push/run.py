@@ -73,7 +73,6 @@ from connector.push.read import RowChunk, RowProblem, RowSource, SourceFile
 from connector.push.spelling import option
 from connector.push.spool import EventSpool
 from schemas.api import Dataset, ObjectType, Project
-from schemas.kinds import EVENT_STREAMS
 
 if TYPE_CHECKING:
     # Only for types: the client's and the settings' modules take 0.3 s to import, which a push
@@ -378,9 +377,8 @@ class PushRun:
         if not missing:
             return []
         self.origin = None
-        table = EVENT_STREAMS[ObjectType(link.object_type)].table
         return [
-            f"the result's {link.object_id} and {link.id} are not those of {table} rows ({missing:,} of "
+            f"the result's {link.object_id} and {link.id} are not those of {link.table} rows ({missing:,} of "
             "their pairs name none): no record links to one; rename them in the query if they are other ids"
         ]
 
@@ -1087,7 +1085,7 @@ def _find_dataset(client: BraintrustClient, options: PushOptions) -> Dataset | N
         ConfigError: a project or dataset the push would create is named like a slip: by the id of one
             that exists, or with a space at an end.
     """
-    project = next((p for p in client.list_projects(name=options.project) if p.name == options.project), None)
+    project = _project_named(client, options.project)
     if project is None:
         _check_new_name("project", options.project, client.list_projects())
         _check_new_name("dataset", options.dataset, ())
@@ -1098,6 +1096,11 @@ def _find_dataset(client: BraintrustClient, options: PushOptions) -> Dataset | N
     if dataset is None:
         _check_new_name("dataset", options.dataset, client.list_datasets(project.id))
     return dataset
+
+
+def _project_named(client: BraintrustClient, name: str) -> Project | None:
+    """The project called exactly `name` (the API's filter may match others too), if one is."""
+    return next((p for p in client.list_projects(name=name) if p.name == name), None)
 
 
 def _check_new_name(kind: str, name: str, existing: Iterable[Project | Dataset]) -> None:
@@ -1124,9 +1127,8 @@ def _check_new_name(kind: str, name: str, existing: Iterable[Project | Dataset])
 def _create_dataset(client: BraintrustClient, options: PushOptions) -> tuple[Dataset, list[str]]:
     """Create the dataset, and its project if missing; returns it and what was created (`project`,
     `dataset`). Each creation returns the existing object if another push won the race."""
-    existing = next(
-        (p for p in client.list_projects(name=options.project) if p.name == options.project), None
-    )
+    # Asked again: the check of every row, since `_find_dataset`, may have taken minutes.
+    existing = _project_named(client, options.project)
     project = existing or client.create_project(options.project)
     created = ["dataset"] if existing else ["project", "dataset"]
     return client.create_dataset(project.id, options.dataset), created

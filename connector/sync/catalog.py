@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import duckdb
 
 from connector.api.client import BraintrustClient
-from connector.destinations.base import Destination, ObjectRef
+from connector.destinations.base import Destination, ObjectRef, SyncState
 from connector.display import counted
 from connector.errors import ConfigError, WarehouseError
 from schemas.api import ApiObject, ObjectType, Project
@@ -103,8 +103,9 @@ def discover_catalog(
     return Catalog(tuple(projects), objects, every_project=not selectors, listed_project_ids=listed)
 
 
-def check_same_source(catalog: Catalog, destination: Destination) -> None:
-    """Refuse to sync `catalog` into a warehouse holding objects of projects none of which it lists.
+def check_same_source(catalog: Catalog, states: Iterable[SyncState]) -> None:
+    """Refuse to sync `catalog` into a warehouse whose objects (their committed `states`) are of projects
+    none of which it lists.
 
     Such an API is not the one the warehouse was synced from (another deployment, a key of another
     organization), or the key lost access to every project: its listing would mark every object
@@ -114,7 +115,7 @@ def check_same_source(catalog: Catalog, destination: Destination) -> None:
     Raises:
         ConfigError: the API lists none of the warehouse's projects.
     """
-    held = {state.project_id for state in destination.list_states()}
+    held = {state.project_id for state in states}
     if held and held.isdisjoint(catalog.listed_project_ids):
         listed = counted(len(catalog.listed_project_ids), "projects")
         raise ConfigError(

@@ -161,7 +161,7 @@ def run_sync(
     requests_before, retries_before = client.stats.requests, client.stats.retries
     kinds = options.selected_kinds
     catalog = discover_catalog(client, options.projects, kinds)
-    check_same_source(catalog, destination)
+    check_same_source(catalog, destination.list_states())
     destination.prepare()
     write_catalog(destination, catalog)
     run = _SyncRun(client, destination, options, progress or NullProgress())
@@ -211,13 +211,14 @@ def remove_vanished(
     Returns:
         the removed objects, as `object_type:object_id`.
     """
-    check_same_source(catalog, destination)
+    states = destination.list_states()
+    check_same_source(catalog, states)
     selected = {kind.events.object_type for kind in kinds if kind.events is not None}
     live = {(ref.object_type, ref.object_id) for ref in catalog.refs(kinds)}
     project_ids = {project.id for project in catalog.projects}
     unlisted = [
         state
-        for state in destination.list_states()
+        for state in states
         if (state.object_type, state.object_id) not in live
         and state.object_type in selected
         and (catalog.every_project or state.project_id in project_ids)
