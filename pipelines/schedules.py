@@ -36,7 +36,7 @@ def _sync_schedule(assets: EventAssets, jobs: BraintrustJobs) -> dg.ScheduleDefi
         keys = context.instance.get_dynamic_partitions(assets.partitions_name)
         if not keys:
             return _no_partitions(assets)
-        tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
+        tick = context.scheduled_execution_time.isoformat()
         return [dg.RunRequest(run_key=f"{tick}:{key}", partition_key=key) for key in keys]
 
     return sync_every_partition

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import os
 import sys
-from typing import IO, TYPE_CHECKING, TextIO, cast
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 import typer
 from typer.core import TyperGroup
@@ -112,9 +112,17 @@ def print_output(text: str) -> None:
     except BrokenPipeError:
         discard_output()
     except OSError as error:
-        # A full disk under `> out.json`, or /dev/full: named, not taken for the warehouse's disk.
-        discard_output()
-        raise OutputError(f"cannot write to standard output: {error.strerror or error}") from None
+        raise _unwritable(error) from None
+
+
+def _unwritable(error: OSError) -> OutputError:
+    """The error of output that could not be written (a full disk under `> out.json`, or /dev/full).
+
+    Named as standard output's, not taken for the warehouse's disk; what is left of the output goes
+    nowhere, so the flush at exit cannot fail a second time.
+    """
+    discard_output()
+    return OutputError(f"cannot write to standard output: {error.strerror or error}")
 
 
 def discard_output(stream: IO[str] | None = None) -> None:
@@ -189,6 +197,14 @@ def output_console(*, reader_may_leave: bool = False) -> Console:
     from rich.console import Console
 
     class _Output(Console):
+        def print(self, *objects: Any, **options: Any) -> None:
+            try:
+                super().print(*objects, **options)
+            except BrokenPipeError:  # `on_broken_pipe`'s, for a command whose reader may leave
+                raise
+            except OSError as error:
+                raise _unwritable(error) from None
+
         def on_broken_pipe(self) -> None:
             if reader_may_leave:
                 raise BrokenPipeError

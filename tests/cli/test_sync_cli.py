@@ -1319,20 +1319,27 @@ def test_a_command_started_with_stdout_closed_says_so(tmp_path: Path) -> None:
     )
 
 
+# A JSON summary, a table, a sync's summary table and its closing line.
+@pytest.mark.parametrize("command", [["status", "--json"], ["status"], ["sync"]])
 def test_a_summary_that_cannot_be_written_is_one_line(
-    demo_emulator: Emulator, warehouse: WarehouseSettings
+    demo_emulator: Emulator, warehouse: WarehouseSettings, command: list[str]
 ) -> None:
     sync(demo_emulator, warehouse)
+    flags = cli_warehouse_args(warehouse)
+    if command[0] == "status":  # it takes no --state-dir
+        flags = flags[:4]
+    api = {"BRAINTRUST_API_URL": demo_emulator.url, "BRAINTRUST_API_KEY": demo_emulator.api_key}
     with open("/dev/full", "w") as full:
         done = subprocess.run(
-            [*CLI, "status", "--json", *cli_warehouse_args(warehouse)[:4]],
+            [*CLI, *command, *flags],
+            env=os.environ | api,
             stdout=full,
             stderr=subprocess.PIPE,
             text=True,
             timeout=60,
         )
     # The JSON error document met the same full disk: a second traceback. Then the message named no file,
-    # as if the warehouse's disk were full.
+    # as if the warehouse's disk were full; a table's still did.
     assert (done.returncode, done.stderr) == (
         1,
         "bt-sync: error: cannot write to standard output: No space left on device\n",
