@@ -43,10 +43,11 @@ from connector.push.read import (
 )
 
 # pyarrow reads up to 32 blocks ahead of the consumer, so the block size bounds memory. A row must
-# fit in one block: a file with a longer row is read again with blocks big enough for any row that
-# fits in one insert request (6 MiB).
+# fit in one block: a file with a longer row is read again with blocks eight times bigger
+# (`_block_sizes`), up to the largest. A row's columns that are not sent count too, so the largest
+# block is far over what one insert request takes (6 MiB).
 CSV_BLOCK_BYTES = 1 << 20
-CSV_MAX_BLOCK_BYTES = 8 << 20
+CSV_MAX_BLOCK_BYTES = 64 << 20
 # A Parquet file is read a column chunk's pages at a time, through buffers of this size. By default
 # pyarrow reads each row group's column chunks whole before the first batch: memory then follows the
 # writer's row groups (a 1,000,000-row group of 214 MB: 218 MB of Arrow memory, against 18 MB).
@@ -86,7 +87,7 @@ class CsvReader:
 
     def chunks(self) -> Generator[RowChunk]:
         next_row = 1
-        for block_bytes in (CSV_BLOCK_BYTES, CSV_MAX_BLOCK_BYTES):
+        for block_bytes in _block_sizes():
             try:
                 for chunk in self._read(block_bytes):
                     # After a restart with bigger blocks, leave out the rows already yielded.
@@ -106,7 +107,7 @@ class CsvReader:
         self._checked = frozenset(columns)
 
     def _header(self) -> list[str] | None:
-        for block_bytes in (CSV_BLOCK_BYTES, CSV_MAX_BLOCK_BYTES):
+        for block_bytes in _block_sizes():
             try:
                 # Malformed rows are skipped here: `chunks` reports them with their row numbers.
                 reader = self._open(block_bytes, lambda _row: "skip")
@@ -261,6 +262,15 @@ def _quiet_undecodable_rows() -> Iterator[None]:
         yield
     finally:
         sys.unraisablehook = previous
+
+
+def _block_sizes() -> Iterator[int]:
+    """The block sizes to read a CSV file in, each tried once a row did not fit in the one before."""
+    size = CSV_BLOCK_BYTES
+    while size < CSV_MAX_BLOCK_BYTES:
+        yield size
+        size *= 8
+    yield CSV_MAX_BLOCK_BYTES
 
 
 def _row_over_block(error: Exception) -> bool:
@@ -488,5 +498,8 @@ def _arrow_file_error(path: Path, error: Exception, near_row: int | None = None)
         return PushError(f"{path.name} is empty")
     if _row_over_block(error):
         where = file_place(path, near_row)
-        return PushError(f"{where}: a row is over {CSV_MAX_BLOCK_BYTES:,} bytes, too large to send")
+        return PushError(
+            f"{where}: a row is over {CSV_MAX_BLOCK_BYTES:,} bytes, longer than a CSV file's rows may be "
+            "(its columns not sent count too): shorten it, or push the rows as JSON Lines or Parquet"
+        )
     return file_error(path, error, near_row)

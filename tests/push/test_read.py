@@ -103,15 +103,32 @@ def test_csv_rows_longer_than_a_block_are_read_with_bigger_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(read_arrow, "CSV_BLOCK_BYTES", 256)
-    monkeypatch.setattr(read_arrow, "CSV_MAX_BLOCK_BYTES", 4096)
-    values = [f"v{n}" if n != 30 else "x" * 1000 for n in range(1, 61)]
+    monkeypatch.setattr(read_arrow, "CSV_MAX_BLOCK_BYTES", 16_384)
+    # Blocks of 256, then 2,048, then 16,384 bytes: the second row needs the third.
+    values = [f"v{n}" if n not in (30, 40) else "x" * (1_000 if n == 30 else 6_000) for n in range(1, 61)]
     path = tmp_path / "d.csv"
     path.write_text("input\n" + "\n".join(values) + "\n")
     assert numbered(SourceFile(path)) == [(n, {"input": value}) for n, value in enumerate(values, start=1)]
 
-    path.write_text("input\nshort\n" + "y" * 10_000 + "\n")
-    with pytest.raises(PushError, match=r"^d\.csv near row 2: a row is over 4,096 bytes, too large to send$"):
+    # A long row in a column that is not sent must be read all the same (a file's 20 MB note stopped a push).
+    path.write_text("input\nshort\n" + "y" * 40_000 + "\n")
+    with pytest.raises(
+        PushError,
+        match=r"^d\.csv near row 2: a row is over 16,384 bytes, longer than a CSV file's rows may be "
+        r"\(its columns not sent count too\): shorten it, or push the rows as JSON Lines or Parquet$",
+    ):
         numbered(SourceFile(path))
+
+
+def test_a_csv_row_of_tens_of_megabytes_is_read(tmp_path: Path) -> None:
+    # A 20 MB value (in a column a push may not even send) stopped the push, --on-error skip or not.
+    path = tmp_path / "d.csv"
+    path.write_text("id,notes\nk1,short\nk2," + "z" * (20 << 20) + "\nk3,short\n")
+    assert [(number, row["id"], len(row["notes"])) for number, row in numbered(SourceFile(path))] == [
+        (1, "k1", 5),
+        (2, "k2", 20 << 20),
+        (3, "k3", 5),
+    ]
 
 
 class _SlowFile(io.RawIOBase):
