@@ -313,7 +313,8 @@ class PushRun:
             try:
                 self._send(client, dataset.id, checkpoint, self._batches(ids, spool), rejects)
             except _RowRefused as error:  # say what landed before it
-                raise PushError(f"{error} ({_sent_so_far(self.summary, self._source_kind)})") from None
+                said = _sent_so_far(self.summary, self._source_kind, refused=True)
+                raise PushError(f"{error} ({said})") from None
             if rejects:
                 rejects.flush()  # the rows the API refused: a full disk fails the push here, not silently
             checkpoint.mark_complete(self._outcome())
@@ -340,7 +341,8 @@ class PushRun:
                 if rejects:
                     rejects.flush()
             except PushError as error:
-                raise PushError(f"{error} ({_sent_so_far(self.summary, self._source_kind)})") from None
+                said = _sent_so_far(self.summary, self._source_kind, refused=isinstance(error, _RowRefused))
+                raise PushError(f"{error} ({said})") from None
         # Outside: a file changed while it was pushed has nothing to mend, and its message says so.
         self._check_unchanged()
         self._report(self.mapper.mapping, ids.duplicates())
@@ -852,15 +854,18 @@ def _remembering_ids(
         yield mapped.numbers, mapped.events
 
 
-def _sent_so_far(summary: PushSummary, source: str) -> str:
-    """What a push of a `source` ("file", "query") had sent when it stopped."""
+def _sent_so_far(summary: PushSummary, source: str, *, refused: bool = False) -> str:
+    """What a push of a `source` ("file", "query") had sent when it stopped; `refused`: it stopped at a row
+    the API refused alone, after halving its batch."""
     sent = summary.rows_sent + summary.rows_resumed
     if sent:
         were, are, them = ("was", "is", "it") if sent == 1 else ("were", "are", "them")
+        # The halves the API took were stored, but only a whole batch is acknowledged.
+        beside = ", and rows of that row's batch may have reached the dataset too" if refused else ""
         return (
-            f"{counted(sent, 'rows')} {were} sent and {are} checkpointed: the same {source} pushed again "
-            f"resumes after {them}, and the {source} mended replaces {them} by id rather than duplicating "
-            f"{them}"
+            f"{counted(sent, 'rows')} {were} sent and {are} checkpointed{beside}: the same {source} pushed "
+            f"again resumes after {them}, and the {source} mended replaces {them} by id rather than "
+            f"duplicating {them}"
         )
     if summary.batches:
         # A batch goes as several requests when it is split (a 413, a 400) or holds an id twice: some

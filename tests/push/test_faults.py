@@ -147,11 +147,20 @@ def test_a_row_the_api_refuses_is_found_by_halving_and_named(
     lines[16] = '{"id": "r17", "input": 1e400}'
     path = tmp_path / "data.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    options = PushOptions(file=path, project="p", dataset="d", batch_rows=10, state_dir=tmp_path / "state")
+    options = PushOptions(
+        file=path, project="p", dataset="d", batch_rows=10, concurrency=1, state_dir=tmp_path / "state"
+    )
     with pytest.raises(PushError) as error:
         push_file(push_client, options, NullProgress())
     assert str(error.value).startswith("data.jsonl row 17: the API refused the row even when sent alone (")
     assert "number is infinity" in str(error.value)
+    # Rows 11-16, halves of row 17's batch the API took, landed too: the message said 10 rows were sent.
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p"))
+    assert len(emulator.store.live_rows("dataset", dataset["id"])) == 16
+    assert (
+        "(10 rows were sent and are checkpointed, and rows of that row's batch may have reached the dataset "
+        "too: the same file pushed again resumes after them"
+    ) in str(error.value)
 
     lines[16] = '{"id": "r17", "input": 17}'
     path.write_text("\n".join(lines) + "\n")
