@@ -191,8 +191,42 @@ def ensure_views_file(path: Path, root: Root) -> bool:
             return False
         if current == wanted:
             return False
+    else:
+        _set_orphaned_log_aside(path)
     _write_views_file(path, statements, wanted)
     return True
+
+
+def _log_of(path: Path) -> Path:
+    """The write-ahead log DuckDB keeps beside the file `path` while a session writes it."""
+    return path.with_name(f"{path.name}.wal")
+
+
+def _set_orphaned_log_aside(path: Path) -> None:
+    """Move away a write-ahead log left where no file is: a file written there afresh would replay it,
+    and no DuckDB could open that file again.
+
+    A session killed while writing the file leaves its log, and the file may have been moved away
+    since (as an error of ours advises); the log holds what that session wrote, so it is kept.
+    """
+    log = _log_of(path)
+    if not log.exists():
+        return
+    aside = log.with_name(f"{log.name}.{time.strftime('%Y%m%dT%H%M%S')}.orphaned")
+    try:
+        log.rename(aside)
+    except OSError as error:
+        raise WarehouseError(
+            f"{log} is left from a DuckDB file no longer at {path}, and a file written there would replay "
+            f"it: move it away ({error.strerror})"
+        ) from None
+    logger.warning(
+        "%s was left by a session killed while writing the DuckDB file once at %s; moved to %s. To keep "
+        "what it wrote, put it beside that file (if you moved it away), named as the file with .wal",
+        log,
+        path,
+        aside,
+    )
 
 
 def _through_links(path: Path) -> Path:
@@ -250,6 +284,11 @@ def _current_fingerprint(path: Path) -> str | None:
     except duckdb.IOException as error:
         if "lock" in str(error).lower():
             return None
+        if "WAL does not match" in str(error):
+            raise WarehouseError(
+                f"cannot open {path}: its write-ahead log {_log_of(path)} is another file's (a session "
+                "killed while writing a file once at this path left it): move the log away"
+            ) from None
         raise WarehouseError(
             f"cannot open {path}: {first_line(error)}; move it away or {_ANOTHER_FILE}"
         ) from None
@@ -369,6 +408,9 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
             for comment in _MARKER_COMMENTS:
                 con.execute(comment)
             con.execute("COMMIT")
+        # The log of a session killed while writing the file: read (and checked) with the file, but
+        # replayed into the new file it would make that one unreadable.
+        _log_of(path).unlink(missing_ok=True)
         os.replace(temporary, path)
     except (OSError, duckdb.Error) as error:
         temporary.unlink(missing_ok=True)

@@ -503,6 +503,71 @@ def test_a_sync_restores_a_view_a_session_changed_in_the_file(
         assert session.execute(column).fetchall() != [("mine",)]
 
 
+def killed_while_writing(path: Path, statement: str) -> None:
+    """A session that writes the DuckDB file `path` (`statement`) and is killed: its write-ahead log stays."""
+    # The connection held: closed, it would fold the log into the file.
+    code = f"import duckdb, os; c = duckdb.connect({str(path)!r}); c.execute({statement!r}); os._exit(9)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 9 and path.with_name(f"{path.name}.wal").exists(), done.stderr
+
+
+def readable(path: Path) -> list[tuple[object, ...]]:
+    with duckdb.connect(str(path), read_only=True) as session:
+        return session.execute("SELECT count(*) FROM project_logs").fetchall()
+
+
+def test_a_sync_writing_the_file_afresh_after_a_killed_session_leaves_it_readable(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    warehouse = warehouse_in(tmp_path)
+    project = emulator.store.create_project("p")["id"]
+    emulator.store.insert("project_logs", project, [{"id": "r1", "input": 1}])
+    sync(emulator, warehouse)
+    path = warehouse.duckdb_path
+    killed_while_writing(path, "DROP VIEW prompts")
+    # The view dropped made the sync write the file afresh; the killed session's log, left beside the new
+    # file, made it unreadable by every DuckDB and failed every sync after.
+    sync(emulator, warehouse)
+    assert readable(path) == [(1,)]
+    assert not path.with_name(f"{path.name}.wal").exists()
+    sync(emulator, warehouse)
+
+
+def test_a_log_left_where_no_file_is_is_set_aside_and_the_file_written_there_is_readable(
+    emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    warehouse = warehouse_in(tmp_path)
+    project = emulator.store.create_project("p")["id"]
+    emulator.store.insert("project_logs", project, [{"id": "r1", "input": 1}])
+    sync(emulator, warehouse)
+    path = warehouse.duckdb_path
+    killed_while_writing(path, "CREATE TABLE notes AS SELECT 1 AS n")
+    path.rename(tmp_path / "moved.duckdb")  # as an error of bt-sync's advises
+    sync(emulator, warehouse)
+    assert readable(path) == [(1,)]
+    (aside,) = tmp_path.glob(f"{path.name}.wal.*.orphaned")
+    assert f"moved to {aside}" in caplog.text
+    # Put back beside the file it belongs to, the log gives back what the session wrote.
+    aside.rename(tmp_path / "moved.duckdb.wal")
+    with duckdb.connect(str(tmp_path / "moved.duckdb"), read_only=True) as session:
+        assert session.execute("SELECT n FROM notes").fetchall() == [(1,)]
+
+
+def test_another_file_s_log_beside_the_file_is_named_in_one_line(emulator: Emulator, tmp_path: Path) -> None:
+    warehouse = warehouse_in(tmp_path)
+    emulator.store.create_project("p")
+    sync(emulator, warehouse)
+    path = warehouse.duckdb_path
+    killed_while_writing(tmp_path / "other.duckdb", "CREATE TABLE t AS SELECT 1")
+    (tmp_path / "other.duckdb.wal").rename(path.with_name(f"{path.name}.wal"))
+    with pytest.raises(WarehouseError) as error:
+        sync(emulator, warehouse)
+    assert str(error.value) == (
+        f"cannot open {path}: its write-ahead log {path}.wal is another file's (a session killed while "
+        "writing a file once at this path left it): move the log away"
+    )
+
+
 def test_records_written_before_versions_had_times_are_read_whole(emulator: Emulator, tmp_path: Path) -> None:
     warehouse = warehouse_in(tmp_path)
     project = emulator.store.create_project("old")["id"]
