@@ -186,7 +186,10 @@ def _event_misfits(body: bytes | bytearray, stream: EventStream, shape: PageShap
     result = EventMisfits([], [], [])
     for ordinal, event in enumerate(events):
         misfits = [name for name, column in checked.items() if not _value_fits(column, event.get(name))]
-        extra = {key: event[key] for key in (*(shape.unknown_keys & event.keys()), *misfits)}
+        # In the event's order: a set's order changes with the process's string hashing, and the same row
+        # synced twice would differ in its `_extra`'s text.
+        kept = shape.unknown_keys.union(misfits)
+        extra = {key: value for key, value in event.items() if key in kept}
         if extra:
             result.ordinals.append(ordinal + 1)
             result.extras.append(json.dumps(extra, ensure_ascii=False))

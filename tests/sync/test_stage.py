@@ -241,6 +241,20 @@ def test_misfits_keep_their_value_in_extra_and_nothing_is_lost(
     assert (extra, scores, tags) == (None, {"acc": 1.0}, ["t"])
 
 
+def test_extra_keeps_the_keys_in_the_event_s_order(emulator: Emulator, warehouse: WarehouseSettings) -> None:
+    # In the order of a set of them, which changes with the process's string hashing: the same row synced
+    # into two warehouses differed in its `_extra`'s text.
+    broken = emulator.store.create_project("messy")
+    names = ["zeta", "alpha", "mike", "bravo", "yankee", "charlie", "xray", "delta", "whiskey", "echo"]
+    fields: dict[str, Any] = {name: index for index, name in enumerate(names[:5])}
+    fields["tags"] = [["misfit"]]
+    fields |= {name: [index] for index, name in enumerate(names[5:])}
+    serve(emulator, broken["id"], [event("odd", **fields), event("plain")], times=2)
+    sync(emulator, warehouse)
+    ((extra,),) = query(warehouse, "SELECT _extra FROM project_logs WHERE id = 'odd'")
+    assert list(orjson.loads(extra)) == list(fields)
+
+
 @pytest.mark.parametrize(
     "misfit",
     [
