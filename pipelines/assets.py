@@ -20,7 +20,7 @@ import duckdb
 from connector.api.client import BraintrustClient
 from connector.defaults import DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
 from connector.errors import BtSyncError, NotFoundError, WarehouseError, first_line
-from connector.sync.catalog import check_same_source, discover_catalog, write_catalog
+from connector.sync.catalog import check_same_source, discover_catalog, listed_project_ids, write_catalog
 from connector.sync.run import SyncOptions, remove_vanished, sync_object
 from pipelines.discovery import partition_changes
 from pipelines.failures import (
@@ -91,7 +91,7 @@ def build_catalog_asset(specs: BraintrustSpecs, retry_policy: dg.RetryPolicy) ->
             with braintrust.client() as client:
                 catalog = discover_catalog(client, braintrust.projects)
             destination = warehouse.open()
-            check_same_source(catalog, destination.list_states())
+            check_same_source(catalog.listed_project_ids, destination.list_states())
             write_catalog(destination, catalog)
             for change in partition_changes(specs, catalog, context.instance):
                 change.apply(context.instance)
@@ -126,8 +126,11 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
         options = config.options(warehouse.lock_wait_s)
         errors: dict[str, Exception] = {}
         with terminal_errors_fail_without_retry(), braintrust.client() as client:
-            found = find_objects(client, assets.kind, context.partition_keys, braintrust.projects)
             destination = warehouse.open()
+            # Another deployment's API (a staging URL, a key of another organization) would sync its objects
+            # of the same names into this warehouse, and a reconcile then remove this one's.
+            check_same_source(listed_project_ids(client), destination.list_states())
+            found = find_objects(client, assets.kind, context.partition_keys, braintrust.projects)
             org_names = _org_names(context, braintrust, client)
             with ExitStack() as run_reader:
                 # One reader for the run, when it sees each sync's commit; else one after each sync.

@@ -15,7 +15,7 @@ import dagster as dg
 
 from connector.destinations.base import ObjectRef, SyncState
 from connector.errors import AuthError, ConfigError
-from connector.sync.catalog import Catalog, discover_catalog
+from connector.sync.catalog import Catalog, check_same_source, discover_catalog
 from pipelines.discovery import PartitionsRequest, partition_changes
 from pipelines.jobs import BraintrustJobs
 from pipelines.resources import BraintrustResource, WarehouseResource
@@ -115,11 +115,15 @@ def _listings(
     """The objects the API lists, and those synced into the warehouse.
 
     Raises:
-        BtSyncError: a setting is invalid, the key is rejected, the API or the warehouse is unavailable.
+        BtSyncError: a setting is invalid, the key is rejected, the API or the warehouse is unavailable, or
+            the API lists none of the warehouse's projects (another deployment's, whose objects the tick
+            would sync into it, every partition of the warehouse's own then removed).
     """
     with braintrust.client() as client:
         catalog = discover_catalog(client, braintrust.projects, EVENT_KINDS)
-    return catalog, warehouse.synced_objects()
+    states = warehouse.synced_objects()
+    check_same_source(catalog.listed_project_ids, states)
+    return catalog, states
 
 
 def _removal(instance: dg.DagsterInstance, assets: EventAssets, key: str, catalog_job: str) -> str:

@@ -8,7 +8,7 @@ containers among them (projects' logs, experiments, datasets) become the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import duckdb
@@ -82,7 +82,7 @@ def discover_catalog(
     Raises:
         ConfigError: a selector matches no project.
     """
-    projects = [project for project in client.list_kind(PROJECT) if isinstance(project, Project)]
+    projects = _listed_projects(client)
     listed = frozenset(project.id for project in projects)
     if selectors:
         chosen = [p for p in projects if p.id in selectors or p.name in selectors]
@@ -103,9 +103,18 @@ def discover_catalog(
     return Catalog(tuple(projects), objects, every_project=not selectors, listed_project_ids=listed)
 
 
-def check_same_source(catalog: Catalog, states: Iterable[SyncState]) -> None:
-    """Refuse to sync `catalog` into a warehouse whose objects (their committed `states`) are of projects
-    none of which it lists.
+def _listed_projects(client: BraintrustClient) -> list[Project]:
+    return [project for project in client.list_kind(PROJECT) if isinstance(project, Project)]
+
+
+def listed_project_ids(client: BraintrustClient) -> frozenset[str]:
+    """The id of every project the API lists, for `check_same_source` where no catalog is listed."""
+    return frozenset(project.id for project in _listed_projects(client))
+
+
+def check_same_source(listed: Collection[str], states: Iterable[SyncState]) -> None:
+    """Refuse to sync from an API that lists the projects `listed` (ids) into a warehouse whose objects
+    (their committed `states`) are of projects none of which it lists.
 
     Such an API is not the one the warehouse was synced from (another deployment, a key of another
     organization), or the key lost access to every project: its listing would mark every object
@@ -116,13 +125,12 @@ def check_same_source(catalog: Catalog, states: Iterable[SyncState]) -> None:
         ConfigError: the API lists none of the warehouse's projects.
     """
     held = {state.project_id for state in states}
-    if held and held.isdisjoint(catalog.listed_project_ids):
-        listed = counted(len(catalog.listed_project_ids), "projects")
+    if held and held.isdisjoint(listed):
         raise ConfigError(
-            f"the API lists {listed}, and none of the {len(held):,} this warehouse holds objects "
-            "of: is it the API (--api-url, BRAINTRUST_API_URL) the warehouse was synced from, with a key of "
-            "the same organization that can read them? Nothing was written. If they were all deleted "
-            "upstream, move the warehouse away and sync into a new one"
+            f"the API lists {counted(len(listed), 'projects')}, and none of the {len(held):,} this warehouse "
+            "holds objects of: is it the API (--api-url, BRAINTRUST_API_URL) the warehouse was synced from, "
+            "with a key of the same organization that can read them? Nothing was written. If they were all "
+            "deleted upstream, move the warehouse away and sync into a new one"
         )
 
 

@@ -161,7 +161,7 @@ def run_sync(
     requests_before, retries_before = client.stats.requests, client.stats.retries
     kinds = options.selected_kinds
     catalog = discover_catalog(client, options.projects, kinds)
-    check_same_source(catalog, destination.list_states())
+    check_same_source(catalog.listed_project_ids, destination.list_states())
     destination.prepare()
     write_catalog(destination, catalog)
     run = _SyncRun(client, destination, options, progress or NullProgress())
@@ -212,7 +212,7 @@ def remove_vanished(
         the removed objects, as `object_type:object_id`.
     """
     states = destination.list_states()
-    check_same_source(catalog, states)
+    check_same_source(catalog.listed_project_ids, states)
     selected = {kind.events.object_type for kind in kinds if kind.events is not None}
     live = {(ref.object_type, ref.object_id) for ref in catalog.refs(kinds)}
     project_ids = {project.id for project in catalog.projects}

@@ -14,7 +14,7 @@ import dagster as dg
 import pytest
 
 from connector.emulator import Emulator, FaultRule
-from pipelines import sensors
+from pipelines import BraintrustResource, build_definitions, sensors
 from pipelines.jobs import CATALOG_JOB_NAME
 from pipelines.resources import WarehouseResource
 from pipelines.sensors import DISCOVERY_INTERVAL_S
@@ -434,3 +434,40 @@ def test_a_name_deleted_again_after_it_was_re_created_refreshes_the_catalog_agai
             assert connection.execute("SELECT id FROM experiments WHERE name = 'nightly'").fetchall() == []
     # The same key twice: Dagster launched the second catalog run never, and the table kept the experiment.
     assert removals[0] != removals[1]
+
+
+def test_another_deployment_s_api_is_refused_by_the_sensor_and_the_partition_runs(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    apply(discover(test_defs, instance), test_defs, instance)
+    partitions = {name: instance.get_dynamic_partitions(name) for name in ("bt_projects", "bt_experiments")}
+    held = warehouse_ids(warehouse_resource, "experiment_events", "experiment_id", upstream["experiment"])
+    # A staging URL: a project and an experiment of the same names. The tick removed every partition but
+    # those two, whose runs synced staging's rows into this warehouse; the reconcile then removed its own.
+    with Emulator(seed="empty") as staging:
+        project = staging.store.create_project("support-bot")
+        experiment = staging.store.create_experiment(project["id"], "baseline")
+        staging.store.insert("experiment", experiment["id"], [{"id": "staging-row"}])
+        resource = BraintrustResource(api_url=staging.url, api_key=staging.api_key)
+        defs = build_definitions(resource, warehouse_resource, retry_policy=dg.RetryPolicy(max_retries=0))
+        skipped = discover(defs, instance).skip_reason
+        assert skipped is not None and "none of the 1 this warehouse holds objects of" in skipped.skip_message
+        result = run_job(
+            defs, instance, EXPERIMENTS_JOB, partition_key="support-bot/baseline", raise_on_error=False
+        )
+    (failure,) = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    assert failure.step_failure_data is not None and failure.step_failure_data.error is not None
+    assert "none of the 1 this warehouse holds objects of" in failure.step_failure_data.error.message
+    assert {name: instance.get_dynamic_partitions(name) for name in partitions} == partitions
+    assert (
+        warehouse_ids(warehouse_resource, "experiment_events", "experiment_id", upstream["experiment"])
+        == held
+    )
+    with warehouse_resource.reader() as connection:
+        assert connection.execute(
+            "SELECT count(*) FROM experiment_events WHERE id = 'staging-row'"
+        ).fetchall() == [(0,)]
