@@ -22,6 +22,9 @@ from schemas.api import ApiObject, ObjectType
 from schemas.kinds import ObjectKind
 from schemas.tables import EventStream
 
+# Where a user sets how long a sync waits for an object another process is syncing, for its message.
+LOCK_WAIT_SETTING = "--lock-wait; in Dagster, the WarehouseResource's lock_wait_s"
+
 if TYPE_CHECKING:
     import duckdb
 

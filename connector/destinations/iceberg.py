@@ -37,7 +37,14 @@ from pyiceberg.expressions import AlwaysFalse, AlwaysTrue, BooleanExpression, In
 from pyiceberg.table import Table
 
 from connector.config import WarehouseSettings
-from connector.destinations.base import MaintainSummary, MergeResult, ObjectRef, StagedParts, SyncState
+from connector.destinations.base import (
+    LOCK_WAIT_SETTING,
+    MaintainSummary,
+    MergeResult,
+    ObjectRef,
+    StagedParts,
+    SyncState,
+)
 from connector.destinations.iceberg_catalog import (
     STATE_PROPERTY,
     commit_object_files,
@@ -148,7 +155,7 @@ class IcebergDestination:
         except Timeout:
             raise WarehouseLocked(
                 f"another bt-sync process is syncing {ref.stream.table} {ref.name!r} ({ref.object_id}) "
-                f"and still held it after {wait_s:g}s (--lock-wait)"
+                f"and still held it after {wait_s:g}s ({LOCK_WAIT_SETTING})"
             ) from None
         try:
             yield

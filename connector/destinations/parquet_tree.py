@@ -41,7 +41,14 @@ import pyarrow.parquet as pq
 from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
 
-from connector.destinations.base import MaintainSummary, MergeResult, ObjectRef, StagedParts, SyncState
+from connector.destinations.base import (
+    LOCK_WAIT_SETTING,
+    MaintainSummary,
+    MergeResult,
+    ObjectRef,
+    StagedParts,
+    SyncState,
+)
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, ObjectFiles, is_file_name, merge_files, written_by
 from connector.destinations.scratch import scratch_connection
@@ -174,7 +181,7 @@ class ParquetTree:
             f"{ref.stream.table}/{ref.object_id}.lock",
             wait_s,
             f"syncing {ref.stream.table} {ref.name!r} ({ref.object_id})",
-            " (--lock-wait)",
+            f" ({LOCK_WAIT_SETTING})",
         ):
             yield
 

@@ -399,7 +399,7 @@ def test_an_object_s_lock_holds_off_a_second_holder_for_the_wait_then_says_so(tm
             pass  # another object is not held
     assert str(refused.value) == (
         "another bt-sync process is syncing project_logs 'bot' (object-a) and still held it after 0.3s "
-        "(--lock-wait)"
+        "(--lock-wait; in Dagster, the WarehouseResource's lock_wait_s)"
     )
     with tree.lock(ref, 0):
         pass  # released when its holder is done
