@@ -9,7 +9,7 @@ to a temporary directory past its memory limit, so a file's ids never outgrow me
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -80,6 +80,10 @@ class IdIndex:
         """The rows `duplicates` left out, in increasing order, streamed."""
         return self._ids.superseded_rows()
 
+    def left_out_for(self, event_ids: Collection[str]) -> set[str]:
+        """Those of `event_ids` whose earlier rows `duplicates` left out."""
+        return self._ids.left_out_for(event_ids)
+
 
 class _IdsInMemory:
     """Every row and its id in lists, in file order; the rows a later one supersedes are found at the end.
@@ -121,6 +125,9 @@ class _IdsInMemory:
 
     def superseded_rows(self) -> Iterator[int]:
         return (row for row, _ in self._find_superseded())
+
+    def left_out_for(self, event_ids: Collection[str]) -> set[str]:
+        return {event_id for _, event_id in self._find_superseded()}.intersection(event_ids)
 
     def _find_superseded(self) -> list[tuple[int, str]]:
         """Each (row, id) a later row with the same id supersedes, in increasing row order."""
@@ -186,6 +193,12 @@ class _IdsInDuckDB:
         result = self._db.execute("SELECT row FROM superseded ORDER BY row")
         while rows := result.fetchmany(_APPEND_ROWS):
             yield from (int(row) for (row,) in rows)
+
+    def left_out_for(self, event_ids: Collection[str]) -> set[str]:
+        found = self._db.execute(
+            "SELECT DISTINCT id FROM superseded WHERE list_contains(?, id)", [list(event_ids)]
+        ).fetchall()
+        return {str(event_id) for (event_id,) in found}
 
     def _append(self) -> None:
         if self._pending_rows:

@@ -261,6 +261,8 @@ class PushRun:
         self._record = str(options.file) if self.query is None else self.query
         self._started = started
         self._ahead = self._lines_ahead(stack)
+        # The rows the API refused, set aside with `on_error="skip"`: their row by their id.
+        self._refused_rows: dict[str, int] = {}
 
     def run(self, client: BraintrustClient | None) -> PushSummary:
         """Push the rows (`push`'s Args and Raises); once only."""
@@ -317,8 +319,27 @@ class PushRun:
                 raise PushError(f"{error} ({said})") from None
             if rejects:
                 rejects.flush()  # the rows the API refused: a full disk fails the push here, not silently
+            self._report_refused_last_rows(ids)
             checkpoint.mark_complete(self._outcome())
         return self._finish()
+
+    def _report_refused_last_rows(self, ids: IdIndex) -> None:
+        """Warn of rows the API refused that were the last of their ids: the earlier rows of those ids were
+        left out for them, so the dataset holds no row of the ids (a row the checks refuse never is last)."""
+        if not (self._refused_rows and self.summary.rows_duplicate):
+            return
+        orphaned = ids.left_out_for(self._refused_rows.keys())
+        if not orphaned:
+            return
+        example = min(orphaned, key=self._refused_rows.__getitem__)
+        self.summary.warnings.append(
+            printable(
+                f"{counted(len(orphaned), 'rows')} of {self.source.name} that the API refused (in the "
+                "rejects file) had the same id as earlier rows, which were left out for them: no row of "
+                f'those ids was stored (e.g. id "{example}", row {self._refused_rows[example]}); mend the '
+                f"refused rows and push the {self._source_kind} again"
+            )
+        )
 
     def _send_as_checked(self, client: BraintrustClient, dataset: Dataset | None, stack: ExitStack) -> None:
         """Send each batch as soon as its rows are checked (`validate_first` off); only for a file.
@@ -609,7 +630,7 @@ class PushRun:
                         event_ids = None if row_ids is None else list(map(row_ids.pop, batch.rows))
                         if checkpoint.is_acked(batch.number):
                             refused = _refused_before(checkpoint, batch)
-                            _write_refused(rejects, refused)
+                            self._set_aside(rejects, refused)
                             summary.rows_resumed += len(batch.rows) - len(refused)
                             task.advance(rows=len(batch.rows))
                         else:
@@ -648,13 +669,22 @@ class PushRun:
 
     def _on_ack(self, task: ProgressTask, rejects: _Rejects | None) -> Callable[[Batch, _Inserted], None]:
         def on_ack(batch: Batch, inserted: _Inserted) -> None:
-            _write_refused(rejects, inserted.refused)
+            self._set_aside(rejects, inserted.refused)
             self.summary.rows_sent += len(batch.rows) - len(inserted.refused)
             self.summary.batches_sent += 1
             self.summary.splits += inserted.splits
             task.advance(rows=len(batch.rows), pages=1)
 
         return on_ack
+
+    def _set_aside(self, rejects: _Rejects | None, refused: Iterable[_Refused]) -> None:
+        """Write the rows the API refused to the rejects file, and remember their ids."""
+        for row in refused:
+            assert rejects is not None, "the API's refusals are skipped only into a rejects file"
+            # A line sent as written keeps its newline in the event: not in the record.
+            rejects.write(row.row, RowProblem(None, row.reason, row.event.decode().rstrip()))
+            if (event_id := _event_id(row.event)) is not None:
+                self._refused_rows[event_id] = row.row
 
     def _events(
         self, on_problem: Callable[[int, RowProblem], None], task: ProgressTask, ahead: LinesAhead | None
@@ -1061,11 +1091,16 @@ def _refused_before(checkpoint: PushCheckpoint, batch: Batch) -> list[_Refused]:
     ]
 
 
-def _write_refused(rejects: _Rejects | None, refused: Iterable[_Refused]) -> None:
-    for row in refused:
-        assert rejects is not None, "the API's refusals are skipped only into a rejects file"
-        # A line sent as written keeps its newline in the event: not in the record.
-        rejects.write(row.row, RowProblem(None, row.reason, row.event.decode().rstrip()))
+def _event_id(event: bytes) -> str | None:
+    """The id of an event the API refused; None if even the standard library's parser cannot read it.
+
+    Not orjson's: what the API refuses is often what it refuses too (a number beyond a double's range).
+    """
+    try:
+        event_id = json.loads(event).get("id")
+    except (ValueError, RecursionError):
+        return None
+    return event_id if isinstance(event_id, str) else None
 
 
 def _parts_in_order(batch: Batch, event_ids: list[str]) -> list[Batch]:

@@ -212,6 +212,27 @@ def test_with_on_error_skip_rows_the_api_refuses_go_to_the_rejects_file_and_the_
     assert stored == {f"r{n}" for n in range(1, 31)} - {"r17", "r30"}
 
 
+def test_a_refused_row_that_replaced_earlier_rows_of_its_id_says_that_no_row_of_it_was_stored(
+    emulator: Emulator, push_client: BraintrustClient, tmp_path: Path
+) -> None:
+    # Rows 5 and 12 hold r17's id: only its last row, 17, is sent, and the API refuses it.
+    refused = {
+        5: '{"id": "r17", "input": 5}',
+        12: '{"id": "r17", "input": 12}',
+        17: '{"id": "r17", "input": 1e400}',
+    }
+    summary = push_file(push_client, skipping_push(tmp_path, refused), NullProgress())
+    assert (summary.rows_sent, summary.rows_skipped, summary.rows_duplicate) == (27, 1, 2)
+    (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p"))
+    assert "r17" not in {row["id"] for row in emulator.store.live_rows("dataset", dataset["id"])}
+    # The warning about the repeated id said the last row wins, and nothing said none did.
+    assert summary.warnings[-1] == (
+        "1 row of data.jsonl that the API refused (in the rejects file) had the same id as earlier rows, "
+        'which were left out for them: no row of those ids was stored (e.g. id "r17", row 17); mend the '
+        "refused rows and push the file again"
+    )
+
+
 def test_rows_the_api_refused_before_a_push_stopped_are_in_the_rejects_file_of_its_rerun(
     emulator: Emulator, push_client: BraintrustClient, tmp_path: Path
 ) -> None:

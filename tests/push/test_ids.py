@@ -25,6 +25,15 @@ def test_rows_a_later_row_repeats_are_superseded(memory_ids: int) -> None:
 
 
 @WHERE
+def test_the_ids_whose_earlier_rows_were_left_out_are_found(memory_ids: int) -> None:
+    with IdIndex(memory_ids) as ids:
+        ids.extend([1, 2, 3, 4, 5], ["a", "b", "a", "c", "a"])
+        ids.duplicates()
+        assert ids.left_out_for(["a", "c", "z"]) == {"a"}
+        assert ids.left_out_for([]) == set()
+
+
+@WHERE
 def test_unique_ids_supersede_nothing(memory_ids: int) -> None:
     with IdIndex(memory_ids) as ids:
         ids.extend(range(10), [f"id-{row}" for row in range(10)])
