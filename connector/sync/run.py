@@ -312,9 +312,10 @@ class _SyncRun:
                 ref.name,
                 ref.object_id,
             )
-            return _summary(
+            skipped = _summary(
                 ref, ObjectStatus.SKIPPED, "deleted upstream during the sync", full_read=self.full_read
             )
+            return self._holding(ref, skipped)
         except AuthError as error:
             # A 401 would fail every object alike; a 403 not: Braintrust grants access object by object,
             # so a key may read only some of them.
@@ -328,9 +329,13 @@ class _SyncRun:
             return self._failed(ref, str(error))
 
     def _failed(self, ref: ObjectRef, error: str) -> ObjectSummary:
-        """A failed object's summary, with the rows, files and watermark it still holds: nothing of it
-        was committed, and a scheduler reading zeros would take its table for emptied."""
-        failed = _summary(ref, ObjectStatus.FAILED, error, full_read=self.full_read)
+        """A failed object's summary, with the rows, files and watermark it still holds."""
+        return self._holding(ref, _summary(ref, ObjectStatus.FAILED, error, full_read=self.full_read))
+
+    def _holding(self, ref: ObjectRef, unsynced: ObjectSummary) -> ObjectSummary:
+        """`unsynced`, the summary of an object that failed or was skipped, with the rows, files and
+        watermark it still holds: nothing of it was committed, and a scheduler reading zeros would take
+        its table for emptied."""
         if self._committed is None:
             try:
                 states = self.destination.list_states()
@@ -341,8 +346,8 @@ class _SyncRun:
             self._committed = {(state.object_type, state.object_id): state for state in states}
         held = self._committed.get((ref.object_type, ref.object_id))
         if held is None:  # never synced (or rebuilt): its read was of its whole history
-            return failed.model_copy(update={"mode": "full"})
-        return failed.model_copy(update={"version": held.version, "rows": held.rows, "bytes": held.bytes})
+            return unsynced.model_copy(update={"mode": "full"})
+        return unsynced.model_copy(update={"version": held.version, "rows": held.rows, "bytes": held.bytes})
 
     def sync_one(self, ref: ObjectRef) -> ObjectSummary:
         """Sync one object; a resumed read is followed by a read up to the current newest version."""
@@ -449,9 +454,15 @@ class _SyncRun:
         started_at = datetime.now(UTC)
         newest = newest_version(self.client, ref)
         committed = previous.version if previous else None
-        if newest is None:
+        if newest is None:  # nothing to read: the cutoff says which read it was
+            cutoff = self._cutoff(previous, catch_up=catch_up)
             return Checkpoint(
-                version=0, watermark=0, cutoff=None, started_at=started_at, existed_up_to=committed, done=True
+                version=0,
+                watermark=0,
+                cutoff=cutoff,
+                started_at=started_at,
+                existed_up_to=committed,
+                done=True,
             )
         return Checkpoint(
             version=snapshot_pin(newest, time.time()),

@@ -114,6 +114,26 @@ def test_same_id_in_two_datasets_stays_two_rows(
     assert rows == [(first["id"], '"from first"'), (second["id"], '"from second"')]
 
 
+def test_an_object_with_no_rows_left_upstream_is_read_as_asked(
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings
+) -> None:
+    dataset = emulator.store.create_dataset(project["id"], "emptied")
+    emulator.store.insert("dataset", dataset["id"], [{"id": f"d{i}", "input": i} for i in range(3)])
+    sync(emulator, warehouse)
+    emulator.store.insert(
+        "dataset", dataset["id"], [{"id": f"d{i}", "_object_delete": True} for i in range(3)]
+    )
+
+    def emptied(**options: Any) -> tuple[str, int, int]:
+        (summary,) = [o for o in sync(emulator, warehouse, **options).objects if o.object_id == dataset["id"]]
+        return summary.mode, summary.rows, summary.deleted
+
+    # An incremental sync that found nothing to read was called full, its rows those of the last sync.
+    assert emptied() == ("incremental", 3, 0)
+    assert emptied(full=True) == ("full", 3, 0)
+    assert emptied(reconcile=True) == ("full", 0, 3)
+
+
 def test_reconcile_removes_rows_and_objects_deleted_upstream(
     emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings
 ) -> None:

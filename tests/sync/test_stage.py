@@ -657,6 +657,21 @@ def test_an_object_deleted_during_the_run_is_skipped_with_a_warning(
     )
 
 
+def test_an_object_deleted_during_the_run_reports_the_rows_it_still_holds(
+    emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
+) -> None:
+    broken, _ = projects
+    before = {o.name: o for o in sync(emulator, warehouse).objects}["broken"]
+    emulator.faults.add(FaultRule(kind="status", status=404, route=f"{broken['id']}/fetch", times=None))
+    emulator.faults.add(
+        FaultRule(kind="status", status=404, method="GET", route=f"^/v1/project/{broken['id']}$", times=None)
+    )
+    skipped = {o.name: o for o in sync(emulator, warehouse).objects}["broken"]
+    # Its rows stay until a reconcile: the summary said 0 rows, 0 bytes and no version.
+    assert skipped.status == "skipped" and skipped.rows == before.rows > 0
+    assert (skipped.bytes, skipped.version) == (before.bytes, before.version)
+
+
 def test_a_404_for_the_rows_of_an_object_that_exists_is_a_failure_not_a_deletion(
     emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
 ) -> None:
