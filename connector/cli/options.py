@@ -129,8 +129,10 @@ def warehouse_settings(
     iceberg_warehouse: str | None = None,
     iceberg_namespace: str | None = None,
     state_dir: Path | None = None,
+    takes_destination: bool = True,
 ) -> WarehouseSettings:
-    """Build warehouse settings; `--no-parquet` wins over the environment.
+    """Build warehouse settings; `--no-parquet` wins over the environment. `takes_destination`: the
+    command has a `--destination` flag (`push` has not), for the remedy its messages give.
 
     Raises:
         ConfigError: `--parquet` and `--no-parquet` were both given.
@@ -161,10 +163,14 @@ def warehouse_settings(
         # An Iceberg destination set in the environment would take the command elsewhere, silently.
         given = " and ".join(duckdb_flags)
         name = "names" if len(duckdb_flags) == 1 else "name"
+        where, remedy = (
+            ("--destination, BT_SYNC_DESTINATION", "pass --destination duckdb")
+            if takes_destination
+            else ("BT_SYNC_DESTINATION", "set BT_SYNC_DESTINATION to duckdb (or unset it)")
+        )
         raise ConfigError(
             f"invalid setting: {given} {name} the duckdb destination's files, but the destination is "
-            f"{settings.destination} (--destination, BT_SYNC_DESTINATION): pass --destination duckdb, or "
-            f"leave out {given}"
+            f"{settings.destination} ({where}): {remedy}, or leave out {given}"
         )
     return settings.model_copy(update={"parquet_root": None}) if no_parquet else settings
 

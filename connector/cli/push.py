@@ -116,7 +116,10 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
     warehouse = None
     if options.file is None:
         warehouse = warehouse_settings(
-            duckdb=given["duckdb"], parquet=given["parquet"], no_parquet=given["no_parquet"]
+            duckdb=given["duckdb"],
+            parquet=given["parquet"],
+            no_parquet=given["no_parquet"],
+            takes_destination=False,
         )
     with terminal_progress(quiet=as_json) as progress, open_push(options, progress, warehouse) as run:
         try:

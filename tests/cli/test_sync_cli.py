@@ -565,6 +565,13 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
             {"BT_SYNC_DESTINATION": "iceberg"},
             "invalid setting: --no-parquet names the duckdb destination's files",
         ),
+        # push has no --destination flag, which the remedy named.
+        (
+            ["push", "--sql", "SELECT 1 AS id", "--project", "p", "--dataset", "d", "--duckdb", "w.duckdb"],
+            {"BT_SYNC_DESTINATION": "iceberg"},
+            "invalid setting: --duckdb names the duckdb destination's files, but the destination is iceberg "
+            "(BT_SYNC_DESTINATION): set BT_SYNC_DESTINATION to duckdb (or unset it), or leave out --duckdb",
+        ),
         (
             ["projects", "--api-url", "http://127.0.0.1:99999"],
             {},
