@@ -5,10 +5,10 @@ plan (which ids are new, newer or deleted, and which data file holds each)
 is computed in DuckDB from the ids and versions of the object's files, read
 through pyiceberg (so partition pruning keeps it to the object). New rows go
 to new files; a file holding an updated or deleted row is rewritten without
-it. Files hold the object's file size of rows, in order of `created`, written
-as the rows were fetched (newest first), so the updates an incremental sync
-usually brings (feedback on recent rows) touch the few files of the newest
-rows. Nothing is committed here: the caller commits the removed and added
+it. Files hold the object's file size of rows, in order of `created`, a few
+days at a time, written as the rows were fetched (newest first), so the updates
+an incremental sync usually brings (feedback on recent rows) touch the few files
+of the newest rows. Nothing is committed here: the caller commits the removed and added
 files together with the object's state.
 """
 
@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -255,11 +256,41 @@ class _Merge:
             self._con.unregister("rewritten_file")
 
     def _chunks(self, rows: str, file_rows: int) -> Iterator[pa.Table]:
-        """The rows of a query, a file's rows at a time, each chunk in order of `created`.
+        """The rows of a query, a file's rows at a time, each chunk in order of `created`, taken a few
+        `created` days at a time.
 
-        Streamed, never sorted whole (a whole object may not fit in memory): the rows come
-        roughly newest first (as fetched), so each file covers a span of time.
+        A file is written per chunk and day partition: chunks of rows in fetch order, whose days need
+        not follow it (logs backfilled with their own times), made files of a few rows each, thousands
+        of them. Days of fewer rows than a file are read together, each larger day alone: the query is
+        read once per group, never sorted whole (a whole object may not fit in memory).
         """
+        for days in self._day_groups(rows, file_rows):
+            yield from self._file_chunks(f"SELECT * FROM ({rows}) WHERE {days}", file_rows)
+
+    def _day_groups(self, rows: str, file_rows: int) -> Iterator[str]:
+        """SQL conditions selecting the rows of a query by `created` day: consecutive days holding
+        together at most a file's rows, or one day holding more; the rows without a time last."""
+        day = "created::DATE"  # in UTC (`_connect`), as Iceberg's day partitions are
+        counts = self._con.execute(
+            f"SELECT {day} AS day, count(*) FROM ({rows}) GROUP BY day ORDER BY day NULLS LAST"
+        ).fetchall()
+        group: list[date] = []
+        held = 0
+        for when, count in counts:
+            if group and (when is None or held + count > file_rows):
+                yield f"{day} BETWEEN DATE '{group[0]}' AND DATE '{group[-1]}'"
+                group, held = [], 0
+            if when is None:
+                yield "created IS NULL"
+                continue
+            group.append(when)
+            held += count
+        if group:
+            yield f"{day} BETWEEN DATE '{group[0]}' AND DATE '{group[-1]}'"
+
+    def _file_chunks(self, rows: str, file_rows: int) -> Iterator[pa.Table]:
+        """The rows of a query, a file's rows at a time, each chunk sorted by `created`: they come roughly
+        newest first (as fetched), so each file of a day holding several covers a span of its time."""
         order = [("created", "ascending"), ("id", "ascending")]
         reader = self._con.sql(rows).to_arrow_reader(file_rows)
         pending = reader.schema.empty_table()

@@ -19,6 +19,7 @@ from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
 
 from connector.config import WarehouseSettings
+from connector.destinations import iceberg_merge
 from connector.destinations.iceberg_catalog import REPLANS, open_catalog, retry_conflicts
 from connector.destinations.iceberg_maintain import UNREFERENCED_GRACE
 from connector.destinations.iceberg_merge import READ_THREADS, _read_in_order
@@ -123,6 +124,27 @@ def test_an_incremental_sync_rewrites_a_small_share_of_the_bytes(emulator: Emula
     assert {p for p in after if quiet["id"] in p} == {p for p in before if quiet["id"] in p}
     assert by_name["quiet"].bytes_written == 0
     assert synced_keys(iceberg) == upstream_keys(emulator)
+
+
+def test_rows_whose_days_do_not_follow_their_fetch_order_are_written_a_file_a_day(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(iceberg_merge, "file_target_rows", lambda rows: 40)
+    iceberg = iceberg_in(tmp_path)
+    project = emulator.store.create_project("backfilled")["id"]
+    # Logs loaded with their own times, the days in turn: any 40 rows fetched fall on every day.
+    days = [{"id": f"r{i}", "input": i, "created": f"2025-03-{1 + i % 20:02d}T12:00:00Z"} for i in range(400)]
+    emulator.store.insert("project_logs", project, days)
+    sync(emulator, iceberg, kinds=frozenset({"logs"}))
+    # Twenty days of twenty rows: a file a day, where a file of each chunk of 40 and day made 200.
+    assert len(data_files(iceberg, "project_logs")) == 20
+    # A merge rewriting a file of every day writes them so too.
+    updates = [{"id": f"r{i}", "_is_merge": True, "output": i} for i in range(0, 400, 9)]
+    emulator.store.insert("project_logs", project, updates)
+    sync(emulator, iceberg, kinds=frozenset({"logs"}))
+    assert len(data_files(iceberg, "project_logs")) == 20
+    assert synced_keys(iceberg) == upstream_keys(emulator)
+    assert query(iceberg, "SELECT count(*), count(output) FROM project_logs") == [(400, len(updates))]
 
 
 def test_a_merge_reads_files_in_order_and_never_more_than_its_threads_ahead() -> None:
