@@ -516,13 +516,19 @@ def readable(path: Path) -> list[tuple[object, ...]]:
         return session.execute("SELECT count(*) FROM project_logs").fetchall()
 
 
-def test_a_sync_writing_the_file_afresh_after_a_killed_session_leaves_it_readable(
-    emulator: Emulator, tmp_path: Path
-) -> None:
+def synced_one_row(emulator: Emulator, tmp_path: Path) -> WarehouseSettings:
+    """A warehouse under `tmp_path` holding one synced project of one log row."""
     warehouse = warehouse_in(tmp_path)
     project = emulator.store.create_project("p")["id"]
     emulator.store.insert("project_logs", project, [{"id": "r1", "input": 1}])
     sync(emulator, warehouse)
+    return warehouse
+
+
+def test_a_sync_writing_the_file_afresh_after_a_killed_session_leaves_it_readable(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    warehouse = synced_one_row(emulator, tmp_path)
     path = warehouse.duckdb_path
     killed_while_writing(path, "DROP VIEW prompts")
     # The view dropped made the sync write the file afresh; the killed session's log, left beside the new
@@ -536,10 +542,7 @@ def test_a_sync_writing_the_file_afresh_after_a_killed_session_leaves_it_readabl
 def test_a_log_left_where_no_file_is_is_set_aside_and_the_file_written_there_is_readable(
     emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    warehouse = warehouse_in(tmp_path)
-    project = emulator.store.create_project("p")["id"]
-    emulator.store.insert("project_logs", project, [{"id": "r1", "input": 1}])
-    sync(emulator, warehouse)
+    warehouse = synced_one_row(emulator, tmp_path)
     path = warehouse.duckdb_path
     killed_while_writing(path, "CREATE TABLE notes AS SELECT 1 AS n")
     path.rename(tmp_path / "moved.duckdb")  # as an error of bt-sync's advises
