@@ -444,7 +444,10 @@ def test_another_deployment_s_api_is_refused_by_the_sensor_and_the_partition_run
     warehouse_resource: WarehouseResource,
 ) -> None:
     apply(discover(test_defs, instance), test_defs, instance)
-    partitions = {name: instance.get_dynamic_partitions(name) for name in ("bt_projects", "bt_experiments")}
+    partitions = {
+        name: instance.get_dynamic_partitions(name) for name in ("bt_project_logs", "bt_experiments")
+    }
+    assert all(partitions.values())
     held = warehouse_ids(warehouse_resource, "experiment_events", "experiment_id", upstream["experiment"])
     # A staging URL: a project and an experiment of the same names. The tick removed every partition but
     # those two, whose runs synced staging's rows into this warehouse; the reconcile then removed its own.
@@ -454,8 +457,10 @@ def test_another_deployment_s_api_is_refused_by_the_sensor_and_the_partition_run
         staging.store.insert("experiment", experiment["id"], [{"id": "staging-row"}])
         resource = BraintrustResource(api_url=staging.url, api_key=staging.api_key)
         defs = build_definitions(resource, warehouse_resource, retry_policy=dg.RetryPolicy(max_retries=0))
-        skipped = discover(defs, instance).skip_reason
+        tick = discover(defs, instance)
+        skipped = tick.skip_reason
         assert skipped is not None and "none of the 1 this warehouse holds objects of" in skipped.skip_message
+        apply(tick, defs, instance)  # as the daemon would: no partition removed, no run
         result = run_job(
             defs, instance, EXPERIMENTS_JOB, partition_key="support-bot/baseline", raise_on_error=False
         )
