@@ -516,11 +516,14 @@ def readable(path: Path) -> list[tuple[object, ...]]:
         return session.execute("SELECT count(*) FROM project_logs").fetchall()
 
 
-def synced_one_row(emulator: Emulator, tmp_path: Path) -> WarehouseSettings:
-    """A warehouse under `tmp_path` holding one synced project of one log row."""
+def synced_project(emulator: Emulator, tmp_path: Path, rows: int = 0) -> WarehouseSettings:
+    """A warehouse under `tmp_path` holding one synced project of `rows` log rows (`r1`, `r2`, …)."""
     warehouse = warehouse_in(tmp_path)
     project = emulator.store.create_project("p")["id"]
-    emulator.store.insert("project_logs", project, [{"id": "r1", "input": 1}])
+    if rows:
+        emulator.store.insert(
+            "project_logs", project, [{"id": f"r{n}", "input": n} for n in range(1, rows + 1)]
+        )
     sync(emulator, warehouse)
     return warehouse
 
@@ -528,7 +531,7 @@ def synced_one_row(emulator: Emulator, tmp_path: Path) -> WarehouseSettings:
 def test_a_sync_writing_the_file_afresh_after_a_killed_session_leaves_it_readable(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    warehouse = synced_one_row(emulator, tmp_path)
+    warehouse = synced_project(emulator, tmp_path, rows=1)
     path = warehouse.duckdb_path
     killed_while_writing(path, "DROP VIEW prompts")
     # The view dropped made the sync write the file afresh; the killed session's log, left beside the new
@@ -542,7 +545,7 @@ def test_a_sync_writing_the_file_afresh_after_a_killed_session_leaves_it_readabl
 def test_a_log_left_where_no_file_is_is_set_aside_and_the_file_written_there_is_readable(
     emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    warehouse = synced_one_row(emulator, tmp_path)
+    warehouse = synced_project(emulator, tmp_path, rows=1)
     path = warehouse.duckdb_path
     killed_while_writing(path, "CREATE TABLE notes AS SELECT 1 AS n")
     path.rename(tmp_path / "moved.duckdb")  # as an error of bt-sync's advises
@@ -557,9 +560,7 @@ def test_a_log_left_where_no_file_is_is_set_aside_and_the_file_written_there_is_
 
 
 def test_another_file_s_log_beside_the_file_is_named_in_one_line(emulator: Emulator, tmp_path: Path) -> None:
-    warehouse = warehouse_in(tmp_path)
-    emulator.store.create_project("p")
-    sync(emulator, warehouse)
+    warehouse = synced_project(emulator, tmp_path)
     path = warehouse.duckdb_path
     killed_while_writing(tmp_path / "other.duckdb", "CREATE TABLE t AS SELECT 1")
     (tmp_path / "other.duckdb.wal").rename(path.with_name(f"{path.name}.wal"))
@@ -588,18 +589,10 @@ def test_records_written_before_versions_had_times_are_read_whole(emulator: Emul
     assert query(warehouse, "SELECT count(*), count(output) FROM project_logs") == [(10, 1)]
 
 
-def synced_empty_project(emulator: Emulator, tmp_path: Path) -> WarehouseSettings:
-    """A warehouse under `tmp_path` holding one synced project with no rows."""
-    warehouse = warehouse_in(tmp_path)
-    emulator.store.create_project("p")
-    sync(emulator, warehouse)
-    return warehouse
-
-
 def test_what_a_killed_write_of_the_file_left_beside_it_is_swept_by_a_later_sync(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    warehouse = synced_empty_project(emulator, tmp_path)
+    warehouse = synced_project(emulator, tmp_path)
     path = warehouse.duckdb_path
     left, in_flight = (path.with_name(f".{path.name}.{name}.tmp") for name in ("0badc0de", "5eed1e55"))
     for leftover in (left, left.with_name(f"{left.name}.wal"), in_flight):
@@ -823,7 +816,7 @@ SPILLS = "SELECT count(*) FROM (SELECT md5(i::VARCHAR) AS m FROM range(3000000) 
 def test_a_query_too_large_for_memory_spills_into_the_temporary_directory_not_the_working_one(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    warehouse = synced_empty_project(emulator, tmp_path)
+    warehouse = synced_project(emulator, tmp_path)
     (tmp_path / "cwd").mkdir()
     (tmp_path / "tmp").mkdir()
     monkeypatch.chdir(tmp_path / "cwd")
@@ -853,7 +846,7 @@ with open_destination(settings, prepare=False).reader() as con:
 def test_a_later_reader_sweeps_the_spill_directory_a_killed_one_left(
     emulator: Emulator, tmp_path: Path
 ) -> None:
-    warehouse = synced_empty_project(emulator, tmp_path)
+    warehouse = synced_project(emulator, tmp_path)
     temp = tmp_path / "tmp"
     temp.mkdir()
     env = {**os.environ, "TMPDIR": str(temp)}
