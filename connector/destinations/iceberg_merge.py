@@ -8,8 +8,8 @@ to new files; a file holding an updated or deleted row is rewritten without
 it. Files hold the object's file size of rows, in order of `created`, a few
 days at a time, written as the rows were fetched (newest first), so the updates
 an incremental sync usually brings (feedback on recent rows) touch the few files
-of the newest rows. Nothing is committed here: the caller commits the removed and added
-files together with the object's state.
+of the newest rows. Nothing is committed here: the caller commits the removed
+and added files together with the object's state.
 """
 
 from __future__ import annotations
