@@ -20,7 +20,7 @@ import duckdb
 from connector.api.client import BraintrustClient
 from connector.defaults import DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
 from connector.errors import BtSyncError, NotFoundError, WarehouseError, first_line
-from connector.sync.catalog import check_same_source, discover_catalog, listed_project_ids, write_catalog
+from connector.sync.catalog import check_same_source, discover_catalog, listed_projects, write_catalog
 from connector.sync.run import SyncOptions, remove_vanished, sync_object
 from pipelines.discovery import partition_changes
 from pipelines.failures import (
@@ -127,10 +127,11 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
         errors: dict[str, Exception] = {}
         with terminal_errors_fail_without_retry(), braintrust.client() as client:
             destination = warehouse.open()
+            projects = listed_projects(client)
             # Another deployment's API (a staging URL, a key of another organization) would sync its objects
             # of the same names into this warehouse, and a reconcile then remove this one's.
-            check_same_source(listed_project_ids(client), destination.list_states())
-            found = find_objects(client, assets.kind, context.partition_keys, braintrust.projects)
+            check_same_source({project.id for project in projects}, destination.list_states())
+            found = find_objects(client, assets.kind, context.partition_keys, braintrust.projects, projects)
             org_names = _org_names(context, braintrust, client)
             with ExitStack() as run_reader:
                 # One reader for the run, when it sees each sync's commit; else one after each sync.

@@ -56,7 +56,11 @@ def listed_keys(catalog: Catalog) -> dict[ObjectType, dict[str, ObjectRef]]:
 
 
 def find_objects(
-    client: BraintrustClient, kind: ObjectKind, keys: Iterable[str], selectors: Sequence[str]
+    client: BraintrustClient,
+    kind: ObjectKind,
+    keys: Iterable[str],
+    selectors: Sequence[str],
+    listed: Sequence[Project],
 ) -> dict[str, BraintrustObject]:
     """The objects of `kind` that `keys` name, by key; a key naming no live object is left out.
 
@@ -65,6 +69,7 @@ def find_objects(
         kind: projects (for their logs), experiments or datasets.
         keys: partition keys.
         selectors: the projects to sync (names or ids); empty for all.
+        listed: every project the API lists (`listed_projects`), where a key's project name is looked up.
     """
     assert kind.events is not None, f"{kind.name} has no events"
     object_type = kind.events.object_type
@@ -79,7 +84,7 @@ def find_objects(
         else:
             by_project[parts.names[0]].append((key, parts.names[-1]))
     for project_name, wanted in by_project.items():
-        projects = [p for p in client.list_projects(name=project_name) if p.name == project_name]
+        projects = [p for p in listed if p.name == project_name]
         if len(projects) != 1 or not _selected(projects[0], selectors):
             # None, or one name in two organizations: then the listed keys carry ids.
             continue

@@ -82,7 +82,7 @@ def discover_catalog(
     Raises:
         ConfigError: a selector matches no project.
     """
-    projects = _listed_projects(client)
+    projects = listed_projects(client)
     listed = frozenset(project.id for project in projects)
     if selectors:
         chosen = [p for p in projects if p.id in selectors or p.name in selectors]
@@ -103,13 +103,9 @@ def discover_catalog(
     return Catalog(tuple(projects), objects, every_project=not selectors, listed_project_ids=listed)
 
 
-def _listed_projects(client: BraintrustClient) -> list[Project]:
+def listed_projects(client: BraintrustClient) -> list[Project]:
+    """Every project the API lists."""
     return [project for project in client.list_kind(PROJECT) if isinstance(project, Project)]
-
-
-def listed_project_ids(client: BraintrustClient) -> frozenset[str]:
-    """The id of every project the API lists, for `check_same_source` where no catalog is listed."""
-    return frozenset(project.id for project in _listed_projects(client))
 
 
 def check_same_source(listed: Collection[str], states: Iterable[SyncState]) -> None:
