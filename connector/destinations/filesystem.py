@@ -54,6 +54,13 @@ class Root:
         assert self.is_local, "only a local root has local paths"
         return Path(self.full(relative))
 
+    def shown(self, relative: str) -> str:
+        """`relative` as the user named the root, for messages: credentials hidden, a URI's query last."""
+        if self.is_local:
+            return f"{self.display}/{relative}"
+        location, mark, query = self.display.partition("?")
+        return f"{location.rstrip('/')}/{relative}{mark}{query}"
+
     def uri(self, relative: str = "") -> str:
         """A URI or absolute path naming `relative` for other tools, without credentials."""
         if self.is_local:
@@ -204,7 +211,7 @@ class Root:
             raise self._error("delete", relative, error) from None
 
     def _error(self, action: str, relative: str, error: BaseException) -> WarehouseError:
-        return WarehouseError(f"cannot {action} {self.display}/{relative}: {_reason(error)}")
+        return WarehouseError(f"cannot {action} {self.shown(relative)}: {_reason(error)}")
 
 
 def _reason(error: BaseException) -> str:

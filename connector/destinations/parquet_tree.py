@@ -479,7 +479,7 @@ class ParquetTree:
         data = self.root.read(f"{directory}/{STATE_FILE}")
         if data is None:
             return None
-        return ObjectRecord.loads(data, f"{self.root.display}/{directory}/{STATE_FILE}", _UNREADABLE_STATE)
+        return ObjectRecord.loads(data, self.root.shown(f"{directory}/{STATE_FILE}"), _UNREADABLE_STATE)
 
     def _write_record(
         self, stream: EventStream, object_id: str, record: ObjectRecord, *, before: datetime | None = None
