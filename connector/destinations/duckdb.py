@@ -13,7 +13,13 @@ from pathlib import Path
 import duckdb
 
 from connector.destinations.parquet_tree import ParquetTree
-from connector.destinations.views import ensure_views_file, reader, shows_another_tree
+from connector.destinations.views import (
+    HTTPFS_MISSING,
+    INSTALL_HTTPFS,
+    ensure_views_file,
+    reader,
+    shows_another_tree,
+)
 from connector.errors import WarehouseError
 
 logger = logging.getLogger("bt_sync")
@@ -68,7 +74,9 @@ class DuckDbDestination(ParquetTree):
             if self.root.is_local:
                 raise
             # Views over object storage need DuckDB's httpfs extension, which may not be installable here.
-            logger.warning(
-                "%s; the tables are synced, and DuckDB reads them once httpfs is installed (INSTALL httpfs)",
-                error,
+            then = (
+                f"writes the file once httpfs is installed (run {INSTALL_HTTPFS})"
+                if HTTPFS_MISSING in str(error)
+                else "tries again"
             )
+            logger.warning("%s; the tables are synced, and the next sync %s", error, then)

@@ -67,6 +67,10 @@ _LISTS_FILES_WRONGLY = " lists its files wrongly"
 _MISSING_FILE = "a file of the synced tables is missing ({}): the next `bt-sync sync` rebuilds its object"
 # What a user does about a DuckDB file bt-sync cannot use, from the command line or in Dagster.
 _ANOTHER_FILE = "choose another DuckDB file (--duckdb, or BT_SYNC_DUCKDB)"
+HTTPFS_MISSING = (
+    "DuckDB's httpfs extension, which reads object storage, is not installed and could not be downloaded"
+)
+INSTALL_HTTPFS = "`INSTALL httpfs` once in a DuckDB session that is online"
 # The error for a data file whose footer is damaged on disk.
 _DAMAGED_FILE = (
     "a file of the synced tables is damaged ({}): delete it, and the next `bt-sync sync` rebuilds its "
@@ -139,12 +143,9 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
             ) from None
         if _DAMAGED_RECORD_REMEDY in str(error) or _MISSING_FILE.partition("{}")[0] in str(error):
             raise WarehouseError(first_line(error).partition(": ")[2]) from None
-        # Object storage, offline: DuckDB's own error ends its first line before its reason.
-        if "extension 'httpfs" in str(error):
+        if _httpfs_missing(error):
             raise WarehouseError(
-                f"cannot read the tables at {root.display}: DuckDB's httpfs extension, which reads object "
-                "storage, is not installed and could not be downloaded; run `INSTALL httpfs` once in a "
-                "DuckDB session that is online"
+                f"cannot read the tables at {root.display}: {HTTPFS_MISSING}; run {INSTALL_HTTPFS}"
             ) from None
         if damaged := damaged_files(root, whole=False):
             raise WarehouseError("; ".join(damaged)) from None
@@ -414,7 +415,14 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
         os.replace(temporary, path)
     except (OSError, duckdb.Error) as error:
         temporary.unlink(missing_ok=True)
-        raise WarehouseError(f"cannot write {path}: {first_line(error)}") from None
+        reason = HTTPFS_MISSING if _httpfs_missing(error) else first_line(error)
+        raise WarehouseError(f"cannot write {path}: {reason}") from None
+
+
+def _httpfs_missing(error: BaseException) -> bool:
+    """Whether DuckDB failed for want of httpfs (object storage, offline): its own error ends its first
+    line before its reason."""
+    return "extension 'httpfs" in str(error)
 
 
 def _event_source(
