@@ -33,12 +33,13 @@ def maintain(
     iceberg_warehouse: str | None = IcebergWarehouseOption,
     iceberg_namespace: str | None = IcebergNamespaceOption,
     state_dir: Path | None = StateDirOption,
-    retain_hours: float = typer.Option(
-        DEFAULT_RETAIN_HOURS,
+    retain_hours: float | None = typer.Option(
+        None,
         "--retain-hours",
+        show_default=False,
         help="Iceberg: keep snapshots (time travel) and unreferenced files younger than this (files at "
-        f"least an hour); 0 to {MAX_WINDOW_HOURS:,}. The Parquet tree keeps the versions it replaced one "
-        "hour, whatever this says.",
+        f"least an hour); 0 to {MAX_WINDOW_HOURS:,}, {DEFAULT_RETAIN_HOURS:g} if not given. The Parquet "
+        "tree keeps the versions it replaced one hour, whatever this says.",
     ),
     as_json: bool = JsonOption,
 ) -> None:
@@ -48,10 +49,10 @@ def maintain(
     its files at a bounded size as it syncs: here it finishes commits a crash interrupted and deletes
     the versions replaced more than an hour before, for objects no sync has touched since.
     """
-    from connector.config import hours_window
+    from connector.config import DestinationKind, hours_window
     from connector.wiring import open_destination
 
-    retain = hours_window(retain_hours, "--retain-hours")
+    retain = hours_window(DEFAULT_RETAIN_HOURS if retain_hours is None else retain_hours, "--retain-hours")
     store = warehouse_settings(
         duckdb=duckdb,
         parquet=parquet,
@@ -62,6 +63,12 @@ def maintain(
         iceberg_namespace=iceberg_namespace,
         state_dir=state_dir,
     )
+    if retain_hours is not None and store.destination is not DestinationKind.ICEBERG:
+        typer.echo(
+            "bt-sync: warning: --retain-hours is for Iceberg: the Parquet tree deletes the versions it "
+            "replaced an hour after, whatever it says",
+            err=True,
+        )
     target = open_destination(store, prepare=False)
     summary = target.maintain(retain)
     if not target.list_states():  # most often settings other than the sync's: it "maintained" nothing

@@ -854,6 +854,13 @@ def test_status_and_maintain_of_a_place_nothing_was_synced_into_say_so(tmp_path:
         0,
         note,
     )
+    # A retention given for a destination that has none: its "files_deleted": 0 said nothing of why.
+    done = run_cli("maintain", *nowhere, "--retain-hours", "0")
+    assert (done.returncode, done.stderr) == (
+        0,
+        "bt-sync: warning: --retain-hours is for Iceberg: the Parquet tree deletes the versions it replaced "
+        "an hour after, whatever it says\n" + note,
+    )
     assert not (tmp_path / "none").exists()
 
 
