@@ -60,7 +60,7 @@ class PushOptions(BaseModel):
     )
     delimiter: str | None = Field(
         default=None,
-        description="What separates a CSV file's values: one character, \\t for a tab (default: a tab "
+        description="What separates a CSV file's values: one ASCII character, \\t for a tab (default: a tab "
         "for .tsv files, else a comma).",
     )
     id_column: str | None = Field(
@@ -160,10 +160,11 @@ class PushOptions(BaseModel):
         if info.data.get("file") is None:
             raise PydanticCustomError("delimiter", _FILE_ONLY, {"file": option("file")})
         separator = "\t" if delimiter == "\\t" else delimiter
-        # A quote or a line break would make every value's boundaries ambiguous.
-        if len(separator) != 1 or separator in '"\r\n':
+        # A quote or a line break would make every value's boundaries ambiguous; the CSV reader splits
+        # bytes, so a character of several bytes in UTF-8 cannot be its delimiter.
+        if len(separator) != 1 or separator in '"\r\n' or not separator.isascii():
             raise PydanticCustomError(
-                "delimiter", "is one character, not a quote or a line break (\\t for a tab)"
+                "delimiter", "is one ASCII character, not a quote or a line break (\\t for a tab)"
             )
         return separator
 

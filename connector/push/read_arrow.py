@@ -450,8 +450,9 @@ def _as_text(value: pa.Scalar) -> str:
     """A value that has no JSON form, as text."""
     if pa.types.is_time(value.type):  # Python would show a time past the day's end as one within it
         return f"{value.cast(time_count(value.type)).as_py()} {value.type.unit}"
-    if pa.types.is_struct(value.type):
-        # As the object it is (pyarrow shows a list of pairs), NaN and infinities as JavaScript writes them.
+    if pa.types.is_struct(value.type) or _is_list(value.type):
+        # As the object or array it is (pyarrow shows a struct as a list of pairs, a list's NaN as Python's
+        # `nan`), NaN and infinities as JavaScript writes them.
         try:
             return json.dumps(value.as_py(), default=str, ensure_ascii=False)
         except VALUE_ERRORS:
@@ -468,6 +469,10 @@ def _as_text(value: pa.Scalar) -> str:
         return str(value.cast(pa.binary()).as_py().decode(errors="replace"))
     except (pa.ArrowException, ValueError, TypeError):  # nested: no cast
         return f"<a {value.type} value>"
+
+
+def _is_list(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind))
 
 
 def _value_problem(error: Exception) -> str:
@@ -503,4 +508,4 @@ def _arrow_file_error(path: Path, error: Exception, near_row: int | None = None)
             f"{where}: a row is over {CSV_MAX_BLOCK_BYTES:,} bytes, longer than a CSV file's rows may be "
             "(its columns not sent count too): shorten it, or push the rows as JSON Lines or Parquet"
         )
-    return file_error(path, error, near_row)
+    return file_error(path, error, 0 if near_row is None else near_row - 1)

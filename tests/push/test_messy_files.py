@@ -623,7 +623,7 @@ def test_a_tsv_file_is_read_separated_by_tabs(
     assert (row["id"], row["input"], row["expected"]) == ("r1", "a, b", "1;2")
 
 
-def test_a_delimiter_is_refused_for_a_file_that_is_not_csv_or_when_it_is_not_one_character(
+def test_a_delimiter_is_refused_for_a_file_that_is_not_csv_or_when_it_is_not_one_ascii_character(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rows = jsonl(tmp_path / "rows.jsonl", [{"id": "r1", "input": "q"}])
@@ -634,9 +634,10 @@ def test_a_delimiter_is_refused_for_a_file_that_is_not_csv_or_when_it_is_not_one
     )
     data = tmp_path / "data.csv"
     data.write_text("id,input\nr1,q\n")
-    for given in (";;", '"', ""):
+    # A character of several bytes in UTF-8 too: the CSV reader splits bytes (it raised, uncaught).
+    for given in (";;", '"', "", "§", "€"):
         code, _, err = cli(emulator, tmp_path, capsys, data, "--delimiter", given)
-        reason = "is one character, not a quote or a line break (\\t for a tab)"
+        reason = "is one ASCII character, not a quote or a line break (\\t for a tab)"
         assert (code, err) == (2, f"bt-sync: error: invalid setting: --delimiter: {reason}\n"), given
     assert nothing_created(emulator)
 
@@ -667,6 +668,30 @@ def test_a_rejected_struct_is_copied_to_the_rejects_file_as_the_object_it_is(
     assert (rejected["row"], rejected["column"]) == (2, "metadata")
     # Where pyarrow shows a struct as a list of pairs: [('score', nan), ('label', 'é')].
     assert rejected["values"] == {"id": "b", "input": "q2", "metadata": '{"score": NaN, "label": "é"}'}
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "shown"),
+    [
+        (pa.list_(pa.float64()), [float("inf"), 1.0], "[Infinity, 1.0]"),
+        (pa.large_list(pa.struct([("s", pa.float64())])), [{"s": float("nan")}], '[{"s": NaN}]'),
+        (pa.list_(pa.float32(), 2), [float("-inf"), 0.5], "[-Infinity, 0.5]"),
+    ],
+)
+def test_a_rejected_list_is_copied_to_the_rejects_file_as_the_array_it_is(
+    tmp_path: Path, push: Any, kind: pa.DataType, value: list[Any], shown: str
+) -> None:
+    # Python's forms were written: `[inf, 1.0]`, `[{'s': nan}]`.
+    column = pa.array([None, value], kind)
+    pq.write_table(
+        pa.table({"id": ["a", "b"], "input": ["q1", "q2"], "expected": column}), tmp_path / "l.parquet"
+    )
+    rejects = tmp_path / "rejects.jsonl"
+    summary = push(tmp_path / "l.parquet", on_error="skip", rejects=rejects)
+    assert (summary.rows_sent, summary.rows_skipped) == (1, 1)
+    (rejected,) = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
+    assert (rejected["row"], rejected["column"]) == (2, "expected")
+    assert rejected["values"] == {"id": "b", "input": "q2", "expected": shown}
 
 
 def test_a_map_deep_in_a_column_is_an_object_and_one_repeating_a_key_a_bad_row(
