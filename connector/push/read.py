@@ -431,7 +431,7 @@ def jsonl_runs(source: InputFile) -> Generator[tuple[int, list[bytes]]]:
     The newline stays: JSON allows it after a value, and removing it would copy every line.
 
     Raises:
-        PushError: the file cannot be read, naming the row near which reading stopped.
+        PushError: the file cannot be read, saying how many of its rows were read.
     """
     read = 0
     try:
@@ -443,7 +443,7 @@ def jsonl_runs(source: InputFile) -> Generator[tuple[int, list[bytes]]]:
                 read += len(lines)
                 yield from _cut_at_blank_lines(first, lines)
     except OSError as error:
-        raise file_error(source.path, error, near_row=read + 1) from None
+        raise file_error(source.path, error, read) from None
 
 
 _Row = dict[str, Any] | RowProblem
@@ -639,7 +639,7 @@ class _JsonReader:
         except UnicodeDecodeError as error:
             raise PushError(f"{file_place(self._source.path, number + 1)}: {not_utf8(error)}") from None
         except OSError as error:
-            raise file_error(self._source.path, error, near_row=number + 1) from None
+            raise file_error(self._source.path, error, number) from None
         if rows:
             yield RowChunk(number - len(rows) + 1, rows)
         self.columns_complete = True
@@ -764,9 +764,14 @@ def _reader(source: InputFile, file_format: FileFormat, delimiter: str) -> _Read
     return CsvReader(source, delimiter) if file_format is FileFormat.CSV else ParquetReader(source)
 
 
-def file_error(path: Path, error: Exception, near_row: int | None = None) -> PushError:
-    """The error of a file that cannot be read, in one line, near which row if known."""
-    return PushError(printable(f"{file_place(path, near_row)}: cannot read it ({first_line(error)})"))
+def file_error(path: Path, error: Exception, rows_read: int = 0) -> PushError:
+    """The error of a file that cannot be read, in one line, with how many of its rows were read.
+
+    Files are read a block of rows at a time: what cannot be read lies somewhere after `rows_read` (a
+    compressed file's checksum is checked at its end), not at the next row.
+    """
+    past = f" past row {rows_read}" if rows_read else ""
+    return PushError(printable(f"{path.name}: cannot read it{past} ({first_line(error)})"))
 
 
 def file_place(path: Path, near_row: int | None = None) -> str:
