@@ -280,10 +280,10 @@ class PushRun:
             self._into(source.listed_dataset(self.options.project, self.options.dataset))
         with ExitStack() as stack:
             ids, spool, batch_count = self._scan(stack, self._ahead, self._rejects(stack))
-            # Rows left out as duplicates shift the batches: only then count them over again.
-            self.summary.batches = (
-                sum(1 for _ in self._batches(ids, spool)) if self.summary.rows_duplicate else batch_count
-            )
+            # Rows left out as duplicates shift the batches: only then count them over again. Sending as
+            # it checks leaves none out: every row is sent, in the batches the check made.
+            left_out = self.summary.rows_duplicate and self.options.validate_first
+            self.summary.batches = sum(1 for _ in self._batches(ids, spool)) if left_out else batch_count
         return self._finish()
 
     def _push(self, client: BraintrustClient) -> PushSummary:

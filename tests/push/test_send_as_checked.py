@@ -130,16 +130,22 @@ def test_progress_shows_rows_sent_without_a_total_it_cannot_know_yet(
     assert sum(task["rows"] for task in progress.tasks) == 2 * ROWS, "rows checked, and rows sent"
 
 
-def test_a_dry_run_says_what_sending_as_it_checks_would_do(tmp_path: Path) -> None:
+def test_a_dry_run_says_what_sending_as_it_checks_would_do(
+    push_client: BraintrustClient, tmp_path: Path
+) -> None:
     rows: list[dict[str, Any] | bytes] = [{"id": f"id{n % 3}", "input": n} for n in range(6)]
     path = write_jsonl(tmp_path / "repeats.jsonl", rows)
-    options = PushOptions(file=path, project="p", dataset="d", validate_first=False, dry_run=True)
-    summary = push_file(None, options, NullProgress())
+    options = PushOptions(file=path, project="p", dataset="d", validate_first=False, batch_rows=2)
+    summary = push_file(None, options.model_copy(update={"dry_run": True}), NullProgress())
     assert (summary.rows_read, summary.rows_sent, summary.rows_duplicate) == (6, 0, 3)
     assert summary.warnings == [
         "3 rows of repeats.jsonl would be sent, then replaced: a later row has the same id, and the last "
         'one wins (e.g. id "id0" on rows 1, 4)'
     ]
+    # Every row is sent, in the batches the push makes (not those of the rows validating first sends).
+    sent = push_file(push_client, options.model_copy(update={"state_dir": tmp_path}), NullProgress())
+    assert (sent.rows_sent, sent.batches) == (6, 3)
+    assert summary.batches == sent.batches
 
 
 def test_a_bad_row_stops_the_push_saying_what_was_sent_and_the_mended_file_lands_every_row_once(
