@@ -294,7 +294,7 @@ def test_files_of_a_merge_that_never_committed_are_swept(
 
 
 def test_the_tree_on_an_s3_compatible_store(
-    demo_emulator: Emulator, tmp_path: Path, s3_bucket: pafs.S3FileSystem
+    demo_emulator: Emulator, tmp_path: Path, s3_bucket: pafs.S3FileSystem, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Credentials and endpoint the standard AWS way (the fixture): nothing secret in the URI.
     fs = s3_bucket
@@ -321,6 +321,14 @@ def test_the_tree_on_an_s3_compatible_store(
             for r in dataset.to_table(columns=[key, "id", "_xact_id"]).to_pylist()
         )
         assert stored and stored == sorted(query(local, f"SELECT {key}, id, _xact_id FROM {table}"))
+    views_file = settings.duckdb_path
+    cannot_write = (
+        f"cannot write {views_file}: DuckDB's httpfs extension, which reads object storage, is not "
+        "installed and could not be downloaded; the tables are synced, and the next sync writes the file "
+        "once httpfs is installed (run `INSTALL httpfs` once in a DuckDB session that is online)"
+    )
+    # Offline, the file of views could not be written: said so, without DuckDB's line cut short (`'httpfs:`).
+    assert (cannot_write in caplog.messages) is not views_file.exists()
     counted = "SELECT count(*) FROM project_logs"
     try:
         through_duckdb = query(settings, counted)
@@ -691,3 +699,12 @@ def test_a_removal_killed_after_its_commit_leaves_no_row_in_the_tree_once_the_ne
     assert os.listdir(directory) == ["_sync_state.json"]
     rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{tmp_path}/tree/project_logs/*/*.parquet')")
     assert rows.fetchall() == [(0,)]
+
+
+def test_a_message_names_a_path_of_an_s3_root_before_the_uri_s_query() -> None:
+    # It came after: `…/pre?endpoint_override=…&scheme=http/project_logs`.
+    root = Root("s3://AKIAKEY:s3cr3t@bucket/pre/?endpoint_override=127.0.0.1:9&scheme=http")
+    assert root.shown("project_logs/_sync_state.json") == (
+        "s3://***@bucket/pre/project_logs/_sync_state.json?endpoint_override=127.0.0.1:9&scheme=http"
+    )
+    assert Root("data/tree").shown("project_logs") == "data/tree/project_logs"
