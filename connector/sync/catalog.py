@@ -30,13 +30,18 @@ class Catalog:
         projects: the selected projects.
         objects: per listed kind (projects included), its objects in those projects.
         every_project: no project was left out: one synced before and missing here was deleted upstream.
-        listed_project_ids: every project the API listed, selected or not.
+        listed: every project the API listed, selected or not.
     """
 
     projects: tuple[Project, ...]
     objects: dict[ObjectKind, tuple[ApiObject, ...]]
     every_project: bool
-    listed_project_ids: frozenset[str] = frozenset()
+    listed: tuple[Project, ...]
+
+    @property
+    def listed_project_ids(self) -> frozenset[str]:
+        """The ids of every project the API listed."""
+        return frozenset(project.id for project in self.listed)
 
     def count(self, kind: ObjectKind) -> int:
         """How many objects of `kind` were listed."""
@@ -82,8 +87,7 @@ def discover_catalog(
     Raises:
         ConfigError: a selector matches no project.
     """
-    projects = listed_projects(client)
-    listed = frozenset(project.id for project in projects)
+    projects = listed = listed_projects(client)
     if selectors:
         chosen = [p for p in projects if p.id in selectors or p.name in selectors]
         unknown = set(selectors) - {p.id for p in chosen} - {p.name for p in chosen}
@@ -100,7 +104,7 @@ def discover_catalog(
     for kind in kinds:
         if kind.in_project:
             objects[kind] = tuple(obj for project in projects for obj in client.list_kind(kind, project.id))
-    return Catalog(tuple(projects), objects, every_project=not selectors, listed_project_ids=listed)
+    return Catalog(tuple(projects), objects, every_project=not selectors, listed=tuple(listed))
 
 
 def listed_projects(client: BraintrustClient) -> list[Project]:
@@ -131,10 +135,18 @@ def check_same_source(listed: Collection[str], states: Iterable[SyncState]) -> N
 
 
 def write_catalog(destination: Destination, catalog: Catalog) -> None:
-    """Replace the catalog tables' rows of the listed kinds: for every project, or only the listed ones."""
+    """Replace the catalog tables' rows of the listed kinds: for every project, or only the selected ones.
+
+    The projects' own rows are those of every project listed, selected or not: a run narrowed to some
+    projects refreshes the others' names too (two projects that swapped names upstream would otherwise
+    show one name twice), and keeps the rows of those not listed.
+    """
     project_ids = None if catalog.every_project else [project.id for project in catalog.projects]
     for kind, objects in catalog.objects.items():
-        destination.write_catalog(kind, objects, project_ids)
+        if kind is PROJECT and project_ids is not None:
+            destination.write_catalog(kind, catalog.listed, [project.id for project in catalog.listed])
+        else:
+            destination.write_catalog(kind, objects, project_ids)
 
 
 def listed_in_warehouse(destination: Destination) -> list[ObjectRef] | None:

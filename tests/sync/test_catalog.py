@@ -100,6 +100,29 @@ def test_a_sync_of_one_project_keeps_the_other_projects_definitions(
     assert ("urgent",) in query(warehouse, "SELECT name FROM project_tags")
 
 
+def test_a_sync_of_one_project_refreshes_every_listed_project_s_name(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    store = demo_emulator.store
+    first, second = (store.create_project(name)["id"] for name in ("alpha", "beta"))
+    sync(demo_emulator, warehouse)
+    gone = store.create_project("gone")["id"]
+    sync(demo_emulator, warehouse, projects=("gone",))
+    store.delete("project", gone)
+    # Names swapped upstream: refreshing only the selected project's row showed "alpha" twice.
+    store.patch("project", first, {"name": "swap"})
+    store.patch("project", second, {"name": "alpha"})
+    store.patch("project", first, {"name": "beta"})
+    sync(demo_emulator, warehouse, projects=("alpha",))
+    names = dict(query(warehouse, "SELECT id, name FROM projects"))
+    assert (names[first], names[second]) == ("beta", "alpha")
+    assert len(set(names.values())) == len(names)
+    # A project no longer listed keeps its row until a sync of every project.
+    assert names[gone] == "gone"
+    sync(demo_emulator, warehouse)
+    assert gone not in dict(query(warehouse, "SELECT id, name FROM projects"))
+
+
 def test_the_readme_queries_run_on_the_demo_warehouse(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
