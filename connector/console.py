@@ -1,4 +1,4 @@
-"""The `bt-sync` console script: the command line, and Ctrl-C while it loads.
+"""The `bt-sync` console script: the command line, and Ctrl-C (or SIGTERM) while it loads.
 
 Loading the command line (typer, pydantic and the commands' modules) takes a tenth of a second, before
 `connector.cli.run` can take Ctrl-C as it does at any later moment. So this module, which loads
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+from types import FrameType
 from typing import NoReturn
 
 EXIT_INTERRUPTED = 130
@@ -21,6 +23,7 @@ def run() -> NoReturn:
     # validator: 20-30 ms of every command. bt-sync has no use for them; `PYDANTIC_DISABLE_PLUGINS=` (empty)
     # in the environment brings them back.
     os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+    take_sigterm_as_ctrl_c()
     try:
         from connector.cli import run as run_command_line
     except KeyboardInterrupt:
@@ -31,6 +34,19 @@ def run() -> NoReturn:
         sys.stdout.flush()
         os._exit(EXIT_INTERRUPTED)
     run_command_line()
+
+
+def take_sigterm_as_ctrl_c() -> None:
+    """A scheduler stops a job with SIGTERM: the command stops as at Ctrl-C (a push says what it
+    checkpointed, `--json` prints its error document), rather than dying silently. Left alone where it is
+    ignored."""
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, stop_as_at_ctrl_c)
+
+
+def stop_as_at_ctrl_c(signum: int, frame: FrameType | None) -> NoReturn:
+    """A signal handler raising what Ctrl-C raises."""
+    raise KeyboardInterrupt
 
 
 def error_document(message: str, code: int) -> str:

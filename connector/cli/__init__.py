@@ -17,14 +17,20 @@ import sys
 import threading
 import traceback
 from collections.abc import Iterator
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import NoReturn
 
 from pydantic import ValidationError
 
 from connector.cli import catalog, demo, emulator, maintain, push, sql, sync
 from connector.cli.app import app, json_output, stderr_reader_may_leave
-from connector.console import EXIT_INTERRUPTED, before_values, error_document
+from connector.console import (
+    EXIT_INTERRUPTED,
+    before_values,
+    error_document,
+    stop_as_at_ctrl_c,
+    take_sigterm_as_ctrl_c,
+)
 from connector.display import printable
 from connector.errors import (
     BtSyncError,
@@ -111,10 +117,7 @@ def run() -> NoReturn:
     of C++ code ("terminate called without an active exception", exit code -6, after the message was
     printed: 2 pushes in 150 of a CSV file with a malformed row, under load).
     """
-    # A scheduler stops a job with SIGTERM: a command stops as at Ctrl-C (a push says what it checkpointed,
-    # `--json` prints its error document), rather than dying silently. Left alone where it is ignored.
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _stop_as_at_ctrl_c)
+    take_sigterm_as_ctrl_c()  # already, when started by the console script
     try:
         main()
     except SystemExit as done:
@@ -136,10 +139,6 @@ def run() -> NoReturn:
         with contextlib.suppress(OSError):
             stream.flush()
     os._exit(code or 0)
-
-
-def _stop_as_at_ctrl_c(signum: int, frame: FrameType | None) -> NoReturn:
-    raise KeyboardInterrupt
 
 
 def main() -> None:
@@ -174,7 +173,7 @@ def _swallowed_interrupts_delivered() -> Iterator[None]:
         ):
             # Raised now, it would be discarded again: a millisecond later, from a timer, it lands where
             # the main thread is then (and, should that be such a place again, it comes back here).
-            signal.signal(signal.SIGALRM, _stop_as_at_ctrl_c)
+            signal.signal(signal.SIGALRM, stop_as_at_ctrl_c)
             signal.setitimer(signal.ITIMER_REAL, 0.001)
             return
         previous_hook(unraisable)
@@ -184,7 +183,7 @@ def _swallowed_interrupts_delivered() -> Iterator[None]:
         yield
     finally:
         sys.unraisablehook = previous_hook
-        if signal.getsignal(signal.SIGALRM) is _stop_as_at_ctrl_c:
+        if signal.getsignal(signal.SIGALRM) is stop_as_at_ctrl_c:
             # Whether or not the interrupt came again before the command ended: nothing left to stop.
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous_alarm)

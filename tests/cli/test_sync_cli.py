@@ -1128,14 +1128,18 @@ def test_ctrl_c_caught_by_duckdb_or_landing_in_a_finalizer_is_an_interruption(sc
     assert json.loads(done.stdout) == {"error": "interrupted", "exit_code": 130}
 
 
-# The console script, with Ctrl-C arriving while the command line loads (as typer is imported).
+# The console script, with Ctrl-C or SIGTERM arriving while the command line loads (as typer is imported).
 INTERRUPTED_WHILE_LOADING = """
-import builtins, sys
+import builtins, os, sys
 real_import = builtins.__import__
 
 def importing(name, *args, **kwargs):
     if name == "typer":
-        raise KeyboardInterrupt
+        builtins.__import__ = real_import
+        if os.environ["STOP"] == "SIGTERM":
+            os.kill(os.getpid(), 15)  # SIGTERM: it killed the process silently
+        else:
+            raise KeyboardInterrupt
     return real_import(name, *args, **kwargs)
 
 builtins.__import__ = importing
@@ -1145,11 +1149,17 @@ run()
 """
 
 
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("as_json", [False, True])
-def test_ctrl_c_while_the_command_line_loads_is_an_interruption_not_a_traceback(as_json: bool) -> None:
+def test_ctrl_c_while_the_command_line_loads_is_an_interruption_not_a_traceback(
+    as_json: bool, stop: str
+) -> None:
     arguments = ["status", *(["--json"] if as_json else [])]
     done = subprocess.run(
-        [sys.executable, "-c", INTERRUPTED_WHILE_LOADING, *arguments], capture_output=True, timeout=60
+        [sys.executable, "-c", INTERRUPTED_WHILE_LOADING, *arguments],
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "STOP": stop},
     )
     assert (done.returncode, done.stderr) == (130, b"bt-sync: interrupted\n")
     assert (json.loads(done.stdout) if as_json else done.stdout) == (
