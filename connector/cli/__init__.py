@@ -22,6 +22,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
+from connector import interrupts
 from connector.cli import catalog, demo, emulator, maintain, push, sql, sync
 from connector.cli.app import app, json_output, stderr_reader_may_leave
 from connector.console import (
@@ -213,6 +214,7 @@ def _run(debug: bool) -> None:
     except Interrupted as error:
         _fail(_one_line(error), EXIT_INTERRUPTED, debug)
     except (BtSyncError, ValidationError) as error:
+        _stop_if_interrupted(error)
         _fail(
             _one_line(error),
             EXIT_USAGE if isinstance(error, ConfigError | ValidationError) else EXIT_FAILURE,
@@ -231,8 +233,18 @@ def _run(debug: bool) -> None:
     except Exception as error:
         if "duckdb" not in type(error).__module__:
             raise
+        _stop_if_interrupted(error)
         # A DuckDB error that reached here (a full disk, an unreadable file) names its cause.
         _fail(f"DuckDB: {one_line_reason(error)}", EXIT_FAILURE, debug)
+
+
+def _stop_if_interrupted(error: Exception) -> None:
+    """Exit as interrupted if `error` is DuckDB's report of Ctrl-C (in its words, or in a message of ours)."""
+    try:
+        interrupts.raise_if_interrupted(error)
+    except KeyboardInterrupt:
+        _interrupted()
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _interrupted() -> None:

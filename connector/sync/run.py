@@ -19,6 +19,7 @@ from http import HTTPStatus
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from connector import interrupts
 from connector.api.client import BraintrustClient
 from connector.api.xact import snapshot_pin, xact_span_for_seconds
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
@@ -292,6 +293,7 @@ class _SyncRun:
             self._unavailable_in_a_row += 1
             return self._failed(ref, str(error))
         except WarehouseError as error:
+            interrupts.raise_if_interrupted(error)
             self._unwritable_in_a_row += 1
             return self._failed(ref, str(error))
         self._unavailable_in_a_row = self._unwritable_in_a_row = 0

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from connector import interrupts
 from connector.destinations.file_size import file_target_rows
 from connector.errors import WarehouseError, first_line
 from connector.sync.seen import SeenIds
@@ -604,6 +605,7 @@ def _mended(body: bytes | bytearray, error: duckdb.InvalidInputException) -> byt
         PageMalformed: DuckDB refused the page for anything else (only what it says of the input:
             running out of memory or disk is not the page's fault).
     """
+    interrupts.raise_if_interrupted(error)
     mended = without_lone_surrogates(body) if "surrogate" in str(error) else None
     if mended is None:
         raise PageMalformed(f"the page is not valid JSON ({first_line(error)})") from None

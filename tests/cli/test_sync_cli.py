@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from connector.config import WarehouseSettings
+from connector.destinations.parquet_tree import ParquetTree
 from connector.emulator import Emulator, FaultRule, ListQuery
 from tests.helpers import (
     CLI,
@@ -1390,3 +1391,22 @@ def test_ctrl_c_stops_a_runaway_query_of_bt_sync_sql(
     finally:
         querying.kill()
     assert (querying.returncode, out, err) == (130, b"", b"bt-sync: interrupted\n")
+
+
+def test_ctrl_c_that_duckdb_reports_as_its_own_error_is_an_interruption(
+    demo_emulator: Emulator,
+    warehouse: WarehouseSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    def interrupted(*args: object, **kwargs: object) -> None:
+        # DuckDB's words, seen when Ctrl-C landed as it read the catalog's rows (it exited 1, "DuckDB: …").
+        raise duckdb.InvalidInputException(
+            "Invalid Input Error: exporting a stream from the object registered as 'catalog_rows' failed: "
+            "KeyboardInterrupt:"
+        )
+
+    monkeypatch.setattr(ParquetTree, "write_catalog", interrupted)
+    done = cli_in_process(capfd, "sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse),
+                          env={"BRAINTRUST_API_KEY": demo_emulator.api_key})  # fmt: skip
+    assert (done.returncode, done.stderr) == (130, "bt-sync: interrupted\n")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 import pytest
 from rich.console import Console
 
@@ -192,6 +193,30 @@ def test_a_page_that_fails_its_checks_leaves_no_table_in_the_process_s_staging_d
     assert part.exists()
     with closing(stage._session().connect()) as con:
         assert con.execute("SELECT table_name FROM duckdb_tables()").fetchall() == []
+
+
+def test_ctrl_c_while_duckdb_reads_a_page_stops_the_sync_rather_than_failing_its_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = stage._one_string
+
+    def interrupted_as_read(body: bytes | bytearray) -> pa.RecordBatchReader:
+        table = real(body)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            raise KeyboardInterrupt  # as Ctrl-C's handler raises it, while DuckDB reads the page
+            yield from table.to_batches()
+
+        return pa.RecordBatchReader.from_batches(table.schema, batches())
+
+    monkeypatch.setattr(stage, "_one_string", interrupted_as_read)
+    stager = stage.PageStager(
+        LOGS, ObjectStaging(tmp_path, LOGS_REF), [], ordered=True, oldest_xact=None, object_rows=0
+    )
+    # DuckDB reports it as an error of its own, which was taken for a malformed page: the object failed,
+    # and the sync went on to the next one.
+    with closing(stager), pytest.raises(KeyboardInterrupt):
+        stager.stage(orjson.dumps({"events": [logs_event("a", 2)], "cursor": None}), None)
 
 
 def test_misfits_keep_their_value_in_extra_and_nothing_is_lost(
