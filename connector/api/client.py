@@ -36,6 +36,7 @@ from connector.errors import (
     ApiError,
     ApiMisdirected,
     AuthError,
+    ConfigError,
     MalformedResponse,
     MissingApiKey,
     NotFoundError,
@@ -130,17 +131,26 @@ class BraintrustClient:
         self.stats = ClientStats()
         self._max_attempts = settings.max_attempts
         self._wait = backoff_honouring_retry_after(settings.backoff_initial_s, settings.backoff_max_s)
-        self._http = httpx.Client(
-            base_url=settings.api_url,
-            headers={
-                "Authorization": f"Bearer {self._key}",
-                "User-Agent": f"bt-sync/{__version__}",
-            },
-            timeout=httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 10.0)),
-            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
-            verify=_tls_context(),
-            transport=transport,
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=settings.api_url,
+                headers={
+                    "Authorization": f"Bearer {self._key}",
+                    "User-Agent": f"bt-sync/{__version__}",
+                },
+                timeout=httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 10.0)),
+                limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
+                verify=_tls_context(),
+                transport=transport,
+            )
+        except ImportError as error:  # httpx reads the proxy from the environment
+            if "socksio" not in str(error):
+                raise
+            raise ConfigError(
+                "the environment sets a SOCKS proxy (ALL_PROXY, HTTPS_PROXY or HTTP_PROXY), which httpx "
+                "reaches only with the socksio package: install it in bt-sync's environment (pip install "
+                "socksio), or unset the proxy"
+            ) from None
 
     def close(self) -> None:
         """Close pooled connections."""

@@ -1410,3 +1410,15 @@ def test_ctrl_c_that_duckdb_reports_as_its_own_error_is_an_interruption(
     done = cli_in_process(capfd, "sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse),
                           env={"BRAINTRUST_API_KEY": demo_emulator.api_key})  # fmt: skip
     assert (done.returncode, done.stderr) == (130, "bt-sync: interrupted\n")
+
+
+def test_a_socks_proxy_httpx_cannot_use_is_a_setting_error_not_a_traceback(demo_emulator: Emulator) -> None:
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key, "ALL_PROXY": f"socks5://127.0.0.1:{free_port()}"}
+    done = run_cli("projects", "--api-url", demo_emulator.url, "--json", env=env)
+    reason = (
+        "the environment sets a SOCKS proxy (ALL_PROXY, HTTPS_PROXY or HTTP_PROXY), which httpx reaches only "
+        "with the socksio package: install it in bt-sync's environment (pip install socksio), or unset the "
+        "proxy"
+    )
+    assert (done.returncode, json.loads(done.stdout)) == (2, {"error": reason, "exit_code": 2})
+    assert done.stderr == f"bt-sync: error: {reason}\n"
