@@ -142,8 +142,9 @@ class DestinationKind(StrEnum):
     ICEBERG = "iceberg"
 
 
-# What DuckDB's glob patterns take as wildcards.
-_GLOB_CHARACTERS = "*?[]"
+# What DuckDB's glob patterns take as wildcards, and the backslash, which DuckDB takes as an escape in
+# a pattern and as a separator in a file's path (a DuckDB file under `a\b` was written as `a/b`).
+_GLOB_CHARACTERS = "*?[]\\"
 
 
 class WarehouseSettings(_Settings):
@@ -212,8 +213,8 @@ class WarehouseSettings(_Settings):
         found = sorted(set(_GLOB_CHARACTERS) & set(str(path)))
         if found:
             raise ValueError(
-                f"the path {path} holds {' and '.join(found)}, which DuckDB reads as a wildcard in file "
-                "names: choose a directory whose path has none of * ? [ ]"
+                f"the path {path} holds {' and '.join(found)}, which DuckDB reads as a wildcard or an "
+                "escape in file names: choose a directory whose path has none of * ? [ ] \\"
             )
         return value
 

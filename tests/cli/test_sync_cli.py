@@ -549,6 +549,13 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
             "wildcard",
         ),
         (["status", "--duckdb", "/tmp/what?/w.duckdb"], {}, "--duckdb: the path /tmp/what?/w.duckdb holds ?"),
+        # DuckDB wrote the file under `a\b` as `a/b`, and read `\` in a pattern as an escape.
+        (
+            ["sync", "--api-url", "{url}", "--parquet", "/tmp/back\\slash/pq"],
+            {},
+            "--parquet: the path /tmp/back\\slash/pq holds \\, which DuckDB reads as a wildcard or an escape",
+        ),
+        (["status", "--duckdb", "/tmp/a\\b.duckdb"], {}, "--duckdb: the path /tmp/a\\b.duckdb holds \\"),
         # Every attempt made, in milliseconds rather than the default backoff's 10 s.
         (["sync", "--api-url", "http://127.0.0.1:9"], {"BT_SYNC_BACKOFF_INITIAL_S": "0.01"}, "unavailable"),
         (["sync", "--api-url", "{url}", "--timeout", "-1"], {}, "timeout"),
