@@ -20,7 +20,8 @@ _SECRET_PARAMETER = re.compile(
     r"(?P<name>[\w.-]*(?:key|secret|token|password|signature|credential)[\w.-]*)=(?P<value>[^&\s]*)",
     re.IGNORECASE,
 )
-# Shorter values are not scrubbed from messages: replacing every `k` of a test key would garble them.
+# Shorter values are scrubbed from messages only where they stand as a word of their own: replacing every
+# `k` of a test key would garble them.
 SHORTEST_SECRET = 6
 
 
@@ -48,15 +49,18 @@ def uri_secrets(text: str) -> set[str]:
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` redacted, and with each of `secrets` (at least `SHORTEST_SECRET` long) replaced by `***`.
+    """`text` redacted, and with each of `secrets` replaced by `***`: wherever it shows, or, one shorter than
+    `SHORTEST_SECRET`, where it is a word of its own (`invalid token k3y`).
 
     Each secret is also found as Python's `repr` and JSON spell it: a traceback quotes a value holding a
     newline or a non-ASCII character escaped (pydantic's `input_value='…\\n…'`), and so does a JSON body.
     """
-    spellings = {spelling for secret in secrets for spelling in _spellings(secret)}
+    spellings = {spelling for secret in secrets for spelling in _spellings(secret) if spelling}
     for spelling in sorted(spellings, key=len, reverse=True):
         if len(spelling) >= SHORTEST_SECRET:
             text = text.replace(spelling, "***")
+        else:
+            text = re.sub(rf"(?<!\w){re.escape(spelling)}(?!\w)", "***", text)
     return redact(text)
 
 

@@ -112,3 +112,16 @@ def test_a_debug_traceback_shows_no_secret(emulator: Emulator, flags: list[str],
 def test_credentials_in_a_uri_are_hidden_and_nothing_else(text: str, shown: str) -> None:
     assert redact(text) == shown
     assert scrub(f"namespace {text} not found", uri_secrets(text)) == f"namespace {shown} not found"
+
+
+def test_a_short_key_quoted_back_is_hidden_where_it_stands_as_a_word() -> None:
+    # Keys under six characters were not scrubbed at all, to leave the letters of other words alone.
+    assert scrub("key k3y, k3y12 and xk3y", ["k3y"]) == "key ***, k3y12 and xk3y"
+    with Emulator(api_key="k3y12") as emulator:
+        echoed = '{"error": "invalid token k3y12"}'
+        emulator.faults.add(
+            FaultRule(kind="status", route="/v1/project", status=400, body=echoed, times=None)
+        )
+        done = run_cli("projects", "--api-url", emulator.url, env={"BRAINTRUST_API_KEY": "k3y12"})
+    assert done.returncode == 1
+    assert "invalid token ***" in done.stderr and "k3y12" not in done.stdout + done.stderr
