@@ -59,7 +59,7 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
     for spelling in sorted(spellings, key=len, reverse=True):
         if len(spelling) >= SHORTEST_SECRET:
             text = text.replace(spelling, "***")
-        else:
+        elif spelling[0].isalnum() and spelling[-1].isalnum():  # else no word has it as its own (` `)
             text = re.sub(rf"(?<!\w){re.escape(spelling)}(?!\w)", "***", text)
     return redact(text)
 
