@@ -94,8 +94,10 @@ def discover_catalog(
         if unknown:
             known = ", ".join(sorted(p.name for p in projects)) or "none"
             # A name that served for weeks stops matching when its project is deleted or renamed upstream.
+            # Quoted when a space at an end would not show (a copy and paste's: ' pp' looked like pp).
+            shown = ", ".join(name if name == name.strip() else repr(name) for name in sorted(unknown))
             raise ConfigError(
-                f"no project named or with id {', '.join(sorted(unknown))} (projects: {known}); one deleted "
+                f"no project named or with id {shown} (projects: {known}); one deleted "
                 "or renamed upstream is no longer listed: name the projects that are (--project, or the "
                 "Dagster resource's `projects`)"
             )

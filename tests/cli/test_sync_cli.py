@@ -528,6 +528,12 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
             "no project named or with id nope (projects: none); one deleted or renamed upstream is no longer "
             "listed: name the projects that are",
         ),
+        # A space at an end showed as nothing: "no project named or with id pp (projects: …, pp)".
+        (
+            ["sync", "--api-url", "{url}", "--project", " pp"],
+            {},
+            "no project named or with id ' pp' (projects",
+        ),
         (["sync", "--api-url", "{url}", "--duckdb", "/proc/forbidden/w.duckdb"], {}, "/proc/forbidden"),
         (["sync", "--api-url", "{url}", "--duckdb", "{corrupt}"], {}, "not a valid DuckDB database"),
         (
