@@ -112,10 +112,10 @@ def print_output(text: str) -> None:
     except BrokenPipeError:
         discard_output()
     except OSError as error:
-        raise _unwritable(error) from None
+        raise unwritable_output(error) from None
 
 
-def _unwritable(error: OSError) -> OutputError:
+def unwritable_output(error: OSError) -> OutputError:
     """The error of output that could not be written (a full disk under `> out.json`, or /dev/full).
 
     Named as standard output's, not taken for the warehouse's disk; what is left of the output goes
@@ -203,7 +203,7 @@ def output_console(*, reader_may_leave: bool = False) -> Console:
             except BrokenPipeError:  # `on_broken_pipe`'s, for a command whose reader may leave
                 raise
             except OSError as error:
-                raise _unwritable(error) from None
+                raise unwritable_output(error) from None
 
         def on_broken_pipe(self) -> None:
             if reader_may_leave:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from connector.cli.app import app, output_console
+from connector.cli.app import app, output_console, unwritable_output
 from connector.cli.options import (
     DestinationOption,
     DuckDbOption,
@@ -78,3 +78,10 @@ def sql(
         except BrokenPipeError:
             # The reader has the rows it wanted (`bt-sync sql … | head`): stopping early is no failure.
             return
+        except OSError as error:
+            # Writing is the only I/O here outside DuckDB's and Arrow's reading of the result.
+            import pyarrow as pa  # loaded by the query already; not by every command's start
+
+            if isinstance(error, pa.ArrowException):
+                raise
+            raise unwritable_output(error) from None

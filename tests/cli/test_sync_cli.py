@@ -1357,19 +1357,27 @@ def test_a_command_started_with_stdout_closed_says_so(tmp_path: Path) -> None:
     )
 
 
-# A JSON summary, a table, a sync's summary table and its closing line.
-@pytest.mark.parametrize("command", [["status", "--json"], ["status"], ["sync"]])
+# A JSON summary, a table, a sync's summary table and its closing line, a query's CSV and JSON.
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status", "--json"],
+        ["status"],
+        ["sync"],
+        *(["sql", "--format", output, "SELECT * FROM project_logs"] for output in ("csv", "json")),
+    ],
+)
 def test_a_summary_that_cannot_be_written_is_one_line(
     demo_emulator: Emulator, warehouse: WarehouseSettings, command: list[str]
 ) -> None:
     sync(demo_emulator, warehouse)
     flags = cli_warehouse_args(warehouse)
-    if command[0] == "status":  # it takes no --state-dir
+    if command[0] in ("status", "sql"):  # they take no --state-dir
         flags = flags[:4]
     api = {"BRAINTRUST_API_URL": demo_emulator.url, "BRAINTRUST_API_KEY": demo_emulator.api_key}
     with open("/dev/full", "w") as full:
         done = subprocess.run(
-            [*CLI, *command, *flags],
+            [*CLI, *command[:1], *flags, *command[1:]],
             env=os.environ | api,
             stdout=full,
             stderr=subprocess.PIPE,
