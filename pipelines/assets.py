@@ -131,7 +131,8 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
             # Another deployment's API (a staging URL, a key of another organization) would sync its objects
             # of the same names into this warehouse, and a reconcile then remove this one's.
             check_same_source({project.id for project in projects}, destination.list_states())
-            found = find_objects(client, assets.kind, context.partition_keys, braintrust.projects, projects)
+            keys = _partition_keys(context, assets)
+            found = find_objects(client, assets.kind, keys, braintrust.projects, projects)
             org_names = _org_names(context, braintrust, client)
             with ExitStack() as run_reader:
                 # One reader for the run, when it sees each sync's commit; else one after each sync.
@@ -140,7 +141,7 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                     if destination.reader_follows_commits
                     else None
                 )
-                for key in context.partition_keys:
+                for key in keys:
                     obj = found.get(key)
                     if obj is None and config.reconcile:
                         # Deleted upstream: the reconcile removes its rows below, the sensor its partition.
@@ -156,7 +157,8 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                     url = obj.url(braintrust.app(), org_names)
                     with _reader_after_syncs(context, warehouse, kept) as connection:
                         shown = _read(context, connection, partial(object_preview, obj=obj))
-                    yield _recorded(context, assets, key, event_metadata(obj, summary, warehouse, shown, url))
+                    metadata = event_metadata(obj, summary, warehouse, shown, url)
+                    yield _recorded(assets, key, metadata, alone=_one_partition(context))
                 if config.reconcile:
                     catalog = discover_catalog(client, braintrust.projects, [assets.kind])
                     vanished = remove_vanished(
@@ -170,7 +172,7 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                 if size is not None:
                     yield dg.AssetObservation(asset_key=assets.key, metadata=size)
             if errors:
-                raise partition_failures(errors, len(context.partition_keys))
+                raise partition_failures(errors, len(keys))
 
     return sync_events
 
@@ -220,14 +222,44 @@ def _read(
 
 
 def _recorded(
-    context: dg.AssetExecutionContext, assets: EventAssets, key: str, metadata: dict[str, dg.MetadataValue]
+    assets: EventAssets, key: str, metadata: dict[str, dg.MetadataValue], *, alone: bool
 ) -> dg.MaterializeResult[Any] | dg.AssetMaterialization:
     """How a synced partition is recorded: as the step's output when the run holds only it (the asset's
     checks then run after it), else as its own materialization (one output would stand for every
     partition of the range, with one set of metadata)."""
-    if len(context.partition_keys) == 1:
+    if alone:
         return dg.MaterializeResult(metadata=metadata)
     return dg.AssetMaterialization(asset_key=assets.key, partition=key, metadata=metadata)
+
+
+def _one_partition(context: dg.AssetExecutionContext) -> bool:
+    """Whether the run is of one partition, not a range (which may have lost all but one: see below)."""
+    requested = context.partition_key_range
+    return bool(requested.start == requested.end)
+
+
+def _partition_keys(context: dg.AssetExecutionContext, assets: EventAssets) -> list[str]:
+    """The run's partitions; of a range naming one removed since the run was requested (an object deleted
+    upstream, whose partition the discovery sensor removed while the run waited in the queue), those
+    that remain from its start (or the first) to its end (or the last), with a warning.
+
+    Dagster checks the range only when the run reads it: the weekly reconcile, a range from the first
+    partition to the last, failed whole, reconciling nothing that week.
+    """
+    try:
+        return list(context.partition_keys)
+    except dg.DagsterInvalidInvocationError:
+        requested = context.partition_key_range
+    current = list(context.instance.get_dynamic_partitions(assets.partitions_name))
+    first = current.index(requested.start) if requested.start in current else 0
+    last = current.index(requested.end) if requested.end in current else len(current) - 1
+    keys: list[str] = current[first : last + 1]
+    context.log.warning(
+        f"the run's partition range {requested.start} to {requested.end} names partitions removed since it "
+        f"was requested (objects deleted upstream): it syncs the {len(keys):,} from "
+        f"{keys[0] if keys else '-'} to {keys[-1] if keys else '-'} instead"
+    )
+    return keys
 
 
 def _org_names(

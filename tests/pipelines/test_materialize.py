@@ -16,11 +16,14 @@ import pytest
 from dagster._core.definitions.data_version import CachingStaleStatusResolver
 from dagster._core.loader import LoadingContextForTest
 
+from connector.api.client import BraintrustClient
 from connector.emulator import Emulator, FaultRule
 from pipelines import BraintrustTableData, BraintrustTranslator, build_definitions
+from pipelines import assets as assets_module
 from pipelines.jobs import CHECKS_JOB_NAME
 from pipelines.resources import BraintrustResource, WarehouseResource
 from pipelines.schedules import RANGE_END_TAG, RANGE_START_TAG
+from schemas.api import Project
 from tests.pipelines.helpers import (
     EXPERIMENT_EVENTS,
     materializations,
@@ -345,6 +348,42 @@ def test_a_reconcile_run_syncs_every_partition_in_one_run_and_removes_what_was_d
     assert "1 deleted" in materializations(logs)["support-bot"]["last_sync"]
     remaining = warehouse_ids(warehouse_resource, "project_logs", "project_id", upstream["project"])
     assert "log-4" not in remaining and len(remaining) == 29
+
+
+def test_a_reconcile_run_whose_range_lost_a_partition_while_queued_reconciles_what_remains(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    warehouse_resource: WarehouseResource,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    refresh_catalog(test_defs, instance)
+    # Created after the others' partitions: the newest, the end of the reconcile's range.
+    nightly = emulator.store.create_experiment(upstream["project"], "nightly")
+    emulator.store.insert("experiment", nightly["id"], [{"id": "n-1"}])
+    sync_warehouse(emulator, warehouse_resource)
+    refresh_catalog(test_defs, instance)
+    schedule = test_defs.resolve_schedule_def("braintrust_experiment_events_reconcile_schedule")
+    request = schedule(dg.build_schedule_context(instance=instance))
+    assert isinstance(request, dg.RunRequest)
+    assert request.tags[RANGE_END_TAG] == "support-bot/nightly"
+    listed = assets_module.listed_projects
+
+    def deleted_meanwhile(client: BraintrustClient) -> list[Project]:
+        # Once the run has started (as after a wait in the queue): the experiment is deleted upstream, and
+        # the discovery sensor removes its partition.
+        emulator.store.delete("experiment", nightly["id"])
+        instance.delete_dynamic_partition("bt_experiments", "support-bot/nightly")
+        return listed(client)
+
+    monkeypatch.setattr(assets_module, "listed_projects", deleted_meanwhile)
+    result = run_job(test_defs, instance, EXPERIMENTS_JOB, run_config=request.run_config, tags=request.tags)
+    # Dagster's "not a valid range" failed the run whole: nothing was reconciled that week.
+    assert sorted(materializations(result)) == ["support-bot/baseline"]
+    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any("names partitions removed since it was requested" in message for message in logged)
+    assert warehouse_ids(warehouse_resource, "experiment_events", "experiment_id", nightly["id"]) == set()
 
 
 def test_a_range_run_in_which_one_partition_fails_names_it(
