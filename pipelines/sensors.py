@@ -37,6 +37,8 @@ _ENDED = [*_FAILED, dg.DagsterRunStatus.SUCCESS]
 _LONGEST_FIRST_SYNC_WAIT_S = 3600
 # Enough failed runs in a row to reach that wait (`_backing_off`).
 _FAILURES_COUNTED = 5
+# Partitions waiting after a failed first sync that a skipped tick names.
+_SHOWN_WAITING = 5
 
 
 def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.SensorDefinition:
@@ -66,6 +68,8 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         synced = {(state.object_type, state.object_id): state.name for state in states}
         partition_requests: list[PartitionsRequest] = []
         sync_requests: list[dg.RunRequest] = []
+        # Partitions whose first sync failed, not asked for again yet.
+        waiting: list[str] = []
         # What the catalog run follows: partitions removed, objects never synced (by key and id), and
         # objects renamed since their last sync (by their sync's key, which names that last run).
         changes: list[str] = []
@@ -81,7 +85,9 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
                 if key in change.added or synced_as != ref.name:
                     is_synced = synced_as is not None
                     request = _first_sync(context.instance, change.assets, key, ref)
-                    if not _backing_off(context.instance, change.assets, key):
+                    if _backing_off(context.instance, change.assets, key):
+                        waiting.append(f"{change.assets.partitions_name}:{key}")
+                    else:
                         sync_requests.append(request)
                     identity = f"{change.assets.partitions_name}:{key}:{ref.object_id}"
                     # Never synced: by the run that last synced it into a warehouse, if one did (the
@@ -93,7 +99,7 @@ def build_discovery_sensor(specs: BraintrustSpecs, jobs: BraintrustJobs) -> dg.S
         # A catalog run that failed is asked for again at the next tick, whether or not anything is pending.
         catalog_failed = _failed_last(context.instance, jobs.catalog.name)
         if not partition_requests and not sync_requests and not catalog_failed:
-            return dg.SensorResult(skip_reason="every Braintrust object has a synced partition")
+            return dg.SensorResult(skip_reason=_nothing_to_do(waiting))
         # Later syncs come from the schedules. A first sync is of a new object, which the catalog lacks
         # even when its partition key is an old one (an object deleted and re-created under its name).
         # Keyed by what it follows, and by its own last failure: Dagster launches it once, not again at
@@ -153,6 +159,17 @@ def _last_failure(instance: dg.DagsterInstance, job_name: str) -> str:
     """The id of the job's last run that failed or was cancelled ("none" if none did)."""
     runs = instance.get_runs(dg.RunsFilter(job_name=job_name, statuses=list(_FAILED)), limit=1)
     return runs[0].run_id if runs else "none"
+
+
+def _nothing_to_do(waiting: list[str]) -> str:
+    """Why a tick requests nothing: every object is synced, or those that are not wait after failing."""
+    if not waiting:
+        return "every Braintrust object has a synced partition"
+    shown = ", ".join(waiting[:_SHOWN_WAITING]) + (", …" if len(waiting) > _SHOWN_WAITING else "")
+    return (
+        f"{len(waiting):,} partitions never synced wait to be asked for again after their first sync failed "
+        f"(5, 15, 35 minutes after, then hourly): {shown}; every other object has a synced partition"
+    )
 
 
 def _backing_off(instance: dg.DagsterInstance, assets: EventAssets, key: str) -> bool:

@@ -246,6 +246,15 @@ def test_a_first_sync_that_failed_is_asked_for_again_once_per_failure(
     # Failed twice in a row: asked for again a tick later (then 15 and 35 minutes, an hour at most), not
     # at every tick, as an object the API refuses for good would be.
     assert not first_syncs(discover(test_defs, instance))
+    # Nothing else pending: the tick's skip names the partitions that wait (it said every object had a
+    # synced partition).
+    run_job(test_defs, instance, CATALOG_JOB_NAME)
+    skipped = discover(test_defs, instance).skip_reason
+    assert skipped is not None and skipped.skip_message == (
+        "3 partitions never synced wait to be asked for again after their first sync failed (5, 15, 35 "
+        "minutes after, then hourly): bt_project_logs:support-bot, bt_experiments:support-bot/baseline, "
+        "bt_datasets:support-bot/golden; every other object has a synced partition"
+    )
     later = time.time() + DISCOVERY_INTERVAL_S
     monkeypatch.setattr(sensors, "time", SimpleNamespace(time=lambda: later))
     # The daemon would launch only runs of keys it never saw: each key names the run that failed.
