@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import ssl
 import threading
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -113,6 +115,17 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def _through_proxy(url: str) -> str:
+    """` (through the proxy P)` when the environment sends requests to `url` through one, as httpx reads it:
+    an unreachable proxy fails every request as an unreachable API would."""
+    parts = urllib.parse.urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):  # NO_PROXY
+        return ""
+    return f" (through the proxy {redact(proxy)})"
+
+
 class BraintrustClient:
     """A synchronous client for the parts of the Braintrust API that bt-sync uses.
 
@@ -129,6 +142,7 @@ class BraintrustClient:
         # An error's body may quote the request's headers back: its text never shows the key.
         self._key = settings.api_key.get_secret_value().strip()
         self.stats = ClientStats()
+        self._through = _through_proxy(settings.api_url)
         self._max_attempts = settings.max_attempts
         self._wait = backoff_honouring_retry_after(settings.backoff_initial_s, settings.backoff_max_s)
         try:
@@ -351,7 +365,8 @@ class BraintrustClient:
             attempts = counted(self._max_attempts, "attempts")
             raise ServerUnavailable(
                 f"{method} {path} failed after {attempts} ({_describe(error)}); "
-                f"the API at {redact(self.api_url)} is unavailable or overloaded, try again later.",
+                f"the API at {redact(self.api_url)}{self._through} is unavailable or overloaded, try again "
+                "later.",
                 status=error.status if isinstance(error, RetryableResponse) else None,
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")

@@ -1443,3 +1443,20 @@ def test_a_socks_proxy_httpx_cannot_use_is_a_setting_error_not_a_traceback(demo_
     )
     assert (done.returncode, json.loads(done.stdout)) == (2, {"error": reason, "exit_code": 2})
     assert done.stderr == f"bt-sync: error: {reason}\n"
+
+
+def test_an_unreachable_proxy_is_named_beside_the_api_it_stands_for(demo_emulator: Emulator) -> None:
+    proxy = f"http://user:s3cr3tpw@127.0.0.1:{free_port()}"
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key, "HTTP_PROXY": proxy, "BT_SYNC_MAX_ATTEMPTS": "1"}
+    done = run_cli("projects", "--api-url", demo_emulator.url, env={**env, "NO_PROXY": "", "no_proxy": ""})
+    # The API was up: only the proxy was not, and the message blamed the API alone.
+    assert done.returncode == 1
+    assert f"the API at {demo_emulator.url} (through the proxy http://***@127.0.0.1:" in done.stderr
+    assert "s3cr3tpw" not in done.stderr
+    bypassed = run_cli(
+        "projects",
+        "--api-url",
+        demo_emulator.url,
+        env={**env, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"},
+    )
+    assert bypassed.returncode == 0, bypassed.stderr
