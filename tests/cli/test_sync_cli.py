@@ -1447,7 +1447,9 @@ def test_a_socks_proxy_httpx_cannot_use_is_a_setting_error_not_a_traceback(demo_
 
 def test_an_unreachable_proxy_is_named_beside_the_api_it_stands_for(demo_emulator: Emulator) -> None:
     proxy = f"http://user:s3cr3tpw@127.0.0.1:{free_port()}"
-    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key, "HTTP_PROXY": proxy, "BT_SYNC_MAX_ATTEMPTS": "1"}
+    # Both spellings: the lowercase one wins where the environment has both.
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key, "HTTP_PROXY": proxy, "http_proxy": proxy}
+    env["BT_SYNC_MAX_ATTEMPTS"] = "1"
     done = run_cli("projects", "--api-url", demo_emulator.url, env={**env, "NO_PROXY": "", "no_proxy": ""})
     # The API was up: only the proxy was not, and the message blamed the API alone.
     assert done.returncode == 1
