@@ -106,6 +106,11 @@ def sync(
             raise ConfigError(f"--duckdb {store.duckdb_path} is a directory: name a DuckDB file in it")
         if (in_the_way := in_the_way_of(store.duckdb_path.parent)) is not None:
             raise ConfigError(f"--duckdb {store.duckdb_path}: {in_the_way}")
+        # The Parquet root (or the tables' directory beside the DuckDB file): it failed only once the API had
+        # been asked, and as a failure of the warehouse rather than of the command line.
+        tables = store.tables_root.removeprefix("file://")
+        if "://" not in tables and (in_the_way := in_the_way_of(Path(tables))) is not None:
+            raise ConfigError(f"the tables' directory {tables}: {in_the_way}")
     with open_client(api_settings(api_url, api_key, timeout)) as client:
         # Prepared by the sync once the API answered: a rejected key or an unreachable API writes nothing.
         target = open_destination(store, prepare=False)

@@ -1462,3 +1462,27 @@ def test_an_unreachable_proxy_is_named_beside_the_api_it_stands_for(demo_emulato
         env={**env, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"},
     )
     assert bypassed.returncode == 0, bypassed.stderr
+
+
+def test_a_parquet_root_that_is_a_file_is_refused_before_the_api_is_asked(
+    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    taken = tmp_path / "pq"
+    taken.write_text("a file of the user's")
+    flags = (
+        "--duckdb",
+        str(tmp_path / "w.duckdb"),
+        "--parquet",
+        str(taken),
+        "--state-dir",
+        str(tmp_path / "s"),
+    )
+    done = cli_in_process(capfd, "sync", "--api-url", emulator.url, *flags,
+                          env={"BRAINTRUST_API_KEY": emulator.api_key})  # fmt: skip
+    # It failed (exit 1) once the API had answered, as the warehouse's failure.
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"bt-sync: error: the tables' directory {taken}: {taken} is a file where a directory is needed\n",
+    )
+    assert not emulator.stats.requests
+    assert taken.read_text() == "a file of the user's"
