@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import json
 import os
 import uuid
 from datetime import UTC, datetime
@@ -736,8 +737,9 @@ def test_a_float_json_cannot_hold_is_a_bad_row_not_a_null(
     summary = push(tmp_path / "f.parquet", on_error="skip", rejects=tmp_path / "rejects.jsonl")
     assert (summary.rows_sent, summary.rows_skipped) == (1, 1)
     assert stored(emulator)["a"]["input"] == values[0]
-    # The rejected row keeps its id, and the value as text, so a user can find and mend it.
-    shown = f"[{value}]" if nested else str(value)
+    # The rejected row keeps its id, and the value as text, so a user can find and mend it: a list as the
+    # JSON array it is, NaN and infinities as JavaScript writes them.
+    shown = f"[{json.dumps(value)}]" if nested else str(value)
     assert orjson.loads((tmp_path / "rejects.jsonl").read_bytes())["values"] == {"id": "b", "input": shown}
 
 
