@@ -164,8 +164,10 @@ def extract_object(
                     f"the cursor at the end of a page of {ref.name!r} is not the page's cursor"
                 )
             paginator.update(PageEnd(page.cursor, page.events, page.oldest))
+            # Down to the cutoff once no later trace can be newer: a page's oldest row said so only where
+            # the API pages by rows, not by whole traces (a trace's older spans come with its new one).
             done = not paginator.has_next or (
-                cutoff is not None and page.oldest is not None and page.oldest[0] <= cutoff
+                cutoff is not None and page.trace_floor is not None and page.trace_floor <= cutoff
             )
             checkpoint = checkpoint.model_copy(
                 update={
@@ -213,8 +215,9 @@ def next_limit(limit: int, page_bytes: int, most: int, *, traces_read: int | Non
 
 
 def trailing_cursor(body: bytes | bytearray) -> str | None:
-    """The cursor, when the body ends with it (a cheap look at the tail); None otherwise, when null, or
-    when it is not a JSON string (`"\\x"`): the page's parse then says the body is not valid JSON."""
+    """The cursor, when the body ends with it (a cheap look at the tail); None otherwise, when null or
+    empty, or when it is not a JSON string (`"\\x"`): the page's parse then says the body is not valid
+    JSON."""
     match = _TRAILING_CURSOR.search(body[-_TAIL_BYTES:])
     if match is None or match.group(1) == b"null":
         return None
@@ -222,7 +225,8 @@ def trailing_cursor(body: bytes | bytearray) -> str | None:
         cursor = json.loads(match.group(1))
     except ValueError:
         return None
-    return cursor if isinstance(cursor, str) else None
+    # An empty cursor is none: the SDK stops at a falsy one, and sent back it is no position.
+    return cursor if isinstance(cursor, str) and cursor else None
 
 
 def _stage(stager: PageStager, body: bytes | bytearray, cutoff: int | None, ref: ObjectRef) -> StagedPage:

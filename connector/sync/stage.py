@@ -90,6 +90,8 @@ class StagedPage:
         events: events on the page.
         newest_xact: the page's greatest `_xact_id` (None for an empty page).
         oldest: its smallest (`_xact_id`, `root_span_id`), where manual paging continues.
+        trace_floor: of an incremental read's page, the smallest of its traces' newest `_xact_id` (None
+            otherwise): a later page holds no trace newer than it.
         parts: the part files it is written to (none when every row was dropped).
         rows: rows written to those parts.
         written: done when the parts are on disk.
@@ -99,6 +101,7 @@ class StagedPage:
     events: int
     newest_xact: int | None
     oldest: tuple[int, str] | None
+    trace_floor: int | None
     parts: list[str]
     rows: int
     written: Future[None]
@@ -218,6 +221,9 @@ class PageStager:
         if bad_xacts:
             raise events_with_bad_version(bad_xacts, bad_sample)
         keep: npt.NDArray[np.int64] = np.empty(0, np.int64)
+        trace_floor = None
+        if newest is not None and cutoff is not None:
+            trace_floor = int(str(_scalar(run, _PageSql.trace_floor(table))))
         if newest is not None:
             if self.oldest_xact is not None and newest > self.oldest_xact:
                 # Out of order: from here on keep every version, and let the merge keep the newest.
@@ -236,6 +242,7 @@ class PageStager:
             events=int(events),
             newest_xact=None if newest is None else int(newest),
             oldest=None if oldest is None else (int(oldest["x"]), str(oldest["r"])),
+            trace_floor=trace_floor,
             parts=[path.name for path in parts],
             rows=len(keep),
             written=written,
@@ -433,6 +440,18 @@ class _PageSql:
             "any_value(_xact_text) FILTER (WHERE _xact_id IS NULL), any_value(_cursor), "
             f"count(_other_object), count(*) FILTER (WHERE {untyped}), "
             f"bool_or(contains(id, '\\u')) FROM {table}"
+        )
+
+    @staticmethod
+    def trace_floor(table: str) -> str:
+        """The smallest of the page's traces' newest `_xact_id` (a row of no trace is one of its own).
+
+        The API pages by whole traces, newest first: a trace that gained a span comes whole, its older
+        spans too, so the page's oldest row may be far older than the traces of the pages after it.
+        """
+        return (
+            f"SELECT min(newest) FROM (SELECT max(_xact_id) AS newest FROM {table} "
+            "GROUP BY root_span_id, CASE WHEN root_span_id IS NULL THEN id END)"
         )
 
     @staticmethod

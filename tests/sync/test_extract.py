@@ -9,15 +9,16 @@ from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
 from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 import pytest
 
 from connector.api.client import BraintrustClient
 from connector.api.pagination import PagePosition
-from connector.config import WarehouseSettings
+from connector.config import ApiSettings, WarehouseSettings
 from connector.destinations.base import ObjectRef
 from connector.emulator import Emulator, FaultRule
 from connector.errors import MalformedResponse, PaginationError, WarehouseError
@@ -472,6 +473,8 @@ def test_a_full_read_fetches_every_page_once_and_checkpoints_where_it_ended(
         (b'{"events": [{"cursor": "inner"}]}', None),
         (b'{"events": [], "cursor": "c\\x"}', None),  # not JSON: the page's parse will say
         (b'{"events": [], "cursor": "c\t5"}', None),
+        # Empty is none: sent back as the next page's cursor, the API refused it (HTTP 400).
+        (b'{"events": [{"id": "a"}], "cursor": ""}', None),
     ],
 )
 def test_a_cursor_that_ends_the_body_is_read_off_its_tail(body: bytes, cursor: str | None) -> None:
@@ -640,3 +643,64 @@ def test_rows_whose_ids_near_the_top_of_64_bits_are_synced(tmp_path: Path) -> No
         assert sync(emulator, settings).objects[0].status == "synced"
     ((rows, newest),) = query(settings, "SELECT count(*), max(_xact_id) FROM project_logs")
     assert rows == 8 and newest >= 2**64 - 16
+
+
+# The API pages by whole traces, newest first (its `limit` counts traces): a trace that gained a span
+# comes whole, its older spans too. Three traces of a project's logs, as such an API pages them, above
+# and below an incremental read's cutoff of 1000.
+WHOLE_TRACE_PAGES = {
+    None: ([("t10", "t10-new", 1050), ("t10", "t10-old", 900), ("t10", "t10-older", 800)], "c1"),
+    "c1": ([("tnew", "n1", 1030), ("tnew", "n2", 1020)], "c2"),
+    "c2": ([("t9", "r9", 990), ("t9", "r9b", 980)], "c3"),
+    "c3": ([], None),
+}
+
+
+class _WholeTraces(BaseHTTPRequestHandler):
+    """Serves `WHOLE_TRACE_PAGES` at any fetch, by the request's cursor; counts the requests."""
+
+    served: ClassVar[list[str | None]] = []
+
+    def do_POST(self) -> None:
+        cursor = json.loads(self.rfile.read(int(self.headers["Content-Length"]))).get("cursor")
+        type(self).served.append(cursor)
+        rows, after = WHOLE_TRACE_PAGES[cursor]
+        events = [{"id": i, "root_span_id": t, "_xact_id": str(x), "input": i} for t, i, x in rows]
+        body = json.dumps({"events": events, "cursor": after}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_an_incremental_read_of_whole_trace_pages_reads_on_past_a_trace_s_old_spans(
+    staging: ObjectStaging,
+) -> None:
+    _WholeTraces.served = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _WholeTraces)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = ApiSettings(api_url=f"http://127.0.0.1:{server.server_address[1]}", api_key="whole-traces")
+    start = Checkpoint(version=2000, watermark=2000, cutoff=1000, started_at=datetime.now(UTC))
+    project = {"id": "p-whole", "name": "whole"}
+    try:
+        with BraintrustClient(settings) as client:
+            done = extract_object(
+                client,
+                logs_of(project),
+                staging,
+                start,
+                NullProgress().task("read"),
+                page_limit=5,
+                object_rows=0,
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
+    # The first page's oldest row (800) is below the cutoff, but the next trace is newer than it: a read
+    # that stopped there lost `n1` and `n2` for good (the watermark moved past them).
+    assert staged_ids(staging, done.parts) == ["n1", "n2", "t10-new"]
+    assert _WholeTraces.served == [None, "c1", "c2"]
