@@ -158,7 +158,8 @@ def extract_object(
             if early is not None:
                 # A full read wants the next page whatever this one holds: ask for it now.
                 in_flight = fetcher.fetch(paginator.request_after(early))
-            page = _stage(stager, body, cutoff, ref)
+            with staging.writing():
+                page = _stage(stager, body, cutoff, ref)
             if early is not None and page.cursor != early:
                 raise PaginationError(
                     f"the cursor at the end of a page of {ref.name!r} is not the page's cursor"
@@ -197,8 +198,9 @@ def extract_object(
 
 def _save(staging: ObjectStaging, progress: ProgressTask, page: StagedPage, checkpoint: Checkpoint) -> None:
     """Checkpoint a page once its parts are on disk."""
-    page.wait()
-    staging.save(checkpoint)
+    with staging.writing():
+        page.wait()
+        staging.save(checkpoint)
     progress.advance(rows=page.events, pages=1)
 
 

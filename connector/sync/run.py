@@ -381,7 +381,8 @@ class _SyncRun:
         fetched_before = (checkpoint.pages, checkpoint.rows_fetched) if checkpoint is not None else (0, 0)
         if checkpoint is None:
             checkpoint = self._start(ref, previous, catch_up=catch_up)
-            staging.save(checkpoint)
+            with staging.writing():
+                staging.save(checkpoint)
         if checkpoint.version and not checkpoint.done:
             # The API pages through every version of each row: the count is of versions, not the table's rows.
             task = self.progress.task(f"{ref.stream.table} · {ref.name}", counts="versions")

@@ -10,9 +10,12 @@ complete parts and where to continue fetching.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
@@ -20,7 +23,7 @@ from pydantic import Field
 from connector.api.pagination import PagePosition
 from connector.destinations.base import ObjectRef, StagedParts
 from connector.display import counted
-from connector.errors import one_line_reason
+from connector.errors import WarehouseError, one_line_reason
 from connector.state_file import StateFile
 
 CHECKPOINT_FILE = "checkpoint.json"
@@ -84,6 +87,19 @@ class ObjectStaging:
     def __init__(self, root: Path, ref: ObjectRef) -> None:
         self.object_id = ref.object_id
         self.directory = root / ref.object_type.value / ref.object_id
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around what writes the object's staged rows or checkpoint: a full or unwritable scratch
+        directory fails the object, as a warehouse that cannot be written does (the others are then not
+        tried), rather than stopping the whole run with no summary."""
+        try:
+            yield
+        except (OSError, duckdb.IOException) as error:
+            raise WarehouseError(
+                f"cannot stage the rows read in {self.directory} (under --state-dir): "
+                f"{one_line_reason(error)}"
+            ) from None
 
     def load(self) -> Checkpoint | None:
         """The checkpoint left by an interrupted read, if any."""

@@ -38,14 +38,23 @@ def busy_project(emulator: Emulator) -> dict[str, str]:
     return project
 
 
-def test_a_full_disk_while_staging_is_one_line_and_the_rerun_converges(
+def test_a_full_disk_while_staging_fails_its_object_in_one_line_and_the_rerun_converges(
     emulator: Emulator, busy_project: dict[str, str], small_disk: SmallDisk, tmp_path: Path
 ) -> None:
+    quiet = emulator.store.create_project("quiet")
+    emulator.store.insert("project_logs", quiet["id"], [{"id": f"q{n}", "input": n} for n in range(5)])
     settings = warehouse_in(tmp_path).model_copy(update={"state_dir": small_disk.path / "state"})
     env = {"BRAINTRUST_API_KEY": emulator.api_key}
-    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env)
+    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), "--json", env=env)
     assert done.returncode == 1
     assert "No space left on device" in one_line(done.stderr)
+    # The object fails, not the run: it stopped with DuckDB's error alone, no summary, the other
+    # objects not tried.
+    statuses = {o["name"]: (o["status"], o["error"]) for o in orjson.loads(done.stdout)["objects"]}
+    assert statuses["quiet"] == ("synced", None)
+    status, error = statuses["busy"]
+    assert status == "failed" and error.startswith("cannot stage the rows read in ")
+    assert "(under --state-dir): " in error and error.endswith("No space left on device")
     small_disk.grow(256)
     assert run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env).returncode == 0
     assert event_tables(settings) == fresh_sync_tables(emulator, tmp_path)
