@@ -574,7 +574,7 @@ class PushRun:
         if duplicates.rows:
             rows = ", ".join(map(str, duplicates.example_rows))
             were = "was" if duplicates.rows == 1 else "were"
-            fate = f"{were} not sent"
+            fate = "would not be sent" if self.options.dry_run else f"{were} not sent"
             if not self.options.validate_first:
                 fate = "would be sent" if self.options.dry_run else f"{were} sent"
                 fate += ", then replaced"

@@ -426,6 +426,8 @@ def test_a_dry_run_counts_duplicates_and_the_batches_without_them(tmp_path: Path
     options = PushOptions(file=path, project=PROJECT, dataset=DATASET, batch_rows=20, dry_run=True)
     summary = push_file(None, options, NullProgress())
     assert (summary.rows_read, summary.rows_duplicate, summary.batches) == (90, 60, 2)
+    # Nothing is sent in a dry run: "were not sent" read as what had happened.
+    assert summary.warnings[0].startswith("60 rows of d.jsonl would not be sent: a later row has the same id")
 
 
 def test_a_resumed_push_of_a_file_with_duplicates_stores_the_last_rows(
