@@ -73,6 +73,8 @@ _SET_ASIDE = ".unreadable"
 # the new one for another's (the rows of one commit, the state of the next). A write that overran its
 # moment (a slow disk, a loaded machine) is done again with the next lead; past the last, at once.
 COMMIT_LEADS = (timedelta(milliseconds=20), timedelta(milliseconds=200), timedelta(seconds=2))
+# A commit record naming a time further ahead of the clock than this was written on a clock set ahead.
+CLOCK_AHEAD_WARNED = timedelta(minutes=1)
 # A catalog write takes well under a second: waiting this long means another process is stuck.
 CATALOG_LOCK_WAIT_S = 300.0
 _UNREADABLE_STATE = "delete the object's directory to sync it afresh"
@@ -336,6 +338,18 @@ class ParquetTree:
         The record must be readable before that moment: a write that took longer (a slow disk) is
         done again for a moment further ahead, and once every lead was overrun, at once.
         """
+        latest = _latest_named(previous)
+        if latest is not None and (ahead := latest - datetime.now(UTC)) > CLOCK_AHEAD_WARNED:
+            # Commits stay in order: this one, too, becomes current only after that time.
+            logger.warning(
+                "%s %s: an earlier sync made its commits current at %s UTC, %s ahead of this machine's "
+                "clock (it ran on a clock set ahead): queries read the object as it was before them until "
+                "then, this sync's rows too. Nothing is lost (`bt-sync status` counts the rows held)",
+                stream.table,
+                object_id,
+                latest.strftime("%Y-%m-%d %H:%M:%S"),
+                _duration(ahead),
+            )
         attempts = [(lead, True) for lead in COMMIT_LEADS] + [(COMMIT_LEADS[0], False)]
         for lead, on_time in attempts:
             moment = _commit_time(previous, lead)
@@ -607,12 +621,17 @@ def _commit_time(record: ObjectRecord | None, lead: timedelta) -> datetime:
     stopped being so would be read together with the version that one replaced.
     """
     now = datetime.now(UTC) + lead
+    latest = _latest_named(record)
+    return now if latest is None else max(now, latest + timedelta(microseconds=1))
+
+
+def _latest_named(record: ObjectRecord | None) -> datetime | None:
+    """The latest time `record` names (a version made current or retired, a state superseded)."""
     if record is None:
-        return now
+        return None
     named = [f.since for f in record.files] + [t for r in record.retired for t in (r.since, r.at)]
     named += [record.since, record.removed_at, *(s.at for s in record.superseded)]
-    latest = max((t for t in named if t is not None), default=now)
-    return max(now, latest + timedelta(microseconds=1))
+    return max((t for t in named if t is not None), default=None)
 
 
 def _wait_until_current(moment: datetime, lead: timedelta) -> None:
@@ -706,3 +725,9 @@ def catalog_select(table: CatalogTable) -> str:
         f"SELECT {', '.join(selected)}, raw::JSON AS _raw, now() AS _synced_at "
         f"FROM (SELECT raw, json_transform(raw, {struct}) AS s FROM catalog_rows)"
     )
+
+
+def _duration(span: timedelta) -> str:
+    """A span of time in whole minutes (or hours and minutes), for a message."""
+    minutes = round(span.total_seconds() / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"

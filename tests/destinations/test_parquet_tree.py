@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -708,3 +709,29 @@ def test_a_message_names_a_path_of_an_s3_root_before_the_uri_s_query() -> None:
         "s3://***@bucket/pre/project_logs/_sync_state.json?endpoint_override=127.0.0.1:9&scheme=http"
     )
     assert Root("data/tree").shown("project_logs") == "data/tree/project_logs"
+
+
+def test_a_commit_record_ahead_of_the_clock_is_warned_of(
+    emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    project = emulator.store.create_project("skewed")
+    emulator.store.insert("project_logs", project["id"], [{"id": "a", "input": 1}])
+    warehouse = warehouse_in(tmp_path)
+    sync(emulator, warehouse)
+    # As a sync on a clock set two hours ahead would have written it.
+    (record_path,) = Path(warehouse.tables_root).glob(
+        f"project_logs/project_id={project['id']}/_sync_state.json"
+    )
+    record = json.loads(record_path.read_text())
+    ahead = (datetime.now(UTC) + timedelta(hours=2)).isoformat().replace("+00:00", "Z")
+    record["since"] = ahead
+    for data_file in record["files"]:
+        data_file["since"] = ahead
+    record_path.write_text(json.dumps(record))
+    # Its rows cannot be read until then, and nothing said why.
+    assert query(warehouse, "SELECT count(*) FROM project_logs") == [(0,)]
+    emulator.store.insert("project_logs", project["id"], [{"id": "b", "input": 2}])
+    sync(emulator, warehouse)
+    (warned,) = [m for m in caplog.messages if "ahead of this machine's clock" in m]
+    assert warned.startswith(f"project_logs {project['id']}: an earlier sync made its commits current at ")
+    assert ", 2 h 0 min ahead of this machine's clock (it ran on a clock set ahead)" in warned
