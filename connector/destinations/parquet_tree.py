@@ -343,8 +343,9 @@ class ParquetTree:
             # Commits stay in order: this one, too, becomes current only after that time.
             logger.warning(
                 "%s %s: an earlier sync made its commits current at %s UTC, %s ahead of this machine's "
-                "clock (it ran on a clock set ahead): queries read the object as it was before them until "
-                "then, this sync's rows too. Nothing is lost (`bt-sync status` counts the rows held)",
+                "clock (it ran on a clock set ahead, or this one was set back): queries read the object as "
+                "it was before them until then, this sync's rows too. Nothing is lost (`bt-sync status` "
+                "counts the rows held)",
                 stream.table,
                 object_id,
                 latest.strftime("%Y-%m-%d %H:%M:%S"),
