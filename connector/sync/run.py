@@ -361,6 +361,16 @@ class _SyncRun:
                 logger.warning("%s", error)
                 ObjectStaging(self.destination.scratch, ref).clear()
                 summary = self._sync_locked(ref)
+            except _PositionRefused as refused:
+                # The cursor (or the pin) an interrupted read reached, which the API no longer takes (a
+                # cursor that expired): every later sync of the object failed on it, `--full` too.
+                logger.warning(
+                    "%s %r (%s): the API refused the position the interrupted read had reached (%s): "
+                    "reading it afresh",
+                    ref.stream.table, ref.name, ref.object_id, refused,
+                )  # fmt: skip
+                ObjectStaging(self.destination.scratch, ref).clear()
+                summary = self._sync_locked(ref)
             if summary.resumed:
                 # The resumed read was pinned at the old snapshot: read on to what was written since (only
                 # that, after a resumed `--full` too: not its whole history again).
@@ -396,6 +406,11 @@ class _SyncRun:
                     page_limit=self.options.page_limit,
                     object_rows=previous.rows if previous else 0,
                 )
+            except RequestError as error:
+                saved = staging.load()
+                if resumed and error.status == HTTPStatus.BAD_REQUEST and saved == checkpoint:
+                    raise _PositionRefused(str(error)) from None
+                raise
             finally:
                 task.close()
         state = SyncState(
@@ -525,6 +540,10 @@ def parse_object_kinds(text: str) -> frozenset[str]:
     if unknown or not names:
         raise ConfigError(f"--objects takes a comma-separated subset of {', '.join(BY_OPTION)}; got {text!r}")
     return frozenset(names)
+
+
+class _PositionRefused(Exception):
+    """The API refused (HTTP 400) the first request of a read resumed from a checkpoint: its message."""
 
 
 def _summary(ref: ObjectRef, status: ObjectStatus, error: str, *, full_read: bool) -> ObjectSummary:

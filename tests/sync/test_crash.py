@@ -277,6 +277,32 @@ def test_a_resumed_read_goes_on_to_what_was_written_since(
     assert query(warehouse, "SELECT count(*) FROM project_logs")[0][0] == 3_500
 
 
+@pytest.mark.parametrize("full", [False, True])
+def test_a_resumed_read_whose_position_the_api_refuses_reads_the_object_afresh(
+    emulator: Emulator,
+    project: dict[str, Any],
+    warehouse: WarehouseSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    full: bool,
+) -> None:
+    crash_while_writing_page(4, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        sync(emulator, warehouse, page_limit=10)
+    monkeypatch.undo()
+    assert checkpoint_of(warehouse, project["id"]) is not None
+    # The cursor it saved has expired: the resumed read's first request is refused (every later sync of
+    # the object failed on it, `--full` too).
+    refusal = '{"error": "Invalid cursor: expired"}'
+    emulator.faults.add(FaultRule(kind="status", status=400, route="/fetch", body=refusal, times=1))
+    (summary,) = sync(emulator, warehouse, page_limit=10, full=full).objects
+    assert (summary.status, summary.resumed) == ("synced", False)
+    (warned,) = [m for m in caplog.messages if "refused the position" in m]
+    assert "Invalid cursor: expired" in warned and warned.endswith("reading it afresh")
+    assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
+
+
 def test_a_reconcile_after_an_interrupted_read_deletes_what_was_deleted_since_it_began(
     emulator: Emulator,
     project: dict[str, Any],
