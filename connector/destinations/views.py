@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -414,8 +415,15 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
         _log_of(path).unlink(missing_ok=True)
         os.replace(temporary, path)
     except (OSError, duckdb.Error) as error:
-        temporary.unlink(missing_ok=True)
-        reason = HTTPFS_MISSING if _httpfs_missing(error) else first_line(error)
+        # Its log too: left by a write that failed as it detached (a full disk), it took the rerun's room.
+        for left in (temporary, _log_of(temporary)):
+            left.unlink(missing_ok=True)
+        if _httpfs_missing(error):
+            raise WarehouseError(f"cannot write {path}: {HTTPFS_MISSING}") from None
+        reason = first_line(error)
+        # DuckDB's error for a disk that filled as the file was detached names neither.
+        with suppress(OSError):
+            reason += f" ({shutil.disk_usage(path.parent).free:,} bytes free on its disk)"
         raise WarehouseError(f"cannot write {path}: {reason}") from None
 
 

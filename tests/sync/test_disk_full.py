@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import orjson
@@ -94,3 +95,23 @@ def unnamed_versions(root: Path) -> list[str]:
         versions = root / "_bt_sync" / record_path.parent.parent.name / record_path.parent.name
         unnamed += [path.name for path in versions.glob("*") if path.name not in named]
     return unnamed
+
+
+def test_a_full_disk_under_the_views_file_says_how_full_and_leaves_nothing_behind(
+    emulator: Emulator, small_disk: SmallDisk, tmp_path: Path
+) -> None:
+    project = emulator.store.create_project("viewed")
+    emulator.store.insert("project_logs", project["id"], [{"id": "a", "input": 1}])
+    filler = small_disk.path / "filler"
+    filler.write_bytes(b"\0" * (shutil.disk_usage(small_disk.path).free - 100_000))
+    settings = warehouse_in(tmp_path).model_copy(update={"duckdb_path": small_disk.path / "w.duckdb"})
+    env = {"BRAINTRUST_API_KEY": emulator.api_key}
+    done = run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env)
+    assert done.returncode == 1
+    # DuckDB said only that a checkpoint failed as the file was detached.
+    said = one_line(done.stderr)
+    assert f"cannot write {settings.duckdb_path}: " in said and " bytes free on its disk)" in said
+    # Its log stayed, and took the room the rerun needed.
+    assert [p.name for p in small_disk.path.iterdir()] == ["filler"]
+    filler.unlink()
+    assert run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env).returncode == 0
