@@ -20,8 +20,10 @@ import hashlib
 import json
 import math
 import re
-from collections import Counter
-from collections.abc import Sequence
+from array import array
+from bisect import bisect_left
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import repeat
@@ -199,10 +201,12 @@ class Event(NamedTuple):
     Args:
         id: the event's id.
         json: the event serialised as one JSON object, id included.
+        origin: where its `origin` comes from (`held`, `linked`), None when it has none.
     """
 
     id: str
     json: bytes
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +261,8 @@ class RowMapper:
     ) -> None:
         self.mapping = mapping
         self._max_event_bytes = max_event_bytes
-        self.origins: Counter[str] = Counter()
+        # The numbers of the rows made into events with an origin, by where it comes from, increasing.
+        self._origin_rows: defaultdict[str, array[int]] = defaultdict(lambda: array("Q"))
         link = mapping.origin
         pushed_under_its_id = link is not None and link.object_type == "dataset" and mapping.id == link.id
         self._itself = into_dataset if pushed_under_its_id else None
@@ -312,9 +317,7 @@ class RowMapper:
                 "one insert request may carry",
                 values=row,
             )
-        if origin is not None:
-            self.origins[origin[0]] += 1
-        return Event(row_id, event)
+        return Event(row_id, event, None if origin is None else origin[0])
 
     def chunk(self, chunk: RowChunk, decided: list[str | None] | None = None) -> MappedChunk:
         """`event` for each of the chunk's rows that is not a problem already.
@@ -359,7 +362,26 @@ class RowMapper:
                 mapped.numbers.append(number)
                 mapped.ids.append(outcome.id)
                 mapped.events.append(outcome.json)
+                if outcome.origin is not None:
+                    self._origin_rows[outcome.origin].append(number)
         return mapped
+
+    @property
+    def origins(self) -> Counter[str]:
+        """How many of the rows made into events kept the origin they held (`held`), and how many link to
+        the row they are (`linked`)."""
+        return Counter({kind: len(rows) for kind, rows in self._origin_rows.items()})
+
+    def origins_of(self, rows: Iterable[int]) -> Counter[str]:
+        """`origins`, of `rows` only (by number: rows left out for a later row's id, rows refused)."""
+        found: Counter[str] = Counter()
+        if not self._origin_rows:
+            return found  # nothing to look for: `rows` may be a long stream
+        for number in rows:
+            for kind, numbers in self._origin_rows.items():
+                at = bisect_left(numbers, number)
+                found[kind] += at < len(numbers) and numbers[at] == number
+        return found
 
     def _payload(self, row: dict[str, Any]) -> dict[str, Any]:
         mapping = self.mapping

@@ -366,7 +366,7 @@ class PushRun:
                 raise PushError(f"{error} ({said})") from None
         # Outside: a file changed while it was pushed has nothing to mend, and its message says so.
         self._check_unchanged()
-        self._report(self.mapper.mapping, ids.duplicates())
+        self._report(self.mapper.mapping, ids.duplicates(), ids.superseded_rows())
         if checkpoint is not None:
             checkpoint.mark_complete(self._outcome())
 
@@ -491,7 +491,7 @@ class PushRun:
             rejects.flush()
         if self._changed():
             raise PushError(f"{self.source.name} changed while it was read; nothing was sent: push it again")
-        self._report(self.mapper.mapping, ids.duplicates())
+        self._report(self.mapper.mapping, ids.duplicates(), ids.superseded_rows())
         return ids, spool, batch_count
 
     def _lines_ahead(self, stack: ExitStack) -> LinesAhead | None:
@@ -523,8 +523,9 @@ class PushRun:
                     digest.update(json)
             yield mapped
 
-    def _describe(self, mapping: ColumnMapping) -> None:
-        """The summary's account of the mapping: the columns left unsent, where ids and origins come from."""
+    def _describe(self, mapping: ColumnMapping, left_out: Iterable[int] = ()) -> None:
+        """The summary's account of the mapping: the columns left unsent, where ids and origins come from
+        (of the rows but those `left_out`, replaced by a later row of their id)."""
         summary = self.summary
         summary.unmapped_columns = [
             column for column in self.source.columns if column not in mapping.columns()
@@ -532,13 +533,14 @@ class PushRun:
         summary.id_column = mapping.id
         summary.origin = mapping.origin.object_type if mapping.origin else None
         summary.origin_column = mapping.held_origin
-        summary.origins_held = self.mapper.origins["held"]
-        summary.origins_linked = self.mapper.origins["linked"]
+        origins = self.mapper.origins - self.mapper.origins_of(left_out)
+        summary.origins_held = origins["held"]
+        summary.origins_linked = origins["linked"]
 
-    def _report(self, mapping: ColumnMapping, duplicates: Duplicates) -> None:
+    def _report(self, mapping: ColumnMapping, duplicates: Duplicates, left_out: Iterable[int]) -> None:
         name = self.source.name
         summary = self.summary
-        self._describe(mapping)
+        self._describe(mapping, left_out)
         if not self.options.validate_first:
             mapped = mapping.columns()
             late = [column for column in self._mapping(check=False).columns() if column not in mapped]
@@ -758,6 +760,10 @@ class PushRun:
         return "query" if self.query is not None else "file"
 
     def _finish(self) -> PushSummary:
+        # Rows the API refused are no records: nor are their origins.
+        refused = self.mapper.origins_of(sorted(self._refused_rows.values()))
+        self.summary.origins_held -= refused["held"]
+        self.summary.origins_linked -= refused["linked"]
         self.summary.seconds = round(time.monotonic() - self._started, 3)
         return self.summary
 

@@ -681,3 +681,19 @@ def test_cli_push_then_rerun(
         "nothing sent (use --force to send it again).\n",
     )
     assert inserts(upstream, dataset) == CURATED
+
+
+def test_origins_count_the_records_that_land(
+    upstream: Emulator, synced: WarehouseSettings, push_sql: Push, tmp_path: Path
+) -> None:
+    # Each row twice: the last of each id is sent. The origins counted every row mapped, 40 for 20 records.
+    twice = push_sql(f"{CURATION} UNION ALL {CURATION}")
+    assert (twice.rows_read, twice.rows_duplicate, twice.rows_sent) == (2 * CURATED, CURATED, CURATED)
+    assert (twice.origins_linked, twice.origins_held) == (CURATED, 0)
+    # Rows the API refuses land nowhere, nor do their origins.
+    upstream.faults.add(FaultRule(kind="status", status=400, route="/insert", times=None))
+    rejects = tmp_path / "rejects.jsonl"
+    refused = pusher(upstream, synced, "refused", tmp_path / "refused")(
+        CURATION, on_error="skip", rejects=rejects
+    )
+    assert (refused.rows_sent, refused.rows_skipped, refused.origins_linked) == (0, CURATED, 0)
