@@ -552,8 +552,10 @@ def _status_error(method: str, path: str, status: int, body: bytes | bytearray, 
     server_says = _server_text(body, key)
     if status in (401, 403):
         verdict = "rejected the API key" if status == 401 else "refused this API key permission"
+        # With what the server says of it: a 403 may be of one object only (a key may read some, not others).
+        said = f": {server_says}" if server_says else ""
         return AuthError(
-            f"Braintrust {verdict} (HTTP {status} on {method} {path}). "
+            f"Braintrust {verdict} (HTTP {status} on {method} {path}{said}). "
             # The key and URL may come from variables, flags or a Dagster resource's fields: each named.
             "Check the API key given (BRAINTRUST_API_KEY by default) and the API URL (BRAINTRUST_API_URL by "
             "default).",

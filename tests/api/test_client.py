@@ -364,6 +364,15 @@ def test_403_fails_at_once(emulator: Emulator) -> None:
     assert "refused this API key permission" in str(caught.value)
 
 
+def test_a_403_says_what_the_server_said(emulator: Emulator) -> None:
+    # Of one object only, as Braintrust grants access object by object: the message blamed the key alone.
+    said = '{"error": "You do not have permission to read this experiment"}'
+    emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=403, body=said, times=1))
+    with make_client(emulator) as client, pytest.raises(AuthError) as caught:
+        list(client.list_projects())
+    assert f"(HTTP 403 on GET /v1/project: {said}). Check the API key given" in str(caught.value)
+
+
 @pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504])
 def test_retryable_statuses_are_retried(emulator: Emulator, status: int) -> None:
     emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=status, times=2))
