@@ -244,7 +244,41 @@ def remove_vanished(
         with destination.lock(ref, lock_wait_s):
             destination.remove_object(state)
         removed.append(f"{state.object_type.value}:{state.object_id}")
+    if catalog.every_project:
+        held = {(state.object_type, state.object_id) for state in states}
+        _clear_abandoned_reads(client, destination, selected, live | held)
     return removed
+
+
+def _clear_abandoned_reads(
+    client: BraintrustClient,
+    destination: Destination,
+    object_types: Iterable[ObjectType],
+    known: set[tuple[ObjectType, str]],
+) -> None:
+    """Delete the staged rows of interrupted first reads of objects deleted upstream since.
+
+    Nothing else reaches them: the object is neither listed nor held, so no sync resumes or clears its
+    read, and a large first load's parts stayed in the scratch directory for good. One created after the
+    listing (and being read by another run, which holds its lock) is left alone.
+    """
+    for object_type in object_types:
+        for directory in sorted((destination.scratch / object_type.value).glob("*")):
+            if (object_type, directory.name) in known or not directory.is_dir():
+                continue
+            ref = ObjectRef(EVENT_STREAMS[object_type], directory.name, "", directory.name)
+            try:
+                if _exists_upstream(client, ref):
+                    continue
+                with destination.lock(ref, 0):
+                    ObjectStaging(destination.scratch, ref).clear()
+            except (ApiError, WarehouseLocked):
+                continue  # a later reconcile tells
+            logger.info(
+                "removed the staged rows of an interrupted read of %s %s: deleted upstream",
+                object_type.value,
+                directory.name,
+            )
 
 
 def _exists_upstream(client: BraintrustClient, ref: ObjectRef) -> bool:

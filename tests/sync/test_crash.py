@@ -277,6 +277,24 @@ def test_a_resumed_read_goes_on_to_what_was_written_since(
     assert query(warehouse, "SELECT count(*) FROM project_logs")[0][0] == 3_500
 
 
+def test_a_reconcile_removes_the_staged_rows_of_a_read_whose_object_was_deleted_since(
+    emulator: Emulator,
+    project: dict[str, Any],
+    warehouse: WarehouseSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    crash_while_writing_page(4, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        sync(emulator, warehouse, page_limit=10)
+    monkeypatch.undo()
+    assert checkpoint_of(warehouse, project["id"]) is not None
+    emulator.store.delete("project", project["id"])
+    # Neither listed nor held, the object was never visited again: its parts stayed for good.
+    sync(emulator, warehouse, reconcile=True)
+    assert checkpoint_of(warehouse, project["id"]) is None
+    assert not list(warehouse.state_dir.glob(f"staging/*/project_logs/{project['id']}"))
+
+
 @pytest.mark.parametrize("full", [False, True])
 def test_a_resumed_read_whose_position_the_api_refuses_reads_the_object_afresh(
     emulator: Emulator,
