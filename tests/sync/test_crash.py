@@ -70,6 +70,24 @@ def crash_while_writing_page(page: int, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(PageStager, "_write", crashing)
 
 
+def interrupted_read(
+    emulator: Emulator,
+    warehouse: WarehouseSettings,
+    project_id: str,
+    monkeypatch: pytest.MonkeyPatch,
+    **options: Any,
+) -> Checkpoint:
+    """Sync in pages of ten traces until staging writes the fourth page, dying there as on Ctrl-C (every
+    patch of `monkeypatch` undone after); the read's checkpoint."""
+    crash_while_writing_page(4, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        sync(emulator, warehouse, page_limit=10, **options)
+    monkeypatch.undo()
+    checkpoint = checkpoint_of(warehouse, project_id)
+    assert checkpoint is not None
+    return checkpoint
+
+
 def kill_mid_read(emulator: Emulator, settings: WarehouseSettings, project_id: str) -> Checkpoint:
     """Start `bt-sync sync`, SIGKILL it once it has staged three pages, and return its checkpoint."""
     emulator.faults.add(FaultRule(kind="slow", route="/fetch", delay_s=0.05, times=None))
@@ -255,12 +273,8 @@ def test_a_resumed_read_goes_on_to_what_was_written_since(
 ) -> None:
     if full:  # a `--full` of a synced object, interrupted
         sync(emulator, warehouse)
-    crash_while_writing_page(4, monkeypatch)
-    with pytest.raises(KeyboardInterrupt):
-        sync(emulator, warehouse, page_limit=10, full=full)
-    monkeypatch.undo()
-    interrupted = checkpoint_of(warehouse, project["id"])
-    assert interrupted is not None and interrupted.rows_fetched > 0
+    interrupted = interrupted_read(emulator, warehouse, project["id"], monkeypatch, full=full)
+    assert interrupted.rows_fetched > 0
     # Written after the interrupted read pinned its snapshot: the resumed read alone cannot see them.
     emulator.store.generate_logs(project["id"], 500, update_fraction=0.0, rng_seed=8)
     (summary,) = sync(emulator, warehouse, page_limit=10, full=full).objects
@@ -283,11 +297,7 @@ def test_a_reconcile_removes_the_staged_rows_of_a_read_whose_object_was_deleted_
     warehouse: WarehouseSettings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    crash_while_writing_page(4, monkeypatch)
-    with pytest.raises(KeyboardInterrupt):
-        sync(emulator, warehouse, page_limit=10)
-    monkeypatch.undo()
-    assert checkpoint_of(warehouse, project["id"]) is not None
+    interrupted_read(emulator, warehouse, project["id"], monkeypatch)
     emulator.store.delete("project", project["id"])
     # Neither listed nor held, the object was never visited again: its parts stayed for good.
     sync(emulator, warehouse, reconcile=True)
@@ -305,11 +315,7 @@ def test_a_resumed_read_whose_position_the_api_refuses_reads_the_object_afresh(
     caplog: pytest.LogCaptureFixture,
     full: bool,
 ) -> None:
-    crash_while_writing_page(4, monkeypatch)
-    with pytest.raises(KeyboardInterrupt):
-        sync(emulator, warehouse, page_limit=10)
-    monkeypatch.undo()
-    assert checkpoint_of(warehouse, project["id"]) is not None
+    interrupted_read(emulator, warehouse, project["id"], monkeypatch)
     # The cursor it saved has expired: the resumed read's first request is refused (every later sync of
     # the object failed on it, `--full` too).
     refusal = '{"error": "Invalid cursor: expired"}'
@@ -331,10 +337,7 @@ def test_a_reconcile_after_an_interrupted_read_deletes_what_was_deleted_since_it
     sync(emulator, warehouse)
     # The interrupted read's snapshot is its start (not a minute past it), for the deletions to be newer.
     monkeypatch.setattr(xact, "PIN_AHEAD_S", 0)
-    crash_while_writing_page(4, monkeypatch)
-    with pytest.raises(KeyboardInterrupt):
-        sync(emulator, warehouse, page_limit=10, reconcile=True)
-    monkeypatch.undo()
+    interrupted_read(emulator, warehouse, project["id"], monkeypatch, reconcile=True)
     time.sleep(1.1)  # into the next second: `_xact_id`s are minted from the clock
     gone = [row_id for (row_id,) in query(warehouse, "SELECT id FROM project_logs ORDER BY id LIMIT 3")]
     emulator.store.insert("project_logs", project["id"], [{"id": i, "_object_delete": True} for i in gone])
