@@ -131,7 +131,7 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
             # Another deployment's API (a staging URL, a key of another organization) would sync its objects
             # of the same names into this warehouse, and a reconcile then remove this one's.
             check_same_source({project.id for project in projects}, destination.list_states())
-            keys = _partition_keys(context, assets)
+            keys = _partition_keys(context, assets, reconcile=config.reconcile)
             found = find_objects(client, assets.kind, keys, braintrust.projects, projects)
             org_names = _org_names(context, braintrust, client)
             with ExitStack() as run_reader:
@@ -238,26 +238,26 @@ def _one_partition(context: dg.AssetExecutionContext) -> bool:
     return bool(requested.start == requested.end)
 
 
-def _partition_keys(context: dg.AssetExecutionContext, assets: EventAssets) -> list[str]:
-    """The run's partitions; of a range naming one removed since the run was requested (an object deleted
-    upstream, whose partition the discovery sensor removed while the run waited in the queue), those
-    that remain from its start (or the first) to its end (or the last), with a warning.
+def _partition_keys(context: dg.AssetExecutionContext, assets: EventAssets, *, reconcile: bool) -> list[str]:
+    """The run's partitions; when an end of its range was removed since the run was requested (an object
+    deleted upstream, whose partition the discovery sensor removed while the run waited in the queue),
+    a reconcile's are every partition there is now (the weekly reconcile's range is from the first to
+    the last), any other run's none, with a warning.
 
-    Dagster checks the range only when the run reads it: the weekly reconcile, a range from the first
-    partition to the last, failed whole, reconciling nothing that week.
+    Dagster checks the range's ends only when the run reads them: the weekly reconcile failed whole,
+    reconciling nothing that week.
     """
     try:
         return list(context.partition_keys)
     except dg.DagsterInvalidInvocationError:
         requested = context.partition_key_range
-    current = list(context.instance.get_dynamic_partitions(assets.partitions_name))
-    first = current.index(requested.start) if requested.start in current else 0
-    last = current.index(requested.end) if requested.end in current else len(current) - 1
-    keys: list[str] = current[first : last + 1]
+    keys: list[str] = []
+    if reconcile and requested.start != requested.end:
+        keys = list(context.instance.get_dynamic_partitions(assets.partitions_name))
+    done = f"it reconciles the {len(keys):,} partitions there are now" if keys else "nothing is synced"
     context.log.warning(
-        f"the run's partition range {requested.start} to {requested.end} names partitions removed since it "
-        f"was requested (objects deleted upstream): it syncs the {len(keys):,} from "
-        f"{keys[0] if keys else '-'} to {keys[-1] if keys else '-'} instead"
+        f"the run's partitions {requested.start} to {requested.end} name one removed since the run was "
+        f"requested (an object deleted upstream): {done}"
     )
     return keys
 

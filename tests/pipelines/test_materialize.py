@@ -382,8 +382,36 @@ def test_a_reconcile_run_whose_range_lost_a_partition_while_queued_reconciles_wh
     # Dagster's "not a valid range" failed the run whole: nothing was reconciled that week.
     assert sorted(materializations(result)) == ["support-bot/baseline"]
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
-    assert any("names partitions removed since it was requested" in message for message in logged)
+    warned = "name one removed since the run was requested (an object deleted upstream): it reconciles the 1"
+    assert any(warned in message for message in logged)
     assert warehouse_ids(warehouse_resource, "experiment_events", "experiment_id", nightly["id"]) == set()
+
+
+def test_a_partition_run_whose_partition_was_removed_while_queued_syncs_nothing(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    test_defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    nightly = emulator.store.create_experiment(upstream["project"], "nightly")
+    emulator.store.insert("experiment", nightly["id"], [{"id": "n-1"}])
+    refresh_catalog(test_defs, instance)
+    listed = assets_module.listed_projects
+
+    def deleted_meanwhile(client: BraintrustClient) -> list[Project]:
+        emulator.store.delete("experiment", nightly["id"])
+        instance.delete_dynamic_partition("bt_experiments", "support-bot/nightly")
+        return listed(client)
+
+    monkeypatch.setattr(assets_module, "listed_projects", deleted_meanwhile)
+    result = run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key="support-bot/nightly")
+    # A reconcile's fallback, every partition there is, would have synced the others, unasked.
+    assert materializations(result) == {}
+    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any(
+        "name one removed since the run was requested" in m and "nothing is synced" in m for m in logged
+    )
 
 
 def test_a_range_run_in_which_one_partition_fails_names_it(
