@@ -20,8 +20,8 @@ _SECRET_PARAMETER = re.compile(
     r"(?P<name>[\w.-]*(?:key|secret|token|password|signature|credential)[\w.-]*)=(?P<value>[^&\s]*)",
     re.IGNORECASE,
 )
-# Shorter values are scrubbed from messages only where they stand as a word of their own: replacing every
-# `k` of a test key would garble them.
+# Shorter values are not scrubbed from messages: replacing every `k` of a test key would garble them (a
+# server's own text hides them as words: `hide_short_secret`).
 SHORTEST_SECRET = 6
 
 
@@ -49,19 +49,24 @@ def uri_secrets(text: str) -> set[str]:
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """`text` redacted, and with each of `secrets` replaced by `***`: wherever it shows, or, one shorter than
-    `SHORTEST_SECRET`, where it is a word of its own (`invalid token k3y`).
+    """`text` redacted, and with each of `secrets` (at least `SHORTEST_SECRET` long) replaced by `***`.
 
     Each secret is also found as Python's `repr` and JSON spell it: a traceback quotes a value holding a
     newline or a non-ASCII character escaped (pydantic's `input_value='…\\n…'`), and so does a JSON body.
     """
-    spellings = {spelling for secret in secrets for spelling in _spellings(secret) if spelling}
+    spellings = {spelling for secret in secrets for spelling in _spellings(secret)}
     for spelling in sorted(spellings, key=len, reverse=True):
         if len(spelling) >= SHORTEST_SECRET:
             text = text.replace(spelling, "***")
-        elif spelling[0].isalnum() and spelling[-1].isalnum():  # else no word has it as its own (` `)
-            text = re.sub(rf"(?<!\w){re.escape(spelling)}(?!\w)", "***", text)
     return redact(text)
+
+
+def hide_short_secret(text: str, secret: str) -> str:
+    """`text`, a server's, with `secret` replaced by `***` where it stands as a word (`invalid token k3y`)
+    when it is too short for `scrub`; only there: bt-sync's own words would be garbled (a key `API`)."""
+    if len(secret) >= SHORTEST_SECRET or not re.fullmatch(r"\w(.*\w)?", secret, re.DOTALL):
+        return text
+    return re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
 
 
 def _spellings(secret: str) -> tuple[str, ...]:

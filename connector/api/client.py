@@ -46,7 +46,7 @@ from connector.errors import (
     RequestError,
     ServerUnavailable,
 )
-from connector.redaction import redact, scrub
+from connector.redaction import hide_short_secret, redact, scrub
 from schemas.api import (
     ApiObject,
     Dataset,
@@ -121,7 +121,9 @@ def _through_proxy(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(parts.scheme) or proxies.get("all")
-    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):  # NO_PROXY
+    # NO_PROXY, whose entries may name a port too.
+    host = parts.hostname or ""
+    if not proxy or urllib.request.proxy_bypass(f"{host}:{parts.port}" if parts.port else host):
         return ""
     return f" (through the proxy {redact(proxy)})"
 
@@ -142,7 +144,8 @@ class BraintrustClient:
         # An error's body may quote the request's headers back: its text never shows the key.
         self._key = settings.api_key.get_secret_value().strip()
         self.stats = ClientStats()
-        self._through = _through_proxy(settings.api_url)
+        # httpx reads no proxy from the environment for a transport given to it.
+        self._through = _through_proxy(settings.api_url) if transport is None else ""
         self._max_attempts = settings.max_attempts
         self._wait = backoff_honouring_retry_after(settings.backoff_initial_s, settings.backoff_max_s)
         try:
@@ -576,7 +579,7 @@ def _server_text(body: bytes | bytearray, key: str) -> str:
     head = body[: _SERVER_TEXT_CHARS * 4].decode("utf-8", "replace").lstrip("\ufeff").strip()
     if _WEB_PAGE.match(head):
         return "The answer is a web page, not Braintrust's JSON: is the API URL a Braintrust API?"
-    return scrub(head, (key,))[:_SERVER_TEXT_CHARS].strip()
+    return hide_short_secret(scrub(head, (key,)), key)[:_SERVER_TEXT_CHARS].strip()
 
 
 def _describe(error: BaseException) -> str:

@@ -1462,6 +1462,11 @@ def test_an_unreachable_proxy_is_named_beside_the_api_it_stands_for(demo_emulato
         env={**env, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"},
     )
     assert bypassed.returncode == 0, bypassed.stderr
+    # An entry naming the port too: the API is not reached through the proxy, and the message says so.
+    down = f"http://127.0.0.1:{free_port()}"
+    by_port = down.removeprefix("http://")
+    done = run_cli("projects", "--api-url", down, env={**env, "NO_PROXY": by_port, "no_proxy": by_port})
+    assert done.returncode == 1 and f"the API at {down} is unavailable" in done.stderr
 
 
 def test_a_parquet_root_that_is_a_file_is_refused_before_the_api_is_asked(
