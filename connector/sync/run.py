@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from http import HTTPStatus
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -55,6 +56,8 @@ OBJECT_FAILURES = (MalformedResponse, PaginationError, RequestError, StateError,
 # are not tried: each would spend all its retries on an API that is down, or read all its rows for a
 # full disk.
 MOST_FAILING_IN_A_ROW = 2
+# An interrupted read's scratch untouched this long, of an object neither listed nor held, is abandoned.
+ABANDONED_AFTER_S = 3600
 
 
 class SyncOptions(BaseModel):
@@ -259,26 +262,37 @@ def _clear_abandoned_reads(
     """Delete the staged rows of interrupted first reads of objects deleted upstream since.
 
     Nothing else reaches them: the object is neither listed nor held, so no sync resumes or clears its
-    read, and a large first load's parts stayed in the scratch directory for good. One created after the
-    listing (and being read by another run, which holds its lock) is left alone.
+    read, and a large first load's parts stayed in the scratch directory for good. A read another run
+    may be making (of an object created after the listing) checkpoints every page: one touched within
+    `ABANDONED_AFTER_S` is left alone, as is one the API still has.
     """
     for object_type in object_types:
         for directory in sorted((destination.scratch / object_type.value).glob("*")):
-            if (object_type, directory.name) in known or not directory.is_dir():
+            if (object_type, directory.name) in known or not _abandoned(directory):
                 continue
             ref = ObjectRef(EVENT_STREAMS[object_type], directory.name, "", directory.name)
             try:
                 if _exists_upstream(client, ref):
                     continue
-                with destination.lock(ref, 0):
-                    ObjectStaging(destination.scratch, ref).clear()
-            except (ApiError, WarehouseLocked):
-                continue  # a later reconcile tells
+            except ServerUnavailable:
+                return  # each would spend its retries: a later reconcile tells
+            except ApiError:
+                continue
+            ObjectStaging(destination.scratch, ref).clear()
             logger.info(
                 "removed the staged rows of an interrupted read of %s %s: deleted upstream",
                 object_type.value,
                 directory.name,
             )
+
+
+def _abandoned(directory: Path) -> bool:
+    """Whether `directory` is an object's scratch no read has touched for `ABANDONED_AFTER_S`."""
+    try:
+        touched = max(entry.stat().st_mtime for entry in (directory, *directory.iterdir()))
+    except OSError:  # not a directory, or gone meanwhile
+        return False
+    return time.time() - touched > ABANDONED_AFTER_S
 
 
 def _exists_upstream(client: BraintrustClient, ref: ObjectRef) -> bool:
