@@ -350,6 +350,21 @@ def test_a_reconcile_run_syncs_every_partition_in_one_run_and_removes_what_was_d
     assert "log-4" not in remaining and len(remaining) == 29
 
 
+def deleted_once_the_run_starts(
+    emulator: Emulator, instance: dg.DagsterInstance, experiment_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the next run of the experiments' asset has started (as after a wait in the queue), delete the
+    experiment `support-bot/nightly` upstream and its partition, as the discovery sensor does."""
+    listed = assets_module.listed_projects
+
+    def deleted_meanwhile(client: BraintrustClient) -> list[Project]:
+        emulator.store.delete("experiment", experiment_id)
+        instance.delete_dynamic_partition("bt_experiments", "support-bot/nightly")
+        return listed(client)
+
+    monkeypatch.setattr(assets_module, "listed_projects", deleted_meanwhile)
+
+
 def test_a_reconcile_run_whose_range_lost_a_partition_while_queued_reconciles_what_remains(
     emulator: Emulator,
     upstream: dict[str, str],
@@ -368,16 +383,7 @@ def test_a_reconcile_run_whose_range_lost_a_partition_while_queued_reconciles_wh
     request = schedule(dg.build_schedule_context(instance=instance))
     assert isinstance(request, dg.RunRequest)
     assert request.tags[RANGE_END_TAG] == "support-bot/nightly"
-    listed = assets_module.listed_projects
-
-    def deleted_meanwhile(client: BraintrustClient) -> list[Project]:
-        # Once the run has started (as after a wait in the queue): the experiment is deleted upstream, and
-        # the discovery sensor removes its partition.
-        emulator.store.delete("experiment", nightly["id"])
-        instance.delete_dynamic_partition("bt_experiments", "support-bot/nightly")
-        return listed(client)
-
-    monkeypatch.setattr(assets_module, "listed_projects", deleted_meanwhile)
+    deleted_once_the_run_starts(emulator, instance, nightly["id"], monkeypatch)
     result = run_job(test_defs, instance, EXPERIMENTS_JOB, run_config=request.run_config, tags=request.tags)
     # Dagster's "not a valid range" failed the run whole: nothing was reconciled that week.
     assert sorted(materializations(result)) == ["support-bot/baseline"]
@@ -397,14 +403,7 @@ def test_a_partition_run_whose_partition_was_removed_while_queued_syncs_nothing(
     nightly = emulator.store.create_experiment(upstream["project"], "nightly")
     emulator.store.insert("experiment", nightly["id"], [{"id": "n-1"}])
     refresh_catalog(test_defs, instance)
-    listed = assets_module.listed_projects
-
-    def deleted_meanwhile(client: BraintrustClient) -> list[Project]:
-        emulator.store.delete("experiment", nightly["id"])
-        instance.delete_dynamic_partition("bt_experiments", "support-bot/nightly")
-        return listed(client)
-
-    monkeypatch.setattr(assets_module, "listed_projects", deleted_meanwhile)
+    deleted_once_the_run_starts(emulator, instance, nightly["id"], monkeypatch)
     result = run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key="support-bot/nightly")
     # A reconcile's fallback, every partition there is, would have synced the others, unasked.
     assert materializations(result) == {}
