@@ -132,6 +132,7 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
             # of the same names into this warehouse, and a reconcile then remove this one's.
             check_same_source({project.id for project in projects}, destination.list_states())
             keys = _partition_keys(context, assets, reconcile=config.reconcile)
+            alone = _one_partition(context)
             found = find_objects(client, assets.kind, keys, braintrust.projects, projects)
             org_names = _org_names(context, braintrust, client)
             with ExitStack() as run_reader:
@@ -158,7 +159,7 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                     with _reader_after_syncs(context, warehouse, kept) as connection:
                         shown = _read(context, connection, partial(object_preview, obj=obj))
                     metadata = event_metadata(obj, summary, warehouse, shown, url)
-                    yield _recorded(assets, key, metadata, alone=_one_partition(context))
+                    yield _recorded(assets, key, metadata, alone=alone)
                 if config.reconcile:
                     catalog = discover_catalog(client, braintrust.projects, [assets.kind])
                     vanished = remove_vanished(
