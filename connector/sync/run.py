@@ -404,19 +404,11 @@ class _SyncRun:
         with self.destination.lock(ref, self.options.lock_wait_s):
             try:
                 summary = self._sync_locked(ref)
-            except UnreadableFiles as error:
-                # Set aside, they leave the object incomplete: its whole history is read to rebuild it.
+            except (UnreadableFiles, _PositionRefused) as error:
+                # Read afresh: files set aside leave the object incomplete (its whole history is read to
+                # rebuild it); a position the API no longer takes (a cursor that expired) failed every later
+                # sync of it, `--full` too.
                 logger.warning("%s", error)
-                ObjectStaging(self.destination.scratch, ref).clear()
-                summary = self._sync_locked(ref)
-            except _PositionRefused as refused:
-                # The cursor (or the pin) an interrupted read reached, which the API no longer takes (a
-                # cursor that expired): every later sync of the object failed on it, `--full` too.
-                logger.warning(
-                    "%s %r (%s): the API refused the position the interrupted read had reached (%s): "
-                    "reading it afresh",
-                    ref.stream.table, ref.name, ref.object_id, refused,
-                )  # fmt: skip
                 ObjectStaging(self.destination.scratch, ref).clear()
                 summary = self._sync_locked(ref)
             if summary.resumed:
@@ -457,7 +449,10 @@ class _SyncRun:
             except RequestError as error:
                 saved = staging.load()
                 if resumed and error.status == HTTPStatus.BAD_REQUEST and saved == checkpoint:
-                    raise _PositionRefused(str(error)) from None
+                    raise _PositionRefused(
+                        f"{ref.stream.table} {ref.name!r} ({ref.object_id}): the API refused the position "
+                        f"the interrupted read had reached ({error}): reading it afresh"
+                    ) from None
                 raise
             finally:
                 task.close()
@@ -591,7 +586,7 @@ def parse_object_kinds(text: str) -> frozenset[str]:
 
 
 class _PositionRefused(Exception):
-    """The API refused (HTTP 400) the first request of a read resumed from a checkpoint: its message."""
+    """The API refused (HTTP 400) the first request of a read resumed from a checkpoint: the warning."""
 
 
 def _summary(ref: ObjectRef, status: ObjectStatus, error: str, *, full_read: bool) -> ObjectSummary:
