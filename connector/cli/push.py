@@ -236,7 +236,8 @@ def _not_sent(counts: PushSummary | PushOutcome, *, validate_first: bool) -> lis
     row with the same id."""
     said = []
     if counts.rows_skipped:
-        said.append(f"{counted(counts.rows_skipped, 'invalid rows')} written to {counts.rejects}")
+        # Refused by the file's checks or by the API: the rejects file says which, row by row.
+        said.append(f"{counted(counts.rows_skipped, 'rows')} rejected (written to {counts.rejects})")
     if counts.rows_duplicate:
         fate = "left out" if validate_first else "replaced"
         said.append(f"{counted(counts.rows_duplicate, 'rows')} {fate}: a later row has the same id")

@@ -196,8 +196,8 @@ def test_a_rerun_of_a_complete_push_says_what_it_rejected_and_left_out(
     code, again, _ = run_cli(emulator, tmp_path, capsys, *args)
     assert (code, again) == (
         0,
-        f"data.jsonl was already pushed to dataset 'd' in project 'p' (2 rows sent; 1 invalid row written "
-        f"to {rejects}; 1 row left out: a later row has the same id); nothing sent (use --force to send it "
+        f"data.jsonl was already pushed to dataset 'd' in project 'p' (2 rows sent; 1 row rejected (written "
+        f"to {rejects}); 1 row left out: a later row has the same id); nothing sent (use --force to send it "
         "again).\n",
     )
     assert inserts(emulator) == 2

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from connector.api.client import BraintrustClient
+from connector.display import counted
 from connector.emulator import Emulator, ListQuery
 from connector.errors import PushError
 from connector.progress import NullProgress
@@ -316,7 +317,7 @@ def test_a_header_repeated_mid_file_fails_the_push_naming_its_row_and_is_skipped
     rejects = tmp_path / "rejects.jsonl"
     code, out, err = cli(emulator, tmp_path, capsys, path, "--on-error", "skip", "--rejects", str(rejects))
     assert (code, err) == (0, "")
-    assert "1 invalid row" in out
+    assert "1 row rejected" in out
     assert {key: (row["input"], row["expected"]) for key, row in stored(emulator).items()} == {
         "1": ("hello", "world"),
         "2": ("bye", "moon"),
@@ -1206,7 +1207,7 @@ def test_a_json_lines_file_of_bad_rows_only_writes_them_to_the_rejects_file(
     code, out, err = cli(emulator, tmp_path, capsys, path, "--on-error", "skip", "--rejects", str(rejects))
     # It stopped at the first line, as if the file were of another format, and wrote no rejects file.
     assert (code, err) == (0, "")
-    assert "0 rows" in out and "2 invalid rows" in out
+    assert "0 rows" in out and "2 rows rejected" in out
     assert [orjson.loads(line)["row"] for line in rejects.read_bytes().splitlines()] == [1, 2]
     assert nothing_created(emulator)
     skip = ("--on-error", "skip", "--rejects", str(rejects))
@@ -1232,7 +1233,10 @@ def test_rows_nested_too_deep_go_to_the_rejects_file_as_they_were_written(
     skip = ("--input", "question", "--on-error", "skip", "--rejects", str(rejects))
     code, out, err = cli(emulator, tmp_path, capsys, path, *skip)
     assert (code, err) == (0, "")
-    assert out.startswith(f"pushed 1 row of deep{suffix}") and f"; {len(rows) - 1} invalid row" in out
+    assert (
+        out.startswith(f"pushed 1 row of deep{suffix}")
+        and f"; {counted(len(rows) - 1, 'rows')} rejected" in out
+    )
     written = [orjson.loads(line) for line in rejects.read_bytes().splitlines()]
     too_deep = "its values nest deeper than the 255 levels JSON writers take"
     assert [
