@@ -29,6 +29,7 @@ from connector.destinations.filesystem import Root
 from connector.destinations.interrupt import interruptible
 from connector.destinations.views import damaged_files
 from connector.display import null_cell, plain_cells
+from connector.duckdb_messages import decoded_duckdb_errors
 from connector.errors import QueryError, first_line
 from connector.wiring import open_destination
 from schemas.tables import sql_identifier
@@ -95,7 +96,8 @@ class QueryResult:
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The rows, in batches."""
         try:
-            yield from self._batches
+            with decoded_duckdb_errors():
+                yield from self._batches
         # DuckDB's error as it reads a batch ahead (a cast that fails on row 250,000) comes as an OSError.
         except (duckdb.Error, pa.ArrowException, OSError) as error:
             raise _failed(error, self._settings) from None
@@ -206,15 +208,16 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
     with open_destination(settings, prepare=False).reader(pinned=True) as con, interruptible(con):
         _confine_to_the_tables(con, settings)
         try:
-            relation = con.sql(sql)
-            if relation is None:
-                raise QueryError("the statement returned no rows")
-            if readable:
-                relation = _readable(relation)
-            kinds = dict(zip(relation.columns, map(str, relation.types), strict=True))
-            json_columns = {name for name, kind in kinds.items() if kind == "JSON"}
-            wrong = {name: kind for name, kind in kinds.items() if _wrong_in_arrow(kind)}
-            yield QueryResult(_arrow_reader(relation), json_columns, wrong, settings)
+            with decoded_duckdb_errors():  # an error quoting a value, cut inside a character
+                relation = con.sql(sql)
+                if relation is None:
+                    raise QueryError("the statement returned no rows")
+                if readable:
+                    relation = _readable(relation)
+                kinds = dict(zip(relation.columns, map(str, relation.types), strict=True))
+                json_columns = {name for name, kind in kinds.items() if kind == "JSON"}
+                wrong = {name: kind for name, kind in kinds.items() if _wrong_in_arrow(kind)}
+                yield QueryResult(_arrow_reader(relation), json_columns, wrong, settings)
         except duckdb.PermissionException as error:
             raise QueryError(f"a query reads the synced tables only: {_reason(error)}") from None
         except duckdb.Error as error:

@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from connector import interrupts
 from connector.destinations.file_size import file_target_rows
+from connector.duckdb_messages import decoded_duckdb_errors
 from connector.errors import WarehouseError, first_line
 from connector.sync.seen import SeenIds
 from connector.sync.shape import (
@@ -670,4 +671,5 @@ class _Parsed:
                 self._parsed.clear()
             (statement,) = self._con.extract_statements(sql)
             self._parsed[sql] = statement
-        return self._con.execute(statement)
+        with decoded_duckdb_errors():  # a page's error quoting it, cut inside a character
+            return self._con.execute(statement)

@@ -610,6 +610,27 @@ def test_bad_queries_are_one_line_and_send_nothing(
     assert upstream_writes(upstream) == writes
 
 
+@pytest.mark.parametrize("shift", ["", "x", "xx", "xxx"])
+def test_an_error_quoting_the_query_s_text_cut_inside_a_character_is_one_line(
+    upstream: Emulator,
+    synced: WarehouseSettings,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    shift: str,
+) -> None:
+    # DuckDB quotes the JSON it refused cut at a byte count: inside a 4-byte character for one of these
+    # shifts, where its Python binding raised UnicodeDecodeError, a traceback.
+    text = shift + "é\U0001f600a" * 40
+    query = f"SELECT 'a' AS id, json_structure('{{\"a\":\"{text}') AS input"
+    warehouse = cli_warehouse_args(synced)[:4]
+    code, out, err = run_cli(
+        upstream, tmp_path, capsys, "--sql", query, "--project", "p", "--dataset", "d", *warehouse
+    )
+    assert (code, out) == (1, "")
+    assert err.startswith("bt-sync: error: the query failed: Invalid Input Error: Malformed JSON")
+    assert err.count("\n") == 1
+
+
 def test_nothing_synced_yet_says_what_to_do(
     upstream: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

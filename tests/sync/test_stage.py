@@ -436,6 +436,26 @@ def test_a_lone_surrogate_escape_becomes_the_replacement_character_and_its_page_
     assert orjson.loads(metadata) == {"k\ufffd": ["\U0001f600 whole"]}
 
 
+@pytest.mark.parametrize("shift", ["", "x", "xx", "xxx"])
+def test_a_lone_surrogate_syncs_when_duckdb_s_error_cuts_a_character_of_the_page_it_quotes(
+    emulator: Emulator, warehouse: WarehouseSettings, shift: str
+) -> None:
+    # DuckDB quotes the page's start in its error, cut at a byte count: inside a 4-byte character for one
+    # of these shifts, where its Python binding raised UnicodeDecodeError and the whole run crashed.
+    broken = emulator.store.create_project("cut-quoted")
+    text = shift + "é\U0001f600a" * 40
+    # Its quote is of the page's first 50 bytes or so: the wide text first.
+    page = {"events": [{"input": text, **event("wide")}, event("cut", input="x\ud83d")], "cursor": None}
+    # The API's UTF-8, but for the lone surrogate, which it escapes.
+    serve(emulator, broken["id"], json.dumps(page, ensure_ascii=False).replace("\ud83d", "\\ud83d"), times=2)
+    sync(emulator, warehouse)
+    rows = logs_by_id(warehouse, broken["id"], "input")
+    assert {row_id: orjson.loads(value) for row_id, (value,) in rows.items()} == {
+        "wide": text,
+        "cut": "x\ufffd",
+    }
+
+
 def test_ids_that_differ_only_in_a_lone_surrogate_stay_apart_through_updates_and_deletes(
     emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
