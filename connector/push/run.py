@@ -1078,6 +1078,14 @@ class _Sender:
                 f"insert of batch {batch.number} returned {len(response.row_ids)} row ids "
                 f"for {len(batch.rows)} rows"
             )
+        # Aligned one to one with the events sent: other ids are an answer to another request (a proxy's
+        # mix-up), and the batch's rows would be checkpointed as sent without being stored.
+        for row, sent, stored in zip(batch.rows, _sent_ids(batch), response.row_ids, strict=True):
+            if sent is not None and stored != sent:
+                raise ServerUnavailable(
+                    f"insert of batch {batch.number} returned the row id {stored!r} for row {row}, sent with "
+                    f"the id {sent!r}"
+                )
         return _Inserted()
 
 
@@ -1095,6 +1103,15 @@ def _refused_before(checkpoint: PushCheckpoint, batch: Batch) -> list[_Refused]:
         for row, event in zip(batch.rows, batch.events, strict=True)
         if row in reasons
     ]
+
+
+def _sent_ids(batch: Batch) -> list[str | None]:
+    """The id each event of `batch` was sent with (None for one without)."""
+    try:
+        events = orjson.loads(batch.body)["events"]
+    except orjson.JSONDecodeError:  # a lone surrogate's escape, which orjson refuses
+        events = json.loads(batch.body)["events"]
+    return [event.get("id") for event in events]
 
 
 def _event_id(event: bytes) -> str | None:

@@ -170,6 +170,21 @@ def test_an_insert_answered_with_too_few_row_ids_ends_its_sentence_before_the_ch
     )
 
 
+def test_an_insert_answered_with_other_row_ids_is_not_taken_for_the_batch_and_a_rerun_sends_it(
+    emulator: Emulator, push: Push, tmp_path: Path
+) -> None:
+    # As many ids as rows, but not theirs (an answer to another request): the batch was checkpointed as
+    # sent, the push completed, and its 25 rows were never stored.
+    path = write_csv(tmp_path / "data.csv", 100)
+    others = orjson.dumps({"row_ids": [f"other-{n}" for n in range(25)]}).decode()
+    emulator.faults.add(FaultRule(kind="body", route="/insert", body=others, times=1, after=2))
+    with pytest.raises(ServerUnavailable, match="returned the row id 'other-0' for row 51, sent with the id"):
+        push(path, batch_rows=25, concurrency=1)
+    again = push(path, batch_rows=25, concurrency=1)
+    assert again.rows_sent == 50
+    assert len(emulator.store.live_rows("dataset", again.dataset_id)) == 100
+
+
 def test_a_failed_push_resumes_with_only_the_unacknowledged_batches(
     emulator: Emulator, push: Push, tmp_path: Path
 ) -> None:
