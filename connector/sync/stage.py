@@ -167,7 +167,8 @@ class PageStager:
     def stage(
         self, body: bytes | bytearray, cutoff: int | None, *, ids: dict[int, str] | None = None
     ) -> StagedPage:
-        """Check one page and start writing the rows to keep: above `cutoff`, newest version of each id.
+        """Check one page and start writing the rows to keep: of traces with a version above `cutoff`,
+        newest version of each id (see `_PageSql.candidates`).
 
         `ids` replaces the ids of the events at those places (from 1) in a page mended of its lone
         surrogates (`_stage_mended`).
@@ -457,10 +458,18 @@ class _PageSql:
 
     @staticmethod
     def candidates(table: str, cutoff: int | None) -> str:
-        """Per id, the page's newest version above the cutoff (the first on the page of equals): its
-        ordinal and the two halves of the id's MD5, in the order `SeenIds` looks ids up in (by the
-        upper half), which then need not sort them."""
-        above = "" if cutoff is None else f"WHERE _xact_id > {int(cutoff)}"
+        """Per id, the page's newest version (the first on the page of equals), of the traces with a
+        version above the cutoff: its ordinal and the two halves of the id's MD5, in the order `SeenIds`
+        looks ids up in (by the upper half), which then need not sort them.
+
+        A trace's older spans too: the API pages by whole traces, and one that gained a span while an
+        earlier read paged moved ahead of that read's cursor, its older spans unmet; they come now, or
+        never again. Those already held are the versions held: the merge leaves them as they are.
+        """
+        above = ""
+        if cutoff is not None:
+            changed = f"_xact_id > {int(cutoff)}"
+            above = f"WHERE {changed} OR root_span_id IN (SELECT root_span_id FROM {table} WHERE {changed})"
         newest = (
             "SELECT arg_max(_ordinal, {'x': _xact_id, 'o': -_ordinal}) AS _ordinal, md5_number(id) AS md5 "
             f"FROM {table} {above} GROUP BY id"

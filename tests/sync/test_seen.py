@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.sync.seen import RECENT_IDS, SEGMENT_IDS, SeenIds
@@ -25,6 +25,8 @@ def arrays(pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
     return np.array([u for u, _ in pairs], dtype=np.uint64), np.array([v for _, v in pairs], dtype=np.uint32)
 
 
+# Each example writes files: on a loaded machine some took longer than Hypothesis's 200 ms deadline.
+@settings(deadline=None)
 @given(
     additions=st.lists(st.lists(ids, max_size=6), max_size=40),
     probes=st.lists(ids, max_size=30),
