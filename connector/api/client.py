@@ -265,7 +265,7 @@ class BraintrustClient:
         """Fetch one page of row versions, newest first, as the response body's bytes.
 
         On 5xx and timeouts the page size is halved for the next attempt (down to
-        `MIN_FETCH_LIMIT`): large pages are what time out on a loaded server.
+        `MIN_FETCH_LIMIT`, a smaller one kept): large pages are what time out on a loaded server.
 
         Args:
             most_bytes: the largest body taken (None: any); reading a larger one stops past it.
@@ -280,7 +280,8 @@ class BraintrustClient:
             error = state.outcome.exception() if state.outcome else None
             server_side = isinstance(error, RetryableResponse) and error.status >= 500
             if (server_side or isinstance(error, httpx.TimeoutException)) and body.get("limit"):
-                body["limit"] = max(MIN_FETCH_LIMIT, body["limit"] // 2)
+                # Never raised: a page of fewer traces than the floor (a read's first) stays as small.
+                body["limit"] = min(body["limit"], max(MIN_FETCH_LIMIT, body["limit"] // 2))
 
         content: bytes | bytearray = self._request(
             "POST",

@@ -408,11 +408,12 @@ def test_5xx_and_timeouts_halve_the_page_size(emulator: Emulator, project: dict)
     [
         (FaultRule(kind="status", route="/fetch", status=500), 48, 24),
         (FaultRule(kind="status", route="/fetch", status=504), 16, 10),  # never below MIN_FETCH_LIMIT
+        (FaultRule(kind="status", route="/fetch", status=503), 1, 1),  # nor raised to it
         (FaultRule(kind="status", route="/fetch", status=429, retry_after="0"), 48, 48),
         (FaultRule(kind="status", route="/fetch", status=408), 48, 48),
         (FaultRule(kind="drop", route="/fetch"), 48, 48),
     ],
-    ids=["500", "504-floor", "429", "408", "drop"],
+    ids=["500", "504-floor", "503-below-the-floor", "429", "408", "drop"],
 )
 def test_only_server_errors_and_timeouts_shrink_the_page(
     emulator: Emulator, project: dict, fault: FaultRule, limit: int, traces: int
