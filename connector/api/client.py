@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import ssl
 import threading
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -147,6 +148,7 @@ class BraintrustClient:
         # httpx reads no proxy from the environment for a transport given to it.
         self._through = _through_proxy(settings.api_url) if transport is None else ""
         self._max_attempts = settings.max_attempts
+        self._timeout_s = settings.timeout_s
         self._wait = backoff_honouring_retry_after(settings.backoff_initial_s, settings.backoff_max_s)
         try:
             self._http = httpx.Client(
@@ -392,11 +394,13 @@ class BraintrustClient:
             content, headers = orjson.dumps(json), {**(headers or {}), "Content-Type": "application/json"}
         # The body is read here, not kept on the response: httpx leaves a response in a reference
         # cycle, which would hold a whole fetch page in memory until Python's cyclic GC runs.
+        # httpx bounds each wait for data, not the request: a body trickling in stays within each wait.
+        deadline = time.monotonic() + self._timeout_s
         try:
             with self._http.stream(method, path, content=content, params=params, headers=headers) as response:
                 status, retry_after = response.status_code, response.headers.get("Retry-After")
                 location = response.headers.get("Location")
-                body = _read(response, most_bytes if status < 300 else None)
+                body = _read(response, most_bytes if status < 300 else None, deadline)
         except httpx.ConnectError as error:
             if (mismatch := _tls_mismatch(error)) is not None:
                 raise ApiMisdirected(
@@ -424,12 +428,13 @@ class BraintrustClient:
         raise _status_error(method, path, status, body, self._key)
 
 
-def _read(response: httpx.Response, most_bytes: int | None) -> bytes | bytearray:
-    """The response's body, in one buffer.
+def _read(response: httpx.Response, most_bytes: int | None, deadline: float) -> bytes | bytearray:
+    """The response's body, in one buffer, read by the `deadline` (`time.monotonic()`).
 
     Raises:
         PageTooLarge: the body is longer than `most_bytes`, as its declared length says, or as reading
             it finds; the rest is left unread (closing the response drops the connection).
+        httpx.ReadTimeout: the body was still coming at the deadline (retried, a fetch with a smaller page).
     """
     declared = _declared_length(response)
     # Only a length under a bound is trusted to size a buffer: a wrong header must not make one of
@@ -437,10 +442,10 @@ def _read(response: httpx.Response, most_bytes: int | None) -> bytes | bytearray
     if most_bytes is not None and declared is not None:
         if declared > most_bytes:
             raise PageTooLarge(declared, 0)
-        return _read_declared(response, declared)
+        return _read_declared(response, declared, deadline)
     chunks: list[bytes] = []
     received = 0
-    for chunk in response.iter_bytes():
+    for chunk in _by(response, deadline):
         received += len(chunk)
         if most_bytes is not None and received > most_bytes:
             raise PageTooLarge(_estimated_length(response, received), received)
@@ -448,7 +453,7 @@ def _read(response: httpx.Response, most_bytes: int | None) -> bytes | bytearray
     return b"".join(chunks)
 
 
-def _read_declared(response: httpx.Response, length: int) -> bytearray:
+def _read_declared(response: httpx.Response, length: int, deadline: float) -> bytearray:
     """A body of a declared length, read into one buffer of that length.
 
     Joining its chunks held each fetch page twice at once, the chunks and the joined body, in the
@@ -459,10 +464,18 @@ def _read_declared(response: httpx.Response, length: int) -> bytearray:
     body = bytearray(length)
     received = 0
     with memoryview(body) as view:
-        for chunk in response.iter_bytes():
+        for chunk in _by(response, deadline):
             view[received : received + len(chunk)] = chunk
             received += len(chunk)
     return body
+
+
+def _by(response: httpx.Response, deadline: float) -> Iterator[bytes]:
+    """The body's chunks, as long as they come before the `deadline`."""
+    for chunk in response.iter_bytes():
+        if time.monotonic() > deadline:
+            raise httpx.ReadTimeout("the response was still coming in when the request timed out")
+        yield chunk
 
 
 def _estimated_length(response: httpx.Response, received: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import subprocess
 import threading
@@ -321,6 +322,55 @@ def serving(tls: ssl.SSLContext | None = None) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _Trickling(BaseHTTPRequestHandler):
+    """A server answering every GET with a body that trickles in, a byte every tenth of a second."""
+
+    requests = 0
+
+    def do_GET(self) -> None:
+        type(self).requests += 1
+        body = b'{"objects": []' + b" " * 80 + b"}"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        with contextlib.suppress(OSError):  # the client gave up
+            for byte in body:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.1)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_a_body_trickling_in_past_the_timeout_is_a_timeout_and_retried() -> None:
+    # httpx bounds each wait for data: a server sending a byte at a time held a sync for as long as it liked.
+    _Trickling.requests = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickling)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings = ApiSettings(
+        api_url=f"http://127.0.0.1:{server.server_address[1]}",
+        api_key="trickled",
+        timeout_s=1,
+        max_attempts=2,
+        backoff_initial_s=0.01,
+    )
+    started = time.monotonic()
+    try:
+        with BraintrustClient(settings) as client, pytest.raises(ServerUnavailable) as failed:
+            list(client.list_projects())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "failed after 2 attempts (last error: ReadTimeout: the response was still coming in" in str(
+        failed.value
+    )
+    assert _Trickling.requests == 2
+    # Each body takes 9.5 s to arrive; each attempt gave up after about its second.
+    assert time.monotonic() - started < 6
 
 
 def self_signed(tmp_path: Path) -> ssl.SSLContext:
