@@ -394,12 +394,12 @@ class BraintrustClient:
             content, headers = orjson.dumps(json), {**(headers or {}), "Content-Type": "application/json"}
         # The body is read here, not kept on the response: httpx leaves a response in a reference
         # cycle, which would hold a whole fetch page in memory until Python's cyclic GC runs.
-        # httpx bounds each wait for data, not the request: a body trickling in stays within each wait.
-        deadline = time.monotonic() + self._timeout_s
         try:
             with self._http.stream(method, path, content=content, params=params, headers=headers) as response:
                 status, retry_after = response.status_code, response.headers.get("Retry-After")
                 location = response.headers.get("Location")
+                # httpx bounds each wait for data, not the body: one trickling in stays within each wait.
+                deadline = time.monotonic() + self._timeout_s
                 body = _read(response, most_bytes if status < 300 else None, deadline)
         except httpx.ConnectError as error:
             if (mismatch := _tls_mismatch(error)) is not None:
