@@ -18,6 +18,7 @@ from enum import StrEnum
 from http import HTTPStatus
 from pathlib import Path
 
+import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
 from connector import interrupts
@@ -39,6 +40,7 @@ from connector.errors import (
     UnreadableFiles,
     WarehouseError,
     WarehouseLocked,
+    one_line_reason,
 )
 from connector.progress import NullProgress, ProgressReporter
 from connector.sync.catalog import Catalog, check_same_source, discover_catalog, write_catalog
@@ -485,11 +487,15 @@ class _SyncRun:
                     checkpoint.existed_bound if self.options.reconcile and checkpoint.cutoff is None else None
                 ),
             )
-        except BaseException:
+        except BaseException as error:
             # A first load takes the staged parts into the tree: one that failed (a full disk) leaves none to
             # resume from, and the next sync reads the object afresh, without warning of damage.
             if staging.missing(checkpoint):
                 staging.clear()
+            if isinstance(error, OSError | duckdb.IOException):
+                # Its scratch under --state-dir, or the tree, could not be written (a full disk): this
+                # object's failure, as staging's is; it stopped the whole run, without a summary.
+                raise WarehouseError(f"cannot merge the rows read: {one_line_reason(error)}") from None
             raise
         staging.clear()
         return ObjectSummary(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import closing
@@ -659,6 +660,29 @@ def test_an_object_whose_files_cannot_be_written_fails_alone_and_the_summary_is_
     assert by_name["broken"]["status"] == "failed" and says in by_name["broken"]["error"]
     assert by_name["healthy"]["status"] == "synced" and by_name["healthy"]["rows"] == 120
     assert query(warehouse, "SELECT count(*) FROM project_logs") == [(120,)]
+
+
+def test_an_object_whose_merge_cannot_write_its_scratch_fails_alone_and_the_summary_is_printed(
+    emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
+) -> None:
+    broken, healthy = projects
+    assert sync_giving_up_soon(emulator, warehouse).returncode == 0
+    for project in (broken, healthy):
+        emulator.store.insert("project_logs", project["id"], [{"id": "r1", "input": "changed"}])
+    # A file where the merge's scratch must go: its writes fail, as on a full disk. DuckDB's error
+    # stopped the whole run, the other object not tried and no summary printed.
+    (merges,) = Path(warehouse.state_dir).glob("staging/*/merge")
+    shutil.rmtree(merges / broken["id"], ignore_errors=True)
+    (merges / broken["id"]).touch()
+    done = sync_giving_up_soon(emulator, warehouse)
+    assert done.returncode == 1, done.stderr
+    by_name = {o["name"]: o for o in orjson.loads(done.stdout)["objects"]}
+    assert by_name["broken"]["status"] == "failed"
+    assert by_name["broken"]["error"].startswith("cannot merge the rows read: ")
+    assert (by_name["healthy"]["status"], by_name["healthy"]["updated"]) == ("synced", 1)
+    (merges / broken["id"]).unlink()
+    assert sync_giving_up_soon(emulator, warehouse).returncode == 0
+    assert logs_by_id(warehouse, broken["id"], "input")["r1"] == ('"changed"',)
 
 
 def test_objects_after_two_whose_files_could_not_be_written_are_not_tried(
