@@ -30,7 +30,6 @@ import pyarrow as pa
 # pyiceberg computes the day of `created` partition values with it when writing: a missing one is the
 # extra's one-line error here, at open, rather than a failure in the middle of a merge.
 import pyiceberg_core  # noqa: F401
-from filelock import FileLock, Timeout
 from pyiceberg.catalog import Catalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import AlwaysFalse, AlwaysTrue, BooleanExpression, In
@@ -45,6 +44,7 @@ from connector.destinations.base import (
     StagedParts,
     SyncState,
 )
+from connector.destinations.file_lock import holding
 from connector.destinations.iceberg_catalog import (
     STATE_PROPERTY,
     commit_object_files,
@@ -69,7 +69,7 @@ from connector.destinations.iceberg_schema import (
 )
 from connector.destinations.parquet_tree import catalog_select
 from connector.destinations.scratch import scratch_connection
-from connector.errors import UnreadableFiles, WarehouseError, WarehouseLocked
+from connector.errors import UnreadableFiles, WarehouseError
 from connector.redaction import redact, scrub, uri_secrets
 from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
@@ -148,19 +148,9 @@ class IcebergDestination:
         object since another read it makes that one plan its merge again.
         """
         path = self._state_dir / "locks" / self._key / ref.stream.table / f"{ref.object_id}.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path))
-        try:
-            lock.acquire(timeout=wait_s)
-        except Timeout:
-            raise WarehouseLocked(
-                f"another bt-sync process is syncing {ref.stream.table} {ref.name!r} ({ref.object_id}) "
-                f"and still held it after {wait_s:g}s ({LOCK_WAIT_SETTING})"
-            ) from None
-        try:
+        holder = f"syncing {ref.stream.table} {ref.name!r} ({ref.object_id})"
+        with holding(path, wait_s, holder, wait_setting=LOCK_WAIT_SETTING):
             yield
-        finally:
-            lock.release()
 
     def read_state(self, ref: ObjectRef) -> SyncState | None:
         """The object's committed state; None, as for an object never synced, when a file of it could not

@@ -38,7 +38,6 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from filelock import FileLock, Timeout
 from pydantic import BaseModel, Field
 
 from connector.destinations.base import (
@@ -49,6 +48,7 @@ from connector.destinations.base import (
     StagedParts,
     SyncState,
 )
+from connector.destinations.file_lock import holding
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, ObjectFiles, is_file_name, merge_files, written_by
 from connector.destinations.scratch import scratch_connection
@@ -183,31 +183,22 @@ class ParquetTree:
             f"{ref.stream.table}/{ref.object_id}.lock",
             wait_s,
             f"syncing {ref.stream.table} {ref.name!r} ({ref.object_id})",
-            f" ({LOCK_WAIT_SETTING})",
+            LOCK_WAIT_SETTING,
         ):
             yield
 
     @contextmanager
     def _held(
-        self, in_root: str, in_state_dir: str, wait_s: float, holder: str, wait_flag: str = ""
+        self, in_root: str, in_state_dir: str, wait_s: float, holder: str, wait_setting: str = ""
     ) -> Iterator[None]:
-        """A lock file beside the tables, or in this machine's scratch when the tables are remote."""
+        """A lock file beside the tables, or in this machine's scratch when the tables are remote (see
+        `holding`)."""
         if self.root.is_local:
             path = self.root.local(in_root)
         else:
             path = self._state_dir / "locks" / self._key / in_state_dir
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(path))
-        try:
-            lock.acquire(timeout=wait_s)
-        except Timeout:
-            raise WarehouseLocked(
-                f"another bt-sync process is {holder} and still held it after {wait_s:g}s{wait_flag}"
-            ) from None
-        try:
+        with holding(path, wait_s, holder, wait_setting=wait_setting):
             yield
-        finally:
-            lock.release()
 
     def read_state(self, ref: ObjectRef) -> SyncState | None:
         """The object's committed state, after finishing what a crash left (the caller holds the lock).

@@ -394,7 +394,9 @@ def test_a_file_a_merge_empties_leaves_the_tree_also_when_the_commit_was_cut_sho
     assert sorted(p.name for p in directory.iterdir()) == ["_sync_state.json"]
 
 
-def test_an_object_s_lock_holds_off_a_second_holder_for_the_wait_then_says_so(tmp_path: Path) -> None:
+def test_an_object_s_lock_holds_off_a_second_holder_for_the_wait_then_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     tree = ParquetTree(str(tmp_path / "tree"), tmp_path / "state")
     assert PROJECT.events is not None
     ref = ObjectRef(PROJECT.events, "object-a", "project", "bot")
@@ -410,6 +412,11 @@ def test_an_object_s_lock_holds_off_a_second_holder_for_the_wait_then_says_so(tm
         "another bt-sync process is syncing project_logs 'bot' (object-a) and still held it after 0.3s "
         "(--lock-wait; in Dagster, the WarehouseResource's lock_wait_s)"
     )
+    # Said as the wait starts (it may last ten minutes), and only for a wait.
+    assert [record.getMessage() for record in caplog.records] == [
+        "another bt-sync process is syncing project_logs 'bot' (object-a): waiting for it, up to 0.3s "
+        "(--lock-wait; in Dagster, the WarehouseResource's lock_wait_s)"
+    ]
     with tree.lock(ref, 0):
         pass  # released when its holder is done
 

@@ -65,7 +65,14 @@ def test_a_sync_waits_for_the_object_lock_then_fails_that_object_clearly(
             env={"BRAINTRUST_API_KEY": demo_emulator.api_key},
         )  # fmt: skip
     assert done.returncode == 1
-    (line,) = done.stderr.strip().splitlines()
+    waiting, line = done.stderr.strip().splitlines()
+    # Said as the wait starts, then as it gives up.
+    assert waiting.startswith(
+        "bt-sync: warning: another bt-sync process is syncing project_logs 'support-bot'"
+    )
+    assert waiting.endswith(
+        ": waiting for it, up to 1s (--lock-wait; in Dagster, the WarehouseResource's lock_wait_s)"
+    )
     assert "another bt-sync process is syncing project_logs 'support-bot'" in line and "--lock-wait" in line
     # Every other object was synced meanwhile.
     synced = {o["name"] for o in __import__("json").loads(done.stdout)["objects"] if o["status"] == "synced"}
