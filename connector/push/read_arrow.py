@@ -137,6 +137,13 @@ class CsvReader:
         def on_malformed(row: Any) -> str:
             # pyarrow numbers records from 1 counting the header, and leaves the row out of the batch.
             reason = f"expected {counted(row.expected_columns, 'columns')}, found {row.actual_columns}"
+            if (lines := len(row.text.splitlines())) > 1:
+                # A quote opened by mistake in any column but the last: the lines up to the next quote, in
+                # another row perhaps, are read as one row, the wrong width, and left out with it.
+                reason += (
+                    f" across {lines} lines: a quoted value runs to the next quote, so a quote left open "
+                    'takes in the lines after it (a quote inside a quoted value is written "")'
+                )
             malformed[row.number - 1] = RowProblem(None, reason, values=row.text)
             return "skip"
 

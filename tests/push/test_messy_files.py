@@ -282,6 +282,32 @@ def test_a_quote_never_closed_in_the_last_column_is_refused_not_taking_in_the_ro
 
 
 @pytest.mark.parametrize(
+    ("lines", "found", "taken"),
+    [
+        # Closed by the next quote, a few rows on: the rows between were read as part of one row.
+        (b'1,ok,x\n2,"bad,x\n3,c,x\n4,"quoted, 4",x\n5,e,x\n', 4, 3),
+        # Never closed.
+        (b'1,ok,x\n2,"bad,x\n3,c,x\n4,d,x\n', 2, 3),
+    ],
+    ids=["closed-later", "never-closed"],
+)
+def test_a_quote_left_open_in_a_middle_column_names_the_lines_it_took_in(
+    emulator: Emulator, tmp_path: Path, push: Any, lines: bytes, found: int, taken: int
+) -> None:
+    # The rows it took in were left out with it, the message saying only that it had the wrong width.
+    path = tmp_path / "open.csv"
+    path.write_bytes(b"id,input,expected\n" + lines)
+    with pytest.raises(PushError) as error:
+        push(path)
+    assert str(error.value) == (
+        f"open.csv row 2: expected 3 columns, found {found} across {taken} lines: a quoted value runs to the "
+        "next quote, so a quote left open takes in the lines after it (a quote inside a quoted value is "
+        'written "")'
+    )
+    assert nothing_created(emulator)
+
+
+@pytest.mark.parametrize(
     ("last_line", "value"),
     [
         (b'2,"two\nlines"\n', "two\nlines"),
