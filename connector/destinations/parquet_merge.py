@@ -214,6 +214,7 @@ class _Merge:
     def run(self, delete_missing_up_to: int | None) -> MergeOutput:
         con = self._con
         self._load_current_keys()
+        self._count_rows()
         has_incoming = self._incoming != "[]"
         counts = plan_actions(con, self._incoming if has_incoming else None, delete_missing_up_to)
         inserted, updated, deleted = counts.get("insert", 0), counts.get("update", 0), counts.get("delete", 0)
@@ -292,6 +293,15 @@ class _Merge:
         reader = pa.RecordBatchReader.from_batches(_CURRENT_KEYS, self._remote_keys())
         con.register("remote_keys", reader)
         con.execute("INSERT INTO current_keys SELECT * FROM remote_keys")
+
+    def _count_rows(self) -> None:
+        """Each file's rows as its keys count them, not as the record said: a file replaced from outside (an
+        older backup, a row less) kept its record's count, and `sync_state` stayed over the table for
+        good, `--full` too."""
+        counts = dict(self._con.execute("SELECT file, count(*) FROM current_keys GROUP BY file").fetchall())
+        for name, data_file in self._files.items():
+            if (rows := counts.get(name, 0)) != data_file.rows:
+                self._files[name] = data_file.model_copy(update={"rows": rows})
 
     def _remote_keys(self) -> Iterator[pa.RecordBatch]:
         root = self._where.root
