@@ -194,8 +194,9 @@ def describe(summary: PushSummary) -> str:
         line += f"; {origins}"
     line += "".join(f"; {said}" for said in _not_sent(summary, validate_first=summary.validate_first))
     if summary.unmapped_columns:
-        # A column without a name (a spreadsheet's trailing separator) is shown as its empty header.
-        unsent = ", ".join(name or '""' for name in summary.unmapped_columns)
+        # Quoted, as messages name columns: a name's blanks (` input `, not `input`) and an empty name (a
+        # spreadsheet's trailing separator) show.
+        unsent = ", ".join(f'"{name}"' for name in summary.unmapped_columns)
         line += f"; columns not sent: {unsent}"
     return line + "."
 

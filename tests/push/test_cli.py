@@ -157,7 +157,7 @@ def test_human_summary_and_rerun_message(
         f"pushed 30 rows of data.csv to dataset 'd' in project 'p' ({dataset['id']}, created now with its "
         "project) in 3 batches"
     )
-    assert "columns not sent: note" in out
+    assert 'columns not sent: "note"' in out
     code, out, _ = run_cli(emulator, tmp_path, capsys, *args)
     assert code == 0
     assert out.startswith(
@@ -299,7 +299,7 @@ def test_dry_run_needs_no_api_key(
     assert exited.value.code == 0
     assert (
         capsys.readouterr().out
-        == "dry run: 25 of 25 rows of data.csv are valid, 1 batch; columns not sent: note.\n"
+        == 'dry run: 25 of 25 rows of data.csv are valid, 1 batch; columns not sent: "note".\n'
     )
     assert emulator.stats.snapshot()["requests"] == {}
 
