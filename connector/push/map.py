@@ -605,12 +605,19 @@ def _tags(column: str, value: Any) -> list[str] | None:
         return None
     if isinstance(value, str):
         text = value.strip()
-        if not text.startswith("["):
+        if text.startswith("{") and isinstance(whole := _json_or_none(text), dict):
+            # An object's text, as other columns read one: refused as one (split on its commas, it made
+            # tags of its pieces).
+            value = whole
+        elif not text.startswith("["):
             return [tag.strip() for tag in text.split(",") if tag.strip()] or None
-        try:
-            value = orjson.loads(text)
-        except orjson.JSONDecodeError as error:
-            raise _BadValue(column, f"invalid JSON array of tags ({error.msg} at char {error.pos})") from None
+        else:
+            try:
+                value = orjson.loads(text)
+            except orjson.JSONDecodeError as error:
+                raise _BadValue(
+                    column, f"invalid JSON array of tags ({error.msg} at char {error.pos})"
+                ) from None
     if not isinstance(value, list):
         raise _BadValue(
             column, f"tags must be a list of strings or comma-separated text, found {json_kind(value)}"
@@ -621,6 +628,14 @@ def _tags(column: str, value: Any) -> list[str] | None:
                 column, f"tags must be strings, found {_kind_and_value(tag)} at position {position}"
             )
     return value
+
+
+def _json_or_none(text: str) -> Any:
+    """`text` parsed as JSON; None if it is not JSON."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _kind_and_value(value: Any, limit: int = 40) -> str:

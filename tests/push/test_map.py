@@ -186,6 +186,8 @@ def test_a_single_non_object_metadata_column_is_wrapped() -> None:
         # A list is sent as given, an empty one too: the JSON line's own text carries it so.
         ([], []),
         ("[]", []),
+        # Braces that are no JSON object are text.
+        ("{draft}, {final}", ["{draft}", "{final}"]),
     ],
 )
 def test_tags(value: Any, tags: list[str] | None) -> None:
@@ -208,6 +210,12 @@ def test_tags(value: Any, tags: list[str] | None) -> None:
         ),
         ({"input": "q", "tags": ["a", 2]}, "tags", "tags must be strings, found a number 2 at position 2"),
         ({"input": "q", "tags": ["a", None]}, "tags", "tags must be strings, found null at position 2"),
+        # An object's text, as JSON Lines' object: split on its commas, it made tags of its pieces.
+        (
+            {"input": "q", "tags": '{"x": 1, "y": 2}'},
+            "tags",
+            "tags must be a list of strings or comma-separated text, found an object",
+        ),
         (
             {"input": "q", "tags": "[oops"},
             "tags",
