@@ -153,6 +153,8 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                             raise NotFoundError(_missing(assets, key))
                         summary = sync_object(client, destination, obj.ref, options, LogProgress(context.log))
                     except BtSyncError as error:
+                        # Said as it happens: the run's failure names it only in the retry's nested cause.
+                        context.log.error(f"{key}: {error}")
                         errors[key] = error
                         continue
                     url = obj.url(braintrust.app(), org_names)

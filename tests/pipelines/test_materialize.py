@@ -432,6 +432,9 @@ def test_a_range_run_in_which_one_partition_fails_names_it(
     # The error alone said what failed, not which of the run's partitions.
     assert "1 partition failed: support-bot/candidate: " in failure.step_failure_data.error.message
     assert sorted(materializations(result)) == ["support-bot/baseline"]
+    # Logged as it failed, too: a retried step's error shows only "RetryRequestedFromPolicy".
+    logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any(m.startswith("support-bot/candidate: ") and "HTTP 400" in m for m in logged)
 
 
 def test_partitions_materialized_with_dg_in_parallel_processes_share_the_warehouse(
