@@ -53,6 +53,13 @@ class Batch:
         starts = accumulate(map(operator.add, self.sizes, repeat(1)), initial=len(_HEAD))
         return [body[start : start + size] for start, size in zip(starts, self.sizes, strict=False)]
 
+    @property
+    def first_and_last(self) -> tuple[bytes, bytes]:
+        """Its first and last events, serialised, without slicing out the ones between."""
+        first = self.body[len(_HEAD) : len(_HEAD) + self.sizes[0]]
+        last = self.body[len(self.body) - len(_TAIL) - self.sizes[-1] : len(self.body) - len(_TAIL)]
+        return first, last
+
     def halves(self) -> tuple[Batch, Batch]:
         """Split in two for a server that refused the whole batch as too large."""
         middle = len(self.rows) // 2

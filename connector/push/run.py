@@ -1079,12 +1079,14 @@ class _Sender:
                 f"for {len(batch.rows)} rows"
             )
         # Aligned one to one with the events sent: other ids are an answer to another request (a proxy's
-        # mix-up), and the batch's rows would be checkpointed as sent without being stored.
-        for row, sent, stored in zip(batch.rows, _sent_ids(batch), response.row_ids, strict=True):
+        # mix-up), and the batch's rows would be checkpointed as sent without being stored. The first and
+        # last only: parsing every event again cost 3-7 ms a batch.
+        for at, event in zip((0, -1), batch.first_and_last, strict=True):
+            sent, stored = _event_id(event), response.row_ids[at]
             if sent is not None and stored != sent:
                 raise ServerUnavailable(
-                    f"insert of batch {batch.number} returned the row id {stored!r} for row {row}, sent with "
-                    f"the id {sent!r}"
+                    f"insert of batch {batch.number} returned the row id {stored!r} for row "
+                    f"{batch.rows[at]}, sent with the id {sent!r}"
                 )
         return _Inserted()
 
@@ -1103,15 +1105,6 @@ def _refused_before(checkpoint: PushCheckpoint, batch: Batch) -> list[_Refused]:
         for row, event in zip(batch.rows, batch.events, strict=True)
         if row in reasons
     ]
-
-
-def _sent_ids(batch: Batch) -> list[str | None]:
-    """The id each event of `batch` was sent with (None for one without)."""
-    try:
-        events = orjson.loads(batch.body)["events"]
-    except orjson.JSONDecodeError:  # a lone surrogate's escape, which orjson refuses
-        events = json.loads(batch.body)["events"]
-    return [event.get("id") for event in events]
 
 
 def _event_id(event: bytes) -> str | None:

@@ -78,3 +78,12 @@ def test_halves_keep_the_batch_number_and_rows() -> None:
     assert (first.events, second.events) == ([b"{}"], [b"[]", b"1"])
     four = Batch.of(2, [1, 2, 3, 4], [b"1", b"2", b"3", b"4"])
     assert four.halves() == (Batch.of(2, [1, 2], [b"1", b"2"]), Batch.of(2, [3, 4], [b"3", b"4"]))
+
+
+@given(
+    st.lists(st.dictionaries(st.text(max_size=3), st.text(max_size=5), max_size=3), min_size=1, max_size=6)
+)
+def test_first_and_last_are_the_batch_s_first_and_last_events(values: list[dict[str, str]]) -> None:
+    events = [orjson.dumps(value) for value in values]
+    batch = Batch.of(0, list(range(len(events))), events)
+    assert batch.first_and_last == (events[0], events[-1])

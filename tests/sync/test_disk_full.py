@@ -55,7 +55,8 @@ def test_a_full_disk_while_staging_fails_its_object_in_one_line_and_the_rerun_co
     assert statuses["quiet"] == ("synced", None)
     status, error = statuses["busy"]
     assert status == "failed" and error.startswith("cannot stage the rows read in ")
-    assert "(under --state-dir): " in error and error.endswith("No space left on device")
+    # DuckDB's error ends with the reason, Python's with the file it was writing (a checkpoint).
+    assert "(under --state-dir): " in error and "No space left on device" in error
     small_disk.grow(256)
     assert run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env).returncode == 0
     assert event_tables(settings) == fresh_sync_tables(emulator, tmp_path)
