@@ -137,9 +137,11 @@ class CsvReader:
         def on_malformed(row: Any) -> str:
             # pyarrow numbers records from 1 counting the header, and leaves the row out of the batch.
             reason = f"expected {counted(row.expected_columns, 'columns')}, found {row.actual_columns}"
-            if (lines := len(row.text.splitlines())) > 1:
+            lines = len(row.text.splitlines())
+            if lines > 1 and row.text.count('"') % 2:
                 # A quote opened by mistake in any column but the last: the lines up to the next quote, in
-                # another row perhaps, are read as one row, the wrong width, and left out with it.
+                # another row perhaps, are read as one row, the wrong width, and left out with it. (A quoted
+                # value holding line breaks, in a row merely of the wrong width, has its quotes in pairs.)
                 reason += (
                     f" across {lines} lines: a quoted value runs to the next quote, so a quote left open "
                     'takes in the lines after it (a quote inside a quoted value is written "")'

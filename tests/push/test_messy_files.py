@@ -288,8 +288,10 @@ def test_a_quote_never_closed_in_the_last_column_is_refused_not_taking_in_the_ro
         (b'1,ok,x\n2,"bad,x\n3,c,x\n4,"quoted, 4",x\n5,e,x\n', 4, 3),
         # Never closed.
         (b'1,ok,x\n2,"bad,x\n3,c,x\n4,d,x\n', 2, 3),
+        # Closed, holding a line break, in a row a column short: no quote left open.
+        (b'1,ok,x\n2,"two\nlines"\n3,c,x\n', 2, 0),
     ],
-    ids=["closed-later", "never-closed"],
+    ids=["closed-later", "never-closed", "closed-in-a-short-row"],
 )
 def test_a_quote_left_open_in_a_middle_column_names_the_lines_it_took_in(
     emulator: Emulator, tmp_path: Path, push: Any, lines: bytes, found: int, taken: int
@@ -299,11 +301,11 @@ def test_a_quote_left_open_in_a_middle_column_names_the_lines_it_took_in(
     path.write_bytes(b"id,input,expected\n" + lines)
     with pytest.raises(PushError) as error:
         push(path)
-    assert str(error.value) == (
-        f"open.csv row 2: expected 3 columns, found {found} across {taken} lines: a quoted value runs to the "
-        "next quote, so a quote left open takes in the lines after it (a quote inside a quoted value is "
-        'written "")'
+    opened = (
+        f" across {taken} lines: a quoted value runs to the next quote, so a quote left open takes in the "
+        'lines after it (a quote inside a quoted value is written "")'
     )
+    assert str(error.value) == f"open.csv row 2: expected 3 columns, found {found}{opened if taken else ''}"
     assert nothing_created(emulator)
 
 
