@@ -64,6 +64,8 @@ from schemas.kinds import ObjectKind
 
 LIST_PAGE_SIZE = 100
 MIN_FETCH_LIMIT = 10
+# A response's body slower than this on average, past the timeout, is a timeout (`_Pace`).
+SLOWEST_BODY_BYTES_PER_S = 1024
 _SERVER_TEXT_CHARS = 300
 # The start of an HTML page (a proxy's, a web server's at a mistyped URL), not an XML error's.
 _WEB_PAGE = re.compile(r"<(!doctype\s+html|html|head|body)\b", re.IGNORECASE)
@@ -398,9 +400,8 @@ class BraintrustClient:
             with self._http.stream(method, path, content=content, params=params, headers=headers) as response:
                 status, retry_after = response.status_code, response.headers.get("Retry-After")
                 location = response.headers.get("Location")
-                # httpx bounds each wait for data, not the body: one trickling in stays within each wait.
-                deadline = time.monotonic() + self._timeout_s
-                body = _read(response, most_bytes if status < 300 else None, deadline)
+                pace = _Pace(self._timeout_s)
+                body = _read(response, most_bytes if status < 300 else None, pace)
         except httpx.ConnectError as error:
             if (mismatch := _tls_mismatch(error)) is not None:
                 raise ApiMisdirected(
@@ -428,13 +429,13 @@ class BraintrustClient:
         raise _status_error(method, path, status, body, self._key)
 
 
-def _read(response: httpx.Response, most_bytes: int | None, deadline: float) -> bytes | bytearray:
-    """The response's body, in one buffer, read by the `deadline` (`time.monotonic()`).
+def _read(response: httpx.Response, most_bytes: int | None, pace: _Pace) -> bytes | bytearray:
+    """The response's body, in one buffer, as long as it keeps `pace`.
 
     Raises:
         PageTooLarge: the body is longer than `most_bytes`, as its declared length says, or as reading
             it finds; the rest is left unread (closing the response drops the connection).
-        httpx.ReadTimeout: the body was still coming at the deadline (retried, a fetch with a smaller page).
+        httpx.ReadTimeout: the body fell behind `pace` (retried, a fetch with a smaller page).
     """
     declared = _declared_length(response)
     # Only a length under a bound is trusted to size a buffer: a wrong header must not make one of
@@ -442,10 +443,10 @@ def _read(response: httpx.Response, most_bytes: int | None, deadline: float) -> 
     if most_bytes is not None and declared is not None:
         if declared > most_bytes:
             raise PageTooLarge(declared, 0)
-        return _read_declared(response, declared, deadline)
+        return _read_declared(response, declared, pace)
     chunks: list[bytes] = []
     received = 0
-    for chunk in _by(response, deadline):
+    for chunk in pace.kept(response):
         received += len(chunk)
         if most_bytes is not None and received > most_bytes:
             raise PageTooLarge(_estimated_length(response, received), received)
@@ -453,7 +454,7 @@ def _read(response: httpx.Response, most_bytes: int | None, deadline: float) -> 
     return b"".join(chunks)
 
 
-def _read_declared(response: httpx.Response, length: int, deadline: float) -> bytearray:
+def _read_declared(response: httpx.Response, length: int, pace: _Pace) -> bytearray:
     """A body of a declared length, read into one buffer of that length.
 
     Joining its chunks held each fetch page twice at once, the chunks and the joined body, in the
@@ -464,18 +465,34 @@ def _read_declared(response: httpx.Response, length: int, deadline: float) -> by
     body = bytearray(length)
     received = 0
     with memoryview(body) as view:
-        for chunk in _by(response, deadline):
+        for chunk in pace.kept(response):
             view[received : received + len(chunk)] = chunk
             received += len(chunk)
     return body
 
 
-def _by(response: httpx.Response, deadline: float) -> Iterator[bytes]:
-    """The body's chunks, as long as they come before the `deadline`."""
-    for chunk in response.iter_bytes():
-        if time.monotonic() > deadline:
-            raise httpx.ReadTimeout("the response was still coming in when the request timed out")
-        yield chunk
+class _Pace:
+    """The slowest a response's body may come in: httpx bounds each wait for data, and a body trickling in
+    (a byte a second) stays within each wait, holding a sync as long as the server liked. Once the timeout
+    has passed since its headers, a body must have come at `SLOWEST_BODY_BYTES_PER_S` on average: a large
+    page over a slow link does, by far."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout_s = timeout_s
+        self._started = time.monotonic()
+
+    def kept(self, response: httpx.Response) -> Iterator[bytes]:
+        """The body's chunks, as long as they keep the pace."""
+        received = 0
+        for chunk in response.iter_bytes():
+            received += len(chunk)
+            allowed = self._timeout_s + received / SLOWEST_BODY_BYTES_PER_S
+            if time.monotonic() - self._started > allowed:
+                raise httpx.ReadTimeout(
+                    f"the response's body came in at under {SLOWEST_BODY_BYTES_PER_S:,} bytes a second past "
+                    f"the timeout ({self._timeout_s:g}s, --timeout)"
+                )
+            yield chunk
 
 
 def _estimated_length(response: httpx.Response, received: int) -> int:

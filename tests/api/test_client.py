@@ -325,20 +325,21 @@ def serving(tls: ssl.SSLContext | None = None) -> Iterator[str]:
 
 
 class _Trickling(BaseHTTPRequestHandler):
-    """A server answering every GET with a body that trickles in, a byte every tenth of a second."""
+    """A server answering every GET with a body of `padding` blanks, `step` bytes every tenth of a second."""
 
     requests = 0
+    padding, step = 80, 1
 
     def do_GET(self) -> None:
         type(self).requests += 1
-        body = b'{"objects": []' + b" " * 80 + b"}"
+        body = b'{"objects": []' + b" " * self.padding + b"}"
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         with contextlib.suppress(OSError):  # the client gave up
-            for byte in body:
-                self.wfile.write(bytes([byte]))
+            for start in range(0, len(body), self.step):
+                self.wfile.write(body[start : start + self.step])
                 self.wfile.flush()
                 time.sleep(0.1)
 
@@ -346,30 +347,47 @@ class _Trickling(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_body_trickling_in_past_the_timeout_is_a_timeout_and_retried() -> None:
-    # httpx bounds each wait for data: a server sending a byte at a time held a sync for as long as it liked.
-    _Trickling.requests = 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Trickling)
+@contextmanager
+def trickling(padding: int, step: int) -> Iterator[ApiSettings]:
+    """Settings of a client of a `_Trickling` server, with a timeout of a second and two attempts."""
+    handler = type("Trickled", (_Trickling,), {"requests": 0, "padding": padding, "step": step})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings = ApiSettings(
-        api_url=f"http://127.0.0.1:{server.server_address[1]}",
-        api_key="trickled",
-        timeout_s=1,
-        max_attempts=2,
-        backoff_initial_s=0.01,
-    )
-    started = time.monotonic()
     try:
-        with BraintrustClient(settings) as client, pytest.raises(ServerUnavailable) as failed:
-            list(client.list_projects())
+        yield ApiSettings(
+            api_url=f"http://127.0.0.1:{server.server_address[1]}",
+            api_key="trickled",
+            timeout_s=1,
+            max_attempts=2,
+            backoff_initial_s=0.01,
+        )
     finally:
         server.shutdown()
         server.server_close()
-    assert "failed after 2 attempts (last error: ReadTimeout: the response was still coming in" in str(
-        failed.value
-    )
-    assert _Trickling.requests == 2
-    # Each body takes 9.5 s to arrive; each attempt gave up after about its second.
+
+
+def test_a_body_coming_in_steadily_past_the_timeout_is_read_whole() -> None:
+    # A large page over a slow link: 2 KB a second, for a second and a half.
+    with trickling(padding=3_000, step=200) as settings, BraintrustClient(settings) as client:
+        assert list(client.list_projects()) == []
+        assert client.stats.requests == 1
+
+
+def test_a_body_trickling_in_past_the_timeout_is_a_timeout_and_retried() -> None:
+    # httpx bounds each wait for data: a server sending a byte at a time held a sync for as long as it liked.
+    started = time.monotonic()
+    with (
+        trickling(padding=80, step=1) as settings,
+        BraintrustClient(settings) as client,
+        pytest.raises(ServerUnavailable) as failed,
+    ):
+        list(client.list_projects())
+    assert (
+        "failed after 2 attempts (last error: ReadTimeout: the response's body came in at under 1,024 bytes "
+        "a second past the timeout (1s, --timeout))"
+    ) in str(failed.value)
+    assert client.stats.requests == 2
+    # Each body takes 9.5 s to arrive, 10 bytes a second; each attempt gave up after about its second.
     assert time.monotonic() - started < 6
 
 
