@@ -16,6 +16,8 @@ import duckdb
 
 # How DuckDB's messages start: the kind of error, then its text (`Invalid Input Error: Malformed JSON…`).
 _KIND = re.compile(rb"([A-Za-z][A-Za-z -]*) Error: ")
+# The kinds whose class is not named after them; the others' are (`Invalid Input`: InvalidInputException).
+_IRREGULAR = {"transactioncontext": "transaction", "mismatchtype": "typemismatch"}
 
 
 @contextmanager
@@ -38,7 +40,8 @@ def duckdb_error(error: UnicodeDecodeError) -> duckdb.Error | None:
     kind = _KIND.match(message) if isinstance(message, bytes) else None
     if kind is None:
         return None
-    wanted = re.sub(r"[ -]", "", kind.group(1).decode("ascii")).lower() + "exception"
+    name = re.sub(r"[ -]", "", kind.group(1).decode("ascii")).lower()
+    wanted = _IRREGULAR.get(name, name) + "exception"
     meant = next(
         (
             cls
