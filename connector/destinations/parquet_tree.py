@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -52,6 +51,7 @@ from connector.destinations.file_lock import holding
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, ObjectFiles, is_file_name, merge_files, written_by
 from connector.destinations.scratch import scratch_connection
+from connector.destinations.spill import scratch_directory
 from connector.errors import UnreadableFiles, WarehouseError, WarehouseLocked, first_line
 from connector.state_file import StateFile, WriteOverran
 from schemas.api import ApiObject
@@ -431,14 +431,14 @@ class ParquetTree:
                 f"writing {path}",
             ),
             scratch_connection() as con,
-            tempfile.TemporaryDirectory(prefix="bt-sync-") as directory,
+            scratch_directory() as directory,
         ):
             raw = pa.array([o.listed_json() for o in objects], pa.string())
             con.register("catalog_rows", pa.table({"raw": raw}))
             query = catalog_select(table)
             kept = self.root.read(path) if project_ids is not None else None
             if kept:
-                kept_file = Path(directory) / "kept.parquet"
+                kept_file = directory / "kept.parquet"
                 kept_file.write_bytes(kept)
                 owner = "id" if kind is PROJECT else "project_id"
                 con.register("replaced", pa.table({"id": pa.array(list(project_ids or []), pa.string())}))
@@ -695,8 +695,8 @@ def _parquet_bytes(con: duckdb.DuckDBPyConnection, query: str) -> bytes:
     Not through Arrow: DuckDB hands a BOOLEAN to Arrow as an 8-bit integer when the conversion keeps
     JSON columns JSON, and the tables' column types would then differ from file to file.
     """
-    with tempfile.TemporaryDirectory(prefix="bt-sync-") as directory:
-        path = Path(directory) / "table.parquet"
+    with scratch_directory() as directory:
+        path = directory / "table.parquet"
         con.execute(f"COPY ({query}) TO {sql_literal(str(path))} (FORMAT parquet, COMPRESSION zstd)")
         return path.read_bytes()
 

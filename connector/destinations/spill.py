@@ -1,4 +1,5 @@
-"""Where an in-memory reader spills a query too large for memory, and the sweep of what killed ones left.
+"""Where an in-memory reader spills a query too large for memory, and a process writes files of its own
+for a moment (a catalog table's); the sweep of what killed ones left.
 
 DuckDB removes a spill directory when its connection closes; a reader killed before that (`kill -9`,
 the OOM killer in the middle of a large sort) leaves it, gigabytes perhaps, in the temporary directory.
@@ -12,6 +13,8 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _PREFIX = "bt-sync-reader-"
@@ -32,6 +35,18 @@ def spill_directory() -> Path:
     temp = Path(tempfile.gettempdir())
     _sweep_abandoned(temp)
     return temp / f"{_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+@contextmanager
+def scratch_directory() -> Iterator[Path]:
+    """A new directory of this process's for files of a moment, deleted after the block (and by a later
+    sweep, when the process was killed in it: a `TemporaryDirectory` stayed for good)."""
+    directory = spill_directory()
+    directory.mkdir()
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _sweep_abandoned(temp: Path) -> None:
