@@ -54,6 +54,7 @@ from connector.display import as_given, counted, printable
 from connector.errors import (
     ApiError,
     ConfigError,
+    NotFoundError,
     PayloadTooLarge,
     PushError,
     RequestError,
@@ -642,11 +643,15 @@ class PushRun:
                 if not acknowledged:
                     raise
                 are = "is" if acknowledged == 1 else "are"
-                raise type(error)(
-                    f"{str(error).rstrip('.')}. The {counted(acknowledged, 'rows')} acknowledged so far "
-                    f"{are} checkpointed: rerun the same command to send the rest.",
-                    status=error.status,
-                ) from error
+                rerun = (
+                    # The dataset was deleted meanwhile, the rows sent with it: a rerun makes it anew.
+                    f"The {counted(acknowledged, 'rows')} acknowledged so far went with the dataset: rerun "
+                    "the same command to push the whole file into a new one."
+                    if isinstance(error, NotFoundError)
+                    else f"The {counted(acknowledged, 'rows')} acknowledged so far {are} checkpointed: rerun "
+                    "the same command to send the rest."
+                )
+                raise type(error)(f"{str(error).rstrip('.')}. {rerun}", status=error.status) from error
             finally:
                 summary.retries = client.stats.retries - retries_before
 

@@ -13,7 +13,7 @@ import pytest
 
 from connector.api.client import BraintrustClient
 from connector.emulator import Emulator, FaultRule
-from connector.errors import AuthError, PushError, ServerUnavailable
+from connector.errors import AuthError, NotFoundError, PushError, ServerUnavailable
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, PushSummary, push_file
 from tests.push.helpers import (
@@ -183,6 +183,20 @@ def test_an_insert_answered_with_other_row_ids_is_not_taken_for_the_batch_and_a_
     again = push(path, batch_rows=25, concurrency=1)
     assert again.rows_sent == 50
     assert len(emulator.store.live_rows("dataset", again.dataset_id)) == 100
+
+
+def test_a_dataset_deleted_during_a_push_says_the_rows_sent_went_with_it_and_a_rerun_makes_it_anew(
+    emulator: Emulator, push: Push, tmp_path: Path
+) -> None:
+    # It said the rows acknowledged were checkpointed and a rerun would "send the rest".
+    path = write_csv(tmp_path / "data.csv", 100)
+    emulator.faults.add(FaultRule(kind="status", route="/insert", status=404, times=None, after=2))
+    with pytest.raises(NotFoundError) as failed:
+        push(path, batch_rows=25, concurrency=1)
+    assert str(failed.value).endswith(
+        "The 50 rows acknowledged so far went with the dataset: rerun the same command to push the whole "
+        "file into a new one."
+    )
 
 
 def test_a_failed_push_resumes_with_only_the_unacknowledged_batches(
