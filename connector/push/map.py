@@ -38,6 +38,7 @@ from connector.push.event_lines import EventLines
 from connector.push.origin import BadOrigin, OriginColumns, held_origin
 from connector.push.read import RowChunk, RowProblem, half_surrogate, json_kind
 from connector.push.spelling import option
+from connector.sync.surrogates import id_as_sent
 
 ID_HEX_CHARS = 32
 # The separators a CSV file is likely to use, looked for in a lone column's name: a comma first.
@@ -241,6 +242,9 @@ class RowMapper:
         max_event_bytes: the largest serialised event one request can carry.
         into_dataset: the id of the dataset pushed into, if it exists: a record read from it and
             pushed under its own id would link to itself, so it gets no link.
+        stored_ids: the rows are the warehouse's (a query's result): ids, and the ids origins link to,
+            are sent as the API has them (`id_as_sent`), or one holding the text of a lone surrogate's
+            escape came back as a new record, its backslashes doubled.
 
     Attributes:
         origins: how many of the rows made into events kept the origin they held (`held`), and
@@ -258,8 +262,10 @@ class RowMapper:
         json_columns: frozenset[str] = frozenset(),
         max_event_bytes: int = MAX_EVENT_BYTES,
         into_dataset: str | None = None,
+        stored_ids: bool = False,
     ) -> None:
         self.mapping = mapping
+        self._sent_id = id_as_sent if stored_ids else _as_it_is
         self._max_event_bytes = max_event_bytes
         # The numbers of the rows made into events with an origin, by where it comes from, increasing.
         self._origin_rows: defaultdict[str, array[int]] = defaultdict(lambda: array("Q"))
@@ -293,7 +299,7 @@ class RowMapper:
                     raise _BadValue(
                         id_column, f'the row has no key "{id_column}", which holds the ids; its keys: {keys}'
                     )
-                row_id = _column_id(id_column, row.get(id_column))
+                row_id = self._sent_id(_column_id(id_column, row.get(id_column)))
                 event = _json({"id": row_id, **payload})
             else:
                 # Hashed with its keys sorted, so that the same row in another key order keeps its id;
@@ -409,7 +415,7 @@ class RowMapper:
             return None
         if self._itself is not None and link["object_id"] == self._itself:
             return None
-        return "linked", link
+        return "linked", link | {"id": self._sent_id(link["id"])}
 
     def _value(self, column: str, value: Any) -> Any:
         return self._parsed(column, value) if isinstance(value, str) else value
@@ -424,6 +430,10 @@ class RowMapper:
             reason = f"invalid JSON ({error.msg} at char {error.pos})"
             as_text = option("parse_json", False)
             raise _BadValue(column, f"{reason}; pass {as_text} to send such values as text") from None
+
+
+def _as_it_is(text: str) -> str:
+    return text
 
 
 def _looks_like_json(value: Any) -> bool:

@@ -757,6 +757,7 @@ class PushRun:
             json_columns=self.source.json_columns,
             known_columns=self.source.columns,
             into_dataset=self._into_dataset,
+            stored_ids=self.query is not None,
         )
 
     @property

@@ -54,6 +54,21 @@ ESCAPE_TEXT_SQL = r"'(\\+)(ud[89a-f][0-9a-f]{2})'"
 ESCAPE_TEXT_DOUBLED_SQL = r"'\1\1\2'"
 
 
+# The text of a lone half's escape after its backslashes, in an id as the warehouse stores it.
+_STORED_ESCAPE_TEXT = re.compile(r"(\\+)(ud[89a-f][0-9a-f]{2})")
+
+
+def id_as_sent(stored: str) -> str:
+    """An id as the API has it, from the warehouse's text of it: the backslashes before the text of a
+    lone half's escape halved back, where they were doubled (a run of even length). A lone half's own
+    escape (an odd run) stays as its six characters: no JSON writer here writes a lone surrogate."""
+    if "\\u" not in stored:
+        return stored
+    return _STORED_ESCAPE_TEXT.sub(
+        lambda match: match[0] if len(match[1]) % 2 else match[1][: len(match[1]) // 2] + match[2], stored
+    )
+
+
 def _stored_id(match: re.Match[str]) -> str:
     backslashes, half, text = match.groups()
     return backslashes * 2 + (f"\\u{ord(half):04x}" if half else text)

@@ -286,6 +286,28 @@ def test_a_dataset_re_curated_from_its_records_keeps_their_origins_and_never_lin
     }
 
 
+def test_ids_holding_the_text_of_a_surrogate_s_escape_go_back_as_the_api_has_them(
+    upstream: Emulator, synced: WarehouseSettings, push_sql: Push, dataset: str, tmp_path: Path
+) -> None:
+    # The warehouse doubles the backslashes before such text (a lone half is kept as its escape's text):
+    # pushed back as stored, a record was added beside the one re-curated, and its origin named no row.
+    project = upstream.store.list_objects("project", ListQuery(name=PROJECT_NAME))[0]
+    source = upstream.store.create_dataset(project["id"], f"{dataset}-src")
+    ids = [r"C:\ud83d\file", r"two\\ud83d", "plain"]
+    upstream.store.insert("dataset", source["id"], [{"id": row_id, "input": row_id} for row_id in ids])
+    sync(upstream, synced)
+    records = (
+        f"SELECT id, dataset_id, input, 'edited' AS expected FROM dataset_records "
+        f"WHERE dataset_id = '{source['id']}'"
+    )
+    pusher(upstream, synced, f"{dataset}-src", tmp_path / "in-place")(records)
+    rows = live_rows(upstream, f"{dataset}-src")
+    assert {row_id: row["expected"] for row_id, row in rows.items()} == dict.fromkeys(ids, "edited")
+    push_sql(records)
+    copies = live_rows(upstream, dataset)
+    assert {row["origin"]["id"] for row in copies.values()} == set(ids)
+
+
 @pytest.mark.parametrize(
     "sql",
     [
