@@ -435,6 +435,8 @@ def test_a_range_run_in_which_one_partition_fails_names_it(
     # Logged as it failed, too: a retried step's error shows only "RetryRequestedFromPolicy".
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any(m.startswith("support-bot/candidate: ") and "HTTP 400" in m for m in logged)
+    # Its checks, which Dagster shows as skipped, are said to be the checks job's.
+    assert any("leaves the checks of experiment_events to braintrust_checks_job" in m for m in logged)
 
 
 def test_partitions_materialized_with_dg_in_parallel_processes_share_the_warehouse(
