@@ -49,13 +49,12 @@ _LONE_HALF = re.compile("[\ud800-\udfff]")
 # A lone half with the backslashes before it, or the text of one's escape as an id keeps it, with the
 # backslashes before it (which `ids_with_lone_surrogates` and `ESCAPE_TEXT_SQL` double).
 _HALF_OR_ITS_TEXT = re.compile(r"(\\*)(?:([\ud800-\udfff])|(ud[89a-f][0-9a-f]{2}))")
-# The text of a lone half's escape after a backslash, in an id DuckDB read (RE2, as SQL literals).
-ESCAPE_TEXT_SQL = r"'(\\+)(ud[89a-f][0-9a-f]{2})'"
+# The text of a lone half's escape after its backslashes, in an id: doubled as DuckDB reads a page
+# (RE2, as SQL literals), halved back as the warehouse's ids are sent (`id_as_sent`).
+_ESCAPE_TEXT = r"(\\+)(ud[89a-f][0-9a-f]{2})"
+ESCAPE_TEXT_SQL = f"'{_ESCAPE_TEXT}'"
 ESCAPE_TEXT_DOUBLED_SQL = r"'\1\1\2'"
-
-
-# The text of a lone half's escape after its backslashes, in an id as the warehouse stores it.
-_STORED_ESCAPE_TEXT = re.compile(r"(\\+)(ud[89a-f][0-9a-f]{2})")
+_STORED_ESCAPE_TEXT = re.compile(_ESCAPE_TEXT)
 
 
 def id_as_sent(stored: str) -> str:
