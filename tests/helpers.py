@@ -13,6 +13,7 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,6 +111,14 @@ def fast_client(emulator: Emulator, **settings: Any) -> BraintrustClient:
 def fetches_served(emulator: Emulator) -> int:
     """Fetch requests the emulator was asked for, of every object (since its stats were reset)."""
     return sum(n for (_, route), n in emulator.stats.requests.items() if route.endswith("fetch"))
+
+
+def fetches_ahead_done() -> None:
+    """Wait for the pages an interrupted read was fetching ahead: one reaching the emulator later would
+    meet the faults and counts of what the test does next."""
+    for fetching in threading.enumerate():
+        if fetching.name.startswith("bt-sync-fetch"):
+            fetching.join()
 
 
 def sync(

@@ -11,16 +11,16 @@ import re
 import ssl
 import threading
 import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from http import HTTPStatus
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import httpx
 import orjson
+from httpx._utils import URLPattern, get_environment_proxies  # the proxy httpx itself would choose
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
@@ -118,17 +118,16 @@ def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _through_proxy(url: str) -> str:
-    """` (through the proxy P)` when the environment sends requests to `url` through one, as httpx reads it:
-    an unreachable proxy fails every request as an unreachable API would."""
-    parts = urllib.parse.urlsplit(url)
-    proxies = urllib.request.getproxies_environment()
-    proxy = proxies.get(parts.scheme) or proxies.get("all")
-    # NO_PROXY, whose entries may name a port too.
-    host = parts.hostname or ""
-    if not proxy or urllib.request.proxy_bypass(f"{host}:{parts.port}" if parts.port else host):
-        return ""
-    return f" (through the proxy {redact(proxy)})"
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment sends requests to `url` through (None: none), chosen as httpx chooses
+    it: urllib reads NO_PROXY otherwise (`.example.com` bypasses the proxy for `example.com` there, not
+    in httpx), and an unreachable proxy fails every request as an unreachable API would."""
+    mounts = sorted(
+        ((URLPattern(pattern), proxy) for pattern, proxy in get_environment_proxies().items()),
+        key=lambda mount: mount[0],
+    )
+    target = httpx.URL(url)
+    return next((proxy for pattern, proxy in mounts if pattern.matches(target)), None)
 
 
 class BraintrustClient:
@@ -148,7 +147,9 @@ class BraintrustClient:
         self._key = settings.api_key.get_secret_value().strip()
         self.stats = ClientStats()
         # httpx reads no proxy from the environment for a transport given to it.
-        self._through = _through_proxy(settings.api_url) if transport is None else ""
+        proxy = _proxy_for(settings.api_url) if transport is None else None
+        self._proxy = "a proxy" if proxy is None else f"the proxy {redact(proxy)}"
+        self._through = "" if proxy is None else f" (through {self._proxy})"
         self._max_attempts = settings.max_attempts
         self._timeout_s = settings.timeout_s
         self._wait = backoff_honouring_retry_after(settings.backoff_initial_s, settings.backoff_max_s)
@@ -379,6 +380,15 @@ class BraintrustClient:
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
+    def _proxy_refused(self, method: str, path: str) -> ApiMisdirected:
+        """A proxy refused to carry a request without credentials it takes: so will it every request."""
+        return ApiMisdirected(
+            f"{self._proxy} refused to carry {method} {path} to the API at {redact(self.api_url)} without "
+            "credentials it accepts (HTTP 407 Proxy Authentication Required): give its user and password in "
+            "its URL (HTTPS_PROXY or HTTP_PROXY, as http://USER:PASSWORD@HOST:PORT), or bypass it for the "
+            "API's host (NO_PROXY)"
+        )
+
     def _send_once(
         self,
         method: str,
@@ -402,6 +412,10 @@ class BraintrustClient:
                 location = response.headers.get("Location")
                 pace = _Pace(self._timeout_s)
                 body = _read(response, most_bytes if status < 300 else None, pace)
+        except httpx.ProxyError as error:
+            if str(error).startswith(f"{HTTPStatus.PROXY_AUTHENTICATION_REQUIRED.value} "):
+                raise self._proxy_refused(method, path) from None
+            raise
         except httpx.ConnectError as error:
             if (mismatch := _tls_mismatch(error)) is not None:
                 raise ApiMisdirected(
@@ -419,6 +433,8 @@ class BraintrustClient:
                 raise MalformedBody("response body is not valid JSON (cut short?)") from None
         if status in RETRYABLE_STATUSES:
             raise RetryableResponse(status, parse_retry_after(retry_after))
+        if status == HTTPStatus.PROXY_AUTHENTICATION_REQUIRED:  # a proxy's answer to a plain-HTTP request
+            raise self._proxy_refused(method, path)
         if 300 <= status < 400:
             # Not followed: a client sends its key only to the address it was given.
             raise ApiMisdirected(

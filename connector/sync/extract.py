@@ -139,6 +139,10 @@ def extract_object(
     # The last page staged, and the checkpoint naming it: saved once its parts are on disk, while
     # the next page is read (never before: a checkpoint names only parts that exist).
     pending: tuple[StagedPage, Checkpoint] | None = None
+    # The end of the history (an empty page without a cursor) is asked for twice before it is believed:
+    # one wrong answer, a server's or a proxy's, would end the read early for good (a first load would
+    # lack every older row, a reconcile delete them), at the cost of a request a read.
+    end_told = False
     try:
         in_flight = fetcher.fetch(paginator.request())
         while True:
@@ -165,6 +169,10 @@ def extract_object(
                     f"the cursor at the end of a page of {ref.name!r} is not the page's cursor"
                 )
             paginator.update(PageEnd(page.cursor, page.events, page.oldest))
+            if not paginator.has_next and not end_told:
+                paginator.has_next = end_told = True
+            elif paginator.has_next:
+                end_told = False
             # Down to the cutoff once no later trace can be newer: a page's oldest row said so only where
             # the API pages by rows, not by whole traces (a trace's older spans come with its new one).
             done = not paginator.has_next or (

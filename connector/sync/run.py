@@ -50,6 +50,8 @@ from schemas.api import ObjectType
 from schemas.kinds import BY_OPTION, EVENT_KINDS, EVENT_STREAMS, KINDS, ObjectKind
 
 logger = logging.getLogger("bt_sync")
+# A reconcile deleting more than half of an object's rows says so, from this many rows.
+MOST_DELETED_UNREMARKED = 100
 # Failures confined to one object: the run reports them and goes on with the other objects. So do
 # `ServerUnavailable` (one object's reads may be all that fails) and `WarehouseError` (one object's
 # files may be all that cannot be written), until `MOST_FAILING_IN_A_ROW` objects fail with the same.
@@ -450,7 +452,10 @@ class _SyncRun:
                 )
             except RequestError as error:
                 saved = staging.load()
-                if resumed and error.status == HTTPStatus.BAD_REQUEST and saved == checkpoint:
+                # The one request a resumed read sends that a fresh one would not is its first: a client
+                # error to it (400, 410 gone, 422 ...) refuses the position saved; read afresh, it would
+                # come again if it were of anything else.
+                if resumed and saved == checkpoint and error.status is not None and 400 <= error.status < 500:
                     raise _PositionRefused(
                         f"{ref.stream.table} {ref.name!r} ({ref.object_id}): the API refused the position "
                         f"the interrupted read had reached ({error}): reading it afresh"
@@ -498,6 +503,15 @@ class _SyncRun:
                 raise WarehouseError(f"cannot merge the rows read: {one_line_reason(error)}") from None
             raise
         staging.clear()
+        held = previous.rows if previous is not None else 0
+        if self.options.reconcile and result.deleted * 2 > held >= MOST_DELETED_UNREMARKED:
+            # Deleting what its read did not meet, a reconcile trusts the API's end of the history: most of
+            # an object gone at once is more often a server's wrong answer than its users' work.
+            logger.warning(
+                "%s %r (%s): the reconcile deleted %s of its %s rows, which the API no longer lists; if they "
+                "were not deleted upstream, `bt-sync sync --full` brings them back",
+                ref.stream.table, ref.name, ref.object_id, f"{result.deleted:,}", f"{held:,}",
+            )  # fmt: skip
         return ObjectSummary(
             object_type=ref.object_type,
             object_id=ref.object_id,
@@ -592,7 +606,8 @@ def parse_object_kinds(text: str) -> frozenset[str]:
 
 
 class _PositionRefused(Exception):
-    """The API refused (HTTP 400) the first request of a read resumed from a checkpoint: the warning."""
+    """The API refused (a client error, HTTP 4xx) the first request of a read resumed from a checkpoint:
+    the warning."""
 
 
 def _summary(ref: ObjectRef, status: ObjectStatus, error: str, *, full_read: bool) -> ObjectSummary:

@@ -309,10 +309,27 @@ class _Redirecting(BaseHTTPRequestHandler):
         pass
 
 
+class _ProxyAsking(BaseHTTPRequestHandler):
+    """A proxy answering every request, and every tunnel asked of it, that it wants credentials."""
+
+    def _ask(self) -> None:
+        self.send_response(407)
+        self.send_header("Proxy-Authenticate", 'Basic realm="corp"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_CONNECT = _ask
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
 @contextmanager
-def serving(tls: ssl.SSLContext | None = None) -> Iterator[str]:
-    """A `_Redirecting` server on loopback, behind `tls` if given; its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Redirecting)
+def serving(
+    tls: ssl.SSLContext | None = None, handler: type[BaseHTTPRequestHandler] = _Redirecting
+) -> Iterator[str]:
+    """A server on loopback (`_Redirecting` unless told), behind `tls` if given; its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -421,6 +438,25 @@ def test_settings_that_keep_the_api_out_of_reach_fail_at_once_naming_the_remedy(
                     list(client.list_projects())
                 assert says in str(caught.value)
                 assert client.stats.retries == 0  # each would fail alike
+
+
+def test_a_proxy_asking_for_credentials_fails_at_once_naming_it(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with serving(handler=_ProxyAsking) as proxy:
+        for name in ("http_proxy", "https_proxy", "no_proxy"):
+            for spelt in (name, name.upper()):
+                monkeypatch.setenv(spelt, "" if name == "no_proxy" else proxy)
+        # Its answer to a plain-HTTP request (taken for the API's own 407), and its refusal of a tunnel to
+        # an https API (retried for seconds, as a proxy that was down).
+        for url in (emulator.url, "https://api.example.test"):
+            with make_client(emulator, api_url=url) as client, pytest.raises(ConfigError) as caught:
+                list(client.list_projects())
+            assert str(caught.value).startswith(
+                f"the proxy {proxy} refused to carry GET /v1/project to the API at {url} without credentials"
+            )
+            assert "HTTP 407" in str(caught.value) and "NO_PROXY" in str(caught.value)
+            assert client.stats.requests == 1
 
 
 def test_403_fails_at_once(emulator: Emulator) -> None:

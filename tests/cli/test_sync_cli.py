@@ -1467,6 +1467,15 @@ def test_an_unreachable_proxy_is_named_beside_the_api_it_stands_for(demo_emulato
     by_port = down.removeprefix("http://")
     done = run_cli("projects", "--api-url", down, env={**env, "NO_PROXY": by_port, "no_proxy": by_port})
     assert done.returncode == 1 and f"the API at {down} is unavailable" in done.stderr
+    # An entry for a domain's subdomains (a leading dot): httpx bypasses the proxy for those alone, and
+    # sent the request for the domain itself through it, which the message (after urllib's reading) hid.
+    local = demo_emulator.url.replace("127.0.0.1", "localhost")
+    done = run_cli(
+        "projects", "--api-url", local, env={**env, "NO_PROXY": ".localhost", "no_proxy": ".localhost"}
+    )
+    assert (
+        done.returncode == 1 and f"the API at {local} (through the proxy http://***@127.0.0.1:" in done.stderr
+    )
 
 
 def test_a_parquet_root_that_is_a_file_is_refused_before_the_api_is_asked(

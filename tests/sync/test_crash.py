@@ -26,6 +26,7 @@ from tests.helpers import (
     cli_warehouse_args,
     event_tables,
     fast_client,
+    fetches_ahead_done,
     fresh_sync_tables,
     hourly_change,
     iceberg_in,
@@ -84,6 +85,7 @@ def interrupted_read(
     with pytest.raises(KeyboardInterrupt):
         sync(emulator, warehouse, page_limit=10, **options)
     monkeypatch.undo()
+    fetches_ahead_done()
     checkpoint = checkpoint_of(warehouse, project_id)
     assert checkpoint is not None
     return checkpoint
@@ -312,7 +314,7 @@ def test_a_reconcile_removes_the_staged_rows_of_a_read_whose_object_was_deleted_
     assert not staged.exists()
 
 
-@pytest.mark.parametrize("full", [False, True])
+@pytest.mark.parametrize(("full", "status"), [(False, 400), (True, 400), (False, 410), (False, 422)])
 def test_a_resumed_read_whose_position_the_api_refuses_reads_the_object_afresh(
     emulator: Emulator,
     project: dict[str, Any],
@@ -321,12 +323,13 @@ def test_a_resumed_read_whose_position_the_api_refuses_reads_the_object_afresh(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
     full: bool,
+    status: int,
 ) -> None:
     interrupted_read(emulator, warehouse, project["id"], monkeypatch)
     # The cursor it saved has expired: the resumed read's first request is refused (every later sync of
-    # the object failed on it, `--full` too).
+    # the object failed on it, `--full` too), in whichever client error the server says so (410: gone).
     refusal = '{"error": "Invalid cursor: expired"}'
-    emulator.faults.add(FaultRule(kind="status", status=400, route="/fetch", body=refusal, times=1))
+    emulator.faults.add(FaultRule(kind="status", status=status, route="/fetch", body=refusal, times=1))
     (summary,) = sync(emulator, warehouse, page_limit=10, full=full).objects
     assert (summary.status, summary.resumed) == ("synced", False)
     (warned,) = [m for m in caplog.messages if "refused the position" in m]

@@ -29,7 +29,7 @@ from connector.sync.seen import SeenIds
 from connector.sync.shape import PageMalformed
 from connector.sync.stage import PageStager, StagedPage
 from connector.sync.staging import Checkpoint, ObjectStaging
-from tests.helpers import LOGS, fast_client, query, small_files, sync
+from tests.helpers import LOGS, fast_client, fetches_ahead_done, query, small_files, sync
 
 
 @pytest.fixture
@@ -455,12 +455,28 @@ def test_a_full_read_fetches_every_page_once_and_checkpoints_where_it_ended(
     emulator.stats.reset()
     progress = Advanced()
     done = read(client, project, staging, cutoff=None, progress=progress)
-    assert (progress.rows, progress.pages) == (30, 7)
-    # Pages of at most five traces (the page limit): six full pages, then the empty last one.
-    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 1 + 7
-    assert (done.done, done.pages, done.rows_fetched, done.rows_staged) == (True, 7, 30, 30)
+    assert (progress.rows, progress.pages) == (30, 8)
+    # Pages of at most five traces (the page limit): six full pages, then the empty last one, asked for
+    # twice before it is believed.
+    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 1 + 8
+    assert (done.done, done.pages, done.rows_fetched, done.rows_staged) == (True, 8, 30, 30)
     assert len(done.parts) == 6 and staging.load() == done
     assert staged_ids(staging, done.parts) == numbered_ids(30)
+
+
+def test_an_empty_page_without_a_cursor_amid_the_history_is_not_its_end(
+    emulator: Emulator, client: BraintrustClient, staging: ObjectStaging
+) -> None:
+    project = emulator.store.create_project("told-the-end")
+    insert_numbered(emulator, project["id"], 30)
+    emulator.faults.add(FaultRule(kind="body", body='{"events": []}', route="/fetch", times=1, after=3))
+    done = read(client, project, staging, cutoff=None)
+    assert staged_ids(staging, done.parts) == numbered_ids(30)
+    # Told twice, it is: the read ends there.
+    emulator.faults.add(FaultRule(kind="body", body='{"events": []}', route="/fetch", times=2, after=2))
+    staging.clear()
+    done = read(client, project, staging, cutoff=None)
+    assert (done.done, done.rows_fetched) == (True, 5)
 
 
 @pytest.mark.parametrize(
@@ -510,19 +526,16 @@ def test_a_read_resumed_from_its_checkpoint_fetches_only_the_pages_after_it(
     left = staging.load()
     assert left is not None and (left.pages, len(left.parts), left.done) == (2, 2, False)
     assert left.position.cursor
-    # The page the interrupted read was fetching ahead may reach the emulator after the interrupt.
-    for fetching in threading.enumerate():
-        if fetching.name.startswith("bt-sync-fetch"):
-            fetching.join()
+    fetches_ahead_done()
     emulator.stats.reset()
     done = extract_object(
         client, logs_of(project), staging, left, NullProgress().task("read"), page_limit=5, object_rows=0
     )
-    # Pages three to six and the empty last one; the first two are not fetched again.
-    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 5
+    # Pages three to six and the empty last one (twice); the first two are not fetched again.
+    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 6
     assert (done.done, done.pages, done.rows_fetched, done.rows_staged, len(done.parts)) == (
         True,
-        7,
+        8,
         30,
         30,
         6,

@@ -229,6 +229,40 @@ def test_a_row_written_as_a_read_began_then_deleted_is_reconciled_away(
     assert (logs.deleted, logs.rows) == (1, 60)
 
 
+def test_a_reconcile_told_once_that_the_history_ended_early_deletes_nothing(
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings, tmp_path: Path
+) -> None:
+    sync(emulator, warehouse)
+    # An empty page without a cursor, where the history goes on: taken for its end, the reconcile deleted
+    # every row it had not reached (most of the table), and no incremental sync brought them back.
+    emulator.faults.add(FaultRule(kind="body", body='{"events": []}', route="/fetch", times=1, after=3))
+    (logs,) = sync(emulator, warehouse, reconcile=True, page_limit=5).objects
+    assert (logs.status, logs.deleted, logs.rows) == ("synced", 0, 60)
+    assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
+
+
+def test_a_reconcile_deleting_most_of_an_object_says_so_and_how_to_undo_it(
+    emulator: Emulator,
+    project: dict[str, Any],
+    warehouse: WarehouseSettings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    emulator.store.insert(
+        "project_logs", project["id"], [{"id": f"more-{n}", "input": n} for n in range(140)]
+    )
+    sync(emulator, warehouse)
+    gone = [{"id": f"more-{n}", "_object_delete": True} for n in range(101)]
+    emulator.store.insert("project_logs", project["id"], gone[:1])
+    sync(emulator, warehouse, reconcile=True)
+    assert not [m for m in caplog.messages if "the reconcile deleted" in m]
+    emulator.store.insert("project_logs", project["id"], gone[1:])
+    (logs,) = sync(emulator, warehouse, reconcile=True).objects
+    assert (logs.deleted, logs.rows) == (100, 99)
+    (warned,) = [m for m in caplog.messages if "the reconcile deleted" in m]
+    assert "deleted 100 of its 199 rows, which the API no longer lists" in warned
+    assert warned.endswith("`bt-sync sync --full` brings them back")
+
+
 def test_a_reconcile_keeps_what_another_iceberg_worker_committed_while_it_read(tmp_path: Path) -> None:
     # Workers with state directories of their own, as the Iceberg docs deploy them: no shared lock. The
     # API's clock is 30 s behind this machine's: a bound read off this clock would take in the new row.
