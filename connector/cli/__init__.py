@@ -212,7 +212,8 @@ def _run(debug: bool) -> None:
             _interrupted()
         raise
     except Interrupted as error:
-        _fail(_one_line(error), EXIT_INTERRUPTED, debug)
+        # `bt-sync: interrupted: …`, as any command stopped says it, with what a push kept.
+        _fail(_one_line(error), EXIT_INTERRUPTED, debug, label="")
     except (BtSyncError, ValidationError) as error:
         _stop_if_interrupted(error)
         _fail(
@@ -271,11 +272,11 @@ def _print_traceback(text: str) -> None:
         print(printable(line), file=sys.stderr)
 
 
-def _fail(message: str, code: int, debug: bool) -> None:
+def _fail(message: str, code: int, debug: bool, *, label: str = "error: ") -> None:
     if debug:
         _print_traceback(traceback.format_exc())
     shown = printable(scrub(message, _secrets_given()))
-    print(f"bt-sync: error: {shown}", file=sys.stderr)
+    print(f"bt-sync: {label}{shown}", file=sys.stderr)
     _print_json_error(shown, code)
     sys.exit(code)
 

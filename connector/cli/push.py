@@ -179,13 +179,15 @@ def describe(summary: PushSummary) -> str:
         line = f"dry run: {valid:,} of {counted(summary.rows_read, 'rows')} of {name} {are} valid"
         line += f", {counted(summary.batches, 'batches')}"
     else:
-        # No dataset id when every row was rejected: none was created.
         created = " with its project" if "project" in summary.created else ""
         new = f", created now{created}" if summary.created else ""
         known = f" ({summary.dataset_id}{new})" if summary.dataset_id else ""
         line = (
             f"pushed {counted(summary.rows_sent, 'rows')} of {name} to {target}{known} "
             f"in {counted(summary.batches_sent, 'batches')}, {summary.seconds:.1f}s"
+            if summary.dataset_id
+            # Every row was rejected before a dataset was needed: none was found or created.
+            else f"pushed nothing of {name}, and created no {target}, {summary.seconds:.1f}s"
         )
         if summary.rows_resumed:
             were = "was" if summary.rows_resumed == 1 else "were"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The suffixes of the compressed files `bt-sync push` reads (`data.csv.gz`).
+COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
+
 
 class FileFormat(StrEnum):
     """The input formats `bt-sync push` reads."""

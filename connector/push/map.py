@@ -536,6 +536,10 @@ def _column_id(column: str, value: Any) -> str:
         return value
     if isinstance(value, int | WholeNumber) and not isinstance(value, bool):
         return str(value)
+    if isinstance(value, str) and value:  # blanks alone, which may not show (U+2028): named as Python writes
+        raise _BadValue(
+            column, f"an id of blanks alone ({value!r}); every row needs a value in the id column"
+        )
     if value is None or isinstance(value, str):
         raise _BadValue(column, "empty id; every row needs a value in the id column")
     if isinstance(value, float) and value.is_integer() and abs(value) >= _BEYOND_64_BITS:

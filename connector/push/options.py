@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from connector.defaults import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_STATE_DIR
-from connector.push.choices import FileFormat, OnError
+from connector.push.choices import COMPRESSION_SUFFIXES, FileFormat, OnError
 from connector.push.spelling import option
 
 # The gateway in front of the API refuses bodies over 6 MiB; keep headroom for what proxies add.
@@ -187,6 +187,16 @@ class PushOptions(BaseModel):
             )
         if not skip and rejects is not None:
             raise PydanticCustomError("rejects", "{rejects} only applies with {skip}", names)
+        # Written as JSON Lines, uncompressed, whatever its name: one named otherwise (`rejects.jsonl.gz`,
+        # `rejects.csv`) failed its readers, `bt-sync push` of it mended too.
+        other_formats = [f".{name}" for name in FileFormat if name is not FileFormat.JSONL]
+        if rejects is not None and rejects.suffix.lower() in (*COMPRESSION_SUFFIXES, *other_formats):
+            raise PydanticCustomError(
+                "rejects",
+                "{rejects} is written as JSON Lines, uncompressed: give it a name ending in .jsonl, "
+                "not {suffix}",
+                {**names, "suffix": rejects.suffix},
+            )
         return rejects
 
     @property

@@ -31,7 +31,7 @@ import orjson
 
 from connector.display import printable
 from connector.errors import PushError, first_line
-from connector.push.choices import FileFormat
+from connector.push.choices import COMPRESSION_SUFFIXES, FileFormat
 from connector.push.spelling import option
 
 # Rows turned into Python objects at a time; a dict per row costs far more than its Arrow bytes.
@@ -46,7 +46,6 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 _SURROGATE_ESCAPE = re.compile(rb"(\\+)u[dD]([89a-fA-F])[0-9a-fA-F]{2}")
 _LOW_HALF_ESCAPE = re.compile(rb"\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
-_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zst", ".lz4")
 _COMPRESSION_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18", "lz4"))
 # "BZh", the block size, then the magic of a first block or of the end of an empty stream.
 _BZIP2_MAGIC = re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)")
@@ -252,7 +251,7 @@ def _default_delimiter(path: Path) -> str:
 def _format_suffix(path: Path) -> str:
     """The extension that names a file's format, past a compression suffix: `.csv` of `data.csv.gz`."""
     name = path.name.lower()
-    for compression in _COMPRESSION_SUFFIXES:
+    for compression in COMPRESSION_SUFFIXES:
         name = name.removesuffix(compression)
     return Path(name).suffix
 

@@ -651,7 +651,10 @@ class PushRun:
                     else f"The {counted(acknowledged, 'rows')} acknowledged so far {are} checkpointed: rerun "
                     "the same command to send the rest."
                 )
-                raise type(error)(f"{str(error).rstrip('.')}. {rerun}", status=error.status) from error
+                said = str(error)
+                # A sentence of its own: after the server's question too ("is the API URL ...?").
+                said = said if said.endswith(("?", "!")) else f"{said.rstrip('.')}."
+                raise type(error)(f"{said} {rerun}", status=error.status) from error
             finally:
                 summary.retries = client.stats.retries - retries_before
 
@@ -1082,7 +1085,8 @@ class _Sender:
         if len(response.row_ids) != len(batch.rows):
             raise ServerUnavailable(
                 f"insert of batch {batch.number} returned {len(response.row_ids)} row ids "
-                f"for {len(batch.rows)} rows"
+                f"for {len(batch.rows)} rows (the API, or a proxy before it, answered for other rows): the "
+                "batch is not checkpointed, and a rerun sends it again"
             )
         # Aligned one to one with the events sent: other ids are an answer to another request (a proxy's
         # mix-up), and the batch's rows would be checkpointed as sent without being stored. The first and

@@ -25,6 +25,7 @@ from connector.errors import (
     AuthError,
     ConfigError,
     MalformedResponse,
+    NotFoundError,
     PaginationError,
     ServerUnavailable,
 )
@@ -457,6 +458,18 @@ def test_a_proxy_asking_for_credentials_fails_at_once_naming_it(
             )
             assert "HTTP 407" in str(caught.value) and "NO_PROXY" in str(caught.value)
             assert client.stats.requests == 1
+
+
+def test_an_api_url_ending_in_v1_is_named_in_the_not_found_error(emulator: Emulator) -> None:
+    with (
+        make_client(emulator, api_url=f"{emulator.url}/v1/") as client,
+        pytest.raises(NotFoundError) as caught,
+    ):
+        list(client.list_projects())
+    assert str(caught.value).endswith(
+        f"(the API URL {emulator.url}/v1 ends in /v1, which bt-sync puts before every path itself: set it "
+        "without)"
+    )
 
 
 def test_403_fails_at_once(emulator: Emulator) -> None:

@@ -220,7 +220,9 @@ def test_the_summary_of_a_file_whose_every_row_was_rejected_names_no_dataset_id(
     args = (str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects))
     code, out, _ = run_cli(emulator, tmp_path, capsys, *args)
     assert code == 0
-    assert out.startswith("pushed 0 rows of bad.csv to dataset 'd' in project 'p' in 0 batches, ")
+    # Nothing was created: "pushed 0 rows … to dataset 'd' in project 'p'" named a dataset that is not.
+    assert out.startswith("pushed nothing of bad.csv, and created no dataset 'd' in project 'p', ")
+    assert out.rstrip().endswith(f"; 1 row rejected (written to {rejects}).")
 
 
 @pytest.mark.parametrize(

@@ -277,7 +277,7 @@ def inserts_asked(emulator: Emulator) -> int:
 
 # What an interrupted push says when the batches in flight were never acknowledged.
 NOTHING_ACKNOWLEDGED = (
-    "bt-sync: error: interrupted: no batch was acknowledged, but those in flight may have reached the "
+    "bt-sync: interrupted: no batch was acknowledged, but those in flight may have reached the "
     "dataset: rerun the same command (rows are replaced by id, not duplicated)"
 )
 
@@ -357,7 +357,7 @@ def test_ctrl_c_says_what_was_sent_and_the_rerun_sends_the_rest(
     assert pushing.returncode == 130, err.decode()
     (line,) = err.decode().replace("\r", "\n").strip().splitlines()[-1:]
     said = re.fullmatch(
-        r"bt-sync: error: interrupted: (\d+) rows were acknowledged and are checkpointed: rerun the same "
+        r"bt-sync: interrupted: (\d+) rows were acknowledged and are checkpointed: rerun the same "
         r"command to send the rest",
         line,
     )

@@ -222,7 +222,17 @@ def test_tags(value: Any, tags: list[str] | None) -> None:
             "invalid JSON array of tags (unexpected character, expected a JSON value at char 1)",
         ),
         ({"input": "q", "id": None}, "id", "empty id; every row needs a value in the id column"),
-        ({"input": "q", "id": "  "}, "id", "empty id; every row needs a value in the id column"),
+        (
+            {"input": "q", "id": "  "},
+            "id",
+            "an id of blanks alone ('  '); every row needs a value in the id column",
+        ),
+        # A line separator: "empty id" named nothing the row shows.
+        (
+            {"input": "q", "id": "\u2028"},
+            "id",
+            "an id of blanks alone ('\\u2028'); every row needs a value in the id column",
+        ),
         ({"input": "q", "id": 1.5}, "id", "an id must be text or an integer, found a number 1.5"),
         (
             {"input": "q", "id": float(2**64 + 1)},

@@ -90,6 +90,15 @@ def test_the_cli_and_dagster_make_the_same_options() -> None:
             "give one of FILE, --sql and --sql-file, not FILE and --sql-file",
         ),
         ({"sql": "SELECT 1", "format": "csv"}, "format\n  applies to a FILE, not to a query's result"),
+        # Written as plain JSON Lines whatever the name: zcat of `.gz` failed, a CSV reader of `.csv` too.
+        (
+            {"file": "a.csv", "on_error": "skip", "rejects": "r.jsonl.gz"},
+            "--rejects is written as JSON Lines, uncompressed: give it a name ending in .jsonl, not .gz",
+        ),
+        (
+            {"file": "a.csv", "on_error": "skip", "rejects": "r.CSV"},
+            "--rejects is written as JSON Lines, uncompressed: give it a name ending in .jsonl, not .CSV",
+        ),
     ],
 )
 def test_exactly_one_source(given: dict[str, Any], message: str) -> None:

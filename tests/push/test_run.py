@@ -13,7 +13,7 @@ import pytest
 
 from connector.api.client import BraintrustClient
 from connector.emulator import Emulator, FaultRule
-from connector.errors import AuthError, NotFoundError, PushError, ServerUnavailable
+from connector.errors import AuthError, NotFoundError, PushError, RequestError, ServerUnavailable
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, PushSummary, push_file
 from tests.push.helpers import (
@@ -165,7 +165,21 @@ def test_an_insert_answered_with_too_few_row_ids_ends_its_sentence_before_the_ch
     emulator.faults.add(FaultRule(kind="body", route="/insert", body='{"row_ids": []}', times=None, after=2))
     with pytest.raises(ServerUnavailable) as failed:
         push(path, batch_rows=25, concurrency=1)
-    assert "returned 0 row ids for 25 rows. The 50 rows acknowledged so far are checkpointed" in str(
+    assert (
+        "returned 0 row ids for 25 rows (the API, or a proxy before it, answered for other rows): the batch "
+        "is not checkpointed, and a rerun sends it again. The 50 rows acknowledged so far are checkpointed"
+    ) in str(failed.value)
+
+
+def test_an_insert_refused_with_a_web_page_keeps_the_question_s_own_mark_before_the_checkpoint_note(
+    emulator: Emulator, push: Push, tmp_path: Path
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 100)
+    page = "<html><body>Not here</body></html>"
+    emulator.faults.add(FaultRule(kind="status", status=422, route="/insert", body=page, times=None, after=2))
+    with pytest.raises(RequestError) as failed:
+        push(path, batch_rows=25, concurrency=1)
+    assert "is the API URL a Braintrust API? The 50 rows acknowledged so far are checkpointed" in str(
         failed.value
     )
 
