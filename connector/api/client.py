@@ -442,15 +442,15 @@ class BraintrustClient:
                 f"to {redact(location or 'nowhere it named')}: set --api-url (BRAINTRUST_API_URL) to the "
                 "address the API is at"
             )
-        error = _status_error(method, path, status, body, self._key)
-        if isinstance(error, NotFoundError) and httpx.URL(self.api_url).path.rstrip("/").endswith("/v1"):
+        refused = _status_error(method, path, status, body, self._key)
+        if isinstance(refused, NotFoundError) and httpx.URL(self.api_url).path.rstrip("/").endswith("/v1"):
             # `https://api.braintrust.dev/v1`, as the API's reference writes its paths: every request 404s.
-            error = NotFoundError(
-                f"{error} (the API URL {redact(self.api_url)} ends in /v1, which bt-sync puts before every "
+            refused = NotFoundError(
+                f"{refused} (the API URL {redact(self.api_url)} ends in /v1, which bt-sync puts before every "
                 "path itself: set it without)",
                 status=status,
             )
-        raise error
+        raise refused
 
 
 def _read(response: httpx.Response, most_bytes: int | None, pace: _Pace) -> bytes | bytearray:
