@@ -30,7 +30,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,7 +47,6 @@ from connector.destinations.base import (
     StagedParts,
     SyncState,
 )
-from connector.destinations.catalog_versions import add_version, version_names
 from connector.destinations.file_lock import holding
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, ObjectFiles, is_file_name, merge_files, written_by
@@ -165,13 +164,6 @@ class ParquetTree:
             for table in CATALOG_TABLES:
                 if not self.root.exists(f"{table.table}/{CATALOG_FILE}"):
                     self.root.write(f"{table.table}/{CATALOG_FILE}", _empty_parquet(con, table.columns))
-                if not version_names(self.root, _catalog_versions(table)):
-                    # A new tree's, or one a bt-sync before the copies wrote: the views read only copies.
-                    with self._catalog_held(table):
-                        if not version_names(self.root, _catalog_versions(table)):
-                            current = self.root.read(f"{table.table}/{CATALOG_FILE}")
-                            data = current if current is not None else _empty_parquet(con, table.columns)
-                            add_version(self.root, _catalog_versions(table), data, RETIRED_GRACE)
         self._purge_removed_objects()
 
     def _write_if_changed(self, relative: str, data: bytes) -> None:
@@ -432,7 +424,12 @@ class ParquetTree:
         # Two syncs of different projects each keep the other projects' rows: the second to write must
         # read the first one's file, or its project's rows are lost until that project's next sync.
         with (
-            self._catalog_held(table),
+            self._held(
+                f"{VERSIONS}/{table.table}.lock",
+                f"{table.table}.lock",
+                CATALOG_LOCK_WAIT_S,
+                f"writing {path}",
+            ),
             scratch_connection() as con,
             scratch_directory() as directory,
         ):
@@ -450,16 +447,7 @@ class ParquetTree:
                     f"WHERE {owner} NOT IN (SELECT id FROM replaced)"
                 )
                 query += f" UNION ALL BY NAME {others}"
-            data = _parquet_bytes(con, query)
-            self.root.write(path, data)
-            add_version(self.root, _catalog_versions(table), data, RETIRED_GRACE)
-
-    def _catalog_held(self, table: CatalogTable) -> AbstractContextManager[None]:
-        """Hold the catalog table against other writers of it."""
-        path = f"{table.table}/{CATALOG_FILE}"
-        return self._held(
-            f"{VERSIONS}/{table.table}.lock", f"{table.table}.lock", CATALOG_LOCK_WAIT_S, f"writing {path}"
-        )
+            self.root.write(path, _parquet_bytes(con, query))
 
     def maintain(self, retain: timedelta) -> MaintainSummary:
         """Finish interrupted commits and delete retired versions past their grace, for every object.
@@ -689,11 +677,6 @@ def _retired(data_file: DataFile, at: datetime) -> Retired:
 
 def _directory(stream: EventStream, object_id: str) -> str:
     return f"{stream.table}/{stream.key_column}={object_id}"
-
-
-def _catalog_versions(table: CatalogTable) -> str:
-    """The directory of a catalog table's copies (see `connector.destinations.catalog_versions`)."""
-    return f"{VERSIONS}/{table.table}"
 
 
 def _versions(stream: EventStream, object_id: str) -> str:

@@ -27,9 +27,9 @@ from pathlib import Path
 
 import duckdb
 
-from connector.destinations.catalog_versions import VERSION_GLOB
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_tree import (
+    CATALOG_FILE,
     SCHEMA_FILE,
     SCHEMA_OBJECT,
     STATE_FILE,
@@ -98,11 +98,8 @@ def view_statements(root: Root, pinned_by: duckdb.DuckDBPyConnection | None = No
         ctes, source = _event_source(root, stream, pinned_by, as_of)
         statements += table_view(stream.table, stream.columns, source, stream.description, ctes=ctes)
     for table in CATALOG_TABLES:
-        # The newest of the file's copies, which are never replaced (see `catalog_versions`).
-        copies = sql_literal(root.uri(f"{VERSIONS}/{table.table}/{VERSION_GLOB}"))
         source = (
-            f"read_parquet({copies}, union_by_name = true, filename = true) "
-            f"WHERE filename = (SELECT max(file) FROM glob({copies}))"
+            f"read_parquet({sql_literal(root.uri(f'{table.table}/{CATALOG_FILE}'))}, union_by_name = true)"
         )
         statements += table_view(table.table, table.columns, source, table.description)
     statements += _sync_state_view(root, as_of)

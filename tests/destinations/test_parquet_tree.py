@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -475,44 +474,6 @@ def test_catalog_writes_of_two_projects_at_once_keep_each_other_s_rows(
         ("experiment of ry",),
     ]
     assert query(warehouse, "SELECT name FROM projects ORDER BY name") == [("rx",), ("ry",)]
-
-
-def test_the_catalog_views_read_copies_never_replaced_and_replaced_ones_go_after_the_grace(
-    emulator: Emulator, warehouse: WarehouseSettings
-) -> None:
-    project = emulator.store.create_project("copies")
-    tree = open_destination(warehouse)
-    copies = Path(str(warehouse.parquet_root)) / "_bt_sync" / "experiments"
-    with fast_client(emulator) as client:
-        for name in ("first", "second"):
-            emulator.store.create_experiment(project["id"], name)
-            write_catalog(tree, discover_catalog(client, ["copies"], [EXPERIMENT]))
-        # The file itself is replaced at each write, between the two times DuckDB opens a file in a
-        # query (DuckDB 1.4 failed such a query now and then): the views read the newest copy instead.
-        files = sorted(copies.iterdir())
-        # The empty one a new tree is prepared with, then one a write.
-        assert [f.name for f in files] == [f"data-{n:012d}.parquet" for n in range(3)]
-        assert pq.read_table(files[1]).column("name").to_pylist() == ["first"]
-        assert query(warehouse, "SELECT name FROM experiments ORDER BY name") == [("first",), ("second",)]
-        # A copy replaced longer than the grace ago goes at the next write; the newest stays however old.
-        long_ago = time.time() - 3 * 3600
-        for file in files:
-            os.utime(file, (long_ago, long_ago))
-        write_catalog(tree, discover_catalog(client, ["copies"], [EXPERIMENT]))
-    assert [f.name for f in sorted(copies.iterdir())] == [f"data-{n:012d}.parquet" for n in (2, 3)]
-    assert query(warehouse, "SELECT name FROM experiments ORDER BY name") == [("first",), ("second",)]
-
-
-def test_a_tree_written_before_the_catalog_copies_gets_them_from_its_files(
-    demo_emulator: Emulator, warehouse: WarehouseSettings
-) -> None:
-    sync(demo_emulator, warehouse)
-    before = query(warehouse, "SELECT * FROM projects ORDER BY id")
-    for table in ("projects", "experiments"):
-        shutil.rmtree(Path(str(warehouse.parquet_root)) / "_bt_sync" / table)
-    open_destination(warehouse)  # prepared, as every sync and reader is
-    assert query(warehouse, "SELECT * FROM projects ORDER BY id") == before
-    assert query(warehouse, "SELECT count(*) FROM experiments") == [(2,)]
 
 
 def test_a_removed_object_s_versions_stay_for_the_grace_from_its_removal_then_go(
