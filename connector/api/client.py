@@ -385,7 +385,7 @@ class BraintrustClient:
         return ApiMisdirected(
             f"{self._proxy} refused to carry {method} {path} to the API at {redact(self.api_url)} without "
             "credentials it accepts (HTTP 407 Proxy Authentication Required): give its user and password in "
-            "its URL (HTTPS_PROXY or HTTP_PROXY, as http://USER:PASSWORD@HOST:PORT), or bypass it for the "
+            "its URL (HTTPS_PROXY or HTTP_PROXY), as USER:PASSWORD@ before its host, or bypass it for the "
             "API's host (NO_PROXY)"
         )
 

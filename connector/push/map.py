@@ -31,7 +31,7 @@ from typing import Any, NamedTuple, NoReturn, cast
 
 import orjson
 
-from connector.display import printable
+from connector.display import counted, printable
 from connector.errors import PushError
 from connector.push.batch import MAX_EVENT_BYTES
 from connector.push.event_lines import EventLines
@@ -536,9 +536,13 @@ def _column_id(column: str, value: Any) -> str:
         return value
     if isinstance(value, int | WholeNumber) and not isinstance(value, bool):
         return str(value)
-    if isinstance(value, str) and value:  # blanks alone, which may not show (U+2028): named as Python writes
+    if isinstance(value, str) and value:
+        # Blanks alone, which may not show (U+2028) and which a one-line message would squeeze: by code point.
+        blanks = " ".join(sorted({f"U+{ord(blank):04X}" for blank in value}))
         raise _BadValue(
-            column, f"an id of blanks alone ({value!r}); every row needs a value in the id column"
+            column,
+            f"an id of {counted(len(value), 'blank characters')} alone ({blanks}); every row needs a value "
+            "in the id column",
         )
     if value is None or isinstance(value, str):
         raise _BadValue(column, "empty id; every row needs a value in the id column")

@@ -193,8 +193,7 @@ class PushOptions(BaseModel):
         if rejects is not None and rejects.suffix.lower() in (*COMPRESSION_SUFFIXES, *other_formats):
             raise PydanticCustomError(
                 "rejects",
-                "{rejects} is written as JSON Lines, uncompressed: give it a name ending in .jsonl, "
-                "not {suffix}",
+                "written as JSON Lines, uncompressed: give it a name ending in .jsonl, not {suffix}",
                 {**names, "suffix": rejects.suffix},
             )
         return rejects

@@ -138,7 +138,7 @@ def extract_object(
     traces_read = 0
     # The last page staged, and the checkpoint naming it: saved once its parts are on disk, while
     # the next page is read (never before: a checkpoint names only parts that exist).
-    pending: tuple[StagedPage, Checkpoint] | None = None
+    pending: tuple[StagedPage, Checkpoint, int] | None = None
     # The end of the history (an empty page without a cursor) is asked for twice before it is believed:
     # one wrong answer, a server's or a proxy's, would end the read early for good (a first load would
     # lack every older row, a reconcile delete them), at the cost of a request a read.
@@ -169,6 +169,8 @@ def extract_object(
                     f"the cursor at the end of a page of {ref.name!r} is not the page's cursor"
                 )
             paginator.update(PageEnd(page.cursor, page.events, page.oldest))
+            # The end told again confirms the first answer: no page of its own.
+            confirmed = end_told and not paginator.has_next
             if not paginator.has_next and not end_told:
                 paginator.has_next = end_told = True
             elif paginator.has_next:
@@ -184,7 +186,7 @@ def extract_object(
                     "position": paginator.position,
                     "parts": [*checkpoint.parts, *page.parts],
                     "done": done,
-                    "pages": checkpoint.pages + 1,
+                    "pages": checkpoint.pages + (0 if confirmed else 1),
                     "rows_fetched": checkpoint.rows_fetched + page.events,
                     "rows_staged": checkpoint.rows_staged + page.rows,
                     "ordered": stager.ordered,
@@ -195,7 +197,7 @@ def extract_object(
                 in_flight = fetcher.fetch(paginator.request())
             if pending is not None:
                 _save(staging, progress, *pending)
-            pending = (page, checkpoint)
+            pending = (page, checkpoint, 0 if confirmed else 1)
             if done:
                 _save(staging, progress, *pending)
                 return checkpoint
@@ -204,12 +206,14 @@ def extract_object(
         stager.close()
 
 
-def _save(staging: ObjectStaging, progress: ProgressTask, page: StagedPage, checkpoint: Checkpoint) -> None:
-    """Checkpoint a page once its parts are on disk."""
+def _save(
+    staging: ObjectStaging, progress: ProgressTask, page: StagedPage, checkpoint: Checkpoint, pages: int
+) -> None:
+    """Checkpoint a page once its parts are on disk (`pages`: 0 for the end of the history told again)."""
     with staging.writing():
         page.wait()
         staging.save(checkpoint)
-    progress.advance(rows=page.events, pages=1)
+    progress.advance(rows=page.events, pages=pages)
 
 
 def next_limit(limit: int, page_bytes: int, most: int, *, traces_read: int | None = None) -> int:

@@ -50,6 +50,9 @@ from schemas.api import ObjectType
 from schemas.kinds import BY_OPTION, EVENT_KINDS, EVENT_STREAMS, KINDS, ObjectKind
 
 logger = logging.getLogger("bt_sync")
+# What a server answers a request whose cursor or version it no longer takes: bad request, gone,
+# unprocessable.
+_POSITION_REFUSED = frozenset({HTTPStatus.BAD_REQUEST, HTTPStatus.GONE, HTTPStatus.UNPROCESSABLE_ENTITY})
 # A reconcile deleting more than half of an object's rows says so, from this many rows.
 MOST_DELETED_UNREMARKED = 100
 # Failures confined to one object: the run reports them and goes on with the other objects. So do
@@ -452,10 +455,10 @@ class _SyncRun:
                 )
             except RequestError as error:
                 saved = staging.load()
-                # The one request a resumed read sends that a fresh one would not is its first: a client
-                # error to it (400, 410 gone, 422 ...) refuses the position saved; read afresh, it would
-                # come again if it were of anything else.
-                if resumed and saved == checkpoint and error.status is not None and 400 <= error.status < 500:
+                # The one request a resumed read sends that a fresh one would not is its first: the errors
+                # by which a server refuses what a request names (a cursor expired, gone, not readable)
+                # refuse the position saved. Any other keeps the parts staged for the next run.
+                if resumed and saved == checkpoint and error.status in _POSITION_REFUSED:
                     raise _PositionRefused(
                         f"{ref.stream.table} {ref.name!r} ({ref.object_id}): the API refused the position "
                         f"the interrupted read had reached ({error}): reading it afresh"
@@ -606,8 +609,8 @@ def parse_object_kinds(text: str) -> frozenset[str]:
 
 
 class _PositionRefused(Exception):
-    """The API refused (a client error, HTTP 4xx) the first request of a read resumed from a checkpoint:
-    the warning."""
+    """The API refused (HTTP 400, 410 or 422) the first request of a read resumed from a checkpoint: the
+    warning."""
 
 
 def _summary(ref: ObjectRef, status: ObjectStatus, error: str, *, full_read: bool) -> ObjectSummary:

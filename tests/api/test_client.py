@@ -29,6 +29,7 @@ from connector.errors import (
     PaginationError,
     ServerUnavailable,
 )
+from connector.redaction import redact
 from schemas.api import FetchEventsRequest, FetchEventsResponse, ObjectType
 
 
@@ -457,6 +458,8 @@ def test_a_proxy_asking_for_credentials_fails_at_once_naming_it(
                 f"the proxy {proxy} refused to carry GET /v1/project to the API at {url} without credentials"
             )
             assert "HTTP 407" in str(caught.value) and "NO_PROXY" in str(caught.value)
+            # As the command line prints it, credentials in URLs hidden: the example is no URL's.
+            assert "as USER:PASSWORD@ before its host" in redact(str(caught.value))
             assert client.stats.requests == 1
 
 

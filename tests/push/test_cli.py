@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -223,6 +224,12 @@ def test_the_summary_of_a_file_whose_every_row_was_rejected_names_no_dataset_id(
     # Nothing was created: "pushed 0 rows … to dataset 'd' in project 'p'" named a dataset that is not.
     assert out.startswith("pushed nothing of bad.csv, and created no dataset 'd' in project 'p', ")
     assert out.rstrip().endswith(f"; 1 row rejected (written to {rejects}).")
+    # Into a dataset that is there, the same words: nothing pushed, not "0 rows in 0 batches".
+    code, _, _ = run_cli(emulator, tmp_path, capsys, str(write_csv(tmp_path / "good.csv", 2)), *args[1:5])
+    code, out, _ = run_cli(emulator, tmp_path, capsys, *args)
+    assert code == 0 and re.match(
+        r"pushed nothing of bad\.csv to dataset 'd' in project 'p' \([0-9a-f-]{36}\), ", out
+    )
 
 
 @pytest.mark.parametrize(

@@ -225,13 +225,13 @@ def test_tags(value: Any, tags: list[str] | None) -> None:
         (
             {"input": "q", "id": "  "},
             "id",
-            "an id of blanks alone ('  '); every row needs a value in the id column",
+            "an id of 2 blank characters alone (U+0020); every row needs a value in the id column",
         ),
         # A line separator: "empty id" named nothing the row shows.
         (
             {"input": "q", "id": "\u2028"},
             "id",
-            "an id of blanks alone ('\\u2028'); every row needs a value in the id column",
+            "an id of 1 blank character alone (U+2028); every row needs a value in the id column",
         ),
         ({"input": "q", "id": 1.5}, "id", "an id must be text or an integer, found a number 1.5"),
         (

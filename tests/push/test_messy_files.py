@@ -75,11 +75,12 @@ def jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def rejects_naming_the_input(tmp_path: Path, how: str) -> tuple[Path, str]:
-    data = tmp_path / "data.csv"
+    # JSON Lines, which a rejects file is: a name ending in another format's suffix is refused as such.
+    data = tmp_path / "data.jsonl"
     if how == "same path":
         return data, str(data)
     if how == "another spelling":
-        return data, str(tmp_path / ".." / tmp_path.name / "data.csv")
+        return data, str(tmp_path / ".." / tmp_path.name / "data.jsonl")
     link = tmp_path / "link.jsonl"
     if how == "hard link":
         os.link(data, link)
@@ -92,8 +93,8 @@ def rejects_naming_the_input(tmp_path: Path, how: str) -> tuple[Path, str]:
 def test_rejects_naming_the_input_file_is_refused_and_the_input_is_kept(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], how: str
 ) -> None:
-    content = b"input,expected\nq,a\n[bad,b\n"
-    (tmp_path / "data.csv").write_bytes(content)
+    content = b'{"input": "q", "expected": "a"}\n[bad\n'
+    (tmp_path / "data.jsonl").write_bytes(content)
     data, rejects = rejects_naming_the_input(tmp_path, how)
     code, out, err = cli(emulator, tmp_path, capsys, data, "--on-error", "skip", "--rejects", rejects)
     assert (code, out) == (2, "")
@@ -1235,7 +1236,7 @@ def test_a_json_lines_file_of_bad_rows_only_writes_them_to_the_rejects_file(
     code, out, err = cli(emulator, tmp_path, capsys, path, "--on-error", "skip", "--rejects", str(rejects))
     # It stopped at the first line, as if the file were of another format, and wrote no rejects file.
     assert (code, err) == (0, "")
-    assert "0 rows" in out and "2 rows rejected" in out
+    assert "pushed nothing" in out and "2 rows rejected" in out
     assert [orjson.loads(line)["row"] for line in rejects.read_bytes().splitlines()] == [1, 2]
     assert nothing_created(emulator)
     skip = ("--on-error", "skip", "--rejects", str(rejects))

@@ -93,11 +93,11 @@ def test_the_cli_and_dagster_make_the_same_options() -> None:
         # Written as plain JSON Lines whatever the name: zcat of `.gz` failed, a CSV reader of `.csv` too.
         (
             {"file": "a.csv", "on_error": "skip", "rejects": "r.jsonl.gz"},
-            "--rejects is written as JSON Lines, uncompressed: give it a name ending in .jsonl, not .gz",
+            "rejects\n  written as JSON Lines, uncompressed: give it a name ending in .jsonl, not .gz",
         ),
         (
             {"file": "a.csv", "on_error": "skip", "rejects": "r.CSV"},
-            "--rejects is written as JSON Lines, uncompressed: give it a name ending in .jsonl, not .CSV",
+            "rejects\n  written as JSON Lines, uncompressed: give it a name ending in .jsonl, not .CSV",
         ),
     ],
 )

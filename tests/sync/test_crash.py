@@ -337,6 +337,18 @@ def test_a_resumed_read_whose_position_the_api_refuses_reads_the_object_afresh(
     assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
 
 
+def test_a_resumed_read_failing_for_another_reason_keeps_what_it_staged(
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interrupted = interrupted_read(emulator, warehouse, project["id"], monkeypatch)
+    emulator.faults.add(FaultRule(kind="status", status=405, route="/fetch", times=1))
+    (failed,) = sync(emulator, warehouse, page_limit=10).objects
+    assert failed.status == "failed" and "HTTP 405" in str(failed.error)
+    assert checkpoint_of(warehouse, project["id"]) == interrupted  # read afresh, it lost its parts
+    (summary,) = sync(emulator, warehouse, page_limit=10).objects
+    assert (summary.status, summary.resumed) == ("synced", True)
+
+
 def test_a_reconcile_after_an_interrupted_read_deletes_what_was_deleted_since_it_began(
     emulator: Emulator,
     project: dict[str, Any],
