@@ -187,10 +187,10 @@ def describe(summary: PushSummary) -> str:
                 f"pushed {counted(summary.rows_sent, 'rows')} of {name} to {target}{known} "
                 f"in {counted(summary.batches_sent, 'batches')}, {summary.seconds:.1f}s"
             )
-        else:  # every row rejected (or sent before): the dataset, unless it was there, was not created
+        elif summary.dataset_id:  # every row rejected, or sent by an earlier run
             line = f"pushed nothing of {name} to {target}{known}, {summary.seconds:.1f}s"
-            if not summary.dataset_id:
-                line = f"pushed nothing of {name}, and created no {target}, {summary.seconds:.1f}s"
+        else:  # every row rejected before a dataset was needed: none was found or created
+            line = f"pushed nothing of {name}, and created no {target}, {summary.seconds:.1f}s"
         if summary.rows_resumed:
             were = "was" if summary.rows_resumed == 1 else "were"
             line += f"; {counted(summary.rows_resumed, 'rows')} {were} already sent by an earlier run"
