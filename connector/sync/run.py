@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from http import HTTPStatus
@@ -42,7 +43,7 @@ from connector.errors import (
     WarehouseLocked,
     one_line_reason,
 )
-from connector.progress import NullProgress, ProgressReporter
+from connector.progress import NullProgress, ProgressReporter, ProgressTask
 from connector.sync.catalog import Catalog, check_same_source, discover_catalog, write_catalog
 from connector.sync.extract import extract_object, newest_version
 from connector.sync.staging import Checkpoint, ObjectStaging
@@ -333,9 +334,12 @@ class _SyncRun:
         self.stopped: str | None = None
         # What the warehouse held when an object first failed: what the failed objects still hold.
         self._committed: dict[tuple[str, str], SyncState] | None = None
+        # What the object being synced fetched so far in this run: a failed object's summary says it.
+        self._fetched = _Fetched()
 
     def sync_object(self, ref: ObjectRef) -> ObjectSummary:
         """Sync one object, turning its own failures into its summary's status."""
+        self._fetched = _Fetched()
         if self.stopped is not None:
             return self._failed(ref, f"not tried: {self.stopped} for an object before")
         if self._unavailable_in_a_row >= MOST_FAILING_IN_A_ROW:
@@ -392,7 +396,10 @@ class _SyncRun:
     def _holding(self, ref: ObjectRef, unsynced: ObjectSummary) -> ObjectSummary:
         """`unsynced`, the summary of an object that failed or was skipped, with the rows, files and
         watermark it still holds: nothing of it was committed, and a scheduler reading zeros would take
-        its table for emptied."""
+        its table for emptied. Its pages and versions are those its reads fetched and staged before it
+        stopped."""
+        fetched = self._fetched
+        unsynced = unsynced.model_copy(update={"pages": fetched.pages, "rows_fetched": fetched.rows})
         if self._committed is None:
             try:
                 states = self.destination.list_states()
@@ -417,6 +424,7 @@ class _SyncRun:
                 # sync of it, `--full` too.
                 logger.warning("%s", error)
                 ObjectStaging(self.destination.scratch, ref).clear()
+                self._fetched = _Fetched()  # what the first read staged is gone
                 summary = self._sync_locked(ref)
             if summary.resumed:
                 # The resumed read was pinned at the old snapshot: read on to what was written since (only
@@ -442,7 +450,9 @@ class _SyncRun:
                 staging.save(checkpoint)
         if checkpoint.version and not checkpoint.done:
             # The API pages through every version of each row: the count is of versions, not the table's rows.
-            task = self.progress.task(f"{ref.stream.table} · {ref.name}", counts="versions")
+            task = _Counting(
+                self.progress.task(f"{ref.stream.table} · {ref.name}", counts="versions"), self._fetched
+            )
             try:
                 checkpoint = extract_object(
                     self.client,
@@ -611,6 +621,30 @@ def parse_object_kinds(text: str) -> frozenset[str]:
 class _PositionRefused(Exception):
     """The API refused (HTTP 400, 410 or 422) the first request of a read resumed from a checkpoint: the
     warning."""
+
+
+@dataclass
+class _Fetched:
+    """Pages and row versions an object's reads fetched and staged in this run."""
+
+    pages: int = 0
+    rows: int = 0
+
+
+class _Counting:
+    """A read's progress task that also adds what it is told to `fetched`."""
+
+    def __init__(self, task: ProgressTask, fetched: _Fetched) -> None:
+        self._task = task
+        self._fetched = fetched
+
+    def advance(self, rows: int = 0, pages: int = 0) -> None:
+        self._fetched.rows += rows
+        self._fetched.pages += pages
+        self._task.advance(rows=rows, pages=pages)
+
+    def close(self) -> None:
+        self._task.close()
 
 
 def _summary(ref: ObjectRef, status: ObjectStatus, error: str, *, full_read: bool) -> ObjectSummary:

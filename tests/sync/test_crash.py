@@ -18,7 +18,9 @@ import pytest
 
 from connector.api import xact
 from connector.config import WarehouseSettings
+from connector.destinations.parquet_tree import ParquetTree
 from connector.emulator import Emulator, FaultRule
+from connector.errors import WarehouseError
 from connector.sync.stage import PageStager
 from connector.sync.staging import CHECKPOINT_FILE, Checkpoint
 from schemas.api import FetchEventsRequest, ObjectType
@@ -348,6 +350,35 @@ def test_a_resumed_read_failing_for_another_reason_keeps_what_it_staged(
     assert checkpoint_of(warehouse, project["id"]) == interrupted  # read afresh, it lost its parts
     (summary,) = sync(emulator, warehouse, page_limit=10).objects
     assert (summary.status, summary.resumed) == ("synced", True)
+
+
+def test_a_failed_reads_summary_counts_the_pages_it_fetched_and_staged(
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings
+) -> None:
+    # The newest version's probe and three pages go through; the next fetch is refused, and every later one.
+    emulator.faults.add(FaultRule(kind="status", status=405, route="/fetch", after=4, times=None))
+    (failed,) = sync(emulator, warehouse, page_limit=10).objects
+    fetches_ahead_done()
+    staged = checkpoint_of(warehouse, project["id"])
+    assert failed.status == "failed" and staged is not None and staged.pages > 0
+    # What the next sync resumes from (its summary said 0 pages and 0 versions).
+    assert (failed.pages, failed.rows_fetched) == (staged.pages, staged.rows_fetched)
+
+
+def test_a_read_failing_at_its_commit_counts_its_whole_read(
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(*args: Any, **kwargs: Any) -> None:
+        raise WarehouseError("cannot merge the rows read: no room")
+
+    monkeypatch.setattr(ParquetTree, "merge", failing)
+    (failed,) = sync(emulator, warehouse, page_limit=10).objects
+    monkeypatch.undo()
+    staged = checkpoint_of(warehouse, project["id"])
+    assert failed.status == "failed" and staged is not None and staged.done
+    assert (failed.pages, failed.rows_fetched) == (staged.pages, staged.rows_fetched)
+    (resumed,) = sync(emulator, warehouse, page_limit=10).objects
+    assert (resumed.status, resumed.resumed, resumed.rows) == ("synced", True, staged.rows_staged)
 
 
 def test_a_reconcile_after_an_interrupted_read_deletes_what_was_deleted_since_it_began(
