@@ -54,10 +54,14 @@ _TAIL_BYTES = 8192
 def newest_version(client: BraintrustClient, ref: ObjectRef) -> int | None:
     """The newest visible `_xact_id` of the object, or None when it has no rows.
 
+    No rows is the end of the history, asked for twice before it is believed, as a read's end is: one
+    wrong answer would make a reconcile delete every row of the object.
+
     Raises:
         MalformedResponse: the page breaks the API's contract.
     """
     request = FetchEventsRequest(limit=1)
+    end_told = False
     for _ in range(MAX_EMPTY_PAGES):
         body = client.fetch_raw(ref.object_type, ref.object_id, request)
         try:
@@ -69,9 +73,15 @@ def newest_version(client: BraintrustClient, ref: ObjectRef) -> int | None:
         except PageMalformed as malformed:
             raise _malformed(ref, malformed) from None
         cursor = page.get("cursor")
-        if events or not isinstance(cursor, str) or not cursor:
-            return max((parse_xact(str(event["_xact_id"])) for event in events), default=None)
+        if events:
+            return max(parse_xact(str(event["_xact_id"])) for event in events)
+        if not isinstance(cursor, str) or not cursor:
+            if end_told:
+                return None
+            end_told = True  # the same request again
+            continue
         # An empty page with a cursor is not the end: the newest row is further on.
+        end_told = False
         request = FetchEventsRequest(limit=1, cursor=cursor)
     raise PaginationError(
         f"{ref.stream.table} {ref.name!r}: {MAX_EMPTY_PAGES} empty pages in a row; stopping."

@@ -116,7 +116,20 @@ def test_an_empty_page_without_a_cursor_ends_the_probe(
     project = emulator.store.create_project("ends-empty")
     emulator.faults.add(FaultRule(kind="body", route=f"{project['id']}/fetch", body=page, times=None))
     assert newest_version(client, logs_of(project)) is None
-    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 1
+    # Asked for twice before it is believed.
+    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 2
+
+
+def test_one_wrong_end_of_the_history_does_not_end_the_probe(
+    emulator: Emulator, client: BraintrustClient
+) -> None:
+    project = emulator.store.create_project("told-empty-once")
+    emulator.store.insert("project_logs", project["id"], [{"id": "only", "input": 1}])
+    emulator.faults.add(
+        FaultRule(kind="body", route=f"{project['id']}/fetch", body='{"events": []}', times=1)
+    )
+    (row,) = emulator.store.live_rows("project_logs", project["id"])
+    assert newest_version(client, logs_of(project)) == int(row["_xact_id"])
 
 
 def test_the_version_probe_stops_after_too_many_empty_pages(

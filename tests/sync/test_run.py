@@ -229,13 +229,16 @@ def test_a_row_written_as_a_read_began_then_deleted_is_reconciled_away(
     assert (logs.deleted, logs.rows) == (1, 60)
 
 
+# Told by the probe of the newest version (the object's first request), or by a page amid the history.
+@pytest.mark.parametrize("after", [0, 3])
 def test_a_reconcile_told_once_that_the_history_ended_early_deletes_nothing(
-    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings, tmp_path: Path
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings, tmp_path: Path, after: int
 ) -> None:
     sync(emulator, warehouse)
     # An empty page without a cursor, where the history goes on: taken for its end, the reconcile deleted
-    # every row it had not reached (most of the table), and no incremental sync brought them back.
-    emulator.faults.add(FaultRule(kind="body", body='{"events": []}', route="/fetch", times=1, after=3))
+    # every row it had not reached (most of the table, or all of it), and no incremental sync brought
+    # them back.
+    emulator.faults.add(FaultRule(kind="body", body='{"events": []}', route="/fetch", times=1, after=after))
     (logs,) = sync(emulator, warehouse, reconcile=True, page_limit=5).objects
     assert (logs.status, logs.deleted, logs.rows) == ("synced", 0, 60)
     assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
