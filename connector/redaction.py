@@ -10,9 +10,12 @@ from urllib.parse import unquote
 # Credentials in a URI's user part (`s3://KEY:SECRET@bucket`, `https://user:token@host`). A password is
 # everything from the user's `:` to the `@`, as SQLAlchemy reads a catalog URI's (`?` and `/` included: an
 # AWS secret may hold a `/`), unless it reads as a port and a path or query (`host:8181/v1?owner=a@b`); a
-# user part without a password ends at a query, whose values may hold an `@`.
+# user part without a password ends at a query, whose values may hold an `@`. Past a first `@`, it runs to
+# the last `@` before the host's end (`/`, `?`, `#`): httpx splits a proxy's `user:p@ss@host` there.
 _USERINFO = re.compile(
-    r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<userinfo>[^@\s/:]*:(?!\d+[/?#])[^@\s]*|[^@\s?]*)@", re.IGNORECASE
+    r"(?P<scheme>[a-z][a-z0-9+.-]*://)"
+    r"(?P<userinfo>(?:[^@\s/:]*:(?!\d+[/?#])[^@\s]*|[^@\s?]*)(?:@[^@\s/?#]*)*)@",
+    re.IGNORECASE,
 )
 # Query parameters that carry secrets: pyarrow's S3 options (`access_key`, `secret_key`, `session_token`),
 # an `api_key`, a signature, a password.
