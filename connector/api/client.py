@@ -629,9 +629,12 @@ def _status_error(method: str, path: str, status: int, body: bytes | bytearray, 
 def _server_text(body: bytes | bytearray, key: str) -> str:
     """What an error's body says, for its one line: a web page's markup would say nothing useful.
 
-    The key is hidden before the text is cut short: a key quoted across the cut would show in part.
+    The key is hidden before the text is cut short: a key quoted across the cut would show in part. So
+    the bytes decoded hold any key that starts within the characters kept, however it is spelled (a JSON
+    escape takes up to 12 characters a character) and whatever its characters' widths (up to 4 bytes).
     """
-    head = body[: _SERVER_TEXT_CHARS * 4].decode("utf-8", "replace").lstrip("\ufeff").strip()
+    decoded = (_SERVER_TEXT_CHARS + 12 * len(key)) * 4
+    head = body[:decoded].decode("utf-8", "replace").lstrip("\ufeff").strip()
     if _WEB_PAGE.match(head):
         return "The answer is a web page, not Braintrust's JSON: is the API URL a Braintrust API?"
     return hide_short_secret(scrub(head, (key,)), key)[:_SERVER_TEXT_CHARS].strip()

@@ -614,10 +614,14 @@ def test_list_pages_with_starting_after(emulator: Emulator) -> None:
     assert sorted(listed) == sorted(names)
 
 
-def test_an_error_quoting_the_key_shows_none_of_it_even_where_the_text_is_cut(emulator: Emulator) -> None:
-    # The message keeps the first 300 characters of the body: the key starts before the cut, ends after.
-    body = "x" * 290 + f"Bearer {emulator.api_key}"
-    emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=422, body=body))
-    with make_client(emulator) as client, pytest.raises(ApiError) as caught:
-        list(client.list_projects())
-    assert emulator.api_key[:3] not in str(caught.value)
+# The message keeps the first 300 characters of the body: the key starts before the cut, ends after, in
+# characters of one byte each or of four (a long key then ended past the bytes decoded: its first
+# characters showed).
+@pytest.mark.parametrize("filler", ["x", "\U0001f600"])
+def test_an_error_quoting_the_key_shows_none_of_it_even_where_the_text_is_cut(filler: str) -> None:
+    with Emulator(seed="empty", api_key="sk-" + "Abc123Def456" * 4) as emulator:
+        body = filler * 290 + f"Bearer {emulator.api_key}"
+        emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=422, body=body))
+        with make_client(emulator) as client, pytest.raises(ApiError) as caught:
+            list(client.list_projects())
+    assert emulator.api_key[:6] not in str(caught.value) and "***" in str(caught.value)
