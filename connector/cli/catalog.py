@@ -39,9 +39,10 @@ def projects(
     if as_json:
         json_output.print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return
-    from rich.table import Table  # a `--json` run imports no rich
+    from rich.table import Column, Table  # a `--json` run imports no rich
 
-    table = Table("project", "id", "experiments", "datasets")
+    # An id is to be copied: folded onto more lines where too long, never cut.
+    table = Table("project", Column("id", overflow="fold"), "experiments", "datasets")
     for row in rows:
         table.add_row(
             *plain_cells(

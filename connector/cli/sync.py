@@ -206,9 +206,11 @@ def status(
         ]
         json_output.print(orjson.dumps(listed, option=orjson.OPT_INDENT_2).decode())
         return
-    from rich.table import Table  # a `--json` run imports no rich
+    from rich.table import Column, Table  # a `--json` run imports no rich
 
-    table = Table("table", "object (partition key)", "id", "rows", "files", "version", "last sync")
+    # Its keys, ids, versions and times are to be copied: folded onto more lines where too long, never cut.
+    headers = ("table", "object (partition key)", "id", "rows", "files", "version", "last sync")
+    table = Table(*(Column(header, overflow="fold") for header in headers))
     for s in states:
         table.add_row(
             *plain_cells(

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -842,6 +843,43 @@ def test_status_lists_objects_renamed_since_their_sync_in_the_order_of_their_nam
     (renamed,) = [s for s in listed if s["object_id"] == rag["id"]]
     # `name` as sync_state keeps it (the last sync of the object was before the rename), the key as now.
     assert (renamed["name"], renamed["partition_key"]) == ("rag-search", "a-search")
+
+
+@pytest.mark.parametrize("columns", [None, "70"])
+def test_status_in_a_pipe_shows_each_key_id_and_time_whole(
+    demo_emulator: Emulator,
+    warehouse: WarehouseSettings,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    columns: str | None,
+) -> None:
+    # Written to a file or a pipe, the table was cut to 140 columns, its keys and ids ending in `…`;
+    # narrower than them (COLUMNS), they fold onto more lines of their row.
+    if columns is None:
+        monkeypatch.delenv("COLUMNS", raising=False)
+    else:
+        monkeypatch.setenv("COLUMNS", columns)
+    sync(demo_emulator, warehouse)
+    where = cli_warehouse_args(warehouse)[:4]
+    table = cli_in_process(capfd, "status", *where).stdout
+    rows: list[list[str]] = []
+    body = table.split("┡", 1)[1].splitlines()[1:-1]  # below the header, above the bottom border
+    for cells in ([cell.strip() for cell in line.split("│")[1:-1]] for line in body):
+        if cells[3]:  # a row's count of rows starts it
+            rows.append(cells)
+        else:  # the folded rest of the row above
+            rows[-1] = [f"{a}{b}" for a, b in zip(rows[-1], cells, strict=True)]
+    shown = {(key, object_id, time) for _, key, object_id, _, _, _, time in rows}
+    listed = json.loads(cli_in_process(capfd, "status", *where, "--json").stdout)
+    assert len(rows) == len(listed) >= 7 and "…" not in table
+    assert shown == {
+        (
+            s["partition_key"],
+            s["object_id"],
+            datetime.fromisoformat(s["synced_at"]).isoformat(timespec="seconds"),
+        )
+        for s in listed
+    }
 
 
 def test_status_and_maintain_of_a_place_nothing_was_synced_into_say_so(tmp_path: Path) -> None:
