@@ -7,7 +7,7 @@ computed by DuckDB) tells whether any event has a key the table lacks or a
 value of the wrong shape. Almost every page fits, and is typed as is. A page
 that does not fit is also read here, event by event, to keep each misfit in
 `_extra` verbatim (the standard library's parser: it keeps integers wider than
-64 bits exact) and to null it in its column.
+64 bits exact, and here every other number's text) and to null it in its column.
 """
 
 from __future__ import annotations
@@ -178,8 +178,28 @@ def event_misfits(body: bytes | bytearray, stream: EventStream, shape: PageShape
         raise PageMalformed(str(error)) from None
 
 
+@dataclass(frozen=True)
+class _Number:
+    """A number with a fraction or an exponent, as the page wrote it: read as a float, `1e400` would be
+    kept as `Infinity`, which is no JSON, and `1e-400` as `0.0`."""
+
+    text: str
+
+
+def _json_text(value: object) -> str:
+    """`value` as JSON, as `json.dumps` writes it, but its `_Number`s as the page wrote them."""
+    if isinstance(value, _Number):
+        return value.text
+    if isinstance(value, dict):
+        items = (f"{json.dumps(key, ensure_ascii=False)}: {_json_text(item)}" for key, item in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_json_text(item) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _event_misfits(body: bytes | bytearray, stream: EventStream, shape: PageShape) -> EventMisfits:
-    events = json.loads(body)["events"]
+    events = json.loads(body, parse_float=_Number)["events"]
     checked = {
         column.name: column for column in stream.payload_columns if column.name in shape.misfit_columns
     }
@@ -192,7 +212,7 @@ def _event_misfits(body: bytes | bytearray, stream: EventStream, shape: PageShap
         extra = {key: value for key, value in event.items() if key in kept}
         if extra:
             result.ordinals.append(ordinal + 1)
-            result.extras.append(json.dumps(extra, ensure_ascii=False))
+            result.extras.append(_json_text(extra))
             result.misfits.append(misfits)
     return result
 
@@ -208,7 +228,7 @@ def _value_fits(column: Column, value: Any) -> bool:
         return isinstance(value, list) and all(item is None or isinstance(item, str) for item in value)
     if column.duckdb_type == "MAP(VARCHAR, DOUBLE)":
         return isinstance(value, dict) and all(
-            item is None or (isinstance(item, int | float) and not isinstance(item, bool))
+            item is None or (isinstance(item, int | _Number) and not isinstance(item, bool))
             for item in value.values()
         )
     return True

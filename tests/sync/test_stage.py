@@ -281,6 +281,29 @@ def test_extra_keeps_the_keys_in_the_event_s_order(emulator: Emulator, warehouse
     assert list(orjson.loads(extra)) == list(fields)
 
 
+def test_extra_keeps_numbers_as_the_page_wrote_them(emulator: Emulator, warehouse: WarehouseSettings) -> None:
+    # Read as floats, `1e400` was kept as `Infinity`, which is no JSON (strict readers and `push --sql`
+    # refused the column), and `-1e-400` as `-0.0`.
+    broken = emulator.store.create_project("messy")
+    kept = (
+        '{"new_field": {"big": 1e400, "tiny": -1e-400, "exact": 1.50, "list": [2.5E3, -0.0], '
+        '"wide": 123456789012345678901234567890}, "scores": {"s": "0.5", "t": -1e400}}'
+    )
+    page = (
+        '{"events": [{"id": "odd", "_xact_id": "1000198294685155348", "created": "2025-06-02T09:00:00Z", '
+        f"{kept[1:-1]}}}], " + '"cursor": null}'
+    )
+    serve(emulator, broken["id"], page, times=2)
+    sync(emulator, warehouse)
+    ((extra,),) = query(warehouse, "SELECT _extra FROM project_logs WHERE project_id = ?", [broken["id"]])
+
+    def no_constant(name: str) -> None:
+        raise ValueError(f"{name} is no JSON")
+
+    as_written = json.loads(extra, parse_float=str, parse_constant=no_constant)
+    assert as_written == json.loads(kept, parse_float=str)
+
+
 @pytest.mark.parametrize(
     "misfit",
     [
