@@ -77,16 +77,18 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None, *, create: bool
     """
     if not uri_or_name:
         raise ConfigError(
-            "the iceberg destination needs a catalog: --iceberg-catalog (BT_SYNC_ICEBERG_CATALOG), a SQL "
-            "catalog URI such as sqlite:///catalog.db or the name of a catalog in .pyiceberg.yaml"
+            # `push --sql` reads an Iceberg warehouse from the environment alone: no flag to name.
+            "the iceberg destination needs a catalog: BT_SYNC_ICEBERG_CATALOG (or --iceberg-catalog, for the "
+            "commands that take it), a SQL catalog URI such as sqlite:///catalog.db or the name of a catalog "
+            "in .pyiceberg.yaml"
         )
     properties = _standard_aws_settings()
     if "://" in uri_or_name:
         _refuse_what_is_no_sql_catalog(uri_or_name)
         if not warehouse:
             raise ConfigError(
-                "a SQL catalog needs a warehouse location: --iceberg-warehouse (BT_SYNC_ICEBERG_WAREHOUSE), "
-                "a directory or s3://bucket/prefix"
+                "a SQL catalog needs a warehouse location: BT_SYNC_ICEBERG_WAREHOUSE (or "
+                "--iceberg-warehouse, for the commands that take it), a directory or s3://bucket/prefix"
             )
         uri, sqlite_file = uri_or_name, _sqlite_file(uri_or_name)
         if sqlite_file is not None and not sqlite_file.exists():

@@ -284,6 +284,11 @@ def test_choosing_iceberg_without_its_extra_or_catalog_is_one_clear_line(tmp_pat
     no_catalog = run_cli("status", "--destination", "iceberg")
     assert no_catalog.returncode == 2 and len(no_catalog.stderr.strip().splitlines()) == 1
     assert "--iceberg-catalog" in no_catalog.stderr
+    # `push --sql` takes no such flag (it said to pass it, and refused it): the environment comes first.
+    query = ("push", "--sql", "SELECT 1 AS id", "--project", "p", "--dataset", "d", "--dry-run")
+    pushed = run_cli(*query, env={"BT_SYNC_DESTINATION": "iceberg"})
+    assert pushed.returncode == 2
+    assert "needs a catalog: BT_SYNC_ICEBERG_CATALOG (or --iceberg-catalog, for the commands" in pushed.stderr
 
 
 @pytest.mark.parametrize(
