@@ -149,6 +149,8 @@ class BraintrustClient:
         # httpx reads no proxy from the environment for a transport given to it.
         proxy = _proxy_for(settings.api_url) if transport is None else None
         self._proxy = "a proxy" if proxy is None else f"the proxy {redact(proxy)}"
+        # A proxy reached over TLS is the first to set it up: a plain-HTTP proxy named `https://` fails it.
+        self._tls_proxy = proxy is not None and httpx.URL(proxy).scheme == "https"
         self._through = "" if proxy is None else f" (through {self._proxy})"
         self._max_attempts = settings.max_attempts
         self._timeout_s = settings.timeout_s
@@ -380,13 +382,17 @@ class BraintrustClient:
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    def _proxy_refused(self, method: str, path: str) -> ApiMisdirected:
-        """A proxy refused to carry a request without credentials it takes: so will it every request."""
+    def _proxy_refused(self, method: str, path: str, answer: str) -> ApiMisdirected:
+        """A proxy refused to carry a request (its `answer`, a 4xx): so will it every request."""
+        remedy = (
+            "without credentials it accepts: give its user and password in its URL (HTTPS_PROXY or "
+            "HTTP_PROXY), as USER:PASSWORD@ before its host"
+            if answer.startswith(f"{HTTPStatus.PROXY_AUTHENTICATION_REQUIRED.value} ")
+            else "as its rules stand: ask its administrator to let this machine reach the API's host"
+        )
         return ApiMisdirected(
-            f"{self._proxy} refused to carry {method} {path} to the API at {redact(self.api_url)} without "
-            "credentials it accepts (HTTP 407 Proxy Authentication Required): give its user and password in "
-            "its URL (HTTPS_PROXY or HTTP_PROXY), as USER:PASSWORD@ before its host, or bypass it for the "
-            "API's host (NO_PROXY)"
+            f"{self._proxy} refused to carry {method} {path} to the API at {redact(self.api_url)} (HTTP "
+            f"{answer}) {remedy}, or bypass it for the API's host (NO_PROXY)"
         )
 
     def _send_once(
@@ -413,11 +419,18 @@ class BraintrustClient:
                 pace = _Pace(self._timeout_s)
                 body = _read(response, most_bytes if status < 300 else None, pace)
         except httpx.ProxyError as error:
-            if str(error).startswith(f"{HTTPStatus.PROXY_AUTHENTICATION_REQUIRED.value} "):
-                raise self._proxy_refused(method, path) from None
+            # Its answer to the tunnel asked for (`CONNECT`), as httpcore words it: `403 Forbidden`. A 4xx
+            # is the proxy's rule (credentials, where it may connect to); a 5xx, the API's host unreachable.
+            if re.match(r"4\d\d ", answer := str(error)):
+                raise self._proxy_refused(method, path, answer) from None
             raise
         except httpx.ConnectError as error:
-            if (mismatch := _tls_mismatch(error)) is not None:
+            if (mismatch := _tls_mismatch(error)) is not None and self._tls_proxy:
+                raise ApiMisdirected(
+                    f"cannot talk TLS with {self._proxy} ({mismatch}): a proxy that speaks plain HTTP is "
+                    "named with http:// (HTTPS_PROXY, HTTP_PROXY), even for an https API"
+                ) from None
+            if mismatch is not None:
                 raise ApiMisdirected(
                     f"cannot talk TLS with the API at {redact(self.api_url)} ({mismatch}): check that the "
                     "URL's scheme, http or https, is the server's (--api-url, BRAINTRUST_API_URL); for a "
@@ -434,7 +447,7 @@ class BraintrustClient:
         if status in RETRYABLE_STATUSES:
             raise RetryableResponse(status, parse_retry_after(retry_after))
         if status == HTTPStatus.PROXY_AUTHENTICATION_REQUIRED:  # a proxy's answer to a plain-HTTP request
-            raise self._proxy_refused(method, path)
+            raise self._proxy_refused(method, path, f"{status} Proxy Authentication Required")
         if 300 <= status < 400:
             # Not followed: a client sends its key only to the address it was given.
             raise ApiMisdirected(

@@ -314,13 +314,21 @@ class _Redirecting(BaseHTTPRequestHandler):
 class _ProxyAsking(BaseHTTPRequestHandler):
     """A proxy answering every request, and every tunnel asked of it, that it wants credentials."""
 
+    status = 407
+
     def _ask(self) -> None:
-        self.send_response(407)
+        self.send_response(self.status)
         self.send_header("Proxy-Authenticate", 'Basic realm="corp"')
         self.send_header("Content-Length", "0")
         self.end_headers()
 
     do_GET = do_CONNECT = _ask
+
+
+class _ProxyForbidding(_ProxyAsking):
+    """A proxy whose rules let no tunnel through (a Squid ACL)."""
+
+    status = 403
 
     def log_message(self, *_: object) -> None:
         pass
@@ -455,11 +463,29 @@ def test_a_proxy_asking_for_credentials_fails_at_once_naming_it(
             with make_client(emulator, api_url=url) as client, pytest.raises(ConfigError) as caught:
                 list(client.list_projects())
             assert str(caught.value).startswith(
-                f"the proxy {proxy} refused to carry GET /v1/project to the API at {url} without credentials"
+                f"the proxy {proxy} refused to carry GET /v1/project to the API at {url} (HTTP 407 Proxy "
+                "Authentication Required) without credentials it accepts"
             )
-            assert "HTTP 407" in str(caught.value) and "NO_PROXY" in str(caught.value)
+            assert "NO_PROXY" in str(caught.value)
             # As the command line prints it, credentials in URLs hidden: the example is no URL's.
             assert "as USER:PASSWORD@ before its host" in redact(str(caught.value))
+            assert client.stats.requests == 1
+
+
+def test_a_proxy_refusing_the_tunnel_or_named_for_tls_it_lacks_fails_at_once_naming_it(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tunnel refused by the proxy's rules was retried for 13 s as a proxy that was down; a plain-HTTP
+    # proxy named https:// was said to be the API's TLS mismatch, to mend in the API's URL.
+    with serving(handler=_ProxyForbidding) as proxy, serving() as plain:
+        for name, named in ((proxy, "HTTP 403 Forbidden) as its rules stand"), (f"https{plain[4:]}", "TLS")):
+            monkeypatch.setenv("HTTPS_PROXY", name)
+            with (
+                make_client(emulator, api_url="https://api.example.test") as client,
+                pytest.raises(ConfigError) as caught,
+            ):
+                list(client.list_projects())
+            assert f"the proxy {name}" in str(caught.value) and named in str(caught.value)
             assert client.stats.requests == 1
 
 
