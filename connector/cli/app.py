@@ -21,8 +21,8 @@ if TYPE_CHECKING:
 
 
 _STDERR = 2
-# Tables' width where stdout is no terminal and `COLUMNS` is unset: `status`'s table of a usual warehouse
-# (a 36-character id, a partition key, a time) fits; its keys and ids fold rather than go cut beyond.
+# Tables' width where stdout is no terminal: `status`'s table of a usual warehouse (a 36-character id, a
+# partition key, a time) fits; its keys and ids fold rather than go cut beyond.
 PIPE_WIDTH = 200
 
 
@@ -189,8 +189,8 @@ def stderr_reader_may_leave(stderr: TextIO | None) -> TextIO:
 
 
 def output_console(*, reader_may_leave: bool = False) -> Console:
-    """Where commands print tables: the terminal's width, else `COLUMNS`, else wide enough for a log file
-    or pipe to hold `status`'s table whole (its keys and ids are to be copied, and were cut at 140).
+    """Where commands print tables: the terminal's width, or wide enough for a log file or pipe to hold
+    `status`'s table whole (its keys and ids are to be copied, and were cut at 140).
 
     A reader that has gone is no failure, as for `print_output` (rich would exit 1, saying nothing).
 
@@ -214,6 +214,6 @@ def output_console(*, reader_may_leave: bool = False) -> Console:
                 raise BrokenPipeError
             discard_output()
 
-    # rich reads `COLUMNS` itself, for a terminal or not.
-    sized = sys.stdout.isatty() or os.environ.get("COLUMNS", "").isdigit()
-    return _Output(width=None if sized else PIPE_WIDTH)
+    # Not `COLUMNS` where no terminal is: a process may inherit one of another's (pytest-xdist's workers
+    # set 80), and its tables' cells would be cut.
+    return _Output(width=None if sys.stdout.isatty() else PIPE_WIDTH)

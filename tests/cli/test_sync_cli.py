@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from connector.cli.app import PIPE_WIDTH
 from connector.config import WarehouseSettings
 from connector.destinations.parquet_tree import ParquetTree
 from connector.emulator import Emulator, FaultRule, ListQuery
@@ -845,23 +846,24 @@ def test_status_lists_objects_renamed_since_their_sync_in_the_order_of_their_nam
     assert (renamed["name"], renamed["partition_key"]) == ("rag-search", "a-search")
 
 
-@pytest.mark.parametrize("columns", [None, "70"])
-def test_status_in_a_pipe_shows_each_key_id_and_time_whole(
+@pytest.mark.parametrize("terminal_columns", [None, 70])
+def test_status_shows_each_key_id_and_time_whole(
     demo_emulator: Emulator,
     warehouse: WarehouseSettings,
     capfd: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-    columns: str | None,
+    terminal_columns: int | None,
 ) -> None:
-    # Written to a file or a pipe, the table was cut to 140 columns, its keys and ids ending in `…`;
-    # narrower than them (COLUMNS), they fold onto more lines of their row.
-    if columns is None:
-        monkeypatch.delenv("COLUMNS", raising=False)
-    else:
-        monkeypatch.setenv("COLUMNS", columns)
+    # Written to a file or a pipe (whatever `COLUMNS` a process inherited), the table was cut to 140
+    # columns, its keys and ids ending in `…`; on a terminal narrower than them, they fold onto more lines.
+    monkeypatch.setenv("COLUMNS", str(terminal_columns or 80))
+    if terminal_columns is not None:
+        monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
     sync(demo_emulator, warehouse)
     where = cli_warehouse_args(warehouse)[:4]
-    table = cli_in_process(capfd, "status", *where).stdout
+    table = re.sub(
+        r"\x1b\[[0-9;]*m", "", cli_in_process(capfd, "status", *where).stdout
+    )  # a terminal's styles
     rows: list[list[str]] = []
     body = table.split("┡", 1)[1].splitlines()[1:-1]  # below the header, above the bottom border
     for cells in ([cell.strip() for cell in line.split("│")[1:-1]] for line in body):
@@ -880,6 +882,7 @@ def test_status_in_a_pipe_shows_each_key_id_and_time_whole(
         )
         for s in listed
     }
+    assert max(map(len, table.splitlines())) <= (terminal_columns or PIPE_WIDTH)
 
 
 def test_status_and_maintain_of_a_place_nothing_was_synced_into_say_so(tmp_path: Path) -> None:
