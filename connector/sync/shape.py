@@ -7,7 +7,8 @@ computed by DuckDB) tells whether any event has a key the table lacks or a
 value of the wrong shape. Almost every page fits, and is typed as is. A page
 that does not fit is also read here, event by event, to keep each misfit in
 `_extra` verbatim (the standard library's parser: it keeps integers wider than
-64 bits exact, and here every other number's text) and to null it in its column.
+64 bits exact, and here any other number's text a float would not write back) and to null it in its
+column.
 """
 
 from __future__ import annotations
@@ -180,26 +181,45 @@ def event_misfits(body: bytes | bytearray, stream: EventStream, shape: PageShape
 
 @dataclass(frozen=True)
 class _Number:
-    """A number with a fraction or an exponent, as the page wrote it: read as a float, `1e400` would be
-    kept as `Infinity`, which is no JSON, and `1e-400` as `0.0`."""
+    """A number with a fraction or an exponent that a float would not write back as the page wrote it:
+    `1e400` would be kept as `Infinity`, which is no JSON, `1e-400` as `0.0`, `1.50` as `1.5`."""
 
     text: str
 
 
+def _number(text: str) -> float | _Number:
+    value = float(text)
+    return value if repr(value) == text else _Number(text)
+
+
+def _extra_text(extra: dict[str, Any]) -> str:
+    """The event's kept keys as JSON, each number as the page wrote it."""
+    try:
+        return json.dumps(extra, ensure_ascii=False)  # in C: almost every number writes back as it was
+    except TypeError:  # a `_Number` among them
+        return _json_text(extra)
+
+
 def _json_text(value: object) -> str:
-    """`value` as JSON, as `json.dumps` writes it, but its `_Number`s as the page wrote them."""
+    """`value` as JSON, as `json.dumps` writes it, but its `_Number`s as the page wrote them: one frame a
+    level (no generator's), so that it goes as deep as the reader (`with_room_for_depth`)."""
     if isinstance(value, _Number):
         return value.text
     if isinstance(value, dict):
-        items = (f"{json.dumps(key, ensure_ascii=False)}: {_json_text(item)}" for key, item in value.items())
-        return "{" + ", ".join(items) + "}"
+        members = []
+        for key, item in value.items():
+            members.append(f"{json.dumps(key, ensure_ascii=False)}: {_json_text(item)}")
+        return "{" + ", ".join(members) + "}"
     if isinstance(value, list):
-        return "[" + ", ".join(_json_text(item) for item in value) + "]"
+        items = []
+        for item in value:
+            items.append(_json_text(item))
+        return "[" + ", ".join(items) + "]"
     return json.dumps(value, ensure_ascii=False)
 
 
 def _event_misfits(body: bytes | bytearray, stream: EventStream, shape: PageShape) -> EventMisfits:
-    events = json.loads(body, parse_float=_Number)["events"]
+    events = json.loads(body, parse_float=_number)["events"]
     checked = {
         column.name: column for column in stream.payload_columns if column.name in shape.misfit_columns
     }
@@ -212,7 +232,7 @@ def _event_misfits(body: bytes | bytearray, stream: EventStream, shape: PageShap
         extra = {key: value for key, value in event.items() if key in kept}
         if extra:
             result.ordinals.append(ordinal + 1)
-            result.extras.append(_json_text(extra))
+            result.extras.append(_extra_text(extra))
             result.misfits.append(misfits)
     return result
 
@@ -228,7 +248,7 @@ def _value_fits(column: Column, value: Any) -> bool:
         return isinstance(value, list) and all(item is None or isinstance(item, str) for item in value)
     if column.duckdb_type == "MAP(VARCHAR, DOUBLE)":
         return isinstance(value, dict) and all(
-            item is None or (isinstance(item, int | _Number) and not isinstance(item, bool))
+            item is None or (isinstance(item, int | float | _Number) and not isinstance(item, bool))
             for item in value.values()
         )
     return True
