@@ -51,17 +51,18 @@ _TRAILING_CURSOR = re.compile(rb'[{,]\s*"cursor"\s*:\s*(null|"(?:[^"\\]|\\.)*")\
 _TAIL_BYTES = 8192
 
 
-def newest_version(client: BraintrustClient, ref: ObjectRef) -> int | None:
+def newest_version(client: BraintrustClient, ref: ObjectRef, *, confirm_empty: bool = False) -> int | None:
     """The newest visible `_xact_id` of the object, or None when it has no rows.
 
-    No rows is the end of the history, asked for twice before it is believed, as a read's end is: one
-    wrong answer would make a reconcile delete every row of the object.
+    `confirm_empty`: no rows, the end of the history, is asked for twice before it is believed, as a
+    read's end is, where one wrong answer would make a reconcile delete every row of the object. Elsewhere
+    it would only put off a read to the next sync: an object with no rows is asked for once.
 
     Raises:
         MalformedResponse: the page breaks the API's contract.
     """
     request = FetchEventsRequest(limit=1)
-    end_told = False
+    end_told = not confirm_empty
     for _ in range(MAX_EMPTY_PAGES):
         body = client.fetch_raw(ref.object_type, ref.object_id, request)
         try:
@@ -81,7 +82,7 @@ def newest_version(client: BraintrustClient, ref: ObjectRef) -> int | None:
             end_told = True  # the same request again
             continue
         # An empty page with a cursor is not the end: the newest row is further on.
-        end_told = False
+        end_told = not confirm_empty
         request = FetchEventsRequest(limit=1, cursor=cursor)
     raise PaginationError(
         f"{ref.stream.table} {ref.name!r}: {MAX_EMPTY_PAGES} empty pages in a row; stopping."

@@ -546,7 +546,9 @@ class _SyncRun:
 
     def _start(self, ref: ObjectRef, previous: SyncState | None, *, catch_up: bool) -> Checkpoint:
         started_at = datetime.now(UTC)
-        newest = newest_version(self.client, ref)
+        # Taken for empty, an object a reconcile reads has every row it holds deleted.
+        deletes = self.options.reconcile and previous is not None and previous.rows > 0
+        newest = newest_version(self.client, ref, confirm_empty=deletes)
         committed = previous.version if previous else None
         if newest is None:  # nothing to read: the cutoff says which read it was
             cutoff = self._cutoff(previous, catch_up=catch_up)

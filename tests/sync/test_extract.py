@@ -110,26 +110,26 @@ def test_the_version_probe_asks_each_empty_page_s_cursor_for_one_more_trace(
 @pytest.mark.parametrize(
     "page", ['{"events": [], "cursor": ""}', '{"events": [], "cursor": null}', '{"events": []}']
 )
+@pytest.mark.parametrize(("confirm_empty", "requests"), [(False, 1), (True, 2)])
 def test_an_empty_page_without_a_cursor_ends_the_probe(
-    emulator: Emulator, client: BraintrustClient, page: str
+    emulator: Emulator, client: BraintrustClient, page: str, confirm_empty: bool, requests: int
 ) -> None:
     project = emulator.store.create_project("ends-empty")
     emulator.faults.add(FaultRule(kind="body", route=f"{project['id']}/fetch", body=page, times=None))
-    assert newest_version(client, logs_of(project)) is None
-    # Asked for twice before it is believed.
-    assert emulator.stats.requests[("POST", "project_logs.fetch")] == 2
+    assert newest_version(client, logs_of(project), confirm_empty=confirm_empty) is None
+    # Asked for twice before it is believed, where one wrong answer would delete rows.
+    assert emulator.stats.requests[("POST", "project_logs.fetch")] == requests
 
 
-def test_one_wrong_end_of_the_history_does_not_end_the_probe(
+def test_one_wrong_end_of_the_history_does_not_end_a_probe_that_confirms_it(
     emulator: Emulator, client: BraintrustClient
 ) -> None:
     project = emulator.store.create_project("told-empty-once")
     emulator.store.insert("project_logs", project["id"], [{"id": "only", "input": 1}])
-    emulator.faults.add(
-        FaultRule(kind="body", route=f"{project['id']}/fetch", body='{"events": []}', times=1)
-    )
+    told = '{"events": []}'
+    emulator.faults.add(FaultRule(kind="body", route=f"{project['id']}/fetch", body=told, times=1))
     (row,) = emulator.store.live_rows("project_logs", project["id"])
-    assert newest_version(client, logs_of(project)) == int(row["_xact_id"])
+    assert newest_version(client, logs_of(project), confirm_empty=True) == int(row["_xact_id"])
 
 
 def test_the_version_probe_stops_after_too_many_empty_pages(
