@@ -643,14 +643,20 @@ def _server_text(body: bytes | bytearray, key: str) -> str:
     """What an error's body says, for its one line: a web page's markup would say nothing useful.
 
     The key is hidden before the text is cut short: a key quoted across the cut would show in part. So
-    the bytes decoded hold any key that starts within the characters kept, however it is spelled (a JSON
-    escape takes up to 12 characters a character) and whatever its characters' widths (up to 4 bytes).
+    the text hidden reaches past the characters kept by a key's longest spelling (a JSON escape takes up
+    to 12 characters a character), or holds the whole body: a key cut where the decoding stops is past
+    them. Each key hidden shortens it: the decoding then goes on.
     """
-    decoded = (_SERVER_TEXT_CHARS + 12 * len(key)) * 4
-    head = body[:decoded].decode("utf-8", "replace").lstrip("\ufeff").strip()
-    if _WEB_PAGE.match(head):
-        return "The answer is a web page, not Braintrust's JSON: is the API URL a Braintrust API?"
-    return hide_short_secret(scrub(head, (key,)), key)[:_SERVER_TEXT_CHARS].strip()
+    reach = _SERVER_TEXT_CHARS + 12 * len(key)
+    decoded = reach * 4  # characters of up to 4 bytes
+    while True:
+        head = body[:decoded].decode("utf-8", "replace").lstrip("\ufeff").strip()
+        if _WEB_PAGE.match(head):
+            return "The answer is a web page, not Braintrust's JSON: is the API URL a Braintrust API?"
+        hidden = hide_short_secret(scrub(head, (key,)), key)
+        if len(hidden) > reach or decoded >= len(body):
+            return hidden[:_SERVER_TEXT_CHARS].strip()
+        decoded *= 2
 
 
 def _describe(error: BaseException) -> str:
