@@ -10,17 +10,23 @@ from urllib.parse import unquote
 # Credentials in a URI's user part (`s3://KEY:SECRET@bucket`, `https://user:token@host`). A password is
 # everything from the user's `:` to the `@`, as SQLAlchemy reads a catalog URI's (`?` and `/` included: an
 # AWS secret may hold a `/`), unless it reads as a port and a path or query (`host:8181/v1?owner=a@b`); a
-# user part without a password ends at a query, whose values may hold an `@`. Past a first `@`, it runs to
-# the last `@` before the host's end (`/`, `?`, `#`): httpx splits a proxy's `user:p@ss@host` there.
+# user part without a password ends at a query, whose values may hold an `@`, or at a quote (JSON's: no
+# URL holds one). Past a first `@`, it runs to the last `@` before the host's end (`/`, `?`, `#`): httpx
+# splits a proxy's `user:p@ss@host` there. Each part is bounded, and read once (possessive: none can end
+# but where the next begins): a text of many schemes and no `@` after them (a long message) took seconds
+# to scan, each scheme's part read to the text's end and back; a scheme starts a word (a long word before
+# one was read again from each of its letters).
 _USERINFO = re.compile(
-    r"(?P<scheme>[a-z][a-z0-9+.-]*://)"
-    r"(?P<userinfo>(?:[^@\s/:]*:(?!\d+[/?#])[^@\s]*|[^@\s?]*)(?:@[^@\s/?#]*)*)@",
+    r"(?P<scheme>(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*+://)"
+    r"(?P<userinfo>(?:[^@\s/:]{0,8192}+:(?!\d+[/?#])[^@\s]{0,8192}+|[^@\s?\"]{0,8192}+)(?:@[^@\s/?#\"]*+)*)@",
     re.IGNORECASE,
 )
 # Query parameters that carry secrets: pyarrow's S3 options (`access_key`, `secret_key`, `session_token`),
 # an `api_key`, a signature, a password.
+# A name starts a word and is short: a long word (a message of one) was read again from each of its letters.
 _SECRET_PARAMETER = re.compile(
-    r"(?P<name>[\w.-]*(?:key|secret|token|password|signature|credential)[\w.-]*)=(?P<value>[^&\s]*)",
+    r"(?P<name>(?<![\w.-])[\w.-]{0,64}(?:key|secret|token|password|signature|credential)[\w.-]{0,64})"
+    r"=(?P<value>[^&\s]*)",
     re.IGNORECASE,
 )
 # Shorter values are not scrubbed from messages: replacing every `k` of a test key would garble them (a
@@ -30,7 +36,8 @@ SHORTEST_SECRET = 6
 
 def redact(text: str) -> str:
     """`text` with the credentials of any URI in it replaced by `***`, fit for messages and logs."""
-    return _SECRET_PARAMETER.sub(r"\g<name>=***", _USERINFO.sub(r"\g<scheme>***@", text))
+    with_users = _USERINFO.sub(r"\g<scheme>***@", text) if "@" in text else text
+    return _SECRET_PARAMETER.sub(r"\g<name>=***", with_users)
 
 
 def uri_secrets(text: str) -> set[str]:

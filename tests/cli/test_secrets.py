@@ -111,6 +111,12 @@ def test_a_debug_traceback_shows_no_secret(emulator: Emulator, flags: list[str],
             "GET http://localhost:8181/v1/namespaces?owner=alice@example.com failed",
         ),
         ("https://host/path?e=a@b", "https://host/path?e=a@b"),
+        # No URL holds a quote: a JSON body's URL and an email after it are no user part.
+        (
+            '{"url":"https://host/x","email":"alice@corp.com"}',
+            '{"url":"https://host/x","email":"alice@corp.com"}',
+        ),
+        ("see ?access_key=AKIAKEY&x-amz-signature=abc ok", "see ?access_key=***&x-amz-signature=*** ok"),
     ],
 )
 def test_credentials_in_a_uri_are_hidden_and_nothing_else(text: str, shown: str) -> None:
