@@ -67,6 +67,7 @@ MIN_FETCH_LIMIT = 10
 # A response's body slower than this on average, past the timeout, is a timeout (`_Pace`).
 SLOWEST_BODY_BYTES_PER_S = 1024
 _SERVER_TEXT_CHARS = 300
+_NOT_TLS = "it answered in something other than TLS"
 # The start of an HTML page (a proxy's, a web server's at a mistyped URL), not an XML error's.
 _WEB_PAGE = re.compile(r"<(!doctype\s+html|html|head|body)\b", re.IGNORECASE)
 # The start of a JSON object past any whitespace, and how much of a body's end is looked at first.
@@ -425,17 +426,21 @@ class BraintrustClient:
                 raise self._proxy_refused(method, path, answer) from None
             raise
         except httpx.ConnectError as error:
-            if (mismatch := _tls_mismatch(error)) is not None and self._tls_proxy:
+            mismatch = _tls_mismatch(error)
+            if mismatch == _NOT_TLS and self._tls_proxy:
+                # Either handshake may have met plain HTTP: the proxy's own, or the API's through it.
                 raise ApiMisdirected(
-                    f"cannot talk TLS with {self._proxy} ({mismatch}): a proxy that speaks plain HTTP is "
-                    "named with http:// (HTTPS_PROXY, HTTP_PROXY), even for an https API"
+                    f"cannot talk TLS with {self._proxy}, or through it with the API at "
+                    f"{redact(self.api_url)} ({mismatch}): a proxy that speaks plain HTTP is named with "
+                    "http:// (HTTPS_PROXY, HTTP_PROXY), even for an https API; an API that does, with an "
+                    "http:// URL (--api-url, BRAINTRUST_API_URL)"
                 ) from None
             if mismatch is not None:
                 raise ApiMisdirected(
-                    f"cannot talk TLS with the API at {redact(self.api_url)} ({mismatch}): check that the "
-                    "URL's scheme, http or https, is the server's (--api-url, BRAINTRUST_API_URL); for a "
-                    "server whose certificate a private authority signed, set SSL_CERT_FILE to that "
-                    "authority's certificate"
+                    f"cannot talk TLS with the API at {redact(self.api_url)}{self._through} ({mismatch}): "
+                    "check that the URL's scheme, http or https, is the server's (--api-url, "
+                    "BRAINTRUST_API_URL); for a server whose certificate a private authority signed (a "
+                    "proxy's too), set SSL_CERT_FILE to that authority's certificate"
                 ) from None
             raise
         if status < 300:
@@ -614,7 +619,7 @@ def _tls_mismatch(error: httpx.ConnectError) -> str | None:
         if isinstance(cause, ssl.SSLCertVerificationError):
             return f"its certificate is not one this machine trusts: {cause.verify_message}"
         if isinstance(cause, ssl.SSLError) and cause.reason == "WRONG_VERSION_NUMBER":
-            return "it answered in something other than TLS"
+            return _NOT_TLS
         cause = cause.__cause__ or cause.__context__
     return None
 

@@ -478,7 +478,10 @@ def test_a_proxy_refusing_the_tunnel_or_named_for_tls_it_lacks_fails_at_once_nam
     # A tunnel refused by the proxy's rules was retried for 13 s as a proxy that was down; a plain-HTTP
     # proxy named https:// was said to be the API's TLS mismatch, to mend in the API's URL.
     with serving(handler=_ProxyForbidding) as proxy, serving() as plain:
-        for name, named in ((proxy, "HTTP 403 Forbidden) as its rules stand"), (f"https{plain[4:]}", "TLS")):
+        for name, named in (
+            (proxy, "HTTP 403 Forbidden) as its rules stand"),
+            (f"https{plain[4:]}", "is named with http://"),
+        ):
             monkeypatch.setenv("HTTPS_PROXY", name)
             with (
                 make_client(emulator, api_url="https://api.example.test") as client,
