@@ -255,7 +255,17 @@ def _partition_keys(context: dg.AssetExecutionContext, assets: EventAssets, *, r
 
     Dagster checks the range's ends only when the run reads them: the weekly reconcile failed whole,
     reconciling nothing that week.
+
+    Raises:
+        dg.Failure: the run names no partition (Dagster's own error was a traceback).
     """
+    if not (context.has_partition_key or context.has_partition_key_range):
+        raise dg.Failure(
+            description=f"a run of {assets.key.to_user_string()} syncs the objects its partitions name, and "
+            "names none: launch it with a partition (dg launch --partition KEY, or the dagster/partition "
+            "tag) or a range of them (the dagster/asset_partition_range_start and _end tags)",
+            allow_retries=False,
+        )
     try:
         return list(context.partition_keys)
     except dg.DagsterInvalidInvocationError:

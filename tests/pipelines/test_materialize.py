@@ -413,6 +413,18 @@ def test_a_partition_run_whose_partition_was_removed_while_queued_syncs_nothing(
     )
 
 
+def test_an_event_run_without_a_partition_says_how_to_name_one(
+    test_defs: dg.Definitions, instance: dg.DagsterInstance
+) -> None:
+    result = run_job(test_defs, instance, EXPERIMENTS_JOB, raise_on_error=False)
+    (failure,) = [e for e in result.all_events if e.is_step_failure]
+    # One line to act on, where Dagster's own error was a traceback about a non-partitioned run.
+    said = failure.step_failure_data.user_failure_data
+    assert said is not None and "names none: launch it with a partition (dg launch --partition" in str(
+        said.description
+    )
+
+
 def test_a_range_run_in_which_one_partition_fails_names_it(
     emulator: Emulator, upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
