@@ -18,9 +18,12 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def _no_partitions(assets: EventAssets) -> dg.SkipReason:
+    # No partition is also every object of the table deleted upstream: no run of the table can name one to
+    # reconcile, and their rows stay in the warehouse until the command line's reconcile.
     return dg.SkipReason(
-        f"no {assets.partitions_name} partitions yet: start the braintrust_discovery_sensor "
-        "or run braintrust_catalog_job"
+        f"no {assets.partitions_name} partitions: none discovered yet (start the braintrust_discovery_sensor "
+        "or run braintrust_catalog_job), or every one deleted upstream, whose rows stay until `bt-sync sync "
+        f"--reconcile --objects {assets.kind.option}` removes them"
     )
 
 
