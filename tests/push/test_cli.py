@@ -436,13 +436,14 @@ def test_memory_sending_is_bounded_by_the_batch_not_the_file(
     grown, more_file = growth_beside_file_growth(
         lambda rows: write_kilobyte_rows(tmp_path / f"rows-{rows}.csv", rows),
         push_peak_mib,
-        (20_000, 100_000),
+        (20_000, 160_000),
     )
-    assert sum(emulator.stats.rows_inserted.values()) == 120_000
-    # 80 MB more file to read, validate, index and send: the peak stays where the batches put it. A
-    # bound on the growth, not a ratio: one push's peak moves by 20 MB from run to run on two cores
-    # (218-243 MB for the smaller file here), while holding the file would add all of its 80 MB.
-    assert grown < 0.75 * more_file, (grown, more_file)
+    assert sum(emulator.stats.rows_inserted.values()) == 180_000
+    # 140 MB more file to read, validate, index and send: the peak stays where the batches put it. A
+    # bound on the growth, not a ratio: one push's peak moves by 20-30 MB from run to run on two cores
+    # (218-243 MB for the smaller file here; with 80 MB more file, the growth once reached 61 MB), while
+    # holding the file would add all of its 140 MB.
+    assert grown < 0.6 * more_file, (grown, more_file)
 
 
 def test_a_spreadsheet_export_s_unnamed_columns_are_left_out(
