@@ -48,6 +48,32 @@ class PageEnd:
     oldest: tuple[int, str] | None
 
 
+class EndOfHistory:
+    """Believes the end of an object's history (an empty page without a cursor) only when told it twice
+    in a row: one wrong answer, a server's or a proxy's, would end a read early for good (a first load
+    would lack every older row, a reconcile delete them), at the cost of a request a read.
+
+    Args:
+        ask_twice: False where a wrong end costs nothing lasting (it only puts a read off to the next
+            sync): it is then believed the first time.
+    """
+
+    def __init__(self, *, ask_twice: bool = True) -> None:
+        self._ask_twice = ask_twice
+        self._told = False
+
+    def believed(self, at_end: bool) -> bool:
+        """Whether paging stops here: `at_end` says this page is the end, told a second time in a row (or
+        once, not asking twice). Any other page starts the count again."""
+        if not at_end:
+            self._told = False
+            return False
+        if self._told or not self._ask_twice:
+            return True
+        self._told = True  # the same request again
+        return False
+
+
 class FetchPaginator:
     """Builds each fetch request from the previous response.
 

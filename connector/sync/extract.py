@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 
 from connector.api.client import BraintrustClient, PageTooLarge
-from connector.api.pagination import MAX_EMPTY_PAGES, FetchPaginator, PageEnd
+from connector.api.pagination import MAX_EMPTY_PAGES, EndOfHistory, FetchPaginator, PageEnd
 from connector.api.xact import parse_xact
 from connector.destinations.base import ObjectRef
 from connector.errors import MalformedResponse, PaginationError
@@ -55,14 +55,15 @@ def newest_version(client: BraintrustClient, ref: ObjectRef, *, confirm_empty: b
     """The newest visible `_xact_id` of the object, or None when it has no rows.
 
     `confirm_empty`: no rows, the end of the history, is asked for twice before it is believed, as a
-    read's end is, where one wrong answer would make a reconcile delete every row of the object. Elsewhere
-    it would only put off a read to the next sync: an object with no rows is asked for once.
+    read's end is (`EndOfHistory`), where one wrong answer would make a reconcile delete every row of the
+    object. Elsewhere it would only put off a read to the next sync: an object with no rows is asked for
+    once.
 
     Raises:
         MalformedResponse: the page breaks the API's contract.
     """
     request = FetchEventsRequest(limit=1)
-    end_told = not confirm_empty
+    end = EndOfHistory(ask_twice=confirm_empty)
     for _ in range(MAX_EMPTY_PAGES):
         body = client.fetch_raw(ref.object_type, ref.object_id, request)
         try:
@@ -76,14 +77,11 @@ def newest_version(client: BraintrustClient, ref: ObjectRef, *, confirm_empty: b
         cursor = page.get("cursor")
         if events:
             return max(parse_xact(str(event["_xact_id"])) for event in events)
-        if not isinstance(cursor, str) or not cursor:
-            if end_told:
-                return None
-            end_told = True  # the same request again
-            continue
-        # An empty page with a cursor is not the end: the newest row is further on.
-        end_told = not confirm_empty
-        request = FetchEventsRequest(limit=1, cursor=cursor)
+        at_end = not isinstance(cursor, str) or not cursor
+        if end.believed(at_end):
+            return None
+        if not at_end:  # an empty page with a cursor: the newest row is further on
+            request = FetchEventsRequest(limit=1, cursor=cursor)
     raise PaginationError(
         f"{ref.stream.table} {ref.name!r}: {MAX_EMPTY_PAGES} empty pages in a row; stopping."
     )
@@ -150,10 +148,7 @@ def extract_object(
     # The last page staged, and the checkpoint naming it: saved once its parts are on disk, while
     # the next page is read (never before: a checkpoint names only parts that exist).
     pending: tuple[StagedPage, Checkpoint, int] | None = None
-    # The end of the history (an empty page without a cursor) is asked for twice before it is believed:
-    # one wrong answer, a server's or a proxy's, would end the read early for good (a first load would
-    # lack every older row, a reconcile delete them), at the cost of a request a read.
-    end_told = False
+    end = EndOfHistory()
     try:
         in_flight = fetcher.fetch(paginator.request())
         while True:
@@ -181,11 +176,9 @@ def extract_object(
                 )
             paginator.update(PageEnd(page.cursor, page.events, page.oldest))
             # The end told again confirms the first answer: no page of its own.
-            confirmed = end_told and not paginator.has_next
-            if not paginator.has_next and not end_told:
-                paginator.has_next = end_told = True
-            elif paginator.has_next:
-                end_told = False
+            confirmed = end.believed(not paginator.has_next)
+            if not paginator.has_next and not confirmed:
+                paginator.has_next = True  # ask for it again
             # Down to the cutoff once no later trace can be newer: a page's oldest row said so only where
             # the API pages by rows, not by whole traces (a trace's older spans come with its new one).
             done = not paginator.has_next or (

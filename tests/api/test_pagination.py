@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from connector.api.pagination import MAX_EMPTY_PAGES, FetchPaginator, PageEnd, PagePosition
+from connector.api.pagination import MAX_EMPTY_PAGES, EndOfHistory, FetchPaginator, PageEnd, PagePosition
 from connector.errors import PaginationError
 from schemas.api import FetchEventsRequest
 
@@ -107,3 +107,13 @@ def test_the_request_after_a_cursor_drops_the_manual_position() -> None:
     assert paginator.request_after("next") == FetchEventsRequest(
         limit=20, version=str(VERSION), cursor="next"
     )
+
+
+def test_the_end_is_believed_when_told_twice_in_a_row() -> None:
+    end = EndOfHistory()
+    assert [end.believed(at_end) for at_end in (True, False, True, True)] == [False, False, False, True]
+
+
+def test_the_end_is_believed_at_once_when_not_asked_twice() -> None:
+    end = EndOfHistory(ask_twice=False)
+    assert [end.believed(at_end) for at_end in (False, True)] == [False, True]
