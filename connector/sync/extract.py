@@ -77,7 +77,7 @@ def newest_version(client: BraintrustClient, ref: ObjectRef, *, confirm_empty: b
         cursor = page.get("cursor")
         if events:
             return max(parse_xact(str(event["_xact_id"])) for event in events)
-        at_end = not isinstance(cursor, str) or not cursor
+        at_end = not cursor  # none, or empty text: `check_events` refused a cursor of any other type
         if end.believed(at_end):
             return None
         if not at_end:  # an empty page with a cursor: the newest row is further on

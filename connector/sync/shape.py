@@ -26,6 +26,7 @@ from schemas.tables import Column, EventStream
 _NULL = "NULL"
 _TEXT = frozenset({"VARCHAR", _NULL})
 _NUMBER = frozenset({"DOUBLE", "UBIGINT", "BIGINT", "HUGEINT", _NULL})
+_CURSOR_NOT_TEXT = "the page's `cursor` is not text"
 
 
 class PageMalformed(Exception):
@@ -67,6 +68,8 @@ def check_events(page: object) -> list[dict[str, Any]]:
         raise PageMalformed("the page is not a JSON object")
     if "events" not in page:
         raise PageMalformed("the page has no `events` list")
+    if page.get("cursor") is not None and not isinstance(page["cursor"], str):
+        raise PageMalformed(_CURSOR_NOT_TEXT)
     events = page["events"]
     if not isinstance(events, list):
         raise PageMalformed("the page's `events` is not a list")
@@ -117,7 +120,7 @@ def page_shape(structure: str, stream: EventStream) -> PageShape:
     if "events" not in page:
         raise PageMalformed("the page has no `events` list")
     if not _scalar_in(page.get("cursor", _NULL), _TEXT):
-        raise PageMalformed("the page's `cursor` is not text")
+        raise PageMalformed(_CURSOR_NOT_TEXT)
     events = page["events"]
     if not isinstance(events, list):
         raise PageMalformed("the page's `events` is not a list")

@@ -149,6 +149,11 @@ def test_the_version_probe_stops_after_too_many_empty_pages(
     [
         ('{"events": [}', "the page is not valid JSON"),
         ('{"events": [{"_xact_id": "5"}], "cursor": null}', "id"),
+        # No end of the history: a reconcile believing one would delete every row the object has.
+        *[
+            (f'{{"events": [], "cursor": {cursor}}}', "`cursor` is not text")
+            for cursor in ("0", "false", "5", "[]")
+        ],
     ],
 )
 def test_a_malformed_probe_names_the_object_and_the_reason(
