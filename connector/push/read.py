@@ -40,6 +40,8 @@ JSONL_READ_BYTES = 1 << 20
 SNIFF_BYTES = 64 << 10
 # A JSON Lines file none of whose first lines is an object is another format (or no JSON at all).
 FORMAT_PROBE_LINES = 100
+# Characters of a JSON file's text shown from where it is invalid: enough to see the token (`NaN`, say).
+_SHOWN_AT_ERROR = 20
 _UTF8_BOM = b"\xef\xbb\xbf"
 # A JSON escape in the surrogates' range, with the run of backslashes before its `u`: an even run is an
 # escaped backslash followed by text (`\\ud83d`), no escape.
@@ -634,7 +636,13 @@ class _JsonReader:
         # The exact parser reports some errors as the standard library's parser does.
         except (ijson.JSONError, json.JSONDecodeError) as error:
             where = file_place(self._source.path, number + 1)
-            raise PushError(printable(f"{where}: invalid JSON ({first_line(error)})")) from None
+            raise PushError(
+                printable(
+                    f"{where}: invalid JSON{_text_at_error(error)} ({first_line(error)}); a JSON file is "
+                    f"not read past it, even with {option('on_error', 'skip')} (where its row ends cannot be "
+                    "told): mend it, or write the rows as JSON Lines, where such a line is one bad row"
+                )
+            ) from None
         except UnicodeDecodeError as error:
             raise PushError(f"{file_place(self._source.path, number + 1)}: {not_utf8(error)}") from None
         except OSError as error:
@@ -729,6 +737,18 @@ def _json_values(file_name: str, stream: io.BufferedReader, *, exact: bool) -> I
         raise PushError(f"{file_name} is empty")
     shown = printable(start.decode(errors="replace"))
     raise PushError(f'{file_name} is not JSON rows: it starts with "{shown}", not with [ or {{')
+
+
+def _text_at_error(error: Exception) -> str:
+    """` around "NaN}, {"id"…"`: the file's text from where the fast parser (yajl) found it invalid, which its
+    message shows on its second line, marking on the third the character after the one it refused;
+    empty when the message shows none."""
+    lines = str(error).splitlines()
+    if len(lines) < 3 or "^" not in lines[2]:
+        return ""
+    text = lines[1][max(lines[2].index("^") - 1, 0) :].strip()
+    shown = text[:_SHOWN_AT_ERROR] + ("…" if len(text) > _SHOWN_AT_ERROR else "")
+    return f' around "{shown}"' if text else ""
 
 
 def json_kind(value: Any) -> str:

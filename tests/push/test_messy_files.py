@@ -1083,8 +1083,26 @@ def test_json_rows_that_are_not_objects_and_broken_json_are_reported(tmp_path: P
     assert orjson.loads(rejects.read_bytes())["reason"] == "expected a JSON object, found a number"
 
     path.write_bytes(b'[{"input": 1}, {"input": }]')
-    with pytest.raises(PushError, match=r"^d\.json near row 2: invalid JSON \(parse error: unallowed token"):
+    with pytest.raises(
+        PushError, match=r'^d\.json near row 2: invalid JSON around "}]" \(parse error: unallowed token'
+    ):
         push(path)
+
+
+def test_invalid_json_in_a_json_file_stops_a_push_that_skips_bad_rows_showing_the_text(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    path = tmp_path / "scores.json"
+    # As Python's `json.dump` writes a float NaN: not JSON, and the parser cannot tell where its row ends.
+    path.write_text('[{"id": "a", "input": 1}, {"id": "b", "input": {"score": NaN}}, {"id": "c"}]')
+    with pytest.raises(PushError) as raised:
+        push(path, on_error="skip", rejects=tmp_path / "rejects.jsonl")
+    assert str(raised.value) == (
+        'scores.json near row 2: invalid JSON around "NaN}}, {"id": "c"}]" (lexical error: invalid char in '
+        "json text.); a JSON file is not read past it, even with --on-error skip (where its row ends cannot "
+        "be told): mend it, or write the rows as JSON Lines, where such a line is one bad row"
+    )
+    assert nothing_created(emulator)
 
 
 # 18. Without an id column, an edited file leaves its old rows: say so ----------------------------------
@@ -1211,7 +1229,7 @@ def test_a_json_file_read_again_for_a_surrogate_reports_bad_json_in_one_line(
     path.write_text('[{"id": "a", "input": "\\ud83d\\ude00"},\n{"id": "b", "input": "a\tb"}]')
     code, _, err = cli(emulator, tmp_path, capsys, path)
     # The exact parser's error was a traceback; the fast parser's, for the same row, this line.
-    assert code == 1 and err.startswith("bt-sync: error: tab.json near row 2: invalid JSON (")
+    assert code == 1 and err.startswith('bt-sync: error: tab.json near row 2: invalid JSON around "')
     assert nothing_created(emulator)
 
 
