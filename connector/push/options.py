@@ -264,8 +264,9 @@ class PushSummary(BaseModel):
         seconds: wall time.
         unmapped_columns: columns no event field reads.
         id_column: the column ids come from; None when they are hashes of each row's content.
-        origin: for a query returning event rows with their object and id, the object type each
-            record's `origin` points to (`project_logs`, `experiment` or `dataset`); else None.
+        origin: for a query returning event rows with their object and id, the rows' object type
+            (`project_logs`, `experiment` or `dataset`), which records link to (`origins_linked` counts
+            those that do: none of a dataset's own rows pushed back into it); else None.
         origin_column: the result's column of origins its rows hold already (`origin`), which
             records keep; None when the result has none, or a flag maps it.
         origins_held: records whose `origin` is the one their row holds (`origin_column`).

@@ -270,6 +270,7 @@ def test_a_dataset_re_curated_from_its_records_keeps_their_origins_and_never_lin
     assert (dry.origins_held, dry.origins_linked) == (CURATED, 0)
     in_place = push_sql(records)
     assert (in_place.rows_sent, in_place.origins_held, in_place.origins_linked) == (CURATED + 2, CURATED, 0)
+    assert in_place.origin == "dataset"  # the kind of rows read, which no record links to here
     assert describe(in_place).endswith(f"; origins: {CURATED} kept from their rows, 2 none.")
     rows = live_rows(upstream, dataset)
     assert {row_id: row.get("origin") for row_id, row in rows.items()} == lineage
