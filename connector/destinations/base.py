@@ -175,7 +175,13 @@ class Destination(Protocol):
         ...
 
     def merge(
-        self, ref: ObjectRef, staged: StagedParts, state: SyncState, *, delete_missing_up_to: int | None
+        self,
+        ref: ObjectRef,
+        staged: StagedParts,
+        state: SyncState,
+        *,
+        delete_missing_up_to: int | None,
+        run_wrote_above: int | None = None,
     ) -> MergeResult:
         """Merge staged rows and commit them with `state` atomically.
 
@@ -188,6 +194,9 @@ class Destination(Protocol):
             delete_missing_up_to: `staged` holds the whole object, read by a read that met every live
                 row up to this `_xact_id`: a row held, no newer and not in `staged`, was deleted upstream
                 (None: delete nothing).
+            run_wrote_above: this run's earlier commit (a resumed read's) wrote the rows held at versions
+                above this: one replaced now is no update of its own, the run having counted it (None: every
+                replaced row is an update).
         """
         ...
 

@@ -166,7 +166,13 @@ class IcebergDestination:
         return _states(self._table(stream.table) for stream in EVENT_STREAMS.values())
 
     def merge(
-        self, ref: ObjectRef, staged: StagedParts, state: SyncState, *, delete_missing_up_to: int | None
+        self,
+        ref: ObjectRef,
+        staged: StagedParts,
+        state: SyncState,
+        *,
+        delete_missing_up_to: int | None,
+        run_wrote_above: int | None = None,
     ) -> MergeResult:
         """Merge `staged` into the object's rows and commit them with `state` in one commit.
 
@@ -187,6 +193,7 @@ class IcebergDestination:
                     ref.object_id,
                     staged,
                     delete_missing_up_to=delete_missing_up_to,
+                    run_wrote_above=run_wrote_above,
                     scratch=self.scratch / "merge" / ref.object_id,
                     rebuild=rebuild,
                 )

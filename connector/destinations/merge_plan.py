@@ -11,10 +11,13 @@ import duckdb
 
 
 def plan_actions(
-    con: duckdb.DuckDBPyConnection, staged: str | None, delete_missing_up_to: int | None
+    con: duckdb.DuckDBPyConnection,
+    staged: str | None,
+    delete_missing_up_to: int | None,
+    run_wrote_above: int | None = None,
 ) -> dict[str, int]:
     """Create the temporary tables `incoming` (each staged id's newest `_xact_id`, `new_x`) and `plan`
-    (each changed id's `new_x`, `file` and `action`), and count the ids of each action.
+    (each changed id's `new_x`, `old_x`, `file` and `action`), and count the ids of each action.
 
     Args:
         con: a connection holding the table `current_keys`.
@@ -22,6 +25,9 @@ def plan_actions(
         delete_missing_up_to: the staged files hold the whole object, read by a read that met every live
             row up to this `_xact_id`: a row held, no newer and not staged, was deleted upstream (None:
             delete nothing).
+        run_wrote_above: this run's earlier commit (a resumed read's) wrote the rows held at versions
+            above this: an update of one is not counted, the run having counted it as an insert or an
+            update (None: count every update).
     """
     con.execute(
         "CREATE TEMP TABLE incoming AS SELECT id, max(_xact_id) AS new_x "
@@ -33,10 +39,13 @@ def plan_actions(
     # A held row newer than the read could meet may be another worker's, committed meanwhile.
     deletable = "FALSE" if delete_missing_up_to is None else f"c.old_x <= {int(delete_missing_up_to)}"
     con.execute(
-        "CREATE TEMP TABLE plan AS SELECT coalesce(i.id, c.id) AS id, i.new_x, c.file, "
+        "CREATE TEMP TABLE plan AS SELECT coalesce(i.id, c.id) AS id, i.new_x, c.old_x, c.file, "
         "CASE WHEN c.id IS NULL THEN 'insert' WHEN i.id IS NULL THEN 'delete' ELSE 'update' END AS action "
         f"FROM incoming AS i {join} current_keys AS c ON i.id = c.id "
         # Compared as numbers: as text, "999999999" would beat "1000000000".
         f"WHERE c.id IS NULL OR (i.id IS NULL AND {deletable}) OR i.new_x > c.old_x"
     )
-    return dict(con.execute("SELECT action, count(*) FROM plan GROUP BY action").fetchall())
+    counted = "TRUE" if run_wrote_above is None else f"action <> 'update' OR old_x <= {int(run_wrote_above)}"
+    return dict(
+        con.execute(f"SELECT action, count(*) FILTER ({counted}) FROM plan GROUP BY action").fetchall()
+    )

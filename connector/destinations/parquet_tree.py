@@ -238,7 +238,13 @@ class ParquetTree:
         return [record.state for _, record in self._records() if record.removed_at is None]
 
     def merge(
-        self, ref: ObjectRef, staged: StagedParts, state: SyncState, *, delete_missing_up_to: int | None
+        self,
+        ref: ObjectRef,
+        staged: StagedParts,
+        state: SyncState,
+        *,
+        delete_missing_up_to: int | None,
+        run_wrote_above: int | None = None,
     ) -> MergeResult:
         """Merge `staged` into the object's files and commit them with `state` (the caller holds the lock)."""
         record = self._recovered(ref.stream, ref.object_id)
@@ -259,6 +265,7 @@ class ParquetTree:
                 record.open_file if record is not None and live else None,
                 staged,
                 delete_missing_up_to=delete_missing_up_to,
+                run_wrote_above=run_wrote_above,
                 scratch=self.scratch / "merge" / ref.object_id,
                 token=token,
             )

@@ -417,7 +417,7 @@ class _SyncRun:
         """Sync one object; a resumed read is followed by a read up to the current newest version."""
         with self.destination.lock(ref, self.options.lock_wait_s):
             try:
-                summary = self._sync_locked(ref)
+                summary, held_before = self._sync_locked(ref)
             except (UnreadableFiles, _PositionRefused) as error:
                 # Read afresh: files set aside leave the object incomplete (its whole history is read to
                 # rebuild it); a position the API no longer takes (a cursor that expired) failed every later
@@ -425,17 +425,24 @@ class _SyncRun:
                 logger.warning("%s", error)
                 ObjectStaging(self.destination.scratch, ref).clear()
                 self._fetched = _Fetched()  # what the first read staged is gone
-                summary = self._sync_locked(ref)
+                summary, held_before = self._sync_locked(ref)
             if summary.resumed:
                 # The resumed read was pinned at the old snapshot: read on to what was written since (only
                 # that, after a resumed `--full` too: not its whole history again).
-                caught_up = self._sync_locked(ref, after=summary)
+                caught_up, _ = self._sync_locked(ref, after=summary, held_before=held_before)
                 summary = _combined(summary, caught_up)
         return summary
 
-    def _sync_locked(self, ref: ObjectRef, *, after: ObjectSummary | None = None) -> ObjectSummary:
-        """Read and commit one object; `after`: the resumed read of this run that this read catches up
-        after, whose counts the commit's state adds to its own (it describes the run)."""
+    def _sync_locked(
+        self, ref: ObjectRef, *, after: ObjectSummary | None = None, held_before: int | None = None
+    ) -> tuple[ObjectSummary, int | None]:
+        """Read and commit one object; returns its summary and the newest version it held before (None:
+        no row).
+
+        `after`: the resumed read of this run that this read catches up after, whose counts the commit's
+        state adds to its own (it describes the run); `held_before`: the newest version held before that
+        read's commit, above which a row is one the run counted already.
+        """
         clock = time.monotonic()
         catch_up = after is not None
         staging = ObjectStaging(self.destination.scratch, ref)
@@ -504,6 +511,8 @@ class _SyncRun:
                 delete_missing_up_to=(
                     checkpoint.existed_bound if self.options.reconcile and checkpoint.cutoff is None else None
                 ),
+                # After a resumed read's commit: its rows are not updated again in the run's counts.
+                run_wrote_above=(held_before or 0) if catch_up else None,
             )
         except BaseException as error:
             # A first load takes the staged parts into the tree: one that failed (a full disk) leaves none to
@@ -525,7 +534,7 @@ class _SyncRun:
                 "were not deleted upstream, `bt-sync sync --full` brings them back",
                 ref.stream.table, ref.name, ref.object_id, f"{result.deleted:,}", f"{held:,}",
             )  # fmt: skip
-        return ObjectSummary(
+        summary = ObjectSummary(
             object_type=ref.object_type,
             object_id=ref.object_id,
             name=ref.name,
@@ -543,6 +552,7 @@ class _SyncRun:
             bytes=result.bytes,
             seconds=round(time.monotonic() - clock, 3),
         )
+        return summary, previous.version if previous is not None else None
 
     def _start(self, ref: ObjectRef, previous: SyncState | None, *, catch_up: bool) -> Checkpoint:
         started_at = datetime.now(UTC)

@@ -297,6 +297,39 @@ def test_a_resumed_read_goes_on_to_what_was_written_since(
     assert query(warehouse, "SELECT count(*) FROM project_logs")[0][0] == 3_500
 
 
+@pytest.mark.parametrize("destination", ["duckdb", "iceberg"])
+def test_a_resumed_incremental_run_counts_each_row_it_changed_once(
+    emulator: Emulator,
+    project: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    destination: str,
+) -> None:
+    warehouse = (
+        iceberg_in(tmp_path, "resumed") if destination == "iceberg" else warehouse_in(tmp_path, "resumed")
+    )
+    sync(emulator, warehouse)
+    held = sorted(row["id"] for row in emulator.store.live_rows("project_logs", project["id"]))
+
+    def rate(ids: list[str], score: int) -> None:
+        merged = [{"id": row_id, "_is_merge": True, "scores": {"thumbs": score}} for row_id in ids]
+        emulator.store.insert("project_logs", project["id"], merged)
+
+    new = [f"new-{n:03}" for n in range(100)]
+    emulator.store.insert("project_logs", project["id"], [{"id": row_id, "input": row_id} for row_id in new])
+    rate(held[:100], 1)
+    interrupted_read(emulator, warehouse, project["id"], monkeypatch)
+    # After the kill: rows the interrupted read met are changed again, and rows it did not are changed.
+    rate([*held[:20], *new[:20]], 0)
+    rate(held[100:110], 0)
+    (summary,) = sync(emulator, warehouse, page_limit=10).objects
+    # Each row once, as the run left it: an update of a row the resumed commit wrote was counted twice,
+    # and a row it inserted was counted inserted and updated.
+    assert summary.resumed
+    assert (summary.inserted, summary.updated, summary.deleted) == (100, 110, 0)
+    assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
+
+
 def test_a_reconcile_removes_the_staged_rows_of_a_read_whose_object_was_deleted_since(
     emulator: Emulator,
     project: dict[str, Any],
