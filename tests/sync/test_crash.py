@@ -330,6 +330,24 @@ def test_a_resumed_incremental_run_counts_each_row_it_changed_once(
     assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
 
 
+def test_a_resumed_first_load_counts_every_row_it_stored_as_inserted(
+    emulator: Emulator,
+    project: dict[str, Any],
+    warehouse: WarehouseSettings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    interrupted_read(emulator, warehouse, project["id"], monkeypatch)
+    ids = sorted(row["id"] for row in emulator.store.live_rows("project_logs", project["id"]))
+    rated = [{"id": row_id, "_is_merge": True, "scores": {"thumbs": 1}} for row_id in ids[:30]]
+    emulator.store.insert("project_logs", project["id"], rated)
+    (summary,) = sync(emulator, warehouse, page_limit=10).objects
+    # The rows rated since the interrupted read began were stored by this run too: they were counted
+    # `updated` as well.
+    assert (summary.resumed, summary.mode) == (True, "full")
+    assert (summary.inserted, summary.updated, summary.rows) == (len(ids), 0, len(ids))
+
+
 def test_a_reconcile_removes_the_staged_rows_of_a_read_whose_object_was_deleted_since(
     emulator: Emulator,
     project: dict[str, Any],
