@@ -534,8 +534,14 @@ def _unread_records(pattern: str, *, lists_files: bool = False) -> str:
     """
     none = sql_literal(f'No files found that match the pattern "{pattern}"')
     wrongly = sql_literal(_LISTS_FILES_WRONGLY)
-    fault = f"CASE WHEN state.object_id IS NULL THEN ' names no object' ELSE {wrongly} END"
-    # Text that is no JSON names no object already: not read again (`json_exists` would fail on it).
+    # Said as `status` and a sync say it: a record cut short is no JSON, not one that names no object.
+    fault = (
+        "CASE WHEN regexp_full_match(coalesce(content, ''), '\\s*') THEN ' is empty' "
+        "WHEN NOT json_valid(content) THEN ' is not JSON (cut short or overwritten)' "
+        f"WHEN state.object_id IS NULL THEN ' names no object' ELSE {wrongly} END"
+    )
+    # Text that is no JSON is damaged already (its `state` reads as NULL): not read again (`json_exists`
+    # would fail on it).
     present = "json_exists(CASE WHEN json_valid(content) THEN content END, '$.files')"
     wrong_files = f" OR (files IS NULL AND {present})" if lists_files else ""
     damaged = f"state.object_id IS NULL{wrong_files}"

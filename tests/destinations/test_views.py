@@ -607,10 +607,21 @@ def test_what_a_killed_write_of_the_file_left_beside_it_is_swept_by_a_later_sync
 
 # `[]`, an empty file and a blank one hold no JSON object to read a row of (nor does a record cut short).
 @pytest.mark.parametrize(
-    "damaged", ["{}", "null", '{"format_version": 1}', "[]", "", " \n", '{"format_version": 1, "state": {']
+    ("damaged", "fault"),
+    [
+        *[(record, "names no object") for record in ("{}", "null", '{"format_version": 1}', "[]")],
+        ("", "is empty"),
+        (" \n", "is empty"),
+        # It said "names no object", where `status` said the record was no JSON.
+        ('{"format_version": 1, "state": {', "is not JSON (cut short or overwritten)"),
+    ],
 )
 def test_a_commit_record_naming_no_object_fails_every_query_until_its_object_is_rebuilt(
-    demo_emulator: Emulator, warehouse: WarehouseSettings, capfd: pytest.CaptureFixture[str], damaged: str
+    demo_emulator: Emulator,
+    warehouse: WarehouseSettings,
+    capfd: pytest.CaptureFixture[str],
+    damaged: str,
+    fault: str,
 ) -> None:
     logs = frozenset({"logs"})  # the objects whose records are damaged and rebuilt, and no other
     sync(demo_emulator, warehouse, kinds=logs)
@@ -619,7 +630,7 @@ def test_a_commit_record_naming_no_object_fails_every_query_until_its_object_is_
     record = next(Path(warehouse.parquet_root).glob("project_logs/project_id=*-*/_sync_state.json"))
     # Emptied or overwritten: its object's rows were left out of every query without a word.
     record.write_text(damaged)
-    failure = f"the commit record {record} names no object: delete its directory, and the next `bt-sync sync`"
+    failure = f"the commit record {record} {fault}: delete its directory, and the next `bt-sync sync`"
     # The command's own line, in this process: the test below sees such a line printed by a new one.
     done = cli_in_process(
         capfd, "sql", *cli_warehouse_args(warehouse)[:4], "SELECT count(*) FROM project_logs"
@@ -628,7 +639,7 @@ def test_a_commit_record_naming_no_object_fails_every_query_until_its_object_is_
     assert done.stderr.startswith(f"bt-sync: error: {failure}") and done.stderr.count("\n") == 1
     session = duckdb.connect(str(warehouse.duckdb_path), read_only=True)
     for table in ("project_logs", "sync_state"):
-        with pytest.raises(duckdb.InvalidInputException, match="names no object"):
+        with pytest.raises(duckdb.InvalidInputException, match=re.escape(fault)):
             session.execute(f"SELECT count(*) FROM {table}").fetchall()
     session.close()
     shutil.rmtree(record.parent)
