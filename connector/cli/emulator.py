@@ -52,12 +52,14 @@ def run_emulator(
         server = Emulator(api_key=key, seed=seed, state_dir=state)
     except ValueError as error:  # the seed
         raise ConfigError(f"--seed: {error}") from None
+    # A state directory holding data is served as it was: the seed is not loaded over it.
+    serving = f"the data in {state}, not --seed {seed}" if server.restored else f"seed={seed}"
     try:
         server.serve_forever(
             host,
             port,
             lambda url: print_output(
-                f"Braintrust emulator on {url} (seed={seed}); clients authenticate with its API key."
+                f"Braintrust emulator on {url} ({serving}); clients authenticate with its API key."
             ),
         )
     except OSError as error:

@@ -58,8 +58,9 @@ class Emulator:
         self.attachments = Attachments()
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
-        restored = state_dir is not None and self.store.open_journal(Journal(state_dir))
-        if not restored:
+        # Whether `state_dir` held data, served in place of the seed.
+        self.restored = state_dir is not None and self.store.open_journal(Journal(state_dir))
+        if not self.restored:
             load_seed(self.store)
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:

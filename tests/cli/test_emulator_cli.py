@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,28 @@ def test_a_free_port_is_announced_as_the_port_it_listens_on_and_a_taken_one_name
     finally:
         served.terminate()
         served.wait(timeout=10)
+
+
+def test_a_state_directory_holding_data_is_announced_as_served_in_place_of_the_seed(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+
+    def announced(seed: str) -> str:
+        served = subprocess.Popen(
+            [*CLI, "emulator", "--port", "0", "--seed", seed, "--state", str(state), "--api-key", "k"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert served.stdout is not None
+            return re.sub(r"http://\S+", "URL", served.stdout.readline().strip())
+        finally:
+            served.terminate()
+            served.wait(timeout=10)
+
+    said = "; clients authenticate with its API key."
+    assert announced("demo") == f"Braintrust emulator on URL (seed=demo){said}"
+    # It said "seed=empty" and served the demo projects the state held.
+    assert announced("empty") == f"Braintrust emulator on URL (the data in {state}, not --seed empty){said}"
 
 
 @pytest.mark.parametrize(
