@@ -638,7 +638,7 @@ class _JsonReader:
             where = file_place(self._source.path, number + 1)
             raise PushError(
                 printable(
-                    f"{where}: invalid JSON{_text_at_error(error)} ({first_line(error)}); a JSON file is "
+                    f"{where}: invalid JSON{_said_of_parse_error(error)}; a JSON file is "
                     f"not read past it, even with {option('on_error', 'skip')} (where its row ends cannot be "
                     "told): mend it, or write the rows as JSON Lines, where such a line is one bad row"
                 )
@@ -739,16 +739,24 @@ def _json_values(file_name: str, stream: io.BufferedReader, *, exact: bool) -> I
     raise PushError(f'{file_name} is not JSON rows: it starts with "{shown}", not with [ or {{')
 
 
-def _text_at_error(error: Exception) -> str:
-    """` around "NaN}, {"id"…"`: the file's text from where the fast parser (yajl) found it invalid, which its
-    message shows on its second line, marking on the third the character after the one it refused;
-    empty when the message shows none."""
-    lines = str(error).splitlines()
-    if len(lines) < 3 or "^" not in lines[2]:
-        return ""
-    text = lines[1][max(lines[2].index("^") - 1, 0) :].strip()
+def _said_of_parse_error(error: Exception) -> str:
+    """` around "NaN}, {"id"…" (lexical error: …)`: the parser's reason, after the file's text from where
+    the fast parser (yajl) found it invalid.
+
+    yajl shows the text on its message's second line and marks, on the third, the byte after the one it
+    refused: counted in bytes, so the text is cut as bytes. ijson hands over a message whose text is cut
+    inside a character as bytes, not text.
+    """
+    message = error.args[0] if error.args else ""
+    if not isinstance(message, bytes | str):  # the standard library's parser, behind the exact one
+        return f" ({first_line(error)})"
+    lines = (message if isinstance(message, bytes) else message.encode()).split(b"\n")
+    said = f" ({lines[0].decode(errors='replace').strip()})"
+    if len(lines) < 3 or b"^" not in lines[2]:
+        return said
+    text = lines[1][max(lines[2].index(b"^") - 1, 0) :].decode(errors="replace").strip()
     shown = text[:_SHOWN_AT_ERROR] + ("…" if len(text) > _SHOWN_AT_ERROR else "")
-    return f' around "{shown}"' if text else ""
+    return f' around "{shown}"{said}' if text else said
 
 
 def json_kind(value: Any) -> str:

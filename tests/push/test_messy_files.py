@@ -10,6 +10,7 @@ import bz2
 import gzip
 import json
 import os
+import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -1086,6 +1087,25 @@ def test_json_rows_that_are_not_objects_and_broken_json_are_reported(tmp_path: P
     with pytest.raises(
         PushError, match=r'^d\.json near row 2: invalid JSON around "}]" \(parse error: unallowed token'
     ):
+        push(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        # yajl marks the place in bytes: text of more bytes than characters before it moved the snippet on.
+        ('[{"id": "a", "name": "cafééé", "score": NaN}]', 'around "NaN}]" (lexical error: invalid char'),
+        ('[{"id": "a", "name": "日本", "score": NaN}]', 'around "NaN}]" (lexical error: invalid char'),
+        # yajl's excerpt cut inside an emoji came as bytes: no snippet, and the bytes' repr as the reason.
+        ('[{"id": "a", "input": "' + "😀" * 12 + '" oops}]', 'around "oops}]" (lexical error: invalid char'),
+    ],
+)
+def test_invalid_json_is_shown_where_it_is_after_text_of_many_bytes(
+    tmp_path: Path, push: Any, text: str, said: str
+) -> None:
+    path = tmp_path / "wide.json"
+    path.write_text(text)
+    with pytest.raises(PushError, match=f"^wide\\.json near row 1: invalid JSON {re.escape(said)}"):
         push(path)
 
 
