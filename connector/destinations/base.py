@@ -100,6 +100,14 @@ class SyncState(BaseModel):
     synced_at: datetime
 
 
+@dataclass(frozen=True)
+class VersionRange:
+    """The `_xact_id`s above `above`, up to `up_to`."""
+
+    above: int
+    up_to: int
+
+
 class MergeResult(BaseModel):
     """What a merge changed.
 
@@ -181,7 +189,7 @@ class Destination(Protocol):
         state: SyncState,
         *,
         delete_missing_up_to: int | None,
-        run_wrote_above: int | None = None,
+        run_wrote: VersionRange | None = None,
     ) -> MergeResult:
         """Merge staged rows and commit them with `state` atomically.
 
@@ -194,9 +202,9 @@ class Destination(Protocol):
             delete_missing_up_to: `staged` holds the whole object, read by a read that met every live
                 row up to this `_xact_id`: a row held, no newer and not in `staged`, was deleted upstream
                 (None: delete nothing).
-            run_wrote_above: this run's earlier commit (a resumed read's) wrote the rows held at versions
-                above this: one replaced now is no update of its own, the run having counted it (None: every
-                replaced row is an update).
+            run_wrote: the versions at which this run's earlier commit (a resumed read's) wrote rows: one
+                held at such a version and replaced now is no update of its own, the run having counted it
+                (None: every replaced row is an update).
         """
         ...
 

@@ -43,6 +43,7 @@ from connector.destinations.base import (
     ObjectRef,
     StagedParts,
     SyncState,
+    VersionRange,
 )
 from connector.destinations.file_lock import holding
 from connector.destinations.iceberg_catalog import (
@@ -172,7 +173,7 @@ class IcebergDestination:
         state: SyncState,
         *,
         delete_missing_up_to: int | None,
-        run_wrote_above: int | None = None,
+        run_wrote: VersionRange | None = None,
     ) -> MergeResult:
         """Merge `staged` into the object's rows and commit them with `state` in one commit.
 
@@ -193,7 +194,7 @@ class IcebergDestination:
                     ref.object_id,
                     staged,
                     delete_missing_up_to=delete_missing_up_to,
-                    run_wrote_above=run_wrote_above,
+                    run_wrote=run_wrote,
                     scratch=self.scratch / "merge" / ref.object_id,
                     rebuild=rebuild,
                 )

@@ -32,7 +32,7 @@ from pyiceberg.io.pyarrow import ArrowScan, _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import FileScanTask, Table
 
-from connector.destinations.base import StagedParts
+from connector.destinations.base import StagedParts, VersionRange
 from connector.destinations.file_size import file_target_rows
 from connector.destinations.iceberg_catalog import object_files
 from connector.destinations.iceberg_schema import stored_select, stored_type
@@ -104,7 +104,7 @@ def plan_merge(
     staged: StagedParts,
     *,
     delete_missing_up_to: int | None,
-    run_wrote_above: int | None = None,
+    run_wrote: VersionRange | None = None,
     scratch: Path,
     rebuild: bool = False,
 ) -> MergePlan:
@@ -118,8 +118,8 @@ def plan_merge(
         delete_missing_up_to: `staged` holds the whole object, read by a read that met every live row
             up to this `_xact_id`: a row held, no newer and not in `staged`, was deleted upstream (None:
             delete nothing).
-        run_wrote_above: rows held above this version are this run's: replaced, no update is counted
-            (`plan_actions`).
+        run_wrote: the versions of the rows this run's earlier commit wrote: replaced, no update is
+            counted (`plan_actions`).
         scratch: a local directory for DuckDB's spill files.
         rebuild: `staged` holds the whole object, read again because some of its files cannot be read
             (`unreadable_files`): it replaces every file the object has, none of which is read.
@@ -139,7 +139,7 @@ def plan_merge(
         if not tasks and delete_missing_up_to is None and merge.each_id_once():
             plan = merge.first_load()
         else:
-            plan = merge.run(delete_missing_up_to, run_wrote_above)
+            plan = merge.run(delete_missing_up_to, run_wrote)
     return dataclasses.replace(plan, removed=[*replaced, *plan.removed])
 
 
@@ -207,11 +207,11 @@ class _Merge:
         added = self._write(self._chunks(source, file_target_rows(rows)))
         return self._plan([], added, inserted=rows, updated=0, deleted=0)
 
-    def run(self, delete_missing_up_to: int | None, run_wrote_above: int | None) -> MergePlan:
+    def run(self, delete_missing_up_to: int | None, run_wrote: VersionRange | None) -> MergePlan:
         con = self._con
         self._load_current_keys()
         counts = plan_actions(
-            con, self._parts if self._staged.paths else None, delete_missing_up_to, run_wrote_above
+            con, self._parts if self._staged.paths else None, delete_missing_up_to, run_wrote
         )
         if not counts:
             return self._plan([], [], inserted=0, updated=0, deleted=0)

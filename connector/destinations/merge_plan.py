@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import duckdb
 
+from connector.destinations.base import VersionRange
+
 
 def plan_actions(
     con: duckdb.DuckDBPyConnection,
     staged: str | None,
     delete_missing_up_to: int | None,
-    run_wrote_above: int | None = None,
+    run_wrote: VersionRange | None = None,
 ) -> dict[str, int]:
     """Create the temporary tables `incoming` (each staged id's newest `_xact_id`, `new_x`) and `plan`
     (each changed id's `new_x`, `old_x`, `file` and `action`), and count the ids of each action.
@@ -25,9 +27,10 @@ def plan_actions(
         delete_missing_up_to: the staged files hold the whole object, read by a read that met every live
             row up to this `_xact_id`: a row held, no newer and not staged, was deleted upstream (None:
             delete nothing).
-        run_wrote_above: this run's earlier commit (a resumed read's) wrote the rows held at versions
-            above this: an update of one is not counted, the run having counted it as an insert or an
-            update (None: count every update).
+        run_wrote: the versions at which this run's earlier commit (a resumed read's) wrote rows: an
+            update of a row held at one is not counted, the run having counted it as an insert or an
+            update (None: count every update). A range, not every version above the one held before:
+            another machine's commit meanwhile (to one Iceberg table) wrote newer versions.
     """
     con.execute(
         "CREATE TEMP TABLE incoming AS SELECT id, max(_xact_id) AS new_x "
@@ -45,7 +48,11 @@ def plan_actions(
         # Compared as numbers: as text, "999999999" would beat "1000000000".
         f"WHERE c.id IS NULL OR (i.id IS NULL AND {deletable}) OR i.new_x > c.old_x"
     )
-    counted = "TRUE" if run_wrote_above is None else f"action <> 'update' OR old_x <= {int(run_wrote_above)}"
+    counted = "TRUE"
+    if run_wrote is not None:
+        counted = (
+            f"action <> 'update' OR old_x NOT BETWEEN {int(run_wrote.above) + 1} AND {int(run_wrote.up_to)}"
+        )
     return dict(
         con.execute(f"SELECT action, count(*) FILTER ({counted}) FROM plan GROUP BY action").fetchall()
     )

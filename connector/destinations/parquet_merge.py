@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel
 
-from connector.destinations.base import StagedParts
+from connector.destinations.base import StagedParts, VersionRange
 from connector.destinations.file_size import file_target_rows
 from connector.destinations.filesystem import Root
 from connector.destinations.merge_plan import plan_actions
@@ -120,7 +120,7 @@ def merge_files(
     staged: StagedParts,
     *,
     delete_missing_up_to: int | None,
-    run_wrote_above: int | None = None,
+    run_wrote: VersionRange | None = None,
     scratch: Path,
     token: str,
 ) -> MergeOutput:
@@ -135,8 +135,8 @@ def merge_files(
         delete_missing_up_to: `staged` holds the whole object, read by a read that met every live row
             up to this `_xact_id`: a row held, no newer and not in `staged`, was deleted upstream (None:
             delete nothing).
-        run_wrote_above: rows held above this version are this run's: replaced, no update is counted
-            (`plan_actions`).
+        run_wrote: the versions of the rows this run's earlier commit wrote: replaced, no update is
+            counted (`plan_actions`).
         scratch: a local directory for DuckDB's spill files and uploads.
         token: a text no other merge of the object uses, in the name of every version written
             (`written_by`).
@@ -151,7 +151,7 @@ def merge_files(
             return _first_load(where, files, staged, token)
         incoming = sql_path_list(staged.paths)
         return _Merge(con, where, stream, files, open_file, incoming, scratch, token).run(
-            delete_missing_up_to, run_wrote_above
+            delete_missing_up_to, run_wrote
         )
 
 
@@ -214,14 +214,12 @@ class _Merge:
             + ")"
         )
 
-    def run(self, delete_missing_up_to: int | None, run_wrote_above: int | None) -> MergeOutput:
+    def run(self, delete_missing_up_to: int | None, run_wrote: VersionRange | None) -> MergeOutput:
         con = self._con
         self._load_current_keys()
         self._count_rows()
         has_incoming = self._incoming != "[]"
-        counts = plan_actions(
-            con, self._incoming if has_incoming else None, delete_missing_up_to, run_wrote_above
-        )
+        counts = plan_actions(con, self._incoming if has_incoming else None, delete_missing_up_to, run_wrote)
         inserted, updated, deleted = counts.get("insert", 0), counts.get("update", 0), counts.get("delete", 0)
         new_names = self._assign_new_rows(inserted, total_after=self._total_rows() + inserted - deleted)
         try:

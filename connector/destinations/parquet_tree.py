@@ -46,6 +46,7 @@ from connector.destinations.base import (
     ObjectRef,
     StagedParts,
     SyncState,
+    VersionRange,
 )
 from connector.destinations.file_lock import holding
 from connector.destinations.filesystem import Root
@@ -244,7 +245,7 @@ class ParquetTree:
         state: SyncState,
         *,
         delete_missing_up_to: int | None,
-        run_wrote_above: int | None = None,
+        run_wrote: VersionRange | None = None,
     ) -> MergeResult:
         """Merge `staged` into the object's files and commit them with `state` (the caller holds the lock)."""
         record = self._recovered(ref.stream, ref.object_id)
@@ -265,7 +266,7 @@ class ParquetTree:
                 record.open_file if record is not None and live else None,
                 staged,
                 delete_missing_up_to=delete_missing_up_to,
-                run_wrote_above=run_wrote_above,
+                run_wrote=run_wrote,
                 scratch=self.scratch / "merge" / ref.object_id,
                 token=token,
             )

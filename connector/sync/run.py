@@ -26,7 +26,7 @@ from connector import interrupts
 from connector.api.client import BraintrustClient
 from connector.api.xact import snapshot_pin, xact_span_for_seconds
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
-from connector.destinations.base import Destination, ObjectRef, SyncState
+from connector.destinations.base import Destination, ObjectRef, SyncState, VersionRange
 from connector.errors import (
     ApiError,
     ApiMisdirected,
@@ -441,7 +441,7 @@ class _SyncRun:
 
         `after`: the resumed read of this run that this read catches up after, whose counts the commit's
         state adds to its own (it describes the run); `held_before`: the newest version held before that
-        read's commit, above which a row is one the run counted already.
+        read's commit, which tells the rows it wrote (`_written_by`): the run counted them already.
         """
         clock = time.monotonic()
         catch_up = after is not None
@@ -512,7 +512,7 @@ class _SyncRun:
                     checkpoint.existed_bound if self.options.reconcile and checkpoint.cutoff is None else None
                 ),
                 # After a resumed read's commit: its rows are not updated again in the run's counts.
-                run_wrote_above=(held_before or 0) if catch_up else None,
+                run_wrote=_written_by(after, held_before),
             )
         except BaseException as error:
             # A first load takes the staged parts into the tree: one that failed (a full disk) leaves none to
@@ -670,6 +670,14 @@ def _summary(ref: ObjectRef, status: ObjectStatus, error: str, *, full_read: boo
         error=error,
         mode="full" if full_read else "incremental",
     )
+
+
+def _written_by(resumed: ObjectSummary | None, held_before: int | None) -> VersionRange | None:
+    """The versions at which the `resumed` read's commit wrote rows: above the newest held before it,
+    up to the newest it committed (None: no resumed read, or one that wrote nothing)."""
+    if resumed is None or resumed.version is None:
+        return None
+    return VersionRange(above=held_before or 0, up_to=resumed.version)
 
 
 def _combined(first: ObjectSummary, second: ObjectSummary) -> ObjectSummary:

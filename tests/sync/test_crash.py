@@ -18,9 +18,11 @@ import pytest
 
 from connector.api import xact
 from connector.config import WarehouseSettings
+from connector.destinations.base import ObjectRef
 from connector.destinations.parquet_tree import ParquetTree
 from connector.emulator import Emulator, FaultRule
 from connector.errors import WarehouseError
+from connector.sync.run import _SyncRun
 from connector.sync.stage import PageStager
 from connector.sync.staging import CHECKPOINT_FILE, Checkpoint
 from schemas.api import FetchEventsRequest, ObjectType
@@ -328,6 +330,40 @@ def test_a_resumed_incremental_run_counts_each_row_it_changed_once(
     assert summary.resumed
     assert (summary.inserted, summary.updated, summary.deleted) == (100, 110, 0)
     assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
+
+
+def test_a_resumed_run_counts_the_rows_another_machine_wrote_meanwhile_as_updated(
+    emulator: Emulator, project: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two machines syncing one Iceberg table: only their commits keep them apart.
+    machine = iceberg_in(tmp_path)
+    other_machine = machine.model_copy(update={"state_dir": tmp_path / "other-machine-state"})
+    sync(emulator, machine)
+    held = sorted(row["id"] for row in emulator.store.live_rows("project_logs", project["id"]))
+
+    def rate(ids: list[str], score: int) -> None:
+        merged = [{"id": row_id, "_is_merge": True, "scores": {"thumbs": score}} for row_id in ids]
+        emulator.store.insert("project_logs", project["id"], merged)
+
+    rate(held[:100], 1)
+    interrupted_read(emulator, machine, project["id"], monkeypatch)
+    commit_then_catch_up = _SyncRun._sync_locked
+    resumed_commits: list[ObjectRef] = []
+
+    def other_machine_between(run: _SyncRun, ref: ObjectRef, **options: Any) -> Any:
+        done = commit_then_catch_up(run, ref, **options)
+        if not resumed_commits:  # the resumed read committed: the other machine syncs rows rated since
+            resumed_commits.append(ref)
+            rate(held[100:120], 0)
+            sync(emulator, other_machine)
+            rate(held[100:120], 1)
+        return done
+
+    monkeypatch.setattr(_SyncRun, "_sync_locked", other_machine_between)
+    (summary,) = sync(emulator, machine, page_limit=10).objects
+    # The catch-up updated 20 rows the other machine had written: they were taken for the resumed
+    # commit's, and not counted.
+    assert (summary.resumed, summary.inserted, summary.updated) == (True, 0, 120)
 
 
 def test_a_resumed_first_load_counts_every_row_it_stored_as_inserted(
