@@ -249,15 +249,17 @@ def _one_partition(context: dg.AssetExecutionContext) -> bool:
 
 def _partition_keys(context: dg.AssetExecutionContext, assets: EventAssets, *, reconcile: bool) -> list[str]:
     """The run's partitions; when an end of its range was removed since the run was requested (an object
-    deleted upstream, whose partition the discovery sensor removed while the run waited in the queue),
-    a reconcile's are every partition there is now (the weekly reconcile's range is from the first to
-    the last), any other run's none, with a warning.
+    deleted or renamed upstream, whose partition the discovery sensor removed while the run waited in the
+    queue), a reconcile's are every partition there is now (the weekly reconcile's range is from the
+    first to the last), any other run's none, with a warning.
 
     Dagster checks the range's ends only when the run reads them: the weekly reconcile failed whole,
     reconciling nothing that week.
 
     Raises:
-        dg.Failure: the run names no partition (Dagster's own error was a traceback).
+        dg.Failure: the run names no partition (Dagster's own error was a traceback), or a retry of a
+            step that failed finds its range's end removed: syncing none, it succeeded, and the run
+            hid the failure of the partitions it retried.
     """
     if not (context.has_partition_key or context.has_partition_key_range):
         raise dg.Failure(
@@ -270,14 +272,21 @@ def _partition_keys(context: dg.AssetExecutionContext, assets: EventAssets, *, r
         return list(context.partition_keys)
     except dg.DagsterInvalidInvocationError:
         requested = context.partition_key_range
+    removed = (
+        f"the run's partitions {requested.start} to {requested.end} name one removed since the run was "
+        "requested (an object deleted or renamed upstream)"
+    )
     keys: list[str] = []
     if reconcile and requested.start != requested.end:
         keys = list(context.instance.get_dynamic_partitions(assets.partitions_name))
+    elif context.retry_number:
+        raise dg.Failure(
+            description=f"{removed}, since the step's last attempt failed: the partitions it failed to sync "
+            "are not synced; launch them again by the names they have now (`bt-sync status` lists them)",
+            allow_retries=False,
+        )
     done = f"it reconciles the {len(keys):,} partitions there are now" if keys else "nothing is synced"
-    context.log.warning(
-        f"the run's partitions {requested.start} to {requested.end} name one removed since the run was "
-        f"requested (an object deleted upstream): {done}"
-    )
+    context.log.warning(f"{removed}: {done}")
     return keys
 
 

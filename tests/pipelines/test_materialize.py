@@ -389,7 +389,10 @@ def test_a_reconcile_run_whose_range_lost_a_partition_while_queued_reconciles_wh
     # Dagster's "not a valid range" failed the run whole: nothing was reconciled that week.
     assert sorted(materializations(result)) == ["support-bot/baseline"]
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
-    warned = "name one removed since the run was requested (an object deleted upstream): it reconciles the 1"
+    warned = (
+        "name one removed since the run was requested (an object deleted or renamed upstream): it reconciles "
+        "the 1"
+    )
     assert any(warned in message for message in logged)
     assert warehouse_ids(warehouse_resource, "experiment_events", "experiment_id", nightly["id"]) == set()
 
@@ -450,6 +453,49 @@ def test_a_range_run_in_which_one_partition_fails_names_it(
     assert any(m.startswith("support-bot/candidate: ") and "HTTP 400" in m for m in logged)
     # Its checks, which Dagster shows as skipped, are said to be the checks job's.
     assert any("leaves the checks of experiment_events to braintrust_checks_job" in m for m in logged)
+
+
+def test_a_range_run_retried_after_its_end_partition_was_removed_stays_failed(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    braintrust: BraintrustResource,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    candidate = emulator.store.create_experiment(upstream["project"], "candidate")
+    emulator.store.insert("experiment", candidate["id"], [{"id": "c-1"}])
+    # One attempt a request: the API's outage fails the step, which Dagster retries.
+    once = braintrust.model_copy(update={"max_attempts": 1})
+    definitions = build_definitions(once, warehouse_resource, retry_policy=dg.RetryPolicy(max_retries=1))
+    emulator.faults.add(FaultRule(kind="status", status=503, route=f"{candidate['id']}/fetch", times=None))
+    with dg.instance_for_test() as instance:
+        refresh_catalog(definitions, instance)
+        keys = instance.get_dynamic_partitions("bt_experiments")
+        # Renamed upstream before the retry: the sensor moves its partition.
+        watcher = threading.Thread(
+            target=_remove_after_a_retry, args=(instance, "support-bot/candidate"), daemon=True
+        )
+        watcher.start()
+        result = run_job(
+            definitions,
+            instance,
+            EXPERIMENTS_JOB,
+            tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]},
+            raise_on_error=False,
+        )
+        watcher.join(timeout=10)
+    # The retry synced nothing and succeeded: the run went green, the candidate never synced.
+    assert not result.success
+    (failure,) = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    assert "since the step's last attempt failed" in failure.step_failure_data.error.message
+
+
+def _remove_after_a_retry(instance: dg.DagsterInstance, partition: str) -> None:
+    for _ in range(1000):
+        for run in instance.get_runs():
+            if instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY):
+                instance.delete_dynamic_partition("bt_experiments", partition)
+                return
+        threading.Event().wait(0.02)
 
 
 def test_partitions_materialized_with_dg_in_parallel_processes_share_the_warehouse(
