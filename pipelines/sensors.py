@@ -14,6 +14,7 @@ import time
 import dagster as dg
 
 from connector.destinations.base import ObjectRef, SyncState
+from connector.display import counted
 from connector.errors import AuthError, ConfigError
 from connector.sync.catalog import Catalog, check_same_source, discover_catalog
 from pipelines.discovery import PartitionsRequest, partition_changes
@@ -166,9 +167,11 @@ def _nothing_to_do(waiting: list[str]) -> str:
     if not waiting:
         return "every Braintrust object has a synced partition"
     shown = ", ".join(waiting[:_SHOWN_WAITING]) + (", …" if len(waiting) > _SHOWN_WAITING else "")
+    one = len(waiting) == 1
     return (
-        f"{len(waiting):,} partitions never synced wait to be asked for again after their first sync failed "
-        f"(5, 15, 35 minutes after, then hourly): {shown}; every other object has a synced partition"
+        f"{counted(len(waiting), 'partitions')} never synced {'waits' if one else 'wait'} to be asked for "
+        f"again after {'its' if one else 'their'} first sync failed (5, 15, 35 minutes after, then hourly): "
+        f"{shown}; every other object has a synced partition"
     )
 
 

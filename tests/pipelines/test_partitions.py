@@ -269,6 +269,14 @@ def test_a_first_sync_that_failed_is_asked_for_again_once_per_failure(
     assert skips_as_all_synced(test_defs, instance)
 
 
+def test_one_partition_waiting_after_its_failed_first_sync_is_said_in_the_singular() -> None:
+    # It said "1 partitions never synced wait to be asked for again after their first sync failed".
+    assert sensors._nothing_to_do(["bt_experiments:sb/flaky"]).startswith(
+        "1 partition never synced waits to be asked for again after its first sync failed (5, 15, 35 "
+        "minutes after, then hourly): bt_experiments:sb/flaky;"
+    )
+
+
 def test_a_catalog_run_that_failed_is_asked_for_again_with_nothing_else_pending(
     emulator: Emulator, upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
