@@ -20,6 +20,7 @@ from pipelines.failures import terminal_errors_fail_without_retry
 from pipelines.resources import BraintrustResource, WarehouseResource
 from pipelines.tables import BraintrustSpecs, EventAssets
 from schemas.api import ObjectType
+from schemas.kinds import PROJECT
 
 SAMPLE_SIZE = 10
 DEFAULT_MAX_AGE_HOURS = 6.0
@@ -92,6 +93,12 @@ def _rows_match_sync_state(assets: EventAssets) -> dg.AssetChecksDefinition:
 
 def _objects_synced(assets: EventAssets) -> dg.AssetChecksDefinition:
     catalog, object_type = assets.kind.catalog.table, assets.object_type.value
+    # Named as its partition and the other checks name it: `project/experiment` (its project's logs: the
+    # project's name).
+    readable, with_project = "c.name", ""
+    if assets.kind.in_project:
+        readable = "coalesce(p.name || '/' || c.name, c.name)"
+        with_project = f'LEFT JOIN "{PROJECT.catalog.table}" AS p ON p.id = c.project_id'
 
     @dg.asset_check(
         asset=assets.key,
@@ -102,8 +109,9 @@ def _objects_synced(assets: EventAssets) -> dg.AssetChecksDefinition:
     def objects_synced(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         with terminal_errors_fail_without_retry(), warehouse.reader(pinned=True) as connection:
             missing = connection.execute(
-                f'SELECT c.id, c.name FROM "{catalog}" AS c LEFT JOIN sync_state AS s '
-                "ON s.object_type = ? AND s.object_id = c.id WHERE s.object_id IS NULL ORDER BY c.name",
+                f'SELECT c.id, {readable} AS name FROM "{catalog}" AS c {with_project} '
+                "LEFT JOIN sync_state AS s ON s.object_type = ? AND s.object_id = c.id "
+                "WHERE s.object_id IS NULL ORDER BY name",
                 [object_type],
             ).fetchall()
         return dg.AssetCheckResult(

@@ -208,7 +208,8 @@ def test_coverage_freshness_and_count_checks_warn_when_the_warehouse_is_behind(
         {"id": upstream["dataset"], "name": "support-bot/golden", "warehouse_rows": "8", "api_records": "9"}
     ]
     unsynced_sample = failed["experiment_events:objects_synced"].metadata["sample"].value
-    assert unsynced_sample == [{"id": unsynced["id"], "name": "exp-unsynced"}]
+    # Named as its partition is (it said "exp-unsynced").
+    assert unsynced_sample == [{"id": unsynced["id"], "name": "support-bot/exp-unsynced"}]
 
 
 @pytest.mark.parametrize(("hours_ago", "recent"), [(5, True), (7, False)])
