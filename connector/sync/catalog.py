@@ -44,9 +44,8 @@ class Catalog:
         return frozenset(project.id for project in self.listed)
 
     def count(self, kind: ObjectKind) -> int:
-        """How many objects of `kind` were listed, and so written to its catalog table: every project,
-        selected or not (see `write_catalog`)."""
-        return len(self.listed) if kind is PROJECT else len(self.objects.get(kind, ()))
+        """How many objects of `kind` were listed."""
+        return len(self.objects.get(kind, ()))
 
     def refs(self, kinds: Iterable[ObjectKind]) -> list[ObjectRef]:
         """The event containers of `kinds`, in registry order."""

@@ -172,16 +172,6 @@ def test_an_api_listing_none_of_the_warehouse_s_projects_is_refused_before_anyth
     assert query(warehouse, "SELECT count(*) FROM projects") == [(synced.catalog["projects"],)]
 
 
-def test_a_sync_narrowed_to_a_project_counts_every_project_it_lists_and_writes(
-    demo_emulator: Emulator, warehouse: WarehouseSettings
-) -> None:
-    synced = sync(demo_emulator, warehouse, projects=("rag-search",))
-    # Every listed project's row is refreshed: the summary said 1 of the 3 rows written.
-    assert query(warehouse, "SELECT count(*) FROM projects") == [(synced.catalog["projects"],)] == [(3,)]
-    experiments = query(warehouse, "SELECT count(*) FROM experiments")
-    assert experiments == [(synced.catalog["experiments"],)]
-
-
 def test_a_project_synced_alone_beside_others_synced_alone_is_no_other_api(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
