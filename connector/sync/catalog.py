@@ -44,7 +44,8 @@ class Catalog:
         return frozenset(project.id for project in self.listed)
 
     def count(self, kind: ObjectKind) -> int:
-        """How many objects of `kind` were listed."""
+        """How many objects of `kind` were listed in the selected projects (the projects: those selected,
+        while `write_catalog` refreshes every listed project's row)."""
         return len(self.objects.get(kind, ()))
 
     def refs(self, kinds: Iterable[ObjectKind]) -> list[ObjectRef]:
