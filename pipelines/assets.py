@@ -272,17 +272,21 @@ def _partition_keys(context: dg.AssetExecutionContext, assets: EventAssets, *, r
         return list(context.partition_keys)
     except dg.DagsterInvalidInvocationError:
         requested = context.partition_key_range
+    partitions = list(context.instance.get_dynamic_partitions(assets.partitions_name))
+    gone = [key for key in dict.fromkeys((requested.start, requested.end)) if key not in partitions]
     removed = (
-        f"the run's partitions {requested.start} to {requested.end} name one removed since the run was "
-        "requested (an object deleted or renamed upstream)"
-    )
+        f"the run's partition {requested.start} was removed"
+        if requested.start == requested.end
+        else f"the run's partitions {requested.start} to {requested.end} name one removed ({', '.join(gone)})"
+    ) + " since the run was requested (an object deleted or renamed upstream)"
     keys: list[str] = []
     if reconcile and requested.start != requested.end:
-        keys = list(context.instance.get_dynamic_partitions(assets.partitions_name))
+        keys = partitions
     elif context.retry_number:
         raise dg.Failure(
-            description=f"{removed}, since the step's last attempt failed: the partitions it failed to sync "
-            "are not synced; launch them again by the names they have now (`bt-sync status` lists them)",
+            description=f"{removed}: a retry of the step syncs nothing and fails, so that the failure of its "
+            "earlier attempt is not hidden; launch the partitions again by the names they have now (`bt-sync "
+            "status` lists them; an object deleted upstream needs none)",
             allow_retries=False,
         )
     done = f"it reconciles the {len(keys):,} partitions there are now" if keys else "nothing is synced"

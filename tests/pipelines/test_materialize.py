@@ -389,8 +389,8 @@ def test_a_reconcile_run_whose_range_lost_a_partition_while_queued_reconciles_wh
     assert sorted(materializations(result)) == ["support-bot/baseline"]
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
     warned = (
-        "name one removed since the run was requested (an object deleted or renamed upstream): it reconciles "
-        "the 1"
+        "name one removed (support-bot/nightly) since the run was requested (an object deleted or renamed "
+        "upstream): it reconciles the 1"
     )
     assert any(warned in message for message in logged)
     assert warehouse_ids(warehouse_resource, "experiment_events", "experiment_id", nightly["id"]) == set()
@@ -412,7 +412,9 @@ def test_a_partition_run_whose_partition_was_removed_while_queued_syncs_nothing(
     assert materializations(result) == {}
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any(
-        "name one removed since the run was requested" in m and "nothing is synced" in m for m in logged
+        "the run's partition support-bot/nightly was removed since the run was requested" in m
+        and "nothing is synced" in m
+        for m in logged
     )
 
 
@@ -485,7 +487,9 @@ def test_a_range_run_retried_after_its_end_partition_was_removed_stays_failed(
     # The retry synced nothing and succeeded: the run went green, the candidate never synced.
     assert not result.success
     (failure,) = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
-    assert "since the step's last attempt failed" in failure.step_failure_data.error.message
+    failed = failure.step_failure_data.error.message
+    assert f"the run's partitions {keys[0]} to {keys[-1]} name one removed (support-bot/candidate)" in failed
+    assert "a retry of the step syncs nothing and fails" in failed
 
 
 def _remove_after_a_retry(instance: dg.DagsterInstance, partition: str) -> None:
