@@ -503,16 +503,17 @@ def _records(pattern: str, fields: dict[str, str]) -> str:
     """A query of the commit records matching `pattern`: each one's path (`filename`), text (`content`)
     and `fields` (name: DuckDB type), absent ones NULL.
 
-    One row per file whatever it holds (`read_text`), for `_unread_records` to tell: `read_json` gives
+    One row per file whatever it holds (`read_blob`), for `_unread_records` to tell: `read_json` gives
     none for a file holding `[]`, nothing or blanks, so such a record left its object out unseen. Anything
     but a JSON object (cut short, an array, a string) reads as a record of NULLs; in one, a value not of
     its field's type reads as NULL (`from_json`), where `read_json` failed: bt-sync writes none such.
+    Bytes that are no UTF-8 are a NULL text (`read_text` failed the query on them, naming no record).
     """
     structure = sql_literal(json.dumps(fields))
     parsed = f"CASE WHEN json_valid(content) THEN from_json(content, {structure}) END"
     return (
         f"SELECT filename, content, parsed.* FROM (SELECT filename, content, {parsed} AS parsed FROM "
-        f"read_text({sql_literal(pattern)}))"
+        f"(SELECT filename, try(decode(content)) AS content FROM read_blob({sql_literal(pattern)})))"
     )
 
 
@@ -525,7 +526,7 @@ def _unread_records(pattern: str, *, lists_files: bool = False) -> str:
     (a value of another type reads as NULL; a record without the key, which bt-sync never writes, is read
     as a sync reads it, an object without files), and the error names it (the schema object's record is
     `{}` by design); or none matches `pattern` at all
-    (`read_text` finds none without a word, while every synced tree holds the schema object's), and the
+    (`read_blob` finds none without a word, while every synced tree holds the schema object's), and the
     error is the one `read_json` gave, by which `reader` tells that nothing was synced yet. Told from
     the same listing the view reads, so that an object a sync adds meanwhile is never taken for a
     damaged one (a record is whole once listed: it is written under another name, then renamed). One
@@ -536,8 +537,8 @@ def _unread_records(pattern: str, *, lists_files: bool = False) -> str:
     wrongly = sql_literal(_LISTS_FILES_WRONGLY)
     # Said as `status` and a sync say it: a record cut short is no JSON, not one that names no object.
     fault = (
-        "CASE WHEN regexp_full_match(coalesce(content, ''), '\\s*') THEN ' is empty' "
-        "WHEN NOT json_valid(content) THEN ' is not JSON (cut short or overwritten)' "
+        "CASE WHEN regexp_full_match(content, '\\s*') THEN ' is empty' "
+        "WHEN content IS NULL OR NOT json_valid(content) THEN ' is not JSON (cut short or overwritten)' "
         f"WHEN state.object_id IS NULL THEN ' names no object' ELSE {wrongly} END"
     )
     # Text that is no JSON is damaged already (its `state` reads as NULL): not read again (`json_exists`

@@ -614,13 +614,15 @@ def test_what_a_killed_write_of_the_file_left_beside_it_is_swept_by_a_later_sync
         (" \n", "is empty"),
         # It said "names no object", where `status` said the record was no JSON.
         ('{"format_version": 1, "state": {', "is not JSON (cut short or overwritten)"),
+        # DuckDB's own error, naming no record: "could not read content of file ... as valid UTF-8".
+        (b'{"format_version": 1, "state": {"name": "\xff"}}', "is not JSON (cut short or overwritten)"),
     ],
 )
 def test_a_commit_record_naming_no_object_fails_every_query_until_its_object_is_rebuilt(
     demo_emulator: Emulator,
     warehouse: WarehouseSettings,
     capfd: pytest.CaptureFixture[str],
-    damaged: str,
+    damaged: str | bytes,
     fault: str,
 ) -> None:
     logs = frozenset({"logs"})  # the objects whose records are damaged and rebuilt, and no other
@@ -629,7 +631,7 @@ def test_a_commit_record_naming_no_object_fails_every_query_until_its_object_is_
     expected = query(warehouse, counts)
     record = next(Path(warehouse.parquet_root).glob("project_logs/project_id=*-*/_sync_state.json"))
     # Emptied or overwritten: its object's rows were left out of every query without a word.
-    record.write_text(damaged)
+    record.write_bytes(damaged if isinstance(damaged, bytes) else damaged.encode())
     failure = f"the commit record {record} {fault}: delete its directory, and the next `bt-sync sync`"
     # The command's own line, in this process: the test below sees such a line printed by a new one.
     done = cli_in_process(
