@@ -299,6 +299,12 @@ def test_a_resumed_read_goes_on_to_what_was_written_since(
     assert query(warehouse, "SELECT count(*) FROM project_logs")[0][0] == 3_500
 
 
+def rate(emulator: Emulator, project_id: str, ids: list[str], score: int) -> None:
+    """Rate the log rows `ids` upstream (user feedback merged into each row: a new version of it)."""
+    merged = [{"id": row_id, "_is_merge": True, "scores": {"thumbs": score}} for row_id in ids]
+    emulator.store.insert("project_logs", project_id, merged)
+
+
 @pytest.mark.parametrize("destination", ["duckdb", "iceberg"])
 def test_a_resumed_incremental_run_counts_each_row_it_changed_once(
     emulator: Emulator,
@@ -313,17 +319,13 @@ def test_a_resumed_incremental_run_counts_each_row_it_changed_once(
     sync(emulator, warehouse)
     held = sorted(row["id"] for row in emulator.store.live_rows("project_logs", project["id"]))
 
-    def rate(ids: list[str], score: int) -> None:
-        merged = [{"id": row_id, "_is_merge": True, "scores": {"thumbs": score}} for row_id in ids]
-        emulator.store.insert("project_logs", project["id"], merged)
-
     new = [f"new-{n:03}" for n in range(100)]
     emulator.store.insert("project_logs", project["id"], [{"id": row_id, "input": row_id} for row_id in new])
-    rate(held[:100], 1)
+    rate(emulator, project["id"], held[:100], 1)
     interrupted_read(emulator, warehouse, project["id"], monkeypatch)
     # After the kill: rows the interrupted read met are changed again, and rows it did not are changed.
-    rate([*held[:20], *new[:20]], 0)
-    rate(held[100:110], 0)
+    rate(emulator, project["id"], [*held[:20], *new[:20]], 0)
+    rate(emulator, project["id"], held[100:110], 0)
     (summary,) = sync(emulator, warehouse, page_limit=10).objects
     # Each row once, as the run left it: an update of a row the resumed commit wrote was counted twice,
     # and a row it inserted was counted inserted and updated.
@@ -341,11 +343,7 @@ def test_a_resumed_run_counts_the_rows_another_machine_wrote_meanwhile_as_update
     sync(emulator, machine)
     held = sorted(row["id"] for row in emulator.store.live_rows("project_logs", project["id"]))
 
-    def rate(ids: list[str], score: int) -> None:
-        merged = [{"id": row_id, "_is_merge": True, "scores": {"thumbs": score}} for row_id in ids]
-        emulator.store.insert("project_logs", project["id"], merged)
-
-    rate(held[:100], 1)
+    rate(emulator, project["id"], held[:100], 1)
     interrupted_read(emulator, machine, project["id"], monkeypatch)
     commit_then_catch_up = _SyncRun._sync_locked
     resumed_commits: list[ObjectRef] = []
@@ -354,9 +352,9 @@ def test_a_resumed_run_counts_the_rows_another_machine_wrote_meanwhile_as_update
         done = commit_then_catch_up(run, ref, **options)
         if not resumed_commits:  # the resumed read committed: the other machine syncs rows rated since
             resumed_commits.append(ref)
-            rate(held[100:120], 0)
+            rate(emulator, project["id"], held[100:120], 0)
             sync(emulator, other_machine)
-            rate(held[100:120], 1)
+            rate(emulator, project["id"], held[100:120], 1)
         return done
 
     monkeypatch.setattr(_SyncRun, "_sync_locked", other_machine_between)
@@ -367,16 +365,11 @@ def test_a_resumed_run_counts_the_rows_another_machine_wrote_meanwhile_as_update
 
 
 def test_a_resumed_first_load_counts_every_row_it_stored_as_inserted(
-    emulator: Emulator,
-    project: dict[str, Any],
-    warehouse: WarehouseSettings,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     interrupted_read(emulator, warehouse, project["id"], monkeypatch)
     ids = sorted(row["id"] for row in emulator.store.live_rows("project_logs", project["id"]))
-    rated = [{"id": row_id, "_is_merge": True, "scores": {"thumbs": 1}} for row_id in ids[:30]]
-    emulator.store.insert("project_logs", project["id"], rated)
+    rate(emulator, project["id"], ids[:30], 1)
     (summary,) = sync(emulator, warehouse, page_limit=10).objects
     # The rows rated since the interrupted read began were stored by this run too: they were counted
     # `updated` as well.
