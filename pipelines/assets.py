@@ -125,13 +125,17 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
         """Sync each object the run's partitions name, incrementally unless configured otherwise."""
         options = config.options(warehouse.lock_wait_s)
         errors: dict[str, Exception] = {}
+        # Read before anything that may fail and be retried: a retry finding one removed then knows the
+        # attempt before it had read them (`_partition_keys`).
+        keys = _partition_keys(context, assets, reconcile=config.reconcile)
+        if not (keys or config.reconcile):
+            return  # every partition the run named was removed: nothing to sync
         with terminal_errors_fail_without_retry(), braintrust.client() as client:
             destination = warehouse.open()
             projects = listed_projects(client)
             # Another deployment's API (a staging URL, a key of another organization) would sync its objects
             # of the same names into this warehouse, and a reconcile then remove this one's.
             check_same_source({project.id for project in projects}, destination.list_states())
-            keys = _partition_keys(context, assets, reconcile=config.reconcile)
             alone = _one_partition(context)
             if not alone:
                 # Dagster lists them as skipped, "due to skipped dependencies", and says no more.

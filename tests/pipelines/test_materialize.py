@@ -10,20 +10,19 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
 from dagster._core.definitions.data_version import CachingStaleStatusResolver
 from dagster._core.loader import LoadingContextForTest
 
-from connector.api.client import BraintrustClient
 from connector.emulator import Emulator, FaultRule
 from pipelines import BraintrustTableData, BraintrustTranslator, build_definitions
 from pipelines import assets as assets_module
 from pipelines.jobs import CHECKS_JOB_NAME
 from pipelines.resources import BraintrustResource, WarehouseResource
 from pipelines.schedules import RANGE_END_TAG, RANGE_START_TAG
-from schemas.api import Project
 from tests.pipelines.helpers import (
     EXPERIMENT_EVENTS,
     materializations,
@@ -280,6 +279,7 @@ def test_a_partition_whose_object_another_process_holds_is_retried_until_it_sync
 _HOLD_LOCK = """
 import sys, time
 from pathlib import Path
+from typing import Any
 from connector.config import WarehouseSettings
 from connector.destinations.base import ObjectRef
 from connector.wiring import open_destination
@@ -353,16 +353,17 @@ def test_a_reconcile_run_syncs_every_partition_in_one_run_and_removes_what_was_d
 def deleted_once_the_run_starts(
     emulator: Emulator, instance: dg.DagsterInstance, experiment_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Once the next run of the experiments' asset has started (as after a wait in the queue), delete the
-    experiment `support-bot/nightly` upstream and its partition, as the discovery sensor does."""
-    listed = assets_module.listed_projects
+    """Once the next run of the experiments' asset has started (as after a wait in the queue), before it
+    reads its partitions, delete the experiment `support-bot/nightly` upstream and its partition, as the
+    discovery sensor does."""
+    read = assets_module._partition_keys
 
-    def deleted_meanwhile(client: BraintrustClient) -> list[Project]:
+    def deleted_meanwhile(*args: Any, **kwargs: Any) -> list[str]:
         emulator.store.delete("experiment", experiment_id)
         instance.delete_dynamic_partition("bt_experiments", "support-bot/nightly")
-        return listed(client)
+        return read(*args, **kwargs)
 
-    monkeypatch.setattr(assets_module, "listed_projects", deleted_meanwhile)
+    monkeypatch.setattr(assets_module, "_partition_keys", deleted_meanwhile)
 
 
 def test_a_reconcile_run_whose_range_lost_a_partition_while_queued_reconciles_what_remains(
