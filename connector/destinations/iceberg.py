@@ -161,10 +161,12 @@ class IcebergDestination:
         return object_state(self._table(ref.stream.table), ref.object_id)
 
     def list_states(self) -> list[SyncState]:
-        """Every synced object's committed state (none before the first sync created the tables)."""
+        """Every synced object's committed state (none before the first sync created the tables, nor of
+        an event table dropped since: the sync's `prepare` creates it again, and reads its objects whole)."""
         if not self._catalog.table_exists(self._id(SYNC_STATE_TABLE)):  # the table `prepare` creates last
             return []
-        return _states(self._table(stream.table) for stream in EVENT_STREAMS.values())
+        tables = (self._table_if_any(stream.table) for stream in EVENT_STREAMS.values())
+        return _states(table for table in tables if table is not None)
 
     def merge(
         self,
@@ -346,6 +348,14 @@ class IcebergDestination:
     def _table(self, name: str) -> Table:
         try:
             return self._catalog.load_table(self._id(name))
+        except Exception as error:
+            raise self._cannot_load(name, error) from None
+
+    def _table_if_any(self, name: str) -> Table | None:
+        try:
+            return self._catalog.load_table(self._id(name))
+        except NoSuchTableError:
+            return None
         except Exception as error:
             raise self._cannot_load(name, error) from None
 

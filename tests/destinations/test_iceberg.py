@@ -441,6 +441,24 @@ def test_a_damaged_manifest_or_metadata_file_is_one_line_in_every_command(
         assert command[0] == "sql" or json.loads(done.stdout), "a --json run prints its document"
 
 
+def test_an_event_table_dropped_from_the_catalog_is_created_again_and_its_objects_read_whole(
+    demo_emulator: Emulator, tmp_path: Path
+) -> None:
+    iceberg = iceberg_in(tmp_path)
+    sync(demo_emulator, iceberg)
+    expected = both_warehouses(iceberg)
+    # The docs' remedy for a damaged table: drop it and sync again.
+    catalog = load_catalog(
+        "bt_sync", type="sql", uri=str(iceberg.iceberg_catalog), warehouse=str(iceberg.iceberg_warehouse)
+    )
+    catalog.drop_table((iceberg.iceberg_namespace, "experiment_events"))
+    # Every sync failed, of any object: "Table does not exist: braintrust.experiment_events".
+    summary = sync(demo_emulator, iceberg)
+    reloaded = {o.name: o.mode for o in summary.objects if o.table == "experiment_events"}
+    assert reloaded and set(reloaded.values()) == {"full"}
+    assert both_warehouses(iceberg) == expected
+
+
 @pytest.mark.parametrize("damage", ["deleted", "cut short"])
 def test_a_data_file_deleted_or_damaged_is_named_and_its_object_rebuilt_by_the_next_sync(
     emulator: Emulator, tmp_path: Path, damage: str
