@@ -71,6 +71,8 @@ class FaultRule:
         """
         if not isinstance(data, dict):
             raise ValueError("a fault rule must be a JSON object")
+        if "kind" not in data:
+            raise ValueError(f"a fault rule needs its `kind`: one of {', '.join(FAULT_KINDS)}")
         known = {field.name for field in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -913,6 +913,11 @@ def test_admin_endpoints_add_faults_and_report_stats(emulator: Emulator, http: h
     rules = [{"kind": "status", "status": 500, "route": "^/v1/project$", "times": 2}]
     assert http.post("/_emulator/faults", json=rules).json() == {"pending": 1}
     assert http.post("/_emulator/faults", json={"kind": "nope"}).status_code == 400
+    # It said "FaultRule.__init__() missing 1 required positional argument: 'kind'".
+    kindless = http.post("/_emulator/faults", json={"route": "/fetch"})
+    assert (
+        kindless.status_code == 400 and "a fault rule needs its `kind`: one of status, slow" in kindless.text
+    )
 
     assert [http.get("/v1/project").status_code for _ in range(3)] == [500, 500, 200]
     assert http.get("/_emulator/stats").json()["requests"]["GET project.list"] == 3
