@@ -334,12 +334,15 @@ class _SyncRun:
         self.stopped: str | None = None
         # What the warehouse held when an object first failed: what the failed objects still hold.
         self._committed: dict[tuple[str, str], SyncState] | None = None
-        # What the object being synced fetched so far in this run: a failed object's summary says it.
+        # What the object being synced fetched so far in this run, and since when: a failed object's
+        # summary says it (its seconds too: waiting for another sync's lock, say).
         self._fetched = _Fetched()
+        self._object_started = time.monotonic()
 
     def sync_object(self, ref: ObjectRef) -> ObjectSummary:
         """Sync one object, turning its own failures into its summary's status."""
         self._fetched = _Fetched()
+        self._object_started = time.monotonic()
         if self.stopped is not None:
             return self._failed(ref, f"not tried: {self.stopped} for an object before")
         if self._unavailable_in_a_row >= MOST_FAILING_IN_A_ROW:
@@ -399,7 +402,13 @@ class _SyncRun:
         its table for emptied. Its pages and versions are those its reads fetched and staged before it
         stopped."""
         fetched = self._fetched
-        unsynced = unsynced.model_copy(update={"pages": fetched.pages, "rows_fetched": fetched.rows})
+        unsynced = unsynced.model_copy(
+            update={
+                "pages": fetched.pages,
+                "rows_fetched": fetched.rows,
+                "seconds": round(time.monotonic() - self._object_started, 3),
+            }
+        )
         if self._committed is None:
             try:
                 states = self.destination.list_states()

@@ -75,5 +75,9 @@ def test_a_sync_waits_for_the_object_lock_then_fails_that_object_clearly(
     )
     assert "another bt-sync process is syncing project_logs 'support-bot'" in line and "--lock-wait" in line
     # Every other object was synced meanwhile.
-    synced = {o["name"] for o in __import__("json").loads(done.stdout)["objects"] if o["status"] == "synced"}
+    objects = __import__("json").loads(done.stdout)["objects"]
+    synced = {o["name"] for o in objects if o["status"] == "synced"}
     assert "support-bot/baseline" in synced and "support-bot" not in synced
+    # Its time is the wait's (it said 0.0).
+    (waited,) = [o["seconds"] for o in objects if o["name"] == "support-bot"]
+    assert 1.0 <= waited < 30
