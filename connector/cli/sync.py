@@ -150,7 +150,8 @@ def print_summary(summary: SyncSummary, console: Console) -> None:
                 f"{o.seconds:.2f}",
             )
         )
-    console.print(table)
+    if summary.objects:  # a sync of catalog kinds only reads no object: no table of none
+        console.print(table)
     if summary.removed_objects:
         removed = printable(", ".join(summary.removed_objects))
         console.print(f"removed objects deleted upstream: {removed}", markup=False, highlight=False)

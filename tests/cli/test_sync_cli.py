@@ -368,6 +368,9 @@ def test_objects_names_catalog_kinds_on_the_command_line(
     # The projects are listed to find the definitions, but no event object is read.
     assert summary["objects"] == []
     assert summary["catalog"]["prompts"] == 2 and summary["catalog"]["project_tags"] == 3
+    # Said in its line alone: it printed a table's headers over no row.
+    said = run_cli(*args, "--objects", "prompts", env=env)
+    assert said.returncode == 0 and said.stdout.startswith("synced 3 projects, 2 prompts in "), said.stdout
     counted = run_cli(
         "sql",
         *cli_warehouse_args(warehouse)[:4],
