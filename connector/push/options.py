@@ -164,7 +164,9 @@ class PushOptions(BaseModel):
         # bytes, so a character of several bytes in UTF-8 cannot be its delimiter.
         if len(separator) != 1 or separator in '"\r\n' or not separator.isascii():
             raise PydanticCustomError(
-                "delimiter", "is one ASCII character, not a quote or a line break (\\t for a tab)"
+                "delimiter",
+                "must be one ASCII character other than a quote or a line break (\\t for a tab), not {given}",
+                {"given": repr(delimiter)},
             )
         return separator
 

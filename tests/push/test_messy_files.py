@@ -671,7 +671,9 @@ def test_a_delimiter_is_refused_for_a_file_that_is_not_csv_or_when_it_is_not_one
     # A character of several bytes in UTF-8 too: the CSV reader splits bytes (it raised, uncaught).
     for given in (";;", '"', "", "§", "€"):
         code, _, err = cli(emulator, tmp_path, capsys, data, "--delimiter", given)
-        reason = "is one ASCII character, not a quote or a line break (\\t for a tab)"
+        reason = (
+            f"must be one ASCII character other than a quote or a line break (\\t for a tab), not {given!r}"
+        )
         assert (code, err) == (2, f"bt-sync: error: invalid setting: --delimiter: {reason}\n"), given
     assert nothing_created(emulator)
 
