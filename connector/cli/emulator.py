@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -48,22 +50,55 @@ def run_emulator(
         raise ConfigError(f"invalid setting: {setting}: {error}") from None
     if not key:
         raise ConfigError("invalid setting: --api-key: is empty: give the key clients must send")
+    with _serving_alone(state):
+        try:
+            server = Emulator(api_key=key, seed=seed, state_dir=state)
+        except ValueError as error:  # the seed
+            raise ConfigError(f"--seed: {error}") from None
+        # A state directory holding data is served as it was: the seed is not loaded over it.
+        serving = f"the data in {state}, not --seed {seed}" if server.restored else f"seed={seed}"
+        try:
+            server.serve_forever(
+                host,
+                port,
+                lambda url: print_output(
+                    f"Braintrust emulator on {url} ({serving}); clients authenticate with its API key."
+                ),
+            )
+        except OSError as error:
+            if error.filename is not None:
+                raise
+            # The address's: the system's reason alone ("Address already in use") names neither host nor
+            # port.
+            raise OSError(error.errno, error.strerror, f"{host}:{port}") from None
+
+
+@contextmanager
+def _serving_alone(state: Path | None) -> Iterator[None]:
+    """Hold the state directory's lock while serving it.
+
+    Two emulators of one directory would each serve its data as of their start and append their own
+    writes to its journal, unseen by the other: the next start would replay both, mixed.
+
+    Raises:
+        ConfigError: another emulator holds it.
+    """
+    if state is None:
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    from connector.errors import ConfigError
+
+    state.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(state / ".emulator.lock"))
     try:
-        server = Emulator(api_key=key, seed=seed, state_dir=state)
-    except ValueError as error:  # the seed
-        raise ConfigError(f"--seed: {error}") from None
-    # A state directory holding data is served as it was: the seed is not loaded over it.
-    serving = f"the data in {state}, not --seed {seed}" if server.restored else f"seed={seed}"
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(
+            f"--state: another emulator is serving {state}: stop it, or give another directory"
+        ) from None
     try:
-        server.serve_forever(
-            host,
-            port,
-            lambda url: print_output(
-                f"Braintrust emulator on {url} ({serving}); clients authenticate with its API key."
-            ),
-        )
-    except OSError as error:
-        if error.filename is not None:
-            raise
-        # The address's: the system's reason alone ("Address already in use") names neither host nor port.
-        raise OSError(error.errno, error.strerror, f"{host}:{port}") from None
+        yield
+    finally:
+        lock.release()

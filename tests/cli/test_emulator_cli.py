@@ -96,3 +96,24 @@ def test_a_key_variable_ending_in_a_line_break_is_the_key_clients_send() -> None
     finally:
         served.terminate()
         served.wait(timeout=10)
+
+
+def test_a_state_directory_another_emulator_serves_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    first = subprocess.Popen(
+        [*CLI, "emulator", "--port", "0", "--seed", "demo", "--state", str(state), "--api-key", "k"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert first.stdout is not None and "seed=demo" in first.stdout.readline()
+        journal = (state / "journal.jsonl").read_bytes()
+        # It served the data as of its start and appended its own writes to the first one's journal,
+        # neither seeing the other's.
+        second = run_cli("emulator", "--port", "0", "--state", str(state), "--api-key", "k", timeout=30)
+        refused = f"--state: another emulator is serving {state}: stop it, or give another directory"
+        assert (second.returncode, second.stdout, second.stderr) == (2, "", f"bt-sync: error: {refused}\n")
+        assert (state / "journal.jsonl").read_bytes() == journal
+    finally:
+        first.terminate()
+        first.wait(timeout=10)
