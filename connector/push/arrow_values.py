@@ -4,7 +4,8 @@
 a list of pairs. So each column's type is planned once, when a file is opened: a type without a
 JSON form is refused, naming why; nanosecond timestamps and every time, however deeply nested, are
 cast to integers in Arrow and written as ISO 8601 text, with all nine digits of nanoseconds and DuckDB's
-24:00:00 (which `to_pylist` reads as midnight); maps with text keys become objects, and a
+24:00:00 (which `to_pylist` reads as midnight); a zoned timestamp whose zone's offset then has seconds (a
+local mean time) is written in UTC, as ISO 8601 offsets are minutes; maps with text keys become objects, and a
 map that repeats a key is a bad value rather than a silently dropped entry, and so is a NaN or
 infinite float; a 32-bit float is the shortest decimal that is it, not its double. Decimals stay
 `Decimal`s, which `map.py` writes as exact JSON numbers, but for those of a type without decimal
@@ -17,8 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
+from functools import cache
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -70,6 +73,12 @@ def plan_column(data_type: pa.DataType) -> ColumnPlan:
     """
     if pa.types.is_timestamp(data_type) and data_type.unit == "ns":
         return ColumnPlan(pa.int64(), _nanosecond_timestamp(data_type.tz))
+    if (
+        pa.types.is_timestamp(data_type)
+        and data_type.tz is not None
+        and _has_offsets_of_seconds(data_type.tz)
+    ):
+        return ColumnPlan(data_type, _in_whole_minutes)
     if pa.types.is_time(data_type):
         return ColumnPlan(time_count(data_type), _time_of_day(data_type.unit))
     if pa.types.is_dictionary(data_type):
@@ -264,16 +273,46 @@ def _shortest_single(text: str) -> float:
 
 def _nanosecond_timestamp(tz: str | None) -> Fix:
     # pyarrow's own time zone object, so the text is what a microsecond column of the zone gives.
-    zone = None if tz is None else pa.scalar(0, pa.timestamp("us", tz)).as_py().tzinfo
+    zone = None if tz is None else _zone(tz)
 
     def text(nanoseconds: int) -> str:
         microseconds, rest = divmod(nanoseconds, 1000)
         moment = _EPOCH + timedelta(microseconds=microseconds)
         if zone is not None:
-            moment = moment.replace(tzinfo=UTC).astimezone(zone)
+            moment = _in_whole_minutes(moment.replace(tzinfo=UTC).astimezone(zone))
         return _with_nanoseconds(orjson.dumps(moment), _SECONDS_END_IN_TIMESTAMP, rest)
 
     return text
+
+
+def _zone(tz: str) -> tzinfo | None:
+    """The time zone pyarrow gives the values of a timestamp column of zone `tz`."""
+    zone: tzinfo | None = pa.scalar(0, pa.timestamp("us", tz)).as_py().tzinfo
+    return zone
+
+
+@cache
+def _has_offsets_of_seconds(tz: str) -> bool:
+    """Whether the zone `tz` has an offset of seconds at some moment (most do, in their local mean time).
+
+    A zone's offset before 1800 is its local mean time, seen in year 1; every later offset of seconds in
+    the tz database lasted months or more (probed monthly, every zone gives what a daily probe gives).
+    """
+    zone = _zone(tz)
+    if zone is None or isinstance(zone, timezone):
+        return _of_seconds(None if zone is None else zone.utcoffset(None))
+    months = (datetime(year, month, 1) for year in range(1800, 2041) for month in range(1, 13))
+    return any(_of_seconds(zone.utcoffset(moment)) for moment in chain([datetime(1, 1, 2)], months))
+
+
+def _of_seconds(offset: timedelta | None) -> bool:
+    return offset is not None and bool(offset.seconds % 60 or offset.microseconds)
+
+
+def _in_whole_minutes(moment: datetime) -> datetime:
+    """`moment`, in UTC where its zone's offset then has seconds (Monrovia's -00:44:30 until 1972): orjson
+    writes an offset to the minute, which moved the moment (by 30 s there) without a word."""
+    return moment.astimezone(UTC) if _of_seconds(moment.utcoffset()) else moment
 
 
 def _time_of_day(unit: str) -> Fix:

@@ -538,6 +538,36 @@ def test_nanosecond_times_and_other_arrow_types_arrive_exactly(
     assert datetime.fromisoformat(b["micro"]).astimezone(UTC).year == 2023
 
 
+def test_a_zone_offset_of_seconds_is_sent_as_the_same_moment_in_utc(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    # Local mean times before standard time: orjson writes an offset to the minute (-00:44:30 as -00:45),
+    # which moved Monrovia's moment 30 s and Amsterdam's 28 s, without a word.
+    moments = [
+        datetime(1971, 1, 1, tzinfo=UTC),
+        datetime(1930, 1, 1, tzinfo=UTC),
+        datetime(2023, 6, 1, tzinfo=UTC),
+    ]
+    zones = {"monrovia": "Africa/Monrovia", "amsterdam": "Europe/Amsterdam"}
+    columns: dict[str, Any] = {"id": ["a", "b", "c"]}
+    for name, zone in zones.items():
+        columns[f"{name}_us"] = pa.array(moments, pa.timestamp("us", zone))
+        columns[f"{name}_ns"] = pa.array(moments, pa.timestamp("ns", zone))
+    columns["nested"] = pa.array([[moment] for moment in moments], pa.list_(pa.timestamp("us", "Asia/Tokyo")))
+    pq.write_table(pa.table(columns), tmp_path / "zones.parquet")
+    push(tmp_path / "zones.parquet", input=tuple(name for name in columns if name != "id"))
+    rows = stored(emulator)
+    for row_id, moment in zip(("a", "b", "c"), moments, strict=True):
+        sent = rows[row_id]["input"]
+        for name, text in sent.items():
+            shown = text[0] if name == "nested" else text
+            assert datetime.fromisoformat(shown) == moment, (row_id, name, shown)
+    # A whole-minute offset is kept as the zone's, as before.
+    assert rows["c"]["input"]["amsterdam_us"] == "2023-06-01T02:00:00+02:00"
+    assert rows["c"]["input"]["monrovia_ns"] == "2023-06-01T00:00:00+00:00"
+    assert rows["b"]["input"]["amsterdam_ns"] == "1930-01-01T00:00:00+00:00"
+
+
 def test_json_columns_of_a_parquet_file_arrive_as_the_values_they_hold(
     emulator: Emulator, tmp_path: Path, push: Any
 ) -> None:
