@@ -53,11 +53,19 @@ _COMPRESSION_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\
 _BZIP2_MAGIC = re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)")
 _PARQUET_MAGIC = b"PAR1"
 # Files that are not text, by their first bytes, for saying what a mislabelled file is.
+_COMPRESSIONS_READ = "bt-sync reads gzip, bzip2, zstd"
 _NOT_TEXT = (
     (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook?)"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (or another OLE file)"),
     (b"ARROW1", "an Arrow IPC (Feather) file"),
     (b"SQLite format 3\x00", "a SQLite database"),
+    (
+        b"\x02\x21\x4c\x18",
+        f"LZ4 in its legacy format (`lz4 -l`; {_COMPRESSIONS_READ}, lz4 in its default one)",
+    ),
+    (b"\xfd7zXZ\x00", f"xz-compressed ({_COMPRESSIONS_READ} and lz4)"),
+    (b"\x1f\x9d", f"compressed by `compress`, a .Z file ({_COMPRESSIONS_READ} and lz4)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
     (b"\xff\xfe", "UTF-16 text"),
     (b"\xfe\xff", "UTF-16 text"),
 )

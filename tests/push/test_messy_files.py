@@ -9,6 +9,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import lzma
 import os
 import re
 import uuid
@@ -966,6 +967,26 @@ def test_a_parquet_file_named_csv_is_read_as_parquet(emulator: Emulator, tmp_pat
             "d.csv is a ZIP archive (an .xlsx workbook?), not UTF-8 CSV",
         ),
         ("d.csv", "input\nq\n".encode("utf-16"), (), "d.csv is UTF-16 text, not UTF-8 CSV text"),
+        # Compressions bt-sync does not read: "a binary file or UTF-16 text", it said.
+        (
+            "d.csv.lz4",
+            b"\x02\x21\x4c\x18\x0d\x00\x00\x00\xd0id,input\na,1\n",
+            (),
+            "d.csv.lz4 is LZ4 in its legacy format (`lz4 -l`; bt-sync reads gzip, bzip2, zstd, lz4 in its "
+            "default one), not UTF-8 CSV text",
+        ),
+        (
+            "d.jsonl.xz",
+            lzma.compress(b'{"input": 1}\n'),
+            (),
+            "d.jsonl.xz: cannot tell the format from the extension",
+        ),
+        (
+            "d.jsonl",
+            lzma.compress(b'{"input": 1}\n'),
+            (),
+            "d.jsonl is xz-compressed (bt-sync reads gzip, bzip2, zstd and lz4), not UTF-8 JSON Lines text",
+        ),
         (
             "d.jsonl",
             b'{"a"\x00\x01\x1b[31m',
