@@ -400,7 +400,9 @@ class RowMapper:
             payload[field] = {column: self._value(column, row.get(column)) for column in columns}
         if (metadata := payload.get("metadata")) is not None and not isinstance(metadata, dict):
             payload["metadata"] = {mapping.metadata[0]: metadata}
-        if mapping.tags is not None and (tags := _tags(mapping.tags, row.get(mapping.tags))) is not None:
+        if (column := mapping.tags) is not None and (
+            tags := _tags(column, row.get(column), parsed=column in self._parsed_columns)
+        ) is not None:
             payload["tags"] = tags
         return payload
 
@@ -613,28 +615,32 @@ def _beyond_a_double(value: Decimal | int) -> str:
     return f"the number {shown} is beyond a double's range, which JSON readers (the API's too) cannot hold"
 
 
-def _tags(column: str, value: Any) -> list[str] | None:
+def _tags(column: str, value: Any, *, parsed: bool) -> list[str] | None:
     """Tags from a list of strings, a JSON array string, or a comma-separated string; None for no tags.
 
     A list, or an array's text, is sent as it is, an empty one too: only text with no tag in it, or no
-    value at all, means there are none.
+    value at all, means there are none. Text the column's text is not `parsed` in (`--no-parse-json`, a
+    JSON column's string) is split on its commas, whatever it starts with.
     """
     if value is None:
         return None
     if isinstance(value, str):
         text = value.strip()
-        if text.startswith("{") and isinstance(whole := _json_or_none(text), dict):
+        if parsed and text.startswith("{") and isinstance(whole := _json_or_none(text), dict):
             # An object's text, as other columns read one: refused as one (split on its commas, it made
             # tags of its pieces).
             value = whole
-        elif not text.startswith("["):
+        elif not parsed or not text.startswith("["):
             return [tag.strip() for tag in text.split(",") if tag.strip()] or None
         else:
             try:
                 value = orjson.loads(text)
             except orjson.JSONDecodeError as error:
+                as_text = option("parse_json", False)
                 raise _BadValue(
-                    column, f"invalid JSON array of tags ({error.msg} at char {error.pos})"
+                    column,
+                    f"invalid JSON array of tags ({error.msg} at char {error.pos}); pass {as_text} to split "
+                    "such text on its commas",
                 ) from None
     if not isinstance(value, list):
         raise _BadValue(

@@ -195,6 +195,24 @@ def test_tags(value: Any, tags: list[str] | None) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "tags"),
+    [
+        # Refused as invalid JSON, whatever --no-parse-json said.
+        ("[draft],wip", ["[draft]", "wip"]),
+        ('["q"]', ['["q"]']),
+        ('{"x": 1, "y": 2}', ['{"x": 1', '"y": 2}']),
+        (["p", "q"], ["p", "q"]),
+    ],
+)
+def test_tags_of_text_kept_as_text_are_split_on_commas(value: Any, tags: list[str]) -> None:
+    row = {"id": "1", "input": "q", "tags": value}
+    assert event(DEFAULTS, row, parse_json=False)["tags"] == tags
+    # A JSON column's string is text too (it was parsed as the JSON array it looks like).
+    from_json_column = mapper(DEFAULTS, json_columns=frozenset({"tags"})).event(row)
+    assert isinstance(from_json_column, Event) and orjson.loads(from_json_column.json)["tags"] == tags
+
+
+@pytest.mark.parametrize(
     ("row", "column", "reason"),
     [
         (
@@ -219,7 +237,8 @@ def test_tags(value: Any, tags: list[str] | None) -> None:
         (
             {"input": "q", "tags": "[oops"},
             "tags",
-            "invalid JSON array of tags (unexpected character, expected a JSON value at char 1)",
+            "invalid JSON array of tags (unexpected character, expected a JSON value at char 1); "
+            "pass --no-parse-json to split such text on its commas",
         ),
         ({"input": "q", "id": None}, "id", "empty id; every row needs a value in the id column"),
         (
