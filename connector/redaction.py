@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 # Credentials in a URI's user part (`s3://KEY:SECRET@bucket`, `https://user:token@host`). A password is
 # everything from the user's `:` to the `@`, as SQLAlchemy reads a catalog URI's (`?` and `/` included: an
@@ -21,6 +21,7 @@ _USERINFO = re.compile(
     r"(?P<userinfo>(?:[^@\s/:]{0,8192}+:(?!\d+[/?#])[^@\s]{0,8192}+|[^@\s?\"]{0,8192}+)(?:@[^@\s/?#\"]*+)*)@",
     re.IGNORECASE,
 )
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*", re.IGNORECASE)
 # Query parameters that carry secrets: pyarrow's S3 options (`access_key`, `secret_key`, `session_token`),
 # an `api_key`, a signature, a password.
 # A name starts a word and is short: a long word (a message of one) was read again from each of its letters.
@@ -40,6 +41,14 @@ def redact(text: str) -> str:
     return _SECRET_PARAMETER.sub(r"\g<name>=***", with_users)
 
 
+def redact_url(url: str) -> str:
+    """A URL setting (a proxy's), its credentials hidden: read as the one URL it is, whose password may
+    hold what `redact` takes for the end of one in a message (a blank, which httpx takes in a proxy's)."""
+    if (userinfo := _userinfo_of_url(url)) is not None:
+        url = url.replace(f"{userinfo}@", "***@", 1)
+    return redact(url)
+
+
 def uri_secrets(text: str) -> set[str]:
     """The credentials URIs in `text` carry: user parts (and their passwords) and secret-named parameters.
 
@@ -55,6 +64,10 @@ def uri_secrets(text: str) -> set[str]:
         # A library signs with the password decoded (`%2F` as `/`), and may quote it so.
         found.update(unquote(p) for p in password)
     found.update(match["value"] for match in _SECRET_PARAMETER.finditer(text))
+    # A setting that is one URL, read as such: its password may hold a blank.
+    if (userinfo := _userinfo_of_url(text)) is not None and ":" in userinfo:
+        whole_password = userinfo.partition(":")[2]
+        found.update((userinfo, whole_password, unquote(whole_password)))
     return {secret for secret in found if len(secret) >= SHORTEST_SECRET}
 
 
@@ -79,10 +92,22 @@ def hide_short_secret(text: str, secret: str) -> str:
     return re.sub(rf"(?<!\w){re.escape(secret)}(?!\w)", "***", text)
 
 
+def _userinfo_of_url(text: str) -> str | None:
+    """The user part of `text` read as one URL, as httpx reads a proxy's: its authority runs to the first
+    `/`, `?` or `#`, its user part to the authority's last `@`. None: it is no URL, or has none."""
+    scheme, separator, rest = text.strip().partition("://")
+    if not separator or not _SCHEME.fullmatch(scheme):
+        return None
+    userinfo, at, _ = re.split(r"[/?#]", rest, maxsplit=1)[0].rpartition("@")
+    return userinfo if at else None
+
+
 def _spellings(secret: str) -> tuple[str, ...]:
     return (
         secret,
         repr(secret)[1:-1],
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
+        # As a URL's query quotes it (a server echoing the request's URL).
+        quote(secret, safe=""),
     )

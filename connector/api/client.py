@@ -47,7 +47,7 @@ from connector.errors import (
     RequestError,
     ServerUnavailable,
 )
-from connector.redaction import hide_short_secret, redact, scrub
+from connector.redaction import hide_short_secret, redact, redact_url, scrub
 from schemas.api import (
     ApiObject,
     Dataset,
@@ -67,6 +67,8 @@ MIN_FETCH_LIMIT = 10
 # A response's body slower than this on average, past the timeout, is a timeout (`_Pace`).
 SLOWEST_BODY_BYTES_PER_S = 1024
 _SERVER_TEXT_CHARS = 300
+# Of a success's body that is no JSON: its start, enough to tell what answered.
+_NOT_JSON_CHARS = 40
 _NOT_TLS = "it answered in something other than TLS"
 # The start of an HTML page (a proxy's, a web server's at a mistyped URL), not an XML error's.
 _WEB_PAGE = re.compile(r"<(!doctype\s+html|html|head|body)\b", re.IGNORECASE)
@@ -149,10 +151,16 @@ class BraintrustClient:
         self.stats = ClientStats()
         # httpx reads no proxy from the environment for a transport given to it.
         proxy = _proxy_for(settings.api_url) if transport is None else None
-        self._proxy = "a proxy" if proxy is None else f"the proxy {redact(proxy)}"
-        # A proxy reached over TLS is the first to set it up: a plain-HTTP proxy named `https://` fails it.
-        self._tls_proxy = proxy is not None and httpx.URL(proxy).scheme == "https"
+        self._proxy = "a proxy" if proxy is None else f"the proxy {redact_url(proxy)}"
         self._through = "" if proxy is None else f" (through {self._proxy})"
+        # A proxy reached over TLS is the first to set it up: a plain-HTTP proxy named `https://` fails it.
+        try:
+            self._tls_proxy = proxy is not None and httpx.URL(proxy).scheme == "https"
+        except httpx.InvalidURL as error:  # a tab in it, say: httpx refused it as it made the client
+            raise ConfigError(
+                f"{self._proxy}, which the environment sets (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY), is no "
+                f"URL httpx takes: {redact(str(error))}"
+            ) from None
         self._max_attempts = settings.max_attempts
         self._timeout_s = settings.timeout_s
         self._wait = backoff_honouring_retry_after(settings.backoff_initial_s, settings.backoff_max_s)
@@ -444,7 +452,7 @@ class BraintrustClient:
                 ) from None
             raise
         if status < 300:
-            _refuse_what_is_not_json(method, path, body)
+            _refuse_what_is_not_json(method, path, body, self._key)
             try:
                 return parse(body)
             except orjson.JSONDecodeError:
@@ -580,7 +588,7 @@ def _validated(model: type[_Model], raw: Any, request: str) -> _Model:
         ) from None
 
 
-def _refuse_what_is_not_json(method: str, path: str, body: bytes | bytearray) -> None:
+def _refuse_what_is_not_json(method: str, path: str, body: bytes | bytearray, key: str) -> None:
     """Fail at once on a success whose body is no JSON at all (a web page): no retry can mend that.
 
     Raises:
@@ -588,7 +596,8 @@ def _refuse_what_is_not_json(method: str, path: str, body: bytes | bytearray) ->
     """
     head = body[:1024].lstrip()  # not the whole body: a page of events is megabytes
     if head and head[:1] not in b'{["-0123456789tfn':
-        shown = head[:40].decode("utf-8", "replace")
+        # A server echoing the request as text quotes the key.
+        shown = _key_hidden(head, key, _NOT_JSON_CHARS)
         raise MalformedResponse(
             f"{method} {path} answered with a body that is not JSON ({shown!r}…); is the API URL a "
             "Braintrust API?"
@@ -645,22 +654,28 @@ def _status_error(method: str, path: str, status: int, body: bytes | bytearray, 
 
 
 def _server_text(body: bytes | bytearray, key: str) -> str:
-    """What an error's body says, for its one line: a web page's markup would say nothing useful.
+    """What an error's body says, for its one line, the key hidden: a web page's markup would say nothing
+    useful."""
+    if _WEB_PAGE.match(body[:4096].decode("utf-8", "replace").lstrip("\ufeff").strip()):
+        return "The answer is a web page, not Braintrust's JSON: is the API URL a Braintrust API?"
+    return _key_hidden(body, key, _SERVER_TEXT_CHARS).strip()
+
+
+def _key_hidden(body: bytes | bytearray, key: str, chars: int) -> str:
+    """The first `chars` characters of the body's text, the key hidden.
 
     The key is hidden before the text is cut short: a key quoted across the cut would show in part. So
     the text hidden reaches past the characters kept by a key's longest spelling (a JSON escape takes up
     to 12 characters a character), or holds the whole body: a key cut where the decoding stops is past
     them. Each key hidden shortens it: the decoding then goes on.
     """
-    reach = _SERVER_TEXT_CHARS + 12 * len(key)
+    reach = chars + 12 * len(key)
     decoded = reach * 4  # characters of up to 4 bytes
     while True:
         head = body[:decoded].decode("utf-8", "replace").lstrip("\ufeff").strip()
-        if _WEB_PAGE.match(head):
-            return "The answer is a web page, not Braintrust's JSON: is the API URL a Braintrust API?"
         hidden = hide_short_secret(scrub(head, (key,)), key)
         if len(hidden) > reach or decoded >= len(body):
-            return hidden[:_SERVER_TEXT_CHARS].strip()
+            return hidden[:chars]
         decoded *= 2
 
 

@@ -305,7 +305,9 @@ def _secrets_given() -> set[str]:
     secrets.update(
         argument.removeprefix("--api-key=") for argument in arguments if argument.startswith("--api-key=")
     )
-    for value in (*arguments, *settings.values()):
+    # httpx reads a proxy, and a message names it, from variables of any case (`https_proxy`).
+    proxies = [value for name, value in os.environ.items() if name.upper().endswith("_PROXY")]
+    for value in (*arguments, *settings.values(), *proxies):
         secrets |= uri_secrets(value)
     return secrets
 

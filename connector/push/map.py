@@ -400,8 +400,8 @@ class RowMapper:
             payload[field] = {column: self._value(column, row.get(column)) for column in columns}
         if (metadata := payload.get("metadata")) is not None and not isinstance(metadata, dict):
             payload["metadata"] = {mapping.metadata[0]: metadata}
-        if (column := mapping.tags) is not None and (
-            tags := _tags(column, row.get(column), parsed=column in self._parsed_columns)
+        if (tags_column := mapping.tags) is not None and (
+            tags := _tags(tags_column, row.get(tags_column), parsed=tags_column in self._parsed_columns)
         ) is not None:
             payload["tags"] = tags
         return payload

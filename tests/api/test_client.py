@@ -231,6 +231,17 @@ def test_a_web_page_for_a_response_fails_at_once_asking_whether_the_url_is_brain
     assert client.stats.requests == 1
 
 
+def test_a_success_that_is_no_json_quoting_the_key_back_hides_it(emulator: Emulator, project: dict) -> None:
+    # A server at a wrong URL echoing the request as text: the message quoted the key's first characters,
+    # and Dagster kept them in its run storage.
+    echoed = f"Authorization: Bearer {emulator.api_key}\nHost: example"
+    emulator.faults.add(FaultRule(kind="body", route="/v1/project", body=echoed))
+    with make_client(emulator) as client, pytest.raises(MalformedResponse) as caught:
+        list(client.list_projects())
+    assert "with a body that is not JSON ('Authorization: Bearer ***" in str(caught.value)
+    assert emulator.api_key[:6] not in str(caught.value)
+
+
 @pytest.mark.parametrize("status", [404, 400])
 def test_a_web_page_for_an_error_is_named_not_quoted(emulator: Emulator, status: int) -> None:
     # A mistyped API URL reaching some web server: its markup would fill the one error line.

@@ -10,7 +10,7 @@ import pytest
 
 from connector.emulator import Emulator, FaultRule
 from connector.redaction import hide_short_secret, redact, scrub, uri_secrets
-from tests.helpers import CLI, cli_env, cli_in_process, run_cli
+from tests.helpers import CLI, cli_env, cli_in_process, free_port, run_cli
 
 
 def _files_under(directory: Path) -> str:
@@ -138,3 +138,38 @@ def test_a_short_key_quoted_back_is_hidden_where_it_stands_as_a_word() -> None:
         done = run_cli("projects", "--api-url", emulator.url, env={"BRAINTRUST_API_KEY": "k3y12"})
     assert done.returncode == 1
     assert "invalid token ***" in done.stderr and "k3y12" not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(
+    ("secret", "code", "said"),
+    [
+        # httpx takes such a proxy URL as it is: the message showed the password whole (redaction stopped
+        # at the blank).
+        ("myq7 secret9", 1, "(through the proxy http://***@127.0.0.1:"),
+        # httpx refuses it: a traceback.
+        ("xq7tab\tsecret9", 2, "the proxy http://***@127.0.0.1:"),
+    ],
+)
+def test_a_proxy_password_holding_blanks_is_hidden(
+    demo_emulator: Emulator, secret: str, code: int, said: str
+) -> None:
+    proxy = f"http://alice:{secret}@127.0.0.1:{free_port()}"
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key, "HTTP_PROXY": proxy, "http_proxy": proxy}
+    env |= {"BT_SYNC_MAX_ATTEMPTS": "1", "NO_PROXY": "", "no_proxy": ""}
+    done = run_cli("projects", "--api-url", demo_emulator.url, "--json", env=env)
+    assert (done.returncode, done.stderr.count("\n")) == (code, 1), done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr
+    assert secret not in done.stdout + done.stderr and secret.split()[0] not in done.stdout + done.stderr
+
+
+def test_an_api_url_whose_password_holds_a_space_is_refused_without_showing_it(tmp_path: Path) -> None:
+    done = run_cli(
+        "projects", "--api-url", "https://bob:hunter 22@api.example.com", env={"BRAINTRUST_API_KEY": "k"}
+    )
+    assert done.returncode == 2 and "holds a space" in done.stderr
+    assert "hunter" not in done.stderr
+
+
+def test_a_key_quoted_percent_encoded_is_hidden() -> None:
+    key = "sk-Abc/def+ghi=jkl"
+    assert scrub("bad token sk-Abc%2Fdef%2Bghi%3Djkl here", [key]) == "bad token *** here"
