@@ -46,6 +46,7 @@ from connector.errors import (
     PayloadTooLarge,
     RequestError,
     ServerUnavailable,
+    first_line,
 )
 from connector.redaction import hide_short_secret, redact, redact_url, scrub
 from schemas.api import (
@@ -427,6 +428,11 @@ class BraintrustClient:
                 location = response.headers.get("Location")
                 pace = _Pace(self._timeout_s)
                 body = _read(response, most_bytes if status < 300 else None, pace)
+        except httpx.DecodingError as error:
+            # No transport error, yet as passing: a misconfigured proxy's label, or a body cut short.
+            raise MalformedBody(
+                f"the body does not decode as its Content-Encoding says ({first_line(error)})"
+            ) from None
         except httpx.ProxyError as error:
             # Its answer to the tunnel asked for (`CONNECT`), as httpcore words it: `403 Forbidden`. A 4xx
             # is the proxy's rule (credentials, where it may connect to); a 5xx, the API's host unreachable.

@@ -385,6 +385,44 @@ class _Trickling(BaseHTTPRequestHandler):
         pass
 
 
+class _Mislabelling(BaseHTTPRequestHandler):
+    """A server answering every GET with plain JSON labelled as `encoding` (a misconfigured proxy's)."""
+
+    requests = 0
+    encoding = "gzip"
+
+    def do_GET(self) -> None:
+        type(self).requests += 1
+        body = b'{"objects": []}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Encoding", self.encoding)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "zstd"])
+def test_a_body_its_content_encoding_does_not_match_is_retried_then_one_line(encoding: str) -> None:
+    # httpx's DecodingError is no transport error: it escaped as a traceback, and a sync stopped every
+    # object at the one whose page came so.
+    handler = type("Mislabelled", (_Mislabelling,), {"requests": 0, "encoding": encoding})
+    with (
+        serving(handler=handler) as url,
+        BraintrustClient(
+            ApiSettings(api_url=url, api_key="k", backoff_initial_s=0.01, max_attempts=2)
+        ) as client,
+        pytest.raises(ServerUnavailable) as caught,
+    ):
+        list(client.list_projects())
+    said = "(last error: MalformedBody: the body does not decode as its Content-Encoding says"
+    assert said in str(caught.value)
+    assert handler.requests == 2
+
+
 @contextmanager
 def trickling(padding: int, step: int) -> Iterator[ApiSettings]:
     """Settings of a client of a `_Trickling` server, with a timeout of a second and two attempts."""
