@@ -11,6 +11,8 @@ and lets a time window be expressed as an xact distance.
 
 from __future__ import annotations
 
+import math
+
 XACT_TOP_BITS = 0x0DE1 << 48
 # `_xact_id` is a uint64.
 MAX_XACT = 2**64 - 1
@@ -62,5 +64,6 @@ def snapshot_pin(newest_row_xact: int, now: float) -> int:
 
 
 def xact_span_for_seconds(seconds: float) -> int:
-    """Return how far apart two `_xact_id`s minted `seconds` apart are."""
-    return int(seconds) << _SECONDS_SHIFT
+    """Return how far apart two `_xact_id`s minted `seconds` apart are, at least: an id counts whole
+    seconds, so a fraction of one is a whole one (an overlap of 0.9 s was none)."""
+    return math.ceil(seconds) << _SECONDS_SHIFT

@@ -202,6 +202,20 @@ def test_a_reconcile_honours_the_deletions_made_before_it_with_this_machine_s_cl
         assert ids == live_ids(ahead, "project_logs", project)
 
 
+def test_an_overlap_of_a_fraction_of_a_second_re_reads_a_whole_second(warehouse: WarehouseSettings) -> None:
+    # An `_xact_id` counts whole seconds: 0.9 s was read as 0, no window at all.
+    with Emulator(seed="empty", xact_start=xact_for_time(time.time())) as api:
+        project = api.store.create_project("late")["id"]
+        api.store.insert("project_logs", project, [{"id": f"log-{i}", "input": i} for i in range(5)])
+        sync(api, warehouse)
+        fetched = {
+            overlap: sync(api, warehouse, overlap_s=overlap).objects[0].rows_fetched for overlap in (0, 0.9)
+        }
+    # The ids minted one after another, within a second of the watermark: a window re-reads them all
+    # (without one, the read starts at the watermark's own row).
+    assert fetched == {0: 1, 0.9: 5}
+
+
 def fetches_asked_for(emulator: Emulator, count: int) -> None:
     """Wait until the emulator was asked for `count` fetches since its stats were reset (the last may
     be served slowly)."""
