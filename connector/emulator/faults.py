@@ -56,7 +56,10 @@ class FaultRule:
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}: use one of {', '.join(FAULT_KINDS)}")
-        re.compile(self.route)
+        try:
+            re.compile(self.route)
+        except re.error as error:
+            raise ValueError(f"fault rule field 'route' is no regular expression ({error})") from None
         if not 100 <= self.status <= 599:
             raise ValueError(f"status must be an HTTP status code, got {self.status}")
         if (self.times is not None and self.times < 1) or self.after < 0 or self.delay_s < 0:

@@ -919,6 +919,10 @@ def test_admin_endpoints_add_faults_and_report_stats(emulator: Emulator, http: h
         kindless.status_code == 400 and "a fault rule needs its `kind`: one of status, slow" in kindless.text
     )
 
+    # A route that is no regular expression: an internal error, with a traceback in the emulator's log.
+    unbalanced = http.post("/_emulator/faults", json={"kind": "status", "route": "("})
+    assert unbalanced.status_code == 400
+    assert "fault rule field 'route' is no regular expression (missing )" in unbalanced.text
     assert [http.get("/v1/project").status_code for _ in range(3)] == [500, 500, 200]
     assert http.get("/_emulator/stats").json()["requests"]["GET project.list"] == 3
     http.post("/_emulator/faults", json=rules)
