@@ -108,6 +108,7 @@ def _spellings(secret: str) -> tuple[str, ...]:
         repr(secret)[1:-1],
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
-        # As a URL's query quotes it (a server echoing the request's URL).
-        quote(secret, safe=""),
+        # As a URL's query quotes it (a server echoing the request's URL); a lone surrogate (a key read
+        # from bytes that are no UTF-8) as its bytes.
+        quote(secret, safe="", errors="surrogatepass"),
     )

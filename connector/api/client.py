@@ -643,13 +643,15 @@ def _status_error(method: str, path: str, status: int, body: bytes | bytearray, 
     server_says = _server_text(body, key)
     if status in (401, 403):
         verdict = "rejected the API key" if status == 401 else "refused this API key permission"
-        # With what the server says of it: a 403 may be of one object only (a key may read some, not others).
+        # With what the server says of it, and its remedy: a 403 may be of one object only (a key may read
+        # some, not others), where changing a key that read the others mends nothing.
         said = f": {server_says}" if server_says else ""
+        scope = "" if status == 401 else "what the key may read (it may be refused this object alone), "
         return AuthError(
             f"Braintrust {verdict} (HTTP {status} on {method} {path}{said}). "
             # The key and URL may come from variables, flags or a Dagster resource's fields: each named.
-            "Check the API key given (BRAINTRUST_API_KEY by default) and the API URL (BRAINTRUST_API_URL by "
-            "default).",
+            f"Check {scope}the API key given (BRAINTRUST_API_KEY by default) and the API URL "
+            "(BRAINTRUST_API_URL by default).",
             status=status,
         )
     if status == 404:

@@ -568,7 +568,10 @@ def test_a_403_says_what_the_server_said(emulator: Emulator) -> None:
     emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=403, body=said, times=1))
     with make_client(emulator) as client, pytest.raises(AuthError) as caught:
         list(client.list_projects())
-    assert f"(HTTP 403 on GET /v1/project: {said}). Check the API key given" in str(caught.value)
+    assert (
+        f"(HTTP 403 on GET /v1/project: {said}). Check what the key may read (it may be refused this object "
+        "alone), the API key given"
+    ) in str(caught.value)
 
 
 @pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504])

@@ -56,7 +56,7 @@ def op_config(op: str, **config: Any) -> dict[str, Any]:
             MAINTAIN_JOB_NAME,
             "maintain_warehouse",
             op_config("maintain_warehouse", retain_hours=1e12),
-            "retain_hours: must be between 0 and 878,400 hours, got 1000000000000.0",
+            "retain_hours: must be between 0 and 878,400 hours, got 1,000,000,000,000",
         ),
         (
             CHECKS_JOB_NAME,
