@@ -239,8 +239,8 @@ def hours_window(hours: float, setting: str) -> timedelta:
         ConfigError: `hours` is negative, not a number, or longer than `MAX_WINDOW_HOURS`.
     """
     if not 0 <= hours <= MAX_WINDOW_HOURS:  # also refuses nan, which compares false
-        # As given: a whole number was shown as Python's float (878401.0).
-        given = f"{hours:,.0f}" if float(hours).is_integer() else repr(hours)
+        # As given: a whole number was shown as Python's float (878401.0); a huge one as Python writes it.
+        given = f"{hours:,.0f}" if float(hours).is_integer() and abs(hours) < 1e15 else repr(hours)
         raise ConfigError(
             f"invalid setting: {setting}: must be between 0 and {MAX_WINDOW_HOURS:,} hours, got {given}"
         )

@@ -108,7 +108,8 @@ def _spellings(secret: str) -> tuple[str, ...]:
         repr(secret)[1:-1],
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
-        # As a URL's query quotes it (a server echoing the request's URL); a lone surrogate (a key read
-        # from bytes that are no UTF-8) as its bytes.
-        quote(secret, safe="", errors="surrogatepass"),
+        # As a URL's query quotes it (a server echoing the request's URL), in either case; a lone
+        # surrogate (a key read from bytes that are no UTF-8) as its bytes.
+        (quoted := quote(secret, safe="", errors="surrogatepass")),
+        re.sub("%[0-9A-F]{2}", lambda escape: escape[0].lower(), quoted),
     )

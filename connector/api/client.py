@@ -159,8 +159,8 @@ class BraintrustClient:
             self._tls_proxy = proxy is not None and httpx.URL(proxy).scheme == "https"
         except httpx.InvalidURL as error:  # a tab in it, say: httpx refused it as it made the client
             raise ConfigError(
-                f"{self._proxy}, which the environment sets (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY), is no "
-                f"URL httpx takes: {redact(str(error))}"
+                f"{self._proxy}, which the environment sets (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY, in either "
+                f"case), is no URL httpx takes: {redact(str(error))}"
             ) from None
         self._max_attempts = settings.max_attempts
         self._timeout_s = settings.timeout_s
@@ -602,8 +602,9 @@ def _refuse_what_is_not_json(method: str, path: str, body: bytes | bytearray, ke
     """
     head = body[:1024].lstrip()  # not the whole body: a page of events is megabytes
     if head and head[:1] not in b'{["-0123456789tfn':
-        # A server echoing the request as text quotes the key.
-        shown = _key_hidden(head, key, _NOT_JSON_CHARS)
+        # A server echoing the request as text quotes the key: hidden in the whole body (cut at 1,024
+        # bytes, a key past blanks showed in part).
+        shown = _key_hidden(body.lstrip(), key, _NOT_JSON_CHARS)
         raise MalformedResponse(
             f"{method} {path} answered with a body that is not JSON ({shown!r}…); is the API URL a "
             "Braintrust API?"

@@ -196,21 +196,23 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
     from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 
     tables = {VERSIONS, *(s.table for s in EVENT_STREAMS.values()), *(t.table for t in CATALOG_TABLES)}
+    only_views = duckdb.is_file() and holds_only_views(duckdb)
+    if only_views and shows_another_tree(duckdb, Root(str(parquet))):
+        # An earlier demo's file as well as a synced warehouse's: "files the demo did not write" said neither.
+        raise ConfigError(
+            f"--duckdb {duckdb} holds bt-sync's views of another Parquet tree than --parquet {parquet}, "
+            "which the demo does not replace (analysts may open it): give that tree's --parquet, or another "
+            "--duckdb"
+        )
     checks = (
-        (
-            duckdb,
-            "--duckdb",
-            duckdb.is_file()
-            and holds_only_views(duckdb)
-            and not shows_another_tree(duckdb, Root(str(parquet))),
-        ),
+        (duckdb, "--duckdb", only_views),
         (parquet, "--parquet", _made_by_a_demo(parquet, tables, DEFAULT_PARQUET)),
         (state_dir, "the scratch directory", _made_by_a_demo(state_dir, SCRATCH_ENTRIES, DEFAULT_STATE)),
     )
     for path, named, written_by_a_demo in checks:
         if path.exists() and not written_by_a_demo:
             raise ConfigError(
-                f"{named} {path} holds files the demo did not write, and the demo recreates it: give a "
+                f"{named} {path} holds what the demo did not write, and the demo recreates it: give a "
                 "path that does not exist yet, or one an earlier demo used"
             )
     for path, _, _ in checks:

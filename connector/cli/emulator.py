@@ -91,7 +91,11 @@ def _serving_alone(state: Path | None) -> Iterator[None]:
     from connector.errors import ConfigError
 
     state.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(state / ".emulator.lock"))
+    path = state / ".emulator.lock"
+    # Made here, so that a directory where no file can be made says why: filelock takes such a failure
+    # for a lock another holds.
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))
+    lock = FileLock(str(path))
     try:
         lock.acquire(timeout=0)
     except Timeout:

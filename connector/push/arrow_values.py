@@ -71,6 +71,8 @@ def plan_column(data_type: pa.DataType) -> ColumnPlan:
     Raises:
         NoJsonForm: the type has no faithful JSON form.
     """
+    if pa.types.is_timestamp(data_type) and data_type.tz is not None:
+        _zone(data_type.tz)  # one no time zone database knows: refused here, not as its first value fails
     if pa.types.is_timestamp(data_type) and data_type.unit == "ns":
         return ColumnPlan(pa.int64(), _nanosecond_timestamp(data_type.tz))
     if (
@@ -286,8 +288,15 @@ def _nanosecond_timestamp(tz: str | None) -> Fix:
 
 
 def _zone(tz: str) -> tzinfo | None:
-    """The time zone pyarrow gives the values of a timestamp column of zone `tz`."""
-    zone: tzinfo | None = pa.scalar(0, pa.timestamp("us", tz)).as_py().tzinfo
+    """The time zone pyarrow gives the values of a timestamp column of zone `tz`.
+
+    Raises:
+        NoJsonForm: no time zone database knows `tz` (pyarrow writes any name: `Mars/Olympus`, `Z`).
+    """
+    try:
+        zone: tzinfo | None = pa.scalar(0, pa.timestamp("us", tz)).as_py().tzinfo
+    except (KeyError, ValueError):  # zoneinfo's or pytz's unknown zone (it names only the zone), Arrow's
+        raise NoJsonForm(f"its time zone {tz!r} is none this machine knows; cast it to UTC") from None
     return zone
 
 

@@ -620,7 +620,7 @@ def _tags(column: str, value: Any, *, parsed: bool) -> list[str] | None:
 
     A list, or an array's text, is sent as it is, an empty one too: only text with no tag in it, or no
     value at all, means there are none. Text the column's text is not `parsed` in (`--no-parse-json`, a
-    JSON column's string) is split on its commas, whatever it starts with.
+    JSON column's string) is split on its commas unless it is a JSON array: `[draft],wip` is two tags.
     """
     if value is None:
         return None
@@ -630,8 +630,11 @@ def _tags(column: str, value: Any, *, parsed: bool) -> list[str] | None:
             # An object's text, as other columns read one: refused as one (split on its commas, it made
             # tags of its pieces).
             value = whole
-        elif not parsed or not text.startswith("["):
-            return [tag.strip() for tag in text.split(",") if tag.strip()] or None
+        elif not text.startswith("["):
+            return _split_tags(text)
+        elif not parsed:
+            array = _json_or_none(text)
+            return array if isinstance(array, list) else _split_tags(text)
         else:
             try:
                 value = orjson.loads(text)
@@ -639,8 +642,8 @@ def _tags(column: str, value: Any, *, parsed: bool) -> list[str] | None:
                 as_text = option("parse_json", False)
                 raise _BadValue(
                     column,
-                    f"invalid JSON array of tags ({error.msg} at char {error.pos}); pass {as_text} to split "
-                    "such text on its commas",
+                    f"invalid JSON array of tags ({error.msg} at char {error.pos}); with {as_text}, text "
+                    "that is no JSON array is split on its commas (and other columns' text kept as text)",
                 ) from None
     if not isinstance(value, list):
         raise _BadValue(
@@ -652,6 +655,10 @@ def _tags(column: str, value: Any, *, parsed: bool) -> list[str] | None:
                 column, f"tags must be strings, found {_kind_and_value(tag)} at position {position}"
             )
     return value
+
+
+def _split_tags(text: str) -> list[str] | None:
+    return [tag.strip() for tag in text.split(",") if tag.strip()] or None
 
 
 def _json_or_none(text: str) -> Any:

@@ -86,7 +86,8 @@ def test_the_demo_touches_nothing_at_paths_an_earlier_demo_did_not_write(tmp_pat
     before = sorted(str(p) for p in tmp_path.rglob("*"))
     done = run_cli("demo", "--duckdb", str(duckdb), "--parquet", str(parquet))
     assert done.returncode == 2 and done.stderr.startswith("bt-sync: error: ")
-    assert f"{mine} holds files the demo did not write" in done.stderr
+    said = "holds bt-sync's views of another Parquet tree" if given == "--duckdb of a sync" else "holds what"
+    assert f"{mine} {said}" in done.stderr
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
 
 
@@ -97,7 +98,7 @@ def test_the_demo_touches_nothing_more_than_its_layout_at_its_default_paths(tmp_
     (parquet / "notes.txt").write_text("mine")
     done = run_cli("demo", cwd=tmp_path)
     assert done.returncode == 2
-    assert "--parquet data/demo-parquet holds files the demo did not write" in done.stderr
+    assert "--parquet data/demo-parquet holds what the demo did not write" in done.stderr
     assert (parquet / "notes.txt").read_text() == "mine"
 
 

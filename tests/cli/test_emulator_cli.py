@@ -117,3 +117,12 @@ def test_a_state_directory_another_emulator_serves_is_refused(tmp_path: Path) ->
     finally:
         first.terminate()
         first.wait(timeout=10)
+
+
+def test_a_state_directory_where_no_lock_can_be_made_says_why() -> None:
+    # filelock takes a failure to make its file for a lock another holds: "another emulator is serving".
+    done = run_cli("emulator", "--port", "0", "--state", "/proc/self", "--api-key", "k", timeout=30)
+    assert (done.returncode, done.stderr) == (
+        1,
+        "bt-sync: error: No such file or directory: /proc/self/.emulator.lock\n",
+    )

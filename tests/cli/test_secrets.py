@@ -173,3 +173,4 @@ def test_an_api_url_whose_password_holds_a_space_is_refused_without_showing_it(t
 def test_a_key_quoted_percent_encoded_is_hidden() -> None:
     key = "sk-Abc/def+ghi=jkl"
     assert scrub("bad token sk-Abc%2Fdef%2Bghi%3Djkl here", [key]) == "bad token *** here"
+    assert scrub("bad token sk-Abc%2fdef%2bghi%3djkl here", [key]) == "bad token *** here"

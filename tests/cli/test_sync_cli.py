@@ -699,6 +699,7 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
         # Beyond the bound by less than its shown digits: shown as given, not rounded into the range.
         (["maintain", "--retain-hours", "878400.4"], {}, "must be between 0 and 878,400 hours, got 878400.4"),
         (["maintain", "--retain-hours", "878401"], {}, "must be between 0 and 878,400 hours, got 878,401"),
+        (["maintain", "--retain-hours", "1e300"], {}, "must be between 0 and 878,400 hours, got 1e+300"),
         # Credentials in the API's URL are never shown, however it fails.
         (
             ["sync", "--api-url", "http://user:s3cr3t@127.0.0.1:9"],

@@ -199,7 +199,8 @@ def test_tags(value: Any, tags: list[str] | None) -> None:
     [
         # Refused as invalid JSON, whatever --no-parse-json said.
         ("[draft],wip", ["[draft]", "wip"]),
-        ('["q"]', ['["q"]']),
+        # A JSON array's text is an array still: `bt-sync sql --format csv` writes tags so.
+        ('["q", "r,s"]', ["q", "r,s"]),
         ('{"x": 1, "y": 2}', ['{"x": 1', '"y": 2}']),
         (["p", "q"], ["p", "q"]),
     ],
@@ -237,8 +238,9 @@ def test_tags_of_text_kept_as_text_are_split_on_commas(value: Any, tags: list[st
         (
             {"input": "q", "tags": "[oops"},
             "tags",
-            "invalid JSON array of tags (unexpected character, expected a JSON value at char 1); "
-            "pass --no-parse-json to split such text on its commas",
+            "invalid JSON array of tags (unexpected character, expected a JSON value at char 1); with "
+            "--no-parse-json, text that is no JSON array is split on its commas (and other columns' text "
+            "kept as text)",
         ),
         ({"input": "q", "id": None}, "id", "empty id; every row needs a value in the id column"),
         (

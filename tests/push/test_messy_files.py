@@ -563,6 +563,16 @@ def test_a_zone_offset_of_seconds_is_sent_as_the_same_moment_in_utc(
         for name, text in sent.items():
             shown = text[0] if name == "nested" else text
             assert datetime.fromisoformat(shown) == moment, (row_id, name, shown)
+    # A zone no time zone database knows, which pyarrow writes: one line naming it (a traceback).
+    for unit in ("us", "ns"):
+        unknown = pa.table({"id": ["a"], "input": pa.array(moments[:1], pa.timestamp(unit, "Mars/Olympus"))})
+        pq.write_table(unknown, tmp_path / "mars.parquet")
+        with pytest.raises(PushError) as caught:
+            push(tmp_path / "mars.parquet")
+        assert str(caught.value) == (
+            f'mars.parquet, column "input": type timestamp[{unit}, tz=Mars/Olympus] cannot be sent as JSON: '
+            "its time zone 'Mars/Olympus' is none this machine knows; cast it to UTC"
+        )
     # A whole-minute offset is kept as the zone's, as before.
     assert rows["c"]["input"]["amsterdam_us"] == "2023-06-01T02:00:00+02:00"
     assert rows["c"]["input"]["monrovia_ns"] == "2023-06-01T00:00:00+00:00"
