@@ -384,10 +384,15 @@ class BraintrustClient:
                     )
         except TRANSIENT_EXCEPTIONS as error:
             attempts = counted(self._max_attempts, "attempts")
+            # A body not what it claims to be, every time: no overload, more likely a proxy rewriting it.
+            state = (
+                "sent bodies cut short or not what their headers say (a proxy on the way may change them)"
+                if isinstance(error, MalformedBody)
+                else "is unavailable or overloaded"
+            )
             raise ServerUnavailable(
                 f"{method} {path} failed after {attempts} ({_describe(error)}); "
-                f"the API at {redact(self.api_url)}{self._through} is unavailable or overloaded, try again "
-                "later.",
+                f"the API at {redact(self.api_url)}{self._through} {state}, try again later.",
                 status=error.status if isinstance(error, RetryableResponse) else None,
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")

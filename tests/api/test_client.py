@@ -175,8 +175,9 @@ def test_json_cut_short_every_time_gives_a_clear_error(
             client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], request)
         else:
             list(client.list_projects())
-    assert f"after 2 attempts (last error: MalformedBody: {says}); the API at {emulator.url} is" in str(
-        caught.value
+    assert (
+        f"after 2 attempts (last error: MalformedBody: {says}); the API at {emulator.url} sent bodies cut"
+        in str(caught.value)
     )
 
 
@@ -422,6 +423,7 @@ def test_a_body_its_content_encoding_does_not_match_is_retried_then_one_line(enc
         list(client.list_projects())
     said = "(last error: MalformedBody: the body does not decode as its Content-Encoding says"
     assert said in str(caught.value)
+    assert "sent bodies cut short or not what their headers say (a proxy on the way" in str(caught.value)
     assert handler.requests == 2
 
 
