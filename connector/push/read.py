@@ -52,6 +52,8 @@ _COMPRESSION_MAGIC = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"\
 # "BZh", the block size, then the magic of a first block or of the end of an empty stream.
 _BZIP2_MAGIC = re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)")
 _PARQUET_MAGIC = b"PAR1"
+# Arrow's words for compressed data it could not decompress (`zlib inflate failed: ...`).
+_DECOMPRESSION_FAILED = re.compile(r"\b(inflate|decompress) failed\b")
 # Files that are not text, by their first bytes, for saying what a mislabelled file is.
 _COMPRESSIONS_READ = "bt-sync reads gzip, bzip2, zstd"
 _NOT_TEXT = (
@@ -806,7 +808,15 @@ def file_error(path: Path, error: Exception, rows_read: int = 0) -> PushError:
     compressed file's checksum is checked at its end), not at the next row.
     """
     past = f" past row {rows_read}" if rows_read else ""
-    return PushError(printable(f"{path.name}: cannot read it{past} ({first_line(error)})"))
+    reason = first_line(error)
+    if _DECOMPRESSION_FAILED.search(reason):
+        # Arrow reads bytes past a compressed stream as another one: of a file padded with zeros, it said
+        # "unknown compression method", or "data is not bz2-compressed" of a file that is.
+        reason += (
+            "; its compressed data is damaged, or followed by bytes that are none (padding, another file): "
+            "`gzip -t`, `bzip2 -t`, `zstd -t` or `lz4 -t` tells"
+        )
+    return PushError(printable(f"{path.name}: cannot read it{past} ({reason})"))
 
 
 def file_place(path: Path, near_row: int | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bz2
 import csv
 import gzip
 import io
@@ -248,6 +249,30 @@ def test_a_truncated_gzip_is_a_file_error(tmp_path: Path, name: str) -> None:
     # Its first block of rows could not be read whole: no row is named ("near row 1" was, for damage
     # anywhere in the file).
     assert str(broken.value) == f"{name}: cannot read it (Truncated compressed stream)"
+
+
+@pytest.mark.parametrize(
+    ("name", "compress", "said"),
+    [
+        (
+            "d.csv.gz",
+            lambda data: gzip.compress(data, mtime=0),
+            "zlib inflate failed: unknown compression method",
+        ),
+        ("d.csv.bz2", bz2.compress, "bz2 decompress failed: data is not bz2-compressed (no magic header)"),
+    ],
+)
+def test_a_compressed_file_padded_with_zeros_says_what_may_follow_its_data(
+    tmp_path: Path, name: str, compress: Any, said: str
+) -> None:
+    # Tape or block padding, which gzip ignores: the reason alone blamed the file's compression.
+    (tmp_path / name).write_bytes(compress(b"id,input\na,1\n") + bytes(512))
+    with pytest.raises(PushError) as broken:
+        numbered(SourceFile(tmp_path / name))
+    assert str(broken.value) == (
+        f"{name}: cannot read it ({said}; its compressed data is damaged, or followed by bytes that are none "
+        "(padding, another file): `gzip -t`, `bzip2 -t`, `zstd -t` or `lz4 -t` tells)"
+    )
 
 
 def test_a_read_error_deep_in_json_lines_names_the_rows_read_before_it(tmp_path: Path) -> None:
