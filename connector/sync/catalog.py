@@ -9,7 +9,7 @@ containers among them (projects' logs, experiments, datasets) become the
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import duckdb
 
@@ -137,36 +137,19 @@ def check_same_source(listed: Collection[str], states: Iterable[SyncState]) -> N
         )
 
 
-def write_catalog(destination: Destination, catalog: Catalog, *, gone: Collection[str] = ()) -> None:
+def write_catalog(destination: Destination, catalog: Catalog) -> None:
     """Replace the catalog tables' rows of the listed kinds: for every project, or only the selected ones.
 
     The projects' own rows are those of every project listed, selected or not: a run narrowed to some
     projects refreshes the others' names too (two projects that swapped names upstream would otherwise
-    show one name twice), and keeps the rows of those not listed. The objects `gone` (ids: deleted
-    upstream since the listing) are left out.
+    show one name twice), and keeps the rows of those not listed.
     """
     project_ids = None if catalog.every_project else [project.id for project in catalog.projects]
     for kind, objects in catalog.objects.items():
         if kind is PROJECT and project_ids is not None:
-            listed = [project.id for project in catalog.listed]
-            destination.write_catalog(kind, _still_there(catalog.listed, gone), listed)
+            destination.write_catalog(kind, catalog.listed, [project.id for project in catalog.listed])
         else:
-            destination.write_catalog(kind, _still_there(objects, gone), project_ids)
-
-
-def forget_deleted(destination: Destination, catalog: Catalog, gone: Collection[str]) -> None:
-    """Rewrite the catalog tables listing one of the objects `gone` (ids) without it: deleted upstream
-    during the run, they were shown as live (`bt-sync status`) until a later sync listed them again."""
-    holding = {
-        kind: objects
-        for kind, objects in catalog.objects.items()
-        if any(obj.id in gone for obj in (catalog.listed if kind is PROJECT else objects))
-    }
-    write_catalog(destination, replace(catalog, objects=holding), gone=gone)
-
-
-def _still_there(objects: Iterable[ApiObject], gone: Collection[str]) -> list[ApiObject]:
-    return [obj for obj in objects if obj.id not in gone]
+            destination.write_catalog(kind, objects, project_ids)
 
 
 def listed_in_warehouse(destination: Destination) -> list[ObjectRef] | None:

@@ -44,7 +44,7 @@ from connector.errors import (
     one_line_reason,
 )
 from connector.progress import NullProgress, ProgressReporter, ProgressTask
-from connector.sync.catalog import Catalog, check_same_source, discover_catalog, forget_deleted, write_catalog
+from connector.sync.catalog import Catalog, check_same_source, discover_catalog, write_catalog
 from connector.sync.extract import extract_object, newest_version
 from connector.sync.staging import Checkpoint, ObjectStaging
 from schemas.api import ObjectType
@@ -178,8 +178,6 @@ def run_sync(
     write_catalog(destination, catalog)
     run = _SyncRun(client, destination, options, progress or NullProgress())
     objects = [run.sync_object(ref) for ref in catalog.refs(kinds)]
-    if run.deleted_upstream:
-        forget_deleted(destination, catalog, run.deleted_upstream)
     # Not once the run stopped (a key the API stopped taking, a redirect): its checks would fail alike.
     reconciling = options.reconcile and run.stopped is None
     removed = remove_vanished(client, destination, catalog, kinds, options.lock_wait_s) if reconciling else []
@@ -340,8 +338,6 @@ class _SyncRun:
         # summary says it (its seconds too: waiting for another sync's lock, say).
         self._fetched = _Fetched()
         self._object_started = time.monotonic()
-        # The objects skipped as deleted upstream during the run (ids): the catalog listed them.
-        self.deleted_upstream: set[str] = set()
 
     def sync_object(self, ref: ObjectRef) -> ObjectSummary:
         """Sync one object, turning its own failures into its summary's status."""
@@ -373,7 +369,6 @@ class _SyncRun:
             if _exists_upstream(self.client, ref):
                 return self._failed(ref, f"{error} (yet the object exists: not taken as deleted)")
             ObjectStaging(self.destination.scratch, ref).clear()
-            self.deleted_upstream.add(ref.object_id)
             logger.warning(
                 "%s %r (%s) was deleted upstream during the sync: skipped (sync --reconcile removes its "
                 "rows)",
