@@ -240,7 +240,7 @@ def hours_window(hours: float, setting: str) -> timedelta:
     """
     if not 0 <= hours <= MAX_WINDOW_HOURS:  # also refuses nan, which compares false
         # As given: a whole number was shown as Python's float (878401.0); a huge one as Python writes it.
-        given = f"{hours:,.0f}" if float(hours).is_integer() and abs(hours) < 1e15 else repr(hours)
+        given = f"{hours:,.0f}" if float(hours).is_integer() and abs(hours) < 1e16 else repr(hours)
         raise ConfigError(
             f"invalid setting: {setting}: must be between 0 and {MAX_WINDOW_HOURS:,} hours, got {given}"
         )

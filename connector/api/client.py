@@ -70,6 +70,7 @@ SLOWEST_BODY_BYTES_PER_S = 1024
 _SERVER_TEXT_CHARS = 300
 # Of a success's body that is no JSON: its start, enough to tell what answered.
 _NOT_JSON_CHARS = 40
+_BLANKS = re.compile(rb"[ \t\r\n]*")
 _NOT_TLS = "it answered in something other than TLS"
 # The start of an HTML page (a proxy's, a web server's at a mistyped URL), not an XML error's.
 _WEB_PAGE = re.compile(r"<(!doctype\s+html|html|head|body)\b", re.IGNORECASE)
@@ -357,8 +358,15 @@ class BraintrustClient:
         parse: Callable[[bytes | bytearray], Any] = orjson.loads,
         most_bytes: int | None = None,
     ) -> Any:
+        # Whether every failed attempt got a body that is not what it claims to be (see below).
+        malformed_only = True
+
         def before_sleep(state: RetryCallState) -> None:
+            nonlocal malformed_only
             self.stats.count(retries=1)
+            malformed_only &= state.outcome is not None and isinstance(
+                state.outcome.exception(), MalformedBody
+            )
             if on_retry is not None:
                 on_retry(state)
 
@@ -384,15 +392,17 @@ class BraintrustClient:
                     )
         except TRANSIENT_EXCEPTIONS as error:
             attempts = counted(self._max_attempts, "attempts")
-            # A body not what it claims to be, every time: no overload, more likely a proxy rewriting it.
+            # A body not what it claims to be, every time: no overload, more likely a proxy rewriting it,
+            # which waiting does not mend.
             state = (
-                "sent bodies cut short or not what their headers say (a proxy on the way may change them)"
-                if isinstance(error, MalformedBody)
-                else "is unavailable or overloaded"
+                "sent bodies cut short or not what their headers say every time (a proxy on the way may "
+                "change them)"
+                if malformed_only and isinstance(error, MalformedBody)
+                else "is unavailable or overloaded, try again later"
             )
             raise ServerUnavailable(
                 f"{method} {path} failed after {attempts} ({_describe(error)}); "
-                f"the API at {redact(self.api_url)}{self._through} {state}, try again later.",
+                f"the API at {redact(self.api_url)}{self._through} {state}.",
                 status=error.status if isinstance(error, RetryableResponse) else None,
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
@@ -605,11 +615,13 @@ def _refuse_what_is_not_json(method: str, path: str, body: bytes | bytearray, ke
     Raises:
         MalformedResponse: the body does not start as JSON does.
     """
-    head = body[:1024].lstrip()  # not the whole body: a page of events is megabytes
-    if head and head[:1] not in b'{["-0123456789tfn':
+    # Past the blanks (a text of thousands of them was taken for JSON cut short), by its first byte.
+    blanks = _BLANKS.match(body)
+    start = blanks.end() if blanks else 0
+    if start < len(body) and body[start : start + 1] not in b'{["-0123456789tfn':
         # A server echoing the request as text quotes the key: hidden in the whole body (cut at 1,024
         # bytes, a key past blanks showed in part).
-        shown = _key_hidden(body.lstrip(), key, _NOT_JSON_CHARS)
+        shown = _key_hidden(body[start:], key, _NOT_JSON_CHARS)
         raise MalformedResponse(
             f"{method} {path} answered with a body that is not JSON ({shown!r}…); is the API URL a "
             "Braintrust API?"
@@ -652,7 +664,9 @@ def _status_error(method: str, path: str, status: int, body: bytes | bytearray, 
         # With what the server says of it, and its remedy: a 403 may be of one object only (a key may read
         # some, not others), where changing a key that read the others mends nothing.
         said = f": {server_says}" if server_says else ""
-        scope = "" if status == 401 else "what the key may read (it may be refused this object alone), "
+        # An object's path (`/v1/experiment/<id>/fetch`), not a listing's (`/v1/project`).
+        one_object = status == 403 and path.count("/") >= 3
+        scope = "what the key may read (it may be refused this object alone), " if one_object else ""
         return AuthError(
             f"Braintrust {verdict} (HTTP {status} on {method} {path}{said}). "
             # The key and URL may come from variables, flags or a Dagster resource's fields: each named.

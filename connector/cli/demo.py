@@ -201,8 +201,8 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
         # An earlier demo's file as well as a synced warehouse's: "files the demo did not write" said neither.
         raise ConfigError(
             f"--duckdb {duckdb} holds bt-sync's views of another Parquet tree than --parquet {parquet}, "
-            "which the demo does not replace (analysts may open it): give that tree's --parquet, or another "
-            "--duckdb"
+            "which the demo does not replace (analysts may open it): give another --duckdb, or the --parquet "
+            "of the earlier demo that wrote it"
         )
     checks = (
         (duckdb, "--duckdb", only_views),

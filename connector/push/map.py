@@ -634,7 +634,9 @@ def _tags(column: str, value: Any, *, parsed: bool) -> list[str] | None:
             return _split_tags(text)
         elif not parsed:
             array = _json_or_none(text)
-            return array if isinstance(array, list) else _split_tags(text)
+            if not isinstance(array, list):
+                return _split_tags(text)
+            value = array  # its tags checked as any list's
         else:
             try:
                 value = orjson.loads(text)

@@ -245,6 +245,25 @@ def test_a_success_that_is_no_json_quoting_the_key_back_hides_it(emulator: Emula
         assert emulator.api_key[:6] not in str(caught.value)
 
 
+def test_a_body_cut_short_after_an_outage_is_no_proxy_s_doing(emulator: Emulator) -> None:
+    # Said of the last attempt alone, five 503s then a body cut short blamed a proxy.
+    emulator.faults.add(FaultRule(kind="status", route="^/v1/project$", status=503, times=2))
+    emulator.faults.add(FaultRule(kind="body", route="^/v1/project$", body='{"objects": [', times=1))
+    with make_client(emulator, max_attempts=3) as client, pytest.raises(ServerUnavailable) as caught:
+        list(client.list_projects())
+    assert "(last error: MalformedBody" in str(caught.value)
+    assert str(caught.value).endswith("is unavailable or overloaded, try again later.")
+
+
+def test_text_past_thousands_of_blanks_is_no_json_at_once(emulator: Emulator) -> None:
+    # Only its first 1,024 bytes were looked at: all blanks, it was taken for JSON cut short, six times.
+    emulator.faults.add(FaultRule(kind="body", route="/v1/project", body=" " * 3000 + "Sign in", times=None))
+    with make_client(emulator, max_attempts=3) as client, pytest.raises(MalformedResponse) as caught:
+        list(client.list_projects())
+    assert "with a body that is not JSON ('Sign in'…)" in str(caught.value)
+    assert client.stats.requests == 1
+
+
 @pytest.mark.parametrize("status", [404, 400])
 def test_a_web_page_for_an_error_is_named_not_quoted(emulator: Emulator, status: int) -> None:
     # A mistyped API URL reaching some web server: its markup would fill the one error line.
@@ -423,7 +442,9 @@ def test_a_body_its_content_encoding_does_not_match_is_retried_then_one_line(enc
         list(client.list_projects())
     said = "(last error: MalformedBody: the body does not decode as its Content-Encoding says"
     assert said in str(caught.value)
-    assert "sent bodies cut short or not what their headers say (a proxy on the way" in str(caught.value)
+    assert "sent bodies cut short or not what their headers say every time (a proxy on the way" in str(
+        caught.value
+    )
     assert handler.requests == 2
 
 
@@ -566,16 +587,20 @@ def test_403_fails_at_once(emulator: Emulator) -> None:
     assert "refused this API key permission" in str(caught.value)
 
 
-def test_a_403_says_what_the_server_said(emulator: Emulator) -> None:
+def test_a_403_says_what_the_server_said(emulator: Emulator, project: dict) -> None:
     # Of one object only, as Braintrust grants access object by object: the message blamed the key alone.
     said = '{"error": "You do not have permission to read this experiment"}'
     emulator.faults.add(FaultRule(kind="status", route="/v1/project", status=403, body=said, times=1))
     with make_client(emulator) as client, pytest.raises(AuthError) as caught:
         list(client.list_projects())
-    assert (
-        f"(HTTP 403 on GET /v1/project: {said}). Check what the key may read (it may be refused this object "
-        "alone), the API key given"
-    ) in str(caught.value)
+    assert f"(HTTP 403 on GET /v1/project: {said}). Check the API key given" in str(caught.value)
+    # Of one object's rows: the key may read the others.
+    emulator.faults.add(FaultRule(kind="status", route="/fetch", status=403, body=said, times=1))
+    with make_client(emulator) as client, pytest.raises(AuthError) as caught:
+        client.fetch_raw(ObjectType.PROJECT_LOGS, project["id"], FetchEventsRequest(limit=1))
+    assert "Check what the key may read (it may be refused this object alone), the API key given" in str(
+        caught.value
+    )
 
 
 @pytest.mark.parametrize("status", [408, 425, 429, 500, 502, 503, 504])

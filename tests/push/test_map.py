@@ -208,6 +208,9 @@ def test_tags(value: Any, tags: list[str] | None) -> None:
 def test_tags_of_text_kept_as_text_are_split_on_commas(value: Any, tags: list[str]) -> None:
     row = {"id": "1", "input": "q", "tags": value}
     assert event(DEFAULTS, row, parse_json=False)["tags"] == tags
+    # An array's tags are checked alike: [1, null] was sent, and the API refused it.
+    refused = problem(DEFAULTS, {"id": "1", "input": "q", "tags": "[1, null]"}, parse_json=False)
+    assert refused.reason == "tags must be strings, found a number 1 at position 1"
     # A JSON column's string is text too (it was parsed as the JSON array it looks like).
     from_json_column = mapper(DEFAULTS, json_columns=frozenset({"tags"})).event(row)
     assert isinstance(from_json_column, Event) and orjson.loads(from_json_column.json)["tags"] == tags
