@@ -202,6 +202,19 @@ def _check_rejects(rejects: Path, input_file: Path | None) -> None:
         raise ConfigError(f"{option('rejects')} {rejects}: {missing}")
     if not os.access(folder, os.W_OK | os.X_OK) or (rejects.exists() and not os.access(rejects, os.W_OK)):
         raise ConfigError(f"{option('rejects')} {rejects}: permission denied")
+    if rejects.is_file() and not _holds_rejects(rejects):
+        # The push replaces it whole as it starts: a DuckDB file given there (the warehouse's) was emptied.
+        raise ConfigError(
+            f"{option('rejects')} {rejects} holds something else than the rejects of a push, which it would "
+            "replace: name a new file, or delete it first"
+        )
+
+
+def _holds_rejects(path: Path) -> bool:
+    """Whether a file is empty or an earlier push's rejects: each line a record, its `file` first."""
+    with path.open("rb") as file:
+        head = file.read(len(_REJECTS_START))
+    return not head or head == _REJECTS_START
 
 
 class PushRun:
@@ -775,6 +788,10 @@ class PushRun:
         self.summary.origins_linked -= refused["linked"]
         self.summary.seconds = round(time.monotonic() - self._started, 3)
         return self.summary
+
+
+# How each line of a rejects file starts (`_Rejects.write`).
+_REJECTS_START = b'{"file":'
 
 
 class _Rejects:

@@ -131,6 +131,30 @@ def test_a_rejects_path_that_cannot_be_written_is_one_line_before_anything_is_cr
     assert nothing_created(emulator)
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_rejects_path_holding_another_file_is_refused_and_kept(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], dry_run: bool
+) -> None:
+    # The warehouse's own DuckDB file, or an analyst's, was emptied, even by a dry run rejecting nothing.
+    data = tmp_path / "data.csv"
+    data.write_text("input\nq\n")
+    theirs = tmp_path / "sales.duckdb"
+    with duckdb.connect(str(theirs)) as database:
+        database.execute("CREATE TABLE sales AS SELECT 1 AS amount")
+    kept = theirs.read_bytes()
+    dry = ("--dry-run",) if dry_run else ()
+    code, out, err = cli(emulator, tmp_path, capsys, data, "--on-error", "skip", "--rejects", str(theirs), *dry)
+    said = f"--rejects {theirs} holds something else than the rejects of a push, which it would replace"
+    assert (code, out, err) == (2, "", f"bt-sync: error: {said}: name a new file, or delete it first\n")
+    assert theirs.read_bytes() == kept
+    assert nothing_created(emulator)
+    # An earlier push's rejects, and an empty file, are replaced as before.
+    for earlier in (b'{"file":"data.csv","row":2,"column":"input","reason":"r","values":{}}\n', b""):
+        theirs.write_bytes(earlier)
+        code, _, err = cli(emulator, tmp_path, capsys, data, "--on-error", "skip", "--rejects", str(theirs), *dry)
+        assert code == 0, err
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".parquet"])
 def test_a_name_that_is_not_utf8_is_one_line_before_anything_is_created(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], suffix: str
