@@ -109,6 +109,13 @@ class ApiSettings(_Settings):
         _refuse_what_is_not_utf8(value)
         scheme, separator, rest = value.partition("://")
         # A scheme is read whatever its case (`HTTPS://`); httpx takes it in lower case.
+        if not separator and not any(mark in value for mark in ".:/"):
+            # No host's look (a dot, a port, a path): an API key given as the URL, say, whose text the
+            # message must not show (BRAINTRUST_API_URL and BRAINTRUST_API_KEY swapped).
+            raise ValueError(
+                f"must start with http:// or https://, got {len(value)} characters with no host's dot, port "
+                "or path (not shown: an API key given as the URL?)"
+            )
         if not separator or scheme.lower() not in ("http", "https"):
             raise ValueError(f"must start with http:// or https://, got {redact(value)!r}")
         value = f"{scheme.lower()}://{rest}"

@@ -526,6 +526,13 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
             {},
             "invalid setting: --api-url: must start with http",
         ),
+        # The URL and the key swapped: the key was quoted back.
+        (
+            ["projects"],
+            {"BRAINTRUST_API_URL": "sk-live-s3cr3tkey", "BRAINTRUST_API_KEY": "http://127.0.0.1:9"},
+            "BRAINTRUST_API_URL: must start with http:// or https://, got 17 characters with no host's dot, "
+            "port or path (not shown: an API key given as the URL?)",
+        ),
         (["sync", "--api-url", "{url}", "--objects", "logz"], {}, "--objects"),
         (
             ["sync", "--api-url", "{url}", "--project", "nope"],

@@ -143,7 +143,9 @@ def test_a_rejects_path_holding_another_file_is_refused_and_kept(
         database.execute("CREATE TABLE sales AS SELECT 1 AS amount")
     kept = theirs.read_bytes()
     dry = ("--dry-run",) if dry_run else ()
-    code, out, err = cli(emulator, tmp_path, capsys, data, "--on-error", "skip", "--rejects", str(theirs), *dry)
+    code, out, err = cli(
+        emulator, tmp_path, capsys, data, "--on-error", "skip", "--rejects", str(theirs), *dry
+    )
     said = f"--rejects {theirs} holds something else than the rejects of a push, which it would replace"
     assert (code, out, err) == (2, "", f"bt-sync: error: {said}: name a new file, or delete it first\n")
     assert theirs.read_bytes() == kept
@@ -151,7 +153,9 @@ def test_a_rejects_path_holding_another_file_is_refused_and_kept(
     # An earlier push's rejects, and an empty file, are replaced as before.
     for earlier in (b'{"file":"data.csv","row":2,"column":"input","reason":"r","values":{}}\n', b""):
         theirs.write_bytes(earlier)
-        code, _, err = cli(emulator, tmp_path, capsys, data, "--on-error", "skip", "--rejects", str(theirs), *dry)
+        code, _, err = cli(
+            emulator, tmp_path, capsys, data, "--on-error", "skip", "--rejects", str(theirs), *dry
+        )
         assert code == 0, err
 
 
