@@ -71,6 +71,17 @@ _SERVER_TEXT_CHARS = 300
 # Of a success's body that is no JSON: its start, enough to tell what answered.
 _NOT_JSON_CHARS = 40
 _BLANKS = re.compile(rb"[ \t\r\n]*")
+# The resolver's words for a host name it does not know, or cannot ask about (glibc's, macOS's).
+_NAME_UNRESOLVED = re.compile(
+    "|".join(
+        (
+            "Name or service not known",
+            "nodename nor servname",
+            "No address associated",
+            "Temporary failure in name resolution",
+        )
+    )
+)
 _NOT_TLS = "it answered in something other than TLS"
 # The start of an HTML page (a proxy's, a web server's at a mistyped URL), not an XML error's.
 _WEB_PAGE = re.compile(r"<(!doctype\s+html|html|head|body)\b", re.IGNORECASE)
@@ -394,12 +405,20 @@ class BraintrustClient:
             attempts = counted(self._max_attempts, "attempts")
             # A body not what it claims to be, every time: no overload, more likely a proxy rewriting it,
             # which waiting does not mend.
-            state = (
-                "sent bodies cut short or not what their headers say every time (a proxy on the way may "
-                "change them)"
-                if malformed_only and isinstance(error, MalformedBody)
-                else "is unavailable or overloaded, try again later"
-            )
+            if malformed_only and isinstance(error, MalformedBody):
+                state = (
+                    "sent bodies cut short or not what their headers say every time (a proxy on the way may "
+                    "change them)"
+                )
+            elif isinstance(error, httpx.ConnectError) and _NAME_UNRESOLVED.search(str(error)):
+                # A mistyped host is no outage: waiting does not mend it.
+                proxy = " and the proxy's" if self._through else ""
+                state = (
+                    "names a host this machine cannot resolve: check the URL (--api-url, BRAINTRUST_API_URL)"
+                    f"{proxy}"
+                )
+            else:
+                state = "is unavailable or overloaded, try again later"
             raise ServerUnavailable(
                 f"{method} {path} failed after {attempts} ({_describe(error)}); "
                 f"the API at {redact(self.api_url)}{self._through} {state}.",

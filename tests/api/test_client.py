@@ -255,6 +255,17 @@ def test_a_body_cut_short_after_an_outage_is_no_proxy_s_doing(emulator: Emulator
     assert str(caught.value).endswith("is unavailable or overloaded, try again later.")
 
 
+def test_a_host_name_that_does_not_resolve_is_named_not_an_outage() -> None:
+    # A mistyped host read as "unavailable or overloaded, try again later".
+    settings = ApiSettings(api_url="http://bt-sync-test.invalid", api_key="k", max_attempts=1)
+    with BraintrustClient(settings) as client, pytest.raises(ServerUnavailable) as caught:
+        list(client.list_projects())
+    assert str(caught.value).endswith(
+        "the API at http://bt-sync-test.invalid names a host this machine cannot resolve: check the URL "
+        "(--api-url, BRAINTRUST_API_URL)."
+    )
+
+
 def test_text_past_thousands_of_blanks_is_no_json_at_once(emulator: Emulator) -> None:
     # Only its first 1,024 bytes were looked at: all blanks, it was taken for JSON cut short, six times.
     emulator.faults.add(FaultRule(kind="body", route="/v1/project", body=" " * 3000 + "Sign in", times=None))
