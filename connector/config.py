@@ -199,6 +199,17 @@ class WarehouseSettings(_Settings):
         _refuse_what_is_not_utf8(str(value), remedy=": rename it")
         return value
 
+    @field_validator("duckdb_path", "parquet_root", "state_dir")
+    @classmethod
+    def _no_home_shorthand(cls, value: Path | str | None) -> Path | str | None:
+        # Quoted, or from an env file, `~/bt/w.duckdb` made a directory named `~` where the command ran.
+        if value is not None and (str(value) == "~" or str(value).startswith("~/")):
+            raise ValueError(
+                f"{str(value)!r} starts with ~, which only a shell expands (unquoted): give the home "
+                "directory's path ($HOME)"
+            )
+        return value
+
     @field_validator("iceberg_namespace")
     @classmethod
     def _namespace_has_names(cls, value: str, info: ValidationInfo) -> str:

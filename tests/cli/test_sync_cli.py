@@ -526,6 +526,13 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
             {},
             "invalid setting: --api-url: must start with http",
         ),
+        # Quoted, or from an env file: a directory named `~` was made where the command ran.
+        (
+            ["status", "--duckdb", "~/bt/w.duckdb"],
+            {},
+            "invalid setting: --duckdb: '~/bt/w.duckdb' starts with ~, which only a shell expands "
+            "(unquoted): give the home directory's path ($HOME)",
+        ),
         # The URL and the key swapped: the key was quoted back.
         (
             ["projects"],
