@@ -54,8 +54,9 @@ _BZIP2_MAGIC = re.compile(rb"BZh[1-9](1AY&SY|\x17rE8P\x90)")
 _PARQUET_MAGIC = b"PAR1"
 # Arrow's words for compressed data it could not decompress (`zlib inflate failed: ...`).
 _DECOMPRESSION_FAILED = re.compile(r"\b(inflate|decompress) failed\b")
-# Files that are not text, by their first bytes, for saying what a mislabelled file is.
+# The compressions read, for naming them beside one that is not.
 _COMPRESSIONS_READ = "bt-sync reads gzip, bzip2, zstd"
+# Files that are not text, by their first bytes, for saying what a mislabelled file is.
 _NOT_TEXT = (
     (b"PK\x03\x04", "a ZIP archive (an .xlsx workbook?)"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (or another OLE file)"),
