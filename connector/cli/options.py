@@ -172,7 +172,30 @@ def warehouse_settings(
             f"invalid setting: {given} {name} the duckdb destination's files, but the destination is "
             f"{settings.destination} ({where}): {remedy}, or leave out {given}"
         )
-    return settings.model_copy(update={"parquet_root": None}) if no_parquet else settings
+    chosen = settings.model_copy(update={"parquet_root": None}) if no_parquet else settings
+    if chosen.destination is DestinationKind.DUCKDB:
+        _check_duckdb_paths(chosen)
+    return chosen
+
+
+def _check_duckdb_paths(settings: WarehouseSettings) -> None:
+    """Refuse a DuckDB file or tables' directory that cannot be one, before any work: `status`, `sql` and
+    `maintain` took a directory for the file and answered from the tables alone.
+
+    Raises:
+        ConfigError: the file is a directory, or a file stands where a directory is needed.
+    """
+    from connector.errors import ConfigError, in_the_way_of
+
+    if settings.duckdb_path.is_dir():
+        raise ConfigError(f"--duckdb {settings.duckdb_path} is a directory: name a DuckDB file in it")
+    if (in_the_way := in_the_way_of(settings.duckdb_path.parent)) is not None:
+        raise ConfigError(f"--duckdb {settings.duckdb_path}: {in_the_way}")
+    # The Parquet root (or the tables' directory beside the DuckDB file): a sync failed only once the API
+    # had been asked, and as a failure of the warehouse rather than of the command line.
+    tables = settings.tables_root.removeprefix("file://")
+    if "://" not in tables and (in_the_way := in_the_way_of(Path(tables))) is not None:
+        raise ConfigError(f"the tables' directory {tables}: {in_the_way}")
 
 
 def _given(**flags: Any) -> dict[str, Any]:

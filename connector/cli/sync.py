@@ -73,8 +73,8 @@ def sync(
     as_json: bool = JsonOption,
 ) -> None:
     """Sync project logs, experiments, datasets and the project catalog incrementally."""
-    from connector.config import DestinationKind, check_state_dir
-    from connector.errors import ConfigError, SyncIncomplete, in_the_way_of
+    from connector.config import check_state_dir
+    from connector.errors import SyncIncomplete
     from connector.progress import terminal_progress
     from connector.sync.run import SyncOptions, parse_object_kinds, run_sync
     from connector.wiring import open_client, open_destination
@@ -101,16 +101,6 @@ def sync(
         state_dir=state_dir,
     )
     check_state_dir(store.state_dir)
-    if store.destination is DestinationKind.DUCKDB:
-        if store.duckdb_path.is_dir():
-            raise ConfigError(f"--duckdb {store.duckdb_path} is a directory: name a DuckDB file in it")
-        if (in_the_way := in_the_way_of(store.duckdb_path.parent)) is not None:
-            raise ConfigError(f"--duckdb {store.duckdb_path}: {in_the_way}")
-        # The Parquet root (or the tables' directory beside the DuckDB file): it failed only once the API had
-        # been asked, and as a failure of the warehouse rather than of the command line.
-        tables = store.tables_root.removeprefix("file://")
-        if "://" not in tables and (in_the_way := in_the_way_of(Path(tables))) is not None:
-            raise ConfigError(f"the tables' directory {tables}: {in_the_way}")
     with open_client(api_settings(api_url, api_key, timeout)) as client:
         # Prepared by the sync once the API answered: a rejected key or an unreachable API writes nothing.
         target = open_destination(store, prepare=False)

@@ -1560,3 +1560,22 @@ def test_a_parquet_root_that_is_a_file_is_refused_before_the_api_is_asked(
     )
     assert not emulator.stats.requests
     assert taken.read_text() == "a file of the user's"
+
+
+@pytest.mark.parametrize("command", [["status"], ["sql", "SELECT 1"], ["maintain"]])
+def test_a_duckdb_file_or_tables_directory_no_reader_can_use_is_refused(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    # A directory taken for the file, a file for the tables' directory: answered from the tables alone, or
+    # "no object was synced", exit 0.
+    (tmp_path / "dir.duckdb").mkdir()
+    (tmp_path / "file").write_text("a file")
+    for paths, says in (
+        (["--duckdb", f"{tmp_path}/dir.duckdb"], f"--duckdb {tmp_path}/dir.duckdb is a directory"),
+        (
+            ["--duckdb", f"{tmp_path}/w.duckdb", "--parquet", f"{tmp_path}/file"],
+            f"the tables' directory {tmp_path}/file: {tmp_path}/file is a file where a directory is needed",
+        ),
+    ):
+        done = cli_in_process(capfd, command[0], *paths, *command[1:])
+        assert done.returncode == 2 and done.stderr.startswith(f"bt-sync: error: {says}"), done.stderr
