@@ -119,6 +119,9 @@ def api_settings(api_url: str | None, api_key: str | None, timeout: float | None
     return ApiSettings(**_given(api_url=api_url, api_key=api_key, timeout_s=timeout))
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
 def warehouse_settings(
     *,
     duckdb: Path | None = None,
@@ -191,11 +194,24 @@ def _check_duckdb_paths(settings: WarehouseSettings) -> None:
         raise ConfigError(f"--duckdb {settings.duckdb_path} is a directory: name a DuckDB file in it")
     if (in_the_way := in_the_way_of(settings.duckdb_path.parent)) is not None:
         raise ConfigError(f"--duckdb {settings.duckdb_path}: {in_the_way}")
+    if _starts_with(settings.duckdb_path, _SQLITE_MAGIC):
+        # DuckDB opens it through its sqlite extension, which it first tries to download (10 s offline).
+        raise ConfigError(
+            f"--duckdb {settings.duckdb_path} is a SQLite database, not DuckDB's: name another file"
+        )
     # The Parquet root (or the tables' directory beside the DuckDB file): a sync failed only once the API
     # had been asked, and as a failure of the warehouse rather than of the command line.
     tables = settings.tables_root.removeprefix("file://")
     if "://" not in tables and (in_the_way := in_the_way_of(Path(tables))) is not None:
         raise ConfigError(f"the tables' directory {tables}: {in_the_way}")
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    try:
+        with path.open("rb") as file:
+            return file.read(len(magic)) == magic
+    except OSError:  # none there yet, or unreadable: DuckDB says so in its words
+        return False
 
 
 def _given(**flags: Any) -> dict[str, Any]:

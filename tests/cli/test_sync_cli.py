@@ -6,9 +6,11 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from datetime import datetime
 from pathlib import Path
 
@@ -1570,8 +1572,15 @@ def test_a_duckdb_file_or_tables_directory_no_reader_can_use_is_refused(
     # "no object was synced", exit 0.
     (tmp_path / "dir.duckdb").mkdir()
     (tmp_path / "file").write_text("a file")
+    with closing(sqlite3.connect(tmp_path / "lite.db")) as lite:
+        lite.execute("CREATE TABLE t (a)")
     for paths, says in (
         (["--duckdb", f"{tmp_path}/dir.duckdb"], f"--duckdb {tmp_path}/dir.duckdb is a directory"),
+        # DuckDB tried to download its sqlite extension for 10 s, then said so, never that it was SQLite.
+        (
+            ["--duckdb", f"{tmp_path}/lite.db"],
+            f"--duckdb {tmp_path}/lite.db is a SQLite database, not DuckDB's",
+        ),
         (
             ["--duckdb", f"{tmp_path}/w.duckdb", "--parquet", f"{tmp_path}/file"],
             f"the tables' directory {tmp_path}/file: {tmp_path}/file is a file where a directory is needed",
