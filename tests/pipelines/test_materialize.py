@@ -467,7 +467,10 @@ def test_a_range_run_retried_after_its_end_partition_was_removed_stays_failed(
     emulator.store.insert("experiment", candidate["id"], [{"id": "c-1"}])
     # One attempt a request: the API's outage fails the step, which Dagster retries.
     once = braintrust.model_copy(update={"max_attempts": 1})
-    definitions = build_definitions(once, warehouse_resource, retry_policy=dg.RetryPolicy(max_retries=1))
+    # A retry after a pause, which the watcher removing the partition must beat: retried at once, the
+    # step could start again before the removal, on a loaded machine.
+    retry = dg.RetryPolicy(max_retries=1, delay=3)
+    definitions = build_definitions(once, warehouse_resource, retry_policy=retry)
     emulator.faults.add(FaultRule(kind="status", status=503, route=f"{candidate['id']}/fetch", times=None))
     with dg.instance_for_test() as instance:
         refresh_catalog(definitions, instance)
