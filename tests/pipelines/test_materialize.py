@@ -438,17 +438,9 @@ def test_a_range_run_in_which_one_partition_fails_names_it(
     emulator.store.insert("experiment", candidate["id"], [{"id": "c-1"}])
     refresh_catalog(test_defs, instance)
     emulator.faults.add(FaultRule(kind="status", status=400, route=f"{candidate['id']}/fetch", times=None))
-    keys = instance.get_dynamic_partitions("bt_experiments")
-    result = run_job(
-        test_defs,
-        instance,
-        EXPERIMENTS_JOB,
-        tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]},
-        raise_on_error=False,
-    )
-    (failure,) = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    result = _range_run_of_every_experiment(test_defs, instance)
     # The error alone said what failed, not which of the run's partitions.
-    assert "1 partition failed: support-bot/candidate: " in failure.step_failure_data.error.message
+    assert "1 partition failed: support-bot/candidate: " in _step_failure(result)
     assert sorted(materializations(result)) == ["support-bot/baseline"]
     # Logged as it failed, too: a retried step's error shows only "RetryRequestedFromPolicy".
     logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
@@ -468,7 +460,7 @@ def test_a_range_run_retried_after_its_end_partition_was_removed_stays_failed(
     # One attempt a request: the API's outage fails the step, which Dagster retries.
     once = braintrust.model_copy(update={"max_attempts": 1})
     # A retry after a pause, which the watcher removing the partition must beat: retried at once, the
-    # step could start again before the removal, on a loaded machine.
+    # step could start again before the removal (a newcomer check saw it fail so).
     retry = dg.RetryPolicy(max_retries=1, delay=3)
     definitions = build_definitions(once, warehouse_resource, retry_policy=retry)
     emulator.faults.add(FaultRule(kind="status", status=503, route=f"{candidate['id']}/fetch", times=None))
@@ -480,20 +472,33 @@ def test_a_range_run_retried_after_its_end_partition_was_removed_stays_failed(
             target=_remove_after_a_retry, args=(instance, "support-bot/candidate"), daemon=True
         )
         watcher.start()
-        result = run_job(
-            definitions,
-            instance,
-            EXPERIMENTS_JOB,
-            tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]},
-            raise_on_error=False,
-        )
+        result = _range_run_of_every_experiment(definitions, instance)
         watcher.join(timeout=10)
     # The retry synced nothing and succeeded: the run went green, the candidate never synced.
     assert not result.success
-    (failure,) = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
-    failed = failure.step_failure_data.error.message
+    failed = _step_failure(result)
     assert f"the run's partitions {keys[0]} to {keys[-1]} name one removed (support-bot/candidate)" in failed
     assert "a retry of the step syncs nothing and fails" in failed
+
+
+def _range_run_of_every_experiment(
+    definitions: dg.Definitions, instance: dg.DagsterInstance
+) -> dg.ExecuteInProcessResult:
+    """One run of the experiments' partitions as a range, the first to the last; it may fail."""
+    keys = instance.get_dynamic_partitions("bt_experiments")
+    return run_job(
+        definitions,
+        instance,
+        EXPERIMENTS_JOB,
+        tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]},
+        raise_on_error=False,
+    )
+
+
+def _step_failure(result: dg.ExecuteInProcessResult) -> str:
+    """The message of the run's one step failure."""
+    (failure,) = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
+    return str(failure.step_failure_data.error.message)
 
 
 def _remove_after_a_retry(instance: dg.DagsterInstance, partition: str) -> None:
