@@ -71,16 +71,8 @@ def plan_column(data_type: pa.DataType) -> ColumnPlan:
     Raises:
         NoJsonForm: the type has no faithful JSON form.
     """
-    if pa.types.is_timestamp(data_type) and data_type.tz is not None:
-        _zone(data_type.tz)  # one no time zone database knows: refused here, not as its first value fails
-    if pa.types.is_timestamp(data_type) and data_type.unit == "ns":
-        return ColumnPlan(pa.int64(), _nanosecond_timestamp(data_type.tz))
-    if (
-        pa.types.is_timestamp(data_type)
-        and data_type.tz is not None
-        and _has_offsets_of_seconds(data_type.tz)
-    ):
-        return ColumnPlan(data_type, _in_whole_minutes)
+    if pa.types.is_timestamp(data_type):
+        return _plan_timestamp(data_type)
     if pa.types.is_time(data_type):
         return ColumnPlan(time_count(data_type), _time_of_day(data_type.unit))
     if pa.types.is_dictionary(data_type):
@@ -235,7 +227,6 @@ def _is_final(data_type: pa.DataType) -> bool:
             pa.types.is_large_string,
             pa.types.is_string_view,
             pa.types.is_date,
-            pa.types.is_timestamp,
         )
     )
 
@@ -273,10 +264,22 @@ def _shortest_single(text: str) -> float:
     return _finite(float(text))
 
 
-def _nanosecond_timestamp(tz: str | None) -> Fix:
-    # pyarrow's own time zone object, so the text is what a microsecond column of the zone gives.
-    zone = None if tz is None else _zone(tz)
+def _plan_timestamp(data_type: pa.TimestampType) -> ColumnPlan:
+    """A timestamp: nanoseconds from their count, and a moment whose zone's offset has seconds in UTC.
 
+    Raises:
+        NoJsonForm: no time zone database knows its zone (refused here, not as its first value fails).
+    """
+    # pyarrow's own time zone object, so the text is what `to_pylist` gives a microsecond column.
+    zone = None if data_type.tz is None else _zone(data_type.tz)
+    if data_type.unit == "ns":
+        return ColumnPlan(pa.int64(), _nanosecond_timestamp(zone))
+    if zone is not None and _has_offsets_of_seconds(zone):
+        return ColumnPlan(data_type, _in_whole_minutes)
+    return ColumnPlan(data_type)
+
+
+def _nanosecond_timestamp(zone: tzinfo | None) -> Fix:
     def text(nanoseconds: int) -> str:
         microseconds, rest = divmod(nanoseconds, 1000)
         moment = _EPOCH + timedelta(microseconds=microseconds)
@@ -301,15 +304,14 @@ def _zone(tz: str) -> tzinfo | None:
 
 
 @cache
-def _has_offsets_of_seconds(tz: str) -> bool:
-    """Whether the zone `tz` has an offset of seconds at some moment (most do, in their local mean time).
+def _has_offsets_of_seconds(zone: tzinfo) -> bool:
+    """Whether `zone` has an offset of seconds at some moment (most do, in their local mean time).
 
     A zone's offset before 1800 is its local mean time, seen in year 1; every later offset of seconds in
     the tz database lasted months or more (probed monthly, every zone gives what a daily probe gives).
     """
-    zone = _zone(tz)
-    if zone is None or isinstance(zone, timezone):
-        return _of_seconds(None if zone is None else zone.utcoffset(None))
+    if isinstance(zone, timezone):
+        return _of_seconds(zone.utcoffset(None))
     months = (datetime(year, month, 1) for year in range(1800, 2041) for month in range(1, 13))
     return any(_of_seconds(zone.utcoffset(moment)) for moment in chain([datetime(1, 1, 2)], months))
 
