@@ -202,6 +202,10 @@ class BraintrustClient:
         """Close pooled connections."""
         self._http.close()
 
+    def without_key(self, text: str) -> str:
+        """`text`, a message that may quote what the API sent, with the API key hidden."""
+        return _without_key(text, self._key)
+
     def __enter__(self) -> Self:
         return self
 
@@ -505,8 +509,9 @@ class BraintrustClient:
             # Not followed: a client sends its key only to the address it was given.
             raise ApiMisdirected(
                 f"the API at {redact(self.api_url)} answered {method} {path} with a redirect (HTTP {status}) "
-                f"to {redact(location or 'nowhere it named')}: set --api-url (BRAINTRUST_API_URL) to the "
-                "address the API is at"
+                # The address may quote the key (a sign-in page's): Dagster keeps messages as they are.
+                f"to {_without_key(location or 'nowhere it named', self._key)}: set --api-url "
+                "(BRAINTRUST_API_URL) to the address the API is at"
             )
         refused = _status_error(method, path, status, body, self._key)
         if isinstance(refused, NotFoundError) and httpx.URL(self.api_url).path.rstrip("/").endswith("/v1"):
@@ -719,11 +724,15 @@ def _key_hidden(body: bytes | bytearray, key: str, chars: int) -> str:
     reach = chars + 12 * len(key)
     decoded = reach * 4  # characters of up to 4 bytes
     while True:
-        head = body[:decoded].decode("utf-8", "replace").lstrip("\ufeff").strip()
-        hidden = hide_short_secret(scrub(head, (key,)), key)
+        hidden = _without_key(body[:decoded].decode("utf-8", "replace").lstrip("\ufeff").strip(), key)
         if len(hidden) > reach or decoded >= len(body):
             return hidden[:chars]
         decoded *= 2
+
+
+def _without_key(text: str, key: str) -> str:
+    """`text`, which quotes what a server sent, with `key` hidden (and the credentials of URLs in it)."""
+    return hide_short_secret(scrub(text, (key,)), key)
 
 
 def _describe(error: BaseException) -> str:

@@ -345,9 +345,11 @@ def test_401_fails_at_once_clearly_and_never_contains_the_key(emulator: Emulator
 class _Redirecting(BaseHTTPRequestHandler):
     """A server answering every GET with a redirect, as an http:// address of an https API may."""
 
+    location = "https://api.example.test/v1/project"
+
     def do_GET(self) -> None:
         self.send_response(302)
-        self.send_header("Location", "https://api.example.test/v1/project")
+        self.send_header("Location", self.location)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -533,6 +535,21 @@ def test_settings_that_keep_the_api_out_of_reach_fail_at_once_naming_the_remedy(
                     list(client.list_projects())
                 assert says in str(caught.value)
                 assert client.stats.retries == 0  # each would fail alike
+
+
+def test_a_redirect_to_an_address_quoting_the_key_is_told_without_it(emulator: Emulator) -> None:
+    # A sign-in page's address may carry what the request did: Dagster keeps the message as it is given.
+    class ToSignIn(_Redirecting):
+        location = f"https://login.example.test/sso/{emulator.api_key}/continue"
+
+    with (
+        serving(handler=ToSignIn) as url,
+        make_client(emulator, api_url=url) as client,
+        pytest.raises(ConfigError) as caught,
+    ):
+        list(client.list_projects())
+    assert "with a redirect (HTTP 302) to https://login.example.test/sso/***/continue" in str(caught.value)
+    assert emulator.api_key not in str(caught.value)
 
 
 def test_a_proxy_asking_for_credentials_fails_at_once_naming_it(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -470,3 +471,16 @@ def test_a_first_load_that_failed_to_commit_is_read_afresh_without_a_warning_of_
     assert [o.status for o in sync(emulator, warehouse).objects] == ["synced"]
     assert not [r for r in caplog.records if "cannot resume" in r.getMessage()]
     assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
+
+
+def test_a_failed_objects_error_does_not_quote_the_api_key(
+    emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings
+) -> None:
+    # Pages whose version is the key (a server echoing the request into its rows): the error quotes the
+    # value, and Dagster keeps a summary's error as it is given (only the command line hid it).
+    page = json.dumps({"events": [{"id": "x", "_xact_id": emulator.api_key}], "cursor": None})
+    emulator.faults.add(FaultRule(kind="body", body=page, route="/fetch", times=None))
+    (logs,) = sync(emulator, warehouse).objects
+    assert logs.status == "failed"
+    assert "that is not a 64-bit decimal number, e.g. '***'" in str(logs.error)
+    assert emulator.api_key not in str(logs.error)
