@@ -343,8 +343,13 @@ class BraintrustClient:
     # Plumbing ------------------------------------------------------------------------------------
 
     def _list(self, path: str, params: dict[str, str]) -> Iterator[dict[str, Any]]:
-        """Page a list endpoint with `starting_after` until an empty page."""
+        """Page a list endpoint with `starting_after` until an empty page, each object once.
+
+        An object a page repeats is skipped: a listing that pages by `starting_after` over objects created
+        meanwhile, or a proxy's stale page, showed one twice, stored and synced twice.
+        """
         starting_after: str | None = None
+        listed: set[str] = set()
         while True:
             page_params: dict[str, str | int] = {**params, "limit": LIST_PAGE_SIZE}
             if starting_after:
@@ -355,9 +360,13 @@ class BraintrustClient:
                 raise ServerUnavailable(f"GET {path} returned no `objects` list") from None
             if not objects:
                 return
-            yield from objects
-            if objects[-1]["id"] == starting_after:
+            # By the id's text: an id that is none (a number, missing) is refused when the object is read.
+            new = [obj for obj in objects if str(obj.get("id")) not in listed]
+            if not new:
+                # Paging in a circle (or not advancing): it would never end.
                 raise ServerUnavailable(f"GET {path}: `starting_after` did not advance")
+            listed.update(str(obj.get("id")) for obj in new)
+            yield from new
             starting_after = objects[-1]["id"]
 
     def _request(

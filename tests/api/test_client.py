@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from connector.api.client import BraintrustClient, PageTooLarge
+from connector.api.client import LIST_PAGE_SIZE, BraintrustClient, PageTooLarge
 from connector.api.pagination import FetchPaginator, PageEnd
 from connector.api.xact import parse_xact, snapshot_pin
 from connector.config import ApiSettings
@@ -750,6 +750,30 @@ def test_list_pages_with_starting_after(emulator: Emulator) -> None:
     with make_client(emulator) as client:
         listed = [p.name for p in client.list_projects()]
     assert sorted(listed) == sorted(names)
+
+
+def test_a_listing_whose_page_repeats_an_object_lists_it_once(emulator: Emulator) -> None:
+    for n in range(150):
+        emulator.store.create_project(f"p{n:03d}")
+    with make_client(emulator) as client:
+        first = client._request("GET", "/v1/project", params={"limit": LIST_PAGE_SIZE})["objects"]
+        rest = client._request(
+            "GET", "/v1/project", params={"limit": LIST_PAGE_SIZE, "starting_after": first[-1]["id"]}
+        )["objects"]
+        # The second page starts again with the first's last project (objects created meanwhile shift a
+        # listing by creation time): it was stored, counted and synced twice.
+        repeating = orjson.dumps({"objects": [first[-1], *rest]}).decode()
+        emulator.faults.add(FaultRule(kind="body", body=repeating, route="/v1/project", times=1, after=1))
+        listed = [project.id for project in client.list_projects()]
+        assert listed == [project["id"] for project in [*first, *rest]]
+        # A listing going back to its first page forever is refused, not followed.
+        emulator.faults.add(
+            FaultRule(
+                kind="body", body=orjson.dumps({"objects": first}).decode(), route="/v1/project", times=None
+            )
+        )
+        with pytest.raises(ServerUnavailable, match="`starting_after` did not advance"):
+            list(client.list_projects())
 
 
 # The message keeps the first 300 characters of the body: the key starts before the cut, ends after, in
