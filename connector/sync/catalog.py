@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import duckdb
 
 from connector.api.client import BraintrustClient
 from connector.destinations.base import Destination, ObjectRef, SyncState
 from connector.display import counted
-from connector.errors import ConfigError, WarehouseError
+from connector.errors import AuthError, ConfigError, WarehouseError
 from schemas.api import ApiObject, ObjectType, Project
 from schemas.kinds import BY_OBJECT_TYPE, BY_OPTION, EVENT_KINDS, KINDS, PROJECT, ObjectKind
 from schemas.tables import sql_identifier, sql_literal
@@ -104,10 +105,38 @@ def discover_catalog(
             )
         projects = chosen
     objects: dict[ObjectKind, tuple[ApiObject, ...]] = {PROJECT: tuple(projects)}
-    for kind in kinds:
+    asked = tuple(kinds)
+    for kind in asked:
         if kind.in_project:
-            objects[kind] = tuple(obj for project in projects for obj in client.list_kind(kind, project.id))
+            objects[kind] = _listed_in(client, kind, projects, asked)
     return Catalog(tuple(projects), objects, every_project=not selectors, listed=tuple(listed))
+
+
+def _listed_in(
+    client: BraintrustClient, kind: ObjectKind, projects: Iterable[Project], asked: Collection[ObjectKind]
+) -> tuple[ApiObject, ...]:
+    """The objects of `kind` in `projects`, one of the kinds `asked` for.
+
+    Raises:
+        AuthError: the key may not list them; refused with a 403 (the projects were listed), what the key
+            lacks and how to sync the other kinds asked for are said: the message sent users to check a
+            key that works.
+    """
+    try:
+        return tuple(obj for project in projects for obj in client.list_kind(kind, project.id))
+    except AuthError as error:
+        if error.status != HTTPStatus.FORBIDDEN:
+            raise
+        others = ",".join(other.option for other in KINDS if other in asked and other is not kind)
+        raise AuthError(
+            f"{error} The key listed the projects: it may lack only the permission to read {kind.option}. "
+            + (
+                f"Grant it, or sync the other kinds (bt-sync sync --objects {others})"
+                if others
+                else "Grant it"
+            ),
+            status=error.status,
+        ) from None
 
 
 def listed_projects(client: BraintrustClient) -> list[Project]:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from connector.config import WarehouseSettings
-from connector.emulator import Emulator, ListQuery
-from connector.errors import MalformedResponse
+from connector.emulator import Emulator, FaultRule, ListQuery
+from connector.errors import AuthError, MalformedResponse
 from tests.helpers import query, sync
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -197,4 +197,34 @@ def test_an_object_listed_without_a_field_bt_sync_reads_is_named_in_the_error(
     assert str(error.value).startswith(
         f"GET /v1/experiment returned a response bt-sync cannot read (name: Input should be a valid string, "
         f"of the object with id {odd}); "
+    )
+
+
+@pytest.mark.parametrize(
+    ("kinds", "remedy"),
+    [
+        (
+            None,
+            "Grant it, or sync the other kinds (bt-sync sync --objects "
+            "logs,experiments,datasets,prompts,project_scores,project_tags)",
+        ),
+        (
+            frozenset({"experiments", "functions"}),
+            "Grant it, or sync the other kinds (bt-sync sync --objects experiments)",
+        ),
+        (frozenset({"functions"}), "Grant it"),
+    ],
+)
+def test_a_kind_the_key_may_not_list_is_named_with_the_kinds_to_sync_without_it(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, kinds: frozenset[str] | None, remedy: str
+) -> None:
+    # A key that may read everything but functions: the message said only to check the key.
+    demo_emulator.faults.add(FaultRule(kind="status", status=403, route="^/v1/function", times=None))
+    with pytest.raises(AuthError) as error:
+        sync(demo_emulator, warehouse, **({} if kinds is None else {"kinds": kinds}))
+    assert str(error.value).startswith(
+        "Braintrust refused this API key permission (HTTP 403 on GET /v1/function"
+    )
+    assert str(error.value).endswith(
+        f"The key listed the projects: it may lack only the permission to read functions. {remedy}"
     )
