@@ -15,6 +15,7 @@ it is, or refused saying what it is. CSV and Parquet are read by `read_arrow.py`
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import re
@@ -321,7 +322,7 @@ def _content_format(source: InputFile, head: bytes, requested: FileFormat | None
         return FileFormat.PARQUET
     file_format = requested or infer_format(source.path)
     kind = next((kind for magic, kind in _NOT_TEXT if head.startswith(magic)), None)
-    if kind is None and b"\x00" in head:
+    if kind is None and _binary_or_utf16(head):
         kind = "a binary file or UTF-16 text (it holds NUL bytes)"
     if file_format is FileFormat.PARQUET:
         packed = f"{source.compression}-compressed " if source.compression else ""
@@ -336,6 +337,22 @@ def _content_format(source: InputFile, head: bytes, requested: FileFormat | None
         value = shown.value
         raise PushError(f"{name} holds {_FORMAT_NAMES[shown]}, not CSV; pass {option('format', value)}")
     return file_format
+
+
+def _binary_or_utf16(head: bytes) -> bool:
+    """Whether the NUL bytes of a file's head say it is no UTF-8 text: it is not UTF-8, or a NUL is in
+    most of its even or odd bytes (UTF-16's ASCII). A NUL byte is a character of UTF-8 text too (a value
+    a sync kept and `bt-sync sql --format csv` wrote): such a file was refused whole for one in its head,
+    and sent whole when it came later.
+    """
+    if b"\x00" not in head:
+        return False
+    try:
+        # The head may end within a character: only the bytes before it must be UTF-8.
+        codecs.getincrementaldecoder("utf-8")().decode(head)
+    except UnicodeDecodeError:
+        return True
+    return any(half.count(0) * 2 > len(half) for half in (head[::2], head[1::2]))
 
 
 def _json_format(head: bytes) -> FileFormat | None:

@@ -1027,10 +1027,12 @@ def test_a_parquet_file_named_csv_is_read_as_parquet(emulator: Emulator, tmp_pat
         ),
         (
             "d.jsonl",
-            b'{"a"\x00\x01\x1b[31m',
+            b'{"a"\x00\x01\xff\x1b[31m',
             (),
             "d.jsonl is a binary file or UTF-16 text (it holds NUL bytes)",
         ),
+        # UTF-16 without its byte order mark: a NUL in every other byte.
+        ("d.csv", "id,input\nq,1\n".encode("utf-16-le"), (), "d.csv is a binary file or UTF-16 text"),
     ],
 )
 def test_a_mislabelled_file_says_what_it_is_in_one_clean_line(
@@ -1053,6 +1055,21 @@ def test_a_mislabelled_file_says_what_it_is_in_one_clean_line(
     assert (code, out) == (1, "")
     assert err.startswith(f"bt-sync: error: {message}") and err.count("\n") == 1
     assert nothing_created(emulator)
+
+
+@pytest.mark.parametrize("before", [0, 100_000])
+def test_a_nul_character_in_a_csv_value_is_sent_as_it_is_wherever_it_is(
+    emulator: Emulator, tmp_path: Path, push: Any, before: int
+) -> None:
+    # As `bt-sync sql --format csv` writes an id holding U+0000: refused whole as "a binary file" when in
+    # the file's first 64 KiB, sent when after them.
+    path = tmp_path / "nul.csv"
+    path.write_bytes(
+        b"id,input\n" + b"".join(b"r%d,x\n" % n for n in range(before // 5)) + b'x\x00y,"a\x00b"\n'
+    )
+    summary = push(path, id_column="id")
+    assert summary.rows_sent == before // 5 + 1
+    assert stored(emulator)["x\x00y"]["input"] == "a\x00b"
 
 
 def test_control_bytes_from_a_file_are_escaped_in_messages(emulator: Emulator, tmp_path: Path) -> None:
