@@ -121,11 +121,11 @@ def _edit_upstream(emulator: Emulator) -> str:
 
 
 def _report(console: Console, step: str, summary: SyncSummary) -> None:
-    from rich.table import Table
+    from rich.table import Column, Table
 
     table = Table(
         "table",
-        "object",
+        Column("object", overflow="fold"),
         "mode",
         "fetched",
         "inserted",

@@ -117,10 +117,15 @@ def sync(
 
 def print_summary(summary: SyncSummary, console: Console) -> None:
     """Print a sync summary as a table."""
-    from rich.table import Table
+    from rich.table import Column, Table
 
+    # A name or an error folded onto more lines where too long, never cut: two long names differing at
+    # their ends showed alike.
     table = Table(
-        "table", "object", "mode", "pages", "fetched", "inserted", "updated", "deleted", "rows", "seconds"
+        "table",
+        Column("object", overflow="fold"),
+        Column("mode", overflow="fold"),
+        *("pages", "fetched", "inserted", "updated", "deleted", "rows", "seconds"),
     )
     for o in summary.objects:
         mode = (

@@ -867,6 +867,37 @@ def test_status_lists_objects_renamed_since_their_sync_in_the_order_of_their_nam
     assert (renamed["name"], renamed["partition_key"]) == ("rag-search", "a-search")
 
 
+def folded_rows(table: str, leading: int) -> list[list[str]]:
+    """The rows of a table as printed, each cell folded onto more lines joined again; a row starts on the
+    line whose column `leading` is filled."""
+    rows: list[list[str]] = []
+    body = table.split("┡", 1)[1].split("└", 1)[0].splitlines()[1:]  # below the header, above the bottom
+    for cells in ([cell.strip() for cell in line.split("│")[1:-1]] for line in body):
+        if cells[leading]:
+            rows.append(cells)
+        else:  # the folded rest of the row above
+            rows[-1] = [f"{a}{b}" for a, b in zip(rows[-1], cells, strict=True)]
+    return rows
+
+
+def test_the_sync_summary_shows_long_object_names_whole(
+    emulator: Emulator, warehouse: WarehouseSettings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Two names differing at their ends, past the table's width: both were cut to the same `xxx…`.
+    project = emulator.store.create_project("p")
+    names = ["x" * 149 + end for end in "yz"]
+    for name in names:
+        dataset = emulator.store.create_dataset(project["id"], name)
+        emulator.store.insert("dataset", dataset["id"], [{"id": "r", "input": 1}])
+    table = cli_in_process(
+        capfd, "sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--objects", "datasets",
+        env={"BRAINTRUST_API_KEY": emulator.api_key},
+    ).stdout  # fmt: skip
+    rows = folded_rows(table, leading=0)  # a row's table starts it
+    assert sorted(row[1] for row in rows) == [f"p/{name}" for name in names]
+    assert "…" not in table and max(map(len, table.splitlines())) <= PIPE_WIDTH
+
+
 @pytest.mark.parametrize("terminal_columns", [None, 70])
 def test_status_shows_each_key_id_and_time_whole(
     demo_emulator: Emulator,
@@ -885,13 +916,7 @@ def test_status_shows_each_key_id_and_time_whole(
     table = re.sub(
         r"\x1b\[[0-9;]*m", "", cli_in_process(capfd, "status", *where).stdout
     )  # a terminal's styles
-    rows: list[list[str]] = []
-    body = table.split("┡", 1)[1].splitlines()[1:-1]  # below the header, above the bottom border
-    for cells in ([cell.strip() for cell in line.split("│")[1:-1]] for line in body):
-        if cells[3]:  # a row's count of rows starts it
-            rows.append(cells)
-        else:  # the folded rest of the row above
-            rows[-1] = [f"{a}{b}" for a, b in zip(rows[-1], cells, strict=True)]
+    rows = folded_rows(table, leading=3)  # a row's count of rows starts it
     shown = {(key, object_id, time) for _, key, object_id, _, _, _, time in rows}
     listed = json.loads(cli_in_process(capfd, "status", *where, "--json").stdout)
     assert len(rows) == len(listed) >= 7 and "…" not in table
