@@ -8,7 +8,8 @@ import sys
 from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
 import typer
-from typer.core import TyperGroup
+from typer._click.exceptions import UsageError  # Typer's own click, not exported
+from typer.core import TyperCommand, TyperGroup
 
 from connector.errors import OutputError
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 
 _STDERR = 2
+# How Typer's click words a command line's words that no parameter takes.
+_EXTRA_ARGUMENTS = "Got unexpected extra argument(s)"
 # Tables' width where stdout is no terminal: `status`'s table of a usual warehouse (a 36-character id, a
 # partition key, a time) fits; its keys and ids fold rather than go cut beyond.
 PIPE_WIDTH = 200
@@ -42,6 +45,38 @@ class _CommandGroup(TyperGroup):
         if option is not None and option.default is None:
             option.default = False
         return option
+
+    def invoke(self, ctx: ClickContext) -> Any:
+        """Run the command, whose usage errors do not show a key split at a blank (`hide_split_key`)."""
+        try:
+            return super().invoke(ctx)
+        except UsageError as error:
+            hide_split_key(error)
+            raise
+
+
+class KeyHidingCommand(TyperCommand):
+    """A command parsing its own arguments (`push`), whose usage errors do not show a key split at a blank
+    (`hide_split_key`)."""
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as error:
+            hide_split_key(error)
+            raise
+
+
+def hide_split_key(error: UsageError) -> None:
+    """Where `--api-key` is given, a usage error quoting the words no parameter took does not show them: a
+    key split at a blank (`--api-key sk-abc def`, `--api-key= sk-abc`) went to the terminal and to a
+    scheduler's log as those words."""
+    given = any(argument.partition("=")[0] == "--api-key" for argument in sys.argv[1:])
+    if given and error.message.startswith(_EXTRA_ARGUMENTS):
+        error.message = (
+            f"{_EXTRA_ARGUMENTS}, not shown as --api-key is given (a key split at a blank would show): "
+            "quote a value holding a blank"
+        )
 
 
 app = typer.Typer(

@@ -36,13 +36,23 @@ def path_value(flag: str) -> dict[str, Any]:
     return {"parser": parse, "metavar": "<path>"}
 
 
-def _not_a_flag(flag: str, text: str) -> str:
+def _not_a_flag(flag: str, text: str, *, value: str = "a path") -> str:
     """`text`, the value given to `flag`, unless it looks like a flag given after it: `--parquet
     --no-parquet` took the second flag for a path (and `--duckdb --parquet x` would create a file named
-    `--parquet`). Given as `--parquet=--name`, it is meant as the value."""
+    `--parquet`, `--api-key --json` sent `--json` as the key). Given as `--parquet=--name`, it is meant as
+    the value.
+
+    Args:
+        value: what `flag` takes, for the message: "a path" (or "a key").
+    """
     if text.startswith("--") and f"{flag}={text}" not in sys.argv[1:]:
         from connector.errors import ConfigError
 
+        if value != "a path":  # a key's text, not quoted: it may be the key after all
+            raise ConfigError(
+                f"invalid setting: {flag} is followed by an option, not by {value}: give {value} after it "
+                "(joined to it by = for one starting with --)"
+            )
         raise ConfigError(
             f"invalid setting: {flag}: {text!r} looks like an option, not its value: give {flag} a path "
             f"({flag}={text} or ./{text} for a path of that name)"
@@ -52,7 +62,11 @@ def _not_a_flag(flag: str, text: str) -> str:
 
 ApiUrlOption = typer.Option(None, "--api-url", help="Braintrust API URL (env: BRAINTRUST_API_URL).")
 ApiKeyOption = typer.Option(
-    None, "--api-key", help="Braintrust API key (env: BRAINTRUST_API_KEY). Prefer the environment variable."
+    None,
+    "--api-key",
+    parser=lambda text: _not_a_flag("--api-key", text, value="a key"),
+    metavar="<str>",
+    help="Braintrust API key (env: BRAINTRUST_API_KEY). Prefer the environment variable.",
 )
 TimeoutOption = typer.Option(
     None,

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 import typer
 
-from connector.cli.app import app, json_output, print_output
+from connector.cli.app import KeyHidingCommand, app, json_output, print_output
 from connector.cli.options import (
     ApiKeyOption,
     ApiUrlOption,
@@ -81,7 +81,7 @@ def push_command() -> Any:
         ]
     )
     command = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
-    command.command(name="push", help=inspect.getdoc(push))(run)
+    command.command(name="push", help=inspect.getdoc(push), cls=KeyHidingCommand)(run)
     return typer.main.get_command(command)
 
 

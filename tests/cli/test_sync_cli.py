@@ -666,6 +666,12 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
             {},
             "--duckdb: '--parquet' looks like an option, not its value",
         ),
+        # `--json` was sent as the key (a 401): the key is not quoted, since it may be one.
+        (
+            ["projects", "--api-key", "--json"],
+            {},
+            "invalid setting: --api-key is followed by an option, not by a key: give a key after it",
+        ),
         (
             ["status", "--parquet", "n\udcffu/pq"],
             {},
@@ -1613,3 +1619,25 @@ def test_a_duckdb_file_or_tables_directory_no_reader_can_use_is_refused(
     ):
         done = cli_in_process(capfd, command[0], *paths, *command[1:])
         assert done.returncode == 2 and done.stderr.startswith(f"bt-sync: error: {says}"), done.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["projects", "--api-key=", "sk-s3cr3t-part"],
+        ["sync", "--api-key", "sk-abc", "s3cr3t-part"],
+        ["push", "d.csv", "--project", "p", "--dataset", "d", "--api-key=sk-abc", "s3cr3t-part"],
+    ],
+)
+def test_a_key_split_at_a_blank_is_not_quoted_as_extra_arguments(
+    capfd: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    # An unquoted key holding a blank, or a blank after `=`: the words the command did not take were
+    # printed, the key or part of it with them.
+    done = cli_in_process(capfd, *args)
+    assert done.returncode == 2
+    assert "Got unexpected extra argument(s), not shown as --api-key is given" in done.stderr
+    assert "s3cr3t" not in done.stderr + done.stdout
+    # Without a key on the line, they are shown.
+    done = cli_in_process(capfd, "sync", "extra")
+    assert (done.returncode, "Got unexpected extra argument(s) (extra)" in done.stderr) == (2, True)
