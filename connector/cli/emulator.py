@@ -37,6 +37,7 @@ def run_emulator(
     """Serve the Braintrust API emulator until interrupted."""
     from connector.config import header_safe_key
     from connector.emulator import Emulator
+    from connector.emulator.journal import ForeignJournal
     from connector.errors import ConfigError
 
     # Checked as a client checks its key, so that a key no client can send (a line break read from a
@@ -55,6 +56,8 @@ def run_emulator(
             server = Emulator(api_key=key, seed=seed, state_dir=state)
         except ValueError as error:  # the seed
             raise ConfigError(f"--seed: {error}") from None
+        except ForeignJournal as error:
+            raise ConfigError(f"--state: {error}") from None
         # A state directory holding data is served as it was: the seed is not loaded over it.
         serving = f"the data in {state}, not --seed {seed}" if server.restored else f"seed={seed}"
         try:

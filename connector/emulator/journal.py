@@ -13,6 +13,10 @@ from connector.emulator import json_text
 logger = logging.getLogger(__name__)
 
 
+class ForeignJournal(Exception):
+    """The state directory's journal holds lines, none of them a record the emulator wrote."""
+
+
 class Journal:
     """An append-only JSON-lines file of write records in `directory`.
 
@@ -26,6 +30,8 @@ class Journal:
         self.path = directory / "journal.jsonl"
         # The file ends in a record a crash tore mid-append: the next one must start a line of its own.
         self._torn_tail = False
+        # Lines `records` read whole (ending in a line break), records or not.
+        self.whole_lines = 0
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Every readable record, in order; a line that is not one is skipped with a warning.
@@ -40,6 +46,7 @@ class Journal:
             for number, line in enumerate(file, start=1):
                 if not line.strip():
                     continue
+                self.whole_lines += line.endswith(b"\n")
                 try:
                     yield json_text.loads(line)
                 except json.JSONDecodeError:

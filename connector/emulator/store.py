@@ -19,7 +19,7 @@ from connector.emulator.clock import XactClock
 from connector.emulator.errors import Rejected, bad_request
 from connector.emulator.generate import TraceFactory, log_batches
 from connector.emulator.history import History, Page
-from connector.emulator.journal import Journal
+from connector.emulator.journal import ForeignJournal, Journal
 from connector.emulator.kinds import SPECS, Kind, Obj, table_of
 from connector.emulator.rows import Row, apply_events, check_events, serialize, utc_timestamp
 
@@ -250,6 +250,10 @@ class Store:
         """Replay `journal` into this store, then record every later write in it.
 
         Returns whether the journal held any data.
+
+        Raises:
+            ForeignJournal: the journal's lines are none of them a record (another program's file of that
+                name): it would have been written into. A first record torn by a crash is no such line.
         """
         replayed = False
         with self._lock:
@@ -258,9 +262,14 @@ class Store:
                     self._replay(record)
                 except (Rejected, LookupError, TypeError, ValueError) as error:
                     # A record resting on one that was skipped (torn by a write that failed partway).
-                    logger.warning("ignoring record %d of %s: %s", number, journal.path, error)
+                    reason = f"it has no {error.args[0]!r}" if isinstance(error, KeyError) else error
+                    logger.warning("ignoring record %d of %s: %s", number, journal.path, reason)
                     continue
                 replayed = True
+            if journal.whole_lines and not replayed:
+                raise ForeignJournal(
+                    f"{journal.path} holds no record the emulator wrote: give a directory of its own"
+                )
             self._journal = journal
         return replayed
 

@@ -119,6 +119,25 @@ def test_a_state_directory_another_emulator_serves_is_refused(tmp_path: Path) ->
         first.wait(timeout=10)
 
 
+@pytest.mark.parametrize("lines", [b'{"a": 1}\n{"b": 2}\n', b"hello\nworld\n"])
+def test_a_state_directory_holding_another_program_s_journal_is_refused_and_left_alone(
+    tmp_path: Path, lines: bytes
+) -> None:
+    # Its lines were skipped as torn records (one warning quoting only `'op'`), the seed loaded, and the
+    # seed's records appended to the file.
+    journal = tmp_path / "journal.jsonl"
+    journal.write_bytes(lines)
+    done = run_cli("emulator", "--port", "0", "--state", str(tmp_path), "--api-key", "k", timeout=30)
+    refused = f"--state: {journal} holds no record the emulator wrote: give a directory of its own"
+    assert (done.returncode, done.stdout, done.stderr.splitlines()[-1]) == (
+        2,
+        "",
+        f"bt-sync: error: {refused}",
+    )
+    assert "it has no 'op'" in done.stderr or "unreadable line 2" in done.stderr
+    assert journal.read_bytes() == lines
+
+
 def test_a_state_directory_where_no_lock_can_be_made_says_why() -> None:
     # filelock takes a failure to make its file for a lock another holds: "another emulator is serving".
     done = run_cli("emulator", "--port", "0", "--state", "/proc/self", "--api-key", "k", timeout=30)
