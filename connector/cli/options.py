@@ -133,7 +133,10 @@ def api_settings(api_url: str | None, api_key: str | None, timeout: float | None
     return ApiSettings(**_given(api_url=api_url, api_key=api_key, timeout_s=timeout))
 
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
+# What a file given as `--duckdb` starts with: DuckDB's own files, at an offset (after a checksum), and
+# files that are often named `.db` or by mistake.
+_DUCKDB_MAGIC, _DUCKDB_MAGIC_AT = b"DUCK", 8
+_OTHER_FILES = ((b"SQLite format 3\x00", "a SQLite database"), (b"PAR1", "a Parquet file"))
 
 
 def warehouse_settings(
@@ -208,10 +211,11 @@ def _check_duckdb_paths(settings: WarehouseSettings) -> None:
         raise ConfigError(f"--duckdb {settings.duckdb_path} is a directory: name a DuckDB file in it")
     if (in_the_way := in_the_way_of(settings.duckdb_path.parent)) is not None:
         raise ConfigError(f"--duckdb {settings.duckdb_path}: {in_the_way}")
-    if _starts_with(settings.duckdb_path, _SQLITE_MAGIC):
-        # DuckDB opens it through its sqlite extension, which it first tries to download (10 s offline).
+    if (other := _not_duckdb(settings.duckdb_path)) is not None:
+        # Refused by DuckDB only once the API was asked and the tables' directory written; a SQLite file
+        # opened through the sqlite extension, which DuckDB first tried to download (10 s offline).
         raise ConfigError(
-            f"--duckdb {settings.duckdb_path} is a SQLite database, not DuckDB's: name another file"
+            f"--duckdb {settings.duckdb_path} is {other}, not a DuckDB database: name another file"
         )
     # The Parquet root (or the tables' directory beside the DuckDB file): a sync failed only once the API
     # had been asked, and as a failure of the warehouse rather than of the command line.
@@ -220,12 +224,19 @@ def _check_duckdb_paths(settings: WarehouseSettings) -> None:
         raise ConfigError(f"the tables' directory {tables}: {in_the_way}")
 
 
-def _starts_with(path: Path, magic: bytes) -> bool:
+def _not_duckdb(path: Path) -> str | None:
+    """What the file at `path` is when it is no DuckDB database ("an empty file"); None when it is one, or
+    is not there (bt-sync makes it), or cannot be read (DuckDB says why in its words)."""
     try:
         with path.open("rb") as file:
-            return file.read(len(magic)) == magic
-    except OSError:  # none there yet, or unreadable: DuckDB says so in its words
-        return False
+            head = file.read(64)
+    except OSError:
+        return None
+    if head[_DUCKDB_MAGIC_AT : _DUCKDB_MAGIC_AT + len(_DUCKDB_MAGIC)] == _DUCKDB_MAGIC:
+        return None
+    if not head:
+        return "an empty file"  # which DuckDB refuses to open
+    return next((kind for magic, kind in _OTHER_FILES if head.startswith(magic)), "another kind of file")
 
 
 def _given(**flags: Any) -> dict[str, Any]:

@@ -1595,7 +1595,9 @@ def test_a_parquet_root_that_is_a_file_is_refused_before_the_api_is_asked(
     assert taken.read_text() == "a file of the user's"
 
 
-@pytest.mark.parametrize("command", [["status"], ["sql", "SELECT 1"], ["maintain"]])
+@pytest.mark.parametrize(
+    "command", [["status"], ["sql", "SELECT 1"], ["maintain"], ["sync", "--api-url", "http://127.0.0.1:9"]]
+)
 def test_a_duckdb_file_or_tables_directory_no_reader_can_use_is_refused(
     tmp_path: Path, capfd: pytest.CaptureFixture[str], command: list[str]
 ) -> None:
@@ -1605,20 +1607,32 @@ def test_a_duckdb_file_or_tables_directory_no_reader_can_use_is_refused(
     (tmp_path / "file").write_text("a file")
     with closing(sqlite3.connect(tmp_path / "lite.db")) as lite:
         lite.execute("CREATE TABLE t (a)")
+    (tmp_path / "empty.duckdb").touch()
+    (tmp_path / "text.duckdb").write_text("hello\n")
+    (tmp_path / "rows.parquet").write_bytes(b"PAR1" + bytes(64))
     for paths, says in (
         (["--duckdb", f"{tmp_path}/dir.duckdb"], f"--duckdb {tmp_path}/dir.duckdb is a directory"),
         # DuckDB tried to download its sqlite extension for 10 s, then said so, never that it was SQLite.
         (
             ["--duckdb", f"{tmp_path}/lite.db"],
-            f"--duckdb {tmp_path}/lite.db is a SQLite database, not DuckDB's",
+            f"--duckdb {tmp_path}/lite.db is a SQLite database, not a DuckDB database",
         ),
+        # A sync refused them once the API had been asked and the tables' directory written, exit 1, the
+        # Parquet file as "Cannot launch in-memory database in read-only mode".
+        (
+            ["--duckdb", f"{tmp_path}/empty.duckdb"],
+            f"--duckdb {tmp_path}/empty.duckdb is an empty file, not a",
+        ),
+        (["--duckdb", f"{tmp_path}/text.duckdb"], f"--duckdb {tmp_path}/text.duckdb is another kind of file"),
+        (["--duckdb", f"{tmp_path}/rows.parquet"], f"--duckdb {tmp_path}/rows.parquet is a Parquet file"),
         (
             ["--duckdb", f"{tmp_path}/w.duckdb", "--parquet", f"{tmp_path}/file"],
             f"the tables' directory {tmp_path}/file: {tmp_path}/file is a file where a directory is needed",
         ),
     ):
-        done = cli_in_process(capfd, command[0], *paths, *command[1:])
+        done = cli_in_process(capfd, command[0], *paths, *command[1:], env={"BRAINTRUST_API_KEY": "k"})
         assert done.returncode == 2 and done.stderr.startswith(f"bt-sync: error: {says}"), done.stderr
+    assert not (tmp_path / "parquet").exists() and (tmp_path / "empty.duckdb").stat().st_size == 0
 
 
 @pytest.mark.parametrize(
