@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from connector.cli.app import app, output_console
-from connector.cli.options import path_value
+from connector.cli.options import check_duckdb_file, path_value
 from connector.display import plain_cells
 
 if TYPE_CHECKING:
@@ -196,6 +196,7 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
     from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 
     tables = {VERSIONS, *(s.table for s in EVENT_STREAMS.values()), *(t.table for t in CATALOG_TABLES)}
+    check_duckdb_file(duckdb)  # an empty directory "held what the demo did not write"
     only_views = duckdb.is_file() and holds_only_views(duckdb)
     if only_views and shows_another_tree(duckdb, Root(str(parquet))):
         # An earlier demo's file as well as a synced warehouse's: "files the demo did not write" said neither.

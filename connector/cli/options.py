@@ -207,21 +207,30 @@ def _check_duckdb_paths(settings: WarehouseSettings) -> None:
     """
     from connector.errors import ConfigError, in_the_way_of
 
-    if settings.duckdb_path.is_dir():
-        raise ConfigError(f"--duckdb {settings.duckdb_path} is a directory: name a DuckDB file in it")
+    check_duckdb_file(settings.duckdb_path)
     if (in_the_way := in_the_way_of(settings.duckdb_path.parent)) is not None:
         raise ConfigError(f"--duckdb {settings.duckdb_path}: {in_the_way}")
-    if (other := _not_duckdb(settings.duckdb_path)) is not None:
-        # Refused by DuckDB only once the API was asked and the tables' directory written; a SQLite file
-        # opened through the sqlite extension, which DuckDB first tried to download (10 s offline).
-        raise ConfigError(
-            f"--duckdb {settings.duckdb_path} is {other}, not a DuckDB database: name another file"
-        )
     # The Parquet root (or the tables' directory beside the DuckDB file): a sync failed only once the API
     # had been asked, and as a failure of the warehouse rather than of the command line.
     tables = settings.tables_root.removeprefix("file://")
     if "://" not in tables and (in_the_way := in_the_way_of(Path(tables))) is not None:
         raise ConfigError(f"the tables' directory {tables}: {in_the_way}")
+
+
+def check_duckdb_file(path: Path) -> None:
+    """Refuse a `--duckdb` that is a directory, or a file that is no DuckDB database.
+
+    Raises:
+        ConfigError: it is one, named with what it is.
+    """
+    from connector.errors import ConfigError
+
+    if path.is_dir():
+        raise ConfigError(f"--duckdb {path} is a directory: name a DuckDB file in it")
+    if (other := _not_duckdb(path)) is not None:
+        # Refused by DuckDB only once the API was asked and the tables' directory written; a SQLite file
+        # opened through the sqlite extension, which DuckDB first tried to download (10 s offline).
+        raise ConfigError(f"--duckdb {path} is {other}, not a DuckDB database: name another file")
 
 
 def _not_duckdb(path: Path) -> str | None:

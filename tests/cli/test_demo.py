@@ -53,6 +53,8 @@ def a_synced_warehouse(root: Path) -> None:
     "given",
     [
         "--duckdb",
+        "--duckdb, an empty directory",
+        "--duckdb, a text file",
         "--duckdb with a table",
         "--duckdb of a sync",
         "--parquet",
@@ -64,6 +66,8 @@ def test_the_demo_touches_nothing_at_paths_an_earlier_demo_did_not_write(tmp_pat
     duckdb, parquet = tmp_path / "demo.duckdb", tmp_path / "demo-parquet"
     mine = {
         "--duckdb": duckdb,
+        "--duckdb, an empty directory": duckdb,
+        "--duckdb, a text file": duckdb,
         "--duckdb with a table": duckdb,
         "--duckdb of a sync": duckdb,
         "--parquet": parquet,
@@ -80,13 +84,23 @@ def test_the_demo_touches_nothing_at_paths_an_earlier_demo_did_not_write(tmp_pat
         (parquet / DEMO_MARKER).write_text("")
     elif given == "--parquet of a sync":
         a_synced_warehouse(parquet)
+    elif given == "--duckdb, an empty directory":
+        duckdb.mkdir()
+    elif given == "--duckdb, a text file":
+        duckdb.write_text("mine")
     else:
         mine.mkdir()
         (mine / "notes.txt").write_text("mine")
     before = sorted(str(p) for p in tmp_path.rglob("*"))
     done = run_cli("demo", "--duckdb", str(duckdb), "--parquet", str(parquet))
     assert done.returncode == 2 and done.stderr.startswith("bt-sync: error: ")
-    said = "holds bt-sync's views of another Parquet tree" if given == "--duckdb of a sync" else "holds what"
+    said = {
+        "--duckdb of a sync": "holds bt-sync's views of another Parquet tree",
+        # "holds what the demo did not write", of an empty directory too.
+        "--duckdb": "is a directory: name a DuckDB file in it",
+        "--duckdb, an empty directory": "is a directory: name a DuckDB file in it",
+        "--duckdb, a text file": "is another kind of file, not a DuckDB database",
+    }.get(given, "holds what")
     assert f"{mine} {said}" in done.stderr
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
 
