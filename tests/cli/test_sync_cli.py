@@ -556,7 +556,11 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
             "no project named or with id ' pp' (projects",
         ),
         (["sync", "--api-url", "{url}", "--duckdb", "/proc/forbidden/w.duckdb"], {}, "/proc/forbidden"),
-        (["sync", "--api-url", "{url}", "--duckdb", "{corrupt}"], {}, "not a valid DuckDB database"),
+        (
+            ["sync", "--api-url", "{url}", "--duckdb", "{corrupt}"],
+            {},
+            "is another kind of file, not a DuckDB database",
+        ),
         (
             ["sync", "--api-url", "{url}", "--objects", "prompts", "--duckdb", "{corrupt}/w.duckdb"],
             {},
