@@ -246,8 +246,12 @@ def _failed(error: Exception, settings: WarehouseSettings) -> QueryError:
 def _reason(error: Exception) -> str:
     """DuckDB's error on one line: its first line, and the hints after it that name what the query may
     have meant (`Did you mean "project_logs"?`). Its picture of where the query stopped (`LINE 1:` and
-    carets under the query's text) does not fit one line."""
-    hints = [line.strip() for line in str(error).splitlines()[1:] if line.strip().startswith(_DUCKDB_HINTS)]
+    carets under the query's text) does not fit one line. A first line ending in `:` says the reason
+    follows (an extension DuckDB could not download): the lines after it are kept, joined."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return " ".join(lines)
+    hints = [line for line in lines[1:] if line.startswith(_DUCKDB_HINTS)]
     return " ".join([first_line(error), *hints])
 
 

@@ -249,6 +249,14 @@ def test_sql_writes_no_file_runs_a_query_ending_in_a_comment_and_fails_midway_in
         "bt-sync: error: the query failed: Catalog Error: Table with name project_log does not exist! "
         'Did you mean "project_logs"?\n',
     )
+    # An error whose first line ends in `:` says why on the lines after: cut there, it said nothing.
+    done = sql("SELECT current_setting('s3_secret_access_key')")
+    (line,) = done.stderr.splitlines()
+    assert done.returncode == 1 and line.startswith(
+        "bt-sync: error: the query failed: An error occurred while trying to automatically install the "
+        "required extension 'httpfs: "
+    )
+    assert len(line) > 140
 
 
 def test_sql_runs_a_pivot_that_finds_its_own_columns_and_still_refuses_what_it_is_made_of(
