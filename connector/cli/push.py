@@ -52,6 +52,10 @@ OTHER_PARAMETERS: dict[str, tuple[Any, Any]] = {
 }
 
 
+# The flags naming the warehouse a `--sql` query reads.
+_WAREHOUSE_FLAGS = {"duckdb": "--duckdb", "parquet": "--parquet", "no_parquet": "--no-parquet"}
+
+
 @app.command(
     context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False
 )
@@ -108,13 +112,30 @@ def cli_parameter(name: str, field: FieldInfo) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
 
 
+def _refuse_warehouse_flags(given: dict[str, Any]) -> None:
+    """Refuse the warehouse's flags for a file's push, which reads no warehouse: they went unused without
+    a word, as `--format` for a query's would not.
+
+    Raises:
+        ConfigError: one was given.
+    """
+    from connector.errors import ConfigError
+
+    flags = [flag for name, flag in _WAREHOUSE_FLAGS.items() if given[name]]
+    if flags:
+        named = " and ".join(flags)
+        raise ConfigError(f"invalid setting: {named}: applies to a query's warehouse (--sql), not to a FILE")
+
+
 def _push(options: PushOptions, given: dict[str, Any]) -> None:
     from connector.progress import terminal_progress
     from connector.push.run import open_push
 
     as_json = given["as_json"]
     warehouse = None
-    if options.file is None:
+    if options.file is not None:
+        _refuse_warehouse_flags(given)
+    else:
         warehouse = warehouse_settings(
             duckdb=given["duckdb"],
             parquet=given["parquet"],

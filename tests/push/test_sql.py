@@ -609,6 +609,12 @@ def test_a_push_never_waits_for_a_sync_holding_the_object(
             "invalid setting: --no-validate-first: applies to a FILE, not to a query's result",
         ),
         (("--sql-file", "missing.sql"), 2, "--sql-file missing.sql: No such file or directory"),
+        # The reverse: a file's push read no warehouse, and took them without a word.
+        (
+            ("data.csv",),
+            2,
+            "invalid setting: --duckdb and --parquet: applies to a query's warehouse (--sql), not to a FILE",
+        ),
         # Given, though empty: not taken for no query at all.
         (("--sql", ""), 1, "the query is empty (only blanks or comments): give one SELECT statement"),
     ],
