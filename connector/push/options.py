@@ -159,6 +159,11 @@ class PushOptions(BaseModel):
             return None
         if info.data.get("file") is None:
             raise PydanticCustomError("delimiter", _FILE_ONLY, {"file": option("file")})
+        if (file_format := info.data.get("format")) not in (None, FileFormat.CSV):
+            # Not the file's doing: it was said to be of the format given, whatever it holds.
+            raise PydanticCustomError(
+                "delimiter", "applies to CSV, not to {given}", {"given": option("format", file_format.value)}
+            )
         separator = "\t" if delimiter == "\\t" else delimiter
         # A quote or a line break would make every value's boundaries ambiguous; the CSV reader splits
         # bytes, so a character of several bytes in UTF-8 cannot be its delimiter.

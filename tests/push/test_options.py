@@ -90,6 +90,11 @@ def test_the_cli_and_dagster_make_the_same_options() -> None:
             "give one of FILE, --sql and --sql-file, not FILE and --sql-file",
         ),
         ({"sql": "SELECT 1", "format": "csv"}, "format\n  applies to a FILE, not to a query's result"),
+        # The file was blamed: "d.csv is JSON Lines, not CSV".
+        (
+            {"file": "a.csv", "format": "jsonl", "delimiter": ";"},
+            "delimiter\n  applies to CSV, not to --format jsonl",
+        ),
         # Written as plain JSON Lines whatever the name: zcat of `.gz` failed, a CSV reader of `.csv` too.
         (
             {"file": "a.csv", "on_error": "skip", "rejects": "r.jsonl.gz"},
@@ -112,6 +117,10 @@ def test_exactly_one_source(given: dict[str, Any], message: str) -> None:
         ({}, "give a file to push, or a query in sql or sql_file"),
         ({"file": "a.csv", "sql": "SELECT 1"}, "give one of file, sql and sql_file, not file and sql"),
         ({"file": "a.csv", "rejects": "r.jsonl"}, "rejects only applies with on_error: skip"),
+        (
+            {"file": "a.csv", "format": "json", "delimiter": ";"},
+            "delimiter: applies to CSV, not to format: json",
+        ),
     ],
 )
 def test_a_run_config_s_problems_name_its_fields_not_the_flags(given: dict[str, Any], message: str) -> None:
