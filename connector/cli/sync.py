@@ -119,6 +119,8 @@ def print_summary(summary: SyncSummary, console: Console) -> None:
     """Print a sync summary as a table."""
     from rich.table import Column, Table
 
+    from connector.sync.keys import object_keys
+
     # A name or an error folded onto more lines where too long, never cut: two long names differing at
     # their ends showed alike.
     table = Table(
@@ -127,6 +129,9 @@ def print_summary(summary: SyncSummary, console: Console) -> None:
         Column("mode", overflow="fold"),
         *("pages", "fetched", "inserted", "updated", "deleted", "rows", "seconds"),
     )
+    # Named as `status` and Dagster's partitions name them: a name that two objects read alike (`a/b`'s
+    # experiment `c`, `a`'s `b/c`) with the object's id.
+    keys = object_keys(summary.objects)
     for o in summary.objects:
         mode = (
             o.mode + (" (resumed)" if o.resumed else "") if o.status == "synced" else f"{o.status}: {o.error}"
@@ -134,7 +139,7 @@ def print_summary(summary: SyncSummary, console: Console) -> None:
         table.add_row(
             *plain_cells(
                 o.table,
-                o.name,
+                keys[(o.object_type, o.object_id)],
                 mode,
                 str(o.pages),
                 str(o.rows_fetched),

@@ -916,6 +916,24 @@ def test_the_sync_summary_shows_long_object_names_whole(
     assert "…" not in table and max(map(len, table.splitlines())) <= PIPE_WIDTH
 
 
+def test_the_sync_summary_names_objects_whose_names_read_alike_by_their_keys(
+    emulator: Emulator, warehouse: WarehouseSettings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # `x/y`'s experiment `z` and `x`'s `y/z`: both shown as `x/y/z`, where `status` names them apart.
+    made = [
+        emulator.store.create_experiment(emulator.store.create_project(project)["id"], name)
+        for project, name in (("x/y", "z"), ("x", "y/z"))
+    ]
+    for experiment in made:
+        emulator.store.insert("experiment", experiment["id"], [{"id": "r", "input": 1}])
+    table = cli_in_process(
+        capfd, "sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--objects", "experiments",
+        env={"BRAINTRUST_API_KEY": emulator.api_key},
+    ).stdout  # fmt: skip
+    shown = sorted(row[1] for row in folded_rows(table, leading=0))
+    assert shown == sorted(f"x/y/z~{experiment['id']}" for experiment in made)
+
+
 @pytest.mark.parametrize("terminal_columns", [None, 70])
 def test_status_shows_each_key_id_and_time_whole(
     demo_emulator: Emulator,
