@@ -298,6 +298,14 @@ class PushRun:
             # it checks leaves none out: every row is sent, in the batches the check made.
             left_out = self.summary.rows_duplicate and self.options.validate_first
             self.summary.batches = sum(1 for _ in self._batches(ids, spool)) if left_out else batch_count
+        # Asked nothing, it cannot tell whether such a name is an object's: the push refuses it if none is.
+        for kind, name in (("project", self.options.project), ("dataset", self.options.dataset)):
+            if (spaced := _spaced_name(kind, name)) is not None:
+                self.summary.warnings.append(
+                    printable(
+                        f"{spaced}: the push refuses it unless a {kind} is named so (a dry run asks nothing)"
+                    )
+                )
         return self._finish()
 
     def _push(self, client: BraintrustClient) -> PushSummary:
@@ -1191,13 +1199,8 @@ def _check_new_name(kind: str, name: str, existing: Iterable[Project | Dataset])
     `sync --project` takes), or has a space at an end (a copy and paste's): either creates an object
     beside the one meant, silently."""
     flag = option(kind)
-    if name != name.strip():
-        raise ConfigError(
-            printable(
-                f"{flag} {name!r} begins or ends with a space, and no {kind} is named so; "
-                "give the name without it"
-            )
-        )
+    if (spaced := _spaced_name(kind, name)) is not None:
+        raise ConfigError(printable(f"{spaced}, and no {kind} is named so; give the name without it"))
     if (same_id := next((found for found in existing if found.id == name), None)) is not None:
         raise ConfigError(
             printable(
@@ -1205,6 +1208,11 @@ def _check_new_name(kind: str, name: str, existing: Iterable[Project | Dataset])
                 f"pass {flag} {shlex.quote(same_id.name)}"
             )
         )
+
+
+def _spaced_name(kind: str, name: str) -> str | None:
+    """What to say of a `kind`'s name with a space at an end (a copy and paste's), None of another name."""
+    return f"{option(kind)} {name!r} begins or ends with a space" if name != name.strip() else None
 
 
 def _create_dataset(client: BraintrustClient, options: PushOptions) -> tuple[Dataset, list[str]]:

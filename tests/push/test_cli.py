@@ -499,6 +499,13 @@ def test_a_project_or_dataset_named_by_an_id_or_with_a_space_at_an_end_is_not_cr
     for (project_name, dataset_name), message in refused.items():
         args = (str(path), "--project", project_name, "--dataset", dataset_name)
         assert run_cli(emulator, tmp_path, capsys, *args) == (2, "", f"bt-sync: error: {message}\n")
+    # A dry run, which asks the API nothing, said the push would go, and it was refused.
+    code, _, err = run_cli(emulator, tmp_path, capsys, *args, "--dry-run")
+    assert (code, err) == (
+        0,
+        "bt-sync: warning: --dataset 'golden ' begins or ends with a space: the push refuses it unless a "
+        "dataset is named so (a dry run asks nothing)\n",
+    )
     assert {kind: len(store.list_objects(kind, ListQuery())) for kind in objects} == objects
     # Named exactly as it is, an object is found whatever its name.
     code, out, _ = run_cli(
