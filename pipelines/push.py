@@ -91,6 +91,8 @@ def _summary_metadata(summary: PushSummary) -> dict[str, dg.MetadataValue]:
     metadata = source | {
         "dataset": dg.MetadataValue.text(f"{summary.project}/{summary.dataset}"),
         "dataset_id": dg.MetadataValue.text(summary.dataset_id or ""),
+        # What the run created (`project`, `dataset`): a mistyped name shows at once, as on the command line.
+        "created": dg.MetadataValue.json(summary.created),
         "rows_read": dg.MetadataValue.int(summary.rows_read),
         "rows_sent": dg.MetadataValue.int(summary.rows_sent),
         "rows_resumed": dg.MetadataValue.int(summary.rows_resumed),

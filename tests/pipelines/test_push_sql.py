@@ -52,6 +52,8 @@ def test_push_job_pushes_a_query_s_result_and_a_rerun_sends_nothing(
     )
     assert "FROM project_logs" in first["query"] and "file" not in first
     assert (rerun["rows_sent"], rerun["already_complete"]) == (0, True)
+    # What the run created, as the command line says it: a mistyped name shows at once.
+    assert (first["created"], rerun["created"]) == (["dataset"], [])
     assert "earlier" not in first
     assert rerun["earlier"] == {"rows_sent": 5, "rows_skipped": 0, "rows_duplicate": 0, "rejects": None}
     rows = emulator.store.live_rows("dataset", first["dataset_id"])
