@@ -220,11 +220,11 @@ class BraintrustClient:
         """Yield every project visible to the key, optionally only the one called `name`."""
         params = {"project_name": name} if name else {}
         for raw in self._list("/v1/project", params):
-            yield _validated(Project, raw, "GET /v1/project")
+            yield self._validated(Project, raw, "GET /v1/project")
 
     def create_project(self, name: str) -> Project:
         """Create a project, or return the existing one with that name."""
-        return _validated(
+        return self._validated(
             Project, self._request("POST", "/v1/project", json={"name": name}), "POST /v1/project"
         )
 
@@ -232,18 +232,18 @@ class BraintrustClient:
         """Yield the datasets of a project, optionally only the one called `name`."""
         params = {"project_id": project_id} | ({"dataset_name": name} if name else {})
         for raw in self._list("/v1/dataset", params):
-            yield _validated(Dataset, raw, "GET /v1/dataset")
+            yield self._validated(Dataset, raw, "GET /v1/dataset")
 
     def create_dataset(self, project_id: str, name: str) -> Dataset:
         """Create a dataset, or return the existing one with that name in the project."""
         body = {"project_id": project_id, "name": name}
-        return _validated(Dataset, self._request("POST", "/v1/dataset", json=body), "POST /v1/dataset")
+        return self._validated(Dataset, self._request("POST", "/v1/dataset", json=body), "POST /v1/dataset")
 
     def summarize_dataset(self, dataset_id: str) -> SummarizeDatasetResponse:
         """Return the dataset's summary, including its live record count."""
         path = f"/v1/dataset/{dataset_id}/summarize"
         raw = self._request("GET", path, params={"summarize_data": "true"})
-        return _validated(SummarizeDatasetResponse, raw, f"GET {path}")
+        return self._validated(SummarizeDatasetResponse, raw, f"GET {path}")
 
     def get_object(self, kind: ObjectKind, object_id: str) -> ApiObject:
         """Return one object of `kind` by id.
@@ -252,13 +252,13 @@ class BraintrustClient:
             NotFoundError: it does not exist (any more).
         """
         path = f"/v1/{kind.api_path}/{object_id}"
-        return _validated(kind.model, self._request("GET", path), f"GET {path}")
+        return self._validated(kind.model, self._request("GET", path), f"GET {path}")
 
     def list_kind(self, kind: ObjectKind, project_id: str | None = None) -> Iterator[ApiObject]:
         """Yield every object of `kind` (in `project_id`, for kinds listed per project)."""
         params = {"project_id": project_id} if project_id is not None else {}
         for raw in self._list(f"/v1/{kind.api_path}", params):
-            yield _validated(kind.model, raw, f"GET /v1/{kind.api_path}")
+            yield self._validated(kind.model, raw, f"GET /v1/{kind.api_path}")
 
     def org_names(self, app_url: str) -> dict[str, str]:
         """Names of the key's organizations by id, from the Braintrust app's login endpoint.
@@ -267,7 +267,7 @@ class BraintrustClient:
             app_url: the Braintrust app (the web UI), e.g. `https://www.braintrust.dev`.
         """
         url = f"{app_url.rstrip('/')}/api/apikey/login"
-        login = _validated(LoginResponse, self._request("POST", url), f"POST {url}")
+        login = self._validated(LoginResponse, self._request("POST", url), f"POST {url}")
         return {org.id: org.name for org in login.org_info}
 
     # Events --------------------------------------------------------------------------------------
@@ -338,7 +338,7 @@ class BraintrustClient:
         """
         path = f"/v1/{object_type.value}/{object_id}/insert"
         raw = self._request("POST", path, content=body, headers={"Content-Type": "application/json"})
-        return _validated(InsertEventsResponse, raw, f"POST {path}")
+        return self._validated(InsertEventsResponse, raw, f"POST {path}")
 
     # Plumbing ------------------------------------------------------------------------------------
 
@@ -433,11 +433,34 @@ class BraintrustClient:
             else:
                 state = "is unavailable or overloaded, try again later"
             raise ServerUnavailable(
-                f"{method} {path} failed after {attempts} ({_describe(error)}); "
+                # The last error may quote what the server sent (a header line httpx refused).
+                f"{method} {path} failed after {attempts} ({_without_key(_describe(error), self._key)}); "
                 f"the API at {redact(self.api_url)}{self._through} {state}.",
                 status=error.status if isinstance(error, RetryableResponse) else None,
             ) from None
         raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def _validated(self, model: type[_Model], raw: Any, request: str) -> _Model:
+        """`raw`, a response body, as `model`.
+
+        Raises:
+            MalformedResponse: the body is not what the API's contract says, naming the first field at
+                fault (and the key hidden, should the server have put it there).
+        """
+        try:
+            return model.model_validate(raw)
+        except ValidationError as error:
+            issue = error.errors()[0]
+            field = ".".join(str(part) for part in issue["loc"]) or "the body"
+            # One object of a listing: which one, for the API's owners to find it.
+            named = raw.get("id") if isinstance(raw, dict) and field != "id" else None
+            which = f", of the object with id {named}" if isinstance(named, str) else ""
+            raise MalformedResponse(
+                self.without_key(
+                    f"{request} returned a response bt-sync cannot read ({field}: {issue['msg']}{which}); "
+                    "is the API URL a Braintrust API?"
+                )
+            ) from None
 
     def _proxy_refused(self, method: str, path: str, answer: str) -> ApiMisdirected:
         """A proxy refused to carry a request (its `answer`, a 4xx): so will it every request."""
@@ -620,26 +643,6 @@ def _content_length(response: httpx.Response) -> int | None:
     """The bytes the response says it sends (compressed ones, for a compressed body), if it says."""
     length = response.headers.get("Content-Length", "")
     return int(length) if length.isdigit() else None
-
-
-def _validated(model: type[_Model], raw: Any, request: str) -> _Model:
-    """`raw`, a response body, as `model`.
-
-    Raises:
-        MalformedResponse: the body is not what the API's contract says, naming the first field at fault.
-    """
-    try:
-        return model.model_validate(raw)
-    except ValidationError as error:
-        issue = error.errors()[0]
-        field = ".".join(str(part) for part in issue["loc"]) or "the body"
-        # One object of a listing: which one, for the API's owners to find it.
-        named = raw.get("id") if isinstance(raw, dict) and field != "id" else None
-        which = f", of the object with id {named}" if isinstance(named, str) else ""
-        raise MalformedResponse(
-            f"{request} returned a response bt-sync cannot read ({field}: {issue['msg']}{which}); is the API "
-            "URL a Braintrust API?"
-        ) from None
 
 
 def _refuse_what_is_not_json(method: str, path: str, body: bytes | bytearray, key: str) -> None:

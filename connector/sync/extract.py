@@ -71,9 +71,9 @@ def newest_version(client: BraintrustClient, ref: ObjectRef, *, confirm_empty: b
             page = with_room_for_depth(partial(json.loads, body))
             events = check_events(page)
         except ValueError as error:
-            raise _malformed(ref, PageMalformed(f"the page is not valid JSON ({error})")) from None
+            raise _malformed(client, ref, PageMalformed(f"the page is not valid JSON ({error})")) from None
         except PageMalformed as malformed:
-            raise _malformed(ref, malformed) from None
+            raise _malformed(client, ref, malformed) from None
         cursor = page.get("cursor")
         if events:
             return max(parse_xact(str(event["_xact_id"])) for event in events)
@@ -169,7 +169,7 @@ def extract_object(
                 # A full read wants the next page whatever this one holds: ask for it now.
                 in_flight = fetcher.fetch(paginator.request_after(early))
             with staging.writing():
-                page = _stage(stager, body, cutoff, ref)
+                page = _stage(client, stager, body, cutoff, ref)
             if early is not None and page.cursor != early:
                 raise PaginationError(
                     f"the cursor at the end of a page of {ref.name!r} is not the page's cursor"
@@ -247,17 +247,23 @@ def trailing_cursor(body: bytes | bytearray) -> str | None:
     return cursor if isinstance(cursor, str) and cursor else None
 
 
-def _stage(stager: PageStager, body: bytes | bytearray, cutoff: int | None, ref: ObjectRef) -> StagedPage:
+def _stage(
+    client: BraintrustClient, stager: PageStager, body: bytes | bytearray, cutoff: int | None, ref: ObjectRef
+) -> StagedPage:
     try:
         return stager.stage(body, cutoff)
     except PageMalformed as malformed:
-        raise _malformed(ref, malformed) from None
+        raise _malformed(client, ref, malformed) from None
 
 
-def _malformed(ref: ObjectRef, malformed: PageMalformed) -> MalformedResponse:
+def _malformed(client: BraintrustClient, ref: ObjectRef, malformed: PageMalformed) -> MalformedResponse:
+    """The error of a malformed page, which may quote its values: the key hidden, should one be it (Dagster
+    keeps an error as it is given)."""
     return MalformedResponse(
-        f"a fetch page of {ref.stream.table} {ref.name!r} ({ref.object_id}) is malformed: {malformed}; "
-        "nothing was committed for it"
+        client.without_key(
+            f"a fetch page of {ref.stream.table} {ref.name!r} ({ref.object_id}) is malformed: {malformed}; "
+            "nothing was committed for it"
+        )
     )
 
 

@@ -393,13 +393,8 @@ class _SyncRun:
             return self._failed(ref, str(error))
 
     def _failed(self, ref: ObjectRef, error: str) -> ObjectSummary:
-        """A failed object's summary, with the rows, files and watermark it still holds.
-
-        The error may quote what the API sent (a malformed page's value): the key is hidden there, as the
-        command line hides it in all it prints, for Dagster keeps a run's messages as they are given.
-        """
-        shown = self.client.without_key(error)
-        return self._holding(ref, _summary(ref, ObjectStatus.FAILED, shown, full_read=self.full_read))
+        """A failed object's summary, with the rows, files and watermark it still holds."""
+        return self._holding(ref, _summary(ref, ObjectStatus.FAILED, error, full_read=self.full_read))
 
     def _holding(self, ref: ObjectRef, unsynced: ObjectSummary) -> ObjectSummary:
         """`unsynced`, the summary of an object that failed or was skipped, with the rows, files and

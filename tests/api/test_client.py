@@ -552,6 +552,38 @@ def test_a_redirect_to_an_address_quoting_the_key_is_told_without_it(emulator: E
     assert emulator.api_key not in str(caught.value)
 
 
+def test_a_header_line_quoting_the_key_that_httpx_refuses_is_told_without_it(emulator: Emulator) -> None:
+    # A broken server echoing the request's header in a line without its colon: httpx's refusal quotes the
+    # line, and the last error's text went into the message as it was.
+    class EchoingHeader(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            echoed = (
+                f"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nAuthorization Bearer {emulator.api_key}\r\n\r\n{{}}"
+            )
+            self.wfile.write(echoed.encode())
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    with (
+        serving(handler=EchoingHeader) as url,
+        make_client(emulator, api_url=url, max_attempts=2) as client,
+        pytest.raises(ServerUnavailable) as caught,
+    ):
+        list(client.list_projects())
+    assert "illegal header line" in str(caught.value) and "Authorization Bearer ***" in str(caught.value)
+    assert emulator.api_key not in str(caught.value)
+
+
+def test_a_listed_object_whose_id_is_the_key_is_told_without_it(emulator: Emulator) -> None:
+    # The object a listing's error names, by its id, for the API's owners to find it.
+    odd = orjson.dumps({"objects": [{"id": emulator.api_key, "name": 5}]}).decode()
+    emulator.faults.add(FaultRule(kind="body", body=odd, route="^/v1/project", times=None))
+    with make_client(emulator) as client, pytest.raises(MalformedResponse) as caught:
+        list(client.list_projects())
+    assert "of the object with id ***" in str(caught.value) and emulator.api_key not in str(caught.value)
+
+
 def test_a_proxy_asking_for_credentials_fails_at_once_naming_it(
     emulator: Emulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:

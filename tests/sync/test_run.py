@@ -16,14 +16,15 @@ from connector.config import WarehouseSettings
 from connector.destinations.base import MergeResult, ObjectRef
 from connector.destinations.parquet_tree import ParquetTree
 from connector.emulator import Emulator, FaultRule
-from connector.errors import ConfigError, WarehouseError
+from connector.errors import ConfigError, MalformedResponse, WarehouseError
 from connector.sync import run as run_module
 from connector.sync.catalog import discover_catalog
-from connector.sync.run import SyncSummary, remove_vanished
+from connector.sync.run import SyncOptions, SyncSummary, remove_vanished, sync_object
 from connector.sync.staging import ObjectStaging
 from connector.wiring import open_destination
 from schemas.kinds import EVENT_KINDS
 from tests.helpers import (
+    LOGS,
     LOGS_REF,
     event,
     event_tables,
@@ -477,10 +478,15 @@ def test_a_failed_objects_error_does_not_quote_the_api_key(
     emulator: Emulator, project: dict[str, Any], warehouse: WarehouseSettings
 ) -> None:
     # Pages whose version is the key (a server echoing the request into its rows): the error quotes the
-    # value, and Dagster keeps a summary's error as it is given (only the command line hid it).
+    # value, and Dagster keeps an error as it is given (only the command line hid it), raised by
+    # `sync_object` for a partition.
     page = json.dumps({"events": [{"id": "x", "_xact_id": emulator.api_key}], "cursor": None})
     emulator.faults.add(FaultRule(kind="body", body=page, route="/fetch", times=None))
     (logs,) = sync(emulator, warehouse).objects
     assert logs.status == "failed"
     assert "that is not a 64-bit decimal number, e.g. '***'" in str(logs.error)
     assert emulator.api_key not in str(logs.error)
+    with fast_client(emulator) as client, pytest.raises(MalformedResponse) as raised:
+        ref = ObjectRef(LOGS, project["id"], project["id"], project["name"])
+        sync_object(client, open_destination(warehouse), ref, SyncOptions())
+    assert "e.g. '***'" in str(raised.value) and emulator.api_key not in str(raised.value)
