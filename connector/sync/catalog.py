@@ -8,6 +8,7 @@ containers among them (projects' logs, experiments, datasets) become the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -21,6 +22,8 @@ from connector.errors import AuthError, ConfigError, WarehouseError
 from schemas.api import ApiObject, ObjectType, Project
 from schemas.kinds import BY_OBJECT_TYPE, BY_OPTION, EVENT_KINDS, KINDS, PROJECT, ObjectKind
 from schemas.tables import sql_identifier, sql_literal
+
+logger = logging.getLogger("bt_sync")
 
 
 @dataclass(frozen=True)
@@ -117,13 +120,17 @@ def _listed_in(
 ) -> tuple[ApiObject, ...]:
     """The objects of `kind` in `projects`, one of the kinds `asked` for.
 
+    An object listed under a project it does not belong to is left out, with a warning: an API that
+    ignores the listing's `project_id` filter listed every object under each project, each stored, counted
+    and synced once per project (and, for a project not selected, a traceback).
+
     Raises:
         AuthError: the key may not list them; refused with a 403 (the projects were listed), what the key
             lacks and how to sync the other kinds asked for are said: the message sent users to check a
             key that works.
     """
     try:
-        return tuple(obj for project in projects for obj in client.list_kind(kind, project.id))
+        listed = [(project, obj) for project in projects for obj in client.list_kind(kind, project.id)]
     except AuthError as error:
         if error.status != HTTPStatus.FORBIDDEN:
             raise
@@ -137,6 +144,15 @@ def _listed_in(
             ),
             status=error.status,
         ) from None
+    astray = [obj for project, obj in listed if obj.owning_project_id != project.id]
+    if astray:
+        logger.warning(
+            "the API listed %s under projects they do not belong to (e.g. %r, of project %s): left out there",
+            counted(len(astray), kind.option),
+            astray[0].name,
+            astray[0].owning_project_id,
+        )
+    return tuple(obj for project, obj in listed if obj.owning_project_id == project.id)
 
 
 def listed_projects(client: BraintrustClient) -> list[Project]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -228,3 +229,34 @@ def test_a_kind_the_key_may_not_list_is_named_with_the_kinds_to_sync_without_it(
     assert str(error.value).endswith(
         f"The key listed the projects: it may lack only the permission to read functions. {remedy}"
     )
+
+
+def test_objects_listed_under_projects_they_do_not_belong_to_are_left_out_there(
+    demo_emulator: Emulator,
+    warehouse: WarehouseSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # An API ignoring the listing's `project_id` filter: every experiment and dataset was stored, counted
+    # and synced once per project, and a sync of one project failed with a traceback (a KeyError).
+    store = demo_emulator.store
+    truth = {kind: len(listed(demo_emulator, kind)) for kind in ("experiment", "dataset")}
+    unfiltered = store.list_objects
+    monkeypatch.setattr(
+        store,
+        "list_objects",
+        lambda kind, query: unfiltered(kind, dataclasses.replace(query, project_id=None)),
+    )
+    summary = sync(demo_emulator, warehouse)
+    assert (summary.catalog["experiments"], summary.catalog["datasets"]) == (
+        truth["experiment"],
+        truth["dataset"],
+    )
+    assert query(warehouse, "SELECT count(*), count(DISTINCT id) FROM experiments") == [
+        (truth["experiment"],) * 2
+    ]
+    assert len(summary.objects) == len({o.object_id for o in summary.objects})
+    assert "under projects they do not belong to" in caplog.text
+    (project, *_) = store.list_objects("project", ListQuery())
+    narrowed = sync(demo_emulator, warehouse, projects=[project["name"]])
+    assert not narrowed.failures
