@@ -18,7 +18,7 @@ import duckdb
 from connector.api.client import BraintrustClient
 from connector.destinations.base import Destination, ObjectRef, SyncState
 from connector.display import counted
-from connector.errors import AuthError, ConfigError, WarehouseError
+from connector.errors import AuthError, ConfigError, NotFoundError, WarehouseError
 from schemas.api import ApiObject, ObjectType, Project
 from schemas.kinds import BY_OBJECT_TYPE, BY_OPTION, EVENT_KINDS, KINDS, PROJECT, ObjectKind
 from schemas.tables import sql_identifier, sql_literal
@@ -128,22 +128,22 @@ def _listed_in(
         AuthError: the key may not list them; refused with a 403 (the projects were listed), what the key
             lacks and how to sync the other kinds asked for are said: the message sent users to check a
             key that works.
+        NotFoundError: a project's listing answered 404, naming the project (deleted since it was listed?).
     """
-    try:
-        listed = [(project, obj) for project in projects for obj in client.list_kind(kind, project.id)]
-    except AuthError as error:
-        if error.status != HTTPStatus.FORBIDDEN:
-            raise
-        others = ",".join(other.option for other in KINDS if other in asked and other is not kind)
-        raise AuthError(
-            f"{error} The key listed the projects: it may lack only the permission to read {kind.option}. "
-            + (
-                f"Grant it, or sync the other kinds (bt-sync sync --objects {others})"
-                if others
-                else "Grant it"
-            ),
-            status=error.status,
-        ) from None
+    listed: list[tuple[Project, ApiObject]] = []
+    for project in projects:
+        try:
+            listed.extend((project, obj) for obj in client.list_kind(kind, project.id))
+        except AuthError as error:
+            if error.status != HTTPStatus.FORBIDDEN:
+                raise
+            raise _kind_refused(error, kind, asked) from None
+        except NotFoundError as error:
+            raise NotFoundError(
+                f"{error} (listing the {kind.option} of project {project.name!r}: deleted since the projects "
+                "were listed? The next sync no longer lists it)",
+                status=error.status,
+            ) from None
     astray = [obj for project, obj in listed if obj.owning_project_id != project.id]
     if astray:
         logger.warning(
@@ -153,6 +153,17 @@ def _listed_in(
             astray[0].owning_project_id,
         )
     return tuple(obj for project, obj in listed if obj.owning_project_id == project.id)
+
+
+def _kind_refused(error: AuthError, kind: ObjectKind, asked: Collection[ObjectKind]) -> AuthError:
+    """The 403 `error` of a kind's listing, saying what the key lacks and how to sync the other kinds."""
+    others = ",".join(other.option for other in KINDS if other in asked and other is not kind)
+    remedy = f"Grant it, or sync the other kinds (bt-sync sync --objects {others})" if others else "Grant it"
+    return AuthError(
+        f"{error} The key listed the projects: it may lack only the permission to read {kind.option}. "
+        f"{remedy}",
+        status=error.status,
+    )
 
 
 def listed_projects(client: BraintrustClient) -> list[Project]:

@@ -12,7 +12,7 @@ import pytest
 
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator, FaultRule, ListQuery
-from connector.errors import AuthError, MalformedResponse
+from connector.errors import AuthError, MalformedResponse, NotFoundError
 from tests.helpers import query, sync
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -260,3 +260,20 @@ def test_objects_listed_under_projects_they_do_not_belong_to_are_left_out_there(
     (project, *_) = store.list_objects("project", ListQuery())
     narrowed = sync(demo_emulator, warehouse, projects=[project["name"]])
     assert not narrowed.failures
+
+
+def test_a_project_whose_listing_answers_404_is_named(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # A project deleted between the listing of the projects and of their experiments: "GET /v1/experiment:
+    # not found", of no project named.
+    demo_emulator.faults.add(FaultRule(kind="status", status=404, route="^/v1/experiment$", times=None))
+    with pytest.raises(NotFoundError) as error:
+        sync(demo_emulator, warehouse)
+    names = [project["name"] for project in demo_emulator.store.list_objects("project", ListQuery())]
+    assert re.search(
+        r"\(listing the experiments of project '(.+)': deleted since the projects were listed\? "
+        r"The next sync no longer lists it\)$",
+        str(error.value),
+    )
+    assert any(f"project {name!r}:" in str(error.value) for name in names)
