@@ -37,7 +37,7 @@ from connector.destinations.file_size import file_target_rows
 from connector.destinations.iceberg_catalog import object_files
 from connector.destinations.iceberg_schema import stored_select, stored_type
 from connector.destinations.merge_plan import plan_actions
-from connector.destinations.scratch import merge_connection
+from connector.destinations.scratch import merge_connection, object_scratch
 from connector.destinations.unique_ids import each_id_once
 from connector.errors import MalformedResponse, first_line
 from schemas.tables import EventStream, sql_identifier, sql_literal, sql_path_list
@@ -128,12 +128,11 @@ def plan_merge(
         MalformedResponse: a row's `_xact_id` is beyond what an Iceberg long holds (that object fails).
         OSError, pyarrow.ArrowException: a file of the object cannot be read (or a new one written).
     """
-    scratch.mkdir(parents=True, exist_ok=True)
     tasks = object_files(table, stream, object_id)
     replaced = [task.file for task in tasks] if rebuild else []
     if rebuild:
         tasks = []
-    with _connect(scratch) as con:
+    with object_scratch(scratch), _connect(scratch) as con:
         merge = _Merge(con, table, stream, object_id, staged, tasks)
         merge.refuse_versions_beyond_a_long()
         if not tasks and delete_missing_up_to is None and merge.each_id_once():

@@ -31,7 +31,7 @@ from connector.destinations.base import StagedParts, VersionRange
 from connector.destinations.file_size import file_target_rows
 from connector.destinations.filesystem import Root
 from connector.destinations.merge_plan import plan_actions
-from connector.destinations.scratch import merge_connection
+from connector.destinations.scratch import merge_connection, object_scratch
 from connector.destinations.unique_ids import each_id_once
 from schemas.tables import EventStream, sql_identifier, sql_literal, sql_path_list
 
@@ -141,12 +141,7 @@ def merge_files(
         token: a text no other merge of the object uses, in the name of every version written
             (`written_by`).
     """
-    # Only this merge uses the object's scratch (its caller holds the object's lock): whatever is there was
-    # left by a merge killed before it cleaned up (a copy of its changed rows, a version half written),
-    # and would stay there for good.
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
-    with _connect(scratch) as con:
+    with object_scratch(scratch), _connect(scratch) as con:
         if not sum(f.rows for f in files) and delete_missing_up_to is None and each_id_once(con, staged):
             return _first_load(where, files, staged, token)
         incoming = sql_path_list(staged.paths)

@@ -8,6 +8,7 @@ objects took; and one for each object's merge: 12 ms of the 50 ms a sync of a sm
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -57,3 +58,19 @@ def merge_connection(scratch: Path) -> duckdb.DuckDBPyConnection:
     # DuckDB creates it once: deleted since (with the state directory's staging), spilling would fail.
     spill.mkdir(parents=True, exist_ok=True)
     return _merge_database(spill).cursor()
+
+
+@contextmanager
+def object_scratch(scratch: Path) -> Iterator[None]:
+    """The merge's own directory (`…/merge/<object id>`), emptied before the merge and removed after it.
+
+    Only the merge of the object uses it (its caller holds the object's lock): what is there was left by
+    a merge killed before it cleaned up (a copy of its changed rows, a version half written). Kept after
+    the merge, one stayed for every object ever synced, those removed upstream too.
+    """
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        yield
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)

@@ -490,3 +490,19 @@ def test_a_failed_objects_error_does_not_quote_the_api_key(
         ref = ObjectRef(LOGS, project["id"], project["id"], project["name"])
         sync_object(client, open_destination(warehouse), ref, SyncOptions())
     assert "e.g. '***'" in str(raised.value) and emulator.api_key not in str(raised.value)
+
+
+@pytest.mark.parametrize("destination", ["parquet", "iceberg"])
+def test_a_merge_leaves_no_directory_of_its_own_behind(
+    emulator: Emulator, project: dict[str, Any], tmp_path: Path, destination: str
+) -> None:
+    # One stayed in the scratch directory for every object ever synced, those removed upstream too.
+    settings = warehouse_in(tmp_path) if destination == "parquet" else iceberg_in(tmp_path)
+    sync(emulator, settings)
+    emulator.store.insert(
+        "project_logs", project["id"], [{"id": "log-1", "_is_merge": True, "output": "new"}]
+    )
+    (logs,) = sync(emulator, settings).objects
+    assert logs.updated == 1
+    # The merges' shared spill directory alone.
+    assert [path.name for path in settings.state_dir.rglob("merge/*")] == ["spill"]
