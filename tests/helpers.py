@@ -89,6 +89,11 @@ def iceberg_in(
     )
 
 
+def warehouse_of(destination: str, directory: Path) -> WarehouseSettings:
+    """Settings of a `duckdb` or an `iceberg` destination under `directory` (a test parametrized by both)."""
+    return iceberg_in(directory) if destination == "iceberg" else warehouse_in(directory)
+
+
 def hourly_change(emulator: Emulator, project_id: str, new_rows: int, updated_rows: int) -> None:
     """New traces, plus user feedback on rows among the newest few percent (the usual hourly pattern)."""
     live = sorted(emulator.store.live_rows("project_logs", project_id), key=lambda row: row["created"])

@@ -41,6 +41,7 @@ from tests.helpers import (
     synced_keys,
     upstream_keys,
     warehouse_in,
+    warehouse_of,
 )
 
 
@@ -210,7 +211,7 @@ def test_a_read_whose_staged_part_was_harmed_is_read_afresh(
 def test_a_read_interrupted_after_the_tables_were_restored_from_a_backup_reads_down_to_their_watermark(
     emulator: Emulator, project: dict[str, Any], tmp_path: Path, destination: str
 ) -> None:
-    settings = warehouse_in(tmp_path) if destination == "duckdb" else iceberg_in(tmp_path)
+    settings = warehouse_of(destination, tmp_path)
     sync(emulator, settings)
     backup = tmp_path / "backup"
     shutil.copytree(tmp_path, backup)

@@ -37,6 +37,7 @@ from tests.helpers import (
     staged,
     sync,
     warehouse_in,
+    warehouse_of,
 )
 
 
@@ -312,7 +313,7 @@ def test_a_reconcile_keeps_rows_newer_than_its_read_another_worker_committed(
     tmp_path: Path, destination: str
 ) -> None:
     # Workers with state directories of their own share no lock: one commits while the other reads.
-    settings = warehouse_in(tmp_path) if destination == "duckdb" else iceberg_in(tmp_path)
+    settings = warehouse_of(destination, tmp_path)
     warehouse = open_destination(settings)
 
     def merge(name: str, rows: list[dict[str, Any]], up_to: int | None = None) -> MergeResult:
@@ -492,12 +493,12 @@ def test_a_failed_objects_error_does_not_quote_the_api_key(
     assert "e.g. '***'" in str(raised.value) and emulator.api_key not in str(raised.value)
 
 
-@pytest.mark.parametrize("destination", ["parquet", "iceberg"])
+@pytest.mark.parametrize("destination", ["duckdb", "iceberg"])
 def test_a_merge_leaves_no_directory_of_its_own_behind(
     emulator: Emulator, project: dict[str, Any], tmp_path: Path, destination: str
 ) -> None:
     # One stayed in the scratch directory for every object ever synced, those removed upstream too.
-    settings = warehouse_in(tmp_path) if destination == "parquet" else iceberg_in(tmp_path)
+    settings = warehouse_of(destination, tmp_path)
     sync(emulator, settings)
     emulator.store.insert(
         "project_logs", project["id"], [{"id": "log-1", "_is_merge": True, "output": "new"}]
