@@ -360,12 +360,15 @@ class BraintrustClient:
                 raise ServerUnavailable(f"GET {path} returned no `objects` list") from None
             if not objects:
                 return
-            # By the id's text: an id that is none (a number, missing) is refused when the object is read.
-            new = [obj for obj in objects if str(obj.get("id")) not in listed]
+            new = []
+            for obj in objects:
+                # By the id's text: an id that is none (a number, missing) is refused when the object is read.
+                if (identity := str(obj.get("id"))) not in listed:
+                    listed.add(identity)
+                    new.append(obj)
             if not new:
                 # Paging in a circle (or not advancing): it would never end.
                 raise ServerUnavailable(f"GET {path}: `starting_after` did not advance")
-            listed.update(str(obj.get("id")) for obj in new)
             yield from new
             starting_after = objects[-1]["id"]
 

@@ -794,7 +794,8 @@ def test_a_listing_whose_page_repeats_an_object_lists_it_once(emulator: Emulator
         )["objects"]
         # The second page starts again with the first's last project (objects created meanwhile shift a
         # listing by creation time): it was stored, counted and synced twice.
-        repeating = orjson.dumps({"objects": [first[-1], *rest]}).decode()
+        # Within the page too.
+        repeating = orjson.dumps({"objects": [first[-1], rest[0], *rest]}).decode()
         emulator.faults.add(FaultRule(kind="body", body=repeating, route="/v1/project", times=1, after=1))
         listed = [project.id for project in client.list_projects()]
         assert listed == [project["id"] for project in [*first, *rest]]
