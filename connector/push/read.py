@@ -44,6 +44,8 @@ FORMAT_PROBE_LINES = 100
 # Characters of a JSON file's text shown from where it is invalid: enough to see the token (`NaN`, say).
 _SHOWN_AT_ERROR = 20
 _UTF8_BOM = b"\xef\xbb\xbf"
+# A line break in UTF-16, little- and big-endian.
+_UTF16_LINE_BREAKS = frozenset({b"\n\x00", b"\x00\n"})
 # A JSON escape in the surrogates' range, with the run of backslashes before its `u`: an even run is an
 # escaped backslash followed by text (`\\ud83d`), no escape.
 _SURROGATE_ESCAPE = re.compile(rb"(\\+)u[dD]([89a-fA-F])[0-9a-fA-F]{2}")
@@ -340,9 +342,10 @@ def _content_format(source: InputFile, head: bytes, requested: FileFormat | None
 
 
 def _binary_or_utf16(head: bytes) -> bool:
-    """Whether the NUL bytes of a file's head say it is no UTF-8 text: it is not UTF-8, or a NUL is in
-    most of its even or odd bytes (UTF-16's ASCII). A NUL byte is a character of UTF-8 text too (a value
-    a sync kept and `bt-sync sql --format csv` wrote): such a file was refused whole for one in its head,
+    """Whether the NUL bytes of a file's head say it is no UTF-8 text: it is not UTF-8, or it is UTF-16's
+    (a line break of two bytes, the NUL on one side, at a character's place; or a NUL in most of its
+    even or odd bytes, for a head of one line). A NUL byte is a character of UTF-8 text too (a value a
+    sync kept and `bt-sync sql --format csv` wrote): such a file was refused whole for one in its head,
     and sent whole when it came later.
     """
     if b"\x00" not in head:
@@ -351,6 +354,11 @@ def _binary_or_utf16(head: bytes) -> bool:
         # The head may end within a character: only the bytes before it must be UTF-8.
         codecs.getincrementaldecoder("utf-8")().decode(head)
     except UnicodeDecodeError:
+        return True
+    # Cyrillic, Greek or Armenian in UTF-16 is UTF-8 too, byte by byte (their low bytes are ASCII's), with
+    # NULs beside its ASCII only: its line breaks tell it.
+    pairs = (head[at : at + 2] for at in range(0, len(head) - 1, 2))
+    if any(pair in _UTF16_LINE_BREAKS for pair in pairs):
         return True
     return any(half.count(0) * 2 > len(half) for half in (head[::2], head[1::2]))
 

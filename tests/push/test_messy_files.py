@@ -1033,6 +1033,13 @@ def test_a_parquet_file_named_csv_is_read_as_parquet(emulator: Emulator, tmp_pat
         ),
         # UTF-16 without its byte order mark: a NUL in every other byte.
         ("d.csv", "id,input\nq,1\n".encode("utf-16-le"), (), "d.csv is a binary file or UTF-16 text"),
+        # Cyrillic so ("вход", "мир"): UTF-8 byte by byte, NULs by its ASCII only; its columns were blamed.
+        (
+            "d.csv",
+            "\u0432\u0445\u043e\u0434\n\u043c\u0438\u0440\n".encode("utf-16-be"),
+            (),
+            "d.csv is a binary file or UTF-16",
+        ),
     ],
 )
 def test_a_mislabelled_file_says_what_it_is_in_one_clean_line(
