@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 
 _STDERR = 2
-# How Typer's click words a command line's words that no parameter takes.
-_EXTRA_ARGUMENTS = "Got unexpected extra argument(s)"
+# How Typer's click starts the errors quoting a command line's words: those no parameter takes, and an
+# option no command has.
+_QUOTING_ARGUMENTS = ("Got unexpected extra argument(s)", "No such option")
 # Tables' width where stdout is no terminal: `status`'s table of a usual warehouse (a 36-character id, a
 # partition key, a time) fits; its keys and ids fold rather than go cut beyond.
 PIPE_WIDTH = 200
@@ -68,14 +69,15 @@ class KeyHidingCommand(TyperCommand):
 
 
 def hide_split_key(error: UsageError) -> None:
-    """Where `--api-key` is given, a usage error quoting the words no parameter took does not show them: a
-    key split at a blank (`--api-key sk-abc def`, `--api-key= sk-abc`) went to the terminal and to a
-    scheduler's log as those words."""
+    """Where `--api-key` is given, a usage error quoting the words no parameter took, or an option no
+    command has, does not show them: a key split at a blank (`--api-key sk-abc def`, `--api-key= sk-abc`,
+    a part starting with `-`) went to the terminal and to a scheduler's log as those words."""
     given = any(argument.partition("=")[0] == "--api-key" for argument in sys.argv[1:])
-    if given and error.message.startswith(_EXTRA_ARGUMENTS):
+    quoting = next((start for start in _QUOTING_ARGUMENTS if error.message.startswith(start)), None)
+    if given and quoting is not None:
         error.message = (
-            f"{_EXTRA_ARGUMENTS}, not shown as --api-key is given (a key split at a blank would show): "
-            "quote a value holding a blank"
+            f"{quoting}, not shown as --api-key is given (a key split at a blank would show): quote a value "
+            "holding a blank"
         )
 
 

@@ -227,6 +227,9 @@ def check_duckdb_file(path: Path) -> None:
 
     if path.is_dir():
         raise ConfigError(f"--duckdb {path} is a directory: name a DuckDB file in it")
+    if path.exists() and not path.is_file():
+        # A named pipe would be opened for its first bytes, waiting for a writer for good.
+        raise ConfigError(f"--duckdb {path} is not a regular file: name a DuckDB file")
     if (other := _not_duckdb(path)) is not None:
         # Refused by DuckDB only once the API was asked and the tables' directory written; a SQLite file
         # opened through the sqlite extension, which DuckDB first tried to download (10 s offline).

@@ -123,8 +123,8 @@ def _refuse_warehouse_flags(given: dict[str, Any]) -> None:
 
     flags = [flag for name, flag in _WAREHOUSE_FLAGS.items() if given[name]]
     if flags:
-        named = " and ".join(flags)
-        raise ConfigError(f"invalid setting: {named}: applies to a query's warehouse (--sql), not to a FILE")
+        named, apply = (" and ".join(flags), "apply") if len(flags) > 1 else (flags[0], "applies")
+        raise ConfigError(f"invalid setting: {named}: {apply} to a query's warehouse (--sql), not to a FILE")
 
 
 def _push(options: PushOptions, given: dict[str, Any]) -> None:

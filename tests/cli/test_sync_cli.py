@@ -1640,6 +1640,7 @@ def test_a_duckdb_file_or_tables_directory_no_reader_can_use_is_refused(
     (tmp_path / "empty.duckdb").touch()
     (tmp_path / "text.duckdb").write_text("hello\n")
     (tmp_path / "rows.parquet").write_bytes(b"PAR1" + bytes(64))
+    os.mkfifo(tmp_path / "pipe.duckdb")  # opened for its first bytes, it waited for a writer for good
     for paths, says in (
         (["--duckdb", f"{tmp_path}/dir.duckdb"], f"--duckdb {tmp_path}/dir.duckdb is a directory"),
         # DuckDB tried to download its sqlite extension for 10 s, then said so, never that it was SQLite.
@@ -1655,6 +1656,7 @@ def test_a_duckdb_file_or_tables_directory_no_reader_can_use_is_refused(
         ),
         (["--duckdb", f"{tmp_path}/text.duckdb"], f"--duckdb {tmp_path}/text.duckdb is another kind of file"),
         (["--duckdb", f"{tmp_path}/rows.parquet"], f"--duckdb {tmp_path}/rows.parquet is a Parquet file"),
+        (["--duckdb", f"{tmp_path}/pipe.duckdb"], f"--duckdb {tmp_path}/pipe.duckdb is not a regular file"),
         (
             ["--duckdb", f"{tmp_path}/w.duckdb", "--parquet", f"{tmp_path}/file"],
             f"the tables' directory {tmp_path}/file: {tmp_path}/file is a file where a directory is needed",
@@ -1666,21 +1668,30 @@ def test_a_duckdb_file_or_tables_directory_no_reader_can_use_is_refused(
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("args", "error"),
     [
-        ["projects", "--api-key=", "sk-s3cr3t-part"],
-        ["sync", "--api-key", "sk-abc", "s3cr3t-part"],
-        ["push", "d.csv", "--project", "p", "--dataset", "d", "--api-key=sk-abc", "s3cr3t-part"],
+        (["projects", "--api-key=", "sk-s3cr3t-part"], "Got unexpected extra argument(s)"),
+        (["sync", "--api-key", "sk-abc", "s3cr3t-part"], "Got unexpected extra argument(s)"),
+        (
+            ["push", "d.csv", "--project", "p", "--dataset", "d", "--api-key=sk-abc", "s3cr3t-part"],
+            "Got unexpected extra argument(s)",
+        ),
+        # A part starting with `-`, taken for an option.
+        (["sync", "--api-key", "sk-abc", "--s3cr3t-part"], "No such option"),
+        (
+            ["push", "d.csv", "--project", "p", "--dataset", "d", "--api-key", "sk-abc", "-s3cr3t"],
+            "No such option",
+        ),
     ],
 )
 def test_a_key_split_at_a_blank_is_not_quoted_as_extra_arguments(
-    capfd: pytest.CaptureFixture[str], args: list[str]
+    capfd: pytest.CaptureFixture[str], args: list[str], error: str
 ) -> None:
     # An unquoted key holding a blank, or a blank after `=`: the words the command did not take were
     # printed, the key or part of it with them.
     done = cli_in_process(capfd, *args)
     assert done.returncode == 2
-    assert "Got unexpected extra argument(s), not shown as --api-key is given" in done.stderr
+    assert f"{error}, not shown as --api-key is given" in done.stderr
     assert "s3cr3t" not in done.stderr + done.stdout
     # Without a key on the line, they are shown.
     done = cli_in_process(capfd, "sync", "extra")
