@@ -613,7 +613,7 @@ def test_a_push_never_waits_for_a_sync_holding_the_object(
         (
             ("data.csv",),
             2,
-            "invalid setting: --duckdb and --parquet: applies to a query's warehouse (--sql), not to a FILE",
+            "invalid setting: --duckdb and --parquet: apply to a query's warehouse (--sql), not to a FILE",
         ),
         # Given, though empty: not taken for no query at all.
         (("--sql", ""), 1, "the query is empty (only blanks or comments): give one SELECT statement"),
