@@ -66,11 +66,13 @@ class ApiError(BtSyncError):
     Args:
         message: what went wrong and what to do, never containing the API key.
         status: the HTTP status, or None when no response arrived.
+        said: what the server's answer said, the key hidden ("" if nothing), for a message of its own.
     """
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, *, said: str = "") -> None:
         super().__init__(message)
         self.status = status
+        self.said = said
 
 
 class AuthError(ApiError, TerminalError):

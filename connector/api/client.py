@@ -712,6 +712,7 @@ def _status_error(method: str, path: str, status: int, body: bytes | bytearray, 
             f"Check {scope}the API key given (BRAINTRUST_API_KEY by default) and the API URL "
             "(BRAINTRUST_API_URL by default).",
             status=status,
+            said=server_says,
         )
     if status == 404:
         return NotFoundError(f"{method} {path}: not found (HTTP 404). {server_says}".strip(), status=status)

@@ -9,6 +9,7 @@ containers among them (projects' logs, experiments, datasets) become the
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -111,12 +112,20 @@ def discover_catalog(
     asked = tuple(kinds)
     for kind in asked:
         if kind.in_project:
-            objects[kind] = _listed_in(client, kind, projects, asked)
+            objects[kind] = _listed_in(client, kind, projects, _Asked(asked, tuple(selectors)))
     return Catalog(tuple(projects), objects, every_project=not selectors, listed=tuple(listed))
 
 
+@dataclass(frozen=True)
+class _Asked:
+    """What a sync asked for: its kinds, and the projects it named (none: all), for a remedy's flags."""
+
+    kinds: Collection[ObjectKind]
+    selectors: tuple[str, ...]
+
+
 def _listed_in(
-    client: BraintrustClient, kind: ObjectKind, projects: Iterable[Project], asked: Collection[ObjectKind]
+    client: BraintrustClient, kind: ObjectKind, projects: Iterable[Project], asked: _Asked
 ) -> tuple[ApiObject, ...]:
     """The objects of `kind` in `projects`, one of the kinds `asked` for.
 
@@ -141,7 +150,7 @@ def _listed_in(
         except NotFoundError as error:
             raise NotFoundError(
                 f"{error} (listing the {kind.option} of project {project.name!r}: deleted since the projects "
-                "were listed? The next sync no longer lists it)",
+                "were listed?)",
                 status=error.status,
             ) from None
     astray = [obj for project, obj in listed if obj.owning_project_id != project.id]
@@ -155,14 +164,22 @@ def _listed_in(
     return tuple(obj for project, obj in listed if obj.owning_project_id == project.id)
 
 
-def _kind_refused(error: AuthError, kind: ObjectKind, asked: Collection[ObjectKind]) -> AuthError:
-    """The 403 `error` of a kind's listing, saying what the key lacks and how to sync the other kinds."""
-    others = ",".join(other.option for other in KINDS if other in asked and other is not kind)
-    remedy = f"Grant it, or sync the other kinds (bt-sync sync --objects {others})" if others else "Grant it"
+def _kind_refused(error: AuthError, kind: ObjectKind, asked: _Asked) -> AuthError:
+    """The 403 `error` of a kind's listing, saying what the key lacks and how to sync the other kinds of
+    the projects asked for (the client's "check the key and the URL" said the opposite of a key that
+    listed the projects)."""
+    others = ",".join(other.option for other in KINDS if other in asked.kinds and other is not kind)
+    projects = "".join(f" --project {shlex.quote(selector)}" for selector in asked.selectors)
+    remedy = "grant it"
+    if others:
+        remedy += f", or sync the other kinds (bt-sync sync --objects {others}{projects})"
+    said = f": {error.said}" if error.said else ""
     return AuthError(
-        f"{error} The key listed the projects: it may lack only the permission to read {kind.option}. "
-        f"{remedy}",
+        f"Braintrust refused this API key the listing of {kind.option} (HTTP {error.status} on GET "
+        f"/v1/{kind.api_path}{said}), though it listed the projects: it may lack only the permission to "
+        f"read {kind.option}; {remedy}",
         status=error.status,
+        said=error.said,
     )
 
 

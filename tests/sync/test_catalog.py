@@ -202,32 +202,41 @@ def test_an_object_listed_without_a_field_bt_sync_reads_is_named_in_the_error(
 
 
 @pytest.mark.parametrize(
-    ("kinds", "remedy"),
+    ("options", "remedy"),
     [
         (
-            None,
-            "Grant it, or sync the other kinds (bt-sync sync --objects "
+            {},
+            "grant it, or sync the other kinds (bt-sync sync --objects "
             "logs,experiments,datasets,prompts,project_scores,project_tags)",
         ),
+        # The projects asked for too: the remedy synced every project.
         (
-            frozenset({"experiments", "functions"}),
-            "Grant it, or sync the other kinds (bt-sync sync --objects experiments)",
+            {"kinds": frozenset({"experiments", "functions"}), "projects": ("rag-search", "support bot")},
+            "grant it, or sync the other kinds (bt-sync sync --objects experiments --project rag-search "
+            "--project 'support bot')",
         ),
-        (frozenset({"functions"}), "Grant it"),
+        ({"kinds": frozenset({"functions"})}, "grant it"),
     ],
 )
 def test_a_kind_the_key_may_not_list_is_named_with_the_kinds_to_sync_without_it(
-    demo_emulator: Emulator, warehouse: WarehouseSettings, kinds: frozenset[str] | None, remedy: str
+    demo_emulator: Emulator, warehouse: WarehouseSettings, options: dict[str, Any], remedy: str
 ) -> None:
-    # A key that may read everything but functions: the message said only to check the key.
-    demo_emulator.faults.add(FaultRule(kind="status", status=403, route="^/v1/function", times=None))
-    with pytest.raises(AuthError) as error:
-        sync(demo_emulator, warehouse, **({} if kinds is None else {"kinds": kinds}))
-    assert str(error.value).startswith(
-        "Braintrust refused this API key permission (HTTP 403 on GET /v1/function"
+    # A key that may read everything but functions: the message said to check the key (and the URL).
+    store = demo_emulator.store
+    store.patch(
+        "project",
+        store.list_objects("project", ListQuery(name="support-bot"))[0]["id"],
+        {"name": "support bot"},
     )
-    assert str(error.value).endswith(
-        f"The key listed the projects: it may lack only the permission to read functions. {remedy}"
+    demo_emulator.faults.add(
+        FaultRule(kind="status", status=403, route="^/v1/function", body='{"error": "no"}', times=None)
+    )
+    with pytest.raises(AuthError) as error:
+        sync(demo_emulator, warehouse, **options)
+    assert str(error.value) == (
+        'Braintrust refused this API key the listing of functions (HTTP 403 on GET /v1/function: {"error": '
+        '"no"}), though it listed the projects: it may lack only the permission to read functions; '
+        f"{remedy}"
     )
 
 
@@ -272,8 +281,7 @@ def test_a_project_whose_listing_answers_404_is_named(
         sync(demo_emulator, warehouse)
     names = [project["name"] for project in demo_emulator.store.list_objects("project", ListQuery())]
     assert re.search(
-        r"\(listing the experiments of project '(.+)': deleted since the projects were listed\? "
-        r"The next sync no longer lists it\)$",
+        r"\(listing the experiments of project '(.+)': deleted since the projects were listed\?\)$",
         str(error.value),
     )
     assert any(f"project {name!r}:" in str(error.value) for name in names)
