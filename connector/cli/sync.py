@@ -111,7 +111,13 @@ def sync(
     else:
         print_summary(summary, output_console())
     if summary.failures:
-        failed = "; ".join(f"{o.table} {o.name!r}: {o.error}" for o in summary.failures)
+        from connector.sync.keys import object_keys
+
+        # As the table names them: a name two objects read alike, with its id.
+        keys = object_keys(summary.objects)
+        failed = "; ".join(
+            f"{o.table} {keys[(o.object_type, o.object_id)]!r}: {o.error}" for o in summary.failures
+        )
         raise SyncIncomplete(f"{len(summary.failures)} of {len(summary.objects)} objects failed ({failed})")
 
 

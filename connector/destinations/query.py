@@ -69,6 +69,8 @@ _FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
 # How the lines of a DuckDB error that name what the query may have meant start (a table, a column).
 _DUCKDB_HINTS = ("Did you mean", "Candidate bindings:")
+# The lines of DuckDB's picture of where a query stopped: the query's text, and carets under it.
+_QUERY_PICTURE = re.compile(r"LINE \d+:|\^+$")
 
 
 class QueryResult:
@@ -250,7 +252,7 @@ def _reason(error: Exception) -> str:
     follows (an extension DuckDB could not download): the lines after it are kept, joined."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     if len(lines) > 1 and lines[0].endswith(":"):
-        return " ".join(lines)
+        return " ".join(line for line in lines if not _QUERY_PICTURE.match(line))
     hints = [line for line in lines[1:] if line.startswith(_DUCKDB_HINTS)]
     return " ".join([first_line(error), *hints])
 

@@ -926,12 +926,19 @@ def test_the_sync_summary_names_objects_whose_names_read_alike_by_their_keys(
     ]
     for experiment in made:
         emulator.store.insert("experiment", experiment["id"], [{"id": "r", "input": 1}])
-    table = cli_in_process(
+    failing = made[0]["id"]
+    emulator.faults.add(FaultRule(kind="status", status=400, route=f"{failing}/fetch", times=None))
+    done = cli_in_process(
         capfd, "sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--objects", "experiments",
         env={"BRAINTRUST_API_KEY": emulator.api_key},
-    ).stdout  # fmt: skip
-    shown = sorted(row[1] for row in folded_rows(table, leading=0))
+    )  # fmt: skip
+    shown = sorted(row[1] for row in folded_rows(done.stdout, leading=0))
     assert shown == sorted(f"x/y/z~{experiment['id']}" for experiment in made)
+    # The failure's line too.
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        f"bt-sync: error: 1 of 2 objects failed (experiment_events 'x/y/z~{failing}': "
+    )
 
 
 @pytest.mark.parametrize("terminal_columns", [None, 70])
