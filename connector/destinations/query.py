@@ -28,7 +28,7 @@ from connector.config import DestinationKind, WarehouseSettings
 from connector.destinations.filesystem import Root
 from connector.destinations.interrupt import interruptible
 from connector.destinations.views import damaged_files
-from connector.display import null_cell, plain_cells
+from connector.display import counted, null_cell, plain_cells
 from connector.duckdb_messages import decoded_duckdb_errors
 from connector.errors import QueryError, first_line
 from connector.wiring import open_destination
@@ -69,6 +69,9 @@ _FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
 # How the lines of a DuckDB error that name what the query may have meant start (a table, a column).
 _DUCKDB_HINTS = ("Did you mean", "Candidate bindings:")
+# The characters of a value a table shows: a terminal's table is to be read, a value in full is csv's or
+# json's.
+MOST_CELL_CHARS = 1000
 # The lines of DuckDB's picture of where a query stopped: the query's text, and carets under it.
 _QUERY_PICTURE = re.compile(r"LINE \d+:|\^+$")
 
@@ -151,26 +154,42 @@ class QueryResult:
         out.write(b"[]\n" if first else b"\n]\n")
 
     def print_table(self, console: Console, max_rows: int) -> None:
-        """Print at most `max_rows` rows as a table, saying how many more there were."""
-        # Values and column names are the data's: shown as written, never as rich markup or control codes.
+        """Print at most `max_rows` rows as a table, saying how many more there were, and each value's first
+        `MOST_CELL_CHARS` characters, saying when one was cut."""
+        # Values and column names are the data's: shown as written, never as rich markup or control codes;
+        # a long word folded onto more lines, as long text is (one was cut to a line, the other shown whole).
         table = Table()
         for header in plain_cells(*self.schema.names):
-            table.add_column(header)
-        shown = more = 0
+            table.add_column(header, overflow="fold")
+        shown = more = cut = 0
         for batch in self.batches():
             wanted = batch.slice(0, max_rows - shown)
             # Nested values as JSON text, as CSV shows them, not Python's reprs (`[('accuracy', 0.9)]`).
             for row in _python_rows(_as_text(wanted, self.json_columns)):
                 values = list(row.values())
-                cells = plain_cells(*("" if value is None else str(value) for value in values))
+                texts = ["" if value is None else str(value) for value in values]
+                cut += sum(len(text) > MOST_CELL_CHARS for text in texts)
+                # Rich measures every character of a cell: a value of megabytes took seconds and hundreds of
+                # megabytes to show a few lines of.
+                cells = plain_cells(*(_first_chars(text) for text in texts))
                 table.add_row(
                     *(null_cell() if v is None else cell for v, cell in zip(values, cells, strict=True))
                 )
             shown += wanted.num_rows
             more += batch.num_rows - wanted.num_rows
         console.print(table)
+        if cut:
+            console.print(
+                f"{counted(cut, 'values')} longer than {MOST_CELL_CHARS:,} characters cut, ending in … "
+                "(use --format csv or json for them whole)"
+            )
         if more:
             console.print(f"... and {more:,} more rows (use --format csv or json for every row)")
+
+
+def _first_chars(text: str) -> str:
+    """`text`, or its first `MOST_CELL_CHARS` characters and an ellipsis."""
+    return text if len(text) <= MOST_CELL_CHARS else f"{text[:MOST_CELL_CHARS]}…"
 
 
 @contextmanager

@@ -109,10 +109,10 @@ def discover_catalog(
             )
         projects = chosen
     objects: dict[ObjectKind, tuple[ApiObject, ...]] = {PROJECT: tuple(projects)}
-    asked = tuple(kinds)
-    for kind in asked:
+    asked = _Asked(tuple(kinds), tuple(selectors))
+    for kind in asked.kinds:
         if kind.in_project:
-            objects[kind] = _listed_in(client, kind, projects, _Asked(asked, tuple(selectors)))
+            objects[kind] = _listed_in(client, kind, projects, asked)
     return Catalog(tuple(projects), objects, every_project=not selectors, listed=tuple(listed))
 
 

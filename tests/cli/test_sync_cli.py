@@ -320,6 +320,26 @@ def test_sql_runs_a_pivot_that_finds_its_own_columns_and_still_refuses_what_it_i
     assert record.read_bytes() == kept
 
 
+def test_sql_shows_a_value_of_megabytes_in_a_table_by_its_first_characters_saying_so(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Rich measured each of its characters: seconds and hundreds of megabytes to print a few lines, and a
+    # value without a blank was cut to one line while one with blanks was printed whole.
+    sync_objects(demo_emulator, warehouse, "logs")
+    where = cli_warehouse_args(warehouse)[:4]
+    query = "SELECT repeat('\u8a9e', 2000000) AS word, repeat('a ', 600) AS text, 'short' AS s"
+    done = cli_in_process(capfd, "sql", *where, query, "--format", "table")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert (
+        lines[-1]
+        == "2 values longer than 1,000 characters cut, ending in … (use --format csv or json for them whole)"
+    )
+    cells = "".join(line.split("│")[1].strip() for line in lines if line.startswith("│"))
+    assert cells == "\u8a9e" * 1000 + "…"
+    assert len(done.stdout) < 20_000
+
+
 def test_sql_shows_numbers_as_numbers_and_maps_as_objects_at_any_depth(
     demo_emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
