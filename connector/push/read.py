@@ -356,9 +356,11 @@ def _binary_or_utf16(head: bytes) -> bool:
     except UnicodeDecodeError:
         return True
     # Cyrillic, Greek or Armenian in UTF-16 is UTF-8 too, byte by byte (their low bytes are ASCII's), with
-    # NULs beside its ASCII only: its line breaks tell it.
+    # NULs beside its ASCII only: its line breaks tell it, nearly every one a NUL's pair (a UTF-8 value
+    # ending in a NUL at a line's end makes one such pair).
     pairs = (head[at : at + 2] for at in range(0, len(head) - 1, 2))
-    if any(pair in _UTF16_LINE_BREAKS for pair in pairs):
+    breaks = sum(pair in _UTF16_LINE_BREAKS for pair in pairs)
+    if breaks >= 2 and breaks * 10 >= head.count(b"\n") * 9:
         return True
     return any(half.count(0) * 2 > len(half) for half in (head[::2], head[1::2]))
 

@@ -1065,18 +1065,18 @@ def test_a_mislabelled_file_says_what_it_is_in_one_clean_line(
 
 
 @pytest.mark.parametrize("before", [0, 100_000])
+@pytest.mark.parametrize("last", [b'"a\x00b"', b"a\x00"])
 def test_a_nul_character_in_a_csv_value_is_sent_as_it_is_wherever_it_is(
-    emulator: Emulator, tmp_path: Path, push: Any, before: int
+    emulator: Emulator, tmp_path: Path, push: Any, before: int, last: bytes
 ) -> None:
     # As `bt-sync sql --format csv` writes an id holding U+0000: refused whole as "a binary file" when in
-    # the file's first 64 KiB, sent when after them.
+    # the file's first 64 KiB, sent when after them; one ending a line, by its line break, as UTF-16.
     path = tmp_path / "nul.csv"
-    path.write_bytes(
-        b"id,input\n" + b"".join(b"r%d,x\n" % n for n in range(before // 5)) + b'x\x00y,"a\x00b"\n'
-    )
+    rows = b"".join(b"r%d,x\n" % n for n in range(before // 5))
+    path.write_bytes(b"id,input\n" + rows + b"x\x00y," + last + b"\nz,q\n")
     summary = push(path, id_column="id")
-    assert summary.rows_sent == before // 5 + 1
-    assert stored(emulator)["x\x00y"]["input"] == "a\x00b"
+    assert summary.rows_sent == before // 5 + 2
+    assert stored(emulator)["x\x00y"]["input"] == last.strip(b'"').decode()
 
 
 def test_control_bytes_from_a_file_are_escaped_in_messages(emulator: Emulator, tmp_path: Path) -> None:
