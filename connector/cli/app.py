@@ -69,15 +69,25 @@ class KeyHidingCommand(TyperCommand):
 
 
 def hide_split_key(error: UsageError) -> None:
-    """Where `--api-key` is given, a usage error quoting the words no parameter took, or an option no
-    command has, does not show them: a key split at a blank (`--api-key sk-abc def`, `--api-key= sk-abc`,
-    a part starting with `-`) went to the terminal and to a scheduler's log as those words."""
-    given = any(argument.partition("=")[0] == "--api-key" for argument in sys.argv[1:])
+    """A usage error quoting the word given after `--api-key`'s value, as a word no parameter took or as an
+    option no command has, does not show it: a key split at a blank (`--api-key sk-abc def`, `--api-key=
+    sk-abc`, a part starting with `-`) went to the terminal and to a scheduler's log as that word."""
+    arguments = sys.argv[1:]
+    after_key = {
+        arguments[at + (1 if argument.startswith("--api-key=") else 2)]
+        for at, argument in enumerate(arguments)
+        if argument.partition("=")[0] == "--api-key"
+        and at + (1 if argument.startswith("--api-key=") else 2) < len(arguments)
+    }
     quoting = next((start for start in _QUOTING_ARGUMENTS if error.message.startswith(start)), None)
-    if given and quoting is not None:
+    # An option's error names it by its first characters (`-s` of `-s3cr3t`).
+    option = getattr(error, "option_name", None) or ""
+    if quoting is not None and any(
+        word in error.message or (option and word.startswith(option)) for word in after_key
+    ):
         error.message = (
-            f"{quoting}, not shown as --api-key is given (a key split at a blank would show): quote a value "
-            "holding a blank"
+            f"{quoting}, not shown as it may be part of the key given to --api-key (a key split at a blank): "
+            "quote a value holding a blank"
         )
 
 

@@ -1718,8 +1718,10 @@ def test_a_key_split_at_a_blank_is_not_quoted_as_extra_arguments(
     # printed, the key or part of it with them.
     done = cli_in_process(capfd, *args)
     assert done.returncode == 2
-    assert f"{error}, not shown as --api-key is given" in done.stderr
+    assert f"{error}, not shown as it may be part of the key given to --api-key" in done.stderr
     assert "s3cr3t" not in done.stderr + done.stdout
-    # Without a key on the line, they are shown.
+    # Without a key on the line, they are shown; so is `--api-key` given to a command without it.
     done = cli_in_process(capfd, "sync", "extra")
     assert (done.returncode, "Got unexpected extra argument(s) (extra)" in done.stderr) == (2, True)
+    done = cli_in_process(capfd, "sql", "--api-key", "k", "SELECT 1")
+    assert (done.returncode, "No such option: --api-key" in done.stderr) == (2, True)
