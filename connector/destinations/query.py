@@ -71,7 +71,7 @@ _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
 _DUCKDB_HINTS = ("Did you mean", "Candidate bindings:")
 # The characters of a value a table shows: a terminal's table is to be read, a value in full is csv's or
 # json's.
-MOST_CELL_CHARS = 1000
+MOST_CELL_CHARS, MOST_CELL_LINES = 1000, 50
 # The lines of DuckDB's picture of where a query stopped: the query's text, and carets under it.
 _QUERY_PICTURE = re.compile(r"LINE \d+:|\^+$")
 
@@ -159,16 +159,18 @@ class QueryResult:
         # Values and column names are the data's: shown as written, never as rich markup or control codes;
         # a long word folded onto more lines, as long text is (one was cut to a line, the other shown whole).
         table = Table()
-        for header in plain_cells(*self.schema.names):
+        names = self.schema.names
+        for header in plain_cells(*map(_first_chars, names)):
             table.add_column(header, overflow="fold")
-        shown = more = cut = 0
+        shown = more = 0
+        cut = sum(_is_cut(name) for name in names)
         for batch in self.batches():
             wanted = batch.slice(0, max_rows - shown)
             # Nested values as JSON text, as CSV shows them, not Python's reprs (`[('accuracy', 0.9)]`).
             for row in _python_rows(_as_text(wanted, self.json_columns)):
                 values = list(row.values())
                 texts = ["" if value is None else str(value) for value in values]
-                cut += sum(len(text) > MOST_CELL_CHARS for text in texts)
+                cut += sum(map(_is_cut, texts))
                 # Rich measures every character of a cell: a value of megabytes took seconds and hundreds of
                 # megabytes to show a few lines of.
                 cells = plain_cells(*(_first_chars(text) for text in texts))
@@ -180,16 +182,23 @@ class QueryResult:
         console.print(table)
         if cut:
             console.print(
-                f"{counted(cut, 'values')} longer than {MOST_CELL_CHARS:,} characters cut, ending in … "
-                "(use --format csv or json for them whole)"
+                f"{counted(cut, 'values')} cut at {MOST_CELL_CHARS:,} characters or {MOST_CELL_LINES} lines, "
+                f"ending in … (use --format csv or json for {'it' if cut == 1 else 'them'} whole)"
             )
         if more:
             console.print(f"... and {more:,} more rows (use --format csv or json for every row)")
 
 
 def _first_chars(text: str) -> str:
-    """`text`, or its first `MOST_CELL_CHARS` characters and an ellipsis."""
-    return text if len(text) <= MOST_CELL_CHARS else f"{text[:MOST_CELL_CHARS]}…"
+    """`text`, or its first `MOST_CELL_CHARS` characters or `MOST_CELL_LINES` lines and an ellipsis."""
+    if not _is_cut(text):
+        return text
+    shown = text[:MOST_CELL_CHARS]
+    return "\n".join(shown.split("\n", MOST_CELL_LINES)[:MOST_CELL_LINES]) + "…"
+
+
+def _is_cut(text: str) -> bool:
+    return len(text) > MOST_CELL_CHARS or text.count("\n", 0, MOST_CELL_CHARS + 1) >= MOST_CELL_LINES
 
 
 @contextmanager

@@ -327,17 +327,23 @@ def test_sql_shows_a_value_of_megabytes_in_a_table_by_its_first_characters_sayin
     # value without a blank was cut to one line while one with blanks was printed whole.
     sync_objects(demo_emulator, warehouse, "logs")
     where = cli_warehouse_args(warehouse)[:4]
-    query = "SELECT repeat('\u8a9e', 2000000) AS word, repeat('a ', 600) AS text, 'short' AS s"
+    query = (
+        "SELECT repeat('\u8a9e', 2000000) AS word, repeat('a ', 600) AS text, "
+        "repeat(chr(10), 100000) AS lines, 'short' AS s"
+    )
     done = cli_in_process(capfd, "sql", *where, query, "--format", "table")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert (
-        lines[-1]
-        == "2 values longer than 1,000 characters cut, ending in … (use --format csv or json for them whole)"
+    assert lines[-1] == (
+        "3 values cut at 1,000 characters or 50 lines, ending in … (use --format csv or json for them whole)"
     )
     cells = "".join(line.split("│")[1].strip() for line in lines if line.startswith("│"))
     assert cells == "\u8a9e" * 1000 + "…"
-    assert len(done.stdout) < 20_000
+    assert len(done.stdout) < 20_000 and len(lines) < 70
+    # A column's name too, which a PIVOT makes of a value.
+    named = cli_in_process(capfd, "sql", *where, "SELECT 1 AS " + "k" * 5000, "--format", "table")
+    assert named.stdout.splitlines()[-1].startswith("1 value cut at 1,000 characters")
+    assert len(named.stdout) < 5000
 
 
 def test_sql_shows_numbers_as_numbers_and_maps_as_objects_at_any_depth(
