@@ -9,7 +9,6 @@ containers among them (projects' logs, experiments, datasets) become the
 from __future__ import annotations
 
 import logging
-import shlex
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -109,25 +108,17 @@ def discover_catalog(
             )
         projects = chosen
     objects: dict[ObjectKind, tuple[ApiObject, ...]] = {PROJECT: tuple(projects)}
-    asked = _Asked(tuple(kinds), tuple(selectors))
-    for kind in asked.kinds:
+    asked = tuple(kinds)
+    for kind in asked:
         if kind.in_project:
             objects[kind] = _listed_in(client, kind, projects, asked)
     return Catalog(tuple(projects), objects, every_project=not selectors, listed=tuple(listed))
 
 
-@dataclass(frozen=True)
-class _Asked:
-    """What a sync asked for: its kinds, and the projects it named (none: all), for a remedy's flags."""
-
-    kinds: Collection[ObjectKind]
-    selectors: tuple[str, ...]
-
-
 def _listed_in(
-    client: BraintrustClient, kind: ObjectKind, projects: Iterable[Project], asked: _Asked
+    client: BraintrustClient, kind: ObjectKind, projects: Iterable[Project], kinds: Collection[ObjectKind]
 ) -> tuple[ApiObject, ...]:
-    """The objects of `kind` in `projects`, one of the kinds `asked` for.
+    """The objects of `kind` in `projects`, one of the `kinds` asked for.
 
     An object listed under a project it does not belong to is left out, with a warning: an API that
     ignores the listing's `project_id` filter listed every object under each project, each stored, counted
@@ -146,7 +137,7 @@ def _listed_in(
         except AuthError as error:
             if error.status != HTTPStatus.FORBIDDEN:
                 raise
-            raise _kind_refused(error, kind, asked) from None
+            raise _kind_refused(error, kind, project, kinds) from None
         except NotFoundError as error:
             raise NotFoundError(
                 f"{error} (listing the {kind.option} of project {project.name!r}: deleted since the projects "
@@ -164,20 +155,22 @@ def _listed_in(
     return tuple(obj for project, obj in listed if obj.owning_project_id == project.id)
 
 
-def _kind_refused(error: AuthError, kind: ObjectKind, asked: _Asked) -> AuthError:
-    """The 403 `error` of a kind's listing, saying what the key lacks and how to sync the other kinds of
-    the projects asked for (the client's "check the key and the URL" said the opposite of a key that
+def _kind_refused(
+    error: AuthError, kind: ObjectKind, project: Project, kinds: Collection[ObjectKind]
+) -> AuthError:
+    """The 403 `error` of a kind's listing in `project`, saying what the key lacks and how to sync the
+    other `kinds` asked for (the client's "check the key and the URL" said the opposite of a key that
     listed the projects)."""
-    others = ",".join(other.option for other in KINDS if other in asked.kinds and other is not kind)
-    projects = "".join(f" --project {shlex.quote(selector)}" for selector in asked.selectors)
-    remedy = "grant it"
-    if others:
-        remedy += f", or sync the other kinds (bt-sync sync --objects {others}{projects})"
+    others = ",".join(other.option for other in KINDS if other in kinds and other is not kind)
+    # The command's other flags kept: a whole command to copy left out its warehouse's.
+    remedy = (
+        f"grant it, or give the command --objects {others} to sync the other kinds" if others else "grant it"
+    )
     said = f": {error.said}" if error.said else ""
     return AuthError(
-        f"Braintrust refused this API key the listing of {kind.option} (HTTP {error.status} on GET "
-        f"/v1/{kind.api_path}{said}), though it listed the projects: it may lack only the permission to "
-        f"read {kind.option}; {remedy}",
+        f"Braintrust refused this API key the listing of {kind.option} in project {project.name!r} (HTTP "
+        f"{error.status} on GET /v1/{kind.api_path}{said}), though it listed the projects: it may lack only "
+        f"the permission to read {kind.option}; {remedy}",
         status=error.status,
         said=error.said,
     )
