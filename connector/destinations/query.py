@@ -69,8 +69,8 @@ _FIRST_SECOND, _LAST_SECOND = -62_135_596_800, 253_402_300_799
 _PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000}
 # How the lines of a DuckDB error that name what the query may have meant start (a table, a column).
 _DUCKDB_HINTS = ("Did you mean", "Candidate bindings:")
-# The characters of a value a table shows: a terminal's table is to be read, a value in full is csv's or
-# json's.
+# The characters, and lines, of a value (or a column's name) a table shows: a terminal's table is to be
+# read, a value in full is csv's or json's.
 MOST_CELL_CHARS, MOST_CELL_LINES = 1000, 50
 # The lines of DuckDB's picture of where a query stopped: the query's text, and carets under it.
 _QUERY_PICTURE = re.compile(r"LINE \d+:|\^+$")
@@ -154,8 +154,9 @@ class QueryResult:
         out.write(b"[]\n" if first else b"\n]\n")
 
     def print_table(self, console: Console, max_rows: int) -> None:
-        """Print at most `max_rows` rows as a table, saying how many more there were, and each value's first
-        `MOST_CELL_CHARS` characters, saying when one was cut."""
+        """Print at most `max_rows` rows as a table, saying how many more there were, and of each value (and
+        column name) its first `MOST_CELL_CHARS` characters or `MOST_CELL_LINES` lines, saying how many were
+        cut."""
         # Values and column names are the data's: shown as written, never as rich markup or control codes;
         # a long word folded onto more lines, as long text is (one was cut to a line, the other shown whole).
         table = Table()
