@@ -73,12 +73,12 @@ def hide_split_key(error: UsageError) -> None:
     option no command has, does not show it: a key split at a blank (`--api-key sk-abc def`, `--api-key=
     sk-abc`, a part starting with `-`) went to the terminal and to a scheduler's log as that word."""
     arguments = sys.argv[1:]
-    after_key = {
-        arguments[at + (1 if argument.startswith("--api-key=") else 2)]
-        for at, argument in enumerate(arguments)
-        if argument.partition("=")[0] == "--api-key"
-        and at + (1 if argument.startswith("--api-key=") else 2) < len(arguments)
-    }
+    after_key = set()
+    for at, argument in enumerate(arguments):
+        flag, joined, _ = argument.partition("=")
+        # The word after the key: after `--api-key=KEY`, or after `--api-key KEY`.
+        if flag == "--api-key" and (after := at + (1 if joined else 2)) < len(arguments):
+            after_key.add(arguments[after])
     quoting = next((start for start in _QUOTING_ARGUMENTS if error.message.startswith(start)), None)
     # An option's error names it by its first characters (`-s` of `-s3cr3t`).
     option = getattr(error, "option_name", None) or ""

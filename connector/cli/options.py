@@ -36,21 +36,21 @@ def path_value(flag: str) -> dict[str, Any]:
     return {"parser": parse, "metavar": "<path>"}
 
 
-def _not_a_flag(flag: str, text: str, *, value: str = "a path") -> str:
+def _not_a_flag(flag: str, text: str, *, key: bool = False) -> str:
     """`text`, the value given to `flag`, unless it looks like a flag given after it: `--parquet
     --no-parquet` took the second flag for a path (and `--duckdb --parquet x` would create a file named
     `--parquet`, `--api-key --json` sent `--json` as the key). Given as `--parquet=--name`, it is meant as
     the value.
 
     Args:
-        value: what `flag` takes, for the message: "a path" (or "a key").
+        key: `flag` takes a key, whose text is not quoted (it may be the key after all); else a path.
     """
     if text.startswith("--") and f"{flag}={text}" not in sys.argv[1:]:
         from connector.errors import ConfigError
 
-        if value != "a path":  # a key's text, not quoted: it may be the key after all
+        if key:
             raise ConfigError(
-                f"invalid setting: {flag} is followed by an option, not by {value}: give {value} after it "
+                f"invalid setting: {flag} is followed by an option, not by a key: give a key after it "
                 "(joined to it by = for one starting with --)"
             )
         raise ConfigError(
@@ -64,7 +64,7 @@ ApiUrlOption = typer.Option(None, "--api-url", help="Braintrust API URL (env: BR
 ApiKeyOption = typer.Option(
     None,
     "--api-key",
-    parser=lambda text: _not_a_flag("--api-key", text, value="a key"),
+    parser=lambda text: _not_a_flag("--api-key", text, key=True),
     metavar="<str>",
     help="Braintrust API key (env: BRAINTRUST_API_KEY). Prefer the environment variable.",
 )

@@ -160,21 +160,21 @@ class QueryResult:
         # Values and column names are the data's: shown as written, never as rich markup or control codes;
         # a long word folded onto more lines, as long text is (one was cut to a line, the other shown whole).
         table = Table()
-        names = self.schema.names
-        for header in plain_cells(*map(_first_chars, names)):
+        headers = [_shown_in_a_cell(name) for name in self.schema.names]
+        for header in plain_cells(*(text for text, _ in headers)):
             table.add_column(header, overflow="fold")
         shown = more = 0
-        cut = sum(_is_cut(name) for name in names)
+        cut = sum(was_cut for _, was_cut in headers)
         for batch in self.batches():
             wanted = batch.slice(0, max_rows - shown)
             # Nested values as JSON text, as CSV shows them, not Python's reprs (`[('accuracy', 0.9)]`).
             for row in _python_rows(_as_text(wanted, self.json_columns)):
                 values = list(row.values())
-                texts = ["" if value is None else str(value) for value in values]
-                cut += sum(map(_is_cut, texts))
                 # Rich measures every character of a cell: a value of megabytes took seconds and hundreds of
                 # megabytes to show a few lines of.
-                cells = plain_cells(*(_first_chars(text) for text in texts))
+                texts = [_shown_in_a_cell("" if value is None else str(value)) for value in values]
+                cut += sum(was_cut for _, was_cut in texts)
+                cells = plain_cells(*(text for text, _ in texts))
                 table.add_row(
                     *(null_cell() if v is None else cell for v, cell in zip(values, cells, strict=True))
                 )
@@ -190,16 +190,13 @@ class QueryResult:
             console.print(f"... and {more:,} more rows (use --format csv or json for every row)")
 
 
-def _first_chars(text: str) -> str:
-    """`text`, or its first `MOST_CELL_CHARS` characters or `MOST_CELL_LINES` lines and an ellipsis."""
-    if not _is_cut(text):
-        return text
-    shown = text[:MOST_CELL_CHARS]
-    return "\n".join(shown.split("\n", MOST_CELL_LINES)[:MOST_CELL_LINES]) + "…"
-
-
-def _is_cut(text: str) -> bool:
-    return len(text) > MOST_CELL_CHARS or text.count("\n", 0, MOST_CELL_CHARS + 1) >= MOST_CELL_LINES
+def _shown_in_a_cell(text: str) -> tuple[str, bool]:
+    """`text` as a cell shows it: whole, or its first `MOST_CELL_CHARS` characters or `MOST_CELL_LINES`
+    lines and an ellipsis; and whether it was cut."""
+    if len(text) <= MOST_CELL_CHARS and text.count("\n") < MOST_CELL_LINES:
+        return text, False
+    lines = text[:MOST_CELL_CHARS].split("\n", MOST_CELL_LINES)[:MOST_CELL_LINES]
+    return "\n".join(lines) + "…", True
 
 
 @contextmanager
