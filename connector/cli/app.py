@@ -72,13 +72,7 @@ def hide_split_key(error: UsageError) -> None:
     """A usage error quoting the word given after `--api-key`'s value, as a word no parameter took or as an
     option no command has, does not show it: a key split at a blank (`--api-key sk-abc def`, `--api-key=
     sk-abc`, a part starting with `-`) went to the terminal and to a scheduler's log as that word."""
-    arguments = sys.argv[1:]
-    after_key = set()
-    for at, argument in enumerate(arguments):
-        flag, joined, _ = argument.partition("=")
-        # The word after the key: after `--api-key=KEY`, or after `--api-key KEY`.
-        if flag == "--api-key" and (after := at + (1 if joined else 2)) < len(arguments):
-            after_key.add(arguments[after])
+    after_key = words_after_key()
     quoting = next((start for start in _QUOTING_ARGUMENTS if error.message.startswith(start)), None)
     # An option's error names it by its first characters (`-s` of `-s3cr3t`).
     option = getattr(error, "option_name", None) or ""
@@ -89,6 +83,19 @@ def hide_split_key(error: UsageError) -> None:
             f"{quoting}, not shown as it may be part of the key given to --api-key (a key split at a blank): "
             "quote a value holding a blank"
         )
+
+
+def words_after_key() -> set[str]:
+    """The words of the command line given right after `--api-key`'s value: a part of a key split at a
+    blank, if the user left a blank in it unquoted."""
+    arguments = sys.argv[1:]
+    after_key = set()
+    for at, argument in enumerate(arguments):
+        flag, joined, _ = argument.partition("=")
+        # The word after the key: after `--api-key=KEY`, or after `--api-key KEY`.
+        if flag == "--api-key" and (after := at + (1 if joined else 2)) < len(arguments):
+            after_key.add(arguments[after])
+    return after_key
 
 
 app = typer.Typer(

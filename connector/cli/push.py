@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 import typer
 
-from connector.cli.app import KeyHidingCommand, app, json_output, print_output
+from connector.cli.app import KeyHidingCommand, app, json_output, print_output, words_after_key
 from connector.cli.options import (
     ApiKeyOption,
     ApiUrlOption,
@@ -127,6 +127,23 @@ def _refuse_warehouse_flags(given: dict[str, Any]) -> None:
         raise ConfigError(f"invalid setting: {named}: {apply} to a query's warehouse (--sql), not to a FILE")
 
 
+def _refuse_key_part_as_file(file: Path) -> None:
+    """Refuse a FILE that is not there and is the word given after `--api-key`'s value, without naming it:
+    `--api-key sk-abc def data.jsonl` took `def`, the key's second half, for the FILE, and its "no such
+    file" put it on the terminal and in a scheduler's log.
+
+    Raises:
+        ConfigError: it is such a word.
+    """
+    from connector.errors import ConfigError
+
+    if not file.exists() and any(Path(word) == file for word in words_after_key()):
+        raise ConfigError(
+            "invalid setting: FILE: no such file, not shown as it is the word given after --api-key's "
+            "value and may be part of the key (a key split at a blank): quote a value holding a blank"
+        )
+
+
 def _push(options: PushOptions, given: dict[str, Any]) -> None:
     from connector.progress import terminal_progress
     from connector.push.run import open_push
@@ -135,6 +152,7 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
     warehouse = None
     if options.file is not None:
         _refuse_warehouse_flags(given)
+        _refuse_key_part_as_file(options.file)
     else:
         warehouse = warehouse_settings(
             duckdb=given["duckdb"],

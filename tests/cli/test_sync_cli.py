@@ -1731,3 +1731,23 @@ def test_a_key_split_at_a_blank_is_not_quoted_as_extra_arguments(
     assert (done.returncode, "Got unexpected extra argument(s) (extra)" in done.stderr) == (2, True)
     done = cli_in_process(capfd, "sql", "--api-key", "k", "SELECT 1")
     assert (done.returncode, "No such option: --api-key" in done.stderr) == (2, True)
+
+
+def test_a_key_split_at_a_blank_is_not_named_as_a_missing_file(
+    capfd: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `push` takes the key's second half for its FILE: "s3cr3t-part: no such file" printed it.
+    monkeypatch.chdir(tmp_path)
+    done = cli_in_process(
+        capfd, "push", "--api-key", "sk-abc", "s3cr3t-part", "--project", "p", "--dataset", "d"
+    )
+    assert done.returncode == 2, done.stderr
+    assert "FILE: no such file, not shown as it is the word given after --api-key's value" in done.stderr
+    assert "s3cr3t" not in done.stderr + done.stdout
+    # A file that is there is taken, wherever it stands; a missing one elsewhere on the line is named.
+    (tmp_path / "rows.jsonl").write_text('{"input": 1}\n')
+    args = ("--project", "p", "--dataset", "d", "--dry-run")
+    done = cli_in_process(capfd, "push", "--api-key=sk-abc", "rows.jsonl", *args)
+    assert (done.returncode, "1 of 1 row of rows.jsonl is valid" in done.stdout) == (0, True), done.stderr
+    done = cli_in_process(capfd, "push", "absent.jsonl", "--api-key", "sk-abc", *args)
+    assert (done.returncode, "absent.jsonl: no such file" in done.stderr) == (1, True), done.stderr
