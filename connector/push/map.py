@@ -548,13 +548,12 @@ def _column_id(column: str, value: Any) -> str:
         )
     if value is None or isinstance(value, str):
         raise _BadValue(column, "empty id; every row needs a value in the id column")
+    found = f"an id must be text or an integer, found {_kind_and_value(value)}"
     if isinstance(value, float) and value.is_integer() and abs(value) >= _BEYOND_64_BITS:
-        # JSON parsers read an integer beyond 64 bits as the nearest double: its digits are gone.
-        raise _BadValue(
-            column,
-            f"an integer id beyond 64 bits is read as {value!r}, not exactly; write the id as a JSON string",
-        )
-    raise _BadValue(column, f"an id must be text or an integer, found {_kind_and_value(value)}")
+        # JSON parsers read an integer beyond 64 bits as the nearest double, its digits gone; the parsed row
+        # no longer tells it from a number written so (`1e19`), which is said, as any other number is.
+        found += " (an integer beyond 64 bits is read so, not exactly: write the id as a JSON string)"
+    raise _BadValue(column, found)
 
 
 class _NoJsonNumber(TypeError):
