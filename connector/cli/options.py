@@ -6,6 +6,7 @@ environment, then to the default (CLI flag > environment > default).
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -213,8 +214,18 @@ def _check_duckdb_paths(settings: WarehouseSettings) -> None:
     # The Parquet root (or the tables' directory beside the DuckDB file): a sync failed only once the API
     # had been asked, and as a failure of the warehouse rather than of the command line.
     tables = settings.tables_root.removeprefix("file://")
-    if "://" not in tables and (in_the_way := in_the_way_of(Path(tables))) is not None:
+    if "://" in tables:
+        return
+    if (in_the_way := in_the_way_of(Path(tables))) is not None:
         raise ConfigError(f"the tables' directory {tables}: {in_the_way}")
+    from connector.destinations.filesystem import Root
+    from connector.destinations.parquet_tree import check_tree_is_ours
+    from connector.errors import WarehouseError
+
+    try:
+        check_tree_is_ours(Root(tables))
+    except WarehouseError as error:
+        raise ConfigError(str(error)) from None
 
 
 def check_duckdb_file(path: Path) -> None:
@@ -225,6 +236,9 @@ def check_duckdb_file(path: Path) -> None:
     """
     from connector.errors import ConfigError
 
+    if _loops(path):
+        # Refused by the sync only once the API was asked and the tables' directory written.
+        raise ConfigError(f"--duckdb {path} leads into a loop of symbolic links: name a file")
     if path.is_dir():
         raise ConfigError(f"--duckdb {path} is a directory: name a DuckDB file in it")
     if path.exists() and not path.is_file():
@@ -234,6 +248,15 @@ def check_duckdb_file(path: Path) -> None:
         # Refused by DuckDB only once the API was asked and the tables' directory written; a SQLite file
         # opened through the sqlite extension, which DuckDB first tried to download (10 s offline).
         raise ConfigError(f"--duckdb {path} is {other}, not a DuckDB database: name another file")
+
+
+def _loops(path: Path) -> bool:
+    """Whether `path`, or a directory on it, is a loop of symbolic links (`Path.exists` says False)."""
+    try:
+        path.stat()
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    return False
 
 
 def _not_duckdb(path: Path) -> str | None:

@@ -16,6 +16,7 @@ from connector.destinations.parquet_tree import ParquetTree
 from connector.destinations.views import (
     HTTPFS_MISSING,
     INSTALL_HTTPFS,
+    check_views_file,
     ensure_views_file,
     reader,
     shows_another_tree,
@@ -67,6 +68,8 @@ class DuckDbDestination(ParquetTree):
 
     def prepare(self) -> None:
         """Make the tree readable, then create or refresh the DuckDB file's views."""
+        if self.root.is_local:  # elsewhere a views file that cannot be written is only warned of, below
+            check_views_file(self.duckdb_path)
         super().prepare()
         try:
             ensure_views_file(self.duckdb_path, self.root)

@@ -155,7 +155,12 @@ class ParquetTree:
         return self._state_dir / "staging" / self._key
 
     def prepare(self) -> None:
-        """Write the empty objects and catalog files that keep every table readable before data arrives."""
+        """Write the empty objects and catalog files that keep every table readable before data arrives.
+
+        Raises:
+            WarehouseError: the root holds another program's files where bt-sync's catalog files go.
+        """
+        check_tree_is_ours(self.root)
         with scratch_connection() as con:
             for stream in EVENT_STREAMS.values():
                 empty = _empty_parquet(con, stream.file_columns)
@@ -689,6 +694,29 @@ def _directory(stream: EventStream, object_id: str) -> str:
 
 def _versions(stream: EventStream, object_id: str) -> str:
     return f"{VERSIONS}/{_directory(stream, object_id)}"
+
+
+def check_tree_is_ours(root: Root) -> None:
+    """Refuse a root holding files where bt-sync's catalog tables go that bt-sync did not write: it writes
+    its `_bt_sync` directory before them.
+
+    A directory of another program's exports: a sync wrote bt-sync's tree among its files, then failed
+    binding the views to such a file, blaming the DuckDB file and the disk, run after run.
+
+    Raises:
+        WarehouseError: it holds some.
+    """
+    if VERSIONS in root.list(""):
+        return
+    foreign = [
+        relative for table in CATALOG_TABLES if root.exists(relative := f"{table.table}/{CATALOG_FILE}")
+    ]
+    if foreign:
+        raise WarehouseError(
+            f"the tables' directory {root.display} holds {', '.join(foreign)}, which bt-sync did not write "
+            "(it writes them beside its _bt_sync directory): give --parquet a directory of its own, a new "
+            "one or one bt-sync synced into"
+        )
 
 
 def _empty_parquet(con: duckdb.DuckDBPyConnection, columns: Sequence[Column]) -> bytes:

@@ -167,6 +167,18 @@ def damaged_files(root: Root, *, whole: bool) -> list[str]:
     ]
 
 
+def check_views_file(path: Path) -> None:
+    """Refuse, before a sync writes anything, a DuckDB file whose views it could not write.
+
+    Raises:
+        WarehouseError: as `ensure_views_file`: refused only there, it left the tables' directory
+            written, which `sql` and `status` then read as an empty warehouse.
+    """
+    path = _through_links(path)
+    if path.exists():
+        _current_fingerprint(path)
+
+
 def ensure_views_file(path: Path, root: Root) -> bool:
     """Create or update the analysts' DuckDB file; returns whether it was (re)written.
 
@@ -421,9 +433,10 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
         if _httpfs_missing(error):
             raise WarehouseError(f"cannot write {path}: {HTTPFS_MISSING}") from None
         reason = first_line(error)
-        # DuckDB's error for a disk that filled as the file was detached names neither.
-        with suppress(OSError):
-            reason += f" ({shutil.disk_usage(path.parent).free:,} bytes free on its disk)"
+        if isinstance(error, OSError | duckdb.IOException):
+            # DuckDB's error for a disk that filled as the file was detached names neither.
+            with suppress(OSError):
+                reason += f" ({shutil.disk_usage(path.parent).free:,} bytes free on its disk)"
         raise WarehouseError(f"cannot write {path}: {reason}") from None
 
 

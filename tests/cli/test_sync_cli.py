@@ -1425,10 +1425,56 @@ def test_a_duckdb_file_named_through_a_link_is_written_where_the_link_points(
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
     for looping in (loop, loop / "w.duckdb"):  # in the file's name, or in a directory's
-        done = run_cli("sync", "--objects", "logs", env=env | {"BT_SYNC_DUCKDB": str(looping)})
-        refused = f"bt-sync: error: {looping} leads into a loop of symbolic links: name a file\n"
-        assert (done.returncode, done.stderr) == (1, refused)
+        tables = tmp_path / "looped"
+        done = run_cli(
+            "sync", "--objects", "logs", "--parquet", str(tables), env=env | {"BT_SYNC_DUCKDB": str(looping)}
+        )
+        refused = f"bt-sync: error: --duckdb {looping} leads into a loop of symbolic links: name a file\n"
+        # Refused once the tables' directory was written, exit 1: `sql` then read it as an empty warehouse.
+        assert (done.returncode, done.stderr, tables.exists()) == (2, refused, False)
         assert loop.is_symlink()
+
+
+def test_a_duckdb_file_holding_a_table_of_its_own_is_refused_before_the_tables_are_written(
+    demo_emulator: Emulator, tmp_path: Path
+) -> None:
+    mine, tables = tmp_path / "mine.duckdb", tmp_path / "tables"
+    with duckdb.connect(str(mine)) as con:
+        con.execute("CREATE TABLE notes AS SELECT 1 AS x")
+    env = cli_env(demo_emulator, tmp_path)
+    paths = ("--duckdb", str(mine), "--parquet", str(tables))
+    done = run_cli("sync", "--objects", "logs", *paths, env=env)
+    assert (done.returncode, "holds base table notes, which bt-sync did not make" in done.stderr) == (1, True)
+    # The tables' directory was written first: `sql` answered 0 rows from it, exit 0.
+    assert not tables.exists()
+    done = run_cli("sql", *paths, "SELECT count(*) FROM project_logs", env=env)
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"bt-sync: error: no synced tables at {tables} yet: run `bt-sync sync` first\n",
+    )
+    with duckdb.connect(str(mine), read_only=True) as con:
+        assert con.execute("SELECT x FROM notes").fetchall() == [(1,)]
+
+
+def test_a_tables_directory_holding_another_programs_catalog_file_is_refused_untouched(
+    demo_emulator: Emulator, tmp_path: Path
+) -> None:
+    exports = tmp_path / "exports"
+    (exports / "projects").mkdir(parents=True)
+    duckdb.sql(f"COPY (SELECT 'a' AS name) TO '{exports}/projects/data.parquet'")
+    before = sorted(exports.rglob("*"))
+    env = cli_env(demo_emulator, tmp_path)
+    for command in (("sync", "--objects", "logs"), ("status",), ("sql", "SELECT 1")):
+        done = run_cli(*command, "--duckdb", str(tmp_path / "w.duckdb"), "--parquet", str(exports), env=env)
+        # A sync wrote bt-sync's tree among the files, then failed binding its views to that one, blaming
+        # the DuckDB file and the disk, run after run.
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            f"bt-sync: error: the tables' directory {exports} holds projects/data.parquet, which bt-sync did "
+            "not write (it writes them beside its _bt_sync directory): give --parquet a directory of its "
+            "own, a new one or one bt-sync synced into\n"
+        )
+    assert sorted(exports.rglob("*")) == before and not (tmp_path / "w.duckdb").exists()
 
 
 def test_with_no_parquet_the_rows_go_beside_the_file_a_link_names(

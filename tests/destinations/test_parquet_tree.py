@@ -770,3 +770,23 @@ def test_a_commit_record_ahead_of_the_clock_is_warned_of(
         ", 2 h 0 min ahead of this machine's clock (it ran on a clock set ahead, or this one was set back)"
         in warned
     )
+
+
+def test_a_root_holding_another_programs_catalog_file_is_refused_before_anything_is_written(
+    emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # The path Dagster's assets take, past the command line's own check: the tree was written among the
+    # files, then binding the views to this one failed, said as "cannot write the DuckDB file" with the
+    # disk's free bytes, at every sync.
+    root = Path(warehouse.tables_root)
+    (root / "experiments").mkdir(parents=True)
+    duckdb.sql(f"COPY (SELECT 'a' AS name) TO '{root}/experiments/data.parquet'")
+    with pytest.raises(WarehouseError, match=r"holds experiments/data\.parquet, which bt-sync did not write"):
+        sync(emulator, warehouse)
+    assert sorted(path.name for path in root.rglob("*")) == ["data.parquet", "experiments"]
+    assert not warehouse.duckdb_path.exists()
+    # A tree bt-sync wrote is taken as its own (its `_bt_sync` directory written first).
+    (root / "experiments" / "data.parquet").unlink()
+    sync(emulator, warehouse)
+    sync(emulator, warehouse)
+    assert query(warehouse, "SELECT count(*) FROM experiments") == [(0,)]
