@@ -406,6 +406,7 @@ class _SyncRun:
             update={
                 "pages": fetched.pages,
                 "rows_fetched": fetched.rows,
+                "resumed": fetched.resumed,
                 "seconds": round(time.monotonic() - self._object_started, 3),
             }
         )
@@ -458,6 +459,7 @@ class _SyncRun:
         previous = self.destination.read_state(ref)
         checkpoint = self._resumable(ref, staging, previous)
         resumed = checkpoint is not None
+        self._fetched.resumed |= resumed
         # What the interrupted run fetched: the summary counts this run's requests, its state the whole read.
         fetched_before = (checkpoint.pages, checkpoint.rows_fetched) if checkpoint is not None else (0, 0)
         if checkpoint is None:
@@ -646,10 +648,12 @@ class _PositionRefused(Exception):
 
 @dataclass
 class _Fetched:
-    """Pages and row versions an object's reads fetched and staged in this run."""
+    """Pages and row versions an object's reads fetched and staged in this run, and whether its read
+    resumed an interrupted run's."""
 
     pages: int = 0
     rows: int = 0
+    resumed: bool = False
 
 
 class _Counting:

@@ -443,7 +443,10 @@ def test_a_failed_reads_summary_counts_the_pages_it_fetched_and_staged(
     staged = checkpoint_of(warehouse, project["id"])
     assert failed.status == "failed" and staged is not None and staged.pages > 0
     # What the next sync resumes from (its summary said 0 pages and 0 versions).
-    assert (failed.pages, failed.rows_fetched) == (staged.pages, staged.rows_fetched)
+    assert (failed.pages, failed.rows_fetched, failed.resumed) == (staged.pages, staged.rows_fetched, False)
+    # That sync resumes, and fails again: its summary says it resumed (it said `resumed: false`).
+    (again,) = sync(emulator, warehouse, page_limit=10).objects
+    assert (again.status, again.resumed, again.pages) == ("failed", True, 0)
 
 
 def test_a_read_failing_at_its_commit_counts_its_whole_read(
