@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from rich.table import Table
     from rich.text import Text
 
 # C0 and C1 control characters and DEL.
@@ -46,6 +47,14 @@ def plain_cells(*cells: str) -> list[Text]:
     from rich.text import Text
 
     return [Text(cell.translate(_CELL_ESCAPES)) for cell in cells]
+
+
+def folded_table(*headers: str, title: str | None = None) -> Table:
+    """A table whose every cell folds onto more lines where the terminal is too narrow, never cut: a
+    count cut to `30…` or a name to `golden-questi…` reads as nothing, or as another's."""
+    from rich.table import Column, Table
+
+    return Table(*(Column(header, overflow="fold") for header in headers), title=title)
 
 
 def counted(count: int, plural: str) -> str:

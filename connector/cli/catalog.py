@@ -6,7 +6,7 @@ from typing import Any
 
 from connector.cli.app import app, json_output, output_console
 from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, TimeoutOption, api_settings
-from connector.display import plain_cells
+from connector.display import folded_table, plain_cells
 
 
 @app.command()
@@ -39,10 +39,8 @@ def projects(
     if as_json:
         json_output.print(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return
-    from rich.table import Column, Table  # a `--json` run imports no rich
-
-    # An id is to be copied: folded onto more lines where too long, never cut.
-    table = Table("project", Column("id", overflow="fold"), "experiments", "datasets")
+    # An id is to be copied; a name cut to `golden-questi…` is no dataset's.
+    table = folded_table("project", "id", "experiments", "datasets")
     for row in rows:
         table.add_row(
             *plain_cells(

@@ -15,7 +15,7 @@ import typer
 
 from connector.cli.app import app, output_console
 from connector.cli.options import check_duckdb_file, path_value
-from connector.display import plain_cells
+from connector.display import folded_table, plain_cells
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -121,11 +121,9 @@ def _edit_upstream(emulator: Emulator) -> str:
 
 
 def _report(console: Console, step: str, summary: SyncSummary) -> None:
-    from rich.table import Column, Table
-
-    table = Table(
+    table = folded_table(
         "table",
-        Column("object", overflow="fold"),
+        "object",
         "mode",
         "fetched",
         "inserted",

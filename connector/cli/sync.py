@@ -25,7 +25,7 @@ from connector.cli.options import (
     warehouse_settings,
 )
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
-from connector.display import counted, plain_cells, printable
+from connector.display import counted, folded_table, plain_cells, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -123,17 +123,11 @@ def sync(
 
 def print_summary(summary: SyncSummary, console: Console) -> None:
     """Print a sync summary as a table."""
-    from rich.table import Column, Table
-
     from connector.sync.keys import object_keys
 
-    # A name or an error folded onto more lines where too long, never cut: two long names differing at
-    # their ends showed alike.
-    table = Table(
-        "table",
-        Column("object", overflow="fold"),
-        Column("mode", overflow="fold"),
-        *("pages", "fetched", "inserted", "updated", "deleted", "rows", "seconds"),
+    # Two long names differing at their ends showed alike, cut.
+    table = folded_table(
+        "table", "object", "mode", "pages", "fetched", "inserted", "updated", "deleted", "rows", "seconds"
     )
     # Named as `status` and Dagster's partitions name them: a name that two objects read alike (`a/b`'s
     # experiment `c`, `a`'s `b/c`) with the object's id.
@@ -213,11 +207,8 @@ def status(
         ]
         json_output.print(orjson.dumps(listed, option=orjson.OPT_INDENT_2).decode())
         return
-    from rich.table import Column, Table  # a `--json` run imports no rich
-
-    # Its keys, ids, versions and times are to be copied: folded onto more lines where too long, never cut.
-    headers = ("table", "object (partition key)", "id", "rows", "files", "version", "last sync")
-    table = Table(*(Column(header, overflow="fold") for header in headers))
+    # Its keys, ids, versions and times are to be copied.
+    table = folded_table("table", "object (partition key)", "id", "rows", "files", "version", "last sync")
     for s in states:
         table.add_row(
             *plain_cells(

@@ -942,6 +942,38 @@ def test_the_sync_summary_shows_long_object_names_whole(
     assert "…" not in table and max(map(len, table.splitlines())) <= PIPE_WIDTH
 
 
+@pytest.mark.parametrize("command", ["sync", "projects"])
+def test_a_narrow_terminal_folds_counts_and_names_rather_than_cut_them(
+    emulator: Emulator,
+    warehouse: WarehouseSettings,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+) -> None:
+    # At 60 columns the sync's counts showed as `30…` and `projects`' names as `golden-questi…`.
+    project = emulator.store.create_project("support-bot")
+    dataset = emulator.store.create_dataset(project["id"], "golden-questions-for-review")
+    emulator.store.insert(
+        "dataset", dataset["id"], [{"id": f"r{n}", "input": n} for n in range(123_456 % 1_000)]
+    )
+    monkeypatch.setenv("COLUMNS", "60")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    where = [*cli_warehouse_args(warehouse), "--objects", "datasets"] if command == "sync" else []
+    shown = cli_in_process(
+        capfd, command, "--api-url", emulator.url, *where, env={"BRAINTRUST_API_KEY": emulator.api_key}
+    ).stdout
+    table = re.sub(r"\x1b\[[0-9;]*m", "", shown)  # a terminal's styles
+    assert "…" not in table and max(map(len, table.splitlines())) <= 60
+    # One row, each of its cells joined again from the lines it folded onto.
+    lines = [line.split("│")[1:-1] for line in table.split("┡", 1)[1].split("└", 1)[0].splitlines()[1:]]
+    row = ["".join(cell.strip() for cell in column) for column in zip(*lines, strict=True)]
+    if command == "sync":
+        assert row[:2] == ["dataset_records", "support-bot/golden-questions-for-review"]
+        assert row[4:6] == ["456", "456"], row  # row versions fetched, inserted
+    else:
+        assert (row[0], row[3]) == ("support-bot", "golden-questions-for-review")
+
+
 def test_the_sync_summary_names_objects_whose_names_read_alike_by_their_keys(
     emulator: Emulator, warehouse: WarehouseSettings, capfd: pytest.CaptureFixture[str]
 ) -> None:
