@@ -196,10 +196,12 @@ def _to_nowhere(descriptor: int) -> None:
 
 
 class _ReaderMayLeave(io.TextIOBase):
-    """stderr, whose reader may go away (`bt-sync push … 2>&1 | head`): what follows then goes nowhere.
+    """stderr, whose reader may go away (`bt-sync push … 2>&1 | head`): what follows then goes nowhere;
+    or which cannot be written (a scheduler's log volume full): that line is lost.
 
     Warnings, progress and errors go there: a line nobody reads must not fail the command, nor keep its
-    `--json` summary from stdout.
+    `--json` summary from stdout (a push whose rows were sent exited 1, printing nothing, as its warning
+    met a full disk: a false failure, where stderr was the only place to say it).
     """
 
     def __init__(self, stream: TextIO) -> None:
@@ -210,13 +212,17 @@ class _ReaderMayLeave(io.TextIOBase):
             return self._stream.write(text)
         except BrokenPipeError:
             discard_output(self._stream)
-            return len(text)
+        except OSError:
+            pass
+        return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
         except BrokenPipeError:
             discard_output(self._stream)
+        except OSError:
+            pass
 
     def fileno(self) -> int:
         return self._stream.fileno()

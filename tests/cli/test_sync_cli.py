@@ -1563,6 +1563,29 @@ def test_a_command_whose_stderr_reader_left_ends_as_it_would_have(
         assert json.loads(done.stdout)["exit_code"] == code
 
 
+def test_a_command_whose_stderr_cannot_be_written_ends_as_it_would_have(
+    tmp_path: Path, demo_emulator: Emulator
+) -> None:
+    # A scheduler's log volume full: a push whose rows were sent exited 1 with no `--json` document, its
+    # warning (rows sharing an id) having met the full disk; `status`'s note made it exit 1 too.
+    (tmp_path / "rows.jsonl").write_text('{"id": "a", "input": 1}\n{"id": "a", "input": 2}\n')
+    api = {"BRAINTRUST_API_URL": demo_emulator.url, "BRAINTRUST_API_KEY": demo_emulator.api_key}
+    push = ["push", str(tmp_path / "rows.jsonl"), "--project", "p", "--dataset", "d", "--json"]
+    push += ["--state-dir", str(tmp_path / "state")]
+    status = ["status", "--json", "--duckdb", str(tmp_path / "w.duckdb"), "--parquet", str(tmp_path / "pq")]
+    for command in (push, status):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [*CLI, *command], env=os.environ | api, stdout=subprocess.PIPE, stderr=full, timeout=60
+            )
+        assert done.returncode == 0, command
+        summary = json.loads(done.stdout)
+        if command is push:
+            assert (summary["rows_sent"], len(summary["warnings"])) == (1, 1)
+        else:
+            assert summary == []
+
+
 def test_a_command_started_with_stderr_closed_keeps_stdout_for_its_output(tmp_path: Path) -> None:
     done = subprocess.run(
         [*CLI, "status", "--json", "--destination", "nope"],
