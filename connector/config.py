@@ -52,6 +52,25 @@ def _refuse_what_is_not_utf8(text: str, remedy: str = "") -> None:
         raise ValueError(f"'{shown}' is not UTF-8 text (at character {error.start + 1}){remedy}") from None
 
 
+def _refuse_blank_ends(text: str, what: str) -> None:
+    """Refuse a value beginning or ending with a blank or a line break: a value read from a file's last
+    line (a Kubernetes secret's, an env file's) ends with one, and a path so named made a directory
+    beside the one meant, which no later command looked at.
+
+    Raises:
+        ValueError: it does, said which (a line break does not show in a message).
+    """
+    if text == text.strip():
+        return
+    edge = text[-1] if text[-1].isspace() else text[0]
+    end = "ends" if text[-1].isspace() else "starts"
+    if edge in "\r\n":
+        blank, why = "a line break", " (a value read from a file's last line?)"
+    else:
+        blank, why = f"a blank (U+{ord(edge):04X})", ""
+    raise ValueError(f"{end} with {blank}: give the {what} without it{why}")
+
+
 def header_safe_key(key: str) -> str:
     """An API key without the blanks around it, checked to fit an HTTP header (visible ASCII only).
 
@@ -107,6 +126,9 @@ class ApiSettings(_Settings):
     @classmethod
     def _url_has_scheme(cls, value: str) -> str:
         _refuse_what_is_not_utf8(value)
+        if not value:
+            raise ValueError("is empty: give the API's URL, such as https://api.braintrust.dev")
+        _refuse_blank_ends(value, "URL")
         scheme, separator, rest = value.partition("://")
         # A scheme is read whatever its case (`HTTPS://`); httpx takes it in lower case.
         if not separator and not any(mark in value for mark in ".:/"):
@@ -190,7 +212,15 @@ class WarehouseSettings(_Settings):
         if isinstance(value, str | Path) and not str(value).strip():
             instead = " (or --no-parquet)" if info.field_name == "parquet_root" else ""
             raise ValueError(f"is empty: give a path{instead}")
+        if isinstance(value, str | Path):
+            _refuse_blank_ends(str(value), "path")
         return value
+
+    @field_validator("destination", mode="before")
+    @classmethod
+    def _destination_as_named(cls, value: object) -> object:
+        # Read from a file's last line, `duckdb\n` was refused as "Input should be 'duckdb' or 'iceberg'".
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("duckdb_path", "parquet_root", "state_dir")
     @classmethod

@@ -164,17 +164,17 @@ def warehouse_settings(
     if no_parquet and parquet is not None:
         raise ConfigError("invalid setting: --parquet and --no-parquet exclude each other: give one")
 
-    settings = WarehouseSettings(
-        **_given(
-            duckdb_path=duckdb,
-            parquet_root=parquet,
-            destination=destination,
-            iceberg_catalog=iceberg_catalog,
-            iceberg_warehouse=iceberg_warehouse,
-            iceberg_namespace=iceberg_namespace,
-            state_dir=state_dir,
-        )
+    given = _given(
+        duckdb_path=duckdb,
+        parquet_root=parquet,
+        destination=destination,
+        iceberg_catalog=iceberg_catalog,
+        iceberg_warehouse=iceberg_warehouse,
+        iceberg_namespace=iceberg_namespace,
+        state_dir=state_dir,
     )
+    # Given, None wins over the environment: an empty BT_SYNC_PARQUET was refused despite the flag.
+    settings = WarehouseSettings(**given, **({"parquet_root": None} if no_parquet else {}))
     duckdb_flags = [
         flag for flag, given in (("--duckdb", duckdb), ("--parquet", parquet)) if given is not None
     ]
@@ -193,10 +193,9 @@ def warehouse_settings(
             f"invalid setting: {given} {name} the duckdb destination's files, but the destination is "
             f"{settings.destination} ({where}): {remedy}, or leave out {given}"
         )
-    chosen = settings.model_copy(update={"parquet_root": None}) if no_parquet else settings
-    if chosen.destination is DestinationKind.DUCKDB:
-        _check_duckdb_paths(chosen)
-    return chosen
+    if settings.destination is DestinationKind.DUCKDB:
+        _check_duckdb_paths(settings)
+    return settings
 
 
 def _check_duckdb_paths(settings: WarehouseSettings) -> None:

@@ -1098,6 +1098,43 @@ def test_an_empty_path_flag_is_refused_not_taken_for_the_current_directory(
     assert [path.name for path in tmp_path.iterdir()] == ["rows.jsonl"]
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        (
+            "BT_SYNC_DUCKDB",
+            "w.duckdb\n",
+            "ends with a line break: give the path without it (a value read from",
+        ),
+        ("BT_SYNC_PARQUET", "pq\r\n", "ends with a line break"),
+        ("BT_SYNC_STATE_DIR", "st ", "ends with a blank (U+0020): give the path without it"),
+        ("BT_SYNC_PARQUET", "\tpq", "starts with a blank (U+0009)"),
+        ("BRAINTRUST_API_URL", "http://127.0.0.1:9\n", "ends with a line break: give the URL without it"),
+        ("BRAINTRUST_API_URL", "", "is empty: give the API's URL"),
+    ],
+)
+def test_a_setting_read_from_a_files_last_line_is_refused_naming_its_blank(
+    tmp_path: Path, variable: str, value: str, said: str
+) -> None:
+    # A Kubernetes secret's or an env file's value: the paths made `w.duckdb\n` and `pq\n` beside the ones
+    # meant, exit 0, where no later command looked; the URL's line break was called "a space", an empty URL
+    # "0 characters with no host's dot".
+    env = {"BRAINTRUST_API_KEY": "key", variable: value}
+    done = run_cli("sync", "--json", env=env, cwd=tmp_path, timeout=30)
+    assert done.returncode == 2, done.stderr
+    assert json.loads(done.stdout)["error"].startswith(f"invalid setting: {variable}: {said}")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_parquet_wins_over_an_empty_parquet_variable(tmp_path: Path) -> None:
+    # "BT_SYNC_PARQUET: is empty: give a path (or --no-parquet)", to a command given --no-parquet.
+    env = {"BT_SYNC_PARQUET": "", "BT_SYNC_DESTINATION": "duckdb\n"}  # the name read from a file, too
+    done = run_cli(
+        "status", "--duckdb", "w.duckdb", "--no-parquet", "--json", env=env, cwd=tmp_path, timeout=30
+    )
+    assert (done.returncode, json.loads(done.stdout)) == (0, []), done.stderr
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_json_output_holds_the_error_of_a_flag_given_before_or_after_it(tmp_path: Path, where: str) -> None:
     flags = ["--state-dir", "", "--json"] if where == "after" else ["--json", "--state-dir", ""]
