@@ -164,7 +164,7 @@ def warehouse_settings(
     if no_parquet and parquet is not None:
         raise ConfigError("invalid setting: --parquet and --no-parquet exclude each other: give one")
 
-    given = _given(
+    flags = _given(
         duckdb_path=duckdb,
         parquet_root=parquet,
         destination=destination,
@@ -174,7 +174,7 @@ def warehouse_settings(
         state_dir=state_dir,
     )
     # Given, None wins over the environment: an empty BT_SYNC_PARQUET was refused despite the flag.
-    settings = WarehouseSettings(**given, **({"parquet_root": None} if no_parquet else {}))
+    settings = WarehouseSettings(**flags, **({"parquet_root": None} if no_parquet else {}))
     duckdb_flags = [
         flag for flag, given in (("--duckdb", duckdb), ("--parquet", parquet)) if given is not None
     ]
