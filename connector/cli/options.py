@@ -173,8 +173,9 @@ def warehouse_settings(
         iceberg_namespace=iceberg_namespace,
         state_dir=state_dir,
     )
-    # Given, None wins over the environment: an empty BT_SYNC_PARQUET was refused despite the flag.
-    settings = WarehouseSettings(**flags, **({"parquet_root": None} if no_parquet else {}))
+    if no_parquet:  # given, None wins over the environment: an empty BT_SYNC_PARQUET was refused despite it
+        flags["parquet_root"] = None
+    settings = WarehouseSettings(**flags)
     duckdb_flags = [
         flag for flag, given in (("--duckdb", duckdb), ("--parquet", parquet)) if given is not None
     ]
