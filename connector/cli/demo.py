@@ -7,7 +7,9 @@ curates a dataset from the synced logs with `push --sql` and syncs it back.
 
 from __future__ import annotations
 
+import shlex
 import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -96,12 +98,24 @@ def demo(
             _curate(console, client, store, progress)
             run_sync(client, destination, SyncOptions(overlap_s=0), progress)
             _show_query(console, store, "8. Synced back (incremental sync)", CURATED_SQL)
+    # To copy and paste from wherever the demo ran: its programs and paths as a shell reads them (a blank
+    # in a path split it; `.venv/bin` was the checkout's, not the directory's the demo ran in).
+    bt_sync, duckdb_cli, views, tables = map(
+        shlex.quote, (_installed("bt-sync"), _installed("duckdb"), str(duckdb), str(parquet))
+    )
     console.print(
         f"\nDuckDB file (views): {duckdb}   Parquet files: {parquet}\n"
-        f"Try: .venv/bin/bt-sync sql --duckdb {duckdb} --parquet {parquet} "
-        '"SELECT count(*) FROM project_logs"\n'
-        f"  or: .venv/bin/duckdb -readonly {duckdb}   (any DuckDB 1.4 or newer opens it)"
+        f'Try: {bt_sync} sql --duckdb {views} --parquet {tables} "SELECT count(*) FROM project_logs"\n'
+        f"  or: {duckdb_cli} -readonly {views}   (any DuckDB 1.4 or newer opens it)",
+        markup=False,
+        highlight=False,
     )
+
+
+def _installed(program: str) -> str:
+    """The path of `program` beside this Python (bt-sync's environment's), or its name where not there."""
+    beside = Path(sys.executable).parent / program
+    return str(beside) if beside.is_file() else program
 
 
 def _edit_upstream(emulator: Emulator) -> str:

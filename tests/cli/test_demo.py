@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import duckdb as duckdb_module
@@ -31,6 +32,11 @@ def test_the_demo_curates_a_dataset_and_syncs_it_back(tmp_path: Path) -> None:
     assert int(records) == int(linked) == curated > 0
     assert not (parquet / "project_logs" / "stale.parquet").exists()
     assert (parquet / DEMO_MARKER).exists()  # so a demo at other paths is replaced too
+    # Its closing hint runs as pasted into a shell where the demo ran (it named `.venv/bin/bt-sync`, the
+    # checkout's, and its paths unquoted).
+    (hint,) = re.findall(r"^Try: (.*)$", done.stdout, flags=re.MULTILINE)
+    tried = subprocess.run(["sh", "-c", hint], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert (tried.returncode, tried.stdout.splitlines()[0]) == (0, "count_star()"), tried.stderr
 
 
 def views_of_the_demo(duckdb: Path, parquet: Path) -> None:
