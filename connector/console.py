@@ -1,4 +1,4 @@
-"""The `bt-sync` console script: the command line, and Ctrl-C (or SIGTERM) while it loads.
+"""The `bt-sync` console script: the command line, and Ctrl-C (or SIGTERM, SIGHUP) while it loads.
 
 Loading the command line (typer, pydantic and the commands' modules) takes a tenth of a second, before
 `connector.cli.run` can take Ctrl-C as it does at any later moment. So this module, which loads
@@ -36,12 +36,18 @@ def run() -> NoReturn:
     run_command_line()
 
 
+# A scheduler stops a job with SIGTERM; a terminal closing sends SIGHUP to what runs in it.
+TAKEN_AS_CTRL_C = (signal.SIGTERM, signal.SIGHUP)
+# The signals that stop a command: Ctrl-C's, and those taken as it.
+STOPPING = (signal.SIGINT, *TAKEN_AS_CTRL_C)
+
+
 def take_sigterm_as_ctrl_c() -> None:
-    """A scheduler stops a job with SIGTERM: the command stops as at Ctrl-C (a push says what it
-    checkpointed, `--json` prints its error document), rather than dying silently. Left alone where it is
-    ignored."""
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, stop_as_at_ctrl_c)
+    """SIGTERM (or SIGHUP) stops the command as Ctrl-C does (a push says what it checkpointed, `--json`
+    prints its error document), rather than killing it silently. Left alone where ignored (`nohup`)."""
+    for signum in TAKEN_AS_CTRL_C:
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, stop_as_at_ctrl_c)
 
 
 def stop_as_at_ctrl_c(signum: int, frame: FrameType | None) -> NoReturn:

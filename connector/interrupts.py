@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-_STOPPING = (signal.SIGINT, signal.SIGTERM)
+from connector.console import STOPPING
+
 # How DuckDB reports a KeyboardInterrupt raised while it read a Python object registered with it (a
 # page's body, a catalog's rows): as an error of its own, naming the object and ending with the
 # exception's name (after its traceback, when the exception came from Python code of the object's).
@@ -43,7 +44,7 @@ def deferred() -> Iterator[None]:
     def note(signum: int, _frame: FrameType | None) -> None:
         arrived.append(signum)
 
-    previous = {signum: signal.signal(signum, note) for signum in _STOPPING}
+    previous = {signum: signal.signal(signum, note) for signum in STOPPING}
     try:
         yield
     finally:

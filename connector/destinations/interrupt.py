@@ -18,6 +18,8 @@ from contextlib import contextmanager
 
 import duckdb
 
+from connector.console import STOPPING
+
 _STOP = b"\xff"  # not a signal number: tells the watcher the block ended
 
 
@@ -34,7 +36,7 @@ def interruptible(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
     def watch() -> None:
         while (arrived := os.read(read_end, 64)) and _STOP[0] not in arrived:
-            if signal.SIGINT in arrived or signal.SIGTERM in arrived:  # SIGTERM stops bt-sync as Ctrl-C does
+            if any(signum in arrived for signum in STOPPING):  # SIGTERM stops bt-sync as Ctrl-C does
                 con.interrupt()
 
     watcher = threading.Thread(target=watch, name="bt-sync-interrupt", daemon=True)

@@ -1686,8 +1686,9 @@ def test_a_summary_that_cannot_be_written_is_one_line(
     )
 
 
-# SIGTERM, as a scheduler stops a job, killed the command silently: no message, no `--json` document.
-@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+# SIGTERM, as a scheduler stops a job, killed the command silently: no message, no `--json` document;
+# SIGHUP, as a terminal closing sends, too (exit 129).
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_ctrl_c_stops_a_runaway_query_of_bt_sync_sql(
     demo_emulator: Emulator, warehouse: WarehouseSettings, stop: signal.Signals
 ) -> None:
