@@ -1406,6 +1406,24 @@ def test_ctrl_c_while_the_command_line_loads_is_an_interruption_not_a_traceback(
     )
 
 
+def test_a_query_in_an_ascii_locale_is_read_as_the_utf8_it_is(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # `LC_ALL=C` without Python's UTF-8 mode (a cron job's environment): Python hands every byte beyond
+    # ASCII over escaped, and the query was refused as "not UTF-8 text".
+    sync(demo_emulator, warehouse)
+    ascii_locale = {"PATH": os.environ["PATH"], "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    command = [*CLI, "sql", *cli_warehouse_args(warehouse)[:4], "--format", "csv"]
+    done = subprocess.run([*command, "SELECT 'é✓' AS x"], env=ascii_locale, capture_output=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "x\né✓\n".encode()), done.stderr
+    # Bytes that are not UTF-8 are still refused.
+    done = subprocess.run([*command, b"SELECT '\xff'"], env=ascii_locale, capture_output=True, timeout=60)
+    assert (done.returncode, done.stderr) == (
+        1,
+        b"bt-sync: error: the query is not UTF-8 text (at character 9)\n",
+    )
+
+
 @pytest.mark.parametrize("output", ["csv", "json", "table"])
 def test_bt_sync_sql_stops_quietly_when_its_reader_closes_the_pipe(
     demo_emulator: Emulator, warehouse: WarehouseSettings, output: str
