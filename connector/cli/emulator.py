@@ -13,6 +13,8 @@ from connector.cli.app import app, print_output
 from connector.cli.options import path_value
 
 DEFAULT_EMULATOR_KEY = "bt-emulator-key"
+# Held while an emulator serves its state directory.
+_LOCK = ".emulator.lock"
 
 
 _STATE_OPTION = typer.Option(
@@ -76,6 +78,26 @@ def run_emulator(
             raise OSError(error.errno, error.strerror, f"{host}:{port}") from None
 
 
+def _refuse_another_programs(state: Path) -> None:
+    """Refuse a state directory holding files but no journal: another program's (a Parquet root, a
+    project's directory), which its journal and lock would be written into.
+
+    Raises:
+        ConfigError: it is one.
+    """
+    from connector.errors import ConfigError
+
+    if not state.is_dir() or (state / "journal.jsonl").exists():
+        return
+    others = sorted(entry.name for entry in state.iterdir() if entry.name != _LOCK)
+    if others:
+        shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
+        raise ConfigError(
+            f"--state: {state} holds files the emulator did not write ({shown}) and no journal: give a "
+            "directory of its own, a new or empty one"
+        )
+
+
 @contextmanager
 def _serving_alone(state: Path | None) -> Iterator[None]:
     """Hold the state directory's lock while serving it.
@@ -93,8 +115,9 @@ def _serving_alone(state: Path | None) -> Iterator[None]:
 
     from connector.errors import ConfigError
 
+    _refuse_another_programs(state)
     state.mkdir(parents=True, exist_ok=True)
-    path = state / ".emulator.lock"
+    path = state / _LOCK
     # Made here, so that a directory where no file can be made says why: filelock takes such a failure
     # for a lock another holds.
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))

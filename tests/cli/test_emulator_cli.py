@@ -138,10 +138,28 @@ def test_a_state_directory_holding_another_program_s_journal_is_refused_and_left
     assert journal.read_bytes() == lines
 
 
-def test_a_state_directory_where_no_lock_can_be_made_says_why() -> None:
+def test_a_state_directory_where_no_lock_can_be_made_says_why(tmp_path: Path) -> None:
     # filelock takes a failure to make its file for a lock another holds: "another emulator is serving".
-    done = run_cli("emulator", "--port", "0", "--state", "/proc/self", "--api-key", "k", timeout=30)
+    (tmp_path / ".emulator.lock").mkdir()
+    done = run_cli("emulator", "--port", "0", "--state", str(tmp_path), "--api-key", "k", timeout=30)
     assert (done.returncode, done.stderr) == (
         1,
-        "bt-sync: error: No such file or directory: /proc/self/.emulator.lock\n",
+        f"bt-sync: error: Is a directory: {tmp_path}/.emulator.lock\n",
     )
+
+
+@pytest.mark.parametrize("holding", [["notes.txt"], ["a", "b", "c", "d"]])
+def test_a_state_directory_of_another_programs_files_without_a_journal_is_refused_untouched(
+    tmp_path: Path, holding: list[str]
+) -> None:
+    # The seed was loaded and its journal (1.2 MB) and lock written among a project's files.
+    for name in holding:
+        (tmp_path / name).write_text("mine\n")
+    done = run_cli("emulator", "--port", "0", "--state", str(tmp_path), "--api-key", "k", timeout=30)
+    shown = ", ".join(holding[:3]) + (", …" if len(holding) > 3 else "")
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"bt-sync: error: --state: {tmp_path} holds files the emulator did not write ({shown}) and no "
+        "journal: give a directory of its own, a new or empty one\n",
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == holding
