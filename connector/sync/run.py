@@ -460,7 +460,8 @@ class _SyncRun:
         checkpoint = self._resumable(ref, staging, previous)
         resumed = checkpoint is not None
         self._fetched.resumed |= resumed
-        # What the interrupted run fetched: the summary counts this run's requests, its state the whole read.
+        # What the interrupted run fetched: the checkpoint counts the whole read, the summary and the commit's
+        # `last_pages` and `last_fetched_rows` this run's requests only.
         fetched_before = (checkpoint.pages, checkpoint.rows_fetched) if checkpoint is not None else (0, 0)
         if checkpoint is None:
             checkpoint = self._start(ref, previous, catch_up=catch_up)
