@@ -293,7 +293,12 @@ SYNC_STATE_COLUMNS = (
     _varchar("name", "A readable name: `project/experiment`, `project/dataset` or `project` for logs."),
     _varchar("project_id", "The project it belongs to."),
     _varchar("table_name", "The table holding its rows."),
-    Column("version", "UBIGINT", "Watermark: the newest `_xact_id` the table holds for the object."),
+    Column(
+        "version",
+        "UBIGINT",
+        "Watermark: the newest `_xact_id` read for the object, a deletion's included (so it may be newer "
+        "than any row the table holds), where its next incremental read stops.",
+    ),
     Column("rows", "BIGINT", "Rows of the object in its table."),
     Column("files", "BIGINT", "Parquet files holding those rows."),
     Column("bytes", "BIGINT", "Bytes of those files."),

@@ -74,7 +74,8 @@ class SyncState(BaseModel):
         name: its readable name (its Dagster partition key, see `connector.sync.keys`).
         project_id: its project.
         table_name: the table its rows are in.
-        version: the watermark: newest `_xact_id` held (None: the object had no rows).
+        version: the watermark: the newest `_xact_id` read, a deletion's included (None: the object had no
+            rows).
         rows: rows of the object in its table.
         files: data files holding them.
         bytes: bytes of those files.
