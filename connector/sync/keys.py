@@ -8,7 +8,8 @@ objects of one type ever share a key:
 - a project or object name holding `/` (`a/b` + `c` and `a` + `b/c` both read `a/b/c`) or `~`;
 - a name holding what Dagster forbids in a partition key (`...`, control characters), which the key
   spells with stand-ins (`…`, a space);
-- two objects with the same name (projects of one name in two organizations).
+- two objects with the same name (projects of one name in two organizations), or names that read
+  alike (`é` composed or not, a no-break space for a space, a zero-width space).
 
 A key follows the name: a renamed object gets a new key, and the key of a
 deleted object is never reused by another unless that one takes the same name.
@@ -17,6 +18,7 @@ deleted object is never reused by another unless that one takes the same name.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -69,13 +71,20 @@ def key_with_id(name: str, object_id: str) -> str:
 def object_keys(objects: Iterable[Named]) -> dict[tuple[ObjectType, str], str]:
     """The keys of many objects by (type, id); objects of one type with equal names get their ids appended."""
     listed = list(objects)
-    plain = Counter((o.object_type, o.name) for o in listed if _is_plain(o.object_type, o.name))
+    plain = Counter((o.object_type, _as_read(o.name)) for o in listed if _is_plain(o.object_type, o.name))
     return {
         (o.object_type, o.object_id): (
-            o.name if plain[(o.object_type, o.name)] == 1 else key_with_id(o.name, o.object_id)
+            o.name if plain[(o.object_type, _as_read(o.name))] == 1 else key_with_id(o.name, o.object_id)
         )
         for o in listed
     }
+
+
+def _as_read(name: str) -> str:
+    """`name` as a reader sees it: names that differ only in how their characters are composed (`é` as
+    one code point or as `e` and an accent), in a space's kind (a no-break space) or by an invisible
+    character (a zero-width space) read alike, and each showed as the other's key."""
+    return "".join(c for c in unicodedata.normalize("NFKC", name) if unicodedata.category(c) != "Cf")
 
 
 def parse_key(object_type: ObjectType, key: str) -> KeyParts:

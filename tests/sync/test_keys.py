@@ -54,6 +54,24 @@ def test_equal_names_get_their_ids_and_other_keys_stay_plain() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("bot/\u00e9", "bot/e\u0301"),  # é composed, and as `e` with its accent
+        ("bot/x y", "bot/x\u00a0y"),  # a space, and a no-break space
+        ("bot/xy", "bot/x\u200by"),  # a zero-width space between
+    ],
+)
+def test_names_that_read_alike_get_their_ids(one: str, other: str) -> None:
+    # Two partitions both showed as `bot/é` in Dagster's list, its run tags and `status`.
+    objects = [Obj(EXPERIMENT, "e1", one), Obj(EXPERIMENT, "e2", other), Obj(EXPERIMENT, "e3", "bot/z")]
+    assert object_keys(objects) == {
+        (EXPERIMENT, "e1"): f"{one}~e1",
+        (EXPERIMENT, "e2"): f"{other}~e2",
+        (EXPERIMENT, "e3"): "bot/z",
+    }
+
+
 def test_keys_parse_back_to_names_or_ids() -> None:
     assert parse_key(EXPERIMENT, "support-bot/baseline").names == ("support-bot", "baseline")
     assert parse_key(EXPERIMENT, "support-bot/baseline").object_id is None
