@@ -214,8 +214,8 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
         # An earlier demo's file as well as a synced warehouse's: "files the demo did not write" said neither.
         raise ConfigError(
             f"--duckdb {duckdb} holds bt-sync's views of another Parquet tree than --parquet {parquet}, "
-            "which the demo does not replace (analysts may open it): give another --duckdb, or the --parquet "
-            "of the earlier demo that wrote it"
+            "which the demo does not replace (analysts may open it): give another --duckdb (or, where an "
+            "earlier demo wrote the file, rather than a sync, that demo's --parquet)"
         )
     checks = (
         (duckdb, "--duckdb", only_views),

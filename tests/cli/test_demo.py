@@ -101,7 +101,8 @@ def test_the_demo_touches_nothing_at_paths_an_earlier_demo_did_not_write(tmp_pat
     done = run_cli("demo", "--duckdb", str(duckdb), "--parquet", str(parquet))
     assert done.returncode == 2 and done.stderr.startswith("bt-sync: error: ")
     said = {
-        "--duckdb of a sync": "holds bt-sync's views of another Parquet tree",
+        # Its remedy was the earlier demo's --parquet alone, which a sync's file has none of.
+        "--duckdb of a sync": "(analysts may open it): give another --duckdb (or, where an earlier demo",
         # "holds what the demo did not write", of an empty directory too.
         "--duckdb": "is a directory: name a DuckDB file in it",
         "--duckdb, an empty directory": "is a directory: name a DuckDB file in it",
