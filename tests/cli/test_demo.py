@@ -101,14 +101,20 @@ def test_the_demo_touches_nothing_at_paths_an_earlier_demo_did_not_write(tmp_pat
     done = run_cli("demo", "--duckdb", str(duckdb), "--parquet", str(parquet))
     assert done.returncode == 2 and done.stderr.startswith("bt-sync: error: ")
     said = {
-        # Its remedy was the earlier demo's --parquet alone, which a sync's file has none of.
-        "--duckdb of a sync": "(analysts may open it): give another --duckdb (or, where an earlier demo",
+        "--duckdb of a sync": "holds bt-sync's views of another Parquet tree",
         # "holds what the demo did not write", of an empty directory too.
         "--duckdb": "is a directory: name a DuckDB file in it",
         "--duckdb, an empty directory": "is a directory: name a DuckDB file in it",
         "--duckdb, a text file": "is another kind of file, not a DuckDB database",
     }.get(given, "holds what")
     assert f"{mine} {said}" in done.stderr
+    if (
+        given == "--duckdb of a sync"
+    ):  # its remedy was an earlier demo's --parquet alone, which it has none of
+        assert done.stderr.endswith(
+            ": give another --duckdb (or, where an earlier demo wrote the file, "
+            "rather than a sync, that demo's --parquet)\n"
+        )
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
 
 
