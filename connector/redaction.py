@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Iterable
@@ -59,6 +60,7 @@ def uri_secrets(text: str) -> set[str]:
     for match in _USERINFO.finditer(text):
         userinfo = match["userinfo"]
         password = userinfo.split(":", 1)[1:]
+        found.add(_basic_credentials(userinfo))
         # A `/` in the password ends the host for URL parsers: a message may quote the part before it.
         found.update((userinfo, *password, *(piece for p in password for piece in p.split("/"))))
         # A library signs with the password decoded (`%2F` as `/`), and may quote it so.
@@ -67,8 +69,15 @@ def uri_secrets(text: str) -> set[str]:
     # A setting that is one URL, read as such: its password may hold a blank.
     if (userinfo := _userinfo_of_url(text)) is not None and ":" in userinfo:
         whole_password = userinfo.partition(":")[2]
-        found.update((userinfo, whole_password, unquote(whole_password)))
+        found.update((userinfo, whole_password, unquote(whole_password), _basic_credentials(userinfo)))
     return {secret for secret in found if len(secret) >= SHORTEST_SECRET}
+
+
+def _basic_credentials(userinfo: str) -> str:
+    """A URL's user part as HTTP's Basic authentication sends it, to a proxy (`Proxy-Authorization`): its
+    user and password decoded, in base64, which a proxy's error page listing the request's headers shows."""
+    user, _, password = userinfo.partition(":")
+    return base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
 
 
 def scrub(text: str, secrets: Iterable[str]) -> str:

@@ -48,7 +48,7 @@ from connector.errors import (
     ServerUnavailable,
     first_line,
 )
-from connector.redaction import hide_short_secret, redact, redact_url, scrub
+from connector.redaction import hide_short_secret, redact, redact_url, scrub, uri_secrets
 from schemas.api import (
     ApiObject,
     Dataset,
@@ -160,10 +160,12 @@ class BraintrustClient:
             raise MissingApiKey("No Braintrust API key: set BRAINTRUST_API_KEY, or give ApiSettings one.")
         self.api_url = settings.api_url
         # An error's body may quote the request's headers back: its text never shows the key.
-        self._key = settings.api_key.get_secret_value().strip()
+        key = settings.api_key.get_secret_value().strip()
         self.stats = ClientStats()
         # httpx reads no proxy from the environment for a transport given to it.
         proxy = _proxy_for(settings.api_url) if transport is None else None
+        # A proxy's answer may quote the request's headers back too: its credentials, as Basic auth.
+        self._hidden = _Hidden(key, tuple(uri_secrets(proxy)) if proxy is not None else ())
         self._proxy = "a proxy" if proxy is None else f"the proxy {redact_url(proxy)}"
         self._through = "" if proxy is None else f" (through {self._proxy})"
         # A proxy reached over TLS is the first to set it up: a plain-HTTP proxy named `https://` fails it.
@@ -181,7 +183,7 @@ class BraintrustClient:
             self._http = httpx.Client(
                 base_url=settings.api_url,
                 headers={
-                    "Authorization": f"Bearer {self._key}",
+                    "Authorization": f"Bearer {key}",
                     "User-Agent": f"bt-sync/{__version__}",
                 },
                 timeout=httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 10.0)),
@@ -204,7 +206,7 @@ class BraintrustClient:
 
     def without_key(self, text: str) -> str:
         """`text`, a message that may quote what the API sent, with the API key hidden."""
-        return _without_key(text, self._key)
+        return self._hidden.within(text)
 
     def __enter__(self) -> Self:
         return self
@@ -437,7 +439,7 @@ class BraintrustClient:
                 state = "is unavailable or overloaded, try again later"
             raise ServerUnavailable(
                 # The last error may quote what the server sent (a header line httpx refused).
-                f"{method} {path} failed after {attempts} ({_without_key(_describe(error), self._key)}); "
+                f"{method} {path} failed after {attempts} ({self._hidden.within(_describe(error))}); "
                 f"the API at {redact(self.api_url)}{self._through} {state}.",
                 status=error.status if isinstance(error, RetryableResponse) else None,
             ) from None
@@ -531,7 +533,7 @@ class BraintrustClient:
                 ) from None
             raise
         if status < 300:
-            _refuse_what_is_not_json(method, path, body, self._key)
+            _refuse_what_is_not_json(method, path, body, self._hidden)
             try:
                 return parse(body)
             except orjson.JSONDecodeError:
@@ -545,10 +547,10 @@ class BraintrustClient:
             raise ApiMisdirected(
                 f"the API at {redact(self.api_url)} answered {method} {path} with a redirect (HTTP {status}) "
                 # The address may quote the key (a sign-in page's): Dagster keeps messages as they are.
-                f"to {_without_key(location or 'nowhere it named', self._key)}: set --api-url "
+                f"to {self._hidden.within(location or 'nowhere it named')}: set --api-url "
                 "(BRAINTRUST_API_URL) to the address the API is at"
             )
-        refused = _status_error(method, path, status, body, self._key)
+        refused = _status_error(method, path, status, body, self._hidden)
         if isinstance(refused, NotFoundError) and httpx.URL(self.api_url).path.rstrip("/").endswith("/v1"):
             # `https://api.braintrust.dev/v1`, as the API's reference writes its paths: every request 404s.
             refused = NotFoundError(
@@ -648,7 +650,7 @@ def _content_length(response: httpx.Response) -> int | None:
     return int(length) if length.isdigit() else None
 
 
-def _refuse_what_is_not_json(method: str, path: str, body: bytes | bytearray, key: str) -> None:
+def _refuse_what_is_not_json(method: str, path: str, body: bytes | bytearray, hidden: _Hidden) -> None:
     """Fail at once on a success whose body is no JSON at all (a web page): no retry can mend that.
 
     Raises:
@@ -660,7 +662,7 @@ def _refuse_what_is_not_json(method: str, path: str, body: bytes | bytearray, ke
     if start < len(body) and body[start : start + 1] not in b'{["-0123456789tfn':
         # A server echoing the request as text quotes the key: hidden in the whole body (cut at 1,024
         # bytes, a key past blanks showed in part).
-        shown = _key_hidden(body[start:], key, _NOT_JSON_CHARS)
+        shown = _key_hidden(body[start:], hidden, _NOT_JSON_CHARS)
         raise MalformedResponse(
             f"{method} {path} answered with a body that is not JSON ({shown!r}…); is the API URL a "
             "Braintrust API?"
@@ -696,8 +698,8 @@ def _tls_mismatch(error: httpx.ConnectError) -> str | None:
     return None
 
 
-def _status_error(method: str, path: str, status: int, body: bytes | bytearray, key: str) -> ApiError:
-    server_says = _server_text(body, key)
+def _status_error(method: str, path: str, status: int, body: bytes | bytearray, hidden: _Hidden) -> ApiError:
+    server_says = _server_text(body, hidden)
     if status in (401, 403):
         verdict = "rejected the API key" if status == 401 else "refused this API key permission"
         # With what the server says of it, and its remedy: a 403 may be of one object only (a key may read
@@ -721,15 +723,15 @@ def _status_error(method: str, path: str, status: int, body: bytes | bytearray, 
     return RequestError(f"{method} {path} was rejected (HTTP {status}): {server_says}", status=status)
 
 
-def _server_text(body: bytes | bytearray, key: str) -> str:
+def _server_text(body: bytes | bytearray, hidden: _Hidden) -> str:
     """What an error's body says, for its one line, the key hidden: a web page's markup would say nothing
     useful."""
     if _WEB_PAGE.match(body[:4096].decode("utf-8", "replace").lstrip("\ufeff").strip()):
         return "The answer is a web page, not Braintrust's JSON: is the API URL a Braintrust API?"
-    return _key_hidden(body, key, _SERVER_TEXT_CHARS).strip()
+    return _key_hidden(body, hidden, _SERVER_TEXT_CHARS).strip()
 
 
-def _key_hidden(body: bytes | bytearray, key: str, chars: int) -> str:
+def _key_hidden(body: bytes | bytearray, hidden: _Hidden, chars: int) -> str:
     """The first `chars` characters of the body's text, the key hidden.
 
     The key is hidden before the text is cut short: a key quoted across the cut would show in part. So
@@ -737,18 +739,38 @@ def _key_hidden(body: bytes | bytearray, key: str, chars: int) -> str:
     to 12 characters a character), or holds the whole body: a key cut where the decoding stops is past
     them. Each key hidden shortens it: the decoding then goes on.
     """
-    reach = chars + 12 * len(key)
+    reach = chars + 12 * hidden.longest
     decoded = reach * 4  # characters of up to 4 bytes
     while True:
-        hidden = _without_key(body[:decoded].decode("utf-8", "replace").lstrip("\ufeff").strip(), key)
-        if len(hidden) > reach or decoded >= len(body):
-            return hidden[:chars]
+        text = hidden.within(body[:decoded].decode("utf-8", "replace").lstrip("\ufeff").strip())
+        if len(text) > reach or decoded >= len(body):
+            return text[:chars]
         decoded *= 2
 
 
-def _without_key(text: str, key: str) -> str:
-    """`text`, which quotes what a server sent, with `key` hidden (and the credentials of URLs in it)."""
-    return hide_short_secret(scrub(text, (key,)), key)
+@dataclass(frozen=True)
+class _Hidden:
+    """What no message may show of what a server sent: the API key, and the credentials of the proxy
+    requests go through (a proxy's error page may list the request's headers, its `Proxy-Authorization`
+    among them).
+
+    Args:
+        key: the API key.
+        proxy: the proxy's credentials, in the spellings a message may hold them (`uri_secrets`).
+    """
+
+    key: str
+    proxy: tuple[str, ...] = ()
+
+    @property
+    def longest(self) -> int:
+        """The length of the longest secret."""
+        return max(map(len, (self.key, *self.proxy)))
+
+    def within(self, text: str) -> str:
+        """`text`, which quotes what a server sent, with the secrets hidden (and the credentials of URLs in
+        it)."""
+        return hide_short_secret(scrub(text, (self.key, *self.proxy)), self.key)
 
 
 def _describe(error: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ssl
 import subprocess
@@ -27,6 +28,7 @@ from connector.errors import (
     MalformedResponse,
     NotFoundError,
     PaginationError,
+    RequestError,
     ServerUnavailable,
 )
 from connector.redaction import redact
@@ -371,6 +373,21 @@ class _ProxyAsking(BaseHTTPRequestHandler):
     do_GET = do_CONNECT = _ask
 
 
+class _ProxyEchoing(BaseHTTPRequestHandler):
+    """A debugging proxy refusing a request with a page listing the request's headers."""
+
+    def do_GET(self) -> None:
+        listed = "".join(f"{name}: {value}\n" for name, value in self.headers.items())
+        body = f"refused; the request's headers were:\n{listed}".encode()
+        self.send_response(400)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
 class _ProxyForbidding(_ProxyAsking):
     """A proxy whose rules let no tunnel through (a Squid ACL)."""
 
@@ -604,6 +621,22 @@ def test_a_proxy_asking_for_credentials_fails_at_once_naming_it(
             # As the command line prints it, credentials in URLs hidden: the example is no URL's.
             assert "as USER:PASSWORD@ before its host" in redact(str(caught.value))
             assert client.stats.requests == 1
+
+
+def test_a_proxy_quoting_its_credentials_back_is_told_without_them(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its page listed `Proxy-Authorization: Basic <user:password in base64>`, which the error carried to
+    # the terminal, `--json` and Dagster's event log.
+    with serving(handler=_ProxyEchoing) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.replace("://", "://alice:s3cr3t%2Fpw@"))
+        monkeypatch.setenv("NO_PROXY", "")
+        with make_client(emulator) as client, pytest.raises(RequestError) as caught:
+            list(client.list_projects())
+    said = str(caught.value)
+    assert "Proxy-Authorization: Basic ***" in said and "Authorization: Bearer ***" in said, said
+    basic = base64.b64encode(b"alice:s3cr3t/pw").decode()
+    assert basic not in said and "s3cr3t" not in said and emulator.api_key not in said
 
 
 def test_a_proxy_refusing_the_tunnel_or_named_for_tls_it_lacks_fails_at_once_naming_it(
