@@ -229,15 +229,22 @@ class ParquetTree:
         return record.state
 
     def _republish_missing(self, stream: EventStream, object_id: str, record: ObjectRecord) -> None:
-        """Put back the tree's copies of current versions that were deleted (other engines read the tree)."""
+        """Put back the tree's copies of current versions that were deleted or replaced (other engines read
+        the tree; a copy restored from an older backup stayed, `--full` too, every check green)."""
         if not self.root.is_local:
             return  # the tree's copy is the only one: `_intact` found them all
-        missing = {f.name for f in record.files} - set(
-            self.root.list(self._files(stream, object_id).directory)
+        where = self._files(stream, object_id)
+        # A copy in the tree is a link to its version: another file there is no copy of it.
+        stale = sorted(
+            f.name
+            for f in record.files
+            if not _same_file(
+                self.root.local(f"{where.directory}/{f.name}"), self.root.local(where.version_path(f.version))
+            )
         )
-        if missing:
-            logger.warning("%s/%s: putting back deleted files %s", stream.table, object_id, sorted(missing))
-            self._publish(stream, object_id, record.model_copy(update={"unpublished": sorted(missing)}))
+        if stale:
+            logger.warning("%s/%s: putting back deleted or replaced files %s", stream.table, object_id, stale)
+            self._publish(stream, object_id, record.model_copy(update={"unpublished": stale}))
 
     def list_states(self) -> list[SyncState]:
         """Every synced object's committed state (read only: objects may be syncing meanwhile)."""
@@ -694,6 +701,14 @@ def _directory(stream: EventStream, object_id: str) -> str:
 
 def _versions(stream: EventStream, object_id: str) -> str:
     return f"{VERSIONS}/{_directory(stream, object_id)}"
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    """Whether both paths are links to one file (False where either is missing)."""
+    try:
+        return one.samefile(other)
+    except OSError:
+        return False
 
 
 def check_tree_is_ours(root: Root) -> None:
