@@ -107,6 +107,10 @@ class WarehouseError(BtSyncError, TerminalError):
     """The DuckDB file, the Parquet root or the Iceberg catalog cannot be opened, read or written."""
 
 
+class TableChanged(WarehouseError):
+    """A table's columns were changed outside bt-sync: only its objects fail, not the warehouse."""
+
+
 class UnreadableFiles(WarehouseError):
     """Files of an object's rows cannot be read (damaged on disk): set aside, for a sync to rebuild it."""
 

@@ -70,12 +70,19 @@ from connector.destinations.iceberg_schema import (
 )
 from connector.destinations.parquet_tree import catalog_select
 from connector.destinations.scratch import scratch_connection
-from connector.errors import UnreadableFiles, WarehouseError
+from connector.errors import TableChanged, UnreadableFiles, WarehouseError
 from connector.redaction import redact, scrub, uri_secrets
 from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
+from schemas.tables import SYNC_STATE_COLUMNS
 
 logger = logging.getLogger("bt_sync")
+# Every table's columns, by its name, as bt-sync writes them.
+_COLUMNS = {
+    **{stream.table: stream.columns for stream in EVENT_STREAMS.values()},
+    **{table.table: table.columns for table in CATALOG_TABLES},
+    SYNC_STATE_TABLE: SYNC_STATE_COLUMNS,
+}
 
 
 class IcebergDestination:
@@ -346,10 +353,32 @@ class IcebergDestination:
         return scrub(redacted_first_line(error), self._secrets)
 
     def _table(self, name: str) -> Table:
+        """The table `name`, its columns bt-sync's.
+
+        Raises:
+            WarehouseError: it cannot be loaded.
+            TableChanged: its columns were changed by hand: the merge then failed with a traceback (a
+                column dropped) or an error naming its own scratch table (a column added), every run,
+                and `sql` with a binder error for every table.
+        """
         try:
-            return self._catalog.load_table(self._id(name))
+            table = self._catalog.load_table(self._id(name))
         except Exception as error:
             raise self._cannot_load(name, error) from None
+        held = [field.name for field in table.schema().fields]
+        wanted = [column.name for column in _COLUMNS[name]]
+        if held != wanted:
+            missing, added = [c for c in wanted if c not in held], [c for c in held if c not in wanted]
+            changes = [
+                *([f"lacks {', '.join(missing)}"] if missing else []),
+                *([f"has {', '.join(added)}, which bt-sync does not write"] if added else []),
+            ] or ["has its columns in another order"]
+            raise TableChanged(
+                f"the Iceberg table {self._namespace}.{name} {' and '.join(changes)}: its schema was changed "
+                "outside bt-sync; undo the change, or drop the table, which the next sync creates again "
+                "(reading its objects whole)"
+            )
+        return table
 
     def _table_if_any(self, name: str) -> Table | None:
         try:

@@ -38,6 +38,7 @@ from connector.errors import (
     RequestError,
     ServerUnavailable,
     StateError,
+    TableChanged,
     UnreadableFiles,
     WarehouseError,
     WarehouseLocked,
@@ -56,10 +57,18 @@ logger = logging.getLogger("bt_sync")
 _POSITION_REFUSED = frozenset({HTTPStatus.BAD_REQUEST, HTTPStatus.GONE, HTTPStatus.UNPROCESSABLE_ENTITY})
 # A reconcile deleting more than half of an object's rows says so, from this many rows.
 MOST_DELETED_UNREMARKED = 100
-# Failures confined to one object: the run reports them and goes on with the other objects. So do
-# `ServerUnavailable` (one object's reads may be all that fails) and `WarehouseError` (one object's
-# files may be all that cannot be written), until `MOST_FAILING_IN_A_ROW` objects fail with the same.
-OBJECT_FAILURES = (MalformedResponse, PaginationError, RequestError, StateError, WarehouseLocked)
+# Failures confined to one object (or one table's objects): the run reports them and goes on with the
+# other objects. So do `ServerUnavailable` (one object's reads may be all that fails) and `WarehouseError`
+# (one object's files may be all that cannot be written), until `MOST_FAILING_IN_A_ROW` objects fail with
+# the same.
+OBJECT_FAILURES = (
+    MalformedResponse,
+    PaginationError,
+    RequestError,
+    StateError,
+    TableChanged,
+    WarehouseLocked,
+)
 # After this many objects in a row found the API unavailable, or the warehouse unwritable, the others
 # are not tried: each would spend all its retries on an API that is down, or read all its rows for a
 # full disk.

@@ -17,6 +17,7 @@ import pytest
 from pyiceberg.catalog import load_catalog
 from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.table import Table
+from pyiceberg.types import StringType
 
 from connector.config import WarehouseSettings
 from connector.destinations import iceberg_merge
@@ -457,6 +458,43 @@ def test_an_event_table_dropped_from_the_catalog_is_created_again_and_its_object
     reloaded = {o.name: o.mode for o in summary.objects if o.table == "experiment_events"}
     assert reloaded and set(reloaded.values()) == {"full"}
     assert both_warehouses(iceberg) == expected
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ("added", "has analyst_note, which bt-sync does not write"),
+        ("dropped", "lacks classifications"),
+    ],
+)
+def test_an_event_table_whose_columns_were_changed_by_hand_fails_its_objects_in_one_line(
+    demo_emulator: Emulator, tmp_path: Path, change: str, said: str
+) -> None:
+    iceberg = iceberg_in(tmp_path)
+    sync(demo_emulator, iceberg)
+    with iceberg_table(iceberg, "project_logs").update_schema(allow_incompatible_changes=True) as update:
+        if change == "added":  # an analyst's column: every later sync failed, naming a scratch table
+            update.add_column("analyst_note", StringType())
+        else:  # a traceback, and no `--json` document
+            update.delete_column("classifications")
+    project = demo_emulator.store.list_objects("project", ListQuery())[0]
+    demo_emulator.store.insert("project_logs", project["id"], [{"id": "new", "input": 1}])
+    summary = sync(demo_emulator, iceberg)
+    failed = {o.error for o in summary.objects if o.status == "failed"}
+    assert {o.table for o in summary.objects if o.status == "failed"} == {"project_logs"}
+    assert failed == {
+        f"the Iceberg table braintrust.project_logs {said}: its schema was changed outside bt-sync; undo the "
+        "change, or drop the table, which the next sync creates again (reading its objects whole)"
+    }
+    assert all(o.status == "synced" for o in summary.objects if o.table != "project_logs")
+    with pytest.raises(WarehouseError, match=f"project_logs {said}"):  # `sql`: a binder error, every table
+        query(iceberg, "SELECT count(*) FROM experiment_events")
+    # The remedy it gives.
+    load_catalog(
+        "bt_sync", type="sql", uri=str(iceberg.iceberg_catalog), warehouse=str(iceberg.iceberg_warehouse)
+    ).drop_table((iceberg.iceberg_namespace, "project_logs"))
+    assert not [o for o in sync(demo_emulator, iceberg).objects if o.status != "synced"]
+    assert query(iceberg, "SELECT count(*) FROM project_logs WHERE id = 'new'") == [(1,)]
 
 
 @pytest.mark.parametrize("damage", ["deleted", "cut short"])
