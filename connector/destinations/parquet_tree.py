@@ -703,6 +703,15 @@ def _versions(stream: EventStream, object_id: str) -> str:
     return f"{VERSIONS}/{_directory(stream, object_id)}"
 
 
+def _holds_columns(root: Root, relative: str, table: CatalogTable) -> bool:
+    """Whether the file at `relative` is a Parquet file with the catalog `table`'s columns."""
+    try:
+        names: list[str] = pq.read_schema(root.full(relative), filesystem=root.fs).names
+    except (OSError, pa.ArrowException):
+        return False
+    return names == [column.name for column in table.columns]
+
+
 def _same_file(one: Path, other: Path) -> bool:
     """Whether both paths are links to one file (False where either is missing)."""
     try:
@@ -712,8 +721,10 @@ def _same_file(one: Path, other: Path) -> bool:
 
 
 def check_tree_is_ours(root: Root) -> None:
-    """Refuse a root holding files where bt-sync's catalog tables go that bt-sync did not write: it writes
-    its `_bt_sync` directory before them.
+    """Refuse a root holding files where bt-sync's catalog tables go that bt-sync did not write: Parquet
+    files with other columns, or no Parquet at all. A root holding `_bt_sync` is taken as bt-sync's
+    without reading them (it writes that directory first); one without it may still be (a restore that
+    left it out, which the syncs rebuild).
 
     A directory of another program's exports: a sync wrote bt-sync's tree among its files, then failed
     binding the views to such a file, blaming the DuckDB file and the disk, run after run.
@@ -724,7 +735,10 @@ def check_tree_is_ours(root: Root) -> None:
     if VERSIONS in root.list(""):
         return
     foreign = [
-        relative for table in CATALOG_TABLES if root.exists(relative := f"{table.table}/{CATALOG_FILE}")
+        relative
+        for table in CATALOG_TABLES
+        if root.exists(relative := f"{table.table}/{CATALOG_FILE}")
+        and not _holds_columns(root, relative, table)
     ]
     if foreign:
         raise WarehouseError(

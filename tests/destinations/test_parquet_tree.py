@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -801,8 +802,13 @@ def test_a_root_holding_another_programs_catalog_file_is_refused_before_anything
         sync(emulator, warehouse)
     assert sorted(path.name for path in root.rglob("*")) == ["data.parquet", "experiments"]
     assert not warehouse.duckdb_path.exists()
-    # A tree bt-sync wrote is taken as its own (its `_bt_sync` directory written first).
+    # A tree bt-sync wrote is taken as its own (its `_bt_sync` directory written first), and so is one
+    # whose `_bt_sync` a restore left out: its objects are read again to rebuild it.
     (root / "experiments" / "data.parquet").unlink()
+    project = emulator.store.create_project("p")
+    emulator.store.insert("project_logs", project["id"], [{"id": "r", "input": 1}])
     sync(emulator, warehouse)
-    sync(emulator, warehouse)
-    assert query(warehouse, "SELECT count(*) FROM experiments") == [(0,)]
+    shutil.rmtree(root / "_bt_sync")
+    (rebuilt,) = sync(emulator, warehouse).objects
+    assert (rebuilt.status, rebuilt.mode, rebuilt.rows) == ("synced", "full", 1)
+    assert query(warehouse, "SELECT count(*) FROM projects") == [(1,)]
