@@ -83,6 +83,7 @@ _COLUMNS = {
     **{table.table: table.columns for table in CATALOG_TABLES},
     SYNC_STATE_TABLE: SYNC_STATE_COLUMNS,
 }
+_EVENT_TABLES = frozenset(stream.table for stream in EVENT_STREAMS.values())
 
 
 class IcebergDestination:
@@ -193,7 +194,7 @@ class IcebergDestination:
         refuse_beyond_a_long("the object's newest _xact_id", state.version)
 
         def attempt() -> MergeResult:
-            table = self._table(ref.stream.table)
+            table = self._unchanged(self._table(ref.stream.table), ref.stream.table)
             committed = object_state(table, ref.object_id)
             rebuild = ref.object_id in self._rebuilding
             try:
@@ -289,7 +290,7 @@ class IcebergDestination:
             scope = In(term=owner, literals=set(project_ids)) if project_ids else AlwaysFalse()  # pyright: ignore[reportCallIssue]
 
         def attempt() -> None:
-            table = self._table(table_name)
+            table = self._unchanged(self._table(table_name), table_name)
             current = table.scan(row_filter=scope).to_arrow()
             if _same_rows(current, rows):
                 return  # nothing changed: no commit, no snapshot
@@ -310,7 +311,9 @@ class IcebergDestination:
 
     def reader(self, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection viewing every table's snapshot current now (so always pinned)."""
-        tables = {name: self._table(name) for name in self._table_names()}
+        tables = {
+            name: self._unchanged(self._table(name), name, added_too=False) for name in self._table_names()
+        }
         # The states of the snapshots viewed: loaded again, a table may hold a commit made meanwhile.
         try:
             return iceberg_reader(tables, _states(tables[stream.table] for stream in EVENT_STREAMS.values()))
@@ -353,32 +356,35 @@ class IcebergDestination:
         return scrub(redacted_first_line(error), self._secrets)
 
     def _table(self, name: str) -> Table:
-        """The table `name`, its columns bt-sync's.
-
-        Raises:
-            WarehouseError: it cannot be loaded.
-            TableChanged: its columns were changed by hand: the merge then failed with a traceback (a
-                column dropped) or an error naming its own scratch table (a column added), every run,
-                and `sql` with a binder error for every table.
-        """
         try:
-            table = self._catalog.load_table(self._id(name))
+            return self._catalog.load_table(self._id(name))
         except Exception as error:
             raise self._cannot_load(name, error) from None
-        held = [field.name for field in table.schema().fields]
+
+    def _unchanged(self, table: Table, name: str, *, added_too: bool = True) -> Table:
+        """`table`, the table `name`, as long as it has bt-sync's columns (and no others, unless not
+        `added_too`: a reader selects bt-sync's).
+
+        Raises:
+            TableChanged: its columns were changed by hand: the merge failed with a traceback (a column
+                dropped) or an error naming its own scratch table (a column added), every run, and `sql`
+                (a column dropped) with a binder error for every table.
+        """
+        held = {field.name for field in table.schema().fields}
         wanted = [column.name for column in _COLUMNS[name]]
-        if held != wanted:
-            missing, added = [c for c in wanted if c not in held], [c for c in held if c not in wanted]
-            changes = [
-                *([f"lacks {', '.join(missing)}"] if missing else []),
-                *([f"has {', '.join(added)}, which bt-sync does not write"] if added else []),
-            ] or ["has its columns in another order"]
-            raise TableChanged(
-                f"the Iceberg table {self._namespace}.{name} {' and '.join(changes)}: its schema was changed "
-                "outside bt-sync; undo the change, or drop the table, which the next sync creates again "
-                "(reading its objects whole)"
-            )
-        return table
+        missing = [c for c in wanted if c not in held]
+        added = sorted(held - set(wanted)) if added_too else []
+        if not missing and not added:
+            return table
+        changes = [
+            *([f"lacks {', '.join(missing)}"] if missing else []),
+            *([f"has {', '.join(added)}, which bt-sync does not write"] if added else []),
+        ]
+        objects = " (reading its objects whole)" if name in _EVENT_TABLES else ""
+        raise TableChanged(
+            f"the Iceberg table {self._namespace}.{name} {' and '.join(changes)}: its schema was changed "
+            f"outside bt-sync; undo the change, or drop the table, which the next sync creates again{objects}"
+        )
 
     def _table_if_any(self, name: str) -> Table | None:
         try:

@@ -25,7 +25,7 @@ from connector.destinations.iceberg_catalog import REPLANS, open_catalog, retry_
 from connector.destinations.iceberg_maintain import UNREFERENCED_GRACE
 from connector.destinations.iceberg_merge import READ_THREADS, _read_in_order
 from connector.emulator import Emulator, ListQuery
-from connector.errors import MalformedResponse, WarehouseError
+from connector.errors import MalformedResponse, TableChanged, WarehouseError
 from connector.sync.run import OBJECT_FAILURES
 from connector.wiring import open_destination
 from tests.helpers import (
@@ -487,14 +487,40 @@ def test_an_event_table_whose_columns_were_changed_by_hand_fails_its_objects_in_
         "change, or drop the table, which the next sync creates again (reading its objects whole)"
     }
     assert all(o.status == "synced" for o in summary.objects if o.table != "project_logs")
-    with pytest.raises(WarehouseError, match=f"project_logs {said}"):  # `sql`: a binder error, every table
-        query(iceberg, "SELECT count(*) FROM experiment_events")
+    if change == "added":  # read as before: bt-sync's columns are selected
+        assert query(iceberg, "SELECT count(*) FROM project_logs WHERE id = 'new'") == [(0,)]
+    else:
+        with pytest.raises(WarehouseError, match=f"project_logs {said}"):  # `sql`: a binder error, any table
+            query(iceberg, "SELECT count(*) FROM experiment_events")
     # The remedy it gives.
     load_catalog(
         "bt_sync", type="sql", uri=str(iceberg.iceberg_catalog), warehouse=str(iceberg.iceberg_warehouse)
     ).drop_table((iceberg.iceberg_namespace, "project_logs"))
     assert not [o for o in sync(demo_emulator, iceberg).objects if o.status != "synced"]
     assert query(iceberg, "SELECT count(*) FROM project_logs WHERE id = 'new'") == [(1,)]
+
+
+def test_a_column_added_to_sync_state_or_a_catalog_table_by_hand(
+    demo_emulator: Emulator, tmp_path: Path
+) -> None:
+    iceberg = iceberg_in(tmp_path)
+    sync(demo_emulator, iceberg)
+    for name in ("sync_state", "datasets"):
+        with iceberg_table(iceberg, name).update_schema() as update:
+            update.add_column("analyst_note", StringType())
+    # `sync_state`, rewritten from the objects' states, takes it (null); the catalog's write refuses it,
+    # saying to drop the table (no objects of its own to read again).
+    with pytest.raises(TableChanged) as caught:
+        sync(demo_emulator, iceberg)
+    assert str(caught.value) == (
+        "the Iceberg table braintrust.datasets has analyst_note, which bt-sync does not write: its schema "
+        "was changed outside bt-sync; undo the change, or drop the table, which the next sync creates again"
+    )
+    load_catalog(
+        "bt_sync", type="sql", uri=str(iceberg.iceberg_catalog), warehouse=str(iceberg.iceberg_warehouse)
+    ).drop_table((iceberg.iceberg_namespace, "datasets"))
+    assert all(o.status == "synced" for o in sync(demo_emulator, iceberg).objects)
+    assert query(iceberg, "SELECT count(*) > 0 FROM sync_state") == [(True,)]
 
 
 @pytest.mark.parametrize("damage", ["deleted", "cut short"])
