@@ -68,6 +68,7 @@ def _refuse_blank_ends(text: str, what: str) -> None:
         blank, why = "a line break", " (a value read from a file's last line?)"
     else:
         blank, why = f"a blank (U+{ord(edge):04X})", ""
+    # A path that truly holds it is refused too: one differing from another by a blank no one sees.
     raise ValueError(f"{end} with {blank}: give the {what} without it{why}")
 
 

@@ -117,6 +117,9 @@ def _spellings(secret: str) -> tuple[str, ...]:
         repr(secret)[1:-1],
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
+        # As JSON writers that escape a slash write it (PHP's, a proxy's page of the request's headers): a
+        # base64 credential holds slashes.
+        json.dumps(secret)[1:-1].replace("/", "\\/"),
         # As a URL's query quotes it (a server echoing the request's URL), in either case; a lone
         # surrogate (a key read from bytes that are no UTF-8) as its bytes.
         (quoted := quote(secret, safe="", errors="surrogatepass")),

@@ -216,6 +216,10 @@ def _check_duckdb_paths(settings: WarehouseSettings) -> None:
     tables = settings.tables_root.removeprefix("file://")
     if "://" in tables:
         return
+    if _loops(Path(tables)):  # a traceback from the file system's layer
+        raise ConfigError(
+            f"the tables' directory {tables} leads into a loop of symbolic links: name a directory"
+        )
     if (in_the_way := in_the_way_of(Path(tables))) is not None:
         raise ConfigError(f"the tables' directory {tables}: {in_the_way}")
     from connector.destinations.filesystem import Root

@@ -242,9 +242,22 @@ class ParquetTree:
                 self.root.local(f"{where.directory}/{f.name}"), self.root.local(where.version_path(f.version))
             )
         )
-        if stale:
-            logger.warning("%s/%s: putting back deleted or replaced files %s", stream.table, object_id, stale)
-            self._publish(stream, object_id, record.model_copy(update={"unpublished": stale}))
+        if not stale:
+            return
+        versions = {f.name: f.version for f in record.files}
+        # A file of its version's size (a warehouse copied without its links, `cp -r`) is linked again
+        # without a warning.
+        differing = [
+            name
+            for name in stale
+            if _size(self.root.local(f"{where.directory}/{name}"))
+            != _size(self.root.local(where.version_path(versions[name])))
+        ]
+        if differing:
+            logger.warning(
+                "%s/%s: putting back deleted or replaced files %s", stream.table, object_id, differing
+            )
+        self._publish(stream, object_id, record.model_copy(update={"unpublished": stale}))
 
     def list_states(self) -> list[SyncState]:
         """Every synced object's committed state (read only: objects may be syncing meanwhile)."""
@@ -710,6 +723,14 @@ def _holds_columns(root: Root, relative: str, table: CatalogTable) -> bool:
     except (OSError, pa.ArrowException):
         return False
     return names == [column.name for column in table.columns]
+
+
+def _size(path: Path) -> int | None:
+    """The file's size in bytes; None where it is missing."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 def _same_file(one: Path, other: Path) -> bool:

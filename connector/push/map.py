@@ -552,7 +552,7 @@ def _column_id(column: str, value: Any) -> str:
     if isinstance(value, float) and value.is_integer() and abs(value) >= _BEYOND_64_BITS:
         # JSON parsers read an integer beyond 64 bits as the nearest double, its digits gone; the parsed row
         # no longer tells it from a number written so (`1e19`), which is said, as any other number is.
-        found += " (an integer beyond 64 bits is read so, not exactly: write the id as a JSON string)"
+        found += " (an integer beyond 64 bits is read so, not exactly: give the id as text)"
     raise _BadValue(column, found)
 
 

@@ -170,6 +170,14 @@ def test_an_api_url_whose_password_holds_a_space_is_refused_without_showing_it(t
     assert "hunter" not in done.stderr
 
 
+def test_a_secret_quoted_by_json_escaping_its_slashes_is_hidden() -> None:
+    # A proxy's page listing the request's headers as PHP writes JSON: its Basic credentials showed.
+    basic = "Ym9iOnB3L3g/Pj4="
+    assert scrub('{"Proxy-Authorization": "Basic Ym9iOnB3L3g\\/Pj4="}', [basic]) == (
+        '{"Proxy-Authorization": "Basic ***"}'
+    )
+
+
 def test_a_key_quoted_percent_encoded_is_hidden() -> None:
     key = "sk-Abc/def+ghi=jkl"
     assert scrub("bad token sk-Abc%2Fdef%2Bghi%3Djkl here", [key]) == "bad token *** here"

@@ -1520,6 +1520,13 @@ def test_a_duckdb_file_named_through_a_link_is_written_where_the_link_points(
         # Refused once the tables' directory was written, exit 1: `sql` then read it as an empty warehouse.
         assert (done.returncode, done.stderr, tables.exists()) == (2, refused, False)
         assert loop.is_symlink()
+    # As the tables' directory: a traceback.
+    done = run_cli("status", "--duckdb", str(tmp_path / "w2.duckdb"), "--parquet", str(loop), env=env)
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"bt-sync: error: the tables' directory {loop} leads into a loop of symbolic links: name a "
+        "directory\n",
+    )
 
 
 def test_a_duckdb_file_holding_a_table_of_its_own_is_refused_before_the_tables_are_written(

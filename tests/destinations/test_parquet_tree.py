@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -224,6 +225,21 @@ def test_a_file_deleted_by_hand_is_rebuilt_by_the_next_sync(
             f"SELECT count(*), count(DISTINCT id) FROM read_parquet('{root}/project_logs/*/*.parquet')"
         ).fetchone()
     assert plain == (6_010, 6_010)
+
+
+def test_a_warehouse_copied_without_its_links_is_linked_again_without_a_warning(
+    emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    lost, _, record = two_synced_projects(emulator, warehouse, "copied")
+    # `cp -r`: every tree file a copy of its version's bytes, each of them named "deleted or replaced".
+    copy = warehouse_in(tmp_path, "copy")
+    shutil.copytree(warehouse.tables_root, copy.tables_root)
+    tree_file = Path(copy.tables_root, "project_logs", f"project_id={lost['id']}", record.files[0].name)
+    assert tree_file.stat().st_nlink == 1
+    with caplog.at_level(logging.WARNING, logger="bt_sync"):
+        sync(emulator, copy)
+    assert "putting back" not in caplog.text and tree_file.stat().st_nlink == 2
+    assert event_tables(copy) == event_tables(warehouse)
 
 
 @pytest.mark.parametrize("full", [False, True])

@@ -262,14 +262,14 @@ def test_tags_of_text_kept_as_text_are_split_on_commas(value: Any, tags: list[st
             {"input": "q", "id": float(2**64 + 1)},
             "id",
             "an id must be text or an integer, found a number 1.8446744073709552e+19 (an integer beyond 64 "
-            "bits is read so, not exactly: write the id as a JSON string)",
+            "bits is read so, not exactly: give the id as text)",
         ),
         # Written as a float: it was said to be an integer, read "not exactly".
         (
             {"input": "q", "id": 1e19},
             "id",
             "an id must be text or an integer, found a number 1e+19 (an integer beyond 64 bits is read so, "
-            "not exactly: write the id as a JSON string)",
+            "not exactly: give the id as text)",
         ),
         ({"input": "q", "id": True}, "id", "an id must be text or an integer, found a boolean true"),
         ({"input": "q", "id": {"a": 1}}, "id", 'an id must be text or an integer, found an object {"a":1}'),
