@@ -8,6 +8,8 @@ neither may act on the terminal of the operator running bt-sync.
 from __future__ import annotations
 
 import os
+import re
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -72,3 +74,20 @@ def counted(count: int, plural: str) -> str:
     if plural.endswith(("ches", "shes", "sses", "xes")):
         return f"1 {plural[:-2]}"
     return f"1 {plural.removesuffix('s')}"
+
+
+# How Python's `surrogateescape` carries a byte it could not decode.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def shell_text_as_utf8(text: str) -> str:
+    """`text` given on the command line, with the bytes Python could not decode read as UTF-8: in an ASCII
+    locale (`LC_ALL=C` without Python's UTF-8 mode) every byte beyond ASCII comes as an escape, and a
+    query or a dataset's name `é` was refused as not UTF-8. Bytes that are not UTF-8 stay escaped (and
+    are refused)."""
+    if not _ESCAPED_BYTE.search(text):  # decoded whole, in any locale: taken as it is
+        return text
+    try:
+        return text.encode(sys.getfilesystemencoding(), "surrogateescape").decode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # text the locale's encoding cannot hold: decoded already, not escaped
+        return text

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -29,7 +28,7 @@ from connector.config import DestinationKind, WarehouseSettings
 from connector.destinations.filesystem import Root
 from connector.destinations.interrupt import interruptible
 from connector.destinations.views import damaged_files
-from connector.display import counted, null_cell, plain_cells
+from connector.display import counted, null_cell, plain_cells, shell_text_as_utf8
 from connector.duckdb_messages import decoded_duckdb_errors
 from connector.errors import QueryError, first_line
 from connector.wiring import open_destination
@@ -214,7 +213,7 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
     Raises:
         QueryError: the statement is not one SELECT, or DuckDB refused it.
     """
-    sql = _shell_bytes_as_utf8(sql)
+    sql = shell_text_as_utf8(sql)
     try:
         sql.encode()
     except UnicodeEncodeError as error:  # bytes the shell passed that are not UTF-8
@@ -271,22 +270,6 @@ def _failed(error: Exception, settings: WarehouseSettings) -> QueryError:
     if undecodable and (damaged := damaged_files(Root(settings.tables_root), whole=True)):
         return QueryError("; ".join(damaged))
     return QueryError(f"the query failed: {_reason(error)}")
-
-
-# How Python's `surrogateescape` carries a byte it could not decode.
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
-
-
-def _shell_bytes_as_utf8(text: str) -> str:
-    """`text` from the command line with the bytes Python could not decode read as UTF-8: in an ASCII
-    locale (`LC_ALL=C` without Python's UTF-8 mode) every byte beyond ASCII comes as an escape, and a
-    query of `'é'` was refused as not UTF-8. Bytes that are not UTF-8 stay escaped (and are refused)."""
-    if not _ESCAPED_BYTE.search(text):  # decoded whole, in any locale: taken as it is
-        return text
-    try:
-        return text.encode(sys.getfilesystemencoding(), "surrogateescape").decode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # text the locale's encoding cannot hold: decoded already, not escaped
-        return text
 
 
 def _reason(error: Exception) -> str:

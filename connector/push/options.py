@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from connector.defaults import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_STATE_DIR
+from connector.display import shell_text_as_utf8
 from connector.push.choices import COMPRESSION_SUFFIXES, FileFormat, OnError
 from connector.push.spelling import option
 
@@ -110,6 +111,7 @@ class PushOptions(BaseModel):
         # A name of spaces only would create a project or dataset no one can tell from another.
         if not name.strip():
             raise PydanticCustomError("blank", "names nothing: give a name that is not blank")
+        name = shell_text_as_utf8(name)
         try:
             name.encode()
         except UnicodeEncodeError:  # bytes the shell passed that are not UTF-8: the API takes only text

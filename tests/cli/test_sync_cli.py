@@ -1416,6 +1416,15 @@ def test_a_query_in_an_ascii_locale_is_read_as_the_utf8_it_is(
     command = [*CLI, "sql", *cli_warehouse_args(warehouse)[:4], "--format", "csv"]
     done = subprocess.run([*command, "SELECT 'é✓' AS x"], env=ascii_locale, capture_output=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, "x\né✓\n".encode()), done.stderr
+    # A push's dataset named so too.
+    push = [*CLI, "push", "--sql", "SELECT 'a' AS input", *cli_warehouse_args(warehouse)[:4], "--dry-run"]
+    done = subprocess.run(
+        [*push, "--project", "p", "--dataset", "é✓", "--json"],
+        env=ascii_locale,
+        capture_output=True,
+        timeout=60,
+    )
+    assert (done.returncode, json.loads(done.stdout)["dataset"]) == (0, "é✓"), done.stderr
     # Bytes that are not UTF-8 are still refused.
     done = subprocess.run([*command, b"SELECT '\xff'"], env=ascii_locale, capture_output=True, timeout=60)
     assert (done.returncode, done.stderr) == (
