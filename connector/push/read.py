@@ -37,6 +37,8 @@ from connector.push.spelling import option
 
 # Rows turned into Python objects at a time; a dict per row costs far more than its Arrow bytes.
 CHUNK_ROWS = 1024
+# And their bytes, where rows are large (a Parquet file's, whose row groups say their size).
+CHUNK_BYTES = 8 << 20
 JSONL_READ_BYTES = 1 << 20
 SNIFF_BYTES = 64 << 10
 # A JSON Lines file none of whose first lines is an object is another format (or no JSON at all).

@@ -72,6 +72,23 @@ def test_gzip_csv_reads_like_plain(tmp_path: Path) -> None:
     assert numbered(SourceFile(tmp_path / "d.csv.gz")) == numbered(SourceFile(tmp_path / "d.csv"))
 
 
+def test_a_parquet_file_of_large_rows_is_read_a_few_rows_at_a_time(tmp_path: Path) -> None:
+    # 1,024 rows at a time whatever their size: 5 MB rows took gigabytes, where JSON Lines stayed flat.
+    path = tmp_path / "wide.parquet"
+    rows = 300
+    table = pa.table(
+        {"id": [f"r{n}" for n in range(rows)], "input": [f"{n}" + "z" * 100_000 for n in range(rows)]}
+    )
+    pq.write_table(table, path, row_group_size=100)
+    sizes = [len(chunk.rows) for chunk in SourceFile(path).chunks()]
+    assert sum(sizes) == rows and max(sizes) * 100_000 <= push_read.CHUNK_BYTES
+    assert [number for number, _ in numbered(SourceFile(path))] == list(range(1, rows + 1))
+    # Narrow rows, as many as before.
+    narrow = tmp_path / "narrow.parquet"
+    pq.write_table(pa.table({"id": [f"r{n}" for n in range(3000)]}), narrow)
+    assert [len(chunk.rows) for chunk in SourceFile(narrow).chunks()] == [1024, 1024, 952]
+
+
 def test_csv_rows_are_numbered_across_chunks_around_malformed_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
