@@ -217,6 +217,14 @@ class WarehouseSettings(_Settings):
             _refuse_blank_ends(str(value), "path")
         return value
 
+    @field_validator("iceberg_catalog", "iceberg_warehouse")
+    @classmethod
+    def _iceberg_ends(cls, value: str | None) -> str | None:
+        # `cat.db\n` and `iw\n` were made beside the catalog and the warehouse meant.
+        if value is not None:
+            _refuse_blank_ends(value, "URI or path")
+        return value
+
     @field_validator("destination", mode="before")
     @classmethod
     def _destination_as_named(cls, value: object) -> object:

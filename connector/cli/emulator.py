@@ -89,7 +89,12 @@ def _refuse_another_programs(state: Path) -> None:
 
     if not state.is_dir() or (state / "journal.jsonl").exists():
         return
-    others = sorted(entry.name for entry in state.iterdir() if entry.name != _LOCK)
+    # A fresh volume's `lost+found`, a desktop's hidden files: no program's data.
+    others = sorted(
+        entry.name
+        for entry in state.iterdir()
+        if not entry.name.startswith(".") and entry.name != "lost+found"
+    )
     if others:
         shown = ", ".join(others[:3]) + (", …" if len(others) > 3 else "")
         raise ConfigError(

@@ -118,6 +118,13 @@ class PushOptions(BaseModel):
             raise PydanticCustomError("utf8", "is not UTF-8 text") from None
         return name
 
+    @field_validator("sql")
+    @classmethod
+    def _query_as_utf8(cls, sql: str | None) -> str | None:
+        # Given in an ASCII locale, its bytes beyond ASCII came escaped: the query ran (its text read as
+        # UTF-8 there), then its checkpoint could not be written, a traceback.
+        return None if sql is None else shell_text_as_utf8(sql)
+
     @field_validator("id_column", "input", "expected", "metadata", "tags")
     @classmethod
     def _columns_named(cls, columns: str | tuple[str, ...] | None) -> str | tuple[str, ...] | None:

@@ -163,3 +163,19 @@ def test_a_state_directory_of_another_programs_files_without_a_journal_is_refuse
         "journal: give a directory of its own, a new or empty one\n",
     )
     assert sorted(path.name for path in tmp_path.iterdir()) == holding
+
+
+def test_a_fresh_volume_s_lost_and_found_or_hidden_files_are_no_other_program_s(tmp_path: Path) -> None:
+    (tmp_path / "lost+found").mkdir()
+    (tmp_path / ".DS_Store").write_bytes(b"")
+    served = subprocess.Popen(
+        [*CLI, "emulator", "--port", "0", "--seed", "empty", "--state", str(tmp_path), "--api-key", "k"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert served.stdout is not None and "seed=empty" in served.stdout.readline()
+    finally:
+        served.terminate()
+        served.wait(timeout=10)
