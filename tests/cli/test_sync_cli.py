@@ -1111,6 +1111,8 @@ def test_an_empty_path_flag_is_refused_not_taken_for_the_current_directory(
         ("BT_SYNC_PARQUET", "\tpq", "starts with a blank (U+0009)"),
         ("BRAINTRUST_API_URL", "http://127.0.0.1:9\n", "ends with a line break: give the URL without it"),
         ("BRAINTRUST_API_URL", "", "is empty: give the API's URL"),
+        ("BT_SYNC_ICEBERG_WAREHOUSE", "iw\n", "ends with a line break: give the URI or path without it"),
+        ("BT_SYNC_ICEBERG_CATALOG", "sqlite:///c.db\n", "ends with a line break"),
     ],
 )
 def test_a_setting_read_from_a_files_last_line_is_refused_naming_its_blank(
@@ -1416,15 +1418,15 @@ def test_a_query_in_an_ascii_locale_is_read_as_the_utf8_it_is(
     command = [*CLI, "sql", *cli_warehouse_args(warehouse)[:4], "--format", "csv"]
     done = subprocess.run([*command, "SELECT 'é✓' AS x"], env=ascii_locale, capture_output=True, timeout=60)
     assert (done.returncode, done.stdout) == (0, "x\né✓\n".encode()), done.stderr
-    # A push's dataset named so too.
-    push = [*CLI, "push", "--sql", "SELECT 'a' AS input", *cli_warehouse_args(warehouse)[:4], "--dry-run"]
+    # A push's query and dataset name too (the query ran, then its checkpoint failed: a traceback).
+    push = [*CLI, "push", "--sql", "SELECT 'é' AS input", *cli_warehouse_args(warehouse), "--json"]
+    api = {"BRAINTRUST_API_URL": demo_emulator.url, "BRAINTRUST_API_KEY": demo_emulator.api_key}
     done = subprocess.run(
-        [*push, "--project", "p", "--dataset", "é✓", "--json"],
-        env=ascii_locale,
-        capture_output=True,
-        timeout=60,
+        [*push, "--project", "p", "--dataset", "é✓"], env=ascii_locale | api, capture_output=True, timeout=60
     )
     assert (done.returncode, json.loads(done.stdout)["dataset"]) == (0, "é✓"), done.stderr
+    (dataset,) = demo_emulator.store.list_objects("dataset", ListQuery(name="é✓"))
+    assert [row["input"] for row in demo_emulator.store.live_rows("dataset", dataset["id"])] == ["é"]
     # Bytes that are not UTF-8 are still refused.
     done = subprocess.run([*command, b"SELECT '\xff'"], env=ascii_locale, capture_output=True, timeout=60)
     assert (done.returncode, done.stderr) == (
