@@ -108,7 +108,8 @@ class WarehouseError(BtSyncError, TerminalError):
 
 
 class TableChanged(WarehouseError):
-    """A table's columns were changed outside bt-sync: only its objects fail, not the warehouse."""
+    """A table's columns were changed outside bt-sync: an event table's objects each fail, and the run
+    goes on (its other tables are writable); a catalog table's fails the sync."""
 
 
 class UnreadableFiles(WarehouseError):
