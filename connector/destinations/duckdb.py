@@ -68,11 +68,11 @@ class DuckDbDestination(ParquetTree):
 
     def prepare(self) -> None:
         """Make the tree readable, then create or refresh the DuckDB file's views."""
-        if self.root.is_local:  # elsewhere a views file that cannot be written is only warned of, below
-            check_views_file(self.duckdb_path)
+        # Looked at (and refused) before the tree is written: once, as the write relies on what it found.
+        found = check_views_file(self.duckdb_path)
         super().prepare()
         try:
-            ensure_views_file(self.duckdb_path, self.root)
+            ensure_views_file(found, self.root)
         except WarehouseError as error:
             if self.root.is_local:
                 raise

@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -167,33 +168,47 @@ def damaged_files(root: Root, *, whole: bool) -> list[str]:
     ]
 
 
-def check_views_file(path: Path) -> None:
-    """Refuse, before a sync writes anything, a DuckDB file whose views it could not write.
+@dataclass(frozen=True)
+class ViewsFileFound:
+    """The analysts' DuckDB file as a sync found it, before writing anything.
 
-    Raises:
-        WarehouseError: as `ensure_views_file`: refused only there, it left the tables' directory
-            written, which `sql` and `status` then read as an empty warehouse.
+    Args:
+        path: the file, links followed.
+        exists: whether it exists.
+        current: the fingerprint of its views ("" when they are not bt-sync's current ones); None when
+            another process holds it open for writing.
     """
-    path = _through_links(path)
-    if path.exists():
-        _current_fingerprint(path)
+
+    path: Path
+    exists: bool
+    current: str | None
 
 
-def ensure_views_file(path: Path, root: Root) -> bool:
-    """Create or update the analysts' DuckDB file; returns whether it was (re)written.
+def check_views_file(path: Path) -> ViewsFileFound:
+    """The DuckDB file at `path`, refused if its views could not be written: checked before a sync writes
+    anything (refused only once the tables' directory was written, which `sql` and `status` then read
+    as an empty warehouse).
 
     Raises:
         WarehouseError: the file exists and holds tables or views bt-sync did not make, or `path` is a
             loop of symbolic links.
     """
     path = _through_links(path)
+    if not path.exists():
+        return ViewsFileFound(path, exists=False, current="")
+    return ViewsFileFound(path, exists=True, current=_current_fingerprint(path))
+
+
+def ensure_views_file(found: ViewsFileFound, root: Root) -> bool:
+    """Create or update the analysts' DuckDB file `check_views_file` found; returns whether it was
+    (re)written."""
+    path = found.path
     _sweep_killed_writes(path)
     statements = view_statements(root)
     # The marker's own comments too: a file written before it had them is written again, once.
     wanted = fingerprint([*statements, *_MARKER_COMMENTS])
-    if path.exists():
-        current = _current_fingerprint(path)
-        if current is None:
+    if found.exists:
+        if found.current is None:
             # Not replaced under a process that may be writing it: the views are refreshed next time.
             logger.warning(
                 "%s is open for writing in another process, so its views were not checked or refreshed "
@@ -203,7 +218,7 @@ def ensure_views_file(path: Path, root: Root) -> bool:
                 path,
             )
             return False
-        if current == wanted:
+        if found.current == wanted:
             return False
     else:
         _set_orphaned_log_aside(path)
