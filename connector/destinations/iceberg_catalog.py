@@ -155,7 +155,11 @@ def _refuse_what_is_no_sql_catalog(uri: str) -> None:
 
 
 def _sqlite_file(uri: str) -> Path | None:
-    """The file of a SQLite catalog's URI (None for another database, or SQLite in memory)."""
+    """The file of a SQLite catalog's URI (None for another database).
+
+    Raises:
+        ConfigError: the URI is no URI, or names a SQLite database in memory.
+    """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -168,9 +172,17 @@ def _sqlite_file(uri: str) -> Path | None:
             f"--iceberg-catalog {redact(uri)} is not a valid URI (its port is not a number, or its host is "
             "cut): give one such as postgresql+psycopg://user@host:5432/db"
         ) from None
+    if url.get_backend_name() != "sqlite":
+        return None
     path = url.database
-    is_file = url.get_backend_name() == "sqlite" and path not in (None, "", ":memory:")
-    return Path(str(path)) if is_file else None
+    if path in (None, "", ":memory:") or url.query.get("mode") == "memory":
+        # What `sqlite:///$CATALOG` becomes with the variable unset: every sync read everything afresh,
+        # kept nothing, and left its files in the warehouse for no catalog to name.
+        raise ConfigError(
+            f"--iceberg-catalog {redact(uri)} is a SQLite catalog in memory, which keeps nothing between "
+            "runs: name its file, such as sqlite:////var/lib/bt-sync/catalog.db"
+        )
+    return Path(str(path))
 
 
 def _standard_aws_settings() -> dict[str, str]:

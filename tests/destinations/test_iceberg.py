@@ -301,6 +301,11 @@ def test_choosing_iceberg_without_its_extra_or_catalog_is_one_clear_line(tmp_pat
             "a SQL catalog's database is SQLite (sqlite:///catalog.db) or PostgreSQL",
         ),
         ("lake", "no catalog of that name is configured in .pyiceberg.yaml or PYICEBERG_CATALOG__LAKE__URI"),
+        # `sqlite:///$CATALOG` with the variable unset: every sync read everything, kept nothing.
+        *(
+            (memory, "is a SQLite catalog in memory, which keeps nothing between runs: name its file")
+            for memory in ("sqlite:///", "sqlite://", "sqlite:///:memory:", "sqlite:///file:c?mode=memory")
+        ),
     ],
 )
 def test_a_catalog_bt_sync_cannot_open_says_what_to_give_instead(
