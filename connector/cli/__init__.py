@@ -24,7 +24,13 @@ from pydantic import ValidationError
 
 from connector import interrupts
 from connector.cli import catalog, demo, emulator, maintain, push, sql, sync
-from connector.cli.app import app, json_output, stderr_reader_may_leave
+from connector.cli.app import (
+    app,
+    json_for_stdout,
+    json_output,
+    stderr_reader_may_leave,
+    tolerate_stdout_encoding,
+)
 from connector.console import (
     EXIT_INTERRUPTED,
     before_values,
@@ -152,6 +158,7 @@ def main() -> None:
         others = (argument for argument in options if argument != "--debug")
         sys.argv = [sys.argv[0], "--debug", *others, *arguments[len(options) :]]
     json_output.reset()
+    tolerate_stdout_encoding()
     stderr = sys.stderr
     sys.stderr = stderr_reader_may_leave(stderr)
     try:
@@ -287,7 +294,7 @@ def _print_json_error(message: str, code: int) -> None:
         # A reader that went away (`bt-sync status --json | head -2`), or the full disk the error was
         # about: the line on stderr has said it, and a traceback would bury it.
         with contextlib.suppress(OSError):
-            print(error_document(message, code))
+            print(json_for_stdout(error_document(message, code)))
 
 
 def _secrets_given() -> set[str]:

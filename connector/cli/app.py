@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+import re
 import sys
 from typing import IO, TYPE_CHECKING, Any, TextIO, cast
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
 
 _STDERR = 2
+_BEYOND_ASCII = re.compile(r"[^\x00-\x7f]")
 # How Typer's click starts the errors quoting a command line's words: those no parameter takes, and an
 # option no command has.
 _QUOTING_ARGUMENTS = ("Got unexpected extra argument(s)", "No such option")
@@ -151,11 +154,28 @@ class JsonOutput:
 
     def print(self, document: str) -> None:
         """Print the command's summary (a JSON document)."""
-        print_output(document)
+        print_output(json_for_stdout(document))
         self.printed = True
 
 
 json_output = JsonOutput()
+
+
+def json_for_stdout(document: str) -> str:
+    """A JSON document as stdout can hold it: its characters beyond ASCII as JSON's escapes (`\\u00f8`)
+    where stdout's encoding is not UTF-8 (`PYTHONIOENCODING=ascii`, an ASCII locale without Python's UTF-8
+    mode). The document stays JSON, which `tolerate_stdout_encoding`'s `\\xf8` would not make it."""
+    if document.isascii() or (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "") == "utf8":
+        return document
+    return _BEYOND_ASCII.sub(lambda found: json.dumps(found.group())[1:-1], document)
+
+
+def tolerate_stdout_encoding() -> None:
+    """Have stdout and stderr write a character their encoding cannot hold as its escape (`\\xf8`): a
+    sync whose summary named a project `Prøject` ended in a traceback, exit 1, once it had committed."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.encoding.lower().replace("-", "") != "utf8":
+            stream.reconfigure(errors="backslashreplace")
 
 
 def print_output(text: str) -> None:

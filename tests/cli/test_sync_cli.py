@@ -1435,6 +1435,27 @@ def test_a_query_in_an_ascii_locale_is_read_as_the_utf8_it_is(
     )
 
 
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_a_stdout_that_is_not_utf8_shows_what_it_cannot_hold_escaped(
+    emulator: Emulator, warehouse: WarehouseSettings, encoding: str
+) -> None:
+    # A traceback, exit 1, once the sync had committed (a scheduler alerting on a run that succeeded); the
+    # `--json` document under latin-1 too, and an error's document under ascii.
+    project = emulator.store.create_project("Prøject ☃")
+    emulator.store.insert("project_logs", project["id"], [{"id": "r", "input": 1}])
+    env = os.environ | {"PYTHONIOENCODING": encoding, "BRAINTRUST_API_KEY": emulator.api_key}
+    sync_command = [*CLI, "sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse)]
+    done = subprocess.run(sync_command, env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert b"Pr\\xf8ject \\u2603" in done.stdout or b"Pr\xf8ject \\u2603" in done.stdout
+    done = subprocess.run([*sync_command, "--json"], env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.isascii(), done.stderr
+    assert json.loads(done.stdout)["objects"][0]["name"] == "Prøject ☃"
+    missing = [*CLI, "push", "nö.jsonl", "--project", "p", "--dataset", "d", "--json"]
+    done = subprocess.run(missing, env=env, capture_output=True, timeout=60)
+    assert (done.returncode, json.loads(done.stdout)["error"]) == (1, "nö.jsonl: no such file"), done.stderr
+
+
 @pytest.mark.parametrize("output", ["csv", "json", "table"])
 def test_bt_sync_sql_stops_quietly_when_its_reader_closes_the_pipe(
     demo_emulator: Emulator, warehouse: WarehouseSettings, output: str
