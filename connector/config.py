@@ -28,7 +28,7 @@ from connector.defaults import (
     MAX_TIMEOUT_S,
     MAX_WINDOW_HOURS,
 )
-from connector.display import as_given
+from connector.display import LOCALE_REMEDY, as_given, locale_cannot_read
 from connector.errors import ConfigError
 from connector.redaction import redact
 
@@ -49,6 +49,8 @@ def _refuse_what_is_not_utf8(text: str, remedy: str = "") -> None:
         text.encode()
     except UnicodeEncodeError as error:
         shown = redact(as_given(text))
+        if locale_cannot_read(text):
+            raise ValueError(f"'{shown}': {LOCALE_REMEDY}") from None
         raise ValueError(f"'{shown}' is not UTF-8 text (at character {error.start + 1}){remedy}") from None
 
 

@@ -91,3 +91,16 @@ def shell_text_as_utf8(text: str) -> str:
         return text.encode(sys.getfilesystemencoding(), "surrogateescape").decode("utf-8", "surrogateescape")
     except UnicodeEncodeError:  # text the locale's encoding cannot hold: decoded already, not escaped
         return text
+
+
+def locale_cannot_read(text: str) -> bool:
+    """Whether the bytes of `text` Python could not decode are UTF-8 (an ASCII locale's doing), so that a
+    message blames the locale rather than the name (`LOCALE_REMEDY`)."""
+    read = shell_text_as_utf8(text)
+    return read != text and not _ESCAPED_BYTE.search(read)
+
+
+LOCALE_REMEDY = (
+    "its bytes are UTF-8, which this process's locale does not read: run bt-sync with PYTHONUTF8=1 or in a "
+    "UTF-8 locale (LC_ALL=C.UTF-8)"
+)

@@ -50,7 +50,7 @@ import orjson
 
 from connector import interrupts
 from connector.config import check_state_dir
-from connector.display import as_given, counted, printable
+from connector.display import LOCALE_REMEDY, as_given, counted, locale_cannot_read, printable
 from connector.errors import (
     ApiError,
     ConfigError,
@@ -185,7 +185,8 @@ def _check_utf8_name(flag: str, path: Path) -> None:
     try:
         str(path).encode()
     except UnicodeEncodeError:
-        raise ConfigError(f"{flag} {as_given(str(path))}: the name is not valid UTF-8; rename it") from None
+        why = LOCALE_REMEDY if locale_cannot_read(str(path)) else "the name is not valid UTF-8; rename it"
+        raise ConfigError(f"{flag} {as_given(str(path))}: {why}") from None
 
 
 def _check_rejects(rejects: Path, input_file: Path | None) -> None:

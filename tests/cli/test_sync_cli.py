@@ -1427,6 +1427,16 @@ def test_a_query_in_an_ascii_locale_is_read_as_the_utf8_it_is(
     assert (done.returncode, json.loads(done.stdout)["dataset"]) == (0, "é✓"), done.stderr
     (dataset,) = demo_emulator.store.list_objects("dataset", ListQuery(name="é✓"))
     assert [row["input"] for row in demo_emulator.store.live_rows("dataset", dataset["id"])] == ["é"]
+    # A path's bytes cannot be read so (files are opened by them): the locale is blamed, not the name
+    # ("the name is not valid UTF-8; rename it").
+    file = [*CLI, "push", "uni ☃.jsonl", "--project", "p", "--dataset", "d", "--dry-run"]
+    done = subprocess.run(
+        file, env=ascii_locale, capture_output=True, timeout=60, cwd=warehouse.state_dir.parent
+    )
+    assert (
+        done.returncode == 2
+        and b"its bytes are UTF-8, which this process's locale does not read" in done.stderr
+    )
     # Bytes that are not UTF-8 are still refused.
     done = subprocess.run([*command, b"SELECT '\xff'"], env=ascii_locale, capture_output=True, timeout=60)
     assert (done.returncode, done.stderr) == (
