@@ -14,12 +14,10 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC
 from pathlib import Path
 from typing import TypeVar
 
 import pyarrow as pa
-import pyarrow.fs as pafs
 from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import (
     CommitFailedException,
@@ -30,7 +28,7 @@ from pyiceberg.exceptions import (
 )
 from pyiceberg.expressions import BooleanExpression, EqualTo, Reference
 from pyiceberg.expressions.literals import literal
-from pyiceberg.io.pyarrow import PyArrowFileIO, _dataframe_to_data_files
+from pyiceberg.io.pyarrow import _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
@@ -44,9 +42,6 @@ from schemas.tables import EventStream
 logger = logging.getLogger("bt_sync")
 T = TypeVar("T")
 
-# A metadata file this much older than a table just created there is another catalog's, not a worker's
-# of this catalog creating the same table at the same moment.
-FOREIGN_AFTER_S = 60
 # The catalog name rows of a SQL catalog are kept under (other engines' JDBC catalogs must use it too).
 SQL_CATALOG_NAME = "bt_sync"
 TABLE_PROPERTIES = {
@@ -212,7 +207,7 @@ def ensure_table(
     except NoSuchTableError:
         pass
     try:
-        table = catalog.create_table(
+        return catalog.create_table(
             identifier,
             schema,
             partition_spec=spec or UNPARTITIONED_PARTITION_SPEC,
@@ -220,39 +215,6 @@ def ensure_table(
         )
     except TableAlreadyExistsError:
         return catalog.load_table(identifier)
-    if written := _written_by_another_catalog(table):
-        catalog.drop_table(identifier)
-        raise WarehouseError(
-            f"{table.location()} already holds the files of an Iceberg table another catalog wrote "
-            f"({written[0]}, …): two catalogs sharing one warehouse delete each other's files (`maintain`); "
-            "give the catalog that wrote it (a relative sqlite:/// URI names a file in the directory a "
-            "command runs in), or another warehouse"
-        )
-    return table
-
-
-def _written_by_another_catalog(table: Table) -> list[str]:
-    """The metadata files at a table's location that are not the table's own (just created) and older than
-    a worker creating the same table at the same moment would have written (`FOREIGN_AFTER_S`)."""
-    io = table.io
-    if not isinstance(io, PyArrowFileIO):
-        return []
-    scheme, netloc, base = PyArrowFileIO.parse_location(f"{table.location()}/metadata")
-    own = PyArrowFileIO.parse_location(table.metadata_location)[2]
-    oldest_own = time.time() - FOREIGN_AFTER_S
-    try:
-        infos = io.fs_by_scheme(scheme, netloc).get_file_info(pafs.FileSelector(base, allow_not_found=True))
-    except (OSError, pa.ArrowException):
-        return []  # said, if it matters, by the first write
-    return sorted(
-        info.path
-        for info in infos
-        if info.path.endswith(".metadata.json")
-        and info.path != own
-        and info.mtime is not None
-        # A file system's times may come without their zone: UTC.
-        and (info.mtime if info.mtime.tzinfo else info.mtime.replace(tzinfo=UTC)).timestamp() < oldest_own
-    )
 
 
 def ensure_namespace(catalog: Catalog, namespace: str) -> None:

@@ -530,28 +530,6 @@ def test_a_column_added_to_sync_state_takes_nulls_and_to_a_catalog_table_stops_t
     )
 
 
-def test_a_second_catalog_on_one_warehouse_is_refused_before_it_writes_there(
-    demo_emulator: Emulator, tmp_path: Path
-) -> None:
-    first = iceberg_in(tmp_path)
-    sync(demo_emulator, first)
-    expected = both_warehouses(first)
-    warehouse = Path(str(first.iceberg_warehouse))
-    for file in warehouse.rglob("*"):  # written a while ago, not by a worker creating the same table now
-        os.utime(file, (time.time() - 3600, time.time() - 3600))
-    # A relative `sqlite:///cat.db` used from another directory: its syncs wrote a second metadata chain
-    # into each table's directory, and its `maintain` deleted every file of the first catalog's.
-    second = iceberg_in(
-        tmp_path, catalog=f"sqlite:///{tmp_path / 'other-catalog.db'}", warehouse=str(warehouse)
-    )
-    with pytest.raises(
-        WarehouseError, match="already holds the files of an Iceberg table another catalog wrote"
-    ):
-        sync(demo_emulator, second)
-    assert all(o.status == "synced" for o in sync(demo_emulator, first).objects)
-    assert both_warehouses(first) == expected
-
-
 @pytest.mark.parametrize("damage", ["deleted", "cut short"])
 def test_a_data_file_deleted_or_damaged_is_named_and_its_object_rebuilt_by_the_next_sync(
     emulator: Emulator, tmp_path: Path, damage: str
