@@ -730,7 +730,7 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
                 "--destination",
                 "iceberg",
                 "--iceberg-catalog",
-                "sqlite:///:memory:",
+                "{catalog}",  # a file: a catalog in memory is refused
                 "--iceberg-namespace",
                 " ",
             ],
@@ -794,7 +794,7 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
                     "--destination",
                     "iceberg",
                     "--iceberg-catalog",
-                    "sqlite:///:memory:",
+                    "{catalog}",  # a file: a catalog in memory is refused
                     "--iceberg-warehouse",
                     warehouse,
                 ],
@@ -845,7 +845,7 @@ def test_errors_are_one_line_without_traceback_or_secrets(
 ) -> None:
     corrupt = tmp_path / "corrupt.duckdb"
     corrupt.write_bytes(b"this is not a duckdb file" * 100)
-    values = {"url": emulator.url, "corrupt": str(corrupt)}
+    values = {"url": emulator.url, "corrupt": str(corrupt), "catalog": f"sqlite:///{tmp_path}/catalog.db"}
     full_env = {
         "BRAINTRUST_API_KEY": emulator.api_key,
         "BT_SYNC_DUCKDB": str(tmp_path / "w.duckdb"),
