@@ -177,11 +177,28 @@ class ViewsFileFound:
         exists: whether it exists.
         current: the fingerprint of its views ("" when they are not bt-sync's current ones); None when
             another process holds it open for writing.
+        identity: its inode, size, time and log's size then (`_identity`; None where it was not there).
     """
 
     path: Path
     exists: bool
     current: str | None
+    identity: tuple[int, int, int, int] | None = None
+
+    def changed(self) -> bool:
+        """Whether the file is no longer as found (a session wrote it since): it is looked at again."""
+        return _identity(self.path) != self.identity
+
+
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    """What changes when a session writes the file or another replaces it: its inode, size and time (and
+    its write-ahead log's, which a session's writes fill first)."""
+    try:
+        stat, log = path.stat(), _log_of(path)
+    except OSError:
+        return None
+    logged = log.stat().st_size if log.exists() else -1
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns, logged
 
 
 def check_views_file(path: Path) -> ViewsFileFound:
@@ -196,12 +213,20 @@ def check_views_file(path: Path) -> ViewsFileFound:
     path = _through_links(path)
     if not path.exists():
         return ViewsFileFound(path, exists=False, current="")
-    return ViewsFileFound(path, exists=True, current=_current_fingerprint(path))
+    identity = _identity(path)
+    return ViewsFileFound(path, exists=True, current=_current_fingerprint(path), identity=identity)
 
 
 def ensure_views_file(found: ViewsFileFound, root: Root) -> bool:
     """Create or update the analysts' DuckDB file `check_views_file` found; returns whether it was
-    (re)written."""
+    (re)written.
+
+    Raises:
+        WarehouseError: the file, written since it was found, now holds tables or views bt-sync did not
+            make (a session's, which writing the file afresh would lose).
+    """
+    if found.changed():
+        found = check_views_file(found.path)
     path = found.path
     _sweep_killed_writes(path)
     statements = view_statements(root)

@@ -21,6 +21,7 @@ import pytest
 
 from connector.config import WarehouseSettings
 from connector.destinations.filesystem import Root
+from connector.destinations.parquet_tree import ParquetTree
 from connector.destinations.query import run_query
 from connector.destinations.views import fingerprint, view_statements
 from connector.emulator import Emulator, ListQuery
@@ -209,6 +210,28 @@ def test_what_a_session_made_in_the_file_stops_the_sync_that_would_write_it_afre
         sync(demo_emulator, warehouse)
     with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
         assert con.execute(still_there).fetchone() == (1,)
+
+
+def test_a_table_a_session_makes_while_the_tree_is_written_stops_the_sync_too(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file is looked at before the tree is written, and written from what was found then: a table
+    # made in between was lost with the file written afresh (its views were stale: a session's edit).
+    sync(demo_emulator, warehouse)
+    with duckdb.connect(str(warehouse.duckdb_path)) as con:
+        con.execute("CREATE OR REPLACE VIEW projects AS SELECT 1 AS x")
+    writing_the_tree = ParquetTree.prepare
+
+    def meanwhile(tree: ParquetTree) -> None:
+        writing_the_tree(tree)
+        with duckdb.connect(str(warehouse.duckdb_path)) as con:
+            con.execute("CREATE TABLE analyst_notes AS SELECT 42 AS x")
+
+    monkeypatch.setattr(ParquetTree, "prepare", meanwhile)
+    with pytest.raises(WarehouseError, match="holds base table analyst_notes, which bt-sync did not make"):
+        sync(demo_emulator, warehouse)
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+        assert con.execute("SELECT x FROM analyst_notes").fetchall() == [(42,)]
 
 
 def test_a_file_held_for_writing_is_left_alone_with_a_warning_and_the_next_sync_makes_its_views(
