@@ -175,6 +175,9 @@ def _sqlite_file(uri: str) -> Path | None:
     if url.get_backend_name() != "sqlite":
         return None
     path = url.database
+    if url.query.get("uri") in ("true", "1") and path is not None:
+        # SQLite's own URI (`file:x.db?mode=memory`), which the driver reads: the file is its path.
+        path = path.removeprefix("file:").partition("?")[0]
     if path in (None, "", ":memory:") or url.query.get("mode") == "memory":
         # What `sqlite:///$CATALOG` becomes with the variable unset: every sync read everything afresh,
         # kept nothing, and left its files in the warehouse for no catalog to name.

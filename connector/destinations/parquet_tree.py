@@ -764,8 +764,9 @@ def check_tree_is_ours(root: Root) -> None:
     if foreign:
         raise WarehouseError(
             f"the tables' directory {root.display} holds {', '.join(foreign)}, which bt-sync did not write "
-            "(it writes them beside its _bt_sync directory): give --parquet a directory of its own, a new "
-            "one or one bt-sync synced into"
+            "(not its columns, or not Parquet it can read; it writes them beside its _bt_sync directory): "
+            "give --parquet a directory of its own, a new one or one bt-sync synced into (a file of its "
+            "own that is damaged: delete it, and the next sync writes it again)"
         )
 
 

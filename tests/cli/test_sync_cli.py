@@ -1607,8 +1607,9 @@ def test_a_tables_directory_holding_another_programs_catalog_file_is_refused_unt
         assert done.returncode == 2, done.stderr
         assert done.stderr == (
             f"bt-sync: error: the tables' directory {exports} holds projects/data.parquet, which bt-sync did "
-            "not write (it writes them beside its _bt_sync directory): give --parquet a directory of its "
-            "own, a new one or one bt-sync synced into\n"
+            "not write (not its columns, or not Parquet it can read; it writes them beside its _bt_sync "
+            "directory): give --parquet a directory of its own, a new one or one bt-sync synced into (a "
+            "file of its own that is damaged: delete it, and the next sync writes it again)\n"
         )
     assert sorted(exports.rglob("*")) == before and not (tmp_path / "w.duckdb").exists()
 

@@ -304,7 +304,13 @@ def test_choosing_iceberg_without_its_extra_or_catalog_is_one_clear_line(tmp_pat
         # `sqlite:///$CATALOG` with the variable unset: every sync read everything, kept nothing.
         *(
             (memory, "is a SQLite catalog in memory, which keeps nothing between runs: name its file")
-            for memory in ("sqlite:///", "sqlite://", "sqlite:///:memory:", "sqlite:///file:c?mode=memory")
+            for memory in (
+                "sqlite:///",
+                "sqlite://",
+                "sqlite:///:memory:",
+                "sqlite:///file:c?mode=memory",
+                "sqlite:///file::memory:?uri=true",
+            )
         ),
     ],
 )
