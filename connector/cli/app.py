@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import io
 import json
 import os
@@ -165,7 +166,7 @@ def json_for_stdout(document: str) -> str:
     """A JSON document as stdout can hold it: its characters beyond ASCII as JSON's escapes (`\\u00f8`)
     where stdout's encoding is not UTF-8 (`PYTHONIOENCODING=ascii`, an ASCII locale without Python's UTF-8
     mode). The document stays JSON, which `tolerate_stdout_encoding`'s `\\xf8` would not make it."""
-    if document.isascii() or (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "") == "utf8":
+    if document.isascii() or _writes_utf8(sys.stdout):
         return document
     return _BEYOND_ASCII.sub(lambda found: json.dumps(found.group())[1:-1], document)
 
@@ -174,8 +175,16 @@ def tolerate_stdout_encoding() -> None:
     """Have stdout and stderr write a character their encoding cannot hold as its escape (`\\xf8`): a
     sync whose summary named a project `Prøject` ended in a traceback, exit 1, once it had committed."""
     for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, io.TextIOWrapper) and stream.encoding.lower().replace("-", "") != "utf8":
+        if isinstance(stream, io.TextIOWrapper) and not _writes_utf8(stream):
             stream.reconfigure(errors="backslashreplace")
+
+
+def _writes_utf8(stream: object) -> bool:
+    """Whether a text stream's encoding is UTF-8, however it is spelt (`UTF8`, `utf_8`)."""
+    try:
+        return codecs.lookup(getattr(stream, "encoding", None) or "").name == "utf-8"
+    except LookupError:  # none, or one Python does not know
+        return False
 
 
 def print_output(text: str) -> None:
