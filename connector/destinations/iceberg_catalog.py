@@ -13,12 +13,14 @@ import logging
 import os
 import random
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 import pyarrow as pa
 from pyiceberg.catalog import Catalog, load_catalog
+from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import (
     CommitFailedException,
     NoSuchTableError,
@@ -213,11 +215,32 @@ def ensure_table(
         return catalog.create_table(
             identifier,
             schema,
+            location=_location_of_its_own(catalog, identifier),
             partition_spec=spec or UNPARTITIONED_PARTITION_SPEC,
             properties=TABLE_PROPERTIES,
         )
     except TableAlreadyExistsError:
         return catalog.load_table(identifier)
+
+
+def _location_of_its_own(catalog: Catalog, identifier: tuple[str, str]) -> str | None:
+    """A new directory for a SQL catalog's table, or None to let a REST or Glue catalog place it.
+
+    `maintain` deletes the files under a table's location that its metadata does not name, so two
+    tables must never share one: a SQL catalog's default (`<warehouse>/<namespace>/<table>`) is shared
+    by a second catalog given the same warehouse (a relative `sqlite:///cat.db` used from another
+    directory, a staging catalog pointed at production's warehouse), and by a table created again
+    after a drop, whose old files are those of the table before.
+    """
+    if not isinstance(catalog, SqlCatalog):
+        return None
+    namespace, name = identifier
+    warehouse = catalog.properties.get("warehouse")
+    # Where pyiceberg would place it: under the namespace's own location if it has one.
+    directory = catalog.load_namespace_properties(namespace).get("location") or (
+        warehouse and f"{warehouse.rstrip('/')}/{namespace}"
+    )
+    return f"{directory.rstrip('/')}/{name}-{uuid.uuid4().hex}" if directory else None
 
 
 def ensure_namespace(catalog: Catalog, namespace: str) -> None:

@@ -259,6 +259,27 @@ def test_maintain_never_deletes_a_write_in_flight_however_short_the_retention(
     assert iceberg_table(iceberg, "project_logs").scan().to_arrow().num_rows == 100
 
 
+def test_maintain_keeps_the_files_of_another_catalog_s_tables_in_the_same_warehouse(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # A relative `sqlite:///cat.db` used from two directories: two catalogs, one warehouse.
+    shared = tmp_path / "shared-warehouse"
+    first, second = (iceberg_in(tmp_path, name, warehouse=str(shared)) for name in ("first", "second"))
+    project = emulator.store.create_project("twice")
+    emulator.store.generate_logs(project["id"], 200, update_fraction=0.0)
+    for settings in (first, second):
+        sync(emulator, settings, kinds=frozenset({"logs"}))
+    rows = event_tables(first)
+    assert event_tables(second) == rows
+    age_files(shared, UNREFERENCED_GRACE + timedelta(minutes=1))
+    for settings in (first, second):
+        open_destination(settings, prepare=False).maintain(timedelta(0))
+    # Each catalog's maintain took the other's files for its own table's leftovers and deleted them.
+    for settings in (first, second):
+        assert iceberg_table(settings, "project_logs").scan().to_arrow().num_rows == 200
+        assert event_tables(settings) == rows
+
+
 def test_a_warehouse_the_catalog_refuses_is_named_without_its_credentials(tmp_path: Path) -> None:
     settings = iceberg_in(tmp_path).model_copy(
         update={"iceberg_warehouse": "s3://AKIAKEY:s3cr3tpw/x@bucket/p"}
