@@ -654,7 +654,9 @@ def test_objects_after_two_that_found_the_api_unavailable_are_not_tried(
 def block_files_of(warehouse: WarehouseSettings, project: dict[str, Any]) -> None:
     """A file where the object's directory of files must go: its files cannot be written."""
     if warehouse.destination is DestinationKind.ICEBERG:
-        directory = Path(str(warehouse.iceberg_warehouse), "braintrust", "project_logs", "data")
+        # The table's own location: its name and a suffix of its own.
+        (table,) = Path(str(warehouse.iceberg_warehouse), "braintrust").glob("project_logs-*")
+        directory = table / "data"
     else:
         directory = Path(warehouse.tables_root, "_bt_sync", "project_logs")
     directory.mkdir(parents=True, exist_ok=True)
