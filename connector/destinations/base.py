@@ -84,6 +84,9 @@ class SyncState(BaseModel):
         last_bytes_written: bytes the last sync wrote; a merge adds what it writes to the value it is
             given (a resumed read's, for the read of the same run that catches up after it).
         synced_at: when the last sync committed.
+        read_at: when the read the last sync committed began (a resumed read's, in the run it was
+            interrupted in), which the next sync's cutoff needs; None in states of earlier versions. Not a
+            `sync_state` column.
     """
 
     object_type: ObjectType
@@ -99,6 +102,7 @@ class SyncState(BaseModel):
     last_pages: int = 0
     last_bytes_written: int = 0
     synced_at: datetime
+    read_at: datetime | None = None
 
 
 @dataclass(frozen=True)

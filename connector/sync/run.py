@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connector import interrupts
 from connector.api.client import BraintrustClient
-from connector.api.xact import snapshot_pin, xact_span_for_seconds
+from connector.api.xact import settled_below, snapshot_pin, xact_span_for_seconds
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
 from connector.destinations.base import Destination, ObjectRef, SyncState, VersionRange
 from connector.errors import (
@@ -518,6 +518,7 @@ class _SyncRun:
             # The destination adds what this commit writes.
             last_bytes_written=after.bytes_written if after else 0,
             synced_at=datetime.now(UTC),
+            read_at=checkpoint.started_at,
         )
         if gone := staging.missing(checkpoint):
             raise StateError(
@@ -581,20 +582,22 @@ class _SyncRun:
         deletes = self.options.reconcile and previous is not None and previous.rows > 0
         newest = newest_version(self.client, ref, confirm_empty=deletes)
         committed = previous.version if previous else None
-        if newest is None:  # nothing to read: the cutoff says which read it was
-            cutoff = self._cutoff(previous, catch_up=catch_up)
+        cutoff = self._cutoff(previous, catch_up=catch_up)
+        if newest is None or (cutoff is not None and newest <= cutoff):
+            # Nothing to read: no row, or none above the cutoff (an object unchanged since a read that met
+            # every write up to its watermark). The cutoff says which read it was.
             return Checkpoint(
                 version=0,
-                watermark=0,
+                watermark=newest or 0,
                 cutoff=cutoff,
                 started_at=started_at,
-                existed_up_to=committed,
+                existed_up_to=_newest(newest, committed),
                 done=True,
             )
         return Checkpoint(
             version=snapshot_pin(newest, time.time()),
             watermark=newest,
-            cutoff=self._cutoff(previous, catch_up=catch_up),
+            cutoff=cutoff,
             started_at=started_at,
             existed_up_to=_newest(newest, committed),
         )
@@ -633,9 +636,17 @@ class _SyncRun:
         return checkpoint
 
     def _cutoff(self, previous: SyncState | None, *, catch_up: bool) -> int | None:
+        """The version above which an incremental read keeps rows: the watermark less the overlap window,
+        which re-reads the rows that may have shown only after the last read met their neighbours. A
+        read that began once they had all shown met them: an object whose last writes had settled then
+        is read from its watermark (unchanged, not at all), not again in its last writes every sync."""
         if (self.full_read and not catch_up) or previous is None or previous.version is None:
             return None
-        return max(0, previous.version - xact_span_for_seconds(self.options.overlap_s))
+        cutoff = previous.version - xact_span_for_seconds(self.options.overlap_s)
+        if previous.read_at is not None:
+            settled = settled_below(previous.read_at.timestamp(), self.options.overlap_s)
+            cutoff = max(cutoff, min(previous.version, settled))
+        return max(0, cutoff)
 
 
 def parse_object_kinds(text: str) -> frozenset[str]:

@@ -215,8 +215,28 @@ def test_an_overlap_of_a_fraction_of_a_second_re_reads_a_whole_second(warehouse:
             overlap: sync(api, warehouse, overlap_s=overlap).objects[0].rows_fetched for overlap in (0, 0.9)
         }
     # The ids minted one after another, within a second of the watermark: a window re-reads them all
-    # (without one, the read starts at the watermark's own row).
-    assert fetched == {0: 1, 0.9: 5}
+    # (without one, nothing is above the watermark: no row is read).
+    assert fetched == {0: 0, 0.9: 5}
+
+
+@pytest.mark.parametrize(("minted_ago_s", "read_again"), [(0, 5), (50, 5), (3600, 0)])
+def test_an_unchanged_object_is_read_again_only_where_its_last_writes_may_not_all_have_shown(
+    warehouse: WarehouseSettings, minted_ago_s: int, read_again: int
+) -> None:
+    # A write shows within the overlap window of its version's time, and this machine's clock runs at most
+    # a minute ahead of the API's: a read begun later than both met every write up to its watermark.
+    with Emulator(seed="empty", xact_start=xact_for_time(time.time() - minted_ago_s)) as api:
+        project = api.store.create_project("settled")["id"]
+        api.store.insert("project_logs", project, [{"id": f"log-{i}", "input": i} for i in range(5)])
+        sync(api, warehouse, overlap_s=5)
+        api.stats.reset()
+        (unchanged,) = sync(api, warehouse, overlap_s=5).objects
+        # Settled, the object costs one request (its newest version) a sync, not a read of its last writes.
+        assert (unchanged.rows_fetched, unchanged.pages > 0) == (read_again, read_again > 0)
+        assert (fetches_served(api) == 1) == (read_again == 0)
+        api.store.insert("project_logs", project, [{"id": "new", "input": "later"}])
+        (changed,) = sync(api, warehouse, overlap_s=5).objects
+        assert (changed.inserted, changed.rows) == (1, 6)
 
 
 def fetches_asked_for(emulator: Emulator, count: int) -> None:
