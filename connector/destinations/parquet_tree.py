@@ -218,8 +218,8 @@ class ParquetTree:
             return None
         if not self._intact(ref.stream, ref.object_id, record):
             logger.warning(
-                "%s %r (%s): files its last sync committed are missing; reading its whole history to "
-                "rebuild it",
+                "%s %r (%s): files its last sync committed are missing or changed; reading its whole "
+                "history to rebuild it",
                 ref.stream.table,
                 ref.name,
                 ref.object_id,
@@ -392,12 +392,16 @@ class ParquetTree:
         raise AssertionError("unreachable: the last attempt writes without a deadline")
 
     def _intact(self, stream: EventStream, object_id: str, record: ObjectRecord) -> bool:
-        """Whether every file the record names as current still exists."""
+        """Whether every file the record names as current still exists, on a local disk at its size.
+
+        A tree file is a link to its version: a backup copied over it in place (`cp`, `rsync --inplace`)
+        rewrote the version too, and the rows it lacked were lost for good, every check green.
+        """
         where = self._files(stream, object_id)
         if self.root.is_local:
-            present, wanted = set(self.root.list(where.versions)), {f.version for f in record.files}
-        else:  # versions are deleted once copied into the tree
-            present, wanted = set(self.root.list(where.directory)), {f.name for f in record.files}
+            return all(_size(self.root.local(where.version_path(f.version))) == f.bytes for f in record.files)
+        # Versions are deleted once copied into the tree.
+        present, wanted = set(self.root.list(where.directory)), {f.name for f in record.files}
         return wanted <= present
 
     def _set_aside_unreadable(self, where: ObjectFiles, files: dict[str, DataFile]) -> list[str]:
@@ -622,7 +626,8 @@ class ParquetTree:
                 if key != stream.key_column or object_id == SCHEMA_OBJECT:
                     continue
                 record = self._load(stream, object_id)
-                if record is not None:
+                # A record in another object's directory is a copy (`cp -r x=id x=id.bak`): not an object.
+                if record is not None and record.state.object_id == object_id:
                     yield stream, record
 
 

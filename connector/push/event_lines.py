@@ -15,6 +15,7 @@ its numbers exactly as written, beyond the range of a double too.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence, Set
+from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import cast
 
@@ -72,6 +73,10 @@ _OBJECTS_DECODER = msgspec.json.Decoder(_ObjectEventFields)
 # A line nested deeper than the interpreter's recursion allows (about a thousand levels) stopped the push
 # with a traceback: it is left to the parsed row, which refuses it in one line.
 _UNDECODABLE = (msgspec.DecodeError, RecursionError)
+# A line holding this many brackets may nest deeper than the 255 levels a parsed row may (orjson writes
+# no deeper, nor does the API take more): it is parsed, and refused if it does. Sent as written, it
+# passed the check and `--dry-run`, and the API refused it once the rows before it were sent.
+_MAY_BE_TOO_DEEP = 255
 
 
 class EventLines:
@@ -107,7 +112,11 @@ class EventLines:
         The checks of `_id`, each one pass in C over the lines: a Python step per line and check
         cost twice the decoding.
         """
-        if not lines or max(map(len, lines)) > self.max_event_bytes:
+        if (
+            not lines
+            or max(map(len, lines)) > self.max_event_bytes
+            or _most_brackets(lines) >= _MAY_BE_TOO_DEEP
+        ):
             return []
         if not (all(map(bytes.isascii, lines)) or all(map(_is_utf8, lines))):
             return []
@@ -155,6 +164,8 @@ class EventLines:
     def _id(self, line: bytes) -> str | None:
         if len(line) > self.max_event_bytes or not (line.isascii() or _is_utf8(line)):
             return None
+        if _most_brackets([line]) >= _MAY_BE_TOO_DEEP:
+            return None
         try:
             event = _DECODER.decode(line)
         except _UNDECODABLE:
@@ -185,6 +196,11 @@ def _any_may_be_parsed(values: list[Raw]) -> bool:
     if _QUOTE not in set(map(_FIRST_BYTE, views)):
         return False
     return not _MAY_LOOK_LIKE_JSON_STARTS.isdisjoint(map(bytes, map(_FIRST_TWO_BYTES, views)))
+
+
+def _most_brackets(lines: Sequence[bytes]) -> int:
+    """At least the most brackets opened in any of the lines (their depth's bound), in two passes in C."""
+    return max(map(bytes.count, lines, repeat(b"["))) + max(map(bytes.count, lines, repeat(b"{")))
 
 
 def _is_utf8(line: bytes) -> bool:

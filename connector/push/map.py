@@ -43,6 +43,8 @@ from connector.sync.surrogates import id_as_sent
 ID_HEX_CHARS = 32
 # The separators a CSV file is likely to use, looked for in a lone column's name: a comma first.
 _USUAL_SEPARATORS = (",", ";", "\t", "|")
+# The first line by which a spreadsheet (Excel) names a CSV file's separator, before the header.
+_SEPARATOR_LINE = re.compile(r"sep=(.)", re.IGNORECASE | re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +94,8 @@ def resolve_mapping(
     """Combine the mapping flags with the defaults and check every mapped column exists.
 
     A field without a flag takes the column of the same name (`id`, `input`,
-    `expected`, `metadata`, `tags`) when the file has one and no flag claims it.
+    `expected`, `metadata`, `tags`) when the file has one and no other field's flag claims it
+    (`--id-column` does not: the column an id is taken from is sent too).
 
     Args:
         file_name: the input's name, for error messages.
@@ -125,7 +128,9 @@ def resolve_mapping(
         if repeated := [name for position, name in enumerate(names) if name in names[:position]]:
             # Merged, the field would become an object of one key instead of the column's value.
             raise PushError(printable(f'{flag} names "{repeated[0]}" more than once; give each column once'))
-    claimed = {column for names in flagged.values() for column in names}
+    # A column an id is taken from still belongs in the record: `--id-column input` leaves `input` its
+    # field (left out, every record lacked it, without a word).
+    claimed = {column for name, names in given.items() if name != "id_column" for column in names}
 
     def pick(name: str, default: str) -> tuple[str, ...]:
         if given[name]:
@@ -184,8 +189,18 @@ def _separator_hint(columns: Sequence[str], csv_delimiter: str | None) -> str:
     """The flag reading a CSV file whose header, read with `csv_delimiter`, is one column holding another
     usual separator (a spreadsheet's export in many languages is separated by `;`; a comma-separated file
     read with `--delimiter ';'`). Nothing for other columns, or for an input that is not a CSV file: a
-    JSON key or a query's column may hold a `;`, and the flag applies to CSV only."""
-    if csv_delimiter is None or len(columns) != 1:
+    JSON key or a query's column may hold a `;`, and the flag applies to CSV only. A spreadsheet's first
+    line naming the separator (`sep=;`) is read as the header: it must go."""
+    if csv_delimiter is None:
+        return ""
+    header = csv_delimiter.join(columns)
+    if named := _SEPARATOR_LINE.fullmatch(header):
+        # Read as the header, whichever separator it was read with: the flag alone leaves `sep=` a column.
+        flag = "" if named[1] == csv_delimiter else f" and pass {option('delimiter', repr(named[1]))}"
+        return (
+            f"; its first line, {header!r}, is a spreadsheet's naming its separator: delete that line{flag}"
+        )
+    if len(columns) != 1:
         return ""
     separator = next((s for s in _USUAL_SEPARATORS if s != csv_delimiter and s in columns[0]), None)
     if separator is None:

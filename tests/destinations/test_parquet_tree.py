@@ -196,7 +196,13 @@ def versions_of(warehouse: WarehouseSettings, project: dict[str, Any]) -> Path:
 
 
 @pytest.mark.parametrize(
-    "deleted", ["a current version", "a file of the tree", "a file of the tree replaced"]
+    "deleted",
+    [
+        "a current version",
+        "a file of the tree",
+        "a file of the tree replaced",
+        "a file of the tree copied over",
+    ],
 )
 def test_a_file_deleted_by_hand_is_rebuilt_by_the_next_sync(
     emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path, deleted: str
@@ -212,8 +218,15 @@ def test_a_file_deleted_by_hand_is_rebuilt_by_the_next_sync(
         # Restored from an older copy, a row less: it stayed, `--full` too, the checks (reading the
         # versions) green, where other engines read it.
         held = pq.read_table(in_tree)
-        pq.write_table(held.slice(0, held.num_rows - 1), in_tree.with_name("restored"))
-        in_tree.with_name("restored").replace(in_tree)
+        older = tmp_path / "backup.parquet"
+        pq.write_table(held.slice(0, held.num_rows - 1), older)
+        if deleted == "a file of the tree replaced":
+            older.replace(in_tree)
+        else:
+            # `cp` writes into the file it copies over: the tree's link, and so its version. The row was
+            # lost for good, every check green.
+            shutil.copyfile(older, in_tree)
+            assert in_tree.stat().st_nlink == 2
     emulator.store.generate_logs(other["id"], 10, update_fraction=0.0, rng_seed=5)
     summary = sync(emulator, warehouse)  # incremental: it failed on every run, for every object
     assert not [o for o in summary.objects if o.error]
@@ -256,14 +269,33 @@ def test_a_file_replaced_from_outside_with_a_row_less_is_counted_anew_by_the_nex
     pq.write_table(held.slice(0, held.num_rows - 1), victim)
     emulator.store.generate_logs(restored["id"], 10, update_fraction=0.0, rng_seed=5)
     sync(emulator, warehouse, full=full)
-    if full:  # an incremental read does not read the row again (nothing of it changed)
-        assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
+    # Its size is not the one committed: the object is rebuilt, an incremental sync's too.
+    assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
     counted = query(
         warehouse,
         "SELECT s.rows, (SELECT count(*) FROM project_logs AS t WHERE t.project_id = s.object_id) "
         f"FROM sync_state AS s WHERE s.object_id = '{restored['id']}'",
     )
     assert counted[0][0] == counted[0][1]
+
+
+def test_a_copy_of_an_object_s_directory_beside_it_is_no_object(
+    emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copied, _, _ = two_synced_projects(emulator, warehouse, "copied")
+    directory = Path(warehouse.tables_root, "project_logs", f"project_id={copied['id']}")
+    # A backup made beside it: its rows were read twice, its state listed twice, and once the versions
+    # its record names were deleted, every query of the table failed naming one.
+    shutil.copytree(directory, directory.with_name(f"{directory.name}.bak"))
+    expected = fresh_sync_tables(emulator, tmp_path)
+    assert event_tables(warehouse) == expected
+    assert len(open_destination(warehouse, prepare=False).list_states()) == 2
+    assert query(warehouse, "SELECT count(*) FROM sync_state") == [(2,)]
+    emulator.store.generate_logs(copied["id"], 10, update_fraction=0.5, rng_seed=5)
+    sync(emulator, warehouse)
+    monkeypatch.setattr("connector.destinations.parquet_tree.RETIRED_GRACE", timedelta(0))
+    assert open_destination(warehouse, prepare=False).maintain(timedelta(0)).files_deleted > 0
+    assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
 
 
 @pytest.mark.parametrize("full", [False, True])

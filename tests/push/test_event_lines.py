@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from connector.errors import PushError
 from connector.progress import NullProgress
 from connector.push import read
 from connector.push.event_lines import EventLines
@@ -61,6 +62,7 @@ def test_a_line_of_event_fields_is_its_event(line: bytes) -> None:
         (b'{"id": "r1"} {"id": "r2"}', "two objects"),
         (b'["r1"]', "no object"),
         (b'{"id": "r1", "input": "' + b"x" * 990 + b'"}', "over the size limit"),
+        (b'{"id": "r1", "input": ' + b"[" * 300 + b"]" * 300 + b"}", "nested deeper than a row may be"),
     ],
 )
 def test_a_line_that_mapping_would_change_or_refuse_is_not_its_event(line: bytes, why: str) -> None:
@@ -169,3 +171,12 @@ def test_a_file_of_event_lines_is_checked_without_parsing_a_line_into_python(
     path.write_bytes(path.read_bytes() + b'{"id": 7, "input": "q"}\n')
     summary = push_file(None, PushOptions(file=path, project="p", dataset="d", dry_run=True), NullProgress())
     assert (summary.rows_read, parsed_runs) == (3001, [3001 - 2 * 1024])
+
+
+def test_a_line_nested_too_deep_is_refused_by_the_check_before_anything_is_sent(tmp_path: Path) -> None:
+    # Sent as written, it passed the check and `--dry-run`; the API refused it after the rows before it.
+    deep = b'{"id": "deep", "input": ' + b"[" * 300 + b"]" * 300 + b"}"
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({"id": f"r{n}", "input": n}) + b"\n" for n in range(2000)) + deep)
+    with pytest.raises(PushError, match="row 2001: its values nest deeper than the 255 levels"):
+        push_file(None, PushOptions(file=path, project="p", dataset="d", dry_run=True), NullProgress())

@@ -70,6 +70,15 @@ def test_a_column_claimed_by_a_flag_is_not_also_a_default() -> None:
     assert (mapping.input, mapping.expected) == (("answer",), ("input",))
 
 
+@pytest.mark.parametrize("field", ["input", "expected", "metadata"])
+def test_the_column_an_id_is_taken_from_is_still_its_field_s_default(field: str) -> None:
+    # `--id-column input` sent records without their input, and said nothing.
+    mapping = resolve_mapping("qa.csv", ["question_id", field], id_column=field)
+    assert mapping.id == field
+    assert mapping.columns() == {field}
+    assert getattr(mapping, field) == (field,)
+
+
 def test_missing_mapped_columns_are_named_with_their_flag() -> None:
     with pytest.raises(PushError) as error:
         resolve_mapping("d.csv", ["a", "b"], input_columns=["a", "question"], id_column="key")

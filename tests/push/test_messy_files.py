@@ -696,6 +696,25 @@ def test_a_csv_file_separated_otherwise_is_refused_naming_the_flag_and_pushed_wi
     }
 
 
+def test_a_spreadsheet_s_line_naming_the_separator_is_told_to_go_with_or_without_the_flag(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "excel.csv"
+    data.write_text("sep=;\nid;input\nr1;hello\n")
+    # Following the hint to pass `--delimiter ';'` led to columns "sep=" and "", and no hint at all.
+    for flags, told in (
+        ((), "delete that line and pass --delimiter ';'"),
+        (("--delimiter", ";"), "delete that line)"),
+    ):
+        code, out, err = cli(emulator, tmp_path, capsys, data, *flags)
+        assert (code, out) == (1, "")
+        assert f"its first line, 'sep=;', is a spreadsheet's naming its separator: {told}" in err, err
+    data.write_text("id;input\nr1;hello\n")
+    code, _, err = cli(emulator, tmp_path, capsys, data, "--delimiter", ";")
+    assert (code, err) == (0, ""), err
+    assert {row_id: row["input"] for row_id, row in stored(emulator).items()} == {"r1": "hello"}
+
+
 def test_only_a_csv_file_read_with_another_separator_is_told_which_to_pass(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
