@@ -9,6 +9,7 @@ standard AWS settings or the catalog's own `s3.*` properties.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -30,7 +31,8 @@ from pyiceberg.exceptions import (
 )
 from pyiceberg.expressions import BooleanExpression, EqualTo, Reference
 from pyiceberg.expressions.literals import literal
-from pyiceberg.io.pyarrow import _dataframe_to_data_files
+from pyiceberg.io import load_file_io
+from pyiceberg.io.pyarrow import PyArrowFileIO, _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
 from pyiceberg.partitioning import UNPARTITIONED_PARTITION_SPEC, PartitionSpec
 from pyiceberg.schema import Schema
@@ -211,16 +213,30 @@ def ensure_table(
         return catalog.load_table(identifier)
     except NoSuchTableError:
         pass
+    location = _location_of_its_own(catalog, identifier)
     try:
         return catalog.create_table(
             identifier,
             schema,
-            location=_location_of_its_own(catalog, identifier),
+            location=location,
             partition_spec=spec or UNPARTITIONED_PARTITION_SPEC,
             properties=TABLE_PROPERTIES,
         )
     except TableAlreadyExistsError:
+        if location is not None:
+            # The metadata file written for the table this worker lost the race to create, at a location
+            # no table names: `maintain` would never find it.
+            _delete_directory(catalog, location)
         return catalog.load_table(identifier)
+
+
+def _delete_directory(catalog: Catalog, location: str) -> None:
+    io = load_file_io(catalog.properties, location)
+    if not isinstance(io, PyArrowFileIO):
+        return
+    scheme, netloc, path = PyArrowFileIO.parse_location(location)
+    with contextlib.suppress(OSError):  # left behind, it only takes room
+        io.fs_by_scheme(scheme, netloc).delete_dir(path)
 
 
 def _location_of_its_own(catalog: Catalog, identifier: tuple[str, str]) -> str | None:

@@ -15,15 +15,22 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from pyiceberg.catalog import load_catalog
-from pyiceberg.exceptions import CommitFailedException
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import Table
 from pyiceberg.types import StringType
 
 from connector.config import WarehouseSettings
 from connector.destinations import iceberg_merge
-from connector.destinations.iceberg_catalog import REPLANS, open_catalog, retry_conflicts
+from connector.destinations.iceberg_catalog import (
+    REPLANS,
+    ensure_namespace,
+    ensure_table,
+    open_catalog,
+    retry_conflicts,
+)
 from connector.destinations.iceberg_maintain import UNREFERENCED_GRACE
 from connector.destinations.iceberg_merge import READ_THREADS, _read_in_order
+from connector.destinations.iceberg_schema import SYNC_STATE_SCHEMA
 from connector.emulator import Emulator, ListQuery
 from connector.errors import MalformedResponse, TableChanged, WarehouseError
 from connector.sync.run import OBJECT_FAILURES
@@ -278,6 +285,28 @@ def test_maintain_keeps_the_files_of_another_catalog_s_tables_in_the_same_wareho
     for settings in (first, second):
         assert iceberg_table(settings, "project_logs").scan().to_arrow().num_rows == 200
         assert event_tables(settings) == rows
+
+
+def test_a_worker_that_lost_the_race_to_create_a_table_leaves_no_directory_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    iceberg = iceberg_in(tmp_path)
+    winner, loser = (open_catalog(str(iceberg.iceberg_catalog), str(iceberg.iceberg_warehouse)) for _ in "ab")
+    ensure_namespace(winner, "braintrust")
+    loaded = loser.load_table
+
+    def created_meanwhile(identifier: tuple[str, str]) -> Table:
+        # The loser looked before the winner created it, and creates it too.
+        monkeypatch.setattr(loser, "load_table", loaded)
+        ensure_table(winner, identifier, SYNC_STATE_SCHEMA)
+        raise NoSuchTableError(identifier)
+
+    monkeypatch.setattr(loser, "load_table", created_meanwhile)
+    table = ensure_table(loser, ("braintrust", "sync_state"), SYNC_STATE_SCHEMA)
+    # Each loser left a directory holding a metadata file no table names, which `maintain` never found.
+    assert [p.name for p in Path(str(iceberg.iceberg_warehouse), "braintrust").iterdir()] == [
+        Path(table.location()).name
+    ]
 
 
 def test_a_warehouse_the_catalog_refuses_is_named_without_its_credentials(tmp_path: Path) -> None:
