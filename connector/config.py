@@ -259,6 +259,9 @@ class WarehouseSettings(_Settings):
             return value
         if not all(part.strip() for part in value.split(".")):
             raise ValueError(f"{value!r} has an empty part: give a name such as braintrust, or analytics.bt")
+        for part in value.split("."):
+            # ` x` made a namespace, and a directory, of that name, beside the one meant.
+            _refuse_blank_ends(part, "namespace")
         return value
 
     @field_validator("duckdb_path", "parquet_root")

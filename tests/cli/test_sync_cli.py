@@ -743,6 +743,11 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
             "BT_SYNC_ICEBERG_NAMESPACE: 'a..b' has an empty part",
         ),
         (
+            ["status"],
+            {"BT_SYNC_DESTINATION": "iceberg", "BT_SYNC_ICEBERG_NAMESPACE": "analytics. bt"},
+            "BT_SYNC_ICEBERG_NAMESPACE: starts with a blank (U+0020): give the namespace without it",
+        ),
+        (
             ["emulator", "--seed", "bench:99999999999999999999"],
             {},
             "--seed: bench:N holds at most 100,000,000",
