@@ -639,16 +639,22 @@ def test_what_would_fail_every_object_mid_run_stops_it_keeping_the_summary_of_wh
 def test_objects_after_two_that_found_the_api_unavailable_are_not_tried(
     emulator: Emulator, projects: tuple[dict[str, Any], ...], warehouse: WarehouseSettings
 ) -> None:
-    third = emulator.store.create_project("third")
-    emulator.store.insert("project_logs", third["id"], [{"id": "r", "input": 1}])
+    for name in ("third", "fourth", "fifth"):
+        project = emulator.store.create_project(name)
+        emulator.store.insert("project_logs", project["id"], [{"id": "r", "input": 1}])
     emulator.faults.add(FaultRule(kind="status", status=503, route="/fetch", times=None))
     done = sync_giving_up_soon(emulator, warehouse)
     assert done.returncode == 1
-    errors = [o["error"] for o in orjson.loads(done.stdout)["objects"]]
-    assert ["HTTP 503" in error for error in errors] == [True, True, False]
-    assert errors[2] == "not tried: the API was unavailable for the objects before"
-    # Two attempts at the first fetch of each of two objects: the third was not tried.
+    objects = orjson.loads(done.stdout)["objects"]
+    errors = [o["error"] for o in objects]
+    assert ["HTTP 503" in error for error in errors] == [True, True, False, False, False]
+    not_tried = "not tried: the API was unavailable for the objects before"
+    assert errors[2:] == [not_tried] * 3
+    # Two attempts at the first fetch of each of two objects: the others were not tried.
     assert emulator.stats.snapshot()["requests"]["POST project_logs.fetch"] == 4
+    # Said once for all of them: the line, one clause an object, grew to 16 KB over 163 objects.
+    assert f"project_logs '{objects[2]['name']}' and 2 more: {not_tried})" in done.stderr
+    assert done.stderr.count("not tried") == 1
 
 
 def block_files_of(warehouse: WarehouseSettings, project: dict[str, Any]) -> None:
