@@ -91,14 +91,20 @@ def _rows_match_sync_state(assets: EventAssets) -> dg.AssetChecksDefinition:
     return rows_match_sync_state
 
 
+def _readable_name(assets: EventAssets) -> tuple[str, str]:
+    """SQL naming the catalog row `c` as its partition and the other checks name it, and the join it
+    needs: `project/experiment` (its project's logs: the project's name)."""
+    if not assets.kind.in_project:
+        return "c.name", ""
+    return (
+        "coalesce(p.name || '/' || c.name, c.name)",
+        f'LEFT JOIN "{PROJECT.catalog.table}" AS p ON p.id = c.project_id',
+    )
+
+
 def _objects_synced(assets: EventAssets) -> dg.AssetChecksDefinition:
     catalog, object_type = assets.kind.catalog.table, assets.object_type.value
-    # Named as its partition and the other checks name it: `project/experiment` (its project's logs: the
-    # project's name).
-    readable, with_project = "c.name", ""
-    if assets.kind.in_project:
-        readable = "coalesce(p.name || '/' || c.name, c.name)"
-        with_project = f'LEFT JOIN "{PROJECT.catalog.table}" AS p ON p.id = c.project_id'
+    readable, with_project = _readable_name(assets)
 
     @dg.asset_check(
         asset=assets.key,
@@ -125,6 +131,8 @@ def _objects_synced(assets: EventAssets) -> dg.AssetChecksDefinition:
 
 def _synced_recently(assets: EventAssets) -> dg.AssetChecksDefinition:
     catalog, object_type = assets.kind.catalog.table, assets.object_type.value
+    # Two projects' `baseline` experiments were two rows named `baseline`.
+    readable, with_project = _readable_name(assets)
 
     @dg.asset_check(
         asset=assets.key,
@@ -139,8 +147,9 @@ def _synced_recently(assets: EventAssets) -> dg.AssetChecksDefinition:
             oldest_allowed = datetime.now(UTC) - hours_window(config.max_age_hours, "max_age_hours")
             with warehouse.reader(pinned=True) as connection:
                 stale = connection.execute(
-                    f'SELECT s.object_id, c.name, s.synced_at FROM sync_state AS s JOIN "{catalog}" AS c '
-                    "ON c.id = s.object_id WHERE s.object_type = ? AND s.synced_at < ? ORDER BY s.synced_at",
+                    f"SELECT s.object_id, {readable} AS name, s.synced_at FROM sync_state AS s "
+                    f'JOIN "{catalog}" AS c ON c.id = s.object_id {with_project} '
+                    "WHERE s.object_type = ? AND s.synced_at < ? ORDER BY s.synced_at",
                     [object_type, oldest_allowed],
                 ).fetchall()
         return dg.AssetCheckResult(

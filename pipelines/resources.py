@@ -22,6 +22,7 @@ from connector.config import ApiSettings, DestinationKind, WarehouseSettings
 from connector.defaults import DEFAULT_API_URL, DEFAULT_APP_URL, DEFAULT_LOCK_WAIT_S
 from connector.destinations.base import Destination, SyncState
 from connector.destinations.filesystem import Root
+from connector.destinations.query import named_damage
 from connector.errors import ConfigError, MissingApiKey, WarehouseError, first_line, validation_problems
 from connector.wiring import open_destination
 
@@ -175,7 +176,8 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
                 yield connection
             except duckdb.Error as error:
                 # A file damaged on disk, found by a query: terminal, as a missing one is at the start.
-                raise WarehouseError(f"the synced tables cannot be read: {first_line(error)}") from error
+                reason = named_damage(error, self.settings()) or first_line(error)
+                raise WarehouseError(f"the synced tables cannot be read: {reason}") from error
 
 
 _WAREHOUSE_FIELDS = (

@@ -46,6 +46,7 @@ _ANALYZE = re.compile(r"analy[sz]e", re.IGNORECASE)
 # DuckDB's errors for a Parquet file it cannot decode, which name no file (a page damaged on disk).
 _UNDECODABLE = re.compile(
     r"TProtocolException|Invalid string encoding found in Parquet|[Cc]orrupt|decompress|Invalid data"
+    r"|Out of buffer"
 )
 _EXPLAIN = re.compile(rb"explain\b", re.IGNORECASE)
 _ANALYZE_WORD = re.compile(rb"analy[sz]e\b", re.IGNORECASE)
@@ -263,13 +264,18 @@ def run_query(settings: WarehouseSettings, sql: str, *, readable: bool = False) 
 
 
 def _failed(error: Exception, settings: WarehouseSettings) -> QueryError:
-    """The error of a query that failed; where DuckDB could not decode a Parquet file of the tree, whose
-    error names no file, the files that cannot be read, each with its remedy."""
-    undecodable = settings.destination is DestinationKind.DUCKDB and _UNDECODABLE.search(str(error))
+    """The error of a query that failed (`named_damage` where it can say more)."""
+    return QueryError(named_damage(error, settings) or f"the query failed: {_reason(error)}")
+
+
+def named_damage(error: Exception, settings: WarehouseSettings) -> str | None:
+    """Where a query failed as DuckDB could not decode a Parquet file of the tree, an error naming no
+    file: the files that cannot be read, each with its remedy. None for another error, or none found."""
+    if settings.destination is not DestinationKind.DUCKDB or not _UNDECODABLE.search(str(error)):
+        return None
     # Each file of the tree read whole: only once a query failed so.
-    if undecodable and (damaged := damaged_files(Root(settings.tables_root), whole=True)):
-        return QueryError("; ".join(damaged))
-    return QueryError(f"the query failed: {_reason(error)}")
+    damaged = damaged_files(Root(settings.tables_root), whole=True)
+    return "; ".join(damaged) if damaged else None
 
 
 def _reason(error: Exception) -> str:

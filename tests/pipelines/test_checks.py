@@ -183,6 +183,29 @@ def test_a_query_the_warehouse_cannot_answer_is_a_terminal_warehouse_error(
         connection.execute(f"SELECT * FROM read_parquet('{garbage}')").fetchall()
 
 
+def test_a_file_a_query_finds_damaged_is_named_though_duckdb_names_none(
+    emulator: Emulator, upstream: dict[str, str], warehouse_resource: WarehouseResource
+) -> None:
+    sync_warehouse(emulator, warehouse_resource)
+    victim = first_version_file(
+        warehouse_resource, "experiment_events", "experiment_id", upstream["experiment"]
+    )
+    with (
+        pytest.raises(WarehouseError) as refused,
+        warehouse_resource.reader(pinned=True) as connection,
+    ):
+        # Damaged once the reader was opened: found by the query, whose error (DuckDB's `Out of buffer`,
+        # say) named no file.
+        with victim.open("r+b") as file:
+            file.seek(100)
+            file.write(bytes(200))
+        connection.execute("SELECT * FROM experiment_events").fetchall()
+    assert str(refused.value).startswith(
+        "the synced tables cannot be read: a file of the synced tables is damaged"
+    )
+    assert victim.name in str(refused.value)
+
+
 def test_coverage_freshness_and_count_checks_warn_when_the_warehouse_is_behind(
     emulator: Emulator,
     upstream: dict[str, str],
@@ -194,14 +217,20 @@ def test_coverage_freshness_and_count_checks_warn_when_the_warehouse_is_behind(
     emulator.store.insert("dataset", upstream["dataset"], [{"id": "rec-late", "expected": 0}])
     unsynced = emulator.store.create_experiment(upstream["project"], "exp-unsynced")
     refresh_catalog(test_defs, instance)
-    age_sync_state(warehouse_resource, "project_logs", "project_id", datetime(2020, 1, 1, tzinfo=UTC))
+    for table, key in (("project_logs", "project_id"), ("experiment_events", "experiment_id")):
+        age_sync_state(warehouse_resource, table, key, datetime(2020, 1, 1, tzinfo=UTC))
     evaluations = run_checks(test_defs, instance)
     failed = {name: e for name, e in evaluations.items() if not e.passed}
     assert sorted(failed) == [
         "dataset_records:row_counts_match_api",
         "experiment_events:objects_synced",
+        "experiment_events:synced_recently",
         "project_logs:synced_recently",
     ]
+    stale = failed["experiment_events:synced_recently"].metadata["sample"].value
+    # Named as its partition is (it said the experiment's name alone: two projects' `baseline` read alike).
+    experiment = emulator.store.get("experiment", upstream["experiment"])["name"]
+    assert [row["name"] for row in stale] == [f"support-bot/{experiment}"]
     assert all(e.severity == dg.AssetCheckSeverity.WARN for e in failed.values())
     counts = failed["dataset_records:row_counts_match_api"].metadata["sample"].value
     assert counts == [
