@@ -20,6 +20,7 @@ from connector.destinations.base import SyncState
 from connector.destinations.iceberg_catalog import planned_files
 from connector.destinations.iceberg_schema import SYNC_STATE_TABLE, duckdb_select
 from connector.destinations.views import SYNC_STATE_DESCRIPTION, table_view
+from connector.duckdb_connect import connect
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 from schemas.tables import SYNC_STATE_COLUMNS, Column, sql_identifier
 
@@ -31,7 +32,7 @@ def iceberg_reader(tables: Mapping[str, Table], states: Sequence[SyncState]) -> 
         tables: the loaded tables by name.
         states: the committed states (the properties `sync_state` is written from, never behind them).
     """
-    con = duckdb.connect()
+    con = connect()
     con.execute("SET TimeZone = 'UTC'")
     described: list[tuple[str, tuple[Column, ...], str]] = [
         *((s.table, s.columns, s.description) for s in EVENT_STREAMS.values()),

@@ -29,6 +29,7 @@ from connector.destinations.filesystem import Root
 from connector.destinations.interrupt import interruptible
 from connector.destinations.views import damaged_files
 from connector.display import counted, null_cell, plain_cells, shell_text_as_utf8
+from connector.duckdb_connect import connect
 from connector.duckdb_messages import decoded_duckdb_errors
 from connector.errors import QueryError, first_line
 from connector.wiring import open_destination
@@ -605,7 +606,7 @@ def _counts(column: pa.Array) -> tuple[npt.NDArray[np.signedinteger[Any]], int, 
 
 def _duckdb_text(values: pa.Array) -> list[str]:
     """Values as DuckDB writes them as text (times with a zone in UTC, as the reader shows them)."""
-    with duckdb.connect() as con:
+    with connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         con.register("shown", pa.table({"value": values}))
         return [str(text) for (text,) in con.execute("SELECT value::VARCHAR FROM shown").fetchall()]

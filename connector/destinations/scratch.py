@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 
+from connector.duckdb_connect import connect
+
 # A merge of a whole object (a full read) may not fit in memory: DuckDB spills beyond this.
 MERGE_MEMORY_LIMIT = "256MB"
 
@@ -24,7 +26,7 @@ MERGE_MEMORY_LIMIT = "256MB"
 def _database() -> duckdb.DuckDBPyConnection:
     # One thread: its jobs are small, and DuckDB wakes its other threads for every statement (the 200
     # statements writing the analysts' file on a first sync took 79-81 ms of CPU with two, 60-62 with one).
-    return duckdb.connect(config={"threads": 1})
+    return connect(threads=1)
 
 
 @contextmanager
@@ -42,7 +44,7 @@ def scratch_connection() -> Iterator[duckdb.DuckDBPyConnection]:
 
 @cache
 def _merge_database(spill: Path) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect(config={"memory_limit": MERGE_MEMORY_LIMIT, "temp_directory": str(spill)})
+    return connect(memory_limit=MERGE_MEMORY_LIMIT, temp_directory=str(spill))
 
 
 def merge_connection(scratch: Path) -> duckdb.DuckDBPyConnection:

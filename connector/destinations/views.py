@@ -39,6 +39,7 @@ from connector.destinations.parquet_tree import (
 )
 from connector.destinations.scratch import scratch_connection
 from connector.destinations.spill import spill_directory
+from connector.duckdb_connect import connect
 from connector.errors import WarehouseError, first_line
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 from schemas.tables import SYNC_STATE_COLUMNS, Column, EventStream, sql_identifier, sql_literal, sql_path_list
@@ -130,7 +131,7 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
     """
     # A query too large for memory spills into the system's temporary directory, not into `.tmp` in the
     # user's working directory (DuckDB's default), which may not be writable.
-    con = duckdb.connect(config={"temp_directory": str(spill_directory())})
+    con = connect(temp_directory=str(spill_directory()))
     con.execute("SET TimeZone = 'UTC'")
     try:
         for statement in view_statements(root, pinned_by=con if pinned else None):

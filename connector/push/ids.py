@@ -150,13 +150,11 @@ class _IdsInDuckDB:
     """Every (id, row) in a DuckDB table, under its memory limit."""
 
     def __init__(self) -> None:
-        # Imported here: a push whose ids fit in memory does without both.
-        import duckdb
+        # Imported here: a push whose ids fit in memory does without DuckDB.
+        from connector.duckdb_connect import connect
 
         self._spill = SpillDirectory("ids")
-        self._db = duckdb.connect(
-            config={"memory_limit": MEMORY_LIMIT, "threads": 1, "temp_directory": self._spill.name}
-        )
+        self._db = connect(memory_limit=MEMORY_LIMIT, threads=1, temp_directory=self._spill.name)
         self._db.execute("CREATE TABLE ids (id VARCHAR NOT NULL, row UBIGINT NOT NULL)")
         self._pending_ids: list[str] = []
         self._pending_rows: list[int] = []

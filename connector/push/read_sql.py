@@ -19,12 +19,12 @@ from contextlib import closing
 from types import TracebackType
 from typing import Self
 
-import duckdb
 import pyarrow as pa
 
 from connector.config import WarehouseSettings
 from connector.destinations.query import run_query
 from connector.display import printable
+from connector.duckdb_connect import connect
 from connector.errors import PushError, QueryError
 from connector.progress import ProgressReporter
 from connector.push.arrow_values import ColumnPlan
@@ -67,9 +67,7 @@ class QuerySource:
         self._read: list[int] = []
         self._plans: list[ColumnPlan] | None = None
         self._spill = SpillDirectory("sql")
-        self._db = duckdb.connect(
-            config={"memory_limit": MEMORY_LIMIT, "threads": THREADS, "temp_directory": self._spill.name}
-        )
+        self._db = connect(memory_limit=MEMORY_LIMIT, threads=THREADS, temp_directory=self._spill.name)
         try:
             self._load(settings, sql, progress)
         except BaseException:

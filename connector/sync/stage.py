@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from connector import interrupts
 from connector.destinations.file_size import file_target_rows
+from connector.duckdb_connect import connect
 from connector.duckdb_messages import decoded_duckdb_errors
 from connector.errors import WarehouseError, first_line
 from connector.sync.seen import SeenIds
@@ -345,7 +346,7 @@ class _Session:
         self._limit = STAGING_MEMORY_BASE_BYTES
         self._fitting = threading.Lock()
         # One thread per query: a page is one JSON value, typed by one thread anyway; more only add memory.
-        self._database = duckdb.connect(config={"memory_limit": f"{self._limit}B", "threads": 1})
+        self._database = connect(memory_limit=f"{self._limit}B", threads=1)
         # Timestamps without a zone are read as UTC, as the API means them.
         self._database.execute("SET GLOBAL TimeZone = 'UTC'")
         # Each page's statements are planned afresh; most of DuckDB's optimizers find nothing to do in
