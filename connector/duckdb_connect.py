@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 
 
-def connect(**config: str | int) -> duckdb.DuckDBPyConnection:
+def connect(**config: str | bool | int | float | list[str]) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB database with `config`, its progress bar off.
 
     DuckDB prints its progress bar to the process's stdout, a terminal or not, for any statement that
