@@ -562,13 +562,18 @@ def _records(pattern: str, fields: dict[str, str]) -> str:
     but a JSON object (cut short, an array, a string) reads as a record of NULLs; in one, a value not of
     its field's type reads as NULL (`from_json`), where `read_json` failed: bt-sync writes none such.
     Bytes that are no UTF-8 are a NULL text (`read_text` failed the query on them, naming no record).
-    A record in another directory than its object's is a copy (`cp -r x=id x=id.bak`), left out: its
-    object's rows were read twice, and once its versions were deleted every query failed.
+    A record in another directory than its object's is a copy (`cp -r x=id x=id.bak`, or `old_x=id`),
+    left out: its object's rows were read twice, and once its versions were deleted every query failed.
     `fields` holds `state`, with `object_id`.
     """
     structure = sql_literal(json.dumps(fields))
     parsed = f"CASE WHEN json_valid(content) THEN from_json(content, {structure}) END"
-    own_directory = f"ends_with(filename, '=' || parsed.state.object_id || {sql_literal('/' + STATE_FILE)})"
+    # Named whole (`/experiment_id=<id>/`): a copy `old_experiment_id=<id>` ends as its object's does.
+    record = sql_literal("/" + STATE_FILE)
+    own_directory = " OR ".join(
+        f"ends_with(filename, {sql_literal(f'/{key}=')} || parsed.state.object_id || {record})"
+        for key in sorted({stream.key_column for stream in EVENT_STREAMS.values()})
+    )
     return (
         f"SELECT filename, content, parsed.* FROM (SELECT filename, content, {parsed} AS parsed FROM "
         f"(SELECT filename, try(decode(content)) AS content FROM read_blob({sql_literal(pattern)}))) "
