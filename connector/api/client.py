@@ -13,6 +13,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from functools import cache
 from http import HTTPStatus
 from types import TracebackType
@@ -178,6 +180,8 @@ class BraintrustClient:
             ) from None
         self._max_attempts = settings.max_attempts
         self._timeout_s = settings.timeout_s
+        # The `Date` of the last answer each thread received (`server_time`).
+        self._answered = threading.local()
         self._wait = backoff_honouring_retry_after(settings.backoff_initial_s, settings.backoff_max_s)
         try:
             self._http = httpx.Client(
@@ -203,6 +207,18 @@ class BraintrustClient:
     def close(self) -> None:
         """Close pooled connections."""
         self._http.close()
+
+    @property
+    def server_time(self) -> datetime | None:
+        """The API's clock as the last answer this thread received gave it (its `Date`, to the second),
+        or None where it gave none this machine can read."""
+        date = getattr(self._answered, "date", None)
+        try:
+            moment = parsedate_to_datetime(date) if date else None
+        except (TypeError, ValueError):
+            return None
+        # A date without a zone (`-0000`) is read as naive: no clock to compare with.
+        return moment if moment is not None and moment.tzinfo is not None else None
 
     def without_key(self, text: str) -> str:
         """`text`, a message that may quote what the API sent, with the API key hidden."""
@@ -501,6 +517,7 @@ class BraintrustClient:
             with self._http.stream(method, path, content=content, params=params, headers=headers) as response:
                 status, retry_after = response.status_code, response.headers.get("Retry-After")
                 location = response.headers.get("Location")
+                self._answered.date = response.headers.get("Date")
                 pace = _Pace(self._timeout_s)
                 body = _read(response, most_bytes if status < 300 else None, pace)
         except httpx.DecodingError as error:

@@ -63,16 +63,16 @@ def snapshot_pin(newest_row_xact: int, now: float) -> int:
     return min(ahead, MAX_XACT)
 
 
-# How far this machine's clock may run ahead of the API's: a read that began this long, plus the overlap
-# window, after a version was minted met every write up to that version (`settled_below`).
-CLOCK_AHEAD_S = 60
+# How far apart the clock of the API's answers (`Date`) and the one its ids are minted by may be, at
+# most: different machines of the API's.
+SERVER_CLOCKS_APART_S = 30
 
 
 def settled_below(read_began: float, overlap_s: float) -> int:
-    """The `_xact_id` at or below which every write was visible to a read begun at `read_began`, given
-    that a write shows within `overlap_s` of its `_xact_id`'s time (the overlap window's premise) and
-    that this machine's clock is at most `CLOCK_AHEAD_S` ahead of the API's."""
-    return xact_for_time(max(0.0, read_began - overlap_s - CLOCK_AHEAD_S))
+    """The `_xact_id` at or below which every write was visible to a read begun at `read_began` by the
+    API's clock (its answer's `Date`: never this machine's, which may be off by hours), given that a
+    write shows within `overlap_s` of its `_xact_id`'s time (the overlap window's premise)."""
+    return xact_for_time(max(0.0, read_began - overlap_s - SERVER_CLOCKS_APART_S))
 
 
 def xact_span_for_seconds(seconds: float) -> int:

@@ -85,8 +85,8 @@ class SyncState(BaseModel):
             given (a resumed read's, for the read of the same run that catches up after it).
         synced_at: when the last sync committed.
         read_at: when the read the last sync committed began (a resumed read's, in the run it was
-            interrupted in), which the next sync's cutoff needs; None in states of earlier versions. Not a
-            `sync_state` column.
+            interrupted in) by the API's clock, which the next sync's cutoff needs; None where the API
+            gave no time, and in states of earlier versions. Not a `sync_state` column.
     """
 
     object_type: ObjectType

@@ -518,7 +518,7 @@ class _SyncRun:
             # The destination adds what this commit writes.
             last_bytes_written=after.bytes_written if after else 0,
             synced_at=datetime.now(UTC),
-            read_at=checkpoint.started_at,
+            read_at=checkpoint.read_at,
         )
         if gone := staging.missing(checkpoint):
             raise StateError(
@@ -581,6 +581,7 @@ class _SyncRun:
         # Taken for empty, an object a reconcile reads has every row it holds deleted.
         deletes = self.options.reconcile and previous is not None and previous.rows > 0
         newest = newest_version(self.client, ref, confirm_empty=deletes)
+        read_at = self.client.server_time  # of that answer: this thread's last
         committed = previous.version if previous else None
         cutoff = self._cutoff(previous, catch_up=catch_up)
         if newest is None or (cutoff is not None and newest <= cutoff):
@@ -591,6 +592,7 @@ class _SyncRun:
                 watermark=newest or 0,
                 cutoff=cutoff,
                 started_at=started_at,
+                read_at=read_at,
                 existed_up_to=_newest(newest, committed),
                 done=True,
             )
@@ -599,6 +601,7 @@ class _SyncRun:
             watermark=newest,
             cutoff=cutoff,
             started_at=started_at,
+            read_at=read_at,
             existed_up_to=_newest(newest, committed),
         )
 

@@ -38,6 +38,8 @@ class Checkpoint(StateFile):
             first page with rows; the object's watermark once the merge commits.
         cutoff: versions at or below this were already synced (None: a full read).
         started_at: when the read began; a state committed later already holds its rows.
+        read_at: when it began by the API's clock (the `Date` of its answer for the newest version);
+            None where the API gave none, and in checkpoints written before it was kept.
         existed_up_to: every row up to this `_xact_id` was written before the read began (the newest
             row then, or the watermark committed then, if greater), or before its first page (the
             newest on it): a full read meets each that is live, so a reconcile takes one it did not
@@ -60,6 +62,7 @@ class Checkpoint(StateFile):
     watermark: int
     cutoff: int | None
     started_at: datetime
+    read_at: datetime | None = None
     existed_up_to: int | None = None
     position: PagePosition = PagePosition()
     parts: list[str] = Field(default_factory=list)

@@ -6,6 +6,7 @@ import json
 import shutil
 import threading
 import time
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from connector.config import WarehouseSettings
 from connector.destinations.base import MergeResult, ObjectRef
 from connector.destinations.parquet_tree import ParquetTree
 from connector.emulator import Emulator, FaultRule
+from connector.emulator.history import History
 from connector.errors import ConfigError, MalformedResponse, WarehouseError
 from connector.sync import run as run_module
 from connector.sync.catalog import discover_catalog
@@ -219,12 +221,13 @@ def test_an_overlap_of_a_fraction_of_a_second_re_reads_a_whole_second(warehouse:
     assert fetched == {0: 0, 0.9: 5}
 
 
-@pytest.mark.parametrize(("minted_ago_s", "read_again"), [(0, 5), (50, 5), (3600, 0)])
+@pytest.mark.parametrize(("minted_ago_s", "read_again"), [(0, 5), (20, 5), (3600, 0)])
 def test_an_unchanged_object_is_read_again_only_where_its_last_writes_may_not_all_have_shown(
     warehouse: WarehouseSettings, minted_ago_s: int, read_again: int
 ) -> None:
-    # A write shows within the overlap window of its version's time, and this machine's clock runs at most
-    # a minute ahead of the API's: a read begun later than both met every write up to its watermark.
+    # A write shows within the overlap window of its version's time, and the API's clocks (its answers'
+    # and its ids') are at most half a minute apart: a read begun later, by the API's answer, met every
+    # write up to its watermark.
     with Emulator(seed="empty", xact_start=xact_for_time(time.time() - minted_ago_s)) as api:
         project = api.store.create_project("settled")["id"]
         api.store.insert("project_logs", project, [{"id": f"log-{i}", "input": i} for i in range(5)])
@@ -237,6 +240,41 @@ def test_an_unchanged_object_is_read_again_only_where_its_last_writes_may_not_al
         api.store.insert("project_logs", project, [{"id": "new", "input": "later"}])
         (changed,) = sync(api, warehouse, overlap_s=5).objects
         assert (changed.inserted, changed.rows) == (1, 6)
+
+
+class _TwoHoursAhead(datetime):
+    """This machine's clock, two hours ahead of the API's."""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+        return datetime.now(tz) + timedelta(hours=2)
+
+
+@pytest.mark.parametrize("clock_ahead", [False, True])
+def test_a_write_that_shows_late_within_the_overlap_window_is_read_whatever_this_machine_s_clock(
+    warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch, clock_ahead: bool
+) -> None:
+    # Ingestion lag: a write the API shows only once a later one was read, its version below the watermark.
+    hidden: set[bytes] = set()
+    collect = History._collect
+
+    def lagging(self: History, end: int, limit: int, version: int | None) -> tuple[list[bytes], int]:
+        rows, next_end = collect(self, end, limit, version)
+        return [row for row in rows if not any(written in row for written in hidden)], next_end
+
+    monkeypatch.setattr(History, "_collect", lagging)
+    if clock_ahead:  # when the last read began by this clock, every write looked settled: none read again
+        monkeypatch.setattr(run_module, "datetime", _TwoHoursAhead)
+    with Emulator(seed="empty") as api:
+        project = api.store.create_project("lagging")["id"]
+        for row_id in ("old", "late", "newest"):
+            api.store.insert("project_logs", project, [{"id": row_id, "input": row_id}])
+        hidden.add(b'"id":"late"')
+        sync(api, warehouse, overlap_s=5)
+        hidden.clear()
+        for _ in range(2):  # the next sync, and the one after it, read it again and again
+            sync(api, warehouse, overlap_s=5)
+    assert {row[0] for row in query(warehouse, "SELECT id FROM project_logs")} == {"old", "late", "newest"}
 
 
 def fetches_asked_for(emulator: Emulator, count: int) -> None:
