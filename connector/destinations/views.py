@@ -41,7 +41,7 @@ from connector.destinations.scratch import scratch_connection
 from connector.destinations.spill import spill_directory
 from connector.duckdb_connect import connect
 from connector.errors import WarehouseError, first_line
-from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
+from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT
 from schemas.tables import SYNC_STATE_COLUMNS, Column, EventStream, sql_identifier, sql_literal, sql_path_list
 
 logger = logging.getLogger("bt_sync")
@@ -141,9 +141,7 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
         if "No files found" in str(error) and f"/{VERSIONS}/" in str(error):
             raise WarehouseError(_MISSING_FILE.format(first_line(error).rsplit(" ", 1)[-1])) from None
         if "No files found" in str(error):
-            raise WarehouseError(
-                f"no synced tables at {root.display} yet: run `bt-sync sync` first"
-            ) from None
+            raise WarehouseError(_nothing_found(root)) from None
         if _DAMAGED_RECORD_REMEDY in str(error) or _MISSING_FILE.partition("{}")[0] in str(error):
             raise WarehouseError(first_line(error).partition(": ")[2]) from None
         if _httpfs_missing(error):
@@ -154,6 +152,20 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
             raise WarehouseError("; ".join(damaged)) from None
         raise WarehouseError(f"cannot read the tables at {root.display}: {first_line(error)}") from None
     return con
+
+
+def _nothing_found(root: Root) -> str:
+    """Why a table's commit records matched nothing: nothing synced yet, or, in a tree a sync wrote (its
+    catalog files), a table's directory for its columns deleted by hand (`__schema__`, which looks like
+    junk): it said nothing was synced."""
+    schemas = [f"{stream.table}/{stream.key_column}={SCHEMA_OBJECT}" for stream in EVENT_STREAMS.values()]
+    missing = [directory for directory in schemas if not root.exists(f"{directory}/{STATE_FILE}")]
+    if missing and root.exists(f"{PROJECT.catalog.table}/{CATALOG_FILE}"):
+        return (
+            f"the synced tables at {root.display} lack {root.shown(missing[0])}, which every sync writes "
+            "(deleted by hand?): the next `bt-sync sync` writes it again"
+        )
+    return f"no synced tables at {root.display} yet: run `bt-sync sync` first"
 
 
 def damaged_files(root: Root, *, whole: bool) -> list[str]:
