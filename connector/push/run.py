@@ -175,7 +175,7 @@ def _check_paths(options: PushOptions) -> None:
         if path is not None:
             _check_utf8_name(option(name), path)
     if options.rejects is not None:
-        _check_rejects(options.rejects, options.input_file)
+        _check_rejects(options.rejects, options.input_file, dry_run=options.dry_run)
     if not options.dry_run:
         check_state_dir(options.checkpoint_dir.parent)
 
@@ -189,7 +189,7 @@ def _check_utf8_name(flag: str, path: Path) -> None:
         raise ConfigError(f"{flag} {as_given(str(path))}: {why}") from None
 
 
-def _check_rejects(rejects: Path, input_file: Path | None) -> None:
+def _check_rejects(rejects: Path, input_file: Path | None, *, dry_run: bool) -> None:
     if rejects.is_dir():
         raise ConfigError(f"{option('rejects')} {rejects} is a directory; name a file")
     # samefile compares device and inode: it sees through symlinks, hard links and `./x` vs `x`.
@@ -209,6 +209,24 @@ def _check_rejects(rejects: Path, input_file: Path | None) -> None:
             f"{option('rejects')} {rejects} holds something else than the rejects of a push, which it would "
             "replace: name a new file, or delete it first"
         )
+    if dry_run and _holds_rows_not_sent(rejects):
+        # The only list of the rows a push did not send, which a rerun of it does not write again.
+        raise ConfigError(
+            f"{option('rejects')} {rejects} holds the rows a push did not send, which a dry run would "
+            "replace: name another file for the dry run"
+        )
+
+
+def _holds_rows_not_sent(path: Path) -> bool:
+    """Whether a file holds the rejects of a push that was not a dry run (whose records end saying so)."""
+    try:
+        with path.open("rb") as file:
+            file.seek(0, os.SEEK_END)
+            file.seek(max(0, file.tell() - len(_DRY_RUN_END)))
+            end = file.read()
+    except OSError:
+        return False
+    return bool(end) and end != _DRY_RUN_END
 
 
 def _holds_rejects(path: Path) -> bool:
@@ -801,6 +819,8 @@ class PushRun:
 
 # How each line of a rejects file starts (`_Rejects.write`).
 _REJECTS_START = b'{"file":'
+# How each line of a dry run's rejects file ends.
+_DRY_RUN_END = b',"dry_run":true}\n'
 
 
 class _Rejects:
@@ -825,6 +845,8 @@ class _Rejects:
             "reason": problem.reason,
             "values": problem.values,
         }
+        if self._summary.dry_run:  # last: a later dry run may replace it (`_holds_rows_not_sent`)
+            record["dry_run"] = True
         with self._writing():
             self._handle.write(_rejects_line(record) + b"\n")
 

@@ -204,6 +204,32 @@ def test_a_rerun_of_a_complete_push_says_what_it_rejected_and_left_out(
     assert inserts(emulator) == 2
 
 
+def test_a_dry_run_never_replaces_the_rows_a_push_did_not_send(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b'{"id": "a", "input": 1}\n{"id": "b", bad}\n')
+    rejects = tmp_path / "rejects.jsonl"
+    args = [str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects)]
+    assert run_cli(emulator, tmp_path, capsys, *args)[0] == 0
+    not_sent = rejects.read_bytes()
+    assert not_sent.count(b"\n") == 1
+    # It emptied the file, the only list of the row the push did not send (its rerun writes none).
+    code, out, err = run_cli(emulator, tmp_path, capsys, *args, "--dry-run")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"bt-sync: error: --rejects {rejects} holds the rows a push did not send, which a dry run would "
+        "replace: name another file for the dry run\n"
+    )
+    assert rejects.read_bytes() == not_sent
+    # A dry run's own rejects it replaces, run after run.
+    previewed = tmp_path / "preview.jsonl"
+    for _ in range(2):
+        assert run_cli(emulator, tmp_path, capsys, *args[:-1], str(previewed), "--dry-run")[0] == 0
+        (record,) = [orjson.loads(line) for line in previewed.read_bytes().splitlines()]
+        assert (record["row"], record["dry_run"]) == (2, True)
+
+
 def test_the_summary_shows_names_as_written(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
