@@ -195,7 +195,16 @@ class BraintrustClient:
                 verify=_tls_context(),
                 transport=transport,
             )
-        except ImportError as error:  # httpx reads the proxy from the environment
+        except ValueError as error:  # httpx reads the proxy from the environment
+            if "Unknown scheme for proxy URL" not in str(error):
+                raise
+            # `socks4://`, `ftp://`, a blank before `http://`: a traceback, and no `--json` document.
+            raise ConfigError(
+                f"{self._proxy}, which the environment sets (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY, in either "
+                "case), is no proxy httpx can use: name one as http://, https:// or socks5://HOST:PORT, or "
+                "unset it"
+            ) from None
+        except ImportError as error:
             if "socksio" not in str(error):
                 raise
             raise ConfigError(

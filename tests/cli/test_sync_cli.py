@@ -1813,6 +1813,19 @@ def test_a_socks_proxy_httpx_cannot_use_is_a_setting_error_not_a_traceback(demo_
     assert done.stderr == f"bt-sync: error: {reason}\n"
 
 
+@pytest.mark.parametrize(
+    "proxy", ["socks4://127.0.0.1:9", "ftp://user:s3cr3tpw@127.0.0.1:9", " http://127.0.0.1:9"]
+)
+def test_a_proxy_of_a_scheme_httpx_cannot_use_is_a_setting_error_not_a_traceback(
+    demo_emulator: Emulator, proxy: str
+) -> None:
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key, "HTTP_PROXY": proxy, "NO_PROXY": "", "no_proxy": ""}
+    done = run_cli("projects", "--api-url", demo_emulator.url, "--json", env=env)
+    assert (done.returncode, json.loads(done.stdout)["exit_code"]) == (2, 2), done.stderr
+    assert done.stderr.count("\n") == 1 and "is no proxy httpx can use" in done.stderr
+    assert "s3cr3tpw" not in done.stderr
+
+
 def test_an_unreachable_proxy_is_named_beside_the_api_it_stands_for(demo_emulator: Emulator) -> None:
     proxy = f"http://user:s3cr3tpw@127.0.0.1:{free_port()}"
     # Both spellings: the lowercase one wins where the environment has both.
