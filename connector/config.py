@@ -74,6 +74,22 @@ def _refuse_blank_ends(text: str, what: str) -> None:
     raise ValueError(f"{end} with {blank}: give the {what} without it{why}")
 
 
+def refuse_misplaced_path(text: str) -> None:
+    """Refuse a path that names another place than the one meant: one starting or ending with a blank
+    or a line break (`_refuse_blank_ends`), or with a `~` no shell expanded (quoted, or from an env
+    file, `~/bt/w.duckdb` made a directory named `~` where the command ran).
+
+    Raises:
+        ValueError: it does, said which.
+    """
+    _refuse_blank_ends(text, "path")
+    if text == "~" or text.startswith("~/"):
+        raise ValueError(
+            f"{text!r} starts with ~, which only a shell expands (unquoted): give the home directory's path "
+            "($HOME)"
+        )
+
+
 def header_safe_key(key: str) -> str:
     """An API key without the blanks around it, checked to fit an HTTP header (visible ASCII only).
 
@@ -216,7 +232,7 @@ class WarehouseSettings(_Settings):
             instead = " (or --no-parquet)" if info.field_name == "parquet_root" else ""
             raise ValueError(f"is empty: give a path{instead}")
         if isinstance(value, str | Path):
-            _refuse_blank_ends(str(value), "path")
+            refuse_misplaced_path(str(value))
         return value
 
     @field_validator("iceberg_catalog", "iceberg_warehouse")
@@ -240,15 +256,8 @@ class WarehouseSettings(_Settings):
         _refuse_what_is_not_utf8(str(value), remedy=": rename it")
         return value
 
-    @field_validator("duckdb_path", "parquet_root", "state_dir")
-    @classmethod
-    def _no_home_shorthand(cls, value: Path | str | None) -> Path | str | None:
-        # Quoted, or from an env file, `~/bt/w.duckdb` made a directory named `~` where the command ran.
-        if value is not None and (str(value) == "~" or str(value).startswith("~/")):
-            raise ValueError(
-                f"{str(value)!r} starts with ~, which only a shell expands (unquoted): give the home "
-                "directory's path ($HOME)"
-            )
+        if isinstance(value, str | Path):
+            refuse_misplaced_path(str(value))
         return value
 
     @field_validator("iceberg_namespace")

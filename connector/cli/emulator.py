@@ -53,6 +53,9 @@ def run_emulator(
         raise ConfigError(f"invalid setting: {setting}: {error}") from None
     if not key:
         raise ConfigError("invalid setting: --api-key: is empty: give the key clients must send")
+    if not host.strip():
+        # `--host "$HOST"` with the variable unset listened on every interface (the address `""`).
+        raise ConfigError("invalid setting: --host: is empty: give an address, such as 127.0.0.1")
     with _serving_alone(state):
         try:
             server = Emulator(api_key=key, seed=seed, state_dir=state)

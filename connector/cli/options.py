@@ -20,17 +20,24 @@ if TYPE_CHECKING:
 
 
 def path_value(flag: str) -> dict[str, Any]:
-    """How a path flag's value is parsed (typer's `parser` and `metavar`): an empty one is refused.
+    """How a path flag's value is parsed (typer's `parser` and `metavar`): an empty one is refused, and
+    one naming another place than meant (`config.refuse_misplaced_path`).
 
     Empty, the flag would mean the current directory: `--state-dir "$DIR"` with `DIR` unset would put a
     worker's scratch, or an emulator's data, where the command happens to run.
     """
 
     def parse(text: str | Path) -> Path:  # a default (`demo`'s) comes as a path already
-        if not str(text).strip():
-            from connector.errors import ConfigError
+        from connector.config import refuse_misplaced_path
+        from connector.errors import ConfigError
 
+        if not str(text).strip():
             raise ConfigError(f"invalid setting: {flag}: is empty: give a path")
+        try:
+            # Push's `--state-dir` and `--rejects`, and the emulator's `--state`, made `./~/st` and `st `.
+            refuse_misplaced_path(str(text))
+        except ValueError as error:
+            raise ConfigError(f"invalid setting: {flag}: {error}") from None
         return Path(_not_a_flag(flag, str(text)))
 
     # Shown in the help as typer shows a plain path.

@@ -753,6 +753,35 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
             "--seed: bench:N holds at most 100,000,000",
         ),
         (["emulator", "--api-key", " "], {}, "invalid setting: --api-key: is empty"),
+        # `--host "$HOST"`, the variable unset: it listened on every interface.
+        (["emulator", "--host", ""], {}, "invalid setting: --host: is empty: give an address"),
+        # The other path flags refused them: `./~/st` and `st ` were made where the command ran.
+        (
+            ["emulator", "--state", "~/x"],
+            {},
+            "invalid setting: --state: '~/x' starts with ~, which only a shell",
+        ),
+        (
+            ["push", "a.csv", "--project", "p", "--dataset", "d", "--state-dir", "st "],
+            {},
+            "invalid setting: --state-dir: ends with a blank (U+0020): give the path without it",
+        ),
+        (
+            [
+                "push",
+                "a.csv",
+                "--project",
+                "p",
+                "--dataset",
+                "d",
+                "--on-error",
+                "skip",
+                "--rejects",
+                "~/r.jsonl",
+            ],
+            {},
+            "invalid setting: --rejects: '~/r.jsonl' starts with ~",
+        ),
         (["status", "--duckdb", " "], {}, "--duckdb: is empty"),
         (["sync", "--api-url", "{url}"], {"BT_SYNC_BACKOFF_MAX_S": "-1"}, "BT_SYNC_BACKOFF_MAX_S: Input"),
         (
