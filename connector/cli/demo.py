@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from connector.cli.app import app, output_console
-from connector.cli.options import check_duckdb_file, path_value
+from connector.cli.options import check_apart, check_duckdb_file, path_value
 from connector.display import folded_table, plain_cells
 
 if TYPE_CHECKING:
@@ -209,6 +209,7 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
 
     tables = {VERSIONS, *(s.table for s in EVENT_STREAMS.values()), *(t.table for t in CATALOG_TABLES)}
     check_duckdb_file(duckdb)  # an empty directory "held what the demo did not write"
+    check_apart(duckdb, parquet)
     only_views = duckdb.is_file() and holds_only_views(duckdb)
     if only_views and shows_another_tree(duckdb, Root(str(parquet))):
         # An earlier demo's file as well as a synced warehouse's: "files the demo did not write" said neither.

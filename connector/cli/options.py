@@ -7,6 +7,7 @@ environment, then to the default (CLI flag > environment > default).
 from __future__ import annotations
 
 import errno
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -223,6 +224,7 @@ def _check_duckdb_paths(settings: WarehouseSettings) -> None:
     tables = settings.tables_root.removeprefix("file://")
     if "://" in tables:
         return
+    check_apart(settings.duckdb_path, Path(tables))
     if _loops(Path(tables)):  # a traceback from the file system's layer
         raise ConfigError(
             f"the tables' directory {tables} leads into a loop of symbolic links: name a directory"
@@ -237,6 +239,22 @@ def _check_duckdb_paths(settings: WarehouseSettings) -> None:
         check_tree_is_ours(Root(tables))
     except WarehouseError as error:
         raise ConfigError(str(error)) from None
+
+
+def check_apart(duckdb: Path, parquet: Path) -> None:
+    """Refuse one path given as both the DuckDB file and the Parquet root: the tree was written there,
+    then the file could not be ("Is a directory"), exit 1.
+
+    Raises:
+        ConfigError: they are the same path.
+    """
+    if os.path.abspath(duckdb) == os.path.abspath(parquet):
+        from connector.errors import ConfigError
+
+        raise ConfigError(
+            f"--duckdb and --parquet both name {duckdb}: the DuckDB file goes beside the tables' directory, "
+            "not in its place: give each a path of its own"
+        )
 
 
 def check_duckdb_file(path: Path) -> None:

@@ -544,6 +544,24 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
     assert [path.name for path in where.iterdir()] == [in_the_way]  # nothing written beside it
 
 
+@pytest.mark.parametrize("command", ["sync", "demo"])
+def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before_anything_is_written(
+    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str], command: str
+) -> None:
+    # The tree was written there, then the file could not be ("Is a directory"), exit 1; the demo's emulator
+    # had started.
+    where = tmp_path / "wh"
+    api = ["--api-url", emulator.url] if command == "sync" else []
+    done = cli_in_process(capfd, command, *api, "--duckdb", str(where), "--parquet", f"{where}/",
+                          env={"BRAINTRUST_API_KEY": emulator.api_key})  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"bt-sync: error: --duckdb and --parquet both name {where}: the DuckDB file goes beside the tables' "
+        "directory, not in its place: give each a path of its own\n",
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [
