@@ -150,8 +150,11 @@ def test_a_rejects_path_holding_another_file_is_refused_and_kept(
     assert (code, out, err) == (2, "", f"bt-sync: error: {said}: name a new file, or delete it first\n")
     assert theirs.read_bytes() == kept
     assert nothing_created(emulator)
-    # An earlier push's rejects, and an empty file, are replaced as before.
-    for earlier in (b'{"file":"data.csv","row":2,"column":"input","reason":"r","values":{}}\n', b""):
+    # An earlier push's rejects (a dry run's, for a dry run), and an empty file, are replaced as before.
+    record = b'{"file":"data.csv","row":2,"column":"input","reason":"r","values":{}' + (
+        b',"dry_run":true}\n' if dry_run else b"}\n"
+    )
+    for earlier in (record, b""):
         theirs.write_bytes(earlier)
         code, _, err = cli(
             emulator, tmp_path, capsys, data, "--on-error", "skip", "--rejects", str(theirs), *dry
