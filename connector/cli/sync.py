@@ -74,6 +74,7 @@ def sync(
 ) -> None:
     """Sync project logs, experiments, datasets and the project catalog incrementally."""
     from connector.config import check_state_dir
+    from connector.display import shell_text_as_utf8
     from connector.errors import SyncIncomplete
     from connector.progress import terminal_progress
     from connector.sync.run import SyncOptions, parse_object_kinds, run_sync
@@ -81,9 +82,10 @@ def sync(
     from schemas.kinds import BY_OPTION
 
     options = SyncOptions(
-        projects=tuple(project),
+        # In an ASCII locale, `--project pé` came escaped: "no project named" one the listing showed.
+        projects=tuple(map(shell_text_as_utf8, project)),
         # Each --objects adds its kinds: a second one does not replace the first.
-        kinds=parse_object_kinds(",".join(objects)) if objects else frozenset(BY_OPTION),
+        kinds=parse_object_kinds(shell_text_as_utf8(",".join(objects))) if objects else frozenset(BY_OPTION),
         full=full,
         reconcile=reconcile,
         overlap_s=overlap_s,

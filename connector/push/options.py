@@ -133,7 +133,10 @@ class PushOptions(BaseModel):
         names = (columns,) if isinstance(columns, str) else columns or ()
         if any(not name for name in names):
             raise PydanticCustomError("unnamed", "names a column without a name: give its header a name")
-        return columns
+        # In an ASCII locale, `--input é` came escaped: "no column" named a column the file has.
+        if isinstance(columns, str):
+            return shell_text_as_utf8(columns)
+        return None if columns is None else tuple(map(shell_text_as_utf8, columns))
 
     @model_validator(mode="after")
     def _one_source(self) -> PushOptions:

@@ -1479,6 +1479,24 @@ def test_a_query_in_an_ascii_locale_is_read_as_the_utf8_it_is(
     assert (done.returncode, json.loads(done.stdout)["dataset"]) == (0, "é✓"), done.stderr
     (dataset,) = demo_emulator.store.list_objects("dataset", ListQuery(name="é✓"))
     assert [row["input"] for row in demo_emulator.store.live_rows("dataset", dataset["id"])] == ["é"]
+    # A project's name to sync, and a column a push maps: "no project named" one the listing showed.
+    project = demo_emulator.store.create_project("pé")
+    demo_emulator.store.insert("project_logs", project["id"], [{"id": "r", "input": 1}])
+    synced = [*CLI, "sync", "--api-url", demo_emulator.url, *cli_warehouse_args(warehouse), "--json"]
+    done = subprocess.run(
+        [*synced, "--project", "pé", "--objects", "logs"],
+        env=ascii_locale | api,
+        capture_output=True,
+        timeout=60,
+    )
+    assert (done.returncode, [o["name"] for o in json.loads(done.stdout)["objects"]]) == (0, ["pé"]), (
+        done.stderr
+    )
+    columns = warehouse.state_dir.parent / "columns.csv"
+    columns.write_text("id,é\n1,hello\n")
+    mapped = [*CLI, "push", str(columns), "--project", "p", "--dataset", "d", "--input", "é", "--dry-run"]
+    done = subprocess.run(mapped, env=ascii_locale, capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
     # A path's bytes cannot be read so (files are opened by them): the locale is blamed, not the name
     # ("the name is not valid UTF-8; rename it").
     file = [*CLI, "push", "uni ☃.jsonl", "--project", "p", "--dataset", "d", "--dry-run"]
