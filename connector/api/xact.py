@@ -63,16 +63,16 @@ def snapshot_pin(newest_row_xact: int, now: float) -> int:
     return min(ahead, MAX_XACT)
 
 
-# How far apart the clock of the API's answers (`Date`) and the one its ids are minted by may be, at
-# most: different machines of the API's.
-SERVER_CLOCKS_APART_S = 30
+# How far ahead of the clock the API's ids are minted by the clock a read's start is told by (the
+# earlier of the API's `Date` and this machine's) may run, at most.
+CLOCKS_APART_S = 60
 
 
 def settled_below(read_began: float, overlap_s: float) -> int:
-    """The `_xact_id` at or below which every write was visible to a read begun at `read_began` by the
-    API's clock (its answer's `Date`: never this machine's, which may be off by hours), given that a
-    write shows within `overlap_s` of its `_xact_id`'s time (the overlap window's premise)."""
-    return xact_for_time(max(0.0, read_began - overlap_s - SERVER_CLOCKS_APART_S))
+    """The `_xact_id` at or below which every write was visible to a read begun at `read_began` (the
+    earlier of the API's `Date` and this machine's clock: `run._read_at`), given that a write shows within
+    `overlap_s` of its `_xact_id`'s time (the overlap window's premise)."""
+    return xact_for_time(max(0.0, read_began - overlap_s - CLOCKS_APART_S))
 
 
 def xact_span_for_seconds(seconds: float) -> int:

@@ -581,7 +581,7 @@ class _SyncRun:
         # Taken for empty, an object a reconcile reads has every row it holds deleted.
         deletes = self.options.reconcile and previous is not None and previous.rows > 0
         newest = newest_version(self.client, ref, confirm_empty=deletes)
-        read_at = self.client.server_time  # of that answer: this thread's last
+        read_at = _read_at(self.client.server_time, started_at)
         committed = previous.version if previous else None
         cutoff = self._cutoff(previous, catch_up=catch_up)
         if newest is None or (cutoff is not None and newest <= cutoff):
@@ -650,6 +650,14 @@ class _SyncRun:
             settled = settled_below(previous.read_at.timestamp(), self.options.overlap_s)
             cutoff = max(cutoff, min(previous.version, settled))
         return max(0, cutoff)
+
+
+def _read_at(answered: datetime | None, started_at: datetime) -> datetime | None:
+    """When a read began, for the next sync's cutoff: the earlier of the API's clock (`answered`, the
+    `Date` of its answer for the newest version: this thread's last) and this machine's (`started_at`),
+    so that a write shown late is missed only where both run ahead (a proxy's `Date` alone, or this
+    machine's clock alone, two hours ahead, made every write look settled). None without a `Date`."""
+    return None if answered is None else min(answered, started_at)
 
 
 def parse_object_kinds(text: str) -> frozenset[str]:
