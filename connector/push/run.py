@@ -209,7 +209,7 @@ def _check_rejects(rejects: Path, input_file: Path | None, *, dry_run: bool) -> 
             f"{option('rejects')} {rejects} holds something else than the rejects of a push, which it would "
             "replace: name a new file, or delete it first"
         )
-    if dry_run and _holds_rows_not_sent(rejects):
+    if dry_run and rejects.is_file() and _holds_rows_not_sent(rejects):  # a FIFO's read waits for a writer
         # The only list of the rows a push did not send, which a rerun of it does not write again.
         raise ConfigError(
             f"{option('rejects')} {rejects} holds the rows a push did not send, which a dry run would "

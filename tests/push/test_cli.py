@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -228,6 +229,23 @@ def test_a_dry_run_never_replaces_the_rows_a_push_did_not_send(
         assert run_cli(emulator, tmp_path, capsys, *args[:-1], str(previewed), "--dry-run")[0] == 0
         (record,) = [orjson.loads(line) for line in previewed.read_bytes().splitlines()]
         assert (record["row"], record["dry_run"]) == (2, True)
+
+
+def test_a_dry_run_writes_its_rejects_into_a_fifo(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Opened to look whether it held a push's rejects, the FIFO waited for a writer: the dry run hung.
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b'{"id": "a", "input": 1}\n{"id": "b", bad}\n')
+    fifo = tmp_path / "rejects"
+    os.mkfifo(fifo)
+    read: list[bytes] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_bytes()))
+    reader.start()
+    args = [str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(fifo)]
+    assert run_cli(emulator, tmp_path, capsys, *args, "--dry-run")[0] == 0
+    reader.join(timeout=30)
+    assert [orjson.loads(line)["row"] for line in read[0].splitlines()] == [2]
 
 
 def test_the_summary_shows_names_as_written(
