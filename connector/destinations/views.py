@@ -580,11 +580,12 @@ def _records(pattern: str, fields: dict[str, str]) -> str:
     """
     structure = sql_literal(json.dumps(fields))
     parsed = f"CASE WHEN json_valid(content) THEN from_json(content, {structure}) END"
-    # Named whole (`/experiment_id=<id>/`): a copy `old_experiment_id=<id>` ends as its object's does.
+    # Named whole, under its table (`/experiment_events/experiment_id=<id>/`): a copy `old_experiment_id=<id>`
+    # ends as its object's does, and `dataset_id=<id>` among the experiments is no directory of theirs.
     record = sql_literal("/" + STATE_FILE)
+    directories = [sql_literal(f"/{stream.table}/{stream.key_column}=") for stream in EVENT_STREAMS.values()]
     own_directory = " OR ".join(
-        f"ends_with(filename, {sql_literal(f'/{key}=')} || parsed.state.object_id || {record})"
-        for key in sorted({stream.key_column for stream in EVENT_STREAMS.values()})
+        f"ends_with(filename, {directory} || parsed.state.object_id || {record})" for directory in directories
     )
     return (
         f"SELECT filename, content, parsed.* FROM (SELECT filename, content, {parsed} AS parsed FROM "

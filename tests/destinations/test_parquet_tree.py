@@ -286,7 +286,7 @@ def test_a_copy_of_an_object_s_directory_beside_it_is_no_object(
     directory = Path(warehouse.tables_root, "project_logs", f"project_id={copied['id']}")
     # A backup made beside it: its rows were read twice, its state listed twice, and once the versions
     # its record names were deleted, every query of the table failed naming one.
-    for copy in (f"{directory.name}.bak", f"old_{directory.name}"):
+    for copy in (f"{directory.name}.bak", f"old_{directory.name}", f"experiment_id={copied['id']}"):
         shutil.copytree(directory, directory.with_name(copy))
     expected = fresh_sync_tables(emulator, tmp_path)
     assert event_tables(warehouse) == expected
