@@ -77,13 +77,14 @@ def _refuse_blank_ends(text: str, what: str) -> None:
 def refuse_misplaced_path(text: str) -> None:
     """Refuse a path that names another place than the one meant: one starting or ending with a blank
     or a line break (`_refuse_blank_ends`), or with a `~` no shell expanded (quoted, or from an env
-    file, `~/bt/w.duckdb` made a directory named `~` where the command ran).
+    file, `~/bt/w.duckdb` made a directory named `~` where the command ran; `~user/x` too).
 
     Raises:
         ValueError: it does, said which.
     """
     _refuse_blank_ends(text, "path")
-    if text == "~" or text.startswith("~/"):
+    # `~st` too: Python made `./~st`, DuckDB read it as the home directory's path with `st` glued on.
+    if text.startswith("~"):
         raise ValueError(
             f"{text!r} starts with ~, which only a shell expands (unquoted): give the home directory's path "
             "($HOME)"

@@ -56,6 +56,10 @@ def run_emulator(
     if not host.strip():
         # `--host "$HOST"` with the variable unset listened on every interface (the address `""`).
         raise ConfigError("invalid setting: --host: is empty: give an address, such as 127.0.0.1")
+    if host != host.strip():  # `0.0.0.0 ` was "Name or service not known", exit 1
+        raise ConfigError(
+            f"invalid setting: --host: {host!r} starts or ends with a blank: give the address alone"
+        )
     with _serving_alone(state):
         try:
             server = Emulator(api_key=key, seed=seed, state_dir=state)

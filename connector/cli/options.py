@@ -248,7 +248,7 @@ def check_apart(duckdb: Path, parquet: Path) -> None:
     Raises:
         ConfigError: they are the same path.
     """
-    if os.path.abspath(duckdb) == os.path.abspath(parquet):
+    if os.path.realpath(duckdb) == os.path.realpath(parquet):  # through links too
         from connector.errors import ConfigError
 
         raise ConfigError(

@@ -544,22 +544,25 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
     assert [path.name for path in where.iterdir()] == [in_the_way]  # nothing written beside it
 
 
-@pytest.mark.parametrize("command", ["sync", "demo"])
+@pytest.mark.parametrize(("command", "through_a_link"), [("sync", False), ("sync", True), ("demo", False)])
 def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before_anything_is_written(
-    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str], command: str
+    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str], command: str, through_a_link: bool
 ) -> None:
     # The tree was written there, then the file could not be ("Is a directory"), exit 1; the demo's emulator
     # had started.
     where = tmp_path / "wh"
+    named = tmp_path / "link" if through_a_link else where
+    if through_a_link:
+        named.symlink_to(where)
     api = ["--api-url", emulator.url] if command == "sync" else []
-    done = cli_in_process(capfd, command, *api, "--duckdb", str(where), "--parquet", f"{where}/",
+    done = cli_in_process(capfd, command, *api, "--duckdb", str(named), "--parquet", f"{where}/",
                           env={"BRAINTRUST_API_KEY": emulator.api_key})  # fmt: skip
     assert (done.returncode, done.stderr) == (
         2,
-        f"bt-sync: error: --duckdb and --parquet both name {where}: the DuckDB file goes beside the tables' "
+        f"bt-sync: error: --duckdb and --parquet both name {named}: the DuckDB file goes beside the tables' "
         "directory, not in its place: give each a path of its own\n",
     )
-    assert list(tmp_path.iterdir()) == []
+    assert [path.name for path in tmp_path.iterdir()] == (["link"] if through_a_link else [])
 
 
 @pytest.mark.parametrize(
@@ -773,6 +776,9 @@ def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before
         (["emulator", "--api-key", " "], {}, "invalid setting: --api-key: is empty"),
         # `--host "$HOST"`, the variable unset: it listened on every interface.
         (["emulator", "--host", ""], {}, "invalid setting: --host: is empty: give an address"),
+        (["emulator", "--host", "0.0.0.0 "], {}, "invalid setting: --host: '0.0.0.0 ' starts or ends with a"),
+        # DuckDB read `~st` as the home directory's path with `st` glued on; Python made `./~st`.
+        (["maintain", "--state-dir", "~st"], {}, "invalid setting: --state-dir: '~st' starts with ~"),
         # The other path flags refused them: `./~/st` and `st ` were made where the command ran.
         (
             ["emulator", "--state", "~/x"],
