@@ -779,6 +779,15 @@ def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before
         (["emulator", "--host", "0.0.0.0 "], {}, "invalid setting: --host: '0.0.0.0 ' starts or ends with a"),
         # DuckDB read `~st` as the home directory's path with `st` glued on; Python made `./~st`.
         (["maintain", "--state-dir", "~st"], {}, "invalid setting: --state-dir: '~st' starts with ~"),
+        (
+            ["status"],
+            {
+                "BT_SYNC_DESTINATION": "iceberg",
+                "BT_SYNC_ICEBERG_CATALOG": "sqlite:///c.db",
+                "BT_SYNC_ICEBERG_WAREHOUSE": "~/wh",
+            },
+            "invalid setting: BT_SYNC_ICEBERG_WAREHOUSE: '~/wh' starts with ~",
+        ),
         # The other path flags refused them: `./~/st` and `st ` were made where the command ran.
         (
             ["emulator", "--state", "~/x"],
