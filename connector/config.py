@@ -259,10 +259,6 @@ class WarehouseSettings(_Settings):
         _refuse_what_is_not_utf8(str(value), remedy=": rename it")
         return value
 
-        if isinstance(value, str | Path):
-            refuse_misplaced_path(str(value))
-        return value
-
     @field_validator("iceberg_namespace")
     @classmethod
     def _namespace_has_names(cls, value: str, info: ValidationInfo) -> str:
