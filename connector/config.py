@@ -240,10 +240,10 @@ class WarehouseSettings(_Settings):
     @classmethod
     def _iceberg_ends(cls, value: str | None) -> str | None:
         # `cat.db\n` and `iw\n` were made beside the catalog and the warehouse meant; `~/wh`, at `./~/wh`.
-        if value is not None and "://" not in value:
-            refuse_misplaced_path(value)
-        elif value is not None:
+        if value is not None:
             _refuse_blank_ends(value, "URI or path")
+            if "://" not in value:
+                refuse_misplaced_path(value)
         return value
 
     @field_validator("destination", mode="before")
