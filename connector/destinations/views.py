@@ -41,7 +41,7 @@ from connector.destinations.scratch import scratch_connection
 from connector.destinations.spill import spill_directory
 from connector.duckdb_connect import connect
 from connector.errors import WarehouseError, first_line
-from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT
+from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 from schemas.tables import SYNC_STATE_COLUMNS, Column, EventStream, sql_identifier, sql_literal, sql_path_list
 
 logger = logging.getLogger("bt_sync")
@@ -155,15 +155,20 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
 
 
 def _nothing_found(root: Root) -> str:
-    """Why a table's commit records matched nothing: nothing synced yet, or, in a tree a sync wrote (its
-    catalog files), a table's directory for its columns deleted by hand (`__schema__`, which looks like
-    junk): it said nothing was synced."""
+    """Why a view's files matched nothing: nothing synced yet, or, in a tree a sync wrote (some of the
+    files every sync makes sure of), one of those deleted by hand (an event table's `__schema__`
+    directory, which looks like junk, or a catalog table's directory): it said nothing was synced."""
     schemas = [f"{stream.table}/{stream.key_column}={SCHEMA_OBJECT}" for stream in EVENT_STREAMS.values()]
-    missing = [directory for directory in schemas if not root.exists(f"{directory}/{STATE_FILE}")]
-    if missing and root.exists(f"{PROJECT.catalog.table}/{CATALOG_FILE}"):
+    written = [
+        *(f"{directory}/{STATE_FILE}" for directory in schemas),
+        *(f"{table.table}/{CATALOG_FILE}" for table in CATALOG_TABLES),
+    ]
+    missing = [path for path in written if not root.exists(path)]
+    if missing and len(missing) < len(written):
+        lost = root.shown(missing[0].removesuffix(f"/{STATE_FILE}"))
         return (
-            f"the synced tables at {root.display} lack {root.shown(missing[0])}, which every sync writes "
-            "(deleted by hand?): the next `bt-sync sync` writes it again"
+            f"the synced tables at {root.display} lack {lost}, which every sync writes (deleted by hand?): "
+            "the next `bt-sync sync` writes it again"
         )
     return f"no synced tables at {root.display} yet: run `bt-sync sync` first"
 

@@ -808,21 +808,28 @@ def test_a_table_whose_commit_records_are_all_gone_fails_its_queries_rather_than
     assert done.stderr.startswith("bt-sync: error: no synced tables at ") and done.stderr.count("\n") == 1
 
 
-def test_a_table_s_directory_for_its_columns_deleted_by_hand_is_named_not_taken_for_nothing_synced(
-    demo_emulator: Emulator, warehouse: WarehouseSettings
+@pytest.mark.parametrize(
+    ("deleted", "named"),
+    [
+        ("experiment_events/experiment_id=__schema__", "experiment_events/experiment_id=__schema__"),
+        ("prompts", "prompts/data.parquet"),
+    ],
+)
+def test_a_directory_every_sync_writes_deleted_by_hand_is_named_not_taken_for_nothing_synced(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, deleted: str, named: str
 ) -> None:
     sync(demo_emulator, warehouse, kinds=frozenset({"logs"}))
     # A directory named `__schema__` looks like junk; every query said nothing was synced, run a sync.
-    schema = Path(warehouse.parquet_root, "experiment_events", "experiment_id=__schema__")
-    shutil.rmtree(schema)
+    shutil.rmtree(Path(warehouse.parquet_root, deleted))
     done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], "SELECT count(*) FROM project_logs")
     assert (done.returncode, done.stdout) == (1, "")
+    root = warehouse.parquet_root
     assert done.stderr == (
-        f"bt-sync: error: the synced tables at {warehouse.parquet_root} lack {schema}, which every sync "
-        "writes (deleted by hand?): the next `bt-sync sync` writes it again\n"
+        f"bt-sync: error: the synced tables at {root} lack {root}/{named}, which every sync writes (deleted "
+        "by hand?): the next `bt-sync sync` writes it again\n"
     )
     sync(demo_emulator, warehouse, kinds=frozenset({"logs"}))
-    assert schema.is_dir()
+    assert Path(warehouse.parquet_root, deleted).is_dir()
 
 
 def test_queries_while_syncs_add_objects_never_take_a_new_record_for_a_damaged_one(
