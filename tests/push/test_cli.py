@@ -175,13 +175,24 @@ def test_human_summary_and_rerun_message(
     assert f"in project 'p' ({dataset['id']}) in 1 batch" in out
 
 
+# A valid row, then one that is not JSON (row 2).
+ONE_BAD_ROW = b'{"id": "a", "input": 1}\n{"id": "b", bad}\n'
+
+
+def skipping_bad_rows(tmp_path: Path, rows: bytes, rejects: Path) -> list[str]:
+    """The arguments of a push of `rows`, JSON Lines written to `data.jsonl`, into dataset `d` of project
+    `p`, its bad rows going to `rejects`."""
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(rows)
+    return [str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects)]
+
+
 def test_a_rerun_of_a_complete_push_says_what_it_rejected_and_left_out(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "data.jsonl"
-    path.write_bytes(b'{"id": "a", "input": 1}\n{"id": "b", bad}\n{"id": "a", "input": 2}\n{"id": "c"}\n')
+    rows = b'{"id": "a", "input": 1}\n{"id": "b", bad}\n{"id": "a", "input": 2}\n{"id": "c"}\n'
     rejects = tmp_path / "rejects.jsonl"
-    args = [str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects)]
+    args = skipping_bad_rows(tmp_path, rows, rejects)
     code, first, _ = run_cli(emulator, tmp_path, capsys, *args, "--json")
     assert (code, orjson.loads(first)["earlier"]) == (0, None)
     args[-1] = str(tmp_path / "other.jsonl")  # the rerun reads nothing, so it rejects nothing either
@@ -208,10 +219,8 @@ def test_a_rerun_of_a_complete_push_says_what_it_rejected_and_left_out(
 def test_a_dry_run_never_replaces_the_rows_a_push_did_not_send(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "data.jsonl"
-    path.write_bytes(b'{"id": "a", "input": 1}\n{"id": "b", bad}\n')
     rejects = tmp_path / "rejects.jsonl"
-    args = [str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects)]
+    args = skipping_bad_rows(tmp_path, ONE_BAD_ROW, rejects)
     assert run_cli(emulator, tmp_path, capsys, *args)[0] == 0
     not_sent = rejects.read_bytes()
     assert not_sent.count(b"\n") == 1
@@ -235,14 +244,12 @@ def test_a_dry_run_writes_its_rejects_into_a_fifo(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Opened to look whether it held a push's rejects, the FIFO waited for a writer: the dry run hung.
-    path = tmp_path / "data.jsonl"
-    path.write_bytes(b'{"id": "a", "input": 1}\n{"id": "b", bad}\n')
     fifo = tmp_path / "rejects"
     os.mkfifo(fifo)
     read: list[bytes] = []
     reader = threading.Thread(target=lambda: read.append(fifo.read_bytes()))
     reader.start()
-    args = [str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(fifo)]
+    args = skipping_bad_rows(tmp_path, ONE_BAD_ROW, fifo)
     assert run_cli(emulator, tmp_path, capsys, *args, "--dry-run")[0] == 0
     reader.join(timeout=30)
     assert [orjson.loads(line)["row"] for line in read[0].splitlines()] == [2]
