@@ -166,10 +166,10 @@ class ParquetTree:
                 empty = _empty_parquet(con, stream.file_columns)
                 for directory in (_directory(stream, SCHEMA_OBJECT), _versions(stream, SCHEMA_OBJECT)):
                     self._write_if_changed(f"{directory}/{SCHEMA_FILE}", empty)
-                self._write_if_changed(f"{_directory(stream, SCHEMA_OBJECT)}/{STATE_FILE}", b"{}")
+                self._write_if_changed(schema_record(stream), b"{}")
             for table in CATALOG_TABLES:
-                if not self.root.exists(f"{table.table}/{CATALOG_FILE}"):
-                    self.root.write(f"{table.table}/{CATALOG_FILE}", _empty_parquet(con, table.columns))
+                if not self.root.exists(catalog_file(table)):
+                    self.root.write(catalog_file(table), _empty_parquet(con, table.columns))
         self._purge_removed_objects()
 
     def _write_if_changed(self, relative: str, data: bytes) -> None:
@@ -457,7 +457,7 @@ class ParquetTree:
     ) -> None:
         """Replace the catalog table's file: all rows, or those of `project_ids` (other projects' stay)."""
         table = kind.catalog
-        path = f"{table.table}/{CATALOG_FILE}"
+        path = catalog_file(table)
         # Two syncs of different projects each keep the other projects' rows: the second to write must
         # read the first one's file, or its project's rows are lost until that project's next sync.
         with (
@@ -717,6 +717,17 @@ def _directory(stream: EventStream, object_id: str) -> str:
     return f"{stream.table}/{stream.key_column}={object_id}"
 
 
+def schema_record(stream: EventStream) -> str:
+    """The path, from the root, of the record of an event table's schema object, which every sync writes
+    (`prepare`): `{}`, naming no object."""
+    return f"{_directory(stream, SCHEMA_OBJECT)}/{STATE_FILE}"
+
+
+def catalog_file(table: CatalogTable) -> str:
+    """The path, from the root, of a catalog table's file, which every sync writes (`prepare`)."""
+    return f"{table.table}/{CATALOG_FILE}"
+
+
 def _versions(stream: EventStream, object_id: str) -> str:
     return f"{VERSIONS}/{_directory(stream, object_id)}"
 
@@ -763,8 +774,7 @@ def check_tree_is_ours(root: Root) -> None:
     foreign = [
         relative
         for table in CATALOG_TABLES
-        if root.exists(relative := f"{table.table}/{CATALOG_FILE}")
-        and not _holds_columns(root, relative, table)
+        if root.exists(relative := catalog_file(table)) and not _holds_columns(root, relative, table)
     ]
     if foreign:
         raise WarehouseError(

@@ -30,11 +30,12 @@ import duckdb
 
 from connector.destinations.filesystem import Root
 from connector.destinations.parquet_tree import (
-    CATALOG_FILE,
     SCHEMA_FILE,
     SCHEMA_OBJECT,
     STATE_FILE,
     VERSIONS,
+    catalog_file,
+    schema_record,
     why_unreadable,
 )
 from connector.destinations.scratch import scratch_connection
@@ -100,9 +101,7 @@ def view_statements(root: Root, pinned_by: duckdb.DuckDBPyConnection | None = No
         ctes, source = _event_source(root, stream, pinned_by, as_of)
         statements += table_view(stream.table, stream.columns, source, stream.description, ctes=ctes)
     for table in CATALOG_TABLES:
-        source = (
-            f"read_parquet({sql_literal(root.uri(f'{table.table}/{CATALOG_FILE}'))}, union_by_name = true)"
-        )
+        source = f"read_parquet({sql_literal(root.uri(catalog_file(table)))}, union_by_name = true)"
         statements += table_view(table.table, table.columns, source, table.description)
     statements += _sync_state_view(root, as_of)
     return statements
@@ -158,10 +157,9 @@ def _nothing_found(root: Root) -> str:
     """Why a view's files matched nothing: nothing synced yet, or, in a tree a sync wrote (some of the
     files every sync makes sure of), one of those deleted by hand (an event table's `__schema__`
     directory, which looks like junk, or a catalog table's directory): it said nothing was synced."""
-    schemas = [f"{stream.table}/{stream.key_column}={SCHEMA_OBJECT}" for stream in EVENT_STREAMS.values()]
     written = [
-        *(f"{directory}/{STATE_FILE}" for directory in schemas),
-        *(f"{table.table}/{CATALOG_FILE}" for table in CATALOG_TABLES),
+        *(schema_record(stream) for stream in EVENT_STREAMS.values()),
+        *(catalog_file(table) for table in CATALOG_TABLES),
     ]
     missing = [path for path in written if not root.exists(path)]
     if missing and len(missing) < len(written):
