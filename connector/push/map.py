@@ -227,12 +227,14 @@ class Event(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class MappedChunk:
-    """A chunk's rows as events: the valid rows' numbers, ids and events, in order; the others' problems."""
+    """A chunk's rows as events: the valid rows' numbers, ids and events, in order; the others' problems,
+    and the ids of those whose id column holds one (`refused_ids`, by row number)."""
 
     numbers: list[int]
     ids: list[str]
     events: list[bytes]
     problems: list[tuple[int, RowProblem]]
+    refused_ids: dict[int, str]
 
 
 class _BadValue(Exception):
@@ -359,8 +361,8 @@ class RowMapper:
         else:
             as_written = []
         if texts is not None and as_written and None not in as_written:
-            return MappedChunk(list(numbers), cast("list[str]", as_written), texts, [])
-        mapped = MappedChunk([], [], [], [])
+            return MappedChunk(list(numbers), cast("list[str]", as_written), texts, [], {})
+        mapped = MappedChunk([], [], [], [], {})
         for index, (number, row_id) in enumerate(zip(numbers, as_written or repeat(None), strict=False)):
             outcome: Event | RowProblem
             if row_id is not None and texts is not None:
@@ -379,6 +381,8 @@ class RowMapper:
                     # it: the line as written keeps them, for the row to be mended and pushed again.
                     outcome = replace(outcome, values=texts[index].decode(errors="replace").rstrip("\r\n"))
                 mapped.problems.append((number, outcome))
+                if (refused_id := self._refused_id(chunk.rows[index])) is not None:
+                    mapped.refused_ids[number] = refused_id
             else:
                 mapped.numbers.append(number)
                 mapped.ids.append(outcome.id)
@@ -386,6 +390,19 @@ class RowMapper:
                 if outcome.origin is not None:
                     self._origin_rows[outcome.origin].append(number)
         return mapped
+
+    def _refused_id(self, row: dict[str, Any] | RowProblem) -> str | None:
+        """The id a refused row would have had, if its id column holds a valid one: as the last row of its
+        id, it still replaces the earlier ones (a row is never left out for a row before it)."""
+        if (id_column := self.mapping.id) is None:
+            return None  # a hash of the row's content: no other row's id
+        values = row.values if isinstance(row, RowProblem) else row
+        if not isinstance(values, dict) or id_column not in values:
+            return None
+        try:
+            return self._sent_id(_column_id(id_column, values[id_column]))
+        except _BadValue:
+            return None
 
     @property
     def origins(self) -> Counter[str]:

@@ -65,7 +65,7 @@ from connector.progress import ProgressReporter, ProgressTask
 from connector.push.batch import Batch, batches
 from connector.push.checkpoint import PushCheckpoint, checkpoint_key, file_identity, locked_checkpoint
 from connector.push.choices import OnError
-from connector.push.ids import Duplicates, IdIndex
+from connector.push.ids import IdIndex, RefusedLast
 from connector.push.lines_ahead import LinesAhead, helps
 from connector.push.map import ColumnMapping, MappedChunk, RowMapper, resolve_mapping
 from connector.push.options import PushOptions, PushOutcome, PushSummary
@@ -391,7 +391,8 @@ class PushRun:
         file again replaces them rather than duplicating them. Rows sharing an id are all sent, in
         file order (`_Sender.submit`), so the API keeps the last one, as when validating first.
         """
-        ids = stack.enter_context(IdIndex())
+        # A row refused after earlier rows of its id were sent cannot keep them from the dataset.
+        ids = stack.enter_context(IdIndex(refused_replace=False))
         # Its failure is one of the push's, whose message says what was sent.
         rejects = self._rejects(stack, says_what_was_sent=False)
         row_ids: dict[int, str] = {}
@@ -407,7 +408,7 @@ class PushRun:
                 raise PushError(f"{error} ({said})") from None
         # Outside: a file changed while it was pushed has nothing to mend, and its message says so.
         self._check_unchanged()
-        self._report(self.mapper.mapping, ids.duplicates(), ids.superseded_rows())
+        self._report(self.mapper.mapping, ids)
         if checkpoint is not None:
             checkpoint.mark_complete(self._outcome())
 
@@ -500,7 +501,8 @@ class PushRun:
         seen late change the mapping (`--expected k` for a key of row 5,000, say), the file is
         read again with the complete mapping, so no row is checked against a partial one.
         """
-        ids = stack.enter_context(IdIndex())
+        # Sending as it checks, a dry run leaves no row out (`_send_as_checked`).
+        ids = stack.enter_context(IdIndex(refused_replace=self.options.validate_first))
         spool = stack.enter_context(EventSpool())
         with _collector_paused():
             while True:
@@ -532,7 +534,7 @@ class PushRun:
             rejects.flush()
         if self._changed():
             raise PushError(f"{self.source.name} changed while it was read; nothing was sent: push it again")
-        self._report(self.mapper.mapping, ids.duplicates(), ids.superseded_rows())
+        self._report(self.mapper.mapping, ids)
         return ids, spool, batch_count
 
     def _lines_ahead(self, stack: ExitStack) -> LinesAhead | None:
@@ -558,6 +560,7 @@ class PushRun:
         digest = self._digest = None if self._digest is None else hashlib.sha256()
         for mapped in self._events(on_problem, task, ahead):
             ids.extend(mapped.numbers, mapped.ids)
+            ids.refuse(mapped.refused_ids)
             if digest is not None:
                 for number, json in zip(mapped.numbers, mapped.events, strict=True):
                     digest.update(b"%d:%d:" % (number, len(json)))
@@ -578,10 +581,11 @@ class PushRun:
         summary.origins_held = origins["held"]
         summary.origins_linked = origins["linked"]
 
-    def _report(self, mapping: ColumnMapping, duplicates: Duplicates, left_out: Iterable[int]) -> None:
+    def _report(self, mapping: ColumnMapping, ids: IdIndex) -> None:
         name = self.source.name
         summary = self.summary
-        self._describe(mapping, left_out)
+        duplicates = ids.duplicates()
+        self._describe(mapping, ids.superseded_rows())
         if not self.options.validate_first:
             mapped = mapping.columns()
             late = [column for column in self._mapping(check=False).columns() if column not in mapped]
@@ -627,6 +631,27 @@ class PushRun:
                     f'and the last one wins (e.g. id "{duplicates.example_id}" on rows {rows})'
                 )
             )
+        if (refused := ids.refused_last()).ids:
+            summary.warnings.append(printable(self._refused_after_valid(refused)))
+
+    def _refused_after_valid(self, refused: RefusedLast) -> str:
+        """What became of the earlier rows of the ids whose last row the checks refused."""
+        dry_run = self.options.dry_run
+        if self.options.validate_first:
+            fate = "which were left out for them: no row of those ids " + (
+                "would be stored" if dry_run else "was stored"
+            )
+        else:
+            fate = (
+                "which would be sent: the dataset would hold those rows"
+                if dry_run
+                else "which were sent: the dataset holds those rows"
+            ) + ", not the refused ones"
+        return (
+            f"{counted(refused.ids, 'rows')} of {self.source.name} that the checks refused (in the rejects "
+            f'file) had the same id as earlier rows, {fate} (e.g. id "{refused.example_id}", row '
+            f"{refused.example_row}); mend the refused rows and push the {self._source_kind} again"
+        )
 
     def _batches(self, ids: IdIndex, spool: EventSpool) -> Iterator[Batch]:
         """The batches to send: the spooled events in file order, each id only from its last row."""

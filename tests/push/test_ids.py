@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.push.ids import Duplicates, IdIndex
+from connector.push.ids import Duplicates, IdIndex, RefusedLast
 
 # Where the index keeps its ids: a dict, DuckDB from the first row, and a dict that moves to DuckDB.
 WHERE = pytest.mark.parametrize("memory_ids", [1_000_000, 0, 3], ids=["dict", "duckdb", "moved"])
@@ -22,6 +22,39 @@ def test_rows_a_later_row_repeats_are_superseded(memory_ids: int) -> None:
         ids.extend([5, 6, 7], ["b", "a", "d"])
         assert ids.duplicates() == Duplicates(rows=3, example_id="a", example_rows=[1, 3, 6])
         assert list(ids.superseded_rows()) == [1, 2, 3]
+
+
+@WHERE
+def test_a_refused_row_last_of_its_id_supersedes_the_valid_rows_before_it(memory_ids: int) -> None:
+    with IdIndex(memory_ids) as ids:
+        ids.extend([1, 2], ["a", "b"])
+        ids.refuse({3: "a", 4: "c"})  # "c" has no valid row: nothing to supersede
+        ids.extend([5, 6], ["b", "d"])
+        ids.refuse({7: "d", 8: "b"})
+        ids.extend([9], ["b"])  # a valid row after the refused one: it is the last of "b"
+        assert ids.duplicates() == Duplicates(rows=4, example_id="a", example_rows=[1, 3])
+        assert list(ids.superseded_rows()) == [1, 2, 5, 6]
+        assert ids.refused_last() == RefusedLast(ids=2, example_id="a", example_row=3)
+
+
+@WHERE
+def test_a_refused_row_replaces_nothing_when_the_rows_before_it_were_sent(memory_ids: int) -> None:
+    with IdIndex(memory_ids, refused_replace=False) as ids:
+        ids.extend([1, 2], ["a", "b"])
+        ids.refuse({3: "a"})
+        ids.extend([4], ["b"])
+        assert ids.duplicates() == Duplicates(rows=1, example_id="b", example_rows=[2, 4])
+        assert ids.refused_last() == RefusedLast(ids=1, example_id="a", example_row=3)
+
+
+@WHERE
+def test_no_refused_row_after_its_ids_valid_rows_is_none_found(memory_ids: int) -> None:
+    with IdIndex(memory_ids) as ids:
+        ids.refuse({1: "a"})
+        ids.extend([2, 3], ["a", "b"])
+        ids.refuse({4: "z"})
+        assert ids.duplicates() == Duplicates()
+        assert ids.refused_last() == RefusedLast()
 
 
 @WHERE

@@ -456,6 +456,37 @@ def test_jsonl_ids_1_and_quoted_1_are_one_id(emulator: Emulator, tmp_path: Path,
     assert stored(emulator)["1"]["input"] == "text"
 
 
+@pytest.mark.parametrize("validate_first", [True, False])
+def test_a_refused_row_repeating_an_earlier_rows_id_says_what_became_of_the_earlier_row(
+    emulator: Emulator, tmp_path: Path, push: Any, validate_first: bool
+) -> None:
+    rows = [
+        {"id": "a", "input": "old a", "tags": []},  # its keys map a JSON file sent as it is checked
+        {"id": "b", "input": "b"},
+        {"id": "a", "input": "new a", "tags": 5},  # refused: the last row of "a"
+        {"id": "c", "input": "c", "tags": 7},  # refused, the only row of "c"
+    ]
+    path = jsonl(tmp_path / "d.jsonl", rows)
+    rejects = tmp_path / "rejects.jsonl"
+    summary = push(path, on_error="skip", rejects=rejects, validate_first=validate_first)
+    assert [orjson.loads(line)["row"] for line in rejects.read_text().splitlines()] == [3, 4]
+    said = '(e.g. id "a", row 3); mend the refused rows and push the file again'
+    if validate_first:
+        # The file's last row of "a" is the refused one: the older row it replaces is not sent either.
+        assert (summary.rows_sent, summary.rows_skipped, summary.rows_duplicate) == (1, 2, 1)
+        assert {key: row["input"] for key, row in stored(emulator).items()} == {"b": "b"}
+        fate = "which were left out for them: no row of those ids was stored"
+    else:
+        # Sent before the refused row was read: the dataset keeps it, and the push says so.
+        assert (summary.rows_sent, summary.rows_skipped) == (2, 2)
+        assert {key: row["input"] for key, row in stored(emulator).items()} == {"a": "old a", "b": "b"}
+        fate = "which were sent: the dataset holds those rows, not the refused ones"
+    assert summary.warnings[-1] == (
+        "1 row of d.jsonl that the checks refused (in the rejects file) had the same id as earlier rows, "
+        f"{fate} {said}"
+    )
+
+
 def test_json_lines_sent_as_written_keep_their_row_across_blank_lines_crlf_and_spaces(
     emulator: Emulator, tmp_path: Path, push: Any
 ) -> None:
