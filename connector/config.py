@@ -7,6 +7,7 @@ settings from these classes, and their parts from the settings (see `connector.w
 from __future__ import annotations
 
 import os
+import tempfile
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -333,5 +334,23 @@ def check_state_dir(state_dir: Path) -> None:
     existing = next(path for path in (state_dir, *state_dir.absolute().parents) if path.exists())
     if not existing.is_dir():
         raise ConfigError(f"--state-dir {state_dir}: {existing} is not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"--state-dir {state_dir}: cannot create or write in {existing}")
+    check_writable("--state-dir", state_dir)
+
+
+def check_writable(flag: str, path: Path) -> None:
+    """Refuse a directory a command is to write in (`path`, or where it will be made) that its nearest
+    existing directory cannot hold, before the command writes anything.
+
+    Tried, not asked: `os.access` says yes to root everywhere, also in /proc and /sys, where nothing
+    can be made, and the sync found out once it had written the catalog's tables.
+
+    Raises:
+        ConfigError: nothing can be made there, said why.
+    """
+    existing = next((part for part in (path, *path.absolute().parents) if part.is_dir()), None)
+    if existing is None:
+        return  # a file in the way: the command's own checks say so
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".bt-sync-writable-", dir=existing))
+    except OSError as error:
+        raise ConfigError(f"{flag} {path}: cannot create or write in {existing} ({error.strerror})") from None

@@ -201,6 +201,7 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
         ConfigError: a path holds something no demo wrote (a mistyped `--parquet data` must not
             delete a warehouse, nor `--duckdb` a database of your own).
     """
+    from connector.config import check_writable
     from connector.destinations.filesystem import Root
     from connector.destinations.parquet_tree import VERSIONS
     from connector.destinations.views import holds_only_views, shows_another_tree
@@ -224,6 +225,7 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
         (state_dir, "the scratch directory", _made_by_a_demo(state_dir, SCRATCH_ENTRIES, DEFAULT_STATE)),
     )
     for path, named, written_by_a_demo in checks:
+        check_writable(named, path)  # before the emulator starts and the earlier demo's files go
         if path.exists() and not written_by_a_demo:
             raise ConfigError(
                 f"{named} {path} holds what the demo did not write, and the demo recreates it: give a "

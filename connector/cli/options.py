@@ -241,6 +241,24 @@ def _check_duckdb_paths(settings: WarehouseSettings) -> None:
         raise ConfigError(str(error)) from None
 
 
+def check_destination_writable(settings: WarehouseSettings) -> None:
+    """Refuse a DuckDB file or local tables' directory that nothing can be written beside or in, before a
+    command that writes them asks the API anything (`check_writable`).
+
+    Raises:
+        ConfigError: naming the path and why.
+    """
+    from connector.config import DestinationKind, check_writable
+
+    if settings.destination is not DestinationKind.DUCKDB:
+        return
+    check_writable("--duckdb", settings.duckdb_path)
+    tables = settings.tables_root.removeprefix("file://")
+    if "://" not in tables:
+        flag = "--parquet" if settings.parquet_root is not None else "the tables' directory"
+        check_writable(flag, Path(tables))
+
+
 def check_apart(duckdb: Path, parquet: Path) -> None:
     """Refuse one path given as both the DuckDB file and the Parquet root: the tree was written there,
     then the file could not be ("Is a directory"), exit 1.

@@ -22,6 +22,7 @@ from connector.cli.options import (
     StateDirOption,
     TimeoutOption,
     api_settings,
+    check_destination_writable,
     warehouse_settings,
 )
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
@@ -103,6 +104,7 @@ def sync(
         state_dir=state_dir,
     )
     check_state_dir(store.state_dir)
+    check_destination_writable(store)
     with open_client(api_settings(api_url, api_key, timeout)) as client:
         # Prepared by the sync once the API answered: a rejected key or an unreachable API writes nothing.
         target = open_destination(store, prepare=False)

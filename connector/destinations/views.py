@@ -489,11 +489,24 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
         if _httpfs_missing(error):
             raise WarehouseError(f"cannot write {path}: {HTTPFS_MISSING}") from None
         reason = first_line(error)
-        if isinstance(error, OSError | duckdb.IOException):
+        for_want_of_room = not any(other in reason for other in _NOT_FOR_WANT_OF_ROOM)
+        if isinstance(error, OSError | duckdb.IOException) and for_want_of_room:
             # DuckDB's error for a disk that filled as the file was detached names neither.
             with suppress(OSError):
                 reason += f" ({shutil.disk_usage(path.parent).free:,} bytes free on its disk)"
         raise WarehouseError(f"cannot write {path}: {reason}") from None
+
+
+# The system's reasons a file cannot be written that say it is no matter of room: the disk's free bytes
+# beside them misled (`/proc` has none).
+_NOT_FOR_WANT_OF_ROOM = (
+    "Permission denied",
+    "Operation not permitted",
+    "Read-only file system",
+    "No such file or directory",
+    "Not a directory",
+    "Is a directory",
+)
 
 
 def _httpfs_missing(error: BaseException) -> bool:

@@ -544,6 +544,34 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
     assert [path.name for path in where.iterdir()] == [in_the_way]  # nothing written beside it
 
 
+@pytest.mark.parametrize(
+    ("command", "flag", "path"),
+    [
+        ("sync", "--state-dir", "/proc/st"),
+        ("sync", "--duckdb", "/proc/d/w.duckdb"),
+        ("sync", "--parquet", "/proc/pq"),
+        ("demo", "--duckdb", "/proc/w.duckdb"),
+        ("demo", "--parquet", "/proc/pq"),
+    ],
+)
+def test_a_path_where_nothing_can_be_made_is_refused_before_anything_is_asked_or_written(
+    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str], command: str, flag: str, path: str
+) -> None:
+    # As root every directory says it is writable (`os.access`), /proc too: the sync wrote the catalog's
+    # tables, then failed each object (exit 1); the demo started its emulator, then failed on the file.
+    paths = {"--duckdb": f"{tmp_path}/w.duckdb", "--parquet": f"{tmp_path}/pq"}
+    if command == "sync":
+        paths["--state-dir"] = f"{tmp_path}/st"
+    paths[flag] = path
+    api = ["--api-url", emulator.url] if command == "sync" else []
+    args = [part for pair in paths.items() for part in pair]
+    done = cli_in_process(capfd, command, *api, *args, env={"BRAINTRUST_API_KEY": emulator.api_key})
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"bt-sync: error: {flag} {path}: cannot create or write in /proc (")
+    assert list(tmp_path.iterdir()) == []
+    assert not emulator.stats.requests
+
+
 @pytest.mark.parametrize(("command", "through_a_link"), [("sync", False), ("sync", True), ("demo", False)])
 def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before_anything_is_written(
     emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str], command: str, through_a_link: bool

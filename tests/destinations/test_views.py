@@ -987,3 +987,16 @@ def test_every_view_and_column_in_the_analysts_file_is_described(emulator: Emula
             "SELECT comment FROM duckdb_views() WHERE view_name = '_bt_sync'"
         ).fetchall()
     assert described[0][0]
+
+
+def test_a_views_file_that_cannot_be_made_there_says_why_and_not_how_full_the_disk_is(tmp_path: Path) -> None:
+    # "(0 bytes free on its disk)" followed a permission's or a missing directory's error (`/proc` has none).
+    from connector.destinations.views import check_views_file, ensure_views_file
+    from connector.errors import WarehouseError
+
+    path = Path("/proc/bt-sync-views.duckdb")
+    with pytest.raises(WarehouseError) as raised:
+        ensure_views_file(check_views_file(path), Root(str(tmp_path / "pq")))
+    said = str(raised.value)
+    assert said.startswith(f"cannot write {path}: ") and "No such file or directory" in said, said
+    assert "bytes free" not in said, said
