@@ -23,7 +23,7 @@ import re
 from array import array
 from bisect import bisect_left
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import repeat
@@ -606,24 +606,31 @@ def _json(payload: dict[str, Any], *, sort_keys: bool = False) -> bytes:
             raise error.__cause__ from None
         if error.__cause__ is not None or "Integer" not in str(error):
             raise  # a value nested deeper than orjson writes (255 levels), say: a bad row
-        return orjson.dumps(_big_ints_rounded(payload), default=_exact_number, option=option)
+        return orjson.dumps(big_ints_replaced(payload, _rounded_int), default=_exact_number, option=option)
 
 
-def _big_ints_rounded(value: Any) -> Any:
+def big_ints_replaced(value: Any, replace: Callable[[int], Any]) -> Any:
+    """`value` (a row's value, parsed JSON) with each integer beyond 64 bits, which orjson does not write,
+    made `replace(integer)`."""
     if isinstance(value, dict):
-        return {key: _big_ints_rounded(item) for key, item in value.items()}
+        return {key: big_ints_replaced(item, replace) for key, item in value.items()}
     if isinstance(value, list):
-        return [_big_ints_rounded(item) for item in value]
+        return [big_ints_replaced(item, replace) for item in value]
     if (
         isinstance(value, int)
         and not isinstance(value, bool)
         and not SMALLEST_EXACT_INTEGER <= value <= LARGEST_EXACT_INTEGER
     ):
-        try:
-            return float(value)
-        except OverflowError:
-            raise _NoJsonNumber(_beyond_a_double(value)) from None
+        return replace(value)
     return value
+
+
+def _rounded_int(value: int) -> float:
+    """An integer beyond 64 bits as the double JSON readers make of it."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise _NoJsonNumber(_beyond_a_double(value)) from None
 
 
 def _exact_number(value: Any) -> orjson.Fragment:

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass
+from decimal import Decimal
 from itertools import chain
 from pathlib import Path
 from types import TracebackType
@@ -67,7 +68,7 @@ from connector.push.checkpoint import PushCheckpoint, checkpoint_key, file_ident
 from connector.push.choices import OnError
 from connector.push.ids import IdIndex, RefusedLast
 from connector.push.lines_ahead import LinesAhead, helps
-from connector.push.map import ColumnMapping, MappedChunk, RowMapper, resolve_mapping
+from connector.push.map import ColumnMapping, MappedChunk, RowMapper, big_ints_replaced, resolve_mapping
 from connector.push.options import PushOptions, PushOutcome, PushSummary
 from connector.push.origin import ORIGIN_COLUMN, find_origin
 from connector.push.read import RowChunk, RowProblem, RowSource, SourceFile
@@ -905,17 +906,30 @@ class _Rejects:
 def _rejects_line(record: dict[str, Any]) -> bytes:
     """A rejects file's record as one line of JSON, however deep the row's values nest.
 
-    `default=str`: a row rejected because it has no JSON form must still reach the file.
+    A row rejected because it has no JSON form must still reach the file: such a value is written as text
+    (`_as_read`).
     """
     try:
-        return orjson.dumps(record, default=str)
-    except TypeError:  # deeper than orjson writes (255 levels): the standard library goes further
-        pass
+        return orjson.dumps(record, default=_as_read)
+    except TypeError as error:
+        if "Integer" in str(error):  # beyond 64 bits: written as its digits, the row's other values too
+            with suppress(TypeError, RecursionError):
+                exact = big_ints_replaced(record, lambda integer: orjson.Fragment(str(integer)))
+                return orjson.dumps(exact, default=_as_read)
+    # Deeper than orjson writes (255 levels): the standard library goes further.
     try:
         return json.dumps(record, default=str, ensure_ascii=False, separators=(",", ":")).encode()
     except RecursionError:
         unwritten = {**record, "values": None, "reason": f"{record['reason']} (too deep to copy here)"}
         return orjson.dumps(unwritten, default=str)
+
+
+def _as_read(value: Any) -> Any:
+    """A value orjson cannot write, for the rejects file: a number a JSON file wrote with a fraction (read as
+    a `Decimal`) as that number, whose mended row would otherwise send text; anything else as text."""
+    if isinstance(value, Decimal) and value.is_finite():
+        return orjson.Fragment(str(value))
+    return str(value)
 
 
 @contextmanager

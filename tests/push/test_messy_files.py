@@ -1359,6 +1359,27 @@ def test_a_rejected_json_line_whose_number_was_rounded_is_kept_in_the_rejects_fi
     assert rejected == [big_id, big_inside]
 
 
+def test_a_rejected_json_file_row_keeps_its_numbers_as_numbers_in_the_rejects_file(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    # A JSON file's fractions are read exactly (as decimals): the rejects file held them as text, "1.50",
+    # and the row mended from it would have sent text where the file had a number.
+    rows = [
+        '{"id": "a", "input": {"n": 1.50, "e": 2.5e-3}, "tags": 5}',
+        '{"id": "b", "input": {"n": 1.50, "x": 100000000000000000001}, "tags": 5}',  # beside a big integer
+    ]
+    path = tmp_path / "f.json"
+    path.write_text("[" + ",\n".join(rows) + "]")
+    rejects = tmp_path / "rejects.jsonl"
+    summary = push(path, on_error="skip", rejects=rejects, dry_run=True)
+    assert summary.rows_skipped == 2
+    values = [line.split(b'"values":')[1] for line in rejects.read_bytes().splitlines()]
+    assert values == [
+        b'{"id":"a","input":{"n":1.50,"e":0.0025},"tags":5},"dry_run":true}',
+        b'{"id":"b","input":{"n":1.50,"x":100000000000000000001},"tags":5},"dry_run":true}',
+    ]
+
+
 # Half a surrogate pair escaped alone (`"\ud83d"`): a bad row in every format, never a "?" --------------
 
 
