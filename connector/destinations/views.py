@@ -489,6 +489,9 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
         if _httpfs_missing(error):
             raise WarehouseError(f"cannot write {path}: {HTTPFS_MISSING}") from None
         reason = first_line(error)
+        if "CHECKPOINT during DETACH failed" in reason:
+            # DuckDB's words name its own attachment (`views_8abab243`), nothing the user knows, and no cause.
+            reason = "DuckDB could not write it out as it closed it"
         for_want_of_room = not any(other in reason for other in _NOT_FOR_WANT_OF_ROOM)
         if isinstance(error, OSError | duckdb.IOException) and for_want_of_room:
             # DuckDB's error for a disk that filled as the file was detached names neither.

@@ -112,6 +112,7 @@ def test_a_full_disk_under_the_views_file_says_how_full_and_leaves_nothing_behin
     # DuckDB said only that a checkpoint failed as the file was detached.
     said = one_line(done.stderr)
     assert f"cannot write {settings.duckdb_path}: " in said and " bytes free on its disk)" in said
+    assert "views_" not in said  # DuckDB's name of the file it attached
     # Its log stayed, and took the room the rerun needed.
     assert [p.name for p in small_disk.path.iterdir()] == ["filler"]
     filler.unlink()
