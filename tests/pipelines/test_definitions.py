@@ -142,7 +142,7 @@ def test_the_instance_config_keeps_everything_under_dagster_home(
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / ".dagster" / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     monkeypatch.chdir(tmp_path)
     with dg.DagsterInstance.from_config(str(home)) as local:
         concurrency = local.get_concurrency_config()

@@ -156,7 +156,7 @@ def test_bt_sync_warnings_are_in_the_run_log_of_the_shipped_instance(
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / ".dagster" / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     with dg.DagsterInstance.from_config(str(home)) as local:
         refresh_catalog(test_defs, local)
         key = "support-bot/baseline"
