@@ -3,7 +3,8 @@
 One column mapped to `input` (or `expected`, `metadata`) becomes the value
 itself; several become an object `{column: value}`. With `parse_json`, text
 that looks like a JSON object or array is parsed (never the values of a query's
-JSON columns, which are JSON values already: a string stays a string). `metadata` always ends up an
+JSON columns, which are JSON values already: a string stays a string; nor a JSON
+file's, for which the push turns it off). `metadata` always ends up an
 object, `tags` a list of strings; a query's event rows also fill `origin`, keeping
 the one a row holds already (a dataset record's, in its `origin` column). A
 row's id is its id column, else a hash of the project, dataset and mapped row,

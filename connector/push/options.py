@@ -75,7 +75,10 @@ class PushOptions(BaseModel):
         description="Column of tags: a list, a JSON array or comma-separated text "
         "(default: a column named tags).",
     )
-    parse_json: bool = Field(default=True, description="Parse text that looks like a JSON object or array.")
+    parse_json: bool = Field(
+        default=True,
+        description="Parse text that looks like a JSON object or array (a JSON file's strings stay strings).",
+    )
     batch_rows: int = Field(
         default=DEFAULT_BATCH_ROWS, ge=1, le=10_000, description="Most rows per insert request."
     )
@@ -237,10 +240,13 @@ class PushOptions(BaseModel):
         # out (and before late JSON keys were mapped) numbered other rows, so they must not be reused.
         # A file's default separator is not named: checkpoints from before `delimiter` stay valid.
         default = {"delimiter"} if self.delimiter is None else set()
+        rows = "valid, last of each id"
+        if self.on_error is OnError.SKIP:
+            rows += ", a refused row's too"  # which leaves out the earlier rows of its id
         return self.model_dump(
             mode="json",
             exclude={*SOURCE_FIELDS, "concurrency", "rejects", "dry_run", "force", "state_dir", *default},
-        ) | {"max_request_bytes": MAX_REQUEST_BYTES, "rows": "valid, last of each id"}
+        ) | {"max_request_bytes": MAX_REQUEST_BYTES, "rows": rows}
 
 
 class PushOutcome(BaseModel):

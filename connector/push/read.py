@@ -248,6 +248,12 @@ class SourceFile:
         return self._reader.json_columns
 
     @property
+    def typed_as_json(self) -> bool:
+        """Whether every value is a JSON value as written (a JSON or JSON Lines file): a string there is
+        text, never parsed (`--parse-json`), as a JSON column's is."""
+        return self.format in (FileFormat.JSON, FileFormat.JSONL)
+
+    @property
     def json_lines(self) -> InputFile | None:
         """The file, if it is read as JSON Lines: its chunks are then the runs of `jsonl_runs`."""
         return self._input if self.format is FileFormat.JSONL else None

@@ -486,7 +486,9 @@ class PushRun:
             identity = self._opened
         else:
             identity = {"events": self._digest.hexdigest()}
-        key = checkpoint_key(identity, dataset.id, options.batch_shaping())
+        # As rows are mapped: a JSON file's checkpoint from before its strings stayed strings is not reused.
+        shaping = options.batch_shaping() | {"parse_json": self._parses_json}
+        key = checkpoint_key(identity, dataset.id, shaping)
         return locked_checkpoint(options.checkpoint_dir, key, self._record, self.source.name, force=force)
 
     def _scan(
@@ -822,12 +824,20 @@ class PushRun:
             mapping,
             project=options.project,
             dataset=options.dataset,
-            parse_json=options.parse_json,
+            parse_json=self._parses_json,
             json_columns=self.source.json_columns,
             known_columns=self.source.columns,
             into_dataset=self._into_dataset,
             stored_ids=self.query is not None,
         )
+
+    @property
+    def _parses_json(self) -> bool:
+        """`--parse-json`, but for a JSON file, whose strings are strings: parsed, `sql --format json`'s
+        export of a dataset came back with its JSON-looking text made objects, and "[1] Smith" was refused
+        as invalid JSON."""
+        typed = isinstance(self.source, SourceFile) and self.source.typed_as_json
+        return self.options.parse_json and not typed
 
     @property
     def _source_kind(self) -> str:

@@ -664,6 +664,35 @@ def test_json_columns_of_a_parquet_file_arrive_as_the_values_they_hold(
     }
 
 
+@pytest.mark.parametrize("file_format", ["jsonl", "json"])
+def test_a_json_file_s_strings_arrive_as_strings_even_when_they_look_like_json(
+    emulator: Emulator, tmp_path: Path, push: Any, file_format: str
+) -> None:
+    # A dataset's records exported by `bt-sync sql --format json` and pushed back: its JSON-looking text
+    # came back as objects and arrays, and a citation as "invalid JSON", failing the push.
+    rows = [
+        {"id": "s1", "input": '{"a": 1}', "expected": "[1, 2]", "metadata": {"note": "[draft]"}},
+        {"id": "s2", "input": "[1] Smith et al.", "expected": {"a": 1}},
+        {"id": "s3", "input": "[citation needed] is a tag", "tags": ["x"]},
+    ]
+    path = tmp_path / f"rows.{file_format}"
+    if file_format == "json":
+        path.write_bytes(orjson.dumps(rows))
+    else:
+        jsonl(path, rows)
+    summary = push(path)
+    assert (summary.rows_sent, summary.rows_skipped) == (3, 0)
+    landed = {
+        key: {field: row[field] for field in ("input", "expected", "metadata", "tags") if row.get(field)}
+        for key, row in stored(emulator).items()
+    }
+    assert landed == {
+        "s1": {"input": '{"a": 1}', "expected": "[1, 2]", "metadata": {"note": "[draft]"}},
+        "s2": {"input": "[1] Smith et al.", "expected": {"a": 1}},
+        "s3": {"input": "[citation needed] is a tag", "tags": ["x"]},
+    }
+
+
 def test_a_type_without_a_json_form_is_one_line_naming_the_column(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

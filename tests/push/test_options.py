@@ -152,3 +152,16 @@ def test_a_delimiter_given_names_other_batches_and_the_default_names_none() -> N
     assert "delimiter" not in shaping()
     assert shaping(delimiter=";")["delimiter"] == ";"
     assert shaping(delimiter="\\t") == shaping(delimiter="\t") != shaping(delimiter=";")
+
+
+def test_skipping_bad_rows_names_other_batches_than_checkpoints_before_a_refused_row_replaced_its_id() -> (
+    None
+):
+    # A row the checks refuse now leaves out the earlier rows of its id: a checkpoint of a push that
+    # skipped bad rows before numbered other rows in its batches, and must not be resumed.
+    skipping = PushOptions(
+        file=Path("a.csv"), project="p", dataset="d", on_error="skip", rejects=Path("r.jsonl")
+    )
+    failing = PushOptions(file=Path("a.csv"), project="p", dataset="d")
+    assert failing.batch_shaping()["rows"] == "valid, last of each id"
+    assert skipping.batch_shaping()["rows"] == "valid, last of each id, a refused row's too"
