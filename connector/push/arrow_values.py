@@ -7,7 +7,7 @@ cast to integers in Arrow and written as ISO 8601 text, with all nine digits of 
 24:00:00 (which `to_pylist` reads as midnight); a zoned timestamp whose zone's offset then has seconds (a
 local mean time) is written in UTC, as ISO 8601 offsets are minutes; maps with text keys become objects, and a
 map that repeats a key is a bad value rather than a silently dropped entry, and so is a NaN or
-infinite float; a 32-bit float is the shortest decimal that is it, not its double. Decimals stay
+infinite float; a 32-bit or 16-bit float is the shortest decimal that is it, not its double. Decimals stay
 `Decimal`s, which `map.py` writes as exact JSON numbers, but for those of a type without decimal
 places (a HUGEINT): integers, `WholeNumber`s beyond 64 bits. A JSON column's text is parsed: it holds
 JSON values, not text.
@@ -97,6 +97,9 @@ def plan_column(data_type: pa.DataType) -> ColumnPlan:
         # Python widens a FLOAT to its exact double (0.1 as 0.10000000149011612): read from Arrow's text
         # for it, the shortest decimal that is the same FLOAT, as DuckDB and pandas show it.
         return ColumnPlan(pa.string(), _shortest_single)
+    if pa.types.is_float16(data_type):
+        # Arrow's text for a HALF is its exact value too (0.1 as 0.0999755859375): NumPy's is the shortest.
+        return ColumnPlan(data_type, _shortest_half)
     if pa.types.is_floating(data_type):
         return ColumnPlan(data_type, _finite)
     if pa.types.is_decimal(data_type) and data_type.scale <= 0:
@@ -262,6 +265,13 @@ def _finite(value: float) -> float:
 def _shortest_single(text: str) -> float:
     """A FLOAT from Arrow's text for it (`0.1`, `nan`), as `_finite` takes it."""
     return _finite(float(text))
+
+
+def _shortest_half(value: float) -> float:
+    """A HALF (a 16-bit float, widened to its exact double) as the shortest decimal that is the same HALF."""
+    import numpy as np  # loaded with pyarrow already
+
+    return _finite(float(str(np.float16(value))))
 
 
 def _plan_timestamp(data_type: pa.TimestampType) -> ColumnPlan:

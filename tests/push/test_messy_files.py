@@ -564,7 +564,9 @@ def test_nanosecond_times_and_other_arrow_types_arrive_exactly(
             "by_name": pa.array([[("x", ns)], []], pa.map_(pa.string(), pa.timestamp("ns", "UTC"))),
             "price": pa.array([Decimal("12.30"), Decimal("-0.001")], pa.decimal128(10, 3)),
             "key": pa.array([key.bytes, key.bytes], pa.uuid()),
+            # A HALF too: 0.1 was sent as 0.0999755859375 (Arrow's text for it is exact as well).
             "half": pa.array([1.5, None], pa.float16()),
+            "halves": pa.array([[0.1, None, 0.3, 65504.0], None], pa.list_(pa.float16())),
             # Python widens a FLOAT to its exact double: 0.1 was sent as 0.10000000149011612.
             "single": pa.array([0.1, None], pa.float32()),
             "singles": pa.array([[0.3, None, 1e20], None], pa.list_(pa.float32())),
@@ -585,6 +587,7 @@ def test_nanosecond_times_and_other_arrow_types_arrive_exactly(
         "price": 12.3,
         "key": str(key),
         "half": 1.5,
+        "halves": [0.1, None, 0.3, 65500.0],  # the shortest decimal that is 65504's HALF
         "single": 0.1,
         "singles": [0.3, None, 1e20],
     }
