@@ -502,7 +502,8 @@ def _value_problem(error: Exception) -> str:
     if isinstance(error, KeyError):
         return f"a map holds the same key twice, and a JSON object keeps only one ({error.args[0]})"
     if isinstance(error, OverflowError):
-        return f"a date or time outside the years 1 to 9999 has no JSON form here ({error}): send it as text"
+        # Python's words ("days=-2147483647; must have magnitude <= 999999999") say nothing more to a user.
+        return "a date or time outside the years 1 to 9999 has no JSON form here: send it as text"
     return f"the value has no JSON form ({error})"
 
 
