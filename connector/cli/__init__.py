@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import itertools
 import logging
 import os
-import re
 import signal
 import sys
 import threading
@@ -31,6 +29,7 @@ from connector.cli.app import (
     stderr_reader_may_leave,
     tolerate_stdout_encoding,
 )
+from connector.cli.secrets import secrets_given
 from connector.console import (
     EXIT_INTERRUPTED,
     before_values,
@@ -48,7 +47,7 @@ from connector.errors import (
     one_line_reason,
     validation_problems,
 )
-from connector.redaction import scrub, uri_secrets
+from connector.redaction import scrub
 
 __all__ = ["app", "main", "run"]
 
@@ -94,10 +93,6 @@ _FLAGS = {
     "backoff_initial_s": "BT_SYNC_BACKOFF_INITIAL_S",
     "backoff_max_s": "BT_SYNC_BACKOFF_MAX_S",
 }
-# The environment bt-sync and the libraries it drives read settings and credentials from.
-_SETTING_PREFIXES = ("BT_SYNC_", "BRAINTRUST_", "AWS_", "PYICEBERG_")
-# Such variables whose whole value is a secret.
-_SECRET_VARIABLE = re.compile(r"KEY|SECRET|TOKEN|PASSWORD", re.IGNORECASE)
 
 _COMMAND_MODULES = (
     catalog,
@@ -275,14 +270,14 @@ def _print_scrubbed_traceback(
 
 def _print_traceback(text: str) -> None:
     """A traceback, without the secrets given and with each line's control characters escaped."""
-    for line in scrub(text, _secrets_given()).splitlines():
+    for line in scrub(text, secrets_given()).splitlines():
         print(printable(line), file=sys.stderr)
 
 
 def _fail(message: str, code: int, debug: bool, *, label: str = "error: ") -> None:
     if debug:
         _print_traceback(traceback.format_exc())
-    shown = printable(scrub(message, _secrets_given()))
+    shown = printable(scrub(message, secrets_given()))
     print(f"bt-sync: {label}{shown}", file=sys.stderr)
     _print_json_error(shown, code)
     sys.exit(code)
@@ -295,28 +290,6 @@ def _print_json_error(message: str, code: int) -> None:
         # about: the line on stderr has said it, and a traceback would bury it.
         with contextlib.suppress(OSError):
             print(json_for_stdout(error_document(message, code)))
-
-
-def _secrets_given() -> set[str]:
-    """The secrets the command line and the environment hold: no error message may show them.
-
-    A library's message can quote a setting in a form `redact` does not know (see `uri_secrets`).
-    """
-    # Matched whatever their case, as the settings read them.
-    settings = {
-        name: value for name, value in os.environ.items() if name.upper().startswith(_SETTING_PREFIXES)
-    }
-    secrets = {value for name, value in settings.items() if _SECRET_VARIABLE.search(name)}
-    arguments = sys.argv[1:]
-    secrets.update(value for flag, value in itertools.pairwise(arguments) if flag == "--api-key")
-    secrets.update(
-        argument.removeprefix("--api-key=") for argument in arguments if argument.startswith("--api-key=")
-    )
-    # httpx reads a proxy, and a message names it, from variables of any case (`https_proxy`).
-    proxies = [value for name, value in os.environ.items() if name.upper().endswith("_PROXY")]
-    for value in (*arguments, *settings.values(), *proxies):
-        secrets |= uri_secrets(value)
-    return secrets
 
 
 def _one_line(error: Exception) -> str:

@@ -75,7 +75,13 @@ class KeyHidingCommand(TyperCommand):
 def hide_split_key(error: UsageError) -> None:
     """A usage error quoting the word given after `--api-key`'s value, as a word no parameter took or as an
     option no command has, does not show it: a key split at a blank (`--api-key sk-abc def`, `--api-key=
-    sk-abc`, a part starting with `-`) went to the terminal and to a scheduler's log as that word."""
+    sk-abc`, a part starting with `-`) went to the terminal and to a scheduler's log as that word. Nor
+    does it show a secret the command holds: the environment's key, pasted as a word (`bt-sync sync
+    $KEY`), was quoted whole."""
+    from connector.cli.secrets import secrets_given
+    from connector.redaction import scrub
+
+    error.message = scrub(error.message, secrets_given())
     after_key = words_after_key()
     quoting = next((start for start in _QUOTING_ARGUMENTS if error.message.startswith(start)), None)
     # An option's error names it by its first characters (`-s` of `-s3cr3t`).

@@ -2066,6 +2066,26 @@ def test_a_key_split_at_a_blank_is_not_quoted_as_extra_arguments(
     assert (done.returncode, "No such option: --api-key" in done.stderr) == (2, True)
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["sync", "sk-env-s3cr3t"],
+        ["status", "sk-env-s3cr3t\n"],  # pasted from a file, its line end with it
+        ["push", "d.csv", "sk-env-s3cr3t", "--project", "p", "--dataset", "d"],
+        ["sql", "SELECT 1", "sk-env-s3cr3t"],
+        ["sync", "--sk-env-s3cr3t"],
+    ],
+)
+def test_the_environment_s_key_given_as_a_word_is_not_quoted_by_a_usage_error(
+    capfd: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    # `bt-sync sync $KEY`: the word no parameter took was printed whole, the key in it.
+    done = cli_in_process(capfd, *args, env={"BRAINTRUST_API_KEY": "sk-env-s3cr3t"})
+    assert done.returncode == 2
+    assert "s3cr3t" not in done.stderr + done.stdout
+    assert "Got unexpected extra argument(s) (***" in done.stderr or "No such option: --***" in done.stderr
+
+
 def test_a_key_split_at_a_blank_is_not_named_as_a_missing_file(
     capfd: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
