@@ -260,19 +260,40 @@ def check_destination_writable(settings: WarehouseSettings) -> None:
 
 
 def check_apart(duckdb: Path, parquet: Path) -> None:
-    """Refuse one path given as both the DuckDB file and the Parquet root: the tree was written there,
-    then the file could not be ("Is a directory"), exit 1.
+    """Refuse a DuckDB file and a Parquet root that overlap: one path given as both, the root inside the
+    file's path, or the file inside a table's directory of the root. The tree was written there, then the
+    file could not be ("Is a directory", "move it away" of a directory the sync had just made), exit 1.
 
     Raises:
-        ConfigError: they are the same path.
+        ConfigError: they overlap, said how.
     """
-    if os.path.realpath(duckdb) == os.path.realpath(parquet):  # through links too
-        from connector.errors import ConfigError
+    from connector.errors import ConfigError
 
+    file, root = Path(os.path.realpath(duckdb)), Path(os.path.realpath(parquet))  # through links too
+    if file == root:
         raise ConfigError(
             f"--duckdb and --parquet both name {duckdb}: the DuckDB file goes beside the tables' directory, "
             "not in its place: give each a path of its own"
         )
+    if root.is_relative_to(file):
+        raise ConfigError(
+            f"--parquet {parquet} is inside --duckdb {duckdb}, which names a file: the DuckDB file goes "
+            "beside the tables' directory: give each a path of its own"
+        )
+    if file.is_relative_to(root) and (entry := file.relative_to(root).parts[0]) in _tree_entries():
+        raise ConfigError(
+            f"--duckdb {duckdb} lies where the tables' directory {parquet} keeps {entry}: put the DuckDB "
+            "file beside the tables' directory"
+        )
+
+
+def _tree_entries() -> frozenset[str]:
+    """The directories a Parquet root holds: each table's and the versions'."""
+    from connector.destinations.parquet_tree import VERSIONS
+    from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
+
+    tables = {stream.table for stream in EVENT_STREAMS.values()} | {table.table for table in CATALOG_TABLES}
+    return frozenset({VERSIONS, *tables})
 
 
 def check_duckdb_file(path: Path) -> None:

@@ -572,6 +572,47 @@ def test_a_path_where_nothing_can_be_made_is_refused_before_anything_is_asked_or
     assert not emulator.stats.requests
 
 
+@pytest.mark.parametrize(
+    ("command", "duckdb", "parquet", "says"),
+    [
+        ("sync", "wh", "wh/tables", "--parquet {w}/wh/tables is inside --duckdb {w}/wh, which names a file"),
+        ("demo", "d", "d/pq", "--parquet {w}/d/pq is inside --duckdb {w}/d, which names a file"),
+        (
+            "sync",
+            "q/projects",
+            "q",
+            "--duckdb {w}/q/projects lies where the tables' directory {w}/q keeps projects",
+        ),
+        (
+            "sync",
+            "q/_bt_sync/x.duckdb",
+            "q",
+            "--duckdb {w}/q/_bt_sync/x.duckdb lies where the tables' directory",
+        ),
+    ],
+)
+def test_a_duckdb_file_and_a_parquet_root_one_inside_the_other_are_refused_before_anything_is_written(
+    emulator: Emulator,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    command: str,
+    duckdb: str,
+    parquet: str,
+    says: str,
+) -> None:
+    # The tree was written, making the DuckDB file's path a directory; then "Is a directory; move it away"
+    # (exit 1), of a directory the sync had just made.
+    api = ["--api-url", emulator.url] if command == "sync" else []
+    state = ["--state-dir", f"{tmp_path}/st"] if command == "sync" else []
+    done = cli_in_process(capfd, command, *api, "--duckdb", f"{tmp_path}/{duckdb}",
+                          "--parquet", f"{tmp_path}/{parquet}", *state,
+                          env={"BRAINTRUST_API_KEY": emulator.api_key})  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"bt-sync: error: {says.format(w=tmp_path)}"), done.stderr
+    assert list(tmp_path.iterdir()) == []
+    assert not emulator.stats.requests
+
+
 @pytest.mark.parametrize(("command", "through_a_link"), [("sync", False), ("sync", True), ("demo", False)])
 def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before_anything_is_written(
     emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str], command: str, through_a_link: bool
