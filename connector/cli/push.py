@@ -16,6 +16,7 @@ from types import GenericAlias
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 import typer
+from typer.core import TyperCommand
 
 from connector.cli.app import KeyHidingCommand, app, json_output, print_output, words_after_key
 from connector.cli.options import (
@@ -36,6 +37,7 @@ from connector.push.spelling import flag_of
 
 if TYPE_CHECKING:
     from pydantic.fields import FieldInfo
+    from typer._click.core import Context as ClickContext  # Typer's own click, not exported
 
     from connector.push.options import PushOptions, PushOutcome, PushSummary
 
@@ -52,12 +54,25 @@ OTHER_PARAMETERS: dict[str, tuple[Any, Any]] = {
 }
 
 
+# Where the stub `push` command keeps the words it was given (`_KeepingItsArguments`).
+_ARGUMENTS = "bt_sync_push_arguments"
 # The flags naming the warehouse a `--sql` query reads.
 _WAREHOUSE_FLAGS = {"duckdb": "--duckdb", "parquet": "--parquet", "no_parquet": "--no-parquet"}
 
 
+class _KeepingItsArguments(TyperCommand):
+    """The stub `push` command: it hands every word after `push` to the generated command as given. Its
+    own parsing drops an end-of-options `--`, so that `push -- -data.csv` took the file for an option."""
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        ctx.meta[_ARGUMENTS] = list(args)
+        return super().parse_args(ctx, args)
+
+
 @app.command(
-    context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+    cls=_KeepingItsArguments,
 )
 def push(ctx: typer.Context) -> None:
     """Insert a FILE's rows, or a --sql query's, into a dataset; reruns never duplicate rows and resume.
@@ -67,7 +82,7 @@ def push(ctx: typer.Context) -> None:
     `dataset_id`; `_xact_id` too) fills each record's `origin`, linking it to its span.
     Warnings (no id column, rows sharing an id) go to stderr, one line each, and into the `--json` summary.
     """
-    push_command().main(ctx.args, prog_name=ctx.command_path)
+    push_command().main(ctx.meta[_ARGUMENTS], prog_name=ctx.command_path)
 
 
 def push_command() -> Any:

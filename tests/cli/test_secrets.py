@@ -57,12 +57,12 @@ def test_a_key_set_in_a_variable_spelled_in_lowercase_is_hidden_too(
 def test_secrets_in_variables_spelled_in_any_case_are_known_to_the_error_printer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from connector.cli import _secrets_given
+    from connector.cli.secrets import secrets_given
 
     monkeypatch.setenv("bt_sync_parquet", "s3://AKIA1:pass%2Fword@host/bucket")
     monkeypatch.setenv("aws_secret_access_key", "wJalr-lower")
     # The password also as a library that decoded it (to sign with it) would quote it.
-    assert {"wJalr-lower", "pass%2Fword", "pass/word"} <= _secrets_given()
+    assert {"wJalr-lower", "pass%2Fword", "pass/word"} <= secrets_given()
 
 
 def test_a_key_pasted_where_a_name_goes_is_not_quoted_back(

@@ -564,3 +564,19 @@ def test_a_project_or_dataset_named_by_an_id_or_with_a_space_at_an_end_is_not_cr
     )
     assert code == 0 and "to dataset 'golden' in project ' spaced '" in out
     assert store.list_objects("dataset", ListQuery(project_id=spaced["id"]))[0]["name"] == "golden"
+
+
+@pytest.mark.parametrize("name", ["-data.csv", "--data.csv"])
+def test_a_file_named_like_an_option_is_taken_as_the_file_after_two_dashes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # The stub command's own parsing dropped the `--`: "No such option: -d".
+    monkeypatch.chdir(tmp_path)
+    write_csv(tmp_path / name, 3)
+    argv = ["bt-sync", "push", "--project", "p", "--dataset", "d", "--dry-run", "--", name]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        main()
+    out, err = capsys.readouterr()
+    assert (exited.value.code, err) == (0, "")
+    assert out.startswith(f"dry run: 3 of 3 rows of {name} are valid")
