@@ -171,6 +171,11 @@ class Destination(Protocol):
     def prepare(self) -> None:
         """Create whatever must exist before the first sync (tables, the DuckDB file of views)."""
 
+    def lost_catalog(self) -> list[ObjectKind]:
+        """The kinds whose catalog table was made once and is now lost or damaged (a file deleted by hand):
+        a sync lists them again, whatever kinds it syncs."""
+        ...
+
     def lock(self, ref: ObjectRef, wait_s: float) -> AbstractContextManager[None]:
         """Hold `ref` against other syncs of the same object; waits up to `wait_s`.
 

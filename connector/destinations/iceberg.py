@@ -73,7 +73,7 @@ from connector.destinations.scratch import scratch_connection
 from connector.errors import TableChanged, UnreadableFiles, WarehouseError
 from connector.redaction import redact, scrub, uri_secrets
 from schemas.api import ApiObject
-from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
+from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, KINDS, PROJECT, ObjectKind
 from schemas.tables import SYNC_STATE_COLUMNS
 
 logger = logging.getLogger("bt_sync")
@@ -127,6 +127,13 @@ class IcebergDestination:
     def scratch(self) -> Path:
         """Where this worker stages its reads."""
         return self._state_dir / "staging" / self._key
+
+    def lost_catalog(self) -> list[ObjectKind]:
+        """The kinds whose catalog table is gone (dropped by hand) from a namespace a sync prepared before:
+        made again empty by `prepare`, it stayed empty where the syncs that followed did not list its kind."""
+        if not self._catalog.table_exists(self._id(SYNC_STATE_TABLE)):  # the table `prepare` creates last
+            return []
+        return [kind for kind in KINDS if not self._exists(kind.catalog.table)]
 
     def prepare(self) -> None:
         """Create the catalog, if it was opened without, then the namespace and every table that does not

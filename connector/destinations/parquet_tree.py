@@ -56,12 +56,15 @@ from connector.destinations.spill import scratch_directory
 from connector.errors import UnreadableFiles, WarehouseError, WarehouseLocked, first_line
 from connector.state_file import StateFile, WriteOverran
 from schemas.api import ApiObject
-from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, PROJECT, ObjectKind
+from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, KINDS, PROJECT, ObjectKind
 from schemas.tables import CatalogTable, Column, EventStream, json_struct, sql_identifier, sql_literal
 
 STATE_FILE = "_sync_state.json"
 CATALOG_FILE = "data.parquet"
 VERSIONS = "_bt_sync"
+# A Parquet file starts and ends with these bytes (its footer's length between the last two).
+_PARQUET_MAGIC = b"PAR1"
+_SMALLEST_PARQUET = 12
 # The directory of the empty object that keeps every table's glob matching at least one file.
 SCHEMA_OBJECT = "__schema__"
 SCHEMA_FILE = "part-000000.parquet"
@@ -171,6 +174,23 @@ class ParquetTree:
                 if not self.root.exists(catalog_file(table)):
                     self.root.write(catalog_file(table), _empty_parquet(con, table.columns))
         self._purge_removed_objects()
+
+    def lost_catalog(self) -> list[ObjectKind]:
+        """The kinds whose catalog file is missing or no Parquet file, in a tree a sync prepared before.
+
+        Written empty by `prepare`, a deleted file made its table empty for good where the syncs that
+        followed did not list its kind (`--objects logs`), and `status` called its objects deleted
+        upstream; a damaged one failed every query until a sync listing its kind.
+        """
+        if not self.root.exists(schema_record(next(iter(EVENT_STREAMS.values())))):
+            return []  # a tree no sync prepared yet: its first sync writes every file
+        lost = []
+        for kind in KINDS:
+            data = self.root.read(catalog_file(kind.catalog)) or b""
+            whole = len(data) >= _SMALLEST_PARQUET and data.startswith(_PARQUET_MAGIC)
+            if not (whole and data.endswith(_PARQUET_MAGIC)):
+                lost.append(kind)
+        return lost
 
     def _write_if_changed(self, relative: str, data: bytes) -> None:
         # Every sync prepares the tree: rewriting identical files would only cost time.

@@ -218,6 +218,27 @@ def write_catalog(destination: Destination, catalog: Catalog) -> None:
             destination.write_catalog(kind, objects, project_ids)
 
 
+def relist_lost_catalog(
+    client: BraintrustClient, destination: Destination, catalog: Catalog, kinds: Collection[ObjectKind]
+) -> Catalog | None:
+    """The catalog tables lost from the warehouse since a sync made them (a file deleted by hand or
+    damaged), listed again for every project, unless `catalog` (listing `kinds`) holds them whole; None
+    if there are none. A sync that did not list such a kind wrote it back empty, for good."""
+    lost = destination.lost_catalog()
+    whole = set(kinds) | {PROJECT} if catalog.every_project else set()
+    relist = [kind for kind in lost if kind not in whole]
+    if lost:
+        names = [kind.catalog.table for kind in lost]
+        tables = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        logger.warning(
+            "the warehouse had lost its %s table%s (a file deleted or damaged by hand?): written again from "
+            "the API's listing",
+            tables,
+            "s" if len(lost) > 1 else "",
+        )
+    return discover_catalog(client, (), relist) if relist else None
+
+
 def listed_in_warehouse(destination: Destination) -> list[ObjectRef] | None:
     """The event containers the catalog tables hold: those the API listed at the last syncs, named as
     there; None when the tables cannot be read.

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
@@ -830,6 +831,34 @@ def test_a_directory_every_sync_writes_deleted_by_hand_is_named_not_taken_for_no
     )
     sync(demo_emulator, warehouse, kinds=frozenset({"logs"}))
     assert Path(warehouse.parquet_root, deleted).is_dir()
+
+
+@pytest.mark.parametrize("damage", ["deleted", "cut"])
+@pytest.mark.parametrize("narrowed", [{"kinds": frozenset({"logs"})}, {"projects": ("support-bot",)}])
+def test_a_lost_catalog_file_is_written_again_whole_by_any_sync_with_a_warning(
+    demo_emulator: Emulator,
+    warehouse: WarehouseSettings,
+    caplog: pytest.LogCaptureFixture,
+    damage: str,
+    narrowed: dict[str, Any],
+) -> None:
+    # A sync that did not list experiments wrote their file back empty, for good: the table had no row,
+    # and `status` called both experiments deleted upstream. A damaged one failed every query.
+    sync(demo_emulator, warehouse)
+    counts = "SELECT (SELECT count(*) FROM experiments), (SELECT count(*) FROM projects)"
+    before = query(warehouse, counts)
+    lost = Path(warehouse.parquet_root, "experiments", "data.parquet")
+    if damage == "deleted":
+        lost.unlink()
+    else:
+        os.truncate(lost, 100)
+    sync(demo_emulator, warehouse, **narrowed)
+    assert query(warehouse, counts) == before
+    assert before[0][0] == 2
+    assert "the warehouse had lost its experiments table (a file deleted or damaged by hand?)" in caplog.text
+    caplog.clear()
+    sync(demo_emulator, warehouse, **narrowed)  # nothing lost: nothing said
+    assert "lost" not in caplog.text
 
 
 def test_queries_while_syncs_add_objects_never_take_a_new_record_for_a_damaged_one(
