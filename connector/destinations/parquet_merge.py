@@ -144,8 +144,7 @@ def merge_files(
     with object_scratch(scratch), _connect(scratch) as con:
         if not sum(f.rows for f in files) and delete_missing_up_to is None and each_id_once(con, staged):
             return _first_load(where, files, staged, token)
-        incoming = sql_path_list(staged.paths)
-        return _Merge(con, where, stream, files, open_file, incoming, scratch, token).run(
+        return _Merge(con, where, stream, files, open_file, staged.paths, scratch, token).run(
             delete_missing_up_to, run_wrote
         )
 
@@ -189,7 +188,7 @@ class _Merge:
         stream: EventStream,
         files: Sequence[DataFile],
         open_file: str | None,
-        incoming: str,
+        incoming: Sequence[Path],
         scratch: Path,
         token: str,
     ) -> None:
@@ -197,7 +196,8 @@ class _Merge:
         self._where = where
         self._files = {f.name: f for f in files}
         self._open_file = open_file
-        self._incoming = incoming
+        self._paths = [str(path) for path in incoming]
+        self._incoming = sql_path_list(self._paths)
         self._scratch = scratch
         self._token = token
         # The new and newer rows, by the file they go to (`_write_changes`).
@@ -253,20 +253,45 @@ class _Merge:
         2 GB of spill; minutes at 600,000). Rows are picked by their place in the parts, from their keys
         alone: a window over whole rows held every payload at once, and spilled them.
         """
-        self._con.execute(
-            "CREATE TEMP TABLE picked AS SELECT p.filename, p.file_row_number, x.file AS _file "
-            f"FROM read_parquet({self._incoming}, filename = true, file_row_number = true) AS p "
-            "JOIN plan AS x ON p.id = x.id AND p._xact_id = x.new_x WHERE x.action <> 'delete' "
+        con = self._con
+        # Each picked row by numbers alone (12 bytes), its part's path and its file's name apart: with them,
+        # the rows picked of 800,000 staged took 108 MB, and the join writing them ran out of memory.
+        con.register(
+            "parts",
+            pa.table({"filename": self._paths, "part": pa.array(range(len(self._paths)), pa.uint32())}),
+        )
+        con.execute(
+            "CREATE TEMP TABLE targets AS SELECT name, (row_number() OVER ())::UINTEGER AS target "
+            "FROM (SELECT DISTINCT file AS name FROM plan WHERE action <> 'delete')"
+        )
+        staged = (
+            f"read_parquet({self._incoming}, filename = true, file_row_number = true) AS p "
+            "JOIN parts AS s ON p.filename = s.filename"
+        )
+        con.execute(
+            f"CREATE TEMP TABLE picked AS SELECT s.part, p.file_row_number AS row, t.target FROM {staged} "
+            "JOIN plan AS x ON p.id = x.id AND p._xact_id = x.new_x JOIN targets AS t ON t.name = x.file "
+            "WHERE x.action <> 'delete' "
             # The same version staged twice (a page read again after a resume) is one row.
             "QUALIFY row_number() OVER (PARTITION BY p.id ORDER BY p._synced_at DESC) = 1"
         )
-        self._con.execute(
-            f"COPY (SELECT p.* EXCLUDE (filename, file_row_number), k._file "
-            f"FROM read_parquet({self._incoming}, filename = true, file_row_number = true) AS p "
-            "JOIN picked AS k USING (filename, file_row_number)) "
-            f"TO {sql_literal(str(self._changes))} "
-            "(FORMAT parquet, PARTITION_BY (_file), COMPRESSION zstd, COMPRESSION_LEVEL 1)"
-        )
+        # On one thread: each thread keeps its own writer for every file, and two ran out of the memory limit
+        # where one spills (600,000 new rows into an object of 200,000, under 256 MB: every rerun failed).
+        # Small row groups: each file's rows are flushed as they come, not held until the file ends (these
+        # files are read once, by `_rewrite`).
+        ((threads,),) = con.execute("SELECT current_setting('threads')").fetchall()
+        con.execute("SET threads = 1")
+        try:
+            con.execute(
+                f"COPY (SELECT p.* EXCLUDE (filename, file_row_number), t.name AS _file FROM {staged} "
+                "JOIN picked AS k ON k.part = s.part AND k.row = p.file_row_number "
+                "JOIN targets AS t ON t.target = k.target) "
+                f"TO {sql_literal(str(self._changes))} "
+                "(FORMAT parquet, PARTITION_BY (_file), COMPRESSION zstd, COMPRESSION_LEVEL 1, "
+                "ROW_GROUP_SIZE 8192)"
+            )
+        finally:
+            con.execute(f"SET threads = {int(threads)}")
 
     def _total_rows(self) -> int:
         return sum(f.rows for f in self._files.values())

@@ -359,6 +359,12 @@ class ParquetTree:
                     f"{ref.stream.table} {ref.name!r} ({ref.object_id}): {'; '.join(unreadable)}: set aside "
                     f"as {_SET_ASIDE}, for its whole history to be read again"
                 ) from error
+            if isinstance(error, duckdb.OutOfMemoryException):
+                # The object's failure, not the run's: the others are synced, and the summary printed.
+                raise WarehouseError(
+                    f"cannot merge the rows read into {ref.stream.table} {ref.name!r} ({ref.object_id}): "
+                    f"{first_line(error)}; they stay staged for the next sync"
+                ) from error
             raise
         self._publish(ref.stream, ref.object_id, committed)
         return MergeResult(
