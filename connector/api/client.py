@@ -576,6 +576,15 @@ class BraintrustClient:
                 f"to {self._hidden.within(location or 'nowhere it named')}: set --api-url "
                 "(BRAINTRUST_API_URL) to the address the API is at"
             )
+        if self._through and 400 <= status < 500 and _is_web_page(body):
+            # Through a proxy, a web page is most likely the proxy's own refusal, not the API's: an https
+            # API's comes as the proxy's answer to the tunnel (`_proxy_refused`), a plain-HTTP one's here.
+            raise ApiMisdirected(
+                f"{method} {path} was answered (HTTP {status}) with a web page, not Braintrust's JSON, "
+                f"through {self._proxy}: most likely the proxy's own refusal: ask its administrator to let "
+                "this machine reach the API's host, or bypass the proxy for it (NO_PROXY); else check the "
+                f"API URL {redact(self.api_url)} (--api-url, BRAINTRUST_API_URL)"
+            )
         refused = _status_error(method, path, status, body, self._hidden)
         if isinstance(refused, NotFoundError) and httpx.URL(self.api_url).path.rstrip("/").endswith("/v1"):
             # `https://api.braintrust.dev/v1`, as the API's reference writes its paths: every request 404s.
@@ -752,9 +761,13 @@ def _status_error(method: str, path: str, status: int, body: bytes | bytearray, 
 def _server_text(body: bytes | bytearray, hidden: _Hidden) -> str:
     """What an error's body says, for its one line, the key hidden: a web page's markup would say nothing
     useful."""
-    if _WEB_PAGE.match(body[:4096].decode("utf-8", "replace").lstrip("\ufeff").strip()):
+    if _is_web_page(body):
         return "The answer is a web page, not Braintrust's JSON: is the API URL a Braintrust API?"
     return _key_hidden(body, hidden, _SERVER_TEXT_CHARS).strip()
+
+
+def _is_web_page(body: bytes | bytearray) -> bool:
+    return bool(_WEB_PAGE.match(body[:4096].decode("utf-8", "replace").lstrip("\ufeff").strip()))
 
 
 def _key_hidden(body: bytes | bytearray, hidden: _Hidden, chars: int) -> str:

@@ -397,6 +397,27 @@ class _ProxyForbidding(_ProxyAsking):
         pass
 
 
+class _ProxyDenyingWithAPage(BaseHTTPRequestHandler):
+    """A proxy answering a plain-HTTP request with its policy's page (a corporate filter's)."""
+
+    status = 403
+
+    def do_GET(self) -> None:
+        body = b"<html><h1>Access Denied</h1>blocked by policy</html>"
+        self.send_response(self.status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+class _ProxyNotFindingWithAPage(_ProxyDenyingWithAPage):
+    status = 404
+
+
 @contextmanager
 def serving(
     tls: ssl.SSLContext | None = None, handler: type[BaseHTTPRequestHandler] = _Redirecting
@@ -621,6 +642,25 @@ def test_a_proxy_asking_for_credentials_fails_at_once_naming_it(
             # As the command line prints it, credentials in URLs hidden: the example is no URL's.
             assert "as USER:PASSWORD@ before its host" in redact(str(caught.value))
             assert client.stats.requests == 1
+
+
+@pytest.mark.parametrize("handler", [_ProxyDenyingWithAPage, _ProxyNotFindingWithAPage])
+def test_a_proxy_s_page_for_a_plain_http_api_names_the_proxy_not_the_key(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch, handler: type[_ProxyDenyingWithAPage]
+) -> None:
+    # Its 403 was said to be Braintrust refusing the key, its 404 the API URL's fault: the proxy went unnamed.
+    with serving(handler=handler) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.setenv("NO_PROXY", "")
+        with make_client(emulator) as client, pytest.raises(ConfigError) as caught:
+            list(client.list_projects())
+    said = str(caught.value)
+    assert said.startswith(
+        f"GET /v1/project was answered (HTTP {handler.status}) with a web page, not Braintrust's JSON, "
+        f"through the proxy {proxy}: most likely the proxy's own refusal"
+    ), said
+    assert "NO_PROXY" in said and "API key" not in said
+    assert client.stats.requests == 1
 
 
 def test_a_proxy_quoting_its_credentials_back_is_told_without_them(
