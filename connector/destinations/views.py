@@ -80,6 +80,9 @@ _DAMAGED_FILE = (
     "a file of the synced tables is damaged ({}): delete it, and the next `bt-sync sync` rebuilds its "
     "object if the file was current"
 )
+_DAMAGED_CATALOG_FILE = (
+    "a catalog file of the synced tables is damaged ({}): the next `bt-sync sync` writes it again"
+)
 # How a view bt-sync writes reads its tree's files.
 _READS_FILES = re.compile(r"\bread_(?:parquet|text|json)\w*\s*\(", re.IGNORECASE)
 # Writing the file takes well under a second: a temporary copy this old was left by a killed process.
@@ -175,10 +178,15 @@ def damaged_files(root: Root, *, whole: bool) -> list[str]:
     """A line for each Parquet file of the tree that cannot be read, naming it and the remedy: DuckDB's
     error does not name it. Looked for once a query failed: its footer (which fails every query of its
     table, and making the views), or (`whole`) any of its pages, which fail the queries reading them."""
-    # On a local disk the views read the versions; on object storage, the tree's files.
-    files = root.files_under(VERSIONS if root.is_local else "")
+    # On a local disk the views read the versions and the catalog files; on object storage, the tree's files.
+    catalog = [catalog_file(table) for table in CATALOG_TABLES]
+    files = (
+        [*root.files_under(VERSIONS), *filter(root.exists, catalog)]
+        if root.is_local
+        else root.files_under("")
+    )
     return [
-        _DAMAGED_FILE.format(f"{root.uri(path)}: {reason}")
+        (_DAMAGED_CATALOG_FILE if path in catalog else _DAMAGED_FILE).format(f"{root.uri(path)}: {reason}")
         for path in files
         if path.endswith(".parquet") and (reason := why_unreadable(root, path, whole=whole)) is not None
     ]

@@ -198,6 +198,13 @@ def _check_rejects(rejects: Path, input_file: Path | None, *, dry_run: bool) -> 
         raise ConfigError(
             f"{option('rejects')} {rejects} is the input file; writing rejects there would destroy it"
         )
+    if (output := _output_stream(rejects)) is not None:
+        # Replaced as the push starts, then the summary written over it from the start (or, through a pipe,
+        # the rejects mixed into `--json`'s one document).
+        raise ConfigError(
+            f"{option('rejects')} {rejects} is this command's {output}, which the push would replace: name a "
+            "file of its own"
+        )
     folder = rejects.parent
     if not folder.is_dir():
         missing = in_the_way_of(folder) or f"no such directory {folder}"
@@ -216,6 +223,21 @@ def _check_rejects(rejects: Path, input_file: Path | None, *, dry_run: bool) -> 
             f"{option('rejects')} {rejects} holds the rows a push did not send, which a dry run would "
             "replace: name another file for the dry run"
         )
+
+
+def _output_stream(path: Path) -> str | None:
+    """ "standard output" or "standard error" if `path` is this process's (`/dev/stdout`, a link to the file
+    either is redirected to), else None."""
+    try:
+        target = path.stat()
+    except OSError:
+        return None
+    for descriptor, name in ((1, "standard output"), (2, "standard error")):
+        with suppress(OSError):  # closed
+            stream = os.fstat(descriptor)
+            if (stream.st_dev, stream.st_ino) == (target.st_dev, target.st_ino):
+                return name
+    return None
 
 
 def _holds_rows_not_sent(path: Path) -> bool:

@@ -833,6 +833,21 @@ def test_a_directory_every_sync_writes_deleted_by_hand_is_named_not_taken_for_no
     assert Path(warehouse.parquet_root, deleted).is_dir()
 
 
+def test_a_damaged_catalog_file_is_named_with_its_remedy(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # Every query failed with DuckDB's "No magic bytes found at end of file", and no remedy.
+    sync(demo_emulator, warehouse, kinds=frozenset({"logs"}))
+    damaged = Path(warehouse.parquet_root, "project_tags", "data.parquet")
+    os.truncate(damaged, 100)
+    done = run_cli("sql", *cli_warehouse_args(warehouse)[:4], "SELECT count(*) FROM project_logs")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(
+        f"bt-sync: error: a catalog file of the synced tables is damaged ({damaged}: "
+    ), done.stderr
+    assert done.stderr.endswith("): the next `bt-sync sync` writes it again\n")
+
+
 @pytest.mark.parametrize("damage", ["deleted", "cut"])
 @pytest.mark.parametrize("narrowed", [{"kinds": frozenset({"logs"})}, {"projects": ("support-bot",)}])
 def test_a_lost_catalog_file_is_written_again_whole_by_any_sync_with_a_warning(

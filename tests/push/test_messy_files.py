@@ -131,6 +131,24 @@ def test_a_rejects_path_that_cannot_be_written_is_one_line_before_anything_is_cr
     assert nothing_created(emulator)
 
 
+@pytest.mark.parametrize(("stream", "named"), [("stdout", "standard output"), ("stderr", "standard error")])
+def test_the_command_s_own_output_as_the_rejects_file_is_refused(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], stream: str, named: str
+) -> None:
+    # `--rejects /dev/stdout > out.txt`: the file was replaced as the push started, then the summary written
+    # over the rejects from its start; through a pipe, `--json`'s one document came after them.
+    data = tmp_path / "data.csv"
+    data.write_text('id,input\n1,a\n2,"{bad"\n')
+    rejects = f"/dev/{stream}"
+    code, out, err = cli(emulator, tmp_path, capsys, data, "--on-error", "skip", "--rejects", rejects)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"bt-sync: error: --rejects /dev/{stream} is this command's {named}, which the push would replace: "
+        "name a file of its own\n"
+    )
+    assert nothing_created(emulator)
+
+
 @pytest.mark.parametrize("dry_run", [False, True])
 def test_a_rejects_path_holding_another_file_is_refused_and_kept(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], dry_run: bool
