@@ -20,7 +20,7 @@ import duckdb
 from connector.api.client import BraintrustClient
 from connector.defaults import DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
 from connector.errors import BtSyncError, NotFoundError, WarehouseError, first_line
-from connector.sync.catalog import check_same_source, discover_catalog, listed_projects, write_catalog
+from connector.sync.catalog import check_same_source, discover_catalog, listed_projects, write_catalog_whole
 from connector.sync.run import SyncOptions, remove_vanished, sync_object
 from pipelines.discovery import partition_changes
 from pipelines.failures import (
@@ -33,6 +33,7 @@ from pipelines.objects import find_objects
 from pipelines.progress import LogProgress
 from pipelines.resources import BraintrustResource, WarehouseResource
 from pipelines.tables import BraintrustSpecs, EventAssets
+from schemas.kinds import KINDS
 
 # Caps concurrent syncs against the API (its rate limits).
 API_POOL = "braintrust_api"
@@ -90,9 +91,9 @@ def build_catalog_asset(specs: BraintrustSpecs, retry_policy: dg.RetryPolicy) ->
         with terminal_errors_fail_without_retry():
             with braintrust.client() as client:
                 catalog = discover_catalog(client, braintrust.projects)
-            destination = warehouse.open()
-            check_same_source(catalog.listed_project_ids, destination.list_states())
-            write_catalog(destination, catalog)
+                destination = warehouse.open(prepare=False)
+                check_same_source(catalog.listed_project_ids, destination.list_states())
+                write_catalog_whole(client, destination, catalog, KINDS)
             for change in partition_changes(specs, catalog, context.instance):
                 change.apply(context.instance)
             with warehouse.reader() as connection:

@@ -131,9 +131,9 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         settings = _settings(WarehouseSettings, {name: getattr(self, name) for name in _WAREHOUSE_FIELDS})
         return settings if self.write_parquet else settings.model_copy(update={"parquet_root": None})
 
-    def open(self) -> Destination:
-        """The destination, ready to sync into."""
-        return open_destination(self.settings())
+    def open(self, *, prepare: bool = True) -> Destination:
+        """The destination, ready to sync into (`prepare`), or to be prepared by the caller."""
+        return open_destination(self.settings(), prepare=prepare)
 
     @property
     def table_schema(self) -> str:

@@ -170,6 +170,8 @@ class BraintrustClient:
         self._hidden = _Hidden(key, tuple(uri_secrets(proxy)) if proxy is not None else ())
         self._proxy = "a proxy" if proxy is None else f"the proxy {redact_url(proxy)}"
         self._through = "" if proxy is None else f" (through {self._proxy})"
+        # A proxy answers a plain-HTTP API's requests itself; an https API's it only tunnels to.
+        self._plain_http = httpx.URL(settings.api_url).scheme == "http"
         # A proxy reached over TLS is the first to set it up: a plain-HTTP proxy named `https://` fails it.
         try:
             self._tls_proxy = proxy is not None and httpx.URL(proxy).scheme == "https"
@@ -576,7 +578,7 @@ class BraintrustClient:
                 f"to {self._hidden.within(location or 'nowhere it named')}: set --api-url "
                 "(BRAINTRUST_API_URL) to the address the API is at"
             )
-        if self._through and 400 <= status < 500 and _is_web_page(body):
+        if self._through and self._plain_http and 400 <= status < 500 and _is_web_page(body):
             # Through a proxy, a web page is most likely the proxy's own refusal, not the API's: an https
             # API's comes as the proxy's answer to the tunnel (`_proxy_refused`), a plain-HTTP one's here.
             raise ApiMisdirected(

@@ -36,6 +36,7 @@ import hashlib
 import json
 import os
 import shlex
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -232,6 +233,8 @@ def _output_stream(path: Path) -> str | None:
         target = path.stat()
     except OSError:
         return None
+    if not (stat.S_ISREG(target.st_mode) or stat.S_ISFIFO(target.st_mode)):
+        return None  # a device (/dev/null, a terminal) replaced or written to by both loses nothing
     for descriptor, name in ((1, "standard output"), (2, "standard error")):
         with suppress(OSError):  # closed
             stream = os.fstat(descriptor)

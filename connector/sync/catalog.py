@@ -218,25 +218,35 @@ def write_catalog(destination: Destination, catalog: Catalog) -> None:
             destination.write_catalog(kind, objects, project_ids)
 
 
-def relist_lost_catalog(
+def write_catalog_whole(
     client: BraintrustClient, destination: Destination, catalog: Catalog, kinds: Collection[ObjectKind]
-) -> Catalog | None:
-    """The catalog tables lost from the warehouse since a sync made them (a file deleted by hand or
-    damaged), listed again for every project, unless `catalog` (listing `kinds`) holds them whole; None
-    if there are none. A sync that did not list such a kind wrote it back empty, for good."""
+) -> None:
+    """Prepare the destination and write `catalog` (its listing of `kinds`), after writing again, from a
+    listing for every project, the catalog tables lost since a sync made them (a file deleted or damaged
+    by hand, an Iceberg table dropped): written back empty by `prepare`, such a table stayed so for good
+    where the syncs that followed did not list its kind (`--objects logs`, a narrowed Dagster catalog),
+    and `status` called its objects deleted upstream."""
     lost = destination.lost_catalog()
     whole = set(kinds) | {PROJECT} if catalog.every_project else set()
     relist = [kind for kind in lost if kind not in whole]
+    relisted = None
     if lost:
         names = [kind.catalog.table for kind in lost]
         tables = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        plural = "s" if len(lost) > 1 else ""
         logger.warning(
-            "the warehouse had lost its %s table%s (a file deleted or damaged by hand?): written again from "
-            "the API's listing",
-            tables,
-            "s" if len(lost) > 1 else "",
+            "the warehouse had lost its %s table%s: written again from the API's listing", tables, plural
         )
-    return discover_catalog(client, (), relist) if relist else None
+    if relist:
+        try:
+            relisted = discover_catalog(client, (), relist)
+        except AuthError as error:
+            # A kind the key may not list (the reason a sync is narrowed): the others go on, the table empty.
+            logger.warning("%s; the table stays empty until a sync that can list it", error)
+    destination.prepare()
+    if relisted is not None:  # first: its whole tables are what a narrowed catalog's rows are merged into
+        write_catalog(destination, relisted)
+    write_catalog(destination, catalog)
 
 
 def listed_in_warehouse(destination: Destination) -> list[ObjectRef] | None:

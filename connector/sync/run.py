@@ -49,8 +49,7 @@ from connector.sync.catalog import (
     Catalog,
     check_same_source,
     discover_catalog,
-    relist_lost_catalog,
-    write_catalog,
+    write_catalog_whole,
 )
 from connector.sync.extract import extract_object, newest_version
 from connector.sync.staging import Checkpoint, ObjectStaging
@@ -189,11 +188,7 @@ def run_sync(
     kinds = options.selected_kinds
     catalog = discover_catalog(client, options.projects, kinds)
     check_same_source(catalog.listed_project_ids, destination.list_states())
-    relisted = relist_lost_catalog(client, destination, catalog, kinds)
-    destination.prepare()
-    if relisted is not None:  # first: its whole tables are what a narrowed catalog's rows are merged into
-        write_catalog(destination, relisted)
-    write_catalog(destination, catalog)
+    write_catalog_whole(client, destination, catalog, kinds)
     run = _SyncRun(client, destination, options, progress or NullProgress())
     objects = [run.sync_object(ref) for ref in catalog.refs(kinds)]
     # Not once the run stopped (a key the API stopped taking, a redirect): its checks would fail alike.

@@ -25,7 +25,7 @@ from connector.destinations.filesystem import Root
 from connector.destinations.parquet_tree import ParquetTree
 from connector.destinations.query import run_query
 from connector.destinations.views import fingerprint, view_statements
-from connector.emulator import Emulator, ListQuery
+from connector.emulator import Emulator, FaultRule, ListQuery
 from connector.errors import WarehouseError
 from connector.wiring import open_destination
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
@@ -870,10 +870,25 @@ def test_a_lost_catalog_file_is_written_again_whole_by_any_sync_with_a_warning(
     sync(demo_emulator, warehouse, **narrowed)
     assert query(warehouse, counts) == before
     assert before[0][0] == 2
-    assert "the warehouse had lost its experiments table (a file deleted or damaged by hand?)" in caplog.text
+    assert "the warehouse had lost its experiments table: written again from the API" in caplog.text
     caplog.clear()
     sync(demo_emulator, warehouse, **narrowed)  # nothing lost: nothing said
     assert "lost" not in caplog.text
+
+
+def test_a_lost_catalog_table_the_key_may_not_list_fails_no_sync(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Listing it again for every project raised the key's refusal before anything was written: every
+    # later sync failed so, the file still missing (the second review's).
+    sync(demo_emulator, warehouse)
+    demo_emulator.faults.add(FaultRule(kind="status", status=403, route="^/v1/prompt", times=None))
+    Path(warehouse.parquet_root, "prompts", "data.parquet").unlink()
+    summary = sync(demo_emulator, warehouse, kinds=frozenset({"logs"}))
+    assert summary.objects and all(o.status == "synced" for o in summary.objects)
+    assert "Braintrust refused this API key the listing of prompts" in caplog.text
+    assert "the table stays empty until a sync that can list it" in caplog.text
+    assert query(warehouse, "SELECT count(*) FROM prompts") == [(0,)]
 
 
 def test_queries_while_syncs_add_objects_never_take_a_new_record_for_a_damaged_one(

@@ -220,6 +220,32 @@ def test_a_catalog_run_narrowed_to_one_project_counts_the_rows_the_tables_keep(
     assert (by_table["experiments"]["dagster/row_count"], by_table["experiments"]["listed"]) == (2, 1)
 
 
+@pytest.mark.parametrize("damage", ["deleted", "cut"])
+def test_a_narrowed_catalog_run_writes_a_lost_catalog_file_whole_again(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    braintrust: BraintrustResource,
+    warehouse_resource: WarehouseResource,
+    instance: dg.DagsterInstance,
+    damage: str,
+) -> None:
+    # With `projects` narrowed, a damaged file failed every catalog run with DuckDB's "No magic bytes",
+    # and a deleted one came back with that project's rows alone (the second review's).
+    other = emulator.store.create_project("other-bot")
+    emulator.store.create_experiment(other["id"], "other-run")
+    refresh_catalog(build_definitions(braintrust, warehouse_resource), instance)
+    lost = Path(warehouse_resource.parquet_root or "", "experiments", "data.parquet")
+    if damage == "deleted":
+        lost.unlink()
+    else:
+        lost.write_bytes(lost.read_bytes()[:-20])
+    narrowed = BraintrustResource(api_url=emulator.url, api_key=emulator.api_key, projects=["support-bot"])
+    assert refresh_catalog(build_definitions(narrowed, warehouse_resource), instance).success
+    with warehouse_resource.reader() as connection:
+        names = connection.execute("SELECT name FROM experiments ORDER BY name").fetchall()
+    assert names == [("baseline",), ("other-run",)]
+
+
 def test_unsynced_means_new_columns_never_a_catalog_refresh(
     upstream: dict[str, str],
     test_defs: dg.Definitions,

@@ -12,6 +12,7 @@ import json
 import lzma
 import os
 import re
+import subprocess
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -30,6 +31,7 @@ from connector.emulator import Emulator, ListQuery
 from connector.errors import PushError
 from connector.progress import NullProgress
 from connector.push.run import PushOptions, PushSummary, push_file
+from tests.helpers import CLI
 from tests.push.helpers import push_process, run_cli
 
 PROJECT, DATASET = "messy", "files"
@@ -147,6 +149,16 @@ def test_the_command_s_own_output_as_the_rejects_file_is_refused(
         "name a file of its own\n"
     )
     assert nothing_created(emulator)
+
+
+def test_rejects_to_dev_null_with_the_output_there_too_is_taken(tmp_path: Path) -> None:
+    # `--rejects /dev/null >/dev/null` (a cron job's): the device is standard output's too, and was refused.
+    data = tmp_path / "data.csv"
+    data.write_text('id,input\n1,a\n2,"{bad"\n')
+    args = ["push", str(data), "--project", "p", "--dataset", "d", "--dry-run", "--on-error", "skip"]
+    command = [*CLI, *args, "--rejects", "/dev/null"]
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    assert (done.returncode, done.stderr) == (0, b"")
 
 
 @pytest.mark.parametrize("dry_run", [False, True])
