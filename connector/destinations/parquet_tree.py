@@ -62,9 +62,6 @@ from schemas.tables import CatalogTable, Column, EventStream, json_struct, sql_i
 STATE_FILE = "_sync_state.json"
 CATALOG_FILE = "data.parquet"
 VERSIONS = "_bt_sync"
-# A Parquet file starts and ends with these bytes (its footer's length between the last two).
-_PARQUET_MAGIC = b"PAR1"
-_SMALLEST_PARQUET = 12
 # The directory of the empty object that keeps every table's glob matching at least one file.
 SCHEMA_OBJECT = "__schema__"
 SCHEMA_FILE = "part-000000.parquet"
@@ -184,13 +181,8 @@ class ParquetTree:
         """
         if not self.root.exists(schema_record(next(iter(EVENT_STREAMS.values())))):
             return []  # a tree no sync prepared yet: its first sync writes every file
-        lost = []
-        for kind in KINDS:
-            data = self.root.read(catalog_file(kind.catalog)) or b""
-            whole = len(data) >= _SMALLEST_PARQUET and data.startswith(_PARQUET_MAGIC)
-            if not (whole and data.endswith(_PARQUET_MAGIC)):
-                lost.append(kind)
-        return lost
+        # A missing file's footer cannot be read either.
+        return [kind for kind in KINDS if why_unreadable(self.root, catalog_file(kind.catalog), whole=False)]
 
     def _write_if_changed(self, relative: str, data: bytes) -> None:
         # Every sync prepares the tree: rewriting identical files would only cost time.
