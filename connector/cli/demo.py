@@ -37,7 +37,7 @@ FROM experiment_events ev JOIN experiments e ON e.id = ev.experiment_id
 GROUP BY ALL ORDER BY experiment"""
 CURATION_PROJECT, CURATION_DATASET = "support-bot", "hard-cases"
 # What a sync and a push write in their scratch directory.
-SCRATCH_ENTRIES = {"staging", "locks", "push"}
+SCRATCH_ENTRIES = frozenset({"staging", "locks", "push"})
 # The file marking a directory the demo made, so a later demo may delete it.
 DEMO_MARKER = ".bt-sync-demo"
 DEFAULT_DUCKDB, DEFAULT_PARQUET = Path("data/demo.duckdb"), Path("data/demo-parquet")
@@ -203,12 +203,10 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
     """
     from connector.config import check_writable
     from connector.destinations.filesystem import Root
-    from connector.destinations.parquet_tree import VERSIONS
+    from connector.destinations.parquet_tree import TREE_DIRECTORIES
     from connector.destinations.views import holds_only_views, shows_another_tree
     from connector.errors import ConfigError
-    from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 
-    tables = {VERSIONS, *(s.table for s in EVENT_STREAMS.values()), *(t.table for t in CATALOG_TABLES)}
     check_duckdb_file(duckdb)  # an empty directory "held what the demo did not write"
     check_apart(duckdb, parquet)
     only_views = duckdb.is_file() and holds_only_views(duckdb)
@@ -221,7 +219,7 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
         )
     checks = (
         (duckdb, "--duckdb", only_views),
-        (parquet, "--parquet", _made_by_a_demo(parquet, tables, DEFAULT_PARQUET)),
+        (parquet, "--parquet", _made_by_a_demo(parquet, TREE_DIRECTORIES, DEFAULT_PARQUET)),
         (state_dir, "the scratch directory", _made_by_a_demo(state_dir, SCRATCH_ENTRIES, DEFAULT_STATE)),
     )
     for path, named, written_by_a_demo in checks:
@@ -241,7 +239,7 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
         (directory / DEMO_MARKER).write_text("made by `bt-sync demo`, which deletes it when run again\n")
 
 
-def _made_by_a_demo(path: Path, layout: set[str], default: Path) -> bool:
+def _made_by_a_demo(path: Path, layout: frozenset[str], default: Path) -> bool:
     """Whether the directory is one a demo made: marked, or at the default path with only the layout."""
     if not path.is_dir():
         return False

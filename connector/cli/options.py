@@ -267,6 +267,7 @@ def check_apart(duckdb: Path, parquet: Path) -> None:
     Raises:
         ConfigError: they overlap, said how.
     """
+    from connector.destinations.parquet_tree import TREE_DIRECTORIES
     from connector.errors import ConfigError
 
     file, root = Path(os.path.realpath(duckdb)), Path(os.path.realpath(parquet))  # through links too
@@ -280,20 +281,11 @@ def check_apart(duckdb: Path, parquet: Path) -> None:
             f"--parquet {parquet} is inside --duckdb {duckdb}, which names a file: the DuckDB file goes "
             "beside the tables' directory: give each a path of its own"
         )
-    if file.is_relative_to(root) and (entry := file.relative_to(root).parts[0]) in _tree_entries():
+    if file.is_relative_to(root) and (entry := file.relative_to(root).parts[0]) in TREE_DIRECTORIES:
         raise ConfigError(
             f"--duckdb {duckdb} lies where the tables' directory {parquet} keeps {entry}: put the DuckDB "
             "file beside the tables' directory"
         )
-
-
-def _tree_entries() -> frozenset[str]:
-    """The directories a Parquet root holds: each table's and the versions'."""
-    from connector.destinations.parquet_tree import VERSIONS
-    from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
-
-    tables = {stream.table for stream in EVENT_STREAMS.values()} | {table.table for table in CATALOG_TABLES}
-    return frozenset({VERSIONS, *tables})
 
 
 def check_duckdb_file(path: Path) -> None:

@@ -62,6 +62,10 @@ from schemas.tables import CatalogTable, Column, EventStream, json_struct, sql_i
 STATE_FILE = "_sync_state.json"
 CATALOG_FILE = "data.parquet"
 VERSIONS = "_bt_sync"
+# The directories a root holds: each table's and the versions'.
+TREE_DIRECTORIES = frozenset(
+    {VERSIONS, *(stream.table for stream in EVENT_STREAMS.values()), *(t.table for t in CATALOG_TABLES)}
+)
 # The directory of the empty object that keeps every table's glob matching at least one file.
 SCHEMA_OBJECT = "__schema__"
 SCHEMA_FILE = "part-000000.parquet"
