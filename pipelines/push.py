@@ -136,6 +136,9 @@ def push_dataset_file(
                 summary = push(client, options, progress, warehouse.settings())
     for warning in summary.warnings:
         context.log.warning(warning)
+    if failure := summary.nothing_stored():
+        # Rerunning would reject the same rows: the file needs mending first.
+        raise dg.Failure(description=failure, metadata=_summary_metadata(summary), allow_retries=False)
     context.add_output_metadata(_summary_metadata(summary))
 
 

@@ -211,6 +211,10 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
         json_output.print(summary.model_dump_json(indent=2))
     else:
         print_output(describe(summary))
+    if failure := summary.nothing_stored():
+        from connector.errors import PushError
+
+        raise PushError(failure)
 
 
 def describe(summary: PushSummary) -> str:

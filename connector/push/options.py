@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from connector.defaults import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_STATE_DIR
-from connector.display import shell_text_as_utf8
+from connector.display import counted, shell_text_as_utf8
 from connector.push.choices import COMPRESSION_SUFFIXES, FileFormat, OnError
 from connector.push.spelling import option
 
@@ -335,3 +335,17 @@ class PushSummary(BaseModel):
     validate_first: bool = True
     rejects: str | None = None
     warnings: list[str] = []
+
+    def nothing_stored(self) -> str | None:
+        """Why the push failed although it ran to its end: it rejected rows and stored none (for a dry run,
+        none is valid); None if it did not. With `--on-error skip` such a push exited 0, and a scheduled
+        backfill of a file in the wrong shape succeeded with every row set aside."""
+        valid = self.rows_read - self.rows_skipped
+        stored = valid if self.dry_run else self.rows_sent + self.rows_resumed
+        if self.already_complete or not self.rows_skipped or stored:
+            return None
+        name = "the query result" if self.file is None else Path(self.file).name
+        rejected = f"{counted(self.rows_skipped, 'rows')} rejected (written to {self.rejects})"
+        if self.dry_run:
+            return f"dry run: no row of {name} is valid: {rejected}; mend them before pushing"
+        return f"no row of {name} was stored: {rejected}; mend them and push again"

@@ -26,7 +26,8 @@ def test_an_error_quoting_the_key_back_shows_it_nowhere(emulator: Emulator, tmp_
     emulator.faults.add(FaultRule(kind="status", route="/insert", status=400, body=echoed, times=None))
     skip = ("--on-error", "skip", "--rejects", str(rejects))
     pushed = run_cli("push", str(rows), "--project", "p", "--dataset", "d", *skip, env=env)
-    assert pushed.returncode == 0, pushed.stderr
+    # Every row refused by the API: nothing stored, exit 1.
+    assert (pushed.returncode, "no row of rows.csv was stored" in pushed.stderr) == (1, True), pushed.stderr
     assert "Bearer ***" in rejects.read_text()
 
     emulator.faults.add(FaultRule(kind="status", route="/fetch", status=400, body=echoed, times=None))

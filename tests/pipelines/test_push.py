@@ -107,3 +107,33 @@ def test_the_push_job_s_checks_while_it_runs_name_the_run_config_s_fields(
     unknown = tmp_path / "rows.data"
     unknown.write_text("id\n1\n")
     assert "or pass format: csv|parquet|jsonl|json" in failure({"file": str(unknown)})
+
+
+def test_a_push_run_that_rejected_every_row_fails_with_its_counts(
+    emulator: Emulator, test_defs: dg.Definitions, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    source = tmp_path / "rows.csv"
+    source.write_text('id,input\nq1,"{not json"\nq2,"[1,"\n')
+    rejects = tmp_path / "rejects.jsonl"
+    config = {
+        "file": str(source),
+        "project": "support-bot",
+        "dataset": "pushed",
+        "on_error": "skip",
+        "rejects": str(rejects),
+        "state_dir": str(tmp_path / "push-state"),
+    }
+    result = test_defs.resolve_job_def(PUSH_JOB_NAME).execute_in_process(
+        instance=instance, run_config={"ops": {"push_dataset_file": {"config": config}}}, raise_on_error=False
+    )
+    # It succeeded, every row set aside: a scheduled backfill of a file in the wrong shape looked done.
+    assert not result.success
+    (failed,) = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    failure = failed.event_specific_data.user_failure_data
+    assert (
+        failure.description
+        == f"no row of rows.csv was stored: 2 rows rejected (written to {rejects}); mend them and push again"
+    )
+    metadata = {k: v.value for k, v in failure.metadata.items()}
+    assert (metadata["rows_read"], metadata["rows_skipped"], metadata["rows_sent"]) == (2, 2, 0)
+    assert len(rejects.read_bytes().splitlines()) == 2

@@ -270,17 +270,39 @@ def test_the_summary_of_a_file_whose_every_row_was_rejected_names_no_dataset_id(
     path.write_text('id,input\na,"unclosed\n')
     rejects = tmp_path / "rejects.jsonl"
     args = (str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects))
-    code, out, _ = run_cli(emulator, tmp_path, capsys, *args)
-    assert code == 0
+    code, out, err = run_cli(emulator, tmp_path, capsys, *args)
+    # Nothing stored is a failure, even with --on-error skip: a scheduled backfill of a file in the wrong
+    # shape exited 0 with every row set aside.
+    refused = f"no row of bad.csv was stored: 1 row rejected (written to {rejects}); mend them and push again"
+    assert (code, err.strip()) == (1, f"bt-sync: error: {refused}")
     # Nothing was created: "pushed 0 rows … to dataset 'd' in project 'p'" named a dataset that is not.
     assert out.startswith("pushed nothing of bad.csv, and created no dataset 'd' in project 'p', ")
     assert out.rstrip().endswith(f"; 1 row rejected (written to {rejects}).")
     # Into a dataset that is there, the same words: nothing pushed, not "0 rows in 0 batches".
     code, _, _ = run_cli(emulator, tmp_path, capsys, str(write_csv(tmp_path / "good.csv", 2)), *args[1:5])
     code, out, _ = run_cli(emulator, tmp_path, capsys, *args)
-    assert code == 0 and re.match(
+    assert code == 1 and re.match(
         r"pushed nothing of bad\.csv to dataset 'd' in project 'p' \([0-9a-f-]{36}\), ", out
     )
+
+
+def test_a_dry_run_of_a_file_with_no_valid_row_fails_after_its_summary(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"id": "a", "input": NaN}\n{"id": "b"\n')
+    rejects = tmp_path / "rejects.jsonl"
+    args = (str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects))
+    code, out, err = run_cli(emulator, tmp_path, capsys, *args, "--dry-run", "--json")
+    assert code == 1 and orjson.loads(out)["rows_skipped"] == 2
+    assert err.strip() == (
+        f"bt-sync: error: dry run: no row of bad.jsonl is valid: 2 rows rejected (written to {rejects}); "
+        "mend them before pushing"
+    )
+    # One valid row is enough: the rest is what --on-error skip is for.
+    path.write_bytes(b'{"id": "a", "input": 1}\n{"id": "b"\n')
+    code, out, _ = run_cli(emulator, tmp_path, capsys, *args, "--json")
+    assert code == 0 and orjson.loads(out)["rows_sent"] == 1
 
 
 @pytest.mark.parametrize(

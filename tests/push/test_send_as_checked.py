@@ -107,7 +107,10 @@ def test_a_file_whose_every_row_is_rejected_creates_nothing(
     path = write_jsonl(tmp_path / "rows.jsonl", [{"id": "a", "input": 1, "tags": 5}, b'{"id": "broken'])
     rejects = tmp_path / "rejects.jsonl"
     code, out, err = push(emulator, tmp_path, capsys, path, "--on-error", "skip", "--rejects", str(rejects))
-    assert (code, err) == (0, "")
+    stored = (
+        f"no row of rows.jsonl was stored: 2 rows rejected (written to {rejects}); mend them and push again"
+    )
+    assert (code, err.strip()) == (1, f"bt-sync: error: {stored}")
     assert out.startswith("pushed nothing of rows.jsonl, and created no dataset")
     assert len(rejects.read_bytes().splitlines()) == 2
     assert emulator.store.list_objects("project", ListQuery()) == []
