@@ -14,6 +14,7 @@ its record was curated from. That origin is the record's lineage, and a push kee
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ from schemas.tables import ID, XACT_ID
 ORIGIN_COLUMN = "origin"
 # The object types an origin may name (the API's `ObjectReference`).
 _OBJECT_TYPES = frozenset({"project_logs", "experiment", "dataset", "prompt", "function", "prompt_session"})
+# How the API writes an object's id (`ObjectReference.object_id`, `format: uuid`).
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Columns every event table has: naming one of them says nothing about which table a row is from.
 _COMMON = set.intersection(*({c.name for c in s.payload_columns} for s in EVENT_STREAMS.values()))
 
@@ -79,7 +82,10 @@ class OriginColumns:
         if object_id is None or event_id is None:
             return None
         origin = {"object_type": self.object_type, "object_id": object_id, "id": event_id}
-        if self.xact_id is not None and (xact_id := _xact_id(self.xact_id, row)) is not None:
+        if (
+            self.xact_id is not None
+            and (xact_id := _xact_id(self.xact_id, row.get(self.xact_id))) is not None
+        ):
             origin["_xact_id"] = xact_id
         return origin
 
@@ -106,10 +112,13 @@ def find_origin(columns: Sequence[str]) -> OriginColumns | None:
 
 
 def held_origin(column: str, value: Any) -> dict[str, Any]:
-    """`value`, the origin a row holds already, checked to be an API `ObjectReference`.
+    """`value`, the origin a row holds already, checked to be an API `ObjectReference`, its `_xact_id` as
+    the API's decimal string (the tables hold it as UBIGINT: sent as a number, readers that parse JSON
+    numbers as doubles rounded it).
 
     Raises:
-        BadOrigin: it is not an object naming an object type, an object id and an event id.
+        BadOrigin: it is not an object naming an object type, an object's UUID and an event id, with a
+            whole `_xact_id` and a text `created` if any.
     """
     if not isinstance(value, dict):
         raise BadOrigin(column, f"an origin is an object, found {value!r}")
@@ -121,7 +130,13 @@ def held_origin(column: str, value: Any) -> dict[str, Any]:
     for key in ("object_id", "id"):
         if not isinstance(found := value.get(key), str) or not found:
             raise BadOrigin(column, f"an origin's {key} is text, found {found!r}")
-    return value
+    if not _UUID.fullmatch(value["object_id"]):
+        raise BadOrigin(column, f"an origin's object_id is its object's UUID, found {value['object_id']!r}")
+    if not isinstance(created := value.get("created"), str | None):
+        raise BadOrigin(column, f"an origin's created is text, found {created!r}")
+    if "_xact_id" not in value:
+        return value
+    return value | {"_xact_id": _xact_id(column, value["_xact_id"])}
 
 
 def _text(column: str, row: dict[str, Any]) -> str | None:
@@ -131,8 +146,7 @@ def _text(column: str, row: dict[str, Any]) -> str | None:
     raise BadOrigin(column, f"an origin needs a text id here, found {value!r}")
 
 
-def _xact_id(column: str, row: dict[str, Any]) -> str | None:
-    value = row.get(column)
+def _xact_id(column: str, value: Any) -> str | None:
     if value is None:
         return None
     # The API sends and takes `_xact_id` as a decimal string; the tables hold it as UBIGINT.

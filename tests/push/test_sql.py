@@ -339,6 +339,19 @@ def test_columns_named_like_event_rows_that_are_not_link_no_record_to_a_span(
         ('\'{"object_type": "dataset", "id": "x"}\'', "an origin's object_id is text, found None"),
         ("'[1]'", "an origin is an object, found [1]"),
         ("to_json(7)", "an origin is an object, found 7"),
+        # The API's `ObjectReference.object_id` is a UUID; `created` and `_xact_id` text.
+        (
+            "{'object_type': 'dataset', 'object_id': 'x', 'id': 'y'}",
+            "an origin's object_id is its object's UUID, found 'x'",
+        ),
+        (
+            "{'object_type': 'project_logs', 'object_id': project_id, 'id': id, 'created': 5}",
+            "an origin's created is text, found 5",
+        ),
+        (
+            "{'object_type': 'project_logs', 'object_id': project_id, 'id': id, '_xact_id': -1}",
+            "an origin's _xact_id is a whole number, found -1",
+        ),
     ],
 )
 def test_an_origin_column_that_holds_no_reference_is_a_bad_row(
@@ -347,6 +360,18 @@ def test_an_origin_column_that_holds_no_reference_is_a_bad_row(
     with pytest.raises(PushError, match=f'query result row 1, column "origin": {re.escape(reason)}'):
         push_sql(f"SELECT id, input, {origin} AS origin FROM project_logs ORDER BY id LIMIT 2")
     assert inserts(upstream, dataset) == 0
+
+
+def test_an_origin_built_from_a_table_s_columns_goes_as_the_api_s_reference(
+    synced: WarehouseSettings, upstream: Emulator, push_sql: Push, dataset: str
+) -> None:
+    # The tables hold `_xact_id` as UBIGINT: it went as a JSON number beyond 2**53, which readers round.
+    origin = "{'object_type': 'project_logs', 'object_id': project_id, 'id': id, '_xact_id': _xact_id}"
+    summary = push_sql(f"SELECT 'c-' || id AS id, input, {origin} AS origin FROM project_logs LIMIT 3")
+    assert summary.origins_held == 3
+    versions = dict(query(synced, "SELECT id, _xact_id::VARCHAR FROM project_logs"))
+    origins = [row["origin"] for row in live_rows(upstream, dataset).values()]
+    assert len(origins) == 3 and all(origin["_xact_id"] == versions[origin["id"]] for origin in origins)
 
 
 def test_rows_with_no_object_to_link_to_are_counted_as_having_no_origin(push_sql: Push, dataset: str) -> None:
