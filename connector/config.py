@@ -7,6 +7,7 @@ settings from these classes, and their parts from the settings (see `connector.w
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from datetime import timedelta
 from enum import StrEnum
@@ -75,6 +76,10 @@ def _refuse_blank_ends(text: str, what: str) -> None:
     raise ValueError(f"{end} with {blank}: give the {what} without it{why}")
 
 
+# `$HOME`, `${HOME}`, `%USERPROFILE%` at a path's start.
+_UNEXPANDED_VARIABLE = re.compile(r"\$[A-Za-z_]\w*|\$\{[^}]*\}|%[A-Za-z_]\w*%")
+
+
 def refuse_misplaced_path(text: str) -> None:
     """Refuse a path that names another place than the one meant: one starting or ending with a blank
     or a line break (`_refuse_blank_ends`), or with a `~` no shell expanded (quoted, or from an env
@@ -89,6 +94,13 @@ def refuse_misplaced_path(text: str) -> None:
         raise ValueError(
             f"{text!r} starts with ~, which only a shell expands (unquoted): give the home directory's path "
             "($HOME)"
+        )
+    # From an env file (docker's --env-file, systemd's Environment=, a .env), which expand nothing: a
+    # directory named `$HOME` was made where the command ran, and held the warehouse.
+    if variable := _UNEXPANDED_VARIABLE.match(text):
+        raise ValueError(
+            f"{text!r} starts with {variable.group()}, a variable no shell expanded (an env file's value?): "
+            "give the path it stands for"
         )
 
 
@@ -335,6 +347,27 @@ def check_state_dir(state_dir: Path) -> None:
     if not existing.is_dir():
         raise ConfigError(f"--state-dir {state_dir}: {existing} is not a directory")
     check_writable("--state-dir", state_dir)
+
+
+def check_name_fits(flag: str, path: Path, longer_by: int) -> None:
+    """Refuse a file whose name leaves no room for those written beside it, `longer_by` bytes longer:
+    they failed with "File name too long" of a hidden name once the catalog's tables were written.
+
+    Raises:
+        ConfigError: the name is too long there.
+    """
+    existing = next((part for part in path.absolute().parents if part.is_dir()), None)
+    try:
+        most = os.pathconf(existing or ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        most = 255
+    length = len(os.fsencode(path.name))
+    if length + longer_by > most:
+        raise ConfigError(
+            f"{flag} {path}: its name is {length} bytes long, and bt-sync writes files beside it whose names "
+            f"are {longer_by} longer, past the {most} this file system allows: give a name of at most "
+            f"{most - longer_by} bytes"
+        )
 
 
 def check_writable(flag: str, path: Path) -> None:

@@ -10,16 +10,51 @@ from __future__ import annotations
 import os
 import re
 import sys
+import unicodedata
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
-# C0 and C1 control characters and DEL.
-_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+# Unicode's invisible format characters (category Cf: a zero-width space, a byte order mark, the marks
+# and overrides of writing direction) and the line and paragraph separators, but the zero-width joiner and
+# non-joiner and the tag characters, which emoji and scripts hold as part of what they show. A name holding
+# one reads as another ("p1" and "p1" followed by a zero-width space), and direction overrides reorder
+# the text around them on the terminal.
+_INVISIBLE = [
+    0xAD,
+    *range(0x600, 0x606),
+    0x61C,
+    0x6DD,
+    0x70F,
+    0x890,
+    0x891,
+    0x8E2,
+    0x180E,
+    0x200B,
+    *range(0x200E, 0x2010),
+    0x2028,
+    0x2029,
+    *range(0x202A, 0x202F),
+    *range(0x2060, 0x2065),
+    *range(0x2066, 0x2070),
+    0xFEFF,
+    *range(0xFFF9, 0xFFFC),
+    0x110BD,
+    0x110CD,
+    *range(0x13430, 0x13439),
+    *range(0x1BCA0, 0x1BCA4),
+    *range(0x1D173, 0x1D17B),
+    0xE0001,
+]
+# C0 and C1 control characters and DEL, then the invisible characters.
+_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))} | {
+    code: f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}" for code in _INVISIBLE
+}
 # A table's cell may span lines, and rich expands its tabs: those two are layout, not control.
 _CELL_ESCAPES = {code: escape for code, escape in _ESCAPES.items() if chr(code) not in "\n\t"}
+_WITHOUT_INVISIBLE = dict.fromkeys(_INVISIBLE)
 
 
 def as_given(text: str) -> str:
@@ -32,8 +67,20 @@ def as_given(text: str) -> str:
 
 
 def printable(text: str) -> str:
-    """`text` with control characters escaped as `\\xNN`, fit for a one-line message on a terminal."""
+    """`text` with control characters escaped as `\\xNN` and invisible ones as `\\uNNNN`, fit for a
+    one-line message on a terminal."""
     return text.translate(_ESCAPES)
+
+
+def holds_invisible(text: str) -> bool:
+    """Whether `text` holds an invisible character (`printable` shows it escaped)."""
+    return len(text.translate(_WITHOUT_INVISIBLE)) != len(text)
+
+
+def read_as(name: str) -> str:
+    """How `name` reads: without invisible characters or blanks at its ends, its accents composed (a name
+    copied from macOS has them apart, `e` then U+0301, and shows as the same `é`)."""
+    return unicodedata.normalize("NFC", name.translate(_WITHOUT_INVISIBLE)).strip()
 
 
 def null_cell() -> Text:

@@ -90,6 +90,8 @@ _WEB_PAGE = re.compile(r"<(!doctype\s+html|html|head|body)\b", re.IGNORECASE)
 # The start of a JSON object past any whitespace, and how much of a body's end is looked at first.
 _OBJECT_START = re.compile(rb"\s*\{")
 _TAIL_BYTES = 1024
+# A key given as a whole assignment: `BRAINTRUST_API_KEY=sk-…`.
+_ASSIGNMENT = re.compile(r"[A-Za-z_]\w*=")
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -749,7 +751,7 @@ def _status_error(method: str, path: str, status: int, body: bytes | bytearray, 
             f"Braintrust {verdict} (HTTP {status} on {method} {path}{said}). "
             # The key and URL may come from variables, flags or a Dagster resource's fields: each named.
             f"Check {scope}the API key given (BRAINTRUST_API_KEY by default) and the API URL "
-            "(BRAINTRUST_API_URL by default).",
+            f"(BRAINTRUST_API_URL by default).{_key_slip(hidden.key) if status == 401 else ''}",
             status=status,
             said=server_says,
         )
@@ -758,6 +760,21 @@ def _status_error(method: str, path: str, status: int, body: bytes | bytearray, 
     if status == 413:
         return PayloadTooLarge(f"{method} {path}: request too large (HTTP 413)", status=status)
     return RequestError(f"{method} {path} was rejected (HTTP {status}): {server_says}", status=status)
+
+
+def _key_slip(key: str) -> str:
+    """What a rejected key holds besides a key, never the key itself: the quotes an env file keeps
+    (docker's --env-file, systemd's), the header's scheme, a variable's name: each rejected as "Invalid
+    API key", nothing more."""
+    if len(key) >= 2 and key[0] == key[-1] and key[0] in "\"'":
+        slip = "is quoted (the quotes are part of the value: an env file's?)"
+    elif key.lower().startswith("bearer "):
+        slip = "starts with 'Bearer ', which bt-sync sends itself"
+    elif _ASSIGNMENT.match(key):
+        slip = "starts with a variable's name and '=' (a whole line of an env file?)"
+    else:
+        return ""
+    return f" The key given {slip}: give the key alone."
 
 
 def _server_text(body: bytes | bytearray, hidden: _Hidden) -> str:

@@ -201,10 +201,10 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
         ConfigError: a path holds something no demo wrote (a mistyped `--parquet data` must not
             delete a warehouse, nor `--duckdb` a database of your own).
     """
-    from connector.config import check_writable
+    from connector.config import check_name_fits, check_writable
     from connector.destinations.filesystem import Root
     from connector.destinations.parquet_tree import TREE_DIRECTORIES
-    from connector.destinations.views import holds_only_views, shows_another_tree
+    from connector.destinations.views import NAME_WRITTEN_BESIDE, holds_only_views, shows_another_tree
     from connector.errors import ConfigError
 
     check_duckdb_file(duckdb)  # an empty directory "held what the demo did not write"
@@ -222,6 +222,7 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
         (parquet, "--parquet", _made_by_a_demo(parquet, TREE_DIRECTORIES, DEFAULT_PARQUET)),
         (state_dir, "the scratch directory", _made_by_a_demo(state_dir, SCRATCH_ENTRIES, DEFAULT_STATE)),
     )
+    check_name_fits("--duckdb", duckdb, NAME_WRITTEN_BESIDE)
     for path, named, written_by_a_demo in checks:
         check_writable(named, path)  # before the emulator starts and the earlier demo's files go
         if path.exists() and not written_by_a_demo:

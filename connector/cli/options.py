@@ -248,11 +248,13 @@ def check_destination_writable(settings: WarehouseSettings) -> None:
     Raises:
         ConfigError: naming the path and why.
     """
-    from connector.config import DestinationKind, check_writable
+    from connector.config import DestinationKind, check_name_fits, check_writable
+    from connector.destinations.views import NAME_WRITTEN_BESIDE
 
     if settings.destination is not DestinationKind.DUCKDB:
         return
     check_writable("--duckdb", settings.duckdb_path)
+    check_name_fits("--duckdb", settings.duckdb_path, NAME_WRITTEN_BESIDE)
     tables = settings.tables_root.removeprefix("file://")
     if "://" not in tables:
         flag = "--parquet" if settings.parquet_root is not None else "the tables' directory"

@@ -258,7 +258,7 @@ def describe(summary: PushSummary) -> str:
     if summary.unmapped_columns:
         # Quoted, as messages name columns: a name's blanks (` input `, not `input`) and an empty name (a
         # spreadsheet's trailing separator) show.
-        unsent = ", ".join(f'"{name}"' for name in summary.unmapped_columns)
+        unsent = ", ".join(f'"{printable(name)}"' for name in summary.unmapped_columns)
         line += f"; columns not sent: {unsent}"
     return line + "."
 

@@ -88,6 +88,10 @@ _READS_FILES = re.compile(r"\bread_(?:parquet|text|json)\w*\s*\(", re.IGNORECASE
 # Writing the file takes well under a second: a temporary copy this old was left by a killed process.
 KILLED_WRITE_AGE_S = 600
 
+# The characters the longest file written beside the DuckDB file adds to its name: the views are written
+# to `.<name>.<8 hex>.tmp`, whose journal DuckDB names `<that>.wal`.
+NAME_WRITTEN_BESIDE = len(".") + len(".12345678.tmp") + len(".wal")
+
 
 def view_statements(root: Root, pinned_by: duckdb.DuckDBPyConnection | None = None) -> list[str]:
     """`CREATE VIEW` (and `COMMENT ON`) statements for every table, reading the tree at `root`.
@@ -474,7 +478,7 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
     """Write the views and the marker: the fingerprint `wanted` of their statements, and the digest of
     the views as stored, by which a sync tells that a session changed them."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # see NAME_WRITTEN_BESIDE
     try:
         with _using(_attach(temporary, f"STORAGE_VERSION '{STORAGE_VERSION}'")) as con:
             # One transaction: a commit per statement (a few hundred, with the comments) costs ten times more.

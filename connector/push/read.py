@@ -16,6 +16,7 @@ it is, or refused saying what it is. CSV and Parquet are read by `read_arrow.py`
 from __future__ import annotations
 
 import codecs
+import errno
 import io
 import json
 import re
@@ -201,6 +202,11 @@ class SourceFile:
                 f"{path} is not a regular file (a pipe?): write its content to a file, then push that"
             )
         if not path.is_file():
+            try:
+                path.stat()
+            except OSError as error:
+                if error.errno == errno.ELOOP:  # "no such file" of a file the user sees listed
+                    raise PushError(f"{path} leads into a loop of symbolic links: name a file") from None
             raise PushError(f"{path}: no such file")
         if path.stat().st_size == 0:
             with path.open("rb") as raw:
@@ -759,10 +765,10 @@ def half_surrogate(value: Any) -> str | None:
 
 
 def _buffered_text(raw: io.RawIOBase) -> io.BufferedReader:
-    """`raw` buffered, past any byte order mark: editors on Windows start UTF-8 files with one, and
-    JSON allows none."""
+    """`raw` buffered, past any byte order marks: editors on Windows start UTF-8 files with one (a tool
+    that adds one to text that has one, with two), and JSON allows none."""
     stream: io.BufferedReader = io.BufferedReader(raw, JSONL_READ_BYTES)
-    if stream.peek(len(_UTF8_BOM)).startswith(_UTF8_BOM):
+    while stream.peek(len(_UTF8_BOM)).startswith(_UTF8_BOM):
         stream.read(len(_UTF8_BOM))
     return stream
 

@@ -52,7 +52,15 @@ import orjson
 
 from connector import interrupts
 from connector.config import check_state_dir
-from connector.display import LOCALE_REMEDY, as_given, counted, locale_cannot_read, printable
+from connector.display import (
+    LOCALE_REMEDY,
+    as_given,
+    counted,
+    holds_invisible,
+    locale_cannot_read,
+    printable,
+    read_as,
+)
 from connector.errors import (
     ApiError,
     ConfigError,
@@ -1293,23 +1301,38 @@ def _project_named(client: BraintrustClient, name: str) -> Project | None:
 
 def _check_new_name(kind: str, name: str, existing: Iterable[Project | Dataset]) -> None:
     """Refuse to create a `kind` called `name` when the name is one of the `existing` objects' ids (as
-    `sync --project` takes), or has a space at an end (a copy and paste's): either creates an object
-    beside the one meant, silently."""
+    `sync --project` takes), reads as one of their names, or has a space at an end or an invisible
+    character (a copy and paste's): each creates an object beside the one meant, silently."""
     flag = option(kind)
     if (spaced := _spaced_name(kind, name)) is not None:
         raise ConfigError(printable(f"{spaced}, and no {kind} is named so; give the name without it"))
-    if (same_id := next((found for found in existing if found.id == name), None)) is not None:
-        raise ConfigError(
-            printable(
-                f"{flag} takes a name, and {name} is the id of the {kind} {same_id.name!r}: "
-                f"pass {flag} {shlex.quote(same_id.name)}"
+    for found in existing:
+        if found.id == name:
+            raise ConfigError(
+                printable(
+                    f"{flag} takes a name, and {name} is the id of the {kind} {found.name!r}: "
+                    f"pass {flag} {shlex.quote(found.name)}"
+                )
             )
-        )
+        if read_as(found.name) == read_as(name):
+            # `café` typed, `café` listed: the same letters, the accent a character of its own in one.
+            raise ConfigError(
+                printable(
+                    f"{flag} {name!r} reads as the name of the {kind} {found.name!r}, and differs from it "
+                    "only in invisible characters or in how its accents are encoded: pass the name as "
+                    "`bt-sync projects` lists it (copied from there), or choose another"
+                )
+            )
 
 
 def _spaced_name(kind: str, name: str) -> str | None:
-    """What to say of a `kind`'s name with a space at an end (a copy and paste's), None of another name."""
-    return f"{option(kind)} {name!r} begins or ends with a space" if name != name.strip() else None
+    """What to say of a `kind`'s name with a space at an end or an invisible character (a copy and
+    paste's), None of another name."""
+    if name != name.strip():
+        return f"{option(kind)} {name!r} begins or ends with a space"
+    if holds_invisible(name):
+        return f"{option(kind)} {name!r} holds an invisible character"
+    return None
 
 
 def _create_dataset(client: BraintrustClient, options: PushOptions) -> tuple[Dataset, list[str]]:

@@ -17,13 +17,15 @@ import duckdb
 
 from connector.api.client import BraintrustClient
 from connector.destinations.base import Destination, ObjectRef, SyncState
-from connector.display import counted
+from connector.display import counted, printable, read_as
 from connector.errors import AuthError, ConfigError, NotFoundError, WarehouseError
 from schemas.api import ApiObject, ObjectType, Project
 from schemas.kinds import BY_OBJECT_TYPE, BY_OPTION, EVENT_KINDS, KINDS, PROJECT, ObjectKind
 from schemas.tables import sql_identifier, sql_literal
 
 logger = logging.getLogger("bt_sync")
+# The most project names an unknown `--project`'s message lists.
+_MOST_NAMES_LISTED = 20
 
 
 @dataclass(frozen=True)
@@ -97,14 +99,15 @@ def discover_catalog(
         chosen = [p for p in projects if p.id in selectors or p.name in selectors]
         unknown = set(selectors) - {p.id for p in chosen} - {p.name for p in chosen}
         if unknown:
-            known = ", ".join(sorted(p.name for p in projects)) or "none"
             # A name that served for weeks stops matching when its project is deleted or renamed upstream.
             # Quoted when a space at an end would not show (a copy and paste's: ' pp' looked like pp).
             shown = ", ".join(name if name == name.strip() else repr(name) for name in sorted(unknown))
             raise ConfigError(
-                f"no project named or with id {shown} (projects: {known}); one deleted "
-                "or renamed upstream is no longer listed: name the projects that are (--project, or the "
-                "Dagster resource's `projects`)"
+                printable(
+                    f"no project named or with id {shown} ({_known_projects(projects, unknown)}); one "
+                    "deleted or renamed upstream is no longer listed: name the projects that are (--project, "
+                    "or the Dagster resource's `projects`)"
+                )
             )
         projects = chosen
     objects: dict[ObjectKind, tuple[ApiObject, ...]] = {PROJECT: tuple(projects)}
@@ -113,6 +116,20 @@ def discover_catalog(
         if kind.in_project:
             objects[kind] = _listed_in(client, kind, projects, asked)
     return Catalog(tuple(projects), objects, every_project=not selectors, listed=tuple(listed))
+
+
+def _known_projects(projects: Sequence[Project], unknown: Iterable[str]) -> str:
+    """The projects a sync could have named instead of the `unknown` names: first those reading alike
+    (`Support-Bot` for `support-bot`, `p1` for `p1` and a zero-width space), then the first others
+    by name (311 names made a 10 KB line)."""
+    names = sorted(project.name for project in projects)
+    if not names:
+        return "projects: none"
+    wanted = {read_as(name).casefold() for name in unknown}
+    alike = [name for name in names if read_as(name).casefold() in wanted]
+    meant = f"did you mean {' or '.join(repr(name) for name in alike)}? " if alike else ""
+    more = f", and {len(names) - _MOST_NAMES_LISTED:,} more" if len(names) > _MOST_NAMES_LISTED else ""
+    return f"{meant}projects: {', '.join(names[:_MOST_NAMES_LISTED])}{more}"
 
 
 def _listed_in(

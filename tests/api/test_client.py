@@ -344,6 +344,27 @@ def test_401_fails_at_once_clearly_and_never_contains_the_key(emulator: Emulator
     assert wrong_key not in message and wrong_key not in repr(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("shape", "says"),
+    [
+        ('"{}"', "is quoted (the quotes are part of the value: an env file's?)"),
+        ("'{}'", "is quoted (the quotes are part of the value: an env file's?)"),
+        ("Bearer {}", "starts with 'Bearer ', which bt-sync sends itself"),
+        ("BRAINTRUST_API_KEY={}", "starts with a variable's name and '=' (a whole line of an env file?)"),
+    ],
+)
+def test_a_401_for_a_key_pasted_with_more_than_the_key_says_what_without_showing_it(
+    emulator: Emulator, shape: str, says: str
+) -> None:
+    # Each was "Invalid API key" alone: a quoted value is an env file's most common slip.
+    given = shape.format(emulator.api_key)
+    with make_client(emulator, api_key=given) as client, pytest.raises(AuthError) as caught:
+        list(client.list_projects())
+    message = str(caught.value)
+    assert message.endswith(f" The key given {says}: give the key alone.")
+    assert emulator.api_key not in message
+
+
 class _Redirecting(BaseHTTPRequestHandler):
     """A server answering every GET with a redirect, as an http:// address of an https API may."""
 

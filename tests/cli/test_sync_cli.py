@@ -572,6 +572,27 @@ def test_a_path_where_nothing_can_be_made_is_refused_before_anything_is_asked_or
     assert not emulator.stats.requests
 
 
+@pytest.mark.parametrize("command", ["sync", "demo"])
+def test_a_duckdb_file_name_too_long_for_the_files_beside_it_is_refused_before_anything_is_written(
+    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str], command: str
+) -> None:
+    # A name of 238-248 characters fits, its views' temporary file (`.<name>.<8 hex>.tmp.wal`) not: "File
+    # name too long" of that hidden file, exit 1, once the catalog's tables were written.
+    name = "w" * 238 + ".duckdb"
+    api = ["--api-url", emulator.url] if command == "sync" else []
+    args = ["--duckdb", f"{tmp_path}/{name}", "--parquet", f"{tmp_path}/pq"]
+    args += ["--state-dir", f"{tmp_path}/st"] if command == "sync" else []
+    done = cli_in_process(capfd, command, *api, *args, env={"BRAINTRUST_API_KEY": emulator.api_key})
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"bt-sync: error: --duckdb {tmp_path}/{name}: its name is 245 bytes long, and bt-sync writes files "
+        "beside it whose names are 18 longer, past the 255 this file system allows: give a name of at most "
+        "237 bytes\n",
+    )
+    assert list(tmp_path.iterdir()) == []
+    assert not emulator.stats.requests
+
+
 @pytest.mark.parametrize(
     ("command", "duckdb", "parquet", "says"),
     [
@@ -658,6 +679,23 @@ def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before
             {},
             "invalid setting: --duckdb: '~/bt/w.duckdb' starts with ~, which only a shell expands "
             "(unquoted): give the home directory's path ($HOME)",
+        ),
+        # From an env file, which expands nothing: directories named `$HOME` held the warehouse.
+        (
+            ["status"],
+            {"BT_SYNC_DUCKDB": "$HOME/bt/x.duckdb"},
+            "invalid setting: BT_SYNC_DUCKDB: '$HOME/bt/x.duckdb' starts with $HOME, a variable no shell "
+            "expanded (an env file's value?): give the path it stands for",
+        ),
+        (
+            ["status", "--parquet", "${HOME}/pq"],
+            {},
+            "invalid setting: --parquet: '${HOME}/pq' starts with ${HOME}, a variable no shell expanded",
+        ),
+        (
+            ["push", "a.csv", "--project", "p", "--dataset", "d", "--state-dir", "%USERPROFILE%/st"],
+            {},
+            "invalid setting: --state-dir: '%USERPROFILE%/st' starts with %USERPROFILE%, a variable",
         ),
         # The URL and the key swapped: the key was quoted back.
         (

@@ -602,3 +602,57 @@ def test_a_file_named_like_an_option_is_taken_as_the_file_after_two_dashes(
     out, err = capsys.readouterr()
     assert (exited.value.code, err) == (0, "")
     assert out.startswith(f"dry run: 3 of 3 rows of {name} are valid")
+
+
+def test_a_project_or_dataset_name_reading_as_another_s_is_not_created(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = emulator.store
+    # Accents apart (e then U+0301), as a name copied from macOS has them.
+    apart = "cafe\u0301"
+    project = store.create_project(apart)
+    store.create_dataset(project["id"], "golden")
+    path = write_csv(tmp_path / "data.csv", 3)
+    reads_as = (
+        "reads as the name of the {} '{}', and differs from it only in invisible characters or in how its "
+        "accents are encoded: pass the name as `bt-sync projects` lists it (copied from there), or choose "
+        "another"
+    )
+    refused = {
+        ("caf\u00e9", "new"): f"--project 'caf\u00e9' {reads_as.format('project', apart)}",
+        # Pasted with a zero-width space, or a byte order mark: shown escaped, as nothing else shows them.
+        ("cafe\u0301\u200b", "new"): "--project 'cafe\u0301\\u200b' holds an invisible character, and no "
+        "project is named so; give the name without it",
+        ("cafe\u0301", "\ufeffgolden"): "--dataset '\\ufeffgolden' holds an invisible character, and no "
+        "dataset is named so; give the name without it",
+    }
+    objects = {kind: len(store.list_objects(kind, ListQuery())) for kind in ("project", "dataset")}
+    for (project_name, dataset_name), message in refused.items():
+        args = (str(path), "--project", project_name, "--dataset", dataset_name)
+        assert run_cli(emulator, tmp_path, capsys, *args) == (2, "", f"bt-sync: error: {message}\n")
+    assert {kind: len(store.list_objects(kind, ListQuery())) for kind in objects} == objects
+    code, out, _ = run_cli(
+        emulator, tmp_path, capsys, str(path), "--project", "cafe\u0301", "--dataset", "golden"
+    )
+    assert code == 0 and out.startswith(
+        "pushed 3 rows of data.csv to dataset 'golden' in project 'cafe\u0301'"
+    )
+
+
+def test_column_names_holding_invisible_characters_are_shown_escaped(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A byte order mark written twice (pyarrow drops the first), a zero-width space after a name: both
+    # read as "id", and "no column "id"; the file has columns: "id", "input"" contradicted itself.
+    doubled, spaced = tmp_path / "doubled.csv", tmp_path / "spaced.csv"
+    doubled.write_bytes(b"\xef\xbb\xbf\xef\xbb\xbfid,input\n1,a\n")
+    spaced.write_bytes("id\u200b,input\n1,a\n".encode())
+    args = ("--project", "p", "--dataset", "d", "--dry-run")
+    code, out, _ = run_cli(emulator, tmp_path, capsys, str(doubled), *args)
+    assert code == 0 and out.rstrip().endswith('; columns not sent: "\\ufeffid".')
+    code, _, err = run_cli(emulator, tmp_path, capsys, str(spaced), *args, "--id-column", "id")
+    assert (code, err) == (
+        1,
+        'bt-sync: error: spaced.csv: no column "id" (from --id-column); the file has columns: "id\\u200b", '
+        '"input"\n',
+    )

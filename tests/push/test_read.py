@@ -249,10 +249,11 @@ def test_parquet_with_no_rows(tmp_path: Path) -> None:
         SourceFile(tmp_path / "e.parquet")
 
 
-@pytest.mark.parametrize("name", ["d.csv", "d.jsonl"])
-def test_a_utf8_byte_order_mark_is_ignored(tmp_path: Path, name: str) -> None:
-    content = b"input\nq\n" if name.endswith(".csv") else b'{"input": "q"}\n'
-    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" + content)
+@pytest.mark.parametrize(("name", "marks"), [("d.csv", 1), ("d.jsonl", 1), ("d.jsonl", 2), ("d.json", 2)])
+def test_a_utf8_byte_order_mark_is_ignored(tmp_path: Path, name: str, marks: int) -> None:
+    # Two: a tool that adds one to text that has one; the second was "invalid JSON (UTF-8 byte order mark…".
+    content = {".csv": b"input\nq\n", ".jsonl": b'{"input": "q"}\n', ".json": b'[{"input": "q"}]'}
+    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" * marks + content[Path(name).suffix])
     assert numbered(SourceFile(tmp_path / name)) == [(1, {"input": "q"})]
 
 
@@ -309,6 +310,14 @@ def test_a_read_error_deep_in_json_lines_names_the_rows_read_before_it(tmp_path:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(PushError, match="no such file"):
         SourceFile(tmp_path / "nope.csv")
+
+
+def test_a_loop_of_symbolic_links_is_named_so(tmp_path: Path) -> None:
+    # Listed by `ls`, it was "no such file".
+    (tmp_path / "a.csv").symlink_to(tmp_path / "b.csv")
+    (tmp_path / "b.csv").symlink_to(tmp_path / "a.csv")
+    with pytest.raises(PushError, match=r"a\.csv leads into a loop of symbolic links: name a file$"):
+        SourceFile(tmp_path / "a.csv")
 
 
 def test_garbage_parquet_is_a_file_error(tmp_path: Path) -> None:

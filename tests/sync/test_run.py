@@ -571,3 +571,23 @@ def test_a_merge_leaves_no_directory_of_its_own_behind(
     assert logs.updated == 1
     # The merges' shared spill directory alone.
     assert [path.name for path in settings.state_dir.rglob("merge/*")] == ["spill"]
+
+
+def test_a_project_not_listed_is_answered_with_the_names_that_read_alike_and_a_short_list(
+    emulator: Emulator,
+) -> None:
+    for name in ("support-bot", "p1", *(f"team-{n:02}" for n in range(30))):
+        emulator.store.create_project(name)
+    with fast_client(emulator) as client:
+        # A case slip: the 32 names followed, 10 KB of them with 311 projects, and no hint.
+        with pytest.raises(ConfigError) as cased:
+            discover_catalog(client, ["Support-Bot"])
+        # Pasted with a zero-width space: the message showed "p1" as unknown, and p1 among the projects.
+        with pytest.raises(ConfigError) as pasted:
+            discover_catalog(client, ["p1\u200b"])
+    assert str(cased.value).startswith(
+        "no project named or with id Support-Bot (did you mean 'support-bot'? projects: p1, support-bot, "
+        "team-00, team-01,"
+    )
+    assert "team-17, and 12 more); one deleted or renamed upstream" in str(cased.value)
+    assert str(pasted.value).startswith("no project named or with id p1\\u200b (did you mean 'p1'? projects:")
