@@ -188,6 +188,9 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
                 ) as client:
                     summary = run.run(client)
         except KeyboardInterrupt:
+            # Said as the push ends otherwise: that ids are hashes of the rows (no id column) matters to the
+            # rows already sent.
+            _print_warnings(run.summary)
             # Once the batches in flight were acknowledged, or a few seconds passed (`_Sender`): the count
             # is what a rerun skips.
             sent = run.summary.rows_sent + run.summary.rows_resumed
@@ -205,8 +208,7 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
             else:
                 kept = "nothing was sent"
             raise Interrupted(f"interrupted: {kept}") from None
-    for warning in summary.warnings:
-        typer.echo(f"bt-sync: warning: {warning}", err=True)
+    _print_warnings(summary)
     if as_json:
         json_output.print(summary.model_dump_json(indent=2))
     else:
@@ -215,6 +217,11 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
         from connector.errors import PushError
 
         raise PushError(failure)
+
+
+def _print_warnings(summary: PushSummary) -> None:
+    for warning in summary.warnings:
+        typer.echo(f"bt-sync: warning: {warning}", err=True)
 
 
 def describe(summary: PushSummary) -> str:

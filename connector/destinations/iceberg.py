@@ -31,6 +31,7 @@ import pyarrow as pa
 # extra's one-line error here, at open, rather than a failure in the middle of a merge.
 import pyiceberg_core  # noqa: F401
 from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import AlwaysFalse, AlwaysTrue, BooleanExpression, In
 from pyiceberg.table import Table
@@ -70,7 +71,7 @@ from connector.destinations.iceberg_schema import (
 )
 from connector.destinations.parquet_tree import catalog_select
 from connector.destinations.scratch import scratch_connection
-from connector.errors import TableChanged, UnreadableFiles, WarehouseError
+from connector.errors import ConfigError, TableChanged, UnreadableFiles, WarehouseError
 from connector.redaction import redact, scrub, uri_secrets
 from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, KINDS, PROJECT, ObjectKind
@@ -141,6 +142,7 @@ class IcebergDestination:
         if not self._created:
             self._catalog = open_catalog(self._catalog_name, self._warehouse, create=True)
             self._created = True
+        self._check_warehouse()
         try:
             ensure_namespace(self._catalog, self._namespace)
             for stream in EVENT_STREAMS.values():
@@ -336,6 +338,7 @@ class IcebergDestination:
 
     def maintain(self, retain: timedelta) -> MaintainSummary:
         """Merge small files, expire snapshots older than `retain`, delete files no snapshot needs."""
+        self._check_warehouse()
         existing = [name for name in self._table_names() if self._exists(name)]
         summary = maintain_tables(existing, retain, self._table)
         if summary.files_compacted:
@@ -415,6 +418,27 @@ class IcebergDestination:
             f"cannot load {self._namespace}.{name} from {self.description}: {self._reason(error)}{hint}"
         )
 
+    def _check_warehouse(self) -> None:
+        """Refuse a warehouse other than the one the namespace's tables live in: a table stays where it was
+        created, so a sync given another (a move to `s3://…`) went on writing to the first without a word.
+
+        Raises:
+            ConfigError: the tables live elsewhere (a SQL catalog's, whose warehouse places them).
+        """
+        warehouse = self._catalog.properties.get("warehouse")
+        if not isinstance(self._catalog, SqlCatalog) or not warehouse or not self._exists(SYNC_STATE_TABLE):
+            return
+        if self._catalog.load_namespace_properties(self._namespace).get("location"):
+            return  # the namespace places its tables itself
+        location = self._table(SYNC_STATE_TABLE).location()
+        if not _under(location, f"{warehouse.rstrip('/')}/{self._namespace}"):
+            raise ConfigError(
+                f"the tables of namespace {self._namespace} in {redact(self._catalog_name)} live in "
+                f"{redact(location.rsplit('/', 2)[0])}, not under the warehouse given, "
+                f"{redact(self._warehouse or warehouse)}: a catalog's tables stay where they were created. "
+                "Give the warehouse they live in, or a new catalog (or namespace) for the new warehouse"
+            )
+
     def _table_names(self) -> list[str]:
         return [
             *(stream.table for stream in EVENT_STREAMS.values()),
@@ -424,6 +448,12 @@ class IcebergDestination:
 
     def _id(self, name: str) -> tuple[str, str]:
         return (self._namespace, name)
+
+
+def _under(location: str, directory: str) -> bool:
+    """Whether `location` lies in `directory`, either written as a path or as a `file:` URI."""
+    place, root = (text.removeprefix("file://") for text in (location, directory))
+    return place.startswith(f"{root.rstrip('/')}/")
 
 
 def _states(event_tables: Iterable[Table]) -> list[SyncState]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -32,7 +33,7 @@ from connector.destinations.iceberg_maintain import UNREFERENCED_GRACE
 from connector.destinations.iceberg_merge import READ_THREADS, _read_in_order
 from connector.destinations.iceberg_schema import SYNC_STATE_SCHEMA
 from connector.emulator import Emulator, ListQuery
-from connector.errors import MalformedResponse, TableChanged, WarehouseError
+from connector.errors import ConfigError, MalformedResponse, TableChanged, WarehouseError
 from connector.sync.run import OBJECT_FAILURES
 from connector.wiring import open_destination
 from tests.helpers import (
@@ -638,3 +639,28 @@ def test_a_reader_s_states_are_those_of_the_snapshots_it_views(
     # committing in between paired the rows of one snapshot with the state of the next (the
     # `rows_match_sync_state` check then failed on a healthy warehouse).
     assert sorted(loaded) == sorted(set(loaded))
+
+
+def test_a_warehouse_other_than_the_one_the_tables_live_in_is_refused_before_anything_is_written(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    first = iceberg_in(tmp_path)
+    project = emulator.store.create_project("moved")
+    emulator.store.generate_logs(project["id"], 50, update_fraction=0.0)
+    sync(emulator, first, kinds=frozenset({"logs"}))
+    # The same catalog, a new warehouse (a move to object storage, say): the sync went on writing to the
+    # first one without a word, and `maintain` cleaned it.
+    moved = first.model_copy(update={"iceberg_warehouse": str(tmp_path / "elsewhere")})
+    emulator.store.generate_logs(project["id"], 50, update_fraction=0.0)
+    lives_in = (
+        f"the tables of namespace braintrust in {first.iceberg_catalog} live in {first.iceberg_warehouse}, "
+        "not under the warehouse given,"
+    )
+    with pytest.raises(ConfigError, match=f"^{re.escape(lives_in)}"):
+        sync(emulator, moved, kinds=frozenset({"logs"}))
+    with pytest.raises(ConfigError, match=f"^{re.escape(lives_in)}"):
+        open_destination(moved, prepare=False).maintain(timedelta(0))
+    assert len(event_tables(first)["project_logs"]) == 50 and not (tmp_path / "elsewhere").exists()
+    # The same warehouse spelt otherwise (a trailing slash) is the same warehouse.
+    sync(emulator, first.model_copy(update={"iceberg_warehouse": f"{first.iceberg_warehouse}/"}))
+    assert len(event_tables(first)["project_logs"]) == 100

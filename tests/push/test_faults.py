@@ -371,3 +371,24 @@ def test_ctrl_c_says_what_was_sent_and_the_rerun_sends_the_rest(
     assert f"; {sent:,} rows were already sent by an earlier run" in out.decode()
     (dataset,) = emulator.store.list_objects("dataset", ListQuery(project_name="p"))
     assert len(emulator.store.live_rows("dataset", dataset["id"])) == 1_500
+
+
+def test_a_push_stopped_while_sending_still_says_its_ids_are_hashes(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Said only as a push ended: a push stopped after its first batches never told that those rows' ids are
+    # hashes of their content.
+    real_ack = PushCheckpoint.ack
+
+    def ack_then_stop(self: PushCheckpoint, batch: int, refused: Mapping[int, str]) -> None:
+        real_ack(self, batch, refused)
+        signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(PushCheckpoint, "ack", ack_then_stop)
+    path = tmp_path / "no-ids.csv"
+    path.write_text("input\n" + "".join(f"q{n}\n" for n in range(100)))
+    args = (str(path), "--project", "p", "--dataset", "d", "--batch-rows", "25", "--concurrency", "1")
+    code, _, err = run_cli(emulator, tmp_path, capsys, *args)
+    warning, stopped = err.strip().splitlines()
+    assert code == 130 and stopped.startswith("bt-sync: interrupted: 25 rows were acknowledged")
+    assert warning.startswith("bt-sync: warning: no-ids.csv has no id column, so each row's id is a hash")
