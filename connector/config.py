@@ -6,6 +6,7 @@ settings from these classes, and their parts from the settings (see `connector.w
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
@@ -347,6 +348,57 @@ def check_state_dir(state_dir: Path) -> None:
     if not existing.is_dir():
         raise ConfigError(f"--state-dir {state_dir}: {existing} is not a directory")
     check_writable("--state-dir", state_dir)
+
+
+# What a file given as `--duckdb` starts with: DuckDB's own files, at an offset (after a checksum), and
+# files that are often named `.db` or by mistake.
+_DUCKDB_MAGIC, _DUCKDB_MAGIC_AT = b"DUCK", 8
+_OTHER_FILES = ((b"SQLite format 3\x00", "a SQLite database"), (b"PAR1", "a Parquet file"))
+
+
+def check_duckdb_file(path: Path, named: str = "--duckdb") -> None:
+    """Refuse a DuckDB file (`named`: its flag, or its setting) that is a directory, or a file that is no
+    DuckDB database.
+
+    Raises:
+        ConfigError: it is one, named with what it is.
+    """
+    if loops(path):
+        # Refused by the sync only once the API was asked and the tables' directory written.
+        raise ConfigError(f"{named} {path} leads into a loop of symbolic links: name a file")
+    if path.is_dir():
+        raise ConfigError(f"{named} {path} is a directory: name a DuckDB file in it")
+    if path.exists() and not path.is_file():
+        # A named pipe would be opened for its first bytes, waiting for a writer for good.
+        raise ConfigError(f"{named} {path} is not a regular file: name a DuckDB file")
+    if (other := _not_duckdb(path)) is not None:
+        # Refused by DuckDB only once the API was asked and the tables' directory written; a SQLite file
+        # opened through the sqlite extension, which DuckDB first tried to download (10 s offline).
+        raise ConfigError(f"{named} {path} is {other}, not a DuckDB database: name another file")
+
+
+def loops(path: Path) -> bool:
+    """Whether `path`, or a directory on it, is a loop of symbolic links (`Path.exists` says False)."""
+    try:
+        path.stat()
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    return False
+
+
+def _not_duckdb(path: Path) -> str | None:
+    """What the file at `path` is when it is no DuckDB database ("an empty file"); None when it is one, or
+    is not there (bt-sync makes it), or cannot be read (DuckDB says why in its words)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(64)
+    except OSError:
+        return None
+    if head[_DUCKDB_MAGIC_AT : _DUCKDB_MAGIC_AT + len(_DUCKDB_MAGIC)] == _DUCKDB_MAGIC:
+        return None
+    if not head:
+        return "an empty file"  # which DuckDB refuses to open
+    return next((kind for magic, kind in _OTHER_FILES if head.startswith(magic)), "another kind of file")
 
 
 def check_name_fits(flag: str, path: Path, longer_by: int) -> None:

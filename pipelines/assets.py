@@ -153,7 +153,13 @@ def build_event_asset(assets: EventAssets, retry_policy: dg.RetryPolicy) -> dg.A
                     if destination.reader_follows_commits
                     else None
                 )
+                synced_before = _synced_by_earlier_attempts(context, assets)
                 for key in keys:
+                    if key in synced_before:
+                        # Synced again, it recorded a second materialization saying "0 inserted", which
+                        # the partition then showed as this run's.
+                        context.log.info(f"{key}: synced by an earlier attempt of this run, not again")
+                        continue
                     obj = found.get(key)
                     if obj is None and config.reconcile:
                         # Deleted upstream: the reconcile removes its rows below, the sensor its partition.
@@ -250,6 +256,21 @@ def _one_partition(context: dg.AssetExecutionContext) -> bool:
     """Whether the run is of one partition, not a range (which may have lost all but one: see below)."""
     requested = context.partition_key_range
     return bool(requested.start == requested.end)
+
+
+def _synced_by_earlier_attempts(context: dg.AssetExecutionContext, assets: EventAssets) -> set[str]:
+    """The partitions an earlier attempt of this step synced and recorded: a retry of a run of several,
+    after one of them failed, syncs the others only."""
+    if not context.retry_number:
+        return set()
+    records = context.instance.get_records_for_run(
+        context.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION
+    ).records
+    return {
+        record.partition_key
+        for record in records
+        if record.asset_key == assets.key and record.partition_key is not None
+    }
 
 
 def _partition_keys(context: dg.AssetExecutionContext, assets: EventAssets, *, reconcile: bool) -> list[str]:

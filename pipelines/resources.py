@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings
 
 from connector.api.client import BraintrustClient
-from connector.config import ApiSettings, DestinationKind, WarehouseSettings
+from connector.config import ApiSettings, DestinationKind, WarehouseSettings, check_duckdb_file
 from connector.defaults import DEFAULT_API_URL, DEFAULT_APP_URL, DEFAULT_LOCK_WAIT_S
 from connector.destinations.base import Destination, SyncState
 from connector.destinations.filesystem import Root
@@ -129,6 +129,11 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             ConfigError: a field or variable is invalid (which no retry can mend).
         """
         settings = _settings(WarehouseSettings, {name: getattr(self, name) for name in _WAREHOUSE_FIELDS})
+        if settings.destination is DestinationKind.DUCKDB:
+            # As the command line refuses it: a directory or another program's file made every sync fail
+            # on opening it, while the discovery sensor's ticks looked healthy.
+            named = "the warehouse resource's duckdb_path" if self.duckdb_path else "BT_SYNC_DUCKDB"
+            check_duckdb_file(settings.duckdb_path, named)
         return settings if self.write_parquet else settings.model_copy(update={"parquet_root": None})
 
     def open(self, *, prepare: bool = True) -> Destination:

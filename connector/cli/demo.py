@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from connector.cli.app import app, output_console
-from connector.cli.options import check_apart, check_duckdb_file, path_value
+from connector.cli.options import check_apart, path_value
 from connector.display import folded_table, plain_cells
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
         ConfigError: a path holds something no demo wrote (a mistyped `--parquet data` must not
             delete a warehouse, nor `--duckdb` a database of your own).
     """
-    from connector.config import check_name_fits, check_writable
+    from connector.config import check_duckdb_file, check_name_fits, check_writable
     from connector.destinations.filesystem import Root
     from connector.destinations.parquet_tree import TREE_DIRECTORIES
     from connector.destinations.views import NAME_WRITTEN_BESIDE, holds_only_views, shows_another_tree

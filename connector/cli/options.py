@@ -6,7 +6,6 @@ environment, then to the default (CLI flag > environment > default).
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 from pathlib import Path
@@ -142,12 +141,6 @@ def api_settings(api_url: str | None, api_key: str | None, timeout: float | None
     return ApiSettings(**_given(api_url=api_url, api_key=api_key, timeout_s=timeout))
 
 
-# What a file given as `--duckdb` starts with: DuckDB's own files, at an offset (after a checksum), and
-# files that are often named `.db` or by mistake.
-_DUCKDB_MAGIC, _DUCKDB_MAGIC_AT = b"DUCK", 8
-_OTHER_FILES = ((b"SQLite format 3\x00", "a SQLite database"), (b"PAR1", "a Parquet file"))
-
-
 def warehouse_settings(
     *,
     duckdb: Path | None = None,
@@ -214,6 +207,7 @@ def _check_duckdb_paths(settings: WarehouseSettings) -> None:
     Raises:
         ConfigError: the file is a directory, or a file stands where a directory is needed.
     """
+    from connector.config import check_duckdb_file, loops
     from connector.errors import ConfigError, in_the_way_of
 
     check_duckdb_file(settings.duckdb_path)
@@ -225,7 +219,7 @@ def _check_duckdb_paths(settings: WarehouseSettings) -> None:
     if "://" in tables:
         return
     check_apart(settings.duckdb_path, Path(tables))
-    if _loops(Path(tables)):  # a traceback from the file system's layer
+    if loops(Path(tables)):  # a traceback from the file system's layer
         raise ConfigError(
             f"the tables' directory {tables} leads into a loop of symbolic links: name a directory"
         )
@@ -288,52 +282,6 @@ def check_apart(duckdb: Path, parquet: Path) -> None:
             f"--duckdb {duckdb} lies where the tables' directory {parquet} keeps {entry}: put the DuckDB "
             "file beside the tables' directory"
         )
-
-
-def check_duckdb_file(path: Path) -> None:
-    """Refuse a `--duckdb` that is a directory, or a file that is no DuckDB database.
-
-    Raises:
-        ConfigError: it is one, named with what it is.
-    """
-    from connector.errors import ConfigError
-
-    if _loops(path):
-        # Refused by the sync only once the API was asked and the tables' directory written.
-        raise ConfigError(f"--duckdb {path} leads into a loop of symbolic links: name a file")
-    if path.is_dir():
-        raise ConfigError(f"--duckdb {path} is a directory: name a DuckDB file in it")
-    if path.exists() and not path.is_file():
-        # A named pipe would be opened for its first bytes, waiting for a writer for good.
-        raise ConfigError(f"--duckdb {path} is not a regular file: name a DuckDB file")
-    if (other := _not_duckdb(path)) is not None:
-        # Refused by DuckDB only once the API was asked and the tables' directory written; a SQLite file
-        # opened through the sqlite extension, which DuckDB first tried to download (10 s offline).
-        raise ConfigError(f"--duckdb {path} is {other}, not a DuckDB database: name another file")
-
-
-def _loops(path: Path) -> bool:
-    """Whether `path`, or a directory on it, is a loop of symbolic links (`Path.exists` says False)."""
-    try:
-        path.stat()
-    except OSError as error:
-        return error.errno == errno.ELOOP
-    return False
-
-
-def _not_duckdb(path: Path) -> str | None:
-    """What the file at `path` is when it is no DuckDB database ("an empty file"); None when it is one, or
-    is not there (bt-sync makes it), or cannot be read (DuckDB says why in its words)."""
-    try:
-        with path.open("rb") as file:
-            head = file.read(64)
-    except OSError:
-        return None
-    if head[_DUCKDB_MAGIC_AT : _DUCKDB_MAGIC_AT + len(_DUCKDB_MAGIC)] == _DUCKDB_MAGIC:
-        return None
-    if not head:
-        return "an empty file"  # which DuckDB refuses to open
-    return next((kind for magic, kind in _OTHER_FILES if head.startswith(magic)), "another kind of file")
 
 
 def _given(**flags: Any) -> dict[str, Any]:

@@ -688,7 +688,7 @@ def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before
             "expanded (an env file's value?): give the path it stands for",
         ),
         (
-            ["status", "--parquet", "${HOME}/pq"],
+            ["status", "--parquet", "${{HOME}}/pq"],  # `{` doubled: the arguments are formatted
             {},
             "invalid setting: --parquet: '${HOME}/pq' starts with ${HOME}, a variable no shell expanded",
         ),

@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -286,7 +288,7 @@ def test_a_partition_whose_object_another_process_holds_is_retried_until_it_sync
         with dg.instance_for_test() as instance:
             refresh_catalog(test_defs, instance)
             # Let the other process go once Dagster has scheduled a retry of the failed step.
-            watcher = threading.Thread(target=_release_after_a_retry, args=(instance, release), daemon=True)
+            watcher = threading.Thread(target=_after_a_retry, args=(instance, release.touch), daemon=True)
             watcher.start()
             result = run_job(test_defs, instance, EXPERIMENTS_JOB, partition_key="support-bot/baseline")
             watcher.join(timeout=10)
@@ -323,11 +325,12 @@ with destination.lock(ref, 5):
 """
 
 
-def _release_after_a_retry(instance: dg.DagsterInstance, release: Path) -> None:
+def _after_a_retry(instance: dg.DagsterInstance, action: Callable[[], object]) -> None:
+    """Do `action` once a run of `instance` has a step up for retry (on a thread of its own)."""
     for _ in range(1000):
         for run in instance.get_runs():
             if instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY):
-                release.touch()
+                action()
                 return
         threading.Event().wait(0.02)
 
@@ -495,7 +498,12 @@ def test_a_range_run_retried_after_its_end_partition_was_removed_stays_failed(
         keys = instance.get_dynamic_partitions("bt_experiments")
         # Renamed upstream before the retry: the sensor moves its partition.
         watcher = threading.Thread(
-            target=_remove_after_a_retry, args=(instance, "support-bot/candidate"), daemon=True
+            target=_after_a_retry,
+            args=(
+                instance,
+                partial(instance.delete_dynamic_partition, "bt_experiments", "support-bot/candidate"),
+            ),
+            daemon=True,
         )
         watcher.start()
         result = _range_run_of_every_experiment(definitions, instance)
@@ -525,15 +533,6 @@ def _step_failure(result: dg.ExecuteInProcessResult) -> str:
     """The message of the run's one step failure."""
     (failure,) = [event for event in result.all_events if event.event_type_value == "STEP_FAILURE"]
     return str(failure.step_failure_data.error.message)
-
-
-def _remove_after_a_retry(instance: dg.DagsterInstance, partition: str) -> None:
-    for _ in range(1000):
-        for run in instance.get_runs():
-            if instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY):
-                instance.delete_dynamic_partition("bt_experiments", partition)
-                return
-        threading.Event().wait(0.02)
 
 
 def test_partitions_materialized_with_dg_in_parallel_processes_share_the_warehouse(
@@ -586,3 +585,32 @@ def test_partitions_materialized_with_dg_in_parallel_processes_share_the_warehou
         status = home_instance.get_status_by_partition(EXPERIMENT_EVENTS, keys, partitions)
     assert status == dict.fromkeys(keys, dg.AssetPartitionStatus.MATERIALIZED)
     assert not [line for output in outputs for line in output.splitlines() if "Warning" in line]
+
+
+def test_a_range_run_retried_after_one_partition_failed_syncs_and_records_the_others_once(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    braintrust: BraintrustResource,
+    warehouse_resource: WarehouseResource,
+) -> None:
+    candidate = emulator.store.create_experiment(upstream["project"], "candidate")
+    emulator.store.insert("experiment", candidate["id"], [{"id": "c-1"}])
+    # One attempt a request: the first attempt of the step fails on the candidate alone.
+    once = braintrust.model_copy(update={"max_attempts": 1})
+    retry = dg.RetryPolicy(max_retries=1, delay=3)  # for the watcher to clear the fault first
+    definitions = build_definitions(once, warehouse_resource, retry_policy=retry)
+    emulator.faults.add(FaultRule(kind="status", status=503, route=f"{candidate['id']}/fetch", times=None))
+    with dg.instance_for_test() as instance:
+        refresh_catalog(definitions, instance)
+        watcher = threading.Thread(target=_after_a_retry, args=(instance, emulator.faults.clear), daemon=True)
+        watcher.start()
+        result = _range_run_of_every_experiment(definitions, instance)
+        watcher.join(timeout=10)
+        logged = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert result.success
+    # The retry synced the baseline again, recording it a second time with "0 inserted": the partition's
+    # latest materialization then said this run inserted nothing.
+    recorded = [event.partition for event in result.get_asset_materialization_events()]
+    assert sorted(recorded) == ["support-bot/baseline", "support-bot/candidate"]
+    assert "support-bot/baseline: synced by an earlier attempt of this run, not again" in logged
+    assert materializations(result)["support-bot/baseline"]["dagster/partition_row_count"] == 10

@@ -142,8 +142,14 @@ def test_resource_fields_left_unset_read_the_cli_s_environment(monkeypatch: pyte
         (("BRAINTRUST_API_URL", "127.0.0.1:9"), "invalid setting: BRAINTRUST_API_URL: must start with http"),
         (("BT_SYNC_DESTINATION", "foo"), "invalid setting: BT_SYNC_DESTINATION: Input should be 'duckdb'"),
         (("BT_SYNC_DUCKDB", ""), "invalid setting: BT_SYNC_DUCKDB: is empty: give a path"),
+        # Ticks looked healthy while every sync failed opening it.
+        (("BT_SYNC_DUCKDB", "{tmp}"), "BT_SYNC_DUCKDB {tmp} is a directory: name a DuckDB file in it"),
+        (
+            ("BT_SYNC_DUCKDB", "{tmp}/empty"),
+            "BT_SYNC_DUCKDB {tmp}/empty is an empty file, not a DuckDB database: name another file",
+        ),
     ],
-    ids=["timeout", "attempts", "url", "destination", "duckdb"],
+    ids=["timeout", "attempts", "url", "destination", "duckdb", "duckdb-directory", "duckdb-empty-file"],
 )
 def test_a_setting_a_user_got_wrong_skips_the_sensor_s_tick_naming_it(
     upstream: dict[str, str],
@@ -156,11 +162,13 @@ def test_a_setting_a_user_got_wrong_skips_the_sensor_s_tick_naming_it(
 ) -> None:
     monkeypatch.setenv("BRAINTRUST_API_URL", emulator.url)
     monkeypatch.setenv("BT_SYNC_DUCKDB", str(tmp_path / "warehouse.duckdb"))
-    monkeypatch.setenv(*variable)
+    (tmp_path / "empty").touch()
+    name, value = variable
+    monkeypatch.setenv(name, value.format(tmp=tmp_path))
     warehouse = WarehouseResource(parquet_root=str(tmp_path / "parquet"), state_dir=str(tmp_path / "state"))
     braintrust = BraintrustResource(api_key=emulator.api_key)
     reason = skip_message(discover(build_definitions(braintrust, warehouse), instance))
-    assert reason.startswith(f"bt-sync: {message}") and emulator.api_key not in reason
+    assert reason.startswith(f"bt-sync: {message.format(tmp=tmp_path)}") and emulator.api_key not in reason
 
 
 def test_the_shipped_sensor_skips_its_tick_in_one_line_while_the_key_is_unset(
