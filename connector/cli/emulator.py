@@ -60,6 +60,13 @@ def run_emulator(
         raise ConfigError(
             f"invalid setting: --host: {host!r} starts or ends with a blank: give the address alone"
         )
+    if key == DEFAULT_EMULATOR_KEY and not _loopback(host):
+        typer.echo(
+            f"bt-sync: warning: --host {host} is reachable from other machines, and the emulator takes the "
+            "well-known default key: anyone who reaches it can read and change its data; give --api-key "
+            "(or BRAINTRUST_API_KEY)",
+            err=True,
+        )
     with _serving_alone(state):
         try:
             server = Emulator(api_key=key, seed=seed, state_dir=state)
@@ -83,6 +90,18 @@ def run_emulator(
             # The address's: the system's reason alone ("Address already in use") names neither host nor
             # port.
             raise OSError(error.errno, error.strerror, f"{host}:{port}") from None
+
+
+def _loopback(host: str) -> bool:
+    """Whether `host` is reachable from this machine alone (`localhost`, `127.0.0.1`, `::1`)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: where it points is the network's to say
 
 
 def _refuse_another_programs(state: Path) -> None:

@@ -106,7 +106,8 @@ class Emulator:
     def _bind(self, host: str, port: int) -> EmulatorServer:
         server = EmulatorServer((host, port), self)
         self._server = server
-        self.url = f"http://{host}:{server.server_address[1]}"
+        shown = f"[{host}]" if ":" in host else host  # an IPv6 address, in a URL
+        self.url = f"http://{shown}:{server.server_address[1]}"
         return server
 
     def __enter__(self) -> Emulator:

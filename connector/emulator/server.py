@@ -60,6 +60,8 @@ class EmulatorServer(ThreadingHTTPServer):
         self.answering = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        if ":" in address[0]:  # `::1`: an IPv4 socket failed to bind it, "Name or service not known"
+            self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:

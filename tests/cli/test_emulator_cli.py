@@ -179,3 +179,42 @@ def test_a_fresh_volume_s_lost_and_found_or_hidden_files_are_no_other_program_s(
     finally:
         served.terminate()
         served.wait(timeout=10)
+
+
+def test_an_ipv6_loopback_address_is_served_and_announced_as_a_url() -> None:
+    # "Name or service not known", exit 1: the server's socket was IPv4's.
+    served = subprocess.Popen(
+        [*CLI, "emulator", "--host", "::1", "--port", "0", "--seed", "empty", "--api-key", "k"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert served.stdout is not None
+        announced = re.search(r"on (http://\[::1\]:\d+) ", served.stdout.readline())
+        assert announced is not None
+        projects = run_cli("projects", "--api-url", announced[1], "--api-key", "k", "--json")
+        assert (projects.returncode, json.loads(projects.stdout)) == (0, [])
+    finally:
+        served.terminate()
+        _, err = served.communicate(timeout=10)
+    assert "warning" not in err  # loopback, with the default key or not
+
+
+def test_every_interface_with_the_default_key_is_warned_of() -> None:
+    served = subprocess.Popen(
+        [*CLI, "emulator", "--host", "0.0.0.0", "--port", "0", "--seed", "empty"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={key: value for key, value in os.environ.items() if key != "BRAINTRUST_API_KEY"},
+    )
+    try:
+        assert served.stdout is not None and "Braintrust emulator on" in served.stdout.readline()
+    finally:
+        served.terminate()
+        _, err = served.communicate(timeout=10)
+    assert err.startswith(
+        "bt-sync: warning: --host 0.0.0.0 is reachable from other machines, and the emulator takes the "
+        "well-known default key"
+    )
