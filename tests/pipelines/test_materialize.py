@@ -463,8 +463,7 @@ def test_an_event_run_without_a_partition_says_how_to_name_one(
 def test_a_range_run_in_which_one_partition_fails_names_it(
     emulator: Emulator, upstream: dict[str, str], test_defs: dg.Definitions, instance: dg.DagsterInstance
 ) -> None:
-    candidate = emulator.store.create_experiment(upstream["project"], "candidate")
-    emulator.store.insert("experiment", candidate["id"], [{"id": "c-1"}])
+    candidate = _candidate(emulator, upstream)
     refresh_catalog(test_defs, instance)
     emulator.faults.add(FaultRule(kind="status", status=400, route=f"{candidate['id']}/fetch", times=None))
     result = _range_run_of_every_experiment(test_defs, instance)
@@ -484,8 +483,7 @@ def test_a_range_run_retried_after_its_end_partition_was_removed_stays_failed(
     braintrust: BraintrustResource,
     warehouse_resource: WarehouseResource,
 ) -> None:
-    candidate = emulator.store.create_experiment(upstream["project"], "candidate")
-    emulator.store.insert("experiment", candidate["id"], [{"id": "c-1"}])
+    candidate = _candidate(emulator, upstream)
     # One attempt a request: the API's outage fails the step, which Dagster retries.
     once = braintrust.model_copy(update={"max_attempts": 1})
     # A retry after a pause, which the watcher removing the partition must beat: retried at once, the
@@ -513,6 +511,13 @@ def test_a_range_run_retried_after_its_end_partition_was_removed_stays_failed(
     failed = _step_failure(result)
     assert f"the run's partitions {keys[0]} to {keys[-1]} name one removed (support-bot/candidate)" in failed
     assert "a retry of the step syncs nothing and fails" in failed
+
+
+def _candidate(emulator: Emulator, upstream: dict[str, str]) -> dict[str, str]:
+    """A second experiment of the project, `candidate`, of one row."""
+    candidate: dict[str, str] = emulator.store.create_experiment(upstream["project"], "candidate")
+    emulator.store.insert("experiment", candidate["id"], [{"id": "c-1"}])
+    return candidate
 
 
 def _range_run_of_every_experiment(
@@ -593,8 +598,7 @@ def test_a_range_run_retried_after_one_partition_failed_syncs_and_records_the_ot
     braintrust: BraintrustResource,
     warehouse_resource: WarehouseResource,
 ) -> None:
-    candidate = emulator.store.create_experiment(upstream["project"], "candidate")
-    emulator.store.insert("experiment", candidate["id"], [{"id": "c-1"}])
+    candidate = _candidate(emulator, upstream)
     # One attempt a request: the first attempt of the step fails on the candidate alone.
     once = braintrust.model_copy(update={"max_attempts": 1})
     retry = dg.RetryPolicy(max_retries=1, delay=3)  # for the watcher to clear the fault first
