@@ -101,7 +101,7 @@ def refuse_misplaced_path(text: str) -> None:
     if variable := _UNEXPANDED_VARIABLE.match(text):
         raise ValueError(
             f"{text!r} starts with {variable.group()}, a variable no shell expanded (an env file's value?): "
-            "give the path it stands for"
+            f"give the path it stands for (./{text} for a name that starts so)"
         )
 
 

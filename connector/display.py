@@ -17,43 +17,50 @@ if TYPE_CHECKING:
     from rich.table import Table
     from rich.text import Text
 
-# Unicode's invisible format characters (category Cf: a zero-width space, a byte order mark, the marks
-# and overrides of writing direction) and the line and paragraph separators, but the zero-width joiner and
-# non-joiner and the tag characters, which emoji and scripts hold as part of what they show. A name holding
-# one reads as another ("p1" and "p1" followed by a zero-width space), and direction overrides reorder
-# the text around them on the terminal.
-_INVISIBLE = [
+# Unicode's default-ignorable code points: characters a terminal shows as nothing (a zero-width space,
+# a byte order mark, a soft hyphen, a Hangul filler, the marks and overrides of writing direction).
+_IGNORABLE = [
     0xAD,
-    *range(0x600, 0x606),
+    0x34F,
     0x61C,
-    0x6DD,
-    0x70F,
-    0x890,
-    0x891,
-    0x8E2,
-    0x180E,
-    0x200B,
-    *range(0x200E, 0x2010),
-    0x2028,
-    0x2029,
+    0x115F,
+    0x1160,
+    0x17B4,
+    0x17B5,
+    *range(0x180B, 0x1810),
+    *range(0x200B, 0x2010),
     *range(0x202A, 0x202F),
-    *range(0x2060, 0x2065),
-    *range(0x2066, 0x2070),
+    *range(0x2060, 0x2070),
+    0x3164,
+    *range(0xFE00, 0xFE10),
     0xFEFF,
-    *range(0xFFF9, 0xFFFC),
-    0x110BD,
-    0x110CD,
-    *range(0x13430, 0x13439),
+    0xFFA0,
+    *range(0xFFF0, 0xFFF9),
     *range(0x1BCA0, 0x1BCA4),
     *range(0x1D173, 0x1D17B),
-    0xE0001,
+    *range(0xE0000, 0xE1000),
 ]
+# Those a name or a value holds as part of what it shows, which `printable` leaves as they are: the
+# zero-width joiner and non-joiner (emoji sequences, Persian and Indic words), the variation selectors
+# (an emoji's presentation, Mongolian and ideographic variants), Mongolian's vowel separator and the
+# tag characters (flags).
+_PART_OF_TEXT = {
+    0x200C,
+    0x200D,
+    *range(0x180B, 0x1810),
+    *range(0xFE00, 0xFE10),
+    *range(0xE0020, 0xE0080),
+    *range(0xE0100, 0xE01F0),
+}
+# Shown escaped: the others, and the line and paragraph separators, which break a one-line message.
+_INVISIBLE = [code for code in _IGNORABLE if code not in _PART_OF_TEXT] + [0x2028, 0x2029]
 # C0 and C1 control characters and DEL, then the invisible characters.
 _ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))} | {
     code: f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}" for code in _INVISIBLE
 }
 # A table's cell may span lines, and rich expands its tabs: those two are layout, not control.
 _CELL_ESCAPES = {code: escape for code, escape in _ESCAPES.items() if chr(code) not in "\n\t"}
+_WITHOUT_IGNORABLE = dict.fromkeys(_IGNORABLE)
 _WITHOUT_INVISIBLE = dict.fromkeys(_INVISIBLE)
 
 
@@ -74,13 +81,14 @@ def printable(text: str) -> str:
 
 def holds_invisible(text: str) -> bool:
     """Whether `text` holds an invisible character (`printable` shows it escaped)."""
-    return len(text.translate(_WITHOUT_INVISIBLE)) != len(text)
+    return text != text.translate(_WITHOUT_INVISIBLE)
 
 
 def read_as(name: str) -> str:
-    """How `name` reads: without invisible characters or blanks at its ends, its accents composed (a name
-    copied from macOS has them apart, `e` then U+0301, and shows as the same `é`)."""
-    return unicodedata.normalize("NFC", name.translate(_WITHOUT_INVISIBLE)).strip()
+    """How `name` reads: without the characters a terminal shows as nothing or blanks at its ends, in its
+    compatibility form (a no-break space a space, accents composed: a name copied from macOS has them
+    apart, `e` then U+0301, and shows as the same `é`)."""
+    return unicodedata.normalize("NFKC", name.translate(_WITHOUT_IGNORABLE)).strip()
 
 
 def null_cell() -> Text:

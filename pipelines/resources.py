@@ -129,16 +129,20 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
             ConfigError: a field or variable is invalid (which no retry can mend).
         """
         settings = _settings(WarehouseSettings, {name: getattr(self, name) for name in _WAREHOUSE_FIELDS})
-        if settings.destination is DestinationKind.DUCKDB:
-            # As the command line refuses it: a directory or another program's file made every sync fail
-            # on opening it, while the discovery sensor's ticks looked healthy.
-            named = "the warehouse resource's duckdb_path" if self.duckdb_path else "BT_SYNC_DUCKDB"
-            check_duckdb_file(settings.duckdb_path, named)
         return settings if self.write_parquet else settings.model_copy(update={"parquet_root": None})
 
     def open(self, *, prepare: bool = True) -> Destination:
-        """The destination, ready to sync into (`prepare`), or to be prepared by the caller."""
-        return open_destination(self.settings(), prepare=prepare)
+        """The destination, ready to sync into (`prepare`), or to be prepared by the caller.
+
+        Raises:
+            ConfigError: the settings are invalid, or the DuckDB file is a directory or no DuckDB file (as
+                the command line refuses it: every sync failed opening it, the sensor's ticks healthy).
+        """
+        settings = self.settings()
+        if settings.destination is DestinationKind.DUCKDB:
+            named = "the warehouse resource's duckdb_path" if self.duckdb_path else "BT_SYNC_DUCKDB"
+            check_duckdb_file(settings.duckdb_path, named)
+        return open_destination(settings, prepare=prepare)
 
     @property
     def table_schema(self) -> str:
@@ -165,7 +169,7 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
 
     def synced_objects(self) -> list[SyncState]:
         """The state of every object synced into the warehouse; read without a lock, never blocking a sync."""
-        return open_destination(self.settings(), prepare=False).list_states()
+        return self.open(prepare=False).list_states()
 
     @contextmanager
     def reader(self, *, pinned: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -176,7 +180,7 @@ class WarehouseResource(dg.ConfigurableResource):  # type: ignore[type-arg]
         A DuckDB error of a query made with it (a file that cannot be read) is raised as a
         `WarehouseError` too: a step fails at once with it, rather than being retried for minutes.
         """
-        with open_destination(self.settings(), prepare=False).reader(pinned=pinned) as connection:
+        with self.open(prepare=False).reader(pinned=pinned) as connection:
             try:
                 yield connection
             except duckdb.Error as error:

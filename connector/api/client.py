@@ -91,7 +91,7 @@ _WEB_PAGE = re.compile(r"<(!doctype\s+html|html|head|body)\b", re.IGNORECASE)
 _OBJECT_START = re.compile(rb"\s*\{")
 _TAIL_BYTES = 1024
 # A key given as a whole assignment: `BRAINTRUST_API_KEY=sk-…`.
-_ASSIGNMENT = re.compile(r"[A-Za-z_]\w*=")
+_ASSIGNMENT = re.compile(r"(export\s+)?[A-Za-z_]\w*=")
 
 _Model = TypeVar("_Model", bound=BaseModel)
 
@@ -766,7 +766,7 @@ def _key_slip(key: str) -> str:
     """What a rejected key holds besides a key, never the key itself: the quotes an env file keeps
     (docker's --env-file, systemd's), the header's scheme, a variable's name: each rejected as "Invalid
     API key", nothing more."""
-    if len(key) >= 2 and key[0] == key[-1] and key[0] in "\"'":
+    if key[:1] in ("'", '"') or key[-1:] in ("'", '"'):
         slip = "is quoted (the quotes are part of the value: an env file's?)"
     elif key.lower().startswith("bearer "):
         slip = "starts with 'Bearer ', which bt-sync sends itself"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -451,8 +452,11 @@ class IcebergDestination:
 
 
 def _under(location: str, directory: str) -> bool:
-    """Whether `location` lies in `directory`, either written as a path or as a `file:` URI."""
+    """Whether `location` lies in `directory`, either written as a path or as a `file:` URI; a local one
+    through its links too (a warehouse given by a link to it, macOS's `/tmp` and `/private/tmp`)."""
     place, root = (text.removeprefix("file://") for text in (location, directory))
+    if "://" not in place and "://" not in root:
+        place, root = os.path.realpath(place), os.path.realpath(root)
     return place.startswith(f"{root.rstrip('/')}/")
 
 

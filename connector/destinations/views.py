@@ -89,8 +89,11 @@ _READS_FILES = re.compile(r"\bread_(?:parquet|text|json)\w*\s*\(", re.IGNORECASE
 KILLED_WRITE_AGE_S = 600
 
 # The characters the longest file written beside the DuckDB file adds to its name: the views are written
-# to `.<name>.<8 hex>.tmp`, whose journal DuckDB names `<that>.wal`.
-NAME_WRITTEN_BESIDE = len(".") + len(".12345678.tmp") + len(".wal")
+# to `.<name>.<8 hex>.tmp`, whose journal DuckDB names `<that>.wal`; a journal left without its file is
+# set aside as `<name>.wal.<time>.orphaned` (`_set_orphaned_log_aside`).
+NAME_WRITTEN_BESIDE = max(
+    len(".") + len(".12345678.tmp") + len(".wal"), len(".wal") + len(".20260101T000000") + len(".orphaned")
+)
 
 
 def view_statements(root: Root, pinned_by: duckdb.DuckDBPyConnection | None = None) -> list[str]:

@@ -338,14 +338,19 @@ class PushSummary(BaseModel):
 
     def nothing_stored(self) -> str | None:
         """Why the push failed although it ran to its end: it rejected rows and stored none (for a dry run,
-        none is valid); None if it did not. With `--on-error skip` such a push exited 0, and a scheduled
-        backfill of a file in the wrong shape succeeded with every row set aside."""
-        valid = self.rows_read - self.rows_skipped
-        stored = valid if self.dry_run else self.rows_sent + self.rows_resumed
-        if self.already_complete or not self.rows_skipped or stored:
+        none would be; for a rerun of a complete push, that push stored none); None if it did not. With
+        `--on-error skip` such a push exited 0, and a scheduled backfill of a file in the wrong shape
+        succeeded with every row set aside."""
+        counts: PushSummary | PushOutcome = self.earlier if self.already_complete and self.earlier else self
+        if self.dry_run:  # the rows a later row of their id (refused, say) leaves out are not sent either
+            stored = self.rows_read - self.rows_skipped - self.rows_duplicate
+        else:
+            stored = counts.rows_sent + (self.rows_resumed if counts is self else 0)
+        if (self.already_complete and counts is self) or not counts.rows_skipped or stored > 0:
             return None
         name = "the query result" if self.file is None else Path(self.file).name
-        rejected = f"{counted(self.rows_skipped, 'rows')} rejected (written to {self.rejects})"
+        rejected = f"{counted(counts.rows_skipped, 'rows')} rejected (written to {counts.rejects})"
         if self.dry_run:
-            return f"dry run: no row of {name} is valid: {rejected}; mend them before pushing"
-        return f"no row of {name} was stored: {rejected}; mend them and push again"
+            return f"dry run: no row of {name} would be stored: {rejected}; mend them before pushing"
+        earlier = " by the push that completed earlier" if counts is not self else ""
+        return f"no row of {name} was stored{earlier}: {rejected}; mend them and push again"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from schemas.api import ObjectType
@@ -118,7 +119,7 @@ def held_origin(column: str, value: Any) -> dict[str, Any]:
 
     Raises:
         BadOrigin: it is not an object naming an object type, an object's UUID and an event id, with a
-            whole `_xact_id` and a text `created` if any.
+            whole `_xact_id` and a `created` time (text, or a date or time, sent as ISO 8601) if any.
     """
     if not isinstance(value, dict):
         raise BadOrigin(column, f"an origin is an object, found {value!r}")
@@ -132,8 +133,10 @@ def held_origin(column: str, value: Any) -> dict[str, Any]:
             raise BadOrigin(column, f"an origin's {key} is text, found {found!r}")
     if not _UUID.fullmatch(value["object_id"]):
         raise BadOrigin(column, f"an origin's object_id is its object's UUID, found {value['object_id']!r}")
-    if not isinstance(created := value.get("created"), str | None):
-        raise BadOrigin(column, f"an origin's created is text, found {created!r}")
+    if isinstance(created := value.get("created"), date):  # a TIMESTAMP's, as the tables type `created`
+        value = value | {"created": created.isoformat()}
+    elif not isinstance(created, str | None):
+        raise BadOrigin(column, f"an origin's created is a time, found {created!r}")
     if "_xact_id" not in value:
         return value
     return value | {"_xact_id": _xact_id(column, value["_xact_id"])}

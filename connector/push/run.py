@@ -375,7 +375,9 @@ class PushRun:
                 return self._finish()
             rejects = self._rejects(stack)
             ids, spool, _ = self._scan(stack, self._ahead, rejects)
-            if self.summary.rows_read == self.summary.rows_skipped:  # no row to send: nothing is created
+            summary = self.summary
+            # No row to send (each refused, or left out for a later row of its id): nothing is created.
+            if summary.rows_read - summary.rows_skipped - summary.rows_duplicate <= 0:
                 return self._finish()
             if dataset is None:
                 dataset, self.summary.created = _create_dataset(client, self.options)
@@ -1314,13 +1316,15 @@ def _check_new_name(kind: str, name: str, existing: Iterable[Project | Dataset])
                     f"pass {flag} {shlex.quote(found.name)}"
                 )
             )
-        if read_as(found.name) == read_as(name):
-            # `café` typed, `café` listed: the same letters, the accent a character of its own in one.
+        # `café` typed, `café` listed: the same letters, the accent a character of its own in one. Or the
+        # name as messages show it, its invisible characters escaped (`p1\u200b`), copied from one.
+        if read_as(found.name) == read_as(name) or printable(found.name) == name:
             raise ConfigError(
                 printable(
                     f"{flag} {name!r} reads as the name of the {kind} {found.name!r}, and differs from it "
-                    "only in invisible characters or in how its accents are encoded: pass the name as "
-                    "`bt-sync projects` lists it (copied from there), or choose another"
+                    "in characters that show alike or not at all, or in how its accents are encoded: pass "
+                    "the name as the API has it (copied from `bt-sync projects --json`, or in the shell's "
+                    "$'…' with its \\u escapes), or choose another"
                 )
             )
 

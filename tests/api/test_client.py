@@ -351,6 +351,11 @@ def test_401_fails_at_once_clearly_and_never_contains_the_key(emulator: Emulator
         ("'{}'", "is quoted (the quotes are part of the value: an env file's?)"),
         ("Bearer {}", "starts with 'Bearer ', which bt-sync sends itself"),
         ("BRAINTRUST_API_KEY={}", "starts with a variable's name and '=' (a whole line of an env file?)"),
+        (
+            "export BRAINTRUST_API_KEY={}",
+            "starts with a variable's name and '=' (a whole line of an env file?)",
+        ),
+        ('"{}', "is quoted (the quotes are part of the value: an env file's?)"),
     ],
 )
 def test_a_401_for_a_key_pasted_with_more_than_the_key_says_what_without_showing_it(

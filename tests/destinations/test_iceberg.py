@@ -661,6 +661,10 @@ def test_a_warehouse_other_than_the_one_the_tables_live_in_is_refused_before_any
     with pytest.raises(ConfigError, match=f"^{re.escape(lives_in)}"):
         open_destination(moved, prepare=False).maintain(timedelta(0))
     assert len(event_tables(first)["project_logs"]) == 50 and not (tmp_path / "elsewhere").exists()
-    # The same warehouse spelt otherwise (a trailing slash) is the same warehouse.
+    # The same warehouse spelt otherwise (a trailing slash, a link to it) is the same warehouse.
     sync(emulator, first.model_copy(update={"iceberg_warehouse": f"{first.iceberg_warehouse}/"}))
     assert len(event_tables(first)["project_logs"]) == 100
+    (tmp_path / "link").symlink_to(str(first.iceberg_warehouse))
+    emulator.store.generate_logs(project["id"], 50, update_fraction=0.0)
+    sync(emulator, first.model_copy(update={"iceberg_warehouse": str(tmp_path / "link")}))
+    assert len(event_tables(first)["project_logs"]) == 150

@@ -11,6 +11,7 @@ import dagster as dg
 import pytest
 
 from connector.emulator import Emulator
+from connector.errors import ConfigError
 from pipelines import BraintrustResource, WarehouseResource, build_definitions
 from pipelines.definitions import defs as shipped_defs
 from pipelines.jobs import CHECKS_JOB_NAME
@@ -229,3 +230,13 @@ def test_the_daemon_sees_a_bad_setting_s_skipped_tick_as_one_line(emulator: Emul
     assert completed.returncode == 0, output
     assert "skipping: bt-sync: invalid setting: BT_SYNC_TIMEOUT: Input should be a valid number" in output
     assert "Traceback" not in output and "Stack Trace" not in output and emulator.api_key not in output
+
+
+def test_a_duckdb_file_that_cannot_be_one_fails_what_opens_the_warehouse_not_what_reads_its_settings(
+    tmp_path: Path,
+) -> None:
+    # A file's push reads the resource's settings (its scratch directory), never the DuckDB file.
+    warehouse = WarehouseResource(duckdb_path=str(tmp_path), state_dir=str(tmp_path / "state"))
+    assert warehouse.settings().state_dir == tmp_path / "state"
+    with pytest.raises(ConfigError, match=f"^the warehouse resource's duckdb_path {tmp_path} is a directory"):
+        warehouse.open(prepare=False)

@@ -296,8 +296,8 @@ def test_a_dry_run_of_a_file_with_no_valid_row_fails_after_its_summary(
     code, out, err = run_cli(emulator, tmp_path, capsys, *args, "--dry-run", "--json")
     assert code == 1 and orjson.loads(out)["rows_skipped"] == 2
     assert err.strip() == (
-        f"bt-sync: error: dry run: no row of bad.jsonl is valid: 2 rows rejected (written to {rejects}); "
-        "mend them before pushing"
+        "bt-sync: error: dry run: no row of bad.jsonl would be stored: 2 rows rejected (written to "
+        f"{rejects}); mend them before pushing"
     )
     # One valid row is enough: the rest is what --on-error skip is for.
     path.write_bytes(b'{"id": "a", "input": 1}\n{"id": "b"\n')
@@ -612,14 +612,22 @@ def test_a_project_or_dataset_name_reading_as_another_s_is_not_created(
     apart = "cafe\u0301"
     project = store.create_project(apart)
     store.create_dataset(project["id"], "golden")
+    store.create_project("my project\u200f")
     path = write_csv(tmp_path / "data.csv", 3)
     reads_as = (
-        "reads as the name of the {} '{}', and differs from it only in invisible characters or in how its "
-        "accents are encoded: pass the name as `bt-sync projects` lists it (copied from there), or choose "
-        "another"
+        "reads as the name of the project '{}', and differs from it in characters that show alike or not "
+        "at all, or in how its accents are encoded: pass the name as the API has it (copied from `bt-sync "
+        "projects --json`, or in the shell's $'…' with its \\u escapes), or choose another"
     )
+    shown = "my project\\u200f"  # as messages show that name
     refused = {
-        ("caf\u00e9", "new"): f"--project 'caf\u00e9' {reads_as.format('project', apart)}",
+        ("caf\u00e9", "new"): f"--project 'caf\u00e9' {reads_as.format(apart)}",
+        # A no-break space (a web page's), a combining grapheme joiner: shown alike, or as nothing.
+        ("my\u00a0project", "new"): f"--project 'my\\xa0project' {reads_as.format(shown)}",
+        ("my project\u034f", "new"): "--project 'my project\\u034f' holds an invisible character, and no "
+        "project is named so; give the name without it",
+        # The name as a message shows it, copied from there: a backslash, then `u200f`.
+        (shown, "new"): f"--project 'my project\\\\u200f' {reads_as.format(shown)}",
         # Pasted with a zero-width space, or a byte order mark: shown escaped, as nothing else shows them.
         ("cafe\u0301\u200b", "new"): "--project 'cafe\u0301\\u200b' holds an invisible character, and no "
         "project is named so; give the name without it",
@@ -631,12 +639,12 @@ def test_a_project_or_dataset_name_reading_as_another_s_is_not_created(
         args = (str(path), "--project", project_name, "--dataset", dataset_name)
         assert run_cli(emulator, tmp_path, capsys, *args) == (2, "", f"bt-sync: error: {message}\n")
     assert {kind: len(store.list_objects(kind, ListQuery())) for kind in objects} == objects
-    code, out, _ = run_cli(
-        emulator, tmp_path, capsys, str(path), "--project", "cafe\u0301", "--dataset", "golden"
-    )
-    assert code == 0 and out.startswith(
-        "pushed 3 rows of data.csv to dataset 'golden' in project 'cafe\u0301'"
-    )
+    # Named as it is, an object is found, whatever it holds.
+    for name in (apart, "my project\u200f"):
+        code, out, _ = run_cli(
+            emulator, tmp_path, capsys, str(path), "--project", name, "--dataset", "golden"
+        )
+        assert code == 0 and out.startswith("pushed 3 rows of data.csv to dataset 'golden' in project ")
 
 
 def test_column_names_holding_invisible_characters_are_shown_escaped(
@@ -656,3 +664,34 @@ def test_column_names_holding_invisible_characters_are_shown_escaped(
         'bt-sync: error: spaced.csv: no column "id" (from --id-column); the file has columns: "id\\u200b", '
         '"input"\n',
     )
+
+
+def test_a_push_whose_valid_rows_a_refused_row_of_their_id_leaves_out_stores_nothing_and_fails(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "dup.jsonl"
+    path.write_bytes(b'{"id": "a", "input": 1}\n{"id": "a", "input": 2, "tags": 5}\n')
+    rejects = tmp_path / "rejects.jsonl"
+    args = (str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects))
+    # The dry run passed, and the push created an empty dataset.
+    code, _, err = run_cli(emulator, tmp_path, capsys, *args, "--dry-run")
+    assert code == 1 and "error: dry run: no row of dup.jsonl would be stored: 1 row rejected" in err
+    code, _, err = run_cli(emulator, tmp_path, capsys, *args)
+    assert code == 1 and "error: no row of dup.jsonl was stored: 1 row rejected" in err
+    assert emulator.store.list_objects("project", ListQuery()) == []
+
+
+def test_a_rerun_of_a_complete_push_whose_every_row_the_api_refused_fails_too(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 3)
+    rejects = tmp_path / "rejects.jsonl"
+    args = (str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects))
+    emulator.faults.add(FaultRule(kind="status", status=400, route="/insert", times=None))
+    code, _, err = run_cli(emulator, tmp_path, capsys, *args)
+    assert code == 1 and "error: no row of data.csv was stored: 3 rows rejected" in err
+    emulator.faults.clear()
+    # Its checkpoint says it is complete: the rerun sent nothing and exited 0.
+    code, out, err = run_cli(emulator, tmp_path, capsys, *args)
+    assert code == 1 and out.startswith("data.csv was already pushed to dataset 'd' in project 'p'")
+    assert "error: no row of data.csv was stored by the push that completed earlier: 3 rows rejected" in err

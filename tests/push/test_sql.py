@@ -13,6 +13,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -346,7 +347,7 @@ def test_columns_named_like_event_rows_that_are_not_link_no_record_to_a_span(
         ),
         (
             "{'object_type': 'project_logs', 'object_id': project_id, 'id': id, 'created': 5}",
-            "an origin's created is text, found 5",
+            "an origin's created is a time, found 5",
         ),
         (
             "{'object_type': 'project_logs', 'object_id': project_id, 'id': id, '_xact_id': -1}",
@@ -366,12 +367,18 @@ def test_an_origin_built_from_a_table_s_columns_goes_as_the_api_s_reference(
     synced: WarehouseSettings, upstream: Emulator, push_sql: Push, dataset: str
 ) -> None:
     # The tables hold `_xact_id` as UBIGINT: it went as a JSON number beyond 2**53, which readers round.
-    origin = "{'object_type': 'project_logs', 'object_id': project_id, 'id': id, '_xact_id': _xact_id}"
+    # `created` is a TIMESTAMPTZ: sent as ISO 8601 text.
+    origin = (
+        "{'object_type': 'project_logs', 'object_id': project_id, 'id': id, '_xact_id': _xact_id, "
+        "'created': created}"
+    )
     summary = push_sql(f"SELECT 'c-' || id AS id, input, {origin} AS origin FROM project_logs LIMIT 3")
     assert summary.origins_held == 3
     versions = dict(query(synced, "SELECT id, _xact_id::VARCHAR FROM project_logs"))
+    created = dict(query(synced, "SELECT id, created FROM project_logs"))
     origins = [row["origin"] for row in live_rows(upstream, dataset).values()]
     assert len(origins) == 3 and all(origin["_xact_id"] == versions[origin["id"]] for origin in origins)
+    assert all(datetime.fromisoformat(origin["created"]) == created[origin["id"]] for origin in origins)
 
 
 def test_rows_with_no_object_to_link_to_are_counted_as_having_no_origin(push_sql: Push, dataset: str) -> None:
