@@ -511,6 +511,10 @@ def _value_problem(error: Exception) -> str:
 _ONE_LINE = "Empty CSV file or block: cannot infer number of columns"
 
 
+# The most byte order marks skipped at a CSV file's start.
+_MOST_MARKS = 8
+
+
 def _arrow_stream(source: InputFile) -> pa.NativeFile:
     """The file for pyarrow's CSV reader, which closes it once its last read is done.
 
@@ -518,7 +522,18 @@ def _arrow_stream(source: InputFile) -> pa.NativeFile:
     the reader's close. A file closed under that read frees its descriptor for the next file opened,
     whose bytes the read then takes: a push lost rows without a word.
     """
-    return pa.input_stream(str(source.path), compression=source.compression)
+    stream = pa.input_stream(str(source.path), compression=source.compression)
+    # pyarrow drops one byte order mark; a tool that adds one to text that has one writes two, and the
+    # second became part of the first column's name (`\ufeffid`: no id column, each row's id a hash).
+    mark = codecs.BOM_UTF8
+    with source.open() as raw:
+        head = raw.read(len(mark) * _MOST_MARKS)
+    marks = 0
+    while head.startswith(mark, marks * len(mark)):
+        marks += 1
+    if marks > 1:
+        stream.read((marks - 1) * len(mark))
+    return stream
 
 
 def _arrow_file_error(path: Path, error: Exception, near_row: int | None = None) -> PushError:

@@ -249,11 +249,15 @@ def test_parquet_with_no_rows(tmp_path: Path) -> None:
         SourceFile(tmp_path / "e.parquet")
 
 
-@pytest.mark.parametrize(("name", "marks"), [("d.csv", 1), ("d.jsonl", 1), ("d.jsonl", 2), ("d.json", 2)])
+@pytest.mark.parametrize(
+    ("name", "marks"),
+    [("d.csv", 1), ("d.csv", 2), ("d.csv.gz", 3), ("d.jsonl", 1), ("d.jsonl", 2), ("d.json", 2)],
+)
 def test_a_utf8_byte_order_mark_is_ignored(tmp_path: Path, name: str, marks: int) -> None:
     # Two: a tool that adds one to text that has one; the second was "invalid JSON (UTF-8 byte order mark…".
     content = {".csv": b"input\nq\n", ".jsonl": b'{"input": "q"}\n', ".json": b'[{"input": "q"}]'}
-    (tmp_path / name).write_bytes(b"\xef\xbb\xbf" * marks + content[Path(name).suffix])
+    data = b"\xef\xbb\xbf" * marks + content[Path(name.removesuffix(".gz")).suffix]
+    (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
     assert numbered(SourceFile(tmp_path / name)) == [(1, {"input": "q"})]
 
 
