@@ -38,7 +38,9 @@ _IGNORABLE = [
     *range(0xFFF0, 0xFFF9),
     *range(0x1BCA0, 0x1BCA4),
     *range(0x1D173, 0x1D17B),
-    *range(0xE0000, 0xE1000),
+    # Of the block E0000-E0FFF, the code points assigned: the tags and the variation selectors.
+    *range(0xE0000, 0xE0080),
+    *range(0xE0100, 0xE01F0),
 ]
 # Those a name or a value holds as part of what it shows, which `printable` leaves as they are: the
 # zero-width joiner and non-joiner (emoji sequences, Persian and Indic words), the variation selectors
