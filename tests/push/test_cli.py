@@ -701,3 +701,17 @@ def test_a_rerun_of_a_complete_push_whose_every_row_the_api_refused_fails_too(
     code, out, err = run_cli(emulator, tmp_path, capsys, *args)
     assert code == 1 and out.startswith("data.csv was already pushed to dataset 'd' in project 'p'")
     assert "error: no row of data.csv was stored by the push that completed earlier: 3 rows rejected" in err
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--timeout", "nan"), ("--timeout", "0")])
+def test_a_dry_run_refuses_the_api_settings_the_push_it_rehearses_would(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 3)
+    rejects = tmp_path / "rejects.jsonl"
+    args = (str(path), "--project", "p", "--dataset", "d", "--dry-run", flag, value)
+    code, out, err = run_cli(
+        emulator, tmp_path, capsys, *args, "--on-error", "skip", "--rejects", str(rejects)
+    )
+    assert (code, out) == (2, "") and err.startswith(f"bt-sync: error: invalid setting: {flag}: ")
+    assert not rejects.exists()
