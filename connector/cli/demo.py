@@ -204,13 +204,13 @@ def _remove_earlier_demo(duckdb: Path, parquet: Path, state_dir: Path) -> None:
     from connector.config import check_duckdb_file, check_name_fits, check_writable
     from connector.destinations.filesystem import Root
     from connector.destinations.parquet_tree import TREE_DIRECTORIES
-    from connector.destinations.views import NAME_WRITTEN_BESIDE, holds_only_views, shows_another_tree
+    from connector.destinations.views import NAME_WRITTEN_BESIDE, another_tree_shown, holds_only_views
     from connector.errors import ConfigError
 
     check_duckdb_file(duckdb)  # an empty directory "held what the demo did not write"
     check_apart(duckdb, parquet)
     only_views = duckdb.is_file() and holds_only_views(duckdb)
-    if only_views and shows_another_tree(duckdb, Root(str(parquet))):
+    if only_views and another_tree_shown(duckdb, Root(str(parquet))) is not None:
         # An earlier demo's file as well as a synced warehouse's: "files the demo did not write" said neither.
         raise ConfigError(
             f"--duckdb {duckdb} holds bt-sync's views of another Parquet tree than --parquet {parquet}, "

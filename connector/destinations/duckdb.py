@@ -16,12 +16,12 @@ from connector.destinations.parquet_tree import ParquetTree
 from connector.destinations.views import (
     HTTPFS_MISSING,
     INSTALL_HTTPFS,
+    another_tree_shown,
     check_views_file,
     ensure_views_file,
     reader,
-    shows_another_tree,
 )
-from connector.errors import WarehouseError
+from connector.errors import ConfigError, WarehouseError
 
 logger = logging.getLogger("bt_sync")
 
@@ -35,7 +35,7 @@ class DuckDbDestination(ParquetTree):
         state_dir: this worker's scratch directory.
 
     Raises:
-        WarehouseError: the DuckDB file shows another tree's tables. Repointing its views would change
+        ConfigError: the DuckDB file shows another tree's tables. Repointing its views would change
             every table the analysts read there, and reading this tree instead would answer a query or
             a status from tables the file does not show (another `--parquet`, or `--no-parquet`, given
             by mistake). A copied or moved warehouse's file is deleted first, to be written afresh.
@@ -44,12 +44,15 @@ class DuckDbDestination(ParquetTree):
     def __init__(self, duckdb_path: Path, root: str, state_dir: Path) -> None:
         super().__init__(root, state_dir)
         self.duckdb_path = duckdb_path
-        if duckdb_path.is_file() and shows_another_tree(duckdb_path, self.root):
-            raise WarehouseError(
-                f"{duckdb_path} shows the tables of another Parquet root, not {self.root.display}: "
-                "give the --parquet (or --no-parquet) it was synced with, or another --duckdb file; for a "
-                "copied or moved warehouse, delete it (it holds only views, no rows) and the next sync "
-                "writes it afresh"
+        if duckdb_path.is_file() and (shown := another_tree_shown(duckdb_path, self.root)) is not None:
+            # `--no-parquet` keeps the tables beside the file, in `<file>.tables`.
+            no_parquet = shown.endswith(f"/{duckdb_path.name}.tables")
+            beside = " (where --no-parquet keeps them)" if no_parquet else ""
+            raise ConfigError(
+                f"{duckdb_path} shows the tables of another Parquet root, {shown}{beside}, not "
+                f"{self.root.display}: give the --parquet (or --no-parquet) it was synced with, or another "
+                "--duckdb file; for a copied or moved warehouse, delete it (it holds only views, no rows) "
+                "and the next sync writes it afresh"
             )
 
     @property

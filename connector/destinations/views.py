@@ -337,8 +337,9 @@ def holds_only_views(path: Path) -> bool:
         return False
 
 
-def shows_another_tree(path: Path, root: Root) -> bool:
-    """Whether the DuckDB file at `path` holds bt-sync views that read a tree other than `root`.
+def another_tree_shown(path: Path, root: Root) -> str | None:
+    """The tree the bt-sync views of the DuckDB file at `path` read, when it is not `root` (its path or
+    URI, or "an unknown one" if no catalog view names it); None when they read `root`, or none.
 
     A file that cannot be opened (locked, not DuckDB) is not judged here: `ensure_views_file` says why.
     A view of ours that a session replaced by one reading no file (`SELECT 1`) tells nothing: the sync
@@ -351,16 +352,22 @@ def shows_another_tree(path: Path, root: Root) -> bool:
     try:
         alias = _attach(path, "READ_ONLY")
     except duckdb.Error:
-        return False
+        return None
     with _using(alias) as con:
         sources = con.execute(
             "SELECT view_name, sql FROM duckdb_views() WHERE database_name = current_database() "
             "AND NOT internal AND schema_name = 'main'"
         ).fetchall()
-    return any(
-        name in _OUR_VIEWS and _READS_FILES.search(sql) and not any(named in sql for named in in_root)
+    other = [
+        (name, sql)
         for name, sql in sources
-    )
+        if name in _OUR_VIEWS and _READS_FILES.search(sql) and not any(named in sql for named in in_root)
+    ]
+    if not other:
+        return None
+    # A catalog table's view reads `<root>/<table>/data.parquet`.
+    found = (re.search(rf"'([^']*)/{re.escape(name)}/data\.parquet'", sql) for name, sql in other)
+    return next((match.group(1) for match in found if match), "an unknown one")
 
 
 def _current_fingerprint(path: Path) -> str | None:

@@ -1338,12 +1338,24 @@ def test_a_sync_into_a_duckdb_file_showing_another_parquet_root_is_refused(
         for command in commands:
             # A query or a status would answer from the other root's tables: none, or another warehouse's.
             done = run_cli(*command, "--duckdb", str(views), *elsewhere, env=env)
-            assert (done.returncode, done.stdout) == (1, ""), command
-            assert f"{views} shows the tables of another Parquet root" in one_line(done.stderr)
+            # Exit 2, as a setting given wrong: the root it shows was not named.
+            assert (done.returncode, done.stdout) == (2, ""), command
+            shows = f"{views} shows the tables of another Parquet root, {tmp_path / 'a'}, not "
+            assert shows in one_line(done.stderr)
         with duckdb.connect(str(views), read_only=True) as con:
             assert con.execute("SELECT count(*) FROM project_logs").fetchall() == before
     assert not (tmp_path / "b").exists()
     assert not Path(f"{views}.tables").exists()
+    # The other way: synced with --no-parquet, then given a root.
+    beside = tmp_path / "beside.duckdb"
+    assert (
+        run_cli("sync", "--duckdb", str(beside), "--no-parquet", "--objects", "prompts", env=env).returncode
+        == 0
+    )
+    done = run_cli("status", "--duckdb", str(beside), "--parquet", str(tmp_path / "a"), env=env)
+    assert f"another Parquet root, {beside}.tables (where --no-parquet keeps them), not" in one_line(
+        done.stderr
+    )
 
 
 def test_unprefixed_settings_change_nothing(demo_emulator: Emulator, warehouse: WarehouseSettings) -> None:

@@ -26,7 +26,7 @@ from connector.destinations.parquet_tree import ParquetTree
 from connector.destinations.query import run_query
 from connector.destinations.views import fingerprint, view_statements
 from connector.emulator import Emulator, FaultRule, ListQuery
-from connector.errors import WarehouseError
+from connector.errors import ConfigError, WarehouseError
 from connector.wiring import open_destination
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 from tests.helpers import cli_in_process, cli_warehouse_args, query, run_cli, sync, warehouse_in
@@ -279,7 +279,7 @@ def test_the_views_follow_a_moved_parquet_root_once_their_file_is_deleted(
     moved = warehouse.model_copy(update={"parquet_root": str(tmp_path / "moved")})
     # The file shows the tree it was synced with: another, or a parent of it, is refused...
     for elsewhere in (moved, warehouse.model_copy(update={"parquet_root": str(tmp_path)})):
-        with pytest.raises(WarehouseError, match="shows the tables of another Parquet root"):
+        with pytest.raises(ConfigError, match="shows the tables of another Parquet root"):
             sync(demo_emulator, elsewhere)
     # ...until the file, which holds only views, is deleted.
     warehouse.duckdb_path.unlink()
