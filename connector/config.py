@@ -256,8 +256,11 @@ class WarehouseSettings(_Settings):
         # `cat.db\n` and `iw\n` were made beside the catalog and the warehouse meant; `~/wh`, at `./~/wh`.
         if value is not None:
             _refuse_blank_ends(value, "URI or path")
-            if "://" not in value:
-                refuse_misplaced_path(value)
+            # A SQLite catalog's file too: `sqlite:///~/c.db` and `sqlite:///$CATALOG` made `./~/c.db` and
+            # `./$CATALOG`, a catalog of each working directory's.
+            path = value.removeprefix("sqlite:///") if value.startswith("sqlite:///") else value
+            if "://" not in path:
+                refuse_misplaced_path(path)
         return value
 
     @field_validator("destination", mode="before")

@@ -681,6 +681,17 @@ def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before
             "invalid setting: --duckdb: '~/bt/w.duckdb' starts with ~, which only a shell expands "
             "(unquoted): give the home directory's path ($HOME)",
         ),
+        # A SQLite catalog's file: `./~/c.db`, `./$CATALOG` made, a catalog of each working directory's.
+        (
+            ["status"],
+            {"BT_SYNC_DESTINATION": "iceberg", "BT_SYNC_ICEBERG_CATALOG": "sqlite:///~/c.db"},
+            "invalid setting: BT_SYNC_ICEBERG_CATALOG: '~/c.db' starts with ~, which only a shell expands",
+        ),
+        (
+            ["status"],
+            {"BT_SYNC_DESTINATION": "iceberg", "BT_SYNC_ICEBERG_CATALOG": "sqlite:///$CATALOG"},
+            "invalid setting: BT_SYNC_ICEBERG_CATALOG: '$CATALOG' starts with $CATALOG, a variable no shell",
+        ),
         # From an env file, which expands nothing: directories named `$HOME` held the warehouse.
         (
             ["status"],
