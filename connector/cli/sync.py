@@ -176,6 +176,9 @@ def print_summary(summary: SyncSummary, console: Console) -> None:
         if skipped
         else ""
     )
+    # The last line a scheduler's log keeps: "synced …" alone read as a success when objects failed.
+    if failed := len(summary.failures):
+        unsynced += f"; {failed:,} of {counted(len(summary.objects), 'objects')} failed (not synced)"
     console.print(f"synced {listed} in {summary.seconds:.2f}s ({work}){unsynced}")
 
 

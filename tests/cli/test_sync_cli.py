@@ -1183,6 +1183,11 @@ def test_the_sync_summary_names_objects_whose_names_read_alike_by_their_keys(
     assert done.stderr.startswith(
         f"bt-sync: error: 1 of 2 objects failed (experiment_events 'x/y/z~{failing}': "
     )
+    # The summary's last line, which a log of stdout alone keeps: it said "synced …" and no more.
+    last = done.stdout.rstrip().splitlines()[-1]
+    assert last.startswith("synced 2 projects, 2 experiments in ") and last.endswith(
+        "; 1 of 2 objects failed (not synced)"
+    )
 
 
 @pytest.mark.parametrize("terminal_columns", [None, 70])
