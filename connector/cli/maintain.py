@@ -76,9 +76,17 @@ def maintain(
     if as_json:
         json_output.print(summary.model_dump_json(indent=2))
         return
+    deleted = (
+        f"{counted(summary.files_deleted, 'files')} no longer needed deleted "
+        f"({counted(summary.bytes_deleted, 'bytes')})"
+    )
+    if store.destination is not DestinationKind.ICEBERG:
+        # The Parquet tree has no snapshots and merges no files: "0 snapshots expired, 0 small files merged
+        # into 0" told of work it never does.
+        print_output(f"maintained {counted(summary.tables, 'tables')}: {deleted}")
+        return
     print_output(
         f"maintained {counted(summary.tables, 'tables')}: {counted(summary.snapshots_expired, 'snapshots')} "
         f"expired, {counted(summary.files_compacted, 'small files')} merged into {summary.files_written}, "
-        f"{counted(summary.files_deleted, 'files')} no longer needed deleted "
-        f"({counted(summary.bytes_deleted, 'bytes')})"
+        f"{deleted}"
     )
