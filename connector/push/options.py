@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from pydantic_core import PydanticCustomError
 
 from connector.defaults import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_STATE_DIR
-from connector.display import counted, shell_text_as_utf8
+from connector.display import counted, printable, shell_text_as_utf8
 from connector.push.choices import COMPRESSION_SUFFIXES, FileFormat, OnError
 from connector.push.spelling import option
 
@@ -186,7 +186,8 @@ class PushOptions(BaseModel):
             raise PydanticCustomError(
                 "delimiter",
                 "must be one ASCII character other than a quote or a line break (\\t for a tab), not {given}",
-                {"given": repr(delimiter)},
+                # As typed: a repr doubled the backslash of `'\n'`.
+                {"given": f"'{printable(delimiter)}'"},
             )
         return separator
 

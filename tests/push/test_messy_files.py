@@ -853,10 +853,11 @@ def test_a_delimiter_is_refused_for_a_file_that_is_not_csv_or_when_it_is_not_one
     data = tmp_path / "data.csv"
     data.write_text("id,input\nr1,q\n")
     # A character of several bytes in UTF-8 too: the CSV reader splits bytes (it raised, uncaught).
-    for given in (";;", '"', "", "§", "€"):
+    # `\n` typed (a backslash, then n) is quoted as typed: a repr doubled its backslash.
+    for given in (";;", '"', "", "§", "€", "\\n"):
         code, _, err = cli(emulator, tmp_path, capsys, data, "--delimiter", given)
         reason = (
-            f"must be one ASCII character other than a quote or a line break (\\t for a tab), not {given!r}"
+            f"must be one ASCII character other than a quote or a line break (\\t for a tab), not '{given}'"
         )
         assert (code, err) == (2, f"bt-sync: error: invalid setting: --delimiter: {reason}\n"), given
     assert nothing_created(emulator)
