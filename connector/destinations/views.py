@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
 import time
 import uuid
@@ -519,7 +520,17 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
             # DuckDB's error for a disk that filled as the file was detached names neither.
             with suppress(OSError):
                 reason += f" ({shutil.disk_usage(path.parent).free:,} bytes free on its disk)"
+            reason += _file_size_limit()
         raise WarehouseError(f"cannot write {path}: {reason}") from None
+
+
+def _file_size_limit() -> str:
+    """The process's limit on a file's size, when it has one, for a write that failed: DuckDB reports the
+    EFBIG of `ulimit -f` as it reports a full disk, and the disk's free bytes then pointed elsewhere."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit == resource.RLIM_INFINITY:
+        return ""
+    return f"; this process may write files of at most {limit:,} bytes (its file-size limit, `ulimit -f`)"
 
 
 # The system's reasons a file cannot be written that say it is no matter of room: the disk's free bytes

@@ -1059,3 +1059,35 @@ def test_a_views_file_that_cannot_be_made_there_says_why_and_not_how_full_the_di
     said = str(raised.value)
     assert said.startswith(f"cannot write {path}: ") and "No such file or directory" in said, said
     assert "bytes free" not in said, said
+
+
+def test_a_views_file_over_the_process_s_file_size_limit_names_the_limit(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # The file's write failed with "… (76,944,506,880 bytes free on its disk)": a full disk's words.
+    import resource
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200 * 1024, resource.RLIM_INFINITY))
+
+    warehouse = warehouse_in(tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "connector.cli",
+            "sync",
+            "--api-url",
+            emulator.url,
+            *cli_warehouse_args(warehouse),
+        ],
+        env={**os.environ, "BRAINTRUST_API_KEY": emulator.api_key},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limited,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.rstrip().endswith(
+        "; this process may write files of at most 204,800 bytes (its file-size limit, `ulimit -f`)"
+    )
