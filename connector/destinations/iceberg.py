@@ -60,7 +60,7 @@ from connector.destinations.iceberg_catalog import (
     replace_rows,
     retry_conflicts,
 )
-from connector.destinations.iceberg_maintain import maintain_tables
+from connector.destinations.iceberg_maintain import TablesNotMaintained, maintain_tables
 from connector.destinations.iceberg_merge import plan_merge, refuse_beyond_a_long, unreadable_files
 from connector.destinations.iceberg_read import iceberg_reader
 from connector.destinations.iceberg_schema import (
@@ -341,7 +341,12 @@ class IcebergDestination:
         """Merge small files, expire snapshots older than `retain`, delete files no snapshot needs."""
         self._check_warehouse()
         existing = [name for name in self._table_names() if self._exists(name)]
-        summary = maintain_tables(existing, retain, self._table)
+        try:
+            summary = maintain_tables(existing, retain, self._table)
+        except TablesNotMaintained as error:
+            self._publish_states()  # the objects' file counts, which the other tables' compaction changed
+            failures = "; ".join(f"{name}: {self._reason(cause)}" for name, cause in error.failed.items())
+            raise WarehouseError(f"{error} in {self.description} (the others were): {failures}") from None
         if summary.files_compacted:
             self._publish_states()  # the objects' file counts changed
         return summary

@@ -48,6 +48,15 @@ _BY_TABLE = {stream.table: stream for stream in EVENT_STREAMS.values()}
 _COUNTS = ("snapshots_expired", "files_compacted", "files_written", "files_deleted", "bytes_deleted")
 
 
+class TablesNotMaintained(Exception):
+    """Tables whose maintenance failed, each with its error; every other table was maintained."""
+
+    def __init__(self, failed: dict[str, Exception], tables: int) -> None:
+        super().__init__(f"{len(failed)} of {tables} tables not maintained")
+        self.failed = failed
+        self.tables = tables
+
+
 def maintain_tables(names: Sequence[str], retain: timedelta, load: Callable[[str], Table]) -> MaintainSummary:
     """Maintain every table (see the module docstring).
 
@@ -56,10 +65,22 @@ def maintain_tables(names: Sequence[str], retain: timedelta, load: Callable[[str
         retain: keep snapshots, and unreferenced files, younger than this (files at least
             `UNREFERENCED_GRACE`).
         load: loads a table afresh (again after a conflicting commit).
+
+    Raises:
+        TablesNotMaintained: some tables failed, once every other was maintained (one table's failure,
+            a ref or a file another engine made, stopped the maintenance of every table after it).
     """
     now = datetime.now(UTC)
     files_before = now - max(retain, UNREFERENCED_GRACE)
-    done = [_maintain(name, now - retain, files_before, load) for name in names]
+    done: list[MaintainSummary] = []
+    failed: dict[str, Exception] = {}
+    for name in names:
+        try:
+            done.append(_maintain(name, now - retain, files_before, load))
+        except Exception as error:  # pyiceberg's, the catalog's or the store's: this table's alone
+            failed[name] = error
+    if failed:
+        raise TablesNotMaintained(failed, len(names))
     return MaintainSummary(
         tables=len(done),
         **{field: sum(getattr(one, field) for one in done) for field in _COUNTS},
@@ -85,13 +106,17 @@ def _maintain(
 
 
 def _expire(table: Table, horizon: datetime) -> int:
-    """Drop the snapshots older than `horizon` but the current one; returns how many."""
+    """Drop the snapshots older than `horizon` but the current one and those a tag or a branch names
+    (another engine's: pyiceberg refuses to expire them, and the traceback stopped every later table's
+    maintenance); returns how many."""
     current = table.current_snapshot()
+    kept = {ref.snapshot_id for ref in table.metadata.refs.values()}
+    if current is not None:
+        kept.add(current.snapshot_id)
     expired = [
         s.snapshot_id
         for s in table.snapshots()
-        if s.timestamp_ms < horizon.timestamp() * 1000
-        and (current is None or s.snapshot_id != current.snapshot_id)
+        if s.timestamp_ms < horizon.timestamp() * 1000 and s.snapshot_id not in kept
     ]
     if expired:
         table.maintenance.expire_snapshots().by_ids(expired).commit()
@@ -194,6 +219,8 @@ def _delete_unreferenced(table: Table, horizon: datetime) -> tuple[int, int]:
 def _referenced(table: Table) -> set[str]:
     metadata = table.metadata
     paths = {table.metadata_location, *(entry.metadata_file for entry in metadata.metadata_log)}
+    # Statistics another engine wrote (Trino's ANALYZE, Spark's): the table's metadata names them.
+    paths.update(stats.statistics_path for stats in (*metadata.statistics, *metadata.partition_statistics))
     for snapshot in metadata.snapshots:
         paths.add(snapshot.manifest_list)
         for manifest in snapshot.manifests(table.io):

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from pyiceberg.table import Table
 from pyiceberg.types import StringType
 
 from connector.config import WarehouseSettings
-from connector.destinations import iceberg_merge
+from connector.destinations import iceberg_maintain, iceberg_merge
 from connector.destinations.iceberg_catalog import (
     REPLANS,
     ensure_namespace,
@@ -668,3 +668,80 @@ def test_a_warehouse_other_than_the_one_the_tables_live_in_is_refused_before_any
     emulator.store.generate_logs(project["id"], 50, update_fraction=0.0)
     sync(emulator, first.model_copy(update={"iceberg_warehouse": str(tmp_path / "link")}))
     assert len(event_tables(first)["project_logs"]) == 150
+
+
+def test_maintain_keeps_the_statistics_another_engine_wrote_and_the_snapshots_its_tags_name(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    from pyiceberg.table.statistics import BlobMetadata, StatisticsFile
+
+    iceberg = iceberg_in(tmp_path)
+    project = emulator.store.create_project("analyzed")
+    emulator.store.generate_logs(project["id"], 100, update_fraction=0.0)
+    sync(emulator, iceberg, kinds=frozenset({"logs"}))
+    table = iceberg_table(iceberg, "project_logs")
+    tagged = table.current_snapshot()
+    assert tagged is not None
+    # Trino's ANALYZE or Spark writes a statistics file, which the table's metadata names.
+    stats = Path(table.location().removeprefix("file://")) / "metadata" / f"{tagged.snapshot_id}-stats.puffin"
+    stats.write_bytes(b"PFA1" + bytes(100) + b"PFA1")
+    blob = BlobMetadata(
+        type="apache-datasketches-theta-v1",
+        snapshot_id=tagged.snapshot_id,
+        sequence_number=tagged.sequence_number,
+        fields=[1],
+        properties={},
+    )
+    with table.update_statistics() as update:
+        update.set_statistics(
+            StatisticsFile(
+                snapshot_id=tagged.snapshot_id,
+                statistics_path=str(stats),
+                file_size_in_bytes=108,
+                file_footer_size_in_bytes=20,
+                blob_metadata=[blob],
+            )
+        )
+    # A tag, for an audit: pyiceberg refuses to expire its snapshot.
+    iceberg_table(iceberg, "project_logs").manage_snapshots().create_tag(tagged.snapshot_id, "audit").commit()
+    emulator.store.generate_logs(project["id"], 100, update_fraction=0.0)
+    sync(emulator, iceberg, kinds=frozenset({"logs"}))
+    age_files(Path(str(iceberg.iceberg_warehouse)), UNREFERENCED_GRACE + timedelta(minutes=1))
+    # The statistics file was deleted as unreferenced; the tag failed maintain with a traceback, every
+    # table after it unmaintained.
+    summary = open_destination(iceberg, prepare=False).maintain(timedelta(0))
+    assert summary.snapshots_expired > 0
+    assert stats.exists()
+    table = iceberg_table(iceberg, "project_logs")
+    assert tagged.snapshot_id in {snapshot.snapshot_id for snapshot in table.snapshots()}
+    assert table.scan(snapshot_id=tagged.snapshot_id).to_arrow().num_rows == 100
+    assert table.scan().to_arrow().num_rows == 200
+
+
+def test_a_table_whose_maintenance_fails_leaves_the_others_maintained_and_is_named(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    iceberg = iceberg_in(tmp_path)
+    project = emulator.store.create_project("half")
+    for _ in range(2):
+        emulator.store.generate_logs(project["id"], 50, update_fraction=0.0)
+        sync(emulator, iceberg)
+    real_expire = iceberg_maintain._expire
+
+    def failing_on_project_logs(table: Table, horizon: datetime) -> int:
+        if table.name()[-1] == "project_logs":
+            raise ValueError("Snapshot with ID 1 is protected and cannot be expired.")
+        return real_expire(table, horizon)
+
+    monkeypatch.setattr(iceberg_maintain, "_expire", failing_on_project_logs)
+    # The first table's failure was a traceback, and the tables after it went unmaintained.
+    with pytest.raises(WarehouseError) as failed:
+        open_destination(iceberg, prepare=False).maintain(timedelta(0))
+    assert re.search(
+        r"^1 of \d+ tables not maintained in .* \(the others were\): project_logs: Snapshot with ID 1 "
+        "is protected",
+        str(failed.value),
+    )
+    # The tables after it (`project_logs` is the first) were maintained.
+    assert len(iceberg_table(iceberg, "projects").snapshots()) == 1
+    assert len(iceberg_table(iceberg, "project_logs").snapshots()) > 1
