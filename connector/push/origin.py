@@ -133,13 +133,14 @@ def held_origin(column: str, value: Any) -> dict[str, Any]:
             raise BadOrigin(column, f"an origin's {key} is text, found {found!r}")
     if not _UUID.fullmatch(value["object_id"]):
         raise BadOrigin(column, f"an origin's object_id is its object's UUID, found {value['object_id']!r}")
-    if isinstance(created := value.get("created"), date):  # a TIMESTAMP's, as the tables type `created`
-        value = value | {"created": created.isoformat()}
+    origin: dict[str, Any] = dict(value)
+    if isinstance(created := origin.get("created"), date):  # a TIMESTAMP's, as the tables type `created`
+        origin["created"] = created.isoformat()
     elif not isinstance(created, str | None):
         raise BadOrigin(column, f"an origin's created is a time, found {created!r}")
-    if "_xact_id" not in value:
-        return value
-    return value | {"_xact_id": _xact_id(column, value["_xact_id"])}
+    if "_xact_id" in origin:
+        origin["_xact_id"] = _xact_id(column, origin["_xact_id"])
+    return origin
 
 
 def _text(column: str, row: dict[str, Any]) -> str | None:
