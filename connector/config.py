@@ -77,6 +77,8 @@ def _refuse_blank_ends(text: str, what: str) -> None:
     raise ValueError(f"{end} with {blank}: give the {what} without it{why}")
 
 
+# A SQLite catalog URI's scheme and the slashes before its file (`sqlite:///`, `sqlite+pysqlite:///`).
+_SQLITE_FILE = re.compile(r"sqlite(\+\w+)?:///")
 # `$HOME`, `${HOME}`, `%USERPROFILE%` at a path's start.
 _UNEXPANDED_VARIABLE = re.compile(r"\$[A-Za-z_]\w*|\$\{[^}]*\}|%[A-Za-z_]\w*%")
 
@@ -258,9 +260,19 @@ class WarehouseSettings(_Settings):
             _refuse_blank_ends(value, "URI or path")
             # A SQLite catalog's file too: `sqlite:///~/c.db` and `sqlite:///$CATALOG` made `./~/c.db` and
             # `./$CATALOG`, a catalog of each working directory's.
-            path = value.removeprefix("sqlite:///") if value.startswith("sqlite:///") else value
+            sqlite = _SQLITE_FILE.match(value)
+            path = value[sqlite.end() :] if sqlite else value
             if "://" not in path:
-                refuse_misplaced_path(path)
+                try:
+                    refuse_misplaced_path(path)
+                except ValueError as error:
+                    # `sqlite:///home/me/c.db` is relative: `./home/me/c.db`.
+                    absolute = (
+                        f"; an absolute path takes four slashes, {sqlite.group()}/home/me/c.db"
+                        if sqlite
+                        else ""
+                    )
+                    raise ValueError(f"{error}{absolute}") from None
         return value
 
     @field_validator("destination", mode="before")

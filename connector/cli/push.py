@@ -175,8 +175,8 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
             no_parquet=given["no_parquet"],
             takes_destination=False,
         )
-    if options.dry_run and any(given[name] is not None for name in ("api_url", "api_key", "timeout")):
-        # Unused by a dry run, and refused by the push it rehearses (`--timeout nan`).
+    if options.dry_run:
+        # Unused by a dry run, and refused by the push it rehearses (`--timeout nan`, `BT_SYNC_TIMEOUT=nan`).
         api_settings(given["api_url"], given["api_key"], given["timeout"])
     with terminal_progress(quiet=as_json) as progress, open_push(options, progress, warehouse) as run:
         try:

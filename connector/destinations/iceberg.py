@@ -340,15 +340,29 @@ class IcebergDestination:
     def maintain(self, retain: timedelta) -> MaintainSummary:
         """Merge small files, expire snapshots older than `retain`, delete files no snapshot needs."""
         self._check_warehouse()
-        existing = [name for name in self._table_names() if self._exists(name)]
+        existing: list[str] = []
+        # A table whose metadata cannot be read (damaged) is one table not maintained, not every table.
+        failed: dict[str, Exception] = {}
+        for name in self._table_names():
+            try:
+                if self._catalog.table_exists(self._id(name)):
+                    existing.append(name)
+            except Exception as error:  # the catalog's, pyiceberg's or the store's
+                failed[name] = error
         try:
             summary = maintain_tables(existing, retain, self._table)
         except TablesNotMaintained as error:
-            self._publish_states()  # the objects' file counts, which the other tables' compaction changed
-            failures = "; ".join(f"{name}: {self._reason(cause)}" for name, cause in error.failed.items())
-            raise WarehouseError(f"{error} in {self.description} (the others were): {failures}") from None
+            summary, failed = error.done, failed | error.failed
         if summary.files_compacted:
             self._publish_states()  # the objects' file counts changed
+        if failed:
+            reasons = "; ".join(f"{name}: {self._reason(cause)}" for name, cause in failed.items())
+            raise WarehouseError(
+                f"{len(failed)} of {len(failed) + summary.tables} tables of {self.description} not "
+                f"maintained (the others were: {summary.snapshots_expired:,} snapshots expired, "
+                f"{summary.files_compacted:,} small files merged, {summary.files_deleted:,} files deleted): "
+                f"{reasons}"
+            )
         return summary
 
     def _publish_states(self) -> None:

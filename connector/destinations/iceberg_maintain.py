@@ -49,12 +49,12 @@ _COUNTS = ("snapshots_expired", "files_compacted", "files_written", "files_delet
 
 
 class TablesNotMaintained(Exception):
-    """Tables whose maintenance failed, each with its error; every other table was maintained."""
+    """Tables whose maintenance failed, each with its error; every other table was maintained (`done`)."""
 
-    def __init__(self, failed: dict[str, Exception], tables: int) -> None:
-        super().__init__(f"{len(failed)} of {tables} tables not maintained")
+    def __init__(self, failed: dict[str, Exception], done: MaintainSummary) -> None:
+        super().__init__(f"{len(failed)} tables not maintained")
         self.failed = failed
-        self.tables = tables
+        self.done = done
 
 
 def maintain_tables(names: Sequence[str], retain: timedelta, load: Callable[[str], Table]) -> MaintainSummary:
@@ -79,12 +79,13 @@ def maintain_tables(names: Sequence[str], retain: timedelta, load: Callable[[str
             done.append(_maintain(name, now - retain, files_before, load))
         except Exception as error:  # pyiceberg's, the catalog's or the store's: this table's alone
             failed[name] = error
-    if failed:
-        raise TablesNotMaintained(failed, len(names))
-    return MaintainSummary(
+    summary = MaintainSummary(
         tables=len(done),
         **{field: sum(getattr(one, field) for one in done) for field in _COUNTS},
     )
+    if failed:
+        raise TablesNotMaintained(failed, summary)
+    return summary
 
 
 def _maintain(

@@ -367,8 +367,9 @@ def another_tree_shown(path: Path, root: Root) -> str | None:
     if not other:
         return None
     # A catalog table's view reads `<root>/<table>/data.parquet`.
-    found = (re.search(rf"'([^']*)/{re.escape(name)}/data\.parquet'", sql) for name, sql in other)
-    return next((match.group(1) for match in found if match), "an unknown one")
+    # A quote in the path is doubled in the SQL literal.
+    found = (re.search(rf"'((?:[^']|'')*)/{re.escape(name)}/data\.parquet'", sql) for name, sql in other)
+    return next((match.group(1).replace("''", "'") for match in found if match), "an unknown one")
 
 
 def _current_fingerprint(path: Path) -> str | None:
@@ -516,10 +517,11 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
             # DuckDB's words name its own attachment (`views_8abab243`), nothing the user knows, and no cause.
             reason = "DuckDB could not write it out as it closed it"
         for_want_of_room = not any(other in reason for other in _NOT_FOR_WANT_OF_ROOM)
-        if isinstance(error, OSError | duckdb.IOException) and for_want_of_room:
-            # DuckDB's error for a disk that filled as the file was detached names neither.
-            with suppress(OSError):
-                reason += f" ({shutil.disk_usage(path.parent).free:,} bytes free on its disk)"
+        if isinstance(error, OSError | duckdb.IOException):
+            if for_want_of_room:
+                # DuckDB's error for a disk that filled as the file was detached names neither.
+                with suppress(OSError):
+                    reason += f" ({shutil.disk_usage(path.parent).free:,} bytes free on its disk)"
             reason += _file_size_limit()
         raise WarehouseError(f"cannot write {path}: {reason}") from None
 
@@ -542,6 +544,7 @@ _NOT_FOR_WANT_OF_ROOM = (
     "No such file or directory",
     "Not a directory",
     "Is a directory",
+    "File too large",
 )
 
 

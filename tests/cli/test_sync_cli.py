@@ -692,6 +692,12 @@ def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before
             {"BT_SYNC_DESTINATION": "iceberg", "BT_SYNC_ICEBERG_CATALOG": "sqlite:///$CATALOG"},
             "invalid setting: BT_SYNC_ICEBERG_CATALOG: '$CATALOG' starts with $CATALOG, a variable no shell",
         ),
+        (
+            ["status"],
+            {"BT_SYNC_DESTINATION": "iceberg", "BT_SYNC_ICEBERG_CATALOG": "sqlite+pysqlite:///~/c.db"},
+            "(unquoted): give the home directory's path ($HOME); an absolute path takes four slashes, "
+            "sqlite+pysqlite:////home/me/c.db",
+        ),
         # From an env file, which expands nothing: directories named `$HOME` held the warehouse.
         (
             ["status"],
@@ -1365,6 +1371,15 @@ def test_a_sync_into_a_duckdb_file_showing_another_parquet_root_is_refused(
             assert con.execute("SELECT count(*) FROM project_logs").fetchall() == before
     assert not (tmp_path / "b").exists()
     assert not Path(f"{views}.tables").exists()
+    # A root whose path holds a quote, which the views' SQL doubles: only what followed it was named.
+    quoted, elsewhere_dir = tmp_path / "it's here", tmp_path / "other"
+    quoted_views = tmp_path / "q.duckdb"
+    synced = run_cli(
+        "sync", "--duckdb", str(quoted_views), "--parquet", str(quoted), "--objects", "prompts", env=env
+    )
+    assert synced.returncode == 0, synced.stderr
+    done = run_cli("status", "--duckdb", str(quoted_views), "--parquet", str(elsewhere_dir), env=env)
+    assert f"another Parquet root, {quoted}, not {elsewhere_dir}" in one_line(done.stderr)
     # The other way: synced with --no-parquet, then given a root.
     beside = tmp_path / "beside.duckdb"
     assert (

@@ -738,10 +738,25 @@ def test_a_table_whose_maintenance_fails_leaves_the_others_maintained_and_is_nam
     with pytest.raises(WarehouseError) as failed:
         open_destination(iceberg, prepare=False).maintain(timedelta(0))
     assert re.search(
-        r"^1 of \d+ tables not maintained in .* \(the others were\): project_logs: Snapshot with ID 1 "
-        "is protected",
+        r"^1 of 11 tables of iceberg catalog .* not maintained \(the others were: \d+ snapshots expired, "
+        r"0 small files merged, \d+ files deleted\): project_logs: Snapshot with ID 1 is protected",
         str(failed.value),
     )
     # The tables after it (`project_logs` is the first) were maintained.
     assert len(iceberg_table(iceberg, "projects").snapshots()) == 1
     assert len(iceberg_table(iceberg, "project_logs").snapshots()) > 1
+
+
+def test_a_table_whose_metadata_is_damaged_leaves_the_others_maintained(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    iceberg = iceberg_in(tmp_path)
+    project = emulator.store.create_project("damaged")
+    for _ in range(2):
+        emulator.store.generate_logs(project["id"], 20, update_fraction=0.0)
+        sync(emulator, iceberg)
+    Path(iceberg_table(iceberg, "prompts").metadata_location.removeprefix("file://")).write_text("{")
+    # Its load failed before any table was maintained.
+    with pytest.raises(WarehouseError, match=r"^1 of 11 tables of .* not maintained .*: prompts: "):
+        open_destination(iceberg, prepare=False).maintain(timedelta(0))
+    assert len(iceberg_table(iceberg, "projects").snapshots()) == 1

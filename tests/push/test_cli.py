@@ -715,3 +715,8 @@ def test_a_dry_run_refuses_the_api_settings_the_push_it_rehearses_would(
     )
     assert (code, out) == (2, "") and err.startswith(f"bt-sync: error: invalid setting: {flag}: ")
     assert not rejects.exists()
+    # From the environment too, as the push reads it.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BT_SYNC_TIMEOUT", value)
+        code, _, err = run_cli(emulator, tmp_path, capsys, *args[:-2])
+    assert (code, err.startswith("bt-sync: error: invalid setting: BT_SYNC_TIMEOUT: ")) == (2, True)
