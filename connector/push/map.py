@@ -287,6 +287,9 @@ class RowMapper:
         self._max_event_bytes = max_event_bytes
         # The numbers of the rows made into events with an origin, by where it comes from, increasing.
         self._origin_rows: defaultdict[str, array[int]] = defaultdict(lambda: array("Q"))
+        # The rows refused as they were read (a line that does not parse, a CSV row of too many values):
+        # their ids, which an earlier row of theirs would have been left out for, are unknown.
+        self.refused_unread: array[int] = array("Q")
         link = mapping.origin
         pushed_under_its_id = link is not None and link.object_type == "dataset" and mapping.id == link.id
         self._itself = into_dataset if pushed_under_its_id else None
@@ -384,6 +387,8 @@ class RowMapper:
                 mapped.problems.append((number, outcome))
                 if (refused_id := self._refused_id(chunk.rows[index])) is not None:
                     mapped.refused_ids[number] = refused_id
+                elif self.mapping.id is not None and isinstance(chunk.rows[index], RowProblem):
+                    self.refused_unread.append(number)
             else:
                 mapped.numbers.append(number)
                 mapped.ids.append(outcome.id)

@@ -671,6 +671,16 @@ class PushRun:
             )
         if (refused := ids.refused_last()).ids:
             summary.warnings.append(printable(self._refused_after_valid(refused)))
+        if (unread := self.mapper.refused_unread) and self.options.validate_first:
+            # Said, not mended: a line that does not parse has no id to trust.
+            sent = "would be sent" if self.options.dry_run else "was sent"
+            unknown = "its id is" if len(unread) == 1 else "their ids are"
+            summary.warnings.append(
+                f"{counted(len(unread), 'rows')} of {self.source.name} could not be read (in the rejects "
+                f"file; e.g. row {unread[0]}), so {unknown} unknown: if one repeats an earlier row's id, "
+                f"that earlier row {sent}, where a refused row that can be read leaves out the earlier rows "
+                "of its id"
+            )
 
     def _refused_after_valid(self, refused: RefusedLast) -> str:
         """What became of the earlier rows of the ids whose last row the checks refused."""

@@ -517,6 +517,22 @@ def test_a_refused_row_repeating_an_earlier_rows_id_says_what_became_of_the_earl
     )
 
 
+def test_a_row_that_cannot_be_read_is_said_to_leave_the_earlier_row_of_its_id_sent(
+    emulator: Emulator, tmp_path: Path, push: Any
+) -> None:
+    # A line that does not parse has no id to trust: the earlier row of "a" is sent, which a refused row
+    # that can be read would have left out, and nothing said so.
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b'{"id": "a", "input": "old a"}\n{"id": "b", "input": "b"}\n{"id": "a", "input": NaN}\n')
+    summary = push(path, on_error="skip", rejects=tmp_path / "rejects.jsonl", id_column="id")
+    assert {key: row["input"] for key, row in stored(emulator).items()} == {"a": "old a", "b": "b"}
+    assert summary.warnings[-1] == (
+        "1 row of d.jsonl could not be read (in the rejects file; e.g. row 3), so its id is unknown: if "
+        "one repeats an earlier row's id, that earlier row was sent, where a refused row that can be read "
+        "leaves out the earlier rows of its id"
+    )
+
+
 def test_json_lines_sent_as_written_keep_their_row_across_blank_lines_crlf_and_spaces(
     emulator: Emulator, tmp_path: Path, push: Any
 ) -> None:
