@@ -6,7 +6,6 @@ settings from these classes, and their parts from the settings (see `connector.w
 
 from __future__ import annotations
 
-import errno
 import os
 import re
 import tempfile
@@ -32,7 +31,7 @@ from connector.defaults import (
     MAX_WINDOW_HOURS,
 )
 from connector.display import LOCALE_REMEDY, as_given, locale_cannot_read
-from connector.errors import ConfigError
+from connector.errors import ConfigError, loops
 from connector.redaction import redact
 
 
@@ -390,15 +389,6 @@ def check_duckdb_file(path: Path, named: str = "--duckdb") -> None:
         # Refused by DuckDB only once the API was asked and the tables' directory written; a SQLite file
         # opened through the sqlite extension, which DuckDB first tried to download (10 s offline).
         raise ConfigError(f"{named} {path} is {other}, not a DuckDB database: name another file")
-
-
-def loops(path: Path) -> bool:
-    """Whether `path`, or a directory on it, is a loop of symbolic links (`Path.exists` says False)."""
-    try:
-        path.stat()
-    except OSError as error:
-        return error.errno == errno.ELOOP
-    return False
 
 
 def _not_duckdb(path: Path) -> str | None:

@@ -186,6 +186,15 @@ def in_the_way(error: OSError) -> str | None:
     return in_the_way_of(Path(os.fsdecode(error.filename)))
 
 
+def loops(path: Path) -> bool:
+    """Whether `path`, or a directory on it, is a loop of symbolic links (`Path.exists` says False)."""
+    try:
+        path.stat()
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    return False
+
+
 def in_the_way_of(directory: Path) -> str | None:
     """What to say when a file stands at `directory` or at one of its parents, if one does."""
     file = next((part for part in (directory, *directory.parents) if part.is_file()), None)

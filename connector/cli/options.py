@@ -207,8 +207,8 @@ def _check_duckdb_paths(settings: WarehouseSettings) -> None:
     Raises:
         ConfigError: the file is a directory, or a file stands where a directory is needed.
     """
-    from connector.config import check_duckdb_file, loops
-    from connector.errors import ConfigError, in_the_way_of
+    from connector.config import check_duckdb_file
+    from connector.errors import ConfigError, in_the_way_of, loops
 
     check_duckdb_file(settings.duckdb_path)
     if (in_the_way := in_the_way_of(settings.duckdb_path.parent)) is not None:

@@ -16,7 +16,6 @@ it is, or refused saying what it is. CSV and Parquet are read by `read_arrow.py`
 from __future__ import annotations
 
 import codecs
-import errno
 import io
 import json
 import re
@@ -32,7 +31,7 @@ import ijson.backends.python as ijson_exact
 import orjson
 
 from connector.display import printable
-from connector.errors import PushError, first_line
+from connector.errors import PushError, first_line, loops
 from connector.push.choices import COMPRESSION_SUFFIXES, FileFormat
 from connector.push.spelling import option
 
@@ -201,12 +200,9 @@ class SourceFile:
             raise PushError(
                 f"{path} is not a regular file (a pipe?): write its content to a file, then push that"
             )
+        if loops(path):  # "no such file" of a file the user sees listed
+            raise PushError(f"{path} leads into a loop of symbolic links: name a file")
         if not path.is_file():
-            try:
-                path.stat()
-            except OSError as error:
-                if error.errno == errno.ELOOP:  # "no such file" of a file the user sees listed
-                    raise PushError(f"{path} leads into a loop of symbolic links: name a file") from None
             raise PushError(f"{path}: no such file")
         if path.stat().st_size == 0:
             with path.open("rb") as raw:
