@@ -83,6 +83,24 @@ def both_warehouses(settings: WarehouseSettings) -> dict[str, Any]:
     }
 
 
+def logs_synced(
+    emulator: Emulator,
+    settings: WarehouseSettings,
+    name: str,
+    rows: int,
+    *,
+    syncs: int = 1,
+    kinds: frozenset[str] | None = frozenset({"logs"}),
+) -> dict[str, Any]:
+    """A new project `name` whose logs gain `rows` rows before each of `syncs` syncs of `kinds` (None:
+    every kind) into `settings`; the project."""
+    project: dict[str, Any] = emulator.store.create_project(name)
+    for _ in range(syncs):
+        emulator.store.generate_logs(project["id"], rows, update_fraction=0.0)
+        sync(emulator, settings, **({} if kinds is None else {"kinds": kinds}))
+    return project
+
+
 def test_the_iceberg_tables_hold_what_the_duckdb_warehouse_holds_and_the_docs_snippet_reads_them(
     demo_emulator: Emulator, warehouse: WarehouseSettings, tmp_path: Path
 ) -> None:
@@ -250,9 +268,7 @@ def test_maintain_never_deletes_a_write_in_flight_however_short_the_retention(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     iceberg = iceberg_in(tmp_path)
-    project = emulator.store.create_project("busy")
-    emulator.store.generate_logs(project["id"], 100, update_fraction=0.0)
-    sync(emulator, iceberg, kinds=frozenset({"logs"}))
+    logs_synced(emulator, iceberg, "busy", 100)
     # A sync's data file written and not committed yet: nothing refers to it.
     committed = Path(next(iter(data_files(iceberg, "project_logs"))).removeprefix("file://"))
     in_flight = committed.with_name(f"in-flight-{committed.name}")
@@ -472,9 +488,7 @@ def test_a_damaged_manifest_or_metadata_file_is_one_line_in_every_command(
     emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str], damaged: str
 ) -> None:
     iceberg = iceberg_in(tmp_path)
-    project = emulator.store.create_project("damaged")
-    emulator.store.generate_logs(project["id"], 50, update_fraction=0.0)
-    sync(emulator, iceberg, kinds=frozenset({"logs"}))
+    logs_synced(emulator, iceberg, "damaged", 50)
     table = iceberg_table(iceberg, "project_logs")
     if damaged == "manifest":
         snapshot = table.current_snapshot()
@@ -621,9 +635,7 @@ def test_a_reader_s_states_are_those_of_the_snapshots_it_views(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     iceberg = iceberg_in(tmp_path)
-    project = emulator.store.create_project("viewed")
-    emulator.store.generate_logs(project["id"], 20, update_fraction=0.0)
-    sync(emulator, iceberg, kinds=frozenset({"logs"}))
+    logs_synced(emulator, iceberg, "viewed", 20)
     destination = open_destination(iceberg, prepare=False)
     loaded: list[str] = []
     real_table = type(destination)._table
@@ -645,9 +657,7 @@ def test_a_warehouse_other_than_the_one_the_tables_live_in_is_refused_before_any
     emulator: Emulator, tmp_path: Path
 ) -> None:
     first = iceberg_in(tmp_path)
-    project = emulator.store.create_project("moved")
-    emulator.store.generate_logs(project["id"], 50, update_fraction=0.0)
-    sync(emulator, first, kinds=frozenset({"logs"}))
+    project = logs_synced(emulator, first, "moved", 50)
     # The same catalog, a new warehouse (a move to object storage, say): the sync went on writing to the
     # first one without a word, and `maintain` cleaned it.
     moved = first.model_copy(update={"iceberg_warehouse": str(tmp_path / "elsewhere")})
@@ -676,9 +686,7 @@ def test_maintain_keeps_the_statistics_another_engine_wrote_and_the_snapshots_it
     from pyiceberg.table.statistics import BlobMetadata, StatisticsFile
 
     iceberg = iceberg_in(tmp_path)
-    project = emulator.store.create_project("analyzed")
-    emulator.store.generate_logs(project["id"], 100, update_fraction=0.0)
-    sync(emulator, iceberg, kinds=frozenset({"logs"}))
+    project = logs_synced(emulator, iceberg, "analyzed", 100)
     table = iceberg_table(iceberg, "project_logs")
     tagged = table.current_snapshot()
     assert tagged is not None
@@ -722,10 +730,7 @@ def test_a_table_whose_maintenance_fails_leaves_the_others_maintained_and_is_nam
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     iceberg = iceberg_in(tmp_path)
-    project = emulator.store.create_project("half")
-    for _ in range(2):
-        emulator.store.generate_logs(project["id"], 50, update_fraction=0.0)
-        sync(emulator, iceberg)
+    logs_synced(emulator, iceberg, "half", 50, syncs=2, kinds=None)
     real_expire = iceberg_maintain._expire
 
     def failing_on_project_logs(table: Table, horizon: datetime) -> int:
@@ -751,10 +756,7 @@ def test_a_table_whose_metadata_is_damaged_leaves_the_others_maintained(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     iceberg = iceberg_in(tmp_path)
-    project = emulator.store.create_project("damaged")
-    for _ in range(2):
-        emulator.store.generate_logs(project["id"], 20, update_fraction=0.0)
-        sync(emulator, iceberg)
+    logs_synced(emulator, iceberg, "damaged", 20, syncs=2, kinds=None)
     Path(iceberg_table(iceberg, "prompts").metadata_location.removeprefix("file://")).write_text("{")
     # Its load failed before any table was maintained.
     with pytest.raises(WarehouseError, match=r"^1 of 11 tables of .* not maintained .*: prompts: "):
