@@ -263,13 +263,18 @@ def test_the_summary_shows_names_as_written(
     assert code == 0 and "to dataset 'ds\\tab' in project 'p'" in out
 
 
+def skipping_into_rejects(path: Path, rejects: Path) -> tuple[str, ...]:
+    """The arguments pushing `path` into p/d, its bad rows set aside in `rejects`."""
+    return (str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects))
+
+
 def test_the_summary_of_a_file_whose_every_row_was_rejected_names_no_dataset_id(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "bad.csv"
     path.write_text('id,input\na,"unclosed\n')
     rejects = tmp_path / "rejects.jsonl"
-    args = (str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects))
+    args = skipping_into_rejects(path, rejects)
     code, out, err = run_cli(emulator, tmp_path, capsys, *args)
     # Nothing stored is a failure, even with --on-error skip: a scheduled backfill of a file in the wrong
     # shape exited 0 with every row set aside.
@@ -292,7 +297,7 @@ def test_a_dry_run_of_a_file_with_no_valid_row_fails_after_its_summary(
     path = tmp_path / "bad.jsonl"
     path.write_bytes(b'{"id": "a", "input": NaN}\n{"id": "b"\n')
     rejects = tmp_path / "rejects.jsonl"
-    args = (str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects))
+    args = skipping_into_rejects(path, rejects)
     code, out, err = run_cli(emulator, tmp_path, capsys, *args, "--dry-run", "--json")
     assert code == 1 and orjson.loads(out)["rows_skipped"] == 2
     assert err.strip() == (
@@ -678,7 +683,7 @@ def test_a_push_whose_valid_rows_a_refused_row_of_their_id_leaves_out_stores_not
     path = tmp_path / "dup.jsonl"
     path.write_bytes(b'{"id": "a", "input": 1}\n{"id": "a", "input": 2, "tags": 5}\n')
     rejects = tmp_path / "rejects.jsonl"
-    args = (str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects))
+    args = skipping_into_rejects(path, rejects)
     # The dry run passed, and the push created an empty dataset.
     code, _, err = run_cli(emulator, tmp_path, capsys, *args, "--dry-run")
     assert code == 1 and "error: dry run: no row of dup.jsonl would be stored: 1 row rejected" in err
@@ -692,7 +697,7 @@ def test_a_rerun_of_a_complete_push_whose_every_row_the_api_refused_fails_too(
 ) -> None:
     path = write_csv(tmp_path / "data.csv", 3)
     rejects = tmp_path / "rejects.jsonl"
-    args = (str(path), "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", str(rejects))
+    args = skipping_into_rejects(path, rejects)
     emulator.faults.add(FaultRule(kind="status", status=400, route="/insert", times=None))
     code, _, err = run_cli(emulator, tmp_path, capsys, *args)
     assert code == 1 and "error: no row of data.csv was stored: 3 rows rejected" in err
