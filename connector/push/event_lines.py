@@ -77,6 +77,7 @@ _UNDECODABLE = (msgspec.DecodeError, RecursionError)
 # no deeper, nor does the API take more): it is parsed, and refused if it does. Sent as written, it
 # passed the check and `--dry-run`, and the API refused it once the rows before it were sent.
 _MAY_BE_TOO_DEEP = 255
+_NOT_OPENING_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[{")
 
 
 class EventLines:
@@ -199,8 +200,9 @@ def _any_may_be_parsed(values: list[Raw]) -> bool:
 
 
 def _most_brackets(lines: Sequence[bytes]) -> int:
-    """At least the most brackets opened in any of the lines (their depth's bound), in two passes in C."""
-    return max(map(bytes.count, lines, repeat(b"["))) + max(map(bytes.count, lines, repeat(b"{")))
+    """The most brackets opened in any of the lines (their depth's bound), in one pass in C over each line:
+    what is left of it without its other bytes (`bytes.count` for each bracket took half as long again)."""
+    return max(map(len, map(bytes.translate, lines, repeat(None), repeat(_NOT_OPENING_BRACKETS))))
 
 
 def _is_utf8(line: bytes) -> bool:

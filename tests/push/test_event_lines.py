@@ -63,6 +63,7 @@ def test_a_line_of_event_fields_is_its_event(line: bytes) -> None:
         (b'["r1"]', "no object"),
         (b'{"id": "r1", "input": "' + b"x" * 990 + b'"}', "over the size limit"),
         (b'{"id": "r1", "input": ' + b"[" * 300 + b"]" * 300 + b"}", "nested deeper than a row may be"),
+        (b'{"id": "r1", "input": ' + b'[{"k": ' * 150 + b"0" + b"}]" * 150 + b"}", "nested deeper, by both"),
     ],
 )
 def test_a_line_that_mapping_would_change_or_refuse_is_not_its_event(line: bytes, why: str) -> None:
