@@ -24,16 +24,17 @@ def parse_xact(value: str | int) -> int:
     """Return the numeric value of an `_xact_id` given as a decimal string or int.
 
     Raises:
-        ValueError: if the value is not a non-negative decimal integer.
+        ValueError: if the value is not a uint64, or the text not its ASCII digits (`str.isdigit` takes
+            other scripts' digits, `'١٢'`, which `int` reads as 12).
     """
     if isinstance(value, int):
         number = value
     else:
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):
             raise ValueError(f"_xact_id must be a decimal string, got {value!r}")
         number = int(value)
-    if number < 0:
-        raise ValueError(f"_xact_id must be non-negative, got {number}")
+    if not 0 <= number <= MAX_XACT:
+        raise ValueError(f"_xact_id must be a 64-bit unsigned integer, got {number}")
     return number
 
 

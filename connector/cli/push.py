@@ -11,6 +11,7 @@ would add ~80 ms to `bt-sync --help`. Until then `push` is a stub taking any arg
 from __future__ import annotations
 
 import inspect
+import json
 from pathlib import Path
 from types import GenericAlias
 from typing import TYPE_CHECKING, Any, get_args, get_origin
@@ -212,14 +213,26 @@ def _push(options: PushOptions, given: dict[str, Any]) -> None:
                 kept = "nothing was sent"
             raise Interrupted(f"interrupted: {kept}") from None
     _print_warnings(summary)
+    failure = summary.nothing_stored()
     if as_json:
-        json_output.print(summary.model_dump_json(indent=2))
+        json_output.print(_summary_document(summary, failure))
     else:
         print_output(describe(summary))
-    if failure := summary.nothing_stored():
+    if failure:
         from connector.errors import PushError
 
         raise PushError(failure)
+
+
+def _summary_document(summary: PushSummary, failure: str | None) -> str:
+    """The summary as `--json` prints it: for a push that fails once it ran to its end, with the error and
+    exit code a failed command's document holds (stdout alone read as a success beside exit 1)."""
+    if failure is None:
+        return summary.model_dump_json(indent=2)
+    from connector.cli import EXIT_FAILURE
+
+    document = summary.model_dump(mode="json") | {"error": failure, "exit_code": EXIT_FAILURE}
+    return json.dumps(document, indent=2, ensure_ascii=False)
 
 
 def _print_warnings(summary: PushSummary) -> None:

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from connector.api.xact import format_xact, parse_xact
 from schemas.api import ObjectType
 from schemas.kinds import EVENT_STREAMS
 from schemas.tables import ID, XACT_ID
@@ -77,7 +79,7 @@ class OriginColumns:
         """The `origin` of one row; None when its object or id is null (e.g. from an outer join).
 
         Raises:
-            BadOrigin: the object id or id is not text, or `_xact_id` is not a whole number.
+            BadOrigin: the object id or id is not text, or `_xact_id` is no 64-bit unsigned whole number.
         """
         object_id, event_id = _text(self.object_id, row), _text(self.id, row)
         if object_id is None or event_id is None:
@@ -153,9 +155,9 @@ def _text(column: str, row: dict[str, Any]) -> str | None:
 def _xact_id(column: str, value: Any) -> str | None:
     if value is None:
         return None
-    # The API sends and takes `_xact_id` as a decimal string; the tables hold it as UBIGINT.
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return str(value)
-    if isinstance(value, str) and value.isdecimal():
-        return value
-    raise BadOrigin(column, f"an origin's _xact_id is a whole number, found {value!r}")
+    # The API sends and takes `_xact_id` as a uint64's decimal string (`0012` as `12`); the tables hold
+    # it as UBIGINT.
+    if isinstance(value, int | str) and not isinstance(value, bool):
+        with suppress(ValueError):
+            return format_xact(parse_xact(value))
+    raise BadOrigin(column, f"an origin's _xact_id is a 64-bit unsigned whole number, found {value!r}")

@@ -631,6 +631,9 @@ class _JsonReader:
         # Not a row of objects: another kind of file. An object that holds a bad value is a bad row.
         if isinstance(row, RowProblem) and not row.reason.startswith("invalid JSON"):
             raise PushError(printable(f"{name} row 1 is not a JSON object: {row.reason}"))
+        # Mapped by its first row's keys, as JSON Lines are, until a read learns the others: sending as it
+        # checks, a push mapped a small file by every row's and a large one by its first 1,024 rows'.
+        self._seen = dict.fromkeys(next((row for row in first.rows if isinstance(row, dict)), {}))
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -850,11 +853,38 @@ def file_error(path: Path, error: Exception, rows_read: int = 0) -> PushError:
     if _DECOMPRESSION_FAILED.search(reason):
         # Arrow reads bytes past a compressed stream as another one: of a file padded with zeros, it said
         # "unknown compression method", or "data is not bz2-compressed" of a file that is.
-        reason += (
-            "; its compressed data is damaged, or followed by bytes that are none (padding, another file): "
-            "`gzip -t`, `bzip2 -t`, `zstd -t` or `lz4 -t` tells"
-        )
+        if padding := _zero_padding(path):
+            # Tape and block tools pad a file so, and `gzip -t` passes it: pointing there was no help.
+            most = "+" if padding == _MOST_PADDING_READ else ""
+            reason += (
+                f"; it ends with {padding:,}{most} zero bytes, padding after its compressed data that "
+                "bt-sync does not read past: decompress it and push that"
+            )
+        else:
+            reason += (
+                "; its compressed data is damaged, or followed by bytes that are none (another file): "
+                "`gzip -t`, `bzip2 -t`, `zstd -t` or `lz4 -t` tells"
+            )
     return PushError(printable(f"{path.name}: cannot read it{past} ({reason})"))
+
+
+# A compressed stream ends with a checksum or a length, whose bytes may be zero: up to 8 (gzip's, of no
+# content); more zeros at the end are padding.
+_LEAST_PADDING = 16
+_MOST_PADDING_READ = 1 << 16
+
+
+def _zero_padding(path: Path) -> int:
+    """The zero bytes a file ends with, if more than a compressed stream may end with (up to
+    `_MOST_PADDING_READ`); 0 otherwise, or if it cannot be read."""
+    try:
+        with path.open("rb") as file:
+            file.seek(max(0, file.seek(0, io.SEEK_END) - _MOST_PADDING_READ))
+            tail = file.read()
+    except OSError:
+        return 0
+    zeros = len(tail) - len(tail.rstrip(b"\0"))
+    return zeros if zeros >= _LEAST_PADDING else 0
 
 
 def file_place(path: Path, near_row: int | None = None) -> str:

@@ -299,15 +299,19 @@ def test_a_dry_run_of_a_file_with_no_valid_row_fails_after_its_summary(
     rejects = tmp_path / "rejects.jsonl"
     args = skipping_into_rejects(path, rejects)
     code, out, err = run_cli(emulator, tmp_path, capsys, *args, "--dry-run", "--json")
-    assert code == 1 and orjson.loads(out)["rows_skipped"] == 2
-    assert err.strip() == (
-        "bt-sync: error: dry run: no row of bad.jsonl would be stored: 2 rows rejected (written to "
-        f"{rejects}); mend them before pushing"
+    refused = (
+        f"dry run: no row of bad.jsonl would be stored: 2 rows rejected (written to {rejects}); mend them "
+        "before pushing"
     )
+    assert err.strip() == f"bt-sync: error: {refused}"
+    # The summary says so too, as a failed command's document does: beside exit 1 it read as a success.
+    summary = orjson.loads(out)
+    assert (code, summary["rows_skipped"], summary["error"], summary["exit_code"]) == (1, 2, refused, 1)
     # One valid row is enough: the rest is what --on-error skip is for.
     path.write_bytes(b'{"id": "a", "input": 1}\n{"id": "b"\n')
     code, out, _ = run_cli(emulator, tmp_path, capsys, *args, "--json")
-    assert code == 0 and orjson.loads(out)["rows_sent"] == 1
+    summary = orjson.loads(out)
+    assert (code, summary["rows_sent"], "error" in summary, "exit_code" in summary) == (0, 1, False, False)
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,8 @@ def test_a_row_s_origin() -> None:
         "object_id": "x1",
         "id": "e1",
     }
+    # Text is sent as the API writes a version: its digits without leading zeros.
+    assert origin.of({**row, "_xact_id": "0001000192"})["_xact_id"] == "1000192"  # type: ignore[index]
     # An outer join's unmatched row links to nothing.
     assert origin.of({**row, "experiment_id": None}) is None
     assert origin.columns() == {"id", "experiment_id", "_xact_id"}
@@ -52,6 +54,9 @@ def test_a_row_s_origin() -> None:
         ({"id": "e1", "experiment_id": ""}, "experiment_id"),
         ({"id": "e1", "experiment_id": "x1", "_xact_id": -1}, "_xact_id"),
         ({"id": "e1", "experiment_id": "x1", "_xact_id": "12a"}, "_xact_id"),
+        ({"id": "e1", "experiment_id": "x1", "_xact_id": "١٢"}, "_xact_id"),
+        ({"id": "e1", "experiment_id": "x1", "_xact_id": 2**64}, "_xact_id"),
+        ({"id": "e1", "experiment_id": "x1", "_xact_id": True}, "_xact_id"),
     ],
 )
 def test_values_an_origin_cannot_hold(row: dict[str, object], column: str) -> None:

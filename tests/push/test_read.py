@@ -287,13 +287,24 @@ def test_a_truncated_gzip_is_a_file_error(tmp_path: Path, name: str) -> None:
 def test_a_compressed_file_padded_with_zeros_says_what_may_follow_its_data(
     tmp_path: Path, name: str, compress: Any, said: str
 ) -> None:
-    # Tape or block padding, which gzip ignores: the reason alone blamed the file's compression.
-    (tmp_path / name).write_bytes(compress(b"id,input\na,1\n") + bytes(512))
+    # Tape or block padding, which gzip ignores: the reason alone blamed the file's compression, and then
+    # pointed at `gzip -t`, which passes such a file.
+    padded = compress(b"id,input\na,1\n") + bytes(512)
+    (tmp_path / name).write_bytes(padded)
     with pytest.raises(PushError) as broken:
         numbered(SourceFile(tmp_path / name))
+    zeros = len(padded) - len(padded.rstrip(b"\0"))  # 512, and any the stream's own end has
     assert str(broken.value) == (
-        f"{name}: cannot read it ({said}; its compressed data is damaged, or followed by bytes that are none "
-        "(padding, another file): `gzip -t`, `bzip2 -t`, `zstd -t` or `lz4 -t` tells)"
+        f"{name}: cannot read it ({said}; it ends with {zeros} zero bytes, padding after its compressed data "
+        "that bt-sync does not read past: decompress it and push that)"
+    )
+    # Followed by bytes that are not zeros: another file's, or damage.
+    (tmp_path / name).write_bytes(compress(b"id,input\na,1\n") + b"\x01" * 512)
+    with pytest.raises(PushError) as broken:
+        numbered(SourceFile(tmp_path / name))
+    assert str(broken.value).endswith(
+        "; its compressed data is damaged, or followed by bytes that are none (another file): `gzip -t`, "
+        "`bzip2 -t`, `zstd -t` or `lz4 -t` tells)"
     )
 
 

@@ -216,6 +216,20 @@ def test_a_json_file_is_mapped_by_the_keys_of_its_first_row(
     )
     assert orjson.loads(out)["unmapped_columns"] == ["expected"]
     assert stored(emulator) == {"a": 1, "b": 2}
+    # A JSON array alike: it was mapped by the keys of its first 1,024 rows, sending `expected` unsaid.
+    array = tmp_path / "rows.json"
+    array.write_bytes(orjson.dumps(rows))
+    code, _, err = push(emulator, tmp_path, capsys, array, "--dataset", "array")
+    assert (code, err.split(" were not sent")[0]) == (
+        0,
+        "bt-sync: warning: rows.json: keys first seen after its first row",
+    )
+    (found,) = emulator.store.list_objects("dataset", ListQuery(project_name="p", name="array"))
+    landed = emulator.store.live_rows("dataset", found["id"])
+    assert sorted((row["id"], row["input"], row.get("expected")) for row in landed) == [
+        ("a", 1, None),
+        ("b", 2, None),
+    ]
     # Without ids, the rows pushed again are others: the advice says where they go.
     unnamed = write_jsonl(tmp_path / "unnamed.jsonl", [{"input": 1}, {"input": 2, "expected": 3}])
     code, _, err = push(emulator, tmp_path, capsys, unnamed, "--dataset", "other")

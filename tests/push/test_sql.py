@@ -351,7 +351,17 @@ def test_columns_named_like_event_rows_that_are_not_link_no_record_to_a_span(
         ),
         (
             "{'object_type': 'project_logs', 'object_id': project_id, 'id': id, '_xact_id': -1}",
-            "an origin's _xact_id is a whole number, found -1",
+            "an origin's _xact_id is a 64-bit unsigned whole number, found -1",
+        ),
+        # Other scripts' digits, which `int` reads, and a version beyond 64 bits.
+        (
+            "{'object_type': 'project_logs', 'object_id': project_id, 'id': id, '_xact_id': '١٢'}",
+            "an origin's _xact_id is a 64-bit unsigned whole number, found '١٢'",
+        ),
+        (
+            "{'object_type': 'project_logs', 'object_id': project_id, 'id': id, "
+            "'_xact_id': '18446744073709551616'}",
+            "an origin's _xact_id is a 64-bit unsigned whole number, found '18446744073709551616'",
         ),
     ],
 )
