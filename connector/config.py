@@ -80,6 +80,8 @@ def _refuse_blank_ends(text: str, what: str) -> None:
 _SQLITE_FILE = re.compile(r"sqlite(\+\w+)?:///")
 # `$HOME`, `${HOME}`, `%USERPROFILE%` at a path's start.
 _UNEXPANDED_VARIABLE = re.compile(r"\$[A-Za-z_]\w*|\$\{[^}]*\}|%[A-Za-z_]\w*%")
+# An object store's or the web's URI scheme without its two slashes (`s3:/bucket/x`, `gs:bucket`).
+_URI_MISSING_SLASHES = re.compile(r"(s3[an]?|gs|gcs|az|abfss?|adl|hf|https?):(?!//)", re.IGNORECASE)
 
 
 def refuse_misplaced_path(text: str) -> None:
@@ -103,6 +105,13 @@ def refuse_misplaced_path(text: str) -> None:
         raise ValueError(
             f"{text!r} starts with {variable.group()}, a variable no shell expanded (an env file's value?): "
             f"give the path it stands for (./{text} for a name that starts so)"
+        )
+    # `s3:/bucket/bt` made a local directory named `s3:`, and held the warehouse without a word.
+    if scheme := _URI_MISSING_SLASHES.match(text):
+        written = f"{scheme.group(1)}://{text[scheme.end() :].lstrip('/')}"
+        raise ValueError(
+            f"{text!r} starts like a URI without the two slashes after {scheme.group()}: write {written!r} "
+            f"(./{text} for a local name that starts so)"
         )
 
 

@@ -240,6 +240,7 @@ class ParquetTree:
                 ref.name,
                 ref.object_id,
             )
+            self._set_aside_changed(ref.stream, ref.object_id, record)
             return None
         self._republish_missing(ref.stream, ref.object_id, record)
         return record.state
@@ -425,6 +426,18 @@ class ParquetTree:
         # Versions are deleted once copied into the tree.
         present, wanted = set(self.root.list(where.directory)), {f.name for f in record.files}
         return wanted <= present
+
+    def _set_aside_changed(self, stream: EventStream, object_id: str, record: ObjectRecord) -> None:
+        """Rename each current version of another size than committed (`<name>.unreadable`), as its object
+        is rebuilt: a query of the table reads the footer of every version there, and one cut short
+        failed them all, the rebuilt object's too, until `maintain` deleted it an hour later."""
+        if not self.root.is_local:
+            return  # no versions there: the tree's copies, which the rebuild replaces
+        where = self._files(stream, object_id)
+        for data_file in record.files:
+            version = where.version_path(data_file.version)
+            if _size(self.root.local(version)) not in (None, data_file.bytes):
+                self.root.rename(version, f"{version}{_SET_ASIDE}")
 
     def _set_aside_unreadable(self, where: ObjectFiles, files: dict[str, DataFile]) -> list[str]:
         """Rename each of `files` that cannot be read whole (`<name>.unreadable`), so that the object is

@@ -96,8 +96,11 @@ def discover_catalog(
     """
     projects = listed = listed_projects(client)
     if selectors:
-        chosen = [p for p in projects if p.id in selectors or p.name in selectors]
-        unknown = set(selectors) - {p.id for p in chosen} - {p.name for p in chosen}
+        # An id in either case: UUIDs are, and some tools print them in upper case.
+        ids = {selector.lower() for selector in selectors}
+        chosen = [p for p in projects if p.id.lower() in ids or p.name in selectors]
+        found_ids = {p.id.lower() for p in chosen}
+        unknown = {s for s in selectors if s.lower() not in found_ids} - {p.name for p in chosen}
         if unknown:
             # A name that served for weeks stops matching when its project is deleted or renamed upstream.
             # Quoted when a space at an end would not show (a copy and paste's: ' pp' looked like pp).

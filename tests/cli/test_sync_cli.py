@@ -715,6 +715,18 @@ def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before
             {},
             "invalid setting: --state-dir: '%USERPROFILE%/st' starts with %USERPROFILE%, a variable",
         ),
+        # A slash short of a URI: a local directory named `s3:` held the warehouse, exit 0.
+        (
+            ["status"],
+            {"BT_SYNC_PARQUET": "s3:/analytics/bt"},
+            "invalid setting: BT_SYNC_PARQUET: 's3:/analytics/bt' starts like a URI without the two slashes "
+            "after s3:: write 's3://analytics/bt' (./s3:/analytics/bt for a local name that starts so)",
+        ),
+        (
+            ["status", "--parquet", "GS:bucket/bt"],
+            {},
+            "without the two slashes after GS:: write 'GS://bucket/bt'",
+        ),
         # The URL and the key swapped: the key was quoted back.
         (
             ["projects"],

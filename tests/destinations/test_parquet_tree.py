@@ -202,6 +202,7 @@ def versions_of(warehouse: WarehouseSettings, project: dict[str, Any]) -> Path:
         "a file of the tree",
         "a file of the tree replaced",
         "a file of the tree copied over",
+        "a current version cut short",
     ],
 )
 def test_a_file_deleted_by_hand_is_rebuilt_by_the_next_sync(
@@ -212,6 +213,10 @@ def test_a_file_deleted_by_hand_is_rebuilt_by_the_next_sync(
     in_tree = Path(warehouse.tables_root, "project_logs", f"project_id={lost['id']}", record.files[0].name)
     if deleted == "a current version":
         (versions_of(warehouse, lost) / record.files[0].version).unlink()
+    elif deleted == "a current version cut short":
+        # Its footer gone: a DuckDB session's every query of the table failed, the rebuilt object's too,
+        # until `maintain` deleted it an hour later (a query reads every version's footer).
+        os.truncate(versions_of(warehouse, lost) / record.files[0].version, record.files[0].bytes - 8)
     elif deleted == "a file of the tree":
         in_tree.unlink()
     else:
@@ -232,6 +237,7 @@ def test_a_file_deleted_by_hand_is_rebuilt_by_the_next_sync(
     assert not [o for o in summary.objects if o.error]
     assert event_tables(warehouse) == fresh_sync_tables(emulator, tmp_path)
     assert query(warehouse, "SELECT sum(rows)::BIGINT FROM sync_state") == [(6_010,)]
+    assert query(warehouse, "SELECT count(*) FROM project_logs") == [(6_010,)]
     root = warehouse.tables_root
     with duckdb.connect() as con:  # other engines read the tree whole again, without stale copies
         plain = con.execute(

@@ -591,3 +591,12 @@ def test_a_project_not_listed_is_answered_with_the_names_that_read_alike_and_a_s
     )
     assert "team-17, and 12 more); one deleted or renamed upstream" in str(cased.value)
     assert str(pasted.value).startswith("no project named or with id p1\\u200b (did you mean 'p1'? projects:")
+
+
+def test_a_project_is_chosen_by_its_id_in_either_case(emulator: Emulator) -> None:
+    project = emulator.store.create_project("support-bot")
+    emulator.store.create_project("other")
+    with fast_client(emulator) as client:
+        # Some tools print UUIDs in upper case: it was "no project named or with id …", deleted or renamed.
+        catalog = discover_catalog(client, [project["id"].upper()], [])
+    assert [p.name for p in catalog.projects] == ["support-bot"]
