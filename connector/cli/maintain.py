@@ -17,6 +17,7 @@ from connector.cli.options import (
     NoParquetOption,
     ParquetOption,
     StateDirOption,
+    check_tables_writable,
     warehouse_settings,
 )
 from connector.defaults import DEFAULT_RETAIN_HOURS, MAX_WINDOW_HOURS
@@ -69,6 +70,8 @@ def maintain(
             "replaced an hour after, whatever it says",
             err=True,
         )
+    # Its deletions and lock files: a read-only tree failed on a lock file's path, in the system's words.
+    check_tables_writable(store)
     target = open_destination(store, prepare=False)
     summary = target.maintain(retain)
     if not target.list_states():  # most often settings other than the sync's: it "maintained" nothing

@@ -249,8 +249,20 @@ def check_destination_writable(settings: WarehouseSettings) -> None:
         return
     check_writable("--duckdb", settings.duckdb_path)
     check_name_fits("--duckdb", settings.duckdb_path, NAME_WRITTEN_BESIDE)
+    check_tables_writable(settings)
+
+
+def check_tables_writable(settings: WarehouseSettings) -> None:
+    """Refuse a local tables' directory (the DuckDB destination's) that nothing can be written in
+    (`check_writable`); a remote one is left to its store.
+
+    Raises:
+        ConfigError: naming the path and why.
+    """
+    from connector.config import DestinationKind, check_writable
+
     tables = settings.tables_root.removeprefix("file://")
-    if "://" not in tables:
+    if settings.destination is DestinationKind.DUCKDB and "://" not in tables:
         flag = "--parquet" if settings.parquet_root is not None else "the tables' directory"
         check_writable(flag, Path(tables))
 

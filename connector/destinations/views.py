@@ -167,7 +167,8 @@ def reader(root: Root, *, pinned: bool = False) -> duckdb.DuckDBPyConnection:
 def _nothing_found(root: Root) -> str:
     """Why a view's files matched nothing: nothing synced yet, or, in a tree a sync wrote (some of the
     files every sync makes sure of), one of those deleted by hand (an event table's `__schema__`
-    directory, which looks like junk, or a catalog table's directory): it said nothing was synced."""
+    directory, which looks like junk, or a catalog table's directory), or not yet written by a first sync
+    stopped early (Ctrl-C): it said nothing was synced."""
     written = [
         *(schema_record(stream) for stream in EVENT_STREAMS.values()),
         *(catalog_file(table) for table in CATALOG_TABLES),
@@ -176,8 +177,8 @@ def _nothing_found(root: Root) -> str:
     if missing and len(missing) < len(written):
         lost = root.shown(missing[0].removesuffix(f"/{STATE_FILE}"))
         return (
-            f"the synced tables at {root.display} lack {lost}, which every sync writes (deleted by hand?): "
-            "the next `bt-sync sync` writes it again"
+            f"the synced tables at {root.display} lack {lost}, which every sync writes (deleted by hand, or "
+            "a first sync stopped before it wrote them all?): the next `bt-sync sync` writes it again"
         )
     return f"no synced tables at {root.display} yet: run `bt-sync sync` first"
 

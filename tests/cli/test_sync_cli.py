@@ -748,6 +748,12 @@ def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before
             "no project named or with id ' pp' (projects",
         ),
         (["sync", "--api-url", "{url}", "--duckdb", "/proc/forbidden/w.duckdb"], {}, "/proc/forbidden"),
+        # Its lock files and deletions: it failed naming a lock file, in the system's words alone.
+        (
+            ["maintain", "--parquet", "/proc/forbidden/pq"],
+            {},
+            "--parquet /proc/forbidden/pq: cannot create or write in /proc (",
+        ),
         (
             ["sync", "--api-url", "{url}", "--duckdb", "{corrupt}"],
             {},
