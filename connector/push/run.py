@@ -38,6 +38,7 @@ import os
 import shlex
 import stat
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager, ExitStack, closing, contextmanager, suppress
@@ -1313,8 +1314,8 @@ def _project_named(client: BraintrustClient, name: str) -> Project | None:
 
 def _check_new_name(kind: str, name: str, existing: Iterable[Project | Dataset]) -> None:
     """Refuse to create a `kind` called `name` when the name is one of the `existing` objects' ids (as
-    `sync --project` takes), reads as one of their names, or has a space at an end or an invisible
-    character (a copy and paste's): each creates an object beside the one meant, silently."""
+    `sync --project` takes), reads as one of their names, or has a space at an end, an invisible or a
+    control character (a copy and paste's): each creates an object beside the one meant, silently."""
     flag = option(kind)
     if (spaced := _spaced_name(kind, name)) is not None:
         raise ConfigError(printable(f"{spaced}, and no {kind} is named so; give the name without it"))
@@ -1340,12 +1341,15 @@ def _check_new_name(kind: str, name: str, existing: Iterable[Project | Dataset])
 
 
 def _spaced_name(kind: str, name: str) -> str | None:
-    """What to say of a `kind`'s name with a space at an end or an invisible character (a copy and
-    paste's), None of another name."""
+    """What to say of a `kind`'s name with a space at an end, an invisible or a control character (a copy
+    and paste's), None of another name."""
     if name != name.strip():
         return f"{option(kind)} {name!r} begins or ends with a space"
     if holds_invisible(name):
         return f"{option(kind)} {name!r} holds an invisible character"
+    # A line break or a tab pasted with the name (`$'a\nb'`): as a second object beside the one meant.
+    if any(unicodedata.category(character) == "Cc" for character in name):
+        return f"{option(kind)} {name!r} holds a control character"
     return None
 
 

@@ -642,6 +642,11 @@ def test_a_project_or_dataset_name_reading_as_another_s_is_not_created(
         "project is named so; give the name without it",
         ("cafe\u0301", "\ufeffgolden"): "--dataset '\\ufeffgolden' holds an invisible character, and no "
         "dataset is named so; give the name without it",
+        # A line break or a tab pasted with it.
+        ("cafe\u0301", "golden\nnew"): "--dataset 'golden\\nnew' holds a control character, and no dataset "
+        "is named so; give the name without it",
+        ("p\tq", "golden"): "--project 'p\\tq' holds a control character, and no project is named so; give "
+        "the name without it",
     }
     objects = {kind: len(store.list_objects(kind, ListQuery())) for kind in ("project", "dataset")}
     for (project_name, dataset_name), message in refused.items():
