@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pyarrow.fs as pafs
+from pyiceberg.exceptions import CommitFailedException
 from pyiceberg.expressions import AlwaysTrue
 from pyiceberg.io.pyarrow import ArrowScan, PyArrowFileIO, _dataframe_to_data_files
 from pyiceberg.manifest import DataFile
@@ -120,7 +121,14 @@ def _expire(table: Table, horizon: datetime) -> int:
         if s.timestamp_ms < horizon.timestamp() * 1000 and s.snapshot_id not in kept
     ]
     if expired:
-        table.maintenance.expire_snapshots().by_ids(expired).commit()
+        try:
+            table.maintenance.expire_snapshots().by_ids(expired).commit()
+        except ValueError as error:
+            if "does not exist" not in str(error):
+                raise
+            # Another `maintain` expired some of them meanwhile (a schedule's and a hand-run one): planned
+            # again on the table as it is now, where it failed in pyiceberg's words, with a snapshot's repr.
+            raise CommitFailedException("another writer expired some of these snapshots first") from None
     return len(expired)
 
 

@@ -726,6 +726,27 @@ def test_maintain_keeps_the_statistics_another_engine_wrote_and_the_snapshots_it
     assert table.scan().to_arrow().num_rows == 200
 
 
+def test_snapshots_another_maintain_expired_meanwhile_fail_nothing(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    iceberg = iceberg_in(tmp_path)
+    logs_synced(emulator, iceberg, "twice", 20, syncs=3, kinds=frozenset({"logs"}))
+    real_expire = iceberg_maintain._expire
+    raced: list[str] = []
+
+    def raced_by_another_maintain(table: Table, horizon: datetime) -> int:
+        if not raced and len(table.snapshots()) > 1:
+            # As this one plans, another `maintain` (the schedule's, say) expires the same snapshots.
+            raced.append(table.name()[-1])
+            real_expire(iceberg_table(iceberg, raced[0]), horizon)
+        return real_expire(table, horizon)
+
+    monkeypatch.setattr(iceberg_maintain, "_expire", raced_by_another_maintain)
+    # It failed that table, in pyiceberg's words: "Snapshot with snapshot id … does not exist: [Snapshot(…".
+    open_destination(iceberg, prepare=False).maintain(timedelta(0))
+    assert raced and len(iceberg_table(iceberg, raced[0]).snapshots()) == 1
+
+
 def test_a_table_whose_maintenance_fails_leaves_the_others_maintained_and_is_named(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
