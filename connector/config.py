@@ -389,6 +389,8 @@ def check_duckdb_file(path: Path, named: str = "--duckdb") -> None:
     if loops(path):
         # Refused by the sync only once the API was asked and the tables' directory written.
         raise ConfigError(f"{named} {path} leads into a loop of symbolic links: name a file")
+    # No file can have it (looking at it failed with the system's "File name too long", exit 1).
+    check_name_fits(named, path, 0)
     if path.is_dir():
         raise ConfigError(f"{named} {path} is a directory: name a DuckDB file in it")
     if path.exists() and not path.is_file():
@@ -429,10 +431,10 @@ def check_name_fits(flag: str, path: Path, longer_by: int) -> None:
         most = 255
     length = len(os.fsencode(path.name))
     if length + longer_by > most:
+        beside = f", and bt-sync writes files beside it whose names are {longer_by} longer" * bool(longer_by)
         raise ConfigError(
-            f"{flag} {path}: its name is {length} bytes long, and bt-sync writes files beside it whose names "
-            f"are {longer_by} longer, past the {most} this file system allows: give a name of at most "
-            f"{most - longer_by} bytes"
+            f"{flag} {path}: its name is {length} bytes long{beside}, past the {most} this file system "
+            f"allows: give a name of at most {most - longer_by} bytes"
         )
 
 

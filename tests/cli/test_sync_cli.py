@@ -594,6 +594,17 @@ def test_a_duckdb_file_name_too_long_for_the_files_beside_it_is_refused_before_a
     assert not emulator.stats.requests
 
 
+def test_a_duckdb_file_name_no_file_can_have_is_refused_as_a_setting(tmp_path: Path) -> None:
+    name = "w" * 252 + ".duckdb"
+    # Looking at it failed with the system's words, exit 1: "File name too long: www…".
+    done = run_cli("status", "--duckdb", f"{tmp_path}/{name}", "--parquet", f"{tmp_path}/pq")
+    assert (done.returncode, done.stderr) == (
+        2,
+        f"bt-sync: error: --duckdb {tmp_path}/{name}: its name is 259 bytes long, past the 255 this file "
+        "system allows: give a name of at most 255 bytes\n",
+    )
+
+
 @pytest.mark.parametrize(
     ("command", "duckdb", "parquet", "says"),
     [
