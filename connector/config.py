@@ -431,7 +431,9 @@ def check_name_fits(flag: str, path: Path, longer_by: int) -> None:
         most = 255
     length = len(os.fsencode(path.name))
     if length + longer_by > most:
-        beside = f", and bt-sync writes files beside it whose names are {longer_by} longer" * bool(longer_by)
+        beside = ""
+        if longer_by:
+            beside = f", and bt-sync writes files beside it whose names are {longer_by} longer"
         raise ConfigError(
             f"{flag} {path}: its name is {length} bytes long{beside}, past the {most} this file system "
             f"allows: give a name of at most {most - longer_by} bytes"
