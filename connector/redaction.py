@@ -23,8 +23,6 @@ _USERINFO = re.compile(
     re.IGNORECASE,
 )
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*", re.IGNORECASE)
-# The schemes of SQLAlchemy's database URIs (a SQL catalog's), with a driver or not.
-_DATABASE_SCHEME = re.compile(r"(postgres(ql)?|mysql|mariadb|mssql|oracle)[+:]", re.IGNORECASE)
 # Query parameters that carry secrets: pyarrow's S3 options (`access_key`, `secret_key`, `session_token`),
 # an `api_key`, a signature, a password.
 # A name starts a word and is short: a long word (a message of one) was read again from each of its letters.
@@ -62,11 +60,6 @@ def uri_secrets(text: str) -> set[str]:
     for match in _USERINFO.finditer(text):
         userinfo = match["userinfo"]
         password = userinfo.split(":", 1)[1:]
-        if not password and _DATABASE_SCHEME.match(match["scheme"]):
-            # A database URI's user alone names a role (its password is PGPASSWORD's or a .pgpass's), where
-            # a web URI's may be a token. The role `postgres` hidden turned the scheme `postgresql+psycopg`
-            # of every message into `***ql+psycopg`; the URI itself still shows `***@`.
-            continue
         found.add(_basic_credentials(userinfo))
         # A `/` in the password ends the host for URL parsers: a message may quote the part before it.
         found.update((userinfo, *password, *(piece for p in password for piece in p.split("/"))))
