@@ -15,7 +15,7 @@ from connector.api.client import BraintrustClient
 from connector.api.links import object_url
 from connector.destinations.base import ObjectRef
 from connector.errors import NotFoundError
-from connector.sync.catalog import Catalog, object_ref
+from connector.sync.catalog import Catalog, object_ref, selects
 from connector.sync.keys import key_with_id, object_key, object_keys, parse_key
 from schemas.api import ApiObject, ObjectType, Project
 from schemas.kinds import EVENT_KINDS, PROJECT, ObjectKind
@@ -121,4 +121,4 @@ def _by_name(objects: list[ApiObject]) -> dict[str, ApiObject]:
 
 
 def _selected(project: Project, selectors: Sequence[str]) -> bool:
-    return not selectors or project.id in selectors or project.name in selectors
+    return not selectors or selects(selectors, project)

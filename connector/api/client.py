@@ -134,14 +134,8 @@ class ClientStats:
 
 @cache
 def _tls_context() -> ssl.SSLContext:
-    # Reading the CA bundle takes 20-50 ms: once per process, not once per client (a sensor makes one a tick).
+    # Reading the CA bundle takes 50 ms: once per process, not once per client (a sensor makes one a tick).
     return httpx.create_ssl_context()
-
-
-def _trusting_nothing() -> ssl.SSLContext:
-    """A TLS context for a client that never sets up TLS: any handshake fails, as it verifies against no
-    authority (httpx would read the CA bundle for a client given none)."""
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _proxy_for(url: str) -> str | None:
@@ -202,9 +196,7 @@ class BraintrustClient:
                 },
                 timeout=httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 10.0)),
                 limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
-                # A plain-HTTP API reached directly or through a plain-HTTP proxy never sets up TLS (a
-                # redirect is not followed): its client does not read the CA bundle.
-                verify=_tls_context() if self._tls_proxy or not self._plain_http else _trusting_nothing(),
+                verify=_tls_context(),
                 transport=transport,
             )
         except ValueError as error:  # httpx reads the proxy from the environment

@@ -178,7 +178,7 @@ def _nothing_found(root: Root) -> str:
         lost = root.shown(missing[0].removesuffix(f"/{STATE_FILE}"))
         return (
             f"the synced tables at {root.display} lack {lost}, which every sync writes (deleted by hand, or "
-            "a first sync stopped before it wrote them all?): the next `bt-sync sync` writes it again"
+            "a first sync stopped before writing it?): the next `bt-sync sync` writes it again"
         )
     return f"no synced tables at {root.display} yet: run `bt-sync sync` first"
 

@@ -86,6 +86,12 @@ def lookup_ref(client: BraintrustClient, object_type: ObjectType, object_id: str
     return object_ref(kind, obj, project.name)
 
 
+def selects(selectors: Sequence[str], project: Project) -> bool:
+    """Whether `selectors` (names or ids) name `project`: by its name, or by its id in either case (a UUID
+    is, and some tools print them in upper case)."""
+    return project.name in selectors or project.id.lower() in {selector.lower() for selector in selectors}
+
+
 def discover_catalog(
     client: BraintrustClient, selectors: Sequence[str] = (), kinds: Iterable[ObjectKind] = KINDS
 ) -> Catalog:
@@ -96,11 +102,8 @@ def discover_catalog(
     """
     projects = listed = listed_projects(client)
     if selectors:
-        # An id in either case: UUIDs are, and some tools print them in upper case.
-        ids = {selector.lower() for selector in selectors}
-        chosen = [p for p in projects if p.id.lower() in ids or p.name in selectors]
-        found_ids = {p.id.lower() for p in chosen}
-        unknown = {s for s in selectors if s.lower() not in found_ids} - {p.name for p in chosen}
+        chosen = [p for p in projects if selects(selectors, p)]
+        unknown = {s for s in selectors if not any(selects([s], p) for p in chosen)}
         if unknown:
             # A name that served for weeks stops matching when its project is deleted or renamed upstream.
             # Quoted when a space at an end would not show (a copy and paste's: ' pp' looked like pp).

@@ -827,8 +827,7 @@ def test_a_directory_every_sync_writes_deleted_by_hand_is_named_not_taken_for_no
     root = warehouse.parquet_root
     assert done.stderr == (
         f"bt-sync: error: the synced tables at {root} lack {root}/{named}, which every sync writes (deleted "
-        "by hand, or a first sync stopped before it wrote them all?): the next `bt-sync sync` writes it "
-        "again\n"
+        "by hand, or a first sync stopped before writing it?): the next `bt-sync sync` writes it again\n"
     )
     sync(demo_emulator, warehouse, kinds=frozenset({"logs"}))
     assert Path(warehouse.parquet_root, deleted).is_dir()

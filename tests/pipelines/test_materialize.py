@@ -222,6 +222,23 @@ def test_a_catalog_run_narrowed_to_one_project_counts_the_rows_the_tables_keep(
     assert (by_table["experiments"]["dagster/row_count"], by_table["experiments"]["listed"]) == (2, 1)
 
 
+def test_a_project_named_by_its_id_in_upper_case_has_its_partitions_synced(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    warehouse_resource: WarehouseResource,
+    instance: dg.DagsterInstance,
+) -> None:
+    # Discovery took it, as `sync --project` does; each run then found no object: "not among …projects".
+    narrowed = BraintrustResource(
+        api_url=emulator.url, api_key=emulator.api_key, projects=[upstream["project"].upper()]
+    )
+    definitions = build_definitions(narrowed, warehouse_resource)
+    refresh_catalog(definitions, instance)
+    run_job(definitions, instance, EXPERIMENTS_JOB, partition_key="support-bot/baseline")
+    with warehouse_resource.reader() as connection:
+        assert connection.execute("SELECT count(*) FROM experiment_events").fetchall() == [(10,)]
+
+
 @pytest.mark.parametrize("damage", ["deleted", "cut"])
 def test_a_narrowed_catalog_run_writes_a_lost_catalog_file_whole_again(
     emulator: Emulator,
