@@ -857,8 +857,8 @@ def file_error(path: Path, error: Exception, rows_read: int = 0) -> PushError:
             # Tape and block tools pad a file so, and `gzip -t` passes it: pointing there was no help.
             most = "+" if padding == _MOST_PADDING_READ else ""
             reason += (
-                f"; its last {padding:,}{most} bytes are zeros, padding after its compressed data that "
-                "gzip skips and bt-sync does not read past: decompress it and push the result"
+                f"; its last {padding:,}{most} bytes are zeros, padding after its compressed data (which "
+                "gzip and bzip2 skip) that bt-sync does not read past: decompress it and push the result"
             )
         else:
             reason += (

@@ -296,7 +296,7 @@ def test_a_compressed_file_padded_with_zeros_says_what_may_follow_its_data(
     zeros = len(padded) - len(padded.rstrip(b"\0"))  # 512, and any the stream's own end has
     assert str(broken.value) == (
         f"{name}: cannot read it ({said}; its last {zeros} bytes are zeros, padding after its compressed "
-        "data that gzip skips and bt-sync does not read past: decompress it and push the result)"
+        "data (which gzip and bzip2 skip) that bt-sync does not read past: decompress it and push the result)"
     )
     # Followed by bytes that are not zeros: another file's, or damage.
     (tmp_path / name).write_bytes(compress(b"id,input\na,1\n") + b"\x01" * 512)
