@@ -500,14 +500,10 @@ def test_a_range_run_retried_after_its_end_partition_was_removed_stays_failed(
     braintrust: BraintrustResource,
     warehouse_resource: WarehouseResource,
 ) -> None:
-    candidate = _candidate(emulator, upstream)
-    # One attempt a request: the API's outage fails the step, which Dagster retries.
-    once = braintrust.model_copy(update={"max_attempts": 1})
-    # A retry after a pause, which the watcher removing the partition must beat: retried at once, the
-    # step could start again before the removal (a newcomer check saw it fail so).
-    retry = dg.RetryPolicy(max_retries=1, delay=3)
-    definitions = build_definitions(once, warehouse_resource, retry_policy=retry)
-    emulator.faults.add(FaultRule(kind="status", status=503, route=f"{candidate['id']}/fetch", times=None))
+    # The API's outage fails the step, which Dagster retries after a pause, which the watcher removing the
+    # partition must beat: retried at once, the step could start again before the removal (a newcomer
+    # check saw it fail so).
+    definitions = _candidate_failing_a_step_retried_once(emulator, upstream, braintrust, warehouse_resource)
     with dg.instance_for_test() as instance:
         refresh_catalog(definitions, instance)
         keys = instance.get_dynamic_partitions("bt_experiments")
@@ -535,6 +531,22 @@ def _candidate(emulator: Emulator, upstream: dict[str, str]) -> dict[str, str]:
     candidate: dict[str, str] = emulator.store.create_experiment(upstream["project"], "candidate")
     emulator.store.insert("experiment", candidate["id"], [{"id": "c-1"}])
     return candidate
+
+
+def _candidate_failing_a_step_retried_once(
+    emulator: Emulator,
+    upstream: dict[str, str],
+    braintrust: BraintrustResource,
+    warehouse_resource: WarehouseResource,
+) -> dg.Definitions:
+    """Definitions making one attempt a request and retrying a failed step once, 3 s later (for a test's
+    watcher to act first), beside a `_candidate` experiment whose every fetch the API fails (503)."""
+    candidate = _candidate(emulator, upstream)
+    once = braintrust.model_copy(update={"max_attempts": 1})
+    retry = dg.RetryPolicy(max_retries=1, delay=3)
+    definitions = build_definitions(once, warehouse_resource, retry_policy=retry)
+    emulator.faults.add(FaultRule(kind="status", status=503, route=f"{candidate['id']}/fetch", times=None))
+    return definitions
 
 
 def _range_run_of_every_experiment(
@@ -615,12 +627,8 @@ def test_a_range_run_retried_after_one_partition_failed_syncs_and_records_the_ot
     braintrust: BraintrustResource,
     warehouse_resource: WarehouseResource,
 ) -> None:
-    candidate = _candidate(emulator, upstream)
-    # One attempt a request: the first attempt of the step fails on the candidate alone.
-    once = braintrust.model_copy(update={"max_attempts": 1})
-    retry = dg.RetryPolicy(max_retries=1, delay=3)  # for the watcher to clear the fault first
-    definitions = build_definitions(once, warehouse_resource, retry_policy=retry)
-    emulator.faults.add(FaultRule(kind="status", status=503, route=f"{candidate['id']}/fetch", times=None))
+    # The first attempt of the step fails on the candidate alone; the pause lets the watcher clear the fault.
+    definitions = _candidate_failing_a_step_retried_once(emulator, upstream, braintrust, warehouse_resource)
     with dg.instance_for_test() as instance:
         refresh_catalog(definitions, instance)
         watcher = threading.Thread(target=_after_a_retry, args=(instance, emulator.faults.clear), daemon=True)
