@@ -115,6 +115,23 @@ def refuse_misplaced_path(text: str) -> None:
         )
 
 
+def refuse_placeless_storage_uri(uri: str) -> None:
+    """Refuse a URI that names no place to keep files in: one with no bucket (`s3://`, `gs:///x`), which
+    pyarrow failed on in its own words ("Path cannot start with a separator"), or a web address, which
+    no file system it knows serves.
+
+    Raises:
+        ValueError: it does, said which.
+    """
+    scheme, _, rest = uri.partition("://")
+    if scheme.lower() in ("http", "https"):
+        raise ValueError(
+            f"{uri!r} is a web address: files go in a directory or in object storage (s3://bucket/prefix)"
+        )
+    if scheme.lower() != "file" and not rest.split("/", 1)[0]:
+        raise ValueError(f"{uri!r} names no bucket: write {scheme}://bucket/prefix")
+
+
 def header_safe_key(key: str) -> str:
     """An API key without the blanks around it, checked to fit an HTTP header (visible ASCII only).
 
@@ -282,6 +299,16 @@ class WarehouseSettings(_Settings):
                     )
                     raise ValueError(f"{error}{absolute}") from None
         return value
+
+    @field_validator("parquet_root", "iceberg_warehouse")
+    @classmethod
+    def _storage_uri_names_a_place(cls, value: str | None) -> str | None:
+        if value is None or "://" not in value:
+            return value
+        refuse_placeless_storage_uri(value)
+        # pyarrow and pyiceberg know schemes in lower case only (`S3://b` was "Unrecognized filesystem type").
+        scheme, _, rest = value.partition("://")
+        return f"{scheme.lower()}://{rest}"
 
     @field_validator("destination", mode="before")
     @classmethod

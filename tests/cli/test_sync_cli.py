@@ -738,6 +738,13 @@ def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before
             {},
             "without the two slashes after GS:: write 'GS://bucket/bt'",
         ),
+        # No bucket, or a web address: pyarrow's words ("Path cannot start with a separator"), exit 1.
+        (["status", "--parquet", "s3://"], {}, "invalid setting: --parquet: 's3://' names no bucket: write s3://"),
+        (
+            ["status"],
+            {"BT_SYNC_DESTINATION": "iceberg", "BT_SYNC_ICEBERG_WAREHOUSE": "https://example.com/wh"},
+            "invalid setting: BT_SYNC_ICEBERG_WAREHOUSE: 'https://example.com/wh' is a web address",
+        ),
         # The URL and the key swapped: the key was quoted back.
         (
             ["projects"],
@@ -1364,6 +1371,12 @@ def test_no_parquet_wins_over_an_empty_parquet_variable(tmp_path: Path) -> None:
         "status", "--duckdb", "w.duckdb", "--no-parquet", "--json", env=env, cwd=tmp_path, timeout=30
     )
     assert (done.returncode, json.loads(done.stdout)) == (0, []), done.stderr
+
+
+def test_a_storage_uri_s_scheme_is_taken_in_any_case() -> None:
+    # pyarrow knows `s3` alone: `S3://b/x` failed every command with "Unrecognized filesystem type".
+    settings = WarehouseSettings(parquet_root="S3://b/x", iceberg_warehouse="GS://b/wh")
+    assert (settings.parquet_root, settings.iceberg_warehouse) == ("s3://b/x", "gs://b/wh")
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
