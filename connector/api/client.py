@@ -759,7 +759,19 @@ def _status_error(method: str, path: str, status: int, body: bytes | bytearray, 
         return NotFoundError(f"{method} {path}: not found (HTTP 404). {server_says}".strip(), status=status)
     if status == 413:
         return PayloadTooLarge(f"{method} {path}: request too large (HTTP 413)", status=status)
+    if status == 431 and len(hidden.key) > _LONGEST_LIKELY_KEY:
+        # A file's whole content given as the key (`BRAINTRUST_API_KEY=$(cat wrong-file)`): a front end's
+        # web page answered it, and the message sent the user to the URL.
+        return RequestError(
+            f"{method} {path} was rejected (HTTP 431: its headers are too large): the API key given is "
+            f"{len(hidden.key):,} characters long; give the key alone (BRAINTRUST_API_KEY by default)",
+            status=status,
+        )
     return RequestError(f"{method} {path} was rejected (HTTP {status}): {server_says}", status=status)
+
+
+# Longer than any API key: a key past it, refused for its headers' size, is named as the cause.
+_LONGEST_LIKELY_KEY = 1024
 
 
 def _key_slip(key: str) -> str:
