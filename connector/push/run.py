@@ -179,16 +179,18 @@ def _check_paths(options: PushOptions) -> None:
     Raises:
         ConfigError: naming the path and what is wrong with it.
     """
-    named = {"file": options.input_file, "rejects": options.rejects}
-    if not options.dry_run:
-        named["state_dir"] = options.checkpoint_dir.parent
+    # A dry run uses no state directory, but refuses one the push it rehearses would refuse.
+    named = {
+        "file": options.input_file,
+        "rejects": options.rejects,
+        "state_dir": options.checkpoint_dir.parent,
+    }
     for name, path in named.items():
         if path is not None:
             _check_utf8_name(option(name), path)
     if options.rejects is not None:
         _check_rejects(options.rejects, options.input_file, dry_run=options.dry_run)
-    if not options.dry_run:
-        check_state_dir(options.checkpoint_dir.parent)
+    check_state_dir(options.checkpoint_dir.parent)
 
 
 def _check_utf8_name(flag: str, path: Path) -> None:

@@ -66,15 +66,17 @@ def test_secrets_in_variables_spelled_in_any_case_are_known_to_the_error_printer
     assert {"wJalr-lower", "pass%2Fword", "pass/word"} <= secrets_given()
 
 
-def test_a_key_too_long_for_the_servers_headers_is_named_as_the_cause(emulator: Emulator, tmp_path: Path) -> None:
+def test_a_key_too_long_for_the_servers_headers_is_named_as_the_cause(
+    emulator: Emulator, tmp_path: Path
+) -> None:
     # A file's content given as the key: the server's 431 page was called "not Braintrust's JSON: is the
     # API URL a Braintrust API?".
     key = "sk-" + "x" * 66_000
     done = run_cli("projects", env=cli_env(emulator, tmp_path) | {"BRAINTRUST_API_KEY": key})
     assert done.returncode == 1
     assert done.stderr == (
-        "bt-sync: error: GET /v1/project was rejected (HTTP 431: its headers are too large): the API key given "
-        "is 66,003 characters long; give the key alone (BRAINTRUST_API_KEY by default)\n"
+        "bt-sync: error: GET /v1/project was rejected (HTTP 431: its headers are too large): the API key "
+        "given is 66,003 characters long; give the key alone (BRAINTRUST_API_KEY by default)\n"
     )
 
 

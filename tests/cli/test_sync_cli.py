@@ -739,7 +739,11 @@ def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before
             "without the two slashes after GS:: write 'GS://bucket/bt'",
         ),
         # No bucket, or a web address: pyarrow's words ("Path cannot start with a separator"), exit 1.
-        (["status", "--parquet", "s3://"], {}, "invalid setting: --parquet: 's3://' names no bucket: write s3://"),
+        (
+            ["status", "--parquet", "s3://"],
+            {},
+            "invalid setting: --parquet: 's3://' names no bucket: write s3://",
+        ),
         (
             ["status"],
             {"BT_SYNC_DESTINATION": "iceberg", "BT_SYNC_ICEBERG_WAREHOUSE": "https://example.com/wh"},

@@ -19,7 +19,7 @@ import pytest
 
 from connector.cli import main
 from connector.emulator import Emulator, FaultRule, ListQuery
-from tests.helpers import cli_peak_rss_mib
+from tests.helpers import cli_in_process, cli_peak_rss_mib
 from tests.push.helpers import (
     CSV_AS_EVENTS,
     acked_batches,
@@ -715,6 +715,33 @@ def test_a_rerun_of_a_complete_push_whose_every_row_the_api_refused_fails_too(
     code, out, err = run_cli(emulator, tmp_path, capsys, *args)
     assert code == 1 and out.startswith("data.csv was already pushed to dataset 'd' in project 'p'")
     assert "error: no row of data.csv was stored by the push that completed earlier: 3 rows rejected" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "state_dir", "expected"),
+    [
+        (
+            ("--state-dir", "/proc/forbidden/st"),
+            None,
+            "--state-dir /proc/forbidden/st: cannot create or write in /proc (",
+        ),
+        ((), "~/st", "invalid setting: BT_SYNC_STATE_DIR: '~/st' starts with ~"),
+    ],
+)
+def test_a_dry_run_refuses_the_state_directory_the_push_it_rehearses_would(
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    flags: tuple[str, ...],
+    state_dir: str | None,
+    expected: str,
+) -> None:
+    # It passed, and the push it rehearsed then failed on its configuration.
+    path = write_csv(tmp_path / "data.csv", 3)
+    env = {"BT_SYNC_STATE_DIR": state_dir} if state_dir else {}
+    done = cli_in_process(
+        capfd, "push", str(path), "--project", "p", "--dataset", "d", "--dry-run", *flags, env=env
+    )
+    assert (done.returncode, done.stdout) == (2, "") and done.stderr.startswith(f"bt-sync: error: {expected}")
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--timeout", "nan"), ("--timeout", "0")])
