@@ -17,6 +17,7 @@ from types import GenericAlias
 from typing import TYPE_CHECKING, Any, get_args, get_origin
 
 import typer
+from typer._click.exceptions import UsageError  # Typer's own click, not exported
 from typer.core import TyperCommand
 
 from connector.cli.app import KeyHidingCommand, app, json_output, print_output, words_after_key
@@ -86,6 +87,38 @@ def push(ctx: typer.Context) -> None:
     push_command().main(ctx.meta[_ARGUMENTS], prog_name=ctx.command_path)
 
 
+# The flags naming one column, beside `--input`, `--expected` and `--metadata`, which are repeated.
+_ONE_COLUMN_FLAGS = ("--id-column", "--tags")
+
+
+class _PushCommand(KeyHidingCommand):
+    """The generated `push` command, refusing a flag naming one column given two (`_refuse_column_twice`)."""
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        _refuse_column_twice(ctx, args)
+        return super().parse_args(ctx, args)
+
+
+def _refuse_column_twice(ctx: ClickContext, args: list[str]) -> None:
+    """Refuse `--tags` or `--id-column` given two different columns: Click keeps the last, and `--tags tg
+    --tags m` (as `--metadata` is repeated) left the column `tg` unsent, with a note alone. (Other flags
+    taking one value keep Click's last one: a wrapper script's defaults are overridden so.)
+
+    Raises:
+        UsageError: naming the flag.
+    """
+    given: dict[str, str] = {}
+    for at, word in enumerate(args):
+        if word == "--":  # the words after it are values
+            break
+        flag, joined, value = word.partition("=")
+        if flag not in _ONE_COLUMN_FLAGS or not (joined or at + 1 < len(args)):
+            continue
+        column = value if joined else args[at + 1]
+        if given.setdefault(flag, column) != column:
+            raise UsageError(f"{flag} is given two columns: it takes one", ctx)
+
+
 def push_command() -> Any:
     """The `push` command: a parameter per `PushOptions` field, and the API, warehouse and output flags."""
     from connector.push.options import PushOptions
@@ -101,7 +134,7 @@ def push_command() -> Any:
         ]
     )
     command = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
-    command.command(name="push", help=inspect.getdoc(push), cls=KeyHidingCommand)(run)
+    command.command(name="push", help=inspect.getdoc(push), cls=_PushCommand)(run)
     return typer.main.get_command(command)
 
 

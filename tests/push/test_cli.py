@@ -717,6 +717,26 @@ def test_a_rerun_of_a_complete_push_whose_every_row_the_api_refused_fails_too(
     assert "error: no row of data.csv was stored by the push that completed earlier: 3 rows rejected" in err
 
 
+def test_a_flag_naming_one_column_given_two_is_a_usage_error(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # `--tags tg --tags m` (as `--metadata` is repeated) sent `m` alone, `tg` named "not sent" only.
+    path = tmp_path / "m.csv"
+    path.write_text("id,q,a,tg,m\n1,hello,world,x,src\n")
+    push = ("push", str(path), "--project", "p", "--dataset", "d", "--input", "q", "--dry-run")
+    for flags, flag in (
+        (("--tags", "tg", "--tags=m"), "--tags"),
+        (("--id-column=id", "--id-column", "q"), "--id-column"),
+    ):
+        done = cli_in_process(capfd, *push, *flags)
+        assert done.returncode == 2 and done.stderr.endswith(
+            f"Error: {flag} is given two columns: it takes one\n"
+        )
+    # Repeated alike, or repeatable (`--expected`), it is taken as given.
+    done = cli_in_process(capfd, *push, "--tags", "m", "--tags", "m", "--expected", "a", "--expected", "tg")
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+
+
 @pytest.mark.parametrize(
     ("flags", "state_dir", "expected"),
     [
