@@ -319,6 +319,18 @@ def sql_path_list(paths: Iterable[str | PathLike[str]]) -> str:
     return "[" + ", ".join(sql_literal(fspath(path)) for path in paths) + "]"
 
 
+def read_parquet(files: str, *options: str) -> str:
+    """SQL reading the Parquet `files` (a SQL string or list), never taking a `key=value` directory of their
+    paths for a column: DuckDB does so by default wherever a path holds one, above the tables' root too (a
+    warehouse under `lake/org_id=acme/` showed `acme` as every row's `org_id`, and merges wrote it back).
+
+    Args:
+        files: the files, as SQL (`sql_literal`, `sql_path_list`).
+        options: more of `read_parquet`'s options, as SQL (`filename = true`).
+    """
+    return f"read_parquet({', '.join([files, 'hive_partitioning = false', *options])})"
+
+
 def sql_identifier(name: str) -> str:
     """Quote `name` as a SQL identifier."""
     return '"' + name.replace('"', '""') + '"'

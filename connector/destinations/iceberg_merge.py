@@ -40,7 +40,7 @@ from connector.destinations.merge_plan import plan_actions
 from connector.destinations.scratch import merge_connection, object_scratch
 from connector.destinations.unique_ids import each_id_once
 from connector.errors import MalformedResponse, first_line
-from schemas.tables import EventStream, sql_identifier, sql_literal, sql_path_list
+from schemas.tables import EventStream, read_parquet, sql_identifier, sql_literal, sql_path_list
 
 # Data files read at once (their id and version columns, or a whole file to rewrite), and the most read
 # ahead of the one DuckDB takes next.
@@ -192,7 +192,7 @@ class _Merge:
         Iceberg's signed long, where the merge's cast would fail the whole run."""
         if not self._staged.paths:
             return
-        ((newest,),) = self._con.execute(f"SELECT max(_xact_id) FROM read_parquet({self._parts})").fetchall()
+        ((newest,),) = self._con.execute(f"SELECT max(_xact_id) FROM {read_parquet(self._parts)}").fetchall()
         refuse_beyond_a_long("a row's _xact_id", newest)
 
     def each_id_once(self) -> bool:
@@ -202,7 +202,7 @@ class _Merge:
     def first_load(self) -> MergePlan:
         """An object's first rows: the staged rows as they are, in files of the object's size."""
         rows = sum(pq.read_metadata(path).num_rows for path in self._staged.paths)
-        source = f"SELECT {self._select} FROM read_parquet({self._parts})"
+        source = f"SELECT {self._select} FROM {read_parquet(self._parts)}"
         added = self._write(self._chunks(source, file_target_rows(rows)))
         return self._plan([], added, inserted=rows, updated=0, deleted=0)
 
@@ -242,7 +242,7 @@ class _Merge:
         if self._staged.paths:
             self._con.execute(
                 f"INSERT INTO output SELECT {self._select} FROM ("
-                f"SELECT p.* FROM read_parquet({self._parts}) AS p "
+                f"SELECT p.* FROM {read_parquet(self._parts)} AS p "
                 "JOIN plan AS x ON p.id = x.id AND p._xact_id = x.new_x WHERE x.action <> 'delete' "
                 # The same version staged twice (a page read again after a resume) is one row.
                 "QUALIFY row_number() OVER (PARTITION BY p.id ORDER BY p._synced_at DESC) = 1)"

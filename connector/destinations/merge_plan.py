@@ -10,6 +10,7 @@ from __future__ import annotations
 import duckdb
 
 from connector.destinations.base import VersionRange
+from schemas.tables import read_parquet
 
 
 def plan_actions(
@@ -34,7 +35,7 @@ def plan_actions(
     """
     con.execute(
         "CREATE TEMP TABLE incoming AS SELECT id, max(_xact_id) AS new_x "
-        f"FROM read_parquet({staged}) GROUP BY id"
+        f"FROM {read_parquet(staged)} GROUP BY id"
         if staged is not None
         else "CREATE TEMP TABLE incoming (id VARCHAR, new_x UBIGINT)"
     )

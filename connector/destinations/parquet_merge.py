@@ -33,7 +33,7 @@ from connector.destinations.filesystem import Root
 from connector.destinations.merge_plan import plan_actions
 from connector.destinations.scratch import merge_connection, object_scratch
 from connector.destinations.unique_ids import each_id_once
-from schemas.tables import EventStream, sql_identifier, sql_literal, sql_path_list
+from schemas.tables import EventStream, read_parquet, sql_identifier, sql_literal, sql_path_list
 
 # The id, version and file of each row an object holds, as read from object storage.
 _CURRENT_KEYS = pa.schema([("id", pa.string()), ("old_x", pa.uint64()), ("file", pa.string())])
@@ -265,7 +265,7 @@ class _Merge:
             "FROM (SELECT DISTINCT file AS name FROM plan WHERE action <> 'delete')"
         )
         staged = (
-            f"read_parquet({self._incoming}, filename = true, file_row_number = true) AS p "
+            f"{read_parquet(self._incoming, 'filename = true', 'file_row_number = true')} AS p "
             "JOIN parts AS s ON p.filename = s.filename"
         )
         con.execute(
@@ -309,7 +309,7 @@ class _Merge:
             con.register("file_names", pa.table({"path": list(paths), "name": list(paths.values())}))
             con.execute(
                 "INSERT INTO current_keys SELECT r.id, r._xact_id, n.name "
-                f"FROM read_parquet({sql_path_list(paths)}, filename = true) AS r "
+                f"FROM {read_parquet(sql_path_list(paths), 'filename = true')} AS r "
                 "JOIN file_names AS n ON r.filename = n.path"
             )
             return
@@ -364,9 +364,9 @@ class _Merge:
         """
         kept = "SELECT * FROM template"
         if name in self._files:
+            current = read_parquet(sql_literal(self._readable(self._files[name])), "union_by_name = true")
             kept = (
-                f"SELECT * FROM read_parquet({sql_literal(self._readable(self._files[name]))}, "
-                "union_by_name = true) "
+                f"SELECT * FROM {current} "
                 f"ANTI JOIN (SELECT id FROM plan WHERE file = {sql_literal(name)} AND action <> 'insert') "
                 "USING (id)"
             )
@@ -374,7 +374,7 @@ class _Merge:
         its_changes = self._changes / f"_file={name}"
         if its_changes.is_dir():
             rows = sql_literal(str(its_changes / "*.parquet"))
-            changes = f"SELECT * FROM read_parquet({rows}, hive_partitioning = false)"
+            changes = f"SELECT * FROM {read_parquet(rows)}"
         query = (
             f"SELECT {self._columns} FROM (SELECT * FROM template UNION ALL BY NAME {kept} "
             f"UNION ALL BY NAME {changes})"

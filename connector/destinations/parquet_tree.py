@@ -57,7 +57,15 @@ from connector.errors import UnreadableFiles, WarehouseError, WarehouseLocked, f
 from connector.state_file import StateFile, WriteOverran
 from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, KINDS, PROJECT, ObjectKind
-from schemas.tables import CatalogTable, Column, EventStream, json_struct, sql_identifier, sql_literal
+from schemas.tables import (
+    CatalogTable,
+    Column,
+    EventStream,
+    json_struct,
+    read_parquet,
+    sql_identifier,
+    sql_literal,
+)
 
 STATE_FILE = "_sync_state.json"
 CATALOG_FILE = "data.parquet"
@@ -515,7 +523,7 @@ class ParquetTree:
                 owner = "id" if kind is PROJECT else "project_id"
                 con.register("replaced", pa.table({"id": pa.array(list(project_ids or []), pa.string())}))
                 others = (
-                    f"SELECT * FROM read_parquet({sql_literal(str(kept_file))}) "
+                    f"SELECT * FROM {read_parquet(sql_literal(str(kept_file)))} "
                     f"WHERE {owner} NOT IN (SELECT id FROM replaced)"
                 )
                 query += f" UNION ALL BY NAME {others}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import duckdb
 
 from connector.destinations.base import StagedParts
-from schemas.tables import sql_path_list
+from schemas.tables import read_parquet, sql_path_list
 
 
 def each_id_once(con: duckdb.DuckDBPyConnection, staged: StagedParts) -> bool:
@@ -25,7 +25,7 @@ def each_id_once(con: duckdb.DuckDBPyConnection, staged: StagedParts) -> bool:
     # A row without an id (never staged: its page fails) counts as a repeat, as `count(DISTINCT id)` skips it.
     for key in ("CASE WHEN id IS NOT NULL THEN hash(id) END", "id"):
         ((unique,),) = con.execute(
-            f"SELECT count(*) = count(DISTINCT {key}) FROM read_parquet({parts})"
+            f"SELECT count(*) = count(DISTINCT {key}) FROM {read_parquet(parts)}"
         ).fetchall()
         if unique:
             return True

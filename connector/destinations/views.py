@@ -44,7 +44,15 @@ from connector.destinations.spill import spill_directory
 from connector.duckdb_connect import connect
 from connector.errors import WarehouseError, first_line
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
-from schemas.tables import SYNC_STATE_COLUMNS, Column, EventStream, sql_identifier, sql_literal, sql_path_list
+from schemas.tables import (
+    SYNC_STATE_COLUMNS,
+    Column,
+    EventStream,
+    read_parquet,
+    sql_identifier,
+    sql_literal,
+    sql_path_list,
+)
 
 logger = logging.getLogger("bt_sync")
 
@@ -110,9 +118,12 @@ def view_statements(root: Root, pinned_by: duckdb.DuckDBPyConnection | None = No
     as_of = "now()" if pinned_by is None else _moment(pinned_by)
     for stream in EVENT_STREAMS.values():
         ctes, source = _event_source(root, stream, pinned_by, as_of)
-        statements += table_view(stream.table, stream.columns, source, stream.description, ctes=ctes)
+        key = {stream.key_column: _key_of_directory(stream.key_column)}
+        statements += table_view(
+            stream.table, stream.columns, source, stream.description, ctes=ctes, computed=key
+        )
     for table in CATALOG_TABLES:
-        source = f"read_parquet({sql_literal(root.uri(catalog_file(table)))}, union_by_name = true)"
+        source = read_parquet(sql_literal(root.uri(catalog_file(table))), "union_by_name = true")
         statements += table_view(table.table, table.columns, source, table.description)
     statements += _sync_state_view(root, as_of)
     return statements
@@ -574,11 +585,11 @@ def _event_source(
     (`as_of`, the moment its `sync_state` view reads too). A version named and not found
     fails the query (with the next sync's remedy), where DuckDB would leave its rows out.
     """
-    hive = f"hive_partitioning = true, hive_types = {{{sql_literal(stream.key_column)}: 'VARCHAR'}}"
+    # Each file's path names its object (`_key_of_directory`).
+    options = ("union_by_name = true", "filename = true")
     if not root.is_local:
         # On object storage the tree's files are replaced by a single PUT each, and read over HTTP.
-        files = sql_literal(root.uri(stream.table) + "/*/*.parquet")
-        return "", f"read_parquet({files}, {hive}, union_by_name = true)"
+        return "", read_parquet(sql_literal(root.uri(stream.table) + "/*/*.parquet"), *options)
     versions = root.uri(f"{VERSIONS}/{stream.table}")
     version = 'STRUCT(version VARCHAR, since TIMESTAMPTZ, "at" TIMESTAMPTZ)[]'
     pattern = root.uri(stream.table) + "/*/" + STATE_FILE
@@ -613,12 +624,21 @@ def _event_source(
         # The empty schema file gives the columns when no object has rows.
         schema = f"{versions}/{stream.key_column}={SCHEMA_OBJECT}/{SCHEMA_FILE}"
         named = [schema, *(path for (path,) in pinned_by.execute(f"WITH {ctes} {committed}").fetchall())]
-        return "", f"read_parquet({sql_path_list(named)}, {hive}, union_by_name = true)"
-    return ctes, (
-        f"read_parquet({sql_literal(versions + '/*/*.parquet')}, {hive}, union_by_name = true, filename = "
-        "true) "
-        f"WHERE filename IN ({committed})"
+        return "", read_parquet(sql_path_list(named), *options)
+    return (
+        ctes,
+        f"{read_parquet(sql_literal(versions + '/*/*.parquet'), *options)} WHERE filename IN ({committed})",
     )
+
+
+def _key_of_directory(key_column: str) -> str:
+    """SQL of an event's object id (its table's `key_column`), from the directory of its file
+    (`…/project_id=<id>/<version>.parquet`), which the files do not hold.
+
+    Not DuckDB's Hive partitioning, which takes every `name=value` directory of the path for a column,
+    above the tables' root too: under `lake/project_id=x/`, every row's `project_id` read `x`.
+    """
+    return f"regexp_extract(filename, {sql_literal('/' + re.escape(key_column) + '=([^/]*)/[^/]*$')}, 1)"
 
 
 def _records(pattern: str, fields: dict[str, str]) -> str:
@@ -693,14 +713,25 @@ def _damaged_record(fault: str) -> str:
 
 
 def table_view(
-    name: str, columns: tuple[Column, ...], source: str, description: str, *, ctes: str = ""
+    name: str,
+    columns: tuple[Column, ...],
+    source: str,
+    description: str,
+    *,
+    ctes: str = "",
+    computed: dict[str, str] | None = None,
 ) -> list[str]:
     """A view `name` selecting `columns` from `source`, and the comments describing it and its columns.
 
     `ctes` are the common table expressions `source` reads (`records AS (...)`), made at the view's top:
-    DuckDB 1.4.0 and 1.4.1 cannot read a view DuckDB 2 wrote holding one in a subquery.
+    DuckDB 1.4.0 and 1.4.1 cannot read a view DuckDB 2 wrote holding one in a subquery. `computed` gives
+    the SQL of the columns `source` does not hold, by name.
     """
-    selected = ", ".join(sql_identifier(c.name) for c in columns)
+    made = computed or {}
+    selected = ", ".join(
+        f"{made[c.name]} AS {sql_identifier(c.name)}" if c.name in made else sql_identifier(c.name)
+        for c in columns
+    )
     with_ctes = f"WITH {ctes} " if ctes else ""
     statements = [
         f"CREATE OR REPLACE VIEW {sql_identifier(name)} AS {with_ctes}SELECT {selected} FROM {source}"

@@ -54,7 +54,15 @@ from connector.sync.surrogates import (
     ids_with_lone_surrogates,
     without_lone_surrogates,
 )
-from schemas.tables import Column, EventStream, json_struct, sql_identifier, sql_literal, sql_path_list
+from schemas.tables import (
+    Column,
+    EventStream,
+    json_struct,
+    read_parquet,
+    sql_identifier,
+    sql_literal,
+    sql_path_list,
+)
 
 # DuckDB's memory for typing a page, which it types whole: a fixed part and about ten times the
 # page (a 12 MB page needs about 128 MB, a 2 MB one 48 MB), with room to spare, for the page typed
@@ -330,7 +338,7 @@ class PageStager:
             return
         hashes = self._con.execute(
             f"SELECT {_MD5_PARTS} FROM (SELECT md5_number(id) AS md5 "
-            f"FROM read_parquet({sql_path_list(parts)}))"
+            f"FROM {read_parquet(sql_path_list(parts))})"
         ).fetchnumpy()
         self._seen.add(hashes["upper"], hashes["lower"])
 

@@ -31,6 +31,7 @@ from connector.wiring import open_destination
 from schemas.kinds import EXPERIMENT, PROJECT
 from tests.helpers import (
     EVERY_XACT,
+    all_tables,
     LOGS,
     LOGS_REF,
     event,
@@ -59,6 +60,22 @@ def data_files(settings: WarehouseSettings, table: str) -> dict[str, tuple[int, 
         for path in root.glob("*/*.parquet")
         if "__schema__" not in str(path)
     }
+
+
+def test_name_value_directories_on_the_warehouse_s_path_are_no_columns(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # DuckDB's Hive partitioning took them for columns: under `lake/project_id=x/org_id=acme/`, every row's
+    # `project_id` and `org_id` read `x` and `acme`, the catalog's too, and a merge wrote `acme` into files.
+    project = emulator.store.create_project("p")
+    emulator.store.generate_logs(project["id"], 300, update_fraction=0.1, rng_seed=1)
+    lake = warehouse_in(tmp_path / "lake" / "project_id=x" / "org_id=acme")
+    sync(emulator, lake)
+    hourly_change(emulator, project["id"], new_rows=10, updated_rows=5)
+    assert sync(emulator, lake).objects[0].updated == 5  # merged, not loaded afresh
+    reference = warehouse_in(tmp_path / "plain")
+    sync(emulator, reference)
+    assert all_tables(lake) == all_tables(reference)
 
 
 def test_an_incremental_sync_writes_bytes_in_proportion_to_the_change(
