@@ -8,6 +8,7 @@ files, so neither side ever waits for the other.
 from __future__ import annotations
 
 import logging
+import shlex
 from pathlib import Path
 
 import duckdb
@@ -46,11 +47,14 @@ class DuckDbDestination(ParquetTree):
         self.duckdb_path = duckdb_path
         if duckdb_path.is_file() and (shown := another_tree_shown(duckdb_path, self.root)) is not None:
             # `--no-parquet` keeps the tables beside the file, in `<file>.tables`.
-            no_parquet = shown.endswith(f"/{duckdb_path.name}.tables")
+            no_parquet = shown.endswith(".tables")
             beside = " (where --no-parquet keeps them)" if no_parquet else ""
+            # A file synced and read with `--no-parquet`, moved since: its tables stayed beside its old name.
+            moved_alone = no_parquet and self.root.display.endswith(".tables")
+            moved = f", or move {shown} to {self.root.display} too" if moved_alone else ""
             raise ConfigError(
                 f"{duckdb_path} shows the tables of another Parquet root, {shown}{beside}, not "
-                f"{self.root.display}: give the --parquet (or --no-parquet) it was synced with, or another "
+                f"{self.root.display}: give --parquet {shlex.quote(shown)} to use them{moved}, or another "
                 "--duckdb file; for a copied or moved warehouse, delete it (it holds only views, no rows) "
                 "and the next sync writes it afresh"
             )
