@@ -160,4 +160,6 @@ def _xact_id(column: str, value: Any) -> str | None:
     if isinstance(value, int | str) and not isinstance(value, bool):
         with suppress(ValueError):
             return format_xact(parse_xact(value))
-    raise BadOrigin(column, f"an origin's _xact_id is a 64-bit unsigned whole number, found {value!r}")
+    # A number as written, not as Python's `Decimal('1.5')`; text quoted.
+    shown = repr(value) if isinstance(value, str) else str(value)
+    raise BadOrigin(column, f"an origin's _xact_id is a 64-bit unsigned whole number, found {shown}")

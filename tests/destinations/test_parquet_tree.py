@@ -31,9 +31,9 @@ from connector.wiring import open_destination
 from schemas.kinds import EXPERIMENT, PROJECT
 from tests.helpers import (
     EVERY_XACT,
-    all_tables,
     LOGS,
     LOGS_REF,
+    all_tables,
     event,
     event_tables,
     fast_client,

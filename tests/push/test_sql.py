@@ -363,6 +363,17 @@ def test_columns_named_like_event_rows_that_are_not_link_no_record_to_a_span(
             "'_xact_id': '18446744073709551616'}",
             "an origin's _xact_id is a 64-bit unsigned whole number, found '18446744073709551616'",
         ),
+        # A DECIMAL's value was shown as `Decimal('1.5')`; JSON's integers beyond 64 bits so too.
+        (
+            "{'object_type': 'project_logs', 'object_id': project_id, 'id': id, "
+            "'_xact_id': 1.5::DECIMAL(4, 1)}",
+            "an origin's _xact_id is a 64-bit unsigned whole number, found 1.5",
+        ),
+        (
+            "json_object('object_type', 'project_logs', 'object_id', project_id, 'id', id, '_xact_id', "
+            "'18446744073709551616'::JSON)",
+            "an origin's _xact_id is a 64-bit unsigned whole number, found 18446744073709551616",
+        ),
     ],
 )
 def test_an_origin_column_that_holds_no_reference_is_a_bad_row(
@@ -389,6 +400,23 @@ def test_an_origin_built_from_a_table_s_columns_goes_as_the_api_s_reference(
     origins = [row["origin"] for row in live_rows(upstream, dataset).values()]
     assert len(origins) == 3 and all(origin["_xact_id"] == versions[origin["id"]] for origin in origins)
     assert all(datetime.fromisoformat(origin["created"]) == created[origin["id"]] for origin in origins)
+
+
+def test_an_origin_s_version_held_as_a_whole_decimal_goes_as_its_digits(
+    synced: WarehouseSettings, upstream: Emulator, push_sql: Push, dataset: str
+) -> None:
+    # A DECIMAL(20, 0) holds any uint64: its value goes as the API's decimal text.
+    origin = (
+        "{'object_type': 'project_logs', 'object_id': project_id, 'id': id, "
+        "'_xact_id': _xact_id::DECIMAL(20, 0)}"
+    )
+    assert (
+        push_sql(f"SELECT 'd-' || id AS id, input, {origin} AS origin FROM project_logs LIMIT 2").origins_held
+        == 2
+    )
+    versions = dict(query(synced, "SELECT id, _xact_id::VARCHAR FROM project_logs"))
+    origins = [row["origin"] for row in live_rows(upstream, dataset).values()]
+    assert len(origins) == 2 and all(origin["_xact_id"] == versions[origin["id"]] for origin in origins)
 
 
 def test_rows_with_no_object_to_link_to_are_counted_as_having_no_origin(push_sql: Push, dataset: str) -> None:
