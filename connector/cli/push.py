@@ -281,7 +281,7 @@ def describe(summary: PushSummary) -> str:
     """
     # Quoted as written (a repr would double a backslash), control characters escaped.
     target = f"dataset '{printable(summary.dataset)}' in project '{printable(summary.project)}'"
-    name = "the query result" if summary.file is None else Path(summary.file).name
+    name = "the query result" if summary.file is None else printable(Path(summary.file).name)
     if summary.already_complete:
         earlier = _earlier(summary)
         return f"{name} was already pushed to {target}{earlier}; nothing sent (use --force to send it again)."
@@ -356,7 +356,9 @@ def _not_sent(counts: PushSummary | PushOutcome, *, validate_first: bool) -> lis
     said = []
     if counts.rows_skipped:
         # Refused by the file's checks or by the API: the rejects file says which, row by row.
-        said.append(f"{counted(counts.rows_skipped, 'rows')} rejected (written to {counts.rejects})")
+        said.append(
+            f"{counted(counts.rows_skipped, 'rows')} rejected (written to {printable(str(counts.rejects))})"
+        )
     if counts.rows_duplicate:
         fate = "left out" if validate_first else "replaced"
         said.append(f"{counted(counts.rows_duplicate, 'rows')} {fate}: a later row has the same id")

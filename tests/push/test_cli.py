@@ -19,7 +19,7 @@ import pytest
 
 from connector.cli import main
 from connector.emulator import Emulator, FaultRule, ListQuery
-from tests.helpers import cli_in_process, cli_peak_rss_mib
+from tests.helpers import cli_env, cli_in_process, cli_peak_rss_mib
 from tests.push.helpers import (
     CSV_AS_EVENTS,
     acked_batches,
@@ -715,6 +715,29 @@ def test_a_rerun_of_a_complete_push_whose_every_row_the_api_refused_fails_too(
     code, out, err = run_cli(emulator, tmp_path, capsys, *args)
     assert code == 1 and out.startswith("data.csv was already pushed to dataset 'd' in project 'p'")
     assert "error: no row of data.csv was stored by the push that completed earlier: 3 rows rejected" in err
+
+
+def test_the_summary_shows_the_control_characters_of_names_escaped(
+    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The terminal dropped `ESC[2J` (naming another file), and a line break broke the one-line summary.
+    path = tmp_path / "f\x1b[2Jx.csv"
+    path.write_text('id,input\n1,"{bad"\n2,ok\n')
+    rejects = ("--on-error", "skip", "--rejects", str(tmp_path / "r\nx.jsonl"))
+    done = cli_in_process(
+        capfd,
+        "push",
+        str(path),
+        "--project",
+        "p",
+        "--dataset",
+        "d",
+        *rejects,
+        env=cli_env(emulator, tmp_path),
+    )
+    assert done.returncode == 0 and done.stdout.count("\n") == 1, done.stderr
+    assert done.stdout.startswith("pushed 1 row of f\\x1b[2Jx.csv to dataset 'd'")
+    assert done.stdout.endswith(f"1 row rejected (written to {tmp_path}/r\\x0ax.jsonl).\n")
 
 
 def test_a_flag_naming_one_column_given_two_is_a_usage_error(
