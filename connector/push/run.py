@@ -442,6 +442,8 @@ class PushRun:
                 checkpoint = self._send_checked(client, dataset, stack, checked, row_ids, rejects)
                 if rejects:
                     rejects.flush()
+            except _FileChanged:
+                raise
             except PushError as error:
                 said = _sent_so_far(self.summary, self._source_kind, refused=isinstance(error, _RowRefused))
                 raise PushError(f"{error} ({said})") from None
@@ -574,7 +576,7 @@ class PushRun:
         if rejects:
             rejects.flush()
         if self._changed():
-            raise PushError(f"{self.source.name} changed while it was read; nothing was sent: push it again")
+            raise self._file_changed(sending=False)
         self._report(self.mapper.mapping, ids)
         return ids, spool, batch_count
 
@@ -584,8 +586,7 @@ class PushRun:
         source, rules = self.source, self.mapper.event_lines
         lines = source.json_lines if isinstance(source, SourceFile) else None
         # Sending as it checks, the push has the API to wait for, not its check: the core is the sender's.
-        sends_as_checked = not (self.options.validate_first or self.options.dry_run)
-        if lines is None or rules is None or sends_as_checked or not helps(lines):
+        if lines is None or rules is None or self._sends_as_checked or not helps(lines):
             return None
         helper = LinesAhead(lines, rules)
         stack.callback(helper.close)
@@ -784,10 +785,23 @@ class PushRun:
         A query's result is kept apart from the tables, so no sync changes it meanwhile.
         """
         if self._changed():
-            raise PushError(
-                f"{self.source.name} changed while it was pushed; push it again "
-                "(rows already sent are replaced by id, not duplicated)"
+            raise self._file_changed(sending=True)
+
+    @property
+    def _sends_as_checked(self) -> bool:
+        return not (self.options.validate_first or self.options.dry_run)
+
+    def _file_changed(self, *, sending: bool) -> _FileChanged:
+        """The error of a file rewritten while the push read it, before any batch went or once some
+        may have (`sending`)."""
+        if not sending:
+            return _FileChanged(
+                f"{self.source.name} changed while it was read; nothing was sent: push it again"
             )
+        return _FileChanged(
+            f"{self.source.name} changed while it was pushed; push it again "
+            "(rows already sent are replaced by id, not duplicated)"
+        )
 
     def _changed(self) -> bool:
         """Whether the file is not the one opened: rewritten, replaced, grown or cut."""
@@ -829,6 +843,9 @@ class PushRun:
             task.advance(rows=len(chunk.rows))
 
     def _fail(self, number: int, problem: RowProblem) -> None:
+        # A file rewritten as it is read breaks a row where it was cut: that row is in neither file.
+        if self._changed():
+            raise self._file_changed(sending=self._sends_as_checked)
         raise PushError(problem.describe(self.source.name, number))
 
     def _rejects(self, stack: ExitStack, *, says_what_was_sent: bool = True) -> _Rejects | None:
@@ -1248,6 +1265,10 @@ class _Sender:
 
 class _RowRefused(PushError):
     """The API refused a row even sent alone, and refused rows are not skipped."""
+
+
+class _FileChanged(PushError):
+    """The file was rewritten while the push read it: its message needs nothing of what was sent."""
 
 
 def _refused_before(checkpoint: PushCheckpoint, batch: Batch) -> list[_Refused]:

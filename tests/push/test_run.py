@@ -328,6 +328,46 @@ def test_a_file_changed_while_it_is_read_is_refused_before_anything_is_sent(
     assert not [key for key in emulator.stats.snapshot()["requests"] if key.startswith("POST")]
 
 
+class CutWhileValidating(RecordingProgress):
+    """Progress that cuts a file inside a line once the push has validated its first rows."""
+
+    def __init__(self, file: Path) -> None:
+        super().__init__()
+        self._file = file
+
+    def advance(self, rows: int = 0, pages: int = 0) -> None:
+        super().advance(rows, pages)
+        if rows and self._file.stat().st_size > 1000:
+            os.truncate(self._file, 1000)
+
+
+@pytest.mark.parametrize(
+    ("validate_first", "said"),
+    [
+        (True, "data.jsonl changed while it was read; nothing was sent: push it again"),
+        (
+            False,
+            "data.jsonl changed while it was pushed; push it again (rows already sent are replaced by id, "
+            "not duplicated)",
+        ),
+    ],
+    ids=["validate-first", "send-as-checked"],
+)
+def test_a_file_cut_while_it_is_read_is_said_to_have_changed_not_to_hold_a_bad_row(
+    push_client: BraintrustClient, tmp_path: Path, validate_first: bool, said: str
+) -> None:
+    # The line cut where the reading stood was "row 264507: invalid JSON", a row in neither file; sending
+    # as it checked, the rerun was said to resume after the rows sent.
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(b"".join(b'{"id": "r%d", "input": "%s"}\n' % (n, b"x" * 200) for n in range(40_000)))
+    options = PushOptions(
+        file=path, project=PROJECT, dataset=DATASET, validate_first=validate_first, state_dir=tmp_path / "s"
+    )
+    with pytest.raises(PushError) as changed:
+        push_file(push_client, options, CutWhileValidating(path))
+    assert str(changed.value) == said
+
+
 def test_batches_go_out_concurrently_but_never_more_than_allowed(
     emulator: Emulator, push: Push, tmp_path: Path
 ) -> None:
