@@ -332,6 +332,12 @@ def _content_format(source: InputFile, head: bytes, requested: FileFormat | None
             what = _FORMAT_NAMES[requested]
             raise PushError(f"{name} is a Parquet file, not {what}; pass {option('format', 'parquet')}")
         return FileFormat.PARQUET
+    if source.compression is not None and (inner := _compression(head)) is not None:
+        # Called binary for the NUL bytes of the inner compression's header (a download saved compressed).
+        raise PushError(
+            f"{name} is compressed twice: decompressed ({source.compression}), it is {inner}-compressed "
+            "again; decompress it once, then push that"
+        )
     file_format = requested or infer_format(source.path)
     kind = next((kind for magic, kind in _NOT_TEXT if head.startswith(magic)), None)
     if kind is None and _binary_or_utf16(head):

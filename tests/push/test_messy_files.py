@@ -1118,6 +1118,14 @@ def test_a_parquet_file_named_csv_is_read_as_parquet(emulator: Emulator, tmp_pat
             ("--format", "jsonl"),
             "d.csv is a Parquet file, not JSON Lines; pass --format parquet",
         ),
+        # A download saved as sent, compressed: "a binary file or UTF-16 text (it holds NUL bytes)".
+        (
+            "d.csv.gz",
+            gzip.compress(gzip.compress(b"id,input\n1,q\n", mtime=0), mtime=0),
+            (),
+            "d.csv.gz is compressed twice: decompressed (gzip), it is gzip-compressed again; decompress it "
+            "once, then push that",
+        ),
         (
             "d.parquet",
             b"id,input\n1,q\n",
