@@ -381,8 +381,8 @@ def hours_window(hours: float, setting: str) -> timedelta:
     return timedelta(hours=hours)
 
 
-def check_state_dir(state_dir: Path) -> None:
-    """Refuse a state directory (`--state-dir`) that cannot be created or written, before a command
+def check_state_dir(state_dir: Path, flag: str = "--state-dir") -> None:
+    """Refuse a state directory (`flag`) that cannot be created or written, before a command
     writes anything: a sync found out only once it had written the warehouse.
 
     Raises:
@@ -392,12 +392,12 @@ def check_state_dir(state_dir: Path) -> None:
     for path in (state_dir, *state_dir.parents):
         if path.is_symlink() and not path.exists():  # `mkdir` of it fails with "File exists"
             raise ConfigError(
-                f"--state-dir {state_dir}: {path} is a link to {os.readlink(path)}, which does not exist"
+                f"{flag} {state_dir}: {path} is a link to {os.readlink(path)}, which does not exist"
             )
     existing = next(path for path in (state_dir, *state_dir.absolute().parents) if path.exists())
     if not existing.is_dir():
-        raise ConfigError(f"--state-dir {state_dir}: {existing} is not a directory")
-    check_writable("--state-dir", state_dir)
+        raise ConfigError(f"{flag} {state_dir}: {existing} is not a directory")
+    check_writable(flag, state_dir)
 
 
 # What a file given as `--duckdb` starts with: DuckDB's own files, at an offset (after a checksum), and

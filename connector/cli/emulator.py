@@ -144,8 +144,10 @@ def _serving_alone(state: Path | None) -> Iterator[None]:
         return
     from filelock import FileLock, Timeout
 
+    from connector.config import check_state_dir
     from connector.errors import ConfigError
 
+    check_state_dir(state, "--state")
     _refuse_another_programs(state)
     state.mkdir(parents=True, exist_ok=True)
     path = state / _LOCK

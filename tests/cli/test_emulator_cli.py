@@ -148,6 +148,19 @@ def test_a_state_directory_where_no_lock_can_be_made_says_why(tmp_path: Path) ->
     )
 
 
+@pytest.mark.parametrize(
+    ("state", "said"),
+    [("f.csv", "f.csv is not a directory"), ("/proc/forbidden/x", "cannot create or write in /proc (")],
+)
+def test_a_state_directory_that_cannot_be_one_is_refused_naming_the_flag(
+    tmp_path: Path, state: str, said: str
+) -> None:
+    # `f.csv is a file where a directory is needed` and `Operation not permitted: /sys/x`, exit 1.
+    (tmp_path / "f.csv").touch()
+    done = run_cli("emulator", "--port", "0", "--state", state, "--api-key", "k", timeout=30, cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.startswith(f"bt-sync: error: --state {state}: {said}")
+
+
 @pytest.mark.parametrize("holding", [["notes.txt"], ["a", "b", "c", "d"]])
 def test_a_state_directory_of_another_programs_files_without_a_journal_is_refused_untouched(
     tmp_path: Path, holding: list[str]
