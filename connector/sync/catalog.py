@@ -9,6 +9,7 @@ containers among them (projects' logs, experiments, datasets) become the
 from __future__ import annotations
 
 import logging
+import shlex
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -108,11 +109,25 @@ def discover_catalog(
             # A name that served for weeks stops matching when its project is deleted or renamed upstream.
             # Quoted when a space at an end would not show (a copy and paste's: ' pp' looked like pp).
             shown = ", ".join(name if name == name.strip() else repr(name) for name in sorted(unknown))
+            remedy = (
+                "one deleted or renamed upstream is no longer listed: name the projects that are (--project, "
+                "or the Dagster resource's `projects`)"
+            )
+            # `--project a,b`, as `--objects` takes a list: each part a project's name.
+            listing = next(
+                (
+                    s
+                    for s in sorted(unknown)
+                    if all(any(selects([part], p) for p in projects) for part in s.split(","))
+                ),
+                None,
+            )
+            if listing is not None:
+                each = " ".join(f"--project {shlex.quote(part)}" for part in listing.split(","))
+                remedy = f"--project takes one project: give it once for each ({each})"
             raise ConfigError(
                 printable(
-                    f"no project named or with id {shown} ({_known_projects(projects, unknown)}); one "
-                    "deleted or renamed upstream is no longer listed: name the projects that are (--project, "
-                    "or the Dagster resource's `projects`)"
+                    f"no project named or with id {shown} ({_known_projects(projects, unknown)}); {remedy}"
                 )
             )
         projects = chosen

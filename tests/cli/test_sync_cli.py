@@ -1099,6 +1099,18 @@ def test_errors_are_one_line_without_traceback_or_secrets(
     assert "s3cr3t" not in done.stderr + done.stdout
 
 
+def test_projects_given_as_one_list_are_told_to_be_given_one_by_one(
+    demo_emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # As `--objects` takes `logs,datasets`: "no project named or with id support-bot,rag-search", and the
+    # remedy of a project deleted or renamed upstream.
+    env = cli_env(demo_emulator, tmp_path)
+    done = cli_in_process(capfd, "sync", "--project", "support-bot,rag-search", env=env)
+    assert done.returncode == 2 and done.stderr.endswith(
+        "; --project takes one project: give it once for each (--project support-bot --project rag-search)\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [
