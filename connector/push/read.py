@@ -193,6 +193,12 @@ class SourceFile:
         self, path: Path, file_format: FileFormat | None = None, delimiter: str | None = None
     ) -> None:
         self.path = path
+        if str(path) == "-" and not path.exists():
+            # It was "-: no such file", where other tools read standard input.
+            raise PushError(
+                "- names no file: a push reads its file more than once, not from standard input; write the "
+                "rows to a file, then push that"
+            )
         if path.is_dir():
             raise PushError(f"{path} is a directory, not a file")
         if path.exists() and not path.is_file():

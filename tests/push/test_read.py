@@ -327,6 +327,17 @@ def test_missing_file(tmp_path: Path) -> None:
         SourceFile(tmp_path / "nope.csv")
 
 
+def test_a_dash_is_no_standard_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # "-: no such file", where other tools read standard input; a file named so is read.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(
+        PushError, match=r"^- names no file: a push reads its file more than once, not from standard"
+    ):
+        SourceFile(Path("-"))
+    Path("-").write_text("id,input\n1,a\n")
+    assert SourceFile(Path("-"), FileFormat.CSV).columns == ("id", "input")
+
+
 def test_a_loop_of_symbolic_links_is_named_so(tmp_path: Path) -> None:
     # Listed by `ls`, it was "no such file".
     (tmp_path / "a.csv").symlink_to(tmp_path / "b.csv")
