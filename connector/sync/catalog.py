@@ -27,6 +27,8 @@ from schemas.tables import sql_identifier, sql_literal
 logger = logging.getLogger("bt_sync")
 # The most project names an unknown `--project`'s message lists.
 _MOST_NAMES_LISTED = 20
+# Characters of a project's name the list of projects shows.
+_LONGEST_NAME_LISTED = 60
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,11 @@ def _known_projects(projects: Sequence[Project], unknown: Iterable[str]) -> str:
     alike = [name for name in names if read_as(name).casefold() in wanted]
     meant = f"did you mean {' or '.join(repr(name) for name in alike)}? " if alike else ""
     more = f", and {len(names) - _MOST_NAMES_LISTED:,} more" if len(names) > _MOST_NAMES_LISTED else ""
-    return f"{meant}projects: {', '.join(names[:_MOST_NAMES_LISTED])}{more}"
+    # One name of 5,000 characters made a 5 KB line: the others' are cut (the alike stay whole, to copy).
+    listed = [
+        name if len(name) <= _LONGEST_NAME_LISTED else f"{name[:_LONGEST_NAME_LISTED]}…" for name in names
+    ]
+    return f"{meant}projects: {', '.join(listed[:_MOST_NAMES_LISTED])}{more}"
 
 
 def _listed_in(
