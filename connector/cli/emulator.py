@@ -60,13 +60,8 @@ def run_emulator(
         raise ConfigError(
             f"invalid setting: --host: {host!r} starts or ends with a blank: give the address alone"
         )
-    if key == DEFAULT_EMULATOR_KEY and not _loopback(host):
-        typer.echo(
-            f"bt-sync: warning: --host {host} is reachable from other machines, and the emulator takes the "
-            "well-known default key: anyone who reaches it can read and change its data; give --api-key "
-            "(or BRAINTRUST_API_KEY)",
-            err=True,
-        )
+    # Said once it listens: an address that cannot be one (`999.1.1.1`) was called reachable, then failed.
+    open_to_all = key == DEFAULT_EMULATOR_KEY and not _loopback(host)
     with _serving_alone(state):
         try:
             server = Emulator(api_key=key, seed=seed, state_dir=state)
@@ -76,14 +71,19 @@ def run_emulator(
             raise ConfigError(f"--state: {error}") from None
         # A state directory holding data is served as it was: the seed is not loaded over it.
         serving = f"the data in {state}, not --seed {seed}" if server.restored else f"seed={seed}"
+
+        def listening(url: str) -> None:
+            if open_to_all:
+                typer.echo(
+                    f"bt-sync: warning: --host {host} is reachable from other machines, and the emulator "
+                    "takes the well-known default key: anyone who reaches it can read and change its data; "
+                    "give --api-key (or BRAINTRUST_API_KEY)",
+                    err=True,
+                )
+            print_output(f"Braintrust emulator on {url} ({serving}); clients authenticate with its API key.")
+
         try:
-            server.serve_forever(
-                host,
-                port,
-                lambda url: print_output(
-                    f"Braintrust emulator on {url} ({serving}); clients authenticate with its API key."
-                ),
-            )
+            server.serve_forever(host, port, listening)
         except OSError as error:
             if error.filename is not None:
                 raise

@@ -214,6 +214,13 @@ def test_an_ipv6_loopback_address_is_served_and_announced_as_a_url() -> None:
     assert "warning" not in err  # loopback, with the default key or not
 
 
+def test_an_address_that_cannot_be_served_is_not_warned_of_as_reachable() -> None:
+    # Called "reachable from other machines", then "Name or service not known".
+    env = {key: value for key, value in os.environ.items() if key != "BRAINTRUST_API_KEY"}
+    done = run_cli("emulator", "--host", "999.1.1.1", "--port", "0", "--seed", "empty", env=env, timeout=30)
+    assert (done.returncode, done.stderr) == (1, "bt-sync: error: Name or service not known: 999.1.1.1:0\n")
+
+
 def test_every_interface_with_the_default_key_is_warned_of() -> None:
     served = subprocess.Popen(
         [*CLI, "emulator", "--host", "0.0.0.0", "--port", "0", "--seed", "empty"],
