@@ -319,16 +319,22 @@ def sql_path_list(paths: Iterable[str | PathLike[str]]) -> str:
     return "[" + ", ".join(sql_literal(fspath(path)) for path in paths) + "]"
 
 
-def read_parquet(files: str, *options: str) -> str:
-    """SQL reading the Parquet `files` (a SQL string or list), never taking a `key=value` directory of their
-    paths for a column: DuckDB does so by default wherever a path holds one, above the tables' root too (a
+def read_parquet(files: str, *options: str, hive_key: str | None = None) -> str:
+    """SQL reading the Parquet `files` (a SQL string or list), taking no `name=value` directory of their
+    paths for a column but `hive_key`'s: DuckDB takes every one by default, above the tables' root too (a
     warehouse under `lake/org_id=acme/` showed `acme` as every row's `org_id`, and merges wrote it back).
 
     Args:
         files: the files, as SQL (`sql_literal`, `sql_path_list`).
         options: more of `read_parquet`'s options, as SQL (`filename = true`).
+        hive_key: the column the files' `<hive_key>=<value>` directories give, by DuckDB's Hive partitioning
+            (which skips the files of other values a query's filter rules out, a join's too), for paths
+            holding no other `name=value` directory: it would take that one too.
     """
-    return f"read_parquet({', '.join([files, 'hive_partitioning = false', *options])})"
+    hive = "hive_partitioning = false"
+    if hive_key is not None:
+        hive = f"hive_partitioning = true, hive_types = {{{sql_literal(hive_key)}: 'VARCHAR'}}"
+    return f"read_parquet({', '.join([files, hive, *options])})"
 
 
 def sql_identifier(name: str) -> str:

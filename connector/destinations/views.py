@@ -94,6 +94,8 @@ _DAMAGED_CATALOG_FILE = (
 )
 # How a view bt-sync writes reads its tree's files.
 _READS_FILES = re.compile(r"\bread_(?:parquet|text|json)\w*\s*\(", re.IGNORECASE)
+# A directory named like a Hive partition (`org_id=acme`) in a path.
+_NAME_VALUE_DIRECTORY = re.compile(r"(^|/)[^/=]+=[^/]*(/|$)")
 # Writing the file takes well under a second: a temporary copy this old was left by a killed process.
 KILLED_WRITE_AGE_S = 600
 
@@ -118,7 +120,8 @@ def view_statements(root: Root, pinned_by: duckdb.DuckDBPyConnection | None = No
     as_of = "now()" if pinned_by is None else _moment(pinned_by)
     for stream in EVENT_STREAMS.values():
         ctes, source = _event_source(root, stream, pinned_by, as_of)
-        key = {stream.key_column: _key_of_directory(stream.key_column)}
+        # Beneath a `name=value` directory the key is read from each file's own (`_under_name_value`).
+        key = {stream.key_column: _key_of_directory(stream.key_column)} if _under_name_value(root) else {}
         statements += table_view(
             stream.table, stream.columns, source, stream.description, ctes=ctes, computed=key
         )
@@ -585,11 +588,11 @@ def _event_source(
     (`as_of`, the moment its `sync_state` view reads too). A version named and not found
     fails the query (with the next sync's remedy), where DuckDB would leave its rows out.
     """
-    # Each file's path names its object (`_key_of_directory`).
     options = ("union_by_name = true", "filename = true")
+    key = None if _under_name_value(root) else stream.key_column
     if not root.is_local:
         # On object storage the tree's files are replaced by a single PUT each, and read over HTTP.
-        return "", read_parquet(sql_literal(root.uri(stream.table) + "/*/*.parquet"), *options)
+        return "", read_parquet(sql_literal(root.uri(stream.table) + "/*/*.parquet"), *options, hive_key=key)
     versions = root.uri(f"{VERSIONS}/{stream.table}")
     version = 'STRUCT(version VARCHAR, since TIMESTAMPTZ, "at" TIMESTAMPTZ)[]'
     pattern = root.uri(stream.table) + "/*/" + STATE_FILE
@@ -624,20 +627,22 @@ def _event_source(
         # The empty schema file gives the columns when no object has rows.
         schema = f"{versions}/{stream.key_column}={SCHEMA_OBJECT}/{SCHEMA_FILE}"
         named = [schema, *(path for (path,) in pinned_by.execute(f"WITH {ctes} {committed}").fetchall())]
-        return "", read_parquet(sql_path_list(named), *options)
-    return (
-        ctes,
-        f"{read_parquet(sql_literal(versions + '/*/*.parquet'), *options)} WHERE filename IN ({committed})",
-    )
+        return "", read_parquet(sql_path_list(named), *options, hive_key=key)
+    files = read_parquet(sql_literal(versions + "/*/*.parquet"), *options, hive_key=key)
+    return ctes, f"{files} WHERE filename IN ({committed})"
+
+
+def _under_name_value(root: Root) -> bool:
+    """Whether the tree's path holds a `name=value` directory (`lake/org_id=acme/`), which DuckDB's Hive
+    partitioning would take for a column of every row (`org_id` read `acme`): the event files' key
+    (`project_id=<id>`) is then read from each file's own directory (`_key_of_directory`), and a query's
+    filter on it no longer skips the files of other objects."""
+    return _NAME_VALUE_DIRECTORY.search(root.uri()) is not None
 
 
 def _key_of_directory(key_column: str) -> str:
     """SQL of an event's object id (its table's `key_column`), from the directory of its file
-    (`…/project_id=<id>/<version>.parquet`), which the files do not hold.
-
-    Not DuckDB's Hive partitioning, which takes every `name=value` directory of the path for a column,
-    above the tables' root too: under `lake/project_id=x/`, every row's `project_id` read `x`.
-    """
+    (`…/project_id=<id>/<version>.parquet`), which the files do not hold."""
     return f"regexp_extract(filename, {sql_literal('/' + re.escape(key_column) + '=([^/]*)/[^/]*$')}, 1)"
 
 

@@ -88,6 +88,27 @@ def held(demo_emulator: Emulator, warehouse: WarehouseSettings) -> Iterator[Held
     session.close()
 
 
+def test_a_filter_on_an_object_skips_the_files_of_the_others_a_join_s_too(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # Read from each file's directory rather than by Hive partitioning, the key filtered no file out
+    # when the filter came from a join (`JOIN projects … WHERE p.name = …`): every object's files were read.
+    sync(demo_emulator, warehouse)
+    joined = (
+        "SELECT count(*) FROM project_logs AS l JOIN projects AS p ON p.id = l.project_id "
+        "WHERE p.name = 'rag-search'"
+    )
+    with duckdb.connect(str(warehouse.duckdb_path), read_only=True) as con:
+
+        def files_read(sql: str) -> int:
+            plan = con.execute(f"EXPLAIN ANALYZE {sql}").fetchall()[0][1]
+            return sum(int(count) for count in re.findall(r"Total Files Read: (\d+)", plan))
+
+        ((rows,),) = con.execute(joined).fetchall()
+        # Fewer, with the projects' file, than all of the table's files.
+        assert rows > 0 and files_read(joined) < files_read("SELECT count(*) FROM project_logs")
+
+
 def test_syncs_never_wait_for_a_session_holding_the_file_and_it_sees_their_rows(
     demo_emulator: Emulator, project: dict[str, str], warehouse: WarehouseSettings, held: HeldSession
 ) -> None:
