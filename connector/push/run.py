@@ -600,14 +600,23 @@ class PushRun:
         ahead: LinesAhead | None,
     ) -> Iterator[MappedChunk]:
         digest = self._digest = None if self._digest is None else hashlib.sha256()
-        for mapped in self._events(on_problem, task, ahead):
-            ids.extend(mapped.numbers, mapped.ids)
-            ids.refuse(mapped.refused_ids)
-            if digest is not None:
-                for number, json in zip(mapped.numbers, mapped.events, strict=True):
-                    digest.update(b"%d:%d:" % (number, len(json)))
-                    digest.update(json)
-            yield mapped
+        try:
+            for mapped in self._events(on_problem, task, ahead):
+                ids.extend(mapped.numbers, mapped.ids)
+                ids.refuse(mapped.refused_ids)
+                if digest is not None:
+                    for number, json in zip(mapped.numbers, mapped.events, strict=True):
+                        digest.update(b"%d:%d:" % (number, len(json)))
+                        digest.update(json)
+                yield mapped
+        except _FileChanged:
+            raise
+        except PushError:
+            # A file rewritten as it is read fails where the change cut it (a row, a compressed stream):
+            # a failure of neither file.
+            if self._changed():
+                raise self._file_changed(sending=self._sends_as_checked) from None
+            raise
 
     def _describe(self, mapping: ColumnMapping, left_out: Iterable[int] = ()) -> None:
         """The summary's account of the mapping: the columns left unsent, where ids and origins come from
@@ -804,8 +813,13 @@ class PushRun:
         )
 
     def _changed(self) -> bool:
-        """Whether the file is not the one opened: rewritten, replaced, grown or cut."""
-        return self.options.file is not None and file_identity(self.options.file) != self._opened
+        """Whether the file is not the one opened: rewritten, replaced, grown, cut or removed."""
+        if self.options.file is None:
+            return False
+        try:
+            return file_identity(self.options.file) != self._opened
+        except OSError:  # removed: all rows sent, the push failed on "No such file or directory"
+            return True
 
     def _on_ack(self, task: ProgressTask, rejects: _Rejects | None) -> Callable[[Batch, _Inserted], None]:
         def on_ack(batch: Batch, inserted: _Inserted) -> None:
@@ -843,9 +857,6 @@ class PushRun:
             task.advance(rows=len(chunk.rows))
 
     def _fail(self, number: int, problem: RowProblem) -> None:
-        # A file rewritten as it is read breaks a row where it was cut: that row is in neither file.
-        if self._changed():
-            raise self._file_changed(sending=self._sends_as_checked)
         raise PushError(problem.describe(self.source.name, number))
 
     def _rejects(self, stack: ExitStack, *, says_what_was_sent: bool = True) -> _Rejects | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import gzip
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -329,43 +330,55 @@ def test_a_file_changed_while_it_is_read_is_refused_before_anything_is_sent(
 
 
 class CutWhileValidating(RecordingProgress):
-    """Progress that cuts a file inside a line once the push has validated its first rows."""
+    """Progress that cuts a file inside a line (or removes it) once the push has validated its first rows."""
 
-    def __init__(self, file: Path) -> None:
+    def __init__(self, file: Path, *, remove: bool = False) -> None:
         super().__init__()
-        self._file = file
+        self._file, self._remove = file, remove
 
     def advance(self, rows: int = 0, pages: int = 0) -> None:
         super().advance(rows, pages)
-        if rows and self._file.stat().st_size > 1000:
-            os.truncate(self._file, 1000)
+        if rows and self._file.exists() and self._file.stat().st_size > 1000:
+            if self._remove:
+                self._file.unlink()
+            else:
+                os.truncate(self._file, 1000)
 
 
+def _rows_as(name: str) -> bytes:
+    """40,000 rows, written as a file named `name` holds them."""
+    rows = [b'{"id": "r%d", "input": "%s"}' % (n, b"x" * 200) for n in range(40_000)]
+    if name.endswith(".json"):
+        return b"[" + b",\n".join(rows) + b"]"
+    lines = b"".join(row + b"\n" for row in rows)
+    return gzip.compress(lines, mtime=0) if name.endswith(".gz") else lines
+
+
+@pytest.mark.parametrize("validate_first", [True, False], ids=["validate-first", "send-as-checked"])
 @pytest.mark.parametrize(
-    ("validate_first", "said"),
-    [
-        (True, "data.jsonl changed while it was read; nothing was sent: push it again"),
-        (
-            False,
-            "data.jsonl changed while it was pushed; push it again (rows already sent are replaced by id, "
-            "not duplicated)",
-        ),
-    ],
-    ids=["validate-first", "send-as-checked"],
+    ("name", "remove"),
+    [("data.jsonl", False), ("data.json", False), ("data.jsonl.gz", False), ("data.jsonl", True)],
+    ids=["jsonl", "json", "gzip", "removed"],
 )
 def test_a_file_cut_while_it_is_read_is_said_to_have_changed_not_to_hold_a_bad_row(
-    push_client: BraintrustClient, tmp_path: Path, validate_first: bool, said: str
+    push_client: BraintrustClient, tmp_path: Path, validate_first: bool, name: str, remove: bool
 ) -> None:
-    # The line cut where the reading stood was "row 264507: invalid JSON", a row in neither file; sending
-    # as it checked, the rerun was said to resume after the rows sent.
-    path = tmp_path / "data.jsonl"
-    path.write_bytes(b"".join(b'{"id": "r%d", "input": "%s"}\n' % (n, b"x" * 200) for n in range(40_000)))
+    # The line cut where the reading stood was "row 264507: invalid JSON", a row in neither file (a
+    # JSON file's "near row …: premature EOF", a compressed one's "Truncated compressed stream"); sending
+    # as it checked, the rerun was said to resume after the rows sent. A file removed: "No such file".
+    path = tmp_path / name
+    path.write_bytes(_rows_as(name))
     options = PushOptions(
         file=path, project=PROJECT, dataset=DATASET, validate_first=validate_first, state_dir=tmp_path / "s"
     )
     with pytest.raises(PushError) as changed:
-        push_file(push_client, options, CutWhileValidating(path))
-    assert str(changed.value) == said
+        push_file(push_client, options, CutWhileValidating(path, remove=remove))
+    assert str(changed.value) == (
+        f"{name} changed while it was read; nothing was sent: push it again"
+        if validate_first
+        else f"{name} changed while it was pushed; push it again (rows already sent are replaced by id, not "
+        "duplicated)"
+    )
 
 
 def test_batches_go_out_concurrently_but_never_more_than_allowed(
