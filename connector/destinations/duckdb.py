@@ -17,6 +17,7 @@ from connector.destinations.parquet_tree import ParquetTree
 from connector.destinations.views import (
     HTTPFS_MISSING,
     INSTALL_HTTPFS,
+    UNKNOWN_ROOT,
     another_tree_shown,
     check_views_file,
     ensure_views_file,
@@ -47,16 +48,13 @@ class DuckDbDestination(ParquetTree):
         self.duckdb_path = duckdb_path
         if duckdb_path.is_file() and (shown := another_tree_shown(duckdb_path, self.root)) is not None:
             # `--no-parquet` keeps the tables beside the file, in `<file>.tables`.
-            no_parquet = shown.endswith(".tables")
-            beside = " (where --no-parquet keeps them)" if no_parquet else ""
-            # A file synced and read with `--no-parquet`, moved since: its tables stayed beside its old name.
-            moved_alone = no_parquet and self.root.display.endswith(".tables")
-            moved = f", or move {shown} to {self.root.display} too" if moved_alone else ""
+            beside = " (where --no-parquet keeps them)" if shown.endswith(".tables") else ""
+            # The views name where they read: a moved file's, beside its old name (`--no-parquet`), too.
+            use = f"give --parquet {shlex.quote(shown)} to use them, or" if shown != UNKNOWN_ROOT else "give"
             raise ConfigError(
                 f"{duckdb_path} shows the tables of another Parquet root, {shown}{beside}, not "
-                f"{self.root.display}: give --parquet {shlex.quote(shown)} to use them{moved}, or another "
-                "--duckdb file; for a copied or moved warehouse, delete it (it holds only views, no rows) "
-                "and the next sync writes it afresh"
+                f"{self.root.display}: {use} another --duckdb file; for a copied or moved warehouse, delete "
+                "it (it holds only views, no rows) and the next sync writes it afresh"
             )
 
     @property

@@ -94,6 +94,8 @@ _DAMAGED_CATALOG_FILE = (
 )
 # How a view bt-sync writes reads its tree's files.
 _READS_FILES = re.compile(r"\bread_(?:parquet|text|json)\w*\s*\(", re.IGNORECASE)
+# What `another_tree_shown` says of a root no catalog view names.
+UNKNOWN_ROOT = "an unknown one"
 # A directory named like a Hive partition (`org_id=acme`) in a path.
 _NAME_VALUE_DIRECTORY = re.compile(r"(^|/)[^/=]+=[^/]*(/|$)")
 # Writing the file takes well under a second: a temporary copy this old was left by a killed process.
@@ -384,7 +386,7 @@ def another_tree_shown(path: Path, root: Root) -> str | None:
     # A catalog table's view reads `<root>/<table>/data.parquet`.
     # A quote in the path is doubled in the SQL literal.
     found = (re.search(rf"'((?:[^']|'')*)/{re.escape(name)}/data\.parquet'", sql) for name, sql in other)
-    return next((match.group(1).replace("''", "'") for match in found if match), "an unknown one")
+    return next((match.group(1).replace("''", "'") for match in found if match), UNKNOWN_ROOT)
 
 
 def _current_fingerprint(path: Path) -> str | None:

@@ -1452,10 +1452,7 @@ def test_a_sync_into_a_duckdb_file_showing_another_parquet_root_is_refused(
     # named none that works.
     moved = beside.rename(tmp_path / "moved.duckdb")
     done = run_cli("status", "--duckdb", str(moved), "--no-parquet", env=env)
-    assert (
-        f"give --parquet {beside}.tables to use them, or move {beside}.tables to {moved}.tables too, or "
-        "another --duckdb file"
-    ) in one_line(done.stderr)
+    assert f"give --parquet {beside}.tables to use them, or another --duckdb file" in one_line(done.stderr)
     done = run_cli("status", "--duckdb", str(moved), "--parquet", f"{beside}.tables", env=env)
     assert done.returncode == 0, done.stderr
 
