@@ -80,6 +80,8 @@ def _refuse_blank_ends(text: str, what: str) -> None:
 _SQLITE_FILE = re.compile(r"sqlite(\+\w+)?:///")
 # `$HOME`, `${HOME}`, `%USERPROFILE%` at a path's start.
 _UNEXPANDED_VARIABLE = re.compile(r"\$[A-Za-z_]\w*|\$\{[^}]*\}|%[A-Za-z_]\w*%")
+# Object stores' URI schemes, whose first part names a bucket (a container).
+_OBJECT_STORES = frozenset({"s3", "s3a", "s3n", "gs", "gcs", "az", "abfs", "abfss", "adl"})
 # An object store's or the web's URI scheme without its two slashes (`s3:/bucket/x`, `gs:bucket`).
 _URI_MISSING_SLASHES = re.compile(r"(s3[an]?|gs|gcs|az|abfss?|adl|hf|https?):(?!//)", re.IGNORECASE)
 
@@ -128,8 +130,11 @@ def refuse_placeless_storage_uri(uri: str) -> None:
         raise ValueError(
             f"{uri!r} is a web address: files go in a directory or in object storage (s3://bucket/prefix)"
         )
-    if scheme.lower() != "file" and not rest.split("/", 1)[0]:
+    if scheme.lower() in _OBJECT_STORES and not rest.split("/", 1)[0]:
         raise ValueError(f"{uri!r} names no bucket: write {scheme}://bucket/prefix")
+    # `file://host/x` was written into `./host/x`.
+    if scheme.lower() == "file" and not rest.startswith(("/", "localhost/")):
+        raise ValueError(f"{uri!r} names another machine: a file URI names this one's files, file:///path")
 
 
 def header_safe_key(key: str) -> str:
@@ -308,7 +313,10 @@ class WarehouseSettings(_Settings):
         refuse_placeless_storage_uri(value)
         # pyarrow and pyiceberg know schemes in lower case only (`S3://b` was "Unrecognized filesystem type").
         scheme, _, rest = value.partition("://")
-        return f"{scheme.lower()}://{rest}"
+        scheme = scheme.lower()
+        if scheme == "file":
+            rest = rest.removeprefix("localhost")  # this machine, named
+        return f"{scheme}://{rest}"
 
     @field_validator("destination", mode="before")
     @classmethod

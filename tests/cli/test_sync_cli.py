@@ -1389,10 +1389,17 @@ def test_no_parquet_wins_over_an_empty_parquet_variable(tmp_path: Path) -> None:
     assert (done.returncode, json.loads(done.stdout)) == (0, []), done.stderr
 
 
-def test_a_storage_uri_s_scheme_is_taken_in_any_case() -> None:
-    # pyarrow knows `s3` alone: `S3://b/x` failed every command with "Unrecognized filesystem type".
+def test_a_storage_uri_s_scheme_is_taken_in_any_case_and_a_file_uri_names_this_machine() -> None:
+    # pyarrow knows `s3` alone: `S3://b/x` failed every command with "Unrecognized filesystem type";
+    # `file://localhost/x` was written into `./localhost/x`. HDFS takes its host from its settings.
     settings = WarehouseSettings(parquet_root="S3://b/x", iceberg_warehouse="GS://b/wh")
     assert (settings.parquet_root, settings.iceberg_warehouse) == ("s3://b/x", "gs://b/wh")
+    settings = WarehouseSettings(parquet_root="file://localhost/srv/bt", iceberg_warehouse="hdfs:///wh")
+    assert (settings.parquet_root, settings.iceberg_warehouse) == ("file:///srv/bt", "hdfs:///wh")
+    with pytest.raises(
+        ValueError, match="'file://nas/bt' names another machine: a file URI names this one's"
+    ):
+        WarehouseSettings(parquet_root="file://nas/bt")
 
 
 @pytest.mark.parametrize("where", ["before", "after"])
