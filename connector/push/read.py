@@ -237,8 +237,9 @@ class SourceFile:
 
     @property
     def name(self) -> str:
-        """The file's name, as messages show it."""
-        return self.path.name
+        """The file's name, as messages show it: its control characters escaped (a line break split a
+        warning's line, an escape sequence made the terminal show another name)."""
+        return printable(self.path.name)
 
     @property
     def columns(self) -> tuple[str, ...]:

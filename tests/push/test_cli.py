@@ -738,6 +738,14 @@ def test_the_summary_shows_the_control_characters_of_names_escaped(
     assert done.returncode == 0 and done.stdout.count("\n") == 1, done.stderr
     assert done.stdout.startswith("pushed 1 row of f\\x1b[2Jx.csv to dataset 'd'")
     assert done.stdout.endswith(f"1 row rejected (written to {tmp_path}/r\\x0ax.jsonl).\n")
+    # Its warnings too: "no<line break>id.csv has no id column".
+    path = tmp_path / "no\nid.csv"
+    path.write_text("input\na\n")
+    done = cli_in_process(capfd, "push", str(path), "--project", "p", "--dataset", "d", "--dry-run")
+    assert done.stderr.startswith("bt-sync: warning: no\\x0aid.csv has no id column") and done.stderr.count(
+        "\n"
+    ) == len(done.stderr.splitlines()), done.stderr
+    assert "\nid.csv" not in done.stderr
 
 
 def test_a_flag_naming_one_column_given_two_is_a_usage_error(
