@@ -210,6 +210,8 @@ class PushOptions(BaseModel):
             )
         if not skip and rejects is not None:
             raise PydanticCustomError("rejects", "{rejects} only applies with {skip}", names)
+        if rejects == Path("-"):  # made a file named `-`, as other tools write to standard output
+            raise PydanticCustomError("rejects", "- names no file: give the rejects file's path", names)
         # Written as JSON Lines, uncompressed, whatever its name: one named otherwise (`rejects.jsonl.gz`,
         # `rejects.csv`) failed its readers, `bt-sync push` of it mended too.
         other_formats = [f".{name}" for name in FileFormat if name is not FileFormat.JSONL]

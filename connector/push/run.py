@@ -165,6 +165,11 @@ def _query_text(options: PushOptions) -> str:
         return options.sql
     assert options.sql_file is not None, "PushOptions names exactly one source"
     named = f"{option('sql_file')} {options.sql_file}"
+    if options.sql_file == Path("-") and not options.sql_file.exists():
+        # It was "No such file or directory", where other tools read standard input.
+        raise ConfigError(
+            f"{named}: names no file, not standard input: give the query's file, or the query in --sql"
+        )
     try:
         return options.sql_file.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:

@@ -748,6 +748,27 @@ def test_the_summary_shows_the_control_characters_of_names_escaped(
     assert "\nid.csv" not in done.stderr
 
 
+def test_a_dash_names_no_rejects_file_and_no_query_file(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--rejects -` made a file named `-`; `--sql-file -` said "No such file or directory".
+    monkeypatch.chdir(tmp_path)
+    path = write_csv(tmp_path / "data.csv", 3)
+    push = ("push", "--project", "p", "--dataset", "d", "--dry-run")
+    done = cli_in_process(capfd, *push, str(path), "--on-error", "skip", "--rejects", "-")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "bt-sync: error: invalid setting: --rejects: - names no file: give the rejects file's path\n",
+    )
+    done = cli_in_process(capfd, *push, "--sql-file", "-")
+    assert (done.returncode, done.stderr) == (
+        2,
+        "bt-sync: error: --sql-file -: names no file, not standard input: give the query's file, or the "
+        "query in --sql\n",
+    )
+    assert not (tmp_path / "-").exists()
+
+
 def test_a_flag_naming_one_column_given_two_is_a_usage_error(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
