@@ -115,17 +115,14 @@ def discover_catalog(
                 "one deleted or renamed upstream is no longer listed: name the projects that are (--project, "
                 "or the Dagster resource's `projects`)"
             )
-            # `--project a,b`, as `--objects` takes a list: each part a project's name.
-            listing = next(
-                (
-                    s
-                    for s in sorted(unknown)
-                    if all(any(selects([part], p) for p in projects) for part in s.split(","))
-                ),
+            # `--project a,b` (or `a, b`), as `--objects` takes a list: each part a project's name.
+            listings = ([*dict.fromkeys(part.strip() for part in s.split(","))] for s in sorted(unknown))
+            named = next(
+                (parts for parts in listings if all(any(selects([q], p) for p in projects) for q in parts)),
                 None,
             )
-            if listing is not None:
-                each = " ".join(f"--project {shlex.quote(part)}" for part in listing.split(","))
+            if named is not None and len(named) > 1:
+                each = " ".join(f"--project {shlex.quote(part)}" for part in named)
                 remedy = f"--project takes one project: give it once for each ({each})"
             raise ConfigError(
                 printable(

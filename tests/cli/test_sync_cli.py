@@ -1105,10 +1105,12 @@ def test_projects_given_as_one_list_are_told_to_be_given_one_by_one(
     # As `--objects` takes `logs,datasets`: "no project named or with id support-bot,rag-search", and the
     # remedy of a project deleted or renamed upstream.
     env = cli_env(demo_emulator, tmp_path)
-    done = cli_in_process(capfd, "sync", "--project", "support-bot,rag-search", env=env)
-    assert done.returncode == 2 and done.stderr.endswith(
-        "; --project takes one project: give it once for each (--project support-bot --project rag-search)\n"
-    )
+    for listed in ("support-bot,rag-search", "support-bot, rag-search"):
+        done = cli_in_process(capfd, "sync", "--project", listed, env=env)
+        assert done.returncode == 2 and done.stderr.endswith(
+            "; --project takes one project: give it once for each (--project support-bot "
+            "--project rag-search)\n"
+        ), done.stderr
 
 
 @pytest.mark.parametrize(
