@@ -402,23 +402,6 @@ def test_an_origin_built_from_a_table_s_columns_goes_as_the_api_s_reference(
     assert all(datetime.fromisoformat(origin["created"]) == created[origin["id"]] for origin in origins)
 
 
-def test_an_origin_s_version_held_as_a_whole_decimal_goes_as_its_digits(
-    synced: WarehouseSettings, upstream: Emulator, push_sql: Push, dataset: str
-) -> None:
-    # A DECIMAL(20, 0) holds any uint64: its value goes as the API's decimal text.
-    origin = (
-        "{'object_type': 'project_logs', 'object_id': project_id, 'id': id, "
-        "'_xact_id': _xact_id::DECIMAL(20, 0)}"
-    )
-    assert (
-        push_sql(f"SELECT 'd-' || id AS id, input, {origin} AS origin FROM project_logs LIMIT 2").origins_held
-        == 2
-    )
-    versions = dict(query(synced, "SELECT id, _xact_id::VARCHAR FROM project_logs"))
-    origins = [row["origin"] for row in live_rows(upstream, dataset).values()]
-    assert len(origins) == 2 and all(origin["_xact_id"] == versions[origin["id"]] for origin in origins)
-
-
 def test_rows_with_no_object_to_link_to_are_counted_as_having_no_origin(push_sql: Push, dataset: str) -> None:
     summary = push_sql(
         "SELECT id, if(id < 'span-02', NULL, project_id) AS project_id, input FROM project_logs WHERE is_root"
