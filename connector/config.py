@@ -117,24 +117,30 @@ def refuse_misplaced_path(text: str) -> None:
         )
 
 
-def refuse_placeless_storage_uri(uri: str) -> None:
-    """Refuse a URI that names no place to keep files in: one with no bucket (`s3://`, `gs:///x`), which
-    pyarrow failed on in its own words ("Path cannot start with a separator"), or a web address, which
-    no file system it knows serves.
+def _storage_uri(uri: str) -> str:
+    """A URI of a place to keep files in, as pyarrow and pyiceberg read it: its scheme in lower case (they
+    know no other: `S3://b` was "Unrecognized filesystem type"), and `file://localhost/x` as `file:///x`.
 
     Raises:
-        ValueError: it does, said which.
+        ValueError: it names no such place: no bucket (`s3://`, `gs:///x`), which pyarrow failed on in
+            its own words ("Path cannot start with a separator"); a web address, which no file system
+            it knows serves; another machine's files (`file://host/x` was written into `./host/x`).
     """
     scheme, _, rest = uri.partition("://")
-    if scheme.lower() in ("http", "https"):
+    scheme_read = scheme.lower()
+    if scheme_read in ("http", "https"):
         raise ValueError(
             f"{uri!r} is a web address: files go in a directory or in object storage (s3://bucket/prefix)"
         )
-    if scheme.lower() in _OBJECT_STORES and not rest.split("/", 1)[0]:
+    if scheme_read in _OBJECT_STORES and not rest.split("/", 1)[0]:
         raise ValueError(f"{uri!r} names no bucket: write {scheme}://bucket/prefix")
-    # `file://host/x` was written into `./host/x`.
-    if scheme.lower() == "file" and not rest.startswith(("/", "localhost/")):
-        raise ValueError(f"{uri!r} names another machine: a file URI names this one's files, file:///path")
+    if scheme_read == "file":
+        if not rest.startswith(("/", "localhost/")):
+            raise ValueError(
+                f"{uri!r} names another machine: a file URI names this one's files, file:///path"
+            )
+        rest = rest.removeprefix("localhost")  # this machine, named
+    return f"{scheme_read}://{rest}"
 
 
 def header_safe_key(key: str) -> str:
@@ -308,15 +314,7 @@ class WarehouseSettings(_Settings):
     @field_validator("parquet_root", "iceberg_warehouse")
     @classmethod
     def _storage_uri_names_a_place(cls, value: str | None) -> str | None:
-        if value is None or "://" not in value:
-            return value
-        refuse_placeless_storage_uri(value)
-        # pyarrow and pyiceberg know schemes in lower case only (`S3://b` was "Unrecognized filesystem type").
-        scheme, _, rest = value.partition("://")
-        scheme = scheme.lower()
-        if scheme == "file":
-            rest = rest.removeprefix("localhost")  # this machine, named
-        return f"{scheme}://{rest}"
+        return value if value is None or "://" not in value else _storage_uri(value)
 
     @field_validator("destination", mode="before")
     @classmethod

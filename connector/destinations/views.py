@@ -121,11 +121,10 @@ def view_statements(root: Root, pinned_by: duckdb.DuckDBPyConnection | None = No
     # The moment whose commits a query reads: its own start, or the moment a pinned reader was opened.
     as_of = "now()" if pinned_by is None else _moment(pinned_by)
     for stream in EVENT_STREAMS.values():
-        ctes, source = _event_source(root, stream, pinned_by, as_of)
-        # Beneath a `name=value` directory the key is read from each file's own (`_under_name_value`).
-        key = {stream.key_column: _key_of_directory(stream.key_column)} if _under_name_value(root) else {}
+        hive_key, computed = _key_read(root, stream.key_column)
+        ctes, source = _event_source(root, stream, pinned_by, as_of, hive_key)
         statements += table_view(
-            stream.table, stream.columns, source, stream.description, ctes=ctes, computed=key
+            stream.table, stream.columns, source, stream.description, ctes=ctes, computed=computed
         )
     for table in CATALOG_TABLES:
         source = read_parquet(sql_literal(root.uri(catalog_file(table))), "union_by_name = true")
@@ -572,10 +571,15 @@ def _httpfs_missing(error: BaseException) -> bool:
 
 
 def _event_source(
-    root: Root, stream: EventStream, pinned_by: duckdb.DuckDBPyConnection | None, as_of: str
+    root: Root,
+    stream: EventStream,
+    pinned_by: duckdb.DuckDBPyConnection | None,
+    as_of: str,
+    hive_key: str | None,
 ) -> tuple[str, str]:
     """The rows of an event table (the common table expressions they read, and their source): on a local
-    disk, the versions of its files current when a query starts.
+    disk, the versions of its files current when a query starts. `hive_key` is the column read by Hive
+    partitioning, if any (`_key_read`).
 
     DuckDB reads a file's footer and its data through separate opens, so it must not
     read a file that a sync replaces meanwhile: it reads the immutable versions, keeping
@@ -591,10 +595,10 @@ def _event_source(
     fails the query (with the next sync's remedy), where DuckDB would leave its rows out.
     """
     options = ("union_by_name = true", "filename = true")
-    key = None if _under_name_value(root) else stream.key_column
     if not root.is_local:
         # On object storage the tree's files are replaced by a single PUT each, and read over HTTP.
-        return "", read_parquet(sql_literal(root.uri(stream.table) + "/*/*.parquet"), *options, hive_key=key)
+        files = sql_literal(root.uri(stream.table) + "/*/*.parquet")
+        return "", read_parquet(files, *options, hive_key=hive_key)
     versions = root.uri(f"{VERSIONS}/{stream.table}")
     version = 'STRUCT(version VARCHAR, since TIMESTAMPTZ, "at" TIMESTAMPTZ)[]'
     pattern = root.uri(stream.table) + "/*/" + STATE_FILE
@@ -629,23 +633,25 @@ def _event_source(
         # The empty schema file gives the columns when no object has rows.
         schema = f"{versions}/{stream.key_column}={SCHEMA_OBJECT}/{SCHEMA_FILE}"
         named = [schema, *(path for (path,) in pinned_by.execute(f"WITH {ctes} {committed}").fetchall())]
-        return "", read_parquet(sql_path_list(named), *options, hive_key=key)
-    files = read_parquet(sql_literal(versions + "/*/*.parquet"), *options, hive_key=key)
+        return "", read_parquet(sql_path_list(named), *options, hive_key=hive_key)
+    files = read_parquet(sql_literal(versions + "/*/*.parquet"), *options, hive_key=hive_key)
     return ctes, f"{files} WHERE filename IN ({committed})"
 
 
-def _under_name_value(root: Root) -> bool:
-    """Whether the tree's path holds a `name=value` directory (`lake/org_id=acme/`), which DuckDB's Hive
-    partitioning would take for a column of every row (`org_id` read `acme`): the event files' key
-    (`project_id=<id>`) is then read from each file's own directory (`_key_of_directory`), and a query's
-    filter on it no longer skips the files of other objects."""
-    return _NAME_VALUE_DIRECTORY.search(root.uri()) is not None
+def _key_read(root: Root, key_column: str) -> tuple[str | None, dict[str, str]]:
+    """How an event view reads its object id (`key_column`), which the files do not hold but their
+    directories name (`…/project_id=<id>/<version>.parquet`): the column DuckDB's Hive partitioning reads
+    (None if none), and the view's columns computed instead (by name).
 
-
-def _key_of_directory(key_column: str) -> str:
-    """SQL of an event's object id (its table's `key_column`), from the directory of its file
-    (`…/project_id=<id>/<version>.parquet`), which the files do not hold."""
-    return f"regexp_extract(filename, {sql_literal('/' + re.escape(key_column) + '=([^/]*)/[^/]*$')}, 1)"
+    Hive partitioning, which skips the files a query's filter on the key rules out (a join's too), unless
+    the tree's path holds a `name=value` directory (`lake/org_id=acme/`), which it would take for a column
+    of every row (`org_id` read `acme`): the key is then read from each file's own directory, and such a
+    filter no longer skips the files of other objects.
+    """
+    if _NAME_VALUE_DIRECTORY.search(root.uri()) is None:
+        return key_column, {}
+    pattern = sql_literal("/" + re.escape(key_column) + "=([^/]*)/[^/]*$")
+    return None, {key_column: f"regexp_extract(filename, {pattern}, 1)"}
 
 
 def _records(pattern: str, fields: dict[str, str]) -> str:

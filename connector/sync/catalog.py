@@ -115,13 +115,7 @@ def discover_catalog(
                 "one deleted or renamed upstream is no longer listed: name the projects that are (--project, "
                 "or the Dagster resource's `projects`)"
             )
-            # `--project a,b` (or `a, b`), as `--objects` takes a list: each part a project's name.
-            listings = ([*dict.fromkeys(part.strip() for part in s.split(","))] for s in sorted(unknown))
-            named = next(
-                (parts for parts in listings if all(any(selects([q], p) for p in projects) for q in parts)),
-                None,
-            )
-            if named is not None and len(named) > 1:
+            if named := _projects_listed_in_one(unknown, projects):
                 each = " ".join(f"--project {shlex.quote(part)}" for part in named)
                 remedy = f"--project takes one project: give it once for each ({each})"
             raise ConfigError(
@@ -138,6 +132,16 @@ def discover_catalog(
     return Catalog(tuple(projects), objects, every_project=not selectors, listed=tuple(listed))
 
 
+def _projects_listed_in_one(unknown: Iterable[str], projects: Sequence[Project]) -> list[str] | None:
+    """The projects an unknown selector lists (`--project a,b` or `a, b`, as `--objects` takes a list),
+    each once, if each of its parts names one and there are several; else None."""
+    for selector in sorted(unknown):
+        parts = [*dict.fromkeys(part.strip() for part in selector.split(","))]
+        if len(parts) > 1 and all(any(selects([part], p) for p in projects) for part in parts):
+            return parts
+    return None
+
+
 def _known_projects(projects: Sequence[Project], unknown: Iterable[str]) -> str:
     """The projects a sync could have named instead of the `unknown` names: first those reading alike
     (`Support-Bot` for `support-bot`, `p1` for `p1` and a zero-width space), then the first others
@@ -151,9 +155,10 @@ def _known_projects(projects: Sequence[Project], unknown: Iterable[str]) -> str:
     more = f", and {len(names) - _MOST_NAMES_LISTED:,} more" if len(names) > _MOST_NAMES_LISTED else ""
     # One name of 5,000 characters made a 5 KB line: the others' are cut (the alike stay whole, to copy).
     listed = [
-        name if len(name) <= _LONGEST_NAME_LISTED else f"{name[:_LONGEST_NAME_LISTED]}…" for name in names
+        name if len(name) <= _LONGEST_NAME_LISTED else f"{name[:_LONGEST_NAME_LISTED]}…"
+        for name in names[:_MOST_NAMES_LISTED]
     ]
-    return f"{meant}projects: {', '.join(listed[:_MOST_NAMES_LISTED])}{more}"
+    return f"{meant}projects: {', '.join(listed)}{more}"
 
 
 def _listed_in(
