@@ -8,18 +8,17 @@ import json
 import os
 import re
 import sys
-from typing import IO, TYPE_CHECKING, Any, TextIO, cast
+from typing import IO, TYPE_CHECKING, Any, TextIO, cast, get_args
 
 import typer
 from typer._click.exceptions import UsageError  # Typer's own click, not exported
-from typer.core import TyperCommand, TyperGroup
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from connector.errors import OutputError
 
 if TYPE_CHECKING:
     from rich.console import Console
     from typer._click.core import Context as ClickContext  # Typer's own click, not exported
-    from typer.core import TyperOption
 
     from connector.destinations.base import Destination
 
@@ -60,7 +59,54 @@ class _CommandGroup(TyperGroup):
             raise
 
 
-class KeyHidingCommand(TyperCommand):
+class CheckedCommand(TyperCommand):
+    """A command refusing one of its options given where a text option's value was due
+    (`refuse_option_as_value`)."""
+
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
+        refuse_option_as_value(ctx, args)
+        return super().parse_args(ctx, args)
+
+
+def refuse_option_as_value(ctx: ClickContext, args: list[str]) -> None:
+    """Refuse a text option followed by another of the command's options: Click takes the next word as the
+    value whatever it is, so `push f.csv --dataset --dry-run` pushed, for real, into a dataset named
+    `--dry-run`, and `sync --project --full` looked for a project of that name. A value of that text is
+    given joined (`--dataset=--dry-run`). Path and key options refuse any value that looks like an option
+    in their own words (`connector.cli.options`).
+
+    Raises:
+        UsageError: naming both options.
+    """
+    options = {
+        name: parameter
+        for parameter in ctx.command.params
+        if isinstance(parameter, TyperOption)
+        for name in (*parameter.opts, *parameter.secondary_opts)
+    }
+    for at, word in enumerate(args[:-1]):
+        if word == "--":  # the words after it are values
+            return
+        option = options.get(word)
+        if option is None or not _takes_text(option):
+            continue
+        following = args[at + 1]
+        if (named := following.partition("=")[0]) in options:
+            raise UsageError(
+                f"{word} is followed by the option {named}, not by its value: give {word} a value "
+                f"({word}={following} for a value of that text)",
+                ctx,
+            )
+
+
+def _takes_text(option: TyperOption) -> bool:
+    """Whether `option` takes text (one or more values) with no parser of its own."""
+    descriptor = option.type_descriptor
+    text = descriptor.annotation is str or get_args(descriptor.annotation) == (str,)
+    return text and not option.is_flag and descriptor.parameter_info.parser is None
+
+
+class KeyHidingCommand(CheckedCommand):
     """A command parsing its own arguments (`push`), whose usage errors do not show a key split at a blank
     (`hide_split_key`)."""
 

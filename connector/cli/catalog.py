@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector.cli.app import app, json_output, output_console
+from connector.cli.app import CheckedCommand, app, json_output, output_console
 from connector.cli.options import ApiKeyOption, ApiUrlOption, JsonOption, TimeoutOption, api_settings
 from connector.display import folded_table, plain_cells
 
 
-@app.command()
+@app.command(cls=CheckedCommand)
 def projects(
     api_url: str | None = ApiUrlOption,
     api_key: str | None = ApiKeyOption,

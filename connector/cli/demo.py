@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from connector.cli.app import app, output_console
+from connector.cli.app import CheckedCommand, app, output_console
 from connector.cli.options import check_apart, path_value
 from connector.display import folded_table, plain_cells
 
@@ -62,7 +62,7 @@ _PARQUET_OPTION = typer.Option(
 )
 
 
-@app.command()
+@app.command(cls=CheckedCommand)
 def demo(
     duckdb: Path = _DUCKDB_OPTION,
     parquet: Path = _PARQUET_OPTION,

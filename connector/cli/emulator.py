@@ -9,8 +9,8 @@ from pathlib import Path
 
 import typer
 
-from connector.cli.app import app, print_output
-from connector.cli.options import path_value
+from connector.cli.app import CheckedCommand, app, print_output
+from connector.cli.options import key_given, path_value
 
 DEFAULT_EMULATOR_KEY = "bt-emulator-key"
 # Held while an emulator serves its state directory.
@@ -22,7 +22,7 @@ _STATE_OPTION = typer.Option(
 )
 
 
-@app.command("emulator")
+@app.command("emulator", cls=CheckedCommand)
 def run_emulator(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (keep it on loopback)."),
     port: int = typer.Option(
@@ -33,6 +33,8 @@ def run_emulator(
     api_key: str | None = typer.Option(
         None,
         "--api-key",
+        parser=key_given,
+        metavar="<str>",
         help=f"Key clients must send (env: BRAINTRUST_API_KEY; default {DEFAULT_EMULATOR_KEY}).",
     ),
 ) -> None:

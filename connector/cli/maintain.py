@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from connector.cli.app import app, json_output, note_nothing_synced, print_output
+from connector.cli.app import CheckedCommand, app, json_output, note_nothing_synced, print_output
 from connector.cli.options import (
     DestinationOption,
     DuckDbOption,
@@ -24,7 +24,7 @@ from connector.defaults import DEFAULT_RETAIN_HOURS, MAX_WINDOW_HOURS
 from connector.display import counted
 
 
-@app.command()
+@app.command(cls=CheckedCommand)
 def maintain(
     duckdb: Path | None = DuckDbOption,
     parquet: str | None = ParquetOption,

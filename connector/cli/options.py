@@ -68,11 +68,16 @@ def _not_a_flag(flag: str, text: str, *, key: bool = False) -> str:
     return text
 
 
+def key_given(text: str) -> str:
+    """The value given to `--api-key`, unless it is an option given in its place (`_not_a_flag`)."""
+    return _not_a_flag("--api-key", text, key=True)
+
+
 ApiUrlOption = typer.Option(None, "--api-url", help="Braintrust API URL (env: BRAINTRUST_API_URL).")
 ApiKeyOption = typer.Option(
     None,
     "--api-key",
-    parser=lambda text: _not_a_flag("--api-key", text, key=True),
+    parser=key_given,
     metavar="<str>",
     help="Braintrust API key (env: BRAINTRUST_API_KEY). Prefer the environment variable.",
 )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import typer
 
-from connector.cli.app import app, output_console, unwritable_output
+from connector.cli.app import CheckedCommand, app, output_console, unwritable_output
 from connector.cli.options import (
     DestinationOption,
     DuckDbOption,
@@ -38,7 +38,7 @@ class OutputFormat(StrEnum):
     JSON = "json"
 
 
-@app.command()
+@app.command(cls=CheckedCommand)
 def sql(
     query: str = typer.Argument(
         ..., help="One SELECT statement over the synced tables (see README: Tables)."

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from connector.cli.app import app, json_output, note_nothing_synced, output_console
+from connector.cli.app import CheckedCommand, app, json_output, note_nothing_synced, output_console
 from connector.cli.options import (
     ApiKeyOption,
     ApiUrlOption,
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from connector.sync.run import SyncSummary
 
 
-@app.command()
+@app.command(cls=CheckedCommand)
 def sync(
     api_url: str | None = ApiUrlOption,
     api_key: str | None = ApiKeyOption,
@@ -182,7 +182,7 @@ def print_summary(summary: SyncSummary, console: Console) -> None:
     console.print(f"synced {listed} in {summary.seconds:.2f}s ({work}){unsynced}")
 
 
-@app.command()
+@app.command(cls=CheckedCommand)
 def status(
     duckdb: Path | None = DuckDbOption,
     parquet: str | None = ParquetOption,

@@ -1099,6 +1099,25 @@ def test_errors_are_one_line_without_traceback_or_secrets(
     assert "s3cr3t" not in done.stderr + done.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "refused"),
+    [
+        # A project named `--full` was looked for, and `--full` was not given.
+        (["sync", "--project", "--full"], "Error: --project is followed by the option --full, not by its value"),
+        (["sync", "--objects", "--json"], "Error: --objects is followed by the option --json, not by its value"),
+        (["emulator", "--host", "--port", "0"], "Error: --host is followed by the option --port, not by its"),
+        (["emulator", "--api-key", "--port", "0"], "--api-key is followed by an option, not by a key"),
+    ],
+)
+def test_an_option_given_where_a_value_was_due_is_refused(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], args: list[str], refused: str
+) -> None:
+    env = {"BT_SYNC_DUCKDB": str(tmp_path / "w.duckdb"), "BT_SYNC_STATE_DIR": str(tmp_path / "state")}
+    done = cli_in_process(capfd, *args, env=env)
+    assert done.returncode == 2 and refused in done.stderr
+    assert not (tmp_path / "w.duckdb").exists()
+
+
 def test_projects_given_as_one_list_are_told_to_be_given_one_by_one(
     demo_emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -597,6 +597,43 @@ def test_a_project_or_dataset_named_by_an_id_or_with_a_space_at_an_end_is_not_cr
     assert store.list_objects("dataset", ListQuery(project_id=spaced["id"]))[0]["name"] == "golden"
 
 
+@pytest.mark.parametrize(
+    ("args", "refused"),
+    [
+        (("--project", "support", "--dataset", "--dry-run"), "--dataset is followed by the option --dry-run"),
+        (("--project", "--dry-run", "--dataset", "golden"), "--project is followed by the option --dry-run"),
+        (
+            ("--project", "support", "--dataset", "golden", "--input", "--json", "--dry-run"),
+            "--input is followed by the option --json",
+        ),
+    ],
+)
+def test_an_option_given_where_a_name_was_due_is_refused_and_nothing_is_pushed(
+    emulator: Emulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: tuple[str, ...],
+    refused: str,
+) -> None:
+    # `--dataset --dry-run` pushed the file for real into a dataset named `--dry-run`, exit 0.
+    store = emulator.store
+    objects = {kind: len(store.list_objects(kind, ListQuery())) for kind in ("project", "dataset")}
+    path = write_csv(tmp_path / "data.csv", 3)
+    code, out, err = run_cli(emulator, tmp_path, capsys, str(path), *args)
+    assert (code, out) == (2, "")
+    assert f"Error: {refused}, not by its value" in err
+    assert {kind: len(store.list_objects(kind, ListQuery())) for kind in objects} == objects
+    assert inserts(emulator) == 0
+
+
+def test_a_name_starting_with_two_dashes_is_given_joined_to_its_option(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_csv(tmp_path / "data.csv", 3)
+    code, out, _ = run_cli(emulator, tmp_path, capsys, str(path), "--project", "p", "--dataset=--dry-run")
+    assert code == 0 and "to dataset '--dry-run'" in out
+
+
 @pytest.mark.parametrize("name", ["-data.csv", "--data.csv"])
 def test_a_file_named_like_an_option_is_taken_as_the_file_after_two_dashes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, name: str
