@@ -133,6 +133,15 @@ def counted(count: int, plural: str) -> str:
     return f"1 {plural.removesuffix('s')}"
 
 
+# Characters of a name a one-line message shows: one of 5,000 characters made a 5 KB line.
+LONGEST_NAME_SHOWN = 60
+
+
+def cut(name: str) -> str:
+    """`name`, or its first `LONGEST_NAME_SHOWN` characters and an ellipsis when it is longer."""
+    return name if len(name) <= LONGEST_NAME_SHOWN else f"{name[:LONGEST_NAME_SHOWN]}…"
+
+
 # How Python's `surrogateescape` carries a byte it could not decode.
 _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 

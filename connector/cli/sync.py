@@ -26,12 +26,16 @@ from connector.cli.options import (
     warehouse_settings,
 )
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
-from connector.display import counted, folded_table, plain_cells, printable
+from connector.display import counted, cut, folded_table, plain_cells, printable
 
 if TYPE_CHECKING:
     from rich.console import Console
 
     from connector.sync.run import SyncSummary
+
+
+# The reasons a failed sync's last line gives; the summary has every object's.
+_MOST_REASONS_SHOWN = 3
 
 
 @app.command(cls=CheckedCommand)
@@ -124,13 +128,19 @@ def sync(
         failed_for: dict[str, list[str]] = {}
         for o in summary.failures:
             failed_for.setdefault(o.error or "", []).append(
-                f"{o.table} {keys[(o.object_type, o.object_id)]!r}"
+                f"{o.table} {cut(keys[(o.object_type, o.object_id)])!r}"
             )
-        failed = "; ".join(
+        clauses = [
             f"{names[0]}{f' and {len(names) - 1} more' if len(names) > 1 else ''}: {error}"
-            for error, names in failed_for.items()
+            for error, names in list(failed_for.items())[:_MOST_REASONS_SHOWN]
+        ]
+        # Reasons naming their object (a URL with its id) are each their own: 301 objects made a 38 KB line.
+        if others := sum(len(names) for names in list(failed_for.values())[_MOST_REASONS_SHOWN:]):
+            where = "the JSON summary's `error`" if as_json else "the table above"
+            clauses.append(f"and {counted(others, 'more objects')}: {where} gives each one's reason")
+        raise SyncIncomplete(
+            f"{len(summary.failures)} of {len(summary.objects)} objects failed ({'; '.join(clauses)})"
         )
-        raise SyncIncomplete(f"{len(summary.failures)} of {len(summary.objects)} objects failed ({failed})")
 
 
 def print_summary(summary: SyncSummary, console: Console) -> None:

@@ -18,7 +18,7 @@ import duckdb
 
 from connector.api.client import BraintrustClient
 from connector.destinations.base import Destination, ObjectRef, SyncState
-from connector.display import counted, printable, read_as
+from connector.display import counted, cut, printable, read_as
 from connector.errors import AuthError, ConfigError, NotFoundError, WarehouseError
 from schemas.api import ApiObject, ObjectType, Project
 from schemas.kinds import BY_OBJECT_TYPE, BY_OPTION, EVENT_KINDS, KINDS, PROJECT, ObjectKind
@@ -27,8 +27,6 @@ from schemas.tables import sql_identifier, sql_literal
 logger = logging.getLogger("bt_sync")
 # The most project names an unknown `--project`'s message lists.
 _MOST_NAMES_LISTED = 20
-# Characters of a project's name the list of projects shows.
-_LONGEST_NAME_LISTED = 60
 
 
 @dataclass(frozen=True)
@@ -154,10 +152,7 @@ def _known_projects(projects: Sequence[Project], unknown: Iterable[str]) -> str:
     meant = f"did you mean {' or '.join(repr(name) for name in alike)}? " if alike else ""
     more = f", and {len(names) - _MOST_NAMES_LISTED:,} more" if len(names) > _MOST_NAMES_LISTED else ""
     # One name of 5,000 characters made a 5 KB line: the others' are cut (the alike stay whole, to copy).
-    listed = [
-        name if len(name) <= _LONGEST_NAME_LISTED else f"{name[:_LONGEST_NAME_LISTED]}…"
-        for name in names[:_MOST_NAMES_LISTED]
-    ]
+    listed = [cut(name) for name in names[:_MOST_NAMES_LISTED]]
     return f"{meant}projects: {', '.join(listed)}{more}"
 
 

@@ -1269,6 +1269,34 @@ def test_the_sync_summary_names_objects_whose_names_read_alike_by_their_keys(
     )
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_sync_whose_objects_fail_each_for_its_own_reason_ends_with_a_bounded_line(
+    emulator: Emulator, warehouse: WarehouseSettings, capfd: pytest.CaptureFixture[str], as_json: bool
+) -> None:
+    # Each reason names its object's URL, so none was said once for many: 301 objects made a 38 KB line,
+    # and a name of 5,000 characters was in it whole.
+    project = emulator.store.create_project("p")
+    long_name = "n" * 5_000
+    for name in [long_name, *(f"e{n}" for n in range(6))]:
+        experiment = emulator.store.create_experiment(project["id"], name)
+        emulator.store.insert("experiment", experiment["id"], [{"id": "r", "input": 1}])
+    emulator.faults.add(FaultRule(kind="status", status=400, route="/fetch", times=None))
+    done = cli_in_process(
+        capfd, "sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--objects", "experiments",
+        *(["--json"] if as_json else []), env={"BRAINTRUST_API_KEY": emulator.api_key},
+    )  # fmt: skip
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("bt-sync: error: 7 of 7 objects failed (experiment_events ")
+    where = "the JSON summary's `error`" if as_json else "the table above"
+    assert line.endswith(f"; and 4 more objects: {where} gives each one's reason)")
+    assert line.count("was rejected (HTTP 400)") == 3
+    assert long_name not in line and len(line) < 1_000
+    if as_json:
+        errors = [o["error"] for o in json.loads(done.stdout)["objects"]]
+        assert len(errors) == 7 and all("was rejected (HTTP 400)" in error for error in errors)
+
+
 @pytest.mark.parametrize("terminal_columns", [None, 70])
 def test_status_shows_each_key_id_and_time_whole(
     demo_emulator: Emulator,
