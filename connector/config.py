@@ -117,6 +117,17 @@ def refuse_misplaced_path(text: str) -> None:
         )
 
 
+def refuse_directory_named(text: str) -> None:
+    """Refuse a file's path ending with a slash: it names a directory (`--duckdb wh/` was written as the file
+    `wh`, where a directory was meant).
+
+    Raises:
+        ValueError: it does.
+    """
+    if text.endswith(("/", os.sep)):
+        raise ValueError(f"{text!r} ends with {text[-1]}, so it names a directory: give a file's path")
+
+
 def _storage_uri(uri: str) -> str:
     """A URI of a place to keep files in, as pyarrow and pyiceberg read it: its scheme in lower case (they
     know no other: `S3://b` was "Unrecognized filesystem type"), and `file://localhost/x` as `file:///x`.
@@ -286,6 +297,8 @@ class WarehouseSettings(_Settings):
             raise ValueError(f"is empty: give a path{instead}")
         if isinstance(value, str | Path):
             refuse_misplaced_path(str(value))
+        if isinstance(value, str) and info.field_name == "duckdb_path":  # a `Path` has lost its slash
+            refuse_directory_named(value)
         return value
 
     @field_validator("iceberg_catalog", "iceberg_warehouse")

@@ -55,7 +55,7 @@ WHERE d.name = '{CURATION_DATASET}'
 GROUP BY ALL"""
 
 _DUCKDB_OPTION = typer.Option(
-    DEFAULT_DUCKDB, "--duckdb", **path_value("--duckdb"), help="DuckDB file the demo (re)creates."
+    DEFAULT_DUCKDB, "--duckdb", **path_value("--duckdb", file=True), help="DuckDB file the demo (re)creates."
 )
 _PARQUET_OPTION = typer.Option(
     DEFAULT_PARQUET, "--parquet", **path_value("--parquet"), help="Parquet root the demo (re)creates."

@@ -19,16 +19,17 @@ if TYPE_CHECKING:
     from connector.config import ApiSettings, WarehouseSettings
 
 
-def path_value(flag: str) -> dict[str, Any]:
+def path_value(flag: str, *, file: bool = False) -> dict[str, Any]:
     """How a path flag's value is parsed (typer's `parser` and `metavar`): an empty one is refused, and
-    one naming another place than meant (`config.refuse_misplaced_path`).
+    one naming another place than meant (`config.refuse_misplaced_path`), and a `file`'s ending with a
+    slash, which names a directory (`--duckdb wh/` made a DuckDB file named `wh`).
 
     Empty, the flag would mean the current directory: `--state-dir "$DIR"` with `DIR` unset would put a
     worker's scratch, or an emulator's data, where the command happens to run.
     """
 
     def parse(text: str | Path) -> Path:  # a default (`demo`'s) comes as a path already
-        from connector.config import refuse_misplaced_path
+        from connector.config import refuse_directory_named, refuse_misplaced_path
         from connector.errors import ConfigError
 
         if not str(text).strip():
@@ -36,6 +37,8 @@ def path_value(flag: str) -> dict[str, Any]:
         try:
             # Push's `--state-dir` and `--rejects`, and the emulator's `--state`, made `./~/st` and `st `.
             refuse_misplaced_path(str(text))
+            if file:
+                refuse_directory_named(str(text))
         except ValueError as error:
             raise ConfigError(f"invalid setting: {flag}: {error}") from None
         return Path(_not_a_flag(flag, str(text)))
@@ -89,7 +92,7 @@ TimeoutOption = typer.Option(
 DuckDbOption = typer.Option(
     None,
     "--duckdb",
-    **path_value("--duckdb"),
+    **path_value("--duckdb", file=True),
     help="DuckDB file of views analysts open (env: BT_SYNC_DUCKDB; default ./data/braintrust.duckdb).",
 )
 ParquetOption = typer.Option(

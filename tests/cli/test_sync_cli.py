@@ -981,6 +981,14 @@ def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before
             "invalid setting: --rejects: '~/r.jsonl' starts with ~",
         ),
         (["status", "--duckdb", " "], {}, "--duckdb: is empty"),
+        # A DuckDB file named `wh` was made where a directory was meant; a rejects file too.
+        (["sync", "--duckdb", "wh/"], {}, "invalid setting: --duckdb: 'wh/' ends with /, so it names a directory"),
+        (["status"], {"BT_SYNC_DUCKDB": "wh/"}, "invalid setting: BT_SYNC_DUCKDB: 'wh/' ends with /, so it"),
+        (
+            ["push", "a.csv", "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", "r/"],
+            {},
+            "invalid setting: --rejects: 'r/' ends with /, so it names a directory: give a file's path",
+        ),
         (["sync", "--api-url", "{url}"], {"BT_SYNC_BACKOFF_MAX_S": "-1"}, "BT_SYNC_BACKOFF_MAX_S: Input"),
         (
             ["maintain", "--retain-hours", "1e12"],
