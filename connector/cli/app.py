@@ -175,7 +175,16 @@ def _global_options(
 
 def note_nothing_synced(target: Destination) -> None:
     """Say on stderr that nothing was synced where a command looked: most often a `--parquet`, `--duckdb`
-    or `BT_SYNC_*` setting other than the sync's."""
+    or `BT_SYNC_*` setting other than the sync's; where a sync prepared the tables, one that synced no
+    log, experiment or dataset (it was told to sync none, or failed), which those settings would not mend."""
+    if target.prepared():
+        typer.echo(
+            f"bt-sync: note: no log, experiment or dataset was synced into {target.description} yet: the "
+            "syncs there synced catalog kinds only (--objects prompts, say) or failed; `bt-sync sync` syncs "
+            "them (its error says why one fails)",
+            err=True,
+        )
+        return
     typer.echo(
         f"bt-sync: note: no object was synced into {target.description} yet: run `bt-sync sync` first, or "
         "give this command the sync's warehouse settings (--duckdb / --parquet, or the iceberg ones)",

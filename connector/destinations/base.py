@@ -171,6 +171,10 @@ class Destination(Protocol):
     def prepare(self) -> None:
         """Create whatever must exist before the first sync (tables, the DuckDB file of views)."""
 
+    def prepared(self) -> bool:
+        """Whether a sync prepared the tables (`prepare`), whether or not it synced an object into them."""
+        ...
+
     def lost_catalog(self) -> list[ObjectKind]:
         """The kinds whose catalog table was made once and is now lost or damaged (a file deleted by hand):
         a sync lists them again, whatever kinds it syncs."""

@@ -130,10 +130,14 @@ class IcebergDestination:
         """Where this worker stages its reads."""
         return self._state_dir / "staging" / self._key
 
+    def prepared(self) -> bool:
+        """Whether a sync prepared the namespace: the table `prepare` creates last exists."""
+        return bool(self._catalog.table_exists(self._id(SYNC_STATE_TABLE)))
+
     def lost_catalog(self) -> list[ObjectKind]:
         """The kinds whose catalog table is gone (dropped by hand) from a namespace a sync prepared before:
         made again empty by `prepare`, it stayed empty where the syncs that followed did not list its kind."""
-        if not self._catalog.table_exists(self._id(SYNC_STATE_TABLE)):  # the table `prepare` creates last
+        if not self.prepared():
             return []
         return [kind for kind in KINDS if not self._exists(kind.catalog.table)]
 
@@ -181,7 +185,7 @@ class IcebergDestination:
     def list_states(self) -> list[SyncState]:
         """Every synced object's committed state (none before the first sync created the tables, nor of
         an event table dropped since: the sync's `prepare` creates it again, and reads its objects whole)."""
-        if not self._catalog.table_exists(self._id(SYNC_STATE_TABLE)):  # the table `prepare` creates last
+        if not self.prepared():
             return []
         tables = (self._table_if_any(stream.table) for stream in EVENT_STREAMS.values())
         return _states(table for table in tables if table is not None)

@@ -184,6 +184,10 @@ class ParquetTree:
                     self.root.write(catalog_file(table), _empty_parquet(con, table.columns))
         self._purge_removed_objects()
 
+    def prepared(self) -> bool:
+        """Whether a sync prepared the tree: it wrote the tables' empty files (the first one's is looked for)."""
+        return self.root.exists(schema_record(next(iter(EVENT_STREAMS.values()))))
+
     def lost_catalog(self) -> list[ObjectKind]:
         """The kinds whose catalog file is missing or no Parquet file, in a tree a sync prepared before.
 
@@ -191,8 +195,8 @@ class ParquetTree:
         followed did not list its kind (`--objects logs`), and `status` called its objects deleted
         upstream; a damaged one failed every query until a sync listing its kind.
         """
-        if not self.root.exists(schema_record(next(iter(EVENT_STREAMS.values())))):
-            return []  # a tree no sync prepared yet: its first sync writes every file
+        if not self.prepared():
+            return []  # its first sync writes every file
         # A missing file's footer cannot be read either.
         return [kind for kind in KINDS if why_unreadable(self.root, catalog_file(kind.catalog), whole=False)]
 

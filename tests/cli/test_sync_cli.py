@@ -27,10 +27,12 @@ from tests.helpers import (
     cli_in_process,
     cli_warehouse_args,
     free_port,
+    iceberg_in,
     one_line,
     query,
     run_cli,
     sync,
+    warehouse_in,
 )
 
 # Runs the command line, then prints, last on stderr, how long DuckDB's allocator keeps freed pages.
@@ -1373,6 +1375,26 @@ def test_status_and_maintain_of_a_place_nothing_was_synced_into_say_so(tmp_path:
         "an hour after, whatever it says\n" + note,
     )
     assert not (tmp_path / "none").exists()
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "iceberg"])
+def test_status_of_a_warehouse_whose_syncs_synced_no_object_says_so_not_that_no_sync_ran_there(
+    demo_emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str], destination: str
+) -> None:
+    # It told the user to run `bt-sync sync`, or that the settings were not the sync's, after a sync given
+    # exactly these settings.
+    warehouse = iceberg_in(tmp_path, "w") if destination == "iceberg" else warehouse_in(tmp_path, "w")
+    env = {"BRAINTRUST_API_KEY": demo_emulator.api_key}
+    where = cli_warehouse_args(warehouse)
+    synced = cli_in_process(capfd, "sync", "--api-url", demo_emulator.url, *where, "--objects", "prompts", env=env)
+    assert synced.returncode == 0, synced.stderr
+    done = cli_in_process(capfd, "status", *where[:-2], "--json")  # all but `--state-dir`
+    assert (done.returncode, json.loads(done.stdout)) == (0, [])
+    assert done.stderr.startswith("bt-sync: note: no log, experiment or dataset was synced into ")
+    assert done.stderr.endswith(
+        " yet: the syncs there synced catalog kinds only (--objects prompts, say) or failed; `bt-sync sync` "
+        "syncs them (its error says why one fails)\n"
+    )
 
 
 @pytest.mark.parametrize(
