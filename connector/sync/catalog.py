@@ -116,6 +116,13 @@ def discover_catalog(
             if named := _projects_listed_in_one(unknown, projects):
                 each = " ".join(f"--project {shlex.quote(part)}" for part in named)
                 remedy = f"--project takes one project: give it once for each ({each})"
+            elif keyed := _project_of_partition_key(unknown, projects):
+                key, project = keyed
+                remedy = (
+                    f"{key!r} names an object of the project {project!r}, as `bt-sync status` and Dagster's "
+                    f"partitions do: --project takes a project (--project {shlex.quote(project)}, and --objects "
+                    "for the kinds)"
+                )
             raise ConfigError(
                 printable(
                     f"no project named or with id {shown} ({_known_projects(projects, unknown)}); {remedy}"
@@ -137,6 +144,18 @@ def _projects_listed_in_one(unknown: Iterable[str], projects: Sequence[Project])
         parts = [*dict.fromkeys(part.strip() for part in selector.split(","))]
         if len(parts) > 1 and all(any(selects([part], p) for p in projects) for part in parts):
             return parts
+    return None
+
+
+def _project_of_partition_key(unknown: Iterable[str], projects: Sequence[Project]) -> tuple[str, str] | None:
+    """An unknown selector that is an object's partition key (`project/dataset`: the project's name, a
+    slash, the object's name) and the project it names, the longest such name (`x/y` of `x/y/z`); else
+    None."""
+    names = {project.name for project in projects}
+    for selector in sorted(unknown):
+        slashes = [at for at, character in enumerate(selector) if character == "/"]
+        if project := next((selector[:at] for at in reversed(slashes) if selector[:at] in names), None):
+            return selector, project
     return None
 
 

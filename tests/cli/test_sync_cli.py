@@ -1142,6 +1142,21 @@ def test_projects_given_as_one_list_are_told_to_be_given_one_by_one(
         ), done.stderr
 
 
+def test_an_object_s_partition_key_given_as_project_is_told_to_name_its_project(
+    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # As `status` and Dagster's partitions name objects; the message blamed a deletion or a rename upstream.
+    for project, dataset in (("support-bot", "golden"), ("x/y", "z")):
+        emulator.store.create_dataset(emulator.store.create_project(project)["id"], dataset)
+    env = cli_env(emulator, tmp_path)
+    for key, project in (("support-bot/golden", "support-bot"), ("x/y/z", "x/y")):
+        done = cli_in_process(capfd, "sync", "--project", key, env=env)
+        assert done.returncode == 2 and done.stderr.endswith(
+            f"; {key!r} names an object of the project {project!r}, as `bt-sync status` and Dagster's "
+            f"partitions do: --project takes a project (--project {project}, and --objects for the kinds)\n"
+        ), done.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [
