@@ -74,6 +74,9 @@ _NOT_TEXT = (
     (b"\xfd7zXZ\x00", f"xz-compressed ({_COMPRESSIONS_READ} and lz4)"),
     (b"\x1f\x9d", f"compressed by `compress`, a .Z file ({_COMPRESSIONS_READ} and lz4)"),
     (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    # UTF-32's marks before UTF-16's: little-endian UTF-32's starts with UTF-16's.
+    (b"\xff\xfe\x00\x00", "UTF-32 text"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text"),
     (b"\xff\xfe", "UTF-16 text"),
     (b"\xfe\xff", "UTF-16 text"),
 )
@@ -348,7 +351,7 @@ def _content_format(source: InputFile, head: bytes, requested: FileFormat | None
     file_format = requested or infer_format(source.path)
     kind = next((kind for magic, kind in _NOT_TEXT if head.startswith(magic)), None)
     if kind is None and _binary_or_utf16(head):
-        kind = "a binary file or UTF-16 text (it holds NUL bytes)"
+        kind = "a binary file, or UTF-16 or UTF-32 text (it holds NUL bytes)"
     if file_format is FileFormat.PARQUET:
         packed = f"{source.compression}-compressed " if source.compression else ""
         raise PushError(

@@ -7,6 +7,7 @@ emulator stored, the files on disk, the exit code and the one-line message.
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
 import json
 import lzma
@@ -1169,16 +1170,25 @@ def test_a_parquet_file_named_csv_is_read_as_parquet(emulator: Emulator, tmp_pat
             "d.jsonl",
             b'{"a"\x00\x01\xff\x1b[31m',
             (),
-            "d.jsonl is a binary file or UTF-16 text (it holds NUL bytes)",
+            "d.jsonl is a binary file, or UTF-16 or UTF-32 text (it holds NUL bytes)",
         ),
         # UTF-16 without its byte order mark: a NUL in every other byte.
-        ("d.csv", "id,input\nq,1\n".encode("utf-16-le"), (), "d.csv is a binary file or UTF-16 text"),
+        ("d.csv", "id,input\nq,1\n".encode("utf-16-le"), (), "d.csv is a binary file, or UTF-16 or UTF-32"),
+        # UTF-32's mark was read as UTF-16's, or not at all (big-endian).
+        ("d.csv", "id,input\nq,1\n".encode("utf-32"), (), "d.csv is UTF-32 text, not UTF-8 CSV text"),
+        ("d.jsonl", '{"input": 1}\n'.encode("utf-32-be"), (), "d.jsonl is a binary file, or UTF-16 or UTF-32"),
+        (
+            "d.jsonl",
+            codecs.BOM_UTF32_BE + '{"input": 1}\n'.encode("utf-32-be"),
+            (),
+            "d.jsonl is UTF-32 text, not UTF-8 JSON Lines text",
+        ),
         # Cyrillic so ("вход", "мир"): UTF-8 byte by byte, NULs by its ASCII only; its columns were blamed.
         (
             "d.csv",
             "\u0432\u0445\u043e\u0434\n\u043c\u0438\u0440\n".encode("utf-16-be"),
             (),
-            "d.csv is a binary file or UTF-16",
+            "d.csv is a binary file, or UTF-16 or UTF-32",
         ),
     ],
 )
