@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import re
+import shlex
 from array import array
 from bisect import bisect_left
 from collections import Counter, defaultdict
@@ -75,6 +76,54 @@ class ColumnMapping:
         single = {column for column in (self.id, self.tags, self.held_origin) if column is not None}
         origin = self.origin.columns() if self.origin else set()
         return single.union(self.input, self.expected, self.metadata, origin)
+
+
+# The flag naming the column of each field that a column of the field's own name feeds by default.
+_FIELD_FLAGS = {
+    "id": "id_column",
+    "input": "input",
+    "expected": "expected",
+    "metadata": "metadata",
+    "tags": "tags",
+}
+
+
+def _fed(mapping: ColumnMapping) -> dict[str, tuple[str, ...]]:
+    """The columns feeding each field."""
+    one = {"id": mapping.id, "tags": mapping.tags}
+    many = {"input": mapping.input, "expected": mapping.expected, "metadata": mapping.metadata}
+    return {**{field: () if column is None else (column,) for field, column in one.items()}, **many}
+
+
+def alike_columns(columns: Sequence[str], mapping: ColumnMapping) -> dict[str, str]:
+    """The fields no column feeds whose name a column has but for case or blanks at its ends (`ID`,
+    `Input `, as a spreadsheet's export may name them), with that column: it fed nothing (names are
+    taken as they are)."""
+    fed, claimed = _fed(mapping), mapping.columns()
+    alike = {}
+    for field in _FIELD_FLAGS:
+        if fed[field] or field in columns:
+            continue
+        named = [column for column in columns if column.strip().casefold() == field and column not in claimed]
+        if len(named) == 1:
+            alike[field] = named[0]
+    return alike
+
+
+def flags_mapping(columns: dict[str, str]) -> str:
+    """The flags mapping each field's column (`--id-column ID --input Input`)."""
+    return " ".join(option(_FIELD_FLAGS[field], shlex.quote(column)) for field, column in columns.items())
+
+
+def fields_whose_column_feeds_another(columns: Sequence[str], mapping: ColumnMapping) -> dict[str, str]:
+    """The fields no column feeds whose column of their own name another flag maps (`--metadata tags`),
+    each with that flag: the field is left empty in every row."""
+    fed = _fed(mapping)
+    return {
+        field: next(option(_FIELD_FLAGS[other]) for other, names in fed.items() if field in names)
+        for field in _FIELD_FLAGS
+        if field in columns and not fed[field] and field in mapping.columns()
+    }
 
 
 def resolve_mapping(
@@ -171,10 +220,12 @@ def _check(
     if missing:
         raise PushError(printable(f"{file_name}: no column {', '.join(missing)}; {listing}"))
     if not (mapping.input or mapping.expected or mapping.metadata):
+        alike = alike_columns(columns, mapping)
+        remedy = f"; pass {flags_mapping(alike)} (names are taken as written)" if alike else ""
         raise PushError(
             printable(
                 f"{file_name}: no column maps to input, expected or metadata; name them with "
-                f"{option('input')}/{option('expected')}/{option('metadata')} ({listing})"
+                f"{option('input')}/{option('expected')}/{option('metadata')} ({listing}){remedy}"
             )
         )
 

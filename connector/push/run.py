@@ -78,7 +78,16 @@ from connector.push.checkpoint import PushCheckpoint, checkpoint_key, file_ident
 from connector.push.choices import OnError
 from connector.push.ids import IdIndex, RefusedLast
 from connector.push.lines_ahead import LinesAhead, helps
-from connector.push.map import ColumnMapping, MappedChunk, RowMapper, big_ints_replaced, resolve_mapping
+from connector.push.map import (
+    ColumnMapping,
+    MappedChunk,
+    RowMapper,
+    alike_columns,
+    big_ints_replaced,
+    fields_whose_column_feeds_another,
+    flags_mapping,
+    resolve_mapping,
+)
 from connector.push.options import PushOptions, PushOutcome, PushSummary
 from connector.push.origin import ORIGIN_COLUMN, find_origin
 from connector.push.read import RowChunk, RowProblem, RowSource, SourceFile
@@ -663,17 +672,32 @@ class PushRun:
         if not summary.rows_read:
             # Only a query's result can be empty (an empty file is refused): nothing is created then.
             summary.warnings.append(f"the {name} has no rows; there is nothing to push")
+        taken = fields_whose_column_feeds_another(self.source.columns, mapping)
         if mapping.id is None and summary.rows_read > summary.rows_skipped:
             # An `id` column another flag maps (`--metadata id`) is not the rows' ids.
-            claimed = "id" in mapping.columns()
             why = (
-                f'{name}\'s "id" column is mapped to another field' if claimed else f"{name} has no id column"
+                f'{name}\'s "id" column is mapped to another field'
+                if "id" in taken
+                else f"{name} has no id column"
+            )
+            # `ID`, as a spreadsheet's export names it, was left out with the rows' ids hashed.
+            alike = alike_columns(self.source.columns, mapping)
+            if "id" in alike:
+                why += f' ("{alike["id"]}" is not one: column names are taken as written)'
+            remedy = (
+                f"pass {flags_mapping({'id': alike['id']})}"
+                if "id" in alike
+                else f"name an id column with {option('id_column')}"
             )
             summary.warnings.append(
                 f"{why}, so each row's id is a hash of its content: a row edited "
-                "since an earlier push is stored as a new row beside the old one "
-                f"(name an id column with {option('id_column')})"
+                f"since an earlier push is stored as a new row beside the old one ({remedy})"
             )
+        for field, flag in taken.items():
+            if field != "id":  # said above
+                summary.warnings.append(
+                    f'{name}\'s "{field}" column is mapped by {flag}, so no row has {field}'
+                )
         if duplicates.rows:
             rows = ", ".join(map(str, duplicates.example_rows))
             were = "was" if duplicates.rows == 1 else "were"

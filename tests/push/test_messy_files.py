@@ -1176,7 +1176,12 @@ def test_a_parquet_file_named_csv_is_read_as_parquet(emulator: Emulator, tmp_pat
         ("d.csv", "id,input\nq,1\n".encode("utf-16-le"), (), "d.csv is a binary file, or UTF-16 or UTF-32"),
         # UTF-32's mark was read as UTF-16's, or not at all (big-endian).
         ("d.csv", "id,input\nq,1\n".encode("utf-32"), (), "d.csv is UTF-32 text, not UTF-8 CSV text"),
-        ("d.jsonl", '{"input": 1}\n'.encode("utf-32-be"), (), "d.jsonl is a binary file, or UTF-16 or UTF-32"),
+        (
+            "d.jsonl",
+            '{"input": 1}\n'.encode("utf-32-be"),
+            (),
+            "d.jsonl is a binary file, or UTF-16 or UTF-32",
+        ),
         (
             "d.jsonl",
             codecs.BOM_UTF32_BE + '{"input": 1}\n'.encode("utf-32-be"),
@@ -1425,6 +1430,40 @@ def test_an_id_column_mapped_to_another_field_is_named_in_the_warning(
     assert code == 0
     assert err.startswith(
         "bt-sync: warning: qa.csv's \"id\" column is mapped to another field, so each row's id"
+    )
+
+
+def test_a_column_named_as_a_field_but_for_case_is_named_with_the_flag_mapping_it(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A spreadsheet's `ID`: "qa.csv has no id column", the rows' ids hashed, and an edited row pushed again
+    # stored beside the old one.
+    path = tmp_path / "qa.csv"
+    path.write_text("ID,Input,Expected\n1,q,4\n")
+    code, _, err = cli(emulator, tmp_path, capsys, path, "--input", "Input", "--expected", "Expected")
+    assert (code, err) == (
+        0,
+        'bt-sync: warning: qa.csv has no id column ("ID" is not one: column names are taken as written), so '
+        "each row's id is a hash of its content: a row edited since an earlier push is stored as a new row "
+        "beside the old one (pass --id-column ID)\n",
+    )
+    code, _, err = cli(emulator, tmp_path, capsys, path)
+    assert code == 1 and err.endswith(
+        '(the file has columns: "ID", "Input", "Expected"); pass --id-column ID --input Input --expected '
+        "Expected (names are taken as written)\n"
+    )
+
+
+def test_a_field_s_own_column_mapped_by_another_flag_is_named_in_a_warning(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--metadata tags` sent the rows without tags, without a word.
+    path = tmp_path / "qa.csv"
+    path.write_text('id,input,tags\n1,q,"x,y"\n')
+    code, _, err = cli(emulator, tmp_path, capsys, path, "--metadata", "tags")
+    assert (code, err) == (
+        0,
+        'bt-sync: warning: qa.csv\'s "tags" column is mapped by --metadata, so no row has tags\n',
     )
 
 
