@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -175,7 +176,20 @@ def one_line_reason(error: BaseException) -> str:
     if marker in text:
         # DuckDB wraps the failing operation's own error as JSON inside its message.
         text = text.split(marker, 1)[1].split('","', 1)[0].replace('\\"', '"')
-    return " ".join(text.splitlines()[0].split()) if text else type(error).__name__
+    if not text:
+        return type(error).__name__
+    reason = " ".join(text.splitlines()[0].split())
+    # `ulimit -f`'s refusal: staging a page said "File too large" alone, the cause left to guess.
+    return reason + file_size_limit() if os.strerror(errno.EFBIG) in reason else reason
+
+
+def file_size_limit() -> str:
+    """The process's limit on a file's size, when it has one, for a write that failed: DuckDB reports the
+    EFBIG of `ulimit -f` as it reports a full disk, and the disk's free bytes then pointed elsewhere."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit == resource.RLIM_INFINITY:
+        return ""
+    return f"; this process may write files of at most {limit:,} bytes (its file-size limit, `ulimit -f`)"
 
 
 def in_the_way(error: OSError) -> str | None:

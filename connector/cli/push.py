@@ -157,7 +157,8 @@ def cli_parameter(name: str, field: FieldInfo) -> inspect.Parameter:
             # A tuple option is a flag given once per value; typer collects those in a list.
             annotation, default = GenericAlias(list, get_args(annotation)[0]), list(field.default)
         # Every path but the state directory's names a file.
-        path = path_value(flag, file=name != "state_dir") if Path in (annotation, *get_args(annotation)) else {}
+        is_path = Path in (annotation, *get_args(annotation))
+        path = path_value(flag, file=name != "state_dir") if is_path else {}
         info = typer.Option(default, flag, **path, help=field.description)
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
 

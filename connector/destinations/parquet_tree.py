@@ -185,7 +185,7 @@ class ParquetTree:
         self._purge_removed_objects()
 
     def prepared(self) -> bool:
-        """Whether a sync prepared the tree: it wrote the tables' empty files (the first one's is looked for)."""
+        """Whether a sync prepared the tree: it wrote the tables' empty files (the first's is looked for)."""
         return self.root.exists(schema_record(next(iter(EVENT_STREAMS.values()))))
 
     def lost_catalog(self) -> list[ObjectKind]:

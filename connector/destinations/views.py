@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import re
-import resource
 import shutil
 import time
 import uuid
@@ -42,7 +41,7 @@ from connector.destinations.parquet_tree import (
 from connector.destinations.scratch import scratch_connection
 from connector.destinations.spill import spill_directory
 from connector.duckdb_connect import connect
-from connector.errors import WarehouseError, first_line
+from connector.errors import WarehouseError, file_size_limit, first_line
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 from schemas.tables import (
     SYNC_STATE_COLUMNS,
@@ -538,17 +537,8 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
                 # DuckDB's error for a disk that filled as the file was detached names neither.
                 with suppress(OSError):
                     reason += f" ({shutil.disk_usage(path.parent).free:,} bytes free on its disk)"
-            reason += _file_size_limit()
+            reason += file_size_limit()
         raise WarehouseError(f"cannot write {path}: {reason}") from None
-
-
-def _file_size_limit() -> str:
-    """The process's limit on a file's size, when it has one, for a write that failed: DuckDB reports the
-    EFBIG of `ulimit -f` as it reports a full disk, and the disk's free bytes then pointed elsewhere."""
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if limit == resource.RLIM_INFINITY:
-        return ""
-    return f"; this process may write files of at most {limit:,} bytes (its file-size limit, `ulimit -f`)"
 
 
 # The system's reasons a file cannot be written that say it is no matter of room: the disk's free bytes

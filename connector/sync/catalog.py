@@ -120,8 +120,8 @@ def discover_catalog(
                 key, project = keyed
                 remedy = (
                     f"{key!r} names an object of the project {project!r}, as `bt-sync status` and Dagster's "
-                    f"partitions do: --project takes a project (--project {shlex.quote(project)}, and --objects "
-                    "for the kinds)"
+                    f"partitions do: --project takes a project (--project {shlex.quote(project)}, and "
+                    "--objects for the kinds)"
                 )
             raise ConfigError(
                 printable(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import resource
 import shutil
+import subprocess
 from pathlib import Path
 
 import orjson
@@ -11,6 +14,7 @@ import pytest
 from connector.config import WarehouseSettings
 from connector.emulator import Emulator
 from tests.helpers import (
+    CLI,
     SmallDisk,
     cli_warehouse_args,
     event_tables,
@@ -117,3 +121,31 @@ def test_a_full_disk_under_the_views_file_says_how_full_and_leaves_nothing_behin
     assert [p.name for p in small_disk.path.iterdir()] == ["filler"]
     filler.unlink()
     assert run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env).returncode == 0
+
+
+def test_a_stage_over_the_process_s_file_size_limit_names_the_limit(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # "cannot stage the rows read in …: Could not write file …: File too large", the cause left to guess.
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
+
+    project = emulator.store.create_project("limited")
+    emulator.store.insert("project_logs", project["id"], [{"id": "first", "input": 1}])
+    settings = warehouse_in(tmp_path)
+    sync(emulator, settings)
+    emulator.store.generate_logs(project["id"], 2_000, update_fraction=0.0, rng_seed=9)
+    done = subprocess.run(
+        [*CLI, "sync", "--api-url", emulator.url, *cli_warehouse_args(settings), "--json"],
+        env={**os.environ, "BRAINTRUST_API_KEY": emulator.api_key},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limited,
+    )
+    assert done.returncode == 1, done.stderr
+    (failed,) = [o for o in orjson.loads(done.stdout)["objects"] if o["status"] == "failed"]
+    assert failed["error"].startswith("cannot stage the rows read in ")
+    assert failed["error"].endswith(
+        "File too large; this process may write files of at most 65,536 bytes (its file-size limit, `ulimit -f`)"
+    )
