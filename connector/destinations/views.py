@@ -409,11 +409,21 @@ def _current_fingerprint(path: Path) -> str | None:
     with _using(alias) as con:
         objects: list[tuple[str, str, str | None]] = con.execute(_OBJECTS).fetchall()
         if foreign := _foreign(objects):
+            # bt-sync 0.1 wrote its tables inside the file; anything else is a session's own.
+            if all(kind == "base table" and name in _OUR_VIEWS for kind, _, name in foreign):
+                remedy = (
+                    "a file written by bt-sync 0.1 (tables inside the file): move it away and run "
+                    f"`bt-sync sync --full`, or {_ANOTHER_FILE}"
+                )
+            else:
+                remedy = (
+                    "drop what a session made there, or move it into a DuckDB file of its own (which a "
+                    f"session ATTACHes), or {_ANOTHER_FILE}"
+                )
+            named = ", ".join(map(_named, foreign))
             raise WarehouseError(
-                f"{path} holds {', '.join(foreign)}, which bt-sync did not make (it keeps only views of the "
-                f"synced tables there): {_ANOTHER_FILE}, or move this one away. "
-                "A file written by bt-sync 0.1 (tables inside the file) is rebuilt by moving it away and "
-                "running `bt-sync sync --full`."
+                f"{path} holds {named}, which bt-sync did not make (it keeps only views of the synced tables "
+                f"there, and writes the file afresh): {remedy}"
             )
         if ("view", "main", MARKER_VIEW) not in objects:
             return ""
@@ -441,14 +451,17 @@ _OBJECTS = """
 """
 
 
-def _foreign(objects: list[tuple[str, str, str | None]]) -> list[str]:
-    """Those of the file's `objects` (`_OBJECTS`) bt-sync did not make, as "kind name"."""
+def _foreign(objects: list[tuple[str, str, str | None]]) -> list[tuple[str, str, str | None]]:
+    """Those of the file's `objects` (`_OBJECTS`: kind, schema, name) bt-sync did not make, in the order
+    of their names (`_named`)."""
     ours = {("view", "main", name) for name in (*_OUR_VIEWS, MARKER_VIEW)}
-    return sorted(
-        f"{kind} {schema if name is None else name if schema == 'main' else f'{schema}.{name}'}"
-        for kind, schema, name in objects
-        if (kind, schema, name) not in ours
-    )
+    return sorted((found for found in objects if found not in ours), key=_named)
+
+
+def _named(found: tuple[str, str, str | None]) -> str:
+    """An object of the file as "kind name" (`schema.name` outside `main`)."""
+    kind, schema, name = found
+    return f"{kind} {schema if name is None else name if schema == 'main' else f'{schema}.{name}'}"
 
 
 def _stored_views(con: duckdb.DuckDBPyConnection) -> str:

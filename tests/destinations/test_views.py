@@ -234,6 +234,37 @@ def test_what_a_session_made_in_the_file_stops_the_sync_that_would_write_it_afre
         assert con.execute(still_there).fetchone() == (1,)
 
 
+@pytest.mark.parametrize(
+    ("made", "remedy"),
+    [
+        # A session's own table: the remedy given was to move the whole file away and sync it afresh.
+        (
+            "CREATE TABLE mine AS SELECT 42 AS x",
+            "drop what a session made there, or move it into a DuckDB file of its own (which a session "
+            "ATTACHes), or choose another DuckDB file",
+        ),
+        # bt-sync 0.1 kept its tables inside the file, under the views' names.
+        (
+            "DROP VIEW project_logs; CREATE TABLE project_logs AS SELECT 42 AS x",
+            "a file written by bt-sync 0.1 (tables inside the file): move it away and run `bt-sync sync "
+            "--full`, or choose another DuckDB file",
+        ),
+    ],
+)
+def test_what_stops_a_sync_in_the_file_is_told_with_the_remedy_for_it(
+    demo_emulator: Emulator, warehouse: WarehouseSettings, made: str, remedy: str
+) -> None:
+    sync(demo_emulator, warehouse)
+    with duckdb.connect(str(warehouse.duckdb_path)) as con:
+        con.execute(made)
+    with pytest.raises(WarehouseError) as raised:
+        sync(demo_emulator, warehouse)
+    assert str(raised.value).endswith(
+        f"which bt-sync did not make (it keeps only views of the synced tables "
+        f"there, and writes the file afresh): {remedy} (--duckdb, or BT_SYNC_DUCKDB)"
+    )
+
+
 def test_a_table_a_session_makes_while_the_tree_is_written_stops_the_sync_too(
     demo_emulator: Emulator, warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
