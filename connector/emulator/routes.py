@@ -29,10 +29,10 @@ from connector.emulator.overflow import UPLOAD_PATH, OverflowUploads
 from connector.emulator.stats import Stats
 from connector.emulator.store import OBJECT_TYPES, Events, ObjectType, Store
 from connector.emulator.summary import metric_summaries, score_summaries
+from schemas.api import UUID_TEXT
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def _as_uuid(value: str, name: str) -> str:
     Anything else is the client's mistake (a name or a slug where an id belongs): a 400, as the API
     answers, rather than an empty listing that looks like no object.
     """
-    if not _UUID.fullmatch(value):
+    if not UUID_TEXT.fullmatch(value):
         raise bad_request(f"{name} must be a UUID, not {json.dumps(value)}")
     return value.lower()
 
@@ -161,7 +161,7 @@ def find_route(method: str, path: str) -> tuple[Route, dict[str, str]]:
             continue
         if route.method == method:
             params = match.groupdict()
-            if _UUID.fullmatch(params.get("id", "")):
+            if UUID_TEXT.fullmatch(params.get("id", "")):
                 params["id"] = params["id"].lower()  # a UUID matches in any case, as in a listing
             return route, params
         allowed.append(route.method)

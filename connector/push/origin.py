@@ -14,7 +14,6 @@ its record was curated from. That origin is the record's lineage, and a push kee
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from datetime import date
 from typing import Any
 
 from connector.api.xact import format_xact, parse_xact
-from schemas.api import ObjectType
+from schemas.api import UUID_TEXT, ObjectType
 from schemas.kinds import EVENT_STREAMS
 from schemas.tables import ID, XACT_ID
 
@@ -30,8 +29,6 @@ from schemas.tables import ID, XACT_ID
 ORIGIN_COLUMN = "origin"
 # The object types an origin may name (the API's `ObjectReference`).
 _OBJECT_TYPES = frozenset({"project_logs", "experiment", "dataset", "prompt", "function", "prompt_session"})
-# How the API writes an object's id (`ObjectReference.object_id`, `format: uuid`).
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Columns every event table has: naming one of them says nothing about which table a row is from.
 _COMMON = set.intersection(*({c.name for c in s.payload_columns} for s in EVENT_STREAMS.values()))
 
@@ -133,7 +130,7 @@ def held_origin(column: str, value: Any) -> dict[str, Any]:
     for key in ("object_id", "id"):
         if not isinstance(found := value.get(key), str) or not found:
             raise BadOrigin(column, f"an origin's {key} is text, found {found!r}")
-    if not _UUID.fullmatch(value["object_id"]):
+    if not UUID_TEXT.fullmatch(value["object_id"]):
         raise BadOrigin(column, f"an origin's object_id is its object's UUID, found {value['object_id']!r}")
     origin: dict[str, Any] = dict(value)
     if isinstance(created := origin.get("created"), date):  # a TIMESTAMP's, as the tables type `created`

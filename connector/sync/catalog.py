@@ -19,9 +19,18 @@ import duckdb
 from connector.api.client import BraintrustClient
 from connector.destinations.base import Destination, ObjectRef, SyncState
 from connector.display import counted, cut, printable, read_as
-from connector.errors import AuthError, ConfigError, NotFoundError, WarehouseError
-from schemas.api import ApiObject, ObjectType, Project
-from schemas.kinds import BY_OBJECT_TYPE, BY_OPTION, EVENT_KINDS, KINDS, PROJECT, ObjectKind
+from connector.errors import ApiError, AuthError, ConfigError, NotFoundError, WarehouseError
+from schemas.api import UUID_TEXT, ApiObject, ObjectType, Project
+from schemas.kinds import (
+    BY_OBJECT_TYPE,
+    BY_OPTION,
+    DATASET,
+    EVENT_KINDS,
+    EXPERIMENT,
+    KINDS,
+    PROJECT,
+    ObjectKind,
+)
 from schemas.tables import sql_identifier, sql_literal
 
 logger = logging.getLogger("bt_sync")
@@ -116,6 +125,12 @@ def discover_catalog(
             if named := _projects_listed_in_one(unknown, projects):
                 each = " ".join(f"--project {shlex.quote(part)}" for part in named)
                 remedy = f"--project takes one project: give it once for each ({each})"
+            elif contained := _event_container_by_id(client, unknown, projects):
+                kind, found, project = contained
+                remedy = (
+                    f"{found.id} is the id of the {kind.api_path} {project}/{found.name}: --project takes a "
+                    f"project (--project {shlex.quote(project)} --objects {kind.option})"
+                )
             elif keyed := _project_of_partition_key(unknown, projects):
                 key, project = keyed
                 remedy = (
@@ -144,6 +159,26 @@ def _projects_listed_in_one(unknown: Iterable[str], projects: Sequence[Project])
         parts = [*dict.fromkeys(part.strip() for part in selector.split(","))]
         if len(parts) > 1 and all(any(selects([part], p) for p in projects) for part in parts):
             return parts
+    return None
+
+
+def _event_container_by_id(
+    client: BraintrustClient, unknown: Iterable[str], projects: Sequence[Project]
+) -> tuple[ObjectKind, ApiObject, str] | None:
+    """An experiment or dataset whose id is an unknown selector (copied from `status`, or the API's URL),
+    its kind and its project's name; else None. Asked of the API by id: two requests for each selector
+    that is a UUID, where listing every project's objects could take hundreds."""
+    names = {project.id: project.name for project in projects}
+    for selector in sorted(unknown):
+        if not UUID_TEXT.fullmatch(selector):
+            continue
+        for kind in (EXPERIMENT, DATASET):
+            try:
+                found = client.get_object(kind, selector)
+            except ApiError:  # not one, or not to be asked: the error says what it can without
+                continue
+            if (project := names.get(found.owning_project_id)) is not None:
+                return kind, found, project
     return None
 
 

@@ -1157,6 +1157,24 @@ def test_an_object_s_partition_key_given_as_project_is_told_to_name_its_project(
         ), done.stderr
 
 
+def test_an_experiment_s_or_a_dataset_s_id_given_as_project_is_told_to_name_its_project(
+    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = emulator.store.create_project("support-bot")
+    experiment = emulator.store.create_experiment(project["id"], "baseline")
+    dataset = emulator.store.create_dataset(project["id"], "golden")
+    env = cli_env(emulator, tmp_path)
+    for found, kind, option in ((experiment, "experiment", "experiments"), (dataset, "dataset", "datasets")):
+        done = cli_in_process(capfd, "sync", "--project", found["id"], env=env)
+        assert done.returncode == 2 and done.stderr.endswith(
+            f"; {found['id']} is the id of the {kind} support-bot/{found['name']}: --project takes a project "
+            f"(--project support-bot --objects {option})\n"
+        ), done.stderr
+    # An id of nothing is told what any unknown project is.
+    done = cli_in_process(capfd, "sync", "--project", "00000000-0000-0000-0000-000000000000", env=env)
+    assert done.returncode == 2 and "one deleted or renamed upstream is no longer listed" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "env", "expected"),
     [

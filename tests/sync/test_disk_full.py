@@ -147,5 +147,6 @@ def test_a_stage_over_the_process_s_file_size_limit_names_the_limit(
     (failed,) = [o for o in orjson.loads(done.stdout)["objects"] if o["status"] == "failed"]
     assert failed["error"].startswith("cannot stage the rows read in ")
     assert failed["error"].endswith(
-        "File too large; this process may write files of at most 65,536 bytes (its file-size limit, `ulimit -f`)"
+        "File too large; this process may write files of at most 65,536 bytes (its file-size limit, "
+        "`ulimit -f`)"
     )
