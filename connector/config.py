@@ -118,14 +118,16 @@ def refuse_misplaced_path(text: str) -> None:
 
 
 def refuse_directory_named(text: str) -> None:
-    """Refuse a file's path ending with a slash: it names a directory (`--duckdb wh/` was written as the file
-    `wh`, where a directory was meant).
+    """Refuse a file's path ending with a slash, `.` or `..`: it names a directory (`--duckdb wh/` and
+    `wh/.` were written as the file `wh`, where a directory was meant).
 
     Raises:
         ValueError: it does.
     """
-    if text.endswith(("/", os.sep)):
-        raise ValueError(f"{text!r} ends with {text[-1]}, so it names a directory: give a file's path")
+    last = os.path.basename(text)
+    if last in ("", ".", ".."):
+        ending = last or text[-1]
+        raise ValueError(f"{text!r} ends with {ending}, so it names a directory: give a file's path")
 
 
 def _storage_uri(uri: str) -> str:

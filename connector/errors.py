@@ -178,8 +178,19 @@ def one_line_reason(error: BaseException) -> str:
         text = text.split(marker, 1)[1].split('","', 1)[0].replace('\\"', '"')
     if not text:
         return type(error).__name__
-    reason = " ".join(text.splitlines()[0].split())
-    # `ulimit -f`'s refusal: staging a page said "File too large" alone, the cause left to guess.
+    return noting_file_size_limit(" ".join(text.splitlines()[0].split()))
+
+
+def os_reason(error: OSError) -> str:
+    """The system's reason an `OSError` gives (`strerror`, else the whole error), noting the file-size
+    limit (`noting_file_size_limit`)."""
+    return noting_file_size_limit(error.strerror or str(error))
+
+
+def noting_file_size_limit(reason: str) -> str:
+    """`reason`, and the process's file-size limit where it is the system's "File too large": `ulimit -f`'s
+    refusal said that alone (staging a page, writing the rejects or a query's result), the cause left to
+    guess."""
     return reason + file_size_limit() if os.strerror(errno.EFBIG) in reason else reason
 
 

@@ -45,6 +45,7 @@ from connector.errors import (
     MissingApiKey,
     in_the_way,
     one_line_reason,
+    os_reason,
     validation_problems,
 )
 from connector.redaction import scrub
@@ -232,7 +233,7 @@ def _run(debug: bool) -> None:
     except OSError as error:
         # Disk full, permissions, a vanished directory: the system's reason, and the file it names.
         where = f": {error.filename}" if error.filename else ""
-        _fail(in_the_way(error) or f"{error.strerror or error}{where}", EXIT_FAILURE, debug)
+        _fail(in_the_way(error) or f"{os_reason(error)}{where}", EXIT_FAILURE, debug)
     except Exception as error:
         if "duckdb" not in type(error).__module__:
             raise

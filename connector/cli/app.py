@@ -14,7 +14,7 @@ import typer
 from typer._click.exceptions import UsageError  # Typer's own click, not exported
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
-from connector.errors import OutputError
+from connector.errors import OutputError, os_reason
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -69,14 +69,15 @@ class CheckedCommand(TyperCommand):
 
 
 def refuse_option_as_value(ctx: ClickContext, args: list[str]) -> None:
-    """Refuse a text option followed by another of the command's options: Click takes the next word as the
-    value whatever it is, so `push f.csv --dataset --dry-run` pushed, for real, into a dataset named
-    `--dry-run`, and `sync --project --full` looked for a project of that name. A value of that text is
-    given joined (`--dataset=--dry-run`). Path and key options refuse any value that looks like an option
-    in their own words (`connector.cli.options`).
+    """Refuse a text option followed by a word that looks like an option (`--` and no blank: a query's
+    leading comment has one): Click takes the next word as the value whatever it is, so `push f.csv
+    --dataset --dry-run` pushed, for real, into a dataset named `--dry-run` (`--help`, or a misspelt
+    `--dryrun`, as well), and `sync --project --full` looked for a project of that name. A value of that
+    text is given joined (`--dataset=--dry-run`). Path and key options refuse such a value in their own
+    words (`connector.cli.options`).
 
     Raises:
-        UsageError: naming both options.
+        UsageError: naming both.
     """
     options = {
         name: parameter
@@ -88,15 +89,20 @@ def refuse_option_as_value(ctx: ClickContext, args: list[str]) -> None:
         if word == "--":  # the words after it are values
             return
         option = options.get(word)
-        if option is None or not _takes_text(option):
-            continue
         following = args[at + 1]
-        if (named := following.partition("=")[0]) in options:
-            raise UsageError(
-                f"{word} is followed by the option {named}, not by its value: give {word} a value "
-                f"({word}={following} for a value of that text)",
-                ctx,
-            )
+        if option is None or not _takes_text(option) or not _looks_like_an_option(following):
+            continue
+        named = following.partition("=")[0]
+        given = f"the option {named}" if named in options else f"{following!r}, which looks like an option"
+        raise UsageError(
+            f"{word} is followed by {given}, not by its value: give {word} a value "
+            f"({word}={following} for a value of that text)",
+            ctx,
+        )
+
+
+def _looks_like_an_option(word: str) -> bool:
+    return word.startswith("--") and not any(character.isspace() for character in word)
 
 
 def _takes_text(option: TyperOption) -> bool:
@@ -180,8 +186,8 @@ def note_nothing_synced(target: Destination) -> None:
     if target.prepared():
         typer.echo(
             f"bt-sync: note: no log, experiment or dataset was synced into {target.description} yet: the "
-            "syncs there synced catalog kinds only (--objects prompts, say) or failed; `bt-sync sync` syncs "
-            "them (its error says why one fails)",
+            "syncs there found none (no project), synced catalog kinds only (--objects prompts, say) or "
+            "failed (their errors say why)",
             err=True,
         )
         return
@@ -269,7 +275,7 @@ def unwritable_output(error: OSError) -> OutputError:
     nowhere, so the flush at exit cannot fail a second time.
     """
     discard_output()
-    return OutputError(f"cannot write to standard output: {error.strerror or error}")
+    return OutputError(f"cannot write to standard output: {os_reason(error)}")
 
 
 def discard_output(stream: IO[str] | None = None) -> None:

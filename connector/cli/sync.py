@@ -130,12 +130,14 @@ def sync(
             failed_for.setdefault(o.error or "", []).append(
                 f"{o.table} {cut(keys[(o.object_type, o.object_id)])!r}"
             )
+        # The reasons of the most objects first (the API found down, after a few objects' own failures).
+        reasons = sorted(failed_for.items(), key=lambda reason: -len(reason[1]))
         clauses = [
             f"{names[0]}{f' and {len(names) - 1} more' if len(names) > 1 else ''}: {error}"
-            for error, names in list(failed_for.items())[:_MOST_REASONS_SHOWN]
+            for error, names in reasons[:_MOST_REASONS_SHOWN]
         ]
         # Reasons naming their object (a URL with its id) are each their own: 301 objects made a 38 KB line.
-        if others := sum(len(names) for names in list(failed_for.values())[_MOST_REASONS_SHOWN:]):
+        if others := sum(len(names) for _, names in reasons[_MOST_REASONS_SHOWN:]):
             where = "the JSON summary's `error`" if as_json else "the table above"
             clauses.append(f"and {counted(others, 'more objects')}: {where} gives each one's reason")
         raise SyncIncomplete(

@@ -7,6 +7,7 @@ directly, so it shares no lock with a sync or with analysts' sessions.
 
 from __future__ import annotations
 
+import errno
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -117,7 +118,7 @@ class QueryResult:
         laid out column by column in Arrow (`_csv_cells`): only the values Arrow writes otherwise than
         Python (floats, decimals, dates) pass through Python, as `_csv_cell` shows them.
         """
-        out.write(_csv_line(list(self.schema.names)).encode())
+        _write_whole(out, _csv_line(list(self.schema.names)).encode())
         for batch in self.batches():
             flat = _as_text(batch, self.json_columns)
             if not flat.num_rows:
@@ -127,7 +128,7 @@ class QueryResult:
             # The line's end joined to its last cell: the batch is copied once, by the join of the cells.
             last = pc.call_function("binary_join_element_wise", [cells[-1], *map(_large_text, ("\n", ""))])
             lines = pc.call_function("binary_join_element_wise", [*cells[:-1], last, _large_text(",")])
-            out.write(_utf8_bytes(lines))
+            _write_whole(out, _utf8_bytes(lines))
 
     def write_json(self, out: IO[bytes]) -> None:
         """Write a JSON array of row objects; JSON columns as JSON values, not strings.
@@ -150,10 +151,10 @@ class QueryResult:
             # Each row ends with the separator of the next: the last one's is left out as it is written.
             ends = [_large_text("},\n"), _large_text("")]
             rows = pc.call_function("binary_join_element_wise", [*parts, *ends])
-            out.write(b"[\n" if first else b",\n")
-            out.write(_utf8_bytes(rows)[: -len(",\n")])
+            _write_whole(out, b"[\n" if first else b",\n")
+            _write_whole(out, _utf8_bytes(rows)[: -len(",\n")])
             first = False
-        out.write(b"[]\n" if first else b"\n]\n")
+        _write_whole(out, b"[]\n" if first else b"\n]\n")
 
     def print_table(self, console: Console, max_rows: int) -> None:
         """Print at most `max_rows` rows as a table, saying how many more there were, and of each value (and
@@ -512,6 +513,22 @@ def _python_writes_like_arrow(column: pa.Array) -> bool:
 
 def _large_text(text: str) -> pa.Scalar:
     return pa.scalar(text, pa.large_string())
+
+
+def _write_whole(out: IO[bytes], data: bytes | memoryview) -> None:
+    """Write all of `data`: a buffered file's `write` of more than its buffer returns what the system took,
+    and a write the system cut short (the file-size limit, a disk filling) lost the rest: a query's result
+    written to a file under `ulimit -f` was cut at the limit, exit 0.
+
+    Raises:
+        OSError: the system's reason the rest cannot be written.
+    """
+    left = memoryview(data)
+    while left:
+        written = out.write(left)
+        if not written:  # no progress and no reason: a stream that takes nothing
+            raise OSError(errno.EIO, "the output took none of the bytes written")
+        left = left[written:]
 
 
 def _utf8_bytes(text: pa.Array) -> memoryview:

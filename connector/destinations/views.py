@@ -41,7 +41,7 @@ from connector.destinations.parquet_tree import (
 from connector.destinations.scratch import scratch_connection
 from connector.destinations.spill import spill_directory
 from connector.duckdb_connect import connect
-from connector.errors import WarehouseError, file_size_limit, first_line
+from connector.errors import WarehouseError, file_size_limit, first_line, noting_file_size_limit
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS
 from schemas.tables import (
     SYNC_STATE_COLUMNS,
@@ -409,8 +409,9 @@ def _current_fingerprint(path: Path) -> str | None:
     with _using(alias) as con:
         objects: list[tuple[str, str, str | None]] = con.execute(_OBJECTS).fetchall()
         if foreign := _foreign(objects):
-            # bt-sync 0.1 wrote its tables inside the file; anything else is a session's own.
-            if all(kind == "base table" and name in _OUR_VIEWS for kind, _, name in foreign):
+            # bt-sync 0.1 wrote its tables inside the file, and no marker; anything else is a session's own.
+            marked = ("view", "main", MARKER_VIEW) in objects
+            if not marked and all(kind == "base table" and name in _OUR_VIEWS for kind, _, name in foreign):
                 remedy = (
                     "a file written by bt-sync 0.1 (tables inside the file): move it away and run "
                     f"`bt-sync sync --full`, or {_ANOTHER_FILE}"
@@ -551,6 +552,8 @@ def _write_views_file(path: Path, statements: list[str], wanted: str) -> None:
                 with suppress(OSError):
                     reason += f" ({shutil.disk_usage(path.parent).free:,} bytes free on its disk)"
             reason += file_size_limit()
+        else:  # a commit's write refused (`TransactionContext Error: … File too large`)
+            reason = noting_file_size_limit(reason)
         raise WarehouseError(f"cannot write {path}: {reason}") from None
 
 

@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import re
-import shlex
 from array import array
 from bisect import bisect_left
 from collections import Counter, defaultdict
@@ -39,7 +38,7 @@ from connector.push.batch import MAX_EVENT_BYTES
 from connector.push.event_lines import EventLines
 from connector.push.origin import BadOrigin, OriginColumns, held_origin
 from connector.push.read import RowChunk, RowProblem, half_surrogate, json_kind
-from connector.push.spelling import option
+from connector.push.spelling import option, options
 from connector.sync.surrogates import id_as_sent
 
 ID_HEX_CHARS = 32
@@ -78,6 +77,8 @@ class ColumnMapping:
         return single.union(self.input, self.expected, self.metadata, origin)
 
 
+# The fields one or more columns feed (an option given once for each).
+_OBJECT_FIELDS = ("input", "expected", "metadata")
 # The flag naming the column of each field that a column of the field's own name feeds by default.
 _FIELD_FLAGS = {
     "id": "id_column",
@@ -111,8 +112,13 @@ def alike_columns(columns: Sequence[str], mapping: ColumnMapping) -> dict[str, s
 
 
 def flags_mapping(columns: dict[str, str]) -> str:
-    """The flags mapping each field's column (`--id-column ID --input Input`)."""
-    return " ".join(option(_FIELD_FLAGS[field], shlex.quote(column)) for field, column in columns.items())
+    """The options mapping each field's column (`--id-column ID --input Input`)."""
+    return options(
+        {
+            _FIELD_FLAGS[field]: [column] if field in _OBJECT_FIELDS else column
+            for field, column in columns.items()
+        }
+    )
 
 
 def fields_whose_column_feeds_another(columns: Sequence[str], mapping: ColumnMapping) -> dict[str, str]:

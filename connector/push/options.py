@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from connector.config import refuse_directory_named
 from connector.defaults import DEFAULT_BATCH_ROWS, DEFAULT_CONCURRENCY, DEFAULT_STATE_DIR
 from connector.display import counted, printable, shell_text_as_utf8
 from connector.push.choices import COMPRESSION_SUFFIXES, FileFormat, OnError
@@ -198,6 +199,17 @@ class PushOptions(BaseModel):
         if not validate_first and info.data.get("file") is None:
             raise PydanticCustomError("validate_first", _FILE_ONLY, {"file": option("file")})
         return validate_first
+
+    @field_validator("rejects", "sql_file", mode="before")
+    @classmethod
+    def _file_names_no_directory(cls, value: object, info: ValidationInfo) -> object:
+        # A run config's `rejects: r/` was written as the file `r` (the command line's are checked as parsed).
+        if isinstance(value, str):
+            try:
+                refuse_directory_named(value)
+            except ValueError as error:
+                raise PydanticCustomError("directory_named", "{reason}", {"reason": str(error)}) from None
+        return value
 
     @field_validator("rejects")
     @classmethod

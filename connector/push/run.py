@@ -71,6 +71,7 @@ from connector.errors import (
     RequestError,
     ServerUnavailable,
     in_the_way_of,
+    os_reason,
 )
 from connector.progress import ProgressReporter, ProgressTask
 from connector.push.batch import Batch, batches
@@ -1010,7 +1011,7 @@ class _Rejects:
             # A failed write names no file: a full disk says only "No space left on device". Rows the API
             # refused are written while batches are sent.
             sent = f" ({_sent_so_far(self._summary, self._source)})" if self._says_what_was_sent else ""
-            raise PushError(f"{option('rejects')} {self._handle.name}: {error.strerror}{sent}") from None
+            raise PushError(f"{option('rejects')} {self._handle.name}: {os_reason(error)}{sent}") from None
 
     def restart(self) -> None:
         """Empty the file, for a scan that starts over."""

@@ -20,7 +20,7 @@ from contextlib import contextmanager, suppress
 from types import TracebackType
 from typing import Self
 
-from connector.errors import PushError
+from connector.errors import PushError, os_reason
 from connector.push.batch import Batch
 
 # Each record: the batch's number, its count of events and its body's bytes; then each event's row
@@ -105,7 +105,7 @@ def _room_in_tempdir() -> Iterator[None]:
         yield
     except OSError as error:
         raise PushError(
-            f"cannot keep the checked events in {tempfile.gettempdir()}: {error.strerror}; a push keeps "
+            f"cannot keep the checked events in {tempfile.gettempdir()}: {os_reason(error)}; a push keeps "
             "them there, about as many bytes as it sends, until it ends: free space there or set TMPDIR "
             "to a directory with more (nothing was sent)"
         ) from None

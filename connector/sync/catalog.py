@@ -127,9 +127,10 @@ def discover_catalog(
                 remedy = f"--project takes one project: give it once for each ({each})"
             elif contained := _event_container_by_id(client, unknown, projects):
                 kind, found, project = contained
+                path = f"{cut(project)}/{cut(found.name)}"
                 remedy = (
-                    f"{found.id} is the id of the {kind.api_path} {project}/{found.name}: --project takes a "
-                    f"project (--project {shlex.quote(project)} --objects {kind.option})"
+                    f"{found.id} is the id of the {kind.api_path} {path}: --project takes a project "
+                    f"(--project {shlex.quote(project)} --objects {kind.option})"
                 )
             elif keyed := _project_of_partition_key(unknown, projects):
                 key, project = keyed
@@ -188,7 +189,8 @@ def _project_of_partition_key(unknown: Iterable[str], projects: Sequence[Project
     None."""
     names = {project.name for project in projects}
     for selector in sorted(unknown):
-        slashes = [at for at, character in enumerate(selector) if character == "/"]
+        # A slash with a name after it: `support-bot/` names no object.
+        slashes = [at for at, character in enumerate(selector[:-1]) if character == "/"]
         if project := next((selector[:at] for at in reversed(slashes) if selector[:at] in names), None):
             return selector, project
     return None

@@ -986,6 +986,7 @@ def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before
         # A DuckDB file named `wh` was made where a directory was meant; a rejects file too.
         (["sync", "--duckdb", "wh/"], {}, "invalid setting: --duckdb: 'wh/' ends with /, so it names a"),
         (["status"], {"BT_SYNC_DUCKDB": "wh/"}, "invalid setting: BT_SYNC_DUCKDB: 'wh/' ends with /, so it"),
+        (["status", "--duckdb", "wh/."], {}, "invalid setting: --duckdb: 'wh/.' ends with ., so it names a"),
         (
             ["push", "a.csv", "--project", "p", "--dataset", "d", "--on-error", "skip", "--rejects", "r/"],
             {},
@@ -1166,8 +1167,9 @@ def test_an_experiment_s_or_a_dataset_s_id_given_as_project_is_told_to_name_its_
     env = cli_env(emulator, tmp_path)
     for found, kind, option in ((experiment, "experiment", "experiments"), (dataset, "dataset", "datasets")):
         done = cli_in_process(capfd, "sync", "--project", found["id"], env=env)
-        assert done.returncode == 2 and done.stderr.endswith(
-            f"; {found['id']} is the id of the {kind} support-bot/{found['name']}: --project takes a project "
+        assert done.returncode == 2 and done.stderr == (
+            f"bt-sync: error: no project named or with id {found['id']} (projects: support-bot); "
+            f"{found['id']} is the id of the {kind} support-bot/{found['name']}: --project takes a project "
             f"(--project support-bot --objects {option})\n"
         ), done.stderr
     # An id of nothing is told what any unknown project is.
@@ -1340,6 +1342,26 @@ def test_a_sync_whose_objects_fail_each_for_its_own_reason_ends_with_a_bounded_l
         assert len(errors) == 7 and all("was rejected (HTTP 400)" in error for error in errors)
 
 
+def test_a_failed_sync_s_line_gives_first_the_reason_of_the_most_objects(
+    emulator: Emulator, warehouse: WarehouseSettings, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Three objects' own failures, then the API down for the others: the line named the three alone.
+    project = emulator.store.create_project("p")
+    for n in range(9):
+        experiment = emulator.store.create_experiment(project["id"], f"e{n}")
+        emulator.store.insert("experiment", experiment["id"], [{"id": "r", "input": 1}])
+    emulator.faults.add(FaultRule(kind="status", status=400, route="/fetch", times=3))
+    emulator.faults.add(FaultRule(kind="status", status=503, route="/fetch", times=None))
+    done = cli_in_process(
+        capfd, "sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse), "--objects", "experiments",
+        env={"BRAINTRUST_API_KEY": emulator.api_key, "BT_SYNC_MAX_ATTEMPTS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 1
+    (line,) = done.stderr.splitlines()
+    first = line.removeprefix("bt-sync: error: 9 of 9 objects failed (experiment_events ")
+    assert re.match(r"'p/e\d' and 3 more: not tried: the API was unavailable", first), line
+
+
 @pytest.mark.parametrize("terminal_columns", [None, 70])
 def test_status_shows_each_key_id_and_time_whole(
     demo_emulator: Emulator,
@@ -1427,8 +1449,8 @@ def test_status_of_a_warehouse_whose_syncs_synced_no_object_says_so_not_that_no_
     assert (done.returncode, json.loads(done.stdout)) == (0, [])
     assert done.stderr.startswith("bt-sync: note: no log, experiment or dataset was synced into ")
     assert done.stderr.endswith(
-        " yet: the syncs there synced catalog kinds only (--objects prompts, say) or failed; `bt-sync sync` "
-        "syncs them (its error says why one fails)\n"
+        " yet: the syncs there found none (no project), synced catalog kinds only (--objects prompts, say) "
+        "or failed (their errors say why)\n"
     )
 
 

@@ -243,15 +243,15 @@ def test_what_a_session_made_in_the_file_stops_the_sync_that_would_write_it_afre
             "drop what a session made there, or move it into a DuckDB file of its own (which a session "
             "ATTACHes), or choose another DuckDB file",
         ),
-        # bt-sync 0.1 kept its tables inside the file, under the views' names.
+        # A view a session replaced by a table of its name is no file of bt-sync 0.1, whose had no marker.
         (
-            "DROP VIEW project_logs; CREATE TABLE project_logs AS SELECT 42 AS x",
-            "a file written by bt-sync 0.1 (tables inside the file): move it away and run `bt-sync sync "
-            "--full`, or choose another DuckDB file",
+            "DROP VIEW experiments; CREATE TABLE experiments AS SELECT 42 AS x",
+            "drop what a session made there, or move it into a DuckDB file of its own (which a session "
+            "ATTACHes), or choose another DuckDB file",
         ),
     ],
 )
-def test_what_stops_a_sync_in_the_file_is_told_with_the_remedy_for_it(
+def test_what_a_session_made_in_the_file_is_told_with_the_remedy_for_it(
     demo_emulator: Emulator, warehouse: WarehouseSettings, made: str, remedy: str
 ) -> None:
     sync(demo_emulator, warehouse)
@@ -260,8 +260,24 @@ def test_what_stops_a_sync_in_the_file_is_told_with_the_remedy_for_it(
     with pytest.raises(WarehouseError) as raised:
         sync(demo_emulator, warehouse)
     assert str(raised.value).endswith(
-        f"which bt-sync did not make (it keeps only views of the synced tables "
-        f"there, and writes the file afresh): {remedy} (--duckdb, or BT_SYNC_DUCKDB)"
+        "which bt-sync did not make (it keeps only views of the synced tables there, and writes the file "
+        f"afresh): {remedy} (--duckdb, or BT_SYNC_DUCKDB)"
+    )
+
+
+def test_a_file_bt_sync_0_1_wrote_is_told_to_be_moved_and_synced_afresh(
+    demo_emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # bt-sync 0.1 kept its tables inside the file, and wrote no marker view.
+    with duckdb.connect(str(warehouse.duckdb_path)) as con:
+        con.execute("CREATE TABLE project_logs AS SELECT 42 AS x; CREATE TABLE sync_state AS SELECT 1 AS x")
+    with pytest.raises(WarehouseError) as raised:
+        sync(demo_emulator, warehouse)
+    assert str(raised.value).endswith(
+        "holds base table project_logs, base table sync_state, which bt-sync did not make (it keeps only "
+        "views of the synced tables there, and writes the file afresh): a file written by bt-sync 0.1 "
+        "(tables inside the file): move it away and run `bt-sync sync --full`, or choose another DuckDB "
+        "file (--duckdb, or BT_SYNC_DUCKDB)"
     )
 
 

@@ -602,6 +602,15 @@ def test_a_project_or_dataset_named_by_an_id_or_with_a_space_at_an_end_is_not_cr
     [
         (("--project", "support", "--dataset", "--dry-run"), "--dataset is followed by the option --dry-run"),
         (("--project", "--dry-run", "--dataset", "golden"), "--project is followed by the option --dry-run"),
+        # Help and a misspelt option were names too.
+        (
+            ("--project", "support", "--dataset", "--help"),
+            "--dataset is followed by '--help', which looks like an option",
+        ),
+        (
+            ("--project", "support", "--dataset", "--dryrun"),
+            "--dataset is followed by '--dryrun', which looks like an option",
+        ),
         (
             ("--project", "support", "--dataset", "golden", "--input", "--json", "--dry-run"),
             "--input is followed by the option --json",

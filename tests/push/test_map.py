@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from connector.errors import PushError
 from connector.push.map import ColumnMapping, Event, RowMapper, exact_json, resolve_mapping
 from connector.push.read import RowChunk, RowProblem
+from connector.push.spelling import run_config_spelling
 
 # The columns a JSON Lines file of events shows: every field, and one that no field takes.
 _KNOWN = ("id", "input", "expected", "metadata", "tags", "note")
@@ -99,6 +100,25 @@ def test_nothing_to_send_is_an_error() -> None:
         PushError, match=r'^d\.csv: no column maps to input, expected or metadata.*columns: "a", "id"\)$'
     ):
         resolve_mapping("d.csv", ["a", "id"])
+
+
+def test_columns_named_as_fields_but_for_case_are_named_with_the_options_as_the_user_gives_them() -> None:
+    # In the run config, `input: Input` was told, which Dagster refuses: `input` takes a list.
+    columns = ["ID", " Input ", "Expected"]
+    with pytest.raises(PushError) as error:
+        resolve_mapping("d.csv", columns)
+    assert str(error.value).endswith(
+        "; pass --id-column ID --input ' Input ' --expected Expected (names are taken as written)"
+    )
+    with pytest.raises(PushError) as error, run_config_spelling():
+        resolve_mapping("d.csv", columns)
+    assert str(error.value).endswith(
+        "; pass id_column: ID, input: [ Input ], expected: [Expected] (names are taken as written)"
+    )
+    # Two columns reading as one field: neither is told.
+    with pytest.raises(PushError) as error:
+        resolve_mapping("d.csv", ["Input", "INPUT"])
+    assert "pass" not in str(error.value)
 
 
 def test_another_separator_in_a_lone_column_is_named_only_for_a_csv_file_s_header() -> None:

@@ -117,6 +117,12 @@ def test_exactly_one_source(given: dict[str, Any], message: str) -> None:
         ({}, "give a file to push, or a query in sql or sql_file"),
         ({"file": "a.csv", "sql": "SELECT 1"}, "give one of file, sql and sql_file, not file and sql"),
         ({"file": "a.csv", "rejects": "r.jsonl"}, "rejects only applies with on_error: skip"),
+        # Written as the file `r`, the Dagster run a success.
+        (
+            {"file": "a.csv", "on_error": "skip", "rejects": "r/"},
+            "rejects: 'r/' ends with /, so it names a directory: give a file's path",
+        ),
+        ({"sql_file": "q/."}, "sql_file: 'q/.' ends with ., so it names a directory: give a file's path"),
         (
             {"file": "a.csv", "format": "json", "delimiter": ";"},
             "delimiter: applies to CSV, not to format: json",

@@ -123,13 +123,15 @@ def test_a_full_disk_under_the_views_file_says_how_full_and_leaves_nothing_behin
     assert run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env).returncode == 0
 
 
+def limited() -> None:
+    """Limit the size of the files the process writes to 64 KiB (`ulimit -f 64`)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
+
+
 def test_a_stage_over_the_process_s_file_size_limit_names_the_limit(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     # "cannot stage the rows read in …: Could not write file …: File too large", the cause left to guess.
-    def limited() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
-
     project = emulator.store.create_project("limited")
     emulator.store.insert("project_logs", project["id"], [{"id": "first", "input": 1}])
     settings = warehouse_in(tmp_path)
@@ -149,4 +151,37 @@ def test_a_stage_over_the_process_s_file_size_limit_names_the_limit(
     assert failed["error"].endswith(
         "File too large; this process may write files of at most 65,536 bytes (its file-size limit, "
         "`ulimit -f`)"
+    )
+
+
+@pytest.mark.parametrize("output", ["csv", "json"])
+def test_a_query_s_result_cut_short_by_the_file_size_limit_fails_the_command(
+    emulator: Emulator, tmp_path: Path, output: str
+) -> None:
+    # Written to a file under `ulimit -f`, the result was cut at the limit, exit 0: a buffered write of more
+    # than its buffer returned what the system took, and the rest was dropped.
+    project = emulator.store.create_project("wide")
+    emulator.store.insert("project_logs", project["id"], [{"id": f"r{n}", "input": n} for n in range(3)])
+    settings = warehouse_in(tmp_path)
+    sync(emulator, settings)
+    with (tmp_path / "result").open("w") as result:
+        done = subprocess.run(
+            [
+                *CLI,
+                "sql",
+                *cli_warehouse_args(settings)[:4],
+                "--format",
+                output,
+                "SELECT repeat('x', 100000)",
+            ],
+            stdout=result,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            preexec_fn=limited,
+        )
+    assert done.returncode == 1
+    assert done.stderr == (
+        "bt-sync: error: cannot write to standard output: File too large; this process may write files of at "
+        "most 65,536 bytes (its file-size limit, `ulimit -f`)\n"
     )
