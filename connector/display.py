@@ -63,6 +63,9 @@ _ESCAPES = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0)
 # A table's cell may span lines, and rich expands its tabs: those two are layout, not control.
 _CELL_ESCAPES = {code: escape for code, escape in _ESCAPES.items() if chr(code) not in "\n\t"}
 _WITHOUT_IGNORABLE = dict.fromkeys(_IGNORABLE)
+# The dashes that show as `-`, once in their compatibility form: the hyphen, the non-breaking one (which
+# that form makes the hyphen), the figure and en dashes, and the minus sign.
+_AS_HYPHEN = dict.fromkeys(map(ord, "\u2010\u2012\u2013\u2212"), "-")
 _WITHOUT_INVISIBLE = dict.fromkeys(_INVISIBLE)
 
 
@@ -89,8 +92,9 @@ def holds_invisible(text: str) -> bool:
 def read_as(name: str) -> str:
     """How `name` reads: without the characters a terminal shows as nothing or blanks at its ends, in its
     compatibility form (a no-break space a space, accents composed: a name copied from macOS has them
-    apart, `e` then U+0301, and shows as the same `é`)."""
-    return unicodedata.normalize("NFKC", name.translate(_WITHOUT_IGNORABLE)).strip()
+    apart, `e` then U+0301, and shows as the same `é`), its dashes as the hyphen-minus (a word processor's
+    non-breaking hyphen or en dash, which the compatibility form keeps)."""
+    return unicodedata.normalize("NFKC", name.translate(_WITHOUT_IGNORABLE)).translate(_AS_HYPHEN).strip()
 
 
 def null_cell() -> Text:

@@ -667,6 +667,7 @@ def test_a_project_or_dataset_name_reading_as_another_s_is_not_created(
     apart = "cafe\u0301"
     project = store.create_project(apart)
     store.create_dataset(project["id"], "golden")
+    store.create_dataset(project["id"], "gol-den")
     store.create_project("my project\u200f")
     path = write_csv(tmp_path / "data.csv", 3)
     reads_as = (
@@ -679,6 +680,14 @@ def test_a_project_or_dataset_name_reading_as_another_s_is_not_created(
         ("caf\u00e9", "new"): f"--project 'caf\u00e9' {reads_as.format(apart)}",
         # A no-break space (a web page's), a combining grapheme joiner: shown alike, or as nothing.
         ("my\u00a0project", "new"): f"--project 'my\\xa0project' {reads_as.format(shown)}",
+        # A word processor's non-breaking hyphen, or en dash, for the hyphen: a dataset was made beside.
+        (
+            "cafe\u0301",
+            "gol\u2011den",
+        ): "--dataset 'gol\u2011den' reads as the name of the dataset 'gol-den', "
+        "and differs from it in characters that show alike or not at all, or in how its accents are encoded: "
+        "pass the name as the API has it (copied from `bt-sync projects --json`, or in the shell's $'…' with "
+        "its \\u escapes), or choose another",
         ("my project\u034f", "new"): "--project 'my project\\u034f' holds an invisible character, and no "
         "project is named so; give the name without it",
         # The name as a message shows it, copied from there: a backslash, then `u200f`.
