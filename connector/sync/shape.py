@@ -35,7 +35,7 @@ class PageMalformed(Exception):
 
 def events_without_id(count: int) -> PageMalformed:
     """Events whose `id` is null or missing."""
-    return PageMalformed(f"{count} of its events have no id (null or missing)")
+    return PageMalformed(f"{count} of its events {'has' if count == 1 else 'have'} no id (null or missing)")
 
 
 def events_with_bad_version(count: int, example: object) -> PageMalformed:
