@@ -655,7 +655,8 @@ def test_objects_after_two_that_found_the_api_unavailable_are_not_tried(
     # Said once for all of them, first as the most objects' reason: the line, one clause an object, grew to
     # 16 KB over 163 objects.
     assert done.stderr.startswith(
-        f"bt-sync: error: 5 of 5 objects failed (project_logs '{objects[2]['name']}' and 2 more: {not_tried}; "
+        "bt-sync: error: 5 of 5 objects failed "
+        f"(project_logs '{objects[2]['name']}' and 2 more: {not_tried}; "
     )
     assert done.stderr.count("not tried") == 1
 
