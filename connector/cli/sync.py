@@ -119,30 +119,32 @@ def sync(
     else:
         print_summary(summary, output_console())
     if summary.failures:
-        from connector.sync.keys import object_keys
+        raise SyncIncomplete(_failed_objects(summary, as_json=as_json))
 
-        # As the table names them: a name two objects read alike, with its id.
-        keys = object_keys(summary.objects)
-        # Each reason once, naming its first object: the objects not tried after the API was found down
-        # made a clause each, 16 KB over 163 objects, the reason lost in it.
-        failed_for: dict[str, list[str]] = {}
-        for o in summary.failures:
-            failed_for.setdefault(o.error or "", []).append(
-                f"{o.table} {cut(keys[(o.object_type, o.object_id)])!r}"
-            )
-        # The reasons of the most objects first (the API found down, after a few objects' own failures).
-        reasons = sorted(failed_for.items(), key=lambda reason: -len(reason[1]))
-        clauses = [
-            f"{names[0]}{f' and {len(names) - 1} more' if len(names) > 1 else ''}: {error}"
-            for error, names in reasons[:_MOST_REASONS_SHOWN]
-        ]
-        # Reasons naming their object (a URL with its id) are each their own: 301 objects made a 38 KB line.
-        if others := sum(len(names) for _, names in reasons[_MOST_REASONS_SHOWN:]):
-            where = "the JSON summary's `error`" if as_json else "the table above"
-            clauses.append(f"and {counted(others, 'more objects')}: {where} gives each one's reason")
-        raise SyncIncomplete(
-            f"{len(summary.failures)} of {len(summary.objects)} objects failed ({'; '.join(clauses)})"
+
+def _failed_objects(summary: SyncSummary, *, as_json: bool) -> str:
+    """The line saying which objects failed and why: each reason once, naming its first object (the
+    objects not tried after the API was found down made a clause each, 16 KB over 163 objects, the reason
+    lost in it), the reasons of the most objects first, at most a few (reasons naming their object, a URL
+    with its id, are each their own: 301 objects made a 38 KB line)."""
+    from connector.sync.keys import object_keys
+
+    # As the table names them: a name two objects read alike, with its id.
+    keys = object_keys(summary.objects)
+    failed_for: dict[str, list[str]] = {}
+    for o in summary.failures:
+        failed_for.setdefault(o.error or "", []).append(
+            f"{o.table} {cut(keys[(o.object_type, o.object_id)])!r}"
         )
+    reasons = sorted(failed_for.items(), key=lambda reason: -len(reason[1]))
+    clauses = [
+        f"{names[0]}{f' and {len(names) - 1} more' if len(names) > 1 else ''}: {error}"
+        for error, names in reasons[:_MOST_REASONS_SHOWN]
+    ]
+    if others := sum(len(names) for _, names in reasons[_MOST_REASONS_SHOWN:]):
+        where = "the JSON summary's `error`" if as_json else "the table above"
+        clauses.append(f"and {counted(others, 'more objects')}: {where} gives each one's reason")
+    return f"{len(summary.failures)} of {len(summary.objects)} objects failed ({'; '.join(clauses)})"
 
 
 def print_summary(summary: SyncSummary, console: Console) -> None:

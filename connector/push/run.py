@@ -681,15 +681,11 @@ class PushRun:
                 if "id" in taken
                 else f"{name} has no id column"
             )
+            remedy = f"name an id column with {option('id_column')}"
             # `ID`, as a spreadsheet's export names it, was left out with the rows' ids hashed.
-            alike = alike_columns(self.source.columns, mapping)
-            if "id" in alike:
-                why += f' ("{alike["id"]}" is not one: column names are taken as written)'
-            remedy = (
-                f"pass {flags_mapping({'id': alike['id']})}"
-                if "id" in alike
-                else f"name an id column with {option('id_column')}"
-            )
+            if alike := alike_columns(self.source.columns, mapping).get("id"):
+                why += f' ("{alike}" is not one: column names are taken as written)'
+                remedy = f"pass {flags_mapping({'id': alike})}"
             summary.warnings.append(
                 f"{why}, so each row's id is a hash of its content: a row edited "
                 f"since an earlier push is stored as a new row beside the old one ({remedy})"

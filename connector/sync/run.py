@@ -27,6 +27,7 @@ from connector.api.client import BraintrustClient
 from connector.api.xact import settled_below, snapshot_pin, xact_span_for_seconds
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
 from connector.destinations.base import Destination, ObjectRef, SyncState, VersionRange
+from connector.display import printable
 from connector.errors import (
     ApiError,
     ApiMisdirected,
@@ -483,7 +484,9 @@ class _SyncRun:
         if checkpoint.version and not checkpoint.done:
             # The API pages through every version of each row: the count is of versions, not the table's rows.
             task = _Counting(
-                self.progress.task(f"{ref.stream.table} · {ref.name}", counts="versions"), self._fetched
+                # Escaped: a name's line break split a Dagster run's log line, and the terminal's bar.
+                self.progress.task(f"{ref.stream.table} · {printable(ref.name)}", counts="versions"),
+                self._fetched,
             )
             try:
                 checkpoint = extract_object(

@@ -20,11 +20,15 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver
 from dagster._core.loader import LoadingContextForTest
 
 from connector.emulator import Emulator, FaultRule
+from connector.sync.run import SyncOptions, run_sync
+from connector.wiring import open_destination
 from pipelines import BraintrustTableData, BraintrustTranslator, build_definitions
 from pipelines import assets as assets_module
 from pipelines.jobs import CHECKS_JOB_NAME
+from pipelines.progress import LogProgress
 from pipelines.resources import BraintrustResource, WarehouseResource
 from pipelines.schedules import RANGE_END_TAG, RANGE_START_TAG
+from tests.helpers import fast_client, warehouse_in
 from tests.pipelines.helpers import (
     EXPERIMENT_EVENTS,
     materializations,
@@ -643,3 +647,24 @@ def test_a_range_run_retried_after_one_partition_failed_syncs_and_records_the_ot
     assert sorted(recorded) == ["support-bot/baseline", "support-bot/candidate"]
     assert "support-bot/baseline: synced by an earlier attempt of this run, not again" in logged
     assert materializations(result)["support-bot/baseline"]["dagster/partition_row_count"] == 10
+
+
+def test_a_run_log_names_an_object_with_its_control_characters_escaped(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # A line break in an experiment's name split its line of a Dagster run's log in two.
+    project = emulator.store.create_project("weird")
+    experiment = emulator.store.create_experiment(project["id"], "nl\nx")
+    emulator.store.insert("experiment", experiment["id"], [{"id": "r", "input": 1}])
+    logged: list[str] = []
+
+    class Log:
+        def info(self, msg: str) -> None:
+            logged.append(msg)
+
+    with fast_client(emulator) as client:
+        run_sync(
+            client, open_destination(warehouse_in(tmp_path), prepare=False), SyncOptions(), LogProgress(Log())
+        )
+    (line,) = [line for line in logged if line.startswith("experiment_events")]
+    assert line == "experiment_events · weird/nl\\x0ax: 1 version, 2 pages"
