@@ -10,12 +10,14 @@ import json
 import logging
 import os
 import random
+import resource
 import socket
 import subprocess
 import sys
 import threading
 from contextlib import closing
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -194,9 +196,14 @@ def _each(settings: WarehouseSettings, order: dict[str, str]) -> dict[str, list[
 
 
 def run_cli(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120, cwd: Path | None = None
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+    cwd: Path | None = None,
+    file_size_limit: int | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `bt-sync ARGS` to completion (in `cwd`, default this directory) and capture its output."""
+    """Run `bt-sync ARGS` to completion (in `cwd`, default this directory) and capture its output; its files
+    hold at most `file_size_limit` bytes, if given (`ulimit -f`)."""
     return subprocess.run(
         [*CLI, *args],
         env={**os.environ, **(env or {})},
@@ -204,7 +211,13 @@ def run_cli(
         text=True,
         timeout=timeout,
         cwd=cwd,
+        preexec_fn=None if file_size_limit is None else partial(limit_file_size, file_size_limit),
     )
+
+
+def limit_file_size(most_bytes: int) -> None:
+    """Limit the size of the files this process writes to `most_bytes` (`ulimit -f`)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (most_bytes, resource.RLIM_INFINITY))
 
 
 def cli_in_process(

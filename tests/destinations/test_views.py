@@ -1133,28 +1133,11 @@ def test_a_views_file_over_the_process_s_file_size_limit_names_the_limit(
     emulator: Emulator, tmp_path: Path
 ) -> None:
     # The file's write failed with "… (76,944,506,880 bytes free on its disk)": a full disk's words.
-    import resource
-
-    def limited() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (200 * 1024, resource.RLIM_INFINITY))
-
     warehouse = warehouse_in(tmp_path)
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "connector.cli",
-            "sync",
-            "--api-url",
-            emulator.url,
-            *cli_warehouse_args(warehouse),
-        ],
-        env={**os.environ, "BRAINTRUST_API_KEY": emulator.api_key},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=limited,
-    )
+    done = run_cli(
+        "sync", "--api-url", emulator.url, *cli_warehouse_args(warehouse),
+        env={"BRAINTRUST_API_KEY": emulator.api_key}, file_size_limit=200 * 1024,
+    )  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert done.stderr.rstrip().endswith(
         "; this process may write files of at most 204,800 bytes (its file-size limit, `ulimit -f`)"

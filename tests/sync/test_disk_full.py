@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import resource
 import shutil
 import subprocess
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -19,6 +18,7 @@ from tests.helpers import (
     cli_warehouse_args,
     event_tables,
     fresh_sync_tables,
+    limit_file_size,
     one_line,
     query,
     run_cli,
@@ -123,11 +123,6 @@ def test_a_full_disk_under_the_views_file_says_how_full_and_leaves_nothing_behin
     assert run_cli("sync", "--api-url", emulator.url, *cli_warehouse_args(settings), env=env).returncode == 0
 
 
-def limited() -> None:
-    """Limit the size of the files the process writes to 64 KiB (`ulimit -f 64`)."""
-    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
-
-
 def test_a_stage_over_the_process_s_file_size_limit_names_the_limit(
     emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -137,14 +132,10 @@ def test_a_stage_over_the_process_s_file_size_limit_names_the_limit(
     settings = warehouse_in(tmp_path)
     sync(emulator, settings)
     emulator.store.generate_logs(project["id"], 2_000, update_fraction=0.0, rng_seed=9)
-    done = subprocess.run(
-        [*CLI, "sync", "--api-url", emulator.url, *cli_warehouse_args(settings), "--json"],
-        env={**os.environ, "BRAINTRUST_API_KEY": emulator.api_key},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=limited,
-    )
+    done = run_cli(
+        "sync", "--api-url", emulator.url, *cli_warehouse_args(settings), "--json",
+        env={"BRAINTRUST_API_KEY": emulator.api_key}, file_size_limit=64 * 1024,
+    )  # fmt: skip
     assert done.returncode == 1, done.stderr
     (failed,) = [o for o in orjson.loads(done.stdout)["objects"] if o["status"] == "failed"]
     assert failed["error"].startswith("cannot stage the rows read in ")
@@ -178,7 +169,7 @@ def test_a_query_s_result_cut_short_by_the_file_size_limit_fails_the_command(
             stderr=subprocess.PIPE,
             text=True,
             timeout=120,
-            preexec_fn=limited,
+            preexec_fn=partial(limit_file_size, 64 * 1024),
         )
     assert done.returncode == 1
     assert done.stderr == (
