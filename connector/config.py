@@ -125,7 +125,7 @@ def refuse_directory_named(text: str) -> None:
         ValueError: it does.
     """
     last = os.path.basename(text)
-    if last in ("", ".", ".."):
+    if text and last in ("", ".", ".."):  # an empty one is refused as empty where it is read
         ending = last or text[-1]
         raise ValueError(f"{text!r} ends with {ending}, so it names a directory: give a file's path")
 

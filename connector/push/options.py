@@ -205,6 +205,8 @@ class PushOptions(BaseModel):
     def _file_names_no_directory(cls, value: object, info: ValidationInfo) -> object:
         # A run config's `rejects: r/` was written as the file `r` (the command line's are checked as parsed).
         if isinstance(value, str):
+            if not value.strip():
+                raise PydanticCustomError("empty_path", "is empty: give a file's path")
             try:
                 refuse_directory_named(value)
             except ValueError as error:

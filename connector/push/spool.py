@@ -12,6 +12,7 @@ an error naming it, before anything is sent.
 
 from __future__ import annotations
 
+import errno
 import struct
 import tempfile
 from array import array
@@ -104,8 +105,11 @@ def _room_in_tempdir() -> Iterator[None]:
     try:
         yield
     except OSError as error:
+        # More room is no remedy for the process's file-size limit, which `os_reason` names.
+        remedy = (
+            "" if error.errno == errno.EFBIG else ": free space there or set TMPDIR to a directory with more"
+        )
         raise PushError(
             f"cannot keep the checked events in {tempfile.gettempdir()}: {os_reason(error)}; a push keeps "
-            "them there, about as many bytes as it sends, until it ends: free space there or set TMPDIR "
-            "to a directory with more (nothing was sent)"
+            f"them there, about as many bytes as it sends, until it ends{remedy} (nothing was sent)"
         ) from None

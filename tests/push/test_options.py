@@ -123,6 +123,8 @@ def test_exactly_one_source(given: dict[str, Any], message: str) -> None:
             "rejects: 'r/' ends with /, so it names a directory: give a file's path",
         ),
         ({"sql_file": "q/."}, "sql_file: 'q/.' ends with ., so it names a directory: give a file's path"),
+        # An IndexError, which Dagster retried.
+        ({"file": "a.csv", "on_error": "skip", "rejects": ""}, "rejects: is empty: give a file's path"),
         (
             {"file": "a.csv", "format": "json", "delimiter": ";"},
             "delimiter: applies to CSV, not to format: json",
