@@ -66,6 +66,33 @@ def test_a_temporary_directory_without_room_for_the_checked_events_names_it_and_
     assert (inserts(emulator), stored_rows(emulator)) == (ROWS, ROWS)
 
 
+def test_a_temporary_file_over_the_process_s_file_size_limit_is_told_so_not_to_find_room(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    # Under `ulimit -f`, "free space there or set TMPDIR to a directory with more" helped nothing.
+    path = rows_file(tmp_path)
+    where = (
+        "--project",
+        "p",
+        "--dataset",
+        "d",
+        "--api-url",
+        emulator.url,
+        "--state-dir",
+        str(tmp_path / "s"),
+    )
+    done = run_cli(
+        "push", str(path), *where, env={"BRAINTRUST_API_KEY": emulator.api_key}, file_size_limit=1 << 20
+    )
+    assert done.returncode == 1
+    assert one_line(done.stderr).endswith(
+        ": File too large; this process may write files of at most 1,048,576 bytes (its file-size limit, "
+        "`ulimit -f`); a push keeps them there, about as many bytes as it sends, until it ends (nothing was "
+        "sent)"
+    )
+    assert inserts(emulator) == 0
+
+
 def test_a_full_state_directory_names_the_checkpoint_and_the_rerun_sends_every_row_once(
     emulator: Emulator, small_disk: SmallDisk, tmp_path: Path
 ) -> None:
