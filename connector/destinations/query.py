@@ -516,9 +516,10 @@ def _large_text(text: str) -> pa.Scalar:
 
 
 def _write_whole(out: IO[bytes], data: bytes | memoryview) -> None:
-    """Write all of `data`: a buffered file's `write` of more than its buffer returns what the system took,
-    and a write the system cut short (the file-size limit, a disk filling) lost the rest: a query's result
-    written to a file under `ulimit -f` was cut at the limit, exit 0.
+    """Write all of `data`: stdout unbuffered (`PYTHONUNBUFFERED=1`, as many container images set) is the
+    file itself, whose `write` returns what the system took, and a write the system cut short (the
+    file-size limit, a disk filling) lost the rest: a query's result written to a file under `ulimit -f`
+    was cut at the limit, exit 0.
 
     Raises:
         OSError: the system's reason the rest cannot be written.
