@@ -408,9 +408,9 @@ def _current_fingerprint(path: Path) -> str | None:
         ) from None
     with _using(alias) as con:
         objects: list[tuple[str, str, str | None]] = con.execute(_OBJECTS).fetchall()
+        marked = ("view", "main", MARKER_VIEW) in objects
         if foreign := _foreign(objects):
             # bt-sync 0.1 wrote its tables inside the file, and no marker; anything else is a session's own.
-            marked = ("view", "main", MARKER_VIEW) in objects
             if not marked and all(kind == "base table" and name in _OUR_VIEWS for kind, _, name in foreign):
                 remedy = (
                     "a file written by bt-sync 0.1 (tables inside the file): move it away and run "
@@ -426,7 +426,7 @@ def _current_fingerprint(path: Path) -> str | None:
                 f"{path} holds {named}, which bt-sync did not make (it keeps only views of the synced tables "
                 f"there, and writes the file afresh): {remedy}"
             )
-        if ("view", "main", MARKER_VIEW) not in objects:
+        if not marked:
             return ""
         marker = con.execute(f"SELECT * FROM {MARKER_VIEW}").fetchone()
         # A view dropped or replaced by a session that wrote the file, or a marker from before the digest.

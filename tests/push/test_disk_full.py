@@ -26,10 +26,17 @@ def rows_file(directory: Path) -> Path:
 
 
 def push(
-    emulator: Emulator, path: Path, state: Path, *args: str, **env: str
+    emulator: Emulator, path: Path, state: Path, *args: str, file_size_limit: int | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:
     where = ("--project", "p", "--dataset", "d", "--api-url", emulator.url, "--state-dir", str(state))
-    return run_cli("push", str(path), *where, *args, env={"BRAINTRUST_API_KEY": emulator.api_key, **env})
+    return run_cli(
+        "push",
+        str(path),
+        *where,
+        *args,
+        env={"BRAINTRUST_API_KEY": emulator.api_key, **env},
+        file_size_limit=file_size_limit,
+    )
 
 
 def stored_rows(emulator: Emulator) -> int:
@@ -70,20 +77,7 @@ def test_a_temporary_file_over_the_process_s_file_size_limit_is_told_so_not_to_f
     emulator: Emulator, tmp_path: Path
 ) -> None:
     # Under `ulimit -f`, "free space there or set TMPDIR to a directory with more" helped nothing.
-    path = rows_file(tmp_path)
-    where = (
-        "--project",
-        "p",
-        "--dataset",
-        "d",
-        "--api-url",
-        emulator.url,
-        "--state-dir",
-        str(tmp_path / "s"),
-    )
-    done = run_cli(
-        "push", str(path), *where, env={"BRAINTRUST_API_KEY": emulator.api_key}, file_size_limit=1 << 20
-    )
+    done = push(emulator, rows_file(tmp_path), tmp_path / "s", file_size_limit=1 << 20)
     assert done.returncode == 1
     assert one_line(done.stderr).endswith(
         ": File too large; this process may write files of at most 1,048,576 bytes (its file-size limit, "
