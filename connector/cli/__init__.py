@@ -28,6 +28,7 @@ from connector.cli.app import (
     json_output,
     stderr_reader_may_leave,
     tolerate_stdout_encoding,
+    whole_writes_to_stdout,
 )
 from connector.cli.secrets import secrets_given
 from connector.console import (
@@ -121,6 +122,7 @@ def run() -> NoReturn:
     printed: 2 pushes in 150 of a CSV file with a malformed row, under load).
     """
     take_sigterm_as_ctrl_c()  # already, when started by the console script
+    whole_writes_to_stdout()
     try:
         main()
     except SystemExit as done:

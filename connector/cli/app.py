@@ -238,6 +238,28 @@ def json_for_stdout(document: str) -> str:
     return _BEYOND_ASCII.sub(lambda found: json.dumps(found.group())[1:-1], document)
 
 
+def whole_writes_to_stdout() -> None:
+    """Have stdout write each line whole, or fail with the system's reason.
+
+    Unbuffered (`PYTHONUNBUFFERED=1` or `python -u`, as many container images set), stdout's text
+    layer writes straight to the file and ignores how much of it the system took: a write the system
+    cut short (the file-size limit, a disk filling) lost the rest, exit 0 (`status` and `--json`
+    summaries written to a file were cut). A buffered layer between them writes the rest or raises;
+    each line still leaves as it is printed.
+    """
+    stdout = sys.stdout
+    if isinstance(stdout, io.TextIOWrapper) and isinstance(stdout.buffer, io.RawIOBase):
+        # A file object of its own: the one replaced may be closed, with what it wraps, once unused.
+        raw = io.FileIO(stdout.fileno(), "wb", closefd=False)
+        sys.stdout = io.TextIOWrapper(
+            io.BufferedWriter(raw),
+            encoding=stdout.encoding,
+            errors=stdout.errors,
+            line_buffering=True,
+            write_through=True,
+        )
+
+
 def tolerate_stdout_encoding() -> None:
     """Have stdout and stderr write a character their encoding cannot hold as its escape (`\\xf8`): a
     sync whose summary named a project `Prøject` ended in a traceback, exit 1, once it had committed."""

@@ -75,6 +75,7 @@ def sql(
                 result.write_csv(sys.stdout.buffer)
             else:
                 result.write_json(sys.stdout.buffer)
+            sys.stdout.flush()  # the result's end, buffered: its write fails here, not at the exit
         except BrokenPipeError:
             # The reader has the rows it wanted (`bt-sync sql … | head`): stopping early is no failure.
             return

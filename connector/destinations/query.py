@@ -7,7 +7,6 @@ directly, so it shares no lock with a sync or with analysts' sessions.
 
 from __future__ import annotations
 
-import errno
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -118,7 +117,7 @@ class QueryResult:
         laid out column by column in Arrow (`_csv_cells`): only the values Arrow writes otherwise than
         Python (floats, decimals, dates) pass through Python, as `_csv_cell` shows them.
         """
-        _write_whole(out, _csv_line(list(self.schema.names)).encode())
+        out.write(_csv_line(list(self.schema.names)).encode())
         for batch in self.batches():
             flat = _as_text(batch, self.json_columns)
             if not flat.num_rows:
@@ -128,7 +127,7 @@ class QueryResult:
             # The line's end joined to its last cell: the batch is copied once, by the join of the cells.
             last = pc.call_function("binary_join_element_wise", [cells[-1], *map(_large_text, ("\n", ""))])
             lines = pc.call_function("binary_join_element_wise", [*cells[:-1], last, _large_text(",")])
-            _write_whole(out, _utf8_bytes(lines))
+            out.write(_utf8_bytes(lines))
 
     def write_json(self, out: IO[bytes]) -> None:
         """Write a JSON array of row objects; JSON columns as JSON values, not strings.
@@ -151,10 +150,10 @@ class QueryResult:
             # Each row ends with the separator of the next: the last one's is left out as it is written.
             ends = [_large_text("},\n"), _large_text("")]
             rows = pc.call_function("binary_join_element_wise", [*parts, *ends])
-            _write_whole(out, b"[\n" if first else b",\n")
-            _write_whole(out, _utf8_bytes(rows)[: -len(",\n")])
+            out.write(b"[\n" if first else b",\n")
+            out.write(_utf8_bytes(rows)[: -len(",\n")])
             first = False
-        _write_whole(out, b"[]\n" if first else b"\n]\n")
+        out.write(b"[]\n" if first else b"\n]\n")
 
     def print_table(self, console: Console, max_rows: int) -> None:
         """Print at most `max_rows` rows as a table, saying how many more there were, and of each value (and
@@ -513,23 +512,6 @@ def _python_writes_like_arrow(column: pa.Array) -> bool:
 
 def _large_text(text: str) -> pa.Scalar:
     return pa.scalar(text, pa.large_string())
-
-
-def _write_whole(out: IO[bytes], data: bytes | memoryview) -> None:
-    """Write all of `data`: stdout unbuffered (`PYTHONUNBUFFERED=1`, as many container images set) is the
-    file itself, whose `write` returns what the system took, and a write the system cut short (the
-    file-size limit, a disk filling) lost the rest: a query's result written to a file under `ulimit -f`
-    was cut at the limit, exit 0.
-
-    Raises:
-        OSError: the system's reason the rest cannot be written.
-    """
-    left = memoryview(data)
-    while left:
-        written = out.write(left)
-        if not written:  # no progress and no reason: a stream that takes nothing
-            raise OSError(errno.EIO, "the output took none of the bytes written")
-        left = left[written:]
 
 
 def _utf8_bytes(text: pa.Array) -> memoryview:

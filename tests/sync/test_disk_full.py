@@ -146,35 +146,41 @@ def test_a_stage_over_the_process_s_file_size_limit_names_the_limit(
     )
 
 
-@pytest.mark.parametrize("output", ["csv", "json"])
-def test_a_query_s_result_cut_short_by_the_file_size_limit_fails_the_command(
-    emulator: Emulator, tmp_path: Path, output: str
+# Each of a command's ways of writing stdout: rich's table, a line at a time, a query's result in batches.
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["status", "--json"],
+        *(["sql", "--format", form, "SELECT repeat('x', 2000) AS long"] for form in ("table", "csv", "json")),
+    ],
+    ids=["status", "status-json", "sql-table", "sql-csv", "sql-json"],
+)
+@pytest.mark.parametrize("unbuffered", ["1", ""], ids=["unbuffered", "buffered"])
+def test_output_cut_short_by_the_file_size_limit_fails_the_command(
+    emulator: Emulator, tmp_path: Path, command: list[str], unbuffered: str
 ) -> None:
-    # Written to a file under `ulimit -f`, the result was cut at the limit, exit 0: unbuffered, as containers
-    # often run Python, stdout's write returned what the system took, and the rest was dropped.
+    # Written to a file under `ulimit -f`, output was cut at the limit, exit 0. Unbuffered (as containers
+    # often run Python), stdout's write returned what the system took and the rest was dropped (`status`);
+    # buffered, a query's result shorter than the buffer was written at the exit, whose error was ignored.
     project = emulator.store.create_project("wide")
     emulator.store.insert("project_logs", project["id"], [{"id": f"r{n}", "input": n} for n in range(3)])
     settings = warehouse_in(tmp_path)
     sync(emulator, settings)
-    with (tmp_path / "result").open("w") as result:
+    limit = 128
+    with (tmp_path / "output").open("w") as output:
         done = subprocess.run(
-            [
-                *CLI,
-                "sql",
-                *cli_warehouse_args(settings)[:4],
-                "--format",
-                output,
-                "SELECT repeat('x', 100000)",
-            ],
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdout=result,
+            [*CLI, *command[:1], *cli_warehouse_args(settings)[:4], *command[1:]],
+            env={**os.environ, "PYTHONUNBUFFERED": unbuffered},
+            stdout=output,
             stderr=subprocess.PIPE,
             text=True,
             timeout=120,
-            preexec_fn=partial(limit_file_size, 64 * 1024),
+            preexec_fn=partial(limit_file_size, limit),
         )
-    assert done.returncode == 1
     assert done.stderr == (
         "bt-sync: error: cannot write to standard output: File too large; this process may write files of at "
-        "most 65,536 bytes (its file-size limit, `ulimit -f`)\n"
+        "most 128 bytes (its file-size limit, `ulimit -f`)\n"
     )
+    assert done.returncode == 1
+    assert (tmp_path / "output").stat().st_size == limit
