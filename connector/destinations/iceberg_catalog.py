@@ -115,7 +115,7 @@ def open_catalog(uri_or_name: str | None, warehouse: str | None, *, create: bool
             if missing is None:
                 raise
             raise ConfigError(
-                f"--iceberg-catalog {redact(uri_or_name)} needs the Python module {missing}, which is not "
+                f"the iceberg catalog {redact(uri_or_name)} needs the Python module {missing}, which is not "
                 "installed: name a driver bt-sync[iceberg] installs (postgresql+psycopg://, sqlite:///), "
                 f"or install {missing}"
             ) from None
@@ -148,12 +148,12 @@ def _refuse_what_is_no_sql_catalog(uri: str) -> None:
     scheme = uri.split("://", 1)[0].lower()
     if scheme in ("http", "https"):
         raise ConfigError(
-            f"--iceberg-catalog {redact(uri)} is a REST catalog's URL: define the catalog in "
+            f"the iceberg catalog {redact(uri)} is a REST catalog's URL: define the catalog in "
             ".pyiceberg.yaml (catalog: {name: {uri: ...}}) and give its name"
         )
     if scheme.split("+", 1)[0] not in ("sqlite", "postgresql"):
         raise ConfigError(
-            f"--iceberg-catalog {redact(uri)}: a SQL catalog's database is SQLite (sqlite:///catalog.db) "
+            f"the iceberg catalog {redact(uri)}: a SQL catalog's database is SQLite (sqlite:///catalog.db) "
             "or PostgreSQL (postgresql+psycopg://host/db)"
         )
 
@@ -173,7 +173,7 @@ def _sqlite_file(uri: str) -> Path | None:
         return None  # opening it says what is wrong
     except ValueError:  # a port that is no number: SQLAlchemy's message is Python's, quoting the URI's text
         raise ConfigError(
-            f"--iceberg-catalog {redact(uri)} is not a valid URI (its port is not a number, or its host is "
+            f"the iceberg catalog {redact(uri)} is not a valid URI (its port is not a number, or its host is "
             "cut): give one such as postgresql+psycopg://user@host:5432/db"
         ) from None
     if url.get_backend_name() != "sqlite":
@@ -186,7 +186,7 @@ def _sqlite_file(uri: str) -> Path | None:
         # What `sqlite:///$CATALOG` becomes with the variable unset: every sync read everything afresh,
         # kept nothing, and left its files in the warehouse for no catalog to name.
         raise ConfigError(
-            f"--iceberg-catalog {redact(uri)} is a SQLite catalog in memory, which keeps nothing between "
+            f"the iceberg catalog {redact(uri)} is a SQLite catalog in memory, which keeps nothing between "
             "runs: name its file, such as sqlite:////var/lib/bt-sync/catalog.db"
         )
     return Path(str(path))

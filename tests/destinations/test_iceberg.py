@@ -386,10 +386,13 @@ def test_a_catalog_bt_sync_cannot_open_says_what_to_give_instead(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no .pyiceberg.yaml here
     monkeypatch.setenv("HOME", str(tmp_path))
+    # Given by the environment, as a scheduler does: the message named `--iceberg-catalog`, given nowhere.
     done = run_cli(
-        "status", "--destination", "iceberg", "--iceberg-catalog", catalog, "--iceberg-warehouse", "w"
-    )
+        "status", "--destination", "iceberg", "--iceberg-warehouse", "w",
+        env={"BT_SYNC_ICEBERG_CATALOG": catalog},
+    )  # fmt: skip
     assert done.returncode == 2 and says in done.stderr and "pw" not in done.stderr
+    assert "--iceberg-catalog" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
