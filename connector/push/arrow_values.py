@@ -59,10 +59,13 @@ class ColumnPlan:
     Args:
         arrow_type: the type to cast the column to before `to_pylist`.
         fix: applied to each non-null value `to_pylist` returns, or None when they are final.
+        in_utc: for a zoned timestamp, the plan of its values in UTC, for a moment that falls outside
+            the years 1 to 9999 in its zone's local time (`9999-12-31T23:00Z` in Tokyo), not in UTC.
     """
 
     arrow_type: pa.DataType
     fix: Fix | None = None
+    in_utc: ColumnPlan | None = None
 
 
 def plan_column(data_type: pa.DataType) -> ColumnPlan:
@@ -275,18 +278,22 @@ def _shortest_half(value: float) -> float:
 
 
 def _plan_timestamp(data_type: pa.TimestampType) -> ColumnPlan:
-    """A timestamp: nanoseconds from their count, and a moment whose zone's offset has seconds in UTC.
+    """A timestamp: nanoseconds from their count; in UTC, a moment whose zone's offset has seconds, and
+    one its zone's local time cannot hold (`in_utc`).
 
     Raises:
         NoJsonForm: no time zone database knows its zone (refused here, not as its first value fails).
     """
     # pyarrow's own time zone object, so the text is what `to_pylist` gives a microsecond column.
     zone = None if data_type.tz is None else _zone(data_type.tz)
-    if data_type.unit == "ns":
+    if data_type.unit == "ns":  # the years 1677 to 2262, which every zone's local time holds
         return ColumnPlan(pa.int64(), _nanosecond_timestamp(zone))
-    if zone is not None and _has_offsets_of_seconds(zone):
-        return ColumnPlan(data_type, _in_whole_minutes)
-    return ColumnPlan(data_type)
+    if zone is None:
+        return ColumnPlan(data_type)
+    in_utc = ColumnPlan(pa.timestamp(data_type.unit, "UTC"))
+    if _has_offsets_of_seconds(zone):
+        return ColumnPlan(data_type, _in_whole_minutes, in_utc=in_utc)
+    return ColumnPlan(data_type, in_utc=in_utc)
 
 
 def _nanosecond_timestamp(zone: tzinfo | None) -> Fix:

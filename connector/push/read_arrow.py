@@ -460,11 +460,23 @@ def _arrow_row(row: pa.RecordBatch, plans: list[ColumnPlan]) -> dict[str, Any] |
     problems: list[RowProblem] = []
     for index, (name, plan) in enumerate(zip(row.schema.names, plans, strict=True)):
         try:
-            values.update(python_rows(row.select([index]), [plan])[0])
+            values.update(_value(row.select([index]), plan))
         except VALUE_ERRORS as error:
             values[name] = _as_text(row.column(index)[0])
             problems.append(RowProblem(name, _value_problem(error)))
+    if not problems:  # a zoned moment sent in UTC
+        return values
     return RowProblem(problems[0].column, problems[0].reason, values=values)
+
+
+def _value(column: pa.RecordBatch, plan: ColumnPlan) -> dict[str, Any]:
+    """The one value of a one-row, one-column batch, in UTC where its zone's local time cannot hold it."""
+    try:
+        return python_rows(column, [plan])[0]
+    except OverflowError:
+        if plan.in_utc is None:
+            raise
+        return python_rows(column, [plan.in_utc])[0]
 
 
 def _as_text(value: pa.Scalar) -> str:

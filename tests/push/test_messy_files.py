@@ -691,6 +691,38 @@ def test_a_zone_offset_of_seconds_is_sent_as_the_same_moment_in_utc(
     assert rows["b"]["input"]["amsterdam_ns"] == "1930-01-01T00:00:00+00:00"
 
 
+@pytest.mark.parametrize("unit", ["s", "us"])
+def test_a_moment_beyond_the_years_of_its_zone_s_local_time_is_sent_in_utc(
+    emulator: Emulator, tmp_path: Path, push: Any, unit: str
+) -> None:
+    # "Valid until 9999-12-31T23:59:59Z" in a column of Tokyo's zone is the year 10000 there: the row was
+    # refused as "a date or time outside the years 1 to 9999".
+    late, early, usual = (
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(1, 1, 1, 2, tzinfo=UTC),
+        datetime(2024, 5, 1, tzinfo=UTC),
+    )
+    moments = [late, early, usual]
+    columns = {
+        "id": ["late", "early", "usual"],
+        "tokyo": pa.array(moments, pa.timestamp(unit, "Asia/Tokyo")),
+        "new_york": pa.array(moments, pa.timestamp(unit, "America/New_York")),
+        "monrovia": pa.array(moments, pa.timestamp(unit, "Africa/Monrovia")),
+    }
+    pq.write_table(pa.table(columns), tmp_path / "edges.parquet")
+    summary = push(tmp_path / "edges.parquet", input=("tokyo", "new_york", "monrovia"))
+    assert (summary.rows_sent, summary.rows_skipped) == (3, 0)
+    rows = stored(emulator)
+    for row_id, moment in zip(columns["id"], moments, strict=True):
+        for name, text in rows[row_id]["input"].items():
+            assert datetime.fromisoformat(text) == moment, (row_id, name, text)
+    # Only the moments the zone's local time cannot hold are in UTC; the others keep their zone.
+    assert rows["late"]["input"]["tokyo"] == "9999-12-31T23:59:59+00:00"
+    assert rows["late"]["input"]["new_york"] == "9999-12-31T18:59:59-05:00"
+    assert rows["early"]["input"]["new_york"] == "0001-01-01T02:00:00+00:00"
+    assert rows["usual"]["input"]["tokyo"] == "2024-05-01T09:00:00+09:00"
+
+
 def test_json_columns_of_a_parquet_file_arrive_as_the_values_they_hold(
     emulator: Emulator, tmp_path: Path, push: Any
 ) -> None:
