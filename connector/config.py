@@ -6,15 +6,19 @@ settings from these classes, and their parts from the settings (see `connector.w
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import tempfile
 from datetime import timedelta
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connector.defaults import (
@@ -34,11 +38,44 @@ from connector.display import LOCALE_REMEDY, as_given, locale_cannot_read
 from connector.errors import ConfigError, loops
 from connector.redaction import redact
 
+logger = logging.getLogger("bt_sync")
+
 
 class _Settings(BaseSettings):
-    # An aliased field reads exactly that variable (and takes its field name as a keyword argument);
-    # the others read BT_SYNC_<FIELD>, never a bare name such as TIMEOUT_S.
-    model_config = SettingsConfigDict(env_prefix="BT_SYNC_", extra="ignore", populate_by_name=True)
+    # Each field reads the variables `_variables` names, spelt exactly: a lower-case copy
+    # (`bt_sync_duckdb`, left by an env-file loader) overrode the documented name, whichever came last in
+    # the environment. A field's name is a keyword argument, never a variable (such as TIMEOUT_S).
+    model_config = SettingsConfigDict(
+        env_prefix="BT_SYNC_", extra="ignore", populate_by_name=True, case_sensitive=True
+    )
+
+    @model_validator(mode="after")
+    def _warn_of_variables_spelt_otherwise(self) -> Self:
+        """Warn of a variable set whose name differs from one read only in case: it is not read."""
+        read = {name.upper(): name for field in type(self).model_fields.values() for name in read_from(field)}
+        for name in os.environ:
+            meant = read.get(name.upper(), name)
+            if name != meant:
+                _warn_unread(name, meant)
+        return self
+
+
+@cache  # once a process: settings are made again for each command's part, and each Dagster run
+def _warn_unread(name: str, meant: str) -> None:
+    logger.warning("%s is not read: variable names are case-sensitive, and bt-sync reads %s", name, meant)
+
+
+def _variables(documented: str, field: str) -> AliasChoices:
+    """The variables a setting is read from: its documented name, then `BT_SYNC_<FIELD>` (the first set
+    wins, and the other is not read)."""
+    alias = f"BT_SYNC_{field.upper()}"
+    return AliasChoices(documented) if alias == documented else AliasChoices(documented, alias)
+
+
+def read_from(setting: FieldInfo) -> list[str]:
+    """The variables a setting is read from, in `_variables`'s order (none for a field of no variable)."""
+    variables = setting.validation_alias
+    return [str(name) for name in variables.choices] if isinstance(variables, AliasChoices) else []
 
 
 def _refuse_what_is_not_utf8(text: str, remedy: str = "") -> None:
@@ -184,21 +221,40 @@ class ApiSettings(_Settings):
         backoff_max_s: longest wait between two attempts.
     """
 
-    api_url: str = Field(default=DEFAULT_API_URL, validation_alias="BRAINTRUST_API_URL")
-    api_key: SecretStr | None = Field(default=None, validation_alias="BRAINTRUST_API_KEY")
+    api_url: str = Field(
+        default=DEFAULT_API_URL, validation_alias=_variables("BRAINTRUST_API_URL", "api_url")
+    )
+    api_key: SecretStr | None = Field(
+        default=None, validation_alias=_variables("BRAINTRUST_API_KEY", "api_key")
+    )
     timeout_s: float = Field(
         default=DEFAULT_TIMEOUT_S,
         gt=0,
         le=MAX_TIMEOUT_S,
         allow_inf_nan=False,
-        validation_alias="BT_SYNC_TIMEOUT",
+        validation_alias=_variables("BT_SYNC_TIMEOUT", "timeout_s"),
     )
     # Bounded: a wait of 1e300 s overflows the clock, and one of 1e10 never ends.
     max_attempts: int = Field(
-        default=DEFAULT_MAX_ATTEMPTS, ge=1, le=MAX_ATTEMPTS, validation_alias="BT_SYNC_MAX_ATTEMPTS"
+        default=DEFAULT_MAX_ATTEMPTS,
+        ge=1,
+        le=MAX_ATTEMPTS,
+        validation_alias=_variables("BT_SYNC_MAX_ATTEMPTS", "max_attempts"),
     )
-    backoff_initial_s: float = Field(default=0.5, ge=0, le=MAX_BACKOFF_S, allow_inf_nan=False)
-    backoff_max_s: float = Field(default=30.0, ge=0, le=MAX_BACKOFF_S, allow_inf_nan=False)
+    backoff_initial_s: float = Field(
+        default=0.5,
+        ge=0,
+        le=MAX_BACKOFF_S,
+        allow_inf_nan=False,
+        validation_alias=_variables("BT_SYNC_BACKOFF_INITIAL_S", "backoff_initial_s"),
+    )
+    backoff_max_s: float = Field(
+        default=30.0,
+        ge=0,
+        le=MAX_BACKOFF_S,
+        allow_inf_nan=False,
+        validation_alias=_variables("BT_SYNC_BACKOFF_MAX_S", "backoff_max_s"),
+    )
 
     @field_validator("api_key")
     @classmethod
@@ -277,16 +333,26 @@ class WarehouseSettings(_Settings):
     """
 
     destination: DestinationKind = Field(
-        default=DestinationKind.DUCKDB, validation_alias="BT_SYNC_DESTINATION"
+        default=DestinationKind.DUCKDB, validation_alias=_variables("BT_SYNC_DESTINATION", "destination")
     )
-    duckdb_path: Path = Field(default=DEFAULT_DUCKDB_PATH, validation_alias="BT_SYNC_DUCKDB")
-    parquet_root: str | None = Field(default=DEFAULT_PARQUET_ROOT, validation_alias="BT_SYNC_PARQUET")
-    state_dir: Path = Field(default=DEFAULT_STATE_DIR, validation_alias="BT_SYNC_STATE_DIR")
-    iceberg_catalog: str | None = Field(default=None, validation_alias="BT_SYNC_ICEBERG_CATALOG")
-    iceberg_warehouse: str | None = Field(default=None, validation_alias="BT_SYNC_ICEBERG_WAREHOUSE")
+    duckdb_path: Path = Field(
+        default=DEFAULT_DUCKDB_PATH, validation_alias=_variables("BT_SYNC_DUCKDB", "duckdb_path")
+    )
+    parquet_root: str | None = Field(
+        default=DEFAULT_PARQUET_ROOT, validation_alias=_variables("BT_SYNC_PARQUET", "parquet_root")
+    )
+    state_dir: Path = Field(
+        default=DEFAULT_STATE_DIR, validation_alias=_variables("BT_SYNC_STATE_DIR", "state_dir")
+    )
+    iceberg_catalog: str | None = Field(
+        default=None, validation_alias=_variables("BT_SYNC_ICEBERG_CATALOG", "iceberg_catalog")
+    )
+    iceberg_warehouse: str | None = Field(
+        default=None, validation_alias=_variables("BT_SYNC_ICEBERG_WAREHOUSE", "iceberg_warehouse")
+    )
     iceberg_namespace: str = Field(
         default=DEFAULT_ICEBERG_NAMESPACE,
-        validation_alias="BT_SYNC_ICEBERG_NAMESPACE",
+        validation_alias=_variables("BT_SYNC_ICEBERG_NAMESPACE", "iceberg_namespace"),
     )
 
     @field_validator("duckdb_path", "parquet_root", "state_dir", mode="before")

@@ -304,17 +304,16 @@ def _one_line(error: Exception) -> str:
 
 
 def _setting_names(error: ValidationError) -> dict[str, str]:
-    """How `error`'s message names each setting: its flag or, for a value the settings read from a
-    `BT_SYNC_<FIELD>` alias, that variable (pydantic names both by the field)."""
+    """How `error`'s message names each setting: its flag or, for a value the settings read from the
+    environment, the variable set (pydantic names a variable's value by the setting's documented one,
+    `BT_SYNC_TIMEOUT`, though it was read from the alias `BT_SYNC_TIMEOUT_S`)."""
     # Loaded by the time its settings fail; here, not at the top, to keep `--help` quick.
-    from connector.config import ApiSettings, WarehouseSettings
+    from connector.config import ApiSettings, WarehouseSettings, read_from
 
     if error.title not in (ApiSettings.__name__, WarehouseSettings.__name__):
         return _FLAGS
-    given = {argument.split("=", 1)[0] for argument in sys.argv[1:]}
     names = dict(_FLAGS)
-    for field, flag in _FLAGS.items():
-        alias = f"BT_SYNC_{field.upper()}"
-        if alias in os.environ and flag not in given:
-            names[field] = alias
+    settings = (*ApiSettings.model_fields.values(), *WarehouseSettings.model_fields.values())
+    for variables in filter(None, map(read_from, settings)):
+        names[variables[0]] = next((name for name in variables if name in os.environ), variables[0])
     return names

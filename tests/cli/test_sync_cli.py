@@ -1204,6 +1204,31 @@ def test_an_invalid_setting_is_named_by_the_alias_that_gave_it(
     assert done.stderr.count("\n") == 1
 
 
+@pytest.mark.parametrize("lower_first", [True, False])
+def test_a_variable_spelt_in_another_case_is_not_read_whichever_comes_first(
+    demo_emulator: Emulator, tmp_path: Path, lower_first: bool
+) -> None:
+    # `bt_sync_duckdb`, left by an env-file loader, overrode BT_SYNC_DUCKDB when it came later in the
+    # environment: a scheduled sync wrote another warehouse, exit 0.
+    meant, other = {"BT_SYNC_DUCKDB": str(tmp_path / "meant.duckdb")}, {"bt_sync_duckdb": "other.duckdb"}
+    env = {
+        **{name: value for name, value in os.environ.items() if name.upper() != "BT_SYNC_DUCKDB"},
+        "BRAINTRUST_API_URL": demo_emulator.url,
+        "BRAINTRUST_API_KEY": demo_emulator.api_key,
+        **(other | meant if lower_first else meant | other),
+    }
+    done = subprocess.run(
+        [*CLI, "sync", "--objects", "prompts", "--parquet", str(tmp_path / "tables")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (
+        "bt-sync: warning: bt_sync_duckdb is not read: variable names are case-sensitive, and bt-sync reads "
+        "BT_SYNC_DUCKDB\n"
+    )
+    assert sorted(path.name for path in tmp_path.glob("*.duckdb")) == ["meant.duckdb"]
+
+
 def test_status_lists_objects_renamed_since_their_sync_in_the_order_of_their_names_now(
     demo_emulator: Emulator, warehouse: WarehouseSettings, capfd: pytest.CaptureFixture[str]
 ) -> None:
