@@ -203,6 +203,24 @@ def file_size_limit() -> str:
     return f"; this process may write files of at most {limit:,} bytes (its file-size limit, `ulimit -f`)"
 
 
+# A write that found no room: a full disk, a quota spent, the file-size limit (`ulimit -f`).
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def for_want_of_room(error: BaseException) -> bool:
+    """Whether `error`, or an error that caused it, is a write that found no room (DuckDB's and Arrow's
+    say so in their text only)."""
+    reasons = [os.strerror(code) for code in _NO_ROOM]
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.errno in _NO_ROOM:
+            return True
+        if any(reason in str(cause) for reason in reasons):
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def in_the_way(error: OSError) -> str | None:
     """What to say when a file stands where the path an `OSError` names needs a directory, if that is its
     cause: `mkdir` of such a path says only "File exists" or "Not a directory", naming the path."""

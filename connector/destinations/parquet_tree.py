@@ -53,7 +53,7 @@ from connector.destinations.filesystem import Root
 from connector.destinations.parquet_merge import DataFile, ObjectFiles, is_file_name, merge_files, written_by
 from connector.destinations.scratch import scratch_connection
 from connector.destinations.spill import scratch_directory
-from connector.errors import UnreadableFiles, WarehouseError, WarehouseLocked, first_line
+from connector.errors import UnreadableFiles, WarehouseError, WarehouseLocked, first_line, for_want_of_room
 from connector.state_file import StateFile, WriteOverran
 from schemas.api import ApiObject
 from schemas.kinds import CATALOG_TABLES, EVENT_STREAMS, KINDS, PROJECT, ObjectKind
@@ -359,7 +359,8 @@ class ParquetTree:
             # Once the record names the new versions, the merge is committed; the rest can be redone.
             committed = self._commit(ref.stream, ref.object_id, record, committed_at)
         except BaseException as error:
-            self._drop_uncommitted(ref, token)
+            if for_want_of_room(error):
+                self._drop_uncommitted(ref, token)
             # A read that failed may have met a file damaged on disk.
             if isinstance(error, duckdb.Error | pa.ArrowInvalid) and (
                 unreadable := self._set_aside_unreadable(self._files(ref.stream, ref.object_id), previous)
@@ -466,9 +467,13 @@ class ParquetTree:
         return unreadable
 
     def _drop_uncommitted(self, ref: ObjectRef, token: str) -> None:
-        """Delete the versions a failed merge (given `token`) wrote, unless the record names them.
+        """Delete the versions a merge (given `token`) that failed for want of room wrote, unless the record
+        names them: else they would stay an hour (`_collect_garbage`), taking room that the rerun needs.
 
-        Else they would stay an hour (`_collect_garbage`), taking room that a rerun after a full disk needs.
+        Only then: a query lists every version of a table when it is planned, keeps those the records
+        name, and opens each listed one as it runs; a version deleted in between failed it ("Cannot open
+        file"), and a merge that failed for another reason (a scheduler's SIGTERM) leaves its versions as a
+        kill does.
         """
         where = self._files(ref.stream, ref.object_id)
         with suppress(WarehouseError, OSError):
