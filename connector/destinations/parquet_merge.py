@@ -36,6 +36,14 @@ from connector.destinations.unique_ids import each_id_once
 from schemas.tables import EventStream, read_parquet, sql_identifier, sql_literal, sql_path_list
 
 # The id, version and file of each row an object holds, as read from object storage.
+# A file's rows begin with these (none), whose columns may all be NULL: DuckDB writes a column its
+# statistics show no NULL in as REQUIRED, and a rewritten file's rows, read from files holding none in
+# `input`, gave `input` REQUIRED where a first load's files have it OPTIONAL; pyarrow takes one file's
+# schema for a whole tree, and then refused to write the table it read ("declared non-nullable but
+# contains nulls"). A filter the optimizer cannot fold away keeps the branch, and its statistics.
+_NO_ROWS_ALL_NULLABLE = (
+    "SELECT t.* FROM (SELECT 1) AS one LEFT JOIN template AS t ON false WHERE random() < 0"
+)
 _CURRENT_KEYS = pa.schema([("id", pa.string()), ("old_x", pa.uint64()), ("file", pa.string())])
 _FILE_NAME = re.compile(r"part-[0-9]{6,}\.parquet")
 
@@ -376,7 +384,7 @@ class _Merge:
             rows = sql_literal(str(its_changes / "*.parquet"))
             changes = f"SELECT * FROM {read_parquet(rows)}"
         query = (
-            f"SELECT {self._columns} FROM (SELECT * FROM template UNION ALL BY NAME {kept} "
+            f"SELECT {self._columns} FROM ({_NO_ROWS_ALL_NULLABLE} UNION ALL BY NAME {kept} "
             f"UNION ALL BY NAME {changes})"
         )
         version = _version_name(name, self._token)

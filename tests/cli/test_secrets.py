@@ -52,7 +52,8 @@ def test_a_key_set_in_a_variable_spelled_in_lowercase_is_not_read_and_not_shown(
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == (
         f"bt-sync: warning: {variable} is not read: variable names are case-sensitive, and bt-sync reads "
-        "BRAINTRUST_API_KEY\nbt-sync: error: No Braintrust API key: set BRAINTRUST_API_KEY or pass --api-key.\n"
+        "BRAINTRUST_API_KEY\n"
+        "bt-sync: error: No Braintrust API key: set BRAINTRUST_API_KEY or pass --api-key.\n"
     )
 
 

@@ -373,6 +373,24 @@ def test_a_rebuild_reads_the_whole_history_even_after_an_incremental_read_left_u
     ) == [(3_010, 3_010)]
 
 
+def test_every_file_of_a_table_lets_every_column_be_null_once_rewritten(
+    emulator: Emulator, warehouse: WarehouseSettings
+) -> None:
+    # A rewritten file's columns holding no NULL were written REQUIRED (a first load's are OPTIONAL):
+    # pyarrow took one file's schema for the tree, `input` not null, and refused to write what it read.
+    project = emulator.store.create_project("rewritten")
+    emulator.store.insert("project_logs", project["id"], [{"id": f"r{i}", "input": i} for i in range(50)])
+    sync(emulator, warehouse)
+    emulator.store.insert("project_logs", project["id"], [{"id": "r1", "_is_merge": True, "output": "new"}])
+    emulator.store.insert("project_logs", project["id"], [{"id": "no-input", "output": "only"}])
+    sync(emulator, warehouse)
+    versions = Path(warehouse.tables_root, "_bt_sync", "project_logs", f"project_id={project['id']}")
+    schemas = {path.name: pq.read_schema(path) for path in versions.glob("*.parquet")}
+    required = {name: [f.name for f in schema if not f.nullable] for name, schema in schemas.items()}
+    # The first load's versions and the rewritten ones (those replaced stay an hour).
+    assert len(schemas) >= 2 and not any(required.values()), required
+
+
 @pytest.mark.parametrize("ended_by", ["an interrupt", "a full disk", "a kill"])
 def test_files_of_a_merge_that_never_committed_are_swept(
     emulator: Emulator, warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch, ended_by: str
