@@ -478,6 +478,8 @@ def check_state_dir(state_dir: Path, flag: str = "--state-dir") -> None:
     """
     for path in (state_dir, *state_dir.parents):
         if path.is_symlink() and not path.exists():  # `mkdir` of it fails with "File exists"
+            if loops(path):  # two links naming each other: each exists, neither leads anywhere
+                raise ConfigError(f"{flag} {state_dir}: {path} leads into a loop of symbolic links")
             raise ConfigError(
                 f"{flag} {state_dir}: {path} is a link to {os.readlink(path)}, which does not exist"
             )

@@ -204,13 +204,25 @@ def warehouse_settings(
             f"{settings.destination} ({where}): {remedy}, or leave out {given}"
         )
     if settings.destination is DestinationKind.DUCKDB:
-        _check_duckdb_paths(settings)
+        _check_duckdb_paths(settings, setting_named("duckdb_path", "--duckdb", duckdb))
     return settings
 
 
-def _check_duckdb_paths(settings: WarehouseSettings) -> None:
-    """Refuse a DuckDB file or tables' directory that cannot be one, before any work: `status`, `sql` and
-    `maintain` took a directory for the file and answered from the tables alone.
+def setting_named(field: str, flag: str, given: object) -> str:
+    """How a message names a warehouse setting: by its flag, unless it was not `given` and a variable set
+    it (`BT_SYNC_STATE_DIR=afile` was told `--state-dir afile: afile is not a directory`)."""
+    from connector.config import WarehouseSettings, read_from
+
+    if given is None:
+        for variable in read_from(WarehouseSettings.model_fields[field]):
+            if variable in os.environ:
+                return variable
+    return flag
+
+
+def _check_duckdb_paths(settings: WarehouseSettings, named: str) -> None:
+    """Refuse a DuckDB file (`named` so in messages) or tables' directory that cannot be one, before any
+    work: `status`, `sql` and `maintain` took a directory for the file and answered from the tables alone.
 
     Raises:
         ConfigError: the file is a directory, or a file stands where a directory is needed.
@@ -218,9 +230,9 @@ def _check_duckdb_paths(settings: WarehouseSettings) -> None:
     from connector.config import check_duckdb_file
     from connector.errors import ConfigError, in_the_way_of, loops
 
-    check_duckdb_file(settings.duckdb_path)
+    check_duckdb_file(settings.duckdb_path, named)
     if (in_the_way := in_the_way_of(settings.duckdb_path.parent)) is not None:
-        raise ConfigError(f"--duckdb {settings.duckdb_path}: {in_the_way}")
+        raise ConfigError(f"{named} {settings.duckdb_path}: {in_the_way}")
     # The Parquet root (or the tables' directory beside the DuckDB file): a sync failed only once the API
     # had been asked, and as a failure of the warehouse rather than of the command line.
     tables = settings.tables_root.removeprefix("file://")

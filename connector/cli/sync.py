@@ -23,6 +23,7 @@ from connector.cli.options import (
     TimeoutOption,
     api_settings,
     check_destination_writable,
+    setting_named,
     warehouse_settings,
 )
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
@@ -107,7 +108,7 @@ def sync(
         iceberg_namespace=iceberg_namespace,
         state_dir=state_dir,
     )
-    check_state_dir(store.state_dir)
+    check_state_dir(store.state_dir, setting_named("state_dir", "--state-dir", state_dir))
     check_destination_writable(store)
     with open_client(api_settings(api_url, api_key, timeout)) as client:
         # Prepared by the sync once the API answered: a rejected key or an unreachable API writes nothing.

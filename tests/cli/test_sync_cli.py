@@ -519,6 +519,7 @@ def test_a_sync_the_api_refuses_writes_nothing(
     [
         ("st", "--state-dir {w}/st/x: {w}/st is not a directory"),
         ("link", "--state-dir {w}/link/x: {w}/link is a link to {w}/gone, which does not exist"),
+        ("loop", "--state-dir {w}/loop/x: {w}/loop leads into a loop of symbolic links"),
         ("b.duckdb", "--duckdb {w}/b.duckdb/x is a directory: name a DuckDB file in it"),
         ("file", "--duckdb {w}/file/b.duckdb: {w}/file is a file where a directory is needed"),
     ],
@@ -534,6 +535,9 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
     elif in_the_way == "link":
         (where / "link").symlink_to(where / "gone")
         state_dir = f"{where}/link/x"
+    elif in_the_way == "loop":
+        (where / "loop").symlink_to(where / "loop")
+        state_dir = f"{where}/loop/x"
     elif in_the_way == "file":
         (where / "file").write_text("a file")
         duckdb_file = f"{where}/file/b.duckdb"
@@ -544,6 +548,21 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
     done = cli_in_process(capfd, "sync", "--api-url", emulator.url, *paths, env={"BRAINTRUST_API_KEY": "k"})
     assert (done.returncode, done.stderr) == (2, f"bt-sync: error: {says.format(w=where)}\n")
     assert [path.name for path in where.iterdir()] == [in_the_way]  # nothing written beside it
+
+
+@pytest.mark.parametrize("variable", ["BT_SYNC_STATE_DIR", "BT_SYNC_DUCKDB", "BT_SYNC_DUCKDB_PATH"])
+def test_a_path_set_by_a_variable_is_named_by_it_when_refused(
+    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str], variable: str
+) -> None:
+    # Named `--state-dir` (`--duckdb`), a flag given nowhere.
+    (tmp_path / "file").write_text("a file")
+    given = f"{tmp_path}/file" if variable == "BT_SYNC_STATE_DIR" else f"{tmp_path}/file/w.duckdb"
+    env = {"BRAINTRUST_API_KEY": "k", variable: given, "BT_SYNC_PARQUET": f"{tmp_path}/pq"}
+    if variable != "BT_SYNC_STATE_DIR":
+        env["BT_SYNC_STATE_DIR"] = f"{tmp_path}/st"
+    done = cli_in_process(capfd, "sync", "--api-url", emulator.url, env=env)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"bt-sync: error: {variable} {given}: "), done.stderr
 
 
 @pytest.mark.parametrize(
@@ -2030,7 +2049,9 @@ def test_a_duckdb_file_named_through_a_link_is_written_where_the_link_points(
         done = run_cli(
             "sync", "--objects", "logs", "--parquet", str(tables), env=env | {"BT_SYNC_DUCKDB": str(looping)}
         )
-        refused = f"bt-sync: error: --duckdb {looping} leads into a loop of symbolic links: name a file\n"
+        refused = (
+            f"bt-sync: error: BT_SYNC_DUCKDB {looping} leads into a loop of symbolic links: name a file\n"
+        )
         # Refused once the tables' directory was written, exit 1: `sql` then read it as an empty warehouse.
         assert (done.returncode, done.stderr, tables.exists()) == (2, refused, False)
         assert loop.is_symlink()
