@@ -1336,6 +1336,39 @@ def test_a_first_line_broken_within_itself_is_not_sent_to_another_format(
     assert nothing_created(emulator)
 
 
+@pytest.mark.parametrize(
+    ("content", "row", "detail"),
+    [
+        # Two files that begin with a byte order mark, joined with `cat`.
+        (
+            b'\xef\xbb\xbf{"id": "a", "input": 1}\n\xef\xbb\xbf{"id": "b", "input": 2}\n',
+            2,
+            "invalid JSON (UTF-8 byte order mark (BOM) is not supported at char 0): the line begins with a "
+            "byte order mark, as a file's first line does: delete it",
+        ),
+        (
+            b'{"id": "a", "input": 1}{"id": "b", "input": 2}',
+            1,
+            "invalid JSON (unexpected content after document at char 23): objects one after another on a "
+            "line are no JSON Lines; for such a file pass --format json",
+        ),
+    ],
+)
+def test_a_line_broken_in_a_common_way_says_what_to_do(
+    emulator: Emulator,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: bytes,
+    row: int,
+    detail: str,
+) -> None:
+    # Only the parser's words: "invalid JSON (… at char 0)", for a row that holds a valid object.
+    (tmp_path / "d.jsonl").write_bytes(content)
+    code, _, err = cli(emulator, tmp_path, capsys, tmp_path / "d.jsonl", "--format", "jsonl")
+    assert (code, err) == (1, f"bt-sync: error: d.jsonl row {row}: {detail}\n")
+    assert nothing_created(emulator)
+
+
 def test_a_bad_first_line_among_objects_is_a_bad_row_like_any_other(
     emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str], push: Any
 ) -> None:
