@@ -35,7 +35,6 @@ from connector.destinations.scratch import merge_connection, object_scratch
 from connector.destinations.unique_ids import each_id_once
 from schemas.tables import EventStream, read_parquet, sql_identifier, sql_literal, sql_path_list
 
-# The id, version and file of each row an object holds, as read from object storage.
 # A file's rows begin with these (none), whose columns may all be NULL: DuckDB writes a column its
 # statistics show no NULL in as REQUIRED, and a rewritten file's rows, read from files holding none in
 # `input`, gave `input` REQUIRED where a first load's files have it OPTIONAL; pyarrow takes one file's
@@ -44,6 +43,7 @@ from schemas.tables import EventStream, read_parquet, sql_identifier, sql_litera
 _NO_ROWS_ALL_NULLABLE = (
     "SELECT t.* FROM (SELECT 1) AS one LEFT JOIN template AS t ON false WHERE random() < 0"
 )
+# The id, version and file of each row an object holds, as read from object storage.
 _CURRENT_KEYS = pa.schema([("id", pa.string()), ("old_x", pa.uint64()), ("file", pa.string())])
 _FILE_NAME = re.compile(r"part-[0-9]{6,}\.parquet")
 
