@@ -14,12 +14,12 @@ from datetime import timedelta
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connector.defaults import (
     DEFAULT_API_URL,
@@ -42,12 +42,19 @@ logger = logging.getLogger("bt_sync")
 
 
 class _Settings(BaseSettings):
-    # Each field reads the variables `_variables` names, spelt exactly: a lower-case copy
-    # (`bt_sync_duckdb`, left by an env-file loader) overrode the documented name, whichever came last in
-    # the environment. A field's name is a keyword argument, never a variable (such as TIMEOUT_S).
-    model_config = SettingsConfigDict(
-        env_prefix="BT_SYNC_", extra="ignore", populate_by_name=True, case_sensitive=True
-    )
+    # A field's name is a keyword argument; the environment is read by `_DocumentedVariables`.
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _DocumentedVariables(settings_cls)
 
     @model_validator(mode="after")
     def _warn_of_variables_spelt_otherwise(self) -> Self:
@@ -58,6 +65,29 @@ class _Settings(BaseSettings):
             if name != meant:
                 _warn_unread(name, meant)
         return self
+
+
+class _DocumentedVariables(PydanticBaseSettingsSource):
+    """The environment, read by the names `_variables` gives each field, spelt exactly.
+
+    pydantic-settings' own source reads names in any case (`bt_sync_duckdb`, left by an env-file loader,
+    overrode BT_SYNC_DUCKDB, whichever came last in the environment) or, told to match case, the prefix
+    and the field's name as written (`BT_SYNC_duckdb_path`).
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variables = read_from(field)
+        value = next((os.environ[name] for name in variables if name in os.environ), None)
+        # Keyed by the documented name, as the keyword arguments are by pydantic-settings.
+        return value, variables[0] if variables else field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                values[key] = value
+        return values
 
 
 @cache  # once a process: settings are made again for each command's part, and each Dagster run
@@ -466,6 +496,14 @@ def hours_window(hours: float, setting: str) -> timedelta:
             f"invalid setting: {setting}: must be between 0 and {MAX_WINDOW_HOURS:,} hours, got {given}"
         )
     return timedelta(hours=hours)
+
+
+def setting_named(field: str, flag: str, given: object) -> str:
+    """How a message names a warehouse setting: by its `flag`, unless it was not `given` and a variable set
+    it (`BT_SYNC_STATE_DIR=afile` was told `--state-dir afile: afile is not a directory`)."""
+    variables = read_from(WarehouseSettings.model_fields[field])
+    set_by = next((name for name in variables if name in os.environ), None)
+    return set_by if given is None and set_by is not None else flag
 
 
 def check_state_dir(state_dir: Path, flag: str = "--state-dir") -> None:

@@ -204,20 +204,10 @@ def warehouse_settings(
             f"{settings.destination} ({where}): {remedy}, or leave out {given}"
         )
     if settings.destination is DestinationKind.DUCKDB:
+        from connector.config import setting_named
+
         _check_duckdb_paths(settings, setting_named("duckdb_path", "--duckdb", duckdb))
     return settings
-
-
-def setting_named(field: str, flag: str, given: object) -> str:
-    """How a message names a warehouse setting: by its flag, unless it was not `given` and a variable set
-    it (`BT_SYNC_STATE_DIR=afile` was told `--state-dir afile: afile is not a directory`)."""
-    from connector.config import WarehouseSettings, read_from
-
-    if given is None:
-        for variable in read_from(WarehouseSettings.model_fields[field]):
-            if variable in os.environ:
-                return variable
-    return flag
 
 
 def _check_duckdb_paths(settings: WarehouseSettings, named: str) -> None:

@@ -23,7 +23,6 @@ from connector.cli.options import (
     TimeoutOption,
     api_settings,
     check_destination_writable,
-    setting_named,
     warehouse_settings,
 )
 from connector.defaults import DEFAULT_LOCK_WAIT_S, DEFAULT_OVERLAP_S, DEFAULT_PAGE_LIMIT
@@ -79,7 +78,7 @@ def sync(
     as_json: bool = JsonOption,
 ) -> None:
     """Sync project logs, experiments, datasets and the project catalog incrementally."""
-    from connector.config import check_state_dir
+    from connector.config import check_state_dir, setting_named
     from connector.display import shell_text_as_utf8
     from connector.errors import SyncIncomplete
     from connector.progress import terminal_progress

@@ -577,20 +577,21 @@ def _jsonl_row(line: bytes) -> dict[str, Any] | RowProblem:
             text = line.decode()
         except UnicodeDecodeError as bad_bytes:
             return RowProblem(None, not_utf8(bad_bytes), values=line.decode(errors="replace"))
-        return RowProblem(None, _invalid_json(line, error), values=text)
+        return RowProblem(None, _invalid_json(text, error), values=text)
     if not isinstance(value, dict):
         text = _without_newline(line).decode()
         return RowProblem(None, f"expected a JSON object, found {json_kind(value)}", values=text)
     return value
 
 
-def _invalid_json(line: bytes, error: orjson.JSONDecodeError) -> str:
-    """Why a line is no JSON, and what to do where two common causes show."""
+def _invalid_json(text: str, error: orjson.JSONDecodeError) -> str:
+    """Why a line's text is no JSON (`error.pos` counts its characters), and what to do where two common
+    causes show."""
     reason = f"invalid JSON ({error.msg} at char {error.pos})"
-    if line.startswith(codecs.BOM_UTF8):
+    if text.startswith(codecs.BOM_UTF8.decode()):
         # The second file's first line, where two files that begin with one were joined (`cat`).
         return f"{reason}: the line begins with a byte order mark, as a file's first line does: delete it"
-    if error.msg.startswith("unexpected content after") and line[error.pos :].lstrip().startswith(b"{"):
+    if error.msg.startswith("unexpected content after") and text[error.pos :].lstrip().startswith("{"):
         return (
             f"{reason}: objects one after another on a line are no JSON Lines; for such a file pass "
             f"{option('format', 'json')}"

@@ -52,7 +52,7 @@ from typing import IO, TYPE_CHECKING, Any, Self, cast
 import orjson
 
 from connector import interrupts
-from connector.config import check_state_dir
+from connector.config import check_state_dir, setting_named
 from connector.display import (
     LOCALE_REMEDY,
     as_given,
@@ -205,7 +205,9 @@ def _check_paths(options: PushOptions) -> None:
             _check_utf8_name(option(name), path)
     if options.rejects is not None:
         _check_rejects(options.rejects, options.input_file, dry_run=options.dry_run)
-    check_state_dir(options.checkpoint_dir.parent)
+    check_state_dir(
+        options.checkpoint_dir.parent, setting_named("state_dir", option("state_dir"), options.state_dir)
+    )
 
 
 def _check_utf8_name(flag: str, path: Path) -> None:

@@ -550,9 +550,17 @@ def test_a_state_dir_or_duckdb_file_the_sync_cannot_use_is_refused_before_it_wri
     assert [path.name for path in where.iterdir()] == [in_the_way]  # nothing written beside it
 
 
-@pytest.mark.parametrize("variable", ["BT_SYNC_STATE_DIR", "BT_SYNC_DUCKDB", "BT_SYNC_DUCKDB_PATH"])
+@pytest.mark.parametrize(
+    ("command", "variable"),
+    [
+        ("sync", "BT_SYNC_STATE_DIR"),
+        ("sync", "BT_SYNC_DUCKDB"),
+        ("sync", "BT_SYNC_DUCKDB_PATH"),
+        ("push", "BT_SYNC_STATE_DIR"),
+    ],
+)
 def test_a_path_set_by_a_variable_is_named_by_it_when_refused(
-    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str], variable: str
+    emulator: Emulator, tmp_path: Path, capfd: pytest.CaptureFixture[str], command: str, variable: str
 ) -> None:
     # Named `--state-dir` (`--duckdb`), a flag given nowhere.
     (tmp_path / "file").write_text("a file")
@@ -560,7 +568,10 @@ def test_a_path_set_by_a_variable_is_named_by_it_when_refused(
     env = {"BRAINTRUST_API_KEY": "k", variable: given, "BT_SYNC_PARQUET": f"{tmp_path}/pq"}
     if variable != "BT_SYNC_STATE_DIR":
         env["BT_SYNC_STATE_DIR"] = f"{tmp_path}/st"
-    done = cli_in_process(capfd, "sync", "--api-url", emulator.url, env=env)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"id": "a", "input": 1}\n')
+    pushed = [str(rows), "--project", "p", "--dataset", "d"] if command == "push" else []
+    done = cli_in_process(capfd, command, *pushed, "--api-url", emulator.url, env=env)
     assert done.returncode == 2
     assert done.stderr.startswith(f"bt-sync: error: {variable} {given}: "), done.stderr
 
@@ -1223,18 +1234,30 @@ def test_an_invalid_setting_is_named_by_the_alias_that_gave_it(
     assert done.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("lower_first", [True, False])
+@pytest.mark.parametrize(
+    ("other_name", "meant_first"),
+    [
+        ("bt_sync_duckdb", False),
+        ("bt_sync_duckdb", True),
+        # The prefix and the field's name as written, which pydantic-settings read when told to match case
+        # (and alone: BT_SYNC_DUCKDB wins over it).
+        ("BT_SYNC_duckdb_path", None),
+    ],
+)
 def test_a_variable_spelt_in_another_case_is_not_read_whichever_comes_first(
-    demo_emulator: Emulator, tmp_path: Path, lower_first: bool
+    demo_emulator: Emulator, tmp_path: Path, other_name: str, meant_first: bool | None
 ) -> None:
     # `bt_sync_duckdb`, left by an env-file loader, overrode BT_SYNC_DUCKDB when it came later in the
     # environment: a scheduled sync wrote another warehouse, exit 0.
-    meant, other = {"BT_SYNC_DUCKDB": str(tmp_path / "meant.duckdb")}, {"bt_sync_duckdb": "other.duckdb"}
+    meant = {} if meant_first is None else {"BT_SYNC_DUCKDB": str(tmp_path / "meant.duckdb")}
+    other = {other_name: str(tmp_path / "other.duckdb")}
     env = {
-        **{name: value for name, value in os.environ.items() if name.upper() != "BT_SYNC_DUCKDB"},
+        **{
+            name: value for name, value in os.environ.items() if not name.upper().startswith("BT_SYNC_DUCKDB")
+        },
         "BRAINTRUST_API_URL": demo_emulator.url,
         "BRAINTRUST_API_KEY": demo_emulator.api_key,
-        **(other | meant if lower_first else meant | other),
+        **(meant | other if meant_first else other | meant),
     }
     done = subprocess.run(
         [*CLI, "sync", "--objects", "prompts", "--parquet", str(tmp_path / "tables")],
@@ -1242,10 +1265,11 @@ def test_a_variable_spelt_in_another_case_is_not_read_whichever_comes_first(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stderr == (
-        "bt-sync: warning: bt_sync_duckdb is not read: variable names are case-sensitive, and bt-sync reads "
-        "BT_SYNC_DUCKDB\n"
+        f"bt-sync: warning: {other_name} is not read: variable names are case-sensitive, and bt-sync reads "
+        f"{other_name.upper()}\n"
     )
-    assert sorted(path.name for path in tmp_path.glob("*.duckdb")) == ["meant.duckdb"]
+    written = "meant.duckdb" if meant else "data/braintrust.duckdb"  # or the default
+    assert [path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*.duckdb")] == [written]
 
 
 def test_status_lists_objects_renamed_since_their_sync_in_the_order_of_their_names_now(

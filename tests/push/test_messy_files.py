@@ -1352,6 +1352,13 @@ def test_a_first_line_broken_within_itself_is_not_sent_to_another_format(
             "invalid JSON (unexpected content after document at char 23): objects one after another on a "
             "line are no JSON Lines; for such a file pass --format json",
         ),
+        # orjson counts characters, not bytes.
+        (
+            '{"id": "a", "input": "日本語"}{"id": "b", "input": 2}'.encode(),
+            1,
+            "invalid JSON (unexpected content after document at char 27): objects one after another on a "
+            "line are no JSON Lines; for such a file pass --format json",
+        ),
     ],
 )
 def test_a_line_broken_in_a_common_way_says_what_to_do(
