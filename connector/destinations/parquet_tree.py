@@ -79,6 +79,9 @@ SCHEMA_OBJECT = "__schema__"
 SCHEMA_FILE = "part-000000.parquet"
 # How long a replaced version (or a deleted object's directory) stays for queries that listed it.
 RETIRED_GRACE = timedelta(hours=1)
+# How long the versions a failed merge wrote stay once another merge of the object fails: past it, no query
+# that listed them is taken to run still.
+ABANDONED_GRACE = timedelta(minutes=10)
 # What a data file that cannot be read is renamed with: out of the object's files, kept for a look.
 _SET_ASIDE = ".unreadable"
 # A commit becomes current this long after it starts writing its record, which must be readable by
@@ -359,8 +362,7 @@ class ParquetTree:
             # Once the record names the new versions, the merge is committed; the rest can be redone.
             committed = self._commit(ref.stream, ref.object_id, record, committed_at)
         except BaseException as error:
-            if for_want_of_room(error):
-                self._drop_uncommitted(ref, token)
+            self._drop_uncommitted(ref, every=for_want_of_room(error), token=token)
             # A read that failed may have met a file damaged on disk.
             if isinstance(error, duckdb.Error | pa.ArrowInvalid) and (
                 unreadable := self._set_aside_unreadable(self._files(ref.stream, ref.object_id), previous)
@@ -466,22 +468,35 @@ class ParquetTree:
                 unreadable.append(f"{self.root.uri(path)} is unreadable ({reason})")
         return unreadable
 
-    def _drop_uncommitted(self, ref: ObjectRef, token: str) -> None:
-        """Delete the versions a merge (given `token`) that failed for want of room wrote, unless the record
-        names them: else they would stay an hour (`_collect_garbage`), taking room that the rerun needs.
+    def _drop_uncommitted(self, ref: ObjectRef, *, every: bool, token: str) -> None:
+        """Delete, once a merge (given `token`) failed, the versions of the object no record names: `every`
+        one when it failed for want of room (the rerun needs the room), else those earlier merges wrote
+        more than `ABANDONED_GRACE` ago.
 
-        Only then: a query lists every version of a table when it is planned, keeps those the records
-        name, and opens each listed one as it runs; a version deleted in between failed it ("Cannot open
-        file"), and a merge that failed for another reason (a scheduler's SIGTERM) leaves its versions as a
-        kill does.
+        A query lists every version of a table when it is planned, keeps those the records name, and
+        opens each listed one as it runs: a version deleted in between failed it ("Cannot open file"), so
+        the merge's own stay (a scheduler's SIGTERM leaves them, as a kill does). Those of earlier failed
+        attempts go: left an hour (`_collect_garbage`), a merge failing at each retry kept a copy of every
+        file it rewrote for each.
         """
         where = self._files(ref.stream, ref.object_id)
+        abandoned_before = datetime.now(UTC) - ABANDONED_GRACE
         with suppress(WarehouseError, OSError):
             record = self._load(ref.stream, ref.object_id)
-            named = set() if record is None else {f.version for f in record.files}
+            named: set[str] = set()
+            if record is not None:  # its versions, and those it retired (read by queries for an hour)
+                named = {f.version for f in record.files} | {r.version for r in record.retired}
             for version in self.root.list(where.versions):
-                if written_by(version, token) and version not in named:
-                    self.root.delete(where.version_path(version))
+                path = where.version_path(version)
+                if version in named:
+                    continue
+                # A file cut short (`.tmp`) is no query's: no `*.parquet` lists it.
+                if (
+                    every
+                    or version.endswith(".tmp")
+                    or (not written_by(version, token) and self.root.modified(path) < abandoned_before)
+                ):
+                    self.root.delete(path)
 
     def remove_object(self, state: SyncState) -> None:
         """Take a deleted object's rows out of the tables (the caller holds the object's lock)."""

@@ -25,7 +25,7 @@ from connector.config import WarehouseSettings
 from connector.destinations.base import ObjectRef, SyncState
 from connector.destinations.file_size import file_target_rows
 from connector.destinations.filesystem import Root
-from connector.destinations.parquet_tree import ObjectRecord, ParquetTree
+from connector.destinations.parquet_tree import ABANDONED_GRACE, ObjectRecord, ParquetTree
 from connector.emulator import Emulator, ListQuery
 from connector.errors import WarehouseError, WarehouseLocked
 from connector.sync.catalog import discover_catalog, write_catalog
@@ -411,7 +411,7 @@ def test_files_of_a_merge_that_never_committed_are_swept(
     monkeypatch.setattr(Root, "write", die_at_commit)
     if ended_by == "a kill":
         # A killed process deletes nothing on its way out.
-        monkeypatch.setattr(ParquetTree, "_drop_uncommitted", lambda *_: None)
+        monkeypatch.setattr(ParquetTree, "_drop_uncommitted", lambda *_, **__: None)
     with contextlib.suppress(KeyboardInterrupt):
         sync(emulator, warehouse)
     monkeypatch.undo()
@@ -430,6 +430,50 @@ def test_files_of_a_merge_that_never_committed_are_swept(
     sync(emulator, warehouse)
     # An uncommitted version is no record's: it stays only for the grace period, invisible to the views.
     assert not uncommitted & set(record_path.read_text().split('"'))
+    assert query(warehouse, "SELECT output FROM project_logs WHERE id = 'r1'") == [('"new"',)]
+
+
+def test_a_merge_failing_again_deletes_what_earlier_failures_left_past_a_grace(
+    emulator: Emulator, warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each failed attempt left a copy of every file it rewrote for an hour: a merge failing at each
+    # scheduled retry multiplied the object's disk.
+    project = emulator.store.create_project("retried")
+    emulator.store.insert("project_logs", project["id"], [{"id": f"r{i}", "input": i} for i in range(50)])
+    sync(emulator, warehouse)
+    emulator.store.insert("project_logs", project["id"], [{"id": "r1", "_is_merge": True, "output": "new"}])
+    real_write = Root.write
+
+    def die_at_commit(self: Root, relative: str, data: bytes, **options: Any) -> None:
+        if project["id"] in relative and relative.endswith("_sync_state.json"):
+            raise KeyboardInterrupt
+        real_write(self, relative, data, **options)
+
+    versions = Path(warehouse.tables_root, "_bt_sync", "project_logs", f"project_id={project['id']}")
+    record_path = Path(
+        warehouse.tables_root, "project_logs", f"project_id={project['id']}", "_sync_state.json"
+    )
+
+    def uncommitted() -> set[str]:
+        return {p.name for p in versions.iterdir() if p.name not in record_path.read_text()}
+
+    monkeypatch.setattr(Root, "write", die_at_commit)
+    with pytest.raises(KeyboardInterrupt):
+        sync(emulator, warehouse)
+    first = uncommitted()
+    with pytest.raises(KeyboardInterrupt):  # a retry within the grace: a query may still read the first's
+        sync(emulator, warehouse)
+    second = uncommitted() - first
+    assert first and second and uncommitted() == first | second
+    aged = time.time() - ABANDONED_GRACE.total_seconds() - 1
+    for name in first:
+        os.utime(versions / name, (aged, aged))
+    with pytest.raises(KeyboardInterrupt):
+        sync(emulator, warehouse)
+    third = uncommitted() - first - second
+    assert third and uncommitted() == second | third
+    monkeypatch.undo()
+    sync(emulator, warehouse)
     assert query(warehouse, "SELECT output FROM project_logs WHERE id = 'r1'") == [('"new"',)]
 
 
