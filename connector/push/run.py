@@ -37,6 +37,7 @@ import json
 import os
 import shlex
 import stat
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -1142,6 +1143,10 @@ def _last_of_each_id(spool: EventSpool, ids: IdIndex) -> Iterator[tuple[list[int
 
 # The API refusing a request's content: `_Sender` halves the batch to find the row it refuses.
 _BAD_REQUEST = 400
+# Rows refused even sent alone, with none stored, past which a push skipping refused rows stops: an API (or
+# a proxy before it) answering 400 to every insert had each row sent alone, two requests a row (5,000
+# rows took 15 s; a million would have taken about an hour) before the push said none was stored.
+EVERY_ROW_REFUSED_AFTER = 100
 
 
 @dataclass(frozen=True)
@@ -1199,6 +1204,10 @@ class _Sender:
         self._pool = ThreadPoolExecutor(max_workers=options.concurrency, thread_name_prefix="bt-sync-push")
         self._in_flight: dict[Future[_Inserted], Batch] = {}
         self._ids_in_flight: dict[Future[_Inserted], frozenset[str]] = {}
+        # Counted by the sending threads: see `EVERY_ROW_REFUSED_AFTER`.
+        self._counting = threading.Lock()
+        self._refused_alone = 0
+        self._stored_any = False
 
     def __enter__(self) -> Self:
         return self
@@ -1278,6 +1287,7 @@ class _Sender:
                     else f"even when sent alone ({error})"
                 )
                 if self._skip_refused:
+                    self._count_refused_alone(refused)
                     return _Inserted(refused=(_Refused(batch.rows[0], batch.events[0], refused),))
                 mend = "" if too_large else "; mend or remove it"
                 raise _RowRefused(f"{self._source_name} row {batch.rows[0]}: {refused}{mend}") from None
@@ -1299,7 +1309,24 @@ class _Sender:
                     f"insert of batch {batch.number} returned the row id {stored!r} for row "
                     f"{batch.rows[at]}, sent with the id {sent!r}"
                 )
+        self._stored_any = True
         return _Inserted()
+
+    def _count_refused_alone(self, refused: str) -> None:
+        """Count a row refused even sent alone.
+
+        Raises:
+            PushError: `EVERY_ROW_REFUSED_AFTER` rows were, and none was stored.
+        """
+        with self._counting:
+            self._refused_alone += 1
+            every = not self._stored_any and self._refused_alone >= EVERY_ROW_REFUSED_AFTER
+        if every:
+            raise PushError(
+                f"{self._source_name}: stopped after {EVERY_ROW_REFUSED_AFTER} rows, each sent alone, were "
+                f"refused, and none was stored (the last: {refused}): the API refuses every row, not a few "
+                "bad ones; check what it says, then push again"
+            )
 
 
 class _RowRefused(PushError):

@@ -19,6 +19,7 @@ import pytest
 
 from connector.cli import main
 from connector.emulator import Emulator, FaultRule, ListQuery
+from connector.push.run import EVERY_ROW_REFUSED_AFTER
 from tests.helpers import cli_env, cli_in_process, cli_peak_rss_mib
 from tests.push.helpers import (
     CSV_AS_EVENTS,
@@ -770,6 +771,30 @@ def test_a_rerun_of_a_complete_push_whose_every_row_the_api_refused_fails_too(
     code, out, err = run_cli(emulator, tmp_path, capsys, *args)
     assert code == 1 and out.startswith("data.csv was already pushed to dataset 'd' in project 'p'")
     assert "error: no row of data.csv was stored by the push that completed earlier: 3 rows rejected" in err
+
+
+def test_a_push_skipping_refused_rows_stops_when_the_api_refuses_every_row(
+    emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every insert answered 400 (a proxy refusing them all): each row was sent alone, two requests a row.
+    rows = 3_000
+    path = write_csv(tmp_path / "data.csv", rows)
+    emulator.faults.add(FaultRule(kind="status", status=400, route="/insert", times=None))
+    code, _, err = run_cli(emulator, tmp_path, capsys, *skipping_into_rejects(path, tmp_path / "r.jsonl"))
+    assert code == 1
+    assert (
+        f"error: data.csv: stopped after {EVERY_ROW_REFUSED_AFTER} rows, each sent alone, were refused" in err
+    )
+    assert err.endswith(
+        "the API refuses every row, not a few bad ones; check what it says, then push again\n"
+    )
+    requests = emulator.stats.snapshot()["requests"]
+    sent = sum(n for key, n in requests.items() if "insert" in key)
+    assert 0 < sent < rows / 2, requests
+    # Once the API takes rows again, the rerun sends them all: no batch was checkpointed as refused.
+    emulator.faults.clear()
+    code, _, err = run_cli(emulator, tmp_path, capsys, *skipping_into_rejects(path, tmp_path / "r.jsonl"))
+    assert (code, inserts(emulator)) == (0, rows), err
 
 
 def test_the_summary_shows_the_control_characters_of_names_escaped(
