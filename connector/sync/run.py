@@ -676,8 +676,18 @@ def parse_object_kinds(text: str) -> frozenset[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in BY_OPTION]
     if unknown or not names:
-        raise ConfigError(f"--objects takes a comma-separated subset of {', '.join(BY_OPTION)}; got {text!r}")
+        meant = [f"for {name} give {_KIND_MEANT[name]}" for name in unknown if name in _KIND_MEANT]
+        hint = f" ({'; '.join(meant)})" if meant else ""
+        raise ConfigError(
+            f"--objects takes a comma-separated subset of {', '.join(BY_OPTION)}; got {text!r}{hint}"
+        )
     return frozenset(names)
+
+
+# What a kind given wrongly most likely meant: an event table's name (`project_logs`), the singular.
+_KIND_MEANT = {kind.events.table: kind.option for kind in EVENT_KINDS if kind.events is not None} | {
+    kind.option.removesuffix("s"): kind.option for kind in KINDS
+}
 
 
 class _PositionRefused(Exception):

@@ -1029,6 +1029,13 @@ def test_one_path_as_both_the_duckdb_file_and_the_parquet_root_is_refused_before
             "invalid setting: --retain-hours: must be between 0 and 878,400",
         ),
         (["maintain", "--retain-hours", "nan"], {}, "must be between 0 and 878,400 hours, got nan"),
+        # A table's name, or a kind in the singular: the kind meant, named.
+        (
+            ["sync", "--objects", "project_logs,experiment"],
+            {},
+            "got 'project_logs,experiment' (for project_logs give logs; for experiment give experiments)",
+        ),
+        (["sync", "--objects", "traces"], {}, "project_scores, project_tags; got 'traces'"),
         # Beyond the bound by less than its shown digits: shown as given, not rounded into the range.
         (["maintain", "--retain-hours", "878400.4"], {}, "must be between 0 and 878,400 hours, got 878400.4"),
         (["maintain", "--retain-hours", "878401"], {}, "must be between 0 and 878,400 hours, got 878,401"),
