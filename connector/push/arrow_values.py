@@ -59,13 +59,10 @@ class ColumnPlan:
     Args:
         arrow_type: the type to cast the column to before `to_pylist`.
         fix: applied to each non-null value `to_pylist` returns, or None when they are final.
-        in_utc: for a zoned timestamp, the plan of its values in UTC, for a moment that falls outside
-            the years 1 to 9999 in its zone's local time (`9999-12-31T23:00Z` in Tokyo), not in UTC.
     """
 
     arrow_type: pa.DataType
     fix: Fix | None = None
-    in_utc: ColumnPlan | None = None
 
 
 def plan_column(data_type: pa.DataType) -> ColumnPlan:
@@ -278,22 +275,39 @@ def _shortest_half(value: float) -> float:
 
 
 def _plan_timestamp(data_type: pa.TimestampType) -> ColumnPlan:
-    """A timestamp: nanoseconds from their count; in UTC, a moment whose zone's offset has seconds, and
-    one its zone's local time cannot hold (`in_utc`).
+    """A timestamp: nanoseconds from their count, and a moment whose zone's offset has seconds in UTC.
 
     Raises:
         NoJsonForm: no time zone database knows its zone (refused here, not as its first value fails).
     """
     # pyarrow's own time zone object, so the text is what `to_pylist` gives a microsecond column.
     zone = None if data_type.tz is None else _zone(data_type.tz)
-    if data_type.unit == "ns":  # the years 1677 to 2262, which every zone's local time holds
+    if data_type.unit == "ns":
         return ColumnPlan(pa.int64(), _nanosecond_timestamp(zone))
-    if zone is None:
-        return ColumnPlan(data_type)
-    in_utc = ColumnPlan(pa.timestamp(data_type.unit, "UTC"))
-    if _has_offsets_of_seconds(zone):
-        return ColumnPlan(data_type, _in_whole_minutes, in_utc=in_utc)
-    return ColumnPlan(data_type, in_utc=in_utc)
+    if zone is not None and _has_offsets_of_seconds(zone):
+        return ColumnPlan(data_type, _in_whole_minutes)
+    return ColumnPlan(data_type)
+
+
+def zones_in_utc(data_type: pa.DataType) -> pa.DataType | None:
+    """`data_type` with every zoned timestamp in it, at any depth, in UTC instead (the same moments), or
+    None if it holds none of another zone. A moment near either end of the years Python holds can fall
+    outside them in its zone's local time (`9999-12-31T23:59:59Z` in Tokyo): it is sent in UTC."""
+    if pa.types.is_timestamp(data_type):
+        return None if data_type.tz in (None, "UTC") else pa.timestamp(data_type.unit, "UTC")
+    if pa.types.is_struct(data_type):
+        fields = [data_type.field(index) for index in range(data_type.num_fields)]
+        inner = [zones_in_utc(field.type) for field in fields]
+        if not any(inner):
+            return None
+        return pa.struct([f.with_type(t or f.type) for f, t in zip(fields, inner, strict=True)])
+    if pa.types.is_map(data_type):
+        items = zones_in_utc(data_type.item_type)
+        return None if items is None else pa.map_(data_type.key_field, data_type.item_field.with_type(items))
+    for is_list, list_type in _LIST_TYPES:
+        if is_list(data_type) and (values := zones_in_utc(data_type.value_type)) is not None:
+            return list_type(data_type.value_field.with_type(values), data_type)
+    return None
 
 
 def _nanosecond_timestamp(zone: tzinfo | None) -> Fix:

@@ -30,6 +30,7 @@ from connector.push.arrow_values import (
     plan_column,
     python_rows,
     time_count,
+    zones_in_utc,
 )
 from connector.push.read import (
     CHUNK_BYTES,
@@ -470,13 +471,14 @@ def _arrow_row(row: pa.RecordBatch, plans: list[ColumnPlan]) -> dict[str, Any] |
 
 
 def _value(column: pa.RecordBatch, plan: ColumnPlan) -> dict[str, Any]:
-    """The one value of a one-row, one-column batch, in UTC where its zone's local time cannot hold it."""
+    """The one value of a one-row, one-column batch, its zoned moments in UTC where their zone's local
+    time cannot hold them (`zones_in_utc`)."""
     try:
         return python_rows(column, [plan])[0]
     except OverflowError:
-        if plan.in_utc is None:
+        if (in_utc := zones_in_utc(column.schema.field(0).type)) is None:
             raise
-        return python_rows(column, [plan.in_utc])[0]
+        return python_rows(column, [plan_column(in_utc)])[0]
 
 
 def _as_text(value: pa.Scalar) -> str:

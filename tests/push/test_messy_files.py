@@ -703,18 +703,25 @@ def test_a_moment_beyond_the_years_of_its_zone_s_local_time_is_sent_in_utc(
         datetime(2024, 5, 1, tzinfo=UTC),
     )
     moments = [late, early, usual]
+    tokyo = pa.timestamp(unit, "Asia/Tokyo")
     columns = {
         "id": ["late", "early", "usual"],
-        "tokyo": pa.array(moments, pa.timestamp(unit, "Asia/Tokyo")),
+        "tokyo": pa.array(moments, tokyo),
         "new_york": pa.array(moments, pa.timestamp(unit, "America/New_York")),
         "monrovia": pa.array(moments, pa.timestamp(unit, "Africa/Monrovia")),
+        # And within a list, a struct or a map.
+        "listed": pa.array([[moment] for moment in moments], pa.list_(tokyo)),
+        "nested": pa.array([{"at": moment} for moment in moments], pa.struct([("at", tokyo)])),
+        "mapped": pa.array([[("at", moment)] for moment in moments], pa.map_(pa.string(), tokyo)),
     }
     pq.write_table(pa.table(columns), tmp_path / "edges.parquet")
-    summary = push(tmp_path / "edges.parquet", input=("tokyo", "new_york", "monrovia"))
+    summary = push(tmp_path / "edges.parquet", input=tuple(name for name in columns if name != "id"))
     assert (summary.rows_sent, summary.rows_skipped) == (3, 0)
     rows = stored(emulator)
     for row_id, moment in zip(columns["id"], moments, strict=True):
-        for name, text in rows[row_id]["input"].items():
+        sent = dict(rows[row_id]["input"])
+        sent |= {"listed": sent["listed"][0], "nested": sent["nested"]["at"], "mapped": sent["mapped"]["at"]}
+        for name, text in sent.items():
             assert datetime.fromisoformat(text) == moment, (row_id, name, text)
     # Only the moments the zone's local time cannot hold are in UTC; the others keep their zone.
     assert rows["late"]["input"]["tokyo"] == "9999-12-31T23:59:59+00:00"
