@@ -373,15 +373,33 @@ def test_a_rebuild_reads_the_whole_history_even_after_an_incremental_read_left_u
     ) == [(3_010, 3_010)]
 
 
+def _updated_after_a_sync(emulator: Emulator, warehouse: WarehouseSettings, name: str) -> dict[str, Any]:
+    """A project whose 50 logs are synced, one of them since updated upstream: the next sync merges."""
+    project = emulator.store.create_project(name)
+    emulator.store.insert("project_logs", project["id"], [{"id": f"r{i}", "input": i} for i in range(50)])
+    sync(emulator, warehouse)
+    emulator.store.insert("project_logs", project["id"], [{"id": "r1", "_is_merge": True, "output": "new"}])
+    return project
+
+
+def _fail_at_commit(monkeypatch: pytest.MonkeyPatch, object_id: str, error: BaseException) -> None:
+    """Have a merge of `object_id` fail with `error` as it writes its commit record."""
+    real_write = Root.write
+
+    def write(self: Root, relative: str, data: bytes, **options: Any) -> None:
+        if object_id in relative and relative.endswith("_sync_state.json"):
+            raise error
+        real_write(self, relative, data, **options)
+
+    monkeypatch.setattr(Root, "write", write)
+
+
 def test_every_file_of_a_table_lets_every_column_be_null_once_rewritten(
     emulator: Emulator, warehouse: WarehouseSettings
 ) -> None:
     # A rewritten file's columns holding no NULL were written REQUIRED (a first load's are OPTIONAL):
     # pyarrow took one file's schema for the tree, `input` not null, and refused to write what it read.
-    project = emulator.store.create_project("rewritten")
-    emulator.store.insert("project_logs", project["id"], [{"id": f"r{i}", "input": i} for i in range(50)])
-    sync(emulator, warehouse)
-    emulator.store.insert("project_logs", project["id"], [{"id": "r1", "_is_merge": True, "output": "new"}])
+    project = _updated_after_a_sync(emulator, warehouse, "rewritten")
     emulator.store.insert("project_logs", project["id"], [{"id": "no-input", "output": "only"}])
     sync(emulator, warehouse)
     versions = Path(warehouse.tables_root, "_bt_sync", "project_logs", f"project_id={project['id']}")
@@ -395,20 +413,11 @@ def test_every_file_of_a_table_lets_every_column_be_null_once_rewritten(
 def test_files_of_a_merge_that_never_committed_are_swept(
     emulator: Emulator, warehouse: WarehouseSettings, monkeypatch: pytest.MonkeyPatch, ended_by: str
 ) -> None:
-    project = emulator.store.create_project("swept")
-    emulator.store.insert("project_logs", project["id"], [{"id": f"r{i}", "input": i} for i in range(50)])
-    sync(emulator, warehouse)
-    emulator.store.insert("project_logs", project["id"], [{"id": "r1", "_is_merge": True, "output": "new"}])
-    real_write = Root.write
-
-    def die_at_commit(self: Root, relative: str, data: bytes, **options: Any) -> None:
-        if project["id"] in relative and relative.endswith("_sync_state.json"):
-            if ended_by == "a full disk":
-                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            raise KeyboardInterrupt
-        real_write(self, relative, data, **options)
-
-    monkeypatch.setattr(Root, "write", die_at_commit)
+    project = _updated_after_a_sync(emulator, warehouse, "swept")
+    full_disk = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    _fail_at_commit(
+        monkeypatch, project["id"], full_disk if ended_by == "a full disk" else KeyboardInterrupt()
+    )
     if ended_by == "a kill":
         # A killed process deletes nothing on its way out.
         monkeypatch.setattr(ParquetTree, "_drop_uncommitted", lambda *_, **__: None)
@@ -438,17 +447,7 @@ def test_a_merge_failing_again_deletes_what_earlier_failures_left_past_a_grace(
 ) -> None:
     # Each failed attempt left a copy of every file it rewrote for an hour: a merge failing at each
     # scheduled retry multiplied the object's disk.
-    project = emulator.store.create_project("retried")
-    emulator.store.insert("project_logs", project["id"], [{"id": f"r{i}", "input": i} for i in range(50)])
-    sync(emulator, warehouse)
-    emulator.store.insert("project_logs", project["id"], [{"id": "r1", "_is_merge": True, "output": "new"}])
-    real_write = Root.write
-
-    def die_at_commit(self: Root, relative: str, data: bytes, **options: Any) -> None:
-        if project["id"] in relative and relative.endswith("_sync_state.json"):
-            raise KeyboardInterrupt
-        real_write(self, relative, data, **options)
-
+    project = _updated_after_a_sync(emulator, warehouse, "retried")
     versions = Path(warehouse.tables_root, "_bt_sync", "project_logs", f"project_id={project['id']}")
     record_path = Path(
         warehouse.tables_root, "project_logs", f"project_id={project['id']}", "_sync_state.json"
@@ -457,7 +456,7 @@ def test_a_merge_failing_again_deletes_what_earlier_failures_left_past_a_grace(
     def uncommitted() -> set[str]:
         return {p.name for p in versions.iterdir() if p.name not in record_path.read_text()}
 
-    monkeypatch.setattr(Root, "write", die_at_commit)
+    _fail_at_commit(monkeypatch, project["id"], KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         sync(emulator, warehouse)
     first = uncommitted()
