@@ -14,10 +14,10 @@ from datetime import timedelta
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -56,16 +56,6 @@ class _Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, _DocumentedVariables(settings_cls)
 
-    @model_validator(mode="after")
-    def _warn_of_variables_spelt_otherwise(self) -> Self:
-        """Warn of a variable set whose name differs from one read only in case: it is not read."""
-        read = {name.upper(): name for field in type(self).model_fields.values() for name in read_from(field)}
-        for name in os.environ:
-            meant = read.get(name.upper(), name)
-            if name != meant:
-                _warn_unread(name, meant)
-        return self
-
 
 class _DocumentedVariables(PydanticBaseSettingsSource):
     """The environment, read by the names `_variables` gives each field, spelt exactly.
@@ -76,17 +66,23 @@ class _DocumentedVariables(PydanticBaseSettingsSource):
     """
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        variables = read_from(field)
-        value = next((os.environ[name] for name in variables if name in os.environ), None)
+        variables, name = read_from(field), variable_set(field)
         # Keyed by the documented name, as the keyword arguments are by pydantic-settings.
-        return value, variables[0] if variables else field_name, False
+        return None if name is None else os.environ[name], variables[0] if variables else field_name, False
 
     def __call__(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for field_name, field in self.settings_cls.model_fields.items():
+        fields = self.settings_cls.model_fields
+        for field_name, field in fields.items():
             value, key, _ = self.get_field_value(field, field_name)
             if value is not None:
                 values[key] = value
+        # A variable whose name differs from one read only in case is not read: said once.
+        read = {name.upper(): name for field in fields.values() for name in read_from(field)}
+        for name in os.environ:
+            meant = read.get(name.upper(), name)
+            if name != meant:
+                _warn_unread(name, meant)
         return values
 
 
@@ -106,6 +102,11 @@ def read_from(setting: FieldInfo) -> list[str]:
     """The variables a setting is read from, in `_variables`'s order (none for a field of no variable)."""
     variables = setting.validation_alias
     return [str(name) for name in variables.choices] if isinstance(variables, AliasChoices) else []
+
+
+def variable_set(setting: FieldInfo) -> str | None:
+    """The variable a setting is read from in this environment: the first of `read_from`'s that is set."""
+    return next((name for name in read_from(setting) if name in os.environ), None)
 
 
 def _refuse_what_is_not_utf8(text: str, remedy: str = "") -> None:
@@ -501,8 +502,7 @@ def hours_window(hours: float, setting: str) -> timedelta:
 def setting_named(field: str, flag: str, given: object) -> str:
     """How a message names a warehouse setting: by its `flag`, unless it was not `given` and a variable set
     it (`BT_SYNC_STATE_DIR=afile` was told `--state-dir afile: afile is not a directory`)."""
-    variables = read_from(WarehouseSettings.model_fields[field])
-    set_by = next((name for name in variables if name in os.environ), None)
+    set_by = variable_set(WarehouseSettings.model_fields[field])
     return set_by if given is None and set_by is not None else flag
 
 

@@ -308,12 +308,12 @@ def _setting_names(error: ValidationError) -> dict[str, str]:
     environment, the variable set (pydantic names a variable's value by the setting's documented one,
     `BT_SYNC_TIMEOUT`, though it was read from the alias `BT_SYNC_TIMEOUT_S`)."""
     # Loaded by the time its settings fail; here, not at the top, to keep `--help` quick.
-    from connector.config import ApiSettings, WarehouseSettings, read_from
+    from connector.config import ApiSettings, WarehouseSettings, read_from, variable_set
 
     if error.title not in (ApiSettings.__name__, WarehouseSettings.__name__):
         return _FLAGS
     names = dict(_FLAGS)
-    settings = (*ApiSettings.model_fields.values(), *WarehouseSettings.model_fields.values())
-    for variables in filter(None, map(read_from, settings)):
-        names[variables[0]] = next((name for name in variables if name in os.environ), variables[0])
+    for setting in (*ApiSettings.model_fields.values(), *WarehouseSettings.model_fields.values()):
+        if variables := read_from(setting):
+            names[variables[0]] = variable_set(setting) or variables[0]
     return names

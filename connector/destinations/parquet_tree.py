@@ -479,24 +479,37 @@ class ParquetTree:
         attempts go: left an hour (`_collect_garbage`), a merge failing at each retry kept a copy of every
         file it rewrote for each.
         """
-        where = self._files(ref.stream, ref.object_id)
-        abandoned_before = datetime.now(UTC) - ABANDONED_GRACE
+        abandoned_before = None if every else datetime.now(UTC) - ABANDONED_GRACE
         with suppress(WarehouseError, OSError):
             record = self._load(ref.stream, ref.object_id)
-            named: set[str] = set()
-            if record is not None:  # its versions, and those it retired (read by queries for an hour)
-                named = {f.version for f in record.files} | {r.version for r in record.retired}
-            for version in self.root.list(where.versions):
-                path = where.version_path(version)
-                if version in named:
-                    continue
-                # A file cut short (`.tmp`) is no query's: no `*.parquet` lists it.
-                if (
-                    every
-                    or version.endswith(".tmp")
-                    or (not written_by(version, token) and self.root.modified(path) < abandoned_before)
-                ):
-                    self.root.delete(path)
+            self._delete_unnamed(self._files(ref.stream, ref.object_id), record, abandoned_before, token)
+
+    def _delete_unnamed(
+        self,
+        where: ObjectFiles,
+        record: ObjectRecord | None,
+        before: datetime | None,
+        sparing: str | None = None,
+    ) -> None:
+        """Delete the versions of an object its record names neither current nor retired (written by merges
+        that never committed): a file cut short (`.tmp`, which no query lists) at once, the others written
+        before `before` (every one, if None), but for those of the merge given `sparing`."""
+        named: set[str] = set()
+        if record is not None:
+            named = {f.version for f in record.files} | {r.version for r in record.retired}
+        for version in self.root.list(where.versions):
+            path = where.version_path(version)
+            if version in named:
+                continue
+            if (
+                before is None
+                or version.endswith(".tmp")
+                or (
+                    (sparing is None or not written_by(version, sparing))
+                    and self.root.modified(path) < before
+                )
+            ):
+                self.root.delete(path)
 
     def remove_object(self, state: SyncState) -> None:
         """Take a deleted object's rows out of the tables (the caller holds the object's lock)."""
@@ -654,13 +667,7 @@ class ParquetTree:
         superseded = [s for s in record.superseded if s.at >= oldest_kept]
         for name in _leftovers(self.root.list(where.directory), record):
             self.root.delete(f"{where.directory}/{name}")
-        known = {f.version for f in record.files} | {r.version for r in record.retired}
-        for name in self.root.list(where.versions):
-            # Written by a merge that died before its commit: no record names it.
-            if name not in known and (
-                name.endswith(".tmp") or self.root.modified(where.version_path(name)) < oldest_kept
-            ):
-                self.root.delete(where.version_path(name))
+        self._delete_unnamed(where, record, oldest_kept)
         if not expired and len(superseded) == len(record.superseded):
             return record
         remaining = [r for r in record.retired if r.at >= oldest_kept]
